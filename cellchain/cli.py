@@ -1,0 +1,334 @@
+"""The ``cellchain`` command: init, demo, serve, users, audit, and Flask-Migrate's ``db``."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from flask_migrate import upgrade
+from sqlalchemy.exc import OperationalError
+
+from cellchain import create_app
+from cellchain.config import ConfigurationError
+from cellchain.core import accounts, audit
+from cellchain.core.accounts import AccountPolicy
+from cellchain.core.audit import AuditFilter
+from cellchain.core.roles import Role
+from cellchain.core.types import utcnow
+from cellchain.errors import DomainError
+from cellchain.extensions import db
+
+
+def _create_app() -> Flask:
+    try:
+        return create_app()
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from error
+
+
+class CellchainGroup(FlaskGroup):
+    """Flask's command group, with database errors reported in one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OperationalError as error:
+            raise click.ClickException(
+                f"The database is not ready ({error.orig}). Check CELLCHAIN_DATABASE_URL and "
+                "run `cellchain db upgrade` (or `cellchain init`)."
+            ) from error
+
+
+@click.group(cls=CellchainGroup, create_app=_create_app, add_default_commands=False)
+def main() -> None:
+    """cellchain: cell-therapy manufacturing and chain-of-identity tracker."""
+
+
+def _policy() -> AccountPolicy:
+    return AccountPolicy.from_config(current_app.config)
+
+
+def _cli_reason(reason: str) -> str:
+    """CLI actions are recorded as the system, naming the operating-system account."""
+    return f"{reason} (via cellchain CLI by OS user {getpass.getuser()})"
+
+
+def _fail(error: DomainError) -> click.ClickException:
+    details = "; ".join(f"{k}: {' '.join(v)}" for k, v in error.errors.items())
+    return click.ClickException(f"{error.detail} {details}".strip())
+
+
+# --- init, demo, serve ----------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--admin-username", default="admin", show_default=True)
+@click.option("--admin-name", default=None, help="Printed name of the first administrator.")
+@with_appcontext
+def init(admin_username: str, admin_name: str | None) -> None:
+    """Migrate the database, create the first administrator, load the default protocol.
+
+    The administrator's password is asked for (or read from CELLCHAIN_ADMIN_PASSWORD).
+    """
+    from cellchain.dosing import service as dosing
+
+    upgrade()
+    now = utcnow()
+    if accounts.count_users(db.session) == 0:
+        name = admin_name or click.prompt("Printed name of the first administrator")
+        password = os.environ.get("CELLCHAIN_ADMIN_PASSWORD") or click.prompt(
+            f"Password for {admin_username}", hide_input=True, confirmation_prompt=True
+        )
+        try:
+            accounts.create_user(
+                db.session,
+                actor=None,
+                now=now,
+                username=admin_username,
+                full_name=name,
+                password=password,
+                roles=[Role.ADMIN],
+                policy=_policy(),
+            )
+        except DomainError as error:
+            db.session.rollback()
+            raise _fail(error) from error
+        click.echo(f"Created administrator {admin_username}.")
+    protocol = dosing.load_default_protocol(db.session, actor=None, now=now)
+    db.session.commit()
+    click.echo(
+        f"Protocol {protocol.code} v{protocol.version} is {protocol.status}; "
+        "QA approves it with a signature on the Protocols page."
+    )
+
+
+def _serve_development(app: Flask, host: str, port: int) -> None:
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+@main.command(with_appcontext=False)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option(
+    "--database",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite file for the demo (default: instance/demo.sqlite, recreated).",
+)
+@click.option("--no-serve", is_flag=True, help="Build the demo database and stop.")
+def demo(host: str, port: int, database: Path | None, no_serve: bool) -> None:
+    """A fresh demo site on SQLite: users for every role, the NCT01420432 protocol, served."""
+    from cellchain.demo import DEMO_USERS, seed_demo
+
+    probe = create_app({"ENV_NAME": "development", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    path = database or Path(probe.instance_path) / "demo.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        path.unlink()
+    app = create_app(
+        {"ENV_NAME": "development", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path.resolve()}"}
+    )
+    with app.app_context():
+        upgrade()
+        site = seed_demo(
+            db.session,
+            now=utcnow(),
+            facility_code=app.config["FACILITY_CODE"],
+            policy=AccountPolicy.from_config(app.config),
+        )
+        db.session.commit()
+        dins = [row.code for row in site.reserved_dins]
+    click.echo(f"Demo database: {path}")
+    click.echo("Demo users (username / password / role):")
+    for user in DEMO_USERS:
+        click.echo(f"  {user.username:<13} {user.password:<24} {user.role.label}")
+    click.echo(f"Reserved DINs to try in the scan box: {', '.join(dins)}")
+    if no_serve:
+        return
+    click.echo(f"Serving on http://{host}:{port}/  (Ctrl+C stops)")
+    _serve_development(app, host, port)
+
+
+@main.command(with_appcontext=False)
+@click.option("--bind", default="127.0.0.1:8000", show_default=True)
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--dev", is_flag=True, help="Werkzeug's single-process server instead of gunicorn.")
+def serve(bind: str, workers: int, dev: bool) -> None:
+    """Serve the app configured by CELLCHAIN_* variables (gunicorn; --dev for Werkzeug)."""
+    app = _create_app()
+    host, _, port = bind.rpartition(":")
+    if dev:
+        _serve_development(app, host or "127.0.0.1", int(port))
+        return
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", bind)
+            self.cfg.set("workers", workers)
+
+        def load(self) -> Any:
+            return app
+
+    Server().run()
+
+
+# --- users ------------------------------------------------------------------------------------
+
+
+@main.group()
+def users() -> None:
+    """Manage accounts (recorded in the audit trail as the system)."""
+
+
+@users.command("list")
+@with_appcontext
+def users_list() -> None:
+    for user in accounts.list_users(db.session):
+        status = "deactivated" if not user.active else ("LOCKED" if user.locked else "active")
+        roles = ",".join(sorted(role.value for role in user.roles))
+        click.echo(f"{user.username:<20} {status:<12} {roles:<40} {user.full_name}")
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--full-name", required=True, help="Printed name shown with signatures.")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice([r.value for r in Role]),
+    help="Repeat for several roles.",
+)
+@click.option("--password", default=None, help="Asked for when not given.")
+@with_appcontext
+def users_create(
+    username: str, full_name: str, roles: tuple[str, ...], password: str | None
+) -> None:
+    """Create an account."""
+    password = password or click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        accounts.create_user(
+            db.session,
+            actor=None,
+            now=utcnow(),
+            username=username,
+            full_name=full_name,
+            password=password,
+            roles=roles,
+            policy=_policy(),
+        )
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        raise _fail(error) from error
+    click.echo(f"Created {username}.")
+
+
+def _user_or_fail(username: str) -> Any:
+    user = accounts.find_user(db.session, username)
+    if user is None:
+        raise click.ClickException(f"There is no user {username!r}.")
+    return user
+
+
+@users.command("deactivate")
+@click.argument("username")
+@click.option("--reason", required=True)
+@with_appcontext
+def users_deactivate(username: str, reason: str) -> None:
+    """Deactivate an account for good."""
+    try:
+        accounts.deactivate_user(
+            db.session,
+            actor=None,
+            now=utcnow(),
+            user=_user_or_fail(username),
+            reason=_cli_reason(reason),
+        )
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        raise _fail(error) from error
+    click.echo(f"Deactivated {username}.")
+
+
+@users.command("unlock")
+@click.argument("username")
+@click.option("--reason", required=True)
+@with_appcontext
+def users_unlock(username: str, reason: str) -> None:
+    """Unlock an account locked after failed attempts."""
+    try:
+        accounts.unlock_user(
+            db.session,
+            actor=None,
+            now=utcnow(),
+            user=_user_or_fail(username),
+            reason=_cli_reason(reason),
+        )
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        raise _fail(error) from error
+    click.echo(f"Unlocked {username}.")
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """Check and export the audit trail."""
+
+
+@audit_group.command("verify")
+@with_appcontext
+def audit_verify() -> None:
+    """Walk the hash chain; exit 1 and name the first broken entry if it was tampered with."""
+    report = audit.verify_chain(db.session)
+    if report.intact:
+        click.echo(f"Audit chain intact: {report.entries_checked} entries verified.")
+        return
+    click.echo(
+        f"Audit chain BROKEN at entry #{report.first_broken_seq}: {report.problem}.", err=True
+    )
+    click.echo(f"{report.entries_checked} entries before it verified.", err=True)
+    sys.exit(1)
+
+
+@audit_group.command("export")
+@click.option(
+    "--output",
+    "-o",
+    type=click.File("w", encoding="utf-8"),
+    default="-",
+    help="File to write (default: standard output).",
+)
+@click.option("--entity-type")
+@click.option("--entity-id")
+@click.option("--actor")
+@click.option("--action")
+@with_appcontext
+def audit_export(
+    output: Any,
+    entity_type: str | None,
+    entity_id: str | None,
+    actor: str | None,
+    action: str | None,
+) -> None:
+    """Export the audit trail (optionally filtered) as CSV."""
+    criteria = AuditFilter(
+        entity_type=entity_type, entity_id=entity_id, actor_username=actor, action=action
+    )
+    for line in audit.export_csv_rows(db.session, criteria):
+        output.write(line)

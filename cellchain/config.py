@@ -1,0 +1,104 @@
+"""Configuration: defaults per environment, overridden by ``CELLCHAIN_*`` variables.
+
+The environment is chosen by ``CELLCHAIN_ENV`` (``production`` unless said otherwise, so that
+a forgotten variable fails safe). Outside development and tests the app refuses to start
+without a real secret key and facility code, and says what to set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+#: The development secret. Production refuses to start with it.
+DEVELOPMENT_SECRET_KEY = "cellchain-development-secret-not-for-production"
+
+#: A facility code of the right shape that is plainly not registered with ICCBBA.
+DEMO_FACILITY_CODE = "X9999"
+
+ENVIRONMENTS = ("production", "development", "testing")
+
+
+class ConfigurationError(RuntimeError):
+    """The configuration cannot run a site safely; the message says what to set."""
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(f"CELLCHAIN_{name}")
+    return value if value not in (None, "") else None
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"CELLCHAIN_{name} must be a whole number, not {raw!r}.") from exc
+
+
+def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Build the Flask config for the environment named by CELLCHAIN_ENV (or the overrides)."""
+    overrides = dict(overrides or {})
+    environment = overrides.get("ENV_NAME") or _env("ENV") or "production"
+    if environment not in ENVIRONMENTS:
+        raise ConfigurationError(
+            f"CELLCHAIN_ENV is {environment!r}; use one of {', '.join(ENVIRONMENTS)}."
+        )
+    relaxed = environment in ("development", "testing")
+    default_db = "sqlite:///" + os.path.join(instance_path, "cellchain.sqlite")
+    config: dict[str, Any] = {
+        "ENV_NAME": environment,
+        "TESTING": environment == "testing",
+        "SECRET_KEY": _env("SECRET_KEY") or (DEVELOPMENT_SECRET_KEY if relaxed else None),
+        "SQLALCHEMY_DATABASE_URI": _env("DATABASE_URL") or default_db,
+        "FACILITY_CODE": _env("FACILITY_CODE") or (DEMO_FACILITY_CODE if relaxed else None),
+        "SITE_NAME": _env("SITE_NAME") or "cellchain demo site",
+        "SITE_TIMEZONE": _env("TIMEZONE") or "UTC",
+        "IDLE_TIMEOUT_MINUTES": _int_env("IDLE_TIMEOUT_MINUTES", 15),
+        "LOCKOUT_THRESHOLD": _int_env("LOCKOUT_THRESHOLD", 5),
+        "PASSWORD_MIN_LENGTH": _int_env("PASSWORD_MIN_LENGTH", 12),
+        # scrypt is werkzeug's default; tests override with a fast hash.
+        "PASSWORD_HASH_METHOD": _env("PASSWORD_HASH_METHOD") or "scrypt",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": environment == "production",
+        "REMEMBER_COOKIE_DURATION": 0,
+        "WTF_CSRF_CHECK_DEFAULT": False,  # checked in cellchain.web.security for cookie requests
+        "WTF_CSRF_TIME_LIMIT": None,  # the session itself expires after idle time
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # flask-smorest
+        "API_TITLE": "cellchain",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "docs",
+        "OPENAPI_SWAGGER_UI_URL": "/api/v1/docs-static/",
+    }
+    config.update(overrides)
+    config["SESSION_COOKIE_SECURE"] = bool(
+        overrides.get("SESSION_COOKIE_SECURE", config["ENV_NAME"] == "production")
+    )
+    check_config(config)
+    return config
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """Refuse to run a site with settings that would make its records untrustworthy."""
+    if config["ENV_NAME"] in ("development", "testing"):
+        return
+    key = config.get("SECRET_KEY")
+    if not key or key == DEVELOPMENT_SECRET_KEY or len(key) < 32:
+        raise ConfigurationError(
+            "CELLCHAIN_SECRET_KEY is missing, too short or the development default. Set it to "
+            "a long random value, e.g. the output of: python -c 'import secrets; "
+            "print(secrets.token_hex(32))' (or set CELLCHAIN_ENV=development for a trial run)."
+        )
+    if not config.get("FACILITY_CODE"):
+        raise ConfigurationError(
+            "CELLCHAIN_FACILITY_CODE is missing. Set it to the site's 5-character ISBT 128 "
+            "facility identification number (FIN) issued by ICCBBA."
+        )

@@ -1,0 +1,1 @@
+"""Shared kernel: model types, identifiers, audit trail, e-signatures, users and roles."""

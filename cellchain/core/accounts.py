@@ -1,0 +1,454 @@
+"""Accounts: users, roles, authentication, lockout and API tokens (DOMAIN.md §6).
+
+Accounts are deactivated, never deleted, so a username can never be reused. Every failed
+authentication, at login or when signing, counts toward the lockout; the failure is
+recorded even though the use case that asked for it is rolled back (see ``CredentialsRejected``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from cellchain.core import audit
+from cellchain.core.models import ApiToken, User, UserRole
+from cellchain.core.roles import Permission, Role, has_permission
+from cellchain.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
+
+USERNAME_PATTERN = re.compile(r"^[a-z][a-z0-9._-]{1,39}$")
+TOKEN_PREFIX = "ccpat_"
+
+
+@dataclass(frozen=True)
+class AccountPolicy:
+    """Site settings for accounts, taken from the app config by the interface layer."""
+
+    lockout_threshold: int = 5
+    password_min_length: int = 12
+    password_hash_method: str = "scrypt"
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> AccountPolicy:
+        return cls(
+            lockout_threshold=config["LOCKOUT_THRESHOLD"],
+            password_min_length=config["PASSWORD_MIN_LENGTH"],
+            password_hash_method=config["PASSWORD_HASH_METHOD"],
+        )
+
+
+class CredentialsRejected(AuthenticationFailed):
+    """A password was wrong, or the account cannot authenticate.
+
+    The interface layer rolls the use case back and then calls
+    ``record_failed_authentication`` in a transaction of its own, so the attempt is audited
+    and counted however the use case ends.
+    """
+
+    def __init__(self, detail: str, *, username: str, purpose: str, counts: bool = True) -> None:
+        super().__init__(detail)
+        self.username = username
+        self.purpose = purpose
+        #: whether this attempt counts toward the lockout (a wrong password does)
+        self.counts = counts
+
+
+def normalise_username(username: str) -> str:
+    return username.strip().lower()
+
+
+def _check_password_policy(password: str, policy: AccountPolicy) -> None:
+    if len(password) < policy.password_min_length:
+        raise InvalidInput(
+            f"The password must have at least {policy.password_min_length} characters.",
+            errors={"password": [f"At least {policy.password_min_length} characters."]},
+        )
+
+
+def _parse_roles(roles: Iterable[str | Role]) -> set[Role]:
+    parsed: set[Role] = set()
+    for role in roles:
+        try:
+            parsed.add(Role(role))
+        except ValueError as exc:
+            raise InvalidInput(
+                f"{role!r} is not a role; roles are {', '.join(r.value for r in Role)}.",
+                errors={"roles": [f"Unknown role {role!r}."]},
+            ) from exc
+    if not parsed:
+        raise InvalidInput("A user needs at least one role.", errors={"roles": ["Choose a role."]})
+    return parsed
+
+
+def find_user(session: Session, username: str) -> User | None:
+    return session.execute(
+        select(User).where(User.username == normalise_username(username))
+    ).scalar_one_or_none()
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"There is no user #{user_id}.")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.execute(select(User).order_by(User.username)).scalars())
+
+
+def create_user(
+    session: Session,
+    *,
+    actor: User | None,
+    now: dt.datetime,
+    username: str,
+    full_name: str,
+    password: str,
+    roles: Iterable[str | Role],
+    policy: AccountPolicy,
+) -> User:
+    """Create an account. A username that was ever used, even by a deactivated user, is refused."""
+    username = normalise_username(username)
+    if not USERNAME_PATTERN.match(username):
+        raise InvalidInput(
+            "A username is 2–40 characters: lower-case letters, digits, '.', '_' or '-', "
+            "starting with a letter.",
+            errors={"username": ["Not a valid username."]},
+        )
+    full_name = full_name.strip()
+    if not full_name:
+        raise InvalidInput(
+            "The full name is printed with every signature; it is required.",
+            errors={"full_name": ["Required."]},
+        )
+    role_set = _parse_roles(roles)
+    _check_password_policy(password, policy)
+    if find_user(session, username) is not None:
+        raise Conflict(
+            f"The username {username!r} has already been used; usernames are never reused.",
+            errors={"username": ["Already used."]},
+        )
+    user = User(
+        username=username,
+        full_name=full_name,
+        password_hash=generate_password_hash(password, method=policy.password_hash_method),
+        active=True,
+        failed_attempts=0,
+        created_at=now,
+        created_by_id=actor.id if actor else None,
+    )
+    user.role_rows = [UserRole(role=role.value) for role in sorted(role_set)]
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="user.created",
+        entity_type="user",
+        entity_id=user.id,
+        changes={
+            "username": (None, username),
+            "full_name": (None, full_name),
+            "roles": (None, sorted(role.value for role in role_set)),
+        },
+    )
+    return user
+
+
+def set_roles(
+    session: Session,
+    *,
+    actor: User | None,
+    now: dt.datetime,
+    user: User,
+    roles: Iterable[str | Role],
+    reason: str | None,
+) -> None:
+    """Replace a user's roles; a change of who may do what needs a reason."""
+    new = _parse_roles(roles)
+    old = set(user.roles)
+    if new == old:
+        return
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="user.roles_changed",
+        entity_type="user",
+        entity_id=user.id,
+        changes={"roles": (sorted(r.value for r in old), sorted(r.value for r in new))},
+        reason=reason,
+        reason_required=True,
+    )
+    user.role_rows = [UserRole(role=role.value) for role in sorted(new)]
+    session.flush()
+
+
+def deactivate_user(
+    session: Session, *, actor: User | None, now: dt.datetime, user: User, reason: str | None
+) -> None:
+    """Deactivate an account for good (it keeps its history and its username)."""
+    if not user.active:
+        raise Conflict(f"{user.username} is already deactivated.")
+    if actor is not None and actor.id == user.id:
+        raise Conflict("You cannot deactivate your own account.")
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="user.deactivated",
+        entity_type="user",
+        entity_id=user.id,
+        changes={"active": (True, False)},
+        reason=reason,
+        reason_required=True,
+    )
+    user.active = False
+    user.deactivated_at = now
+    for token in user.tokens:
+        if not token.revoked:
+            token.revoked_at = now
+            token.revoked_by_id = actor.id if actor else None
+    session.flush()
+
+
+def unlock_user(
+    session: Session, *, actor: User | None, now: dt.datetime, user: User, reason: str | None
+) -> None:
+    """Lift a lockout after repeated failures; an administrator does this, with a reason."""
+    if not user.locked:
+        raise Conflict(f"{user.username} is not locked.")
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="user.unlocked",
+        entity_type="user",
+        entity_id=user.id,
+        changes={"locked_at": (user.locked_at, None), "failed_attempts": (user.failed_attempts, 0)},
+        reason=reason,
+        reason_required=True,
+    )
+    user.locked_at = None
+    user.failed_attempts = 0
+    session.flush()
+
+
+def change_password(
+    session: Session,
+    *,
+    user: User,
+    now: dt.datetime,
+    current_password: str,
+    new_password: str,
+    policy: AccountPolicy,
+) -> None:
+    """A user changes their own password, proving the current one."""
+    verify_password(session, user=user, password=current_password, purpose="password change")
+    _check_password_policy(new_password, policy)
+    user.password_hash = generate_password_hash(new_password, method=policy.password_hash_method)
+    audit.record(
+        session,
+        actor=user,
+        at=now,
+        action="user.password_changed",
+        entity_type="user",
+        entity_id=user.id,
+    )
+
+
+def verify_password(session: Session, *, user: User, password: str, purpose: str) -> None:
+    """Re-authenticate ``user``; raise ``CredentialsRejected`` unless the password is right
+    and the account may act. A success resets the count of consecutive failures."""
+    if not user.active:
+        raise CredentialsRejected(
+            "This account is deactivated.", username=user.username, purpose=purpose, counts=False
+        )
+    if user.locked:
+        raise CredentialsRejected(
+            "This account is locked after repeated failed attempts; an administrator must "
+            "unlock it.",
+            username=user.username,
+            purpose=purpose,
+            counts=False,
+        )
+    if not check_password_hash(user.password_hash, password):
+        raise CredentialsRejected(
+            "The password is not correct.", username=user.username, purpose=purpose
+        )
+    if user.failed_attempts:
+        user.failed_attempts = 0
+        session.flush()
+
+
+def authenticate(session: Session, *, username: str, password: str, now: dt.datetime) -> User:
+    """Log in: the user if the username and password are right and the account may act."""
+    user = find_user(session, username)
+    if user is None:
+        raise CredentialsRejected(
+            "The username or password is not correct.",
+            username=normalise_username(username)[:40],
+            purpose="login",
+        )
+    try:
+        verify_password(session, user=user, password=password, purpose="login")
+    except CredentialsRejected as exc:
+        if exc.counts:
+            exc.detail = "The username or password is not correct."
+            exc.args = (exc.detail,)
+        raise
+    audit.record(
+        session, actor=user, at=now, action="login.succeeded", entity_type="user", entity_id=user.id
+    )
+    return user
+
+
+def record_failed_authentication(
+    session: Session, *, failure: CredentialsRejected, now: dt.datetime, policy: AccountPolicy
+) -> bool:
+    """Audit a rejected authentication and count it toward the lockout.
+
+    Runs in a transaction of its own after the use case was rolled back. Returns whether
+    this attempt locked the account.
+    """
+    user = find_user(session, failure.username)
+    action = f"{failure.purpose.replace(' ', '_')}.failed"
+    if user is None:
+        audit.record(
+            session,
+            actor=None,
+            at=now,
+            action=f"{action}_unknown_user",
+            entity_type="user",
+            entity_id=failure.username or "(empty)",
+        )
+        return False
+    changes: dict[str, tuple[Any, Any]] = {}
+    locked_now = False
+    if failure.counts:
+        changes["failed_attempts"] = (user.failed_attempts, user.failed_attempts + 1)
+        user.failed_attempts += 1
+        if user.failed_attempts >= policy.lockout_threshold and not user.locked:
+            user.locked_at = now
+            changes["locked_at"] = (None, now)
+            locked_now = True
+    audit.record(
+        session,
+        actor=user,
+        at=now,
+        action=action,
+        entity_type="user",
+        entity_id=user.id,
+        changes=changes,
+        reason=failure.detail,
+    )
+    if locked_now:
+        audit.record(
+            session,
+            actor=None,
+            at=now,
+            action="user.locked",
+            entity_type="user",
+            entity_id=user.id,
+            reason=f"{user.failed_attempts} consecutive failed authentications",
+        )
+    session.flush()
+    return locked_now
+
+
+# --- API tokens -------------------------------------------------------------------------
+
+
+def hash_token(token: str) -> str:
+    """Tokens are 256-bit random values, so a plain SHA-256 is a safe way to store them."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(
+    session: Session, *, user: User, now: dt.datetime, name: str
+) -> tuple[ApiToken, str]:
+    """A new bearer token for ``user``; the token text is returned once and never stored."""
+    name = name.strip()
+    if not name:
+        raise InvalidInput(
+            "Give the token a name, such as the device that will use it.",
+            errors={"name": ["Required."]},
+        )
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(
+        user_id=user.id,
+        name=name[:80],
+        prefix=token[: len(TOKEN_PREFIX) + 6],
+        token_hash=hash_token(token),
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        actor=user,
+        at=now,
+        action="api_token.created",
+        entity_type="api_token",
+        entity_id=row.id,
+        changes={"name": (None, row.name), "prefix": (None, row.prefix)},
+    )
+    return row, token
+
+
+def list_tokens(session: Session, user: User) -> list[ApiToken]:
+    return list(
+        session.execute(
+            select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)
+        ).scalars()
+    )
+
+
+def revoke_token(session: Session, *, actor: User, now: dt.datetime, token_id: int) -> ApiToken:
+    """Revoke a token; its holder or an administrator may, and it cannot be undone."""
+    token = session.get(ApiToken, token_id)
+    if token is None or (
+        token.user_id != actor.id and not has_permission(actor.roles, Permission.MANAGE_USERS)
+    ):
+        raise NotFound(f"There is no API token #{token_id} of yours.")
+    if token.revoked:
+        raise Conflict(f"API token {token.prefix}… is already revoked.")
+    token.revoked_at = now
+    token.revoked_by_id = actor.id
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="api_token.revoked",
+        entity_type="api_token",
+        entity_id=token.id,
+        changes={"revoked_at": (None, now)},
+    )
+    return token
+
+
+def user_for_token(session: Session, token: str, now: dt.datetime) -> User | None:
+    """The active user a bearer token belongs to, or None for an unknown or revoked token."""
+    row = session.execute(
+        select(ApiToken).where(ApiToken.token_hash == hash_token(token))
+    ).scalar_one_or_none()
+    if row is None or row.revoked or not row.user.is_active:
+        return None
+    # Record use at most once a minute so reads do not turn into writes on every call.
+    if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=1):
+        row.last_used_at = now
+    return row.user
+
+
+def count_users(session: Session) -> int:
+    return session.execute(select(func.count(User.id))).scalar_one()

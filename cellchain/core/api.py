@@ -1,0 +1,242 @@
+"""API of the shared kernel: me, users, tokens, audit trail, identifiers, scan.
+
+Load → call the service → dump. No rules here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, stream_with_context
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from cellchain.core import accounts, audit, numbering
+from cellchain.core.audit import AuditFilter
+from cellchain.core.roles import Permission
+from cellchain.core.schemas import (
+    AuditEntryOut,
+    AuditQueryIn,
+    ChainReportOut,
+    DinReserveIn,
+    IdentifierOut,
+    ReasonIn,
+    RolesIn,
+    ScanOut,
+    ScanQueryIn,
+    TokenCreatedOut,
+    TokenCreateIn,
+    TokenOut,
+    UserCreateIn,
+    UserOut,
+)
+from cellchain.extensions import db
+from cellchain.http import account_policy, acting_user, now, requires, unit_of_work
+from cellchain.web.resolve import record_url
+
+account_api = Blueprint("account_api", __name__, url_prefix="/api/v1", description="Your account")
+users_api = Blueprint("users_api", __name__, url_prefix="/api/v1/users", description="Users")
+audit_api = Blueprint("audit_api", __name__, url_prefix="/api/v1/audit", description="Audit trail")
+identifiers_api = Blueprint(
+    "identifiers_api", __name__, url_prefix="/api/v1", description="Identifiers and scanning"
+)
+blueprints = (account_api, users_api, audit_api, identifiers_api)
+
+
+def audit_filter(args: dict[str, Any]) -> AuditFilter:
+    return AuditFilter(
+        entity_type=args.get("entity_type"),
+        entity_id=args.get("entity_id"),
+        actor_username=args.get("actor"),
+        action=args.get("action"),
+        since=args.get("since"),
+        until=args.get("until"),
+    )
+
+
+# --- account --------------------------------------------------------------------------
+
+
+@account_api.get("/me")
+@requires(Permission.USE_APP)
+@account_api.response(200, UserOut)
+def me() -> Any:
+    """The user the request is authenticated as."""
+    return acting_user()
+
+
+@account_api.route("/tokens")
+class Tokens(MethodView):
+    @requires(Permission.USE_APP)
+    @account_api.response(200, TokenOut(many=True))
+    def get(self) -> Any:
+        """Your API tokens (never the tokens themselves)."""
+        return accounts.list_tokens(db.session, acting_user())
+
+    @requires(Permission.USE_APP)
+    @account_api.arguments(TokenCreateIn)
+    @account_api.response(201, TokenCreatedOut)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Create a token. The response is the only time the token is shown."""
+        with unit_of_work() as session:
+            row, token = accounts.create_token(
+                session, user=acting_user(), now=now(), name=data["name"]
+            )
+            out = TokenCreatedOut().dump(row)
+        out["token"] = token
+        return out
+
+
+@account_api.post("/tokens/<int:token_id>/revoke")
+@requires(Permission.USE_APP)
+@account_api.response(200, TokenOut)
+def revoke_token(token_id: int) -> Any:
+    """Revoke one of your tokens (administrators: anyone's)."""
+    with unit_of_work() as session:
+        token = accounts.revoke_token(session, actor=acting_user(), now=now(), token_id=token_id)
+        return TokenOut().dump(token)
+
+
+# --- users ----------------------------------------------------------------------------
+
+
+@users_api.route("")
+class Users(MethodView):
+    @requires(Permission.MANAGE_USERS)
+    @users_api.response(200, UserOut(many=True))
+    def get(self) -> Any:
+        """All accounts, active or not."""
+        return accounts.list_users(db.session)
+
+    @requires(Permission.MANAGE_USERS)
+    @users_api.arguments(UserCreateIn)
+    @users_api.response(201, UserOut)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Create an account."""
+        with unit_of_work() as session:
+            user = accounts.create_user(
+                session, actor=acting_user(), now=now(), policy=account_policy(), **data
+            )
+            return UserOut().dump(user)
+
+
+@users_api.get("/<int:user_id>")
+@requires(Permission.MANAGE_USERS)
+@users_api.response(200, UserOut)
+def get_user(user_id: int) -> Any:
+    return accounts.get_user(db.session, user_id)
+
+
+@users_api.post("/<int:user_id>/deactivate")
+@requires(Permission.MANAGE_USERS)
+@users_api.arguments(ReasonIn)
+@users_api.response(200, UserOut)
+def deactivate_user(data: dict[str, Any], user_id: int) -> Any:
+    """Deactivate an account for good; its tokens are revoked. Needs a reason."""
+    with unit_of_work() as session:
+        user = accounts.get_user(session, user_id)
+        accounts.deactivate_user(session, actor=acting_user(), now=now(), user=user, **data)
+        return UserOut().dump(user)
+
+
+@users_api.post("/<int:user_id>/unlock")
+@requires(Permission.MANAGE_USERS)
+@users_api.arguments(ReasonIn)
+@users_api.response(200, UserOut)
+def unlock_user(data: dict[str, Any], user_id: int) -> Any:
+    """Unlock an account locked by failed attempts. Needs a reason."""
+    with unit_of_work() as session:
+        user = accounts.get_user(session, user_id)
+        accounts.unlock_user(session, actor=acting_user(), now=now(), user=user, **data)
+        return UserOut().dump(user)
+
+
+@users_api.put("/<int:user_id>/roles")
+@requires(Permission.MANAGE_USERS)
+@users_api.arguments(RolesIn)
+@users_api.response(200, UserOut)
+def set_roles(data: dict[str, Any], user_id: int) -> Any:
+    """Replace an account's roles. Needs a reason."""
+    with unit_of_work() as session:
+        user = accounts.get_user(session, user_id)
+        accounts.set_roles(session, actor=acting_user(), now=now(), user=user, **data)
+        return UserOut().dump(user)
+
+
+# --- audit ----------------------------------------------------------------------------
+
+
+@audit_api.get("")
+@requires(Permission.READ_AUDIT)
+@audit_api.arguments(AuditQueryIn, location="query")
+@audit_api.response(200, AuditEntryOut(many=True))
+def list_audit(args: dict[str, Any]) -> Any:
+    """Audit entries, oldest first, filtered by record, user, action and time."""
+    return audit.list_entries(
+        db.session, audit_filter(args), limit=args["limit"], offset=args["offset"]
+    )
+
+
+@audit_api.get("/export.csv")
+@requires(Permission.READ_AUDIT)
+@audit_api.arguments(AuditQueryIn, location="query")
+@audit_api.response(200, description="CSV, one row per entry", content_type="text/csv")
+def export_audit(args: dict[str, Any]) -> Any:
+    """The filtered audit trail as CSV (all matching entries; limit/offset are ignored)."""
+    rows = audit.export_csv_rows(db.session, audit_filter(args))
+    return Response(
+        stream_with_context(rows),
+        mimetype="text/csv",
+        headers={"Content-Disposition": "attachment; filename=cellchain-audit.csv"},
+    )
+
+
+@audit_api.post("/verify")
+@requires(Permission.VERIFY_AUDIT)
+@audit_api.response(200, ChainReportOut)
+def verify_audit() -> Any:
+    """Walk the hash chain and report the first entry edited, deleted or inserted."""
+    return audit.verify_chain(db.session)
+
+
+# --- identifiers and scanning ---------------------------------------------------------
+
+
+@identifiers_api.get("/scan")
+@requires(Permission.USE_APP)
+@identifiers_api.arguments(ScanQueryIn, location="query")
+@identifiers_api.response(200, ScanOut)
+def scan(args: dict[str, Any]) -> Any:
+    """Resolve a scanned or typed code to exactly one record, or say what is wrong."""
+    issued = numbering.lookup(db.session, args["code"])
+    out = ScanOut().dump(issued)
+    out["url"] = record_url(issued)
+    return out
+
+
+@identifiers_api.get("/identifiers/<code>")
+@requires(Permission.READ_RECORDS)
+@identifiers_api.response(200, IdentifierOut)
+def get_identifier(code: str) -> Any:
+    """One issued identifier and what it identifies."""
+    return numbering.lookup(db.session, code)
+
+
+@identifiers_api.post("/identifiers/din")
+@requires(Permission.ALLOCATE_IDENTIFIERS)
+@identifiers_api.arguments(DinReserveIn)
+@identifiers_api.response(201, IdentifierOut(many=True))
+def reserve_dins(data: dict[str, Any]) -> Any:
+    """Reserve the next DINs of this year, e.g. for pre-printed label stock."""
+    with unit_of_work() as session:
+        issued = [
+            numbering.allocate_din(
+                session,
+                facility_code=current_app.config["FACILITY_CODE"],
+                actor=acting_user(),
+                now=now(),
+                purpose=data["purpose"],
+            )
+            for _ in range(data["count"])
+        ]
+        return IdentifierOut(many=True).dump(issued)

@@ -1,0 +1,511 @@
+"""ISBT 128-style identifiers: the DIN, the chain-of-identity identifier and their check character.
+
+Formats (see DOMAIN.md section 2; ICCBBA ST-001 and ST-028 define the structures, which are public):
+
+* **Facility code** ``αppp``-style, 5 characters: the first is A–N, P–Z or 1–9 (never the letter O,
+  never zero); the 2nd and 3rd are letters or digits but never the letter O; the 4th and 5th are
+  digits. Real facility codes are assigned by ICCBBA and are site configuration.
+* **DIN** (donation identification number), 13 characters: facility (5) + nominal year (2) +
+  sequence within that year (6, ``000001``–``999999``). Example ``G123498654321``.
+* **Chain-of-identity identifier (COI)**, 15 characters: ``CH`` + facility (5) + year (2) +
+  sequence (6). Example ``CHG123498654321``.
+* **Check character K**: ISO/IEC 7064 MOD 37-2 over the whole body (for a COI including ``CH``),
+  alphabet ``0-9A-Z*`` (values 0–36). It is printed boxed after the identifier (``[H]``) for
+  keyboard entry and catches every single mistyped character and every swap of two neighbours.
+  The canonical form stored in the database is body + K, e.g. ``G123498654321H``.
+* **ISBT DIN barcode**: ``=`` + DIN + two flag characters. Flag ``00`` means "no check"; the
+  "type 3" flag ``60``–``96`` is the check value + 60 and is verified like K.
+
+:func:`parse_identifier` accepts what a person types or a scanner sends and either returns an
+:class:`Identifier` or raises :class:`InvalidIdentifier` with a sentence a technician understands.
+Checks run in a fixed order so the first message names the most basic problem: empty → characters
+→ length → structure (facility/year/sequence/flag) → check character.
+
+Everything here is pure: no Flask, no database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from stdnum.iso7064 import mod_37_2
+
+from cellchain.errors import InvalidInput
+
+__all__ = [
+    "ALPHABET",
+    "Identifier",
+    "IdentifierKind",
+    "InvalidIdentifier",
+    "InvalidReason",
+    "check_character",
+    "format_coi",
+    "format_din",
+    "make_coi",
+    "make_din",
+    "parse_identifier",
+    "type3_flag",
+    "validate_facility_code",
+]
+
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*"
+"""ISO/IEC 7064 MOD 37-2 alphabet: the position of a character is its value (0..36)."""
+
+IdentifierKind = Literal["DIN", "COI"]
+InvalidReason = Literal["empty", "length", "character", "structure", "check"]
+
+_DIGITS = frozenset("0123456789")
+_BODY_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_FACILITY_FIRST = frozenset("ABCDEFGHIJKLMNPQRSTUVWXYZ123456789")
+_FACILITY_MIDDLE = _BODY_CHARS - {"O"}
+
+DIN_LENGTH = 13
+COI_LENGTH = 15
+COI_PREFIX = "CH"
+BARCODE_PREFIX = "="
+NO_CHECK_FLAG = "00"
+
+_O_HINT = "letter O is never used; did you mean zero?"
+
+
+class InvalidIdentifier(InvalidInput):
+    """A typed or scanned identifier was refused.
+
+    ``reason`` says which rule failed (``empty``, ``length``, ``character``, ``structure`` or
+    ``check``) so callers can react differently (e.g. a scanner beep vs. a form message);
+    ``text`` is the input exactly as received; ``position`` is the 1-based position of the
+    offending character in the normalised text, when one character is to blame.
+    """
+
+    title = "Invalid identifier"
+    type_slug = "invalid-identifier"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        reason: InvalidReason,
+        text: str,
+        position: int | None = None,
+        errors: dict[str, list[str]] | None = None,
+    ) -> None:
+        super().__init__(detail, errors=errors)
+        self.reason: InvalidReason = reason
+        self.text = text
+        self.position = position
+
+
+# --------------------------------------------------------------------------------------------
+# Check character and flag
+# --------------------------------------------------------------------------------------------
+
+
+def check_character(body: str) -> str:
+    """The ISO/IEC 7064 MOD 37-2 check character over ``body``.
+
+    Rule: ``t = 0; for each char: t = ((t + v) * 2) % 37; K = ALPHABET[(38 - t) % 37]``, computed
+    by ``stdnum.iso7064.mod_37_2``. ``body`` must be non-empty and use only 0-9 and A-Z (upper
+    case); ``*`` is a possible check character, never a body character. Published examples:
+    ``G123498654321`` → ``H``, ``G123417654321`` → ``A``.
+    """
+    if not body:
+        raise InvalidInput("A check character needs at least one character to check.")
+    for index, char in enumerate(body, start=1):
+        if char not in _BODY_CHARS:
+            raise InvalidInput(
+                f"{body!r} has {char!r} at position {index}; only digits 0–9 and capital "
+                "letters A–Z can be checked."
+            )
+    return mod_37_2.calc_check_digit(body, alphabet=ALPHABET)
+
+
+def type3_flag(din: str) -> str:
+    """The ISBT 128 "type 3" flag of a 13-character DIN: two digits, check value + 60.
+
+    The value of the MOD 37-2 check character in :data:`ALPHABET` (0..36) plus 60 gives
+    ``"60"``..``"96"``; it carries the check in a barcode, where flags follow the DIN.
+    """
+    if len(din) != DIN_LENGTH:
+        raise InvalidInput(
+            f"A DIN has {DIN_LENGTH} characters without its check character; {din!r} has "
+            f"{len(din)}."
+        )
+    return f"{ALPHABET.index(check_character(din)) + 60:02d}"
+
+
+# --------------------------------------------------------------------------------------------
+# Structure rules (shared by the builders and the parser)
+# --------------------------------------------------------------------------------------------
+
+
+def _facility_problem(code: str) -> tuple[int, str] | None:
+    """The first broken facility-code rule in a 5-character code: (0-based index, why), or None.
+
+    Rules: first character A–N, P–Z or 1–9 (no letter O, no zero); 2nd–3rd letters or digits
+    but no letter O; 4th–5th digits.
+    """
+    for index, char in enumerate(code):
+        if index == 0:
+            if char in _FACILITY_FIRST:
+                continue
+            if char == "O":
+                return index, _O_HINT
+            if char == "0":
+                return index, "a facility code never starts with 0"
+            return index, "a facility code starts with a letter (not O) or a digit 1–9"
+        if index in (1, 2):
+            if char in _FACILITY_MIDDLE:
+                continue
+            if char == "O":
+                return index, _O_HINT
+            return index, "the 2nd and 3rd characters of a facility code are letters or digits"
+        if char in _DIGITS:
+            continue
+        if char == "O":
+            return index, _O_HINT
+        return index, "a facility code ends in two digits"
+    return None
+
+
+def _digits_problem(text: str, what: str) -> tuple[int, str] | None:
+    """The first non-digit in ``text`` (a year or sequence): (0-based index, why), or None."""
+    for index, char in enumerate(text):
+        if char not in _DIGITS:
+            return index, (_O_HINT if char == "O" else f"the {what} is digits only")
+    return None
+
+
+def validate_facility_code(code: str) -> str:
+    """Return the facility code upper-cased (surrounding spaces removed) or raise InvalidInput.
+
+    Rule (ISBT 128 facility identification number): 5 characters; the first is A–N, P–Z or 1–9
+    (not the letter O, not zero); the 2nd and 3rd are letters or digits but not the letter O;
+    the 4th and 5th are digits.
+    """
+    normal = code.strip().upper()
+    if len(normal) != 5:
+        message = f"A facility code has 5 characters; {normal!r} has {len(normal)}."
+        raise InvalidInput(message, errors={"facility_code": [message]})
+    problem = _facility_problem(normal)
+    if problem is not None:
+        index, why = problem
+        message = (
+            f"Facility code {normal!r} has {normal[index]!r} at position {index + 1}, which is "
+            f"not allowed there ({why})."
+        )
+        raise InvalidInput(message, errors={"facility_code": [message]})
+    return normal
+
+
+def _nominal_year(year: int) -> str:
+    """Two-digit nominal year: 0..99 as is, a four-digit year (1000..9999) by its last two."""
+    if isinstance(year, bool) or not isinstance(year, int):
+        raise InvalidInput(f"The year must be a whole number; got {year!r}.")
+    if 0 <= year <= 99:
+        return f"{year:02d}"
+    if 1000 <= year <= 9999:
+        return f"{year % 100:02d}"
+    message = f"The year must be 0–99 or a four-digit year such as 2026; got {year}."
+    raise InvalidInput(message, errors={"year": [message]})
+
+
+def _sequence(sequence: int) -> str:
+    """Six-digit zero-padded sequence; 1..999999 (0 is never issued, 7 digits do not fit)."""
+    if isinstance(sequence, bool) or not isinstance(sequence, int):
+        raise InvalidInput(f"The sequence number must be a whole number; got {sequence!r}.")
+    if not 1 <= sequence <= 999_999:
+        message = f"The sequence number must be between 1 and 999999; got {sequence}."
+        raise InvalidInput(message, errors={"sequence": [message]})
+    return f"{sequence:06d}"
+
+
+def format_din(facility_code: str, year: int, sequence: int) -> str:
+    """The 13-character DIN body: facility (5) + nominal year (2) + sequence (6).
+
+    ``year`` may be 0..99 or a four-digit year (2026 → ``"26"``); ``sequence`` is 1..999999 and
+    is zero-padded to six digits. Anything else raises InvalidInput.
+    """
+    return validate_facility_code(facility_code) + _nominal_year(year) + _sequence(sequence)
+
+
+def format_coi(facility_code: str, year: int, sequence: int) -> str:
+    """The 15-character chain-of-identity body: ``CH`` + facility + year (2) + sequence (6).
+
+    Same year and sequence rules as :func:`format_din`. Its check character is computed over all
+    15 characters, ``CH`` included.
+    """
+    return COI_PREFIX + format_din(facility_code, year, sequence)
+
+
+# --------------------------------------------------------------------------------------------
+# The value object
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Identifier:
+    """A checked DIN or chain-of-identity identifier: its body and its check character.
+
+    Build with :func:`make_din`, :func:`make_coi` or :func:`parse_identifier`; the constructor
+    only refuses (ValueError) an inconsistent kind/body/check, a programming error.
+    """
+
+    kind: IdentifierKind
+    body: str
+    check: str
+
+    def __post_init__(self) -> None:
+        """Refuse an Identifier whose body length or check character does not fit its kind."""
+        expected = {"DIN": DIN_LENGTH, "COI": COI_LENGTH}.get(self.kind)
+        if expected is None:
+            raise ValueError(f"unknown identifier kind {self.kind!r}")
+        if len(self.body) != expected:
+            raise ValueError(f"a {self.kind} body has {expected} characters, not {self.body!r}")
+        if self.kind == "COI" and not self.body.startswith(COI_PREFIX):
+            raise ValueError(f"a COI body starts with {COI_PREFIX!r}, not {self.body!r}")
+        if self.check != check_character(self.body):
+            raise ValueError(f"{self.check!r} is not the check character of {self.body!r}")
+
+    @property
+    def _din_part(self) -> str:
+        """The 13 characters facility + year + sequence (the whole DIN, or a COI without CH)."""
+        return self.body if self.kind == "DIN" else self.body[len(COI_PREFIX) :]
+
+    @property
+    def canonical(self) -> str:
+        """Body + check character: the form stored in the database and compared exactly."""
+        return self.body + self.check
+
+    @property
+    def facility_code(self) -> str:
+        """The 5-character facility code."""
+        return self._din_part[:5]
+
+    @property
+    def year(self) -> str:
+        """The two-digit nominal year, as text (``"98"``)."""
+        return self._din_part[5:7]
+
+    @property
+    def sequence(self) -> int:
+        """The sequence number within the year (1..999999)."""
+        return int(self._din_part[7:])
+
+    @property
+    def display(self) -> str:
+        """Human-readable form with the check character boxed: ``G1234 98 654321 [H]``.
+
+        A COI reads ``CH G1234 98 654321 [K]``. :func:`parse_identifier` accepts this form back.
+        """
+        part = self._din_part
+        text = f"{part[:5]} {part[5:7]} {part[7:]} [{self.check}]"
+        return text if self.kind == "DIN" else f"{COI_PREFIX} {text}"
+
+    @property
+    def barcode_din(self) -> str:
+        """The ISBT 128 DIN barcode data: ``=`` + DIN + type 3 flag (DIN only).
+
+        A chain-of-identity identifier has no such form; asking for it raises ValueError.
+        """
+        if self.kind != "DIN":
+            raise ValueError("A chain-of-identity identifier has no ISBT DIN barcode form.")
+        return BARCODE_PREFIX + self.body + type3_flag(self.body)
+
+
+def make_din(facility_code: str, year: int, sequence: int) -> Identifier:
+    """A DIN :class:`Identifier` from its parts (rules of :func:`format_din`)."""
+    body = format_din(facility_code, year, sequence)
+    return Identifier("DIN", body, check_character(body))
+
+
+def make_coi(facility_code: str, year: int, sequence: int) -> Identifier:
+    """A chain-of-identity :class:`Identifier` from its parts (rules of :func:`format_coi`)."""
+    body = format_coi(facility_code, year, sequence)
+    return Identifier("COI", body, check_character(body))
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing what people type and scanners send
+# --------------------------------------------------------------------------------------------
+
+
+def _normalise(text: str) -> str:
+    """Upper-case, drop all whitespace and hyphens, and unbox a trailing check char ``[H]``."""
+    normal = "".join(text.split()).replace("-", "").upper()
+    if len(normal) >= 3 and normal[-3] == "[" and normal[-1] == "]":
+        normal = normal[:-3] + normal[-2]
+    return normal
+
+
+def _character_message(normal: str, index: int) -> str:
+    """Why the character at ``index`` of the normalised text is not acceptable anywhere there."""
+    char = normal[index]
+    where = f"{normal!r} has {char!r} at position {index + 1}"
+    if char == "*":
+        return f"{where}; '*' is only ever a check character (the last, boxed one)."
+    if char == BARCODE_PREFIX:
+        return f"{where}; '=' may only come first, where it starts a scanned DIN."
+    if char in "[]":
+        return f"{where}; brackets are only accepted around the check character, like [H]."
+    if char == "&" or (index == 1 and normal[0] == BARCODE_PREFIX):
+        return (
+            f"{where}, which is not allowed. This looks like another ISBT 128 barcode "
+            "(for example a product code or expiry date), not a DIN."
+        )
+    return f"{where}, which is not allowed (only digits 0–9 and letters A–Z are used)."
+
+
+def parse_identifier(text: str) -> Identifier:
+    """Parse a typed or scanned DIN or chain-of-identity identifier, verifying its check.
+
+    Normalisation: surrounding whitespace is stripped, inner whitespace and hyphens removed,
+    letters upper-cased, and a boxed check character (``[H]``) unboxed. Accepted shapes:
+
+    * DIN, 13 characters (check computed) or 14 with K (K verified);
+    * ISBT barcode ``=`` + DIN + flag ``00`` (no check) or the type 3 flag ``60``–``96``
+      (verified), or ``=`` + DIN + K;
+    * COI, ``CH`` + 13 characters (check computed) or 14 with K (K verified). A 13/14-character
+      text starting with CH is a DIN from a facility whose code starts with CH.
+
+    Raises :class:`InvalidIdentifier`; checks run in the order empty → characters → length →
+    structure → check, so the message names the most basic problem.
+    """
+    normal = _normalise(text or "")
+
+    # 1. empty
+    if not normal:
+        raise InvalidIdentifier("No identifier was entered.", reason="empty", text=text)
+
+    # 2. characters: 0-9 and A-Z; '=' only first; '*' only last (where a check character is).
+    for index, char in enumerate(normal):
+        if char in _BODY_CHARS:
+            continue
+        if char == BARCODE_PREFIX and index == 0:
+            continue
+        if char == "*" and index == len(normal) - 1:
+            continue  # possibly a check character; confirmed once the shape is known
+        raise InvalidIdentifier(
+            _character_message(normal, index), reason="character", text=text, position=index + 1
+        )
+
+    # 3. length → shape
+    kind: IdentifierKind
+    offset = 0  # where the body starts in ``normal``
+    flag: str | None = None
+    given_check: str | None = None
+    if normal.startswith(BARCODE_PREFIX):
+        offset = 1
+        rest = normal[1:]
+        if len(rest) not in (DIN_LENGTH + 1, DIN_LENGTH + 2):
+            raise InvalidIdentifier(
+                f"A scanned DIN is '=' followed by {DIN_LENGTH} characters and a 2-character "
+                f"flag (or the check character); {normal!r} has {len(rest)} characters "
+                "after '='.",
+                reason="length",
+                text=text,
+            )
+        kind = "DIN"
+        if len(rest) == DIN_LENGTH + 2:
+            flag = rest[DIN_LENGTH:]
+        else:
+            given_check = rest[DIN_LENGTH]
+    elif normal.startswith(COI_PREFIX) and len(normal) in (COI_LENGTH, COI_LENGTH + 1):
+        kind = "COI"
+        if len(normal) == COI_LENGTH + 1:
+            given_check = normal[COI_LENGTH]
+    elif len(normal) in (DIN_LENGTH, DIN_LENGTH + 1):
+        kind = "DIN"
+        if len(normal) == DIN_LENGTH + 1:
+            given_check = normal[DIN_LENGTH]
+    elif normal.startswith(COI_PREFIX):
+        raise InvalidIdentifier(
+            f"A chain-of-identity identifier has {COI_LENGTH} characters starting with CH, or "
+            f"{COI_LENGTH + 1} with its check character (a DIN has {DIN_LENGTH} or "
+            f"{DIN_LENGTH + 1}); {normal!r} has {len(normal)}.",
+            reason="length",
+            text=text,
+        )
+    else:
+        raise InvalidIdentifier(
+            f"A DIN has {DIN_LENGTH} characters, or {DIN_LENGTH + 1} with its check character; "
+            f"{normal!r} has {len(normal)}.",
+            reason="length",
+            text=text,
+        )
+    body_length = DIN_LENGTH if kind == "DIN" else COI_LENGTH
+    body = normal[offset : offset + body_length]
+    check_index = offset + body_length  # index of K or of the flag in ``normal``
+
+    # '*' passed step 2 only if last; it is a character error unless it is the check character.
+    if normal.endswith("*") and given_check is None:
+        raise InvalidIdentifier(
+            _character_message(normal, len(normal) - 1),
+            reason="character",
+            text=text,
+            position=len(normal),
+        )
+
+    # 4. structure: facility code, year, sequence, flag
+    din_start = offset + (len(COI_PREFIX) if kind == "COI" else 0)
+    din_part = normal[din_start : din_start + DIN_LENGTH]
+    problem = (
+        _facility_problem(din_part[:5])
+        or _shift(_digits_problem(din_part[5:7], "year"), 5)
+        or _shift(_digits_problem(din_part[7:], "sequence number"), 7)
+    )
+    if problem is not None:
+        index, why = problem
+        position = din_start + index + 1
+        raise InvalidIdentifier(
+            f"{normal!r} has {normal[position - 1]!r} at position {position}, which is not "
+            f"allowed there ({why}).",
+            reason="structure",
+            text=text,
+            position=position,
+        )
+    if din_part[7:] == "000000":
+        raise InvalidIdentifier(
+            f"{normal!r} has sequence number 000000, which is never issued; sequence numbers "
+            "start at 000001.",
+            reason="structure",
+            text=text,
+            position=din_start + 8,
+        )
+    if flag is not None and not (
+        flag == NO_CHECK_FLAG or (set(flag) <= _DIGITS and 60 <= int(flag) <= 96)
+    ):
+        raise InvalidIdentifier(
+            f"The flag {flag!r} after the DIN in {normal!r} is not accepted: use 00 (no check) "
+            "or the check flag 60–96.",
+            reason="structure",
+            text=text,
+            position=check_index + 1,
+        )
+
+    # 5. check character / type 3 flag
+    check = check_character(body)
+    if given_check is not None and given_check != check:
+        raise InvalidIdentifier(
+            f"Check character mismatch: {body!r} needs check character {check}, but "
+            f"{given_check} was given. A character may be mistyped or two swapped.",
+            reason="check",
+            text=text,
+            position=check_index + 1,
+        )
+    if flag is not None and flag != NO_CHECK_FLAG:
+        expected = type3_flag(body)
+        if flag != expected:
+            raise InvalidIdentifier(
+                f"The flag {flag!r} does not match this DIN (expected {expected}): {body!r} "
+                "may have a mistyped character or two swapped.",
+                reason="check",
+                text=text,
+                position=check_index + 1,
+            )
+    return Identifier(kind, body, check)
+
+
+def _shift(problem: tuple[int, str] | None, by: int) -> tuple[int, str] | None:
+    """Move a (0-based index, why) problem found in a slice back to the slice's position."""
+    return None if problem is None else (problem[0] + by, problem[1])

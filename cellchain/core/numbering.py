@@ -1,0 +1,153 @@
+"""Issuing identifiers: per-year sequences and the registry of every code issued.
+
+A sequence number is taken by an ``UPDATE … SET last_value = last_value + 1 RETURNING``,
+which PostgreSQL serialises with a row lock and SQLite with its write lock, so two parallel
+requests never get the same number. Every issued code goes into ``issued_identifiers``,
+which has a unique constraint on the code whatever its kind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from cellchain.core import audit
+from cellchain.core.identifiers import Identifier, make_coi, make_din, parse_identifier
+from cellchain.core.models import IdentifierSequence, IssuedIdentifier, User
+from cellchain.errors import Conflict, NotFound
+
+MAX_SEQUENCE = 999_999
+
+
+def next_in_sequence(session: Session, scope: str) -> int:
+    """The next number in ``scope`` (1, 2, …), safe under concurrent transactions."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(
+        insert(IdentifierSequence)
+        .values(scope=scope, last_value=0)
+        .on_conflict_do_nothing(index_elements=["scope"])
+    )
+    value = session.execute(
+        update(IdentifierSequence)
+        .where(IdentifierSequence.scope == scope)
+        .values(last_value=IdentifierSequence.last_value + 1)
+        .returning(IdentifierSequence.last_value)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    if value > MAX_SEQUENCE:
+        raise Conflict(f"The sequence {scope} is exhausted ({MAX_SEQUENCE} numbers a year).")
+    return value
+
+
+def _issue(
+    session: Session,
+    *,
+    identifier: Identifier,
+    actor: User | None,
+    now: dt.datetime,
+    purpose: str,
+    entity_type: str | None,
+    entity_id: str | None,
+) -> IssuedIdentifier:
+    issued = IssuedIdentifier(
+        code=identifier.canonical,
+        kind=identifier.kind,
+        issued_at=now,
+        issued_by_id=actor.id if actor else None,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        purpose=purpose,
+    )
+    session.add(issued)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="identifier.issued",
+        entity_type="identifier",
+        entity_id=identifier.canonical,
+        changes={
+            "kind": (None, identifier.kind),
+            "purpose": (None, purpose),
+            "entity": (None, f"{entity_type}:{entity_id}" if entity_type else None),
+        },
+    )
+    return issued
+
+
+def allocate_din(
+    session: Session,
+    *,
+    facility_code: str,
+    actor: User | None,
+    now: dt.datetime,
+    purpose: str,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+) -> IssuedIdentifier:
+    """Issue the next DIN of ``now``'s nominal year for the site's facility code."""
+    year = now.year % 100
+    sequence = next_in_sequence(session, f"DIN:{facility_code}:{year:02d}")
+    return _issue(
+        session,
+        identifier=make_din(facility_code, year, sequence),
+        actor=actor,
+        now=now,
+        purpose=purpose,
+        entity_type=entity_type,
+        entity_id=entity_id,
+    )
+
+
+def allocate_coi(
+    session: Session,
+    *,
+    facility_code: str,
+    actor: User | None,
+    now: dt.datetime,
+    purpose: str,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+) -> IssuedIdentifier:
+    """Issue the next chain-of-identity identifier (one per patient therapy)."""
+    year = now.year % 100
+    sequence = next_in_sequence(session, f"COI:{facility_code}:{year:02d}")
+    return _issue(
+        session,
+        identifier=make_coi(facility_code, year, sequence),
+        actor=actor,
+        now=now,
+        purpose=purpose,
+        entity_type=entity_type,
+        entity_id=entity_id,
+    )
+
+
+def lookup(session: Session, code: str) -> IssuedIdentifier:
+    """The issued identifier for a scanned or typed code.
+
+    Raises ``InvalidIdentifier`` when the text is not a well-formed code (saying what is
+    wrong), ``NotFound`` when it is well-formed but this site never issued it.
+    """
+    identifier = parse_identifier(code)
+    issued = session.execute(
+        select(IssuedIdentifier).where(IssuedIdentifier.code == identifier.canonical)
+    ).scalar_one_or_none()
+    if issued is None:
+        raise NotFound(
+            f"{identifier.display} is a valid {identifier.kind} but this site has not issued it."
+        )
+    return issued
+
+
+def recent_issued(session: Session, limit: int = 20) -> list[IssuedIdentifier]:
+    return list(
+        session.execute(
+            select(IssuedIdentifier).order_by(IssuedIdentifier.id.desc()).limit(limit)
+        ).scalars()
+    )

@@ -1,0 +1,70 @@
+"""Roles (DOMAIN.md §6) and what each may do.
+
+A user holds one or more roles. Routes ask for a *permission*, never a role, so that the
+table below is the one place that says who may do what; the README prints it for sites.
+There is no super-user: an administrator manages accounts but cannot release a lot.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Role(enum.StrEnum):
+    """A job a person does at the site."""
+
+    TECHNICIAN = "technician"
+    QC_ANALYST = "qc_analyst"
+    QA = "qa"
+    CLINICIAN = "clinician"
+    INVESTIGATOR = "investigator"
+    ADMIN = "admin"
+
+    @property
+    def label(self) -> str:
+        return ROLE_LABELS[self]
+
+
+ROLE_LABELS: dict[Role, str] = {
+    Role.TECHNICIAN: "GMP lab technician",
+    Role.QC_ANALYST: "QC analyst",
+    Role.QA: "Quality assurance",
+    Role.CLINICIAN: "Clinician",
+    Role.INVESTIGATOR: "Investigator",
+    Role.ADMIN: "Administrator",
+}
+
+
+class Permission(enum.StrEnum):
+    """Something a route lets a user do."""
+
+    USE_APP = "use_app"  #: any active user: home, scan, own account and API tokens
+    READ_RECORDS = "read_records"  #: identifier pages, protocols
+    ALLOCATE_IDENTIFIERS = "allocate_identifiers"  #: reserve DINs for label stock
+    READ_AUDIT = "read_audit"  #: audit trail pages, API and CSV export
+    VERIFY_AUDIT = "verify_audit"  #: run the tamper-evidence check
+    MANAGE_USERS = "manage_users"  #: create, deactivate, unlock, change roles
+    SIGN_PROTOCOL = "sign_protocol"  #: approve a protocol version with an e-signature
+
+
+ALL_ROLES = frozenset(Role)
+
+GRANTS: dict[Permission, frozenset[Role]] = {
+    Permission.USE_APP: ALL_ROLES,
+    Permission.READ_RECORDS: ALL_ROLES,
+    Permission.ALLOCATE_IDENTIFIERS: frozenset({Role.TECHNICIAN, Role.ADMIN}),
+    Permission.READ_AUDIT: frozenset({Role.QA, Role.ADMIN, Role.INVESTIGATOR}),
+    Permission.VERIFY_AUDIT: frozenset({Role.QA}),
+    Permission.MANAGE_USERS: frozenset({Role.ADMIN}),
+    Permission.SIGN_PROTOCOL: frozenset({Role.QA}),
+}
+
+
+def roles_allowed(permission: Permission) -> frozenset[Role]:
+    """The roles that hold ``permission``."""
+    return GRANTS[permission]
+
+
+def has_permission(roles: set[Role] | frozenset[Role], permission: Permission) -> bool:
+    """Whether any of ``roles`` grants ``permission``."""
+    return bool(GRANTS[permission] & set(roles))

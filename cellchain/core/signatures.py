@@ -1,0 +1,163 @@
+"""Electronic signatures bound to record content (21 CFR 11.50, 11.70, 11.200).
+
+A signature re-authenticates the signer with their password at the moment of signing,
+stores the printed name, UTC time and meaning, and a SHA-256 of the exact content signed.
+Wherever a signed record is shown, ``manifest`` recomputes that hash from the record as it
+is now; a difference marks the signature as no longer valid.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cellchain.core import audit
+from cellchain.core.accounts import verify_password
+from cellchain.core.models import Signature, User
+from cellchain.core.types import canonical_json
+from cellchain.errors import Conflict, InvalidInput
+
+
+@runtime_checkable
+class Signable(Protocol):
+    """A record that can be signed: it names itself and says which content a signature covers."""
+
+    signature_entity_type: ClassVar[str]
+
+    @property
+    def signature_entity_id(self) -> str: ...
+
+    def signed_content(self) -> dict[str, Any]: ...
+
+
+def content_hash(record: Signable) -> str:
+    """SHA-256 of the canonical JSON of what a signature on ``record`` covers."""
+    return hashlib.sha256(_canonical_content(record).encode()).hexdigest()
+
+
+def _canonical_content(record: Signable) -> str:
+    return canonical_json(
+        {
+            "entity_type": record.signature_entity_type,
+            "entity_id": record.signature_entity_id,
+            "content": record.signed_content(),
+        }
+    )
+
+
+def sign(
+    session: Session,
+    *,
+    record: Signable,
+    meaning: str,
+    user: User,
+    password: str,
+    now: dt.datetime,
+) -> Signature:
+    """Sign ``record`` as ``user`` with ``meaning``, re-entering the password now.
+
+    A wrong password raises ``CredentialsRejected``; the interface layer audits the attempt
+    and counts it toward the lockout.
+    """
+    meaning = meaning.strip()
+    if not meaning:
+        raise InvalidInput("A signature needs a meaning.", errors={"meaning": ["Required."]})
+    verify_password(session, user=user, password=password, purpose="signature")
+    content = _canonical_content(record)
+    signature = Signature(
+        entity_type=record.signature_entity_type,
+        entity_id=record.signature_entity_id,
+        meaning=meaning,
+        signer_id=user.id,
+        printed_name=user.full_name,
+        signed_at=now,
+        content_hash=hashlib.sha256(content.encode()).hexdigest(),
+        content=content,
+    )
+    session.add(signature)
+    session.flush()
+    audit.record(
+        session,
+        actor=user,
+        at=now,
+        action="signature.signed",
+        entity_type=record.signature_entity_type,
+        entity_id=record.signature_entity_id,
+        changes={
+            "signature_id": (None, signature.id),
+            "meaning": (None, meaning),
+            "printed_name": (None, user.full_name),
+            "content_hash": (None, signature.content_hash),
+        },
+    )
+    return signature
+
+
+def sign_by_two(
+    session: Session,
+    *,
+    record: Signable,
+    first: tuple[User, str, str],
+    second: tuple[User, str, str],
+    now: dt.datetime,
+) -> tuple[Signature, Signature]:
+    """Two-person operation: two different active users sign, each with their own password.
+
+    ``first`` and ``second`` are (user, password, meaning).
+    """
+    if first[0].id == second[0].id:
+        raise Conflict(
+            "The two signatures must come from two different people.",
+            errors={"second_user": ["Must be a different person from the first signer."]},
+        )
+    one = sign(session, record=record, user=first[0], password=first[1], meaning=first[2], now=now)
+    two = sign(
+        session, record=record, user=second[0], password=second[1], meaning=second[2], now=now
+    )
+    return one, two
+
+
+@dataclass(frozen=True)
+class SignatureManifest:
+    """A signature as it is shown: who, when, what it means, and whether it still holds."""
+
+    signature_id: int
+    printed_name: str
+    username: str
+    signed_at: dt.datetime
+    meaning: str
+    valid: bool
+
+
+def signatures_of(session: Session, record: Signable) -> list[Signature]:
+    return list(
+        session.execute(
+            select(Signature)
+            .where(
+                Signature.entity_type == record.signature_entity_type,
+                Signature.entity_id == record.signature_entity_id,
+            )
+            .order_by(Signature.signed_at, Signature.id)
+        ).scalars()
+    )
+
+
+def manifest(session: Session, record: Signable) -> list[SignatureManifest]:
+    """The signatures on ``record``, each checked against the record's content as it is now."""
+    current = content_hash(record)
+    return [
+        SignatureManifest(
+            signature_id=sig.id,
+            printed_name=sig.printed_name,
+            username=sig.signer.username,
+            signed_at=sig.signed_at,
+            meaning=sig.meaning,
+            valid=sig.content_hash == current,
+        )
+        for sig in signatures_of(session, record)
+    ]

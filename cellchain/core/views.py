@@ -1,0 +1,275 @@
+"""Pages of the shared kernel: identifiers, audit review, users, your account."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+
+from cellchain.core import accounts, audit, numbering
+from cellchain.core.api import audit_filter
+from cellchain.core.identifiers import parse_identifier
+from cellchain.core.roles import Permission, Role
+from cellchain.core.schemas import (
+    AuditQueryIn,
+    DinReserveIn,
+    PasswordChangeIn,
+    ReasonIn,
+    RolesIn,
+    TokenCreateIn,
+    UserCreateIn,
+)
+from cellchain.errors import DomainError, InvalidInput
+from cellchain.extensions import db
+from cellchain.http import account_policy, acting_user, now, requires, unit_of_work
+from cellchain.web.forms import load_form
+
+blueprint = Blueprint("core", __name__)
+
+
+# --- identifiers ------------------------------------------------------------------------
+
+
+@blueprint.get("/identifiers")
+@requires(Permission.READ_RECORDS)
+def identifiers() -> ResponseReturnValue:
+    return render_template(
+        "core/identifiers.html", issued=numbering.recent_issued(db.session, limit=50)
+    )
+
+
+@blueprint.post("/identifiers/reserve")
+@requires(Permission.ALLOCATE_IDENTIFIERS)
+def reserve_dins() -> ResponseReturnValue:
+    try:
+        data = load_form(DinReserveIn(), request.form)
+        with unit_of_work() as session:
+            issued = [
+                numbering.allocate_din(
+                    session,
+                    facility_code=current_app.config["FACILITY_CODE"],
+                    actor=acting_user(),
+                    now=now(),
+                    purpose=data["purpose"],
+                )
+                for _ in range(data["count"])
+            ]
+            codes = [row.code for row in issued]
+    except DomainError as error:
+        flash(f"{error.detail} {_messages(error)}", "error")
+        return redirect(url_for("core.identifiers"))
+    flash(f"Reserved {len(codes)} DIN(s): {', '.join(codes)}", "success")
+    return redirect(url_for("core.identifiers"))
+
+
+@blueprint.get("/identifiers/<code>")
+@requires(Permission.READ_RECORDS)
+def identifier(code: str) -> ResponseReturnValue:
+    issued = numbering.lookup(db.session, code)
+    parsed = parse_identifier(issued.code)
+    return render_template("core/identifier.html", issued=issued, parsed=parsed)
+
+
+# --- audit trail ------------------------------------------------------------------------
+
+
+def _audit_args() -> dict[str, Any]:
+    data = {key: value for key, value in request.args.items() if value}
+    try:
+        return AuditQueryIn().load(data)
+    except Exception as error:  # marshmallow.ValidationError
+        raise InvalidInput(
+            "The filter is not valid: dates need a time zone, e.g. 2026-11-24T00:00:00Z.",
+            errors=getattr(error, "messages", {}),
+        ) from error
+
+
+@blueprint.get("/audit")
+@requires(Permission.READ_AUDIT)
+def audit_review() -> ResponseReturnValue:
+    try:
+        args = _audit_args()
+        error = None
+        entries = audit.list_entries(
+            db.session, audit_filter(args), limit=args["limit"], offset=args["offset"]
+        )
+    except InvalidInput as invalid:
+        error, entries, args = invalid.detail, [], {"limit": 200, "offset": 0}
+    return render_template(
+        "core/audit.html", entries=entries, args=args, filters=request.args, error=error
+    ), (422 if error else 200)
+
+
+@blueprint.get("/audit/export.csv")
+@requires(Permission.READ_AUDIT)
+def audit_export() -> ResponseReturnValue:
+    rows = audit.export_csv_rows(db.session, audit_filter(_audit_args()))
+    return Response(
+        stream_with_context(rows),
+        mimetype="text/csv",
+        headers={"Content-Disposition": "attachment; filename=cellchain-audit.csv"},
+    )
+
+
+@blueprint.post("/audit/verify")
+@requires(Permission.VERIFY_AUDIT)
+def audit_verify() -> ResponseReturnValue:
+    report = audit.verify_chain(db.session)
+    if report.intact:
+        flash(f"Audit chain intact: {report.entries_checked} entries verified.", "success")
+    else:
+        flash(f"Audit chain BROKEN: {report.problem}.", "error")
+    return redirect(url_for("core.audit_review"))
+
+
+# --- users --------------------------------------------------------------------------------
+
+
+def _messages(error: DomainError) -> str:
+    return " ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.errors.items())
+
+
+@blueprint.get("/users")
+@requires(Permission.MANAGE_USERS)
+def users() -> ResponseReturnValue:
+    return render_template("core/users.html", users=accounts.list_users(db.session))
+
+
+@blueprint.route("/users/new", methods=["GET", "POST"])
+@requires(Permission.MANAGE_USERS)
+def new_user() -> ResponseReturnValue:
+    form: dict[str, Any] = {"roles": []}
+    if request.method == "POST":
+        form = {k: v for k, v in request.form.items() if k != "password"}
+        form["roles"] = request.form.getlist("roles")
+        try:
+            data = load_form(UserCreateIn(), request.form, lists=("roles",))
+            with unit_of_work() as session:
+                user = accounts.create_user(
+                    session, actor=acting_user(), now=now(), policy=account_policy(), **data
+                )
+                user_id = user.id
+        except DomainError as error:
+            return render_template(
+                "core/user_new.html",
+                form=form,
+                error=error.detail,
+                errors=error.errors,
+                roles=list(Role),
+            ), error.status
+        flash(f"Account {form['username']} created.", "success")
+        return redirect(url_for("core.user", user_id=user_id))
+    return render_template("core/user_new.html", form=form, errors={}, roles=list(Role))
+
+
+@blueprint.get("/users/<int:user_id>")
+@requires(Permission.MANAGE_USERS)
+def user(user_id: int) -> ResponseReturnValue:
+    return render_template(
+        "core/user.html", user=accounts.get_user(db.session, user_id), roles=list(Role)
+    )
+
+
+def _user_action(user_id: int, action: str) -> ResponseReturnValue:
+    try:
+        with unit_of_work() as session:
+            target = accounts.get_user(session, user_id)
+            if action == "roles":
+                data = load_form(RolesIn(), request.form, lists=("roles",))
+                accounts.set_roles(session, actor=acting_user(), now=now(), user=target, **data)
+            else:
+                data = load_form(ReasonIn(), request.form)
+                service = (
+                    accounts.deactivate_user if action == "deactivate" else accounts.unlock_user
+                )
+                service(session, actor=acting_user(), now=now(), user=target, **data)
+    except DomainError as error:
+        flash(f"{error.detail} {_messages(error)}", "error")
+    else:
+        flash("Saved.", "success")
+    return redirect(url_for("core.user", user_id=user_id))
+
+
+@blueprint.post("/users/<int:user_id>/deactivate")
+@requires(Permission.MANAGE_USERS)
+def deactivate_user(user_id: int) -> ResponseReturnValue:
+    return _user_action(user_id, "deactivate")
+
+
+@blueprint.post("/users/<int:user_id>/unlock")
+@requires(Permission.MANAGE_USERS)
+def unlock_user(user_id: int) -> ResponseReturnValue:
+    return _user_action(user_id, "unlock")
+
+
+@blueprint.post("/users/<int:user_id>/roles")
+@requires(Permission.MANAGE_USERS)
+def set_roles(user_id: int) -> ResponseReturnValue:
+    return _user_action(user_id, "roles")
+
+
+# --- your account -------------------------------------------------------------------------
+
+
+@blueprint.get("/account")
+@requires(Permission.USE_APP)
+def account() -> ResponseReturnValue:
+    return render_template(
+        "core/account.html", tokens=accounts.list_tokens(db.session, acting_user()), new_token=None
+    )
+
+
+@blueprint.post("/account/tokens")
+@requires(Permission.USE_APP)
+def create_token() -> ResponseReturnValue:
+    try:
+        data = load_form(TokenCreateIn(), request.form)
+        with unit_of_work() as session:
+            _row, token = accounts.create_token(session, user=acting_user(), now=now(), **data)
+    except DomainError as error:
+        flash(f"{error.detail} {_messages(error)}", "error")
+        return redirect(url_for("core.account"))
+    # Rendered, not redirected: the token is shown this once and never stored.
+    return render_template(
+        "core/account.html", tokens=accounts.list_tokens(db.session, acting_user()), new_token=token
+    )
+
+
+@blueprint.post("/account/tokens/<int:token_id>/revoke")
+@requires(Permission.USE_APP)
+def revoke_token(token_id: int) -> ResponseReturnValue:
+    try:
+        with unit_of_work() as session:
+            accounts.revoke_token(session, actor=acting_user(), now=now(), token_id=token_id)
+    except DomainError as error:
+        flash(error.detail, "error")
+    else:
+        flash("Token revoked.", "success")
+    return redirect(url_for("core.account"))
+
+
+@blueprint.post("/account/password")
+@requires(Permission.USE_APP)
+def change_password() -> ResponseReturnValue:
+    try:
+        data = load_form(PasswordChangeIn(), request.form)
+        with unit_of_work() as session:
+            accounts.change_password(
+                session, user=acting_user(), now=now(), policy=account_policy(), **data
+            )
+    except DomainError as error:
+        flash(f"Password not changed: {error.detail}", "error")
+    else:
+        flash("Password changed.", "success")
+    return redirect(url_for("core.account"))

@@ -1,0 +1,1 @@
+"""Trial protocols, patients, enrolment, weights, dose orders and allocation."""

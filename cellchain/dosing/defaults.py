@@ -1,0 +1,73 @@
+"""The NCT01420432 protocol defaults (DOMAIN.md §7; ../shared/trial-NCT01420432.txt).
+
+Data, not code: ``cellchain init`` and ``demo`` load it as version 1 of the protocol, and a
+site changes it only through a new version signed by QA.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+NCT01420432_CODE = "NCT01420432"
+NCT01420432_TITLE = (
+    "Safety and Efficacy Study of Umbilical Cord/Placenta-Derived Mesenchymal Stem Cells "
+    "to Treat Ankylosing Spondylitis"
+)
+
+NCT01420432_PARAMETERS: dict[str, Any] = {
+    "arms": [
+        {"code": "MSC", "name": "MSC + DMARDs", "type": "experimental", "receives_cells": True},
+        {
+            "code": "CONTROL",
+            "name": "DMARDs only",
+            "type": "no intervention",
+            "receives_cells": False,
+        },
+    ],
+    "randomization": {"ratio": "1:1", "planned_enrolment": 10},
+    "age_years": {"min": 18, "max": 60},
+    "inclusion": [
+        {"code": "definite_as", "text": "Definite AS by the modified New York criteria"},
+        {"code": "ecog", "text": "ECOG performance status 0–2"},
+        {
+            "code": "ejection_fraction",
+            "text": "Ejection fraction > 45 %",
+            "measure": {"unit": "%", "operator": ">", "limit": 45},
+        },
+        {
+            "code": "creatinine",
+            "text": "Creatinine < 176 µmol/L",
+            "measure": {"unit": "µmol/L", "operator": "<", "limit": 176},
+        },
+        {"code": "no_severe_infection", "text": "No severe infection"},
+        {"code": "written_consent", "text": "Written informed consent signed"},
+    ],
+    "exclusion": [
+        {"code": "serious_concomitant_disease", "text": "Other serious concomitant disease"},
+        {"code": "psychiatric", "text": "Psychiatric condition that would limit informed consent"},
+        {"code": "infection", "text": "HIV, hepatitis B or C, tuberculosis or other infection"},
+        {"code": "pregnancy", "text": "Positive pregnancy test or lactation"},
+        {
+            "code": "other_trial",
+            "text": "Enrolled in another clinical trial within the last 4 weeks",
+        },
+        {"code": "msc_contraindication", "text": "Contraindication to MSC"},
+    ],
+    "dose_viable_cells_per_kg": 1.0e6,
+    "infusions": [
+        {"code": "D0", "name": "Day 0", "day": 0, "window_days": 0},
+        {"code": "M3", "name": "Month 3", "day": 91, "window_days": 14},
+    ],
+    "follow_up": [
+        {"code": "M6", "name": "Month 6 evaluation", "day": 182},
+        {"code": "M12", "name": "Month 12 evaluation", "day": 365},
+    ],
+    "dose_tolerance_percent": 10,
+    "weight_recency_days": 7,
+    "weight_change_flag_percent": 10,
+    "thaw_to_infusion_minutes": 60,
+    "dmso_ceiling_g_per_kg": 1.0,
+    "dmso_density_g_per_ml": 1.10,
+    "endotoxin_ceiling_eu_per_kg_per_h": 5.0,
+    "syringe_graduation_ml": 0.1,
+}

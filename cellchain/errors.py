@@ -1,0 +1,107 @@
+"""Domain errors and the one error shape (RFC 9457 problem details).
+
+Services raise these; the API turns them into ``application/problem+json`` and the web
+views into a page or a form message in plain words. Nothing here knows about Flask.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """A rule of the domain refused the request.
+
+    ``status`` is the HTTP status the interfaces use; ``title`` a short, stable summary
+    of the kind of problem; ``detail`` the sentence a technician reads; ``errors`` the
+    field → messages map for validation problems.
+    """
+
+    status: int = 409
+    title: str = "Request conflicts with a rule"
+    type_slug: str = "conflict"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: dict[str, list[str]] | None = None,
+        title: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or {}
+        if title is not None:
+            self.title = title
+
+    def to_problem(self) -> dict[str, Any]:
+        """The RFC 9457 body for this error."""
+        body: dict[str, Any] = {
+            "type": f"urn:cellchain:problem:{self.type_slug}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+class InvalidInput(DomainError):
+    """Input has the right shape but a value is not acceptable (422)."""
+
+    status = 422
+    title = "Invalid input"
+    type_slug = "invalid-input"
+
+
+class NotFound(DomainError):
+    """The thing asked for does not exist (404)."""
+
+    status = 404
+    title = "Not found"
+    type_slug = "not-found"
+
+
+class Conflict(DomainError):
+    """A state or uniqueness rule refuses the request (409)."""
+
+
+class StateConflict(Conflict):
+    """A state machine refused a transition; names the current and attempted state."""
+
+    title = "Transition not allowed"
+    type_slug = "state-conflict"
+
+    def __init__(self, entity: str, current: str, attempted: str) -> None:
+        super().__init__(f"{entity} is {current!r}; it cannot become {attempted!r}.")
+        self.current = current
+        self.attempted = attempted
+
+
+class AuthenticationFailed(DomainError):
+    """Credentials are missing or wrong (401)."""
+
+    status = 401
+    title = "Authentication failed"
+    type_slug = "authentication-failed"
+
+
+class PermissionDenied(DomainError):
+    """The user is known but their roles do not allow this (403)."""
+
+    status = 403
+    title = "Not allowed"
+    type_slug = "forbidden"
+
+
+class ReasonRequired(InvalidInput):
+    """A correction or other change that needs a reason was attempted without one."""
+
+    title = "Reason required"
+    type_slug = "reason-required"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"A reason is required for {what}.", errors={"reason": ["A reason is required."]}
+        )

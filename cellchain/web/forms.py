@@ -1,0 +1,39 @@
+"""HTML forms are loaded through the API's marshmallow schemas: one set of shape rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from werkzeug.datastructures import MultiDict
+
+from cellchain.errors import InvalidInput
+
+
+def load_form(
+    schema: ma.Schema, form: MultiDict[str, str], *, lists: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Load a posted form with ``schema``; raise ``InvalidInput`` with field messages.
+
+    Empty optional fields count as absent; ``lists`` names fields sent as repeated inputs.
+    The CSRF token is the form's own business and is dropped.
+    """
+    data: dict[str, Any] = {}
+    for key in form:
+        if key == "csrf_token":
+            continue
+        if key in lists:
+            data[key] = [value for value in form.getlist(key) if value]
+        elif form[key] != "":
+            data[key] = form[key]
+    for key in lists:
+        data.setdefault(key, [])
+    try:
+        return schema.load(data)
+    except ma.ValidationError as error:
+        messages = error.normalized_messages()
+        errors = {
+            str(k): [str(m) for m in (v if isinstance(v, list) else [v])]
+            for k, v in messages.items()
+        }
+        raise InvalidInput("Some fields need attention.", errors=errors) from error

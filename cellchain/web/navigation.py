@@ -1,0 +1,29 @@
+"""The navigation bar: what each role sees. A link appears only if its permission is held."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cellchain.core.roles import Permission, Role, has_permission
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    endpoint: str
+    permission: Permission
+
+
+NAV_ITEMS: tuple[NavItem, ...] = (
+    NavItem("Home", "web.home", Permission.USE_APP),
+    NavItem("Identifiers", "core.identifiers", Permission.READ_RECORDS),
+    NavItem("Protocols", "dosing.protocols", Permission.READ_RECORDS),
+    NavItem("Audit trail", "core.audit_review", Permission.READ_AUDIT),
+    NavItem("Users", "core.users", Permission.MANAGE_USERS),
+    NavItem("My account", "core.account", Permission.USE_APP),
+    NavItem("API", "api-docs.openapi_swagger_ui", Permission.USE_APP),
+)
+
+
+def items_for(roles: frozenset[Role]) -> list[NavItem]:
+    return [item for item in NAV_ITEMS if has_permission(roles, item.permission)]

@@ -1,0 +1,88 @@
+"""Sessions, bearer tokens, CSRF and the idle timeout, as request hooks."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Flask, current_app, request, session
+from flask_login import current_user, logout_user
+
+from cellchain.core import accounts, audit
+from cellchain.core.models import User
+from cellchain.extensions import csrf, db, login_manager
+from cellchain.http import is_api_request, now
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LAST_SEEN_KEY = "last_seen"
+
+
+def bearer_token() -> str | None:
+    """The token of an ``Authorization: Bearer …`` header, if the request has one."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def load_session_user(user_id: str) -> User | None:
+    """The user of a session cookie; a deactivated or locked account is logged out at once."""
+    if not user_id.isdigit():
+        return None
+    user = db.session.get(User, int(user_id))
+    return user if user is not None and user.is_active else None
+
+
+def load_token_user(_request: object) -> User | None:
+    """The user of a bearer token, for API requests only."""
+    token = bearer_token()
+    if token is None or not is_api_request():
+        return None
+    user = accounts.user_for_token(db.session, token, now())
+    if db.session.dirty:
+        db.session.commit()  # token last-used time, its own small transaction
+    return user
+
+
+def enforce_idle_timeout() -> None:
+    """Log out a web session idle longer than the configured minutes, and audit it."""
+    if request.endpoint == "static" or bearer_token() is not None:
+        return
+    if not current_user.is_authenticated:
+        return
+    current = now()
+    last_seen = session.get(LAST_SEEN_KEY)
+    limit = dt.timedelta(minutes=current_app.config["IDLE_TIMEOUT_MINUTES"])
+    if last_seen is not None and current - dt.datetime.fromtimestamp(last_seen, dt.UTC) > limit:
+        user = current_user._get_current_object()
+        audit.record(
+            db.session,
+            actor=user,
+            at=current,
+            action="session.expired",
+            entity_type="user",
+            entity_id=user.id,
+            reason=f"idle for more than {current_app.config['IDLE_TIMEOUT_MINUTES']} minutes",
+        )
+        db.session.commit()
+        logout_user()
+        session.clear()
+        session["expired"] = True
+        return
+    session[LAST_SEEN_KEY] = current.timestamp()
+
+
+def enforce_csrf() -> None:
+    """Cookie-authenticated changes need a CSRF token; bearer-token API calls carry no cookie
+    credentials, so they are not exposed to cross-site forgery and need none."""
+    if request.method in SAFE_METHODS or request.endpoint == "static":
+        return
+    if is_api_request() and bearer_token() is not None:
+        return
+    csrf.protect()
+
+
+def init_security(app: Flask) -> None:
+    login_manager.user_loader(load_session_user)
+    login_manager.request_loader(load_token_user)
+    login_manager.session_protection = "strong"
+    app.before_request(enforce_csrf)
+    app.before_request(enforce_idle_timeout)

@@ -1,0 +1,133 @@
+"""Login, logout, home and the global scan box."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_user, logout_user
+
+from cellchain.core import accounts, audit, numbering
+from cellchain.core.identifiers import InvalidIdentifier
+from cellchain.core.roles import Permission, has_permission
+from cellchain.errors import AuthenticationFailed, NotFound
+from cellchain.extensions import db
+from cellchain.http import acting_user, now, public, requires, unit_of_work
+from cellchain.web.navigation import items_for
+from cellchain.web.resolve import record_url
+
+blueprint = Blueprint("web", __name__)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths are followed after login (no open redirect)."""
+    if target and target.startswith("/") and not target.startswith("//"):
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
+    return url_for("web.home")
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+@public
+def login() -> ResponseReturnValue:
+    expired = session.pop("expired", False)
+    if request.method == "GET":
+        if current_user.is_authenticated:
+            return redirect(url_for("web.home"))
+        return render_template("web/login.html", expired=expired, username="")
+    username = request.form.get("username", "")
+    password = request.form.get("password", "")
+    try:
+        with unit_of_work() as db_session:
+            user = accounts.authenticate(
+                db_session, username=username, password=password, now=now()
+            )
+    except AuthenticationFailed as error:
+        return render_template("web/login.html", error=error.detail, username=username), 401
+    session.clear()
+    login_user(user)
+    session.permanent = True
+    session["last_seen"] = now().timestamp()
+    return redirect(_safe_next(request.args.get("next")))
+
+
+@blueprint.post("/logout")
+@requires(Permission.USE_APP)
+def logout() -> ResponseReturnValue:
+    user = acting_user()
+    with unit_of_work() as db_session:
+        audit.record(
+            db_session, actor=user, at=now(), action="logout", entity_type="user", entity_id=user.id
+        )
+    logout_user()
+    session.clear()
+    flash("You are logged out.", "info")
+    return redirect(url_for("web.login"))
+
+
+@blueprint.get("/")
+@requires(Permission.USE_APP)
+def home() -> ResponseReturnValue:
+    return render_template("web/home.html", nav=items_for(acting_user().roles))
+
+
+@blueprint.get("/scan")
+@requires(Permission.USE_APP)
+def scan() -> ResponseReturnValue:
+    """Resolve what a scanner typed (or a person) to its record page, or say what is wrong."""
+    code = request.args.get("code", "")
+    if not code.strip():
+        return render_template("web/scan.html", code=code, error=None)
+    try:
+        issued = numbering.lookup(db.session, code)
+    except InvalidIdentifier as error:
+        return render_template("web/scan.html", code=code, error=error.detail, kind="invalid"), 422
+    except NotFound as error:
+        return render_template("web/scan.html", code=code, error=error.detail, kind="unknown"), 404
+    return redirect(record_url(issued))
+
+
+# --- template helpers -------------------------------------------------------------------
+
+
+def format_time(value: dt.datetime | None, with_seconds: bool = False) -> str:
+    """A stored UTC time in the site's time zone, with the zone named."""
+    if value is None:
+        return "—"
+    local = value.astimezone(ZoneInfo(current_app.config["SITE_TIMEZONE"]))
+    pattern = "%Y-%m-%d %H:%M:%S %Z" if with_seconds else "%Y-%m-%d %H:%M %Z"
+    return local.strftime(pattern)
+
+
+def _template_context() -> dict[str, Any]:
+    roles = acting_user().roles if current_user.is_authenticated else frozenset()
+    return {
+        "nav_items": items_for(roles),
+        "current_user_permissions": {p.value for p in Permission if has_permission(roles, p)},
+        "site_name": current_app.config["SITE_NAME"],
+        "facility_code": current_app.config["FACILITY_CODE"],
+        "demo_facility": current_app.config["ENV_NAME"] != "production",
+        "idle_minutes": current_app.config["IDLE_TIMEOUT_MINUTES"],
+    }
+
+
+def install_template_helpers(app: Flask) -> None:
+    app.context_processor(_template_context)
+    app.add_template_filter(format_time, "time")
+    app.add_template_filter(json.loads, "fromjson")

@@ -1,0 +1,50 @@
+"""Binds the extensions, blueprints and handlers to an app (called by ``create_app``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Flask
+
+from cellchain import resource_path
+from cellchain.extensions import api, csrf, db, login_manager, migrate
+
+
+def wire(app: Flask) -> None:
+    """Everything ``create_app`` does after the configuration is known."""
+    from cellchain.core import api as core_api
+    from cellchain.core import views as core_views
+    from cellchain.dosing import api as dosing_api
+    from cellchain.dosing import views as dosing_views
+    from cellchain.web import errors, security
+    from cellchain.web import views as web_views
+    from cellchain.web.docs import docs_static, protect_smorest_docs
+    from cellchain.web.errors import ProblemSchema
+
+    app.config["PERMANENT_SESSION_LIFETIME"] = dt.timedelta(
+        minutes=app.config["IDLE_TIMEOUT_MINUTES"]
+    )
+    db.init_app(app)
+    migrate.init_app(
+        app, db, directory=str(resource_path("migrations")), render_as_batch=True, compare_type=True
+    )
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    api.ERROR_SCHEMA = ProblemSchema  # type: ignore[misc]
+    api.init_app(app)
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "description": "cellchain API token"}
+    )
+    api.spec.options["security"] = [{"bearerAuth": []}]
+
+    security.init_security(app)
+    errors.init_error_handlers(app)
+
+    app.register_blueprint(web_views.blueprint)
+    app.register_blueprint(core_views.blueprint)
+    app.register_blueprint(dosing_views.blueprint)
+    app.register_blueprint(docs_static)
+    for blueprint in (*core_api.blueprints, *dosing_api.blueprints):
+        api.register_blueprint(blueprint)
+    protect_smorest_docs(app)
+    web_views.install_template_helpers(app)
