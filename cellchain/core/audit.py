@@ -114,7 +114,7 @@ def record(
     }
     entry = AuditEntry(**fields, entry_hash=entry_hash(**fields))
     session.add(entry)
-    session.flush([entry])
+    session.flush()
     session.execute(
         update(AuditChainHead)
         .where(AuditChainHead.id == 1)

@@ -73,6 +73,8 @@ def enforce_idle_timeout() -> None:
 def enforce_csrf() -> None:
     """Cookie-authenticated changes need a CSRF token; bearer-token API calls carry no cookie
     credentials, so they are not exposed to cross-site forgery and need none."""
+    if not current_app.config.get("WTF_CSRF_ENABLED", True):
+        return
     if request.method in SAFE_METHODS or request.endpoint == "static":
         return
     if is_api_request() and bearer_token() is not None:
