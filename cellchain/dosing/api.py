@@ -22,11 +22,19 @@ blueprints = (protocols_api,)
 
 
 def protocol_out(protocol: Protocol) -> dict[str, Any]:
-    out = ProtocolOut().dump(protocol)
-    out["signatures"] = [
-        ProtocolOut().fields["signatures"].inner.schema.dump(m)  # type: ignore[attr-defined]
-        for m in signatures.manifest(db.session, protocol)
-    ]
+    """The protocol's fields with its signatures, each checked against its content now."""
+    fields = (
+        "id",
+        "code",
+        "version",
+        "title",
+        "status",
+        "parameters",
+        "created_at",
+        "effective_at",
+    )
+    out = {name: getattr(protocol, name) for name in fields}
+    out["signatures"] = signatures.manifest(db.session, protocol)
     return out
 
 

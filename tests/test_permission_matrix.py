@@ -1,0 +1,145 @@
+"""Every route × every role: who may use it, checked by real requests.
+
+The table below is the specification. A route added without an entry here fails
+``test_every_route_has_an_entry``; an entry whose route is gone fails it too.
+"""
+
+from __future__ import annotations
+
+import pytest
+from werkzeug.routing import Rule
+
+from cellchain.core import accounts
+from cellchain.core.roles import Role
+from cellchain.core.types import utcnow
+from cellchain.extensions import db
+from tests.conftest import TEST_PASSWORD
+
+T, QC, QA, CLIN, INV, ADM = (
+    Role.TECHNICIAN,
+    Role.QC_ANALYST,
+    Role.QA,
+    Role.CLINICIAN,
+    Role.INVESTIGATOR,
+    Role.ADMIN,
+)
+EVERYONE = frozenset(Role)
+PUBLIC = "public"
+
+#: (endpoint, method) → the roles allowed, or PUBLIC for routes that need no login.
+MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
+    ("static", "GET"): PUBLIC,
+    ("web.login", "GET"): PUBLIC,
+    ("web.login", "POST"): PUBLIC,
+    ("web.logout", "POST"): EVERYONE,
+    ("web.home", "GET"): EVERYONE,
+    ("web.scan", "GET"): EVERYONE,
+    ("core.account", "GET"): EVERYONE,
+    ("core.change_password", "POST"): EVERYONE,
+    ("core.create_token", "POST"): EVERYONE,
+    ("core.revoke_token", "POST"): EVERYONE,
+    ("core.identifiers", "GET"): EVERYONE,
+    ("core.identifier", "GET"): EVERYONE,
+    ("core.reserve_dins", "POST"): frozenset({T, ADM}),
+    ("core.audit_review", "GET"): frozenset({QA, ADM, INV}),
+    ("core.audit_export", "GET"): frozenset({QA, ADM, INV}),
+    ("core.audit_verify", "POST"): frozenset({QA}),
+    ("core.users", "GET"): frozenset({ADM}),
+    ("core.new_user", "GET"): frozenset({ADM}),
+    ("core.new_user", "POST"): frozenset({ADM}),
+    ("core.user", "GET"): frozenset({ADM}),
+    ("core.deactivate_user", "POST"): frozenset({ADM}),
+    ("core.unlock_user", "POST"): frozenset({ADM}),
+    ("core.set_roles", "POST"): frozenset({ADM}),
+    ("dosing.protocols", "GET"): EVERYONE,
+    ("dosing.protocol", "GET"): EVERYONE,
+    ("dosing.approve", "POST"): frozenset({QA}),
+    ("docs_static.swagger_file", "GET"): EVERYONE,
+    ("api-docs.openapi_json", "GET"): EVERYONE,
+    ("api-docs.openapi_swagger_ui", "GET"): EVERYONE,
+    ("account_api.me", "GET"): EVERYONE,
+    ("account_api.Tokens", "GET"): EVERYONE,
+    ("account_api.Tokens", "POST"): EVERYONE,
+    ("account_api.revoke_token", "POST"): EVERYONE,
+    ("users_api.Users", "GET"): frozenset({ADM}),
+    ("users_api.Users", "POST"): frozenset({ADM}),
+    ("users_api.get_user", "GET"): frozenset({ADM}),
+    ("users_api.deactivate_user", "POST"): frozenset({ADM}),
+    ("users_api.unlock_user", "POST"): frozenset({ADM}),
+    ("users_api.set_roles", "PUT"): frozenset({ADM}),
+    ("audit_api.list_audit", "GET"): frozenset({QA, ADM, INV}),
+    ("audit_api.export_audit", "GET"): frozenset({QA, ADM, INV}),
+    ("audit_api.verify_audit", "POST"): frozenset({QA}),
+    ("identifiers_api.scan", "GET"): EVERYONE,
+    ("identifiers_api.get_identifier", "GET"): EVERYONE,
+    ("identifiers_api.reserve_dins", "POST"): frozenset({T, ADM}),
+    ("protocols_api.list_protocols", "GET"): EVERYONE,
+    ("protocols_api.get_protocol", "GET"): EVERYONE,
+    ("protocols_api.approve_protocol", "POST"): frozenset({QA}),
+}
+
+SAMPLE_VALUES = {"integer": "1", "path": "app.css", "default": "X999926000001X"}
+
+
+def route_methods(app) -> list[tuple[Rule, str]]:
+    return [
+        (rule, method)
+        for rule in app.url_map.iter_rules()
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"})
+    ]
+
+
+def sample_url(rule: Rule) -> str:
+    values = {}
+    for name, converter in rule._converters.items():
+        kind = type(converter).__name__.replace("Converter", "").lower()
+        values[name] = SAMPLE_VALUES.get(kind, SAMPLE_VALUES["default"])
+    if rule.endpoint == "docs_static.swagger_file":
+        values["filename"] = "swagger-ui.css"
+    return rule.build(values, append_unknown=False)[1]
+
+
+def test_every_route_has_an_entry(app):
+    registered = {(rule.endpoint, method) for rule, method in route_methods(app)}
+    assert registered - MATRIX.keys() == set(), "routes without a permission-matrix entry"
+    assert MATRIX.keys() - registered == set(), "matrix entries for routes that no longer exist"
+
+
+def test_anonymous_requests_are_sent_to_login(app):
+    client = app.test_client()
+    for rule, method in route_methods(app):
+        if MATRIX[(rule.endpoint, method)] == PUBLIC:
+            continue
+        response = client.open(sample_url(rule), method=method)
+        where = f"{method} {rule.rule}"
+        if rule.rule.startswith("/api/") and not rule.rule.startswith("/api/v1/docs"):
+            assert response.status_code == 401, where
+            assert response.mimetype == "application/problem+json", where
+        else:
+            assert response.status_code == 302, where
+            assert "/login" in response.headers["Location"], where
+
+
+@pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
+def test_each_role_reaches_exactly_its_routes(app, make_user, role):
+    user = make_user(f"matrix-{role.value.replace('_', '-')}", role)
+    _row, token = accounts.create_token(db.session, user=user, now=utcnow(), name="matrix")
+    db.session.commit()
+    wrong = []
+    for rule, method in route_methods(app):
+        allowed = MATRIX[(rule.endpoint, method)]
+        if allowed == PUBLIC:
+            continue
+        client = app.test_client()
+        if rule.rule.startswith("/api/") and not rule.rule.startswith("/api/v1/docs"):
+            client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+        else:
+            login = client.post(
+                "/login", data={"username": user.username, "password": TEST_PASSWORD}
+            )
+            assert login.status_code == 302
+        response = client.open(sample_url(rule), method=method)
+        denied = response.status_code == 403
+        if denied == (role in allowed) or response.status_code in (401, 500):
+            wrong.append(f"{method} {rule.rule} → {response.status_code}")
+    assert wrong == [], f"{role.value} got the wrong answer from: {wrong}"
