@@ -1,0 +1,130 @@
+"""The cellchain command: demo, init, users and audit verify, as an operator runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, text
+
+from cellchain.cli import main
+
+
+@pytest.fixture
+def run(database_url, monkeypatch):
+    monkeypatch.setenv("CELLCHAIN_ENV", "testing")
+    monkeypatch.setenv("CELLCHAIN_DATABASE_URL", database_url)
+    monkeypatch.setenv("CELLCHAIN_PASSWORD_HASH_METHOD", "pbkdf2:sha256:1000")
+    runner = CliRunner()
+
+    def invoke(*args: str, **kwargs):
+        return runner.invoke(main, list(args), catch_exceptions=False, **kwargs)
+
+    return invoke
+
+
+def test_demo_builds_a_fresh_database_with_users_for_every_role(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("CELLCHAIN_PASSWORD_HASH_METHOD", "pbkdf2:sha256:1000")
+    database = tmp_path / "demo.sqlite"
+    result = CliRunner().invoke(main, ["demo", "--no-serve", "--database", str(database)])
+    assert result.exit_code == 0, result.output
+    for username in ("tech", "qc", "qa", "clinician", "investigator", "admin"):
+        assert f"{username}-demo-pass" in result.output
+    engine = create_engine(f"sqlite:///{database}")
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM users")) == 6
+        assert conn.scalar(text("SELECT status FROM protocols")) == "effective"
+        assert conn.scalar(text("SELECT count(*) FROM signatures")) == 1
+    # Run again: the demo database is recreated, not added to.
+    again = CliRunner().invoke(main, ["demo", "--no-serve", "--database", str(database)])
+    assert again.exit_code == 0
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM users")) == 6
+
+
+def test_init_creates_the_first_admin_and_the_protocol_draft(run, monkeypatch):
+    monkeypatch.setenv("CELLCHAIN_ADMIN_PASSWORD", "a-long-admin-password")
+    result = run("init", "--admin-name", "First Admin")
+    assert result.exit_code == 0, result.output
+    assert "Created administrator admin" in result.output
+    assert "NCT01420432 v1 is draft" in result.output
+    listed = run("users", "list").output
+    assert "admin" in listed and "First Admin" in listed
+
+
+def test_users_create_deactivate_and_refuse_reuse(run):
+    created = run(
+        "users",
+        "create",
+        "rita",
+        "--full-name",
+        "Rita Tech",
+        "--role",
+        "technician",
+        "--password",
+        "a-long-password-1",
+    )
+    assert created.exit_code == 0, created.output
+    reused = run(
+        "users",
+        "create",
+        "RITA",
+        "--full-name",
+        "Other",
+        "--role",
+        "qa",
+        "--password",
+        "a-long-password-2",
+    )
+    assert reused.exit_code == 1 and "never reused" in reused.output
+    deactivated = run("users", "deactivate", "rita", "--reason", "left the site")
+    assert deactivated.exit_code == 0
+    assert "deactivated" in run("users", "list").output
+    missing_reason = run("users", "unlock", "rita")
+    assert missing_reason.exit_code == 2
+
+
+def test_audit_verify_reports_a_clean_chain_and_catches_an_edit(run, database_url):
+    run(
+        "users",
+        "create",
+        "rita",
+        "--full-name",
+        "Rita Tech",
+        "--role",
+        "technician",
+        "--password",
+        "a-long-password-1",
+    )
+    clean = run("audit", "verify")
+    assert clean.exit_code == 0 and "intact" in clean.output
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE audit_entries DISABLE TRIGGER USER"))
+        conn.execute(text("UPDATE audit_entries SET actor_username = 'mallory' WHERE seq = 1"))
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE audit_entries ENABLE TRIGGER USER"))
+    engine.dispose()
+    broken = run("audit", "verify")
+    assert broken.exit_code == 1
+    assert "BROKEN at entry #1" in broken.output
+
+
+def test_audit_export_writes_csv(run):
+    run(
+        "users",
+        "create",
+        "rita",
+        "--full-name",
+        "Rita Tech",
+        "--role",
+        "technician",
+        "--password",
+        "a-long-password-1",
+    )
+    exported = run("audit", "export", "--entity-type", "user")
+    assert exported.exit_code == 0
+    lines = exported.output.strip().splitlines()
+    assert lines[0].startswith("seq,at_utc,actor,action") and "user.created" in lines[1]

@@ -1,0 +1,58 @@
+"""Outside development and tests the app refuses settings that would make records untrustworthy."""
+
+from __future__ import annotations
+
+import pytest
+
+from cellchain import create_app
+from cellchain.config import DEVELOPMENT_SECRET_KEY, ConfigurationError
+
+GOOD_KEY = "k" * 64
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    for name in ("ENV", "SECRET_KEY", "FACILITY_CODE", "DATABASE_URL"):
+        monkeypatch.delenv(f"CELLCHAIN_{name}", raising=False)
+    monkeypatch.setenv("CELLCHAIN_INSTANCE_PATH", str(tmp_path))
+
+
+@pytest.mark.parametrize("key", [None, DEVELOPMENT_SECRET_KEY, "short"])
+def test_production_refuses_a_missing_default_or_short_secret_key(monkeypatch, key):
+    monkeypatch.setenv("CELLCHAIN_FACILITY_CODE", "A1234")
+    if key:
+        monkeypatch.setenv("CELLCHAIN_SECRET_KEY", key)
+    with pytest.raises(ConfigurationError, match="CELLCHAIN_SECRET_KEY"):
+        create_app()
+
+
+def test_production_refuses_a_missing_facility_code(monkeypatch):
+    monkeypatch.setenv("CELLCHAIN_SECRET_KEY", GOOD_KEY)
+    with pytest.raises(ConfigurationError, match="CELLCHAIN_FACILITY_CODE"):
+        create_app()
+
+
+def test_production_starts_with_real_settings(monkeypatch, tmp_path):
+    monkeypatch.setenv("CELLCHAIN_SECRET_KEY", GOOD_KEY)
+    monkeypatch.setenv("CELLCHAIN_FACILITY_CODE", "A1234")
+    app = create_app()
+    assert app.config["ENV_NAME"] == "production"
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path}/cellchain.sqlite"
+
+
+def test_environment_variables_override_defaults(monkeypatch):
+    monkeypatch.setenv("CELLCHAIN_ENV", "development")
+    monkeypatch.setenv("CELLCHAIN_IDLE_TIMEOUT_MINUTES", "5")
+    monkeypatch.setenv("CELLCHAIN_DATABASE_URL", "postgresql+psycopg://db.example/cellchain")
+    app = create_app()
+    assert app.config["IDLE_TIMEOUT_MINUTES"] == 5
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://db.example/cellchain"
+    assert app.config["SECRET_KEY"] == DEVELOPMENT_SECRET_KEY
+
+
+def test_a_non_number_is_refused_with_the_variable_named(monkeypatch):
+    monkeypatch.setenv("CELLCHAIN_ENV", "development")
+    monkeypatch.setenv("CELLCHAIN_LOCKOUT_THRESHOLD", "five")
+    with pytest.raises(ConfigurationError, match="CELLCHAIN_LOCKOUT_THRESHOLD"):
+        create_app()
