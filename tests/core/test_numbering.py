@@ -57,7 +57,7 @@ def test_lookup_says_what_is_wrong(session):
     issued = allocate(session)
     session.commit()
     wrong_check = issued.code[:-1] + ("A" if issued.code[-1] != "A" else "B")
-    with pytest.raises(InvalidIdentifier, match="[Cc]heck character"):
+    with pytest.raises(InvalidIdentifier, match=r"[Cc]heck character"):
         numbering.lookup(session, wrong_check)
     with pytest.raises(NotFound, match="not issued"):
         numbering.lookup(session, "X999926999999")

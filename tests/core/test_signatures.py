@@ -50,7 +50,8 @@ def test_a_change_to_the_signed_content_shows_the_signature_invalid(session, mak
     # Someone edits the parameters behind the application's back.
     session.execute(
         text(
-            "UPDATE protocols SET parameters_json = replace(parameters_json, '1000000.0', '2000000.0')"
+            "UPDATE protocols SET parameters_json = "
+            "replace(parameters_json, '1000000.0', '2000000.0')"
         )
     )
     session.commit()
