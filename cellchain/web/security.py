@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from flask import Flask, current_app, request, session
 from flask_login import current_user, logout_user
 
 from cellchain.core import accounts, audit
 from cellchain.core.models import User
+from cellchain.errors import InvalidInput
 from cellchain.extensions import csrf, db, login_manager
 from cellchain.http import is_api_request, now
 
@@ -82,9 +84,33 @@ def enforce_csrf() -> None:
     csrf.protect()
 
 
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(v) for v in value)
+    return False
+
+
+def refuse_nul_characters() -> None:
+    """No record may hold a NUL character (PostgreSQL cannot store one, and no scanner or
+    person types one); such input is refused before any view sees it."""
+    texts: list[Any] = [*request.args.values(), *request.form.values()]
+    if request.is_json:
+        texts.append(request.get_json(silent=True))
+    if any(_contains_nul(text) for text in texts):
+        raise InvalidInput(
+            "The input contains a NUL character, which is never valid; nothing was saved.",
+            title="Invalid characters",
+        )
+
+
 def init_security(app: Flask) -> None:
     login_manager.user_loader(load_session_user)
     login_manager.request_loader(load_token_user)
     login_manager.session_protection = "strong"
+    app.before_request(refuse_nul_characters)
     app.before_request(enforce_csrf)
     app.before_request(enforce_idle_timeout)

@@ -32,7 +32,8 @@ from tests.conftest import DatabaseFactory, test_config
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Playwright
 
-CHROMIUM = "/usr/bin/chromium"
+#: The system Chromium (Debian package ``chromium``); CELLCHAIN_CHROMIUM overrides the path.
+CHROMIUM = os.environ.get("CELLCHAIN_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -117,7 +118,9 @@ def live_server(databases: DatabaseFactory) -> Iterator[LiveServer]:
     try:
         _wait_until_serving(str(host), int(port), SERVER_START_TIMEOUT)
         yield LiveServer(
-            url=f"http://{host}:{port}", reserved_dins=dins, facility_code=app.config["FACILITY_CODE"]
+            url=f"http://{host}:{port}",
+            reserved_dins=dins,
+            facility_code=app.config["FACILITY_CODE"],
         )
     finally:
         server.shutdown()
@@ -148,7 +151,7 @@ def playwright_instance() -> Iterator[Playwright]:
 def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     try:
         browser = playwright_instance.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000
         )
     except Exception as error:
         unavailable(f"Chromium at {CHROMIUM} did not start under Playwright: {error}")
@@ -172,4 +175,3 @@ def artifacts(pytestconfig: pytest.Config) -> Path:
     path = pytestconfig.rootpath / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
-

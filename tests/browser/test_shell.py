@@ -152,9 +152,7 @@ def test_roles_differ_in_navigation() -> None:
     assert any(nav_labels(user.role)[1] for user in DEMO_USERS)
 
 
-def test_wrong_password_shows_error_and_keeps_username(
-    page: Page, live_server: LiveServer
-) -> None:
+def test_wrong_password_shows_error_and_keeps_username(page: Page, live_server: LiveServer) -> None:
     tech = demo_user(Role.TECHNICIAN)
     log_in(page, live_server, tech.username, tech.password + "-wrong")
 
@@ -163,3 +161,18 @@ def test_wrong_password_shows_error_and_keeps_username(
     expect(page.locator("#username")).to_have_value(tech.username)
     expect(page.locator("#password")).to_have_value("")
     expect(main_nav(page)).to_have_count(0)
+
+
+def test_rescan_after_error_replaces_the_old_code(page: Page, live_server: LiveServer) -> None:
+    """A keyboard-wedge scanner just types and presses Enter: after an error page, the next
+    scan must replace what is in the box, not be glued onto it."""
+    tech = demo_user(Role.TECHNICIAN)
+    log_in(page, live_server, tech.username, tech.password)
+    first, second = live_server.reserved_dins[:2]
+    scan(page, wrong_check_character(first))
+    expect(page.locator("#scan-error")).to_be_visible()
+    expect(page.locator("#scan-box")).to_be_focused()
+
+    page.keyboard.type(second)  # no clearing: the scanner cannot
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(live_server(f"/identifiers/{second}"), timeout=3_000)
