@@ -227,14 +227,11 @@ def get_identifier(code: str) -> Any:
 def reserve_dins(data: dict[str, Any]) -> Any:
     """Reserve the next DINs of this year, e.g. for pre-printed label stock."""
     with unit_of_work() as session:
-        issued = [
-            numbering.allocate_din(
-                session,
-                facility_code=current_app.config["FACILITY_CODE"],
-                actor=acting_user(),
-                now=now(),
-                purpose=data["purpose"],
-            )
-            for _ in range(data["count"])
-        ]
+        issued = numbering.reserve_dins(
+            session,
+            facility_code=current_app.config["FACILITY_CODE"],
+            actor=acting_user(),
+            now=now(),
+            **data,
+        )
     return issued

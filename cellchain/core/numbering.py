@@ -104,6 +104,22 @@ def allocate_din(
     )
 
 
+def reserve_dins(
+    session: Session,
+    *,
+    facility_code: str,
+    actor: User | None,
+    now: dt.datetime,
+    purpose: str,
+    count: int,
+) -> list[IssuedIdentifier]:
+    """Reserve ``count`` consecutive-as-available DINs, e.g. for pre-printed label stock."""
+    return [
+        allocate_din(session, facility_code=facility_code, actor=actor, now=now, purpose=purpose)
+        for _ in range(count)
+    ]
+
+
 def allocate_coi(
     session: Session,
     *,

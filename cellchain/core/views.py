@@ -55,16 +55,13 @@ def reserve_dins() -> ResponseReturnValue:
     try:
         data = load_form(DinReserveIn(), request.form)
         with unit_of_work() as session:
-            issued = [
-                numbering.allocate_din(
-                    session,
-                    facility_code=current_app.config["FACILITY_CODE"],
-                    actor=acting_user(),
-                    now=now(),
-                    purpose=data["purpose"],
-                )
-                for _ in range(data["count"])
-            ]
+            issued = numbering.reserve_dins(
+                session,
+                facility_code=current_app.config["FACILITY_CODE"],
+                actor=acting_user(),
+                now=now(),
+                **data,
+            )
             codes = [row.code for row in issued]
     except DomainError as error:
         flash(f"{error.detail} {_messages(error)}", "error")
