@@ -120,6 +120,22 @@ def database_url(databases: DatabaseFactory) -> Iterator[str]:
     databases.drop(url)
 
 
+class FreshContextClient(FlaskClient):
+    """A test client whose every request (and redirect hop) runs in an app context of its own.
+
+    The ``app`` fixture keeps a context pushed for the whole test so tests can use
+    ``db.session``; Flask reuses a pushed context of the same app for test requests, so
+    without this all requests of a test would share one ``flask.g`` and one session:
+    Flask-Login caches the loaded user in ``g``, so one client would act as another's user,
+    and ``cellchain.http.now()`` would return the first request's time ever after.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("buffered", True)  # read streamed bodies while the context lives
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
     """Build an app on this test's database, with extra config where a test needs it."""
@@ -127,6 +143,7 @@ def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
 
     def build(**extra: Any) -> Flask:
         app = create_app(test_config(database_url, **extra))
+        app.test_client_class = FreshContextClient
         apps.append(app)
         return app
 

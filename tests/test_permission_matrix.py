@@ -122,6 +122,11 @@ def test_anonymous_requests_are_sent_to_login(app):
 
 @pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
 def test_each_role_reaches_exactly_its_routes(app, make_user, role):
+    # Record #1 of each kind is a decoy, so routes called with id 1 (revoke token 1,
+    # deactivate user 1) act on it and not on the user and token doing the checking.
+    decoy = make_user("decoy", Role.TECHNICIAN)
+    accounts.create_token(db.session, user=decoy, now=utcnow(), name="decoy")
+    db.session.commit()
     user = make_user(f"matrix-{role.value.replace('_', '-')}", role)
     _row, token = accounts.create_token(db.session, user=user, now=utcnow(), name="matrix")
     db.session.commit()

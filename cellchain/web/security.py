@@ -97,7 +97,12 @@ def _contains_nul(value: Any) -> bool:
 def refuse_nul_characters() -> None:
     """No record may hold a NUL character (PostgreSQL cannot store one, and no scanner or
     person types one); such input is refused before any view sees it."""
-    texts: list[Any] = [*request.args.values(), *request.form.values()]
+    texts: list[Any] = [
+        value
+        for source in (request.args, request.form)
+        for _key, values in source.lists()
+        for value in (_key, *values)
+    ]
     if request.is_json:
         texts.append(request.get_json(silent=True))
     if any(_contains_nul(text) for text in texts):
