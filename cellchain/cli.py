@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, NoAppException, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy.exc import OperationalError
 
@@ -29,7 +29,8 @@ def _create_app() -> Flask:
     try:
         return create_app()
     except ConfigurationError as error:
-        raise click.ClickException(str(error)) from error
+        # Flask's CLI prints this one as a plain message, not a traceback.
+        raise NoAppException(str(error)) from error
 
 
 class CellchainGroup(FlaskGroup):
@@ -192,6 +193,7 @@ def users() -> None:
 @users.command("list")
 @with_appcontext
 def users_list() -> None:
+    """List every account with its status and roles."""
     for user in accounts.list_users(db.session):
         status = "deactivated" if not user.active else ("LOCKED" if user.locked else "active")
         roles = ",".join(sorted(role.value for role in user.roles))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 #: The development secret. Production refuses to start with it.
 DEVELOPMENT_SECRET_KEY = "cellchain-development-secret-not-for-production"
@@ -88,6 +89,21 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
 
 def check_config(config: Mapping[str, Any]) -> None:
     """Refuse to run a site with settings that would make its records untrustworthy."""
+    from cellchain.core.identifiers import validate_facility_code
+    from cellchain.errors import InvalidInput
+
+    try:
+        ZoneInfo(config["SITE_TIMEZONE"])
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigurationError(
+            f"CELLCHAIN_TIMEZONE {config['SITE_TIMEZONE']!r} is not a known time zone; "
+            "use an IANA name such as Europe/Berlin or Asia/Shanghai."
+        ) from exc
+    if config.get("FACILITY_CODE"):
+        try:
+            validate_facility_code(config["FACILITY_CODE"])
+        except InvalidInput as exc:
+            raise ConfigurationError(f"CELLCHAIN_FACILITY_CODE: {exc.detail}") from exc
     if config["ENV_NAME"] in ("development", "testing"):
         return
     key = config.get("SECRET_KEY")
@@ -97,8 +113,8 @@ def check_config(config: Mapping[str, Any]) -> None:
             "a long random value, e.g. the output of: python -c 'import secrets; "
             "print(secrets.token_hex(32))' (or set CELLCHAIN_ENV=development for a trial run)."
         )
-    if not config.get("FACILITY_CODE"):
+    if not config.get("FACILITY_CODE") or config["FACILITY_CODE"] == DEMO_FACILITY_CODE:
         raise ConfigurationError(
-            "CELLCHAIN_FACILITY_CODE is missing. Set it to the site's 5-character ISBT 128 "
-            "facility identification number (FIN) issued by ICCBBA."
+            "CELLCHAIN_FACILITY_CODE is missing or the unregistered demo code. Set it to the "
+            "site's 5-character ISBT 128 facility identification number (FIN) issued by ICCBBA."
         )

@@ -56,3 +56,18 @@ def test_a_non_number_is_refused_with_the_variable_named(monkeypatch):
     monkeypatch.setenv("CELLCHAIN_LOCKOUT_THRESHOLD", "five")
     with pytest.raises(ConfigurationError, match="CELLCHAIN_LOCKOUT_THRESHOLD"):
         create_app()
+
+
+@pytest.mark.parametrize("code", ["nonsense", "O1234", "X9999"])
+def test_production_refuses_a_malformed_or_demo_facility_code(monkeypatch, code):
+    monkeypatch.setenv("CELLCHAIN_SECRET_KEY", GOOD_KEY)
+    monkeypatch.setenv("CELLCHAIN_FACILITY_CODE", code)
+    with pytest.raises(ConfigurationError, match="CELLCHAIN_FACILITY_CODE"):
+        create_app()
+
+
+def test_an_unknown_time_zone_is_refused(monkeypatch):
+    monkeypatch.setenv("CELLCHAIN_ENV", "development")
+    monkeypatch.setenv("CELLCHAIN_TIMEZONE", "Mars/Base")
+    with pytest.raises(ConfigurationError, match="CELLCHAIN_TIMEZONE"):
+        create_app()

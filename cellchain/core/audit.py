@@ -184,12 +184,19 @@ def verify_chain(session: Session, *, batch_size: int = 5000) -> ChainReport:
     head = session.get(AuditChainHead, 1)
     if head is None:
         return ChainReport(checked, None, "the chain head row is missing")
-    if head.last_seq != checked or head.last_hash != prev_hash:
+    if head.last_seq > checked:
         return ChainReport(
             checked,
             checked + 1,
             f"the chain should end at entry #{head.last_seq} but the table ends at #{checked}: "
             "entries at the end were deleted",
+        )
+    if head.last_seq < checked or head.last_hash != prev_hash:
+        return ChainReport(
+            checked,
+            head.last_seq + 1,
+            f"the chain should end at entry #{head.last_seq} but the table goes on to "
+            f"#{checked}: entries were appended outside the application",
         )
     return ChainReport(checked)
 

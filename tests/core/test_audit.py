@@ -216,3 +216,17 @@ def test_filter_and_export(session, make_user):
     assert rows[0].startswith("seq,at_utc,actor,action")
     assert len(rows) == 1 + 3
     assert "correction 2" in rows[-1]
+
+
+def test_an_entry_appended_outside_the_application_is_found(session):
+    write_entries(session, 2)
+    last_hash = session.scalar(select(AuditEntry.entry_hash).where(AuditEntry.seq == 2))
+    tamper(
+        session,
+        "INSERT INTO audit_entries (seq, at, actor_id, actor_username, action, entity_type, "
+        "entity_id, changes, reason, prev_hash, entry_hash) VALUES (3, '2026-01-01 00:00:00', "
+        f"NULL, 'mallory', 'forged', 'thing', '1', '{{}}', NULL, '{last_hash}', '{FORGED_B}')",
+    )
+    report = audit.verify_chain(session)
+    assert not report.intact and report.first_broken_seq == 3
+    assert "changed" in report.problem or "appended" in report.problem
