@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import marshmallow as ma
 from flask import (
     Blueprint,
     Response,
@@ -85,10 +86,10 @@ def _audit_args() -> dict[str, Any]:
     data = {key: value for key, value in request.args.items() if value}
     try:
         return AuditQueryIn().load(data)
-    except Exception as error:  # marshmallow.ValidationError
+    except ma.ValidationError as error:
         raise InvalidInput(
             "The filter is not valid: dates need a time zone, e.g. 2026-11-24T00:00:00Z.",
-            errors=getattr(error, "messages", {}),
+            errors={str(k): [str(m) for m in v] for k, v in error.normalized_messages().items()},
         ) from error
 
 
