@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from cellchain import create_app
-from cellchain.core import accounts
+from cellchain.core import accounts, numbering
 from cellchain.core.accounts import AccountPolicy
 from cellchain.core.models import User
 from cellchain.core.roles import Role
@@ -190,6 +190,19 @@ def make_user(app: Flask, policy: AccountPolicy) -> Callable[..., User]:
         return user
 
     return make
+
+
+def issue_din(app: Flask) -> str:
+    """Issue (and commit) the next DIN of the test site; returns its canonical code."""
+    issued = numbering.allocate_din(
+        db.session,
+        facility_code=app.config["FACILITY_CODE"],
+        actor=None,
+        now=utcnow(),
+        purpose="test",
+    )
+    db.session.commit()
+    return issued.code
 
 
 @dataclass

@@ -24,6 +24,21 @@ def run(database_url, monkeypatch):
     return invoke
 
 
+def create_rita(run):
+    """A technician account created through the CLI, as an operator would."""
+    return run(
+        "users",
+        "create",
+        "rita",
+        "--full-name",
+        "Rita Tech",
+        "--role",
+        "technician",
+        "--password",
+        "a-long-password-1",
+    )
+
+
 def test_demo_builds_a_fresh_database_with_users_for_every_role(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("CELLCHAIN_PASSWORD_HASH_METHOD", "pbkdf2:sha256:1000")
     database = tmp_path / "demo.sqlite"
@@ -86,17 +101,7 @@ def test_users_create_deactivate_and_refuse_reuse(run):
 
 
 def test_audit_verify_reports_a_clean_chain_and_catches_an_edit(run, database_url):
-    run(
-        "users",
-        "create",
-        "rita",
-        "--full-name",
-        "Rita Tech",
-        "--role",
-        "technician",
-        "--password",
-        "a-long-password-1",
-    )
+    create_rita(run)
     clean = run("audit", "verify")
     assert clean.exit_code == 0 and "intact" in clean.output
     engine = create_engine(database_url)
@@ -113,17 +118,7 @@ def test_audit_verify_reports_a_clean_chain_and_catches_an_edit(run, database_ur
 
 
 def test_audit_export_writes_csv(run):
-    run(
-        "users",
-        "create",
-        "rita",
-        "--full-name",
-        "Rita Tech",
-        "--role",
-        "technician",
-        "--password",
-        "a-long-password-1",
-    )
+    create_rita(run)
     exported = run("audit", "export", "--entity-type", "user")
     assert exported.exit_code == 0
     lines = exported.output.strip().splitlines()

@@ -9,7 +9,6 @@ Chromium or Playwright is missing the tests are skipped with the reason, unless
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 import urllib.error
@@ -76,8 +75,6 @@ def _wait_until_serving(host: str, port: int, timeout: float) -> None:
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection((host, port), timeout=0.5):
-                pass
             with urllib.request.urlopen(f"http://{host}:{port}/login", timeout=2) as response:
                 if response.status == 200:
                     return

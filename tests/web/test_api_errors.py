@@ -8,12 +8,12 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from cellchain.core import accounts, numbering
+from cellchain.core import accounts
 from cellchain.core.identifiers import check_character
 from cellchain.core.models import ApiToken, AuditEntry, User
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
-from tests.conftest import TEST_PASSWORD
+from tests.conftest import TEST_PASSWORD, issue_din
 
 PROBLEM = "application/problem+json"
 
@@ -282,18 +282,6 @@ def tech_api(make_user, clients):
     return clients.api(make_user("tess", "technician"))
 
 
-def issued_din(app) -> str:
-    issued = numbering.allocate_din(
-        db.session,
-        facility_code=app.config["FACILITY_CODE"],
-        actor=None,
-        now=utcnow(),
-        purpose="test",
-    )
-    db.session.commit()
-    return issued.code
-
-
 def wrong_check(code: str) -> str:
     body, check = code[:-1], code[-1]
     other = next(c for c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*" if c != check)
@@ -301,7 +289,7 @@ def wrong_check(code: str) -> str:
 
 
 def test_scan_an_issued_din(app, tech_api):
-    code = issued_din(app)
+    code = issue_din(app)
 
     response = tech_api.get("/api/v1/scan", query_string={"code": code})
 
@@ -325,7 +313,7 @@ def test_scan_an_issued_din(app, tech_api):
 )
 def test_scan_invalid_code_is_422_saying_what_is_wrong(app, tech_api, code, words):
     if code == "wrong-check":
-        code = wrong_check(issued_din(app))
+        code = wrong_check(issue_din(app))
 
     body = assert_problem(tech_api.get("/api/v1/scan", query_string={"code": code}), 422)
 

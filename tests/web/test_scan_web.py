@@ -8,10 +8,8 @@ from urllib.parse import urlsplit
 import pytest
 from markupsafe import escape
 
-from cellchain.core import numbering
 from cellchain.core.identifiers import check_character, parse_identifier
-from cellchain.core.types import utcnow
-from cellchain.extensions import db
+from tests.conftest import issue_din
 
 
 @pytest.fixture
@@ -21,15 +19,7 @@ def web(make_user, clients):
 
 @pytest.fixture
 def din(app) -> str:
-    issued = numbering.allocate_din(
-        db.session,
-        facility_code=app.config["FACILITY_CODE"],
-        actor=None,
-        now=utcnow(),
-        purpose="test",
-    )
-    db.session.commit()
-    return issued.code
+    return issue_din(app)
 
 
 def scan_box_value(page: str) -> str | None:
