@@ -13,6 +13,10 @@ Formats (see DOMAIN.md section 2; ICCBBA ST-001 and ST-028 define the structures
   alphabet ``0-9A-Z*`` (values 0–36). It is printed boxed after the identifier (``[H]``) for
   keyboard entry and catches every single mistyped character and every swap of two neighbours.
   The canonical form stored in the database is body + K, e.g. ``G123498654321H``.
+* **Unit code**, 18 characters: DIN (13) + unit-kind letter (1) + sequence within the donation
+  (4, ``0001``–``9999``). Example ``G123498654321V0007``: the 7th unit labelled for donation
+  ``G123498654321``, a culture vessel. Every unit code embeds its donation's DIN (DOMAIN.md §2);
+  its check character is computed over all 18 characters. Kind letters: :data:`UNIT_KIND_LETTERS`.
 * **ISBT DIN barcode**: ``=`` + DIN + two flag characters. Flag ``00`` means "no check"; the
   "type 3" flag ``60``–``96`` is the check value + 60 and is verified like K.
 
@@ -44,6 +48,7 @@ __all__ = [
     "format_din",
     "make_coi",
     "make_din",
+    "make_unit_code",
     "parse_identifier",
     "type3_flag",
     "validate_facility_code",
@@ -52,7 +57,7 @@ __all__ = [
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*"
 """ISO/IEC 7064 MOD 37-2 alphabet: the position of a character is its value (0..36)."""
 
-IdentifierKind = Literal["DIN", "COI"]
+IdentifierKind = Literal["DIN", "COI", "UNIT"]
 InvalidReason = Literal["empty", "length", "character", "structure", "check"]
 
 _DIGITS = frozenset("0123456789")
@@ -62,6 +67,18 @@ _FACILITY_MIDDLE = _BODY_CHARS - {"O"}
 
 DIN_LENGTH = 13
 COI_LENGTH = 15
+UNIT_LENGTH = 18
+UNIT_SEQUENCE_MAX = 9999
+
+#: The letter after the DIN in a unit code says what kind of physical thing the unit is.
+UNIT_KIND_LETTERS: dict[str, str] = {
+    "D": "donation container",
+    "V": "culture vessel",
+    "B": "cell-bank vial",
+    "C": "cryobag",
+    "S": "sample tube",
+    "P": "prepared dose",
+}
 COI_PREFIX = "CH"
 BARCODE_PREFIX = "="
 NO_CHECK_FLAG = "00"
@@ -245,9 +262,10 @@ def format_coi(facility_code: str, year: int, sequence: int) -> str:
 
 @dataclass(frozen=True)
 class Identifier:
-    """A checked DIN or chain-of-identity identifier: its body and its check character.
+    """A checked DIN, chain-of-identity identifier or unit code: body and check character.
 
-    Build with :func:`make_din`, :func:`make_coi` or :func:`parse_identifier`; the constructor
+    Build with :func:`make_din`, :func:`make_coi`, :func:`make_unit_code` or
+    :func:`parse_identifier`; the constructor
     only refuses (ValueError) an inconsistent kind/body/check, a programming error.
     """
 
@@ -257,20 +275,38 @@ class Identifier:
 
     def __post_init__(self) -> None:
         """Refuse an Identifier whose body length or check character does not fit its kind."""
-        expected = {"DIN": DIN_LENGTH, "COI": COI_LENGTH}.get(self.kind)
+        expected = {"DIN": DIN_LENGTH, "COI": COI_LENGTH, "UNIT": UNIT_LENGTH}.get(self.kind)
         if expected is None:
             raise ValueError(f"unknown identifier kind {self.kind!r}")
         if len(self.body) != expected:
             raise ValueError(f"a {self.kind} body has {expected} characters, not {self.body!r}")
         if self.kind == "COI" and not self.body.startswith(COI_PREFIX):
             raise ValueError(f"a COI body starts with {COI_PREFIX!r}, not {self.body!r}")
+        if self.kind == "UNIT" and self.body[DIN_LENGTH] not in UNIT_KIND_LETTERS:
+            raise ValueError(f"{self.body[DIN_LENGTH]!r} is not a unit-kind letter")
         if self.check != check_character(self.body):
             raise ValueError(f"{self.check!r} is not the check character of {self.body!r}")
 
     @property
     def _din_part(self) -> str:
-        """The 13 characters facility + year + sequence (the whole DIN, or a COI without CH)."""
-        return self.body if self.kind == "DIN" else self.body[len(COI_PREFIX) :]
+        """The 13 characters facility + year + sequence: the DIN this identifier embeds."""
+        if self.kind == "COI":
+            return self.body[len(COI_PREFIX) :]
+        return self.body[:DIN_LENGTH]
+
+    @property
+    def din(self) -> str:
+        """The 13-character DIN (without check character) embedded in a DIN or unit code."""
+        if self.kind == "COI":
+            raise ValueError("A chain-of-identity identifier does not embed a DIN.")
+        return self.body[:DIN_LENGTH]
+
+    @property
+    def unit_kind_letter(self) -> str:
+        """The unit-kind letter of a unit code (``V`` for a culture vessel, …)."""
+        if self.kind != "UNIT":
+            raise ValueError("Only a unit code has a unit-kind letter.")
+        return self.body[DIN_LENGTH]
 
     @property
     def canonical(self) -> str:
@@ -296,10 +332,14 @@ class Identifier:
     def display(self) -> str:
         """Human-readable form with the check character boxed: ``G1234 98 654321 [H]``.
 
-        A COI reads ``CH G1234 98 654321 [K]``. :func:`parse_identifier` accepts this form back.
+        A COI reads ``CH G1234 98 654321 [K]``, a unit code ``G1234 98 654321 V0007 [K]``.
+        :func:`parse_identifier` accepts these forms back.
         """
         part = self._din_part
-        text = f"{part[:5]} {part[5:7]} {part[7:]} [{self.check}]"
+        din = f"{part[:5]} {part[5:7]} {part[7:]}"
+        if self.kind == "UNIT":
+            return f"{din} {self.body[DIN_LENGTH:]} [{self.check}]"
+        text = f"{din} [{self.check}]"
         return text if self.kind == "DIN" else f"{COI_PREFIX} {text}"
 
     @property
@@ -323,6 +363,21 @@ def make_coi(facility_code: str, year: int, sequence: int) -> Identifier:
     """A chain-of-identity :class:`Identifier` from its parts (rules of :func:`format_coi`)."""
     body = format_coi(facility_code, year, sequence)
     return Identifier("COI", body, check_character(body))
+
+
+def make_unit_code(din: str, kind_letter: str, sequence: int) -> Identifier:
+    """A unit code: the donation's 13-character DIN + kind letter + sequence 1..9999."""
+    din_id = parse_identifier(din)
+    if din_id.kind != "DIN":
+        raise InvalidInput(f"A unit code embeds a DIN; {din!r} is a {din_id.kind}.")
+    if kind_letter not in UNIT_KIND_LETTERS:
+        raise InvalidInput(f"{kind_letter!r} is not a unit-kind letter.")
+    if isinstance(sequence, bool) or not 1 <= sequence <= UNIT_SEQUENCE_MAX:
+        raise InvalidInput(
+            f"A donation has at most {UNIT_SEQUENCE_MAX} unit codes; got number {sequence}."
+        )
+    body = f"{din_id.body}{kind_letter}{sequence:04d}"
+    return Identifier("UNIT", body, check_character(body))
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,7 +412,7 @@ def _character_message(normal: str, index: int) -> str:
 
 
 def parse_identifier(text: str) -> Identifier:
-    """Parse a typed or scanned DIN or chain-of-identity identifier, verifying its check.
+    """Parse a typed or scanned DIN, chain-of-identity identifier or unit code, checking it.
 
     Normalisation: surrounding whitespace is stripped, inner whitespace and hyphens removed,
     letters upper-cased, and a boxed check character (``[H]``) unboxed. Accepted shapes:
@@ -367,6 +422,8 @@ def parse_identifier(text: str) -> Identifier:
       (verified), or ``=`` + DIN + K;
     * COI, ``CH`` + 13 characters (check computed) or 14 with K (K verified). A 13/14-character
       text starting with CH is a DIN from a facility whose code starts with CH.
+    * unit code, DIN + kind letter + 4 digits + K: 19 characters, K required and verified (a
+      unit code is never accepted without its check character).
 
     Raises :class:`InvalidIdentifier`; checks run in the order empty → characters → length →
     structure → check, so the message names the most basic problem.
@@ -418,6 +475,16 @@ def parse_identifier(text: str) -> Identifier:
         kind = "DIN"
         if len(normal) == DIN_LENGTH + 1:
             given_check = normal[DIN_LENGTH]
+    elif len(normal) == UNIT_LENGTH + 1:
+        kind = "UNIT"
+        given_check = normal[UNIT_LENGTH]
+    elif len(normal) == UNIT_LENGTH:
+        raise InvalidIdentifier(
+            f"{normal!r} looks like a unit code without its check character; type the boxed "
+            "character printed after it too (unit codes are only accepted with it).",
+            reason="length",
+            text=text,
+        )
     elif normal.startswith(COI_PREFIX):
         raise InvalidIdentifier(
             f"A chain-of-identity identifier has {COI_LENGTH} characters starting with CH, or "
@@ -428,12 +495,12 @@ def parse_identifier(text: str) -> Identifier:
         )
     else:
         raise InvalidIdentifier(
-            f"A DIN has {DIN_LENGTH} characters, or {DIN_LENGTH + 1} with its check character; "
-            f"{normal!r} has {len(normal)}.",
+            f"A DIN has {DIN_LENGTH} characters, or {DIN_LENGTH + 1} with its check character "
+            f"(a unit code {UNIT_LENGTH} or {UNIT_LENGTH + 1}); {normal!r} has {len(normal)}.",
             reason="length",
             text=text,
         )
-    body_length = DIN_LENGTH if kind == "DIN" else COI_LENGTH
+    body_length = {"DIN": DIN_LENGTH, "COI": COI_LENGTH, "UNIT": UNIT_LENGTH}[kind]
     body = normal[offset : offset + body_length]
     check_index = offset + body_length  # index of K or of the flag in ``normal``
 
@@ -454,6 +521,10 @@ def parse_identifier(text: str) -> Identifier:
         or _shift(_digits_problem(din_part[5:7], "year"), 5)
         or _shift(_digits_problem(din_part[7:], "sequence number"), 7)
     )
+    if problem is None and kind == "UNIT":
+        problem = _unit_suffix_problem(body[DIN_LENGTH:])
+        if problem is not None:
+            problem = _shift(problem, DIN_LENGTH)
     if problem is not None:
         index, why = problem
         position = din_start + index + 1
@@ -504,6 +575,17 @@ def parse_identifier(text: str) -> Identifier:
                 position=check_index + 1,
             )
     return Identifier(kind, body, check)
+
+
+def _unit_suffix_problem(suffix: str) -> tuple[int, str] | None:
+    """The first problem in a unit code's 5-character suffix (kind letter + 4 digits), or None."""
+    if suffix[0] not in UNIT_KIND_LETTERS:
+        letters = ", ".join(f"{k} ({v})" for k, v in UNIT_KIND_LETTERS.items())
+        return 0, f"after the DIN a unit code has a kind letter: {letters}"
+    problem = _shift(_digits_problem(suffix[1:], "unit number"), 1)
+    if problem is None and suffix[1:] == "0000":
+        return 1, "unit numbers start at 0001"
+    return problem
 
 
 def _shift(problem: tuple[int, str] | None, by: int) -> tuple[int, str] | None:

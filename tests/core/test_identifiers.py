@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from cellchain.core.identifiers import (
     ALPHABET,
+    UNIT_KIND_LETTERS,
     Identifier,
     InvalidIdentifier,
     check_character,
@@ -15,6 +16,7 @@ from cellchain.core.identifiers import (
     format_din,
     make_coi,
     make_din,
+    make_unit_code,
     parse_identifier,
     type3_flag,
     validate_facility_code,
@@ -40,8 +42,15 @@ facility_codes = st.builds(
 years = st.integers(min_value=0, max_value=99)
 sequences = st.integers(min_value=1, max_value=999_999)
 makers = st.sampled_from([make_din, make_coi])
-identifiers = st.builds(
-    lambda make, f, y, s: make(f, y, s), makers, facility_codes, years, sequences
+unit_codes = st.builds(
+    lambda din, letter, n: make_unit_code(din.canonical, letter, n),
+    st.builds(make_din, facility_codes, years, sequences),
+    st.sampled_from(sorted(UNIT_KIND_LETTERS)),
+    st.integers(min_value=1, max_value=9999),
+)
+identifiers = st.one_of(
+    st.builds(lambda make, f, y, s: make(f, y, s), makers, facility_codes, years, sequences),
+    unit_codes,
 )
 bodies = st.text(alphabet=ALPHABET[:-1], min_size=1, max_size=20)
 
@@ -250,12 +259,12 @@ def typed_forms(x: Identifier) -> list[str]:
         x.display.lower(),
         x.canonical.lower(),
         f"  {x.canonical}\t\r\n",
-        x.body,
-        x.body.lower(),
         x.display.replace(" ", "-").replace("-[", "["),
         " ".join(x.canonical),
         x.body + f"[{x.check}]",
     ]
+    if x.kind != "UNIT":  # a unit code is only accepted with its check character
+        forms += [x.body, x.body.lower()]
     if x.kind == "DIN":
         forms += [
             x.barcode_din,
@@ -287,6 +296,48 @@ def test_published_examples_parse() -> None:
     assert parse_identifier("G123498654321H") == Identifier("DIN", "G123498654321", "H")
     assert parse_identifier("G1234 17 654321 [A]").check == "A"
     assert parse_identifier("=G12349865432177").canonical == "G123498654321H"
+
+
+def test_unit_code_embeds_its_din_and_needs_its_check_character() -> None:
+    din = make_din("X9999", 26, 1)
+    unit = make_unit_code(din.display, "V", 7)
+    assert unit.canonical == "X999926000001V0007J"
+    assert unit.display == "X9999 26 000001 V0007 [J]"
+    assert unit.din == din.body
+    assert unit.unit_kind_letter == "V"
+    assert parse_identifier("x9999-26-000001-v0007 [j]") == unit
+    assert refused(unit.body).reason == "length"
+    assert "check character" in refused(unit.body).detail
+
+
+@pytest.mark.parametrize(
+    ("text", "reason", "mentions"),
+    [
+        ("X999926000001Q0007J", "structure", "kind letter"),
+        ("X999926000001V0000J", "structure", "unit numbers start at 0001"),
+        ("X999926000001VOO07J", "structure", "did you mean zero"),
+        ("X999926000001V0007Z", "check", "needs check character J"),
+        ("X999926000000V0007J", "structure", "000000"),
+    ],
+)
+def test_unit_code_errors(text: str, reason: str, mentions: str) -> None:
+    error = refused(text)
+    assert error.reason == reason
+    assert mentions in error.detail
+
+
+@pytest.mark.parametrize(
+    ("args", "mentions"),
+    [
+        (("CHX999926000001", "V", 1), "embeds a DIN"),
+        (("X999926000001", "Q", 1), "not a unit-kind letter"),
+        (("X999926000001", "V", 0), "at most 9999"),
+        (("X999926000001", "V", 10000), "at most 9999"),
+    ],
+)
+def test_make_unit_code_refuses_bad_parts(args: tuple[str, str, int], mentions: str) -> None:
+    with pytest.raises(InvalidInput, match=mentions):
+        make_unit_code(*args)
 
 
 def test_facility_starting_with_ch_is_a_din() -> None:
@@ -360,11 +411,12 @@ def test_character_error_explains_product_codes() -> None:
     [
         (
             "G12349865",
-            "A DIN has 13 characters, or 14 with its check character; 'G12349865' has 9.",
+            "A DIN has 13 characters, or 14 with its check character (a unit code 18 or 19); "
+            "'G12349865' has 9.",
         ),
         ("G12349865432100", "has 15"),
         ("G1", "has 2"),
-        ("CHG123498654321000", "chain-of-identity identifier has 15 characters"),
+        ("CHG12349865432100", "chain-of-identity identifier has 15 characters"),
         ("CHG1", "'CHG1' has 4"),
         ("=G123498654321", "has 13 characters after '='"),
         ("=G1234986543217777", "has 17 characters after '='"),
