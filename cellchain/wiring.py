@@ -10,8 +10,18 @@ from cellchain import resource_path
 from cellchain.extensions import api, csrf, db, login_manager, migrate
 
 
+def import_models() -> None:
+    """Import every package's tables so that the metadata (and Alembic) sees them all."""
+    from cellchain.chain import models as chain_models  # noqa: F401
+    from cellchain.core import models as core_models  # noqa: F401
+    from cellchain.donors import models as donors_models  # noqa: F401
+    from cellchain.dosing import models as dosing_models  # noqa: F401
+    from cellchain.manufacturing import models as manufacturing_models  # noqa: F401
+
+
 def wire(app: Flask) -> None:
     """Everything ``create_app`` does after the configuration is known."""
+    import_models()
     from cellchain.core import api as core_api
     from cellchain.core import views as core_views
     from cellchain.dosing import api as dosing_api

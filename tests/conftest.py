@@ -241,3 +241,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "postgres_only" in item.keywords and not on_postgres():
             item.add_marker(skip_pg)
+
+
+@pytest.fixture
+def lab(app: Flask, make_user: Callable[..., User]) -> Any:
+    """A technician, a QC analyst and QA, with the UC-MSC product definition in force."""
+    from tests.factories import make_lab
+
+    return make_lab(app, make_user)

@@ -15,14 +15,21 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from cellchain.core import audit
-from cellchain.core.identifiers import Identifier, make_coi, make_din, parse_identifier
+from cellchain.core.identifiers import (
+    UNIT_SEQUENCE_MAX,
+    Identifier,
+    make_coi,
+    make_din,
+    make_unit_code,
+    parse_identifier,
+)
 from cellchain.core.models import IdentifierSequence, IssuedIdentifier, User
 from cellchain.errors import Conflict, NotFound
 
 MAX_SEQUENCE = 999_999
 
 
-def next_in_sequence(session: Session, scope: str) -> int:
+def next_in_sequence(session: Session, scope: str, *, maximum: int = MAX_SEQUENCE) -> int:
     """The next number in ``scope`` (1, 2, …), safe under concurrent transactions."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -38,8 +45,8 @@ def next_in_sequence(session: Session, scope: str) -> int:
         .returning(IdentifierSequence.last_value)
         .execution_options(synchronize_session=False)
     ).scalar_one()
-    if value > MAX_SEQUENCE:
-        raise Conflict(f"The sequence {scope} is exhausted ({MAX_SEQUENCE} numbers a year).")
+    if value > maximum:
+        raise Conflict(f"The sequence {scope} is exhausted (it ends at {maximum}).")
     return value
 
 
@@ -141,6 +148,63 @@ def allocate_coi(
         purpose=purpose,
         entity_type=entity_type,
         entity_id=entity_id,
+    )
+
+
+def issue_unit_code(
+    session: Session,
+    *,
+    din: str,
+    kind_letter: str,
+    actor: User | None,
+    now: dt.datetime,
+    purpose: str,
+) -> IssuedIdentifier:
+    """Issue the next unit code of donation ``din`` (its DIN + kind letter + number).
+
+    The number counts every unit of the donation whatever its kind, so codes read in the
+    order the units were labelled. Attach it to its unit with :func:`attach`.
+    """
+    sequence = next_in_sequence(session, f"UNIT:{din}", maximum=UNIT_SEQUENCE_MAX)
+    return _issue(
+        session,
+        identifier=make_unit_code(din, kind_letter, sequence),
+        actor=actor,
+        now=now,
+        purpose=purpose,
+        entity_type=None,
+        entity_id=None,
+    )
+
+
+def attach(
+    session: Session,
+    issued: IssuedIdentifier,
+    *,
+    entity_type: str,
+    entity_id: str | int,
+    actor: User | None,
+    now: dt.datetime,
+) -> None:
+    """Attach an issued, still unattached code to the record it now identifies.
+
+    Refused when the code already identifies something: a code identifies one record for life.
+    """
+    if issued.entity_type is not None:
+        raise Conflict(
+            f"{issued.code} already identifies {issued.entity_type} {issued.entity_id}; a code "
+            "identifies one record for life.",
+        )
+    issued.entity_type = entity_type
+    issued.entity_id = str(entity_id)
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="identifier.attached",
+        entity_type="identifier",
+        entity_id=issued.code,
+        changes={"entity": (None, f"{entity_type}:{entity_id}")},
     )
 
 

@@ -115,9 +115,7 @@ def draft(
     code = code.strip().upper()
     if not code or not title.strip():
         raise InvalidInput(f"A {model.document_label.lower()} needs a code and a title.")
-    latest = session.execute(
-        select(func.max(model.version)).where(model.code == code)
-    ).scalar_one()
+    latest = session.execute(select(func.max(model.version)).where(model.code == code)).scalar_one()
     document = model(
         code=code,
         version=(latest or 0) + 1,
@@ -227,6 +225,4 @@ def get(session: Session, model: type[D], document_id: int) -> D:
 
 def list_versions(session: Session, model: type[D]) -> list[D]:
     """Every version of every document of this kind, newest version first."""
-    return list(
-        session.execute(select(model).order_by(model.code, model.version.desc())).scalars()
-    )
+    return list(session.execute(select(model).order_by(model.code, model.version.desc())).scalars())

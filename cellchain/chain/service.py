@@ -1,0 +1,495 @@
+"""Rules of the chain-of-identity core: creating units, lineage, custody events, trace queries.
+
+Every later stage (manufacturing, release, dosing, clinic) makes and moves units through these
+functions, so the rules of the chain hold everywhere: every unit knows its donation, material of
+two donations is never combined, status changes follow ``UNIT_TRANSITIONS``, and every change
+is an event on the unit and an entry in the audit trail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, literal, select
+from sqlalchemy.orm import Session
+
+from cellchain.chain.models import (
+    CUSTODY_EVENTS,
+    GONE,
+    UNIT_TRANSITIONS,
+    USABLE_AS_PARENT,
+    EventType,
+    LineageEdge,
+    LineageOperation,
+    Unit,
+    UnitEvent,
+    UnitKind,
+    UnitStatus,
+)
+from cellchain.core import audit, numbering
+from cellchain.core.identifiers import InvalidIdentifier
+from cellchain.core.models import User
+from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
+
+#: Largest number of units one call may create (a fill of many bags is still far below it).
+MAX_UNITS_PER_STEP = 200
+
+
+def create_unit(
+    session: Session,
+    *,
+    donation_id: int,
+    din: str,
+    kind: UnitKind,
+    location: str,
+    actor: User | None,
+    now: dt.datetime,
+    at: dt.datetime | None = None,
+) -> Unit:
+    """Label a new unit of donation ``din``: issue its code, record it, write its first event.
+
+    ``at`` is when the thing came into existence if that was before it was recorded (a
+    donation container exists from collection); it defaults to now.
+    """
+    location = _required_text(location, "location", "Where the unit is")
+    issued = numbering.issue_unit_code(
+        session,
+        din=din,
+        kind_letter=kind.letter,
+        actor=actor,
+        now=now,
+        purpose=f"label of a {kind.label}",
+    )
+    unit = Unit(
+        code=issued.code,
+        kind=kind.value,
+        status=UnitStatus.QUARANTINE.value,
+        donation_id=donation_id,
+        location=location,
+        created_at=at or now,
+        created_by_id=actor.id if actor else None,
+    )
+    session.add(unit)
+    session.flush()
+    numbering.attach(session, issued, entity_type="unit", entity_id=unit.id, actor=actor, now=now)
+    _add_event(
+        session, unit, EventType.CREATED, actor=actor, now=now, at=at or now, location=location
+    )
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="unit.created",
+        entity_type="unit",
+        entity_id=unit.id,
+        changes={
+            "code": (None, unit.code),
+            "kind": (None, unit.kind),
+            "status": (None, unit.status),
+            "donation_id": (None, donation_id),
+            "location": (None, location),
+        },
+    )
+    return unit
+
+
+def derive_units(
+    session: Session,
+    *,
+    parents: Sequence[Unit],
+    kind: UnitKind,
+    operation: LineageOperation,
+    count: int,
+    location: str,
+    actor: User | None,
+    now: dt.datetime,
+    consume_parents: bool = False,
+) -> list[Unit]:
+    """Make ``count`` new units from ``parents`` by ``operation`` and record the lineage.
+
+    Refused when the parents belong to different donations (no pooling across donors,
+    DOMAIN.md §1), when a parent is not usable (blocked, rejected, used up or gone), or when
+    the same parent is named twice. With ``consume_parents`` the parents become consumed.
+    """
+    if not parents:
+        raise InvalidInput("A new unit needs at least one parent unit.")
+    if not 1 <= count <= MAX_UNITS_PER_STEP:
+        raise InvalidInput(
+            f"One step makes 1 to {MAX_UNITS_PER_STEP} units; {count} were asked for.",
+            errors={"count": [f"Must be between 1 and {MAX_UNITS_PER_STEP}."]},
+        )
+    if len({parent.id for parent in parents}) != len(parents):
+        raise InvalidInput("The same parent unit was given twice.")
+    donations = {parent.donation_id for parent in parents}
+    if len(donations) > 1:
+        codes = ", ".join(f"{p.code} (donation {p.donation.din})" for p in parents)
+        raise Conflict(
+            "Material from different donations is never combined; these parents come from "
+            f"{len(donations)} donations: {codes}.",
+            title="Pooling across donations refused",
+        )
+    for parent in parents:
+        status = UnitStatus(parent.status)
+        if status not in USABLE_AS_PARENT:
+            raise Conflict(
+                f"Unit {parent.code} is {status.value}; only units in quarantine or available "
+                "can be processed further.",
+                title="Parent unit not usable",
+            )
+    donation = parents[0].donation
+    children = [
+        create_unit(
+            session,
+            donation_id=donation.id,
+            din=donation.din[:-1],
+            kind=kind,
+            location=location,
+            actor=actor,
+            now=now,
+        )
+        for _ in range(count)
+    ]
+    for child in children:
+        for parent in parents:
+            session.add(
+                LineageEdge(
+                    parent_id=parent.id,
+                    child_id=child.id,
+                    operation=operation.value,
+                    created_at=now,
+                )
+            )
+        audit.record(
+            session,
+            actor=actor,
+            at=now,
+            action="unit.derived",
+            entity_type="unit",
+            entity_id=child.id,
+            changes={
+                "operation": (None, operation.value),
+                "parents": (None, [parent.code for parent in parents]),
+            },
+        )
+    session.flush()
+    if consume_parents:
+        for parent in parents:
+            change_status(
+                session,
+                parent,
+                UnitStatus.CONSUMED,
+                actor=actor,
+                now=now,
+                reason=f"used up by {operation.value}",
+            )
+    return children
+
+
+def change_status(
+    session: Session,
+    unit: Unit,
+    target: UnitStatus,
+    *,
+    actor: User | None,
+    now: dt.datetime,
+    reason: str,
+) -> None:
+    """Move ``unit`` to ``target`` if ``UNIT_TRANSITIONS`` allows it; record event and audit."""
+    current = UnitStatus(unit.status)
+    if target == current:
+        return
+    if target not in UNIT_TRANSITIONS[current]:
+        raise StateConflict(f"Unit {unit.code}", current, target)
+    unit.status = target.value
+    _add_event(
+        session,
+        unit,
+        EventType.STATUS_CHANGED,
+        actor=actor,
+        now=now,
+        at=now,
+        location=unit.location,
+        note=f"{current.value} → {target.value}: {reason}",
+    )
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="unit.status_changed",
+        entity_type="unit",
+        entity_id=unit.id,
+        changes={"status": (current.value, target.value)},
+        reason=reason,
+    )
+
+
+@dataclass(frozen=True)
+class CustodyInput:
+    """What a person records about a custody or scan event."""
+
+    event_type: EventType
+    at: dt.datetime | None = None
+    location: str | None = None
+    counterparty: str | None = None
+    temperature_c: float | None = None
+    note: str | None = None
+
+
+def record_custody(
+    session: Session, unit: Unit, event: CustodyInput, *, actor: User, now: dt.datetime
+) -> UnitEvent:
+    """Record a receipt, move, hand-off or scan on ``unit``.
+
+    A move and a receipt need the location the unit is now at, and change it; a hand-off needs
+    who took custody. Events may be back-dated (written up after the fact) but never dated in
+    the future or before the unit existed. A unit that is gone (infused, consumed, discarded)
+    can only be scanned.
+    """
+    if event.event_type not in CUSTODY_EVENTS:
+        raise InvalidInput(
+            f"{event.event_type.value} is not a custody event; record one of: "
+            + ", ".join(e.value for e in CUSTODY_EVENTS)
+            + ".",
+            errors={"event_type": ["Not a custody event."]},
+        )
+    at = event.at or now
+    if at > now:
+        raise InvalidInput(
+            "A custody event cannot be in the future.",
+            errors={"at": ["Must not be in the future."]},
+        )
+    if at < unit.created_at:
+        raise InvalidInput(
+            f"Unit {unit.code} was created at {unit.created_at:%Y-%m-%d %H:%M} UTC; an event on "
+            "it cannot be earlier.",
+            errors={"at": ["Must not be before the unit was created."]},
+        )
+    if UnitStatus(unit.status) in GONE and event.event_type != EventType.SCANNED:
+        raise Conflict(
+            f"Unit {unit.code} is {unit.status}; it can be scanned but no longer moved or "
+            "handed off.",
+            title="Unit no longer exists physically",
+        )
+    if event.temperature_c is not None and not -273.15 <= event.temperature_c <= 100:
+        raise InvalidInput(
+            f"{event.temperature_c} °C is not a possible temperature here.",
+            errors={"temperature_c": ["Must be between −273.15 and 100 °C."]},
+        )
+    previous_location = unit.location
+    location = (event.location or "").strip() or None
+    if event.event_type in (EventType.MOVED, EventType.RECEIVED):
+        location = _required_text(location, "location", "Where the unit is now")
+        unit.location = location
+    counterparty = (event.counterparty or "").strip() or None
+    if event.event_type == EventType.HANDED_OFF:
+        counterparty = _required_text(counterparty, "counterparty", "Who took custody")
+    recorded = _add_event(
+        session,
+        unit,
+        event.event_type,
+        actor=actor,
+        now=now,
+        at=at,
+        location=location or previous_location,
+        from_location=previous_location if event.event_type == EventType.MOVED else None,
+        counterparty=counterparty,
+        temperature_c=event.temperature_c,
+        note=(event.note or "").strip() or None,
+    )
+    changes: dict[str, tuple[object, object]] = {"event": (None, event.event_type.value)}
+    if unit.location != previous_location:
+        changes["location"] = (previous_location, unit.location)
+    if counterparty:
+        changes["counterparty"] = (None, counterparty)
+    if event.temperature_c is not None:
+        changes["temperature_c"] = (None, event.temperature_c)
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action=f"unit.{event.event_type.value}",
+        entity_type="unit",
+        entity_id=unit.id,
+        changes=changes,
+    )
+    return recorded
+
+
+def _add_event(
+    session: Session,
+    unit: Unit,
+    event_type: EventType,
+    *,
+    actor: User | None,
+    now: dt.datetime,
+    at: dt.datetime,
+    location: str | None,
+    from_location: str | None = None,
+    counterparty: str | None = None,
+    temperature_c: float | None = None,
+    note: str | None = None,
+) -> UnitEvent:
+    event = UnitEvent(
+        unit_id=unit.id,
+        event_type=event_type.value,
+        at=at,
+        recorded_at=now,
+        actor_id=actor.id if actor else None,
+        location=location,
+        from_location=from_location,
+        counterparty=counterparty,
+        temperature_c=temperature_c,
+        note=note,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def _required_text(value: str | None, field: str, what: str) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise InvalidInput(f"{what} is required.", errors={field: ["Required."]})
+    return text
+
+
+# --- finding units ----------------------------------------------------------------------------
+
+
+def get_unit(session: Session, unit_id: int) -> Unit:
+    unit = session.get(Unit, unit_id)
+    if unit is None:
+        raise NotFound(f"There is no unit #{unit_id}.")
+    return unit
+
+
+def resolve_unit(session: Session, code: str) -> Unit:
+    """The one unit a scanned or typed code identifies, or a clear error.
+
+    The code is parsed and its check character verified, then compared whole and exactly with
+    the issued codes (DOMAIN.md §8). A valid code of something that is not a unit (a donation's
+    DIN, a patient's COI) is refused with a message that says what it is instead.
+    """
+    issued = numbering.lookup(session, code)
+    if issued.kind != "UNIT" or issued.entity_type != "unit" or issued.entity_id is None:
+        what = {"DIN": "a donation's DIN", "COI": "a chain-of-identity identifier"}.get(
+            issued.kind, f"a {issued.kind} code"
+        )
+        raise InvalidIdentifier(
+            f"{issued.code} is {what}, not a unit; scan the unit's own label.",
+            reason="structure",
+            text=code,
+        )
+    return get_unit(session, int(issued.entity_id))
+
+
+def units_of_donation(session: Session, donation_id: int) -> list[Unit]:
+    return list(
+        session.execute(
+            select(Unit).where(Unit.donation_id == donation_id).order_by(Unit.id)
+        ).scalars()
+    )
+
+
+def history(session: Session, unit: Unit) -> list[UnitEvent]:
+    """The unit's events in the order they happened (ties in the order they were recorded)."""
+    return list(
+        session.execute(
+            select(UnitEvent)
+            .where(UnitEvent.unit_id == unit.id)
+            .order_by(UnitEvent.at, UnitEvent.id)
+        ).scalars()
+    )
+
+
+def events_of_donation(session: Session, donation_id: int) -> list[UnitEvent]:
+    """Every event on every unit of a donation, in the order they happened."""
+    return list(
+        session.execute(
+            select(UnitEvent)
+            .join(Unit, Unit.id == UnitEvent.unit_id)
+            .where(Unit.donation_id == donation_id)
+            .order_by(UnitEvent.at, UnitEvent.id)
+        ).scalars()
+    )
+
+
+def parents_of(session: Session, unit: Unit) -> list[tuple[Unit, str]]:
+    """The unit's direct parents with the operation that made it."""
+    rows = session.execute(
+        select(Unit, LineageEdge.operation)
+        .join(LineageEdge, LineageEdge.parent_id == Unit.id)
+        .where(LineageEdge.child_id == unit.id)
+        .order_by(Unit.id)
+    ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def children_of(session: Session, unit: Unit) -> list[tuple[Unit, str]]:
+    """The unit's direct children with the operation that made each."""
+    rows = session.execute(
+        select(Unit, LineageEdge.operation)
+        .join(LineageEdge, LineageEdge.child_id == Unit.id)
+        .where(LineageEdge.parent_id == unit.id)
+        .order_by(Unit.id)
+    ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+# --- trace queries (recursive, in the database) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class TraceStep:
+    """A unit found by a trace, and how many lineage steps away from the start it is."""
+
+    unit: Unit
+    distance: int
+
+
+def trace_back(session: Session, unit: Unit) -> list[TraceStep]:
+    """Every ancestor of ``unit`` back to the donation's containers, nearest first.
+
+    One recursive query (``WITH RECURSIVE``) walks the lineage edges upwards in the database;
+    the number of queries does not grow with the size of the tree.
+    """
+    return _trace(session, unit, upwards=True)
+
+
+def trace_forward(session: Session, unit: Unit) -> list[TraceStep]:
+    """Every descendant of ``unit`` (children, their children, …), nearest first; one query."""
+    return _trace(session, unit, upwards=False)
+
+
+def _trace(session: Session, unit: Unit, *, upwards: bool) -> list[TraceStep]:
+    edges = LineageEdge.__table__
+    start, step = (
+        (edges.c.child_id, edges.c.parent_id)
+        if upwards
+        else (
+            edges.c.parent_id,
+            edges.c.child_id,
+        )
+    )
+    reached = (
+        select(step.label("unit_id"), literal(1).label("distance"))
+        .where(start == unit.id)
+        .cte("reached", recursive=True)
+    )
+    # UNION (not UNION ALL) keeps one row per (unit, distance) however many paths lead there.
+    reached = reached.union(
+        select(step, reached.c.distance + 1).join(reached, start == reached.c.unit_id)
+    )
+    nearest = (
+        select(reached.c.unit_id, func.min(reached.c.distance).label("distance"))
+        .group_by(reached.c.unit_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Unit, nearest.c.distance)
+        .join(nearest, nearest.c.unit_id == Unit.id)
+        .order_by(nearest.c.distance, Unit.id)
+    ).all()
+    return [TraceStep(unit=row[0], distance=row[1]) for row in rows]

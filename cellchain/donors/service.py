@@ -1,0 +1,920 @@
+"""Rules of the donors package: registration, receipt, donor tests and eligibility.
+
+Rules: DOMAIN.md §1–3; 21 CFR 1271.45–1271.90 (donor eligibility), 1271.60 (quarantine),
+1271.265(a) (receipt). Every use case flushes only; the caller commits once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from cellchain.chain import service as chain
+from cellchain.chain.models import EventType, UnitKind, UnitStatus
+from cellchain.core import audit, numbering, signatures
+from cellchain.core.identifiers import parse_identifier
+from cellchain.core.models import IssuedIdentifier, User
+from cellchain.donors.models import (
+    DONATION_TRANSITIONS,
+    ContainerCondition,
+    Donation,
+    DonationStatus,
+    Donor,
+    DonorTestResult,
+    Eligibility,
+    EligibilityDetermination,
+    InfectiousResult,
+    ScreeningOutcome,
+)
+from cellchain.errors import Conflict, InvalidInput, NotFound, ReasonRequired, StateConflict
+from cellchain.manufacturing.service import product_in_force
+
+#: The meaning printed with QA's signature on a determination.
+DETERMINATION_MEANING = "responsibility: donor eligibility determination"
+
+#: Where an accepted donation's containers are, unless the receiver says otherwise.
+DEFAULT_RECEIPT_LOCATION = "Lab receipt"
+
+
+# --- registration -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewDonor:
+    """A birth mother registered with her first donation: consent and screening."""
+
+    consent_date: dt.date
+    consent_form_version: str
+    screening_outcome: ScreeningOutcome
+    screening_date: dt.date
+    screening_notes: str | None = None
+
+
+@dataclass(frozen=True)
+class DonationRegistration:
+    """What is known of a donation when it is registered."""
+
+    umbilical_cord: bool
+    placenta: bool
+    delivery_at: dt.datetime
+    collected_at: dt.datetime
+    collection_site: str
+    collector: str
+    transport_conditions: str
+    product_code: str = "UC-MSC"
+    #: a new donor, or …
+    new_donor: NewDonor | None = None
+    #: … the code of a donor already on file (a second birth)
+    donor_code: str | None = None
+    #: a DIN reserved earlier for pre-printed label stock; by default a new one is allocated
+    reserved_din: str | None = None
+
+
+def register_donation(
+    session: Session,
+    registration: DonationRegistration,
+    *,
+    facility_code: str,
+    site_zone: ZoneInfo,
+    actor: User,
+    now: dt.datetime,
+) -> Donation:
+    """Register a consented donation: its donor, its DIN and one labelled container per tissue.
+
+    The donation starts in quarantine (eligibility pending, 1271.60) and is held to the
+    product definition in force now. Refused: no tissue, a future birth or collection,
+    collection before birth, consent after collection, and a donor given both ways or neither.
+    """
+    errors = _registration_errors(registration, site_zone=site_zone, now=now)
+    if errors:
+        raise InvalidInput(_first_message(errors), errors=errors)
+    product = product_in_force(session, registration.product_code)
+    donor = _donor_for(session, registration, actor=actor, now=now)
+    issued = _din_for(session, registration, facility_code=facility_code, actor=actor, now=now)
+    donation = Donation(
+        din=issued.code,
+        donor_id=donor.id,
+        product_definition_id=product.id,
+        umbilical_cord=registration.umbilical_cord,
+        placenta=registration.placenta,
+        delivery_at=registration.delivery_at,
+        collected_at=registration.collected_at,
+        collection_site=registration.collection_site.strip(),
+        collector=registration.collector.strip(),
+        transport_conditions=registration.transport_conditions.strip(),
+        registered_at=now,
+        registered_by_id=actor.id,
+        status=DonationStatus.REGISTERED.value,
+        eligibility=Eligibility.PENDING.value,
+    )
+    session.add(donation)
+    session.flush()
+    numbering.attach(
+        session, issued, entity_type="donation", entity_id=donation.id, actor=actor, now=now
+    )
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="donation.registered",
+        entity_type="donation",
+        entity_id=donation.id,
+        changes={
+            "din": (None, donation.din),
+            "donor": (None, donor.code),
+            "product": (None, f"{product.code} v{product.version}"),
+            "tissues": (None, donation.tissues),
+            "delivery_at": (None, donation.delivery_at),
+            "collected_at": (None, donation.collected_at),
+            "collection_site": (None, donation.collection_site),
+            "collector": (None, donation.collector),
+            "transport_conditions": (None, donation.transport_conditions),
+            "status": (None, donation.status),
+            "eligibility": (None, donation.eligibility),
+        },
+    )
+    for _tissue in donation.tissues:
+        chain.create_unit(
+            session,
+            donation_id=donation.id,
+            din=donation.din[:-1],
+            kind=UnitKind.DONATION_CONTAINER,
+            location=donation.collection_site,
+            actor=actor,
+            now=now,
+            at=donation.collected_at,
+        )
+    return donation
+
+
+def _registration_errors(
+    registration: DonationRegistration, *, site_zone: ZoneInfo, now: dt.datetime
+) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+
+    def add(field_name: str, message: str) -> None:
+        errors.setdefault(field_name, []).append(message)
+
+    if not (registration.umbilical_cord or registration.placenta):
+        add("tissues", "Tick umbilical cord, placenta or both: a donation collects some tissue.")
+    if registration.delivery_at > now:
+        add("delivery_at", "The birth cannot be in the future.")
+    if registration.collected_at > now:
+        add("collected_at", "The collection cannot be in the future.")
+    if registration.collected_at < registration.delivery_at:
+        add("collected_at", "The tissue is collected at or after the birth, not before.")
+    for name in ("collection_site", "collector", "transport_conditions"):
+        if not getattr(registration, name).strip():
+            add(name, "Required.")
+    if (registration.new_donor is None) == (registration.donor_code is None):
+        add("donor_code", "Give either an existing donor code or the new donor's consent.")
+    new_donor = registration.new_donor
+    if new_donor is not None:
+        collected_day = registration.collected_at.astimezone(site_zone).date()
+        today = now.astimezone(site_zone).date()
+        if new_donor.consent_date > collected_day:
+            add("consent_date", "Consent must be given on or before the day of collection.")
+        if new_donor.screening_date > today:
+            add("screening_date", "The screening date cannot be in the future.")
+        if not new_donor.consent_form_version.strip():
+            add("consent_form_version", "Required.")
+    return errors
+
+
+def _first_message(errors: dict[str, list[str]]) -> str:
+    field_name, messages = next(iter(errors.items()))
+    return f"{field_name.replace('_', ' ').capitalize()}: {messages[0]}"
+
+
+def _donor_for(
+    session: Session, registration: DonationRegistration, *, actor: User, now: dt.datetime
+) -> Donor:
+    if registration.donor_code is not None:
+        code = registration.donor_code.strip().upper()
+        donor = session.execute(select(Donor).where(Donor.code == code)).scalar_one_or_none()
+        if donor is None:
+            raise NotFound(
+                f"There is no donor {code}.", errors={"donor_code": ["Unknown donor code."]}
+            )
+        return donor
+    assert registration.new_donor is not None  # checked by _registration_errors
+    return register_donor(session, registration.new_donor, actor=actor, now=now)
+
+
+def register_donor(session: Session, new: NewDonor, *, actor: User, now: dt.datetime) -> Donor:
+    """Record a birth mother under the next pseudonymous donor code (``DNR26-00001``)."""
+    year = now.year % 100
+    sequence = numbering.next_in_sequence(session, f"DONOR:{year:02d}", maximum=99_999)
+    donor = Donor(
+        code=f"DNR{year:02d}-{sequence:05d}",
+        consent_date=new.consent_date,
+        consent_form_version=new.consent_form_version.strip(),
+        consent_recorded_by_id=actor.id,
+        consent_recorded_at=now,
+        screening_outcome=new.screening_outcome.value,
+        screening_date=new.screening_date,
+        screening_recorded_by_id=actor.id,
+        screening_notes=(new.screening_notes or "").strip() or None,
+        created_at=now,
+    )
+    session.add(donor)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="donor.registered",
+        entity_type="donor",
+        entity_id=donor.id,
+        changes={
+            "code": (None, donor.code),
+            "consent_date": (None, donor.consent_date),
+            "consent_form_version": (None, donor.consent_form_version),
+            "screening_outcome": (None, donor.screening_outcome),
+            "screening_date": (None, donor.screening_date),
+        },
+    )
+    return donor
+
+
+def _din_for(
+    session: Session,
+    registration: DonationRegistration,
+    *,
+    facility_code: str,
+    actor: User,
+    now: dt.datetime,
+) -> IssuedIdentifier:
+    if registration.reserved_din is None:
+        return numbering.allocate_din(
+            session,
+            facility_code=facility_code,
+            actor=actor,
+            now=now,
+            purpose="donation registration",
+        )
+    issued = numbering.lookup(session, registration.reserved_din)
+    if issued.kind != "DIN":
+        raise InvalidInput(f"{issued.code} is not a DIN.", errors={"reserved_din": ["Not a DIN."]})
+    if issued.entity_type is not None:
+        raise Conflict(
+            f"DIN {issued.code} already identifies another record; use a fresh label.",
+            errors={"reserved_din": ["Already used."]},
+        )
+    return issued
+
+
+def correct_screening(
+    session: Session,
+    donor: Donor,
+    *,
+    outcome: ScreeningOutcome,
+    screening_date: dt.date,
+    notes: str | None,
+    reason: str,
+    actor: User,
+    now: dt.datetime,
+) -> None:
+    """Correct a donor's screening outcome: a reason is required and the old value stays in
+    the audit trail. Refused once any of the donor's donations has been determined."""
+    if not reason.strip():
+        raise ReasonRequired("Correcting a screening outcome")
+    determined = [d.din for d in donor.donations if d.determination is not None]
+    if determined:
+        raise Conflict(
+            "Eligibility has already been determined for " + ", ".join(determined) + "; the "
+            "screening outcome it rests on can no longer be changed here.",
+        )
+    changes = {
+        "screening_outcome": (donor.screening_outcome, outcome.value),
+        "screening_date": (donor.screening_date, screening_date),
+        "screening_notes": (donor.screening_notes, (notes or "").strip() or None),
+    }
+    donor.screening_outcome = outcome.value
+    donor.screening_date = screening_date
+    donor.screening_notes = (notes or "").strip() or None
+    donor.screening_recorded_by_id = actor.id
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="donor.screening_corrected",
+        entity_type="donor",
+        entity_id=donor.id,
+        changes=changes,
+        reason=reason.strip(),
+    )
+
+
+# --- receipt and the start of processing --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the lab records when a donation arrives (1271.265(a))."""
+
+    received_at: dt.datetime
+    temperature_c: float
+    condition: ContainerCondition
+    accept: bool
+    note: str | None = None
+    location: str = DEFAULT_RECEIPT_LOCATION
+
+
+def receive_donation(
+    session: Session, donation: Donation, receipt: Receipt, *, actor: User, now: dt.datetime
+) -> None:
+    """Accept or reject a donation on arrival; every container gets a receipt event.
+
+    Refused: receipt before collection or in the future, a second receipt. A rejection needs a
+    reason and rejects the containers for good; accepting a container that is not intact needs
+    a note saying why it is still acceptable.
+    """
+    errors: dict[str, list[str]] = {}
+    if receipt.received_at > now:
+        errors["received_at"] = ["The receipt time cannot be in the future."]
+    elif receipt.received_at < donation.collected_at:
+        errors["received_at"] = [
+            "The donation cannot be received before it was collected "
+            f"({donation.collected_at:%Y-%m-%d %H:%M} UTC)."
+        ]
+    if not -273.15 <= receipt.temperature_c <= 100:
+        errors["temperature_c"] = ["Must be between −273.15 and 100 °C."]
+    note = (receipt.note or "").strip() or None
+    if not receipt.accept and note is None:
+        errors["note"] = ["Say why the donation is rejected."]
+    if receipt.accept and receipt.condition != ContainerCondition.INTACT and note is None:
+        errors["note"] = [
+            f"The container is {receipt.condition.label}; say why it is still acceptable."
+        ]
+    if errors:
+        raise InvalidInput(_first_message(errors), errors=errors)
+    target = DonationStatus.RECEIVED if receipt.accept else DonationStatus.REJECTED
+    _transition(donation, target)
+    donation.received_at = receipt.received_at
+    donation.received_recorded_at = now
+    donation.received_by_id = actor.id
+    donation.arrival_temperature_c = receipt.temperature_c
+    donation.container_condition = receipt.condition.value
+    donation.receipt_note = note
+    for unit in donation.units:
+        chain.record_custody(
+            session,
+            unit,
+            chain.CustodyInput(
+                event_type=EventType.RECEIVED,
+                at=receipt.received_at,
+                location=receipt.location,
+                temperature_c=receipt.temperature_c,
+                note=f"{'accepted' if receipt.accept else 'rejected'}; container "
+                f"{receipt.condition.label}" + (f"; {note}" if note else ""),
+            ),
+            actor=actor,
+            now=now,
+        )
+        if not receipt.accept:
+            chain.change_status(
+                session,
+                unit,
+                UnitStatus.REJECTED,
+                actor=actor,
+                now=now,
+                reason=f"donation rejected at receipt: {note}",
+            )
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="donation.received" if receipt.accept else "donation.rejected",
+        entity_type="donation",
+        entity_id=donation.id,
+        changes={
+            "status": (DonationStatus.REGISTERED.value, target.value),
+            "received_at": (None, receipt.received_at),
+            "arrival_temperature_c": (None, receipt.temperature_c),
+            "container_condition": (None, receipt.condition.value),
+        },
+        reason=note,
+    )
+
+
+@dataclass(frozen=True)
+class ProcessingClock:
+    """Time from birth to processing against the product's limit (DOMAIN.md §3)."""
+
+    hours_elapsed: float
+    limit_hours: float
+    started: bool
+
+    @property
+    def exceeded(self) -> bool:
+        return self.hours_elapsed > self.limit_hours
+
+    @property
+    def hours_left(self) -> float:
+        return self.limit_hours - self.hours_elapsed
+
+
+def processing_clock(donation: Donation, now: dt.datetime) -> ProcessingClock:
+    """Hours from birth until processing started, or until ``now`` while it has not."""
+    end = donation.processing_started_at or now
+    return ProcessingClock(
+        hours_elapsed=(end - donation.delivery_at).total_seconds() / 3600,
+        limit_hours=float(donation.product_definition.parameters["max_hours_birth_to_processing"]),
+        started=donation.processing_started_at is not None,
+    )
+
+
+def start_processing(
+    session: Session, donation: Donation, *, actor: User, now: dt.datetime
+) -> None:
+    """Record that processing of a received donation starts now.
+
+    Refused for a donation not (or not yet) accepted at receipt, a donor determined
+    ineligible, and when the product's birth-to-processing limit has passed. Processing under
+    quarantine, before the determination, is allowed (1271.60(a)); release is not.
+    """
+    if donation.eligibility == Eligibility.INELIGIBLE.value:
+        raise Conflict(
+            f"Donation {donation.din}: the donor was determined ineligible; it may not be "
+            "processed.",
+            title="Donor ineligible",
+        )
+    clock = processing_clock(donation, now)
+    if DonationStatus(donation.status) == DonationStatus.RECEIVED and clock.exceeded:
+        product = donation.product_definition
+        raise Conflict(
+            f"Donation {donation.din}: {clock.hours_elapsed:.1f} h have passed since birth; "
+            f"{product.code} v{product.version} allows at most {clock.limit_hours:g} h from "
+            "birth to processing.",
+            title="Birth-to-processing limit exceeded",
+        )
+    _transition(donation, DonationStatus.PROCESSING)
+    donation.processing_started_at = now
+    donation.processing_started_by_id = actor.id
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="donation.processing_started",
+        entity_type="donation",
+        entity_id=donation.id,
+        changes={
+            "status": (DonationStatus.RECEIVED.value, DonationStatus.PROCESSING.value),
+            "hours_since_birth": (None, round(clock.hours_elapsed, 2)),
+        },
+    )
+
+
+def _transition(donation: Donation, target: DonationStatus) -> None:
+    current = DonationStatus(donation.status)
+    if target not in DONATION_TRANSITIONS[current]:
+        raise StateConflict(f"Donation {donation.din}", current, target)
+    donation.status = target.value
+
+
+# --- infectious-disease tests ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PanelTest:
+    code: str
+    name: str
+
+
+def panel_of(donation: Donation) -> list[PanelTest]:
+    """The tests required for this donation: the panel of its product definition version."""
+    return [
+        PanelTest(code=test["code"], name=test["name"])
+        for test in donation.product_definition.parameters["donor_test_panel"]
+    ]
+
+
+@dataclass(frozen=True)
+class ResultEntry:
+    """A result as reported by the testing laboratory."""
+
+    test_code: str
+    specimen_date: dt.date
+    result: InfectiousResult
+    method: str | None = None
+
+
+def _check_result_input(
+    donation: Donation, entry: ResultEntry, *, site_zone: ZoneInfo, now: dt.datetime
+) -> tuple[str, dict[str, list[str]]]:
+    code = entry.test_code.strip().upper()
+    errors: dict[str, list[str]] = {}
+    panel = {test.code for test in panel_of(donation)}
+    if code not in panel:
+        errors["test_code"] = [
+            f"{code or 'An empty code'} is not on the panel of "
+            f"{donation.product_definition.code} v{donation.product_definition.version} "
+            f"({', '.join(sorted(panel))})."
+        ]
+    window = int(donation.product_definition.parameters["specimen_window_days"])
+    recovery_day = donation.collected_at.astimezone(site_zone).date()
+    if entry.specimen_date > now.astimezone(site_zone).date():
+        errors["specimen_date"] = ["The specimen date cannot be in the future."]
+    elif abs((entry.specimen_date - recovery_day).days) > window:
+        errors["specimen_date"] = [
+            f"The specimen must be taken within {window} days before or after recovery "
+            f"({recovery_day.isoformat()}); {entry.specimen_date.isoformat()} is "
+            f"{abs((entry.specimen_date - recovery_day).days)} days away (21 CFR 1271.80)."
+        ]
+    return code, errors
+
+
+def record_test_result(
+    session: Session,
+    donation: Donation,
+    entry: ResultEntry,
+    *,
+    site_zone: ZoneInfo,
+    actor: User,
+    now: dt.datetime,
+) -> DonorTestResult:
+    """Record one result of the mother's specimen.
+
+    Refused: a test not on the donation's panel, a specimen outside ± the window of recovery,
+    a second result for a test that already has one (a correction is the way to change it).
+    """
+    code, errors = _check_result_input(donation, entry, site_zone=site_zone, now=now)
+    if errors:
+        raise InvalidInput(_first_message(errors), errors=errors)
+    existing = _current_result(session, donation, code)
+    if existing is not None:
+        raise Conflict(
+            f"{code} already has a result for donation {donation.din} "
+            f"({existing.result_label}); correct that result, with a reason, to change it.",
+            errors={"test_code": ["Already recorded."]},
+            title="Duplicate result",
+        )
+    result = DonorTestResult(
+        donation_id=donation.id,
+        test_code=code,
+        specimen_date=entry.specimen_date,
+        result=entry.result.value,
+        method=(entry.method or "").strip() or None,
+        recorded_at=now,
+        recorded_by_id=actor.id,
+    )
+    session.add(result)
+    session.flush()
+    session.refresh(donation, ["results"])
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="donor_test.recorded",
+        entity_type="donation",
+        entity_id=donation.id,
+        changes={
+            "test": (None, code),
+            "result": (None, result.result),
+            "specimen_date": (None, result.specimen_date),
+            "result_id": (None, result.id),
+        },
+    )
+    return result
+
+
+def correct_test_result(
+    session: Session,
+    original: DonorTestResult,
+    entry: ResultEntry,
+    *,
+    reason: str,
+    site_zone: ZoneInfo,
+    actor: User,
+    now: dt.datetime,
+) -> DonorTestResult:
+    """Replace a result with a corrected one; the original stays visible, marked superseded.
+
+    A correction after the eligibility determination leaves the determination's signature
+    shown as no longer valid: what was signed has changed.
+    """
+    if not reason.strip():
+        raise ReasonRequired("Correcting a test result")
+    if original.superseded_at is not None:
+        raise Conflict(
+            f"Result #{original.id} has already been corrected; correct the current result.",
+            title="Result already corrected",
+        )
+    donation = original.donation
+    if entry.test_code.strip().upper() != original.test_code:
+        raise InvalidInput(
+            f"A correction keeps the test ({original.test_code}); record another test as a new "
+            "result.",
+            errors={"test_code": ["Must stay the same."]},
+        )
+    code, errors = _check_result_input(donation, entry, site_zone=site_zone, now=now)
+    if errors:
+        raise InvalidInput(_first_message(errors), errors=errors)
+    original.superseded_at = now
+    session.flush()
+    corrected = DonorTestResult(
+        donation_id=donation.id,
+        test_code=code,
+        specimen_date=entry.specimen_date,
+        result=entry.result.value,
+        method=(entry.method or "").strip() or original.method,
+        recorded_at=now,
+        recorded_by_id=actor.id,
+        corrects_id=original.id,
+        correction_reason=reason.strip(),
+    )
+    session.add(corrected)
+    session.flush()
+    original.superseded_by_id = corrected.id
+    session.flush()
+    session.refresh(donation, ["results"])
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="donor_test.corrected",
+        entity_type="donation",
+        entity_id=donation.id,
+        changes={
+            "test": (code, code),
+            "result": (original.result, corrected.result),
+            "specimen_date": (original.specimen_date, corrected.specimen_date),
+            "result_id": (original.id, corrected.id),
+        },
+        reason=reason.strip(),
+    )
+    return corrected
+
+
+def _current_result(session: Session, donation: Donation, code: str) -> DonorTestResult | None:
+    return session.execute(
+        select(DonorTestResult).where(
+            DonorTestResult.donation_id == donation.id,
+            DonorTestResult.test_code == code,
+            DonorTestResult.superseded_at.is_(None),
+        )
+    ).scalar_one_or_none()
+
+
+def get_result(session: Session, result_id: int) -> DonorTestResult:
+    result = session.get(DonorTestResult, result_id)
+    if result is None:
+        raise NotFound(f"There is no donor test result #{result_id}.")
+    return result
+
+
+# --- eligibility ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """One precondition of an eligible determination, met or not, and why."""
+
+    label: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class EligibilityReview:
+    """Everything a determination rests on, checked (the determination page shows it)."""
+
+    checks: list[Check]
+    missing_tests: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Every test on the panel has a result: a determination may be made."""
+        return not self.missing_tests
+
+    @property
+    def eligible_possible(self) -> bool:
+        """Every check passes: the donor may be determined eligible."""
+        return all(check.ok for check in self.checks)
+
+
+def review_eligibility(donation: Donation) -> EligibilityReview:
+    """Check screening and every panel test for an eligibility determination."""
+    donor = donation.donor
+    screening_ok = donor.screening_outcome == ScreeningOutcome.ACCEPTABLE.value
+    checks = [
+        Check(
+            label="Donor screening",
+            ok=screening_ok,
+            detail=f"{ScreeningOutcome(donor.screening_outcome).label} "
+            f"({donor.screening_date.isoformat()})",
+        )
+    ]
+    current = {result.test_code: result for result in donation.current_results}
+    missing: list[str] = []
+    for test in panel_of(donation):
+        result = current.get(test.code)
+        if result is None:
+            missing.append(test.code)
+            checks.append(Check(label=test.name, ok=False, detail="no result yet"))
+            continue
+        checks.append(
+            Check(
+                label=test.name,
+                ok=result.result == InfectiousResult.NON_REACTIVE.value,
+                detail=f"{result.result_label} (specimen {result.specimen_date.isoformat()})",
+            )
+        )
+    return EligibilityReview(checks=checks, missing_tests=missing)
+
+
+def determine_eligibility(
+    session: Session,
+    donation: Donation,
+    *,
+    eligible: bool,
+    reason: str | None,
+    user: User,
+    password: str,
+    now: dt.datetime,
+) -> EligibilityDetermination:
+    """QA determines the donor eligible or ineligible and signs it with their password.
+
+    Refused: a second determination; any panel test without a result; "eligible" unless every
+    test is non-reactive and screening is acceptable; "ineligible" without a reason. An
+    ineligible determination blocks every unit of the donation for good (1271.65).
+    """
+    review = review_eligibility(donation)
+    if donation.eligibility != Eligibility.PENDING.value or donation.determination is not None:
+        raise Conflict(
+            f"Donation {donation.din} has already been determined {donation.eligibility}; a "
+            "determination is made once.",
+            title="Already determined",
+        )
+    if not review.complete:
+        raise Conflict(
+            f"Donation {donation.din} cannot be determined yet: no result for "
+            + ", ".join(review.missing_tests)
+            + ".",
+            title="Tests missing",
+        )
+    if eligible and not review.eligible_possible:
+        failed = "; ".join(f"{c.label}: {c.detail}" for c in review.checks if not c.ok)
+        raise Conflict(
+            f"Donation {donation.din} cannot be determined eligible: {failed}.",
+            title="Not eligible",
+        )
+    reason = (reason or "").strip() or None
+    if not eligible and reason is None:
+        raise ReasonRequired("An ineligible determination")
+    outcome = Eligibility.ELIGIBLE if eligible else Eligibility.INELIGIBLE
+    claimed = session.execute(
+        update(Donation)
+        .where(Donation.id == donation.id, Donation.eligibility == Eligibility.PENDING.value)
+        .values(eligibility=outcome.value)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(
+            f"Donation {donation.din} was determined by someone else a moment ago.",
+            title="Already determined",
+        )
+    session.refresh(donation, ["eligibility"])
+    determination = EligibilityDetermination(
+        donation_id=donation.id,
+        outcome=outcome.value,
+        reason=reason,
+        determined_at=now,
+        determined_by_id=user.id,
+    )
+    session.add(determination)
+    session.flush()
+    session.refresh(donation, ["determination"])
+    signatures.sign(
+        session,
+        record=determination,
+        meaning=f"{DETERMINATION_MEANING}: {outcome.value}",
+        user=user,
+        password=password,
+        now=now,
+    )
+    audit.record(
+        session,
+        actor=user,
+        at=now,
+        action="donation.eligibility_determined",
+        entity_type="donation",
+        entity_id=donation.id,
+        changes={"eligibility": (Eligibility.PENDING.value, outcome.value)},
+        reason=reason,
+    )
+    if outcome == Eligibility.INELIGIBLE:
+        block_donation_units(session, donation, actor=user, now=now)
+    return determination
+
+
+def block_donation_units(
+    session: Session, donation: Donation, *, actor: User, now: dt.datetime
+) -> int:
+    """Block every unit of an ineligible donation that is not already final; the count blocked.
+
+    Every unit carries its donation (pooling is refused), so this is every unit ever derived.
+    """
+    blocked = 0
+    for unit in chain.units_of_donation(session, donation.id):
+        if UnitStatus(unit.status).final:
+            continue
+        chain.change_status(
+            session,
+            unit,
+            UnitStatus.BLOCKED,
+            actor=actor,
+            now=now,
+            reason=f"donor of {donation.din} determined ineligible",
+        )
+        blocked += 1
+    return blocked
+
+
+# --- finding donations ----------------------------------------------------------------------------
+
+
+def get_donation(session: Session, donation_id: int) -> Donation:
+    donation = session.get(Donation, donation_id)
+    if donation is None:
+        raise NotFound(f"There is no donation #{donation_id}.")
+    return donation
+
+
+def find_donation(session: Session, din: str) -> Donation:
+    """The donation with this DIN, typed or scanned in any accepted form."""
+    identifier = parse_identifier(din)
+    if identifier.kind == "UNIT":  # a unit's code leads to its donation
+        return chain.resolve_unit(session, din).donation
+    if identifier.kind != "DIN":
+        raise InvalidInput(f"{identifier.display} is a chain-of-identity identifier, not a DIN.")
+    donation = session.execute(
+        select(Donation).where(Donation.din == identifier.canonical)
+    ).scalar_one_or_none()
+    if donation is None:
+        raise NotFound(f"No donation has DIN {identifier.display}.")
+    return donation
+
+
+def get_donor(session: Session, donor_id: int) -> Donor:
+    donor = session.get(Donor, donor_id)
+    if donor is None:
+        raise NotFound(f"There is no donor #{donor_id}.")
+    return donor
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list, and how to reach the others."""
+
+    items: list[Donation]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+
+def list_donations(
+    session: Session,
+    *,
+    status: DonationStatus | None = None,
+    eligibility: Eligibility | None = None,
+    page: int = 1,
+    per_page: int = 25,
+) -> Page:
+    """Donations, newest first, filtered by status and/or eligibility."""
+    query = select(Donation)
+    if status is not None:
+        query = query.where(Donation.status == status.value)
+    if eligibility is not None:
+        query = query.where(Donation.eligibility == eligibility.value)
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    page = max(1, page)
+    items = list(
+        session.execute(
+            query.order_by(Donation.id.desc()).limit(per_page).offset((page - 1) * per_page)
+        ).scalars()
+    )
+    return Page(items=items, page=page, per_page=per_page, total=total)
+
+
+def eligibility_queue(session: Session) -> list[tuple[Donation, EligibilityReview]]:
+    """Donations awaiting QA's determination (not rejected), oldest first, each reviewed."""
+    donations = session.execute(
+        select(Donation)
+        .where(
+            Donation.eligibility == Eligibility.PENDING.value,
+            Donation.status != DonationStatus.REJECTED.value,
+        )
+        .order_by(Donation.id)
+    ).scalars()
+    return [(donation, review_eligibility(donation)) for donation in donations]

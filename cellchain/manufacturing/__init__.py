@@ -1,0 +1,1 @@
+"""Manufacturing: product definitions now; processing steps, materials and storage next."""

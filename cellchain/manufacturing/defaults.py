@@ -1,0 +1,37 @@
+"""The default product definition: UC-MSC (DOMAIN.md §3–4).
+
+Numbers here are defaults a site reviews; they take effect only when QA signs the version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+UC_MSC_CODE = "UC-MSC"
+UC_MSC_TITLE = "Umbilical cord / placenta-derived mesenchymal stromal cells"
+
+#: Infectious-disease tests on the birth mother's specimen (21 CFR 1271.85; DOMAIN.md §3).
+#: HTLV-I/II and CMV are required only for leukocyte-rich cells, which MSCs are not; a site
+#: that wants them adds them to the panel in a new version.
+DEFAULT_DONOR_TEST_PANEL: list[dict[str, str]] = [
+    {"code": "HIV1-AB", "name": "Anti-HIV-1 antibody"},
+    {"code": "HIV1-NAT", "name": "HIV-1 nucleic acid test"},
+    {"code": "HIV2-AB", "name": "Anti-HIV-2 antibody"},
+    {"code": "HBSAG", "name": "Hepatitis B surface antigen (HBsAg)"},
+    {"code": "HBC-AB", "name": "Anti-HBc (total)"},
+    {"code": "HCV-AB", "name": "Anti-HCV antibody"},
+    {"code": "HCV-NAT", "name": "HCV nucleic acid test"},
+    {"code": "SYPHILIS", "name": "Syphilis (Treponema pallidum)"},
+]
+
+UC_MSC_PARAMETERS: dict[str, Any] = {
+    "donor_test_panel": DEFAULT_DONOR_TEST_PANEL,
+    #: the mother's specimen is taken at recovery or up to this many days before or after
+    "specimen_window_days": 7,
+    #: birth (delivery) to the start of processing, at most (hours)
+    "max_hours_birth_to_processing": 72,
+    "max_passage": 5,
+    "max_cumulative_population_doublings": 40,
+    "dmso_percent": {"min": 5, "max": 10},
+    "storage_max_temperature_c": -135,
+}
