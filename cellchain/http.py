@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
+from zoneinfo import ZoneInfo
 
 from flask import current_app, g, request
 from flask_login import current_user
@@ -32,6 +33,15 @@ def now() -> dt.datetime:
     if "request_time" not in g:
         g.request_time = utcnow()
     return cast(dt.datetime, g.request_time)
+
+
+def site_zone() -> ZoneInfo:
+    """The site's time zone: dates people enter (a specimen date) are dates on its calendar."""
+    return ZoneInfo(current_app.config["SITE_TIMEZONE"])
+
+
+def facility_code() -> str:
+    return str(current_app.config["FACILITY_CODE"])
 
 
 def account_policy() -> AccountPolicy:

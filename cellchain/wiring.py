@@ -22,10 +22,16 @@ def import_models() -> None:
 def wire(app: Flask) -> None:
     """Everything ``create_app`` does after the configuration is known."""
     import_models()
+    from cellchain.chain import api as chain_api
+    from cellchain.chain import views as chain_views
     from cellchain.core import api as core_api
     from cellchain.core import views as core_views
+    from cellchain.donors import api as donors_api
+    from cellchain.donors import views as donors_views
     from cellchain.dosing import api as dosing_api
     from cellchain.dosing import views as dosing_views
+    from cellchain.manufacturing import api as manufacturing_api
+    from cellchain.manufacturing import views as manufacturing_views
     from cellchain.web import errors, security
     from cellchain.web import views as web_views
     from cellchain.web.docs import docs_static, protect_smorest_docs
@@ -52,9 +58,18 @@ def wire(app: Flask) -> None:
 
     app.register_blueprint(web_views.blueprint)
     app.register_blueprint(core_views.blueprint)
+    app.register_blueprint(chain_views.blueprint)
+    app.register_blueprint(donors_views.blueprint)
+    app.register_blueprint(manufacturing_views.blueprint)
     app.register_blueprint(dosing_views.blueprint)
     app.register_blueprint(docs_static)
-    for blueprint in (*core_api.blueprints, *dosing_api.blueprints):
+    for blueprint in (
+        *core_api.blueprints,
+        *chain_api.blueprints,
+        *donors_api.blueprints,
+        *manufacturing_api.blueprints,
+        *dosing_api.blueprints,
+    ):
         api.register_blueprint(blueprint)
     protect_smorest_docs(app)
     web_views.install_template_helpers(app)

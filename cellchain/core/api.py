@@ -22,8 +22,6 @@ from cellchain.core.schemas import (
     IdentifierOut,
     ReasonIn,
     RolesIn,
-    ScanOut,
-    ScanQueryIn,
     TokenCreatedOut,
     TokenCreateIn,
     TokenOut,
@@ -32,7 +30,6 @@ from cellchain.core.schemas import (
 )
 from cellchain.extensions import db
 from cellchain.http import account_policy, acting_user, now, requires, unit_of_work
-from cellchain.web.resolve import record_url
 
 account_api = Blueprint("account_api", __name__, url_prefix="/api/v1", description="Your account")
 users_api = Blueprint("users_api", __name__, url_prefix="/api/v1/users", description="Users")
@@ -199,17 +196,6 @@ def verify_audit() -> Any:
 
 
 # --- identifiers and scanning ---------------------------------------------------------
-
-
-@identifiers_api.get("/scan")
-@requires(Permission.USE_APP)
-@identifiers_api.arguments(ScanQueryIn, location="query")
-@identifiers_api.response(200, ScanOut)
-def scan(args: dict[str, Any]) -> Any:
-    """Resolve a scanned or typed code to exactly one record, or say what is wrong."""
-    issued = numbering.lookup(db.session, args["code"])
-    issued.url = record_url(issued)  # where a browser would go; not stored
-    return issued
 
 
 @identifiers_api.get("/identifiers/<code>")

@@ -45,6 +45,12 @@ class Permission(enum.StrEnum):
     VERIFY_AUDIT = "verify_audit"  #: run the tamper-evidence check
     MANAGE_USERS = "manage_users"  #: create, deactivate, unlock, change roles
     SIGN_PROTOCOL = "sign_protocol"  #: approve a protocol version with an e-signature
+    SIGN_PRODUCT = "sign_product"  #: approve a product definition version with an e-signature
+    REGISTER_DONATIONS = "register_donations"  #: register, receive, start processing
+    RECORD_CUSTODY = "record_custody"  #: receive, move, hand off and scan units
+    PROCESS_UNITS = "process_units"  #: make new units from parents (lineage)
+    RECORD_DONOR_TESTS = "record_donor_tests"  #: enter and correct infectious-disease results
+    DETERMINE_ELIGIBILITY = "determine_eligibility"  #: e-signed donor eligibility
 
 
 ALL_ROLES = frozenset(Role)
@@ -57,6 +63,12 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.VERIFY_AUDIT: frozenset({Role.QA}),
     Permission.MANAGE_USERS: frozenset({Role.ADMIN}),
     Permission.SIGN_PROTOCOL: frozenset({Role.QA}),
+    Permission.SIGN_PRODUCT: frozenset({Role.QA}),
+    Permission.REGISTER_DONATIONS: frozenset({Role.TECHNICIAN}),
+    Permission.RECORD_CUSTODY: frozenset({Role.TECHNICIAN, Role.CLINICIAN}),
+    Permission.PROCESS_UNITS: frozenset({Role.TECHNICIAN}),
+    Permission.RECORD_DONOR_TESTS: frozenset({Role.QC_ANALYST}),
+    Permission.DETERMINE_ELIGIBILITY: frozenset({Role.QA}),
 }
 
 

@@ -6,12 +6,31 @@ written once. Unknown fields are refused (marshmallow's default), never silently
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
 import marshmallow as ma
+from flask import current_app
 from marshmallow import validate
 
 from cellchain.core.roles import Role
 
 ROLE_CHOICES = [role.value for role in Role]
+
+
+class SiteDateTime(ma.fields.DateTime):
+    """An ISO 8601 date-time; one without an offset is read in the site's time zone.
+
+    HTML forms send ``datetime-local`` values (no offset) as the person saw them on the wall
+    clock; API clients should send an offset. Either way the service gets an aware UTC time.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.datetime:
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=ZoneInfo(current_app.config["SITE_TIMEZONE"]))
+        return parsed.astimezone(dt.UTC)
 
 
 class ReasonIn(ma.Schema):
@@ -126,10 +145,6 @@ class IdentifierOut(ma.Schema):
     entity_id = ma.fields.String(allow_none=True)
 
 
-class ScanOut(IdentifierOut):
-    url = ma.fields.String(metadata={"description": "Page of the record this code identifies"})
-
-
 class DinReserveIn(ma.Schema):
     count = ma.fields.Integer(load_default=1, validate=validate.Range(min=1, max=100))
     purpose = ma.fields.String(
@@ -153,3 +168,17 @@ class SignatureOut(ma.Schema):
     valid = ma.fields.Boolean(
         metadata={"description": "False when the signed content changed after signing"}
     )
+
+
+class VersionedDocumentOut(ma.Schema):
+    """A version of a QA-approved configuration document, with its signatures."""
+
+    id = ma.fields.Integer()
+    code = ma.fields.String()
+    version = ma.fields.Integer()
+    title = ma.fields.String()
+    status = ma.fields.String()
+    parameters = ma.fields.Dict()
+    created_at = ma.fields.AwareDateTime()
+    effective_at = ma.fields.AwareDateTime(allow_none=True)
+    signatures = ma.fields.List(ma.fields.Nested(SignatureOut))

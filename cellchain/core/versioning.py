@@ -226,3 +226,12 @@ def get(session: Session, model: type[D], document_id: int) -> D:
 def list_versions(session: Session, model: type[D]) -> list[D]:
     """Every version of every document of this kind, newest version first."""
     return list(session.execute(select(model).order_by(model.code, model.version.desc())).scalars())
+
+
+def describe(session: Session, document: VersionedDocument) -> dict[str, Any]:
+    """A version's fields with its signatures, each checked against its content now."""
+    fields = ("id", "code", "version", "title", "status", "parameters", "created_at")
+    out = {name: getattr(document, name) for name in fields}
+    out["effective_at"] = document.effective_at
+    out["signatures"] = signatures.manifest(session, document)
+    return out

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from cellchain.core import signatures
+from cellchain.core import versioning
 from cellchain.core.roles import Permission
 from cellchain.core.schemas import SignIn
 from cellchain.dosing import service
@@ -22,20 +22,7 @@ blueprints = (protocols_api,)
 
 
 def protocol_out(protocol: Protocol) -> dict[str, Any]:
-    """The protocol's fields with its signatures, each checked against its content now."""
-    fields = (
-        "id",
-        "code",
-        "version",
-        "title",
-        "status",
-        "parameters",
-        "created_at",
-        "effective_at",
-    )
-    out = {name: getattr(protocol, name) for name in fields}
-    out["signatures"] = signatures.manifest(db.session, protocol)
-    return out
+    return versioning.describe(db.session, protocol)
 
 
 @protocols_api.get("")

@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
-import marshmallow as ma
-
-from cellchain.core.schemas import SignatureOut
+from cellchain.core.schemas import VersionedDocumentOut
 
 
-class ProtocolOut(ma.Schema):
-    id = ma.fields.Integer()
-    code = ma.fields.String()
-    version = ma.fields.Integer()
-    title = ma.fields.String()
-    status = ma.fields.String()
-    parameters = ma.fields.Dict()
-    created_at = ma.fields.AwareDateTime()
-    effective_at = ma.fields.AwareDateTime(allow_none=True)
-    signatures = ma.fields.List(ma.fields.Nested(SignatureOut))
+class ProtocolOut(VersionedDocumentOut):
+    """A version of a trial protocol."""

@@ -20,7 +20,13 @@ blueprint = Blueprint("dosing", __name__)
 @blueprint.get("/protocols")
 @requires(Permission.READ_RECORDS)
 def protocols() -> ResponseReturnValue:
-    return render_template("dosing/protocols.html", protocols=service.list_protocols(db.session))
+    return render_template(
+        "core/versions.html",
+        heading="Trial protocols",
+        documents=service.list_protocols(db.session),
+        detail_endpoint="dosing.protocol",
+        id_name="protocol_id",
+    )
 
 
 @blueprint.get("/protocols/<int:protocol_id>")

@@ -16,7 +16,10 @@ class NavItem:
 
 NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Home", "web.home", Permission.USE_APP),
+    NavItem("Donations", "donors.donations", Permission.READ_RECORDS),
+    NavItem("Eligibility queue", "donors.eligibility_queue", Permission.DETERMINE_ELIGIBILITY),
     NavItem("Identifiers", "core.identifiers", Permission.READ_RECORDS),
+    NavItem("Products", "manufacturing.products", Permission.READ_RECORDS),
     NavItem("Protocols", "dosing.protocols", Permission.READ_RECORDS),
     NavItem("Audit trail", "core.audit_review", Permission.READ_AUDIT),
     NavItem("Users", "core.users", Permission.MANAGE_USERS),

@@ -1,0 +1,131 @@
+"""API of the chain core: units, custody events, lineage, traces and the scan resolver.
+
+Load → call the service → dump. No rules here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from cellchain.chain import service
+from cellchain.chain.models import EventType, LineageOperation, Unit, UnitKind
+from cellchain.chain.schemas import (
+    CustodyIn,
+    DeriveIn,
+    ScanOut,
+    TraceOut,
+    UnitDetailOut,
+    UnitEventOut,
+    UnitOut,
+)
+from cellchain.core import numbering
+from cellchain.core.roles import Permission
+from cellchain.core.schemas import ScanQueryIn
+from cellchain.extensions import db
+from cellchain.http import acting_user, now, requires, unit_of_work
+from cellchain.web.resolve import record_url
+
+units_api = Blueprint(
+    "units_api", __name__, url_prefix="/api/v1/units", description="Units, custody and lineage"
+)
+scan_api = Blueprint("scan_api", __name__, url_prefix="/api/v1", description="Scanning")
+blueprints = (units_api, scan_api)
+
+
+def unit_detail(unit: Unit) -> dict[str, Any]:
+    """The unit with its parents, children and history in order."""
+    session = db.session
+    return {
+        **UnitOut().dump(unit),
+        "parents": [{"unit": u, "operation": op} for u, op in service.parents_of(session, unit)],
+        "children": [{"unit": u, "operation": op} for u, op in service.children_of(session, unit)],
+        "history": service.history(session, unit),
+    }
+
+
+@scan_api.get("/scan")
+@requires(Permission.USE_APP)
+@scan_api.arguments(ScanQueryIn, location="query")
+@scan_api.response(200, ScanOut)
+def scan(args: dict[str, Any]) -> Any:
+    """Resolve a scanned or typed code to exactly one record, or say what is wrong.
+
+    A unit's code answers with the unit; a DIN with its donation; any code with the page a
+    browser would open. A malformed code is 422, a well-formed one never issued here 404.
+    """
+    issued = numbering.lookup(db.session, args["code"])
+    unit = service.resolve_unit(db.session, issued.code) if issued.kind == "UNIT" else None
+    return {**_issued_fields(issued), "url": record_url(issued), "unit": unit}
+
+
+def _issued_fields(issued: Any) -> dict[str, Any]:
+    names = ("code", "kind", "issued_at", "issued_by", "purpose", "entity_type", "entity_id")
+    return {name: getattr(issued, name) for name in names}
+
+
+@units_api.get("/<int:unit_id>")
+@requires(Permission.READ_RECORDS)
+@units_api.response(200, UnitDetailOut)
+def get_unit(unit_id: int) -> Any:
+    """One unit: identity, status, location, parents, children and its history in order."""
+    return unit_detail(service.get_unit(db.session, unit_id))
+
+
+@units_api.post("/<int:unit_id>/events")
+@requires(Permission.RECORD_CUSTODY)
+@units_api.arguments(CustodyIn)
+@units_api.response(201, UnitEventOut)
+def record_event(data: dict[str, Any], unit_id: int) -> Any:
+    """Record a receipt, move, hand-off or scan on the unit (who, where, when, temperature)."""
+    with unit_of_work() as session:
+        unit = service.get_unit(session, unit_id)
+        event = service.record_custody(
+            session,
+            unit,
+            service.CustodyInput(**{**data, "event_type": EventType(data["event_type"])}),
+            actor=acting_user(),
+            now=now(),
+        )
+    return event
+
+
+@units_api.get("/<int:unit_id>/trace/back")
+@requires(Permission.READ_RECORDS)
+@units_api.response(200, TraceOut)
+def trace_back(unit_id: int) -> Any:
+    """Every ancestor of the unit back to the donation, nearest first (one recursive query)."""
+    unit = service.get_unit(db.session, unit_id)
+    return {"start": unit, "direction": "back", "units": service.trace_back(db.session, unit)}
+
+
+@units_api.get("/<int:unit_id>/trace/forward")
+@requires(Permission.READ_RECORDS)
+@units_api.response(200, TraceOut)
+def trace_forward(unit_id: int) -> Any:
+    """Every descendant of the unit, nearest first (one recursive query)."""
+    unit = service.get_unit(db.session, unit_id)
+    return {"start": unit, "direction": "forward", "units": service.trace_forward(db.session, unit)}
+
+
+@units_api.post("/derive")
+@requires(Permission.PROCESS_UNITS)
+@units_api.arguments(DeriveIn)
+@units_api.response(201, UnitOut(many=True))
+def derive(data: dict[str, Any]) -> Any:
+    """Make new units from parents of one donation; refused across donations."""
+    with unit_of_work() as session:
+        parents = [service.resolve_unit(session, code) for code in data["parents"]]
+        children = service.derive_units(
+            session,
+            parents=parents,
+            kind=UnitKind(data["kind"]),
+            operation=LineageOperation(data["operation"]),
+            count=data["count"],
+            location=data["location"],
+            consume_parents=data["consume_parents"],
+            actor=acting_user(),
+            now=now(),
+        )
+    return children

@@ -1,0 +1,70 @@
+"""Pages of the chain core: the unit page (identity, lineage, history, traces) and custody."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from cellchain.chain import service
+from cellchain.chain.models import CUSTODY_EVENTS, EventType, Unit
+from cellchain.chain.schemas import CustodyIn
+from cellchain.core.identifiers import parse_identifier
+from cellchain.core.roles import Permission
+from cellchain.errors import DomainError, NotFound
+from cellchain.extensions import db
+from cellchain.http import acting_user, now, requires, unit_of_work
+from cellchain.web.forms import load_form
+from cellchain.web.resolve import register_record_page
+
+blueprint = Blueprint("chain", __name__)
+
+register_record_page("unit", lambda entity_id: url_for("chain.unit", unit_id=entity_id))
+
+
+def _unit_page(unit: Unit, error: DomainError | None = None) -> str:
+    session = db.session
+    return render_template(
+        "chain/unit.html",
+        unit=unit,
+        display=parse_identifier(unit.code).display,
+        parents=service.parents_of(session, unit),
+        children=service.children_of(session, unit),
+        history=service.history(session, unit),
+        back=service.trace_back(session, unit),
+        forward=service.trace_forward(session, unit),
+        custody_events=CUSTODY_EVENTS,
+        form={k: v for k, v in request.form.items() if k != "csrf_token"} if error else {},
+        error=error.detail if error else None,
+        errors=error.errors if error else {},
+    )
+
+
+@blueprint.get("/units/<int:unit_id>")
+@requires(Permission.READ_RECORDS)
+def unit(unit_id: int) -> ResponseReturnValue:
+    return _unit_page(service.get_unit(db.session, unit_id))
+
+
+@blueprint.post("/units/<int:unit_id>/events")
+@requires(Permission.RECORD_CUSTODY)
+def record_event(unit_id: int) -> ResponseReturnValue:
+    service.get_unit(db.session, unit_id)  # 404 before anything else
+    try:
+        data: dict[str, Any] = load_form(CustodyIn(), request.form)
+        with unit_of_work() as session:
+            service.record_custody(
+                session,
+                service.get_unit(session, unit_id),
+                service.CustodyInput(**{**data, "event_type": EventType(data["event_type"])}),
+                actor=acting_user(),
+                now=now(),
+            )
+    except NotFound:
+        raise
+    except DomainError as error:
+        db.session.rollback()
+        return _unit_page(service.get_unit(db.session, unit_id), error), error.status
+    flash(f"Recorded: {EventType(data['event_type']).label}.", "success")
+    return redirect(url_for("chain.unit", unit_id=unit_id))

@@ -1,0 +1,264 @@
+"""API of the donors package: donations, receipt, donor tests, eligibility, donors.
+
+Load → call the service → dump. No rules here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from cellchain.core import signatures
+from cellchain.core.roles import Permission
+from cellchain.donors import service
+from cellchain.donors.models import (
+    Donation,
+    DonationStatus,
+    Eligibility,
+    InfectiousResult,
+    ScreeningOutcome,
+)
+from cellchain.donors.schemas import (
+    DeterminationIn,
+    DeterminationOut,
+    DonationOut,
+    DonationPageOut,
+    DonationQueryIn,
+    DonationRegisterIn,
+    DonorDetailOut,
+    EligibilityReviewOut,
+    ReceiptIn,
+    ResultCorrectionIn,
+    ResultIn,
+    ResultOut,
+    ScreeningCorrectionIn,
+)
+from cellchain.errors import NotFound
+from cellchain.extensions import db
+from cellchain.http import acting_user, facility_code, now, requires, site_zone, unit_of_work
+
+donations_api = Blueprint(
+    "donations_api", __name__, url_prefix="/api/v1/donations", description="Donations"
+)
+donors_api = Blueprint("donors_api", __name__, url_prefix="/api/v1/donors", description="Donors")
+blueprints = (donations_api, donors_api)
+
+
+def donation_out(donation: Donation) -> dict[str, Any]:
+    """Everything about a donation, its determination's signatures checked against now."""
+    product = donation.product_definition
+    determination = donation.determination
+    return {
+        **{
+            name: getattr(donation, name)
+            for name in DonationOut().fields
+            if hasattr(donation, name)
+        },
+        "product": f"{product.code} v{product.version}",
+        "processing_clock": service.processing_clock(donation, now()),
+        "panel": [{"code": t.code, "name": t.name} for t in service.panel_of(donation)],
+        "determination": None
+        if determination is None
+        else {
+            **{
+                name: getattr(determination, name)
+                for name in ("id", "outcome", "reason", "determined_at", "determined_by")
+            },
+            "signatures": signatures.manifest(db.session, determination),
+        },
+    }
+
+
+def review_out(donation: Donation) -> dict[str, Any]:
+    review = service.review_eligibility(donation)
+    return {
+        "donation_id": donation.id,
+        "din": donation.din,
+        "eligibility": donation.eligibility,
+        "complete": review.complete,
+        "eligible_possible": review.eligible_possible,
+        "missing_tests": review.missing_tests,
+        "checks": review.checks,
+    }
+
+
+@donations_api.get("")
+@requires(Permission.READ_RECORDS)
+@donations_api.arguments(DonationQueryIn, location="query")
+@donations_api.response(200, DonationPageOut)
+def list_donations(args: dict[str, Any]) -> Any:
+    """Donations, newest first, filtered by status and eligibility, one page at a time."""
+    return service.list_donations(
+        db.session,
+        status=DonationStatus(args["status"]) if "status" in args else None,
+        eligibility=Eligibility(args["eligibility"]) if "eligibility" in args else None,
+        page=args["page"],
+        per_page=args["per_page"],
+    )
+
+
+@donations_api.post("")
+@requires(Permission.REGISTER_DONATIONS)
+@donations_api.arguments(DonationRegisterIn)
+@donations_api.response(201, DonationOut)
+def register_donation(registration: service.DonationRegistration) -> Any:
+    """Register a donation (and its new donor): a DIN is allocated; it starts in quarantine."""
+    with unit_of_work() as session:
+        donation = service.register_donation(
+            session,
+            registration,
+            facility_code=facility_code(),
+            site_zone=site_zone(),
+            actor=acting_user(),
+            now=now(),
+        )
+    return donation_out(donation)
+
+
+@donations_api.get("/<int:donation_id>")
+@requires(Permission.READ_RECORDS)
+@donations_api.response(200, DonationOut)
+def get_donation(donation_id: int) -> Any:
+    """One donation: donor, receipt, processing clock, tests, determination and units."""
+    return donation_out(service.get_donation(db.session, donation_id))
+
+
+@donations_api.post("/<int:donation_id>/receipt")
+@requires(Permission.REGISTER_DONATIONS)
+@donations_api.arguments(ReceiptIn)
+@donations_api.response(200, DonationOut)
+def receive(receipt: service.Receipt, donation_id: int) -> Any:
+    """Accept or reject the donation on arrival at the lab (21 CFR 1271.265(a))."""
+    with unit_of_work() as session:
+        donation = service.get_donation(session, donation_id)
+        service.receive_donation(session, donation, receipt, actor=acting_user(), now=now())
+    return donation_out(donation)
+
+
+@donations_api.post("/<int:donation_id>/processing")
+@requires(Permission.REGISTER_DONATIONS)
+@donations_api.response(200, DonationOut)
+def start_processing(donation_id: int) -> Any:
+    """Record that processing starts now; refused past the birth-to-processing limit."""
+    with unit_of_work() as session:
+        donation = service.get_donation(session, donation_id)
+        service.start_processing(session, donation, actor=acting_user(), now=now())
+    return donation_out(donation)
+
+
+@donations_api.post("/<int:donation_id>/results")
+@requires(Permission.RECORD_DONOR_TESTS)
+@donations_api.arguments(ResultIn)
+@donations_api.response(201, ResultOut)
+def record_result(entry: service.ResultEntry, donation_id: int) -> Any:
+    """Record one infectious-disease result of the mother's specimen."""
+    with unit_of_work() as session:
+        donation = service.get_donation(session, donation_id)
+        result = service.record_test_result(
+            session, donation, entry, site_zone=site_zone(), actor=acting_user(), now=now()
+        )
+    return result
+
+
+@donations_api.post("/<int:donation_id>/results/<int:result_id>/correction")
+@requires(Permission.RECORD_DONOR_TESTS)
+@donations_api.arguments(ResultCorrectionIn)
+@donations_api.response(201, ResultOut)
+def correct_result(data: dict[str, Any], donation_id: int, result_id: int) -> Any:
+    """Replace a result with a corrected one and a reason; the original stays visible."""
+    with unit_of_work() as session:
+        original = _result_of(session, donation_id, result_id)
+        corrected = service.correct_test_result(
+            session,
+            original,
+            service.ResultEntry(
+                test_code=original.test_code,
+                specimen_date=data["specimen_date"],
+                result=InfectiousResult(data["result"]),
+                method=data.get("method"),
+            ),
+            reason=data["reason"],
+            site_zone=site_zone(),
+            actor=acting_user(),
+            now=now(),
+        )
+    return corrected
+
+
+def _result_of(session: Any, donation_id: int, result_id: int) -> Any:
+    result = service.get_result(session, result_id)
+    if result.donation_id != donation_id:
+        raise NotFound(f"Donation #{donation_id} has no result #{result_id}.")
+    return result
+
+
+@donations_api.get("/<int:donation_id>/eligibility")
+@requires(Permission.READ_RECORDS)
+@donations_api.response(200, EligibilityReviewOut)
+def eligibility_review(donation_id: int) -> Any:
+    """Every check an eligible determination needs, met or not, and why."""
+    return review_out(service.get_donation(db.session, donation_id))
+
+
+@donations_api.post("/<int:donation_id>/eligibility")
+@requires(Permission.DETERMINE_ELIGIBILITY)
+@donations_api.arguments(DeterminationIn)
+@donations_api.response(201, DeterminationOut)
+def determine(data: dict[str, Any], donation_id: int) -> Any:
+    """QA determines the donor eligible or ineligible, signing with their password."""
+    with unit_of_work() as session:
+        donation = service.get_donation(session, donation_id)
+        determination = service.determine_eligibility(
+            session,
+            donation,
+            eligible=data["outcome"] == "eligible",
+            reason=data.get("reason"),
+            user=acting_user(),
+            password=data["password"],
+            now=now(),
+        )
+    return {
+        **{
+            name: getattr(determination, name)
+            for name in ("id", "outcome", "reason", "determined_at", "determined_by")
+        },
+        "signatures": signatures.manifest(db.session, determination),
+    }
+
+
+@donations_api.get("/eligibility-queue")
+@requires(Permission.READ_RECORDS)
+@donations_api.response(200, EligibilityReviewOut(many=True))
+def eligibility_queue() -> Any:
+    """Donations awaiting QA's determination, oldest first, each with its checks."""
+    return [review_out(donation) for donation, _review in service.eligibility_queue(db.session)]
+
+
+@donors_api.get("/<int:donor_id>")
+@requires(Permission.READ_RECORDS)
+@donors_api.response(200, DonorDetailOut)
+def get_donor(donor_id: int) -> Any:
+    """A donor: pseudonymous code, consent, screening and donations."""
+    return service.get_donor(db.session, donor_id)
+
+
+@donors_api.post("/<int:donor_id>/screening")
+@requires(Permission.REGISTER_DONATIONS)
+@donors_api.arguments(ScreeningCorrectionIn)
+@donors_api.response(200, DonorDetailOut)
+def correct_screening(data: dict[str, Any], donor_id: int) -> Any:
+    """Correct the screening outcome with a reason (before any determination)."""
+    with unit_of_work() as session:
+        donor = service.get_donor(session, donor_id)
+        service.correct_screening(
+            session,
+            donor,
+            outcome=ScreeningOutcome(data["screening_outcome"]),
+            screening_date=data["screening_date"],
+            notes=data.get("screening_notes"),
+            reason=data["reason"],
+            actor=acting_user(),
+            now=now(),
+        )
+    return donor

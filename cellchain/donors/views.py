@@ -1,0 +1,359 @@
+"""Pages of the donors package: donation list and detail, registration, receipt, tests,
+eligibility determination, the QA queue and donor pages.
+
+Each form posts to its own view; on a refusal the page is shown again with the message, the
+fields to fix and what the person typed, and nothing is saved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import MultiDict
+
+from cellchain.chain import service as chain
+from cellchain.core import audit, signatures
+from cellchain.core.roles import Permission
+from cellchain.donors import service
+from cellchain.donors.models import (
+    ContainerCondition,
+    Donation,
+    DonationStatus,
+    Eligibility,
+    InfectiousResult,
+    ScreeningOutcome,
+)
+from cellchain.donors.schemas import (
+    DeterminationIn,
+    DonationQueryIn,
+    DonationRegisterIn,
+    ReceiptIn,
+    ResultCorrectionIn,
+    ResultIn,
+    ScreeningCorrectionIn,
+)
+from cellchain.errors import DomainError, NotFound
+from cellchain.extensions import db
+from cellchain.http import (
+    acting_user,
+    facility_code,
+    now,
+    requires,
+    site_zone,
+    unit_of_work,
+)
+from cellchain.web.forms import load_form
+from cellchain.web.resolve import register_record_page
+
+blueprint = Blueprint("donors", __name__)
+
+register_record_page(
+    "donation", lambda entity_id: url_for("donors.donation", donation_id=entity_id)
+)
+register_record_page("donor", lambda entity_id: url_for("donors.donor", donor_id=entity_id))
+
+#: Choices the forms offer, in the order shown.
+CHOICES: dict[str, list[Any]] = {
+    "statuses": list(DonationStatus),
+    "eligibilities": list(Eligibility),
+    "conditions": list(ContainerCondition),
+    "results": list(InfectiousResult),
+    "screening_outcomes": list(ScreeningOutcome),
+}
+
+
+def _typed(exclude: tuple[str, ...] = ("password", "csrf_token")) -> dict[str, str]:
+    """What the person typed, to show again after a refusal (never the password)."""
+    return {key: value for key, value in request.form.items() if key not in exclude}
+
+
+# --- list and registration ------------------------------------------------------------------
+
+
+@blueprint.get("/donations")
+@requires(Permission.READ_RECORDS)
+def donations() -> ResponseReturnValue:
+    args = MultiDict([(key, value) for key, value in request.args.items() if value])
+    try:
+        query = load_form(DonationQueryIn(), args)
+    except DomainError as error:
+        flash(f"Filter ignored: {error.detail}", "error")
+        query = DonationQueryIn().load({})
+    page = service.list_donations(
+        db.session,
+        status=DonationStatus(query["status"]) if "status" in query else None,
+        eligibility=Eligibility(query["eligibility"]) if "eligibility" in query else None,
+        page=query["page"],
+        per_page=query["per_page"],
+    )
+    return render_template("donors/donations.html", page=page, query=query, **CHOICES)
+
+
+@blueprint.route("/donations/new", methods=["GET", "POST"])
+@requires(Permission.REGISTER_DONATIONS)
+def register() -> ResponseReturnValue:
+    if request.method == "GET":
+        return render_template(
+            "donors/register.html",
+            form={"umbilical_cord": "on", "placenta": "on"},
+            errors={},
+            **CHOICES,
+        )
+    try:
+        registration = load_form(DonationRegisterIn(), request.form)
+        with unit_of_work() as session:
+            donation = service.register_donation(
+                session,
+                registration,  # type: ignore[arg-type]
+                facility_code=facility_code(),
+                site_zone=site_zone(),
+                actor=acting_user(),
+                now=now(),
+            )
+            donation_id, din = donation.id, donation.din
+    except DomainError as error:
+        return render_template(
+            "donors/register.html",
+            form=_typed(),
+            error=error.detail,
+            errors=error.errors,
+            **CHOICES,
+        ), error.status
+    flash(
+        f"Donation registered with DIN {din}; it is in quarantine until QA determines "
+        "the donor eligible.",
+        "success",
+    )
+    return redirect(url_for("donors.donation", donation_id=donation_id))
+
+
+# --- the donation page and its forms ----------------------------------------------------------
+
+
+def _donation_page(
+    donation: Donation,
+    *,
+    status: int = 200,
+    failed: str | None = None,
+    error: DomainError | None = None,
+) -> ResponseReturnValue:
+    session = db.session
+    context: dict[str, Any] = {
+        "donation": donation,
+        "clock": service.processing_clock(donation, now()),
+        "panel": service.panel_of(donation),
+        "review": service.review_eligibility(donation),
+        "events": chain.events_of_donation(session, donation.id),
+        "audit_entries": audit.list_entries(
+            session, audit.AuditFilter(entity_type="donation", entity_id=str(donation.id))
+        ),
+        "determination_signatures": signatures.manifest(session, donation.determination)
+        if donation.determination
+        else [],
+        "failed": failed,
+        "form": _typed() if failed else {},
+        "error": error.detail if error else None,
+        "errors": error.errors if error else {},
+        **CHOICES,
+    }
+    return render_template("donors/donation.html", **context), status
+
+
+@blueprint.get("/donations/<int:donation_id>")
+@requires(Permission.READ_RECORDS)
+def donation(donation_id: int) -> ResponseReturnValue:
+    return _donation_page(service.get_donation(db.session, donation_id))
+
+
+def _post_on_donation(
+    donation_id: int, form_name: str, action: Any, done: str
+) -> ResponseReturnValue:
+    """Run ``action(session, donation)`` in one transaction; on refusal show the page again."""
+    try:
+        with unit_of_work() as session:
+            found = service.get_donation(session, donation_id)
+            action(session, found)
+    except NotFound:
+        raise
+    except DomainError as error:
+        db.session.rollback()
+        return _donation_page(
+            service.get_donation(db.session, donation_id),
+            status=error.status,
+            failed=form_name,
+            error=error,
+        )
+    flash(done, "success")
+    return redirect(url_for("donors.donation", donation_id=donation_id) + f"#{form_name}")
+
+
+@blueprint.post("/donations/<int:donation_id>/receipt")
+@requires(Permission.REGISTER_DONATIONS)
+def receive(donation_id: int) -> ResponseReturnValue:
+    def act(session: Any, found: Donation) -> None:
+        receipt = load_form(ReceiptIn(), request.form)
+        service.receive_donation(session, found, receipt, actor=acting_user(), now=now())  # type: ignore[arg-type]
+
+    decision = "accepted" if request.form.get("decision") == "accept" else "rejected"
+    return _post_on_donation(donation_id, "receipt", act, f"Receipt recorded: donation {decision}.")
+
+
+@blueprint.post("/donations/<int:donation_id>/processing")
+@requires(Permission.REGISTER_DONATIONS)
+def start_processing(donation_id: int) -> ResponseReturnValue:
+    def act(session: Any, found: Donation) -> None:
+        service.start_processing(session, found, actor=acting_user(), now=now())
+
+    return _post_on_donation(donation_id, "processing", act, "Processing started.")
+
+
+@blueprint.post("/donations/<int:donation_id>/results")
+@requires(Permission.RECORD_DONOR_TESTS)
+def record_result(donation_id: int) -> ResponseReturnValue:
+    def act(session: Any, found: Donation) -> None:
+        entry = load_form(ResultIn(), request.form)
+        service.record_test_result(
+            session,
+            found,
+            entry,
+            site_zone=site_zone(),
+            actor=acting_user(),
+            now=now(),  # type: ignore[arg-type]
+        )
+
+    code = request.form.get("test_code", "").upper()
+    return _post_on_donation(donation_id, "results", act, f"Result for {code} recorded.")
+
+
+@blueprint.post("/donations/<int:donation_id>/results/<int:result_id>/correction")
+@requires(Permission.RECORD_DONOR_TESTS)
+def correct_result(donation_id: int, result_id: int) -> ResponseReturnValue:
+    def act(session: Any, found: Donation) -> None:
+        data = load_form(ResultCorrectionIn(), request.form)
+        original = service.get_result(session, result_id)
+        if original.donation_id != found.id:
+            raise NotFound(f"Donation #{found.id} has no result #{result_id}.")
+        service.correct_test_result(
+            session,
+            original,
+            service.ResultEntry(
+                test_code=original.test_code,
+                specimen_date=data["specimen_date"],
+                result=InfectiousResult(data["result"]),
+                method=data.get("method"),
+            ),
+            reason=data["reason"],
+            site_zone=site_zone(),
+            actor=acting_user(),
+            now=now(),
+        )
+
+    return _post_on_donation(
+        donation_id, f"correct-{result_id}", act, "Result corrected; the original stays visible."
+    )
+
+
+# --- eligibility --------------------------------------------------------------------------------
+
+
+@blueprint.get("/donations/<int:donation_id>/eligibility")
+@requires(Permission.READ_RECORDS)
+def eligibility(donation_id: int) -> ResponseReturnValue:
+    """The determination page: every check with a tick or the reason it fails, and the form."""
+    return _eligibility_page(service.get_donation(db.session, donation_id))
+
+
+@blueprint.post("/donations/<int:donation_id>/eligibility")
+@requires(Permission.DETERMINE_ELIGIBILITY)
+def determine(donation_id: int) -> ResponseReturnValue:
+    service.get_donation(db.session, donation_id)  # 404 before anything else
+    try:
+        data = load_form(DeterminationIn(), request.form)
+        with unit_of_work() as session:
+            service.determine_eligibility(
+                session,
+                service.get_donation(session, donation_id),
+                eligible=data["outcome"] == "eligible",
+                reason=data.get("reason"),
+                user=acting_user(),
+                password=data["password"],
+                now=now(),
+            )
+    except DomainError as error:
+        db.session.rollback()
+        found = service.get_donation(db.session, donation_id)
+        return _eligibility_page(found, error=error), error.status
+    outcome = service.get_donation(db.session, donation_id).eligibility
+    flash(f"Signed: donor determined {outcome}.", "success")
+    return redirect(url_for("donors.donation", donation_id=donation_id))
+
+
+def _eligibility_page(found: Donation, error: DomainError | None = None) -> str:
+    return render_template(
+        "donors/eligibility.html",
+        donation=found,
+        review=service.review_eligibility(found),
+        meaning=service.DETERMINATION_MEANING,
+        determination_signatures=signatures.manifest(db.session, found.determination)
+        if found.determination
+        else [],
+        form=_typed() if error else {},
+        error=error.detail if error else None,
+        errors=error.errors if error else {},
+    )
+
+
+@blueprint.get("/eligibility")
+@requires(Permission.READ_RECORDS)
+def eligibility_queue() -> ResponseReturnValue:
+    return render_template("donors/queue.html", queue=service.eligibility_queue(db.session))
+
+
+# --- donors ------------------------------------------------------------------------------------
+
+
+@blueprint.get("/donors/<int:donor_id>")
+@requires(Permission.READ_RECORDS)
+def donor(donor_id: int) -> ResponseReturnValue:
+    return _donor_page(service.get_donor(db.session, donor_id))
+
+
+def _donor_page(found: Any, error: DomainError | None = None) -> str:
+    return render_template(
+        "donors/donor.html",
+        donor=found,
+        audit_entries=audit.list_entries(
+            db.session, audit.AuditFilter(entity_type="donor", entity_id=str(found.id))
+        ),
+        form=_typed() if error else {},
+        error=error.detail if error else None,
+        errors=error.errors if error else {},
+        **CHOICES,
+    )
+
+
+@blueprint.post("/donors/<int:donor_id>/screening")
+@requires(Permission.REGISTER_DONATIONS)
+def correct_screening(donor_id: int) -> ResponseReturnValue:
+    try:
+        data = load_form(ScreeningCorrectionIn(), request.form)
+        with unit_of_work() as session:
+            service.correct_screening(
+                session,
+                service.get_donor(session, donor_id),
+                outcome=ScreeningOutcome(data["screening_outcome"]),
+                screening_date=data["screening_date"],
+                notes=data.get("screening_notes"),
+                reason=data["reason"],
+                actor=acting_user(),
+                now=now(),
+            )
+    except NotFound:
+        raise
+    except DomainError as error:
+        db.session.rollback()
+        return _donor_page(service.get_donor(db.session, donor_id), error), error.status
+    flash("Screening outcome corrected; the earlier value stays in the audit trail.", "success")
+    return redirect(url_for("donors.donor", donor_id=donor_id))
