@@ -5,11 +5,10 @@ Revises: 0001
 Create Date: 2026-11-24 23:38:22.695643
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import cellchain.core.types
-
 
 # revision identifiers, used by Alembic.
 revision = '0002'

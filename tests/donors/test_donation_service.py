@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import UnitKind, UnitStatus
-from cellchain.core import audit, numbering, signatures
+from cellchain.core import numbering, signatures
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.models import AuditEntry
 from cellchain.core.types import utcnow
