@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 from flask import Flask, current_app
@@ -78,6 +79,7 @@ def init(admin_username: str, admin_name: str | None) -> None:
     The administrator's password is asked for (or read from CELLCHAIN_ADMIN_PASSWORD).
     """
     from cellchain.dosing import service as dosing
+    from cellchain.manufacturing import service as products
 
     upgrade()
     now = utcnow()
@@ -102,10 +104,15 @@ def init(admin_username: str, admin_name: str | None) -> None:
             raise _fail(error) from error
         click.echo(f"Created administrator {admin_username}.")
     protocol = dosing.load_default_protocol(db.session, actor=None, now=now)
+    product = products.load_default_product(db.session, actor=None, now=now)
     db.session.commit()
     click.echo(
         f"Protocol {protocol.code} v{protocol.version} is {protocol.status}; "
         "QA approves it with a signature on the Protocols page."
+    )
+    click.echo(
+        f"Product {product.code} v{product.version} is {product.status}; "
+        "QA approves it with a signature on the Products page before donations are registered."
     )
 
 
@@ -144,13 +151,18 @@ def demo(host: str, port: int, database: Path | None, no_serve: bool) -> None:
             now=utcnow(),
             facility_code=app.config["FACILITY_CODE"],
             policy=AccountPolicy.from_config(app.config),
+            site_zone=ZoneInfo(app.config["SITE_TIMEZONE"]),
         )
         db.session.commit()
         dins = [row.code for row in site.reserved_dins]
+        stages = {stage: donation.din for stage, donation in site.donations.items()}
     click.echo(f"Demo database: {path}")
     click.echo("Demo users (username / password / role):")
     for user in DEMO_USERS:
         click.echo(f"  {user.username:<13} {user.password:<24} {user.role.label}")
+    click.echo("Demo donations (DIN to scan):")
+    for stage, din in stages.items():
+        click.echo(f"  {stage.replace('_', ' '):<17} {din}")
     click.echo(f"Reserved DINs to try in the scan box: {', '.join(dins)}")
     if no_serve:
         return

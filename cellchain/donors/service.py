@@ -187,8 +187,10 @@ def _registration_errors(
 
 
 def _first_message(errors: dict[str, list[str]]) -> str:
-    field_name, messages = next(iter(errors.items()))
-    return f"{field_name.replace('_', ' ').capitalize()}: {messages[0]}"
+    """The first problem as the headline; the rest are shown at their fields."""
+    first = next(iter(errors.values()))[0]
+    others = sum(len(messages) for messages in errors.values()) - 1
+    return first if not others else f"{first} (and {others} more below)"
 
 
 def _donor_for(

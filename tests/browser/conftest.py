@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
+from zoneinfo import ZoneInfo
 
 import pytest
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -64,6 +65,8 @@ class LiveServer:
     url: str  #: base URL without a trailing slash, e.g. http://127.0.0.1:41234
     reserved_dins: list[str]  #: canonical codes (body + check character) of the demo DINs
     facility_code: str
+    #: demo stage ("eligible", "quarantine", "awaiting_receipt") → that donation's DIN
+    donation_dins: dict[str, str]
 
     def __call__(self, path: str = "/") -> str:
         return self.url + path
@@ -103,8 +106,10 @@ def live_server(databases: DatabaseFactory) -> Iterator[LiveServer]:
             now=utcnow(),
             facility_code=app.config["FACILITY_CODE"],
             policy=AccountPolicy.from_config(app.config),
+            site_zone=ZoneInfo(app.config["SITE_TIMEZONE"]),
         )
         dins = [issued.code for issued in site.reserved_dins]
+        donation_dins = {stage: donation.din for stage, donation in site.donations.items()}
         db.session.commit()
         db.session.remove()
 
@@ -118,6 +123,7 @@ def live_server(databases: DatabaseFactory) -> Iterator[LiveServer]:
             url=f"http://{host}:{port}",
             reserved_dins=dins,
             facility_code=app.config["FACILITY_CODE"],
+            donation_dins=donation_dins,
         )
     finally:
         server.shutdown()
