@@ -50,7 +50,15 @@ def test_demo_builds_a_fresh_database_with_users_for_every_role(tmp_path: Path, 
     with engine.connect() as conn:
         assert conn.scalar(text("SELECT count(*) FROM users")) == 6
         assert conn.scalar(text("SELECT status FROM protocols")) == "effective"
-        assert conn.scalar(text("SELECT count(*) FROM signatures")) == 1
+        assert conn.scalar(text("SELECT status FROM product_definitions")) == "effective"
+        # protocol, product definition, the eligible donation's determination
+        assert conn.scalar(text("SELECT count(*) FROM signatures")) == 3
+        rows = conn.execute(text("SELECT eligibility, count(*) FROM donations GROUP BY 1"))
+        stages = {eligibility: count for eligibility, count in rows}
+        assert stages == {"eligible": 1, "pending": 2}
+        assert conn.scalar(text("SELECT count(*) FROM units WHERE kind = 'culture_vessel'")) == 2
+    for stage in ("eligible", "quarantine", "awaiting receipt"):
+        assert stage in result.output
     # Run again: the demo database is recreated, not added to.
     again = CliRunner().invoke(main, ["demo", "--no-serve", "--database", str(database)])
     assert again.exit_code == 0
@@ -64,6 +72,7 @@ def test_init_creates_the_first_admin_and_the_protocol_draft(run, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "Created administrator admin" in result.output
     assert "NCT01420432 v1 is draft" in result.output
+    assert "UC-MSC v1 is draft" in result.output
     listed = run("users", "list").output
     assert "admin" in listed and "First Admin" in listed
 
