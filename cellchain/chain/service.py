@@ -262,8 +262,8 @@ def record_custody(
         )
     if at < unit.created_at:
         raise InvalidInput(
-            f"Unit {unit.code} was created at {unit.created_at:%Y-%m-%d %H:%M} UTC; an event on "
-            "it cannot be earlier.",
+            f"An event on unit {unit.code} cannot be earlier than the unit itself (its first "
+            "entry in the history).",
             errors={"at": ["Must not be before the unit was created."]},
         )
     if UnitStatus(unit.status) in GONE and event.event_type != EventType.SCANNED:

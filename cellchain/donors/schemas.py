@@ -59,7 +59,7 @@ class DonationRegisterIn(ma.Schema):
     @ma.validates_schema
     def new_donor_complete(self, data: dict[str, Any], **_kwargs: Any) -> None:
         if data.get("donor_code"):
-            given = [name for name in NEW_DONOR_FIELDS if name in data]
+            given = [name for name in (*NEW_DONOR_FIELDS, "screening_notes") if name in data]
             if given:
                 raise ma.ValidationError(
                     "Give an existing donor code or a new donor's consent, not both.",

@@ -342,8 +342,8 @@ def receive_donation(
         errors["received_at"] = ["The receipt time cannot be in the future."]
     elif receipt.received_at < donation.collected_at:
         errors["received_at"] = [
-            "The donation cannot be received before it was collected "
-            f"({donation.collected_at:%Y-%m-%d %H:%M} UTC)."
+            "The donation cannot be received before it was collected (see the collection "
+            "time above)."
         ]
     if not -273.15 <= receipt.temperature_c <= 100:
         errors["temperature_c"] = ["Must be between −273.15 and 100 °C."]

@@ -237,9 +237,7 @@ def test_times_without_an_offset_are_utc_on_a_utc_site(lab, tech):
         ),
         pytest.param({"umbilical_cord": False, "placenta": False}, "tissues", id="no-tissue"),
         pytest.param({"consent_date": None}, "consent_date", id="no-consent-date"),
-        pytest.param(
-            {"consent_form_version": None}, "consent_form_version", id="no-consent-form"
-        ),
+        pytest.param({"consent_form_version": None}, "consent_form_version", id="no-consent-form"),
         pytest.param({"screening_outcome": None}, "screening_outcome", id="no-screening"),
         pytest.param({"screening_date": None}, "screening_date", id="no-screening-date"),
         pytest.param({"donor_code": "DNR26-00001"}, "donor_code", id="donor-code-and-consent"),
