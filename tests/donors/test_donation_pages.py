@@ -464,3 +464,14 @@ def test_scanning_a_container_opens_its_unit(lab, tech_web):
 
     assert response.status_code == 302
     assert text(tech_web.get(response.location)).count(shown_din(unit.code)) >= 1
+
+
+def test_every_id_on_the_donation_page_is_unique_so_labels_find_their_fields(lab, qc_web):
+    donation = lab.register()
+    lab.full_panel(donation, skip=("SYPHILIS",))
+    page = text(qc_web.get(f"/donations/{donation.id}"))
+    ids = re.findall(r'\sid="([^"]+)"', page)
+    assert "result-form" in ids and len(ids) > 20
+    assert sorted(i for i in set(ids) if ids.count(i) > 1) == []
+    for target in re.findall(r'<label for="([^"]+)"', page):
+        assert target in ids, target
