@@ -74,7 +74,7 @@ class StateConflict(Conflict):
     type_slug = "state-conflict"
 
     def __init__(self, entity: str, current: str, attempted: str) -> None:
-        super().__init__(f"{entity} is {current!r}; it cannot become {attempted!r}.")
+        super().__init__(f"{entity} is {str(current)!r}; it cannot become {str(attempted)!r}.")
         self.current = current
         self.attempted = attempted
 

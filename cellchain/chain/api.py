@@ -5,12 +5,13 @@ Load → call the service → dump. No rules here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flask_smorest import Blueprint
 
 from cellchain.chain import service
-from cellchain.chain.models import EventType, LineageOperation, Unit, UnitKind
+from cellchain.chain.models import EventType, LineageOperation, Unit, UnitEvent, UnitKind
 from cellchain.chain.schemas import (
     CustodyIn,
     DeriveIn,
@@ -34,15 +35,28 @@ scan_api = Blueprint("scan_api", __name__, url_prefix="/api/v1", description="Sc
 blueprints = (units_api, scan_api)
 
 
-def unit_detail(unit: Unit) -> dict[str, Any]:
+@dataclass(frozen=True)
+class UnitDetail:
+    """A unit with its relatives and history; reads through to the unit for its own fields."""
+
+    unit: Unit
+    parents: list[dict[str, Any]]
+    children: list[dict[str, Any]]
+    history: list[UnitEvent]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.unit, name)
+
+
+def unit_detail(unit: Unit) -> UnitDetail:
     """The unit with its parents, children and history in order."""
     session = db.session
-    return {
-        **UnitOut().dump(unit),
-        "parents": [{"unit": u, "operation": op} for u, op in service.parents_of(session, unit)],
-        "children": [{"unit": u, "operation": op} for u, op in service.children_of(session, unit)],
-        "history": service.history(session, unit),
-    }
+    return UnitDetail(
+        unit=unit,
+        parents=[{"unit": u, "operation": op} for u, op in service.parents_of(session, unit)],
+        children=[{"unit": u, "operation": op} for u, op in service.children_of(session, unit)],
+        history=service.history(session, unit),
+    )
 
 
 @scan_api.get("/scan")

@@ -12,8 +12,9 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, literal, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, literal, select, update
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from cellchain.chain.models import (
     CUSTODY_EVENTS,
@@ -130,6 +131,7 @@ def derive_units(
             f"{len(donations)} donations: {codes}.",
             title="Pooling across donations refused",
         )
+    _lock(session, parents)
     for parent in parents:
         status = UnitStatus(parent.status)
         if status not in USABLE_AS_PARENT:
@@ -187,6 +189,21 @@ def derive_units(
     return children
 
 
+def _lock(session: Session, units: Sequence[Unit]) -> None:
+    """Lock the units' rows (PostgreSQL ``FOR UPDATE``) and re-read their status.
+
+    A second derivation from the same vessel waits here until the first commits, then sees
+    the vessel as consumed and is refused, instead of acting on a status read earlier.
+    """
+    session.execute(
+        select(Unit)
+        .where(Unit.id.in_([unit.id for unit in units]))
+        .order_by(Unit.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+
+
 def change_status(
     session: Session,
     unit: Unit,
@@ -202,7 +219,20 @@ def change_status(
         return
     if target not in UNIT_TRANSITIONS[current]:
         raise StateConflict(f"Unit {unit.code}", current, target)
-    unit.status = target.value
+    # Conditional on the status read: if someone changed the unit since, nobody wins twice.
+    changed = session.execute(
+        update(Unit)
+        .where(Unit.id == unit.id, Unit.status == current.value)
+        .values(status=target.value)
+        .execution_options(synchronize_session=False)
+    )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(
+            f"Unit {unit.code} was changed by someone else a moment ago; reload it and try "
+            "again.",
+            title="Changed concurrently",
+        )
+    set_committed_value(unit, "status", target.value)
     _add_event(
         session,
         unit,
@@ -411,6 +441,7 @@ def events_of_donation(session: Session, donation_id: int) -> list[UnitEvent]:
             select(UnitEvent)
             .join(Unit, Unit.id == UnitEvent.unit_id)
             .where(Unit.donation_id == donation_id)
+            .options(selectinload(UnitEvent.unit), selectinload(UnitEvent.actor))
             .order_by(UnitEvent.at, UnitEvent.id)
         ).scalars()
     )
