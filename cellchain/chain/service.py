@@ -228,8 +228,7 @@ def change_status(
     )
     if changed.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(
-            f"Unit {unit.code} was changed by someone else a moment ago; reload it and try "
-            "again.",
+            f"Unit {unit.code} was changed by someone else a moment ago; reload it and try again.",
             title="Changed concurrently",
         )
     set_committed_value(unit, "status", target.value)

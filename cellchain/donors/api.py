@@ -16,7 +16,6 @@ from cellchain.donors.models import (
     Donation,
     DonationStatus,
     Eligibility,
-    InfectiousResult,
     ScreeningOutcome,
 )
 from cellchain.donors.schemas import (
@@ -33,6 +32,7 @@ from cellchain.donors.schemas import (
     ResultIn,
     ResultOut,
     ScreeningCorrectionIn,
+    correction_entry,
 )
 from cellchain.errors import NotFound
 from cellchain.extensions import db
@@ -172,12 +172,7 @@ def correct_result(data: dict[str, Any], donation_id: int, result_id: int) -> An
         corrected = service.correct_test_result(
             session,
             original,
-            service.ResultEntry(
-                test_code=original.test_code,
-                specimen_date=data["specimen_date"],
-                result=InfectiousResult(data["result"]),
-                method=data.get("method"),
-            ),
+            correction_entry(original.test_code, data),
             reason=data["reason"],
             site_zone=site_zone(),
             actor=acting_user(),

@@ -145,6 +145,16 @@ class ResultCorrectionIn(ma.Schema):
     reason = ma.fields.String(required=True, validate=validate.Length(min=1, max=2000))
 
 
+def correction_entry(test_code: str, data: dict[str, Any]) -> ResultEntry:
+    """The corrected result of ``test_code`` from a loaded ``ResultCorrectionIn``."""
+    return ResultEntry(
+        test_code=test_code,
+        specimen_date=data["specimen_date"],
+        result=InfectiousResult(data["result"]),
+        method=data.get("method"),
+    )
+
+
 class ScreeningCorrectionIn(ma.Schema):
     screening_outcome = ma.fields.String(
         required=True, validate=validate.OneOf(_choices(ScreeningOutcome))

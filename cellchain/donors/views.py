@@ -33,6 +33,7 @@ from cellchain.donors.schemas import (
     ResultCorrectionIn,
     ResultIn,
     ScreeningCorrectionIn,
+    correction_entry,
 )
 from cellchain.errors import DomainError, NotFound
 from cellchain.extensions import db
@@ -238,12 +239,7 @@ def correct_result(donation_id: int, result_id: int) -> ResponseReturnValue:
         service.correct_test_result(
             session,
             original,
-            service.ResultEntry(
-                test_code=original.test_code,
-                specimen_date=data["specimen_date"],
-                result=InfectiousResult(data["result"]),
-                method=data.get("method"),
-            ),
+            correction_entry(original.test_code, data),
             reason=data["reason"],
             site_zone=site_zone(),
             actor=acting_user(),

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, url_for
 from flask.typing import ResponseReturnValue
 
-from cellchain.core import signatures
 from cellchain.core.roles import Permission
-from cellchain.core.schemas import SignIn
-from cellchain.errors import DomainError
 from cellchain.extensions import db
-from cellchain.http import acting_user, now, requires, unit_of_work
+from cellchain.http import now, requires
 from cellchain.manufacturing import service
-from cellchain.web.forms import load_form
+from cellchain.web.documents import approve_from_form, document_page, versions_page
 
 blueprint = Blueprint("manufacturing", __name__)
 
@@ -20,12 +17,11 @@ blueprint = Blueprint("manufacturing", __name__)
 @blueprint.get("/products")
 @requires(Permission.READ_RECORDS)
 def products() -> ResponseReturnValue:
-    return render_template(
-        "core/versions.html",
-        heading="Product definitions",
-        documents=service.list_products(db.session),
-        detail_endpoint="manufacturing.product",
-        id_name="product_id",
+    return versions_page(
+        "Product definitions",
+        list(service.list_products(db.session)),
+        "manufacturing.product",
+        "product_id",
     )
 
 
@@ -33,26 +29,20 @@ def products() -> ResponseReturnValue:
 @requires(Permission.READ_RECORDS)
 def product(product_id: int) -> ResponseReturnValue:
     found = service.get_product(db.session, product_id)
-    return render_template(
-        "manufacturing/product.html",
-        product=found,
-        manifests=signatures.manifest(db.session, found),
-        approval_meaning=service.APPROVAL_MEANING,
-    )
+    return document_page("manufacturing/product.html", "product", found, service.APPROVAL_MEANING)
 
 
 @blueprint.post("/products/<int:product_id>/approve")
 @requires(Permission.SIGN_PRODUCT)
 def approve(product_id: int) -> ResponseReturnValue:
-    try:
-        data = load_form(SignIn(), request.form)
-        with unit_of_work() as session:
-            found = service.get_product(session, product_id)
-            service.approve_product(
-                session, product=found, user=acting_user(), password=data["password"], now=now()
-            )
-    except DomainError as error:
-        flash(f"Not signed: {error.detail}", "error")
-    else:
-        flash("Signed: this product definition version is now in force.", "success")
-    return redirect(url_for("manufacturing.product", product_id=product_id))
+    return approve_from_form(
+        lambda session, user, password: service.approve_product(
+            session,
+            product=service.get_product(session, product_id),
+            user=user,
+            password=password,
+            now=now(),
+        ),
+        back_url=url_for("manufacturing.product", product_id=product_id),
+        what="product definition",
+    )
