@@ -48,23 +48,18 @@ def create_unit(
     actor: User | None,
     now: dt.datetime,
     at: dt.datetime | None = None,
+    made_from: tuple[LineageOperation, Sequence[Unit]] | None = None,
 ) -> Unit:
     """Label a new unit of donation ``din``: issue its code, record it, write its first event.
 
     ``at`` is when the thing came into existence if that was before it was recorded (a
-    donation container exists from collection); it defaults to now.
+    donation container exists from collection); it defaults to now. ``made_from`` is the
+    operation and the parents it was made from, recorded as lineage edges.
     """
     location = _required_text(location, "location", "Where the unit is")
-    issued = numbering.issue_unit_code(
-        session,
-        din=din,
-        kind_letter=kind.letter,
-        actor=actor,
-        now=now,
-        purpose=f"label of a {kind.label}",
-    )
+    code = numbering.next_unit_code(session, din=din, kind_letter=kind.letter)
     unit = Unit(
-        code=issued.code,
+        code=code.canonical,
         kind=kind.value,
         status=UnitStatus.QUARANTINE.value,
         donation_id=donation_id,
@@ -74,7 +69,35 @@ def create_unit(
     )
     session.add(unit)
     session.flush()
-    numbering.attach(session, issued, entity_type="unit", entity_id=unit.id, actor=actor, now=now)
+    numbering.issue(
+        session,
+        code,
+        actor=actor,
+        now=now,
+        purpose=f"label of a {kind.label}",
+        entity_type="unit",
+        entity_id=unit.id,
+    )
+    changes: dict[str, tuple[object, object]] = {
+        "code": (None, unit.code),
+        "kind": (None, unit.kind),
+        "status": (None, unit.status),
+        "donation_id": (None, donation_id),
+        "location": (None, location),
+    }
+    if made_from is not None:
+        operation, parents = made_from
+        session.add_all(
+            LineageEdge(
+                parent_id=parent.id,
+                child_id=unit.id,
+                operation=operation.value,
+                created_at=now,
+            )
+            for parent in parents
+        )
+        changes["operation"] = (None, operation.value)
+        changes["parents"] = (None, [parent.code for parent in parents])
     _add_event(
         session, unit, EventType.CREATED, actor=actor, now=now, at=at or now, location=location
     )
@@ -85,13 +108,7 @@ def create_unit(
         action="unit.created",
         entity_type="unit",
         entity_id=unit.id,
-        changes={
-            "code": (None, unit.code),
-            "kind": (None, unit.kind),
-            "status": (None, unit.status),
-            "donation_id": (None, donation_id),
-            "location": (None, location),
-        },
+        changes=changes,
     )
     return unit
 
@@ -150,31 +167,10 @@ def derive_units(
             location=location,
             actor=actor,
             now=now,
+            made_from=(operation, parents),
         )
         for _ in range(count)
     ]
-    for child in children:
-        for parent in parents:
-            session.add(
-                LineageEdge(
-                    parent_id=parent.id,
-                    child_id=child.id,
-                    operation=operation.value,
-                    created_at=now,
-                )
-            )
-        audit.record(
-            session,
-            actor=actor,
-            at=now,
-            action="unit.derived",
-            entity_type="unit",
-            entity_id=child.id,
-            changes={
-                "operation": (None, operation.value),
-                "parents": (None, [parent.code for parent in parents]),
-            },
-        )
     session.flush()
     if consume_parents:
         for parent in parents:

@@ -151,29 +151,35 @@ def allocate_coi(
     )
 
 
-def issue_unit_code(
+def next_unit_code(session: Session, *, din: str, kind_letter: str) -> Identifier:
+    """The next unit code of donation ``din`` (its DIN + kind letter + number), not yet issued.
+
+    The number counts every unit of the donation whatever its kind, so codes read in the
+    order the units were labelled. Record it with :func:`issue` once its unit exists.
+    """
+    sequence = next_in_sequence(session, f"UNIT:{din}", maximum=UNIT_SEQUENCE_MAX)
+    return make_unit_code(din, kind_letter, sequence)
+
+
+def issue(
     session: Session,
+    identifier: Identifier,
     *,
-    din: str,
-    kind_letter: str,
     actor: User | None,
     now: dt.datetime,
     purpose: str,
+    entity_type: str,
+    entity_id: str | int,
 ) -> IssuedIdentifier:
-    """Issue the next unit code of donation ``din`` (its DIN + kind letter + number).
-
-    The number counts every unit of the donation whatever its kind, so codes read in the
-    order the units were labelled. Attach it to its unit with :func:`attach`.
-    """
-    sequence = next_in_sequence(session, f"UNIT:{din}", maximum=UNIT_SEQUENCE_MAX)
+    """Record ``identifier`` as issued to the record it identifies (one audit entry)."""
     return _issue(
         session,
-        identifier=make_unit_code(din, kind_letter, sequence),
+        identifier=identifier,
         actor=actor,
         now=now,
         purpose=purpose,
-        entity_type=None,
-        entity_id=None,
+        entity_type=entity_type,
+        entity_id=str(entity_id),
     )
 
 

@@ -155,11 +155,11 @@ def test_derived_units_record_lineage_events_audit_and_their_codes(lab):
     for vessel in vessels:
         assert chain.parents_of(lab.session, vessel) == [(container, "isolate")]
         assert [e.event_type for e in chain.history(lab.session, vessel)] == ["created"]
-        [derived] = audit_of(lab.session, vessel, "unit.derived")
-        assert json.loads(derived.changes) == {
-            "operation": [None, "isolate"],
-            "parents": [None, [container.code]],
-        }
+        [created] = audit_of(lab.session, vessel, "unit.created")
+        changes = json.loads(created.changes)
+        assert changes["operation"] == [None, "isolate"]
+        assert changes["parents"] == [None, [container.code]]
+        assert changes["code"] == [None, vessel.code]
         issued = lab.session.execute(
             select(IssuedIdentifier).where(IssuedIdentifier.code == vessel.code)
         ).scalar_one()
