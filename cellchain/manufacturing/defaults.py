@@ -34,4 +34,12 @@ UC_MSC_PARAMETERS: dict[str, Any] = {
     "max_cumulative_population_doublings": 40,
     "dmso_percent": {"min": 5, "max": 10},
     "storage_max_temperature_c": -135,
+    #: one cryobag of the lot: volume filled and target viable-cell concentration
+    "fill_volume_ml": 20,
+    "target_concentration_cells_per_ml": 5.0e6,
+    #: culture vessel formats and their growth area (cm²)
+    "vessel_formats": {"T75": 75, "T175": 175, "CS1": 636, "CS2": 1272, "CS5": 3180},
+    #: a harvest above this many cells per cm² of the vessels harvested is not plausible
+    #: (confluent MSC reach about 2–5 × 10^4 cells/cm²)
+    "max_harvest_cells_per_cm2": 1.0e5,
 }

@@ -1,11 +1,30 @@
-"""Tables of the manufacturing package."""
+"""Tables of the manufacturing package: product definitions, materials, equipment, the
+processing steps of the batch record, lots, deviations and LN2 storage."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+import datetime as dt
+import enum
+import json
+from typing import Any, ClassVar
 
-from sqlalchemy import CheckConstraint, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from cellchain.chain.models import Unit
+from cellchain.core.models import User
+from cellchain.core.types import UTCDateTime
 from cellchain.core.versioning import STATUS_CHECK, VersionedDocument
 from cellchain.extensions import db
 
@@ -25,3 +44,334 @@ class ProductDefinition(VersionedDocument, db.Model):
     )
     signature_entity_type: ClassVar[str] = "product_definition"
     document_label: ClassVar[str] = "Product definition"
+
+
+def _values(enum_type: type[enum.StrEnum]) -> str:
+    return ", ".join(f"'{member.value}'" for member in enum_type)
+
+
+class MaterialCategory(enum.StrEnum):
+    MEDIUM = "medium"
+    SUPPLEMENT = "supplement"  #: platelet lysate, serum
+    ENZYME = "enzyme"  #: dissociation enzyme, collagenase
+    CRYOPROTECTANT = "cryoprotectant"  #: DMSO
+    EXCIPIENT = "excipient"  #: albumin, saline
+    CONSUMABLE = "consumable"
+    OTHER = "other"
+
+
+class MaterialLot(db.Model):
+    """A lot of a reagent or consumable as received; usable only released and unexpired."""
+
+    __tablename__ = "material_lots"
+    __table_args__ = (
+        UniqueConstraint("material", "supplier", "lot_number"),
+        CheckConstraint(f"category IN ({_values(MaterialCategory)})", name="category_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: what it is, e.g. "α-MEM", "Human platelet lysate", "DMSO (Ph. Eur.)"
+    material: Mapped[str] = mapped_column(String(120))
+    category: Mapped[str] = mapped_column(String(20))
+    supplier: Mapped[str] = mapped_column(String(120))
+    lot_number: Mapped[str] = mapped_column(String(60))
+    expiry_date: Mapped[dt.date] = mapped_column(Date)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    #: released for use by QA (incoming inspection passed); null while not
+    released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    released_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    released_by: Mapped[User | None] = relationship(foreign_keys=[released_by_id])
+
+    @property
+    def released(self) -> bool:
+        return self.released_at is not None
+
+    @property
+    def label(self) -> str:
+        return f"{self.material} lot {self.lot_number} ({self.supplier})"
+
+
+class EquipmentKind(enum.StrEnum):
+    BIOSAFETY_CABINET = "biosafety_cabinet"
+    INCUBATOR = "incubator"
+    CENTRIFUGE = "centrifuge"
+    CELL_COUNTER = "cell_counter"
+    CONTROLLED_RATE_FREEZER = "controlled_rate_freezer"
+    LN2_TANK = "ln2_tank"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+class Equipment(db.Model):
+    """A piece of equipment by its site ID, recorded on every step that used it."""
+
+    __tablename__ = "equipment"
+    __table_args__ = (CheckConstraint(f"kind IN ({_values(EquipmentKind)})", name="kind_known"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: the site's asset ID, e.g. BSC-01, INC-03, LN2-01
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    name: Mapped[str] = mapped_column(String(120))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class StepKind(enum.StrEnum):
+    """A processing step of the batch record (DOMAIN.md §4)."""
+
+    ISOLATION = "isolation"  #: tissue → P0 culture vessels
+    PASSAGE = "passage"  #: harvest vessels → seed new vessels (next passage)
+    BANK_FREEZE = "bank_freeze"  #: harvest vessels → cell-bank vials
+    BANK_THAW = "bank_thaw"  #: a bank vial → culture vessels
+    FILL = "fill"  #: final harvest, formulation, fill into the lot's cryobags
+    FREEZING = "freezing"  #: controlled-rate freezing of the lot's bags
+    STORAGE = "storage"  #: transfer of bags or vials into LN2 storage
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+class ProcessingStep(db.Model):
+    """One step of the batch record: who, when, what went in and out, counts, materials,
+    equipment. Population doublings are computed from the counts, never typed."""
+
+    __tablename__ = "processing_steps"
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({_values(StepKind)})", name="kind_known"),
+        CheckConstraint(
+            "viability_percent IS NULL OR (viability_percent >= 0 AND viability_percent <= 100)",
+            name="viability_range",
+        ),
+        Index("ix_processing_steps_donation", "donation_id", "performed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    donation_id: Mapped[int] = mapped_column(ForeignKey("donations.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    #: when it was done (the bench time), and when it was recorded
+    performed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    performed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    #: isolation method: explant or enzymatic
+    method: Mapped[str | None] = mapped_column(String(20))
+    #: the passage number of the vessels this step seeded (P0 for isolation)
+    passage: Mapped[int | None] = mapped_column(Integer)
+    #: cells harvested from the input vessels, total (viable count)
+    cells_harvested: Mapped[float | None] = mapped_column(Float)
+    viability_percent: Mapped[float | None] = mapped_column(Float)
+    #: cells that had been seeded into the input vessels, total (from their records)
+    cells_seeded_before: Mapped[float | None] = mapped_column(Float)
+    #: from the seeding of the input vessels to this harvest, in days
+    days_in_culture: Mapped[float | None] = mapped_column(Float)
+    #: log2(harvested / seeded) over the input vessels; computed
+    population_doublings: Mapped[float | None] = mapped_column(Float)
+    #: cumulative population doublings after this harvest; computed along the lineage
+    cumulative_pd: Mapped[float | None] = mapped_column(Float)
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"))
+    notes: Mapped[str | None] = mapped_column(Text)
+
+    performed_by: Mapped[User] = relationship()
+    units: Mapped[list[StepUnit]] = relationship(back_populates="step", order_by="StepUnit.unit_id")
+    materials: Mapped[list[StepMaterial]] = relationship(back_populates="step")
+    equipment: Mapped[list[StepEquipment]] = relationship(back_populates="step")
+
+    @property
+    def kind_label(self) -> str:
+        return StepKind(self.kind).label
+
+
+class StepUnit(db.Model):
+    """A unit that went into (``input``) or came out of (``output``) a step."""
+
+    __tablename__ = "step_units"
+    __table_args__ = (CheckConstraint("role IN ('input', 'output')", name="role_known"),)
+
+    step_id: Mapped[int] = mapped_column(ForeignKey("processing_steps.id"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(10))
+
+    step: Mapped[ProcessingStep] = relationship(back_populates="units")
+    unit: Mapped[Unit] = relationship()
+
+
+class StepMaterial(db.Model):
+    __tablename__ = "step_materials"
+
+    step_id: Mapped[int] = mapped_column(ForeignKey("processing_steps.id"), primary_key=True)
+    material_lot_id: Mapped[int] = mapped_column(ForeignKey("material_lots.id"), primary_key=True)
+
+    step: Mapped[ProcessingStep] = relationship(back_populates="materials")
+    material_lot: Mapped[MaterialLot] = relationship()
+
+
+class StepEquipment(db.Model):
+    __tablename__ = "step_equipment"
+
+    step_id: Mapped[int] = mapped_column(ForeignKey("processing_steps.id"), primary_key=True)
+    equipment_id: Mapped[int] = mapped_column(ForeignKey("equipment.id"), primary_key=True)
+
+    step: Mapped[ProcessingStep] = relationship(back_populates="equipment")
+    item: Mapped[Equipment] = relationship()
+
+
+class CellRecord(db.Model):
+    """What a vessel, vial or bag holds: passage, cells, cumulative PD, and for bags the fill.
+
+    One row per culture vessel, bank vial and cryobag, written by the step that made it.
+    """
+
+    __tablename__ = "cell_records"
+
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), primary_key=True)
+    passage: Mapped[int] = mapped_column(Integer)
+    #: vessels: cells seeded; vials and bags: cells filled (viable)
+    cells: Mapped[float | None] = mapped_column(Float)
+    #: cumulative population doublings the cells had reached when this unit was made
+    cumulative_pd: Mapped[float | None] = mapped_column(Float)
+    made_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    #: culture vessels: the format (T175, CS2, …) and its growth area
+    vessel_format: Mapped[str | None] = mapped_column(String(20))
+    area_cm2: Mapped[float | None] = mapped_column(Float)
+    #: vials and bags: the fill
+    volume_ml: Mapped[float | None] = mapped_column(Float)
+    concentration_per_ml: Mapped[float | None] = mapped_column(Float)
+    viability_percent: Mapped[float | None] = mapped_column(Float)
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"), index=True)
+
+    unit: Mapped[Unit] = relationship()
+
+
+class LotStatus(enum.StrEnum):
+    QUARANTINE = "quarantine"  #: made, not yet released by QA
+    RELEASED = "released"
+    REJECTED = "rejected"
+
+
+class Lot(db.Model):
+    """The drug product lot: the cryobags of one fill of one donation."""
+
+    __tablename__ = "lots"
+    __table_args__ = (CheckConstraint(f"status IN ({_values(LotStatus)})", name="status_known"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: the donation's DIN and the lot's number within it, e.g. X999926000001X-L01
+    lot_number: Mapped[str] = mapped_column(String(30), unique=True)
+    donation_id: Mapped[int] = mapped_column(ForeignKey("donations.id"), index=True)
+    product_definition_id: Mapped[int] = mapped_column(ForeignKey("product_definitions.id"))
+    status: Mapped[str] = mapped_column(String(20))
+    made_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    made_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    final_passage: Mapped[int] = mapped_column(Integer)
+    final_cumulative_pd: Mapped[float | None] = mapped_column(Float)
+    dmso_percent: Mapped[float] = mapped_column(Float)
+    #: canonical JSON list of the product limits exceeded; any blocks release
+    limit_flags_json: Mapped[str] = mapped_column(Text, default="[]")
+
+    product_definition: Mapped[ProductDefinition] = relationship()
+    made_by: Mapped[User] = relationship()
+
+    @property
+    def limit_flags(self) -> list[str]:
+        return list(json.loads(self.limit_flags_json))
+
+
+class DeviationCategory(enum.StrEnum):
+    PROCESS = "process"
+    EQUIPMENT = "equipment"
+    MATERIAL = "material"
+    STORAGE_EXCURSION = "storage_excursion"
+    DOCUMENTATION = "documentation"
+    OTHER = "other"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+class Deviation(db.Model):
+    """A departure from procedure or specification; an open one blocks the lot's release."""
+
+    __tablename__ = "deviations"
+    __table_args__ = (
+        CheckConstraint(f"category IN ({_values(DeviationCategory)})", name="category_known"),
+        CheckConstraint("status IN ('open', 'closed')", name="status_known"),
+        Index("ix_deviations_lot_status", "lot_id", "status"),
+    )
+    signature_entity_type: ClassVar[str] = "deviation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"))
+    donation_id: Mapped[int | None] = mapped_column(ForeignKey("donations.id"))
+    category: Mapped[str] = mapped_column(String(30))
+    description: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10))
+    opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    opened_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    resolution: Mapped[str | None] = mapped_column(Text)
+
+    lot: Mapped[Lot | None] = relationship()
+    opened_by: Mapped[User | None] = relationship(foreign_keys=[opened_by_id])
+    closed_by: Mapped[User | None] = relationship(foreign_keys=[closed_by_id])
+
+    @property
+    def signature_entity_id(self) -> str:
+        return str(self.id)
+
+    def signed_content(self) -> dict[str, Any]:
+        """QA's closing signature covers what happened and how it was resolved."""
+        return {
+            "id": self.id,
+            "lot_id": self.lot_id,
+            "category": self.category,
+            "description": self.description,
+            "resolution": self.resolution,
+        }
+
+
+class StoragePosition(db.Model):
+    """A slot in an LN2 tank (tank / rack / box / slot) and the one unit it holds, if any."""
+
+    __tablename__ = "storage_positions"
+    __table_args__ = (
+        UniqueConstraint("tank_id", "rack", "box", "slot"),
+        UniqueConstraint("unit_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tank_id: Mapped[int] = mapped_column(ForeignKey("equipment.id"))
+    rack: Mapped[str] = mapped_column(String(10))
+    box: Mapped[str] = mapped_column(String(10))
+    slot: Mapped[str] = mapped_column(String(10))
+    #: the unit in the slot; null when empty
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    #: since when it holds that unit
+    since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    tank: Mapped[Equipment] = relationship()
+    unit: Mapped[Unit | None] = relationship()
+
+    @property
+    def label(self) -> str:
+        return f"{self.tank.code} / rack {self.rack} / box {self.box} / slot {self.slot}"
+
+
+class TankReading(db.Model):
+    """A temperature reading of an LN2 tank."""
+
+    __tablename__ = "tank_readings"
+    __table_args__ = (Index("ix_tank_readings_tank_at", "tank_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tank_id: Mapped[int] = mapped_column(ForeignKey("equipment.id"))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    temperature_c: Mapped[float] = mapped_column(Float)
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
