@@ -1,0 +1,773 @@
+"""Rules of the batch record: processing steps as lineage operations on units (DOMAIN.md §4).
+
+Every step records who, when, the units that went in and came out (through the chain core, so
+pooling across donations is refused and used-up vessels cannot be used again), the counts, the
+material lots consumed and the equipment used. Population doublings are computed from the
+counts. A step that would exceed a product limit is recorded, and the lot it ends in carries a
+flag that blocks its release.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cellchain.chain import service as chain
+from cellchain.chain.models import LineageOperation, Unit, UnitKind
+from cellchain.core import audit, numbering
+from cellchain.core.models import User
+from cellchain.core.types import canonical_json
+from cellchain.donors import service as donors
+from cellchain.donors.models import Donation, DonationStatus, Eligibility
+from cellchain.errors import Conflict, InvalidInput, NotFound
+from cellchain.manufacturing import resources
+from cellchain.manufacturing.doublings import cumulative_after, population_doublings
+from cellchain.manufacturing.models import (
+    CellRecord,
+    EquipmentKind,
+    Lot,
+    LotStatus,
+    ProcessingStep,
+    StepEquipment,
+    StepKind,
+    StepMaterial,
+    StepUnit,
+)
+
+ISOLATION_METHODS = ("explant", "enzymatic")
+MAX_VESSELS_PER_STEP = 100
+MAX_BAGS_PER_LOT = 200
+
+
+@dataclass(frozen=True)
+class Vessel:
+    """A new culture vessel: its format (T175, CS2, …) and the cells seeded into it."""
+
+    vessel_format: str
+    #: None only for an explant isolation, where tissue pieces are not counted
+    cells: float | None
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What every step records besides its own figures."""
+
+    performed_at: dt.datetime | None = None
+    material_lot_ids: tuple[int, ...] = ()
+    equipment_ids: tuple[int, ...] = ()
+    #: where the new units are put; by default the incubator among the equipment
+    location: str | None = None
+    notes: str | None = None
+
+
+@dataclass(frozen=True)
+class Harvest:
+    """The counts of a harvest of culture vessels."""
+
+    cells: float
+    viability_percent: float
+
+
+@dataclass(frozen=True)
+class Fill:
+    """Formulation and fill of the lot's cryobags."""
+
+    bag_count: int
+    volume_ml: float
+    concentration_per_ml: float
+    dmso_percent: float
+
+
+@dataclass
+class _Figures:
+    """What a harvest computes: counts before, PD, CPD, days in culture, passage."""
+
+    passage: int
+    seeded_before: float | None = None
+    doublings: float | None = None
+    cumulative_pd: float = 0.0
+    days_in_culture: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+# --- the steps ----------------------------------------------------------------------------------
+
+
+def isolate(
+    session: Session,
+    donation: Donation,
+    *,
+    tissue: Sequence[Unit],
+    method: str,
+    vessels: Sequence[Vessel],
+    context: StepContext,
+    actor: User,
+    now: dt.datetime,
+) -> ProcessingStep:
+    """Isolate MSC from the donation's tissue into P0 vessels; this starts processing.
+
+    Refused for a donation rejected at receipt or determined ineligible, and past the
+    birth-to-processing limit (the first isolation starts the clock's end).
+    """
+    if method not in ISOLATION_METHODS:
+        raise InvalidInput(
+            f"The isolation method is explant or enzymatic, not {method!r}.",
+            errors={"method": ["Explant or enzymatic."]},
+        )
+    _require_processable(donation)
+    for unit in tissue:
+        if unit.donation_id != donation.id or unit.kind != UnitKind.DONATION_CONTAINER.value:
+            raise InvalidInput(
+                f"{unit.code} is not a tissue container of donation {donation.din}.",
+                errors={"tissue": ["Not this donation's tissue."]},
+            )
+    if not tissue:
+        raise InvalidInput(
+            "Scan the tissue container(s) isolated from.", errors={"tissue": ["Required."]}
+        )
+    _check_vessels(donation, vessels, counted=method == "enzymatic")
+    performed_at, materials, equipment = _context(session, context, now=now, after=tissue)
+    if DonationStatus(donation.status) == DonationStatus.RECEIVED:
+        donors.start_processing(session, donation, actor=actor, now=now)
+    return _record(
+        session,
+        donation=donation,
+        kind=StepKind.ISOLATION,
+        inputs=tissue,
+        operation=LineageOperation.ISOLATE,
+        outputs=[(UnitKind.CULTURE_VESSEL, vessel) for vessel in vessels],
+        figures=_Figures(passage=0),
+        consume_inputs=True,
+        method=method,
+        context=context,
+        performed_at=performed_at,
+        materials=materials,
+        equipment=equipment,
+        actor=actor,
+        now=now,
+    )
+
+
+def passage(
+    session: Session,
+    *,
+    vessels_in: Sequence[Unit],
+    harvest: Harvest,
+    vessels_out: Sequence[Vessel],
+    context: StepContext,
+    actor: User,
+    now: dt.datetime,
+) -> ProcessingStep:
+    """Harvest one or more vessels of one donation and seed new vessels at the next passage."""
+    donation = _donation_of(vessels_in)
+    _require_processable(donation, started=True)
+    figures = _harvest(session, donation, vessels_in, harvest)
+    figures.passage += 1
+    _check_vessels(donation, vessels_out, counted=True)
+    _check_seeding(sum(v.cells or 0 for v in vessels_out), harvest.cells, "seeded")
+    performed_at, materials, equipment = _context(session, context, now=now, after=vessels_in)
+    figures.days_in_culture = _days_in_culture(session, vessels_in, performed_at)
+    return _record(
+        session,
+        donation=donation,
+        kind=StepKind.PASSAGE,
+        inputs=vessels_in,
+        operation=LineageOperation.PASSAGE,
+        outputs=[(UnitKind.CULTURE_VESSEL, vessel) for vessel in vessels_out],
+        figures=figures,
+        consume_inputs=True,
+        harvest=harvest,
+        context=context,
+        performed_at=performed_at,
+        materials=materials,
+        equipment=equipment,
+        actor=actor,
+        now=now,
+    )
+
+
+def bank_freeze(
+    session: Session,
+    *,
+    vessels_in: Sequence[Unit],
+    harvest: Harvest,
+    vial_count: int,
+    cells_per_vial: float,
+    volume_ml: float,
+    context: StepContext,
+    actor: User,
+    now: dt.datetime,
+) -> ProcessingStep:
+    """Harvest vessels into cell-bank vials (master or working bank) for later thaw."""
+    donation = _donation_of(vessels_in)
+    _require_processable(donation, started=True)
+    figures = _harvest(session, donation, vessels_in, harvest)
+    _check_count(vial_count, "vial_count", MAX_BAGS_PER_LOT)
+    _positive(cells_per_vial, "cells_per_vial")
+    _positive(volume_ml, "volume_ml")
+    _check_seeding(vial_count * cells_per_vial, harvest.cells, "frozen")
+    performed_at, materials, equipment = _context(session, context, now=now, after=vessels_in)
+    figures.days_in_culture = _days_in_culture(session, vessels_in, performed_at)
+    vial = _Filled(cells=cells_per_vial, volume_ml=volume_ml, viability=harvest.viability_percent)
+    return _record(
+        session,
+        donation=donation,
+        kind=StepKind.BANK_FREEZE,
+        inputs=vessels_in,
+        operation=LineageOperation.HARVEST,
+        outputs=[(UnitKind.BANK_VIAL, vial)] * vial_count,
+        figures=figures,
+        consume_inputs=True,
+        harvest=harvest,
+        context=context,
+        performed_at=performed_at,
+        materials=materials,
+        equipment=equipment,
+        actor=actor,
+        now=now,
+    )
+
+
+def bank_thaw(
+    session: Session,
+    *,
+    vial: Unit,
+    viability_percent: float,
+    vessels_out: Sequence[Vessel],
+    context: StepContext,
+    actor: User,
+    now: dt.datetime,
+) -> ProcessingStep:
+    """Thaw a cell-bank vial into new vessels at the next passage; its CPD carries on."""
+    if vial.kind != UnitKind.BANK_VIAL.value:
+        raise InvalidInput(f"{vial.code} is a {vial.kind_label}, not a cell-bank vial.")
+    donation = vial.donation
+    _require_processable(donation, started=True)
+    _check_viability(viability_percent)
+    record = _cell_record(session, vial)
+    _check_vessels(donation, vessels_out, counted=True)
+    _check_seeding(sum(v.cells or 0 for v in vessels_out), record.cells or 0, "seeded")
+    performed_at, materials, equipment = _context(session, context, now=now, after=[vial])
+    figures = _Figures(passage=record.passage + 1, cumulative_pd=record.cumulative_pd or 0.0)
+    return _record(
+        session,
+        donation=donation,
+        kind=StepKind.BANK_THAW,
+        inputs=[vial],
+        operation=LineageOperation.THAW,
+        outputs=[(UnitKind.CULTURE_VESSEL, vessel) for vessel in vessels_out],
+        figures=figures,
+        consume_inputs=True,
+        harvest=Harvest(cells=record.cells or 0, viability_percent=viability_percent),
+        context=context,
+        performed_at=performed_at,
+        materials=materials,
+        equipment=equipment,
+        actor=actor,
+        now=now,
+    )
+
+
+def fill_lot(
+    session: Session,
+    *,
+    vessels_in: Sequence[Unit],
+    harvest: Harvest,
+    fill: Fill,
+    context: StepContext,
+    actor: User,
+    now: dt.datetime,
+) -> Lot:
+    """Final harvest, formulation and fill into the cryobags of a new lot (in quarantine).
+
+    The lot is flagged, not refused, when it exceeds the product's passage, CPD or DMSO limits;
+    a flag blocks its release.
+    """
+    donation = _donation_of(vessels_in)
+    _require_processable(donation, started=True)
+    figures = _harvest(session, donation, vessels_in, harvest)
+    _check_count(fill.bag_count, "bag_count", MAX_BAGS_PER_LOT)
+    _positive(fill.volume_ml, "volume_ml")
+    _positive(fill.concentration_per_ml, "concentration_per_ml")
+    if not 0 <= fill.dmso_percent <= 100:
+        raise InvalidInput(
+            f"DMSO {fill.dmso_percent} % is not a percentage.",
+            errors={"dmso_percent": ["Between 0 and 100."]},
+        )
+    cells_per_bag = fill.volume_ml * fill.concentration_per_ml
+    _check_seeding(fill.bag_count * cells_per_bag, harvest.cells, "filled")
+    performed_at, materials, equipment = _context(session, context, now=now, after=vessels_in)
+    figures.days_in_culture = _days_in_culture(session, vessels_in, performed_at)
+    product = donation.product_definition
+    lot = Lot(
+        lot_number=_next_lot_number(session, donation),
+        donation_id=donation.id,
+        product_definition_id=product.id,
+        status=LotStatus.QUARANTINE.value,
+        made_at=performed_at,
+        made_by_id=actor.id,
+        final_passage=figures.passage,
+        final_cumulative_pd=figures.cumulative_pd,
+        dmso_percent=fill.dmso_percent,
+        limit_flags_json=canonical_json(
+            limit_flags(
+                product.parameters, figures.passage, figures.cumulative_pd, fill.dmso_percent
+            )
+        ),
+    )
+    session.add(lot)
+    session.flush()
+    bag = _Filled(
+        cells=cells_per_bag,
+        volume_ml=fill.volume_ml,
+        viability=harvest.viability_percent,
+        concentration=fill.concentration_per_ml,
+        lot_id=lot.id,
+    )
+    _record(
+        session,
+        donation=donation,
+        kind=StepKind.FILL,
+        inputs=vessels_in,
+        operation=LineageOperation.FILL,
+        outputs=[(UnitKind.CRYOBAG, bag)] * fill.bag_count,
+        figures=figures,
+        consume_inputs=True,
+        harvest=harvest,
+        context=context,
+        performed_at=performed_at,
+        materials=materials,
+        equipment=equipment,
+        actor=actor,
+        now=now,
+        lot=lot,
+    )
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="lot.made",
+        entity_type="lot",
+        entity_id=lot.id,
+        changes={
+            "lot_number": (None, lot.lot_number),
+            "bags": (None, fill.bag_count),
+            "final_passage": (None, lot.final_passage),
+            "final_cumulative_pd": (None, round(figures.cumulative_pd, 3)),
+            "limit_flags": (None, lot.limit_flags),
+        },
+    )
+    return lot
+
+
+def freeze_lot(
+    session: Session, lot: Lot, *, context: StepContext, actor: User, now: dt.datetime
+) -> ProcessingStep:
+    """Controlled-rate freezing of the lot's bags; a controlled-rate freezer must be recorded."""
+    bags = bags_of(session, lot)
+    performed_at, materials, equipment = _context(session, context, now=now, after=bags)
+    if not any(item.kind == EquipmentKind.CONTROLLED_RATE_FREEZER.value for item in equipment):
+        raise InvalidInput(
+            "Record the controlled-rate freezer used.",
+            errors={"equipment": ["A controlled-rate freezer is required."]},
+        )
+    return _record(
+        session,
+        donation=lot_donation(session, lot),
+        kind=StepKind.FREEZING,
+        inputs=bags,
+        operation=None,
+        outputs=[],
+        figures=_Figures(passage=lot.final_passage, cumulative_pd=lot.final_cumulative_pd or 0),
+        consume_inputs=False,
+        context=context,
+        performed_at=performed_at,
+        materials=materials,
+        equipment=equipment,
+        actor=actor,
+        now=now,
+        lot=lot,
+    )
+
+
+def limit_flags(
+    parameters: dict[str, object], passage: int, cumulative_pd: float, dmso_percent: float
+) -> list[str]:
+    """The product limits a lot exceeds, in words; an empty list when it is within them all."""
+    flags = []
+    max_passage = int(parameters["max_passage"])  # type: ignore[call-overload]
+    max_cpd = float(parameters["max_cumulative_population_doublings"])  # type: ignore[arg-type]
+    dmso = parameters["dmso_percent"]
+    if passage > max_passage:
+        flags.append(f"passage P{passage} exceeds the maximum P{max_passage}")
+    if cumulative_pd > max_cpd:
+        flags.append(f"cumulative PD {cumulative_pd:.1f} exceeds the maximum {max_cpd:g}")
+    if isinstance(dmso, dict) and not dmso["min"] <= dmso_percent <= dmso["max"]:
+        flags.append(f"DMSO {dmso_percent:g} % is outside {dmso['min']}–{dmso['max']} %")
+    return flags
+
+
+# --- reading the batch record -------------------------------------------------------------------
+
+
+def steps_of_donation(session: Session, donation_id: int) -> list[ProcessingStep]:
+    return list(
+        session.execute(
+            select(ProcessingStep)
+            .where(ProcessingStep.donation_id == donation_id)
+            .order_by(ProcessingStep.performed_at, ProcessingStep.id)
+        ).scalars()
+    )
+
+
+def bags_of(session: Session, lot: Lot) -> list[Unit]:
+    return list(
+        session.execute(
+            select(Unit)
+            .join(CellRecord, CellRecord.unit_id == Unit.id)
+            .where(CellRecord.lot_id == lot.id)
+            .order_by(Unit.id)
+        ).scalars()
+    )
+
+
+def cell_records(session: Session, units: Sequence[Unit]) -> dict[int, CellRecord]:
+    rows = session.execute(
+        select(CellRecord).where(CellRecord.unit_id.in_([unit.id for unit in units]))
+    ).scalars()
+    return {row.unit_id: row for row in rows}
+
+
+def lot_donation(session: Session, lot: Lot) -> Donation:
+    return donors.get_donation(session, lot.donation_id)
+
+
+def get_lot(session: Session, lot_id: int) -> Lot:
+    lot = session.get(Lot, lot_id)
+    if lot is None:
+        raise NotFound(f"There is no lot #{lot_id}.")
+    return lot
+
+
+def find_lot(session: Session, lot_number: str) -> Lot:
+    lot = session.execute(
+        select(Lot).where(Lot.lot_number == lot_number.strip().upper())
+    ).scalar_one_or_none()
+    if lot is None:
+        raise NotFound(f"There is no lot {lot_number}.")
+    return lot
+
+
+def list_lots(session: Session) -> list[Lot]:
+    return list(session.execute(select(Lot).order_by(Lot.id.desc())).scalars())
+
+
+def get_step(session: Session, step_id: int) -> ProcessingStep:
+    step = session.get(ProcessingStep, step_id)
+    if step is None:
+        raise NotFound(f"There is no processing step #{step_id}.")
+    return step
+
+
+# --- internals ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Filled:
+    """A vial or bag to make: what it holds."""
+
+    cells: float
+    volume_ml: float
+    viability: float
+    concentration: float | None = None
+    lot_id: int | None = None
+
+
+def _require_processable(donation: Donation, *, started: bool = False) -> None:
+    if donation.eligibility == Eligibility.INELIGIBLE.value:
+        raise Conflict(
+            f"Donation {donation.din}: the donor was determined ineligible; nothing may be "
+            "processed.",
+            title="Donor ineligible",
+        )
+    status = DonationStatus(donation.status)
+    if status == DonationStatus.REJECTED:
+        raise Conflict(
+            f"Donation {donation.din} was rejected at receipt; it may not be processed.",
+            title="Donation rejected",
+        )
+    if status == DonationStatus.REGISTERED:
+        raise Conflict(
+            f"Donation {donation.din} has not been received at the lab yet.",
+            title="Not received",
+        )
+    if started and status != DonationStatus.PROCESSING:
+        raise Conflict(
+            f"Processing of donation {donation.din} has not started; isolate first.",
+            title="Processing not started",
+        )
+
+
+def _donation_of(units: Sequence[Unit]) -> Donation:
+    if not units:
+        raise InvalidInput("Scan the vessels harvested.", errors={"vessels_in": ["Required."]})
+    donations = {unit.donation_id for unit in units}
+    if len(donations) > 1:
+        codes = ", ".join(f"{u.code} (donation {u.donation.din})" for u in units)
+        raise Conflict(
+            "Material from different donations is never combined; these vessels come from "
+            f"{len(donations)} donations: {codes}.",
+            title="Pooling across donations refused",
+        )
+    for unit in units:
+        if unit.kind != UnitKind.CULTURE_VESSEL.value:
+            raise InvalidInput(
+                f"{unit.code} is a {unit.kind_label}, not a culture vessel.",
+                errors={"vessels_in": [f"{unit.code}: not a culture vessel."]},
+            )
+    return units[0].donation
+
+
+def _harvest(
+    session: Session, donation: Donation, vessels: Sequence[Unit], harvest: Harvest
+) -> _Figures:
+    """Check a harvest's counts against the vessels and compute PD and CPD."""
+    _positive(harvest.cells, "cells_harvested")
+    _check_viability(harvest.viability_percent)
+    records = cell_records(session, vessels)
+    missing = [vessel.code for vessel in vessels if vessel.id not in records]
+    if missing:
+        raise Conflict(f"No seeding is on record for {', '.join(missing)}.")
+    area = sum(records[vessel.id].area_cm2 or 0 for vessel in vessels)
+    per_cm2 = float(donation.product_definition.parameters["max_harvest_cells_per_cm2"])
+    if harvest.cells > area * per_cm2:
+        raise InvalidInput(
+            f"{harvest.cells:.3g} cells from {len(vessels)} vessel(s) with {area:g} cm² is more "
+            f"than is physically plausible (at most {per_cm2:.3g} cells/cm², "
+            f"{area * per_cm2:.3g} in all). Check the count.",
+            errors={"cells_harvested": ["Implausibly high for these vessels."]},
+        )
+    seeded = [records[vessel.id].cells for vessel in vessels]
+    counted = all(cells is not None for cells in seeded)
+    seeded_total = sum(cells or 0 for cells in seeded) if counted else None
+    doublings = population_doublings(seeded_total, harvest.cells) if seeded_total else None
+    return _Figures(
+        passage=max(records[vessel.id].passage for vessel in vessels),
+        seeded_before=seeded_total,
+        doublings=doublings,
+        cumulative_pd=cumulative_after(
+            (records[vessel.id].cumulative_pd for vessel in vessels), doublings
+        ),
+    )
+
+
+def _days_in_culture(session: Session, vessels: Sequence[Unit], performed_at: dt.datetime) -> float:
+    records = cell_records(session, vessels)
+    seeded_at = min(records[vessel.id].made_at for vessel in vessels)
+    return (performed_at - seeded_at).total_seconds() / 86400
+
+
+def _check_vessels(donation: Donation, vessels: Sequence[Vessel], *, counted: bool) -> None:
+    formats = donation.product_definition.parameters["vessel_formats"]
+    _check_count(len(vessels), "vessels_out", MAX_VESSELS_PER_STEP)
+    for vessel in vessels:
+        if vessel.vessel_format not in formats:
+            raise InvalidInput(
+                f"{vessel.vessel_format!r} is not a vessel format of this product "
+                f"({', '.join(formats)}).",
+                errors={"vessels_out": ["Unknown vessel format."]},
+            )
+        if vessel.cells is None:
+            if counted:
+                raise InvalidInput(
+                    "Give the cells seeded into every new vessel.",
+                    errors={"vessels_out": ["Cells seeded required."]},
+                )
+        else:
+            _positive(vessel.cells, "cells_seeded")
+
+
+def _check_seeding(used: float, available: float, verb: str) -> None:
+    if used > available:
+        raise InvalidInput(
+            f"{used:.3g} cells {verb} is more than the {available:.3g} harvested.",
+            errors={"cells_harvested": [f"Fewer than the cells {verb}."]},
+        )
+
+
+def _check_viability(value: float) -> None:
+    if not 0 <= value <= 100:
+        raise InvalidInput(
+            f"Viability is a percentage between 0 and 100; {value:g} is not.",
+            errors={"viability_percent": ["Between 0 and 100."]},
+        )
+
+
+def _positive(value: float, name: str) -> None:
+    if not value > 0 or value != value or value == float("inf"):
+        raise InvalidInput(
+            f"{name.replace('_', ' ').capitalize()} must be more than zero; {value:g} is not.",
+            errors={name: ["Must be more than zero."]},
+        )
+
+
+def _check_count(count: int, name: str, maximum: int) -> None:
+    if not 1 <= count <= maximum:
+        raise InvalidInput(
+            f"{name.replace('_', ' ').capitalize()} must be between 1 and {maximum}; got {count}.",
+            errors={name: [f"Between 1 and {maximum}."]},
+        )
+
+
+def _context(
+    session: Session, context: StepContext, *, now: dt.datetime, after: Sequence[Unit]
+) -> tuple[dt.datetime, list, list]:  # type: ignore[type-arg]
+    performed_at = context.performed_at or now
+    if performed_at > now:
+        raise InvalidInput(
+            "A step cannot be recorded in the future.", errors={"performed_at": ["In the future."]}
+        )
+    if after and performed_at < max(unit.created_at for unit in after):
+        raise InvalidInput(
+            "A step cannot be earlier than the units it uses were made.",
+            errors={"performed_at": ["Before its input units existed."]},
+        )
+    materials = resources.usable_material_lots(
+        session, context.material_lot_ids, on=performed_at.date()
+    )
+    equipment = resources.usable_equipment(session, context.equipment_ids)
+    return performed_at, materials, equipment
+
+
+def _location(context: StepContext, equipment: list, kind: UnitKind) -> str:  # type: ignore[type-arg]
+    if context.location and context.location.strip():
+        return context.location.strip()
+    wanted = EquipmentKind.INCUBATOR if kind == UnitKind.CULTURE_VESSEL else None
+    for item in equipment:
+        if wanted is None or item.kind == wanted.value:
+            return str(item.code)
+    return "Manufacturing lab"
+
+
+def _next_lot_number(session: Session, donation: Donation) -> str:
+    number = numbering.next_in_sequence(session, f"LOT:{donation.din}", maximum=99)
+    return f"{donation.din}-L{number:02d}"
+
+
+def _cell_record(session: Session, unit: Unit) -> CellRecord:
+    record = session.get(CellRecord, unit.id)
+    if record is None:
+        raise Conflict(f"No cell record is on file for {unit.code}.")
+    return record
+
+
+def _record(
+    session: Session,
+    *,
+    donation: Donation,
+    kind: StepKind,
+    inputs: Sequence[Unit],
+    operation: LineageOperation | None,
+    outputs: Sequence[tuple[UnitKind, Vessel | _Filled]],
+    figures: _Figures,
+    consume_inputs: bool,
+    context: StepContext,
+    performed_at: dt.datetime,
+    materials: list,  # type: ignore[type-arg]
+    equipment: list,  # type: ignore[type-arg]
+    actor: User,
+    now: dt.datetime,
+    harvest: Harvest | None = None,
+    method: str | None = None,
+    lot: Lot | None = None,
+) -> ProcessingStep:
+    """Write the step, its units (through the chain core), cell records, materials, equipment."""
+    made: list[Unit] = []
+    if outputs and operation is not None:
+        by_kind = outputs[0][0]
+        made = chain.derive_units(
+            session,
+            parents=list(inputs),
+            kind=by_kind,
+            operation=operation,
+            count=len(outputs),
+            location=_location(context, equipment, by_kind),
+            actor=actor,
+            now=now,
+            consume_parents=consume_inputs,
+        )
+    step = ProcessingStep(
+        donation_id=donation.id,
+        kind=kind.value,
+        performed_at=performed_at,
+        recorded_at=now,
+        performed_by_id=actor.id,
+        method=method,
+        passage=figures.passage,
+        cells_harvested=harvest.cells if harvest else None,
+        viability_percent=harvest.viability_percent if harvest else None,
+        cells_seeded_before=figures.seeded_before,
+        days_in_culture=figures.days_in_culture,
+        population_doublings=figures.doublings,
+        cumulative_pd=figures.cumulative_pd,
+        lot_id=lot.id if lot else None,
+        notes=(context.notes or "").strip() or None,
+    )
+    session.add(step)
+    session.flush()
+    session.add_all(StepUnit(step_id=step.id, unit_id=u.id, role="input") for u in inputs)
+    session.add_all(StepUnit(step_id=step.id, unit_id=u.id, role="output") for u in made)
+    session.add_all(StepMaterial(step_id=step.id, material_lot_id=m.id) for m in materials)
+    session.add_all(StepEquipment(step_id=step.id, equipment_id=e.id) for e in equipment)
+    formats = donation.product_definition.parameters["vessel_formats"]
+    for unit, (_kind, spec) in zip(made, outputs, strict=True):
+        if isinstance(spec, Vessel):
+            record = CellRecord(
+                unit_id=unit.id,
+                passage=figures.passage,
+                cells=spec.cells,
+                cumulative_pd=figures.cumulative_pd,
+                made_at=performed_at,
+                vessel_format=spec.vessel_format,
+                area_cm2=float(formats[spec.vessel_format]),
+            )
+        else:
+            record = CellRecord(
+                unit_id=unit.id,
+                passage=figures.passage,
+                cells=spec.cells,
+                cumulative_pd=figures.cumulative_pd,
+                made_at=performed_at,
+                volume_ml=spec.volume_ml,
+                concentration_per_ml=spec.concentration,
+                viability_percent=spec.viability,
+                lot_id=spec.lot_id,
+            )
+        session.add(record)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action=f"step.{kind.value}",
+        entity_type="processing_step",
+        entity_id=step.id,
+        changes={
+            "donation": (None, donation.din),
+            "performed_at": (None, performed_at),
+            "inputs": (None, [u.code for u in inputs]),
+            "outputs": (None, [u.code for u in made]),
+            "passage": (None, figures.passage),
+            "cells_harvested": (None, step.cells_harvested),
+            "viability_percent": (None, step.viability_percent),
+            "population_doublings": (None, step.population_doublings),
+            "cumulative_pd": (None, step.cumulative_pd),
+            "materials": (None, [m.label for m in materials]),
+            "equipment": (None, [e.code for e in equipment]),
+        },
+    )
+    return step

@@ -1,0 +1,191 @@
+"""Rules for what steps use: material lots (received, released for use, expiring) and
+equipment (by site ID)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cellchain.core import audit
+from cellchain.core.models import User
+from cellchain.errors import Conflict, InvalidInput, NotFound
+from cellchain.manufacturing.models import (
+    Equipment,
+    EquipmentKind,
+    MaterialCategory,
+    MaterialLot,
+)
+
+
+@dataclass(frozen=True)
+class MaterialLotInput:
+    material: str
+    category: MaterialCategory
+    supplier: str
+    lot_number: str
+    expiry_date: dt.date
+
+
+def receive_material_lot(
+    session: Session, entry: MaterialLotInput, *, actor: User, now: dt.datetime
+) -> MaterialLot:
+    """Record a lot as received. It may not be used until it is released for use."""
+    fields = {
+        "material": entry.material.strip(),
+        "supplier": entry.supplier.strip(),
+        "lot_number": entry.lot_number.strip().upper(),
+    }
+    missing = {name: ["Required."] for name, value in fields.items() if not value}
+    if missing:
+        raise InvalidInput("Material, supplier and lot number are required.", errors=missing)
+    duplicate = session.execute(
+        select(MaterialLot).where(
+            MaterialLot.material == fields["material"],
+            MaterialLot.supplier == fields["supplier"],
+            MaterialLot.lot_number == fields["lot_number"],
+        )
+    ).scalar_one_or_none()
+    if duplicate is not None:
+        raise Conflict(
+            f"{duplicate.label} is already on file.", errors={"lot_number": ["Already on file."]}
+        )
+    lot = MaterialLot(
+        **fields,
+        category=entry.category.value,
+        expiry_date=entry.expiry_date,
+        received_at=now,
+        created_by_id=actor.id,
+    )
+    session.add(lot)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="material_lot.received",
+        entity_type="material_lot",
+        entity_id=lot.id,
+        changes={
+            **{name: (None, value) for name, value in fields.items()},
+            "category": (None, lot.category),
+            "expiry_date": (None, lot.expiry_date),
+        },
+    )
+    return lot
+
+
+def release_material_lot(
+    session: Session, lot: MaterialLot, *, actor: User, now: dt.datetime
+) -> None:
+    """Release a received lot for use (incoming inspection passed). Once; never if expired."""
+    if lot.released:
+        raise Conflict(f"{lot.label} was already released.")
+    if lot.expiry_date < now.date():
+        raise Conflict(
+            f"{lot.label} expired on {lot.expiry_date.isoformat()}; it cannot be released."
+        )
+    lot.released_at = now
+    lot.released_by_id = actor.id
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="material_lot.released",
+        entity_type="material_lot",
+        entity_id=lot.id,
+        changes={"released": (False, True)},
+    )
+
+
+def usable_material_lots(
+    session: Session, lot_ids: Sequence[int], *, on: dt.date
+) -> list[MaterialLot]:
+    """The lots a step consumes, each refused if unknown, unreleased or expired on ``on``."""
+    lots = []
+    for lot_id in dict.fromkeys(lot_ids):
+        lot = get_material_lot(session, lot_id)
+        if not lot.released:
+            raise Conflict(
+                f"{lot.label} has not been released for use.",
+                errors={"materials": [f"{lot.label}: not released."]},
+                title="Material not released",
+            )
+        if lot.expiry_date < on:
+            raise Conflict(
+                f"{lot.label} expired on {lot.expiry_date.isoformat()}.",
+                errors={"materials": [f"{lot.label}: expired."]},
+                title="Material expired",
+            )
+        lots.append(lot)
+    return lots
+
+
+def get_material_lot(session: Session, lot_id: int) -> MaterialLot:
+    lot = session.get(MaterialLot, lot_id)
+    if lot is None:
+        raise NotFound(f"There is no material lot #{lot_id}.")
+    return lot
+
+
+def list_material_lots(session: Session) -> list[MaterialLot]:
+    return list(
+        session.execute(
+            select(MaterialLot).order_by(MaterialLot.material, MaterialLot.expiry_date)
+        ).scalars()
+    )
+
+
+def register_equipment(
+    session: Session, *, code: str, kind: EquipmentKind, name: str, actor: User, now: dt.datetime
+) -> Equipment:
+    """Record a piece of equipment under its site asset ID (unique for good)."""
+    code = code.strip().upper()
+    if not code or not name.strip():
+        raise InvalidInput("Equipment needs an ID and a name.")
+    if session.execute(select(Equipment).where(Equipment.code == code)).scalar_one_or_none():
+        raise Conflict(f"Equipment {code} is already on file.", errors={"code": ["Taken."]})
+    item = Equipment(code=code, kind=kind.value, name=name.strip(), active=True, created_at=now)
+    session.add(item)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="equipment.registered",
+        entity_type="equipment",
+        entity_id=item.id,
+        changes={"code": (None, code), "kind": (None, item.kind), "name": (None, item.name)},
+    )
+    return item
+
+
+def usable_equipment(session: Session, ids: Sequence[int]) -> list[Equipment]:
+    """The equipment a step used, each refused if unknown or out of service."""
+    items = []
+    for equipment_id in dict.fromkeys(ids):
+        item = get_equipment(session, equipment_id)
+        if not item.active:
+            raise Conflict(
+                f"Equipment {item.code} is out of service.",
+                errors={"equipment": [f"{item.code}: out of service."]},
+            )
+        items.append(item)
+    return items
+
+
+def get_equipment(session: Session, equipment_id: int) -> Equipment:
+    item = session.get(Equipment, equipment_id)
+    if item is None:
+        raise NotFound(f"There is no equipment #{equipment_id}.")
+    return item
+
+
+def list_equipment(session: Session, kind: EquipmentKind | None = None) -> list[Equipment]:
+    query = select(Equipment).order_by(Equipment.code)
+    if kind is not None:
+        query = query.where(Equipment.kind == kind.value)
+    return list(session.execute(query).scalars())

@@ -1,0 +1,115 @@
+"""A lab with materials and equipment on file, and an eligible, received donation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from cellchain.core.types import utcnow
+from cellchain.extensions import db
+from cellchain.manufacturing import processing, resources
+from cellchain.manufacturing.models import EquipmentKind, MaterialCategory
+
+
+@dataclass
+class Bench:
+    """What the technician has at hand: released materials, equipment, helpers for steps."""
+
+    lab: Any
+    materials: dict[str, Any]
+    equipment: dict[str, Any]
+
+    def context(self, **changes: Any) -> processing.StepContext:
+        values: dict[str, Any] = {
+            "material_lot_ids": (self.materials["medium"].id, self.materials["hpl"].id),
+            "equipment_ids": (self.equipment["BSC-01"].id, self.equipment["INC-01"].id),
+        }
+        values.update(changes)
+        return processing.StepContext(**values)
+
+    def isolate(self, donation: Any, vessels: int = 3, cells: float | None = 1.0e6) -> Any:
+        step = processing.isolate(
+            db.session,
+            donation,
+            tissue=donation.units[:1],
+            method="enzymatic" if cells else "explant",
+            vessels=[processing.Vessel("T175", cells)] * vessels,
+            context=self.context(),
+            actor=self.lab.tech,
+            now=utcnow(),
+        )
+        db.session.commit()
+        return step
+
+    def outputs(self, step: Any) -> list[Any]:
+        return [row.unit for row in step.units if row.role == "output"]
+
+    def passage(
+        self, vessels: list[Any], harvested: float, seed: list[float], fmt: str = "T175"
+    ) -> Any:
+        step = processing.passage(
+            db.session,
+            vessels_in=vessels,
+            harvest=processing.Harvest(cells=harvested, viability_percent=95.0),
+            vessels_out=[processing.Vessel(fmt, cells) for cells in seed],
+            context=self.context(),
+            actor=self.lab.tech,
+            now=utcnow(),
+        )
+        db.session.commit()
+        return step
+
+    def fill(self, vessels: list[Any], harvested: float, bags: int = 10, **fill: Any) -> Any:
+        values = {"bag_count": bags, "volume_ml": 20.0, "concentration_per_ml": 5.0e6}
+        values["dmso_percent"] = 10.0
+        values.update(fill)
+        lot = processing.fill_lot(
+            db.session,
+            vessels_in=vessels,
+            harvest=processing.Harvest(cells=harvested, viability_percent=93.0),
+            fill=processing.Fill(**values),
+            context=self.context(
+                material_lot_ids=(self.materials["dmso"].id, self.materials["albumin"].id)
+            ),
+            actor=self.lab.tech,
+            now=utcnow(),
+        )
+        db.session.commit()
+        return lot
+
+
+@pytest.fixture
+def bench(lab: Any) -> Bench:
+    now = utcnow()
+    soon = now.date() + dt.timedelta(days=180)
+    materials = {}
+    for key, name, category in (
+        ("medium", "α-MEM", MaterialCategory.MEDIUM),
+        ("hpl", "Human platelet lysate", MaterialCategory.SUPPLEMENT),
+        ("dmso", "DMSO (Ph. Eur.)", MaterialCategory.CRYOPROTECTANT),
+        ("albumin", "Human albumin 20 %", MaterialCategory.EXCIPIENT),
+    ):
+        lot = resources.receive_material_lot(
+            db.session,
+            resources.MaterialLotInput(name, category, "Supplier AG", f"{key}-001", soon),
+            actor=lab.tech,
+            now=now,
+        )
+        resources.release_material_lot(db.session, lot, actor=lab.qa, now=now)
+        materials[key] = lot
+    equipment = {
+        code: resources.register_equipment(
+            db.session, code=code, kind=kind, name=code, actor=lab.tech, now=now
+        )
+        for code, kind in (
+            ("BSC-01", EquipmentKind.BIOSAFETY_CABINET),
+            ("INC-01", EquipmentKind.INCUBATOR),
+            ("CRF-01", EquipmentKind.CONTROLLED_RATE_FREEZER),
+            ("LN2-01", EquipmentKind.LN2_TANK),
+        )
+    }
+    db.session.commit()
+    return Bench(lab=lab, materials=materials, equipment=equipment)
