@@ -31,6 +31,7 @@ def wire(app: Flask) -> None:
     from cellchain.dosing import api as dosing_api
     from cellchain.dosing import views as dosing_views
     from cellchain.manufacturing import api as manufacturing_api
+    from cellchain.manufacturing import storage_api, storage_views
     from cellchain.manufacturing import views as manufacturing_views
     from cellchain.web import errors, security
     from cellchain.web import views as web_views
@@ -61,6 +62,7 @@ def wire(app: Flask) -> None:
     app.register_blueprint(chain_views.blueprint)
     app.register_blueprint(donors_views.blueprint)
     app.register_blueprint(manufacturing_views.blueprint)
+    app.register_blueprint(storage_views.blueprint)
     app.register_blueprint(dosing_views.blueprint)
     app.register_blueprint(docs_static)
     for blueprint in (
@@ -68,6 +70,7 @@ def wire(app: Flask) -> None:
         *chain_api.blueprints,
         *donors_api.blueprints,
         *manufacturing_api.blueprints,
+        *storage_api.blueprints,
         *dosing_api.blueprints,
     ):
         api.register_blueprint(blueprint)

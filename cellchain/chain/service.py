@@ -481,15 +481,20 @@ def trace_back(session: Session, unit: Unit) -> list[TraceStep]:
     One recursive query (``WITH RECURSIVE``) walks the lineage edges upwards in the database;
     the number of queries does not grow with the size of the tree.
     """
-    return _trace(session, unit, upwards=True)
+    return _trace(session, [unit], upwards=True)
 
 
 def trace_forward(session: Session, unit: Unit) -> list[TraceStep]:
     """Every descendant of ``unit`` (children, their children, …), nearest first; one query."""
-    return _trace(session, unit, upwards=False)
+    return _trace(session, [unit], upwards=False)
 
 
-def _trace(session: Session, unit: Unit, *, upwards: bool) -> list[TraceStep]:
+def ancestors_of_all(session: Session, units: Sequence[Unit]) -> list[TraceStep]:
+    """Every ancestor of any of ``units`` (e.g. all the bags of a lot), in one query."""
+    return _trace(session, units, upwards=True) if units else []
+
+
+def _trace(session: Session, units: Sequence[Unit], *, upwards: bool) -> list[TraceStep]:
     edges = LineageEdge.__table__
     start, step = (
         (edges.c.child_id, edges.c.parent_id)
@@ -501,7 +506,7 @@ def _trace(session: Session, unit: Unit, *, upwards: bool) -> list[TraceStep]:
     )
     reached = (
         select(step.label("unit_id"), literal(1).label("distance"))
-        .where(start == unit.id)
+        .where(start.in_([unit.id for unit in units]))
         .cte("reached", recursive=True)
     )
     # UNION (not UNION ALL) keeps one row per (unit, distance) however many paths lead there.

@@ -51,6 +51,12 @@ class Permission(enum.StrEnum):
     PROCESS_UNITS = "process_units"  #: make new units from parents (lineage)
     RECORD_DONOR_TESTS = "record_donor_tests"  #: enter and correct infectious-disease results
     DETERMINE_ELIGIBILITY = "determine_eligibility"  #: e-signed donor eligibility
+    RECORD_PROCESSING = "record_processing"  #: record processing steps of the batch record
+    MANAGE_MATERIALS = "manage_materials"  #: receive material lots, register equipment
+    RELEASE_MATERIALS = "release_materials"  #: release a material lot for use
+    RECORD_STORAGE = "record_storage"  #: put units into LN2 storage, record tank readings
+    OPEN_DEVIATIONS = "open_deviations"  #: open a deviation
+    CLOSE_DEVIATIONS = "close_deviations"  #: close a deviation with an e-signature
 
 
 ALL_ROLES = frozenset(Role)
@@ -69,6 +75,12 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.PROCESS_UNITS: frozenset({Role.TECHNICIAN}),
     Permission.RECORD_DONOR_TESTS: frozenset({Role.QC_ANALYST}),
     Permission.DETERMINE_ELIGIBILITY: frozenset({Role.QA}),
+    Permission.RECORD_PROCESSING: frozenset({Role.TECHNICIAN}),
+    Permission.MANAGE_MATERIALS: frozenset({Role.TECHNICIAN, Role.QA}),
+    Permission.RELEASE_MATERIALS: frozenset({Role.QA}),
+    Permission.RECORD_STORAGE: frozenset({Role.TECHNICIAN}),
+    Permission.OPEN_DEVIATIONS: ALL_ROLES,
+    Permission.CLOSE_DEVIATIONS: frozenset({Role.QA}),
 }
 
 

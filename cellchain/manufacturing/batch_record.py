@@ -1,0 +1,120 @@
+"""The batch record of a lot, assembled for the page, the API and the PDF.
+
+Everything is read with a fixed number of queries: the lot's bags, their ancestors (one
+recursive query), the steps that made any of them, their units, materials and equipment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from cellchain.chain import service as chain
+from cellchain.chain.models import Unit
+from cellchain.donors.models import Donation
+from cellchain.manufacturing import processing
+from cellchain.manufacturing.models import (
+    CellRecord,
+    Deviation,
+    Lot,
+    ProcessingStep,
+    StepEquipment,
+    StepMaterial,
+    StepUnit,
+)
+
+
+@dataclass
+class StepNode:
+    """A step of the record and the steps that went on from what it made (the tree)."""
+
+    step: ProcessingStep
+    inputs: list[Unit]
+    outputs: list[Unit]
+    children: list[StepNode] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    lot: Lot
+    donation: Donation
+    steps: list[ProcessingStep]
+    #: the steps as a tree from the isolation to the fill (and freezing)
+    roots: list[StepNode]
+    bags: list[tuple[Unit, CellRecord]]
+    records: dict[int, CellRecord]
+    deviations: list[Deviation]
+
+    @property
+    def open_deviations(self) -> list[Deviation]:
+        return [d for d in self.deviations if d.status == "open"]
+
+
+def batch_record(session: Session, lot: Lot) -> BatchRecord:
+    """The lot's batch record: every step that made its bags, as a tree, with the bags."""
+    bags = processing.bags_of(session, lot)
+    lineage = [step.unit for step in chain.ancestors_of_all(session, bags)] + bags
+    unit_ids = [unit.id for unit in lineage]
+    steps = list(
+        session.execute(
+            select(ProcessingStep)
+            .where(
+                or_(
+                    ProcessingStep.lot_id == lot.id,
+                    ProcessingStep.id.in_(
+                        select(StepUnit.step_id).where(
+                            StepUnit.role == "output", StepUnit.unit_id.in_(unit_ids)
+                        )
+                    ),
+                )
+            )
+            .options(
+                selectinload(ProcessingStep.units).selectinload(StepUnit.unit),
+                selectinload(ProcessingStep.materials).selectinload(StepMaterial.material_lot),
+                selectinload(ProcessingStep.equipment).selectinload(StepEquipment.item),
+                selectinload(ProcessingStep.performed_by),
+            )
+            .order_by(ProcessingStep.performed_at, ProcessingStep.id)
+        ).scalars()
+    )
+    records = processing.cell_records(session, lineage)
+    deviations = list(
+        session.execute(
+            select(Deviation).where(Deviation.lot_id == lot.id).order_by(Deviation.id)
+        ).scalars()
+    )
+    return BatchRecord(
+        lot=lot,
+        donation=processing.lot_donation(session, lot),
+        steps=steps,
+        roots=_tree(steps),
+        bags=[(bag, records[bag.id]) for bag in bags],
+        records=records,
+        deviations=deviations,
+    )
+
+
+def _tree(steps: list[ProcessingStep]) -> list[StepNode]:
+    """Hang each step under the step that made (the first of) its inputs."""
+    nodes = [
+        StepNode(
+            step=step,
+            inputs=[row.unit for row in step.units if row.role == "input"],
+            outputs=[row.unit for row in step.units if row.role == "output"],
+        )
+        for step in steps
+    ]
+    made_by: dict[int, StepNode] = {}
+    for node in nodes:
+        for unit in node.outputs:
+            made_by[unit.id] = node
+    roots: list[StepNode] = []
+    for node in nodes:
+        parent = next((made_by[u.id] for u in node.inputs if u.id in made_by), None)
+        if parent is None or parent is node:
+            roots.append(node)
+        else:
+            parent.children.append(node)
+    return roots
