@@ -14,8 +14,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from cellchain.chain import service as chain
-from cellchain.chain.models import LineageOperation, UnitKind
 from cellchain.core import accounts, numbering
 from cellchain.core.accounts import AccountPolicy
 from cellchain.core.models import IssuedIdentifier, User
@@ -23,7 +21,10 @@ from cellchain.core.roles import Role
 from cellchain.donors import service as donors
 from cellchain.donors.models import ContainerCondition, Donation, InfectiousResult
 from cellchain.dosing import service as dosing
+from cellchain.manufacturing import processing, resources
 from cellchain.manufacturing import service as products
+from cellchain.manufacturing.models import EquipmentKind, Lot, MaterialCategory
+from cellchain.manufacturing.processing import Fill, Harvest, StepContext, Vessel
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,93 @@ def seed_demo(
     return DemoSite(users=users, reserved_dins=dins, donations=site_donations)
 
 
+def _seed_expansion(
+    session: Session, donation: Donation, *, now: dt.datetime, tech: User, qa: User
+) -> Lot:
+    """The batch record of a lot: isolation, three passages, fill of 10 bags, freezing, with
+    released materials and the equipment used, at the times a real expansion takes."""
+    expiry = (now + dt.timedelta(days=365)).date()
+    lots = {}
+    for key, name, category, supplier in (
+        ("medium", "α-MEM", MaterialCategory.MEDIUM, "MediaCo (demo)"),
+        ("hpl", "Human platelet lysate", MaterialCategory.SUPPLEMENT, "LysateBio (demo)"),
+        ("enzyme", "Collagenase NB6", MaterialCategory.ENZYME, "EnzymeWorks (demo)"),
+        ("trypsin", "TrypLE Select", MaterialCategory.ENZYME, "EnzymeWorks (demo)"),
+        ("dmso", "DMSO (Ph. Eur.)", MaterialCategory.CRYOPROTECTANT, "CryoChem (demo)"),
+        ("albumin", "Human albumin 20 %", MaterialCategory.EXCIPIENT, "PlasmaPharm (demo)"),
+    ):
+        lot = resources.receive_material_lot(
+            session,
+            resources.MaterialLotInput(name, category, supplier, f"{key.upper()}-24117", expiry),
+            actor=tech,
+            now=now,
+        )
+        resources.release_material_lot(session, lot, actor=qa, now=now)
+        lots[key] = lot.id
+    kit = {
+        code: resources.register_equipment(
+            session, code=code, kind=kind, name=f"{name} (demo)", actor=tech, now=now
+        ).id
+        for code, kind, name in (
+            ("BSC-01", EquipmentKind.BIOSAFETY_CABINET, "Class II biosafety cabinet"),
+            ("INC-01", EquipmentKind.INCUBATOR, "CO2 incubator"),
+            ("CNT-01", EquipmentKind.CELL_COUNTER, "Automated cell counter"),
+            ("CRF-01", EquipmentKind.CONTROLLED_RATE_FREEZER, "Controlled-rate freezer"),
+            ("LN2-01", EquipmentKind.LN2_TANK, "LN2 vapour-phase tank"),
+        )
+    }
+
+    def day(n: float) -> dt.datetime:
+        return donation.delivery_at + dt.timedelta(days=n)
+
+    def context(at: dt.datetime, *materials: str, freezer: bool = False) -> StepContext:
+        used = ("BSC-01", "CRF-01") if freezer else ("BSC-01", "INC-01", "CNT-01")
+        return StepContext(
+            performed_at=at,
+            material_lot_ids=tuple(lots[key] for key in materials),
+            equipment_ids=tuple(kit[code] for code in used),
+        )
+
+    step = processing.isolate(
+        session,
+        donation,
+        tissue=donation.units[:1],
+        method="enzymatic",
+        vessels=[Vessel("T175", 1.0e6)] * 2,
+        context=context(day(0.8), "enzyme", "medium", "hpl"),
+        actor=tech,
+        now=now,
+    )
+    plan = (
+        (8, 1.6e7, 4, "T175", 1.0e6),
+        (15, 2.4e7, 6, "T175", 1.0e6),
+        (22, 9.0e7, 4, "CS5", 2.0e7),
+    )
+    for when, harvested, count, fmt, seeded in plan:
+        step = processing.passage(
+            session,
+            vessels_in=[row.unit for row in step.units if row.role == "output"],
+            harvest=Harvest(cells=harvested, viability_percent=96.0),
+            vessels_out=[Vessel(fmt, seeded)] * count,
+            context=context(day(when), "trypsin", "medium", "hpl"),
+            actor=tech,
+            now=now,
+        )
+    lot = processing.fill_lot(
+        session,
+        vessels_in=[row.unit for row in step.units if row.role == "output"],
+        harvest=Harvest(cells=1.1e9, viability_percent=94.0),
+        fill=Fill(bag_count=10, volume_ml=20.0, concentration_per_ml=5.0e6, dmso_percent=10.0),
+        context=context(day(29), "trypsin", "dmso", "albumin"),
+        actor=tech,
+        now=now,
+    )
+    processing.freeze_lot(
+        session, lot, context=context(day(29.1), freezer=True), actor=tech, now=now
+    )
+    return lot
+
+
 def _seed_donations(
     session: Session,
     *,
@@ -177,25 +265,14 @@ def _seed_donations(
                 now=now,
             )
 
-    eligible = register(30, "Maternity ward A, City Hospital (demo)")
+    eligible = register(32 * 24, "Maternity ward A, City Hospital (demo)")
     receive(eligible)
     panel = [test.code for test in donors.panel_of(eligible)]
     record(eligible, panel)
     donors.determine_eligibility(
         session, eligible, eligible=True, reason=None, user=qa[0], password=qa[1], now=now
     )
-    donors.start_processing(session, eligible, actor=tech, now=now)
-    chain.derive_units(
-        session,
-        parents=eligible.units[:1],
-        kind=UnitKind.CULTURE_VESSEL,
-        operation=LineageOperation.ISOLATE,
-        count=2,
-        location="Incubator INC-01 (demo)",
-        actor=tech,
-        now=now,
-        consume_parents=True,
-    )
+    _seed_expansion(session, eligible, now=now, tech=tech, qa=qa[0])
 
     quarantine = register(8, "Maternity ward B, City Hospital (demo)")
     receive(quarantine)

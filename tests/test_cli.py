@@ -56,7 +56,8 @@ def test_demo_builds_a_fresh_database_with_users_for_every_role(tmp_path: Path, 
         rows = conn.execute(text("SELECT eligibility, count(*) FROM donations GROUP BY 1"))
         stages = {eligibility: count for eligibility, count in rows}
         assert stages == {"eligible": 1, "pending": 2}
-        assert conn.scalar(text("SELECT count(*) FROM units WHERE kind = 'culture_vessel'")) == 2
+        assert conn.scalar(text("SELECT count(*) FROM units WHERE kind = 'culture_vessel'")) == 16
+        assert conn.scalar(text("SELECT count(*) FROM units WHERE kind = 'cryobag'")) == 10
     for stage in ("eligible", "quarantine", "awaiting receipt"):
         assert stage in result.output
     # Run again: the demo database is recreated, not added to.

@@ -124,12 +124,14 @@ def derive_units(
     actor: User | None,
     now: dt.datetime,
     consume_parents: bool = False,
+    at: dt.datetime | None = None,
 ) -> list[Unit]:
     """Make ``count`` new units from ``parents`` by ``operation`` and record the lineage.
 
     Refused when the parents belong to different donations (no pooling across donors,
     DOMAIN.md §1), when a parent is not usable (blocked, rejected, used up or gone), or when
     the same parent is named twice. With ``consume_parents`` the parents become consumed.
+    ``at`` is when the step was done, if it is written up afterwards.
     """
     if not parents:
         raise InvalidInput("A new unit needs at least one parent unit.")
@@ -167,6 +169,7 @@ def derive_units(
             location=location,
             actor=actor,
             now=now,
+            at=at,
             made_from=(operation, parents),
         )
         for _ in range(count)

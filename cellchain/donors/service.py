@@ -433,21 +433,33 @@ def processing_clock(donation: Donation, now: dt.datetime) -> ProcessingClock:
 
 
 def start_processing(
-    session: Session, donation: Donation, *, actor: User, now: dt.datetime
+    session: Session,
+    donation: Donation,
+    *,
+    actor: User,
+    now: dt.datetime,
+    started_at: dt.datetime | None = None,
 ) -> None:
-    """Record that processing of a received donation starts now.
+    """Record that processing of a received donation starts (now, or at ``started_at`` when
+    the first step is written up after the fact).
 
     Refused for a donation not (or not yet) accepted at receipt, a donor determined
     ineligible, and when the product's birth-to-processing limit has passed. Processing under
     quarantine, before the determination, is allowed (1271.60(a)); release is not.
     """
+    started_at = started_at or now
+    if started_at > now or (donation.received_at and started_at < donation.received_at):
+        raise InvalidInput(
+            "Processing starts after the receipt and not in the future.",
+            errors={"performed_at": ["Before the receipt or in the future."]},
+        )
     if donation.eligibility == Eligibility.INELIGIBLE.value:
         raise Conflict(
             f"Donation {donation.din}: the donor was determined ineligible; it may not be "
             "processed.",
             title="Donor ineligible",
         )
-    clock = processing_clock(donation, now)
+    clock = processing_clock(donation, started_at)
     if DonationStatus(donation.status) == DonationStatus.RECEIVED and clock.exceeded:
         product = donation.product_definition
         raise Conflict(
@@ -457,7 +469,7 @@ def start_processing(
             title="Birth-to-processing limit exceeded",
         )
     _transition(donation, DonationStatus.PROCESSING)
-    donation.processing_started_at = now
+    donation.processing_started_at = started_at
     donation.processing_started_by_id = actor.id
     audit.record(
         session,

@@ -1,4 +1,5 @@
-"""API of the manufacturing package: product definitions."""
+"""API of the manufacturing package: product definitions, materials, equipment, processing
+steps, lots and their batch records. Load → call the service → dump; no rules here."""
 
 from __future__ import annotations
 
@@ -11,8 +12,26 @@ from cellchain.core.roles import Permission
 from cellchain.core.schemas import SignIn
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, unit_of_work
-from cellchain.manufacturing import service
-from cellchain.manufacturing.schemas import ProductDefinitionOut
+from cellchain.manufacturing import processing, resources, service
+from cellchain.manufacturing.batch_record import BatchRecord, batch_record
+from cellchain.manufacturing.commands import record_step
+from cellchain.manufacturing.models import EquipmentKind, Lot, StepKind
+from cellchain.manufacturing.schemas import (
+    BankFreezeIn,
+    BankThawIn,
+    BatchRecordOut,
+    EquipmentIn,
+    EquipmentOut,
+    FillIn,
+    IsolationIn,
+    LotOut,
+    MaterialLotIn,
+    MaterialLotOut,
+    PassageIn,
+    ProductDefinitionOut,
+    StepIn,
+    StepOut,
+)
 
 products_api = Blueprint(
     "products_api",
@@ -20,7 +39,13 @@ products_api = Blueprint(
     url_prefix="/api/v1/products",
     description="Product definitions (QA-approved versions)",
 )
-blueprints = (products_api,)
+materials_api = Blueprint(
+    "materials_api", __name__, url_prefix="/api/v1", description="Materials and equipment"
+)
+steps_api = Blueprint(
+    "steps_api", __name__, url_prefix="/api/v1", description="Processing steps and lots"
+)
+blueprints = (products_api, materials_api, steps_api)
 
 
 @products_api.get("")
@@ -51,3 +76,191 @@ def approve_product(data: dict[str, Any], product_id: int) -> Any:
             session, product=product, user=acting_user(), password=data["password"], now=now()
         )
     return versioning.describe(db.session, product)
+
+
+# --- materials and equipment ------------------------------------------------------------------
+
+
+@materials_api.get("/materials")
+@requires(Permission.READ_RECORDS)
+@materials_api.response(200, MaterialLotOut(many=True))
+def list_materials() -> Any:
+    """Every material lot on file, by material and expiry."""
+    return resources.list_material_lots(db.session)
+
+
+@materials_api.post("/materials")
+@requires(Permission.MANAGE_MATERIALS)
+@materials_api.arguments(MaterialLotIn)
+@materials_api.response(201, MaterialLotOut)
+def receive_material(entry: resources.MaterialLotInput) -> Any:
+    """Record a received material lot; it cannot be used until released."""
+    with unit_of_work() as session:
+        lot = resources.receive_material_lot(session, entry, actor=acting_user(), now=now())
+    return lot
+
+
+@materials_api.post("/materials/<int:lot_id>/release")
+@requires(Permission.RELEASE_MATERIALS)
+@materials_api.response(200, MaterialLotOut)
+def release_material(lot_id: int) -> Any:
+    """Release a material lot for use (refused once expired)."""
+    with unit_of_work() as session:
+        lot = resources.get_material_lot(session, lot_id)
+        resources.release_material_lot(session, lot, actor=acting_user(), now=now())
+    return lot
+
+
+@materials_api.get("/equipment")
+@requires(Permission.READ_RECORDS)
+@materials_api.response(200, EquipmentOut(many=True))
+def list_equipment() -> Any:
+    """Every piece of equipment by its site ID."""
+    return resources.list_equipment(db.session)
+
+
+@materials_api.post("/equipment")
+@requires(Permission.MANAGE_MATERIALS)
+@materials_api.arguments(EquipmentIn)
+@materials_api.response(201, EquipmentOut)
+def register_equipment(data: dict[str, Any]) -> Any:
+    """Register a piece of equipment under its site asset ID."""
+    with unit_of_work() as session:
+        item = resources.register_equipment(
+            session,
+            code=data["code"],
+            kind=EquipmentKind(data["kind"]),
+            name=data["name"],
+            actor=acting_user(),
+            now=now(),
+        )
+    return item
+
+
+# --- processing steps and lots ------------------------------------------------------------------
+
+
+def lot_out(lot: Lot) -> dict[str, Any]:
+    product = lot.product_definition
+    return {
+        **{name: getattr(lot, name) for name in LotOut().fields if hasattr(lot, name)},
+        "din": processing.lot_donation(db.session, lot).din,
+        "product": f"{product.code} v{product.version}",
+        "bag_count": len(processing.bags_of(db.session, lot)),
+    }
+
+
+def batch_record_out(record: BatchRecord) -> dict[str, Any]:
+    return {
+        **lot_out(record.lot),
+        "steps": record.steps,
+        "bags": [
+            {
+                "unit": bag,
+                "volume_ml": cells.volume_ml,
+                "concentration_per_ml": cells.concentration_per_ml,
+                "viability_percent": cells.viability_percent,
+                "viable_cells": cells.cells,
+            }
+            for bag, cells in record.bags
+        ],
+        "open_deviations": [
+            {"id": d.id, "category": d.category, "description": d.description}
+            for d in record.open_deviations
+        ],
+    }
+
+
+def _step(kind: StepKind, data: dict[str, Any]) -> Any:
+    with unit_of_work() as session:
+        step, lot = record_step(session, kind, data, actor=acting_user(), now=now())
+    if lot is not None:
+        return batch_record_out(batch_record(db.session, lot))
+    return step
+
+
+@steps_api.post("/steps/isolation")
+@requires(Permission.RECORD_PROCESSING)
+@steps_api.arguments(IsolationIn)
+@steps_api.response(201, StepOut)
+def isolate(data: dict[str, Any]) -> Any:
+    """Isolate from the donation's tissue into P0 vessels (starts processing)."""
+    return _step(StepKind.ISOLATION, data)
+
+
+@steps_api.post("/steps/passage")
+@requires(Permission.RECORD_PROCESSING)
+@steps_api.arguments(PassageIn)
+@steps_api.response(201, StepOut)
+def passage(data: dict[str, Any]) -> Any:
+    """Harvest vessels of one donation and seed new vessels at the next passage."""
+    return _step(StepKind.PASSAGE, data)
+
+
+@steps_api.post("/steps/bank-freeze")
+@requires(Permission.RECORD_PROCESSING)
+@steps_api.arguments(BankFreezeIn)
+@steps_api.response(201, StepOut)
+def bank_freeze(data: dict[str, Any]) -> Any:
+    """Harvest vessels into cell-bank vials."""
+    return _step(StepKind.BANK_FREEZE, data)
+
+
+@steps_api.post("/steps/bank-thaw")
+@requires(Permission.RECORD_PROCESSING)
+@steps_api.arguments(BankThawIn)
+@steps_api.response(201, StepOut)
+def bank_thaw(data: dict[str, Any]) -> Any:
+    """Thaw a cell-bank vial into new vessels."""
+    return _step(StepKind.BANK_THAW, data)
+
+
+@steps_api.post("/steps/fill")
+@requires(Permission.RECORD_PROCESSING)
+@steps_api.arguments(FillIn)
+@steps_api.response(201, BatchRecordOut)
+def fill(data: dict[str, Any]) -> Any:
+    """Final harvest, formulation and fill into a new lot's cryobags (in quarantine)."""
+    return _step(StepKind.FILL, data)
+
+
+@steps_api.get("/steps/<int:step_id>")
+@requires(Permission.READ_RECORDS)
+@steps_api.response(200, StepOut)
+def get_step(step_id: int) -> Any:
+    """One processing step with its units, counts, materials and equipment."""
+    return processing.get_step(db.session, step_id)
+
+
+@steps_api.get("/lots")
+@requires(Permission.READ_RECORDS)
+@steps_api.response(200, LotOut(many=True))
+def list_lots() -> Any:
+    """Every lot, newest first."""
+    return [lot_out(lot) for lot in processing.list_lots(db.session)]
+
+
+@steps_api.get("/lots/<int:lot_id>")
+@requires(Permission.READ_RECORDS)
+@steps_api.response(200, BatchRecordOut)
+def get_lot(lot_id: int) -> Any:
+    """The lot's batch record: every step that made its bags, the bags, open deviations."""
+    return batch_record_out(batch_record(db.session, processing.get_lot(db.session, lot_id)))
+
+
+@steps_api.post("/lots/<int:lot_id>/freezing")
+@requires(Permission.RECORD_PROCESSING)
+@steps_api.arguments(StepIn)
+@steps_api.response(201, StepOut)
+def freeze(data: dict[str, Any], lot_id: int) -> Any:
+    """Controlled-rate freezing of the lot's bags (the freezer must be among the equipment)."""
+    with unit_of_work() as session:
+        step = processing.freeze_lot(
+            session,
+            processing.get_lot(session, lot_id),
+            context=StepIn().context(data),
+            actor=acting_user(),
+            now=now(),
+        )
+    return step
+

@@ -132,7 +132,7 @@ def isolate(
     _check_vessels(donation, vessels, counted=method == "enzymatic")
     performed_at, materials, equipment = _context(session, context, now=now, after=tissue)
     if DonationStatus(donation.status) == DonationStatus.RECEIVED:
-        donors.start_processing(session, donation, actor=actor, now=now)
+        donors.start_processing(session, donation, actor=actor, now=now, started_at=performed_at)
     return _record(
         session,
         donation=donation,
@@ -368,6 +368,13 @@ def freeze_lot(
     session: Session, lot: Lot, *, context: StepContext, actor: User, now: dt.datetime
 ) -> ProcessingStep:
     """Controlled-rate freezing of the lot's bags; a controlled-rate freezer must be recorded."""
+    frozen = session.execute(
+        select(ProcessingStep.id).where(
+            ProcessingStep.lot_id == lot.id, ProcessingStep.kind == StepKind.FREEZING.value
+        )
+    ).first()
+    if frozen is not None:
+        raise Conflict(f"The bags of lot {lot.lot_number} have already been frozen.")
     bags = bags_of(session, lot)
     performed_at, materials, equipment = _context(session, context, now=now, after=bags)
     if not any(item.kind == EquipmentKind.CONTROLLED_RATE_FREEZER.value for item in equipment):
@@ -699,6 +706,7 @@ def _record(
             actor=actor,
             now=now,
             consume_parents=consume_inputs,
+            at=performed_at,
         )
     step = ProcessingStep(
         donation_id=donation.id,

@@ -1,9 +1,248 @@
-"""Marshmallow schemas of the manufacturing package."""
+"""Marshmallow schemas of the manufacturing package: the API's bodies and the bench forms."""
 
 from __future__ import annotations
 
-from cellchain.core.schemas import VersionedDocumentOut
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import validate
+
+from cellchain.chain.schemas import UnitOut
+from cellchain.core.schemas import SiteDateTime, VersionedDocumentOut
+from cellchain.manufacturing.models import EquipmentKind, MaterialCategory
+from cellchain.manufacturing.processing import (
+    ISOLATION_METHODS,
+    MAX_BAGS_PER_LOT,
+    MAX_VESSELS_PER_STEP,
+    Fill,
+    Harvest,
+    StepContext,
+    Vessel,
+)
+from cellchain.manufacturing.resources import MaterialLotInput
 
 
 class ProductDefinitionOut(VersionedDocumentOut):
     """A version of a product definition: donor test panel, windows and limits."""
+
+
+class CodeList(ma.fields.List):
+    """Scanned codes: a JSON list, or text with one code per line (a scanner ends each with
+    Enter, which in a text area is a new line) or separated by commas."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(ma.fields.String(validate=validate.Length(min=1, max=60)), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.replace(",", "\n").splitlines()]
+            value = [part for part in value if part]
+        return list(super()._deserialize(value, attr, data, **kwargs))
+
+
+# --- materials and equipment ------------------------------------------------------------------
+
+
+class MaterialLotIn(ma.Schema):
+    material = ma.fields.String(required=True, validate=validate.Length(min=1, max=120))
+    category = ma.fields.String(
+        required=True, validate=validate.OneOf([c.value for c in MaterialCategory])
+    )
+    supplier = ma.fields.String(required=True, validate=validate.Length(min=1, max=120))
+    lot_number = ma.fields.String(required=True, validate=validate.Length(min=1, max=60))
+    expiry_date = ma.fields.Date(required=True)
+
+    @ma.post_load
+    def to_input(self, data: dict[str, Any], **_kwargs: Any) -> MaterialLotInput:
+        return MaterialLotInput(**{**data, "category": MaterialCategory(data["category"])})
+
+
+class MaterialLotOut(ma.Schema):
+    id = ma.fields.Integer()
+    material = ma.fields.String()
+    category = ma.fields.String()
+    supplier = ma.fields.String()
+    lot_number = ma.fields.String()
+    expiry_date = ma.fields.Date()
+    received_at = ma.fields.AwareDateTime()
+    released = ma.fields.Boolean()
+    released_at = ma.fields.AwareDateTime(allow_none=True)
+    released_by = ma.fields.String(attribute="released_by.username", allow_none=True)
+
+
+class EquipmentIn(ma.Schema):
+    code = ma.fields.String(required=True, validate=validate.Length(min=1, max=40))
+    kind = ma.fields.String(
+        required=True, validate=validate.OneOf([k.value for k in EquipmentKind])
+    )
+    name = ma.fields.String(required=True, validate=validate.Length(min=1, max=120))
+
+
+class EquipmentOut(ma.Schema):
+    id = ma.fields.Integer()
+    code = ma.fields.String()
+    kind = ma.fields.String()
+    name = ma.fields.String()
+    active = ma.fields.Boolean()
+
+
+# --- processing steps -------------------------------------------------------------------------
+
+
+class StepIn(ma.Schema):
+    """What every step records: when, materials by lot, equipment, where the new units go."""
+
+    performed_at = SiteDateTime(
+        metadata={"description": "When it was done; now if absent. No offset: site time."}
+    )
+    materials = ma.fields.List(
+        ma.fields.Integer(), load_default=list, metadata={"description": "Material lot ids"}
+    )
+    equipment = ma.fields.List(
+        ma.fields.Integer(), load_default=list, metadata={"description": "Equipment ids"}
+    )
+    location = ma.fields.String(validate=validate.Length(max=120))
+    notes = ma.fields.String(validate=validate.Length(max=4000))
+
+    def context(self, data: dict[str, Any]) -> StepContext:
+        return StepContext(
+            performed_at=data.get("performed_at"),
+            material_lot_ids=tuple(data["materials"]),
+            equipment_ids=tuple(data["equipment"]),
+            location=data.get("location"),
+            notes=data.get("notes"),
+        )
+
+
+class NewVesselsIn(StepIn):
+    """New vessels, all of one format and seeded alike (as at the bench)."""
+
+    vessel_count = ma.fields.Integer(
+        required=True, validate=validate.Range(1, MAX_VESSELS_PER_STEP)
+    )
+    vessel_format = ma.fields.String(required=True, validate=validate.Length(min=1, max=20))
+    cells_per_vessel = ma.fields.Float(
+        allow_nan=False, metadata={"description": "Cells seeded per vessel"}
+    )
+
+    @staticmethod
+    def vessels(data: dict[str, Any]) -> list[Vessel]:
+        return [Vessel(data["vessel_format"], data.get("cells_per_vessel"))] * data[
+            "vessel_count"
+        ]
+
+
+class HarvestIn(ma.Schema):
+    vessels_in = CodeList(
+        required=True,
+        validate=validate.Length(min=1, max=MAX_VESSELS_PER_STEP),
+        metadata={"description": "Codes of the vessels harvested, as scanned"},
+    )
+    cells_harvested = ma.fields.Float(required=True, allow_nan=False)
+    viability_percent = ma.fields.Float(required=True, allow_nan=False)
+
+    @staticmethod
+    def harvest(data: dict[str, Any]) -> Harvest:
+        return Harvest(cells=data["cells_harvested"], viability_percent=data["viability_percent"])
+
+
+class IsolationIn(NewVesselsIn):
+    tissue = CodeList(
+        required=True, validate=validate.Length(min=1, max=4), metadata={"description": "Codes"}
+    )
+    method = ma.fields.String(required=True, validate=validate.OneOf(ISOLATION_METHODS))
+
+
+class PassageIn(NewVesselsIn, HarvestIn):
+    pass
+
+
+class BankFreezeIn(StepIn, HarvestIn):
+    vial_count = ma.fields.Integer(required=True, validate=validate.Range(1, MAX_BAGS_PER_LOT))
+    cells_per_vial = ma.fields.Float(required=True, allow_nan=False)
+    volume_ml = ma.fields.Float(required=True, allow_nan=False)
+
+
+class BankThawIn(NewVesselsIn):
+    vial = ma.fields.String(required=True, validate=validate.Length(min=1, max=60))
+    viability_percent = ma.fields.Float(required=True, allow_nan=False)
+
+
+class FillIn(StepIn, HarvestIn):
+    bag_count = ma.fields.Integer(required=True, validate=validate.Range(1, MAX_BAGS_PER_LOT))
+    volume_ml = ma.fields.Float(required=True, allow_nan=False)
+    concentration_per_ml = ma.fields.Float(required=True, allow_nan=False)
+    dmso_percent = ma.fields.Float(required=True, allow_nan=False)
+
+    @staticmethod
+    def fill(data: dict[str, Any]) -> Fill:
+        return Fill(
+            bag_count=data["bag_count"],
+            volume_ml=data["volume_ml"],
+            concentration_per_ml=data["concentration_per_ml"],
+            dmso_percent=data["dmso_percent"],
+        )
+
+
+class StepOut(ma.Schema):
+    id = ma.fields.Integer()
+    kind = ma.fields.String()
+    donation_id = ma.fields.Integer()
+    performed_at = ma.fields.AwareDateTime()
+    recorded_at = ma.fields.AwareDateTime()
+    performed_by = ma.fields.String(attribute="performed_by.username")
+    method = ma.fields.String(allow_none=True)
+    passage = ma.fields.Integer(allow_none=True)
+    cells_harvested = ma.fields.Float(allow_none=True)
+    viability_percent = ma.fields.Float(allow_none=True)
+    cells_seeded_before = ma.fields.Float(allow_none=True)
+    days_in_culture = ma.fields.Float(allow_none=True)
+    population_doublings = ma.fields.Float(allow_none=True)
+    cumulative_pd = ma.fields.Float(allow_none=True)
+    lot_id = ma.fields.Integer(allow_none=True)
+    notes = ma.fields.String(allow_none=True)
+    inputs = ma.fields.Method("dump_inputs")
+    outputs = ma.fields.Method("dump_outputs")
+    materials = ma.fields.Method("dump_materials")
+    equipment = ma.fields.Method("dump_equipment")
+
+    def dump_inputs(self, step: Any) -> list[str]:
+        return [row.unit.code for row in step.units if row.role == "input"]
+
+    def dump_outputs(self, step: Any) -> list[str]:
+        return [row.unit.code for row in step.units if row.role == "output"]
+
+    def dump_materials(self, step: Any) -> list[dict[str, Any]]:
+        return [MaterialLotOut().dump(row.material_lot) for row in step.materials]
+
+    def dump_equipment(self, step: Any) -> list[dict[str, Any]]:
+        return [EquipmentOut().dump(row.item) for row in step.equipment]
+
+
+class BagOut(ma.Schema):
+    unit = ma.fields.Nested(UnitOut)
+    volume_ml = ma.fields.Float()
+    concentration_per_ml = ma.fields.Float()
+    viability_percent = ma.fields.Float()
+    viable_cells = ma.fields.Float()
+
+
+class LotOut(ma.Schema):
+    id = ma.fields.Integer()
+    lot_number = ma.fields.String()
+    donation_id = ma.fields.Integer()
+    din = ma.fields.String()
+    product = ma.fields.String()
+    status = ma.fields.String()
+    made_at = ma.fields.AwareDateTime()
+    final_passage = ma.fields.Integer()
+    final_cumulative_pd = ma.fields.Float(allow_none=True)
+    dmso_percent = ma.fields.Float()
+    limit_flags = ma.fields.List(ma.fields.String())
+    bag_count = ma.fields.Integer()
+
+
+class BatchRecordOut(LotOut):
+    steps = ma.fields.List(ma.fields.Nested(StepOut))
+    bags = ma.fields.List(ma.fields.Nested(BagOut))
+    open_deviations = ma.fields.List(ma.fields.Dict())

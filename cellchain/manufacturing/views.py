@@ -1,15 +1,34 @@
-"""Pages of the manufacturing package: product definitions."""
+"""Pages of the manufacturing package: product definitions, materials, equipment, the bench
+step forms (reachable by scanning a vessel), step pages and the batch record of a lot."""
 
 from __future__ import annotations
 
-from flask import Blueprint, url_for
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 
+from cellchain.chain import service as chain
 from cellchain.core.roles import Permission
+from cellchain.errors import DomainError
 from cellchain.extensions import db
-from cellchain.http import now, requires
-from cellchain.manufacturing import service
+from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
+from cellchain.manufacturing import processing, resources, service
+from cellchain.manufacturing.batch_record import batch_record
+from cellchain.manufacturing.commands import STEP_SCHEMAS, record_step, step_kind
+from cellchain.manufacturing.models import EquipmentKind, MaterialCategory, StepKind
+from cellchain.manufacturing.schemas import EquipmentIn, MaterialLotIn, StepIn
 from cellchain.web.documents import approve_from_form, document_page, versions_page
+from cellchain.web.forms import load_form
 
 blueprint = Blueprint("manufacturing", __name__)
 
@@ -45,4 +64,238 @@ def approve(product_id: int) -> ResponseReturnValue:
         ),
         back_url=url_for("manufacturing.product", product_id=product_id),
         what="product definition",
+    )
+
+
+# --- bench pages: materials, equipment, steps, lots ---------------------------------------------
+
+
+def _typed() -> dict[str, Any]:
+    """What the person typed, to show again after a refusal (lists kept as lists)."""
+    form: dict[str, Any] = {k: v for k, v in request.form.items() if k != "csrf_token"}
+    for name in ("materials", "equipment"):
+        form[name] = request.form.getlist(name)
+    return form
+
+
+@blueprint.get("/manufacturing")
+@requires(Permission.READ_RECORDS)
+def lots() -> ResponseReturnValue:
+    return render_template("manufacturing/lots.html", lots=processing.list_lots(db.session))
+
+
+@blueprint.get("/materials")
+@requires(Permission.READ_RECORDS)
+def materials() -> ResponseReturnValue:
+    return _materials_page()
+
+
+def _materials_page(error: DomainError | None = None) -> ResponseReturnValue:
+    page = render_template(
+        "manufacturing/materials.html",
+        lots=resources.list_material_lots(db.session),
+        categories=list(MaterialCategory),
+        today=now().date(),
+        form=_typed() if error else {},
+        error=error.detail if error else None,
+        errors=error.errors if error else {},
+    )
+    return (page, error.status) if error else page
+
+
+@blueprint.post("/materials/receive")
+@requires(Permission.MANAGE_MATERIALS)
+def receive_material() -> ResponseReturnValue:
+    try:
+        entry = load_form(MaterialLotIn(), request.form)
+        with unit_of_work() as session:
+            lot = resources.receive_material_lot(session, entry, actor=acting_user(), now=now())  # type: ignore[arg-type]
+            label = lot.label
+    except DomainError as error:
+        db.session.rollback()
+        return _materials_page(error)
+    flash(f"Received {label}; it can be used once QA releases it.", "success")
+    return redirect(url_for("manufacturing.materials"))
+
+
+@blueprint.post("/materials/<int:lot_id>/release")
+@requires(Permission.RELEASE_MATERIALS)
+def release_material(lot_id: int) -> ResponseReturnValue:
+    try:
+        with unit_of_work() as session:
+            lot = resources.get_material_lot(session, lot_id)
+            resources.release_material_lot(session, lot, actor=acting_user(), now=now())
+            label = lot.label
+    except DomainError as error:
+        flash(f"Not released: {error.detail}", "error")
+    else:
+        flash(f"Released for use: {label}.", "success")
+    return redirect(url_for("manufacturing.materials"))
+
+
+@blueprint.get("/equipment")
+@requires(Permission.READ_RECORDS)
+def equipment() -> ResponseReturnValue:
+    return _equipment_page()
+
+
+def _equipment_page(error: DomainError | None = None) -> ResponseReturnValue:
+    page = render_template(
+        "manufacturing/equipment.html",
+        items=resources.list_equipment(db.session),
+        kinds=list(EquipmentKind),
+        form=_typed() if error else {},
+        error=error.detail if error else None,
+        errors=error.errors if error else {},
+    )
+    return (page, error.status) if error else page
+
+
+@blueprint.post("/equipment")
+@requires(Permission.MANAGE_MATERIALS)
+def register_equipment() -> ResponseReturnValue:
+    try:
+        data = load_form(EquipmentIn(), request.form)
+        with unit_of_work() as session:
+            resources.register_equipment(
+                session,
+                code=data["code"],
+                kind=EquipmentKind(data["kind"]),
+                name=data["name"],
+                actor=acting_user(),
+                now=now(),
+            )
+    except DomainError as error:
+        db.session.rollback()
+        return _equipment_page(error)
+    flash(f"Equipment {data['code'].upper()} registered.", "success")
+    return redirect(url_for("manufacturing.equipment"))
+
+
+def _step_form(
+    kind: StepKind, form: dict[str, Any], error: DomainError | None = None
+) -> ResponseReturnValue:
+    session = db.session
+    today = now().date()
+    page = render_template(
+        "manufacturing/step_form.html",
+        kind=kind,
+        form=form,
+        formats=_vessel_formats(session, form),
+        materials=[
+            lot
+            for lot in resources.list_material_lots(session)
+            if lot.released and lot.expiry_date >= today
+        ],
+        equipment=[item for item in resources.list_equipment(session) if item.active],
+        error=error.detail if error else None,
+        errors=error.errors if error else {},
+    )
+    return (page, error.status) if error else page
+
+
+def _vessel_formats(session: Any, form: dict[str, Any]) -> list[str]:
+    """The vessel formats of the product of the scanned units (or of UC-MSC)."""
+    codes = form.get("vessels_in") or form.get("tissue") or form.get("vial") or ""
+    first = codes.replace(",", "\n").split()[:1]
+    try:
+        product = chain.resolve_unit(session, first[0]).donation.product_definition
+    except (DomainError, IndexError):
+        product = service.product_in_force(session, "UC-MSC")
+    return list(product.parameters["vessel_formats"])
+
+
+@blueprint.get("/steps/<kind_name>/new")
+@requires(Permission.RECORD_PROCESSING)
+def new_step(kind_name: str) -> ResponseReturnValue:
+    """The step form, with the scanned unit(s) already filled in (``?units=CODE``)."""
+    kind = step_kind(kind_name)
+    units = "".join(code + "\n" for code in request.args.getlist("units"))
+    field = {StepKind.ISOLATION: "tissue", StepKind.BANK_THAW: "vial"}.get(kind, "vessels_in")
+    return _step_form(kind, {field: units, "materials": [], "equipment": []})
+
+
+@blueprint.post("/steps/<kind_name>")
+@requires(Permission.RECORD_PROCESSING)
+def record_step_form(kind_name: str) -> ResponseReturnValue:
+    kind = step_kind(kind_name)
+    try:
+        data = load_form(STEP_SCHEMAS[kind](), request.form, lists=("materials", "equipment"))
+        with unit_of_work() as session:
+            step, lot = record_step(session, kind, data, actor=acting_user(), now=now())
+            target = (
+                url_for("manufacturing.lot", lot_id=lot.id)
+                if lot is not None
+                else url_for("manufacturing.step", step_id=step.id)  # type: ignore[union-attr]
+            )
+    except DomainError as error:
+        db.session.rollback()
+        return _step_form(kind, _typed(), error)
+    flash(f"Recorded: {kind.label}.", "success")
+    return redirect(target)
+
+
+@blueprint.get("/steps/<int:step_id>")
+@requires(Permission.READ_RECORDS)
+def step(step_id: int) -> ResponseReturnValue:
+    found = processing.get_step(db.session, step_id)
+    outputs = [row.unit for row in found.units if row.role == "output"]
+    return render_template(
+        "manufacturing/step.html",
+        step=found,
+        inputs=[row.unit for row in found.units if row.role == "input"],
+        outputs=outputs,
+        records=processing.cell_records(db.session, outputs),
+    )
+
+
+@blueprint.get("/lots/<int:lot_id>")
+@requires(Permission.READ_RECORDS)
+def lot(lot_id: int) -> ResponseReturnValue:
+    record = batch_record(db.session, processing.get_lot(db.session, lot_id))
+    return render_template(
+        "manufacturing/lot.html",
+        record=record,
+        equipment=[item for item in resources.list_equipment(db.session) if item.active],
+    )
+
+
+@blueprint.post("/lots/<int:lot_id>/freezing")
+@requires(Permission.RECORD_PROCESSING)
+def freeze_lot(lot_id: int) -> ResponseReturnValue:
+    try:
+        data = load_form(StepIn(), request.form, lists=("materials", "equipment"))
+        with unit_of_work() as session:
+            processing.freeze_lot(
+                session,
+                processing.get_lot(session, lot_id),
+                context=StepIn().context(data),
+                actor=acting_user(),
+                now=now(),
+            )
+    except DomainError as error:
+        flash(f"Not recorded: {error.detail}", "error")
+    else:
+        flash("Controlled-rate freezing recorded.", "success")
+    return redirect(url_for("manufacturing.lot", lot_id=lot_id))
+
+
+@blueprint.get("/lots/<int:lot_id>/batch-record.pdf")
+@requires(Permission.READ_RECORDS)
+def lot_pdf(lot_id: int) -> ResponseReturnValue:
+    """The printable batch record of the lot."""
+    found = processing.get_lot(db.session, lot_id)
+    from cellchain.manufacturing.batch_record_pdf import render_batch_record_pdf
+
+    pdf = render_batch_record_pdf(
+        batch_record(db.session, found),
+        site_name=current_app.config["SITE_NAME"],
+        zone=site_zone(),
+        generated_at=now(),
+        generated_by=acting_user().full_name,
+    )
+    return Response(
+        pdf,
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{found.lot_number}-batch-record.pdf"'},
     )

@@ -18,6 +18,7 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Home", "web.home", Permission.USE_APP),
     NavItem("Donations", "donors.donations", Permission.READ_RECORDS),
     NavItem("Eligibility queue", "donors.eligibility_queue", Permission.DETERMINE_ELIGIBILITY),
+    NavItem("Manufacturing", "manufacturing.lots", Permission.READ_RECORDS),
     NavItem("Identifiers", "core.identifiers", Permission.READ_RECORDS),
     NavItem("Products", "manufacturing.products", Permission.READ_RECORDS),
     NavItem("Protocols", "dosing.protocols", Permission.READ_RECORDS),

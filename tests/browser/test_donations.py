@@ -335,16 +335,20 @@ def test_scanning_a_unit_code_opens_its_history_and_trace(
     login_as(page, live_server, Role.TECHNICIAN)
     open_by_scan(page, live_server, din, DONATION_URL)
 
+    # Two containers; the cord isolated into 2 P0 vessels, passaged to 4, 6 and 4 vessels,
+    # then filled into 10 cryobags (cellchain/demo.py).
     units = page.locator("#units tbody tr")
-    expect(units).to_have_count(4)  # two containers; the first made into two culture vessels
-    kinds = column(units, 2)
-    expect(kinds).to_have_text(
-        ["donation container", "donation container", "culture vessel", "culture vessel"]
-    )
+    expect(units).to_have_count(28)
+    kinds = column(units, 2).all_text_contents()
+    assert [kinds.count(k) for k in ("donation container", "culture vessel", "cryobag")] == [
+        2,
+        16,
+        10,
+    ], kinds
     codes = column(units, 1).locator(":scope > a > .code").all_text_contents()
     assert all(code.startswith(din[:-1]) for code in codes), codes
-    assert len(set(codes)) == 4
-    container, vessels = codes[0], codes[2:]
+    assert len(set(codes)) == 28
+    container, vessels = codes[0], codes[2:4]
     expect(column(units, 3).first).to_have_text("consumed")
 
     # The container's code, scanned, opens its unit page.
@@ -365,14 +369,16 @@ def test_scanning_a_unit_code_opens_its_history_and_trace(
     assert shown == sorted(shown), shown
     assert shown[0] < shown[1] < shown[2], shown
 
-    # Trace: it is where the chain starts, and it was made into both culture vessels.
+    # Trace: it is where the chain starts; everything made from it follows, nearest first.
     expect(page.locator("#trace-back")).to_have_text("It is a donation container.")
     forward = page.locator("#trace-forward > div")
-    expect(forward).to_have_count(2)
-    expect(forward.locator(".code")).to_have_text(vessels)
-    for step in forward.all():
+    expect(forward).to_have_count(26)
+    expect(forward.locator(".code").nth(0)).to_have_text(vessels[0])
+    expect(forward.locator(".code").nth(1)).to_have_text(vessels[1])
+    for step in forward.all()[:2]:
         expect(step).to_contain_text("1 →")
         expect(step).to_contain_text("culture vessel")
+    expect(forward.filter(has_text="cryobag")).to_have_count(10)
     expect(page.locator("#children li")).to_have_count(2)
     expect(page.locator("#parents")).to_contain_text("Nothing: labelled at collection.")
 
@@ -383,8 +389,10 @@ def test_scanning_a_unit_code_opens_its_history_and_trace(
     back = page.locator("#trace-back > div")
     expect(back).to_have_count(1)
     expect(back).to_contain_text(f"1 ← {container}")
-    expect(page.locator("#trace-forward")).to_have_text("None.")
-    expect(column(page.locator("table.events tbody tr"), 2)).to_have_text(["created"])
+    expect(page.locator("#trace-forward > div").filter(has_text="cryobag")).to_have_count(10)
+    expect(column(page.locator("table.events tbody tr"), 2)).to_have_text(
+        ["created", "status changed"]
+    )
 
 
 def test_demo_donation_pages_show_history_audit_and_quarantine(
@@ -397,14 +405,15 @@ def test_demo_donation_pages_show_history_audit_and_quarantine(
     expect(page.locator("#hold")).to_have_count(0)
     expect(page.locator("#donation-eligibility")).to_have_text("eligible")
     unit_codes = page.locator("#units tbody tr > td:first-child .code").all_text_contents()
-    assert len(unit_codes) == 4, unit_codes
+    assert len(unit_codes) == 28, unit_codes
 
     history = page.locator("#history table.events tbody tr")
     expect(history.first).not_to_contain_text("No events.")
     events = column(history, 3)
     expect(events.filter(has_text="created")).to_have_count(len(unit_codes))
     expect(events.filter(has_text="received")).to_have_count(2)
-    expect(events.filter(has_text="status changed")).to_have_count(1)
+    # used up: the cord container, then 2 + 4 + 6 + 4 vessels (cellchain/demo.py)
+    expect(events.filter(has_text="status changed")).to_have_count(17)
     shown_units = set(column(history, 2).all_text_contents())
     assert shown_units == set(unit_codes), (shown_units, unit_codes)
     shown = [

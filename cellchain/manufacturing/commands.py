@@ -1,0 +1,121 @@
+"""From a loaded step body to the service call, shared by the API and the bench pages.
+
+Both load the same schema; this turns the loaded data (scanned codes, counts, ids) into the
+service's arguments, so the two interfaces cannot drift apart. No rules here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import marshmallow as ma
+from sqlalchemy.orm import Session
+
+from cellchain.chain import service as chain
+from cellchain.core.models import User
+from cellchain.donors import service as donors
+from cellchain.errors import InvalidInput
+from cellchain.manufacturing import processing
+from cellchain.manufacturing.models import Lot, ProcessingStep, StepKind
+from cellchain.manufacturing.schemas import (
+    BankFreezeIn,
+    BankThawIn,
+    FillIn,
+    HarvestIn,
+    IsolationIn,
+    NewVesselsIn,
+    PassageIn,
+    StepIn,
+)
+
+#: The schema that loads each step kind a person records at the bench.
+STEP_SCHEMAS: dict[StepKind, type[ma.Schema]] = {
+    StepKind.ISOLATION: IsolationIn,
+    StepKind.PASSAGE: PassageIn,
+    StepKind.BANK_FREEZE: BankFreezeIn,
+    StepKind.BANK_THAW: BankThawIn,
+    StepKind.FILL: FillIn,
+}
+
+
+def step_kind(name: str) -> StepKind:
+    """The bench step named in a URL (``passage``, ``bank-freeze``, …)."""
+    try:
+        kind = StepKind(name.replace("-", "_"))
+    except ValueError:
+        kind = None
+    if kind not in STEP_SCHEMAS:
+        raise InvalidInput(
+            f"{name!r} is not a step recorded at the bench; one of: "
+            + ", ".join(k.value.replace("_", "-") for k in STEP_SCHEMAS)
+            + "."
+        )
+    return kind
+
+
+def record_step(
+    session: Session, kind: StepKind, data: dict[str, Any], *, actor: User, now: dt.datetime
+) -> tuple[ProcessingStep | None, Lot | None]:
+    """Run the service for ``kind`` with ``data`` loaded by ``STEP_SCHEMAS[kind]``."""
+    context = StepIn().context(data)
+    if kind == StepKind.ISOLATION:
+        tissue = [chain.resolve_unit(session, code) for code in data["tissue"]]
+        step = processing.isolate(
+            session,
+            donors.get_donation(session, tissue[0].donation_id),
+            tissue=tissue,
+            method=data["method"],
+            vessels=NewVesselsIn.vessels(data),
+            context=context,
+            actor=actor,
+            now=now,
+        )
+        return step, None
+    if kind == StepKind.BANK_THAW:
+        step = processing.bank_thaw(
+            session,
+            vial=chain.resolve_unit(session, data["vial"]),
+            viability_percent=data["viability_percent"],
+            vessels_out=NewVesselsIn.vessels(data),
+            context=context,
+            actor=actor,
+            now=now,
+        )
+        return step, None
+    vessels_in = [chain.resolve_unit(session, code) for code in data["vessels_in"]]
+    harvest = HarvestIn.harvest(data)
+    if kind == StepKind.PASSAGE:
+        step = processing.passage(
+            session,
+            vessels_in=vessels_in,
+            harvest=harvest,
+            vessels_out=NewVesselsIn.vessels(data),
+            context=context,
+            actor=actor,
+            now=now,
+        )
+        return step, None
+    if kind == StepKind.BANK_FREEZE:
+        step = processing.bank_freeze(
+            session,
+            vessels_in=vessels_in,
+            harvest=harvest,
+            vial_count=data["vial_count"],
+            cells_per_vial=data["cells_per_vial"],
+            volume_ml=data["volume_ml"],
+            context=context,
+            actor=actor,
+            now=now,
+        )
+        return step, None
+    lot = processing.fill_lot(
+        session,
+        vessels_in=vessels_in,
+        harvest=harvest,
+        fill=FillIn.fill(data),
+        context=context,
+        actor=actor,
+        now=now,
+    )
+    return None, lot
