@@ -24,6 +24,7 @@ from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
 from cellchain.manufacturing import processing, resources, service
 from cellchain.manufacturing.batch_record import batch_record
+from cellchain.manufacturing.batch_record_pdf import render_batch_record_pdf
 from cellchain.manufacturing.commands import STEP_SCHEMAS, record_step, step_kind
 from cellchain.manufacturing.models import EquipmentKind, MaterialCategory, StepKind
 from cellchain.manufacturing.schemas import EquipmentIn, MaterialLotIn, StepIn
@@ -285,8 +286,6 @@ def freeze_lot(lot_id: int) -> ResponseReturnValue:
 def lot_pdf(lot_id: int) -> ResponseReturnValue:
     """The printable batch record of the lot."""
     found = processing.get_lot(db.session, lot_id)
-    from cellchain.manufacturing.batch_record_pdf import render_batch_record_pdf
-
     pdf = render_batch_record_pdf(
         batch_record(db.session, found),
         site_name=current_app.config["SITE_NAME"],

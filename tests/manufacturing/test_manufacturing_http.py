@@ -232,3 +232,17 @@ def test_materials_and_equipment_pages(bench, clients):
     ok = web.post("/equipment", data={"code": "inc-09", "kind": "incubator", "name": "Spare"})
     assert ok.status_code == 302
     assert "INC-09" in web.get("/equipment").get_data(as_text=True)
+
+
+def test_the_batch_record_pdf_is_served_to_anyone_who_reads_records(bench, clients):
+    import io
+
+    from pypdf import PdfReader
+
+    vessels = bench.outputs(bench.isolate(bench.lab.eligible_donation(), vessels=1))
+    lot = bench.fill(vessels, harvested=4e6, bags=2, volume_ml=1, concentration_per_ml=1e6)
+    response = clients.web(bench.lab.qc).get(f"/lots/{lot.id}/batch-record.pdf")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    assert lot.lot_number in response.headers["Content-Disposition"]
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(response.data)).pages)
+    assert lot.lot_number in text and "Fill" in text and "Quinn Tester" in text
