@@ -151,14 +151,7 @@ def derive_units(
             title="Pooling across donations refused",
         )
     _lock(session, parents)
-    for parent in parents:
-        status = UnitStatus(parent.status)
-        if status not in USABLE_AS_PARENT:
-            raise Conflict(
-                f"Unit {parent.code} is {status.value}; only units in quarantine or available "
-                "can be processed further.",
-                title="Parent unit not usable",
-            )
+    require_usable(parents)
     donation = parents[0].donation
     children = [
         create_unit(
@@ -186,6 +179,18 @@ def derive_units(
                 reason=f"used up by {operation.value}",
             )
     return children
+
+
+def require_usable(units: Sequence[Unit]) -> None:
+    """Refuse units that cannot be processed further (blocked, rejected, used up or gone)."""
+    for unit in units:
+        status = UnitStatus(unit.status)
+        if status not in USABLE_AS_PARENT:
+            raise Conflict(
+                f"Unit {unit.code} is {status.value}; only units in quarantine or available "
+                "can be processed further.",
+                title="Parent unit not usable",
+            )
 
 
 def _lock(session: Session, units: Sequence[Unit]) -> None:

@@ -536,6 +536,8 @@ def _donation_of(units: Sequence[Unit]) -> Donation:
                 f"{unit.code} is a {unit.kind_label}, not a culture vessel.",
                 errors={"vessels_in": [f"{unit.code}: not a culture vessel."]},
             )
+    # Said first, before the counts; checked again under a row lock when the units are used.
+    chain.require_usable(units)
     return units[0].donation
 
 
