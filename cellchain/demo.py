@@ -21,7 +21,7 @@ from cellchain.core.roles import Role
 from cellchain.donors import service as donors
 from cellchain.donors.models import ContainerCondition, Donation, InfectiousResult
 from cellchain.dosing import service as dosing
-from cellchain.manufacturing import processing, resources
+from cellchain.manufacturing import processing, resources, storage
 from cellchain.manufacturing import service as products
 from cellchain.manufacturing.models import EquipmentKind, Lot, MaterialCategory
 from cellchain.manufacturing.processing import Fill, Harvest, StepContext, Vessel
@@ -194,6 +194,22 @@ def _seed_expansion(
     )
     processing.freeze_lot(
         session, lot, context=context(day(29.1), freezer=True), actor=tech, now=now
+    )
+    tank = resources.get_equipment(session, kit["LN2-01"])
+    for slot, bag in enumerate(processing.bags_of(session, lot), start=1):
+        storage.store_unit(
+            session,
+            bag,
+            tank=tank,
+            rack="1",
+            box="1",
+            slot=str(slot),
+            actor=tech,
+            now=now,
+            at=day(29.2),
+        )
+    storage.record_tank_reading(
+        session, tank, temperature_c=-182.0, at=day(30), actor=tech, now=now
     )
     return lot
 

@@ -24,7 +24,7 @@ from cellchain.core.types import canonical_json
 from cellchain.donors import service as donors
 from cellchain.donors.models import Donation, DonationStatus, Eligibility
 from cellchain.errors import Conflict, InvalidInput, NotFound
-from cellchain.manufacturing import resources
+from cellchain.manufacturing import resources, storage
 from cellchain.manufacturing.doublings import cumulative_after, population_doublings
 from cellchain.manufacturing.models import (
     CellRecord,
@@ -252,6 +252,10 @@ def bank_thaw(
     _check_vessels(donation, vessels_out, counted=True)
     _check_seeding(sum(v.cells or 0 for v in vessels_out), record.cells or 0, "seeded")
     performed_at, materials, equipment = _context(session, context, now=now, after=[vial])
+    if storage.position_of(session, vial) is not None:  # taken out of LN2 to be thawed
+        storage.remove_unit(
+            session, vial, location="thawed for culture", actor=actor, now=now, at=performed_at
+        )
     figures = _Figures(passage=record.passage + 1, cumulative_pd=record.cumulative_pd or 0.0)
     return _record(
         session,

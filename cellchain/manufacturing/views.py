@@ -213,7 +213,13 @@ def new_step(kind_name: str) -> ResponseReturnValue:
     kind = step_kind(kind_name)
     units = "".join(code + "\n" for code in request.args.getlist("units"))
     field = {StepKind.ISOLATION: "tissue", StepKind.BANK_THAW: "vial"}.get(kind, "vessels_in")
-    return _step_form(kind, {field: units, "materials": [], "equipment": []})
+    form: dict[str, Any] = {field: units, "materials": [], "equipment": []}
+    if kind == StepKind.FILL:  # the product's fill, as a starting point
+        parameters = service.product_in_force(db.session, "UC-MSC").parameters
+        form["volume_ml"] = parameters["fill_volume_ml"]
+        form["concentration_per_ml"] = f"{parameters['target_concentration_cells_per_ml']:g}"
+        form["dmso_percent"] = parameters["dmso_percent"]["max"]
+    return _step_form(kind, form)
 
 
 @blueprint.post("/steps/<kind_name>")

@@ -244,3 +244,38 @@ def test_processing_is_refused_for_rejected_or_ineligible_donations(bench):
     lab.determine(ineligible, eligible=False, reason="HBsAg reactive")
     with pytest.raises(Conflict, match="ineligible"):
         bench.isolate(ineligible)
+
+
+def test_thawing_a_stored_vial_frees_its_slot(bench):
+    from cellchain.manufacturing import storage
+
+    p0 = bench.outputs(bench.isolate(bench.lab.eligible_donation(), vessels=1, cells=1.0e6))
+    bank = processing.bank_freeze(
+        db.session,
+        vessels_in=p0,
+        harvest=processing.Harvest(4.0e6, 96),
+        vial_count=2,
+        cells_per_vial=1.0e6,
+        volume_ml=1.0,
+        context=bench.context(),
+        actor=bench.lab.tech,
+        now=utcnow(),
+    )
+    [vial, _other] = bench.outputs(bank)
+    tank = bench.equipment["LN2-01"]
+    storage.store_unit(
+        db.session, vial, tank=tank, rack="1", box="1", slot="1", actor=bench.lab.tech, now=utcnow()
+    )
+    db.session.commit()
+    processing.bank_thaw(
+        db.session,
+        vial=vial,
+        viability_percent=90,
+        vessels_out=[processing.Vessel("T175", 9e5)],
+        context=bench.context(),
+        actor=bench.lab.tech,
+        now=utcnow(),
+    )
+    db.session.commit()
+    assert storage.position_of(db.session, vial) is None
+    assert [p.unit_id for p in storage.tank_contents(db.session, tank)] in ([], [None])
