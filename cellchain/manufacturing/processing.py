@@ -28,9 +28,11 @@ from cellchain.manufacturing import resources, storage
 from cellchain.manufacturing.doublings import cumulative_after, population_doublings
 from cellchain.manufacturing.models import (
     CellRecord,
+    Equipment,
     EquipmentKind,
     Lot,
     LotStatus,
+    MaterialLot,
     ProcessingStep,
     StepEquipment,
     StepKind,
@@ -130,9 +132,11 @@ def isolate(
             "Scan the tissue container(s) isolated from.", errors={"tissue": ["Required."]}
         )
     _check_vessels(donation, vessels, counted=method == "enzymatic")
-    performed_at, materials, equipment = _context(session, context, now=now, after=tissue)
+    done = _context(session, context, actor=actor, now=now, after=tissue)
     if DonationStatus(donation.status) == DonationStatus.RECEIVED:
-        donors.start_processing(session, donation, actor=actor, now=now, started_at=performed_at)
+        donors.start_processing(
+            session, donation, actor=actor, now=now, started_at=done.performed_at
+        )
     return _record(
         session,
         donation=donation,
@@ -143,12 +147,7 @@ def isolate(
         figures=_Figures(passage=0),
         consume_inputs=True,
         method=method,
-        context=context,
-        performed_at=performed_at,
-        materials=materials,
-        equipment=equipment,
-        actor=actor,
-        now=now,
+        done=done,
     )
 
 
@@ -169,8 +168,8 @@ def passage(
     figures.passage += 1
     _check_vessels(donation, vessels_out, counted=True)
     _check_seeding(sum(v.cells or 0 for v in vessels_out), harvest.cells, "seeded")
-    performed_at, materials, equipment = _context(session, context, now=now, after=vessels_in)
-    figures.days_in_culture = _days_in_culture(session, vessels_in, performed_at)
+    done = _context(session, context, actor=actor, now=now, after=vessels_in)
+    figures.days_in_culture = _days_in_culture(session, vessels_in, done.performed_at)
     return _record(
         session,
         donation=donation,
@@ -181,12 +180,7 @@ def passage(
         figures=figures,
         consume_inputs=True,
         harvest=harvest,
-        context=context,
-        performed_at=performed_at,
-        materials=materials,
-        equipment=equipment,
-        actor=actor,
-        now=now,
+        done=done,
     )
 
 
@@ -210,8 +204,8 @@ def bank_freeze(
     _positive(cells_per_vial, "cells_per_vial")
     _positive(volume_ml, "volume_ml")
     _check_seeding(vial_count * cells_per_vial, harvest.cells, "frozen")
-    performed_at, materials, equipment = _context(session, context, now=now, after=vessels_in)
-    figures.days_in_culture = _days_in_culture(session, vessels_in, performed_at)
+    done = _context(session, context, actor=actor, now=now, after=vessels_in)
+    figures.days_in_culture = _days_in_culture(session, vessels_in, done.performed_at)
     vial = _Filled(cells=cells_per_vial, volume_ml=volume_ml, viability=harvest.viability_percent)
     return _record(
         session,
@@ -223,12 +217,7 @@ def bank_freeze(
         figures=figures,
         consume_inputs=True,
         harvest=harvest,
-        context=context,
-        performed_at=performed_at,
-        materials=materials,
-        equipment=equipment,
-        actor=actor,
-        now=now,
+        done=done,
     )
 
 
@@ -251,10 +240,10 @@ def bank_thaw(
     record = _cell_record(session, vial)
     _check_vessels(donation, vessels_out, counted=True)
     _check_seeding(sum(v.cells or 0 for v in vessels_out), record.cells or 0, "seeded")
-    performed_at, materials, equipment = _context(session, context, now=now, after=[vial])
+    done = _context(session, context, actor=actor, now=now, after=[vial])
     if storage.position_of(session, vial) is not None:  # taken out of LN2 to be thawed
         storage.remove_unit(
-            session, vial, location="thawed for culture", actor=actor, now=now, at=performed_at
+            session, vial, location="thawed for culture", actor=actor, now=now, at=done.performed_at
         )
     figures = _Figures(passage=record.passage + 1, cumulative_pd=record.cumulative_pd or 0.0)
     return _record(
@@ -267,12 +256,7 @@ def bank_thaw(
         figures=figures,
         consume_inputs=True,
         harvest=Harvest(cells=record.cells or 0, viability_percent=viability_percent),
-        context=context,
-        performed_at=performed_at,
-        materials=materials,
-        equipment=equipment,
-        actor=actor,
-        now=now,
+        done=done,
     )
 
 
@@ -304,15 +288,15 @@ def fill_lot(
         )
     cells_per_bag = fill.volume_ml * fill.concentration_per_ml
     _check_seeding(fill.bag_count * cells_per_bag, harvest.cells, "filled")
-    performed_at, materials, equipment = _context(session, context, now=now, after=vessels_in)
-    figures.days_in_culture = _days_in_culture(session, vessels_in, performed_at)
+    done = _context(session, context, actor=actor, now=now, after=vessels_in)
+    figures.days_in_culture = _days_in_culture(session, vessels_in, done.performed_at)
     product = donation.product_definition
     lot = Lot(
         lot_number=_next_lot_number(session, donation),
         donation_id=donation.id,
         product_definition_id=product.id,
         status=LotStatus.QUARANTINE.value,
-        made_at=performed_at,
+        made_at=done.performed_at,
         made_by_id=actor.id,
         final_passage=figures.passage,
         final_cumulative_pd=figures.cumulative_pd,
@@ -342,12 +326,7 @@ def fill_lot(
         figures=figures,
         consume_inputs=True,
         harvest=harvest,
-        context=context,
-        performed_at=performed_at,
-        materials=materials,
-        equipment=equipment,
-        actor=actor,
-        now=now,
+        done=done,
         lot=lot,
     )
     audit.record(
@@ -380,8 +359,8 @@ def freeze_lot(
     if frozen is not None:
         raise Conflict(f"The bags of lot {lot.lot_number} have already been frozen.")
     bags = bags_of(session, lot)
-    performed_at, materials, equipment = _context(session, context, now=now, after=bags)
-    if not any(item.kind == EquipmentKind.CONTROLLED_RATE_FREEZER.value for item in equipment):
+    done = _context(session, context, actor=actor, now=now, after=bags)
+    if not any(item.kind == EquipmentKind.CONTROLLED_RATE_FREEZER.value for item in done.equipment):
         raise InvalidInput(
             "Record the controlled-rate freezer used.",
             errors={"equipment": ["A controlled-rate freezer is required."]},
@@ -395,12 +374,7 @@ def freeze_lot(
         outputs=[],
         figures=_Figures(passage=lot.final_passage, cumulative_pd=lot.final_cumulative_pd or 0),
         consume_inputs=False,
-        context=context,
-        performed_at=performed_at,
-        materials=materials,
-        equipment=equipment,
-        actor=actor,
-        now=now,
+        done=done,
         lot=lot,
     )
 
@@ -636,9 +610,26 @@ def _check_count(count: int, name: str, maximum: int) -> None:
         )
 
 
+@dataclass(frozen=True)
+class _Done:
+    """Who did a step, when, and with which materials and equipment (checked)."""
+
+    context: StepContext
+    performed_at: dt.datetime
+    materials: list[MaterialLot]
+    equipment: list[Equipment]
+    actor: User
+    now: dt.datetime
+
+
 def _context(
-    session: Session, context: StepContext, *, now: dt.datetime, after: Sequence[Unit]
-) -> tuple[dt.datetime, list, list]:  # type: ignore[type-arg]
+    session: Session,
+    context: StepContext,
+    *,
+    actor: User,
+    now: dt.datetime,
+    after: Sequence[Unit],
+) -> _Done:
     performed_at = context.performed_at or now
     if performed_at > now:
         raise InvalidInput(
@@ -649,14 +640,19 @@ def _context(
             "A step cannot be earlier than the units it uses were made.",
             errors={"performed_at": ["Before its input units existed."]},
         )
-    materials = resources.usable_material_lots(
-        session, context.material_lot_ids, on=performed_at.date()
+    return _Done(
+        context=context,
+        performed_at=performed_at,
+        materials=resources.usable_material_lots(
+            session, context.material_lot_ids, on=performed_at.date()
+        ),
+        equipment=resources.usable_equipment(session, context.equipment_ids),
+        actor=actor,
+        now=now,
     )
-    equipment = resources.usable_equipment(session, context.equipment_ids)
-    return performed_at, materials, equipment
 
 
-def _location(context: StepContext, equipment: list, kind: UnitKind) -> str:  # type: ignore[type-arg]
+def _location(context: StepContext, equipment: list[Equipment], kind: UnitKind) -> str:
     if context.location and context.location.strip():
         return context.location.strip()
     wanted = EquipmentKind.INCUBATOR if kind == UnitKind.CULTURE_VESSEL else None
@@ -688,17 +684,14 @@ def _record(
     outputs: Sequence[tuple[UnitKind, Vessel | _Filled]],
     figures: _Figures,
     consume_inputs: bool,
-    context: StepContext,
-    performed_at: dt.datetime,
-    materials: list,  # type: ignore[type-arg]
-    equipment: list,  # type: ignore[type-arg]
-    actor: User,
-    now: dt.datetime,
+    done: _Done,
     harvest: Harvest | None = None,
     method: str | None = None,
     lot: Lot | None = None,
 ) -> ProcessingStep:
     """Write the step, its units (through the chain core), cell records, materials, equipment."""
+    context, performed_at, actor, now = done.context, done.performed_at, done.actor, done.now
+    materials, equipment = done.materials, done.equipment
     made: list[Unit] = []
     if outputs and operation is not None:
         by_kind = outputs[0][0]
