@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -249,3 +250,36 @@ def lab(app: Flask, make_user: Callable[..., User]) -> Any:
     from tests.factories import make_lab
 
     return make_lab(app, make_user)
+
+
+def at_once(app: Flask, jobs: list[Callable[[], str]], *, timeout: float = 60) -> list[str]:
+    """Run every job in its own thread and app context, released together; their results.
+
+    For tests of concurrent writers on PostgreSQL: each job commits or rolls back itself and
+    returns what happened ("won", "refused", …). An exception in any job fails the test.
+    """
+    barrier = threading.Barrier(len(jobs))
+    outcomes: list[str] = []
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+
+    def run(job: Callable[[], str]) -> None:
+        try:
+            with app.app_context():
+                barrier.wait(timeout=timeout / 2)
+                try:
+                    outcome = job()
+                finally:
+                    db.session.remove()
+            with lock:
+                outcomes.append(outcome)
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    assert failures == [], failures
+    return sorted(outcomes)

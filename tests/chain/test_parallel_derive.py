@@ -1,8 +1,6 @@
-"""Two technicians consuming the same vessel at the same moment: exactly one derivation wins."""
+"""Technicians consuming the same vessel at the same moment: exactly one derivation wins."""
 
 from __future__ import annotations
-
-import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -12,6 +10,7 @@ from cellchain.chain.models import LineageEdge, LineageOperation, UnitKind
 from cellchain.core.types import utcnow
 from cellchain.errors import Conflict
 from cellchain.extensions import db
+from tests.conftest import at_once
 
 
 @pytest.mark.postgres_only
@@ -28,49 +27,28 @@ def test_a_vessel_is_consumed_once_however_many_ask_at_once(app, lab):
         now=utcnow(),
     )
     lab.session.commit()
-    vessel_id, tech_id, workers = vessel.id, lab.tech.id, 4
-    barrier = threading.Barrier(workers)
-    outcomes: list[str] = []
-    failures: list[BaseException] = []
-    lock = threading.Lock()
+    vessel_id, tech_id = vessel.id, lab.tech.id
 
-    def passage() -> None:
+    def passage() -> str:
         try:
-            with app.app_context():
-                session = db.session
-                parent = chain.get_unit(session, vessel_id)
-                actor = session.get(type(lab.tech), tech_id)
-                barrier.wait(timeout=30)
-                try:
-                    chain.derive_units(
-                        session,
-                        parents=[parent],
-                        kind=UnitKind.CULTURE_VESSEL,
-                        operation=LineageOperation.PASSAGE,
-                        count=2,
-                        location="INC-2",
-                        actor=actor,
-                        now=utcnow(),
-                        consume_parents=True,
-                    )
-                    session.commit()
-                    result = "derived"
-                except Conflict:
-                    session.rollback()
-                    result = "refused"
-                with lock:
-                    outcomes.append(result)
-                db.session.remove()
-        except BaseException as error:
-            failures.append(error)
+            chain.derive_units(
+                db.session,
+                parents=[chain.get_unit(db.session, vessel_id)],
+                kind=UnitKind.CULTURE_VESSEL,
+                operation=LineageOperation.PASSAGE,
+                count=2,
+                location="INC-2",
+                actor=db.session.get(type(lab.tech), tech_id),
+                now=utcnow(),
+                consume_parents=True,
+            )
+            db.session.commit()
+            return "derived"
+        except Conflict:
+            db.session.rollback()
+            return "refused"
 
-    threads = [threading.Thread(target=passage) for _ in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert failures == []
-    assert sorted(outcomes) == ["derived"] + ["refused"] * (workers - 1)
+    assert at_once(app, [passage] * 4) == ["derived", "refused", "refused", "refused"]
     db.session.expire_all()
     children = db.session.scalar(
         select(func.count()).select_from(LineageEdge).where(LineageEdge.parent_id == vessel_id)
