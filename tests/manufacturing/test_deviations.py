@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import db
 from cellchain.manufacturing import deviations
 from cellchain.manufacturing.models import Deviation, DeviationCategory
-from tests.conftest import TEST_PASSWORD
+from tests.conftest import TEST_PASSWORD, at_once
 from tests.manufacturing.test_storage import make_lot
 
 
@@ -151,45 +150,29 @@ def test_a_closed_deviation_cannot_be_closed_again(bench):
 def test_two_qa_closing_at_once_end_with_one_closure(app, bench, make_user):
     deviation_id = open_one(bench).id
     signers = [bench.lab.qa.id, make_user("blair", "qa").id, make_user("casey", "qa").id]
-    barrier = threading.Barrier(len(signers))
-    outcomes: list[str] = []
-    failures: list[BaseException] = []
-    lock = threading.Lock()
 
-    def close_it(user_id: int) -> None:
-        try:
-            with app.app_context():
-                session = db.session
-                deviation = deviations.get_deviation(session, deviation_id)
-                user = session.get(type(bench.lab.qa), user_id)
-                barrier.wait(timeout=30)
-                try:
-                    deviations.close_deviation(
-                        session,
-                        deviation,
-                        resolution=f"Closed by {user.username}",
-                        user=user,
-                        password=TEST_PASSWORD,
-                        now=utcnow(),
-                    )
-                    session.commit()
-                    result = "closed"
-                except Conflict:
-                    session.rollback()
-                    result = "refused"
-                with lock:
-                    outcomes.append(result)
-                db.session.remove()
-        except BaseException as error:  # reported by the assertion below
-            failures.append(error)
+    def close_as(user_id: int):
+        def job() -> str:
+            user = db.session.get(type(bench.lab.qa), user_id)
+            try:
+                deviations.close_deviation(
+                    db.session,
+                    deviations.get_deviation(db.session, deviation_id),
+                    resolution=f"Closed by {user.username}",
+                    user=user,
+                    password=TEST_PASSWORD,
+                    now=utcnow(),
+                )
+                db.session.commit()
+                return "closed"
+            except Conflict:
+                db.session.rollback()
+                return "refused"
 
-    threads = [threading.Thread(target=close_it, args=(user_id,)) for user_id in signers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert failures == []
-    assert sorted(outcomes) == ["closed", "refused", "refused"]
+        return job
+
+    outcomes = at_once(app, [close_as(user_id) for user_id in signers])
+    assert outcomes == ["closed", "refused", "refused"]
     db.session.expire_all()
     closed = deviations.get_deviation(db.session, deviation_id)
     [manifest] = signatures.manifest(db.session, closed)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import threading
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from cellchain.manufacturing.models import (
     StoragePosition,
     TankReading,
 )
+from tests.conftest import at_once
 
 SECOND = dt.timedelta(seconds=1)
 
@@ -382,47 +382,30 @@ def test_two_technicians_filling_one_slot_end_with_one_placement(app, bench, slo
     for number, bag in enumerate(bags[:2], start=1):
         store(bench, bag, "8", "8", str(number))
     bag_ids = [bag.id for bag in bags[:workers]]
-    barrier = threading.Barrier(workers)
-    outcomes: list[tuple[int, str]] = []
-    failures: list[BaseException] = []
-    lock = threading.Lock()
 
-    def place(bag_id: int) -> None:
-        try:
-            with app.app_context():
-                session = db.session
-                unit = chain.get_unit(session, bag_id)
-                tank = session.get(type(bench.equipment["LN2-01"]), tank_id)
-                actor = session.get(type(bench.lab.tech), tech_id)
-                barrier.wait(timeout=30)
-                try:
-                    storage.store_unit(
-                        session,
-                        unit,
-                        tank=tank,
-                        rack="7",
-                        box="7",
-                        slot="7",
-                        actor=actor,
-                        now=utcnow(),
-                    )
-                    session.commit()
-                    result = "stored"
-                except Conflict as refused:
-                    session.rollback()
-                    result = "refused: " + refused.detail
-                with lock:
-                    outcomes.append((bag_id, result))
-                db.session.remove()
-        except BaseException as error:  # reported by the assertion below
-            failures.append(error)
+    def place(bag_id: int):
+        def job() -> str:
+            try:
+                storage.store_unit(
+                    db.session,
+                    chain.get_unit(db.session, bag_id),
+                    tank=db.session.get(type(bench.equipment["LN2-01"]), tank_id),
+                    rack="7",
+                    box="7",
+                    slot="7",
+                    actor=db.session.get(type(bench.lab.tech), tech_id),
+                    now=utcnow(),
+                )
+                db.session.commit()
+                return f"{bag_id}:stored"
+            except Conflict as refused:
+                db.session.rollback()
+                return f"{bag_id}:refused: {refused.detail}"
 
-    threads = [threading.Thread(target=place, args=(bag_id,)) for bag_id in bag_ids]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert failures == []
+        return job
+
+    results = at_once(app, [place(bag_id) for bag_id in bag_ids])
+    outcomes = [(int(text.split(":", 1)[0]), text.split(":", 1)[1]) for text in results]
     winners = [bag_id for bag_id, result in outcomes if result == "stored"]
     assert len(outcomes) == workers and len(winners) == 1
     winner = chain.get_unit(db.session, winners[0])
