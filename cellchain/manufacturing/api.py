@@ -263,4 +263,3 @@ def freeze(data: dict[str, Any], lot_id: int) -> Any:
             now=now(),
         )
     return step
-

@@ -104,6 +104,7 @@ def record_step(
             vial_count=data["vial_count"],
             cells_per_vial=data["cells_per_vial"],
             volume_ml=data["volume_ml"],
+            bank=data["bank"],
             context=context,
             actor=actor,
             now=now,

@@ -158,7 +158,7 @@ class ProcessingStep(db.Model):
     performed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     performed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    #: isolation method: explant or enzymatic
+    #: isolation: explant or enzymatic; bank freeze: master or working cell bank
     method: Mapped[str | None] = mapped_column(String(20))
     #: the passage number of the vessels this step seeded (P0 for isolation)
     passage: Mapped[int | None] = mapped_column(Integer)

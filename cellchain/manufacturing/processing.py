@@ -41,6 +41,8 @@ from cellchain.manufacturing.models import (
 )
 
 ISOLATION_METHODS = ("explant", "enzymatic")
+#: a bank freeze makes vials of a master or a working cell bank
+CELL_BANKS = ("master", "working")
 MAX_VESSELS_PER_STEP = 100
 MAX_BAGS_PER_LOT = 200
 
@@ -195,8 +197,13 @@ def bank_freeze(
     context: StepContext,
     actor: User,
     now: dt.datetime,
+    bank: str = "master",
 ) -> ProcessingStep:
-    """Harvest vessels into cell-bank vials (master or working bank) for later thaw."""
+    """Harvest vessels into vials of a master or working cell bank, for later thaw."""
+    if bank not in CELL_BANKS:
+        raise InvalidInput(
+            f"A cell bank is master or working, not {bank!r}.", errors={"bank": ["Required."]}
+        )
     donation = _donation_of(vessels_in)
     _require_processable(donation, started=True)
     figures = _harvest(session, donation, vessels_in, harvest)
@@ -218,6 +225,7 @@ def bank_freeze(
         consume_inputs=True,
         harvest=harvest,
         done=done,
+        method=bank,
     )
 
 

@@ -11,6 +11,7 @@ from cellchain.chain.schemas import UnitOut
 from cellchain.core.schemas import SiteDateTime, VersionedDocumentOut
 from cellchain.manufacturing.models import EquipmentKind, MaterialCategory
 from cellchain.manufacturing.processing import (
+    CELL_BANKS,
     ISOLATION_METHODS,
     MAX_BAGS_PER_LOT,
     MAX_VESSELS_PER_STEP,
@@ -127,9 +128,7 @@ class NewVesselsIn(StepIn):
 
     @staticmethod
     def vessels(data: dict[str, Any]) -> list[Vessel]:
-        return [Vessel(data["vessel_format"], data.get("cells_per_vessel"))] * data[
-            "vessel_count"
-        ]
+        return [Vessel(data["vessel_format"], data.get("cells_per_vessel"))] * data["vessel_count"]
 
 
 class HarvestIn(ma.Schema):
@@ -158,6 +157,7 @@ class PassageIn(NewVesselsIn, HarvestIn):
 
 
 class BankFreezeIn(StepIn, HarvestIn):
+    bank = ma.fields.String(required=True, validate=validate.OneOf(CELL_BANKS))
     vial_count = ma.fields.Integer(required=True, validate=validate.Range(1, MAX_BAGS_PER_LOT))
     cells_per_vial = ma.fields.Float(required=True, allow_nan=False)
     volume_ml = ma.fields.Float(required=True, allow_nan=False)

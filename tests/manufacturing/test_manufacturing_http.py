@@ -246,3 +246,32 @@ def test_the_batch_record_pdf_is_served_to_anyone_who_reads_records(bench, clien
     assert lot.lot_number in response.headers["Content-Disposition"]
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(response.data)).pages)
     assert lot.lot_number in text and "Fill" in text and "Quinn Tester" in text
+
+
+def test_a_working_cell_bank_is_frozen_and_thawed_through_the_api(bench, tech_api):
+    p0 = bench.outputs(bench.isolate(bench.lab.eligible_donation(), vessels=1))
+    body = {
+        "vessels_in": [p0[0].code],
+        "cells_harvested": 4e6,
+        "viability_percent": 96,
+        "vial_count": 3,
+        "cells_per_vial": 1e6,
+        "volume_ml": 1.0,
+    }
+    missing = tech_api.post("/api/v1/steps/bank-freeze", json=body)
+    assert missing.status_code == 422 and "bank" in missing.get_json()["errors"]
+    frozen = tech_api.post("/api/v1/steps/bank-freeze", json={**body, "bank": "working"})
+    assert frozen.status_code == 201 and frozen.get_json()["method"] == "working"
+    vial = frozen.get_json()["outputs"][0]
+    thawed = tech_api.post(
+        "/api/v1/steps/bank-thaw",
+        json={
+            "vial": vial,
+            "viability_percent": 91,
+            "vessel_count": 1,
+            "vessel_format": "T175",
+            "cells_per_vessel": 8e5,
+        },
+    )
+    assert thawed.status_code == 201 and thawed.get_json()["passage"] == 1
+    assert thawed.get_json()["inputs"] == [vial]
