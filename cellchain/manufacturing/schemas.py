@@ -153,7 +153,7 @@ class IsolationIn(NewVesselsIn):
 
 
 class PassageIn(NewVesselsIn, HarvestIn):
-    pass
+    """Harvest the scanned vessels and seed new ones at the next passage."""
 
 
 class BankFreezeIn(StepIn, HarvestIn):
