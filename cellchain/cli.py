@@ -80,6 +80,7 @@ def init(admin_username: str, admin_name: str | None) -> None:
     """
     from cellchain.dosing import service as dosing
     from cellchain.manufacturing import service as products
+    from cellchain.quality import service as quality
 
     upgrade()
     now = utcnow()
@@ -105,6 +106,7 @@ def init(admin_username: str, admin_name: str | None) -> None:
         click.echo(f"Created administrator {admin_username}.")
     protocol = dosing.load_default_protocol(db.session, actor=None, now=now)
     product = products.load_default_product(db.session, actor=None, now=now)
+    specification = quality.load_default_specification(db.session, actor=None, now=now)
     db.session.commit()
     click.echo(
         f"Protocol {protocol.code} v{protocol.version} is {protocol.status}; "
@@ -113,6 +115,10 @@ def init(admin_username: str, admin_name: str | None) -> None:
     click.echo(
         f"Product {product.code} v{product.version} is {product.status}; "
         "QA approves it with a signature on the Products page before donations are registered."
+    )
+    click.echo(
+        f"Release specification {specification.code} v{specification.version} is "
+        f"{specification.status}; QA approves it on the Specifications page before lots are tested."
     )
 
 

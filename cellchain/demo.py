@@ -25,6 +25,7 @@ from cellchain.manufacturing import processing, resources, storage
 from cellchain.manufacturing import service as products
 from cellchain.manufacturing.models import EquipmentKind, Lot, MaterialCategory
 from cellchain.manufacturing.processing import Fill, Harvest, StepContext, Vessel
+from cellchain.quality import service as quality
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,14 @@ def seed_demo(
     product = products.load_default_product(session, actor=users[qa.username], now=now)
     products.approve_product(
         session, product=product, user=users[qa.username], password=qa.password, now=now
+    )
+    specification = quality.load_default_specification(session, actor=users[qa.username], now=now)
+    quality.approve_specification(
+        session,
+        specification=specification,
+        user=users[qa.username],
+        password=qa.password,
+        now=now,
     )
     qc = next(d for d in DEMO_USERS if d.role is Role.QC_ANALYST)
     site_donations = _seed_donations(

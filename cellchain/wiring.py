@@ -17,6 +17,7 @@ def import_models() -> None:
     from cellchain.donors import models as donors_models  # noqa: F401
     from cellchain.dosing import models as dosing_models  # noqa: F401
     from cellchain.manufacturing import models as manufacturing_models  # noqa: F401
+    from cellchain.quality import models as quality_models  # noqa: F401
 
 
 def wire(app: Flask) -> None:
@@ -33,6 +34,8 @@ def wire(app: Flask) -> None:
     from cellchain.manufacturing import api as manufacturing_api
     from cellchain.manufacturing import storage_api, storage_views
     from cellchain.manufacturing import views as manufacturing_views
+    from cellchain.quality import api as quality_api
+    from cellchain.quality import views as quality_views
     from cellchain.web import errors, security
     from cellchain.web import views as web_views
     from cellchain.web.docs import docs_static, protect_smorest_docs
@@ -63,6 +66,7 @@ def wire(app: Flask) -> None:
     app.register_blueprint(donors_views.blueprint)
     app.register_blueprint(manufacturing_views.blueprint)
     app.register_blueprint(storage_views.blueprint)
+    app.register_blueprint(quality_views.blueprint)
     app.register_blueprint(dosing_views.blueprint)
     app.register_blueprint(docs_static)
     for blueprint in (
@@ -71,6 +75,7 @@ def wire(app: Flask) -> None:
         *donors_api.blueprints,
         *manufacturing_api.blueprints,
         *storage_api.blueprints,
+        *quality_api.blueprints,
         *dosing_api.blueprints,
     ):
         api.register_blueprint(blueprint)

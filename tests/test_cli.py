@@ -51,8 +51,9 @@ def test_demo_builds_a_fresh_database_with_users_for_every_role(tmp_path: Path, 
         assert conn.scalar(text("SELECT count(*) FROM users")) == 6
         assert conn.scalar(text("SELECT status FROM protocols")) == "effective"
         assert conn.scalar(text("SELECT status FROM product_definitions")) == "effective"
-        # protocol, product definition, the eligible donation's determination
-        assert conn.scalar(text("SELECT count(*) FROM signatures")) == 3
+        # protocol, product definition, specification, the eligible donation's determination
+        assert conn.scalar(text("SELECT count(*) FROM signatures")) == 4
+        assert conn.scalar(text("SELECT status FROM specifications")) == "effective"
         rows = conn.execute(text("SELECT eligibility, count(*) FROM donations GROUP BY 1"))
         stages = {eligibility: count for eligibility, count in rows}
         assert stages == {"eligible": 1, "pending": 2}
@@ -74,6 +75,7 @@ def test_init_creates_the_first_admin_and_the_protocol_draft(run, monkeypatch):
     assert "Created administrator admin" in result.output
     assert "NCT01420432 v1 is draft" in result.output
     assert "UC-MSC v1 is draft" in result.output
+    assert "Release specification UC-MSC v1 is draft" in result.output
     listed = run("users", "list").output
     assert "admin" in listed and "First Admin" in listed
 

@@ -46,6 +46,7 @@ class Permission(enum.StrEnum):
     MANAGE_USERS = "manage_users"  #: create, deactivate, unlock, change roles
     SIGN_PROTOCOL = "sign_protocol"  #: approve a protocol version with an e-signature
     SIGN_PRODUCT = "sign_product"  #: approve a product definition version with an e-signature
+    SIGN_SPECIFICATION = "sign_specification"  #: approve a release specification version
     REGISTER_DONATIONS = "register_donations"  #: register, receive, start processing
     RECORD_CUSTODY = "record_custody"  #: receive, move, hand off and scan units
     PROCESS_UNITS = "process_units"  #: make new units from parents (lineage)
@@ -70,6 +71,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.MANAGE_USERS: frozenset({Role.ADMIN}),
     Permission.SIGN_PROTOCOL: frozenset({Role.QA}),
     Permission.SIGN_PRODUCT: frozenset({Role.QA}),
+    Permission.SIGN_SPECIFICATION: frozenset({Role.QA}),
     Permission.REGISTER_DONATIONS: frozenset({Role.TECHNICIAN}),
     Permission.RECORD_CUSTODY: frozenset({Role.TECHNICIAN, Role.CLINICIAN}),
     Permission.PROCESS_UNITS: frozenset({Role.TECHNICIAN}),

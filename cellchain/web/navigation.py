@@ -23,6 +23,7 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Deviations", "storage.deviations_list", Permission.READ_RECORDS),
     NavItem("Identifiers", "core.identifiers", Permission.READ_RECORDS),
     NavItem("Products", "manufacturing.products", Permission.READ_RECORDS),
+    NavItem("Specifications", "quality.specifications", Permission.READ_RECORDS),
     NavItem("Protocols", "dosing.protocols", Permission.READ_RECORDS),
     NavItem("Audit trail", "core.audit_review", Permission.READ_AUDIT),
     NavItem("Users", "core.users", Permission.MANAGE_USERS),

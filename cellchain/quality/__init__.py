@@ -1,0 +1,1 @@
+"""Quality: release specifications, QC results, out-of-spec, QA disposition."""

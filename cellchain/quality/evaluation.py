@@ -1,0 +1,134 @@
+"""Evaluating a QC result against its specification line (DOMAIN.md §5). Pure functions.
+
+A specification line (a dict in the specification's parameters) has a ``result_type``:
+
+* ``numeric``: a number in ``unit``; the criterion has ``min`` and/or ``max`` (inclusive unless
+  ``min_exclusive`` / ``max_exclusive``), or ``within_labelled_percent`` (the value must be
+  within ± that percentage of the labelled value, e.g. viable cells per bag);
+* ``pass_fail``: ``pass`` or ``fail``; only ``pass`` is accepted;
+* ``categorical``: one of ``categories``; the criterion lists the accepted ones.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from cellchain.errors import InvalidInput
+
+RESULT_TYPES = ("numeric", "pass_fail", "categorical")
+PASS_FAIL = ("pass", "fail")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a result meets its criterion, and the criterion in words."""
+
+    passes: bool
+    criterion: str
+
+
+def categories(test: dict[str, Any]) -> list[str]:
+    if test["result_type"] == "pass_fail":
+        return list(PASS_FAIL)
+    return list(test.get("categories", []))
+
+
+def read_value(test: dict[str, Any], value: Any, unit: str | None = None) -> float | str:
+    """The value as the test expects it, or ``InvalidInput`` saying why it does not fit.
+
+    A numeric test takes a finite number in its own unit (a unit given must be that unit); a
+    pass/fail or categorical test takes one of its categories, never a number.
+    """
+    name = test["name"]
+    if test["result_type"] == "numeric":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidInput(
+                f"{name} is a numeric test: give a number in {test['unit']}, not {value!r}.",
+                errors={"value": ["A number is required."]},
+            )
+        if not math.isfinite(value):
+            raise InvalidInput(f"{value} is not a result.", errors={"value": ["Not finite."]})
+        if unit is not None and unit.strip() != test["unit"]:
+            raise InvalidInput(
+                f"{name} is reported in {test['unit']}, not {unit.strip()!r}.",
+                errors={"unit": [f"Must be {test['unit']}."]},
+            )
+        return float(value)
+    allowed = categories(test)
+    text = str(value).strip().lower() if isinstance(value, str) else None
+    if text not in allowed:
+        raise InvalidInput(
+            f"{name} is reported as one of: {', '.join(allowed)}; {value!r} is not one of them.",
+            errors={"value": [f"One of: {', '.join(allowed)}."]},
+        )
+    if unit:
+        raise InvalidInput(f"{name} has no unit.", errors={"unit": ["No unit for this test."]})
+    return text
+
+
+def criterion_text(test: dict[str, Any]) -> str:
+    """The acceptance criterion in words, as printed on the certificate of analysis."""
+    criterion = test["criterion"]
+    if test["result_type"] != "numeric":
+        accepted = criterion.get("accept", ["pass"])
+        return " or ".join(accepted)
+    unit = test["unit"]
+    if "within_labelled_percent" in criterion:
+        return f"within ± {criterion['within_labelled_percent']:g} % of the labelled value"
+    parts = []
+    if "min" in criterion:
+        parts.append(
+            f"{'>' if criterion.get('min_exclusive') else '≥'} {criterion['min']:g} {unit}"
+        )
+    if "max" in criterion:
+        parts.append(
+            f"{'<' if criterion.get('max_exclusive') else '≤'} {criterion['max']:g} {unit}"
+        )
+    return " and ".join(parts)
+
+
+def evaluate(test: dict[str, Any], value: float | str, *, labelled: float | None = None) -> Verdict:
+    """Whether ``value`` (as returned by :func:`read_value`) meets the test's criterion."""
+    criterion = test["criterion"]
+    text = criterion_text(test)
+    if test["result_type"] != "numeric":
+        return Verdict(passes=value in criterion.get("accept", ["pass"]), criterion=text)
+    number = float(value)
+    if "within_labelled_percent" in criterion:
+        if labelled is None or labelled <= 0:
+            raise InvalidInput(f"{test['name']} needs the labelled value to be judged.")
+        tolerance = labelled * float(criterion["within_labelled_percent"]) / 100
+        return Verdict(passes=abs(number - labelled) <= tolerance, criterion=text)
+    passes = True
+    if "min" in criterion:
+        low = float(criterion["min"])
+        passes &= number > low if criterion.get("min_exclusive") else number >= low
+    if "max" in criterion:
+        high = float(criterion["max"])
+        passes &= number < high if criterion.get("max_exclusive") else number <= high
+    return Verdict(passes=passes, criterion=text)
+
+
+def check_specification(parameters: dict[str, Any]) -> None:
+    """Refuse a specification whose lines could not be evaluated (before QA signs it)."""
+    tests = parameters.get("tests")
+    if not isinstance(tests, list) or not tests:
+        raise InvalidInput("A specification lists at least one test.")
+    codes = [test.get("code") for test in tests]
+    if len(set(codes)) != len(codes):
+        raise InvalidInput("Each test appears once in a specification.")
+    for test in tests:
+        kind = test.get("result_type")
+        if kind not in RESULT_TYPES:
+            raise InvalidInput(f"{test.get('code')}: result type {kind!r} is not known.")
+        criterion = test.get("criterion") or {}
+        if kind == "numeric" and not (
+            "min" in criterion or "max" in criterion or "within_labelled_percent" in criterion
+        ):
+            raise InvalidInput(f"{test['code']}: a numeric test needs a limit.")
+        if kind != "numeric" and not set(criterion.get("accept", ["pass"])) <= set(
+            categories(test)
+        ):
+            raise InvalidInput(f"{test['code']}: accepted values must be among its categories.")
