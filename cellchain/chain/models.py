@@ -15,14 +15,14 @@ from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cellchain.core.models import User
-from cellchain.core.types import UTCDateTime
+from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
 from cellchain.extensions import db
 
 if TYPE_CHECKING:
     from cellchain.donors.models import Donation
 
 
-class UnitKind(enum.StrEnum):
+class UnitKind(LabelledEnum):
     """What kind of physical thing a unit is; the letter goes into its code."""
 
     DONATION_CONTAINER = "donation_container"
@@ -35,10 +35,6 @@ class UnitKind(enum.StrEnum):
     @property
     def letter(self) -> str:
         return UNIT_KIND_LETTER[self]
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ")
 
 
 UNIT_KIND_LETTER: dict[UnitKind, str] = {
@@ -124,7 +120,7 @@ class LineageOperation(enum.StrEnum):
     PREPARE_DOSE = "prepare_dose"
 
 
-class EventType(enum.StrEnum):
+class EventType(LabelledEnum):
     """Custody and scan events (DOMAIN.md §1: who, where, when, temperature)."""
 
     CREATED = "created"  #: the unit was labelled and came into existence
@@ -133,10 +129,6 @@ class EventType(enum.StrEnum):
     HANDED_OFF = "handed_off"  #: custody passed to another person or party
     SCANNED = "scanned"  #: its label was scanned (seen), nothing else changed
     STATUS_CHANGED = "status_changed"  #: its status changed (the note says from and to)
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ")
 
 
 #: The events a person records directly; the others are written by the services.
@@ -148,17 +140,13 @@ CUSTODY_EVENTS: tuple[EventType, ...] = (
 )
 
 
-def _values(enum_type: type[enum.StrEnum]) -> str:
-    return ", ".join(f"'{member.value}'" for member in enum_type)
-
-
 class Unit(db.Model):
     """One labelled physical thing. Its code embeds its donation's DIN."""
 
     __tablename__ = "units"
     __table_args__ = (
-        CheckConstraint(f"kind IN ({_values(UnitKind)})", name="kind_known"),
-        CheckConstraint(f"status IN ({_values(UnitStatus)})", name="status_known"),
+        CheckConstraint(f"kind IN ({sql_values(UnitKind)})", name="kind_known"),
+        CheckConstraint(f"status IN ({sql_values(UnitStatus)})", name="status_known"),
         Index("ix_units_donation_status", "donation_id", "status"),
     )
 
@@ -189,7 +177,7 @@ class LineageEdge(db.Model):
 
     __tablename__ = "lineage_edges"
     __table_args__ = (
-        CheckConstraint(f"operation IN ({_values(LineageOperation)})", name="operation_known"),
+        CheckConstraint(f"operation IN ({sql_values(LineageOperation)})", name="operation_known"),
         CheckConstraint("parent_id <> child_id", name="not_own_parent"),
         Index("ix_lineage_edges_child", "child_id"),
     )
@@ -208,7 +196,7 @@ class UnitEvent(db.Model):
 
     __tablename__ = "unit_events"
     __table_args__ = (
-        CheckConstraint(f"event_type IN ({_values(EventType)})", name="event_type_known"),
+        CheckConstraint(f"event_type IN ({sql_values(EventType)})", name="event_type_known"),
         Index("ix_unit_events_unit_at", "unit_id", "at"),
     )
 

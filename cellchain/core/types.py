@@ -68,3 +68,16 @@ def to_jsonable(value: Any) -> Any:
 def canonical_json(value: Any) -> str:
     """One exact text for a value: sorted keys, no spaces. Hashes are taken over this."""
     return json.dumps(to_jsonable(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class LabelledEnum(enum.StrEnum):
+    """A stored value that people read: ``storage_excursion`` reads "storage excursion"."""
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+def sql_values(enum_type: type[enum.StrEnum]) -> str:
+    """The members of ``enum_type`` as an SQL list, for a CHECK (column IN (…)) constraint."""
+    return ", ".join(f"'{member.value}'" for member in enum_type)

@@ -25,24 +25,16 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cellchain.chain.models import Unit
 from cellchain.core.models import User
-from cellchain.core.types import UTCDateTime
+from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
 from cellchain.extensions import db
 from cellchain.manufacturing.models import ProductDefinition
 
 
-def _values(enum_type: type[enum.StrEnum]) -> str:
-    return ", ".join(f"'{member.value}'" for member in enum_type)
-
-
-class ScreeningOutcome(enum.StrEnum):
+class ScreeningOutcome(LabelledEnum):
     """Outcome of the donor screening questionnaire and medical history review (1271.75)."""
 
     ACCEPTABLE = "acceptable"
     NOT_ACCEPTABLE = "not_acceptable"
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ")
 
 
 class DonationStatus(enum.StrEnum):
@@ -74,17 +66,13 @@ class Eligibility(enum.StrEnum):
     INELIGIBLE = "ineligible"
 
 
-class ContainerCondition(enum.StrEnum):
+class ContainerCondition(LabelledEnum):
     """The state of the shipping container and primary containers on arrival."""
 
     INTACT = "intact"
     DAMAGED = "damaged"
     LEAKING = "leaking"
     SEAL_BROKEN = "seal_broken"
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ")
 
 
 class InfectiousResult(enum.StrEnum):
@@ -105,7 +93,7 @@ class Donor(db.Model):
     __tablename__ = "donors"
     __table_args__ = (
         CheckConstraint(
-            f"screening_outcome IN ({_values(ScreeningOutcome)})", name="screening_known"
+            f"screening_outcome IN ({sql_values(ScreeningOutcome)})", name="screening_known"
         ),
     )
 
@@ -135,12 +123,12 @@ class Donation(db.Model):
 
     __tablename__ = "donations"
     __table_args__ = (
-        CheckConstraint(f"status IN ({_values(DonationStatus)})", name="status_known"),
-        CheckConstraint(f"eligibility IN ({_values(Eligibility)})", name="eligibility_known"),
+        CheckConstraint(f"status IN ({sql_values(DonationStatus)})", name="status_known"),
+        CheckConstraint(f"eligibility IN ({sql_values(Eligibility)})", name="eligibility_known"),
         CheckConstraint("umbilical_cord OR placenta", name="some_tissue"),
         CheckConstraint(
             f"container_condition IS NULL OR container_condition IN "
-            f"({_values(ContainerCondition)})",
+            f"({sql_values(ContainerCondition)})",
             name="condition_known",
         ),
         Index("ix_donations_status_eligibility", "status", "eligibility"),
@@ -223,7 +211,7 @@ class DonorTestResult(db.Model):
 
     __tablename__ = "donor_test_results"
     __table_args__ = (
-        CheckConstraint(f"result IN ({_values(InfectiousResult)})", name="result_known"),
+        CheckConstraint(f"result IN ({sql_values(InfectiousResult)})", name="result_known"),
         Index(
             "uq_donor_test_results_current",
             "donation_id",

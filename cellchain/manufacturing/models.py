@@ -24,7 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cellchain.chain.models import Unit
 from cellchain.core.models import User
-from cellchain.core.types import UTCDateTime
+from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
 from cellchain.core.versioning import STATUS_CHECK, VersionedDocument
 from cellchain.extensions import db
 
@@ -46,10 +46,6 @@ class ProductDefinition(VersionedDocument, db.Model):
     document_label: ClassVar[str] = "Product definition"
 
 
-def _values(enum_type: type[enum.StrEnum]) -> str:
-    return ", ".join(f"'{member.value}'" for member in enum_type)
-
-
 class MaterialCategory(enum.StrEnum):
     MEDIUM = "medium"
     SUPPLEMENT = "supplement"  #: platelet lysate, serum
@@ -66,7 +62,7 @@ class MaterialLot(db.Model):
     __tablename__ = "material_lots"
     __table_args__ = (
         UniqueConstraint("material", "supplier", "lot_number"),
-        CheckConstraint(f"category IN ({_values(MaterialCategory)})", name="category_known"),
+        CheckConstraint(f"category IN ({sql_values(MaterialCategory)})", name="category_known"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -93,7 +89,7 @@ class MaterialLot(db.Model):
         return f"{self.material} lot {self.lot_number} ({self.supplier})"
 
 
-class EquipmentKind(enum.StrEnum):
+class EquipmentKind(LabelledEnum):
     BIOSAFETY_CABINET = "biosafety_cabinet"
     INCUBATOR = "incubator"
     CENTRIFUGE = "centrifuge"
@@ -101,16 +97,12 @@ class EquipmentKind(enum.StrEnum):
     CONTROLLED_RATE_FREEZER = "controlled_rate_freezer"
     LN2_TANK = "ln2_tank"
 
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ")
-
 
 class Equipment(db.Model):
     """A piece of equipment by its site ID, recorded on every step that used it."""
 
     __tablename__ = "equipment"
-    __table_args__ = (CheckConstraint(f"kind IN ({_values(EquipmentKind)})", name="kind_known"),)
+    __table_args__ = (CheckConstraint(f"kind IN ({sql_values(EquipmentKind)})", name="kind_known"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     #: the site's asset ID, e.g. BSC-01, INC-03, LN2-01
@@ -121,7 +113,7 @@ class Equipment(db.Model):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
-class StepKind(enum.StrEnum):
+class StepKind(LabelledEnum):
     """A processing step of the batch record (DOMAIN.md §4)."""
 
     ISOLATION = "isolation"  #: tissue → P0 culture vessels
@@ -132,10 +124,6 @@ class StepKind(enum.StrEnum):
     FREEZING = "freezing"  #: controlled-rate freezing of the lot's bags
     STORAGE = "storage"  #: transfer of bags or vials into LN2 storage
 
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ")
-
 
 class ProcessingStep(db.Model):
     """One step of the batch record: who, when, what went in and out, counts, materials,
@@ -143,7 +131,7 @@ class ProcessingStep(db.Model):
 
     __tablename__ = "processing_steps"
     __table_args__ = (
-        CheckConstraint(f"kind IN ({_values(StepKind)})", name="kind_known"),
+        CheckConstraint(f"kind IN ({sql_values(StepKind)})", name="kind_known"),
         CheckConstraint(
             "viability_percent IS NULL OR (viability_percent >= 0 AND viability_percent <= 100)",
             name="viability_range",
@@ -257,7 +245,7 @@ class Lot(db.Model):
     """The drug product lot: the cryobags of one fill of one donation."""
 
     __tablename__ = "lots"
-    __table_args__ = (CheckConstraint(f"status IN ({_values(LotStatus)})", name="status_known"),)
+    __table_args__ = (CheckConstraint(f"status IN ({sql_values(LotStatus)})", name="status_known"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     #: the donation's DIN and the lot's number within it, e.g. X999926000001X-L01
@@ -281,7 +269,7 @@ class Lot(db.Model):
         return list(json.loads(self.limit_flags_json))
 
 
-class DeviationCategory(enum.StrEnum):
+class DeviationCategory(LabelledEnum):
     PROCESS = "process"
     EQUIPMENT = "equipment"
     MATERIAL = "material"
@@ -289,17 +277,13 @@ class DeviationCategory(enum.StrEnum):
     DOCUMENTATION = "documentation"
     OTHER = "other"
 
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ")
-
 
 class Deviation(db.Model):
     """A departure from procedure or specification; an open one blocks the lot's release."""
 
     __tablename__ = "deviations"
     __table_args__ = (
-        CheckConstraint(f"category IN ({_values(DeviationCategory)})", name="category_known"),
+        CheckConstraint(f"category IN ({sql_values(DeviationCategory)})", name="category_known"),
         CheckConstraint("status IN ('open', 'closed')", name="status_known"),
         Index("ix_deviations_lot_status", "lot_id", "status"),
     )
