@@ -58,6 +58,10 @@ class Permission(enum.StrEnum):
     RECORD_STORAGE = "record_storage"  #: put units into LN2 storage, record tank readings
     OPEN_DEVIATIONS = "open_deviations"  #: open a deviation
     CLOSE_DEVIATIONS = "close_deviations"  #: close a deviation with an e-signature
+    TAKE_QC_SAMPLES = "take_qc_samples"  #: draw labelled QC sample tubes from a lot's bags
+    RECORD_QC_RESULTS = "record_qc_results"  #: record release-test results of a lot
+    INVALIDATE_QC_RESULTS = "invalidate_qc_results"  #: set a result aside, e-signed, for a retest
+    DISPOSE_LOTS = "dispose_lots"  #: release or reject a lot with an e-signature
 
 
 ALL_ROLES = frozenset(Role)
@@ -83,6 +87,10 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.RECORD_STORAGE: frozenset({Role.TECHNICIAN}),
     Permission.OPEN_DEVIATIONS: ALL_ROLES,
     Permission.CLOSE_DEVIATIONS: frozenset({Role.QA}),
+    Permission.TAKE_QC_SAMPLES: frozenset({Role.TECHNICIAN, Role.QC_ANALYST}),
+    Permission.RECORD_QC_RESULTS: frozenset({Role.QC_ANALYST}),
+    Permission.INVALIDATE_QC_RESULTS: frozenset({Role.QA}),
+    Permission.DISPOSE_LOTS: frozenset({Role.QA}),
 }
 
 

@@ -34,6 +34,9 @@ UC_MSC_PARAMETERS: dict[str, Any] = {
     "max_cumulative_population_doublings": 40,
     "dmso_percent": {"min": 5, "max": 10},
     "storage_max_temperature_c": -135,
+    #: a lot expires this many days after its fill (frozen in LN2 vapour phase); a site sets
+    #: it from its own stability data
+    "shelf_life_days": 365,
     #: one cryobag of the lot: volume filled and target viable-cell concentration
     "fill_volume_ml": 20,
     "target_concentration_cells_per_ml": 5.0e6,

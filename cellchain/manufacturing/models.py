@@ -258,6 +258,8 @@ class Lot(db.Model):
     final_passage: Mapped[int] = mapped_column(Integer)
     final_cumulative_pd: Mapped[float | None] = mapped_column(Float)
     dmso_percent: Mapped[float] = mapped_column(Float)
+    #: made_at plus the product's shelf life; None when the product version sets none
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     #: canonical JSON list of the product limits exceeded; any blocks release
     limit_flags_json: Mapped[str] = mapped_column(Text, default="[]")
 
@@ -274,6 +276,7 @@ class DeviationCategory(LabelledEnum):
     EQUIPMENT = "equipment"
     MATERIAL = "material"
     STORAGE_EXCURSION = "storage_excursion"
+    OUT_OF_SPECIFICATION = "out_of_specification"  #: an OOS release-test result
     DOCUMENTATION = "documentation"
     OTHER = "other"
 

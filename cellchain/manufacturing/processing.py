@@ -309,6 +309,7 @@ def fill_lot(
         final_passage=figures.passage,
         final_cumulative_pd=figures.cumulative_pd,
         dmso_percent=fill.dmso_percent,
+        expires_at=expiry_of(product.parameters, done.performed_at),
         limit_flags_json=canonical_json(
             limit_flags(
                 product.parameters, figures.passage, figures.cumulative_pd, fill.dmso_percent
@@ -385,6 +386,17 @@ def freeze_lot(
         done=done,
         lot=lot,
     )
+
+
+def expiry_of(parameters: dict[str, object], made_at: dt.datetime) -> dt.datetime | None:
+    """When a lot made at ``made_at`` expires: its fill plus the product's shelf life.
+
+    ``None`` when the product version sets no shelf life; such a lot cannot be released.
+    """
+    days = parameters.get("shelf_life_days")
+    if days is None:
+        return None
+    return made_at + dt.timedelta(days=float(days))  # type: ignore[arg-type]
 
 
 def limit_flags(

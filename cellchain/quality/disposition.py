@@ -1,0 +1,452 @@
+"""QA disposition of a lot: the release review, release and rejection (DOMAIN.md §5,
+21 CFR 1271.265(c)).
+
+The review gathers every precondition of release with a tick or the reason it fails. Release
+needs every one of them, a QA user who recorded none of the lot's results, samples or
+manufacturing steps (segregation of duties), and that user's e-signature; the lot's bags then
+become available. Rejection needs a reason and a signature; the bags become rejected for good.
+A lot has at most one disposition, ever: the status change is a conditional update and the
+disposition table has one row per lot, so two QA users deciding at once end with one decision.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from cellchain.chain import service as chain
+from cellchain.chain.models import Unit, UnitStatus
+from cellchain.core import audit, signatures
+from cellchain.core.models import User
+from cellchain.core.signatures import SignatureManifest
+from cellchain.donors.models import Donation, Eligibility
+from cellchain.errors import Conflict, InvalidInput
+from cellchain.manufacturing import deviations, processing
+from cellchain.manufacturing.models import (
+    Deviation,
+    DeviationCategory,
+    Lot,
+    LotStatus,
+    ProcessingStep,
+)
+from cellchain.quality import results as qc
+from cellchain.quality.models import Decision, LotDisposition, QcResult, QcSample, Specification
+from cellchain.quality.service import specification_in_force
+
+#: The meanings printed with QA's signature on a disposition.
+RELEASE_MEANING = "approval: release for clinical use"
+REJECT_MEANING = "responsibility: lot rejected"
+
+MAX_REASON = 5000
+
+
+@dataclass(frozen=True)
+class Check:
+    """One precondition of release: whether it holds, and why (or why not) in words."""
+
+    key: str
+    label: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class TestLine:
+    """A test of the specification and the lot's results for it."""
+
+    test: dict[str, Any]
+    #: the valid result, if any
+    result: QcResult | None
+    #: earlier results set aside by QA, oldest first
+    invalidated: list[QcResult] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        if self.result is None:
+            return "missing"
+        return "passes" if self.result.passes else "out of specification"
+
+
+@dataclass(frozen=True)
+class Review:
+    """Everything QA looks at before deciding on a lot."""
+
+    lot: Lot
+    donation: Donation
+    specification: Specification | None
+    tests: list[TestLine]
+    #: results recorded against tests the specification in force no longer lists
+    other_results: list[QcResult]
+    checks: list[Check]
+    samples: list[QcSample]
+    disposition: LotDisposition | None
+    signatures: list[SignatureManifest]
+
+    @property
+    def ready(self) -> bool:
+        """Every precondition holds: the lot may be released (by someone allowed to)."""
+        return self.disposition is None and all(check.passed for check in self.checks)
+
+    @property
+    def failed(self) -> list[Check]:
+        return [check for check in self.checks if not check.passed]
+
+
+def review(session: Session, lot: Lot, *, now: dt.datetime) -> Review:
+    """The release review of ``lot`` as of ``now``."""
+    donation = processing.lot_donation(session, lot)
+    try:
+        spec: Specification | None = specification_in_force(session, lot.product_definition.code)
+    except Conflict:
+        spec = None
+    tests, others = _test_lines(session, lot, spec)
+    disposition = disposition_of(session, lot)
+    return Review(
+        lot=lot,
+        donation=donation,
+        specification=spec,
+        tests=tests,
+        other_results=others,
+        checks=release_checks(session, lot, donation=donation, spec=spec, tests=tests, now=now),
+        samples=qc.samples_of(session, lot),
+        disposition=disposition,
+        signatures=signatures.manifest(session, disposition) if disposition else [],
+    )
+
+
+def release_checks(
+    session: Session,
+    lot: Lot,
+    *,
+    donation: Donation,
+    spec: Specification | None,
+    tests: list[TestLine],
+    now: dt.datetime,
+) -> list[Check]:
+    """Each precondition of release (DOMAIN.md §5), in the order QA reads them."""
+    open_ones = deviations.open_deviations_of(session, lot)
+    excursions = [d for d in open_ones if d.category == DeviationCategory.STORAGE_EXCURSION.value]
+    others = [d for d in open_ones if d not in excursions]
+    return [
+        Check("lot_in_quarantine", "Lot awaiting disposition", *_quarantined(lot)),
+        Check("donor_eligible", "Donor eligible", *_donor_eligible(donation)),
+        Check("results", "Every required test present, valid and passing", *_results(spec, tests)),
+        Check("limits", "Passage, CPD and DMSO within the product limits", *_limits(lot)),
+        Check("deviations", "No open deviation", *_no_open(others, "deviation")),
+        Check("storage", "No unresolved storage excursion", *_no_open(excursions, "excursion")),
+        Check("expiry", "Expiry in the future", *_expiry(lot, now)),
+    ]
+
+
+def segregation_conflicts(session: Session, lot: Lot, user: User) -> list[str]:
+    """What ``user`` did on this lot that bars them from releasing it, in words (or nothing).
+
+    Whoever recorded a result, drew a sample or performed a manufacturing step of the lot (or
+    of the donation it was made from) may not be the one who releases it.
+    """
+    reasons = []
+    recorded = session.scalars(
+        select(QcResult.test_code).where(QcResult.lot_id == lot.id, QcResult.analyst_id == user.id)
+    ).all()
+    if recorded:
+        reasons.append(f"you recorded {len(recorded)} of this lot's QC results")
+    sampled = session.scalars(
+        select(QcSample.unit_id).where(QcSample.lot_id == lot.id, QcSample.taken_by_id == user.id)
+    ).all()
+    if sampled:
+        reasons.append(f"you drew {len(sampled)} of this lot's QC samples")
+    steps = session.scalars(
+        select(ProcessingStep.kind).where(
+            ProcessingStep.donation_id == lot.donation_id,
+            ProcessingStep.performed_by_id == user.id,
+        )
+    ).all()
+    if steps:
+        kinds = ", ".join(sorted({kind.replace("_", " ") for kind in steps}))
+        reasons.append(f"you performed {len(steps)} of its manufacturing steps ({kinds})")
+    return reasons
+
+
+def release_lot(
+    session: Session,
+    lot: Lot,
+    *,
+    user: User,
+    password: str,
+    now: dt.datetime,
+    comment: str | None = None,
+) -> LotDisposition:
+    """Release ``lot`` for clinical use: every check must pass and ``user`` must be independent
+    of the lot. The bags in quarantine become available."""
+    barred = segregation_conflicts(session, lot, user)
+    if barred:
+        raise Conflict(
+            f"{user.full_name} may not release lot {lot.lot_number}: {'; '.join(barred)}. "
+            "Release is by a QA person who recorded none of the lot's results or steps.",
+            title="Segregation of duties",
+        )
+    found = review(session, lot, now=now)
+    if found.disposition is not None:
+        raise _already_decided(found.disposition)
+    if not found.ready:
+        reasons = "; ".join(f"{check.label}: {check.detail}" for check in found.failed)
+        raise Conflict(
+            f"Lot {lot.lot_number} cannot be released. {reasons}.", title="Release refused"
+        )
+    return _decide(
+        session,
+        lot,
+        Decision.RELEASED,
+        reason=_optional_text(comment),
+        spec=found.specification,
+        user=user,
+        password=password,
+        now=now,
+    )
+
+
+def reject_lot(
+    session: Session, lot: Lot, *, reason: str, user: User, password: str, now: dt.datetime
+) -> LotDisposition:
+    """Reject ``lot`` for good, with a reason; its bags in quarantine become rejected."""
+    text = _optional_text(reason)
+    if text is None:
+        raise InvalidInput(
+            "Say why the lot is rejected.", errors={"reason": ["A reason is required."]}
+        )
+    existing = disposition_of(session, lot)
+    if existing is not None:
+        raise _already_decided(existing)
+    try:
+        spec: Specification | None = specification_in_force(session, lot.product_definition.code)
+    except Conflict:
+        spec = None
+    return _decide(
+        session,
+        lot,
+        Decision.REJECTED,
+        reason=text,
+        spec=spec,
+        user=user,
+        password=password,
+        now=now,
+    )
+
+
+def disposition_of(session: Session, lot: Lot) -> LotDisposition | None:
+    return session.execute(
+        select(LotDisposition).where(LotDisposition.lot_id == lot.id)
+    ).scalar_one_or_none()
+
+
+# --- QA queues ----------------------------------------------------------------------------------
+
+
+def awaiting_review(session: Session, *, now: dt.datetime) -> list[Review]:
+    """Lots in quarantine, oldest first, each with its review (ready or what is missing)."""
+    lots = session.execute(
+        select(Lot).where(Lot.status == LotStatus.QUARANTINE.value).order_by(Lot.made_at, Lot.id)
+    ).scalars()
+    return [review(session, lot, now=now) for lot in lots]
+
+
+def lots_with_oos(session: Session) -> list[tuple[Lot, list[QcResult]]]:
+    """Lots not yet decided that hold a valid OOS result, with those results."""
+    rows = session.execute(
+        select(Lot, QcResult)
+        .join(QcResult, QcResult.lot_id == Lot.id)
+        .where(
+            Lot.status == LotStatus.QUARANTINE.value,
+            QcResult.status == "valid",
+            QcResult.passes.is_(False),
+        )
+        .order_by(Lot.id, QcResult.id)
+    ).all()
+    grouped: dict[int, tuple[Lot, list[QcResult]]] = {}
+    for lot, result in rows:
+        grouped.setdefault(lot.id, (lot, []))[1].append(result)
+    return list(grouped.values())
+
+
+def open_deviations(session: Session) -> list[Deviation]:
+    return deviations.list_deviations(session, deviations.DeviationStatus.OPEN)
+
+
+# --- internals ----------------------------------------------------------------------------------
+
+
+def _decide(
+    session: Session,
+    lot: Lot,
+    decision: Decision,
+    *,
+    reason: str | None,
+    spec: Specification | None,
+    user: User,
+    password: str,
+    now: dt.datetime,
+) -> LotDisposition:
+    # Conditional on the lot still being in quarantine: of two QA users deciding at once, the
+    # second waits for the first (row lock) and then finds nothing to update.
+    changed = session.execute(
+        update(Lot)
+        .where(Lot.id == lot.id, Lot.status == LotStatus.QUARANTINE.value)
+        .values(status=decision.value)
+        .execution_options(synchronize_session=False)
+    )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(lot)
+        existing = disposition_of(session, lot)
+        if existing is not None:
+            raise _already_decided(existing)
+        raise Conflict(f"Lot {lot.lot_number} is {lot.status}; it cannot be {decision.value}.")
+    set_committed_value(lot, "status", decision.value)
+    disposition = LotDisposition(
+        lot_id=lot.id,
+        decision=decision.value,
+        reason=reason,
+        specification_id=spec.id if spec else None,
+        decided_at=now,
+        decided_by_id=user.id,
+    )
+    session.add(disposition)
+    session.flush()
+    meaning = RELEASE_MEANING if decision is Decision.RELEASED else REJECT_MEANING
+    signature = signatures.sign(
+        session, record=disposition, meaning=meaning, user=user, password=password, now=now
+    )
+    target = UnitStatus.AVAILABLE if decision is Decision.RELEASED else UnitStatus.REJECTED
+    moved = _move_bags(session, lot, target, decision=decision, user=user, now=now)
+    audit.record(
+        session,
+        actor=user,
+        at=now,
+        action=f"lot.{decision.value}",
+        entity_type="lot",
+        entity_id=lot.id,
+        changes={
+            "status": (LotStatus.QUARANTINE.value, decision.value),
+            "reason": (None, reason),
+            "bags": (None, [bag.code for bag in moved]),
+            "signature_id": (None, signature.id),
+        },
+    )
+    return disposition
+
+
+def _move_bags(
+    session: Session,
+    lot: Lot,
+    target: UnitStatus,
+    *,
+    decision: Decision,
+    user: User,
+    now: dt.datetime,
+) -> list[Unit]:
+    """Bags still in quarantine follow the decision; bags used up by QC stay as they are."""
+    moved = []
+    for bag in processing.bags_of(session, lot):
+        if bag.status != UnitStatus.QUARANTINE.value:
+            continue
+        chain.change_status(
+            session, bag, target, actor=user, now=now, reason=f"lot {lot.lot_number} {decision}"
+        )
+        moved.append(bag)
+    return moved
+
+
+def _test_lines(
+    session: Session, lot: Lot, spec: Specification | None
+) -> tuple[list[TestLine], list[QcResult]]:
+    everything = qc.results_of(session, lot)
+    lines = []
+    listed = set()
+    for test in spec.parameters["tests"] if spec else []:
+        code = test["code"]
+        listed.add(code)
+        mine = [result for result in everything if result.test_code == code]
+        valid = next((result for result in mine if result.valid), None)
+        lines.append(TestLine(test, valid, [result for result in mine if not result.valid]))
+    others = [result for result in everything if result.test_code not in listed]
+    return lines, others
+
+
+def _quarantined(lot: Lot) -> tuple[bool, str]:
+    if lot.status == LotStatus.QUARANTINE.value:
+        return True, "in quarantine, not yet released or rejected"
+    return False, f"already {lot.status}"
+
+
+def _donor_eligible(donation: Donation) -> tuple[bool, str]:
+    if donation.eligibility == Eligibility.ELIGIBLE.value:
+        return True, f"donation {donation.din} determined eligible by QA"
+    return False, f"donation {donation.din} is {donation.eligibility.replace('_', ' ')}"
+
+
+def _results(spec: Specification | None, tests: list[TestLine]) -> tuple[bool, str]:
+    if spec is None:
+        return False, "no release specification is in force"
+    missing = [line.test["name"] for line in tests if line.result is None]
+    failing = [
+        f"{line.test['name']} {qc.format_value(line.result)} (criterion {line.result.criterion})"
+        for line in tests
+        if line.result is not None and not line.result.passes
+    ]
+    problems = []
+    if failing:
+        problems.append("out of specification: " + ", ".join(failing))
+    if missing:
+        problems.append("missing: " + ", ".join(missing))
+    if problems:
+        return False, "; ".join(problems)
+    return True, f"all {len(tests)} tests of {spec.code} v{spec.version} pass"
+
+
+def _limits(lot: Lot) -> tuple[bool, str]:
+    flags = lot.limit_flags
+    if flags:
+        return False, "; ".join(flags)
+    cpd = lot.final_cumulative_pd or 0
+    return True, f"P{lot.final_passage}, CPD {cpd:.1f}, DMSO {lot.dmso_percent:g} %"
+
+
+def _no_open(found: list[Deviation], what: str) -> tuple[bool, str]:
+    if not found:
+        return True, f"no open {what}"
+    listed = ", ".join(f"#{d.id} ({d.category.replace('_', ' ')})" for d in found)
+    return False, f"open: {listed}; QA closes each with a resolution first"
+
+
+def _expiry(lot: Lot, now: dt.datetime) -> tuple[bool, str]:
+    if lot.expires_at is None:
+        return False, "the lot has no expiry: its product version sets no shelf life"
+    if lot.expires_at <= now:
+        return False, f"expired {_when(lot.expires_at)}"
+    return True, f"expires {_when(lot.expires_at)}"
+
+
+def _when(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _already_decided(disposition: LotDisposition) -> Conflict:
+    return Conflict(
+        f"Lot {disposition.lot.lot_number} was already {disposition.decision} by "
+        f"{disposition.decided_by.full_name} at {_when(disposition.decided_at)}; a lot has one "
+        "disposition.",
+        title="Already decided",
+    )
+
+
+def _optional_text(value: str | None) -> str | None:
+    text = (value or "").strip()
+    if len(text) > MAX_REASON:
+        raise InvalidInput(
+            f"The reason is limited to {MAX_REASON} characters.", errors={"reason": ["Too long."]}
+        )
+    return text or None

@@ -1,0 +1,473 @@
+"""Rules of QC samples and release-test results (DOMAIN.md §5).
+
+A QC sample is a tube drawn from a bag of the lot (lineage operation ``sample``). A result names
+the tube it was measured on, the analyst, the instrument and the test date; it is evaluated
+against the specification version in force the moment it is recorded, and the version, the
+criterion and the verdict are kept with it. A result is never changed: a retest is recorded
+only after QA has invalidated the earlier result with a reason and a signature. An
+out-of-specification (OOS) result opens an investigation (a deviation) against the lot, which
+blocks its release until QA closes it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from cellchain.chain import service as chain
+from cellchain.chain.models import LineageOperation, UnitKind
+from cellchain.core import audit, signatures
+from cellchain.core.models import Signature, User
+from cellchain.errors import Conflict, InvalidInput, NotFound
+from cellchain.manufacturing import deviations, processing
+from cellchain.manufacturing.models import DeviationCategory, Lot, LotStatus
+from cellchain.quality.evaluation import evaluate, read_value
+from cellchain.quality.models import QcResult, QcSample, ResultStatus, Specification
+from cellchain.quality.service import specification_in_force
+
+#: The meaning printed with QA's signature on an invalidated result.
+INVALIDATION_MEANING = "approval: result invalidated, retest allowed"
+
+#: Most sample tubes drawn at once, and the longest free texts kept.
+MAX_TUBES = 20
+MAX_REASON = 5000
+QC_LOCATION = "QC laboratory"
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """Tubes to draw from one bag of the lot."""
+
+    bag_code: str
+    tubes: int = 1
+    purpose: str | None = None
+    #: the whole bag goes to testing (a dedicated QC bag) and is consumed
+    bag_used_up: bool = True
+    #: when the samples were drawn, if written up afterwards
+    taken_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class ResultEntry:
+    """One measured value as the analyst enters it."""
+
+    test_code: str
+    value: Any
+    instrument: str
+    tested_on: dt.date
+    unit: str | None = None
+
+
+# --- samples ------------------------------------------------------------------------------------
+
+
+def take_samples(
+    session: Session, lot: Lot, request: SampleRequest, *, actor: User, now: dt.datetime
+) -> list[QcSample]:
+    """Draw ``request.tubes`` labelled sample tubes from a bag of ``lot``."""
+    require_undisposed(lot)
+    if not 1 <= request.tubes <= MAX_TUBES:
+        raise InvalidInput(
+            f"Draw 1 to {MAX_TUBES} tubes at a time; {request.tubes} were asked for.",
+            errors={"tubes": [f"Between 1 and {MAX_TUBES}."]},
+        )
+    bag = chain.resolve_unit(session, request.bag_code)
+    if bag.id not in {unit.id for unit in processing.bags_of(session, lot)}:
+        raise InvalidInput(
+            f"{bag.code} is not a bag of lot {lot.lot_number}; draw QC samples from the lot's "
+            "own bags.",
+            errors={"bag": [f"Not a bag of lot {lot.lot_number}."]},
+        )
+    purpose = (request.purpose or "").strip() or None
+    if purpose and len(purpose) > 200:
+        raise InvalidInput(
+            "The purpose is limited to 200 characters.", errors={"purpose": ["Too long."]}
+        )
+    taken_at = request.taken_at or now
+    tubes = chain.derive_units(
+        session,
+        parents=[bag],
+        kind=UnitKind.SAMPLE_TUBE,
+        operation=LineageOperation.SAMPLE,
+        count=request.tubes,
+        location=QC_LOCATION,
+        actor=actor,
+        now=now,
+        consume_parents=request.bag_used_up,
+        at=taken_at,
+    )
+    samples = [
+        QcSample(
+            unit_id=tube.id,
+            lot_id=lot.id,
+            taken_from_id=bag.id,
+            taken_at=taken_at,
+            taken_by_id=actor.id,
+            purpose=purpose,
+        )
+        for tube in tubes
+    ]
+    session.add_all(samples)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="qc.samples_taken",
+        entity_type="lot",
+        entity_id=lot.id,
+        changes={
+            "bag": (None, bag.code),
+            "tubes": (None, [tube.code for tube in tubes]),
+            "bag_used_up": (None, request.bag_used_up),
+            "purpose": (None, purpose),
+        },
+    )
+    return samples
+
+
+def samples_of(session: Session, lot: Lot) -> list[QcSample]:
+    return list(
+        session.execute(
+            select(QcSample).where(QcSample.lot_id == lot.id).order_by(QcSample.unit_id)
+        ).scalars()
+    )
+
+
+def resolve_sample(session: Session, lot: Lot, code: str) -> QcSample:
+    """The QC sample of ``lot`` whose tube label was scanned, or why it is not one."""
+    unit = chain.resolve_unit(session, code)
+    sample = session.get(QcSample, unit.id)
+    if sample is None:
+        raise InvalidInput(
+            f"{unit.code} is a {unit.kind_label.lower()}, not a QC sample tube.",
+            errors={"sample": ["Scan a QC sample tube of this lot."]},
+        )
+    if sample.lot_id != lot.id:
+        raise InvalidInput(
+            f"{unit.code} is a sample of another lot, not of {lot.lot_number}.",
+            errors={"sample": [f"Not a sample of lot {lot.lot_number}."]},
+        )
+    return sample
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+def record_results(
+    session: Session,
+    lot: Lot,
+    *,
+    sample_code: str,
+    entries: Sequence[ResultEntry],
+    actor: User,
+    now: dt.datetime,
+    site_zone: ZoneInfo,
+) -> list[QcResult]:
+    """Record results measured on one sample tube: all of them, or (on any error) none.
+
+    Each is checked against the specification in force (a test it lists, a value of the
+    test's type in the test's unit), judged, and stored with the version and the verdict. A
+    test that already has a valid result on this lot is refused until QA invalidates it. Each
+    OOS result opens an investigation (deviation) on the lot.
+    """
+    require_undisposed(lot)
+    if not entries:
+        raise InvalidInput("Enter at least one result.", errors={"results": ["None given."]})
+    spec = specification_in_force(session, lot.product_definition.code)
+    sample = resolve_sample(session, lot, sample_code)
+    tests = {test["code"]: test for test in spec.parameters["tests"]}
+    valid = valid_results(session, lot)
+    today = now.astimezone(site_zone).date()
+    taken_on = sample.taken_at.astimezone(site_zone).date()
+    errors: dict[str, list[str]] = {}
+    messages: list[str] = []
+    readings: list[tuple[ResultEntry, dict[str, Any], float | str]] = []
+    seen: set[str] = set()
+    for entry in entries:
+        code = entry.test_code.strip().upper()
+        test = tests.get(code)
+        if test is None:
+            raise InvalidInput(
+                f"{entry.test_code!r} is not a test of specification {spec.code} "
+                f"v{spec.version}; its tests are: {', '.join(tests)}.",
+                errors={f"{code}.test": ["Not in the specification in force."]},
+            )
+        if code in seen:
+            raise InvalidInput(f"{code} was entered twice.", errors={f"{code}.test": ["Twice."]})
+        seen.add(code)
+        if code in valid:
+            earlier = valid[code]
+            raise Conflict(
+                f"A valid {test['name']} result is on file for lot {lot.lot_number} "
+                f"(#{earlier.id}: {format_value(earlier)}). A result is never overwritten: "
+                "QA invalidates it with a reason and a signature before a retest is recorded.",
+                errors={f"{code}.value": ["A valid result is already on file."]},
+                title="Retest needs an invalidation",
+            )
+        try:
+            value = read_value(test, entry.value, entry.unit)
+        except InvalidInput as refused:
+            for field, problems in refused.errors.items():
+                errors.setdefault(f"{code}.{field}", []).extend(problems)
+            messages.append(refused.detail)
+            continue
+        if not entry.instrument or not entry.instrument.strip():
+            errors.setdefault(f"{code}.instrument", []).append("Which instrument was used.")
+        elif len(entry.instrument.strip()) > 60:
+            errors.setdefault(f"{code}.instrument", []).append("At most 60 characters.")
+        if entry.tested_on > today:
+            errors.setdefault(f"{code}.tested_on", []).append("Not in the future.")
+        elif entry.tested_on < taken_on:
+            errors.setdefault(f"{code}.tested_on", []).append(
+                f"Before the sample was drawn ({taken_on.isoformat()})."
+            )
+        readings.append((entry, test, value))
+    if errors:
+        detail = " ".join(messages) or "Some results cannot be recorded as entered."
+        raise InvalidInput(detail, errors=errors)
+    labelled = labelled_cells_per_bag(session, sample)
+    results = [
+        _new_result(lot, sample, spec, test, entry, value, labelled, actor=actor, now=now)
+        for entry, test, value in readings
+    ]
+    session.add_all(results)
+    try:
+        session.flush()
+    except IntegrityError:
+        # Another analyst recorded the same test a moment ago (the one-valid-result index).
+        raise Conflict(
+            f"Someone recorded one of these tests for lot {lot.lot_number} a moment ago; "
+            "reload the page to see it.",
+            title="Recorded concurrently",
+        ) from None
+    for result in results:
+        _audit_result(session, result, actor=actor, now=now)
+        if not result.passes:
+            _open_investigation(session, lot, result, actor=actor, now=now)
+    return results
+
+
+def invalidate_result(
+    session: Session,
+    result: QcResult,
+    *,
+    reason: str,
+    user: User,
+    password: str,
+    now: dt.datetime,
+) -> Signature:
+    """QA sets a result aside with a reason and signs (password re-entered); it stays visible
+    and a retest of the test may then be recorded."""
+    text = (reason or "").strip()
+    if not text:
+        raise InvalidInput(
+            "Say why the result is invalid (e.g. the laboratory investigation that found an "
+            "assay error).",
+            errors={"reason": ["Required."]},
+        )
+    if len(text) > MAX_REASON:
+        raise InvalidInput(
+            f"The reason is limited to {MAX_REASON} characters.", errors={"reason": ["Too long."]}
+        )
+    require_undisposed(result.lot)
+    if not result.valid:
+        raise Conflict(f"Result #{result.id} was already invalidated.")
+    changed = session.execute(
+        update(QcResult)
+        .where(QcResult.id == result.id, QcResult.status == ResultStatus.VALID.value)
+        .values(
+            status=ResultStatus.INVALIDATED.value,
+            invalidated_at=now,
+            invalidated_by_id=user.id,
+            invalidation_reason=text,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"Result #{result.id} was invalidated by someone else a moment ago.")
+    for name, value in (
+        ("status", ResultStatus.INVALIDATED.value),
+        ("invalidated_at", now),
+        ("invalidated_by_id", user.id),
+        ("invalidation_reason", text),
+    ):
+        set_committed_value(result, name, value)
+    set_committed_value(result, "invalidated_by", user)
+    signature = signatures.sign(
+        session, record=result, meaning=INVALIDATION_MEANING, user=user, password=password, now=now
+    )
+    audit.record(
+        session,
+        actor=user,
+        at=now,
+        action="qc_result.invalidated",
+        entity_type="qc_result",
+        entity_id=result.id,
+        changes={
+            "status": (ResultStatus.VALID.value, ResultStatus.INVALIDATED.value),
+            "reason": (None, text),
+            "signature_id": (None, signature.id),
+        },
+        reason=text,
+    )
+    return signature
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def results_of(session: Session, lot: Lot) -> list[QcResult]:
+    """Every result of ``lot``, valid and invalidated, in the order recorded."""
+    return list(
+        session.execute(
+            select(QcResult).where(QcResult.lot_id == lot.id).order_by(QcResult.id)
+        ).scalars()
+    )
+
+
+def valid_results(session: Session, lot: Lot) -> dict[str, QcResult]:
+    """The result that counts for each test: the valid one."""
+    return {
+        result.test_code: result
+        for result in session.execute(
+            select(QcResult).where(
+                QcResult.lot_id == lot.id, QcResult.status == ResultStatus.VALID.value
+            )
+        ).scalars()
+    }
+
+
+def get_result(session: Session, result_id: int) -> QcResult:
+    result = session.get(QcResult, result_id)
+    if result is None:
+        raise NotFound(f"There is no QC result #{result_id}.")
+    return result
+
+
+def out_of_specification_lot_ids(session: Session) -> set[int]:
+    """The lots with a valid OOS result: the lots flagged red wherever they appear."""
+    return set(
+        session.execute(
+            select(QcResult.lot_id)
+            .where(QcResult.status == ResultStatus.VALID.value, QcResult.passes.is_(False))
+            .distinct()
+        ).scalars()
+    )
+
+
+def labelled_cells_per_bag(session: Session, sample: QcSample) -> float | None:
+    """The viable cells the bag the sample came from is labelled with (its fill)."""
+    records = processing.cell_records(session, [sample.taken_from])
+    record = records.get(sample.taken_from_id)
+    return record.cells if record is not None else None
+
+
+def format_value(result: QcResult) -> str:
+    """A result's value as printed: ``97 %``, ``1.02e+08 cells``, ``no growth``."""
+    if result.value_number is None:
+        return str(result.value_text)
+    number = result.value_number
+    shown = f"{number:.3g}" if abs(number) >= 1e5 else f"{number:g}"
+    return f"{shown} {result.unit}" if result.unit else shown
+
+
+def require_undisposed(lot: Lot) -> None:
+    """Results belong to the review before disposition; a released or rejected lot is closed."""
+    if lot.status != LotStatus.QUARANTINE.value:
+        raise Conflict(
+            f"Lot {lot.lot_number} has been {lot.status}; its release testing is closed.",
+            title=f"Lot {lot.status}",
+        )
+
+
+# --- internals ----------------------------------------------------------------------------------
+
+
+def _new_result(
+    lot: Lot,
+    sample: QcSample,
+    spec: Specification,
+    test: dict[str, Any],
+    entry: ResultEntry,
+    value: float | str,
+    labelled: float | None,
+    *,
+    actor: User,
+    now: dt.datetime,
+) -> QcResult:
+    relative = "within_labelled_percent" in test["criterion"]
+    if relative and labelled is None:
+        raise Conflict(
+            f"{test['name']} is judged against the bag's labelled value, and the bag "
+            f"{sample.taken_from.code} has no fill on record."
+        )
+    verdict = evaluate(test, value, labelled=labelled if relative else None)
+    return QcResult(
+        lot_id=lot.id,
+        sample_id=sample.unit_id,
+        specification_id=spec.id,
+        test_code=test["code"],
+        test_name=test["name"],
+        method=test.get("method", ""),
+        value_number=value if isinstance(value, float) else None,
+        value_text=value if isinstance(value, str) else None,
+        unit=test.get("unit") if isinstance(value, float) else None,
+        labelled_value=labelled if relative else None,
+        criterion=verdict.criterion,
+        passes=verdict.passes,
+        instrument=entry.instrument.strip(),
+        tested_on=entry.tested_on,
+        analyst_id=actor.id,
+        recorded_at=now,
+        status=ResultStatus.VALID.value,
+    )
+
+
+def _audit_result(session: Session, result: QcResult, *, actor: User, now: dt.datetime) -> None:
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="qc_result.recorded",
+        entity_type="qc_result",
+        entity_id=result.id,
+        changes={
+            "lot_id": (None, result.lot_id),
+            "test": (None, result.test_code),
+            "value": (None, result.value),
+            "unit": (None, result.unit),
+            "criterion": (None, result.criterion),
+            "passes": (None, result.passes),
+            "specification_id": (None, result.specification_id),
+            "instrument": (None, result.instrument),
+            "tested_on": (None, result.tested_on),
+        },
+    )
+
+
+def _open_investigation(
+    session: Session, lot: Lot, result: QcResult, *, actor: User, now: dt.datetime
+) -> None:
+    deviations.open_deviation(
+        session,
+        lot=lot,
+        category=DeviationCategory.OUT_OF_SPECIFICATION,
+        description=(
+            f"Out-of-specification result #{result.id}: {result.test_name} "
+            f"{format_value(result)}, criterion {result.criterion} (tested on "
+            f"{result.tested_on.isoformat()}, instrument {result.instrument}). Investigate: "
+            "if a laboratory error is proven, QA invalidates the result and a retest is "
+            "recorded; otherwise the lot is rejected."
+        ),
+        actor=actor,
+        now=now,
+    )
