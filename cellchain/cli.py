@@ -162,13 +162,17 @@ def demo(host: str, port: int, database: Path | None, no_serve: bool) -> None:
         db.session.commit()
         dins = [row.code for row in site.reserved_dins]
         stages = {stage: donation.din for stage, donation in site.donations.items()}
+        lots = {stage: lot.lot_number for stage, lot in site.lots.items()}
     click.echo(f"Demo database: {path}")
     click.echo("Demo users (username / password / role):")
     for user in DEMO_USERS:
         click.echo(f"  {user.username:<13} {user.password:<24} {user.role.label}")
     click.echo("Demo donations (DIN to scan):")
     for stage, din in stages.items():
-        click.echo(f"  {stage.replace('_', ' '):<17} {din}")
+        click.echo(f"  {stage.replace('_', ' '):<21} {din}")
+    click.echo("Demo lots (QA queue: /qa):")
+    for stage, lot_number in lots.items():
+        click.echo(f"  {stage.replace('_', ' '):<21} {lot_number}")
     click.echo(f"Reserved DINs to try in the scan box: {', '.join(dins)}")
     if no_serve:
         return

@@ -1,6 +1,8 @@
-"""Demo site: one user per role, the NCT01420432 protocol and the UC-MSC product in force,
-donations at several stages (one eligible and in processing, one in quarantine with tests still
-coming in, one awaiting receipt) and a few reserved DINs.
+"""Demo site: one user per role, the NCT01420432 protocol, the UC-MSC product and its release
+specification in force, donations at several stages (one eligible whose lot awaits release
+testing, one in quarantine with tests still coming in, one awaiting receipt), three older lots
+through release testing (one released with its certificate of analysis, one with an
+out-of-specification result awaiting investigation, one rejected) and a few reserved DINs.
 
 Used by ``cellchain demo`` and by the browser tests, so what a newcomer sees is what the
 tests click through.
@@ -21,10 +23,11 @@ from cellchain.core.roles import Role
 from cellchain.donors import service as donors
 from cellchain.donors.models import ContainerCondition, Donation, InfectiousResult
 from cellchain.dosing import service as dosing
-from cellchain.manufacturing import processing, resources, storage
+from cellchain.manufacturing import deviations, processing, resources, storage
 from cellchain.manufacturing import service as products
 from cellchain.manufacturing.models import EquipmentKind, Lot, MaterialCategory
 from cellchain.manufacturing.processing import Fill, Harvest, StepContext, Vessel
+from cellchain.quality import disposition, results
 from cellchain.quality import service as quality
 
 
@@ -56,6 +59,8 @@ class DemoSite:
     reserved_dins: list[IssuedIdentifier]
     #: "eligible", "quarantine", "awaiting_receipt" → the demo donation at that stage
     donations: dict[str, Donation] = field(default_factory=dict)
+    #: "awaiting_testing", "released", "out_of_specification", "rejected" → that demo lot
+    lots: dict[str, Lot] = field(default_factory=dict)
 
 
 def seed_demo(
@@ -98,7 +103,7 @@ def seed_demo(
         now=now,
     )
     qc = next(d for d in DEMO_USERS if d.role is Role.QC_ANALYST)
-    site_donations = _seed_donations(
+    site_donations, site_lots = _seed_donations(
         session,
         now=now,
         facility_code=facility_code,
@@ -117,14 +122,19 @@ def seed_demo(
         )
         for _ in range(3)
     ]
-    return DemoSite(users=users, reserved_dins=dins, donations=site_donations)
+    return DemoSite(users=users, reserved_dins=dins, donations=site_donations, lots=site_lots)
 
 
-def _seed_expansion(
-    session: Session, donation: Donation, *, now: dt.datetime, tech: User, qa: User
-) -> Lot:
-    """The batch record of a lot: isolation, three passages, fill of 10 bags, freezing, with
-    released materials and the equipment used, at the times a real expansion takes."""
+@dataclass(frozen=True)
+class _LabKit:
+    """Released material lots and registered equipment, by key and code (their ids)."""
+
+    materials: dict[str, int]
+    equipment: dict[str, int]
+
+
+def _seed_lab(session: Session, *, now: dt.datetime, tech: User, qa: User) -> _LabKit:
+    """The materials (received and released by QA) and equipment every expansion uses."""
     expiry = (now + dt.timedelta(days=365)).date()
     lots = {}
     for key, name, category, supplier in (
@@ -155,6 +165,16 @@ def _seed_expansion(
             ("LN2-01", EquipmentKind.LN2_TANK, "LN2 vapour-phase tank"),
         )
     }
+    return _LabKit(materials=lots, equipment=kit)
+
+
+def _seed_expansion(
+    session: Session, donation: Donation, kit: _LabKit, *, box: int, now: dt.datetime, tech: User
+) -> Lot:
+    """The batch record of a lot: isolation, three passages, fill of 10 bags, freezing and LN2
+    storage in rack 1, ``box``, with released materials and the equipment used, at the times a
+    real expansion takes."""
+    lots, kit_ids = kit.materials, kit.equipment
 
     def day(n: float) -> dt.datetime:
         return donation.delivery_at + dt.timedelta(days=n)
@@ -164,7 +184,7 @@ def _seed_expansion(
         return StepContext(
             performed_at=at,
             material_lot_ids=tuple(lots[key] for key in materials),
-            equipment_ids=tuple(kit[code] for code in used),
+            equipment_ids=tuple(kit_ids[code] for code in used),
         )
 
     step = processing.isolate(
@@ -204,14 +224,14 @@ def _seed_expansion(
     processing.freeze_lot(
         session, lot, context=context(day(29.1), freezer=True), actor=tech, now=now
     )
-    tank = resources.get_equipment(session, kit["LN2-01"])
+    tank = resources.get_equipment(session, kit_ids["LN2-01"])
     for slot, bag in enumerate(processing.bags_of(session, lot), start=1):
         storage.store_unit(
             session,
             bag,
             tank=tank,
             rack="1",
-            box="1",
+            box=str(box),
             slot=str(slot),
             actor=tech,
             now=now,
@@ -232,7 +252,7 @@ def _seed_donations(
     tech: User,
     qc: User,
     qa: tuple[User, str],
-) -> dict[str, Donation]:
+) -> tuple[dict[str, Donation], dict[str, Lot]]:
     hours = dt.timedelta(hours=1)
 
     def register(born_hours_ago: float, site: str) -> Donation:
@@ -290,18 +310,128 @@ def _seed_donations(
                 now=now,
             )
 
-    eligible = register(32 * 24, "Maternity ward A, City Hospital (demo)")
-    receive(eligible)
-    panel = [test.code for test in donors.panel_of(eligible)]
-    record(eligible, panel)
-    donors.determine_eligibility(
-        session, eligible, eligible=True, reason=None, user=qa[0], password=qa[1], now=now
-    )
-    _seed_expansion(session, eligible, now=now, tech=tech, qa=qa[0])
+    def eligible_donation(days_ago: int, site: str) -> Donation:
+        donation = register(days_ago * 24, site)
+        receive(donation)
+        record(donation, [test.code for test in donors.panel_of(donation)])
+        donors.determine_eligibility(
+            session, donation, eligible=True, reason=None, user=qa[0], password=qa[1], now=now
+        )
+        return donation
+
+    kit = _seed_lab(session, now=now, tech=tech, qa=qa[0])
+    eligible = eligible_donation(32, "Maternity ward A, City Hospital (demo)")
+    lots = {"awaiting_testing": _seed_expansion(session, eligible, kit, box=1, now=now, tech=tech)}
 
     quarantine = register(8, "Maternity ward B, City Hospital (demo)")
     receive(quarantine)
-    record(quarantine, panel[:5])
+    record(quarantine, [test.code for test in donors.panel_of(quarantine)][:5])
 
     awaiting = register(2, "Birth centre, Riverside (demo)")
-    return {"eligible": eligible, "quarantine": quarantine, "awaiting_receipt": awaiting}
+    donations = {"eligible": eligible, "quarantine": quarantine, "awaiting_receipt": awaiting}
+    # Three older donations whose lots went through release testing (see _seed_release).
+    for box, (stage, days_ago) in enumerate(
+        (("released", 75), ("out_of_specification", 60), ("rejected", 48)), start=2
+    ):
+        donations[stage] = eligible_donation(days_ago, "Maternity ward A, City Hospital (demo)")
+        lots[stage] = _seed_expansion(session, donations[stage], kit, box=box, now=now, tech=tech)
+    _seed_release(session, lots, now=now, site_zone=site_zone, qc=qc, qa=qa)
+    return donations, lots
+
+
+#: Values inside every criterion of the default UC-MSC specification, and the instrument used.
+_PASSING_PANEL: dict[str, tuple[float | str, str]] = {
+    "STERILITY": ("no growth", "BACT-01"),
+    "MYCOPLASMA": ("negative", "PCR-01"),
+    "ENDOTOXIN": (0.08, "LAL-01"),
+    "VIABILITY": (92.4, "FLOW-01"),
+    "VIABLE-CELLS": (1.04e8, "CNT-01"),
+    "CD73": (99.2, "FLOW-01"),
+    "CD90": (98.9, "FLOW-01"),
+    "CD105": (97.1, "FLOW-01"),
+    "CD34": (0.3, "FLOW-01"),
+    "CD45": (0.5, "FLOW-01"),
+    "CD14": (0.4, "FLOW-01"),
+    "CD19": (0.2, "FLOW-01"),
+    "HLA-DR": (0.7, "FLOW-01"),
+    "KARYOTYPE": ("normal", "CYTO-01"),
+    "POTENCY": (38.5, "MLR-01"),
+}
+
+#: What went wrong with the lots that did not pass (DOMAIN.md §5).
+_DEMO_OOS: dict[str, dict[str, float | str]] = {
+    "out_of_specification": {"VIABILITY": 74.0},
+    "rejected": {"STERILITY": "growth"},
+}
+
+
+def _seed_release(
+    session: Session,
+    lots: dict[str, Lot],
+    *,
+    now: dt.datetime,
+    site_zone: ZoneInfo,
+    qc: User,
+    qa: tuple[User, str],
+) -> None:
+    """QC tests three lots on a QC bag each; QA releases the passing one, leaves the one with
+    low viability awaiting its investigation, and rejects the one with sterility growth after
+    the investigation confirmed it."""
+    for stage in ("released", "out_of_specification", "rejected"):
+        lot = lots[stage]
+        drawn = lot.made_at + dt.timedelta(days=1)
+        bag = processing.bags_of(session, lot)[-1]
+        (sample,) = results.take_samples(
+            session,
+            lot,
+            results.SampleRequest(bag.code, purpose="release panel (QC bag)", taken_at=drawn),
+            actor=qc,
+            now=now,
+        )
+        panel = {code: value for code, (value, _) in _PASSING_PANEL.items()}
+        panel.update(_DEMO_OOS.get(stage, {}))
+        drawn_on = drawn.astimezone(site_zone).date()
+        results.record_results(
+            session,
+            lot,
+            sample_code=sample.unit.code,
+            entries=[
+                results.ResultEntry(
+                    test_code=code,
+                    value=value,
+                    instrument=_PASSING_PANEL[code][1],
+                    tested_on=drawn_on + dt.timedelta(days=14 if code == "STERILITY" else 2),
+                )
+                for code, value in panel.items()
+            ],
+            actor=qc,
+            now=now,
+            site_zone=site_zone,
+        )
+    disposition.release_lot(
+        session,
+        lots["released"],
+        user=qa[0],
+        password=qa[1],
+        comment="All release tests pass; batch record reviewed.",
+        now=now,
+    )
+    rejected = lots["rejected"]
+    for opened in deviations.open_deviations_of(session, rejected):
+        deviations.close_deviation(
+            session,
+            opened,
+            resolution="Laboratory investigation found no assay error: growth confirmed in "
+            "both culture bottles (Staphylococcus epidermidis). The lot is rejected.",
+            user=qa[0],
+            password=qa[1],
+            now=now,
+        )
+    disposition.reject_lot(
+        session,
+        rejected,
+        reason="Sterility: growth confirmed (deviation closed after investigation).",
+        user=qa[0],
+        password=qa[1],
+        now=now,
+    )

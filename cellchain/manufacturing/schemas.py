@@ -238,6 +238,7 @@ class LotOut(ma.Schema):
     final_passage = ma.fields.Integer()
     final_cumulative_pd = ma.fields.Float(allow_none=True)
     dmso_percent = ma.fields.Float()
+    expires_at = ma.fields.AwareDateTime(allow_none=True)
     limit_flags = ma.fields.List(ma.fields.String())
     bag_count = ma.fields.Integer()
 

@@ -1,4 +1,5 @@
-"""API of the quality package: release specifications."""
+"""API of the quality package: release specifications, QC samples and results, the release
+review and QA disposition, the certificate of analysis and the QA queues."""
 
 from __future__ import annotations
 
@@ -6,13 +7,28 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from cellchain.core import versioning
-from cellchain.core.roles import Permission
+from cellchain.core import signatures, versioning
+from cellchain.core.roles import Permission, has_permission
 from cellchain.core.schemas import SignIn
 from cellchain.extensions import db
-from cellchain.http import acting_user, now, requires, unit_of_work
-from cellchain.quality import service
-from cellchain.quality.schemas import SpecificationOut
+from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
+from cellchain.manufacturing import processing
+from cellchain.manufacturing.storage_api import DeviationOut
+from cellchain.quality import disposition, results, service
+from cellchain.quality.certificate import certificate_response
+from cellchain.quality.schemas import (
+    InvalidateIn,
+    OutOfSpecificationOut,
+    RejectIn,
+    ReleaseIn,
+    QcResultDetailOut,
+    QcResultOut,
+    ResultsIn,
+    ReviewOut,
+    SampleIn,
+    SampleOut,
+    SpecificationOut,
+)
 
 specifications_api = Blueprint(
     "specifications_api",
@@ -20,7 +36,6 @@ specifications_api = Blueprint(
     url_prefix="/api/v1/specifications",
     description="Release specifications (QA-approved versions)",
 )
-blueprints = (specifications_api,)
 
 
 @specifications_api.get("")
@@ -52,3 +67,212 @@ def approve_specification(data: dict[str, Any], specification_id: int) -> Any:
             session, specification=found, user=acting_user(), password=data["password"], now=now()
         )
     return versioning.describe(db.session, found)
+
+
+# --- samples, results and disposition ------------------------------------------------------------
+
+release_api = Blueprint(
+    "release_api",
+    __name__,
+    url_prefix="/api/v1",
+    description="Release testing and QA disposition of lots",
+)
+blueprints = (specifications_api, release_api)
+
+
+def _lot(session: Any, lot_id: int) -> Any:
+    return processing.get_lot(session, lot_id)
+
+
+def review_out(lot: Any) -> dict[str, Any]:
+    """The review of ``lot`` as the acting user sees it (including what bars them)."""
+    found = disposition.review(db.session, lot, now=now())
+    user = acting_user()
+    barred = (
+        disposition.segregation_conflicts(db.session, lot, user)
+        if has_permission(user.roles, Permission.DISPOSE_LOTS)
+        else ["you do not hold the QA permission to release or reject lots"]
+    )
+    return {**vars(found), "ready": found.ready, "barred": barred}
+
+
+@release_api.get("/lots/<int:lot_id>/samples")
+@requires(Permission.READ_RECORDS)
+@release_api.response(200, SampleOut(many=True))
+def list_samples(lot_id: int) -> Any:
+    """The QC sample tubes drawn from the lot's bags."""
+    return results.samples_of(db.session, _lot(db.session, lot_id))
+
+
+@release_api.post("/lots/<int:lot_id>/samples")
+@requires(Permission.TAKE_QC_SAMPLES)
+@release_api.arguments(SampleIn)
+@release_api.response(201, SampleOut(many=True))
+def take_samples(data: dict[str, Any], lot_id: int) -> Any:
+    """Draw labelled sample tubes from one bag of the lot (lineage operation ``sample``)."""
+    with unit_of_work() as session:
+        taken = results.take_samples(
+            session,
+            _lot(session, lot_id),
+            results.SampleRequest(
+                bag_code=data["bag"],
+                tubes=data["tubes"],
+                purpose=data["purpose"],
+                bag_used_up=data["bag_used_up"],
+                taken_at=data["taken_at"],
+            ),
+            actor=acting_user(),
+            now=now(),
+        )
+    return taken
+
+
+@release_api.get("/lots/<int:lot_id>/results")
+@requires(Permission.READ_RECORDS)
+@release_api.response(200, QcResultOut(many=True))
+def list_results(lot_id: int) -> Any:
+    """Every result of the lot, valid and invalidated, in the order recorded."""
+    return results.results_of(db.session, _lot(db.session, lot_id))
+
+
+@release_api.post("/lots/<int:lot_id>/results")
+@requires(Permission.RECORD_QC_RESULTS)
+@release_api.arguments(ResultsIn)
+@release_api.response(201, QcResultOut(many=True))
+def record_results(data: dict[str, Any], lot_id: int) -> Any:
+    """Record results measured on one sample tube, judged against the specification in force.
+
+    All are recorded or none; an OOS result opens an investigation on the lot."""
+    with unit_of_work() as session:
+        recorded = results.record_results(
+            session,
+            _lot(session, lot_id),
+            sample_code=data["sample"],
+            entries=[
+                results.ResultEntry(
+                    test_code=line["test"],
+                    value=line["value"],
+                    unit=line["unit"],
+                    instrument=line["instrument"],
+                    tested_on=line["tested_on"],
+                )
+                for line in data["results"]
+            ],
+            actor=acting_user(),
+            now=now(),
+            site_zone=site_zone(),
+        )
+    return recorded
+
+
+@release_api.get("/results/<int:result_id>")
+@requires(Permission.READ_RECORDS)
+@release_api.response(200, QcResultDetailOut)
+def get_result(result_id: int) -> Any:
+    """One result, with QA's invalidation signature if it was set aside."""
+    found = results.get_result(db.session, result_id)
+    return {**_fields(found, QcResultOut), "signatures": signatures.manifest(db.session, found)}
+
+
+@release_api.post("/results/<int:result_id>/invalidate")
+@requires(Permission.INVALIDATE_QC_RESULTS)
+@release_api.arguments(InvalidateIn)
+@release_api.response(200, QcResultDetailOut)
+def invalidate_result(data: dict[str, Any], result_id: int) -> Any:
+    """QA sets a result aside with a reason and an e-signature; a retest may then be recorded."""
+    with unit_of_work() as session:
+        found = results.get_result(session, result_id)
+        results.invalidate_result(
+            session,
+            found,
+            reason=data["reason"],
+            user=acting_user(),
+            password=data["password"],
+            now=now(),
+        )
+    return {**_fields(found, QcResultOut), "signatures": signatures.manifest(db.session, found)}
+
+
+@release_api.get("/lots/<int:lot_id>/review")
+@requires(Permission.READ_RECORDS)
+@release_api.response(200, ReviewOut)
+def review(lot_id: int) -> Any:
+    """Every precondition of release with a tick or the reason, every test, the decision."""
+    return review_out(_lot(db.session, lot_id))
+
+
+@release_api.post("/lots/<int:lot_id>/release")
+@requires(Permission.DISPOSE_LOTS)
+@release_api.arguments(ReleaseIn)
+@release_api.response(200, ReviewOut)
+def release(data: dict[str, Any], lot_id: int) -> Any:
+    """Release the lot for clinical use (e-signature); its bags become available."""
+    with unit_of_work() as session:
+        lot = _lot(session, lot_id)
+        disposition.release_lot(
+            session,
+            lot,
+            user=acting_user(),
+            password=data["password"],
+            comment=data["comment"],
+            now=now(),
+        )
+    return review_out(lot)
+
+
+@release_api.post("/lots/<int:lot_id>/reject")
+@requires(Permission.DISPOSE_LOTS)
+@release_api.arguments(RejectIn)
+@release_api.response(200, ReviewOut)
+def reject(data: dict[str, Any], lot_id: int) -> Any:
+    """Reject the lot for good, with a reason (e-signature); its bags become rejected."""
+    with unit_of_work() as session:
+        lot = _lot(session, lot_id)
+        disposition.reject_lot(
+            session,
+            lot,
+            reason=data["reason"],
+            user=acting_user(),
+            password=data["password"],
+            now=now(),
+        )
+    return review_out(lot)
+
+
+@release_api.get("/lots/<int:lot_id>/certificate.pdf")
+@requires(Permission.READ_RECORDS)
+@release_api.doc(responses={"200": {"content": {"application/pdf": {}}}})
+def certificate(lot_id: int) -> Any:
+    """The certificate of analysis (PDF)."""
+    return certificate_response(_lot(db.session, lot_id))
+
+
+@release_api.get("/qa/awaiting-review")
+@requires(Permission.READ_RECORDS)
+@release_api.response(200, ReviewOut(many=True))
+def awaiting_review() -> Any:
+    """QA queue: lots in quarantine, oldest first, each with its review."""
+    return [review_out(found.lot) for found in disposition.awaiting_review(db.session, now=now())]
+
+
+@release_api.get("/qa/out-of-specification")
+@requires(Permission.READ_RECORDS)
+@release_api.response(200, OutOfSpecificationOut(many=True))
+def out_of_specification() -> Any:
+    """QA queue: undecided lots holding a valid OOS result, with those results."""
+    return [
+        {"lot_id": lot.id, "lot_number": lot.lot_number, "results": oos}
+        for lot, oos in disposition.lots_with_oos(db.session)
+    ]
+
+
+@release_api.get("/qa/open-deviations")
+@requires(Permission.READ_RECORDS)
+@release_api.response(200, DeviationOut(many=True))
+def open_deviations() -> Any:
+    """QA queue: every open deviation, newest first."""
+    return disposition.open_deviations(db.session)
+
+
+def _fields(record: Any, schema: type) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in schema().fields if hasattr(record, name)}

@@ -51,7 +51,7 @@ class Check:
 
     key: str
     label: str
-    passed: bool
+    ok: bool
     detail: str
 
 
@@ -90,11 +90,11 @@ class Review:
     @property
     def ready(self) -> bool:
         """Every precondition holds: the lot may be released (by someone allowed to)."""
-        return self.disposition is None and all(check.passed for check in self.checks)
+        return self.disposition is None and all(check.ok for check in self.checks)
 
     @property
     def failed(self) -> list[Check]:
-        return [check for check in self.checks if not check.passed]
+        return [check for check in self.checks if not check.ok]
 
 
 def review(session: Session, lot: Lot, *, now: dt.datetime) -> Review:

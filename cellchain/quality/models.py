@@ -66,6 +66,7 @@ class QcSample(db.Model):
     purpose: Mapped[str | None] = mapped_column(String(200))
 
     unit: Mapped[Unit] = relationship(foreign_keys=[unit_id])
+    lot: Mapped[Lot] = relationship()
     taken_from: Mapped[Unit] = relationship(foreign_keys=[taken_from_id])
     taken_by: Mapped[User] = relationship()
 

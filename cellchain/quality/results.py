@@ -23,12 +23,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cellchain.chain import service as chain
-from cellchain.chain.models import LineageOperation, UnitKind
+from cellchain.chain.models import LineageOperation, Unit, UnitKind
 from cellchain.core import audit, signatures
 from cellchain.core.models import Signature, User
 from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.manufacturing import deviations, processing
-from cellchain.manufacturing.models import DeviationCategory, Lot, LotStatus
+from cellchain.manufacturing.models import CellRecord, DeviationCategory, Lot, LotStatus
 from cellchain.quality.evaluation import evaluate, read_value
 from cellchain.quality.models import QcResult, QcSample, ResultStatus, Specification
 from cellchain.quality.service import specification_in_force
@@ -362,6 +362,17 @@ def out_of_specification_lot_ids(session: Session) -> set[int]:
             .distinct()
         ).scalars()
     )
+
+
+def lot_of_unit(session: Session, unit: Unit) -> Lot | None:
+    """The lot ``unit`` is a bag of, or a QC sample of; ``None`` for any other unit."""
+    sample = session.get(QcSample, unit.id)
+    if sample is not None:
+        return sample.lot
+    record = session.get(CellRecord, unit.id)
+    if record is not None and record.lot_id is not None:
+        return session.get(Lot, record.lot_id)
+    return None
 
 
 def labelled_cells_per_bag(session: Session, sample: QcSample) -> float | None:

@@ -2,8 +2,161 @@
 
 from __future__ import annotations
 
-from cellchain.core.schemas import VersionedDocumentOut
+import marshmallow as ma
+from marshmallow import validate
+
+from cellchain.chain.schemas import UnitOut
+from cellchain.core.schemas import SignatureOut, SignIn, SiteDateTime, VersionedDocumentOut
+from cellchain.quality.evaluation import criterion_text
 
 
 class SpecificationOut(VersionedDocumentOut):
     """A version of a release specification: its tests and acceptance criteria."""
+
+
+# --- samples and results -------------------------------------------------------------------------
+
+
+class SampleIn(ma.Schema):
+    """Draw labelled QC sample tubes from one bag of the lot (scanned or typed code)."""
+
+    bag = ma.fields.String(required=True, validate=validate.Length(min=1, max=40))
+    tubes = ma.fields.Integer(load_default=1)
+    purpose = ma.fields.String(load_default=None, allow_none=True)
+    bag_used_up = ma.fields.Boolean(
+        load_default=True,
+        metadata={"description": "The whole bag goes to testing (a QC bag) and is consumed"},
+    )
+    taken_at = SiteDateTime(load_default=None, allow_none=True)
+
+
+class SampleOut(ma.Schema):
+    unit = ma.fields.Nested(UnitOut)
+    lot_id = ma.fields.Integer()
+    taken_from = ma.fields.Function(lambda s: s.taken_from.code)
+    taken_at = ma.fields.AwareDateTime()
+    taken_by = ma.fields.Function(lambda s: s.taken_by.username)
+    purpose = ma.fields.String(allow_none=True)
+
+
+class ResultLineIn(ma.Schema):
+    test = ma.fields.String(required=True, metadata={"description": "Test code, e.g. CD73"})
+    value = ma.fields.Raw(
+        required=True,
+        metadata={"description": "A number for a numeric test, else one of its categories"},
+    )
+    unit = ma.fields.String(load_default=None, allow_none=True)
+    instrument = ma.fields.String(required=True)
+    tested_on = ma.fields.Date(required=True)
+
+
+class ResultsIn(ma.Schema):
+    """Results measured on one QC sample tube: all are recorded, or none."""
+
+    sample = ma.fields.String(required=True, metadata={"description": "The sample tube's code"})
+    results = ma.fields.List(
+        ma.fields.Nested(ResultLineIn), required=True, validate=validate.Length(min=1)
+    )
+
+
+class QcResultOut(ma.Schema):
+    id = ma.fields.Integer()
+    lot_id = ma.fields.Integer()
+    sample = ma.fields.Function(lambda r: r.sample.unit.code)
+    specification = ma.fields.Function(
+        lambda r: f"{r.specification.code} v{r.specification.version}"
+    )
+    test_code = ma.fields.String()
+    test_name = ma.fields.String()
+    method = ma.fields.String()
+    value = ma.fields.Raw()
+    unit = ma.fields.String(allow_none=True)
+    labelled_value = ma.fields.Float(allow_none=True)
+    criterion = ma.fields.String()
+    passes = ma.fields.Boolean()
+    out_of_specification = ma.fields.Boolean()
+    instrument = ma.fields.String()
+    tested_on = ma.fields.Date()
+    analyst = ma.fields.Function(lambda r: r.analyst.username)
+    recorded_at = ma.fields.AwareDateTime()
+    status = ma.fields.String()
+    invalidated_at = ma.fields.AwareDateTime(allow_none=True)
+    invalidated_by = ma.fields.Function(
+        lambda r: r.invalidated_by.username if r.invalidated_by else None
+    )
+    invalidation_reason = ma.fields.String(allow_none=True)
+
+
+class QcResultDetailOut(QcResultOut):
+    signatures = ma.fields.List(ma.fields.Nested(SignatureOut))
+
+
+class InvalidateIn(SignIn):
+    reason = ma.fields.String(required=True, validate=validate.Length(min=1, max=5000))
+
+
+# --- disposition ---------------------------------------------------------------------------------
+
+
+class ReleaseIn(SignIn):
+    comment = ma.fields.String(load_default=None, allow_none=True)
+
+
+class RejectIn(SignIn):
+    reason = ma.fields.String(required=True, validate=validate.Length(min=1, max=5000))
+
+
+class ReleaseCheckOut(ma.Schema):
+    key = ma.fields.String()
+    label = ma.fields.String()
+    ok = ma.fields.Boolean()
+    detail = ma.fields.String()
+
+
+class TestLineOut(ma.Schema):
+    code = ma.fields.Function(lambda line: line.test["code"])
+    name = ma.fields.Function(lambda line: line.test["name"])
+    criterion = ma.fields.Function(lambda line: criterion_text(line.test))
+    state = ma.fields.String(metadata={"description": "passes, out of specification or missing"})
+    result = ma.fields.Nested(QcResultOut, allow_none=True)
+    invalidated = ma.fields.List(ma.fields.Nested(QcResultOut))
+
+
+class DispositionOut(ma.Schema):
+    id = ma.fields.Integer()
+    decision = ma.fields.String()
+    reason = ma.fields.String(allow_none=True)
+    decided_at = ma.fields.AwareDateTime()
+    decided_by = ma.fields.Function(lambda d: d.decided_by.username)
+
+
+class ReviewOut(ma.Schema):
+    """The release review: every precondition, every test, and the decision if made."""
+
+    lot_id = ma.fields.Function(lambda r: r.lot.id)
+    lot_number = ma.fields.Function(lambda r: r.lot.lot_number)
+    status = ma.fields.Function(lambda r: r.lot.status)
+    din = ma.fields.Function(lambda r: r.donation.din)
+    expires_at = ma.fields.Function(lambda r: r.lot.expires_at)
+    specification = ma.fields.Function(
+        lambda r: f"{r.specification.code} v{r.specification.version}" if r.specification else None
+    )
+    ready = ma.fields.Boolean(metadata={"description": "Every precondition of release holds"})
+    checks = ma.fields.List(ma.fields.Nested(ReleaseCheckOut))
+    tests = ma.fields.List(ma.fields.Nested(TestLineOut))
+    other_results = ma.fields.List(ma.fields.Nested(QcResultOut))
+    out_of_specification = ma.fields.Function(
+        lambda r: any(line.state == "out of specification" for line in r.tests)
+    )
+    disposition = ma.fields.Nested(DispositionOut, allow_none=True)
+    signatures = ma.fields.List(ma.fields.Nested(SignatureOut))
+    barred = ma.fields.List(
+        ma.fields.String(),
+        metadata={"description": "Why the requesting user may not release this lot, if so"},
+    )
+
+
+class OutOfSpecificationOut(ma.Schema):
+    lot_id = ma.fields.Integer()
+    lot_number = ma.fields.String()
+    results = ma.fields.List(ma.fields.Nested(QcResultOut))

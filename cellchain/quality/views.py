@@ -1,16 +1,26 @@
-"""Pages of the quality package: release specifications."""
+"""Pages of the quality package: release specifications, release testing (samples and
+results), the release review with QA's disposition, the certificate of analysis, QA queues."""
 
 from __future__ import annotations
 
-from flask import Blueprint, url_for
+import datetime as dt
+from typing import Any, cast
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from cellchain.core.roles import Permission
+from cellchain.core.roles import Permission, has_permission
+from cellchain.errors import DomainError, InvalidInput
 from cellchain.extensions import db
-from cellchain.http import now, requires
-from cellchain.quality import service
+from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
+from cellchain.manufacturing import processing
+from cellchain.manufacturing.models import Lot
+from cellchain.quality import disposition, results, service
+from cellchain.quality.certificate import certificate_response
 from cellchain.quality.evaluation import criterion_text
+from cellchain.quality.schemas import InvalidateIn, RejectIn, ReleaseIn, SampleIn
 from cellchain.web.documents import approve_from_form, document_page, versions_page
+from cellchain.web.forms import load_form
 
 blueprint = Blueprint("quality", __name__)
 
@@ -19,6 +29,12 @@ blueprint = Blueprint("quality", __name__)
 def criterion(test: dict[str, object]) -> str:
     """A specification line's acceptance criterion in words."""
     return criterion_text(test)  # type: ignore[arg-type]
+
+
+@blueprint.app_template_filter("qc_value")
+def qc_value(result: Any) -> str:
+    """A QC result's value as printed, with its unit."""
+    return results.format_value(result)
 
 
 @blueprint.get("/specifications")
@@ -55,3 +71,288 @@ def approve(specification_id: int) -> ResponseReturnValue:
         back_url=url_for("quality.specification", specification_id=specification_id),
         what="specification",
     )
+
+
+# --- release testing (QC) -------------------------------------------------------------------------
+
+
+@blueprint.app_template_global("out_of_specification_lots")
+def out_of_specification_lots() -> set[int]:
+    """The ids of lots holding a valid OOS result, read once per request, so that every page
+    showing a lot can flag it red."""
+    if "oos_lot_ids" not in g:
+        g.oos_lot_ids = results.out_of_specification_lot_ids(db.session)
+    return cast(set[int], g.oos_lot_ids)
+
+
+@blueprint.app_template_global("lot_of_unit")
+def lot_of_unit(unit: Any) -> Lot | None:
+    """The lot a bag belongs to or a QC sample was drawn from, if any (for the unit page)."""
+    return results.lot_of_unit(db.session, unit)
+
+
+@blueprint.get("/lots/<int:lot_id>/testing")
+@requires(Permission.READ_RECORDS)
+def testing(lot_id: int) -> ResponseReturnValue:
+    return _testing_page(processing.get_lot(db.session, lot_id))
+
+
+def _testing_page(
+    lot: Lot,
+    *,
+    error: DomainError | None = None,
+    form: dict[str, Any] | None = None,
+    which: str | None = None,
+) -> ResponseReturnValue:
+    """The lot's QC page: samples, every result, the form for new results."""
+    found = disposition.review(db.session, lot, now=now())
+    samples = found.samples
+    usable = [s for s in samples if s.unit.status not in ("consumed", "discarded")]
+    return (
+        render_template(
+            "quality/testing.html",
+            review=found,
+            results=results.results_of(db.session, lot),
+            bags=[b for b in processing.bags_of(db.session, lot) if b.status == "quarantine"],
+            sample_codes=[s.unit.code for s in usable],
+            error=error,
+            which=which,
+            errors=error.errors if error else {},
+            form=form or {},
+            today=now().astimezone(site_zone()).date().isoformat(),
+            invalidation_meaning=results.INVALIDATION_MEANING,
+        ),
+        error.status if error else 200,
+    )
+
+
+@blueprint.post("/lots/<int:lot_id>/samples")
+@requires(Permission.TAKE_QC_SAMPLES)
+def take_samples(lot_id: int) -> ResponseReturnValue:
+    try:
+        data = load_form(SampleIn(), _checkbox(request.form, "bag_used_up"))
+        with unit_of_work() as session:
+            taken = results.take_samples(
+                session,
+                processing.get_lot(session, lot_id),
+                results.SampleRequest(
+                    bag_code=data["bag"],
+                    tubes=data["tubes"],
+                    purpose=data["purpose"],
+                    bag_used_up=data["bag_used_up"],
+                    taken_at=data["taken_at"],
+                ),
+                actor=acting_user(),
+                now=now(),
+            )
+            codes = ", ".join(sample.unit.code for sample in taken)
+    except DomainError as error:
+        lot = processing.get_lot(db.session, lot_id)
+        return _testing_page(lot, error=error, form=request.form.to_dict(), which="samples")
+    flash(f"Sample tube(s) labelled: {codes}.", "success")
+    return redirect(url_for("quality.testing", lot_id=lot_id))
+
+
+@blueprint.post("/lots/<int:lot_id>/results")
+@requires(Permission.RECORD_QC_RESULTS)
+def record_results(lot_id: int) -> ResponseReturnValue:
+    try:
+        with unit_of_work() as session:
+            lot = processing.get_lot(session, lot_id)
+            recorded = results.record_results(
+                session,
+                lot,
+                sample_code=request.form.get("sample", ""),
+                entries=_result_entries(request.form),
+                actor=acting_user(),
+                now=now(),
+                site_zone=site_zone(),
+            )
+            failing = [r.test_name for r in recorded if not r.passes]
+            count = len(recorded)
+    except DomainError as error:
+        lot = processing.get_lot(db.session, lot_id)
+        return _testing_page(lot, error=error, form=request.form.to_dict(), which="results")
+    if failing:
+        flash(
+            f"{count} result(s) recorded. OUT OF SPECIFICATION: {', '.join(failing)}; an "
+            "investigation (deviation) was opened on the lot.",
+            "error",
+        )
+    else:
+        flash(f"{count} result(s) recorded, all within specification.", "success")
+    return redirect(url_for("quality.testing", lot_id=lot_id))
+
+
+@blueprint.post("/results/<int:result_id>/invalidate")
+@requires(Permission.INVALIDATE_QC_RESULTS)
+def invalidate(result_id: int) -> ResponseReturnValue:
+    found = results.get_result(db.session, result_id)
+    lot_id = found.lot_id
+    try:
+        data = load_form(InvalidateIn(), request.form)
+        with unit_of_work() as session:
+            results.invalidate_result(
+                session,
+                results.get_result(session, result_id),
+                reason=data["reason"],
+                user=acting_user(),
+                password=data["password"],
+                now=now(),
+            )
+    except DomainError as error:
+        lot = processing.get_lot(db.session, lot_id)
+        form = {**request.form.to_dict(), "result_id": str(result_id)}
+        return _testing_page(lot, error=error, form=form, which="invalidate")
+    flash(f"Result #{result_id} invalidated; a retest may now be recorded.", "success")
+    return redirect(url_for("quality.testing", lot_id=lot_id))
+
+
+# --- release review and disposition (QA) ----------------------------------------------------------
+
+
+@blueprint.get("/lots/<int:lot_id>/review")
+@requires(Permission.READ_RECORDS)
+def review(lot_id: int) -> ResponseReturnValue:
+    return _review_page(processing.get_lot(db.session, lot_id))
+
+
+def _review_page(
+    lot: Lot,
+    *,
+    error: DomainError | None = None,
+    form: dict[str, Any] | None = None,
+    which: str | None = None,
+) -> ResponseReturnValue:
+    user = acting_user()
+    may_dispose = has_permission(user.roles, Permission.DISPOSE_LOTS)
+    return (
+        render_template(
+            "quality/review.html",
+            review=disposition.review(db.session, lot, now=now()),
+            may_dispose=may_dispose,
+            barred=disposition.segregation_conflicts(db.session, lot, user) if may_dispose else [],
+            error=error,
+            which=which,
+            errors=error.errors if error else {},
+            form=form or {},
+            release_meaning=disposition.RELEASE_MEANING,
+            reject_meaning=disposition.REJECT_MEANING,
+        ),
+        error.status if error else 200,
+    )
+
+
+@blueprint.post("/lots/<int:lot_id>/release")
+@requires(Permission.DISPOSE_LOTS)
+def release(lot_id: int) -> ResponseReturnValue:
+    try:
+        data = load_form(ReleaseIn(), request.form)
+        with unit_of_work() as session:
+            disposition.release_lot(
+                session,
+                processing.get_lot(session, lot_id),
+                user=acting_user(),
+                password=data["password"],
+                comment=data["comment"],
+                now=now(),
+            )
+    except DomainError as error:
+        lot = processing.get_lot(db.session, lot_id)
+        return _review_page(lot, error=error, form=request.form.to_dict(), which="release")
+    flash("Lot released for clinical use; its bags are now available.", "success")
+    return redirect(url_for("quality.review", lot_id=lot_id))
+
+
+@blueprint.post("/lots/<int:lot_id>/reject")
+@requires(Permission.DISPOSE_LOTS)
+def reject(lot_id: int) -> ResponseReturnValue:
+    try:
+        data = load_form(RejectIn(), request.form)
+        with unit_of_work() as session:
+            disposition.reject_lot(
+                session,
+                processing.get_lot(session, lot_id),
+                reason=data["reason"],
+                user=acting_user(),
+                password=data["password"],
+                now=now(),
+            )
+    except DomainError as error:
+        lot = processing.get_lot(db.session, lot_id)
+        return _review_page(lot, error=error, form=request.form.to_dict(), which="reject")
+    flash("Lot rejected; its bags are rejected for good.", "success")
+    return redirect(url_for("quality.review", lot_id=lot_id))
+
+
+@blueprint.get("/lots/<int:lot_id>/certificate.pdf")
+@requires(Permission.READ_RECORDS)
+def certificate(lot_id: int) -> ResponseReturnValue:
+    """The certificate of analysis (PDF)."""
+    return certificate_response(processing.get_lot(db.session, lot_id))
+
+
+@blueprint.get("/qa")
+@requires(Permission.READ_RECORDS)
+def queues() -> ResponseReturnValue:
+    """QA's work: lots awaiting review, lots with OOS results, open deviations."""
+    return render_template(
+        "quality/queues.html",
+        awaiting=disposition.awaiting_review(db.session, now=now()),
+        oos=disposition.lots_with_oos(db.session),
+        deviations=disposition.open_deviations(db.session),
+    )
+
+
+# --- form input -----------------------------------------------------------------------------------
+
+
+def _checkbox(form: Any, name: str) -> dict[str, Any]:
+    """The form as a dict, with an unticked checkbox sent as false (browsers omit it)."""
+    data = {key: value for key, value in form.items() if key != "csrf_token"}
+    data[name] = name in form
+    return data
+
+
+def _result_entries(form: Any) -> list[results.ResultEntry]:
+    """One entry per test row with a value; the service judges each (type, unit, dates).
+
+    A row's fields are ``value-<CODE>``, ``unit-<CODE>``, ``instrument-<CODE>`` and
+    ``tested_on-<CODE>``; a number typed for a numeric test is read as a number, anything
+    else is passed on as typed so that the refusal can say what is wrong with it.
+    """
+    entries = []
+    for key in form:
+        if not key.startswith("value-") or not form[key].strip():
+            continue
+        code = key.removeprefix("value-")
+        typed = form[key].strip()
+        entries.append(
+            results.ResultEntry(
+                test_code=code,
+                value=_number_or_text(typed, numeric=form.get(f"numeric-{code}") == "1"),
+                unit=(form.get(f"unit-{code}") or "").strip() or None,
+                instrument=form.get(f"instrument-{code}", ""),
+                tested_on=_date(form.get(f"tested_on-{code}", ""), code),
+            )
+        )
+    return entries
+
+
+def _number_or_text(typed: str, *, numeric: bool) -> float | str:
+    if not numeric:
+        return typed
+    try:
+        return float(typed.replace(",", "."))
+    except ValueError:
+        return typed
+
+
+def _date(typed: str, code: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(typed.strip())
+    except ValueError:
+        raise InvalidInput(
+            f"{code}: the test date {typed!r} is not a date (YYYY-MM-DD).",
+            errors={f"{code}.tested_on": ["A date is required."]},
+        ) from None

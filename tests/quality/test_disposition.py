@@ -40,7 +40,7 @@ def test_a_lot_with_a_full_passing_panel_is_released_and_its_bags_become_availab
     desk: Any,
 ) -> None:
     desk.full_panel()
-    assert all(check.passed for check in checks(desk).values())
+    assert all(check.ok for check in checks(desk).values())
     decided = release(desk)
     assert desk.lot.status == "released"
     assert decided.decision == "released"
@@ -54,10 +54,10 @@ def test_a_lot_with_a_full_passing_panel_is_released_and_its_bags_become_availab
 def test_each_missing_precondition_refuses_release_with_its_reason(desk: Any) -> None:
     desk.full_panel(POTENCY=None, CD90=90.0)
     found = checks(desk)
-    assert not found["results"].passed
+    assert not found["results"].ok
     assert "missing: Potency" in found["results"].detail
     assert "CD90 positive 90 %" in found["results"].detail
-    assert not found["deviations"].passed  # the OOS investigation is open
+    assert not found["deviations"].ok  # the OOS investigation is open
     with pytest.raises(Conflict, match="cannot be released") as refused:
         release(desk)
     assert "missing: Potency" in refused.value.detail
@@ -73,7 +73,7 @@ def test_an_ineligible_or_pending_donor_blocks_release(desk: Any) -> None:
     )
     db.session.commit()
     db.session.expire_all()
-    assert not checks(desk)["donor_eligible"].passed
+    assert not checks(desk)["donor_eligible"].ok
     with pytest.raises(Conflict, match="Donor eligible"):
         release(desk)
 
@@ -93,10 +93,10 @@ def test_limits_a_storage_excursion_and_expiry_each_block_release(desk: Any) -> 
     )
     db.session.commit()
     found = checks(desk)
-    assert not found["limits"].passed and "P6" in found["limits"].detail
-    assert not found["storage"].passed
-    assert found["deviations"].passed  # the excursion is counted once, as an excursion
-    assert not found["expiry"].passed and "expired" in found["expiry"].detail
+    assert not found["limits"].ok and "P6" in found["limits"].detail
+    assert not found["storage"].ok
+    assert found["deviations"].ok  # the excursion is counted once, as an excursion
+    assert not found["expiry"].ok and "expired" in found["expiry"].detail
     lot.expires_at = None
     db.session.commit()
     assert "no shelf life" in checks(desk)["expiry"].detail
