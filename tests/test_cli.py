@@ -51,15 +51,22 @@ def test_demo_builds_a_fresh_database_with_users_for_every_role(tmp_path: Path, 
         assert conn.scalar(text("SELECT count(*) FROM users")) == 6
         assert conn.scalar(text("SELECT status FROM protocols")) == "effective"
         assert conn.scalar(text("SELECT status FROM product_definitions")) == "effective"
-        # protocol, product definition, specification, the eligible donation's determination
-        assert conn.scalar(text("SELECT count(*) FROM signatures")) == 4
+        # protocol, product definition, specification, four eligible donations'
+        # determinations, a release, a closed OOS investigation and a rejection
+        assert conn.scalar(text("SELECT count(*) FROM signatures")) == 10
+        lots = conn.execute(text("SELECT status FROM lots ORDER BY id")).scalars().all()
+        assert lots == ["quarantine", "released", "quarantine", "rejected"]
+        oos = "SELECT count(*) FROM qc_results WHERE status = 'valid' AND NOT passes"
+        assert conn.scalar(text(oos)) == 2
         assert conn.scalar(text("SELECT status FROM specifications")) == "effective"
         rows = conn.execute(text("SELECT eligibility, count(*) FROM donations GROUP BY 1"))
         stages = {eligibility: count for eligibility, count in rows}
-        assert stages == {"eligible": 1, "pending": 2}
-        assert conn.scalar(text("SELECT count(*) FROM units WHERE kind = 'culture_vessel'")) == 16
-        assert conn.scalar(text("SELECT count(*) FROM units WHERE kind = 'cryobag'")) == 10
-    for stage in ("eligible", "quarantine", "awaiting receipt"):
+        assert stages == {"eligible": 4, "pending": 2}
+        # four expansions of 16 vessels and 10 bags each; one QC tube from each tested lot
+        assert conn.scalar(text("SELECT count(*) FROM units WHERE kind = 'culture_vessel'")) == 64
+        assert conn.scalar(text("SELECT count(*) FROM units WHERE kind = 'cryobag'")) == 40
+        assert conn.scalar(text("SELECT count(*) FROM units WHERE kind = 'sample_tube'")) == 3
+    for stage in ("eligible", "quarantine", "awaiting receipt", "out of specification"):
         assert stage in result.output
     # Run again: the demo database is recreated, not added to.
     again = CliRunner().invoke(main, ["demo", "--no-serve", "--database", str(database)])

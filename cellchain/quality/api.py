@@ -19,10 +19,10 @@ from cellchain.quality.certificate import certificate_response
 from cellchain.quality.schemas import (
     InvalidateIn,
     OutOfSpecificationOut,
-    RejectIn,
-    ReleaseIn,
     QcResultDetailOut,
     QcResultOut,
+    RejectIn,
+    ReleaseIn,
     ResultsIn,
     ReviewOut,
     SampleIn,
@@ -93,7 +93,19 @@ def review_out(lot: Any) -> dict[str, Any]:
         if has_permission(user.roles, Permission.DISPOSE_LOTS)
         else ["you do not hold the QA permission to release or reject lots"]
     )
-    return {**vars(found), "ready": found.ready, "barred": barred}
+    spec = found.specification
+    return {
+        **vars(found),
+        "lot_id": lot.id,
+        "lot_number": lot.lot_number,
+        "status": lot.status,
+        "din": found.donation.din,
+        "expires_at": lot.expires_at,
+        "specification": f"{spec.code} v{spec.version}" if spec else None,
+        "ready": found.ready,
+        "out_of_specification": any(not line.result.passes for line in found.tests if line.result),
+        "barred": barred,
+    }
 
 
 @release_api.get("/lots/<int:lot_id>/samples")

@@ -84,6 +84,8 @@ class Review:
     other_results: list[QcResult]
     checks: list[Check]
     samples: list[QcSample]
+    #: the lot's open deviations (OOS investigations, storage excursions and others)
+    open_deviations: list[Deviation]
     disposition: LotDisposition | None
     signatures: list[SignatureManifest]
 
@@ -114,6 +116,7 @@ def review(session: Session, lot: Lot, *, now: dt.datetime) -> Review:
         other_results=others,
         checks=release_checks(session, lot, donation=donation, spec=spec, tests=tests, now=now),
         samples=qc.samples_of(session, lot),
+        open_deviations=deviations.open_deviations_of(session, lot),
         disposition=disposition,
         signatures=signatures.manifest(session, disposition) if disposition else [],
     )

@@ -7,6 +7,7 @@ from marshmallow import validate
 
 from cellchain.chain.schemas import UnitOut
 from cellchain.core.schemas import SignatureOut, SignIn, SiteDateTime, VersionedDocumentOut
+from cellchain.manufacturing.storage_api import DeviationOut
 from cellchain.quality.evaluation import criterion_text
 
 
@@ -133,21 +134,18 @@ class DispositionOut(ma.Schema):
 class ReviewOut(ma.Schema):
     """The release review: every precondition, every test, and the decision if made."""
 
-    lot_id = ma.fields.Function(lambda r: r.lot.id)
-    lot_number = ma.fields.Function(lambda r: r.lot.lot_number)
-    status = ma.fields.Function(lambda r: r.lot.status)
-    din = ma.fields.Function(lambda r: r.donation.din)
-    expires_at = ma.fields.Function(lambda r: r.lot.expires_at)
-    specification = ma.fields.Function(
-        lambda r: f"{r.specification.code} v{r.specification.version}" if r.specification else None
-    )
+    lot_id = ma.fields.Integer()
+    lot_number = ma.fields.String()
+    status = ma.fields.String()
+    din = ma.fields.String()
+    expires_at = ma.fields.AwareDateTime(allow_none=True)
+    specification = ma.fields.String(allow_none=True)
     ready = ma.fields.Boolean(metadata={"description": "Every precondition of release holds"})
     checks = ma.fields.List(ma.fields.Nested(ReleaseCheckOut))
     tests = ma.fields.List(ma.fields.Nested(TestLineOut))
     other_results = ma.fields.List(ma.fields.Nested(QcResultOut))
-    out_of_specification = ma.fields.Function(
-        lambda r: any(line.state == "out of specification" for line in r.tests)
-    )
+    out_of_specification = ma.fields.Boolean()
+    open_deviations = ma.fields.List(ma.fields.Nested(DeviationOut))
     disposition = ma.fields.Nested(DispositionOut, allow_none=True)
     signatures = ma.fields.List(ma.fields.Nested(SignatureOut))
     barred = ma.fields.List(
