@@ -4,10 +4,13 @@ results), the release review with QA's disposition, the certificate of analysis,
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from sqlalchemy.orm import Session
 
 from cellchain.core.roles import Permission, has_permission
 from cellchain.errors import DomainError, InvalidInput
@@ -97,115 +100,89 @@ def testing(lot_id: int) -> ResponseReturnValue:
     return _testing_page(processing.get_lot(db.session, lot_id))
 
 
-def _testing_page(
-    lot: Lot,
-    *,
-    error: DomainError | None = None,
-    form: dict[str, Any] | None = None,
-    which: str | None = None,
-) -> ResponseReturnValue:
+def _testing_page(lot: Lot, refused: Refused | None = None) -> ResponseReturnValue:
     """The lot's QC page: samples, every result, the form for new results."""
     found = disposition.review(db.session, lot, now=now())
-    samples = found.samples
-    usable = [s for s in samples if s.unit.status not in ("consumed", "discarded")]
-    return (
-        render_template(
-            "quality/testing.html",
-            review=found,
-            results=results.results_of(db.session, lot),
-            bags=[b for b in processing.bags_of(db.session, lot) if b.status == "quarantine"],
-            sample_codes=[s.unit.code for s in usable],
-            error=error,
-            which=which,
-            errors=error.errors if error else {},
-            form=form or {},
-            today=now().astimezone(site_zone()).date().isoformat(),
-            invalidation_meaning=results.INVALIDATION_MEANING,
-        ),
-        error.status if error else 200,
+    usable = [s for s in found.samples if s.unit.status not in ("consumed", "discarded")]
+    return _render(
+        "quality/testing.html",
+        refused,
+        review=found,
+        results=results.results_of(db.session, lot),
+        bags=[b for b in processing.bags_of(db.session, lot) if b.status == "quarantine"],
+        sample_codes=[s.unit.code for s in usable],
+        today=now().astimezone(site_zone()).date().isoformat(),
+        invalidation_meaning=results.INVALIDATION_MEANING,
     )
 
 
 @blueprint.post("/lots/<int:lot_id>/samples")
 @requires(Permission.TAKE_QC_SAMPLES)
 def take_samples(lot_id: int) -> ResponseReturnValue:
-    try:
+    def act(session: Session) -> Message:
         data = load_form(SampleIn(), _checkbox(request.form, "bag_used_up"))
-        with unit_of_work() as session:
-            taken = results.take_samples(
-                session,
-                processing.get_lot(session, lot_id),
-                results.SampleRequest(
-                    bag_code=data["bag"],
-                    tubes=data["tubes"],
-                    purpose=data["purpose"],
-                    bag_used_up=data["bag_used_up"],
-                    taken_at=data["taken_at"],
-                ),
-                actor=acting_user(),
-                now=now(),
-            )
-            codes = ", ".join(sample.unit.code for sample in taken)
-    except DomainError as error:
-        lot = processing.get_lot(db.session, lot_id)
-        return _testing_page(lot, error=error, form=request.form.to_dict(), which="samples")
-    flash(f"Sample tube(s) labelled: {codes}.", "success")
-    return redirect(url_for("quality.testing", lot_id=lot_id))
+        taken = results.take_samples(
+            session,
+            processing.get_lot(session, lot_id),
+            results.SampleRequest(
+                bag_code=data["bag"],
+                tubes=data["tubes"],
+                purpose=data["purpose"],
+                bag_used_up=data["bag_used_up"],
+                taken_at=data["taken_at"],
+            ),
+            actor=acting_user(),
+            now=now(),
+        )
+        codes = ", ".join(sample.unit.code for sample in taken)
+        return f"Sample tube(s) labelled: {codes}.", "success"
+
+    return _submit(lot_id, "samples", _testing_page, act)
 
 
 @blueprint.post("/lots/<int:lot_id>/results")
 @requires(Permission.RECORD_QC_RESULTS)
 def record_results(lot_id: int) -> ResponseReturnValue:
-    try:
-        with unit_of_work() as session:
-            lot = processing.get_lot(session, lot_id)
-            recorded = results.record_results(
-                session,
-                lot,
-                sample_code=request.form.get("sample", ""),
-                entries=_result_entries(request.form),
-                actor=acting_user(),
-                now=now(),
-                site_zone=site_zone(),
-            )
-            failing = [r.test_name for r in recorded if not r.passes]
-            count = len(recorded)
-    except DomainError as error:
-        lot = processing.get_lot(db.session, lot_id)
-        return _testing_page(lot, error=error, form=request.form.to_dict(), which="results")
-    if failing:
-        flash(
-            f"{count} result(s) recorded. OUT OF SPECIFICATION: {', '.join(failing)}; an "
-            "investigation (deviation) was opened on the lot.",
-            "error",
+    def act(session: Session) -> Message:
+        recorded = results.record_results(
+            session,
+            processing.get_lot(session, lot_id),
+            sample_code=request.form.get("sample", ""),
+            entries=_result_entries(request.form),
+            actor=acting_user(),
+            now=now(),
+            site_zone=site_zone(),
         )
-    else:
-        flash(f"{count} result(s) recorded, all within specification.", "success")
-    return redirect(url_for("quality.testing", lot_id=lot_id))
+        failing = [r.test_name for r in recorded if not r.passes]
+        if failing:
+            return (
+                f"{len(recorded)} result(s) recorded. OUT OF SPECIFICATION: "
+                f"{', '.join(failing)}; an investigation (deviation) was opened on the lot.",
+                "error",
+            )
+        return f"{len(recorded)} result(s) recorded, all within specification.", "success"
+
+    return _submit(lot_id, "results", _testing_page, act)
 
 
 @blueprint.post("/results/<int:result_id>/invalidate")
 @requires(Permission.INVALIDATE_QC_RESULTS)
 def invalidate(result_id: int) -> ResponseReturnValue:
-    found = results.get_result(db.session, result_id)
-    lot_id = found.lot_id
-    try:
+    lot_id = results.get_result(db.session, result_id).lot_id
+
+    def act(session: Session) -> Message:
         data = load_form(InvalidateIn(), request.form)
-        with unit_of_work() as session:
-            results.invalidate_result(
-                session,
-                results.get_result(session, result_id),
-                reason=data["reason"],
-                user=acting_user(),
-                password=data["password"],
-                now=now(),
-            )
-    except DomainError as error:
-        lot = processing.get_lot(db.session, lot_id)
-        form = {**request.form.to_dict(), "result_id": str(result_id)}
-        return _testing_page(lot, error=error, form=form, which="invalidate")
-    flash(f"Result #{result_id} invalidated; a retest may now be recorded.", "success")
-    return redirect(url_for("quality.testing", lot_id=lot_id))
+        results.invalidate_result(
+            session,
+            results.get_result(session, result_id),
+            reason=data["reason"],
+            user=acting_user(),
+            password=data["password"],
+            now=now(),
+        )
+        return f"Result #{result_id} invalidated; a retest may now be recorded.", "success"
+
+    return _submit(lot_id, "invalidate", _testing_page, act, result_id=str(result_id))
 
 
 # --- release review and disposition (QA) ----------------------------------------------------------
@@ -217,72 +194,111 @@ def review(lot_id: int) -> ResponseReturnValue:
     return _review_page(processing.get_lot(db.session, lot_id))
 
 
-def _review_page(
-    lot: Lot,
-    *,
-    error: DomainError | None = None,
-    form: dict[str, Any] | None = None,
-    which: str | None = None,
-) -> ResponseReturnValue:
+def _review_page(lot: Lot, refused: Refused | None = None) -> ResponseReturnValue:
+    """The release review: the preconditions, every test, and QA's decision or its forms."""
     user = acting_user()
     may_dispose = has_permission(user.roles, Permission.DISPOSE_LOTS)
-    return (
-        render_template(
-            "quality/review.html",
-            review=disposition.review(db.session, lot, now=now()),
-            may_dispose=may_dispose,
-            barred=disposition.segregation_conflicts(db.session, lot, user) if may_dispose else [],
-            error=error,
-            which=which,
-            errors=error.errors if error else {},
-            form=form or {},
-            release_meaning=disposition.RELEASE_MEANING,
-            reject_meaning=disposition.REJECT_MEANING,
-        ),
-        error.status if error else 200,
+    return _render(
+        "quality/review.html",
+        refused,
+        review=disposition.review(db.session, lot, now=now()),
+        may_dispose=may_dispose,
+        barred=disposition.segregation_conflicts(db.session, lot, user) if may_dispose else [],
+        release_meaning=disposition.RELEASE_MEANING,
+        reject_meaning=disposition.REJECT_MEANING,
     )
 
 
 @blueprint.post("/lots/<int:lot_id>/release")
 @requires(Permission.DISPOSE_LOTS)
 def release(lot_id: int) -> ResponseReturnValue:
-    try:
+    def act(session: Session) -> Message:
         data = load_form(ReleaseIn(), request.form)
-        with unit_of_work() as session:
-            disposition.release_lot(
-                session,
-                processing.get_lot(session, lot_id),
-                user=acting_user(),
-                password=data["password"],
-                comment=data["comment"],
-                now=now(),
-            )
-    except DomainError as error:
-        lot = processing.get_lot(db.session, lot_id)
-        return _review_page(lot, error=error, form=request.form.to_dict(), which="release")
-    flash("Lot released for clinical use; its bags are now available.", "success")
-    return redirect(url_for("quality.review", lot_id=lot_id))
+        disposition.release_lot(
+            session,
+            processing.get_lot(session, lot_id),
+            user=acting_user(),
+            password=data["password"],
+            comment=data["comment"],
+            now=now(),
+        )
+        return "Lot released for clinical use; its bags are now available.", "success"
+
+    return _submit(lot_id, "release", _review_page, act)
 
 
 @blueprint.post("/lots/<int:lot_id>/reject")
 @requires(Permission.DISPOSE_LOTS)
 def reject(lot_id: int) -> ResponseReturnValue:
-    try:
+    def act(session: Session) -> Message:
         data = load_form(RejectIn(), request.form)
+        disposition.reject_lot(
+            session,
+            processing.get_lot(session, lot_id),
+            reason=data["reason"],
+            user=acting_user(),
+            password=data["password"],
+            now=now(),
+        )
+        return "Lot rejected; its bags are rejected for good.", "success"
+
+    return _submit(lot_id, "reject", _review_page, act)
+
+
+# --- one use case per form ------------------------------------------------------------------------
+
+#: A flash message and its category.
+Message = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Why a form was refused, what was typed, and which form on the page it was."""
+
+    error: DomainError
+    form: dict[str, Any]
+    which: str
+
+
+def _submit(
+    lot_id: int,
+    which: str,
+    page: Callable[[Lot, Refused], ResponseReturnValue],
+    act: Callable[[Session], Message],
+    **remember: str,
+) -> ResponseReturnValue:
+    """Run ``act`` in one transaction. Done: flash its message and go back to the page.
+    Refused: the page again, with the reason, the field errors and what was typed (plus
+    ``remember``), under the status of the error."""
+    try:
         with unit_of_work() as session:
-            disposition.reject_lot(
-                session,
-                processing.get_lot(session, lot_id),
-                reason=data["reason"],
-                user=acting_user(),
-                password=data["password"],
-                now=now(),
-            )
+            message, category = act(session)
     except DomainError as error:
-        lot = processing.get_lot(db.session, lot_id)
-        return _review_page(lot, error=error, form=request.form.to_dict(), which="reject")
-    flash("Lot rejected; its bags are rejected for good.", "success")
-    return redirect(url_for("quality.review", lot_id=lot_id))
+        typed = {**request.form.to_dict(), **remember}
+        return page(processing.get_lot(db.session, lot_id), Refused(error, typed, which))
+    flash(message, category)
+    return redirect(url_for(PAGE_ENDPOINTS[page], lot_id=lot_id))
+
+
+#: Where a form goes back to when its use case is done.
+PAGE_ENDPOINTS: dict[Callable[..., ResponseReturnValue], str] = {
+    _testing_page: "quality.testing",
+    _review_page: "quality.review",
+}
+
+
+def _render(template: str, refused: Refused | None, **context: Any) -> ResponseReturnValue:
+    return (
+        render_template(
+            template,
+            error=refused.error if refused else None,
+            which=refused.which if refused else None,
+            errors=refused.error.errors if refused else {},
+            form=refused.form if refused else {},
+            **context,
+        ),
+        refused.error.status if refused else 200,
+    )
 
 
 @blueprint.get("/lots/<int:lot_id>/certificate.pdf")
