@@ -126,13 +126,7 @@ def take_samples(data: dict[str, Any], lot_id: int) -> Any:
         taken = results.take_samples(
             session,
             _lot(session, lot_id),
-            results.SampleRequest(
-                bag_code=data["bag"],
-                tubes=data["tubes"],
-                purpose=data["purpose"],
-                bag_used_up=data["bag_used_up"],
-                taken_at=data["taken_at"],
-            ),
+            SampleIn.request(data),
             actor=acting_user(),
             now=now(),
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from marshmallow import validate
 
@@ -9,6 +11,7 @@ from cellchain.chain.schemas import UnitOut
 from cellchain.core.schemas import SignatureOut, SignIn, SiteDateTime, VersionedDocumentOut
 from cellchain.manufacturing.storage_api import DeviationOut
 from cellchain.quality.evaluation import criterion_text
+from cellchain.quality.results import SampleRequest
 
 
 class SpecificationOut(VersionedDocumentOut):
@@ -29,6 +32,17 @@ class SampleIn(ma.Schema):
         metadata={"description": "The whole bag goes to testing (a QC bag) and is consumed"},
     )
     taken_at = SiteDateTime(load_default=None, allow_none=True)
+
+    @staticmethod
+    def request(data: dict[str, Any]) -> SampleRequest:
+        """The loaded data as the service's request."""
+        return SampleRequest(
+            bag_code=data["bag"],
+            tubes=data["tubes"],
+            purpose=data["purpose"],
+            bag_used_up=data["bag_used_up"],
+            taken_at=data["taken_at"],
+        )
 
 
 class SampleOut(ma.Schema):

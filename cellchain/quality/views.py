@@ -124,13 +124,7 @@ def take_samples(lot_id: int) -> ResponseReturnValue:
         taken = results.take_samples(
             session,
             processing.get_lot(session, lot_id),
-            results.SampleRequest(
-                bag_code=data["bag"],
-                tubes=data["tubes"],
-                purpose=data["purpose"],
-                bag_used_up=data["bag_used_up"],
-                taken_at=data["taken_at"],
-            ),
+            SampleIn.request(data),
             actor=acting_user(),
             now=now(),
         )
