@@ -7,37 +7,31 @@ and time, meaning, and whether the signed content is still what was signed. It s
 :func:`cellchain.quality.disposition.review` assembled and decides nothing itself: verdicts are
 the ones stored with each result, validity is the one the signature manifest computed.
 
-It follows the batch record's conventions (:mod:`cellchain.manufacturing.batch_record_pdf`)
-and reuses its fonts, styles, code display and page furniture:
+It is built from the blocks of :mod:`cellchain.core.pdf`, as the batch record is (fonts, styles,
+code display, counts and times, the running header and footer with "Page N of M"), so the two
+read alike. What is the certificate's own:
 
 * A lot QA has not decided on still prints, as a draft for review, under a banner that says
   it is not released and not for clinical use.
 * An invalidated result is printed under its test, greyed and marked "invalidated: <reason>":
   a result is never hidden, and the reader sees it does not count.
-* Every page carries the site, the lot number, its status, "Page N of M" and who generated
-  the document when; times are in the site's zone, which each page names.
+* Every page's header names the document as "Certificate of analysis".
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.platypus import (
-    BaseDocTemplate,
     Flowable,
-    Frame,
     KeepTogether,
-    PageTemplate,
     Paragraph,
     Spacer,
     Table,
@@ -45,37 +39,32 @@ from reportlab.platypus import (
 )
 from sqlalchemy.orm import object_session
 
-from cellchain.core.signatures import SignatureManifest
-from cellchain.manufacturing import processing
-from cellchain.manufacturing.batch_record_pdf import (
+from cellchain.core.pdf import (
     ALERT,
     ALERT_FILL,
     CAUTION_FILL,
     CONTENT_WIDTH,
-    FOOTER_HEIGHT,
     HEADER_FILL,
-    HEADER_HEIGHT,
     INK,
-    MARGIN,
     MUTED,
-    PAGE_HEIGHT,
-    PAGE_WIDTH,
-    RULE,
-    STATUS_WORDS,
-    _display,
-    _doublings,
-    _fields,
-    _fonts,
-    _grid,
-    _NumberedCanvas,
-    _p,
-    _passage,
-    _person,
-    _Running,
-    _Styles,
-    _styles,
-    _time,
+    Running,
+    Styles,
+    build_document,
+    display_code,
+    field_table,
+    format_doublings,
+    format_passage,
+    format_person,
+    format_time,
+    format_when_by,
+    grid_table,
+    load_fonts,
+    make_styles,
+    paragraph,
 )
+from cellchain.core.signatures import SignatureManifest
+from cellchain.manufacturing import processing
+from cellchain.manufacturing.batch_record_pdf import STATUS_WORDS
 from cellchain.quality.disposition import Review, TestLine
 from cellchain.quality.evaluation import criterion_text
 from cellchain.quality.models import Decision, LotDisposition, QcResult, Specification
@@ -111,9 +100,9 @@ _ASCII_FALLBACK = str.maketrans({"≥": ">=", "≤": "<="})
 
 @dataclass(frozen=True)
 class _Look:
-    """The batch record's styles and the few the certificate adds."""
+    """The shared document styles and the few the certificate adds."""
 
-    base: _Styles
+    base: Styles
     #: a cell of a result that counts against the lot, or a broken signature
     alarm: ParagraphStyle
     #: a cell of an invalidated result: shown, visibly not counting
@@ -126,7 +115,7 @@ class _Look:
 
 
 def _look() -> _Look:
-    base = _styles(_fonts())
+    base = make_styles(load_fonts())
     bold = base.fonts.bold
     return _Look(
         base=base,
@@ -147,44 +136,7 @@ def _text(value: str, look: _Look) -> str:
 
 def _cell(value: str, look: _Look, style: ParagraphStyle | None = None) -> Paragraph:
     """A table cell of plain text (escaped), in the cell style unless told otherwise."""
-    return _p(_text(value, look), style or look.base.cell)
-
-
-# --- the running header and footer --------------------------------------------------------------
-
-
-class _CertificateCanvas(_NumberedCanvas):
-    """The batch record's numbered canvas, with the certificate's name in the running header."""
-
-    def _draw_running(self, number: int, total: int) -> None:
-        run, fonts = self._running, self._running.fonts
-        label = "Certificate of analysis · donation "
-        top = PAGE_HEIGHT - MARGIN + 2 * mm
-        left, right = MARGIN, PAGE_WIDTH - MARGIN
-        self.saveState()
-        self.setFillColor(INK)
-        self.setFont(fonts.bold, 9)
-        self.drawString(left, top, run.site_name)
-        self.setFont(fonts.text, 8)
-        self.drawString(left, top - 4.2 * mm, label)
-        self.setFont(fonts.mono, 8)
-        self.drawString(left + self.stringWidth(label, fonts.text, 8), top - 4.2 * mm, run.din)
-        self.setFont(fonts.mono_bold, 9)
-        self.drawRightString(right, top, f"Lot {run.lot_number}")
-        self.setFont(fonts.bold, 8)
-        self.drawRightString(right, top - 4.2 * mm, run.status)
-        self.setStrokeColor(RULE)
-        self.setLineWidth(0.6)
-        self.line(left, top - 6.5 * mm, right, top - 6.5 * mm)
-        bottom = MARGIN - 4 * mm
-        self.line(left, bottom + 4 * mm, right, bottom + 4 * mm)
-        self.setFillColor(MUTED)
-        self.setFont(fonts.text, 7.5)
-        self.drawString(left, bottom, f"Generated {run.generated}. Times in {run.zone_name}.")
-        self.setFillColor(INK)
-        self.setFont(fonts.bold, 8)
-        self.drawRightString(right, bottom, f"Page {number} of {total}")
-        self.restoreState()
+    return paragraph(_text(value, look), style or look.base.cell)
 
 
 # --- the head: what was made, and what QA decided -----------------------------------------------
@@ -207,30 +159,30 @@ def _summary(review: Review, zone: ZoneInfo, look: _Look) -> Flowable:
     lot, styles = review.lot, look.base
     product = lot.product_definition
     bold = ParagraphStyle("status", parent=styles.body, fontName=styles.fonts.bold)
-    expiry = "not set" if lot.expires_at is None else _time(lot.expires_at, zone)
+    expiry = "not set" if lot.expires_at is None else format_time(lot.expires_at, zone)
     pairs: list[tuple[str, Any]] = [
-        ("Product", _p(f"{product.code} v{product.version} — {product.title}", styles.body)),
-        ("Lot number", _p(lot.lot_number, styles.field_code)),
-        ("Donation (DIN)", _p(_display(review.donation.din), styles.field_code)),
-        ("Lot status", _p(STATUS_WORDS.get(lot.status, lot.status.upper()), bold)),
-        ("Made", _p(_time(lot.made_at, zone), styles.body)),
-        ("Expiry", _p(expiry, styles.body)),
+        ("Product", paragraph(f"{product.code} v{product.version} — {product.title}", styles.body)),
+        ("Lot number", paragraph(lot.lot_number, styles.field_code)),
+        ("Donation (DIN)", paragraph(display_code(review.donation.din), styles.field_code)),
+        ("Lot status", paragraph(STATUS_WORDS.get(lot.status, lot.status.upper()), bold)),
+        ("Made", paragraph(format_time(lot.made_at, zone), styles.body)),
+        ("Expiry", paragraph(expiry, styles.body)),
     ]
     bags = _bags(review)
     if bags is not None:
-        pairs.append(("Bags", _p(bags, styles.body)))
+        pairs.append(("Bags", paragraph(bags, styles.body)))
     pairs += [
-        ("Final passage", _p(_passage(lot.final_passage), styles.body)),
-        ("Cumulative PD", _p(_doublings(lot.final_cumulative_pd), styles.body)),
-        ("DMSO", _p(f"{lot.dmso_percent:g} %", styles.body)),
+        ("Final passage", paragraph(format_passage(lot.final_passage), styles.body)),
+        ("Cumulative PD", paragraph(format_doublings(lot.final_cumulative_pd), styles.body)),
+        ("DMSO", paragraph(f"{lot.dmso_percent:g} %", styles.body)),
         (
             "Specification",
-            _p(_spec_label(review.specification), styles.body)
+            paragraph(_spec_label(review.specification), styles.body)
             if review.specification
-            else _p("none in force", styles.alert),
+            else paragraph("none in force", styles.alert),
         ),
     ]
-    return _fields(pairs, CONTENT_WIDTH, styles, label_width=32 * mm)
+    return field_table(pairs, CONTENT_WIDTH, styles, label_width=32 * mm)
 
 
 def _banner_lines(review: Review, zone: ZoneInfo) -> list[str]:
@@ -240,7 +192,7 @@ def _banner_lines(review: Review, zone: ZoneInfo) -> list[str]:
         return [NOT_RELEASED, "Printed as a draft for review; it certifies nothing."]
     lines = [
         DECISION_WORDS.get(decided.decision, decided.decision.upper()),
-        f"by {_person(decided.decided_by)}, {_time(decided.decided_at, zone)}",
+        f"by {format_person(decided.decided_by)}, {format_time(decided.decided_at, zone)}",
     ]
     if not review.signatures:
         lines.append("No electronic signature is on record for this disposition.")
@@ -257,7 +209,7 @@ def _banner(review: Review, zone: ZoneInfo, look: _Look) -> Table:
     calm = released and signed
     first, *rest = _banner_lines(review, zone)
     heading = look.banner if calm else ParagraphStyle("alarm", parent=look.banner, textColor=ALERT)
-    rows = [[_p(first, heading)]] + [[_p(line, look.base.body)] for line in rest]
+    rows = [[paragraph(first, heading)]] + [[paragraph(line, look.base.body)] for line in rest]
     box = Table(rows, colWidths=[CONTENT_WIDTH], hAlign="LEFT")
     box.setStyle(
         TableStyle(
@@ -275,8 +227,8 @@ def _banner(review: Review, zone: ZoneInfo, look: _Look) -> Table:
 
 def _head(review: Review, site_name: str, zone: ZoneInfo, look: _Look) -> list[Flowable]:
     return [
-        _p("Certificate of analysis", look.base.title),
-        _p(site_name, look.subtitle),
+        paragraph("Certificate of analysis", look.base.title),
+        paragraph(site_name, look.subtitle),
         Spacer(1, 3 * mm),
         _banner(review, zone, look),
         Spacer(1, 3 * mm),
@@ -340,7 +292,7 @@ def _missing_row(test: dict[str, Any], look: _Look) -> _Row:
 
 def _invalidated_row(result: QcResult, zone: ZoneInfo, look: _Look) -> _Row:
     """An earlier result QA set aside: printed in grey, with why, when and by whom."""
-    set_aside = f"{_time(result.invalidated_at, zone)} by {_person(result.invalidated_by)}"
+    set_aside = format_when_by(result.invalidated_at, result.invalidated_by, zone)
     verdict = Paragraph(
         escape(_text(f"invalidated: {result.invalidation_reason or '—'}", look))
         + f'<br/><font size="7">{escape(set_aside)}</font>',
@@ -380,7 +332,7 @@ def _results_table(rows: Sequence[_Row], look: _Look) -> Table:
         for index, row in enumerate(rows, start=1)
         if row.kind in _SHADE
     ]
-    return _grid(
+    return grid_table(
         RESULT_HEADER,
         [row.cells for row in rows],
         [CONTENT_WIDTH * width for width in RESULT_WIDTHS],
@@ -392,11 +344,12 @@ def _results_table(rows: Sequence[_Row], look: _Look) -> Table:
 def _tests(review: Review, zone: ZoneInfo, look: _Look) -> list[Flowable]:
     """Each test of the specification in force: criterion, result, date and verdict."""
     lines, styles = review.tests, look.base
-    out: list[Flowable] = [_p(f"Release tests ({len(lines)})", styles.h1)]
+    out: list[Flowable] = [paragraph(f"Release tests ({len(lines)})", styles.h1)]
     if review.specification is None:
-        return [*out, _p("No release specification is in force for this product.", styles.alert)]
+        none = "No release specification is in force for this product."
+        return [*out, paragraph(none, styles.alert)]
     out.append(
-        _p(
+        paragraph(
             f"Against specification {review.specification.code} "
             f"v{review.specification.version}. An invalidated result is shown under its test "
             "in grey; it does not count.",
@@ -419,8 +372,8 @@ def _other_results(review: Review, zone: ZoneInfo, look: _Look) -> list[Flowable
         for r in found
     ]
     return [
-        _p(f"Other results ({len(found)})", look.base.h1),
-        _p(
+        paragraph(f"Other results ({len(found)})", look.base.h1),
+        paragraph(
             "Tests the specification in force does not list; shown for completeness.",
             look.base.small,
         ),
@@ -440,7 +393,7 @@ def _signature_row(manifest: SignatureManifest, zone: ZoneInfo, look: _Look) -> 
     return [
         _cell(manifest.printed_name, look, look.strong),
         Paragraph(escape(manifest.username), look.base.code),
-        _cell(f"{_time(manifest.signed_at, zone)} ({zone.key})", look),
+        _cell(f"{format_time(manifest.signed_at, zone)} ({zone.key})", look),
         _cell(manifest.meaning, look),
         status,
     ]
@@ -449,14 +402,16 @@ def _signature_row(manifest: SignatureManifest, zone: ZoneInfo, look: _Look) -> 
 def _signatures(review: Review, zone: ZoneInfo, look: _Look) -> list[Flowable]:
     """Each signature on the disposition, manifested: printed name, when, meaning, validity."""
     if not review.signatures:
-        return [_p("No electronic signature is on record for this disposition.", look.base.alert)]
+        return [
+            paragraph("No electronic signature is on record for this disposition.", look.base.alert)
+        ]
     extra = [
         ("BACKGROUND", (0, index), (-1, index), ALERT_FILL)
         for index, manifest in enumerate(review.signatures, start=1)
         if not manifest.valid
     ]
     return [
-        _grid(
+        grid_table(
             SIGNATURE_HEADER,
             [_signature_row(manifest, zone, look) for manifest in review.signatures],
             [CONTENT_WIDTH * width for width in SIGNATURE_WIDTHS],
@@ -464,7 +419,7 @@ def _signatures(review: Review, zone: ZoneInfo, look: _Look) -> list[Flowable]:
             extra=extra,
         ),
         Spacer(1, 1.5 * mm),
-        _p(
+        paragraph(
             "Each signature is checked against the signed record as it stood when this document "
             "was generated.",
             look.base.small,
@@ -478,28 +433,28 @@ def _decision_fields(decided: LotDisposition, zone: ZoneInfo, look: _Look) -> Ta
     pairs: list[tuple[str, Any]] = [
         (
             "Decision",
-            _p(words, ParagraphStyle("d", parent=styles.body, fontName=styles.fonts.bold)),
+            paragraph(words, ParagraphStyle("d", parent=styles.body, fontName=styles.fonts.bold)),
         ),
         (
             "Decided",
-            _p(f"{_time(decided.decided_at, zone)} by {_person(decided.decided_by)}", styles.body),
+            paragraph(format_when_by(decided.decided_at, decided.decided_by, zone), styles.body),
         ),
     ]
     if decided.reason:
         label = "Reason" if decided.decision == Decision.REJECTED.value else "Comment"
-        pairs.append((label, _p(decided.reason, styles.body)))
-    pairs.append(("Reviewed against", _p(_spec_label(decided.specification), styles.body)))
-    return _fields(pairs, CONTENT_WIDTH, styles, label_width=32 * mm)
+        pairs.append((label, paragraph(decided.reason, styles.body)))
+    pairs.append(("Reviewed against", paragraph(_spec_label(decided.specification), styles.body)))
+    return field_table(pairs, CONTENT_WIDTH, styles, label_width=32 * mm)
 
 
 def _disposition(review: Review, zone: ZoneInfo, look: _Look) -> list[Flowable]:
     styles = look.base
-    block: list[Flowable] = [_p("QA disposition", styles.h1)]
+    block: list[Flowable] = [paragraph("QA disposition", styles.h1)]
     decided = review.disposition
     if decided is None:
         block += [
-            _p(NOT_RELEASED, ParagraphStyle("none", parent=look.banner, textColor=ALERT)),
-            _p(
+            paragraph(NOT_RELEASED, ParagraphStyle("none", parent=look.banner, textColor=ALERT)),
+            paragraph(
                 "QA has not released or rejected this lot. This printout is a draft for review "
                 "and carries no signature; do not sign it.",
                 styles.body,
@@ -508,11 +463,11 @@ def _disposition(review: Review, zone: ZoneInfo, look: _Look) -> list[Flowable]:
     else:
         block += [
             _decision_fields(decided, zone, look),
-            _p("Electronic signatures", styles.h2),
+            paragraph("Electronic signatures", styles.h2),
             Spacer(1, 1.5 * mm),
             *_signatures(review, zone, look),
         ]
-    block += [Spacer(1, 4 * mm), _p("End of certificate of analysis.", styles.small)]
+    block += [Spacer(1, 4 * mm), paragraph("End of certificate of analysis.", styles.small)]
     return [KeepTogether(block)]
 
 
@@ -524,36 +479,6 @@ def _story(review: Review, site_name: str, zone: ZoneInfo, look: _Look) -> Itera
 
 
 # --- the document ------------------------------------------------------------------------------
-
-
-def _build(story: list[Flowable], running: _Running, *, title: str, author: str) -> bytes:
-    """Lay ``story`` out on A4 pages framed as the batch record's, each with the running head."""
-    buffer = io.BytesIO()
-    top = MARGIN + HEADER_HEIGHT - 4 * mm
-    bottom = MARGIN + FOOTER_HEIGHT - 4 * mm
-    # A frame without padding: the tables' widths are exactly the text's width.
-    frame = Frame(
-        MARGIN,
-        bottom,
-        CONTENT_WIDTH,
-        PAGE_HEIGHT - top - bottom,
-        leftPadding=0,
-        rightPadding=0,
-        topPadding=0,
-        bottomPadding=0,
-        id="content",
-    )
-    document = BaseDocTemplate(
-        buffer,
-        pagesize=A4,
-        pageTemplates=[PageTemplate(id="certificate", frames=[frame])],
-        title=title,
-        author=author,
-        subject=title,
-        creator="cellchain",
-    )
-    document.build(story, canvasmaker=functools.partial(_CertificateCanvas, running=running))
-    return buffer.getvalue()
 
 
 def render_certificate_pdf(
@@ -572,16 +497,18 @@ def render_certificate_pdf(
     """
     look = _look()
     lot = review.lot
-    running = _Running(
+    running = Running.for_lot(
+        "Certificate of analysis",
         site_name=site_name,
         lot_number=lot.lot_number,
-        din=_display(review.donation.din),
-        status=f"Status: {lot.status.upper()}",
-        generated=f"{_time(generated_at, zone)} by {generated_by}",
-        zone_name=zone.key,
+        din=review.donation.din,
+        lot_status=lot.status,
+        zone=zone,
+        generated_at=generated_at,
+        generated_by=generated_by,
         fonts=look.base.fonts,
     )
-    return _build(
+    return build_document(
         list(_story(review, site_name, zone, look)),
         running,
         title=f"Certificate of analysis {lot.lot_number}",

@@ -10,10 +10,11 @@ from zoneinfo import ZoneInfo
 
 from pypdf import PdfReader
 
+from cellchain.core import pdf as core_pdf
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
-from cellchain.manufacturing import batch_record_pdf, processing
+from cellchain.manufacturing import processing
 from cellchain.manufacturing.batch_record import batch_record
 from cellchain.manufacturing.batch_record_pdf import render_batch_record_pdf
 from cellchain.manufacturing.models import Deviation, Lot, StepKind
@@ -126,12 +127,12 @@ def test_a_harvest_pooling_two_branches_is_read_after_both(bench):
 
 def test_without_dejavu_the_built_in_fonts_print_the_same_record(bench, monkeypatch):
     lot = expanded_lot(bench, bags=2)
-    monkeypatch.setattr(batch_record_pdf, "_DEJAVU_DIRS", ())
-    batch_record_pdf._fonts.cache_clear()
+    monkeypatch.setattr(core_pdf, "DEJAVU_DIRS", ())
+    core_pdf.load_fonts.cache_clear()
     try:
         pdf = render(lot)
     finally:
-        batch_record_pdf._fonts.cache_clear()
+        core_pdf.load_fonts.cache_clear()
     assert b"DejaVu" not in pdf and b"/Courier" in pdf
     text = squeeze(" ".join(pages_text(pdf)))
     assert parse_identifier(lot.lot_number[:14]).display in text

@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 from pypdf import PdfReader
 from sqlalchemy import update
 
+from cellchain.core import pdf as core_pdf
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
-from cellchain.manufacturing import batch_record_pdf
 from cellchain.quality import disposition, results
 from cellchain.quality.certificate_pdf import render_certificate_pdf
 from cellchain.quality.defaults import UC_MSC_TESTS
@@ -167,12 +167,12 @@ def test_without_dejavu_the_built_in_fonts_print_the_same_certificate(
     desk: Any, monkeypatch: Any
 ) -> None:
     desk.record(desk.entry("VIABILITY", 91.0))
-    monkeypatch.setattr(batch_record_pdf, "_DEJAVU_DIRS", ())
-    batch_record_pdf._fonts.cache_clear()
+    monkeypatch.setattr(core_pdf, "DEJAVU_DIRS", ())
+    core_pdf.load_fonts.cache_clear()
     try:
         pdf = render(desk)
     finally:
-        batch_record_pdf._fonts.cache_clear()
+        core_pdf.load_fonts.cache_clear()
     assert b"DejaVu" not in pdf and b"/Helvetica" in pdf
     text = squeeze(" ".join(pages_text(pdf)))
     assert ">= 80 %" in text  # no ≥ in the built-in fonts
