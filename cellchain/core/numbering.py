@@ -21,9 +21,9 @@ from cellchain.core.identifiers import (
     make_coi,
     make_din,
     make_unit_code,
-    parse_identifier,
 )
 from cellchain.core.models import IdentifierSequence, IssuedIdentifier, User
+from cellchain.core.payload import read_scan
 from cellchain.errors import Conflict, NotFound
 
 MAX_SEQUENCE = 999_999
@@ -215,18 +215,19 @@ def attach(
 
 
 def lookup(session: Session, code: str) -> IssuedIdentifier:
-    """The issued identifier for a scanned or typed code.
+    """The issued identifier for a scanned label payload or a typed code.
 
     Raises ``InvalidIdentifier`` when the text is not a well-formed code (saying what is
     wrong), ``NotFound`` when it is well-formed but this site never issued it.
     """
-    identifier = parse_identifier(code)
+    identifier = read_scan(code)
     issued = session.execute(
         select(IssuedIdentifier).where(IssuedIdentifier.code == identifier.canonical)
     ).scalar_one_or_none()
     if issued is None:
         raise NotFound(
-            f"{identifier.display} is a valid {identifier.kind} but this site has not issued it."
+            f"{identifier.display} is a valid {identifier.kind} of facility "
+            f"{identifier.din[:5]}, but this site has not issued it."
         )
     return issued
 

@@ -116,6 +116,18 @@ def test_scan_of_a_unit_code_answers_with_the_unit(tech_api, tree):
     assert unit["display"] == display(bag.code)
 
 
+def test_scan_of_a_label_payload_answers_with_the_same_unit(tech_api, tree):
+    bag = tree.b1
+    payload = f"CC1.{bag.code}"
+
+    response = tech_api.get("/api/v1/scan", query_string={"code": payload})
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["unit"]["id"] == bag.id
+    truncated = tech_api.get("/api/v1/scan", query_string={"code": payload[:-3]})
+    assert truncated.status_code == 422
+
+
 def test_any_role_may_scan(qc_api, tree):
     response = qc_api.get("/api/v1/scan", query_string={"code": tree.v1.code.lower()})
 
