@@ -84,9 +84,10 @@ def _lot(session: Any, lot_id: int) -> Any:
     return processing.get_lot(session, lot_id)
 
 
-def review_out(lot: Any) -> dict[str, Any]:
-    """The review of ``lot`` as the acting user sees it (including what bars them)."""
-    found = disposition.review(db.session, lot, now=now())
+def review_out(lot: Any, found: disposition.Review | None = None) -> dict[str, Any]:
+    """The review of ``lot`` (``found``, or made now) as the acting user sees it, including
+    what bars them from releasing it."""
+    found = found or disposition.review(db.session, lot, now=now())
     user = acting_user()
     barred = (
         disposition.segregation_conflicts(db.session, lot, user)
@@ -258,7 +259,8 @@ def certificate(lot_id: int) -> Any:
 @release_api.response(200, ReviewOut(many=True))
 def awaiting_review() -> Any:
     """QA queue: lots in quarantine, oldest first, each with its review."""
-    return [review_out(found.lot) for found in disposition.awaiting_review(db.session, now=now())]
+    waiting = disposition.awaiting_review(db.session, now=now())
+    return [review_out(found.lot, found) for found in waiting]
 
 
 @release_api.get("/qa/out-of-specification")

@@ -35,7 +35,14 @@ from cellchain.manufacturing.models import (
     ProcessingStep,
 )
 from cellchain.quality import results as qc
-from cellchain.quality.models import Decision, LotDisposition, QcResult, QcSample, Specification
+from cellchain.quality.models import (
+    Decision,
+    LotDisposition,
+    QcResult,
+    QcSample,
+    ResultStatus,
+    Specification,
+)
 from cellchain.quality.service import specification_in_force
 
 #: The meanings printed with QA's signature on a disposition.
@@ -265,7 +272,7 @@ def lots_with_oos(session: Session) -> list[tuple[Lot, list[QcResult]]]:
         .join(QcResult, QcResult.lot_id == Lot.id)
         .where(
             Lot.status == LotStatus.QUARANTINE.value,
-            QcResult.status == "valid",
+            QcResult.status == ResultStatus.VALID.value,
             QcResult.passes.is_(False),
         )
         .order_by(Lot.id, QcResult.id)

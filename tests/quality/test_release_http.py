@@ -199,3 +199,15 @@ def test_the_web_forms_record_invalidate_release_and_reject(clients: Any, desk: 
     assert "Lot rejected" in rejected.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(Lot, lot).status == "rejected"
+
+
+def test_the_qa_queues_over_the_api(api: dict[str, Any], desk: Any) -> None:
+    desk.record(desk.entry("VIABILITY", 70.0))
+    (waiting,) = api["qa"].get("/api/v1/qa/awaiting-review").get_json()
+    assert waiting["lot_number"] == desk.lot.lot_number
+    assert not waiting["ready"] and waiting["out_of_specification"]
+    (oos,) = api["qa"].get("/api/v1/qa/out-of-specification").get_json()
+    assert [r["test_code"] for r in oos["results"]] == ["VIABILITY"]
+    (deviation,) = api["qa"].get("/api/v1/qa/open-deviations").get_json()
+    assert deviation["category"] == "out_of_specification"
+    assert deviation["lot_number"] == desk.lot.lot_number
