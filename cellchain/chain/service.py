@@ -12,9 +12,8 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session, selectinload
-from sqlalchemy.orm.attributes import set_committed_value
 
 from cellchain.chain.models import (
     CUSTODY_EVENTS,
@@ -30,6 +29,7 @@ from cellchain.chain.models import (
     UnitStatus,
 )
 from cellchain.core import audit, numbering
+from cellchain.core.guarded import update_if
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User
 from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
@@ -224,18 +224,11 @@ def change_status(
     if target not in UNIT_TRANSITIONS[current]:
         raise StateConflict(f"Unit {unit.code}", current, target)
     # Conditional on the status read: if someone changed the unit since, nobody wins twice.
-    changed = session.execute(
-        update(Unit)
-        .where(Unit.id == unit.id, Unit.status == current.value)
-        .values(status=target.value)
-        .execution_options(synchronize_session=False)
-    )
-    if changed.rowcount != 1:  # type: ignore[attr-defined]
+    if not update_if(session, unit, Unit.status == current.value, status=target.value):
         raise Conflict(
             f"Unit {unit.code} was changed by someone else a moment ago; reload it and try again.",
             title="Changed concurrently",
         )
-    set_committed_value(unit, "status", target.value)
     _add_event(
         session,
         unit,

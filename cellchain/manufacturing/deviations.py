@@ -11,11 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cellchain.core import audit, signatures
+from cellchain.core.guarded import update_if
 from cellchain.core.models import Signature, User
 from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.manufacturing.models import Deviation, DeviationCategory, Lot
@@ -92,27 +93,17 @@ def close_deviation(
     text = _required_text(resolution, "resolution", "The resolution")
     if deviation.status == DeviationStatus.CLOSED.value:
         raise _already_closed(deviation)
-    closed = session.execute(
-        update(Deviation)
-        .where(Deviation.id == deviation.id, Deviation.status == DeviationStatus.OPEN.value)
-        .values(
-            status=DeviationStatus.CLOSED.value,
-            closed_at=now,
-            closed_by_id=user.id,
-            resolution=text,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if closed.rowcount != 1:  # type: ignore[attr-defined]
+    if not update_if(
+        session,
+        deviation,
+        Deviation.status == DeviationStatus.OPEN.value,
+        status=DeviationStatus.CLOSED.value,
+        closed_at=now,
+        closed_by_id=user.id,
+        resolution=text,
+    ):
         session.refresh(deviation)
         raise _already_closed(deviation)
-    for name, value in (
-        ("status", DeviationStatus.CLOSED.value),
-        ("closed_at", now),
-        ("closed_by_id", user.id),
-        ("resolution", text),
-    ):
-        set_committed_value(deviation, name, value)
     set_committed_value(deviation, "closed_by", user)
     # The signature covers the resolution, so it is taken after the resolution is set.
     signature = signatures.sign(

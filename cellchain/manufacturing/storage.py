@@ -25,6 +25,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from cellchain.chain import service as chain
 from cellchain.chain.models import GONE, EventType, Unit, UnitEvent, UnitKind, UnitStatus
 from cellchain.core import audit
+from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.manufacturing import deviations, resources
@@ -130,17 +131,11 @@ def store_unit(
     if current is not None:
         _vacate(session, current, unit)
     # The guard that matters under concurrency: fill the slot only if it is still empty.
-    filled = session.execute(
-        update(StoragePosition)
-        .where(StoragePosition.id == position.id, StoragePosition.unit_id.is_(None))
-        .values(unit_id=unit.id, since=at)
-        .execution_options(synchronize_session=False)
-    )
-    if filled.rowcount != 1:  # type: ignore[attr-defined]
+    if not update_if(
+        session, position, StoragePosition.unit_id.is_(None), unit_id=unit.id, since=at
+    ):
         session.refresh(position)
         raise _occupied(session, position, unit)
-    set_committed_value(position, "unit_id", unit.id)
-    set_committed_value(position, "since", at)
     set_committed_value(position, "unit", unit)
     chain.record_custody(
         session,

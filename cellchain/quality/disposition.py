@@ -15,13 +15,13 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitStatus
 from cellchain.core import audit, signatures
+from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.core.signatures import SignatureManifest
 from cellchain.donors.models import Donation, Eligibility
@@ -303,19 +303,12 @@ def _decide(
 ) -> LotDisposition:
     # Conditional on the lot still being in quarantine: of two QA users deciding at once, the
     # second waits for the first (row lock) and then finds nothing to update.
-    changed = session.execute(
-        update(Lot)
-        .where(Lot.id == lot.id, Lot.status == LotStatus.QUARANTINE.value)
-        .values(status=decision.value)
-        .execution_options(synchronize_session=False)
-    )
-    if changed.rowcount != 1:  # type: ignore[attr-defined]
+    if not update_if(session, lot, Lot.status == LotStatus.QUARANTINE.value, status=decision.value):
         session.refresh(lot)
         existing = disposition_of(session, lot)
         if existing is not None:
             raise _already_decided(existing)
         raise Conflict(f"Lot {lot.lot_number} is {lot.status}; it cannot be {decision.value}.")
-    set_committed_value(lot, "status", decision.value)
     disposition = LotDisposition(
         lot_id=lot.id,
         decision=decision.value,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -25,6 +25,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from cellchain.chain import service as chain
 from cellchain.chain.models import LineageOperation, Unit, UnitKind
 from cellchain.core import audit, signatures
+from cellchain.core.guarded import update_if
 from cellchain.core.models import Signature, User
 from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.manufacturing import deviations, processing
@@ -281,26 +282,16 @@ def invalidate_result(
     require_undisposed(result.lot)
     if not result.valid:
         raise Conflict(f"Result #{result.id} was already invalidated.")
-    changed = session.execute(
-        update(QcResult)
-        .where(QcResult.id == result.id, QcResult.status == ResultStatus.VALID.value)
-        .values(
-            status=ResultStatus.INVALIDATED.value,
-            invalidated_at=now,
-            invalidated_by_id=user.id,
-            invalidation_reason=text,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if changed.rowcount != 1:  # type: ignore[attr-defined]
-        raise Conflict(f"Result #{result.id} was invalidated by someone else a moment ago.")
-    for name, value in (
-        ("status", ResultStatus.INVALIDATED.value),
-        ("invalidated_at", now),
-        ("invalidated_by_id", user.id),
-        ("invalidation_reason", text),
+    if not update_if(
+        session,
+        result,
+        QcResult.status == ResultStatus.VALID.value,
+        status=ResultStatus.INVALIDATED.value,
+        invalidated_at=now,
+        invalidated_by_id=user.id,
+        invalidation_reason=text,
     ):
-        set_committed_value(result, name, value)
+        raise Conflict(f"Result #{result.id} was invalidated by someone else a moment ago.")
     set_committed_value(result, "invalidated_by", user)
     signature = signatures.sign(
         session, record=result, meaning=INVALIDATION_MEANING, user=user, password=password, now=now
