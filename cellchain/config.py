@@ -40,6 +40,23 @@ def _int_env(name: str, default: int) -> int:
         raise ConfigurationError(f"CELLCHAIN_{name} must be a whole number, not {raw!r}.") from exc
 
 
+def _product_codes_env() -> dict[str, str]:
+    """``CELLCHAIN_ISBT128_PRODUCT_CODES=UC-MSC=S1234V00,…``: product → ISBT 128 product code."""
+    raw = _env("ISBT128_PRODUCT_CODES")
+    codes: dict[str, str] = {}
+    for item in (raw or "").split(","):
+        if not item.strip():
+            continue
+        product, separator, code = item.partition("=")
+        if not separator or not product.strip() or not code.strip():
+            raise ConfigurationError(
+                "CELLCHAIN_ISBT128_PRODUCT_CODES is a comma-separated list of "
+                f"<product>=<ISBT 128 product code>, e.g. UC-MSC=S1234V00; {item!r} is not."
+            )
+        codes[product.strip()] = code.strip()
+    return codes
+
+
 def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Build the Flask config for the environment named by CELLCHAIN_ENV (or the overrides)."""
     overrides = dict(overrides or {})
@@ -58,6 +75,7 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "FACILITY_CODE": _env("FACILITY_CODE") or (DEMO_FACILITY_CODE if relaxed else None),
         "SITE_NAME": _env("SITE_NAME") or "cellchain demo site",
         "SITE_TIMEZONE": _env("TIMEZONE") or "UTC",
+        "ISBT128_PRODUCT_CODES": _product_codes_env(),
         "IDLE_TIMEOUT_MINUTES": _int_env("IDLE_TIMEOUT_MINUTES", 15),
         "LOCKOUT_THRESHOLD": _int_env("LOCKOUT_THRESHOLD", 5),
         "PASSWORD_MIN_LENGTH": _int_env("PASSWORD_MIN_LENGTH", 12),
@@ -104,6 +122,7 @@ def check_config(config: Mapping[str, Any]) -> None:
             validate_facility_code(config["FACILITY_CODE"])
         except InvalidInput as exc:
             raise ConfigurationError(f"CELLCHAIN_FACILITY_CODE: {exc.detail}") from exc
+    _check_isbt128(config)
     if config["ENV_NAME"] in ("development", "testing"):
         return
     key = config.get("SECRET_KEY")
@@ -118,3 +137,16 @@ def check_config(config: Mapping[str, Any]) -> None:
             "CELLCHAIN_FACILITY_CODE is missing or the unregistered demo code. Set it to the "
             "site's 5-character ISBT 128 facility identification number (FIN) issued by ICCBBA."
         )
+
+
+def _check_isbt128(config: Mapping[str, Any]) -> None:
+    """ISBT 128 product codes must have the structure's shape (α + 4 digits + 3 characters)."""
+    from cellchain.labels.isbt128 import IsbtError, check_product_code
+
+    for product, code in (config.get("ISBT128_PRODUCT_CODES") or {}).items():
+        try:
+            check_product_code(code)
+        except IsbtError as exc:
+            raise ConfigurationError(
+                f"CELLCHAIN_ISBT128_PRODUCT_CODES: {product}={code}: {exc}"
+            ) from exc

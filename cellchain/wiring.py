@@ -16,6 +16,7 @@ def import_models() -> None:
     from cellchain.core import models as core_models  # noqa: F401
     from cellchain.donors import models as donors_models  # noqa: F401
     from cellchain.dosing import models as dosing_models  # noqa: F401
+    from cellchain.labels import models as labels_models  # noqa: F401
     from cellchain.manufacturing import models as manufacturing_models  # noqa: F401
     from cellchain.quality import models as quality_models  # noqa: F401
 

@@ -110,6 +110,8 @@ class LabelTemplate:
     #: SHA-256 of the template file's bytes, recorded with every printed label
     content_hash: str
     path: Path
+    #: where the ISBT 128 Data Matrix goes in ISBT mode; None: the label type carries none
+    datamatrix: Box | None = None
 
     @property
     def field_names(self) -> frozenset[str]:
@@ -134,6 +136,9 @@ def load_template(path: Path) -> LabelTemplate:
         fields=tuple(_field(item, path) for item in data.get("fields", ())),
         content_hash=hashlib.sha256(raw).hexdigest(),
         path=path,
+        datamatrix=(
+            _box(data["datamatrix"], f"{path.name} [datamatrix]") if "datamatrix" in data else None
+        ),
     )
     _check(template)
     return template
@@ -168,7 +173,10 @@ def _check(template: LabelTemplate) -> None:
         )
     if len(template.field_names) != len(template.fields):
         raise TemplateError(f"{name}: a field is placed twice.")
-    for label, box in [("qr", template.qr), *((f.name, f.box) for f in template.fields)]:
+    boxes = [("qr", template.qr), *((f.name, f.box) for f in template.fields)]
+    if template.datamatrix is not None:
+        boxes.append(("datamatrix", template.datamatrix))
+    for label, box in boxes:
         if box.x_mm + box.width_mm > template.width_mm + 1e-9 or (
             box.y_mm + box.height_mm > template.height_mm + 1e-9
         ):

@@ -1,0 +1,206 @@
+"""What a unit's label prints, read from the records (DOMAIN.md §9, 21 CFR 1271.370, 312.6).
+
+``label_for`` chooses the template for the unit's kind and fills every field the template
+places from the unit, its donation, its lot and its product: the identifier with its check
+character boxed, product and version, lot, viable cells, volume, concentration, expiry date
+and time in the site's zone, storage temperature, the investigational-use caution, the
+quarantine marking while the unit is not released, and the donor-eligibility warning while
+eligibility is pending or refused. The payload is the v1 format of ``core.payload``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from cellchain.chain.models import Unit, UnitKind, UnitStatus
+from cellchain.core.identifiers import parse_identifier
+from cellchain.core.payload import encode_payload
+from cellchain.donors.models import Donation, Eligibility
+from cellchain.errors import InvalidInput
+from cellchain.labels.layout import LabelContent
+from cellchain.labels.templates import LabelTemplate
+from cellchain.manufacturing.models import CellRecord, Lot
+from cellchain.quality.models import QcSample
+
+#: 21 CFR 312.6(a), printed on every investigational product's label.
+CAUTION = "Caution: New Drug—Limited by Federal (or United States) law to investigational use."
+QUARANTINE = "QUARANTINE — NOT FOR CLINICAL USE"
+
+#: what a label says about a unit that may not be used, by its status
+_STATUS_MARKING: dict[str, str] = {
+    UnitStatus.QUARANTINE: QUARANTINE,
+    UnitStatus.REJECTED: "REJECTED — NOT FOR CLINICAL USE",
+    UnitStatus.BLOCKED: "BLOCKED — INELIGIBLE DONOR — NOT FOR CLINICAL USE",
+}
+#: statuses of units that no longer exist to carry a label
+_GONE: frozenset[str] = frozenset({UnitStatus.CONSUMED, UnitStatus.DISCARDED, UnitStatus.INFUSED})
+_ELIGIBILITY_WARNING: dict[str, str] = {
+    Eligibility.PENDING: "Donor eligibility determination not complete (21 CFR 1271.60)",
+    Eligibility.INELIGIBLE: "DONOR INELIGIBLE — never to be released (21 CFR 1271.65)",
+}
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+@dataclass(frozen=True)
+class IsbtSettings:
+    """ISBT 128 mode: on only when the site has configured product codes (licensed)."""
+
+    #: cellchain product code (e.g. UC-MSC) → ISBT 128 product code (8 characters)
+    product_codes: Mapping[str, str]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.product_codes)
+
+
+@dataclass(frozen=True)
+class UnitLabel:
+    """One unit's label, ready to lay out: the template, the content and what it records."""
+
+    unit: Unit
+    lot: Lot | None
+    template: LabelTemplate
+    content: LabelContent
+    quarantine: bool
+
+    @property
+    def isbt(self) -> bool:
+        return self.content.isbt_message is not None
+
+
+class NotLabellable(InvalidInput):
+    """A unit that cannot be given a label here, and why."""
+
+    title = "No label for this unit"
+
+
+def template_for(unit: Unit, templates: Mapping[str, LabelTemplate]) -> LabelTemplate:
+    """The template that labels this kind of unit."""
+    for template in templates.values():
+        if unit.kind in template.unit_kinds:
+            return template
+    raise NotLabellable(f"No label template labels a {unit.kind_label}.")
+
+
+def label_for(
+    session: Session,
+    unit: Unit,
+    *,
+    templates: Mapping[str, LabelTemplate],
+    zone: ZoneInfo,
+    isbt: IsbtSettings,
+) -> UnitLabel:
+    """The label of ``unit`` as it must print now; refused for a unit that is gone."""
+    if unit.status in _GONE:
+        raise NotLabellable(
+            f"{unit.code} is {unit.status}; a label is printed only for a unit that exists."
+        )
+    if unit.kind == UnitKind.PREPARED_DOSE:
+        raise NotLabellable(
+            "A prepared dose's label names its patient; it is printed from the dose order."
+        )
+    template = template_for(unit, templates)
+    record = session.get(CellRecord, unit.id)
+    sample = session.get(QcSample, unit.id)
+    lot = _lot(session, record, sample)
+    donation = unit.donation
+    texts = {
+        "identifier": parse_identifier(unit.code).display,
+        "kind": unit.kind_label.capitalize(),
+        "status": _STATUS_MARKING.get(unit.status, ""),
+        "eligibility": _ELIGIBILITY_WARNING.get(donation.eligibility, ""),
+        "caution": CAUTION,
+        "product": _product(lot, donation),
+        "collected": _collected(donation, zone),
+    }
+    if lot is not None:
+        texts["lot"] = f"Lot {lot.lot_number}"
+        texts["expiry"] = _expiry(lot.expires_at, zone)
+        texts["storage"] = _storage(lot)
+    if record is not None:
+        texts.update(_cells(record, zone))
+    if sample is not None:
+        texts["test"] = f"QC sample: {sample.purpose or 'release testing'}"
+    message = _isbt_message(template, unit, lot, isbt, zone)
+    content = LabelContent(encode_payload(unit.code), texts, isbt_message=message)
+    return UnitLabel(unit, lot, template, content, quarantine=texts["status"] == QUARANTINE)
+
+
+def format_cells(value: float) -> str:
+    """``1.00 × 10⁸``: three significant figures, the power in superscript."""
+    if value <= 0:
+        return f"{value:g}"
+    exponent = math.floor(math.log10(value))
+    mantissa = round(value / 10**exponent, 2)
+    if mantissa >= 10:
+        exponent, mantissa = exponent + 1, round(value / 10 ** (exponent + 1), 2)
+    return f"{mantissa:.2f} × 10{str(exponent).translate(_SUPERSCRIPT)}"
+
+
+def _lot(session: Session, record: CellRecord | None, sample: QcSample | None) -> Lot | None:
+    if sample is not None:
+        return sample.lot
+    if record is not None and record.lot_id is not None:
+        return session.get(Lot, record.lot_id)
+    return None
+
+
+def _product(lot: Lot | None, donation: Donation) -> str:
+    product = lot.product_definition if lot is not None else donation.product_definition
+    return f"{product.code} v{product.version} — {product.title}"
+
+
+def _collected(donation: Donation, zone: ZoneInfo) -> str:
+    return f"Collected {_time(donation.collected_at, zone)} · {donation.collection_site}"
+
+
+def _expiry(expires_at: dt.datetime | None, zone: ZoneInfo) -> str:
+    if expires_at is None:
+        return "EXP —: no shelf life set"
+    return f"EXP {_time(expires_at, zone)}"
+
+
+def _storage(lot: Lot) -> str:
+    limit = lot.product_definition.parameters.get("storage_max_temperature_c")
+    if limit is None:
+        return "Storage: see product definition"
+    return f"Store at ≤ {float(limit):g} °C (liquid nitrogen vapour phase)".replace("-", "−")
+
+
+def _cells(record: CellRecord, zone: ZoneInfo) -> dict[str, str]:
+    texts: dict[str, str] = {
+        "passage": f"Passage P{record.passage} · {_time(record.made_at, zone)}",
+    }
+    if record.cells is not None:
+        texts["cells"] = f"{format_cells(record.cells)} viable cells"
+    if record.volume_ml is not None:
+        texts["volume"] = f"{record.volume_ml:g} mL"
+    if record.concentration_per_ml is not None:
+        texts["concentration"] = f"{format_cells(record.concentration_per_ml)} viable cells/mL"
+    return texts
+
+
+def _time(value: dt.datetime, zone: ZoneInfo) -> str:
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _isbt_message(
+    template: LabelTemplate, unit: Unit, lot: Lot | None, isbt: IsbtSettings, zone: ZoneInfo
+) -> str | None:
+    """The ISBT 128 compound message, when the site runs ISBT mode and the label has room."""
+    if template.datamatrix is None or lot is None or lot.expires_at is None:
+        return None
+    product_code = isbt.product_codes.get(lot.product_definition.code)
+    if product_code is None:
+        return None
+    from cellchain.labels.isbt128 import compound_message
+
+    din = unit.donation.din
+    local_expiry = lot.expires_at.astimezone(zone).replace(tzinfo=None)  # ISBT: local time
+    return compound_message(din, product_code, local_expiry)

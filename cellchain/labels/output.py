@@ -1,0 +1,271 @@
+"""The three print formats, each a translation of a laid-out ``Drawing`` (``layout.py``).
+
+- **PNG** at 300 dpi (Pillow), one label at its exact size, for a desktop printer or a screen.
+- **PDF** sheet (reportlab): many labels at their exact size on A4 pages, each outlined in a
+  light cut line, symbols drawn as vector modules so they stay sharp at any printer resolution.
+- **ZPL** for Zebra thermal printers: one ``^XA … ^XZ`` label per copy, the QR code printed by
+  the printer itself with ``^BQ`` from the same payload, text with the scalable font ``^A0``.
+
+Symbols are drawn with whole dots (PNG, ZPL) per module, so module edges are sharp; a code is
+never stretched, only scaled down to the largest whole module that fits its square.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterable, Sequence
+
+from PIL import Image, ImageDraw
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.units import mm
+from reportlab.pdfgen.canvas import Canvas
+
+from cellchain.core.pdf import Fonts, load_fonts
+from cellchain.labels.layout import Drawing, Symbol, TextLine, ascent_ratio, pillow_font
+
+PNG_DPI = 300
+MM_PER_INCH = 25.4
+#: the page a PDF sheet is printed on, its margin and the gap between labels
+SHEET_SIZE = A4
+SHEET_MARGIN_MM = 5.0
+SHEET_GAP_MM = 3.0
+
+
+# --- PNG ----------------------------------------------------------------------------------------
+
+
+def render_png(drawing: Drawing, *, dpi: int = PNG_DPI) -> bytes:
+    """The label at its exact size in pixels at ``dpi``, as PNG bytes with the dpi recorded."""
+    image = Image.new("L", (_dots(drawing.width_mm, dpi), _dots(drawing.height_mm, dpi)), 255)
+    draw = ImageDraw.Draw(image)
+    for symbol in drawing.symbols:
+        left, top, module = _symbol_grid(symbol, dpi)
+        for x, y, length in _dark_runs(symbol):
+            draw.rectangle(
+                (
+                    left + x * module,
+                    top + y * module,
+                    left + (x + length) * module - 1,
+                    top + (y + 1) * module - 1,
+                ),
+                fill=0,
+            )
+    for line in drawing.lines:
+        font = pillow_font(_dots(line.size_mm, dpi), bold=line.bold, mono=line.mono)
+        draw.text((_dots(line.x_mm, dpi), _dots(line.y_mm, dpi)), line.text, font=font, fill=0)
+    for frame in drawing.frames:
+        box = frame.box
+        draw.rectangle(
+            (
+                _dots(box.x_mm, dpi),
+                _dots(box.y_mm, dpi),
+                _dots(box.x_mm + box.width_mm, dpi),
+                _dots(box.y_mm + box.height_mm, dpi),
+            ),
+            outline=0,
+            width=max(1, _dots(frame.line_mm, dpi)),
+        )
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", dpi=(dpi, dpi))
+    return buffer.getvalue()
+
+
+# --- PDF ----------------------------------------------------------------------------------------
+
+
+def render_pdf(drawings: Sequence[Drawing], *, title: str) -> bytes:
+    """A sheet of labels: each at its exact size, row by row on A4 pages (portrait or
+    landscape, whichever holds more of the first label's size), in the given order."""
+    page = sheet_page(drawings[0].width_mm, drawings[0].height_mm) if drawings else SHEET_SIZE
+    buffer = io.BytesIO()
+    canvas = Canvas(buffer, pagesize=page, pageCompression=1)
+    canvas.setTitle(title)
+    canvas.setAuthor("cellchain")
+    canvas.setCreator("cellchain")
+    page_width, page_height = page[0] / mm, page[1] / mm
+    x, y, row_height = SHEET_MARGIN_MM, SHEET_MARGIN_MM, 0.0
+    for drawing in drawings:
+        if x > SHEET_MARGIN_MM and x + drawing.width_mm > page_width - SHEET_MARGIN_MM:
+            x, y, row_height = SHEET_MARGIN_MM, y + row_height + SHEET_GAP_MM, 0.0
+        if y > SHEET_MARGIN_MM and y + drawing.height_mm > page_height - SHEET_MARGIN_MM:
+            canvas.showPage()
+            x, y, row_height = SHEET_MARGIN_MM, SHEET_MARGIN_MM, 0.0
+        _draw_pdf_label(canvas, drawing, x, y, page_height)
+        x += drawing.width_mm + SHEET_GAP_MM
+        row_height = max(row_height, drawing.height_mm)
+    canvas.showPage()
+    canvas.save()
+    return buffer.getvalue()
+
+
+def _draw_pdf_label(
+    canvas: Canvas, drawing: Drawing, left_mm: float, top_mm: float, page_height_mm: float
+) -> None:
+    """One label with its top-left corner at (left_mm, top_mm) from the page's top-left."""
+
+    def point(x_mm: float, y_mm: float) -> tuple[float, float]:
+        return (left_mm + x_mm) * mm, (page_height_mm - top_mm - y_mm) * mm
+
+    canvas.setStrokeGray(0.75)
+    canvas.setLineWidth(0.25)
+    corner_x, corner_y = point(0, drawing.height_mm)
+    canvas.rect(corner_x, corner_y, drawing.width_mm * mm, drawing.height_mm * mm)
+    canvas.setFillGray(0)
+    canvas.setStrokeGray(0)
+    for symbol in drawing.symbols:
+        count = len(symbol.modules)
+        module = symbol.box.width_mm / count
+        offset = (symbol.box.width_mm - module * count) / 2
+        for run_x, run_y, length in _dark_runs(symbol):
+            x, y = point(
+                symbol.box.x_mm + offset + run_x * module,
+                symbol.box.y_mm + offset + (run_y + 1) * module,
+            )
+            canvas.rect(x, y, length * module * mm, module * mm, stroke=0, fill=1)
+    fonts = load_fonts()
+    for line in drawing.lines:
+        name = _pdf_font(fonts, line)
+        baseline = line.y_mm + ascent_ratio(bold=line.bold, mono=line.mono) * line.size_mm
+        canvas.setFont(name, line.size_mm * mm)
+        canvas.drawString(*point(line.x_mm, baseline), line.text)
+    for frame in drawing.frames:
+        canvas.setLineWidth(frame.line_mm * mm)
+        x, y = point(frame.box.x_mm, frame.box.y_mm + frame.box.height_mm)
+        canvas.rect(x, y, frame.box.width_mm * mm, frame.box.height_mm * mm, stroke=1, fill=0)
+
+
+def _pdf_font(fonts: Fonts, line: TextLine) -> str:
+    if line.mono:
+        return fonts.mono_bold if line.bold else fonts.mono
+    return fonts.bold if line.bold else fonts.text
+
+
+# --- ZPL ----------------------------------------------------------------------------------------
+
+#: Zebra printers print at 203, 300 or 600 dpi; labels are written for the site's printers
+ZPL_DPI = 300
+#: characters ZPL's font 0 lacks, written the way a reader still understands them
+_ZPL_ASCII = str.maketrans(
+    {
+        "—": "-",
+        "–": "-",
+        "−": "-",
+        "×": "x",
+        "≤": "<=",
+        "≥": ">=",
+        "°": "deg",
+        "µ": "u",
+        "’": "'",
+        "⁰": "^0",
+        "¹": "^1",
+        "²": "^2",
+        "³": "^3",
+        "⁴": "^4",
+        "⁵": "^5",
+        "⁶": "^6",
+        "⁷": "^7",
+        "⁸": "^8",
+        "⁹": "^9",
+        "⁻": "^-",
+    }
+)
+
+
+def render_zpl(drawings: Iterable[Drawing], *, dpi: int = ZPL_DPI) -> bytes:
+    """One ZPL II label (``^XA … ^XZ``) per drawing, for a Zebra printer at ``dpi``."""
+    return "".join(_zpl_label(drawing, dpi) for drawing in drawings).encode("ascii")
+
+
+def zpl_text(text: str) -> str:
+    """Text as ZPL prints it: ASCII only (the ``_ZPL_ASCII`` spellings), and without the
+    characters that start a ZPL command (``^`` and ``~`` are hex-escaped with ``^FH``)."""
+    ascii_text = text.translate(_ZPL_ASCII).encode("ascii", "replace").decode("ascii")
+    return ascii_text.replace("_", "_5F").replace("^", "_5E").replace("~", "_7E")
+
+
+def _zpl_label(drawing: Drawing, dpi: int) -> str:
+    commands = [
+        "^XA",
+        "^CI0",  # plain ASCII; every text is transliterated by zpl_text
+        f"^PW{_dots(drawing.width_mm, dpi)}",
+        f"^LL{_dots(drawing.height_mm, dpi)}",
+        "^LH0,0",
+    ]
+    for symbol in drawing.symbols:
+        commands.append(_zpl_symbol(symbol, dpi))
+    for line in drawing.lines:
+        height = _dots(line.size_mm, dpi)
+        font = f"^A0N,{height},{height if line.bold else round(height * 0.85)}"
+        x, y = _dots(line.x_mm, dpi), _dots(line.y_mm, dpi)
+        commands.append(f"^FO{x},{y}{font}^FH^FD{zpl_text(line.text)}^FS")
+    for frame in drawing.frames:
+        box, thick = frame.box, max(1, _dots(frame.line_mm, dpi))
+        commands.append(
+            f"^FO{_dots(box.x_mm, dpi)},{_dots(box.y_mm, dpi)}"
+            f"^GB{_dots(box.width_mm, dpi)},{_dots(box.height_mm, dpi)},{thick}^FS"
+        )
+    commands.append("^XZ\n")
+    return "\n".join(commands)
+
+
+def _zpl_symbol(symbol: Symbol, dpi: int) -> str:
+    """``^BQ`` for the QR code (model 2, error correction M, the printer encodes the payload);
+    a Data Matrix as ``^BX`` (ECC 200) with the same module size rule."""
+    left, top, module = _symbol_grid(symbol, dpi)
+    if symbol.kind == "qr":
+        # ^BQ's field data: error correction M, then A (automatic input mode), then the data
+        return f"^FO{left},{top}^BQN,2,{module}^FDMA,{symbol.text}^FS"
+    return f"^FO{left},{top}^BXN,{module},200^FD{symbol.text}^FS"
+
+
+# --- shared -------------------------------------------------------------------------------------
+
+
+def _dots(value_mm: float, dpi: int) -> int:
+    return round(value_mm / MM_PER_INCH * dpi)
+
+
+def _symbol_grid(symbol: Symbol, dpi: int) -> tuple[int, int, int]:
+    """Top-left corner and whole dots per module of a symbol centred in its square."""
+    side = _dots(symbol.box.width_mm, dpi)
+    count = len(symbol.modules)
+    module = max(1, side // count)
+    offset = (side - module * count) // 2
+    return _dots(symbol.box.x_mm, dpi) + offset, _dots(symbol.box.y_mm, dpi) + offset, module
+
+
+def _dark_runs(symbol: Symbol) -> Iterable[tuple[int, int, int]]:
+    """(column, row, length) of each horizontal run of dark modules: fewer shapes to draw."""
+    for y, row in enumerate(symbol.modules):
+        x = 0
+        while x < len(row):
+            if row[x]:
+                start = x
+                while x < len(row) and row[x]:
+                    x += 1
+                yield start, y, x - start
+            else:
+                x += 1
+
+
+def sheet_page(width_mm: float, height_mm: float) -> tuple[float, float]:
+    """The A4 orientation that holds more labels of this size (portrait when equal)."""
+    portrait = SHEET_SIZE
+    landscape = (SHEET_SIZE[1], SHEET_SIZE[0])
+    if _capacity(landscape, width_mm, height_mm) > _capacity(portrait, width_mm, height_mm):
+        return landscape
+    return portrait
+
+
+def sheet_capacity(width_mm: float, height_mm: float) -> int:
+    """How many labels of this size one PDF page holds."""
+    return _capacity(sheet_page(width_mm, height_mm), width_mm, height_mm)
+
+
+def _capacity(page: tuple[float, float], width_mm: float, height_mm: float) -> int:
+    usable_w = page[0] / mm - 2 * SHEET_MARGIN_MM + SHEET_GAP_MM
+    usable_h = page[1] / mm - 2 * SHEET_MARGIN_MM + SHEET_GAP_MM
+    across = max(1, math.floor(usable_w / (width_mm + SHEET_GAP_MM)))
+    down = max(1, math.floor(usable_h / (height_mm + SHEET_GAP_MM)))
+    return across * down

@@ -1,0 +1,433 @@
+"""Printing labels, and accounting for every printed label (DOMAIN.md §9).
+
+``print_labels`` draws the labels of one or more units in the chosen format and records a
+``LabelPrint`` per unit in the same transaction: the file is only handed out if the log says
+it was printed. A unit printed before needs a reason (a reprint). ``record_applied`` counts a
+label put on its container when it is scanned there; ``destroy_labels`` counts copies
+destroyed, with a reason. ``reconciliation`` sums a lot's labels: issued = applied +
+destroyed + outstanding, and lists the bags whose label still says quarantine after release.
+
+Services flush; the caller commits (one use case, one transaction).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cellchain.chain import service as chain
+from cellchain.chain.models import Unit, UnitStatus
+from cellchain.core import audit
+from cellchain.core.guarded import update_if
+from cellchain.core.models import User
+from cellchain.errors import Conflict, InvalidInput, NotFound
+from cellchain.labels.content import IsbtSettings, UnitLabel, label_for
+from cellchain.labels.layout import lay_out
+from cellchain.labels.models import (
+    MAX_COPIES,
+    LabelEvent,
+    LabelEventKind,
+    LabelPrint,
+    OutputFormat,
+)
+from cellchain.labels.output import render_pdf, render_png, render_zpl
+from cellchain.labels.templates import LabelTemplate
+from cellchain.manufacturing.models import Lot
+from cellchain.manufacturing.processing import bags_of
+
+MEDIA_TYPES: dict[str, str] = {
+    OutputFormat.PNG: "image/png",
+    OutputFormat.PDF: "application/pdf",
+    OutputFormat.ZPL: "application/vnd.zebra.zpl",
+}
+ZIP_MEDIA_TYPE = "application/zip"
+#: the reason offered when a released lot's quarantine labels are replaced
+RELEASE_REPRINT_REASON = "Lot released: replacing the quarantine labels"
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    """What printing needs from the site: its templates, time zone and ISBT 128 mode."""
+
+    templates: Mapping[str, LabelTemplate]
+    zone: ZoneInfo
+    isbt: IsbtSettings
+
+
+@dataclass(frozen=True)
+class PrintedFile:
+    """The file to send to the printer, and the log rows it was recorded as."""
+
+    data: bytes
+    media_type: str
+    filename: str
+    prints: list[LabelPrint]
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """A lot's labels: issued = applied + destroyed + outstanding."""
+
+    issued: int
+    applied: int
+    destroyed: int
+    #: units of the lot whose latest label still says quarantine although it is released
+    quarantine_labels_to_replace: list[Unit]
+    #: units of the lot no label has been printed for yet
+    never_printed: list[Unit]
+
+    @property
+    def outstanding(self) -> int:
+        return self.issued - self.applied - self.destroyed
+
+
+def print_labels(
+    session: Session,
+    units: Sequence[Unit],
+    *,
+    output_format: str,
+    copies: int,
+    reason: str | None,
+    settings: LabelSettings,
+    actor: User,
+    now: dt.datetime,
+    name: str,
+) -> PrintedFile:
+    """Draw the labels of ``units`` (``copies`` of each) and log the print.
+
+    Refused with the field named: an unknown format, copies outside 1–50, no unit, a unit
+    that cannot carry a label, and a reprint without a reason.
+    """
+    if output_format not in MEDIA_TYPES:
+        raise InvalidInput(
+            f"Unknown label format {output_format!r}; choose PNG, PDF or ZPL.",
+            errors={"format": ["Choose PNG, PDF or ZPL."]},
+        )
+    if not 1 <= copies <= MAX_COPIES:
+        raise InvalidInput(
+            f"Copies must be from 1 to {MAX_COPIES}.",
+            errors={"copies": [f"From 1 to {MAX_COPIES}."]},
+        )
+    if not units:
+        raise InvalidInput("There is no unit to print a label for.")
+    labels = [
+        label_for(
+            session, unit, templates=settings.templates, zone=settings.zone, isbt=settings.isbt
+        )
+        for unit in units
+    ]
+    reason = (reason or "").strip() or None
+    printed_before = _printed_before(session, units)
+    if printed_before and reason is None:
+        codes = ", ".join(sorted(unit.code for unit in units if unit.id in printed_before))
+        raise InvalidInput(
+            f"A label was printed before for {codes}; a reprint needs a reason.",
+            errors={"reason": ["Give the reason for the reprint."]},
+            title="Reason required",
+        )
+    prints = [
+        _log(
+            session,
+            label,
+            output_format,
+            copies,
+            reason if label.unit.id in printed_before else None,
+            actor=actor,
+            now=now,
+        )
+        for label in labels
+    ]
+    session.flush()
+    for record in prints:
+        audit.record(
+            session,
+            actor=actor,
+            at=now,
+            action="label.reprinted" if record.reprint else "label.printed",
+            entity_type="label_print",
+            entity_id=record.id,
+            changes={
+                "unit": (None, record.unit.code),
+                "copies": (None, record.copies),
+                "format": (None, record.output_format),
+                "template": (None, f"{record.label_type} v{record.template_version}"),
+                "template_hash": (None, record.template_hash),
+                "quarantine": (None, record.quarantine),
+            },
+            reason=record.reason,
+        )
+    return _render(labels, output_format, copies, name, prints)
+
+
+def print_lot_labels(
+    session: Session,
+    lot: Lot,
+    *,
+    output_format: str,
+    copies: int,
+    reason: str | None,
+    settings: LabelSettings,
+    actor: User,
+    now: dt.datetime,
+    only_to_replace: bool = False,
+) -> PrintedFile:
+    """The labels of every bag of the lot still in existence (or only of those whose label
+    still says quarantine after release)."""
+    if only_to_replace:
+        units = reconciliation(session, lot).quarantine_labels_to_replace
+        if not units:
+            raise InvalidInput(f"No bag of {lot.lot_number} carries a quarantine label to replace.")
+        reason = reason or RELEASE_REPRINT_REASON
+    else:
+        units = [unit for unit in bags_of(session, lot) if unit.status not in _GONE_STATUSES]
+    return print_labels(
+        session,
+        units,
+        output_format=output_format,
+        copies=copies,
+        reason=reason,
+        settings=settings,
+        actor=actor,
+        now=now,
+        name=f"{lot.lot_number}-labels",
+    )
+
+
+def record_applied(
+    session: Session, lot: Lot | None, scanned: str, *, actor: User, now: dt.datetime
+) -> LabelPrint:
+    """A label put on its container, scanned there: counted against the unit's latest print
+    with copies still unaccounted for. With ``lot``, the unit must belong to it."""
+    unit = chain.resolve_unit(session, scanned)
+    if lot is not None and _lot_id_of(session, unit) != lot.id:
+        raise InvalidInput(
+            f"{unit.code} is not a unit of lot {lot.lot_number}; apply its label on its own lot.",
+            errors={"code": ["Not a unit of this lot."]},
+        )
+    record = session.execute(
+        select(LabelPrint)
+        .where(
+            LabelPrint.unit_id == unit.id,
+            LabelPrint.applied + LabelPrint.destroyed < LabelPrint.copies,
+        )
+        .order_by(LabelPrint.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if record is None:
+        raise InvalidInput(
+            f"Every label printed for {unit.code} is already applied or destroyed; "
+            "print (or reprint) its label first.",
+            errors={"code": ["No printed label of this unit is waiting to be applied."]},
+        )
+    _account(session, record, LabelEventKind.APPLIED, 1, None, actor=actor, now=now)
+    return record
+
+
+def destroy_labels(
+    session: Session,
+    record: LabelPrint,
+    count: int,
+    reason: str | None,
+    *,
+    actor: User,
+    now: dt.datetime,
+) -> LabelPrint:
+    """Count ``count`` copies of a print as destroyed, with the reason."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput(
+            "A reason is required to destroy labels.",
+            errors={"reason": ["Say why the labels were destroyed."]},
+            title="Reason required",
+        )
+    if not 1 <= count <= record.outstanding:
+        raise InvalidInput(
+            f"Only {record.outstanding} label(s) of this print are unaccounted for.",
+            errors={"count": [f"From 1 to {record.outstanding}."]},
+        )
+    _account(session, record, LabelEventKind.DESTROYED, count, reason, actor=actor, now=now)
+    return record
+
+
+def reconciliation(session: Session, lot: Lot) -> Reconciliation:
+    """Sum the lot's labels and list what still needs a label."""
+    issued, applied, destroyed = session.execute(
+        select(
+            func.coalesce(func.sum(LabelPrint.copies), 0),
+            func.coalesce(func.sum(LabelPrint.applied), 0),
+            func.coalesce(func.sum(LabelPrint.destroyed), 0),
+        ).where(LabelPrint.lot_id == lot.id)
+    ).one()
+    latest = _latest_prints(session, lot)
+    bags = [unit for unit in bags_of(session, lot) if unit.status not in _GONE_STATUSES]
+    to_replace = [
+        unit
+        for unit in bags
+        if unit.id in latest
+        and latest[unit.id].quarantine
+        and unit.status != UnitStatus.QUARANTINE
+        and unit.status in _RELEASED_STATUSES
+    ]
+    never = [unit for unit in bags if unit.id not in latest]
+    return Reconciliation(int(issued), int(applied), int(destroyed), to_replace, never)
+
+
+def prints_of_lot(session: Session, lot: Lot) -> list[LabelPrint]:
+    return list(
+        session.execute(
+            select(LabelPrint).where(LabelPrint.lot_id == lot.id).order_by(LabelPrint.id.desc())
+        ).scalars()
+    )
+
+
+def prints_of_unit(session: Session, unit: Unit) -> list[LabelPrint]:
+    return list(
+        session.execute(
+            select(LabelPrint).where(LabelPrint.unit_id == unit.id).order_by(LabelPrint.id.desc())
+        ).scalars()
+    )
+
+
+def get_print(session: Session, print_id: int) -> LabelPrint:
+    record = session.get(LabelPrint, print_id)
+    if record is None:
+        raise NotFound(f"There is no label print {print_id}.")
+    return record
+
+
+# --- internals ----------------------------------------------------------------------------------
+
+_GONE_STATUSES = frozenset({UnitStatus.CONSUMED, UnitStatus.DISCARDED, UnitStatus.INFUSED})
+_RELEASED_STATUSES = frozenset({UnitStatus.AVAILABLE, UnitStatus.ALLOCATED})
+
+
+def _printed_before(session: Session, units: Sequence[Unit]) -> set[int]:
+    rows = session.execute(
+        select(LabelPrint.unit_id).where(LabelPrint.unit_id.in_([unit.id for unit in units]))
+    ).scalars()
+    return set(rows)
+
+
+def _latest_prints(session: Session, lot: Lot) -> dict[int, LabelPrint]:
+    latest: dict[int, LabelPrint] = {}
+    for record in session.execute(
+        select(LabelPrint).where(LabelPrint.lot_id == lot.id).order_by(LabelPrint.id)
+    ).scalars():
+        latest[record.unit_id] = record
+    return latest
+
+
+def _lot_id_of(session: Session, unit: Unit) -> int | None:
+    from cellchain.quality.results import lot_of_unit
+
+    lot = lot_of_unit(session, unit)
+    return lot.id if lot is not None else None
+
+
+def _log(
+    session: Session,
+    label: UnitLabel,
+    output_format: str,
+    copies: int,
+    reason: str | None,
+    *,
+    actor: User,
+    now: dt.datetime,
+) -> LabelPrint:
+    record = LabelPrint(
+        unit=label.unit,
+        lot_id=label.lot.id if label.lot is not None else None,
+        label_type=label.template.label_type,
+        template_version=label.template.version,
+        template_hash=label.template.content_hash,
+        output_format=output_format,
+        copies=copies,
+        payload=label.content.payload,
+        quarantine=label.quarantine,
+        isbt=label.isbt,
+        unit_status=label.unit.status,
+        reason=reason,
+        printed_at=now,
+        printed_by=actor,
+        applied=0,
+        destroyed=0,
+    )
+    session.add(record)
+    return record
+
+
+def _account(
+    session: Session,
+    record: LabelPrint,
+    kind: LabelEventKind,
+    count: int,
+    reason: str | None,
+    *,
+    actor: User,
+    now: dt.datetime,
+) -> None:
+    """Add ``count`` to the print's applied or destroyed copies, if nobody did meanwhile."""
+    column = "applied" if kind is LabelEventKind.APPLIED else "destroyed"
+    new_value = getattr(record, column) + count
+    if not update_if(
+        session,
+        record,
+        LabelPrint.applied == record.applied,
+        LabelPrint.destroyed == record.destroyed,
+        **{column: new_value},
+    ):
+        raise Conflict("These labels were accounted for by someone else just now; look again.")
+    session.add(
+        LabelEvent(
+            label_print=record,
+            kind=kind,
+            count=count,
+            reason=reason,
+            at=now,
+            recorded_by_id=actor.id,
+        )
+    )
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action=f"label.{kind.value}",
+        entity_type="label_print",
+        entity_id=record.id,
+        changes={column: (new_value - count, new_value)},
+        reason=reason,
+    )
+
+
+def _render(
+    labels: Sequence[UnitLabel],
+    output_format: str,
+    copies: int,
+    name: str,
+    prints: list[LabelPrint],
+) -> PrintedFile:
+    drawings = [lay_out(label.template, label.content) for label in labels]
+    if output_format == OutputFormat.PDF:
+        repeated = [drawing for drawing in drawings for _ in range(copies)]
+        data = render_pdf(repeated, title=name)
+        return PrintedFile(data, MEDIA_TYPES[output_format], f"{name}.pdf", prints)
+    if output_format == OutputFormat.ZPL:
+        data = render_zpl(drawing for drawing in drawings for _ in range(copies))
+        return PrintedFile(data, MEDIA_TYPES[output_format], f"{name}.zpl", prints)
+    if len(drawings) == 1:
+        return PrintedFile(
+            render_png(drawings[0]), MEDIA_TYPES[output_format], f"{name}.png", prints
+        )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for label, drawing in zip(labels, drawings, strict=True):
+            archive.writestr(f"{label.unit.code}.png", render_png(drawing))
+    return PrintedFile(buffer.getvalue(), ZIP_MEDIA_TYPE, f"{name}-png.zip", prints)
