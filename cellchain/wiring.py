@@ -32,6 +32,8 @@ def wire(app: Flask) -> None:
     from cellchain.donors import views as donors_views
     from cellchain.dosing import api as dosing_api
     from cellchain.dosing import views as dosing_views
+    from cellchain.labels import api as labels_api
+    from cellchain.labels import views as labels_views
     from cellchain.manufacturing import api as manufacturing_api
     from cellchain.manufacturing import storage_api, storage_views
     from cellchain.manufacturing import views as manufacturing_views
@@ -69,6 +71,7 @@ def wire(app: Flask) -> None:
     app.register_blueprint(storage_views.blueprint)
     app.register_blueprint(quality_views.blueprint)
     app.register_blueprint(dosing_views.blueprint)
+    app.register_blueprint(labels_views.blueprint)
     app.register_blueprint(docs_static)
     for blueprint in (
         *core_api.blueprints,
@@ -78,6 +81,7 @@ def wire(app: Flask) -> None:
         *storage_api.blueprints,
         *quality_api.blueprints,
         *dosing_api.blueprints,
+        *labels_api.blueprints,
     ):
         api.register_blueprint(blueprint)
     protect_smorest_docs(app)

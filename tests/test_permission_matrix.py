@@ -184,6 +184,20 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("protocols_api.list_protocols", "GET"): EVERYONE,
     ("protocols_api.get_protocol", "GET"): EVERYONE,
     ("protocols_api.approve_protocol", "POST"): frozenset({QA}),
+    ("labels.unit_labels", "GET"): EVERYONE,
+    ("labels.print_unit", "POST"): frozenset({T, QA}),
+    ("labels.lot_labels", "GET"): EVERYONE,
+    ("labels.print_lot", "POST"): frozenset({T, QA}),
+    ("labels.applied", "POST"): frozenset({T, QA}),
+    ("labels.destroyed", "POST"): frozenset({T, QA}),
+    ("labels.scan_photo", "POST"): EVERYONE,
+    ("labels_api.print_unit", "POST"): frozenset({T, QA}),
+    ("labels_api.unit_log", "GET"): EVERYONE,
+    ("labels_api.print_lot", "POST"): frozenset({T, QA}),
+    ("labels_api.lot_log", "GET"): EVERYONE,
+    ("labels_api.applied", "POST"): frozenset({T, QA}),
+    ("labels_api.destroyed", "POST"): frozenset({T, QA}),
+    ("labels_api.scan_photo", "POST"): EVERYONE,
 }
 
 SAMPLE_VALUES = {"integer": "1", "path": "app.css", "default": "X999926000001X"}

@@ -34,6 +34,11 @@ def encode_payload(identifier: Identifier) -> str:
     return f"{PAYLOAD_PREFIX}{identifier.canonical}"
 
 
+def is_payload(text: str) -> bool:
+    """Whether ``text`` carries a cellchain label header (of any version)."""
+    return _HEADER.match((text or "").strip().upper()) is not None
+
+
 def read_scan(text: str) -> Identifier:
     """The identifier a scanned payload or a hand-typed code names, checked; or
     :class:`InvalidIdentifier` saying what is wrong."""

@@ -62,6 +62,8 @@ class Permission(enum.StrEnum):
     RECORD_QC_RESULTS = "record_qc_results"  #: record release-test results of a lot
     INVALIDATE_QC_RESULTS = "invalidate_qc_results"  #: set a result aside, e-signed, for a retest
     DISPOSE_LOTS = "dispose_lots"  #: release or reject a lot with an e-signature
+    PRINT_LABELS = "print_labels"  #: print and reprint (with a reason) unit and lot labels
+    RECONCILE_LABELS = "reconcile_labels"  #: count printed labels applied or destroyed
 
 
 ALL_ROLES = frozenset(Role)
@@ -91,6 +93,8 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.RECORD_QC_RESULTS: frozenset({Role.QC_ANALYST}),
     Permission.INVALIDATE_QC_RESULTS: frozenset({Role.QA}),
     Permission.DISPOSE_LOTS: frozenset({Role.QA}),
+    Permission.PRINT_LABELS: frozenset({Role.TECHNICIAN, Role.QA}),
+    Permission.RECONCILE_LABELS: frozenset({Role.TECHNICIAN, Role.QA}),
 }
 
 

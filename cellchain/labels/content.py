@@ -110,8 +110,9 @@ def label_for(
     sample = session.get(QcSample, unit.id)
     lot = _lot(session, record, sample)
     donation = unit.donation
+    identifier = parse_identifier(unit.code)
     texts = {
-        "identifier": parse_identifier(unit.code).display,
+        "identifier": identifier.display,
         "kind": unit.kind_label.capitalize(),
         "status": _STATUS_MARKING.get(unit.status, ""),
         "eligibility": _ELIGIBILITY_WARNING.get(donation.eligibility, ""),
@@ -128,7 +129,7 @@ def label_for(
     if sample is not None:
         texts["test"] = f"QC sample: {sample.purpose or 'release testing'}"
     message = _isbt_message(template, unit, lot, isbt, zone)
-    content = LabelContent(encode_payload(unit.code), texts, isbt_message=message)
+    content = LabelContent(encode_payload(identifier), texts, isbt_message=message)
     return UnitLabel(unit, lot, template, content, quarantine=texts["status"] == QUARANTINE)
 
 
@@ -201,6 +202,6 @@ def _isbt_message(
         return None
     from cellchain.labels.isbt128 import compound_message
 
-    din = unit.donation.din
+    din = parse_identifier(unit.donation.din).din  # the 13 characters, without K
     local_expiry = lot.expires_at.astimezone(zone).replace(tzinfo=None)  # ISBT: local time
     return compound_message(din, product_code, local_expiry)

@@ -124,9 +124,9 @@ def print_labels(
         for unit in units
     ]
     reason = (reason or "").strip() or None
-    printed_before = _printed_before(session, units)
-    if printed_before and reason is None:
-        codes = ", ".join(sorted(unit.code for unit in units if unit.id in printed_before))
+    reprinted = printed_before(session, units)
+    if reprinted and reason is None:
+        codes = ", ".join(sorted(unit.code for unit in units if unit.id in reprinted))
         raise InvalidInput(
             f"A label was printed before for {codes}; a reprint needs a reason.",
             errors={"reason": ["Give the reason for the reprint."]},
@@ -138,7 +138,7 @@ def print_labels(
             label,
             output_format,
             copies,
-            reason if label.unit.id in printed_before else None,
+            reason if label.unit.id in reprinted else None,
             actor=actor,
             now=now,
         )
@@ -295,6 +295,14 @@ def prints_of_unit(session: Session, unit: Unit) -> list[LabelPrint]:
     )
 
 
+def printed_before(session: Session, units: Sequence[Unit]) -> set[int]:
+    """The ids of those ``units`` a label was printed for before (printing again is a reprint)."""
+    rows = session.execute(
+        select(LabelPrint.unit_id).where(LabelPrint.unit_id.in_([unit.id for unit in units]))
+    ).scalars()
+    return set(rows)
+
+
 def get_print(session: Session, print_id: int) -> LabelPrint:
     record = session.get(LabelPrint, print_id)
     if record is None:
@@ -306,13 +314,6 @@ def get_print(session: Session, print_id: int) -> LabelPrint:
 
 _GONE_STATUSES = frozenset({UnitStatus.CONSUMED, UnitStatus.DISCARDED, UnitStatus.INFUSED})
 _RELEASED_STATUSES = frozenset({UnitStatus.AVAILABLE, UnitStatus.ALLOCATED})
-
-
-def _printed_before(session: Session, units: Sequence[Unit]) -> set[int]:
-    rows = session.execute(
-        select(LabelPrint.unit_id).where(LabelPrint.unit_id.in_([unit.id for unit in units]))
-    ).scalars()
-    return set(rows)
 
 
 def _latest_prints(session: Session, lot: Lot) -> dict[int, LabelPrint]:

@@ -1,0 +1,161 @@
+"""API of the labels package: print a unit's or a lot's labels (the file is the response),
+the print log and reconciliation, applied and destroyed labels, and scanning a photo."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask import request
+from flask_smorest import Blueprint
+
+from cellchain.chain import service as chain
+from cellchain.chain.api import scan_result
+from cellchain.chain.schemas import ScanOut
+from cellchain.core import numbering
+from cellchain.core.roles import Permission
+from cellchain.extensions import db
+from cellchain.http import acting_user, now, requires, unit_of_work
+from cellchain.labels import photo, service
+from cellchain.labels.http import file_response, label_settings
+from cellchain.labels.schemas import (
+    AppliedIn,
+    DestroyedIn,
+    LabelPrintOut,
+    LotLabelsOut,
+    LotPrintIn,
+    PrintIn,
+)
+from cellchain.manufacturing import processing
+
+labels_api = Blueprint(
+    "labels_api", __name__, url_prefix="/api/v1", description="Labels: print, log, reconcile"
+)
+blueprints = (labels_api,)
+
+_FILES = {
+    "200": {
+        "description": "The labels: PNG (a ZIP of PNGs for several units), PDF sheet or ZPL",
+        "content": {
+            "image/png": {},
+            "application/zip": {},
+            "application/pdf": {},
+            "application/vnd.zebra.zpl": {},
+        },
+    }
+}
+
+
+@labels_api.post("/units/<int:unit_id>/labels")
+@requires(Permission.PRINT_LABELS)
+@labels_api.arguments(PrintIn)
+@labels_api.doc(responses=_FILES)
+def print_unit(data: dict[str, Any], unit_id: int) -> Any:
+    """Print a unit's label; the response is the file. A reprint needs a reason."""
+    with unit_of_work() as session:
+        printed = service.print_labels(
+            session,
+            [chain.get_unit(session, unit_id)],
+            output_format=data["format"],
+            copies=data["copies"],
+            reason=data["reason"],
+            settings=label_settings(),
+            actor=acting_user(),
+            now=now(),
+            name=f"{chain.get_unit(session, unit_id).code}-label",
+        )
+    return file_response(printed)
+
+
+@labels_api.get("/units/<int:unit_id>/labels")
+@requires(Permission.READ_RECORDS)
+@labels_api.response(200, LabelPrintOut(many=True))
+def unit_log(unit_id: int) -> Any:
+    """The print log of one unit, newest first."""
+    return service.prints_of_unit(db.session, chain.get_unit(db.session, unit_id))
+
+
+@labels_api.post("/lots/<int:lot_id>/labels")
+@requires(Permission.PRINT_LABELS)
+@labels_api.arguments(LotPrintIn)
+@labels_api.doc(responses=_FILES)
+def print_lot(data: dict[str, Any], lot_id: int) -> Any:
+    """Print the labels of every bag of the lot (or only the quarantine labels to replace)."""
+    with unit_of_work() as session:
+        printed = service.print_lot_labels(
+            session,
+            processing.get_lot(session, lot_id),
+            output_format=data["format"],
+            copies=data["copies"],
+            reason=data["reason"],
+            settings=label_settings(),
+            actor=acting_user(),
+            now=now(),
+            only_to_replace=data["replace_quarantine_labels"],
+        )
+    return file_response(printed)
+
+
+@labels_api.get("/lots/<int:lot_id>/labels")
+@requires(Permission.READ_RECORDS)
+@labels_api.response(200, LotLabelsOut)
+def lot_log(lot_id: int) -> Any:
+    """The lot's label reconciliation (issued = applied + destroyed + outstanding) and log."""
+    lot = processing.get_lot(db.session, lot_id)
+    return {
+        "lot": lot.lot_number,
+        "reconciliation": service.reconciliation(db.session, lot),
+        "prints": service.prints_of_lot(db.session, lot),
+    }
+
+
+@labels_api.post("/lots/<int:lot_id>/labels/applied")
+@requires(Permission.RECONCILE_LABELS)
+@labels_api.arguments(AppliedIn)
+@labels_api.response(200, LabelPrintOut)
+def applied(data: dict[str, Any], lot_id: int) -> Any:
+    """A label put on its container, scanned there."""
+    with unit_of_work() as session:
+        record = service.record_applied(
+            session,
+            processing.get_lot(session, lot_id),
+            data["code"],
+            actor=acting_user(),
+            now=now(),
+        )
+    return record
+
+
+@labels_api.post("/label-prints/<int:print_id>/destroyed")
+@requires(Permission.RECONCILE_LABELS)
+@labels_api.arguments(DestroyedIn)
+@labels_api.response(200, LabelPrintOut)
+def destroyed(data: dict[str, Any], print_id: int) -> Any:
+    """Copies of a print destroyed (spoiled, superseded, not used), with the reason."""
+    with unit_of_work() as session:
+        record = service.destroy_labels(
+            session,
+            service.get_print(session, print_id),
+            data["count"],
+            data["reason"],
+            actor=acting_user(),
+            now=now(),
+        )
+    return record
+
+
+class PhotoIn(ma.Schema):
+    photo = ma.fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
+
+
+@labels_api.post("/scan/photo")
+@requires(Permission.USE_APP)
+@labels_api.arguments(PhotoIn, location="files")
+@labels_api.response(200, ScanOut)
+def scan_photo(data: dict[str, Any]) -> Any:
+    """Read the label in a photo (multipart field ``photo``) and resolve it like a scan.
+
+    No readable cellchain QR code: 422 with what to do. Otherwise as ``GET /scan``.
+    """
+    text = photo.read_photo(request.files["photo"].read())
+    return scan_result(numbering.lookup(db.session, text))

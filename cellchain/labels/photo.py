@@ -1,0 +1,75 @@
+"""Reading a label from a photo (a phone's camera) on the server, with zxing-cpp.
+
+``read_photo`` finds the cellchain QR code in an uploaded picture and returns the text it
+holds; the caller resolves that text exactly as if a scanner had typed it. A photo with no
+readable code, a code that is not a cellchain label, or two different labels in one photo is
+refused with what to do instead: nothing is ever guessed.
+"""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from cellchain.core.payload import is_payload
+from cellchain.errors import InvalidInput
+
+#: larger photos are refused before decoding (a phone photo is a few MB)
+MAX_PHOTO_BYTES = 15 * 1024 * 1024
+#: photos are scaled down to this many pixels on the long side before decoding
+_DECODE_SIDE = 2400
+
+
+class UnreadablePhoto(InvalidInput):
+    """A photo from which no label could be read, and why."""
+
+    title = "Label not readable"
+    type_slug = "unreadable-photo"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, errors={"photo": [detail]})
+
+
+def read_photo(data: bytes) -> str:
+    """The payload of the one cellchain label in the photo."""
+    if not data:
+        raise UnreadablePhoto("No photo was received; take or choose a photo of the label.")
+    if len(data) > MAX_PHOTO_BYTES:
+        raise UnreadablePhoto("The photo is larger than 15 MB; take it again at a lower size.")
+    image = _open(data)
+    import zxingcpp
+
+    formats = (zxingcpp.BarcodeFormat.QRCode, zxingcpp.BarcodeFormat.DataMatrix)
+    texts = {result.text for result in zxingcpp.read_barcodes(image, formats=formats)}
+    ours = {text for text in texts if is_payload(text)}
+    if len(ours) > 1:
+        raise UnreadablePhoto(
+            "The photo shows more than one cellchain label; photograph one label at a time."
+        )
+    if ours:
+        return ours.pop()
+    if texts:
+        raise UnreadablePhoto(
+            "The photo holds a code, but not a cellchain label's QR code (an ISBT 128 Data "
+            "Matrix or another system's code); photograph the QR code of the label."
+        )
+    raise UnreadablePhoto(
+        "No label could be read in the photo. Hold the label flat, fill most of the picture "
+        "with its QR code, avoid glare, and try again — or type the code printed under it."
+    )
+
+
+def _open(data: bytes) -> Image.Image:
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise UnreadablePhoto(
+            "The file is not a picture this system can read; send a JPEG or PNG photo."
+        ) from error
+    image = ImageOps.exif_transpose(image)  # a phone records its rotation in EXIF
+    image = image.convert("L")
+    if max(image.size) > _DECODE_SIDE:
+        image.thumbnail((_DECODE_SIDE, _DECODE_SIDE))
+    return image

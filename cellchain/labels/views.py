@@ -1,0 +1,223 @@
+"""Pages of the labels package: print a unit's or a lot's labels (the browser downloads the
+file), the print log, the lot's label reconciliation, and reading a label from a photo."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from cellchain.chain import service as chain
+from cellchain.chain.models import Unit
+from cellchain.core import numbering
+from cellchain.core.identifiers import InvalidIdentifier
+from cellchain.core.roles import Permission
+from cellchain.errors import DomainError, NotFound
+from cellchain.extensions import db
+from cellchain.http import acting_user, now, requires, unit_of_work
+from cellchain.labels import photo, service
+from cellchain.labels.content import NotLabellable, UnitLabel, label_for
+from cellchain.labels.http import file_response, label_settings
+from cellchain.labels.models import MAX_COPIES, OutputFormat
+from cellchain.labels.schemas import AppliedIn, DestroyedIn, LotPrintIn, PrintIn
+from cellchain.manufacturing import processing
+from cellchain.manufacturing.models import Lot
+from cellchain.web.forms import load_form
+from cellchain.web.resolve import record_url
+
+blueprint = Blueprint("labels", __name__)
+
+
+@blueprint.get("/units/<int:unit_id>/labels")
+@requires(Permission.READ_RECORDS)
+def unit_labels(unit_id: int) -> ResponseReturnValue:
+    return _unit_page(chain.get_unit(db.session, unit_id))
+
+
+@blueprint.post("/units/<int:unit_id>/labels")
+@requires(Permission.PRINT_LABELS)
+def print_unit(unit_id: int) -> ResponseReturnValue:
+    unit = chain.get_unit(db.session, unit_id)
+    try:
+        data = load_form(PrintIn(), request.form)
+        with unit_of_work() as session:
+            printed = service.print_labels(
+                session,
+                [chain.get_unit(session, unit_id)],
+                output_format=data["format"],
+                copies=data["copies"],
+                reason=data["reason"],
+                settings=label_settings(),
+                actor=acting_user(),
+                now=now(),
+                name=f"{unit.code}-label",
+            )
+    except DomainError as error:
+        return _unit_page(chain.get_unit(db.session, unit_id), error)
+    return file_response(printed)
+
+
+@blueprint.get("/lots/<int:lot_id>/labels")
+@requires(Permission.READ_RECORDS)
+def lot_labels(lot_id: int) -> ResponseReturnValue:
+    return _lot_page(processing.get_lot(db.session, lot_id))
+
+
+@blueprint.post("/lots/<int:lot_id>/labels")
+@requires(Permission.PRINT_LABELS)
+def print_lot(lot_id: int) -> ResponseReturnValue:
+    processing.get_lot(db.session, lot_id)  # 404 first
+    which = "replace" if request.form.get("replace_quarantine_labels") else "print"
+    try:
+        data = load_form(LotPrintIn(), request.form)
+        with unit_of_work() as session:
+            printed = service.print_lot_labels(
+                session,
+                processing.get_lot(session, lot_id),
+                output_format=data["format"],
+                copies=data["copies"],
+                reason=data["reason"],
+                settings=label_settings(),
+                actor=acting_user(),
+                now=now(),
+                only_to_replace=data["replace_quarantine_labels"],
+            )
+    except DomainError as error:
+        return _lot_page(processing.get_lot(db.session, lot_id), error, which)
+    return file_response(printed)
+
+
+@blueprint.post("/lots/<int:lot_id>/labels/applied")
+@requires(Permission.RECONCILE_LABELS)
+def applied(lot_id: int) -> ResponseReturnValue:
+    processing.get_lot(db.session, lot_id)
+    try:
+        data = load_form(AppliedIn(), request.form)
+        with unit_of_work() as session:
+            record = service.record_applied(
+                session,
+                processing.get_lot(session, lot_id),
+                data["code"],
+                actor=acting_user(),
+                now=now(),
+            )
+            message = (
+                f"Label of {record.unit.code} applied ({record.applied} of {record.copies} "
+                f"printed {record.printed_at:%Y-%m-%d})."
+            )
+    except DomainError as error:
+        return _lot_page(processing.get_lot(db.session, lot_id), error, "applied")
+    flash(message, "success")
+    return redirect(url_for("labels.lot_labels", lot_id=lot_id) + "#apply")
+
+
+@blueprint.post("/label-prints/<int:print_id>/destroyed")
+@requires(Permission.RECONCILE_LABELS)
+def destroyed(print_id: int) -> ResponseReturnValue:
+    record = service.get_print(db.session, print_id)
+    lot_id, unit_id = record.lot_id, record.unit_id
+    try:
+        data = load_form(DestroyedIn(), request.form)
+        with unit_of_work() as session:
+            record = service.destroy_labels(
+                session,
+                service.get_print(session, print_id),
+                data["count"],
+                data["reason"],
+                actor=acting_user(),
+                now=now(),
+            )
+            message = f"{data['count']} label(s) of {record.unit.code} recorded as destroyed."
+    except DomainError as error:
+        if lot_id is not None:
+            return _lot_page(processing.get_lot(db.session, lot_id), error, f"destroy-{print_id}")
+        return _unit_page(chain.get_unit(db.session, unit_id), error, f"destroy-{print_id}")
+    flash(message, "success")
+    if lot_id is not None:
+        return redirect(url_for("labels.lot_labels", lot_id=lot_id) + "#log")
+    return redirect(url_for("labels.unit_labels", unit_id=unit_id) + "#log")
+
+
+@blueprint.post("/scan/photo")
+@requires(Permission.USE_APP)
+def scan_photo() -> ResponseReturnValue:
+    """Read the label in an uploaded photo and open its record, or say why not."""
+    upload = request.files.get("photo")
+    try:
+        text = photo.read_photo(upload.read() if upload else b"")
+        issued = numbering.lookup(db.session, text)
+    except (photo.UnreadablePhoto, InvalidIdentifier) as error:
+        return _scan_error(error, "invalid", 422)
+    except NotFound as error:
+        return _scan_error(error, "unknown", 404)
+    return redirect(record_url(issued))
+
+
+# --- pages --------------------------------------------------------------------------------------
+
+
+def _scan_error(error: DomainError, kind: str, status: int) -> ResponseReturnValue:
+    return (
+        render_template("web/scan.html", code="", error=error.detail, kind=kind, photo=True),
+        status,
+    )
+
+
+def _preview(unit: Unit) -> tuple[UnitLabel | None, str | None]:
+    """What the unit's label prints now, or why it cannot have one."""
+    try:
+        return label_for(db.session, unit, **_label_arguments()), None
+    except NotLabellable as error:
+        return None, error.detail
+
+
+def _label_arguments() -> dict[str, Any]:
+    settings = label_settings()
+    return {"templates": settings.templates, "zone": settings.zone, "isbt": settings.isbt}
+
+
+def _unit_page(unit: Unit, error: DomainError | None = None, which: str = "print") -> Any:
+    label, not_labellable = _preview(unit)
+    prints = service.prints_of_unit(db.session, unit)
+    return _render(
+        "labels/unit.html",
+        error,
+        which,
+        unit=unit,
+        label=label,
+        not_labellable=not_labellable,
+        prints=prints,
+        printed_before=bool(prints),
+    )
+
+
+def _lot_page(lot: Lot, error: DomainError | None = None, which: str = "print") -> Any:
+    bags = processing.bags_of(db.session, lot)
+    return _render(
+        "labels/lot.html",
+        error,
+        which,
+        lot=lot,
+        bags=bags,
+        reconciliation=service.reconciliation(db.session, lot),
+        prints=service.prints_of_lot(db.session, lot),
+        printed_before=bool(service.printed_before(db.session, bags)),
+        release_reason=service.RELEASE_REPRINT_REASON,
+    )
+
+
+def _render(template: str, error: DomainError | None, which: str, **context: Any) -> Any:
+    return (
+        render_template(
+            template,
+            error=error.detail if error else None,
+            errors=error.errors if error else {},
+            which=which if error else None,
+            form={k: v for k, v in request.form.items() if k != "csrf_token"} if error else {},
+            formats=[member.value for member in OutputFormat],
+            max_copies=MAX_COPIES,
+            **context,
+        ),
+        error.status if error else 200,
+    )

@@ -1,0 +1,59 @@
+"""A filled lot in quarantine (the quality desk), the site's label settings, and printing."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from cellchain.core.types import utcnow
+from cellchain.extensions import db
+from cellchain.labels import service
+from cellchain.labels.content import IsbtSettings
+from cellchain.labels.templates import load_templates
+from cellchain.quality import disposition
+from tests.conftest import TEST_PASSWORD
+from tests.manufacturing.conftest import bench  # noqa: F401  (fixture)
+from tests.quality.conftest import desk, spec  # noqa: F401  (fixtures)
+
+SETTINGS = service.LabelSettings(
+    templates=load_templates(), zone=ZoneInfo("UTC"), isbt=IsbtSettings({})
+)
+
+
+def print_units(
+    units: list[Any],
+    actor: Any,
+    *,
+    fmt: str = "pdf",
+    copies: int = 1,
+    reason: str | None = None,
+    settings: Any = SETTINGS,
+) -> service.PrintedFile:
+    printed = service.print_labels(
+        db.session,
+        units,
+        output_format=fmt,
+        copies=copies,
+        reason=reason,
+        settings=settings,
+        actor=actor,
+        now=utcnow(),
+        name="labels",
+    )
+    db.session.commit()
+    return printed
+
+
+def release(desk: Any) -> None:
+    desk.full_panel()
+    disposition.release_lot(
+        db.session, desk.lot, user=desk.lab.qa, password=TEST_PASSWORD, now=utcnow()
+    )
+    db.session.commit()
+
+
+@pytest.fixture
+def bags(desk: Any) -> list[Any]:  # noqa: F811
+    return service.bags_of(db.session, desk.lot)
