@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from PIL import Image
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from cellchain.chain.models import UnitStatus
 from cellchain.core.audit import AuditEntry
@@ -186,7 +187,7 @@ def test_the_database_never_counts_more_labels_than_were_printed(
 ) -> None:
     (record,) = print_units(bags[:1], desk.lab.tech, copies=1).prints
     record.applied, record.destroyed = 1, 1
-    with pytest.raises(Exception, match="(?i)check|constraint"):
+    with pytest.raises(IntegrityError, match=r"(?i)check"):
         db.session.commit()
     db.session.rollback()
 
