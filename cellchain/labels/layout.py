@@ -121,6 +121,7 @@ def qr_modules(payload: str) -> Modules:
     return tuple(tuple(bool(cell) for cell in row) for row in code.get_matrix())
 
 
+@functools.lru_cache(maxsize=16384)
 def text_width_mm(text: str, size_mm: float, *, bold: bool, mono: bool) -> float:
     """How wide ``text`` prints at font size ``size_mm``."""
     return measuring_font(bold=bold, mono=mono).getlength(text) / _MEASURE_SIZE * size_mm

@@ -67,7 +67,8 @@ def render_png(drawing: Drawing, *, dpi: int = PNG_DPI) -> bytes:
             width=max(1, _dots(frame.line_mm, dpi)),
         )
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", dpi=(dpi, dpi))
+    # fast deflate: four times quicker to write than the default, about a quarter larger
+    image.save(buffer, format="PNG", dpi=(dpi, dpi), compress_level=1)
     return buffer.getvalue()
 
 
