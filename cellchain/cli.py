@@ -173,6 +173,10 @@ def demo(host: str, port: int, database: Path | None, no_serve: bool) -> None:
     click.echo("Demo lots (QA queue: /qa):")
     for stage, lot_number in lots.items():
         click.echo(f"  {stage.replace('_', ' '):<21} {lot_number}")
+    click.echo(
+        "Labels: each lot's page has Labels; the released lot's bags still carry quarantine "
+        "labels, to be reprinted (PNG, PDF or ZPL)"
+    )
     click.echo(f"Reserved DINs to try in the scan box: {', '.join(dins)}")
     if no_serve:
         return

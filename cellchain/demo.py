@@ -23,6 +23,9 @@ from cellchain.core.roles import Role
 from cellchain.donors import service as donors
 from cellchain.donors.models import ContainerCondition, Donation, InfectiousResult
 from cellchain.dosing import service as dosing
+from cellchain.labels import service as labels
+from cellchain.labels.content import IsbtSettings
+from cellchain.labels.templates import load_templates
 from cellchain.manufacturing import deviations, processing, resources, storage
 from cellchain.manufacturing import service as products
 from cellchain.manufacturing.models import EquipmentKind, Lot, MaterialCategory
@@ -335,6 +338,8 @@ def _seed_donations(
     ):
         donations[stage] = eligible_donation(days_ago, "Maternity ward A, City Hospital (demo)")
         lots[stage] = _seed_expansion(session, donations[stage], kit, box=box, now=now, tech=tech)
+    for lot in lots.values():
+        _seed_labels(session, lot, site_zone=site_zone, tech=tech)
     _seed_release(session, lots, now=now, site_zone=site_zone, qc=qc, qa=qa)
     return donations, lots
 
@@ -363,6 +368,48 @@ _DEMO_OOS: dict[str, dict[str, float | str]] = {
     "out_of_specification": {"VIABILITY": 74.0},
     "rejected": {"STERILITY": "growth"},
 }
+
+
+def _seed_labels(session: Session, lot: Lot, *, site_zone: ZoneInfo, tech: User) -> None:
+    """At fill the technician prints each bag's label (in quarantine: it says so), puts it on
+    the bag and scans it there; a spare printed for the first bag is destroyed unused."""
+    settings = labels.LabelSettings(load_templates(), site_zone, IsbtSettings({}))
+    printed_at = lot.made_at + dt.timedelta(minutes=20)
+    bags = processing.bags_of(session, lot)
+    printed = labels.print_labels(
+        session,
+        bags,
+        output_format="pdf",
+        copies=1,
+        reason=None,
+        settings=settings,
+        actor=tech,
+        now=printed_at,
+        name=lot.lot_number,
+    )
+    for record in printed.prints:
+        labels.record_applied(
+            session, lot, record.payload, actor=tech, now=printed_at + dt.timedelta(minutes=5)
+        )
+    spare = labels.print_labels(
+        session,
+        bags[:1],
+        output_format="pdf",
+        copies=1,
+        reason="spare in case the first label does not stick to the frosted overwrap",
+        settings=settings,
+        actor=tech,
+        now=printed_at,
+        name=lot.lot_number,
+    )
+    labels.destroy_labels(
+        session,
+        spare.prints[0],
+        1,
+        "spare not needed",
+        actor=tech,
+        now=printed_at + dt.timedelta(minutes=10),
+    )
 
 
 def _seed_release(

@@ -253,3 +253,37 @@ def test_isbt_mode_adds_a_data_matrix_whose_din_check_matches(desk: Any, bags: l
 
 def test_without_configured_product_codes_there_is_no_data_matrix(bags: list[Any]) -> None:
     assert not _label(bags[0]).isbt
+
+
+@pytest.mark.postgres_only
+def test_two_people_scanning_the_one_printed_label_at_once_count_it_once(
+    app: Any, desk: Any, bags: list[Any]
+) -> None:
+    from cellchain.errors import Conflict
+    from cellchain.manufacturing.models import Lot
+    from tests.conftest import at_once
+
+    (record,) = print_units(bags[:1], desk.lab.tech, copies=1).prints
+    lot_id, payload, tech_id, print_id = desk.lot.id, record.payload, desk.lab.tech.id, record.id
+
+    def scanner() -> str:
+        from cellchain.core.models import User
+
+        try:
+            service.record_applied(
+                db.session,
+                db.session.get(Lot, lot_id),
+                payload,
+                actor=db.session.get(User, tech_id),
+                now=utcnow(),
+            )
+            db.session.commit()
+            return "applied"
+        except (Conflict, InvalidInput):
+            db.session.rollback()
+            return "refused"
+
+    assert at_once(app, [scanner, scanner]) == ["applied", "refused"]
+    db.session.expire_all()
+    assert db.session.get(LabelPrint, print_id).applied == 1
+    assert len(db.session.execute(select(LabelEvent)).scalars().all()) == 1
