@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from bench_chain import STATEMENTS  # counts SQL statements; benchmarks/ is on sys.path
 from flask_migrate import upgrade
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
@@ -172,19 +173,6 @@ def build_lot(*, bags: int, facility: str, tech: User) -> Lot:
 
 
 # --- timing -------------------------------------------------------------------------------------
-
-
-class Statements:
-    """Counts the SQL statements sent to the database (an executemany counts once)."""
-
-    def __init__(self) -> None:
-        self.sent = 0
-
-    def __call__(self, *_: object) -> None:
-        self.sent += 1
-
-
-STATEMENTS = Statements()
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ GOOD_KEY = "k" * 64
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch, tmp_path):
-    for name in ("ENV", "SECRET_KEY", "FACILITY_CODE", "DATABASE_URL"):
+    for name in ("ENV", "SECRET_KEY", "FACILITY_CODE", "DATABASE_URL", "ISBT128_PRODUCT_CODES"):
         monkeypatch.delenv(f"CELLCHAIN_{name}", raising=False)
     monkeypatch.setenv("CELLCHAIN_INSTANCE_PATH", str(tmp_path))
 
@@ -70,4 +70,23 @@ def test_an_unknown_time_zone_is_refused(monkeypatch):
     monkeypatch.setenv("CELLCHAIN_ENV", "development")
     monkeypatch.setenv("CELLCHAIN_TIMEZONE", "Mars/Base")
     with pytest.raises(ConfigurationError, match="CELLCHAIN_TIMEZONE"):
+        create_app()
+
+
+def test_isbt128_product_codes_are_read_and_checked(monkeypatch):
+    monkeypatch.setenv("CELLCHAIN_ENV", "development")
+    assert create_app().config["ISBT128_PRODUCT_CODES"] == {}  # ISBT 128 mode off
+    monkeypatch.setenv("CELLCHAIN_ISBT128_PRODUCT_CODES", "UC-MSC=S1234V00, PL-MSC=S1235V00")
+    codes = create_app().config["ISBT128_PRODUCT_CODES"]
+    assert codes == {"UC-MSC": "S1234V00", "PL-MSC": "S1235V00"}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("UC-MSC", "comma-separated list"), ("UC-MSC=S12", "UC-MSC=S12"), ("=S1234V00", "list")],
+)
+def test_a_malformed_isbt128_product_code_stops_the_app(monkeypatch, value, message):
+    monkeypatch.setenv("CELLCHAIN_ENV", "development")
+    monkeypatch.setenv("CELLCHAIN_ISBT128_PRODUCT_CODES", value)
+    with pytest.raises(ConfigurationError, match=message):
         create_app()

@@ -17,7 +17,7 @@ from cellchain.core.roles import Permission
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, unit_of_work
 from cellchain.labels import photo, service
-from cellchain.labels.http import file_response, label_settings
+from cellchain.labels.http import file_response, print_lot_labels, print_unit_labels
 from cellchain.labels.schemas import (
     AppliedIn,
     DestroyedIn,
@@ -53,17 +53,7 @@ _FILES = {
 def print_unit(data: dict[str, Any], unit_id: int) -> Any:
     """Print a unit's label; the response is the file. A reprint needs a reason."""
     with unit_of_work() as session:
-        printed = service.print_labels(
-            session,
-            [chain.get_unit(session, unit_id)],
-            output_format=data["format"],
-            copies=data["copies"],
-            reason=data["reason"],
-            settings=label_settings(),
-            actor=acting_user(),
-            now=now(),
-            name=f"{chain.get_unit(session, unit_id).code}-label",
-        )
+        printed = print_unit_labels(session, unit_id, data)
     return file_response(printed)
 
 
@@ -82,17 +72,7 @@ def unit_log(unit_id: int) -> Any:
 def print_lot(data: dict[str, Any], lot_id: int) -> Any:
     """Print the labels of every bag of the lot (or only the quarantine labels to replace)."""
     with unit_of_work() as session:
-        printed = service.print_lot_labels(
-            session,
-            processing.get_lot(session, lot_id),
-            output_format=data["format"],
-            copies=data["copies"],
-            reason=data["reason"],
-            settings=label_settings(),
-            actor=acting_user(),
-            now=now(),
-            only_to_replace=data["replace_quarantine_labels"],
-        )
+        printed = print_lot_labels(session, lot_id, data)
     return file_response(printed)
 
 

@@ -1,14 +1,21 @@
-"""What the labels page and API share: the site's label settings and the file response."""
+"""What the labels pages and API share: the site's label settings, printing a unit's or a
+lot's labels from a loaded form or body, and the file response."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Response, current_app
+from sqlalchemy.orm import Session
 
 from cellchain import resource_path
-from cellchain.http import site_zone
+from cellchain.chain import service as chain
+from cellchain.http import acting_user, now, site_zone
+from cellchain.labels import service
 from cellchain.labels.content import IsbtSettings
 from cellchain.labels.service import LabelSettings, PrintedFile
 from cellchain.labels.templates import load_templates
+from cellchain.manufacturing import processing
 
 
 def label_settings() -> LabelSettings:
@@ -30,4 +37,35 @@ def file_response(printed: PrintedFile) -> Response:
             "Content-Disposition": f'attachment; filename="{printed.filename}"',
             "X-Label-Print-Ids": ",".join(str(record.id) for record in printed.prints),
         },
+    )
+
+
+def print_unit_labels(session: Session, unit_id: int, data: dict[str, Any]) -> PrintedFile:
+    """Print one unit's label as the acting user, from loaded ``PrintIn`` data."""
+    unit = chain.get_unit(session, unit_id)
+    return service.print_labels(
+        session,
+        [unit],
+        output_format=data["format"],
+        copies=data["copies"],
+        reason=data["reason"],
+        settings=label_settings(),
+        actor=acting_user(),
+        now=now(),
+        name=f"{unit.code}-label",
+    )
+
+
+def print_lot_labels(session: Session, lot_id: int, data: dict[str, Any]) -> PrintedFile:
+    """Print a lot's bag labels as the acting user, from loaded ``LotPrintIn`` data."""
+    return service.print_lot_labels(
+        session,
+        processing.get_lot(session, lot_id),
+        output_format=data["format"],
+        copies=data["copies"],
+        reason=data["reason"],
+        settings=label_settings(),
+        actor=acting_user(),
+        now=now(),
+        only_to_replace=data["replace_quarantine_labels"],
     )

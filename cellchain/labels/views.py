@@ -18,7 +18,12 @@ from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, unit_of_work
 from cellchain.labels import photo, service
 from cellchain.labels.content import NotLabellable, UnitLabel, label_for
-from cellchain.labels.http import file_response, label_settings
+from cellchain.labels.http import (
+    file_response,
+    label_settings,
+    print_lot_labels,
+    print_unit_labels,
+)
 from cellchain.labels.models import MAX_COPIES, OutputFormat
 from cellchain.labels.schemas import AppliedIn, DestroyedIn, LotPrintIn, PrintIn
 from cellchain.manufacturing import processing
@@ -38,21 +43,11 @@ def unit_labels(unit_id: int) -> ResponseReturnValue:
 @blueprint.post("/units/<int:unit_id>/labels")
 @requires(Permission.PRINT_LABELS)
 def print_unit(unit_id: int) -> ResponseReturnValue:
-    unit = chain.get_unit(db.session, unit_id)
+    chain.get_unit(db.session, unit_id)  # 404 first
     try:
         data = load_form(PrintIn(), request.form)
         with unit_of_work() as session:
-            printed = service.print_labels(
-                session,
-                [chain.get_unit(session, unit_id)],
-                output_format=data["format"],
-                copies=data["copies"],
-                reason=data["reason"],
-                settings=label_settings(),
-                actor=acting_user(),
-                now=now(),
-                name=f"{unit.code}-label",
-            )
+            printed = print_unit_labels(session, unit_id, data)
     except DomainError as error:
         return _unit_page(chain.get_unit(db.session, unit_id), error)
     return file_response(printed)
@@ -72,17 +67,7 @@ def print_lot(lot_id: int) -> ResponseReturnValue:
     try:
         data = load_form(LotPrintIn(), request.form)
         with unit_of_work() as session:
-            printed = service.print_lot_labels(
-                session,
-                processing.get_lot(session, lot_id),
-                output_format=data["format"],
-                copies=data["copies"],
-                reason=data["reason"],
-                settings=label_settings(),
-                actor=acting_user(),
-                now=now(),
-                only_to_replace=data["replace_quarantine_labels"],
-            )
+            printed = print_lot_labels(session, lot_id, data)
     except DomainError as error:
         return _lot_page(processing.get_lot(db.session, lot_id), error, which)
     return file_response(printed)
