@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bench_chain import STATEMENTS  # counts SQL statements; benchmarks/ is on sys.path
+from bench_chain import PASSWORD, STATEMENTS, make_user  # benchmarks/ is on sys.path
 from flask_migrate import upgrade
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
@@ -53,7 +53,6 @@ from cellchain.manufacturing import processing
 from cellchain.manufacturing import service as products
 from cellchain.manufacturing.models import Lot
 
-PASSWORD = "benchmark password 2026"
 REASON = "benchmark"
 FORMATS = ("png", "pdf", "zpl")
 #: passages of the expansion before the fill: (day, cells harvested, vessels seeded, format,
@@ -72,21 +71,6 @@ FILL_DAY = 29
 
 
 # --- building the lot ---------------------------------------------------------------------------
-
-
-def make_user(username: str, role: Role, policy: accounts.AccountPolicy) -> User:
-    user = accounts.create_user(
-        db.session,
-        actor=None,
-        now=utcnow(),
-        username=username,
-        full_name=f"{username.title()} Benchmark",
-        password=PASSWORD,
-        roles=[role],
-        policy=policy,
-    )
-    db.session.commit()
-    return user
 
 
 def build_lot(*, bags: int, facility: str, tech: User) -> Lot:
