@@ -1,11 +1,30 @@
-"""Tables of the dosing package."""
+"""Tables of the dosing package: protocol versions, patients, weights, dose orders and the bags
+allocated to them."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+import datetime as dt
+import json
+from typing import Any, ClassVar
 
-from sqlalchemy import CheckConstraint, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from cellchain.chain.models import Unit
+from cellchain.core.models import User
+from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
 from cellchain.core.versioning import STATUS_CHECK, VersionedDocument
 from cellchain.extensions import db
 
@@ -24,3 +43,170 @@ class Protocol(VersionedDocument, db.Model):
     )
     signature_entity_type: ClassVar[str] = "protocol"
     document_label: ClassVar[str] = "Protocol"
+
+
+class Sex(LabelledEnum):
+    FEMALE = "female"
+    MALE = "male"
+    OTHER = "other"
+
+
+class ArmSource(LabelledEnum):
+    TRIAL_RANDOMIZATION = "trial_randomization"  #: from the trial's own randomization list
+
+
+class PatientStatus(LabelledEnum):
+    ENROLLED = "enrolled"
+    WITHDRAWN = "withdrawn"
+
+
+class Patient(db.Model):
+    """A trial subject, by study ID and chain-of-identity identifier only: the clinic keeps
+    names and record numbers out of this system (DOMAIN.md §9)."""
+
+    __tablename__ = "patients"
+    __table_args__ = (
+        CheckConstraint(f"sex IN ({sql_values(Sex)})", name="sex_known"),
+        CheckConstraint(f"arm_source IN ({sql_values(ArmSource)})", name="arm_source_known"),
+        CheckConstraint(f"status IN ({sql_values(PatientStatus)})", name="status_known"),
+    )
+    signature_entity_type: ClassVar[str] = "patient"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: the trial's subject ID, e.g. AS-007
+    study_id: Mapped[str] = mapped_column(String(30), unique=True)
+    #: the chain-of-identity identifier (ISBT 128 ST-028) allocated at enrolment, with K
+    coi: Mapped[str] = mapped_column(String(16), unique=True)
+    protocol_id: Mapped[int] = mapped_column(ForeignKey("protocols.id"))
+    date_of_birth: Mapped[dt.date] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(10))
+    #: the arm's code in the protocol (MSC, CONTROL)
+    arm: Mapped[str] = mapped_column(String(20))
+    arm_source: Mapped[str] = mapped_column(String(30))
+    randomization_number: Mapped[str | None] = mapped_column(String(30))
+    #: the checklist as answered: code → {"answer": bool, "value": number or null}
+    checklist_json: Mapped[str] = mapped_column(Text)
+    #: the planned date of the first infusion; every visit is planned from it
+    day0: Mapped[dt.date] = mapped_column(Date)
+    enrolled_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    enrolled_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(20))
+
+    protocol: Mapped[Protocol] = relationship()
+    enrolled_by: Mapped[User] = relationship()
+    weights: Mapped[list[Weight]] = relationship(
+        back_populates="patient", order_by="Weight.measured_at.desc()"
+    )
+
+    @property
+    def checklist(self) -> dict[str, Any]:
+        return dict(json.loads(self.checklist_json))
+
+
+class Weight(db.Model):
+    """A body weight: when it was measured, how, and who recorded it."""
+
+    __tablename__ = "weights"
+    __table_args__ = (
+        CheckConstraint("weight_kg > 0", name="weight_positive"),
+        Index("ix_weights_patient_measured", "patient_id", "measured_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    weight_kg: Mapped[float] = mapped_column(Float)
+    measured_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    #: how it was measured, e.g. "calibrated clinic scale"
+    source: Mapped[str] = mapped_column(String(120))
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    patient: Mapped[Patient] = relationship(back_populates="weights")
+    recorded_by: Mapped[User] = relationship()
+
+
+class DoseStatus(LabelledEnum):
+    ALLOCATED = "allocated"  #: computed, bags allocated, awaiting the independent second check
+    PREPARED = "prepared"  #: second-checked and signed: the dose exists and may be labelled
+    CANCELLED = "cancelled"  #: withdrawn before use; its bags went back to available
+
+
+ACTIVE_DOSE_STATUSES = (DoseStatus.ALLOCATED, DoseStatus.PREPARED)
+
+
+class DoseOrder(db.Model):
+    """One scheduled infusion's dose for one patient, computed from a fresh weight."""
+
+    __tablename__ = "dose_orders"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({sql_values(DoseStatus)})", name="status_known"),
+        # one live dose per patient and visit
+        Index(
+            "uq_dose_orders_live_visit",
+            "patient_id",
+            "visit",
+            unique=True,
+            sqlite_where=text("status != 'cancelled'"),
+            postgresql_where=text("status != 'cancelled'"),
+        ),
+    )
+    signature_entity_type: ClassVar[str] = "dose_order"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    protocol_id: Mapped[int] = mapped_column(ForeignKey("protocols.id"))
+    #: the infusion's code in the protocol (D0, M3)
+    visit: Mapped[str] = mapped_column(String(10))
+    planned_on: Mapped[dt.date] = mapped_column(Date)
+    weight_id: Mapped[int] = mapped_column(ForeignKey("weights.id"))
+    target_cells: Mapped[float] = mapped_column(Float)
+    volume_ml: Mapped[float] = mapped_column(Float)
+    delivered_cells: Mapped[float] = mapped_column(Float)
+    deviation_percent: Mapped[float] = mapped_column(Float)
+    dmso_g_per_kg: Mapped[float] = mapped_column(Float)
+    endotoxin_eu_per_kg: Mapped[float | None] = mapped_column(Float)
+    #: the arithmetic step by step, as shown on the page
+    working_json: Mapped[str] = mapped_column(Text)
+    #: the weight changed by at least the protocol's flag since the weight of the last dose
+    weight_change_percent: Mapped[float | None] = mapped_column(Float)
+    weight_change_flag: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: outside tolerance, accepted by an investigator's signature with a deviation recorded
+    override_reason: Mapped[str | None] = mapped_column(Text)
+    deviation_id: Mapped[int | None] = mapped_column(ForeignKey("deviations.id"))
+    status: Mapped[str] = mapped_column(String(20))
+    ordered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    prepared_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    checked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    checked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    #: the prepared dose as a unit (made at the second check), labelled for this patient
+    dose_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+
+    patient: Mapped[Patient] = relationship()
+    protocol: Mapped[Protocol] = relationship()
+    weight: Mapped[Weight] = relationship()
+    prepared_by: Mapped[User] = relationship(foreign_keys=[prepared_by_id])
+    checked_by: Mapped[User | None] = relationship(foreign_keys=[checked_by_id])
+    dose_unit: Mapped[Unit | None] = relationship()
+    bags: Mapped[list[DoseBag]] = relationship(back_populates="order", order_by="DoseBag.position")
+
+    @property
+    def working(self) -> list[str]:
+        return list(json.loads(self.working_json))
+
+
+class DoseBag(db.Model):
+    """A bag allocated to a dose order and what is drawn from it. A bag is allocated to one
+    live order only: its unit status moves available → allocated in a guarded update."""
+
+    __tablename__ = "dose_bags"
+    __table_args__ = (CheckConstraint("volume_ml > 0", name="volume_positive"),)
+
+    order_id: Mapped[int] = mapped_column(ForeignKey("dose_orders.id"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    volume_ml: Mapped[float] = mapped_column(Float)
+    cells: Mapped[float] = mapped_column(Float)
+    whole_bag: Mapped[bool] = mapped_column(Boolean)
+
+    order: Mapped[DoseOrder] = relationship(back_populates="bags")
+    unit: Mapped[Unit] = relationship()

@@ -22,8 +22,16 @@ PARAMETERS = DoseParameters.from_protocol(NCT01420432_PARAMETERS)
 SOON = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
 
 
-def bag(code: str = "B1", *, conc: float = 5.0e6, viability: float = 90.0, volume: float = 20.0,
-        dmso: float = 10.0, endotoxin: float | None = 0.1, expires: dt.datetime = SOON) -> Bag:
+def bag(
+    code: str = "B1",
+    *,
+    conc: float = 5.0e6,
+    viability: float = 90.0,
+    volume: float = 20.0,
+    dmso: float = 10.0,
+    endotoxin: float | None = 0.1,
+    expires: dt.datetime = SOON,
+) -> Bag:
     return Bag(code, conc, viability, volume, dmso, endotoxin, expires)
 
 

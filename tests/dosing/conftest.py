@@ -1,0 +1,99 @@
+"""The clinic: the NCT01420432 protocol in force, a clinician and an investigator, and a
+helper that enrols a patient who meets every criterion."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from cellchain.core.types import utcnow
+from cellchain.dosing import patients, service
+from cellchain.dosing.defaults import NCT01420432_PARAMETERS
+from cellchain.extensions import db
+from tests.conftest import TEST_PASSWORD
+
+UTC = ZoneInfo("UTC")
+
+
+def all_met(**changes: patients.ChecklistAnswer) -> dict[str, patients.ChecklistAnswer]:
+    """Every inclusion item met (numeric ones with a passing value), no exclusion item."""
+    answers: dict[str, patients.ChecklistAnswer] = {}
+    for item in NCT01420432_PARAMETERS["inclusion"]:
+        measure = item.get("measure")
+        if measure:
+            value = measure["limit"] + 10 if measure["operator"] == ">" else measure["limit"] - 50
+            answers[item["code"]] = patients.ChecklistAnswer(True, float(value))
+        else:
+            answers[item["code"]] = patients.ChecklistAnswer(True)
+    for item in NCT01420432_PARAMETERS["exclusion"]:
+        answers[item["code"]] = patients.ChecklistAnswer(False)
+    answers.update(changes)
+    return answers
+
+
+def enrolment(**changes: Any) -> patients.Enrolment:
+    today = utcnow().date()
+    values: dict[str, Any] = {
+        "study_id": "AS-001",
+        "date_of_birth": today.replace(year=today.year - 40),
+        "sex": "female",
+        "arm": "MSC",
+        "randomization_number": "R-001",
+        "day0": today,
+        "answers": all_met(),
+    }
+    values.update(changes)
+    return patients.Enrolment(**values)
+
+
+@dataclass
+class Clinic:
+    lab: Any
+    clinician: Any
+    investigator: Any
+    protocol: Any
+
+    def enrol(self, **changes: Any) -> Any:
+        patient = patients.enrol(
+            db.session,
+            self.protocol,
+            enrolment(**changes),
+            facility_code="X9999",
+            actor=self.clinician,
+            now=utcnow(),
+            zone=UTC,
+        )
+        db.session.commit()
+        return patient
+
+    def weigh(self, patient: Any, weight_kg: float, *, hours_ago: float = 1.0) -> Any:
+        weight = patients.record_weight(
+            db.session,
+            patient,
+            weight_kg=weight_kg,
+            measured_at=utcnow() - dt.timedelta(hours=hours_ago),
+            source="calibrated clinic scale",
+            actor=self.clinician,
+            now=utcnow(),
+        )
+        db.session.commit()
+        return weight
+
+
+@pytest.fixture
+def clinic(lab: Any, make_user: Any) -> Clinic:
+    protocol = service.load_default_protocol(db.session, actor=lab.qa, now=utcnow())
+    service.approve_protocol(
+        db.session, protocol=protocol, user=lab.qa, password=TEST_PASSWORD, now=utcnow()
+    )
+    db.session.commit()
+    return Clinic(
+        lab=lab,
+        clinician=make_user("cleo", "clinician"),
+        investigator=make_user("ivan", "investigator"),
+        protocol=protocol,
+    )
