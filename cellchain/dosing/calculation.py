@@ -195,10 +195,13 @@ def calculate(weight_kg: float, bags: Sequence[Bag], parameters: DoseParameters)
         f"delivered cells = {_sci(delivered)}; deviation = ({_sci(delivered)} − {_sci(target)}) "
         f"/ {_sci(target)} = {deviation:+.2f} % (tolerance ± {parameters.tolerance_percent:g} %)"
     )
-    dmso = sum(
-        draw.volume_ml * draw.bag.dmso_percent / 100 * parameters.dmso_density_g_per_ml
-        for draw in draws
-    ) / weight_kg
+    dmso = (
+        sum(
+            draw.volume_ml * draw.bag.dmso_percent / 100 * parameters.dmso_density_g_per_ml
+            for draw in draws
+        )
+        / weight_kg
+    )
     working.append(
         f"DMSO = {sum(d.volume_ml for d in draws):.1f} mL × DMSO fraction × "
         f"{parameters.dmso_density_g_per_ml:g} g/mL / {weight_kg:g} kg = {dmso:.3f} g/kg "

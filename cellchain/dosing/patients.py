@@ -107,9 +107,7 @@ def enrol(
     today = now.astimezone(zone).date()
     errors = _enrolment_errors(parameters, form, today)
     study_id = form.study_id.strip().upper()
-    if study_id and session.execute(
-        select(Patient.id).where(Patient.study_id == study_id)
-    ).first():
+    if study_id and session.execute(select(Patient.id).where(Patient.study_id == study_id)).first():
         errors["study_id"] = [f"{study_id} is already enrolled."]
     if errors:
         raise InvalidInput("The patient cannot be enrolled: " + _summary(errors), errors=errors)

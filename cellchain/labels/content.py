@@ -179,11 +179,16 @@ def _cells(record: CellRecord, zone: ZoneInfo) -> dict[str, str]:
         "passage": f"Passage P{record.passage} · {_time(record.made_at, zone)}",
     }
     if record.cells is not None:
-        texts["cells"] = f"{format_cells(record.cells)} viable cells"
+        viable = (
+            f", {record.viability_percent:g} % viable"
+            if record.viability_percent is not None
+            else ""
+        )
+        texts["cells"] = f"{format_cells(record.cells)} cells{viable}"
     if record.volume_ml is not None:
         texts["volume"] = f"{record.volume_ml:g} mL"
     if record.concentration_per_ml is not None:
-        texts["concentration"] = f"{format_cells(record.concentration_per_ml)} viable cells/mL"
+        texts["concentration"] = f"{format_cells(record.concentration_per_ml)} cells/mL"
     return texts
 
 

@@ -41,9 +41,9 @@ def test_a_quarantined_bag_label_prints_everything_21_cfr_1271_370_asks_for(
     assert texts["identifier"].endswith("]")  # check character in a box
     assert texts["product"].startswith("UC-MSC v1 — ")
     assert texts["lot"] == f"Lot {desk.lot.lot_number}"
-    assert texts["cells"] == "1.00 × 10⁸ viable cells"
+    assert texts["cells"] == "1.00 × 10⁸ cells, 93 % viable"
     assert texts["volume"] == "20 mL"
-    assert texts["concentration"] == "5.00 × 10⁶ viable cells/mL"
+    assert texts["concentration"] == "5.00 × 10⁶ cells/mL"
     assert texts["expiry"] == f"EXP {desk.lot.expires_at:%Y-%m-%d %H:%M} UTC"
     assert texts["storage"] == "Store at ≤ −135 °C (liquid nitrogen vapour phase)"
     assert texts["caution"] == CAUTION
