@@ -120,6 +120,13 @@ class LineageOperation(enum.StrEnum):
     PREPARE_DOSE = "prepare_dose"
 
 
+#: Operations whose parents must be in other states: a dose is prepared only from bags
+#: already allocated to it.
+USABLE_FOR: dict[LineageOperation, frozenset[UnitStatus]] = {
+    LineageOperation.PREPARE_DOSE: frozenset({UnitStatus.ALLOCATED}),
+}
+
+
 class EventType(LabelledEnum):
     """Custody and scan events (DOMAIN.md §1: who, where, when, temperature)."""
 

@@ -20,6 +20,7 @@ from cellchain.chain.models import (
     GONE,
     UNIT_TRANSITIONS,
     USABLE_AS_PARENT,
+    USABLE_FOR,
     EventType,
     LineageEdge,
     LineageOperation,
@@ -49,6 +50,7 @@ def create_unit(
     now: dt.datetime,
     at: dt.datetime | None = None,
     made_from: tuple[LineageOperation, Sequence[Unit]] | None = None,
+    status: UnitStatus = UnitStatus.QUARANTINE,
 ) -> Unit:
     """Label a new unit of donation ``din``: issue its code, record it, write its first event.
 
@@ -61,7 +63,7 @@ def create_unit(
     unit = Unit(
         code=code.canonical,
         kind=kind.value,
-        status=UnitStatus.QUARANTINE.value,
+        status=status.value,
         donation_id=donation_id,
         location=location,
         created_at=at or now,
@@ -125,6 +127,7 @@ def derive_units(
     now: dt.datetime,
     consume_parents: bool = False,
     at: dt.datetime | None = None,
+    status: UnitStatus = UnitStatus.QUARANTINE,
 ) -> list[Unit]:
     """Make ``count`` new units from ``parents`` by ``operation`` and record the lineage.
 
@@ -151,7 +154,7 @@ def derive_units(
             title="Pooling across donations refused",
         )
     _lock(session, parents)
-    require_usable(parents)
+    require_usable(parents, USABLE_FOR.get(operation, USABLE_AS_PARENT))
     donation = parents[0].donation
     children = [
         create_unit(
@@ -164,6 +167,7 @@ def derive_units(
             now=now,
             at=at,
             made_from=(operation, parents),
+            status=status,
         )
         for _ in range(count)
     ]
@@ -181,14 +185,15 @@ def derive_units(
     return children
 
 
-def require_usable(units: Sequence[Unit]) -> None:
+def require_usable(units: Sequence[Unit], usable: frozenset[UnitStatus] = USABLE_AS_PARENT) -> None:
     """Refuse units that cannot be processed further (blocked, rejected, used up or gone)."""
+    allowed = " or ".join(sorted(status.value for status in usable))
     for unit in units:
         status = UnitStatus(unit.status)
-        if status not in USABLE_AS_PARENT:
+        if status not in usable:
             raise Conflict(
-                f"Unit {unit.code} is {status.value}; only units in quarantine or available "
-                "can be processed further.",
+                f"Unit {unit.code} is {status.value}; only units {allowed} can be processed "
+                "this way.",
                 title="Parent unit not usable",
             )
 

@@ -193,6 +193,29 @@ class DoseOrder(db.Model):
     def working(self) -> list[str]:
         return list(json.loads(self.working_json))
 
+    @property
+    def signature_entity_id(self) -> str:
+        return str(self.id)
+
+    def signed_content(self) -> dict[str, Any]:
+        """What the second check (and an override) signs: who the dose is for and every
+        figure of it, with the bags and volumes drawn."""
+        return {
+            "patient": self.patient.study_id,
+            "coi": self.patient.coi,
+            "visit": self.visit,
+            "weight_kg": self.weight.weight_kg,
+            "weight_measured_at": self.weight.measured_at.isoformat(),
+            "target_cells": self.target_cells,
+            "volume_ml": self.volume_ml,
+            "delivered_cells": self.delivered_cells,
+            "deviation_percent": self.deviation_percent,
+            "dmso_g_per_kg": self.dmso_g_per_kg,
+            "endotoxin_eu_per_kg": self.endotoxin_eu_per_kg,
+            "bags": [[bag.unit.code, bag.volume_ml] for bag in self.bags],
+            "override_reason": self.override_reason,
+        }
+
 
 class DoseBag(db.Model):
     """A bag allocated to a dose order and what is drawn from it. A bag is allocated to one

@@ -644,6 +644,9 @@ def test_the_page_of_an_unknown_unit_is_404(tech_web, lab):
 
 def test_lineage_operation_names_are_readable_on_the_page(tech_web, lab):
     container = container_of(lab)
+    for status in (UnitStatus.AVAILABLE, UnitStatus.ALLOCATED):  # a dose is made from allocated
+        chain.change_status(db.session, container, status, actor=lab.tech, now=utcnow(), reason="t")
+    db.session.commit()
     [dose] = derive(lab, [container], operation=LineageOperation.PREPARE_DOSE)
 
     page = tech_web.get(f"/units/{dose.id}").get_data(as_text=True)

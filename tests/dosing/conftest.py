@@ -97,3 +97,21 @@ def clinic(lab: Any, make_user: Any) -> Clinic:
         investigator=make_user("ivan", "investigator"),
         protocol=protocol,
     )
+
+
+@pytest.fixture
+def released(desk: Any) -> Any:  # noqa: F811
+    """The desk's lot released: 9 bags of 20 mL at 5 × 10⁶/mL, viability 93 %, endotoxin
+    0.12 EU/mL (the tenth bag went to QC)."""
+    from cellchain.quality import disposition
+
+    desk.full_panel()
+    disposition.release_lot(
+        db.session, desk.lot, user=desk.lab.qa, password=TEST_PASSWORD, now=utcnow()
+    )
+    db.session.commit()
+    return desk.lot
+
+
+from tests.manufacturing.conftest import bench  # noqa: E402, F401  (fixture)
+from tests.quality.conftest import desk, spec  # noqa: E402, F401  (fixtures)

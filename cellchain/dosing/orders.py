@@ -1,0 +1,510 @@
+"""Dose orders: a scheduled infusion's dose computed from a fresh weight, bags allocated
+atomically, and the independent second check that makes it a prepared dose (DOMAIN.md §7).
+
+``plan_dose`` checks every hard block and computes the dose without writing anything (the page
+shows it before anyone commits to it). ``order_dose`` does it again inside the transaction and
+allocates the bags: each bag moves available → allocated in a guarded update, so of two orders
+racing for one bag exactly one gets it. A dose outside tolerance is refused unless an
+investigator signs an override with a reason, which records a deviation. ``second_check`` is
+done by another person who re-enters the volume and scans the bags; their signature makes the
+dose "prepared" and creates the prepared dose as a unit, whose label names the patient.
+
+Services flush; the caller commits (one use case, one transaction).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cellchain.chain import service as chain
+from cellchain.chain.models import LineageOperation, Unit, UnitKind, UnitStatus
+from cellchain.core import audit, signatures
+from cellchain.core.models import Signature, User
+from cellchain.core.roles import Role
+from cellchain.dosing import calculation, patients
+from cellchain.dosing.calculation import DoseCalculation, DoseParameters, NotEnoughCells
+from cellchain.dosing.models import (
+    ACTIVE_DOSE_STATUSES,
+    DoseBag,
+    DoseOrder,
+    DoseStatus,
+    Patient,
+    Weight,
+)
+from cellchain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from cellchain.manufacturing import deviations
+from cellchain.manufacturing.models import CellRecord, DeviationCategory, Lot, LotStatus
+from cellchain.quality.models import QcResult, ResultStatus
+
+#: The meanings printed with the signatures on a dose order.
+SECOND_CHECK_MEANING = "verification: dose independently second-checked"
+OVERRIDE_MEANING = "approval: dose outside tolerance accepted"
+#: Where a prepared dose is when it is made.
+PREPARATION_LOCATION = "GMP lab — dose preparation"
+
+
+class DoseRefused(InvalidInput):
+    """A dose that may not be ordered or checked, with every reason."""
+
+    title = "Dose refused"
+    type_slug = "dose-refused"
+
+
+@dataclass(frozen=True)
+class Override:
+    """An investigator accepting a dose outside tolerance: reason and signature."""
+
+    investigator: User
+    password: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DosePlan:
+    """What an order would be: the weight it uses, the visit, the arithmetic and the bags."""
+
+    patient: Patient
+    visit: patients.Visit
+    weight: Weight
+    calculation: DoseCalculation
+    units: list[Unit]
+    weight_change_percent: float | None
+    weight_change_flag: bool
+    parameters: DoseParameters
+
+
+def plan_dose(
+    session: Session, patient: Patient, visit_code: str, *, now: dt.datetime, zone: ZoneInfo
+) -> DosePlan:
+    """Check every hard block and compute the dose; refused with all reasons at once."""
+    parameters = patient.protocol.parameters
+    dose_parameters = DoseParameters.from_protocol(parameters)
+    problems: dict[str, list[str]] = {}
+    if not patients.receives_cells(patient):
+        raise DoseRefused(
+            f"{patient.study_id} is in the {patients.arm_name(patient)} arm, which never "
+            "receives cells: no dose, no bag, no infusion.",
+            errors={"patient": ["Control arm: never receives cells."]},
+        )
+    if patient.status != "enrolled":
+        problems.setdefault("patient", []).append(f"{patient.study_id} is {patient.status}.")
+    visit = patients.visit_of(patient, visit_code)
+    today = now.astimezone(zone).date()
+    if not visit.open_on(today):
+        problems.setdefault("visit", []).append(
+            f"{visit.name} is planned for {visit.planned_on.isoformat()}"
+            + (f" ± {visit.window_days} days" if visit.window_days else "")
+            + f"; today ({today.isoformat()}) is outside its window."
+        )
+    if _live_order(session, patient, visit.code) is not None:
+        problems.setdefault("visit", []).append(f"{visit.name} already has a dose order.")
+    weight = patients.latest_weight(session, patient)
+    previous = _previous_dose(session, patient, visit)
+    change, flag = None, False
+    if weight is None:
+        problems.setdefault("weight", []).append("No weight is on file; record today's weight.")
+    else:
+        recency = dt.timedelta(days=int(parameters["weight_recency_days"]))
+        if now - weight.measured_at > recency:
+            problems.setdefault("weight", []).append(
+                f"The latest weight ({weight.weight_kg:g} kg) was measured "
+                f"{_local(weight.measured_at, zone)}, more than "
+                f"{parameters['weight_recency_days']} days ago; weigh the patient again."
+            )
+        if previous is not None:
+            if weight.id == previous.weight_id or weight.measured_at <= previous.ordered_at:
+                problems.setdefault("weight", []).append(
+                    f"The {visit.name} dose needs a weight measured after the "
+                    f"{previous.visit} dose was ordered; it is never copied from an earlier dose."
+                )
+            change = (weight.weight_kg - previous.weight.weight_kg) / previous.weight.weight_kg
+            change *= 100
+            flag = abs(change) >= float(parameters["weight_change_flag_percent"])
+    if problems or weight is None:
+        raise DoseRefused("The dose cannot be ordered: " + _summary(problems), errors=problems)
+    candidates = available_bags(session, now=now)
+    target = calculation.target_cells(weight.weight_kg, dose_parameters)
+    chosen = _choose_from_one_donation(candidates, target)
+    by_code = {bag.code: unit for unit, bag in candidates}
+    dose = calculation.calculate(weight.weight_kg, chosen, dose_parameters)
+    return DosePlan(
+        patient=patient,
+        visit=visit,
+        weight=weight,
+        calculation=dose,
+        units=[by_code[bag.code] for bag in chosen],
+        weight_change_percent=change,
+        weight_change_flag=flag,
+        parameters=dose_parameters,
+    )
+
+
+def order_dose(
+    session: Session,
+    patient: Patient,
+    visit_code: str,
+    *,
+    actor: User,
+    now: dt.datetime,
+    zone: ZoneInfo,
+    override: Override | None = None,
+) -> DoseOrder:
+    """Compute the dose and allocate its bags in this transaction."""
+    plan = plan_dose(session, patient, visit_code, now=now, zone=zone)
+    dose = plan.calculation
+    ceilings = _ceiling_problems(dose, plan.parameters)
+    if ceilings:
+        raise DoseRefused(
+            "The dose cannot be given: " + " ".join(ceilings), errors={"dose": ceilings}
+        )
+    if not dose.within_tolerance and override is None:
+        raise DoseRefused(
+            f"The dose delivers {dose.deviation_percent:+.2f} % of the target, outside ± "
+            f"{plan.parameters.tolerance_percent:g} %; only an investigator's signed override "
+            "(which records a deviation) can accept it.",
+            errors={"override": ["Outside tolerance: an investigator must sign an override."]},
+        )
+    order = DoseOrder(
+        patient_id=patient.id,
+        protocol_id=patient.protocol_id,
+        visit=plan.visit.code,
+        planned_on=plan.visit.planned_on,
+        weight_id=plan.weight.id,
+        target_cells=dose.target_cells,
+        volume_ml=dose.volume_ml,
+        delivered_cells=dose.delivered_cells,
+        deviation_percent=dose.deviation_percent,
+        dmso_g_per_kg=dose.dmso_g_per_kg,
+        endotoxin_eu_per_kg=dose.endotoxin_eu_per_kg,
+        working_json=json.dumps(list(dose.working), ensure_ascii=False),
+        weight_change_percent=plan.weight_change_percent,
+        weight_change_flag=plan.weight_change_flag,
+        override_reason=override.reason.strip() if override and not dose.within_tolerance else None,
+        status=DoseStatus.ALLOCATED,
+        ordered_at=now,
+        prepared_by_id=actor.id,
+    )
+    session.add(order)
+    session.flush()
+    for position, (unit, draw) in enumerate(zip(plan.units, dose.draws, strict=True)):
+        _allocate(session, unit, order, actor=actor, now=now)
+        session.add(
+            DoseBag(
+                order_id=order.id,
+                unit_id=unit.id,
+                position=position,
+                volume_ml=draw.volume_ml,
+                cells=draw.cells,
+                whole_bag=draw.whole_bag,
+            )
+        )
+    session.flush()
+    session.refresh(order)
+    if order.override_reason is not None and override is not None:
+        _sign_override(session, order, plan, override, now=now)
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="dose.ordered",
+        entity_type="dose_order",
+        entity_id=order.id,
+        changes={
+            "patient": (None, patient.study_id),
+            "visit": (None, order.visit),
+            "volume_ml": (None, order.volume_ml),
+            "bags": (None, [bag.unit.code for bag in order.bags]),
+        },
+    )
+    return order
+
+
+def second_check(
+    session: Session,
+    order: DoseOrder,
+    *,
+    checker: User,
+    password: str,
+    volume_ml: float,
+    bag_codes: Sequence[str],
+    now: dt.datetime,
+) -> DoseOrder:
+    """The independent second check: another person re-enters the volume and scans the bags;
+    their signature makes the dose prepared and creates it as a unit."""
+    if order.status != DoseStatus.ALLOCATED:
+        raise Conflict(
+            f"Dose order {order.id} is {order.status}; only an allocated dose is checked."
+        )
+    if checker.id == order.prepared_by_id:
+        raise DoseRefused(
+            "The second check must be done by someone other than the preparer.",
+            errors={"checker": ["You prepared this dose; another person must check it."]},
+        )
+    problems: dict[str, list[str]] = {}
+    if abs(volume_ml - order.volume_ml) > 1e-6:
+        problems["volume_ml"] = [
+            f"{volume_ml:g} mL does not match the order's volume; measure and enter it again."
+        ]
+    expected = {bag.unit.code for bag in order.bags}
+    scanned = set()
+    for code in bag_codes:
+        if code.strip():
+            scanned.add(chain.resolve_unit(session, code).code)
+    if scanned != expected:
+        missing, extra = sorted(expected - scanned), sorted(scanned - expected)
+        message = []
+        if missing:
+            message.append(f"not scanned: {', '.join(missing)}")
+        if extra:
+            message.append(f"not allocated to this dose: {', '.join(extra)}")
+        problems["bags"] = ["Bags " + "; ".join(message) + "."]
+    if problems:
+        raise DoseRefused("The second check does not match: " + _summary(problems), errors=problems)
+    signatures.sign(
+        session,
+        record=order,
+        meaning=SECOND_CHECK_MEANING,
+        user=checker,
+        password=password,
+        now=now,
+    )
+    bags = [bag.unit for bag in order.bags]
+    (dose_unit,) = chain.derive_units(
+        session,
+        parents=bags,
+        kind=UnitKind.PREPARED_DOSE,
+        operation=LineageOperation.PREPARE_DOSE,
+        count=1,
+        location=PREPARATION_LOCATION,
+        actor=checker,
+        now=now,
+        status=UnitStatus.ALLOCATED,  # made of released bags, for this patient only
+    )
+    order.status = DoseStatus.PREPARED
+    order.checked_by_id = checker.id
+    order.checked_at = now
+    order.dose_unit_id = dose_unit.id
+    audit.record(
+        session,
+        actor=checker,
+        at=now,
+        action="dose.second_checked",
+        entity_type="dose_order",
+        entity_id=order.id,
+        changes={
+            "status": (DoseStatus.ALLOCATED.value, DoseStatus.PREPARED.value),
+            "dose_unit": (None, dose_unit.code),
+        },
+    )
+    return order
+
+
+def available_bags(session: Session, *, now: dt.datetime) -> list[tuple[Unit, calculation.Bag]]:
+    """Released, unexpired, unallocated cryobags, with what the arithmetic needs of each."""
+    rows = session.execute(
+        select(Unit, CellRecord, Lot)
+        .join(CellRecord, CellRecord.unit_id == Unit.id)
+        .join(Lot, Lot.id == CellRecord.lot_id)
+        .where(
+            Unit.kind == UnitKind.CRYOBAG.value,
+            Unit.status == UnitStatus.AVAILABLE.value,
+            Lot.status == LotStatus.RELEASED.value,
+            Lot.expires_at > now,
+        )
+        .order_by(Lot.expires_at, Unit.id)
+    ).all()
+    results = _release_values(session, {lot.id for _, _, lot in rows})
+    bags: list[tuple[Unit, calculation.Bag]] = []
+    for unit, record, lot in rows:
+        values = results.get(lot.id, {})
+        viability = values.get("VIABILITY", record.viability_percent)
+        if viability is None or record.concentration_per_ml is None or record.volume_ml is None:
+            continue
+        bags.append(
+            (
+                unit,
+                calculation.Bag(
+                    code=unit.code,
+                    cells_per_ml=record.concentration_per_ml,
+                    viability_percent=viability,
+                    volume_ml=record.volume_ml,
+                    dmso_percent=lot.dmso_percent,
+                    endotoxin_eu_per_ml=values.get("ENDOTOXIN"),
+                    expires_at=lot.expires_at,  # type: ignore[arg-type]
+                ),
+            )
+        )
+    return bags
+
+
+def orders_of(session: Session, patient: Patient) -> list[DoseOrder]:
+    return list(
+        session.execute(
+            select(DoseOrder).where(DoseOrder.patient_id == patient.id).order_by(DoseOrder.id)
+        ).scalars()
+    )
+
+
+def get_order(session: Session, order_id: int) -> DoseOrder:
+    order = session.get(DoseOrder, order_id)
+    if order is None:
+        raise NotFound(f"There is no dose order {order_id}.")
+    return order
+
+
+def order_signatures(session: Session, order: DoseOrder) -> list[signatures.SignatureManifest]:
+    return signatures.manifest(session, order)
+
+
+# --- internals ----------------------------------------------------------------------------------
+
+
+def _choose_from_one_donation(
+    candidates: Sequence[tuple[Unit, calculation.Bag]], target: float
+) -> list[calculation.Bag]:
+    """The fewest bags, first-expiring, all of one donation: material of two donors is never
+    combined (DOMAIN.md §1)."""
+    by_donation: dict[int, list[calculation.Bag]] = {}
+    for unit, bag in candidates:
+        by_donation.setdefault(unit.donation_id, []).append(bag)
+    options: list[list[calculation.Bag]] = []
+    for bags in by_donation.values():
+        try:
+            options.append(calculation.choose_bags(bags, target))
+        except NotEnoughCells:
+            continue
+    if not options:
+        raise DoseRefused(
+            f"No donation has enough released, unexpired, unallocated bags for "
+            f"{target:.3g} viable cells ({len(candidates)} bag(s) available in all).",
+            errors={"bags": ["Not enough viable cells in the bags of any one donation."]},
+        )
+    return min(options, key=lambda bags: (len(bags), min(bag.expires_at for bag in bags)))
+
+
+def _live_order(session: Session, patient: Patient, visit: str) -> DoseOrder | None:
+    return session.execute(
+        select(DoseOrder).where(
+            DoseOrder.patient_id == patient.id,
+            DoseOrder.visit == visit,
+            DoseOrder.status.in_([status.value for status in ACTIVE_DOSE_STATUSES]),
+        )
+    ).scalar_one_or_none()
+
+
+def _previous_dose(session: Session, patient: Patient, visit: patients.Visit) -> DoseOrder | None:
+    """The live dose of the infusion before ``visit``, if any."""
+    earlier = [v.code for v in patients.schedule(patient) if v.infusion and v.day < visit.day]
+    if not earlier:
+        return None
+    return session.execute(
+        select(DoseOrder)
+        .where(
+            DoseOrder.patient_id == patient.id,
+            DoseOrder.visit.in_(earlier),
+            DoseOrder.status.in_([status.value for status in ACTIVE_DOSE_STATUSES]),
+        )
+        .order_by(DoseOrder.ordered_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def _allocate(
+    session: Session, unit: Unit, order: DoseOrder, *, actor: User, now: dt.datetime
+) -> None:
+    """available → allocated, conditional on the status read: one order per bag, ever."""
+    try:
+        chain.change_status(
+            session,
+            unit,
+            UnitStatus.ALLOCATED,
+            actor=actor,
+            now=now,
+            reason=f"allocated to dose order {order.id}",
+        )
+    except Conflict as error:
+        raise Conflict(
+            f"Bag {unit.code} was allocated to another dose a moment ago; order the dose again "
+            "to choose other bags.",
+            title="Bag taken",
+        ) from error
+
+
+def _sign_override(
+    session: Session, order: DoseOrder, plan: DosePlan, override: Override, *, now: dt.datetime
+) -> Signature:
+    if Role.INVESTIGATOR not in override.investigator.roles:
+        raise PermissionDenied("Only an investigator may accept a dose outside tolerance.")
+    if not override.reason.strip():
+        raise DoseRefused("An override needs a reason.", errors={"override_reason": ["Say why."]})
+    signature = signatures.sign(
+        session,
+        record=order,
+        meaning=OVERRIDE_MEANING,
+        user=override.investigator,
+        password=override.password,
+        now=now,
+    )
+    lot_id = session.get(CellRecord, plan.units[0].id).lot_id  # type: ignore[union-attr]
+    deviation = deviations.open_deviation(
+        session,
+        lot=session.get(Lot, lot_id),
+        category=DeviationCategory.PROCESS,
+        description=(
+            f"Dose for {order.patient.study_id} ({order.visit}) delivers "
+            f"{order.deviation_percent:+.2f} % of the target, outside the protocol's tolerance; "
+            f"accepted by {override.investigator.full_name}: {override.reason.strip()}"
+        ),
+        actor=override.investigator,
+        now=now,
+    )
+    order.deviation_id = deviation.id
+    return signature
+
+
+def _release_values(session: Session, lot_ids: set[int]) -> dict[int, dict[str, float]]:
+    """The valid VIABILITY (%) and ENDOTOXIN (EU/mL) results of each lot."""
+    if not lot_ids:
+        return {}
+    values: dict[int, dict[str, float]] = {}
+    for result in session.execute(
+        select(QcResult).where(
+            QcResult.lot_id.in_(lot_ids),
+            QcResult.status == ResultStatus.VALID.value,
+            QcResult.test_code.in_(["VIABILITY", "ENDOTOXIN"]),
+        )
+    ).scalars():
+        if result.value_number is not None:
+            values.setdefault(result.lot_id, {})[result.test_code] = result.value_number
+    return values
+
+
+def _ceiling_problems(dose: DoseCalculation, parameters: DoseParameters) -> list[str]:
+    problems = []
+    if not dose.dmso_within:
+        problems.append(
+            f"DMSO {dose.dmso_g_per_kg:.3f} g/kg exceeds {parameters.dmso_ceiling_g_per_kg:g} g/kg."
+        )
+    if dose.endotoxin_eu_per_kg is None:
+        problems.append("No valid endotoxin result is on file for a bag's lot.")
+    elif not dose.endotoxin_within:
+        problems.append(
+            f"Endotoxin {dose.endotoxin_eu_per_kg:.3f} EU/kg exceeds "
+            f"{parameters.endotoxin_ceiling_eu_per_kg_per_h:g} EU/kg/h."
+        )
+    return problems
+
+
+def _local(value: dt.datetime, zone: ZoneInfo) -> str:
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _summary(errors: dict[str, list[str]]) -> str:
+    return " ".join(message for messages in errors.values() for message in messages)
