@@ -31,6 +31,7 @@ def wire(app: Flask) -> None:
     from cellchain.donors import api as donors_api
     from cellchain.donors import views as donors_views
     from cellchain.dosing import api as dosing_api
+    from cellchain.dosing import clinic_api, clinic_views
     from cellchain.dosing import views as dosing_views
     from cellchain.labels import api as labels_api
     from cellchain.labels import views as labels_views
@@ -71,6 +72,7 @@ def wire(app: Flask) -> None:
     app.register_blueprint(storage_views.blueprint)
     app.register_blueprint(quality_views.blueprint)
     app.register_blueprint(dosing_views.blueprint)
+    app.register_blueprint(clinic_views.blueprint)
     app.register_blueprint(labels_views.blueprint)
     app.register_blueprint(docs_static)
     for blueprint in (
@@ -81,6 +83,7 @@ def wire(app: Flask) -> None:
         *storage_api.blueprints,
         *quality_api.blueprints,
         *dosing_api.blueprints,
+        *clinic_api.blueprints,
         *labels_api.blueprints,
     ):
         api.register_blueprint(blueprint)

@@ -64,6 +64,10 @@ class Permission(enum.StrEnum):
     DISPOSE_LOTS = "dispose_lots"  #: release or reject a lot with an e-signature
     PRINT_LABELS = "print_labels"  #: print and reprint (with a reason) unit and lot labels
     RECONCILE_LABELS = "reconcile_labels"  #: count printed labels applied or destroyed
+    ENROL_PATIENTS = "enrol_patients"  #: enrol trial patients (checklist, arm, COI)
+    RECORD_WEIGHTS = "record_weights"  #: record a patient's body weight
+    PREPARE_DOSES = "prepare_doses"  #: order a dose and allocate its bags
+    CHECK_DOSES = "check_doses"  #: second-check a dose prepared by someone else, e-signed
 
 
 ALL_ROLES = frozenset(Role)
@@ -95,6 +99,10 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.DISPOSE_LOTS: frozenset({Role.QA}),
     Permission.PRINT_LABELS: frozenset({Role.TECHNICIAN, Role.QA}),
     Permission.RECONCILE_LABELS: frozenset({Role.TECHNICIAN, Role.QA}),
+    Permission.ENROL_PATIENTS: frozenset({Role.CLINICIAN, Role.INVESTIGATOR}),
+    Permission.RECORD_WEIGHTS: frozenset({Role.CLINICIAN, Role.INVESTIGATOR}),
+    Permission.PREPARE_DOSES: frozenset({Role.TECHNICIAN}),
+    Permission.CHECK_DOSES: frozenset({Role.TECHNICIAN, Role.QA}),
 }
 
 

@@ -2,8 +2,177 @@
 
 from __future__ import annotations
 
-from cellchain.core.schemas import VersionedDocumentOut
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import validate
+
+from cellchain.chain.schemas import UnitOut
+from cellchain.core.schemas import SignatureOut, SiteDateTime, VersionedDocumentOut
+from cellchain.dosing.models import Sex
 
 
 class ProtocolOut(VersionedDocumentOut):
     """A version of a trial protocol."""
+
+
+class AnswerIn(ma.Schema):
+    answer = ma.fields.Boolean(load_default=None, allow_none=True)
+    value = ma.fields.Float(load_default=None, allow_none=True)
+
+
+class EnrolIn(ma.Schema):
+    """Enrol a patient: study ID, date of birth, sex, the arm from the trial's randomization,
+    the planned day 0 and every checklist item (yes/no; a value for numeric items)."""
+
+    study_id = ma.fields.String(required=True, validate=validate.Length(min=1, max=30))
+    date_of_birth = ma.fields.Date(required=True)
+    sex = ma.fields.String(required=True, validate=validate.OneOf([s.value for s in Sex]))
+    arm = ma.fields.String(required=True)
+    randomization_number = ma.fields.String(load_default=None, allow_none=True)
+    day0 = ma.fields.Date(required=True, metadata={"description": "Planned first infusion"})
+    answers = ma.fields.Dict(
+        keys=ma.fields.String(), values=ma.fields.Nested(AnswerIn), load_default=dict
+    )
+
+
+class WeightIn(ma.Schema):
+    weight_kg = ma.fields.Float(required=True)
+    measured_at = SiteDateTime(load_default=None, allow_none=True)
+    source = ma.fields.String(load_default="calibrated clinic scale")
+
+
+class OverrideIn(ma.Schema):
+    investigator = ma.fields.String(required=True, metadata={"description": "Username"})
+    password = ma.fields.String(required=True, load_only=True)
+    reason = ma.fields.String(required=True, validate=validate.Length(min=1))
+
+
+class DoseOrderIn(ma.Schema):
+    visit = ma.fields.String(required=True, metadata={"description": "D0 or M3"})
+    override = ma.fields.Nested(OverrideIn, load_default=None, allow_none=True)
+
+
+class SecondCheckIn(ma.Schema):
+    volume_ml = ma.fields.Float(required=True, metadata={"description": "Re-entered volume"})
+    bags = ma.fields.List(ma.fields.String(), required=True, metadata={"description": "Scanned"})
+    password = ma.fields.String(required=True, load_only=True)
+
+
+class WeightOut(ma.Schema):
+    id = ma.fields.Integer()
+    weight_kg = ma.fields.Float()
+    measured_at = ma.fields.AwareDateTime()
+    source = ma.fields.String()
+    recorded_at = ma.fields.AwareDateTime()
+    recorded_by = ma.fields.Function(lambda w: w.recorded_by.username)
+
+
+class VisitOut(ma.Schema):
+    code = ma.fields.String()
+    name = ma.fields.String()
+    day = ma.fields.Integer()
+    planned_on = ma.fields.Date()
+    earliest = ma.fields.Date()
+    latest = ma.fields.Date()
+    infusion = ma.fields.Boolean()
+
+
+class PatientOut(ma.Schema):
+    id = ma.fields.Integer()
+    study_id = ma.fields.String()
+    coi = ma.fields.String()
+    protocol = ma.fields.Function(lambda p: f"{p.protocol.code} v{p.protocol.version}")
+    date_of_birth = ma.fields.Date()
+    sex = ma.fields.String()
+    arm = ma.fields.String()
+    receives_cells = ma.fields.Method("dump_receives_cells")
+    randomization_number = ma.fields.String(allow_none=True)
+    day0 = ma.fields.Date()
+    status = ma.fields.String()
+    enrolled_at = ma.fields.AwareDateTime()
+    enrolled_by = ma.fields.Function(lambda p: p.enrolled_by.username)
+    checklist = ma.fields.Dict()
+
+    def dump_receives_cells(self, patient: Any) -> bool:
+        from cellchain.dosing.patients import receives_cells
+
+        return receives_cells(patient)
+
+
+class PatientDetailOut(PatientOut):
+    weights = ma.fields.List(ma.fields.Nested(WeightOut))
+    visits = ma.fields.Method("dump_visits")
+
+    def dump_visits(self, patient: Any) -> list[dict[str, Any]]:
+        from cellchain.dosing.patients import schedule
+
+        return VisitOut(many=True).dump(schedule(patient))
+
+
+class DoseBagOut(ma.Schema):
+    unit = ma.fields.Nested(UnitOut)
+    volume_ml = ma.fields.Float()
+    cells = ma.fields.Float()
+    whole_bag = ma.fields.Boolean()
+
+
+class DoseOrderOut(ma.Schema):
+    id = ma.fields.Integer()
+    patient = ma.fields.Function(lambda o: o.patient.study_id)
+    coi = ma.fields.Function(lambda o: o.patient.coi)
+    visit = ma.fields.String()
+    planned_on = ma.fields.Date()
+    weight = ma.fields.Nested(WeightOut)
+    target_cells = ma.fields.Float()
+    volume_ml = ma.fields.Float()
+    delivered_cells = ma.fields.Float()
+    deviation_percent = ma.fields.Float()
+    dmso_g_per_kg = ma.fields.Float()
+    endotoxin_eu_per_kg = ma.fields.Float(allow_none=True)
+    weight_change_percent = ma.fields.Float(allow_none=True)
+    weight_change_flag = ma.fields.Boolean()
+    override_reason = ma.fields.String(allow_none=True)
+    deviation_id = ma.fields.Integer(allow_none=True)
+    working = ma.fields.List(ma.fields.String())
+    status = ma.fields.String()
+    ordered_at = ma.fields.AwareDateTime()
+    prepared_by = ma.fields.Function(lambda o: o.prepared_by.username)
+    checked_at = ma.fields.AwareDateTime(allow_none=True)
+    checked_by = ma.fields.Function(lambda o: o.checked_by.username if o.checked_by else None)
+    dose_unit = ma.fields.Nested(UnitOut, allow_none=True)
+    bags = ma.fields.List(ma.fields.Nested(DoseBagOut))
+    signatures = ma.fields.Method("dump_signatures")
+
+    def dump_signatures(self, order: Any) -> list[dict[str, Any]]:
+        from cellchain.dosing.orders import order_signatures
+        from cellchain.extensions import db
+
+        return SignatureOut(many=True).dump(order_signatures(db.session, order))
+
+
+class DosePlanOut(ma.Schema):
+    visit = ma.fields.Function(lambda p: p.visit.code)
+    weight = ma.fields.Nested(WeightOut)
+    target_cells = ma.fields.Function(lambda p: p.calculation.target_cells)
+    volume_ml = ma.fields.Function(lambda p: p.calculation.volume_ml)
+    delivered_cells = ma.fields.Function(lambda p: p.calculation.delivered_cells)
+    deviation_percent = ma.fields.Function(lambda p: p.calculation.deviation_percent)
+    within_tolerance = ma.fields.Function(lambda p: p.calculation.within_tolerance)
+    dmso_g_per_kg = ma.fields.Function(lambda p: p.calculation.dmso_g_per_kg)
+    endotoxin_eu_per_kg = ma.fields.Function(lambda p: p.calculation.endotoxin_eu_per_kg)
+    acceptable = ma.fields.Function(lambda p: p.calculation.acceptable)
+    weight_change_percent = ma.fields.Float(allow_none=True)
+    weight_change_flag = ma.fields.Boolean()
+    bags = ma.fields.Function(
+        lambda p: [
+            {
+                "code": d.bag.code,
+                "volume_ml": d.volume_ml,
+                "cells": d.cells,
+                "whole_bag": d.whole_bag,
+            }
+            for d in p.calculation.draws
+        ]
+    )
+    working = ma.fields.Function(lambda p: list(p.calculation.working))

@@ -17,7 +17,12 @@ from cellchain.core.roles import Permission
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, unit_of_work
 from cellchain.labels import photo, service
-from cellchain.labels.http import file_response, print_lot_labels, print_unit_labels
+from cellchain.labels.http import (
+    file_response,
+    print_lot_labels,
+    print_unit_labels,
+    print_wristband,
+)
 from cellchain.labels.schemas import (
     AppliedIn,
     DestroyedIn,
@@ -63,6 +68,27 @@ def print_unit(data: dict[str, Any], unit_id: int) -> Any:
 def unit_log(unit_id: int) -> Any:
     """The print log of one unit, newest first."""
     return service.prints_of_unit(db.session, chain.get_unit(db.session, unit_id))
+
+
+@labels_api.post("/patients/<int:patient_id>/labels")
+@requires(Permission.ENROL_PATIENTS)
+@labels_api.arguments(PrintIn)
+@labels_api.doc(responses=_FILES)
+def print_patient(data: dict[str, Any], patient_id: int) -> Any:
+    """Print a patient's wristband (study ID and COI identifier); the response is the file."""
+    with unit_of_work() as session:
+        printed = print_wristband(session, patient_id, data)
+    return file_response(printed)
+
+
+@labels_api.get("/patients/<int:patient_id>/labels")
+@requires(Permission.READ_RECORDS)
+@labels_api.response(200, LabelPrintOut(many=True))
+def patient_log(patient_id: int) -> Any:
+    """The wristband print log of one patient, newest first."""
+    from cellchain.dosing import patients
+
+    return service.prints_of_patient(db.session, patients.get_patient(db.session, patient_id))
 
 
 @labels_api.post("/lots/<int:lot_id>/labels")

@@ -22,6 +22,7 @@ from cellchain.chain.models import Unit, UnitKind, UnitStatus
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.payload import encode_payload
 from cellchain.donors.models import Donation, Eligibility
+from cellchain.dosing.models import DoseOrder, DoseStatus, Patient
 from cellchain.errors import InvalidInput
 from cellchain.labels.layout import LabelContent
 from cellchain.labels.templates import LabelTemplate
@@ -61,13 +62,16 @@ class IsbtSettings:
 
 @dataclass(frozen=True)
 class UnitLabel:
-    """One unit's label, ready to lay out: the template, the content and what it records."""
+    """One label ready to lay out (a unit's, or a patient's wristband): the template, the
+    content and what the print log records."""
 
-    unit: Unit
+    unit: Unit | None
     lot: Lot | None
     template: LabelTemplate
     content: LabelContent
     quarantine: bool
+    #: the patient of a wristband
+    patient: Patient | None = None
 
     @property
     def isbt(self) -> bool:
@@ -101,11 +105,9 @@ def label_for(
         raise NotLabellable(
             f"{unit.code} is {unit.status}; a label is printed only for a unit that exists."
         )
-    if unit.kind == UnitKind.PREPARED_DOSE:
-        raise NotLabellable(
-            "A prepared dose's label names its patient; it is printed from the dose order."
-        )
     template = template_for(unit, templates)
+    if unit.kind == UnitKind.PREPARED_DOSE:
+        return _dose_label(session, unit, template, zone)
     record = session.get(CellRecord, unit.id)
     sample = session.get(QcSample, unit.id)
     lot = _lot(session, record, sample)
@@ -131,6 +133,60 @@ def label_for(
     message = _isbt_message(template, unit, lot, isbt, zone)
     content = LabelContent(encode_payload(identifier), texts, isbt_message=message)
     return UnitLabel(unit, lot, template, content, quarantine=texts["status"] == QUARANTINE)
+
+
+def wristband_for(patient: Patient, *, templates: Mapping[str, LabelTemplate]) -> UnitLabel:
+    """The patient's wristband: study ID and COI identifier, scanned at the bedside. It never
+    shows a name, a record number or the arm (the trial is single-blind)."""
+    if patient.status != "enrolled":
+        raise NotLabellable(f"{patient.study_id} is {patient.status}; no wristband is printed.")
+    coi = parse_identifier(patient.coi)
+    texts = {
+        "patient_study_id": f"Study ID {patient.study_id}",
+        "coi": f"COI {coi.display}",
+        "identifier": f"{patient.protocol.code} — cell therapy trial subject",
+        "status": "",
+        "eligibility": "",
+    }
+    content = LabelContent(encode_payload(coi), texts)
+    return UnitLabel(None, None, templates["wristband"], content, quarantine=False, patient=patient)
+
+
+def _dose_label(session: Session, unit: Unit, template: LabelTemplate, zone: ZoneInfo) -> UnitLabel:
+    """A prepared dose names its patient (study ID and COI, never a name) and its visit, and
+    prints what the second check signed: cells, volume, bags."""
+    from sqlalchemy import select
+
+    order = session.execute(
+        select(DoseOrder).where(DoseOrder.dose_unit_id == unit.id)
+    ).scalar_one_or_none()
+    if order is None or order.status != DoseStatus.PREPARED:
+        raise NotLabellable(
+            "A dose's label is printed only after its independent second check is signed."
+        )
+    bag_unit = order.bags[0].unit
+    lot = _lot(session, session.get(CellRecord, bag_unit.id), None)
+    identifier = parse_identifier(unit.code)
+    patient = order.patient
+    texts = {
+        "identifier": identifier.display,
+        "patient_study_id": f"Patient {patient.study_id}",
+        "coi": f"COI {parse_identifier(patient.coi).display}",
+        "visit": f"{order.visit} · planned {order.planned_on.isoformat()}",
+        "product": _product(lot, unit.donation),
+        "lot": f"Lot {lot.lot_number}" if lot is not None else "",
+        "cells": f"{format_cells(order.delivered_cells)} viable cells "
+        f"({order.deviation_percent:+.1f} %)",
+        "volume": f"Draw {order.volume_ml:.1f} mL from {len(order.bags)} bag(s)",
+        "expiry": _expiry(lot.expires_at if lot is not None else None, zone)
+        + f" · infuse within {order.protocol.parameters['thaw_to_infusion_minutes']} min of thaw",
+        "storage": _storage(lot) if lot is not None else "",
+        "caution": CAUTION,
+        "status": "",
+        "eligibility": _ELIGIBILITY_WARNING.get(unit.donation.eligibility, ""),
+    }
+    content = LabelContent(encode_payload(identifier), texts)
+    return UnitLabel(unit, lot, template, content, quarantine=False)
 
 
 def format_cells(value: float) -> str:

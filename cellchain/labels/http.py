@@ -69,3 +69,19 @@ def print_lot_labels(session: Session, lot_id: int, data: dict[str, Any]) -> Pri
         now=now(),
         only_to_replace=data["replace_quarantine_labels"],
     )
+
+
+def print_wristband(session: Session, patient_id: int, data: dict[str, Any]) -> PrintedFile:
+    """Print a patient's wristband as the acting user, from loaded ``PrintIn`` data."""
+    from cellchain.dosing import patients
+
+    return service.print_wristband(
+        session,
+        patients.get_patient(session, patient_id),
+        output_format=data["format"],
+        copies=data["copies"],
+        reason=data["reason"],
+        settings=label_settings(),
+        actor=acting_user(),
+        now=now(),
+    )

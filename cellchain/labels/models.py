@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from cellchain.chain.models import Unit
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
+from cellchain.dosing.models import Patient
 from cellchain.extensions import db
 
 #: The most copies of one label one print may ask for.
@@ -47,10 +48,14 @@ class LabelPrint(db.Model):
             name="accounted_within_copies",
         ),
         Index("ix_label_prints_unit", "unit_id", "id"),
+        # a label is of a unit (container, bag, dose) or of a patient (wristband), never both
+        CheckConstraint("(unit_id IS NULL) <> (patient_id IS NULL)", name="unit_or_patient"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    #: the patient of a wristband
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), index=True)
     #: the lot the unit belongs to (a bag, a QC sample), for the lot's reconciliation
     lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"), index=True)
     label_type: Mapped[str] = mapped_column(String(30))
@@ -65,7 +70,7 @@ class LabelPrint(db.Model):
     quarantine: Mapped[bool] = mapped_column(Boolean)
     #: the label carried the ISBT 128 Data Matrix
     isbt: Mapped[bool] = mapped_column(Boolean, default=False)
-    #: the unit's status when printed
+    #: the unit's (or patient's) status when printed
     unit_status: Mapped[str] = mapped_column(String(20))
     #: why the unit's label was printed again; None for its first label
     reason: Mapped[str | None] = mapped_column(Text)
@@ -74,11 +79,20 @@ class LabelPrint(db.Model):
     applied: Mapped[int] = mapped_column(Integer, default=0)
     destroyed: Mapped[int] = mapped_column(Integer, default=0)
 
-    unit: Mapped[Unit] = relationship()
+    unit: Mapped[Unit | None] = relationship()
+    patient: Mapped[Patient | None] = relationship()
     printed_by: Mapped[User] = relationship()
     events: Mapped[list[LabelEvent]] = relationship(
         back_populates="label_print", order_by="LabelEvent.id"
     )
+
+    @property
+    def subject_code(self) -> str:
+        """The code the label identifies: the unit's, or the patient's COI identifier."""
+        if self.unit is not None:
+            return self.unit.code
+        assert self.patient is not None
+        return self.patient.coi
 
     @property
     def outstanding(self) -> int:

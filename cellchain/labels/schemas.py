@@ -62,8 +62,12 @@ class LabelEventOut(ma.Schema):
 
 class LabelPrintOut(ma.Schema):
     id = ma.fields.Integer()
-    unit = ma.fields.Function(lambda record: record.unit.code)
-    unit_id = ma.fields.Integer()
+    unit = ma.fields.Function(
+        lambda record: record.subject_code,
+        metadata={"description": "The unit code, or the COI of a wristband"},
+    )
+    patient_id = ma.fields.Integer(allow_none=True)
+    unit_id = ma.fields.Integer(allow_none=True)
     lot_id = ma.fields.Integer(allow_none=True)
     label_type = ma.fields.String()
     template_version = ma.fields.Integer()

@@ -27,8 +27,9 @@ from cellchain.chain.models import Unit, UnitStatus
 from cellchain.core import audit
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
+from cellchain.dosing.models import Patient
 from cellchain.errors import Conflict, InvalidInput, NotFound
-from cellchain.labels.content import IsbtSettings, UnitLabel, label_for
+from cellchain.labels.content import IsbtSettings, UnitLabel, label_for, wristband_for
 from cellchain.labels.layout import lay_out
 from cellchain.labels.models import (
     MAX_COPIES,
@@ -105,6 +106,53 @@ def print_labels(
     Refused with the field named: an unknown format, copies outside 1–50, no unit, a unit
     that cannot carry a label, and a reprint without a reason.
     """
+    _check_request(output_format, copies)
+    if not units:
+        raise InvalidInput("There is no unit to print a label for.")
+    labels = [
+        label_for(
+            session, unit, templates=settings.templates, zone=settings.zone, isbt=settings.isbt
+        )
+        for unit in units
+    ]
+    reprinted = printed_before(session, units)
+    return _print(
+        session, labels, reprinted, output_format, copies, reason, actor=actor, now=now, name=name
+    )
+
+
+def print_wristband(
+    session: Session,
+    patient: Patient,
+    *,
+    output_format: str,
+    copies: int,
+    reason: str | None,
+    settings: LabelSettings,
+    actor: User,
+    now: dt.datetime,
+) -> PrintedFile:
+    """The patient's wristband (study ID and COI identifier), logged like any label."""
+    _check_request(output_format, copies)
+    label = wristband_for(patient, templates=settings.templates)
+    earlier = session.execute(
+        select(LabelPrint.id).where(LabelPrint.patient_id == patient.id).limit(1)
+    ).first()
+    reprinted = {-patient.id} if earlier else set()
+    return _print(
+        session,
+        [label],
+        reprinted,
+        output_format,
+        copies,
+        reason,
+        actor=actor,
+        now=now,
+        name=f"{patient.study_id}-wristband",
+    )
+
+
+def _check_request(output_format: str, copies: int) -> None:
     if output_format not in MEDIA_TYPES:
         raise InvalidInput(
             f"Unknown label format {output_format!r}; choose PNG, PDF or ZPL.",
@@ -115,18 +163,36 @@ def print_labels(
             f"Copies must be from 1 to {MAX_COPIES}.",
             errors={"copies": [f"From 1 to {MAX_COPIES}."]},
         )
-    if not units:
-        raise InvalidInput("There is no unit to print a label for.")
-    labels = [
-        label_for(
-            session, unit, templates=settings.templates, zone=settings.zone, isbt=settings.isbt
-        )
-        for unit in units
-    ]
+
+
+def _subject_key(label: UnitLabel) -> int:
+    """A unit's id, or minus the patient's id for a wristband (what "printed before" keys)."""
+    if label.unit is not None:
+        return label.unit.id
+    assert label.patient is not None
+    return -label.patient.id
+
+
+def _subject_code(label: UnitLabel) -> str:
+    return label.unit.code if label.unit is not None else label.patient.coi  # type: ignore[union-attr]
+
+
+def _print(
+    session: Session,
+    labels: Sequence[UnitLabel],
+    reprinted: set[int],
+    output_format: str,
+    copies: int,
+    reason: str | None,
+    *,
+    actor: User,
+    now: dt.datetime,
+    name: str,
+) -> PrintedFile:
     reason = (reason or "").strip() or None
-    reprinted = printed_before(session, units)
-    if reprinted and reason is None:
-        codes = ", ".join(sorted(unit.code for unit in units if unit.id in reprinted))
+    again = [label for label in labels if _subject_key(label) in reprinted]
+    if again and reason is None:
+        codes = ", ".join(sorted(_subject_code(label) for label in again))
         raise InvalidInput(
             f"A label was printed before for {codes}; a reprint needs a reason.",
             errors={"reason": ["Give the reason for the reprint."]},
@@ -138,7 +204,7 @@ def print_labels(
             label,
             output_format,
             copies,
-            reason if label.unit.id in reprinted else None,
+            reason if _subject_key(label) in reprinted else None,
             actor=actor,
             now=now,
         )
@@ -154,7 +220,7 @@ def print_labels(
             entity_type="label_print",
             entity_id=record.id,
             changes={
-                "unit": (None, record.unit.code),
+                "subject": (None, record.subject_code),
                 "copies": (None, record.copies),
                 "format": (None, record.output_format),
                 "template": (None, f"{record.label_type} v{record.template_version}"),
@@ -287,6 +353,16 @@ def prints_of_lot(session: Session, lot: Lot) -> list[LabelPrint]:
     )
 
 
+def prints_of_patient(session: Session, patient: Patient) -> list[LabelPrint]:
+    return list(
+        session.execute(
+            select(LabelPrint)
+            .where(LabelPrint.patient_id == patient.id)
+            .order_by(LabelPrint.id.desc())
+        ).scalars()
+    )
+
+
 def prints_of_unit(session: Session, unit: Unit) -> list[LabelPrint]:
     return list(
         session.execute(
@@ -344,6 +420,7 @@ def _log(
 ) -> LabelPrint:
     record = LabelPrint(
         unit=label.unit,
+        patient=label.patient,
         lot_id=label.lot.id if label.lot is not None else None,
         label_type=label.template.label_type,
         template_version=label.template.version,
@@ -353,7 +430,7 @@ def _log(
         payload=label.content.payload,
         quarantine=label.quarantine,
         isbt=label.isbt,
-        unit_status=label.unit.status,
+        unit_status=label.unit.status if label.unit is not None else label.patient.status,  # type: ignore[union-attr]
         reason=reason,
         printed_at=now,
         printed_by=actor,
@@ -430,5 +507,5 @@ def _render(
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         for label, drawing in zip(labels, drawings, strict=True):
-            archive.writestr(f"{label.unit.code}.png", render_png(drawing))
+            archive.writestr(f"{_subject_code(label)}.png", render_png(drawing))
     return PrintedFile(buffer.getvalue(), ZIP_MEDIA_TYPE, f"{name}-png.zip", prints)

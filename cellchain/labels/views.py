@@ -13,16 +13,18 @@ from cellchain.chain.models import Unit
 from cellchain.core import numbering
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.roles import Permission
+from cellchain.dosing import orders, patients
 from cellchain.errors import DomainError, NotFound
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, unit_of_work
 from cellchain.labels import photo, service
-from cellchain.labels.content import NotLabellable, UnitLabel, label_for
+from cellchain.labels.content import NotLabellable, UnitLabel, label_for, wristband_for
 from cellchain.labels.http import (
     file_response,
     label_settings,
     print_lot_labels,
     print_unit_labels,
+    print_wristband,
 )
 from cellchain.labels.models import MAX_COPIES, OutputFormat
 from cellchain.labels.schemas import AppliedIn, DestroyedIn, LotPrintIn, PrintIn
@@ -50,6 +52,25 @@ def print_unit(unit_id: int) -> ResponseReturnValue:
             printed = print_unit_labels(session, unit_id, data)
     except DomainError as error:
         return _unit_page(chain.get_unit(db.session, unit_id), error)
+    return file_response(printed)
+
+
+@blueprint.get("/patients/<int:patient_id>/labels")
+@requires(Permission.READ_RECORDS)
+def patient_labels(patient_id: int) -> ResponseReturnValue:
+    return _patient_page(patient_id)
+
+
+@blueprint.post("/patients/<int:patient_id>/labels")
+@requires(Permission.ENROL_PATIENTS)
+def print_patient(patient_id: int) -> ResponseReturnValue:
+    patients.get_patient(db.session, patient_id)  # 404 first
+    try:
+        data = load_form(PrintIn(), request.form)
+        with unit_of_work() as session:
+            printed = print_wristband(session, patient_id, data)
+    except DomainError as error:
+        return _patient_page(patient_id, error)
     return file_response(printed)
 
 
@@ -101,7 +122,7 @@ def applied(lot_id: int) -> ResponseReturnValue:
 @requires(Permission.RECONCILE_LABELS)
 def destroyed(print_id: int) -> ResponseReturnValue:
     record = service.get_print(db.session, print_id)
-    lot_id, unit_id = record.lot_id, record.unit_id
+    lot_id, unit_id, patient_id = record.lot_id, record.unit_id, record.patient_id
     try:
         data = load_form(DestroyedIn(), request.form)
         with unit_of_work() as session:
@@ -113,15 +134,19 @@ def destroyed(print_id: int) -> ResponseReturnValue:
                 actor=acting_user(),
                 now=now(),
             )
-            message = f"{data['count']} label(s) of {record.unit.code} recorded as destroyed."
+            message = f"{data['count']} label(s) of {record.subject_code} recorded as destroyed."
     except DomainError as error:
         if lot_id is not None:
             return _lot_page(processing.get_lot(db.session, lot_id), error, f"destroy-{print_id}")
-        return _unit_page(chain.get_unit(db.session, unit_id), error, f"destroy-{print_id}")
+        if unit_id is not None:
+            return _unit_page(chain.get_unit(db.session, unit_id), error, f"destroy-{print_id}")
+        return _patient_page(patient_id, error, f"destroy-{print_id}")
     flash(message, "success")
     if lot_id is not None:
         return redirect(url_for("labels.lot_labels", lot_id=lot_id) + "#log")
-    return redirect(url_for("labels.unit_labels", unit_id=unit_id) + "#log")
+    if unit_id is not None:
+        return redirect(url_for("labels.unit_labels", unit_id=unit_id) + "#log")
+    return redirect(url_for("labels.patient_labels", patient_id=patient_id) + "#log")
 
 
 @blueprint.post("/scan/photo")
@@ -174,6 +199,26 @@ def _unit_page(unit: Unit, error: DomainError | None = None, which: str = "print
         not_labellable=not_labellable,
         prints=prints,
         printed_before=bool(prints),
+    )
+
+
+def _patient_page(patient_id: int, error: DomainError | None = None, which: str = "print") -> Any:
+    patient = patients.get_patient(db.session, patient_id)
+    try:
+        label, not_labellable = wristband_for(patient, templates=label_settings().templates), None
+    except NotLabellable as refused:
+        label, not_labellable = None, refused.detail
+    prints = service.prints_of_patient(db.session, patient)
+    return _render(
+        "labels/patient.html",
+        error,
+        which,
+        patient=patient,
+        label=label,
+        not_labellable=not_labellable,
+        prints=prints,
+        printed_before=bool(prints),
+        doses=[o for o in orders.orders_of(db.session, patient) if o.dose_unit_id],
     )
 
 

@@ -20,6 +20,7 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Eligibility queue", "donors.eligibility_queue", Permission.DETERMINE_ELIGIBILITY),
     NavItem("Manufacturing", "manufacturing.lots", Permission.READ_RECORDS),
     NavItem("QA queue", "quality.queues", Permission.READ_RECORDS),
+    NavItem("Patients", "clinic.patient_list", Permission.READ_RECORDS),
     NavItem("Storage", "storage.tanks", Permission.READ_RECORDS),
     NavItem("Deviations", "storage.deviations_list", Permission.READ_RECORDS),
     NavItem("Identifiers", "core.identifiers", Permission.READ_RECORDS),

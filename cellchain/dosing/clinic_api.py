@@ -1,0 +1,174 @@
+"""API of patients, weights and dose orders: enrol, weigh, plan and order a dose, second check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from cellchain.core.models import User
+from cellchain.core.roles import Permission
+from cellchain.dosing import orders, patients
+from cellchain.dosing.schemas import (
+    DoseOrderIn,
+    DoseOrderOut,
+    DosePlanOut,
+    EnrolIn,
+    PatientDetailOut,
+    PatientOut,
+    SecondCheckIn,
+    WeightIn,
+    WeightOut,
+)
+from cellchain.errors import NotFound
+from cellchain.extensions import db
+from cellchain.http import acting_user, facility_code, now, requires, site_zone, unit_of_work
+
+patients_api = Blueprint(
+    "patients_api", __name__, url_prefix="/api/v1", description="Patients and dose orders"
+)
+blueprints = (patients_api,)
+
+
+def enrolment_of(data: dict[str, Any]) -> patients.Enrolment:
+    """Loaded ``EnrolIn`` data as the service's enrolment."""
+    return patients.Enrolment(
+        study_id=data["study_id"],
+        date_of_birth=data["date_of_birth"],
+        sex=data["sex"],
+        arm=data["arm"],
+        randomization_number=data["randomization_number"],
+        day0=data["day0"],
+        answers={
+            code: patients.ChecklistAnswer(item.get("answer"), item.get("value"))
+            for code, item in data["answers"].items()
+        },
+    )
+
+
+def override_of(data: dict[str, Any] | None) -> orders.Override | None:
+    """The investigator named in an override, by username."""
+    if not data:
+        return None
+    investigator = db.session.execute(
+        select(User).where(User.username == data["investigator"])
+    ).scalar_one_or_none()
+    if investigator is None:
+        raise NotFound(f"There is no user {data['investigator']!r}.")
+    return orders.Override(investigator, data["password"], data["reason"])
+
+
+@patients_api.get("/patients")
+@requires(Permission.READ_RECORDS)
+@patients_api.response(200, PatientOut(many=True))
+def list_patients() -> Any:
+    """Every patient by study ID (no names, no record numbers)."""
+    return patients.list_patients(db.session)
+
+
+@patients_api.post("/patients")
+@requires(Permission.ENROL_PATIENTS)
+@patients_api.arguments(EnrolIn)
+@patients_api.response(201, PatientDetailOut)
+def enrol(data: dict[str, Any]) -> Any:
+    """Enrol a patient under the protocol in force: age and checklist checked, COI allocated."""
+    with unit_of_work() as session:
+        patient = patients.enrol(
+            session,
+            patients.protocol_in_force(session),
+            enrolment_of(data),
+            facility_code=facility_code(),
+            actor=acting_user(),
+            now=now(),
+            zone=site_zone(),
+        )
+    return patient
+
+
+@patients_api.get("/patients/<int:patient_id>")
+@requires(Permission.READ_RECORDS)
+@patients_api.response(200, PatientDetailOut)
+def get_patient(patient_id: int) -> Any:
+    """A patient with weights and the visit schedule."""
+    return patients.get_patient(db.session, patient_id)
+
+
+@patients_api.post("/patients/<int:patient_id>/weights")
+@requires(Permission.RECORD_WEIGHTS)
+@patients_api.arguments(WeightIn)
+@patients_api.response(201, WeightOut)
+def record_weight(data: dict[str, Any], patient_id: int) -> Any:
+    """A body weight (measured now unless said otherwise)."""
+    with unit_of_work() as session:
+        weight = patients.record_weight(
+            session,
+            patients.get_patient(session, patient_id),
+            weight_kg=data["weight_kg"],
+            measured_at=data["measured_at"] or now(),
+            source=data["source"],
+            actor=acting_user(),
+            now=now(),
+        )
+    return weight
+
+
+@patients_api.get("/patients/<int:patient_id>/doses")
+@requires(Permission.READ_RECORDS)
+@patients_api.response(200, DoseOrderOut(many=True))
+def list_doses(patient_id: int) -> Any:
+    return orders.orders_of(db.session, patients.get_patient(db.session, patient_id))
+
+
+@patients_api.get("/patients/<int:patient_id>/doses/<visit>/plan")
+@requires(Permission.READ_RECORDS)
+@patients_api.response(200, DosePlanOut)
+def plan(patient_id: int, visit: str) -> Any:
+    """What a dose for this visit would be now, with the working; refused with every reason."""
+    patient = patients.get_patient(db.session, patient_id)
+    return orders.plan_dose(db.session, patient, visit, now=now(), zone=site_zone())
+
+
+@patients_api.post("/patients/<int:patient_id>/doses")
+@requires(Permission.PREPARE_DOSES)
+@patients_api.arguments(DoseOrderIn)
+@patients_api.response(201, DoseOrderOut)
+def order_dose(data: dict[str, Any], patient_id: int) -> Any:
+    """Order the visit's dose and allocate its bags (409 if a bag was taken meanwhile)."""
+    with unit_of_work() as session:
+        order = orders.order_dose(
+            session,
+            patients.get_patient(session, patient_id),
+            data["visit"],
+            actor=acting_user(),
+            now=now(),
+            zone=site_zone(),
+            override=override_of(data["override"]),
+        )
+    return order
+
+
+@patients_api.get("/doses/<int:order_id>")
+@requires(Permission.READ_RECORDS)
+@patients_api.response(200, DoseOrderOut)
+def get_dose(order_id: int) -> Any:
+    return orders.get_order(db.session, order_id)
+
+
+@patients_api.post("/doses/<int:order_id>/check")
+@requires(Permission.CHECK_DOSES)
+@patients_api.arguments(SecondCheckIn)
+@patients_api.response(200, DoseOrderOut)
+def second_check(data: dict[str, Any], order_id: int) -> Any:
+    """The independent second check: re-entered volume, scanned bags, password signature."""
+    with unit_of_work() as session:
+        order = orders.second_check(
+            session,
+            orders.get_order(session, order_id),
+            checker=acting_user(),
+            password=data["password"],
+            volume_ml=data["volume_ml"],
+            bag_codes=data["bags"],
+            now=now(),
+        )
+    return order

@@ -1,0 +1,258 @@
+"""Pages of patients and doses: the patient list, enrolment with the checklist, the patient
+(arm, COI, visits, weights, doses), the dose plan and order, and the second check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import MultiDict
+
+from cellchain.core import signatures
+from cellchain.core.roles import Permission
+from cellchain.dosing import orders, patients
+from cellchain.dosing.clinic_api import enrolment_of, override_of
+from cellchain.dosing.models import Sex
+from cellchain.dosing.schemas import DoseOrderIn, EnrolIn, SecondCheckIn, WeightIn
+from cellchain.errors import DomainError
+from cellchain.extensions import db
+from cellchain.http import acting_user, facility_code, now, requires, site_zone, unit_of_work
+from cellchain.web.forms import load_form
+from cellchain.web.resolve import register_record_page
+
+blueprint = Blueprint("clinic", __name__)
+
+register_record_page("patient", lambda entity_id: url_for("clinic.patient", patient_id=entity_id))
+
+
+@blueprint.get("/patients")
+@requires(Permission.READ_RECORDS)
+def patient_list() -> ResponseReturnValue:
+    found = patients.list_patients(db.session)
+    return render_template(
+        "dosing/patients.html",
+        patients=found,
+        doses={p.id: orders.orders_of(db.session, p) for p in found},
+    )
+
+
+@blueprint.route("/patients/enrol", methods=["GET", "POST"])
+@requires(Permission.ENROL_PATIENTS)
+def enrol() -> ResponseReturnValue:
+    protocol = patients.protocol_in_force(db.session)
+    if request.method == "GET":
+        return _enrol_page(protocol)
+    try:
+        data = load_form(EnrolIn(), _enrolment_form(request.form, protocol))
+        with unit_of_work() as session:
+            patient = patients.enrol(
+                session,
+                patients.protocol_in_force(session),
+                enrolment_of(data),
+                facility_code=facility_code(),
+                actor=acting_user(),
+                now=now(),
+                zone=site_zone(),
+            )
+            patient_id, message = patient.id, f"{patient.study_id} enrolled; COI {patient.coi}."
+    except DomainError as error:
+        return _enrol_page(protocol, error)
+    flash(message, "success")
+    return redirect(url_for("clinic.patient", patient_id=patient_id))
+
+
+@blueprint.get("/patients/<int:patient_id>")
+@requires(Permission.READ_RECORDS)
+def patient(patient_id: int) -> ResponseReturnValue:
+    return _patient_page(patients.get_patient(db.session, patient_id))
+
+
+@blueprint.post("/patients/<int:patient_id>/weights")
+@requires(Permission.RECORD_WEIGHTS)
+def record_weight(patient_id: int) -> ResponseReturnValue:
+    patients.get_patient(db.session, patient_id)
+    try:
+        data = load_form(WeightIn(), request.form)
+        with unit_of_work() as session:
+            weight = patients.record_weight(
+                session,
+                patients.get_patient(session, patient_id),
+                weight_kg=data["weight_kg"],
+                measured_at=data["measured_at"] or now(),
+                source=data["source"],
+                actor=acting_user(),
+                now=now(),
+            )
+            message = f"Weight {weight.weight_kg:g} kg recorded."
+    except DomainError as error:
+        return _patient_page(patients.get_patient(db.session, patient_id), error, "weight")
+    flash(message, "success")
+    return redirect(url_for("clinic.patient", patient_id=patient_id))
+
+
+@blueprint.get("/patients/<int:patient_id>/doses/<visit>")
+@requires(Permission.READ_RECORDS)
+def plan(patient_id: int, visit: str) -> ResponseReturnValue:
+    return _plan_page(patients.get_patient(db.session, patient_id), visit)
+
+
+@blueprint.post("/patients/<int:patient_id>/doses/<visit>")
+@requires(Permission.PREPARE_DOSES)
+def order_dose(patient_id: int, visit: str) -> ResponseReturnValue:
+    patients.get_patient(db.session, patient_id)
+    try:
+        data = load_form(DoseOrderIn(), _order_form(request.form, visit))
+        with unit_of_work() as session:
+            order = orders.order_dose(
+                session,
+                patients.get_patient(session, patient_id),
+                visit,
+                actor=acting_user(),
+                now=now(),
+                zone=site_zone(),
+                override=override_of(data["override"]),
+            )
+            order_id = order.id
+    except DomainError as error:
+        return _plan_page(patients.get_patient(db.session, patient_id), visit, error)
+    flash(
+        "Dose ordered and its bags allocated; it now needs an independent second check.", "success"
+    )
+    return redirect(url_for("clinic.dose", order_id=order_id))
+
+
+@blueprint.get("/doses/<int:order_id>")
+@requires(Permission.READ_RECORDS)
+def dose(order_id: int) -> ResponseReturnValue:
+    return _dose_page(orders.get_order(db.session, order_id))
+
+
+@blueprint.post("/doses/<int:order_id>/check")
+@requires(Permission.CHECK_DOSES)
+def second_check(order_id: int) -> ResponseReturnValue:
+    orders.get_order(db.session, order_id)
+    form = MultiDict(request.form)
+    form.setlist("bags", [line for line in form.get("bags", "").splitlines() if line.strip()])
+    try:
+        data = load_form(SecondCheckIn(), form, lists=("bags",))
+        with unit_of_work() as session:
+            orders.second_check(
+                session,
+                orders.get_order(session, order_id),
+                checker=acting_user(),
+                password=data["password"],
+                volume_ml=data["volume_ml"],
+                bag_codes=data["bags"],
+                now=now(),
+            )
+    except DomainError as error:
+        return _dose_page(orders.get_order(db.session, order_id), error)
+    flash("Second check signed: the dose is prepared and its label can be printed.", "success")
+    return redirect(url_for("clinic.dose", order_id=order_id))
+
+
+# --- pages --------------------------------------------------------------------------------------
+
+
+def _context(error: DomainError | None, **context: Any) -> dict[str, Any]:
+    typed = {k: v for k, v in request.form.items() if k not in ("csrf_token", "password")}
+    return {
+        "error": error.detail if error else None,
+        "errors": error.errors if error else {},
+        "form": typed if error else {},
+        **context,
+    }
+
+
+def _enrol_page(protocol: Any, error: DomainError | None = None) -> ResponseReturnValue:
+    return (
+        render_template(
+            "dosing/enrol.html",
+            **_context(
+                error,
+                protocol=protocol,
+                sexes=[{"value": s.value} for s in Sex],
+                arms=[
+                    {"value": arm["code"], "label": f"{arm['name']} ({arm['code']})"}
+                    for arm in protocol.parameters["arms"]
+                ],
+            ),
+        ),
+        error.status if error else 200,
+    )
+
+
+def _patient_page(
+    patient: Any, error: DomainError | None = None, which: str | None = None
+) -> ResponseReturnValue:
+    return (
+        render_template(
+            "dosing/patient.html",
+            **_context(
+                error,
+                patient=patient,
+                which=which,
+                arm_name=patients.arm_name(patient),
+                receives_cells=patients.receives_cells(patient),
+                visits=patients.schedule(patient),
+                doses={o.visit: o for o in orders.orders_of(db.session, patient)},
+                today=now().astimezone(site_zone()).date(),
+            ),
+        ),
+        error.status if error else 200,
+    )
+
+
+def _plan_page(patient: Any, visit: str, error: DomainError | None = None) -> ResponseReturnValue:
+    plan, refused = None, None
+    try:
+        plan = orders.plan_dose(db.session, patient, visit, now=now(), zone=site_zone())
+    except DomainError as problem:
+        refused = problem
+    return (
+        render_template(
+            "dosing/plan.html",
+            **_context(error, patient=patient, visit=visit, plan=plan, refused=refused),
+        ),
+        error.status if error else 200,
+    )
+
+
+def _dose_page(order: Any, error: DomainError | None = None) -> ResponseReturnValue:
+    return (
+        render_template(
+            "dosing/dose.html",
+            **_context(error, order=order, manifests=signatures.manifest(db.session, order)),
+        ),
+        error.status if error else 200,
+    )
+
+
+def _enrolment_form(form: MultiDict[str, str], protocol: Any) -> MultiDict[str, Any]:
+    """The flat HTML form (``answer.<code>`` = yes/no, ``value.<code>``) as ``EnrolIn``'s
+    nested answers, loaded by the same schema as the API."""
+    flat = MultiDict({k: v for k, v in form.items() if not k.startswith(("answer.", "value."))})
+    items = [*protocol.parameters["inclusion"], *protocol.parameters["exclusion"]]
+    answers = {}
+    for item in items:
+        code = item["code"]
+        answer = form.get(f"answer.{code}", "")
+        value = form.get(f"value.{code}", "").strip()
+        answers[code] = {
+            "answer": {"yes": True, "no": False}.get(answer),
+            "value": value or None,
+        }
+    flat["answers"] = answers  # type: ignore[assignment]
+    return flat
+
+
+def _order_form(form: MultiDict[str, str], visit: str) -> MultiDict[str, Any]:
+    data: MultiDict[str, Any] = MultiDict({"visit": visit})
+    if form.get("override_reason", "").strip():
+        data["override"] = {
+            "investigator": form.get("investigator", ""),
+            "password": form.get("investigator_password", ""),
+            "reason": form.get("override_reason", ""),
+        }
+    return data
