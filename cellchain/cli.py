@@ -174,6 +174,10 @@ def demo(host: str, port: int, database: Path | None, no_serve: bool) -> None:
     for stage, lot_number in lots.items():
         click.echo(f"  {stage.replace('_', ' '):<21} {lot_number}")
     click.echo(
+        "Trial NCT01420432 (Patients): AS-001 to AS-010, odd numbers in the MSC arm with a "
+        "second-checked day-0 dose, even numbers in the control arm"
+    )
+    click.echo(
         "Labels: each lot's page has Labels; the released lot's bags still carry quarantine "
         "labels, to be reprinted (PNG, PDF or ZPL)"
     )

@@ -22,7 +22,9 @@ from cellchain.core.models import IssuedIdentifier, User
 from cellchain.core.roles import Role
 from cellchain.donors import service as donors
 from cellchain.donors.models import ContainerCondition, Donation, InfectiousResult
+from cellchain.dosing import orders, patients
 from cellchain.dosing import service as dosing
+from cellchain.dosing.models import Patient
 from cellchain.labels import service as labels
 from cellchain.labels.content import IsbtSettings
 from cellchain.labels.templates import load_templates
@@ -64,6 +66,8 @@ class DemoSite:
     donations: dict[str, Donation] = field(default_factory=dict)
     #: "awaiting_testing", "released", "out_of_specification", "rejected" → that demo lot
     lots: dict[str, Lot] = field(default_factory=dict)
+    #: the trial's patients by study ID
+    patients: dict[str, Patient] = field(default_factory=dict)
 
 
 def seed_demo(
@@ -115,6 +119,14 @@ def seed_demo(
         qc=users[qc.username],
         qa=(users[qa.username], qa.password),
     )
+    trial = _seed_patients(
+        session,
+        now=now,
+        facility_code=facility_code,
+        site_zone=site_zone,
+        users=users,
+        passwords={demo.username: demo.password for demo in DEMO_USERS},
+    )
     dins = [
         numbering.allocate_din(
             session,
@@ -125,7 +137,13 @@ def seed_demo(
         )
         for _ in range(3)
     ]
-    return DemoSite(users=users, reserved_dins=dins, donations=site_donations, lots=site_lots)
+    return DemoSite(
+        users=users,
+        reserved_dins=dins,
+        donations=site_donations,
+        lots=site_lots,
+        patients=trial,
+    )
 
 
 @dataclass(frozen=True)
@@ -368,6 +386,92 @@ _DEMO_OOS: dict[str, dict[str, float | str]] = {
     "out_of_specification": {"VIABILITY": 74.0},
     "rejected": {"STERILITY": "growth"},
 }
+
+
+#: The trial's ten patients (NCT01420432: 10 participants, 1:1): study ID, arm, age, sex,
+#: weight in kg, days since enrolment. Every MSC-arm patient's day 0 is today.
+_DEMO_PATIENTS: tuple[tuple[str, str, int, str, float, int], ...] = (
+    ("AS-001", "MSC", 34, "male", 72.4, 12),
+    ("AS-002", "CONTROL", 41, "male", 80.1, 12),
+    ("AS-003", "MSC", 27, "female", 58.6, 10),
+    ("AS-004", "CONTROL", 52, "female", 66.0, 9),
+    ("AS-005", "MSC", 45, "male", 88.3, 8),
+    ("AS-006", "CONTROL", 30, "male", 75.5, 7),
+    ("AS-007", "MSC", 38, "female", 63.2, 5),
+    ("AS-008", "CONTROL", 59, "male", 70.8, 4),
+    ("AS-009", "MSC", 22, "male", 81.0, 3),
+    ("AS-010", "CONTROL", 47, "female", 61.7, 2),
+)
+
+
+def _seed_patients(
+    session: Session,
+    *,
+    now: dt.datetime,
+    facility_code: str,
+    site_zone: ZoneInfo,
+    users: dict[str, User],
+    passwords: dict[str, str],
+) -> dict[str, Patient]:
+    """The trial's ten patients enrolled by the clinician over the last two weeks, weighed
+    this morning; each MSC-arm patient's day-0 dose ordered by the technician from the
+    released lot and second-checked by QA, so its arithmetic can be followed on its page."""
+    protocol = patients.protocol_in_force(session)
+    every_item = [*protocol.parameters["inclusion"], *protocol.parameters["exclusion"]]
+    inclusion = {item["code"] for item in protocol.parameters["inclusion"]}
+    measured = {"ejection_fraction": 62.0, "creatinine": 74.0}
+    answers = {
+        item["code"]: patients.ChecklistAnswer(
+            item["code"] in inclusion, measured.get(item["code"])
+        )
+        for item in every_item
+    }
+    enrolled: dict[str, Patient] = {}
+    for number, (study_id, arm, age, sex, weight, days_ago) in enumerate(_DEMO_PATIENTS, 1):
+        enrolled_at = now - dt.timedelta(days=days_ago)
+        local = enrolled_at.astimezone(site_zone).date()
+        patient = patients.enrol(
+            session,
+            protocol,
+            patients.Enrolment(
+                study_id=study_id,
+                date_of_birth=dt.date(local.year - age, local.month, min(local.day, 28))
+                - dt.timedelta(days=40),
+                sex=sex,
+                arm=arm,
+                randomization_number=f"R-{number:03d}",
+                day0=now.astimezone(site_zone).date(),
+                answers=answers,
+            ),
+            facility_code=facility_code,
+            actor=users["clinician"],
+            now=enrolled_at,
+            zone=site_zone,
+        )
+        patients.record_weight(
+            session,
+            patient,
+            weight_kg=weight,
+            measured_at=now - dt.timedelta(hours=3),
+            source="calibrated clinic scale",
+            actor=users["clinician"],
+            now=now - dt.timedelta(hours=3),
+        )
+        if patients.receives_cells(patient):
+            order = orders.order_dose(
+                session, patient, "D0", actor=users["tech"], now=now, zone=site_zone
+            )
+            orders.second_check(
+                session,
+                order,
+                checker=users["qa"],
+                password=passwords["qa"],
+                volume_ml=order.volume_ml,
+                bag_codes=[bag.unit.code for bag in order.bags],
+                now=now,
+            )
+        enrolled[study_id] = patient
+    return enrolled
 
 
 def _seed_labels(session: Session, lot: Lot, *, site_zone: ZoneInfo, tech: User) -> None:

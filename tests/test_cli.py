@@ -52,8 +52,13 @@ def test_demo_builds_a_fresh_database_with_users_for_every_role(tmp_path: Path, 
         assert conn.scalar(text("SELECT status FROM protocols")) == "effective"
         assert conn.scalar(text("SELECT status FROM product_definitions")) == "effective"
         # protocol, product definition, specification, four eligible donations'
-        # determinations, a release, a closed OOS investigation and a rejection
-        assert conn.scalar(text("SELECT count(*) FROM signatures")) == 10
+        # determinations, a release, a closed OOS investigation, a rejection, and the second
+        # checks of the five MSC-arm patients' day-0 doses
+        assert conn.scalar(text("SELECT count(*) FROM signatures")) == 15
+        arms = conn.execute(text("SELECT arm, count(*) FROM patients GROUP BY 1 ORDER BY 1"))
+        assert dict(arms.all()) == {"CONTROL": 5, "MSC": 5}
+        doses = "SELECT visit, status, count(*) FROM dose_orders GROUP BY 1, 2"
+        assert conn.execute(text(doses)).all() == [("D0", "prepared", 5)]
         lots = conn.execute(text("SELECT status FROM lots ORDER BY id")).scalars().all()
         assert lots == ["quarantine", "released", "quarantine", "rejected"]
         oos = "SELECT count(*) FROM qc_results WHERE status = 'valid' AND NOT passes"

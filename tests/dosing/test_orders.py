@@ -264,3 +264,29 @@ def test_two_orders_racing_for_the_last_bag_end_with_one_allocation(
     assert at_once(app, [ordering(pid) for pid in ids]) == ["allocated", "conflict"]
     db.session.expire_all()
     assert len(db.session.execute(select(DoseOrder)).scalars().all()) == 1
+
+
+@pytest.mark.parametrize("problem", ["expired", "recalled to quarantine"])
+def test_bags_of_an_expired_lot_or_back_in_quarantine_are_never_chosen(
+    clinic: Any, released: Any, problem: str
+) -> None:
+    from cellchain.chain import service as chain
+
+    if problem == "expired":
+        released.expires_at = utcnow() - dt.timedelta(minutes=1)
+    else:
+        for bag in processing.bags_of(db.session, released):
+            if bag.status == "available":
+                chain.change_status(
+                    db.session,
+                    bag,
+                    UnitStatus.QUARANTINE,
+                    actor=clinic.lab.qa,
+                    now=utcnow(),
+                    reason="held",
+                )
+    db.session.commit()
+    patient = clinic.enrol()
+    clinic.weigh(patient, 70.0)
+    with pytest.raises(orders.DoseRefused, match="No donation has enough"):
+        order(clinic, patient)
