@@ -202,17 +202,22 @@ def calculate(weight_kg: float, bags: Sequence[Bag], parameters: DoseParameters)
         )
         / weight_kg
     )
+    dmso_terms = " + ".join(
+        f"{draw.volume_ml:.1f} mL × {draw.bag.dmso_percent:g} %" for draw in draws
+    )
     working.append(
-        f"DMSO = {sum(d.volume_ml for d in draws):.1f} mL × DMSO fraction × "
-        f"{parameters.dmso_density_g_per_ml:g} g/mL / {weight_kg:g} kg = {dmso:.3f} g/kg "
-        f"(ceiling {parameters.dmso_ceiling_g_per_kg:g} g/kg)"
+        f"DMSO = ({dmso_terms}) × {parameters.dmso_density_g_per_ml:g} g/mL / {weight_kg:g} kg "
+        f"= {dmso:.3f} g/kg (ceiling {parameters.dmso_ceiling_g_per_kg:g} g/kg)"
     )
     endotoxin = _endotoxin(draws, weight_kg)
     if endotoxin is None:
         working.append("endotoxin: no release result on file for a bag's lot")
     else:
+        terms = " + ".join(
+            f"{draw.volume_ml:.1f} mL × {draw.bag.endotoxin_eu_per_ml:g} EU/mL" for draw in draws
+        )
         working.append(
-            f"endotoxin = {endotoxin:.3f} EU/kg (ceiling "
+            f"endotoxin = ({terms}) / {weight_kg:g} kg = {endotoxin:.3f} EU/kg (ceiling "
             f"{parameters.endotoxin_ceiling_eu_per_kg_per_h:g} EU/kg/h, infused within an hour)"
         )
     return DoseCalculation(
