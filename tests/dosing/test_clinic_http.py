@@ -130,3 +130,41 @@ def test_pages_enrol_from_the_checklist_form_and_show_the_working(
     assert ordered.status_code == 302
     dose = tech.get(ordered.headers["Location"]).get_data(as_text=True)
     assert "allocated" in dose and 'id="check-form"' in dose
+
+
+def test_api_override_names_the_investigator_and_a_wrong_password_signs_nothing(
+    clinic: Any, released: Any, clients: Any
+) -> None:
+    from cellchain.dosing import service
+    from cellchain.extensions import db
+
+    strict = dict(NCT01420432_PARAMETERS, dose_tolerance_percent=0.1)
+    draft = service.draft_protocol(
+        db.session,
+        actor=clinic.lab.qa,
+        now=utcnow(),
+        code=clinic.protocol.code,
+        title=clinic.protocol.title,
+        parameters=strict,
+    )
+    service.approve_protocol(
+        db.session, protocol=draft, user=clinic.lab.qa, password=TEST_PASSWORD, now=utcnow()
+    )
+    db.session.commit()
+    nurse = clients.api(clinic.clinician)
+    patient = nurse.post("/api/v1/patients", json=enrol_body()).get_json()
+    nurse.post(f"/api/v1/patients/{patient['id']}/weights", json={"weight_kg": 70})
+    tech = clients.api(clinic.lab.tech)
+    url = f"/api/v1/patients/{patient['id']}/doses"
+    refused = tech.post(url, json={"visit": "D0"})
+    assert refused.status_code == 422 and "override" in refused.get_json()["errors"]
+    override = {"investigator": clinic.investigator.username, "reason": "graduation"}
+    wrong = tech.post(url, json={"visit": "D0", "override": {**override, "password": "nope"}})
+    assert wrong.status_code == 401
+    accepted = tech.post(
+        url, json={"visit": "D0", "override": {**override, "password": TEST_PASSWORD}}
+    )
+    assert accepted.status_code == 201, accepted.get_json()
+    body = accepted.get_json()
+    assert body["override_reason"] == "graduation" and body["deviation_id"]
+    assert body["signatures"][0]["username"] == clinic.investigator.username
