@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from cellchain.chain import service as chain
 from cellchain.chain.models import LineageOperation, Unit, UnitKind, UnitStatus
 from cellchain.core import audit, signatures
+from cellchain.core.guarded import update_if
 from cellchain.core.models import Signature, User
 from cellchain.core.roles import Role
 from cellchain.dosing import calculation, patients
@@ -275,6 +276,16 @@ def second_check(
         password=password,
         now=now,
     )
+    # Conditional on the status read: of two people checking at once, one prepares the dose.
+    if not update_if(
+        session,
+        order,
+        DoseOrder.status == DoseStatus.ALLOCATED.value,
+        status=DoseStatus.PREPARED.value,
+        checked_by_id=checker.id,
+        checked_at=now,
+    ):
+        raise Conflict(f"Dose order {order.id} was checked by someone else a moment ago.")
     bags = [bag.unit for bag in order.bags]
     (dose_unit,) = chain.derive_units(
         session,
@@ -287,9 +298,6 @@ def second_check(
         now=now,
         status=UnitStatus.ALLOCATED,  # made of released bags, for this patient only
     )
-    order.status = DoseStatus.PREPARED
-    order.checked_by_id = checker.id
-    order.checked_at = now
     order.dose_unit_id = dose_unit.id
     audit.record(
         session,

@@ -290,3 +290,48 @@ def test_bags_of_an_expired_lot_or_back_in_quarantine_are_never_chosen(
     clinic.weigh(patient, 70.0)
     with pytest.raises(orders.DoseRefused, match="No donation has enough"):
         order(clinic, patient)
+
+
+@pytest.mark.postgres_only
+def test_two_people_second_checking_at_once_prepare_one_dose(
+    app: Any, clinic: Any, released: Any, make_user: Any
+) -> None:
+    patient = clinic.enrol()
+    clinic.weigh(patient, 70.0)
+    placed = order(clinic, patient)
+    checkers = [make_user("sam", "technician").id, make_user("kim", "qa").id]
+    order_id, codes = placed.id, [b.unit.code for b in placed.bags]
+
+    def checking(user_id: int):
+        def job() -> str:
+            from cellchain.core.models import User
+
+            try:
+                orders.second_check(
+                    db.session,
+                    db.session.get(DoseOrder, order_id),
+                    checker=db.session.get(User, user_id),
+                    password=TEST_PASSWORD,
+                    volume_ml=15.1,
+                    bag_codes=codes,
+                    now=utcnow(),
+                )
+                db.session.commit()
+                return "prepared"
+            except Conflict:
+                db.session.rollback()
+                return "conflict"
+
+        return job
+
+    assert at_once(app, [checking(uid) for uid in checkers]) == ["conflict", "prepared"]
+    db.session.expire_all()
+    doses = (
+        db.session.execute(
+            select(LineageEdge.child_id).where(LineageEdge.operation == "prepare_dose")
+        )
+        .scalars()
+        .all()
+    )
+    assert len(doses) == 1
+    assert len(signatures.manifest(db.session, db.session.get(DoseOrder, order_id))) == 1
