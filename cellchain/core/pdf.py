@@ -240,6 +240,12 @@ def format_count(value: float | None, fonts: Fonts) -> str:
     """
     if value is None:
         return "—"
+    return scientific(value, superscript=fonts.unicode)
+
+
+def scientific(value: float, *, superscript: bool = True) -> str:
+    """Three significant figures and a power of ten: ``1.60 × 10⁸`` (``10^8`` without
+    superscripts), as counts print on records and labels."""
     if value == 0:
         return "0"
     exponent = math.floor(math.log10(abs(value)))
@@ -247,7 +253,7 @@ def format_count(value: float | None, fonts: Fonts) -> str:
     if abs(mantissa) >= 10:  # 9.996e8 rounds to 10.00 × 10⁸: write 1.00 × 10⁹
         exponent += 1
         mantissa = round(value / 10**exponent, 2)
-    power = str(exponent).translate(_SUPERSCRIPT) if fonts.unicode else f"^{exponent}"
+    power = str(exponent).translate(_SUPERSCRIPT) if superscript else f"^{exponent}"
     return f"{mantissa:.2f} × 10{power}"
 
 

@@ -6,10 +6,12 @@ from typing import Any
 
 from flask_smorest import Blueprint
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cellchain.core.models import User
 from cellchain.core.roles import Permission
 from cellchain.dosing import orders, patients
+from cellchain.dosing.models import DoseOrder, Patient, Weight
 from cellchain.dosing.schemas import (
     DoseOrderIn,
     DoseOrderOut,
@@ -59,6 +61,60 @@ def override_of(data: dict[str, Any] | None) -> orders.Override | None:
     return orders.Override(investigator, data["password"], data["reason"])
 
 
+def enrol_as_user(session: Session, data: dict[str, Any]) -> Patient:
+    """Enrol from loaded ``EnrolIn`` data as the acting user (the page and the API)."""
+    return patients.enrol(
+        session,
+        patients.protocol_in_force(session),
+        enrolment_of(data),
+        facility_code=facility_code(),
+        actor=acting_user(),
+        now=now(),
+        zone=site_zone(),
+    )
+
+
+def weigh_as_user(session: Session, patient_id: int, data: dict[str, Any]) -> Weight:
+    """Record a weight from loaded ``WeightIn`` data (measured now unless said otherwise)."""
+    return patients.record_weight(
+        session,
+        patients.get_patient(session, patient_id),
+        weight_kg=data["weight_kg"],
+        measured_at=data["measured_at"] or now(),
+        source=data["source"],
+        actor=acting_user(),
+        now=now(),
+    )
+
+
+def order_as_user(
+    session: Session, patient_id: int, visit: str, override: dict[str, Any] | None
+) -> DoseOrder:
+    """Order the visit's dose as the acting user, with an investigator's override if given."""
+    return orders.order_dose(
+        session,
+        patients.get_patient(session, patient_id),
+        visit,
+        actor=acting_user(),
+        now=now(),
+        zone=site_zone(),
+        override=override_of(override),
+    )
+
+
+def check_as_user(session: Session, order_id: int, data: dict[str, Any]) -> DoseOrder:
+    """The acting user's second check from loaded ``SecondCheckIn`` data."""
+    return orders.second_check(
+        session,
+        orders.get_order(session, order_id),
+        checker=acting_user(),
+        password=data["password"],
+        volume_ml=data["volume_ml"],
+        bag_codes=data["bags"],
+        now=now(),
+    )
+
+
 @patients_api.get("/patients")
 @requires(Permission.READ_RECORDS)
 @patients_api.response(200, PatientOut(many=True))
@@ -74,15 +130,7 @@ def list_patients() -> Any:
 def enrol(data: dict[str, Any]) -> Any:
     """Enrol a patient under the protocol in force: age and checklist checked, COI allocated."""
     with unit_of_work() as session:
-        patient = patients.enrol(
-            session,
-            patients.protocol_in_force(session),
-            enrolment_of(data),
-            facility_code=facility_code(),
-            actor=acting_user(),
-            now=now(),
-            zone=site_zone(),
-        )
+        patient = enrol_as_user(session, data)
     return patient
 
 
@@ -101,15 +149,7 @@ def get_patient(patient_id: int) -> Any:
 def record_weight(data: dict[str, Any], patient_id: int) -> Any:
     """A body weight (measured now unless said otherwise)."""
     with unit_of_work() as session:
-        weight = patients.record_weight(
-            session,
-            patients.get_patient(session, patient_id),
-            weight_kg=data["weight_kg"],
-            measured_at=data["measured_at"] or now(),
-            source=data["source"],
-            actor=acting_user(),
-            now=now(),
-        )
+        weight = weigh_as_user(session, patient_id, data)
     return weight
 
 
@@ -136,15 +176,7 @@ def plan(patient_id: int, visit: str) -> Any:
 def order_dose(data: dict[str, Any], patient_id: int) -> Any:
     """Order the visit's dose and allocate its bags (409 if a bag was taken meanwhile)."""
     with unit_of_work() as session:
-        order = orders.order_dose(
-            session,
-            patients.get_patient(session, patient_id),
-            data["visit"],
-            actor=acting_user(),
-            now=now(),
-            zone=site_zone(),
-            override=override_of(data["override"]),
-        )
+        order = order_as_user(session, patient_id, data["visit"], data["override"])
     return order
 
 
@@ -162,13 +194,5 @@ def get_dose(order_id: int) -> Any:
 def second_check(data: dict[str, Any], order_id: int) -> Any:
     """The independent second check: re-entered volume, scanned bags, password signature."""
     with unit_of_work() as session:
-        order = orders.second_check(
-            session,
-            orders.get_order(session, order_id),
-            checker=acting_user(),
-            password=data["password"],
-            volume_ml=data["volume_ml"],
-            bag_codes=data["bags"],
-            now=now(),
-        )
+        order = check_as_user(session, order_id, data)
     return order

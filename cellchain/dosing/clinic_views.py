@@ -12,12 +12,12 @@ from werkzeug.datastructures import MultiDict
 from cellchain.core import signatures
 from cellchain.core.roles import Permission
 from cellchain.dosing import orders, patients
-from cellchain.dosing.clinic_api import enrolment_of, override_of
+from cellchain.dosing.clinic_api import check_as_user, enrol_as_user, order_as_user, weigh_as_user
 from cellchain.dosing.models import Sex
 from cellchain.dosing.schemas import DoseOrderIn, EnrolIn, SecondCheckIn, WeightIn
 from cellchain.errors import DomainError
 from cellchain.extensions import db
-from cellchain.http import acting_user, facility_code, now, requires, site_zone, unit_of_work
+from cellchain.http import now, requires, site_zone, unit_of_work
 from cellchain.web.forms import load_form
 from cellchain.web.resolve import register_record_page
 
@@ -46,15 +46,7 @@ def enrol() -> ResponseReturnValue:
     try:
         data = load_form(EnrolIn(), _enrolment_form(request.form, protocol))
         with unit_of_work() as session:
-            patient = patients.enrol(
-                session,
-                patients.protocol_in_force(session),
-                enrolment_of(data),
-                facility_code=facility_code(),
-                actor=acting_user(),
-                now=now(),
-                zone=site_zone(),
-            )
+            patient = enrol_as_user(session, data)
             patient_id, message = patient.id, f"{patient.study_id} enrolled; COI {patient.coi}."
     except DomainError as error:
         return _enrol_page(protocol, error)
@@ -75,15 +67,7 @@ def record_weight(patient_id: int) -> ResponseReturnValue:
     try:
         data = load_form(WeightIn(), request.form)
         with unit_of_work() as session:
-            weight = patients.record_weight(
-                session,
-                patients.get_patient(session, patient_id),
-                weight_kg=data["weight_kg"],
-                measured_at=data["measured_at"] or now(),
-                source=data["source"],
-                actor=acting_user(),
-                now=now(),
-            )
+            weight = weigh_as_user(session, patient_id, data)
             message = f"Weight {weight.weight_kg:g} kg recorded."
     except DomainError as error:
         return _patient_page(patients.get_patient(db.session, patient_id), error, "weight")
@@ -104,15 +88,7 @@ def order_dose(patient_id: int, visit: str) -> ResponseReturnValue:
     try:
         data = load_form(DoseOrderIn(), _order_form(request.form, visit))
         with unit_of_work() as session:
-            order = orders.order_dose(
-                session,
-                patients.get_patient(session, patient_id),
-                visit,
-                actor=acting_user(),
-                now=now(),
-                zone=site_zone(),
-                override=override_of(data["override"]),
-            )
+            order = order_as_user(session, patient_id, visit, data["override"])
             order_id = order.id
     except DomainError as error:
         return _plan_page(patients.get_patient(db.session, patient_id), visit, error)
@@ -137,15 +113,7 @@ def second_check(order_id: int) -> ResponseReturnValue:
     try:
         data = load_form(SecondCheckIn(), form, lists=("bags",))
         with unit_of_work() as session:
-            orders.second_check(
-                session,
-                orders.get_order(session, order_id),
-                checker=acting_user(),
-                password=data["password"],
-                volume_ml=data["volume_ml"],
-                bag_codes=data["bags"],
-                now=now(),
-            )
+            check_as_user(session, order_id, data)
     except DomainError as error:
         return _dose_page(orders.get_order(db.session, order_id), error)
     flash("Second check signed: the dose is prepared and its label can be printed.", "success")

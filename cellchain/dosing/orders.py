@@ -129,7 +129,9 @@ def plan_dose(
             change *= 100
             flag = abs(change) >= float(parameters["weight_change_flag_percent"])
     if problems or weight is None:
-        raise DoseRefused("The dose cannot be ordered: " + _summary(problems), errors=problems)
+        raise DoseRefused(
+            "The dose cannot be ordered: " + patients.summarize(problems), errors=problems
+        )
     candidates = available_bags(session, now=now)
     target = calculation.target_cells(weight.weight_kg, dose_parameters)
     chosen = _choose_from_one_donation(candidates, target)
@@ -267,7 +269,9 @@ def second_check(
             message.append(f"not allocated to this dose: {', '.join(extra)}")
         problems["bags"] = ["Bags " + "; ".join(message) + "."]
     if problems:
-        raise DoseRefused("The second check does not match: " + _summary(problems), errors=problems)
+        raise DoseRefused(
+            "The second check does not match: " + patients.summarize(problems), errors=problems
+        )
     signatures.sign(
         session,
         record=order,
@@ -512,7 +516,3 @@ def _ceiling_problems(dose: DoseCalculation, parameters: DoseParameters) -> list
 
 def _local(value: dt.datetime, zone: ZoneInfo) -> str:
     return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
-
-
-def _summary(errors: dict[str, list[str]]) -> str:
-    return " ".join(message for messages in errors.values() for message in messages)

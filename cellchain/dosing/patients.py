@@ -110,7 +110,7 @@ def enrol(
     if study_id and session.execute(select(Patient.id).where(Patient.study_id == study_id)).first():
         errors["study_id"] = [f"{study_id} is already enrolled."]
     if errors:
-        raise InvalidInput("The patient cannot be enrolled: " + _summary(errors), errors=errors)
+        raise InvalidInput("The patient cannot be enrolled: " + summarize(errors), errors=errors)
     patient = Patient(
         study_id=study_id,
         coi="",
@@ -197,7 +197,7 @@ def record_weight(
     if not source.strip():
         errors["source"] = ["Say how it was measured (e.g. calibrated clinic scale)."]
     if errors:
-        raise InvalidInput("The weight was not recorded: " + _summary(errors), errors=errors)
+        raise InvalidInput("The weight was not recorded: " + summarize(errors), errors=errors)
     weight = Weight(
         patient_id=patient.id,
         weight_kg=weight_kg,
@@ -330,5 +330,6 @@ def _inclusion_problem(item: Mapping[str, Any], answer: ChecklistAnswer | None) 
     return None
 
 
-def _summary(errors: Mapping[str, list[str]]) -> str:
+def summarize(errors: Mapping[str, list[str]]) -> str:
+    """Every field's messages as one sentence, for the problem's detail."""
     return " ".join(message for messages in errors.values() for message in messages)

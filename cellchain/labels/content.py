@@ -11,7 +11,6 @@ eligibility is pending or refused. The payload is the v1 format of ``core.payloa
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 from cellchain.chain.models import Unit, UnitKind, UnitStatus
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.payload import encode_payload
+from cellchain.core.pdf import scientific
 from cellchain.donors.models import Donation, Eligibility
 from cellchain.dosing.models import DoseOrder, DoseStatus, Patient
 from cellchain.errors import InvalidInput
@@ -28,6 +28,7 @@ from cellchain.labels.layout import LabelContent
 from cellchain.labels.templates import LabelTemplate
 from cellchain.manufacturing.models import CellRecord, Lot
 from cellchain.quality.models import QcSample
+from cellchain.quality.results import lot_of_unit
 
 #: 21 CFR 312.6(a), printed on every investigational product's label.
 CAUTION = "Caution: New Drug—Limited by Federal (or United States) law to investigational use."
@@ -45,7 +46,6 @@ _ELIGIBILITY_WARNING: dict[str, str] = {
     Eligibility.PENDING: "Donor eligibility determination not complete (21 CFR 1271.60)",
     Eligibility.INELIGIBLE: "DONOR INELIGIBLE — never to be released (21 CFR 1271.65)",
 }
-_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def label_for(
         return _dose_label(session, unit, template, zone)
     record = session.get(CellRecord, unit.id)
     sample = session.get(QcSample, unit.id)
-    lot = _lot(session, record, sample)
+    lot = lot_of_unit(session, unit)
     donation = unit.donation
     identifier = parse_identifier(unit.code)
     texts = {
@@ -165,7 +165,7 @@ def _dose_label(session: Session, unit: Unit, template: LabelTemplate, zone: Zon
             "A dose's label is printed only after its independent second check is signed."
         )
     bag_unit = order.bags[0].unit
-    lot = _lot(session, session.get(CellRecord, bag_unit.id), None)
+    lot = lot_of_unit(session, bag_unit)
     identifier = parse_identifier(unit.code)
     patient = order.patient
     texts = {
@@ -175,7 +175,7 @@ def _dose_label(session: Session, unit: Unit, template: LabelTemplate, zone: Zon
         "visit": f"{order.visit} · planned {order.planned_on.isoformat()}",
         "product": _product(lot, unit.donation),
         "lot": f"Lot {lot.lot_number}" if lot is not None else "",
-        "cells": f"{format_cells(order.delivered_cells)} viable cells "
+        "cells": f"{scientific(order.delivered_cells)} viable cells "
         f"({order.deviation_percent:+.1f} %)",
         "volume": f"Draw {order.volume_ml:.1f} mL from {len(order.bags)} bag(s)",
         "expiry": _expiry(lot.expires_at if lot is not None else None, zone)
@@ -187,25 +187,6 @@ def _dose_label(session: Session, unit: Unit, template: LabelTemplate, zone: Zon
     }
     content = LabelContent(encode_payload(identifier), texts)
     return UnitLabel(unit, lot, template, content, quarantine=False)
-
-
-def format_cells(value: float) -> str:
-    """``1.00 × 10⁸``: three significant figures, the power in superscript."""
-    if value <= 0:
-        return f"{value:g}"
-    exponent = math.floor(math.log10(value))
-    mantissa = round(value / 10**exponent, 2)
-    if mantissa >= 10:
-        exponent, mantissa = exponent + 1, round(value / 10 ** (exponent + 1), 2)
-    return f"{mantissa:.2f} × 10{str(exponent).translate(_SUPERSCRIPT)}"
-
-
-def _lot(session: Session, record: CellRecord | None, sample: QcSample | None) -> Lot | None:
-    if sample is not None:
-        return sample.lot
-    if record is not None and record.lot_id is not None:
-        return session.get(Lot, record.lot_id)
-    return None
 
 
 def _product(lot: Lot | None, donation: Donation) -> str:
@@ -240,11 +221,11 @@ def _cells(record: CellRecord, zone: ZoneInfo) -> dict[str, str]:
             if record.viability_percent is not None
             else ""
         )
-        texts["cells"] = f"{format_cells(record.cells)} cells{viable}"
+        texts["cells"] = f"{scientific(record.cells)} cells{viable}"
     if record.volume_ml is not None:
         texts["volume"] = f"{record.volume_ml:g} mL"
     if record.concentration_per_ml is not None:
-        texts["concentration"] = f"{format_cells(record.concentration_per_ml)} cells/mL"
+        texts["concentration"] = f"{scientific(record.concentration_per_ml)} cells/mL"
     return texts
 
 
