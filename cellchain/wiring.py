@@ -13,6 +13,7 @@ from cellchain.extensions import api, csrf, db, login_manager, migrate
 def import_models() -> None:
     """Import every package's tables so that the metadata (and Alembic) sees them all."""
     from cellchain.chain import models as chain_models  # noqa: F401
+    from cellchain.clinic import models as clinic_models  # noqa: F401
     from cellchain.core import models as core_models  # noqa: F401
     from cellchain.donors import models as donors_models  # noqa: F401
     from cellchain.dosing import models as dosing_models  # noqa: F401

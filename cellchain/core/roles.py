@@ -68,9 +68,18 @@ class Permission(enum.StrEnum):
     RECORD_WEIGHTS = "record_weights"  #: record a patient's body weight
     PREPARE_DOSES = "prepare_doses"  #: order a dose and allocate its bags
     CHECK_DOSES = "check_doses"  #: second-check a dose prepared by someone else, e-signed
+    SHIP_DOSES = "ship_doses"  #: dispatch prepared doses from the lab in a shipment
+    RECEIVE_SHIPMENTS = "receive_shipments"  #: receive a shipment at the clinic
+    DECIDE_HOLDS = "decide_holds"  #: accept or reject a shipment held at receipt, e-signed
+    THAW_DOSES = "thaw_doses"  #: start and complete the thaw of a bag by scanning it
+    ADMINISTER_DOSES = "administer_doses"  #: bedside check, two-person sign-off, infusion
+    RECORD_ADVERSE_EVENTS = "record_adverse_events"  #: record adverse events and outcomes
+    RECORD_FOLLOW_UP = "record_follow_up"  #: record follow-up evaluations done
 
 
 ALL_ROLES = frozenset(Role)
+#: The people who work at the bedside: clinicians and the investigators who are physicians.
+CLINIC_STAFF = frozenset({Role.CLINICIAN, Role.INVESTIGATOR})
 
 GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.USE_APP: ALL_ROLES,
@@ -103,6 +112,13 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.RECORD_WEIGHTS: frozenset({Role.CLINICIAN, Role.INVESTIGATOR}),
     Permission.PREPARE_DOSES: frozenset({Role.TECHNICIAN}),
     Permission.CHECK_DOSES: frozenset({Role.TECHNICIAN, Role.QA}),
+    Permission.SHIP_DOSES: frozenset({Role.TECHNICIAN}),
+    Permission.RECEIVE_SHIPMENTS: CLINIC_STAFF,
+    Permission.DECIDE_HOLDS: frozenset({Role.QA}),
+    Permission.THAW_DOSES: CLINIC_STAFF,
+    Permission.ADMINISTER_DOSES: CLINIC_STAFF,
+    Permission.RECORD_ADVERSE_EVENTS: CLINIC_STAFF,
+    Permission.RECORD_FOLLOW_UP: CLINIC_STAFF,
 }
 
 

@@ -128,10 +128,20 @@ class Weight(db.Model):
 class DoseStatus(LabelledEnum):
     ALLOCATED = "allocated"  #: computed, bags allocated, awaiting the independent second check
     PREPARED = "prepared"  #: second-checked and signed: the dose exists and may be labelled
-    CANCELLED = "cancelled"  #: withdrawn before use; its bags went back to available
+    INFUSED = "infused"  #: given to the patient (final): its infusion started after a signed go
+    CANCELLED = "cancelled"  #: withdrawn before use (final); bags still in the lab went back
 
 
-ACTIVE_DOSE_STATUSES = (DoseStatus.ALLOCATED, DoseStatus.PREPARED)
+#: Allowed dose order status changes (DESIGN.md rule 2).
+DOSE_TRANSITIONS: dict[DoseStatus, frozenset[DoseStatus]] = {
+    DoseStatus.ALLOCATED: frozenset({DoseStatus.PREPARED, DoseStatus.CANCELLED}),
+    DoseStatus.PREPARED: frozenset({DoseStatus.INFUSED, DoseStatus.CANCELLED}),
+    DoseStatus.INFUSED: frozenset(),
+    DoseStatus.CANCELLED: frozenset(),
+}
+
+#: A dose in these states holds its visit: no second order for the same visit.
+ACTIVE_DOSE_STATUSES = (DoseStatus.ALLOCATED, DoseStatus.PREPARED, DoseStatus.INFUSED)
 
 
 class DoseOrder(db.Model):

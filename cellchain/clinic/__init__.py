@@ -1,0 +1,2 @@
+"""The clinic: shipments, receipt, thaw, bedside verification, infusions, adverse events,
+follow-up."""

@@ -1,0 +1,357 @@
+"""Tables of the clinic: shipments and their doses, thaws, bedside checks, infusions, adverse
+events and follow-up visits (DOMAIN.md §7–8).
+
+A prepared dose leaves the lab in a shipment; its receipt at the clinic either accepts it or
+holds it for QA. Each bag is thawed by scan. At the bedside a *bedside check* compares the
+patient's wristband with the dose's label and every rule behind them; only a check whose
+verdict is "go", signed by two clinicians, can start an *infusion*.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from cellchain.chain.models import Unit
+from cellchain.core.models import User
+from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
+from cellchain.dosing.models import DoseOrder, Patient
+from cellchain.extensions import db
+
+
+class ShipmentStatus(LabelledEnum):
+    IN_TRANSIT = "in_transit"  #: dispatched from the lab, not yet received
+    RECEIVED = "received"  #: received at the clinic and accepted: its doses may be used
+    HELD = "held"  #: received with an excursion or damage: held until QA decides
+    REJECTED = "rejected"  #: QA rejected the held shipment; its doses were discarded (final)
+
+
+#: Allowed shipment status changes (DESIGN.md rule 2).
+SHIPMENT_TRANSITIONS: dict[ShipmentStatus, frozenset[ShipmentStatus]] = {
+    ShipmentStatus.IN_TRANSIT: frozenset({ShipmentStatus.RECEIVED, ShipmentStatus.HELD}),
+    ShipmentStatus.HELD: frozenset({ShipmentStatus.RECEIVED, ShipmentStatus.REJECTED}),
+    ShipmentStatus.RECEIVED: frozenset(),
+    ShipmentStatus.REJECTED: frozenset(),
+}
+
+
+class Condition(LabelledEnum):
+    """The state of the shipper and its contents on arrival."""
+
+    INTACT = "intact"
+    DAMAGED = "damaged"
+
+
+class Shipment(db.Model):
+    """Prepared doses travelling from the lab to the clinic in one dry shipper."""
+
+    __tablename__ = "shipments"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({sql_values(ShipmentStatus)})", name="status_known"),
+        CheckConstraint(
+            f"condition IS NULL OR condition IN ({sql_values(Condition)})", name="condition_known"
+        ),
+    )
+    signature_entity_type: ClassVar[str] = "shipment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: the dry shipper's own ID (scanned at every hand-off)
+    shipper_id: Mapped[str] = mapped_column(String(60))
+    #: the temperature logger travelling in the shipper
+    logger_id: Mapped[str] = mapped_column(String(60))
+    #: where it is going, e.g. "Clinic — infusion room 2"
+    destination: Mapped[str] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(20))
+    dispatched_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    dispatched_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    #: when it arrived (may be written up a little later than that)
+    received_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    received_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    #: the temperature read inside the shipper on arrival, °C
+    arrival_temperature_c: Mapped[float | None] = mapped_column(Float)
+    condition: Mapped[str | None] = mapped_column(String(20))
+    #: the logger showed a temperature above the limit at some point in transit
+    logger_excursion: Mapped[bool | None] = mapped_column(Boolean)
+    receipt_note: Mapped[str | None] = mapped_column(Text)
+    #: why the shipment was held at receipt (excursion, damage), for QA
+    hold_reason: Mapped[str | None] = mapped_column(Text)
+    #: QA's decision on a held shipment: who, when, why (the signature carries the meaning)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+
+    dispatched_by: Mapped[User] = relationship(foreign_keys=[dispatched_by_id])
+    received_by: Mapped[User | None] = relationship(foreign_keys=[received_by_id])
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+    items: Mapped[list[ShipmentItem]] = relationship(
+        back_populates="shipment", order_by="ShipmentItem.dose_order_id"
+    )
+
+    @property
+    def status_label(self) -> str:
+        return ShipmentStatus(self.status).label
+
+    @property
+    def signature_entity_id(self) -> str:
+        return str(self.id)
+
+    def signed_content(self) -> dict[str, Any]:
+        """What QA's decision on a held shipment signs: the shipment, its receipt and doses."""
+        return {
+            "shipper_id": self.shipper_id,
+            "logger_id": self.logger_id,
+            "received_at": self.received_at.isoformat() if self.received_at else None,
+            "arrival_temperature_c": self.arrival_temperature_c,
+            "condition": self.condition,
+            "logger_excursion": self.logger_excursion,
+            "hold_reason": self.hold_reason,
+            "doses": [item.dose_order.dose_unit.code for item in self.items],  # type: ignore[union-attr]
+            "decision_reason": self.decision_reason,
+        }
+
+
+class ShipmentItem(db.Model):
+    """A prepared dose (with its bags) in a shipment. A dose ships once."""
+
+    __tablename__ = "shipment_items"
+
+    shipment_id: Mapped[int] = mapped_column(ForeignKey("shipments.id"), primary_key=True)
+    dose_order_id: Mapped[int] = mapped_column(
+        ForeignKey("dose_orders.id"), primary_key=True, unique=True
+    )
+
+    shipment: Mapped[Shipment] = relationship(back_populates="items")
+    dose_order: Mapped[DoseOrder] = relationship()
+
+
+class Thaw(db.Model):
+    """One bag's thaw at the clinic, started and completed by scanning its label."""
+
+    __tablename__ = "thaws"
+    __table_args__ = (
+        CheckConstraint(
+            "completed_at IS NULL OR completed_at >= started_at", name="completed_after_start"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: the bag; a bag is thawed once
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), unique=True)
+    dose_order_id: Mapped[int] = mapped_column(ForeignKey("dose_orders.id"), index=True)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    started_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    unit: Mapped[Unit] = relationship()
+    started_by: Mapped[User] = relationship(foreign_keys=[started_by_id])
+    completed_by: Mapped[User | None] = relationship(foreign_keys=[completed_by_id])
+
+
+class Verdict(LabelledEnum):
+    GO = "go"  #: every check passed: two clinicians may sign and start the infusion
+    STOP = "stop"  #: at least one check failed: nothing may be started from this check
+
+
+class BedsideCheck(db.Model):
+    """A wristband and a label scanned together at the bedside, every check behind the
+    verdict, and (for a "go") the two clinicians' signatures. Append-only: a stop is kept."""
+
+    __tablename__ = "bedside_checks"
+    __table_args__ = (
+        CheckConstraint(f"verdict IN ({sql_values(Verdict)})", name="verdict_known"),
+        Index("ix_bedside_checks_dose_order", "dose_order_id"),
+        Index("ix_bedside_checks_patient", "patient_id"),
+    )
+    signature_entity_type: ClassVar[str] = "bedside_check"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    checked_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    #: exactly what the scanner typed for the wristband and for the bag or dose label
+    wristband_scan: Mapped[str] = mapped_column(String(120))
+    label_scan: Mapped[str] = mapped_column(String(120))
+    #: what the scans resolved to (none when a scan could not be read)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    dose_order_id: Mapped[int | None] = mapped_column(ForeignKey("dose_orders.id"))
+    verdict: Mapped[str] = mapped_column(String(10))
+    #: every check: [{"code", "title", "passed", "detail"}], in the order shown
+    checks_json: Mapped[str] = mapped_column(Text)
+    #: the check made again at the start of an infusion refers to the check it re-made
+    recheck_of_id: Mapped[int | None] = mapped_column(ForeignKey("bedside_checks.id"))
+
+    checked_by: Mapped[User] = relationship()
+    patient: Mapped[Patient | None] = relationship()
+    unit: Mapped[Unit | None] = relationship()
+    dose_order: Mapped[DoseOrder | None] = relationship()
+
+    @property
+    def checks(self) -> list[dict[str, Any]]:
+        return list(json.loads(self.checks_json))
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [check for check in self.checks if not check["passed"]]
+
+    @property
+    def go(self) -> bool:
+        return self.verdict == Verdict.GO.value
+
+    @property
+    def signature_entity_id(self) -> str:
+        return str(self.id)
+
+    def signed_content(self) -> dict[str, Any]:
+        """What the two clinicians sign: who, which dose, and every check as it was seen."""
+        return {
+            "patient": self.patient.study_id if self.patient else None,
+            "coi": self.patient.coi if self.patient else None,
+            "dose_unit": self.unit.code if self.unit else None,
+            "dose_order": self.dose_order_id,
+            "visit": self.dose_order.visit if self.dose_order else None,
+            "checked_at": self.checked_at.isoformat(),
+            "verdict": self.verdict,
+            "checks": [[c["code"], c["passed"], c["detail"]] for c in self.checks],
+        }
+
+
+class InfusionStatus(LabelledEnum):
+    IN_PROGRESS = "in_progress"  #: started after a signed "go"; the bag is running
+    COMPLETED = "completed"  #: ended as planned
+    STOPPED = "stopped"  #: ended early (a reaction, a line problem); the volume says how much
+
+
+#: Allowed infusion status changes (DESIGN.md rule 2).
+INFUSION_TRANSITIONS: dict[InfusionStatus, frozenset[InfusionStatus]] = {
+    InfusionStatus.IN_PROGRESS: frozenset({InfusionStatus.COMPLETED, InfusionStatus.STOPPED}),
+    InfusionStatus.COMPLETED: frozenset(),
+    InfusionStatus.STOPPED: frozenset(),
+}
+
+
+class Infusion(db.Model):
+    """A dose given to its patient: one per dose order, ever (a unique row, won by one)."""
+
+    __tablename__ = "infusions"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({sql_values(InfusionStatus)})", name="status_known"),
+        CheckConstraint("ended_at IS NULL OR ended_at >= started_at", name="ended_after_start"),
+        CheckConstraint(
+            "volume_infused_ml IS NULL OR volume_infused_ml >= 0", name="volume_not_negative"
+        ),
+        CheckConstraint("rate_ml_per_h IS NULL OR rate_ml_per_h > 0", name="rate_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dose_order_id: Mapped[int] = mapped_column(ForeignKey("dose_orders.id"), unique=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    #: the signed "go" it was started from (re-checked at the start)
+    bedside_check_id: Mapped[int] = mapped_column(ForeignKey("bedside_checks.id"))
+    status: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    #: the clinician who administered it (started the infusion)
+    administered_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    volume_infused_ml: Mapped[float | None] = mapped_column(Float)
+    rate_ml_per_h: Mapped[float | None] = mapped_column(Float)
+    #: any infusion reaction seen during the infusion, in words; none is recorded as null
+    reaction: Mapped[str | None] = mapped_column(Text)
+    ended_recorded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    ended_recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    dose_order: Mapped[DoseOrder] = relationship()
+    patient: Mapped[Patient] = relationship()
+    bedside_check: Mapped[BedsideCheck] = relationship()
+    administered_by: Mapped[User] = relationship(foreign_keys=[administered_by_id])
+    ended_recorded_by: Mapped[User | None] = relationship(foreign_keys=[ended_recorded_by_id])
+
+    @property
+    def status_label(self) -> str:
+        return InfusionStatus(self.status).label
+
+
+class Seriousness(LabelledEnum):
+    NON_SERIOUS = "non_serious"
+    SERIOUS = "serious"  #: death, life-threatening, hospitalisation, disability, anomaly …
+
+
+class Outcome(LabelledEnum):
+    """ICH E2B outcome of an adverse event."""
+
+    RECOVERED = "recovered"
+    RECOVERING = "recovering"
+    NOT_RECOVERED = "not_recovered"
+    RECOVERED_WITH_SEQUELAE = "recovered_with_sequelae"
+    FATAL = "fatal"
+    UNKNOWN = "unknown"
+
+
+class AdverseEvent(db.Model):
+    """An adverse event of a patient, graded (CTCAE 1–5), with seriousness and outcome."""
+
+    __tablename__ = "adverse_events"
+    __table_args__ = (
+        CheckConstraint("grade BETWEEN 1 AND 5", name="grade_known"),
+        CheckConstraint(f"seriousness IN ({sql_values(Seriousness)})", name="seriousness_known"),
+        CheckConstraint(f"outcome IN ({sql_values(Outcome)})", name="outcome_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    #: the infusion it followed, when it followed one
+    infusion_id: Mapped[int | None] = mapped_column(ForeignKey("infusions.id"))
+    onset_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    description: Mapped[str] = mapped_column(Text)
+    grade: Mapped[int] = mapped_column(Integer)
+    seriousness: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(30))
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    patient: Mapped[Patient] = relationship()
+    infusion: Mapped[Infusion | None] = relationship()
+    recorded_by: Mapped[User] = relationship()
+
+    @property
+    def outcome_label(self) -> str:
+        return Outcome(self.outcome).label
+
+    @property
+    def seriousness_label(self) -> str:
+        return Seriousness(self.seriousness).label
+
+
+class FollowUpVisit(db.Model):
+    """A follow-up evaluation done (months 6 and 12): the visit code and the day it was done.
+    Infusion visits are done by their infusion."""
+
+    __tablename__ = "follow_up_visits"
+    __table_args__ = (UniqueConstraint("patient_id", "visit"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    #: the follow-up's code in the protocol (M6, M12)
+    visit: Mapped[str] = mapped_column(String(10))
+    done_on: Mapped[dt.date] = mapped_column(Date)
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    patient: Mapped[Patient] = relationship()
+    recorded_by: Mapped[User] = relationship()
