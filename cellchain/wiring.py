@@ -27,6 +27,7 @@ def wire(app: Flask) -> None:
     import_models()
     from cellchain.chain import api as chain_api
     from cellchain.chain import views as chain_views
+    from cellchain.clinic import follow_up_api, follow_up_views
     from cellchain.core import api as core_api
     from cellchain.core import views as core_views
     from cellchain.donors import api as donors_api
@@ -75,6 +76,7 @@ def wire(app: Flask) -> None:
     app.register_blueprint(dosing_views.blueprint)
     app.register_blueprint(clinic_views.blueprint)
     app.register_blueprint(labels_views.blueprint)
+    app.register_blueprint(follow_up_views.blueprint)
     app.register_blueprint(docs_static)
     for blueprint in (
         *core_api.blueprints,
@@ -86,6 +88,7 @@ def wire(app: Flask) -> None:
         *dosing_api.blueprints,
         *clinic_api.blueprints,
         *labels_api.blueprints,
+        *follow_up_api.blueprints,
     ):
         api.register_blueprint(blueprint)
     protect_smorest_docs(app)

@@ -13,6 +13,7 @@ from cellchain.core import accounts
 from cellchain.core.roles import Role
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
+from tests.clinic.follow_up_matrix import FOLLOW_UP_MATRIX
 from tests.conftest import TEST_PASSWORD
 
 T, QC, QA, CLIN, INV, ADM = (
@@ -221,6 +222,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("patients_api.get_dose", "GET"): EVERYONE,
     ("patients_api.second_check", "POST"): frozenset({T, QA}),
 }
+MATRIX.update(FOLLOW_UP_MATRIX)
 
 SAMPLE_VALUES = {"integer": "1", "path": "app.css", "default": "X999926000001X"}
 
