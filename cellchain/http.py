@@ -10,6 +10,7 @@ import datetime as dt
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
@@ -17,12 +18,12 @@ from flask import current_app, g, request
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
-from cellchain.core import accounts
+from cellchain.core import accounts, audit
 from cellchain.core.accounts import AccountPolicy, CredentialsRejected
 from cellchain.core.models import User
 from cellchain.core.roles import Permission, has_permission
 from cellchain.core.types import utcnow
-from cellchain.errors import AuthenticationFailed, PermissionDenied
+from cellchain.errors import AuthenticationFailed, DomainError, PermissionDenied
 from cellchain.extensions import db
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,12 +63,24 @@ def acting_user() -> User:
     return cast(User, current_user._get_current_object())  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True)
+class AuditedRefusal:
+    """What to write in the audit trail when a use case is refused: the action (e.g.
+    ``shipment.receipt_refused``) and the record it was attempted on."""
+
+    action: str
+    entity_type: str
+    entity_id: str | int
+
+
 @contextmanager
-def unit_of_work() -> Iterator[Session]:
+def unit_of_work(refusal: AuditedRefusal | None = None) -> Iterator[Session]:
     """One use case, one transaction: commit at the end, or roll back everything.
 
     A rejected password is the exception to "nothing written": after the rollback the
-    attempt is audited and counted toward the lockout in a transaction of its own.
+    attempt is audited and counted toward the lockout in a transaction of its own. So is a
+    use case whose refusal must be on record (``refusal``, e.g. at the bedside): after the
+    rollback, the refusal and its reason are audited in a transaction of their own.
     """
     session = db.session
     try:
@@ -79,6 +92,20 @@ def unit_of_work() -> Iterator[Session]:
             session, failure=failure, now=now(), policy=account_policy()
         )
         session.commit()
+        raise
+    except DomainError as error:
+        session.rollback()
+        if refusal is not None:
+            audit.record(
+                session,
+                actor=acting_user(),
+                at=now(),
+                action=refusal.action,
+                entity_type=refusal.entity_type,
+                entity_id=refusal.entity_id,
+                changes={"refused": (None, error.detail)},
+            )
+            session.commit()
         raise
     except BaseException:
         session.rollback()

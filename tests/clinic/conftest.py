@@ -1,8 +1,156 @@
 """The clinic's fixtures: the dosing package's clinic (protocol in force, clinician,
-investigator) and released lot, re-used here."""
+investigator) and released lot, and a ward that takes doses from the lab to the bedside."""
 
 from __future__ import annotations
 
-from tests.dosing.conftest import clinic, released  # noqa: F401  (fixtures)
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from cellchain.clinic import bedside, infusions, shipments, thaw
+from cellchain.core.identifiers import parse_identifier
+from cellchain.core.payload import encode_payload
+from cellchain.core.types import utcnow
+from cellchain.dosing import orders
+from cellchain.extensions import db
+from tests.conftest import TEST_PASSWORD
+from tests.dosing.conftest import UTC, clinic, released  # noqa: F401  (clinic, released: fixtures)
 from tests.manufacturing.conftest import bench  # noqa: F401  (fixture)
 from tests.quality.conftest import desk, spec  # noqa: F401  (fixtures)
+
+
+def payload(code: str) -> str:
+    """What a scanner types for the label of ``code``."""
+    return encode_payload(parse_identifier(code))
+
+
+@dataclass
+class Ward:
+    """A clinic with a released lot: prepares doses and takes them to the bedside."""
+
+    clinic: Any
+    nurse: Any  #: a second clinician
+    enrolled: int = field(default=0)
+
+    @property
+    def lab(self) -> Any:
+        return self.clinic.lab
+
+    def patient(self, weight_kg: float = 70.0, **changes: Any) -> Any:
+        self.enrolled += 1
+        changes.setdefault("study_id", f"AS-{self.enrolled:03d}")
+        changes.setdefault("randomization_number", f"R-{self.enrolled:03d}")
+        patient = self.clinic.enrol(**changes)
+        if weight_kg:
+            self.clinic.weigh(patient, weight_kg)
+        return patient
+
+    def prepared(self, patient: Any = None, visit: str = "D0") -> Any:
+        """A second-checked dose for ``patient`` (a new 70 kg MSC patient by default)."""
+        patient = patient or self.patient()
+        order = orders.order_dose(
+            db.session, patient, visit, actor=self.lab.tech, now=utcnow(), zone=UTC
+        )
+        db.session.commit()
+        orders.second_check(
+            db.session,
+            order,
+            checker=self.lab.qa,
+            password=TEST_PASSWORD,
+            volume_ml=order.volume_ml,
+            bag_codes=[bag.unit.code for bag in order.bags],
+            now=utcnow(),
+        )
+        db.session.commit()
+        return order
+
+    def ship(self, *dose_orders: Any, shipper: str = "DS-0001") -> Any:
+        shipment = shipments.dispatch(
+            db.session,
+            shipments.Dispatch(
+                shipper_id=shipper,
+                logger_id="TL-77",
+                destination="Clinic — infusion room 2",
+                courier="courier: J. Doe",
+                dose_scans=[payload(o.dose_unit.code) for o in dose_orders],
+            ),
+            actor=self.lab.tech,
+            now=utcnow(),
+        )
+        db.session.commit()
+        return shipment
+
+    def receive(self, shipment: Any, temperature_c: float = -185.0, **changes: Any) -> Any:
+        values: dict[str, Any] = {
+            "scan": shipment.shipper_id,
+            "temperature_c": temperature_c,
+            "condition": "intact",
+            "logger_excursion": False,
+        }
+        values.update(changes)
+        received = shipments.receive(
+            db.session,
+            shipment,
+            shipments.Receipt(**values),
+            actor=self.clinic.clinician,
+            now=utcnow(),
+        )
+        db.session.commit()
+        return received
+
+    def thaw(self, order: Any, *, at: dt.datetime | None = None) -> None:
+        """Start and complete the thaw of every bag of the dose (two scans of its label)."""
+        for _ in range(2):
+            thaw.scan_thaw(
+                db.session,
+                payload(order.dose_unit.code),
+                actor=self.clinic.clinician,
+                now=at or utcnow(),
+            )
+            db.session.commit()
+
+    def at_bedside(self, patient: Any = None) -> tuple[Any, Any]:
+        """A dose prepared, shipped, received and thawed: ready for the bedside check."""
+        order = self.prepared(patient)
+        self.receive(self.ship(order))
+        self.thaw(order)
+        return order.patient, order
+
+    def verify(
+        self, patient: Any, order: Any, *, now: dt.datetime | None = None, label: str | None = None
+    ) -> Any:
+        check = bedside.verify(
+            db.session,
+            payload(patient.coi),
+            label or payload(order.dose_unit.code),
+            actor=self.clinic.clinician,
+            now=now or utcnow(),
+            zone=UTC,
+        )
+        db.session.commit()
+        return check
+
+    def sign(self, check: Any) -> Any:
+        bedside.sign_off(
+            db.session,
+            check,
+            first=bedside.Signer(self.clinic.clinician, TEST_PASSWORD),
+            second=bedside.Signer(self.nurse, TEST_PASSWORD),
+            now=utcnow(),
+        )
+        db.session.commit()
+        return check
+
+    def start(self, check: Any, *, now: dt.datetime | None = None) -> infusions.Started:
+        started = infusions.start(
+            db.session, check, actor=self.clinic.clinician, now=now or utcnow(), zone=UTC
+        )
+        db.session.commit()
+        return started
+
+
+@pytest.fixture
+def ward(clinic: Any, released: Any, make_user: Any) -> Ward:  # noqa: F811
+    return Ward(clinic=clinic, nurse=make_user("nina", "clinician"))

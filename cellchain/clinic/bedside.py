@@ -1,0 +1,711 @@
+"""Bedside verification: the moment that matters most (DOMAIN.md §8).
+
+Two clinicians scan the patient's wristband and then the bag or dose label. The system
+answers with one verdict, **go** or **stop**, and every check behind it:
+
+==============  ==============================================================================
+patient         the wristband's patient is the dose order's patient (COI and study ID, whole)
+visit           the dose is for the infusion visit open today
+prepared        the dose was prepared and its second-check signature still holds
+released        every bag's lot is released and unexpired
+not_recalled    received at the clinic; nothing recalled, quarantined, blocked or on hold
+thaw            every bag thawed, and the infusion can start within the thaw window
+weight          the dose is within tolerance for the latest weight, measured recently, and
+                the weight has not changed by the flag since the dose was prepared
+arm             the patient is in an arm that receives cells
+visit_window    the dose's visit is within its window today
+not_infused     the dose was never infused
+==============  ==============================================================================
+
+The checks are a pure function of *facts* gathered from the database (``gather`` → ``evaluate``),
+so each rule can be tested alone and the verdict is go only when every check passes. A stop is
+recorded with the failed checks; nothing can be signed or started from it, and an identity
+mismatch has no override. A go is signed by two clinicians with their own passwords; the
+infusion is started from it only after the checks are made again at that moment.
+
+Services flush; the caller commits (one use case, one transaction).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cellchain.chain import service as chain
+from cellchain.chain.models import EventType, UnitStatus
+from cellchain.chain.service import CustodyInput
+from cellchain.clinic.doses import lots_of_dose, scan_dose, units_of_dose
+from cellchain.clinic.models import BedsideCheck, Infusion, ShipmentStatus, Verdict
+from cellchain.clinic.shipments import shipment_of
+from cellchain.clinic.thaw import thaw_state
+from cellchain.core import audit, numbering, signatures
+from cellchain.core.identifiers import InvalidIdentifier
+from cellchain.core.models import User
+from cellchain.core.roles import Permission, has_permission
+from cellchain.dosing import patients
+from cellchain.dosing.models import DoseOrder, DoseStatus, Patient
+from cellchain.dosing.orders import SECOND_CHECK_MEANING
+from cellchain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
+from cellchain.manufacturing.models import LotStatus
+
+#: The meaning each of the two clinicians signs with.
+BEDSIDE_MEANING = "verification: bedside identity and dose check before infusion"
+#: Where a scanned code is stored, at most (what a scanner types is short).
+SCAN_LENGTH = 120
+
+
+class Check(enum.StrEnum):
+    """The checks behind a bedside verdict, in the order they are shown."""
+
+    PATIENT = "patient"
+    VISIT = "visit"
+    PREPARED = "prepared"
+    RELEASED = "released"
+    NOT_RECALLED = "not_recalled"
+    THAW = "thaw"
+    WEIGHT = "weight"
+    ARM = "arm"
+    VISIT_WINDOW = "visit_window"
+    NOT_INFUSED = "not_infused"
+
+
+# --- facts --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatientFacts:
+    """The patient the wristband names."""
+
+    id: int
+    study_id: str
+    coi: str
+    arm_name: str
+    receives_cells: bool
+    #: infusion visits (code, name) whose window is open today
+    open_visits: tuple[tuple[str, str], ...]
+    latest_weight_kg: float | None
+    latest_weight_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class LotFacts:
+    number: str
+    status: str
+    expires_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class DoseFacts:
+    """The dose the label names, as the database knows it now."""
+
+    order_id: int
+    dose_code: str
+    patient_id: int
+    patient_study_id: str
+    patient_coi: str
+    visit: str
+    visit_name: str
+    visit_earliest: dt.date
+    visit_latest: dt.date
+    status: str
+    #: the second check's signature exists and its content still matches the dose
+    second_check_valid: bool
+    lots: tuple[LotFacts, ...]
+    #: (code, status) of the prepared dose and each bag
+    units: tuple[tuple[str, str], ...]
+    shipment_status: str | None
+    hold_reason: str | None
+    bags: int
+    bags_thawed: int
+    thaw_expires_at: dt.datetime | None
+    thaw_window_minutes: int
+    delivered_cells: float
+    weight_used_kg: float
+    override: bool
+    infused: bool
+
+
+@dataclass(frozen=True)
+class ProtocolLimits:
+    dose_per_kg: float
+    tolerance_percent: float
+    weight_recency_days: int
+    weight_change_flag_percent: float
+
+
+@dataclass(frozen=True)
+class BedsideFacts:
+    """Everything the verdict depends on; ``None`` where a scan could not be resolved."""
+
+    now: dt.datetime
+    zone: ZoneInfo
+    patient: PatientFacts | None
+    wristband_problem: str | None
+    dose: DoseFacts | None
+    label_problem: str | None
+    limits: ProtocolLimits | None
+
+    @property
+    def today(self) -> dt.date:
+        return self.now.astimezone(self.zone).date()
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    code: Check
+    title: str
+    passed: bool
+    detail: str
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "code": self.code.value,
+            "title": self.title,
+            "passed": self.passed,
+            "detail": self.detail,
+        }
+
+
+def verdict_of(results: Sequence[CheckResult]) -> Verdict:
+    """Go only when every check was made and passed."""
+    made = {result.code for result in results}
+    if made != set(Check) or not all(result.passed for result in results):
+        return Verdict.STOP
+    return Verdict.GO
+
+
+# --- the checks ---------------------------------------------------------------------------------
+
+NOT_IDENTIFIED = "Cannot be checked: the scans do not identify both the patient and a dose."
+
+
+def evaluate(facts: BedsideFacts) -> list[CheckResult]:
+    """Every check, in order, from the facts alone."""
+    return [rule(facts) for rule in RULES]
+
+
+def _patient(f: BedsideFacts) -> CheckResult:
+    title = "Same patient as the dose order"
+    problems = []
+    if f.wristband_problem:
+        problems.append(f"Wristband: {f.wristband_problem}")
+    if f.label_problem:
+        problems.append(f"Label: {f.label_problem}")
+    if problems:
+        return CheckResult(Check.PATIENT, title, False, " ".join(problems))
+    assert f.patient is not None and f.dose is not None
+    if f.patient.id != f.dose.patient_id or f.patient.coi != f.dose.patient_coi:
+        return CheckResult(
+            Check.PATIENT,
+            title,
+            False,
+            f"WRONG PATIENT. The wristband is {f.patient.study_id} (COI {f.patient.coi}); "
+            f"this dose is for {f.dose.patient_study_id} (COI {f.dose.patient_coi}). "
+            "An identity mismatch is never overridden.",
+        )
+    return CheckResult(
+        Check.PATIENT, title, True, f"{f.patient.study_id}, COI {f.patient.coi}, on both."
+    )
+
+
+def _visit(f: BedsideFacts) -> CheckResult:
+    title = "Dose is for today's visit"
+    if f.patient is None or f.dose is None:
+        return CheckResult(Check.VISIT, title, False, NOT_IDENTIFIED)
+    open_codes = [code for code, _ in f.patient.open_visits]
+    if f.dose.visit in open_codes:
+        return CheckResult(Check.VISIT, title, True, f"{f.dose.visit_name}, open today.")
+    today = (
+        "today is the " + ", ".join(name for _, name in f.patient.open_visits) + " visit"
+        if f.patient.open_visits
+        else "no infusion visit is open today"
+    )
+    return CheckResult(Check.VISIT, title, False, f"This dose is for {f.dose.visit_name}; {today}.")
+
+
+def _prepared(f: BedsideFacts) -> CheckResult:
+    title = "Dose prepared and second-checked"
+    if f.dose is None:
+        return CheckResult(Check.PREPARED, title, False, NOT_IDENTIFIED)
+    if f.dose.status not in (DoseStatus.PREPARED.value, DoseStatus.INFUSED.value):
+        return CheckResult(
+            Check.PREPARED, title, False, f"The dose order is {f.dose.status}, not prepared."
+        )
+    if not f.dose.second_check_valid:
+        return CheckResult(
+            Check.PREPARED,
+            title,
+            False,
+            "The second check's signature is missing or no longer matches the dose.",
+        )
+    return CheckResult(Check.PREPARED, title, True, "Second check signed and valid.")
+
+
+def _released(f: BedsideFacts) -> CheckResult:
+    title = "Product released and unexpired"
+    if f.dose is None:
+        return CheckResult(Check.RELEASED, title, False, NOT_IDENTIFIED)
+    if not f.dose.lots:
+        return CheckResult(Check.RELEASED, title, False, "No lot is known for the dose's bags.")
+    problems = []
+    for lot in f.dose.lots:
+        if lot.status != LotStatus.RELEASED.value:
+            problems.append(f"Lot {lot.number} is {lot.status}, not released.")
+        elif lot.expires_at is None or lot.expires_at <= f.now:
+            when = _local(lot.expires_at, f.zone) if lot.expires_at else "has no expiry"
+            problems.append(f"Lot {lot.number} expired ({when}).")
+    if problems:
+        return CheckResult(Check.RELEASED, title, False, " ".join(problems))
+    return CheckResult(
+        Check.RELEASED,
+        title,
+        True,
+        "; ".join(
+            f"lot {lot.number} released, expires {_local(lot.expires_at, f.zone)}"  # type: ignore[arg-type]
+            for lot in f.dose.lots
+        )
+        + ".",
+    )
+
+
+def _not_recalled(f: BedsideFacts) -> CheckResult:
+    title = "Received; not recalled, quarantined or on hold"
+    if f.dose is None:
+        return CheckResult(Check.NOT_RECALLED, title, False, NOT_IDENTIFIED)
+    problems = []
+    if f.dose.shipment_status is None:
+        problems.append("The dose has not left the lab.")
+    elif f.dose.shipment_status == ShipmentStatus.IN_TRANSIT.value:
+        problems.append("The shipment is in transit: receive it at the clinic first.")
+    elif f.dose.shipment_status == ShipmentStatus.HELD.value:
+        problems.append(f"Held for QA at receipt: {f.dose.hold_reason}")
+    elif f.dose.shipment_status != ShipmentStatus.RECEIVED.value:
+        problems.append(f"The shipment was {f.dose.shipment_status}.")
+    usable = {UnitStatus.DISPENSED.value, UnitStatus.INFUSED.value}
+    for code, status in f.dose.units:
+        if status not in usable:
+            problems.append(f"{code} is {status}.")
+    if problems:
+        return CheckResult(Check.NOT_RECALLED, title, False, " ".join(problems))
+    return CheckResult(Check.NOT_RECALLED, title, True, "Received at the clinic; no hold.")
+
+
+def _thaw(f: BedsideFacts) -> CheckResult:
+    if f.dose is None:
+        return CheckResult(Check.THAW, "Within the thaw window", False, NOT_IDENTIFIED)
+    title = f"Thawed, infusion starts within {f.dose.thaw_window_minutes} min of the thaw"
+    if f.dose.bags_thawed < f.dose.bags or f.dose.thaw_expires_at is None:
+        return CheckResult(
+            Check.THAW,
+            title,
+            False,
+            f"{f.dose.bags_thawed} of {f.dose.bags} bag(s) thawed; scan each bag to start and "
+            "complete its thaw.",
+        )
+    if f.now > f.dose.thaw_expires_at:
+        return CheckResult(
+            Check.THAW,
+            title,
+            False,
+            f"The thaw window closed at {_local(f.dose.thaw_expires_at, f.zone)}; this dose "
+            "may no longer be infused.",
+        )
+    left = (f.dose.thaw_expires_at - f.now).total_seconds() / 60
+    return CheckResult(
+        Check.THAW,
+        title,
+        True,
+        f"Start by {_local(f.dose.thaw_expires_at, f.zone)} ({left:.0f} min left).",
+    )
+
+
+def _weight(f: BedsideFacts) -> CheckResult:
+    if f.limits is None or f.patient is None or f.dose is None:
+        return CheckResult(Check.WEIGHT, "Dose fits the current weight", False, NOT_IDENTIFIED)
+    limits = f.limits
+    title = f"Dose within ± {limits.tolerance_percent:g} % for the latest weight"
+    kg, measured = f.patient.latest_weight_kg, f.patient.latest_weight_at
+    if kg is None or measured is None:
+        return CheckResult(Check.WEIGHT, title, False, "No weight is on file.")
+    problems = []
+    if f.now - measured > dt.timedelta(days=limits.weight_recency_days):
+        problems.append(
+            f"The latest weight ({kg:g} kg) was measured {_local(measured, f.zone)}, more than "
+            f"{limits.weight_recency_days} days ago."
+        )
+    change = (kg - f.dose.weight_used_kg) / f.dose.weight_used_kg * 100
+    if abs(change) >= limits.weight_change_flag_percent:
+        problems.append(
+            f"The weight changed {change:+.1f} % since the dose was prepared "
+            f"({f.dose.weight_used_kg:g} → {kg:g} kg); the dose must be prepared again."
+        )
+    target = limits.dose_per_kg * kg
+    deviation = (f.dose.delivered_cells - target) / target * 100
+    accepted = f.dose.override and abs(kg - f.dose.weight_used_kg) < 1e-9
+    if abs(deviation) > limits.tolerance_percent + 1e-9 and not accepted:
+        problems.append(
+            f"The dose delivers {deviation:+.1f} % of {target:.3g} cells for {kg:g} kg, outside "
+            f"± {limits.tolerance_percent:g} %."
+        )
+    if problems:
+        return CheckResult(Check.WEIGHT, title, False, " ".join(problems))
+    note = (
+        " (outside tolerance, accepted by an investigator's signed override)"
+        if (abs(deviation) > limits.tolerance_percent + 1e-9)
+        else ""
+    )
+    return CheckResult(
+        Check.WEIGHT,
+        title,
+        True,
+        f"{kg:g} kg measured {_local(measured, f.zone)}: {deviation:+.1f} % of "
+        f"{target:.3g} cells{note}.",
+    )
+
+
+def _arm(f: BedsideFacts) -> CheckResult:
+    title = "Patient in an arm that receives cells"
+    if f.patient is None:
+        return CheckResult(Check.ARM, title, False, NOT_IDENTIFIED)
+    if not f.patient.receives_cells:
+        return CheckResult(
+            Check.ARM,
+            title,
+            False,
+            f"{f.patient.study_id} is in the {f.patient.arm_name} arm, which never receives cells.",
+        )
+    return CheckResult(Check.ARM, title, True, f"{f.patient.arm_name}.")
+
+
+def _visit_window(f: BedsideFacts) -> CheckResult:
+    title = "Visit within its window"
+    if f.dose is None:
+        return CheckResult(Check.VISIT_WINDOW, title, False, NOT_IDENTIFIED)
+    window = (
+        f.dose.visit_earliest.isoformat()
+        if f.dose.visit_earliest == f.dose.visit_latest
+        else f"{f.dose.visit_earliest.isoformat()} – {f.dose.visit_latest.isoformat()}"
+    )
+    if not f.dose.visit_earliest <= f.today <= f.dose.visit_latest:
+        return CheckResult(
+            Check.VISIT_WINDOW,
+            title,
+            False,
+            f"{f.dose.visit_name} is {window}; today is {f.today.isoformat()}.",
+        )
+    return CheckResult(Check.VISIT_WINDOW, title, True, f"{f.dose.visit_name}: {window}.")
+
+
+def _not_infused(f: BedsideFacts) -> CheckResult:
+    title = "Not already infused"
+    if f.dose is None:
+        return CheckResult(Check.NOT_INFUSED, title, False, NOT_IDENTIFIED)
+    gone = [code for code, status in f.dose.units if status == UnitStatus.INFUSED.value]
+    if f.dose.infused or f.dose.status == DoseStatus.INFUSED.value or gone:
+        return CheckResult(
+            Check.NOT_INFUSED, title, False, f"{f.dose.dose_code} was already infused."
+        )
+    return CheckResult(Check.NOT_INFUSED, title, True, "Never infused.")
+
+
+RULES: tuple[Callable[[BedsideFacts], CheckResult], ...] = (
+    _patient,
+    _visit,
+    _prepared,
+    _released,
+    _not_recalled,
+    _thaw,
+    _weight,
+    _arm,
+    _visit_window,
+    _not_infused,
+)
+
+
+# --- gathering the facts ------------------------------------------------------------------------
+
+
+def resolve_wristband(session: Session, scan: str) -> Patient:
+    """The patient a scanned wristband names, or a clear error saying what was scanned."""
+    issued = numbering.lookup(session, scan)
+    if issued.kind != "COI" or issued.entity_type != "patient" or issued.entity_id is None:
+        what = {"UNIT": "a unit's label (a bag or a dose?)", "DIN": "a donation's DIN"}.get(
+            issued.kind, f"a {issued.kind} code"
+        )
+        raise InvalidInput(
+            f"{issued.code} is {what}, not a patient's wristband; scan the wristband first.",
+            errors={"wristband": ["Not a wristband."]},
+        )
+    return patients.get_patient(session, int(issued.entity_id))
+
+
+def gather(
+    session: Session, wristband_scan: str, label_scan: str, *, now: dt.datetime, zone: ZoneInfo
+) -> tuple[BedsideFacts, Patient | None, DoseOrder | None]:
+    """The facts behind a verdict, and the records the scans resolved to."""
+    patient: Patient | None = None
+    wristband_problem = label_problem = None
+    try:
+        patient = resolve_wristband(session, wristband_scan)
+    except (InvalidIdentifier, DomainError) as problem:
+        wristband_problem = _problem_text(problem)
+    order: DoseOrder | None = None
+    try:
+        order = scan_dose(session, label_scan).order
+    except (InvalidIdentifier, DomainError) as problem:
+        label_problem = _problem_text(problem)
+    facts = BedsideFacts(
+        now=now,
+        zone=zone,
+        patient=_patient_facts(session, patient, now=now, zone=zone) if patient else None,
+        wristband_problem=wristband_problem,
+        dose=_dose_facts(session, order) if order else None,
+        label_problem=label_problem,
+        limits=_limits(patient or (order.patient if order else None)),
+    )
+    return facts, patient, order
+
+
+def _patient_facts(
+    session: Session, patient: Patient, *, now: dt.datetime, zone: ZoneInfo
+) -> PatientFacts:
+    today = now.astimezone(zone).date()
+    weight = patients.latest_weight(session, patient)
+    return PatientFacts(
+        id=patient.id,
+        study_id=patient.study_id,
+        coi=patient.coi,
+        arm_name=patients.arm_name(patient),
+        receives_cells=patients.receives_cells(patient),
+        open_visits=tuple(
+            (visit.code, visit.name)
+            for visit in patients.schedule(patient)
+            if visit.infusion and visit.open_on(today)
+        ),
+        latest_weight_kg=weight.weight_kg if weight else None,
+        latest_weight_at=weight.measured_at if weight else None,
+    )
+
+
+def _dose_facts(session: Session, order: DoseOrder) -> DoseFacts:
+    visit = patients.visit_of(order.patient, order.visit)
+    shipment = shipment_of(session, order)
+    thaw = thaw_state(session, order)
+    second_checks = [
+        entry
+        for entry in signatures.manifest(session, order)
+        if entry.meaning == SECOND_CHECK_MEANING
+    ]
+    infused = (
+        session.execute(select(Infusion.id).where(Infusion.dose_order_id == order.id)).first()
+        is not None
+    )
+    return DoseFacts(
+        order_id=order.id,
+        dose_code=order.dose_unit.code if order.dose_unit else f"dose order {order.id}",
+        patient_id=order.patient_id,
+        patient_study_id=order.patient.study_id,
+        patient_coi=order.patient.coi,
+        visit=order.visit,
+        visit_name=visit.name,
+        visit_earliest=visit.earliest,
+        visit_latest=visit.latest,
+        status=order.status,
+        second_check_valid=order.checked_by_id is not None
+        and bool(second_checks)
+        and all(entry.valid for entry in second_checks),
+        lots=tuple(
+            LotFacts(number=lot.lot_number, status=lot.status, expires_at=lot.expires_at)
+            for lot in lots_of_dose(session, order)
+        ),
+        units=tuple((unit.code, unit.status) for unit in units_of_dose(order)),
+        shipment_status=shipment.status if shipment else None,
+        hold_reason=shipment.hold_reason if shipment else None,
+        bags=thaw.bag_count,
+        bags_thawed=sum(1 for t in thaw.thaws if t.completed_at is not None),
+        thaw_expires_at=thaw.expires_at,
+        thaw_window_minutes=thaw.window_minutes,
+        delivered_cells=order.delivered_cells,
+        weight_used_kg=order.weight.weight_kg,
+        override=order.override_reason is not None,
+        infused=infused,
+    )
+
+
+def _limits(patient: Patient | None) -> ProtocolLimits | None:
+    if patient is None:
+        return None
+    parameters = patient.protocol.parameters
+    return ProtocolLimits(
+        dose_per_kg=float(parameters["dose_viable_cells_per_kg"]),
+        tolerance_percent=float(parameters["dose_tolerance_percent"]),
+        weight_recency_days=int(parameters["weight_recency_days"]),
+        weight_change_flag_percent=float(parameters["weight_change_flag_percent"]),
+    )
+
+
+# --- use cases ----------------------------------------------------------------------------------
+
+
+def verify(
+    session: Session,
+    wristband_scan: str,
+    label_scan: str,
+    *,
+    actor: User,
+    now: dt.datetime,
+    zone: ZoneInfo,
+    recheck_of: BedsideCheck | None = None,
+) -> BedsideCheck:
+    """Scan wristband and label: every check, one verdict, recorded (a stop too)."""
+    if not (wristband_scan or "").strip():
+        raise InvalidInput("Scan the patient's wristband.", errors={"wristband": ["Required."]})
+    if not (label_scan or "").strip():
+        raise InvalidInput("Scan the bag or dose label.", errors={"label": ["Required."]})
+    facts, patient, order = gather(session, wristband_scan, label_scan, now=now, zone=zone)
+    results = evaluate(facts)
+    verdict = verdict_of(results)
+    check = BedsideCheck(
+        checked_at=now,
+        checked_by_id=actor.id,
+        wristband_scan=wristband_scan.strip()[:SCAN_LENGTH],
+        label_scan=label_scan.strip()[:SCAN_LENGTH],
+        patient_id=patient.id if patient else None,
+        unit_id=order.dose_unit_id if order else None,
+        dose_order_id=order.id if order else None,
+        verdict=verdict.value,
+        checks_json=json.dumps([r.as_json() for r in results], ensure_ascii=False),
+        recheck_of_id=recheck_of.id if recheck_of else None,
+    )
+    session.add(check)
+    session.flush()
+    failed = [r.code.value for r in results if not r.passed]
+    if verdict == Verdict.STOP and order is not None and order.dose_unit is not None:
+        chain.record_custody(
+            session,
+            order.dose_unit,
+            CustodyInput(
+                EventType.SCANNED,
+                note=f"bedside STOP (check {check.id}): " + ", ".join(failed),
+            ),
+            actor=actor,
+            now=now,
+        )
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="bedside.go" if verdict == Verdict.GO else "bedside.stopped",
+        entity_type="bedside_check",
+        entity_id=check.id,
+        changes={
+            "verdict": (None, verdict.value),
+            "patient": (None, patient.study_id if patient else None),
+            "dose_unit": (None, order.dose_unit.code if order and order.dose_unit else None),
+            "failed": (None, failed),
+        },
+    )
+    return check
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A clinician signing the bedside check: who, and their password typed now."""
+
+    user: User
+    password: str
+
+
+def sign_off(
+    session: Session, check: BedsideCheck, *, first: Signer, second: Signer, now: dt.datetime
+) -> BedsideCheck:
+    """Two different clinicians sign a go, each with their own password."""
+    if not check.go:
+        raise Conflict(
+            "A stop cannot be signed: nothing is started from a red verdict. Resolve what "
+            "failed and scan again.",
+            title="Stopped",
+        )
+    if len(bedside_signatures(session, check)) >= 2:
+        raise Conflict(f"Bedside check {check.id} is already signed by two clinicians.")
+    for signer in (first, second):
+        if not has_permission(signer.user.roles, Permission.ADMINISTER_DOSES):
+            raise PermissionDenied(
+                f"{signer.user.full_name} is not clinic staff; two clinicians sign at the bedside."
+            )
+    if first.user.id == second.user.id:
+        raise InvalidInput(
+            "The same clinician cannot sign twice: two different people verify at the bedside.",
+            errors={"second_username": ["Must be a different clinician from the first."]},
+        )
+    signatures.sign_by_two(
+        session,
+        record=check,
+        first=(first.user, first.password, BEDSIDE_MEANING),
+        second=(second.user, second.password, BEDSIDE_MEANING),
+        now=now,
+    )
+    audit.record(
+        session,
+        actor=first.user,
+        at=now,
+        action="bedside.signed",
+        entity_type="bedside_check",
+        entity_id=check.id,
+        changes={"signed_by": (None, [first.user.username, second.user.username])},
+    )
+    return check
+
+
+def bedside_signatures(session: Session, check: BedsideCheck) -> list[signatures.SignatureManifest]:
+    """The valid bedside signatures on ``check``."""
+    return [
+        entry
+        for entry in signatures.manifest(session, check)
+        if entry.meaning == BEDSIDE_MEANING and entry.valid
+    ]
+
+
+def get_check(session: Session, check_id: int) -> BedsideCheck:
+    check = session.get(BedsideCheck, check_id)
+    if check is None:
+        raise NotFound(f"There is no bedside check {check_id}.")
+    return check
+
+
+def checks_of_order(session: Session, order: DoseOrder) -> list[BedsideCheck]:
+    return list(
+        session.execute(
+            select(BedsideCheck)
+            .where(BedsideCheck.dose_order_id == order.id)
+            .order_by(BedsideCheck.checked_at, BedsideCheck.id)
+        ).scalars()
+    )
+
+
+def stops_of_patient(session: Session, patient: Patient) -> list[BedsideCheck]:
+    return list(
+        session.execute(
+            select(BedsideCheck)
+            .where(
+                BedsideCheck.patient_id == patient.id,
+                BedsideCheck.verdict == Verdict.STOP.value,
+            )
+            .order_by(BedsideCheck.checked_at.desc())
+        ).scalars()
+    )
+
+
+def _problem_text(problem: Exception) -> str:
+    return problem.detail if isinstance(problem, DomainError) else str(problem)
+
+
+def _local(value: dt.datetime, zone: ZoneInfo) -> str:
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")

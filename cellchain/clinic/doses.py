@@ -1,0 +1,83 @@
+"""Finding a dose from what is scanned at the clinic: its dose label or one of its bags.
+
+A prepared dose is a unit made, at the second check, from the bags allocated to its order;
+both its label and the bags' labels name the dose. A scan is resolved whole and exactly
+(``chain.resolve_unit``); a unit that belongs to no live dose is refused with what it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cellchain.chain import service as chain
+from cellchain.chain.models import Unit, UnitKind
+from cellchain.dosing.models import DoseBag, DoseOrder, DoseStatus
+from cellchain.errors import InvalidInput
+from cellchain.manufacturing.models import Lot
+from cellchain.quality.results import lot_of_unit
+
+
+class NotADose(InvalidInput):
+    """A scanned unit that is not a prepared dose or one of its bags."""
+
+    title = "Not a dose"
+    type_slug = "not-a-dose"
+
+
+@dataclass(frozen=True)
+class ScannedDose:
+    """What a scanned label named: the unit itself and the dose order it belongs to."""
+
+    unit: Unit
+    order: DoseOrder
+
+
+def dose_of_unit(session: Session, unit: Unit) -> DoseOrder | None:
+    """The live (not cancelled) dose order ``unit`` is the prepared dose or a bag of."""
+    if unit.kind == UnitKind.PREPARED_DOSE.value:
+        return session.execute(
+            select(DoseOrder).where(DoseOrder.dose_unit_id == unit.id)
+        ).scalar_one_or_none()
+    return session.execute(
+        select(DoseOrder)
+        .join(DoseBag, DoseBag.order_id == DoseOrder.id)
+        .where(DoseBag.unit_id == unit.id, DoseOrder.status != DoseStatus.CANCELLED.value)
+    ).scalar_one_or_none()
+
+
+def scan_dose(session: Session, code: str) -> ScannedDose:
+    """The dose a scanned dose label or bag label names, or a clear error saying why not."""
+    unit = chain.resolve_unit(session, code)
+    order = dose_of_unit(session, unit)
+    if order is None or order.dose_unit_id is None:
+        what = (
+            "a bag of no prepared dose"
+            if unit.kind == UnitKind.CRYOBAG.value
+            else (f"a {unit.kind_label}, not a dose or a dose's bag")
+        )
+        raise NotADose(
+            f"{unit.code} is {what}; scan the dose label or a bag of the dose.",
+            errors={"scan": [f"{unit.code} belongs to no prepared dose."]},
+        )
+    return ScannedDose(unit=unit, order=order)
+
+
+def units_of_dose(order: DoseOrder) -> list[Unit]:
+    """The prepared dose and its bags: what travels, is received and is infused together."""
+    units = [bag.unit for bag in order.bags]
+    if order.dose_unit is not None:
+        units.insert(0, order.dose_unit)
+    return units
+
+
+def lots_of_dose(session: Session, order: DoseOrder) -> list[Lot]:
+    """The lots of the dose's bags (one donation, usually one lot), first seen first."""
+    lots: dict[int, Lot] = {}
+    for bag in order.bags:
+        lot = lot_of_unit(session, bag.unit)
+        if lot is not None:
+            lots.setdefault(lot.id, lot)
+    return list(lots.values())

@@ -1,0 +1,229 @@
+"""Infusions: started from a signed go, ended with what was given (DOMAIN.md §8).
+
+``start`` is allowed only from a bedside check whose verdict was go and which two different
+clinicians signed, by one of them. Every check is made again at that moment (the thaw window
+may have closed since): if any fails, a new stop is recorded and nothing starts. The infusion
+row is unique per dose order and the dose moves prepared → infused in a guarded update, so of
+two bedside devices starting the same dose at once exactly one infusion exists.
+
+Services flush; the caller commits (one use case, one transaction).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cellchain.chain import service as chain
+from cellchain.chain.models import UnitStatus
+from cellchain.clinic import bedside
+from cellchain.clinic.doses import units_of_dose
+from cellchain.clinic.models import (
+    INFUSION_TRANSITIONS,
+    BedsideCheck,
+    Infusion,
+    InfusionStatus,
+)
+from cellchain.core import audit
+from cellchain.core.guarded import update_if
+from cellchain.core.models import User
+from cellchain.dosing.models import DoseOrder, DoseStatus, Patient
+from cellchain.dosing.patients import summarize
+from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
+
+#: Volumes are read from a syringe graduated in 0.1 mL.
+VOLUME_READING_ML = 0.05
+
+
+@dataclass(frozen=True)
+class Started:
+    """What pressing start did: the infusion, or the stop recorded when a check now fails."""
+
+    infusion: Infusion | None
+    stop: BedsideCheck | None
+
+
+@dataclass(frozen=True)
+class InfusionEnd:
+    """What the clinician records at the end of the infusion."""
+
+    volume_infused_ml: float
+    rate_ml_per_h: float
+    reaction: str | None = None
+    stopped_early: bool = False
+    ended_at: dt.datetime | None = None
+
+
+def start(
+    session: Session, check: BedsideCheck, *, actor: User, now: dt.datetime, zone: ZoneInfo
+) -> Started:
+    """Start the infusion of the checked dose, if every check still passes now."""
+    if not check.go:
+        raise Conflict(
+            "Nothing can be started from a stop. Resolve what failed and scan again.",
+            title="Stopped",
+        )
+    signed = bedside.bedside_signatures(session, check)
+    signers = {entry.username for entry in signed}
+    if len(signers) < 2:
+        raise Conflict(
+            "Two different clinicians must sign the bedside check before the infusion starts.",
+            title="Not signed",
+        )
+    if actor.username not in signers:
+        raise Conflict(
+            "The infusion is started by one of the two clinicians who signed the check.",
+            title="Not a signer",
+        )
+    recheck = bedside.verify(
+        session,
+        check.wristband_scan,
+        check.label_scan,
+        actor=actor,
+        now=now,
+        zone=zone,
+        recheck_of=check,
+    )
+    if not recheck.go:
+        return Started(infusion=None, stop=recheck)
+    order = check.dose_order
+    assert order is not None and check.patient_id is not None
+    infusion = Infusion(
+        dose_order_id=order.id,
+        patient_id=check.patient_id,
+        bedside_check_id=check.id,
+        status=InfusionStatus.IN_PROGRESS.value,
+        started_at=now,
+        administered_by_id=actor.id,
+    )
+    try:
+        with session.begin_nested():  # one infusion per dose: a second start finds it taken
+            session.add(infusion)
+    except IntegrityError as error:
+        raise _already_started(order) from error
+    # Conditional on the status read, as a second guard on the same rule.
+    if not update_if(
+        session,
+        order,
+        DoseOrder.status == DoseStatus.PREPARED.value,
+        status=DoseStatus.INFUSED.value,
+    ):
+        raise _already_started(order)
+    for unit in units_of_dose(order):
+        chain.change_status(
+            session,
+            unit,
+            UnitStatus.INFUSED,
+            actor=actor,
+            now=now,
+            reason=f"infused to {order.patient.study_id} ({order.visit}), infusion {infusion.id}",
+        )
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="infusion.started",
+        entity_type="infusion",
+        entity_id=infusion.id,
+        changes={
+            "patient": (None, order.patient.study_id),
+            "dose_unit": (None, order.dose_unit.code if order.dose_unit else None),
+            "visit": (None, order.visit),
+            "bedside_check": (None, check.id),
+            "recheck": (None, recheck.id),
+        },
+    )
+    return Started(infusion=infusion, stop=None)
+
+
+def end(
+    session: Session, infusion: Infusion, form: InfusionEnd, *, actor: User, now: dt.datetime
+) -> Infusion:
+    """Record the end: when, the volume infused, the rate and any reaction."""
+    target = InfusionStatus.STOPPED if form.stopped_early else InfusionStatus.COMPLETED
+    if target not in INFUSION_TRANSITIONS[InfusionStatus(infusion.status)]:
+        raise StateConflict(f"Infusion {infusion.id}", infusion.status, target.value)
+    ended_at = form.ended_at or now
+    drawn = infusion.dose_order.volume_ml
+    errors: dict[str, list[str]] = {}
+    if ended_at > now:
+        errors["ended_at"] = ["The end cannot be in the future."]
+    elif ended_at < infusion.started_at:
+        errors["ended_at"] = ["The end cannot be before the start."]
+    if not math.isfinite(form.volume_infused_ml) or form.volume_infused_ml < 0:
+        errors["volume_infused_ml"] = ["Enter the volume infused in mL (0 or more)."]
+    elif form.volume_infused_ml > drawn + VOLUME_READING_ML:
+        errors["volume_infused_ml"] = [
+            f"{form.volume_infused_ml:g} mL is more than the {drawn:.1f} mL drawn for this dose."
+        ]
+    if not math.isfinite(form.rate_ml_per_h) or form.rate_ml_per_h <= 0:
+        errors["rate_ml_per_h"] = ["Enter the rate in mL/h (more than 0)."]
+    reaction = (form.reaction or "").strip() or None
+    if form.stopped_early and reaction is None:
+        errors["reaction"] = ["Say why the infusion was stopped early (the reaction seen)."]
+    if errors:
+        raise InvalidInput("The end was not recorded: " + summarize(errors), errors=errors)
+    if not update_if(
+        session,
+        infusion,
+        Infusion.status == InfusionStatus.IN_PROGRESS.value,
+        status=target.value,
+        ended_at=ended_at,
+        volume_infused_ml=form.volume_infused_ml,
+        rate_ml_per_h=form.rate_ml_per_h,
+        reaction=reaction,
+        ended_recorded_at=now,
+        ended_recorded_by_id=actor.id,
+    ):
+        raise Conflict(f"The end of infusion {infusion.id} was recorded by someone else.")
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="infusion.ended",
+        entity_type="infusion",
+        entity_id=infusion.id,
+        changes={
+            "status": (InfusionStatus.IN_PROGRESS.value, target.value),
+            "ended_at": (None, ended_at),
+            "volume_infused_ml": (None, form.volume_infused_ml),
+            "rate_ml_per_h": (None, form.rate_ml_per_h),
+            "reaction": (None, reaction),
+        },
+    )
+    return infusion
+
+
+def get_infusion(session: Session, infusion_id: int) -> Infusion:
+    infusion = session.get(Infusion, infusion_id)
+    if infusion is None:
+        raise NotFound(f"There is no infusion {infusion_id}.")
+    return infusion
+
+
+def infusion_of(session: Session, order: DoseOrder) -> Infusion | None:
+    return session.execute(
+        select(Infusion).where(Infusion.dose_order_id == order.id)
+    ).scalar_one_or_none()
+
+
+def infusions_of(session: Session, patient: Patient) -> list[Infusion]:
+    return list(
+        session.execute(
+            select(Infusion).where(Infusion.patient_id == patient.id).order_by(Infusion.started_at)
+        ).scalars()
+    )
+
+
+def _already_started(order: DoseOrder) -> Conflict:
+    return Conflict(
+        f"The infusion of {order.dose_unit.code if order.dose_unit else order.id} was started "
+        "from another bedside device a moment ago; it is given once.",
+        title="Already started",
+    )

@@ -1,0 +1,498 @@
+"""Shipments: prepared doses leave the lab in a dry shipper, every hand-off on the way is a
+scanned custody event, and the receipt at the clinic accepts them or holds them for QA.
+
+* ``dispatch``: the technician scans the dose labels into a shipment (shipper and temperature
+  logger IDs) and hands it to the courier. Each dose and its bags move allocated → dispensed
+  in a guarded update, so a dose leaves in one shipment only.
+* ``hand_off``: the shipper's ID (or a dose label in it) is scanned at each hand-off; the
+  event is recorded on every unit in it.
+* ``receive``: the clinic records when it arrived, the temperature inside the shipper, the
+  condition and whether the logger showed an excursion. A temperature above the product's
+  storage limit, damage or a logger excursion holds the shipment for QA; nothing in it can be
+  thawed or pass the bedside check until QA accepts it.
+* ``decide_hold``: QA accepts (the doses may be used) or rejects (each dose is cancelled and
+  its units discarded) a held shipment with an e-signature and a reason.
+
+Services flush; the caller commits (one use case, one transaction).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cellchain.chain import service as chain
+from cellchain.chain.models import EventType, UnitEvent, UnitStatus
+from cellchain.chain.service import CustodyInput
+from cellchain.clinic.doses import lots_of_dose, scan_dose, units_of_dose
+from cellchain.clinic.models import (
+    SHIPMENT_TRANSITIONS,
+    Condition,
+    Shipment,
+    ShipmentItem,
+    ShipmentStatus,
+)
+from cellchain.core import audit, signatures
+from cellchain.core.guarded import update_if
+from cellchain.core.identifiers import InvalidIdentifier
+from cellchain.core.models import User
+from cellchain.dosing.models import DoseOrder, DoseStatus
+from cellchain.dosing.patients import summarize
+from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
+from cellchain.manufacturing.storage import DEFAULT_STORAGE_MAX_C
+
+#: Where a shipment starts.
+DISPATCH_LOCATION = "GMP lab — dispatch"
+ACCEPT_MEANING = "approval: held shipment accepted for clinical use"
+REJECT_MEANING = "rejection: held shipment rejected, its doses discarded"
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """What the technician enters and scans to send doses to the clinic."""
+
+    shipper_id: str
+    logger_id: str
+    destination: str
+    courier: str
+    dose_scans: Sequence[str]
+
+
+@dataclass(frozen=True)
+class HandOff:
+    """A hand-off on the way: what was scanned, who took custody, where, the temperature."""
+
+    scan: str
+    counterparty: str
+    location: str | None = None
+    temperature_c: float | None = None
+    at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The clinic's receipt: what was scanned, when it arrived, the temperature inside the
+    shipper, its condition and whether the logger showed an excursion in transit."""
+
+    scan: str
+    temperature_c: float | None
+    condition: str
+    logger_excursion: bool
+    received_at: dt.datetime | None = None
+    note: str | None = None
+
+
+def dispatch(session: Session, form: Dispatch, *, actor: User, now: dt.datetime) -> Shipment:
+    """Send prepared doses to the clinic; refused with every problem, nothing written then."""
+    errors: dict[str, list[str]] = {}
+    for field in ("shipper_id", "logger_id", "destination", "courier"):
+        if not getattr(form, field).strip():
+            errors[field] = ["Required."]
+    orders: dict[int, DoseOrder] = {}
+    scans = [scan for scan in form.dose_scans if scan.strip()]
+    if not scans:
+        errors.setdefault("doses", []).append("Scan the label of at least one prepared dose.")
+    for scan in scans:
+        try:
+            order = scan_dose(session, scan).order
+        except (InvalidIdentifier, NotFound, InvalidInput) as problem:
+            errors.setdefault("doses", []).append(str(problem))
+            continue
+        problem_text = _not_shippable(session, order)
+        if problem_text:
+            errors.setdefault("doses", []).append(problem_text)
+        orders[order.id] = order
+    if errors:
+        raise InvalidInput("The shipment was not dispatched: " + summarize(errors), errors=errors)
+    shipment = Shipment(
+        shipper_id=form.shipper_id.strip(),
+        logger_id=form.logger_id.strip(),
+        destination=form.destination.strip(),
+        status=ShipmentStatus.IN_TRANSIT.value,
+        dispatched_at=now,
+        dispatched_by_id=actor.id,
+    )
+    session.add(shipment)
+    session.flush()
+    for order in orders.values():
+        session.add(ShipmentItem(shipment_id=shipment.id, dose_order_id=order.id))
+        for unit in units_of_dose(order):
+            try:
+                chain.change_status(
+                    session,
+                    unit,
+                    UnitStatus.DISPENSED,
+                    actor=actor,
+                    now=now,
+                    reason=f"dispatched to the clinic in shipment {shipment.id}",
+                )
+            except Conflict as error:
+                raise Conflict(
+                    f"{unit.code} was dispatched or changed by someone else a moment ago; "
+                    "reload and scan the doses again.",
+                    title="Dose taken",
+                ) from error
+            chain.record_custody(
+                session,
+                unit,
+                CustodyInput(
+                    EventType.HANDED_OFF,
+                    location=DISPATCH_LOCATION,
+                    counterparty=form.courier,
+                    note=_shipment_note(shipment),
+                ),
+                actor=actor,
+                now=now,
+            )
+    session.flush()
+    session.refresh(shipment)
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="shipment.dispatched",
+        entity_type="shipment",
+        entity_id=shipment.id,
+        changes={
+            "shipper_id": (None, shipment.shipper_id),
+            "logger_id": (None, shipment.logger_id),
+            "destination": (None, shipment.destination),
+            "courier": (None, form.courier.strip()),
+            "doses": (None, [o.dose_unit.code for o in orders.values()]),  # type: ignore[union-attr]
+        },
+    )
+    return shipment
+
+
+def hand_off(
+    session: Session, shipment: Shipment, form: HandOff, *, actor: User, now: dt.datetime
+) -> list[UnitEvent]:
+    """A hand-off of the shipment on its way, recorded on every unit in it."""
+    if shipment.status != ShipmentStatus.IN_TRANSIT.value:
+        raise Conflict(
+            f"Shipment {shipment.id} is {shipment.status_label}; hand-offs end at its receipt.",
+            title="Shipment not in transit",
+        )
+    _require_scan_of(session, shipment, form.scan)
+    events = [
+        chain.record_custody(
+            session,
+            unit,
+            CustodyInput(
+                EventType.HANDED_OFF,
+                at=form.at,
+                location=form.location,
+                counterparty=form.counterparty,
+                temperature_c=form.temperature_c,
+                note=_shipment_note(shipment),
+            ),
+            actor=actor,
+            now=now,
+        )
+        for unit in _units(shipment)
+    ]
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="shipment.handed_off",
+        entity_type="shipment",
+        entity_id=shipment.id,
+        changes={
+            "counterparty": (None, form.counterparty.strip()),
+            "temperature_c": (None, form.temperature_c),
+        },
+    )
+    return events
+
+
+def receive(
+    session: Session, shipment: Shipment, form: Receipt, *, actor: User, now: dt.datetime
+) -> Shipment:
+    """Receive the shipment at the clinic; an excursion, damage or a logger alarm holds it."""
+    if shipment.status != ShipmentStatus.IN_TRANSIT.value:
+        raise Conflict(
+            f"Shipment {shipment.id} was already received"
+            + (
+                f" at {shipment.received_at.isoformat(timespec='minutes')}"
+                if shipment.received_at
+                else ""
+            )
+            + (f" by {shipment.received_by.full_name}" if shipment.received_by else "")
+            + f"; it is {shipment.status_label}. A shipment is received once.",
+            title="Already received",
+        )
+    errors = _receipt_errors(form, shipment, now)
+    if errors:
+        raise InvalidInput("The receipt was not recorded: " + summarize(errors), errors=errors)
+    _require_scan_of(session, shipment, form.scan)
+    assert form.temperature_c is not None
+    limit = storage_limit(session, shipment)
+    reasons = hold_reasons(form, limit)
+    target = ShipmentStatus.HELD if reasons else ShipmentStatus.RECEIVED
+    received_at = form.received_at or now
+    # Conditional on the status read: a shipment received twice at once is received once.
+    if not update_if(
+        session,
+        shipment,
+        Shipment.status == ShipmentStatus.IN_TRANSIT.value,
+        status=target.value,
+        received_at=received_at,
+        received_by_id=actor.id,
+        arrival_temperature_c=form.temperature_c,
+        condition=form.condition,
+        logger_excursion=form.logger_excursion,
+        receipt_note=(form.note or "").strip() or None,
+        hold_reason=" ".join(reasons) or None,
+    ):
+        raise Conflict(
+            f"Shipment {shipment.id} was received by someone else a moment ago.",
+            title="Already received",
+        )
+    for unit in _units(shipment):
+        chain.record_custody(
+            session,
+            unit,
+            CustodyInput(
+                EventType.RECEIVED,
+                at=received_at,
+                location=shipment.destination,
+                temperature_c=form.temperature_c,
+                note=_shipment_note(shipment)
+                + (f"; held for QA: {' '.join(reasons)}" if reasons else ""),
+            ),
+            actor=actor,
+            now=now,
+        )
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="shipment.held" if reasons else "shipment.received",
+        entity_type="shipment",
+        entity_id=shipment.id,
+        changes={
+            "status": (ShipmentStatus.IN_TRANSIT.value, target.value),
+            "arrival_temperature_c": (None, form.temperature_c),
+            "condition": (None, form.condition),
+            "logger_excursion": (None, form.logger_excursion),
+        },
+        reason=" ".join(reasons) or None,
+    )
+    return shipment
+
+
+def decide_hold(
+    session: Session,
+    shipment: Shipment,
+    *,
+    accept: bool,
+    reason: str,
+    user: User,
+    password: str,
+    now: dt.datetime,
+) -> Shipment:
+    """QA's signed decision on a held shipment: accept it for use, or reject it (each dose is
+    cancelled and its units discarded; a new dose must be ordered)."""
+    target = ShipmentStatus.RECEIVED if accept else ShipmentStatus.REJECTED
+    if target not in SHIPMENT_TRANSITIONS[ShipmentStatus(shipment.status)] or (
+        shipment.status != ShipmentStatus.HELD.value
+    ):
+        raise StateConflict(f"Shipment {shipment.id}", shipment.status, target.value)
+    if not reason.strip():
+        raise InvalidInput(
+            "Say why the held shipment is accepted or rejected.", errors={"reason": ["Required."]}
+        )
+    shipment.decision_reason = reason.strip()
+    session.flush()
+    signatures.sign(
+        session,
+        record=shipment,
+        meaning=ACCEPT_MEANING if accept else REJECT_MEANING,
+        user=user,
+        password=password,
+        now=now,
+    )
+    if not update_if(
+        session,
+        shipment,
+        Shipment.status == ShipmentStatus.HELD.value,
+        status=target.value,
+        decided_at=now,
+        decided_by_id=user.id,
+    ):
+        raise Conflict(f"Shipment {shipment.id} was decided by someone else a moment ago.")
+    if not accept:
+        for item in shipment.items:
+            _discard_dose(session, item.dose_order, shipment, user=user, now=now)
+    audit.record(
+        session,
+        actor=user,
+        at=now,
+        action="shipment.accepted" if accept else "shipment.rejected",
+        entity_type="shipment",
+        entity_id=shipment.id,
+        changes={"status": (ShipmentStatus.HELD.value, target.value)},
+        reason=reason.strip(),
+    )
+    return shipment
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def get_shipment(session: Session, shipment_id: int) -> Shipment:
+    shipment = session.get(Shipment, shipment_id)
+    if shipment is None:
+        raise NotFound(f"There is no shipment {shipment_id}.")
+    return shipment
+
+
+def list_shipments(session: Session, limit: int = 100) -> list[Shipment]:
+    return list(
+        session.execute(select(Shipment).order_by(Shipment.id.desc()).limit(limit)).scalars()
+    )
+
+
+def shipment_of(session: Session, order: DoseOrder) -> Shipment | None:
+    """The shipment the dose left the lab in, if it has."""
+    return session.execute(
+        select(Shipment)
+        .join(ShipmentItem, ShipmentItem.shipment_id == Shipment.id)
+        .where(ShipmentItem.dose_order_id == order.id)
+    ).scalar_one_or_none()
+
+
+def ready_to_ship(session: Session) -> list[DoseOrder]:
+    """Prepared doses still in the lab: second-checked, never shipped."""
+    shipped = select(ShipmentItem.dose_order_id)
+    return list(
+        session.execute(
+            select(DoseOrder)
+            .where(DoseOrder.status == DoseStatus.PREPARED.value, DoseOrder.id.not_in(shipped))
+            .order_by(DoseOrder.planned_on, DoseOrder.id)
+        ).scalars()
+    )
+
+
+def storage_limit(session: Session, shipment: Shipment) -> float:
+    """The warmest temperature the shipment's doses may arrive at: the strictest storage
+    limit of their products (−135 °C by default)."""
+    limits = [
+        float(
+            lot.product_definition.parameters.get(
+                "storage_max_temperature_c", DEFAULT_STORAGE_MAX_C
+            )
+        )
+        for item in shipment.items
+        for lot in lots_of_dose(session, item.dose_order)
+    ]
+    return min(limits, default=DEFAULT_STORAGE_MAX_C)
+
+
+def hold_reasons(form: Receipt, limit: float) -> list[str]:
+    """Why a receipt holds the shipment for QA; none means it is accepted."""
+    reasons = []
+    if form.temperature_c is not None and form.temperature_c > limit:
+        reasons.append(
+            f"Arrived at {form.temperature_c:g} °C, above the storage limit of {limit:g} °C."
+        )
+    if form.condition == Condition.DAMAGED.value:
+        reasons.append("The shipper or a bag arrived damaged.")
+    if form.logger_excursion:
+        reasons.append("The temperature logger shows an excursion in transit.")
+    return reasons
+
+
+# --- internals ----------------------------------------------------------------------------------
+
+
+def _not_shippable(session: Session, order: DoseOrder) -> str | None:
+    code = order.dose_unit.code if order.dose_unit else f"dose order {order.id}"
+    if order.status != DoseStatus.PREPARED.value:
+        return f"{code} is {order.status}; only a prepared (second-checked) dose is shipped."
+    shipped = shipment_of(session, order)
+    if shipped is not None:
+        return f"{code} already left the lab in shipment {shipped.id}."
+    return None
+
+
+def _receipt_errors(form: Receipt, shipment: Shipment, now: dt.datetime) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if form.temperature_c is None or not math.isfinite(form.temperature_c):
+        errors["temperature_c"] = ["Read the temperature inside the shipper on arrival."]
+    elif not -273.15 <= form.temperature_c <= 100:
+        errors["temperature_c"] = ["Must be between −273.15 and 100 °C."]
+    if form.condition not in {member.value for member in Condition}:
+        errors["condition"] = ["Choose intact or damaged."]
+    if form.received_at is not None:
+        if form.received_at > now:
+            errors["received_at"] = ["A shipment cannot arrive in the future."]
+        elif form.received_at < shipment.dispatched_at:
+            errors["received_at"] = ["It cannot arrive before it was dispatched."]
+    return errors
+
+
+def _require_scan_of(session: Session, shipment: Shipment, scan: str) -> None:
+    """The scan must be the shipper's own ID or a label of a dose in it."""
+    text = (scan or "").strip()
+    if text and text == shipment.shipper_id:
+        return
+    if not text:
+        raise InvalidInput(
+            "Scan the dry shipper's ID or a dose label in it.", errors={"scan": ["Required."]}
+        )
+    try:
+        order = scan_dose(session, text).order
+    except (InvalidIdentifier, NotFound, InvalidInput) as problem:
+        raise InvalidInput(
+            f"{text!r} is neither shipper {shipment.shipper_id} nor a dose in it: {problem}",
+            errors={"scan": ["Not this shipment."]},
+        ) from problem
+    if order.id not in {item.dose_order_id for item in shipment.items}:
+        raise InvalidInput(
+            f"The dose scanned is not in shipment {shipment.id} (shipper {shipment.shipper_id}).",
+            errors={"scan": ["Not this shipment."]},
+        )
+
+
+def _units(shipment: Shipment) -> list:  # type: ignore[type-arg]
+    return [unit for item in shipment.items for unit in units_of_dose(item.dose_order)]
+
+
+def _shipment_note(shipment: Shipment) -> str:
+    return f"shipment {shipment.id}: shipper {shipment.shipper_id}, logger {shipment.logger_id}"
+
+
+def _discard_dose(
+    session: Session, order: DoseOrder, shipment: Shipment, *, user: User, now: dt.datetime
+) -> None:
+    """A rejected shipment's dose: the order is cancelled and its units discarded."""
+    reason = f"shipment {shipment.id} rejected by QA: {shipment.decision_reason}"
+    if not update_if(
+        session,
+        order,
+        DoseOrder.status == DoseStatus.PREPARED.value,
+        status=DoseStatus.CANCELLED.value,
+    ):
+        raise Conflict(f"Dose order {order.id} changed a moment ago; reload and decide again.")
+    for unit in units_of_dose(order):
+        if unit.status == UnitStatus.DISPENSED.value:
+            chain.change_status(
+                session, unit, UnitStatus.DISCARDED, actor=user, now=now, reason=reason
+            )
+    audit.record(
+        session,
+        actor=user,
+        at=now,
+        action="dose.cancelled",
+        entity_type="dose_order",
+        entity_id=order.id,
+        changes={"status": (DoseStatus.PREPARED.value, DoseStatus.CANCELLED.value)},
+        reason=reason,
+    )

@@ -1,0 +1,212 @@
+"""Thaw at the clinic: scanning a bag starts its thaw, scanning it again completes it.
+
+The infusion must start within the product's window after the thaw (DOMAIN.md §7: at most
+60 min by default). The window runs from the first completed thaw of the dose: a dose of two
+bags is as old as its first bag out of the bath. Scanning the dose label thaws every bag of
+the dose at once. Only a dose received at the clinic and not held can be thawed.
+
+Services flush; the caller commits (one use case, one transaction).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cellchain.chain import service as chain
+from cellchain.chain.models import EventType, Unit, UnitKind, UnitStatus
+from cellchain.chain.service import CustodyInput
+from cellchain.clinic.doses import lots_of_dose, scan_dose
+from cellchain.clinic.models import ShipmentStatus, Thaw
+from cellchain.clinic.shipments import shipment_of
+from cellchain.core import audit
+from cellchain.core.guarded import update_if
+from cellchain.core.models import User
+from cellchain.dosing.models import DoseOrder, DoseStatus
+from cellchain.errors import Conflict
+
+#: Thaw to the start of the infusion when neither product nor protocol says (DOMAIN.md §7).
+DEFAULT_THAW_WINDOW_MINUTES = 60
+
+
+@dataclass
+class ThawStep:
+    """What one scan did: the thaws it started and the thaws it completed."""
+
+    order: DoseOrder
+    started: list[Thaw] = field(default_factory=list)
+    completed: list[Thaw] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ThawState:
+    """A dose's thaw as the bedside sees it: each bag's thaw and the deadline to start."""
+
+    thaws: list[Thaw]
+    bag_count: int
+    window_minutes: int
+    expires_at: dt.datetime | None  #: thaw + window; None until a bag's thaw is completed
+
+    @property
+    def complete(self) -> bool:
+        return self.bag_count > 0 and sum(1 for t in self.thaws if t.completed_at) == self.bag_count
+
+    def minutes_left(self, now: dt.datetime) -> float | None:
+        if self.expires_at is None:
+            return None
+        return (self.expires_at - now).total_seconds() / 60
+
+
+def scan_thaw(session: Session, code: str, *, actor: User, now: dt.datetime) -> ThawStep:
+    """Start the thaw of the scanned bag (or of every bag of a scanned dose label), or
+    complete it if it was started; refused if the dose may not be thawed."""
+    scanned = scan_dose(session, code)
+    order = scanned.order
+    _require_thawable(session, order)
+    bags = (
+        [scanned.unit]
+        if scanned.unit.kind == UnitKind.CRYOBAG.value
+        else [bag.unit for bag in order.bags]
+    )
+    existing = {thaw.unit_id: thaw for thaw in thaws_of(session, order)}
+    step = ThawStep(order=order)
+    for bag in bags:
+        thaw = existing.get(bag.id)
+        if thaw is None:
+            step.started.append(_start(session, bag, order, actor=actor, now=now))
+        elif thaw.completed_at is None:
+            step.completed.append(_complete(session, thaw, bag, actor=actor, now=now))
+    if not step.started and not step.completed:
+        raise Conflict(
+            f"{scanned.unit.code} is already thawed; a bag is thawed once. Go to the bedside "
+            "check.",
+            title="Already thawed",
+        )
+    return step
+
+
+def thaws_of(session: Session, order: DoseOrder) -> list[Thaw]:
+    return list(
+        session.execute(
+            select(Thaw).where(Thaw.dose_order_id == order.id).order_by(Thaw.started_at, Thaw.id)
+        ).scalars()
+    )
+
+
+def thaw_window_minutes(session: Session, order: DoseOrder) -> int:
+    """Minutes from thaw to the start of the infusion: the product's limit if its definition
+    sets one, else the protocol's, else 60."""
+    for lot in lots_of_dose(session, order):
+        minutes = lot.product_definition.parameters.get("thaw_to_infusion_minutes")
+        if minutes is not None:
+            return int(minutes)
+    return int(
+        order.protocol.parameters.get("thaw_to_infusion_minutes", DEFAULT_THAW_WINDOW_MINUTES)
+    )
+
+
+def thaw_state(session: Session, order: DoseOrder) -> ThawState:
+    thaws = thaws_of(session, order)
+    window = thaw_window_minutes(session, order)
+    completed = [thaw.completed_at for thaw in thaws if thaw.completed_at is not None]
+    return ThawState(
+        thaws=thaws,
+        bag_count=len(order.bags),
+        window_minutes=window,
+        expires_at=min(completed) + dt.timedelta(minutes=window) if completed else None,
+    )
+
+
+def thawing(session: Session) -> list[DoseOrder]:
+    """Doses with a bag thawed or thawing and no infusion yet (the clinic's clock is running)."""
+    return list(
+        session.execute(
+            select(DoseOrder)
+            .where(
+                DoseOrder.status == DoseStatus.PREPARED.value,
+                DoseOrder.id.in_(select(Thaw.dose_order_id)),
+            )
+            .order_by(DoseOrder.id)
+        ).scalars()
+    )
+
+
+# --- internals ----------------------------------------------------------------------------------
+
+
+def _require_thawable(session: Session, order: DoseOrder) -> None:
+    code = order.dose_unit.code if order.dose_unit else f"dose order {order.id}"
+    if order.status != DoseStatus.PREPARED.value:
+        raise Conflict(f"{code} is {order.status}; only a prepared dose is thawed.")
+    shipment = shipment_of(session, order)
+    if shipment is None:
+        raise Conflict(f"{code} has not left the lab; it is thawed at the clinic after receipt.")
+    if shipment.status != ShipmentStatus.RECEIVED.value:
+        raise Conflict(
+            f"{code} is in shipment {shipment.id}, which is {shipment.status_label}"
+            + (f" ({shipment.hold_reason})" if shipment.hold_reason else "")
+            + "; only a received shipment that is not on hold can be thawed.",
+            title="Not received",
+        )
+    blocked = [
+        unit.code
+        for unit in [order.dose_unit, *(bag.unit for bag in order.bags)]
+        if unit is not None and unit.status != UnitStatus.DISPENSED.value
+    ]
+    if blocked:
+        raise Conflict(
+            f"{', '.join(blocked)} cannot be thawed: not dispensed for use (quarantined, "
+            "blocked or discarded).",
+            title="Not usable",
+        )
+
+
+def _start(session: Session, bag: Unit, order: DoseOrder, *, actor: User, now: dt.datetime) -> Thaw:
+    thaw = Thaw(unit_id=bag.id, dose_order_id=order.id, started_at=now, started_by_id=actor.id)
+    try:
+        with session.begin_nested():  # one thaw per bag: of two scans at once, one starts it
+            session.add(thaw)
+    except IntegrityError as error:
+        raise Conflict(
+            f"The thaw of {bag.code} was started by someone else a moment ago."
+        ) from error
+    _record(session, bag, "thaw started", actor=actor, now=now)
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="thaw.started",
+        entity_type="unit",
+        entity_id=bag.id,
+        changes={"thaw_started_at": (None, now), "dose_order": (None, order.id)},
+    )
+    return thaw
+
+
+def _complete(session: Session, thaw: Thaw, bag: Unit, *, actor: User, now: dt.datetime) -> Thaw:
+    if not update_if(
+        session, thaw, Thaw.completed_at.is_(None), completed_at=now, completed_by_id=actor.id
+    ):
+        raise Conflict(f"The thaw of {bag.code} was completed by someone else a moment ago.")
+    _record(session, bag, "thaw completed", actor=actor, now=now)
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="thaw.completed",
+        entity_type="unit",
+        entity_id=bag.id,
+        changes={"thaw_completed_at": (None, now)},
+    )
+    return thaw
+
+
+def _record(session: Session, bag: Unit, note: str, *, actor: User, now: dt.datetime) -> None:
+    """The thaw in the bag's custody history (a scan at its location)."""
+    chain.record_custody(
+        session, bag, CustodyInput(EventType.SCANNED, note=note), actor=actor, now=now
+    )
