@@ -52,11 +52,18 @@ def scan_dose(session: Session, code: str) -> ScannedDose:
     """The dose a scanned dose label or bag label names, or a clear error saying why not."""
     unit = chain.resolve_unit(session, code)
     order = dose_of_unit(session, unit)
-    if order is None or order.dose_unit_id is None:
+    if order is not None and order.dose_unit_id is None:
+        raise NotADose(
+            f"{unit.code} is allocated to the {order.visit} dose of {order.patient.study_id} "
+            f"(dose order {order.id}), which is not second-checked yet: only a prepared dose "
+            "leaves the lab.",
+            errors={"scan": ["Dose not prepared yet."]},
+        )
+    if order is None:
         what = (
             "a bag of no prepared dose"
             if unit.kind == UnitKind.CRYOBAG.value
-            else (f"a {unit.kind_label}, not a dose or a dose's bag")
+            else f"a {unit.kind_label}, not a dose or a dose's bag"
         )
         raise NotADose(
             f"{unit.code} is {what}; scan the dose label or a bag of the dose.",
