@@ -27,7 +27,8 @@ def wire(app: Flask) -> None:
     import_models()
     from cellchain.chain import api as chain_api
     from cellchain.chain import views as chain_views
-    from cellchain.clinic import follow_up_api, follow_up_views
+    from cellchain.clinic import api as clinic_bedside_api
+    from cellchain.clinic import bedside_views, follow_up_api, follow_up_views, shipment_views
     from cellchain.core import api as core_api
     from cellchain.core import views as core_views
     from cellchain.donors import api as donors_api
@@ -77,6 +78,8 @@ def wire(app: Flask) -> None:
     app.register_blueprint(clinic_views.blueprint)
     app.register_blueprint(labels_views.blueprint)
     app.register_blueprint(follow_up_views.blueprint)
+    app.register_blueprint(shipment_views.blueprint)
+    app.register_blueprint(bedside_views.blueprint)
     app.register_blueprint(docs_static)
     for blueprint in (
         *core_api.blueprints,
@@ -89,6 +92,7 @@ def wire(app: Flask) -> None:
         *clinic_api.blueprints,
         *labels_api.blueprints,
         *follow_up_api.blueprints,
+        *clinic_bedside_api.blueprints,
     ):
         api.register_blueprint(blueprint)
     protect_smorest_docs(app)

@@ -709,3 +709,37 @@ def _problem_text(problem: Exception) -> str:
 
 def _local(value: dt.datetime, zone: ZoneInfo) -> str:
     return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+@dataclass(frozen=True)
+class CheckSummary:
+    """A bedside check as the bedside page and the API show it."""
+
+    check: BedsideCheck
+    signatures: list[signatures.SignatureManifest]
+    signed_by_two: bool
+    thaw_expires_at: dt.datetime | None
+    infusion: Infusion | None
+
+    def seconds_left(self, now: dt.datetime) -> int | None:
+        if self.thaw_expires_at is None:
+            return None
+        return int((self.thaw_expires_at - now).total_seconds())
+
+
+def summary(session: Session, check: BedsideCheck) -> CheckSummary:
+    order = check.dose_order
+    infusion = (
+        session.execute(
+            select(Infusion).where(Infusion.dose_order_id == order.id)
+        ).scalar_one_or_none()
+        if order is not None
+        else None
+    )
+    return CheckSummary(
+        check=check,
+        signatures=signatures.manifest(session, check),
+        signed_by_two=len({s.username for s in bedside_signatures(session, check)}) >= 2,
+        thaw_expires_at=thaw_state(session, order).expires_at if order is not None else None,
+        infusion=infusion,
+    )

@@ -21,6 +21,8 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Manufacturing", "manufacturing.lots", Permission.READ_RECORDS),
     NavItem("QA queue", "quality.queues", Permission.READ_RECORDS),
     NavItem("Patients", "clinic.patient_list", Permission.READ_RECORDS),
+    NavItem("Clinic", "bedside.overview", Permission.READ_RECORDS),
+    NavItem("Shipments", "shipments.shipment_list", Permission.READ_RECORDS),
     NavItem("Storage", "storage.tanks", Permission.READ_RECORDS),
     NavItem("Deviations", "storage.deviations_list", Permission.READ_RECORDS),
     NavItem("Identifiers", "core.identifiers", Permission.READ_RECORDS),

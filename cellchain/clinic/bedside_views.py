@@ -1,0 +1,233 @@
+"""The clinic's pages: the overview, the thaw scan, and the bedside flow for a phone or tablet
+held in one hand (wristband → label → verdict → two signatures → start → end)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import MultiDict
+
+from cellchain.clinic import bedside, infusions, shipments, thaw
+from cellchain.clinic.api import (
+    end_as_user,
+    refused,
+    sign_as_user,
+    start_as_user,
+    thaw_as_user,
+    verify_as_user,
+)
+from cellchain.clinic.models import Infusion, InfusionStatus, ShipmentStatus
+from cellchain.clinic.schemas import BedsideIn, InfusionEndIn, ScanIn, SignOffIn
+from cellchain.core.roles import Permission
+from cellchain.dosing import patients
+from cellchain.errors import DomainError, InvalidInput
+from cellchain.extensions import db
+from cellchain.http import now, requires, site_zone, unit_of_work
+from cellchain.web.forms import load_form
+from cellchain.web.resolve import register_record_page
+
+blueprint = Blueprint("bedside", __name__)
+
+register_record_page(
+    "bedside_check", lambda entity_id: url_for("bedside.check", check_id=entity_id)
+)
+register_record_page(
+    "infusion", lambda entity_id: url_for("bedside.infusion", infusion_id=entity_id)
+)
+
+
+@blueprint.get("/clinic")
+@requires(Permission.READ_RECORDS)
+def overview() -> ResponseReturnValue:
+    """What the clinic has to do now: shipments to receive or held, doses thawing, infusions
+    running."""
+    session = db.session
+    moving = [
+        s
+        for s in shipments.list_shipments(session)
+        if s.status in (ShipmentStatus.IN_TRANSIT.value, ShipmentStatus.HELD.value)
+    ]
+    thawing = [(order, thaw.thaw_state(session, order)) for order in thaw.thawing(session)]
+    running = list(
+        session.execute(
+            db.select(Infusion)
+            .where(Infusion.status == InfusionStatus.IN_PROGRESS.value)
+            .order_by(Infusion.started_at)
+        ).scalars()
+    )
+    return render_template(
+        "clinic/overview.html", moving=moving, thawing=thawing, running=running, now=now()
+    )
+
+
+@blueprint.route("/thaw", methods=["GET", "POST"])
+@requires(Permission.THAW_DOSES)
+def thaw_page() -> ResponseReturnValue:
+    """Scan a bag to start its thaw, scan it again to complete it."""
+    result, error = None, None
+    if request.method == "POST":
+        try:
+            scan = load_form(ScanIn(), request.form)["scan"]
+            with unit_of_work(refused("thaw.refused", "scan", scan[:60])) as session:
+                result = thaw_as_user(session, scan)
+        except DomainError as problem:
+            error = problem
+    thawing = [(order, thaw.thaw_state(db.session, order)) for order in thaw.thawing(db.session)]
+    return (
+        render_template(
+            "bedside/thaw.html", result=result, error=error, thawing=thawing, now=now()
+        ),
+        error.status if error else 200,
+    )
+
+
+@blueprint.get("/bedside")
+@requires(Permission.ADMINISTER_DOSES)
+def start_page() -> ResponseReturnValue:
+    """Step 1: scan the patient's wristband."""
+    return render_template("bedside/wristband.html", error=None, scan="")
+
+
+@blueprint.post("/bedside/wristband")
+@requires(Permission.ADMINISTER_DOSES)
+def wristband() -> ResponseReturnValue:
+    """Step 2: the wristband read; scan the bag or dose label."""
+    scan = request.form.get("wristband", "").strip()
+    try:
+        with unit_of_work(refused("bedside.wristband_refused", "scan", scan[:60] or "empty")):
+            if not scan:
+                raise _required("wristband", "Scan the patient's wristband.")
+            patient = bedside.resolve_wristband(db.session, scan)
+    except DomainError as error:  # an unreadable code is an InvalidIdentifier, a refusal too
+        return render_template("bedside/wristband.html", error=error, scan=scan), error.status
+    return render_template(
+        "bedside/label.html",
+        patient=patient,
+        arm_name=patients.arm_name(patient),
+        receives_cells=patients.receives_cells(patient),
+        wristband=scan,
+    )
+
+
+@blueprint.post("/bedside/checks")
+@requires(Permission.ADMINISTER_DOSES)
+def verify() -> ResponseReturnValue:
+    """Both scans: the verdict is recorded (go or stop) and shown."""
+    try:
+        data = load_form(BedsideIn(), request.form)
+        with unit_of_work(refused("bedside.scan_refused", "bedside_check", "new")) as session:
+            check_id = verify_as_user(session, data).id
+    except DomainError as error:
+        flash(f"Not checked: {error.detail}", "error")
+        return redirect(url_for("bedside.start_page"))
+    return redirect(url_for("bedside.check", check_id=check_id))
+
+
+@blueprint.get("/bedside/checks/<int:check_id>")
+@requires(Permission.READ_RECORDS)
+def check(check_id: int) -> ResponseReturnValue:
+    return _check_page(bedside.get_check(db.session, check_id))
+
+
+@blueprint.post("/bedside/checks/<int:check_id>/signatures")
+@requires(Permission.ADMINISTER_DOSES)
+def sign(check_id: int) -> ResponseReturnValue:
+    bedside.get_check(db.session, check_id)
+    try:
+        data = load_form(SignOffIn(), request.form)
+        with unit_of_work(refused("bedside.sign_refused", "bedside_check", check_id)) as session:
+            sign_as_user(session, check_id, data)
+    except DomainError as error:
+        return _check_page(bedside.get_check(db.session, check_id), error)
+    flash("Signed by two clinicians. Start the infusion when ready.", "success")
+    return redirect(url_for("bedside.check", check_id=check_id))
+
+
+@blueprint.post("/bedside/checks/<int:check_id>/start")
+@requires(Permission.ADMINISTER_DOSES)
+def start(check_id: int) -> ResponseReturnValue:
+    bedside.get_check(db.session, check_id)
+    try:
+        with unit_of_work(refused("infusion.start_refused", "bedside_check", check_id)) as session:
+            started = start_as_user(session, check_id)
+            stop_id = started.stop.id if started.stop else None
+            infusion_id = started.infusion.id if started.infusion else None
+    except DomainError as error:
+        return _check_page(bedside.get_check(db.session, check_id), error)
+    if stop_id is not None:
+        flash("STOP: a check failed at the start. Nothing was started.", "error")
+        return redirect(url_for("bedside.check", check_id=stop_id))
+    flash("Infusion started.", "success")
+    return redirect(url_for("bedside.infusion", infusion_id=infusion_id))
+
+
+@blueprint.get("/bedside/infusions/<int:infusion_id>")
+@requires(Permission.READ_RECORDS)
+def infusion(infusion_id: int) -> ResponseReturnValue:
+    return _infusion_page(infusions.get_infusion(db.session, infusion_id))
+
+
+@blueprint.post("/bedside/infusions/<int:infusion_id>/end")
+@requires(Permission.ADMINISTER_DOSES)
+def end(infusion_id: int) -> ResponseReturnValue:
+    infusions.get_infusion(db.session, infusion_id)
+    form = MultiDict(request.form)
+    form["stopped_early"] = "true" if form.get("stopped_early") else "false"
+    try:
+        data = load_form(InfusionEndIn(), form)
+        with unit_of_work(refused("infusion.end_refused", "infusion", infusion_id)) as session:
+            end_as_user(session, infusion_id, data)
+    except DomainError as error:
+        return _infusion_page(infusions.get_infusion(db.session, infusion_id), error)
+    flash("Infusion ended and recorded.", "success")
+    return redirect(url_for("bedside.infusion", infusion_id=infusion_id))
+
+
+# --- pages --------------------------------------------------------------------------------------
+
+
+def _required(field: str, message: str) -> DomainError:
+    return InvalidInput(message, errors={field: ["Required."]})
+
+
+def _typed(error: DomainError | None) -> dict[str, str]:
+    if error is None:
+        return {}
+    return {
+        k: v
+        for k, v in request.form.items()
+        if k not in ("csrf_token", "password", "second_password")
+    }
+
+
+def _check_page(check: Any, error: DomainError | None = None) -> ResponseReturnValue:
+    summary = bedside.summary(db.session, check)
+    return (
+        render_template(
+            "bedside/check.html",
+            summary=summary,
+            check=check,
+            seconds_left=summary.seconds_left(now()),
+            meaning=bedside.BEDSIDE_MEANING,
+            error=error.detail if error else None,
+            errors=error.errors if error else {},
+            form=_typed(error),
+            zone=site_zone(),
+        ),
+        error.status if error else 200,
+    )
+
+
+def _infusion_page(infusion: Infusion, error: DomainError | None = None) -> ResponseReturnValue:
+    return (
+        render_template(
+            "bedside/infusion.html",
+            infusion=infusion,
+            error=error.detail if error else None,
+            errors=error.errors if error else {},
+            form=_typed(error),
+        ),
+        error.status if error else 200,
+    )

@@ -1,0 +1,175 @@
+"""Marshmallow schemas of the clinic: shipments, thaw, bedside checks and infusions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import validate
+
+from cellchain.clinic.models import Condition
+from cellchain.core.schemas import SignatureOut, SiteDateTime
+
+SCAN = validate.Length(min=1, max=200)
+
+
+class DispatchIn(ma.Schema):
+    """Send prepared doses to the clinic: the shipper, its logger, where to, the courier who
+    takes custody, and the dose labels scanned."""
+
+    shipper_id = ma.fields.String(required=True, validate=validate.Length(max=60))
+    logger_id = ma.fields.String(required=True, validate=validate.Length(max=60))
+    destination = ma.fields.String(required=True, validate=validate.Length(max=120))
+    courier = ma.fields.String(required=True, validate=validate.Length(max=120))
+    doses = ma.fields.List(ma.fields.String(), required=True, metadata={"description": "Scanned"})
+
+
+class HandOffIn(ma.Schema):
+    scan = ma.fields.String(
+        required=True, validate=SCAN, metadata={"description": "Shipper ID or a dose label"}
+    )
+    counterparty = ma.fields.String(required=True, validate=validate.Length(max=120))
+    location = ma.fields.String(load_default=None, allow_none=True)
+    temperature_c = ma.fields.Float(load_default=None, allow_none=True)
+    at = SiteDateTime(load_default=None, allow_none=True)
+
+
+class ShipmentReceiptIn(ma.Schema):
+    scan = ma.fields.String(
+        required=True, validate=SCAN, metadata={"description": "Shipper ID or a dose label"}
+    )
+    temperature_c = ma.fields.Float(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Inside the shipper on arrival, °C"},
+    )
+    condition = ma.fields.String(
+        required=True, validate=validate.OneOf([c.value for c in Condition])
+    )
+    logger_excursion = ma.fields.Boolean(load_default=False)
+    received_at = SiteDateTime(load_default=None, allow_none=True)
+    note = ma.fields.String(load_default=None, allow_none=True)
+
+
+class DecisionIn(ma.Schema):
+    accept = ma.fields.Boolean(
+        required=True, metadata={"description": "true: accept for use; false: reject"}
+    )
+    reason = ma.fields.String(required=True)
+    password = ma.fields.String(required=True, load_only=True)
+
+
+class ScanIn(ma.Schema):
+    scan = ma.fields.String(required=True, validate=SCAN)
+
+
+class BedsideIn(ma.Schema):
+    wristband = ma.fields.String(
+        required=True, validate=SCAN, metadata={"description": "The wristband as scanned"}
+    )
+    label = ma.fields.String(
+        required=True, validate=SCAN, metadata={"description": "The bag or dose label as scanned"}
+    )
+
+
+class SignOffIn(ma.Schema):
+    """The acting clinician's password and the second clinician's username and password."""
+
+    password = ma.fields.String(required=True, load_only=True)
+    second_username = ma.fields.String(required=True)
+    second_password = ma.fields.String(required=True, load_only=True)
+
+
+class InfusionEndIn(ma.Schema):
+    volume_infused_ml = ma.fields.Float(required=True)
+    rate_ml_per_h = ma.fields.Float(required=True)
+    reaction = ma.fields.String(load_default=None, allow_none=True)
+    stopped_early = ma.fields.Boolean(load_default=False)
+    ended_at = SiteDateTime(load_default=None, allow_none=True)
+
+
+def _code(unit: Any) -> str | None:
+    return unit.code if unit is not None else None
+
+
+class ShipmentOut(ma.Schema):
+    id = ma.fields.Integer()
+    shipper_id = ma.fields.String()
+    logger_id = ma.fields.String()
+    destination = ma.fields.String()
+    status = ma.fields.String()
+    dispatched_at = ma.fields.AwareDateTime()
+    dispatched_by = ma.fields.String(attribute="dispatched_by.username")
+    received_at = ma.fields.AwareDateTime(allow_none=True)
+    received_by = ma.fields.Function(lambda s: s.received_by.username if s.received_by else None)
+    arrival_temperature_c = ma.fields.Float(allow_none=True)
+    condition = ma.fields.String(allow_none=True)
+    logger_excursion = ma.fields.Boolean(allow_none=True)
+    hold_reason = ma.fields.String(allow_none=True)
+    decided_at = ma.fields.AwareDateTime(allow_none=True)
+    decided_by = ma.fields.Function(lambda s: s.decided_by.username if s.decided_by else None)
+    decision_reason = ma.fields.String(allow_none=True)
+    doses = ma.fields.Function(
+        lambda s: [
+            {"dose_order_id": i.dose_order_id, "dose_unit": _code(i.dose_order.dose_unit)}
+            for i in s.items
+        ]
+    )
+
+
+class ThawOut(ma.Schema):
+    dose_order_id = ma.fields.Integer()
+    started = ma.fields.List(
+        ma.fields.String(), metadata={"description": "Bags whose thaw started"}
+    )
+    completed = ma.fields.List(ma.fields.String(), metadata={"description": "Bags thawed"})
+    expires_at = ma.fields.AwareDateTime(
+        allow_none=True, metadata={"description": "Thaw + window: the infusion starts before"}
+    )
+    window_minutes = ma.fields.Integer()
+
+
+class CheckResultOut(ma.Schema):
+    code = ma.fields.String()
+    title = ma.fields.String()
+    passed = ma.fields.Boolean()
+    detail = ma.fields.String()
+
+
+class BedsideCheckOut(ma.Schema):
+    """A bedside check: the verdict and every check behind it, the thaw deadline, the
+    signatures and the infusion started from it, if any."""
+
+    id = ma.fields.Function(lambda s: s.check.id)
+    verdict = ma.fields.Function(lambda s: s.check.verdict, metadata={"description": "go or stop"})
+    checks = ma.fields.Function(lambda s: CheckResultOut(many=True).dump(s.check.checks))
+    checked_at = ma.fields.Function(lambda s: s.check.checked_at.isoformat())
+    checked_by = ma.fields.Function(lambda s: s.check.checked_by.username)
+    patient = ma.fields.Function(lambda s: s.check.patient.study_id if s.check.patient else None)
+    coi = ma.fields.Function(lambda s: s.check.patient.coi if s.check.patient else None)
+    dose_order_id = ma.fields.Function(lambda s: s.check.dose_order_id)
+    dose_unit = ma.fields.Function(lambda s: _code(s.check.unit))
+    recheck_of = ma.fields.Function(lambda s: s.check.recheck_of_id)
+    thaw_expires_at = ma.fields.Function(
+        lambda s: s.thaw_expires_at.isoformat() if s.thaw_expires_at else None
+    )
+    signed_by_two = ma.fields.Boolean()
+    signatures = ma.fields.List(ma.fields.Nested(SignatureOut))
+    infusion_id = ma.fields.Function(lambda s: s.infusion.id if s.infusion else None)
+
+
+class InfusionOut(ma.Schema):
+    id = ma.fields.Integer()
+    dose_order_id = ma.fields.Integer()
+    patient = ma.fields.String(attribute="patient.study_id")
+    dose_unit = ma.fields.Function(lambda i: _code(i.dose_order.dose_unit))
+    visit = ma.fields.String(attribute="dose_order.visit")
+    bedside_check_id = ma.fields.Integer()
+    status = ma.fields.String()
+    started_at = ma.fields.AwareDateTime()
+    administered_by = ma.fields.String(attribute="administered_by.username")
+    volume_drawn_ml = ma.fields.Float(attribute="dose_order.volume_ml")
+    ended_at = ma.fields.AwareDateTime(allow_none=True)
+    volume_infused_ml = ma.fields.Float(allow_none=True)
+    rate_ml_per_h = ma.fields.Float(allow_none=True)
+    reaction = ma.fields.String(allow_none=True)

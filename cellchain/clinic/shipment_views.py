@@ -1,0 +1,183 @@
+"""Pages of shipments: dispatch from the lab, hand-offs, receipt at the clinic, QA's decision
+on a held shipment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import MultiDict
+
+from cellchain.chain import service as chain
+from cellchain.clinic import shipments
+from cellchain.clinic.api import (
+    decide_as_user,
+    dispatch_as_user,
+    hand_off_as_user,
+    receive_as_user,
+    refused,
+)
+from cellchain.clinic.doses import units_of_dose
+from cellchain.clinic.models import Condition, Shipment
+from cellchain.clinic.schemas import DecisionIn, DispatchIn, HandOffIn, ShipmentReceiptIn
+from cellchain.core import signatures
+from cellchain.core.roles import Permission
+from cellchain.errors import DomainError
+from cellchain.extensions import db
+from cellchain.http import requires, unit_of_work
+from cellchain.web.forms import load_form
+from cellchain.web.resolve import register_record_page
+
+blueprint = Blueprint("shipments", __name__)
+
+register_record_page(
+    "shipment", lambda entity_id: url_for("shipments.shipment", shipment_id=entity_id)
+)
+
+
+@blueprint.get("/shipments")
+@requires(Permission.READ_RECORDS)
+def shipment_list() -> ResponseReturnValue:
+    return _list_page()
+
+
+@blueprint.post("/shipments")
+@requires(Permission.SHIP_DOSES)
+def dispatch() -> ResponseReturnValue:
+    form = MultiDict(request.form)
+    form.setlist("doses", [line for line in form.get("doses", "").splitlines() if line.strip()])
+    try:
+        data = load_form(DispatchIn(), form, lists=("doses",))
+        with unit_of_work(refused("shipment.dispatch_refused", "shipment", "new")) as session:
+            shipment = dispatch_as_user(session, data)
+            shipment_id = shipment.id
+    except DomainError as error:
+        return _list_page(error)
+    flash(f"Shipment {shipment_id} dispatched: the doses are with the courier.", "success")
+    return redirect(url_for("shipments.shipment", shipment_id=shipment_id))
+
+
+@blueprint.get("/shipments/<int:shipment_id>")
+@requires(Permission.READ_RECORDS)
+def shipment(shipment_id: int) -> ResponseReturnValue:
+    return _shipment_page(shipments.get_shipment(db.session, shipment_id))
+
+
+@blueprint.post("/shipments/<int:shipment_id>/hand-offs")
+@requires(Permission.RECORD_CUSTODY)
+def hand_off(shipment_id: int) -> ResponseReturnValue:
+    return _act(
+        shipment_id,
+        "hand_off",
+        HandOffIn(),
+        hand_off_as_user,
+        "Hand-off recorded.",
+        "shipment.hand_off_refused",
+    )
+
+
+@blueprint.post("/shipments/<int:shipment_id>/receipt")
+@requires(Permission.RECEIVE_SHIPMENTS)
+def receive(shipment_id: int) -> ResponseReturnValue:
+    form = MultiDict(request.form)
+    form["logger_excursion"] = "true" if form.get("logger_excursion") else "false"
+    return _act(
+        shipment_id,
+        "receipt",
+        ShipmentReceiptIn(),
+        receive_as_user,
+        None,
+        "shipment.receipt_refused",
+        form=form,
+    )
+
+
+@blueprint.post("/shipments/<int:shipment_id>/decision")
+@requires(Permission.DECIDE_HOLDS)
+def decide(shipment_id: int) -> ResponseReturnValue:
+    return _act(
+        shipment_id,
+        "decision",
+        DecisionIn(),
+        decide_as_user,
+        "Decision signed.",
+        "shipment.decision_refused",
+    )
+
+
+def _act(
+    shipment_id: int,
+    which: str,
+    schema: Any,
+    use_case: Any,
+    message: str | None,
+    refusal: str,
+    *,
+    form: MultiDict[str, str] | None = None,
+) -> ResponseReturnValue:
+    shipments.get_shipment(db.session, shipment_id)
+    try:
+        data = load_form(schema, form if form is not None else request.form)
+        with unit_of_work(refused(refusal, "shipment", shipment_id)) as session:
+            done = use_case(session, shipment_id, data)
+            text = message or (
+                f"Shipment {shipment_id} received and HELD for QA: {done.hold_reason}"
+                if done.status == "held"
+                else f"Shipment {shipment_id} received at {done.destination}."
+            )
+            category = "error" if done.status == "held" else "success"
+    except DomainError as error:
+        return _shipment_page(shipments.get_shipment(db.session, shipment_id), error, which)
+    flash(text, category)
+    return redirect(url_for("shipments.shipment", shipment_id=shipment_id))
+
+
+def _context(error: DomainError | None, **context: Any) -> dict[str, Any]:
+    typed = {k: v for k, v in request.form.items() if k not in ("csrf_token", "password")}
+    return {
+        "error": error.detail if error else None,
+        "errors": error.errors if error else {},
+        "form": typed if error else {},
+        **context,
+    }
+
+
+def _list_page(error: DomainError | None = None) -> ResponseReturnValue:
+    return (
+        render_template(
+            "clinic/shipments.html",
+            **_context(
+                error,
+                shipments=shipments.list_shipments(db.session),
+                ready=shipments.ready_to_ship(db.session),
+            ),
+        ),
+        error.status if error else 200,
+    )
+
+
+def _shipment_page(
+    shipment: Shipment, error: DomainError | None = None, which: str | None = None
+) -> ResponseReturnValue:
+    units = [unit for item in shipment.items for unit in units_of_dose(item.dose_order)]
+    events = sorted(
+        (event for unit in units for event in chain.history(db.session, unit)),
+        key=lambda event: (event.at, event.id),
+    )
+    return (
+        render_template(
+            "clinic/shipment.html",
+            **_context(
+                error,
+                shipment=shipment,
+                which=which,
+                units=units,
+                events=events,
+                conditions=[{"value": c.value} for c in Condition],
+                limit=shipments.storage_limit(db.session, shipment),
+                manifests=signatures.manifest(db.session, shipment),
+            ),
+        ),
+        error.status if error else 200,
+    )

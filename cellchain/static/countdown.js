@@ -1,0 +1,19 @@
+// The thaw countdown on the bedside pages: every element with data-expires (ISO 8601) shows
+// the minutes and seconds left to start the infusion, and turns red when the window closes.
+// The server renders the same text, so the page reads right without JavaScript too.
+(function () {
+  function tick() {
+    document.querySelectorAll("[data-expires]").forEach(function (el) {
+      var left = Math.floor((Date.parse(el.dataset.expires) - Date.now()) / 1000);
+      if (left < 0) {
+        el.textContent = "THAW WINDOW CLOSED";
+        el.classList.add("bad");
+      } else {
+        var seconds = String(left % 60).padStart(2, "0");
+        el.textContent = Math.floor(left / 60) + ":" + seconds + " left to start";
+      }
+    });
+  }
+  tick();
+  setInterval(tick, 1000);
+})();
