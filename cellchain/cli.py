@@ -163,6 +163,7 @@ def demo(host: str, port: int, database: Path | None, no_serve: bool) -> None:
         dins = [row.code for row in site.reserved_dins]
         stages = {stage: donation.din for stage, donation in site.donations.items()}
         lots = {stage: lot.lot_number for stage, lot in site.lots.items()}
+        shippers = {stage: shipment.shipper_id for stage, shipment in site.shipments.items()}
     click.echo(f"Demo database: {path}")
     click.echo("Demo users (username / password / role):")
     for user in DEMO_USERS:
@@ -176,6 +177,12 @@ def demo(host: str, port: int, database: Path | None, no_serve: bool) -> None:
     click.echo(
         "Trial NCT01420432 (Patients): AS-001 to AS-010, odd numbers in the MSC arm with a "
         "second-checked day-0 dose, even numbers in the control arm"
+    )
+    click.echo(
+        f"Clinic: AS-001's dose is on its way in dry shipper {shippers['in_transit']} (log in as "
+        "clinician: Clinic → Shipments to receive it, Thaw, Bedside check with nurse as the "
+        f"second clinician); AS-005's shipment {shippers['held']} is held for QA; AS-003 was "
+        "infused this morning"
     )
     click.echo(
         "Labels: each lot's page has Labels; the released lot's bags still carry quarantine "

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from cellchain.clinic import bedside, infusions, thaw
+from cellchain.clinic import shipments as clinic_shipments
+from cellchain.clinic.models import Shipment
 from cellchain.core import accounts, numbering
 from cellchain.core.accounts import AccountPolicy
 from cellchain.core.models import IssuedIdentifier, User
@@ -24,7 +28,7 @@ from cellchain.donors import service as donors
 from cellchain.donors.models import ContainerCondition, Donation, InfectiousResult
 from cellchain.dosing import orders, patients
 from cellchain.dosing import service as dosing
-from cellchain.dosing.models import Patient
+from cellchain.dosing.models import DoseOrder, Patient
 from cellchain.labels import service as labels
 from cellchain.labels.content import IsbtSettings
 from cellchain.labels.templates import load_templates
@@ -53,6 +57,7 @@ DEMO_USERS: tuple[DemoUser, ...] = (
     DemoUser("qc", "Quinn Analyst (demo)", Role.QC_ANALYST),
     DemoUser("qa", "Alex Quality (demo)", Role.QA),
     DemoUser("clinician", "Casey Clinician (demo)", Role.CLINICIAN),
+    DemoUser("nurse", "Nico Nurse (demo)", Role.CLINICIAN),  # the bedside's second clinician
     DemoUser("investigator", "Ivy Investigator (demo)", Role.INVESTIGATOR),
     DemoUser("admin", "Ada Admin (demo)", Role.ADMIN),
 )
@@ -68,6 +73,8 @@ class DemoSite:
     lots: dict[str, Lot] = field(default_factory=dict)
     #: the trial's patients by study ID
     patients: dict[str, Patient] = field(default_factory=dict)
+    #: "in_transit", "held", "infused" → the demo shipment at that stage
+    shipments: dict[str, Shipment] = field(default_factory=dict)
 
 
 def seed_demo(
@@ -119,13 +126,19 @@ def seed_demo(
         qc=users[qc.username],
         qa=(users[qa.username], qa.password),
     )
+    passwords = {demo.username: demo.password for demo in DEMO_USERS}
+    timeline = _Timeline.today(now, site_zone)
     trial = _seed_patients(
         session,
         now=now,
         facility_code=facility_code,
         site_zone=site_zone,
         users=users,
-        passwords={demo.username: demo.password for demo in DEMO_USERS},
+        passwords=passwords,
+        prepared_at=timeline.at(150),
+    )
+    clinic = _seed_clinic(
+        session, trial, timeline=timeline, site_zone=site_zone, users=users, passwords=passwords
     )
     dins = [
         numbering.allocate_din(
@@ -143,6 +156,7 @@ def seed_demo(
         donations=site_donations,
         lots=site_lots,
         patients=trial,
+        shipments=clinic,
     )
 
 
@@ -412,6 +426,7 @@ def _seed_patients(
     site_zone: ZoneInfo,
     users: dict[str, User],
     passwords: dict[str, str],
+    prepared_at: dt.datetime,
 ) -> dict[str, Patient]:
     """The trial's ten patients enrolled by the clinician over the last two weeks, weighed
     this morning; each MSC-arm patient's day-0 dose ordered by the technician from the
@@ -459,7 +474,7 @@ def _seed_patients(
         )
         if patients.receives_cells(patient):
             order = orders.order_dose(
-                session, patient, "D0", actor=users["tech"], now=now, zone=site_zone
+                session, patient, "D0", actor=users["tech"], now=prepared_at, zone=site_zone
             )
             orders.second_check(
                 session,
@@ -468,10 +483,136 @@ def _seed_patients(
                 password=passwords["qa"],
                 volume_ml=order.volume_ml,
                 bag_codes=[bag.unit.code for bag in order.bags],
-                now=now,
+                now=prepared_at + dt.timedelta(seconds=30),
             )
         enrolled[study_id] = patient
     return enrolled
+
+
+@dataclass(frozen=True)
+class _Timeline:
+    """This morning's clinic, in minutes before now, squeezed into today (site calendar) when
+    the demo is built just after midnight: day 0 is today, and every step happens on it."""
+
+    now: dt.datetime
+    span_minutes: float
+
+    @classmethod
+    def today(cls, now: dt.datetime, zone: ZoneInfo) -> _Timeline:
+        local = now.astimezone(zone)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        since = (local - midnight).total_seconds() / 60 - 1
+        return cls(now=now, span_minutes=max(0.0, min(150.0, since)))
+
+    def at(self, minutes_ago: float) -> dt.datetime:
+        return self.now - dt.timedelta(minutes=self.span_minutes * minutes_ago / 150)
+
+
+def _seed_clinic(
+    session: Session,
+    trial: dict[str, Patient],
+    *,
+    timeline: _Timeline,
+    site_zone: ZoneInfo,
+    users: dict[str, User],
+    passwords: dict[str, str],
+) -> dict[str, Shipment]:
+    """This morning at the clinic: AS-003's dose was shipped, received, thawed, checked at the
+    bedside (after a wrong wristband was stopped) and infused; AS-005's shipment arrived with
+    a logger excursion and waits for QA; AS-001's is on its way, for a clinician to take
+    through receipt, thaw, bedside check and infusion. AS-007's and AS-009's are in the lab."""
+
+    def dose_of(study_id: str) -> DoseOrder:
+        (order,) = orders.orders_of(session, trial[study_id])
+        return order
+
+    def ship(study_id: str, shipper: str, minutes_ago: float) -> Shipment:
+        order = dose_of(study_id)
+        return clinic_shipments.dispatch(
+            session,
+            clinic_shipments.Dispatch(
+                shipper_id=shipper,
+                logger_id=f"TL-{shipper[-3:]}",
+                destination="Clinic — infusion room 1",
+                courier="courier: R. Runner (demo)",
+                dose_scans=[order.dose_unit.code],  # type: ignore[union-attr]
+            ),
+            actor=users["tech"],
+            now=timeline.at(minutes_ago),
+        )
+
+    def receive(shipment: Shipment, minutes_ago: float, **changes: object) -> None:
+        values: dict[str, Any] = {
+            "scan": shipment.shipper_id,
+            "temperature_c": -182.0,
+            "condition": "intact",
+            "logger_excursion": False,
+        }
+        values.update(changes)
+        clinic_shipments.receive(
+            session,
+            shipment,
+            clinic_shipments.Receipt(**values),
+            actor=users["clinician"],
+            now=timeline.at(minutes_ago),
+        )
+
+    infused = ship("AS-003", "DS-101", 140)
+    receive(infused, 100)
+    order = dose_of("AS-003")
+    label = order.dose_unit.code  # type: ignore[union-attr]
+    for minutes_ago in (45, 40):
+        thaw.scan_thaw(session, label, actor=users["clinician"], now=timeline.at(minutes_ago))
+    wristband = trial["AS-003"].coi
+    bedside.verify(  # the wrong wristband first: a stop on record
+        session,
+        trial["AS-004"].coi,
+        label,
+        actor=users["clinician"],
+        now=timeline.at(37),
+        zone=site_zone,
+    )
+    go = bedside.verify(
+        session, wristband, label, actor=users["clinician"], now=timeline.at(36), zone=site_zone
+    )
+    bedside.sign_off(
+        session,
+        go,
+        first=bedside.Signer(users["clinician"], passwords["clinician"]),
+        second=bedside.Signer(users["nurse"], passwords["nurse"]),
+        now=timeline.at(35),
+    )
+    started = infusions.start(
+        session, go, actor=users["clinician"], now=timeline.at(34), zone=site_zone
+    )
+    assert started.infusion is not None, started.stop and started.stop.failed
+    minutes = timeline.span_minutes * (34 - 10) / 150
+    infusions.end(
+        session,
+        started.infusion,
+        infusions.InfusionEnd(
+            volume_infused_ml=order.volume_ml,
+            rate_ml_per_h=round(order.volume_ml / max(minutes, 1) * 60, 1),
+        ),
+        actor=users["nurse"],
+        now=timeline.at(10),
+    )
+    held = ship("AS-005", "DS-102", 130)
+    receive(held, 90, logger_excursion=True, note="Logger alarm light on at arrival.")
+    in_transit = ship("AS-001", "DS-103", 60)
+    clinic_shipments.hand_off(
+        session,
+        in_transit,
+        clinic_shipments.HandOff(
+            scan=in_transit.shipper_id,
+            counterparty="clinic porter: P. Porter (demo)",
+            location="Hospital loading bay",
+            temperature_c=-184.0,
+        ),
+        actor=users["clinician"],
+        now=timeline.at(20),
+    )
+    return {"in_transit": in_transit, "held": held, "infused": infused}
 
 
 def _seed_labels(session: Session, lot: Lot, *, site_zone: ZoneInfo, tech: User) -> None:

@@ -44,21 +44,31 @@ def test_demo_builds_a_fresh_database_with_users_for_every_role(tmp_path: Path, 
     database = tmp_path / "demo.sqlite"
     result = CliRunner().invoke(main, ["demo", "--no-serve", "--database", str(database)])
     assert result.exit_code == 0, result.output
-    for username in ("tech", "qc", "qa", "clinician", "investigator", "admin"):
+    for username in ("tech", "qc", "qa", "clinician", "nurse", "investigator", "admin"):
         assert f"{username}-demo-pass" in result.output
     engine = create_engine(f"sqlite:///{database}")
     with engine.connect() as conn:
-        assert conn.scalar(text("SELECT count(*) FROM users")) == 6
+        assert conn.scalar(text("SELECT count(*) FROM users")) == 7
         assert conn.scalar(text("SELECT status FROM protocols")) == "effective"
         assert conn.scalar(text("SELECT status FROM product_definitions")) == "effective"
         # protocol, product definition, specification, four eligible donations'
         # determinations, a release, a closed OOS investigation, a rejection, and the second
-        # checks of the five MSC-arm patients' day-0 doses
-        assert conn.scalar(text("SELECT count(*) FROM signatures")) == 15
+        # checks of the five MSC-arm patients' day-0 doses, and AS-003's bedside check signed by
+        # two clinicians
+        assert conn.scalar(text("SELECT count(*) FROM signatures")) == 17
         arms = conn.execute(text("SELECT arm, count(*) FROM patients GROUP BY 1 ORDER BY 1"))
         assert dict(arms.all()) == {"CONTROL": 5, "MSC": 5}
-        doses = "SELECT visit, status, count(*) FROM dose_orders GROUP BY 1, 2"
-        assert conn.execute(text(doses)).all() == [("D0", "prepared", 5)]
+        doses = "SELECT visit, status, count(*) FROM dose_orders GROUP BY 1, 2 ORDER BY 2"
+        assert conn.execute(text(doses)).all() == [("D0", "infused", 1), ("D0", "prepared", 4)]
+        shipped = "SELECT status, count(*) FROM shipments GROUP BY 1 ORDER BY 1"
+        assert conn.execute(text(shipped)).all() == [
+            ("held", 1),
+            ("in_transit", 1),
+            ("received", 1),
+        ]
+        verdicts = "SELECT verdict, count(*) FROM bedside_checks GROUP BY 1 ORDER BY 1"
+        assert conn.execute(text(verdicts)).all() == [("go", 2), ("stop", 1)]  # go + its re-check
+        assert conn.scalar(text("SELECT status FROM infusions")) == "completed"
         lots = conn.execute(text("SELECT status FROM lots ORDER BY id")).scalars().all()
         assert lots == ["quarantine", "released", "quarantine", "rejected"]
         oos = "SELECT count(*) FROM qc_results WHERE status = 'valid' AND NOT passes"
@@ -77,7 +87,7 @@ def test_demo_builds_a_fresh_database_with_users_for_every_role(tmp_path: Path, 
     again = CliRunner().invoke(main, ["demo", "--no-serve", "--database", str(database)])
     assert again.exit_code == 0
     with engine.connect() as conn:
-        assert conn.scalar(text("SELECT count(*) FROM users")) == 6
+        assert conn.scalar(text("SELECT count(*) FROM users")) == 7
 
 
 def test_init_creates_the_first_admin_and_the_protocol_draft(run, monkeypatch):
