@@ -1,7 +1,143 @@
-"""Pages of follow-up visits and adverse events."""
+"""Pages of follow-up visits and adverse events: the clinic's due and overdue visits, and a
+patient's follow-up (schedule with statuses, evaluations done, adverse events and outcomes)."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from cellchain.clinic import adverse_events, follow_up
+from cellchain.clinic.follow_up_api import (
+    record_event_as_user,
+    record_visit_as_user,
+    site_today,
+    update_outcome_as_user,
+)
+from cellchain.clinic.follow_up_schemas import AdverseEventIn, OutcomeIn, VisitDoneIn
+from cellchain.clinic.models import Outcome, Seriousness
+from cellchain.core.roles import Permission
+from cellchain.dosing import patients
+from cellchain.dosing.models import Patient
+from cellchain.errors import DomainError
+from cellchain.extensions import db
+from cellchain.http import requires, site_zone, unit_of_work
+from cellchain.web.forms import load_form
 
 blueprint = Blueprint("follow_up", __name__)
+
+
+@blueprint.get("/follow-up")
+@requires(Permission.READ_RECORDS)
+def due() -> ResponseReturnValue:
+    coming_up = request.args.get("coming_up") == "1"
+    return render_template(
+        "follow_up/due.html",
+        visits=follow_up.due_visits(
+            db.session,
+            today=site_today(),
+            zone=site_zone(),
+            coming_up_days=follow_up.COMING_UP_DAYS if coming_up else 0,
+        ),
+        coming_up=coming_up,
+        coming_up_days=follow_up.COMING_UP_DAYS,
+        today=site_today(),
+    )
+
+
+@blueprint.get("/patients/<int:patient_id>/follow-up")
+@requires(Permission.READ_RECORDS)
+def patient(patient_id: int) -> ResponseReturnValue:
+    return _patient_page(patients.get_patient(db.session, patient_id))
+
+
+@blueprint.post("/patients/<int:patient_id>/follow-up")
+@requires(Permission.RECORD_FOLLOW_UP)
+def record_visit(patient_id: int) -> ResponseReturnValue:
+    patients.get_patient(db.session, patient_id)
+    try:
+        data = load_form(VisitDoneIn(), request.form)
+        with unit_of_work() as session:
+            row = record_visit_as_user(session, patient_id, data)
+            message = f"Visit {row.visit} recorded as done on {row.done_on.isoformat()}."
+    except DomainError as error:
+        return _patient_page(patients.get_patient(db.session, patient_id), error, "visit")
+    flash(message, "success")
+    return redirect(url_for("follow_up.patient", patient_id=patient_id))
+
+
+@blueprint.post("/patients/<int:patient_id>/adverse-events")
+@requires(Permission.RECORD_ADVERSE_EVENTS)
+def record_adverse_event(patient_id: int) -> ResponseReturnValue:
+    patients.get_patient(db.session, patient_id)
+    try:
+        data = load_form(AdverseEventIn(), request.form)
+        with unit_of_work() as session:
+            event = record_event_as_user(session, patient_id, data)
+            message = f"Adverse event {event.id} (grade {event.grade}) recorded."
+    except DomainError as error:
+        return _patient_page(patients.get_patient(db.session, patient_id), error, "event")
+    flash(message, "success")
+    return redirect(url_for("follow_up.patient", patient_id=patient_id, _anchor="adverse-events"))
+
+
+@blueprint.post("/adverse-events/<int:event_id>/outcome")
+@requires(Permission.RECORD_ADVERSE_EVENTS)
+def update_outcome(event_id: int) -> ResponseReturnValue:
+    event = adverse_events.get_adverse_event(db.session, event_id)
+    patient_id = event.patient_id
+    try:
+        data = load_form(OutcomeIn(), request.form)
+        with unit_of_work() as session:
+            changed = update_outcome_as_user(session, event_id, data)
+            message = f"Outcome of adverse event {changed.id} is now {changed.outcome_label}."
+    except DomainError as error:
+        return _patient_page(
+            patients.get_patient(db.session, patient_id), error, f"outcome-{event_id}"
+        )
+    flash(message, "success")
+    return redirect(url_for("follow_up.patient", patient_id=patient_id, _anchor=f"ae-{event_id}"))
+
+
+# --- pages --------------------------------------------------------------------------------------
+
+
+def _patient_page(
+    patient: Patient, error: DomainError | None = None, which: str | None = None
+) -> ResponseReturnValue:
+    """The patient's follow-up; after a refusal, the posted form (``which``) keeps what was
+    typed and shows its field errors."""
+    typed = {k: v for k, v in request.form.items() if k != "csrf_token"} if error else {}
+    schedule = follow_up.patient_schedule(db.session, patient, today=site_today(), zone=site_zone())
+    return (
+        render_template(
+            "follow_up/patient.html",
+            patient=patient,
+            error=error.detail if error else None,
+            errors=error.errors if error else {},
+            form=typed,
+            which=which,
+            schedule=schedule,
+            open_evaluations=[
+                {"value": s.visit.code, "label": f"{s.visit.name} ({s.visit.code})"}
+                for s in schedule
+                if not s.visit.infusion and s.status != follow_up.VisitStatus.DONE
+            ],
+            events=adverse_events.adverse_events_of(db.session, patient),
+            infusions=[
+                {
+                    "value": str(infusion.id),
+                    "label": f"{infusion.dose_order.visit} · started "
+                    f"{infusion.started_at.astimezone(site_zone()):%Y-%m-%d %H:%M %Z}",
+                }
+                for infusion in adverse_events.infusions_of(db.session, patient)
+            ],
+            grades=[
+                {"value": str(g), "label": label} for g, label in adverse_events.GRADES.items()
+            ],
+            seriousness=[{"value": s.value, "label": s.label} for s in Seriousness],
+            outcomes=[{"value": o.value, "label": o.label} for o in Outcome],
+            arm_name=patients.arm_name(patient),
+            today=site_today(),
+        ),
+        error.status if error else 200,
+    )

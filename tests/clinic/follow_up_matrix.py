@@ -5,4 +5,19 @@ from __future__ import annotations
 
 from cellchain.core.roles import Role
 
-FOLLOW_UP_MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {}
+EVERYONE = frozenset(Role)
+CLINIC_STAFF = frozenset({Role.CLINICIAN, Role.INVESTIGATOR})
+
+FOLLOW_UP_MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
+    ("follow_up.due", "GET"): EVERYONE,
+    ("follow_up.patient", "GET"): EVERYONE,
+    ("follow_up.record_visit", "POST"): CLINIC_STAFF,
+    ("follow_up.record_adverse_event", "POST"): CLINIC_STAFF,
+    ("follow_up.update_outcome", "POST"): CLINIC_STAFF,
+    ("follow_up_api.due_visits", "GET"): EVERYONE,
+    ("follow_up_api.patient_follow_up", "GET"): EVERYONE,
+    ("follow_up_api.record_visit_done", "POST"): CLINIC_STAFF,
+    ("follow_up_api.list_adverse_events", "GET"): EVERYONE,
+    ("follow_up_api.record_adverse_event", "POST"): CLINIC_STAFF,
+    ("follow_up_api.update_outcome", "POST"): CLINIC_STAFF,
+}

@@ -1,0 +1,242 @@
+"""Adverse events of trial patients: recorded with onset, CTCAE grade, seriousness and outcome,
+and their outcome updated as the event evolves.
+
+The rules that tie the fields together:
+
+- grade 5 is death related to the event (CTCAE), so **grade 5 ⇔ outcome fatal**;
+- death and a life-threatening event are seriousness criteria (ICH E2A), so **grade 4 or 5
+  is serious**;
+- the onset is not in the future and not before the patient's enrolment; an infusion the event
+  followed is one of this patient's, and started before the onset.
+
+An outcome changes only forward in the record: the new value with a reason, the old one kept in
+the audit trail. A grade 5 event stays fatal; an event that turns fatal is recorded as a new
+grade 5 event (its grade cannot change here).
+
+Services flush; the caller commits (one use case, one transaction).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cellchain.clinic.models import AdverseEvent, Infusion, Outcome, Seriousness
+from cellchain.core import audit
+from cellchain.core.guarded import update_if
+from cellchain.core.models import User
+from cellchain.dosing.models import Patient
+from cellchain.dosing.patients import summarize
+from cellchain.errors import Conflict, InvalidInput, NotFound
+
+#: CTCAE v5 grades, as the form offers them.
+GRADES: dict[int, str] = {
+    1: "1 — mild",
+    2: "2 — moderate",
+    3: "3 — severe or medically significant",
+    4: "4 — life-threatening",
+    5: "5 — death related to the event",
+}
+#: Grades that are serious by definition (life-threatening, death).
+SERIOUS_GRADES = frozenset({4, 5})
+FATAL_GRADE = 5
+#: A clock a few minutes apart from the server's is not "the future".
+CLOCK_TOLERANCE = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class AdverseEventReport:
+    """What the adverse-event form sends."""
+
+    onset_at: dt.datetime
+    description: str
+    grade: int
+    seriousness: str
+    outcome: str
+    infusion_id: int | None = None
+
+
+def record_adverse_event(
+    session: Session,
+    patient: Patient,
+    report: AdverseEventReport,
+    *,
+    actor: User,
+    now: dt.datetime,
+) -> AdverseEvent:
+    """Record an adverse event of the patient, or refuse with every problem named on its
+    field (nothing saved then)."""
+    errors: dict[str, list[str]] = {}
+    if report.onset_at > now + CLOCK_TOLERANCE:
+        errors["onset_at"] = ["The onset cannot be in the future."]
+    elif report.onset_at < patient.enrolled_at:
+        errors["onset_at"] = [
+            f"The onset is before {patient.study_id} was enrolled; an event that began before "
+            "enrolment is medical history, not an adverse event."
+        ]
+    if not report.description.strip():
+        errors["description"] = ["Describe the event."]
+    infusion = None
+    if report.infusion_id is not None:
+        infusion = session.get(Infusion, report.infusion_id)
+        if infusion is None or infusion.patient_id != patient.id:
+            errors["infusion_id"] = [
+                f"Infusion {report.infusion_id} is not one of {patient.study_id}'s infusions."
+            ]
+        elif report.onset_at < infusion.started_at and "onset_at" not in errors:
+            errors["onset_at"] = [
+                "The onset is before the infusion it followed started; choose no infusion, "
+                "or correct the onset."
+            ]
+    for field, messages in classification_errors(
+        report.grade, report.seriousness, report.outcome
+    ).items():
+        errors.setdefault(field, []).extend(messages)
+    if errors:
+        raise InvalidInput(
+            "The adverse event was not recorded: " + summarize(errors), errors=errors
+        )
+    event = AdverseEvent(
+        patient_id=patient.id,
+        infusion_id=infusion.id if infusion else None,
+        onset_at=report.onset_at,
+        description=report.description.strip(),
+        grade=report.grade,
+        seriousness=report.seriousness,
+        outcome=report.outcome,
+        recorded_at=now,
+        recorded_by_id=actor.id,
+    )
+    session.add(event)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="adverse_event.recorded",
+        entity_type="adverse_event",
+        entity_id=event.id,
+        changes={
+            "patient": (None, patient.study_id),
+            "infusion": (None, event.infusion_id),
+            "onset_at": (None, event.onset_at),
+            "description": (None, event.description),
+            "grade": (None, event.grade),
+            "seriousness": (None, event.seriousness),
+            "outcome": (None, event.outcome),
+        },
+    )
+    return event
+
+
+def update_outcome(
+    session: Session,
+    event: AdverseEvent,
+    *,
+    outcome: str,
+    reason: str | None,
+    actor: User,
+    now: dt.datetime,
+) -> AdverseEvent:
+    """Change the event's outcome as it evolves: a different, known outcome with a reason;
+    the grade rules still hold (fatal only for grade 5, and a grade 5 event stays fatal).
+    The old value stays in the audit trail. Of two changes at once, one wins."""
+    errors: dict[str, list[str]] = {}
+    old = event.outcome
+    if outcome not in _values(Outcome):
+        errors["outcome"] = [f"Choose one of: {_choices(Outcome)}."]
+    elif outcome == old:
+        errors["outcome"] = [f"The outcome is already {Outcome(old).label}."]
+    elif outcome == Outcome.FATAL and event.grade != FATAL_GRADE:
+        errors["outcome"] = [
+            f"A fatal outcome is grade 5, and this event is grade {event.grade}: record the "
+            "death as a new grade 5 event."
+        ]
+    elif event.grade == FATAL_GRADE:
+        errors["outcome"] = ["A grade 5 event is a death: its outcome stays fatal."]
+    if not (reason or "").strip():
+        errors["reason"] = ["Say why the outcome changed (e.g. what the last visit found)."]
+    if errors:
+        raise InvalidInput("The outcome was not changed: " + summarize(errors), errors=errors)
+    if not update_if(session, event, AdverseEvent.outcome == old, outcome=outcome):
+        raise Conflict(
+            f"The outcome of adverse event {event.id} was changed by someone else a moment ago; "
+            "reload the page to see it.",
+            title="Changed concurrently",
+        )
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="adverse_event.outcome_updated",
+        entity_type="adverse_event",
+        entity_id=event.id,
+        changes={"outcome": (old, outcome)},
+        reason=reason,
+        reason_required=True,
+    )
+    return event
+
+
+def classification_errors(grade: int, seriousness: str, outcome: str) -> dict[str, list[str]]:
+    """What is wrong with a grade, seriousness and outcome together, by field: unknown values,
+    a grade 5 that is not fatal (or fatal that is not grade 5), grade 4–5 not serious."""
+    errors: dict[str, list[str]] = {}
+    if grade not in GRADES:
+        errors["grade"] = ["The CTCAE grade is 1, 2, 3, 4 or 5."]
+    if seriousness not in _values(Seriousness):
+        errors["seriousness"] = [f"Choose one of: {_choices(Seriousness)}."]
+    if outcome not in _values(Outcome):
+        errors["outcome"] = [f"Choose one of: {_choices(Outcome)}."]
+    if errors:
+        return errors
+    if grade == FATAL_GRADE and outcome != Outcome.FATAL:
+        errors["outcome"] = ["A grade 5 event is a death: its outcome is fatal."]
+    elif outcome == Outcome.FATAL and grade != FATAL_GRADE:
+        errors["grade"] = ["A fatal outcome is grade 5 (death related to the event)."]
+    if grade in SERIOUS_GRADES and seriousness != Seriousness.SERIOUS:
+        kind = "a death" if grade == FATAL_GRADE else "life-threatening"
+        errors["seriousness"] = [
+            f"A grade {grade} event is {kind}, which is a seriousness criterion: it is serious."
+        ]
+    return errors
+
+
+def get_adverse_event(session: Session, event_id: int) -> AdverseEvent:
+    event = session.get(AdverseEvent, event_id)
+    if event is None:
+        raise NotFound(f"There is no adverse event {event_id}.")
+    return event
+
+
+def adverse_events_of(session: Session, patient: Patient) -> list[AdverseEvent]:
+    """The patient's adverse events, by onset."""
+    return list(
+        session.execute(
+            select(AdverseEvent)
+            .where(AdverseEvent.patient_id == patient.id)
+            .order_by(AdverseEvent.onset_at, AdverseEvent.id)
+        ).scalars()
+    )
+
+
+def infusions_of(session: Session, patient: Patient) -> list[Infusion]:
+    """The patient's infusions (an event may be linked to the one it followed), by start."""
+    return list(
+        session.execute(
+            select(Infusion)
+            .where(Infusion.patient_id == patient.id)
+            .order_by(Infusion.started_at, Infusion.id)
+        ).scalars()
+    )
+
+
+def _values(kind: type[Outcome] | type[Seriousness]) -> set[str]:
+    return {member.value for member in kind}
+
+
+def _choices(kind: type[Outcome] | type[Seriousness]) -> str:
+    return ", ".join(member.label for member in kind)
