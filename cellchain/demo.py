@@ -372,7 +372,10 @@ def _seed_donations(
         lots[stage] = _seed_expansion(session, donations[stage], kit, box=box, now=now, tech=tech)
     for lot in lots.values():
         _seed_labels(session, lot, site_zone=site_zone, tech=tech)
-    _seed_release(session, lots, now=now, site_zone=site_zone, qc=qc, qa=qa)
+    # tested and released yesterday, so this morning's doses come from a lot released before
+    _seed_release(
+        session, lots, now=now - dt.timedelta(days=1), site_zone=site_zone, qc=qc, qa=qa
+    )
     return donations, lots
 
 

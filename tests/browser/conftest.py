@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 from zoneinfo import ZoneInfo
@@ -67,6 +67,12 @@ class LiveServer:
     facility_code: str
     #: demo stage ("eligible", "quarantine", "awaiting_receipt") → that donation's DIN
     donation_dins: dict[str, str]
+    #: study ID → the patient's COI (what the wristband's QR holds, after ``CC1.``)
+    patient_cois: dict[str, str] = field(default_factory=dict)
+    #: study ID → the code of the patient's prepared day-0 dose (MSC arm)
+    dose_codes: dict[str, str] = field(default_factory=dict)
+    #: demo stage ("in_transit", "held", "infused") → that shipment's dry shipper ID
+    shippers: dict[str, str] = field(default_factory=dict)
 
     def __call__(self, path: str = "/") -> str:
         return self.url + path
@@ -110,6 +116,13 @@ def live_server(databases: DatabaseFactory) -> Iterator[LiveServer]:
         )
         dins = [issued.code for issued in site.reserved_dins]
         donation_dins = {stage: donation.din for stage, donation in site.donations.items()}
+        patient_cois = {study_id: p.coi for study_id, p in site.patients.items()}
+        dose_codes = {
+            item.dose_order.patient.study_id: item.dose_order.dose_unit.code
+            for shipment in site.shipments.values()
+            for item in shipment.items
+        }
+        shippers = {stage: shipment.shipper_id for stage, shipment in site.shipments.items()}
         db.session.commit()
         db.session.remove()
 
@@ -124,6 +137,9 @@ def live_server(databases: DatabaseFactory) -> Iterator[LiveServer]:
             reserved_dins=dins,
             facility_code=app.config["FACILITY_CODE"],
             donation_dins=donation_dins,
+            patient_cois=patient_cois,
+            dose_codes=dose_codes,
+            shippers=shippers,
         )
     finally:
         server.shutdown()
