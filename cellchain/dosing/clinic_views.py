@@ -9,6 +9,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
+from cellchain.clinic import infusions, record
 from cellchain.core import signatures
 from cellchain.core.roles import Permission
 from cellchain.dosing import orders, patients
@@ -165,6 +166,9 @@ def _patient_page(
                 receives_cells=patients.receives_cells(patient),
                 visits=patients.schedule(patient),
                 doses={o.visit: o for o in orders.orders_of(db.session, patient)},
+                infused={
+                    i.dose_order.visit: i for i in infusions.infusions_of(db.session, patient)
+                },
                 today=now().astimezone(site_zone()).date(),
             ),
         ),
@@ -191,7 +195,12 @@ def _dose_page(order: Any, error: DomainError | None = None) -> ResponseReturnVa
     return (
         render_template(
             "dosing/dose.html",
-            **_context(error, order=order, manifests=signatures.manifest(db.session, order)),
+            **_context(
+                error,
+                order=order,
+                manifests=signatures.manifest(db.session, order),
+                at_clinic=record.dose_at_clinic(db.session, order),
+            ),
         ),
         error.status if error else 200,
     )

@@ -1,0 +1,30 @@
+"""What happened to a dose after the lab, for its page: the shipment, the thaw, every bedside
+check (stops too) and the infusion."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from cellchain.clinic import bedside, infusions, shipments, thaw
+from cellchain.clinic.models import BedsideCheck, Infusion, Shipment
+from cellchain.clinic.thaw import ThawState
+from cellchain.dosing.models import DoseOrder
+
+
+@dataclass(frozen=True)
+class DoseAtClinic:
+    shipment: Shipment | None
+    thaw: ThawState
+    checks: list[BedsideCheck]
+    infusion: Infusion | None
+
+
+def dose_at_clinic(session: Session, order: DoseOrder) -> DoseAtClinic:
+    return DoseAtClinic(
+        shipment=shipments.shipment_of(session, order),
+        thaw=thaw.thaw_state(session, order),
+        checks=bedside.checks_of_order(session, order),
+        infusion=infusions.infusion_of(session, order),
+    )
