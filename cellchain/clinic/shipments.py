@@ -120,7 +120,8 @@ def dispatch(session: Session, form: Dispatch, *, actor: User, now: dt.datetime)
     session.add(shipment)
     session.flush()
     for order in orders.values():
-        session.add(ShipmentItem(shipment_id=shipment.id, dose_order_id=order.id))
+        # The guarded status change comes first: of two dispatches of one dose at once, the
+        # second finds it dispensed (a clear 409) before it could collide on the item row.
         for unit in units_of_dose(order):
             try:
                 chain.change_status(
@@ -149,6 +150,7 @@ def dispatch(session: Session, form: Dispatch, *, actor: User, now: dt.datetime)
                 actor=actor,
                 now=now,
             )
+        session.add(ShipmentItem(shipment_id=shipment.id, dose_order_id=order.id))
     session.flush()
     session.refresh(shipment)
     audit.record(

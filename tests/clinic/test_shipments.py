@@ -228,3 +228,37 @@ def test_a_dose_still_in_the_lab_is_not_thawed(ward: Ward) -> None:
         thaw.scan_thaw(
             db.session, payload(order.dose_unit.code), actor=ward.clinic.clinician, now=utcnow()
         )
+
+
+@pytest.mark.postgres_only
+def test_a_dose_dispatched_twice_at_once_leaves_once(app: Any, ward: Ward) -> None:
+    from sqlalchemy import func
+
+    from cellchain.clinic.models import ShipmentItem
+    from tests.conftest import at_once
+
+    order = ward.prepared()
+    label, tech_id = payload(order.dose_unit.code), ward.lab.tech.id
+
+    def dispatching(shipper: str):
+        def job() -> str:
+            from cellchain.core.models import User
+
+            try:
+                shipments.dispatch(
+                    db.session,
+                    shipments.Dispatch(shipper, "TL-1", "Clinic", "courier", [label]),
+                    actor=db.session.get(User, tech_id),
+                    now=utcnow(),
+                )
+                db.session.commit()
+                return "dispatched"
+            except (Conflict, InvalidInput):
+                db.session.rollback()
+                return "refused"
+
+        return job
+
+    assert at_once(app, [dispatching("DS-A"), dispatching("DS-B")]) == ["dispatched", "refused"]
+    db.session.expire_all()
+    assert db.session.execute(select(func.count()).select_from(ShipmentItem)).scalar_one() == 1
