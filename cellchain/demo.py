@@ -87,12 +87,14 @@ def seed_demo(
 ) -> DemoSite:
     """Create the demo users, approve the default protocol and product as QA, register
     donations at three stages through the same services a person would use, reserve DINs."""
+    timeline = _Timeline.today(now, site_zone)
+    setup = timeline.at(160)  # the accounts and the lab's records come before this morning
     users: dict[str, User] = {}
     for demo in DEMO_USERS:
         users[demo.username] = accounts.create_user(
             session,
             actor=None,
-            now=now,
+            now=setup,
             username=demo.username,
             full_name=demo.full_name,
             password=demo.password,
@@ -100,26 +102,26 @@ def seed_demo(
             policy=policy,
         )
     qa = next(d for d in DEMO_USERS if d.role is Role.QA)
-    protocol = dosing.load_default_protocol(session, actor=users[qa.username], now=now)
+    protocol = dosing.load_default_protocol(session, actor=users[qa.username], now=setup)
     dosing.approve_protocol(
-        session, protocol=protocol, user=users[qa.username], password=qa.password, now=now
+        session, protocol=protocol, user=users[qa.username], password=qa.password, now=setup
     )
-    product = products.load_default_product(session, actor=users[qa.username], now=now)
+    product = products.load_default_product(session, actor=users[qa.username], now=setup)
     products.approve_product(
-        session, product=product, user=users[qa.username], password=qa.password, now=now
+        session, product=product, user=users[qa.username], password=qa.password, now=setup
     )
-    specification = quality.load_default_specification(session, actor=users[qa.username], now=now)
+    specification = quality.load_default_specification(session, actor=users[qa.username], now=setup)
     quality.approve_specification(
         session,
         specification=specification,
         user=users[qa.username],
         password=qa.password,
-        now=now,
+        now=setup,
     )
     qc = next(d for d in DEMO_USERS if d.role is Role.QC_ANALYST)
     site_donations, site_lots = _seed_donations(
         session,
-        now=now,
+        now=setup,
         facility_code=facility_code,
         site_zone=site_zone,
         tech=users["tech"],
@@ -127,7 +129,6 @@ def seed_demo(
         qa=(users[qa.username], qa.password),
     )
     passwords = {demo.username: demo.password for demo in DEMO_USERS}
-    timeline = _Timeline.today(now, site_zone)
     trial = _seed_patients(
         session,
         now=now,
@@ -372,10 +373,7 @@ def _seed_donations(
         lots[stage] = _seed_expansion(session, donations[stage], kit, box=box, now=now, tech=tech)
     for lot in lots.values():
         _seed_labels(session, lot, site_zone=site_zone, tech=tech)
-    # tested and released yesterday, so this morning's doses come from a lot released before
-    _seed_release(
-        session, lots, now=now - dt.timedelta(days=1), site_zone=site_zone, qc=qc, qa=qa
-    )
+    _seed_release(session, lots, now=now, site_zone=site_zone, qc=qc, qa=qa)
     return donations, lots
 
 
@@ -503,8 +501,9 @@ class _Timeline:
     @classmethod
     def today(cls, now: dt.datetime, zone: ZoneInfo) -> _Timeline:
         local = now.astimezone(zone)
-        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        since = (local - midnight).total_seconds() / 60 - 1
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+        # subtracted in UTC: a wall-clock difference is wrong on a daylight-saving morning
+        since = (now - midnight).total_seconds() / 60 - 1
         return cls(now=now, span_minutes=max(0.0, min(150.0, since)))
 
     def at(self, minutes_ago: float) -> dt.datetime:

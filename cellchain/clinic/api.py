@@ -25,6 +25,7 @@ from cellchain.clinic.schemas import (
     SignOffIn,
     ThawOut,
 )
+from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User
 from cellchain.core.roles import Permission
 from cellchain.dosing import patients
@@ -71,7 +72,12 @@ def hand_off_as_user(session: Session, shipment_id: int, data: dict[str, Any]) -
 def receive_as_user(session: Session, shipment_id: int, data: dict[str, Any]) -> Shipment:
     shipment = shipments.get_shipment(session, shipment_id)
     return shipments.receive(
-        session, shipment, shipments.Receipt(**data), actor=acting_user(), now=now()
+        session,
+        shipment,
+        shipments.Receipt(**data),
+        actor=acting_user(),
+        now=now(),
+        zone=site_zone(),
     )
 
 
@@ -89,7 +95,10 @@ def decide_as_user(session: Session, shipment_id: int, data: dict[str, Any]) -> 
 
 def thaw_as_user(session: Session, scan: str) -> dict[str, Any]:
     """Thaw by scan; what it did and the dose's deadline."""
-    step = thaw.scan_thaw(session, scan, actor=acting_user(), now=now())
+    try:
+        step = thaw.scan_thaw(session, scan, actor=acting_user(), now=now())
+    except InvalidIdentifier as problem:  # never repeat an unreadable scan (it may be an MRN)
+        raise bedside.unreadable(problem, "scan") from problem
     state = thaw.thaw_state(session, step.order)
     return {
         "dose_order_id": step.order.id,
@@ -219,7 +228,7 @@ def decide(data: dict[str, Any], shipment_id: int) -> Any:
 @bedside_api.response(200, ThawOut)
 def thaw_scan(data: dict[str, Any]) -> Any:
     """Scan a bag (or the dose label for every bag): starts its thaw, or completes it."""
-    with unit_of_work(refused("thaw.refused", "scan", data["scan"][:60])) as session:
+    with unit_of_work(refused("thaw.refused", "scan", "thaw")) as session:
         result = thaw_as_user(session, data["scan"])
     return result
 
@@ -233,14 +242,14 @@ def verify(data: dict[str, Any]) -> Any:
     recorded like a go; 201 either way — read ``verdict``."""
     with unit_of_work(refused("bedside.scan_refused", "bedside_check", "new")) as session:
         check = verify_as_user(session, data)
-    return bedside.summary(db.session, check)
+    return bedside.summary(db.session, check, now=now())
 
 
 @bedside_api.get("/bedside/checks/<int:check_id>")
 @requires(Permission.READ_RECORDS)
 @bedside_api.response(200, BedsideCheckOut)
 def get_check(check_id: int) -> Any:
-    return bedside.summary(db.session, bedside.get_check(db.session, check_id))
+    return bedside.summary(db.session, bedside.get_check(db.session, check_id), now=now())
 
 
 @bedside_api.post("/bedside/checks/<int:check_id>/signatures")
@@ -251,7 +260,7 @@ def sign(data: dict[str, Any], check_id: int) -> Any:
     """Two clinicians sign a go: the acting one and a second one, each with their password."""
     with unit_of_work(refused("bedside.sign_refused", "bedside_check", check_id)) as session:
         check = sign_as_user(session, check_id, data)
-    return bedside.summary(db.session, check)
+    return bedside.summary(db.session, check, now=now())
 
 
 @bedside_api.post("/bedside/checks/<int:check_id>/start")

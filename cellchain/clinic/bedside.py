@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User
 from cellchain.core.roles import Permission, has_permission
 from cellchain.dosing import patients
-from cellchain.dosing.models import DoseOrder, DoseStatus, Patient
+from cellchain.dosing.models import DoseOrder, DoseStatus, Patient, PatientStatus
 from cellchain.dosing.orders import SECOND_CHECK_MEANING
 from cellchain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
 from cellchain.manufacturing.models import LotStatus
@@ -59,6 +60,8 @@ from cellchain.manufacturing.models import LotStatus
 BEDSIDE_MEANING = "verification: bedside identity and dose check before infusion"
 #: Where a scanned code is stored, at most (what a scanner types is short).
 SCAN_LENGTH = 120
+#: Percentages are compared with this tolerance (floating-point noise, not a clinical margin).
+EPSILON_PERCENT = 1e-6
 
 
 class Check(enum.StrEnum):
@@ -88,6 +91,8 @@ class PatientFacts:
     coi: str
     arm_name: str
     receives_cells: bool
+    #: still enrolled (a withdrawn patient receives nothing more)
+    enrolled: bool
     #: infusion visits (code, name) whose window is open today
     open_visits: tuple[tuple[str, str], ...]
     latest_weight_kg: float | None
@@ -301,6 +306,14 @@ def _thaw(f: BedsideFacts) -> CheckResult:
     if f.dose is None:
         return CheckResult(Check.THAW, "Within the thaw window", False, NOT_IDENTIFIED)
     title = f"Thawed, infusion starts within {f.dose.thaw_window_minutes} min of the thaw"
+    if f.dose.thaw_expires_at is not None and f.now > f.dose.thaw_expires_at:
+        return CheckResult(
+            Check.THAW,
+            title,
+            False,
+            f"The thaw window closed at {_local(f.dose.thaw_expires_at, f.zone)}; this dose "
+            "may no longer be infused.",
+        )
     if f.dose.bags_thawed < f.dose.bags or f.dose.thaw_expires_at is None:
         return CheckResult(
             Check.THAW,
@@ -308,14 +321,6 @@ def _thaw(f: BedsideFacts) -> CheckResult:
             False,
             f"{f.dose.bags_thawed} of {f.dose.bags} bag(s) thawed; scan each bag to start and "
             "complete its thaw.",
-        )
-    if f.now > f.dose.thaw_expires_at:
-        return CheckResult(
-            Check.THAW,
-            title,
-            False,
-            f"The thaw window closed at {_local(f.dose.thaw_expires_at, f.zone)}; this dose "
-            "may no longer be infused.",
         )
     left = (f.dose.thaw_expires_at - f.now).total_seconds() / 60
     return CheckResult(
@@ -341,7 +346,9 @@ def _weight(f: BedsideFacts) -> CheckResult:
             f"{limits.weight_recency_days} days ago."
         )
     change = (kg - f.dose.weight_used_kg) / f.dose.weight_used_kg * 100
-    if abs(change) >= limits.weight_change_flag_percent:
+    # 68.0 → 74.8 kg is +10 % exactly but +9.999999999999996 in floating point: compare with
+    # a tolerance far below any weighing resolution, so "≥ 10 %" means what it says.
+    if abs(change) >= limits.weight_change_flag_percent - EPSILON_PERCENT:
         problems.append(
             f"The weight changed {change:+.1f} % since the dose was prepared "
             f"({f.dose.weight_used_kg:g} → {kg:g} kg); the dose must be prepared again."
@@ -349,7 +356,7 @@ def _weight(f: BedsideFacts) -> CheckResult:
     target = limits.dose_per_kg * kg
     deviation = (f.dose.delivered_cells - target) / target * 100
     accepted = f.dose.override and abs(kg - f.dose.weight_used_kg) < 1e-9
-    if abs(deviation) > limits.tolerance_percent + 1e-9 and not accepted:
+    if abs(deviation) > limits.tolerance_percent + EPSILON_PERCENT and not accepted:
         problems.append(
             f"The dose delivers {deviation:+.1f} % of {target:.3g} cells for {kg:g} kg, outside "
             f"± {limits.tolerance_percent:g} %."
@@ -371,17 +378,19 @@ def _weight(f: BedsideFacts) -> CheckResult:
 
 
 def _arm(f: BedsideFacts) -> CheckResult:
-    title = "Patient in an arm that receives cells"
+    title = "Patient enrolled, in an arm that receives cells"
     if f.patient is None:
         return CheckResult(Check.ARM, title, False, NOT_IDENTIFIED)
+    problems = []
+    if not f.patient.enrolled:
+        problems.append(f"{f.patient.study_id} is no longer enrolled (withdrawn).")
     if not f.patient.receives_cells:
-        return CheckResult(
-            Check.ARM,
-            title,
-            False,
-            f"{f.patient.study_id} is in the {f.patient.arm_name} arm, which never receives cells.",
+        problems.append(
+            f"{f.patient.study_id} is in the {f.patient.arm_name} arm, which never receives cells."
         )
-    return CheckResult(Check.ARM, title, True, f"{f.patient.arm_name}.")
+    if problems:
+        return CheckResult(Check.ARM, title, False, " ".join(problems))
+    return CheckResult(Check.ARM, title, True, f"Enrolled, {f.patient.arm_name}.")
 
 
 def _visit_window(f: BedsideFacts) -> CheckResult:
@@ -442,8 +451,27 @@ def resolve_wristband(session: Session, scan: str) -> Patient:
         raise InvalidInput(
             f"{issued.code} is {what}, not a patient's wristband; scan the wristband first.",
             errors={"wristband": ["Not a wristband."]},
+            title="Not a wristband",
         )
     return patients.get_patient(session, int(issued.entity_id))
+
+
+def read_wristband(session: Session, scan: str) -> Patient:
+    """``resolve_wristband`` for a person at the bedside: an unreadable scan is refused with
+    what was wrong, never with what was scanned."""
+    if not (scan or "").strip():
+        raise InvalidInput("Scan the patient's wristband.", errors={"wristband": ["Required."]})
+    try:
+        return resolve_wristband(session, scan)
+    except InvalidIdentifier as problem:
+        raise unreadable(problem, "wristband") from problem
+
+
+def unreadable(problem: InvalidIdentifier, field: str) -> InvalidInput:
+    """A refusal of an unreadable scan that does not repeat the scan."""
+    return InvalidInput(
+        _problem_text(problem), errors={field: ["Not a cellchain label."]}, title="Unreadable scan"
+    )
 
 
 def gather(
@@ -484,6 +512,7 @@ def _patient_facts(
         coi=patient.coi,
         arm_name=patients.arm_name(patient),
         receives_cells=patients.receives_cells(patient),
+        enrolled=patient.status == PatientStatus.ENROLLED.value,
         open_visits=tuple(
             (visit.code, visit.name)
             for visit in patients.schedule(patient)
@@ -575,8 +604,8 @@ def verify(
     check = BedsideCheck(
         checked_at=now,
         checked_by_id=actor.id,
-        wristband_scan=wristband_scan.strip()[:SCAN_LENGTH],
-        label_scan=label_scan.strip()[:SCAN_LENGTH],
+        wristband_scan=stored_scan(wristband_scan, patient is not None),
+        label_scan=stored_scan(label_scan, order is not None),
         patient_id=patient.id if patient else None,
         unit_id=order.dose_unit_id if order else None,
         dose_order_id=order.id if order else None,
@@ -703,8 +732,37 @@ def stops_of_patient(session: Session, patient: Patient) -> list[BedsideCheck]:
     )
 
 
+#: What an unreadable scan was, in words that never repeat what was scanned.
+_UNREADABLE = {
+    "empty": "nothing was scanned",
+    "length": "it has the wrong length for a cellchain code",
+    "character": "it holds characters no cellchain code has",
+    "structure": "it is not laid out as a cellchain code (another system's barcode?)",
+    "check": "its check character does not match (a misread or a typo)",
+}
+
+
 def _problem_text(problem: Exception) -> str:
+    """The reason a scan was not accepted. An unreadable scan is described, never echoed:
+    it may be another system's barcode (a hospital wristband holds a record number, which
+    must not enter this system, DOMAIN.md §1)."""
+    if isinstance(problem, InvalidIdentifier):
+        return (
+            "The scan is not a cellchain label: "
+            + _UNREADABLE.get(problem.reason, "it could not be read")
+            + ". Scan the label's QR code again."
+        )
     return problem.detail if isinstance(problem, DomainError) else str(problem)
+
+
+def stored_scan(text: str, resolved: bool) -> str:
+    """What is kept of a scan: the code if it named a record of this site, else only its
+    length and a hash (enough to tell two attempts apart, nothing more)."""
+    text = (text or "").strip()
+    if resolved:
+        return text[:SCAN_LENGTH]
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return f"[unreadable: {len(text)} characters, sha256 {digest}…]"
 
 
 def _local(value: dt.datetime, zone: ZoneInfo) -> str:
@@ -719,27 +777,64 @@ class CheckSummary:
     signatures: list[signatures.SignatureManifest]
     signed_by_two: bool
     thaw_expires_at: dt.datetime | None
+    #: the infusion started from this check (not from another check of the same dose)
     infusion: Infusion | None
+    #: why a go can no longer be acted on (a newer check, the dose infused, the window
+    #: closed); None while it can, and for a stop
+    superseded: str | None
+
+    @property
+    def actionable(self) -> bool:
+        """A go that may still be signed and started from."""
+        return self.check.go and self.infusion is None and self.superseded is None
 
     def seconds_left(self, now: dt.datetime) -> int | None:
-        if self.thaw_expires_at is None:
+        if self.thaw_expires_at is None or not self.check.go or self.infusion is not None:
             return None
         return int((self.thaw_expires_at - now).total_seconds())
 
 
-def summary(session: Session, check: BedsideCheck) -> CheckSummary:
+def summary(session: Session, check: BedsideCheck, *, now: dt.datetime) -> CheckSummary:
     order = check.dose_order
-    infusion = (
-        session.execute(
-            select(Infusion).where(Infusion.dose_order_id == order.id)
-        ).scalar_one_or_none()
-        if order is not None
-        else None
-    )
+    infusion = session.execute(
+        select(Infusion).where(Infusion.bedside_check_id == check.id)
+    ).scalar_one_or_none()
+    expires = thaw_state(session, order).expires_at if order is not None else None
     return CheckSummary(
         check=check,
         signatures=signatures.manifest(session, check),
         signed_by_two=len({s.username for s in bedside_signatures(session, check)}) >= 2,
-        thaw_expires_at=thaw_state(session, order).expires_at if order is not None else None,
+        thaw_expires_at=expires,
         infusion=infusion,
+        superseded=_superseded(session, check, expires, now) if infusion is None else None,
     )
+
+
+def newer_check(session: Session, check: BedsideCheck) -> BedsideCheck | None:
+    """A later check of the same dose (a re-check at a start counts), if any."""
+    if check.dose_order_id is None:
+        return None
+    return session.execute(
+        select(BedsideCheck)
+        .where(BedsideCheck.dose_order_id == check.dose_order_id, BedsideCheck.id > check.id)
+        .order_by(BedsideCheck.id)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def _superseded(
+    session: Session, check: BedsideCheck, expires: dt.datetime | None, now: dt.datetime
+) -> str | None:
+    if not check.go:
+        return None
+    order = check.dose_order
+    if order is not None and order.status == DoseStatus.INFUSED.value:
+        return "This dose has been infused since this check."
+    later = newer_check(session, check)
+    if later is not None and later.recheck_of_id != check.id:
+        return f"A newer bedside check of this dose exists (check {later.id})."
+    if later is not None and not later.go:
+        return f"The check made again at the start was a stop (check {later.id})."
+    if expires is not None and now > expires:
+        return "The thaw window has closed since this check."
+    return None

@@ -22,7 +22,7 @@ from cellchain.clinic.models import Infusion, InfusionStatus, ShipmentStatus
 from cellchain.clinic.schemas import BedsideIn, InfusionEndIn, ScanIn, SignOffIn
 from cellchain.core.roles import Permission
 from cellchain.dosing import patients
-from cellchain.errors import DomainError, InvalidInput
+from cellchain.errors import DomainError
 from cellchain.extensions import db
 from cellchain.http import now, requires, site_zone, unit_of_work
 from cellchain.web.forms import load_form
@@ -70,7 +70,7 @@ def thaw_page() -> ResponseReturnValue:
     if request.method == "POST":
         try:
             scan = load_form(ScanIn(), request.form)["scan"]
-            with unit_of_work(refused("thaw.refused", "scan", scan[:60])) as session:
+            with unit_of_work(refused("thaw.refused", "scan", "thaw")) as session:
                 result = thaw_as_user(session, scan)
         except DomainError as problem:
             error = problem
@@ -87,7 +87,7 @@ def thaw_page() -> ResponseReturnValue:
 @requires(Permission.ADMINISTER_DOSES)
 def start_page() -> ResponseReturnValue:
     """Step 1: scan the patient's wristband."""
-    return render_template("bedside/wristband.html", error=None, scan="")
+    return render_template("bedside/wristband.html", error=None)
 
 
 @blueprint.post("/bedside/wristband")
@@ -96,12 +96,10 @@ def wristband() -> ResponseReturnValue:
     """Step 2: the wristband read; scan the bag or dose label."""
     scan = request.form.get("wristband", "").strip()
     try:
-        with unit_of_work(refused("bedside.wristband_refused", "scan", scan[:60] or "empty")):
-            if not scan:
-                raise _required("wristband", "Scan the patient's wristband.")
-            patient = bedside.resolve_wristband(db.session, scan)
-    except DomainError as error:  # an unreadable code is an InvalidIdentifier, a refusal too
-        return render_template("bedside/wristband.html", error=error, scan=scan), error.status
+        with unit_of_work(refused("bedside.wristband_refused", "scan", "wristband")):
+            patient = bedside.read_wristband(db.session, scan)
+    except DomainError as error:
+        return render_template("bedside/wristband.html", error=error), error.status
     return render_template(
         "bedside/label.html",
         patient=patient,
@@ -188,10 +186,6 @@ def end(infusion_id: int) -> ResponseReturnValue:
 # --- pages --------------------------------------------------------------------------------------
 
 
-def _required(field: str, message: str) -> DomainError:
-    return InvalidInput(message, errors={field: ["Required."]})
-
-
 def _typed(error: DomainError | None) -> dict[str, str]:
     if error is None:
         return {}
@@ -203,13 +197,17 @@ def _typed(error: DomainError | None) -> dict[str, str]:
 
 
 def _check_page(check: Any, error: DomainError | None = None) -> ResponseReturnValue:
-    summary = bedside.summary(db.session, check)
+    summary = bedside.summary(db.session, check, now=now())
     return (
         render_template(
             "bedside/check.html",
             summary=summary,
             check=check,
             seconds_left=summary.seconds_left(now()),
+            server_now=now(),
+            wrong_patient=check.dose_order is not None
+            and check.patient_id is not None
+            and check.dose_order.patient_id != check.patient_id,
             meaning=bedside.BEDSIDE_MEANING,
             error=error.detail if error else None,
             errors=error.errors if error else {},

@@ -81,6 +81,13 @@ def start(
             "The infusion is started by one of the two clinicians who signed the check.",
             title="Not a signer",
         )
+    later = bedside.newer_check(session, check)
+    if later is not None:
+        raise Conflict(
+            f"A newer bedside check of this dose exists (check {later.id}); scan the wristband "
+            "and the dose again and start from the newest check.",
+            title="Not the latest check",
+        )
     recheck = bedside.verify(
         session,
         check.wristband_scan,
@@ -92,6 +99,8 @@ def start(
     )
     if not recheck.go:
         return Started(infusion=None, stop=recheck)
+    # the same stored scans name the same patient and dose; a difference would be a bug
+    assert (recheck.patient_id, recheck.dose_order_id) == (check.patient_id, check.dose_order_id)
     order = check.dose_order
     assert order is not None and check.patient_id is not None
     infusion = Infusion(

@@ -65,10 +65,10 @@ class ScanIn(ma.Schema):
 
 class BedsideIn(ma.Schema):
     wristband = ma.fields.String(
-        required=True, validate=SCAN, metadata={"description": "The wristband as scanned"}
+        required=True, metadata={"description": "The wristband as scanned"}
     )
     label = ma.fields.String(
-        required=True, validate=SCAN, metadata={"description": "The bag or dose label as scanned"}
+        required=True, metadata={"description": "The bag or dose label as scanned"}
     )
 
 

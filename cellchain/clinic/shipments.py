@@ -22,6 +22,7 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -44,8 +45,10 @@ from cellchain.core.models import User
 from cellchain.dosing.models import DoseOrder, DoseStatus
 from cellchain.dosing.patients import summarize
 from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
+from cellchain.manufacturing.models import LotStatus
 from cellchain.manufacturing.storage import DEFAULT_STORAGE_MAX_C
 
+UTC_ZONE = ZoneInfo("UTC")
 #: Where a shipment starts.
 DISPATCH_LOCATION = "GMP lab — dispatch"
 ACCEPT_MEANING = "approval: held shipment accepted for clinical use"
@@ -103,7 +106,7 @@ def dispatch(session: Session, form: Dispatch, *, actor: User, now: dt.datetime)
         except (InvalidIdentifier, NotFound, InvalidInput) as problem:
             errors.setdefault("doses", []).append(str(problem))
             continue
-        problem_text = _not_shippable(session, order)
+        problem_text = _not_shippable(session, order, now)
         if problem_text:
             errors.setdefault("doses", []).append(problem_text)
         orders[order.id] = order
@@ -132,6 +135,8 @@ def dispatch(session: Session, form: Dispatch, *, actor: User, now: dt.datetime)
                     now=now,
                     reason=f"dispatched to the clinic in shipment {shipment.id}",
                 )
+            except StateConflict:
+                raise
             except Conflict as error:
                 raise Conflict(
                     f"{unit.code} was dispatched or changed by someone else a moment ago; "
@@ -214,19 +219,25 @@ def hand_off(
 
 
 def receive(
-    session: Session, shipment: Shipment, form: Receipt, *, actor: User, now: dt.datetime
+    session: Session,
+    shipment: Shipment,
+    form: Receipt,
+    *,
+    actor: User,
+    now: dt.datetime,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> Shipment:
     """Receive the shipment at the clinic; an excursion, damage or a logger alarm holds it."""
     if shipment.status != ShipmentStatus.IN_TRANSIT.value:
+        when = (
+            f" at {shipment.received_at.astimezone(zone):%Y-%m-%d %H:%M %Z}"
+            if shipment.received_at
+            else ""
+        )
+        who = f" by {shipment.received_by.full_name}" if shipment.received_by else ""
         raise Conflict(
-            f"Shipment {shipment.id} was already received"
-            + (
-                f" at {shipment.received_at.isoformat(timespec='minutes')}"
-                if shipment.received_at
-                else ""
-            )
-            + (f" by {shipment.received_by.full_name}" if shipment.received_by else "")
-            + f"; it is {shipment.status_label}. A shipment is received once.",
+            f"Shipment {shipment.id} was already received{when}{who}; it is "
+            f"{shipment.status_label}. A shipment is received once.",
             title="Already received",
         )
     errors = _receipt_errors(form, shipment, now)
@@ -414,13 +425,27 @@ def hold_reasons(form: Receipt, limit: float) -> list[str]:
 # --- internals ----------------------------------------------------------------------------------
 
 
-def _not_shippable(session: Session, order: DoseOrder) -> str | None:
+def _not_shippable(session: Session, order: DoseOrder, now: dt.datetime) -> str | None:
+    """Why the dose may not leave the lab, or None: the hard blocks before a bag is dispensed
+    (DOMAIN.md §7) that can have changed since the second check."""
     code = order.dose_unit.code if order.dose_unit else f"dose order {order.id}"
     if order.status != DoseStatus.PREPARED.value:
         return f"{code} is {order.status}; only a prepared (second-checked) dose is shipped."
     shipped = shipment_of(session, order)
     if shipped is not None:
         return f"{code} already left the lab in shipment {shipped.id}."
+    problems = [
+        f"{unit.code} is {unit.status}."
+        for unit in units_of_dose(order)
+        if unit.status != UnitStatus.ALLOCATED.value
+    ]
+    for lot in lots_of_dose(session, order):
+        if lot.status != LotStatus.RELEASED.value:
+            problems.append(f"Lot {lot.lot_number} is {lot.status}, not released.")
+        elif lot.expires_at is None or lot.expires_at <= now:
+            problems.append(f"Lot {lot.lot_number} has expired.")
+    if problems:
+        return f"{code} cannot be dispensed: " + " ".join(problems)
     return None
 
 

@@ -1,9 +1,10 @@
 """Thaw at the clinic: scanning a bag starts its thaw, scanning it again completes it.
 
 The infusion must start within the product's window after the thaw (DOMAIN.md §7: at most
-60 min by default). The window runs from the first completed thaw of the dose: a dose of two
-bags is as old as its first bag out of the bath. Scanning the dose label thaws every bag of
-the dose at once. Only a dose received at the clinic and not held can be thawed.
+60 min by default). The window runs from the first thaw *start* of the dose: a dose of two
+bags is as old as its first bag into the bath, and a thaw left running is not free time. Every
+bag must be thawed (completed) before the bedside check passes. Scanning the dose label thaws
+every bag of the dose at once. Only a dose received at the clinic and not held can be thawed.
 
 Services flush; the caller commits (one use case, one transaction).
 """
@@ -49,7 +50,7 @@ class ThawState:
     thaws: list[Thaw]
     bag_count: int
     window_minutes: int
-    expires_at: dt.datetime | None  #: thaw + window; None until a bag's thaw is completed
+    expires_at: dt.datetime | None  #: first thaw start + window; None until a thaw starts
 
     @property
     def complete(self) -> bool:
@@ -98,26 +99,31 @@ def thaws_of(session: Session, order: DoseOrder) -> list[Thaw]:
 
 
 def thaw_window_minutes(session: Session, order: DoseOrder) -> int:
-    """Minutes from thaw to the start of the infusion: the product's limit if its definition
-    sets one, else the protocol's, else 60."""
-    for lot in lots_of_dose(session, order):
-        minutes = lot.product_definition.parameters.get("thaw_to_infusion_minutes")
-        if minutes is not None:
-            return int(minutes)
-    return int(
-        order.protocol.parameters.get("thaw_to_infusion_minutes", DEFAULT_THAW_WINDOW_MINUTES)
-    )
+    """Minutes from the thaw to the start of the infusion: the strictest of the protocol's
+    limit and the limits of the dose's product definitions (60 if none says)."""
+    limits = [
+        int(minutes)
+        for lot in lots_of_dose(session, order)
+        if (minutes := lot.product_definition.parameters.get("thaw_to_infusion_minutes"))
+        is not None
+    ]
+    protocol = order.protocol.parameters.get("thaw_to_infusion_minutes")
+    if protocol is not None:
+        limits.append(int(protocol))
+    return min(limits, default=DEFAULT_THAW_WINDOW_MINUTES)
 
 
 def thaw_state(session: Session, order: DoseOrder) -> ThawState:
+    """The dose's thaws and its deadline: the window runs from the moment the first bag went
+    into the bath, so however long a thaw takes, it counts against the window."""
     thaws = thaws_of(session, order)
     window = thaw_window_minutes(session, order)
-    completed = [thaw.completed_at for thaw in thaws if thaw.completed_at is not None]
+    started = [thaw.started_at for thaw in thaws]
     return ThawState(
         thaws=thaws,
         bag_count=len(order.bags),
         window_minutes=window,
-        expires_at=min(completed) + dt.timedelta(minutes=window) if completed else None,
+        expires_at=min(started) + dt.timedelta(minutes=window) if started else None,
     )
 
 

@@ -280,3 +280,49 @@ def test_a_signed_go_whose_thaw_window_closed_since_records_a_stop_and_starts_no
     assert started.stop.recheck_of_id == check.id and failed(started.stop) == {"thaw"}
     assert order.status == "prepared"
     assert infusions.infusion_of(db.session, order) is None
+
+
+def test_a_go_followed_by_another_check_of_the_dose_is_no_longer_current(ward: Ward) -> None:
+    patient, order = ward.at_bedside()
+    go = ward.sign(ward.verify(patient, order))
+    assert bedside.summary(db.session, go, now=utcnow()).actionable
+    other = ward.patient(study_id="AS-079", randomization_number="R-079")
+    ward.verify(other, order)  # someone scans the dose with the wrong wristband meanwhile
+    shown = bedside.summary(db.session, go, now=utcnow())
+    assert not shown.actionable and "newer bedside check" in shown.superseded
+    with pytest.raises(Conflict, match="newer bedside check"):
+        ward.start(go)
+
+
+def test_a_go_whose_thaw_window_closed_is_no_longer_current(ward: Ward) -> None:
+    patient, order = ward.at_bedside()
+    go = ward.verify(patient, order)
+    later = bedside.summary(db.session, go, now=utcnow() + dt.timedelta(minutes=61))
+    assert not later.actionable and "thaw window has closed" in later.superseded
+
+
+def test_an_unreadable_scan_is_never_stored_or_repeated(ward: Ward) -> None:
+    _patient, order = ward.at_bedside()
+    hospital_band = "MRN-0012345678"  # another system's barcode on the same wristband
+    check = bedside.verify(
+        db.session,
+        hospital_band,
+        payload(order.dose_unit.code),
+        actor=ward.clinic.clinician,
+        now=utcnow(),
+        zone=dt.UTC,  # type: ignore[arg-type]
+    )
+    db.session.commit()
+    assert check.verdict == "stop"
+    assert check.wristband_scan.startswith("[unreadable: 14 characters")
+    assert hospital_band not in check.checks_json
+    assert check.label_scan == payload(order.dose_unit.code)
+    entries = db.session.execute(select(AuditEntry)).scalars().all()
+    assert not any(hospital_band in entry.changes for entry in entries)
+
+
+def test_a_withdrawn_patient_is_a_stop(ward: Ward) -> None:
+    patient, order = ward.at_bedside()
+    patient.status = "withdrawn"
+    db.session.commit()
+    assert failed(ward.verify(patient, order)) == {"arm"}

@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable
+from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from cellchain.clinic.bedside import (
@@ -40,6 +41,7 @@ GOOD = BedsideFacts(
         coi=COI,
         arm_name="MSC + DMARDs",
         receives_cells=True,
+        enrolled=True,
         open_visits=(("D0", "Day 0"),),
         latest_weight_kg=70.0,
         latest_weight_at=NOW - dt.timedelta(hours=1),
@@ -142,6 +144,7 @@ CORRUPTIONS: dict[Check, list[Corruption]] = {
     ],
     Check.THAW: [
         lambda f: _dose(f, bags_thawed=0, thaw_expires_at=None),
+        lambda f: _dose(f, bags_thawed=0),  # started (the clock runs), not completed
         lambda f: _dose(f, thaw_expires_at=NOW - dt.timedelta(seconds=1)),
         lambda f: _dose(f, bags=2),  # the second bag is not thawed
     ],
@@ -150,9 +153,17 @@ CORRUPTIONS: dict[Check, list[Corruption]] = {
         lambda f: _patient(f, latest_weight_at=NOW - dt.timedelta(days=7, minutes=1)),
         lambda f: _patient(f, latest_weight_kg=77.0),  # +10 % since preparation
         lambda f: _patient(f, latest_weight_kg=63.0),  # −10 %
+        # +10 % exactly, which floating point computes as 9.999999999999996 %; the dose is
+        # still within tolerance for the new weight, so only the change itself can fail it
+        lambda f: _patient(
+            _dose(f, weight_used_kg=68.0, delivered_cells=6.8e7), latest_weight_kg=74.8
+        ),
         lambda f: _dose(f, delivered_cells=6.2e7),  # −11.4 % of the target
     ],
-    Check.ARM: [lambda f: _patient(f, receives_cells=False, arm_name="DMARDs only")],
+    Check.ARM: [
+        lambda f: _patient(f, receives_cells=False, arm_name="DMARDs only"),
+        lambda f: _patient(f, enrolled=False),  # withdrawn after the dose was prepared
+    ],
     Check.VISIT_WINDOW: [
         lambda f: _dose(
             f,
@@ -210,6 +221,18 @@ def test_a_verdict_needs_every_check_made() -> None:
     results = evaluate(GOOD)
     assert verdict_of(results[:-1]) == Verdict.STOP
     assert verdict_of([]) == Verdict.STOP
+
+
+@given(
+    st.integers(min_value=300, max_value=2000).map(lambda tenths: tenths / 10),
+    st.sampled_from([1.1, 0.9, 1.15, 0.8]),
+)
+def test_a_weight_change_of_10_percent_or_more_is_never_go(used_kg: float, factor: float) -> None:
+    latest = round(used_kg * factor, 1)  # what a scale shows
+    exact = (Fraction(str(latest)) - Fraction(str(used_kg))) / Fraction(str(used_kg)) * 100
+    assume(abs(exact) >= 10)  # the rule, in exact arithmetic
+    facts = _patient(_dose(GOOD, weight_used_kg=used_kg), latest_weight_kg=latest)
+    assert Check.WEIGHT in failed(facts)
 
 
 def test_an_override_outside_tolerance_holds_only_at_the_weight_it_was_made_for() -> None:

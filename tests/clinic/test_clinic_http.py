@@ -82,7 +82,7 @@ def test_api_takes_a_dose_from_dispatch_to_the_end_of_its_infusion(
     infusion = started.get_json()
     assert infusion["status"] == "in_progress" and infusion["administered_by"] == "cleo"
     again = nurse.post(f"/api/v1/bedside/checks/{check['id']}/start")
-    assert again.status_code == 409 and "Not already infused" in again.get_json()["detail"]
+    assert again.status_code == 409 and "newer bedside check" in again.get_json()["detail"]
     ended = nurse.post(
         f"/api/v1/infusions/{infusion['id']}/end",
         json={"volume_infused_ml": order.volume_ml, "rate_ml_per_h": 60},

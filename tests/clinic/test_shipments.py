@@ -211,13 +211,15 @@ def test_the_thaw_starts_and_completes_by_scanning_and_a_bag_thaws_once(ward: Wa
     db.session.commit()
     assert len(step.started) == 1 and step.completed == []
     state = thaw.thaw_state(db.session, order)
-    assert state.expires_at is None and not state.complete
+    started_at = step.started[0].started_at
+    assert not state.complete  # the clock runs from the start of the thaw
+    assert state.expires_at == started_at + dt.timedelta(minutes=60)
     step = thaw.scan_thaw(db.session, bag, actor=ward.clinic.clinician, now=utcnow())
     db.session.commit()
     assert len(step.completed) == 1
     state = thaw.thaw_state(db.session, order)
     assert state.complete and state.window_minutes == 60
-    assert state.expires_at == step.completed[0].completed_at + dt.timedelta(minutes=60)
+    assert state.expires_at == started_at + dt.timedelta(minutes=60)
     with pytest.raises(Conflict, match="already thawed"):
         thaw.scan_thaw(db.session, bag, actor=ward.clinic.clinician, now=utcnow())
 
@@ -262,3 +264,22 @@ def test_a_dose_dispatched_twice_at_once_leaves_once(app: Any, ward: Ward) -> No
     assert at_once(app, [dispatching("DS-A"), dispatching("DS-B")]) == ["dispatched", "refused"]
     db.session.expire_all()
     assert db.session.execute(select(func.count()).select_from(ShipmentItem)).scalar_one() == 1
+
+
+def test_a_dose_whose_bag_went_back_to_quarantine_does_not_leave_the_lab(ward: Ward) -> None:
+    from cellchain.chain import service as chain
+    from cellchain.chain.models import UnitStatus
+
+    order = ward.prepared()
+    chain.change_status(
+        db.session,
+        order.bags[0].unit,
+        UnitStatus.QUARANTINE,
+        actor=ward.lab.qa,
+        now=utcnow(),
+        reason="held while a deviation is investigated",
+    )
+    db.session.commit()
+    with pytest.raises(InvalidInput, match="cannot be dispensed") as refused:
+        ward.ship(order)
+    assert "quarantine" in refused.value.detail
