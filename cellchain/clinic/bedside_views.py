@@ -24,8 +24,8 @@ from cellchain.core.roles import Permission
 from cellchain.dosing import patients
 from cellchain.errors import DomainError
 from cellchain.extensions import db
-from cellchain.http import now, requires, site_zone, unit_of_work
-from cellchain.web.forms import load_form
+from cellchain.http import now, requires, unit_of_work
+from cellchain.web.forms import load_form, refusal_context
 from cellchain.web.resolve import register_record_page
 
 blueprint = Blueprint("bedside", __name__)
@@ -186,33 +186,22 @@ def end(infusion_id: int) -> ResponseReturnValue:
 # --- pages --------------------------------------------------------------------------------------
 
 
-def _typed(error: DomainError | None) -> dict[str, str]:
-    if error is None:
-        return {}
-    return {
-        k: v
-        for k, v in request.form.items()
-        if k not in ("csrf_token", "password", "second_password")
-    }
-
-
 def _check_page(check: Any, error: DomainError | None = None) -> ResponseReturnValue:
     summary = bedside.summary(db.session, check, now=now())
     return (
         render_template(
             "bedside/check.html",
-            summary=summary,
-            check=check,
-            seconds_left=summary.seconds_left(now()),
-            server_now=now(),
-            wrong_patient=check.dose_order is not None
-            and check.patient_id is not None
-            and check.dose_order.patient_id != check.patient_id,
-            meaning=bedside.BEDSIDE_MEANING,
-            error=error.detail if error else None,
-            errors=error.errors if error else {},
-            form=_typed(error),
-            zone=site_zone(),
+            **refusal_context(
+                error,
+                summary=summary,
+                check=check,
+                seconds_left=summary.seconds_left(now()),
+                server_now=now(),
+                wrong_patient=check.dose_order is not None
+                and check.patient_id is not None
+                and check.dose_order.patient_id != check.patient_id,
+                meaning=bedside.BEDSIDE_MEANING,
+            ),
         ),
         error.status if error else 200,
     )
@@ -220,12 +209,6 @@ def _check_page(check: Any, error: DomainError | None = None) -> ResponseReturnV
 
 def _infusion_page(infusion: Infusion, error: DomainError | None = None) -> ResponseReturnValue:
     return (
-        render_template(
-            "bedside/infusion.html",
-            infusion=infusion,
-            error=error.detail if error else None,
-            errors=error.errors if error else {},
-            form=_typed(error),
-        ),
+        render_template("bedside/infusion.html", **refusal_context(error, infusion=infusion)),
         error.status if error else 200,
     )

@@ -21,7 +21,7 @@ from cellchain.dosing.models import Patient
 from cellchain.errors import DomainError
 from cellchain.extensions import db
 from cellchain.http import requires, site_zone, unit_of_work
-from cellchain.web.forms import load_form
+from cellchain.web.forms import load_form, refusal_context
 
 blueprint = Blueprint("follow_up", __name__)
 
@@ -106,16 +106,11 @@ def _patient_page(
 ) -> ResponseReturnValue:
     """The patient's follow-up; after a refusal, the posted form (``which``) keeps what was
     typed and shows its field errors."""
-    typed = {k: v for k, v in request.form.items() if k != "csrf_token"} if error else {}
     schedule = follow_up.patient_schedule(db.session, patient, today=site_today(), zone=site_zone())
     return (
         render_template(
             "follow_up/patient.html",
-            patient=patient,
-            error=error.detail if error else None,
-            errors=error.errors if error else {},
-            form=typed,
-            which=which,
+            **refusal_context(error, patient=patient, which=which),
             schedule=schedule,
             open_evaluations=[
                 {"value": s.visit.code, "label": f"{s.visit.name} ({s.visit.code})"}

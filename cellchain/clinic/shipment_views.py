@@ -26,7 +26,7 @@ from cellchain.core.roles import Permission
 from cellchain.errors import DomainError
 from cellchain.extensions import db
 from cellchain.http import requires, unit_of_work
-from cellchain.web.forms import load_form
+from cellchain.web.forms import load_form, refusal_context
 from cellchain.web.resolve import register_record_page
 
 blueprint = Blueprint("shipments", __name__)
@@ -133,21 +133,11 @@ def _act(
     return redirect(url_for("shipments.shipment", shipment_id=shipment_id))
 
 
-def _context(error: DomainError | None, **context: Any) -> dict[str, Any]:
-    typed = {k: v for k, v in request.form.items() if k not in ("csrf_token", "password")}
-    return {
-        "error": error.detail if error else None,
-        "errors": error.errors if error else {},
-        "form": typed if error else {},
-        **context,
-    }
-
-
 def _list_page(error: DomainError | None = None) -> ResponseReturnValue:
     return (
         render_template(
             "clinic/shipments.html",
-            **_context(
+            **refusal_context(
                 error,
                 shipments=shipments.list_shipments(db.session),
                 ready=shipments.ready_to_ship(db.session),
@@ -168,7 +158,7 @@ def _shipment_page(
     return (
         render_template(
             "clinic/shipment.html",
-            **_context(
+            **refusal_context(
                 error,
                 shipment=shipment,
                 which=which,

@@ -19,7 +19,7 @@ from cellchain.dosing.schemas import DoseOrderIn, EnrolIn, SecondCheckIn, Weight
 from cellchain.errors import DomainError
 from cellchain.extensions import db
 from cellchain.http import now, requires, site_zone, unit_of_work
-from cellchain.web.forms import load_form
+from cellchain.web.forms import load_form, refusal_context
 from cellchain.web.resolve import register_record_page
 
 blueprint = Blueprint("clinic", __name__)
@@ -124,21 +124,11 @@ def second_check(order_id: int) -> ResponseReturnValue:
 # --- pages --------------------------------------------------------------------------------------
 
 
-def _context(error: DomainError | None, **context: Any) -> dict[str, Any]:
-    typed = {k: v for k, v in request.form.items() if k not in ("csrf_token", "password")}
-    return {
-        "error": error.detail if error else None,
-        "errors": error.errors if error else {},
-        "form": typed if error else {},
-        **context,
-    }
-
-
 def _enrol_page(protocol: Any, error: DomainError | None = None) -> ResponseReturnValue:
     return (
         render_template(
             "dosing/enrol.html",
-            **_context(
+            **refusal_context(
                 error,
                 protocol=protocol,
                 sexes=[{"value": s.value} for s in Sex],
@@ -158,7 +148,7 @@ def _patient_page(
     return (
         render_template(
             "dosing/patient.html",
-            **_context(
+            **refusal_context(
                 error,
                 patient=patient,
                 which=which,
@@ -185,7 +175,7 @@ def _plan_page(patient: Any, visit: str, error: DomainError | None = None) -> Re
     return (
         render_template(
             "dosing/plan.html",
-            **_context(error, patient=patient, visit=visit, plan=plan, refused=refused),
+            **refusal_context(error, patient=patient, visit=visit, plan=plan, refused=refused),
         ),
         error.status if error else 200,
     )
@@ -195,7 +185,7 @@ def _dose_page(order: Any, error: DomainError | None = None) -> ResponseReturnVa
     return (
         render_template(
             "dosing/dose.html",
-            **_context(
+            **refusal_context(
                 error,
                 order=order,
                 manifests=signatures.manifest(db.session, order),

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
+from flask import request
 from werkzeug.datastructures import MultiDict
 
-from cellchain.errors import InvalidInput
+from cellchain.errors import DomainError, InvalidInput
 
 
 def load_form(
@@ -37,3 +38,19 @@ def load_form(
             for k, v in messages.items()
         }
         raise InvalidInput("Some fields need attention.", errors=errors) from error
+
+
+#: Form fields never sent back to the page after a refusal.
+SECRET_FIELDS = frozenset({"csrf_token", "password", "second_password", "investigator_password"})
+
+
+def refusal_context(error: DomainError | None, **context: Any) -> dict[str, Any]:
+    """A form page's context after ``error`` (or none): the message, the field errors and
+    what the person typed, passwords left out, so the page keeps their work."""
+    typed = {k: v for k, v in request.form.items() if k not in SECRET_FIELDS} if error else {}
+    return {
+        "error": error.detail if error else None,
+        "errors": error.errors if error else {},
+        "form": typed,
+        **context,
+    }
