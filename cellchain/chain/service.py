@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import CTE, Select, Subquery, func, literal, select
 from sqlalchemy.orm import Session, selectinload
 
 from cellchain.chain.models import (
@@ -500,30 +500,38 @@ def ancestors_of_all(session: Session, units: Sequence[Unit]) -> list[TraceStep]
     return _trace(session, units, upwards=True) if units else []
 
 
-def _trace(session: Session, units: Sequence[Unit], *, upwards: bool) -> list[TraceStep]:
+def lineage_walk(seeds: Select[tuple[int]], *, upwards: bool, name: str = "reached") -> CTE:
+    """Every unit reachable from ``seeds`` along the lineage (up to ancestors or down to
+    descendants), as a recursive CTE of (unit_id, distance), the seeds at distance 0.
+
+    The walk runs in the database, so a trace is one statement whatever the size of the tree;
+    ``UNION`` (not ``UNION ALL``) keeps one row per (unit, distance) however many paths lead
+    there, which also keeps it finite.
+    """
     edges = LineageEdge.__table__
     start, step = (
-        (edges.c.child_id, edges.c.parent_id)
-        if upwards
-        else (
-            edges.c.parent_id,
-            edges.c.child_id,
-        )
+        (edges.c.child_id, edges.c.parent_id) if upwards else (edges.c.parent_id, edges.c.child_id)
     )
-    reached = (
-        select(step.label("unit_id"), literal(1).label("distance"))
-        .where(start.in_([unit.id for unit in units]))
-        .cte("reached", recursive=True)
+    seed_rows = seeds.subquery()
+    reached = select(seed_rows.c[0].label("unit_id"), literal(0).label("distance")).cte(
+        name, recursive=True
     )
-    # UNION (not UNION ALL) keeps one row per (unit, distance) however many paths lead there.
-    reached = reached.union(
+    return reached.union(
         select(step, reached.c.distance + 1).join(reached, start == reached.c.unit_id)
     )
-    nearest = (
-        select(reached.c.unit_id, func.min(reached.c.distance).label("distance"))
-        .group_by(reached.c.unit_id)
-        .subquery()
-    )
+
+
+def nearest_of(reached: CTE, *, include_seeds: bool = True) -> Subquery:
+    """One row per unit of a ``lineage_walk``, with the fewest steps it takes to reach it."""
+    query = select(reached.c.unit_id, func.min(reached.c.distance).label("distance"))
+    if not include_seeds:
+        query = query.where(reached.c.distance > 0)
+    return query.group_by(reached.c.unit_id).subquery()
+
+
+def _trace(session: Session, units: Sequence[Unit], *, upwards: bool) -> list[TraceStep]:
+    seeds = select(Unit.id).where(Unit.id.in_([unit.id for unit in units]))
+    nearest = nearest_of(lineage_walk(seeds, upwards=upwards), include_seeds=False)
     rows = session.execute(
         select(Unit, nearest.c.distance)
         .join(nearest, nearest.c.unit_id == Unit.id)

@@ -75,6 +75,8 @@ class Permission(enum.StrEnum):
     ADMINISTER_DOSES = "administer_doses"  #: bedside check, two-person sign-off, infusion
     RECORD_ADVERSE_EVENTS = "record_adverse_events"  #: record adverse events and outcomes
     RECORD_FOLLOW_UP = "record_follow_up"  #: record follow-up evaluations done
+    MANAGE_RECALLS = "manage_recalls"  #: open and close recalls with an e-signature
+    NOTIFY_PATIENTS = "notify_patients"  #: record that an exposed patient was notified
 
 
 ALL_ROLES = frozenset(Role)
@@ -119,6 +121,8 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.ADMINISTER_DOSES: CLINIC_STAFF,
     Permission.RECORD_ADVERSE_EVENTS: CLINIC_STAFF,
     Permission.RECORD_FOLLOW_UP: CLINIC_STAFF,
+    Permission.MANAGE_RECALLS: frozenset({Role.QA}),
+    Permission.NOTIFY_PATIENTS: frozenset({Role.QA, *CLINIC_STAFF}),
 }
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session, selectinload
 
 from cellchain.core import audit
 from cellchain.core.accounts import verify_password
@@ -149,15 +150,44 @@ def signatures_of(session: Session, record: Signable) -> list[Signature]:
 
 def manifest(session: Session, record: Signable) -> list[SignatureManifest]:
     """The signatures on ``record``, each checked against the record's content as it is now."""
-    current = content_hash(record)
-    return [
-        SignatureManifest(
-            signature_id=sig.id,
-            printed_name=sig.printed_name,
-            username=sig.signer.username,
-            signed_at=sig.signed_at,
-            meaning=sig.meaning,
-            valid=sig.content_hash == current,
+    return manifests(session, [record]).get(key_of(record), [])
+
+
+def key_of(record: Signable) -> tuple[str, str]:
+    """How signatures name a record: its entity type and id."""
+    return record.signature_entity_type, record.signature_entity_id
+
+
+def manifests(
+    session: Session, records: Sequence[Signable]
+) -> dict[tuple[str, str], list[SignatureManifest]]:
+    """``manifest`` for many records with one query for all their signatures (a trace, a
+    report), keyed by ``key_of``; each still checked against its record as it is now."""
+    keys = {key_of(record): record for record in records}
+    if not keys:
+        return {}
+    found: dict[tuple[str, str], list[SignatureManifest]] = {}
+    rows = session.execute(
+        select(Signature)
+        .where(
+            tuple_(Signature.entity_type, Signature.entity_id).in_(list(keys)),
         )
-        for sig in signatures_of(session, record)
-    ]
+        .options(selectinload(Signature.signer))
+        .order_by(Signature.signed_at, Signature.id)
+    ).scalars()
+    hashes: dict[tuple[str, str], str] = {}
+    for sig in rows:
+        key = (sig.entity_type, sig.entity_id)
+        if key not in hashes:
+            hashes[key] = content_hash(keys[key])
+        found.setdefault(key, []).append(
+            SignatureManifest(
+                signature_id=sig.id,
+                printed_name=sig.printed_name,
+                username=sig.signer.username,
+                signed_at=sig.signed_at,
+                meaning=sig.meaning,
+                valid=sig.content_hash == hashes[key],
+            )
+        )
+    return found

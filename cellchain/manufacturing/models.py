@@ -77,6 +77,8 @@ class MaterialLot(db.Model):
     #: released for use by QA (incoming inspection passed); null while not
     released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     released_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    #: recalled (by its supplier or by QA): never usable again, whatever its release
+    recalled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     released_by: Mapped[User | None] = relationship(foreign_keys=[released_by_id])
 

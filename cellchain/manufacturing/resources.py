@@ -104,10 +104,17 @@ def release_material_lot(
 def usable_material_lots(
     session: Session, lot_ids: Sequence[int], *, on: dt.date
 ) -> list[MaterialLot]:
-    """The lots a step consumes, each refused if unknown, unreleased or expired on ``on``."""
+    """The lots a step consumes, each refused if unknown, recalled, unreleased or expired on
+    ``on``."""
     lots = []
     for lot_id in dict.fromkeys(lot_ids):
         lot = get_material_lot(session, lot_id)
+        if lot.recalled_at is not None:
+            raise Conflict(
+                f"{lot.label} has been recalled; it may not be used.",
+                errors={"materials": [f"{lot.label}: recalled."]},
+                title="Material recalled",
+            )
         if not lot.released:
             raise Conflict(
                 f"{lot.label} has not been released for use.",

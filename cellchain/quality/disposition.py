@@ -150,6 +150,7 @@ def release_checks(
         Check("deviations", "No open deviation", *_no_open(others, "deviation")),
         Check("storage", "No unresolved storage excursion", *_no_open(excursions, "excursion")),
         Check("expiry", "Expiry in the future", *_expiry(lot, now)),
+        Check("not_blocked", "No bag blocked (recall)", *_none_blocked(session, lot)),
     ]
 
 
@@ -383,6 +384,18 @@ def _quarantined(lot: Lot) -> tuple[bool, str]:
     if lot.status == LotStatus.QUARANTINE.value:
         return True, "in quarantine, not yet released or rejected"
     return False, f"already {lot.status}"
+
+
+def _none_blocked(session: Session, lot: Lot) -> tuple[bool, str]:
+    """A recall blocks a lot's bags for good: what is left of the lot may not be released."""
+    blocked = [
+        bag.code
+        for bag in processing.bags_of(session, lot)
+        if bag.status == UnitStatus.BLOCKED.value
+    ]
+    if blocked:
+        return False, f"{len(blocked)} bag(s) blocked: {', '.join(blocked)}"
+    return True, "no bag blocked"
 
 
 def _donor_eligible(donation: Donation) -> tuple[bool, str]:

@@ -1,0 +1,196 @@
+"""Tables of recalls and lookback (21 CFR 1271.290, DOMAIN.md §1).
+
+A *recall* names what is suspect (a donation, a drug product lot or a material lot), why, and
+who opened it with an e-signature. Opening it records every unit made from the suspect thing
+(``recall_units``) and what became of each: blocked for good if it was still usable, already
+out of use, or already infused. Every patient who received an infused one is a *lookback*
+row (``recall_notifications``) until the site records that the patient was notified. A recall
+closes only when every patient is notified, with a second QA e-signature.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from cellchain.core.models import User
+from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
+from cellchain.extensions import db
+
+if TYPE_CHECKING:
+    from cellchain.chain.models import Unit
+    from cellchain.dosing.models import Patient
+
+
+class RecallTarget(LabelledEnum):
+    """What a recall can name: everything made from it is affected."""
+
+    DONATION = "donation"  #: a late positive donor test, a consent problem
+    LOT = "lot"  #: a drug product lot (its bags, and the doses made from them)
+    MATERIAL_LOT = "material_lot"  #: a reagent lot recalled by its supplier
+
+
+class RecallStatus(LabelledEnum):
+    OPEN = "open"  #: affected units blocked; patients being notified
+    CLOSED = "closed"  #: every exposed patient notified; closed with a QA signature (final)
+
+
+class AffectedOutcome(LabelledEnum):
+    """What the recall found a unit to be when it was opened."""
+
+    BLOCKED = "blocked"  #: still in the lab or at the clinic: blocked by the recall
+    OUT_OF_USE = "out_of_use"  #: already consumed, discarded, rejected or blocked
+    INFUSED = "infused"  #: already given to a patient: lookback
+
+
+class Recall(db.Model):
+    """A recall of a donation, lot or material lot, opened and closed by QA's signatures."""
+
+    __tablename__ = "recalls"
+    __table_args__ = (
+        CheckConstraint(f"target_type IN ({sql_values(RecallTarget)})", name="target_known"),
+        CheckConstraint(f"status IN ({sql_values(RecallStatus)})", name="status_known"),
+        # one open recall per suspect thing: a second one is refused, even when two QA people
+        # open it at the same moment
+        Index(
+            "uq_recalls_open_target",
+            "target_type",
+            "target_id",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+    signature_entity_type: ClassVar[str] = "recall"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: the site's recall number, e.g. RC-2026-0001
+    number: Mapped[str] = mapped_column(String(20), unique=True)
+    target_type: Mapped[str] = mapped_column(String(20))
+    target_id: Mapped[int]
+    #: the target as people name it, as it was at opening (DIN with K, lot number, material lot)
+    target_label: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10))
+    opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    opened_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    #: what QA concluded when closing (investigation, disposal of the blocked units)
+    closing_note: Mapped[str | None] = mapped_column(Text)
+
+    opened_by: Mapped[User] = relationship(foreign_keys=[opened_by_id])
+    closed_by: Mapped[User | None] = relationship(foreign_keys=[closed_by_id])
+    units: Mapped[list[RecallUnit]] = relationship(
+        back_populates="recall", order_by="RecallUnit.unit_id"
+    )
+    notifications: Mapped[list[RecallNotification]] = relationship(
+        back_populates="recall", order_by="RecallNotification.id"
+    )
+
+    @property
+    def target_type_label(self) -> str:
+        return RecallTarget(self.target_type).label
+
+    @property
+    def status_label(self) -> str:
+        return RecallStatus(self.status).label
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == RecallStatus.OPEN.value
+
+    @property
+    def signature_entity_id(self) -> str:
+        return str(self.id)
+
+    def signed_content(self) -> dict[str, Any]:
+        """What opening signs: the recall, its reason, and every unit found and its fate."""
+        return {
+            "number": self.number,
+            "target": [self.target_type, self.target_label],
+            "reason": self.reason,
+            "opened_at": self.opened_at.isoformat(),
+            "units": [[row.unit.code, row.status_before, row.outcome] for row in self.units],
+        }
+
+
+class RecallClosure:
+    """The closing of a recall as a signable record: what the closing signature covers.
+
+    Opening and closing are signed separately, so closing (which sets the recall's closing
+    fields) leaves the opening signature valid.
+    """
+
+    signature_entity_type: ClassVar[str] = "recall_closure"
+
+    def __init__(self, recall: Recall) -> None:
+        self.recall = recall
+
+    @property
+    def signature_entity_id(self) -> str:
+        return str(self.recall.id)
+
+    def signed_content(self) -> dict[str, Any]:
+        recall = self.recall
+        return {
+            "number": recall.number,
+            "closed_at": recall.closed_at.isoformat() if recall.closed_at else None,
+            "closing_note": recall.closing_note,
+            "notified": [
+                [row.patient.study_id, row.notified_at.isoformat() if row.notified_at else None]
+                for row in recall.notifications
+            ],
+        }
+
+
+class RecallUnit(db.Model):
+    """A unit affected by a recall and what the recall found it to be. Written once."""
+
+    __tablename__ = "recall_units"
+    __table_args__ = (
+        CheckConstraint(f"outcome IN ({sql_values(AffectedOutcome)})", name="outcome_known"),
+        Index("ix_recall_units_unit", "unit_id"),
+    )
+
+    recall_id: Mapped[int] = mapped_column(ForeignKey("recalls.id"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), primary_key=True)
+    #: the unit's status when the recall was opened
+    status_before: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(20))
+
+    recall: Mapped[Recall] = relationship(back_populates="units")
+    unit: Mapped[Unit] = relationship()
+
+    @property
+    def outcome_label(self) -> str:
+        return AffectedOutcome(self.outcome).label
+
+
+class RecallNotification(db.Model):
+    """A patient who received affected product, and when and how they were notified."""
+
+    __tablename__ = "recall_notifications"
+    __table_args__ = (UniqueConstraint("recall_id", "patient_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recall_id: Mapped[int] = mapped_column(ForeignKey("recalls.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    #: when the patient (or their investigator for them) was told; null until recorded
+    notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: how: phone, letter, in person, via the investigator
+    method: Mapped[str | None] = mapped_column(String(40))
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    recall: Mapped[Recall] = relationship(back_populates="notifications")
+    patient: Mapped[Patient] = relationship()
+    recorded_by: Mapped[User | None] = relationship()
+
+    @property
+    def notified(self) -> bool:
+        return self.notified_at is not None

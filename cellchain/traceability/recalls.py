@@ -1,0 +1,394 @@
+"""Recalls and lookback (21 CFR 1271.290, 1271.65; DOMAIN.md §1, §7).
+
+When a donor's late test comes back positive or a supplier recalls a reagent lot, QA opens a
+recall with a reason and an e-signature. In that same transaction every unit made from the
+suspect thing that still exists is **blocked** (a final status: it can never be released,
+allocated, dispensed or pass the bedside check), and every patient who already received such
+a unit is put on the lookback list to be notified. The recall closes, with a second QA
+signature, only once every one of them is recorded as notified.
+
+Services flush; the caller commits (one use case, one transaction).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from cellchain.chain import service as chain
+from cellchain.chain.models import Unit, UnitStatus
+from cellchain.core import audit, numbering, signatures
+from cellchain.core.models import User
+from cellchain.errors import Conflict, InvalidInput, NotFound
+from cellchain.manufacturing.models import MaterialLot
+from cellchain.traceability import trace
+from cellchain.traceability.models import (
+    AffectedOutcome,
+    Recall,
+    RecallClosure,
+    RecallNotification,
+    RecallStatus,
+    RecallTarget,
+    RecallUnit,
+)
+
+OPEN_MEANING = "approval: recall opened, affected product blocked"
+CLOSE_MEANING = "approval: recall closed, every exposed patient notified"
+#: how a notification was made (the forms offer these; the API accepts any short text)
+NOTIFICATION_METHODS = ("in person", "phone", "letter", "via the investigator")
+#: the shortest reason that says something (a DIN and a test name, say)
+MIN_REASON_LENGTH = 10
+
+
+@dataclass(frozen=True)
+class OpenedRecall:
+    """A recall just opened and what it did."""
+
+    recall: Recall
+    blocked: int
+    exposed_patients: int
+
+
+def open_recall(
+    session: Session,
+    *,
+    target: RecallTarget,
+    target_id: int,
+    reason: str,
+    user: User,
+    password: str,
+    now: dt.datetime,
+) -> OpenedRecall:
+    """Open a recall of ``target``: block what is left of it, list who received it, sign.
+
+    Refused when the target does not exist, when it is already under an open recall, or when
+    the reason is too short to say why. A wrong password signs nothing and blocks nothing.
+    """
+    reason = _required(reason, "reason", "Why the product is recalled", MIN_REASON_LENGTH)
+    forward = trace.trace_forward(session, target.value, target_id)
+    already = open_recall_of(session, target, target_id)
+    if already is not None:
+        raise _already_recalled(already)
+    recall = Recall(
+        number=_next_number(session, now),
+        target_type=target.value,
+        target_id=target_id,
+        target_label=forward.start.label,
+        reason=reason,
+        status=RecallStatus.OPEN.value,
+        opened_at=now,
+        opened_by_id=user.id,
+    )
+    try:
+        with session.begin_nested():
+            session.add(recall)
+            session.flush()
+    except IntegrityError:
+        # another QA person opened the same recall a moment ago (the partial unique index)
+        raise _already_recalled(open_recall_of(session, target, target_id)) from None
+
+    _lock(session, forward)
+    # Traced again under the locks: a unit derived between the first trace and the locks is
+    # seen now, and one being derived from a locked unit waits and then finds its parent
+    # blocked.
+    forward = trace.trace_forward(session, target.value, target_id)
+    _lock(session, forward)
+    blocked = _block(session, recall, forward, user=user, now=now)
+    exposed = trace.infused_patients(forward)
+    session.add_all(
+        RecallNotification(recall_id=recall.id, patient_id=entry.patient.id) for entry in exposed
+    )
+    if target is RecallTarget.MATERIAL_LOT:
+        material = session.get(MaterialLot, target_id)
+        if material is not None and material.recalled_at is None:
+            material.recalled_at = now
+    session.flush()
+    session.refresh(recall)
+    signature = signatures.sign(
+        session, record=recall, meaning=OPEN_MEANING, user=user, password=password, now=now
+    )
+    audit.record(
+        session,
+        actor=user,
+        at=now,
+        action="recall.opened",
+        entity_type="recall",
+        entity_id=recall.id,
+        changes={
+            "number": (None, recall.number),
+            "target": (None, f"{target.value} {recall.target_label}"),
+            "units_blocked": (None, blocked),
+            "patients_to_notify": (None, [entry.patient.study_id for entry in exposed]),
+            "signature_id": (None, signature.id),
+        },
+        reason=reason,
+    )
+    return OpenedRecall(recall=recall, blocked=blocked, exposed_patients=len(exposed))
+
+
+def _lock(session: Session, forward: trace.ForwardTrace) -> None:
+    """Lock the affected units' rows (PostgreSQL ``FOR UPDATE``) and re-read their status, so
+    a bag being allocated or a dose being started at the same moment either finishes first
+    (and is seen as such here) or waits and then finds the unit blocked."""
+    if forward.units:
+        session.execute(
+            select(Unit)
+            .where(Unit.id.in_([traced.unit.id for traced in forward.units]))
+            .order_by(Unit.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).all()
+
+
+def _block(
+    session: Session, recall: Recall, forward: trace.ForwardTrace, *, user: User, now: dt.datetime
+) -> int:
+    """Record every affected unit and block those still usable; the number blocked."""
+    units = [traced.unit for traced in forward.units]
+    blocked = 0
+    for unit in units:
+        before = UnitStatus(unit.status)
+        if before is UnitStatus.INFUSED:
+            outcome = AffectedOutcome.INFUSED
+        elif before.final:
+            outcome = AffectedOutcome.OUT_OF_USE
+        else:
+            chain.change_status(
+                session,
+                unit,
+                UnitStatus.BLOCKED,
+                actor=user,
+                now=now,
+                reason=f"recall {recall.number}: {recall.reason}",
+            )
+            outcome = AffectedOutcome.BLOCKED
+            blocked += 1
+        session.add(
+            RecallUnit(
+                recall_id=recall.id,
+                unit_id=unit.id,
+                status_before=before.value,
+                outcome=outcome.value,
+            )
+        )
+    return blocked
+
+
+def record_notification(
+    session: Session,
+    notification: RecallNotification,
+    *,
+    notified_at: dt.datetime,
+    method: str,
+    note: str | None,
+    actor: User,
+    now: dt.datetime,
+) -> RecallNotification:
+    """Record that the patient was notified: when, how, by whom. Once per patient."""
+    recall = notification.recall
+    study_id = notification.patient.study_id
+    if notification.notified:
+        raise Conflict(
+            f"{study_id} was already recorded as notified on {notification.notified_at:%Y-%m-%d} "
+            f"({notification.method}) by {notification.recorded_by.full_name}; "  # type: ignore[union-attr]
+            "a notification is recorded once.",
+            title="Already notified",
+        )
+    if not recall.is_open:
+        raise Conflict(f"Recall {recall.number} is closed.", title="Recall closed")
+    if notified_at > now:
+        raise InvalidInput(
+            "A notification cannot be in the future.",
+            errors={"notified_at": ["Must not be in the future."]},
+        )
+    if notified_at < recall.opened_at:
+        raise InvalidInput(
+            f"Recall {recall.number} was opened at {recall.opened_at:%Y-%m-%d %H:%M} UTC; a "
+            "notification of it cannot be earlier.",
+            errors={"notified_at": ["Must not be before the recall was opened."]},
+        )
+    method = _required(method, "method", "How the patient was notified", 2)[:40]
+    notification.notified_at = notified_at
+    notification.method = method
+    notification.note = (note or "").strip() or None
+    notification.recorded_at = now
+    notification.recorded_by_id = actor.id
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="recall.patient_notified",
+        entity_type="recall",
+        entity_id=recall.id,
+        changes={
+            "patient": (None, study_id),
+            "notified_at": (None, notified_at.isoformat()),
+            "method": (None, method),
+        },
+    )
+    return notification
+
+
+def close_recall(
+    session: Session,
+    recall: Recall,
+    *,
+    note: str,
+    user: User,
+    password: str,
+    now: dt.datetime,
+) -> Recall:
+    """Close the recall with QA's signature once every exposed patient has been notified.
+
+    The blocked units stay blocked: closing ends the lookback, it does not release anything.
+    """
+    if not recall.is_open:
+        raise Conflict(
+            f"Recall {recall.number} was closed on {recall.closed_at:%Y-%m-%d} by "  # type: ignore[union-attr]
+            f"{recall.closed_by.full_name}.",  # type: ignore[union-attr]
+            title="Recall already closed",
+        )
+    pending = [row.patient.study_id for row in recall.notifications if not row.notified]
+    if pending:
+        raise Conflict(
+            f"Recall {recall.number} cannot close: {len(pending)} patient(s) not yet recorded "
+            f"as notified: {', '.join(pending)}.",
+            title="Patients not yet notified",
+        )
+    note = _required(note, "note", "What was concluded", MIN_REASON_LENGTH)
+    recall.status = RecallStatus.CLOSED.value
+    recall.closed_at = now
+    recall.closed_by_id = user.id
+    recall.closing_note = note
+    session.flush()
+    signature = signatures.sign(
+        session,
+        record=RecallClosure(recall),
+        meaning=CLOSE_MEANING,
+        user=user,
+        password=password,
+        now=now,
+    )
+    audit.record(
+        session,
+        actor=user,
+        at=now,
+        action="recall.closed",
+        entity_type="recall",
+        entity_id=recall.id,
+        changes={
+            "status": (RecallStatus.OPEN.value, RecallStatus.CLOSED.value),
+            "signature_id": (None, signature.id),
+        },
+        reason=note,
+    )
+    return recall
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def get_recall(session: Session, recall_id: int) -> Recall:
+    recall = session.get(Recall, recall_id)
+    if recall is None:
+        raise NotFound(f"There is no recall #{recall_id}.")
+    return recall
+
+
+def get_notification(session: Session, recall: Recall, patient_id: int) -> RecallNotification:
+    for row in recall.notifications:
+        if row.patient_id == patient_id:
+            return row
+    raise NotFound(
+        f"Patient #{patient_id} did not receive product of recall {recall.number}; there is "
+        "nothing to notify them of."
+    )
+
+
+def list_recalls(session: Session) -> list[Recall]:
+    """Open recalls first, then the closed ones, newest first within each."""
+    recalls = session.execute(
+        select(Recall).options(selectinload(Recall.notifications)).order_by(Recall.id.desc())
+    ).scalars()
+    return sorted(recalls, key=lambda recall: not recall.is_open)
+
+
+def open_recall_of(session: Session, target: RecallTarget, target_id: int) -> Recall | None:
+    return session.execute(
+        select(Recall).where(
+            Recall.target_type == target.value,
+            Recall.target_id == target_id,
+            Recall.status == RecallStatus.OPEN.value,
+        )
+    ).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class RecallView:
+    """A recall as its page shows it: its units by outcome, its lookback, its signatures."""
+
+    recall: Recall
+    blocked: list[RecallUnit]
+    out_of_use: list[RecallUnit]
+    infused: list[RecallUnit]
+    notifications: list[RecallNotification]
+    opening_signatures: list[signatures.SignatureManifest]
+    closing_signatures: list[signatures.SignatureManifest]
+
+    @property
+    def pending(self) -> list[RecallNotification]:
+        return [row for row in self.notifications if not row.notified]
+
+
+def recall_view(session: Session, recall: Recall) -> RecallView:
+    rows = list(
+        session.execute(
+            select(RecallUnit)
+            .where(RecallUnit.recall_id == recall.id)
+            .options(selectinload(RecallUnit.unit))
+            .order_by(RecallUnit.unit_id)
+        ).scalars()
+    )
+    closure = RecallClosure(recall)
+    signed = signatures.manifests(session, [recall, closure])
+    return RecallView(
+        recall=recall,
+        blocked=[r for r in rows if r.outcome == AffectedOutcome.BLOCKED.value],
+        out_of_use=[r for r in rows if r.outcome == AffectedOutcome.OUT_OF_USE.value],
+        infused=[r for r in rows if r.outcome == AffectedOutcome.INFUSED.value],
+        notifications=list(recall.notifications),
+        opening_signatures=signed.get(signatures.key_of(recall), []),
+        closing_signatures=signed.get(signatures.key_of(closure), []),
+    )
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _next_number(session: Session, now: dt.datetime) -> str:
+    return f"RC-{now.year}-{numbering.next_in_sequence(session, f'recall-{now.year}'):04d}"
+
+
+def _already_recalled(recall: Recall | None) -> Conflict:
+    if recall is None:  # closed again in between: rare, and a retry will tell
+        return Conflict("Someone else changed this recall a moment ago; reload and try again.")
+    return Conflict(
+        f"{recall.target_label} is already under recall {recall.number}, opened "
+        f"{recall.opened_at:%Y-%m-%d %H:%M} UTC by {recall.opened_by.full_name}.",
+        title="Already recalled",
+    )
+
+
+def _required(value: str | None, field: str, what: str, shortest: int) -> str:
+    text = (value or "").strip()
+    if len(text) < shortest:
+        raise InvalidInput(
+            f"{what} is required ({shortest} characters at least).",
+            errors={field: ["Required." if not text else f"At least {shortest} characters."]},
+        )
+    return text

@@ -1,0 +1,481 @@
+"""Trace forward and back through the whole chain (21 CFR 1271.290, DOMAIN.md §1).
+
+*Forward*: from a donation, a lot, a unit, a material lot or a piece of equipment to every unit
+made from it, every dose order and infusion of those units and every patient. *Back*: from a
+unit, a dose or an infusion to the donation and the donor's eligibility, with every processing
+step (who, when, materials, equipment), release results and dispositions, custody events,
+bedside checks and their signatures.
+
+Both walk the lineage in the database with one recursive query (``WITH RECURSIVE``) and then
+read each kind of record for the whole set at once, so the number of queries does not grow
+with the size of the tree (``tests/traceability/test_trace.py`` counts them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Select, literal, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from cellchain.chain import service as chain
+from cellchain.chain.models import LineageEdge, Unit, UnitEvent, UnitStatus
+from cellchain.clinic.models import BedsideCheck, Infusion, ShipmentItem, Thaw
+from cellchain.core import signatures
+from cellchain.core.signatures import SignatureManifest
+from cellchain.donors.models import Donation, DonorTestResult, EligibilityDetermination
+from cellchain.dosing.models import DoseBag, DoseOrder, Patient
+from cellchain.errors import InvalidInput, NotFound
+from cellchain.manufacturing.models import (
+    CellRecord,
+    Equipment,
+    Lot,
+    MaterialLot,
+    ProcessingStep,
+    StepEquipment,
+    StepMaterial,
+    StepUnit,
+)
+from cellchain.quality.models import LotDisposition, QcResult
+
+
+class TraceFrom:
+    """The kinds of record a trace can start from (the ``kind`` in URLs and the API)."""
+
+    DONATION = "donation"
+    LOT = "lot"
+    UNIT = "unit"
+    MATERIAL_LOT = "material_lot"
+    EQUIPMENT = "equipment"
+    DOSE = "dose"
+    INFUSION = "infusion"
+
+    FORWARD = (DONATION, LOT, UNIT, MATERIAL_LOT, EQUIPMENT)
+    BACK = (UNIT, DOSE, INFUSION)
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where a trace starts, as people name it."""
+
+    kind: str
+    id: int
+    label: str
+
+
+# --- forward ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TracedUnit:
+    """A unit found by a trace: where it is and what state, and how far from the start."""
+
+    unit: Unit
+    distance: int
+    lot_number: str | None
+
+
+@dataclass(frozen=True)
+class ExposedPatient:
+    """A patient who has a dose made from the traced units, and whether it was infused."""
+
+    patient: Patient
+    dose_orders: list[DoseOrder]
+    infusions: list[Infusion]
+
+    @property
+    def infused(self) -> bool:
+        return bool(self.infusions)
+
+
+@dataclass(frozen=True)
+class ForwardTrace:
+    start: Start
+    units: list[TracedUnit]
+    dose_orders: list[DoseOrder]
+    infusions: list[Infusion]
+    patients: list[ExposedPatient]
+
+    @property
+    def not_yet_infused(self) -> list[TracedUnit]:
+        """The units still in existence somewhere: what a recall must stop."""
+        return [t for t in self.units if t.unit.status != UnitStatus.INFUSED.value]
+
+    def count_by_status(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for traced in self.units:
+            counts[traced.unit.status] = counts.get(traced.unit.status, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+def forward_seeds(session: Session, kind: str, record_id: int) -> tuple[Start, Select[tuple[int]]]:
+    """The start of a forward trace and the query of the units it starts from.
+
+    A donation starts from its units that have no parent (its containers; every other unit of
+    it descends from them); a lot from its bags; a material lot or a piece of equipment from
+    the units its steps made (or, for a step that made none, such as freezing, the units it
+    worked on in place).
+    """
+    if kind == TraceFrom.DONATION:
+        donation = _get(session, Donation, record_id, "donation")
+        has_parent = select(LineageEdge.child_id)
+        seeds = select(Unit.id).where(Unit.donation_id == donation.id, Unit.id.not_in(has_parent))
+        return Start(kind, donation.id, f"donation {donation.din}"), seeds
+    if kind == TraceFrom.LOT:
+        lot = _get(session, Lot, record_id, "lot")
+        seeds = select(CellRecord.unit_id).where(CellRecord.lot_id == lot.id)
+        return Start(kind, lot.id, f"lot {lot.lot_number}"), seeds
+    if kind == TraceFrom.UNIT:
+        unit = _get(session, Unit, record_id, "unit")
+        return Start(kind, unit.id, f"unit {unit.code}"), select(literal(unit.id))
+    if kind == TraceFrom.MATERIAL_LOT:
+        material = _get(session, MaterialLot, record_id, "material lot")
+        steps = select(StepMaterial.step_id).where(StepMaterial.material_lot_id == material.id)
+        return Start(kind, material.id, material.label), _units_worked_by(steps)
+    if kind == TraceFrom.EQUIPMENT:
+        item = _get(session, Equipment, record_id, "equipment")
+        steps = select(StepEquipment.step_id).where(StepEquipment.equipment_id == item.id)
+        return Start(kind, item.id, f"{item.code} ({item.name})"), _units_worked_by(steps)
+    raise InvalidInput(
+        f"A forward trace starts from one of: {', '.join(TraceFrom.FORWARD)}; not {kind!r}.",
+        errors={"kind": ["Unknown start."]},
+    )
+
+
+def _units_worked_by(steps: Select[tuple[int]]) -> Select[tuple[int]]:
+    """The outputs of ``steps``; for a step without outputs, its inputs (worked in place)."""
+    with_outputs = select(StepUnit.step_id).where(StepUnit.role == "output")
+    return select(StepUnit.unit_id).where(
+        StepUnit.step_id.in_(steps),
+        or_(StepUnit.role == "output", StepUnit.step_id.not_in(with_outputs)),
+    )
+
+
+def trace_forward(session: Session, kind: str, record_id: int) -> ForwardTrace:
+    """Every unit made from the start, every dose and infusion of them and every patient.
+
+    Five queries whatever the size of the tree: the units (with their lot), the dose orders,
+    the infusions, and two to load the orders' patients and bags.
+    """
+    start, seeds = forward_seeds(session, kind, record_id)
+    nearest = chain.nearest_of(chain.lineage_walk(seeds, upwards=False))
+    rows = session.execute(
+        select(Unit, nearest.c.distance, Lot.lot_number)
+        .join(nearest, nearest.c.unit_id == Unit.id)
+        .outerjoin(CellRecord, CellRecord.unit_id == Unit.id)
+        .outerjoin(Lot, Lot.id == CellRecord.lot_id)
+        .order_by(nearest.c.distance, Unit.id)
+    ).all()
+    units = [TracedUnit(unit=row[0], distance=row[1], lot_number=row[2]) for row in rows]
+
+    walked = chain.lineage_walk(seeds, upwards=False)
+    reached_ids = select(walked.c.unit_id)
+    orders = list(
+        session.execute(
+            select(DoseOrder)
+            .where(
+                or_(
+                    DoseOrder.id.in_(
+                        select(DoseBag.order_id).where(DoseBag.unit_id.in_(reached_ids))
+                    ),
+                    DoseOrder.dose_unit_id.in_(reached_ids),
+                )
+            )
+            .options(selectinload(DoseOrder.patient), selectinload(DoseOrder.bags))
+            .order_by(DoseOrder.id)
+        ).scalars()
+    )
+    infusions = (
+        list(
+            session.execute(
+                select(Infusion)
+                .where(Infusion.dose_order_id.in_([order.id for order in orders]))
+                .order_by(Infusion.started_at, Infusion.id)
+            ).scalars()
+        )
+        if orders
+        else []
+    )
+    return ForwardTrace(
+        start=start,
+        units=units,
+        dose_orders=orders,
+        infusions=infusions,
+        patients=_patients(orders, infusions),
+    )
+
+
+def _patients(orders: list[DoseOrder], infusions: list[Infusion]) -> list[ExposedPatient]:
+    by_order = {infusion.dose_order_id: infusion for infusion in infusions}
+    grouped: dict[int, tuple[Patient, list[DoseOrder], list[Infusion]]] = {}
+    for order in orders:
+        _, its_orders, its_infusions = grouped.setdefault(order.patient_id, (order.patient, [], []))
+        its_orders.append(order)
+        if order.id in by_order:
+            its_infusions.append(by_order[order.id])
+    return [
+        ExposedPatient(patient=patient, dose_orders=its_orders, infusions=its_infusions)
+        for patient, its_orders, its_infusions in sorted(
+            grouped.values(), key=lambda group: group[0].study_id
+        )
+    ]
+
+
+# --- back ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A signed record and its signatures, each checked against the record as it is now."""
+
+    record: object
+    signatures: list[SignatureManifest]
+
+
+@dataclass(frozen=True)
+class LotRelease:
+    """A lot on the path: its release results and QA's disposition with its signature."""
+
+    lot: Lot
+    results: list[QcResult]
+    disposition: Signed | None
+
+
+@dataclass(frozen=True)
+class ClinicPath:
+    """What happened to a dose after the lab: shipment, thaw, bedside checks, infusion."""
+
+    order: Signed  #: the dose order with its second-check (and override) signatures
+    shipment: Signed | None
+    thaws: list[Thaw]
+    bedside_checks: list[Signed]
+    infusion: Infusion | None
+
+
+@dataclass(frozen=True)
+class BackTrace:
+    start: Start
+    units: list[TracedUnit]
+    donation: Donation
+    donor_tests: list[DonorTestResult]
+    eligibility: Signed | None
+    steps: list[ProcessingStep]
+    lots: list[LotRelease]
+    events: list[UnitEvent]
+    clinic: list[ClinicPath] = field(default_factory=list)
+
+
+def back_start(
+    session: Session, kind: str, record_id: int
+) -> tuple[Start, list[DoseOrder], list[int]]:
+    """Where a trace back starts: the dose orders concerned and the units to walk up from."""
+    if kind == TraceFrom.INFUSION:
+        infusion = _get(session, Infusion, record_id, "infusion")
+        order = infusion.dose_order
+        start = Start(
+            kind, infusion.id, f"infusion {infusion.id} ({order.patient.study_id}, {order.visit})"
+        )
+        return start, [order], _dose_units(order)
+    if kind == TraceFrom.DOSE:
+        order = _get(session, DoseOrder, record_id, "dose order")
+        start = Start(
+            kind, order.id, f"dose order {order.id} ({order.patient.study_id}, {order.visit})"
+        )
+        return start, [order], _dose_units(order)
+    if kind == TraceFrom.UNIT:
+        unit = _get(session, Unit, record_id, "unit")
+        orders = list(
+            session.execute(
+                select(DoseOrder)
+                .where(
+                    or_(
+                        DoseOrder.dose_unit_id == unit.id,
+                        DoseOrder.id.in_(
+                            select(DoseBag.order_id).where(DoseBag.unit_id == unit.id)
+                        ),
+                    )
+                )
+                .order_by(DoseOrder.id)
+            ).scalars()
+        )
+        return Start(kind, unit.id, f"unit {unit.code}"), orders, [unit.id]
+    raise InvalidInput(
+        f"A trace back starts from one of: {', '.join(TraceFrom.BACK)}; not {kind!r}.",
+        errors={"kind": ["Unknown start."]},
+    )
+
+
+def _dose_units(order: DoseOrder) -> list[int]:
+    ids = [bag.unit_id for bag in order.bags]
+    return [order.dose_unit_id, *ids] if order.dose_unit_id else ids
+
+
+def trace_back(session: Session, kind: str, record_id: int) -> BackTrace:
+    """The whole path from the start back to the donor, with who, when and what signed.
+
+    A fixed number of queries: one recursive walk for the units, then one query per kind of
+    record (steps, materials, equipment, lots, results, dispositions, events, clinic records)
+    and one for all their signatures.
+    """
+    start, orders, start_ids = back_start(session, kind, record_id)
+    seeds = select(Unit.id).where(Unit.id.in_(start_ids))
+    nearest = chain.nearest_of(chain.lineage_walk(seeds, upwards=True))
+    rows = session.execute(
+        select(Unit, nearest.c.distance, Lot.lot_number)
+        .join(nearest, nearest.c.unit_id == Unit.id)
+        .outerjoin(CellRecord, CellRecord.unit_id == Unit.id)
+        .outerjoin(Lot, Lot.id == CellRecord.lot_id)
+        .options(selectinload(Unit.donation).selectinload(Donation.donor))
+        .order_by(nearest.c.distance.desc(), Unit.id)
+    ).all()
+    units = [TracedUnit(unit=row[0], distance=row[1], lot_number=row[2]) for row in rows]
+    unit_ids = [traced.unit.id for traced in units]
+    donation = units[0].unit.donation
+
+    steps = list(
+        session.execute(
+            select(ProcessingStep)
+            .where(
+                ProcessingStep.id.in_(
+                    select(StepUnit.step_id).where(StepUnit.unit_id.in_(unit_ids))
+                )
+            )
+            .options(
+                selectinload(ProcessingStep.performed_by),
+                selectinload(ProcessingStep.materials).selectinload(StepMaterial.material_lot),
+                selectinload(ProcessingStep.equipment).selectinload(StepEquipment.item),
+                selectinload(ProcessingStep.units).selectinload(StepUnit.unit),
+            )
+            .order_by(ProcessingStep.performed_at, ProcessingStep.id)
+        ).scalars()
+    )
+    lots = list(
+        session.execute(
+            select(Lot)
+            .where(Lot.id.in_(select(CellRecord.lot_id).where(CellRecord.unit_id.in_(unit_ids))))
+            .order_by(Lot.id)
+        ).scalars()
+    )
+    lot_ids = [lot.id for lot in lots]
+    results = list(
+        session.execute(
+            select(QcResult)
+            .where(QcResult.lot_id.in_(lot_ids))
+            .options(selectinload(QcResult.analyst))
+            .order_by(QcResult.lot_id, QcResult.test_code, QcResult.id)
+        ).scalars()
+    )
+    dispositions = {
+        disposition.lot_id: disposition
+        for disposition in session.execute(
+            select(LotDisposition)
+            .where(LotDisposition.lot_id.in_(lot_ids))
+            .options(selectinload(LotDisposition.decided_by))
+        ).scalars()
+    }
+    events = list(
+        session.execute(
+            select(UnitEvent)
+            .where(UnitEvent.unit_id.in_(unit_ids))
+            .options(selectinload(UnitEvent.actor), selectinload(UnitEvent.unit))
+            .order_by(UnitEvent.at, UnitEvent.id)
+        ).scalars()
+    )
+    determination = session.execute(
+        select(EligibilityDetermination)
+        .where(EligibilityDetermination.donation_id == donation.id)
+        .options(selectinload(EligibilityDetermination.determined_by))
+    ).scalar_one_or_none()
+    tests = list(
+        session.execute(
+            select(DonorTestResult)
+            .where(DonorTestResult.donation_id == donation.id)
+            .order_by(DonorTestResult.id)
+        ).scalars()
+    )
+    order_ids = [order.id for order in orders]
+    shipments = {
+        item.dose_order_id: item.shipment
+        for item in session.execute(
+            select(ShipmentItem)
+            .where(ShipmentItem.dose_order_id.in_(order_ids))
+            .options(selectinload(ShipmentItem.shipment))
+        ).scalars()
+    }
+    thaws = list(
+        session.execute(
+            select(Thaw).where(Thaw.dose_order_id.in_(order_ids)).order_by(Thaw.started_at, Thaw.id)
+        ).scalars()
+    )
+    checks = list(
+        session.execute(
+            select(BedsideCheck)
+            .where(BedsideCheck.dose_order_id.in_(order_ids))
+            .options(selectinload(BedsideCheck.checked_by), selectinload(BedsideCheck.patient))
+            .order_by(BedsideCheck.checked_at, BedsideCheck.id)
+        ).scalars()
+    )
+    infusions = {
+        infusion.dose_order_id: infusion
+        for infusion in session.execute(
+            select(Infusion)
+            .where(Infusion.dose_order_id.in_(order_ids))
+            .options(selectinload(Infusion.administered_by))
+        ).scalars()
+    }
+
+    signed = signatures.manifests(
+        session,
+        [
+            *([determination] if determination else []),
+            *dispositions.values(),
+            *orders,
+            *[s for s in shipments.values() if s.decided_at is not None],
+            *checks,
+        ],
+    )
+
+    def with_signatures(record: object) -> Signed:
+        return Signed(record, signed.get(signatures.key_of(record), []))  # type: ignore[arg-type]
+
+    return BackTrace(
+        start=start,
+        units=units,
+        donation=donation,
+        donor_tests=tests,
+        eligibility=with_signatures(determination) if determination else None,
+        steps=steps,
+        lots=[
+            LotRelease(
+                lot=lot,
+                results=[r for r in results if r.lot_id == lot.id],
+                disposition=with_signatures(dispositions[lot.id])
+                if lot.id in dispositions
+                else None,
+            )
+            for lot in lots
+        ],
+        events=events,
+        clinic=[
+            ClinicPath(
+                order=with_signatures(order),
+                shipment=with_signatures(shipments[order.id]) if order.id in shipments else None,
+                thaws=[t for t in thaws if t.dose_order_id == order.id],
+                bedside_checks=[with_signatures(c) for c in checks if c.dose_order_id == order.id],
+                infusion=infusions.get(order.id),
+            )
+            for order in orders
+        ],
+    )
+
+
+def _get(session: Session, model: type, record_id: int, what: str):  # type: ignore[no-untyped-def]
+    record = session.get(model, record_id)
+    if record is None:
+        raise NotFound(f"There is no {what} #{record_id}.")
+    return record
+
+
+def infused_patients(forward: ForwardTrace) -> list[ExposedPatient]:
+    """The patients who already received affected product (the lookback list)."""
+    return [exposed for exposed in forward.patients if exposed.infused]
