@@ -252,6 +252,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("bedside_api.get_infusion", "GET"): EVERYONE,
     ("bedside_api.end", "POST"): frozenset({CLIN, INV}),
     ("bedside_api.patient_infusions", "GET"): EVERYONE,
+    ("fhir_api.infusion_fhir", "GET"): EVERYONE,
 }
 MATRIX.update(FOLLOW_UP_MATRIX)
 
