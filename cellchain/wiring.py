@@ -20,6 +20,7 @@ def import_models() -> None:
     from cellchain.labels import models as labels_models  # noqa: F401
     from cellchain.manufacturing import models as manufacturing_models  # noqa: F401
     from cellchain.quality import models as quality_models  # noqa: F401
+    from cellchain.traceability import models as traceability_models  # noqa: F401
 
 
 def wire(app: Flask) -> None:
@@ -43,6 +44,9 @@ def wire(app: Flask) -> None:
     from cellchain.manufacturing import views as manufacturing_views
     from cellchain.quality import api as quality_api
     from cellchain.quality import views as quality_views
+    from cellchain.traceability import api as traceability_api
+    from cellchain.traceability import fhir_api
+    from cellchain.traceability import views as traceability_views
     from cellchain.web import errors, security
     from cellchain.web import views as web_views
     from cellchain.web.docs import docs_static, protect_smorest_docs
@@ -80,6 +84,7 @@ def wire(app: Flask) -> None:
     app.register_blueprint(follow_up_views.blueprint)
     app.register_blueprint(shipment_views.blueprint)
     app.register_blueprint(bedside_views.blueprint)
+    app.register_blueprint(traceability_views.blueprint)
     app.register_blueprint(docs_static)
     for blueprint in (
         *core_api.blueprints,
@@ -93,6 +98,8 @@ def wire(app: Flask) -> None:
         *labels_api.blueprints,
         *follow_up_api.blueprints,
         *clinic_bedside_api.blueprints,
+        *fhir_api.blueprints,
+        *traceability_api.blueprints,
     ):
         api.register_blueprint(blueprint)
     protect_smorest_docs(app)

@@ -253,6 +253,21 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("bedside_api.end", "POST"): frozenset({CLIN, INV}),
     ("bedside_api.patient_infusions", "GET"): EVERYONE,
     ("fhir_api.infusion_fhir", "GET"): EVERYONE,
+    ("traceability.trace_forward", "GET"): EVERYONE,
+    ("traceability.trace_back", "GET"): EVERYONE,
+    ("traceability.recall_list", "GET"): EVERYONE,
+    ("traceability.new_recall", "GET"): frozenset({QA}),
+    ("traceability.open_recall", "POST"): frozenset({QA}),
+    ("traceability.recall", "GET"): EVERYONE,
+    ("traceability.notify", "POST"): frozenset({QA, CLIN, INV}),
+    ("traceability.close", "POST"): frozenset({QA}),
+    ("trace_api.forward", "GET"): EVERYONE,
+    ("trace_api.back", "GET"): EVERYONE,
+    ("recalls_api.recall_list", "GET"): EVERYONE,
+    ("recalls_api.open_recall", "POST"): frozenset({QA}),
+    ("recalls_api.recall_detail", "GET"): EVERYONE,
+    ("recalls_api.notify", "POST"): frozenset({QA, CLIN, INV}),
+    ("recalls_api.close", "POST"): frozenset({QA}),
 }
 MATRIX.update(FOLLOW_UP_MATRIX)
 

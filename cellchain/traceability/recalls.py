@@ -23,7 +23,9 @@ from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitStatus
 from cellchain.core import audit, numbering, signatures
 from cellchain.core.models import User
+from cellchain.donors import service as donors
 from cellchain.errors import Conflict, InvalidInput, NotFound
+from cellchain.manufacturing import processing, resources
 from cellchain.manufacturing.models import MaterialLot
 from cellchain.traceability import trace
 from cellchain.traceability.models import (
@@ -205,7 +207,8 @@ def record_notification(
             "A notification cannot be in the future.",
             errors={"notified_at": ["Must not be in the future."]},
         )
-    if notified_at < recall.opened_at:
+    # people write down minutes: a notification in the minute the recall was opened counts
+    if notified_at < recall.opened_at.replace(second=0, microsecond=0):
         raise InvalidInput(
             f"Recall {recall.number} was opened at {recall.opened_at:%Y-%m-%d %H:%M} UTC; a "
             "notification of it cannot be earlier.",
@@ -291,6 +294,24 @@ def close_recall(
 
 
 # --- reading ------------------------------------------------------------------------------------
+
+
+def resolve_target(session: Session, target: RecallTarget, text: str) -> int:
+    """The id of what a person named on the recall form: a DIN (scanned or typed, with its
+    check character), a lot number, or a material lot's id from the list."""
+    text = (text or "").strip()
+    if not text:
+        raise InvalidInput(
+            "Say what is recalled: a DIN, a lot number or a material lot.",
+            errors={"target": ["Required."]},
+        )
+    if target is RecallTarget.DONATION:
+        return donors.find_donation(session, text).id
+    if target is RecallTarget.LOT:
+        return processing.find_lot(session, text).id
+    if not text.isdigit():
+        raise InvalidInput("Choose the material lot from the list.", errors={"target": ["Choose."]})
+    return resources.get_material_lot(session, int(text)).id
 
 
 def get_recall(session: Session, recall_id: int) -> Recall:

@@ -1,0 +1,242 @@
+"""Schemas of traces and recalls: input shapes for opening, notifying and closing, and the
+output of traces and recalls for the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import validate
+
+from cellchain.chain.schemas import UnitOut
+from cellchain.core.schemas import SignatureOut, SiteDateTime
+from cellchain.traceability.models import RecallTarget
+from cellchain.traceability.recalls import MIN_REASON_LENGTH
+
+
+class RecallOpenIn(ma.Schema):
+    target_type = ma.fields.String(
+        required=True,
+        validate=validate.OneOf([t.value for t in RecallTarget]),
+        metadata={"description": "donation, lot or material_lot"},
+    )
+    target_id = ma.fields.Integer(required=True, strict=False, validate=validate.Range(min=1))
+    reason = ma.fields.String(
+        required=True, validate=validate.Length(min=MIN_REASON_LENGTH, max=2000)
+    )
+    password = ma.fields.String(required=True, load_only=True, validate=validate.Length(max=200))
+
+
+class NotificationIn(ma.Schema):
+    notified_at = SiteDateTime(
+        required=True,
+        metadata={"description": "When the patient was told (ISO 8601; no offset: site time)"},
+    )
+    method = ma.fields.String(required=True, validate=validate.Length(min=2, max=40))
+    note = ma.fields.String(load_default=None, validate=validate.Length(max=2000))
+
+
+class RecallCloseIn(ma.Schema):
+    note = ma.fields.String(
+        required=True, validate=validate.Length(min=MIN_REASON_LENGTH, max=2000)
+    )
+    password = ma.fields.String(required=True, load_only=True, validate=validate.Length(max=200))
+
+
+class StartOut(ma.Schema):
+    kind = ma.fields.String()
+    id = ma.fields.Integer()
+    label = ma.fields.String()
+
+
+class TracedUnitOut(ma.Schema):
+    unit = ma.fields.Nested(UnitOut)
+    distance = ma.fields.Integer(metadata={"description": "Lineage steps from the start"})
+    lot_number = ma.fields.String(allow_none=True)
+
+
+class DoseOrderBriefOut(ma.Schema):
+    id = ma.fields.Integer()
+    patient = ma.fields.String(attribute="patient.study_id")
+    visit = ma.fields.String()
+    status = ma.fields.String()
+    dose_unit = ma.fields.Function(lambda o: o.dose_unit.code if o.dose_unit else None)
+
+
+class InfusionBriefOut(ma.Schema):
+    id = ma.fields.Integer()
+    dose_order_id = ma.fields.Integer()
+    patient = ma.fields.String(attribute="patient.study_id")
+    status = ma.fields.String()
+    started_at = ma.fields.AwareDateTime()
+    ended_at = ma.fields.AwareDateTime(allow_none=True)
+
+
+class ExposedPatientOut(ma.Schema):
+    patient_id = ma.fields.Integer(attribute="patient.id")
+    study_id = ma.fields.String(attribute="patient.study_id")
+    coi = ma.fields.String(attribute="patient.coi")
+    infused = ma.fields.Boolean()
+    dose_order_ids = ma.fields.Function(lambda e: [o.id for o in e.dose_orders])
+    infusion_ids = ma.fields.Function(lambda e: [i.id for i in e.infusions])
+
+
+class ForwardTraceOut(ma.Schema):
+    start = ma.fields.Nested(StartOut)
+    units = ma.fields.List(ma.fields.Nested(TracedUnitOut))
+    dose_orders = ma.fields.List(ma.fields.Nested(DoseOrderBriefOut))
+    infusions = ma.fields.List(ma.fields.Nested(InfusionBriefOut))
+    patients = ma.fields.List(ma.fields.Nested(ExposedPatientOut))
+
+
+def _signatures(signed: Any) -> Any:
+    return SignatureOut(many=True).dump(signed.signatures) if signed else []
+
+
+class TracedStepOut(ma.Schema):
+    id = ma.fields.Integer()
+    kind = ma.fields.String()
+    performed_at = ma.fields.AwareDateTime()
+    performed_by = ma.fields.String(attribute="performed_by.username")
+    inputs = ma.fields.Function(lambda s: [su.unit.code for su in s.units if su.role == "input"])
+    outputs = ma.fields.Function(lambda s: [su.unit.code for su in s.units if su.role == "output"])
+    materials = ma.fields.Function(lambda s: [m.material_lot.label for m in s.materials])
+    equipment = ma.fields.Function(lambda s: [e.item.code for e in s.equipment])
+
+
+class TracedResultOut(ma.Schema):
+    test_code = ma.fields.String()
+    value = ma.fields.Raw()
+    unit = ma.fields.String(allow_none=True)
+    passes = ma.fields.Boolean()
+    status = ma.fields.String()
+    analyst = ma.fields.String(attribute="analyst.username")
+    tested_on = ma.fields.Date()
+
+
+class LotReleaseOut(ma.Schema):
+    lot_number = ma.fields.String(attribute="lot.lot_number")
+    status = ma.fields.String(attribute="lot.status")
+    expires_at = ma.fields.AwareDateTime(attribute="lot.expires_at", allow_none=True)
+    results = ma.fields.List(ma.fields.Nested(TracedResultOut))
+    decision = ma.fields.Function(
+        lambda r: r.disposition.record.decision if r.disposition else None
+    )
+    decided_at = ma.fields.Function(
+        lambda r: r.disposition.record.decided_at.isoformat() if r.disposition else None
+    )
+    signatures = ma.fields.Function(lambda r: _signatures(r.disposition))
+
+
+class EventOut(ma.Schema):
+    unit = ma.fields.String(attribute="unit.code")
+    event_type = ma.fields.String()
+    at = ma.fields.AwareDateTime()
+    actor = ma.fields.Function(lambda e: e.actor.username if e.actor else None)
+    location = ma.fields.String(allow_none=True)
+    counterparty = ma.fields.String(allow_none=True)
+    temperature_c = ma.fields.Float(allow_none=True)
+    note = ma.fields.String(allow_none=True)
+
+
+class TracedCheckOut(ma.Schema):
+    id = ma.fields.Function(lambda s: s.record.id)
+    verdict = ma.fields.Function(lambda s: s.record.verdict)
+    checked_at = ma.fields.Function(lambda s: s.record.checked_at.isoformat())
+    checked_by = ma.fields.Function(lambda s: s.record.checked_by.username)
+    failed = ma.fields.Function(lambda s: [c["code"] for c in s.record.failed])
+    signatures = ma.fields.Function(_signatures)
+
+
+class ClinicPathOut(ma.Schema):
+    dose_order = ma.fields.Function(lambda p: DoseOrderBriefOut().dump(p.order.record))
+    second_check_signatures = ma.fields.Function(lambda p: _signatures(p.order))
+    shipment = ma.fields.Function(
+        lambda p: (
+            {
+                "id": p.shipment.record.id,
+                "shipper_id": p.shipment.record.shipper_id,
+                "status": p.shipment.record.status,
+                "received_at": p.shipment.record.received_at.isoformat()
+                if p.shipment.record.received_at
+                else None,
+            }
+            if p.shipment
+            else None
+        )
+    )
+    thaws = ma.fields.Function(
+        lambda p: [
+            {
+                "unit_id": t.unit_id,
+                "started_at": t.started_at.isoformat(),
+                "completed_at": t.completed_at.isoformat() if t.completed_at else None,
+            }
+            for t in p.thaws
+        ]
+    )
+    bedside_checks = ma.fields.List(ma.fields.Nested(TracedCheckOut))
+    infusion = ma.fields.Function(
+        lambda p: InfusionBriefOut().dump(p.infusion) if p.infusion else None
+    )
+
+
+class BackTraceOut(ma.Schema):
+    start = ma.fields.Nested(StartOut)
+    donation = ma.fields.Function(
+        lambda b: {
+            "id": b.donation.id,
+            "din": b.donation.din,
+            "eligibility": b.donation.eligibility,
+            "donor_code": b.donation.donor.code,
+            "collected_at": b.donation.collected_at.isoformat(),
+        }
+    )
+    eligibility_signatures = ma.fields.Function(lambda b: _signatures(b.eligibility))
+    units = ma.fields.List(ma.fields.Nested(TracedUnitOut))
+    steps = ma.fields.List(ma.fields.Nested(TracedStepOut))
+    lots = ma.fields.List(ma.fields.Nested(LotReleaseOut))
+    events = ma.fields.List(ma.fields.Nested(EventOut))
+    clinic = ma.fields.List(ma.fields.Nested(ClinicPathOut))
+
+
+class RecallUnitOut(ma.Schema):
+    unit = ma.fields.String(attribute="unit.code")
+    status_before = ma.fields.String()
+    outcome = ma.fields.String()
+    status_now = ma.fields.String(attribute="unit.status")
+
+
+class NotificationOut(ma.Schema):
+    patient_id = ma.fields.Integer()
+    study_id = ma.fields.String(attribute="patient.study_id")
+    notified = ma.fields.Boolean()
+    notified_at = ma.fields.AwareDateTime(allow_none=True)
+    method = ma.fields.String(allow_none=True)
+    note = ma.fields.String(allow_none=True)
+    recorded_by = ma.fields.Function(lambda n: n.recorded_by.username if n.recorded_by else None)
+
+
+class RecallOut(ma.Schema):
+    id = ma.fields.Integer()
+    number = ma.fields.String()
+    target_type = ma.fields.String()
+    target_id = ma.fields.Integer()
+    target_label = ma.fields.String()
+    reason = ma.fields.String()
+    status = ma.fields.String()
+    opened_at = ma.fields.AwareDateTime()
+    opened_by = ma.fields.String(attribute="opened_by.username")
+    closed_at = ma.fields.AwareDateTime(allow_none=True)
+    closed_by = ma.fields.Function(lambda r: r.closed_by.username if r.closed_by else None)
+    closing_note = ma.fields.String(allow_none=True)
+    notifications = ma.fields.List(ma.fields.Nested(NotificationOut))
+
+
+class RecallDetailOut(ma.Schema):
+    recall = ma.fields.Nested(RecallOut)
+    blocked = ma.fields.List(ma.fields.Nested(RecallUnitOut))
+    out_of_use = ma.fields.List(ma.fields.Nested(RecallUnitOut))
+    infused = ma.fields.List(ma.fields.Nested(RecallUnitOut))
+    opening_signatures = ma.fields.List(ma.fields.Nested(SignatureOut))
+    closing_signatures = ma.fields.List(ma.fields.Nested(SignatureOut))

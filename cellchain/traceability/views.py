@@ -1,0 +1,189 @@
+"""Pages of traces and recalls: trace forward and back from any record, the recall list, the
+preview and signature that open a recall, a recall's page with its lookback, notifications
+and closing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from cellchain.core.roles import Permission
+from cellchain.errors import DomainError, InvalidInput
+from cellchain.extensions import db
+from cellchain.http import AuditedRefusal, requires, site_zone, unit_of_work
+from cellchain.manufacturing import resources
+from cellchain.traceability import recalls, trace
+from cellchain.traceability.api import close_as_user, notify_as_user, open_as_user
+from cellchain.traceability.models import RecallTarget
+from cellchain.traceability.schemas import NotificationIn, RecallCloseIn, RecallOpenIn
+from cellchain.web.forms import load_form, refusal_context
+
+blueprint = Blueprint("traceability", __name__)
+
+
+# --- traces -------------------------------------------------------------------------------------
+
+
+@blueprint.get("/trace/forward/<string:kind>/<int:record_id>")
+@requires(Permission.READ_RECORDS)
+def trace_forward(kind: str, record_id: int) -> ResponseReturnValue:
+    forward = trace.trace_forward(db.session, kind, record_id)
+    return render_template(
+        "traceability/forward.html",
+        forward=forward,
+        counts=forward.count_by_status(),
+        recall_target=kind if kind in {t.value for t in RecallTarget} else None,
+    )
+
+
+@blueprint.get("/trace/back/<string:kind>/<int:record_id>")
+@requires(Permission.READ_RECORDS)
+def trace_back(kind: str, record_id: int) -> ResponseReturnValue:
+    return render_template(
+        "traceability/back.html", back=trace.trace_back(db.session, kind, record_id)
+    )
+
+
+# --- recalls ------------------------------------------------------------------------------------
+
+
+@blueprint.get("/recalls")
+@requires(Permission.READ_RECORDS)
+def recall_list() -> ResponseReturnValue:
+    return _list_page()
+
+
+@blueprint.get("/recalls/new")
+@requires(Permission.MANAGE_RECALLS)
+def new_recall() -> ResponseReturnValue:
+    """What a recall would block and whom it would list, before QA signs it."""
+    try:
+        target = RecallTarget(request.args.get("target_type", ""))
+        target_id = recalls.resolve_target(
+            db.session, target, request.args.get("target_id") or request.args.get("target", "")
+        )
+    except ValueError:
+        return _list_page(InvalidInput("Choose what kind of thing is recalled."))
+    except DomainError as error:
+        return _list_page(error)
+    return _preview_page(target, target_id)
+
+
+@blueprint.post("/recalls")
+@requires(Permission.MANAGE_RECALLS)
+def open_recall() -> ResponseReturnValue:
+    target = RecallTarget(request.form.get("target_type", RecallTarget.DONATION.value))
+    target_id = int(request.form.get("target_id") or 0)
+    try:
+        data = load_form(RecallOpenIn(), request.form)
+        refusal = AuditedRefusal("recall.open_refused", target.value, target_id)
+        with unit_of_work(refusal) as session:
+            opened = open_as_user(session, data)
+            recall_id = opened.recall.id
+            message = (
+                f"Recall {opened.recall.number} opened: {opened.blocked} unit(s) blocked, "
+                f"{opened.exposed_patients} patient(s) to notify."
+            )
+    except DomainError as error:
+        return _preview_page(target, target_id, error)
+    flash(message, "success")
+    return redirect(url_for("traceability.recall", recall_id=recall_id))
+
+
+@blueprint.get("/recalls/<int:recall_id>")
+@requires(Permission.READ_RECORDS)
+def recall(recall_id: int) -> ResponseReturnValue:
+    return _recall_page(recall_id)
+
+
+@blueprint.post("/recalls/<int:recall_id>/notifications/<int:patient_id>")
+@requires(Permission.NOTIFY_PATIENTS)
+def notify(recall_id: int, patient_id: int) -> ResponseReturnValue:
+    try:
+        data = load_form(NotificationIn(), request.form)
+        refusal = AuditedRefusal("recall.notification_refused", "recall", recall_id)
+        with unit_of_work(refusal) as session:
+            row = notify_as_user(session, recall_id, patient_id, data)
+            message = f"{row.patient.study_id} recorded as notified ({row.method})."
+    except DomainError as error:
+        return _recall_page(recall_id, error, f"notify-{patient_id}")
+    flash(message, "success")
+    return redirect(url_for("traceability.recall", recall_id=recall_id))
+
+
+@blueprint.post("/recalls/<int:recall_id>/close")
+@requires(Permission.MANAGE_RECALLS)
+def close(recall_id: int) -> ResponseReturnValue:
+    try:
+        data = load_form(RecallCloseIn(), request.form)
+        refusal = AuditedRefusal("recall.close_refused", "recall", recall_id)
+        with unit_of_work(refusal) as session:
+            closed = close_as_user(session, recall_id, data)
+            message = f"Recall {closed.number} closed."
+    except DomainError as error:
+        return _recall_page(recall_id, error, "close")
+    flash(message, "success")
+    return redirect(url_for("traceability.recall", recall_id=recall_id))
+
+
+# --- pages --------------------------------------------------------------------------------------
+
+
+def _list_page(error: DomainError | None = None) -> ResponseReturnValue:
+    typed = request.args.to_dict() if error else {}
+    context = refusal_context(error, which="find")
+    context["form"] = typed
+    return (
+        render_template(
+            "traceability/recalls.html",
+            **context,
+            recalls=recalls.list_recalls(db.session),
+            targets=[{"value": t.value, "label": t.label} for t in RecallTarget],
+            material_lots=[
+                {"value": str(lot.id), "label": lot.label}
+                for lot in resources.list_material_lots(db.session)
+            ],
+        ),
+        error.status if error else 200,
+    )
+
+
+def _preview_page(
+    target: RecallTarget, target_id: int, error: DomainError | None = None
+) -> ResponseReturnValue:
+    forward = trace.trace_forward(db.session, target.value, target_id)
+    return (
+        render_template(
+            "traceability/new_recall.html",
+            **refusal_context(error, which="open"),
+            target=target,
+            target_id=target_id,
+            forward=forward,
+            counts=forward.count_by_status(),
+            exposed=trace.infused_patients(forward),
+            already=recalls.open_recall_of(db.session, target, target_id),
+            meaning=recalls.OPEN_MEANING,
+        ),
+        error.status if error else 200,
+    )
+
+
+def _recall_page(
+    recall_id: int, error: DomainError | None = None, which: str | None = None
+) -> ResponseReturnValue:
+    view = recalls.recall_view(db.session, recalls.get_recall(db.session, recall_id))
+    context: dict[str, Any] = refusal_context(error, which=which)
+    return (
+        render_template(
+            "traceability/recall.html",
+            **context,
+            view=view,
+            recall=view.recall,
+            methods=recalls.NOTIFICATION_METHODS,
+            close_meaning=recalls.CLOSE_MEANING,
+            zone=site_zone().key,
+        ),
+        error.status if error else 200,
+    )
