@@ -25,7 +25,7 @@ from cellchain.core import audit, numbering, signatures
 from cellchain.core.models import User
 from cellchain.donors import service as donors
 from cellchain.errors import Conflict, InvalidInput, NotFound
-from cellchain.manufacturing import processing, resources
+from cellchain.manufacturing import processing
 from cellchain.manufacturing.models import MaterialLot
 from cellchain.traceability import trace
 from cellchain.traceability.models import (
@@ -298,7 +298,7 @@ def close_recall(
 
 def resolve_target(session: Session, target: RecallTarget, text: str) -> int:
     """The id of what a person named on the recall form: a DIN (scanned or typed, with its
-    check character), a lot number, or a material lot's id from the list."""
+    check character) or a lot number. Material lots are chosen from a list by id."""
     text = (text or "").strip()
     if not text:
         raise InvalidInput(
@@ -309,9 +309,7 @@ def resolve_target(session: Session, target: RecallTarget, text: str) -> int:
         return donors.find_donation(session, text).id
     if target is RecallTarget.LOT:
         return processing.find_lot(session, text).id
-    if not text.isdigit():
-        raise InvalidInput("Choose the material lot from the list.", errors={"target": ["Choose."]})
-    return resources.get_material_lot(session, int(text)).id
+    raise InvalidInput("Choose the material lot from the list.", errors={"target": ["Choose."]})
 
 
 def get_recall(session: Session, recall_id: int) -> Recall:

@@ -4,6 +4,7 @@ and closing."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -12,7 +13,7 @@ from flask.typing import ResponseReturnValue
 from cellchain.core.roles import Permission
 from cellchain.errors import DomainError, InvalidInput
 from cellchain.extensions import db
-from cellchain.http import AuditedRefusal, requires, site_zone, unit_of_work
+from cellchain.http import AuditedRefusal, now, requires, site_zone, unit_of_work
 from cellchain.manufacturing import resources
 from cellchain.traceability import recalls, trace
 from cellchain.traceability.api import close_as_user, notify_as_user, open_as_user
@@ -61,14 +62,17 @@ def new_recall() -> ResponseReturnValue:
     """What a recall would block and whom it would list, before QA signs it."""
     try:
         target = RecallTarget(request.args.get("target_type", ""))
-        target_id = recalls.resolve_target(
-            db.session, target, request.args.get("target_id") or request.args.get("target", "")
+        given = request.args.get("target_id", "")
+        target_id = (
+            int(given)
+            if given.isdigit()
+            else recalls.resolve_target(db.session, target, request.args.get("target", ""))
         )
+        return _preview_page(target, target_id)
     except ValueError:
         return _list_page(InvalidInput("Choose what kind of thing is recalled."))
     except DomainError as error:
         return _list_page(error)
-    return _preview_page(target, target_id)
 
 
 @blueprint.post("/recalls")
@@ -131,6 +135,11 @@ def close(recall_id: int) -> ResponseReturnValue:
 # --- pages --------------------------------------------------------------------------------------
 
 
+def _wall_clock(value: dt.datetime) -> str:
+    """A time as a ``datetime-local`` input shows it: the site's wall clock, to the minute."""
+    return value.astimezone(site_zone()).strftime("%Y-%m-%dT%H:%M")
+
+
 def _list_page(error: DomainError | None = None) -> ResponseReturnValue:
     typed = request.args.to_dict() if error else {}
     context = refusal_context(error, which="find")
@@ -184,6 +193,8 @@ def _recall_page(
             methods=recalls.NOTIFICATION_METHODS,
             close_meaning=recalls.CLOSE_MEANING,
             zone=site_zone().key,
+            opened_local=_wall_clock(view.recall.opened_at),
+            now_local=_wall_clock(now()),
         ),
         error.status if error else 200,
     )
