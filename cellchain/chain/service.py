@@ -448,6 +448,22 @@ def events_of_donation(session: Session, donation_id: int) -> list[UnitEvent]:
     )
 
 
+def status_reasons(session: Session, units: Sequence[Unit]) -> dict[int, str]:
+    """Why each unit is in its status: the note of its latest status change (e.g. "dispensed →
+    blocked: recall RC-2026-0001: …"), by unit id; one query. Units never changed are absent."""
+    if not units:
+        return {}
+    rows = session.execute(
+        select(UnitEvent.unit_id, UnitEvent.note)
+        .where(
+            UnitEvent.unit_id.in_([unit.id for unit in units]),
+            UnitEvent.event_type == EventType.STATUS_CHANGED.value,
+        )
+        .order_by(UnitEvent.unit_id, UnitEvent.at, UnitEvent.id)
+    ).all()
+    return {unit_id: note for unit_id, note in rows if note}
+
+
 def parents_of(session: Session, unit: Unit) -> list[tuple[Unit, str]]:
     """The unit's direct parents with the operation that made it."""
     rows = session.execute(

@@ -79,6 +79,10 @@ class Check(enum.StrEnum):
     NOT_INFUSED = "not_infused"
 
 
+#: A dose's units at the bedside: dispensed (or infused, which ``not_infused`` judges).
+USABLE_AT_BEDSIDE = frozenset({UnitStatus.DISPENSED.value, UnitStatus.INFUSED.value})
+
+
 # --- facts --------------------------------------------------------------------------------------
 
 
@@ -135,6 +139,8 @@ class DoseFacts:
     weight_used_kg: float
     override: bool
     infused: bool
+    #: (code, why) for each unit not dispensed or infused: its latest status change's note
+    why_not_usable: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -293,10 +299,12 @@ def _not_recalled(f: BedsideFacts) -> CheckResult:
         problems.append(f"Held for QA at receipt: {f.dose.hold_reason}")
     elif f.dose.shipment_status != ShipmentStatus.RECEIVED.value:
         problems.append(f"The shipment was {f.dose.shipment_status}.")
-    usable = {UnitStatus.DISPENSED.value, UnitStatus.INFUSED.value}
+    why = dict(f.dose.why_not_usable)
     for code, status in f.dose.units:
-        if status not in usable:
-            problems.append(f"{code} is {status}.")
+        if status not in USABLE_AT_BEDSIDE:
+            problems.append(
+                f"{code} is {status} ({why[code]})." if code in why else f"{code} is {status}."
+            )
     if problems:
         return CheckResult(Check.NOT_RECALLED, title, False, " ".join(problems))
     return CheckResult(Check.NOT_RECALLED, title, True, "Received at the clinic; no hold.")
@@ -536,6 +544,8 @@ def _dose_facts(session: Session, order: DoseOrder) -> DoseFacts:
         session.execute(select(Infusion.id).where(Infusion.dose_order_id == order.id)).first()
         is not None
     )
+    dose_units = units_of_dose(order)
+    reasons = chain.status_reasons(session, dose_units)
     return DoseFacts(
         order_id=order.id,
         dose_code=order.dose_unit.code if order.dose_unit else f"dose order {order.id}",
@@ -554,7 +564,12 @@ def _dose_facts(session: Session, order: DoseOrder) -> DoseFacts:
             LotFacts(number=lot.lot_number, status=lot.status, expires_at=lot.expires_at)
             for lot in lots_of_dose(session, order)
         ),
-        units=tuple((unit.code, unit.status) for unit in units_of_dose(order)),
+        units=tuple((unit.code, unit.status) for unit in dose_units),
+        why_not_usable=tuple(
+            (unit.code, reasons[unit.id])
+            for unit in dose_units
+            if unit.status not in USABLE_AT_BEDSIDE and unit.id in reasons
+        ),
         shipment_status=shipment.status if shipment else None,
         hold_reason=shipment.hold_reason if shipment else None,
         bags=thaw.bag_count,

@@ -97,6 +97,7 @@ def test_a_recalled_dose_at_the_bedside_is_a_red_stop_naming_the_block(ward, rel
     assert check.verdict == Verdict.STOP.value
     [failed] = [c for c in check.failed if c["code"] == "not_recalled"]
     assert "blocked" in failed["detail"]
+    assert "recall RC-" in failed["detail"]  # the stop names the recall
 
 
 def test_a_recalled_lot_cannot_be_allocated_again(ward, released):
