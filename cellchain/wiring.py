@@ -45,7 +45,7 @@ def wire(app: Flask) -> None:
     from cellchain.quality import api as quality_api
     from cellchain.quality import views as quality_views
     from cellchain.traceability import api as traceability_api
-    from cellchain.traceability import fhir_api
+    from cellchain.traceability import coi_api, coi_views, fhir_api
     from cellchain.traceability import views as traceability_views
     from cellchain.web import errors, security
     from cellchain.web import views as web_views
@@ -84,6 +84,7 @@ def wire(app: Flask) -> None:
     app.register_blueprint(follow_up_views.blueprint)
     app.register_blueprint(shipment_views.blueprint)
     app.register_blueprint(bedside_views.blueprint)
+    app.register_blueprint(coi_views.blueprint)
     app.register_blueprint(traceability_views.blueprint)
     app.register_blueprint(docs_static)
     for blueprint in (
@@ -99,6 +100,7 @@ def wire(app: Flask) -> None:
         *follow_up_api.blueprints,
         *clinic_bedside_api.blueprints,
         *fhir_api.blueprints,
+        *coi_api.blueprints,
         *traceability_api.blueprints,
     ):
         api.register_blueprint(blueprint)
