@@ -1,7 +1,8 @@
 """A recall in the browser: QA scans the dose infused into AS-003 this morning, traces it back
 to its donation, traces the donation forward, opens a recall of it with a signature, and sees
 AS-003 listed to be notified while AS-001's dose, still on its way, is blocked; a clinician
-records the notification and QA closes the recall."""
+records the notification, QA closes the recall, and AS-003's chain-of-identity report reads
+cleanly from the donor to the infusion."""
 
 from __future__ import annotations
 
@@ -93,3 +94,14 @@ def test_qa_recalls_the_donation_behind_an_infused_dose_and_sees_the_patient(
     page.get_by_role("button", name="Close the recall").click()
     expect(page.locator("#recall-status")).to_have_text("closed")
     page.screenshot(path=str(artifacts / "recall-closed.png"), full_page=True)
+
+    # AS-003's chain-of-identity report reads from the donor to the infusion, every
+    # signature valid
+    page.locator("#exposed-patients").get_by_role("link", name="AS-003").click()
+    page.locator("#coi-report-link").click()
+    expect(page.locator("#coi-summary")).to_contain_text("1 infusion")
+    expect(page.locator("#coi-summary")).not_to_contain_text("no longer valid")
+    report = page.locator("#coi-report")
+    expect(report).to_contain_text(live_server.dose_codes["AS-003"][:-1])
+    expect(report).to_contain_text(live_server.dose_codes["AS-003"][:13])  # the DIN it embeds
+    page.screenshot(path=str(artifacts / "coi-report.png"), full_page=True)
