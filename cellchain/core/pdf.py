@@ -480,10 +480,13 @@ def build_document(
     title: str,
     author: str,
     subject: str | None = None,
+    canvas: type[NumberedCanvas] | None = None,
 ) -> bytes:
     """Lay ``story`` out on A4 pages, each with the running header and footer; the PDF's bytes.
 
     ``title``, ``author`` and ``subject`` (the title unless given) go into the PDF's metadata.
+    ``canvas`` is a ``NumberedCanvas`` subclass drawing another header (a report about a
+    patient, not a lot); ``running`` is then whatever that canvas reads.
     """
     buffer = io.BytesIO()
     top = MARGIN + HEADER_HEIGHT - 4 * mm
@@ -509,5 +512,6 @@ def build_document(
         subject=title if subject is None else subject,
         creator="cellchain",
     )
-    document.build(list(story), canvasmaker=functools.partial(NumberedCanvas, running=running))
+    maker = functools.partial(canvas or NumberedCanvas, running=running)
+    document.build(list(story), canvasmaker=maker)
     return buffer.getvalue()

@@ -19,23 +19,17 @@ What is its own:
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import io
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.platypus import (
-    BaseDocTemplate,
     Flowable,
-    Frame,
     KeepTogether,
-    PageTemplate,
     Spacer,
 )
 
@@ -43,8 +37,6 @@ from cellchain.core.pdf import (
     ALERT,
     ALERT_FILL,
     CONTENT_WIDTH,
-    FOOTER_HEIGHT,
-    HEADER_HEIGHT,
     INK,
     MARGIN,
     MUTED,
@@ -54,6 +46,7 @@ from cellchain.core.pdf import (
     Fonts,
     NumberedCanvas,
     Styles,
+    build_document,
     field_table,
     format_number,
     format_time,
@@ -547,39 +540,10 @@ def render_coi_report_pdf(
         zone_name=zone.key,
         fonts=fonts,
     )
-    return _build(
+    return build_document(
         list(_story(report, styles)),
-        running,
+        running,  # type: ignore[arg-type]  (read by CoiCanvas, not by the lot header)
         title=f"Chain-of-identity report {report.patient.study_id}",
         author=site_name,
+        canvas=CoiCanvas,
     )
-
-
-def _build(story: list[Flowable], running: CoiRunning, *, title: str, author: str) -> bytes:
-    """:func:`cellchain.core.pdf.build_document` with the report's own running header (that
-    one draws a lot's header and takes no canvas)."""
-    buffer = io.BytesIO()
-    top = MARGIN + HEADER_HEIGHT - 4 * mm
-    bottom = MARGIN + FOOTER_HEIGHT - 4 * mm
-    frame = Frame(
-        MARGIN,
-        bottom,
-        CONTENT_WIDTH,
-        PAGE_HEIGHT - top - bottom,
-        leftPadding=0,
-        rightPadding=0,
-        topPadding=0,
-        bottomPadding=0,
-        id="content",
-    )
-    document = BaseDocTemplate(
-        buffer,
-        pagesize=A4,
-        pageTemplates=[PageTemplate(id="page", frames=[frame])],
-        title=title,
-        author=author,
-        subject=title,
-        creator="cellchain",
-    )
-    document.build(story, canvasmaker=functools.partial(CoiCanvas, running=running))
-    return buffer.getvalue()
