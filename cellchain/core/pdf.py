@@ -377,10 +377,22 @@ class NumberedCanvas(Canvas):
             super().showPage()
         super().save()
 
+    def header(self) -> PageHeader:
+        """What the second header line and the right-hand side say: the lot and its donation.
+        A document about something else (a patient) overrides this."""
+        run = self._running
+        return PageHeader(
+            # the space is drawn too, so text copied from the page never runs the label into
+            # the DIN
+            label=f"{run.document} · donation ",
+            code=run.din,
+            title=f"Lot {run.lot_number}",
+            status=run.status,
+        )
+
     def _draw_running(self, number: int, total: int) -> None:
         run, fonts = self._running, self._running.fonts
-        # the space is drawn too, so text copied from the page never runs the label into the DIN
-        label = f"{run.document} · donation "
+        head = self.header()
         top = PAGE_HEIGHT - MARGIN + 2 * mm
         left, right = MARGIN, PAGE_WIDTH - MARGIN
         self.saveState()
@@ -388,13 +400,18 @@ class NumberedCanvas(Canvas):
         self.setFont(fonts.bold, 9)
         self.drawString(left, top, run.site_name)
         self.setFont(fonts.text, 8)
-        self.drawString(left, top - 4.2 * mm, label)
+        self.drawString(left, top - 4.2 * mm, head.label)
         self.setFont(fonts.mono, 8)
-        self.drawString(left + self.stringWidth(label, fonts.text, 8), top - 4.2 * mm, run.din)
+        self.drawString(
+            left + self.stringWidth(head.label, fonts.text, 8), top - 4.2 * mm, head.code
+        )
         self.setFont(fonts.mono_bold, 9)
-        self.drawRightString(right, top, f"Lot {run.lot_number}")
+        self.drawRightString(right, top, head.title)
         self.setFont(fonts.bold, 8)
-        self.drawRightString(right, top - 4.2 * mm, run.status)
+        if head.alert:
+            self.setFillColor(ALERT)
+        self.drawRightString(right, top - 4.2 * mm, head.status)
+        self.setFillColor(INK)
         self.setStrokeColor(RULE)
         self.setLineWidth(0.6)
         self.line(left, top - 6.5 * mm, right, top - 6.5 * mm)
@@ -407,6 +424,17 @@ class NumberedCanvas(Canvas):
         self.setFont(fonts.bold, 8)
         self.drawRightString(right, bottom, f"Page {number} of {total}")
         self.restoreState()
+
+
+@dataclass(frozen=True)
+class PageHeader:
+    """The parts of the running header that name the document's subject."""
+
+    label: str  #: before the code, e.g. "Batch record · donation "
+    code: str  #: in the mono font, e.g. the DIN with its check character
+    title: str  #: top right, e.g. "Lot X999926000001X-L01"
+    status: str  #: below it, e.g. the lot's status
+    alert: bool = False  #: the status in the alert colour
 
 
 # --- tables ------------------------------------------------------------------------------------

@@ -37,14 +37,9 @@ from cellchain.core.pdf import (
     ALERT,
     ALERT_FILL,
     CONTENT_WIDTH,
-    INK,
-    MARGIN,
-    MUTED,
-    PAGE_HEIGHT,
-    PAGE_WIDTH,
-    RULE,
     Fonts,
     NumberedCanvas,
+    PageHeader,
     Styles,
     build_document,
     field_table,
@@ -96,39 +91,15 @@ class CoiRunning:
 class CoiCanvas(NumberedCanvas):
     """The shared numbered canvas with the report's own header: the patient, not a lot."""
 
-    def _draw_running(self, number: int, total: int) -> None:
+    def header(self) -> PageHeader:
         run: CoiRunning = self._running  # type: ignore[assignment]
-        fonts = run.fonts
-        top = PAGE_HEIGHT - MARGIN + 2 * mm
-        left, right = MARGIN, PAGE_WIDTH - MARGIN
-        label = f"Chain-of-identity report · patient {run.study_id} · COI "
-        self.saveState()
-        self.setFillColor(INK)
-        self.setFont(fonts.bold, 9)
-        self.drawString(left, top, run.site_name)
-        self.setFont(fonts.text, 8)
-        self.drawString(left, top - 4.2 * mm, label)
-        self.setFont(fonts.mono, 8)
-        self.drawString(left + self.stringWidth(label, fonts.text, 8), top - 4.2 * mm, run.coi)
-        self.setFont(fonts.mono_bold, 9)
-        self.drawRightString(right, top, run.study_id)
-        self.setFont(fonts.bold, 8)
-        if run.alert:
-            self.setFillColor(ALERT)
-        self.drawRightString(right, top - 4.2 * mm, run.signatures)
-        self.setFillColor(INK)
-        self.setStrokeColor(RULE)
-        self.setLineWidth(0.6)
-        self.line(left, top - 6.5 * mm, right, top - 6.5 * mm)
-        bottom = MARGIN - 4 * mm
-        self.line(left, bottom + 4 * mm, right, bottom + 4 * mm)
-        self.setFillColor(MUTED)
-        self.setFont(fonts.text, 7.5)
-        self.drawString(left, bottom, f"Generated {run.generated}. Times in {run.zone_name}.")
-        self.setFillColor(INK)
-        self.setFont(fonts.bold, 8)
-        self.drawRightString(right, bottom, f"Page {number} of {total}")
-        self.restoreState()
+        return PageHeader(
+            label=f"Chain-of-identity report · patient {run.study_id} · COI ",
+            code=run.coi,
+            title=run.study_id,
+            status=run.signatures,
+            alert=run.alert,
+        )
 
 
 # --- pieces ------------------------------------------------------------------------------------
