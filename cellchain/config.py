@@ -98,11 +98,29 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "OPENAPI_SWAGGER_UI_URL": "/api/v1/docs-static/",
     }
     config.update(overrides)
+    config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
+        str(config.get("SQLALCHEMY_DATABASE_URI", "")), config["SQLALCHEMY_ENGINE_OPTIONS"]
+    )
     config["SESSION_COOKIE_SECURE"] = bool(
         overrides.get("SESSION_COOKIE_SECURE", config["ENV_NAME"] == "production")
     )
     check_config(config)
     return config
+
+
+def engine_options(url: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The engine options for ``url``: on PostgreSQL, sessions start with JIT compilation off.
+
+    The recursive lineage walk is estimated at millions of rows however small the tree, so
+    PostgreSQL would spend 0.2-0.3 s compiling each trace statement that runs in a few
+    milliseconds (benchmarks/README.md). The queries here are short; none needs JIT.
+    """
+    result = dict(options)
+    if url.startswith("postgresql"):
+        connect_args = dict(result.get("connect_args", {}))
+        connect_args.setdefault("options", "-c jit=off")
+        result["connect_args"] = connect_args
+    return result
 
 
 def check_config(config: Mapping[str, Any]) -> None:

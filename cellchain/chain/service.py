@@ -12,8 +12,9 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import CTE, Select, Subquery, func, literal, select
+from sqlalchemy import CTE, Select, Subquery, func, insert, literal, select, update
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from cellchain.chain.models import (
     CUSTODY_EVENTS,
@@ -30,7 +31,6 @@ from cellchain.chain.models import (
     UnitStatus,
 )
 from cellchain.core import audit, numbering
-from cellchain.core.guarded import update_if
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User
 from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
@@ -223,36 +223,82 @@ def change_status(
     reason: str,
 ) -> None:
     """Move ``unit`` to ``target`` if ``UNIT_TRANSITIONS`` allows it; record event and audit."""
-    current = UnitStatus(unit.status)
-    if target == current:
-        return
-    if target not in UNIT_TRANSITIONS[current]:
-        raise StateConflict(f"Unit {unit.code}", current, target)
-    # Conditional on the status read: if someone changed the unit since, nobody wins twice.
-    if not update_if(session, unit, Unit.status == current.value, status=target.value):
-        raise Conflict(
-            f"Unit {unit.code} was changed by someone else a moment ago; reload it and try again.",
-            title="Changed concurrently",
+    change_status_many(session, [unit], target, actor=actor, now=now, reason=reason)
+
+
+def change_status_many(
+    session: Session,
+    units: Sequence[Unit],
+    target: UnitStatus,
+    *,
+    actor: User | None,
+    now: dt.datetime,
+    reason: str,
+) -> None:
+    """Move every unit to ``target``, each as ``UNIT_TRANSITIONS`` allows, with an event and an
+    audit entry each, in a fixed number of statements however many units there are.
+
+    Each update is conditional on the status read, so if someone changed one of the units
+    since, nobody wins twice: the whole change is refused and the caller's transaction rolls
+    back. Units already in ``target`` are left as they are.
+    """
+    by_status: dict[UnitStatus, list[Unit]] = {}
+    for unit in units:
+        current = UnitStatus(unit.status)
+        if current == target:
+            continue
+        if target not in UNIT_TRANSITIONS[current]:
+            raise StateConflict(f"Unit {unit.code}", current, target)
+        by_status.setdefault(current, []).append(unit)
+    changed: list[tuple[Unit, UnitStatus]] = []
+    for current, group in by_status.items():
+        result = session.execute(
+            update(Unit)
+            .where(Unit.id.in_([unit.id for unit in group]), Unit.status == current.value)
+            .values(status=target.value)
+            .execution_options(synchronize_session=False)
         )
-    _add_event(
-        session,
-        unit,
-        EventType.STATUS_CHANGED,
-        actor=actor,
-        now=now,
-        at=now,
-        location=unit.location,
-        note=f"{current.value} → {target.value}: {reason}",
+        if result.rowcount != len(group):  # type: ignore[attr-defined]
+            codes = ", ".join(unit.code for unit in group)
+            raise Conflict(
+                f"Unit {codes} was changed by someone else a moment ago; reload it and try again.",
+                title="Changed concurrently",
+            )
+        for unit in group:
+            set_committed_value(unit, "status", target.value)
+            changed.append((unit, current))
+    if not changed:
+        return
+    # a bulk insert (one executemany): nothing here needs the new events' ids
+    session.execute(
+        insert(UnitEvent),
+        [
+            {
+                "unit_id": unit.id,
+                "event_type": EventType.STATUS_CHANGED.value,
+                "at": now,
+                "recorded_at": now,
+                "actor_id": actor.id if actor else None,
+                "location": unit.location,
+                "note": f"{current.value} → {target.value}: {reason}",
+            }
+            for unit, current in changed
+        ],
     )
-    audit.record(
+    audit.record_many(
         session,
+        [
+            audit.Draft(
+                action="unit.status_changed",
+                entity_type="unit",
+                entity_id=unit.id,
+                changes={"status": (current.value, target.value)},
+                reason=reason,
+            )
+            for unit, current in changed
+        ],
         actor=actor,
         at=now,
-        action="unit.status_changed",
-        entity_type="unit",
-        entity_id=unit.id,
-        changes={"status": (current.value, target.value)},
-        reason=reason,
     )
 
 

@@ -12,7 +12,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,48 +80,80 @@ def record(
     ``reason_required`` is set by services for corrections and other changes that
     regulations say must be explained; such a change without a reason is refused.
     """
-    reason = reason.strip() if reason else None
-    if reason_required and not reason:
-        raise ReasonRequired(action.replace(".", " "))
-    changes_json = canonical_json(
-        {
-            field: [to_jsonable(old), to_jsonable(new)]
-            for field, (old, new) in (changes or {}).items()
-        }
+    [entry] = record_many(
+        session,
+        [Draft(action, entity_type, entity_id, changes, reason, reason_required)],
+        actor=actor,
+        at=at,
     )
+    return entry
+
+
+@dataclass(frozen=True)
+class Draft:
+    """One entry to append with ``record_many``: what was done to which record."""
+
+    action: str
+    entity_type: str
+    entity_id: str | int
+    changes: Changes | None = None
+    reason: str | None = None
+    reason_required: bool = False
+
+
+def record_many(
+    session: Session, drafts: Sequence[Draft], *, actor: User | None, at: dt.datetime
+) -> list[AuditEntry]:
+    """Append entries by one actor at one time, in order, with a fixed number of statements
+    however many there are (a recall blocking hundreds of units): the chain head is moved
+    once, the hashes are chained here, and the entries are inserted together."""
+    if not drafts:
+        return []
+    for draft in drafts:
+        if draft.reason_required and not (draft.reason or "").strip():
+            raise ReasonRequired(draft.action.replace(".", " "))
     at = at.astimezone(dt.UTC)
     head = session.execute(
         update(AuditChainHead)
         .where(AuditChainHead.id == 1)
-        .values(last_seq=AuditChainHead.last_seq + 1)
+        .values(last_seq=AuditChainHead.last_seq + len(drafts))
         .returning(AuditChainHead.last_seq, AuditChainHead.last_hash)
         .execution_options(synchronize_session=False)
     ).one_or_none()
     if head is None:
         raise AuditChainMissing("audit_chain_head has no row; run `cellchain db upgrade`.")
-    seq, prev_hash = head
-    fields: dict[str, Any] = {
-        "seq": seq,
-        "prev_hash": prev_hash,
-        "at": at,
-        "actor_id": actor.id if actor else None,
-        "actor_username": actor.username if actor else SYSTEM_ACTOR,
-        "action": action,
-        "entity_type": entity_type,
-        "entity_id": str(entity_id),
-        "changes": changes_json,
-        "reason": reason,
-    }
-    entry = AuditEntry(**fields, entry_hash=entry_hash(**fields))
-    session.add(entry)
+    last_seq, prev_hash = head
+    entries = []
+    for seq, draft in enumerate(drafts, start=last_seq - len(drafts) + 1):
+        fields: dict[str, Any] = {
+            "seq": seq,
+            "prev_hash": prev_hash,
+            "at": at,
+            "actor_id": actor.id if actor else None,
+            "actor_username": actor.username if actor else SYSTEM_ACTOR,
+            "action": draft.action,
+            "entity_type": draft.entity_type,
+            "entity_id": str(draft.entity_id),
+            "changes": canonical_json(
+                {
+                    field: [to_jsonable(old), to_jsonable(new)]
+                    for field, (old, new) in (draft.changes or {}).items()
+                }
+            ),
+            "reason": draft.reason.strip() if draft.reason else None,
+        }
+        entry = AuditEntry(**fields, entry_hash=entry_hash(**fields))
+        entries.append(entry)
+        prev_hash = entry.entry_hash
+    session.add_all(entries)
     session.flush()
     session.execute(
         update(AuditChainHead)
         .where(AuditChainHead.id == 1)
-        .values(last_hash=entry.entry_hash)
+        .values(last_hash=prev_hash)
         .execution_options(synchronize_session=False)
     )
-    return entry
+    return entries
 
 
 @dataclass(frozen=True)

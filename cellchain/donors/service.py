@@ -835,20 +835,20 @@ def block_donation_units(
 
     Every unit carries its donation (pooling is refused), so this is every unit ever derived.
     """
-    blocked = 0
-    for unit in chain.units_of_donation(session, donation.id):
-        if UnitStatus(unit.status).final:
-            continue
-        chain.change_status(
-            session,
-            unit,
-            UnitStatus.BLOCKED,
-            actor=actor,
-            now=now,
-            reason=f"donor of {donation.din} determined ineligible",
-        )
-        blocked += 1
-    return blocked
+    units = [
+        unit
+        for unit in chain.units_of_donation(session, donation.id)
+        if not UnitStatus(unit.status).final
+    ]
+    chain.change_status_many(
+        session,
+        units,
+        UnitStatus.BLOCKED,
+        actor=actor,
+        now=now,
+        reason=f"donor of {donation.din} determined ineligible",
+    )
+    return len(units)
 
 
 # --- finding donations ----------------------------------------------------------------------------

@@ -183,7 +183,8 @@ class StepUnit(db.Model):
     __table_args__ = (CheckConstraint("role IN ('input', 'output')", name="role_known"),)
 
     step_id: Mapped[int] = mapped_column(ForeignKey("processing_steps.id"), primary_key=True)
-    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), primary_key=True)
+    #: indexed on its own: a trace back finds the steps of its units by it
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), primary_key=True, index=True)
     role: Mapped[str] = mapped_column(String(10))
 
     step: Mapped[ProcessingStep] = relationship(back_populates="units")
@@ -194,7 +195,10 @@ class StepMaterial(db.Model):
     __tablename__ = "step_materials"
 
     step_id: Mapped[int] = mapped_column(ForeignKey("processing_steps.id"), primary_key=True)
-    material_lot_id: Mapped[int] = mapped_column(ForeignKey("material_lots.id"), primary_key=True)
+    #: indexed on its own: a trace forward from a material lot starts from it
+    material_lot_id: Mapped[int] = mapped_column(
+        ForeignKey("material_lots.id"), primary_key=True, index=True
+    )
 
     step: Mapped[ProcessingStep] = relationship(back_populates="materials")
     material_lot: Mapped[MaterialLot] = relationship()
@@ -204,7 +208,10 @@ class StepEquipment(db.Model):
     __tablename__ = "step_equipment"
 
     step_id: Mapped[int] = mapped_column(ForeignKey("processing_steps.id"), primary_key=True)
-    equipment_id: Mapped[int] = mapped_column(ForeignKey("equipment.id"), primary_key=True)
+    #: indexed on its own: a trace forward from a piece of equipment starts from it
+    equipment_id: Mapped[int] = mapped_column(
+        ForeignKey("equipment.id"), primary_key=True, index=True
+    )
 
     step: Mapped[ProcessingStep] = relationship(back_populates="equipment")
     item: Mapped[Equipment] = relationship()

@@ -149,35 +149,34 @@ def _lock(session: Session, forward: trace.ForwardTrace) -> None:
 def _block(
     session: Session, recall: Recall, forward: trace.ForwardTrace, *, user: User, now: dt.datetime
 ) -> int:
-    """Record every affected unit and block those still usable; the number blocked."""
-    units = [traced.unit for traced in forward.units]
-    blocked = 0
-    for unit in units:
-        before = UnitStatus(unit.status)
+    """Record every affected unit and block those still usable, all at once; the number
+    blocked."""
+    fates: list[tuple[Unit, UnitStatus, AffectedOutcome]] = []
+    for traced in forward.units:
+        before = UnitStatus(traced.unit.status)
         if before is UnitStatus.INFUSED:
             outcome = AffectedOutcome.INFUSED
         elif before.final:
             outcome = AffectedOutcome.OUT_OF_USE
         else:
-            chain.change_status(
-                session,
-                unit,
-                UnitStatus.BLOCKED,
-                actor=user,
-                now=now,
-                reason=f"recall {recall.number}: {recall.reason}",
-            )
             outcome = AffectedOutcome.BLOCKED
-            blocked += 1
-        session.add(
-            RecallUnit(
-                recall_id=recall.id,
-                unit_id=unit.id,
-                status_before=before.value,
-                outcome=outcome.value,
-            )
+        fates.append((traced.unit, before, outcome))
+    to_block = [unit for unit, _, outcome in fates if outcome is AffectedOutcome.BLOCKED]
+    chain.change_status_many(
+        session,
+        to_block,
+        UnitStatus.BLOCKED,
+        actor=user,
+        now=now,
+        reason=f"recall {recall.number}: {recall.reason}",
+    )
+    session.add_all(
+        RecallUnit(
+            recall_id=recall.id, unit_id=unit.id, status_before=before.value, outcome=outcome.value
         )
-    return blocked
+        for unit, before, outcome in fates
+    )
+    return len(to_block)
 
 
 def record_notification(

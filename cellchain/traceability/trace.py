@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Select, literal, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Select, exists, literal, or_, select, union
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import LineageEdge, Unit, UnitEvent, UnitStatus
@@ -118,8 +118,10 @@ def forward_seeds(session: Session, kind: str, record_id: int) -> tuple[Start, S
     """
     if kind == TraceFrom.DONATION:
         donation = _get(session, Donation, record_id, "donation")
-        has_parent = select(LineageEdge.child_id)
-        seeds = select(Unit.id).where(Unit.donation_id == donation.id, Unit.id.not_in(has_parent))
+        # NOT EXISTS, not NOT IN: PostgreSQL runs NOT IN (subquery) as a scan of every edge
+        # for every unit of the donation (benchmarks/README.md)
+        has_parent = exists().where(LineageEdge.child_id == Unit.id)
+        seeds = select(Unit.id).where(Unit.donation_id == donation.id, ~has_parent)
         return Start(kind, donation.id, f"donation {donation.din}"), seeds
     if kind == TraceFrom.LOT:
         lot = _get(session, Lot, record_id, "lot")
@@ -144,10 +146,10 @@ def forward_seeds(session: Session, kind: str, record_id: int) -> tuple[Start, S
 
 def _units_worked_by(steps: Select[tuple[int]]) -> Select[tuple[int]]:
     """The outputs of ``steps``; for a step without outputs, its inputs (worked in place)."""
-    with_outputs = select(StepUnit.step_id).where(StepUnit.role == "output")
+    output = aliased(StepUnit)
+    has_outputs = exists().where(output.step_id == StepUnit.step_id, output.role == "output")
     return select(StepUnit.unit_id).where(
-        StepUnit.step_id.in_(steps),
-        or_(StepUnit.role == "output", StepUnit.step_id.not_in(with_outputs)),
+        StepUnit.step_id.in_(steps), or_(StepUnit.role == "output", ~has_outputs)
     )
 
 
@@ -168,19 +170,17 @@ def trace_forward(session: Session, kind: str, record_id: int) -> ForwardTrace:
     ).all()
     units = [TracedUnit(unit=row[0], distance=row[1], lot_number=row[2]) for row in rows]
 
+    # the orders that drew a reached bag or whose prepared dose was reached: joins to the walk
+    # (an OR of two IN-subqueries made PostgreSQL re-scan the walk for every order)
     walked = chain.lineage_walk(seeds, upwards=False)
-    reached_ids = select(walked.c.unit_id)
+    order_ids = union(
+        select(DoseBag.order_id).join(walked, walked.c.unit_id == DoseBag.unit_id),
+        select(DoseOrder.id).join(walked, walked.c.unit_id == DoseOrder.dose_unit_id),
+    ).subquery()
     orders = list(
         session.execute(
             select(DoseOrder)
-            .where(
-                or_(
-                    DoseOrder.id.in_(
-                        select(DoseBag.order_id).where(DoseBag.unit_id.in_(reached_ids))
-                    ),
-                    DoseOrder.dose_unit_id.in_(reached_ids),
-                )
-            )
+            .where(DoseOrder.id.in_(select(order_ids.c[0])))
             .options(selectinload(DoseOrder.patient), selectinload(DoseOrder.bags))
             .order_by(DoseOrder.id)
         ).scalars()

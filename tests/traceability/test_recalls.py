@@ -4,6 +4,7 @@ lists exactly the exposed patients; notifications, closing, and every refusal.""
 from __future__ import annotations
 
 import datetime as dt
+import random
 from typing import Any
 
 import pytest
@@ -23,9 +24,11 @@ from cellchain.manufacturing import processing, resources
 from cellchain.quality import disposition
 from cellchain.traceability import recalls
 from cellchain.traceability.models import Recall, RecallStatus, RecallTarget, RecallUnit
+from tests.chain.test_chain_service import counting_statements
 from tests.conftest import TEST_PASSWORD, at_once
 from tests.dosing.conftest import UTC
 from tests.traceability.conftest import infuse, open_recall
+from tests.traceability.test_trace import grow
 
 
 def notify(ward: Any, recall: Recall, patient: Any, **changes: Any) -> Any:
@@ -257,3 +260,29 @@ def test_two_qa_people_opening_the_same_recall_at_once_open_one(app, ward, relea
     assert sorted(outcomes) == ["opened", "refused"]
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(Recall)) == 1
+
+
+def test_opening_a_recall_takes_the_same_number_of_statements_however_many_units(lab):
+    rng = random.Random(11)
+    small, small_units = grow(lab, rng=rng, steps=2)
+    large, large_units = grow(lab, rng=rng, steps=20)
+    assert len(large_units) > 4 * len(small_units)
+
+    def statements_to_recall(container) -> int:
+        db.session.commit()
+        db.session.expire_all()
+        with counting_statements() as seen:
+            opened = recalls.open_recall(
+                db.session,
+                target=RecallTarget.DONATION,
+                target_id=container.donation_id,
+                reason="Late donor test: HTLV-I reactive.",
+                user=lab.qa,
+                password=TEST_PASSWORD,
+                now=utcnow(),
+            )
+        db.session.commit()
+        assert opened.blocked == len(chain.units_of_donation(db.session, container.donation_id))
+        return len(seen)
+
+    assert statements_to_recall(small) == statements_to_recall(large)
