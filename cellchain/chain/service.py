@@ -507,7 +507,8 @@ def status_reasons(session: Session, units: Sequence[Unit]) -> dict[int, str]:
         )
         .order_by(UnitEvent.unit_id, UnitEvent.at, UnitEvent.id)
     ).all()
-    return {unit_id: note for unit_id, note in rows if note}
+    latest = {unit_id: note for unit_id, note in rows}
+    return {unit_id: note for unit_id, note in latest.items() if note}
 
 
 def parents_of(session: Session, unit: Unit) -> list[tuple[Unit, str]]:

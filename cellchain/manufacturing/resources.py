@@ -109,6 +109,12 @@ def usable_material_lots(
     lots = []
     for lot_id in dict.fromkeys(lot_ids):
         lot = get_material_lot(session, lot_id)
+        # a share lock (PostgreSQL): a recall of this lot being opened now finishes first and
+        # is seen here, or waits until this step is recorded and then traces it
+        session.execute(
+            select(MaterialLot.id).where(MaterialLot.id == lot.id).with_for_update(read=True)
+        )
+        session.refresh(lot, ["recalled_at"])
         if lot.recalled_at is not None:
             raise Conflict(
                 f"{lot.label} has been recalled; it may not be used.",

@@ -22,7 +22,12 @@ from cellchain.extensions import db
 
 if TYPE_CHECKING:
     from cellchain.chain.models import Unit
-    from cellchain.dosing.models import Patient
+    from cellchain.dosing.models import DoseOrder, Patient
+
+
+def _utc(value: dt.datetime | None) -> str | None:
+    """A time as signed content holds it: UTC, whatever zone the value was set in."""
+    return value.astimezone(dt.UTC).isoformat() if value else None
 
 
 class RecallTarget(LabelledEnum):
@@ -90,6 +95,9 @@ class Recall(db.Model):
     notifications: Mapped[list[RecallNotification]] = relationship(
         back_populates="recall", order_by="RecallNotification.id"
     )
+    doses: Mapped[list[RecallDose]] = relationship(
+        back_populates="recall", order_by="RecallDose.dose_order_id"
+    )
 
     @property
     def target_type_label(self) -> str:
@@ -108,13 +116,19 @@ class Recall(db.Model):
         return str(self.id)
 
     def signed_content(self) -> dict[str, Any]:
-        """What opening signs: the recall, its reason, and every unit found and its fate."""
+        """What opening signs: the recall, its reason, every unit found and its fate, the
+        doses it withdrew and the patients it lists for notification."""
         return {
             "number": self.number,
             "target": [self.target_type, self.target_label],
             "reason": self.reason,
-            "opened_at": self.opened_at.isoformat(),
+            "opened_at": _utc(self.opened_at),
             "units": [[row.unit.code, row.status_before, row.outcome] for row in self.units],
+            "doses_withdrawn": [
+                [row.dose_order_id, row.dose_order.patient.study_id, row.status_before]
+                for row in self.doses
+            ],
+            "patients": sorted(row.patient.study_id for row in self.notifications),
         }
 
 
@@ -138,11 +152,10 @@ class RecallClosure:
         recall = self.recall
         return {
             "number": recall.number,
-            "closed_at": recall.closed_at.isoformat() if recall.closed_at else None,
+            "closed_at": _utc(recall.closed_at),
             "closing_note": recall.closing_note,
             "notified": [
-                [row.patient.study_id, row.notified_at.isoformat() if row.notified_at else None]
-                for row in recall.notifications
+                [row.patient.study_id, _utc(row.notified_at)] for row in recall.notifications
             ],
         }
 
@@ -168,6 +181,21 @@ class RecallUnit(db.Model):
     @property
     def outcome_label(self) -> str:
         return AffectedOutcome(self.outcome).label
+
+
+class RecallDose(db.Model):
+    """A dose order not yet infused whose units the recall blocked: withdrawn (cancelled) by
+    the recall, so that the patient can be given another dose for the visit."""
+
+    __tablename__ = "recall_doses"
+
+    recall_id: Mapped[int] = mapped_column(ForeignKey("recalls.id"), primary_key=True)
+    dose_order_id: Mapped[int] = mapped_column(ForeignKey("dose_orders.id"), primary_key=True)
+    #: the order's status when it was withdrawn (allocated or prepared)
+    status_before: Mapped[str] = mapped_column(String(20))
+
+    recall: Mapped[Recall] = relationship(back_populates="doses")
+    dose_order: Mapped[DoseOrder] = relationship()
 
 
 class RecallNotification(db.Model):

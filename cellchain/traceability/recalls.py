@@ -13,6 +13,7 @@ Services flush; the caller commits (one use case, one transaction).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -22,8 +23,10 @@ from sqlalchemy.orm import Session, selectinload
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitStatus
 from cellchain.core import audit, numbering, signatures
+from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.donors import service as donors
+from cellchain.dosing.models import DoseOrder, DoseStatus
 from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.manufacturing import processing
 from cellchain.manufacturing.models import MaterialLot
@@ -32,6 +35,7 @@ from cellchain.traceability.models import (
     AffectedOutcome,
     Recall,
     RecallClosure,
+    RecallDose,
     RecallNotification,
     RecallStatus,
     RecallTarget,
@@ -52,7 +56,33 @@ class OpenedRecall:
 
     recall: Recall
     blocked: int
+    withdrawn: int
     exposed_patients: int
+
+
+#: Bind parameters per statement when a recall names its units (SQLite allows 32 766,
+#: psycopg 65 535): a recall of a reagent lot can reach tens of thousands of units.
+CHUNK = 5000
+
+#: Dose orders a recall withdraws: ordered or prepared, not yet infused.
+WITHDRAWABLE = (DoseStatus.ALLOCATED.value, DoseStatus.PREPARED.value)
+
+
+def fate_of(status: UnitStatus) -> AffectedOutcome:
+    """What a recall does to, or finds of, a unit in ``status``."""
+    if status is UnitStatus.INFUSED:
+        return AffectedOutcome.INFUSED
+    if status.final:
+        return AffectedOutcome.OUT_OF_USE
+    return AffectedOutcome.BLOCKED
+
+
+def fates(forward: trace.ForwardTrace) -> dict[AffectedOutcome, int]:
+    """How many of the traced units a recall would block, find out of use, or find infused."""
+    counts = dict.fromkeys(AffectedOutcome, 0)
+    for traced in forward.units:
+        counts[fate_of(UnitStatus(traced.unit.status))] += 1
+    return counts
 
 
 def open_recall(
@@ -65,16 +95,27 @@ def open_recall(
     password: str,
     now: dt.datetime,
 ) -> OpenedRecall:
-    """Open a recall of ``target``: block what is left of it, list who received it, sign.
+    """Open a recall of ``target``: block what is left of it, withdraw the doses made from
+    it that are not yet infused, list who received it, sign.
 
-    Refused when the target does not exist, when it is already under an open recall, or when
-    the reason is too short to say why. A wrong password signs nothing and blocks nothing.
+    Refused when the target does not exist, when it was recalled before (open or closed),
+    when everything made from it is already under other recalls, or when the reason is too
+    short to say why. A wrong password signs nothing and blocks nothing.
     """
     reason = _required(reason, "reason", "Why the product is recalled", MIN_REASON_LENGTH)
+    if target is RecallTarget.MATERIAL_LOT:
+        _stop_material(session, target_id, now)
     forward = trace.trace_forward(session, target.value, target_id)
-    already = open_recall_of(session, target, target_id)
-    if already is not None:
-        raise _already_recalled(already)
+    earlier = recall_of(session, target, target_id)
+    if earlier is not None:
+        raise _already_recalled(earlier)
+    covering = _covering_recalls(session, forward)
+    if forward.units and covering is not None:
+        raise Conflict(
+            f"Everything made from {forward.start.label} is already under recall "
+            f"{', '.join(covering)}; this recall would block nothing and list nobody new.",
+            title="Already recalled",
+        )
     recall = Recall(
         number=_next_number(session, now),
         target_type=target.value,
@@ -91,7 +132,7 @@ def open_recall(
             session.flush()
     except IntegrityError:
         # another QA person opened the same recall a moment ago (the partial unique index)
-        raise _already_recalled(open_recall_of(session, target, target_id)) from None
+        raise _already_recalled(recall_of(session, target, target_id)) from None
 
     _lock(session, forward)
     # Traced again under the locks: a unit derived between the first trace and the locks is
@@ -100,14 +141,11 @@ def open_recall(
     forward = trace.trace_forward(session, target.value, target_id)
     _lock(session, forward)
     blocked = _block(session, recall, forward, user=user, now=now)
+    withdrawn = _withdraw(session, recall, forward, user=user, now=now)
     exposed = trace.infused_patients(forward)
     session.add_all(
         RecallNotification(recall_id=recall.id, patient_id=entry.patient.id) for entry in exposed
     )
-    if target is RecallTarget.MATERIAL_LOT:
-        material = session.get(MaterialLot, target_id)
-        if material is not None and material.recalled_at is None:
-            material.recalled_at = now
     session.flush()
     session.refresh(recall)
     signature = signatures.sign(
@@ -124,22 +162,57 @@ def open_recall(
             "number": (None, recall.number),
             "target": (None, f"{target.value} {recall.target_label}"),
             "units_blocked": (None, blocked),
+            "doses_withdrawn": (None, [row.dose_order_id for row in recall.doses]),
             "patients_to_notify": (None, [entry.patient.study_id for entry in exposed]),
             "signature_id": (None, signature.id),
         },
         reason=reason,
     )
-    return OpenedRecall(recall=recall, blocked=blocked, exposed_patients=len(exposed))
+    return OpenedRecall(
+        recall=recall, blocked=blocked, withdrawn=withdrawn, exposed_patients=len(exposed)
+    )
+
+
+def _stop_material(session: Session, material_id: int, now: dt.datetime) -> None:
+    """Mark a material lot recalled before anything is traced: the update locks its row, so
+    a step being recorded with it either committed before (and is traced) or waits and is
+    then refused (``usable_material_lots`` reads the row with a share lock)."""
+    material = session.get(MaterialLot, material_id)
+    if material is None:
+        raise NotFound(f"There is no material lot #{material_id}.")
+    update_if(session, material, MaterialLot.recalled_at.is_(None), recalled_at=now)
+
+
+def _chunks(ids: list[int]) -> Iterator[list[int]]:
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
+def _covering_recalls(session: Session, forward: trace.ForwardTrace) -> list[str] | None:
+    """The numbers of the recalls that already cover every traced unit, or None when some
+    unit is under no recall yet."""
+    ids = [traced.unit.id for traced in forward.units]
+    covered: dict[int, str] = {}
+    for chunk in _chunks(ids):
+        for unit_id, number in session.execute(
+            select(RecallUnit.unit_id, Recall.number)
+            .join(Recall, Recall.id == RecallUnit.recall_id)
+            .where(RecallUnit.unit_id.in_(chunk))
+        ):
+            covered[unit_id] = number
+    if len(covered) < len(ids):
+        return None
+    return sorted(set(covered.values()))
 
 
 def _lock(session: Session, forward: trace.ForwardTrace) -> None:
     """Lock the affected units' rows (PostgreSQL ``FOR UPDATE``) and re-read their status, so
     a bag being allocated or a dose being started at the same moment either finishes first
     (and is seen as such here) or waits and then finds the unit blocked."""
-    if forward.units:
+    for chunk in _chunks([traced.unit.id for traced in forward.units]):
         session.execute(
             select(Unit)
-            .where(Unit.id.in_([traced.unit.id for traced in forward.units]))
+            .where(Unit.id.in_(chunk))
             .order_by(Unit.id)
             .with_for_update()
             .execution_options(populate_existing=True)
@@ -151,32 +224,59 @@ def _block(
 ) -> int:
     """Record every affected unit and block those still usable, all at once; the number
     blocked."""
-    fates: list[tuple[Unit, UnitStatus, AffectedOutcome]] = []
-    for traced in forward.units:
-        before = UnitStatus(traced.unit.status)
-        if before is UnitStatus.INFUSED:
-            outcome = AffectedOutcome.INFUSED
-        elif before.final:
-            outcome = AffectedOutcome.OUT_OF_USE
-        else:
-            outcome = AffectedOutcome.BLOCKED
-        fates.append((traced.unit, before, outcome))
-    to_block = [unit for unit, _, outcome in fates if outcome is AffectedOutcome.BLOCKED]
-    chain.change_status_many(
-        session,
-        to_block,
-        UnitStatus.BLOCKED,
-        actor=user,
-        now=now,
-        reason=f"recall {recall.number}: {recall.reason}",
-    )
+    found = [
+        (traced.unit, UnitStatus(traced.unit.status), fate_of(UnitStatus(traced.unit.status)))
+        for traced in forward.units
+    ]
+    to_block = [unit for unit, _, outcome in found if outcome is AffectedOutcome.BLOCKED]
+    for chunk in _chunks(list(range(len(to_block)))):
+        chain.change_status_many(
+            session,
+            [to_block[index] for index in chunk],
+            UnitStatus.BLOCKED,
+            actor=user,
+            now=now,
+            reason=f"recall {recall.number}: {recall.reason}",
+        )
     session.add_all(
         RecallUnit(
             recall_id=recall.id, unit_id=unit.id, status_before=before.value, outcome=outcome.value
         )
-        for unit, before, outcome in fates
+        for unit, before, outcome in found
     )
     return len(to_block)
+
+
+def _withdraw(
+    session: Session, recall: Recall, forward: trace.ForwardTrace, *, user: User, now: dt.datetime
+) -> int:
+    """Cancel the dose orders made from the recalled units that were not yet infused, so the
+    patient can be given another dose for the visit; their units stay blocked. The number."""
+    reason = f"withdrawn by recall {recall.number}: {recall.reason}"
+    withdrawn = 0
+    for order in forward.dose_orders:
+        before = order.status
+        if before not in WITHDRAWABLE:
+            continue
+        if not update_if(
+            session, order, DoseOrder.status == before, status=DoseStatus.CANCELLED.value
+        ):
+            raise Conflict(
+                f"Dose order {order.id} changed a moment ago; reload and open the recall again."
+            )
+        session.add(RecallDose(recall_id=recall.id, dose_order_id=order.id, status_before=before))
+        audit.record(
+            session,
+            actor=user,
+            at=now,
+            action="dose.cancelled",
+            entity_type="dose_order",
+            entity_id=order.id,
+            changes={"status": (before, DoseStatus.CANCELLED.value)},
+            reason=reason,
+        )
+        withdrawn += 1
+    return withdrawn
 
 
 def record_notification(
@@ -193,12 +293,7 @@ def record_notification(
     recall = notification.recall
     study_id = notification.patient.study_id
     if notification.notified:
-        raise Conflict(
-            f"{study_id} was already recorded as notified on {notification.notified_at:%Y-%m-%d} "
-            f"({notification.method}) by {notification.recorded_by.full_name}; "  # type: ignore[union-attr]
-            "a notification is recorded once.",
-            title="Already notified",
-        )
+        raise _already_notified(notification)
     if not recall.is_open:
         raise Conflict(f"Recall {recall.number} is closed.", title="Recall closed")
     if notified_at > now:
@@ -214,12 +309,20 @@ def record_notification(
             errors={"notified_at": ["Must not be before the recall was opened."]},
         )
     method = _required(method, "method", "How the patient was notified", 2)[:40]
-    notification.notified_at = notified_at
-    notification.method = method
-    notification.note = (note or "").strip() or None
-    notification.recorded_at = now
-    notification.recorded_by_id = actor.id
-    session.flush()
+    # Conditional on nobody having recorded it meanwhile: of two people recording the same
+    # notification at once, the second is refused instead of overwriting the first.
+    if not update_if(
+        session,
+        notification,
+        RecallNotification.notified_at.is_(None),
+        notified_at=notified_at.astimezone(dt.UTC),
+        method=method,
+        note=(note or "").strip() or None,
+        recorded_at=now,
+        recorded_by_id=actor.id,
+    ):
+        session.refresh(notification)
+        raise _already_notified(notification)
     audit.record(
         session,
         actor=actor,
@@ -250,11 +353,7 @@ def close_recall(
     The blocked units stay blocked: closing ends the lookback, it does not release anything.
     """
     if not recall.is_open:
-        raise Conflict(
-            f"Recall {recall.number} was closed on {recall.closed_at:%Y-%m-%d} by "  # type: ignore[union-attr]
-            f"{recall.closed_by.full_name}.",  # type: ignore[union-attr]
-            title="Recall already closed",
-        )
+        raise _already_closed(recall)
     pending = [row.patient.study_id for row in recall.notifications if not row.notified]
     if pending:
         raise Conflict(
@@ -263,11 +362,19 @@ def close_recall(
             title="Patients not yet notified",
         )
     note = _required(note, "note", "What was concluded", MIN_REASON_LENGTH)
-    recall.status = RecallStatus.CLOSED.value
-    recall.closed_at = now
-    recall.closed_by_id = user.id
-    recall.closing_note = note
-    session.flush()
+    # Conditional on the recall still being open: of two QA people closing at once, the
+    # second is refused instead of rewriting what the first signed.
+    if not update_if(
+        session,
+        recall,
+        Recall.status == RecallStatus.OPEN.value,
+        status=RecallStatus.CLOSED.value,
+        closed_at=now,
+        closed_by_id=user.id,
+        closing_note=note,
+    ):
+        session.refresh(recall)
+        raise _already_closed(recall)
     signature = signatures.sign(
         session,
         record=RecallClosure(recall),
@@ -312,7 +419,22 @@ def resolve_target(session: Session, target: RecallTarget, text: str) -> int:
 
 
 def get_recall(session: Session, recall_id: int) -> Recall:
-    recall = session.get(Recall, recall_id)
+    """The recall with everything its page, API and signatures read, in a fixed number of
+    queries whatever the number of units and patients."""
+    recall = session.execute(
+        select(Recall)
+        .where(Recall.id == recall_id)
+        .options(
+            selectinload(Recall.opened_by),
+            selectinload(Recall.closed_by),
+            selectinload(Recall.units).selectinload(RecallUnit.unit),
+            selectinload(Recall.doses)
+            .selectinload(RecallDose.dose_order)
+            .selectinload(DoseOrder.patient),
+            selectinload(Recall.notifications).selectinload(RecallNotification.patient),
+            selectinload(Recall.notifications).selectinload(RecallNotification.recorded_by),
+        )
+    ).scalar_one_or_none()
     if recall is None:
         raise NotFound(f"There is no recall #{recall_id}.")
     return recall
@@ -336,13 +458,13 @@ def list_recalls(session: Session) -> list[Recall]:
     return sorted(recalls, key=lambda recall: not recall.is_open)
 
 
-def open_recall_of(session: Session, target: RecallTarget, target_id: int) -> Recall | None:
+def recall_of(session: Session, target: RecallTarget, target_id: int) -> Recall | None:
+    """The latest recall of ``target``, open or closed."""
     return session.execute(
-        select(Recall).where(
-            Recall.target_type == target.value,
-            Recall.target_id == target_id,
-            Recall.status == RecallStatus.OPEN.value,
-        )
+        select(Recall)
+        .where(Recall.target_type == target.value, Recall.target_id == target_id)
+        .order_by(Recall.id.desc())
+        .limit(1)
     ).scalar_one_or_none()
 
 
@@ -355,6 +477,8 @@ class RecallView:
     out_of_use: list[RecallUnit]
     infused: list[RecallUnit]
     notifications: list[RecallNotification]
+    #: dose orders made from the recalled units, not yet infused: cancelled by the recall
+    withdrawn: list[RecallDose]
     opening_signatures: list[signatures.SignatureManifest]
     closing_signatures: list[signatures.SignatureManifest]
 
@@ -364,14 +488,7 @@ class RecallView:
 
 
 def recall_view(session: Session, recall: Recall) -> RecallView:
-    rows = list(
-        session.execute(
-            select(RecallUnit)
-            .where(RecallUnit.recall_id == recall.id)
-            .options(selectinload(RecallUnit.unit))
-            .order_by(RecallUnit.unit_id)
-        ).scalars()
-    )
+    rows = recall.units
     closure = RecallClosure(recall)
     signed = signatures.manifests(session, [recall, closure])
     return RecallView(
@@ -380,6 +497,7 @@ def recall_view(session: Session, recall: Recall) -> RecallView:
         out_of_use=[r for r in rows if r.outcome == AffectedOutcome.OUT_OF_USE.value],
         infused=[r for r in rows if r.outcome == AffectedOutcome.INFUSED.value],
         notifications=list(recall.notifications),
+        withdrawn=list(recall.doses),
         opening_signatures=signed.get(signatures.key_of(recall), []),
         closing_signatures=signed.get(signatures.key_of(closure), []),
     )
@@ -395,10 +513,30 @@ def _next_number(session: Session, now: dt.datetime) -> str:
 def _already_recalled(recall: Recall | None) -> Conflict:
     if recall is None:  # closed again in between: rare, and a retry will tell
         return Conflict("Someone else changed this recall a moment ago; reload and try again.")
+    state = "open" if recall.is_open else "closed"
     return Conflict(
-        f"{recall.target_label} is already under recall {recall.number}, opened "
+        f"{recall.target_label} was already recalled: {recall.number} ({state}), opened "
         f"{recall.opened_at:%Y-%m-%d %H:%M} UTC by {recall.opened_by.full_name}.",
         title="Already recalled",
+    )
+
+
+def _already_notified(notification: RecallNotification) -> Conflict:
+    recorder = notification.recorded_by.full_name if notification.recorded_by else "someone"
+    when = notification.notified_at.strftime("%Y-%m-%d") if notification.notified_at else "?"
+    return Conflict(
+        f"{notification.patient.study_id} was already recorded as notified on {when} "
+        f"({notification.method}) by {recorder}; a notification is recorded once.",
+        title="Already notified",
+    )
+
+
+def _already_closed(recall: Recall) -> Conflict:
+    closer = recall.closed_by.full_name if recall.closed_by else "someone"
+    when = recall.closed_at.strftime("%Y-%m-%d") if recall.closed_at else "?"
+    return Conflict(
+        f"Recall {recall.number} was closed on {when} by {closer}.",
+        title="Recall already closed",
     )
 
 

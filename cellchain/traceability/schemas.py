@@ -198,6 +198,9 @@ class BackTraceOut(ma.Schema):
     lots = ma.fields.List(ma.fields.Nested(LotReleaseOut))
     events = ma.fields.List(ma.fields.Nested(EventOut))
     clinic = ma.fields.List(ma.fields.Nested(ClinicPathOut))
+    recalls = ma.fields.Function(
+        lambda b: [{"id": r.id, "number": r.number, "status": r.status} for r in b.recalls]
+    )
 
 
 class RecallUnitOut(ma.Schema):
@@ -233,8 +236,20 @@ class RecallOut(ma.Schema):
     notifications = ma.fields.List(ma.fields.Nested(NotificationOut))
 
 
+class WithdrawnDoseOut(ma.Schema):
+    dose_order_id = ma.fields.Integer()
+    patient = ma.fields.String(attribute="dose_order.patient.study_id")
+    visit = ma.fields.String(attribute="dose_order.visit")
+    status_before = ma.fields.String()
+    status_now = ma.fields.String(attribute="dose_order.status")
+
+
 class RecallDetailOut(ma.Schema):
     recall = ma.fields.Nested(RecallOut)
+    withdrawn = ma.fields.List(
+        ma.fields.Nested(WithdrawnDoseOut),
+        metadata={"description": "Dose orders not yet infused, cancelled by the recall"},
+    )
     blocked = ma.fields.List(ma.fields.Nested(RecallUnitOut))
     out_of_use = ma.fields.List(ma.fields.Nested(RecallUnitOut))
     infused = ma.fields.List(ma.fields.Nested(RecallUnitOut))

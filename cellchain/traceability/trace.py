@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Select, exists, literal, or_, select, union
+from sqlalchemy import ColumnElement, Select, exists, literal, or_, select, union
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from cellchain.chain import service as chain
@@ -37,6 +37,7 @@ from cellchain.manufacturing.models import (
     StepUnit,
 )
 from cellchain.quality.models import LotDisposition, QcResult
+from cellchain.traceability.models import Recall, RecallUnit
 
 
 class TraceFrom:
@@ -146,11 +147,15 @@ def forward_seeds(session: Session, kind: str, record_id: int) -> tuple[Start, S
 
 def _units_worked_by(steps: Select[tuple[int]]) -> Select[tuple[int]]:
     """The outputs of ``steps``; for a step without outputs, its inputs (worked in place)."""
+    return select(StepUnit.unit_id).where(StepUnit.step_id.in_(steps), _made_or_worked_in_place())
+
+
+def _made_or_worked_in_place() -> ColumnElement[bool]:
+    """A ``StepUnit`` row whose unit the step made, or worked on in place (a step that made
+    nothing, such as freezing): the units a step's materials and equipment touched."""
     output = aliased(StepUnit)
     has_outputs = exists().where(output.step_id == StepUnit.step_id, output.role == "output")
-    return select(StepUnit.unit_id).where(
-        StepUnit.step_id.in_(steps), or_(StepUnit.role == "output", ~has_outputs)
-    )
+    return or_(StepUnit.role == "output", ~has_outputs)
 
 
 def trace_forward(session: Session, kind: str, record_id: int) -> ForwardTrace:
@@ -263,6 +268,8 @@ class BackTrace:
     lots: list[LotRelease]
     events: list[UnitEvent]
     clinic: list[ClinicPath] = field(default_factory=list)
+    #: the recalls that name a unit of the path, oldest first
+    recalls: list[Recall] = field(default_factory=list)
 
 
 def back_start(
@@ -336,8 +343,12 @@ def trace_back(session: Session, kind: str, record_id: int) -> BackTrace:
         session.execute(
             select(ProcessingStep)
             .where(
+                # the steps that made a unit of the path or worked on it in place; a step that
+                # only drew from it (a QC sample) made nothing on the path
                 ProcessingStep.id.in_(
-                    select(StepUnit.step_id).where(StepUnit.unit_id.in_(unit_ids))
+                    select(StepUnit.step_id).where(
+                        StepUnit.unit_id.in_(unit_ids), _made_or_worked_in_place()
+                    )
                 )
             )
             .options(
@@ -424,6 +435,15 @@ def trace_back(session: Session, kind: str, record_id: int) -> BackTrace:
         ).scalars()
     }
 
+    recalls = list(
+        session.execute(
+            select(Recall)
+            .where(
+                Recall.id.in_(select(RecallUnit.recall_id).where(RecallUnit.unit_id.in_(unit_ids)))
+            )
+            .order_by(Recall.id)
+        ).scalars()
+    )
     signed = signatures.manifests(
         session,
         [
@@ -456,6 +476,7 @@ def trace_back(session: Session, kind: str, record_id: int) -> BackTrace:
             for lot in lots
         ],
         events=events,
+        recalls=recalls,
         clinic=[
             ClinicPath(
                 order=with_signatures(order),

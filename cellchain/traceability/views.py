@@ -78,8 +78,11 @@ def new_recall() -> ResponseReturnValue:
 @blueprint.post("/recalls")
 @requires(Permission.MANAGE_RECALLS)
 def open_recall() -> ResponseReturnValue:
-    target = RecallTarget(request.form.get("target_type", RecallTarget.DONATION.value))
-    target_id = int(request.form.get("target_id") or 0)
+    try:
+        target = RecallTarget(request.form.get("target_type", ""))
+        target_id = int(request.form.get("target_id", ""))
+    except ValueError:
+        return _list_page(InvalidInput("Choose what is recalled, then open the recall."))
     try:
         data = load_form(RecallOpenIn(), request.form)
         refusal = AuditedRefusal("recall.open_refused", target.value, target_id)
@@ -171,8 +174,10 @@ def _preview_page(
             target_id=target_id,
             forward=forward,
             counts=forward.count_by_status(),
+            fates=recalls.fates(forward),
+            withdrawable=[o for o in forward.dose_orders if o.status in recalls.WITHDRAWABLE],
             exposed=trace.infused_patients(forward),
-            already=recalls.open_recall_of(db.session, target, target_id),
+            already=recalls.recall_of(db.session, target, target_id),
             meaning=recalls.OPEN_MEANING,
         ),
         error.status if error else 200,

@@ -1,4 +1,4 @@
-"""traceability: recalls, affected units, lookback; material lots can be recalled
+"""traceability: recalls, affected units, withdrawn doses, lookback; material lots can be recalled
 
 Revision ID: 0009
 Revises: 0008
@@ -111,6 +111,21 @@ def upgrade():
     with op.batch_alter_table("recall_units", schema=None) as batch_op:
         batch_op.create_index("ix_recall_units_unit", ["unit_id"], unique=False)
 
+    op.create_table(
+        "recall_doses",
+        sa.Column("recall_id", sa.Integer(), nullable=False),
+        sa.Column("dose_order_id", sa.Integer(), nullable=False),
+        sa.Column("status_before", sa.String(length=20), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["dose_order_id"],
+            ["dose_orders.id"],
+            name=op.f("fk_recall_doses_dose_order_id_dose_orders"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["recall_id"], ["recalls.id"], name=op.f("fk_recall_doses_recall_id_recalls")
+        ),
+        sa.PrimaryKeyConstraint("recall_id", "dose_order_id", name=op.f("pk_recall_doses")),
+    )
     with op.batch_alter_table("material_lots", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("recalled_at", cellchain.core.types.UTCDateTime(timezone=True), nullable=True)
@@ -127,6 +142,7 @@ def downgrade():
     with op.batch_alter_table("recall_units", schema=None) as batch_op:
         batch_op.drop_index("ix_recall_units_unit")
 
+    op.drop_table("recall_doses")
     op.drop_table("recall_units")
     with op.batch_alter_table("recall_notifications", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_recall_notifications_recall_id"))

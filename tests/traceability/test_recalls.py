@@ -18,11 +18,12 @@ from cellchain.core.accounts import CredentialsRejected
 from cellchain.core.models import AuditEntry, User
 from cellchain.core.types import utcnow
 from cellchain.dosing import orders
+from cellchain.dosing.models import DoseStatus
 from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.extensions import db
 from cellchain.manufacturing import processing, resources
 from cellchain.quality import disposition
-from cellchain.traceability import recalls
+from cellchain.traceability import recalls, trace
 from cellchain.traceability.models import Recall, RecallStatus, RecallTarget, RecallUnit
 from tests.chain.test_chain_service import counting_statements
 from tests.conftest import TEST_PASSWORD, at_once
@@ -81,6 +82,13 @@ def test_a_donation_recall_blocks_every_unit_left_and_lists_exactly_the_infused_
         1 for s in before.values() if s != UnitStatus.INFUSED.value and not UnitStatus(s).final
     )
     assert waiting.dose_unit.status == UnitStatus.BLOCKED.value
+    # the dose not yet infused is withdrawn, so that patient can be given another one
+    assert waiting.status == DoseStatus.CANCELLED.value
+    assert [row.dose_order_id for row in recall.doses] == [waiting.id]
+    assert opened.withdrawn == 1
+    # the recall shows on the trace back of the infusion it reached
+    back = trace.trace_back(db.session, "infusion", infusion.id)
+    assert [r.number for r in back.recalls] == [recall.number]
     assert [row.patient_id for row in recall.notifications] == [infusion.patient_id]
     assert opened.exposed_patients == 1
     rows = db.session.scalars(select(RecallUnit).where(RecallUnit.recall_id == recall.id)).all()
@@ -149,11 +157,35 @@ def test_a_material_lot_recall_blocks_what_it_touched_and_the_material_itself(
     assert vessels and all(v.status != UnitStatus.BLOCKED.value for v in vessels)
 
 
-def test_the_same_thing_recalled_twice_is_refused_while_the_first_is_open(ward, released):
+def test_the_same_thing_recalled_twice_is_refused_open_or_closed(ward, released):
     first = open_recall(ward, RecallTarget.LOT, released.id).recall
     with pytest.raises(Conflict, match=first.number):
         open_recall(ward, RecallTarget.LOT, released.id)
+    db.session.rollback()
+    close(ward, first)
+    with pytest.raises(Conflict, match=rf"{first.number} \(closed\)"):
+        open_recall(ward, RecallTarget.LOT, released.id)
+    db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(Recall)) == 1
+
+
+def test_a_recall_that_would_add_nothing_to_earlier_recalls_is_refused(ward, released):
+    infuse(ward)
+    first = open_recall(ward, RecallTarget.DONATION, released.donation_id).recall
+    with pytest.raises(Conflict, match=f"already under recall {first.number}"):
+        open_recall(ward, RecallTarget.LOT, released.id)
+
+
+def test_the_patient_of_a_withdrawn_dose_can_be_given_another(ward, released, desk):
+    order = ward.prepared()
+    open_recall(ward, RecallTarget.LOT, released.id)
+    assert order.status == DoseStatus.CANCELLED.value
+    # nothing is left to allocate from the recalled lot: a new order is refused for want of
+    # bags, not because the visit already has a live dose
+    with pytest.raises(orders.DoseRefused, match="0 bag"):
+        orders.order_dose(
+            db.session, order.patient, "D0", actor=ward.lab.tech, now=utcnow(), zone=UTC
+        )
 
 
 @pytest.mark.parametrize("target", list(RecallTarget))
@@ -208,6 +240,27 @@ def test_a_recall_with_nobody_exposed_closes_at_once(ward, released):
     assert close(ward, recall).status == RecallStatus.CLOSED.value
 
 
+def test_a_notification_in_another_zone_leaves_the_closing_signature_valid(ward, released):
+    infusion = infuse(ward)
+    recall = open_recall(ward, RecallTarget.LOT, released.id).recall
+    zurich = dt.timezone(dt.timedelta(hours=1))
+    notify(ward, recall, infusion.patient, notified_at=utcnow().astimezone(zurich))
+    closed = close(ward, recall)
+    db.session.expire_all()
+    view = recalls.recall_view(db.session, recalls.get_recall(db.session, closed.id))
+    assert [s.valid for s in view.opening_signatures + view.closing_signatures] == [True, True]
+
+
+def test_the_opening_signature_covers_the_patients_to_notify(ward, released):
+    infusion = infuse(ward)
+    recall = open_recall(ward, RecallTarget.LOT, released.id).recall
+    db.session.delete(recalls.get_notification(db.session, recall, infusion.patient_id))
+    db.session.commit()
+    db.session.expire_all()
+    view = recalls.recall_view(db.session, recalls.get_recall(db.session, recall.id))
+    assert [s.valid for s in view.opening_signatures] == [False]
+
+
 def test_a_notification_is_recorded_once_and_never_in_the_future_or_before_the_recall(
     ward, released
 ):
@@ -232,6 +285,59 @@ def test_a_patient_who_received_nothing_recalled_has_nothing_to_be_notified_of(w
     other = ward.patient()
     with pytest.raises(NotFound):
         recalls.get_notification(db.session, recall, other.id)
+
+
+@pytest.mark.postgres_only
+def test_two_people_notifying_and_two_closing_at_once_record_each_once(app, ward, released):
+    infusion = infuse(ward)
+    recall = open_recall(ward, RecallTarget.LOT, released.id).recall
+    recall_id, patient_id = recall.id, infusion.patient_id
+    user_ids = (ward.clinic.investigator.id, ward.lab.qa.id)
+
+    def notifier(user_id: int):
+        def attempt() -> str:
+            try:
+                recalls.record_notification(
+                    db.session,
+                    recalls.get_notification(
+                        db.session, recalls.get_recall(db.session, recall_id), patient_id
+                    ),
+                    notified_at=utcnow(),
+                    method="phone",
+                    note=None,
+                    actor=db.session.get(User, user_id),
+                    now=utcnow(),
+                )
+                db.session.commit()
+                return "recorded"
+            except Conflict:
+                db.session.rollback()
+                return "refused"
+
+        return attempt
+
+    assert sorted(at_once(app, [notifier(u) for u in user_ids])) == ["recorded", "refused"]
+
+    def closer() -> str:
+        try:
+            recalls.close_recall(
+                db.session,
+                recalls.get_recall(db.session, recall_id),
+                note="All notified; bags destroyed.",
+                user=db.session.get(User, user_ids[1]),
+                password=TEST_PASSWORD,
+                now=utcnow(),
+            )
+            db.session.commit()
+            return "closed"
+        except Conflict:
+            db.session.rollback()
+            return "refused"
+
+    assert sorted(at_once(app, [closer, closer])) == ["closed", "refused"]
+    db.session.expire_all()
+    view = recalls.recall_view(db.session, recalls.get_recall(db.session, recall_id))
+    assert [s.valid for s in view.closing_signatures] == [True]
 
 
 @pytest.mark.postgres_only

@@ -66,7 +66,7 @@ def test_api_recall_open_notify_close(ward, released, clients: Any) -> None:
     assert detail["blocked"] and {u["status_now"] for u in detail["blocked"]} == {"blocked"}
 
     again = qa.post("/api/v1/recalls", json=request)
-    assert again.status_code == 409 and "already under recall" in again.get_json()["detail"]
+    assert again.status_code == 409 and "already recalled" in again.get_json()["detail"]
     assert audited("recall.open_refused")
     unknown = qa.post("/api/v1/recalls", json={**request, "target_id": 999999})
     assert unknown.status_code == 404
@@ -113,6 +113,11 @@ def test_pages_preview_open_notify_and_close_a_recall(ward, released, clients: A
     bad = qa.get("/recalls/new?target_type=donation&target=X999926999999")
     assert bad.status_code in (404, 422)
     assert "DIN" in bad.get_data(as_text=True) or "check" in bad.get_data(as_text=True)
+
+    for nonsense in ({"target_type": "nonsense", "target_id": "1"}, {"target_type": "lot"}):
+        garbled = qa.post("/recalls", data={**nonsense, "reason": "Whatever it was, really."})
+        assert garbled.status_code == 422
+        assert "Choose what is recalled" in garbled.get_data(as_text=True)
 
     form = {"target_type": "donation", "target_id": str(donation.id), "password": TEST_PASSWORD}
     short = qa.post("/recalls", data={**form, "reason": "bad"})
