@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, Select, exists, literal, or_, select, unio
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from cellchain.chain import service as chain
-from cellchain.chain.models import LineageEdge, Unit, UnitEvent, UnitStatus
+from cellchain.chain.models import LineageEdge, Unit, UnitEvent
 from cellchain.clinic.models import BedsideCheck, Infusion, ShipmentItem, Thaw
 from cellchain.core import signatures
 from cellchain.core.signatures import SignatureManifest
@@ -96,11 +96,6 @@ class ForwardTrace:
     dose_orders: list[DoseOrder]
     infusions: list[Infusion]
     patients: list[ExposedPatient]
-
-    @property
-    def not_yet_infused(self) -> list[TracedUnit]:
-        """The units still in existence somewhere: what a recall must stop."""
-        return [t for t in self.units if t.unit.status != UnitStatus.INFUSED.value]
 
     def count_by_status(self) -> dict[str, int]:
         counts: dict[str, int] = {}
