@@ -74,13 +74,35 @@ class ResultsIn(ma.Schema):
     )
 
 
+def _path(*names: str) -> Any:
+    """A getter for ``names`` followed from a result, or None where a link is empty.
+
+    It reads the result object (lists) as well as the dict of its fields the detail endpoint
+    dumps with the signatures added (``QcResultDetailOut``); a lambda reading attributes
+    failed on that dict and made every ``GET /results/{id}`` a 500.
+    """
+
+    def get(record: Any) -> Any:
+        value = record
+        for name in names:
+            if value is None:
+                return None
+            value = value[name] if isinstance(value, dict) else getattr(value, name)
+        return value
+
+    return get
+
+
+def _specification_label(record: Any) -> str:
+    specification = _path("specification")(record)
+    return f"{specification.code} v{specification.version}"
+
+
 class QcResultOut(ma.Schema):
     id = ma.fields.Integer()
     lot_id = ma.fields.Integer()
-    sample = ma.fields.Function(lambda r: r.sample.unit.code)
-    specification = ma.fields.Function(
-        lambda r: f"{r.specification.code} v{r.specification.version}"
-    )
+    sample = ma.fields.Function(_path("sample", "unit", "code"))
+    specification = ma.fields.Function(_specification_label)
     test_code = ma.fields.String()
     test_name = ma.fields.String()
     method = ma.fields.String()
@@ -92,13 +114,11 @@ class QcResultOut(ma.Schema):
     out_of_specification = ma.fields.Boolean()
     instrument = ma.fields.String()
     tested_on = ma.fields.Date()
-    analyst = ma.fields.Function(lambda r: r.analyst.username)
+    analyst = ma.fields.Function(_path("analyst", "username"))
     recorded_at = ma.fields.AwareDateTime()
     status = ma.fields.String()
     invalidated_at = ma.fields.AwareDateTime(allow_none=True)
-    invalidated_by = ma.fields.Function(
-        lambda r: r.invalidated_by.username if r.invalidated_by else None
-    )
+    invalidated_by = ma.fields.Function(_path("invalidated_by", "username"))
     invalidation_reason = ma.fields.String(allow_none=True)
 
 

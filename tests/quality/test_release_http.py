@@ -211,3 +211,27 @@ def test_the_qa_queues_over_the_api(api: dict[str, Any], desk: Any) -> None:
     (deviation,) = api["qa"].get("/api/v1/qa/open-deviations").get_json()
     assert deviation["category"] == "out_of_specification"
     assert deviation["lot_number"] == desk.lot.lot_number
+
+
+def test_one_result_and_its_invalidation_over_the_api(api: dict[str, Any], desk: Any) -> None:
+    """GET /results/{id} and POST /results/{id}/invalidate answer the result, not a 500."""
+    desk.record(desk.entry("VIABILITY", 70.0))
+    result = db.session.scalars(select(QcResult)).one()
+    got = api["tech"].get(f"/api/v1/results/{result.id}")
+    assert got.status_code == 200, got.get_data(as_text=True)
+    body = got.get_json()
+    assert body["id"] == result.id and body["test_code"] == "VIABILITY"
+    assert body["sample"] == result.sample.unit.code
+    assert body["specification"].startswith(f"{result.specification.code} v")
+    assert body["analyst"] == desk.lab.qc.username
+    assert body["out_of_specification"] is True and body["signatures"] == []
+    assert body["invalidated_by"] is None
+    invalidated = api["qa"].post(
+        f"/api/v1/results/{result.id}/invalidate",
+        json={"reason": "Pipetting error proven", "password": TEST_PASSWORD},
+    )
+    assert invalidated.status_code == 200, invalidated.get_data(as_text=True)
+    body = invalidated.get_json()
+    assert body["status"] == "invalidated" and body["invalidated_by"] == desk.lab.qa.username
+    assert [s["meaning"] for s in body["signatures"]] == [results.INVALIDATION_MEANING]
+    assert api["qc"].get("/api/v1/results/999999").status_code == 404
