@@ -257,6 +257,7 @@ class Infusion(db.Model):
         ),
         CheckConstraint("rate_ml_per_h IS NULL OR rate_ml_per_h > 0", name="rate_positive"),
     )
+    signature_entity_type: ClassVar[str] = "infusion"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dose_order_id: Mapped[int] = mapped_column(ForeignKey("dose_orders.id"), unique=True)
@@ -274,16 +275,48 @@ class Infusion(db.Model):
     reaction: Mapped[str | None] = mapped_column(Text)
     ended_recorded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     ended_recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    #: why the recorded end, volume and rate cannot all be true as recorded (the rate they
+    #: imply is far above the rate recorded), in words; null when they agree
+    time_flag: Mapped[str | None] = mapped_column(Text)
+    #: a second clinician's signed acknowledgement of the flag: who, when and what they say
+    time_flag_acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    time_flag_acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    time_flag_note: Mapped[str | None] = mapped_column(Text)
 
     dose_order: Mapped[DoseOrder] = relationship()
     patient: Mapped[Patient] = relationship()
     bedside_check: Mapped[BedsideCheck] = relationship()
     administered_by: Mapped[User] = relationship(foreign_keys=[administered_by_id])
     ended_recorded_by: Mapped[User | None] = relationship(foreign_keys=[ended_recorded_by_id])
+    time_flag_acknowledged_by: Mapped[User | None] = relationship(
+        foreign_keys=[time_flag_acknowledged_by_id]
+    )
 
     @property
     def status_label(self) -> str:
         return InfusionStatus(self.status).label
+
+    @property
+    def time_flag_open(self) -> bool:
+        """Flagged and not yet acknowledged by a second clinician."""
+        return self.time_flag is not None and self.time_flag_acknowledged_at is None
+
+    @property
+    def signature_entity_id(self) -> str:
+        return str(self.id)
+
+    def signed_content(self) -> dict[str, Any]:
+        """What acknowledging a time flag signs: the end as recorded and the flag."""
+        return {
+            "patient": self.patient.study_id,
+            "dose_order": self.dose_order_id,
+            "started_at": self.started_at.isoformat(),
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "volume_infused_ml": self.volume_infused_ml,
+            "rate_ml_per_h": self.rate_ml_per_h,
+            "time_flag": self.time_flag,
+            "time_flag_note": self.time_flag_note,
+        }
 
 
 class Seriousness(LabelledEnum):

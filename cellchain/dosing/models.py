@@ -103,14 +103,32 @@ class Patient(db.Model):
         return dict(json.loads(self.checklist_json))
 
 
+class WeightConfirmation(LabelledEnum):
+    """How a weight that changed by the protocol's flag was confirmed (DOMAIN.md §7)."""
+
+    REWEIGHED = "reweighed"  #: a new weight within the flag of it was measured
+    COUNTERSIGNED = "countersigned"  #: a second person signed it with their own password
+
+
 class Weight(db.Model):
-    """A body weight: when it was measured, how, and who recorded it."""
+    """A body weight: when it was measured, how, and who recorded it.
+
+    A weight that differs by the protocol's flag (≥ 10 %) from the patient's previous
+    confirmed weight or from the weight the last dose was computed from is *unconfirmed*
+    until a re-weigh agrees with it or a second person countersigns it; no dose is computed
+    from an unconfirmed weight.
+    """
 
     __tablename__ = "weights"
     __table_args__ = (
         CheckConstraint("weight_kg > 0", name="weight_positive"),
+        CheckConstraint(
+            f"confirmation IS NULL OR confirmation IN ({sql_values(WeightConfirmation)})",
+            name="confirmation_known",
+        ),
         Index("ix_weights_patient_measured", "patient_id", "measured_at"),
     )
+    signature_entity_type: ClassVar[str] = "weight"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
@@ -120,9 +138,46 @@ class Weight(db.Model):
     source: Mapped[str] = mapped_column(String(120))
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    #: the change (%) that needs confirming, from the weight named in ``change_reference``;
+    #: null when the weight is within the protocol's flag of every weight it is compared with
+    change_percent: Mapped[float | None] = mapped_column(Float)
+    #: what the change was measured from, in words (the previous weight, the last dose's)
+    change_reference: Mapped[str | None] = mapped_column(String(200))
+    #: how the change was confirmed (WeightConfirmation); null while unconfirmed
+    confirmation: Mapped[str | None] = mapped_column(String(20))
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    #: the re-weigh that agreed with this weight
+    confirmed_by_weight_id: Mapped[int | None] = mapped_column(ForeignKey("weights.id"))
 
     patient: Mapped[Patient] = relationship(back_populates="weights")
-    recorded_by: Mapped[User] = relationship()
+    recorded_by: Mapped[User] = relationship(foreign_keys=[recorded_by_id])
+    confirmed_by: Mapped[User | None] = relationship(foreign_keys=[confirmed_by_id])
+
+    @property
+    def needs_confirmation(self) -> bool:
+        """Changed by the protocol's flag and not yet re-weighed or countersigned."""
+        return self.change_percent is not None and self.confirmation is None
+
+    @property
+    def confirmation_label(self) -> str | None:
+        return WeightConfirmation(self.confirmation).label if self.confirmation else None
+
+    @property
+    def signature_entity_id(self) -> str:
+        return str(self.id)
+
+    def signed_content(self) -> dict[str, Any]:
+        """What a countersignature confirms: the weight, when and how it was measured, and
+        the change it was flagged for."""
+        return {
+            "patient": self.patient.study_id,
+            "weight_kg": self.weight_kg,
+            "measured_at": self.measured_at.isoformat(),
+            "source": self.source,
+            "change_percent": self.change_percent,
+            "change_reference": self.change_reference,
+        }
 
 
 class DoseStatus(LabelledEnum):
