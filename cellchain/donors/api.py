@@ -16,6 +16,7 @@ from cellchain.donors.models import (
     Donation,
     DonationStatus,
     Eligibility,
+    EligibilityDetermination,
     ScreeningOutcome,
 )
 from cellchain.donors.schemas import (
@@ -31,12 +32,15 @@ from cellchain.donors.schemas import (
     ResultCorrectionIn,
     ResultIn,
     ResultOut,
+    ResultRecordedOut,
     ScreeningCorrectionIn,
     correction_entry,
 )
 from cellchain.errors import NotFound
 from cellchain.extensions import db
 from cellchain.http import acting_user, facility_code, now, requires, site_zone, unit_of_work
+from cellchain.traceability import lookback
+from cellchain.traceability.notices import recalls_naming
 
 donations_api = Blueprint(
     "donations_api", __name__, url_prefix="/api/v1/donations", description="Donations"
@@ -49,6 +53,7 @@ def donation_out(donation: Donation) -> dict[str, Any]:
     """Everything about a donation, its determination's signatures checked against now."""
     product = donation.product_definition
     determination = donation.determination
+    notices = recalls_naming(db.session, donations=[donation.id])
     return {
         **{
             name: getattr(donation, name)
@@ -58,15 +63,44 @@ def donation_out(donation: Donation) -> dict[str, Any]:
         "product": f"{product.code} v{product.version}",
         "processing_clock": service.processing_clock(donation, now()),
         "panel": [{"code": t.code, "name": t.name} for t in service.panel_of(donation)],
-        "determination": None
-        if determination is None
-        else {
-            **{
-                name: getattr(determination, name)
-                for name in ("id", "outcome", "reason", "determined_at", "determined_by")
-            },
-            "signatures": signatures.manifest(db.session, determination),
+        "determination": None if determination is None else _determination_out(determination),
+        "reopened_determinations": [
+            _determination_out(earlier)
+            for earlier in donation.determinations
+            if earlier.reopened_at is not None
+        ],
+        "recalls": notices.donation(donation.id),
+    }
+
+
+def _determination_out(determination: EligibilityDetermination) -> dict[str, Any]:
+    return {
+        **{
+            name: getattr(determination, name)
+            for name in (
+                "id",
+                "outcome",
+                "reason",
+                "determined_at",
+                "determined_by",
+                "reopened_at",
+                "reopened_by_result_id",
+                "reopened_reason",
+            )
         },
+        "signatures": signatures.manifest(db.session, determination),
+    }
+
+
+def recorded_out(outcome: lookback.ResultOutcome, donation: Donation) -> dict[str, Any]:
+    """A result just written, with what it did to the donation's eligibility."""
+    result = outcome.result
+    return {
+        **{name: getattr(result, name) for name in ResultOut().fields if hasattr(result, name)},
+        "recorded_by": result.recorded_by,
+        "eligibility": donation.eligibility,
+        "reopened_determination_id": outcome.reopened.id if outcome.reopened else None,
+        "lookback": outcome.lookback.recall if outcome.lookback else None,
     }
 
 
@@ -150,26 +184,30 @@ def start_processing(donation_id: int) -> Any:
 @donations_api.post("/<int:donation_id>/results")
 @requires(Permission.RECORD_DONOR_TESTS)
 @donations_api.arguments(ResultIn)
-@donations_api.response(201, ResultOut)
+@donations_api.response(201, ResultRecordedOut)
 def record_result(entry: service.ResultEntry, donation_id: int) -> Any:
-    """Record one infectious-disease result of the mother's specimen."""
+    """Record one infectious-disease result of the mother's specimen. One that contradicts an
+    eligible determination re-opens it and opens a lookback recall (``lookback``)."""
     with unit_of_work() as session:
         donation = service.get_donation(session, donation_id)
-        result = service.record_test_result(
+        outcome = lookback.record_result(
             session, donation, entry, site_zone=site_zone(), actor=acting_user(), now=now()
         )
-    return result
+    return recorded_out(outcome, donation)
 
 
 @donations_api.post("/<int:donation_id>/results/<int:result_id>/correction")
 @requires(Permission.RECORD_DONOR_TESTS)
 @donations_api.arguments(ResultCorrectionIn)
-@donations_api.response(201, ResultOut)
+@donations_api.response(201, ResultRecordedOut)
 def correct_result(data: dict[str, Any], donation_id: int, result_id: int) -> Any:
-    """Replace a result with a corrected one and a reason; the original stays visible."""
+    """Replace a result with a corrected one and a reason; the original stays visible. A
+    correction that contradicts an eligible determination (a late positive) re-opens it,
+    blocks every unit of the donation, withdraws its doses not yet infused and opens a
+    lookback recall listing the patients already infused (``lookback``)."""
     with unit_of_work() as session:
         original = _result_of(session, donation_id, result_id)
-        corrected = service.correct_test_result(
+        outcome = lookback.correct_result(
             session,
             original,
             correction_entry(original.test_code, data),
@@ -178,7 +216,7 @@ def correct_result(data: dict[str, Any], donation_id: int, result_id: int) -> An
             actor=acting_user(),
             now=now(),
         )
-    return corrected
+    return recorded_out(outcome, original.donation)
 
 
 def _result_of(session: Any, donation_id: int, result_id: int) -> Any:

@@ -178,7 +178,17 @@ class Donation(db.Model):
     results: Mapped[list[DonorTestResult]] = relationship(
         back_populates="donation", order_by="DonorTestResult.id"
     )
-    determination: Mapped[EligibilityDetermination | None] = relationship(back_populates="donation")
+    #: every determination ever signed, the re-opened ones too, oldest first
+    determinations: Mapped[list[EligibilityDetermination]] = relationship(
+        back_populates="donation", order_by="EligibilityDetermination.id"
+    )
+    #: the determination in force: the latest one not re-opened by a later result
+    determination: Mapped[EligibilityDetermination | None] = relationship(
+        primaryjoin="and_(Donation.id == EligibilityDetermination.donation_id, "
+        "EligibilityDetermination.reopened_at.is_(None))",
+        viewonly=True,
+        uselist=False,
+    )
 
     @property
     def tissues(self) -> list[str]:
@@ -249,24 +259,48 @@ class DonorTestResult(db.Model):
 
 
 class EligibilityDetermination(db.Model):
-    """QA's e-signed donor eligibility determination for one donation (1271.50). One only."""
+    """QA's e-signed donor eligibility determination for one donation (1271.50).
+
+    One in force per donation. A later donor result that the determination no longer agrees
+    with (a late reactive test) re-opens it: it stays, signed and visible, marked re-opened by
+    that result, and the donation waits for a new determination (lookback, DOMAIN.md §7).
+    """
 
     __tablename__ = "eligibility_determinations"
     __table_args__ = (
         CheckConstraint("outcome IN ('eligible', 'ineligible')", name="outcome_known"),
+        # one determination in force per donation, even when two QA people sign at once
+        Index(
+            "uq_eligibility_determinations_current",
+            "donation_id",
+            unique=True,
+            sqlite_where=text("reopened_at IS NULL"),
+            postgresql_where=text("reopened_at IS NULL"),
+        ),
     )
     signature_entity_type: ClassVar[str] = "eligibility_determination"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    donation_id: Mapped[int] = mapped_column(ForeignKey("donations.id"), unique=True)
+    donation_id: Mapped[int] = mapped_column(ForeignKey("donations.id"), index=True)
     outcome: Mapped[str] = mapped_column(String(20))
     #: why; required for an ineligible determination
     reason: Mapped[str | None] = mapped_column(Text)
     determined_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     determined_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    #: when a later donor result re-opened it (null while it is in force)
+    reopened_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: the result, recorded or corrected after the determination, that re-opened it
+    reopened_by_result_id: Mapped[int | None] = mapped_column(ForeignKey("donor_test_results.id"))
+    #: why it was re-opened, in words (the test, its new result, who recorded it)
+    reopened_reason: Mapped[str | None] = mapped_column(Text)
 
-    donation: Mapped[Donation] = relationship(back_populates="determination")
+    donation: Mapped[Donation] = relationship(back_populates="determinations")
     determined_by: Mapped[User] = relationship()
+    reopened_by_result: Mapped[DonorTestResult | None] = relationship()
+
+    @property
+    def in_force(self) -> bool:
+        return self.reopened_at is None
 
     @property
     def signature_entity_id(self) -> str:

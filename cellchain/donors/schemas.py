@@ -23,6 +23,7 @@ from cellchain.donors.service import (
     Receipt,
     ResultEntry,
 )
+from cellchain.traceability.notice_schemas import RecallNoticeOut, recalls_field
 
 NEW_DONOR_FIELDS = ("consent_date", "consent_form_version", "screening_outcome", "screening_date")
 
@@ -234,6 +235,23 @@ class ResultOut(ma.Schema):
     superseded_by_id = ma.fields.Integer(allow_none=True)
 
 
+class ResultRecordedOut(ResultOut):
+    """A result just recorded or corrected, and what it did to the donor's eligibility."""
+
+    eligibility = ma.fields.String(
+        metadata={"description": "The donation's eligibility after the result"}
+    )
+    reopened_determination_id = ma.fields.Integer(
+        allow_none=True,
+        metadata={"description": "The eligible determination this result re-opened, if any"},
+    )
+    lookback = ma.fields.Nested(
+        RecallNoticeOut,
+        allow_none=True,
+        metadata={"description": "The lookback recall this result opened, if any"},
+    )
+
+
 class CheckOut(ma.Schema):
     label = ma.fields.String()
     ok = ma.fields.Boolean()
@@ -257,6 +275,11 @@ class DeterminationOut(ma.Schema):
     determined_at = ma.fields.AwareDateTime()
     determined_by = ma.fields.String(attribute="determined_by.username")
     signatures = ma.fields.List(ma.fields.Nested(SignatureOut))
+    reopened_at = ma.fields.AwareDateTime(
+        allow_none=True, metadata={"description": "When a later donor result re-opened it"}
+    )
+    reopened_by_result_id = ma.fields.Integer(allow_none=True)
+    reopened_reason = ma.fields.String(allow_none=True)
 
 
 class ProcessingClockOut(ma.Schema):
@@ -283,5 +306,14 @@ class DonationOut(DonationSummaryOut):
     processing_clock = ma.fields.Nested(ProcessingClockOut)
     panel = ma.fields.List(ma.fields.Dict())
     results = ma.fields.List(ma.fields.Nested(ResultOut))
-    determination = ma.fields.Nested(DeterminationOut, allow_none=True)
+    determination = ma.fields.Nested(
+        DeterminationOut,
+        allow_none=True,
+        metadata={"description": "The determination in force (none while re-opened)"},
+    )
+    reopened_determinations = ma.fields.List(
+        ma.fields.Nested(DeterminationOut),
+        metadata={"description": "Earlier determinations re-opened by a later donor result"},
+    )
+    recalls = recalls_field()
     units = ma.fields.List(ma.fields.Nested(UnitOut))

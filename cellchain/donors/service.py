@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 from cellchain.chain import service as chain
 from cellchain.chain.models import EventType, UnitKind, UnitStatus
 from cellchain.core import audit, numbering, signatures
-from cellchain.core.identifiers import parse_identifier
+from cellchain.core.guarded import update_if
 from cellchain.core.models import IssuedIdentifier, User
+from cellchain.core.payload import read_scan
 from cellchain.donors.models import (
     DONATION_TRANSITIONS,
     ContainerCondition,
@@ -557,6 +558,9 @@ def record_test_result(
 
     Refused: a test not on the donation's panel, a specimen outside ± the window of recovery,
     a second result for a test that already has one (a correction is the way to change it).
+    Writes the result only: pages, API and CLI record results through
+    ``traceability.lookback.record_result``, which re-opens a determination the result
+    contradicts and opens the lookback in the same transaction.
     """
     code, errors = _check_result_input(donation, entry, site_zone=site_zone, now=now)
     if errors:
@@ -611,7 +615,10 @@ def correct_test_result(
     """Replace a result with a corrected one; the original stays visible, marked superseded.
 
     A correction after the eligibility determination leaves the determination's signature
-    shown as no longer valid: what was signed has changed.
+    shown as no longer valid: what was signed has changed. Writes the correction only: pages,
+    API and CLI correct results through ``traceability.lookback.correct_result``, which
+    re-opens a determination the correction contradicts, blocks every unit of the donation,
+    withdraws its doses not yet infused and opens the lookback, all in this transaction.
     """
     if not reason.strip():
         raise ReasonRequired("Correcting a test result")
@@ -804,7 +811,7 @@ def determine_eligibility(
     )
     session.add(determination)
     session.flush()
-    session.refresh(donation, ["determination"])
+    session.refresh(donation, ["determination", "determinations"])
     signatures.sign(
         session,
         record=determination,
@@ -825,6 +832,86 @@ def determine_eligibility(
     )
     if outcome == Eligibility.INELIGIBLE:
         block_donation_units(session, donation, actor=user, now=now)
+    return determination
+
+
+def determination_contradicted(donation: Donation) -> bool:
+    """Whether the determination in force says eligible while the current evidence no longer
+    allows it (a result recorded or corrected afterwards is reactive or indeterminate).
+
+    Only this direction re-opens a determination. The other (an ineligible donor whose result
+    is corrected to non-reactive) changes nothing: blocking for ineligibility is for good
+    (1271.65), so nothing is unblocked and the determination stays in force.
+    """
+    determination = donation.determination
+    return (
+        determination is not None
+        and determination.outcome == Eligibility.ELIGIBLE.value
+        and not review_eligibility(donation).eligible_possible
+    )
+
+
+def reopen_determination(
+    session: Session,
+    donation: Donation,
+    *,
+    cause: DonorTestResult,
+    actor: User,
+    now: dt.datetime,
+) -> EligibilityDetermination:
+    """Re-open the eligible determination that ``cause`` contradicts: it stays, signed and
+    visible, marked re-opened by that result; the donation is back in quarantine (pending)
+    until QA determines again, which can now only be "ineligible" while the result stands.
+
+    Guarded: of two results re-opening it at once, the second finds it re-opened already.
+    The caller blocks the units and opens the lookback in the same transaction
+    (``traceability.lookback``).
+    """
+    determination = donation.determination
+    if determination is None or determination.outcome != Eligibility.ELIGIBLE.value:
+        raise Conflict(
+            f"Donation {donation.din} has no eligible determination in force to re-open.",
+            title="Nothing to re-open",
+        )
+    reason = (
+        f"{cause.test_code} {'corrected' if cause.corrects_id else 'recorded'} as "
+        f"{cause.result_label} (result #{cause.id}) after the donor was determined eligible"
+    )
+    reopened = update_if(
+        session,
+        determination,
+        EligibilityDetermination.reopened_at.is_(None),
+        reopened_at=now,
+        reopened_by_result_id=cause.id,
+        reopened_reason=reason,
+    ) and update_if(
+        session,
+        donation,
+        Donation.eligibility == Eligibility.ELIGIBLE.value,
+        eligibility=Eligibility.PENDING.value,
+    )
+    if not reopened:
+        raise Conflict(
+            f"The determination of donation {donation.din} was changed a moment ago; reload "
+            "and try again.",
+            title="Changed concurrently",
+        )
+    session.flush()
+    session.refresh(donation, ["determination", "determinations"])
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="donation.eligibility_reopened",
+        entity_type="donation",
+        entity_id=donation.id,
+        changes={
+            "eligibility": (Eligibility.ELIGIBLE.value, Eligibility.PENDING.value),
+            "determination_id": (determination.id, None),
+            "result_id": (None, cause.id),
+        },
+        reason=reason,
+    )
     return determination
 
 
@@ -862,12 +949,11 @@ def get_donation(session: Session, donation_id: int) -> Donation:
 
 
 def find_donation(session: Session, din: str) -> Donation:
-    """The donation with this DIN, typed or scanned in any accepted form."""
-    identifier = parse_identifier(din)
+    """The donation with this DIN, typed or scanned in any accepted form (with its check
+    character or as the label payload: ``read_scan``)."""
+    identifier = read_scan(din, kinds=("DIN", "UNIT"))
     if identifier.kind == "UNIT":  # a unit's code leads to its donation
         return chain.resolve_unit(session, din).donation
-    if identifier.kind != "DIN":
-        raise InvalidInput(f"{identifier.display} is a chain-of-identity identifier, not a DIN.")
     donation = session.execute(
         select(Donation).where(Donation.din == identifier.canonical)
     ).scalar_one_or_none()

@@ -45,6 +45,8 @@ from cellchain.http import (
     site_zone,
     unit_of_work,
 )
+from cellchain.traceability import lookback
+from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form
 from cellchain.web.resolve import register_record_page
 
@@ -153,6 +155,12 @@ def _donation_page(
         "determination_signatures": signatures.manifest(session, donation.determination)
         if donation.determination
         else [],
+        "reopened": [
+            (earlier, signatures.manifest(session, earlier))
+            for earlier in donation.determinations
+            if earlier.reopened_at is not None
+        ],
+        "recalls": recalls_naming(session, donations=[donation.id]).donation(donation.id),
         "failed": failed,
         "form": _typed() if failed else {},
         "error": error.detail if error else None,
@@ -175,7 +183,7 @@ def _post_on_donation(
     try:
         with unit_of_work() as session:
             found = service.get_donation(session, donation_id)
-            action(session, found)
+            consequence = action(session, found)
     except NotFound:
         raise
     except DomainError as error:
@@ -187,6 +195,8 @@ def _post_on_donation(
             error=error,
         )
     flash(done, "success")
+    if consequence:  # what the change did beyond itself (a lookback), said loudly
+        flash(consequence, "error")
     return redirect(url_for("donors.donation", donation_id=donation_id) + f"#{form_name}")
 
 
@@ -213,16 +223,16 @@ def start_processing(donation_id: int) -> ResponseReturnValue:
 @blueprint.post("/donations/<int:donation_id>/results")
 @requires(Permission.RECORD_DONOR_TESTS)
 def record_result(donation_id: int) -> ResponseReturnValue:
-    def act(session: Any, found: Donation) -> None:
+    def act(session: Any, found: Donation) -> str:
         entry = load_form(ResultIn(), request.form)
-        service.record_test_result(
+        return lookback.record_result(
             session,
             found,
-            entry,
+            entry,  # type: ignore[arg-type]
             site_zone=site_zone(),
             actor=acting_user(),
-            now=now(),  # type: ignore[arg-type]
-        )
+            now=now(),
+        ).summary()
 
     code = request.form.get("test_code", "").upper()
     return _post_on_donation(donation_id, "results", act, f"Result for {code} recorded.")
@@ -231,12 +241,12 @@ def record_result(donation_id: int) -> ResponseReturnValue:
 @blueprint.post("/donations/<int:donation_id>/results/<int:result_id>/correction")
 @requires(Permission.RECORD_DONOR_TESTS)
 def correct_result(donation_id: int, result_id: int) -> ResponseReturnValue:
-    def act(session: Any, found: Donation) -> None:
+    def act(session: Any, found: Donation) -> str:
         data = load_form(ResultCorrectionIn(), request.form)
         original = service.get_result(session, result_id)
         if original.donation_id != found.id:
             raise NotFound(f"Donation #{found.id} has no result #{result_id}.")
-        service.correct_test_result(
+        return lookback.correct_result(
             session,
             original,
             correction_entry(original.test_code, data),
@@ -244,7 +254,7 @@ def correct_result(donation_id: int, result_id: int) -> ResponseReturnValue:
             site_zone=site_zone(),
             actor=acting_user(),
             now=now(),
-        )
+        ).summary()
 
     return _post_on_donation(
         donation_id, f"correct-{result_id}", act, "Result corrected; the original stays visible."

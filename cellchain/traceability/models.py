@@ -22,6 +22,7 @@ from cellchain.extensions import db
 
 if TYPE_CHECKING:
     from cellchain.chain.models import Unit
+    from cellchain.donors.models import DonorTestResult
     from cellchain.dosing.models import DoseOrder, Patient
 
 
@@ -86,9 +87,13 @@ class Recall(db.Model):
     closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     #: what QA concluded when closing (investigation, disposal of the blocked units)
     closing_note: Mapped[str | None] = mapped_column(Text)
+    #: a lookback opened by the system: the donor test result, recorded or corrected after
+    #: the eligibility determination, that opened it (null for a recall QA opened and signed)
+    cause_result_id: Mapped[int | None] = mapped_column(ForeignKey("donor_test_results.id"))
 
     opened_by: Mapped[User] = relationship(foreign_keys=[opened_by_id])
     closed_by: Mapped[User | None] = relationship(foreign_keys=[closed_by_id])
+    cause_result: Mapped[DonorTestResult | None] = relationship()
     units: Mapped[list[RecallUnit]] = relationship(
         back_populates="recall", order_by="RecallUnit.unit_id"
     )
@@ -110,6 +115,11 @@ class Recall(db.Model):
     @property
     def is_open(self) -> bool:
         return self.status == RecallStatus.OPEN.value
+
+    @property
+    def automatic(self) -> bool:
+        """Opened by the system on a late donor result (a lookback), not signed by QA."""
+        return self.cause_result_id is not None
 
     @property
     def signature_entity_id(self) -> str:

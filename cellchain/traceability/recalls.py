@@ -26,6 +26,7 @@ from cellchain.core import audit, numbering, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.donors import service as donors
+from cellchain.donors.models import Donation, DonorTestResult
 from cellchain.dosing.models import DoseOrder, DoseStatus
 from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.manufacturing import processing
@@ -116,15 +117,105 @@ def open_recall(
             f"{', '.join(covering)}; this recall would block nothing and list nobody new.",
             title="Already recalled",
         )
+    opened = _open(
+        session, target, target_id, forward.start.label, reason=reason, user=user, now=now
+    )
+    recall = opened.recall
+    signature = signatures.sign(
+        session, record=recall, meaning=OPEN_MEANING, user=user, password=password, now=now
+    )
+    _audit_opened(session, opened, user=user, now=now, signature_id=signature.id)
+    return opened
+
+
+def open_lookback(
+    session: Session, donation: Donation, *, cause: DonorTestResult, actor: User, now: dt.datetime
+) -> OpenedRecall:
+    """The lookback a late donor result opens (DOMAIN.md §7): a recall of the donation,
+    opened by the system on the analyst's action, that blocks every unit made from it at once,
+    withdraws its doses not yet infused and lists the patients already infused for QA to
+    notify. QA works it on the recall pages and closes it with a signature.
+
+    It is not signed when opened and does not wait for QA: a donor found reactive must stop
+    the product at once (the "automated designation" of 1271.65); QA's closing signature is
+    the responsible person's act. An open recall of the donation is reused (the database
+    allows one open recall per target); a closed one, or recalls of its lots or materials, do
+    not stop a new lookback: the exposed patients must be told of the new finding.
+    """
+    earlier = recall_of(session, RecallTarget.DONATION, donation.id)
+    if earlier is not None and earlier.is_open:
+        forward = trace.trace_forward(session, RecallTarget.DONATION.value, donation.id)
+        _lock(session, forward)
+        # it blocked everything when it was opened and nothing can be derived from a blocked
+        # unit; anything still usable would be a broken invariant, so block it here as well
+        left = [
+            t.unit
+            for t in forward.units
+            if fate_of(UnitStatus(t.unit.status)) is AffectedOutcome.BLOCKED
+        ]
+        chain.change_status_many(
+            session,
+            left,
+            UnitStatus.BLOCKED,
+            actor=actor,
+            now=now,
+            reason=f"recall {earlier.number}: lookback, {cause.test_code} {cause.result_label}",
+        )
+        audit.record(
+            session,
+            actor=actor,
+            at=now,
+            action="recall.lookback_joined",
+            entity_type="recall",
+            entity_id=earlier.id,
+            changes={"result_id": (None, cause.id), "units_blocked": (None, len(left))},
+            reason=f"{cause.test_code} {cause.result_label}: the donation is already under "
+            f"open recall {earlier.number}",
+        )
+        return OpenedRecall(recall=earlier, blocked=len(left), withdrawn=0, exposed_patients=0)
+    verb = "corrected to" if cause.corrects_id else "recorded as"
+    reason = (
+        f"Lookback opened by the system: {cause.test_code} {verb} {cause.result_label} for "
+        f"donation {donation.din} after the donor was determined eligible (result #{cause.id}, "
+        f"by {actor.full_name}). Determination re-opened."
+    )
+    opened = _open(
+        session,
+        RecallTarget.DONATION,
+        donation.id,
+        f"donation {donation.din}",
+        reason=reason,
+        user=actor,
+        now=now,
+        cause=cause,
+    )
+    _audit_opened(session, opened, user=actor, now=now, signature_id=None)
+    return opened
+
+
+def _open(
+    session: Session,
+    target: RecallTarget,
+    target_id: int,
+    label: str,
+    *,
+    reason: str,
+    user: User,
+    now: dt.datetime,
+    cause: DonorTestResult | None = None,
+) -> OpenedRecall:
+    """Open the recall row, then block what is left, withdraw the doses not yet infused and
+    list the infused patients, all under row locks (shared by QA's recall and the lookback)."""
     recall = Recall(
         number=_next_number(session, now),
         target_type=target.value,
         target_id=target_id,
-        target_label=forward.start.label,
+        target_label=label,
         reason=reason,
         status=RecallStatus.OPEN.value,
         opened_at=now,
         opened_by_id=user.id,
+        cause_result_id=cause.id if cause is not None else None,
     )
     try:
         with session.begin_nested():
@@ -134,6 +225,7 @@ def open_recall(
         # another QA person opened the same recall a moment ago (the partial unique index)
         raise _already_recalled(recall_of(session, target, target_id)) from None
 
+    forward = trace.trace_forward(session, target.value, target_id)
     _lock(session, forward)
     # Traced again under the locks: a unit derived between the first trace and the locks is
     # seen now, and one being derived from a locked unit waits and then finds its parent
@@ -148,9 +240,31 @@ def open_recall(
     )
     session.flush()
     session.refresh(recall)
-    signature = signatures.sign(
-        session, record=recall, meaning=OPEN_MEANING, user=user, password=password, now=now
+    return OpenedRecall(
+        recall=recall, blocked=blocked, withdrawn=withdrawn, exposed_patients=len(exposed)
     )
+
+
+def _audit_opened(
+    session: Session,
+    opened: OpenedRecall,
+    *,
+    user: User,
+    now: dt.datetime,
+    signature_id: int | None,
+) -> None:
+    recall = opened.recall
+    changes: dict[str, tuple[object, object]] = {
+        "number": (None, recall.number),
+        "target": (None, f"{recall.target_type} {recall.target_label}"),
+        "units_blocked": (None, opened.blocked),
+        "doses_withdrawn": (None, [row.dose_order_id for row in recall.doses]),
+        "patients_to_notify": (None, [row.patient.study_id for row in recall.notifications]),
+    }
+    if signature_id is not None:
+        changes["signature_id"] = (None, signature_id)
+    else:
+        changes["opened_by_system_on_result"] = (None, recall.cause_result_id)
     audit.record(
         session,
         actor=user,
@@ -158,18 +272,8 @@ def open_recall(
         action="recall.opened",
         entity_type="recall",
         entity_id=recall.id,
-        changes={
-            "number": (None, recall.number),
-            "target": (None, f"{target.value} {recall.target_label}"),
-            "units_blocked": (None, blocked),
-            "doses_withdrawn": (None, [row.dose_order_id for row in recall.doses]),
-            "patients_to_notify": (None, [entry.patient.study_id for entry in exposed]),
-            "signature_id": (None, signature.id),
-        },
-        reason=reason,
-    )
-    return OpenedRecall(
-        recall=recall, blocked=blocked, withdrawn=withdrawn, exposed_patients=len(exposed)
+        changes=changes,
+        reason=recall.reason,
     )
 
 
