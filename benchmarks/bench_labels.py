@@ -65,7 +65,7 @@ PASSAGES = (
 #: the final harvest of the 4 CS5 and what each bag holds (enough for the most bags a lot has)
 HARVEST_CELLS = 1.2e9
 BAG_VOLUME_ML = 5.0
-BAG_CONCENTRATION_PER_ML = 1.0e6
+BAG_CONCENTRATION_PER_ML = 1.0e6  # total cells per mL
 #: days from birth to the fill; the donation is registered this long (and a day) ago
 FILL_DAY = 29
 
@@ -145,7 +145,7 @@ def build_lot(*, bags: int, facility: str, tech: User) -> Lot:
         fill=processing.Fill(
             bag_count=bags,
             volume_ml=BAG_VOLUME_ML,
-            concentration_per_ml=BAG_CONCENTRATION_PER_ML,
+            total_cells_per_ml=BAG_CONCENTRATION_PER_ML,
             dmso_percent=10.0,
         ),
         context=context(FILL_DAY),

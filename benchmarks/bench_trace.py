@@ -539,7 +539,7 @@ class _Expansion:
                     "vessel_format": seed.vessel_format,
                     "area_cm2": self.AREA[seed.vessel_format] if seed.vessel_format else None,
                     "volume_ml": seed.volume_ml,
-                    "concentration_per_ml": seed.concentration,
+                    "total_cells_per_ml": seed.concentration,
                     "viability_percent": seed.viability,
                     "lot_id": seed.lot_id,
                 }

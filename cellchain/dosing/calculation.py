@@ -3,8 +3,12 @@
 Everything is computed in full precision; only the volume to draw is rounded, to the syringe
 graduation (0.1 mL, half up), and what is actually delivered is recomputed from the rounded
 volume. A draw never takes more than a bag holds. Example (DOMAIN.md): 70 kg at 1.0 × 10⁶/kg
-is 7.0 × 10⁷ cells; 5.0 × 10⁶/mL at 90 % viability is 4.5 × 10⁶ viable/mL; 15.555… mL rounds
-to 15.6 mL, which delivers 7.02 × 10⁷ cells (+0.29 %).
+is 7.0 × 10⁷ viable cells; 5.0 × 10⁶ total cells/mL at 90 % viability is 4.5 × 10⁶ viable/mL;
+15.555… mL rounds to 15.6 mL, which delivers 7.02 × 10⁷ viable cells (+0.29 %).
+
+A bag's concentration is the TOTAL count of its fill (its label's "total cells/mL"); the viability
+(the release result) is applied to it here, in ``Bag.viable_per_ml``, and nowhere else: every
+viable figure below is derived from that one product and never multiplied by a viability again.
 
 The endotoxin ceiling is per kg per hour; a dose is checked as if it were infused within one
 hour (its whole endotoxin load per kg against the hourly ceiling), which is the strictest case.
@@ -50,8 +54,8 @@ class Bag:
     """What the arithmetic needs of one released bag."""
 
     code: str
-    cells_per_ml: float  #: cells per mL as filled (the label's concentration)
-    viability_percent: float  #: the release (or post-thaw) viability
+    total_cells_per_ml: float  #: TOTAL cells per mL counted at fill (the label's concentration)
+    viability_percent: float  #: the release (post-thaw) viability, applied once
     volume_ml: float
     dmso_percent: float
     endotoxin_eu_per_ml: float | None
@@ -59,7 +63,8 @@ class Bag:
 
     @property
     def viable_per_ml(self) -> float:
-        return self.cells_per_ml * self.viability_percent / 100
+        """viable conc. = total cells per mL × viability: the one place viability is applied."""
+        return self.total_cells_per_ml * self.viability_percent / 100
 
     @property
     def viable_cells(self) -> float:
@@ -166,14 +171,15 @@ def calculate(weight_kg: float, bags: Sequence[Bag], parameters: DoseParameters)
     for index, bag in enumerate(bags):
         last = index == len(bags) - 1
         working.append(
-            f"{bag.code}: viable concentration = {_sci(bag.cells_per_ml)}/mL × "
-            f"{bag.viability_percent:g} % = {_sci(bag.viable_per_ml)}/mL"
+            f"{bag.code}: viable concentration = {_sci(bag.total_cells_per_ml)} total cells/mL × "
+            f"{bag.viability_percent:g} % viable = {_sci(bag.viable_per_ml)} viable cells/mL"
         )
         if not last:
             draws.append(Draw(bag, bag.volume_ml, bag.viable_cells, whole_bag=True))
             needed -= bag.viable_cells
             working.append(
-                f"{bag.code}: the whole bag, {bag.volume_ml:g} mL = {_sci(bag.viable_cells)} cells"
+                f"{bag.code}: the whole bag, {bag.volume_ml:g} mL = "
+                f"{_sci(bag.viable_cells)} viable cells"
             )
             continue
         exact = needed / bag.viable_per_ml
@@ -184,7 +190,7 @@ def calculate(weight_kg: float, bags: Sequence[Bag], parameters: DoseParameters)
         cells = volume * bag.viable_per_ml
         draws.append(Draw(bag, volume, cells, whole_bag=math.isclose(volume, bag.volume_ml)))
         working.append(
-            f"{bag.code}: volume to draw = {_sci(needed)} / {_sci(bag.viable_per_ml)}/mL = "
+            f"{bag.code}: volume to draw = {_sci(needed)} / {_sci(bag.viable_per_ml)} viable/mL = "
             f"{exact:.3f} mL → {volume:.1f} mL"
             + (f" (all the bag holds, {bag.volume_ml:g} mL)" if capped else "")
         )
@@ -192,8 +198,9 @@ def calculate(weight_kg: float, bags: Sequence[Bag], parameters: DoseParameters)
     deviation = (delivered - target) / target * 100
     within = abs(deviation) <= parameters.tolerance_percent + 1e-9
     working.append(
-        f"delivered cells = {_sci(delivered)}; deviation = ({_sci(delivered)} − {_sci(target)}) "
-        f"/ {_sci(target)} = {deviation:+.2f} % (tolerance ± {parameters.tolerance_percent:g} %)"
+        f"delivered viable cells = {_sci(delivered)}; deviation = ({_sci(delivered)} − "
+        f"{_sci(target)}) / {_sci(target)} = {deviation:+.2f} % "
+        f"(tolerance ± {parameters.tolerance_percent:g} %)"
     )
     dmso = (
         sum(

@@ -337,14 +337,14 @@ def available_bags(session: Session, *, now: dt.datetime) -> list[tuple[Unit, ca
     for unit, record, lot in rows:
         values = results.get(lot.id, {})
         viability = values.get("VIABILITY", record.viability_percent)
-        if viability is None or record.concentration_per_ml is None or record.volume_ml is None:
+        if viability is None or record.total_cells_per_ml is None or record.volume_ml is None:
             continue
         bags.append(
             (
                 unit,
                 calculation.Bag(
                     code=unit.code,
-                    cells_per_ml=record.concentration_per_ml,
+                    total_cells_per_ml=record.total_cells_per_ml,
                     viability_percent=viability,
                     volume_ml=record.volume_ml,
                     dmso_percent=lot.dmso_percent,

@@ -2,7 +2,9 @@
 
 ``label_for`` chooses the template for the unit's kind and fills every field the template
 places from the unit, its donation, its lot and its product: the identifier with its check
-character boxed, product and version, lot, viable cells, volume, concentration, expiry date
+character boxed, product and version, lot, cells and concentration saying which count they are
+(a cryobag's TOTAL cells and total cells per mL with the viability at fill; a dose's viable
+cells), volume, expiry date
 and time in the site's zone, storage temperature, the investigational-use caution, the
 quarantine marking while the unit is not released, and the donor-eligibility warning while
 eligibility is pending or refused. The payload is the v1 format of ``core.payload``.
@@ -11,6 +13,7 @@ eligibility is pending or refused. The payload is the v1 format of ``core.payloa
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -215,18 +218,38 @@ def _cells(record: CellRecord, zone: ZoneInfo) -> dict[str, str]:
     texts: dict[str, str] = {
         "passage": f"Passage P{record.passage} · {_time(record.made_at, zone)}",
     }
-    if record.cells is not None:
+    if record.total_cells_per_ml is not None:  # a cryobag: total counts and the viability at fill
         viable = (
-            f", {record.viability_percent:g} % viable"
+            f", {record.viability_percent:g} % viable at fill"
             if record.viability_percent is not None
             else ""
         )
-        texts["cells"] = f"{scientific(record.cells)} cells{viable}"
+        if record.cells is not None:
+            texts["cells"] = f"{scientific(record.cells)} total cells{viable}"
+        texts["concentration"] = f"{exact_scientific(record.total_cells_per_ml)} total cells/mL"
+    elif record.cells is not None:  # a bank vial: the viable cells frozen
+        texts["cells"] = f"{scientific(record.cells)} viable cells"
     if record.volume_ml is not None:
         texts["volume"] = f"{record.volume_ml:g} mL"
-    if record.concentration_per_ml is not None:
-        texts["concentration"] = f"{scientific(record.concentration_per_ml)} cells/mL"
     return texts
+
+
+def exact_scientific(value: float) -> str:
+    """A concentration as recorded, in the label's ``5.00 × 10⁶`` form with as many figures as
+    the record holds (up to six): the dose is computed from this number, and whoever recomputes
+    it by hand from the label must start from the same one (DOMAIN.md §7)."""
+    if value <= 0 or not math.isfinite(value):
+        return scientific(value)
+    exponent = math.floor(math.log10(value))
+    for decimals in range(2, 6):
+        mantissa = round(value / 10**exponent, decimals)
+        if math.isclose(mantissa * 10**exponent, value, rel_tol=1e-12):
+            break
+    if mantissa >= 10:  # 9.9999995e6 at five decimals: write 1.00000 × 10⁷
+        exponent += 1
+        mantissa = round(value / 10**exponent, decimals)
+    shown = scientific(10**exponent).split(" × ")[1]
+    return f"{mantissa:.{decimals}f} × {shown}"
 
 
 def _time(value: dt.datetime, zone: ZoneInfo) -> str:

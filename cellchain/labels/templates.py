@@ -25,9 +25,9 @@ FIELD_NAMES: frozenset[str] = frozenset(
         "kind",  #: what the unit is ("Cryobag")
         "product",  #: product description and version
         "lot",  #: lot number
-        "cells",  #: viable cells
+        "cells",  #: cells, saying which: a bag's total cells and viability at fill, a dose's viable
         "volume",  #: volume
-        "concentration",  #: viable cells per mL
+        "concentration",  #: a bag's TOTAL cells per mL as counted at fill (never viable)
         "expiry",  #: expiry date and time
         "storage",  #: storage temperature
         "caution",  #: the investigational-use caution (21 CFR 312.6)

@@ -158,9 +158,10 @@ def batch_record_out(record: BatchRecord) -> dict[str, Any]:
             {
                 "unit": bag,
                 "volume_ml": cells.volume_ml,
-                "concentration_per_ml": cells.concentration_per_ml,
+                "total_cells_per_ml": cells.total_cells_per_ml,
+                "total_cells": cells.cells,
                 "viability_percent": cells.viability_percent,
-                "viable_cells": cells.cells,
+                "viable_cells_at_fill": cells.viable_cells_at_fill,
             }
             for bag, cells in record.bags
         ],

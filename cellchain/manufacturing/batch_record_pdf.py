@@ -120,7 +120,7 @@ def _summary(record: BatchRecord, zone: ZoneInfo, styles: Styles) -> list[Flowab
         (
             "Bags",
             paragraph(
-                f"{len(record.bags)}, {format_count(total_cells, fonts)} viable cells in all",
+                f"{len(record.bags)}, {format_count(total_cells, fonts)} total cells in all",
                 styles.body,
             ),
         ),
@@ -425,21 +425,30 @@ def _bags(record: BatchRecord, styles: Styles) -> list[Flowable]:
             str(number),
             display_code(unit.code),
             format_number(cell.volume_ml),
-            format_count(cell.concentration_per_ml, fonts),
-            format_percent(cell.viability_percent),
+            format_count(cell.total_cells_per_ml, fonts),
             format_count(cell.cells, fonts),
+            format_percent(cell.viability_percent),
+            format_count(cell.viable_cells_at_fill, fonts),
         ]
         for number, (unit, cell) in enumerate(record.bags, start=1)
     ]
-    widths = [0.06, 0.34, 0.12, 0.18, 0.12, 0.18]
+    widths = [0.06, 0.28, 0.1, 0.15, 0.15, 0.11, 0.15]
     out.append(
         grid_table(
-            ["#", "Bag", "Volume (mL)", "Cells / mL", "Viability", "Viable cells"],
+            [
+                "#",
+                "Bag",
+                "Volume (mL)",
+                "Total cells / mL",
+                "Total cells",
+                "Viability at fill",
+                "Viable cells at fill",
+            ],
             rows,
             [CONTENT_WIDTH * w for w in widths],
             styles,
             mono_columns=[1],
-            right_columns=[0, 2, 3, 4, 5],
+            right_columns=[0, 2, 3, 4, 5, 6],
         )
     )
     return out

@@ -37,7 +37,8 @@ UC_MSC_PARAMETERS: dict[str, Any] = {
     #: a lot expires this many days after its fill (frozen in LN2 vapour phase); a site sets
     #: it from its own stability data
     "shelf_life_days": 365,
-    #: one cryobag of the lot: volume filled and target viable-cell concentration
+    #: one cryobag of the lot: volume filled and target TOTAL cells per mL (what the fill form
+    #: starts from; the dose applies the release viability to the count once)
     "fill_volume_ml": 20,
     "target_concentration_cells_per_ml": 5.0e6,
     #: culture vessel formats and their growth area (cm²)

@@ -227,7 +227,8 @@ class CellRecord(db.Model):
 
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), primary_key=True)
     passage: Mapped[int] = mapped_column(Integer)
-    #: vessels: cells seeded; vials and bags: cells filled (viable)
+    #: vessels: viable cells seeded; bank vials: viable cells frozen per vial; cryobags: TOTAL
+    #: cells filled (volume_ml × total_cells_per_ml; × viability_percent / 100 = viable)
     cells: Mapped[float | None] = mapped_column(Float)
     #: cumulative population doublings the cells had reached when this unit was made
     cumulative_pd: Mapped[float | None] = mapped_column(Float)
@@ -237,11 +238,22 @@ class CellRecord(db.Model):
     area_cm2: Mapped[float | None] = mapped_column(Float)
     #: vials and bags: the fill
     volume_ml: Mapped[float | None] = mapped_column(Float)
-    concentration_per_ml: Mapped[float | None] = mapped_column(Float)
+    #: cryobags: TOTAL (nucleated) cells per mL counted at fill, dead and alive; the dose
+    #: arithmetic applies a viability to it exactly once (DOMAIN.md §7)
+    total_cells_per_ml: Mapped[float | None] = mapped_column(Float)
+    #: the viability of the harvest the unit was filled from (the count at fill), in %
     viability_percent: Mapped[float | None] = mapped_column(Float)
     lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"), index=True)
 
     unit: Mapped[Unit] = relationship()
+
+    @property
+    def viable_cells_at_fill(self) -> float | None:
+        """A cryobag's viable cells as counted at fill: total × the harvest's viability, the
+        one place that product is taken. None for a vessel or vial (their counts are viable)."""
+        if self.total_cells_per_ml is None or self.cells is None or self.viability_percent is None:
+            return None
+        return self.cells * self.viability_percent / 100
 
 
 class LotStatus(enum.StrEnum):

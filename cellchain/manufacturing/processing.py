@@ -78,11 +78,14 @@ class Harvest:
 
 @dataclass(frozen=True)
 class Fill:
-    """Formulation and fill of the lot's cryobags."""
+    """Formulation and fill of the lot's cryobags.
+
+    ``total_cells_per_ml`` is the TOTAL (nucleated) count, dead and alive: the harvest's
+    viability is recorded beside it and the dose applies the release viability to it once."""
 
     bag_count: int
     volume_ml: float
-    concentration_per_ml: float
+    total_cells_per_ml: float
     dmso_percent: float
 
 
@@ -288,14 +291,14 @@ def fill_lot(
     figures = _harvest(session, donation, vessels_in, harvest)
     _check_count(fill.bag_count, "bag_count", MAX_BAGS_PER_LOT)
     _positive(fill.volume_ml, "volume_ml")
-    _positive(fill.concentration_per_ml, "concentration_per_ml")
+    _positive(fill.total_cells_per_ml, "total_cells_per_ml")
     if not 0 <= fill.dmso_percent <= 100:
         raise InvalidInput(
             f"DMSO {fill.dmso_percent} % is not a percentage.",
             errors={"dmso_percent": ["Between 0 and 100."]},
         )
-    cells_per_bag = fill.volume_ml * fill.concentration_per_ml
-    _check_seeding(fill.bag_count * cells_per_bag, harvest.cells, "filled")
+    total_per_bag = fill.volume_ml * fill.total_cells_per_ml
+    _check_fill_count(fill.bag_count * total_per_bag, harvest)
     done = _context(session, context, actor=actor, now=now, after=vessels_in)
     figures.days_in_culture = _days_in_culture(session, vessels_in, done.performed_at)
     product = donation.product_definition
@@ -319,10 +322,10 @@ def fill_lot(
     session.add(lot)
     session.flush()
     bag = _Filled(
-        cells=cells_per_bag,
+        cells=total_per_bag,
         volume_ml=fill.volume_ml,
         viability=harvest.viability_percent,
-        concentration=fill.concentration_per_ml,
+        total_cells_per_ml=fill.total_cells_per_ml,
         lot_id=lot.id,
     )
     _record(
@@ -485,10 +488,10 @@ def get_step(session: Session, step_id: int) -> ProcessingStep:
 class _Filled:
     """A vial or bag to make: what it holds."""
 
-    cells: float
+    cells: float  #: vials: viable cells; bags: total cells (volume × total_cells_per_ml)
     volume_ml: float
     viability: float
-    concentration: float | None = None
+    total_cells_per_ml: float | None = None
     lot_id: int | None = None
 
 
@@ -603,6 +606,19 @@ def _check_seeding(used: float, available: float, verb: str) -> None:
         raise InvalidInput(
             f"{used:.3g} cells {verb} is more than the {available:.3g} harvested.",
             errors={"cells_harvested": [f"Fewer than the cells {verb}."]},
+        )
+
+
+def _check_fill_count(total_filled: float, harvest: Harvest) -> None:
+    """The bags hold total cells; the harvest was counted as viable cells at a viability. The
+    viable cells filled (total × viability, applied once) cannot exceed those harvested."""
+    viable_filled = total_filled * harvest.viability_percent / 100
+    if viable_filled > harvest.cells:
+        raise InvalidInput(
+            f"{total_filled:.3g} total cells filled at {harvest.viability_percent:g} % viable "
+            f"are {viable_filled:.3g} viable cells, more than the {harvest.cells:.3g} viable "
+            "cells harvested.",
+            errors={"cells_harvested": ["Fewer than the viable cells filled."]},
         )
 
 
@@ -770,7 +786,7 @@ def _record(
                 cumulative_pd=figures.cumulative_pd,
                 made_at=performed_at,
                 volume_ml=spec.volume_ml,
-                concentration_per_ml=spec.concentration,
+                total_cells_per_ml=spec.total_cells_per_ml,
                 viability_percent=spec.viability,
                 lot_id=spec.lot_id,
             )

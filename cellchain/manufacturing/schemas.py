@@ -171,7 +171,14 @@ class BankThawIn(NewVesselsIn):
 class FillIn(StepIn, HarvestIn):
     bag_count = ma.fields.Integer(required=True, validate=validate.Range(1, MAX_BAGS_PER_LOT))
     volume_ml = ma.fields.Float(required=True, allow_nan=False)
-    concentration_per_ml = ma.fields.Float(required=True, allow_nan=False)
+    total_cells_per_ml = ma.fields.Float(
+        required=True,
+        allow_nan=False,
+        metadata={
+            "description": "TOTAL (nucleated) cells per mL counted at fill, dead and alive; the "
+            "dose applies the release viability to it once"
+        },
+    )
     dmso_percent = ma.fields.Float(required=True, allow_nan=False)
 
     @staticmethod
@@ -179,7 +186,7 @@ class FillIn(StepIn, HarvestIn):
         return Fill(
             bag_count=data["bag_count"],
             volume_ml=data["volume_ml"],
-            concentration_per_ml=data["concentration_per_ml"],
+            total_cells_per_ml=data["total_cells_per_ml"],
             dmso_percent=data["dmso_percent"],
         )
 
@@ -222,9 +229,16 @@ class StepOut(ma.Schema):
 class BagOut(ma.Schema):
     unit = ma.fields.Nested(UnitOut)
     volume_ml = ma.fields.Float()
-    concentration_per_ml = ma.fields.Float()
-    viability_percent = ma.fields.Float()
-    viable_cells = ma.fields.Float()
+    total_cells_per_ml = ma.fields.Float(
+        metadata={"description": "TOTAL (nucleated) cells per mL counted at fill"}
+    )
+    total_cells = ma.fields.Float(metadata={"description": "volume_ml × total_cells_per_ml"})
+    viability_percent = ma.fields.Float(
+        metadata={"description": "viability of the harvest at fill (%)"}
+    )
+    viable_cells_at_fill = ma.fields.Float(
+        metadata={"description": "total_cells × viability_percent / 100"}
+    )
 
 
 class LotOut(ma.Schema):

@@ -217,7 +217,7 @@ def new_step(kind_name: str) -> ResponseReturnValue:
     if kind == StepKind.FILL:  # the product's fill, as a starting point
         parameters = service.product_in_force(db.session, "UC-MSC").parameters
         form["volume_ml"] = parameters["fill_volume_ml"]
-        form["concentration_per_ml"] = f"{parameters['target_concentration_cells_per_ml']:g}"
+        form["total_cells_per_ml"] = f"{parameters['target_concentration_cells_per_ml']:g}"
         form["dmso_percent"] = parameters["dmso_percent"]["max"]
     return _step_form(kind, form)
 

@@ -4,7 +4,8 @@ A specification line (a dict in the specification's parameters) has a ``result_t
 
 * ``numeric``: a number in ``unit``; the criterion has ``min`` and/or ``max`` (inclusive unless
   ``min_exclusive`` / ``max_exclusive``), or ``within_labelled_percent`` (the value must be
-  within ± that percentage of the labelled value, e.g. viable cells per bag);
+  within ± that percentage of the bag's labelled viable cells: its total cells × its viability
+  at fill, the one labelled value a result is judged against);
 * ``pass_fail``: ``pass`` or ``fail``; only ``pass`` is accepted;
 * ``categorical``: one of ``categories``; the criterion lists the accepted ones.
 """
@@ -76,7 +77,10 @@ def criterion_text(test: dict[str, Any]) -> str:
         return " or ".join(accepted)
     unit = test["unit"]
     if "within_labelled_percent" in criterion:
-        return f"within ± {criterion['within_labelled_percent']:g} % of the labelled value"
+        return (
+            f"within ± {criterion['within_labelled_percent']:g} % of the labelled viable cells "
+            "(total × viability at fill)"
+        )
     parts = []
     if "min" in criterion:
         parts.append(

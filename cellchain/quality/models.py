@@ -113,7 +113,8 @@ class QcResult(db.Model):
     value_number: Mapped[float | None] = mapped_column(Float)
     value_text: Mapped[str | None] = mapped_column(String(40))
     unit: Mapped[str | None] = mapped_column(String(20))
-    #: for a criterion relative to the label (viable cells per bag): the labelled value
+    #: for a criterion relative to the label (viable cells per bag): the bag's labelled viable
+    #: cells, total cells × viability at fill
     labelled_value: Mapped[float | None] = mapped_column(Float)
     #: the acceptance criterion in words, as the specification version said it
     criterion: Mapped[str] = mapped_column(String(200))

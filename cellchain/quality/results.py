@@ -235,7 +235,7 @@ def record_results(
     if errors:
         detail = " ".join(messages) or "Some results cannot be recorded as entered."
         raise InvalidInput(detail, errors=errors)
-    labelled = labelled_cells_per_bag(session, sample)
+    labelled = labelled_viable_cells_per_bag(session, sample)
     results = [
         _new_result(lot, sample, spec, test, entry, value, labelled, actor=actor, now=now)
         for entry, test, value in readings
@@ -366,11 +366,13 @@ def lot_of_unit(session: Session, unit: Unit) -> Lot | None:
     return None
 
 
-def labelled_cells_per_bag(session: Session, sample: QcSample) -> float | None:
-    """The viable cells the bag the sample came from is labelled with (its fill)."""
+def labelled_viable_cells_per_bag(session: Session, sample: QcSample) -> float | None:
+    """The viable cells the label of the bag the sample came from stands for: its TOTAL cells
+    × its viability at fill, both printed on it. The viability is applied here once; the bag's
+    count is never read as viable (DOMAIN.md §7)."""
     records = processing.cell_records(session, [sample.taken_from])
     record = records.get(sample.taken_from_id)
-    return record.cells if record is not None else None
+    return record.viable_cells_at_fill if record is not None else None
 
 
 def format_value(result: QcResult) -> str:

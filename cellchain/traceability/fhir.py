@@ -149,6 +149,7 @@ def _infusion_entries(session: Session, infusion: Infusion) -> list[dict[str, An
                 parents=[],
                 volume_ml=fill.volume_ml,
                 cells=fill.cells,
+                cells_counted="total",  # a bag's fill is a total count (DOMAIN.md §7)
                 lots=_lots(session, [bag.unit]),
             )
         )
@@ -209,8 +210,11 @@ def _product_entry(
     volume_ml: float | None,
     cells: float | None,
     lots: list[Lot],
+    cells_counted: str = "viable",
 ) -> dict[str, Any]:
-    """One labelled unit (a bag or the prepared dose) as a BiologicallyDerivedProduct."""
+    """One labelled unit (a bag or the prepared dose) as a BiologicallyDerivedProduct. A bag's
+    cells are its fill's total count (``total-cells``), a dose's the viable cells delivered
+    (``viable-cells``): the property says which, as the labels do."""
     donation = unit.donation
     resource: dict[str, Any] = {
         "resourceType": "BiologicallyDerivedProduct",
@@ -280,7 +284,11 @@ def _product_entry(
         properties.append(_property("volume", "Volume", _quantity(volume_ml, "mL", "mL")))
     if cells is not None and math.isfinite(cells):
         properties.append(
-            _property("viable-cells", "Viable cells", _quantity(cells, "cells", "{cells}"))
+            _property(
+                f"{cells_counted}-cells",
+                f"{cells_counted.capitalize()} cells",
+                _quantity(cells, "cells", "{cells}"),
+            )
         )
     if properties:
         resource["property"] = properties

@@ -1,4 +1,9 @@
-"""PLACEHOLDER (issue 16, viability one meaning): fill in or leave empty; the lead removes unused ones
+"""cell_records.concentration_per_ml is renamed total_cells_per_ml (issue 16, item 1)
+
+A bag's concentration is the TOTAL (nucleated) cells per mL counted at fill; the dose arithmetic
+applies the release viability to it exactly once (DOMAIN.md §7). The values are kept as they
+are: the dose arithmetic has always read them as total counts, and a bag's ``cells`` (volume ×
+concentration) is its total cells under the new name too.
 
 Revision ID: 0011
 Revises: 0010
@@ -6,8 +11,7 @@ Create Date: 2026-12-05 13:20:00
 
 """
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0011"
@@ -17,8 +21,10 @@ depends_on = None
 
 
 def upgrade():
-    pass
+    with op.batch_alter_table("cell_records", schema=None) as batch_op:
+        batch_op.alter_column("concentration_per_ml", new_column_name="total_cells_per_ml")
 
 
 def downgrade():
-    pass
+    with op.batch_alter_table("cell_records", schema=None) as batch_op:
+        batch_op.alter_column("total_cells_per_ml", new_column_name="concentration_per_ml")

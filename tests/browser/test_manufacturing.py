@@ -207,7 +207,7 @@ def test_isolate_passage_twice_and_fill_a_lot_under_quarantine(
     fill_harvest(page, cells="6e7", viability="93")
     page.locator("#bag_count").fill("10")
     page.locator("#volume_ml").fill("20")
-    page.locator("#concentration_per_ml").fill("2.5e5")
+    page.locator("#total_cells_per_ml").fill("2.5e5")
     page.locator("#dmso_percent").fill("10")
     tick(page, "TrypLE Select", "DMSO (Ph. Eur.)", "Human albumin", "BSC-01")
     page.get_by_role("button", name="Record fill").click()

@@ -101,8 +101,8 @@ def clinic(lab: Any, make_user: Any) -> Clinic:
 
 @pytest.fixture
 def released(desk: Any) -> Any:  # noqa: F811
-    """The desk's lot released: 9 bags of 20 mL at 5 × 10⁶/mL, viability 93 %, endotoxin
-    0.12 EU/mL (the tenth bag went to QC)."""
+    """The desk's lot released: 9 bags of 20 mL at 5 × 10⁶ total cells/mL, viability 93 %,
+    endotoxin 0.12 EU/mL (the tenth bag went to QC)."""
     from cellchain.quality import disposition
 
     desk.full_panel()

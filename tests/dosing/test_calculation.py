@@ -138,3 +138,35 @@ def test_invariants_of_every_dose_that_can_be_made(weight: float, bags: list[Bag
         assert abs(dose.delivered_cells - target) <= half_step * (1 + 1e-9)
     if dose.acceptable:
         assert abs(dose.deviation_percent) <= PARAMETERS.tolerance_percent + 1e-9
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    weight=st.floats(30.0, 150.0),
+    total=st.floats(1.0e6, 2.0e7),
+    viability=st.floats(50.0, 100.0),
+    others=bags_strategy,
+)
+def test_viability_is_applied_exactly_once_to_the_total_concentration(
+    weight: float, total: float, viability: float, others: list[Bag]
+) -> None:
+    """Delivered viable cells = rounded volume × TOTAL cells per mL × viability, once per draw
+    (DOMAIN.md §7): from one bag, and from the bags the dose chooses."""
+    target = PARAMETERS.dose_per_kg * weight
+    one = bag(conc=total, viability=viability, volume=1000.0)  # holds any dose
+    dose = calculate(weight, [one], PARAMETERS)
+    (draw,) = dose.draws
+    assert draw.volume_ml == round_volume(target / (total * viability / 100), 0.1)
+    assert dose.delivered_cells == pytest.approx(draw.volume_ml * total * viability / 100)
+    assert any(f"{viability:g} % viable" in line for line in dose.working)
+    try:
+        chosen = choose_bags(others, target)
+    except NotEnoughCells:
+        return
+    several = calculate(weight, chosen, PARAMETERS)
+    assert several.delivered_cells == pytest.approx(
+        sum(
+            d.volume_ml * d.bag.total_cells_per_ml * d.bag.viability_percent / 100
+            for d in several.draws
+        )
+    )

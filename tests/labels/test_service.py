@@ -41,9 +41,10 @@ def test_a_quarantined_bag_label_prints_everything_21_cfr_1271_370_asks_for(
     assert texts["identifier"].endswith("]")  # check character in a box
     assert texts["product"].startswith("UC-MSC v1 — ")
     assert texts["lot"] == f"Lot {desk.lot.lot_number}"
-    assert texts["cells"] == "1.00 × 10⁸ cells, 93 % viable"
+    # the fill's count is TOTAL cells, and the label says so (DOMAIN.md §7)
+    assert texts["cells"] == "1.00 × 10⁸ total cells, 93 % viable at fill"
     assert texts["volume"] == "20 mL"
-    assert texts["concentration"] == "5.00 × 10⁶ cells/mL"
+    assert texts["concentration"] == "5.00 × 10⁶ total cells/mL"
     assert texts["expiry"] == f"EXP {desk.lot.expires_at:%Y-%m-%d %H:%M} UTC"
     assert texts["storage"] == "Store at ≤ −135 °C (liquid nitrogen vapour phase)"
     assert texts["caution"] == CAUTION

@@ -63,7 +63,7 @@ class Bench:
         return step
 
     def fill(self, vessels: list[Any], harvested: float, bags: int = 10, **fill: Any) -> Any:
-        values = {"bag_count": bags, "volume_ml": 20.0, "concentration_per_ml": 5.0e6}
+        values = {"bag_count": bags, "volume_ml": 20.0, "total_cells_per_ml": 5.0e6}
         values["dmso_percent"] = 10.0
         values.update(fill)
         lot = processing.fill_lot(

@@ -114,7 +114,7 @@ def test_a_harvest_pooling_two_branches_is_read_after_both(bench):
     first, second = bench.outputs(bench.passage(p0, harvested=4.0e6, seed=[1.0e6, 1.0e6]))
     left = bench.outputs(bench.passage([first], harvested=4.0e6, seed=[1.0e6]))
     right = bench.outputs(bench.passage([second], harvested=4.0e6, seed=[1.0e6]))
-    lot = bench.fill(left + right, harvested=8.0e6, bags=1, volume_ml=1, concentration_per_ml=1e6)
+    lot = bench.fill(left + right, harvested=8.0e6, bags=1, volume_ml=1, total_cells_per_ml=1e6)
     text = squeeze(" ".join(pages_text(render(lot))))
     headings = re.findall(r"Step (\d+) · (\w+) · from (steps? \d+(?:, \d+)*)", text)
     assert headings == [
@@ -146,7 +146,7 @@ def test_limit_flags_are_shown(bench):
     for _ in range(6):
         vessels = bench.outputs(bench.passage(vessels, harvested=4.0e5, seed=[1.0e5]))
     lot = bench.fill(
-        vessels, harvested=4.0e5, bags=1, volume_ml=1, concentration_per_ml=1e5, dmso_percent=12
+        vessels, harvested=4.0e5, bags=1, volume_ml=1, total_cells_per_ml=1e5, dmso_percent=12
     )
     assert lot.limit_flags
     text = squeeze(" ".join(pages_text(render(lot))))
@@ -191,7 +191,7 @@ def test_deviations_are_listed_with_what_people_typed_kept_as_text(bench):
 
 
 def test_a_lot_of_sixty_bags_runs_over_pages_each_with_the_header(bench):
-    lot = expanded_lot(bench, bags=60, concentration_per_ml=5.0e5)
+    lot = expanded_lot(bench, bags=60, total_cells_per_ml=5.0e5)
     record = batch_record(db.session, lot)
     pages = [squeeze(page) for page in pages_text(render(lot))]
     assert len(pages) > 1

@@ -97,7 +97,7 @@ def test_an_expansion_through_the_api(bench, tech_api):
             "viability_percent": 93,
             "bag_count": 3,
             "volume_ml": 20,
-            "concentration_per_ml": 1e6,
+            "total_cells_per_ml": 1e6,
             "dmso_percent": 10,
             **common,
         },
@@ -204,7 +204,7 @@ def test_the_lot_page_shows_the_tree_bags_and_flags(bench, clients):
     vessels = bench.outputs(bench.isolate(donation, vessels=1, cells=1e5))
     for _ in range(6):
         vessels = bench.outputs(bench.passage(vessels, harvested=4e5, seed=[1e5]))
-    lot = bench.fill(vessels, harvested=4e5, bags=2, volume_ml=1, concentration_per_ml=1e5)
+    lot = bench.fill(vessels, harvested=4e5, bags=2, volume_ml=1, total_cells_per_ml=1e5)
     page = clients.web(bench.lab.qc).get(f"/lots/{lot.id}").get_data(as_text=True)
     assert lot.lot_number in page and "QUARANTINE" in page
     assert "passage P6 exceeds the maximum P5" in page
@@ -240,7 +240,7 @@ def test_the_batch_record_pdf_is_served_to_anyone_who_reads_records(bench, clien
     from pypdf import PdfReader
 
     vessels = bench.outputs(bench.isolate(bench.lab.eligible_donation(), vessels=1))
-    lot = bench.fill(vessels, harvested=4e6, bags=2, volume_ml=1, concentration_per_ml=1e6)
+    lot = bench.fill(vessels, harvested=4e6, bags=2, volume_ml=1, total_cells_per_ml=1e6)
     response = clients.web(bench.lab.qc).get(f"/lots/{lot.id}/batch-record.pdf")
     assert response.status_code == 200 and response.mimetype == "application/pdf"
     assert lot.lot_number in response.headers["Content-Disposition"]

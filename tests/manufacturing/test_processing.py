@@ -85,7 +85,7 @@ def test_exceeding_the_passage_limit_is_recorded_and_flags_the_lot(bench):
     for _ in range(6):
         vessels = bench.outputs(bench.passage(vessels, harvested=4.0e5, seed=[1.0e5]))
     lot = bench.fill(
-        vessels, harvested=4.0e5, bags=1, volume_ml=1, concentration_per_ml=1e5, dmso_percent=12
+        vessels, harvested=4.0e5, bags=1, volume_ml=1, total_cells_per_ml=1e5, dmso_percent=12
     )
     assert lot.final_passage == 6
     assert lot.limit_flags == [
@@ -101,7 +101,7 @@ def test_cpd_limit_flags_the_lot(bench):
         step = bench.passage(vessels, harvested=1.6e7, seed=[100.0])
         vessels = bench.outputs(step)
     assert step.cumulative_pd > 40
-    lot = bench.fill(vessels, harvested=1.6e7, bags=1, volume_ml=1, concentration_per_ml=1e6)
+    lot = bench.fill(vessels, harvested=1.6e7, bags=1, volume_ml=1, total_cells_per_ml=1e6)
     assert lot.limit_flags == [
         f"cumulative PD {lot.final_cumulative_pd:.1f} exceeds the maximum 40"
     ]

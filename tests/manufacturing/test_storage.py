@@ -34,7 +34,7 @@ def make_lot(bench: Any, bags: int = 3) -> tuple[Any, list[Any]]:
     """A quarantined lot of ``bags`` small cryobags, made through the batch record."""
     donation = bench.lab.eligible_donation()
     vessels = bench.outputs(bench.isolate(donation, vessels=1, cells=1.0e6))
-    lot = bench.fill(vessels, harvested=5.0e6, bags=bags, volume_ml=1, concentration_per_ml=1e6)
+    lot = bench.fill(vessels, harvested=5.0e6, bags=bags, volume_ml=1, total_cells_per_ml=1e6)
     return lot, processing.bags_of(db.session, lot)
 
 

@@ -56,8 +56,11 @@ def test_a_passing_panel_is_recorded_with_the_version_in_force_and_verdicts(
     assert all(result.passes and result.valid for result in recorded)
     assert {result.specification_id for result in recorded} == {spec.id}
     cells = next(r for r in recorded if r.test_code == "VIABLE-CELLS")
-    assert cells.labelled_value == pytest.approx(1.0e8)
-    assert cells.criterion == "within ± 20 % of the labelled value"
+    # the bag is labelled 1.00e8 TOTAL cells at 93 % viable: 9.3e7 viable, viability once
+    assert cells.labelled_value == pytest.approx(9.3e7)
+    assert cells.criterion == (
+        "within ± 20 % of the labelled viable cells (total × viability at fill)"
+    )
     assert results.out_of_specification_lot_ids(db.session) == set()
 
 

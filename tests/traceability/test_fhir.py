@@ -167,6 +167,8 @@ def test_products_carry_unit_codes_din_lot_expiry_and_the_dose_has_its_bags_as_p
         assert lots == [lot.lot_number]
     for code in bag_codes:
         assert "parent" not in by_code[code]
+        counted = {p["type"]["coding"][0]["code"] for p in by_code[code]["property"]}
+        assert "total-cells" in counted and "viable-cells" not in counted  # a bag's fill is total
         assert by_code[code]["storageTempRequirements"]["high"]["code"] == "Cel"
     volume = {p["type"]["coding"][0]["code"]: p["valueQuantity"] for p in dose["property"]}
     assert volume["volume"] == {
