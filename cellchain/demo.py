@@ -475,6 +475,7 @@ def _seed_patients(
             source="calibrated clinic scale",
             actor=users["clinician"],
             now=now - dt.timedelta(hours=3),
+            zone=site_zone,
         )
         if patients.receives_cells(patient):
             order = orders.order_dose(

@@ -10,8 +10,9 @@ prepared        the dose was prepared and its second-check signature still holds
 released        every bag's lot is released and unexpired
 not_recalled    received at the clinic; nothing recalled, quarantined, blocked or on hold
 thaw            every bag thawed, and the infusion can start within the thaw window
-weight          the dose is within tolerance for the latest weight, measured recently, and
-                the weight has not changed by the flag since the dose was prepared
+weight          the dose is within tolerance for the latest weight, measured recently,
+                confirmed if it changed by the flag (re-weighed or countersigned), and the
+                weight has not changed by the flag since the dose was prepared
 arm             the patient is in an arm that receives cells
 visit_window    the dose's visit is within its window today
 not_infused     the dose was never infused
@@ -101,6 +102,9 @@ class PatientFacts:
     open_visits: tuple[tuple[str, str], ...]
     latest_weight_kg: float | None
     latest_weight_at: dt.datetime | None
+    #: the latest weight changed by the flag and is not yet re-weighed or countersigned:
+    #: why, in words (None when it is confirmed or needed no confirmation)
+    latest_weight_unconfirmed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -348,6 +352,8 @@ def _weight(f: BedsideFacts) -> CheckResult:
     if kg is None or measured is None:
         return CheckResult(Check.WEIGHT, title, False, "No weight is on file.")
     problems = []
+    if f.patient.latest_weight_unconfirmed:
+        problems.append(f.patient.latest_weight_unconfirmed)
     if f.now - measured > dt.timedelta(days=limits.weight_recency_days):
         problems.append(
             f"The latest weight ({kg:g} kg) was measured {_local(measured, f.zone)}, more than "
@@ -528,6 +534,11 @@ def _patient_facts(
         ),
         latest_weight_kg=weight.weight_kg if weight else None,
         latest_weight_at=weight.measured_at if weight else None,
+        latest_weight_unconfirmed=(
+            patients.unconfirmed_reason(weight, zone)
+            if weight is not None and weight.needs_confirmation
+            else None
+        ),
     )
 
 

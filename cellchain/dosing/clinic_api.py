@@ -20,12 +20,21 @@ from cellchain.dosing.schemas import (
     PatientDetailOut,
     PatientOut,
     SecondCheckIn,
+    WeightConfirmIn,
     WeightIn,
     WeightOut,
 )
 from cellchain.errors import NotFound
 from cellchain.extensions import db
-from cellchain.http import acting_user, facility_code, now, requires, site_zone, unit_of_work
+from cellchain.http import (
+    AuditedRefusal,
+    acting_user,
+    facility_code,
+    now,
+    requires,
+    site_zone,
+    unit_of_work,
+)
 
 patients_api = Blueprint(
     "patients_api", __name__, url_prefix="/api/v1", description="Patients and dose orders"
@@ -84,7 +93,27 @@ def weigh_as_user(session: Session, patient_id: int, data: dict[str, Any]) -> We
         source=data["source"],
         actor=acting_user(),
         now=now(),
+        zone=site_zone(),
     )
+
+
+def confirm_weight_as_user(
+    session: Session, patient_id: int, weight_id: int, data: dict[str, Any]
+) -> Weight:
+    """The acting user countersigns a weight that changed, with their own password."""
+    patient = patients.get_patient(session, patient_id)
+    return patients.confirm_weight(
+        session,
+        patients.get_weight(session, patient, weight_id),
+        user=acting_user(),
+        password=data["password"],
+        now=now(),
+    )
+
+
+def weight_refused(patient_id: int) -> AuditedRefusal:
+    """A weight refused (implausible, misdated) or a confirmation refused, on the record."""
+    return AuditedRefusal(action="weight.refused", entity_type="patient", entity_id=patient_id)
 
 
 def order_as_user(
@@ -147,9 +176,23 @@ def get_patient(patient_id: int) -> Any:
 @patients_api.arguments(WeightIn)
 @patients_api.response(201, WeightOut)
 def record_weight(data: dict[str, Any], patient_id: int) -> Any:
-    """A body weight (measured now unless said otherwise)."""
-    with unit_of_work() as session:
+    """A body weight (measured now unless said otherwise). Refused outside the protocol's
+    plausible bounds, in the future, before birth or before enrolment; recorded unconfirmed
+    (``needs_confirmation``) when it changed by the protocol's flag."""
+    with unit_of_work(weight_refused(patient_id)) as session:
         weight = weigh_as_user(session, patient_id, data)
+    return weight
+
+
+@patients_api.post("/patients/<int:patient_id>/weights/<int:weight_id>/confirm")
+@requires(Permission.RECORD_WEIGHTS)
+@patients_api.arguments(WeightConfirmIn)
+@patients_api.response(200, WeightOut)
+def confirm_weight(data: dict[str, Any], patient_id: int, weight_id: int) -> Any:
+    """A second person (not whoever recorded it) countersigns a weight that changed by the
+    protocol's flag, with their own password; a dose can then be computed from it."""
+    with unit_of_work(weight_refused(patient_id)) as session:
+        weight = confirm_weight_as_user(session, patient_id, weight_id, data)
     return weight
 
 

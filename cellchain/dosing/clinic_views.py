@@ -13,12 +13,19 @@ from cellchain.clinic import infusions, record
 from cellchain.core import signatures
 from cellchain.core.roles import Permission
 from cellchain.dosing import orders, patients
-from cellchain.dosing.clinic_api import check_as_user, enrol_as_user, order_as_user, weigh_as_user
+from cellchain.dosing.clinic_api import (
+    check_as_user,
+    confirm_weight_as_user,
+    enrol_as_user,
+    order_as_user,
+    weigh_as_user,
+    weight_refused,
+)
 from cellchain.dosing.models import Sex
-from cellchain.dosing.schemas import DoseOrderIn, EnrolIn, SecondCheckIn, WeightIn
+from cellchain.dosing.schemas import DoseOrderIn, EnrolIn, SecondCheckIn, WeightConfirmIn, WeightIn
 from cellchain.errors import DomainError
 from cellchain.extensions import db
-from cellchain.http import now, requires, site_zone, unit_of_work
+from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
 from cellchain.web.forms import load_form, refusal_context
 from cellchain.web.resolve import register_record_page
 
@@ -67,11 +74,32 @@ def record_weight(patient_id: int) -> ResponseReturnValue:
     patients.get_patient(db.session, patient_id)
     try:
         data = load_form(WeightIn(), request.form)
-        with unit_of_work() as session:
+        with unit_of_work(weight_refused(patient_id)) as session:
             weight = weigh_as_user(session, patient_id, data)
             message = f"Weight {weight.weight_kg:g} kg recorded."
+            if weight.needs_confirmation:
+                message += (
+                    f" It changed {weight.change_percent:+.1f} % from {weight.change_reference}:"
+                    " no dose is computed from it until the patient is weighed again or a second"
+                    " person countersigns it."
+                )
     except DomainError as error:
         return _patient_page(patients.get_patient(db.session, patient_id), error, "weight")
+    flash(message, "info" if weight.needs_confirmation else "success")
+    return redirect(url_for("clinic.patient", patient_id=patient_id))
+
+
+@blueprint.post("/patients/<int:patient_id>/weights/<int:weight_id>/confirm")
+@requires(Permission.RECORD_WEIGHTS)
+def confirm_weight(patient_id: int, weight_id: int) -> ResponseReturnValue:
+    patients.get_patient(db.session, patient_id)
+    try:
+        data = load_form(WeightConfirmIn(), request.form)
+        with unit_of_work(weight_refused(patient_id)) as session:
+            weight = confirm_weight_as_user(session, patient_id, weight_id, data)
+            message = f"Weight {weight.weight_kg:g} kg confirmed by your countersignature."
+    except DomainError as error:
+        return _patient_page(patients.get_patient(db.session, patient_id), error, "confirm")
     flash(message, "success")
     return redirect(url_for("clinic.patient", patient_id=patient_id))
 
@@ -158,6 +186,9 @@ def _patient_page(
                 doses={o.visit: o for o in orders.orders_of(db.session, patient)},
                 infused={
                     i.dose_order.visit: i for i in infusions.infusions_of(db.session, patient)
+                },
+                confirmable={
+                    w.id for w in patient.weights if patients.may_confirm(w, acting_user())
                 },
                 today=now().astimezone(site_zone()).date(),
             ),

@@ -65,6 +65,12 @@ NCT01420432_PARAMETERS: dict[str, Any] = {
     "dose_tolerance_percent": 10,
     "weight_recency_days": 7,
     "weight_change_flag_percent": 10,
+    #: an adult of 18–60 below 30 kg or above 250 kg is a typing error (grams, pounds, the
+    #: decimal point); a weight outside is refused
+    "plausible_weight_kg": {"min": 30, "max": 250},
+    #: an infusion's end is flagged for a second clinician when the rate its volume and
+    #: duration imply is more than this far above the rate recorded
+    "infusion_rate_tolerance_percent": 25,
     "thaw_to_infusion_minutes": 60,
     "dmso_ceiling_g_per_kg": 1.0,
     "dmso_density_g_per_ml": 1.10,

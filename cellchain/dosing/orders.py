@@ -119,15 +119,20 @@ def plan_dose(
                 f"{_local(weight.measured_at, zone)}, more than "
                 f"{parameters['weight_recency_days']} days ago; weigh the patient again."
             )
+        if weight.needs_confirmation:
+            problems.setdefault("weight", []).append(patients.unconfirmed_reason(weight, zone))
         if previous is not None:
             if weight.id == previous.weight_id or weight.measured_at <= previous.ordered_at:
                 problems.setdefault("weight", []).append(
                     f"The {visit.name} dose needs a weight measured after the "
                     f"{previous.visit} dose was ordered; it is never copied from an earlier dose."
                 )
-            change = (weight.weight_kg - previous.weight.weight_kg) / previous.weight.weight_kg
-            change *= 100
-            flag = abs(change) >= float(parameters["weight_change_flag_percent"])
+            change = patients.weight_change_percent(weight.weight_kg, previous.weight.weight_kg)
+            flag = patients.changed_by_flag(
+                weight.weight_kg,
+                previous.weight.weight_kg,
+                float(parameters["weight_change_flag_percent"]),
+            )
     if problems or weight is None:
         raise DoseRefused(
             "The dose cannot be ordered: " + patients.summarize(problems), errors=problems

@@ -11,25 +11,45 @@ Services flush; the caller commits (one use case, one transaction).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cellchain.core import audit, numbering, versioning
+from cellchain.core import audit, numbering, signatures, versioning
+from cellchain.core.guarded import update_if
 from cellchain.core.models import User
+from cellchain.core.roles import Permission, has_permission
 from cellchain.core.types import canonical_json
 from cellchain.dosing.defaults import NCT01420432_CODE
-from cellchain.dosing.models import ArmSource, Patient, PatientStatus, Protocol, Sex, Weight
-from cellchain.errors import Conflict, InvalidInput, NotFound
+from cellchain.dosing.models import (
+    ACTIVE_DOSE_STATUSES,
+    ArmSource,
+    DoseOrder,
+    Patient,
+    PatientStatus,
+    Protocol,
+    Sex,
+    Weight,
+    WeightConfirmation,
+)
+from cellchain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 
-#: No adult weighs this much; a heavier entry is a typing error (grams, pounds).
-MAX_PLAUSIBLE_WEIGHT_KG = 250.0
-#: A weight measured this long before enrolment still counts as a baseline.
+#: Plausible body weights (kg) when the protocol sets no ``plausible_weight_kg``: an adult
+#: (the trial's youngest age 18 or more) below 30 kg or above 250 kg is a typing error (the
+#: decimal point, grams, pounds), not a patient. A trial that enrols children sets its own
+#: bounds in the protocol; without them only the upper bound and "more than 0" hold.
+ADULT_WEIGHT_KG = (30.0, 250.0)
+ANY_AGE_WEIGHT_KG = (0.3, 250.0)
+ADULT_AGE_YEARS = 18
+#: The meaning of a second person's countersignature on a weight that changed.
+WEIGHT_CONFIRMATION_MEANING = "verification: weight change confirmed by a second person"
 _OPERATORS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
 
@@ -173,6 +193,28 @@ def arm_name(patient: Patient) -> str:
     return patient.arm
 
 
+def weight_bounds(parameters: Mapping[str, Any]) -> tuple[float, float]:
+    """The lightest and heaviest plausible weight (kg) for the protocol's patients: its own
+    ``plausible_weight_kg`` if it sets them, else by its age range (adults: 30–250 kg)."""
+    bounds = parameters.get("plausible_weight_kg")
+    if bounds:
+        return float(bounds["min"]), float(bounds["max"])
+    adults = int(parameters.get("age_years", {}).get("min", 0)) >= ADULT_AGE_YEARS
+    return ADULT_WEIGHT_KG if adults else ANY_AGE_WEIGHT_KG
+
+
+def weight_change_percent(weight_kg: float, reference_kg: float) -> float:
+    return (weight_kg - reference_kg) / reference_kg * 100
+
+
+def changed_by_flag(weight_kg: float, reference_kg: float, flag_percent: float) -> bool:
+    """Whether ``weight_kg`` differs from ``reference_kg`` by ``flag_percent`` or more, in
+    exact decimal arithmetic on the numbers as typed: 68.0 → 74.8 kg is +10 % exactly, which
+    binary floating point computes as +9.999999999999996 %; "≥ 10 %" means what it says."""
+    new, old = Fraction(repr(float(weight_kg))), Fraction(repr(float(reference_kg)))
+    return abs(new - old) / old * 100 >= Fraction(repr(float(flag_percent)))
+
+
 def record_weight(
     session: Session,
     patient: Patient,
@@ -182,22 +224,77 @@ def record_weight(
     source: str,
     actor: User,
     now: dt.datetime,
+    zone: ZoneInfo,
 ) -> Weight:
-    """A body weight with when and how it was measured; refused if implausible or future."""
+    """A body weight with when and how it was measured.
+
+    Refused: outside the protocol's plausible bounds (an adult under 30 kg: grams or pounds?),
+    measured in the future, before the patient was born or on a day before enrolment. A weight
+    that differs by the protocol's flag (≥ 10 %) from the previous confirmed weight or from
+    the weight the last dose was computed from is recorded *unconfirmed*: no dose is computed
+    from it until a re-weigh agrees with it (this function, recording the next weight) or a
+    second person countersigns it (``confirm_weight``).
+    """
+    parameters = patient.protocol.parameters
     errors: dict[str, list[str]] = {}
-    if not weight_kg > 0:
+    lightest, heaviest = weight_bounds(parameters)
+    if not (math.isfinite(weight_kg) and weight_kg > 0):
         errors["weight_kg"] = ["A weight is more than 0 kg."]
-    elif weight_kg > MAX_PLAUSIBLE_WEIGHT_KG:
+    elif weight_kg < lightest:
+        ages = parameters.get("age_years", {})
+        who = (
+            f"an adult of this trial ({ages['min']}–{ages['max']} years)"
+            if (lightest, heaviest) == ADULT_WEIGHT_KG and ages
+            else "a patient of this trial"
+        )
         errors["weight_kg"] = [
-            f"{weight_kg:g} kg is above {MAX_PLAUSIBLE_WEIGHT_KG:g} kg; was it typed in grams "
-            "or pounds?"
+            f"{weight_kg:g} kg is below {lightest:g} kg, the least {who} plausibly weighs; "
+            "was it typed in grams or pounds, or with the decimal point in the wrong place?"
         ]
+    elif weight_kg > heaviest:
+        errors["weight_kg"] = [
+            f"{weight_kg:g} kg is above {heaviest:g} kg; was it typed in grams or pounds?"
+        ]
+    measured_on = measured_at.astimezone(zone).date()
+    enrolled_on = patient.enrolled_at.astimezone(zone).date()
     if measured_at > now + dt.timedelta(minutes=5):
         errors["measured_at"] = ["A weight cannot be measured in the future."]
+    elif measured_on < patient.date_of_birth:
+        errors["measured_at"] = [
+            f"{measured_on.isoformat()} is before {patient.study_id} was born "
+            f"({patient.date_of_birth.isoformat()}); check the date."
+        ]
+    elif measured_on < enrolled_on:
+        errors["measured_at"] = [
+            f"{measured_on.isoformat()} is before {patient.study_id} was enrolled "
+            f"({enrolled_on.isoformat()}); a weight of the trial is measured from enrolment on. "
+            "Check the date, or weigh the patient again."
+        ]
     if not source.strip():
         errors["source"] = ["Say how it was measured (e.g. calibrated clinic scale)."]
     if errors:
         raise InvalidInput("The weight was not recorded: " + summarize(errors), errors=errors)
+    flag = float(parameters["weight_change_flag_percent"])
+    earlier = list(
+        session.execute(
+            select(Weight)
+            .where(Weight.patient_id == patient.id)
+            .order_by(Weight.measured_at.desc(), Weight.id.desc())
+        ).scalars()
+    )
+    latest = earlier[0] if earlier else None
+    # A re-weigh: the latest weight awaits confirmation and this later one agrees with it.
+    reweigh_of = (
+        latest
+        if latest is not None
+        and latest.needs_confirmation
+        and measured_at > latest.measured_at
+        and not changed_by_flag(weight_kg, latest.weight_kg, flag)
+        else None
+    )
+    change: tuple[float, str] | None = None
+    if reweigh_of is None:
+        change = _change_to_confirm(session, patient, earlier, weight_kg, flag, zone)
     weight = Weight(
         patient_id=patient.id,
         weight_kg=weight_kg,
@@ -205,6 +302,8 @@ def record_weight(
         source=source.strip(),
         recorded_at=now,
         recorded_by_id=actor.id,
+        change_percent=change[0] if change else None,
+        change_reference=change[1] if change else None,
     )
     session.add(weight)
     session.flush()
@@ -215,9 +314,158 @@ def record_weight(
         action="weight.recorded",
         entity_type="patient",
         entity_id=patient.id,
-        changes={"weight_kg": (None, weight_kg), "measured_at": (None, measured_at)},
+        changes={
+            "weight_kg": (None, weight_kg),
+            "measured_at": (None, measured_at),
+            "unconfirmed_change_percent": (None, round(change[0], 2) if change else None),
+            "change_reference": (None, change[1] if change else None),
+        },
+    )
+    if reweigh_of is not None:
+        reweigh_of.confirmation = WeightConfirmation.REWEIGHED.value
+        reweigh_of.confirmed_at = now
+        reweigh_of.confirmed_by_id = actor.id
+        reweigh_of.confirmed_by_weight_id = weight.id
+        session.flush()
+        audit.record(
+            session,
+            actor=actor,
+            at=now,
+            action="weight.confirmed",
+            entity_type="patient",
+            entity_id=patient.id,
+            changes={
+                "weight": (None, f"{reweigh_of.weight_kg:g} kg (weight {reweigh_of.id})"),
+                "confirmation": (None, f"re-weighed: {weight_kg:g} kg (weight {weight.id})"),
+            },
+        )
+    return weight
+
+
+def confirm_weight(
+    session: Session, weight: Weight, *, user: User, password: str, now: dt.datetime
+) -> Weight:
+    """A second person countersigns a weight that changed by the protocol's flag, with their
+    own password: someone other than whoever recorded it, allowed to record weights."""
+    if not weight.needs_confirmation:
+        raise Conflict(
+            f"The weight of {weight.weight_kg:g} kg needs no confirmation"
+            + (f" (already {weight.confirmation_label})." if weight.confirmation else ".")
+        )
+    if user.id == weight.recorded_by_id:
+        raise InvalidInput(
+            "A second person confirms a weight: you recorded this one. Ask a colleague to "
+            "countersign it, or weigh the patient again.",
+            errors={"password": ["Someone other than the person who recorded it signs."]},
+            title="Second person required",
+        )
+    if not has_permission(user.roles, Permission.RECORD_WEIGHTS):
+        raise PermissionDenied(f"{user.full_name} may not record or confirm weights.")
+    signatures.sign(
+        session,
+        record=weight,
+        meaning=WEIGHT_CONFIRMATION_MEANING,
+        user=user,
+        password=password,
+        now=now,
+    )
+    # Conditional on the state read: of two people confirming at once, one does.
+    if not update_if(
+        session,
+        weight,
+        Weight.confirmation.is_(None),
+        confirmation=WeightConfirmation.COUNTERSIGNED.value,
+        confirmed_at=now,
+        confirmed_by_id=user.id,
+    ):
+        raise Conflict(f"The weight of {weight.weight_kg:g} kg was confirmed a moment ago.")
+    audit.record(
+        session,
+        actor=user,
+        at=now,
+        action="weight.confirmed",
+        entity_type="patient",
+        entity_id=weight.patient_id,
+        changes={
+            "weight": (None, f"{weight.weight_kg:g} kg (weight {weight.id})"),
+            "confirmation": (None, f"countersigned by {user.username}"),
+        },
     )
     return weight
+
+
+def may_confirm(weight: Weight, user: User) -> bool:
+    """Whether ``user`` may countersign ``weight`` (what the patient page offers)."""
+    return (
+        weight.needs_confirmation
+        and user.id != weight.recorded_by_id
+        and has_permission(user.roles, Permission.RECORD_WEIGHTS)
+    )
+
+
+def get_weight(session: Session, patient: Patient, weight_id: int) -> Weight:
+    weight = session.get(Weight, weight_id)
+    if weight is None or weight.patient_id != patient.id:
+        raise NotFound(f"{patient.study_id} has no weight {weight_id}.")
+    return weight
+
+
+def unconfirmed_reason(weight: Weight, zone: ZoneInfo) -> str:
+    """Why ``weight`` may not be used for a dose yet, and what to do, in words."""
+    return (
+        f"The latest weight ({weight.weight_kg:g} kg, measured {_local(weight.measured_at, zone)}) "
+        f"changed {weight.change_percent:+.1f} % from {weight.change_reference} and is not "
+        "confirmed: weigh the patient again, or have a second person countersign it on the "
+        "patient page."
+    )
+
+
+def _change_to_confirm(
+    session: Session,
+    patient: Patient,
+    earlier: list[Weight],
+    weight_kg: float,
+    flag: float,
+    zone: ZoneInfo,
+) -> tuple[float, str] | None:
+    """The largest change by the flag or more, from the previous confirmed weight or the
+    weight of the last dose ordered, with what it was measured from; None if neither."""
+    references: list[tuple[float, str]] = []
+    previous = next((w for w in earlier if not w.needs_confirmation), None)
+    if previous is not None:
+        references.append(
+            (
+                previous.weight_kg,
+                f"the previous weight, {previous.weight_kg:g} kg on "
+                f"{_local(previous.measured_at, zone)}",
+            )
+        )
+    last_dose = session.execute(
+        select(DoseOrder)
+        .where(
+            DoseOrder.patient_id == patient.id,
+            DoseOrder.status.in_([status.value for status in ACTIVE_DOSE_STATUSES]),
+        )
+        .order_by(DoseOrder.ordered_at.desc(), DoseOrder.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if last_dose is not None:
+        references.append(
+            (
+                last_dose.weight.weight_kg,
+                f"the weight of the {last_dose.visit} dose, {last_dose.weight.weight_kg:g} kg",
+            )
+        )
+    flagged = [
+        (weight_change_percent(weight_kg, kg), words)
+        for kg, words in references
+        if changed_by_flag(weight_kg, kg, flag)
+    ]
+    return max(flagged, key=lambda item: abs(item[0])) if flagged else None
+
+
+def _local(value: dt.datetime, zone: ZoneInfo) -> str:
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def latest_weight(session: Session, patient: Patient) -> Weight | None:

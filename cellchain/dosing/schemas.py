@@ -42,6 +42,12 @@ class WeightIn(ma.Schema):
     source = ma.fields.String(load_default="calibrated clinic scale")
 
 
+class WeightConfirmIn(ma.Schema):
+    """A second person's countersignature on a weight that changed: their own password."""
+
+    password = ma.fields.String(required=True, load_only=True)
+
+
 class OverrideIn(ma.Schema):
     investigator = ma.fields.String(required=True, metadata={"description": "Username"})
     password = ma.fields.String(required=True, load_only=True)
@@ -66,6 +72,17 @@ class WeightOut(ma.Schema):
     source = ma.fields.String()
     recorded_at = ma.fields.AwareDateTime()
     recorded_by = ma.fields.Function(lambda w: w.recorded_by.username)
+    change_percent = ma.fields.Float(
+        allow_none=True,
+        metadata={"description": "Change by the protocol's flag or more, from change_reference"},
+    )
+    change_reference = ma.fields.String(allow_none=True)
+    needs_confirmation = ma.fields.Boolean(
+        metadata={"description": "Changed and not yet re-weighed or countersigned: no dose"}
+    )
+    confirmation = ma.fields.String(allow_none=True)
+    confirmed_at = ma.fields.AwareDateTime(allow_none=True)
+    confirmed_by = ma.fields.Function(lambda w: w.confirmed_by.username if w.confirmed_by else None)
 
 
 class VisitOut(ma.Schema):

@@ -159,6 +159,27 @@ def test_a_weight_changed_by_10_percent_since_preparation_is_a_stop(ward: Ward) 
     assert "+10.0 %" in check.failed[0]["detail"]
 
 
+def test_an_unconfirmed_weight_is_a_stop_until_a_second_person_countersigns_it(
+    ward: Ward,
+) -> None:
+    """64 kg is −8.6 % from the dose's 70 kg; 70.5 kg is +0.7 % from the dose's weight but
+    +10.2 % from the previous 64 kg: unconfirmed, so the bedside (and the start) stops."""
+    from cellchain.dosing import patients
+
+    patient, order = ward.at_bedside()
+    ward.clinic.weigh(patient, 64.0, hours_ago=0.2)
+    changed = ward.clinic.weigh(patient, 70.5, hours_ago=0.1)
+    assert changed.needs_confirmation
+    check = ward.verify(patient, order)
+    assert failed(check) == {"weight"}
+    assert "not confirmed" in check.failed[0]["detail"]
+    patients.confirm_weight(
+        db.session, changed, user=ward.nurse, password=TEST_PASSWORD, now=utcnow()
+    )
+    db.session.commit()
+    assert ward.verify(patient, order).verdict == "go"
+
+
 def test_a_small_weight_change_within_tolerance_is_go(ward: Ward) -> None:
     patient, order = ward.at_bedside()
     ward.clinic.weigh(patient, 71.0, hours_ago=0.1)

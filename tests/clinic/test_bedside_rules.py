@@ -159,6 +159,8 @@ CORRUPTIONS: dict[Check, list[Corruption]] = {
             _dose(f, weight_used_kg=68.0, delivered_cells=6.8e7), latest_weight_kg=74.8
         ),
         lambda f: _dose(f, delivered_cells=6.2e7),  # −11.4 % of the target
+        # the latest weight changed by the flag from the previous one and is not confirmed
+        lambda f: _patient(f, latest_weight_unconfirmed="The latest weight is not confirmed."),
     ],
     Check.ARM: [
         lambda f: _patient(f, receives_cells=False, arm_name="DMARDs only"),

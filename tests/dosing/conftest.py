@@ -71,14 +71,20 @@ class Clinic:
         return patient
 
     def weigh(self, patient: Any, weight_kg: float, *, hours_ago: float = 1.0) -> Any:
+        """A weight measured ``hours_ago``, but never on a day before enrolment (a patient
+        enrolled just after midnight is weighed that day; a weight before is refused)."""
+        enrolled_day = patient.enrolled_at.astimezone(UTC).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
         weight = patients.record_weight(
             db.session,
             patient,
             weight_kg=weight_kg,
-            measured_at=utcnow() - dt.timedelta(hours=hours_ago),
+            measured_at=max(utcnow() - dt.timedelta(hours=hours_ago), enrolled_day),
             source="calibrated clinic scale",
             actor=self.clinician,
             now=utcnow(),
+            zone=UTC,
         )
         db.session.commit()
         return weight

@@ -91,6 +91,8 @@ def test_a_missing_or_old_weight_refuses_the_dose_and_nothing_is_allocated(
     clinic: Any, released: Any, hours_ago: float | None, message: str
 ) -> None:
     patient = clinic.enrol()
+    patient.enrolled_at -= dt.timedelta(days=10)  # a weight before enrolment is refused
+    db.session.commit()
     if hours_ago is not None:
         clinic.weigh(patient, 70.0, hours_ago=hours_ago)
     with pytest.raises(orders.DoseRefused, match=message):
@@ -195,6 +197,7 @@ def test_the_month_3_dose_needs_a_fresh_weight_and_flags_a_10_percent_change(
     start = utcnow() - dt.timedelta(days=91)
     patient = clinic.enrol()
     patient.day0 = start.date()
+    patient.enrolled_at = start - dt.timedelta(days=1)
     db.session.commit()
     patients.record_weight(
         db.session,
@@ -204,13 +207,22 @@ def test_the_month_3_dose_needs_a_fresh_weight_and_flags_a_10_percent_change(
         source="scale",
         actor=clinic.clinician,
         now=start,
+        zone=UTC,
     )
     db.session.commit()
     order(clinic, patient, "D0", now=start)
     with pytest.raises(orders.DoseRefused, match="never copied from an earlier dose"):
         order(clinic, patient, "M3")
     db.session.rollback()
-    clinic.weigh(patient, 77.5)
+    heavier = clinic.weigh(patient, 77.5)
+    assert heavier.needs_confirmation  # +10.7 % from the previous weight and the D0 dose's
+    with pytest.raises(orders.DoseRefused, match="not confirmed"):
+        order(clinic, patient, "M3")
+    db.session.rollback()
+    patients.confirm_weight(
+        db.session, heavier, user=clinic.investigator, password=TEST_PASSWORD, now=utcnow()
+    )
+    db.session.commit()
     month3 = order(clinic, patient, "M3")
     assert month3.weight.weight_kg == 77.5
     assert month3.weight_change_percent == pytest.approx(10.714, abs=1e-3)
