@@ -22,6 +22,9 @@ Formats (see DOMAIN.md section 2; ICCBBA ST-001 and ST-028 define the structures
 
 :func:`parse_identifier` accepts what a person types or a scanner sends and either returns an
 :class:`Identifier` or raises :class:`InvalidIdentifier` with a sentence a technician understands.
+It accepts a code only with its check character (or the ISBT type 3 flag): a DIN, COI or unit
+code typed without it is refused, whatever page, API or scanner it comes from.
+:func:`identifier_of_body` is for codes the system composes from what it stores.
 Checks run in a fixed order so the first message names the most basic problem: empty → characters
 → length → structure (facility/year/sequence/flag) → check character.
 
@@ -46,6 +49,7 @@ __all__ = [
     "check_character",
     "format_coi",
     "format_din",
+    "identifier_of_body",
     "make_coi",
     "make_din",
     "make_unit_code",
@@ -58,7 +62,7 @@ ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*"
 """ISO/IEC 7064 MOD 37-2 alphabet: the position of a character is its value (0..36)."""
 
 IdentifierKind = Literal["DIN", "COI", "UNIT"]
-InvalidReason = Literal["empty", "length", "character", "structure", "check"]
+InvalidReason = Literal["empty", "length", "character", "structure", "no_check", "check"]
 
 _DIGITS = frozenset("0123456789")
 _BODY_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -89,8 +93,9 @@ _O_HINT = "letter O is never used; did you mean zero?"
 class InvalidIdentifier(InvalidInput):
     """A typed or scanned identifier was refused.
 
-    ``reason`` says which rule failed (``empty``, ``length``, ``character``, ``structure`` or
-    ``check``) so callers can react differently (e.g. a scanner beep vs. a form message);
+    ``reason`` says which rule failed (``empty``, ``length``, ``character``, ``structure``,
+    ``no_check``: typed without its check character, or ``check``: the check character or
+    flag does not match) so callers can react differently (e.g. a scanner beep vs. a form message);
     ``text`` is the input exactly as received; ``position`` is the 1-based position of the
     offending character in the normalised text, when one character is to blame.
     """
@@ -367,7 +372,7 @@ def make_coi(facility_code: str, year: int, sequence: int) -> Identifier:
 
 def make_unit_code(din: str, kind_letter: str, sequence: int) -> Identifier:
     """A unit code: the donation's 13-character DIN + kind letter + sequence 1..9999."""
-    din_id = parse_identifier(din)
+    din_id = _parse(din, typed=False)  # the stored DIN, with or without its K
     if din_id.kind != "DIN":
         raise InvalidInput(f"A unit code embeds a DIN; {din!r} is a {din_id.kind}.")
     if kind_letter not in UNIT_KIND_LETTERS:
@@ -414,20 +419,45 @@ def _character_message(normal: str, index: int) -> str:
 def parse_identifier(text: str) -> Identifier:
     """Parse a typed or scanned DIN, chain-of-identity identifier or unit code, checking it.
 
+    Rule (DOMAIN.md §7): a code typed by hand is accepted only with its check character, so
+    one mistyped or swapped character can never land on another donation, patient or unit.
+
     Normalisation: surrounding whitespace is stripped, inner whitespace and hyphens removed,
     letters upper-cased, and a boxed check character (``[H]``) unboxed. Accepted shapes:
 
-    * DIN, 13 characters (check computed) or 14 with K (K verified);
-    * ISBT barcode ``=`` + DIN + flag ``00`` (no check) or the type 3 flag ``60``–``96``
-      (verified), or ``=`` + DIN + K;
-    * COI, ``CH`` + 13 characters (check computed) or 14 with K (K verified). A 13/14-character
-      text starting with CH is a DIN from a facility whose code starts with CH.
-    * unit code, DIN + kind letter + 4 digits + K: 19 characters, K required and verified (a
-      unit code is never accepted without its check character).
+    * DIN + K, 14 characters (K verified);
+    * ISBT barcode ``=`` + DIN + the type 3 flag ``60``–``96`` (verified), or ``=`` + DIN + K;
+    * COI + K, ``CH`` + 13 characters + K (K verified). A 14-character text starting with CH
+      is a DIN from a facility whose code starts with CH.
+    * unit code + K, DIN + kind letter + 4 digits + K: 19 characters (K verified).
 
-    Raises :class:`InvalidIdentifier`; checks run in the order empty → characters → length →
-    structure → check, so the message names the most basic problem.
+    The same code without its check character (13, 15 or 18 characters), or an ISBT barcode
+    with flag ``00`` (no check), is refused with reason ``no_check``. A wrong check character
+    is refused without saying which one would fit: that would turn a typo into another valid
+    code. Raises :class:`InvalidIdentifier`; checks run in the order empty → characters →
+    length → structure → check, so the message names the most basic problem.
     """
+    return _parse(text, typed=True)
+
+
+def identifier_of_body(body: str) -> Identifier:
+    """The identifier whose body (without K) is ``body``, with its check character computed.
+
+    For codes the system composes from records it holds (the 13 characters of a stored DIN
+    when it numbers that donation's units), never for text a person typed or a scanner sent:
+    those go through :func:`parse_identifier`, which requires the check character.
+    """
+    identifier = _parse(body, typed=False)
+    if identifier.canonical == _normalise(body or ""):
+        raise InvalidInput(f"{body!r} is a whole code with its check character, not a body.")
+    return identifier
+
+
+_WHAT = {"DIN": "a DIN", "COI": "a chain-of-identity identifier", "UNIT": "a unit code"}
+
+
+def _parse(text: str, *, typed: bool) -> Identifier:
+    """:func:`parse_identifier`; with ``typed`` false a body without K is accepted."""
     normal = _normalise(text or "")
 
     # 1. empty
@@ -479,12 +509,7 @@ def parse_identifier(text: str) -> Identifier:
         kind = "UNIT"
         given_check = normal[UNIT_LENGTH]
     elif len(normal) == UNIT_LENGTH:
-        raise InvalidIdentifier(
-            f"{normal!r} looks like a unit code without its check character; type the boxed "
-            "character printed after it too (unit codes are only accepted with it).",
-            reason="length",
-            text=text,
-        )
+        kind = "UNIT"
     elif normal.startswith(COI_PREFIX):
         raise InvalidIdentifier(
             f"A chain-of-identity identifier has {COI_LENGTH} characters starting with CH, or "
@@ -554,27 +579,53 @@ def parse_identifier(text: str) -> Identifier:
             position=check_index + 1,
         )
 
-    # 5. check character / type 3 flag
+    # 5. check character / type 3 flag: required on what people type and scanners send
+    if typed and flag == NO_CHECK_FLAG:
+        raise InvalidIdentifier(
+            f"The scanned DIN {body!r} carries flag 00 (no check), so a misread character "
+            "could not be caught; it needs its check character: scan the cellchain label, or "
+            "type the DIN with the boxed character printed after it.",
+            reason="no_check",
+            text=text,
+            position=check_index + 1,
+        )
+    if typed and given_check is None and flag is None:
+        raise InvalidIdentifier(
+            f"{normal!r} looks like {_WHAT[kind]} without its check character; a typed code "
+            "needs its check character: type the boxed character printed after it too "
+            f"(like {_display_without_check(kind, body)} [K]), or scan the label.",
+            reason="no_check",
+            text=text,
+            position=len(normal) + 1,
+        )
     check = check_character(body)
     if given_check is not None and given_check != check:
         raise InvalidIdentifier(
-            f"Check character mismatch: {body!r} needs check character {check}, but "
-            f"{given_check} was given. A character may be mistyped or two swapped.",
+            f"Check character mismatch: {given_check} is not the check character of "
+            f"{body!r}. A character may be mistyped or two swapped; compare the code with the "
+            "label character by character.",
             reason="check",
             text=text,
             position=check_index + 1,
         )
-    if flag is not None and flag != NO_CHECK_FLAG:
-        expected = type3_flag(body)
-        if flag != expected:
-            raise InvalidIdentifier(
-                f"The flag {flag!r} does not match this DIN (expected {expected}): {body!r} "
-                "may have a mistyped character or two swapped.",
-                reason="check",
-                text=text,
-                position=check_index + 1,
-            )
+    if flag is not None and flag != NO_CHECK_FLAG and flag != type3_flag(body):
+        raise InvalidIdentifier(
+            f"The flag {flag!r} does not match the DIN {body!r}: a character may be misread "
+            "or two swapped; scan it again or type the DIN with its check character.",
+            reason="check",
+            text=text,
+            position=check_index + 1,
+        )
     return Identifier(kind, body, check)
+
+
+def _display_without_check(kind: IdentifierKind, body: str) -> str:
+    """``body`` grouped as labels print it, for a message (``G1234 98 654321``)."""
+    din = body[2:] if kind == "COI" else body[:DIN_LENGTH]
+    grouped = f"{din[:5]} {din[5:7]} {din[7:13]}"
+    if kind == "COI":
+        return f"{COI_PREFIX} {grouped}"
+    return f"{grouped} {body[DIN_LENGTH:]}" if kind == "UNIT" else grouped
 
 
 def _unit_suffix_problem(suffix: str) -> tuple[int, str] | None:

@@ -12,7 +12,12 @@ Format version 1 (``docs/labels.md``)::
   or an identifier not written exactly in canonical form is refused, never repaired; the check
   character is verified as for any typed code.
 * Anything without the header is read as a code typed by hand, in any of the forms
-  :func:`cellchain.core.identifiers.parse_identifier` accepts (spaces, hyphens, a boxed ``[K]``).
+  :func:`cellchain.core.identifiers.parse_identifier` accepts (spaces, hyphens, a boxed ``[K]``),
+  and only with its check character.
+
+:func:`read_scan` is the one way into the system for a typed or scanned DIN, COI identifier or
+unit code: the scan box, every API field and form field that takes a code, the bedside, receipt
+and the photo scan all reach it (most through ``numbering.lookup``).
 
 A DIN never contains ``.``, so a text is a payload exactly when it starts with ``CC`` followed
 by a version and ``.``, even at a facility whose code starts with CC.
@@ -21,8 +26,14 @@ by a version and ``.``, even at a facility whose code starts with CC.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
-from cellchain.core.identifiers import Identifier, InvalidIdentifier, parse_identifier
+from cellchain.core.identifiers import (
+    Identifier,
+    IdentifierKind,
+    InvalidIdentifier,
+    parse_identifier,
+)
 
 PAYLOAD_VERSION = 1
 PAYLOAD_PREFIX = f"CC{PAYLOAD_VERSION}."
@@ -39,9 +50,30 @@ def is_payload(text: str) -> bool:
     return _HEADER.match((text or "").strip().upper()) is not None
 
 
-def read_scan(text: str) -> Identifier:
+_KIND_NAMES = {"DIN": "a DIN", "COI": "a chain-of-identity identifier", "UNIT": "a unit code"}
+
+
+def read_scan(text: str, kinds: Collection[IdentifierKind] | None = None) -> Identifier:
     """The identifier a scanned payload or a hand-typed code names, checked; or
-    :class:`InvalidIdentifier` saying what is wrong."""
+    :class:`InvalidIdentifier` saying what is wrong.
+
+    Rule: the full label payload, or the code with its check character; a code typed without
+    it, or with a wrong one, is refused (reason ``no_check`` or ``check``). With ``kinds``, a
+    well-formed code of another kind is refused too, saying what it is.
+    """
+    identifier = _read(text)
+    if kinds is not None and identifier.kind not in kinds:
+        expected = " or ".join(_KIND_NAMES[kind] for kind in kinds)
+        raise InvalidIdentifier(
+            f"{identifier.display} is {_KIND_NAMES[identifier.kind]}; {expected} is expected "
+            "here.",
+            reason="structure",
+            text=text,
+        )
+    return identifier
+
+
+def _read(text: str) -> Identifier:
     stripped = (text or "").strip()
     header = _HEADER.match(stripped.upper())
     if header is None:

@@ -41,7 +41,7 @@ import calendar
 import datetime as dt
 from dataclasses import dataclass
 
-from cellchain.core.identifiers import DIN_LENGTH, parse_identifier, type3_flag
+from cellchain.core.identifiers import DIN_LENGTH, identifier_of_body, type3_flag
 from cellchain.errors import InvalidInput
 
 __all__ = [
@@ -264,7 +264,7 @@ def _checked_din(din: str) -> str:
                 "digits only."
             )
     try:
-        identifier = parse_identifier(din)
+        identifier = identifier_of_body(din)
     except InvalidInput as exc:
         raise IsbtError(f"Not a valid DIN: {exc}") from exc
     if identifier.kind != "DIN":  # pragma: no cover - 13 characters always parse as a DIN

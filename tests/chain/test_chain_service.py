@@ -592,7 +592,8 @@ def test_a_wrong_check_character_is_refused_as_check(lab, vessel):
 def test_a_unit_code_without_its_check_character_is_refused(lab, vessel):
     with pytest.raises(InvalidIdentifier) as refused:
         chain.resolve_unit(lab.session, vessel.code[:-1])
-    assert refused.value.reason == "length"
+    assert refused.value.reason == "no_check"
+    assert "needs its check character" in refused.value.detail
 
 
 def test_a_well_formed_unit_code_never_issued_is_not_found(lab, vessel):

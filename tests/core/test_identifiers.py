@@ -14,6 +14,7 @@ from cellchain.core.identifiers import (
     check_character,
     format_coi,
     format_din,
+    identifier_of_body,
     make_coi,
     make_din,
     make_unit_code,
@@ -263,15 +264,16 @@ def typed_forms(x: Identifier) -> list[str]:
         " ".join(x.canonical),
         x.body + f"[{x.check}]",
     ]
-    if x.kind != "UNIT":  # a unit code is only accepted with its check character
-        forms += [x.body, x.body.lower()]
     if x.kind == "DIN":
-        forms += [
-            x.barcode_din,
-            "=" + x.body + "00",
-            "=" + x.canonical,
-            x.barcode_din.lower(),
-        ]
+        forms += [x.barcode_din, "=" + x.canonical, x.barcode_din.lower()]
+    return forms
+
+
+def forms_without_check(x: Identifier) -> list[str]:
+    """The same code with nothing that checks it: refused whatever its kind (DOMAIN.md §7)."""
+    forms = [x.body, x.body.lower(), x.display[: -len(" [K]")], f" {x.body}\n"]
+    if x.kind == "DIN":
+        forms.append("=" + x.body + "00")  # ISBT flag 00: "no check"
     return forms
 
 
@@ -292,6 +294,23 @@ def test_round_trip_property(x: Identifier) -> None:
         assert parse_identifier(form) == x, form
 
 
+@settings(max_examples=200)
+@given(identifiers)
+def test_no_code_is_accepted_without_its_check_character(x: Identifier) -> None:
+    for form in forms_without_check(x):
+        error = refused(form)
+        assert error.reason == "no_check", form
+        assert "needs its check character" in error.detail
+        assert x.canonical not in error.detail.replace(" ", ""), "it must not give K away"
+
+
+def test_identifier_of_body_is_for_codes_the_system_composes() -> None:
+    assert identifier_of_body("G123498654321") == make_din("G1234", 98, 654321)
+    assert identifier_of_body("CHG123498654321").canonical == "CHG1234986543218"
+    with pytest.raises(InvalidInput):
+        identifier_of_body("G123498654321H")
+
+
 def test_published_examples_parse() -> None:
     assert parse_identifier("G123498654321H") == Identifier("DIN", "G123498654321", "H")
     assert parse_identifier("G1234 17 654321 [A]").check == "A"
@@ -306,8 +325,8 @@ def test_unit_code_embeds_its_din_and_needs_its_check_character() -> None:
     assert unit.din == din.body
     assert unit.unit_kind_letter == "V"
     assert parse_identifier("x9999-26-000001-v0007 [j]") == unit
-    assert refused(unit.body).reason == "length"
-    assert "check character" in refused(unit.body).detail
+    assert refused(unit.body).reason == "no_check"
+    assert "needs its check character" in refused(unit.body).detail
 
 
 @pytest.mark.parametrize(
@@ -316,7 +335,7 @@ def test_unit_code_embeds_its_din_and_needs_its_check_character() -> None:
         ("X999926000001Q0007J", "structure", "kind letter"),
         ("X999926000001V0000J", "structure", "unit numbers start at 0001"),
         ("X999926000001VOO07J", "structure", "did you mean zero"),
-        ("X999926000001V0007Z", "check", "needs check character J"),
+        ("X999926000001V0007Z", "check", "Z is not the check character"),
         ("X999926000000V0007J", "structure", "000000"),
     ],
 )
@@ -343,7 +362,7 @@ def test_make_unit_code_refuses_bad_parts(args: tuple[str, str, int], mentions: 
 def test_facility_starting_with_ch_is_a_din() -> None:
     din = make_din("CH123", 26, 42)
     assert parse_identifier(din.canonical) == din
-    assert parse_identifier(din.body).kind == "DIN"
+    assert refused(din.body).detail.startswith(f"{din.body!r} looks like a DIN without")
     coi = make_coi("CH123", 26, 42)
     assert coi.body == "CHCH12326000042"
     assert parse_identifier(coi.canonical) == coi
@@ -474,9 +493,11 @@ def test_check_mismatch_message() -> None:
     error = refused("G123498654321X")
     assert error.reason == "check"
     assert error.detail == (
-        "Check character mismatch: 'G123498654321' needs check character H, but X was given. "
-        "A character may be mistyped or two swapped."
+        "Check character mismatch: X is not the check character of 'G123498654321'. A "
+        "character may be mistyped or two swapped; compare the code with the label character "
+        "by character."
     )
+    assert "H" not in error.detail.replace("character", "")  # never offers the fitting K
     assert error.position == 14
 
 
@@ -489,7 +510,8 @@ def test_check_mismatch_in_display_form_and_barcode() -> None:
 def test_flag_mismatch_message() -> None:
     error = refused("=G12349865432161")
     assert error.reason == "check"
-    assert error.detail.startswith("The flag '61' does not match this DIN (expected 77)")
+    assert error.detail.startswith("The flag '61' does not match the DIN 'G123498654321'")
+    assert "77" not in error.detail
     assert error.position == 15
 
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from cellchain.core import numbering
-from cellchain.core.identifiers import InvalidIdentifier, parse_identifier
+from cellchain.core.identifiers import InvalidIdentifier, check_character, parse_identifier
 from cellchain.core.models import IssuedIdentifier
 from cellchain.core.types import utcnow
 from cellchain.errors import NotFound
@@ -48,9 +48,13 @@ def test_coi_identifiers_have_their_own_sequence(session):
 def test_lookup_accepts_what_people_type(session):
     issued = allocate(session)
     session.commit()
-    body = issued.code[:-1]
-    for typed in (issued.code, issued.code.lower(), f"{body[:5]} {body[5:7]} {body[7:]}", body):
+    body, k = issued.code[:-1], issued.code[-1]
+    spaced = f"{body[:5]} {body[5:7]} {body[7:]}"
+    for typed in (issued.code, issued.code.lower(), f"{spaced} [{k}]", f"CC1.{issued.code}"):
         assert numbering.lookup(session, typed).id == issued.id
+    for without_k in (body, spaced, body.lower()):
+        with pytest.raises(InvalidIdentifier, match="needs its check character"):
+            numbering.lookup(session, without_k)
 
 
 def test_lookup_says_what_is_wrong(session):
@@ -60,7 +64,7 @@ def test_lookup_says_what_is_wrong(session):
     with pytest.raises(InvalidIdentifier, match=r"[Cc]heck character"):
         numbering.lookup(session, wrong_check)
     with pytest.raises(NotFound, match="not issued"):
-        numbering.lookup(session, "X999926999999")
+        numbering.lookup(session, "X999926999999" + check_character("X999926999999"))
 
 
 @pytest.mark.postgres_only

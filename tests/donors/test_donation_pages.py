@@ -442,10 +442,11 @@ def test_the_queue_lists_pending_donations(lab, qa_web):
     "typing",
     [
         lambda din: din,
-        lambda din: din[:-1].lower(),
+        lambda din: din.lower(),
         lambda din: parse_identifier(din).display,
+        lambda din: f"CC1.{din}",
     ],
-    ids=["canonical", "lower-no-check", "display"],
+    ids=["canonical", "lower", "display", "payload"],
 )
 def test_scanning_a_din_opens_its_donation(lab, tech_web, typing):
     donation = lab.register()

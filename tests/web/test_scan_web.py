@@ -44,20 +44,38 @@ def spaced_lower_without_check(code: str) -> str:
     return f"  {body[:5].lower()} {body[5:7]} {body[7:].lower()}  "
 
 
+def spaced_lower_with_check(code: str) -> str:
+    return f"{spaced_lower_without_check(code)} [{code[-1].lower()}]"
+
+
 def boxed_display(code: str) -> str:
     return parse_identifier(code).display.lower()
 
 
 @pytest.mark.parametrize(
     "typing",
-    [spaced_lower_without_check, boxed_display, lambda c: c.lower(), lambda c: c[:-1]],
-    ids=["lower-spaced-no-check", "display-form", "lower-with-check", "no-check"],
+    [spaced_lower_with_check, boxed_display, lambda c: c.lower(), lambda c: f"CC1.{c}"],
+    ids=["lower-spaced-boxed-check", "display-form", "lower-with-check", "label-payload"],
 )
 def test_scan_accepts_what_people_type(web, din, typing):
     response = web.get("/scan", query_string={"code": typing(din)})
 
     assert response.status_code == 302
     assert urlsplit(response.location).path == f"/identifiers/{din}"
+
+
+@pytest.mark.parametrize(
+    "typing",
+    [spaced_lower_without_check, lambda c: c[:-1], lambda c: f"={c[:-1]}00"],
+    ids=["lower-spaced-no-check", "no-check", "isbt-flag-00"],
+)
+def test_scan_refuses_a_code_without_its_check_character(web, din, typing):
+    response = web.get("/scan", query_string={"code": typing(din)})
+
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "needs its check character" in page
+    assert scan_box_value(page) == str(escape(typing(din)))
 
 
 @pytest.mark.parametrize(
