@@ -764,6 +764,8 @@ _UNREADABLE = {
     "length": "it has the wrong length for a cellchain code",
     "character": "it holds characters no cellchain code has",
     "structure": "it is not laid out as a cellchain code (another system's barcode?)",
+    "no_check": "it was typed without its check character, which a typed code needs (the "
+    "boxed character printed after the code)",
     "check": "its check character does not match (a misread or a typo)",
 }
 
