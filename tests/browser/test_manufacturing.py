@@ -104,7 +104,7 @@ def isolate(page: Page, container: str) -> list[str]:
     expect(page.locator("#step-inputs")).to_contain_text(container)
     vessels = outputs(page, 2)
     for item in page.locator("#step-outputs > li").all():
-        expect(item).to_contain_text("culture vessel · P0 · T175 · 1e+06 cells")
+        expect(item).to_contain_text("culture vessel · P0 · T175 · 1e+06 viable cells")
     return vessels
 
 
@@ -183,7 +183,7 @@ def test_isolate_passage_twice_and_fill_a_lot_under_quarantine(
     expect(figure(page, "Population doublings")).to_have_text("2.00")
     expect(figure(page, "Cumulative PD")).to_have_text("2.00")
     expect(figure(page, "Harvested")).to_contain_text("8e+06 viable cells, 95.0 % viable")
-    expect(page.locator("#step-outputs > li").first).to_contain_text("P1 · T175 · 1e+06 cells")
+    expect(page.locator("#step-outputs > li").first).to_contain_text("P1 · T175 · 1e+06 viable cells")
 
     # The P0 flasks are used up: scanned, they offer no next step.
     open_by_scan(page, live_server, p0[0], UNIT_URL)
@@ -197,7 +197,7 @@ def test_isolate_passage_twice_and_fill_a_lot_under_quarantine(
     expect(figure(page, "Passage of what it made")).to_have_text("P2")
     expect(figure(page, "Population doublings")).to_have_text("2.00")
     expect(figure(page, "Cumulative PD")).to_have_text("4.00")
-    expect(page.locator("#step-outputs > li").first).to_contain_text("P2 · CS1 · 2e+06 cells")
+    expect(page.locator("#step-outputs > li").first).to_contain_text("P2 · CS1 · 2e+06 viable cells")
 
     # Final harvest and fill: 6e7 harvested; 10 bags × 20 mL × 2.5e5/mL = 5e7 filled.
     vessels = start_from_vessel(page, live_server, p2[0], "Final harvest and fill")
@@ -237,8 +237,11 @@ def test_isolate_passage_twice_and_fill_a_lot_under_quarantine(
     assert len(codes) == 10 and len(set(codes)) == 10, codes
     assert all(code.startswith(din[:-1]) for code in codes), (din, codes)
     expect(column(bags, 2)).to_have_text(["20.0 mL"] * 10)
+    # total cells per mL and per bag as filled; viable = total × the harvest's 93 %, once
+    expect(page.locator("#bags thead")).to_contain_text("Total cells/mL")
     expect(column(bags, 3)).to_have_text(["2.5e+05"] * 10)
-    expect(column(bags, 5)).to_have_text(["5e+06"] * 10)
+    expect(column(bags, 4)).to_have_text(["5e+06"] * 10)
+    expect(column(bags, 6)).to_have_text(["4.65e+06"] * 10)
 
 
 def test_refused_steps_keep_what_was_typed(page: Page, live_server: LiveServer) -> None:

@@ -148,7 +148,7 @@ def test_analyst_records_a_passing_panel_and_qa_releases_with_a_certificate(
 
     page.goto(live_server(f"/lots/{REVIEW_URL.search(page.url).group(1)}"))
     bags = page.locator("#bags tbody tr")
-    expect(column(bags, 6)).to_have_text(["available"] * 9 + ["consumed"])
+    expect(column(bags, 7)).to_have_text(["available"] * 9 + ["consumed"])
 
 
 def test_demo_lots_out_of_specification_and_rejected_explain_themselves(
