@@ -21,8 +21,14 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from cellchain.core import audit
 from cellchain.core.models import ApiToken, User, UserRole
-from cellchain.core.roles import Permission, Role, has_permission
-from cellchain.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
+from cellchain.core.roles import Permission, Role, has_permission, role_conflict
+from cellchain.errors import (
+    AuthenticationFailed,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+)
 
 USERNAME_PATTERN = re.compile(r"^[a-z][a-z0-9._-]{1,39}$")
 TOKEN_PREFIX = "ccpat_"
@@ -88,6 +94,25 @@ def _parse_roles(roles: Iterable[str | Role]) -> set[Role]:
     return parsed
 
 
+def _refuse_role_conflict(roles: set[Role]) -> None:
+    """Administration is never combined with a signing role (no super-user, DOMAIN.md §7)."""
+    conflict = role_conflict(roles)
+    if conflict:
+        names = " and ".join(sorted(role.label for role in conflict))
+        message = (
+            f"Administrator and {names} are never held by one account: an administrator "
+            "manages accounts and must not sign as a signing role. Give the signing role to "
+            "another person's account."
+        )
+        raise Conflict(
+            message,
+            errors={
+                "roles": ["Administrator cannot be combined with QA, QC analyst or Investigator."]
+            },
+            title="Administration and signing roles are never combined",
+        )
+
+
 def find_user(session: Session, username: str) -> User | None:
     return session.execute(
         select(User).where(User.username == normalise_username(username))
@@ -116,7 +141,9 @@ def create_user(
     roles: Iterable[str | Role],
     policy: AccountPolicy,
 ) -> User:
-    """Create an account. A username that was ever used, even by a deactivated user, is refused."""
+    """Create an account. A username that was ever used, even by a deactivated user, is refused,
+    and so is administration combined with a signing role. The roles granted are in the
+    ``user.created`` audit entry, with who created the account."""
     username = normalise_username(username)
     if not USERNAME_PATTERN.match(username):
         raise InvalidInput(
@@ -131,6 +158,7 @@ def create_user(
             errors={"full_name": ["Required."]},
         )
     role_set = _parse_roles(roles)
+    _refuse_role_conflict(role_set)
     _check_password_policy(password, policy)
     if find_user(session, username) is not None:
         raise Conflict(
@@ -174,8 +202,19 @@ def set_roles(
     roles: Iterable[str | Role],
     reason: str | None,
 ) -> None:
-    """Replace a user's roles; a change of who may do what needs a reason."""
+    """Replace a user's roles; a change of who may do what needs a reason, which is audited
+    with the old and the new roles.
+
+    Refused: changing your own roles (nobody grants themselves a role; the CLI acts as the
+    system, ``actor`` None), and administration combined with a signing role.
+    """
+    if actor is not None and actor.id == user.id:
+        raise PermissionDenied(
+            "Nobody changes their own roles; another administrator must make the change.",
+            errors={"roles": ["You cannot change your own roles."]},
+        )
     new = _parse_roles(roles)
+    _refuse_role_conflict(new)
     old = set(user.roles)
     if new == old:
         return

@@ -29,7 +29,14 @@ from cellchain.core.schemas import (
     UserOut,
 )
 from cellchain.extensions import db
-from cellchain.http import account_policy, acting_user, now, requires, unit_of_work
+from cellchain.http import (
+    AuditedRefusal,
+    account_policy,
+    acting_user,
+    now,
+    requires,
+    unit_of_work,
+)
 
 account_api = Blueprint("account_api", __name__, url_prefix="/api/v1", description="Your account")
 users_api = Blueprint("users_api", __name__, url_prefix="/api/v1/users", description="Users")
@@ -108,12 +115,18 @@ class Users(MethodView):
     @users_api.arguments(UserCreateIn)
     @users_api.response(201, UserOut)
     def post(self, data: dict[str, Any]) -> Any:
-        """Create an account."""
+        """Create an account. Administrator is never combined with QA, QC analyst or
+        Investigator."""
         with unit_of_work() as session:
             user = accounts.create_user(
                 session, actor=acting_user(), now=now(), policy=account_policy(), **data
             )
         return user
+
+
+def account_refused(user_id: int) -> AuditedRefusal:
+    """A refused role change, on the record (who tried to grant whom what)."""
+    return AuditedRefusal(action="user.change_refused", entity_type="user", entity_id=user_id)
 
 
 @users_api.get("/<int:user_id>")
@@ -152,8 +165,10 @@ def unlock_user(data: dict[str, Any], user_id: int) -> Any:
 @users_api.arguments(RolesIn)
 @users_api.response(200, UserOut)
 def set_roles(data: dict[str, Any], user_id: int) -> Any:
-    """Replace an account's roles. Needs a reason."""
-    with unit_of_work() as session:
+    """Replace an account's roles. Needs a reason; nobody changes their own roles, and
+    Administrator is never combined with QA, QC analyst or Investigator. A refusal is
+    audited."""
+    with unit_of_work(account_refused(user_id)) as session:
         user = accounts.get_user(session, user_id)
         accounts.set_roles(session, actor=acting_user(), now=now(), user=user, **data)
     return user

@@ -65,8 +65,7 @@ def read_scan(text: str, kinds: Collection[IdentifierKind] | None = None) -> Ide
     if kinds is not None and identifier.kind not in kinds:
         expected = " or ".join(_KIND_NAMES[kind] for kind in kinds)
         raise InvalidIdentifier(
-            f"{identifier.display} is {_KIND_NAMES[identifier.kind]}; {expected} is expected "
-            "here.",
+            f"{identifier.display} is {_KIND_NAMES[identifier.kind]}; {expected} is expected here.",
             reason="structure",
             text=text,
         )

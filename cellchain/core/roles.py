@@ -2,7 +2,8 @@
 
 A user holds one or more roles. Routes ask for a *permission*, never a role, so that the
 table below is the one place that says who may do what; the README prints it for sites.
-There is no super-user: an administrator manages accounts but cannot release a lot.
+There is no super-user: an administrator manages accounts but cannot release a lot, never
+holds a signing role (QA, QC analyst, investigator) as well, and never changes their own roles.
 """
 
 from __future__ import annotations
@@ -126,11 +127,32 @@ GRANTS: dict[Permission, frozenset[Role]] = {
 }
 
 
+#: Roles whose holders sign the records that release product to patients (DOMAIN.md §7).
+SIGNING_ROLES = frozenset({Role.QA, Role.QC_ANALYST, Role.INVESTIGATOR})
+
+
+def role_conflict(roles: set[Role] | frozenset[Role]) -> frozenset[Role]:
+    """The signing roles ``roles`` holds together with administration, or an empty set.
+
+    Rule (no super-user): administration and a signing role are never held by one account,
+    or an administrator could give an account QA and sign as QA.
+    """
+    roles = frozenset(roles)
+    return roles & SIGNING_ROLES if Role.ADMIN in roles else frozenset()
+
+
+def effective_roles(roles: set[Role] | frozenset[Role]) -> frozenset[Role]:
+    """The roles that grant permissions: an account that holds administration together with
+    a signing role (one made before the rule, or changed in the database) has its signing
+    roles suspended until an administrator removes one of the two."""
+    return frozenset(roles) - role_conflict(roles)
+
+
 def roles_allowed(permission: Permission) -> frozenset[Role]:
     """The roles that hold ``permission``."""
     return GRANTS[permission]
 
 
 def has_permission(roles: set[Role] | frozenset[Role], permission: Permission) -> bool:
-    """Whether any of ``roles`` grants ``permission``."""
-    return bool(GRANTS[permission] & set(roles))
+    """Whether any of ``roles`` grants ``permission`` (suspended signing roles grant none)."""
+    return bool(GRANTS[permission] & effective_roles(roles))

@@ -14,7 +14,7 @@ import marshmallow as ma
 from flask import current_app
 from marshmallow import validate
 
-from cellchain.core.roles import Role
+from cellchain.core.roles import Role, role_conflict
 
 ROLE_CHOICES = [role.value for role in Role]
 
@@ -67,8 +67,19 @@ class UserOut(ma.Schema):
     created_at = ma.fields.AwareDateTime()
     deactivated_at = ma.fields.AwareDateTime(allow_none=True)
 
+    suspended_roles = ma.fields.Method(
+        "dump_suspended_roles",
+        metadata={
+            "description": "Signing roles held together with admin: they grant nothing and the "
+            "account signs nothing until an administrator removes one of the two"
+        },
+    )
+
     def dump_roles(self, user: object) -> list[str]:
         return sorted(role.value for role in user.roles)  # type: ignore[attr-defined]
+
+    def dump_suspended_roles(self, user: object) -> list[str]:
+        return sorted(role.value for role in role_conflict(user.roles))  # type: ignore[attr-defined]
 
 
 class PasswordChangeIn(ma.Schema):

@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session, selectinload
 from cellchain.core import audit
 from cellchain.core.accounts import verify_password
 from cellchain.core.models import Signature, User
+from cellchain.core.roles import role_conflict
 from cellchain.core.types import canonical_json
-from cellchain.errors import Conflict, InvalidInput
+from cellchain.errors import Conflict, InvalidInput, PermissionDenied
 
 
 @runtime_checkable
@@ -63,11 +64,20 @@ def sign(
     """Sign ``record`` as ``user`` with ``meaning``, re-entering the password now.
 
     A wrong password raises ``CredentialsRejected``; the interface layer audits the attempt
-    and counts it toward the lockout.
+    and counts it toward the lockout. An account that holds administration together with a
+    signing role signs nothing, whatever the route checked before (no super-user).
     """
     meaning = meaning.strip()
     if not meaning:
         raise InvalidInput("A signature needs a meaning.", errors={"meaning": ["Required."]})
+    conflict = role_conflict(user.roles)
+    if conflict:
+        names = ", ".join(sorted(role.label for role in conflict))
+        raise PermissionDenied(
+            f"{user.full_name} holds Administrator together with {names}; an account with "
+            "both signs nothing until another administrator removes one of them.",
+            title="Administration and signing roles are never combined",
+        )
     verify_password(session, user=user, password=password, purpose="signature")
     content = _canonical_content(record)
     signature = Signature(

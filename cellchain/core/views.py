@@ -19,9 +19,9 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from cellchain.core import accounts, audit, numbering
-from cellchain.core.api import audit_filter
+from cellchain.core.api import account_refused, audit_filter
 from cellchain.core.identifiers import parse_identifier
-from cellchain.core.roles import Permission, Role
+from cellchain.core.roles import Permission, Role, role_conflict
 from cellchain.core.schemas import (
     AuditQueryIn,
     DinReserveIn,
@@ -141,7 +141,16 @@ def _messages(error: DomainError) -> str:
 @blueprint.get("/users")
 @requires(Permission.MANAGE_USERS)
 def users() -> ResponseReturnValue:
-    return render_template("core/users.html", users=accounts.list_users(db.session))
+    found = accounts.list_users(db.session)
+    return render_template(
+        "core/users.html",
+        users=found,
+        suspended={user.id: _labels(role_conflict(user.roles)) for user in found},
+    )
+
+
+def _labels(roles: frozenset[Role]) -> str:
+    return ", ".join(sorted(role.label for role in roles))
 
 
 @blueprint.route("/users/new", methods=["GET", "POST"])
@@ -174,14 +183,19 @@ def new_user() -> ResponseReturnValue:
 @blueprint.get("/users/<int:user_id>")
 @requires(Permission.MANAGE_USERS)
 def user(user_id: int) -> ResponseReturnValue:
+    found = accounts.get_user(db.session, user_id)
     return render_template(
-        "core/user.html", user=accounts.get_user(db.session, user_id), roles=list(Role)
+        "core/user.html",
+        user=found,
+        roles=list(Role),
+        suspended=_labels(role_conflict(found.roles)),
+        own_account=found.id == acting_user().id,
     )
 
 
 def _user_action(user_id: int, action: str) -> ResponseReturnValue:
     try:
-        with unit_of_work() as session:
+        with unit_of_work(account_refused(user_id) if action == "roles" else None) as session:
             target = accounts.get_user(session, user_id)
             if action == "roles":
                 data = load_form(RolesIn(), request.form, lists=("roles",))
