@@ -80,16 +80,18 @@ class DatabaseFactory:
             upgrade()
             db.engine.dispose()
 
-    def create(self) -> str:
-        """A new database with the migrated schema; returns its URL."""
+    def create(self, copy_of: str | None = None) -> str:
+        """A new database with the migrated schema, or a copy of the database at ``copy_of``
+        (one made here, with no connection left open, e.g. the seeded demo); returns its URL."""
         n = next(self.counter)
         if on_postgres():
             name = f"cellchain_t_{self.run_id}_{n}"
+            source = make_url(copy_of).database if copy_of else self.template
             with self.admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"'))
+                conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
             return self.url_of(name)
         path = self.workdir / f"test-{n}.sqlite"
-        shutil.copyfile(self.template_file, path)
+        shutil.copyfile(make_url(copy_of).database if copy_of else self.template_file, path)
         return f"sqlite:///{path}"
 
     def drop(self, url: str) -> None:
@@ -117,6 +119,47 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFact
 @pytest.fixture
 def database_url(databases: DatabaseFactory) -> Iterator[str]:
     url = databases.create()
+    yield url
+    databases.drop(url)
+
+
+def seed_demo_database(url: str) -> None:
+    """Seed the demo site (``cellchain demo``) into the database at ``url`` and close it."""
+    from zoneinfo import ZoneInfo
+
+    from cellchain.demo import seed_demo
+
+    app = create_app(test_config(url))
+    with app.app_context():
+        seed_demo(
+            db.session,
+            now=utcnow(),
+            facility_code=app.config["FACILITY_CODE"],
+            policy=AccountPolicy.from_config(app.config),
+            site_zone=ZoneInfo(app.config["SITE_TIMEZONE"]),
+        )
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo_template(databases: DatabaseFactory) -> Iterator[str]:
+    """The URL of a database seeded once per run (per xdist worker) with the demo site.
+
+    Never open it in a test: take a copy with ``databases.create(copy_of=demo_template)``, or
+    override ``database_url`` with ``demo_database_url`` so ``app`` runs on a demo copy.
+    """
+    url = databases.create()
+    seed_demo_database(url)
+    yield url
+    databases.drop(url)
+
+
+@pytest.fixture
+def demo_database_url(databases: DatabaseFactory, demo_template: str) -> Iterator[str]:
+    """A copy of the demo site's database for one test (real records, ids and codes)."""
+    url = databases.create(copy_of=demo_template)
     yield url
     databases.drop(url)
 

@@ -1,20 +1,53 @@
-"""Every route × every role: who may use it, checked by real requests.
+"""Every route × every role: who may use it, checked by real requests on the demo site.
 
 The table below is the specification. A route added without an entry here fails
 ``test_every_route_has_an_entry``; an entry whose route is gone fails it too.
+
+The requests run against a copy of the demo site's database (``cellchain demo``, plus a recall
+and an adverse event it does not make), with the ids of real records in every URL: a route
+that answers 500 on real data (as ``GET /api/v1/results/{id}`` once did for every result)
+fails here, which an empty database hid behind 404s.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
+from sqlalchemy import select
 from werkzeug.routing import Rule
 
+from cellchain import create_app
+from cellchain.clinic import adverse_events
+from cellchain.clinic.models import AdverseEvent, BedsideCheck, Infusion, Shipment
 from cellchain.core import accounts
+from cellchain.core.models import IssuedIdentifier, User, UserRole
 from cellchain.core.roles import Role
 from cellchain.core.types import utcnow
+from cellchain.demo import DEMO_USERS
+from cellchain.donors.models import Donation, Donor, DonorTestResult
+from cellchain.dosing.models import DoseOrder, Patient, Protocol
 from cellchain.extensions import db
+from cellchain.labels.models import LabelPrint
+from cellchain.manufacturing import storage
+from cellchain.manufacturing.models import (
+    CellRecord,
+    Deviation,
+    Equipment,
+    Lot,
+    MaterialLot,
+    ProcessingStep,
+    ProductDefinition,
+    StepKind,
+)
+from cellchain.quality.models import QcResult, Specification
+from cellchain.traceability import recalls
+from cellchain.traceability.models import Recall, RecallTarget
 from tests.clinic.follow_up_matrix import FOLLOW_UP_MATRIX
-from tests.conftest import TEST_PASSWORD
+from tests.conftest import TEST_PASSWORD, DatabaseFactory
+from tests.conftest import test_config as app_config
 
 T, QC, QA, CLIN, INV, ADM = (
     Role.TECHNICIAN,
@@ -190,6 +223,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("labels.lot_labels", "GET"): EVERYONE,
     ("labels.print_lot", "POST"): frozenset({T, QA}),
     ("labels.applied", "POST"): frozenset({T, QA}),
+    ("labels.unit_applied", "POST"): frozenset({T, QA}),
     ("labels.destroyed", "POST"): frozenset({T, QA}),
     ("labels.scan_photo", "POST"): EVERYONE,
     ("labels.patient_labels", "GET"): EVERYONE,
@@ -201,6 +235,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("labels_api.print_lot", "POST"): frozenset({T, QA}),
     ("labels_api.lot_log", "GET"): EVERYONE,
     ("labels_api.applied", "POST"): frozenset({T, QA}),
+    ("labels_api.unit_applied", "POST"): frozenset({T, QA}),
     ("labels_api.destroyed", "POST"): frozenset({T, QA}),
     ("labels_api.scan_photo", "POST"): EVERYONE,
     ("clinic.patient_list", "GET"): EVERYONE,
@@ -208,6 +243,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("clinic.enrol", "POST"): frozenset({CLIN, INV}),
     ("clinic.patient", "GET"): EVERYONE,
     ("clinic.record_weight", "POST"): frozenset({CLIN, INV}),
+    ("clinic.confirm_weight", "POST"): frozenset({CLIN, INV}),
     ("clinic.plan", "GET"): EVERYONE,
     ("clinic.order_dose", "POST"): frozenset({T}),
     ("clinic.dose", "GET"): EVERYONE,
@@ -216,6 +252,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("patients_api.enrol", "POST"): frozenset({CLIN, INV}),
     ("patients_api.get_patient", "GET"): EVERYONE,
     ("patients_api.record_weight", "POST"): frozenset({CLIN, INV}),
+    ("patients_api.confirm_weight", "POST"): frozenset({CLIN, INV}),
     ("patients_api.list_doses", "GET"): EVERYONE,
     ("patients_api.plan", "GET"): EVERYONE,
     ("patients_api.order_dose", "POST"): frozenset({T}),
@@ -277,6 +314,186 @@ MATRIX.update(FOLLOW_UP_MATRIX)
 SAMPLE_VALUES = {"integer": "1", "path": "app.css", "default": "X999926000001X"}
 
 
+# --- the demo site's records ---------------------------------------------------------------------
+
+
+def _seed_extras(url: str) -> None:
+    """What the demo does not make: QA recalls the lot that was infused (so the recall pages
+    list a patient to notify) and the infused patient has an adverse event."""
+    app = create_app(app_config(url))
+    with app.app_context():
+        session = db.session
+        passwords = {demo.username: demo.password for demo in DEMO_USERS}
+        users = {u.username: u for u in session.scalars(select(User))}
+        infusion = session.scalars(select(Infusion).order_by(Infusion.id)).first()
+        now = utcnow()
+        recalls.open_recall(
+            session,
+            target=RecallTarget.LOT,
+            target_id=_lot_of(infusion),
+            reason="Permission matrix: a recall on the demo's infused lot",
+            user=users["qa"],
+            password=passwords["qa"],
+            now=now,
+        )
+        adverse_events.record_adverse_event(
+            session,
+            infusion.patient,
+            adverse_events.AdverseEventReport(
+                onset_at=max(infusion.started_at, now - dt.timedelta(minutes=1)),
+                description="Mild headache",
+                grade=1,
+                seriousness="non_serious",
+                outcome="recovering",
+                infusion_id=infusion.id,
+            ),
+            actor=users["clinician"],
+            now=now,
+        )
+        session.commit()
+        session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def matrix_template(databases: DatabaseFactory, demo_template: str) -> Iterator[str]:
+    url = databases.create(copy_of=demo_template)
+    _seed_extras(url)
+    yield url
+    databases.drop(url)
+
+
+@pytest.fixture
+def database_url(databases: DatabaseFactory, matrix_template: str) -> Iterator[str]:
+    """Every test here runs on a fresh copy of the demo site with the extras."""
+    url = databases.create(copy_of=matrix_template)
+    yield url
+    databases.drop(url)
+
+
+def _lot_of(infusion: Infusion) -> int:
+    """The lot of the infused dose's first bag."""
+    bag = infusion.dose_order.bags[0]
+    return db.session.scalar(select(CellRecord.lot_id).where(CellRecord.unit_id == bag.unit_id))
+
+
+def _ids(model: Any, *where: Any) -> list[int]:
+    return list(db.session.scalars(select(model.id).where(*where).order_by(model.id)))
+
+
+def demo_records() -> dict[str, list[Any]]:
+    """URL parameter → real values from the demo database, the richest record first (the
+    infused patient, its dose, lot, donation and shipment, the recall)."""
+    infusion = db.session.scalars(select(Infusion).order_by(Infusion.id)).first()
+    order = infusion.dose_order
+    lot_id = _lot_of(infusion)
+    donation_id = order.dose_unit.donation_id
+
+    def first(value: int, values: list[int]) -> list[int]:
+        return [value, *[v for v in values if v != value]]
+
+    tanks = [summary.tank.id for summary in storage.list_tanks(db.session)]
+    codes = list(
+        db.session.scalars(
+            select(IssuedIdentifier.code).where(IssuedIdentifier.kind == kind).limit(2)
+        )
+        for kind in ("DIN", "COI", "UNIT")
+    )
+    shipment = db.session.scalars(
+        select(Shipment).where(Shipment.id.in_(_ids(Shipment))).order_by(Shipment.id.desc())
+    ).first()
+    return {
+        "check_id": _ids(BedsideCheck)[::-1],
+        "code": [code for kind in codes for code in kind],
+        "deviation_id": _ids(Deviation),
+        "donation_id": first(donation_id, _ids(Donation)),
+        "donor_id": _ids(Donor),
+        "event_id": _ids(AdverseEvent),
+        "infusion_id": _ids(Infusion),
+        "kind_name": [kind.value for kind in StepKind],
+        "lot_id": first(lot_id, _ids(Lot)),
+        "material_lot_id": _ids(MaterialLot),
+        "order_id": first(order.id, _ids(DoseOrder)),
+        "patient_id": first(infusion.patient_id, _ids(Patient)),
+        "print_id": _ids(LabelPrint),
+        "product_id": _ids(ProductDefinition),
+        "protocol_id": _ids(Protocol),
+        "recall_id": _ids(Recall),
+        "qc_result_id": _ids(QcResult),
+        "donor_result_id": _ids(DonorTestResult, DonorTestResult.donation_id == donation_id),
+        "shipment_id": first(shipment.id, _ids(Shipment)) if shipment else [],
+        "specification_id": _ids(Specification),
+        "step_id": _ids(ProcessingStep),
+        "tank_id": tanks,
+        "token_id": [1],  # the decoy's token
+        "unit_id": first(order.dose_unit_id, [u for u in _unit_ids()]),
+        "user_id": _ids(User)[:1],  # a demo user, never the one checking
+        "weight_id": _weight_ids(),
+        "visit": [order.visit, "M3"],
+        "equipment_id": _ids(Equipment),
+        "filename": ["app.css"],
+    }
+
+
+def _unit_ids() -> list[int]:
+    from cellchain.chain.models import Unit
+
+    return _ids(Unit)
+
+
+def _weight_ids() -> list[int]:
+    from cellchain.dosing.models import Weight
+
+    return _ids(Weight)
+
+
+#: trace kind → the parameter naming the records it starts from
+TRACE_KINDS = {
+    "forward": {
+        "donation": "donation_id",
+        "lot": "lot_id",
+        "unit": "unit_id",
+        "material_lot": "material_lot_id",
+        "equipment": "equipment_id",
+    },
+    "back": {"infusion": "infusion_id", "dose": "order_id", "unit": "unit_id"},
+}
+
+
+def _source(rule: Rule, name: str) -> str:
+    """Which list of ``demo_records`` fills parameter ``name`` of ``rule``."""
+    if name == "lot_id" and "/materials/" in rule.rule:
+        return "material_lot_id"
+    if name == "result_id":
+        return "donor_result_id" if "/donations/" in rule.rule else "qc_result_id"
+    return name
+
+
+def demo_urls(rule: Rule, records: dict[str, list[Any]], *, every: bool) -> list[str]:
+    """URLs of ``rule`` with real values: the first (richest) record of each parameter, or
+    with ``every`` each record of each parameter in turn (the others at their first)."""
+    if rule.endpoint == "docs_static.swagger_file":
+        return [rule.build({"filename": "swagger-ui.css"}, append_unknown=False)[1]]
+    names = list(rule._converters)
+    if "kind" in names:  # a trace: each kind it starts from with that kind's records
+        direction = "forward" if "/forward/" in rule.rule else "back"
+        urls = []
+        for kind, source in TRACE_KINDS[direction].items():
+            for value in records[source][: None if every else 1]:
+                urls.append(rule.build({"kind": kind, "record_id": value})[1])
+        return urls
+    firsts = {}
+    for name in names:
+        values = records[_source(rule, name)]
+        firsts[name] = values[0] if values else 999_999
+    urls = [rule.build(firsts, append_unknown=False)[1]]
+    if every:
+        for name in names:
+            for value in records[_source(rule, name)][1:]:
+                urls.append(rule.build({**firsts, name: value}, append_unknown=False)[1])
+    return urls
+
+
 def route_methods(app) -> list[tuple[Rule, str]]:
     return [
         (rule, method)
@@ -301,6 +518,13 @@ def test_every_route_has_an_entry(app):
     assert MATRIX.keys() - registered == set(), "matrix entries for routes that no longer exist"
 
 
+def test_the_demo_site_has_a_record_for_every_url_parameter(app):
+    records = demo_records()
+    names = {_source(rule, name) for rule, _m in route_methods(app) for name in rule._converters}
+    names -= {"kind", "record_id"}
+    assert {name for name in names if not records.get(name)} == set()
+
+
 def test_anonymous_requests_are_sent_to_login(app):
     client = app.test_client()
     for rule, method in route_methods(app):
@@ -316,31 +540,79 @@ def test_anonymous_requests_are_sent_to_login(app):
             assert "/login" in response.headers["Location"], where
 
 
-@pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
-def test_each_role_reaches_exactly_its_routes(app, make_user, role):
-    # Record #1 of each kind is a decoy, so routes called with id 1 (revoke token 1,
-    # deactivate user 1) act on it and not on the user and token doing the checking.
+def _client_as(app, user: User, token: str, rule: Rule) -> Any:
+    client = app.test_client()
+    if rule.rule.startswith("/api/") and not rule.rule.startswith("/api/v1/docs"):
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    else:
+        login = client.post("/login", data={"username": user.username, "password": TEST_PASSWORD})
+        assert login.status_code == 302
+    return client
+
+
+#: Each role alone, and each account holding Administrator with a signing role (possible only
+#: from before the rule, or by editing the database): that one reaches exactly the
+#: administrator's routes, its signing role suspended (no super-user).
+ACCOUNTS: list[tuple[frozenset[Role], frozenset[Role]]] = [
+    *((frozenset({role}), frozenset({role})) for role in Role),
+    *((frozenset({ADM, signing}), frozenset({ADM})) for signing in (QA, QC, INV)),
+]
+
+
+@pytest.mark.parametrize(
+    ("holds", "acts_as"),
+    ACCOUNTS,
+    ids=lambda roles: "+".join(sorted(role.value for role in roles)),
+)
+def test_each_role_reaches_exactly_its_routes(app, make_user, holds, acts_as):
+    # Token #1 is a decoy's, so the routes called with token id 1 revoke it and not the token
+    # doing the checking; user ids are the demo's, never the checking user's.
     decoy = make_user("decoy", Role.TECHNICIAN)
     accounts.create_token(db.session, user=decoy, now=utcnow(), name="decoy")
     db.session.commit()
-    user = make_user(f"matrix-{role.value.replace('_', '-')}", role)
+    first, *others = sorted(holds)
+    user = make_user("matrix-" + "-".join(role.value.replace("_", "-") for role in holds), first)
+    db.session.add_all(UserRole(user_id=user.id, role=role.value) for role in others)
     _row, token = accounts.create_token(db.session, user=user, now=utcnow(), name="matrix")
     db.session.commit()
+    records = demo_records()
+    # GETs first, on the records as the demo left them; then the POSTs, which carry no body
+    # and so are refused by the schema or the rules (a 4xx, never a 500).
+    ordered = sorted(route_methods(app), key=lambda pair: pair[1] != "GET")
     wrong = []
-    for rule, method in route_methods(app):
+    for rule, method in ordered:
         allowed = MATRIX[(rule.endpoint, method)]
         if allowed == PUBLIC:
             continue
-        client = app.test_client()
-        if rule.rule.startswith("/api/") and not rule.rule.startswith("/api/v1/docs"):
-            client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-        else:
-            login = client.post(
-                "/login", data={"username": user.username, "password": TEST_PASSWORD}
-            )
-            assert login.status_code == 302
-        response = client.open(sample_url(rule), method=method)
-        denied = response.status_code == 403
-        if denied == (role in allowed) or response.status_code in (401, 500):
-            wrong.append(f"{method} {rule.rule} → {response.status_code}")
-    assert wrong == [], f"{role.value} got the wrong answer from: {wrong}"
+        client = _client_as(app, user, token, rule)
+        for url in demo_urls(rule, records, every=False):
+            response = client.open(url, method=method)
+            denied = response.status_code == 403
+            if denied == bool(acts_as & allowed) or response.status_code in (401, 500):
+                wrong.append(f"{method} {url} → {response.status_code}")
+    assert wrong == [], f"{sorted(holds)} got the wrong answer from: {wrong}"
+
+
+def test_every_page_and_api_get_answers_every_demo_record(app, make_user):
+    """Each GET with each real record of each of its parameters, as a role allowed to use it:
+    an answer below 500 (a 404 only where the record does not belong, e.g. a tank id that is
+    not a tank, never a crash)."""
+    users: dict[Role, tuple[User, str]] = {}
+    for role in Role:
+        user = make_user(f"every-{role.value.replace('_', '-')}", role)
+        _row, token = accounts.create_token(db.session, user=user, now=utcnow(), name="every")
+        users[role] = (user, token)
+    db.session.commit()
+    records = demo_records()
+    crashed = []
+    for rule, method in route_methods(app):
+        allowed = MATRIX[(rule.endpoint, method)]
+        if method != "GET" or allowed == PUBLIC:
+            continue
+        user, token = users[sorted(allowed)[0]]
+        client = _client_as(app, user, token, rule)
+        for url in demo_urls(rule, records, every=True):
+            response = client.get(url)
+            if response.status_code >= 500:
+                crashed.append(f"GET {url} → {response.status_code}")
+    assert crashed == []

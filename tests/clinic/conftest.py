@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from cellchain.clinic import bedside, infusions, shipments, thaw
+from cellchain.clinic.doses import units_of_dose
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.payload import encode_payload
 from cellchain.core.types import utcnow
@@ -17,6 +18,7 @@ from cellchain.dosing import orders
 from cellchain.extensions import db
 from tests.conftest import TEST_PASSWORD
 from tests.dosing.conftest import UTC, clinic, released  # noqa: F401  (clinic, released: fixtures)
+from tests.labels.conftest import label
 from tests.manufacturing.conftest import bench  # noqa: F401  (fixture)
 from tests.quality.conftest import desk, spec  # noqa: F401  (fixtures)
 
@@ -47,8 +49,9 @@ class Ward:
             self.clinic.weigh(patient, weight_kg)
         return patient
 
-    def prepared(self, patient: Any = None, visit: str = "D0") -> Any:
-        """A second-checked dose for ``patient`` (a new 70 kg MSC patient by default)."""
+    def prepared(self, patient: Any = None, visit: str = "D0", *, labelled: bool = True) -> Any:
+        """A second-checked dose for ``patient`` (a new 70 kg MSC patient by default), its
+        dose label and its bags' released labels printed and applied unless not ``labelled``."""
         patient = patient or self.patient()
         order = orders.order_dose(
             db.session, patient, visit, actor=self.lab.tech, now=utcnow(), zone=UTC
@@ -64,7 +67,14 @@ class Ward:
             now=utcnow(),
         )
         db.session.commit()
+        if labelled:
+            self.label(order)
         return order
+
+    def label(self, order: Any) -> None:
+        """Print and apply what the dose's units must carry to leave the lab: the dose label
+        and each bag's released label (replacing its quarantine label, if it had one)."""
+        label(units_of_dose(order), self.lab.tech)
 
     def ship(self, *dose_orders: Any, shipper: str = "DS-0001") -> Any:
         shipment = shipments.dispatch(

@@ -55,7 +55,7 @@ def test_api_takes_a_dose_from_dispatch_to_the_end_of_its_infusion(
     )
     assert checked.status_code == 201
     check = checked.get_json()
-    assert check["verdict"] == "go" and len(check["checks"]) == 10 and check["thaw_expires_at"]
+    assert check["verdict"] == "go" and len(check["checks"]) == 11 and check["thaw_expires_at"]
     alone = nurse.post(
         f"/api/v1/bedside/checks/{check['id']}/signatures",
         json={
