@@ -169,6 +169,25 @@ def batch_record_out(record: BatchRecord) -> dict[str, Any]:
             {"id": d.id, "category": d.category, "description": d.description}
             for d in record.open_deviations
         ],
+        "excursions": [
+            {
+                "step_id": e.step.id,
+                "kind": e.step.kind,
+                "performed_at": e.step.performed_at,
+                "passage": e.step.passage,
+                "cumulative_pd": e.step.cumulative_pd,
+                "exceeded": e.exceeded,
+                "deviation_id": e.deviation.id,
+                "deviation_status": e.deviation.status,
+                "max_passage": e.authorisation.max_passage if e.authorisation else None,
+                "max_cumulative_pd": e.authorisation.max_cumulative_pd if e.authorisation else None,
+                "justification": e.authorisation.justification if e.authorisation else "",
+                "authorised_by": e.authorisation.authorised_by.username if e.authorisation else "",
+                "authorised_at": e.authorisation.authorised_at if e.authorisation else None,
+                "signature_valid": e.signature_valid,
+            }
+            for e in record.excursions
+        ],
     }
 
 

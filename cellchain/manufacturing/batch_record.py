@@ -13,11 +13,14 @@ from sqlalchemy.orm import Session, selectinload
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit
+from cellchain.core import signatures
 from cellchain.donors.models import Donation
+from cellchain.manufacturing import deviations as deviation_rules
 from cellchain.manufacturing import processing
 from cellchain.manufacturing.models import (
     CellRecord,
     Deviation,
+    ExcursionAuthorisation,
     Lot,
     ProcessingStep,
     StepEquipment,
@@ -37,6 +40,19 @@ class StepNode:
 
 
 @dataclass(frozen=True)
+class Excursion:
+    """A step of the record that went beyond a product limit, and what authorised it."""
+
+    step: ProcessingStep
+    deviation: Deviation
+    authorisation: ExcursionAuthorisation | None
+    #: the limits exceeded, in words ("passage P6 (maximum P5)")
+    exceeded: list[str]
+    #: QA's authorising signature still matches what it signed
+    signature_valid: bool
+
+
+@dataclass(frozen=True)
 class BatchRecord:
     lot: Lot
     donation: Donation
@@ -46,6 +62,8 @@ class BatchRecord:
     bags: list[tuple[Unit, CellRecord]]
     records: dict[int, CellRecord]
     deviations: list[Deviation]
+    #: steps beyond the product's passage or CPD limit, each with its QA authorisation
+    excursions: list[Excursion] = field(default_factory=list)
 
     @property
     def open_deviations(self) -> list[Deviation]:
@@ -85,15 +103,66 @@ def batch_record(session: Session, lot: Lot) -> BatchRecord:
             select(Deviation).where(Deviation.lot_id == lot.id).order_by(Deviation.id)
         ).scalars()
     )
+    donation = processing.lot_donation(session, lot)
     return BatchRecord(
         lot=lot,
-        donation=processing.lot_donation(session, lot),
+        donation=donation,
         steps=steps,
         roots=_tree(steps),
         bags=[(bag, records[bag.id]) for bag in bags],
         records=records,
         deviations=deviations,
+        excursions=_excursions(session, donation, steps),
     )
+
+
+def _excursions(
+    session: Session, donation: Donation, steps: list[ProcessingStep]
+) -> list[Excursion]:
+    """The steps that relied on a limit-excursion deviation, in two queries whatever their
+    number: the deviations with their authorisations, then the authorisations' signatures."""
+    relied = [step for step in steps if step.deviation_id is not None]
+    if not relied:
+        return []
+    found = {
+        d.id: d
+        for d in session.execute(
+            select(Deviation)
+            .where(Deviation.id.in_({step.deviation_id for step in relied}))
+            .options(
+                selectinload(Deviation.authorisation).selectinload(
+                    ExcursionAuthorisation.authorised_by
+                )
+            )
+        ).scalars()
+    }
+    authorisations = [d.authorisation for d in found.values() if d.authorisation is not None]
+    signed = signatures.manifests(session, authorisations)
+    limits = deviation_rules.product_limits(donation)
+    lines = []
+    for step in relied:
+        deviation = found[step.deviation_id]  # type: ignore[index]
+        authorisation = deviation.authorisation
+        manifests = signed.get(signatures.key_of(authorisation), []) if authorisation else []
+        exceeded = []
+        if (step.passage or 0) > limits.max_passage:
+            exceeded.append(f"passage P{step.passage} (maximum P{limits.max_passage})")
+        if (step.cumulative_pd or 0) > limits.max_cumulative_pd:
+            exceeded.append(
+                f"cumulative PD {step.cumulative_pd:.1f} (maximum {limits.max_cumulative_pd:g})"
+            )
+        lines.append(
+            Excursion(
+                step=step,
+                deviation=deviation,
+                authorisation=authorisation,
+                exceeded=exceeded,
+                signature_valid=any(
+                    m.valid and m.meaning == deviation_rules.AUTHORISE_MEANING for m in manifests
+                ),
+            )
+        )
+    return lines
 
 
 def _tree(steps: list[ProcessingStep]) -> list[StepNode]:

@@ -149,7 +149,8 @@ def _summary(record: BatchRecord, zone: ZoneInfo, styles: Styles) -> list[Flowab
     if flags:
         box = Table(
             [[paragraph("Product limits exceeded — release is blocked", styles.alert)]]
-            + [[paragraph(f"• {flag}", styles.alert)] for flag in flags],
+            + [[paragraph(f"• {flag}", styles.alert)] for flag in flags]
+            + [[paragraph(_excursion_line(e), styles.alert)] for e in record.excursions],
             colWidths=[CONTENT_WIDTH],
             hAlign="LEFT",
         )
@@ -166,6 +167,22 @@ def _summary(record: BatchRecord, zone: ZoneInfo, styles: Styles) -> list[Flowab
         )
         out += [Spacer(1, 3 * mm), box]
     return out
+
+
+def _excursion_line(excursion: Any) -> str:
+    """A step beyond a limit and the QA authorisation it relied on, in one line."""
+    step, authorisation = excursion.step, excursion.authorisation
+    who = (
+        f"authorised {authorisation.limits_text} by {authorisation.authorised_by.full_name}: "
+        f"{authorisation.justification}"
+        if authorisation
+        else "not authorised"
+    )
+    signature = "signature VALID" if excursion.signature_valid else "signature INVALID"
+    return (
+        f"• {step.kind_label} beyond the limit ({'; '.join(excursion.exceeded)}) under deviation "
+        f"#{excursion.deviation.id} ({excursion.deviation.status}), {who} ({signature})"
+    )
 
 
 @dataclass(frozen=True)

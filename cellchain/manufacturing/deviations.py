@@ -10,19 +10,30 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from dataclasses import dataclass
 
 from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cellchain.core import audit, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import Signature, User
-from cellchain.errors import Conflict, InvalidInput, NotFound
-from cellchain.manufacturing.models import Deviation, DeviationCategory, Lot
+from cellchain.core.roles import Permission, has_permission
+from cellchain.donors.models import Donation
+from cellchain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from cellchain.manufacturing.models import (
+    Deviation,
+    DeviationCategory,
+    ExcursionAuthorisation,
+    Lot,
+)
 
 #: The meaning printed with QA's signature on a closed deviation.
 CLOSE_MEANING = "approval: deviation closed"
+#: The meaning printed with QA's signature authorising a passage or CPD beyond the limit.
+AUTHORISE_MEANING = "approval: limit excursion authorised"
 
 #: Longest description or resolution kept (a page of text; the rest belongs in a report).
 MAX_TEXT = 5000
@@ -41,14 +52,29 @@ def open_deviation(
     description: str,
     actor: User | None,
     now: dt.datetime,
+    donation: Donation | None = None,
 ) -> Deviation:
-    """Open a deviation, against ``lot`` or (``None``) against no lot; it stays open until QA
-    closes it. The description says what happened and is required."""
+    """Open a deviation, against ``lot``, against a ``donation`` still in processing (no lot
+    yet), or against neither; it stays open until QA closes it. The description says what
+    happened and is required. A limit excursion is always against a donation (or its lot):
+    the authorisation is for that donation's cells only."""
     category = _category(category)
     text = _required_text(description, "description", "A description of what happened")
+    if lot is not None and donation is not None and lot.donation_id != donation.id:
+        raise InvalidInput(
+            f"Lot {lot.lot_number} was not made from donation {donation.din}.",
+            errors={"donation": ["Not the lot's donation."]},
+        )
+    donation_id = lot.donation_id if lot else donation.id if donation else None
+    if category is DeviationCategory.LIMIT_EXCURSION and donation_id is None:
+        raise InvalidInput(
+            "A limit excursion is against the donation (DIN) or lot whose cells go beyond the "
+            "limit.",
+            errors={"donation": ["Name the donation or the lot."]},
+        )
     deviation = Deviation(
         lot_id=lot.id if lot else None,
-        donation_id=lot.donation_id if lot else None,
+        donation_id=donation_id,
         category=category.value,
         description=text,
         status=DeviationStatus.OPEN.value,
@@ -66,6 +92,7 @@ def open_deviation(
         entity_id=deviation.id,
         changes={
             "lot": (None, lot.lot_number if lot else None),
+            "donation_id": (None, donation_id),
             "category": (None, category.value),
             "description": (None, text),
             "status": (None, DeviationStatus.OPEN.value),
@@ -123,6 +150,212 @@ def close_deviation(
         },
     )
     return signature
+
+
+def authorise_excursion(
+    session: Session,
+    deviation: Deviation,
+    *,
+    max_passage: int | None,
+    max_cumulative_pd: float | None,
+    justification: str,
+    user: User,
+    password: str,
+    now: dt.datetime,
+) -> ExcursionAuthorisation:
+    """QA authorises an open limit-excursion deviation: the donation's cells may be taken up
+    to ``max_passage`` and/or ``max_cumulative_pd``, beyond the product's limits, for the
+    reason given. Signed (password re-entered, meaning ``AUTHORISE_MEANING``).
+
+    Only QA may sign it; only once per deviation; only values beyond the product's limits
+    (within them nothing needs authorising). Release stays blocked by the lot's limit flags.
+    """
+    if not has_permission(user.roles, Permission.CLOSE_DEVIATIONS):
+        raise PermissionDenied(
+            "Only Quality assurance may authorise going beyond a product limit.",
+            title="QA signature required",
+        )
+    if deviation.category != DeviationCategory.LIMIT_EXCURSION.value:
+        raise Conflict(
+            f"Deviation #{deviation.id} is a {DeviationCategory(deviation.category).label} "
+            "deviation; only a limit-excursion deviation authorises going beyond a limit.",
+            title="Not a limit excursion",
+        )
+    if deviation.status != DeviationStatus.OPEN.value:
+        raise Conflict(
+            f"Deviation #{deviation.id} is closed; a closed deviation authorises nothing.",
+            title="Deviation closed",
+        )
+    if deviation.authorisation is not None:
+        raise _already_authorised(deviation.authorisation)
+    text = _required_text(justification, "justification", "Why the limit may be exceeded")
+    if max_passage is None and max_cumulative_pd is None:
+        raise InvalidInput(
+            "Name the highest passage or the highest cumulative PD you authorise (or both).",
+            errors={
+                "max_passage": ["One of the two is required."],
+                "max_cumulative_pd": ["One of the two is required."],
+            },
+        )
+    limits = product_limits(session.get(Donation, deviation.donation_id))
+    if max_passage is not None and max_passage <= limits.max_passage:
+        raise InvalidInput(
+            f"P{max_passage} is within the product's maximum P{limits.max_passage}; an "
+            "authorisation names a passage beyond it.",
+            errors={"max_passage": [f"Above P{limits.max_passage}."]},
+        )
+    if max_cumulative_pd is not None and not (
+        limits.max_cumulative_pd < max_cumulative_pd < float("inf")
+    ):
+        raise InvalidInput(
+            f"CPD {max_cumulative_pd:g} is not beyond the product's maximum "
+            f"{limits.max_cumulative_pd:g}; an authorisation names a CPD beyond it.",
+            errors={"max_cumulative_pd": [f"Above {limits.max_cumulative_pd:g}."]},
+        )
+    authorisation = ExcursionAuthorisation(
+        deviation_id=deviation.id,
+        max_passage=max_passage,
+        max_cumulative_pd=max_cumulative_pd,
+        justification=text,
+        authorised_at=now,
+        authorised_by_id=user.id,
+    )
+    session.add(authorisation)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:  # another QA user authorised it a moment ago
+        session.expire(deviation)
+        raise _already_authorised(deviation.authorisation) from None
+    set_committed_value(authorisation, "deviation", deviation)
+    set_committed_value(deviation, "authorisation", authorisation)
+    signature = signatures.sign(
+        session, record=authorisation, meaning=AUTHORISE_MEANING, user=user, password=password,
+        now=now,
+    )
+    audit.record(
+        session,
+        actor=user,
+        at=now,
+        action="deviation.excursion_authorised",
+        entity_type="deviation",
+        entity_id=deviation.id,
+        changes={
+            "max_passage": (None, max_passage),
+            "max_cumulative_pd": (None, max_cumulative_pd),
+            "justification": (None, text),
+            "signature_id": (None, signature.id),
+        },
+    )
+    return authorisation
+
+
+@dataclass(frozen=True)
+class ProductLimits:
+    """The product's processing limits a step is held to (DOMAIN.md §4)."""
+
+    max_passage: int
+    max_cumulative_pd: float
+    product: str
+
+
+def product_limits(donation: Donation | None) -> ProductLimits:
+    """The limits of the product version ``donation`` was registered under."""
+    if donation is None:
+        raise Conflict("This deviation names no donation; it cannot authorise a limit excursion.")
+    product = donation.product_definition
+    parameters = product.parameters
+    return ProductLimits(
+        max_passage=int(parameters["max_passage"]),
+        max_cumulative_pd=float(parameters["max_cumulative_population_doublings"]),
+        product=f"{product.code} v{product.version}",
+    )
+
+
+def authorising_excursion(
+    session: Session,
+    deviation_id: int | None,
+    *,
+    donation: Donation,
+    passage: int,
+    cumulative_pd: float,
+    step: str,
+) -> Deviation | None:
+    """The deviation that authorises a step making cells at ``passage`` and ``cumulative_pd``
+    from ``donation``; ``None`` when the step is within the product's limits.
+
+    Beyond a limit, the step is refused unless ``deviation_id`` names an open limit-excursion
+    deviation of this donation whose QA authorisation is validly signed by QA and covers the
+    values reached (DOMAIN.md §7: "refused unless QA signs a deviation").
+    """
+    limits = product_limits(donation)
+    over = []
+    if passage > limits.max_passage:
+        over.append(f"passage P{passage} (maximum P{limits.max_passage})")
+    if cumulative_pd > limits.max_cumulative_pd:
+        over.append(
+            f"cumulative PD {cumulative_pd:.1f} (maximum {limits.max_cumulative_pd:g})"
+        )
+    if not over:
+        return None
+    beyond = f"This {step} would take the cells of donation {donation.din} beyond the limits of {limits.product}: {' and '.join(over)}"  # noqa: E501
+    if deviation_id is None:
+        raise Conflict(
+            f"{beyond}. It is refused. To go on, open a limit-excursion deviation for this "
+            "donation, have QA authorise it with a signed justification, and record the step "
+            "again naming that deviation.",
+            errors={"deviation_id": ["A QA-authorised limit-excursion deviation is required."]},
+            title="Product limit exceeded",
+        )
+    deviation = session.get(Deviation, deviation_id)
+    if deviation is None:
+        raise InvalidInput(
+            f"There is no deviation #{deviation_id}.",
+            errors={"deviation_id": ["Unknown deviation."]},
+        )
+    problem = _why_not_authorising(session, deviation, donation, passage, cumulative_pd)
+    if problem:
+        raise Conflict(
+            f"{beyond}. Deviation #{deviation.id} does not authorise it: {problem}.",
+            errors={"deviation_id": [problem[0].upper() + problem[1:] + "."]},
+            title="Product limit exceeded",
+        )
+    return deviation
+
+
+def _why_not_authorising(
+    session: Session, deviation: Deviation, donation: Donation, passage: int, cpd: float
+) -> str | None:
+    if deviation.category != DeviationCategory.LIMIT_EXCURSION.value:
+        return f"it is a {DeviationCategory(deviation.category).label} deviation"
+    if deviation.donation_id != donation.id:
+        return f"it is for another donation, not {donation.din}"
+    if deviation.status != DeviationStatus.OPEN.value:
+        return "it is closed"
+    authorisation = deviation.authorisation
+    if authorisation is None:
+        return "QA has not authorised it"
+    signed = [
+        m
+        for m in signatures.manifest(session, authorisation)
+        if m.meaning == AUTHORISE_MEANING and m.valid
+    ]
+    if not signed or not has_permission(
+        authorisation.authorised_by.roles, Permission.CLOSE_DEVIATIONS
+    ):
+        return "its authorisation carries no valid QA signature"
+    limits = product_limits(donation)
+    if passage > limits.max_passage and (
+        authorisation.max_passage is None or passage > authorisation.max_passage
+    ):
+        allowed = authorisation.max_passage
+        return f"it authorises {'no passage beyond the limit' if allowed is None else f'up to P{allowed}'}, not P{passage}"  # noqa: E501
+    if cpd > limits.max_cumulative_pd and (
+        authorisation.max_cumulative_pd is None or cpd > authorisation.max_cumulative_pd
+    ):
+        allowed_cpd = authorisation.max_cumulative_pd
+        return f"it authorises {'no CPD beyond the limit' if allowed_cpd is None else f'up to CPD {allowed_cpd:g}'}, not CPD {cpd:.1f}"  # noqa: E501
+    return None
 
 
 def has_open_deviation(session: Session, lot: Lot) -> bool:
@@ -189,6 +422,17 @@ def _required_text(value: str | None, field: str, what: str) -> str:
             errors={field: [f"At most {MAX_TEXT} characters."]},
         )
     return text
+
+
+def _already_authorised(authorisation: ExcursionAuthorisation | None) -> Conflict:
+    if authorisation is None:
+        return Conflict("This deviation was authorised a moment ago.", title="Already authorised")
+    return Conflict(
+        f"Deviation #{authorisation.deviation_id} was already authorised by "
+        f"{authorisation.authorised_by.full_name} ({authorisation.limits_text}); an "
+        "authorisation is never changed. Open a new deviation for more.",
+        title="Already authorised",
+    )
 
 
 def _already_closed(deviation: Deviation) -> Conflict:

@@ -26,7 +26,9 @@ def cumulative_after(parent_cpds: Iterable[float | None], doublings: float | Non
     Vessels pooled into one harvest may come from different branches; the highest CPD among
     them is carried on, so the limit is never understated. An unknown PD (an explant culture
     whose seeding could not be counted) adds nothing: CPD counts from the first counted seeding.
+    Nor does a negative PD (fewer cells harvested than seeded): cells lost do not make the
+    survivors younger, and letting the CPD go down would understate it against the limit.
     """
     known = [cpd for cpd in parent_cpds if cpd is not None]
     start = max(known) if known else 0.0
-    return start + (doublings or 0.0)
+    return start + max(doublings or 0.0, 0.0)

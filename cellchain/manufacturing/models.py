@@ -165,8 +165,12 @@ class ProcessingStep(db.Model):
     cumulative_pd: Mapped[float | None] = mapped_column(Float)
     lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"))
     notes: Mapped[str | None] = mapped_column(Text)
+    #: the limit-excursion deviation, authorised by QA, this step relied on to go beyond the
+    #: product's max passage or max CPD; null for a step within the limits
+    deviation_id: Mapped[int | None] = mapped_column(ForeignKey("deviations.id"))
 
     performed_by: Mapped[User] = relationship()
+    deviation: Mapped[Deviation | None] = relationship()
     units: Mapped[list[StepUnit]] = relationship(back_populates="step", order_by="StepUnit.unit_id")
     materials: Mapped[list[StepMaterial]] = relationship(back_populates="step")
     equipment: Mapped[list[StepEquipment]] = relationship(back_populates="step")
@@ -298,6 +302,9 @@ class DeviationCategory(LabelledEnum):
     MATERIAL = "material"
     STORAGE_EXCURSION = "storage_excursion"
     OUT_OF_SPECIFICATION = "out_of_specification"  #: an OOS release-test result
+    #: cells taken beyond the product's max passage or max CPD; steps may go on only once QA
+    #: has authorised it with a signed justification (``ExcursionAuthorisation``)
+    LIMIT_EXCURSION = "limit_excursion"
     DOCUMENTATION = "documentation"
     OTHER = "other"
 
@@ -328,6 +335,10 @@ class Deviation(db.Model):
     lot: Mapped[Lot | None] = relationship()
     opened_by: Mapped[User | None] = relationship(foreign_keys=[opened_by_id])
     closed_by: Mapped[User | None] = relationship(foreign_keys=[closed_by_id])
+    #: QA's authorisation of a limit excursion, if this is one and QA has signed it
+    authorisation: Mapped[ExcursionAuthorisation | None] = relationship(
+        viewonly=True, uselist=False
+    )
 
     @property
     def signature_entity_id(self) -> str:
@@ -342,6 +353,66 @@ class Deviation(db.Model):
             "description": self.description,
             "resolution": self.resolution,
         }
+
+
+class ExcursionAuthorisation(db.Model):
+    """QA's signed authorisation to take a donation's cells beyond the product's max passage
+    or max CPD, up to the values it names, for the reason it gives (DOMAIN.md §7).
+
+    One per limit-excursion deviation; a step beyond a limit names the deviation and is
+    refused unless this authorisation covers it. It is a record of its own, so that its
+    signature stays valid when the deviation is later closed.
+    """
+
+    __tablename__ = "excursion_authorisations"
+    __table_args__ = (
+        CheckConstraint(
+            "max_passage IS NOT NULL OR max_cumulative_pd IS NOT NULL", name="names_a_limit"
+        ),
+    )
+    signature_entity_type: ClassVar[str] = "excursion_authorisation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deviation_id: Mapped[int] = mapped_column(ForeignKey("deviations.id"), unique=True)
+    #: the highest passage allowed under this authorisation (null: passage not authorised)
+    max_passage: Mapped[int | None] = mapped_column(Integer)
+    #: the highest cumulative PD allowed under it (null: CPD not authorised)
+    max_cumulative_pd: Mapped[float | None] = mapped_column(Float)
+    #: why QA accepts going beyond the limit
+    justification: Mapped[str] = mapped_column(Text)
+    authorised_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    authorised_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    deviation: Mapped[Deviation] = relationship()
+    authorised_by: Mapped[User] = relationship()
+
+    @property
+    def signature_entity_id(self) -> str:
+        return str(self.id)
+
+    def signed_content(self) -> dict[str, Any]:
+        """The signature covers which deviation and donation, the limits and the reason."""
+        return {
+            "id": self.id,
+            "deviation_id": self.deviation_id,
+            "donation_id": self.deviation.donation_id,
+            "description": self.deviation.description,
+            "max_passage": None if self.max_passage is None else int(self.max_passage),
+            "max_cumulative_pd": (
+                None if self.max_cumulative_pd is None else float(self.max_cumulative_pd)
+            ),
+            "justification": self.justification,
+        }
+
+    @property
+    def limits_text(self) -> str:
+        """What it allows, in words: "up to P6", "up to CPD 45", or both."""
+        parts = []
+        if self.max_passage is not None:
+            parts.append(f"up to P{self.max_passage}")
+        if self.max_cumulative_pd is not None:
+            parts.append(f"up to CPD {self.max_cumulative_pd:g}")
+        return " and ".join(parts)
 
 
 class StoragePosition(db.Model):

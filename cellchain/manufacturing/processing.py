@@ -3,8 +3,11 @@
 Every step records who, when, the units that went in and came out (through the chain core, so
 pooling across donations is refused and used-up vessels cannot be used again), the counts, the
 material lots consumed and the equipment used. Population doublings are computed from the
-counts. A step that would exceed a product limit is recorded, and the lot it ends in carries a
-flag that blocks its release.
+counts. A step whose cells would go beyond the product's max passage or max CPD is refused
+unless it names a limit-excursion deviation that QA authorised with a signed justification
+(``deviations.authorising_excursion``); the step records that deviation, and the lot it ends
+in carries a flag for each limit exceeded, which blocks its release. DMSO outside its range
+flags the lot too.
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ from cellchain.core.types import canonical_json
 from cellchain.donors import service as donors
 from cellchain.donors.models import Donation, DonationStatus, Eligibility
 from cellchain.errors import Conflict, InvalidInput, NotFound
-from cellchain.manufacturing import resources, storage
+from cellchain.manufacturing import deviations, resources, storage
 from cellchain.manufacturing.doublings import cumulative_after, population_doublings
 from cellchain.manufacturing.models import (
     CellRecord,
+    Deviation,
     Equipment,
     EquipmentKind,
     Lot,
@@ -66,6 +70,9 @@ class StepContext:
     #: where the new units are put; by default the incubator among the equipment
     location: str | None = None
     notes: str | None = None
+    #: the limit-excursion deviation, authorised by QA, that allows this step to take the
+    #: cells beyond the product's max passage or max CPD (needed only then)
+    deviation_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -283,8 +290,9 @@ def fill_lot(
 ) -> Lot:
     """Final harvest, formulation and fill into the cryobags of a new lot (in quarantine).
 
-    The lot is flagged, not refused, when it exceeds the product's passage, CPD or DMSO limits;
-    a flag blocks its release.
+    Beyond the product's passage or CPD limit the fill is refused unless a QA-authorised
+    deviation allows it; the lot is then flagged for each limit exceeded (DMSO outside its
+    range too), and a flag blocks its release.
     """
     donation = _donation_of(vessels_in)
     _require_processable(donation, started=True)
@@ -301,6 +309,7 @@ def fill_lot(
     _check_fill_count(fill.bag_count * total_per_bag, harvest)
     done = _context(session, context, actor=actor, now=now, after=vessels_in)
     figures.days_in_culture = _days_in_culture(session, vessels_in, done.performed_at)
+    _excursion(session, donation, figures, StepKind.FILL, done)  # refused before the lot is made
     product = donation.product_definition
     lot = Lot(
         lot_number=_next_lot_number(session, donation),
@@ -725,9 +734,14 @@ def _record(
     method: str | None = None,
     lot: Lot | None = None,
 ) -> ProcessingStep:
-    """Write the step, its units (through the chain core), cell records, materials, equipment."""
+    """Write the step, its units (through the chain core), cell records, materials, equipment.
+
+    Every step that makes cells passes here, so the product's passage and CPD limits are
+    enforced here for all of them: beyond a limit, only with a QA-authorised deviation.
+    """
     context, performed_at, actor, now = done.context, done.performed_at, done.actor, done.now
     materials, equipment = done.materials, done.equipment
+    excursion = _excursion(session, donation, figures, kind, done) if outputs else None
     made: list[Unit] = []
     if outputs and operation is not None:
         by_kind = outputs[0][0]
@@ -759,6 +773,7 @@ def _record(
         cumulative_pd=figures.cumulative_pd,
         lot_id=lot.id if lot else None,
         notes=(context.notes or "").strip() or None,
+        deviation_id=excursion.id if excursion else None,
     )
     session.add(step)
     session.flush()
@@ -811,6 +826,21 @@ def _record(
             "cumulative_pd": (None, step.cumulative_pd),
             "materials": (None, [m.label for m in materials]),
             "equipment": (None, [e.code for e in equipment]),
+            **({"limit_excursion_deviation": (None, excursion.id)} if excursion else {}),
         },
     )
     return step
+
+
+def _excursion(
+    session: Session, donation: Donation, figures: _Figures, kind: StepKind, done: _Done
+) -> Deviation | None:
+    """The authorised deviation a step beyond the product's limits relies on (else refused)."""
+    return deviations.authorising_excursion(
+        session,
+        done.context.deviation_id,
+        donation=donation,
+        passage=figures.passage,
+        cumulative_pd=figures.cumulative_pd,
+        step=kind.label,
+    )

@@ -104,6 +104,13 @@ class StepIn(ma.Schema):
     )
     location = ma.fields.String(validate=validate.Length(max=120))
     notes = ma.fields.String(validate=validate.Length(max=4000))
+    deviation_id = ma.fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "The limit-excursion deviation, authorised by QA, that allows "
+            "this step beyond the product's max passage or max CPD (needed only then)"
+        },
+    )
 
     def context(self, data: dict[str, Any]) -> StepContext:
         return StepContext(
@@ -112,6 +119,7 @@ class StepIn(ma.Schema):
             equipment_ids=tuple(data["equipment"]),
             location=data.get("location"),
             notes=data.get("notes"),
+            deviation_id=data.get("deviation_id"),
         )
 
 
@@ -208,6 +216,10 @@ class StepOut(ma.Schema):
     cumulative_pd = ma.fields.Float(allow_none=True)
     lot_id = ma.fields.Integer(allow_none=True)
     notes = ma.fields.String(allow_none=True)
+    deviation_id = ma.fields.Integer(
+        allow_none=True,
+        metadata={"description": "The QA-authorised limit excursion this step relied on"},
+    )
     inputs = ma.fields.Method("dump_inputs")
     outputs = ma.fields.Method("dump_outputs")
     materials = ma.fields.Method("dump_materials")
@@ -257,7 +269,31 @@ class LotOut(ma.Schema):
     bag_count = ma.fields.Integer()
 
 
+class ExcursionOut(ma.Schema):
+    """A step that went beyond a product limit, and QA's authorisation it relied on."""
+
+    step_id = ma.fields.Integer()
+    kind = ma.fields.String()
+    performed_at = ma.fields.AwareDateTime()
+    passage = ma.fields.Integer()
+    cumulative_pd = ma.fields.Float()
+    exceeded = ma.fields.List(ma.fields.String(), metadata={"description": "Limits exceeded"})
+    deviation_id = ma.fields.Integer()
+    deviation_status = ma.fields.String()
+    max_passage = ma.fields.Integer(allow_none=True)
+    max_cumulative_pd = ma.fields.Float(allow_none=True)
+    justification = ma.fields.String()
+    authorised_by = ma.fields.String()
+    authorised_at = ma.fields.AwareDateTime(allow_none=True)
+    signature_valid = ma.fields.Boolean()
+
+
 class BatchRecordOut(LotOut):
+    excursions = ma.fields.List(
+        ma.fields.Nested(ExcursionOut),
+        metadata={"description": "Steps beyond the product's limits, each with its authorisation"},
+    )
     steps = ma.fields.List(ma.fields.Nested(StepOut))
     bags = ma.fields.List(ma.fields.Nested(BagOut))
     open_deviations = ma.fields.List(ma.fields.Dict())
+    recalls = recalls_field()

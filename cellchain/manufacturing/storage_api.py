@@ -19,6 +19,7 @@ from cellchain.core import signatures
 from cellchain.core.roles import Permission
 from cellchain.core.schemas import SignatureOut, SiteDateTime
 from cellchain.core.signatures import SignatureManifest
+from cellchain.donors import service as donors
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, unit_of_work
 from cellchain.manufacturing import deviations, processing, resources, storage
@@ -85,12 +86,36 @@ class DeviationOpenIn(DeviationBaseIn):
     lot_id = ma.fields.Integer(
         strict=True, allow_none=True, metadata={"description": "The lot concerned, if any"}
     )
+    donation_id = ma.fields.Integer(
+        strict=True,
+        allow_none=True,
+        metadata={
+            "description": "The donation concerned, when there is no lot yet (required for a "
+            "limit excursion without a lot)"
+        },
+    )
 
 
 class DeviationFormIn(DeviationBaseIn):
-    """The page's form names the lot by its number (optional)."""
+    """The page's form names the lot by its number, or the donation by its DIN (optional)."""
 
     lot_number = ma.fields.String(validate=validate.Length(max=40))
+    din = ma.fields.String(validate=validate.Length(max=40))
+
+
+class ExcursionAuthoriseIn(ma.Schema):
+    """QA authorises a limit excursion: up to which passage and/or CPD, and why."""
+
+    max_passage = ma.fields.Integer(
+        allow_none=True, metadata={"description": "Highest passage allowed (P number)"}
+    )
+    max_cumulative_pd = ma.fields.Float(
+        allow_none=True, allow_nan=False, metadata={"description": "Highest CPD allowed"}
+    )
+    justification = ma.fields.String(
+        required=True, validate=validate.Length(min=1, max=deviations.MAX_TEXT)
+    )
+    password = ma.fields.String(required=True, load_only=True)
 
 
 class DeviationCloseIn(ma.Schema):
@@ -169,8 +194,23 @@ class DeviationOut(ma.Schema):
     resolution = ma.fields.String(allow_none=True)
 
 
+class ExcursionAuthorisationOut(ma.Schema):
+    id = ma.fields.Integer()
+    max_passage = ma.fields.Integer(allow_none=True)
+    max_cumulative_pd = ma.fields.Float(allow_none=True)
+    justification = ma.fields.String()
+    authorised_at = ma.fields.AwareDateTime()
+    authorised_by = ma.fields.String(attribute="authorised_by.username")
+    signatures = ma.fields.List(ma.fields.Nested(SignatureOut))
+
+
 class DeviationDetailOut(DeviationOut):
     signatures = ma.fields.List(ma.fields.Nested(SignatureOut))
+    authorisation = ma.fields.Nested(
+        ExcursionAuthorisationOut,
+        allow_none=True,
+        metadata={"description": "QA's signed authorisation of a limit excursion, if any"},
+    )
 
 
 class ReadingResultOut(ma.Schema):
@@ -222,17 +262,33 @@ def tank_detail(tank: Equipment) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class DeviationDetail:
-    """A deviation with its signatures; reads through to the deviation for its own fields."""
+    """A deviation with its signatures (and those of its authorisation, if any); reads
+    through to the deviation for its own fields."""
 
     deviation: Deviation
     signatures: list[SignatureManifest]
+    authorisation: dict[str, Any] | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.deviation, name)
 
 
 def deviation_detail(deviation: Deviation) -> DeviationDetail:
-    return DeviationDetail(deviation, signatures.manifest(db.session, deviation))
+    found = deviation.authorisation
+    authorisation = (
+        {
+            **{
+                name: getattr(found, name)
+                for name in ("id", "max_passage", "max_cumulative_pd", "justification")
+            },
+            "authorised_at": found.authorised_at,
+            "authorised_by": found.authorised_by,
+            "signatures": signatures.manifest(db.session, found),
+        }
+        if found is not None
+        else None
+    )
+    return DeviationDetail(deviation, signatures.manifest(db.session, deviation), authorisation)
 
 
 # --- storage ------------------------------------------------------------------------------------
@@ -320,10 +376,13 @@ def list_deviations(args: dict[str, Any]) -> Any:
 def open_deviation(data: dict[str, Any]) -> Any:
     """Open a deviation, against a lot or none; an open deviation blocks the lot's release."""
     with unit_of_work() as session:
-        lot_id = data.get("lot_id")
+        lot_id, donation_id = data.get("lot_id"), data.get("donation_id")
         deviation = deviations.open_deviation(
             session,
             lot=processing.get_lot(session, lot_id) if lot_id is not None else None,
+            donation=(
+                donors.get_donation(session, donation_id) if donation_id is not None else None
+            ),
             category=data["category"],
             description=data["description"],
             actor=acting_user(),
@@ -352,6 +411,29 @@ def close_deviation(data: dict[str, Any], deviation_id: int) -> Any:
             session,
             deviation,
             resolution=data["resolution"],
+            user=acting_user(),
+            password=data["password"],
+            now=now(),
+        )
+    return deviation_detail(deviation)
+
+
+@deviations_api.post("/<int:deviation_id>/authorise")
+@requires(Permission.CLOSE_DEVIATIONS)
+@deviations_api.arguments(ExcursionAuthoriseIn)
+@deviations_api.response(200, DeviationDetailOut)
+def authorise_excursion(data: dict[str, Any], deviation_id: int) -> Any:
+    """QA authorises a limit excursion (up to ``max_passage`` and/or ``max_cumulative_pd``,
+    with a justification), signing with their password. Steps beyond the product's limits
+    name this deviation; the lot's release stays blocked by its limit flags."""
+    with unit_of_work() as session:
+        deviation = deviations.get_deviation(session, deviation_id)
+        deviations.authorise_excursion(
+            session,
+            deviation,
+            max_passage=data.get("max_passage"),
+            max_cumulative_pd=data.get("max_cumulative_pd"),
+            justification=data["justification"],
             user=acting_user(),
             password=data["password"],
             now=now(),

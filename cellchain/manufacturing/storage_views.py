@@ -20,6 +20,7 @@ from cellchain.chain import service as chain
 from cellchain.chain.models import Unit
 from cellchain.core import audit, signatures
 from cellchain.core.roles import Permission
+from cellchain.donors import service as donors
 from cellchain.errors import DomainError, InvalidInput, NotFound
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, unit_of_work
@@ -30,6 +31,7 @@ from cellchain.manufacturing.storage_api import (
     DeviationCloseIn,
     DeviationFormIn,
     DeviationQueryIn,
+    ExcursionAuthoriseIn,
     ReadingIn,
     StoreScanIn,
 )
@@ -199,15 +201,21 @@ def open_deviation() -> ResponseReturnValue:
     try:
         data = load_form(DeviationFormIn(), request.form)
         with unit_of_work() as session:
-            lot = None
+            lot = donation = None
             if data.get("lot_number", "").strip():
                 try:
                     lot = processing.find_lot(session, data["lot_number"])
                 except NotFound as error:
                     raise NotFound(error.detail, errors={"lot_number": ["Unknown lot."]}) from None
+            if data.get("din", "").strip():
+                try:
+                    donation = donors.find_donation(session, data["din"])
+                except DomainError as error:
+                    raise InvalidInput(error.detail, errors={"din": [error.detail]}) from None
             deviation = deviations.open_deviation(
                 session,
                 lot=lot,
+                donation=donation,
                 category=data["category"],
                 description=data["description"],
                 actor=acting_user(),
@@ -231,6 +239,20 @@ def _deviation_page(deviation_id: int, error: DomainError | None = None) -> Resp
             session, audit.AuditFilter(entity_type="deviation", entity_id=str(found.id))
         ),
         "meaning": deviations.CLOSE_MEANING,
+        "authorise_meaning": deviations.AUTHORISE_MEANING,
+        "authorisation_manifests": (
+            signatures.manifest(session, found.authorisation) if found.authorisation else []
+        ),
+        "may_authorise": found.category == DeviationCategory.LIMIT_EXCURSION.value
+        and found.status == DeviationStatus.OPEN.value
+        and found.authorisation is None,
+        "donation": donors.get_donation(session, found.donation_id) if found.donation_id else None,
+        "limits": (
+            deviations.product_limits(donors.get_donation(session, found.donation_id))
+            if found.category == DeviationCategory.LIMIT_EXCURSION.value and found.donation_id
+            else None
+        ),
+        "which": request.endpoint if error else None,
         "form": {},
         "error": None,
         "errors": {},
@@ -265,3 +287,28 @@ def close_deviation(deviation_id: int) -> ResponseReturnValue:
         return _deviation_page(deviation_id, error)
     flash(f"Signed: deviation #{deviation_id} closed.", "success")
     return redirect(url_for("storage.deviation", deviation_id=deviation_id))
+
+
+@blueprint.post("/deviations/<int:deviation_id>/authorise")
+@requires(Permission.CLOSE_DEVIATIONS)
+def authorise_excursion(deviation_id: int) -> ResponseReturnValue:
+    deviations.get_deviation(db.session, deviation_id)  # 404 before anything else
+    try:
+        data = load_form(ExcursionAuthoriseIn(), request.form)
+        with unit_of_work() as session:
+            deviations.authorise_excursion(
+                session,
+                deviations.get_deviation(session, deviation_id),
+                max_passage=data.get("max_passage"),
+                max_cumulative_pd=data.get("max_cumulative_pd"),
+                justification=data["justification"],
+                user=acting_user(),
+                password=data["password"],
+                now=now(),
+            )
+    except DomainError as error:
+        db.session.rollback()
+        return _deviation_page(deviation_id, error)
+    flash(f"Signed: limit excursion of deviation #{deviation_id} authorised.", "success")
+    return redirect(url_for("storage.deviation", deviation_id=deviation_id))
+

@@ -10,8 +10,9 @@ import pytest
 
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
-from cellchain.manufacturing import processing, resources
+from cellchain.manufacturing import deviations, processing, resources
 from cellchain.manufacturing.models import EquipmentKind, MaterialCategory
+from tests.conftest import TEST_PASSWORD
 
 
 @dataclass
@@ -48,14 +49,19 @@ class Bench:
         return [row.unit for row in step.units if row.role == "output"]
 
     def passage(
-        self, vessels: list[Any], harvested: float, seed: list[float], fmt: str = "T175"
+        self,
+        vessels: list[Any],
+        harvested: float,
+        seed: list[float],
+        fmt: str = "T175",
+        deviation_id: int | None = None,
     ) -> Any:
         step = processing.passage(
             db.session,
             vessels_in=vessels,
             harvest=processing.Harvest(cells=harvested, viability_percent=95.0),
             vessels_out=[processing.Vessel(fmt, cells) for cells in seed],
-            context=self.context(),
+            context=self.context(deviation_id=deviation_id),
             actor=self.lab.tech,
             now=utcnow(),
         )
@@ -65,6 +71,7 @@ class Bench:
     def fill(self, vessels: list[Any], harvested: float, bags: int = 10, **fill: Any) -> Any:
         values = {"bag_count": bags, "volume_ml": 20.0, "total_cells_per_ml": 5.0e6}
         values["dmso_percent"] = 10.0
+        deviation_id = fill.pop("deviation_id", None)
         values.update(fill)
         lot = processing.fill_lot(
             db.session,
@@ -72,13 +79,47 @@ class Bench:
             harvest=processing.Harvest(cells=harvested, viability_percent=93.0),
             fill=processing.Fill(**values),
             context=self.context(
-                material_lot_ids=(self.materials["dmso"].id, self.materials["albumin"].id)
+                material_lot_ids=(self.materials["dmso"].id, self.materials["albumin"].id),
+                deviation_id=deviation_id,
             ),
             actor=self.lab.tech,
             now=utcnow(),
         )
         db.session.commit()
         return lot
+
+
+    def p5(self, donation: Any) -> list[Any]:
+        """One vessel of ``donation`` at P5, the product's last passage (CPD 10)."""
+        vessels = self.outputs(self.isolate(donation, vessels=1, cells=1.0e5))
+        for _ in range(5):
+            vessels = self.outputs(self.passage(vessels, harvested=4.0e5, seed=[1.0e5]))
+        return vessels
+
+    def authorised_excursion(self, donation: Any, **limits: Any) -> Any:
+        """A limit-excursion deviation of ``donation``, authorised by QA up to ``limits``
+        (``max_passage``, ``max_cumulative_pd``)."""
+        deviation = deviations.open_deviation(
+            db.session,
+            lot=None,
+            donation=donation,
+            category="limit_excursion",
+            description="P6 needed to reach the dose for AS-007",
+            actor=self.lab.tech,
+            now=utcnow(),
+        )
+        deviations.authorise_excursion(
+            db.session,
+            deviation,
+            max_passage=limits.get("max_passage"),
+            max_cumulative_pd=limits.get("max_cumulative_pd"),
+            justification="Karyotype and potency are tested on this lot before any use",
+            user=self.lab.qa,
+            password=TEST_PASSWORD,
+            now=utcnow(),
+        )
+        db.session.commit()
+        return deviation
 
 
 @pytest.fixture

@@ -142,11 +142,13 @@ def test_without_dejavu_the_built_in_fonts_print_the_same_record(bench, monkeypa
 
 def test_limit_flags_are_shown(bench):
     donation = bench.lab.eligible_donation()
-    vessels = bench.outputs(bench.isolate(donation, vessels=1, cells=1.0e5))
-    for _ in range(6):
-        vessels = bench.outputs(bench.passage(vessels, harvested=4.0e5, seed=[1.0e5]))
+    deviation = bench.authorised_excursion(donation, max_passage=6)
+    vessels = bench.outputs(
+        bench.passage(bench.p5(donation), harvested=4.0e5, seed=[1.0e5], deviation_id=deviation.id)
+    )
     lot = bench.fill(
-        vessels, harvested=4.0e5, bags=1, volume_ml=1, total_cells_per_ml=1e5, dmso_percent=12
+        vessels, harvested=4.0e5, bags=1, volume_ml=0.01, dmso_percent=12,
+        deviation_id=deviation.id,
     )
     assert lot.limit_flags
     text = squeeze(" ".join(pages_text(render(lot))))
@@ -154,6 +156,8 @@ def test_limit_flags_are_shown(bench):
     for flag in lot.limit_flags:
         assert flag in text
     assert "Limit flags none" not in text
+    assert f"under deviation #{deviation.id} (open), authorised up to P6 by" in text
+    assert "signature VALID" in text
 
 
 def test_deviations_are_listed_with_what_people_typed_kept_as_text(bench):

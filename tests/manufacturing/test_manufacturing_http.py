@@ -201,10 +201,11 @@ def test_the_bench_pages_record_a_passage_from_a_scanned_vessel(bench, clients):
 
 def test_the_lot_page_shows_the_tree_bags_and_flags(bench, clients):
     donation = bench.lab.eligible_donation()
-    vessels = bench.outputs(bench.isolate(donation, vessels=1, cells=1e5))
-    for _ in range(6):
-        vessels = bench.outputs(bench.passage(vessels, harvested=4e5, seed=[1e5]))
-    lot = bench.fill(vessels, harvested=4e5, bags=2, volume_ml=1, total_cells_per_ml=1e5)
+    deviation = bench.authorised_excursion(donation, max_passage=6)
+    vessels = bench.outputs(
+        bench.passage(bench.p5(donation), harvested=4e5, seed=[1e5], deviation_id=deviation.id)
+    )
+    lot = bench.fill(vessels, harvested=4e5, bags=2, volume_ml=0.01, deviation_id=deviation.id)
     page = clients.web(bench.lab.qc).get(f"/lots/{lot.id}").get_data(as_text=True)
     assert lot.lot_number in page and "QUARANTINE" in page
     assert "passage P6 exceeds the maximum P5" in page

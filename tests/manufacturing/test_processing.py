@@ -7,6 +7,7 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from cellchain.chain import service as chain
 from cellchain.core.types import utcnow
@@ -14,6 +15,7 @@ from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import db
 from cellchain.manufacturing import processing
 from cellchain.manufacturing.doublings import cumulative_after, population_doublings
+from cellchain.manufacturing.models import ProcessingStep
 
 counts = st.floats(min_value=1.0, max_value=1e12, allow_nan=False, allow_infinity=False)
 
@@ -29,6 +31,7 @@ def test_population_doublings_is_log2_of_the_fold_expansion(seeded, harvested):
 @given(counts, counts, counts)
 def test_doublings_of_consecutive_passages_add_up(a, b, c):
     # seeding a, harvesting b, then seeding b and harvesting c: as one expansion a → c
+    a, b, c = sorted((a, b, c))  # expansions; a loss adds nothing (next tests)
     total = cumulative_after(
         [cumulative_after([0.0], population_doublings(a, b))], population_doublings(b, c)
     )
@@ -41,8 +44,20 @@ def test_doublings_of_consecutive_passages_add_up(a, b, c):
     st.one_of(st.none(), st.floats(-5, 15)),
 )
 def test_the_highest_parent_cpd_is_carried_on(parents, pd):
-    expected = max([p for p in parents if p is not None], default=0.0) + (pd or 0.0)
+    expected = max([p for p in parents if p is not None], default=0.0) + max(pd or 0.0, 0.0)
     assert cumulative_after(parents, pd) == expected
+
+
+def test_a_harvest_below_the_seeding_never_lowers_the_cpd(bench):
+    # 39.5 doublings, then a passage losing cells: the CPD stays 39.5, it does not drop to
+    # 38.5 and hide a later excursion beyond 40
+    assert cumulative_after([39.5], population_doublings(2.0e6, 1.0e6)) == 39.5
+    donation = bench.lab.eligible_donation()
+    vessels = bench.outputs(bench.isolate(donation, vessels=1, cells=1.0e6))
+    up = bench.passage(vessels, harvested=8.0e6, seed=[2.0e6])
+    down = bench.passage(bench.outputs(up), harvested=1.0e6, seed=[1.0e6])
+    assert math.isclose(down.population_doublings, -1.0)  # recorded as counted
+    assert math.isclose(down.cumulative_pd, up.cumulative_pd)  # not lowered
 
 
 @pytest.mark.parametrize(("seeded", "harvested"), [(0, 1), (1, 0), (-1, 5), (math.nan, 2)])
@@ -79,29 +94,46 @@ def test_p0_to_p3_and_a_fill_of_ten_bags(bench):
     assert donation.units[0].id in {step.unit.id for step in back}
 
 
-def test_exceeding_the_passage_limit_is_recorded_and_flags_the_lot(bench):
+def test_a_passage_beyond_the_limit_is_authorised_by_qa_and_flags_the_lot(bench):
     donation = bench.lab.eligible_donation()
-    vessels = bench.outputs(bench.isolate(donation, vessels=1, cells=1.0e5))
-    for _ in range(6):
-        vessels = bench.outputs(bench.passage(vessels, harvested=4.0e5, seed=[1.0e5]))
+    vessels = bench.p5(donation)
+    deviation = bench.authorised_excursion(donation, max_passage=6)
+    step = bench.passage(vessels, harvested=4.0e5, seed=[1.0e5], deviation_id=deviation.id)
+    assert step.passage == 6 and step.deviation_id == deviation.id
     lot = bench.fill(
-        vessels, harvested=4.0e5, bags=1, volume_ml=1, total_cells_per_ml=1e5, dmso_percent=12
+        bench.outputs(step),
+        harvested=4.0e5,
+        bags=1,
+        volume_ml=0.01,
+        dmso_percent=12,
+        deviation_id=deviation.id,
     )
     assert lot.final_passage == 6
     assert lot.limit_flags == [
         "passage P6 exceeds the maximum P5",
         "DMSO 12 % is outside 5–10 %",
     ]
+    fill_step = db.session.scalars(
+        select(ProcessingStep).where(ProcessingStep.lot_id == lot.id)
+    ).one()
+    assert fill_step.deviation_id == deviation.id
 
 
 def test_cpd_limit_flags_the_lot(bench):
     donation = bench.lab.eligible_donation()
     vessels = bench.outputs(bench.isolate(donation, vessels=1, cells=100.0))
-    for _ in range(3):  # 100 → 1.6e7 cells is 17.3 doublings a passage
-        step = bench.passage(vessels, harvested=1.6e7, seed=[100.0])
-        vessels = bench.outputs(step)
-    assert step.cumulative_pd > 40
-    lot = bench.fill(vessels, harvested=1.6e7, bags=1, volume_ml=1, total_cells_per_ml=1e6)
+    for _ in range(2):  # 100 → 1.6e7 cells is 17.3 doublings a passage
+        vessels = bench.outputs(bench.passage(vessels, harvested=1.6e7, seed=[100.0]))
+    with pytest.raises(Conflict, match=r"cumulative PD 51\.9 \(maximum 40\)") as refused:
+        bench.passage(vessels, harvested=1.6e7, seed=[100.0])
+    assert refused.value.errors["deviation_id"]
+    db.session.rollback()
+    deviation = bench.authorised_excursion(donation, max_cumulative_pd=70)
+    step = bench.passage(vessels, harvested=1.6e7, seed=[100.0], deviation_id=deviation.id)
+    assert step.cumulative_pd > 40 and step.deviation_id == deviation.id
+    lot = bench.fill(
+        bench.outputs(step), harvested=1.6e7, bags=1, volume_ml=0.01, deviation_id=deviation.id
+    )
     assert lot.limit_flags == [
         f"cumulative PD {lot.final_cumulative_pd:.1f} exceeds the maximum 40"
     ]
