@@ -224,8 +224,10 @@ class DoseOrder(db.Model):
     visit: Mapped[str] = mapped_column(String(10))
     planned_on: Mapped[dt.date] = mapped_column(Date)
     weight_id: Mapped[int] = mapped_column(ForeignKey("weights.id"))
+    #: viable cells: dose per kg × weight
     target_cells: Mapped[float] = mapped_column(Float)
     volume_ml: Mapped[float] = mapped_column(Float)
+    #: viable cells: rounded volume × the bags' total cells per mL × release viability (once)
     delivered_cells: Mapped[float] = mapped_column(Float)
     deviation_percent: Mapped[float] = mapped_column(Float)
     dmso_g_per_kg: Mapped[float] = mapped_column(Float)
@@ -293,6 +295,7 @@ class DoseBag(db.Model):
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), primary_key=True)
     position: Mapped[int] = mapped_column(Integer)
     volume_ml: Mapped[float] = mapped_column(Float)
+    #: viable cells drawn from this bag (volume × its total cells per mL × release viability)
     cells: Mapped[float] = mapped_column(Float)
     whole_bag: Mapped[bool] = mapped_column(Boolean)
 
