@@ -26,6 +26,7 @@ from cellchain.core.roles import Permission
 from cellchain.core.schemas import ScanQueryIn
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, unit_of_work
+from cellchain.traceability.notices import recalls_naming
 from cellchain.web.resolve import record_url
 
 units_api = Blueprint(
@@ -43,6 +44,8 @@ class UnitDetail:
     parents: list[dict[str, Any]]
     children: list[dict[str, Any]]
     history: list[UnitEvent]
+    #: the recalls that name the unit
+    recalls: list[Any]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.unit, name)
@@ -56,6 +59,7 @@ def unit_detail(unit: Unit) -> UnitDetail:
         parents=[{"unit": u, "operation": op} for u, op in service.parents_of(session, unit)],
         children=[{"unit": u, "operation": op} for u, op in service.children_of(session, unit)],
         history=service.history(session, unit),
+        recalls=recalls_naming(session, units=[unit.id]).unit(unit.id),
     )
 
 

@@ -11,6 +11,7 @@ from cellchain.chain.models import CUSTODY_EVENTS, LineageOperation, UnitKind
 from cellchain.chain.service import MAX_UNITS_PER_STEP
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.schemas import IdentifierOut, SiteDateTime
+from cellchain.traceability.notice_schemas import recalls_field
 
 CUSTODY_CHOICES = [event.value for event in CUSTODY_EVENTS]
 
@@ -56,6 +57,7 @@ class UnitDetailOut(UnitOut):
     parents = ma.fields.List(ma.fields.Nested(RelativeOut))
     children = ma.fields.List(ma.fields.Nested(RelativeOut))
     history = ma.fields.List(ma.fields.Nested(UnitEventOut))
+    recalls = recalls_field()
 
 
 class TraceStepOut(ma.Schema):

@@ -15,6 +15,7 @@ from cellchain.core.roles import Permission
 from cellchain.errors import DomainError, NotFound
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, unit_of_work
+from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form
 from cellchain.web.resolve import register_record_page
 
@@ -34,6 +35,7 @@ def _unit_page(unit: Unit, error: DomainError | None = None) -> str:
         history=service.history(session, unit),
         back=service.trace_back(session, unit),
         forward=service.trace_forward(session, unit),
+        recalls=recalls_naming(session, units=[unit.id]).unit(unit.id),
         custody_events=CUSTODY_EVENTS,
         form={k: v for k, v in request.form.items() if k != "csrf_token"} if error else {},
         error=error.detail if error else None,

@@ -17,9 +17,11 @@ from cellchain.clinic.schemas import (
     DecisionIn,
     DispatchIn,
     HandOffIn,
+    InfusionDetailOut,
     InfusionEndIn,
     InfusionOut,
     ScanIn,
+    ShipmentDetailOut,
     ShipmentOut,
     ShipmentReceiptIn,
     SignOffIn,
@@ -32,6 +34,7 @@ from cellchain.dosing import patients
 from cellchain.errors import Conflict, NotFound
 from cellchain.extensions import db
 from cellchain.http import AuditedRefusal, acting_user, now, requires, site_zone, unit_of_work
+from cellchain.traceability.notices import WithRecalls, recalls_naming
 
 shipments_api = Blueprint(
     "shipments_api", __name__, url_prefix="/api/v1", description="Shipments to the clinic"
@@ -180,9 +183,12 @@ def dispatch(data: dict[str, Any]) -> Any:
 
 @shipments_api.get("/shipments/<int:shipment_id>")
 @requires(Permission.READ_RECORDS)
-@shipments_api.response(200, ShipmentOut)
+@shipments_api.response(200, ShipmentDetailOut)
 def get_shipment(shipment_id: int) -> Any:
-    return shipments.get_shipment(db.session, shipment_id)
+    """One shipment, with the recalls that name its doses."""
+    shipment = shipments.get_shipment(db.session, shipment_id)
+    doses = [item.dose_order_id for item in shipment.items]
+    return WithRecalls(shipment, recalls_naming(db.session, doses=doses).all())
 
 
 @shipments_api.post("/shipments/<int:shipment_id>/hand-offs")
@@ -282,9 +288,12 @@ def start(check_id: int) -> Any:
 
 @bedside_api.get("/infusions/<int:infusion_id>")
 @requires(Permission.READ_RECORDS)
-@bedside_api.response(200, InfusionOut)
+@bedside_api.response(200, InfusionDetailOut)
 def get_infusion(infusion_id: int) -> Any:
-    return infusions.get_infusion(db.session, infusion_id)
+    """One infusion, with the recalls that name its dose."""
+    infusion = infusions.get_infusion(db.session, infusion_id)
+    found = recalls_naming(db.session, doses=[infusion.dose_order_id])
+    return WithRecalls(infusion, found.dose(infusion.dose_order_id))
 
 
 @bedside_api.post("/infusions/<int:infusion_id>/end")

@@ -25,6 +25,7 @@ from cellchain.dosing import patients
 from cellchain.errors import DomainError
 from cellchain.extensions import db
 from cellchain.http import now, requires, unit_of_work
+from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form, refusal_context
 from cellchain.web.resolve import register_record_page
 
@@ -57,8 +58,15 @@ def overview() -> ResponseReturnValue:
             .order_by(Infusion.started_at)
         ).scalars()
     )
+    doses = [item.dose_order_id for s in moving for item in s.items]
+    doses += [order.id for order, _state in thawing] + [i.dose_order_id for i in running]
     return render_template(
-        "clinic/overview.html", moving=moving, thawing=thawing, running=running, now=now()
+        "clinic/overview.html",
+        moving=moving,
+        thawing=thawing,
+        running=running,
+        now=now(),
+        recalls=recalls_naming(session, doses=doses),
     )
 
 
@@ -201,6 +209,11 @@ def _check_page(check: Any, error: DomainError | None = None) -> ResponseReturnV
                 and check.patient_id is not None
                 and check.dose_order.patient_id != check.patient_id,
                 meaning=bedside.BEDSIDE_MEANING,
+                recalls=recalls_naming(db.session, doses=[check.dose_order_id]).dose(
+                    check.dose_order_id
+                )
+                if check.dose_order_id
+                else [],
             ),
         ),
         error.status if error else 200,

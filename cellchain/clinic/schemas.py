@@ -9,6 +9,7 @@ from marshmallow import validate
 
 from cellchain.clinic.models import Condition
 from cellchain.core.schemas import SignatureOut, SiteDateTime
+from cellchain.traceability.notice_schemas import recalls_field
 
 SCAN = validate.Length(min=1, max=200)
 
@@ -173,3 +174,15 @@ class InfusionOut(ma.Schema):
     volume_infused_ml = ma.fields.Float(allow_none=True)
     rate_ml_per_h = ma.fields.Float(allow_none=True)
     reaction = ma.fields.String(allow_none=True)
+
+
+class ShipmentDetailOut(ShipmentOut):
+    """One shipment, with the recalls that name its doses."""
+
+    recalls = recalls_field()
+
+
+class InfusionDetailOut(InfusionOut):
+    """One infusion, with the recalls that name its dose (a lookback lists its patient)."""
+
+    recalls = recalls_field()

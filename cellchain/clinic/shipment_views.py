@@ -26,6 +26,7 @@ from cellchain.core.roles import Permission
 from cellchain.errors import DomainError
 from cellchain.extensions import db
 from cellchain.http import requires, unit_of_work
+from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form, refusal_context
 from cellchain.web.resolve import register_record_page
 
@@ -167,6 +168,9 @@ def _shipment_page(
                 conditions=[{"value": c.value} for c in Condition],
                 limit=shipments.storage_limit(db.session, shipment),
                 manifests=signatures.manifest(db.session, shipment),
+                recalls=recalls_naming(
+                    db.session, doses=[item.dose_order_id for item in shipment.items]
+                ),
             ),
         ),
         error.status if error else 200,

@@ -13,6 +13,7 @@ from cellchain.core.roles import Permission
 from cellchain.dosing import orders, patients
 from cellchain.dosing.models import DoseOrder, Patient, Weight
 from cellchain.dosing.schemas import (
+    DoseDetailOut,
     DoseOrderIn,
     DoseOrderOut,
     DosePlanOut,
@@ -35,6 +36,7 @@ from cellchain.http import (
     site_zone,
     unit_of_work,
 )
+from cellchain.traceability.notices import WithRecalls, recalls_naming
 
 patients_api = Blueprint(
     "patients_api", __name__, url_prefix="/api/v1", description="Patients and dose orders"
@@ -167,8 +169,10 @@ def enrol(data: dict[str, Any]) -> Any:
 @requires(Permission.READ_RECORDS)
 @patients_api.response(200, PatientDetailOut)
 def get_patient(patient_id: int) -> Any:
-    """A patient with weights and the visit schedule."""
-    return patients.get_patient(db.session, patient_id)
+    """A patient with weights and the visit schedule, and the recalls that name them (a
+    lookback listing them, or a dose of theirs withdrawn)."""
+    patient = patients.get_patient(db.session, patient_id)
+    return WithRecalls(patient, recalls_naming(db.session, patients=[patient.id]).all())
 
 
 @patients_api.post("/patients/<int:patient_id>/weights")
@@ -225,9 +229,11 @@ def order_dose(data: dict[str, Any], patient_id: int) -> Any:
 
 @patients_api.get("/doses/<int:order_id>")
 @requires(Permission.READ_RECORDS)
-@patients_api.response(200, DoseOrderOut)
+@patients_api.response(200, DoseDetailOut)
 def get_dose(order_id: int) -> Any:
-    return orders.get_order(db.session, order_id)
+    """One dose order, with the recalls that name it."""
+    order = orders.get_order(db.session, order_id)
+    return WithRecalls(order, recalls_naming(db.session, doses=[order.id]).dose(order.id))
 
 
 @patients_api.post("/doses/<int:order_id>/check")

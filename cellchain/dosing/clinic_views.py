@@ -26,6 +26,7 @@ from cellchain.dosing.schemas import DoseOrderIn, EnrolIn, SecondCheckIn, Weight
 from cellchain.errors import DomainError
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
+from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form, refusal_context
 from cellchain.web.resolve import register_record_page
 
@@ -191,6 +192,7 @@ def _patient_page(
                     w.id for w in patient.weights if patients.may_confirm(w, acting_user())
                 },
                 today=now().astimezone(site_zone()).date(),
+                recalls=recalls_naming(db.session, patients=[patient.id]).patient(patient.id),
             ),
         ),
         error.status if error else 200,
@@ -221,6 +223,7 @@ def _dose_page(order: Any, error: DomainError | None = None) -> ResponseReturnVa
                 order=order,
                 manifests=signatures.manifest(db.session, order),
                 at_clinic=record.dose_at_clinic(db.session, order),
+                recalls=recalls_naming(db.session, doses=[order.id]).dose(order.id),
             ),
         ),
         error.status if error else 200,

@@ -10,6 +10,7 @@ from marshmallow import validate
 from cellchain.chain.schemas import UnitOut
 from cellchain.core.schemas import SignatureOut, SiteDateTime, VersionedDocumentOut
 from cellchain.dosing.models import Sex
+from cellchain.traceability.notice_schemas import recalls_field
 
 
 class ProtocolOut(VersionedDocumentOut):
@@ -120,6 +121,7 @@ class PatientOut(ma.Schema):
 class PatientDetailOut(PatientOut):
     weights = ma.fields.List(ma.fields.Nested(WeightOut))
     visits = ma.fields.Method("dump_visits")
+    recalls = recalls_field()
 
     def dump_visits(self, patient: Any) -> list[dict[str, Any]]:
         from cellchain.dosing.patients import schedule
@@ -166,6 +168,12 @@ class DoseOrderOut(ma.Schema):
         from cellchain.extensions import db
 
         return SignatureOut(many=True).dump(order_signatures(db.session, order))
+
+
+class DoseDetailOut(DoseOrderOut):
+    """One dose order, with the recalls that name it (withdrew it or name its units)."""
+
+    recalls = recalls_field()
 
 
 class DosePlanOut(ma.Schema):

@@ -32,6 +32,7 @@ from cellchain.manufacturing.schemas import (
     StepIn,
     StepOut,
 )
+from cellchain.traceability.notices import recalls_naming
 
 products_api = Blueprint(
     "products_api",
@@ -153,6 +154,7 @@ def lot_out(lot: Lot) -> dict[str, Any]:
 def batch_record_out(record: BatchRecord) -> dict[str, Any]:
     return {
         **lot_out(record.lot),
+        "recalls": recalls_naming(db.session, lots=[record.lot.id]).lot(record.lot.id),
         "steps": record.steps,
         "bags": [
             {

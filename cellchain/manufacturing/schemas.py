@@ -21,6 +21,7 @@ from cellchain.manufacturing.processing import (
     Vessel,
 )
 from cellchain.manufacturing.resources import MaterialLotInput
+from cellchain.traceability.notice_schemas import recalls_field
 
 
 class ProductDefinitionOut(VersionedDocumentOut):
@@ -296,4 +297,5 @@ class BatchRecordOut(LotOut):
     steps = ma.fields.List(ma.fields.Nested(StepOut))
     bags = ma.fields.List(ma.fields.Nested(BagOut))
     open_deviations = ma.fields.List(ma.fields.Dict())
+    recalls = recalls_field()
     recalls = recalls_field()

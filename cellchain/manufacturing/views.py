@@ -28,6 +28,7 @@ from cellchain.manufacturing.batch_record_pdf import render_batch_record_pdf
 from cellchain.manufacturing.commands import STEP_SCHEMAS, record_step, step_kind
 from cellchain.manufacturing.models import EquipmentKind, MaterialCategory, StepKind
 from cellchain.manufacturing.schemas import EquipmentIn, MaterialLotIn, StepIn
+from cellchain.traceability.notices import recalls_naming
 from cellchain.web.documents import approve_from_form, document_page, versions_page
 from cellchain.web.forms import load_form
 
@@ -263,6 +264,7 @@ def lot(lot_id: int) -> ResponseReturnValue:
     return render_template(
         "manufacturing/lot.html",
         record=record,
+        recalls=recalls_naming(db.session, lots=[lot_id]).lot(lot_id),
         equipment=[item for item in resources.list_equipment(db.session) if item.active],
     )
 

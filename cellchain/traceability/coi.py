@@ -37,7 +37,8 @@ from cellchain.dosing import patients
 from cellchain.dosing.models import DoseOrder, Patient
 from cellchain.manufacturing.models import Lot
 from cellchain.quality.models import LotDisposition
-from cellchain.traceability import trace
+from cellchain.traceability import notices, trace
+from cellchain.traceability.models import Recall
 from cellchain.traceability.trace import BackTrace, ClinicPath, Signed, TraceFrom
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "Moment",
     "OtherCheck",
     "PatientPart",
+    "RecallPart",
     "ShipmentPart",
     "ThawLine",
     "VerificationPart",
@@ -153,6 +155,29 @@ class DonationPart:
     determined_by: str | None
     eligibility_reason: str | None
     signatures: list[ManifestedSignature]
+    #: when a later donor result re-opened the determination shown, and why (lookback)
+    reopened_at: Moment | None = None
+    reopened_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class RecallPart:
+    """A recall that names the patient or a unit of an infusion's path (issue 16): the report
+    names it and links to it, whatever its signatures say."""
+
+    id: int
+    number: str
+    status: str
+    reason: str
+    target: str
+    opened_at: Moment
+    #: opened by the system on a late donor result (a lookback), not by QA
+    automatic: bool
+    url: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.number} ({self.status}): {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -282,6 +307,8 @@ class CoiInfusion:
     thaws: list[ThawLine]
     verification: VerificationPart | None
     infusion: InfusionPart
+    #: the recalls that name a unit of this infusion's path
+    recalls: list[RecallPart] = field(default_factory=list)
 
     @property
     def signatures(self) -> list[ManifestedSignature]:
@@ -302,6 +329,8 @@ class CoiReport:
     patient: PatientPart
     zone: str
     infusions: list[CoiInfusion] = field(default_factory=list)
+    #: every recall naming the patient or a unit of their infusions' paths, oldest first
+    recalls: list[RecallPart] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -316,18 +345,35 @@ class CoiReport:
         return sum(1 for part in self.infusions for sig in part.signatures if not sig.valid)
 
     @property
+    def alert(self) -> bool:
+        """Whether the head must be read as a warning: a signature no longer valid, or a
+        recall naming the patient or their product."""
+        return bool(self.invalid_count or self.recalls)
+
+    @property
+    def recall_text(self) -> str:
+        """The recalls in one sentence, or nothing when none names the path."""
+        if not self.recalls:
+            return ""
+        return "UNDER RECALL: " + "; ".join(recall.text for recall in self.recalls) + "."
+
+    @property
     def summary(self) -> str:
-        """One sentence on the whole report, printed at its head."""
+        """One sentence on the whole report, printed at its head. Valid signatures are never
+        the whole story when a recall names the path: the recalls come first."""
         if self.empty:
-            return f"No infusion is recorded for {self.patient.study_id}."
+            head = f"No infusion is recorded for {self.patient.study_id}."
+            return f"{self.recall_text} {head}" if self.recalls else head
         infusions = "infusion" if len(self.infusions) == 1 else "infusions"
         head = f"{len(self.infusions)} {infusions}, {self.signature_count} signatures"
         if self.invalid_count:
-            return (
+            head = (
                 f"{head}: {self.invalid_count} no longer valid, the content they signed "
                 "changed after signing."
             )
-        return f"{head}: all valid."
+        else:
+            head = f"{head}: all valid."
+        return f"{self.recall_text} {head}" if self.recalls else head
 
 
 # --- building it --------------------------------------------------------------------------------
@@ -346,6 +392,7 @@ def patient_report(session: Session, patient: Patient, *, zone: ZoneInfo) -> Coi
             .order_by(Infusion.started_at, Infusion.id)
         ).scalars()
     )
+    backs = [trace.trace_back(session, TraceFrom.INFUSION, infusion.id) for infusion in infusions]
     return CoiReport(
         patient=PatientPart(
             id=patient.id,
@@ -358,8 +405,23 @@ def patient_report(session: Session, patient: Patient, *, zone: ZoneInfo) -> Coi
         ),
         zone=zone.key,
         infusions=[
-            _infusion(number, trace.trace_back(session, TraceFrom.INFUSION, infusion.id), zone)
-            for number, infusion in enumerate(infusions, start=1)
+            _infusion(number, back, zone)
+            for number, back in enumerate(backs, start=1)
+        ],
+        recalls=[
+            _recall(recall, zone)
+            for recall in sorted(
+                {
+                    recall.id: recall
+                    for recall in [
+                        *notices.recalls_naming(session, patients=[patient.id]).patient(
+                            patient.id
+                        ),
+                        *(recall for back in backs for recall in back.recalls),
+                    ]
+                }.values(),
+                key=lambda recall: recall.id,
+            )
         ],
     )
 
@@ -402,6 +464,20 @@ def _infusion(number: int, back: BackTrace, zone: ZoneInfo) -> CoiInfusion:
             administered_by=_person(infusion.administered_by),
             reaction=_reaction(infusion),
         ),
+        recalls=[_recall(recall, zone) for recall in back.recalls],
+    )
+
+
+def _recall(recall: Recall, zone: ZoneInfo) -> RecallPart:
+    return RecallPart(
+        id=recall.id,
+        number=recall.number,
+        status=recall.status,
+        reason=recall.reason,
+        target=f"{recall.target_type_label} {recall.target_label}",
+        opened_at=_moment(recall.opened_at, zone),
+        automatic=recall.automatic,
+        url=f"/recalls/{recall.id}",
     )
 
 
@@ -428,11 +504,19 @@ def _donation(back: BackTrace, zone: ZoneInfo) -> DonationPart:
         din=_code(donation.din),
         donor_code=donation.donor.code,
         collected_at=_moment(donation.collected_at, zone),
-        eligibility=determination.outcome if determination else donation.eligibility,
+        eligibility=(
+            f"{determination.outcome}, RE-OPENED (now {donation.eligibility})"
+            if determination and determination.reopened_at
+            else determination.outcome
+            if determination
+            else donation.eligibility
+        ),
         determined_at=_moment(determination.determined_at, zone) if determination else None,
         determined_by=_person(determination.determined_by) if determination else None,
         eligibility_reason=determination.reason if determination else None,
         signatures=_signatures(back.eligibility, zone),
+        reopened_at=_maybe(determination.reopened_at, zone) if determination else None,
+        reopened_reason=determination.reopened_reason if determination else None,
     )
 
 

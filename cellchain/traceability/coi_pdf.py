@@ -184,9 +184,7 @@ def _summary(report: CoiReport, styles: Styles) -> list[Flowable]:
                 ("Status", paragraph(patient.status, styles.body)),
                 (
                     "Report",
-                    paragraph(
-                        report.summary, styles.alert if report.invalid_count else styles.body
-                    ),
+                    paragraph(report.summary, styles.alert if report.alert else styles.body),
                 ),
             ],
             CONTENT_WIDTH,
@@ -203,6 +201,8 @@ def _infusion(part: CoiInfusion, count: int, styles: Styles) -> Iterator[Flowabl
         f"started {part.infusion.started_at.text}",
         styles.h1,
     )
+    for recall in part.recalls:
+        yield paragraph(f"RECALL {recall.text} (/recalls/{recall.id})", styles.alert)
     yield _bags(part, styles)
     for lot in part.lots:
         yield _lot(lot, styles)
@@ -276,6 +276,13 @@ def _donation(donation: DonationPart, styles: Styles) -> Flowable:
     ]
     if donation.eligibility_reason:
         pairs.append(("Reason", paragraph(donation.eligibility_reason, styles.body)))
+    if donation.reopened_at:
+        pairs.append(
+            (
+                "Re-opened",
+                paragraph(f"{donation.reopened_at.text}: {donation.reopened_reason}", styles.alert),
+            )
+        )
     return _section(
         "Donation and donor eligibility",
         [
@@ -499,14 +506,19 @@ def render_coi_report_pdf(
     fonts = load_fonts()
     styles = make_styles(fonts)
     invalid = report.invalid_count
+    state = (
+        f"{invalid} signature{'s' if invalid != 1 else ''} INVALID"
+        if invalid
+        else "All signatures valid"
+    )
+    if report.recalls:  # valid signatures are not the whole story under a recall
+        state = "RECALL " + ", ".join(recall.number for recall in report.recalls) + " · " + state
     running = CoiRunning(
         site_name=site_name,
         study_id=report.patient.study_id,
         coi=report.patient.coi.display,
-        signatures=f"{invalid} signature{'s' if invalid != 1 else ''} INVALID"
-        if invalid
-        else "All signatures valid",
-        alert=bool(invalid),
+        signatures=state,
+        alert=report.alert,
         generated=f"{format_time(generated_at, zone)} by {generated_by}",
         zone_name=zone.key,
         fonts=fonts,

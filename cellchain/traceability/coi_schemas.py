@@ -80,6 +80,25 @@ class CoiDonationOut(ma.Schema):
     determined_by = ma.fields.String(allow_none=True)
     eligibility_reason = ma.fields.String(allow_none=True)
     signatures = _signatures()
+    reopened_at = ma.fields.Nested(
+        CoiMomentOut,
+        allow_none=True,
+        metadata={"description": "When a later donor result re-opened the determination"},
+    )
+    reopened_reason = ma.fields.String(allow_none=True)
+
+
+class CoiRecallOut(ma.Schema):
+    """A recall naming the patient or a unit of the path: named and linked."""
+
+    id = ma.fields.Integer()
+    number = ma.fields.String()
+    status = ma.fields.String()
+    reason = ma.fields.String()
+    target = ma.fields.String()
+    opened_at = ma.fields.Nested(CoiMomentOut)
+    automatic = ma.fields.Boolean()
+    url = ma.fields.String()
 
 
 class CoiDoseOut(ma.Schema):
@@ -178,6 +197,10 @@ class CoiInfusionOut(ma.Schema):
     thaws = ma.fields.List(ma.fields.Nested(CoiThawOut))
     verification = ma.fields.Nested(CoiVerificationOut, allow_none=True)
     infusion = ma.fields.Nested(CoiInfusionRecordOut)
+    recalls = ma.fields.List(
+        ma.fields.Nested(CoiRecallOut),
+        metadata={"description": "Recalls naming a unit of this infusion's path"},
+    )
 
 
 class CoiReportOut(ma.Schema):
@@ -192,3 +215,7 @@ class CoiReportOut(ma.Schema):
         metadata={"description": "Signatures whose signed content changed after signing"}
     )
     infusions = ma.fields.List(ma.fields.Nested(CoiInfusionOut))
+    recalls = ma.fields.List(
+        ma.fields.Nested(CoiRecallOut),
+        metadata={"description": "Every recall naming the patient or their infusions' paths"},
+    )

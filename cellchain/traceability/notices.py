@@ -175,3 +175,15 @@ _QUERIES = {
     "doses": _doses,
     "patients": _patients,
 }
+
+
+class WithRecalls:
+    """A record as an API answer dumps it, with the recalls that name it (``recalls``); every
+    other attribute reads through to the record."""
+
+    def __init__(self, record: object, recalls: list[Recall]) -> None:
+        self._record = record
+        self.recalls = recalls
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._record, name)

@@ -387,10 +387,13 @@ def trace_back(session: Session, kind: str, record_id: int) -> BackTrace:
             .order_by(UnitEvent.at, UnitEvent.id)
         ).scalars()
     )
+    # the latest determination: the one in force, or the one a later result re-opened
     determination = session.execute(
         select(EligibilityDetermination)
         .where(EligibilityDetermination.donation_id == donation.id)
         .options(selectinload(EligibilityDetermination.determined_by))
+        .order_by(EligibilityDetermination.id.desc())
+        .limit(1)
     ).scalar_one_or_none()
     tests = list(
         session.execute(

@@ -205,18 +205,13 @@ def test_a_second_late_positive_while_reopened_opens_nothing_more(ward, released
     assert len(recalls_of(donation)) == 1 and usable(donation) == []
 
 
-def test_an_ineligible_donor_corrected_to_non_reactive_stays_ineligible_and_blocked(lab, desk):
-    donation = processing.lot_donation(db.session, desk.lot)
-    for test in donors.panel_of(donation):
-        desk.lab.record(
-            donation,
-            test.code,
-            InfectiousResult.REACTIVE if test.code == "HBSAG" else InfectiousResult.NON_REACTIVE,
-        )
-    desk.lab.determine(donation, eligible=False, reason="HBsAg reactive.")
+def test_an_ineligible_donor_corrected_to_non_reactive_stays_ineligible_and_blocked(lab):
+    donation = lab.register()
+    lab.full_panel(donation, results={"HBSAG": InfectiousResult.REACTIVE})
+    lab.determine(donation, eligible=False, reason="HBsAg reactive.")
     assert usable(donation) == []
 
-    outcome = correct(desk.lab, donation, InfectiousResult.NON_REACTIVE)
+    outcome = correct(lab, donation, InfectiousResult.NON_REACTIVE)
 
     assert outcome.reopened is None and outcome.lookback is None
     assert donation.eligibility == Eligibility.INELIGIBLE.value
@@ -292,3 +287,68 @@ def test_qa_closes_the_lookback_with_a_signature_once_patients_are_notified(ward
     )
     db.session.commit()
     assert not recall.is_open
+
+
+# --- through the API and the donation page ------------------------------------------------------
+
+
+def test_api_late_positive_answers_with_the_lookback_and_the_donation_names_it(
+    ward, released, clients
+):
+    infusion = infuse(ward)
+    donation = processing.lot_donation(db.session, released)
+    original = result_of(donation)
+    api = clients.api(ward.lab.qc)
+
+    answer = api.post(
+        f"/api/v1/donations/{donation.id}/results/{original.id}/correction",
+        json={
+            "specimen_date": original.specimen_date.isoformat(),
+            "result": "reactive",
+            "reason": LATE,
+        },
+    )
+
+    assert answer.status_code == 201, answer.get_json()
+    body = answer.get_json()
+    assert body["eligibility"] == "pending"
+    assert body["reopened_determination_id"] is not None
+    lookback_recall = body["lookback"]
+    assert lookback_recall["number"].startswith("RC-") and lookback_recall["automatic"] is True
+    assert lookback_recall["url"] == f"/recalls/{lookback_recall['id']}"
+    assert usable(donation) == []
+    detail = api.get(f"/api/v1/donations/{donation.id}").get_json()
+    assert detail["determination"] is None
+    [reopened] = detail["reopened_determinations"]
+    assert reopened["reopened_at"] and reopened["signatures"][0]["valid"] is False
+    assert [r["number"] for r in detail["recalls"]] == [lookback_recall["number"]]
+    recall = api.get(f"/api/v1/recalls/{lookback_recall['id']}").get_json()
+    assert [n["study_id"] for n in recall["recall"]["notifications"]] == [
+        infusion.patient.study_id
+    ]
+
+
+def test_page_late_positive_says_what_it_did_and_the_donation_page_shows_it(
+    ward, released, clients
+):
+    donation = processing.lot_donation(db.session, released)
+    original = result_of(donation)
+    web = clients.web(ward.lab.qc)
+
+    posted = web.post(
+        f"/donations/{donation.id}/results/{original.id}/correction",
+        data={
+            "specimen_date": original.specimen_date.isoformat(),
+            "result": "reactive",
+            "reason": LATE,
+        },
+        follow_redirects=True,
+    )
+
+    assert posted.status_code == 200
+    page = posted.get_data(as_text=True)
+    [recall] = recalls_of(donation)
+    assert "lookback recall " + recall.number in page  # the flash
+    assert 'id="recall-notice"' in page and f'href="/recalls/{recall.id}"' in page
+    assert "RE-OPENED" in page
+    assert usable(donation) == []

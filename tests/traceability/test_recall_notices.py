@@ -1,0 +1,173 @@
+"""A recall is visible everywhere (issue 16, item 9): every page, API answer and report that
+shows a recalled unit, lot, donation, dose or patient names the recall (number, status,
+reason) and links to it; the chain-of-identity report never says only "all valid" under a
+recall. One query behind all of them, in a fixed number of statements."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from flask import current_app, url_for
+from pypdf import PdfReader
+
+from cellchain.extensions import db
+from cellchain.manufacturing import processing
+from cellchain.traceability import coi, notices
+from cellchain.traceability.models import RecallTarget
+from tests.chain.test_chain_service import counting_statements
+from tests.traceability.conftest import infuse, open_recall
+from tests.traceability.test_coi import ZURICH
+
+
+@pytest.fixture
+def scene(ward, released) -> dict[str, Any]:
+    """AS-001 infused, AS-002's dose on its way to the clinic, AS-003's prepared in the lab."""
+    infusion = infuse(ward)
+    moving = ward.prepared()
+    shipment = ward.ship(moving)
+    waiting = ward.prepared()
+    donation = processing.lot_donation(db.session, released)
+    bag = processing.bags_of(db.session, released)[-1]
+    return {
+        "infusion": infusion,
+        "moving": moving,
+        "shipment": shipment,
+        "waiting": waiting,
+        "donation": donation,
+        "lot": released,
+        "bag": bag,
+    }
+
+
+def recall_donation(ward: Any, scene: dict[str, Any]) -> Any:
+    return open_recall(ward, RecallTarget.DONATION, scene["donation"].id).recall
+
+
+def pages(scene: dict[str, Any]) -> dict[str, str]:
+    with current_app.test_request_context():
+        return _pages(scene)
+
+
+def _pages(scene: dict[str, Any]) -> dict[str, str]:
+    infusion = scene["infusion"]
+    return {
+        "donation": url_for("donors.donation", donation_id=scene["donation"].id),
+        "lot": url_for("manufacturing.lot", lot_id=scene["lot"].id),
+        "unit": url_for("chain.unit", unit_id=scene["bag"].id),
+        "dose": url_for("clinic.dose", order_id=scene["waiting"].id),
+        "infused patient": url_for("clinic.patient", patient_id=infusion.patient_id),
+        "waiting patient": url_for("clinic.patient", patient_id=scene["waiting"].patient_id),
+        "shipment": url_for("shipments.shipment", shipment_id=scene["shipment"].id),
+        "clinic": url_for("bedside.overview"),
+        "infusion": url_for("bedside.infusion", infusion_id=infusion.id),
+        "coi report": url_for("coi.report", patient_id=infusion.patient_id),
+    }
+
+
+def answers(scene: dict[str, Any]) -> dict[str, str]:
+    infusion = scene["infusion"]
+    return {
+        "donation": f"/api/v1/donations/{scene['donation'].id}",
+        "lot": f"/api/v1/lots/{scene['lot'].id}",
+        "unit": f"/api/v1/units/{scene['bag'].id}",
+        "dose": f"/api/v1/doses/{scene['waiting'].id}",
+        "infused patient": f"/api/v1/patients/{infusion.patient_id}",
+        "waiting patient": f"/api/v1/patients/{scene['waiting'].patient_id}",
+        "shipment": f"/api/v1/shipments/{scene['shipment'].id}",
+        "infusion": f"/api/v1/infusions/{infusion.id}",
+        "coi report": f"/api/v1/patients/{infusion.patient_id}/coi-report",
+    }
+
+
+def test_every_page_names_the_recall_and_links_to_it(ward, scene, clients):
+    web = clients.web(ward.clinic.clinician)
+    before = {name: web.get(path) for name, path in pages(scene).items()}
+    assert {name: r.status_code for name, r in before.items()} == dict.fromkeys(before, 200)
+    assert [name for name, r in before.items() if "data-recall=" in r.get_data(as_text=True)] == []
+
+    recall = recall_donation(ward, scene)
+
+    link = f'href="/recalls/{recall.id}"'
+    for name, path in pages(scene).items():
+        page = web.get(path)
+        assert page.status_code == 200, name
+        html = page.get_data(as_text=True)
+        assert f'data-recall="{recall.number}"' in html, name
+        assert link in html, name
+        assert "open" in html, name
+    coi_page = web.get(pages(scene)["coi report"]).get_data(as_text=True)
+    assert "UNDER RECALL" in coi_page and recall.reason in coi_page
+
+
+def test_every_api_answer_names_the_recall(ward, scene, clients):
+    api = clients.api(ward.clinic.clinician)
+    for name, path in answers(scene).items():
+        answer = api.get(path)
+        assert answer.status_code == 200, (name, answer.get_json())
+        assert answer.get_json()["recalls"] == [], name
+
+    recall = recall_donation(ward, scene)
+
+    for name, path in answers(scene).items():
+        [named] = api.get(path).get_json()["recalls"]
+        assert (named["number"], named["status"], named["id"]) == (
+            recall.number,
+            "open",
+            recall.id,
+        ), name
+        assert named["url"] == f"/recalls/{recall.id}", name
+        assert named["reason"] == recall.reason, name
+    body = api.get(answers(scene)["coi report"]).get_json()
+    assert body["summary"].startswith(f"UNDER RECALL: {recall.number}")
+    assert [r["number"] for r in body["infusions"][0]["recalls"]] == [recall.number]
+
+
+def test_the_coi_report_is_never_just_all_valid_under_a_recall(ward, scene, clients):
+    patient = scene["infusion"].patient
+    assert coi.patient_report(db.session, patient, zone=ZURICH).summary.endswith("all valid.")
+
+    recall = recall_donation(ward, scene)
+
+    report = coi.patient_report(db.session, patient, zone=ZURICH)
+    assert report.invalid_count == 0 and report.alert
+    assert [r.number for r in report.recalls] == [recall.number]
+    assert report.summary.startswith(f"UNDER RECALL: {recall.number} (open)")
+    pdf = clients.web(ward.clinic.clinician).get(f"/patients/{patient.id}/coi-report.pdf")
+    assert pdf.status_code == 200
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.data)).pages)
+    assert f"RECALL {recall.number}" in text
+
+
+def test_notices_name_each_kind_of_record_in_a_fixed_number_of_statements(ward, scene):
+    recall = recall_donation(ward, scene)
+    infusion, waiting, moving = scene["infusion"], scene["waiting"], scene["moving"]
+    db.session.commit()
+
+    asked = {
+        "units": [scene["bag"].id, waiting.dose_unit_id],
+        "lots": [scene["lot"].id],
+        "donations": [scene["donation"].id],
+        "doses": [waiting.id, moving.id, infusion.dose_order_id],
+        "patients": [infusion.patient_id, waiting.patient_id],
+    }
+    with counting_statements() as few:
+        notices.recalls_naming(db.session, **{kind: ids[:1] for kind, ids in asked.items()})
+    with counting_statements() as statements:
+        found = notices.recalls_naming(db.session, **asked)
+    # one per kind of record asked about, then the recalls (and who opened them), whatever
+    # the number of records
+    assert len(statements) == len(few) <= len(asked) + 3
+    for recalls in (
+        found.unit(scene["bag"].id),
+        found.lot(scene["lot"].id),
+        found.donation(scene["donation"].id),
+        found.dose(waiting.id),
+        found.dose(infusion.dose_order_id),  # infused: its units are named
+        found.patient(infusion.patient_id),  # to be notified
+        found.patient(waiting.patient_id),  # their dose was withdrawn
+    ):
+        assert recalls == [recall]
+    assert found.all() == [recall]
+    assert notices.recalls_naming(db.session, patients=[999999]).all() == []
