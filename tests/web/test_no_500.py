@@ -152,3 +152,47 @@ def test_raw_bytes_as_json_never_500(admin_api, raw):
 def test_login_form_never_500(app, make_user, username, password):
     response = app.test_client().post("/login", data={"username": username, "password": password})
     assert_no_500(response)
+
+
+def test_every_code_of_the_demo_site_scans_without_a_500(databases, demo_template):
+    """The scans above run on an empty site, where every code is unknown; here every code the
+    demo site issued (donations, units, patients, reserved DINs) is scanned as the label
+    payload, with K, without K and with a wrong K, on the page and the API."""
+    from sqlalchemy import select
+
+    from cellchain import create_app
+    from cellchain.core import accounts
+    from cellchain.core.identifiers import ALPHABET
+    from cellchain.core.models import IssuedIdentifier, User
+    from cellchain.core.types import utcnow
+    from cellchain.extensions import db
+    from tests.conftest import FreshContextClient
+    from tests.conftest import test_config as app_config
+
+    url = databases.create(copy_of=demo_template)
+    app = create_app(app_config(url))
+    app.test_client_class = FreshContextClient
+    try:
+        with app.app_context():
+            codes = list(db.session.scalars(select(IssuedIdentifier.code)))
+            clinician = db.session.scalars(select(User).where(User.username == "clinician")).one()
+            _row, token = accounts.create_token(db.session, user=clinician, now=utcnow(), name="x")
+            db.session.commit()
+            web = app.test_client()
+            login = {"username": "clinician", "password": "clinician-demo-pass"}
+            assert web.post("/login", data=login).status_code == 302
+            api = app.test_client()
+            api.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+            assert len(codes) > 100
+            for code in codes:
+                wrong = code[:-1] + next(c for c in ALPHABET if c != code[-1])
+                for typed in (f"CC1.{code}", code, code[:-1], wrong):
+                    assert_no_500(web.get("/scan", query_string={"code": typed}))
+                    assert_no_500(api.get("/api/v1/scan", query_string={"code": typed}))
+                found = web.get("/scan", query_string={"code": code}, follow_redirects=True)
+                assert_no_500(found)
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        databases.drop(url)
