@@ -567,42 +567,55 @@ def _seed_clinic(
     receive(infused, 100)
     order = dose_of("AS-003")
     label = order.dose_unit.code  # type: ignore[union-attr]
-    for minutes_ago in (45, 40):
-        thaw.scan_thaw(session, label, actor=users["clinician"], now=timeline.at(minutes_ago))
+    # A bag takes the product's minimum to thaw and an infusion runs for minutes: just after
+    # midnight, when the morning is squeezed, those steps keep their durations and end a few
+    # minutes after the demo was built rather than record times that cannot be true.
+    thaw_started = timeline.at(45)
+    thawed = max(
+        timeline.at(40),
+        thaw_started + dt.timedelta(minutes=thaw.min_thaw_minutes(session, order)),
+    )
+
+    def after_thaw(minutes_ago: float) -> dt.datetime:
+        return max(timeline.at(minutes_ago), thawed + dt.timedelta(seconds=40 - minutes_ago))
+
+    for scanned_at in (thaw_started, thawed):
+        thaw.scan_thaw(session, label, actor=users["clinician"], now=scanned_at)
     wristband = trial["AS-003"].coi
     bedside.verify(  # the wrong wristband first: a stop on record
         session,
         trial["AS-004"].coi,
         label,
         actor=users["clinician"],
-        now=timeline.at(37),
+        now=after_thaw(37),
         zone=site_zone,
     )
     go = bedside.verify(
-        session, wristband, label, actor=users["clinician"], now=timeline.at(36), zone=site_zone
+        session, wristband, label, actor=users["clinician"], now=after_thaw(36), zone=site_zone
     )
     bedside.sign_off(
         session,
         go,
         first=bedside.Signer(users["clinician"], passwords["clinician"]),
         second=bedside.Signer(users["nurse"], passwords["nurse"]),
-        now=timeline.at(35),
+        now=after_thaw(35),
     )
-    started = infusions.start(
-        session, go, actor=users["clinician"], now=timeline.at(34), zone=site_zone
-    )
+    started_at = after_thaw(34)
+    started = infusions.start(session, go, actor=users["clinician"], now=started_at, zone=site_zone)
     assert started.infusion is not None, started.stop and started.stop.failed
-    minutes = timeline.span_minutes * (34 - 10) / 150
+    ended_at = max(timeline.at(10), started_at + dt.timedelta(minutes=5))
+    minutes = (ended_at - started_at).total_seconds() / 60
     infusions.end(
         session,
         started.infusion,
         infusions.InfusionEnd(
             volume_infused_ml=order.volume_ml,
-            rate_ml_per_h=round(order.volume_ml / max(minutes, 1) * 60, 1),
+            rate_ml_per_h=round(order.volume_ml / minutes * 60, 1),
         ),
         actor=users["nurse"],
-        now=timeline.at(10),
+        now=ended_at,
     )
+    assert started.infusion.time_flag is None, started.infusion.time_flag
     held = ship("AS-005", "DS-102", 130)
     receive(held, 90, logger_excursion=True, note="Logger alarm light on at arrival.")
     in_transit = ship("AS-001", "DS-103", 60)

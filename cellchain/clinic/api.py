@@ -26,6 +26,7 @@ from cellchain.clinic.schemas import (
     ShipmentReceiptIn,
     SignOffIn,
     ThawOut,
+    TimeFlagAcknowledgementIn,
 )
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User
@@ -150,6 +151,18 @@ def end_as_user(session: Session, infusion_id: int, data: dict[str, Any]) -> Inf
         infusions.get_infusion(session, infusion_id),
         infusions.InfusionEnd(**data),
         actor=acting_user(),
+        now=now(),
+    )
+
+
+def acknowledge_as_user(session: Session, infusion_id: int, data: dict[str, Any]) -> Infusion:
+    """The acting clinician acknowledges an infusion's time flag with their own password."""
+    return infusions.acknowledge_time_flag(
+        session,
+        infusions.get_infusion(session, infusion_id),
+        user=acting_user(),
+        password=data["password"],
+        note=data["note"],
         now=now(),
     )
 
@@ -304,6 +317,18 @@ def end(data: dict[str, Any], infusion_id: int) -> Any:
     """The end: time, volume infused, rate, any reaction (stopped early needs the reason)."""
     with unit_of_work(refused("infusion.end_refused", "infusion", infusion_id)) as session:
         infusion = end_as_user(session, infusion_id, data)
+    return infusion
+
+
+@bedside_api.post("/infusions/<int:infusion_id>/acknowledge")
+@requires(Permission.ADMINISTER_DOSES)
+@bedside_api.arguments(TimeFlagAcknowledgementIn)
+@bedside_api.response(200, InfusionOut)
+def acknowledge(data: dict[str, Any], infusion_id: int) -> Any:
+    """A second clinician (not whoever recorded the end) confirms flagged times as recorded,
+    with a note and their own password; until then the patient's next dose is not ordered."""
+    with unit_of_work(refused("infusion.acknowledge_refused", "infusion", infusion_id)) as session:
+        infusion = acknowledge_as_user(session, infusion_id, data)
     return infusion
 
 

@@ -11,6 +11,7 @@ from werkzeug.datastructures import MultiDict
 
 from cellchain.clinic import bedside, infusions, shipments, thaw
 from cellchain.clinic.api import (
+    acknowledge_as_user,
     end_as_user,
     refused,
     sign_as_user,
@@ -19,12 +20,18 @@ from cellchain.clinic.api import (
     verify_as_user,
 )
 from cellchain.clinic.models import Infusion, InfusionStatus, ShipmentStatus
-from cellchain.clinic.schemas import BedsideIn, InfusionEndIn, ScanIn, SignOffIn
+from cellchain.clinic.schemas import (
+    BedsideIn,
+    InfusionEndIn,
+    ScanIn,
+    SignOffIn,
+    TimeFlagAcknowledgementIn,
+)
 from cellchain.core.roles import Permission
 from cellchain.dosing import patients
 from cellchain.errors import DomainError
 from cellchain.extensions import db
-from cellchain.http import now, requires, unit_of_work
+from cellchain.http import acting_user, now, requires, unit_of_work
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form, refusal_context
 from cellchain.web.resolve import register_record_page
@@ -187,8 +194,32 @@ def end(infusion_id: int) -> ResponseReturnValue:
             end_as_user(session, infusion_id, data)
     except DomainError as error:
         return _infusion_page(infusions.get_infusion(db.session, infusion_id), error)
-    flash("Infusion ended and recorded.", "success")
+    if infusion_flag := infusions.get_infusion(db.session, infusion_id).time_flag:
+        flash(
+            f"Infusion ended and recorded, and flagged: {infusion_flag} A second clinician "
+            "must acknowledge it before the patient's next dose.",
+            "error",
+        )
+    else:
+        flash("Infusion ended and recorded.", "success")
     return redirect(url_for("bedside.infusion", infusion_id=infusion_id))
+
+
+@blueprint.post("/bedside/infusions/<int:infusion_id>/acknowledge")
+@requires(Permission.ADMINISTER_DOSES)
+def acknowledge(infusion_id: int) -> ResponseReturnValue:
+    infusions.get_infusion(db.session, infusion_id)
+    try:
+        data = load_form(TimeFlagAcknowledgementIn(), request.form)
+        with unit_of_work(
+            refused("infusion.acknowledge_refused", "infusion", infusion_id)
+        ) as session:
+            acknowledge_as_user(session, infusion_id, data)
+    except DomainError as error:
+        return _infusion_page(infusions.get_infusion(db.session, infusion_id), error)
+    flash("Flag acknowledged with your signature.", "success")
+    return redirect(url_for("bedside.infusion", infusion_id=infusion_id))
+
 
 
 # --- pages --------------------------------------------------------------------------------------
@@ -222,6 +253,13 @@ def _check_page(check: Any, error: DomainError | None = None) -> ResponseReturnV
 
 def _infusion_page(infusion: Infusion, error: DomainError | None = None) -> ResponseReturnValue:
     return (
-        render_template("bedside/infusion.html", **refusal_context(error, infusion=infusion)),
+        render_template(
+            "bedside/infusion.html",
+            **refusal_context(
+                error,
+                infusion=infusion,
+                may_acknowledge=infusions.may_acknowledge(infusion, acting_user()),
+            ),
+        ),
         error.status if error else 200,
     )

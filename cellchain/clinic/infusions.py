@@ -30,15 +30,30 @@ from cellchain.clinic.models import (
     Infusion,
     InfusionStatus,
 )
-from cellchain.core import audit
+from cellchain.core import audit, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
+from cellchain.core.roles import Permission, has_permission
 from cellchain.dosing.models import DoseOrder, DoseStatus, Patient
 from cellchain.dosing.patients import summarize
-from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
+from cellchain.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    StateConflict,
+)
 
 #: Volumes are read from a syringe graduated in 0.1 mL.
 VOLUME_READING_ML = 0.05
+#: Times are typed to the minute: an end is compared with the rate as if it came up to a
+#: minute later, so a rounded end time is never flagged.
+TIME_READING = dt.timedelta(minutes=1)
+#: How far above the recorded rate the rate implied by volume and duration may be when the
+#: protocol does not say (``infusion_rate_tolerance_percent``).
+DEFAULT_RATE_TOLERANCE_PERCENT = 25.0
+#: The meaning of a second clinician's signature acknowledging flagged infusion times.
+TIME_FLAG_MEANING = "review: infusion times and volume confirmed as recorded"
 
 
 @dataclass(frozen=True)
@@ -163,8 +178,11 @@ def end(
     errors: dict[str, list[str]] = {}
     if ended_at > now:
         errors["ended_at"] = ["The end cannot be in the future."]
-    elif ended_at < infusion.started_at:
-        errors["ended_at"] = ["The end cannot be before the start."]
+    elif ended_at <= infusion.started_at:
+        errors["ended_at"] = [
+            "The end must be after the start "
+            f"({infusion.started_at.isoformat(timespec='seconds')}); enter when it ended."
+        ]
     if not math.isfinite(form.volume_infused_ml) or form.volume_infused_ml < 0:
         errors["volume_infused_ml"] = ["Enter the volume infused in mL (0 or more)."]
     elif form.volume_infused_ml > drawn + VOLUME_READING_ML:
@@ -178,6 +196,17 @@ def end(
         errors["reaction"] = ["Say why the infusion was stopped early (the reaction seen)."]
     if errors:
         raise InvalidInput("The end was not recorded: " + summarize(errors), errors=errors)
+    flag = time_flag(
+        infusion.started_at,
+        ended_at,
+        form.volume_infused_ml,
+        form.rate_ml_per_h,
+        float(
+            infusion.dose_order.protocol.parameters.get(
+                "infusion_rate_tolerance_percent", DEFAULT_RATE_TOLERANCE_PERCENT
+            )
+        ),
+    )
     if not update_if(
         session,
         infusion,
@@ -189,6 +218,7 @@ def end(
         reaction=reaction,
         ended_recorded_at=now,
         ended_recorded_by_id=actor.id,
+        time_flag=flag,
     ):
         raise Conflict(f"The end of infusion {infusion.id} was recorded by someone else.")
     audit.record(
@@ -204,9 +234,103 @@ def end(
             "volume_infused_ml": (None, form.volume_infused_ml),
             "rate_ml_per_h": (None, form.rate_ml_per_h),
             "reaction": (None, reaction),
+            "time_flag": (None, flag),
         },
     )
     return infusion
+
+
+def time_flag(
+    started_at: dt.datetime,
+    ended_at: dt.datetime,
+    volume_ml: float,
+    rate_ml_per_h: float,
+    tolerance_percent: float,
+) -> str | None:
+    """Why the end, volume and rate cannot all be true as recorded, or None.
+
+    The volume over the duration (read generously: a minute longer, as times are typed to the
+    minute) implies a rate; more than ``tolerance_percent`` above the rate recorded, the record
+    is flagged rather than refused: a pump that ran fast is a real event that must be on record,
+    and a typing error is found by the second clinician who must acknowledge the flag.
+    """
+    if volume_ml <= 0 or rate_ml_per_h <= 0:
+        return None
+    duration = ended_at - started_at
+    implied = volume_ml / ((duration + TIME_READING).total_seconds() / 3600)
+    if implied <= rate_ml_per_h * (1 + tolerance_percent / 100):
+        return None
+    seconds = duration.total_seconds()
+    took = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+    needed = volume_ml / rate_ml_per_h * 60
+    return (
+        f"{volume_ml:g} mL in {took} is at least {implied:.0f} mL/h, "
+        f"{implied / rate_ml_per_h:.1f} × the {rate_ml_per_h:g} mL/h recorded (at that rate "
+        f"it takes {needed:.0f} min). Check the end time, the volume and the rate; if they are "
+        "right, the infusion ran faster than recorded."
+    )
+
+
+def acknowledge_time_flag(
+    session: Session,
+    infusion: Infusion,
+    *,
+    user: User,
+    password: str,
+    note: str,
+    now: dt.datetime,
+) -> Infusion:
+    """A second clinician (not whoever recorded the end) confirms flagged infusion times as
+    recorded, says what they found, and signs with their own password. Until then the
+    patient's next dose cannot be ordered (``orders.plan_dose``)."""
+    if not infusion.time_flag_open:
+        raise Conflict(f"Infusion {infusion.id} has no flag waiting for acknowledgement.")
+    if not has_permission(user.roles, Permission.ADMINISTER_DOSES):
+        raise PermissionDenied(f"{user.full_name} is not clinic staff.")
+    errors: dict[str, list[str]] = {}
+    if user.id == infusion.ended_recorded_by_id:
+        errors["password"] = ["A second clinician acknowledges: you recorded this end."]
+    if not (note or "").strip():
+        errors["note"] = ["Say what you checked (the pump log, the times) and what happened."]
+    if errors:
+        raise InvalidInput(
+            "The flag was not acknowledged: " + summarize(errors),
+            errors=errors,
+            title="Second clinician required" if "password" in errors else None,
+        )
+    infusion.time_flag_note = note.strip()
+    signatures.sign(
+        session, record=infusion, meaning=TIME_FLAG_MEANING, user=user, password=password, now=now
+    )
+    # Conditional on the state read: of two clinicians acknowledging at once, one does.
+    if not update_if(
+        session,
+        infusion,
+        Infusion.time_flag_acknowledged_at.is_(None),
+        time_flag_acknowledged_at=now,
+        time_flag_acknowledged_by_id=user.id,
+        time_flag_note=note.strip(),
+    ):
+        raise Conflict(f"The flag of infusion {infusion.id} was acknowledged a moment ago.")
+    audit.record(
+        session,
+        actor=user,
+        at=now,
+        action="infusion.time_flag_acknowledged",
+        entity_type="infusion",
+        entity_id=infusion.id,
+        changes={"time_flag_note": (None, note.strip())},
+    )
+    return infusion
+
+
+def may_acknowledge(infusion: Infusion, user: User) -> bool:
+    """Whether ``user`` may acknowledge the infusion's time flag (what its page offers)."""
+    return (
+        infusion.time_flag_open
+        and user.id != infusion.ended_recorded_by_id
+        and has_permission(user.roles, Permission.ADMINISTER_DOSES)
+    )
 
 
 def get_infusion(session: Session, infusion_id: int) -> Infusion:

@@ -89,6 +89,13 @@ class InfusionEndIn(ma.Schema):
     ended_at = SiteDateTime(load_default=None, allow_none=True)
 
 
+class TimeFlagAcknowledgementIn(ma.Schema):
+    """A second clinician confirms flagged infusion times: what they checked, their password."""
+
+    note = ma.fields.String(required=True)
+    password = ma.fields.String(required=True, load_only=True)
+
+
 def _code(unit: Any) -> str | None:
     return unit.code if unit is not None else None
 
@@ -174,6 +181,18 @@ class InfusionOut(ma.Schema):
     volume_infused_ml = ma.fields.Float(allow_none=True)
     rate_ml_per_h = ma.fields.Float(allow_none=True)
     reaction = ma.fields.String(allow_none=True)
+    time_flag = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "Why end, volume and rate cannot all be true as recorded"},
+    )
+    time_flag_open = ma.fields.Boolean(
+        metadata={"description": "Flagged and not yet acknowledged: no next dose until it is"}
+    )
+    time_flag_acknowledged_at = ma.fields.AwareDateTime(allow_none=True)
+    time_flag_acknowledged_by = ma.fields.Function(
+        lambda i: i.time_flag_acknowledged_by.username if i.time_flag_acknowledged_by else None
+    )
+    time_flag_note = ma.fields.String(allow_none=True)
 
 
 class ShipmentDetailOut(ShipmentOut):

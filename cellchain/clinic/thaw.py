@@ -5,6 +5,7 @@ The infusion must start within the product's window after the thaw (DOMAIN.md §
 bags is as old as its first bag into the bath, and a thaw left running is not free time. Every
 bag must be thawed (completed) before the bedside check passes. Scanning the dose label thaws
 every bag of the dose at once. Only a dose received at the clinic and not held can be thawed.
+A completion scanned sooner than the product's minimum thaw (2 min by default) is refused.
 
 Services flush; the caller commits (one use case, one transaction).
 """
@@ -32,6 +33,10 @@ from cellchain.errors import Conflict
 
 #: Thaw to the start of the infusion when neither product nor protocol says (DOMAIN.md §7).
 DEFAULT_THAW_WINDOW_MINUTES = 60
+#: The shortest plausible thaw when the product does not say (``min_thaw_minutes``): a 20 mL
+#: cryobag in a 37 °C bath takes two to three minutes to its last ice crystal. A second scan
+#: sooner is a double scan or a bag taken out still frozen, never a completed thaw.
+DEFAULT_MIN_THAW_MINUTES = 2.0
 
 
 @dataclass
@@ -80,6 +85,7 @@ def scan_thaw(session: Session, code: str, *, actor: User, now: dt.datetime) -> 
         if thaw is None:
             step.started.append(_start(session, bag, order, actor=actor, now=now))
         elif thaw.completed_at is None:
+            _require_thawed(session, order, thaw, bag, now)
             step.completed.append(_complete(session, thaw, bag, actor=actor, now=now))
     if not step.started and not step.completed:
         raise Conflict(
@@ -111,6 +117,17 @@ def thaw_window_minutes(session: Session, order: DoseOrder) -> int:
     if protocol is not None:
         limits.append(int(protocol))
     return min(limits, default=DEFAULT_THAW_WINDOW_MINUTES)
+
+
+def min_thaw_minutes(session: Session, order: DoseOrder) -> float:
+    """The shortest plausible thaw of the dose's bags: the longest minimum of its lots'
+    product definitions (2 min if none says)."""
+    minimums = [
+        float(minutes)
+        for lot in lots_of_dose(session, order)
+        if (minutes := lot.product_definition.parameters.get("min_thaw_minutes")) is not None
+    ]
+    return max(minimums, default=DEFAULT_MIN_THAW_MINUTES)
 
 
 def thaw_state(session: Session, order: DoseOrder) -> ThawState:
@@ -168,6 +185,22 @@ def _require_thawable(session: Session, order: DoseOrder) -> None:
             f"{', '.join(blocked)} cannot be thawed: not dispensed for use (quarantined, "
             "blocked or discarded).",
             title="Not usable",
+        )
+
+
+def _require_thawed(
+    session: Session, order: DoseOrder, thaw: Thaw, bag: Unit, now: dt.datetime
+) -> None:
+    """A completion scan sooner than the product's minimum thaw, or at or before the start,
+    cannot be true: refused, and the thaw keeps running (the window counts from its start)."""
+    minimum = min_thaw_minutes(session, order)
+    elapsed = (now - thaw.started_at).total_seconds()
+    if elapsed < minimum * 60:
+        raise Conflict(
+            f"The thaw of {bag.code} started {max(elapsed, 0):.0f} s ago; a bag takes at least "
+            f"{minimum:g} min to thaw, so it cannot be complete yet (a double scan?). Scan it "
+            "again when it has thawed; the thaw window runs from its start.",
+            title="Thaw not complete",
         )
 
 

@@ -96,6 +96,12 @@ def plan_dose(
         )
     if patient.status != "enrolled":
         problems.setdefault("patient", []).append(f"{patient.study_id} is {patient.status}.")
+    for infusion_id, visit_code in _flagged_infusions(session, patient):
+        problems.setdefault("patient", []).append(
+            f"The {visit_code} infusion's end, volume and rate cannot all be true as recorded "
+            f"(infusion {infusion_id}); a second clinician must acknowledge it on the infusion "
+            "page before another dose is ordered."
+        )
     visit = patients.visit_of(patient, visit_code)
     today = now.astimezone(zone).date()
     if not visit.open_on(today):
@@ -404,6 +410,25 @@ def _choose_from_one_donation(
             errors={"bags": ["Not enough viable cells in the bags of any one donation."]},
         )
     return min(options, key=lambda bags: (len(bags), min(bag.expires_at for bag in bags)))
+
+
+def _flagged_infusions(session: Session, patient: Patient) -> list[tuple[int, str]]:
+    """(infusion id, visit) of the patient's infusions whose time flag is not acknowledged:
+    what the patient received must be settled before they are dosed again."""
+    from cellchain.clinic.models import Infusion  # the clinic records infusions of doses
+
+    return [
+        (row.id, row.visit)
+        for row in session.execute(
+            select(Infusion.id, DoseOrder.visit)
+            .join(DoseOrder, DoseOrder.id == Infusion.dose_order_id)
+            .where(
+                Infusion.patient_id == patient.id,
+                Infusion.time_flag.is_not(None),
+                Infusion.time_flag_acknowledged_at.is_(None),
+            )
+        )
+    ]
 
 
 def _live_order(session: Session, patient: Patient, visit: str) -> DoseOrder | None:

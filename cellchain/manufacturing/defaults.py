@@ -46,4 +46,10 @@ UC_MSC_PARAMETERS: dict[str, Any] = {
     #: a harvest above this many cells per cm² of the vessels harvested is not plausible
     #: (confluent MSC reach about 2–5 × 10^4 cells/cm²)
     "max_harvest_cells_per_cm2": 1.0e5,
+    #: a cryobag thaws in no less than this (minutes, 37 °C bath); a completion scanned sooner
+    #: is refused
+    "min_thaw_minutes": 2,
+    #: MSC double no faster than this (hours; typically 20–48 h); a harvest whose counts and
+    #: days in culture imply a faster doubling is refused as a miscount or a wrong date
+    "min_doubling_time_hours": 12,
 }

@@ -111,13 +111,15 @@ class Ward:
         return received
 
     def thaw(self, order: Any, *, at: dt.datetime | None = None) -> None:
-        """Start and complete the thaw of every bag of the dose (two scans of its label)."""
-        for _ in range(2):
+        """Start and complete the thaw of every bag of the dose (two scans of its label):
+        started at ``at`` (now by default) and completed the product's minimum thaw later."""
+        started = at or utcnow()
+        for scanned_at in (started, started + dt.timedelta(minutes=thaw.DEFAULT_MIN_THAW_MINUTES)):
             thaw.scan_thaw(
                 db.session,
                 payload(order.dose_unit.code),
                 actor=self.clinic.clinician,
-                now=at or utcnow(),
+                now=scanned_at,
             )
             db.session.commit()
 
@@ -159,6 +161,27 @@ class Ward:
         )
         db.session.commit()
         return started
+
+
+@dataclass
+class Clock:
+    """How far the requests' clock is ahead of the real one."""
+
+    offset: dt.timedelta = field(default_factory=dt.timedelta)
+
+    def advance(self, **delta: float) -> None:
+        self.offset += dt.timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The clock of requests (``cellchain.http.now``), moved on by ``advance``: minutes pass
+    between two requests (a bag thawing, an infusion running) without waiting for them."""
+    from cellchain import http
+
+    clock, real = Clock(), http.utcnow
+    monkeypatch.setattr(http, "utcnow", lambda: real() + clock.offset)
+    return clock
 
 
 @pytest.fixture

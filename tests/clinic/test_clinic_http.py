@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from cellchain.core.models import AuditEntry
 from cellchain.extensions import db
-from tests.clinic.conftest import Ward, payload
+from tests.clinic.conftest import Clock, Ward, payload
 from tests.conftest import TEST_PASSWORD
 
 
@@ -18,7 +18,7 @@ def audited(action: str) -> list[AuditEntry]:
 
 
 def test_api_takes_a_dose_from_dispatch_to_the_end_of_its_infusion(
-    ward: Ward, clients: Any
+    ward: Ward, clients: Any, clock: Clock
 ) -> None:
     order = ward.prepared()
     tech = clients.api(ward.lab.tech)
@@ -48,6 +48,12 @@ def test_api_takes_a_dose_from_dispatch_to_the_end_of_its_infusion(
         assert thawed.status_code == 200 and thawed.get_json()[expected] == [
             order.bags[0].unit.code
         ]
+        if expected == "started":  # a second scan at once cannot be a completed thaw
+            twice = nurse.post("/api/v1/thaw", json={"scan": payload(order.bags[0].unit.code)})
+            assert twice.status_code == 409 and twice.mimetype == "application/problem+json"
+            assert "at least 2 min to thaw" in twice.get_json()["detail"]
+            assert audited("thaw.refused")
+            clock.advance(minutes=3)
     assert thawed.get_json()["expires_at"] and thawed.get_json()["window_minutes"] == 60
     checked = nurse.post(
         "/api/v1/bedside/checks",
@@ -88,6 +94,18 @@ def test_api_takes_a_dose_from_dispatch_to_the_end_of_its_infusion(
         json={"volume_infused_ml": order.volume_ml, "rate_ml_per_h": 60},
     )
     assert ended.status_code == 200 and ended.get_json()["status"] == "completed"
+    # the full dose at 60 mL/h, ended a moment after the start: flagged, not refused
+    assert ended.get_json()["time_flag_open"] and "mL/h" in ended.get_json()["time_flag"]
+    acknowledge = f"/api/v1/infusions/{infusion['id']}/acknowledge"
+    own = nurse.post(acknowledge, json={"note": "fine", "password": TEST_PASSWORD})
+    assert own.status_code == 422 and own.mimetype == "application/problem+json"
+    assert audited("infusion.acknowledge_refused")
+    second = clients.api(ward.nurse).post(
+        acknowledge, json={"note": "Pump log: 15 min; end typed late.", "password": TEST_PASSWORD}
+    )
+    assert second.status_code == 200, second.get_json()
+    assert not second.get_json()["time_flag_open"]
+    assert second.get_json()["time_flag_acknowledged_by"] == "nina"
     listed = nurse.get(f"/api/v1/patients/{order.patient_id}/infusions").get_json()
     assert [i["id"] for i in listed] == [infusion["id"]]
 
@@ -113,7 +131,9 @@ def test_api_wrong_patient_is_a_stop_that_cannot_be_signed(ward: Ward, clients: 
     assert refused.status_code == 409
 
 
-def test_pages_receive_thaw_check_sign_start_and_end(ward: Ward, clients: Any) -> None:
+def test_pages_receive_thaw_check_sign_start_and_end(
+    ward: Ward, clients: Any, clock: Clock
+) -> None:
     order = ward.prepared()
     tech = clients.web(ward.lab.tech)
     listing = tech.get("/shipments")
@@ -153,8 +173,13 @@ def test_pages_receive_thaw_check_sign_start_and_end(ward: Ward, clients: Any) -
         },
     )
     assert decided.status_code == 302
-    for _ in range(2):
-        assert nurse.post("/thaw", data={"scan": payload(order.dose_unit.code)}).status_code == 200
+    assert nurse.post("/thaw", data={"scan": payload(order.dose_unit.code)}).status_code == 200
+    too_soon = nurse.post("/thaw", data={"scan": payload(order.dose_unit.code)})
+    assert too_soon.status_code == 409 and "at least 2 min to thaw" in too_soon.get_data(
+        as_text=True
+    )
+    clock.advance(minutes=3)
+    assert nurse.post("/thaw", data={"scan": payload(order.dose_unit.code)}).status_code == 200
     overview = nurse.get("/clinic").get_data(as_text=True)
     assert f"{order.patient.study_id} · D0" in overview  # thawing, with its deadline
     step2 = nurse.post("/bedside/wristband", data={"wristband": payload(order.patient.coi)})
@@ -188,7 +213,19 @@ def test_pages_receive_thaw_check_sign_start_and_end(ward: Ward, clients: Any) -
         data={"volume_infused_ml": str(order.volume_ml), "rate_ml_per_h": "60"},
     )
     assert ended.status_code == 302
-    assert "completed" in nurse.get(infusion_url).get_data(as_text=True)
+    page = nurse.get(infusion_url).get_data(as_text=True)
+    assert "completed" in page and "FLAGGED" in page and "acknowledge-form" not in page
+    second = clients.web(ward.nurse)
+    assert "acknowledge-form" in second.get(infusion_url).get_data(as_text=True)
+    blank = second.post(infusion_url + "/acknowledge", data={"note": "", "password": "x"})
+    assert blank.status_code == 422
+    done = second.post(
+        infusion_url + "/acknowledge",
+        data={"note": "Pump log: 15 min, as prescribed.", "password": TEST_PASSWORD},
+    )
+    assert done.status_code == 302
+    page = second.get(infusion_url).get_data(as_text=True)
+    assert "flag acknowledged" in page and "Pump log: 15 min" in page
 
 
 def test_a_page_scan_of_something_else_than_a_wristband_is_refused_and_audited(

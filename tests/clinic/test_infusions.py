@@ -33,8 +33,13 @@ def end(ward: Ward, infusion: Any, **changes: Any) -> Any:
         "rate_ml_per_h": 60.0,
     }
     values.update(changes)
+    # 15.1 mL at 60 mL/h takes 15 min: recorded 20 min after the start, the times agree
     ended = infusions.end(
-        db.session, infusion, InfusionEnd(**values), actor=ward.clinic.clinician, now=utcnow()
+        db.session,
+        infusion,
+        InfusionEnd(**values),
+        actor=ward.clinic.clinician,
+        now=infusion.started_at + dt.timedelta(minutes=20),
     )
     db.session.commit()
     return ended
@@ -43,7 +48,7 @@ def end(ward: Ward, infusion: Any, **changes: Any) -> Any:
 def test_the_end_records_time_volume_rate_and_no_reaction(ward: Ward) -> None:
     infusion = running(ward)
     ended = end(ward, infusion)
-    assert ended.status == "completed" and ended.reaction is None
+    assert ended.status == "completed" and ended.reaction is None and ended.time_flag is None
     assert ended.volume_infused_ml == infusion.dose_order.volume_ml
     assert ended.ended_at >= ended.started_at
     assert ended.administered_by.username == "cleo"
@@ -130,3 +135,73 @@ def test_two_bedside_devices_starting_the_same_dose_at_once_give_one_infusion(
     db.session.expire_all()
     assert db.session.execute(select(func.count(Infusion.id))).scalar_one() == 1
     assert order.status == "infused"
+
+
+# --- times that cannot be true (issue 16 item 8) ------------------------------------------------
+
+
+def test_an_end_at_the_start_is_refused(ward: Ward) -> None:
+    infusion = running(ward)
+    with pytest.raises(InvalidInput) as refused:
+        end(ward, infusion, ended_at=infusion.started_at)
+    assert "must be after the start" in refused.value.errors["ended_at"][0]
+
+
+def test_a_full_dose_at_60_ml_per_h_ended_11_s_after_the_start_is_flagged_for_a_second_clinician(
+    ward: Ward, make_user: Any
+) -> None:
+    from cellchain.core import signatures
+    from cellchain.core.accounts import CredentialsRejected
+    from cellchain.dosing import orders
+    from tests.conftest import TEST_PASSWORD
+
+    infusion = running(ward)
+    ended = end(ward, infusion, ended_at=infusion.started_at + dt.timedelta(seconds=11))
+    assert ended.status == "completed" and ended.time_flag_open
+    assert "in 11 s" in ended.time_flag and "the 60 mL/h recorded" in ended.time_flag
+    # the patient is not dosed again until the record is settled
+    patient = ended.patient
+    patient.day0 -= dt.timedelta(days=91)
+    db.session.commit()
+    ward.clinic.weigh(patient, 70.5, hours_ago=0)
+    with pytest.raises(orders.DoseRefused, match="second clinician must acknowledge"):
+        orders.plan_dose(db.session, patient, "M3", now=utcnow(), zone=UTC)
+
+    def acknowledge(user: Any, password: str = TEST_PASSWORD, note: str = "pump log: 11 s") -> Any:
+        return infusions.acknowledge_time_flag(
+            db.session, ended, user=user, password=password, note=note, now=utcnow()
+        )
+
+    with pytest.raises(InvalidInput, match="you recorded this end"):
+        acknowledge(ward.clinic.clinician)
+    db.session.rollback()
+    with pytest.raises(InvalidInput, match="Say what you checked"):
+        acknowledge(ward.nurse, note=" ")
+    db.session.rollback()
+    with pytest.raises(CredentialsRejected):
+        acknowledge(ward.nurse, password="wrong")
+    db.session.rollback()
+    assert ended.time_flag_open
+    acknowledge(ward.nurse, note="End time typed wrong; pump log says 16 min, as prescribed.")
+    db.session.commit()
+    assert not ended.time_flag_open and ended.time_flag_acknowledged_by_id == ward.nurse.id
+    (signed,) = signatures.manifest(db.session, ended)
+    assert signed.meaning == infusions.TIME_FLAG_MEANING and signed.valid
+    with pytest.raises(Conflict, match="no flag"):
+        acknowledge(ward.nurse)
+    db.session.rollback()
+    assert orders.plan_dose(db.session, patient, "M3", now=utcnow(), zone=UTC).weight
+
+
+@pytest.mark.parametrize(
+    ("minutes", "flagged"),
+    [(15.0, False), (14.1, False), (11.5, False), (10.0, True), (1.0, True)],
+)
+def test_the_rate_implied_by_volume_and_duration_is_compared_with_the_rate_recorded(
+    minutes: float, flagged: bool
+) -> None:
+    """15 mL at 60 mL/h takes 15 min; an end typed to the minute and a pump a little fast
+    (up to 25 % above the rate) are not flagged."""
+    start = utcnow()
+    flag = infusions.time_flag(start, start + dt.timedelta(minutes=minutes), 15.0, 60.0, 25.0)
+    assert (flag is not None) == flagged

@@ -214,14 +214,27 @@ def test_the_thaw_starts_and_completes_by_scanning_and_a_bag_thaws_once(ward: Wa
     started_at = step.started[0].started_at
     assert not state.complete  # the clock runs from the start of the thaw
     assert state.expires_at == started_at + dt.timedelta(minutes=60)
-    step = thaw.scan_thaw(db.session, bag, actor=ward.clinic.clinician, now=utcnow())
+    for seconds in (0, 119):  # a double scan, a bag taken out still frozen: not thawed
+        with pytest.raises(Conflict, match="at least 2 min to thaw"):
+            thaw.scan_thaw(
+                db.session,
+                bag,
+                actor=ward.clinic.clinician,
+                now=started_at + dt.timedelta(seconds=seconds),
+            )
+        db.session.rollback()
+    step = thaw.scan_thaw(
+        db.session, bag, actor=ward.clinic.clinician, now=started_at + dt.timedelta(minutes=2)
+    )
     db.session.commit()
     assert len(step.completed) == 1
     state = thaw.thaw_state(db.session, order)
     assert state.complete and state.window_minutes == 60
     assert state.expires_at == started_at + dt.timedelta(minutes=60)
     with pytest.raises(Conflict, match="already thawed"):
-        thaw.scan_thaw(db.session, bag, actor=ward.clinic.clinician, now=utcnow())
+        thaw.scan_thaw(
+            db.session, bag, actor=ward.clinic.clinician, now=utcnow() + dt.timedelta(minutes=3)
+        )
 
 
 def test_a_dose_still_in_the_lab_is_not_thawed(ward: Ward) -> None:
