@@ -526,7 +526,9 @@ def _seed_clinic(
     """This morning at the clinic: AS-003's dose was shipped, received, thawed, checked at the
     bedside (after a wrong wristband was stopped) and infused; AS-005's shipment arrived with
     a logger excursion and waits for QA; AS-001's is on its way, for a clinician to take
-    through receipt, thaw, bedside check and infusion. AS-007's and AS-009's are in the lab."""
+    through receipt, thaw, bedside check and infusion. AS-007's and AS-009's are in the lab,
+    their dose labels not printed yet and their bags still carrying the quarantine label: a
+    dose leaves the lab only with the labels its units' status requires."""
 
     def dose_of(study_id: str) -> DoseOrder:
         (order,) = orders.orders_of(session, trial[study_id])
@@ -534,6 +536,14 @@ def _seed_clinic(
 
     def ship(study_id: str, shipper: str, minutes_ago: float) -> Shipment:
         order = dose_of(study_id)
+        _label_dose(
+            session,
+            order,
+            site_zone=site_zone,
+            tech=users["tech"],
+            printed_at=timeline.at(minutes_ago + 4),
+            applied_at=timeline.at(minutes_ago + 2),
+        )
         return clinic_shipments.dispatch(
             session,
             clinic_shipments.Dispatch(
@@ -632,6 +642,41 @@ def _seed_clinic(
         now=timeline.at(20),
     )
     return {"in_transit": in_transit, "held": held, "infused": infused}
+
+
+def _label_dose(
+    session: Session,
+    order: DoseOrder,
+    *,
+    site_zone: ZoneInfo,
+    tech: User,
+    printed_at: dt.datetime,
+    applied_at: dt.datetime,
+) -> None:
+    """Before dispatch the technician prints the dose label and replaces its bags' quarantine
+    labels with the released ones (a reprint, with the reason), puts each on and scans it."""
+    settings = labels.LabelSettings(load_templates(), site_zone, IsbtSettings({}))
+    units = [order.dose_unit, *(bag.unit for bag in order.bags)]
+    printed = labels.print_labels(
+        session,
+        units,  # type: ignore[arg-type]
+        output_format="pdf",
+        copies=1,
+        reason=labels.RELEASE_REPRINT_REASON,  # the bags' reprint; the dose label is new
+        settings=settings,
+        actor=tech,
+        now=printed_at,
+        name=f"dose-{order.id}",
+    )
+    for record in printed.prints:
+        labels.record_applied(
+            session,
+            None,
+            record.payload,
+            actor=tech,
+            now=applied_at,
+            unit=record.unit,
+        )
 
 
 def _seed_labels(session: Session, lot: Lot, *, site_zone: ZoneInfo, tech: User) -> None:

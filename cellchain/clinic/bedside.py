@@ -9,6 +9,8 @@ visit           the dose is for the infusion visit open today
 prepared        the dose was prepared and its second-check signature still holds
 released        every bag's lot is released and unexpired
 not_recalled    received at the clinic; nothing recalled, quarantined, blocked or on hold
+labelled        the dose and every bag carry the label their status requires, printed and
+                applied per the print log and not superseded (a reprint, a status change)
 thaw            every bag thawed, and the infusion can start within the thaw window
 weight          the dose is within tolerance for the latest weight, measured recently,
                 confirmed if it changed by the flag (re-weighed or countersigned), and the
@@ -55,6 +57,7 @@ from cellchain.dosing import patients
 from cellchain.dosing.models import DoseOrder, DoseStatus, Patient, PatientStatus
 from cellchain.dosing.orders import SECOND_CHECK_MEANING
 from cellchain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
+from cellchain.labels import service as labels
 from cellchain.manufacturing.models import LotStatus
 
 #: The meaning each of the two clinicians signs with.
@@ -73,6 +76,7 @@ class Check(enum.StrEnum):
     PREPARED = "prepared"
     RELEASED = "released"
     NOT_RECALLED = "not_recalled"
+    LABELLED = "labelled"
     THAW = "thaw"
     WEIGHT = "weight"
     ARM = "arm"
@@ -145,6 +149,9 @@ class DoseFacts:
     infused: bool
     #: (code, why) for each unit not dispensed or infused: its latest status change's note
     why_not_usable: tuple[tuple[str, str], ...] = ()
+    #: each unit's missing or superseded label (``labels.service.label_states``); none when
+    #: the dose and every bag carry the label their status requires
+    label_problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -314,6 +321,20 @@ def _not_recalled(f: BedsideFacts) -> CheckResult:
     return CheckResult(Check.NOT_RECALLED, title, True, "Received at the clinic; no hold.")
 
 
+def _labelled(f: BedsideFacts) -> CheckResult:
+    title = "Dose and bags carry the labels their status requires"
+    if f.dose is None:
+        return CheckResult(Check.LABELLED, title, False, NOT_IDENTIFIED)
+    if f.dose.label_problems:
+        return CheckResult(Check.LABELLED, title, False, " ".join(f.dose.label_problems))
+    return CheckResult(
+        Check.LABELLED,
+        title,
+        True,
+        "The dose label and each bag's released label are printed and applied; none superseded.",
+    )
+
+
 def _thaw(f: BedsideFacts) -> CheckResult:
     if f.dose is None:
         return CheckResult(Check.THAW, "Within the thaw window", False, NOT_IDENTIFIED)
@@ -444,6 +465,7 @@ RULES: tuple[Callable[[BedsideFacts], CheckResult], ...] = (
     _prepared,
     _released,
     _not_recalled,
+    _labelled,
     _thaw,
     _weight,
     _arm,
@@ -581,6 +603,7 @@ def _dose_facts(session: Session, order: DoseOrder) -> DoseFacts:
             for unit in dose_units
             if unit.status not in USABLE_AT_BEDSIDE and unit.id in reasons
         ),
+        label_problems=tuple(labels.label_problems(session, dose_units)),
         shipment_status=shipment.status if shipment else None,
         hold_reason=shipment.hold_reason if shipment else None,
         bags=thaw.bag_count,

@@ -3,7 +3,8 @@ scanned custody event, and the receipt at the clinic accepts them or holds them 
 
 * ``dispatch``: the technician scans the dose labels into a shipment (shipper and temperature
   logger IDs) and hands it to the courier. Each dose and its bags move allocated → dispensed
-  in a guarded update, so a dose leaves in one shipment only.
+  in a guarded update, so a dose leaves in one shipment only, and only when each of its units
+  carries the label its status requires (``labels.service.label_states``).
 * ``hand_off``: the shipper's ID (or a dose label in it) is scanned at each hand-off; the
   event is recorded on every unit in it.
 * ``receive``: the clinic records when it arrived, the temperature inside the shipper, the
@@ -45,6 +46,7 @@ from cellchain.core.models import User
 from cellchain.dosing.models import DoseOrder, DoseStatus
 from cellchain.dosing.patients import summarize
 from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
+from cellchain.labels import service as labels
 from cellchain.manufacturing.models import LotStatus
 from cellchain.manufacturing.storage import DEFAULT_STORAGE_MAX_C
 
@@ -427,7 +429,8 @@ def hold_reasons(form: Receipt, limit: float) -> list[str]:
 
 def _not_shippable(session: Session, order: DoseOrder, now: dt.datetime) -> str | None:
     """Why the dose may not leave the lab, or None: the hard blocks before a bag is dispensed
-    (DOMAIN.md §7) that can have changed since the second check."""
+    (DOMAIN.md §7) that can have changed since the second check, and every unit's label: the
+    dose label and each bag's released label printed and applied, none superseded."""
     code = order.dose_unit.code if order.dose_unit else f"dose order {order.id}"
     if order.status != DoseStatus.PREPARED.value:
         return f"{code} is {order.status}; only a prepared (second-checked) dose is shipped."
@@ -444,6 +447,8 @@ def _not_shippable(session: Session, order: DoseOrder, now: dt.datetime) -> str 
             problems.append(f"Lot {lot.lot_number} is {lot.status}, not released.")
         elif lot.expires_at is None or lot.expires_at <= now:
             problems.append(f"Lot {lot.lot_number} has expired.")
+    # a unit leaves the lab only with the label its status requires (DOMAIN.md §7, §9)
+    problems.extend(labels.label_problems(session, units_of_dose(order)))
     if problems:
         return f"{code} cannot be dispensed: " + " ".join(problems)
     return None

@@ -70,6 +70,24 @@ def unit_log(unit_id: int) -> Any:
     return service.prints_of_unit(db.session, chain.get_unit(db.session, unit_id))
 
 
+@labels_api.post("/units/<int:unit_id>/labels/applied")
+@requires(Permission.RECONCILE_LABELS)
+@labels_api.arguments(AppliedIn)
+@labels_api.response(200, LabelPrintOut)
+def unit_applied(data: dict[str, Any], unit_id: int) -> Any:
+    """The unit's label put on it, scanned there (a prepared dose's label: it has no lot)."""
+    with unit_of_work() as session:
+        record = service.record_applied(
+            session,
+            None,
+            data["code"],
+            actor=acting_user(),
+            now=now(),
+            unit=chain.get_unit(session, unit_id),
+        )
+    return record
+
+
 @labels_api.post("/patients/<int:patient_id>/labels")
 @requires(Permission.ENROL_PATIENTS)
 @labels_api.arguments(PrintIn)

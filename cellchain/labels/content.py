@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cellchain.chain.models import Unit, UnitKind, UnitStatus
@@ -32,16 +33,20 @@ from cellchain.labels.templates import LabelTemplate
 from cellchain.manufacturing.models import CellRecord, Lot
 from cellchain.quality.models import QcSample
 from cellchain.quality.results import lot_of_unit
+from cellchain.traceability.models import Recall, RecallUnit
 
 #: 21 CFR 312.6(a), printed on every investigational product's label.
 CAUTION = "Caution: New Drug—Limited by Federal (or United States) law to investigational use."
 QUARANTINE = "QUARANTINE — NOT FOR CLINICAL USE"
 
-#: what a label says about a unit that may not be used, by its status
+#: a blocked unit whose donor was found ineligible (1271.65), and one blocked for another reason
+INELIGIBLE_DONOR = "BLOCKED — INELIGIBLE DONOR — NOT FOR CLINICAL USE"
+BLOCKED = "BLOCKED — NOT FOR CLINICAL USE"
+#: what a label says about a unit that may not be used, by its status (a blocked unit's
+#: marking says why it is blocked: ``status_marking``)
 _STATUS_MARKING: dict[str, str] = {
     UnitStatus.QUARANTINE: QUARANTINE,
     UnitStatus.REJECTED: "REJECTED — NOT FOR CLINICAL USE",
-    UnitStatus.BLOCKED: "BLOCKED — INELIGIBLE DONOR — NOT FOR CLINICAL USE",
 }
 #: statuses of units that no longer exist to carry a label
 _GONE: frozenset[str] = frozenset({UnitStatus.CONSUMED, UnitStatus.DISCARDED, UnitStatus.INFUSED})
@@ -119,7 +124,7 @@ def label_for(
     texts = {
         "identifier": identifier.display,
         "kind": unit.kind_label.capitalize(),
-        "status": _STATUS_MARKING.get(unit.status, ""),
+        "status": status_marking(session, unit),
         "eligibility": _ELIGIBILITY_WARNING.get(donation.eligibility, ""),
         "caution": CAUTION,
         "product": _product(lot, donation),
@@ -136,6 +141,30 @@ def label_for(
     message = _isbt_message(template, unit, lot, isbt, zone)
     content = LabelContent(encode_payload(identifier), texts, isbt_message=message)
     return UnitLabel(unit, lot, template, content, quarantine=texts["status"] == QUARANTINE)
+
+
+def status_marking(session: Session, unit: Unit) -> str:
+    """What the unit's label must say about its status now; "" for a unit that may be used.
+
+    The one place a marking is decided. Quarantine and rejection are read from the status; a
+    blocked unit's marking says why it is blocked, from the records: the recalls that name it
+    ("RECALLED RC-2026-0001 — DO NOT USE", the word first so that a small label keeps it),
+    the donor found ineligible (1271.65), or neither ("BLOCKED — NOT FOR CLINICAL USE")."""
+    if unit.status != UnitStatus.BLOCKED:
+        return _STATUS_MARKING.get(unit.status, "")
+    numbers = list(
+        session.execute(
+            select(Recall.number)
+            .join(RecallUnit, RecallUnit.recall_id == Recall.id)
+            .where(RecallUnit.unit_id == unit.id)
+            .order_by(Recall.id)
+        ).scalars()
+    )
+    ineligible = unit.donation.eligibility == Eligibility.INELIGIBLE
+    if numbers:
+        donor = " — INELIGIBLE DONOR" if ineligible else ""
+        return f"RECALLED {', '.join(numbers)}{donor} — DO NOT USE"
+    return INELIGIBLE_DONOR if ineligible else BLOCKED
 
 
 def wristband_for(patient: Patient, *, templates: Mapping[str, LabelTemplate]) -> UnitLabel:
@@ -158,8 +187,6 @@ def wristband_for(patient: Patient, *, templates: Mapping[str, LabelTemplate]) -
 def _dose_label(session: Session, unit: Unit, template: LabelTemplate, zone: ZoneInfo) -> UnitLabel:
     """A prepared dose names its patient (study ID and COI, never a name) and its visit, and
     prints what the second check signed: cells, volume, bags."""
-    from sqlalchemy import select
-
     order = session.execute(
         select(DoseOrder).where(DoseOrder.dose_unit_id == unit.id)
     ).scalar_one_or_none()
@@ -185,7 +212,7 @@ def _dose_label(session: Session, unit: Unit, template: LabelTemplate, zone: Zon
         + f" · infuse within {order.protocol.parameters['thaw_to_infusion_minutes']} min of thaw",
         "storage": _storage(lot) if lot is not None else "",
         "caution": CAUTION,
-        "status": "",
+        "status": status_marking(session, unit),
         "eligibility": _ELIGIBILITY_WARNING.get(unit.donation.eligibility, ""),
     }
     content = LabelContent(encode_payload(identifier), texts)

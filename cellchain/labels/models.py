@@ -68,6 +68,9 @@ class LabelPrint(db.Model):
     payload: Mapped[str] = mapped_column(String(40))
     #: the label printed "QUARANTINE — NOT FOR CLINICAL USE"
     quarantine: Mapped[bool] = mapped_column(Boolean)
+    #: the status marking the label printed ("" for none, as on a released bag or a dose):
+    #: compared with the marking the unit's status requires now (``service.label_state``)
+    marking: Mapped[str] = mapped_column(String(200), default="")
     #: the label carried the ISBT 128 Data Matrix
     isbt: Mapped[bool] = mapped_column(Boolean, default=False)
     #: the unit's (or patient's) status when printed

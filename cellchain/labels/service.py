@@ -23,13 +23,19 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cellchain.chain import service as chain
-from cellchain.chain.models import Unit, UnitStatus
+from cellchain.chain.models import Unit, UnitKind, UnitStatus
 from cellchain.core import audit
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.dosing.models import Patient
 from cellchain.errors import Conflict, InvalidInput, NotFound
-from cellchain.labels.content import IsbtSettings, UnitLabel, label_for, wristband_for
+from cellchain.labels.content import (
+    IsbtSettings,
+    UnitLabel,
+    label_for,
+    status_marking,
+    wristband_for,
+)
 from cellchain.labels.layout import lay_out
 from cellchain.labels.models import (
     MAX_COPIES,
@@ -267,11 +273,26 @@ def print_lot_labels(
 
 
 def record_applied(
-    session: Session, lot: Lot | None, scanned: str, *, actor: User, now: dt.datetime
+    session: Session,
+    lot: Lot | None,
+    scanned: str,
+    *,
+    actor: User,
+    now: dt.datetime,
+    unit: Unit | None = None,
 ) -> LabelPrint:
     """A label put on its container, scanned there: counted against the unit's latest print
-    with copies still unaccounted for. With ``lot``, the unit must belong to it."""
+    with copies still unaccounted for. With ``lot``, the unit must belong to it; with
+    ``unit`` (a unit's own label page: a prepared dose belongs to no lot), it must be that
+    unit."""
+    expected = unit
     unit = chain.resolve_unit(session, scanned)
+    if expected is not None and unit.id != expected.id:
+        raise InvalidInput(
+            f"The label scanned is {unit.code}'s, not {expected.code}'s; scan the label on "
+            f"{expected.code}.",
+            errors={"code": ["Not this unit's label."]},
+        )
     if lot is not None and _lot_id_of(session, unit) != lot.id:
         raise InvalidInput(
             f"{unit.code} is not a unit of lot {lot.lot_number}; apply its label on its own lot.",
@@ -343,6 +364,103 @@ def reconciliation(session: Session, lot: Lot) -> Reconciliation:
     ]
     never = [unit for unit in bags if unit.id not in latest]
     return Reconciliation(int(issued), int(applied), int(destroyed), to_replace, never)
+
+
+@dataclass(frozen=True)
+class LabelState:
+    """Whether a unit carries the label its status requires now (DOMAIN.md §7, §9)."""
+
+    unit: Unit
+    #: the label the unit must carry, in words ("its dose label", "its released label")
+    required: str
+    #: the status marking that label prints ("" for none)
+    marking: str
+    #: the print whose label is on the unit: the latest print with a copy applied
+    on_unit: LabelPrint | None
+    #: why the unit does not carry it, naming the unit and the missing or superseded label;
+    #: None when it does
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def label_state(session: Session, unit: Unit) -> LabelState:
+    """``label_states`` of one unit."""
+    return label_states(session, [unit])[0]
+
+
+def label_states(session: Session, units: Sequence[Unit]) -> list[LabelState]:
+    """Which label each unit must carry now, and whether the print log shows it printed AND
+    applied, and not superseded since.
+
+    The required label is the one its status requires: the marking ``status_marking`` gives
+    (none for a released bag, so a bag still carrying its quarantine label fails; a recalled
+    unit's marking names the recall) on the template of its kind (a prepared dose: its dose
+    label, with the patient's study ID and COI identifier). The label on the unit is its
+    latest print that is not wholly destroyed unapplied (a spoiled reprint never reached the
+    unit). It is superseded when it was printed with another marking (a status change since)
+    and missing when it is not applied yet (a reprint not yet on the unit supersedes the
+    label before it). One query for the print log of every unit.
+    """
+    prints: dict[int, list[LabelPrint]] = {unit.id: [] for unit in units}
+    if units:
+        for record in session.execute(
+            select(LabelPrint)
+            .where(LabelPrint.unit_id.in_([unit.id for unit in units]))
+            .order_by(LabelPrint.id)
+        ).scalars():
+            prints[record.unit_id].append(record)  # type: ignore[index]
+    return [_state(session, unit, prints[unit.id]) for unit in units]
+
+
+def label_problems(session: Session, units: Sequence[Unit]) -> list[str]:
+    """What is missing or superseded on ``units``' labels, one text per unit; none when every
+    unit carries the label its status requires."""
+    return [state.problem for state in label_states(session, units) if state.problem]
+
+
+def _state(session: Session, unit: Unit, prints: Sequence[LabelPrint]) -> LabelState:
+    marking = status_marking(session, unit)
+    if marking:
+        required = f"its label marked “{marking}”"
+    elif unit.kind == UnitKind.PREPARED_DOSE:
+        required = "its dose label (patient study ID and COI identifier)"
+    else:
+        required = "its released label"
+    live = [record for record in prints if record.applied or record.outstanding]
+    applied = [record for record in live if record.applied]
+    on_unit = applied[-1] if applied else None
+    name = f"{unit.code} ({unit.kind_label})"
+    problem = None
+    if not live:
+        problem = (
+            f"{name} has no label: {required} was never printed."
+            if not prints
+            else f"{name} has no label: every label printed for it was destroyed unused; "
+            f"print and apply {required}."
+        )
+    elif live[-1].marking != marking:
+        latest = live[-1]
+        said = f"“{latest.marking}”" if latest.marking else "no status marking"
+        problem = (
+            f"{name} is {unit.status} and needs {required}, but its latest label (print "
+            f"#{latest.id}, printed while it was {latest.unit_status}) says {said}: that label "
+            f"is superseded; print and apply {required}."
+        )
+    elif not live[-1].applied:
+        latest = live[-1]
+        superseded = (
+            f"; the label on it (print #{on_unit.id}) is superseded by that reprint"
+            if on_unit is not None
+            else ""
+        )
+        problem = (
+            f"{name}: {required} (print #{latest.id}) is printed but not applied{superseded}. "
+            f"Put it on and scan it there."
+        )
+    return LabelState(unit, required, marking, on_unit, problem)
 
 
 def prints_of_lot(session: Session, lot: Lot) -> list[LabelPrint]:
@@ -429,6 +547,7 @@ def _log(
         copies=copies,
         payload=label.content.payload,
         quarantine=label.quarantine,
+        marking=label.content.texts.get("status", ""),
         isbt=label.isbt,
         unit_status=label.unit.status if label.unit is not None else label.patient.status,  # type: ignore[union-attr]
         reason=reason,

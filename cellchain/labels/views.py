@@ -55,6 +55,32 @@ def print_unit(unit_id: int) -> ResponseReturnValue:
     return file_response(printed)
 
 
+@blueprint.post("/units/<int:unit_id>/labels/applied")
+@requires(Permission.RECONCILE_LABELS)
+def unit_applied(unit_id: int) -> ResponseReturnValue:
+    """The unit's label scanned on it (a prepared dose's label: it belongs to no lot)."""
+    chain.get_unit(db.session, unit_id)  # 404 first
+    try:
+        data = load_form(AppliedIn(), request.form)
+        with unit_of_work() as session:
+            record = service.record_applied(
+                session,
+                None,
+                data["code"],
+                actor=acting_user(),
+                now=now(),
+                unit=chain.get_unit(session, unit_id),
+            )
+            message = (
+                f"Label of {record.unit.code} applied ({record.applied} of {record.copies} "
+                f"printed {record.printed_at:%Y-%m-%d})."
+            )
+    except DomainError as error:
+        return _unit_page(chain.get_unit(db.session, unit_id), error, "applied")
+    flash(message, "success")
+    return redirect(url_for("labels.unit_labels", unit_id=unit_id) + "#apply")
+
+
 @blueprint.get("/patients/<int:patient_id>/labels")
 @requires(Permission.READ_RECORDS)
 def patient_labels(patient_id: int) -> ResponseReturnValue:
@@ -199,6 +225,7 @@ def _unit_page(unit: Unit, error: DomainError | None = None, which: str = "print
         not_labellable=not_labellable,
         prints=prints,
         printed_before=bool(prints),
+        label_state=service.label_state(db.session, unit) if label is not None else None,
     )
 
 

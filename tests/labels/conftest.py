@@ -46,6 +46,18 @@ def print_units(
     return printed
 
 
+def label(units: list[Any], actor: Any) -> None:
+    """Print each unit's label as its status requires now (a reprint, with its reason, when it
+    was printed before) and apply it: scanned on the unit."""
+    for unit in units:
+        again = bool(service.printed_before(db.session, [unit]))
+        (record,) = print_units([unit], actor, reason="relabel" if again else None).prints
+        service.record_applied(
+            db.session, None, record.payload, actor=actor, now=utcnow(), unit=unit
+        )
+        db.session.commit()
+
+
 def release(desk: Any) -> None:  # noqa: F811  (the desk fixture's value)
     desk.full_panel()
     disposition.release_lot(
