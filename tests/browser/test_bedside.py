@@ -5,6 +5,7 @@ wristband gets a red stop with nothing to sign."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,9 +48,14 @@ def scan(page: Page, field: str, code: str) -> None:
 
 
 def test_receive_thaw_check_sign_and_infuse_on_a_phone(
-    phone: Page, live_server: LiveServer, artifacts: Path
+    phone: Page, live_server: LiveServer, artifacts: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     page = phone
+    # the live server runs in this process: its request clock is moved on, not waited for
+    from cellchain import http
+
+    real, ahead = http.utcnow, [dt.timedelta()]
+    monkeypatch.setattr(http, "utcnow", lambda: real() + ahead[0])
     dose = live_server.dose_codes["AS-001"]
     login_as(page, live_server, Role.CLINICIAN)
     page.goto(live_server("/clinic"))
@@ -65,6 +71,9 @@ def test_receive_thaw_check_sign_and_infuse_on_a_phone(
     page.goto(live_server("/thaw"))
     scan(page, "#thaw-scan", dose)
     expect(page.locator("#thaw-result")).to_contain_text("Thaw started")
+    scan(page, "#thaw-scan", dose)  # at once: a double scan, not a thawed bag
+    expect(page.locator("body")).to_contain_text("at least 2 min to thaw")
+    ahead[0] += dt.timedelta(minutes=3)  # the bag in the 37 °C bath
     scan(page, "#thaw-scan", dose)
     expect(page.locator("#thaw-result")).to_contain_text("Thaw completed")
 
@@ -85,9 +94,10 @@ def test_receive_thaw_check_sign_and_infuse_on_a_phone(
     page.locator("#start-button").click()
     expect(flash(page)).to_contain_text("Infusion started")
     expect(page.locator("#infusion-status")).to_have_text("in progress")
-    page.locator("#rate_ml_per_h").fill("40")
+    ahead[0] += dt.timedelta(minutes=13)  # about 16 mL at 75 mL/h
+    page.locator("#rate_ml_per_h").fill("75")
     page.locator("#end-button").click()
-    expect(flash(page)).to_contain_text("Infusion ended")
+    expect(flash(page)).to_have_text("Infusion ended and recorded.")
     expect(page.locator("#infusion-status")).to_have_text("completed")
     expect(page.locator("#reaction")).to_have_text("none")
     page.screenshot(path=str(artifacts / "bedside-infused-phone.png"), full_page=True)
