@@ -255,6 +255,8 @@ class ResultRecordedOut(ResultOut):
 class CheckOut(ma.Schema):
     label = ma.fields.String()
     ok = ma.fields.Boolean()
+    passed = ma.fields.Boolean(metadata={"description": "Whether this check passed"})
+    state = ma.fields.String(metadata={"description": "PASSED, FAILED or NOT YET"})
     detail = ma.fields.String()
 
 

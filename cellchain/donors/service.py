@@ -700,6 +700,19 @@ class Check:
     label: str
     ok: bool
     detail: str
+    #: not decided yet (a panel test without a result): reads NOT YET, never as met
+    pending: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return self.ok
+
+    @property
+    def state(self) -> str:
+        """PASSED, FAILED or NOT YET: how the check reads wherever it is listed (issue 16)."""
+        if self.ok:
+            return "PASSED"
+        return "NOT YET" if self.pending else "FAILED"
 
 
 @dataclass(frozen=True)
@@ -738,7 +751,7 @@ def review_eligibility(donation: Donation) -> EligibilityReview:
         result = current.get(test.code)
         if result is None:
             missing.append(test.code)
-            checks.append(Check(label=test.name, ok=False, detail="no result yet"))
+            checks.append(Check(label=test.name, ok=False, detail="no result yet", pending=True))
             continue
         checks.append(
             Check(

@@ -104,6 +104,8 @@ def review_out(lot: Any, found: disposition.Review | None = None) -> dict[str, A
         "expires_at": lot.expires_at,
         "specification": f"{spec.code} v{spec.version}" if spec else None,
         "ready": found.ready,
+        "verdict": found.verdict,
+        "summary": found.summary,
         "out_of_specification": any(not line.result.passes for line in found.tests if line.result),
         "barred": barred,
     }

@@ -57,9 +57,19 @@ class Check:
     """One precondition of release: whether it holds, and why (or why not) in words."""
 
     key: str
+    #: the precondition by its positive name ("Donor eligible"); never shown without ``state``
     label: str
     ok: bool
     detail: str
+
+    @property
+    def passed(self) -> bool:
+        return self.ok
+
+    @property
+    def state(self) -> str:
+        """PASSED or FAILED: how the precondition reads wherever it is listed (issue 16)."""
+        return "PASSED" if self.ok else "FAILED"
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,25 @@ class Review:
     @property
     def failed(self) -> list[Check]:
         return [check for check in self.checks if not check.ok]
+
+    @property
+    def passed(self) -> list[Check]:
+        return [check for check in self.checks if check.ok]
+
+    @property
+    def verdict(self) -> str:
+        """READY only when every precondition passed; otherwise NOT READY (or DECIDED)."""
+        if self.disposition is not None:
+            return "DECIDED"
+        return "READY" if self.ready else "NOT READY"
+
+    @property
+    def summary(self) -> str:
+        """The verdict in words: how many preconditions passed and failed."""
+        total = len(self.checks)
+        if self.ready:
+            return f"all {total} preconditions of release passed"
+        return f"{len(self.failed)} of {total} preconditions of release FAILED"
 
 
 def review(session: Session, lot: Lot, *, now: dt.datetime) -> Review:

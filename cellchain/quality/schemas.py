@@ -143,8 +143,10 @@ class RejectIn(SignIn):
 
 class ReleaseCheckOut(ma.Schema):
     key = ma.fields.String()
-    label = ma.fields.String()
+    label = ma.fields.String(metadata={"description": "The precondition by its positive name"})
     ok = ma.fields.Boolean()
+    passed = ma.fields.Boolean(metadata={"description": "Whether this precondition passed"})
+    state = ma.fields.String(metadata={"description": "PASSED or FAILED"})
     detail = ma.fields.String()
 
 
@@ -175,6 +177,10 @@ class ReviewOut(ma.Schema):
     expires_at = ma.fields.AwareDateTime(allow_none=True)
     specification = ma.fields.String(allow_none=True)
     ready = ma.fields.Boolean(metadata={"description": "Every precondition of release holds"})
+    verdict = ma.fields.String(
+        metadata={"description": "READY only when every check passed; NOT READY; DECIDED"}
+    )
+    summary = ma.fields.String(metadata={"description": "How many preconditions passed/failed"})
     checks = ma.fields.List(ma.fields.Nested(ReleaseCheckOut))
     tests = ma.fields.List(ma.fields.Nested(TestLineOut))
     other_results = ma.fields.List(ma.fields.Nested(QcResultOut))

@@ -136,7 +136,7 @@ def open_from_queue(page: Page, din: str) -> Locator:
     checks = page.locator("#checks tr")
     expect(checks).to_have_count(1 + len(PANEL))
     expect(checks.locator("th")).to_have_text(["Donor screening", *(n for _, n in PANEL)])
-    expect(page.locator('#checks td[aria-label="met"]')).to_have_count(1 + len(PANEL))
+    expect(page.locator('#checks tr[data-state="PASSED"]')).to_have_count(1 + len(PANEL))
     expect(page.locator("#checks tr.bad")).to_have_count(0)
     return page.locator("#determination-form")
 

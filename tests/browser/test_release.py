@@ -113,7 +113,8 @@ def test_analyst_records_a_passing_panel_and_qa_releases_with_a_certificate(
     open_lot(page, live_server, din, "review")
     checks = page.locator("#checks tr")
     expect(checks).to_have_count(8)
-    expect(column(checks, 1)).to_have_text(["✔"] * 8)
+    expect(column(checks, 1)).to_have_text(["✔ PASSED"] * 8)
+    expect(page.locator("#verdict")).to_contain_text("READY")
     expect(page.locator("#release-ready")).to_have_text("Every precondition holds.")
 
     # A wrong password signs nothing.
