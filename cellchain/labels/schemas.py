@@ -76,6 +76,9 @@ class LabelPrintOut(ma.Schema):
     copies = ma.fields.Integer()
     payload = ma.fields.String()
     quarantine = ma.fields.Boolean(metadata={"description": "Printed with the quarantine marking"})
+    marking = ma.fields.String(
+        metadata={"description": "The status marking printed (quarantine, recalled, …); '' none"}
+    )
     isbt = ma.fields.Boolean(metadata={"description": "Carried the ISBT 128 Data Matrix"})
     unit_status = ma.fields.String()
     reason = ma.fields.String(allow_none=True, metadata={"description": "Why it was reprinted"})
