@@ -135,13 +135,15 @@ def _act(
 
 
 def _list_page(error: DomainError | None = None) -> ResponseReturnValue:
+    ready = shipments.ready_to_ship(db.session)
     return (
         render_template(
             "clinic/shipments.html",
             **refusal_context(
                 error,
                 shipments=shipments.list_shipments(db.session),
-                ready=shipments.ready_to_ship(db.session),
+                ready=ready,
+                labels_missing=shipments.labels_missing(db.session, ready),
             ),
         ),
         error.status if error else 200,

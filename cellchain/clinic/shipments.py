@@ -395,6 +395,19 @@ def ready_to_ship(session: Session) -> list[DoseOrder]:
     )
 
 
+def labels_missing(
+    session: Session, orders: Sequence[DoseOrder]
+) -> dict[int, list[labels.LabelState]]:
+    """For each dose order, its units whose label is missing or superseded (what the dispatch
+    would refuse), so the page can say what to print and apply before scanning it."""
+    return {
+        order.id: [
+            state for state in labels.label_states(session, units_of_dose(order)) if not state.ok
+        ]
+        for order in orders
+    }
+
+
 def storage_limit(session: Session, shipment: Shipment) -> float:
     """The warmest temperature the shipment's doses may arrive at: the strictest storage
     limit of their products (−135 °C by default)."""

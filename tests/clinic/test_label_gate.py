@@ -152,6 +152,9 @@ def test_the_dispatch_page_refuses_without_the_labels_and_keeps_what_was_typed(
 ) -> None:
     order = ward.prepared(labelled=False)
     tech = clients.web(ward.lab.tech)
+    listing = tech.get("/shipments").get_data(as_text=True)
+    assert "labels to print and apply" in listing
+    assert f'href="/units/{order.dose_unit.id}/labels"' in listing
     refused = tech.post("/shipments", data=dispatch_form(order))
     page = refused.get_data(as_text=True)
     assert refused.status_code == 422
@@ -170,6 +173,8 @@ def test_the_dispatch_page_refuses_without_the_labels_and_keeps_what_was_typed(
         assert applied.status_code == 302
     unit_page = tech.get(f"/units/{order.dose_unit.id}/labels").get_data(as_text=True)
     assert "Carries its dose label" in unit_page
+    listing = tech.get("/shipments").get_data(as_text=True)
+    assert "labels to print and apply" not in listing and '<span class="tag ok">labelled' in listing
     assert tech.post("/shipments", data=dispatch_form(order)).status_code == 302
 
 
