@@ -259,6 +259,9 @@ def _infusion_page(infusion: Infusion, error: DomainError | None = None) -> Resp
                 error,
                 infusion=infusion,
                 may_acknowledge=infusions.may_acknowledge(infusion, acting_user()),
+                recalls=recalls_naming(db.session, doses=[infusion.dose_order_id]).dose(
+                    infusion.dose_order_id
+                ),
             ),
         ),
         error.status if error else 200,
