@@ -298,4 +298,3 @@ class BatchRecordOut(LotOut):
     bags = ma.fields.List(ma.fields.Nested(BagOut))
     open_deviations = ma.fields.List(ma.fields.Dict())
     recalls = recalls_field()
-    recalls = recalls_field()
