@@ -142,6 +142,10 @@ CORRUPTIONS: dict[Check, list[Corruption]] = {
         lambda f: _dose(f, shipment_status="rejected"),
         lambda f: _dose(f, shipment_status=None),
     ],
+    Check.LABELLED: [
+        lambda f: _dose(f, label_problems=("X (prepared dose) has no label: …",)),
+        lambda f: _dose(f, label_problems=("X (cryobag) … says “QUARANTINE …”: superseded",)),
+    ],
     Check.THAW: [
         lambda f: _dose(f, bags_thawed=0, thaw_expires_at=None),
         lambda f: _dose(f, bags_thawed=0),  # started (the clock runs), not completed
