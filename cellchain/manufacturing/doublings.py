@@ -32,3 +32,31 @@ def cumulative_after(parent_cpds: Iterable[float | None], doublings: float | Non
     known = [cpd for cpd in parent_cpds if cpd is not None]
     start = max(known) if known else 0.0
     return start + max(doublings or 0.0, 0.0)
+
+
+#: The fastest MSC double when the product does not say (``min_doubling_time_hours``): about
+#: 20–48 h in culture; no human stromal cell doubles in under 12 h.
+DEFAULT_MIN_DOUBLING_TIME_HOURS = 12.0
+
+
+def culture_time_problem(
+    days_in_culture: float, doublings: float | None, min_doubling_time_hours: float
+) -> str | None:
+    """Why a harvest after ``days_in_culture`` with ``doublings`` cannot be true, or None.
+
+    Harvested at (or before) the moment the vessels were seeded is no culture at all; counts
+    that imply a doubling faster than the product's minimum are a miscount or a wrong date.
+    """
+    hours = days_in_culture * 24
+    if hours <= 0:
+        return (
+            "The vessels would be harvested at the moment they were seeded (0 days in culture); "
+            "enter when the harvest was performed."
+        )
+    if doublings is not None and doublings > 0 and hours / doublings < min_doubling_time_hours:
+        return (
+            f"{doublings:.2f} population doublings in {hours:.1f} h of culture is one every "
+            f"{hours / doublings:.1f} h; these cells double no faster than every "
+            f"{min_doubling_time_hours:g} h. Check the counts and when the harvest was performed."
+        )
+    return None

@@ -28,7 +28,12 @@ from cellchain.donors import service as donors
 from cellchain.donors.models import Donation, DonationStatus, Eligibility
 from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.manufacturing import deviations, resources, storage
-from cellchain.manufacturing.doublings import cumulative_after, population_doublings
+from cellchain.manufacturing.doublings import (
+    DEFAULT_MIN_DOUBLING_TIME_HOURS,
+    culture_time_problem,
+    cumulative_after,
+    population_doublings,
+)
 from cellchain.manufacturing.models import (
     CellRecord,
     Deviation,
@@ -181,7 +186,7 @@ def passage(
     _check_vessels(donation, vessels_out, counted=True)
     _check_seeding(sum(v.cells or 0 for v in vessels_out), harvest.cells, "seeded")
     done = _context(session, context, actor=actor, now=now, after=vessels_in)
-    figures.days_in_culture = _days_in_culture(session, vessels_in, done.performed_at)
+    figures.days_in_culture = _days_in_culture(session, vessels_in, done.performed_at, figures)
     return _record(
         session,
         donation=donation,
@@ -222,7 +227,7 @@ def bank_freeze(
     _positive(volume_ml, "volume_ml")
     _check_seeding(vial_count * cells_per_vial, harvest.cells, "frozen")
     done = _context(session, context, actor=actor, now=now, after=vessels_in)
-    figures.days_in_culture = _days_in_culture(session, vessels_in, done.performed_at)
+    figures.days_in_culture = _days_in_culture(session, vessels_in, done.performed_at, figures)
     vial = _Filled(cells=cells_per_vial, volume_ml=volume_ml, viability=harvest.viability_percent)
     return _record(
         session,
@@ -308,7 +313,7 @@ def fill_lot(
     total_per_bag = fill.volume_ml * fill.total_cells_per_ml
     _check_fill_count(fill.bag_count * total_per_bag, harvest)
     done = _context(session, context, actor=actor, now=now, after=vessels_in)
-    figures.days_in_culture = _days_in_culture(session, vessels_in, done.performed_at)
+    figures.days_in_culture = _days_in_culture(session, vessels_in, done.performed_at, figures)
     _excursion(session, donation, figures, StepKind.FILL, done)  # refused before the lot is made
     product = donation.product_definition
     lot = Lot(
@@ -584,10 +589,28 @@ def _harvest(
     )
 
 
-def _days_in_culture(session: Session, vessels: Sequence[Unit], performed_at: dt.datetime) -> float:
+def _days_in_culture(
+    session: Session, vessels: Sequence[Unit], performed_at: dt.datetime, figures: _Figures
+) -> float:
+    """Days from the seeding of the vessels to this harvest; refused when that cannot be true:
+    a harvest at (or before) the moment of seeding, or counts that imply the cells doubled
+    faster than the product's minimum doubling time (``min_doubling_time_hours``)."""
     records = cell_records(session, vessels)
     seeded_at = min(records[vessel.id].made_at for vessel in vessels)
-    return (performed_at - seeded_at).total_seconds() / 86400
+    days = (performed_at - seeded_at).total_seconds() / 86400
+    parameters = vessels[0].donation.product_definition.parameters
+    problem = culture_time_problem(
+        days,
+        figures.doublings,
+        float(parameters.get("min_doubling_time_hours", DEFAULT_MIN_DOUBLING_TIME_HOURS)),
+    )
+    if problem:
+        raise InvalidInput(
+            problem,
+            errors={"performed_at": [problem]},
+            title="Implausible culture time",
+        )
+    return days
 
 
 def _check_vessels(donation: Donation, vessels: Sequence[Vessel], *, counted: bool) -> None:

@@ -5,6 +5,7 @@ and refusals that keep what was typed."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import TYPE_CHECKING
 
@@ -165,8 +166,20 @@ def passage(
 
 
 def test_isolate_passage_twice_and_fill_a_lot_under_quarantine(
-    page: Page, live_server: LiveServer
+    page: Page, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The live server runs in this process: its request clock moves on while the cells grow
+    # (a harvest at the moment of seeding, or faster than MSC double, is refused). By then the
+    # idle session has expired, so the technician logs in again.
+    from cellchain import http
+
+    real, ahead = http.utcnow, [dt.timedelta()]
+    monkeypatch.setattr(http, "utcnow", lambda: real() + ahead[0])
+
+    def days_later(days: float) -> None:
+        ahead[0] += dt.timedelta(days=days)
+        login_as(page, live_server, Role.TECHNICIAN)
+
     din, container = open_quarantine_container(page, live_server)
 
     # Isolation: the cord into 2 P0 T175 flasks.
@@ -175,6 +188,7 @@ def test_isolate_passage_twice_and_fill_a_lot_under_quarantine(
     assert container not in p0
 
     # P1: 2 × 1e6 seeded, 8e6 harvested → 2 doublings; 4 T175 of 1e6.
+    days_later(3)
     p1 = passage(
         page, live_server, p0, harvested="8e6", count=4, vessel_format="T175", seeded="1e6"
     )
@@ -191,6 +205,7 @@ def test_isolate_passage_twice_and_fill_a_lot_under_quarantine(
     expect(page.locator("#next-step")).to_have_count(0)
 
     # P2: 4 × 1e6 seeded, 1.6e7 harvested → 2 doublings; 4 CellSTACK-1 of 2e6.
+    days_later(3)
     p2 = passage(
         page, live_server, p1, harvested="1.6e7", count=4, vessel_format="CS1", seeded="2e6"
     )
@@ -200,6 +215,7 @@ def test_isolate_passage_twice_and_fill_a_lot_under_quarantine(
     expect(page.locator("#step-outputs > li").first).to_contain_text("P2 · CS1 · 2e+06 viable cells")
 
     # Final harvest and fill: 6e7 harvested; 10 bags × 20 mL × 2.5e5/mL = 5e7 filled.
+    days_later(3)
     vessels = start_from_vessel(page, live_server, p2[0], "Final harvest and fill")
     expect(page.get_by_role("heading", level=1)).to_have_text("Record: fill")
     scan_in(vessels, *p2[1:])
@@ -244,10 +260,18 @@ def test_isolate_passage_twice_and_fill_a_lot_under_quarantine(
     expect(column(bags, 6)).to_have_text(["4.65e+06"] * 10)
 
 
-def test_refused_steps_keep_what_was_typed(page: Page, live_server: LiveServer) -> None:
+def test_refused_steps_keep_what_was_typed(
+    page: Page, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cellchain import http
+
+    real = http.utcnow
     _din, container = open_quarantine_container(page, live_server)
     p0 = isolate(page, container)
     scanned = "".join(code + "\n" for code in p0)
+    # three days in the incubator (the request clock moves on), then a new session
+    monkeypatch.setattr(http, "utcnow", lambda: real() + dt.timedelta(days=3))
+    login_as(page, live_server, Role.TECHNICIAN)
 
     vessels = start_from_vessel(page, live_server, p0[0], "Passage")
     scan_in(vessels, p0[1])

@@ -11,8 +11,12 @@ import pytest
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
 from cellchain.manufacturing import deviations, processing, resources
-from cellchain.manufacturing.models import EquipmentKind, MaterialCategory
+from cellchain.manufacturing.models import CellRecord, EquipmentKind, MaterialCategory
 from tests.conftest import TEST_PASSWORD
+
+#: How long the bench's vessels have been in culture when harvested (days): long enough for
+#: the large doublings the limit tests need (one per 12 h at most).
+CULTURE_DAYS = 21.0
 
 
 @dataclass
@@ -43,7 +47,16 @@ class Bench:
             now=utcnow(),
         )
         db.session.commit()
+        self.age(self.outputs(step))
         return step
+
+    def age(self, vessels: list[Any], days: float = CULTURE_DAYS) -> None:
+        """The vessels as if seeded ``days`` ago: a harvest right after its seeding, or cells
+        doubling faster than MSC can, is refused (``processing._days_in_culture``)."""
+        for vessel in vessels:
+            record = db.session.get(CellRecord, vessel.id)
+            record.made_at -= dt.timedelta(days=days)
+        db.session.commit()
 
     def outputs(self, step: Any) -> list[Any]:
         return [row.unit for row in step.units if row.role == "output"]
@@ -66,6 +79,7 @@ class Bench:
             now=utcnow(),
         )
         db.session.commit()
+        self.age(self.outputs(step))
         return step
 
     def fill(self, vessels: list[Any], harvested: float, bags: int = 10, **fill: Any) -> Any:

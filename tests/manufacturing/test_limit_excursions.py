@@ -308,6 +308,7 @@ def test_the_api_refuses_p6_then_accepts_it_with_qa_s_authorisation(bench, clien
     done = tech.post("/api/v1/steps/passage", json=passage_body(vessels, deviation_id=deviation_id))
     assert done.status_code == 201 and done.get_json()["deviation_id"] == deviation_id
     p6 = [chain.resolve_unit(db.session, code) for code in done.get_json()["outputs"]]
+    bench.age(p6)  # in culture before their harvest
     lot = bench.fill(p6, harvested=4.0e5, bags=1, volume_ml=0.01, deviation_id=deviation_id)
     record = tech.get(f"/api/v1/lots/{lot.id}").get_json()
     assert record["limit_flags"] == ["passage P6 exceeds the maximum P5"]
@@ -377,6 +378,7 @@ def test_the_bench_page_refuses_p6_keeping_what_was_typed_and_the_lot_shows_the_
     ).one()
     assert f"deviation #{deviation_id}" in web.get(f"/steps/{step.id}").get_data(as_text=True)
     p6 = bench.outputs(step)
+    bench.age(p6)  # in culture before their harvest
     lot = bench.fill(p6, harvested=4.0e5, bags=1, volume_ml=0.01, deviation_id=deviation_id)
     lot_page = web.get(f"/lots/{lot.id}").get_data(as_text=True)
     assert 'id="excursions"' in lot_page and f'data-excursion="{deviation_id}"' in lot_page

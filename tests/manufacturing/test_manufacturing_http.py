@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from cellchain.chain import service as chain
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
 from cellchain.manufacturing import processing
@@ -62,18 +63,20 @@ def test_an_expansion_through_the_api(bench, tech_api):
     assert iso.status_code == 201, iso.get_json()
     p0 = iso.get_json()["outputs"]
     assert len(p0) == 2 and iso.get_json()["passage"] == 0
-    p1 = tech_api.post(
-        "/api/v1/steps/passage",
-        json={
-            "vessels_in": "\n".join(p0),
-            "cells_harvested": 8e6,
-            "viability_percent": 95,
-            "vessel_count": 4,
-            "vessel_format": "T175",
-            "cells_per_vessel": 1e6,
-            **common,
-        },
-    )
+    body = {
+        "vessels_in": "\n".join(p0),
+        "cells_harvested": 8e6,
+        "viability_percent": 95,
+        "vessel_count": 4,
+        "vessel_format": "T175",
+        "cells_per_vessel": 1e6,
+        **common,
+    }
+    at_once = tech_api.post("/api/v1/steps/passage", json=body)  # harvested as it was seeded
+    assert at_once.status_code == 422 and at_once.mimetype == "application/problem+json"
+    assert "double no faster than every 12 h" in at_once.get_json()["errors"]["performed_at"][0]
+    bench.age([chain.resolve_unit(db.session, code) for code in p0], days=1.5)  # 36 h: 2 PD
+    p1 = tech_api.post("/api/v1/steps/passage", json=body)
     assert p1.status_code == 201 and p1.get_json()["population_doublings"] == pytest.approx(2.0)
     assert [m["lot_number"] for m in p1.get_json()["materials"]] == ["MEDIUM-001", "HPL-001"]
     again = tech_api.post(
@@ -89,6 +92,7 @@ def test_an_expansion_through_the_api(bench, tech_api):
         },
     )
     assert again.status_code == 409 and "consumed" in again.get_json()["detail"]
+    bench.age([chain.resolve_unit(db.session, code) for code in p1.get_json()["outputs"]])
     fill = tech_api.post(
         "/api/v1/steps/fill",
         json={
