@@ -221,7 +221,6 @@ def acknowledge(infusion_id: int) -> ResponseReturnValue:
     return redirect(url_for("bedside.infusion", infusion_id=infusion_id))
 
 
-
 # --- pages --------------------------------------------------------------------------------------
 
 

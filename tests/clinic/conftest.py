@@ -11,7 +11,6 @@ import pytest
 
 from cellchain.clinic import bedside, infusions, shipments, thaw
 from cellchain.clinic.doses import units_of_dose
-from cellchain.clinic.doses import units_of_dose
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.payload import encode_payload
 from cellchain.core.types import utcnow
@@ -19,7 +18,6 @@ from cellchain.dosing import orders
 from cellchain.extensions import db
 from tests.conftest import TEST_PASSWORD
 from tests.dosing.conftest import UTC, clinic, released  # noqa: F401  (clinic, released: fixtures)
-from tests.labels.conftest import label
 from tests.labels.conftest import label
 from tests.manufacturing.conftest import bench  # noqa: F401  (fixture)
 from tests.quality.conftest import desk, spec  # noqa: F401  (fixtures)
