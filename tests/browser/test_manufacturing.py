@@ -197,7 +197,9 @@ def test_isolate_passage_twice_and_fill_a_lot_under_quarantine(
     expect(figure(page, "Population doublings")).to_have_text("2.00")
     expect(figure(page, "Cumulative PD")).to_have_text("2.00")
     expect(figure(page, "Harvested")).to_contain_text("8e+06 viable cells, 95.0 % viable")
-    expect(page.locator("#step-outputs > li").first).to_contain_text("P1 · T175 · 1e+06 viable cells")
+    expect(page.locator("#step-outputs > li").first).to_contain_text(
+        "P1 · T175 · 1e+06 viable cells"
+    )
 
     # The P0 flasks are used up: scanned, they offer no next step.
     open_by_scan(page, live_server, p0[0], UNIT_URL)
@@ -212,7 +214,9 @@ def test_isolate_passage_twice_and_fill_a_lot_under_quarantine(
     expect(figure(page, "Passage of what it made")).to_have_text("P2")
     expect(figure(page, "Population doublings")).to_have_text("2.00")
     expect(figure(page, "Cumulative PD")).to_have_text("4.00")
-    expect(page.locator("#step-outputs > li").first).to_contain_text("P2 · CS1 · 2e+06 viable cells")
+    expect(page.locator("#step-outputs > li").first).to_contain_text(
+        "P2 · CS1 · 2e+06 viable cells"
+    )
 
     # Final harvest and fill: 6e7 harvested; 10 bags × 20 mL × 2.5e5/mL = 5e7 filled.
     days_later(3)
