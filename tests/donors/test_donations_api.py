@@ -541,6 +541,8 @@ def test_the_review_lists_checks_and_missing_tests(tech, qc):
     assert checks["Syphilis (Treponema pallidum)"] == {
         "label": "Syphilis (Treponema pallidum)",
         "ok": False,
+        "passed": False,
+        "state": "NOT YET",
         "detail": "no result yet",
     }
     assert checks["Anti-HIV-1 antibody"]["ok"] is True
