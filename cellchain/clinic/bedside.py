@@ -729,6 +729,7 @@ def sign_off(
         first=(first.user, first.password, BEDSIDE_MEANING),
         second=(second.user, second.password, BEDSIDE_MEANING),
         now=now,
+        permission=Permission.ADMINISTER_DOSES,
     )
     audit.record(
         session,

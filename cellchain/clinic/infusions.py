@@ -300,7 +300,13 @@ def acknowledge_time_flag(
         )
     infusion.time_flag_note = note.strip()
     signatures.sign(
-        session, record=infusion, meaning=TIME_FLAG_MEANING, user=user, password=password, now=now
+        session,
+        record=infusion,
+        meaning=TIME_FLAG_MEANING,
+        user=user,
+        password=password,
+        now=now,
+        permission=Permission.ADMINISTER_DOSES,
     )
     # Conditional on the state read: of two clinicians acknowledging at once, one does.
     if not update_if(

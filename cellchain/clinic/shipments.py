@@ -43,6 +43,7 @@ from cellchain.core import audit, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User
+from cellchain.core.roles import Permission, require
 from cellchain.dosing.models import DoseOrder, DoseStatus
 from cellchain.dosing.patients import summarize
 from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
@@ -314,6 +315,7 @@ def decide_hold(
 ) -> Shipment:
     """QA's signed decision on a held shipment: accept it for use, or reject it (each dose is
     cancelled and its units discarded; a new dose must be ordered)."""
+    require(user, Permission.DECIDE_HOLDS)
     target = ShipmentStatus.RECEIVED if accept else ShipmentStatus.REJECTED
     if target not in SHIPMENT_TRANSITIONS[ShipmentStatus(shipment.status)] or (
         shipment.status != ShipmentStatus.HELD.value
@@ -332,6 +334,7 @@ def decide_hold(
         user=user,
         password=password,
         now=now,
+        permission=Permission.DECIDE_HOLDS,
     )
     if not update_if(
         session,

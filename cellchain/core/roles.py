@@ -9,6 +9,12 @@ holds a signing role (QA, QC analyst, investigator) as well, and never changes t
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
+
+from cellchain.errors import PermissionDenied
+
+if TYPE_CHECKING:
+    from cellchain.core.models import User
 
 
 class Role(enum.StrEnum):
@@ -156,3 +162,38 @@ def roles_allowed(permission: Permission) -> frozenset[Role]:
 def has_permission(roles: set[Role] | frozenset[Role], permission: Permission) -> bool:
     """Whether any of ``roles`` grants ``permission`` (suspended signing roles grant none)."""
     return bool(GRANTS[permission] & effective_roles(roles))
+
+
+def holds(roles: set[Role] | frozenset[Role], allowed: Permission | Role) -> bool:
+    """Whether ``roles`` grant ``allowed``: a permission of ``GRANTS``, or one role by name
+    (the investigator's dose override, which has no route of its own). Suspended signing
+    roles grant neither."""
+    if isinstance(allowed, Permission):
+        return has_permission(roles, allowed)
+    return allowed in effective_roles(roles)
+
+
+def require(user: User, allowed: Permission | Role) -> None:
+    """Refuse with ``PermissionDenied`` (403) unless ``user``'s effective roles grant
+    ``allowed``.
+
+    The routes check the same table (``http.requires``); services that record a signed act
+    call this themselves (``signatures.sign`` always does), so a CLI, a script or a future
+    route cannot skip the rule by calling the service directly.
+    """
+    if holds(user.roles, allowed):
+        return
+    suspended = role_conflict(user.roles)
+    granted = GRANTS[allowed] if isinstance(allowed, Permission) else frozenset({allowed})
+    if suspended & granted:
+        names = ", ".join(sorted(role.label for role in suspended))
+        raise PermissionDenied(
+            f"{user.full_name} holds Administrator together with {names}; an account with "
+            "both signs nothing until another administrator removes one of them.",
+            title="Administration and signing roles are never combined",
+        )
+    who = " or ".join(sorted(role.label for role in granted))
+    held = ", ".join(sorted(role.label for role in user.roles)) or "no role"
+    raise PermissionDenied(
+        f"Only {who} may do this ({allowed.value}); {user.full_name} holds {held}."
+    )

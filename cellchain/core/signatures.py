@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from cellchain.core import audit
 from cellchain.core.accounts import verify_password
 from cellchain.core.models import Signature, User
-from cellchain.core.roles import role_conflict
+from cellchain.core.roles import Permission, Role, require, role_conflict
 from cellchain.core.types import canonical_json
 from cellchain.errors import Conflict, InvalidInput, PermissionDenied
 
@@ -60,12 +60,18 @@ def sign(
     user: User,
     password: str,
     now: dt.datetime,
+    permission: Permission | Role,
 ) -> Signature:
     """Sign ``record`` as ``user`` with ``meaning``, re-entering the password now.
 
-    A wrong password raises ``CredentialsRejected``; the interface layer audits the attempt
-    and counts it toward the lockout. An account that holds administration together with a
-    signing role signs nothing, whatever the route checked before (no super-user).
+    ``permission`` is what the signed act needs (``roles.GRANTS``; a role by name only for
+    the investigator's dose override). It is a required argument so that no signature can be
+    made without saying who may make it: a signer whose effective roles do not grant it is
+    refused with ``PermissionDenied`` before the password is checked, whichever route, CLI or
+    script called the service. An account that holds administration together with a signing
+    role signs nothing at all (no super-user). A wrong password raises
+    ``CredentialsRejected``; the interface layer audits the attempt and counts it toward the
+    lockout.
     """
     meaning = meaning.strip()
     if not meaning:
@@ -78,6 +84,7 @@ def sign(
             "both signs nothing until another administrator removes one of them.",
             title="Administration and signing roles are never combined",
         )
+    require(user, permission)
     verify_password(session, user=user, password=password, purpose="signature")
     content = _canonical_content(record)
     signature = Signature(
@@ -116,19 +123,37 @@ def sign_by_two(
     first: tuple[User, str, str],
     second: tuple[User, str, str],
     now: dt.datetime,
+    permission: Permission | Role,
 ) -> tuple[Signature, Signature]:
     """Two-person operation: two different active users sign, each with their own password.
 
-    ``first`` and ``second`` are (user, password, meaning).
+    ``first`` and ``second`` are (user, password, meaning); both must hold ``permission``,
+    checked for both before either signs.
     """
     if first[0].id == second[0].id:
         raise Conflict(
             "The two signatures must come from two different people.",
             errors={"second_user": ["Must be a different person from the first signer."]},
         )
-    one = sign(session, record=record, user=first[0], password=first[1], meaning=first[2], now=now)
+    require(first[0], permission)
+    require(second[0], permission)
+    one = sign(
+        session,
+        record=record,
+        user=first[0],
+        password=first[1],
+        meaning=first[2],
+        now=now,
+        permission=permission,
+    )
     two = sign(
-        session, record=record, user=second[0], password=second[1], meaning=second[2], now=now
+        session,
+        record=record,
+        user=second[0],
+        password=second[1],
+        meaning=second[2],
+        now=now,
+        permission=permission,
     )
     return one, two
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, relati
 
 from cellchain.core import audit, signatures
 from cellchain.core.models import Signature, User
+from cellchain.core.roles import Permission, require
 from cellchain.core.types import UTCDateTime, canonical_json
 from cellchain.errors import InvalidInput, NotFound, StateConflict
 
@@ -170,13 +171,24 @@ def approve(
     user: User,
     password: str,
     now: dt.datetime,
+    permission: Permission,
 ) -> Signature:
-    """QA signs a draft; it becomes the version in force and the previous one is superseded."""
+    """QA signs a draft; it becomes the version in force and the previous one is superseded.
+
+    ``permission`` is the approval the document's kind asks for (``SIGN_PROTOCOL``, …); a
+    signer without it is refused before anything changes."""
+    require(user, permission)
     model = type(document)
     entity_type = model.signature_entity_type
     _transition(document, VersionStatus.EFFECTIVE)
     signature = signatures.sign(
-        session, record=document, meaning=meaning, user=user, password=password, now=now
+        session,
+        record=document,
+        meaning=meaning,
+        user=user,
+        password=password,
+        now=now,
+        permission=permission,
     )
     previous = session.execute(
         select(model).where(

@@ -20,6 +20,7 @@ from cellchain.core import audit, numbering, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import IssuedIdentifier, User
 from cellchain.core.payload import read_scan
+from cellchain.core.roles import Permission, require
 from cellchain.donors.models import (
     DONATION_TRANSITIONS,
     ContainerCondition,
@@ -779,6 +780,7 @@ def determine_eligibility(
     test is non-reactive and screening is acceptable; "ineligible" without a reason. An
     ineligible determination blocks every unit of the donation for good (1271.65).
     """
+    require(user, Permission.DETERMINE_ELIGIBILITY)
     review = review_eligibility(donation)
     if donation.eligibility != Eligibility.PENDING.value or donation.determination is not None:
         raise Conflict(
@@ -832,6 +834,7 @@ def determine_eligibility(
         user=user,
         password=password,
         now=now,
+        permission=Permission.DETERMINE_ELIGIBILITY,
     )
     audit.record(
         session,

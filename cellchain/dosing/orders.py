@@ -28,7 +28,7 @@ from cellchain.chain.models import LineageOperation, Unit, UnitKind, UnitStatus
 from cellchain.core import audit, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import Signature, User
-from cellchain.core.roles import Role
+from cellchain.core.roles import Permission, Role, holds, require
 from cellchain.dosing import calculation, patients
 from cellchain.dosing.calculation import DoseCalculation, DoseParameters, NotEnoughCells
 from cellchain.dosing.models import (
@@ -185,6 +185,9 @@ def order_dose(
             "(which records a deviation) can accept it.",
             errors={"override": ["Outside tolerance: an investigator must sign an override."]},
         )
+    if override is not None and not dose.within_tolerance:
+        # Before anything is allocated: only an investigator signs the override.
+        _require_investigator(override.investigator)
     order = DoseOrder(
         patient_id=patient.id,
         protocol_id=patient.protocol_id,
@@ -252,6 +255,7 @@ def second_check(
 ) -> DoseOrder:
     """The independent second check: another person re-enters the volume and scans the bags;
     their signature makes the dose prepared and creates it as a unit."""
+    require(checker, Permission.CHECK_DOSES)
     if order.status != DoseStatus.ALLOCATED:
         raise Conflict(
             f"Dose order {order.id} is {order.status}; only an allocated dose is checked."
@@ -290,6 +294,7 @@ def second_check(
         user=checker,
         password=password,
         now=now,
+        permission=Permission.CHECK_DOSES,
     )
     # Conditional on the status read: of two people checking at once, one prepares the dose.
     if not update_if(
@@ -479,11 +484,20 @@ def _allocate(
         ) from error
 
 
+def _require_investigator(user: User) -> None:
+    """Only an investigator (effective roles: not one suspended beside Administrator) accepts a
+    dose outside tolerance."""
+    if not holds(user.roles, Role.INVESTIGATOR):
+        raise PermissionDenied(
+            f"Only an investigator may accept a dose outside tolerance; {user.full_name} "
+            "cannot sign the override."
+        )
+
+
 def _sign_override(
     session: Session, order: DoseOrder, plan: DosePlan, override: Override, *, now: dt.datetime
 ) -> Signature:
-    if Role.INVESTIGATOR not in override.investigator.roles:
-        raise PermissionDenied("Only an investigator may accept a dose outside tolerance.")
+    _require_investigator(override.investigator)
     if not override.reason.strip():
         raise DoseRefused("An override needs a reason.", errors={"override_reason": ["Say why."]})
     signature = signatures.sign(
@@ -493,6 +507,7 @@ def _sign_override(
         user=override.investigator,
         password=override.password,
         now=now,
+        permission=Role.INVESTIGATOR,
     )
     lot_id = session.get(CellRecord, plan.units[0].id).lot_id  # type: ignore[union-attr]
     deviation = deviations.open_deviation(

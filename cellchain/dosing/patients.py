@@ -368,6 +368,7 @@ def confirm_weight(
         user=user,
         password=password,
         now=now,
+        permission=Permission.RECORD_WEIGHTS,
     )
     # Conditional on the state read: of two people confirming at once, one does.
     if not update_if(

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from cellchain.core import versioning
 from cellchain.core.models import Signature, User
+from cellchain.core.roles import Permission
 from cellchain.dosing.defaults import (
     NCT01420432_CODE,
     NCT01420432_PARAMETERS,
@@ -53,7 +54,13 @@ def approve_protocol(
 ) -> Signature:
     """QA signs a draft; it becomes the version in force and the previous one is superseded."""
     return versioning.approve(
-        session, protocol, meaning=APPROVAL_MEANING, user=user, password=password, now=now
+        session,
+        protocol,
+        meaning=APPROVAL_MEANING,
+        user=user,
+        password=password,
+        now=now,
+        permission=Permission.SIGN_PROTOCOL,
     )
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from cellchain.core import audit, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import Signature, User
-from cellchain.core.roles import Permission, has_permission
+from cellchain.core.roles import Permission, has_permission, require
 from cellchain.donors.models import Donation
 from cellchain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from cellchain.manufacturing.models import (
@@ -117,6 +117,7 @@ def close_deviation(
     password raises ``CredentialsRejected``; the caller rolls everything back, so nothing is
     closed and nothing is signed.
     """
+    require(user, Permission.CLOSE_DEVIATIONS)
     text = _required_text(resolution, "resolution", "The resolution")
     if deviation.status == DeviationStatus.CLOSED.value:
         raise _already_closed(deviation)
@@ -134,7 +135,13 @@ def close_deviation(
     set_committed_value(deviation, "closed_by", user)
     # The signature covers the resolution, so it is taken after the resolution is set.
     signature = signatures.sign(
-        session, record=deviation, meaning=CLOSE_MEANING, user=user, password=password, now=now
+        session,
+        record=deviation,
+        meaning=CLOSE_MEANING,
+        user=user,
+        password=password,
+        now=now,
+        permission=Permission.CLOSE_DEVIATIONS,
     )
     audit.record(
         session,
@@ -230,8 +237,13 @@ def authorise_excursion(
     set_committed_value(authorisation, "deviation", deviation)
     set_committed_value(deviation, "authorisation", authorisation)
     signature = signatures.sign(
-        session, record=authorisation, meaning=AUTHORISE_MEANING, user=user, password=password,
+        session,
+        record=authorisation,
+        meaning=AUTHORISE_MEANING,
+        user=user,
+        password=password,
         now=now,
+        permission=Permission.CLOSE_DEVIATIONS,
     )
     audit.record(
         session,

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from cellchain.core import versioning
 from cellchain.core.models import Signature, User
+from cellchain.core.roles import Permission
 from cellchain.errors import Conflict
 from cellchain.manufacturing.defaults import UC_MSC_CODE, UC_MSC_PARAMETERS, UC_MSC_TITLE
 from cellchain.manufacturing.models import ProductDefinition
@@ -58,7 +59,13 @@ def approve_product(
 ) -> Signature:
     """QA signs a draft; it becomes the version in force and the previous one is superseded."""
     return versioning.approve(
-        session, product, meaning=APPROVAL_MEANING, user=user, password=password, now=now
+        session,
+        product,
+        meaning=APPROVAL_MEANING,
+        user=user,
+        password=password,
+        now=now,
+        permission=Permission.SIGN_PRODUCT,
     )
 
 

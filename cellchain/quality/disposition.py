@@ -23,6 +23,7 @@ from cellchain.chain.models import Unit, UnitStatus
 from cellchain.core import audit, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
+from cellchain.core.roles import Permission, require
 from cellchain.core.signatures import SignatureManifest
 from cellchain.donors.models import Donation, Eligibility
 from cellchain.errors import Conflict, InvalidInput
@@ -223,6 +224,7 @@ def release_lot(
 ) -> LotDisposition:
     """Release ``lot`` for clinical use: every check must pass and ``user`` must be independent
     of the lot. The bags in quarantine become available."""
+    require(user, Permission.DISPOSE_LOTS)
     barred = segregation_conflicts(session, lot, user)
     if barred:
         raise Conflict(
@@ -254,6 +256,7 @@ def reject_lot(
     session: Session, lot: Lot, *, reason: str, user: User, password: str, now: dt.datetime
 ) -> LotDisposition:
     """Reject ``lot`` for good, with a reason; its bags in quarantine become rejected."""
+    require(user, Permission.DISPOSE_LOTS)
     text = _optional_text(reason)
     if text is None:
         raise InvalidInput(
@@ -351,7 +354,13 @@ def _decide(
     session.flush()
     meaning = RELEASE_MEANING if decision is Decision.RELEASED else REJECT_MEANING
     signature = signatures.sign(
-        session, record=disposition, meaning=meaning, user=user, password=password, now=now
+        session,
+        record=disposition,
+        meaning=meaning,
+        user=user,
+        password=password,
+        now=now,
+        permission=Permission.DISPOSE_LOTS,
     )
     target = UnitStatus.AVAILABLE if decision is Decision.RELEASED else UnitStatus.REJECTED
     moved = _move_bags(session, lot, target, decision=decision, user=user, now=now)

@@ -27,6 +27,7 @@ from cellchain.chain.models import LineageOperation, Unit, UnitKind
 from cellchain.core import audit, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import Signature, User
+from cellchain.core.roles import Permission, require
 from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.manufacturing import deviations, processing
 from cellchain.manufacturing.models import CellRecord, DeviationCategory, Lot, LotStatus
@@ -268,6 +269,7 @@ def invalidate_result(
 ) -> Signature:
     """QA sets a result aside with a reason and signs (password re-entered); it stays visible
     and a retest of the test may then be recorded."""
+    require(user, Permission.INVALIDATE_QC_RESULTS)
     text = (reason or "").strip()
     if not text:
         raise InvalidInput(
@@ -294,7 +296,13 @@ def invalidate_result(
         raise Conflict(f"Result #{result.id} was invalidated by someone else a moment ago.")
     set_committed_value(result, "invalidated_by", user)
     signature = signatures.sign(
-        session, record=result, meaning=INVALIDATION_MEANING, user=user, password=password, now=now
+        session,
+        record=result,
+        meaning=INVALIDATION_MEANING,
+        user=user,
+        password=password,
+        now=now,
+        permission=Permission.INVALIDATE_QC_RESULTS,
     )
     audit.record(
         session,

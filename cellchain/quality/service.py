@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from cellchain.core import versioning
 from cellchain.core.models import Signature, User
+from cellchain.core.roles import Permission
 from cellchain.errors import Conflict
 from cellchain.quality.defaults import UC_MSC_SPEC_CODE, UC_MSC_SPEC_TITLE, UC_MSC_SPECIFICATION
 from cellchain.quality.evaluation import check_specification
@@ -64,7 +65,13 @@ def approve_specification(
 ) -> Signature:
     """QA signs a draft; it takes effect and the version in force before is superseded."""
     return versioning.approve(
-        session, specification, meaning=APPROVAL_MEANING, user=user, password=password, now=now
+        session,
+        specification,
+        meaning=APPROVAL_MEANING,
+        user=user,
+        password=password,
+        now=now,
+        permission=Permission.SIGN_SPECIFICATION,
     )
 
 

@@ -25,6 +25,7 @@ from cellchain.chain.models import Unit, UnitStatus
 from cellchain.core import audit, numbering, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
+from cellchain.core.roles import Permission, require
 from cellchain.donors import service as donors
 from cellchain.donors.models import Donation, DonorTestResult
 from cellchain.dosing.models import DoseOrder, DoseStatus
@@ -103,6 +104,7 @@ def open_recall(
     when everything made from it is already under other recalls, or when the reason is too
     short to say why. A wrong password signs nothing and blocks nothing.
     """
+    require(user, Permission.MANAGE_RECALLS)
     reason = _required(reason, "reason", "Why the product is recalled", MIN_REASON_LENGTH)
     if target is RecallTarget.MATERIAL_LOT:
         _stop_material(session, target_id, now)
@@ -122,7 +124,13 @@ def open_recall(
     )
     recall = opened.recall
     signature = signatures.sign(
-        session, record=recall, meaning=OPEN_MEANING, user=user, password=password, now=now
+        session,
+        record=recall,
+        meaning=OPEN_MEANING,
+        user=user,
+        password=password,
+        now=now,
+        permission=Permission.MANAGE_RECALLS,
     )
     _audit_opened(session, opened, user=user, now=now, signature_id=signature.id)
     return opened
@@ -456,6 +464,7 @@ def close_recall(
 
     The blocked units stay blocked: closing ends the lookback, it does not release anything.
     """
+    require(user, Permission.MANAGE_RECALLS)
     if not recall.is_open:
         raise _already_closed(recall)
     pending = [row.patient.study_id for row in recall.notifications if not row.notified]
@@ -486,6 +495,7 @@ def close_recall(
         user=user,
         password=password,
         now=now,
+        permission=Permission.MANAGE_RECALLS,
     )
     audit.record(
         session,

@@ -227,6 +227,7 @@ def test_a_legacy_administrator_with_a_signing_role_signs_nothing(session, make_
             user=both,
             password=TEST_PASSWORD,
             now=utcnow(),
+            permission=Permission.SIGN_PROTOCOL,
         )
 
 

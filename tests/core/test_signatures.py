@@ -8,6 +8,7 @@ from sqlalchemy import select, text
 from cellchain.core import accounts, signatures
 from cellchain.core.accounts import CredentialsRejected
 from cellchain.core.models import AuditEntry, Signature
+from cellchain.core.roles import Permission
 from cellchain.core.types import utcnow
 from cellchain.dosing import service as dosing
 from cellchain.dosing.models import Protocol
@@ -26,7 +27,13 @@ def test_signature_records_printed_name_time_meaning_and_content_hash(session, m
     qa = make_user("alex", "qa", full_name="Alex Quality")
     at = utcnow()
     sig = signatures.sign(
-        session, record=protocol, meaning="approval", user=qa, password=TEST_PASSWORD, now=at
+        session,
+        record=protocol,
+        meaning="approval",
+        user=qa,
+        password=TEST_PASSWORD,
+        now=at,
+        permission=Permission.SIGN_PROTOCOL,
     )
     session.commit()
     stored = session.get(Signature, sig.id)
@@ -44,7 +51,13 @@ def test_signature_records_printed_name_time_meaning_and_content_hash(session, m
 def test_a_change_to_the_signed_content_shows_the_signature_invalid(session, make_user, protocol):
     qa = make_user("alex", "qa")
     signatures.sign(
-        session, record=protocol, meaning="approval", user=qa, password=TEST_PASSWORD, now=utcnow()
+        session,
+        record=protocol,
+        meaning="approval",
+        user=qa,
+        password=TEST_PASSWORD,
+        now=utcnow(),
+        permission=Permission.SIGN_PROTOCOL,
     )
     session.commit()
     # Someone edits the parameters behind the application's back.
@@ -65,7 +78,13 @@ def test_wrong_password_is_refused(session, make_user, protocol):
     qa = make_user("alex", "qa")
     with pytest.raises(CredentialsRejected) as refused:
         signatures.sign(
-            session, record=protocol, meaning="approval", user=qa, password="wrong", now=utcnow()
+            session,
+            record=protocol,
+            meaning="approval",
+            user=qa,
+            password="wrong",
+            now=utcnow(),
+            permission=Permission.SIGN_PROTOCOL,
         )
     assert refused.value.purpose == "signature" and refused.value.counts
 
@@ -101,6 +120,7 @@ def test_two_person_signing_needs_two_different_people(session, make_user, proto
             first=(first, TEST_PASSWORD, "verified"),
             second=(first, TEST_PASSWORD, "verified"),
             now=utcnow(),
+            permission=Permission.ADMINISTER_DOSES,
         )
     session.rollback()
     one, two = signatures.sign_by_two(
@@ -109,6 +129,7 @@ def test_two_person_signing_needs_two_different_people(session, make_user, proto
         first=(first, TEST_PASSWORD, "performed"),
         second=(second, TEST_PASSWORD, "verified"),
         now=utcnow(),
+        permission=Permission.ADMINISTER_DOSES,
     )
     session.commit()
     assert {one.signer_id, two.signer_id} == {first.id, second.id}
@@ -125,6 +146,7 @@ def test_second_person_with_wrong_password_signs_nothing(session, make_user, pro
             first=(first, TEST_PASSWORD, "performed"),
             second=(second, "bad", "verified"),
             now=utcnow(),
+            permission=Permission.ADMINISTER_DOSES,
         )
     assert refused.value.username == "two"
     session.rollback()
@@ -144,4 +166,5 @@ def test_deactivated_user_cannot_sign(session, make_user, protocol):
             user=qa,
             password=TEST_PASSWORD,
             now=utcnow(),
+            permission=Permission.SIGN_PROTOCOL,
         )
