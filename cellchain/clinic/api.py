@@ -179,8 +179,10 @@ def refused(action: str, entity_type: str, entity_id: str | int) -> AuditedRefus
 @requires(Permission.READ_RECORDS)
 @shipments_api.response(200, ShipmentOut(many=True))
 def list_shipments() -> Any:
-    """The latest shipments, newest first."""
-    return shipments.list_shipments(db.session)
+    """The latest shipments, newest first, each with the recalls that name its doses."""
+    found = shipments.list_shipments(db.session)
+    named = recalls_naming(db.session, doses=[i.dose_order_id for s in found for i in s.items])
+    return [WithRecalls(s, named.of_doses(i.dose_order_id for i in s.items)) for s in found]
 
 
 @shipments_api.post("/shipments")

@@ -24,6 +24,7 @@ from cellchain.core.roles import Permission
 from cellchain.dosing import patients
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
+from cellchain.traceability.notices import WithRecalls, recalls_naming
 
 follow_up_api = Blueprint(
     "follow_up_api", __name__, url_prefix="/api/v1", description="Follow-up and adverse events"
@@ -86,22 +87,28 @@ def update_outcome_as_user(session: Session, event_id: int, data: dict[str, Any]
 @follow_up_api.response(200, ScheduledVisitOut(many=True))
 def due_visits(query: dict[str, Any]) -> Any:
     """The due and overdue visits of every enrolled patient (overdue first, then by planned
-    day); with ``coming_up`` also those whose window opens within the next 14 days."""
-    return follow_up.due_visits(
+    day); with ``coming_up`` also those whose window opens within the next 14 days. Each names
+    the recalls that name its patient."""
+    visits = follow_up.due_visits(
         db.session,
         today=site_today(),
         zone=site_zone(),
         coming_up_days=follow_up.COMING_UP_DAYS if query["coming_up"] else 0,
     )
+    named = recalls_naming(db.session, patients=[s.patient.id for s in visits])
+    return [WithRecalls(s, named.patient(s.patient.id)) for s in visits]
 
 
 @follow_up_api.get("/patients/<int:patient_id>/follow-up")
 @requires(Permission.READ_RECORDS)
 @follow_up_api.response(200, ScheduledVisitOut(many=True))
 def patient_follow_up(patient_id: int) -> Any:
-    """Every visit of the patient's schedule with its status today (site calendar)."""
+    """Every visit of the patient's schedule with its status today (site calendar), and the
+    recalls that name the patient."""
     patient = patients.get_patient(db.session, patient_id)
-    return follow_up.patient_schedule(db.session, patient, today=site_today(), zone=site_zone())
+    named = recalls_naming(db.session, patients=[patient.id]).patient(patient.id)
+    schedule = follow_up.patient_schedule(db.session, patient, today=site_today(), zone=site_zone())
+    return [WithRecalls(s, named) for s in schedule]
 
 
 @follow_up_api.post("/patients/<int:patient_id>/follow-up")

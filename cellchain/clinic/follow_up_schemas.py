@@ -11,6 +11,7 @@ from marshmallow import validate
 
 from cellchain.clinic.models import Outcome, Seriousness
 from cellchain.core.schemas import SiteDateTime
+from cellchain.traceability.notice_schemas import recalls_field
 
 #: Database ids are 32-bit; a larger number is no record (and no database error).
 _ID = validate.Range(min=1, max=2**31 - 1)
@@ -77,6 +78,7 @@ class ScheduledVisitOut(ma.Schema):
     earliest = ma.fields.Date(attribute="visit.earliest")
     latest = ma.fields.Date(attribute="visit.latest")
     window_days = ma.fields.Integer(attribute="visit.window_days")
+    recalls = recalls_field()
     status = ma.fields.String(
         metadata={"description": "done, not_applicable, upcoming, due or overdue"}
     )

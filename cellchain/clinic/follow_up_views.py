@@ -21,6 +21,7 @@ from cellchain.dosing.models import Patient
 from cellchain.errors import DomainError
 from cellchain.extensions import db
 from cellchain.http import requires, site_zone, unit_of_work
+from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form, refusal_context
 
 blueprint = Blueprint("follow_up", __name__)
@@ -30,14 +31,16 @@ blueprint = Blueprint("follow_up", __name__)
 @requires(Permission.READ_RECORDS)
 def due() -> ResponseReturnValue:
     coming_up = request.args.get("coming_up") == "1"
+    visits = follow_up.due_visits(
+        db.session,
+        today=site_today(),
+        zone=site_zone(),
+        coming_up_days=follow_up.COMING_UP_DAYS if coming_up else 0,
+    )
     return render_template(
         "follow_up/due.html",
-        visits=follow_up.due_visits(
-            db.session,
-            today=site_today(),
-            zone=site_zone(),
-            coming_up_days=follow_up.COMING_UP_DAYS if coming_up else 0,
-        ),
+        visits=visits,
+        recalls=recalls_naming(db.session, patients=[s.patient.id for s in visits]),
         coming_up=coming_up,
         coming_up_days=follow_up.COMING_UP_DAYS,
         today=site_today(),

@@ -123,6 +123,7 @@ class ShipmentOut(ma.Schema):
             for i in s.items
         ]
     )
+    recalls = recalls_field()
 
 
 class ThawOut(ma.Schema):
@@ -197,8 +198,6 @@ class InfusionOut(ma.Schema):
 
 class ShipmentDetailOut(ShipmentOut):
     """One shipment, with the recalls that name its doses."""
-
-    recalls = recalls_field()
 
 
 class InfusionDetailOut(InfusionOut):

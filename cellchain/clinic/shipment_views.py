@@ -136,14 +136,17 @@ def _act(
 
 def _list_page(error: DomainError | None = None) -> ResponseReturnValue:
     ready = shipments.ready_to_ship(db.session)
+    listed = shipments.list_shipments(db.session)
+    doses = [o.id for o in ready] + [i.dose_order_id for s in listed for i in s.items]
     return (
         render_template(
             "clinic/shipments.html",
             **refusal_context(
                 error,
-                shipments=shipments.list_shipments(db.session),
+                shipments=listed,
                 ready=ready,
                 labels_missing=shipments.labels_missing(db.session, ready),
+                recalls=recalls_naming(db.session, doses=doses),
             ),
         ),
         error.status if error else 200,

@@ -5,6 +5,7 @@ Load → call the service → dump. No rules here.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from flask_smorest import Blueprint
@@ -40,7 +41,7 @@ from cellchain.errors import NotFound
 from cellchain.extensions import db
 from cellchain.http import acting_user, facility_code, now, requires, site_zone, unit_of_work
 from cellchain.traceability import lookback
-from cellchain.traceability.notices import recalls_naming
+from cellchain.traceability.notices import WithRecalls, recalls_naming
 
 donations_api = Blueprint(
     "donations_api", __name__, url_prefix="/api/v1/donations", description="Donations"
@@ -122,14 +123,17 @@ def review_out(donation: Donation) -> dict[str, Any]:
 @donations_api.arguments(DonationQueryIn, location="query")
 @donations_api.response(200, DonationPageOut)
 def list_donations(args: dict[str, Any]) -> Any:
-    """Donations, newest first, filtered by status and eligibility, one page at a time."""
-    return service.list_donations(
+    """Donations, newest first, filtered by status and eligibility, one page at a time; each
+    with the recalls that name it."""
+    page = service.list_donations(
         db.session,
         status=DonationStatus(args["status"]) if "status" in args else None,
         eligibility=Eligibility(args["eligibility"]) if "eligibility" in args else None,
         page=args["page"],
         per_page=args["per_page"],
     )
+    found = recalls_naming(db.session, donations=[d.id for d in page.items])
+    return replace(page, items=[WithRecalls(d, found.donation(d.id)) for d in page.items])
 
 
 @donations_api.post("")
@@ -264,8 +268,14 @@ def determine(data: dict[str, Any], donation_id: int) -> Any:
 @requires(Permission.READ_RECORDS)
 @donations_api.response(200, EligibilityReviewOut(many=True))
 def eligibility_queue() -> Any:
-    """Donations awaiting QA's determination, oldest first, each with its checks."""
-    return [review_out(donation) for donation, _review in service.eligibility_queue(db.session)]
+    """Donations awaiting QA's determination, oldest first, each with its checks and the
+    recalls that name it."""
+    queue = service.eligibility_queue(db.session)
+    found = recalls_naming(db.session, donations=[donation.id for donation, _review in queue])
+    return [
+        {**review_out(donation), "recalls": found.donation(donation.id)}
+        for donation, _review in queue
+    ]
 
 
 @donors_api.get("/<int:donor_id>")

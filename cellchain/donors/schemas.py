@@ -211,6 +211,7 @@ class DonationSummaryOut(ma.Schema):
     status = ma.fields.String()
     eligibility = ma.fields.String()
     in_quarantine = ma.fields.Boolean()
+    recalls = recalls_field()
 
 
 class DonationPageOut(ma.Schema):
@@ -268,6 +269,7 @@ class EligibilityReviewOut(ma.Schema):
     eligible_possible = ma.fields.Boolean(metadata={"description": "Every check passes"})
     missing_tests = ma.fields.List(ma.fields.String())
     checks = ma.fields.List(ma.fields.Nested(CheckOut))
+    recalls = recalls_field()
 
 
 class DeterminationOut(ma.Schema):

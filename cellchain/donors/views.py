@@ -91,7 +91,13 @@ def donations() -> ResponseReturnValue:
         page=query["page"],
         per_page=query["per_page"],
     )
-    return render_template("donors/donations.html", page=page, query=query, **CHOICES)
+    return render_template(
+        "donors/donations.html",
+        page=page,
+        query=query,
+        recalls=recalls_naming(db.session, donations=[d.id for d in page.items]),
+        **CHOICES,
+    )
 
 
 @blueprint.route("/donations/new", methods=["GET", "POST"])
@@ -314,7 +320,12 @@ def _eligibility_page(found: Donation, error: DomainError | None = None) -> str:
 @blueprint.get("/eligibility")
 @requires(Permission.READ_RECORDS)
 def eligibility_queue() -> ResponseReturnValue:
-    return render_template("donors/queue.html", queue=service.eligibility_queue(db.session))
+    queue = service.eligibility_queue(db.session)
+    return render_template(
+        "donors/queue.html",
+        queue=queue,
+        recalls=recalls_naming(db.session, donations=[donation.id for donation, _ in queue]),
+    )
 
 
 # --- donors ------------------------------------------------------------------------------------

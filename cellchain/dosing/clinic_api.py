@@ -150,8 +150,11 @@ def check_as_user(session: Session, order_id: int, data: dict[str, Any]) -> Dose
 @requires(Permission.READ_RECORDS)
 @patients_api.response(200, PatientOut(many=True))
 def list_patients() -> Any:
-    """Every patient by study ID (no names, no record numbers)."""
-    return patients.list_patients(db.session)
+    """Every patient by study ID (no names, no record numbers), each with the recalls that
+    name them."""
+    found = patients.list_patients(db.session)
+    named = recalls_naming(db.session, patients=[p.id for p in found])
+    return [WithRecalls(p, named.patient(p.id)) for p in found]
 
 
 @patients_api.post("/patients")

@@ -39,10 +39,16 @@ register_record_page("patient", lambda entity_id: url_for("clinic.patient", pati
 @requires(Permission.READ_RECORDS)
 def patient_list() -> ResponseReturnValue:
     found = patients.list_patients(db.session)
+    doses = {p.id: orders.orders_of(db.session, p) for p in found}
     return render_template(
         "dosing/patients.html",
         patients=found,
-        doses={p.id: orders.orders_of(db.session, p) for p in found},
+        doses=doses,
+        recalls=recalls_naming(
+            db.session,
+            patients=[p.id for p in found],
+            doses=[o.id for listed in doses.values() for o in listed],
+        ),
     )
 
 

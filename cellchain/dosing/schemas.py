@@ -111,6 +111,7 @@ class PatientOut(ma.Schema):
     enrolled_at = ma.fields.AwareDateTime()
     enrolled_by = ma.fields.Function(lambda p: p.enrolled_by.username)
     checklist = ma.fields.Dict()
+    recalls = recalls_field()
 
     def dump_receives_cells(self, patient: Any) -> bool:
         from cellchain.dosing.patients import receives_cells

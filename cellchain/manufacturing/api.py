@@ -258,8 +258,10 @@ def get_step(step_id: int) -> Any:
 @requires(Permission.READ_RECORDS)
 @steps_api.response(200, LotOut(many=True))
 def list_lots() -> Any:
-    """Every lot, newest first."""
-    return [lot_out(lot) for lot in processing.list_lots(db.session)]
+    """Every lot, newest first, each with the recalls that name it."""
+    found = processing.list_lots(db.session)
+    named = recalls_naming(db.session, lots=[lot.id for lot in found])
+    return [{**lot_out(lot), "recalls": named.lot(lot.id)} for lot in found]
 
 
 @steps_api.get("/lots/<int:lot_id>")

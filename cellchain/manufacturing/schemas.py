@@ -268,6 +268,7 @@ class LotOut(ma.Schema):
     expires_at = ma.fields.AwareDateTime(allow_none=True)
     limit_flags = ma.fields.List(ma.fields.String())
     bag_count = ma.fields.Integer()
+    recalls = recalls_field()
 
 
 class ExcursionOut(ma.Schema):

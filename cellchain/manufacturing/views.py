@@ -83,7 +83,12 @@ def _typed() -> dict[str, Any]:
 @blueprint.get("/manufacturing")
 @requires(Permission.READ_RECORDS)
 def lots() -> ResponseReturnValue:
-    return render_template("manufacturing/lots.html", lots=processing.list_lots(db.session))
+    found = processing.list_lots(db.session)
+    return render_template(
+        "manufacturing/lots.html",
+        lots=found,
+        recalls=recalls_naming(db.session, lots=[lot.id for lot in found]),
+    )
 
 
 @blueprint.get("/materials")

@@ -29,6 +29,7 @@ from cellchain.quality.schemas import (
     SampleOut,
     SpecificationOut,
 )
+from cellchain.traceability.notices import RecallNotices, recalls_naming
 
 specifications_api = Blueprint(
     "specifications_api",
@@ -84,10 +85,14 @@ def _lot(session: Any, lot_id: int) -> Any:
     return processing.get_lot(session, lot_id)
 
 
-def review_out(lot: Any, found: disposition.Review | None = None) -> dict[str, Any]:
+def review_out(
+    lot: Any, found: disposition.Review | None = None, named: RecallNotices | None = None
+) -> dict[str, Any]:
     """The review of ``lot`` (``found``, or made now) as the acting user sees it, including
-    what bars them from releasing it."""
+    what bars them from releasing it and the recalls that name it (from ``named``, or asked
+    now)."""
     found = found or disposition.review(db.session, lot, now=now())
+    named = named or recalls_naming(db.session, lots=[lot.id])
     user = acting_user()
     barred = (
         disposition.segregation_conflicts(db.session, lot, user)
@@ -108,6 +113,7 @@ def review_out(lot: Any, found: disposition.Review | None = None) -> dict[str, A
         "summary": found.summary,
         "out_of_specification": any(not line.result.passes for line in found.tests if line.result),
         "barred": barred,
+        "recalls": named.lot(lot.id),
     }
 
 
@@ -262,7 +268,8 @@ def certificate(lot_id: int) -> Any:
 def awaiting_review() -> Any:
     """QA queue: lots in quarantine, oldest first, each with its review."""
     waiting = disposition.awaiting_review(db.session, now=now())
-    return [review_out(found.lot, found) for found in waiting]
+    named = recalls_naming(db.session, lots=[found.lot.id for found in waiting])
+    return [review_out(found.lot, found, named) for found in waiting]
 
 
 @release_api.get("/qa/out-of-specification")
@@ -270,9 +277,16 @@ def awaiting_review() -> Any:
 @release_api.response(200, OutOfSpecificationOut(many=True))
 def out_of_specification() -> Any:
     """QA queue: undecided lots holding a valid OOS result, with those results."""
+    found = disposition.lots_with_oos(db.session)
+    named = recalls_naming(db.session, lots=[lot.id for lot, _ in found])
     return [
-        {"lot_id": lot.id, "lot_number": lot.lot_number, "results": oos}
-        for lot, oos in disposition.lots_with_oos(db.session)
+        {
+            "lot_id": lot.id,
+            "lot_number": lot.lot_number,
+            "results": oos,
+            "recalls": named.lot(lot.id),
+        }
+        for lot, oos in found
     ]
 
 

@@ -12,6 +12,7 @@ from cellchain.core.schemas import SignatureOut, SignIn, SiteDateTime, Versioned
 from cellchain.manufacturing.storage_api import DeviationOut
 from cellchain.quality.evaluation import criterion_text
 from cellchain.quality.results import SampleRequest
+from cellchain.traceability.notice_schemas import recalls_field
 
 
 class SpecificationOut(VersionedDocumentOut):
@@ -192,9 +193,11 @@ class ReviewOut(ma.Schema):
         ma.fields.String(),
         metadata={"description": "Why the requesting user may not release this lot, if so"},
     )
+    recalls = recalls_field()
 
 
 class OutOfSpecificationOut(ma.Schema):
     lot_id = ma.fields.Integer()
     lot_number = ma.fields.String()
     results = ma.fields.List(ma.fields.Nested(QcResultOut))
+    recalls = recalls_field()

@@ -22,6 +22,7 @@ from cellchain.quality import disposition, results, service
 from cellchain.quality.certificate import certificate_response
 from cellchain.quality.evaluation import criterion_text
 from cellchain.quality.schemas import InvalidateIn, RejectIn, ReleaseIn, SampleIn
+from cellchain.traceability.notices import recalls_naming
 from cellchain.web.documents import approve_from_form, document_page, versions_page
 from cellchain.web.forms import load_form
 
@@ -306,11 +307,16 @@ def certificate(lot_id: int) -> ResponseReturnValue:
 @requires(Permission.READ_RECORDS)
 def queues() -> ResponseReturnValue:
     """QA's work: lots awaiting review, lots with OOS results, open deviations."""
+    awaiting = disposition.awaiting_review(db.session, now=now())
+    oos = disposition.lots_with_oos(db.session)
+    deviations = disposition.open_deviations(db.session)
+    lots = [r.lot.id for r in awaiting] + [lot.id for lot, _ in oos]
     return render_template(
         "quality/queues.html",
-        awaiting=disposition.awaiting_review(db.session, now=now()),
-        oos=disposition.lots_with_oos(db.session),
-        deviations=disposition.open_deviations(db.session),
+        awaiting=awaiting,
+        oos=oos,
+        deviations=deviations,
+        recalls=recalls_naming(db.session, lots=lots + [d.lot.id for d in deviations if d.lot]),
     )
 
 

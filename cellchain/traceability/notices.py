@@ -65,6 +65,11 @@ class RecallNotices:
     def patient(self, patient_id: int) -> list[Recall]:
         return self.patients.get(patient_id, [])
 
+    def of_doses(self, dose_order_ids: Iterable[int]) -> list[Recall]:
+        """The recalls naming any of these dose orders (a shipment's), once, oldest first."""
+        found = {recall.id: recall for key in dose_order_ids for recall in self.dose(key)}
+        return [found[key] for key in sorted(found)]
+
     def all(self) -> list[Recall]:
         """Every recall found, once, oldest first."""
         found = {

@@ -171,3 +171,92 @@ def test_notices_name_each_kind_of_record_in_a_fixed_number_of_statements(ward, 
         assert recalls == [recall]
     assert found.all() == [recall]
     assert notices.recalls_naming(db.session, patients=[999999]).all() == []
+
+
+# --- lists (issue 16, item 9): every list that shows a recalled record names the recall -------
+
+
+def list_pages(scene: dict[str, Any]) -> dict[str, str]:
+    return {
+        "donations": "/donations",
+        "lots": "/manufacturing",
+        "patients": "/patients",
+        "shipments": "/shipments",
+        "follow-up due": "/follow-up?coming_up=1",
+    }
+
+
+def list_answers(scene: dict[str, Any]) -> dict[str, tuple[str, Any]]:
+    """Each list API, and how to find the recalled record's entry in its answer."""
+    donation, lot = scene["donation"].id, scene["lot"].id
+    infused = scene["infusion"].patient_id
+    scene_patients = {infused, scene["moving"].patient_id, scene["waiting"].patient_id}
+    return {
+        "donations": (
+            "/api/v1/donations?per_page=100",
+            lambda body: [i for i in body["items"] if i["id"] == donation],
+        ),
+        "lots": ("/api/v1/lots", lambda body: [i for i in body if i["id"] == lot]),
+        "patients": ("/api/v1/patients", lambda body: [i for i in body if i["id"] == infused]),
+        "shipments": (
+            "/api/v1/shipments",
+            lambda body: [i for i in body if i["id"] == scene["shipment"].id],
+        ),
+        "follow-up due": (
+            "/api/v1/follow-up/due?coming_up=true",
+            lambda body: [i for i in body if i["patient_id"] in scene_patients][:1],
+        ),
+        "patient follow-up": (
+            f"/api/v1/patients/{infused}/follow-up",
+            lambda body: body[:1],
+        ),
+    }
+
+
+def test_every_list_page_names_the_recall_and_links_to_it(ward, scene, clients):
+    web = clients.web(ward.lab.qa)
+    before = {name: web.get(path) for name, path in list_pages(scene).items()}
+    assert {name: r.status_code for name, r in before.items()} == dict.fromkeys(before, 200)
+    assert [name for name, r in before.items() if "data-recall=" in r.get_data(as_text=True)] == []
+
+    recall = recall_donation(ward, scene)
+
+    for name, path in list_pages(scene).items():
+        page = web.get(path)
+        assert page.status_code == 200, name
+        html = page.get_data(as_text=True)
+        assert f'data-recall="{recall.number}"' in html, name
+        assert f'href="/recalls/{recall.id}"' in html, name
+        assert f"RECALLED {recall.number} (open)" in html, name
+
+
+def test_every_list_answer_names_the_recall(ward, scene, clients):
+    api = clients.api(ward.lab.qa)
+    for name, (path, entries) in list_answers(scene).items():
+        answer = api.get(path)
+        assert answer.status_code == 200, (name, answer.get_json())
+        assert [e["recalls"] for e in entries(answer.get_json())] == [[]], name
+
+    recall = recall_donation(ward, scene)
+
+    for name, (path, entries) in list_answers(scene).items():
+        [entry] = entries(api.get(path).get_json())
+        [named] = entry["recalls"]
+        assert (named["number"], named["status"], named["url"]) == (
+            recall.number,
+            "open",
+            f"/recalls/{recall.id}",
+        ), name
+
+
+def test_lists_name_recalls_in_a_fixed_number_of_statements(ward, scene, clients):
+    """The recalls of a list's records are asked for once, not once per row: every shipment
+    on the list is named, in the statements of one look-up (its doses, the recalls, who
+    opened them)."""
+    recall = recall_donation(ward, scene)
+    api = clients.api(ward.lab.qa)
+    with counting_statements() as statements:
+        body = api.get("/api/v1/shipments").get_json()
+    assert len(body) >= 2
+    assert all([r["number"] for r in s["recalls"]] == [recall.number] for s in body)
+    assert len([s for s in statements if "recall" in s.lower()]) <= 3
