@@ -705,6 +705,11 @@ def sign_off(
     session: Session, check: BedsideCheck, *, first: Signer, second: Signer, now: dt.datetime
 ) -> BedsideCheck:
     """Two different clinicians sign a go, each with their own password."""
+    for signer in (first, second):
+        if not has_permission(signer.user.roles, Permission.ADMINISTER_DOSES):
+            raise PermissionDenied(
+                f"{signer.user.full_name} is not clinic staff; two clinicians sign at the bedside."
+            )
     if not check.go:
         raise Conflict(
             "A stop cannot be signed: nothing is started from a red verdict. Resolve what "
@@ -713,11 +718,6 @@ def sign_off(
         )
     if len(bedside_signatures(session, check)) >= 2:
         raise Conflict(f"Bedside check {check.id} is already signed by two clinicians.")
-    for signer in (first, second):
-        if not has_permission(signer.user.roles, Permission.ADMINISTER_DOSES):
-            raise PermissionDenied(
-                f"{signer.user.full_name} is not clinic staff; two clinicians sign at the bedside."
-            )
     if first.user.id == second.user.id:
         raise InvalidInput(
             "The same clinician cannot sign twice: two different people verify at the bedside.",

@@ -283,10 +283,10 @@ def acknowledge_time_flag(
     """A second clinician (not whoever recorded the end) confirms flagged infusion times as
     recorded, says what they found, and signs with their own password. Until then the
     patient's next dose cannot be ordered (``orders.plan_dose``)."""
-    if not infusion.time_flag_open:
-        raise Conflict(f"Infusion {infusion.id} has no flag waiting for acknowledgement.")
     if not has_permission(user.roles, Permission.ADMINISTER_DOSES):
         raise PermissionDenied(f"{user.full_name} is not clinic staff.")
+    if not infusion.time_flag_open:
+        raise Conflict(f"Infusion {infusion.id} has no flag waiting for acknowledgement.")
     errors: dict[str, list[str]] = {}
     if user.id == infusion.ended_recorded_by_id:
         errors["password"] = ["A second clinician acknowledges: you recorded this end."]

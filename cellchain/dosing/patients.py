@@ -347,6 +347,8 @@ def confirm_weight(
 ) -> Weight:
     """A second person countersigns a weight that changed by the protocol's flag, with their
     own password: someone other than whoever recorded it, allowed to record weights."""
+    if not has_permission(user.roles, Permission.RECORD_WEIGHTS):
+        raise PermissionDenied(f"{user.full_name} may not record or confirm weights.")
     if not weight.needs_confirmation:
         raise Conflict(
             f"The weight of {weight.weight_kg:g} kg needs no confirmation"
@@ -359,8 +361,6 @@ def confirm_weight(
             errors={"password": ["Someone other than the person who recorded it signs."]},
             title="Second person required",
         )
-    if not has_permission(user.roles, Permission.RECORD_WEIGHTS):
-        raise PermissionDenied(f"{user.full_name} may not record or confirm weights.")
     signatures.sign(
         session,
         record=weight,
