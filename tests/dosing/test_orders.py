@@ -155,6 +155,53 @@ def test_a_dose_outside_tolerance_needs_an_investigators_signed_override(
     assert signed.meaning == orders.OVERRIDE_MEANING and signed.valid
 
 
+def test_an_override_by_a_non_investigator_is_refused_before_anything_is_allocated(
+    clinic: Any, released: Any, make_user: Any
+) -> None:
+    """Issue 16 item 5: the investigator is checked (effective roles) before the order is made
+    and its bags allocated, not after; an administrator holding Investigator is refused too."""
+    from cellchain.core.models import User, UserRole
+
+    strict = dict(NCT01420432_PARAMETERS, dose_tolerance_percent=0.1)
+    draft = service.draft_protocol(
+        db.session,
+        actor=clinic.lab.qa,
+        now=utcnow(),
+        code=clinic.protocol.code,
+        title=clinic.protocol.title,
+        parameters=strict,
+    )
+    service.approve_protocol(
+        db.session, protocol=draft, user=clinic.lab.qa, password=TEST_PASSWORD, now=utcnow()
+    )
+    db.session.commit()
+    clinic.protocol = draft
+    patient = clinic.enrol()
+    clinic.weigh(patient, 70.0)
+    admin = make_user("ada", "admin")
+    db.session.add(UserRole(user_id=admin.id, role="investigator"))
+    db.session.commit()
+    db.session.expire_all()
+    both = db.session.get(User, admin.id)
+    statuses = sorted(bag.status for bag in processing.bags_of(db.session, released))
+    assert UnitStatus.AVAILABLE in statuses
+    for signer in (clinic.clinician, both):
+        with pytest.raises(PermissionDenied, match="investigator"):
+            orders.order_dose(
+                db.session,
+                patient,
+                "D0",
+                actor=clinic.lab.tech,
+                now=utcnow(),
+                zone=UTC,
+                override=orders.Override(signer, TEST_PASSWORD, "syringe graduation"),
+            )
+        # Read through the session before any rollback: nothing was flushed either.
+        assert db.session.scalars(select(DoseOrder)).all() == []
+        assert sorted(bag.status for bag in processing.bags_of(db.session, released)) == statuses
+        db.session.rollback()
+
+
 def test_the_second_check_by_another_person_prepares_the_dose_as_a_unit(
     clinic: Any, released: Any, make_user: Any
 ) -> None:
