@@ -309,6 +309,33 @@ def paragraph(text: str, style: ParagraphStyle) -> Paragraph:
     return Paragraph(escape(text), style)
 
 
+def recall_lines(recalls: Sequence[Any]) -> list[str]:
+    """Each recall naming a printed record, as a document prints it (issue 16, item 9):
+    ``RECALL RC-2026-0001 (open): <reason> — /recalls/<id>``."""
+    return [f"RECALL {r.number} ({r.status}): {r.reason} — /recalls/{r.id}" for r in recalls]
+
+
+def recall_box(recalls: Sequence[Any], styles: Styles) -> Table:
+    """A red box, first on the document, naming every recall of what it describes."""
+    box = Table(
+        [[paragraph(line, styles.alert)] for line in recall_lines(recalls)],
+        colWidths=[CONTENT_WIDTH],
+        hAlign="LEFT",
+    )
+    box.setStyle(
+        TableStyle(
+            [
+                ("BOX", (0, 0), (-1, -1), 1.4, ALERT),
+                ("BACKGROUND", (0, 0), (-1, -1), ALERT_FILL),
+                ("LEFTPADDING", (0, 0), (-1, -1), 6),
+                ("TOPPADDING", (0, 0), (-1, -1), 2.5),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 2.5),
+            ]
+        )
+    )
+    return box
+
+
 # --- the running header and footer --------------------------------------------------------------
 
 

@@ -64,6 +64,7 @@ from cellchain.core.pdf import (
     load_fonts,
     make_styles,
     paragraph,
+    recall_box,
 )
 from cellchain.manufacturing.batch_record import BatchRecord, StepNode
 from cellchain.manufacturing.models import (
@@ -534,8 +535,13 @@ def _signatures(styles: Styles) -> list[Flowable]:
     return [KeepTogether(block)]
 
 
-def _story(record: BatchRecord, zone: ZoneInfo, styles: Styles) -> Iterator[Flowable]:
-    yield from _summary(record, zone, styles)
+def _story(
+    record: BatchRecord, zone: ZoneInfo, styles: Styles, recalls: Sequence[Any]
+) -> Iterator[Flowable]:
+    summary = _summary(record, zone, styles)
+    if recalls:  # right under the title, before anything else (issue 16, item 9)
+        summary[1:1] = [Spacer(1, 3 * mm), recall_box(recalls, styles)]
+    yield from summary
     ordered = _in_order(record.roots)
     yield paragraph(f"Processing steps ({len(ordered)})", styles.h1)
     if not ordered:
@@ -557,11 +563,13 @@ def render_batch_record_pdf(
     zone: ZoneInfo,
     generated_at: dt.datetime,
     generated_by: str,
+    recalls: Sequence[Any] = (),
 ) -> bytes:
     """The lot's batch record as an A4 PDF: summary, steps in tree order, bags, deviations.
 
     ``generated_at`` (aware) and ``generated_by`` (a printed name) are printed on every page:
-    a printout is a copy of the record as it stood then, not the record itself.
+    a printout is a copy of the record as it stood then, not the record itself. A lot named
+    by ``recalls`` says so under the title, in red, and in every page's header.
     """
     fonts = load_fonts()
     styles = make_styles(fonts)
@@ -570,14 +578,14 @@ def render_batch_record_pdf(
         site_name=site_name,
         lot_number=record.lot.lot_number,
         din=record.donation.din,
-        lot_status=record.lot.status,
+        lot_status=" · ".join([record.lot.status, *(f"recall {r.number}" for r in recalls)]),
         zone=zone,
         generated_at=generated_at,
         generated_by=generated_by,
         fonts=fonts,
     )
     return build_document(
-        list(_story(record, zone, styles)),
+        list(_story(record, zone, styles, recalls)),
         running,
         title=f"Batch record {record.lot.lot_number}",
         author=site_name,

@@ -305,6 +305,7 @@ def lot_pdf(lot_id: int) -> ResponseReturnValue:
         zone=site_zone(),
         generated_at=now(),
         generated_by=acting_user().full_name,
+        recalls=recalls_naming(db.session, lots=[lot_id]).lot(lot_id),
     )
     return Response(
         pdf,

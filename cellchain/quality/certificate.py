@@ -9,6 +9,7 @@ from cellchain.http import acting_user, now, site_zone
 from cellchain.manufacturing.models import Lot
 from cellchain.quality import disposition
 from cellchain.quality.certificate_pdf import render_certificate_pdf
+from cellchain.traceability.notices import recalls_naming
 
 
 def certificate_response(lot: Lot) -> Response:
@@ -19,6 +20,7 @@ def certificate_response(lot: Lot) -> Response:
         zone=site_zone(),
         generated_at=now(),
         generated_by=acting_user().full_name,
+        recalls=recalls_naming(db.session, lots=[lot.id]).lot(lot.id),
     )
     filename = f"{lot.lot_number}-certificate-of-analysis.pdf"
     return Response(

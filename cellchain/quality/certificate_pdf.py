@@ -61,6 +61,7 @@ from cellchain.core.pdf import (
     load_fonts,
     make_styles,
     paragraph,
+    recall_box,
 )
 from cellchain.core.signatures import SignatureManifest
 from cellchain.manufacturing import processing
@@ -225,10 +226,14 @@ def _banner(review: Review, zone: ZoneInfo, look: _Look) -> Table:
     return box
 
 
-def _head(review: Review, site_name: str, zone: ZoneInfo, look: _Look) -> list[Flowable]:
+def _head(
+    review: Review, site_name: str, zone: ZoneInfo, look: _Look, recalls: Sequence[Any]
+) -> list[Flowable]:
+    named = [Spacer(1, 3 * mm), recall_box(recalls, look.base)] if recalls else []
     return [
         paragraph("Certificate of analysis", look.base.title),
         paragraph(site_name, look.subtitle),
+        *named,
         Spacer(1, 3 * mm),
         _banner(review, zone, look),
         Spacer(1, 3 * mm),
@@ -471,8 +476,10 @@ def _disposition(review: Review, zone: ZoneInfo, look: _Look) -> list[Flowable]:
     return [KeepTogether(block)]
 
 
-def _story(review: Review, site_name: str, zone: ZoneInfo, look: _Look) -> Iterator[Flowable]:
-    yield from _head(review, site_name, zone, look)
+def _story(
+    review: Review, site_name: str, zone: ZoneInfo, look: _Look, recalls: Sequence[Any]
+) -> Iterator[Flowable]:
+    yield from _head(review, site_name, zone, look, recalls)
     yield from _tests(review, zone, look)
     yield from _other_results(review, zone, look)
     yield from _disposition(review, zone, look)
@@ -488,12 +495,14 @@ def render_certificate_pdf(
     zone: ZoneInfo,
     generated_at: dt.datetime,
     generated_by: str,
+    recalls: Sequence[Any] = (),
 ) -> bytes:
     """The lot's certificate of analysis as an A4 PDF: the lot, each test with its criterion,
     result and verdict, and QA's disposition with its signatures manifested.
 
     A lot without a disposition prints as a draft marked not released. ``generated_at``
-    (aware) and ``generated_by`` (a printed name) are printed on every page.
+    (aware) and ``generated_by`` (a printed name) are printed on every page. A lot named by
+    ``recalls`` says so first, in red, and in every page's header (issue 16, item 9).
     """
     look = _look()
     lot = review.lot
@@ -502,14 +511,14 @@ def render_certificate_pdf(
         site_name=site_name,
         lot_number=lot.lot_number,
         din=review.donation.din,
-        lot_status=lot.status,
+        lot_status=" · ".join([lot.status, *(f"recall {r.number}" for r in recalls)]),
         zone=zone,
         generated_at=generated_at,
         generated_by=generated_by,
         fonts=look.base.fonts,
     )
     return build_document(
-        list(_story(review, site_name, zone, look)),
+        list(_story(review, site_name, zone, look, recalls)),
         running,
         title=f"Certificate of analysis {lot.lot_number}",
         author=site_name,

@@ -260,3 +260,35 @@ def test_lists_name_recalls_in_a_fixed_number_of_statements(ward, scene, clients
     assert len(body) >= 2
     assert all([r["number"] for r in s["recalls"]] == [recall.number] for s in body)
     assert len([s for s in statements if "recall" in s.lower()]) <= 3
+
+
+# --- documents: the certificate of analysis and the batch record of a recalled lot -----------
+
+
+def pdf_text(response: Any) -> str:
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    return " ".join(page.extract_text() for page in PdfReader(io.BytesIO(response.data)).pages)
+
+
+def test_a_recalled_lots_certificate_and_batch_record_say_so_first(ward, scene, clients):
+    lot = scene["lot"]
+    web, api = clients.web(ward.lab.qa), clients.api(ward.lab.qa)
+    documents = {
+        "certificate page": lambda: web.get(f"/lots/{lot.id}/certificate.pdf"),
+        "certificate API": lambda: api.get(f"/api/v1/lots/{lot.id}/certificate.pdf"),
+        "batch record": lambda: web.get(f"/lots/{lot.id}/batch-record.pdf"),
+    }
+    for name, fetch in documents.items():
+        assert "RECALL" not in pdf_text(fetch()), name
+
+    recall = recall_donation(ward, scene)
+
+    for name, fetch in documents.items():
+        text = pdf_text(fetch())
+        assert f"RECALL {recall.number} (open)" in text, name
+        assert f"/recalls/{recall.id}" in text, name
+        # the recall comes before the disposition and the summary, and in every page header
+        assert text.index(f"RECALL {recall.number}") < text.index("Product"), name
+        assert text.count(f"Status: RELEASED · RECALL {recall.number}") == text.count(
+            "Page "
+        ), name
