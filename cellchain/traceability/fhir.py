@@ -10,7 +10,10 @@ One infusion becomes a ``collection`` Bundle of:
   DIN as ``biologicalSourceEvent`` (the element FHIR maps to the ISBT 128 DIN), the lot's
   expiry and the processing facility;
 * one ``BiologicallyDerivedProductDispense``: the dose handed over to the patient at the start
-  of the infusion, with who administered it and how much was infused;
+  of the infusion, with who administered it and how much was infused. When a recall names
+  the dose (issue 16, item 9), its ``note`` carries one annotation per recall, "RECALL <number>
+  (<status>): <reason> — /recalls/<id>", after the note on the infusion's course: a note and
+  not an extension, so that any receiver shows it without knowing a profile of ours;
 * the ``Practitioner`` who administered it (username only) and the processing
   ``Organization`` (facility code only), so that every reference resolves inside the bundle.
 
@@ -38,6 +41,8 @@ from cellchain.core.types import utcnow
 from cellchain.dosing.models import DoseOrder, Patient
 from cellchain.manufacturing.models import CellRecord, Lot
 from cellchain.quality.results import lot_of_unit
+from cellchain.traceability.models import Recall
+from cellchain.traceability.notices import recalls_naming
 
 #: The media type of the export (FHIR R5 JSON).
 FHIR_JSON = "application/fhir+json"
@@ -137,6 +142,7 @@ def _bundle(
 def _infusion_entries(session: Session, infusion: Infusion) -> list[dict[str, Any]]:
     """Patient, products (bags first, then the dose), organization, practitioner, dispense."""
     order = infusion.dose_order
+    recalls = recalls_naming(session, doses=[order.id]).dose(order.id)
     dose = _dose_unit(order)
     facility = parse_identifier(infusion.patient.coi).facility_code
     bags = []
@@ -168,7 +174,7 @@ def _infusion_entries(session: Session, infusion: Infusion) -> list[dict[str, An
         *bags,
         product,
         _practitioner_entry(infusion.administered_by, facility),
-        _dispense_entry(infusion, facility=facility, product=product["fullUrl"]),
+        _dispense_entry(infusion, facility=facility, product=product["fullUrl"], recalls=recalls),
     ]
 
 
@@ -324,8 +330,11 @@ def _practitioner_entry(user: User, facility: str) -> dict[str, Any]:
     )
 
 
-def _dispense_entry(infusion: Infusion, *, facility: str, product: str) -> dict[str, Any]:
-    """The dose handed over to its patient at the start of the infusion."""
+def _dispense_entry(
+    infusion: Infusion, *, facility: str, product: str, recalls: list[Recall]
+) -> dict[str, Any]:
+    """The dose handed over to its patient at the start of the infusion, and the recalls that
+    name it."""
     order = infusion.dose_order
     dose = _dose_unit(order)
     practitioner = full_url(f"practitioner:{facility}:{infusion.administered_by.username}")
@@ -354,7 +363,13 @@ def _dispense_entry(infusion: Infusion, *, facility: str, product: str) -> dict[
         f"Visit {order.visit}: infuse {order.volume_ml:.1f} mL holding "
         f"{_cells(order.delivered_cells)} viable cells."
     )
-    resource["note"] = [{"text": _course(infusion), "time": _instant(infusion.started_at)}]
+    resource["note"] = [{"text": _course(infusion), "time": _instant(infusion.started_at)}] + [
+        {
+            "text": f"RECALL {r.number} ({r.status}): {r.reason} — /recalls/{r.id}",
+            "time": _instant(r.opened_at),
+        }
+        for r in recalls
+    ]
     return _entry(f"dispense:{dose.code}", resource)
 
 

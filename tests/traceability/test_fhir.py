@@ -313,3 +313,34 @@ def test_the_infusion_page_links_to_the_export_and_the_link_works_logged_in(
     assert f'href="{href}"' in page and "FHIR (R5)" in page
     downloaded = browser.get(href)
     assert downloaded.status_code == 200 and downloaded.mimetype == FHIR_JSON
+
+
+def test_a_recalled_infusions_dispense_names_the_recall_and_stays_valid(
+    site: Ward, clients: Any
+) -> None:
+    """Issue 16, item 9: an infusion whose product a recall names exports the recall as a note
+    of the dispense (number, status, reason, where to read it), in a bundle still valid R5."""
+    from cellchain.manufacturing import processing
+    from cellchain.traceability.models import RecallTarget
+    from tests.traceability.conftest import open_recall
+
+    infusion = ended(site, running(site))
+    bundle = infusion_bundle(db.session, infusion)
+    (before,) = resources(bundle, "BiologicallyDerivedProductDispense")
+    assert [n["text"] for n in before["note"] if "RECALL" in n["text"]] == []
+    lot = lot_of_unit(db.session, infusion.dose_order.bags[0].unit)
+    donation = processing.lot_donation(db.session, lot)
+    recall = open_recall(site, RecallTarget.DONATION, donation.id).recall
+
+    for bundle in (
+        infusion_bundle(db.session, infusion),
+        clients.api(site.lab.qa).get(f"/api/v1/infusions/{infusion.id}/fhir").get_json(),
+    ):
+        Bundle.model_validate(bundle)
+        (dispense,) = resources(bundle, "BiologicallyDerivedProductDispense")
+        course, named = dispense["note"]
+        assert course == before["note"][0]
+        assert named["text"] == (
+            f"RECALL {recall.number} (open): {recall.reason} — /recalls/{recall.id}"
+        )
+        assert named["time"]
