@@ -15,7 +15,7 @@ from cellchain.errors import DomainError, InvalidInput
 from cellchain.extensions import db
 from cellchain.http import AuditedRefusal, now, requires, site_zone, unit_of_work
 from cellchain.manufacturing import resources
-from cellchain.traceability import recalls, trace
+from cellchain.traceability import notices, recalls, trace
 from cellchain.traceability.api import close_as_user, notify_as_user, open_as_user
 from cellchain.traceability.models import RecallTarget
 from cellchain.traceability.schemas import NotificationIn, RecallCloseIn, RecallOpenIn
@@ -36,6 +36,12 @@ def trace_forward(kind: str, record_id: int) -> ResponseReturnValue:
         forward=forward,
         counts=forward.count_by_status(),
         recall_target=kind if kind in {t.value for t in RecallTarget} else None,
+        recalls=notices.recalls_naming(
+            db.session,
+            units=[t.unit.id for t in forward.units],
+            doses=[o.id for p in forward.patients for o in p.dose_orders],
+            patients=[p.patient.id for p in forward.patients],
+        ),
     )
 
 

@@ -183,6 +183,7 @@ def list_pages(scene: dict[str, Any]) -> dict[str, str]:
         "patients": "/patients",
         "shipments": "/shipments",
         "follow-up due": "/follow-up?coming_up=1",
+        "trace forward": f"/trace/forward/donation/{scene['donation'].id}",
     }
 
 
@@ -292,3 +293,35 @@ def test_a_recalled_lots_certificate_and_batch_record_say_so_first(ward, scene, 
         assert text.count(f"Status: RELEASED · RECALL {recall.number}") == text.count(
             "Page "
         ), name
+
+
+def test_the_qa_and_eligibility_queues_name_the_recall(desk, clients):
+    """A lot in quarantine and a donation awaiting its determination, both recalled, are
+    named on QA's queue and the eligibility queue, page and API."""
+    lab = desk.lab
+    waiting = lab.receive(lab.register())
+    made = processing.lot_donation(db.session, desk.lot)
+    db.session.commit()
+    web, api = clients.web(lab.qa), clients.api(lab.qa)
+
+    def entries() -> dict[str, list[Any]]:
+        review = api.get("/api/v1/qa/awaiting-review").get_json()
+        queue = api.get("/api/v1/donations/eligibility-queue").get_json()
+        return {
+            "QA queue": [e["recalls"] for e in review if e["lot_id"] == desk.lot.id],
+            "eligibility queue": [e["recalls"] for e in queue if e["donation_id"] == waiting.id],
+        }
+
+    for path in ("/qa", "/eligibility"):
+        assert "data-recall=" not in web.get(path).get_data(as_text=True), path
+    assert entries() == {"QA queue": [[]], "eligibility queue": [[]]}
+
+    of_lot = open_recall(desk, RecallTarget.DONATION, made.id).recall
+    of_waiting = open_recall(desk, RecallTarget.DONATION, waiting.id).recall
+
+    for path, recall in (("/qa", of_lot), ("/eligibility", of_waiting)):
+        html = web.get(path).get_data(as_text=True)
+        assert f'data-recall="{recall.number}"' in html, path
+        assert f'href="/recalls/{recall.id}"' in html, path
+    named = {name: [[r["number"] for r in e] for e in found] for name, found in entries().items()}
+    assert named == {"QA queue": [[of_lot.number]], "eligibility queue": [[of_waiting.number]]}
