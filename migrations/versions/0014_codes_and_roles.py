@@ -1,13 +1,15 @@
-"""PLACEHOLDER (issue 16, codes and roles): fill in or leave empty; the lead removes unused ones
+"""Codes and roles (issue 16 items 4 and 5): no schema change.
+
+Typed codes with check characters and the role rules are enforced in code
+(`core.payload.read_scan`, `core.roles`), so this revision is intentionally empty.
+It stays in the chain because databases upgraded on 2026-12-05 recorded it; removing
+it would leave their version history with a gap.
 
 Revision ID: 0014
 Revises: 0013
 Create Date: 2026-12-05 13:20:00
 
 """
-
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
 
 # revision identifiers, used by Alembic.
 revision = "0014"
@@ -16,9 +18,9 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade():
-    pass
+def upgrade() -> None:
+    """Nothing to change in the schema."""
 
 
-def downgrade():
-    pass
+def downgrade() -> None:
+    """Nothing to undo."""
