@@ -30,6 +30,7 @@ from cellchain.labels.models import MAX_COPIES, OutputFormat
 from cellchain.labels.schemas import AppliedIn, DestroyedIn, LotPrintIn, PrintIn
 from cellchain.manufacturing import processing
 from cellchain.manufacturing.models import Lot
+from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form
 from cellchain.web.resolve import record_url
 
@@ -226,6 +227,7 @@ def _unit_page(unit: Unit, error: DomainError | None = None, which: str = "print
         prints=prints,
         printed_before=bool(prints),
         label_state=service.label_state(db.session, unit) if label is not None else None,
+        recalls=recalls_naming(db.session, units=[unit.id]).unit(unit.id),
     )
 
 
@@ -246,6 +248,7 @@ def _patient_page(patient_id: int, error: DomainError | None = None, which: str 
         prints=prints,
         printed_before=bool(prints),
         doses=[o for o in orders.orders_of(db.session, patient) if o.dose_unit_id],
+        recalls=recalls_naming(db.session, patients=[patient.id]).patient(patient.id),
     )
 
 
@@ -261,6 +264,7 @@ def _lot_page(lot: Lot, error: DomainError | None = None, which: str = "print") 
         prints=service.prints_of_lot(db.session, lot),
         printed_before=bool(service.printed_before(db.session, bags)),
         release_reason=service.RELEASE_REPRINT_REASON,
+        recalls=recalls_naming(db.session, lots=[lot.id]).lot(lot.id),
     )
 
 

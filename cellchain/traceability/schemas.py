@@ -11,6 +11,7 @@ from marshmallow import validate
 from cellchain.chain.schemas import UnitOut
 from cellchain.core.schemas import SignatureOut, SiteDateTime
 from cellchain.traceability.models import RecallTarget
+from cellchain.traceability.notice_schemas import recalls_field
 from cellchain.traceability.recalls import MIN_REASON_LENGTH
 
 
@@ -53,6 +54,7 @@ class TracedUnitOut(ma.Schema):
     unit = ma.fields.Nested(UnitOut)
     distance = ma.fields.Integer(metadata={"description": "Lineage steps from the start"})
     lot_number = ma.fields.String(allow_none=True)
+    recalls = recalls_field()
 
 
 class DoseOrderBriefOut(ma.Schema):
@@ -79,6 +81,7 @@ class ExposedPatientOut(ma.Schema):
     infused = ma.fields.Boolean()
     dose_order_ids = ma.fields.Function(lambda e: [o.id for o in e.dose_orders])
     infusion_ids = ma.fields.Function(lambda e: [i.id for i in e.infusions])
+    recalls = recalls_field()
 
 
 class ForwardTraceOut(ma.Schema):
@@ -87,6 +90,7 @@ class ForwardTraceOut(ma.Schema):
     dose_orders = ma.fields.List(ma.fields.Nested(DoseOrderBriefOut))
     infusions = ma.fields.List(ma.fields.Nested(InfusionBriefOut))
     patients = ma.fields.List(ma.fields.Nested(ExposedPatientOut))
+    recalls = recalls_field()
 
 
 def _signatures(signed: Any) -> Any:
@@ -198,9 +202,7 @@ class BackTraceOut(ma.Schema):
     lots = ma.fields.List(ma.fields.Nested(LotReleaseOut))
     events = ma.fields.List(ma.fields.Nested(EventOut))
     clinic = ma.fields.List(ma.fields.Nested(ClinicPathOut))
-    recalls = ma.fields.Function(
-        lambda b: [{"id": r.id, "number": r.number, "status": r.status} for r in b.recalls]
-    )
+    recalls = recalls_field()
 
 
 class RecallUnitOut(ma.Schema):

@@ -13,7 +13,7 @@ with the size of the tree (``tests/traceability/test_trace.py`` counts them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import ColumnElement, Select, exists, literal, or_, select, union
 from sqlalchemy.orm import Session, aliased, selectinload
@@ -37,6 +37,7 @@ from cellchain.manufacturing.models import (
     StepUnit,
 )
 from cellchain.quality.models import LotDisposition, QcResult
+from cellchain.traceability import notices
 from cellchain.traceability.models import Recall, RecallUnit
 
 
@@ -74,6 +75,8 @@ class TracedUnit:
     unit: Unit
     distance: int
     lot_number: str | None
+    #: the recalls that name this unit, oldest first (issue 16, item 9)
+    recalls: list[Recall] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ class ExposedPatient:
     patient: Patient
     dose_orders: list[DoseOrder]
     infusions: list[Infusion]
+    #: the recalls that name this patient or one of their doses, oldest first
+    recalls: list[Recall] = field(default_factory=list)
 
     @property
     def infused(self) -> bool:
@@ -96,6 +101,8 @@ class ForwardTrace:
     dose_orders: list[DoseOrder]
     infusions: list[Infusion]
     patients: list[ExposedPatient]
+    #: every recall naming a unit, dose or patient of the trace, oldest first
+    recalls: list[Recall] = field(default_factory=list)
 
     def count_by_status(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -154,10 +161,12 @@ def _made_or_worked_in_place() -> ColumnElement[bool]:
 
 
 def trace_forward(session: Session, kind: str, record_id: int) -> ForwardTrace:
-    """Every unit made from the start, every dose and infusion of them and every patient.
+    """Every unit made from the start, every dose and infusion of them and every patient, each
+    with the recalls that name it.
 
-    Five queries whatever the size of the tree: the units (with their lot), the dose orders,
-    the infusions, and two to load the orders' patients and bags.
+    A fixed number of queries whatever the size of the tree: the units (with their lot), the
+    dose orders, the infusions, two to load the orders' patients and bags, and the recall
+    notices (``notices.recalls_naming``).
     """
     start, seeds = forward_seeds(session, kind, record_id)
     nearest = chain.nearest_of(chain.lineage_walk(seeds, upwards=False))
@@ -196,13 +205,34 @@ def trace_forward(session: Session, kind: str, record_id: int) -> ForwardTrace:
         if orders
         else []
     )
+    named = notices.recalls_naming(
+        session,
+        units=[traced.unit.id for traced in units],
+        doses=[order.id for order in orders],
+        patients=[order.patient_id for order in orders],
+    )
     return ForwardTrace(
         start=start,
-        units=units,
+        units=[replace(traced, recalls=named.unit(traced.unit.id)) for traced in units],
         dose_orders=orders,
         infusions=infusions,
-        patients=_patients(orders, infusions),
+        patients=[
+            replace(
+                exposed,
+                recalls=_oldest_first(
+                    named.patient(exposed.patient.id)
+                    + named.of_doses(order.id for order in exposed.dose_orders)
+                ),
+            )
+            for exposed in _patients(orders, infusions)
+        ],
+        recalls=named.all(),
     )
+
+
+def _oldest_first(recalls: list[Recall]) -> list[Recall]:
+    """Each recall once, oldest first."""
+    return sorted({recall.id: recall for recall in recalls}.values(), key=lambda r: r.id)
 
 
 def _patients(orders: list[DoseOrder], infusions: list[Infusion]) -> list[ExposedPatient]:

@@ -63,6 +63,9 @@ def _pages(scene: dict[str, Any]) -> dict[str, str]:
         "clinic": url_for("bedside.overview"),
         "infusion": url_for("bedside.infusion", infusion_id=infusion.id),
         "coi report": url_for("coi.report", patient_id=infusion.patient_id),
+        "unit labels": url_for("labels.unit_labels", unit_id=scene["bag"].id),
+        "lot labels": url_for("labels.lot_labels", lot_id=scene["lot"].id),
+        "patient labels": url_for("labels.patient_labels", patient_id=infusion.patient_id),
     }
 
 
@@ -78,6 +81,8 @@ def answers(scene: dict[str, Any]) -> dict[str, str]:
         "shipment": f"/api/v1/shipments/{scene['shipment'].id}",
         "infusion": f"/api/v1/infusions/{infusion.id}",
         "coi report": f"/api/v1/patients/{infusion.patient_id}/coi-report",
+        "trace forward": f"/api/v1/trace/forward/donation/{scene['donation'].id}",
+        "trace back": f"/api/v1/trace/back/infusion/{infusion.id}",
     }
 
 
@@ -122,6 +127,24 @@ def test_every_api_answer_names_the_recall(ward, scene, clients):
     body = api.get(answers(scene)["coi report"]).get_json()
     assert body["summary"].startswith(f"UNDER RECALL: {recall.number}")
     assert [r["number"] for r in body["infusions"][0]["recalls"]] == [recall.number]
+
+
+def test_a_forward_trace_answer_names_the_recall_on_each_unit_and_patient(ward, scene, clients):
+    api = clients.api(ward.lab.qa)
+    path = f"/api/v1/trace/forward/lot/{scene['lot'].id}"
+    before = api.get(path).get_json()
+    assert [u["recalls"] for u in before["units"]] == [[]] * len(before["units"])
+
+    recall = recall_donation(ward, scene)
+
+    body = api.get(path).get_json()
+    by_code = {u["unit"]["code"]: [r["number"] for r in u["recalls"]] for u in body["units"]}
+    assert by_code[scene["bag"].code] == [recall.number]
+    named_patients = {
+        p["patient_id"]: [r["number"] for r in p["recalls"]] for p in body["patients"]
+    }
+    assert named_patients[scene["infusion"].patient_id] == [recall.number]
+    assert named_patients[scene["waiting"].patient_id] == [recall.number]
 
 
 def test_the_coi_report_is_never_just_all_valid_under_a_recall(ward, scene, clients):
