@@ -7,6 +7,7 @@ import datetime as dt
 from flask import Flask
 
 from cellchain import resource_path
+from cellchain.core import transactions
 from cellchain.extensions import api, csrf, db, login_manager, migrate
 
 
@@ -55,6 +56,7 @@ def wire(app: Flask) -> None:
     app.config["PERMANENT_SESSION_LIFETIME"] = dt.timedelta(
         minutes=app.config["IDLE_TIMEOUT_MINUTES"]
     )
+    transactions.install()
     db.init_app(app)
     migrate.init_app(
         app, db, directory=str(resource_path("migrations")), render_as_batch=True, compare_type=True

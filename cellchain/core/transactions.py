@@ -1,0 +1,36 @@
+"""One transaction per use case on SQLite too: a savepoint never commits early.
+
+Python's ``sqlite3`` (the "legacy" transaction control of Python ≤ 3.11 and the default
+after) sends ``BEGIN`` only before an INSERT, UPDATE, DELETE or REPLACE. A use case that
+reads first and then opens a savepoint (``session.begin_nested()``) therefore sends
+``SAVEPOINT`` with no transaction open; SQLite makes that savepoint the transaction itself,
+and its ``RELEASE`` **commits** everything written so far. A later refusal in the same use
+case then rolls back only the rest: half a use case would be on disk (measured before this
+fix: a row written inside the savepoint survived the use case's rollback).
+
+The fix is SQLAlchemy's documented remedy, kept narrow: before a savepoint on a SQLite
+connection with no transaction open, send ``BEGIN`` ourselves, so the savepoint nests inside
+the use case's transaction and commits or rolls back with it. Reads outside savepoints keep
+the driver's behaviour (no change to locking). PostgreSQL needs nothing: psycopg opens the
+transaction with the first statement.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+
+def begin_before_savepoint(connection: Connection, name: str) -> None:
+    """Open the SQLite transaction before the first savepoint of a use case."""
+    if connection.dialect.name != "sqlite":
+        return
+    driver_connection = connection.connection.dbapi_connection
+    if driver_connection is not None and not driver_connection.in_transaction:
+        driver_connection.execute("BEGIN")
+
+
+def install() -> None:
+    """Listen on every engine (the app's, the migrations', the tests'); safe to call twice."""
+    if not event.contains(Engine, "savepoint", begin_before_savepoint):
+        event.listen(Engine, "savepoint", begin_before_savepoint)
