@@ -63,7 +63,7 @@ def wire(app: Flask) -> None:
     )
     csrf.init_app(app)
     login_manager.init_app(app)
-    api.ERROR_SCHEMA = ProblemSchema  # type: ignore[misc]
+    api.ERROR_SCHEMA = ProblemSchema
     api.init_app(app)
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "cellchain API token"}
