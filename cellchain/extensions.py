@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_smorest import Api
@@ -27,6 +29,14 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+# The base of every model class. At run time it is ``db.Model``: Flask-SQLAlchemy builds it
+# from ``Base`` (same metadata and registry) with its own mixins, none of which cellchain
+# uses. A type checker cannot follow a base class made at run time, so it sees ``Base``.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 migrate = Migrate()
 login_manager = LoginManager()
 api = Api()

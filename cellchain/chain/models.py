@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
-from cellchain.extensions import db
+from cellchain.extensions import Model
 
 if TYPE_CHECKING:
     from cellchain.donors.models import Donation
@@ -147,7 +147,7 @@ CUSTODY_EVENTS: tuple[EventType, ...] = (
 )
 
 
-class Unit(db.Model):
+class Unit(Model):
     """One labelled physical thing. Its code embeds its donation's DIN."""
 
     __tablename__ = "units"
@@ -179,7 +179,7 @@ class Unit(db.Model):
         return f"<Unit {self.code} {self.status}>"
 
 
-class LineageEdge(db.Model):
+class LineageEdge(Model):
     """``child`` was made from ``parent`` by ``operation`` (many parents, many children)."""
 
     __tablename__ = "lineage_edges"
@@ -198,7 +198,7 @@ class LineageEdge(db.Model):
     child: Mapped[Unit] = relationship(foreign_keys=[child_id])
 
 
-class UnitEvent(db.Model):
+class UnitEvent(Model):
     """Something that happened to a unit: custody, a scan, a status change. Append-only."""
 
     __tablename__ = "unit_events"

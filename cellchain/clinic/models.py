@@ -31,7 +31,7 @@ from cellchain.chain.models import Unit
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
 from cellchain.dosing.models import DoseOrder, Patient
-from cellchain.extensions import db
+from cellchain.extensions import Model
 
 
 class ShipmentStatus(LabelledEnum):
@@ -57,7 +57,7 @@ class Condition(LabelledEnum):
     DAMAGED = "damaged"
 
 
-class Shipment(db.Model):
+class Shipment(Model):
     """Prepared doses travelling from the lab to the clinic in one dry shipper."""
 
     __tablename__ = "shipments"
@@ -125,7 +125,7 @@ class Shipment(db.Model):
         }
 
 
-class ShipmentItem(db.Model):
+class ShipmentItem(Model):
     """A prepared dose (with its bags) in a shipment. A dose ships once."""
 
     __tablename__ = "shipment_items"
@@ -139,7 +139,7 @@ class ShipmentItem(db.Model):
     dose_order: Mapped[DoseOrder] = relationship()
 
 
-class Thaw(db.Model):
+class Thaw(Model):
     """One bag's thaw at the clinic, started and completed by scanning its label."""
 
     __tablename__ = "thaws"
@@ -168,7 +168,7 @@ class Verdict(LabelledEnum):
     STOP = "stop"  #: at least one check failed: nothing may be started from this check
 
 
-class BedsideCheck(db.Model):
+class BedsideCheck(Model):
     """A wristband and a label scanned together at the bedside, every check behind the
     verdict, and (for a "go") the two clinicians' signatures. Append-only: a stop is kept."""
 
@@ -245,7 +245,7 @@ INFUSION_TRANSITIONS: dict[InfusionStatus, frozenset[InfusionStatus]] = {
 }
 
 
-class Infusion(db.Model):
+class Infusion(Model):
     """A dose given to its patient: one per dose order, ever (a unique row, won by one)."""
 
     __tablename__ = "infusions"
@@ -335,7 +335,7 @@ class Outcome(LabelledEnum):
     UNKNOWN = "unknown"
 
 
-class AdverseEvent(db.Model):
+class AdverseEvent(Model):
     """An adverse event of a patient, graded (CTCAE 1–5), with seriousness and outcome."""
 
     __tablename__ = "adverse_events"
@@ -370,7 +370,7 @@ class AdverseEvent(db.Model):
         return Seriousness(self.seriousness).label
 
 
-class FollowUpVisit(db.Model):
+class FollowUpVisit(Model):
     """A follow-up evaluation done (months 6 and 12): the visit code and the day it was done.
     Infusion visits are done by their infusion."""
 

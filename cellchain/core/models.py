@@ -18,12 +18,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cellchain.core.roles import Role
 from cellchain.core.types import UTCDateTime
-from cellchain.extensions import db
+from cellchain.extensions import Model
 
 _ROLE_VALUES = ", ".join(f"'{role.value}'" for role in Role)
 
 
-class User(db.Model):
+class User(Model):
     """A person with an account. Never deleted; a username is never given to anyone else."""
 
     __tablename__ = "users"
@@ -77,7 +77,7 @@ class User(db.Model):
         return f"<User {self.username}>"
 
 
-class UserRole(db.Model):
+class UserRole(Model):
     """One role held by one user."""
 
     __tablename__ = "user_roles"
@@ -89,7 +89,7 @@ class UserRole(db.Model):
     user: Mapped[User] = relationship(back_populates="role_rows")
 
 
-class ApiToken(db.Model):
+class ApiToken(Model):
     """A bearer token for the API; only its SHA-256 is stored, the token is shown once."""
 
     __tablename__ = "api_tokens"
@@ -113,7 +113,7 @@ class ApiToken(db.Model):
         return self.revoked_at is not None
 
 
-class AuditEntry(db.Model):
+class AuditEntry(Model):
     """One append-only, hash-chained record of a change (DOMAIN.md §6).
 
     ``seq`` numbers the chain without gaps; ``entry_hash`` covers this entry's content and
@@ -143,7 +143,7 @@ class AuditEntry(db.Model):
     entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
-class AuditChainHead(db.Model):
+class AuditChainHead(Model):
     """The single row that holds the end of the audit chain.
 
     Writers take this row's lock (an UPDATE) before appending, which serialises them so the
@@ -159,7 +159,7 @@ class AuditChainHead(db.Model):
     last_hash: Mapped[str] = mapped_column(String(64))
 
 
-class Signature(db.Model):
+class Signature(Model):
     """An electronic signature bound to the exact content of a record (21 CFR 11.50, 11.70)."""
 
     __tablename__ = "signatures"
@@ -182,7 +182,7 @@ class Signature(db.Model):
     signer: Mapped[User] = relationship()
 
 
-class IdentifierSequence(db.Model):
+class IdentifierSequence(Model):
     """The last number handed out in a sequence scope such as ``DIN:X9999:26``."""
 
     __tablename__ = "identifier_sequences"
@@ -191,7 +191,7 @@ class IdentifierSequence(db.Model):
     last_value: Mapped[int] = mapped_column(Integer)
 
 
-class IssuedIdentifier(db.Model):
+class IssuedIdentifier(Model):
     """Every identifier the site has issued, with what it now identifies.
 
     One table for all kinds makes a scanned code resolve in one indexed lookup and makes it

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
-from cellchain.extensions import db
+from cellchain.extensions import Model
 
 if TYPE_CHECKING:
     from cellchain.chain.models import Unit
@@ -52,7 +52,7 @@ class AffectedOutcome(LabelledEnum):
     INFUSED = "infused"  #: already given to a patient: lookback
 
 
-class Recall(db.Model):
+class Recall(Model):
     """A recall of a donation, lot or material lot, opened and closed by QA's signatures."""
 
     __tablename__ = "recalls"
@@ -170,7 +170,7 @@ class RecallClosure:
         }
 
 
-class RecallUnit(db.Model):
+class RecallUnit(Model):
     """A unit affected by a recall and what the recall found it to be. Written once."""
 
     __tablename__ = "recall_units"
@@ -193,7 +193,7 @@ class RecallUnit(db.Model):
         return AffectedOutcome(self.outcome).label
 
 
-class RecallDose(db.Model):
+class RecallDose(Model):
     """A dose order not yet infused whose units the recall blocked: withdrawn (cancelled) by
     the recall, so that the patient can be given another dose for the visit."""
 
@@ -208,7 +208,7 @@ class RecallDose(db.Model):
     dose_order: Mapped[DoseOrder] = relationship()
 
 
-class RecallNotification(db.Model):
+class RecallNotification(Model):
     """A patient who received affected product, and when and how they were notified."""
 
     __tablename__ = "recall_notifications"
