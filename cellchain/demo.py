@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.orm import Session
-
 from cellchain.clinic import bedside, infusions, thaw
 from cellchain.clinic import shipments as clinic_shipments
 from cellchain.clinic.models import Shipment
@@ -29,6 +27,7 @@ from cellchain.donors.models import ContainerCondition, Donation, InfectiousResu
 from cellchain.dosing import orders, patients
 from cellchain.dosing import service as dosing
 from cellchain.dosing.models import DoseOrder, Patient
+from cellchain.extensions import DbSession
 from cellchain.labels import service as labels
 from cellchain.labels.content import IsbtSettings
 from cellchain.labels.templates import load_templates
@@ -78,7 +77,7 @@ class DemoSite:
 
 
 def seed_demo(
-    session: Session,
+    session: DbSession,
     *,
     now: dt.datetime,
     facility_code: str,
@@ -169,7 +168,7 @@ class _LabKit:
     equipment: dict[str, int]
 
 
-def _seed_lab(session: Session, *, now: dt.datetime, tech: User, qa: User) -> _LabKit:
+def _seed_lab(session: DbSession, *, now: dt.datetime, tech: User, qa: User) -> _LabKit:
     """The materials (received and released by QA) and equipment every expansion uses."""
     expiry = (now + dt.timedelta(days=365)).date()
     lots = {}
@@ -205,7 +204,7 @@ def _seed_lab(session: Session, *, now: dt.datetime, tech: User, qa: User) -> _L
 
 
 def _seed_expansion(
-    session: Session, donation: Donation, kit: _LabKit, *, box: int, now: dt.datetime, tech: User
+    session: DbSession, donation: Donation, kit: _LabKit, *, box: int, now: dt.datetime, tech: User
 ) -> Lot:
     """The batch record of a lot: isolation, three passages, fill of 10 bags, freezing and LN2
     storage in rack 1, ``box``, with released materials and the equipment used, at the times a
@@ -282,7 +281,7 @@ def _seed_expansion(
 
 
 def _seed_donations(
-    session: Session,
+    session: DbSession,
     *,
     now: dt.datetime,
     facility_code: str,
@@ -423,7 +422,7 @@ _DEMO_PATIENTS: tuple[tuple[str, str, int, str, float, int], ...] = (
 
 
 def _seed_patients(
-    session: Session,
+    session: DbSession,
     *,
     now: dt.datetime,
     facility_code: str,
@@ -515,7 +514,7 @@ class _Timeline:
 
 
 def _seed_clinic(
-    session: Session,
+    session: DbSession,
     trial: dict[str, Patient],
     *,
     timeline: _Timeline,
@@ -645,7 +644,7 @@ def _seed_clinic(
 
 
 def _label_dose(
-    session: Session,
+    session: DbSession,
     order: DoseOrder,
     *,
     site_zone: ZoneInfo,
@@ -679,7 +678,7 @@ def _label_dose(
         )
 
 
-def _seed_labels(session: Session, lot: Lot, *, site_zone: ZoneInfo, tech: User) -> None:
+def _seed_labels(session: DbSession, lot: Lot, *, site_zone: ZoneInfo, tech: User) -> None:
     """At fill the technician prints each bag's label (in quarantine: it says so), puts it on
     the bag and scans it there; a spare printed for the first bag is destroyed unused."""
     settings = labels.LabelSettings(load_templates(), site_zone, IsbtSettings({}))
@@ -722,7 +721,7 @@ def _seed_labels(session: Session, lot: Lot, *, site_zone: ZoneInfo, tech: User)
 
 
 def _seed_release(
-    session: Session,
+    session: DbSession,
     lots: dict[str, Lot],
     *,
     now: dt.datetime,

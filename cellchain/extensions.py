@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
+from flask_sqlalchemy.session import Session as FlaskSession
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
 
 #: Constraint names are fixed so migrations can address them on SQLite and PostgreSQL alike.
 NAMING_CONVENTION = {
@@ -37,6 +38,10 @@ if TYPE_CHECKING:
     Model = Base
 else:
     Model = db.Model
+#: The session a service works in: a plain Session (a script, a test) or ``db.session``, the
+#: request's scoped proxy, which forwards every Session method to the current session.
+DbSession: TypeAlias = Session | scoped_session[FlaskSession]
+
 migrate = Migrate()
 login_manager = LoginManager()
 api = Api()

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app, g, request
 from flask_login import current_user
-from sqlalchemy.orm import Session
 
 from cellchain.core import accounts, audit
 from cellchain.core.accounts import AccountPolicy, CredentialsRejected
@@ -24,7 +23,7 @@ from cellchain.core.models import User
 from cellchain.core.roles import Permission, has_permission
 from cellchain.core.types import utcnow
 from cellchain.errors import AuthenticationFailed, DomainError, PermissionDenied
-from cellchain.extensions import db
+from cellchain.extensions import DbSession, db
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -74,7 +73,7 @@ class AuditedRefusal:
 
 
 @contextmanager
-def unit_of_work(refusal: AuditedRefusal | None = None) -> Iterator[Session]:
+def unit_of_work(refusal: AuditedRefusal | None = None) -> Iterator[DbSession]:
     """One use case, one transaction: commit at the end, or roll back everything.
 
     A rejected password is the exception to "nothing written": after the rollback the

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import CTE, Select, Subquery, func, insert, literal, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cellchain.chain.models import (
@@ -34,13 +34,14 @@ from cellchain.core import audit, numbering
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User
 from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
+from cellchain.extensions import DbSession
 
 #: Largest number of units one call may create (a fill of many bags is still far below it).
 MAX_UNITS_PER_STEP = 200
 
 
 def create_unit(
-    session: Session,
+    session: DbSession,
     *,
     donation_id: int,
     din: str,
@@ -116,7 +117,7 @@ def create_unit(
 
 
 def derive_units(
-    session: Session,
+    session: DbSession,
     *,
     parents: Sequence[Unit],
     kind: UnitKind,
@@ -198,7 +199,7 @@ def require_usable(units: Sequence[Unit], usable: frozenset[UnitStatus] = USABLE
             )
 
 
-def _lock(session: Session, units: Sequence[Unit]) -> None:
+def _lock(session: DbSession, units: Sequence[Unit]) -> None:
     """Lock the units' rows (PostgreSQL ``FOR UPDATE``) and re-read their status.
 
     A second derivation from the same vessel waits here until the first commits, then sees
@@ -214,7 +215,7 @@ def _lock(session: Session, units: Sequence[Unit]) -> None:
 
 
 def change_status(
-    session: Session,
+    session: DbSession,
     unit: Unit,
     target: UnitStatus,
     *,
@@ -227,7 +228,7 @@ def change_status(
 
 
 def change_status_many(
-    session: Session,
+    session: DbSession,
     units: Sequence[Unit],
     target: UnitStatus,
     *,
@@ -315,7 +316,7 @@ class CustodyInput:
 
 
 def record_custody(
-    session: Session, unit: Unit, event: CustodyInput, *, actor: User, now: dt.datetime
+    session: DbSession, unit: Unit, event: CustodyInput, *, actor: User, now: dt.datetime
 ) -> UnitEvent:
     """Record a receipt, move, hand-off or scan on ``unit``.
 
@@ -395,7 +396,7 @@ def record_custody(
 
 
 def _add_event(
-    session: Session,
+    session: DbSession,
     unit: Unit,
     event_type: EventType,
     *,
@@ -435,14 +436,14 @@ def _required_text(value: str | None, field: str, what: str) -> str:
 # --- finding units ----------------------------------------------------------------------------
 
 
-def get_unit(session: Session, unit_id: int) -> Unit:
+def get_unit(session: DbSession, unit_id: int) -> Unit:
     unit = session.get(Unit, unit_id)
     if unit is None:
         raise NotFound(f"There is no unit #{unit_id}.")
     return unit
 
 
-def resolve_unit(session: Session, code: str) -> Unit:
+def resolve_unit(session: DbSession, code: str) -> Unit:
     """The one unit a scanned or typed code identifies, or a clear error.
 
     The code is parsed and its check character verified, then compared whole and exactly with
@@ -462,7 +463,7 @@ def resolve_unit(session: Session, code: str) -> Unit:
     return get_unit(session, int(issued.entity_id))
 
 
-def units_of_donation(session: Session, donation_id: int) -> list[Unit]:
+def units_of_donation(session: DbSession, donation_id: int) -> list[Unit]:
     return list(
         session.execute(
             select(Unit).where(Unit.donation_id == donation_id).order_by(Unit.id)
@@ -470,7 +471,7 @@ def units_of_donation(session: Session, donation_id: int) -> list[Unit]:
     )
 
 
-def history(session: Session, unit: Unit) -> list[UnitEvent]:
+def history(session: DbSession, unit: Unit) -> list[UnitEvent]:
     """The unit's events in the order they happened (ties in the order they were recorded)."""
     return list(
         session.execute(
@@ -481,7 +482,7 @@ def history(session: Session, unit: Unit) -> list[UnitEvent]:
     )
 
 
-def events_of_donation(session: Session, donation_id: int) -> list[UnitEvent]:
+def events_of_donation(session: DbSession, donation_id: int) -> list[UnitEvent]:
     """Every event on every unit of a donation, in the order they happened."""
     return list(
         session.execute(
@@ -494,7 +495,7 @@ def events_of_donation(session: Session, donation_id: int) -> list[UnitEvent]:
     )
 
 
-def status_reasons(session: Session, units: Sequence[Unit]) -> dict[int, str]:
+def status_reasons(session: DbSession, units: Sequence[Unit]) -> dict[int, str]:
     """Why each unit is in its status: the note of its latest status change (e.g. "dispensed →
     blocked: recall RC-2026-0001: …"), by unit id; one query. Units never changed are absent."""
     if not units:
@@ -511,7 +512,7 @@ def status_reasons(session: Session, units: Sequence[Unit]) -> dict[int, str]:
     return {unit_id: note for unit_id, note in latest.items() if note}
 
 
-def parents_of(session: Session, unit: Unit) -> list[tuple[Unit, str]]:
+def parents_of(session: DbSession, unit: Unit) -> list[tuple[Unit, str]]:
     """The unit's direct parents with the operation that made it."""
     rows = session.execute(
         select(Unit, LineageEdge.operation)
@@ -522,7 +523,7 @@ def parents_of(session: Session, unit: Unit) -> list[tuple[Unit, str]]:
     return [(row[0], row[1]) for row in rows]
 
 
-def children_of(session: Session, unit: Unit) -> list[tuple[Unit, str]]:
+def children_of(session: DbSession, unit: Unit) -> list[tuple[Unit, str]]:
     """The unit's direct children with the operation that made each."""
     rows = session.execute(
         select(Unit, LineageEdge.operation)
@@ -544,7 +545,7 @@ class TraceStep:
     distance: int
 
 
-def trace_back(session: Session, unit: Unit) -> list[TraceStep]:
+def trace_back(session: DbSession, unit: Unit) -> list[TraceStep]:
     """Every ancestor of ``unit`` back to the donation's containers, nearest first.
 
     One recursive query (``WITH RECURSIVE``) walks the lineage edges upwards in the database;
@@ -553,12 +554,12 @@ def trace_back(session: Session, unit: Unit) -> list[TraceStep]:
     return _trace(session, [unit], upwards=True)
 
 
-def trace_forward(session: Session, unit: Unit) -> list[TraceStep]:
+def trace_forward(session: DbSession, unit: Unit) -> list[TraceStep]:
     """Every descendant of ``unit`` (children, their children, …), nearest first; one query."""
     return _trace(session, [unit], upwards=False)
 
 
-def ancestors_of_all(session: Session, units: Sequence[Unit]) -> list[TraceStep]:
+def ancestors_of_all(session: DbSession, units: Sequence[Unit]) -> list[TraceStep]:
     """Every ancestor of any of ``units`` (e.g. all the bags of a lot), in one query."""
     return _trace(session, units, upwards=True) if units else []
 
@@ -592,7 +593,7 @@ def nearest_of(reached: CTE, *, include_seeds: bool = True) -> Subquery:
     return query.group_by(reached.c.unit_id).subquery()
 
 
-def _trace(session: Session, units: Sequence[Unit], *, upwards: bool) -> list[TraceStep]:
+def _trace(session: DbSession, units: Sequence[Unit], *, upwards: bool) -> list[TraceStep]:
     seeds = select(Unit.id).where(Unit.id.in_([unit.id for unit in units]))
     nearest = nearest_of(lineage_walk(seeds, upwards=upwards), include_seeds=False)
     rows = session.execute(

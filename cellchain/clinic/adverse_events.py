@@ -22,7 +22,6 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from cellchain.clinic.models import AdverseEvent, Infusion, Outcome, Seriousness
 from cellchain.core import audit
@@ -31,6 +30,7 @@ from cellchain.core.models import User
 from cellchain.dosing.models import Patient
 from cellchain.dosing.patients import summarize
 from cellchain.errors import Conflict, InvalidInput, NotFound
+from cellchain.extensions import DbSession
 
 #: CTCAE v5 grades, as the form offers them.
 GRADES: dict[int, str] = {
@@ -60,7 +60,7 @@ class AdverseEventReport:
 
 
 def record_adverse_event(
-    session: Session,
+    session: DbSession,
     patient: Patient,
     report: AdverseEventReport,
     *,
@@ -133,7 +133,7 @@ def record_adverse_event(
 
 
 def update_outcome(
-    session: Session,
+    session: DbSession,
     event: AdverseEvent,
     *,
     outcome: str,
@@ -205,14 +205,14 @@ def classification_errors(grade: int, seriousness: str, outcome: str) -> dict[st
     return errors
 
 
-def get_adverse_event(session: Session, event_id: int) -> AdverseEvent:
+def get_adverse_event(session: DbSession, event_id: int) -> AdverseEvent:
     event = session.get(AdverseEvent, event_id)
     if event is None:
         raise NotFound(f"There is no adverse event {event_id}.")
     return event
 
 
-def adverse_events_of(session: Session, patient: Patient) -> list[AdverseEvent]:
+def adverse_events_of(session: DbSession, patient: Patient) -> list[AdverseEvent]:
     """The patient's adverse events, by onset."""
     return list(
         session.execute(
@@ -223,7 +223,7 @@ def adverse_events_of(session: Session, patient: Patient) -> list[AdverseEvent]:
     )
 
 
-def infusions_of(session: Session, patient: Patient) -> list[Infusion]:
+def infusions_of(session: DbSession, patient: Patient) -> list[Infusion]:
     """The patient's infusions (an event may be linked to the one it followed), by start."""
     return list(
         session.execute(

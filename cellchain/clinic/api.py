@@ -7,7 +7,6 @@ from typing import Any
 
 from flask_smorest import Blueprint
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from cellchain.clinic import bedside, infusions, shipments, thaw
 from cellchain.clinic.models import BedsideCheck, Infusion, Shipment
@@ -33,7 +32,7 @@ from cellchain.core.models import User
 from cellchain.core.roles import Permission
 from cellchain.dosing import patients
 from cellchain.errors import Conflict, NotFound
-from cellchain.extensions import db
+from cellchain.extensions import DbSession, db
 from cellchain.http import AuditedRefusal, acting_user, now, requires, site_zone, unit_of_work
 from cellchain.traceability.notices import WithRecalls, recalls_naming
 
@@ -52,7 +51,7 @@ blueprints = (shipments_api, bedside_api)
 # --- the use cases as the acting user (shared by the pages) -------------------------------------
 
 
-def dispatch_as_user(session: Session, data: dict[str, Any]) -> Shipment:
+def dispatch_as_user(session: DbSession, data: dict[str, Any]) -> Shipment:
     return shipments.dispatch(
         session,
         shipments.Dispatch(
@@ -67,13 +66,13 @@ def dispatch_as_user(session: Session, data: dict[str, Any]) -> Shipment:
     )
 
 
-def hand_off_as_user(session: Session, shipment_id: int, data: dict[str, Any]) -> Shipment:
+def hand_off_as_user(session: DbSession, shipment_id: int, data: dict[str, Any]) -> Shipment:
     shipment = shipments.get_shipment(session, shipment_id)
     shipments.hand_off(session, shipment, shipments.HandOff(**data), actor=acting_user(), now=now())
     return shipment
 
 
-def receive_as_user(session: Session, shipment_id: int, data: dict[str, Any]) -> Shipment:
+def receive_as_user(session: DbSession, shipment_id: int, data: dict[str, Any]) -> Shipment:
     shipment = shipments.get_shipment(session, shipment_id)
     return shipments.receive(
         session,
@@ -85,7 +84,7 @@ def receive_as_user(session: Session, shipment_id: int, data: dict[str, Any]) ->
     )
 
 
-def decide_as_user(session: Session, shipment_id: int, data: dict[str, Any]) -> Shipment:
+def decide_as_user(session: DbSession, shipment_id: int, data: dict[str, Any]) -> Shipment:
     return shipments.decide_hold(
         session,
         shipments.get_shipment(session, shipment_id),
@@ -97,7 +96,7 @@ def decide_as_user(session: Session, shipment_id: int, data: dict[str, Any]) -> 
     )
 
 
-def thaw_as_user(session: Session, scan: str) -> dict[str, Any]:
+def thaw_as_user(session: DbSession, scan: str) -> dict[str, Any]:
     """Thaw by scan; what it did and the dose's deadline."""
     try:
         step = thaw.scan_thaw(session, scan, actor=acting_user(), now=now())
@@ -113,13 +112,13 @@ def thaw_as_user(session: Session, scan: str) -> dict[str, Any]:
     }
 
 
-def verify_as_user(session: Session, data: dict[str, Any]) -> BedsideCheck:
+def verify_as_user(session: DbSession, data: dict[str, Any]) -> BedsideCheck:
     return bedside.verify(
         session, data["wristband"], data["label"], actor=acting_user(), now=now(), zone=site_zone()
     )
 
 
-def sign_as_user(session: Session, check_id: int, data: dict[str, Any]) -> BedsideCheck:
+def sign_as_user(session: DbSession, check_id: int, data: dict[str, Any]) -> BedsideCheck:
     """The acting clinician and a second clinician (by username) sign the check."""
     second = session.execute(
         select(User).where(User.username == data["second_username"].strip())
@@ -135,7 +134,7 @@ def sign_as_user(session: Session, check_id: int, data: dict[str, Any]) -> Bedsi
     )
 
 
-def start_as_user(session: Session, check_id: int) -> infusions.Started:
+def start_as_user(session: DbSession, check_id: int) -> infusions.Started:
     return infusions.start(
         session,
         bedside.get_check(session, check_id),
@@ -145,7 +144,7 @@ def start_as_user(session: Session, check_id: int) -> infusions.Started:
     )
 
 
-def end_as_user(session: Session, infusion_id: int, data: dict[str, Any]) -> Infusion:
+def end_as_user(session: DbSession, infusion_id: int, data: dict[str, Any]) -> Infusion:
     return infusions.end(
         session,
         infusions.get_infusion(session, infusion_id),
@@ -155,7 +154,7 @@ def end_as_user(session: Session, infusion_id: int, data: dict[str, Any]) -> Inf
     )
 
 
-def acknowledge_as_user(session: Session, infusion_id: int, data: dict[str, Any]) -> Infusion:
+def acknowledge_as_user(session: DbSession, infusion_id: int, data: dict[str, Any]) -> Infusion:
     """The acting clinician acknowledges an infusion's time flag with their own password."""
     return infusions.acknowledge_time_flag(
         session,

@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import EventType, UnitStatus
@@ -57,6 +56,7 @@ from cellchain.dosing import patients
 from cellchain.dosing.models import DoseOrder, DoseStatus, Patient, PatientStatus
 from cellchain.dosing.orders import SECOND_CHECK_MEANING
 from cellchain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
+from cellchain.extensions import DbSession
 from cellchain.labels import service as labels
 from cellchain.manufacturing.models import LotStatus
 
@@ -477,7 +477,7 @@ RULES: tuple[Callable[[BedsideFacts], CheckResult], ...] = (
 # --- gathering the facts ------------------------------------------------------------------------
 
 
-def resolve_wristband(session: Session, scan: str) -> Patient:
+def resolve_wristband(session: DbSession, scan: str) -> Patient:
     """The patient a scanned wristband names, or a clear error saying what was scanned."""
     issued = numbering.lookup(session, scan)
     if issued.kind != "COI" or issued.entity_type != "patient" or issued.entity_id is None:
@@ -492,7 +492,7 @@ def resolve_wristband(session: Session, scan: str) -> Patient:
     return patients.get_patient(session, int(issued.entity_id))
 
 
-def read_wristband(session: Session, scan: str) -> Patient:
+def read_wristband(session: DbSession, scan: str) -> Patient:
     """``resolve_wristband`` for a person at the bedside: an unreadable scan is refused with
     what was wrong, never with what was scanned."""
     if not (scan or "").strip():
@@ -511,7 +511,7 @@ def unreadable(problem: InvalidIdentifier, field: str) -> InvalidInput:
 
 
 def gather(
-    session: Session, wristband_scan: str, label_scan: str, *, now: dt.datetime, zone: ZoneInfo
+    session: DbSession, wristband_scan: str, label_scan: str, *, now: dt.datetime, zone: ZoneInfo
 ) -> tuple[BedsideFacts, Patient | None, DoseOrder | None]:
     """The facts behind a verdict, and the records the scans resolved to."""
     patient: Patient | None = None
@@ -538,7 +538,7 @@ def gather(
 
 
 def _patient_facts(
-    session: Session, patient: Patient, *, now: dt.datetime, zone: ZoneInfo
+    session: DbSession, patient: Patient, *, now: dt.datetime, zone: ZoneInfo
 ) -> PatientFacts:
     today = now.astimezone(zone).date()
     weight = patients.latest_weight(session, patient)
@@ -564,7 +564,7 @@ def _patient_facts(
     )
 
 
-def _dose_facts(session: Session, order: DoseOrder) -> DoseFacts:
+def _dose_facts(session: DbSession, order: DoseOrder) -> DoseFacts:
     visit = patients.visit_of(order.patient, order.visit)
     shipment = shipment_of(session, order)
     thaw = thaw_state(session, order)
@@ -633,7 +633,7 @@ def _limits(patient: Patient | None) -> ProtocolLimits | None:
 
 
 def verify(
-    session: Session,
+    session: DbSession,
     wristband_scan: str,
     label_scan: str,
     *,
@@ -702,7 +702,7 @@ class Signer:
 
 
 def sign_off(
-    session: Session, check: BedsideCheck, *, first: Signer, second: Signer, now: dt.datetime
+    session: DbSession, check: BedsideCheck, *, first: Signer, second: Signer, now: dt.datetime
 ) -> BedsideCheck:
     """Two different clinicians sign a go, each with their own password."""
     for signer in (first, second):
@@ -743,7 +743,9 @@ def sign_off(
     return check
 
 
-def bedside_signatures(session: Session, check: BedsideCheck) -> list[signatures.SignatureManifest]:
+def bedside_signatures(
+    session: DbSession, check: BedsideCheck
+) -> list[signatures.SignatureManifest]:
     """The valid bedside signatures on ``check``."""
     return [
         entry
@@ -752,14 +754,14 @@ def bedside_signatures(session: Session, check: BedsideCheck) -> list[signatures
     ]
 
 
-def get_check(session: Session, check_id: int) -> BedsideCheck:
+def get_check(session: DbSession, check_id: int) -> BedsideCheck:
     check = session.get(BedsideCheck, check_id)
     if check is None:
         raise NotFound(f"There is no bedside check {check_id}.")
     return check
 
 
-def checks_of_order(session: Session, order: DoseOrder) -> list[BedsideCheck]:
+def checks_of_order(session: DbSession, order: DoseOrder) -> list[BedsideCheck]:
     return list(
         session.execute(
             select(BedsideCheck)
@@ -769,7 +771,7 @@ def checks_of_order(session: Session, order: DoseOrder) -> list[BedsideCheck]:
     )
 
 
-def stops_of_patient(session: Session, patient: Patient) -> list[BedsideCheck]:
+def stops_of_patient(session: DbSession, patient: Patient) -> list[BedsideCheck]:
     return list(
         session.execute(
             select(BedsideCheck)
@@ -846,7 +848,7 @@ class CheckSummary:
         return int((self.thaw_expires_at - now).total_seconds())
 
 
-def summary(session: Session, check: BedsideCheck, *, now: dt.datetime) -> CheckSummary:
+def summary(session: DbSession, check: BedsideCheck, *, now: dt.datetime) -> CheckSummary:
     order = check.dose_order
     infusion = session.execute(
         select(Infusion).where(Infusion.bedside_check_id == check.id)
@@ -862,7 +864,7 @@ def summary(session: Session, check: BedsideCheck, *, now: dt.datetime) -> Check
     )
 
 
-def newer_check(session: Session, check: BedsideCheck) -> BedsideCheck | None:
+def newer_check(session: DbSession, check: BedsideCheck) -> BedsideCheck | None:
     """A later check of the same dose (a re-check at a start counts), if any."""
     if check.dose_order_id is None:
         return None
@@ -875,7 +877,7 @@ def newer_check(session: Session, check: BedsideCheck) -> BedsideCheck | None:
 
 
 def _superseded(
-    session: Session, check: BedsideCheck, expires: dt.datetime | None, now: dt.datetime
+    session: DbSession, check: BedsideCheck, expires: dt.datetime | None, now: dt.datetime
 ) -> str | None:
     if not check.go:
         return None

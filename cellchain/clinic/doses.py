@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitKind
 from cellchain.dosing.models import DoseBag, DoseOrder, DoseStatus
 from cellchain.errors import InvalidInput
+from cellchain.extensions import DbSession
 from cellchain.manufacturing.models import Lot
 from cellchain.quality.results import lot_of_unit
 
@@ -35,7 +35,7 @@ class ScannedDose:
     order: DoseOrder
 
 
-def dose_of_unit(session: Session, unit: Unit) -> DoseOrder | None:
+def dose_of_unit(session: DbSession, unit: Unit) -> DoseOrder | None:
     """The live (not cancelled) dose order ``unit`` is the prepared dose or a bag of."""
     if unit.kind == UnitKind.PREPARED_DOSE.value:
         return session.execute(
@@ -48,7 +48,7 @@ def dose_of_unit(session: Session, unit: Unit) -> DoseOrder | None:
     ).scalar_one_or_none()
 
 
-def scan_dose(session: Session, code: str) -> ScannedDose:
+def scan_dose(session: DbSession, code: str) -> ScannedDose:
     """The dose a scanned dose label or bag label names, or a clear error saying why not."""
     unit = chain.resolve_unit(session, code)
     order = dose_of_unit(session, unit)
@@ -80,7 +80,7 @@ def units_of_dose(order: DoseOrder) -> list[Unit]:
     return units
 
 
-def lots_of_dose(session: Session, order: DoseOrder) -> list[Lot]:
+def lots_of_dose(session: DbSession, order: DoseOrder) -> list[Lot]:
     """The lots of the dose's bags (one donation, usually one lot), first seen first."""
     lots: dict[int, Lot] = {}
     for bag in order.bags:

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
 
 from cellchain.clinic.models import FollowUpVisit, Infusion
 from cellchain.core import audit
@@ -33,6 +33,7 @@ from cellchain.core.types import LabelledEnum
 from cellchain.dosing import patients
 from cellchain.dosing.models import DoseOrder, Patient, PatientStatus
 from cellchain.errors import Conflict, InvalidInput
+from cellchain.extensions import DbSession
 
 #: The clinic's list can also show visits whose window opens within this many days.
 COMING_UP_DAYS = 14
@@ -91,7 +92,7 @@ def visit_status(
 
 
 def patient_schedule(
-    session: Session, patient: Patient, *, today: dt.date, zone: ZoneInfo
+    session: DbSession, patient: Patient, *, today: dt.date, zone: ZoneInfo
 ) -> list[ScheduledVisit]:
     """Every visit of the patient's protocol schedule with its status on ``today``."""
     done = _completions(session, zone, patient_id=patient.id).get(patient.id, {})
@@ -99,7 +100,7 @@ def patient_schedule(
 
 
 def due_visits(
-    session: Session, *, today: dt.date, zone: ZoneInfo, coming_up_days: int = 0
+    session: DbSession, *, today: dt.date, zone: ZoneInfo, coming_up_days: int = 0
 ) -> list[ScheduledVisit]:
     """The due and overdue visits of every enrolled patient, and with ``coming_up_days`` also
     those whose window opens within that many days; overdue first, then by planned day."""
@@ -132,7 +133,7 @@ def due_visits(
 
 
 def record_visit_done(
-    session: Session,
+    session: DbSession,
     patient: Patient,
     *,
     visit: str,
@@ -249,7 +250,7 @@ def _scheduled(
 
 
 def _completions(
-    session: Session, zone: ZoneInfo, *, patient_id: int | None = None
+    session: DbSession, zone: ZoneInfo, *, patient_id: int | None = None
 ) -> dict[int, dict[str, Completion]]:
     """patient → ("infusion:D0" | "evaluation:M6") → how it was done, in two queries: of one
     patient, or (``patient_id`` None) of every enrolled patient."""

@@ -7,7 +7,6 @@ import datetime as dt
 from typing import Any
 
 from flask_smorest import Blueprint
-from sqlalchemy.orm import Session
 
 from cellchain.clinic import adverse_events, follow_up
 from cellchain.clinic.follow_up_schemas import (
@@ -22,7 +21,7 @@ from cellchain.clinic.follow_up_schemas import (
 from cellchain.clinic.models import AdverseEvent, FollowUpVisit
 from cellchain.core.roles import Permission
 from cellchain.dosing import patients
-from cellchain.extensions import db
+from cellchain.extensions import DbSession, db
 from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
 from cellchain.traceability.notices import WithRecalls, recalls_naming
 
@@ -37,7 +36,9 @@ def site_today() -> dt.date:
     return now().astimezone(site_zone()).date()
 
 
-def record_visit_as_user(session: Session, patient_id: int, data: dict[str, Any]) -> FollowUpVisit:
+def record_visit_as_user(
+    session: DbSession, patient_id: int, data: dict[str, Any]
+) -> FollowUpVisit:
     """Record an evaluation done from loaded ``VisitDoneIn`` data (the page and the API)."""
     return follow_up.record_visit_done(
         session,
@@ -51,7 +52,7 @@ def record_visit_as_user(session: Session, patient_id: int, data: dict[str, Any]
     )
 
 
-def record_event_as_user(session: Session, patient_id: int, data: dict[str, Any]) -> AdverseEvent:
+def record_event_as_user(session: DbSession, patient_id: int, data: dict[str, Any]) -> AdverseEvent:
     """Record an adverse event from loaded ``AdverseEventIn`` data (the page and the API)."""
     return adverse_events.record_adverse_event(
         session,
@@ -69,7 +70,7 @@ def record_event_as_user(session: Session, patient_id: int, data: dict[str, Any]
     )
 
 
-def update_outcome_as_user(session: Session, event_id: int, data: dict[str, Any]) -> AdverseEvent:
+def update_outcome_as_user(session: DbSession, event_id: int, data: dict[str, Any]) -> AdverseEvent:
     """Change an event's outcome from loaded ``OutcomeIn`` data (the page and the API)."""
     return adverse_events.update_outcome(
         session,

@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import UnitStatus
@@ -43,6 +42,7 @@ from cellchain.errors import (
     PermissionDenied,
     StateConflict,
 )
+from cellchain.extensions import DbSession
 
 #: Volumes are read from a syringe graduated in 0.1 mL.
 VOLUME_READING_ML = 0.05
@@ -76,7 +76,7 @@ class InfusionEnd:
 
 
 def start(
-    session: Session, check: BedsideCheck, *, actor: User, now: dt.datetime, zone: ZoneInfo
+    session: DbSession, check: BedsideCheck, *, actor: User, now: dt.datetime, zone: ZoneInfo
 ) -> Started:
     """Start the infusion of the checked dose, if every check still passes now."""
     if not check.go:
@@ -167,7 +167,7 @@ def start(
 
 
 def end(
-    session: Session, infusion: Infusion, form: InfusionEnd, *, actor: User, now: dt.datetime
+    session: DbSession, infusion: Infusion, form: InfusionEnd, *, actor: User, now: dt.datetime
 ) -> Infusion:
     """Record the end: when, the volume infused, the rate and any reaction."""
     target = InfusionStatus.STOPPED if form.stopped_early else InfusionStatus.COMPLETED
@@ -272,7 +272,7 @@ def time_flag(
 
 
 def acknowledge_time_flag(
-    session: Session,
+    session: DbSession,
     infusion: Infusion,
     *,
     user: User,
@@ -339,20 +339,20 @@ def may_acknowledge(infusion: Infusion, user: User) -> bool:
     )
 
 
-def get_infusion(session: Session, infusion_id: int) -> Infusion:
+def get_infusion(session: DbSession, infusion_id: int) -> Infusion:
     infusion = session.get(Infusion, infusion_id)
     if infusion is None:
         raise NotFound(f"There is no infusion {infusion_id}.")
     return infusion
 
 
-def infusion_of(session: Session, order: DoseOrder) -> Infusion | None:
+def infusion_of(session: DbSession, order: DoseOrder) -> Infusion | None:
     return session.execute(
         select(Infusion).where(Infusion.dose_order_id == order.id)
     ).scalar_one_or_none()
 
 
-def infusions_of(session: Session, patient: Patient) -> list[Infusion]:
+def infusions_of(session: DbSession, patient: Patient) -> list[Infusion]:
     return list(
         session.execute(
             select(Infusion).where(Infusion.patient_id == patient.id).order_by(Infusion.started_at)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
-
 from cellchain.clinic import bedside, infusions, shipments, thaw
 from cellchain.clinic.models import BedsideCheck, Infusion, Shipment
 from cellchain.clinic.thaw import ThawState
 from cellchain.dosing.models import DoseOrder
+from cellchain.extensions import DbSession
 
 
 @dataclass(frozen=True)
@@ -21,7 +20,7 @@ class DoseAtClinic:
     infusion: Infusion | None
 
 
-def dose_at_clinic(session: Session, order: DoseOrder) -> DoseAtClinic:
+def dose_at_clinic(session: DbSession, order: DoseOrder) -> DoseAtClinic:
     return DoseAtClinic(
         shipment=shipments.shipment_of(session, order),
         thaw=thaw.thaw_state(session, order),

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import EventType, UnitEvent, UnitStatus
@@ -47,6 +46,7 @@ from cellchain.core.roles import Permission, require
 from cellchain.dosing.models import DoseOrder, DoseStatus
 from cellchain.dosing.patients import summarize
 from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
+from cellchain.extensions import DbSession
 from cellchain.labels import service as labels
 from cellchain.manufacturing.models import LotStatus
 from cellchain.manufacturing.storage import DEFAULT_STORAGE_MAX_C
@@ -93,7 +93,7 @@ class Receipt:
     note: str | None = None
 
 
-def dispatch(session: Session, form: Dispatch, *, actor: User, now: dt.datetime) -> Shipment:
+def dispatch(session: DbSession, form: Dispatch, *, actor: User, now: dt.datetime) -> Shipment:
     """Send prepared doses to the clinic; refused with every problem, nothing written then."""
     errors: dict[str, list[str]] = {}
     for field in ("shipper_id", "logger_id", "destination", "courier"):
@@ -180,7 +180,7 @@ def dispatch(session: Session, form: Dispatch, *, actor: User, now: dt.datetime)
 
 
 def hand_off(
-    session: Session, shipment: Shipment, form: HandOff, *, actor: User, now: dt.datetime
+    session: DbSession, shipment: Shipment, form: HandOff, *, actor: User, now: dt.datetime
 ) -> list[UnitEvent]:
     """A hand-off of the shipment on its way, recorded on every unit in it."""
     if shipment.status != ShipmentStatus.IN_TRANSIT.value:
@@ -222,7 +222,7 @@ def hand_off(
 
 
 def receive(
-    session: Session,
+    session: DbSession,
     shipment: Shipment,
     form: Receipt,
     *,
@@ -304,7 +304,7 @@ def receive(
 
 
 def decide_hold(
-    session: Session,
+    session: DbSession,
     shipment: Shipment,
     *,
     accept: bool,
@@ -364,20 +364,20 @@ def decide_hold(
 # --- reading ------------------------------------------------------------------------------------
 
 
-def get_shipment(session: Session, shipment_id: int) -> Shipment:
+def get_shipment(session: DbSession, shipment_id: int) -> Shipment:
     shipment = session.get(Shipment, shipment_id)
     if shipment is None:
         raise NotFound(f"There is no shipment {shipment_id}.")
     return shipment
 
 
-def list_shipments(session: Session, limit: int = 100) -> list[Shipment]:
+def list_shipments(session: DbSession, limit: int = 100) -> list[Shipment]:
     return list(
         session.execute(select(Shipment).order_by(Shipment.id.desc()).limit(limit)).scalars()
     )
 
 
-def shipment_of(session: Session, order: DoseOrder) -> Shipment | None:
+def shipment_of(session: DbSession, order: DoseOrder) -> Shipment | None:
     """The shipment the dose left the lab in, if it has."""
     return session.execute(
         select(Shipment)
@@ -386,7 +386,7 @@ def shipment_of(session: Session, order: DoseOrder) -> Shipment | None:
     ).scalar_one_or_none()
 
 
-def ready_to_ship(session: Session) -> list[DoseOrder]:
+def ready_to_ship(session: DbSession) -> list[DoseOrder]:
     """Prepared doses still in the lab: second-checked, never shipped."""
     shipped = select(ShipmentItem.dose_order_id)
     return list(
@@ -399,7 +399,7 @@ def ready_to_ship(session: Session) -> list[DoseOrder]:
 
 
 def labels_missing(
-    session: Session, orders: Sequence[DoseOrder]
+    session: DbSession, orders: Sequence[DoseOrder]
 ) -> dict[int, list[labels.LabelState]]:
     """For each dose order, its units whose label is missing or superseded (what the dispatch
     would refuse), so the page can say what to print and apply before scanning it."""
@@ -411,7 +411,7 @@ def labels_missing(
     }
 
 
-def storage_limit(session: Session, shipment: Shipment) -> float:
+def storage_limit(session: DbSession, shipment: Shipment) -> float:
     """The warmest temperature the shipment's doses may arrive at: the strictest storage
     limit of their products (−135 °C by default)."""
     limits = [
@@ -443,7 +443,7 @@ def hold_reasons(form: Receipt, limit: float) -> list[str]:
 # --- internals ----------------------------------------------------------------------------------
 
 
-def _not_shippable(session: Session, order: DoseOrder, now: dt.datetime) -> str | None:
+def _not_shippable(session: DbSession, order: DoseOrder, now: dt.datetime) -> str | None:
     """Why the dose may not leave the lab, or None: the hard blocks before a bag is dispensed
     (DOMAIN.md §7) that can have changed since the second check, and every unit's label: the
     dose label and each bag's released label printed and applied, none superseded."""
@@ -486,7 +486,7 @@ def _receipt_errors(form: Receipt, shipment: Shipment, now: dt.datetime) -> dict
     return errors
 
 
-def _require_scan_of(session: Session, shipment: Shipment, scan: str) -> None:
+def _require_scan_of(session: DbSession, shipment: Shipment, scan: str) -> None:
     """The scan must be the shipper's own ID or a label of a dose in it."""
     text = (scan or "").strip()
     if text and text == shipment.shipper_id:
@@ -518,7 +518,7 @@ def _shipment_note(shipment: Shipment) -> str:
 
 
 def _discard_dose(
-    session: Session, order: DoseOrder, shipment: Shipment, *, user: User, now: dt.datetime
+    session: DbSession, order: DoseOrder, shipment: Shipment, *, user: User, now: dt.datetime
 ) -> None:
     """A rejected shipment's dose: the order is cancelled and its units discarded."""
     reason = f"shipment {shipment.id} rejected by QA: {shipment.decision_reason}"

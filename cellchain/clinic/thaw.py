@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import EventType, Unit, UnitKind, UnitStatus
@@ -30,6 +29,7 @@ from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.dosing.models import DoseOrder, DoseStatus
 from cellchain.errors import Conflict
+from cellchain.extensions import DbSession
 
 #: Thaw to the start of the infusion when neither product nor protocol says (DOMAIN.md §7).
 DEFAULT_THAW_WINDOW_MINUTES = 60
@@ -67,7 +67,7 @@ class ThawState:
         return (self.expires_at - now).total_seconds() / 60
 
 
-def scan_thaw(session: Session, code: str, *, actor: User, now: dt.datetime) -> ThawStep:
+def scan_thaw(session: DbSession, code: str, *, actor: User, now: dt.datetime) -> ThawStep:
     """Start the thaw of the scanned bag (or of every bag of a scanned dose label), or
     complete it if it was started; refused if the dose may not be thawed."""
     scanned = scan_dose(session, code)
@@ -96,7 +96,7 @@ def scan_thaw(session: Session, code: str, *, actor: User, now: dt.datetime) -> 
     return step
 
 
-def thaws_of(session: Session, order: DoseOrder) -> list[Thaw]:
+def thaws_of(session: DbSession, order: DoseOrder) -> list[Thaw]:
     return list(
         session.execute(
             select(Thaw).where(Thaw.dose_order_id == order.id).order_by(Thaw.started_at, Thaw.id)
@@ -104,7 +104,7 @@ def thaws_of(session: Session, order: DoseOrder) -> list[Thaw]:
     )
 
 
-def thaw_window_minutes(session: Session, order: DoseOrder) -> int:
+def thaw_window_minutes(session: DbSession, order: DoseOrder) -> int:
     """Minutes from the thaw to the start of the infusion: the strictest of the protocol's
     limit and the limits of the dose's product definitions (60 if none says)."""
     limits = [
@@ -119,7 +119,7 @@ def thaw_window_minutes(session: Session, order: DoseOrder) -> int:
     return min(limits, default=DEFAULT_THAW_WINDOW_MINUTES)
 
 
-def min_thaw_minutes(session: Session, order: DoseOrder) -> float:
+def min_thaw_minutes(session: DbSession, order: DoseOrder) -> float:
     """The shortest plausible thaw of the dose's bags: the longest minimum of its lots'
     product definitions (2 min if none says)."""
     minimums = [
@@ -130,7 +130,7 @@ def min_thaw_minutes(session: Session, order: DoseOrder) -> float:
     return max(minimums, default=DEFAULT_MIN_THAW_MINUTES)
 
 
-def thaw_state(session: Session, order: DoseOrder) -> ThawState:
+def thaw_state(session: DbSession, order: DoseOrder) -> ThawState:
     """The dose's thaws and its deadline: the window runs from the moment the first bag went
     into the bath, so however long a thaw takes, it counts against the window."""
     thaws = thaws_of(session, order)
@@ -144,7 +144,7 @@ def thaw_state(session: Session, order: DoseOrder) -> ThawState:
     )
 
 
-def thawing(session: Session) -> list[DoseOrder]:
+def thawing(session: DbSession) -> list[DoseOrder]:
     """Doses with a bag thawed or thawing and no infusion yet (the clinic's clock is running)."""
     return list(
         session.execute(
@@ -161,7 +161,7 @@ def thawing(session: Session) -> list[DoseOrder]:
 # --- internals ----------------------------------------------------------------------------------
 
 
-def _require_thawable(session: Session, order: DoseOrder) -> None:
+def _require_thawable(session: DbSession, order: DoseOrder) -> None:
     code = order.dose_unit.code if order.dose_unit else f"dose order {order.id}"
     if order.status != DoseStatus.PREPARED.value:
         raise Conflict(f"{code} is {order.status}; only a prepared dose is thawed.")
@@ -189,7 +189,7 @@ def _require_thawable(session: Session, order: DoseOrder) -> None:
 
 
 def _require_thawed(
-    session: Session, order: DoseOrder, thaw: Thaw, bag: Unit, now: dt.datetime
+    session: DbSession, order: DoseOrder, thaw: Thaw, bag: Unit, now: dt.datetime
 ) -> None:
     """A completion scan sooner than the product's minimum thaw, or at or before the start,
     cannot be true: refused, and the thaw keeps running (the window counts from its start)."""
@@ -204,7 +204,9 @@ def _require_thawed(
         )
 
 
-def _start(session: Session, bag: Unit, order: DoseOrder, *, actor: User, now: dt.datetime) -> Thaw:
+def _start(
+    session: DbSession, bag: Unit, order: DoseOrder, *, actor: User, now: dt.datetime
+) -> Thaw:
     thaw = Thaw(unit_id=bag.id, dose_order_id=order.id, started_at=now, started_by_id=actor.id)
     try:
         with session.begin_nested():  # one thaw per bag: of two scans at once, one starts it
@@ -226,7 +228,7 @@ def _start(session: Session, bag: Unit, order: DoseOrder, *, actor: User, now: d
     return thaw
 
 
-def _complete(session: Session, thaw: Thaw, bag: Unit, *, actor: User, now: dt.datetime) -> Thaw:
+def _complete(session: DbSession, thaw: Thaw, bag: Unit, *, actor: User, now: dt.datetime) -> Thaw:
     if not update_if(
         session, thaw, Thaw.completed_at.is_(None), completed_at=now, completed_by_id=actor.id
     ):
@@ -244,7 +246,7 @@ def _complete(session: Session, thaw: Thaw, bag: Unit, *, actor: User, now: dt.d
     return thaw
 
 
-def _record(session: Session, bag: Unit, note: str, *, actor: User, now: dt.datetime) -> None:
+def _record(session: DbSession, bag: Unit, note: str, *, actor: User, now: dt.datetime) -> None:
     """The thaw in the bag's custody history (a scan at its location)."""
     chain.record_custody(
         session, bag, CustodyInput(EventType.SCANNED, note=note), actor=actor, now=now

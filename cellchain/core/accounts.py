@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from cellchain.core import audit
@@ -29,6 +28,7 @@ from cellchain.errors import (
     NotFound,
     PermissionDenied,
 )
+from cellchain.extensions import DbSession
 
 USERNAME_PATTERN = re.compile(r"^[a-z][a-z0-9._-]{1,39}$")
 TOKEN_PREFIX = "ccpat_"
@@ -113,25 +113,25 @@ def _refuse_role_conflict(roles: set[Role]) -> None:
         )
 
 
-def find_user(session: Session, username: str) -> User | None:
+def find_user(session: DbSession, username: str) -> User | None:
     return session.execute(
         select(User).where(User.username == normalise_username(username))
     ).scalar_one_or_none()
 
 
-def get_user(session: Session, user_id: int) -> User:
+def get_user(session: DbSession, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None:
         raise NotFound(f"There is no user #{user_id}.")
     return user
 
 
-def list_users(session: Session) -> list[User]:
+def list_users(session: DbSession) -> list[User]:
     return list(session.execute(select(User).order_by(User.username)).scalars())
 
 
 def create_user(
-    session: Session,
+    session: DbSession,
     *,
     actor: User | None,
     now: dt.datetime,
@@ -194,7 +194,7 @@ def create_user(
 
 
 def set_roles(
-    session: Session,
+    session: DbSession,
     *,
     actor: User | None,
     now: dt.datetime,
@@ -234,7 +234,7 @@ def set_roles(
 
 
 def deactivate_user(
-    session: Session, *, actor: User | None, now: dt.datetime, user: User, reason: str | None
+    session: DbSession, *, actor: User | None, now: dt.datetime, user: User, reason: str | None
 ) -> None:
     """Deactivate an account for good (it keeps its history and its username)."""
     if not user.active:
@@ -262,7 +262,7 @@ def deactivate_user(
 
 
 def unlock_user(
-    session: Session, *, actor: User | None, now: dt.datetime, user: User, reason: str | None
+    session: DbSession, *, actor: User | None, now: dt.datetime, user: User, reason: str | None
 ) -> None:
     """Lift a lockout after repeated failures; an administrator does this, with a reason."""
     if not user.locked:
@@ -284,7 +284,7 @@ def unlock_user(
 
 
 def change_password(
-    session: Session,
+    session: DbSession,
     *,
     user: User,
     now: dt.datetime,
@@ -306,7 +306,7 @@ def change_password(
     )
 
 
-def verify_password(session: Session, *, user: User, password: str, purpose: str) -> None:
+def verify_password(session: DbSession, *, user: User, password: str, purpose: str) -> None:
     """Re-authenticate ``user``; raise ``CredentialsRejected`` unless the password is right
     and the account may act. A success resets the count of consecutive failures."""
     if not user.active:
@@ -330,7 +330,7 @@ def verify_password(session: Session, *, user: User, password: str, purpose: str
         session.flush()
 
 
-def authenticate(session: Session, *, username: str, password: str, now: dt.datetime) -> User:
+def authenticate(session: DbSession, *, username: str, password: str, now: dt.datetime) -> User:
     """Log in: the user if the username and password are right and the account may act."""
     user = find_user(session, username)
     if user is None:
@@ -353,7 +353,7 @@ def authenticate(session: Session, *, username: str, password: str, now: dt.date
 
 
 def record_failed_authentication(
-    session: Session, *, failure: CredentialsRejected, now: dt.datetime, policy: AccountPolicy
+    session: DbSession, *, failure: CredentialsRejected, now: dt.datetime, policy: AccountPolicy
 ) -> bool:
     """Audit a rejected authentication and count it toward the lockout.
 
@@ -414,7 +414,7 @@ def hash_token(token: str) -> str:
 
 
 def create_token(
-    session: Session, *, user: User, now: dt.datetime, name: str
+    session: DbSession, *, user: User, now: dt.datetime, name: str
 ) -> tuple[ApiToken, str]:
     """A new bearer token for ``user``; the token text is returned once and never stored."""
     name = name.strip()
@@ -445,7 +445,7 @@ def create_token(
     return row, token
 
 
-def list_tokens(session: Session, user: User) -> list[ApiToken]:
+def list_tokens(session: DbSession, user: User) -> list[ApiToken]:
     return list(
         session.execute(
             select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)
@@ -453,7 +453,7 @@ def list_tokens(session: Session, user: User) -> list[ApiToken]:
     )
 
 
-def revoke_token(session: Session, *, actor: User, now: dt.datetime, token_id: int) -> ApiToken:
+def revoke_token(session: DbSession, *, actor: User, now: dt.datetime, token_id: int) -> ApiToken:
     """Revoke a token; its holder or an administrator may, and it cannot be undone."""
     token = session.get(ApiToken, token_id)
     if token is None or (
@@ -476,7 +476,7 @@ def revoke_token(session: Session, *, actor: User, now: dt.datetime, token_id: i
     return token
 
 
-def user_for_token(session: Session, token: str, now: dt.datetime) -> User | None:
+def user_for_token(session: DbSession, token: str, now: dt.datetime) -> User | None:
     """The active user a bearer token belongs to, or None for an unknown or revoked token."""
     row = session.execute(
         select(ApiToken).where(ApiToken.token_hash == hash_token(token))
@@ -489,5 +489,5 @@ def user_for_token(session: Session, token: str, now: dt.datetime) -> User | Non
     return row.user
 
 
-def count_users(session: Session) -> int:
+def count_users(session: DbSession) -> int:
     return session.execute(select(func.count(User.id))).scalar_one()

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, select, update
-from sqlalchemy.orm import Session
 
 from cellchain.core.models import AuditChainHead, AuditEntry, User
 from cellchain.core.types import canonical_json, to_jsonable
 from cellchain.errors import ReasonRequired
+from cellchain.extensions import DbSession
 
 GENESIS_HASH = "0" * 64
 SYSTEM_ACTOR = "system"
@@ -64,7 +64,7 @@ def entry_hash(
 
 
 def record(
-    session: Session,
+    session: DbSession,
     *,
     actor: User | None,
     at: dt.datetime,
@@ -102,7 +102,7 @@ class Draft:
 
 
 def record_many(
-    session: Session, drafts: Sequence[Draft], *, actor: User | None, at: dt.datetime
+    session: DbSession, drafts: Sequence[Draft], *, actor: User | None, at: dt.datetime
 ) -> list[AuditEntry]:
     """Append entries by one actor at one time, in order, with a fixed number of statements
     however many there are (a recall blocking hundreds of units): the chain head is moved
@@ -170,7 +170,7 @@ class ChainReport:
         return self.first_broken_seq is None and self.problem is None
 
 
-def verify_chain(session: Session, *, batch_size: int = 5000) -> ChainReport:
+def verify_chain(session: DbSession, *, batch_size: int = 5000) -> ChainReport:
     """Walk the whole chain and report the first entry that was edited, deleted or inserted."""
     expected_seq = 1
     prev_hash = GENESIS_HASH
@@ -264,7 +264,7 @@ def filtered_query(criteria: AuditFilter) -> Select[tuple[AuditEntry]]:
 
 
 def list_entries(
-    session: Session, criteria: AuditFilter, *, limit: int = 500, offset: int = 0
+    session: DbSession, criteria: AuditFilter, *, limit: int = 500, offset: int = 0
 ) -> list[AuditEntry]:
     """A page of the entries matching ``criteria``."""
     query = filtered_query(criteria).limit(limit).offset(offset)
@@ -285,7 +285,7 @@ CSV_COLUMNS = (
 )
 
 
-def export_csv_rows(session: Session, criteria: AuditFilter) -> Iterator[str]:
+def export_csv_rows(session: DbSession, criteria: AuditFilter) -> Iterator[str]:
     """The matching entries as CSV text, header first, streamed in lines."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")

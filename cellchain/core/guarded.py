@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import ColumnElement, inspect, update
-from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
+
+from cellchain.extensions import DbSession
 
 
 def update_if(
-    session: Session, record: Any, *conditions: ColumnElement[bool], **values: Any
+    session: DbSession, record: Any, *conditions: ColumnElement[bool], **values: Any
 ) -> bool:
     """Set ``values`` on ``record``'s row where ``conditions`` still hold; whether it did.
 

@@ -12,7 +12,6 @@ import datetime as dt
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 
 from cellchain.core import audit
 from cellchain.core.identifiers import (
@@ -25,11 +24,12 @@ from cellchain.core.identifiers import (
 from cellchain.core.models import IdentifierSequence, IssuedIdentifier, User
 from cellchain.core.payload import read_scan
 from cellchain.errors import Conflict, NotFound
+from cellchain.extensions import DbSession
 
 MAX_SEQUENCE = 999_999
 
 
-def next_in_sequence(session: Session, scope: str, *, maximum: int = MAX_SEQUENCE) -> int:
+def next_in_sequence(session: DbSession, scope: str, *, maximum: int = MAX_SEQUENCE) -> int:
     """The next number in ``scope`` (1, 2, …), safe under concurrent transactions."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -51,7 +51,7 @@ def next_in_sequence(session: Session, scope: str, *, maximum: int = MAX_SEQUENC
 
 
 def _issue(
-    session: Session,
+    session: DbSession,
     *,
     identifier: Identifier,
     actor: User | None,
@@ -88,7 +88,7 @@ def _issue(
 
 
 def allocate_din(
-    session: Session,
+    session: DbSession,
     *,
     facility_code: str,
     actor: User | None,
@@ -112,7 +112,7 @@ def allocate_din(
 
 
 def reserve_dins(
-    session: Session,
+    session: DbSession,
     *,
     facility_code: str,
     actor: User | None,
@@ -128,7 +128,7 @@ def reserve_dins(
 
 
 def allocate_coi(
-    session: Session,
+    session: DbSession,
     *,
     facility_code: str,
     actor: User | None,
@@ -151,7 +151,7 @@ def allocate_coi(
     )
 
 
-def next_unit_code(session: Session, *, din: str, kind_letter: str) -> Identifier:
+def next_unit_code(session: DbSession, *, din: str, kind_letter: str) -> Identifier:
     """The next unit code of donation ``din`` (its DIN + kind letter + number), not yet issued.
 
     The number counts every unit of the donation whatever its kind, so codes read in the
@@ -162,7 +162,7 @@ def next_unit_code(session: Session, *, din: str, kind_letter: str) -> Identifie
 
 
 def issue(
-    session: Session,
+    session: DbSession,
     identifier: Identifier,
     *,
     actor: User | None,
@@ -184,7 +184,7 @@ def issue(
 
 
 def attach(
-    session: Session,
+    session: DbSession,
     issued: IssuedIdentifier,
     *,
     entity_type: str,
@@ -214,7 +214,7 @@ def attach(
     )
 
 
-def lookup(session: Session, code: str) -> IssuedIdentifier:
+def lookup(session: DbSession, code: str) -> IssuedIdentifier:
     """The issued identifier for a scanned label payload or a typed code.
 
     Raises ``InvalidIdentifier`` when the text is not a well-formed code (saying what is
@@ -232,7 +232,7 @@ def lookup(session: Session, code: str) -> IssuedIdentifier:
     return issued
 
 
-def recent_issued(session: Session, limit: int = 20) -> list[IssuedIdentifier]:
+def recent_issued(session: DbSession, limit: int = 20) -> list[IssuedIdentifier]:
     return list(
         session.execute(
             select(IssuedIdentifier).order_by(IssuedIdentifier.id.desc()).limit(limit)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from sqlalchemy import select, tuple_
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
 
 from cellchain.core import audit
 from cellchain.core.accounts import verify_password
@@ -23,6 +23,7 @@ from cellchain.core.models import Signature, User
 from cellchain.core.roles import Permission, Role, require, role_conflict
 from cellchain.core.types import canonical_json
 from cellchain.errors import Conflict, InvalidInput, PermissionDenied
+from cellchain.extensions import DbSession
 
 
 @runtime_checkable
@@ -53,7 +54,7 @@ def _canonical_content(record: Signable) -> str:
 
 
 def sign(
-    session: Session,
+    session: DbSession,
     *,
     record: Signable,
     meaning: str,
@@ -117,7 +118,7 @@ def sign(
 
 
 def sign_by_two(
-    session: Session,
+    session: DbSession,
     *,
     record: Signable,
     first: tuple[User, str, str],
@@ -170,7 +171,7 @@ class SignatureManifest:
     valid: bool
 
 
-def signatures_of(session: Session, record: Signable) -> list[Signature]:
+def signatures_of(session: DbSession, record: Signable) -> list[Signature]:
     return list(
         session.execute(
             select(Signature)
@@ -183,7 +184,7 @@ def signatures_of(session: Session, record: Signable) -> list[Signature]:
     )
 
 
-def manifest(session: Session, record: Signable) -> list[SignatureManifest]:
+def manifest(session: DbSession, record: Signable) -> list[SignatureManifest]:
     """The signatures on ``record``, each checked against the record's content as it is now."""
     return manifests(session, [record]).get(key_of(record), [])
 
@@ -194,7 +195,7 @@ def key_of(record: Signable) -> tuple[str, str]:
 
 
 def manifests(
-    session: Session, records: Sequence[Signable]
+    session: DbSession, records: Sequence[Signable]
 ) -> dict[tuple[str, str], list[SignatureManifest]]:
     """``manifest`` for many records with one query for all their signatures (a trace, a
     report), keyed by ``key_of``; each still checked against its record as it is now."""

@@ -14,13 +14,14 @@ import json
 from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import ForeignKey, Integer, String, Text, func, select
-from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, relationship
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from cellchain.core import audit, signatures
 from cellchain.core.models import Signature, User
 from cellchain.core.roles import Permission, require
 from cellchain.core.types import UTCDateTime, canonical_json
 from cellchain.errors import InvalidInput, NotFound, StateConflict
+from cellchain.extensions import DbSession
 
 
 class VersionStatus(enum.StrEnum):
@@ -103,7 +104,7 @@ def _transition(document: VersionedDocument, target: VersionStatus) -> None:
 
 
 def draft(
-    session: Session,
+    session: DbSession,
     model: type[D],
     *,
     actor: User | None,
@@ -141,7 +142,7 @@ def draft(
 
 
 def first_or_draft(
-    session: Session,
+    session: DbSession,
     model: type[D],
     *,
     actor: User | None,
@@ -164,7 +165,7 @@ def first_or_draft(
 
 
 def approve(
-    session: Session,
+    session: DbSession,
     document: VersionedDocument,
     *,
     meaning: str,
@@ -221,26 +222,26 @@ def approve(
     return signature
 
 
-def in_force(session: Session, model: type[D], code: str) -> D | None:
+def in_force(session: DbSession, model: type[D], code: str) -> D | None:
     """The effective version of ``code``, or None when no version has been approved."""
     return session.execute(
         select(model).where(model.code == code, model.status == VersionStatus.EFFECTIVE.value)
     ).scalar_one_or_none()
 
 
-def get(session: Session, model: type[D], document_id: int) -> D:
+def get(session: DbSession, model: type[D], document_id: int) -> D:
     document = session.get(model, document_id)
     if document is None:
         raise NotFound(f"There is no {model.document_label.lower()} #{document_id}.")
     return document
 
 
-def list_versions(session: Session, model: type[D]) -> list[D]:
+def list_versions(session: DbSession, model: type[D]) -> list[D]:
     """Every version of every document of this kind, newest version first."""
     return list(session.execute(select(model).order_by(model.code, model.version.desc())).scalars())
 
 
-def describe(session: Session, document: VersionedDocument) -> dict[str, Any]:
+def describe(session: DbSession, document: VersionedDocument) -> dict[str, Any]:
     """A version's fields with its signatures, each checked against its content now."""
     fields = ("id", "code", "version", "title", "status", "parameters", "created_at")
     out = {name: getattr(document, name) for name in fields}

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import EventType, UnitKind, UnitStatus
@@ -34,6 +33,7 @@ from cellchain.donors.models import (
     ScreeningOutcome,
 )
 from cellchain.errors import Conflict, InvalidInput, NotFound, ReasonRequired, StateConflict
+from cellchain.extensions import DbSession
 from cellchain.manufacturing.service import product_in_force
 
 #: The meaning printed with QA's signature on a determination.
@@ -78,7 +78,7 @@ class DonationRegistration:
 
 
 def register_donation(
-    session: Session,
+    session: DbSession,
     registration: DonationRegistration,
     *,
     facility_code: str,
@@ -196,7 +196,7 @@ def _first_message(errors: dict[str, list[str]]) -> str:
 
 
 def _donor_for(
-    session: Session, registration: DonationRegistration, *, actor: User, now: dt.datetime
+    session: DbSession, registration: DonationRegistration, *, actor: User, now: dt.datetime
 ) -> Donor:
     if registration.donor_code is not None:
         code = registration.donor_code.strip().upper()
@@ -210,7 +210,7 @@ def _donor_for(
     return register_donor(session, registration.new_donor, actor=actor, now=now)
 
 
-def register_donor(session: Session, new: NewDonor, *, actor: User, now: dt.datetime) -> Donor:
+def register_donor(session: DbSession, new: NewDonor, *, actor: User, now: dt.datetime) -> Donor:
     """Record a birth mother under the next pseudonymous donor code (``DNR26-00001``)."""
     year = now.year % 100
     sequence = numbering.next_in_sequence(session, f"DONOR:{year:02d}", maximum=99_999)
@@ -247,7 +247,7 @@ def register_donor(session: Session, new: NewDonor, *, actor: User, now: dt.date
 
 
 def _din_for(
-    session: Session,
+    session: DbSession,
     registration: DonationRegistration,
     *,
     facility_code: str,
@@ -274,7 +274,7 @@ def _din_for(
 
 
 def correct_screening(
-    session: Session,
+    session: DbSession,
     donor: Donor,
     *,
     outcome: ScreeningOutcome,
@@ -331,7 +331,7 @@ class Receipt:
 
 
 def receive_donation(
-    session: Session, donation: Donation, receipt: Receipt, *, actor: User, now: dt.datetime
+    session: DbSession, donation: Donation, receipt: Receipt, *, actor: User, now: dt.datetime
 ) -> None:
     """Accept or reject a donation on arrival; every container gets a receipt event.
 
@@ -435,7 +435,7 @@ def processing_clock(donation: Donation, now: dt.datetime) -> ProcessingClock:
 
 
 def start_processing(
-    session: Session,
+    session: DbSession,
     donation: Donation,
     *,
     actor: User,
@@ -547,7 +547,7 @@ def _check_result_input(
 
 
 def record_test_result(
-    session: Session,
+    session: DbSession,
     donation: Donation,
     entry: ResultEntry,
     *,
@@ -604,7 +604,7 @@ def record_test_result(
 
 
 def correct_test_result(
-    session: Session,
+    session: DbSession,
     original: DonorTestResult,
     entry: ResultEntry,
     *,
@@ -674,7 +674,7 @@ def correct_test_result(
     return corrected
 
 
-def _current_result(session: Session, donation: Donation, code: str) -> DonorTestResult | None:
+def _current_result(session: DbSession, donation: Donation, code: str) -> DonorTestResult | None:
     return session.execute(
         select(DonorTestResult).where(
             DonorTestResult.donation_id == donation.id,
@@ -684,7 +684,7 @@ def _current_result(session: Session, donation: Donation, code: str) -> DonorTes
     ).scalar_one_or_none()
 
 
-def get_result(session: Session, result_id: int) -> DonorTestResult:
+def get_result(session: DbSession, result_id: int) -> DonorTestResult:
     result = session.get(DonorTestResult, result_id)
     if result is None:
         raise NotFound(f"There is no donor test result #{result_id}.")
@@ -765,7 +765,7 @@ def review_eligibility(donation: Donation) -> EligibilityReview:
 
 
 def determine_eligibility(
-    session: Session,
+    session: DbSession,
     donation: Donation,
     *,
     eligible: bool,
@@ -868,7 +868,7 @@ def determination_contradicted(donation: Donation) -> bool:
 
 
 def reopen_determination(
-    session: Session,
+    session: DbSession,
     donation: Donation,
     *,
     cause: DonorTestResult,
@@ -932,7 +932,7 @@ def reopen_determination(
 
 
 def block_donation_units(
-    session: Session, donation: Donation, *, actor: User, now: dt.datetime
+    session: DbSession, donation: Donation, *, actor: User, now: dt.datetime
 ) -> int:
     """Block every unit of an ineligible donation that is not already final; the count blocked.
 
@@ -957,14 +957,14 @@ def block_donation_units(
 # --- finding donations ----------------------------------------------------------------------------
 
 
-def get_donation(session: Session, donation_id: int) -> Donation:
+def get_donation(session: DbSession, donation_id: int) -> Donation:
     donation = session.get(Donation, donation_id)
     if donation is None:
         raise NotFound(f"There is no donation #{donation_id}.")
     return donation
 
 
-def find_donation(session: Session, din: str) -> Donation:
+def find_donation(session: DbSession, din: str) -> Donation:
     """The donation with this DIN, typed or scanned in any accepted form (with its check
     character or as the label payload: ``read_scan``)."""
     identifier = read_scan(din, kinds=("DIN", "UNIT"))
@@ -978,7 +978,7 @@ def find_donation(session: Session, din: str) -> Donation:
     return donation
 
 
-def get_donor(session: Session, donor_id: int) -> Donor:
+def get_donor(session: DbSession, donor_id: int) -> Donor:
     donor = session.get(Donor, donor_id)
     if donor is None:
         raise NotFound(f"There is no donor #{donor_id}.")
@@ -1000,7 +1000,7 @@ class Page:
 
 
 def list_donations(
-    session: Session,
+    session: DbSession,
     *,
     status: DonationStatus | None = None,
     eligibility: Eligibility | None = None,
@@ -1023,7 +1023,7 @@ def list_donations(
     return Page(items=items, page=page, per_page=per_page, total=total)
 
 
-def eligibility_queue(session: Session) -> list[tuple[Donation, EligibilityReview]]:
+def eligibility_queue(session: DbSession) -> list[tuple[Donation, EligibilityReview]]:
     """Donations awaiting QA's determination (not rejected), oldest first, each reviewed."""
     donations = session.execute(
         select(Donation)

@@ -6,7 +6,6 @@ from typing import Any
 
 from flask_smorest import Blueprint
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from cellchain.core.models import User
 from cellchain.core.roles import Permission
@@ -26,7 +25,7 @@ from cellchain.dosing.schemas import (
     WeightOut,
 )
 from cellchain.errors import NotFound
-from cellchain.extensions import db
+from cellchain.extensions import DbSession, db
 from cellchain.http import (
     AuditedRefusal,
     acting_user,
@@ -72,7 +71,7 @@ def override_of(data: dict[str, Any] | None) -> orders.Override | None:
     return orders.Override(investigator, data["password"], data["reason"])
 
 
-def enrol_as_user(session: Session, data: dict[str, Any]) -> Patient:
+def enrol_as_user(session: DbSession, data: dict[str, Any]) -> Patient:
     """Enrol from loaded ``EnrolIn`` data as the acting user (the page and the API)."""
     return patients.enrol(
         session,
@@ -85,7 +84,7 @@ def enrol_as_user(session: Session, data: dict[str, Any]) -> Patient:
     )
 
 
-def weigh_as_user(session: Session, patient_id: int, data: dict[str, Any]) -> Weight:
+def weigh_as_user(session: DbSession, patient_id: int, data: dict[str, Any]) -> Weight:
     """Record a weight from loaded ``WeightIn`` data (measured now unless said otherwise)."""
     return patients.record_weight(
         session,
@@ -100,7 +99,7 @@ def weigh_as_user(session: Session, patient_id: int, data: dict[str, Any]) -> We
 
 
 def confirm_weight_as_user(
-    session: Session, patient_id: int, weight_id: int, data: dict[str, Any]
+    session: DbSession, patient_id: int, weight_id: int, data: dict[str, Any]
 ) -> Weight:
     """The acting user countersigns a weight that changed, with their own password."""
     patient = patients.get_patient(session, patient_id)
@@ -119,7 +118,7 @@ def weight_refused(patient_id: int) -> AuditedRefusal:
 
 
 def order_as_user(
-    session: Session, patient_id: int, visit: str, override: dict[str, Any] | None
+    session: DbSession, patient_id: int, visit: str, override: dict[str, Any] | None
 ) -> DoseOrder:
     """Order the visit's dose as the acting user, with an investigator's override if given."""
     return orders.order_dose(
@@ -133,7 +132,7 @@ def order_as_user(
     )
 
 
-def check_as_user(session: Session, order_id: int, data: dict[str, Any]) -> DoseOrder:
+def check_as_user(session: DbSession, order_id: int, data: dict[str, Any]) -> DoseOrder:
     """The acting user's second check from loaded ``SecondCheckIn`` data."""
     return orders.second_check(
         session,

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import LineageOperation, Unit, UnitKind, UnitStatus
@@ -40,6 +39,7 @@ from cellchain.dosing.models import (
     Weight,
 )
 from cellchain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from cellchain.extensions import DbSession
 from cellchain.manufacturing import deviations
 from cellchain.manufacturing.models import CellRecord, DeviationCategory, Lot, LotStatus
 from cellchain.quality.models import QcResult, ResultStatus
@@ -82,7 +82,7 @@ class DosePlan:
 
 
 def plan_dose(
-    session: Session, patient: Patient, visit_code: str, *, now: dt.datetime, zone: ZoneInfo
+    session: DbSession, patient: Patient, visit_code: str, *, now: dt.datetime, zone: ZoneInfo
 ) -> DosePlan:
     """Check every hard block and compute the dose; refused with all reasons at once."""
     parameters = patient.protocol.parameters
@@ -161,7 +161,7 @@ def plan_dose(
 
 
 def order_dose(
-    session: Session,
+    session: DbSession,
     patient: Patient,
     visit_code: str,
     *,
@@ -244,7 +244,7 @@ def order_dose(
 
 
 def second_check(
-    session: Session,
+    session: DbSession,
     order: DoseOrder,
     *,
     checker: User,
@@ -334,7 +334,7 @@ def second_check(
     return order
 
 
-def available_bags(session: Session, *, now: dt.datetime) -> list[tuple[Unit, calculation.Bag]]:
+def available_bags(session: DbSession, *, now: dt.datetime) -> list[tuple[Unit, calculation.Bag]]:
     """Released, unexpired, unallocated cryobags, with what the arithmetic needs of each."""
     rows = session.execute(
         select(Unit, CellRecord, Lot)
@@ -372,7 +372,7 @@ def available_bags(session: Session, *, now: dt.datetime) -> list[tuple[Unit, ca
     return bags
 
 
-def orders_of(session: Session, patient: Patient) -> list[DoseOrder]:
+def orders_of(session: DbSession, patient: Patient) -> list[DoseOrder]:
     return list(
         session.execute(
             select(DoseOrder).where(DoseOrder.patient_id == patient.id).order_by(DoseOrder.id)
@@ -380,14 +380,14 @@ def orders_of(session: Session, patient: Patient) -> list[DoseOrder]:
     )
 
 
-def get_order(session: Session, order_id: int) -> DoseOrder:
+def get_order(session: DbSession, order_id: int) -> DoseOrder:
     order = session.get(DoseOrder, order_id)
     if order is None:
         raise NotFound(f"There is no dose order {order_id}.")
     return order
 
 
-def order_signatures(session: Session, order: DoseOrder) -> list[signatures.SignatureManifest]:
+def order_signatures(session: DbSession, order: DoseOrder) -> list[signatures.SignatureManifest]:
     return signatures.manifest(session, order)
 
 
@@ -417,7 +417,7 @@ def _choose_from_one_donation(
     return min(options, key=lambda bags: (len(bags), min(bag.expires_at for bag in bags)))
 
 
-def _flagged_infusions(session: Session, patient: Patient) -> list[tuple[int, str]]:
+def _flagged_infusions(session: DbSession, patient: Patient) -> list[tuple[int, str]]:
     """(infusion id, visit) of the patient's infusions whose time flag is not acknowledged:
     what the patient received must be settled before they are dosed again."""
     from cellchain.clinic.models import Infusion  # the clinic records infusions of doses
@@ -436,7 +436,7 @@ def _flagged_infusions(session: Session, patient: Patient) -> list[tuple[int, st
     ]
 
 
-def _live_order(session: Session, patient: Patient, visit: str) -> DoseOrder | None:
+def _live_order(session: DbSession, patient: Patient, visit: str) -> DoseOrder | None:
     return session.execute(
         select(DoseOrder).where(
             DoseOrder.patient_id == patient.id,
@@ -446,7 +446,7 @@ def _live_order(session: Session, patient: Patient, visit: str) -> DoseOrder | N
     ).scalar_one_or_none()
 
 
-def _previous_dose(session: Session, patient: Patient, visit: patients.Visit) -> DoseOrder | None:
+def _previous_dose(session: DbSession, patient: Patient, visit: patients.Visit) -> DoseOrder | None:
     """The live dose of the infusion before ``visit``, if any."""
     earlier = [v.code for v in patients.schedule(patient) if v.infusion and v.day < visit.day]
     if not earlier:
@@ -464,7 +464,7 @@ def _previous_dose(session: Session, patient: Patient, visit: patients.Visit) ->
 
 
 def _allocate(
-    session: Session, unit: Unit, order: DoseOrder, *, actor: User, now: dt.datetime
+    session: DbSession, unit: Unit, order: DoseOrder, *, actor: User, now: dt.datetime
 ) -> None:
     """available → allocated, conditional on the status read: one order per bag, ever."""
     try:
@@ -495,7 +495,7 @@ def _require_investigator(user: User) -> None:
 
 
 def _sign_override(
-    session: Session, order: DoseOrder, plan: DosePlan, override: Override, *, now: dt.datetime
+    session: DbSession, order: DoseOrder, plan: DosePlan, override: Override, *, now: dt.datetime
 ) -> Signature:
     _require_investigator(override.investigator)
     if not override.reason.strip():
@@ -526,7 +526,7 @@ def _sign_override(
     return signature
 
 
-def _release_values(session: Session, lot_ids: set[int]) -> dict[int, dict[str, float]]:
+def _release_values(session: DbSession, lot_ids: set[int]) -> dict[int, dict[str, float]]:
     """The valid VIABILITY (%) and ENDOTOXIN (EU/mL) results of each lot."""
     if not lot_ids:
         return {}

@@ -20,7 +20,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from cellchain.core import audit, numbering, signatures, versioning
 from cellchain.core.guarded import update_if
@@ -40,6 +39,7 @@ from cellchain.dosing.models import (
     WeightConfirmation,
 )
 from cellchain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from cellchain.extensions import DbSession
 
 #: Plausible body weights (kg) when the protocol sets no ``plausible_weight_kg``: an adult
 #: (the trial's youngest age 18 or more) below 30 kg or above 250 kg is a typing error (the
@@ -97,7 +97,7 @@ class Visit:
         return self.earliest <= day <= self.latest
 
 
-def protocol_in_force(session: Session, code: str = NCT01420432_CODE) -> Protocol:
+def protocol_in_force(session: DbSession, code: str = NCT01420432_CODE) -> Protocol:
     protocol = versioning.in_force(session, Protocol, code)
     if protocol is None:
         raise Conflict(f"No version of protocol {code} is in force; QA must approve one first.")
@@ -113,7 +113,7 @@ def age_on(date_of_birth: dt.date, day: dt.date) -> int:
 
 
 def enrol(
-    session: Session,
+    session: DbSession,
     protocol: Protocol,
     form: Enrolment,
     *,
@@ -216,7 +216,7 @@ def changed_by_flag(weight_kg: float, reference_kg: float, flag_percent: float) 
 
 
 def record_weight(
-    session: Session,
+    session: DbSession,
     patient: Patient,
     *,
     weight_kg: float,
@@ -343,7 +343,7 @@ def record_weight(
 
 
 def confirm_weight(
-    session: Session, weight: Weight, *, user: User, password: str, now: dt.datetime
+    session: DbSession, weight: Weight, *, user: User, password: str, now: dt.datetime
 ) -> Weight:
     """A second person countersigns a weight that changed by the protocol's flag, with their
     own password: someone other than whoever recorded it, allowed to record weights."""
@@ -404,7 +404,7 @@ def may_confirm(weight: Weight, user: User) -> bool:
     )
 
 
-def get_weight(session: Session, patient: Patient, weight_id: int) -> Weight:
+def get_weight(session: DbSession, patient: Patient, weight_id: int) -> Weight:
     weight = session.get(Weight, weight_id)
     if weight is None or weight.patient_id != patient.id:
         raise NotFound(f"{patient.study_id} has no weight {weight_id}.")
@@ -422,7 +422,7 @@ def unconfirmed_reason(weight: Weight, zone: ZoneInfo) -> str:
 
 
 def _change_to_confirm(
-    session: Session,
+    session: DbSession,
     patient: Patient,
     earlier: list[Weight],
     weight_kg: float,
@@ -469,7 +469,7 @@ def _local(value: dt.datetime, zone: ZoneInfo) -> str:
     return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
-def latest_weight(session: Session, patient: Patient) -> Weight | None:
+def latest_weight(session: DbSession, patient: Patient) -> Weight | None:
     return session.execute(
         select(Weight)
         .where(Weight.patient_id == patient.id)
@@ -513,11 +513,11 @@ def visit_of(patient: Patient, code: str) -> Visit:
     raise NotFound(f"Protocol {patient.protocol.code} has no infusion visit {code!r}.")
 
 
-def list_patients(session: Session) -> list[Patient]:
+def list_patients(session: DbSession) -> list[Patient]:
     return list(session.execute(select(Patient).order_by(Patient.study_id)).scalars())
 
 
-def get_patient(session: Session, patient_id: int) -> Patient:
+def get_patient(session: DbSession, patient_id: int) -> Patient:
     patient = session.get(Patient, patient_id)
     if patient is None:
         raise NotFound(f"There is no patient {patient_id}.")

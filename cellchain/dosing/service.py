@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from cellchain.core import versioning
 from cellchain.core.models import Signature, User
 from cellchain.core.roles import Permission
@@ -16,13 +14,14 @@ from cellchain.dosing.defaults import (
     NCT01420432_TITLE,
 )
 from cellchain.dosing.models import Protocol
+from cellchain.extensions import DbSession
 
 #: The meaning printed with QA's signature on a protocol version.
 APPROVAL_MEANING = "approval: protocol version in force"
 
 
 def draft_protocol(
-    session: Session,
+    session: DbSession,
     *,
     actor: User | None,
     now: dt.datetime,
@@ -36,7 +35,7 @@ def draft_protocol(
     )
 
 
-def load_default_protocol(session: Session, *, actor: User | None, now: dt.datetime) -> Protocol:
+def load_default_protocol(session: DbSession, *, actor: User | None, now: dt.datetime) -> Protocol:
     """The NCT01420432 defaults as a draft, unless that protocol is already on file."""
     return versioning.first_or_draft(
         session,
@@ -50,7 +49,7 @@ def load_default_protocol(session: Session, *, actor: User | None, now: dt.datet
 
 
 def approve_protocol(
-    session: Session, *, protocol: Protocol, user: User, password: str, now: dt.datetime
+    session: DbSession, *, protocol: Protocol, user: User, password: str, now: dt.datetime
 ) -> Signature:
     """QA signs a draft; it becomes the version in force and the previous one is superseded."""
     return versioning.approve(
@@ -64,9 +63,9 @@ def approve_protocol(
     )
 
 
-def list_protocols(session: Session) -> list[Protocol]:
+def list_protocols(session: DbSession) -> list[Protocol]:
     return versioning.list_versions(session, Protocol)
 
 
-def get_protocol(session: Session, protocol_id: int) -> Protocol:
+def get_protocol(session: DbSession, protocol_id: int) -> Protocol:
     return versioning.get(session, Protocol, protocol_id)

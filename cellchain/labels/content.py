@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from cellchain.chain.models import Unit, UnitKind, UnitStatus
 from cellchain.core.identifiers import parse_identifier
@@ -28,6 +27,7 @@ from cellchain.core.pdf import scientific
 from cellchain.donors.models import Donation, Eligibility
 from cellchain.dosing.models import DoseOrder, DoseStatus, Patient
 from cellchain.errors import InvalidInput
+from cellchain.extensions import DbSession
 from cellchain.labels.layout import LabelContent
 from cellchain.labels.templates import LabelTemplate
 from cellchain.manufacturing.models import CellRecord, Lot
@@ -101,7 +101,7 @@ def template_for(unit: Unit, templates: Mapping[str, LabelTemplate]) -> LabelTem
 
 
 def label_for(
-    session: Session,
+    session: DbSession,
     unit: Unit,
     *,
     templates: Mapping[str, LabelTemplate],
@@ -143,7 +143,7 @@ def label_for(
     return UnitLabel(unit, lot, template, content, quarantine=texts["status"] == QUARANTINE)
 
 
-def status_marking(session: Session, unit: Unit) -> str:
+def status_marking(session: DbSession, unit: Unit) -> str:
     """What the unit's label must say about its status now; "" for a unit that may be used.
 
     The one place a marking is decided. Quarantine and rejection are read from the status; a
@@ -184,7 +184,9 @@ def wristband_for(patient: Patient, *, templates: Mapping[str, LabelTemplate]) -
     return UnitLabel(None, None, templates["wristband"], content, quarantine=False, patient=patient)
 
 
-def _dose_label(session: Session, unit: Unit, template: LabelTemplate, zone: ZoneInfo) -> UnitLabel:
+def _dose_label(
+    session: DbSession, unit: Unit, template: LabelTemplate, zone: ZoneInfo
+) -> UnitLabel:
     """A prepared dose names its patient (study ID and COI, never a name) and its visit, and
     prints what the second check signed: cells, volume, bags."""
     order = session.execute(

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, current_app
-from sqlalchemy.orm import Session
 
 from cellchain import resource_path
 from cellchain.chain import service as chain
+from cellchain.extensions import DbSession
 from cellchain.http import acting_user, now, site_zone
 from cellchain.labels import service
 from cellchain.labels.content import IsbtSettings
@@ -40,7 +40,7 @@ def file_response(printed: PrintedFile) -> Response:
     )
 
 
-def print_unit_labels(session: Session, unit_id: int, data: dict[str, Any]) -> PrintedFile:
+def print_unit_labels(session: DbSession, unit_id: int, data: dict[str, Any]) -> PrintedFile:
     """Print one unit's label as the acting user, from loaded ``PrintIn`` data."""
     unit = chain.get_unit(session, unit_id)
     return service.print_labels(
@@ -56,7 +56,7 @@ def print_unit_labels(session: Session, unit_id: int, data: dict[str, Any]) -> P
     )
 
 
-def print_lot_labels(session: Session, lot_id: int, data: dict[str, Any]) -> PrintedFile:
+def print_lot_labels(session: DbSession, lot_id: int, data: dict[str, Any]) -> PrintedFile:
     """Print a lot's bag labels as the acting user, from loaded ``LotPrintIn`` data."""
     return service.print_lot_labels(
         session,
@@ -71,7 +71,7 @@ def print_lot_labels(session: Session, lot_id: int, data: dict[str, Any]) -> Pri
     )
 
 
-def print_wristband(session: Session, patient_id: int, data: dict[str, Any]) -> PrintedFile:
+def print_wristband(session: DbSession, patient_id: int, data: dict[str, Any]) -> PrintedFile:
     """Print a patient's wristband as the acting user, from loaded ``PrintIn`` data."""
     from cellchain.dosing import patients
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitKind, UnitStatus
@@ -29,6 +28,7 @@ from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.dosing.models import Patient
 from cellchain.errors import Conflict, InvalidInput, NotFound
+from cellchain.extensions import DbSession
 from cellchain.labels.content import (
     IsbtSettings,
     UnitLabel,
@@ -96,7 +96,7 @@ class Reconciliation:
 
 
 def print_labels(
-    session: Session,
+    session: DbSession,
     units: Sequence[Unit],
     *,
     output_format: str,
@@ -128,7 +128,7 @@ def print_labels(
 
 
 def print_wristband(
-    session: Session,
+    session: DbSession,
     patient: Patient,
     *,
     output_format: str,
@@ -184,7 +184,7 @@ def _subject_code(label: UnitLabel) -> str:
 
 
 def _print(
-    session: Session,
+    session: DbSession,
     labels: Sequence[UnitLabel],
     reprinted: set[int],
     output_format: str,
@@ -239,7 +239,7 @@ def _print(
 
 
 def print_lot_labels(
-    session: Session,
+    session: DbSession,
     lot: Lot,
     *,
     output_format: str,
@@ -273,7 +273,7 @@ def print_lot_labels(
 
 
 def record_applied(
-    session: Session,
+    session: DbSession,
     lot: Lot | None,
     scanned: str,
     *,
@@ -318,7 +318,7 @@ def record_applied(
 
 
 def destroy_labels(
-    session: Session,
+    session: DbSession,
     record: LabelPrint,
     count: int,
     reason: str | None,
@@ -343,7 +343,7 @@ def destroy_labels(
     return record
 
 
-def reconciliation(session: Session, lot: Lot) -> Reconciliation:
+def reconciliation(session: DbSession, lot: Lot) -> Reconciliation:
     """Sum the lot's labels and list what still needs a label."""
     issued, applied, destroyed = session.execute(
         select(
@@ -386,12 +386,12 @@ class LabelState:
         return self.problem is None
 
 
-def label_state(session: Session, unit: Unit) -> LabelState:
+def label_state(session: DbSession, unit: Unit) -> LabelState:
     """``label_states`` of one unit."""
     return label_states(session, [unit])[0]
 
 
-def label_states(session: Session, units: Sequence[Unit]) -> list[LabelState]:
+def label_states(session: DbSession, units: Sequence[Unit]) -> list[LabelState]:
     """Which label each unit must carry now, and whether the print log shows it printed AND
     applied, and not superseded since.
 
@@ -415,13 +415,13 @@ def label_states(session: Session, units: Sequence[Unit]) -> list[LabelState]:
     return [_state(session, unit, prints[unit.id]) for unit in units]
 
 
-def label_problems(session: Session, units: Sequence[Unit]) -> list[str]:
+def label_problems(session: DbSession, units: Sequence[Unit]) -> list[str]:
     """What is missing or superseded on ``units``' labels, one text per unit; none when every
     unit carries the label its status requires."""
     return [state.problem for state in label_states(session, units) if state.problem]
 
 
-def _state(session: Session, unit: Unit, prints: Sequence[LabelPrint]) -> LabelState:
+def _state(session: DbSession, unit: Unit, prints: Sequence[LabelPrint]) -> LabelState:
     marking = status_marking(session, unit)
     if marking:
         required = f"its label marked “{marking}”"
@@ -463,7 +463,7 @@ def _state(session: Session, unit: Unit, prints: Sequence[LabelPrint]) -> LabelS
     return LabelState(unit, required, marking, on_unit, problem)
 
 
-def prints_of_lot(session: Session, lot: Lot) -> list[LabelPrint]:
+def prints_of_lot(session: DbSession, lot: Lot) -> list[LabelPrint]:
     return list(
         session.execute(
             select(LabelPrint).where(LabelPrint.lot_id == lot.id).order_by(LabelPrint.id.desc())
@@ -471,7 +471,7 @@ def prints_of_lot(session: Session, lot: Lot) -> list[LabelPrint]:
     )
 
 
-def prints_of_patient(session: Session, patient: Patient) -> list[LabelPrint]:
+def prints_of_patient(session: DbSession, patient: Patient) -> list[LabelPrint]:
     return list(
         session.execute(
             select(LabelPrint)
@@ -481,7 +481,7 @@ def prints_of_patient(session: Session, patient: Patient) -> list[LabelPrint]:
     )
 
 
-def prints_of_unit(session: Session, unit: Unit) -> list[LabelPrint]:
+def prints_of_unit(session: DbSession, unit: Unit) -> list[LabelPrint]:
     return list(
         session.execute(
             select(LabelPrint).where(LabelPrint.unit_id == unit.id).order_by(LabelPrint.id.desc())
@@ -489,7 +489,7 @@ def prints_of_unit(session: Session, unit: Unit) -> list[LabelPrint]:
     )
 
 
-def printed_before(session: Session, units: Sequence[Unit]) -> set[int]:
+def printed_before(session: DbSession, units: Sequence[Unit]) -> set[int]:
     """The ids of those ``units`` a label was printed for before (printing again is a reprint)."""
     rows = session.execute(
         select(LabelPrint.unit_id).where(LabelPrint.unit_id.in_([unit.id for unit in units]))
@@ -497,7 +497,7 @@ def printed_before(session: Session, units: Sequence[Unit]) -> set[int]:
     return set(rows)
 
 
-def get_print(session: Session, print_id: int) -> LabelPrint:
+def get_print(session: DbSession, print_id: int) -> LabelPrint:
     record = session.get(LabelPrint, print_id)
     if record is None:
         raise NotFound(f"There is no label print {print_id}.")
@@ -510,7 +510,7 @@ _GONE_STATUSES = frozenset({UnitStatus.CONSUMED, UnitStatus.DISCARDED, UnitStatu
 _RELEASED_STATUSES = frozenset({UnitStatus.AVAILABLE, UnitStatus.ALLOCATED})
 
 
-def _latest_prints(session: Session, lot: Lot) -> dict[int, LabelPrint]:
+def _latest_prints(session: DbSession, lot: Lot) -> dict[int, LabelPrint]:
     latest: dict[int, LabelPrint] = {}
     for record in session.execute(
         select(LabelPrint).where(LabelPrint.lot_id == lot.id).order_by(LabelPrint.id)
@@ -519,7 +519,7 @@ def _latest_prints(session: Session, lot: Lot) -> dict[int, LabelPrint]:
     return latest
 
 
-def _lot_id_of(session: Session, unit: Unit) -> int | None:
+def _lot_id_of(session: DbSession, unit: Unit) -> int | None:
     from cellchain.quality.results import lot_of_unit
 
     lot = lot_of_unit(session, unit)
@@ -527,7 +527,7 @@ def _lot_id_of(session: Session, unit: Unit) -> int | None:
 
 
 def _log(
-    session: Session,
+    session: DbSession,
     label: UnitLabel,
     output_format: str,
     copies: int,
@@ -561,7 +561,7 @@ def _log(
 
 
 def _account(
-    session: Session,
+    session: DbSession,
     record: LabelPrint,
     kind: LabelEventKind,
     count: int,

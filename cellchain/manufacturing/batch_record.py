@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit
 from cellchain.core import signatures
 from cellchain.donors.models import Donation
+from cellchain.extensions import DbSession
 from cellchain.manufacturing import deviations as deviation_rules
 from cellchain.manufacturing import processing
 from cellchain.manufacturing.models import (
@@ -70,7 +71,7 @@ class BatchRecord:
         return [d for d in self.deviations if d.status == "open"]
 
 
-def batch_record(session: Session, lot: Lot) -> BatchRecord:
+def batch_record(session: DbSession, lot: Lot) -> BatchRecord:
     """The lot's batch record: every step that made its bags, as a tree, with the bags."""
     bags = processing.bags_of(session, lot)
     lineage = [step.unit for step in chain.ancestors_of_all(session, bags)] + bags
@@ -117,7 +118,7 @@ def batch_record(session: Session, lot: Lot) -> BatchRecord:
 
 
 def _excursions(
-    session: Session, donation: Donation, steps: list[ProcessingStep]
+    session: DbSession, donation: Donation, steps: list[ProcessingStep]
 ) -> list[Excursion]:
     """The steps that relied on a limit-excursion deviation, in two queries whatever their
     number: the deviations with their authorisations, then the authorisations' signatures."""

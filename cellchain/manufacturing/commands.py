@@ -10,12 +10,12 @@ import datetime as dt
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy.orm import Session
 
 from cellchain.chain import service as chain
 from cellchain.core.models import User
 from cellchain.donors import service as donors
 from cellchain.errors import InvalidInput
+from cellchain.extensions import DbSession
 from cellchain.manufacturing import processing
 from cellchain.manufacturing.models import Lot, ProcessingStep, StepKind
 from cellchain.manufacturing.schemas import (
@@ -55,7 +55,7 @@ def step_kind(name: str) -> StepKind:
 
 
 def record_step(
-    session: Session, kind: StepKind, data: dict[str, Any], *, actor: User, now: dt.datetime
+    session: DbSession, kind: StepKind, data: dict[str, Any], *, actor: User, now: dt.datetime
 ) -> tuple[ProcessingStep | None, Lot | None]:
     """Run the service for ``kind`` with ``data`` loaded by ``STEP_SCHEMAS[kind]``."""
     context = StepIn().context(data)

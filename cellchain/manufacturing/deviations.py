@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cellchain.core import audit, signatures
@@ -23,6 +22,7 @@ from cellchain.core.models import Signature, User
 from cellchain.core.roles import Permission, has_permission, require
 from cellchain.donors.models import Donation
 from cellchain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from cellchain.extensions import DbSession
 from cellchain.manufacturing.models import (
     Deviation,
     DeviationCategory,
@@ -45,7 +45,7 @@ class DeviationStatus(enum.StrEnum):
 
 
 def open_deviation(
-    session: Session,
+    session: DbSession,
     *,
     lot: Lot | None,
     category: DeviationCategory | str,
@@ -102,7 +102,7 @@ def open_deviation(
 
 
 def close_deviation(
-    session: Session,
+    session: DbSession,
     deviation: Deviation,
     *,
     resolution: str,
@@ -160,7 +160,7 @@ def close_deviation(
 
 
 def authorise_excursion(
-    session: Session,
+    session: DbSession,
     deviation: Deviation,
     *,
     max_passage: int | None,
@@ -285,7 +285,7 @@ def product_limits(donation: Donation | None) -> ProductLimits:
 
 
 def authorising_excursion(
-    session: Session,
+    session: DbSession,
     deviation_id: int | None,
     *,
     donation: Donation,
@@ -305,9 +305,7 @@ def authorising_excursion(
     if passage > limits.max_passage:
         over.append(f"passage P{passage} (maximum P{limits.max_passage})")
     if cumulative_pd > limits.max_cumulative_pd:
-        over.append(
-            f"cumulative PD {cumulative_pd:.1f} (maximum {limits.max_cumulative_pd:g})"
-        )
+        over.append(f"cumulative PD {cumulative_pd:.1f} (maximum {limits.max_cumulative_pd:g})")
     if not over:
         return None
     beyond = f"This {step} would take the cells of donation {donation.din} beyond the limits of {limits.product}: {' and '.join(over)}"  # noqa: E501
@@ -336,7 +334,7 @@ def authorising_excursion(
 
 
 def _why_not_authorising(
-    session: Session, deviation: Deviation, donation: Donation, passage: int, cpd: float
+    session: DbSession, deviation: Deviation, donation: Donation, passage: int, cpd: float
 ) -> str | None:
     if deviation.category != DeviationCategory.LIMIT_EXCURSION.value:
         return f"it is a {DeviationCategory(deviation.category).label} deviation"
@@ -370,7 +368,7 @@ def _why_not_authorising(
     return None
 
 
-def has_open_deviation(session: Session, lot: Lot) -> bool:
+def has_open_deviation(session: DbSession, lot: Lot) -> bool:
     """Whether ``lot`` has a deviation still open: if so, the lot may not be released."""
     return bool(
         session.scalar(
@@ -383,7 +381,7 @@ def has_open_deviation(session: Session, lot: Lot) -> bool:
     )
 
 
-def open_deviations_of(session: Session, lot: Lot) -> list[Deviation]:
+def open_deviations_of(session: DbSession, lot: Lot) -> list[Deviation]:
     return list(
         session.execute(
             select(Deviation)
@@ -394,7 +392,7 @@ def open_deviations_of(session: Session, lot: Lot) -> list[Deviation]:
 
 
 def list_deviations(
-    session: Session, status: DeviationStatus | str | None = None
+    session: DbSession, status: DeviationStatus | str | None = None
 ) -> list[Deviation]:
     """Deviations, newest first, optionally only the open or only the closed ones."""
     query = select(Deviation).order_by(Deviation.id.desc())
@@ -403,7 +401,7 @@ def list_deviations(
     return list(session.execute(query).scalars())
 
 
-def get_deviation(session: Session, deviation_id: int) -> Deviation:
+def get_deviation(session: DbSession, deviation_id: int) -> Deviation:
     deviation = session.get(Deviation, deviation_id)
     if deviation is None:
         raise NotFound(f"There is no deviation #{deviation_id}.")

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import LineageOperation, Unit, UnitKind
@@ -27,6 +26,7 @@ from cellchain.core.types import canonical_json
 from cellchain.donors import service as donors
 from cellchain.donors.models import Donation, DonationStatus, Eligibility
 from cellchain.errors import Conflict, InvalidInput, NotFound
+from cellchain.extensions import DbSession
 from cellchain.manufacturing import deviations, resources, storage
 from cellchain.manufacturing.doublings import (
     DEFAULT_MIN_DOUBLING_TIME_HOURS,
@@ -117,7 +117,7 @@ class _Figures:
 
 
 def isolate(
-    session: Session,
+    session: DbSession,
     donation: Donation,
     *,
     tissue: Sequence[Unit],
@@ -169,7 +169,7 @@ def isolate(
 
 
 def passage(
-    session: Session,
+    session: DbSession,
     *,
     vessels_in: Sequence[Unit],
     harvest: Harvest,
@@ -202,7 +202,7 @@ def passage(
 
 
 def bank_freeze(
-    session: Session,
+    session: DbSession,
     *,
     vessels_in: Sequence[Unit],
     harvest: Harvest,
@@ -245,7 +245,7 @@ def bank_freeze(
 
 
 def bank_thaw(
-    session: Session,
+    session: DbSession,
     *,
     vial: Unit,
     viability_percent: float,
@@ -284,7 +284,7 @@ def bank_thaw(
 
 
 def fill_lot(
-    session: Session,
+    session: DbSession,
     *,
     vessels_in: Sequence[Unit],
     harvest: Harvest,
@@ -374,7 +374,7 @@ def fill_lot(
 
 
 def freeze_lot(
-    session: Session, lot: Lot, *, context: StepContext, actor: User, now: dt.datetime
+    session: DbSession, lot: Lot, *, context: StepContext, actor: User, now: dt.datetime
 ) -> ProcessingStep:
     """Controlled-rate freezing of the lot's bags; a controlled-rate freezer must be recorded."""
     frozen = session.execute(
@@ -436,7 +436,7 @@ def limit_flags(
 # --- reading the batch record -------------------------------------------------------------------
 
 
-def steps_of_donation(session: Session, donation_id: int) -> list[ProcessingStep]:
+def steps_of_donation(session: DbSession, donation_id: int) -> list[ProcessingStep]:
     return list(
         session.execute(
             select(ProcessingStep)
@@ -446,7 +446,7 @@ def steps_of_donation(session: Session, donation_id: int) -> list[ProcessingStep
     )
 
 
-def bags_of(session: Session, lot: Lot) -> list[Unit]:
+def bags_of(session: DbSession, lot: Lot) -> list[Unit]:
     return list(
         session.execute(
             select(Unit)
@@ -457,25 +457,25 @@ def bags_of(session: Session, lot: Lot) -> list[Unit]:
     )
 
 
-def cell_records(session: Session, units: Sequence[Unit]) -> dict[int, CellRecord]:
+def cell_records(session: DbSession, units: Sequence[Unit]) -> dict[int, CellRecord]:
     rows = session.execute(
         select(CellRecord).where(CellRecord.unit_id.in_([unit.id for unit in units]))
     ).scalars()
     return {row.unit_id: row for row in rows}
 
 
-def lot_donation(session: Session, lot: Lot) -> Donation:
+def lot_donation(session: DbSession, lot: Lot) -> Donation:
     return donors.get_donation(session, lot.donation_id)
 
 
-def get_lot(session: Session, lot_id: int) -> Lot:
+def get_lot(session: DbSession, lot_id: int) -> Lot:
     lot = session.get(Lot, lot_id)
     if lot is None:
         raise NotFound(f"There is no lot #{lot_id}.")
     return lot
 
 
-def find_lot(session: Session, lot_number: str) -> Lot:
+def find_lot(session: DbSession, lot_number: str) -> Lot:
     lot = session.execute(
         select(Lot).where(Lot.lot_number == lot_number.strip().upper())
     ).scalar_one_or_none()
@@ -484,11 +484,11 @@ def find_lot(session: Session, lot_number: str) -> Lot:
     return lot
 
 
-def list_lots(session: Session) -> list[Lot]:
+def list_lots(session: DbSession) -> list[Lot]:
     return list(session.execute(select(Lot).order_by(Lot.id.desc())).scalars())
 
 
-def get_step(session: Session, step_id: int) -> ProcessingStep:
+def get_step(session: DbSession, step_id: int) -> ProcessingStep:
     step = session.get(ProcessingStep, step_id)
     if step is None:
         raise NotFound(f"There is no processing step #{step_id}.")
@@ -557,7 +557,7 @@ def _donation_of(units: Sequence[Unit]) -> Donation:
 
 
 def _harvest(
-    session: Session, donation: Donation, vessels: Sequence[Unit], harvest: Harvest
+    session: DbSession, donation: Donation, vessels: Sequence[Unit], harvest: Harvest
 ) -> _Figures:
     """Check a harvest's counts against the vessels and compute PD and CPD."""
     _positive(harvest.cells, "cells_harvested")
@@ -590,7 +590,7 @@ def _harvest(
 
 
 def _days_in_culture(
-    session: Session, vessels: Sequence[Unit], performed_at: dt.datetime, figures: _Figures
+    session: DbSession, vessels: Sequence[Unit], performed_at: dt.datetime, figures: _Figures
 ) -> float:
     """Days from the seeding of the vessels to this harvest; refused when that cannot be true:
     a harvest at (or before) the moment of seeding, or counts that imply the cells doubled
@@ -691,7 +691,7 @@ class _Done:
 
 
 def _context(
-    session: Session,
+    session: DbSession,
     context: StepContext,
     *,
     actor: User,
@@ -730,12 +730,12 @@ def _location(context: StepContext, equipment: list[Equipment], kind: UnitKind) 
     return "Manufacturing lab"
 
 
-def _next_lot_number(session: Session, donation: Donation) -> str:
+def _next_lot_number(session: DbSession, donation: Donation) -> str:
     number = numbering.next_in_sequence(session, f"LOT:{donation.din}", maximum=99)
     return f"{donation.din}-L{number:02d}"
 
 
-def _cell_record(session: Session, unit: Unit) -> CellRecord:
+def _cell_record(session: DbSession, unit: Unit) -> CellRecord:
     record = session.get(CellRecord, unit.id)
     if record is None:
         raise Conflict(f"No cell record is on file for {unit.code}.")
@@ -743,7 +743,7 @@ def _cell_record(session: Session, unit: Unit) -> CellRecord:
 
 
 def _record(
-    session: Session,
+    session: DbSession,
     *,
     donation: Donation,
     kind: StepKind,
@@ -856,7 +856,7 @@ def _record(
 
 
 def _excursion(
-    session: Session, donation: Donation, figures: _Figures, kind: StepKind, done: _Done
+    session: DbSession, donation: Donation, figures: _Figures, kind: StepKind, done: _Done
 ) -> Deviation | None:
     """The authorised deviation a step beyond the product's limits relies on (else refused)."""
     return deviations.authorising_excursion(

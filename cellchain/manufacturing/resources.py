@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from cellchain.core import audit
 from cellchain.core.models import User
 from cellchain.errors import Conflict, InvalidInput, NotFound
+from cellchain.extensions import DbSession
 from cellchain.manufacturing.models import (
     Equipment,
     EquipmentKind,
@@ -31,7 +31,7 @@ class MaterialLotInput:
 
 
 def receive_material_lot(
-    session: Session, entry: MaterialLotInput, *, actor: User, now: dt.datetime
+    session: DbSession, entry: MaterialLotInput, *, actor: User, now: dt.datetime
 ) -> MaterialLot:
     """Record a lot as received. It may not be used until it is released for use."""
     fields = {
@@ -79,7 +79,7 @@ def receive_material_lot(
 
 
 def release_material_lot(
-    session: Session, lot: MaterialLot, *, actor: User, now: dt.datetime
+    session: DbSession, lot: MaterialLot, *, actor: User, now: dt.datetime
 ) -> None:
     """Release a received lot for use (incoming inspection passed). Once; never if expired."""
     if lot.released:
@@ -102,7 +102,7 @@ def release_material_lot(
 
 
 def usable_material_lots(
-    session: Session, lot_ids: Sequence[int], *, on: dt.date
+    session: DbSession, lot_ids: Sequence[int], *, on: dt.date
 ) -> list[MaterialLot]:
     """The lots a step consumes, each refused if unknown, recalled, unreleased or expired on
     ``on``."""
@@ -137,14 +137,14 @@ def usable_material_lots(
     return lots
 
 
-def get_material_lot(session: Session, lot_id: int) -> MaterialLot:
+def get_material_lot(session: DbSession, lot_id: int) -> MaterialLot:
     lot = session.get(MaterialLot, lot_id)
     if lot is None:
         raise NotFound(f"There is no material lot #{lot_id}.")
     return lot
 
 
-def list_material_lots(session: Session) -> list[MaterialLot]:
+def list_material_lots(session: DbSession) -> list[MaterialLot]:
     return list(
         session.execute(
             select(MaterialLot).order_by(MaterialLot.material, MaterialLot.expiry_date)
@@ -153,7 +153,7 @@ def list_material_lots(session: Session) -> list[MaterialLot]:
 
 
 def register_equipment(
-    session: Session, *, code: str, kind: EquipmentKind, name: str, actor: User, now: dt.datetime
+    session: DbSession, *, code: str, kind: EquipmentKind, name: str, actor: User, now: dt.datetime
 ) -> Equipment:
     """Record a piece of equipment under its site asset ID (unique for good)."""
     code = code.strip().upper()
@@ -176,7 +176,7 @@ def register_equipment(
     return item
 
 
-def usable_equipment(session: Session, ids: Sequence[int]) -> list[Equipment]:
+def usable_equipment(session: DbSession, ids: Sequence[int]) -> list[Equipment]:
     """The equipment a step used, each refused if unknown or out of service."""
     items = []
     for equipment_id in dict.fromkeys(ids):
@@ -190,14 +190,14 @@ def usable_equipment(session: Session, ids: Sequence[int]) -> list[Equipment]:
     return items
 
 
-def get_equipment(session: Session, equipment_id: int) -> Equipment:
+def get_equipment(session: DbSession, equipment_id: int) -> Equipment:
     item = session.get(Equipment, equipment_id)
     if item is None:
         raise NotFound(f"There is no equipment #{equipment_id}.")
     return item
 
 
-def list_equipment(session: Session, kind: EquipmentKind | None = None) -> list[Equipment]:
+def list_equipment(session: DbSession, kind: EquipmentKind | None = None) -> list[Equipment]:
     query = select(Equipment).order_by(Equipment.code)
     if kind is not None:
         query = query.where(Equipment.kind == kind.value)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from cellchain.core import versioning
 from cellchain.core.models import Signature, User
 from cellchain.core.roles import Permission
 from cellchain.errors import Conflict
+from cellchain.extensions import DbSession
 from cellchain.manufacturing.defaults import UC_MSC_CODE, UC_MSC_PARAMETERS, UC_MSC_TITLE
 from cellchain.manufacturing.models import ProductDefinition
 
@@ -19,7 +18,7 @@ APPROVAL_MEANING = "approval: product definition in force"
 
 
 def draft_product(
-    session: Session,
+    session: DbSession,
     *,
     actor: User | None,
     now: dt.datetime,
@@ -40,7 +39,7 @@ def draft_product(
 
 
 def load_default_product(
-    session: Session, *, actor: User | None, now: dt.datetime
+    session: DbSession, *, actor: User | None, now: dt.datetime
 ) -> ProductDefinition:
     """The UC-MSC defaults as a draft, unless that product is already on file."""
     return versioning.first_or_draft(
@@ -55,7 +54,7 @@ def load_default_product(
 
 
 def approve_product(
-    session: Session, *, product: ProductDefinition, user: User, password: str, now: dt.datetime
+    session: DbSession, *, product: ProductDefinition, user: User, password: str, now: dt.datetime
 ) -> Signature:
     """QA signs a draft; it becomes the version in force and the previous one is superseded."""
     return versioning.approve(
@@ -69,7 +68,7 @@ def approve_product(
     )
 
 
-def product_in_force(session: Session, code: str) -> ProductDefinition:
+def product_in_force(session: DbSession, code: str) -> ProductDefinition:
     """The effective version of product ``code``; refused when QA has approved none."""
     product = versioning.in_force(session, ProductDefinition, code.strip().upper())
     if product is None:
@@ -81,9 +80,9 @@ def product_in_force(session: Session, code: str) -> ProductDefinition:
     return product
 
 
-def list_products(session: Session) -> list[ProductDefinition]:
+def list_products(session: DbSession) -> list[ProductDefinition]:
     return versioning.list_versions(session, ProductDefinition)
 
 
-def get_product(session: Session, product_id: int) -> ProductDefinition:
+def get_product(session: DbSession, product_id: int) -> ProductDefinition:
     return versioning.get(session, ProductDefinition, product_id)

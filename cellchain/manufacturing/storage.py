@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cellchain.chain import service as chain
@@ -28,6 +28,7 @@ from cellchain.core import audit
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.errors import Conflict, InvalidInput, NotFound
+from cellchain.extensions import DbSession
 from cellchain.manufacturing import deviations, resources
 from cellchain.manufacturing.defaults import UC_MSC_PARAMETERS
 from cellchain.manufacturing.models import (
@@ -80,7 +81,7 @@ class ReadingOutcome:
 
 
 def store_unit(
-    session: Session,
+    session: DbSession,
     unit: Unit,
     *,
     tank: Equipment,
@@ -164,7 +165,7 @@ def store_unit(
 
 
 def remove_unit(
-    session: Session,
+    session: DbSession,
     unit: Unit,
     *,
     location: str,
@@ -216,14 +217,14 @@ def remove_unit(
     return current
 
 
-def position_of(session: Session, unit: Unit) -> StoragePosition | None:
+def position_of(session: DbSession, unit: Unit) -> StoragePosition | None:
     """The slot holding ``unit``, or None when it is not in LN2 storage."""
     return session.execute(
         select(StoragePosition).where(StoragePosition.unit_id == unit.id)
     ).scalar_one_or_none()
 
 
-def tank_contents(session: Session, tank: Equipment) -> list[StoragePosition]:
+def tank_contents(session: DbSession, tank: Equipment) -> list[StoragePosition]:
     """The occupied slots of ``tank``, in rack / box / slot order (2 before 10)."""
     positions = session.execute(
         select(StoragePosition)
@@ -233,7 +234,7 @@ def tank_contents(session: Session, tank: Equipment) -> list[StoragePosition]:
     return sorted(positions, key=lambda p: (_natural(p.rack), _natural(p.box), _natural(p.slot)))
 
 
-def lots_of_units(session: Session, units: Sequence[Unit]) -> dict[int, Lot]:
+def lots_of_units(session: DbSession, units: Sequence[Unit]) -> dict[int, Lot]:
     """unit id → the lot it is a bag of, for those of ``units`` that are a lot's bags."""
     if not units:
         return {}
@@ -245,7 +246,7 @@ def lots_of_units(session: Session, units: Sequence[Unit]) -> dict[int, Lot]:
     return {row[0]: row[1] for row in rows}
 
 
-def list_tanks(session: Session) -> list[TankSummary]:
+def list_tanks(session: DbSession) -> list[TankSummary]:
     """Every LN2 tank on file (in service or not) with its occupied slots and last reading."""
     tanks = list(
         session.execute(
@@ -271,7 +272,7 @@ def list_tanks(session: Session) -> list[TankSummary]:
     ]
 
 
-def get_tank(session: Session, tank_id: int) -> Equipment:
+def get_tank(session: DbSession, tank_id: int) -> Equipment:
     """The LN2 tank ``tank_id``; other equipment is not found as a tank."""
     tank = resources.get_equipment(session, tank_id)
     if tank.kind != EquipmentKind.LN2_TANK.value:
@@ -283,7 +284,7 @@ def get_tank(session: Session, tank_id: int) -> Equipment:
 
 
 def record_tank_reading(
-    session: Session,
+    session: DbSession,
     tank: Equipment,
     *,
     temperature_c: float,
@@ -360,7 +361,7 @@ def record_tank_reading(
     return outcome
 
 
-def readings_of(session: Session, tank: Equipment, *, limit: int = 20) -> list[TankReading]:
+def readings_of(session: DbSession, tank: Equipment, *, limit: int = 20) -> list[TankReading]:
     """The tank's latest readings, newest first."""
     return list(
         session.execute(
@@ -407,7 +408,7 @@ def _natural(text: str) -> tuple[int, int | str]:
     return (0, int(text)) if text.isdigit() else (1, text)
 
 
-def _lock_unit(session: Session, unit: Unit) -> None:
+def _lock_unit(session: DbSession, unit: Unit) -> None:
     """Lock the unit's row (PostgreSQL ``FOR UPDATE``) and re-read it, so two people moving
     the same unit at once act one after the other, each on what the other left."""
     session.execute(
@@ -440,7 +441,7 @@ def _check_time(unit: Unit, at: dt.datetime, now: dt.datetime) -> None:
 
 
 def _position(
-    session: Session, tank: Equipment, *, rack: str, box: str, slot: str
+    session: DbSession, tank: Equipment, *, rack: str, box: str, slot: str
 ) -> StoragePosition:
     """The position row of a slot, created the first time the slot is used.
 
@@ -465,7 +466,7 @@ def _position(
     ).scalar_one()
 
 
-def _vacate(session: Session, position: StoragePosition, unit: Unit) -> None:
+def _vacate(session: DbSession, position: StoragePosition, unit: Unit) -> None:
     """Free ``position`` if it still holds ``unit``.
 
     Only the update: the caller writes the audit entries after every occupancy change, so a
@@ -489,7 +490,7 @@ def _vacate(session: Session, position: StoragePosition, unit: Unit) -> None:
 
 
 def _audit_emptied(
-    session: Session, position: StoragePosition, unit: Unit, *, actor: User, now: dt.datetime
+    session: DbSession, position: StoragePosition, unit: Unit, *, actor: User, now: dt.datetime
 ) -> None:
     audit.record(
         session,
@@ -502,7 +503,7 @@ def _audit_emptied(
     )
 
 
-def _occupied(session: Session, position: StoragePosition, unit: Unit) -> Conflict:
+def _occupied(session: DbSession, position: StoragePosition, unit: Unit) -> Conflict:
     holder = position.unit or (session.get(Unit, position.unit_id) if position.unit_id else None)
     if holder is not None and holder.id == unit.id:
         return Conflict(
@@ -524,7 +525,7 @@ def _occupied(session: Session, position: StoragePosition, unit: Unit) -> Confli
 
 
 def _lots_in_tank_at(
-    session: Session, tank: Equipment, at: dt.datetime
+    session: DbSession, tank: Equipment, at: dt.datetime
 ) -> list[tuple[Lot, list[Unit]]]:
     """The lots that had at least one bag in ``tank`` at ``at``, with those bags.
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
 from cellchain.chain import service as chain
@@ -22,7 +21,7 @@ from cellchain.core import audit, signatures
 from cellchain.core.roles import Permission
 from cellchain.donors import service as donors
 from cellchain.errors import DomainError, InvalidInput, NotFound
-from cellchain.extensions import db
+from cellchain.extensions import DbSession, db
 from cellchain.http import acting_user, now, requires, unit_of_work
 from cellchain.manufacturing import deviations, processing, storage
 from cellchain.manufacturing.deviations import DeviationStatus
@@ -87,7 +86,7 @@ def tank(tank_id: int) -> ResponseReturnValue:
 
 
 def _post_on_tank(
-    tank_id: int, form_name: str, action: Callable[[Session, Equipment], tuple[str, str]]
+    tank_id: int, form_name: str, action: Callable[[DbSession, Equipment], tuple[str, str]]
 ) -> ResponseReturnValue:
     """Run ``action(session, tank)`` in one transaction; on refusal show the page again.
 
@@ -104,7 +103,7 @@ def _post_on_tank(
     return redirect(url_for("storage.tank", tank_id=tank_id) + f"#{form_name}")
 
 
-def _scanned_unit(session: Session, code: str) -> Unit:
+def _scanned_unit(session: DbSession, code: str) -> Unit:
     """The unit a scanned code names; a refusal is shown against the code field."""
     try:
         return chain.resolve_unit(session, code)
@@ -117,7 +116,7 @@ def _scanned_unit(session: Session, code: str) -> Unit:
 @blueprint.post("/storage/tanks/<int:tank_id>/store")
 @requires(Permission.RECORD_STORAGE)
 def store(tank_id: int) -> ResponseReturnValue:
-    def act(session: Session, found: Equipment) -> tuple[str, str]:
+    def act(session: DbSession, found: Equipment) -> tuple[str, str]:
         data = load_form(StoreScanIn(), request.form)
         unit = _scanned_unit(session, data["code"])
         position = storage.store_unit(
@@ -139,7 +138,7 @@ def store(tank_id: int) -> ResponseReturnValue:
 @blueprint.post("/storage/tanks/<int:tank_id>/readings")
 @requires(Permission.RECORD_STORAGE)
 def record_reading(tank_id: int) -> ResponseReturnValue:
-    def act(session: Session, found: Equipment) -> tuple[str, str]:
+    def act(session: DbSession, found: Equipment) -> tuple[str, str]:
         data = load_form(ReadingIn(), request.form)
         outcome = storage.record_tank_reading(
             session,
@@ -311,4 +310,3 @@ def authorise_excursion(deviation_id: int) -> ResponseReturnValue:
         return _deviation_page(deviation_id, error)
     flash(f"Signed: limit excursion of deviation #{deviation_id} authorised.", "success")
     return redirect(url_for("storage.deviation", deviation_id=deviation_id))
-

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitStatus
@@ -27,6 +26,7 @@ from cellchain.core.roles import Permission, require
 from cellchain.core.signatures import SignatureManifest
 from cellchain.donors.models import Donation, Eligibility
 from cellchain.errors import Conflict, InvalidInput
+from cellchain.extensions import DbSession
 from cellchain.manufacturing import deviations, processing
 from cellchain.manufacturing.models import (
     Deviation,
@@ -136,7 +136,7 @@ class Review:
         return f"{len(self.failed)} of {total} preconditions of release FAILED"
 
 
-def review(session: Session, lot: Lot, *, now: dt.datetime) -> Review:
+def review(session: DbSession, lot: Lot, *, now: dt.datetime) -> Review:
     """The release review of ``lot`` as of ``now``."""
     donation = processing.lot_donation(session, lot)
     try:
@@ -160,7 +160,7 @@ def review(session: Session, lot: Lot, *, now: dt.datetime) -> Review:
 
 
 def release_checks(
-    session: Session,
+    session: DbSession,
     lot: Lot,
     *,
     donation: Donation,
@@ -184,7 +184,7 @@ def release_checks(
     ]
 
 
-def segregation_conflicts(session: Session, lot: Lot, user: User) -> list[str]:
+def segregation_conflicts(session: DbSession, lot: Lot, user: User) -> list[str]:
     """What ``user`` did on this lot that bars them from releasing it, in words (or nothing).
 
     Whoever recorded a result, drew a sample or performed a manufacturing step of the lot (or
@@ -214,7 +214,7 @@ def segregation_conflicts(session: Session, lot: Lot, user: User) -> list[str]:
 
 
 def release_lot(
-    session: Session,
+    session: DbSession,
     lot: Lot,
     *,
     user: User,
@@ -253,7 +253,7 @@ def release_lot(
 
 
 def reject_lot(
-    session: Session, lot: Lot, *, reason: str, user: User, password: str, now: dt.datetime
+    session: DbSession, lot: Lot, *, reason: str, user: User, password: str, now: dt.datetime
 ) -> LotDisposition:
     """Reject ``lot`` for good, with a reason; its bags in quarantine become rejected."""
     require(user, Permission.DISPOSE_LOTS)
@@ -281,7 +281,7 @@ def reject_lot(
     )
 
 
-def disposition_of(session: Session, lot: Lot) -> LotDisposition | None:
+def disposition_of(session: DbSession, lot: Lot) -> LotDisposition | None:
     return session.execute(
         select(LotDisposition).where(LotDisposition.lot_id == lot.id)
     ).scalar_one_or_none()
@@ -290,7 +290,7 @@ def disposition_of(session: Session, lot: Lot) -> LotDisposition | None:
 # --- QA queues ----------------------------------------------------------------------------------
 
 
-def awaiting_review(session: Session, *, now: dt.datetime) -> list[Review]:
+def awaiting_review(session: DbSession, *, now: dt.datetime) -> list[Review]:
     """Lots in quarantine, oldest first, each with its review (ready or what is missing)."""
     lots = session.execute(
         select(Lot).where(Lot.status == LotStatus.QUARANTINE.value).order_by(Lot.made_at, Lot.id)
@@ -298,7 +298,7 @@ def awaiting_review(session: Session, *, now: dt.datetime) -> list[Review]:
     return [review(session, lot, now=now) for lot in lots]
 
 
-def lots_with_oos(session: Session) -> list[tuple[Lot, list[QcResult]]]:
+def lots_with_oos(session: DbSession) -> list[tuple[Lot, list[QcResult]]]:
     """Lots not yet decided that hold a valid OOS result, with those results."""
     rows = session.execute(
         select(Lot, QcResult)
@@ -316,7 +316,7 @@ def lots_with_oos(session: Session) -> list[tuple[Lot, list[QcResult]]]:
     return list(grouped.values())
 
 
-def open_deviations(session: Session) -> list[Deviation]:
+def open_deviations(session: DbSession) -> list[Deviation]:
     return deviations.list_deviations(session, deviations.DeviationStatus.OPEN)
 
 
@@ -324,7 +324,7 @@ def open_deviations(session: Session) -> list[Deviation]:
 
 
 def _decide(
-    session: Session,
+    session: DbSession,
     lot: Lot,
     decision: Decision,
     *,
@@ -382,7 +382,7 @@ def _decide(
 
 
 def _move_bags(
-    session: Session,
+    session: DbSession,
     lot: Lot,
     target: UnitStatus,
     *,
@@ -403,7 +403,7 @@ def _move_bags(
 
 
 def _test_lines(
-    session: Session, lot: Lot, spec: Specification | None
+    session: DbSession, lot: Lot, spec: Specification | None
 ) -> tuple[list[TestLine], list[QcResult]]:
     everything = qc.results_of(session, lot)
     lines = []
@@ -424,7 +424,7 @@ def _quarantined(lot: Lot) -> tuple[bool, str]:
     return False, f"already {lot.status}"
 
 
-def _none_blocked(session: Session, lot: Lot) -> tuple[bool, str]:
+def _none_blocked(session: DbSession, lot: Lot) -> tuple[bool, str]:
     """A recall blocks a lot's bags for good: what is left of the lot may not be released."""
     blocked = [
         bag.code

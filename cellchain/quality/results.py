@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cellchain.chain import service as chain
@@ -29,6 +28,7 @@ from cellchain.core.guarded import update_if
 from cellchain.core.models import Signature, User
 from cellchain.core.roles import Permission, require
 from cellchain.errors import Conflict, InvalidInput, NotFound
+from cellchain.extensions import DbSession
 from cellchain.manufacturing import deviations, processing
 from cellchain.manufacturing.models import CellRecord, DeviationCategory, Lot, LotStatus
 from cellchain.quality.evaluation import evaluate, read_value
@@ -72,7 +72,7 @@ class ResultEntry:
 
 
 def take_samples(
-    session: Session, lot: Lot, request: SampleRequest, *, actor: User, now: dt.datetime
+    session: DbSession, lot: Lot, request: SampleRequest, *, actor: User, now: dt.datetime
 ) -> list[QcSample]:
     """Draw ``request.tubes`` labelled sample tubes from a bag of ``lot``."""
     require_undisposed(lot)
@@ -136,7 +136,7 @@ def take_samples(
     return samples
 
 
-def samples_of(session: Session, lot: Lot) -> list[QcSample]:
+def samples_of(session: DbSession, lot: Lot) -> list[QcSample]:
     return list(
         session.execute(
             select(QcSample).where(QcSample.lot_id == lot.id).order_by(QcSample.unit_id)
@@ -144,7 +144,7 @@ def samples_of(session: Session, lot: Lot) -> list[QcSample]:
     )
 
 
-def resolve_sample(session: Session, lot: Lot, code: str) -> QcSample:
+def resolve_sample(session: DbSession, lot: Lot, code: str) -> QcSample:
     """The QC sample of ``lot`` whose tube label was scanned, or why it is not one."""
     unit = chain.resolve_unit(session, code)
     sample = session.get(QcSample, unit.id)
@@ -165,7 +165,7 @@ def resolve_sample(session: Session, lot: Lot, code: str) -> QcSample:
 
 
 def record_results(
-    session: Session,
+    session: DbSession,
     lot: Lot,
     *,
     sample_code: str,
@@ -259,7 +259,7 @@ def record_results(
 
 
 def invalidate_result(
-    session: Session,
+    session: DbSession,
     result: QcResult,
     *,
     reason: str,
@@ -324,7 +324,7 @@ def invalidate_result(
 # --- reading ------------------------------------------------------------------------------------
 
 
-def results_of(session: Session, lot: Lot) -> list[QcResult]:
+def results_of(session: DbSession, lot: Lot) -> list[QcResult]:
     """Every result of ``lot``, valid and invalidated, in the order recorded."""
     return list(
         session.execute(
@@ -333,7 +333,7 @@ def results_of(session: Session, lot: Lot) -> list[QcResult]:
     )
 
 
-def valid_results(session: Session, lot: Lot) -> dict[str, QcResult]:
+def valid_results(session: DbSession, lot: Lot) -> dict[str, QcResult]:
     """The result that counts for each test: the valid one."""
     return {
         result.test_code: result
@@ -345,14 +345,14 @@ def valid_results(session: Session, lot: Lot) -> dict[str, QcResult]:
     }
 
 
-def get_result(session: Session, result_id: int) -> QcResult:
+def get_result(session: DbSession, result_id: int) -> QcResult:
     result = session.get(QcResult, result_id)
     if result is None:
         raise NotFound(f"There is no QC result #{result_id}.")
     return result
 
 
-def out_of_specification_lot_ids(session: Session) -> set[int]:
+def out_of_specification_lot_ids(session: DbSession) -> set[int]:
     """The lots with a valid OOS result: the lots flagged red wherever they appear."""
     return set(
         session.execute(
@@ -363,7 +363,7 @@ def out_of_specification_lot_ids(session: Session) -> set[int]:
     )
 
 
-def lot_of_unit(session: Session, unit: Unit) -> Lot | None:
+def lot_of_unit(session: DbSession, unit: Unit) -> Lot | None:
     """The lot ``unit`` is a bag of, or a QC sample of; ``None`` for any other unit."""
     sample = session.get(QcSample, unit.id)
     if sample is not None:
@@ -374,7 +374,7 @@ def lot_of_unit(session: Session, unit: Unit) -> Lot | None:
     return None
 
 
-def labelled_viable_cells_per_bag(session: Session, sample: QcSample) -> float | None:
+def labelled_viable_cells_per_bag(session: DbSession, sample: QcSample) -> float | None:
     """The viable cells the label of the bag the sample came from stands for: its TOTAL cells
     × its viability at fill, both printed on it. The viability is applied here once; the bag's
     count is never read as viable (DOMAIN.md §7)."""
@@ -444,7 +444,7 @@ def _new_result(
     )
 
 
-def _audit_result(session: Session, result: QcResult, *, actor: User, now: dt.datetime) -> None:
+def _audit_result(session: DbSession, result: QcResult, *, actor: User, now: dt.datetime) -> None:
     audit.record(
         session,
         actor=actor,
@@ -467,7 +467,7 @@ def _audit_result(session: Session, result: QcResult, *, actor: User, now: dt.da
 
 
 def _open_investigation(
-    session: Session, lot: Lot, result: QcResult, *, actor: User, now: dt.datetime
+    session: DbSession, lot: Lot, result: QcResult, *, actor: User, now: dt.datetime
 ) -> None:
     deviations.open_deviation(
         session,

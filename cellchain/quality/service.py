@@ -8,12 +8,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from cellchain.core import versioning
 from cellchain.core.models import Signature, User
 from cellchain.core.roles import Permission
 from cellchain.errors import Conflict
+from cellchain.extensions import DbSession
 from cellchain.quality.defaults import UC_MSC_SPEC_CODE, UC_MSC_SPEC_TITLE, UC_MSC_SPECIFICATION
 from cellchain.quality.evaluation import check_specification
 from cellchain.quality.models import Specification
@@ -23,7 +22,7 @@ APPROVAL_MEANING = "approval: release specification in force"
 
 
 def draft_specification(
-    session: Session,
+    session: DbSession,
     *,
     actor: User | None,
     now: dt.datetime,
@@ -45,7 +44,7 @@ def draft_specification(
 
 
 def load_default_specification(
-    session: Session, *, actor: User | None, now: dt.datetime
+    session: DbSession, *, actor: User | None, now: dt.datetime
 ) -> Specification:
     """The UC-MSC default specification as a draft, unless it is already on file."""
     check_specification(UC_MSC_SPECIFICATION)
@@ -61,7 +60,7 @@ def load_default_specification(
 
 
 def approve_specification(
-    session: Session, *, specification: Specification, user: User, password: str, now: dt.datetime
+    session: DbSession, *, specification: Specification, user: User, password: str, now: dt.datetime
 ) -> Signature:
     """QA signs a draft; it takes effect and the version in force before is superseded."""
     return versioning.approve(
@@ -75,7 +74,7 @@ def approve_specification(
     )
 
 
-def specification_in_force(session: Session, code: str) -> Specification:
+def specification_in_force(session: DbSession, code: str) -> Specification:
     spec = versioning.in_force(session, Specification, code.strip().upper())
     if spec is None:
         raise Conflict(
@@ -84,9 +83,9 @@ def specification_in_force(session: Session, code: str) -> Specification:
     return spec
 
 
-def list_specifications(session: Session) -> list[Specification]:
+def list_specifications(session: DbSession) -> list[Specification]:
     return versioning.list_versions(session, Specification)
 
 
-def get_specification(session: Session, specification_id: int) -> Specification:
+def get_specification(session: DbSession, specification_id: int) -> Specification:
     return versioning.get(session, Specification, specification_id)

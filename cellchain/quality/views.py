@@ -10,11 +10,10 @@ from typing import Any, cast
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy.orm import Session
 
 from cellchain.core.roles import Permission, has_permission
 from cellchain.errors import DomainError, InvalidInput
-from cellchain.extensions import db
+from cellchain.extensions import DbSession, db
 from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
 from cellchain.manufacturing import processing
 from cellchain.manufacturing.models import Lot
@@ -120,7 +119,7 @@ def _testing_page(lot: Lot, refused: Refused | None = None) -> ResponseReturnVal
 @blueprint.post("/lots/<int:lot_id>/samples")
 @requires(Permission.TAKE_QC_SAMPLES)
 def take_samples(lot_id: int) -> ResponseReturnValue:
-    def act(session: Session) -> Message:
+    def act(session: DbSession) -> Message:
         data = load_form(SampleIn(), _checkbox(request.form, "bag_used_up"))
         taken = results.take_samples(
             session,
@@ -138,7 +137,7 @@ def take_samples(lot_id: int) -> ResponseReturnValue:
 @blueprint.post("/lots/<int:lot_id>/results")
 @requires(Permission.RECORD_QC_RESULTS)
 def record_results(lot_id: int) -> ResponseReturnValue:
-    def act(session: Session) -> Message:
+    def act(session: DbSession) -> Message:
         recorded = results.record_results(
             session,
             processing.get_lot(session, lot_id),
@@ -165,7 +164,7 @@ def record_results(lot_id: int) -> ResponseReturnValue:
 def invalidate(result_id: int) -> ResponseReturnValue:
     lot_id = results.get_result(db.session, result_id).lot_id
 
-    def act(session: Session) -> Message:
+    def act(session: DbSession) -> Message:
         data = load_form(InvalidateIn(), request.form)
         results.invalidate_result(
             session,
@@ -207,7 +206,7 @@ def _review_page(lot: Lot, refused: Refused | None = None) -> ResponseReturnValu
 @blueprint.post("/lots/<int:lot_id>/release")
 @requires(Permission.DISPOSE_LOTS)
 def release(lot_id: int) -> ResponseReturnValue:
-    def act(session: Session) -> Message:
+    def act(session: DbSession) -> Message:
         data = load_form(ReleaseIn(), request.form)
         disposition.release_lot(
             session,
@@ -225,7 +224,7 @@ def release(lot_id: int) -> ResponseReturnValue:
 @blueprint.post("/lots/<int:lot_id>/reject")
 @requires(Permission.DISPOSE_LOTS)
 def reject(lot_id: int) -> ResponseReturnValue:
-    def act(session: Session) -> Message:
+    def act(session: DbSession) -> Message:
         data = load_form(RejectIn(), request.form)
         disposition.reject_lot(
             session,
@@ -259,7 +258,7 @@ def _submit(
     lot_id: int,
     which: str,
     page: Callable[[Lot, Refused], ResponseReturnValue],
-    act: Callable[[Session], Message],
+    act: Callable[[DbSession], Message],
     **remember: str,
 ) -> ResponseReturnValue:
     """Run ``act`` in one transaction. Done: flash its message and go back to the page.

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask_smorest import Blueprint
-from sqlalchemy.orm import Session
 
 from cellchain.core.roles import Permission
-from cellchain.extensions import db
+from cellchain.extensions import DbSession, db
 from cellchain.http import AuditedRefusal, acting_user, now, requires, unit_of_work
 from cellchain.traceability import recalls, trace
 from cellchain.traceability.models import RecallNotification, RecallTarget
@@ -57,7 +56,7 @@ def recall_list() -> Any:
     return recalls.list_recalls(db.session)
 
 
-def open_as_user(session: Session, data: dict[str, Any]) -> recalls.OpenedRecall:
+def open_as_user(session: DbSession, data: dict[str, Any]) -> recalls.OpenedRecall:
     """Open a recall from loaded ``RecallOpenIn`` data (the page and the API)."""
     return recalls.open_recall(
         session,
@@ -71,7 +70,7 @@ def open_as_user(session: Session, data: dict[str, Any]) -> recalls.OpenedRecall
 
 
 def notify_as_user(
-    session: Session, recall_id: int, patient_id: int, data: dict[str, Any]
+    session: DbSession, recall_id: int, patient_id: int, data: dict[str, Any]
 ) -> RecallNotification:
     """Record a notification from loaded ``NotificationIn`` data (the page and the API)."""
     recall = recalls.get_recall(session, recall_id)
@@ -86,7 +85,7 @@ def notify_as_user(
     )
 
 
-def close_as_user(session: Session, recall_id: int, data: dict[str, Any]) -> Any:
+def close_as_user(session: DbSession, recall_id: int, data: dict[str, Any]) -> Any:
     """Close a recall from loaded ``RecallCloseIn`` data (the page and the API)."""
     return recalls.close_recall(
         session,

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from cellchain.clinic.models import BedsideCheck, Infusion, Shipment, Thaw
 from cellchain.core.identifiers import parse_identifier
@@ -35,6 +34,7 @@ from cellchain.core.signatures import SignatureManifest
 from cellchain.donors.models import EligibilityDetermination
 from cellchain.dosing import patients
 from cellchain.dosing.models import DoseOrder, Patient
+from cellchain.extensions import DbSession
 from cellchain.manufacturing.models import Lot
 from cellchain.quality.models import LotDisposition
 from cellchain.traceability import notices, trace
@@ -379,7 +379,7 @@ class CoiReport:
 # --- building it --------------------------------------------------------------------------------
 
 
-def patient_report(session: Session, patient: Patient, *, zone: ZoneInfo) -> CoiReport:
+def patient_report(session: DbSession, patient: Patient, *, zone: ZoneInfo) -> CoiReport:
     """The chain-of-identity report of ``patient``, times shown in ``zone``.
 
     Each infusion is built from its trace back (nothing re-queried by hand); infusions are
@@ -404,19 +404,14 @@ def patient_report(session: Session, patient: Patient, *, zone: ZoneInfo) -> Coi
             status=patient.status,
         ),
         zone=zone.key,
-        infusions=[
-            _infusion(number, back, zone)
-            for number, back in enumerate(backs, start=1)
-        ],
+        infusions=[_infusion(number, back, zone) for number, back in enumerate(backs, start=1)],
         recalls=[
             _recall(recall, zone)
             for recall in sorted(
                 {
                     recall.id: recall
                     for recall in [
-                        *notices.recalls_naming(session, patients=[patient.id]).patient(
-                            patient.id
-                        ),
+                        *notices.recalls_naming(session, patients=[patient.id]).patient(patient.id),
                         *(recall for back in backs for recall in back.recalls),
                     ]
                 }.values(),

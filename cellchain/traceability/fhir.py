@@ -30,8 +30,6 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from cellchain.chain.models import Unit, UnitKind, UnitStatus
 from cellchain.clinic.infusions import infusions_of
 from cellchain.clinic.models import Infusion, InfusionStatus
@@ -39,6 +37,7 @@ from cellchain.core.identifiers import parse_identifier
 from cellchain.core.models import User
 from cellchain.core.types import utcnow
 from cellchain.dosing.models import DoseOrder, Patient
+from cellchain.extensions import DbSession
 from cellchain.manufacturing.models import CellRecord, Lot
 from cellchain.quality.results import lot_of_unit
 from cellchain.traceability.models import Recall
@@ -81,7 +80,7 @@ def full_url(key: str) -> str:
 
 
 def infusion_bundle(
-    session: Session,
+    session: DbSession,
     infusion: Infusion,
     *,
     base_url: str | None = None,
@@ -106,7 +105,7 @@ def infusion_bundle(
 
 
 def patient_bundle(
-    session: Session, patient: Patient, *, now: dt.datetime | None = None
+    session: DbSession, patient: Patient, *, now: dt.datetime | None = None
 ) -> dict[str, Any]:
     """Every infusion of ``patient`` in one collection Bundle, each resource once. A patient
     with no infusion gets the Patient alone: nothing given is not an error."""
@@ -139,7 +138,7 @@ def _bundle(
     return bundle
 
 
-def _infusion_entries(session: Session, infusion: Infusion) -> list[dict[str, Any]]:
+def _infusion_entries(session: DbSession, infusion: Infusion) -> list[dict[str, Any]]:
     """Patient, products (bags first, then the dose), organization, practitioner, dispense."""
     order = infusion.dose_order
     recalls = recalls_naming(session, doses=[order.id]).dose(order.id)
@@ -409,7 +408,7 @@ def _units(order: DoseOrder) -> list[Unit]:
     return [bag.unit for bag in order.bags]
 
 
-def _lots(session: Session, units: list[Unit]) -> list[Lot]:
+def _lots(session: DbSession, units: list[Unit]) -> list[Lot]:
     """The lots of ``units`` (bags), each once, first seen first."""
     found: dict[int, Lot] = {}
     for unit in units:
@@ -419,7 +418,7 @@ def _lots(session: Session, units: list[Unit]) -> list[Lot]:
     return list(found.values())
 
 
-def _fill(session: Session, unit: Unit) -> CellRecord:
+def _fill(session: DbSession, unit: Unit) -> CellRecord:
     """What a bag was filled with; an empty record for a unit that has none."""
     return session.get(CellRecord, unit.id) or CellRecord(unit_id=unit.id)
 

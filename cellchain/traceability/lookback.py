@@ -26,11 +26,10 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.orm import Session
-
 from cellchain.core.models import User
 from cellchain.donors import service as donors
 from cellchain.donors.models import Donation, DonorTestResult, EligibilityDetermination
+from cellchain.extensions import DbSession
 from cellchain.traceability import recalls
 
 
@@ -58,7 +57,7 @@ class ResultOutcome:
 
 
 def record_result(
-    session: Session,
+    session: DbSession,
     donation: Donation,
     entry: donors.ResultEntry,
     *,
@@ -74,7 +73,7 @@ def record_result(
 
 
 def correct_result(
-    session: Session,
+    session: DbSession,
     original: DonorTestResult,
     entry: donors.ResultEntry,
     *,
@@ -93,7 +92,7 @@ def correct_result(
 
 
 def _after(
-    session: Session,
+    session: DbSession,
     donation: Donation,
     result: DonorTestResult,
     *,

@@ -26,10 +26,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Select, select, union
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
 
 from cellchain.chain.models import Unit
 from cellchain.dosing.models import DoseBag, DoseOrder
+from cellchain.extensions import DbSession
 from cellchain.manufacturing.models import CellRecord
 from cellchain.traceability.models import (
     Recall,
@@ -82,7 +83,7 @@ class RecallNotices:
 
 
 def recalls_naming(
-    session: Session,
+    session: DbSession,
     *,
     units: Iterable[int] = (),
     lots: Iterable[int] = (),

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitStatus
@@ -30,6 +30,7 @@ from cellchain.donors import service as donors
 from cellchain.donors.models import Donation, DonorTestResult
 from cellchain.dosing.models import DoseOrder, DoseStatus
 from cellchain.errors import Conflict, InvalidInput, NotFound
+from cellchain.extensions import DbSession
 from cellchain.manufacturing import processing
 from cellchain.manufacturing.models import MaterialLot
 from cellchain.traceability import trace
@@ -88,7 +89,7 @@ def fates(forward: trace.ForwardTrace) -> dict[AffectedOutcome, int]:
 
 
 def open_recall(
-    session: Session,
+    session: DbSession,
     *,
     target: RecallTarget,
     target_id: int,
@@ -137,7 +138,7 @@ def open_recall(
 
 
 def open_lookback(
-    session: Session, donation: Donation, *, cause: DonorTestResult, actor: User, now: dt.datetime
+    session: DbSession, donation: Donation, *, cause: DonorTestResult, actor: User, now: dt.datetime
 ) -> OpenedRecall:
     """The lookback a late donor result opens (DOMAIN.md §7): a recall of the donation,
     opened by the system on the analyst's action, that blocks every unit made from it at once,
@@ -202,7 +203,7 @@ def open_lookback(
 
 
 def _open(
-    session: Session,
+    session: DbSession,
     target: RecallTarget,
     target_id: int,
     label: str,
@@ -254,7 +255,7 @@ def _open(
 
 
 def _audit_opened(
-    session: Session,
+    session: DbSession,
     opened: OpenedRecall,
     *,
     user: User,
@@ -285,7 +286,7 @@ def _audit_opened(
     )
 
 
-def _stop_material(session: Session, material_id: int, now: dt.datetime) -> None:
+def _stop_material(session: DbSession, material_id: int, now: dt.datetime) -> None:
     """Mark a material lot recalled before anything is traced: the update locks its row, so
     a step being recorded with it either committed before (and is traced) or waits and is
     then refused (``usable_material_lots`` reads the row with a share lock)."""
@@ -300,7 +301,7 @@ def _chunks(ids: list[int]) -> Iterator[list[int]]:
         yield ids[start : start + CHUNK]
 
 
-def _covering_recalls(session: Session, forward: trace.ForwardTrace) -> list[str] | None:
+def _covering_recalls(session: DbSession, forward: trace.ForwardTrace) -> list[str] | None:
     """The numbers of the recalls that already cover every traced unit, or None when some
     unit is under no recall yet."""
     ids = [traced.unit.id for traced in forward.units]
@@ -317,7 +318,7 @@ def _covering_recalls(session: Session, forward: trace.ForwardTrace) -> list[str
     return sorted(set(covered.values()))
 
 
-def _lock(session: Session, forward: trace.ForwardTrace) -> None:
+def _lock(session: DbSession, forward: trace.ForwardTrace) -> None:
     """Lock the affected units' rows (PostgreSQL ``FOR UPDATE``) and re-read their status, so
     a bag being allocated or a dose being started at the same moment either finishes first
     (and is seen as such here) or waits and then finds the unit blocked."""
@@ -332,7 +333,7 @@ def _lock(session: Session, forward: trace.ForwardTrace) -> None:
 
 
 def _block(
-    session: Session, recall: Recall, forward: trace.ForwardTrace, *, user: User, now: dt.datetime
+    session: DbSession, recall: Recall, forward: trace.ForwardTrace, *, user: User, now: dt.datetime
 ) -> int:
     """Record every affected unit and block those still usable, all at once; the number
     blocked."""
@@ -360,7 +361,7 @@ def _block(
 
 
 def _withdraw(
-    session: Session, recall: Recall, forward: trace.ForwardTrace, *, user: User, now: dt.datetime
+    session: DbSession, recall: Recall, forward: trace.ForwardTrace, *, user: User, now: dt.datetime
 ) -> int:
     """Cancel the dose orders made from the recalled units that were not yet infused, so the
     patient can be given another dose for the visit; their units stay blocked. The number."""
@@ -392,7 +393,7 @@ def _withdraw(
 
 
 def record_notification(
-    session: Session,
+    session: DbSession,
     notification: RecallNotification,
     *,
     notified_at: dt.datetime,
@@ -452,7 +453,7 @@ def record_notification(
 
 
 def close_recall(
-    session: Session,
+    session: DbSession,
     recall: Recall,
     *,
     note: str,
@@ -516,7 +517,7 @@ def close_recall(
 # --- reading ------------------------------------------------------------------------------------
 
 
-def resolve_target(session: Session, target: RecallTarget, text: str) -> int:
+def resolve_target(session: DbSession, target: RecallTarget, text: str) -> int:
     """The id of what a person named on the recall form: a DIN (scanned or typed, with its
     check character) or a lot number. Material lots are chosen from a list by id."""
     text = (text or "").strip()
@@ -532,7 +533,7 @@ def resolve_target(session: Session, target: RecallTarget, text: str) -> int:
     raise InvalidInput("Choose the material lot from the list.", errors={"target": ["Choose."]})
 
 
-def get_recall(session: Session, recall_id: int) -> Recall:
+def get_recall(session: DbSession, recall_id: int) -> Recall:
     """The recall with everything its page, API and signatures read, in a fixed number of
     queries whatever the number of units and patients."""
     recall = session.execute(
@@ -554,7 +555,7 @@ def get_recall(session: Session, recall_id: int) -> Recall:
     return recall
 
 
-def get_notification(session: Session, recall: Recall, patient_id: int) -> RecallNotification:
+def get_notification(session: DbSession, recall: Recall, patient_id: int) -> RecallNotification:
     for row in recall.notifications:
         if row.patient_id == patient_id:
             return row
@@ -564,7 +565,7 @@ def get_notification(session: Session, recall: Recall, patient_id: int) -> Recal
     )
 
 
-def list_recalls(session: Session) -> list[Recall]:
+def list_recalls(session: DbSession) -> list[Recall]:
     """Open recalls first, then the closed ones, newest first within each."""
     recalls = session.execute(
         select(Recall).options(selectinload(Recall.notifications)).order_by(Recall.id.desc())
@@ -572,7 +573,7 @@ def list_recalls(session: Session) -> list[Recall]:
     return sorted(recalls, key=lambda recall: not recall.is_open)
 
 
-def recall_of(session: Session, target: RecallTarget, target_id: int) -> Recall | None:
+def recall_of(session: DbSession, target: RecallTarget, target_id: int) -> Recall | None:
     """The latest recall of ``target``, open or closed."""
     return session.execute(
         select(Recall)
@@ -601,7 +602,7 @@ class RecallView:
         return [row for row in self.notifications if not row.notified]
 
 
-def recall_view(session: Session, recall: Recall) -> RecallView:
+def recall_view(session: DbSession, recall: Recall) -> RecallView:
     rows = recall.units
     closure = RecallClosure(recall)
     signed = signatures.manifests(session, [recall, closure])
@@ -620,7 +621,7 @@ def recall_view(session: Session, recall: Recall) -> RecallView:
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _next_number(session: Session, now: dt.datetime) -> str:
+def _next_number(session: DbSession, now: dt.datetime) -> str:
     return f"RC-{now.year}-{numbering.next_in_sequence(session, f'recall-{now.year}'):04d}"
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from sqlalchemy import ColumnElement, Select, exists, literal, or_, select, union
-from sqlalchemy.orm import Session, aliased, selectinload
+from sqlalchemy.orm import aliased, selectinload
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import LineageEdge, Unit, UnitEvent
@@ -26,6 +26,7 @@ from cellchain.core.signatures import SignatureManifest
 from cellchain.donors.models import Donation, DonorTestResult, EligibilityDetermination
 from cellchain.dosing.models import DoseBag, DoseOrder, Patient
 from cellchain.errors import InvalidInput, NotFound
+from cellchain.extensions import DbSession
 from cellchain.manufacturing.models import (
     CellRecord,
     Equipment,
@@ -111,7 +112,9 @@ class ForwardTrace:
         return dict(sorted(counts.items()))
 
 
-def forward_seeds(session: Session, kind: str, record_id: int) -> tuple[Start, Select[tuple[int]]]:
+def forward_seeds(
+    session: DbSession, kind: str, record_id: int
+) -> tuple[Start, Select[tuple[int]]]:
     """The start of a forward trace and the query of the units it starts from.
 
     A donation starts from its units that have no parent (its containers; every other unit of
@@ -160,7 +163,7 @@ def _made_or_worked_in_place() -> ColumnElement[bool]:
     return or_(StepUnit.role == "output", ~has_outputs)
 
 
-def trace_forward(session: Session, kind: str, record_id: int) -> ForwardTrace:
+def trace_forward(session: DbSession, kind: str, record_id: int) -> ForwardTrace:
     """Every unit made from the start, every dose and infusion of them and every patient, each
     with the recalls that name it.
 
@@ -298,7 +301,7 @@ class BackTrace:
 
 
 def back_start(
-    session: Session, kind: str, record_id: int
+    session: DbSession, kind: str, record_id: int
 ) -> tuple[Start, list[DoseOrder], list[int]]:
     """Where a trace back starts: the dose orders concerned and the units to walk up from."""
     if kind == TraceFrom.INFUSION:
@@ -342,7 +345,7 @@ def _dose_units(order: DoseOrder) -> list[int]:
     return [order.dose_unit_id, *ids] if order.dose_unit_id else ids
 
 
-def trace_back(session: Session, kind: str, record_id: int) -> BackTrace:
+def trace_back(session: DbSession, kind: str, record_id: int) -> BackTrace:
     """The whole path from the start back to the donor, with who, when and what signed.
 
     A fixed number of queries: one recursive walk for the units, then one query per kind of
@@ -518,7 +521,7 @@ def trace_back(session: Session, kind: str, record_id: int) -> BackTrace:
     )
 
 
-def _get(session: Session, model: type, record_id: int, what: str):  # type: ignore[no-untyped-def]
+def _get(session: DbSession, model: type, record_id: int, what: str):  # type: ignore[no-untyped-def]
     record = session.get(model, record_id)
     if record is None:
         raise NotFound(f"There is no {what} #{record_id}.")

@@ -10,14 +10,13 @@ from collections.abc import Callable
 
 from flask import flash, redirect, render_template, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy.orm import Session
 
 from cellchain.core import signatures
 from cellchain.core.models import User
 from cellchain.core.schemas import SignIn
 from cellchain.core.versioning import VersionedDocument
 from cellchain.errors import DomainError
-from cellchain.extensions import db
+from cellchain.extensions import DbSession, db
 from cellchain.http import acting_user, unit_of_work
 from cellchain.web.forms import load_form
 
@@ -46,7 +45,7 @@ def document_page(template: str, name: str, document: VersionedDocument, meaning
 
 
 def approve_from_form(
-    approve: Callable[[Session, User, str], object], *, back_url: str, what: str
+    approve: Callable[[DbSession, User, str], object], *, back_url: str, what: str
 ) -> ResponseReturnValue:
     """Run ``approve(session, signer, password)`` with the password from the form."""
     try:
