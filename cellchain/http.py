@@ -59,7 +59,7 @@ def is_api_request() -> bool:
 
 def acting_user() -> User:
     """The logged-in user; only called behind ``requires``."""
-    return cast(User, current_user._get_current_object())  # type: ignore[attr-defined]
+    return cast(User, current_user._get_current_object())
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,8 @@ class Tokens(MethodView):
             row, token = accounts.create_token(
                 session, user=acting_user(), now=now(), name=data["name"]
             )
-        row.token = token  # shown in this response only; never stored
+        # shown in this response only (TokenCreatedOut dumps it), never stored: not a column
+        row.token = token  # type: ignore[attr-defined]
         return row
 
 

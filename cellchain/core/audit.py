@@ -245,7 +245,7 @@ class AuditFilter:
     until: dt.datetime | None = None
 
 
-def filtered_query(criteria: AuditFilter) -> Select[tuple[AuditEntry]]:
+def filtered_query(criteria: AuditFilter) -> Select[AuditEntry]:
     """The entries matching ``criteria``, oldest first."""
     query = select(AuditEntry).order_by(AuditEntry.seq)
     if criteria.entity_type:

@@ -394,7 +394,8 @@ class NumberedCanvas(Canvas):
 
     def showPage(self) -> None:  # reportlab names it so
         self._pages.append(dict(self.__dict__))
-        self._startPage()
+        # private in reportlab and left out of its stubs; reportlab's own showPage calls it
+        self._startPage()  # type: ignore[attr-defined]
 
     def save(self) -> None:
         total = len(self._pages)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from sqlalchemy import ForeignKey, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
@@ -47,6 +47,10 @@ class VersionedDocument:
     A subclass sets ``__tablename__``, ``signature_entity_type`` and a unique constraint on
     (code, version), and may add columns of its own.
     """
+
+    if TYPE_CHECKING:
+        # every subclass is also a mapped model, whose constructor takes columns as keywords
+        def __init__(self, **kwargs: Any) -> None: ...
 
     signature_entity_type: ClassVar[str]
     #: the words that name one document of this kind in messages, e.g. "Protocol"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import marshmallow as ma
 from flask import (
@@ -85,7 +85,7 @@ def identifier(code: str) -> ResponseReturnValue:
 def _audit_args() -> dict[str, Any]:
     data = {key: value for key, value in request.args.items() if value}
     try:
-        return AuditQueryIn().load(data)
+        return cast(dict[str, Any], AuditQueryIn().load(data))  # no post_load: a dict
     except ma.ValidationError as error:
         raise InvalidInput(
             "The filter is not valid: dates need a time zone, e.g. 2026-11-24T00:00:00Z.",
