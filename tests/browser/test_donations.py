@@ -17,7 +17,17 @@ from cellchain.core.roles import Role
 from cellchain.core.types import utcnow
 from cellchain.donors.service import DETERMINATION_MEANING
 from cellchain.manufacturing.defaults import DEFAULT_DONOR_TEST_PANEL
-from tests.browser.test_shell import demo_user, log_in, log_out, main_nav, scan
+from tests.browser.pages import (
+    DONATION_URL,
+    UNIT_URL,
+    column,
+    demo_user,
+    flash,
+    log_out,
+    login_as,
+    main_nav,
+    open_by_scan,
+)
 
 try:
     from playwright.sync_api import expect
@@ -33,8 +43,6 @@ pytestmark = pytest.mark.browser
 
 #: Every test on the UC-MSC panel, as the result form's test select offers them.
 PANEL = [(test["code"], test["name"]) for test in DEFAULT_DONOR_TEST_PANEL]
-DONATION_URL = re.compile(r"/donations/(\d+)$")
-UNIT_URL = re.compile(r"/units/(\d+)$")
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"  # what an <input type="datetime-local"> holds
 SHOWN_TIME = "%Y-%m-%d %H:%M:%S"  # the start of a time shown with seconds ("… %Z")
 
@@ -50,28 +58,6 @@ def site_zone() -> ZoneInfo:
 def local(hours_from_now: float) -> dt.datetime:
     """Now ± some hours on the site's wall clock."""
     return (utcnow() + dt.timedelta(hours=hours_from_now)).astimezone(site_zone())
-
-
-def login_as(page: Page, server: LiveServer, role: Role) -> None:
-    user = demo_user(role)
-    log_in(page, server, user.username, user.password)
-    expect(page).to_have_url(server("/"))
-    expect(page.get_by_role("heading", level=1)).to_have_text(f"Welcome, {user.full_name}")
-
-
-def flash(page: Page) -> Locator:
-    return page.locator(".flash.success")
-
-
-def column(rows: Locator, index: int) -> Locator:
-    """The ``index``-th (1-based) cell of every row."""
-    return rows.locator(f":scope > td:nth-child({index})")
-
-
-def open_by_scan(page: Page, server: LiveServer, code: str, url: re.Pattern[str]) -> None:
-    scan(page, code)
-    expect(page).to_have_url(url)
-    expect(page.get_by_role("heading", level=1)).to_contain_text(code)
 
 
 def fill_registration(

@@ -16,8 +16,7 @@ import pytest
 from cellchain.core.payload import read_scan
 from cellchain.core.roles import Role
 from cellchain.dosing.defaults import NCT01420432_PARAMETERS
-from tests.browser.test_donations import flash, login_as
-from tests.browser.test_shell import demo_user, log_out, main_nav
+from tests.browser.pages import demo_user, flash, log_out, login_as, main_nav
 
 try:
     from playwright.sync_api import expect

@@ -13,8 +13,7 @@ import pytest
 
 from cellchain.core.payload import read_scan
 from cellchain.core.roles import Role
-from tests.browser.test_donations import login_as
-from tests.browser.test_shell import main_nav
+from tests.browser.pages import login_as, main_nav
 
 try:
     from playwright.sync_api import expect

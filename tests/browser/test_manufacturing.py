@@ -12,14 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from cellchain.core.roles import Role
-from tests.browser.test_donations import (
-    DONATION_URL,
-    UNIT_URL,
-    column,
-    flash,
-    login_as,
-    open_by_scan,
-)
+from tests.browser.pages import DONATION_URL, UNIT_URL, column, flash, login_as, open_by_scan
 
 try:
     from playwright.sync_api import expect

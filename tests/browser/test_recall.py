@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from cellchain.core.roles import Role
-from tests.browser.test_donations import flash, login_as
-from tests.browser.test_shell import demo_user, log_out, scan
+from tests.browser.pages import demo_user, flash, log_out, login_as, scan
 
 try:
     from playwright.sync_api import expect

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from cellchain.core.roles import Role
-from tests.browser.test_donations import column, flash, login_as
-from tests.browser.test_shell import demo_user, log_out, main_nav
+from tests.browser.pages import column, demo_user, flash, log_out, login_as, main_nav
 
 try:
     from playwright.sync_api import expect

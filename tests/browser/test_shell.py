@@ -13,6 +13,7 @@ from cellchain.core.roles import Role, has_permission
 from cellchain.core.types import utcnow
 from cellchain.demo import DEMO_USERS, DemoUser
 from cellchain.web.navigation import NAV_ITEMS
+from tests.browser.pages import demo_user, log_in, log_out, main_nav, scan
 
 try:
     from playwright.sync_api import expect
@@ -35,36 +36,6 @@ def nav_labels(role: Role) -> tuple[list[str], list[str]]:
     shown = [item.label for item in NAV_ITEMS if has_permission({role}, item.permission)]
     hidden = [item.label for item in NAV_ITEMS if item.label not in shown]
     return shown, hidden
-
-
-def demo_user(role: Role) -> DemoUser:
-    return next(user for user in DEMO_USERS if user.role is role)
-
-
-def log_in(page: Page, server: LiveServer, username: str, password: str) -> None:
-    page.goto(server("/login"))
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-
-
-def log_out(page: Page, server: LiveServer) -> None:
-    page.get_by_role("button", name="Log out").click()
-    expect(page).to_have_url(re.compile(r"/login(\?|$)"))
-    expect(page.get_by_role("status")).to_contain_text("You are logged out.")
-    expect(page.get_by_role("navigation", name="Main")).to_have_count(0)
-
-
-def main_nav(page: Page):  # -> Locator
-    return page.get_by_role("navigation", name="Main")
-
-
-def scan(page: Page, code: str) -> None:
-    """Type into the scan box the way a keyboard-wedge scanner does, then Enter."""
-    box = page.locator("#scan-box")
-    box.fill("")
-    box.press_sequentially(code)
-    box.press("Enter")
 
 
 def wrong_check_character(code: str) -> str:

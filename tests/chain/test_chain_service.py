@@ -6,12 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import (
@@ -25,7 +22,6 @@ from cellchain.chain.models import (
     UnitStatus,
 )
 from cellchain.core.identifiers import (
-    ALPHABET,
     InvalidIdentifier,
     make_unit_code,
     parse_identifier,
@@ -33,47 +29,21 @@ from cellchain.core.identifiers import (
 from cellchain.core.models import AuditEntry, IssuedIdentifier
 from cellchain.core.types import utcnow
 from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
-from cellchain.extensions import db
+from tests.support.chain import (
+    Tree,
+    build_tree,
+    container_of,
+    derive,
+    other_check_character,
+    set_status,
+)
+from tests.support.statements import counting_statements
 
 MINUTE = dt.timedelta(minutes=1)
 HOUR = dt.timedelta(hours=1)
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def derive(
-    lab,
-    parents,
-    *,
-    kind: UnitKind = UnitKind.CULTURE_VESSEL,
-    operation: LineageOperation = LineageOperation.ISOLATE,
-    count: int = 1,
-    location: str = "BSC-1",
-    consume: bool = False,
-    now: dt.datetime | None = None,
-) -> list[Unit]:
-    """Derive and commit, as a request would."""
-    children = chain.derive_units(
-        lab.session,
-        parents=list(parents),
-        kind=kind,
-        operation=operation,
-        count=count,
-        location=location,
-        actor=lab.tech,
-        now=now or utcnow(),
-        consume_parents=consume,
-    )
-    lab.session.commit()
-    return children
-
-
-def container_of(lab, **overrides) -> Unit:
-    """The one donation container of a new cord-only donation."""
-    donation = lab.register(placenta=False, **overrides)
-    [container] = donation.units
-    return container
 
 
 def row_counts(session) -> dict[str, int]:
@@ -83,13 +53,6 @@ def row_counts(session) -> dict[str, int]:
         model.__name__: session.execute(select(func.count()).select_from(model)).scalar_one()
         for model in (Unit, LineageEdge, UnitEvent, AuditEntry, IssuedIdentifier)
     }
-
-
-def set_status(session, unit: Unit, status: UnitStatus) -> None:
-    """Put the unit's row straight into ``status`` (test set-up, not a transition)."""
-    session.execute(update(Unit).where(Unit.id == unit.id).values(status=status.value))
-    session.commit()
-    session.refresh(unit)
 
 
 def audit_of(session, unit: Unit, action: str) -> list[AuditEntry]:
@@ -104,12 +67,6 @@ def audit_of(session, unit: Unit, action: str) -> list[AuditEntry]:
             .order_by(AuditEntry.seq)
         ).scalars()
     )
-
-
-def other_check_character(code: str) -> str:
-    """``code`` with its check character replaced by a different, valid-looking one."""
-    wrong = next(c for c in ALPHABET[:36] if c != code[-1])
-    return code[:-1] + wrong
 
 
 def pairs(steps: list[chain.TraceStep]) -> list[tuple[int, int]]:
@@ -612,30 +569,6 @@ def test_get_unit_of_an_unknown_id_is_not_found(lab):
 # --- trace_back / trace_forward -------------------------------------------------------------
 
 
-@dataclass
-class Tree:
-    """container → isolate 2 vessels → passage from both → split into 3 → fill 2 bags."""
-
-    container: Unit
-    v1: Unit
-    v2: Unit
-    harvest: Unit
-    s1: Unit
-    s2: Unit
-    s3: Unit
-    b1: Unit
-    b2: Unit
-
-
-def build_tree(lab) -> Tree:
-    container = container_of(lab)
-    v1, v2 = derive(lab, [container], operation=LineageOperation.ISOLATE, count=2)
-    [harvest] = derive(lab, [v1, v2], operation=LineageOperation.PASSAGE)
-    s1, s2, s3 = derive(lab, [harvest], operation=LineageOperation.SPLIT, count=3)
-    b1, b2 = derive(lab, [s1], kind=UnitKind.CRYOBAG, operation=LineageOperation.FILL, count=2)
-    return Tree(container, v1, v2, harvest, s1, s2, s3, b1, b2)
-
-
 @pytest.fixture
 def tree(lab) -> Tree:
     tree = build_tree(lab)
@@ -714,20 +647,6 @@ def test_a_unit_reached_by_paths_of_different_length_gets_the_shortest(lab, tree
 def test_trace_steps_carry_loaded_units(lab, tree):
     [first] = chain.trace_back(lab.session, tree.b1)[:1]
     assert first.unit is tree.s1 and first.unit.code == tree.s1.code
-
-
-@contextmanager
-def counting_statements() -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
 
 
 def statements_of(lab, trace, unit: Unit) -> int:

@@ -17,7 +17,8 @@ from cellchain.core.identifiers import make_unit_code, parse_identifier
 from cellchain.core.models import AuditEntry
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
-from tests.chain.test_chain_service import (
+from tests.conftest import issue_din
+from tests.support.chain import (
     Tree,
     build_tree,
     container_of,
@@ -25,7 +26,6 @@ from tests.chain.test_chain_service import (
     other_check_character,
     set_status,
 )
-from tests.conftest import issue_din
 
 PROBLEM = "application/problem+json"
 

@@ -19,7 +19,7 @@ from cellchain.core.models import AuditEntry
 from cellchain.core.types import utcnow
 from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import db
-from tests.clinic.test_follow_up import back_date, infuse
+from tests.support.follow_up import back_date, infuse
 
 
 def report(**changes: Any) -> AdverseEventReport:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from cellchain.clinic.models import AdverseEvent, Infusion
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
-from tests.clinic.test_follow_up import back_date, infuse
+from tests.support.follow_up import back_date, infuse
 
 
 def today() -> str:

@@ -16,7 +16,7 @@ from cellchain.core.identifiers import InvalidIdentifier, make_din, make_unit_co
 from cellchain.core.payload import PAYLOAD_PREFIX, encode_payload, read_scan
 from cellchain.core.types import utcnow
 from cellchain.errors import DomainError, NotFound
-from tests.core.test_identifiers import identifiers
+from tests.support.identifiers import identifiers
 
 #: What a keyboard-wedge scanner types faithfully (the format's promise).
 WEDGE_SAFE = re.compile(r"^[A-Z0-9.*]+$")

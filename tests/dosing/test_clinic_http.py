@@ -7,27 +7,7 @@ from typing import Any
 from cellchain.core.types import utcnow
 from cellchain.dosing.defaults import NCT01420432_PARAMETERS
 from tests.conftest import TEST_PASSWORD
-
-
-def enrol_body(**changes: Any) -> dict[str, Any]:
-    today = utcnow().date()
-    answers: dict[str, Any] = {}
-    for item in NCT01420432_PARAMETERS["inclusion"]:
-        value = {"ejection_fraction": 60.0, "creatinine": 80.0}.get(item["code"])
-        answers[item["code"]] = {"answer": True, "value": value}
-    for item in NCT01420432_PARAMETERS["exclusion"]:
-        answers[item["code"]] = {"answer": False}
-    body = {
-        "study_id": "AS-101",
-        "date_of_birth": today.replace(year=today.year - 35).isoformat(),
-        "sex": "male",
-        "arm": "MSC",
-        "randomization_number": "R-101",
-        "day0": today.isoformat(),
-        "answers": answers,
-    }
-    body.update(changes)
-    return body
+from tests.support.enrolment import enrol_body
 
 
 def test_api_enrols_weighs_orders_and_second_checks_a_dose(

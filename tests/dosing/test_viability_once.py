@@ -35,9 +35,9 @@ from cellchain.manufacturing.models import CellRecord, Lot
 from cellchain.quality import disposition
 from cellchain.quality.models import QcResult
 from tests.conftest import TEST_PASSWORD
-from tests.dosing.test_clinic_http import enrol_body
 from tests.labels.conftest import SETTINGS
 from tests.quality.conftest import Desk
+from tests.support.enrolment import enrol_body
 
 zxingcpp = pytest.importorskip("zxingcpp")
 

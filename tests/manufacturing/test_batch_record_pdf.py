@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 from typing import Any
 from zoneinfo import ZoneInfo
-
-from pypdf import PdfReader
 
 from cellchain.core import pdf as core_pdf
 from cellchain.core.identifiers import parse_identifier
@@ -18,6 +15,7 @@ from cellchain.manufacturing import processing
 from cellchain.manufacturing.batch_record import batch_record
 from cellchain.manufacturing.batch_record_pdf import render_batch_record_pdf
 from cellchain.manufacturing.models import Deviation, Lot, StepKind
+from tests.support.pdf import pages_text, squeeze
 
 ZURICH = ZoneInfo("Europe/Zurich")
 
@@ -49,15 +47,6 @@ def render(lot: Lot) -> bytes:
         generated_at=dt.datetime(2026, 3, 4, 13, 5, tzinfo=dt.UTC),
         generated_by="Alex Tester",
     )
-
-
-def pages_text(pdf: bytes) -> list[str]:
-    return [page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages]
-
-
-def squeeze(text: str) -> str:
-    """Whitespace as one plain space: table cells and non-breaking spaces read alike."""
-    return re.sub(r"\s+", " ", text.replace("\u00a0", " "))
 
 
 def test_the_record_of_a_p3_lot_names_every_step_material_machine_and_bag(bench):

@@ -16,7 +16,7 @@ from cellchain.extensions import db
 from cellchain.manufacturing import deviations
 from cellchain.manufacturing.models import Deviation, DeviationCategory
 from tests.conftest import TEST_PASSWORD, at_once
-from tests.manufacturing.test_storage import make_lot
+from tests.support.storage import make_lot
 
 
 def open_one(bench: Any, lot: Any = None, **changes: Any) -> Deviation:

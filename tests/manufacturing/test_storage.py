@@ -15,27 +15,19 @@ from cellchain.core.models import AuditEntry
 from cellchain.core.types import utcnow
 from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.extensions import db
-from cellchain.manufacturing import deviations, processing, resources, storage
+from cellchain.manufacturing import deviations, processing, storage
 from cellchain.manufacturing.models import (
     Deviation,
-    EquipmentKind,
     StoragePosition,
     TankReading,
 )
 from tests.conftest import at_once
+from tests.support.storage import add_tank, make_lot, store
 
 SECOND = dt.timedelta(seconds=1)
 
 
-# --- helpers (also used by test_deviations and test_storage_http) -------------------------------
-
-
-def make_lot(bench: Any, bags: int = 3) -> tuple[Any, list[Any]]:
-    """A quarantined lot of ``bags`` small cryobags, made through the batch record."""
-    donation = bench.lab.eligible_donation()
-    vessels = bench.outputs(bench.isolate(donation, vessels=1, cells=1.0e6))
-    lot = bench.fill(vessels, harvested=5.0e6, bags=bags, volume_ml=1, total_cells_per_ml=1e6)
-    return lot, processing.bags_of(db.session, lot)
+# --- helpers (make_lot, add_tank and store: tests/support/storage.py) -----------------------------
 
 
 def make_vials(bench: Any, count: int = 2) -> list[Any]:
@@ -54,30 +46,6 @@ def make_vials(bench: Any, count: int = 2) -> list[Any]:
     )
     db.session.commit()
     return bench.outputs(step)
-
-
-def add_tank(bench: Any, code: str = "LN2-02", *, active: bool = True) -> Any:
-    tank = resources.register_equipment(
-        db.session,
-        code=code,
-        kind=EquipmentKind.LN2_TANK,
-        name=f"Tank {code}",
-        actor=bench.lab.tech,
-        now=utcnow(),
-    )
-    tank.active = active
-    db.session.commit()
-    return tank
-
-
-def store(bench: Any, unit: Any, rack: str = "1", box: str = "1", slot: str = "1", **kw: Any):
-    kw.setdefault("tank", bench.equipment["LN2-01"])
-    now = kw.pop("now", utcnow())
-    position = storage.store_unit(
-        db.session, unit, rack=rack, box=box, slot=slot, actor=bench.lab.tech, now=now, **kw
-    )
-    db.session.commit()
-    return position
 
 
 def read(bench: Any, temperature: float, *, tank: Any = None, at=None, now=None) -> Any:

@@ -17,7 +17,7 @@ from cellchain.extensions import db
 from cellchain.manufacturing import deviations, storage
 from cellchain.manufacturing.models import Deviation, StoragePosition, TankReading
 from tests.conftest import TEST_PASSWORD
-from tests.manufacturing.test_storage import add_tank, make_lot, store
+from tests.support.storage import add_tank, make_lot, store
 
 PROBLEM = "application/problem+json"
 

@@ -24,10 +24,10 @@ from cellchain.extensions import db
 from cellchain.quality.models import LotDisposition
 from cellchain.traceability import coi
 from cellchain.traceability.coi import INVALID, VALID
-from tests.manufacturing.test_batch_record_pdf import pages_text, squeeze
+from tests.support.pdf import pages_text, squeeze
+from tests.support.zones import ZURICH
 from tests.traceability.conftest import infuse
 
-ZURICH = ZoneInfo("Europe/Zurich")
 SIGNATURE_ROW = re.compile(r'<tr class="sig[^"]*" data-part="([\w-]+)" data-status="(\w+)"')
 
 

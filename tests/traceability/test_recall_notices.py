@@ -16,9 +16,9 @@ from cellchain.extensions import db
 from cellchain.manufacturing import processing
 from cellchain.traceability import coi, notices
 from cellchain.traceability.models import RecallTarget
-from tests.chain.test_chain_service import counting_statements
+from tests.support.statements import counting_statements
+from tests.support.zones import ZURICH
 from tests.traceability.conftest import infuse, open_recall
-from tests.traceability.test_coi import ZURICH
 
 
 @pytest.fixture

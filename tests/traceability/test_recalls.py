@@ -25,11 +25,11 @@ from cellchain.manufacturing import processing, resources
 from cellchain.quality import disposition
 from cellchain.traceability import recalls, trace
 from cellchain.traceability.models import Recall, RecallStatus, RecallTarget, RecallUnit
-from tests.chain.test_chain_service import counting_statements
 from tests.conftest import TEST_PASSWORD, at_once
 from tests.dosing.conftest import UTC
+from tests.support.chain import grow
+from tests.support.statements import counting_statements
 from tests.traceability.conftest import infuse, open_recall
-from tests.traceability.test_trace import grow
 
 
 def notify(ward: Any, recall: Recall, patient: Any, **changes: Any) -> Any:

@@ -9,14 +9,15 @@ from typing import Any
 import pytest
 
 from cellchain.chain import service as chain
-from cellchain.chain.models import LineageEdge, LineageOperation, Unit, UnitKind
+from cellchain.chain.models import LineageEdge, Unit, UnitKind
 from cellchain.errors import InvalidInput, NotFound
 from cellchain.extensions import db
 from cellchain.manufacturing import processing
 from cellchain.manufacturing.models import CellRecord
 from cellchain.traceability import trace
 from cellchain.traceability.trace import TraceFrom
-from tests.chain.test_chain_service import container_of, counting_statements, derive
+from tests.support.chain import grow
+from tests.support.statements import counting_statements
 from tests.traceability.conftest import infuse
 
 # --- on a real chain ----------------------------------------------------------------------------
@@ -137,17 +138,6 @@ def test_an_unknown_start_is_not_found(lab, kind):
 
 
 # --- generated trees --------------------------------------------------------------------------
-
-
-def grow(lab: Any, *, rng: random.Random, steps: int) -> tuple[Unit, list[Unit]]:
-    """A donation's container and ``steps`` derivations from random usable units of it: a tree
-    of many branches, with merges (several parents) where the dice say so."""
-    container = container_of(lab)
-    units = [container]
-    for _ in range(steps):
-        parents = rng.sample(units, k=min(len(units), rng.choice((1, 1, 1, 2))))
-        units += derive(lab, parents, operation=LineageOperation.SPLIT, count=rng.randint(1, 3))
-    return container, units
 
 
 def expected_descendants(session: Any, start: Unit) -> set[int]:
