@@ -115,7 +115,7 @@ def register() -> ResponseReturnValue:
         with unit_of_work() as session:
             donation = service.register_donation(
                 session,
-                registration,  # type: ignore[arg-type]
+                registration,
                 facility_code=facility_code(),
                 site_zone=site_zone(),
                 actor=acting_user(),
@@ -211,7 +211,7 @@ def _post_on_donation(
 def receive(donation_id: int) -> ResponseReturnValue:
     def act(session: Any, found: Donation) -> None:
         receipt = load_form(ReceiptIn(), request.form)
-        service.receive_donation(session, found, receipt, actor=acting_user(), now=now())  # type: ignore[arg-type]
+        service.receive_donation(session, found, receipt, actor=acting_user(), now=now())
 
     decision = "accepted" if request.form.get("decision") == "accept" else "rejected"
     return _post_on_donation(donation_id, "receipt", act, f"Receipt recorded: donation {decision}.")
@@ -234,7 +234,7 @@ def record_result(donation_id: int) -> ResponseReturnValue:
         return lookback.record_result(
             session,
             found,
-            entry,  # type: ignore[arg-type]
+            entry,
             site_zone=site_zone(),
             actor=acting_user(),
             now=now(),

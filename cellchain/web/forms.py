@@ -11,10 +11,10 @@ from werkzeug.datastructures import MultiDict
 from cellchain.errors import DomainError, InvalidInput
 
 
-def load_form(
-    schema: ma.Schema, form: MultiDict[str, str], *, lists: tuple[str, ...] = ()
-) -> dict[str, Any]:
+def load_form(schema: ma.Schema, form: MultiDict[str, str], *, lists: tuple[str, ...] = ()) -> Any:
     """Load a posted form with ``schema``; raise ``InvalidInput`` with field messages.
+
+    The result is what the schema loads: a dict, or what its ``post_load`` makes of it.
 
     Empty optional fields count as absent; ``lists`` names fields sent as repeated inputs.
     The CSRF token is the form's own business and is dropped.
