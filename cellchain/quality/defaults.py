@@ -9,7 +9,9 @@ UC_MSC_SPEC_CODE = "UC-MSC"
 UC_MSC_SPEC_TITLE = "Release specification, UC-MSC drug product"
 
 
-def _marker(code: str, name: str, *, at_least: float | None = None, at_most: float | None = None):
+def _marker(
+    code: str, name: str, *, at_least: float | None = None, at_most: float | None = None
+) -> dict[str, Any]:
     criterion: dict[str, Any] = {}
     if at_least is not None:
         criterion["min"] = at_least

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -217,7 +218,7 @@ class LotDisposition(Model):
         its status, which the disposition does not cover.)
         """
         session = object_session(self)
-        results = (
+        results: Iterable[QcResult] = (
             session.execute(
                 select(QcResult).where(QcResult.lot_id == self.lot_id).order_by(QcResult.id)
             ).scalars()

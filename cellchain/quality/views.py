@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import MultiDict
 
 from cellchain.core.roles import Permission, has_permission
 from cellchain.errors import DomainError, InvalidInput
@@ -31,7 +32,7 @@ blueprint = Blueprint("quality", __name__)
 @blueprint.app_template_filter("criterion")
 def criterion(test: dict[str, object]) -> str:
     """A specification line's acceptance criterion in words."""
-    return criterion_text(test)  # type: ignore[arg-type]
+    return criterion_text(test)
 
 
 @blueprint.app_template_filter("qc_value")
@@ -322,11 +323,11 @@ def queues() -> ResponseReturnValue:
 # --- form input -----------------------------------------------------------------------------------
 
 
-def _checkbox(form: Any, name: str) -> dict[str, Any]:
-    """The form as a dict, with an unticked checkbox sent as false (browsers omit it)."""
+def _checkbox(form: Any, name: str) -> MultiDict[str, Any]:
+    """The form, with an unticked checkbox sent as false (browsers omit it)."""
     data = {key: value for key, value in form.items() if key != "csrf_token"}
     data[name] = name in form
-    return data
+    return MultiDict(data)
 
 
 def _result_entries(form: Any) -> list[results.ResultEntry]:
