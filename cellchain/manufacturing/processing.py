@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import SupportsFloat, cast
 
 from sqlalchemy import select
 
@@ -413,7 +414,8 @@ def expiry_of(parameters: dict[str, object], made_at: dt.datetime) -> dt.datetim
     days = parameters.get("shelf_life_days")
     if days is None:
         return None
-    return made_at + dt.timedelta(days=float(days))  # type: ignore[arg-type]
+    # a number from the product definition's JSON parameters
+    return made_at + dt.timedelta(days=float(cast(SupportsFloat | str, days)))
 
 
 def limit_flags(

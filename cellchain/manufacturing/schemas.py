@@ -28,14 +28,16 @@ class ProductDefinitionOut(VersionedDocumentOut):
     """A version of a product definition: donor test panel, windows and limits."""
 
 
-class CodeList(ma.fields.List):
+class CodeList(ma.fields.List[str]):
     """Scanned codes: a JSON list, or text with one code per line (a scanner ends each with
     Enter, which in a text area is a new line) or separated by commas."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(ma.fields.String(validate=validate.Length(min=1, max=60)), **kwargs)
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> list[str | None]:
         if isinstance(value, str):
             value = [part.strip() for part in value.replace(",", "\n").splitlines()]
             value = [part for part in value if part]

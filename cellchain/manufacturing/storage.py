@@ -256,7 +256,7 @@ def list_tanks(session: DbSession) -> list[TankSummary]:
         ).scalars()
     )
     counts = dict(
-        session.execute(  # type: ignore[arg-type]
+        session.execute(
             select(StoragePosition.tank_id, func.count())
             .where(StoragePosition.unit_id.is_not(None))
             .group_by(StoragePosition.tank_id)

@@ -116,7 +116,7 @@ def receive_material() -> ResponseReturnValue:
     try:
         entry = load_form(MaterialLotIn(), request.form)
         with unit_of_work() as session:
-            lot = resources.receive_material_lot(session, entry, actor=acting_user(), now=now())  # type: ignore[arg-type]
+            lot = resources.receive_material_lot(session, entry, actor=acting_user(), now=now())
             label = lot.label
     except DomainError as error:
         db.session.rollback()
