@@ -34,6 +34,18 @@ from cellchain.core.roles import Role
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
 
+pytest.register_assert_rewrite("tests.support")
+from tests.support.scenes import restore_for  # noqa: E402
+
+pytest_plugins = [
+    "tests.support.scenes",
+    "tests.support.lab",
+    "tests.support.bench",
+    "tests.support.desk",
+    "tests.support.clinic",
+    "tests.support.ward",
+]
+
 POSTGRES_URL = os.environ.get("CELLCHAIN_TEST_DATABASE_URL")
 TEST_PASSWORD = "correct horse battery"
 FAST_HASH = "pbkdf2:sha256:1000"  # tests only: real sites use scrypt
@@ -80,6 +92,37 @@ class DatabaseFactory:
             upgrade()
             db.engine.dispose()
 
+    @property
+    def live_url(self) -> str:
+        """The URL of this worker's *live* database: the one the shared app is bound to.
+
+        Its name never changes, so the app (and its OpenAPI spec) is built once per worker;
+        ``restore`` replaces its content before each test."""
+        if on_postgres():
+            return self.url_of(f"cellchain_live_{self.run_id}")
+        return f"sqlite:///{self.workdir / 'live.sqlite'}"
+
+    def restore(self, source: str | None = None) -> str:
+        """Make the live database a copy of the database at ``source`` (the migrated template
+        by default; no connection may be open to either); returns the live URL."""
+        live = self.live_url
+        if on_postgres():
+            name = make_url(live).database
+            template = make_url(source).database if source else self.template
+            with self.admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        else:
+            path = Path(make_url(live).database or "")
+            for leftover in (path.with_name(path.name + "-journal"),):
+                leftover.unlink(missing_ok=True)
+            shutil.copyfile(make_url(source).database if source else self.template_file, path)
+        return live
+
+    def snapshot(self, url: str) -> str:
+        """A new database copied from the one at ``url`` (committed, no connection open)."""
+        return self.create(copy_of=url)
+
     def create(self, copy_of: str | None = None) -> str:
         """A new database with the migrated schema, or a copy of the database at ``copy_of``
         (one made here, with no connection left open, e.g. the seeded demo); returns its URL."""
@@ -105,6 +148,11 @@ class DatabaseFactory:
     def close(self) -> None:
         if on_postgres():
             with self.admin.connect() as conn:
+                conn.execute(
+                    text(
+                        f'DROP DATABASE IF EXISTS "{make_url(self.live_url).database}" WITH (FORCE)'
+                    )
+                )
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)'))
             self.admin.dispose()
 
@@ -117,51 +165,81 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFact
 
 
 @pytest.fixture
-def database_url(databases: DatabaseFactory) -> Iterator[str]:
-    url = databases.create()
-    yield url
-    databases.drop(url)
+def database_url(databases: DatabaseFactory, request: pytest.FixtureRequest) -> str:
+    """This test's database: the worker's live database, restored from the snapshot of the
+    scenes the test asks for (``tests.support.scenes``), or from the empty template."""
+    return restore_for(request, databases)
 
 
-def seed_demo_database(url: str) -> None:
-    """Seed the demo site (``cellchain demo``) into the database at ``url`` and close it."""
+@dataclass(frozen=True)
+class SeededDemo:
+    """A database seeded with the demo site (``cellchain demo``) once per worker, and the
+    codes tests look for in it."""
+
+    url: str  #: never opened by a test: take a copy (``databases.create(copy_of=url)``)
+    reserved_dins: list[str]  #: canonical codes (body + check character) of the demo DINs
+    donation_dins: dict[str, str]  #: demo stage → that donation's DIN
+    patient_cois: dict[str, str]  #: study ID → the patient's COI
+    dose_codes: dict[str, str]  #: study ID → the code of the patient's shipped dose
+    shippers: dict[str, str]  #: demo stage → that shipment's dry shipper ID
+
+
+def seed_demo_database(url: str) -> SeededDemo:
+    """Seed the demo site into the database at ``url``, close it, and say what it holds."""
     from zoneinfo import ZoneInfo
 
     from cellchain.demo import seed_demo
 
     app = create_app(test_config(url))
     with app.app_context():
-        seed_demo(
+        site = seed_demo(
             db.session,
             now=utcnow(),
             facility_code=app.config["FACILITY_CODE"],
             policy=AccountPolicy.from_config(app.config),
             site_zone=ZoneInfo(app.config["SITE_TIMEZONE"]),
         )
+        seeded = SeededDemo(
+            url=url,
+            reserved_dins=[issued.code for issued in site.reserved_dins],
+            donation_dins={stage: donation.din for stage, donation in site.donations.items()},
+            patient_cois={study_id: p.coi for study_id, p in site.patients.items()},
+            dose_codes={
+                item.dose_order.patient.study_id: item.dose_order.dose_unit.code
+                for shipment in site.shipments.values()
+                for item in shipment.items
+            },
+            shippers={stage: shipment.shipper_id for stage, shipment in site.shipments.items()},
+        )
         db.session.commit()
         db.session.remove()
         db.engine.dispose()
+    return seeded
 
 
 @pytest.fixture(scope="session")
-def demo_template(databases: DatabaseFactory) -> Iterator[str]:
-    """The URL of a database seeded once per run (per xdist worker) with the demo site.
+def seeded_demo(databases: DatabaseFactory) -> Iterator[SeededDemo]:
+    """The demo site seeded once per worker (seeding takes seconds; a copy milliseconds)."""
+    seeded = seed_demo_database(databases.create())
+    yield seeded
+    databases.drop(seeded.url)
+
+
+@pytest.fixture(scope="session")
+def demo_template(seeded_demo: SeededDemo) -> str:
+    """The URL of the demo site seeded once per run (per xdist worker).
 
     Never open it in a test: take a copy with ``databases.create(copy_of=demo_template)``, or
     override ``database_url`` with ``demo_database_url`` so ``app`` runs on a demo copy.
     """
-    url = databases.create()
-    seed_demo_database(url)
-    yield url
-    databases.drop(url)
+    return seeded_demo.url
 
 
 @pytest.fixture
-def demo_database_url(databases: DatabaseFactory, demo_template: str) -> Iterator[str]:
-    """A copy of the demo site's database for one test (real records, ids and codes)."""
-    url = databases.create(copy_of=demo_template)
-    yield url
-    databases.drop(url)
+def demo_database_url(databases: DatabaseFactory, demo_template: str) -> str:
+    """A copy of the demo site's database for one test (real records, ids and codes): the
+    worker's live database, restored from the demo template."""
+    return databases.restore(demo_template)
 
 
 class FreshContextClient(FlaskClient):
@@ -180,14 +258,40 @@ class FreshContextClient(FlaskClient):
             return super().open(*args, **kwargs)
 
 
+def build_test_app(database_url: str, **extra: Any) -> Flask:
+    """A new app on ``database_url`` whose test clients run each request in its own context."""
+    app = create_app(test_config(database_url, **extra))
+    app.test_client_class = FreshContextClient
+    return app
+
+
+@pytest.fixture(scope="session")
+def shared_app(databases: DatabaseFactory) -> Iterator[Flask]:
+    """The app on the worker's live database, built once per worker: building one (its
+    blueprints and OpenAPI spec) costs about a tenth of a second, once per test before."""
+    app = build_test_app(databases.live_url)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
 @pytest.fixture
-def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
-    """Build an app on this test's database, with extra config where a test needs it."""
+def make_app(
+    database_url: str, databases: DatabaseFactory, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Flask]]:
+    """The app of this test's database, with extra config where a test needs it: the shared
+    app when the test runs on the live database with the default config, else a new one."""
     apps: list[Flask] = []
+    shared: list[tuple[Flask, dict[str, Any]]] = []  # the shared app and its config before
 
     def build(**extra: Any) -> Flask:
-        app = create_app(test_config(database_url, **extra))
-        app.test_client_class = FreshContextClient
+        if not extra and database_url == databases.live_url:
+            app: Flask = request.getfixturevalue("shared_app")
+            if not shared:
+                shared.append((app, dict(app.config)))
+        else:
+            app = build_test_app(database_url, **extra)
         apps.append(app)
         return app
 
@@ -196,6 +300,9 @@ def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+    for app, config in shared:  # a test that changed the shared app's config changed it here
+        app.config.clear()
+        app.config.update(config)
 
 
 @pytest.fixture
@@ -218,6 +325,11 @@ def policy(app: Flask) -> AccountPolicy:
 @pytest.fixture
 def make_user(app: Flask, policy: AccountPolicy) -> Callable[..., User]:
     """Create and commit a user holding ``roles`` with the password TEST_PASSWORD."""
+    return user_maker(policy)
+
+
+def user_maker(policy: AccountPolicy) -> Callable[..., User]:
+    """The ``make_user`` function of an app whose context is pushed."""
 
     def make(username: str, *roles: Role | str, full_name: str | None = None) -> User:
         user = accounts.create_user(
@@ -285,14 +397,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "postgres_only" in item.keywords and not on_postgres():
             item.add_marker(skip_pg)
-
-
-@pytest.fixture
-def lab(app: Flask, make_user: Callable[..., User]) -> Any:
-    """A technician, a QC analyst and QA, with the UC-MSC product definition in force."""
-    from tests.factories import make_lab
-
-    return make_lab(app, make_user)
 
 
 def at_once(app: Flask, jobs: list[Callable[[], str]], *, timeout: float = 60) -> list[str]:

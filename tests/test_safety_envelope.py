@@ -58,12 +58,10 @@ from cellchain.labels.models import LabelPrint
 from cellchain.manufacturing.models import Lot
 from cellchain.traceability import lookback, recalls
 from cellchain.traceability.models import Recall, RecallTarget
-from tests.clinic.conftest import Ward, payload, ward  # noqa: F401  (fixture)
 from tests.conftest import TEST_PASSWORD
-from tests.dosing.conftest import UTC, clinic, released  # noqa: F401  (fixtures)
-from tests.labels.conftest import SETTINGS
-from tests.manufacturing.conftest import bench  # noqa: F401  (fixture)
-from tests.quality.conftest import desk, spec  # noqa: F401  (fixtures)
+from tests.support.clinic import UTC
+from tests.support.labels import SETTINGS
+from tests.support.ward import Ward, payload
 
 #: what a weight may be multiplied by: unchanged, a little, just under and over the 10 % flag,
 #: a typo by ten (refused as implausible) and a big loss
@@ -100,7 +98,7 @@ class World:
 
 
 @pytest.fixture
-def world(ward: Ward, make_user: Any) -> World:  # noqa: F811
+def world(ward: Ward, make_user: Any) -> World:
     admin = make_user("ada", "admin")
     at_bedside = [ward.at_bedside()[1] for _ in range(3)]
     in_lab = ward.prepared()

@@ -17,17 +17,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
-from zoneinfo import ZoneInfo
 
 import pytest
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from cellchain import create_app
-from cellchain.core.accounts import AccountPolicy
-from cellchain.core.types import utcnow
-from cellchain.demo import seed_demo
 from cellchain.extensions import db
-from tests.conftest import DatabaseFactory, test_config
+from tests.conftest import DatabaseFactory, SeededDemo, test_config
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Playwright
@@ -98,34 +94,14 @@ def _wait_until_serving(host: str, port: int, timeout: float) -> None:
 
 
 @pytest.fixture
-def live_server(databases: DatabaseFactory) -> Iterator[LiveServer]:
-    """The app on a fresh database seeded with the demo site, served on 127.0.0.1:<free port>.
+def live_server(databases: DatabaseFactory, seeded_demo: SeededDemo) -> Iterator[LiveServer]:
+    """The app on a fresh copy of the demo site, served on 127.0.0.1:<free port>.
 
     Function-scoped: every test starts from the same demo site (no carried-over logins,
     failed-attempt counts or audit entries).
     """
-    url = databases.create()
+    url = databases.create(copy_of=seeded_demo.url)
     app = create_app(test_config(url, WTF_CSRF_ENABLED=True))
-    with app.app_context():
-        site = seed_demo(
-            db.session,
-            now=utcnow(),
-            facility_code=app.config["FACILITY_CODE"],
-            policy=AccountPolicy.from_config(app.config),
-            site_zone=ZoneInfo(app.config["SITE_TIMEZONE"]),
-        )
-        dins = [issued.code for issued in site.reserved_dins]
-        donation_dins = {stage: donation.din for stage, donation in site.donations.items()}
-        patient_cois = {study_id: p.coi for study_id, p in site.patients.items()}
-        dose_codes = {
-            item.dose_order.patient.study_id: item.dose_order.dose_unit.code
-            for shipment in site.shipments.values()
-            for item in shipment.items
-        }
-        shippers = {stage: shipment.shipper_id for stage, shipment in site.shipments.items()}
-        db.session.commit()
-        db.session.remove()
-
     server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
     host, port = server.server_address[:2]
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
@@ -134,12 +110,12 @@ def live_server(databases: DatabaseFactory) -> Iterator[LiveServer]:
         _wait_until_serving(str(host), int(port), SERVER_START_TIMEOUT)
         yield LiveServer(
             url=f"http://{host}:{port}",
-            reserved_dins=dins,
+            reserved_dins=seeded_demo.reserved_dins,
             facility_code=app.config["FACILITY_CODE"],
-            donation_dins=donation_dins,
-            patient_cois=patient_cois,
-            dose_codes=dose_codes,
-            shippers=shippers,
+            donation_dins=seeded_demo.donation_dins,
+            patient_cois=seeded_demo.patient_cois,
+            dose_codes=seeded_demo.dose_codes,
+            shippers=seeded_demo.shippers,
         )
     finally:
         server.shutdown()

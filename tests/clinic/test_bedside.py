@@ -17,8 +17,8 @@ from cellchain.core.models import AuditEntry
 from cellchain.core.types import utcnow
 from cellchain.errors import Conflict, InvalidInput, PermissionDenied
 from cellchain.extensions import db
-from tests.clinic.conftest import Ward, payload
 from tests.conftest import TEST_PASSWORD
+from tests.support.ward import Ward, payload
 
 
 def failed(check: Any) -> set[str]:

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from cellchain.core.models import AuditEntry
 from cellchain.extensions import db
-from tests.clinic.conftest import Clock, Ward, payload
 from tests.conftest import TEST_PASSWORD
+from tests.support.ward import Clock, Ward, payload
 
 
 def audited(action: str) -> list[AuditEntry]:

@@ -15,9 +15,9 @@ from cellchain.clinic.models import Infusion
 from cellchain.core.types import utcnow
 from cellchain.errors import Conflict, InvalidInput, StateConflict
 from cellchain.extensions import db
-from tests.clinic.conftest import Ward
 from tests.conftest import at_once
-from tests.dosing.conftest import UTC
+from tests.support.clinic import UTC
+from tests.support.ward import Ward
 
 
 def running(ward: Ward) -> Any:

@@ -19,8 +19,8 @@ from cellchain.extensions import db
 from cellchain.labels import service as labels
 from cellchain.labels.models import LabelPrint
 from cellchain.manufacturing.processing import bags_of
-from tests.clinic.conftest import Ward, payload
-from tests.labels.conftest import label, print_units
+from tests.support.labels import label, print_units
+from tests.support.ward import Ward, payload
 
 
 def dispatch_form(order: Any) -> dict[str, str]:

@@ -15,8 +15,8 @@ from cellchain.clinic import shipments, thaw
 from cellchain.core.types import utcnow
 from cellchain.errors import Conflict, InvalidInput, StateConflict
 from cellchain.extensions import db
-from tests.clinic.conftest import Ward, payload
 from tests.conftest import TEST_PASSWORD
+from tests.support.ward import Ward, payload
 
 
 def events(unit: Any, kind: str) -> list[UnitEvent]:
@@ -50,7 +50,7 @@ def test_a_dose_ships_once_and_only_when_prepared(ward: Ward) -> None:
     db.session.rollback()
     patient = ward.patient()
     from cellchain.dosing import orders
-    from tests.dosing.conftest import UTC
+    from tests.support.clinic import UTC
 
     allocated = orders.order_dose(
         db.session, patient, "D0", actor=ward.lab.tech, now=utcnow(), zone=UTC

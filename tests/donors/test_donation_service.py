@@ -23,7 +23,7 @@ from cellchain.donors.models import (
 from cellchain.errors import Conflict, InvalidInput, NotFound, ReasonRequired, StateConflict
 from cellchain.manufacturing.service import load_default_product
 from tests.conftest import issue_din
-from tests.factories import UTC, new_donor
+from tests.support.lab import UTC, new_donor
 
 HOURS = dt.timedelta(hours=1)
 REACTIVE = InfectiousResult.REACTIVE
@@ -103,7 +103,7 @@ def test_bad_registrations_are_refused_and_nothing_is_saved(lab, overrides, fiel
 
 
 def test_registration_needs_a_product_in_force(app, make_user, session):
-    from tests.factories import Lab
+    from tests.support.lab import Lab
 
     qa = make_user("alex", "qa")
     draft = load_default_product(session, actor=qa, now=utcnow())

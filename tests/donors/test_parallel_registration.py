@@ -21,7 +21,7 @@ from cellchain.core.types import utcnow
 from cellchain.donors import service
 from cellchain.donors.models import Donation, Donor
 from cellchain.extensions import db
-from tests.factories import UTC, registration
+from tests.support.lab import UTC, registration
 
 WORKERS = 20
 DEADLINE = 60  # seconds a worker may wait at the barrier or take to finish

@@ -4,42 +4,21 @@ one the syringe delivers (issue 16 item 1: it used to read +0.2 % for a true +8 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
-from cellchain import create_app
-from cellchain.core.accounts import AccountPolicy
-from cellchain.core.types import utcnow
-from cellchain.demo import seed_demo
 from cellchain.dosing.models import DoseOrder, Patient
 from cellchain.extensions import db
 from cellchain.manufacturing.models import CellRecord
 from cellchain.quality.models import QcResult, ResultStatus
-from tests.conftest import test_config as config_for
 
 
 @pytest.fixture
-def database_url(databases: Any) -> Iterator[str]:
-    """This test's database, seeded with the demo site as ``cellchain demo`` seeds it."""
-    url = databases.create()
-    app = create_app(config_for(url))
-    with app.app_context():
-        seed_demo(
-            db.session,
-            now=utcnow(),
-            facility_code=app.config["FACILITY_CODE"],
-            policy=AccountPolicy.from_config(app.config),
-            site_zone=ZoneInfo(app.config["SITE_TIMEZONE"]),
-        )
-        db.session.commit()
-        db.session.remove()
-        db.engine.dispose()
-    yield url
-    databases.drop(url)
+def database_url(demo_database_url: str) -> str:
+    """This test's database: a copy of the demo site as ``cellchain demo`` seeds it."""
+    return demo_database_url
 
 
 def test_as_001_is_dosed_from_total_cells_times_the_release_viability_once(

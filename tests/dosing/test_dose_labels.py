@@ -16,8 +16,8 @@ from cellchain.extensions import db
 from cellchain.labels import service
 from cellchain.labels.content import NotLabellable
 from tests.conftest import TEST_PASSWORD
-from tests.dosing.conftest import UTC
-from tests.labels.conftest import SETTINGS
+from tests.support.clinic import UTC
+from tests.support.labels import SETTINGS
 
 zxingcpp = pytest.importorskip("zxingcpp")
 

@@ -20,7 +20,7 @@ from cellchain.extensions import db
 from cellchain.manufacturing import processing
 from cellchain.manufacturing.models import Deviation
 from tests.conftest import TEST_PASSWORD, at_once
-from tests.dosing.conftest import UTC
+from tests.support.clinic import UTC
 
 
 def order(

@@ -16,7 +16,7 @@ from cellchain.dosing import patients
 from cellchain.dosing.models import Patient
 from cellchain.errors import InvalidInput
 from cellchain.extensions import db
-from tests.dosing.conftest import all_met
+from tests.support.clinic import all_met
 
 Answer = patients.ChecklistAnswer
 

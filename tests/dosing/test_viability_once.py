@@ -35,9 +35,9 @@ from cellchain.manufacturing.models import CellRecord, Lot
 from cellchain.quality import disposition
 from cellchain.quality.models import QcResult
 from tests.conftest import TEST_PASSWORD
-from tests.labels.conftest import SETTINGS
-from tests.quality.conftest import Desk
+from tests.support.desk import Desk
 from tests.support.enrolment import enrol_body
+from tests.support.labels import SETTINGS
 
 zxingcpp = pytest.importorskip("zxingcpp")
 

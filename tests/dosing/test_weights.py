@@ -22,7 +22,7 @@ from cellchain.dosing.models import WeightConfirmation
 from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import db
 from tests.conftest import TEST_PASSWORD
-from tests.dosing.conftest import UTC
+from tests.support.clinic import UTC
 
 
 def order(clinic: Any, patient: Any, visit: str = "D0") -> Any:

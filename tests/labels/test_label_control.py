@@ -15,10 +15,9 @@ from cellchain.extensions import db
 from cellchain.labels import service
 from cellchain.labels.content import BLOCKED, INELIGIBLE_DONOR, label_for, status_marking
 from cellchain.traceability.models import RecallTarget
-from tests.clinic.conftest import Ward, ward  # noqa: F401  (fixture)
-from tests.dosing.conftest import clinic, released  # noqa: F401  (fixtures)
-from tests.labels.conftest import SETTINGS, print_units
-from tests.traceability.conftest import open_recall
+from tests.support.labels import SETTINGS, print_units
+from tests.support.recalls import open_recall
+from tests.support.ward import Ward
 
 
 def printed_marking(unit: Any) -> str:
@@ -28,8 +27,8 @@ def printed_marking(unit: Any) -> str:
 
 
 def test_a_bag_blocked_by_a_recall_prints_recalled_with_its_number_not_ineligible_donor(
-    ward: Ward,  # noqa: F811
-    released: Any,  # noqa: F811
+    ward: Ward,
+    released: Any,
     clients: Any,
 ) -> None:
     order = ward.prepared()
@@ -61,7 +60,7 @@ def test_a_bag_blocked_by_a_recall_prints_recalled_with_its_number_not_ineligibl
 
 def test_an_ineligible_donor_keeps_its_marking_and_a_later_recall_adds_its_number(
     lab: Any,
-    ward: Ward,  # noqa: F811
+    ward: Ward,
 ) -> None:
     donation = lab.receive(lab.register())
     lab.full_panel(donation, results={"HIV1-AB": InfectiousResult.REACTIVE})

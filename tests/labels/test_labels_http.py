@@ -14,7 +14,7 @@ from cellchain.core.payload import encode_payload
 from cellchain.labels.layout import LabelContent, lay_out
 from cellchain.labels.output import render_png
 from cellchain.labels.templates import load_templates
-from tests.labels.conftest import print_units
+from tests.support.labels import print_units
 
 zxingcpp = pytest.importorskip("zxingcpp")
 

@@ -23,7 +23,7 @@ from cellchain.labels.content import CAUTION, QUARANTINE, IsbtSettings, NotLabel
 from cellchain.labels.isbt128 import parse_compound_message
 from cellchain.labels.models import LabelEvent, LabelPrint
 from cellchain.labels.templates import load_templates
-from tests.labels.conftest import SETTINGS, print_units, release
+from tests.support.labels import SETTINGS, print_units, release
 
 zxingcpp = pytest.importorskip("zxingcpp")
 

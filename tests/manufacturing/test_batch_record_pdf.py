@@ -136,7 +136,11 @@ def test_limit_flags_are_shown(bench):
         bench.passage(bench.p5(donation), harvested=4.0e5, seed=[1.0e5], deviation_id=deviation.id)
     )
     lot = bench.fill(
-        vessels, harvested=4.0e5, bags=1, volume_ml=0.01, dmso_percent=12,
+        vessels,
+        harvested=4.0e5,
+        bags=1,
+        volume_ml=0.01,
+        dmso_percent=12,
         deviation_id=deviation.id,
     )
     assert lot.limit_flags

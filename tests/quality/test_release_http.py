@@ -17,7 +17,7 @@ from cellchain.manufacturing.models import Lot
 from cellchain.quality import results
 from cellchain.quality.models import LotDisposition, QcResult
 from tests.conftest import TEST_PASSWORD
-from tests.quality.conftest import PASSING
+from tests.support.desk import PASSING
 
 
 def panel(**overrides: Any) -> list[dict[str, Any]]:

@@ -25,8 +25,8 @@ from cellchain.quality.models import LotDisposition
 from cellchain.traceability import coi
 from cellchain.traceability.coi import INVALID, VALID
 from tests.support.pdf import pages_text, squeeze
+from tests.support.recalls import infuse
 from tests.support.zones import ZURICH
-from tests.traceability.conftest import infuse
 
 SIGNATURE_ROW = re.compile(r'<tr class="sig[^"]*" data-part="([\w-]+)" data-status="(\w+)"')
 

@@ -19,10 +19,7 @@ from cellchain.core.types import utcnow
 from cellchain.extensions import db
 from cellchain.quality.results import lot_of_unit
 from cellchain.traceability.fhir import FHIR_JSON, infusion_bundle, patient_bundle
-from tests.clinic.conftest import Ward, ward  # noqa: F401  (the ward fixture)
-from tests.dosing.conftest import clinic, released  # noqa: F401  (fixtures ward needs)
-from tests.manufacturing.conftest import bench  # noqa: F401  (fixture)
-from tests.quality.conftest import desk, spec  # noqa: F401  (fixtures)
+from tests.support.ward import Ward
 
 #: BiologicallyDerivedProductDispense.status, R5 (a required binding; the models do not check it)
 DISPENSE_STATUSES = {
@@ -40,7 +37,7 @@ PERSONAL = {"name", "birthDate", "telecom", "address", "contact", "photo", "gend
 
 
 @pytest.fixture
-def site(ward: Ward) -> Ward:  # noqa: F811  (the ward fixture imported above)
+def site(ward: Ward) -> Ward:
     """The clinic's ward: a released lot, clinicians, and a dose's way to the bedside."""
     return ward
 
@@ -322,7 +319,7 @@ def test_a_recalled_infusions_dispense_names_the_recall_and_stays_valid(
     of the dispense (number, status, reason, where to read it), in a bundle still valid R5."""
     from cellchain.manufacturing import processing
     from cellchain.traceability.models import RecallTarget
-    from tests.traceability.conftest import open_recall
+    from tests.support.recalls import open_recall
 
     infusion = ended(site, running(site))
     bundle = infusion_bundle(db.session, infusion)

@@ -27,8 +27,8 @@ from cellchain.quality import disposition
 from cellchain.traceability import lookback, recalls
 from cellchain.traceability.models import Recall, RecallTarget
 from tests.conftest import TEST_PASSWORD
-from tests.dosing.conftest import UTC
-from tests.traceability.conftest import infuse, open_recall
+from tests.support.clinic import UTC
+from tests.support.recalls import infuse, open_recall
 
 LATE = "HBsAg reactive on the confirmatory test of the retained maternal sample."
 
@@ -323,9 +323,7 @@ def test_api_late_positive_answers_with_the_lookback_and_the_donation_names_it(
     assert reopened["reopened_at"] and reopened["signatures"][0]["valid"] is False
     assert [r["number"] for r in detail["recalls"]] == [lookback_recall["number"]]
     recall = api.get(f"/api/v1/recalls/{lookback_recall['id']}").get_json()
-    assert [n["study_id"] for n in recall["recall"]["notifications"]] == [
-        infusion.patient.study_id
-    ]
+    assert [n["study_id"] for n in recall["recall"]["notifications"]] == [infusion.patient.study_id]
 
 
 def test_page_late_positive_says_what_it_did_and_the_donation_page_shows_it(

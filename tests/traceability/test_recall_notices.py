@@ -16,9 +16,9 @@ from cellchain.extensions import db
 from cellchain.manufacturing import processing
 from cellchain.traceability import coi, notices
 from cellchain.traceability.models import RecallTarget
+from tests.support.recalls import infuse, open_recall
 from tests.support.statements import counting_statements
 from tests.support.zones import ZURICH
-from tests.traceability.conftest import infuse, open_recall
 
 
 @pytest.fixture
@@ -313,9 +313,7 @@ def test_a_recalled_lots_certificate_and_batch_record_say_so_first(ward, scene, 
         assert f"/recalls/{recall.id}" in text, name
         # the recall comes before the disposition and the summary, and in every page header
         assert text.index(f"RECALL {recall.number}") < text.index("Product"), name
-        assert text.count(f"Status: RELEASED · RECALL {recall.number}") == text.count(
-            "Page "
-        ), name
+        assert text.count(f"Status: RELEASED · RECALL {recall.number}") == text.count("Page "), name
 
 
 def test_the_qa_and_eligibility_queues_name_the_recall(desk, clients):

@@ -26,10 +26,10 @@ from cellchain.quality import disposition
 from cellchain.traceability import recalls, trace
 from cellchain.traceability.models import Recall, RecallStatus, RecallTarget, RecallUnit
 from tests.conftest import TEST_PASSWORD, at_once
-from tests.dosing.conftest import UTC
 from tests.support.chain import grow
+from tests.support.clinic import UTC
+from tests.support.recalls import infuse, open_recall
 from tests.support.statements import counting_statements
-from tests.traceability.conftest import infuse, open_recall
 
 
 def notify(ward: Any, recall: Recall, patient: Any, **changes: Any) -> Any:

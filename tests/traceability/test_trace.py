@@ -17,10 +17,8 @@ from cellchain.manufacturing.models import CellRecord
 from cellchain.traceability import trace
 from cellchain.traceability.trace import TraceFrom
 from tests.support.chain import grow
+from tests.support.recalls import infuse
 from tests.support.statements import counting_statements
-from tests.traceability.conftest import infuse
-
-# --- on a real chain ----------------------------------------------------------------------------
 
 
 def test_forward_from_the_donation_reaches_every_unit_dose_infusion_and_patient(ward, infused):

@@ -14,7 +14,7 @@ from cellchain.extensions import db
 from cellchain.manufacturing import processing
 from cellchain.traceability.models import Recall
 from tests.conftest import TEST_PASSWORD
-from tests.traceability.conftest import infuse
+from tests.support.recalls import infuse
 
 
 def audited(action: str) -> list[AuditEntry]:

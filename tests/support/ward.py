@@ -17,10 +17,9 @@ from cellchain.core.types import utcnow
 from cellchain.dosing import orders
 from cellchain.extensions import db
 from tests.conftest import TEST_PASSWORD
-from tests.dosing.conftest import UTC, clinic, released  # noqa: F401  (clinic, released: fixtures)
-from tests.labels.conftest import label
-from tests.manufacturing.conftest import bench  # noqa: F401  (fixture)
-from tests.quality.conftest import desk, spec  # noqa: F401  (fixtures)
+from tests.support.clinic import UTC
+from tests.support.labels import label
+from tests.support.scenes import scene
 
 
 def payload(code: str) -> str:
@@ -184,6 +183,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return clock
 
 
-@pytest.fixture
-def ward(clinic: Any, released: Any, make_user: Any) -> Ward:  # noqa: F811
+@scene
+def ward(clinic: Any, released: Any, make_user: Any) -> Ward:
     return Ward(clinic=clinic, nurse=make_user("nina", "clinician"))

@@ -26,6 +26,7 @@ from cellchain.extensions import db
 from cellchain.manufacturing import service as products
 from cellchain.manufacturing.models import ProductDefinition
 from tests.conftest import TEST_PASSWORD
+from tests.support.scenes import scene
 
 UTC = ZoneInfo("UTC")
 
@@ -166,3 +167,9 @@ def make_lab(app: Flask, make_user: Callable[..., User]) -> Lab:
 
 def with_changes(value: Any, **changes: Any) -> Any:
     return dataclasses.replace(value, **changes)
+
+
+@scene
+def lab(app: Flask, make_user: Callable[..., User]) -> Any:
+    """A technician, a QC analyst and QA, with the UC-MSC product definition in force."""
+    return make_lab(app, make_user)

@@ -6,14 +6,13 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
-
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
 from cellchain.quality import results, service
 from cellchain.quality.defaults import UC_MSC_TESTS
 from tests.conftest import TEST_PASSWORD
-from tests.manufacturing.conftest import Bench, bench  # noqa: F401  (the bench fixture)
+from tests.support.bench import Bench
+from tests.support.scenes import scene
 
 UTC = dt.UTC
 
@@ -99,7 +98,7 @@ class Desk:
         return self.record(*entries)
 
 
-@pytest.fixture
+@scene
 def spec(lab: Any) -> Any:
     """The default UC-MSC specification, approved by QA."""
     draft = service.load_default_specification(db.session, actor=lab.qa, now=utcnow())
@@ -110,8 +109,8 @@ def spec(lab: Any) -> Any:
     return draft
 
 
-@pytest.fixture
-def desk(bench: Bench, spec: Any) -> Desk:  # noqa: F811
+@scene
+def desk(bench: Bench, spec: Any) -> Desk:
     """A lot of 10 bags in quarantine: 20 mL at 5 × 10^6 total cells/mL, 1 × 10^8 total cells
     each, 93 % viable at fill (9.3 × 10^7 viable cells)."""
     donation = bench.lab.eligible_donation()

@@ -6,13 +6,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
-
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
 from cellchain.manufacturing import deviations, processing, resources
 from cellchain.manufacturing.models import CellRecord, EquipmentKind, MaterialCategory
 from tests.conftest import TEST_PASSWORD
+from tests.support.scenes import scene
 
 #: How long the bench's vessels have been in culture when harvested (days): long enough for
 #: the large doublings the limit tests need (one per 12 h at most).
@@ -102,7 +101,6 @@ class Bench:
         db.session.commit()
         return lot
 
-
     def p5(self, donation: Any) -> list[Any]:
         """One vessel of ``donation`` at P5, the product's last passage (CPD 10)."""
         vessels = self.outputs(self.isolate(donation, vessels=1, cells=1.0e5))
@@ -136,7 +134,7 @@ class Bench:
         return deviation
 
 
-@pytest.fixture
+@scene
 def bench(lab: Any) -> Bench:
     now = utcnow()
     soon = now.date() + dt.timedelta(days=180)

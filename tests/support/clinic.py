@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from cellchain.core.types import utcnow
 from cellchain.dosing import patients, service
 from cellchain.dosing.defaults import NCT01420432_PARAMETERS
 from cellchain.extensions import db
 from tests.conftest import TEST_PASSWORD
+from tests.support.scenes import scene
 
 UTC = ZoneInfo("UTC")
 
@@ -90,7 +89,7 @@ class Clinic:
         return weight
 
 
-@pytest.fixture
+@scene
 def clinic(lab: Any, make_user: Any) -> Clinic:
     protocol = service.load_default_protocol(db.session, actor=lab.qa, now=utcnow())
     service.approve_protocol(
@@ -105,8 +104,8 @@ def clinic(lab: Any, make_user: Any) -> Clinic:
     )
 
 
-@pytest.fixture
-def released(desk: Any) -> Any:  # noqa: F811
+@scene
+def released(desk: Any) -> Any:
     """The desk's lot released: 9 bags of 20 mL at 5 × 10⁶ total cells/mL, viability 93 %,
     endotoxin 0.12 EU/mL (the tenth bag went to QC)."""
     from cellchain.quality import disposition
@@ -117,7 +116,3 @@ def released(desk: Any) -> Any:  # noqa: F811
     )
     db.session.commit()
     return desk.lot
-
-
-from tests.manufacturing.conftest import bench  # noqa: E402, F401  (fixture)
-from tests.quality.conftest import desk, spec  # noqa: E402, F401  (fixtures)
