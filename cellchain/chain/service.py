@@ -564,7 +564,7 @@ def ancestors_of_all(session: DbSession, units: Sequence[Unit]) -> list[TraceSte
     return _trace(session, units, upwards=True) if units else []
 
 
-def lineage_walk(seeds: Select[tuple[int]], *, upwards: bool, name: str = "reached") -> CTE:
+def lineage_walk(seeds: Select[int], *, upwards: bool, name: str = "reached") -> CTE:
     """Every unit reachable from ``seeds`` along the lineage (up to ancestors or down to
     descendants), as a recursive CTE of (unit_id, distance), the seeds at distance 0.
 
