@@ -525,7 +525,7 @@ def render_coi_report_pdf(
     )
     return build_document(
         list(_story(report, styles)),
-        running,  # type: ignore[arg-type]  (read by CoiCanvas, not by the lot header)
+        running,  # type: ignore[arg-type]  # read by CoiCanvas, not by the lot header
         title=f"Chain-of-identity report {report.patient.study_id}",
         author=site_name,
         canvas=CoiCanvas,

@@ -37,7 +37,7 @@ class CoiSignatureOut(ma.Schema):
     status = ma.fields.String(metadata={"description": "VALID or INVALID — signed content changed"})
 
 
-def _signatures() -> ma.fields.List:
+def _signatures() -> ma.fields.List[Any]:
     return ma.fields.List(ma.fields.Nested(CoiSignatureOut))
 
 

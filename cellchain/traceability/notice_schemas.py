@@ -3,6 +3,8 @@ dose or patient carries ``recalls``, a list of these (empty when none names it).
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 
 
@@ -25,7 +27,7 @@ class RecallNoticeOut(ma.Schema):
     api_url = ma.fields.Function(lambda recall: f"/api/v1/recalls/{recall.id}")
 
 
-def recalls_field() -> ma.fields.List:
+def recalls_field() -> ma.fields.List[Any]:
     """The ``recalls`` field of an answer: the recalls naming what it shows."""
     return ma.fields.List(
         ma.fields.Nested(RecallNoticeOut),

@@ -121,11 +121,11 @@ def recalls_naming(
     return RecallNotices(**indexes)
 
 
-def _units(ids: list[int]) -> Select[tuple[int, int]]:
+def _units(ids: list[int]) -> Select[int, int]:
     return select(RecallUnit.unit_id, RecallUnit.recall_id).where(RecallUnit.unit_id.in_(ids))
 
 
-def _lots(ids: list[int]) -> Select[tuple[int, int]]:
+def _lots(ids: list[int]) -> Select[int, int]:
     return union(
         select(CellRecord.lot_id, RecallUnit.recall_id)
         .join(RecallUnit, RecallUnit.unit_id == CellRecord.unit_id)
@@ -134,7 +134,7 @@ def _lots(ids: list[int]) -> Select[tuple[int, int]]:
     )  # type: ignore[return-value]
 
 
-def _donations(ids: list[int]) -> Select[tuple[int, int]]:
+def _donations(ids: list[int]) -> Select[int, int]:
     return union(
         select(Unit.donation_id, RecallUnit.recall_id)
         .join(RecallUnit, RecallUnit.unit_id == Unit.id)
@@ -143,7 +143,7 @@ def _donations(ids: list[int]) -> Select[tuple[int, int]]:
     )  # type: ignore[return-value]
 
 
-def _doses(ids: list[int]) -> Select[tuple[int, int]]:
+def _doses(ids: list[int]) -> Select[int, int]:
     return union(
         select(RecallDose.dose_order_id, RecallDose.recall_id).where(
             RecallDose.dose_order_id.in_(ids)
@@ -157,7 +157,7 @@ def _doses(ids: list[int]) -> Select[tuple[int, int]]:
     )  # type: ignore[return-value]
 
 
-def _patients(ids: list[int]) -> Select[tuple[int, int]]:
+def _patients(ids: list[int]) -> Select[int, int]:
     return union(
         select(RecallNotification.patient_id, RecallNotification.recall_id).where(
             RecallNotification.patient_id.in_(ids)
@@ -168,7 +168,7 @@ def _patients(ids: list[int]) -> Select[tuple[int, int]]:
     )  # type: ignore[return-value]
 
 
-def _targets(target: RecallTarget, ids: list[int]) -> Select[tuple[int, int]]:
+def _targets(target: RecallTarget, ids: list[int]) -> Select[int, int]:
     return select(Recall.target_id, Recall.id).where(
         Recall.target_type == target.value, Recall.target_id.in_(ids)
     )

@@ -112,9 +112,7 @@ class ForwardTrace:
         return dict(sorted(counts.items()))
 
 
-def forward_seeds(
-    session: DbSession, kind: str, record_id: int
-) -> tuple[Start, Select[tuple[int]]]:
+def forward_seeds(session: DbSession, kind: str, record_id: int) -> tuple[Start, Select[int]]:
     """The start of a forward trace and the query of the units it starts from.
 
     A donation starts from its units that have no parent (its containers; every other unit of
@@ -150,7 +148,7 @@ def forward_seeds(
     )
 
 
-def _units_worked_by(steps: Select[tuple[int]]) -> Select[tuple[int]]:
+def _units_worked_by(steps: Select[int]) -> Select[int]:
     """The outputs of ``steps``; for a step without outputs, its inputs (worked in place)."""
     return select(StepUnit.unit_id).where(StepUnit.step_id.in_(steps), _made_or_worked_in_place())
 
