@@ -40,6 +40,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from dataclasses import dataclass
+from typing import cast
 
 from cellchain.core.identifiers import DIN_LENGTH, identifier_of_body, type3_flag
 from cellchain.errors import InvalidInput
@@ -377,7 +378,9 @@ def datamatrix_modules(text: str) -> list[list[bool]]:
         ) from exc
     barcode = zxingcpp.create_barcode(text, zxingcpp.BarcodeFormat.DataMatrix, force_square=True)
     image = barcode.to_image(scale=1, add_quiet_zones=False)
-    modules = [[value < 128 for value in row] for row in memoryview(image).tolist()]
+    # zxingcpp.Image exports a 2-D uint8 buffer, which its stub does not declare
+    rows = cast("list[list[int]]", memoryview(image).tolist())  # type: ignore[arg-type]
+    modules = [[value < 128 for value in row] for row in rows]
     _check_bare_datamatrix(modules)
     return modules
 

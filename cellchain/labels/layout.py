@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import qrcode
 from PIL import ImageFont
@@ -146,20 +147,20 @@ def font_path(*, bold: bool, mono: bool) -> Path | None:
 
 
 @functools.cache
-def measuring_font(*, bold: bool, mono: bool) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+def measuring_font(*, bold: bool, mono: bool) -> ImageFont.FreeTypeFont:
     """The font at the measuring size."""
     return pillow_font(_MEASURE_SIZE, bold=bold, mono=mono)
 
 
 @functools.lru_cache(maxsize=256)
-def pillow_font(
-    size: int, *, bold: bool, mono: bool
-) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+def pillow_font(size: int, *, bold: bool, mono: bool) -> ImageFont.FreeTypeFont:
     """The label font at ``size`` pixels, for measuring and for drawing PNGs."""
     path = font_path(bold=bold, mono=mono)
     if path is not None:
         return ImageFont.truetype(str(path), size)
-    return ImageFont.load_default(size=size)
+    # with FreeType (which truetype above needs too, and Pillow's wheels have) the default
+    # font at a size is a FreeTypeFont; only a Pillow without FreeType gives a bitmap font
+    return cast(ImageFont.FreeTypeFont, ImageFont.load_default(size=size))
 
 
 # --- fields -------------------------------------------------------------------------------------

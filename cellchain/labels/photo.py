@@ -40,7 +40,10 @@ def read_photo(data: bytes) -> str:
     image = _open(data)
     import zxingcpp
 
-    formats = (zxingcpp.BarcodeFormat.QRCode, zxingcpp.BarcodeFormat.DataMatrix)
+    # the set zxing-cpp makes of a tuple of formats, made here so its type is what it takes
+    formats = zxingcpp.BarcodeFormats(
+        (zxingcpp.BarcodeFormat.QRCode, zxingcpp.BarcodeFormat.DataMatrix)
+    )
     texts = {result.text for result in zxingcpp.read_barcodes(image, formats=formats)}
     ours = {text for text in texts if is_payload(text)}
     if len(ours) > 1:
@@ -62,7 +65,7 @@ def read_photo(data: bytes) -> str:
 
 def _open(data: bytes) -> Image.Image:
     try:
-        image = Image.open(io.BytesIO(data))
+        image: Image.Image = Image.open(io.BytesIO(data))
         image.load()
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise UnreadablePhoto(

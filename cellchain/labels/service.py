@@ -15,8 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import io
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -494,7 +495,7 @@ def printed_before(session: DbSession, units: Sequence[Unit]) -> set[int]:
     rows = session.execute(
         select(LabelPrint.unit_id).where(LabelPrint.unit_id.in_([unit.id for unit in units]))
     ).scalars()
-    return set(rows)
+    return set(cast("Iterable[int]", rows))  # unit_id IN (...) matches no NULL
 
 
 def get_print(session: DbSession, print_id: int) -> LabelPrint:
@@ -515,7 +516,7 @@ def _latest_prints(session: DbSession, lot: Lot) -> dict[int, LabelPrint]:
     for record in session.execute(
         select(LabelPrint).where(LabelPrint.lot_id == lot.id).order_by(LabelPrint.id)
     ).scalars():
-        latest[record.unit_id] = record
+        latest[cast(int, record.unit_id)] = record  # a lot's prints are its units' prints
     return latest
 
 

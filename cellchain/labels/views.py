@@ -3,7 +3,7 @@ file), the print log, the lot's label reconciliation, and reading a label from a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -73,7 +73,7 @@ def unit_applied(unit_id: int) -> ResponseReturnValue:
                 unit=chain.get_unit(session, unit_id),
             )
             message = (
-                f"Label of {record.unit.code} applied ({record.applied} of {record.copies} "
+                f"Label of {record.subject_code} applied ({record.applied} of {record.copies} "
                 f"printed {record.printed_at:%Y-%m-%d})."
             )
     except DomainError as error:
@@ -136,7 +136,7 @@ def applied(lot_id: int) -> ResponseReturnValue:
                 now=now(),
             )
             message = (
-                f"Label of {record.unit.code} applied ({record.applied} of {record.copies} "
+                f"Label of {record.subject_code} applied ({record.applied} of {record.copies} "
                 f"printed {record.printed_at:%Y-%m-%d})."
             )
     except DomainError as error:
@@ -167,7 +167,8 @@ def destroyed(print_id: int) -> ResponseReturnValue:
             return _lot_page(processing.get_lot(db.session, lot_id), error, f"destroy-{print_id}")
         if unit_id is not None:
             return _unit_page(chain.get_unit(db.session, unit_id), error, f"destroy-{print_id}")
-        return _patient_page(patient_id, error, f"destroy-{print_id}")
+        # a print names a unit or a patient (check constraint unit_or_patient)
+        return _patient_page(cast(int, patient_id), error, f"destroy-{print_id}")
     flash(message, "success")
     if lot_id is not None:
         return redirect(url_for("labels.lot_labels", lot_id=lot_id) + "#log")
@@ -214,7 +215,9 @@ def _label_arguments() -> dict[str, Any]:
     return {"templates": settings.templates, "zone": settings.zone, "isbt": settings.isbt}
 
 
-def _unit_page(unit: Unit, error: DomainError | None = None, which: str = "print") -> Any:
+def _unit_page(
+    unit: Unit, error: DomainError | None = None, which: str = "print"
+) -> ResponseReturnValue:
     label, not_labellable = _preview(unit)
     prints = service.prints_of_unit(db.session, unit)
     return _render(
@@ -231,7 +234,9 @@ def _unit_page(unit: Unit, error: DomainError | None = None, which: str = "print
     )
 
 
-def _patient_page(patient_id: int, error: DomainError | None = None, which: str = "print") -> Any:
+def _patient_page(
+    patient_id: int, error: DomainError | None = None, which: str = "print"
+) -> ResponseReturnValue:
     patient = patients.get_patient(db.session, patient_id)
     try:
         label, not_labellable = wristband_for(patient, templates=label_settings().templates), None
@@ -252,7 +257,9 @@ def _patient_page(patient_id: int, error: DomainError | None = None, which: str 
     )
 
 
-def _lot_page(lot: Lot, error: DomainError | None = None, which: str = "print") -> Any:
+def _lot_page(
+    lot: Lot, error: DomainError | None = None, which: str = "print"
+) -> ResponseReturnValue:
     bags = processing.bags_of(db.session, lot)
     return _render(
         "labels/lot.html",
@@ -268,7 +275,9 @@ def _lot_page(lot: Lot, error: DomainError | None = None, which: str = "print") 
     )
 
 
-def _render(template: str, error: DomainError | None, which: str, **context: Any) -> Any:
+def _render(
+    template: str, error: DomainError | None, which: str, **context: Any
+) -> tuple[str, int]:
     return (
         render_template(
             template,
