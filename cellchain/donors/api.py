@@ -5,7 +5,6 @@ Load → call the service → dump. No rules here.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from flask_smorest import Blueprint
@@ -133,7 +132,12 @@ def list_donations(args: dict[str, Any]) -> Any:
         per_page=args["per_page"],
     )
     found = recalls_naming(db.session, donations=[d.id for d in page.items])
-    return replace(page, items=[WithRecalls(d, found.donation(d.id)) for d in page.items])
+    return service.Page(
+        items=[WithRecalls(d, found.donation(d.id)) for d in page.items],
+        page=page.page,
+        per_page=page.per_page,
+        total=page.total,
+    )
 
 
 @donations_api.post("")

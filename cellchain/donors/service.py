@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
@@ -985,11 +986,14 @@ def get_donor(session: DbSession, donor_id: int) -> Donor:
     return donor
 
 
+_Item = TypeVar("_Item")
+
+
 @dataclass(frozen=True)
-class Page:
+class Page(Generic[_Item]):
     """One page of a list, and how to reach the others."""
 
-    items: list[Donation]
+    items: list[_Item]
     page: int
     per_page: int
     total: int
@@ -1006,7 +1010,7 @@ def list_donations(
     eligibility: Eligibility | None = None,
     page: int = 1,
     per_page: int = 25,
-) -> Page:
+) -> Page[Donation]:
     """Donations, newest first, filtered by status and/or eligibility."""
     query = select(Donation)
     if status is not None:
