@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import marshmallow as ma
 from marshmallow import validate
@@ -127,7 +127,7 @@ class PatientDetailOut(PatientOut):
     def dump_visits(self, patient: Any) -> list[dict[str, Any]]:
         from cellchain.dosing.patients import schedule
 
-        return VisitOut(many=True).dump(schedule(patient))
+        return cast(list[dict[str, Any]], VisitOut(many=True).dump(schedule(patient)))
 
 
 class DoseBagOut(ma.Schema):
@@ -168,7 +168,8 @@ class DoseOrderOut(ma.Schema):
         from cellchain.dosing.orders import order_signatures
         from cellchain.extensions import db
 
-        return SignatureOut(many=True).dump(order_signatures(db.session, order))
+        signatures = SignatureOut(many=True).dump(order_signatures(db.session, order))
+        return cast(list[dict[str, Any]], signatures)
 
 
 class DoseDetailOut(DoseOrderOut):
