@@ -23,7 +23,12 @@ from cellchain.core.accounts import AccountPolicy
 from cellchain.core.models import IssuedIdentifier, User
 from cellchain.core.roles import Role
 from cellchain.donors import service as donors
-from cellchain.donors.models import ContainerCondition, Donation, InfectiousResult
+from cellchain.donors.models import (
+    ContainerCondition,
+    Donation,
+    InfectiousResult,
+    ScreeningOutcome,
+)
 from cellchain.dosing import orders, patients
 from cellchain.dosing import service as dosing
 from cellchain.dosing.models import DoseOrder, Patient
@@ -307,7 +312,7 @@ def _seed_donations(
                 new_donor=donors.NewDonor(
                     consent_date=(delivery - dt.timedelta(days=20)).date(),
                     consent_form_version="ICF v3.1 (demo)",
-                    screening_outcome=donors.ScreeningOutcome.ACCEPTABLE,
+                    screening_outcome=ScreeningOutcome.ACCEPTABLE,
                     screening_date=(delivery - dt.timedelta(days=1)).date(),
                 ),
             ),
