@@ -129,6 +129,7 @@ def requires(permission: Permission) -> Callable[[F], F]:
                 )
             return view(*args, **kwargs)
 
+        # a function attribute, read by the permission tests and the README's role table
         wrapper.required_permission = permission  # type: ignore[attr-defined]
         return cast(F, wrapper)
 
@@ -137,5 +138,6 @@ def requires(permission: Permission) -> Callable[[F], F]:
 
 def public(view: F) -> F:
     """Mark a view that needs no login (the login page, static files)."""
+    # a function attribute, read like the one ``requires`` sets
     view.required_permission = None  # type: ignore[attr-defined]
     return view

@@ -31,6 +31,7 @@ def update_if(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
+    # Session.execute is typed to return a Result; an UPDATE's is a CursorResult, with rowcount
     if changed.rowcount != 1:  # type: ignore[attr-defined]
         return False
     for name, value in values.items():

@@ -7,7 +7,7 @@ written once. Unknown fields are refused (marshmallow's default), never silently
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import marshmallow as ma
@@ -15,6 +15,9 @@ from flask import current_app
 from marshmallow import validate
 
 from cellchain.core.roles import Role, role_conflict
+
+if TYPE_CHECKING:  # annotations only: schemas do not reach the database
+    from cellchain.core.models import AuditEntry, User
 
 ROLE_CHOICES = [role.value for role in Role]
 
@@ -75,11 +78,11 @@ class UserOut(ma.Schema):
         },
     )
 
-    def dump_roles(self, user: object) -> list[str]:
-        return sorted(role.value for role in user.roles)  # type: ignore[attr-defined]
+    def dump_roles(self, user: User) -> list[str]:
+        return sorted(role.value for role in user.roles)
 
-    def dump_suspended_roles(self, user: object) -> list[str]:
-        return sorted(role.value for role in role_conflict(user.roles))  # type: ignore[attr-defined]
+    def dump_suspended_roles(self, user: User) -> list[str]:
+        return sorted(role.value for role in role_conflict(user.roles))
 
 
 class PasswordChangeIn(ma.Schema):
@@ -129,10 +132,10 @@ class AuditEntryOut(ma.Schema):
     prev_hash = ma.fields.String()
     entry_hash = ma.fields.String()
 
-    def dump_changes(self, entry: object) -> object:
+    def dump_changes(self, entry: AuditEntry) -> object:
         import json
 
-        return json.loads(entry.changes)  # type: ignore[attr-defined]
+        return json.loads(entry.changes)
 
 
 class ChainReportOut(ma.Schema):
