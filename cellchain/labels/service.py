@@ -181,6 +181,7 @@ def _subject_key(label: UnitLabel) -> int:
 
 
 def _subject_code(label: UnitLabel) -> str:
+    # a label is of a unit or, a wristband, of a patient
     return label.unit.code if label.unit is not None else label.patient.coi  # type: ignore[union-attr]
 
 
@@ -412,7 +413,7 @@ def label_states(session: DbSession, units: Sequence[Unit]) -> list[LabelState]:
             .where(LabelPrint.unit_id.in_([unit.id for unit in units]))
             .order_by(LabelPrint.id)
         ).scalars():
-            prints[record.unit_id].append(record)  # type: ignore[index]
+            prints[cast(int, record.unit_id)].append(record)  # unit_id IN (...): never NULL
     return [_state(session, unit, prints[unit.id]) for unit in units]
 
 
@@ -550,6 +551,7 @@ def _log(
         quarantine=label.quarantine,
         marking=label.content.texts.get("status", ""),
         isbt=label.isbt,
+        # a label is of a unit or, a wristband, of a patient
         unit_status=label.unit.status if label.unit is not None else label.patient.status,  # type: ignore[union-attr]
         reason=reason,
         printed_at=now,

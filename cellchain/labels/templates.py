@@ -14,7 +14,7 @@ import hashlib
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cellchain import resource_path
 
@@ -216,10 +216,10 @@ def _box(data: Any, where: str) -> Box:
         raise TemplateError(f"{where}: x_mm and y_mm must be numbers from 0.")
     if "size_mm" in data:  # a square (the QR code)
         side = _positive(data, "size_mm", where)
-        return Box(float(x), float(y), side, side)  # type: ignore[arg-type]
+        return Box(float(cast(float, x)), float(cast(float, y)), side, side)  # numbers, checked
     return Box(
-        float(x),  # type: ignore[arg-type]
-        float(y),  # type: ignore[arg-type]
+        float(cast(float, x)),  # numbers, checked above
+        float(cast(float, y)),
         _positive(data, "width_mm", where),
         _positive(data, "height_mm", where),
     )
