@@ -555,6 +555,7 @@ def _seed_clinic(
                 logger_id=f"TL-{shipper[-3:]}",
                 destination="Clinic — infusion room 1",
                 courier="courier: R. Runner (demo)",
+                # a prepared order (shipped, labelled, infused) has its dose unit
                 dose_scans=[order.dose_unit.code],  # type: ignore[union-attr]
             ),
             actor=users["tech"],
@@ -580,6 +581,7 @@ def _seed_clinic(
     infused = ship("AS-003", "DS-101", 140)
     receive(infused, 100)
     order = dose_of("AS-003")
+    # a prepared order (shipped, labelled, infused) has its dose unit
     label = order.dose_unit.code  # type: ignore[union-attr]
     # A bag takes the product's minimum to thaw and an infusion runs for minutes: just after
     # midnight, when the morning is squeezed, those steps keep their durations and end a few
@@ -663,6 +665,7 @@ def _label_dose(
     units = [order.dose_unit, *(bag.unit for bag in order.bags)]
     printed = labels.print_labels(
         session,
+        # the order is prepared: its dose unit is there
         units,  # type: ignore[arg-type]
         output_format="pdf",
         copies=1,
