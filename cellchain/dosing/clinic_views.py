@@ -239,7 +239,9 @@ def _dose_page(order: Any, error: DomainError | None = None) -> ResponseReturnVa
 def _enrolment_form(form: MultiDict[str, str], protocol: Any) -> MultiDict[str, Any]:
     """The flat HTML form (``answer.<code>`` = yes/no, ``value.<code>``) as ``EnrolIn``'s
     nested answers, loaded by the same schema as the API."""
-    flat = MultiDict({k: v for k, v in form.items() if not k.startswith(("answer.", "value."))})
+    flat: MultiDict[str, Any] = MultiDict(
+        {k: v for k, v in form.items() if not k.startswith(("answer.", "value."))}
+    )
     items = [*protocol.parameters["inclusion"], *protocol.parameters["exclusion"]]
     answers = {}
     for item in items:
@@ -250,7 +252,7 @@ def _enrolment_form(form: MultiDict[str, str], protocol: Any) -> MultiDict[str, 
             "answer": {"yes": True, "no": False}.get(answer),
             "value": value or None,
         }
-    flat["answers"] = answers  # type: ignore[assignment]
+    flat["answers"] = answers
     return flat
 
 

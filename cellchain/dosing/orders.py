@@ -365,6 +365,7 @@ def available_bags(session: DbSession, *, now: dt.datetime) -> list[tuple[Unit, 
                     volume_ml=record.volume_ml,
                     dmso_percent=lot.dmso_percent,
                     endotoxin_eu_per_ml=values.get("ENDOTOXIN"),
+                    # the query keeps lots with expires_at > now: never NULL
                     expires_at=lot.expires_at,  # type: ignore[arg-type]
                 ),
             )
@@ -509,6 +510,7 @@ def _sign_override(
         now=now,
         permission=Role.INVESTIGATOR,
     )
+    # every bag a plan draws on has its cell record
     lot_id = session.get(CellRecord, plan.units[0].id).lot_id  # type: ignore[union-attr]
     deviation = deviations.open_deviation(
         session,
