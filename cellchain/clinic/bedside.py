@@ -290,6 +290,7 @@ def _released(f: BedsideFacts) -> CheckResult:
         title,
         True,
         "; ".join(
+            # no problem above: every lot has an expiry
             f"lot {lot.number} released, expires {_local(lot.expires_at, f.zone)}"  # type: ignore[arg-type]
             for lot in f.dose.lots
         )

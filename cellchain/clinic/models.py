@@ -120,6 +120,7 @@ class Shipment(Model):
             "condition": self.condition,
             "logger_excursion": self.logger_excursion,
             "hold_reason": self.hold_reason,
+            # a shipped order is prepared: it has its dose unit
             "doses": [item.dose_order.dose_unit.code for item in self.items],  # type: ignore[union-attr]
             "decision_reason": self.decision_reason,
         }

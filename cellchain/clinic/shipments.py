@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from cellchain.chain import service as chain
-from cellchain.chain.models import EventType, UnitEvent, UnitStatus
+from cellchain.chain.models import EventType, Unit, UnitEvent, UnitStatus
 from cellchain.chain.service import CustodyInput
 from cellchain.clinic.doses import lots_of_dose, scan_dose, units_of_dose
 from cellchain.clinic.models import (
@@ -173,6 +173,7 @@ def dispatch(session: DbSession, form: Dispatch, *, actor: User, now: dt.datetim
             "logger_id": (None, shipment.logger_id),
             "destination": (None, shipment.destination),
             "courier": (None, form.courier.strip()),
+            # a dispatched order is prepared: it has its dose unit
             "doses": (None, [o.dose_unit.code for o in orders.values()]),  # type: ignore[union-attr]
         },
     )
@@ -509,7 +510,7 @@ def _require_scan_of(session: DbSession, shipment: Shipment, scan: str) -> None:
         )
 
 
-def _units(shipment: Shipment) -> list:  # type: ignore[type-arg]
+def _units(shipment: Shipment) -> list[Unit]:
     return [unit for item in shipment.items for unit in units_of_dose(item.dose_order)]
 
 
