@@ -259,6 +259,7 @@ def change_status_many(
             .values(status=target.value)
             .execution_options(synchronize_session=False)
         )
+        # Session.execute is typed to return a Result; an UPDATE's is a CursorResult, with rowcount
         if result.rowcount != len(group):  # type: ignore[attr-defined]
             codes = ", ".join(unit.code for unit in group)
             raise Conflict(

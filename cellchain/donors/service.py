@@ -812,6 +812,7 @@ def determine_eligibility(
         .values(eligibility=outcome.value)
         .execution_options(synchronize_session=False)
     )
+    # Session.execute is typed to return a Result; an UPDATE's is a CursorResult, with rowcount
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(
             f"Donation {donation.din} was determined by someone else a moment ago.",
