@@ -7,6 +7,7 @@ recursive query), the steps that made any of them, their units, materials and eq
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
@@ -142,7 +143,7 @@ def _excursions(
     limits = deviation_rules.product_limits(donation)
     lines = []
     for step in relied:
-        deviation = found[step.deviation_id]  # type: ignore[index]
+        deviation = found[cast(int, step.deviation_id)]  # relied steps have a deviation
         authorisation = deviation.authorisation
         manifests = signed.get(signatures.key_of(authorisation), []) if authorisation else []
         exceeded = []

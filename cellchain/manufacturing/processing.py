@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import SupportsFloat, cast
+from typing import SupportsFloat, SupportsInt, cast
 
 from sqlalchemy import select
 
@@ -423,8 +423,9 @@ def limit_flags(
 ) -> list[str]:
     """The product limits a lot exceeds, in words; an empty list when it is within them all."""
     flags = []
-    max_passage = int(parameters["max_passage"])  # type: ignore[call-overload]
-    max_cpd = float(parameters["max_cumulative_population_doublings"])  # type: ignore[arg-type]
+    # numbers from the product definition's JSON parameters
+    max_passage = int(cast(SupportsInt | str, parameters["max_passage"]))
+    max_cpd = float(cast(SupportsFloat | str, parameters["max_cumulative_population_doublings"]))
     dmso = parameters["dmso_percent"]
     if passage > max_passage:
         flags.append(f"passage P{passage} exceeds the maximum P{max_passage}")

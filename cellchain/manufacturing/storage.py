@@ -479,6 +479,7 @@ def _vacate(session: DbSession, position: StoragePosition, unit: Unit) -> None:
         .values(unit_id=None, since=None)
         .execution_options(synchronize_session=False)
     )
+    # Session.execute is typed to return a Result; an UPDATE's is a CursorResult, with rowcount
     if emptied.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(
             f"{position.label} was changed by someone else a moment ago; reload and try again.",

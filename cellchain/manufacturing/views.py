@@ -239,6 +239,7 @@ def record_step_form(kind_name: str) -> ResponseReturnValue:
             target = (
                 url_for("manufacturing.lot", lot_id=lot.id)
                 if lot is not None
+                # record_step returns a step whenever it returns no lot
                 else url_for("manufacturing.step", step_id=step.id)  # type: ignore[union-attr]
             )
     except DomainError as error:
