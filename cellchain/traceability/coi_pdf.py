@@ -92,6 +92,7 @@ class CoiCanvas(NumberedCanvas):
     """The shared numbered canvas with the report's own header: the patient, not a lot."""
 
     def header(self) -> PageHeader:
+        # build_document hands this canvas the report's CoiRunning in place of a lot's Running
         run: CoiRunning = self._running  # type: ignore[assignment]
         return PageHeader(
             label=f"Chain-of-identity report · patient {run.study_id} · COI ",

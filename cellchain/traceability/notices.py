@@ -22,10 +22,10 @@ reads only tables, never their services, so no import cycle can form.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Select, select, union
+from sqlalchemy import CompoundSelect, Select, select, union
 from sqlalchemy.orm import selectinload
 
 from cellchain.chain.models import Unit
@@ -125,25 +125,25 @@ def _units(ids: list[int]) -> Select[int, int]:
     return select(RecallUnit.unit_id, RecallUnit.recall_id).where(RecallUnit.unit_id.in_(ids))
 
 
-def _lots(ids: list[int]) -> Select[int, int]:
+def _lots(ids: list[int]) -> CompoundSelect[int, int]:
     return union(
         select(CellRecord.lot_id, RecallUnit.recall_id)
         .join(RecallUnit, RecallUnit.unit_id == CellRecord.unit_id)
         .where(CellRecord.lot_id.in_(ids)),
         _targets(RecallTarget.LOT, ids),
-    )  # type: ignore[return-value]
+    )
 
 
-def _donations(ids: list[int]) -> Select[int, int]:
+def _donations(ids: list[int]) -> CompoundSelect[int, int]:
     return union(
         select(Unit.donation_id, RecallUnit.recall_id)
         .join(RecallUnit, RecallUnit.unit_id == Unit.id)
         .where(Unit.donation_id.in_(ids)),
         _targets(RecallTarget.DONATION, ids),
-    )  # type: ignore[return-value]
+    )
 
 
-def _doses(ids: list[int]) -> Select[int, int]:
+def _doses(ids: list[int]) -> CompoundSelect[int, int]:
     return union(
         select(RecallDose.dose_order_id, RecallDose.recall_id).where(
             RecallDose.dose_order_id.in_(ids)
@@ -154,10 +154,10 @@ def _doses(ids: list[int]) -> Select[int, int]:
         select(DoseBag.order_id, RecallUnit.recall_id)
         .join(RecallUnit, RecallUnit.unit_id == DoseBag.unit_id)
         .where(DoseBag.order_id.in_(ids)),
-    )  # type: ignore[return-value]
+    )
 
 
-def _patients(ids: list[int]) -> Select[int, int]:
+def _patients(ids: list[int]) -> CompoundSelect[int, int]:
     return union(
         select(RecallNotification.patient_id, RecallNotification.recall_id).where(
             RecallNotification.patient_id.in_(ids)
@@ -165,7 +165,7 @@ def _patients(ids: list[int]) -> Select[int, int]:
         select(DoseOrder.patient_id, RecallDose.recall_id)
         .join(RecallDose, RecallDose.dose_order_id == DoseOrder.id)
         .where(DoseOrder.patient_id.in_(ids)),
-    )  # type: ignore[return-value]
+    )
 
 
 def _targets(target: RecallTarget, ids: list[int]) -> Select[int, int]:
@@ -174,7 +174,8 @@ def _targets(target: RecallTarget, ids: list[int]) -> Select[int, int]:
     )
 
 
-_QUERIES = {
+#: for each kind of record, the (record id, recall id) pairs naming the given ids
+_QUERIES: dict[str, Callable[[list[int]], Select[int, int] | CompoundSelect[int, int]]] = {
     "units": _units,
     "lots": _lots,
     "donations": _donations,

@@ -14,6 +14,7 @@ with the size of the tree (``tests/traceability/test_trace.py`` counts them).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from sqlalchemy import ColumnElement, Select, exists, literal, or_, select, union
 from sqlalchemy.orm import aliased, selectinload
@@ -484,8 +485,8 @@ def trace_back(session: DbSession, kind: str, record_id: int) -> BackTrace:
         ],
     )
 
-    def with_signatures(record: object) -> Signed:
-        return Signed(record, signed.get(signatures.key_of(record), []))  # type: ignore[arg-type]
+    def with_signatures(record: signatures.Signable) -> Signed:
+        return Signed(record, signed.get(signatures.key_of(record), []))
 
     return BackTrace(
         start=start,
@@ -519,7 +520,10 @@ def trace_back(session: DbSession, kind: str, record_id: int) -> BackTrace:
     )
 
 
-def _get(session: DbSession, model: type, record_id: int, what: str):  # type: ignore[no-untyped-def]
+_Record = TypeVar("_Record")
+
+
+def _get(session: DbSession, model: type[_Record], record_id: int, what: str) -> _Record:
     record = session.get(model, record_id)
     if record is None:
         raise NotFound(f"There is no {what} #{record_id}.")
