@@ -49,9 +49,9 @@ from cellchain.labels.content import IsbtSettings
 from cellchain.labels.layout import qr_modules
 from cellchain.labels.models import LabelPrint
 from cellchain.labels.templates import load_templates
-from cellchain.manufacturing import processing
 from cellchain.manufacturing import service as products
 from cellchain.manufacturing.models import Lot
+from cellchain.manufacturing.processing import processing
 
 REASON = "benchmark"
 FORMATS = ("png", "pdf", "zpl")

@@ -36,10 +36,12 @@ from cellchain.extensions import DbSession
 from cellchain.labels import service as labels
 from cellchain.labels.content import IsbtSettings
 from cellchain.labels.templates import load_templates
-from cellchain.manufacturing import deviations, processing, resources, storage
 from cellchain.manufacturing import service as products
+from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import EquipmentKind, Lot, MaterialCategory
-from cellchain.manufacturing.processing import Fill, Harvest, StepContext, Vessel
+from cellchain.manufacturing.processing import processing, resources
+from cellchain.manufacturing.processing.processing import Fill, Harvest, StepContext, Vessel
+from cellchain.manufacturing.storage import storage
 from cellchain.quality import disposition, results
 from cellchain.quality import service as quality
 

@@ -40,9 +40,13 @@ def wire(app: Flask) -> None:
     from cellchain.dosing import views as dosing_views
     from cellchain.labels import api as labels_api
     from cellchain.labels import views as labels_views
-    from cellchain.manufacturing import api as manufacturing_api
-    from cellchain.manufacturing import storage_api, storage_views
-    from cellchain.manufacturing import views as manufacturing_views
+    from cellchain.manufacturing import pages as manufacturing_pages
+    from cellchain.manufacturing.deviations import api as deviations_api
+    from cellchain.manufacturing.deviations import views as deviations_views  # noqa: F401 (its routes)
+    from cellchain.manufacturing.processing import api as manufacturing_api
+    from cellchain.manufacturing.processing import views as manufacturing_views
+    from cellchain.manufacturing.storage import api as storage_api
+    from cellchain.manufacturing.storage import views as storage_views  # noqa: F401 (its routes)
     from cellchain.quality import api as quality_api
     from cellchain.quality import views as quality_views
     from cellchain.traceability import api as traceability_api
@@ -78,7 +82,7 @@ def wire(app: Flask) -> None:
     app.register_blueprint(chain_views.blueprint)
     app.register_blueprint(donors_views.blueprint)
     app.register_blueprint(manufacturing_views.blueprint)
-    app.register_blueprint(storage_views.blueprint)
+    app.register_blueprint(manufacturing_pages.storage_pages)  # storage_ and deviations_views
     app.register_blueprint(quality_views.blueprint)
     app.register_blueprint(dosing_views.blueprint)
     app.register_blueprint(clinic_views.blueprint)
@@ -95,6 +99,7 @@ def wire(app: Flask) -> None:
         *donors_api.blueprints,
         *manufacturing_api.blueprints,
         *storage_api.blueprints,
+        *deviations_api.blueprints,
         *quality_api.blueprints,
         *dosing_api.blueprints,
         *clinic_api.blueprints,

@@ -50,7 +50,6 @@ KNOWN_VIEW_API_IMPORTS: set[tuple[str, str]] = {
     ("cellchain.clinic.shipment_views", "cellchain.clinic.api"),
     ("cellchain.core.views", "cellchain.core.api"),
     ("cellchain.dosing.clinic_views", "cellchain.dosing.clinic_api"),
-    ("cellchain.manufacturing.storage_views", "cellchain.manufacturing.storage_api"),
     ("cellchain.traceability.views", "cellchain.traceability.api"),
 }
 #: (schema module, what it imports) pairs that reach an API module, a service or the database.
@@ -58,7 +57,6 @@ KNOWN_SCHEMA_REACHES: set[tuple[str, str]] = {
     ("cellchain.chain.schemas", "cellchain.chain.service"),
     ("cellchain.donors.schemas", "cellchain.donors.service"),
     ("cellchain.dosing.schemas", "cellchain.extensions"),
-    ("cellchain.quality.schemas", "cellchain.manufacturing.storage_api"),
 }
 
 

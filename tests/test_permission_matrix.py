@@ -31,7 +31,6 @@ from cellchain.donors.models import Donation, Donor, DonorTestResult
 from cellchain.dosing.models import DoseOrder, Patient, Protocol
 from cellchain.extensions import db
 from cellchain.labels.models import LabelPrint
-from cellchain.manufacturing import storage
 from cellchain.manufacturing.models import (
     CellRecord,
     Deviation,
@@ -42,6 +41,7 @@ from cellchain.manufacturing.models import (
     ProductDefinition,
     StepKind,
 )
+from cellchain.manufacturing.storage import storage
 from cellchain.quality.models import QcResult, Specification
 from cellchain.traceability import recalls
 from cellchain.traceability.models import Recall, RecallTarget

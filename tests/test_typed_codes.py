@@ -27,8 +27,8 @@ from cellchain.demo import DEMO_USERS
 from cellchain.donors.models import Donation
 from cellchain.dosing.models import DoseOrder, Patient
 from cellchain.extensions import db
-from cellchain.manufacturing import storage
 from cellchain.manufacturing.models import CellRecord, Lot
+from cellchain.manufacturing.storage import storage
 from tests.conftest import DatabaseFactory
 
 PASSWORDS = {demo.username: demo.password for demo in DEMO_USERS}

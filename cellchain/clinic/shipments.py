@@ -49,7 +49,7 @@ from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
 from cellchain.extensions import DbSession
 from cellchain.labels import service as labels
 from cellchain.manufacturing.models import LotStatus
-from cellchain.manufacturing.storage import DEFAULT_STORAGE_MAX_C
+from cellchain.manufacturing.storage.storage import DEFAULT_STORAGE_MAX_C
 
 UTC_ZONE = ZoneInfo("UTC")
 #: Where a shipment starts.

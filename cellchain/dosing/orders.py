@@ -40,7 +40,7 @@ from cellchain.dosing.models import (
 )
 from cellchain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from cellchain.extensions import DbSession
-from cellchain.manufacturing import deviations
+from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import CellRecord, DeviationCategory, Lot, LotStatus
 from cellchain.quality.models import QcResult, ResultStatus
 

@@ -31,7 +31,7 @@ from cellchain.labels.schemas import (
     LotPrintIn,
     PrintIn,
 )
-from cellchain.manufacturing import processing
+from cellchain.manufacturing.processing import processing
 
 labels_api = Blueprint(
     "labels_api", __name__, url_prefix="/api/v1", description="Labels: print, log, reconcile"

@@ -15,7 +15,7 @@ from cellchain.labels import service
 from cellchain.labels.content import IsbtSettings
 from cellchain.labels.service import LabelSettings, PrintedFile
 from cellchain.labels.templates import load_templates
-from cellchain.manufacturing import processing
+from cellchain.manufacturing.processing import processing
 
 
 def label_settings() -> LabelSettings:

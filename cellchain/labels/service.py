@@ -48,7 +48,7 @@ from cellchain.labels.models import (
 from cellchain.labels.output import render_pdf, render_png, render_zpl
 from cellchain.labels.templates import LabelTemplate
 from cellchain.manufacturing.models import Lot
-from cellchain.manufacturing.processing import bags_of
+from cellchain.manufacturing.processing.processing import bags_of
 
 MEDIA_TYPES: dict[str, str] = {
     OutputFormat.PNG: "image/png",

@@ -28,8 +28,8 @@ from cellchain.labels.http import (
 )
 from cellchain.labels.models import MAX_COPIES, OutputFormat
 from cellchain.labels.schemas import AppliedIn, DestroyedIn, LotPrintIn, PrintIn
-from cellchain.manufacturing import processing
 from cellchain.manufacturing.models import Lot
+from cellchain.manufacturing.processing import processing
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form
 from cellchain.web.resolve import record_url

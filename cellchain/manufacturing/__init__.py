@@ -1,1 +1,3 @@
-"""Manufacturing: product definitions now; processing steps, materials and storage next."""
+"""Manufacturing: product definitions (``models``, ``defaults``, ``service`` at the top, shared
+by the sub-packages), ``processing`` (steps, lots, batch record, materials and equipment),
+``storage`` (LN2 tanks) and ``deviations``."""

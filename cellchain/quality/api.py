@@ -12,8 +12,8 @@ from cellchain.core.roles import Permission, has_permission
 from cellchain.core.schemas import SignIn
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
-from cellchain.manufacturing import processing
-from cellchain.manufacturing.storage_api import DeviationOut
+from cellchain.manufacturing.deviations.schemas import DeviationOut
+from cellchain.manufacturing.processing import processing
 from cellchain.quality import disposition, results, service
 from cellchain.quality.certificate import certificate_response
 from cellchain.quality.schemas import (

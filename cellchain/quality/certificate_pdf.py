@@ -64,8 +64,8 @@ from cellchain.core.pdf import (
     recall_box,
 )
 from cellchain.core.signatures import SignatureManifest
-from cellchain.manufacturing import processing
-from cellchain.manufacturing.batch_record_pdf import STATUS_WORDS
+from cellchain.manufacturing.processing import processing
+from cellchain.manufacturing.processing.batch_record_pdf import STATUS_WORDS
 from cellchain.quality.disposition import Review, TestLine
 from cellchain.quality.evaluation import criterion_text
 from cellchain.quality.models import Decision, LotDisposition, QcResult, Specification

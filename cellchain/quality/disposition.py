@@ -27,7 +27,7 @@ from cellchain.core.signatures import SignatureManifest
 from cellchain.donors.models import Donation, Eligibility
 from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import DbSession
-from cellchain.manufacturing import deviations, processing
+from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import (
     Deviation,
     DeviationCategory,
@@ -35,6 +35,7 @@ from cellchain.manufacturing.models import (
     LotStatus,
     ProcessingStep,
 )
+from cellchain.manufacturing.processing import processing
 from cellchain.quality import results as qc
 from cellchain.quality.models import (
     Decision,

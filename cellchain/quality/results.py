@@ -29,8 +29,9 @@ from cellchain.core.models import Signature, User
 from cellchain.core.roles import Permission, require
 from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.extensions import DbSession
-from cellchain.manufacturing import deviations, processing
+from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import CellRecord, DeviationCategory, Lot, LotStatus
+from cellchain.manufacturing.processing import processing
 from cellchain.quality.evaluation import evaluate, read_value
 from cellchain.quality.models import QcResult, QcSample, ResultStatus, Specification
 from cellchain.quality.service import specification_in_force

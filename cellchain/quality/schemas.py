@@ -9,7 +9,7 @@ from marshmallow import validate
 
 from cellchain.chain.schemas import UnitOut
 from cellchain.core.schemas import SignatureOut, SignIn, SiteDateTime, VersionedDocumentOut
-from cellchain.manufacturing.storage_api import DeviationOut
+from cellchain.manufacturing.deviations.schemas import DeviationOut
 from cellchain.quality.evaluation import criterion_text
 from cellchain.quality.results import SampleRequest
 from cellchain.traceability.notice_schemas import recalls_field

@@ -16,8 +16,8 @@ from cellchain.core.roles import Permission, has_permission
 from cellchain.errors import DomainError, InvalidInput
 from cellchain.extensions import DbSession, db
 from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
-from cellchain.manufacturing import processing
 from cellchain.manufacturing.models import Lot
+from cellchain.manufacturing.processing import processing
 from cellchain.quality import disposition, results, service
 from cellchain.quality.certificate import certificate_response
 from cellchain.quality.evaluation import criterion_text

@@ -31,8 +31,8 @@ from cellchain.donors.models import Donation, DonorTestResult
 from cellchain.dosing.models import DoseOrder, DoseStatus
 from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.extensions import DbSession
-from cellchain.manufacturing import processing
 from cellchain.manufacturing.models import MaterialLot
+from cellchain.manufacturing.processing import processing
 from cellchain.traceability import trace
 from cellchain.traceability.models import (
     AffectedOutcome,

@@ -14,7 +14,7 @@ from cellchain.core.roles import Permission
 from cellchain.errors import DomainError, InvalidInput
 from cellchain.extensions import db
 from cellchain.http import AuditedRefusal, now, requires, site_zone, unit_of_work
-from cellchain.manufacturing import resources
+from cellchain.manufacturing.processing import resources
 from cellchain.traceability import notices, recalls, trace
 from cellchain.traceability.api import close_as_user, notify_as_user, open_as_user
 from cellchain.traceability.models import RecallTarget

@@ -18,7 +18,7 @@ from cellchain.errors import InvalidInput
 from cellchain.extensions import db
 from cellchain.labels import service as labels
 from cellchain.labels.models import LabelPrint
-from cellchain.manufacturing.processing import bags_of
+from cellchain.manufacturing.processing.processing import bags_of
 from tests.support.labels import label, print_units
 from tests.support.ward import Ward, payload
 

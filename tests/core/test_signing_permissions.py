@@ -31,8 +31,8 @@ from cellchain.dosing import service as dosing
 from cellchain.dosing.models import DoseOrder, Protocol, Weight
 from cellchain.errors import PermissionDenied
 from cellchain.extensions import db
-from cellchain.manufacturing import deviations
 from cellchain.manufacturing import service as products
+from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import Deviation, Lot, ProductDefinition
 from cellchain.quality import disposition, results
 from cellchain.quality import service as quality

@@ -17,8 +17,8 @@ from cellchain.dosing.defaults import NCT01420432_PARAMETERS
 from cellchain.dosing.models import DoseOrder
 from cellchain.errors import Conflict, PermissionDenied
 from cellchain.extensions import db
-from cellchain.manufacturing import processing
 from cellchain.manufacturing.models import Deviation
+from cellchain.manufacturing.processing import processing
 from tests.conftest import TEST_PASSWORD, at_once
 from tests.support.clinic import UTC
 

@@ -11,10 +11,10 @@ from cellchain.core import pdf as core_pdf
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
-from cellchain.manufacturing import processing
-from cellchain.manufacturing.batch_record import batch_record
-from cellchain.manufacturing.batch_record_pdf import render_batch_record_pdf
 from cellchain.manufacturing.models import Deviation, Lot, StepKind
+from cellchain.manufacturing.processing import processing
+from cellchain.manufacturing.processing.batch_record import batch_record
+from cellchain.manufacturing.processing.batch_record_pdf import render_batch_record_pdf
 from tests.support.pdf import pages_text, squeeze
 
 ZURICH = ZoneInfo("Europe/Zurich")

@@ -9,9 +9,9 @@ import pytest
 
 from cellchain.errors import InvalidInput
 from cellchain.extensions import db
-from cellchain.manufacturing import processing
-from cellchain.manufacturing.doublings import culture_time_problem
 from cellchain.manufacturing.models import CellRecord
+from cellchain.manufacturing.processing import processing
+from cellchain.manufacturing.processing.doublings import culture_time_problem
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from cellchain.core.models import AuditEntry, Signature
 from cellchain.core.types import utcnow
 from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import db
-from cellchain.manufacturing import deviations
+from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import Deviation, DeviationCategory
 from tests.conftest import TEST_PASSWORD, at_once
 from tests.support.storage import make_lot

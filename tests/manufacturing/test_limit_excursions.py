@@ -13,8 +13,9 @@ from cellchain.chain import service as chain
 from cellchain.core.types import utcnow
 from cellchain.errors import Conflict, InvalidInput, PermissionDenied
 from cellchain.extensions import db
-from cellchain.manufacturing import deviations, processing
+from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import ExcursionAuthorisation, ProcessingStep
+from cellchain.manufacturing.processing import processing
 from cellchain.quality import disposition
 from tests.conftest import TEST_PASSWORD
 

@@ -10,7 +10,7 @@ import pytest
 from cellchain.chain import service as chain
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
-from cellchain.manufacturing import processing
+from cellchain.manufacturing.processing import processing
 
 
 def ids(bench: Any, *keys: str) -> list[int]:

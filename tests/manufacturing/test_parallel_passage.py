@@ -9,8 +9,8 @@ from cellchain.chain import service as chain
 from cellchain.core.types import utcnow
 from cellchain.errors import Conflict
 from cellchain.extensions import db
-from cellchain.manufacturing import processing
 from cellchain.manufacturing.models import ProcessingStep
+from cellchain.manufacturing.processing import processing
 from tests.conftest import at_once
 
 

@@ -13,9 +13,9 @@ from cellchain.chain import service as chain
 from cellchain.core.types import utcnow
 from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import db
-from cellchain.manufacturing import processing
-from cellchain.manufacturing.doublings import cumulative_after, population_doublings
 from cellchain.manufacturing.models import ProcessingStep
+from cellchain.manufacturing.processing import processing
+from cellchain.manufacturing.processing.doublings import cumulative_after, population_doublings
 
 counts = st.floats(min_value=1.0, max_value=1e12, allow_nan=False, allow_infinity=False)
 
@@ -228,8 +228,8 @@ def test_a_consumed_vessel_is_refused(bench):
 def test_an_expired_or_unreleased_reagent_is_refused(bench):
     import datetime as dt
 
-    from cellchain.manufacturing import resources
     from cellchain.manufacturing.models import MaterialCategory
+    from cellchain.manufacturing.processing import resources
 
     lab = bench.lab
     p0 = bench.outputs(bench.isolate(lab.eligible_donation(), vessels=1))
@@ -279,7 +279,7 @@ def test_processing_is_refused_for_rejected_or_ineligible_donations(bench):
 
 
 def test_thawing_a_stored_vial_frees_its_slot(bench):
-    from cellchain.manufacturing import storage
+    from cellchain.manufacturing.storage import storage
 
     p0 = bench.outputs(bench.isolate(bench.lab.eligible_donation(), vessels=1, cells=1.0e6))
     bank = processing.bank_freeze(

@@ -15,12 +15,14 @@ from cellchain.core.models import AuditEntry
 from cellchain.core.types import utcnow
 from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.extensions import db
-from cellchain.manufacturing import deviations, processing, storage
+from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import (
     Deviation,
     StoragePosition,
     TankReading,
 )
+from cellchain.manufacturing.processing import processing
+from cellchain.manufacturing.storage import storage
 from tests.conftest import at_once
 from tests.support.storage import add_tank, make_lot, store
 

@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 from cellchain.core.models import AuditEntry
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
-from cellchain.manufacturing import deviations, storage
+from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import Deviation, StoragePosition, TankReading
+from cellchain.manufacturing.storage import storage
 from tests.conftest import TEST_PASSWORD
 from tests.support.storage import add_tank, make_lot, store
 

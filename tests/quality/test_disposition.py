@@ -16,8 +16,9 @@ from cellchain.core.types import utcnow
 from cellchain.donors.models import Donation
 from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import db
-from cellchain.manufacturing import deviations, processing
+from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import DeviationCategory, Lot
+from cellchain.manufacturing.processing import processing
 from cellchain.quality import disposition, results
 from cellchain.quality.models import LotDisposition, QcResult
 from tests.conftest import TEST_PASSWORD, at_once

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from cellchain.core.models import AuditEntry
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
-from cellchain.manufacturing import processing
 from cellchain.manufacturing.models import Lot
+from cellchain.manufacturing.processing import processing
 from cellchain.quality import results
 from cellchain.quality.models import LotDisposition, QcResult
 from tests.conftest import TEST_PASSWORD

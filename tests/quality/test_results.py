@@ -15,7 +15,7 @@ from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.types import utcnow
 from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import db
-from cellchain.manufacturing import deviations
+from cellchain.manufacturing.deviations import deviations
 from cellchain.quality import results
 from cellchain.quality.models import QcResult
 from tests.conftest import TEST_PASSWORD

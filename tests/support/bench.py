@@ -8,8 +8,9 @@ from typing import Any
 
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
-from cellchain.manufacturing import deviations, processing, resources
+from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import CellRecord, EquipmentKind, MaterialCategory
+from cellchain.manufacturing.processing import processing, resources
 from tests.conftest import TEST_PASSWORD
 from tests.support.scenes import scene
 

@@ -6,8 +6,9 @@ from typing import Any
 
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
-from cellchain.manufacturing import processing, resources, storage
 from cellchain.manufacturing.models import EquipmentKind
+from cellchain.manufacturing.processing import processing, resources
+from cellchain.manufacturing.storage import storage
 
 
 def make_lot(bench: Any, bags: int = 3) -> tuple[Any, list[Any]]:

@@ -317,7 +317,7 @@ def test_a_recalled_infusions_dispense_names_the_recall_and_stays_valid(
 ) -> None:
     """Issue 16, item 9: an infusion whose product a recall names exports the recall as a note
     of the dispense (number, status, reason, where to read it), in a bundle still valid R5."""
-    from cellchain.manufacturing import processing
+    from cellchain.manufacturing.processing import processing
     from cellchain.traceability.models import RecallTarget
     from tests.support.recalls import open_recall
 

@@ -22,7 +22,7 @@ from cellchain.dosing import orders
 from cellchain.dosing.models import DoseStatus
 from cellchain.errors import Conflict
 from cellchain.extensions import db
-from cellchain.manufacturing import processing
+from cellchain.manufacturing.processing import processing
 from cellchain.quality import disposition
 from cellchain.traceability import lookback, recalls
 from cellchain.traceability.models import Recall, RecallTarget

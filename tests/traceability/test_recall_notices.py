@@ -13,7 +13,7 @@ from flask import current_app, url_for
 from pypdf import PdfReader
 
 from cellchain.extensions import db
-from cellchain.manufacturing import processing
+from cellchain.manufacturing.processing import processing
 from cellchain.traceability import coi, notices
 from cellchain.traceability.models import RecallTarget
 from tests.support.recalls import infuse, open_recall

@@ -21,7 +21,7 @@ from cellchain.dosing import orders
 from cellchain.dosing.models import DoseStatus
 from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.extensions import db
-from cellchain.manufacturing import processing, resources
+from cellchain.manufacturing.processing import processing, resources
 from cellchain.quality import disposition
 from cellchain.traceability import recalls, trace
 from cellchain.traceability.models import Recall, RecallStatus, RecallTarget, RecallUnit

@@ -12,8 +12,8 @@ from cellchain.chain import service as chain
 from cellchain.chain.models import LineageEdge, Unit, UnitKind
 from cellchain.errors import InvalidInput, NotFound
 from cellchain.extensions import db
-from cellchain.manufacturing import processing
 from cellchain.manufacturing.models import CellRecord
+from cellchain.manufacturing.processing import processing
 from cellchain.traceability import trace
 from cellchain.traceability.trace import TraceFrom
 from tests.support.chain import grow

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from cellchain.core.models import AuditEntry
 from cellchain.extensions import db
-from cellchain.manufacturing import processing
+from cellchain.manufacturing.processing import processing
 from cellchain.traceability.models import Recall
 from tests.conftest import TEST_PASSWORD
 from tests.support.recalls import infuse

@@ -29,8 +29,8 @@ from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.extensions import DbSession
-from cellchain.manufacturing import deviations, resources
 from cellchain.manufacturing.defaults import UC_MSC_PARAMETERS
+from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import (
     CellRecord,
     Deviation,
@@ -41,6 +41,7 @@ from cellchain.manufacturing.models import (
     StoragePosition,
     TankReading,
 )
+from cellchain.manufacturing.processing import resources
 
 #: What may be put into LN2 storage: the lot's cryobags and cell-bank vials.
 STORABLE_KINDS: frozenset[UnitKind] = frozenset({UnitKind.CRYOBAG, UnitKind.BANK_VIAL})

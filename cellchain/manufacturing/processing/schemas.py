@@ -1,4 +1,5 @@
-"""Marshmallow schemas of the manufacturing package: the API's bodies and the bench forms."""
+"""Marshmallow schemas of processing (with product definitions, materials and equipment): the
+API's bodies and the bench forms."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from marshmallow import validate
 from cellchain.chain.schemas import UnitOut
 from cellchain.core.schemas import SiteDateTime, VersionedDocumentOut
 from cellchain.manufacturing.models import EquipmentKind, MaterialCategory
-from cellchain.manufacturing.processing import (
+from cellchain.manufacturing.processing.processing import (
     CELL_BANKS,
     ISOLATION_METHODS,
     MAX_BAGS_PER_LOT,
@@ -20,7 +21,7 @@ from cellchain.manufacturing.processing import (
     StepContext,
     Vessel,
 )
-from cellchain.manufacturing.resources import MaterialLotInput
+from cellchain.manufacturing.processing.resources import MaterialLotInput
 from cellchain.traceability.notice_schemas import recalls_field
 
 

@@ -1,4 +1,4 @@
-"""Pages of the manufacturing package: product definitions, materials, equipment, the bench
+"""Pages of processing: product definitions, materials, equipment, the bench
 step forms (reachable by scanning a vessel), step pages and the batch record of a lot."""
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from cellchain.core.roles import Permission
 from cellchain.errors import DomainError
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
-from cellchain.manufacturing import processing, resources, service
-from cellchain.manufacturing.batch_record import batch_record
-from cellchain.manufacturing.batch_record_pdf import render_batch_record_pdf
-from cellchain.manufacturing.commands import STEP_SCHEMAS, record_step, step_kind
+from cellchain.manufacturing import service
 from cellchain.manufacturing.models import EquipmentKind, MaterialCategory, StepKind
-from cellchain.manufacturing.schemas import EquipmentIn, MaterialLotIn, StepIn
+from cellchain.manufacturing.processing import processing, resources
+from cellchain.manufacturing.processing.batch_record import batch_record
+from cellchain.manufacturing.processing.batch_record_pdf import render_batch_record_pdf
+from cellchain.manufacturing.processing.commands import STEP_SCHEMAS, record_step, step_kind
+from cellchain.manufacturing.processing.schemas import EquipmentIn, MaterialLotIn, StepIn
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.documents import approve_from_form, document_page, versions_page
 from cellchain.web.forms import load_form
@@ -50,7 +51,9 @@ def products() -> ResponseReturnValue:
 @requires(Permission.READ_RECORDS)
 def product(product_id: int) -> ResponseReturnValue:
     found = service.get_product(db.session, product_id)
-    return document_page("manufacturing/product.html", "product", found, service.APPROVAL_MEANING)
+    return document_page(
+        "manufacturing/processing/product.html", "product", found, service.APPROVAL_MEANING
+    )
 
 
 @blueprint.post("/products/<int:product_id>/approve")
@@ -85,7 +88,7 @@ def _typed() -> dict[str, Any]:
 def lots() -> ResponseReturnValue:
     found = processing.list_lots(db.session)
     return render_template(
-        "manufacturing/lots.html",
+        "manufacturing/processing/lots.html",
         lots=found,
         recalls=recalls_naming(db.session, lots=[lot.id for lot in found]),
     )
@@ -99,7 +102,7 @@ def materials() -> ResponseReturnValue:
 
 def _materials_page(error: DomainError | None = None) -> ResponseReturnValue:
     page = render_template(
-        "manufacturing/materials.html",
+        "manufacturing/processing/materials.html",
         lots=resources.list_material_lots(db.session),
         categories=list(MaterialCategory),
         today=now().date(),
@@ -148,7 +151,7 @@ def equipment() -> ResponseReturnValue:
 
 def _equipment_page(error: DomainError | None = None) -> ResponseReturnValue:
     page = render_template(
-        "manufacturing/equipment.html",
+        "manufacturing/processing/equipment.html",
         items=resources.list_equipment(db.session),
         kinds=list(EquipmentKind),
         form=_typed() if error else {},
@@ -185,7 +188,7 @@ def _step_form(
     session = db.session
     today = now().date()
     page = render_template(
-        "manufacturing/step_form.html",
+        "manufacturing/processing/step_form.html",
         kind=kind,
         form=form,
         formats=_vessel_formats(session, form),
@@ -255,7 +258,7 @@ def step(step_id: int) -> ResponseReturnValue:
     found = processing.get_step(db.session, step_id)
     outputs = [row.unit for row in found.units if row.role == "output"]
     return render_template(
-        "manufacturing/step.html",
+        "manufacturing/processing/step.html",
         step=found,
         inputs=[row.unit for row in found.units if row.role == "input"],
         outputs=outputs,
@@ -268,7 +271,7 @@ def step(step_id: int) -> ResponseReturnValue:
 def lot(lot_id: int) -> ResponseReturnValue:
     record = batch_record(db.session, processing.get_lot(db.session, lot_id))
     return render_template(
-        "manufacturing/lot.html",
+        "manufacturing/processing/lot.html",
         record=record,
         recalls=recalls_naming(db.session, lots=[lot_id]).lot(lot_id),
         equipment=[item for item in resources.list_equipment(db.session) if item.active],

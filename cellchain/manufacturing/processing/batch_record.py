@@ -17,8 +17,7 @@ from cellchain.chain.models import Unit
 from cellchain.core import signatures
 from cellchain.donors.models import Donation
 from cellchain.extensions import DbSession
-from cellchain.manufacturing import deviations as deviation_rules
-from cellchain.manufacturing import processing
+from cellchain.manufacturing.deviations import deviations as deviation_rules
 from cellchain.manufacturing.models import (
     CellRecord,
     Deviation,
@@ -29,6 +28,7 @@ from cellchain.manufacturing.models import (
     StepMaterial,
     StepUnit,
 )
+from cellchain.manufacturing.processing import processing
 
 
 @dataclass

@@ -28,13 +28,7 @@ from cellchain.donors import service as donors
 from cellchain.donors.models import Donation, DonationStatus, Eligibility
 from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.extensions import DbSession
-from cellchain.manufacturing import deviations, resources, storage
-from cellchain.manufacturing.doublings import (
-    DEFAULT_MIN_DOUBLING_TIME_HOURS,
-    culture_time_problem,
-    cumulative_after,
-    population_doublings,
-)
+from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import (
     CellRecord,
     Deviation,
@@ -49,6 +43,14 @@ from cellchain.manufacturing.models import (
     StepMaterial,
     StepUnit,
 )
+from cellchain.manufacturing.processing import resources
+from cellchain.manufacturing.processing.doublings import (
+    DEFAULT_MIN_DOUBLING_TIME_HOURS,
+    culture_time_problem,
+    cumulative_after,
+    population_doublings,
+)
+from cellchain.manufacturing.storage import storage
 
 ISOLATION_METHODS = ("explant", "enzymatic")
 #: a bank freeze makes vials of a master or a working cell bank

@@ -16,9 +16,9 @@ from cellchain.core.models import User
 from cellchain.donors import service as donors
 from cellchain.errors import InvalidInput
 from cellchain.extensions import DbSession
-from cellchain.manufacturing import processing
 from cellchain.manufacturing.models import Lot, ProcessingStep, StepKind
-from cellchain.manufacturing.schemas import (
+from cellchain.manufacturing.processing import processing
+from cellchain.manufacturing.processing.schemas import (
     BankFreezeIn,
     BankThawIn,
     FillIn,

@@ -2,7 +2,7 @@
 
 A batch record is a GMP record (DOMAIN.md §4, §6): every step with who and when, what went in
 and came out, the counts, the material lots and the equipment by ID, then the bags and the
-deviations. The PDF shows what :func:`cellchain.manufacturing.batch_record.batch_record`
+deviations. The PDF shows what :func:`cellchain.manufacturing.processing.batch_record.batch_record`
 assembled and decides nothing itself.
 
 It is built from the blocks of :mod:`cellchain.core.pdf`, which holds the choices every printed
@@ -66,7 +66,6 @@ from cellchain.core.pdf import (
     paragraph,
     recall_box,
 )
-from cellchain.manufacturing.batch_record import BatchRecord, StepNode
 from cellchain.manufacturing.models import (
     CellRecord,
     DeviationCategory,
@@ -76,6 +75,7 @@ from cellchain.manufacturing.models import (
     ProcessingStep,
     StepKind,
 )
+from cellchain.manufacturing.processing.batch_record import BatchRecord, StepNode
 
 __all__ = ["render_batch_record_pdf"]
 

@@ -1,4 +1,4 @@
-"""API of the manufacturing package: product definitions, materials, equipment, processing
+"""API of processing: product definitions, materials, equipment, processing
 steps, lots and their batch records. Load → call the service → dump; no rules here."""
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from cellchain.core.roles import Permission
 from cellchain.core.schemas import SignIn
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, unit_of_work
-from cellchain.manufacturing import processing, resources, service
-from cellchain.manufacturing.batch_record import BatchRecord, batch_record
-from cellchain.manufacturing.commands import record_step
+from cellchain.manufacturing import service
 from cellchain.manufacturing.models import EquipmentKind, Lot, StepKind
-from cellchain.manufacturing.schemas import (
+from cellchain.manufacturing.processing import processing, resources
+from cellchain.manufacturing.processing.batch_record import BatchRecord, batch_record
+from cellchain.manufacturing.processing.commands import record_step
+from cellchain.manufacturing.processing.schemas import (
     BankFreezeIn,
     BankThawIn,
     BatchRecordOut,

@@ -1,0 +1,152 @@
+"""API of deviations: open, read, close and authorise a limit excursion.
+
+Load → call the service → dump. No rules here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from cellchain.core import signatures
+from cellchain.core.roles import Permission
+from cellchain.core.signatures import SignatureManifest
+from cellchain.donors import service as donors
+from cellchain.extensions import db
+from cellchain.http import acting_user, now, requires, unit_of_work
+from cellchain.manufacturing.deviations import deviations
+from cellchain.manufacturing.deviations.schemas import (
+    DeviationCloseIn,
+    DeviationDetailOut,
+    DeviationOpenIn,
+    DeviationOut,
+    DeviationQueryIn,
+    ExcursionAuthoriseIn,
+)
+from cellchain.manufacturing.models import Deviation
+from cellchain.manufacturing.processing import processing
+
+deviations_api = Blueprint(
+    "deviations_api", __name__, url_prefix="/api/v1/deviations", description="Deviations"
+)
+blueprints = (deviations_api,)
+
+
+# --- what the endpoints return ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviationDetail:
+    """A deviation with its signatures (and those of its authorisation, if any); reads
+    through to the deviation for its own fields."""
+
+    deviation: Deviation
+    signatures: list[SignatureManifest]
+    authorisation: dict[str, Any] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.deviation, name)
+
+
+def deviation_detail(deviation: Deviation) -> DeviationDetail:
+    found = deviation.authorisation
+    authorisation = (
+        {
+            **{
+                name: getattr(found, name)
+                for name in ("id", "max_passage", "max_cumulative_pd", "justification")
+            },
+            "authorised_at": found.authorised_at,
+            "authorised_by": found.authorised_by,
+            "signatures": signatures.manifest(db.session, found),
+        }
+        if found is not None
+        else None
+    )
+    return DeviationDetail(deviation, signatures.manifest(db.session, deviation), authorisation)
+
+
+# --- deviations ---------------------------------------------------------------------------------
+
+
+@deviations_api.get("")
+@requires(Permission.READ_RECORDS)
+@deviations_api.arguments(DeviationQueryIn, location="query")
+@deviations_api.response(200, DeviationOut(many=True))
+def list_deviations(args: dict[str, Any]) -> Any:
+    """Deviations, newest first; ``status=open`` or ``closed`` to filter."""
+    return deviations.list_deviations(db.session, args.get("status"))
+
+
+@deviations_api.post("")
+@requires(Permission.OPEN_DEVIATIONS)
+@deviations_api.arguments(DeviationOpenIn)
+@deviations_api.response(201, DeviationDetailOut)
+def open_deviation(data: dict[str, Any]) -> Any:
+    """Open a deviation, against a lot or none; an open deviation blocks the lot's release."""
+    with unit_of_work() as session:
+        lot_id, donation_id = data.get("lot_id"), data.get("donation_id")
+        deviation = deviations.open_deviation(
+            session,
+            lot=processing.get_lot(session, lot_id) if lot_id is not None else None,
+            donation=(
+                donors.get_donation(session, donation_id) if donation_id is not None else None
+            ),
+            category=data["category"],
+            description=data["description"],
+            actor=acting_user(),
+            now=now(),
+        )
+    return deviation_detail(deviation)
+
+
+@deviations_api.get("/<int:deviation_id>")
+@requires(Permission.READ_RECORDS)
+@deviations_api.response(200, DeviationDetailOut)
+def get_deviation(deviation_id: int) -> Any:
+    """One deviation with its closing signature, checked against the deviation as it is now."""
+    return deviation_detail(deviations.get_deviation(db.session, deviation_id))
+
+
+@deviations_api.post("/<int:deviation_id>/close")
+@requires(Permission.CLOSE_DEVIATIONS)
+@deviations_api.arguments(DeviationCloseIn)
+@deviations_api.response(200, DeviationDetailOut)
+def close_deviation(data: dict[str, Any], deviation_id: int) -> Any:
+    """QA closes the deviation with a resolution, signing with their password."""
+    with unit_of_work() as session:
+        deviation = deviations.get_deviation(session, deviation_id)
+        deviations.close_deviation(
+            session,
+            deviation,
+            resolution=data["resolution"],
+            user=acting_user(),
+            password=data["password"],
+            now=now(),
+        )
+    return deviation_detail(deviation)
+
+
+@deviations_api.post("/<int:deviation_id>/authorise")
+@requires(Permission.CLOSE_DEVIATIONS)
+@deviations_api.arguments(ExcursionAuthoriseIn)
+@deviations_api.response(200, DeviationDetailOut)
+def authorise_excursion(data: dict[str, Any], deviation_id: int) -> Any:
+    """QA authorises a limit excursion (up to ``max_passage`` and/or ``max_cumulative_pd``,
+    with a justification), signing with their password. Steps beyond the product's limits
+    name this deviation; the lot's release stays blocked by its limit flags."""
+    with unit_of_work() as session:
+        deviation = deviations.get_deviation(session, deviation_id)
+        deviations.authorise_excursion(
+            session,
+            deviation,
+            max_passage=data.get("max_passage"),
+            max_cumulative_pd=data.get("max_cumulative_pd"),
+            justification=data["justification"],
+            user=acting_user(),
+            password=data["password"],
+            now=now(),
+        )
+    return deviation_detail(deviation)
