@@ -98,8 +98,9 @@ from cellchain.manufacturing.models import (
     StepMaterial,
     StepUnit,
 )
-from cellchain.traceability import recalls, trace
 from cellchain.traceability.models import RecallTarget
+from cellchain.traceability.recalls import recalls
+from cellchain.traceability.trace import trace
 
 DEFAULT_DONATIONS = 2_000
 #: bags of a typical donation's lot (uniform); about 50 units per donation in all

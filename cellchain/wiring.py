@@ -49,9 +49,14 @@ def wire(app: Flask) -> None:
     from cellchain.manufacturing.storage import views as storage_views  # noqa: F401 (its routes)
     from cellchain.quality import api as quality_api
     from cellchain.quality import views as quality_views
-    from cellchain.traceability import api as traceability_api
-    from cellchain.traceability import coi_api, coi_views, fhir_api
-    from cellchain.traceability import views as traceability_views
+    from cellchain.traceability import pages as traceability_pages
+    from cellchain.traceability.coi import api as coi_api
+    from cellchain.traceability.coi import views as coi_views
+    from cellchain.traceability.fhir import api as fhir_api
+    from cellchain.traceability.recalls import api as recalls_api
+    from cellchain.traceability.recalls import views as recalls_views  # noqa: F401 (its routes)
+    from cellchain.traceability.trace import api as trace_api
+    from cellchain.traceability.trace import views as trace_views  # noqa: F401 (its routes)
     from cellchain.web import errors, security
     from cellchain.web import views as web_views
     from cellchain.web.docs import docs_static, protect_smorest_docs
@@ -91,7 +96,7 @@ def wire(app: Flask) -> None:
     app.register_blueprint(shipment_views.blueprint)
     app.register_blueprint(bedside_views.blueprint)
     app.register_blueprint(coi_views.blueprint)
-    app.register_blueprint(traceability_views.blueprint)
+    app.register_blueprint(traceability_pages.blueprint)  # the routes of trace_ and recalls_views
     app.register_blueprint(docs_static)
     for blueprint in (
         *core_api.blueprints,
@@ -108,7 +113,8 @@ def wire(app: Flask) -> None:
         *clinic_bedside_api.blueprints,
         *fhir_api.blueprints,
         *coi_api.blueprints,
-        *traceability_api.blueprints,
+        *trace_api.blueprints,
+        *recalls_api.blueprints,
     ):
         api.register_blueprint(blueprint)
     protect_smorest_docs(app)

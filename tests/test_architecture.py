@@ -39,8 +39,8 @@ KNOWN_CYCLE_MEMBERS: frozenset[str] = frozenset(
         "cellchain.clinic.api",
         "cellchain.clinic.shipment_views",
         "cellchain.dosing.clinic_views",
-        "cellchain.traceability.fhir",
-        "cellchain.traceability.fhir_api",
+        "cellchain.traceability.fhir.fhir",
+        "cellchain.traceability.fhir.api",
     }
 )
 #: (importer, imported) pairs where a page module imports an API module or back.
@@ -50,7 +50,6 @@ KNOWN_VIEW_API_IMPORTS: set[tuple[str, str]] = {
     ("cellchain.clinic.shipment_views", "cellchain.clinic.api"),
     ("cellchain.core.views", "cellchain.core.api"),
     ("cellchain.dosing.clinic_views", "cellchain.dosing.clinic_api"),
-    ("cellchain.traceability.views", "cellchain.traceability.api"),
 }
 #: (schema module, what it imports) pairs that reach an API module, a service or the database.
 KNOWN_SCHEMA_REACHES: set[tuple[str, str]] = {

@@ -43,8 +43,8 @@ from cellchain.manufacturing.models import (
 )
 from cellchain.manufacturing.storage import storage
 from cellchain.quality.models import QcResult, Specification
-from cellchain.traceability import recalls
 from cellchain.traceability.models import Recall, RecallTarget
+from cellchain.traceability.recalls import recalls
 from tests.clinic.follow_up_matrix import FOLLOW_UP_MATRIX
 from tests.conftest import TEST_PASSWORD, DatabaseFactory
 from tests.conftest import test_config as app_config

@@ -56,8 +56,8 @@ from cellchain.extensions import db
 from cellchain.labels import service as labels
 from cellchain.labels.models import LabelPrint
 from cellchain.manufacturing.models import Lot
-from cellchain.traceability import lookback, recalls
 from cellchain.traceability.models import Recall, RecallTarget
+from cellchain.traceability.recalls import lookback, recalls
 from tests.conftest import TEST_PASSWORD
 from tests.support.clinic import UTC
 from tests.support.labels import SETTINGS

@@ -39,8 +39,8 @@ from cellchain.donors.schemas import (
 from cellchain.errors import NotFound
 from cellchain.extensions import db
 from cellchain.http import acting_user, facility_code, now, requires, site_zone, unit_of_work
-from cellchain.traceability import lookback
 from cellchain.traceability.notices import WithRecalls, recalls_naming
+from cellchain.traceability.recalls import lookback
 
 donations_api = Blueprint(
     "donations_api", __name__, url_prefix="/api/v1/donations", description="Donations"

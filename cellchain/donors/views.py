@@ -45,8 +45,8 @@ from cellchain.http import (
     site_zone,
     unit_of_work,
 )
-from cellchain.traceability import lookback
 from cellchain.traceability.notices import recalls_naming
+from cellchain.traceability.recalls import lookback
 from cellchain.web.forms import load_form
 from cellchain.web.resolve import register_record_page
 

@@ -37,8 +37,8 @@ from cellchain.manufacturing.models import Deviation, Lot, ProductDefinition
 from cellchain.quality import disposition, results
 from cellchain.quality import service as quality
 from cellchain.quality.models import QcResult, Specification
-from cellchain.traceability import recalls
 from cellchain.traceability.models import Recall, RecallTarget
+from cellchain.traceability.recalls import recalls
 from tests.conftest import TEST_PASSWORD
 
 

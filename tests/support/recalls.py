@@ -7,8 +7,8 @@ from typing import Any
 
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
-from cellchain.traceability import recalls
 from cellchain.traceability.models import RecallTarget
+from cellchain.traceability.recalls import recalls
 from tests.conftest import TEST_PASSWORD
 from tests.support.ward import Ward
 

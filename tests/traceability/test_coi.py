@@ -22,8 +22,8 @@ from cellchain.donors.models import EligibilityDetermination
 from cellchain.dosing.models import DoseOrder
 from cellchain.extensions import db
 from cellchain.quality.models import LotDisposition
-from cellchain.traceability import coi
-from cellchain.traceability.coi import INVALID, VALID
+from cellchain.traceability.coi import coi
+from cellchain.traceability.coi.coi import INVALID, VALID
 from tests.support.pdf import pages_text, squeeze
 from tests.support.recalls import infuse
 from tests.support.zones import ZURICH

@@ -18,7 +18,7 @@ from cellchain.core.identifiers import parse_identifier
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
 from cellchain.quality.results import lot_of_unit
-from cellchain.traceability.fhir import FHIR_JSON, infusion_bundle, patient_bundle
+from cellchain.traceability.fhir.fhir import FHIR_JSON, infusion_bundle, patient_bundle
 from tests.support.ward import Ward
 
 #: BiologicallyDerivedProductDispense.status, R5 (a required binding; the models do not check it)

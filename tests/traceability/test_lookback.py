@@ -24,8 +24,8 @@ from cellchain.errors import Conflict
 from cellchain.extensions import db
 from cellchain.manufacturing.processing import processing
 from cellchain.quality import disposition
-from cellchain.traceability import lookback, recalls
 from cellchain.traceability.models import Recall, RecallTarget
+from cellchain.traceability.recalls import lookback, recalls
 from tests.conftest import TEST_PASSWORD
 from tests.support.clinic import UTC
 from tests.support.recalls import infuse, open_recall

@@ -14,7 +14,8 @@ from pypdf import PdfReader
 
 from cellchain.extensions import db
 from cellchain.manufacturing.processing import processing
-from cellchain.traceability import coi, notices
+from cellchain.traceability import notices
+from cellchain.traceability.coi import coi
 from cellchain.traceability.models import RecallTarget
 from tests.support.recalls import infuse, open_recall
 from tests.support.statements import counting_statements

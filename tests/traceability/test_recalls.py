@@ -23,8 +23,9 @@ from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.extensions import db
 from cellchain.manufacturing.processing import processing, resources
 from cellchain.quality import disposition
-from cellchain.traceability import recalls, trace
 from cellchain.traceability.models import Recall, RecallStatus, RecallTarget, RecallUnit
+from cellchain.traceability.recalls import recalls
+from cellchain.traceability.trace import trace
 from tests.conftest import TEST_PASSWORD, at_once
 from tests.support.chain import grow
 from tests.support.clinic import UTC

@@ -14,8 +14,8 @@ from cellchain.errors import InvalidInput, NotFound
 from cellchain.extensions import db
 from cellchain.manufacturing.models import CellRecord
 from cellchain.manufacturing.processing import processing
-from cellchain.traceability import trace
-from cellchain.traceability.trace import TraceFrom
+from cellchain.traceability.trace import trace
+from cellchain.traceability.trace.trace import TraceFrom
 from tests.support.chain import grow
 from tests.support.recalls import infuse
 from tests.support.statements import counting_statements

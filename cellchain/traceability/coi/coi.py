@@ -6,8 +6,8 @@ its release, the donation (DIN with its check character) and the donor's eligibi
 dose arithmetic and its second check, the shipment, the thaw, the bedside verification and
 the infusion record.
 
-Every part of an infusion comes from :func:`cellchain.traceability.trace.trace_back`, so the
-report shows exactly what an inspector's trace shows. Every signature is *manifested*
+Every part of an infusion comes from :func:`cellchain.traceability.trace.trace.trace_back`, so
+the report shows exactly what an inspector's trace shows. Every signature is *manifested*
 (21 CFR 11.50): printed name, date and time in the site's zone, meaning, and whether it still
 holds. A signature whose signed content changed after signing is shown ``INVALID — signed
 content changed``; the report never hides or repairs it.
@@ -37,9 +37,10 @@ from cellchain.dosing.models import DoseOrder, Patient
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.models import Lot
 from cellchain.quality.models import LotDisposition
-from cellchain.traceability import notices, trace
+from cellchain.traceability import notices
 from cellchain.traceability.models import Recall
-from cellchain.traceability.trace import BackTrace, ClinicPath, Signed, TraceFrom
+from cellchain.traceability.trace import trace
+from cellchain.traceability.trace.trace import BackTrace, ClinicPath, Signed, TraceFrom
 
 __all__ = [
     "INVALID",

@@ -1,13 +1,13 @@
-"""Pages of traces and recalls: trace forward and back from any record, the recall list, the
-preview and signature that open a recall, a recall's page with its lookback, notifications
-and closing."""
+"""Pages of recalls: the recall list, the preview and signature that open a recall, a recall's
+page with its lookback, notifications and closing. The routes are on the ``traceability``
+blueprint, shared with the trace pages."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from cellchain.core.roles import Permission
@@ -15,43 +15,13 @@ from cellchain.errors import DomainError, InvalidInput
 from cellchain.extensions import db
 from cellchain.http import AuditedRefusal, now, requires, site_zone, unit_of_work
 from cellchain.manufacturing.processing import resources
-from cellchain.traceability import notices, recalls, trace
-from cellchain.traceability.api import close_as_user, notify_as_user, open_as_user
 from cellchain.traceability.models import RecallTarget
-from cellchain.traceability.schemas import NotificationIn, RecallCloseIn, RecallOpenIn
+from cellchain.traceability.pages import blueprint
+from cellchain.traceability.recalls import recalls
+from cellchain.traceability.recalls.commands import close_as_user, notify_as_user, open_as_user
+from cellchain.traceability.recalls.schemas import NotificationIn, RecallCloseIn, RecallOpenIn
+from cellchain.traceability.trace import trace
 from cellchain.web.forms import load_form, refusal_context
-
-blueprint = Blueprint("traceability", __name__)
-
-
-# --- traces -------------------------------------------------------------------------------------
-
-
-@blueprint.get("/trace/forward/<string:kind>/<int:record_id>")
-@requires(Permission.READ_RECORDS)
-def trace_forward(kind: str, record_id: int) -> ResponseReturnValue:
-    forward = trace.trace_forward(db.session, kind, record_id)
-    return render_template(
-        "traceability/forward.html",
-        forward=forward,
-        counts=forward.count_by_status(),
-        recall_target=kind if kind in {t.value for t in RecallTarget} else None,
-        recalls=notices.recalls_naming(
-            db.session,
-            units=[t.unit.id for t in forward.units],
-            doses=[o.id for p in forward.patients for o in p.dose_orders],
-            patients=[p.patient.id for p in forward.patients],
-        ),
-    )
-
-
-@blueprint.get("/trace/back/<string:kind>/<int:record_id>")
-@requires(Permission.READ_RECORDS)
-def trace_back(kind: str, record_id: int) -> ResponseReturnValue:
-    return render_template(
-        "traceability/back.html", back=trace.trace_back(db.session, kind, record_id)
-    )
-
 
 # --- recalls ------------------------------------------------------------------------------------
 
@@ -155,7 +125,7 @@ def _list_page(error: DomainError | None = None) -> ResponseReturnValue:
     context["form"] = typed
     return (
         render_template(
-            "traceability/recalls.html",
+            "traceability/recalls/recalls.html",
             **context,
             recalls=recalls.list_recalls(db.session),
             targets=[{"value": t.value, "label": t.label} for t in RecallTarget],
@@ -174,7 +144,7 @@ def _preview_page(
     forward = trace.trace_forward(db.session, target.value, target_id)
     return (
         render_template(
-            "traceability/new_recall.html",
+            "traceability/recalls/new_recall.html",
             **refusal_context(error, which="open"),
             target=target,
             target_id=target_id,
@@ -197,7 +167,7 @@ def _recall_page(
     context: dict[str, Any] = refusal_context(error, which=which)
     return (
         render_template(
-            "traceability/recall.html",
+            "traceability/recalls/recall.html",
             **context,
             view=view,
             recall=view.recall,

@@ -11,7 +11,7 @@ from cellchain.clinic import infusions
 from cellchain.core.roles import Permission
 from cellchain.extensions import db
 from cellchain.http import now, requires
-from cellchain.traceability.fhir import FHIR_JSON, infusion_bundle
+from cellchain.traceability.fhir.fhir import FHIR_JSON, infusion_bundle
 
 fhir_api = Blueprint(
     "fhir_api",

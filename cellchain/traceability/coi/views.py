@@ -1,6 +1,6 @@
 """Pages of the chain-of-identity report: a patient's report as a printable page and as a PDF.
 
-Both show :func:`cellchain.traceability.coi.patient_report`, with times in the site's zone;
+Both show :func:`cellchain.traceability.coi.coi.patient_report`, with times in the site's zone;
 anyone who may read records may read it (it names the patient by study ID and COI only).
 """
 
@@ -15,8 +15,8 @@ from cellchain.core.roles import Permission
 from cellchain.dosing import patients
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, site_zone
-from cellchain.traceability.coi import patient_report
-from cellchain.traceability.coi_pdf import render_coi_report_pdf
+from cellchain.traceability.coi.coi import patient_report
+from cellchain.traceability.coi.coi_pdf import render_coi_report_pdf
 
 blueprint = Blueprint("coi", __name__)
 
@@ -28,7 +28,7 @@ def report(patient_id: int) -> ResponseReturnValue:
     found = patient_report(
         db.session, patients.get_patient(db.session, patient_id), zone=site_zone()
     )
-    return render_template("traceability/coi_report.html", report=found, generated_at=now())
+    return render_template("traceability/coi/coi_report.html", report=found, generated_at=now())
 
 
 @blueprint.get("/patients/<int:patient_id>/coi-report.pdf")

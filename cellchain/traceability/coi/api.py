@@ -9,8 +9,8 @@ from cellchain.core.roles import Permission
 from cellchain.dosing import patients
 from cellchain.extensions import db
 from cellchain.http import requires, site_zone
-from cellchain.traceability.coi import CoiReport, patient_report
-from cellchain.traceability.coi_schemas import CoiReportOut
+from cellchain.traceability.coi.coi import CoiReport, patient_report
+from cellchain.traceability.coi.schemas import CoiReportOut
 
 coi_api = Blueprint(
     "coi_api",

@@ -30,7 +30,7 @@ from cellchain.core.models import User
 from cellchain.donors import service as donors
 from cellchain.donors.models import Donation, DonorTestResult, EligibilityDetermination
 from cellchain.extensions import DbSession
-from cellchain.traceability import recalls
+from cellchain.traceability.recalls import recalls
 
 
 @dataclass(frozen=True)

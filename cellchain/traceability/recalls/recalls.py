@@ -33,7 +33,6 @@ from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.models import MaterialLot
 from cellchain.manufacturing.processing import processing
-from cellchain.traceability import trace
 from cellchain.traceability.models import (
     AffectedOutcome,
     Recall,
@@ -44,6 +43,7 @@ from cellchain.traceability.models import (
     RecallTarget,
     RecallUnit,
 )
+from cellchain.traceability.trace import trace
 
 OPEN_MEANING = "approval: recall opened, affected product blocked"
 CLOSE_MEANING = "approval: recall closed, every exposed patient notified"

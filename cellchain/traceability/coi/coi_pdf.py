@@ -1,7 +1,7 @@
 """The chain-of-identity report of a patient as a PDF document (A4), for the file and for an
 inspector.
 
-The PDF prints what :func:`cellchain.traceability.coi.patient_report` prepared and decides
+The PDF prints what :func:`cellchain.traceability.coi.coi.patient_report` prepared and decides
 nothing itself; the web page shows the same report. It is built from the blocks of
 :mod:`cellchain.core.pdf` (embedded fonts, codes with the check character boxed, times in the
 site's zone, "Page N of M"), so it reads like the batch record and the certificate.
@@ -50,7 +50,7 @@ from cellchain.core.pdf import (
     make_styles,
     paragraph,
 )
-from cellchain.traceability.coi import (
+from cellchain.traceability.coi.coi import (
     Code,
     CoiInfusion,
     CoiReport,

@@ -1,6 +1,6 @@
 """Output schemas of the chain-of-identity report (``GET /api/v1/patients/<id>/coi-report``).
 
-They dump the :class:`cellchain.traceability.coi.CoiReport` as it is: the same figures, codes
+They dump the :class:`cellchain.traceability.coi.coi.CoiReport` as it is: the same figures, codes
 and signatures as the page and the PDF. Times are ISO 8601 in the site's zone (``at``) with
 the words the report prints (``text``). Every schema name starts with ``Coi`` so that the
 OpenAPI document has one component per schema.

@@ -1,0 +1,36 @@
+"""API of traces. Load → call the service → dump. No rules here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from cellchain.core.roles import Permission
+from cellchain.extensions import db
+from cellchain.http import requires
+from cellchain.traceability.trace import trace
+from cellchain.traceability.trace.schemas import BackTraceOut, ForwardTraceOut
+
+trace_api = Blueprint(
+    "trace_api", __name__, url_prefix="/api/v1/trace", description="Trace forward and back"
+)
+blueprints = (trace_api,)
+
+
+@trace_api.get("/forward/<string:kind>/<int:record_id>")
+@requires(Permission.READ_RECORDS)
+@trace_api.response(200, ForwardTraceOut)
+def forward(kind: str, record_id: int) -> Any:
+    """Every unit made from a donation, lot, unit, material lot or piece of equipment (``kind``),
+    with status and location, every dose order and infusion of them, and every patient."""
+    return trace.trace_forward(db.session, kind, record_id)
+
+
+@trace_api.get("/back/<string:kind>/<int:record_id>")
+@requires(Permission.READ_RECORDS)
+@trace_api.response(200, BackTraceOut)
+def back(kind: str, record_id: int) -> Any:
+    """The path from a unit, dose or infusion (``kind``) back to the donation and the donor's
+    eligibility: steps, materials, equipment, release, custody, bedside checks, signatures."""
+    return trace.trace_back(db.session, kind, record_id)

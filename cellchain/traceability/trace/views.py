@@ -1,0 +1,41 @@
+"""Pages of traces: trace forward and back from any record. The routes are on the
+``traceability`` blueprint, shared with the recall pages."""
+
+from __future__ import annotations
+
+from flask import render_template
+from flask.typing import ResponseReturnValue
+
+from cellchain.core.roles import Permission
+from cellchain.extensions import db
+from cellchain.http import requires
+from cellchain.traceability import notices
+from cellchain.traceability.models import RecallTarget
+from cellchain.traceability.pages import blueprint
+from cellchain.traceability.trace import trace
+
+
+@blueprint.get("/trace/forward/<string:kind>/<int:record_id>")
+@requires(Permission.READ_RECORDS)
+def trace_forward(kind: str, record_id: int) -> ResponseReturnValue:
+    forward = trace.trace_forward(db.session, kind, record_id)
+    return render_template(
+        "traceability/trace/forward.html",
+        forward=forward,
+        counts=forward.count_by_status(),
+        recall_target=kind if kind in {t.value for t in RecallTarget} else None,
+        recalls=notices.recalls_naming(
+            db.session,
+            units=[t.unit.id for t in forward.units],
+            doses=[o.id for p in forward.patients for o in p.dose_orders],
+            patients=[p.patient.id for p in forward.patients],
+        ),
+    )
+
+
+@blueprint.get("/trace/back/<string:kind>/<int:record_id>")
+@requires(Permission.READ_RECORDS)
+def trace_back(kind: str, record_id: int) -> ResponseReturnValue:
+    return render_template(
+        "traceability/trace/back.html", back=trace.trace_back(db.session, kind, record_id)
+    )
