@@ -33,9 +33,11 @@ from cellchain.core.models import User
 from cellchain.core.roles import Role
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
+from cellchain.wiring import import_models
 
 pytest.register_assert_rewrite("tests.support")
 from tests.support.scenes import restore_for  # noqa: E402
+from tests.support.schema_snapshots import SchemaSnapshots  # noqa: E402
 
 pytest_plugins = [
     "tests.support.scenes",
@@ -79,6 +81,14 @@ class DatabaseFactory:
             with self.admin.connect() as conn:
                 conn.execute(text(f'CREATE DATABASE "{self.template}"'))
             self._migrate(self.url_of(self.template))
+            live = make_url(self.live_url).database
+            with self.admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{live}" TEMPLATE "{self.template}"'))
+            import_models()
+            self.schemas = SchemaSnapshots(
+                self.live_url, [table.name for table in db.metadata.sorted_tables]
+            )
+            self.base = f"schema:{self.schemas.take()}"
         else:
             self.template_file = workdir / "template.sqlite"
             self._migrate(f"sqlite:///{self.template_file}")
@@ -103,25 +113,27 @@ class DatabaseFactory:
         return f"sqlite:///{self.workdir / 'live.sqlite'}"
 
     def restore(self, source: str | None = None) -> str:
-        """Make the live database a copy of the database at ``source`` (the migrated template
-        by default; no connection may be open to either); returns the live URL."""
+        """Make the live database what the snapshot ``source`` holds (one ``snapshot``
+        returned; the migrated template by default); returns the live URL. No connection
+        may be open to the live database."""
         live = self.live_url
         if on_postgres():
-            name = make_url(live).database
-            template = make_url(source).database if source else self.template
-            with self.admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+            handle = source or self.base
+            if not handle.startswith("schema:"):
+                raise ValueError(f"not a snapshot of the live database: {handle}")
+            self.schemas.restore(handle.removeprefix("schema:"))
         else:
             path = Path(make_url(live).database or "")
-            for leftover in (path.with_name(path.name + "-journal"),):
-                leftover.unlink(missing_ok=True)
+            path.with_name(path.name + "-journal").unlink(missing_ok=True)
             shutil.copyfile(make_url(source).database if source else self.template_file, path)
         return live
 
-    def snapshot(self, url: str) -> str:
-        """A new database copied from the one at ``url`` (committed, no connection open)."""
-        return self.create(copy_of=url)
+    def snapshot(self) -> str:
+        """A snapshot of the live database as it is now (committed, no connection open), for
+        ``restore``: a schema inside it on PostgreSQL, a copy of the file on SQLite."""
+        if on_postgres():
+            return f"schema:{self.schemas.take()}"
+        return self.create(copy_of=self.live_url)
 
     def create(self, copy_of: str | None = None) -> str:
         """A new database with the migrated schema, or a copy of the database at ``copy_of``
@@ -138,7 +150,9 @@ class DatabaseFactory:
         return f"sqlite:///{path}"
 
     def drop(self, url: str) -> None:
-        if on_postgres():
+        if url.startswith("schema:"):
+            self.schemas.drop(url.removeprefix("schema:"))
+        elif on_postgres():
             name = make_url(url).database
             with self.admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -147,6 +161,7 @@ class DatabaseFactory:
 
     def close(self) -> None:
         if on_postgres():
+            self.schemas.close()
             with self.admin.connect() as conn:
                 conn.execute(
                     text(
@@ -184,34 +199,40 @@ class SeededDemo:
     shippers: dict[str, str]  #: demo stage → that shipment's dry shipper ID
 
 
-def seed_demo_database(url: str) -> SeededDemo:
-    """Seed the demo site into the database at ``url``, close it, and say what it holds."""
+def _seed(app: Flask) -> SeededDemo:
+    """Seed the demo site into the database of ``app`` (context pushed) and commit."""
     from zoneinfo import ZoneInfo
 
     from cellchain.demo import seed_demo
 
+    site = seed_demo(
+        db.session,
+        now=utcnow(),
+        facility_code=app.config["FACILITY_CODE"],
+        policy=AccountPolicy.from_config(app.config),
+        site_zone=ZoneInfo(app.config["SITE_TIMEZONE"]),
+    )
+    seeded = SeededDemo(
+        url=app.config["SQLALCHEMY_DATABASE_URI"],
+        reserved_dins=[issued.code for issued in site.reserved_dins],
+        donation_dins={stage: donation.din for stage, donation in site.donations.items()},
+        patient_cois={study_id: p.coi for study_id, p in site.patients.items()},
+        dose_codes={
+            item.dose_order.patient.study_id: item.dose_order.dose_unit.code
+            for shipment in site.shipments.values()
+            for item in shipment.items
+        },
+        shippers={stage: shipment.shipper_id for stage, shipment in site.shipments.items()},
+    )
+    db.session.commit()
+    return seeded
+
+
+def seed_demo_database(url: str) -> SeededDemo:
+    """Seed the demo site into the database at ``url``, close it, and say what it holds."""
     app = create_app(test_config(url))
     with app.app_context():
-        site = seed_demo(
-            db.session,
-            now=utcnow(),
-            facility_code=app.config["FACILITY_CODE"],
-            policy=AccountPolicy.from_config(app.config),
-            site_zone=ZoneInfo(app.config["SITE_TIMEZONE"]),
-        )
-        seeded = SeededDemo(
-            url=url,
-            reserved_dins=[issued.code for issued in site.reserved_dins],
-            donation_dins={stage: donation.din for stage, donation in site.donations.items()},
-            patient_cois={study_id: p.coi for study_id, p in site.patients.items()},
-            dose_codes={
-                item.dose_order.patient.study_id: item.dose_order.dose_unit.code
-                for shipment in site.shipments.values()
-                for item in shipment.items
-            },
-            shippers={stage: shipment.shipper_id for stage, shipment in site.shipments.items()},
-        )
-        db.session.commit()
+        seeded = _seed(app)
         db.session.remove()
         db.engine.dispose()
     return seeded
@@ -235,11 +256,22 @@ def demo_template(seeded_demo: SeededDemo) -> str:
     return seeded_demo.url
 
 
+@pytest.fixture(scope="session")
+def demo_snapshot(databases: DatabaseFactory, shared_app: Flask) -> str:
+    """The demo site seeded once per worker into the live database and kept as a snapshot."""
+    databases.restore()
+    with shared_app.app_context():
+        _seed(shared_app)
+        db.session.remove()
+        db.engine.dispose()
+    return databases.snapshot()
+
+
 @pytest.fixture
-def demo_database_url(databases: DatabaseFactory, demo_template: str) -> str:
+def demo_database_url(databases: DatabaseFactory, demo_snapshot: str) -> str:
     """A copy of the demo site's database for one test (real records, ids and codes): the
-    worker's live database, restored from the demo template."""
-    return databases.restore(demo_template)
+    worker's live database, restored from the demo snapshot."""
+    return databases.restore(demo_snapshot)
 
 
 class FreshContextClient(FlaskClient):

@@ -4,6 +4,9 @@ the use case's rollback takes it back with the rest (``cellchain.core.transactio
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 from sqlalchemy import text
 
 from cellchain.extensions import db
@@ -13,10 +16,20 @@ def rows(session) -> list[int]:  # type: ignore[no-untyped-def]
     return [row[0] for row in session.execute(text("SELECT x FROM probe ORDER BY x"))]
 
 
-def test_a_released_savepoint_is_rolled_back_with_its_use_case(app):
+@pytest.fixture
+def probe(app) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """A table of one column for the test, dropped after it (the worker's database is reused,
+    and only rows are restored between tests)."""
+    db.session.execute(text("CREATE TABLE probe (x INTEGER)"))
+    db.session.commit()
+    yield
+    db.session.rollback()
+    db.session.execute(text("DROP TABLE probe"))
+    db.session.commit()
+
+
+def test_a_released_savepoint_is_rolled_back_with_its_use_case(probe):
     session = db.session
-    session.execute(text("CREATE TABLE probe (x INTEGER)"))
-    session.commit()
 
     session.execute(text("SELECT 1"))  # the use case reads first: no write has begun it
     with session.begin_nested():
@@ -27,10 +40,8 @@ def test_a_released_savepoint_is_rolled_back_with_its_use_case(app):
     assert rows(session) == []
 
 
-def test_a_released_savepoint_commits_with_its_use_case(app):
+def test_a_released_savepoint_commits_with_its_use_case(probe):
     session = db.session
-    session.execute(text("CREATE TABLE probe (x INTEGER)"))
-    session.commit()
 
     session.execute(text("SELECT 1"))
     with session.begin_nested():

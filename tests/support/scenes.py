@@ -314,7 +314,7 @@ class Snapshots:
             finally:
                 db.session.remove()
                 db.engine.dispose()
-        url = self.databases.snapshot(self.databases.live_url)
+        url = self.databases.snapshot()
         self.made.append(url)
         snapshot = Snapshot(url, frozen, time.monotonic(), dt.datetime.now(dt.UTC).date())
         self.by_plan[key] = snapshot
