@@ -1,7 +1,7 @@
 """Building blocks of the printed GMP documents: fonts, styles, number/time/identifier
 formatting, running header/footer with page N of M, grids, and the A4 document build.
 
-The batch record (:mod:`cellchain.manufacturing.batch_record_pdf`) and the certificate of
+The batch record (:mod:`cellchain.manufacturing.processing.batch_record_pdf`) and the certificate of
 analysis (:mod:`cellchain.quality.certificate_pdf`) are built from these pieces, so both read
 the same way on paper. What each document says stays in its own module; nothing here knows
 steps, bags, tests or dispositions.
