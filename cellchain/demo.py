@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from cellchain.clinic import bedside, infusions, thaw
-from cellchain.clinic import shipments as clinic_shipments
+from cellchain.clinic.bedside import bedside, infusions, thaw
 from cellchain.clinic.models import Shipment
+from cellchain.clinic.shipments import shipments as clinic_shipments
 from cellchain.core import accounts, numbering
 from cellchain.core.accounts import AccountPolicy
 from cellchain.core.models import IssuedIdentifier, User

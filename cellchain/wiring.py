@@ -29,8 +29,12 @@ def wire(app: Flask) -> None:
     import_models()
     from cellchain.chain import api as chain_api
     from cellchain.chain import views as chain_views
-    from cellchain.clinic import api as clinic_bedside_api
-    from cellchain.clinic import bedside_views, follow_up_api, follow_up_views, shipment_views
+    from cellchain.clinic.bedside import api as bedside_api
+    from cellchain.clinic.bedside import views as bedside_views
+    from cellchain.clinic.follow_up import api as follow_up_api
+    from cellchain.clinic.follow_up import views as follow_up_views
+    from cellchain.clinic.shipments import api as shipments_api
+    from cellchain.clinic.shipments import views as shipment_views
     from cellchain.core import api as core_api
     from cellchain.core import views as core_views
     from cellchain.donors import api as donors_api
@@ -110,7 +114,8 @@ def wire(app: Flask) -> None:
         *clinic_api.blueprints,
         *labels_api.blueprints,
         *follow_up_api.blueprints,
-        *clinic_bedside_api.blueprints,
+        *shipments_api.blueprints,
+        *bedside_api.blueprints,
         *fhir_api.blueprints,
         *coi_api.blueprints,
         *trace_api.blueprints,

@@ -30,14 +30,18 @@ KNOWN_CYCLE_MEMBERS: frozenset[str] = frozenset(
         "cellchain.labels.layout",
         "cellchain.labels.content",
         "cellchain.labels.service",
-        "cellchain.clinic.bedside_views",
-        "cellchain.clinic.record",
-        "cellchain.clinic.infusions",
-        "cellchain.clinic.bedside",
-        "cellchain.clinic.shipments",
-        "cellchain.clinic.thaw",
-        "cellchain.clinic.api",
-        "cellchain.clinic.shipment_views",
+        "cellchain.clinic.bedside.views",
+        "cellchain.clinic.bedside.record",
+        "cellchain.clinic.bedside.infusions",
+        "cellchain.clinic.bedside.bedside",
+        "cellchain.clinic.shipments.shipments",
+        "cellchain.clinic.bedside.thaw",
+        # cellchain.clinic.api, split into the API and the commands of shipments and bedside
+        "cellchain.clinic.bedside.api",
+        "cellchain.clinic.bedside.commands",
+        "cellchain.clinic.shipments.api",
+        "cellchain.clinic.shipments.commands",
+        "cellchain.clinic.shipments.views",
         "cellchain.dosing.clinic_views",
         "cellchain.traceability.fhir.fhir",
         "cellchain.traceability.fhir.api",
@@ -45,9 +49,6 @@ KNOWN_CYCLE_MEMBERS: frozenset[str] = frozenset(
 )
 #: (importer, imported) pairs where a page module imports an API module or back.
 KNOWN_VIEW_API_IMPORTS: set[tuple[str, str]] = {
-    ("cellchain.clinic.bedside_views", "cellchain.clinic.api"),
-    ("cellchain.clinic.follow_up_views", "cellchain.clinic.follow_up_api"),
-    ("cellchain.clinic.shipment_views", "cellchain.clinic.api"),
     ("cellchain.core.views", "cellchain.core.api"),
     ("cellchain.dosing.clinic_views", "cellchain.dosing.clinic_api"),
 }

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from werkzeug.routing import Rule
 
 from cellchain import create_app
-from cellchain.clinic import adverse_events
+from cellchain.clinic.follow_up import adverse_events
 from cellchain.clinic.models import AdverseEvent, BedsideCheck, Infusion, Shipment
 from cellchain.core import accounts
 from cellchain.core.models import IssuedIdentifier, User, UserRole

@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, or_, select, update
 
 from cellchain.chain.models import Unit
-from cellchain.clinic import bedside
+from cellchain.clinic.bedside import bedside
 from cellchain.clinic.models import BedsideCheck, Verdict
 from cellchain.core import accounts
 from cellchain.core.models import User

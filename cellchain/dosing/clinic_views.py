@@ -9,7 +9,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
-from cellchain.clinic import infusions, record
+from cellchain.clinic.bedside import infusions, record
 from cellchain.core import signatures
 from cellchain.core.roles import Permission
 from cellchain.dosing import orders, patients

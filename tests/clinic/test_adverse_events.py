@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from cellchain.clinic import adverse_events
-from cellchain.clinic.adverse_events import AdverseEventReport
+from cellchain.clinic.follow_up import adverse_events
+from cellchain.clinic.follow_up.adverse_events import AdverseEventReport
 from cellchain.clinic.models import AdverseEvent, Outcome, Seriousness
 from cellchain.core.models import AuditEntry
 from cellchain.core.types import utcnow

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from cellchain.chain.models import UnitEvent, UnitStatus
-from cellchain.clinic import bedside, infusions
-from cellchain.clinic.bedside import Check
+from cellchain.clinic.bedside import bedside, infusions
+from cellchain.clinic.bedside.bedside import Check
 from cellchain.core.accounts import CredentialsRejected
 from cellchain.core.models import AuditEntry
 from cellchain.core.types import utcnow

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from cellchain.clinic.bedside import (
+from cellchain.clinic.bedside.bedside import (
     BedsideFacts,
     Check,
     DoseFacts,

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from cellchain.clinic import follow_up
-from cellchain.clinic.follow_up import VisitStatus
+from cellchain.clinic.follow_up import follow_up
+from cellchain.clinic.follow_up.follow_up import VisitStatus
 from cellchain.clinic.models import FollowUpVisit
 from cellchain.core.models import AuditEntry
 from cellchain.core.types import utcnow

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from cellchain.clinic import infusions
-from cellchain.clinic.infusions import InfusionEnd
+from cellchain.clinic.bedside import infusions
+from cellchain.clinic.bedside.infusions import InfusionEnd
 from cellchain.clinic.models import Infusion
 from cellchain.core.types import utcnow
 from cellchain.errors import Conflict, InvalidInput, StateConflict

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from cellchain.clinic import shipments
-from cellchain.clinic.doses import units_of_dose
+from cellchain.clinic.bedside.doses import units_of_dose
+from cellchain.clinic.shipments import shipments
 from cellchain.core.models import AuditEntry
 from cellchain.core.types import utcnow
 from cellchain.errors import InvalidInput

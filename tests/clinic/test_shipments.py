@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from cellchain.chain.models import UnitEvent
-from cellchain.clinic import shipments, thaw
+from cellchain.clinic.bedside import thaw
+from cellchain.clinic.shipments import shipments
 from cellchain.core.types import utcnow
 from cellchain.errors import Conflict, InvalidInput, StateConflict
 from cellchain.extensions import db

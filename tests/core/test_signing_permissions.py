@@ -18,8 +18,9 @@ import pytest
 from sqlalchemy import func, select
 
 from cellchain.chain.models import Unit
-from cellchain.clinic import bedside, infusions, shipments
+from cellchain.clinic.bedside import bedside, infusions
 from cellchain.clinic.models import BedsideCheck, Infusion, Shipment
+from cellchain.clinic.shipments import shipments
 from cellchain.core import signatures, versioning
 from cellchain.core.models import AuditEntry, Signature, User, UserRole
 from cellchain.core.roles import Permission, Role

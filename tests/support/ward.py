@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from cellchain.clinic import bedside, infusions, shipments, thaw
-from cellchain.clinic.doses import units_of_dose
+from cellchain.clinic.bedside import bedside, infusions, thaw
+from cellchain.clinic.bedside.doses import units_of_dose
+from cellchain.clinic.shipments import shipments
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.payload import encode_payload
 from cellchain.core.types import utcnow

@@ -15,7 +15,7 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import Update, update
 
-from cellchain.clinic import infusions
+from cellchain.clinic.bedside import infusions
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.types import utcnow
 from cellchain.donors.models import EligibilityDetermination

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from fhir.resources.bundle import Bundle
 
-from cellchain.clinic import infusions
-from cellchain.clinic.infusions import InfusionEnd
+from cellchain.clinic.bedside import infusions
+from cellchain.clinic.bedside.infusions import InfusionEnd
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.types import utcnow
 from cellchain.extensions import db

@@ -7,7 +7,7 @@ import json
 from flask import Response, request
 from flask_smorest import Blueprint
 
-from cellchain.clinic import infusions
+from cellchain.clinic.bedside import infusions
 from cellchain.core.roles import Permission
 from cellchain.extensions import db
 from cellchain.http import now, requires

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from cellchain.chain.models import Unit, UnitKind, UnitStatus
-from cellchain.clinic.infusions import infusions_of
+from cellchain.clinic.bedside.infusions import infusions_of
 from cellchain.clinic.models import Infusion, InfusionStatus
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.models import User

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cellchain.clinic import bedside, infusions, shipments, thaw
+from cellchain.clinic.bedside import bedside, infusions, thaw
+from cellchain.clinic.bedside.thaw import ThawState
 from cellchain.clinic.models import BedsideCheck, Infusion, Shipment
-from cellchain.clinic.thaw import ThawState
+from cellchain.clinic.shipments import shipments
 from cellchain.dosing.models import DoseOrder
 from cellchain.extensions import DbSession
 

@@ -10,17 +10,17 @@ from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
 from cellchain.chain import service as chain
-from cellchain.clinic import shipments
-from cellchain.clinic.api import (
+from cellchain.clinic.bedside.doses import units_of_dose
+from cellchain.clinic.models import Condition, Shipment
+from cellchain.clinic.shipments import shipments
+from cellchain.clinic.shipments.commands import (
     decide_as_user,
     dispatch_as_user,
     hand_off_as_user,
     receive_as_user,
     refused,
 )
-from cellchain.clinic.doses import units_of_dose
-from cellchain.clinic.models import Condition, Shipment
-from cellchain.clinic.schemas import DecisionIn, DispatchIn, HandOffIn, ShipmentReceiptIn
+from cellchain.clinic.shipments.schemas import DecisionIn, DispatchIn, HandOffIn, ShipmentReceiptIn
 from cellchain.core import signatures
 from cellchain.core.roles import Permission
 from cellchain.errors import DomainError
@@ -140,7 +140,7 @@ def _list_page(error: DomainError | None = None) -> ResponseReturnValue:
     doses = [o.id for o in ready] + [i.dose_order_id for s in listed for i in s.items]
     return (
         render_template(
-            "clinic/shipments.html",
+            "clinic/shipments/shipments.html",
             **refusal_context(
                 error,
                 shipments=listed,
@@ -163,7 +163,7 @@ def _shipment_page(
     )
     return (
         render_template(
-            "clinic/shipment.html",
+            "clinic/shipments/shipment.html",
             **refusal_context(
                 error,
                 shipment=shipment,

@@ -9,24 +9,25 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
-from cellchain.clinic import bedside, infusions, shipments, thaw
-from cellchain.clinic.api import (
+from cellchain.clinic.bedside import bedside, infusions, thaw
+from cellchain.clinic.bedside.commands import (
     acknowledge_as_user,
     end_as_user,
-    refused,
     sign_as_user,
     start_as_user,
     thaw_as_user,
     verify_as_user,
 )
-from cellchain.clinic.models import Infusion, InfusionStatus, ShipmentStatus
-from cellchain.clinic.schemas import (
+from cellchain.clinic.bedside.schemas import (
     BedsideIn,
     InfusionEndIn,
     ScanIn,
     SignOffIn,
     TimeFlagAcknowledgementIn,
 )
+from cellchain.clinic.models import Infusion, InfusionStatus, ShipmentStatus
+from cellchain.clinic.shipments import shipments
+from cellchain.clinic.shipments.commands import refused
 from cellchain.core.roles import Permission
 from cellchain.dosing import patients
 from cellchain.errors import DomainError
@@ -68,7 +69,7 @@ def overview() -> ResponseReturnValue:
     doses = [item.dose_order_id for s in moving for item in s.items]
     doses += [order.id for order, _state in thawing] + [i.dose_order_id for i in running]
     return render_template(
-        "clinic/overview.html",
+        "clinic/bedside/overview.html",
         moving=moving,
         thawing=thawing,
         running=running,
@@ -92,7 +93,7 @@ def thaw_page() -> ResponseReturnValue:
     thawing = [(order, thaw.thaw_state(db.session, order)) for order in thaw.thawing(db.session)]
     return (
         render_template(
-            "bedside/thaw.html", result=result, error=error, thawing=thawing, now=now()
+            "clinic/bedside/thaw.html", result=result, error=error, thawing=thawing, now=now()
         ),
         error.status if error else 200,
     )
@@ -102,7 +103,7 @@ def thaw_page() -> ResponseReturnValue:
 @requires(Permission.ADMINISTER_DOSES)
 def start_page() -> ResponseReturnValue:
     """Step 1: scan the patient's wristband."""
-    return render_template("bedside/wristband.html", error=None)
+    return render_template("clinic/bedside/wristband.html", error=None)
 
 
 @blueprint.post("/bedside/wristband")
@@ -114,9 +115,9 @@ def wristband() -> ResponseReturnValue:
         with unit_of_work(refused("bedside.wristband_refused", "scan", "wristband")):
             patient = bedside.read_wristband(db.session, scan)
     except DomainError as error:
-        return render_template("bedside/wristband.html", error=error), error.status
+        return render_template("clinic/bedside/wristband.html", error=error), error.status
     return render_template(
-        "bedside/label.html",
+        "clinic/bedside/label.html",
         patient=patient,
         arm_name=patients.arm_name(patient),
         receives_cells=patients.receives_cells(patient),
@@ -228,7 +229,7 @@ def _check_page(check: Any, error: DomainError | None = None) -> ResponseReturnV
     summary = bedside.summary(db.session, check, now=now())
     return (
         render_template(
-            "bedside/check.html",
+            "clinic/bedside/check.html",
             **refusal_context(
                 error,
                 summary=summary,
@@ -253,7 +254,7 @@ def _check_page(check: Any, error: DomainError | None = None) -> ResponseReturnV
 def _infusion_page(infusion: Infusion, error: DomainError | None = None) -> ResponseReturnValue:
     return (
         render_template(
-            "bedside/infusion.html",
+            "clinic/bedside/infusion.html",
             **refusal_context(
                 error,
                 infusion=infusion,

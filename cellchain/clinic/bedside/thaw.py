@@ -21,9 +21,9 @@ from sqlalchemy.exc import IntegrityError
 from cellchain.chain import service as chain
 from cellchain.chain.models import EventType, Unit, UnitKind, UnitStatus
 from cellchain.chain.service import CustodyInput
-from cellchain.clinic.doses import lots_of_dose, scan_dose
+from cellchain.clinic.bedside.doses import lots_of_dose, scan_dose
 from cellchain.clinic.models import ShipmentStatus, Thaw
-from cellchain.clinic.shipments import shipment_of
+from cellchain.clinic.shipments.shipments import shipment_of
 from cellchain.core import audit
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User

@@ -21,8 +21,8 @@ from sqlalchemy.exc import IntegrityError
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import UnitStatus
-from cellchain.clinic import bedside
-from cellchain.clinic.doses import units_of_dose
+from cellchain.clinic.bedside import bedside
+from cellchain.clinic.bedside.doses import units_of_dose
 from cellchain.clinic.models import (
     INFUSION_TRANSITIONS,
     BedsideCheck,

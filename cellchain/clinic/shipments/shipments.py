@@ -30,7 +30,7 @@ from sqlalchemy import select
 from cellchain.chain import service as chain
 from cellchain.chain.models import EventType, Unit, UnitEvent, UnitStatus
 from cellchain.chain.service import CustodyInput
-from cellchain.clinic.doses import lots_of_dose, scan_dose, units_of_dose
+from cellchain.clinic.bedside.doses import lots_of_dose, scan_dose, units_of_dose
 from cellchain.clinic.models import (
     SHIPMENT_TRANSITIONS,
     Condition,

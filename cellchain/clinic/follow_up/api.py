@@ -3,13 +3,18 @@ evaluations done, adverse events and their outcome."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from flask_smorest import Blueprint
 
-from cellchain.clinic import adverse_events, follow_up
-from cellchain.clinic.follow_up_schemas import (
+from cellchain.clinic.follow_up import adverse_events, follow_up
+from cellchain.clinic.follow_up.commands import (
+    record_event_as_user,
+    record_visit_as_user,
+    site_today,
+    update_outcome_as_user,
+)
+from cellchain.clinic.follow_up.schemas import (
     AdverseEventIn,
     AdverseEventOut,
     DueQueryIn,
@@ -18,68 +23,16 @@ from cellchain.clinic.follow_up_schemas import (
     ScheduledVisitOut,
     VisitDoneIn,
 )
-from cellchain.clinic.models import AdverseEvent, FollowUpVisit
 from cellchain.core.roles import Permission
 from cellchain.dosing import patients
-from cellchain.extensions import DbSession, db
-from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
+from cellchain.extensions import db
+from cellchain.http import requires, site_zone, unit_of_work
 from cellchain.traceability.notices import WithRecalls, recalls_naming
 
 follow_up_api = Blueprint(
     "follow_up_api", __name__, url_prefix="/api/v1", description="Follow-up and adverse events"
 )
 blueprints = (follow_up_api,)
-
-
-def site_today() -> dt.date:
-    """Today on the site's calendar: the day visit windows are judged on."""
-    return now().astimezone(site_zone()).date()
-
-
-def record_visit_as_user(
-    session: DbSession, patient_id: int, data: dict[str, Any]
-) -> FollowUpVisit:
-    """Record an evaluation done from loaded ``VisitDoneIn`` data (the page and the API)."""
-    return follow_up.record_visit_done(
-        session,
-        patients.get_patient(session, patient_id),
-        visit=data["visit"],
-        done_on=data["done_on"],
-        note=data["note"],
-        actor=acting_user(),
-        now=now(),
-        zone=site_zone(),
-    )
-
-
-def record_event_as_user(session: DbSession, patient_id: int, data: dict[str, Any]) -> AdverseEvent:
-    """Record an adverse event from loaded ``AdverseEventIn`` data (the page and the API)."""
-    return adverse_events.record_adverse_event(
-        session,
-        patients.get_patient(session, patient_id),
-        adverse_events.AdverseEventReport(
-            onset_at=data["onset_at"],
-            description=data["description"],
-            grade=data["grade"],
-            seriousness=data["seriousness"],
-            outcome=data["outcome"],
-            infusion_id=data["infusion_id"],
-        ),
-        actor=acting_user(),
-        now=now(),
-    )
-
-
-def update_outcome_as_user(session: DbSession, event_id: int, data: dict[str, Any]) -> AdverseEvent:
-    """Change an event's outcome from loaded ``OutcomeIn`` data (the page and the API)."""
-    return adverse_events.update_outcome(
-        session,
-        adverse_events.get_adverse_event(session, event_id),
-        outcome=data["outcome"],
-        reason=data["reason"],
-        actor=acting_user(),
-        now=now(),
-    )
 
 
 @follow_up_api.get("/follow-up/due")

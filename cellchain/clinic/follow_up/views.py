@@ -6,14 +6,14 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from cellchain.clinic import adverse_events, follow_up
-from cellchain.clinic.follow_up_api import (
+from cellchain.clinic.follow_up import adverse_events, follow_up
+from cellchain.clinic.follow_up.commands import (
     record_event_as_user,
     record_visit_as_user,
     site_today,
     update_outcome_as_user,
 )
-from cellchain.clinic.follow_up_schemas import AdverseEventIn, OutcomeIn, VisitDoneIn
+from cellchain.clinic.follow_up.schemas import AdverseEventIn, OutcomeIn, VisitDoneIn
 from cellchain.clinic.models import Outcome, Seriousness
 from cellchain.core.roles import Permission
 from cellchain.dosing import patients
@@ -38,7 +38,7 @@ def due() -> ResponseReturnValue:
         coming_up_days=follow_up.COMING_UP_DAYS if coming_up else 0,
     )
     return render_template(
-        "follow_up/due.html",
+        "clinic/follow_up/due.html",
         visits=visits,
         recalls=recalls_naming(db.session, patients=[s.patient.id for s in visits]),
         coming_up=coming_up,
@@ -112,7 +112,7 @@ def _patient_page(
     schedule = follow_up.patient_schedule(db.session, patient, today=site_today(), zone=site_zone())
     return (
         render_template(
-            "follow_up/patient.html",
+            "clinic/follow_up/patient.html",
             **refusal_context(error, patient=patient, which=which),
             schedule=schedule,
             open_evaluations=[

@@ -44,10 +44,10 @@ from sqlalchemy import select
 from cellchain.chain import service as chain
 from cellchain.chain.models import EventType, UnitStatus
 from cellchain.chain.service import CustodyInput
-from cellchain.clinic.doses import lots_of_dose, scan_dose, units_of_dose
+from cellchain.clinic.bedside.doses import lots_of_dose, scan_dose, units_of_dose
+from cellchain.clinic.bedside.thaw import thaw_state
 from cellchain.clinic.models import BedsideCheck, Infusion, ShipmentStatus, Verdict
-from cellchain.clinic.shipments import shipment_of
-from cellchain.clinic.thaw import thaw_state
+from cellchain.clinic.shipments.shipments import shipment_of
 from cellchain.core import audit, numbering, signatures
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User

@@ -1,0 +1,142 @@
+"""API of the bedside, for bedside devices: thaw, the bedside check and its sign-off, the
+infusion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from cellchain.clinic.bedside import bedside, infusions
+from cellchain.clinic.bedside.commands import (
+    acknowledge_as_user,
+    end_as_user,
+    sign_as_user,
+    start_as_user,
+    thaw_as_user,
+    verify_as_user,
+)
+from cellchain.clinic.bedside.schemas import (
+    BedsideCheckOut,
+    BedsideIn,
+    InfusionDetailOut,
+    InfusionEndIn,
+    InfusionOut,
+    ScanIn,
+    SignOffIn,
+    ThawOut,
+    TimeFlagAcknowledgementIn,
+)
+from cellchain.clinic.shipments.commands import refused
+from cellchain.core.roles import Permission
+from cellchain.dosing import patients
+from cellchain.errors import Conflict
+from cellchain.extensions import db
+from cellchain.http import now, requires, unit_of_work
+from cellchain.traceability.notices import WithRecalls, recalls_naming
+
+bedside_api = Blueprint(
+    "bedside_api",
+    __name__,
+    url_prefix="/api/v1",
+    description="Thaw, bedside verification, two-person sign-off and infusions",
+)
+blueprints = (bedside_api,)
+
+
+@bedside_api.post("/thaw")
+@requires(Permission.THAW_DOSES)
+@bedside_api.arguments(ScanIn)
+@bedside_api.response(200, ThawOut)
+def thaw_scan(data: dict[str, Any]) -> Any:
+    """Scan a bag (or the dose label for every bag): starts its thaw, or completes it."""
+    with unit_of_work(refused("thaw.refused", "scan", "thaw")) as session:
+        result = thaw_as_user(session, data["scan"])
+    return result
+
+
+@bedside_api.post("/bedside/checks")
+@requires(Permission.ADMINISTER_DOSES)
+@bedside_api.arguments(BedsideIn)
+@bedside_api.response(201, BedsideCheckOut)
+def verify(data: dict[str, Any]) -> Any:
+    """Wristband and label scanned together: the verdict (go/stop) and every check. A stop is
+    recorded like a go; 201 either way — read ``verdict``."""
+    with unit_of_work(refused("bedside.scan_refused", "bedside_check", "new")) as session:
+        check = verify_as_user(session, data)
+    return bedside.summary(db.session, check, now=now())
+
+
+@bedside_api.get("/bedside/checks/<int:check_id>")
+@requires(Permission.READ_RECORDS)
+@bedside_api.response(200, BedsideCheckOut)
+def get_check(check_id: int) -> Any:
+    return bedside.summary(db.session, bedside.get_check(db.session, check_id), now=now())
+
+
+@bedside_api.post("/bedside/checks/<int:check_id>/signatures")
+@requires(Permission.ADMINISTER_DOSES)
+@bedside_api.arguments(SignOffIn)
+@bedside_api.response(200, BedsideCheckOut)
+def sign(data: dict[str, Any], check_id: int) -> Any:
+    """Two clinicians sign a go: the acting one and a second one, each with their password."""
+    with unit_of_work(refused("bedside.sign_refused", "bedside_check", check_id)) as session:
+        check = sign_as_user(session, check_id, data)
+    return bedside.summary(db.session, check, now=now())
+
+
+@bedside_api.post("/bedside/checks/<int:check_id>/start")
+@requires(Permission.ADMINISTER_DOSES)
+@bedside_api.response(201, InfusionOut)
+def start(check_id: int) -> Any:
+    """Start the infusion from a go signed by two clinicians. Every check is made again now;
+    if one fails a stop is recorded and the answer is 409 naming it."""
+    with unit_of_work(refused("infusion.start_refused", "bedside_check", check_id)) as session:
+        started = start_as_user(session, check_id)
+    if started.stop is not None:
+        raise Conflict(
+            f"Stopped: bedside check {started.stop.id} failed "
+            + "; ".join(f"{c['title']}: {c['detail']}" for c in started.stop.failed),
+            title="Stopped at the start",
+        )
+    return started.infusion
+
+
+@bedside_api.get("/infusions/<int:infusion_id>")
+@requires(Permission.READ_RECORDS)
+@bedside_api.response(200, InfusionDetailOut)
+def get_infusion(infusion_id: int) -> Any:
+    """One infusion, with the recalls that name its dose."""
+    infusion = infusions.get_infusion(db.session, infusion_id)
+    found = recalls_naming(db.session, doses=[infusion.dose_order_id])
+    return WithRecalls(infusion, found.dose(infusion.dose_order_id))
+
+
+@bedside_api.post("/infusions/<int:infusion_id>/end")
+@requires(Permission.ADMINISTER_DOSES)
+@bedside_api.arguments(InfusionEndIn)
+@bedside_api.response(200, InfusionOut)
+def end(data: dict[str, Any], infusion_id: int) -> Any:
+    """The end: time, volume infused, rate, any reaction (stopped early needs the reason)."""
+    with unit_of_work(refused("infusion.end_refused", "infusion", infusion_id)) as session:
+        infusion = end_as_user(session, infusion_id, data)
+    return infusion
+
+
+@bedside_api.post("/infusions/<int:infusion_id>/acknowledge")
+@requires(Permission.ADMINISTER_DOSES)
+@bedside_api.arguments(TimeFlagAcknowledgementIn)
+@bedside_api.response(200, InfusionOut)
+def acknowledge(data: dict[str, Any], infusion_id: int) -> Any:
+    """A second clinician (not whoever recorded the end) confirms flagged times as recorded,
+    with a note and their own password; until then the patient's next dose is not ordered."""
+    with unit_of_work(refused("infusion.acknowledge_refused", "infusion", infusion_id)) as session:
+        infusion = acknowledge_as_user(session, infusion_id, data)
+    return infusion
+
+
+@bedside_api.get("/patients/<int:patient_id>/infusions")
+@requires(Permission.READ_RECORDS)
+@bedside_api.response(200, InfusionOut(many=True))
+def patient_infusions(patient_id: int) -> Any:
+    return infusions.infusions_of(db.session, patients.get_patient(db.session, patient_id))
