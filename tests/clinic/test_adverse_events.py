@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -247,13 +248,16 @@ def test_two_outcome_changes_at_once_end_with_one(app: Any, clinic: Any, patient
 
     event_id = record(clinic, patient).id
     people = [(clinic.clinician.id, "recovered"), (clinic.investigator.id, "not_recovered")]
+    both_read = threading.Barrier(len(people), timeout=30)  # both saw the event before a write
 
     def changing(user_id: int, outcome: str):
         def job() -> str:
             try:
+                event = db.session.get(AdverseEvent, event_id)
+                both_read.wait()
                 adverse_events.update_outcome(
                     db.session,
-                    db.session.get(AdverseEvent, event_id),
+                    event,
                     outcome=outcome,
                     reason="Seen at the clinic",
                     actor=db.session.get(User, user_id),

@@ -5,9 +5,10 @@ machine (PostgreSQL copies and then checkpoints the files); copying the rows of 
 tables back from a schema of the same database costs a few tens of milliseconds. So each
 worker's live database is created once, and a snapshot is a schema ``snap_<n>`` holding a
 copy of every table's rows and the value of every sequence. Restoring empties the live
-tables and copies the rows back, in an order where every row's foreign keys exist already,
-with the tables' own triggers off (the audit table refuses TRUNCATE and DELETE), and sets
-every sequence back, so ids continue exactly where the snapshot left them.
+tables (DELETE, children first) and copies the rows back, in an order where every row's
+foreign keys exist already, with the tables' own triggers off (the audit table refuses
+TRUNCATE and DELETE), and sets every sequence back, so ids continue exactly where the
+snapshot left them.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class SchemaSnapshots:
         #: parents before children; tables the models do not know (alembic_version) last
         self.tables = [t for t in table_order if t in present] + sorted(present - set(table_order))
         self.sequence_values: dict[str, list[tuple[str, int, bool]]] = {}
+        self.row_counts: dict[str, dict[str, int]] = {}
 
     def take(self) -> str:
         """A snapshot of the database as it is now (committed); returns its name."""
@@ -63,6 +65,10 @@ class SchemaSnapshots:
             conn.execute(text(f'CREATE SCHEMA "{name}"'))
             for table in self.tables:
                 conn.execute(text(f'CREATE TABLE "{name}"."{table}" AS TABLE public."{table}"'))
+            self.row_counts[name] = {
+                table: conn.execute(text(f'SELECT count(*) FROM "{name}"."{table}"')).scalar_one()
+                for table in self.tables
+            }
             self.sequence_values[name] = [
                 (
                     sequence,
@@ -76,19 +82,22 @@ class SchemaSnapshots:
 
     def restore(self, name: str) -> None:
         """Make the live tables and sequences what they were when ``name`` was taken."""
-        listed = ", ".join(f'public."{table}"' for table in self.tables)
         with self.engine.begin() as conn:
             conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
             for table in self.with_triggers:
                 conn.execute(text(f'ALTER TABLE public."{table}" DISABLE TRIGGER USER'))
-            conn.execute(text(f"TRUNCATE {listed}"))
+            # DELETE, children first: on tables this small it costs far less than TRUNCATE,
+            # which gives every table a new file
+            for table in reversed(self.tables):
+                conn.execute(text(f'DELETE FROM public."{table}"'))
             for table in self.tables:
-                conn.execute(
-                    text(
-                        f'INSERT INTO public."{table}" OVERRIDING SYSTEM VALUE '
-                        f'SELECT * FROM "{name}"."{table}"'
+                if self.row_counts[name].get(table):
+                    conn.execute(
+                        text(
+                            f'INSERT INTO public."{table}" OVERRIDING SYSTEM VALUE '
+                            f'SELECT * FROM "{name}"."{table}"'
+                        )
                     )
-                )
             for table in self.with_triggers:
                 conn.execute(text(f'ALTER TABLE public."{table}" ENABLE TRIGGER USER'))
             for sequence, last_value, is_called in self.sequence_values[name]:
