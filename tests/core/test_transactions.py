@@ -4,6 +4,7 @@ the use case's rollback takes it back with the rest (``cellchain.core.transactio
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -46,12 +47,9 @@ def test_a_released_savepoint_commits_with_its_use_case(probe):
     session.execute(text("SELECT 1"))
     with session.begin_nested():
         session.execute(text("INSERT INTO probe (x) VALUES (1)"))
-    try:
-        with session.begin_nested():
-            session.execute(text("INSERT INTO probe (x) VALUES (2)"))
-            raise LookupError("refused inside the savepoint")
-    except LookupError:
-        pass
+    with contextlib.suppress(LookupError), session.begin_nested():
+        session.execute(text("INSERT INTO probe (x) VALUES (2)"))
+        raise LookupError("refused inside the savepoint")
     session.execute(text("INSERT INTO probe (x) VALUES (3)"))
     session.commit()
 

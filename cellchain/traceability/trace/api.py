@@ -24,7 +24,8 @@ blueprints = (trace_api,)
 def forward(kind: str, record_id: int) -> Any:
     """Every unit made from a donation, lot, unit, material lot or piece of equipment (``kind``),
     with status and location, every dose order and infusion of them, and every patient."""
-    return trace.trace_forward(db.session, kind, record_id)
+    forward = trace.trace_forward(db.session, kind, record_id)
+    return trace.with_recalls(forward, trace.recalls_of(db.session, forward))
 
 
 @trace_api.get("/back/<string:kind>/<int:record_id>")

@@ -163,12 +163,11 @@ def _made_or_worked_in_place() -> ColumnElement[bool]:
 
 
 def trace_forward(session: DbSession, kind: str, record_id: int) -> ForwardTrace:
-    """Every unit made from the start, every dose and infusion of them and every patient, each
-    with the recalls that name it.
+    """Every unit made from the start, every dose and infusion of them and every patient.
 
-    A fixed number of queries whatever the size of the tree: the units (with their lot), the
-    dose orders, the infusions, two to load the orders' patients and bags, and the recall
-    notices (``notices.recalls_naming``).
+    Five queries whatever the size of the tree: the units (with their lot), the dose orders,
+    the infusions, and two to load the orders' patients and bags. ``with_recalls`` adds the
+    recalls that name them.
     """
     start, seeds = forward_seeds(session, kind, record_id)
     nearest = chain.nearest_of(chain.lineage_walk(seeds, upwards=False))
@@ -207,17 +206,32 @@ def trace_forward(session: DbSession, kind: str, record_id: int) -> ForwardTrace
         if orders
         else []
     )
-    named = notices.recalls_naming(
-        session,
-        units=[traced.unit.id for traced in units],
-        doses=[order.id for order in orders],
-        patients=[order.patient_id for order in orders],
-    )
     return ForwardTrace(
         start=start,
-        units=[replace(traced, recalls=named.unit(traced.unit.id)) for traced in units],
+        units=units,
         dose_orders=orders,
         infusions=infusions,
+        patients=_patients(orders, infusions),
+    )
+
+
+def recalls_of(session: DbSession, forward: ForwardTrace) -> notices.RecallNotices:
+    """The recalls that name the trace's units, dose orders and patients, for the page and
+    the API answer (the recall use cases trace only to find what to block, and skip this)."""
+    return notices.recalls_naming(
+        session,
+        units=[traced.unit.id for traced in forward.units],
+        doses=[order.id for order in forward.dose_orders],
+        patients=[order.patient_id for order in forward.dose_orders],
+    )
+
+
+def with_recalls(forward: ForwardTrace, named: notices.RecallNotices) -> ForwardTrace:
+    """The trace with each unit and patient, and the trace as a whole, carrying the recalls
+    that name them (a patient: theirs and their doses')."""
+    return replace(
+        forward,
+        units=[replace(traced, recalls=named.unit(traced.unit.id)) for traced in forward.units],
         patients=[
             replace(
                 exposed,
@@ -226,7 +240,7 @@ def trace_forward(session: DbSession, kind: str, record_id: int) -> ForwardTrace
                     + named.of_doses(order.id for order in exposed.dose_orders)
                 ),
             )
-            for exposed in _patients(orders, infusions)
+            for exposed in forward.patients
         ],
         recalls=named.all(),
     )

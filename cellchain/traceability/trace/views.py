@@ -9,7 +9,6 @@ from flask.typing import ResponseReturnValue
 from cellchain.core.roles import Permission
 from cellchain.extensions import db
 from cellchain.http import requires
-from cellchain.traceability import notices
 from cellchain.traceability.models import RecallTarget
 from cellchain.traceability.pages import blueprint
 from cellchain.traceability.trace import trace
@@ -24,12 +23,7 @@ def trace_forward(kind: str, record_id: int) -> ResponseReturnValue:
         forward=forward,
         counts=forward.count_by_status(),
         recall_target=kind if kind in {t.value for t in RecallTarget} else None,
-        recalls=notices.recalls_naming(
-            db.session,
-            units=[t.unit.id for t in forward.units],
-            doses=[o.id for p in forward.patients for o in p.dose_orders],
-            patients=[p.patient.id for p in forward.patients],
-        ),
+        recalls=trace.recalls_of(db.session, forward),
     )
 
 
