@@ -24,7 +24,7 @@ KNOWN_CYCLE_MEMBERS: frozenset[str] = frozenset(
         "cellchain.wiring",
         "cellchain.labels.output",
         "cellchain.labels.api",
-        "cellchain.labels.http",
+        "cellchain.labels.commands",
         "cellchain.labels.views",
         "cellchain.labels.templates",
         "cellchain.labels.layout",

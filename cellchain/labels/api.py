@@ -15,13 +15,16 @@ from cellchain.chain.schemas import ScanOut
 from cellchain.core import numbering
 from cellchain.core.roles import Permission
 from cellchain.extensions import db
-from cellchain.http import acting_user, now, requires, unit_of_work
+from cellchain.http import requires, unit_of_work
 from cellchain.labels import photo, service
-from cellchain.labels.http import (
+from cellchain.labels.commands import (
+    destroy_labels,
     file_response,
     print_lot_labels,
     print_unit_labels,
     print_wristband,
+    record_lot_label_applied,
+    record_unit_label_applied,
 )
 from cellchain.labels.schemas import (
     AppliedIn,
@@ -77,14 +80,7 @@ def unit_log(unit_id: int) -> Any:
 def unit_applied(data: dict[str, Any], unit_id: int) -> Any:
     """The unit's label put on it, scanned there (a prepared dose's label: it has no lot)."""
     with unit_of_work() as session:
-        record = service.record_applied(
-            session,
-            None,
-            data["code"],
-            actor=acting_user(),
-            now=now(),
-            unit=chain.get_unit(session, unit_id),
-        )
+        record = record_unit_label_applied(session, unit_id, data)
     return record
 
 
@@ -140,13 +136,7 @@ def lot_log(lot_id: int) -> Any:
 def applied(data: dict[str, Any], lot_id: int) -> Any:
     """A label put on its container, scanned there."""
     with unit_of_work() as session:
-        record = service.record_applied(
-            session,
-            processing.get_lot(session, lot_id),
-            data["code"],
-            actor=acting_user(),
-            now=now(),
-        )
+        record = record_lot_label_applied(session, lot_id, data)
     return record
 
 
@@ -157,14 +147,7 @@ def applied(data: dict[str, Any], lot_id: int) -> Any:
 def destroyed(data: dict[str, Any], print_id: int) -> Any:
     """Copies of a print destroyed (spoiled, superseded, not used), with the reason."""
     with unit_of_work() as session:
-        record = service.destroy_labels(
-            session,
-            service.get_print(session, print_id),
-            data["count"],
-            data["reason"],
-            actor=acting_user(),
-            now=now(),
-        )
+        record = destroy_labels(session, print_id, data)
     return record
 
 

@@ -16,16 +16,19 @@ from cellchain.core.roles import Permission
 from cellchain.dosing import orders, patients
 from cellchain.errors import DomainError, NotFound
 from cellchain.extensions import db
-from cellchain.http import acting_user, now, requires, unit_of_work
+from cellchain.http import requires, unit_of_work
 from cellchain.labels import photo, service
-from cellchain.labels.content import NotLabellable, UnitLabel, label_for, wristband_for
-from cellchain.labels.http import (
+from cellchain.labels.commands import (
+    destroy_labels,
     file_response,
     label_settings,
     print_lot_labels,
     print_unit_labels,
     print_wristband,
+    record_lot_label_applied,
+    record_unit_label_applied,
 )
+from cellchain.labels.content import NotLabellable, UnitLabel, label_for, wristband_for
 from cellchain.labels.models import MAX_COPIES, OutputFormat
 from cellchain.labels.schemas import AppliedIn, DestroyedIn, LotPrintIn, PrintIn
 from cellchain.manufacturing.models import Lot
@@ -64,14 +67,7 @@ def unit_applied(unit_id: int) -> ResponseReturnValue:
     try:
         data = load_form(AppliedIn(), request.form)
         with unit_of_work() as session:
-            record = service.record_applied(
-                session,
-                None,
-                data["code"],
-                actor=acting_user(),
-                now=now(),
-                unit=chain.get_unit(session, unit_id),
-            )
+            record = record_unit_label_applied(session, unit_id, data)
             message = (
                 f"Label of {record.subject_code} applied ({record.applied} of {record.copies} "
                 f"printed {record.printed_at:%Y-%m-%d})."
@@ -128,13 +124,7 @@ def applied(lot_id: int) -> ResponseReturnValue:
     try:
         data = load_form(AppliedIn(), request.form)
         with unit_of_work() as session:
-            record = service.record_applied(
-                session,
-                processing.get_lot(session, lot_id),
-                data["code"],
-                actor=acting_user(),
-                now=now(),
-            )
+            record = record_lot_label_applied(session, lot_id, data)
             message = (
                 f"Label of {record.subject_code} applied ({record.applied} of {record.copies} "
                 f"printed {record.printed_at:%Y-%m-%d})."
@@ -153,14 +143,7 @@ def destroyed(print_id: int) -> ResponseReturnValue:
     try:
         data = load_form(DestroyedIn(), request.form)
         with unit_of_work() as session:
-            record = service.destroy_labels(
-                session,
-                service.get_print(session, print_id),
-                data["count"],
-                data["reason"],
-                actor=acting_user(),
-                now=now(),
-            )
+            record = destroy_labels(session, print_id, data)
             message = f"{data['count']} label(s) of {record.subject_code} recorded as destroyed."
     except DomainError as error:
         if lot_id is not None:

@@ -15,7 +15,7 @@ from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
 from cellchain.manufacturing.deviations.schemas import DeviationOut
 from cellchain.manufacturing.processing import processing
 from cellchain.quality import disposition, results, service
-from cellchain.quality.certificate import certificate_response
+from cellchain.quality.commands import certificate_response
 from cellchain.quality.schemas import (
     InvalidateIn,
     OutOfSpecificationOut,

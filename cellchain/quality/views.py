@@ -19,7 +19,7 @@ from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
 from cellchain.manufacturing.models import Lot
 from cellchain.manufacturing.processing import processing
 from cellchain.quality import disposition, results, service
-from cellchain.quality.certificate import certificate_response
+from cellchain.quality.commands import certificate_response
 from cellchain.quality.evaluation import criterion_text
 from cellchain.quality.schemas import InvalidateIn, RejectIn, ReleaseIn, SampleIn
 from cellchain.traceability.notices import recalls_naming

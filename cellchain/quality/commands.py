@@ -1,4 +1,5 @@
-"""The certificate of analysis served over HTTP, for the page and the API alike."""
+"""Acting-user glue of quality, shared by the API and the pages: the certificate of analysis
+served over HTTP, generated now by the acting user (the PDF itself is `certificate_pdf`)."""
 
 from __future__ import annotations
 

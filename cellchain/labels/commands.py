@@ -1,5 +1,6 @@
-"""What the labels pages and API share: the site's label settings, printing a unit's or a
-lot's labels from a loaded form or body, and the file response."""
+"""Acting-user glue of labels, shared by the API and the pages: the site's label settings,
+printing a unit's, a lot's or a patient's labels from a loaded form or body, recording labels
+applied or destroyed, and the file response. No rules here."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from cellchain.extensions import DbSession
 from cellchain.http import acting_user, now, site_zone
 from cellchain.labels import service
 from cellchain.labels.content import IsbtSettings
+from cellchain.labels.models import LabelPrint
 from cellchain.labels.service import LabelSettings, PrintedFile
 from cellchain.labels.templates import load_templates
 from cellchain.manufacturing.processing import processing
@@ -82,6 +84,41 @@ def print_wristband(session: DbSession, patient_id: int, data: dict[str, Any]) -
         copies=data["copies"],
         reason=data["reason"],
         settings=label_settings(),
+        actor=acting_user(),
+        now=now(),
+    )
+
+
+def record_unit_label_applied(session: DbSession, unit_id: int, data: dict[str, Any]) -> LabelPrint:
+    """A unit's own label (a prepared dose's: it has no lot) scanned on it, from ``AppliedIn``."""
+    return service.record_applied(
+        session,
+        None,
+        data["code"],
+        actor=acting_user(),
+        now=now(),
+        unit=chain.get_unit(session, unit_id),
+    )
+
+
+def record_lot_label_applied(session: DbSession, lot_id: int, data: dict[str, Any]) -> LabelPrint:
+    """A lot's label scanned on its container as the acting user, from ``AppliedIn``."""
+    return service.record_applied(
+        session,
+        processing.get_lot(session, lot_id),
+        data["code"],
+        actor=acting_user(),
+        now=now(),
+    )
+
+
+def destroy_labels(session: DbSession, print_id: int, data: dict[str, Any]) -> LabelPrint:
+    """Copies of a print destroyed as the acting user, from loaded ``DestroyedIn`` data."""
+    return service.destroy_labels(
+        session,
+        service.get_print(session, print_id),
+        data["count"],
+        data["reason"],
         actor=acting_user(),
         now=now(),
     )
