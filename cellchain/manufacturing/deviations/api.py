@@ -13,10 +13,9 @@ from flask_smorest import Blueprint
 from cellchain.core import signatures
 from cellchain.core.roles import Permission
 from cellchain.core.signatures import SignatureManifest
-from cellchain.donors import service as donors
 from cellchain.extensions import db
-from cellchain.http import acting_user, now, requires, unit_of_work
-from cellchain.manufacturing.deviations import deviations
+from cellchain.http import requires, unit_of_work
+from cellchain.manufacturing.deviations import commands, deviations
 from cellchain.manufacturing.deviations.schemas import (
     DeviationCloseIn,
     DeviationDetailOut,
@@ -26,7 +25,6 @@ from cellchain.manufacturing.deviations.schemas import (
     ExcursionAuthoriseIn,
 )
 from cellchain.manufacturing.models import Deviation
-from cellchain.manufacturing.processing import processing
 
 deviations_api = Blueprint(
     "deviations_api", __name__, url_prefix="/api/v1/deviations", description="Deviations"
@@ -87,18 +85,7 @@ def list_deviations(args: dict[str, Any]) -> Any:
 def open_deviation(data: dict[str, Any]) -> Any:
     """Open a deviation, against a lot or none; an open deviation blocks the lot's release."""
     with unit_of_work() as session:
-        lot_id, donation_id = data.get("lot_id"), data.get("donation_id")
-        deviation = deviations.open_deviation(
-            session,
-            lot=processing.get_lot(session, lot_id) if lot_id is not None else None,
-            donation=(
-                donors.get_donation(session, donation_id) if donation_id is not None else None
-            ),
-            category=data["category"],
-            description=data["description"],
-            actor=acting_user(),
-            now=now(),
-        )
+        deviation = commands.open_deviation_by_ids(session, data)
     return deviation_detail(deviation)
 
 
@@ -117,15 +104,7 @@ def get_deviation(deviation_id: int) -> Any:
 def close_deviation(data: dict[str, Any], deviation_id: int) -> Any:
     """QA closes the deviation with a resolution, signing with their password."""
     with unit_of_work() as session:
-        deviation = deviations.get_deviation(session, deviation_id)
-        deviations.close_deviation(
-            session,
-            deviation,
-            resolution=data["resolution"],
-            user=acting_user(),
-            password=data["password"],
-            now=now(),
-        )
+        deviation = commands.close_deviation_as_user(session, deviation_id, data)
     return deviation_detail(deviation)
 
 
@@ -138,15 +117,5 @@ def authorise_excursion(data: dict[str, Any], deviation_id: int) -> Any:
     with a justification), signing with their password. Steps beyond the product's limits
     name this deviation; the lot's release stays blocked by its limit flags."""
     with unit_of_work() as session:
-        deviation = deviations.get_deviation(session, deviation_id)
-        deviations.authorise_excursion(
-            session,
-            deviation,
-            max_passage=data.get("max_passage"),
-            max_cumulative_pd=data.get("max_cumulative_pd"),
-            justification=data["justification"],
-            user=acting_user(),
-            password=data["password"],
-            now=now(),
-        )
+        deviation = commands.authorise_excursion_as_user(session, deviation_id, data)
     return deviation_detail(deviation)

@@ -15,10 +15,10 @@ from werkzeug.datastructures import MultiDict
 from cellchain.core import audit, signatures
 from cellchain.core.roles import Permission
 from cellchain.donors import service as donors
-from cellchain.errors import DomainError, InvalidInput, NotFound
+from cellchain.errors import DomainError
 from cellchain.extensions import db
-from cellchain.http import acting_user, now, requires, unit_of_work
-from cellchain.manufacturing.deviations import deviations
+from cellchain.http import requires, unit_of_work
+from cellchain.manufacturing.deviations import commands, deviations
 from cellchain.manufacturing.deviations.deviations import DeviationStatus
 from cellchain.manufacturing.deviations.schemas import (
     DeviationCloseIn,
@@ -28,7 +28,6 @@ from cellchain.manufacturing.deviations.schemas import (
 )
 from cellchain.manufacturing.models import DeviationCategory
 from cellchain.manufacturing.pages import storage_pages as blueprint
-from cellchain.manufacturing.processing import processing
 from cellchain.web.forms import load_form, refusal_context
 
 CATEGORIES = list(DeviationCategory)
@@ -69,27 +68,7 @@ def open_deviation() -> ResponseReturnValue:
     try:
         data = load_form(DeviationFormIn(), request.form)
         with unit_of_work() as session:
-            lot = donation = None
-            if data.get("lot_number", "").strip():
-                try:
-                    lot = processing.find_lot(session, data["lot_number"])
-                except NotFound as error:
-                    raise NotFound(error.detail, errors={"lot_number": ["Unknown lot."]}) from None
-            if data.get("din", "").strip():
-                try:
-                    donation = donors.find_donation(session, data["din"])
-                except DomainError as error:
-                    raise InvalidInput(error.detail, errors={"din": [error.detail]}) from None
-            deviation = deviations.open_deviation(
-                session,
-                lot=lot,
-                donation=donation,
-                category=data["category"],
-                description=data["description"],
-                actor=acting_user(),
-                now=now(),
-            )
-            deviation_id = deviation.id
+            deviation_id = commands.open_deviation_by_codes(session, data).id
     except DomainError as error:
         db.session.rollback()
         return _deviations_page(error)
@@ -141,14 +120,7 @@ def close_deviation(deviation_id: int) -> ResponseReturnValue:
     try:
         data = load_form(DeviationCloseIn(), request.form)
         with unit_of_work() as session:
-            deviations.close_deviation(
-                session,
-                deviations.get_deviation(session, deviation_id),
-                resolution=data["resolution"],
-                user=acting_user(),
-                password=data["password"],
-                now=now(),
-            )
+            commands.close_deviation_as_user(session, deviation_id, data)
     except DomainError as error:
         db.session.rollback()
         return _deviation_page(deviation_id, error)
@@ -163,16 +135,7 @@ def authorise_excursion(deviation_id: int) -> ResponseReturnValue:
     try:
         data = load_form(ExcursionAuthoriseIn(), request.form)
         with unit_of_work() as session:
-            deviations.authorise_excursion(
-                session,
-                deviations.get_deviation(session, deviation_id),
-                max_passage=data.get("max_passage"),
-                max_cumulative_pd=data.get("max_cumulative_pd"),
-                justification=data["justification"],
-                user=acting_user(),
-                password=data["password"],
-                now=now(),
-            )
+            commands.authorise_excursion_as_user(session, deviation_id, data)
     except DomainError as error:
         db.session.rollback()
         return _deviation_page(deviation_id, error)

@@ -12,10 +12,10 @@ from flask_smorest import Blueprint
 from cellchain.chain import service as chain
 from cellchain.core.roles import Permission
 from cellchain.extensions import db
-from cellchain.http import acting_user, now, requires, unit_of_work
+from cellchain.http import requires, unit_of_work
 from cellchain.manufacturing.models import Equipment
 from cellchain.manufacturing.processing import resources
-from cellchain.manufacturing.storage import storage
+from cellchain.manufacturing.storage import commands, storage
 from cellchain.manufacturing.storage.schemas import (
     PositionOut,
     ReadingIn,
@@ -102,17 +102,8 @@ def store_unit(data: dict[str, Any], unit_id: int) -> Any:
     """
     with unit_of_work() as session:
         unit = chain.get_unit(session, unit_id)
-        position = storage.store_unit(
-            session,
-            unit,
-            tank=resources.get_equipment(session, data["tank_id"]),
-            rack=data["rack"],
-            box=data["box"],
-            slot=data["slot"],
-            at=data.get("at"),
-            actor=acting_user(),
-            now=now(),
-        )
+        tank = resources.get_equipment(session, data["tank_id"])
+        position = commands.store_unit_as_user(session, unit, tank, data)
         lot = storage.lots_of_units(session, [unit]).get(unit.id)
         body = position_out(position, lot.lot_number if lot else None)
     return body
@@ -126,12 +117,5 @@ def record_reading(data: dict[str, Any], tank_id: int) -> Any:
     """Record a temperature reading. Above the storage limit, a storage-excursion deviation is
     opened on every lot with a bag in the tank at that time; they are returned."""
     with unit_of_work() as session:
-        outcome = storage.record_tank_reading(
-            session,
-            storage.get_tank(session, tank_id),
-            temperature_c=data["temperature_c"],
-            at=data.get("at"),
-            actor=acting_user(),
-            now=now(),
-        )
+        outcome = commands.record_reading_as_user(session, storage.get_tank(session, tank_id), data)
     return outcome

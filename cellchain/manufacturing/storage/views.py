@@ -14,15 +14,13 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from cellchain.chain import service as chain
-from cellchain.chain.models import Unit
 from cellchain.core.roles import Permission
-from cellchain.errors import DomainError, InvalidInput, NotFound
+from cellchain.errors import DomainError
 from cellchain.extensions import DbSession, db
-from cellchain.http import acting_user, now, requires, unit_of_work
+from cellchain.http import requires, unit_of_work
 from cellchain.manufacturing.models import Equipment
 from cellchain.manufacturing.pages import storage_pages as blueprint
-from cellchain.manufacturing.storage import storage
+from cellchain.manufacturing.storage import commands, storage
 from cellchain.manufacturing.storage.schemas import ReadingIn, StoreScanIn
 from cellchain.web.forms import load_form, refusal_context
 
@@ -77,33 +75,13 @@ def _post_on_tank(
     return redirect(url_for("storage.tank", tank_id=tank_id) + f"#{form_name}")
 
 
-def _scanned_unit(session: DbSession, code: str) -> Unit:
-    """The unit a scanned code names; a refusal is shown against the code field."""
-    try:
-        return chain.resolve_unit(session, code)
-    except NotFound as error:
-        raise NotFound(error.detail, errors={"code": ["Unknown code."]}) from error
-    except InvalidInput as error:
-        raise InvalidInput(error.detail, errors={"code": ["Not a unit's code."]}) from error
-
-
 @blueprint.post("/storage/tanks/<int:tank_id>/store")
 @requires(Permission.RECORD_STORAGE)
 def store(tank_id: int) -> ResponseReturnValue:
     def act(session: DbSession, found: Equipment) -> tuple[str, str]:
         data = load_form(StoreScanIn(), request.form)
-        unit = _scanned_unit(session, data["code"])
-        position = storage.store_unit(
-            session,
-            unit,
-            tank=found,
-            rack=data["rack"],
-            box=data["box"],
-            slot=data["slot"],
-            at=data.get("at"),
-            actor=acting_user(),
-            now=now(),
-        )
+        unit = commands.scanned_unit(session, data["code"])
+        position = commands.store_unit_as_user(session, unit, found, data)
         return f"{unit.code} stored in {position.label}.", "success"
 
     return _post_on_tank(tank_id, "store", act)
@@ -114,14 +92,7 @@ def store(tank_id: int) -> ResponseReturnValue:
 def record_reading(tank_id: int) -> ResponseReturnValue:
     def act(session: DbSession, found: Equipment) -> tuple[str, str]:
         data = load_form(ReadingIn(), request.form)
-        outcome = storage.record_tank_reading(
-            session,
-            found,
-            temperature_c=data["temperature_c"],
-            at=data.get("at"),
-            actor=acting_user(),
-            now=now(),
-        )
+        outcome = commands.record_reading_as_user(session, found, data)
         reading = f"Reading of {found.code} recorded: {outcome.reading.temperature_c:g} °C."
         if not outcome.deviations:
             return reading, "success"
