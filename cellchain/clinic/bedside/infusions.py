@@ -12,6 +12,7 @@ Services flush; the caller commits (one use case, one transaction).
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import math
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -29,7 +30,7 @@ from cellchain.clinic.models import (
     Infusion,
     InfusionStatus,
 )
-from cellchain.core import audit, signatures
+from cellchain.core import actions, audit, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.core.roles import Permission, has_permission
@@ -54,6 +55,30 @@ TIME_READING = dt.timedelta(minutes=1)
 DEFAULT_RATE_TOLERANCE_PERCENT = 25.0
 #: The meaning of a second clinician's signature acknowledging flagged infusion times.
 TIME_FLAG_MEANING = "review: infusion times and volume confirmed as recorded"
+
+
+class InfusionAction(enum.StrEnum):
+    """What may be done with an infusion once started."""
+
+    END = "end"  #: record the end: completed, or stopped early
+    FOLLOW_UP = "follow_up"  #: follow-up and adverse events, once it has ended
+
+
+#: The statuses each act starts from, from the transition table: the end is recorded while the
+#: infusion may still end; follow-up comes when no change is left.
+INFUSION_ACTIONS: dict[InfusionAction, frozenset[InfusionStatus]] = {
+    InfusionAction.END: actions.leading_to(
+        INFUSION_TRANSITIONS, InfusionStatus.COMPLETED, InfusionStatus.STOPPED
+    ),
+    InfusionAction.FOLLOW_UP: frozenset(
+        status for status, nexts in INFUSION_TRANSITIONS.items() if not nexts
+    ),
+}
+
+
+def infusion_actions(infusion: Infusion) -> frozenset[InfusionAction]:
+    """The acts the infusion's status allows; the page offers these (permissions apart)."""
+    return actions.allowed(infusion.status, INFUSION_ACTIONS)
 
 
 @dataclass(frozen=True)
@@ -171,7 +196,7 @@ def end(
 ) -> Infusion:
     """Record the end: when, the volume infused, the rate and any reaction."""
     target = InfusionStatus.STOPPED if form.stopped_early else InfusionStatus.COMPLETED
-    if target not in INFUSION_TRANSITIONS[InfusionStatus(infusion.status)]:
+    if InfusionAction.END not in infusion_actions(infusion):
         raise StateConflict(f"Infusion {infusion.id}", infusion.status, target.value)
     ended_at = form.ended_at or now
     drawn = infusion.dose_order.volume_ml

@@ -258,6 +258,7 @@ def _infusion_page(infusion: Infusion, error: DomainError | None = None) -> Resp
             **refusal_context(
                 error,
                 infusion=infusion,
+                actions=infusions.infusion_actions(infusion),
                 may_acknowledge=infusions.may_acknowledge(infusion, acting_user()),
                 recalls=recalls_naming(db.session, doses=[infusion.dose_order_id]).dose(
                     infusion.dose_order_id

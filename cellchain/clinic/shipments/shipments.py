@@ -20,6 +20,7 @@ Services flush; the caller commits (one use case, one transaction).
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from cellchain.clinic.models import (
     ShipmentItem,
     ShipmentStatus,
 )
-from cellchain.core import audit, signatures
+from cellchain.core import actions, audit, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User
@@ -56,6 +57,31 @@ UTC_ZONE = ZoneInfo("UTC")
 DISPATCH_LOCATION = "GMP lab — dispatch"
 ACCEPT_MEANING = "approval: held shipment accepted for clinical use"
 REJECT_MEANING = "rejection: held shipment rejected, its doses discarded"
+
+
+class ShipmentAction(enum.StrEnum):
+    """What may be done to a shipment once dispatched."""
+
+    HAND_OFF = "hand_off"  #: a custody hand-off on the way (the status stays)
+    RECEIVE = "receive"  #: the clinic's receipt: received, or held for QA
+    DECIDE = "decide"  #: QA accepts or rejects a held shipment
+
+
+#: The statuses each act starts from; those that change the status, from the transition table.
+SHIPMENT_ACTIONS: dict[ShipmentAction, frozenset[ShipmentStatus]] = {
+    ShipmentAction.HAND_OFF: frozenset({ShipmentStatus.IN_TRANSIT}),
+    ShipmentAction.RECEIVE: actions.leading_to(
+        SHIPMENT_TRANSITIONS, ShipmentStatus.RECEIVED, ShipmentStatus.HELD
+    ),
+    ShipmentAction.DECIDE: actions.leading_to(
+        SHIPMENT_TRANSITIONS, ShipmentStatus.RECEIVED, ShipmentStatus.REJECTED
+    ),
+}
+
+
+def shipment_actions(shipment: Shipment) -> frozenset[ShipmentAction]:
+    """The acts the shipment's status allows; the page offers these (permissions apart)."""
+    return actions.allowed(shipment.status, SHIPMENT_ACTIONS)
 
 
 @dataclass(frozen=True)
@@ -184,7 +210,7 @@ def hand_off(
     session: DbSession, shipment: Shipment, form: HandOff, *, actor: User, now: dt.datetime
 ) -> list[UnitEvent]:
     """A hand-off of the shipment on its way, recorded on every unit in it."""
-    if shipment.status != ShipmentStatus.IN_TRANSIT.value:
+    if ShipmentAction.HAND_OFF not in shipment_actions(shipment):
         raise Conflict(
             f"Shipment {shipment.id} is {shipment.status_label}; hand-offs end at its receipt.",
             title="Shipment not in transit",
@@ -232,7 +258,7 @@ def receive(
     zone: ZoneInfo = UTC_ZONE,
 ) -> Shipment:
     """Receive the shipment at the clinic; an excursion, damage or a logger alarm holds it."""
-    if shipment.status != ShipmentStatus.IN_TRANSIT.value:
+    if ShipmentAction.RECEIVE not in shipment_actions(shipment):
         when = (
             f" at {shipment.received_at.astimezone(zone):%Y-%m-%d %H:%M %Z}"
             if shipment.received_at
@@ -318,9 +344,7 @@ def decide_hold(
     cancelled and its units discarded; a new dose must be ordered)."""
     require(user, Permission.DECIDE_HOLDS)
     target = ShipmentStatus.RECEIVED if accept else ShipmentStatus.REJECTED
-    if target not in SHIPMENT_TRANSITIONS[ShipmentStatus(shipment.status)] or (
-        shipment.status != ShipmentStatus.HELD.value
-    ):
+    if ShipmentAction.DECIDE not in shipment_actions(shipment):
         raise StateConflict(f"Shipment {shipment.id}", shipment.status, target.value)
     if not reason.strip():
         raise InvalidInput(

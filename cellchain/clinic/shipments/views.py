@@ -167,6 +167,7 @@ def _shipment_page(
             **refusal_context(
                 error,
                 shipment=shipment,
+                actions=shipments.shipment_actions(shipment),
                 which=which,
                 units=units,
                 events=events,
