@@ -7,6 +7,7 @@ Rules: DOMAIN.md §1–3; 21 CFR 1271.45–1271.90 (donor eligibility), 1271.60 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import math
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -16,7 +17,7 @@ from sqlalchemy import func, select, update
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import EventType, UnitKind, UnitStatus
-from cellchain.core import audit, numbering, signatures
+from cellchain.core import actions, audit, numbering, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import IssuedIdentifier, User
 from cellchain.core.payload import read_scan
@@ -406,6 +407,36 @@ def receive_donation(
         },
         reason=note,
     )
+
+
+class DonationAction(enum.StrEnum):
+    """What may be done with a donation at the lab."""
+
+    RECEIVE = "receive"  #: the receipt: accepted, or rejected
+    START_PROCESSING = "start_processing"  #: processing starts (an accepted donation)
+
+
+#: The statuses each act starts from, from the transition table.
+DONATION_ACTIONS: dict[DonationAction, frozenset[DonationStatus]] = {
+    DonationAction.RECEIVE: actions.leading_to(
+        DONATION_TRANSITIONS, DonationStatus.RECEIVED, DonationStatus.REJECTED
+    ),
+    DonationAction.START_PROCESSING: actions.leading_to(
+        DONATION_TRANSITIONS, DonationStatus.PROCESSING
+    ),
+}
+
+
+def donation_actions(donation: Donation) -> frozenset[DonationAction]:
+    """The acts the donation's status allows; the page offers these (permissions apart).
+
+    A donor determined ineligible is never processed (``start_processing``). The
+    birth-to-processing limit is checked when processing starts; the page shows its clock.
+    """
+    acts = actions.allowed(donation.status, DONATION_ACTIONS)
+    if donation.eligibility == Eligibility.INELIGIBLE.value:
+        return acts - {DonationAction.START_PROCESSING}
+    return acts
 
 
 @dataclass(frozen=True)

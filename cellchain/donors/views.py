@@ -151,6 +151,7 @@ def _donation_page(
     session = db.session
     context: dict[str, Any] = {
         "donation": donation,
+        "actions": service.donation_actions(donation),
         "clock": service.processing_clock(donation, now()),
         "panel": service.panel_of(donation),
         "review": service.review_eligibility(donation),
