@@ -9,6 +9,7 @@ is an event on the unit and an entry in the audit trail.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ from cellchain.chain.models import (
     UnitKind,
     UnitStatus,
 )
-from cellchain.core import audit, numbering
+from cellchain.core import actions, audit, numbering
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User
 from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
@@ -184,6 +185,21 @@ def derive_units(
                 reason=f"used up by {operation.value}",
             )
     return children
+
+
+class UnitAction(enum.StrEnum):
+    """What may be done with a unit on its page."""
+
+    PROCESS = "process"  #: the next processing step takes it as input (``require_usable``)
+
+
+#: The statuses each act starts from.
+UNIT_ACTIONS: dict[UnitAction, frozenset[UnitStatus]] = {UnitAction.PROCESS: USABLE_AS_PARENT}
+
+
+def unit_actions(unit: Unit) -> frozenset[UnitAction]:
+    """The acts the unit's status allows; the page offers these (permissions apart)."""
+    return actions.allowed(unit.status, UNIT_ACTIONS)
 
 
 def require_usable(units: Sequence[Unit], usable: frozenset[UnitStatus] = USABLE_AS_PARENT) -> None:

@@ -29,6 +29,7 @@ def _unit_page(unit: Unit, error: DomainError | None = None) -> str:
     return render_template(
         "chain/unit.html",
         unit=unit,
+        actions=service.unit_actions(unit),
         display=parse_identifier(unit.code).display,
         parents=service.parents_of(session, unit),
         children=service.children_of(session, unit),
