@@ -16,7 +16,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from cellchain.core import audit, signatures
+from cellchain.core import actions, audit, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import Signature, User
 from cellchain.core.roles import Permission, has_permission, require
@@ -42,6 +42,41 @@ MAX_TEXT = 5000
 class DeviationStatus(enum.StrEnum):
     OPEN = "open"
     CLOSED = "closed"
+
+
+#: Allowed deviation status changes (DESIGN.md rule 2): QA closes an open deviation, once.
+DEVIATION_TRANSITIONS: dict[DeviationStatus, frozenset[DeviationStatus]] = {
+    DeviationStatus.OPEN: frozenset({DeviationStatus.CLOSED}),
+    DeviationStatus.CLOSED: frozenset(),
+}
+
+
+class DeviationAction(enum.StrEnum):
+    """What QA may do with a deviation."""
+
+    CLOSE = "close"  #: close it with a resolution (signed)
+    AUTHORISE = "authorise"  #: authorise a limit excursion under it (signed), once
+
+
+#: The statuses each act starts from; closing, from the transition table.
+DEVIATION_ACTIONS: dict[DeviationAction, frozenset[DeviationStatus]] = {
+    DeviationAction.CLOSE: actions.leading_to(DEVIATION_TRANSITIONS, DeviationStatus.CLOSED),
+    DeviationAction.AUTHORISE: frozenset({DeviationStatus.OPEN}),
+}
+
+
+def deviation_actions(deviation: Deviation) -> frozenset[DeviationAction]:
+    """The acts the deviation allows; the page offers these (permissions apart).
+
+    Only a limit-excursion deviation is authorised, and only once (``authorise_excursion``).
+    """
+    acts = actions.allowed(deviation.status, DEVIATION_ACTIONS)
+    if (
+        deviation.category != DeviationCategory.LIMIT_EXCURSION.value
+        or deviation.authorisation is not None
+    ):
+        return acts - {DeviationAction.AUTHORISE}
+    return acts
 
 
 def open_deviation(
@@ -119,7 +154,7 @@ def close_deviation(
     """
     require(user, Permission.CLOSE_DEVIATIONS)
     text = _required_text(resolution, "resolution", "The resolution")
-    if deviation.status == DeviationStatus.CLOSED.value:
+    if DeviationAction.CLOSE not in actions.allowed(deviation.status, DEVIATION_ACTIONS):
         raise _already_closed(deviation)
     if not update_if(
         session,

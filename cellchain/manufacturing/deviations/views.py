@@ -90,9 +90,7 @@ def _deviation_page(deviation_id: int, error: DomainError | None = None) -> Resp
         "authorisation_manifests": (
             signatures.manifest(session, found.authorisation) if found.authorisation else []
         ),
-        "may_authorise": found.category == DeviationCategory.LIMIT_EXCURSION.value
-        and found.status == DeviationStatus.OPEN.value
-        and found.authorisation is None,
+        "actions": deviations.deviation_actions(found),
         "donation": donors.get_donation(session, found.donation_id) if found.donation_id else None,
         "limits": (
             deviations.product_limits(donors.get_donation(session, found.donation_id))

@@ -13,6 +13,7 @@ flags the lot too.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import SupportsFloat, SupportsInt, cast
@@ -376,16 +377,28 @@ def fill_lot(
     return lot
 
 
-def freeze_lot(
-    session: DbSession, lot: Lot, *, context: StepContext, actor: User, now: dt.datetime
-) -> ProcessingStep:
-    """Controlled-rate freezing of the lot's bags; a controlled-rate freezer must be recorded."""
+class LotAction(enum.StrEnum):
+    """What may be done with a lot on its batch record."""
+
+    FREEZE = "freeze"  #: controlled-rate freezing of its bags, once
+
+
+def lot_actions(session: DbSession, lot: Lot) -> frozenset[LotAction]:
+    """The acts the lot's record allows: its bags are frozen once. The page offers these
+    (permissions apart)."""
     frozen = session.execute(
         select(ProcessingStep.id).where(
             ProcessingStep.lot_id == lot.id, ProcessingStep.kind == StepKind.FREEZING.value
         )
     ).first()
-    if frozen is not None:
+    return frozenset() if frozen is not None else frozenset({LotAction.FREEZE})
+
+
+def freeze_lot(
+    session: DbSession, lot: Lot, *, context: StepContext, actor: User, now: dt.datetime
+) -> ProcessingStep:
+    """Controlled-rate freezing of the lot's bags; a controlled-rate freezer must be recorded."""
+    if LotAction.FREEZE not in lot_actions(session, lot):
         raise Conflict(f"The bags of lot {lot.lot_number} have already been frozen.")
     bags = bags_of(session, lot)
     done = _context(session, context, actor=actor, now=now, after=bags)

@@ -273,6 +273,7 @@ def lot(lot_id: int) -> ResponseReturnValue:
     return render_template(
         "manufacturing/processing/lot.html",
         record=record,
+        actions=processing.lot_actions(db.session, record.lot),
         recalls=recalls_naming(db.session, lots=[lot_id]).lot(lot_id),
         equipment=[item for item in resources.list_equipment(db.session) if item.active],
     )
