@@ -12,6 +12,7 @@ blocks its release until QA closes it.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import LineageOperation, Unit, UnitKind
-from cellchain.core import audit, signatures
+from cellchain.core import actions, audit, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import Signature, User
 from cellchain.core.roles import Permission, require
@@ -43,6 +44,52 @@ INVALIDATION_MEANING = "approval: result invalidated, retest allowed"
 MAX_TUBES = 20
 MAX_REASON = 5000
 QC_LOCATION = "QC laboratory"
+
+#: Release testing is open while the lot awaits QA's disposition; a released or rejected lot's
+#: testing is closed (``require_undisposed``).
+TESTING_OPEN: frozenset[LotStatus] = frozenset({LotStatus.QUARANTINE})
+
+
+class QcAction(enum.StrEnum):
+    """What may be done in a lot's release testing."""
+
+    TAKE_SAMPLES = "take_samples"  #: draw labelled QC sample tubes from a bag
+    RECORD_RESULTS = "record_results"  #: record results against the specification in force
+
+
+class ResultAction(enum.StrEnum):
+    """What may be done with one recorded result."""
+
+    INVALIDATE = "invalidate"  #: QA sets it aside (signed), so a retest may be recorded
+
+
+#: The lot statuses each release-testing act starts from.
+QC_ACTIONS: dict[QcAction, frozenset[LotStatus]] = {
+    QcAction.TAKE_SAMPLES: TESTING_OPEN,
+    QcAction.RECORD_RESULTS: TESTING_OPEN,
+}
+#: The result statuses each act on a result starts from (its lot's testing open as well).
+RESULT_ACTIONS: dict[ResultAction, frozenset[ResultStatus]] = {
+    ResultAction.INVALIDATE: frozenset({ResultStatus.VALID}),
+}
+
+
+def qc_actions(lot: Lot, specification: Specification | None) -> frozenset[QcAction]:
+    """The release-testing acts the lot's status allows; the page offers these (permissions apart).
+
+    Results are recorded against a specification in force, so none without one.
+    """
+    acts = actions.allowed(lot.status, QC_ACTIONS)
+    if specification is None:
+        return acts - {QcAction.RECORD_RESULTS}
+    return acts
+
+
+def result_actions(result: QcResult) -> frozenset[ResultAction]:
+    """The acts the result's status and its lot's allow (permissions apart)."""
+    if result.lot.status not in TESTING_OPEN:
+        return frozenset()
+    return actions.allowed(result.status, RESULT_ACTIONS)
 
 
 @dataclass(frozen=True)
@@ -395,7 +442,7 @@ def format_value(result: QcResult) -> str:
 
 def require_undisposed(lot: Lot) -> None:
     """Results belong to the review before disposition; a released or rejected lot is closed."""
-    if lot.status != LotStatus.QUARANTINE.value:
+    if lot.status not in TESTING_OPEN:
         raise Conflict(
             f"Lot {lot.lot_number} has been {lot.status}; its release testing is closed.",
             title=f"Lot {lot.status}",

@@ -105,11 +105,14 @@ def _testing_page(lot: Lot, refused: Refused | None = None) -> ResponseReturnVal
     """The lot's QC page: samples, every result, the form for new results."""
     found = disposition.review(db.session, lot, now=now())
     usable = [s for s in found.samples if s.unit.status not in ("consumed", "discarded")]
+    listed = results.results_of(db.session, lot)
     return _render(
         "quality/testing.html",
         refused,
         review=found,
-        results=results.results_of(db.session, lot),
+        actions=results.qc_actions(lot, found.specification),
+        results=listed,
+        result_actions={r.id: results.result_actions(r) for r in listed},
         bags=[b for b in processing.bags_of(db.session, lot) if b.status == "quarantine"],
         sample_codes=[s.unit.code for s in usable],
         today=now().astimezone(site_zone()).date().isoformat(),
