@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Flask
+from flask import Flask, g
 
 from cellchain import resource_path
 from cellchain.core import transactions
@@ -24,9 +24,28 @@ def import_models() -> None:
     from cellchain.traceability import models as traceability_models  # noqa: F401
 
 
+def pass_site_zone_to_schemas(app: Flask) -> None:
+    """Every request loads its input with the site's time zone (``core.schemas.SITE_ZONE``):
+    the interface hands the zone to the schemas, which never read the app themselves."""
+    from cellchain.core.schemas import SITE_ZONE
+    from cellchain.http import site_zone
+
+    @app.before_request
+    def set_site_zone() -> None:
+        g.site_zone_token = SITE_ZONE.set(site_zone())
+
+    @app.teardown_request
+    def reset_site_zone(_error: BaseException | None) -> None:
+        token = g.pop("site_zone_token", None)
+        if token is not None:
+            SITE_ZONE.reset(token)
+
+
 def wire(app: Flask) -> None:
     """Everything ``create_app`` does after the configuration is known."""
     import_models()
+    from cellchain.admin import api as admin_api
+    from cellchain.admin import views as admin_views
     from cellchain.chain import api as chain_api
     from cellchain.chain import views as chain_views
     from cellchain.clinic.bedside import api as bedside_api
@@ -35,8 +54,6 @@ def wire(app: Flask) -> None:
     from cellchain.clinic.follow_up import views as follow_up_views
     from cellchain.clinic.shipments import api as shipments_api
     from cellchain.clinic.shipments import views as shipment_views
-    from cellchain.core import api as core_api
-    from cellchain.core import views as core_views
     from cellchain.donors import api as donors_api
     from cellchain.donors import views as donors_views
     from cellchain.dosing import api as dosing_api
@@ -85,9 +102,10 @@ def wire(app: Flask) -> None:
 
     security.init_security(app)
     errors.init_error_handlers(app)
+    pass_site_zone_to_schemas(app)
 
     app.register_blueprint(web_views.blueprint)
-    app.register_blueprint(core_views.blueprint)
+    app.register_blueprint(admin_views.blueprint)
     app.register_blueprint(chain_views.blueprint)
     app.register_blueprint(donors_views.blueprint)
     app.register_blueprint(manufacturing_views.blueprint)
@@ -103,7 +121,7 @@ def wire(app: Flask) -> None:
     app.register_blueprint(traceability_pages.blueprint)  # the routes of trace_ and recalls_views
     app.register_blueprint(docs_static)
     for blueprint in (
-        *core_api.blueprints,
+        *admin_api.blueprints,
         *chain_api.blueprints,
         *donors_api.blueprints,
         *manufacturing_api.blueprints,

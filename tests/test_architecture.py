@@ -49,7 +49,6 @@ KNOWN_CYCLE_MEMBERS: frozenset[str] = frozenset(
 )
 #: (importer, imported) pairs where a page module imports an API module or back.
 KNOWN_VIEW_API_IMPORTS: set[tuple[str, str]] = {
-    ("cellchain.core.views", "cellchain.core.api"),
     ("cellchain.dosing.clinic_views", "cellchain.dosing.clinic_api"),
 }
 #: (schema module, what it imports) pairs that reach an API module, a service or the database.

@@ -98,21 +98,3 @@ def test_parallel_requests_never_get_the_same_din(app):
     sequences = sorted(parse_identifier(code).sequence for code in codes)
     assert sequences == list(range(1, workers * per_worker + 1))
     assert db.session.scalar(select(db.func.count()).select_from(IssuedIdentifier)) == len(codes)
-
-
-def test_reserving_dins_through_the_api_and_the_page(clients, make_user):
-    tech = make_user("tomas", "technician")
-    response = clients.api(tech).post("/api/v1/identifiers/din", json={"count": 3})
-    assert response.status_code == 201
-    codes = [row["code"] for row in response.get_json()]
-    assert [parse_identifier(c).sequence for c in codes] == [1, 2, 3]
-    assert {row["issued_by"] for row in response.get_json()} == {"tomas"}
-    web = clients.web(tech)
-    page = web.post(
-        "/identifiers/reserve",
-        data={"count": "2", "purpose": "label roll 7"},
-        follow_redirects=True,
-    ).get_data(as_text=True)
-    assert "Reserved 2 DIN(s)" in page and "label roll 7" in page
-    too_many = clients.api(tech).post("/api/v1/identifiers/din", json={"count": 101})
-    assert too_many.status_code == 422 and "count" in too_many.get_json()["errors"]

@@ -1,25 +1,23 @@
-"""API of the shared kernel: me, users, tokens, audit trail, identifiers, scan.
+"""API of administration: me, users, tokens, audit trail, identifiers.
 
-Load → call the service → dump. No rules here.
+Load → command → dump. No rules here. The blueprint names are the kernel's of old
+(``account_api``, ``users_api``, …): the OpenAPI tags and every ``url_for`` stay as they were.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, stream_with_context
+from flask import Response, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from cellchain.core import accounts, audit, numbering
-from cellchain.core.audit import AuditFilter
-from cellchain.core.roles import Permission
-from cellchain.core.schemas import (
+from cellchain.admin import commands
+from cellchain.admin.schemas import (
     AuditEntryOut,
     AuditQueryIn,
     ChainReportOut,
     DinReserveIn,
-    IdentifierOut,
     ReasonIn,
     RolesIn,
     TokenCreatedOut,
@@ -28,15 +26,11 @@ from cellchain.core.schemas import (
     UserCreateIn,
     UserOut,
 )
+from cellchain.core import accounts, audit, numbering
+from cellchain.core.roles import Permission
+from cellchain.core.schemas import IdentifierOut
 from cellchain.extensions import db
-from cellchain.http import (
-    AuditedRefusal,
-    account_policy,
-    acting_user,
-    now,
-    requires,
-    unit_of_work,
-)
+from cellchain.http import acting_user, requires, unit_of_work
 
 account_api = Blueprint("account_api", __name__, url_prefix="/api/v1", description="Your account")
 users_api = Blueprint("users_api", __name__, url_prefix="/api/v1/users", description="Users")
@@ -45,17 +39,6 @@ identifiers_api = Blueprint(
     "identifiers_api", __name__, url_prefix="/api/v1", description="Identifiers and scanning"
 )
 blueprints = (account_api, users_api, audit_api, identifiers_api)
-
-
-def audit_filter(args: dict[str, Any]) -> AuditFilter:
-    return AuditFilter(
-        entity_type=args.get("entity_type"),
-        entity_id=args.get("entity_id"),
-        actor_username=args.get("actor"),
-        action=args.get("action"),
-        since=args.get("since"),
-        until=args.get("until"),
-    )
 
 
 # --- account --------------------------------------------------------------------------
@@ -75,7 +58,7 @@ class Tokens(MethodView):
     @account_api.response(200, TokenOut(many=True))
     def get(self) -> Any:
         """Your API tokens (never the tokens themselves)."""
-        return accounts.list_tokens(db.session, acting_user())
+        return commands.my_tokens(db.session)
 
     @requires(Permission.USE_APP)
     @account_api.arguments(TokenCreateIn)
@@ -83,9 +66,7 @@ class Tokens(MethodView):
     def post(self, data: dict[str, Any]) -> Any:
         """Create a token. The response is the only time the token is shown."""
         with unit_of_work() as session:
-            row, token = accounts.create_token(
-                session, user=acting_user(), now=now(), name=data["name"]
-            )
+            row, token = commands.create_token(session, data)
         # shown in this response only (TokenCreatedOut dumps it), never stored: not a column
         row.token = token  # type: ignore[attr-defined]
         return row
@@ -97,7 +78,7 @@ class Tokens(MethodView):
 def revoke_token(token_id: int) -> Any:
     """Revoke one of your tokens (administrators: anyone's)."""
     with unit_of_work() as session:
-        token = accounts.revoke_token(session, actor=acting_user(), now=now(), token_id=token_id)
+        token = commands.revoke_token(session, token_id)
     return token
 
 
@@ -119,15 +100,8 @@ class Users(MethodView):
         """Create an account. Administrator is never combined with QA, QC analyst or
         Investigator."""
         with unit_of_work() as session:
-            user = accounts.create_user(
-                session, actor=acting_user(), now=now(), policy=account_policy(), **data
-            )
+            user = commands.create_user(session, data)
         return user
-
-
-def account_refused(user_id: int) -> AuditedRefusal:
-    """A refused role change, on the record (who tried to grant whom what)."""
-    return AuditedRefusal(action="user.change_refused", entity_type="user", entity_id=user_id)
 
 
 @users_api.get("/<int:user_id>")
@@ -145,7 +119,7 @@ def deactivate_user(data: dict[str, Any], user_id: int) -> Any:
     """Deactivate an account for good; its tokens are revoked. Needs a reason."""
     with unit_of_work() as session:
         user = accounts.get_user(session, user_id)
-        accounts.deactivate_user(session, actor=acting_user(), now=now(), user=user, **data)
+        commands.deactivate_user(session, user, data)
     return user
 
 
@@ -157,7 +131,7 @@ def unlock_user(data: dict[str, Any], user_id: int) -> Any:
     """Unlock an account locked by failed attempts. Needs a reason."""
     with unit_of_work() as session:
         user = accounts.get_user(session, user_id)
-        accounts.unlock_user(session, actor=acting_user(), now=now(), user=user, **data)
+        commands.unlock_user(session, user, data)
     return user
 
 
@@ -169,9 +143,9 @@ def set_roles(data: dict[str, Any], user_id: int) -> Any:
     """Replace an account's roles. Needs a reason; nobody changes their own roles, and
     Administrator is never combined with QA, QC analyst or Investigator. A refusal is
     audited."""
-    with unit_of_work(account_refused(user_id)) as session:
+    with unit_of_work(commands.account_refused(user_id)) as session:
         user = accounts.get_user(session, user_id)
-        accounts.set_roles(session, actor=acting_user(), now=now(), user=user, **data)
+        commands.set_roles(session, user, data)
     return user
 
 
@@ -185,7 +159,7 @@ def set_roles(data: dict[str, Any], user_id: int) -> Any:
 def list_audit(args: dict[str, Any]) -> Any:
     """Audit entries, oldest first, filtered by record, user, action and time."""
     return audit.list_entries(
-        db.session, audit_filter(args), limit=args["limit"], offset=args["offset"]
+        db.session, commands.audit_filter(args), limit=args["limit"], offset=args["offset"]
     )
 
 
@@ -195,7 +169,7 @@ def list_audit(args: dict[str, Any]) -> Any:
 @audit_api.response(200, description="CSV, one row per entry", content_type="text/csv")
 def export_audit(args: dict[str, Any]) -> Any:
     """The filtered audit trail as CSV (all matching entries; limit/offset are ignored)."""
-    rows = audit.export_csv_rows(db.session, audit_filter(args))
+    rows = audit.export_csv_rows(db.session, commands.audit_filter(args))
     return Response(
         stream_with_context(rows),
         mimetype="text/csv",
@@ -211,7 +185,7 @@ def verify_audit() -> Any:
     return audit.verify_chain(db.session)
 
 
-# --- identifiers and scanning ---------------------------------------------------------
+# --- identifiers ----------------------------------------------------------------------
 
 
 @identifiers_api.get("/identifiers/<code>")
@@ -229,11 +203,5 @@ def get_identifier(code: str) -> Any:
 def reserve_dins(data: dict[str, Any]) -> Any:
     """Reserve the next DINs of this year, e.g. for pre-printed label stock."""
     with unit_of_work() as session:
-        issued = numbering.reserve_dins(
-            session,
-            facility_code=current_app.config["FACILITY_CODE"],
-            actor=acting_user(),
-            now=now(),
-            **data,
-        )
+        issued = commands.reserve_dins(session, data)
     return issued

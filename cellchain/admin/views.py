@@ -1,4 +1,8 @@
-"""Pages of the shared kernel: identifiers, audit review, users, your account."""
+"""Pages of administration: identifiers, audit review, users, your account.
+
+The blueprint keeps the kernel's name of old, ``core``: every ``url_for("core.…")`` in the
+templates of the other features, the navigation and the permission matrix stays as it was.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ import marshmallow as ma
 from flask import (
     Blueprint,
     Response,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -18,11 +21,8 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from cellchain.core import accounts, audit, numbering
-from cellchain.core.api import account_refused, audit_filter
-from cellchain.core.identifiers import parse_identifier
-from cellchain.core.roles import Permission, Role, role_conflict
-from cellchain.core.schemas import (
+from cellchain.admin import commands
+from cellchain.admin.schemas import (
     AuditQueryIn,
     DinReserveIn,
     PasswordChangeIn,
@@ -31,9 +31,12 @@ from cellchain.core.schemas import (
     TokenCreateIn,
     UserCreateIn,
 )
+from cellchain.core import accounts, audit, numbering
+from cellchain.core.identifiers import parse_identifier
+from cellchain.core.roles import Permission, Role, role_conflict
 from cellchain.errors import DomainError, InvalidInput
 from cellchain.extensions import db
-from cellchain.http import account_policy, acting_user, now, requires, unit_of_work
+from cellchain.http import acting_user, requires, unit_of_work
 from cellchain.web.forms import load_form
 
 blueprint = Blueprint("core", __name__)
@@ -46,7 +49,7 @@ blueprint = Blueprint("core", __name__)
 @requires(Permission.READ_RECORDS)
 def identifiers() -> ResponseReturnValue:
     return render_template(
-        "core/identifiers.html", issued=numbering.recent_issued(db.session, limit=50)
+        "admin/identifiers.html", issued=numbering.recent_issued(db.session, limit=50)
     )
 
 
@@ -56,13 +59,7 @@ def reserve_dins() -> ResponseReturnValue:
     try:
         data = load_form(DinReserveIn(), request.form)
         with unit_of_work() as session:
-            issued = numbering.reserve_dins(
-                session,
-                facility_code=current_app.config["FACILITY_CODE"],
-                actor=acting_user(),
-                now=now(),
-                **data,
-            )
+            issued = commands.reserve_dins(session, data)
             codes = [row.code for row in issued]
     except DomainError as error:
         flash(f"{error.detail} {_messages(error)}", "error")
@@ -76,7 +73,7 @@ def reserve_dins() -> ResponseReturnValue:
 def identifier(code: str) -> ResponseReturnValue:
     issued = numbering.lookup(db.session, code)
     parsed = parse_identifier(issued.code)
-    return render_template("core/identifier.html", issued=issued, parsed=parsed)
+    return render_template("admin/identifier.html", issued=issued, parsed=parsed)
 
 
 # --- audit trail ------------------------------------------------------------------------
@@ -100,19 +97,19 @@ def audit_review() -> ResponseReturnValue:
         args = _audit_args()
         error = None
         entries = audit.list_entries(
-            db.session, audit_filter(args), limit=args["limit"], offset=args["offset"]
+            db.session, commands.audit_filter(args), limit=args["limit"], offset=args["offset"]
         )
     except InvalidInput as invalid:
         error, entries, args = invalid.detail, [], {"limit": 200, "offset": 0}
     return render_template(
-        "core/audit.html", entries=entries, args=args, filters=request.args, error=error
+        "admin/audit.html", entries=entries, args=args, filters=request.args, error=error
     ), (422 if error else 200)
 
 
 @blueprint.get("/audit/export.csv")
 @requires(Permission.READ_AUDIT)
 def audit_export() -> ResponseReturnValue:
-    rows = audit.export_csv_rows(db.session, audit_filter(_audit_args()))
+    rows = audit.export_csv_rows(db.session, commands.audit_filter(_audit_args()))
     return Response(
         stream_with_context(rows),
         mimetype="text/csv",
@@ -143,7 +140,7 @@ def _messages(error: DomainError) -> str:
 def users() -> ResponseReturnValue:
     found = accounts.list_users(db.session)
     return render_template(
-        "core/users.html",
+        "admin/users.html",
         users=found,
         suspended={user.id: _labels(role_conflict(user.roles)) for user in found},
     )
@@ -163,13 +160,10 @@ def new_user() -> ResponseReturnValue:
         try:
             data = load_form(UserCreateIn(), request.form, lists=("roles",))
             with unit_of_work() as session:
-                user = accounts.create_user(
-                    session, actor=acting_user(), now=now(), policy=account_policy(), **data
-                )
-                user_id = user.id
+                user_id = commands.create_user(session, data).id
         except DomainError as error:
             return render_template(
-                "core/user_new.html",
+                "admin/user_new.html",
                 form=form,
                 error=error.detail,
                 errors=error.errors,
@@ -177,7 +171,7 @@ def new_user() -> ResponseReturnValue:
             ), error.status
         flash(f"Account {form['username']} created.", "success")
         return redirect(url_for("core.user", user_id=user_id))
-    return render_template("core/user_new.html", form=form, errors={}, roles=list(Role))
+    return render_template("admin/user_new.html", form=form, errors={}, roles=list(Role))
 
 
 @blueprint.get("/users/<int:user_id>")
@@ -185,7 +179,7 @@ def new_user() -> ResponseReturnValue:
 def user(user_id: int) -> ResponseReturnValue:
     found = accounts.get_user(db.session, user_id)
     return render_template(
-        "core/user.html",
+        "admin/user.html",
         user=found,
         roles=list(Role),
         suspended=_labels(role_conflict(found.roles)),
@@ -194,18 +188,22 @@ def user(user_id: int) -> ResponseReturnValue:
 
 
 def _user_action(user_id: int, action: str) -> ResponseReturnValue:
+    """One change to an account from its page. The user is loaded before the form, inside
+    the transaction: a role change refused for any reason, the form's included, is audited."""
     try:
-        with unit_of_work(account_refused(user_id) if action == "roles" else None) as session:
+        with unit_of_work(
+            commands.account_refused(user_id) if action == "roles" else None
+        ) as session:
             target = accounts.get_user(session, user_id)
             if action == "roles":
                 data = load_form(RolesIn(), request.form, lists=("roles",))
-                accounts.set_roles(session, actor=acting_user(), now=now(), user=target, **data)
+                commands.set_roles(session, target, data)
             else:
                 data = load_form(ReasonIn(), request.form)
-                service = (
-                    accounts.deactivate_user if action == "deactivate" else accounts.unlock_user
+                command = (
+                    commands.deactivate_user if action == "deactivate" else commands.unlock_user
                 )
-                service(session, actor=acting_user(), now=now(), user=target, **data)
+                command(session, target, data)
     except DomainError as error:
         flash(f"{error.detail} {_messages(error)}", "error")
     else:
@@ -238,7 +236,7 @@ def set_roles(user_id: int) -> ResponseReturnValue:
 @requires(Permission.USE_APP)
 def account() -> ResponseReturnValue:
     return render_template(
-        "core/account.html", tokens=accounts.list_tokens(db.session, acting_user()), new_token=None
+        "admin/account.html", tokens=commands.my_tokens(db.session), new_token=None
     )
 
 
@@ -248,13 +246,13 @@ def create_token() -> ResponseReturnValue:
     try:
         data = load_form(TokenCreateIn(), request.form)
         with unit_of_work() as session:
-            _row, token = accounts.create_token(session, user=acting_user(), now=now(), **data)
+            _row, token = commands.create_token(session, data)
     except DomainError as error:
         flash(f"{error.detail} {_messages(error)}", "error")
         return redirect(url_for("core.account"))
     # Rendered, not redirected: the token is shown this once and never stored.
     return render_template(
-        "core/account.html", tokens=accounts.list_tokens(db.session, acting_user()), new_token=token
+        "admin/account.html", tokens=commands.my_tokens(db.session), new_token=token
     )
 
 
@@ -263,7 +261,7 @@ def create_token() -> ResponseReturnValue:
 def revoke_token(token_id: int) -> ResponseReturnValue:
     try:
         with unit_of_work() as session:
-            accounts.revoke_token(session, actor=acting_user(), now=now(), token_id=token_id)
+            commands.revoke_token(session, token_id)
     except DomainError as error:
         flash(error.detail, "error")
     else:
@@ -277,9 +275,7 @@ def change_password() -> ResponseReturnValue:
     try:
         data = load_form(PasswordChangeIn(), request.form)
         with unit_of_work() as session:
-            accounts.change_password(
-                session, user=acting_user(), now=now(), policy=account_policy(), **data
-            )
+            commands.change_password(session, data)
     except DomainError as error:
         flash(f"Password not changed: {error.detail}", "error")
     else:

@@ -1,0 +1,138 @@
+"""Marshmallow schemas of administration: input (…In) and output (…Out).
+
+The API and the HTML forms load input through these same schemas, so the shape rules are
+written once. Unknown fields are refused (marshmallow's default), never silently dropped.
+The kernel's shapes that every feature uses (signatures, identifiers, site date-times) stay
+in ``cellchain.core.schemas``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import marshmallow as ma
+from marshmallow import validate
+
+from cellchain.core.roles import Role, role_conflict
+
+if TYPE_CHECKING:  # annotations only: schemas do not reach the database
+    from cellchain.core.models import AuditEntry, User
+
+ROLE_CHOICES = [role.value for role in Role]
+
+
+class ReasonIn(ma.Schema):
+    reason = ma.fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class UserCreateIn(ma.Schema):
+    username = ma.fields.String(required=True, validate=validate.Length(min=2, max=40))
+    full_name = ma.fields.String(required=True, validate=validate.Length(min=1, max=120))
+    password = ma.fields.String(required=True, load_only=True, validate=validate.Length(max=200))
+    roles = ma.fields.List(
+        ma.fields.String(validate=validate.OneOf(ROLE_CHOICES)),
+        required=True,
+        validate=validate.Length(min=1),
+    )
+
+
+class RolesIn(ReasonIn):
+    roles = ma.fields.List(
+        ma.fields.String(validate=validate.OneOf(ROLE_CHOICES)),
+        required=True,
+        validate=validate.Length(min=1),
+    )
+
+
+class UserOut(ma.Schema):
+    id = ma.fields.Integer()
+    username = ma.fields.String()
+    full_name = ma.fields.String()
+    roles = ma.fields.Method("dump_roles")
+    active = ma.fields.Boolean()
+    locked = ma.fields.Boolean()
+    failed_attempts = ma.fields.Integer()
+    created_at = ma.fields.AwareDateTime()
+    deactivated_at = ma.fields.AwareDateTime(allow_none=True)
+
+    suspended_roles = ma.fields.Method(
+        "dump_suspended_roles",
+        metadata={
+            "description": "Signing roles held together with admin: they grant nothing and the "
+            "account signs nothing until an administrator removes one of the two"
+        },
+    )
+
+    def dump_roles(self, user: User) -> list[str]:
+        return sorted(role.value for role in user.roles)
+
+    def dump_suspended_roles(self, user: User) -> list[str]:
+        return sorted(role.value for role in role_conflict(user.roles))
+
+
+class PasswordChangeIn(ma.Schema):
+    current_password = ma.fields.String(required=True, load_only=True)
+    new_password = ma.fields.String(required=True, load_only=True)
+
+
+class TokenCreateIn(ma.Schema):
+    name = ma.fields.String(required=True, validate=validate.Length(min=1, max=80))
+
+
+class TokenOut(ma.Schema):
+    id = ma.fields.Integer()
+    name = ma.fields.String()
+    prefix = ma.fields.String(metadata={"description": "First characters of the token"})
+    created_at = ma.fields.AwareDateTime()
+    last_used_at = ma.fields.AwareDateTime(allow_none=True)
+    revoked_at = ma.fields.AwareDateTime(allow_none=True)
+
+
+class TokenCreatedOut(TokenOut):
+    token = ma.fields.String(
+        metadata={"description": "The bearer token. Shown this once; only its hash is kept."}
+    )
+
+
+class AuditQueryIn(ma.Schema):
+    entity_type = ma.fields.String(validate=validate.Length(max=60))
+    entity_id = ma.fields.String(validate=validate.Length(max=80))
+    actor = ma.fields.String(validate=validate.Length(max=40))
+    action = ma.fields.String(validate=validate.Length(max=60))
+    since = ma.fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone, inclusive"})
+    until = ma.fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone, exclusive"})
+    limit = ma.fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
+    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+class AuditEntryOut(ma.Schema):
+    seq = ma.fields.Integer()
+    at = ma.fields.AwareDateTime()
+    actor = ma.fields.String(attribute="actor_username")
+    action = ma.fields.String()
+    entity_type = ma.fields.String()
+    entity_id = ma.fields.String()
+    changes = ma.fields.Method("dump_changes")
+    reason = ma.fields.String(allow_none=True)
+    prev_hash = ma.fields.String()
+    entry_hash = ma.fields.String()
+
+    def dump_changes(self, entry: AuditEntry) -> object:
+        import json
+
+        return json.loads(entry.changes)
+
+
+class ChainReportOut(ma.Schema):
+    intact = ma.fields.Boolean()
+    entries_checked = ma.fields.Integer()
+    first_broken_seq = ma.fields.Integer(allow_none=True)
+    problem = ma.fields.String(allow_none=True)
+
+
+class DinReserveIn(ma.Schema):
+    count = ma.fields.Integer(load_default=1, validate=validate.Range(min=1, max=100))
+    purpose = ma.fields.String(
+        load_default="reserved for pre-printed label stock",
+        validate=validate.Length(min=1, max=200),
+    )
