@@ -224,8 +224,8 @@ def main() -> None:
         policy = accounts.AccountPolicy.from_config(app.config)
         tech = make_user("tina", Role.TECHNICIAN, policy)
         qa = make_user("alex", Role.QA, policy)
-        product = products.load_default_product(session, actor=qa, now=utcnow())
-        products.approve_product(session, product=product, user=qa, password=PASSWORD, now=utcnow())
+        product = products.PRODUCTS.load_default(session, actor=qa, now=utcnow())
+        products.PRODUCTS.approve(session, product, user=qa, password=PASSWORD, now=utcnow())
         session.commit()
 
         start = time.perf_counter()

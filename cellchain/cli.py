@@ -104,9 +104,9 @@ def init(admin_username: str, admin_name: str | None) -> None:
             db.session.rollback()
             raise _fail(error) from error
         click.echo(f"Created administrator {admin_username}.")
-    protocol = dosing.load_default_protocol(db.session, actor=None, now=now)
-    product = products.load_default_product(db.session, actor=None, now=now)
-    specification = quality.load_default_specification(db.session, actor=None, now=now)
+    protocol = dosing.PROTOCOLS.load_default(db.session, actor=None, now=now)
+    product = products.PRODUCTS.load_default(db.session, actor=None, now=now)
+    specification = quality.SPECIFICATIONS.load_default(db.session, actor=None, now=now)
     db.session.commit()
     click.echo(
         f"Protocol {protocol.code} v{protocol.version} is {protocol.status}; "

@@ -108,18 +108,20 @@ def seed_demo(
             policy=policy,
         )
     qa = next(d for d in DEMO_USERS if d.role is Role.QA)
-    protocol = dosing.load_default_protocol(session, actor=users[qa.username], now=setup)
-    dosing.approve_protocol(
-        session, protocol=protocol, user=users[qa.username], password=qa.password, now=setup
+    protocol = dosing.PROTOCOLS.load_default(session, actor=users[qa.username], now=setup)
+    dosing.PROTOCOLS.approve(
+        session, protocol, user=users[qa.username], password=qa.password, now=setup
     )
-    product = products.load_default_product(session, actor=users[qa.username], now=setup)
-    products.approve_product(
-        session, product=product, user=users[qa.username], password=qa.password, now=setup
+    product = products.PRODUCTS.load_default(session, actor=users[qa.username], now=setup)
+    products.PRODUCTS.approve(
+        session, product, user=users[qa.username], password=qa.password, now=setup
     )
-    specification = quality.load_default_specification(session, actor=users[qa.username], now=setup)
-    quality.approve_specification(
+    specification = quality.SPECIFICATIONS.load_default(
+        session, actor=users[qa.username], now=setup
+    )
+    quality.SPECIFICATIONS.approve(
         session,
-        specification=specification,
+        specification,
         user=users[qa.username],
         password=qa.password,
         now=setup,

@@ -36,7 +36,7 @@ from cellchain.donors.models import (
 )
 from cellchain.errors import Conflict, InvalidInput, NotFound, ReasonRequired, StateConflict
 from cellchain.extensions import DbSession
-from cellchain.manufacturing.service import product_in_force
+from cellchain.manufacturing.service import PRODUCTS
 
 #: The meaning printed with QA's signature on a determination.
 DETERMINATION_MEANING = "responsibility: donor eligibility determination"
@@ -97,7 +97,7 @@ def register_donation(
     errors = _registration_errors(registration, site_zone=site_zone, now=now)
     if errors:
         raise InvalidInput(_first_message(errors), errors=errors)
-    product = product_in_force(session, registration.product_code)
+    product = PRODUCTS.in_force(session, registration.product_code)
     donor = _donor_for(session, registration, actor=actor, now=now)
     issued = _din_for(session, registration, facility_code=facility_code, actor=actor, now=now)
     donation = Donation(

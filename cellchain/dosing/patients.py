@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from cellchain.core import audit, numbering, signatures, versioning
+from cellchain.core import audit, numbering, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.core.roles import Permission, has_permission
@@ -38,6 +38,7 @@ from cellchain.dosing.models import (
     Weight,
     WeightConfirmation,
 )
+from cellchain.dosing.service import PROTOCOLS
 from cellchain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from cellchain.extensions import DbSession
 
@@ -98,10 +99,8 @@ class Visit:
 
 
 def protocol_in_force(session: DbSession, code: str = NCT01420432_CODE) -> Protocol:
-    protocol = versioning.in_force(session, Protocol, code)
-    if protocol is None:
-        raise Conflict(f"No version of protocol {code} is in force; QA must approve one first.")
-    return protocol
+    """The version in force of the trial's protocol; refused when QA has approved none."""
+    return PROTOCOLS.in_force(session, code)
 
 
 def age_on(date_of_birth: dt.date, day: dt.date) -> int:

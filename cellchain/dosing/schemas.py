@@ -8,7 +8,8 @@ import marshmallow as ma
 from marshmallow import validate
 
 from cellchain.chain.schemas import UnitOut
-from cellchain.core.schemas import SignatureOut, SiteDateTime, VersionedDocumentOut
+from cellchain.core.schemas import SignatureOut, SiteDateTime
+from cellchain.documents.schemas import VersionedDocumentOut
 from cellchain.dosing.models import Sex
 from cellchain.traceability.notice_schemas import recalls_field
 

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from cellchain.chain.models import Unit
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
-from cellchain.core.versioning import STATUS_CHECK, VersionedDocument
+from cellchain.documents.versioning import STATUS_CHECK, VersionedDocument
 from cellchain.extensions import Model
 
 

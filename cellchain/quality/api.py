@@ -7,14 +7,14 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from cellchain.core import signatures, versioning
+from cellchain.core import signatures
 from cellchain.core.roles import Permission, has_permission
-from cellchain.core.schemas import SignIn
+from cellchain.documents.api import document_api
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
 from cellchain.manufacturing.deviations.schemas import DeviationOut
 from cellchain.manufacturing.processing import processing
-from cellchain.quality import disposition, results, service
+from cellchain.quality import disposition, results
 from cellchain.quality.commands import certificate_response
 from cellchain.quality.schemas import (
     InvalidateIn,
@@ -29,45 +29,17 @@ from cellchain.quality.schemas import (
     SampleOut,
     SpecificationOut,
 )
+from cellchain.quality.service import SPECIFICATIONS
 from cellchain.traceability.notices import RecallNotices, recalls_naming
 
-specifications_api = Blueprint(
-    "specifications_api",
-    __name__,
-    url_prefix="/api/v1/specifications",
+specifications_api = document_api(
+    SPECIFICATIONS,
+    SpecificationOut,
+    name="specification",
+    noun="release specification",
     description="Release specifications (QA-approved versions)",
+    one_summary="One version with its tests and signatures (each marked valid or not).",
 )
-
-
-@specifications_api.get("")
-@requires(Permission.READ_RECORDS)
-@specifications_api.response(200, SpecificationOut(many=True))
-def list_specifications() -> Any:
-    """Every version of every release specification, newest version first."""
-    return [versioning.describe(db.session, s) for s in service.list_specifications(db.session)]
-
-
-@specifications_api.get("/<int:specification_id>")
-@requires(Permission.READ_RECORDS)
-@specifications_api.response(200, SpecificationOut)
-def get_specification(specification_id: int) -> Any:
-    """One version with its tests and signatures (each marked valid or not)."""
-    found = service.get_specification(db.session, specification_id)
-    return versioning.describe(db.session, found)
-
-
-@specifications_api.post("/<int:specification_id>/approve")
-@requires(Permission.SIGN_SPECIFICATION)
-@specifications_api.arguments(SignIn)
-@specifications_api.response(200, SpecificationOut)
-def approve_specification(data: dict[str, Any], specification_id: int) -> Any:
-    """QA approves a draft with an e-signature (password re-entered); it takes effect."""
-    with unit_of_work() as session:
-        found = service.get_specification(session, specification_id)
-        service.approve_specification(
-            session, specification=found, user=acting_user(), password=data["password"], now=now()
-        )
-    return versioning.describe(db.session, found)
 
 
 # --- samples, results and disposition ------------------------------------------------------------

@@ -45,7 +45,7 @@ from cellchain.quality.models import (
     ResultStatus,
     Specification,
 )
-from cellchain.quality.service import specification_in_force
+from cellchain.quality.service import SPECIFICATIONS
 
 #: The meanings printed with QA's signature on a disposition.
 RELEASE_MEANING = "approval: release for clinical use"
@@ -141,7 +141,7 @@ def review(session: DbSession, lot: Lot, *, now: dt.datetime) -> Review:
     """The release review of ``lot`` as of ``now``."""
     donation = processing.lot_donation(session, lot)
     try:
-        spec: Specification | None = specification_in_force(session, lot.product_definition.code)
+        spec: Specification | None = SPECIFICATIONS.in_force(session, lot.product_definition.code)
     except Conflict:
         spec = None
     tests, others = _test_lines(session, lot, spec)
@@ -267,7 +267,7 @@ def reject_lot(
     if existing is not None:
         raise _already_decided(existing)
     try:
-        spec: Specification | None = specification_in_force(session, lot.product_definition.code)
+        spec: Specification | None = SPECIFICATIONS.in_force(session, lot.product_definition.code)
     except Conflict:
         spec = None
     return _decide(

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 from cellchain.chain.models import Unit
 from cellchain.core.models import User
 from cellchain.core.types import UTCDateTime, sql_values
-from cellchain.core.versioning import STATUS_CHECK, VersionedDocument
+from cellchain.documents.versioning import STATUS_CHECK, VersionedDocument
 from cellchain.extensions import Model
 from cellchain.manufacturing.models import Lot
 

@@ -35,7 +35,7 @@ from cellchain.manufacturing.models import CellRecord, DeviationCategory, Lot, L
 from cellchain.manufacturing.processing import processing
 from cellchain.quality.evaluation import evaluate, read_value
 from cellchain.quality.models import QcResult, QcSample, ResultStatus, Specification
-from cellchain.quality.service import specification_in_force
+from cellchain.quality.service import SPECIFICATIONS
 
 #: The meaning printed with QA's signature on an invalidated result.
 INVALIDATION_MEANING = "approval: result invalidated, retest allowed"
@@ -232,7 +232,7 @@ def record_results(
     require_undisposed(lot)
     if not entries:
         raise InvalidInput("Enter at least one result.", errors={"results": ["None given."]})
-    spec = specification_in_force(session, lot.product_definition.code)
+    spec = SPECIFICATIONS.in_force(session, lot.product_definition.code)
     sample = resolve_sample(session, lot, sample_code)
     tests = {test["code"]: test for test in spec.parameters["tests"]}
     valid = valid_results(session, lot)

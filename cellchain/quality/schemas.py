@@ -8,7 +8,8 @@ import marshmallow as ma
 from marshmallow import validate
 
 from cellchain.chain.schemas import UnitOut
-from cellchain.core.schemas import SignatureOut, SignIn, SiteDateTime, VersionedDocumentOut
+from cellchain.core.schemas import SignatureOut, SignIn, SiteDateTime
+from cellchain.documents.schemas import VersionedDocumentOut
 from cellchain.manufacturing.deviations.schemas import DeviationOut
 from cellchain.quality.evaluation import criterion_text
 from cellchain.quality.results import SampleRequest

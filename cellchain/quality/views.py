@@ -13,17 +13,18 @@ from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
 from cellchain.core.roles import Permission, has_permission
+from cellchain.documents.views import add_document_pages
 from cellchain.errors import DomainError, InvalidInput
 from cellchain.extensions import DbSession, db
 from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
 from cellchain.manufacturing.models import Lot
 from cellchain.manufacturing.processing import processing
-from cellchain.quality import disposition, results, service
+from cellchain.quality import disposition, results
 from cellchain.quality.commands import certificate_response
 from cellchain.quality.evaluation import criterion_text
 from cellchain.quality.schemas import InvalidateIn, RejectIn, ReleaseIn, SampleIn
+from cellchain.quality.service import SPECIFICATIONS
 from cellchain.traceability.notices import recalls_naming
-from cellchain.web.documents import approve_from_form, document_page, versions_page
 from cellchain.web.forms import load_form
 
 blueprint = Blueprint("quality", __name__)
@@ -41,40 +42,14 @@ def qc_value(result: Any) -> str:
     return results.format_value(result)
 
 
-@blueprint.get("/specifications")
-@requires(Permission.READ_RECORDS)
-def specifications() -> ResponseReturnValue:
-    return versions_page(
-        "Release specifications",
-        list(service.list_specifications(db.session)),
-        "quality.specification",
-        "specification_id",
-    )
-
-
-@blueprint.get("/specifications/<int:specification_id>")
-@requires(Permission.READ_RECORDS)
-def specification(specification_id: int) -> ResponseReturnValue:
-    found = service.get_specification(db.session, specification_id)
-    return document_page(
-        "quality/specification.html", "specification", found, service.APPROVAL_MEANING
-    )
-
-
-@blueprint.post("/specifications/<int:specification_id>/approve")
-@requires(Permission.SIGN_SPECIFICATION)
-def approve(specification_id: int) -> ResponseReturnValue:
-    return approve_from_form(
-        lambda session, user, password: service.approve_specification(
-            session,
-            specification=service.get_specification(session, specification_id),
-            user=user,
-            password=password,
-            now=now(),
-        ),
-        back_url=url_for("quality.specification", specification_id=specification_id),
-        what="specification",
-    )
+add_document_pages(
+    blueprint,
+    SPECIFICATIONS,
+    name="specification",
+    heading="Release specifications",
+    what="specification",
+    template="quality/specification.html",
+)
 
 
 # --- release testing (QC) -------------------------------------------------------------------------

@@ -218,7 +218,7 @@ def test_a_legacy_administrator_with_a_signing_role_signs_nothing(session, make_
     assert not has_permission(both.roles, Permission.DISPOSE_LOTS)
     assert not has_permission(both.roles, Permission.RECORD_QC_RESULTS)
     assert has_permission(both.roles, Permission.MANAGE_USERS)
-    protocol = dosing.load_default_protocol(session, actor=both, now=utcnow())
+    protocol = dosing.PROTOCOLS.load_default(session, actor=both, now=utcnow())
     with pytest.raises(PermissionDenied, match="signs nothing"):
         signatures.sign(
             session,

@@ -18,7 +18,7 @@ from tests.conftest import TEST_PASSWORD
 
 @pytest.fixture
 def protocol(session) -> Protocol:
-    found = dosing.load_default_protocol(session, actor=None, now=utcnow())
+    found = dosing.PROTOCOLS.load_default(session, actor=None, now=utcnow())
     session.commit()
     return found
 

@@ -21,10 +21,11 @@ from cellchain.chain.models import Unit
 from cellchain.clinic.bedside import bedside, infusions
 from cellchain.clinic.models import BedsideCheck, Infusion, Shipment
 from cellchain.clinic.shipments import shipments
-from cellchain.core import signatures, versioning
+from cellchain.core import signatures
 from cellchain.core.models import AuditEntry, Signature, User, UserRole
 from cellchain.core.roles import Permission, Role
 from cellchain.core.types import utcnow
+from cellchain.documents import versioning
 from cellchain.donors import service as donors
 from cellchain.donors.models import Donation
 from cellchain.dosing import orders, patients
@@ -118,7 +119,7 @@ ACTS: tuple[SignedAct, ...] = (
         "approve protocol",
         Permission.SIGN_PROTOCOL,
         lambda _: draft_of(Protocol),
-        lambda doc, u: dosing.approve_protocol(db.session, protocol=doc, **now_kw(u)),
+        lambda doc, u: dosing.PROTOCOLS.approve(db.session, doc, **now_kw(u)),
         (Role.TECHNICIAN, Role.INVESTIGATOR),
         Role.QA,
     ),
@@ -126,7 +127,7 @@ ACTS: tuple[SignedAct, ...] = (
         "approve product",
         Permission.SIGN_PRODUCT,
         lambda _: draft_of(ProductDefinition),
-        lambda doc, u: products.approve_product(db.session, product=doc, **now_kw(u)),
+        lambda doc, u: products.PRODUCTS.approve(db.session, doc, **now_kw(u)),
         (Role.TECHNICIAN, Role.QC_ANALYST),
         Role.QA,
     ),
@@ -134,7 +135,7 @@ ACTS: tuple[SignedAct, ...] = (
         "approve specification",
         Permission.SIGN_SPECIFICATION,
         lambda _: draft_of(Specification),
-        lambda doc, u: quality.approve_specification(db.session, specification=doc, **now_kw(u)),
+        lambda doc, u: quality.SPECIFICATIONS.approve(db.session, doc, **now_kw(u)),
         (Role.TECHNICIAN, Role.QC_ANALYST),
         Role.QA,
     ),

@@ -21,7 +21,7 @@ from cellchain.donors.models import (
     ScreeningOutcome,
 )
 from cellchain.errors import Conflict, InvalidInput, NotFound, ReasonRequired, StateConflict
-from cellchain.manufacturing.service import load_default_product
+from cellchain.manufacturing.service import PRODUCTS
 from tests.conftest import issue_din
 from tests.support.lab import UTC, new_donor
 
@@ -106,7 +106,7 @@ def test_registration_needs_a_product_in_force(app, make_user, session):
     from tests.support.lab import Lab
 
     qa = make_user("alex", "qa")
-    draft = load_default_product(session, actor=qa, now=utcnow())
+    draft = PRODUCTS.load_default(session, actor=qa, now=utcnow())
     session.commit()
     lab = Lab(app=app, tech=make_user("tina"), qc=qa, qa=qa, product=draft)
     with pytest.raises(Conflict, match="QA must approve"):

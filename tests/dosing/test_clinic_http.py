@@ -119,7 +119,7 @@ def test_api_override_names_the_investigator_and_a_wrong_password_signs_nothing(
     from cellchain.extensions import db
 
     strict = dict(NCT01420432_PARAMETERS, dose_tolerance_percent=0.1)
-    draft = service.draft_protocol(
+    draft = service.PROTOCOLS.draft(
         db.session,
         actor=clinic.lab.qa,
         now=utcnow(),
@@ -127,8 +127,8 @@ def test_api_override_names_the_investigator_and_a_wrong_password_signs_nothing(
         title=clinic.protocol.title,
         parameters=strict,
     )
-    service.approve_protocol(
-        db.session, protocol=draft, user=clinic.lab.qa, password=TEST_PASSWORD, now=utcnow()
+    service.PROTOCOLS.approve(
+        db.session, draft, user=clinic.lab.qa, password=TEST_PASSWORD, now=utcnow()
     )
     db.session.commit()
     nurse = clients.api(clinic.clinician)

@@ -121,7 +121,7 @@ def test_a_dose_outside_tolerance_needs_an_investigators_signed_override(
     clinic: Any, released: Any
 ) -> None:
     strict = dict(NCT01420432_PARAMETERS, dose_tolerance_percent=0.1)
-    draft = service.draft_protocol(
+    draft = service.PROTOCOLS.draft(
         db.session,
         actor=clinic.lab.qa,
         now=utcnow(),
@@ -129,8 +129,8 @@ def test_a_dose_outside_tolerance_needs_an_investigators_signed_override(
         title=clinic.protocol.title,
         parameters=strict,
     )
-    service.approve_protocol(
-        db.session, protocol=draft, user=clinic.lab.qa, password=TEST_PASSWORD, now=utcnow()
+    service.PROTOCOLS.approve(
+        db.session, draft, user=clinic.lab.qa, password=TEST_PASSWORD, now=utcnow()
     )
     db.session.commit()
     clinic.protocol = draft
@@ -163,7 +163,7 @@ def test_an_override_by_a_non_investigator_is_refused_before_anything_is_allocat
     from cellchain.core.models import User, UserRole
 
     strict = dict(NCT01420432_PARAMETERS, dose_tolerance_percent=0.1)
-    draft = service.draft_protocol(
+    draft = service.PROTOCOLS.draft(
         db.session,
         actor=clinic.lab.qa,
         now=utcnow(),
@@ -171,8 +171,8 @@ def test_an_override_by_a_non_investigator_is_refused_before_anything_is_allocat
         title=clinic.protocol.title,
         parameters=strict,
     )
-    service.approve_protocol(
-        db.session, protocol=draft, user=clinic.lab.qa, password=TEST_PASSWORD, now=utcnow()
+    service.PROTOCOLS.approve(
+        db.session, draft, user=clinic.lab.qa, password=TEST_PASSWORD, now=utcnow()
     )
     db.session.commit()
     clinic.protocol = draft

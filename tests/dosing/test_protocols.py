@@ -13,8 +13,8 @@ from tests.conftest import TEST_PASSWORD
 
 
 def test_defaults_load_once_as_a_draft(session):
-    first = service.load_default_protocol(session, actor=None, now=utcnow())
-    again = service.load_default_protocol(session, actor=None, now=utcnow())
+    first = service.PROTOCOLS.load_default(session, actor=None, now=utcnow())
+    again = service.PROTOCOLS.load_default(session, actor=None, now=utcnow())
     assert first.id == again.id and first.status == "draft" and first.version == 1
     params = first.parameters
     assert params["dose_viable_cells_per_kg"] == 1.0e6
@@ -25,14 +25,14 @@ def test_defaults_load_once_as_a_draft(session):
 
 def test_qa_signature_makes_a_version_effective_and_supersedes_the_last(session, make_user):
     qa = make_user("alex", "qa")
-    v1 = service.load_default_protocol(session, actor=qa, now=utcnow())
-    service.approve_protocol(session, protocol=v1, user=qa, password=TEST_PASSWORD, now=utcnow())
+    v1 = service.PROTOCOLS.load_default(session, actor=qa, now=utcnow())
+    service.PROTOCOLS.approve(session, v1, user=qa, password=TEST_PASSWORD, now=utcnow())
     changed = dict(NCT01420432_PARAMETERS, dose_tolerance_percent=5)
-    v2 = service.draft_protocol(
+    v2 = service.PROTOCOLS.draft(
         session, actor=qa, now=utcnow(), code=v1.code, title=v1.title, parameters=changed
     )
     assert v2.version == 2 and v2.status == "draft"
-    service.approve_protocol(session, protocol=v2, user=qa, password=TEST_PASSWORD, now=utcnow())
+    service.PROTOCOLS.approve(session, v2, user=qa, password=TEST_PASSWORD, now=utcnow())
     session.commit()
     assert (v1.status, v2.status) == ("superseded", "effective")
     assert signatures.manifest(session, v1)[0].valid  # v1's content never changed
@@ -40,17 +40,15 @@ def test_qa_signature_makes_a_version_effective_and_supersedes_the_last(session,
 
 def test_an_effective_version_cannot_be_approved_again(session, make_user):
     qa = make_user("alex", "qa")
-    v1 = service.load_default_protocol(session, actor=qa, now=utcnow())
-    service.approve_protocol(session, protocol=v1, user=qa, password=TEST_PASSWORD, now=utcnow())
+    v1 = service.PROTOCOLS.load_default(session, actor=qa, now=utcnow())
+    service.PROTOCOLS.approve(session, v1, user=qa, password=TEST_PASSWORD, now=utcnow())
     with pytest.raises(StateConflict, match="effective"):
-        service.approve_protocol(
-            session, protocol=v1, user=qa, password=TEST_PASSWORD, now=utcnow()
-        )
+        service.PROTOCOLS.approve(session, v1, user=qa, password=TEST_PASSWORD, now=utcnow())
 
 
 def test_protocol_page_shows_the_signature_manifest(clients, make_user, session):
     qa = make_user("alex", "qa", full_name="Alex Quality")
-    protocol = service.load_default_protocol(session, actor=qa, now=utcnow())
+    protocol = service.PROTOCOLS.load_default(session, actor=qa, now=utcnow())
     session.commit()
     web = clients.web(qa)
     response = web.post(f"/protocols/{protocol.id}/approve", data={"password": TEST_PASSWORD})

@@ -14,15 +14,13 @@ from tests.conftest import TEST_PASSWORD
 
 def test_the_default_loads_once_and_takes_effect_when_qa_signs(session, make_user):
     qa = make_user("alex", "qa")
-    first = service.load_default_specification(session, actor=qa, now=utcnow())
-    assert service.load_default_specification(session, actor=qa, now=utcnow()).id == first.id
+    first = service.SPECIFICATIONS.load_default(session, actor=qa, now=utcnow())
+    assert service.SPECIFICATIONS.load_default(session, actor=qa, now=utcnow()).id == first.id
     with pytest.raises(Conflict, match="QA must approve"):
-        service.specification_in_force(session, "UC-MSC")
-    service.approve_specification(
-        session, specification=first, user=qa, password=TEST_PASSWORD, now=utcnow()
-    )
+        service.SPECIFICATIONS.in_force(session, "UC-MSC")
+    service.SPECIFICATIONS.approve(session, first, user=qa, password=TEST_PASSWORD, now=utcnow())
     session.commit()
-    assert service.specification_in_force(session, "uc-msc").id == first.id
+    assert service.SPECIFICATIONS.in_force(session, "uc-msc").id == first.id
     codes = [t["code"] for t in first.parameters["tests"]]
     assert codes[:5] == ["STERILITY", "MYCOPLASMA", "ENDOTOXIN", "VIABILITY", "VIABLE-CELLS"]
     assert len(codes) == 15
@@ -30,18 +28,14 @@ def test_the_default_loads_once_and_takes_effect_when_qa_signs(session, make_use
 
 def test_a_new_version_supersedes_and_the_old_signature_still_holds(session, make_user):
     qa = make_user("alex", "qa")
-    v1 = service.load_default_specification(session, actor=qa, now=utcnow())
-    service.approve_specification(
-        session, specification=v1, user=qa, password=TEST_PASSWORD, now=utcnow()
-    )
+    v1 = service.SPECIFICATIONS.load_default(session, actor=qa, now=utcnow())
+    service.SPECIFICATIONS.approve(session, v1, user=qa, password=TEST_PASSWORD, now=utcnow())
     tests = [dict(t) for t in UC_MSC_SPECIFICATION["tests"]]
     tests[3] = {**tests[3], "criterion": {"min": 85}}
-    v2 = service.draft_specification(
+    v2 = service.SPECIFICATIONS.draft(
         session, actor=qa, now=utcnow(), code="UC-MSC", title=v1.title, parameters={"tests": tests}
     )
-    service.approve_specification(
-        session, specification=v2, user=qa, password=TEST_PASSWORD, now=utcnow()
-    )
+    service.SPECIFICATIONS.approve(session, v2, user=qa, password=TEST_PASSWORD, now=utcnow())
     session.commit()
     assert (v1.status, v2.status) == ("superseded", "effective")
     assert signatures.manifest(session, v1)[0].valid
@@ -49,10 +43,8 @@ def test_a_new_version_supersedes_and_the_old_signature_still_holds(session, mak
 
 def test_a_signature_is_shown_invalid_after_the_signed_content_is_altered(session, make_user):
     qa = make_user("alex", "qa")
-    spec = service.load_default_specification(session, actor=qa, now=utcnow())
-    service.approve_specification(
-        session, specification=spec, user=qa, password=TEST_PASSWORD, now=utcnow()
-    )
+    spec = service.SPECIFICATIONS.load_default(session, actor=qa, now=utcnow())
+    service.SPECIFICATIONS.approve(session, spec, user=qa, password=TEST_PASSWORD, now=utcnow())
     session.commit()
     # someone edits the stored specification behind the application's back
     session.execute(
@@ -63,20 +55,20 @@ def test_a_signature_is_shown_invalid_after_the_signed_content_is_altered(sessio
     )
     session.commit()
     session.expire_all()
-    [manifest] = signatures.manifest(session, service.get_specification(session, spec.id))
+    [manifest] = signatures.manifest(session, service.SPECIFICATIONS.get(session, spec.id))
     assert not manifest.valid
 
 
 def test_a_draft_that_cannot_be_judged_is_refused(session, make_user):
     with pytest.raises(InvalidInput):
-        service.draft_specification(
+        service.SPECIFICATIONS.draft(
             session, actor=None, now=utcnow(), code="UC-MSC", title="t", parameters={"tests": []}
         )
 
 
 def test_pages_and_api(session, make_user, clients):
     qa = make_user("alex", "qa")
-    spec = service.load_default_specification(session, actor=qa, now=utcnow())
+    spec = service.SPECIFICATIONS.load_default(session, actor=qa, now=utcnow())
     session.commit()
     web = clients.web(qa)
     page = web.get(f"/specifications/{spec.id}").get_data(as_text=True)

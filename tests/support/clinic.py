@@ -91,9 +91,9 @@ class Clinic:
 
 @scene
 def clinic(lab: Any, make_user: Any) -> Clinic:
-    protocol = service.load_default_protocol(db.session, actor=lab.qa, now=utcnow())
-    service.approve_protocol(
-        db.session, protocol=protocol, user=lab.qa, password=TEST_PASSWORD, now=utcnow()
+    protocol = service.PROTOCOLS.load_default(db.session, actor=lab.qa, now=utcnow())
+    service.PROTOCOLS.approve(
+        db.session, protocol, user=lab.qa, password=TEST_PASSWORD, now=utcnow()
     )
     db.session.commit()
     return Clinic(

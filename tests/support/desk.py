@@ -101,9 +101,9 @@ class Desk:
 @scene
 def spec(lab: Any) -> Any:
     """The default UC-MSC specification, approved by QA."""
-    draft = service.load_default_specification(db.session, actor=lab.qa, now=utcnow())
-    service.approve_specification(
-        db.session, specification=draft, user=lab.qa, password=TEST_PASSWORD, now=utcnow()
+    draft = service.SPECIFICATIONS.load_default(db.session, actor=lab.qa, now=utcnow())
+    service.SPECIFICATIONS.approve(
+        db.session, draft, user=lab.qa, password=TEST_PASSWORD, now=utcnow()
     )
     db.session.commit()
     return draft

@@ -150,10 +150,8 @@ class Lab:
 
 
 def approve_default_product(qa: User) -> ProductDefinition:
-    product = products.load_default_product(db.session, actor=qa, now=utcnow())
-    products.approve_product(
-        db.session, product=product, user=qa, password=TEST_PASSWORD, now=utcnow()
-    )
+    product = products.PRODUCTS.load_default(db.session, actor=qa, now=utcnow())
+    products.PRODUCTS.approve(db.session, product, user=qa, password=TEST_PASSWORD, now=utcnow())
     db.session.commit()
     return product
 

@@ -9,7 +9,8 @@ import marshmallow as ma
 from marshmallow import validate
 
 from cellchain.chain.schemas import UnitOut
-from cellchain.core.schemas import SiteDateTime, VersionedDocumentOut
+from cellchain.core.schemas import SiteDateTime
+from cellchain.documents.schemas import VersionedDocumentOut
 from cellchain.manufacturing.models import EquipmentKind, MaterialCategory
 from cellchain.manufacturing.processing.processing import (
     CELL_BANKS,

@@ -19,57 +19,31 @@ from flask.typing import ResponseReturnValue
 
 from cellchain.chain import service as chain
 from cellchain.core.roles import Permission
+from cellchain.documents.views import add_document_pages
 from cellchain.errors import DomainError
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
-from cellchain.manufacturing import service
 from cellchain.manufacturing.models import EquipmentKind, MaterialCategory, StepKind
 from cellchain.manufacturing.processing import processing, resources
 from cellchain.manufacturing.processing.batch_record import batch_record
 from cellchain.manufacturing.processing.batch_record_pdf import render_batch_record_pdf
 from cellchain.manufacturing.processing.commands import STEP_SCHEMAS, record_step, step_kind
 from cellchain.manufacturing.processing.schemas import EquipmentIn, MaterialLotIn, StepIn
+from cellchain.manufacturing.service import PRODUCTS
 from cellchain.traceability.notices import recalls_naming
-from cellchain.web.documents import approve_from_form, document_page, versions_page
 from cellchain.web.forms import load_form
 
 blueprint = Blueprint("manufacturing", __name__)
 
 
-@blueprint.get("/products")
-@requires(Permission.READ_RECORDS)
-def products() -> ResponseReturnValue:
-    return versions_page(
-        "Product definitions",
-        list(service.list_products(db.session)),
-        "manufacturing.product",
-        "product_id",
-    )
-
-
-@blueprint.get("/products/<int:product_id>")
-@requires(Permission.READ_RECORDS)
-def product(product_id: int) -> ResponseReturnValue:
-    found = service.get_product(db.session, product_id)
-    return document_page(
-        "manufacturing/processing/product.html", "product", found, service.APPROVAL_MEANING
-    )
-
-
-@blueprint.post("/products/<int:product_id>/approve")
-@requires(Permission.SIGN_PRODUCT)
-def approve(product_id: int) -> ResponseReturnValue:
-    return approve_from_form(
-        lambda session, user, password: service.approve_product(
-            session,
-            product=service.get_product(session, product_id),
-            user=user,
-            password=password,
-            now=now(),
-        ),
-        back_url=url_for("manufacturing.product", product_id=product_id),
-        what="product definition",
-    )
+add_document_pages(
+    blueprint,
+    PRODUCTS,
+    name="product",
+    heading="Product definitions",
+    what="product definition",
+    template="manufacturing/processing/product.html",
+)
 
 
 # --- bench pages: materials, equipment, steps, lots ---------------------------------------------
@@ -211,7 +185,7 @@ def _vessel_formats(session: Any, form: dict[str, Any]) -> list[str]:
     try:
         product = chain.resolve_unit(session, first[0]).donation.product_definition
     except (DomainError, IndexError):
-        product = service.product_in_force(session, "UC-MSC")
+        product = PRODUCTS.in_force(session, "UC-MSC")
     return list(product.parameters["vessel_formats"])
 
 
@@ -224,7 +198,7 @@ def new_step(kind_name: str) -> ResponseReturnValue:
     field = {StepKind.ISOLATION: "tissue", StepKind.BANK_THAW: "vial"}.get(kind, "vessels_in")
     form: dict[str, Any] = {field: units, "materials": [], "equipment": []}
     if kind == StepKind.FILL:  # the product's fill, as a starting point
-        parameters = service.product_in_force(db.session, "UC-MSC").parameters
+        parameters = PRODUCTS.in_force(db.session, "UC-MSC").parameters
         form["volume_ml"] = parameters["fill_volume_ml"]
         form["total_cells_per_ml"] = f"{parameters['target_concentration_cells_per_ml']:g}"
         form["dmso_percent"] = parameters["dmso_percent"]["max"]
