@@ -76,19 +76,3 @@ class SignatureOut(ma.Schema):
     valid = ma.fields.Boolean(
         metadata={"description": "False when the signed content changed after signing"}
     )
-
-
-# Its home is now ``cellchain.documents.schemas``; this copy goes once every importer of the
-# documents move is committed (issue 17). No route dumps it, so it is not in the OpenAPI spec.
-class VersionedDocumentOut(ma.Schema):
-    """A version of a QA-approved configuration document, with its signatures."""
-
-    id = ma.fields.Integer()
-    code = ma.fields.String()
-    version = ma.fields.Integer()
-    title = ma.fields.String()
-    status = ma.fields.String()
-    parameters = ma.fields.Dict()
-    created_at = ma.fields.AwareDateTime()
-    effective_at = ma.fields.AwareDateTime(allow_none=True)
-    signatures = ma.fields.List(ma.fields.Nested(SignatureOut))
