@@ -544,14 +544,34 @@ def test_anonymous_requests_are_sent_to_login(app):
             assert "/login" in response.headers["Location"], where
 
 
-def _client_as(app, user: User, token: str, rule: Rule) -> Any:
-    client = app.test_client()
-    if rule.rule.startswith("/api/") and not rule.rule.startswith("/api/v1/docs"):
-        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-    else:
-        login = client.post("/login", data={"username": user.username, "password": TEST_PASSWORD})
+class Clients:
+    """Test clients acting as one user: the API's with the bearer token, the pages' logged
+    in. A GET changes no session, so one logged-in client serves every page GET; any other
+    method (which may log out or end the session) gets a client of its own, as a browser
+    that has just logged in."""
+
+    def __init__(self, app: Any, user: User, token: str) -> None:
+        self.app, self.user, self.token = app, user, token
+        self._pages: Any = None
+
+    def _logged_in(self) -> Any:
+        client = self.app.test_client()
+        login = client.post(
+            "/login", data={"username": self.user.username, "password": TEST_PASSWORD}
+        )
         assert login.status_code == 302
-    return client
+        return client
+
+    def for_(self, rule: Rule, method: str) -> Any:
+        if rule.rule.startswith("/api/") and not rule.rule.startswith("/api/v1/docs"):
+            client = self.app.test_client()
+            client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {self.token}"
+            return client
+        if method != "GET":
+            return self._logged_in()
+        if self._pages is None:
+            self._pages = self._logged_in()
+        return self._pages
 
 
 #: Each role alone, and each account holding Administrator with a signing role (possible only
@@ -584,11 +604,12 @@ def test_each_role_reaches_exactly_its_routes(app, make_user, holds, acts_as):
     # and so are refused by the schema or the rules (a 4xx, never a 500).
     ordered = sorted(route_methods(app), key=lambda pair: pair[1] != "GET")
     wrong = []
+    clients = Clients(app, user, token)
     for rule, method in ordered:
         allowed = MATRIX[(rule.endpoint, method)]
         if allowed == PUBLIC:
             continue
-        client = _client_as(app, user, token, rule)
+        client = clients.for_(rule, method)
         for url in demo_urls(rule, records, every=False):
             response = client.open(url, method=method)
             denied = response.status_code == 403
@@ -601,11 +622,11 @@ def test_every_page_and_api_get_answers_every_demo_record(app, make_user):
     """Each GET with each real record of each of its parameters, as a role allowed to use it:
     an answer below 500 (a 404 only where the record does not belong, e.g. a tank id that is
     not a tank, never a crash)."""
-    users: dict[Role, tuple[User, str]] = {}
+    users: dict[Role, Clients] = {}
     for role in Role:
         user = make_user(f"every-{role.value.replace('_', '-')}", role)
         _row, token = accounts.create_token(db.session, user=user, now=utcnow(), name="every")
-        users[role] = (user, token)
+        users[role] = Clients(app, user, token)
     db.session.commit()
     records = demo_records()
     crashed = []
@@ -613,8 +634,7 @@ def test_every_page_and_api_get_answers_every_demo_record(app, make_user):
         allowed = MATRIX[(rule.endpoint, method)]
         if method != "GET" or allowed == PUBLIC:
             continue
-        user, token = users[sorted(allowed)[0]]
-        client = _client_as(app, user, token, rule)
+        client = users[sorted(allowed)[0]].for_(rule, method)
         for url in demo_urls(rule, records, every=True):
             response = client.get(url)
             if response.status_code >= 500:

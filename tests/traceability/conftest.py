@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.support.recalls import infuse
+from tests.support.scenes import scene
 from tests.support.ward import Ward
 
 
-@pytest.fixture
+@scene
 def infused(ward: Ward) -> Any:
     """One patient infused from the released lot, and one with a dose prepared but not shipped."""
     infusion = infuse(ward)

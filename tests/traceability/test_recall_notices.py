@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import pytest
 from flask import current_app, url_for
 from pypdf import PdfReader
 
@@ -17,12 +16,13 @@ from cellchain.manufacturing.processing import processing
 from cellchain.traceability import notices
 from cellchain.traceability.coi import coi
 from cellchain.traceability.models import RecallTarget
+from tests.support import scenes
 from tests.support.recalls import infuse, open_recall
 from tests.support.statements import counting_statements
 from tests.support.zones import ZURICH
 
 
-@pytest.fixture
+@scenes.scene
 def scene(ward, released) -> dict[str, Any]:
     """AS-001 infused, AS-002's dose on its way to the clinic, AS-003's prepared in the lab."""
     infusion = infuse(ward)
