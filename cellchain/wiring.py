@@ -49,6 +49,8 @@ def wire(app: Flask) -> None:
     from cellchain.chain import api as chain_api
     from cellchain.chain import views as chain_views
     from cellchain.clinic.bedside import api as bedside_api
+    from cellchain.clinic.bedside import infusions as bedside_infusions
+    from cellchain.clinic.bedside import record as bedside_record
     from cellchain.clinic.bedside import views as bedside_views
     from cellchain.clinic.follow_up import api as follow_up_api
     from cellchain.clinic.follow_up import views as follow_up_views
@@ -57,7 +59,6 @@ def wire(app: Flask) -> None:
     from cellchain.donors import api as donors_api
     from cellchain.donors import views as donors_views
     from cellchain.dosing import api as dosing_api
-    from cellchain.dosing import clinic_api, clinic_views
     from cellchain.dosing import views as dosing_views
     from cellchain.labels import api as labels_api
     from cellchain.labels import views as labels_views
@@ -112,7 +113,10 @@ def wire(app: Flask) -> None:
     app.register_blueprint(manufacturing_pages.storage_pages)  # storage_ and deviations_views
     app.register_blueprint(quality_views.blueprint)
     app.register_blueprint(dosing_views.blueprint)
-    app.register_blueprint(clinic_views.blueprint)
+    # the clinic's part of the patient and dose pages (dosing does not import the clinic)
+    dosing_views.show_clinic(
+        app, dosing_views.ClinicReads(bedside_infusions.infusions_of, bedside_record.dose_at_clinic)
+    )
     app.register_blueprint(labels_views.blueprint)
     app.register_blueprint(follow_up_views.blueprint)
     app.register_blueprint(shipment_views.blueprint)
@@ -129,7 +133,6 @@ def wire(app: Flask) -> None:
         *deviations_api.blueprints,
         *quality_api.blueprints,
         *dosing_api.blueprints,
-        *clinic_api.blueprints,
         *labels_api.blueprints,
         *follow_up_api.blueprints,
         *shipments_api.blueprints,

@@ -15,9 +15,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "cellchain"
 #: Import cycles not yet broken, each as its sorted modules (imports under
 #: ``if TYPE_CHECKING:`` are for annotations only and do not count).
 KNOWN_CYCLES: set[tuple[str, ...]] = set()
-#: The modules of the one cycle left, through labels, clinic, dosing's patient pages, FHIR
-#: and the app factory: any cycle among them passes while they are all listed here (the
-#: cycle may shrink, never grow or reach another module).
+#: The modules of the one cycle left, through labels, clinic, FHIR and the app factory: any
+#: cycle among them passes while they are all listed here (the cycle may shrink, never grow
+#: or reach another module).
 KNOWN_CYCLE_MEMBERS: frozenset[str] = frozenset(
     {
         "cellchain",
@@ -42,20 +42,16 @@ KNOWN_CYCLE_MEMBERS: frozenset[str] = frozenset(
         "cellchain.clinic.shipments.api",
         "cellchain.clinic.shipments.commands",
         "cellchain.clinic.shipments.views",
-        "cellchain.dosing.clinic_views",
         "cellchain.traceability.fhir.fhir",
         "cellchain.traceability.fhir.api",
     }
 )
 #: (importer, imported) pairs where a page module imports an API module or back.
-KNOWN_VIEW_API_IMPORTS: set[tuple[str, str]] = {
-    ("cellchain.dosing.clinic_views", "cellchain.dosing.clinic_api"),
-}
+KNOWN_VIEW_API_IMPORTS: set[tuple[str, str]] = set()
 #: (schema module, what it imports) pairs that reach an API module, a service or the database.
 KNOWN_SCHEMA_REACHES: set[tuple[str, str]] = {
     ("cellchain.chain.schemas", "cellchain.chain.service"),
     ("cellchain.donors.schemas", "cellchain.donors.service"),
-    ("cellchain.dosing.schemas", "cellchain.extensions"),
 }
 
 

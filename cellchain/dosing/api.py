@@ -1,10 +1,43 @@
-"""API of the dosing package: protocols."""
+"""API of the dosing package: protocols; patients, weights and dose orders (enrol, weigh, plan
+and order a dose, second check). Load → command → dump; no rules here."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from cellchain.core.roles import Permission
 from cellchain.documents.api import document_api
-from cellchain.dosing.schemas import ProtocolOut
+from cellchain.dosing import orders, patients
+from cellchain.dosing.commands import (
+    check_as_user,
+    confirm_weight_as_user,
+    enrol_as_user,
+    order_as_user,
+    weigh_as_user,
+    weight_refused,
+)
+from cellchain.dosing.models import DoseOrder, Patient
+from cellchain.dosing.schemas import (
+    DoseDetailOut,
+    DoseOrderIn,
+    DoseOrderOut,
+    DosePlanOut,
+    EnrolIn,
+    PatientDetailOut,
+    PatientOut,
+    ProtocolOut,
+    SecondCheckIn,
+    WeightConfirmIn,
+    WeightIn,
+    WeightOut,
+)
 from cellchain.dosing.service import PROTOCOLS
+from cellchain.extensions import db
+from cellchain.http import now, requires, site_zone, unit_of_work
+from cellchain.traceability.models import Recall
+from cellchain.traceability.notices import recalls_naming
 
 protocols_api = document_api(
     PROTOCOLS,
@@ -15,4 +48,142 @@ protocols_api = document_api(
     one_summary="One protocol version with its parameters and signatures (each marked valid or "
     "not).",
 )
-blueprints = (protocols_api,)
+patients_api = Blueprint(
+    "patients_api", __name__, url_prefix="/api/v1", description="Patients and dose orders"
+)
+blueprints = (protocols_api, patients_api)
+
+
+class Shown:
+    """A record as an answer dumps it: ``shown`` holds what its schema shows beyond the
+    record's own columns, read here from the services; every other attribute reads through
+    to the record."""
+
+    def __init__(self, record: object, **shown: object) -> None:
+        self._record = record
+        self.__dict__.update(shown)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._record, name)
+
+
+def patient_out(patient: Patient, recalls: list[Recall] | None = None) -> Shown:
+    """A patient as ``PatientDetailOut`` dumps it (``PatientOut`` shows a part of it)."""
+    return Shown(
+        patient,
+        receives_cells=patients.receives_cells(patient),
+        visits=patients.schedule(patient),
+        recalls=recalls or [],
+    )
+
+
+def dose_out(order: DoseOrder, recalls: list[Recall] | None = None) -> Shown:
+    """A dose order as ``DoseDetailOut`` dumps it (``DoseOrderOut`` shows a part of it)."""
+    return Shown(
+        order, signatures=orders.order_signatures(db.session, order), recalls=recalls or []
+    )
+
+
+@patients_api.get("/patients")
+@requires(Permission.READ_RECORDS)
+@patients_api.response(200, PatientOut(many=True))
+def list_patients() -> Any:
+    """Every patient by study ID (no names, no record numbers), each with the recalls that
+    name them."""
+    found = patients.list_patients(db.session)
+    named = recalls_naming(db.session, patients=[p.id for p in found])
+    return [patient_out(p, named.patient(p.id)) for p in found]
+
+
+@patients_api.post("/patients")
+@requires(Permission.ENROL_PATIENTS)
+@patients_api.arguments(EnrolIn)
+@patients_api.response(201, PatientDetailOut)
+def enrol(data: dict[str, Any]) -> Any:
+    """Enrol a patient under the protocol in force: age and checklist checked, COI allocated."""
+    with unit_of_work() as session:
+        patient = enrol_as_user(session, data)
+    return patient_out(patient)
+
+
+@patients_api.get("/patients/<int:patient_id>")
+@requires(Permission.READ_RECORDS)
+@patients_api.response(200, PatientDetailOut)
+def get_patient(patient_id: int) -> Any:
+    """A patient with weights and the visit schedule, and the recalls that name them (a
+    lookback listing them, or a dose of theirs withdrawn)."""
+    patient = patients.get_patient(db.session, patient_id)
+    return patient_out(patient, recalls_naming(db.session, patients=[patient.id]).all())
+
+
+@patients_api.post("/patients/<int:patient_id>/weights")
+@requires(Permission.RECORD_WEIGHTS)
+@patients_api.arguments(WeightIn)
+@patients_api.response(201, WeightOut)
+def record_weight(data: dict[str, Any], patient_id: int) -> Any:
+    """A body weight (measured now unless said otherwise). Refused outside the protocol's
+    plausible bounds, in the future, before birth or before enrolment; recorded unconfirmed
+    (``needs_confirmation``) when it changed by the protocol's flag."""
+    with unit_of_work(weight_refused(patient_id)) as session:
+        weight = weigh_as_user(session, patient_id, data)
+    return weight
+
+
+@patients_api.post("/patients/<int:patient_id>/weights/<int:weight_id>/confirm")
+@requires(Permission.RECORD_WEIGHTS)
+@patients_api.arguments(WeightConfirmIn)
+@patients_api.response(200, WeightOut)
+def confirm_weight(data: dict[str, Any], patient_id: int, weight_id: int) -> Any:
+    """A second person (not whoever recorded it) countersigns a weight that changed by the
+    protocol's flag, with their own password; a dose can then be computed from it."""
+    with unit_of_work(weight_refused(patient_id)) as session:
+        weight = confirm_weight_as_user(session, patient_id, weight_id, data)
+    return weight
+
+
+@patients_api.get("/patients/<int:patient_id>/doses")
+@requires(Permission.READ_RECORDS)
+@patients_api.response(200, DoseOrderOut(many=True))
+def list_doses(patient_id: int) -> Any:
+    patient = patients.get_patient(db.session, patient_id)
+    return [dose_out(order) for order in orders.orders_of(db.session, patient)]
+
+
+@patients_api.get("/patients/<int:patient_id>/doses/<visit>/plan")
+@requires(Permission.READ_RECORDS)
+@patients_api.response(200, DosePlanOut)
+def plan(patient_id: int, visit: str) -> Any:
+    """What a dose for this visit would be now, with the working; refused with every reason."""
+    patient = patients.get_patient(db.session, patient_id)
+    return orders.plan_dose(db.session, patient, visit, now=now(), zone=site_zone())
+
+
+@patients_api.post("/patients/<int:patient_id>/doses")
+@requires(Permission.PREPARE_DOSES)
+@patients_api.arguments(DoseOrderIn)
+@patients_api.response(201, DoseOrderOut)
+def order_dose(data: dict[str, Any], patient_id: int) -> Any:
+    """Order the visit's dose and allocate its bags (409 if a bag was taken meanwhile)."""
+    with unit_of_work() as session:
+        order = order_as_user(session, patient_id, data["visit"], data["override"])
+    return dose_out(order)
+
+
+@patients_api.get("/doses/<int:order_id>")
+@requires(Permission.READ_RECORDS)
+@patients_api.response(200, DoseDetailOut)
+def get_dose(order_id: int) -> Any:
+    """One dose order, with the recalls that name it."""
+    order = orders.get_order(db.session, order_id)
+    return dose_out(order, recalls_naming(db.session, doses=[order.id]).dose(order.id))
+
+
+@patients_api.post("/doses/<int:order_id>/check")
+@requires(Permission.CHECK_DOSES)
+@patients_api.arguments(SecondCheckIn)
+@patients_api.response(200, DoseOrderOut)
+def second_check(data: dict[str, Any], order_id: int) -> Any:
+    """The independent second check: re-entered volume, scanned bags, password signature."""
+    with unit_of_work() as session:
+        order = check_as_user(session, order_id, data)
+    return dose_out(order)

@@ -15,6 +15,7 @@ Services flush; the caller commits (one use case, one transaction).
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from sqlalchemy import select
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import LineageOperation, Unit, UnitKind, UnitStatus
-from cellchain.core import audit, signatures
+from cellchain.core import actions, audit, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import Signature, User
 from cellchain.core.roles import Permission, Role, holds, require
@@ -32,6 +33,7 @@ from cellchain.dosing import calculation, patients
 from cellchain.dosing.calculation import DoseCalculation, DoseParameters, NotEnoughCells
 from cellchain.dosing.models import (
     ACTIVE_DOSE_STATUSES,
+    DOSE_TRANSITIONS,
     DoseBag,
     DoseOrder,
     DoseStatus,
@@ -56,6 +58,23 @@ class DoseRefused(InvalidInput):
 
     title = "Dose refused"
     type_slug = "dose-refused"
+
+
+class DoseAction(enum.StrEnum):
+    """What may be done with a dose order once ordered."""
+
+    SECOND_CHECK = "second_check"  #: the independent second check: the dose becomes prepared
+
+
+#: The statuses each act starts from, from the transition table.
+DOSE_ACTIONS: dict[DoseAction, frozenset[DoseStatus]] = {
+    DoseAction.SECOND_CHECK: actions.leading_to(DOSE_TRANSITIONS, DoseStatus.PREPARED),
+}
+
+
+def dose_actions(order: DoseOrder) -> frozenset[DoseAction]:
+    """The acts the order's status allows; the dose page offers these (permissions apart)."""
+    return actions.allowed(order.status, DOSE_ACTIONS)
 
 
 @dataclass(frozen=True)
@@ -256,7 +275,7 @@ def second_check(
     """The independent second check: another person re-enters the volume and scans the bags;
     their signature makes the dose prepared and creates it as a unit."""
     require(checker, Permission.CHECK_DOSES)
-    if order.status != DoseStatus.ALLOCATED:
+    if DoseAction.SECOND_CHECK not in dose_actions(order):
         raise Conflict(
             f"Dose order {order.id} is {order.status}; only an allocated dose is checked."
         )

@@ -1,4 +1,6 @@
-"""Marshmallow schemas of the dosing package."""
+"""Marshmallow schemas of the dosing package: shapes in and out. What an answer shows beyond
+the record's own columns (a patient's arm receiving cells, the visit schedule, a dose's
+signatures) is read by the API and handed in; no schema calls a service or the database."""
 
 from __future__ import annotations
 
@@ -105,7 +107,8 @@ class PatientOut(ma.Schema):
     date_of_birth = ma.fields.Date()
     sex = ma.fields.String()
     arm = ma.fields.String()
-    receives_cells = ma.fields.Method("dump_receives_cells")
+    #: handed in by the API (``patients.receives_cells``): a schema calls no service
+    receives_cells = ma.fields.Function(lambda p: p.receives_cells)
     randomization_number = ma.fields.String(allow_none=True)
     day0 = ma.fields.Date()
     status = ma.fields.String()
@@ -114,11 +117,6 @@ class PatientOut(ma.Schema):
     checklist = ma.fields.Dict()
     recalls = recalls_field()
 
-    def dump_receives_cells(self, patient: Any) -> bool:
-        from cellchain.dosing.patients import receives_cells
-
-        return receives_cells(patient)
-
 
 class PatientDetailOut(PatientOut):
     weights = ma.fields.List(ma.fields.Nested(WeightOut))
@@ -126,9 +124,8 @@ class PatientDetailOut(PatientOut):
     recalls = recalls_field()
 
     def dump_visits(self, patient: Any) -> list[dict[str, Any]]:
-        from cellchain.dosing.patients import schedule
-
-        return cast(list[dict[str, Any]], VisitOut(many=True).dump(schedule(patient)))
+        """The visit schedule the API hands in (``patients.schedule``)."""
+        return cast(list[dict[str, Any]], VisitOut(many=True).dump(patient.visits))
 
 
 class DoseBagOut(ma.Schema):
@@ -166,11 +163,8 @@ class DoseOrderOut(ma.Schema):
     signatures = ma.fields.Method("dump_signatures")
 
     def dump_signatures(self, order: Any) -> list[dict[str, Any]]:
-        from cellchain.dosing.orders import order_signatures
-        from cellchain.extensions import db
-
-        signatures = SignatureOut(many=True).dump(order_signatures(db.session, order))
-        return cast(list[dict[str, Any]], signatures)
+        """The signatures the API hands in (``orders.order_signatures``), each checked."""
+        return cast(list[dict[str, Any]], SignatureOut(many=True).dump(order.signatures))
 
 
 class DoseDetailOut(DoseOrderOut):

@@ -1,13 +1,45 @@
-"""Pages of the dosing package: protocols."""
+"""Pages of the dosing package: protocols; the patient list, enrolment with the checklist, the
+patient (arm, COI, visits, weights, doses), the dose plan and order, and the second check."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
+from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import MultiDict
+
+from cellchain.core import signatures
+from cellchain.core.roles import Permission
 from cellchain.documents.views import add_document_pages
+from cellchain.dosing import orders, patients
+from cellchain.dosing.commands import (
+    check_as_user,
+    confirm_weight_as_user,
+    enrol_as_user,
+    order_as_user,
+    weigh_as_user,
+    weight_refused,
+)
+from cellchain.dosing.models import DoseOrder, Patient, Protocol, Sex
+from cellchain.dosing.schemas import DoseOrderIn, EnrolIn, SecondCheckIn, WeightConfirmIn, WeightIn
 from cellchain.dosing.service import PROTOCOLS
+from cellchain.errors import DomainError
+from cellchain.extensions import DbSession, db
+from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
+from cellchain.traceability.notices import recalls_naming
+from cellchain.web.forms import load_form, refusal_context
+from cellchain.web.resolve import register_record_page
+
+if TYPE_CHECKING:  # annotations only: dosing does not import the clinic, built on it
+    from cellchain.clinic.bedside.record import DoseAtClinic
+    from cellchain.clinic.models import Infusion
 
 blueprint = Blueprint("dosing", __name__)
+
+register_record_page("patient", lambda entity_id: url_for("dosing.patient", patient_id=entity_id))
 
 add_document_pages(
     blueprint,
@@ -17,3 +49,256 @@ add_document_pages(
     what="protocol",
     template="dosing/protocol.html",
 )
+
+
+@dataclass(frozen=True)
+class ClinicReads:
+    """What the clinic shows on dosing's pages: each visit's infusion on the patient page, and
+    what became of a dose after the lab on the dose page. The clinic is built on dosing, so
+    dosing does not import it: ``cellchain.wiring`` hands these in (``show_clinic``)."""
+
+    infusions_of: Callable[[DbSession, Patient], Sequence[Infusion]]
+    dose_at_clinic: Callable[[DbSession, DoseOrder], DoseAtClinic]
+
+
+def show_clinic(app: Flask, reads: ClinicReads) -> None:
+    """Show the clinic's reads on ``app``'s patient and dose pages."""
+    app.extensions[ClinicReads.__name__] = reads
+
+
+def _clinic() -> ClinicReads:
+    return cast(ClinicReads, current_app.extensions[ClinicReads.__name__])
+
+
+@blueprint.get("/patients")
+@requires(Permission.READ_RECORDS)
+def patient_list() -> ResponseReturnValue:
+    found = patients.list_patients(db.session)
+    doses = {p.id: orders.orders_of(db.session, p) for p in found}
+    return render_template(
+        "dosing/patients.html",
+        patients=found,
+        doses=doses,
+        recalls=recalls_naming(
+            db.session,
+            patients=[p.id for p in found],
+            doses=[o.id for listed in doses.values() for o in listed],
+        ),
+    )
+
+
+@blueprint.route("/patients/enrol", methods=["GET", "POST"])
+@requires(Permission.ENROL_PATIENTS)
+def enrol() -> ResponseReturnValue:
+    protocol = patients.protocol_in_force(db.session)
+    if request.method == "GET":
+        return _enrol_page(protocol)
+    try:
+        data = load_form(EnrolIn(), _enrolment_form(request.form, protocol))
+        with unit_of_work() as session:
+            patient = enrol_as_user(session, data)
+            patient_id, message = patient.id, f"{patient.study_id} enrolled; COI {patient.coi}."
+    except DomainError as error:
+        return _enrol_page(protocol, error)
+    flash(message, "success")
+    return redirect(url_for("dosing.patient", patient_id=patient_id))
+
+
+@blueprint.get("/patients/<int:patient_id>")
+@requires(Permission.READ_RECORDS)
+def patient(patient_id: int) -> ResponseReturnValue:
+    return _patient_page(patients.get_patient(db.session, patient_id))
+
+
+@blueprint.post("/patients/<int:patient_id>/weights")
+@requires(Permission.RECORD_WEIGHTS)
+def record_weight(patient_id: int) -> ResponseReturnValue:
+    patients.get_patient(db.session, patient_id)
+    try:
+        data = load_form(WeightIn(), request.form)
+        with unit_of_work(weight_refused(patient_id)) as session:
+            weight = weigh_as_user(session, patient_id, data)
+            message = f"Weight {weight.weight_kg:g} kg recorded."
+            if weight.needs_confirmation:
+                message += (
+                    f" It changed {weight.change_percent:+.1f} % from {weight.change_reference}:"
+                    " no dose is computed from it until the patient is weighed again or a second"
+                    " person countersigns it."
+                )
+    except DomainError as error:
+        return _patient_page(patients.get_patient(db.session, patient_id), error, "weight")
+    flash(message, "info" if weight.needs_confirmation else "success")
+    return redirect(url_for("dosing.patient", patient_id=patient_id))
+
+
+@blueprint.post("/patients/<int:patient_id>/weights/<int:weight_id>/confirm")
+@requires(Permission.RECORD_WEIGHTS)
+def confirm_weight(patient_id: int, weight_id: int) -> ResponseReturnValue:
+    patients.get_patient(db.session, patient_id)
+    try:
+        data = load_form(WeightConfirmIn(), request.form)
+        with unit_of_work(weight_refused(patient_id)) as session:
+            weight = confirm_weight_as_user(session, patient_id, weight_id, data)
+            message = f"Weight {weight.weight_kg:g} kg confirmed by your countersignature."
+    except DomainError as error:
+        return _patient_page(patients.get_patient(db.session, patient_id), error, "confirm")
+    flash(message, "success")
+    return redirect(url_for("dosing.patient", patient_id=patient_id))
+
+
+@blueprint.get("/patients/<int:patient_id>/doses/<visit>")
+@requires(Permission.READ_RECORDS)
+def plan(patient_id: int, visit: str) -> ResponseReturnValue:
+    return _plan_page(patients.get_patient(db.session, patient_id), visit)
+
+
+@blueprint.post("/patients/<int:patient_id>/doses/<visit>")
+@requires(Permission.PREPARE_DOSES)
+def order_dose(patient_id: int, visit: str) -> ResponseReturnValue:
+    patients.get_patient(db.session, patient_id)
+    try:
+        data = load_form(DoseOrderIn(), _order_form(request.form, visit))
+        with unit_of_work() as session:
+            order = order_as_user(session, patient_id, visit, data["override"])
+            order_id = order.id
+    except DomainError as error:
+        return _plan_page(patients.get_patient(db.session, patient_id), visit, error)
+    flash(
+        "Dose ordered and its bags allocated; it now needs an independent second check.", "success"
+    )
+    return redirect(url_for("dosing.dose", order_id=order_id))
+
+
+@blueprint.get("/doses/<int:order_id>")
+@requires(Permission.READ_RECORDS)
+def dose(order_id: int) -> ResponseReturnValue:
+    return _dose_page(orders.get_order(db.session, order_id))
+
+
+@blueprint.post("/doses/<int:order_id>/check")
+@requires(Permission.CHECK_DOSES)
+def second_check(order_id: int) -> ResponseReturnValue:
+    orders.get_order(db.session, order_id)
+    form = MultiDict(request.form)
+    form.setlist("bags", [line for line in form.get("bags", "").splitlines() if line.strip()])
+    try:
+        data = load_form(SecondCheckIn(), form, lists=("bags",))
+        with unit_of_work() as session:
+            check_as_user(session, order_id, data)
+    except DomainError as error:
+        return _dose_page(orders.get_order(db.session, order_id), error)
+    flash("Second check signed: the dose is prepared and its label can be printed.", "success")
+    return redirect(url_for("dosing.dose", order_id=order_id))
+
+
+# --- pages --------------------------------------------------------------------------------------
+
+
+def _enrol_page(protocol: Protocol, error: DomainError | None = None) -> ResponseReturnValue:
+    return (
+        render_template(
+            "dosing/enrol.html",
+            **refusal_context(
+                error,
+                protocol=protocol,
+                sexes=[{"value": s.value} for s in Sex],
+                arms=[
+                    {"value": arm["code"], "label": f"{arm['name']} ({arm['code']})"}
+                    for arm in protocol.parameters["arms"]
+                ],
+            ),
+        ),
+        error.status if error else 200,
+    )
+
+
+def _patient_page(
+    patient: Patient, error: DomainError | None = None, which: str | None = None
+) -> ResponseReturnValue:
+    infusions = _clinic().infusions_of(db.session, patient)
+    return (
+        render_template(
+            "dosing/patient.html",
+            **refusal_context(
+                error,
+                patient=patient,
+                which=which,
+                arm_name=patients.arm_name(patient),
+                receives_cells=patients.receives_cells(patient),
+                visits=patients.schedule(patient),
+                doses={o.visit: o for o in orders.orders_of(db.session, patient)},
+                infused={i.dose_order.visit: i for i in infusions},
+                confirmable={
+                    w.id for w in patient.weights if patients.may_confirm(w, acting_user())
+                },
+                today=now().astimezone(site_zone()).date(),
+                recalls=recalls_naming(db.session, patients=[patient.id]).patient(patient.id),
+            ),
+        ),
+        error.status if error else 200,
+    )
+
+
+def _plan_page(
+    patient: Patient, visit: str, error: DomainError | None = None
+) -> ResponseReturnValue:
+    plan, refused = None, None
+    try:
+        plan = orders.plan_dose(db.session, patient, visit, now=now(), zone=site_zone())
+    except DomainError as problem:
+        refused = problem
+    return (
+        render_template(
+            "dosing/plan.html",
+            **refusal_context(error, patient=patient, visit=visit, plan=plan, refused=refused),
+        ),
+        error.status if error else 200,
+    )
+
+
+def _dose_page(order: DoseOrder, error: DomainError | None = None) -> ResponseReturnValue:
+    return (
+        render_template(
+            "dosing/dose.html",
+            **refusal_context(
+                error,
+                order=order,
+                actions=orders.dose_actions(order),
+                manifests=signatures.manifest(db.session, order),
+                at_clinic=_clinic().dose_at_clinic(db.session, order),
+                recalls=recalls_naming(db.session, doses=[order.id]).dose(order.id),
+            ),
+        ),
+        error.status if error else 200,
+    )
+
+
+def _enrolment_form(form: MultiDict[str, str], protocol: Protocol) -> MultiDict[str, Any]:
+    """The flat HTML form (``answer.<code>`` = yes/no, ``value.<code>``) as ``EnrolIn``'s
+    nested answers, loaded by the same schema as the API."""
+    flat: MultiDict[str, Any] = MultiDict(
+        {k: v for k, v in form.items() if not k.startswith(("answer.", "value."))}
+    )
+    items = [*protocol.parameters["inclusion"], *protocol.parameters["exclusion"]]
+    answers = {}
+    for item in items:
+        code = item["code"]
+        answer = form.get(f"answer.{code}", "")
+        value = form.get(f"value.{code}", "").strip()
+        answers[code] = {
+            "answer": {"yes": True, "no": False}.get(answer),
+            "value": value or None,
+        }
+    flat["answers"] = answers
+    return flat
+
+
+def _order_form(form: MultiDict[str, str], visit: str) -> MultiDict[str, Any]:
+    data: MultiDict[str, Any] = MultiDict({"visit": visit})
+    if form.get("override_reason", "").strip():
+        data["override"] = {
+            "investigator": form.get("investigator", ""),
+            "password": form.get("investigator_password", ""),
+            "reason": form.get("override_reason", ""),
+        }
+    return data

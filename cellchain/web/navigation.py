@@ -20,7 +20,7 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Eligibility queue", "donors.eligibility_queue", Permission.DETERMINE_ELIGIBILITY),
     NavItem("Manufacturing", "manufacturing.lots", Permission.READ_RECORDS),
     NavItem("QA queue", "quality.queues", Permission.READ_RECORDS),
-    NavItem("Patients", "clinic.patient_list", Permission.READ_RECORDS),
+    NavItem("Patients", "dosing.patient_list", Permission.READ_RECORDS),
     NavItem("Clinic", "bedside.overview", Permission.READ_RECORDS),
     NavItem("Shipments", "shipments.shipment_list", Permission.READ_RECORDS),
     NavItem("Follow-up", "follow_up.due", Permission.READ_RECORDS),
