@@ -49,10 +49,7 @@ KNOWN_CYCLE_MEMBERS: frozenset[str] = frozenset(
 #: (importer, imported) pairs where a page module imports an API module or back.
 KNOWN_VIEW_API_IMPORTS: set[tuple[str, str]] = set()
 #: (schema module, what it imports) pairs that reach an API module, a service or the database.
-KNOWN_SCHEMA_REACHES: set[tuple[str, str]] = {
-    ("cellchain.chain.schemas", "cellchain.chain.service"),
-    ("cellchain.donors.schemas", "cellchain.donors.service"),
-}
+KNOWN_SCHEMA_REACHES: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path) -> str:

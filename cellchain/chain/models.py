@@ -47,6 +47,11 @@ UNIT_KIND_LETTER: dict[UnitKind, str] = {
 }
 
 
+#: Largest number of units one call may create (a fill of many bags is still far below it).
+#: Here, not in the service, because the schemas check it too.
+MAX_UNITS_PER_STEP = 200
+
+
 class UnitStatus(enum.StrEnum):
     """Where a unit is in its life. Quarantine is where every unit starts (1271.60)."""
 

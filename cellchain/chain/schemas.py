@@ -7,8 +7,12 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import validate
 
-from cellchain.chain.models import CUSTODY_EVENTS, LineageOperation, UnitKind
-from cellchain.chain.service import MAX_UNITS_PER_STEP
+from cellchain.chain.models import (
+    CUSTODY_EVENTS,
+    MAX_UNITS_PER_STEP,
+    LineageOperation,
+    UnitKind,
+)
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.schemas import IdentifierOut, SiteDateTime
 from cellchain.traceability.notice_schemas import recalls_field

@@ -31,14 +31,12 @@ from cellchain.chain.models import (
     UnitKind,
     UnitStatus,
 )
+from cellchain.chain.models import MAX_UNITS_PER_STEP as MAX_UNITS_PER_STEP
 from cellchain.core import actions, audit, numbering
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User
 from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
 from cellchain.extensions import DbSession
-
-#: Largest number of units one call may create (a fill of many bags is still far below it).
-MAX_UNITS_PER_STEP = 200
 
 
 def create_unit(

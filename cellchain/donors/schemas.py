@@ -9,19 +9,19 @@ from marshmallow import validate
 
 from cellchain.chain.schemas import UnitOut
 from cellchain.core.schemas import SignatureOut, SiteDateTime
+from cellchain.donors.inputs import (
+    DEFAULT_RECEIPT_LOCATION,
+    DonationRegistration,
+    NewDonor,
+    Receipt,
+    ResultEntry,
+)
 from cellchain.donors.models import (
     ContainerCondition,
     DonationStatus,
     Eligibility,
     InfectiousResult,
     ScreeningOutcome,
-)
-from cellchain.donors.service import (
-    DEFAULT_RECEIPT_LOCATION,
-    DonationRegistration,
-    NewDonor,
-    Receipt,
-    ResultEntry,
 )
 from cellchain.traceability.notice_schemas import RecallNoticeOut, recalls_field
 

@@ -22,6 +22,11 @@ from cellchain.core.guarded import update_if
 from cellchain.core.models import IssuedIdentifier, User
 from cellchain.core.payload import read_scan
 from cellchain.core.roles import Permission, require
+from cellchain.donors.inputs import DEFAULT_RECEIPT_LOCATION as DEFAULT_RECEIPT_LOCATION
+from cellchain.donors.inputs import DonationRegistration as DonationRegistration
+from cellchain.donors.inputs import NewDonor as NewDonor
+from cellchain.donors.inputs import Receipt as Receipt
+from cellchain.donors.inputs import ResultEntry as ResultEntry
 from cellchain.donors.models import (
     DONATION_TRANSITIONS,
     ContainerCondition,
@@ -41,42 +46,8 @@ from cellchain.manufacturing.service import PRODUCTS
 #: The meaning printed with QA's signature on a determination.
 DETERMINATION_MEANING = "responsibility: donor eligibility determination"
 
-#: Where an accepted donation's containers are, unless the receiver says otherwise.
-DEFAULT_RECEIPT_LOCATION = "Lab receipt"
-
 
 # --- registration -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NewDonor:
-    """A birth mother registered with her first donation: consent and screening."""
-
-    consent_date: dt.date
-    consent_form_version: str
-    screening_outcome: ScreeningOutcome
-    screening_date: dt.date
-    screening_notes: str | None = None
-
-
-@dataclass(frozen=True)
-class DonationRegistration:
-    """What is known of a donation when it is registered."""
-
-    umbilical_cord: bool
-    placenta: bool
-    delivery_at: dt.datetime
-    collected_at: dt.datetime
-    collection_site: str
-    collector: str
-    transport_conditions: str
-    product_code: str = "UC-MSC"
-    #: a new donor, or …
-    new_donor: NewDonor | None = None
-    #: … the code of a donor already on file (a second birth)
-    donor_code: str | None = None
-    #: a DIN reserved earlier for pre-printed label stock; by default a new one is allocated
-    reserved_din: str | None = None
 
 
 def register_donation(
@@ -320,18 +291,6 @@ def correct_screening(
 # --- receipt and the start of processing --------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Receipt:
-    """What the lab records when a donation arrives (1271.265(a))."""
-
-    received_at: dt.datetime
-    temperature_c: float
-    condition: ContainerCondition
-    accept: bool
-    note: str | None = None
-    location: str = DEFAULT_RECEIPT_LOCATION
-
-
 def receive_donation(
     session: DbSession, donation: Donation, receipt: Receipt, *, actor: User, now: dt.datetime
 ) -> None:
@@ -541,16 +500,6 @@ def panel_of(donation: Donation) -> list[PanelTest]:
         PanelTest(code=test["code"], name=test["name"])
         for test in donation.product_definition.parameters["donor_test_panel"]
     ]
-
-
-@dataclass(frozen=True)
-class ResultEntry:
-    """A result as reported by the testing laboratory."""
-
-    test_code: str
-    specimen_date: dt.date
-    result: InfectiousResult
-    method: str | None = None
 
 
 def _check_result_input(
