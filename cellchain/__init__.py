@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from flask import Flask
 
-
-def resource_path(name: str) -> Path:
-    """A top-level resource folder (templates, migrations, labels).
-
-    In a checkout they stand beside the package (DESIGN.md layout); a wheel carries them
-    inside it under ``_resources``.
-    """
-    packaged = Path(__file__).parent / "_resources" / name
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / name
+# ``cellchain.resource_path`` as the README and docs/decisions.md name it; the package's own
+# modules import it from ``cellchain.resources`` (importing ``cellchain`` would be a cycle).
+from cellchain.resources import resource_path as resource_path
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

@@ -6,9 +6,9 @@ import datetime as dt
 
 from flask import Flask, g
 
-from cellchain import resource_path
 from cellchain.core import transactions
 from cellchain.extensions import api, csrf, db, login_manager, migrate
+from cellchain.resources import resource_path
 
 
 def import_models() -> None:

@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import Response, current_app
 
-from cellchain import resource_path
 from cellchain.chain import service as chain
 from cellchain.extensions import DbSession
 from cellchain.http import acting_user, now, site_zone
@@ -18,6 +17,7 @@ from cellchain.labels.models import LabelPrint
 from cellchain.labels.service import LabelSettings, PrintedFile
 from cellchain.labels.templates import load_templates
 from cellchain.manufacturing.processing import processing
+from cellchain.resources import resource_path
 
 
 def label_settings() -> LabelSettings:

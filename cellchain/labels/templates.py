@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from cellchain import resource_path
+from cellchain.resources import resource_path
 
 #: What a field can print (filled from the unit, its lot and, for doses, the patient).
 FIELD_NAMES: frozenset[str] = frozenset(
