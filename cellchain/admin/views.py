@@ -1,7 +1,7 @@
 """Pages of administration: identifiers, audit review, users, your account.
 
-The blueprint keeps the kernel's name of old, ``core``: every ``url_for("core.…")`` in the
-templates of the other features, the navigation and the permission matrix stays as it was.
+The blueprint is ``admin``: the other features' templates and the navigation link here with
+``url_for("admin.…")``. The rules the pages call stay in the kernel (``core``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from cellchain.extensions import db
 from cellchain.http import acting_user, requires, unit_of_work
 from cellchain.web.forms import load_form
 
-blueprint = Blueprint("core", __name__)
+blueprint = Blueprint("admin", __name__)
 
 
 # --- identifiers ------------------------------------------------------------------------
@@ -63,9 +63,9 @@ def reserve_dins() -> ResponseReturnValue:
             codes = [row.code for row in issued]
     except DomainError as error:
         flash(f"{error.detail} {_messages(error)}", "error")
-        return redirect(url_for("core.identifiers"))
+        return redirect(url_for("admin.identifiers"))
     flash(f"Reserved {len(codes)} DIN(s): {', '.join(codes)}", "success")
-    return redirect(url_for("core.identifiers"))
+    return redirect(url_for("admin.identifiers"))
 
 
 @blueprint.get("/identifiers/<code>")
@@ -125,7 +125,7 @@ def audit_verify() -> ResponseReturnValue:
         flash(f"Audit chain intact: {report.entries_checked} entries verified.", "success")
     else:
         flash(f"Audit chain BROKEN: {report.problem}.", "error")
-    return redirect(url_for("core.audit_review"))
+    return redirect(url_for("admin.audit_review"))
 
 
 # --- users --------------------------------------------------------------------------------
@@ -170,7 +170,7 @@ def new_user() -> ResponseReturnValue:
                 roles=list(Role),
             ), error.status
         flash(f"Account {form['username']} created.", "success")
-        return redirect(url_for("core.user", user_id=user_id))
+        return redirect(url_for("admin.user", user_id=user_id))
     return render_template("admin/user_new.html", form=form, errors={}, roles=list(Role))
 
 
@@ -208,7 +208,7 @@ def _user_action(user_id: int, action: str) -> ResponseReturnValue:
         flash(f"{error.detail} {_messages(error)}", "error")
     else:
         flash("Saved.", "success")
-    return redirect(url_for("core.user", user_id=user_id))
+    return redirect(url_for("admin.user", user_id=user_id))
 
 
 @blueprint.post("/users/<int:user_id>/deactivate")
@@ -249,7 +249,7 @@ def create_token() -> ResponseReturnValue:
             _row, token = commands.create_token(session, data)
     except DomainError as error:
         flash(f"{error.detail} {_messages(error)}", "error")
-        return redirect(url_for("core.account"))
+        return redirect(url_for("admin.account"))
     # Rendered, not redirected: the token is shown this once and never stored.
     return render_template(
         "admin/account.html", tokens=commands.my_tokens(db.session), new_token=token
@@ -266,7 +266,7 @@ def revoke_token(token_id: int) -> ResponseReturnValue:
         flash(error.detail, "error")
     else:
         flash("Token revoked.", "success")
-    return redirect(url_for("core.account"))
+    return redirect(url_for("admin.account"))
 
 
 @blueprint.post("/account/password")
@@ -280,4 +280,4 @@ def change_password() -> ResponseReturnValue:
         flash(f"Password not changed: {error.detail}", "error")
     else:
         flash("Password changed.", "success")
-    return redirect(url_for("core.account"))
+    return redirect(url_for("admin.account"))

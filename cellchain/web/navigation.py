@@ -27,13 +27,13 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Recalls", "traceability.recall_list", Permission.READ_RECORDS),
     NavItem("Storage", "storage.tanks", Permission.READ_RECORDS),
     NavItem("Deviations", "storage.deviations_list", Permission.READ_RECORDS),
-    NavItem("Identifiers", "core.identifiers", Permission.READ_RECORDS),
+    NavItem("Identifiers", "admin.identifiers", Permission.READ_RECORDS),
     NavItem("Products", "manufacturing.products", Permission.READ_RECORDS),
     NavItem("Specifications", "quality.specifications", Permission.READ_RECORDS),
     NavItem("Protocols", "dosing.protocols", Permission.READ_RECORDS),
-    NavItem("Audit trail", "core.audit_review", Permission.READ_AUDIT),
-    NavItem("Users", "core.users", Permission.MANAGE_USERS),
-    NavItem("My account", "core.account", Permission.USE_APP),
+    NavItem("Audit trail", "admin.audit_review", Permission.READ_AUDIT),
+    NavItem("Users", "admin.users", Permission.MANAGE_USERS),
+    NavItem("My account", "admin.account", Permission.USE_APP),
     NavItem("API", "api-docs.openapi_swagger_ui", Permission.USE_APP),
 )
 

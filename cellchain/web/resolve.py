@@ -23,4 +23,4 @@ def register_record_page(entity_type: str, url_for_id: Callable[[str], str]) -> 
 def record_url(issued: IssuedIdentifier) -> str:
     if issued.entity_type and issued.entity_type in RECORD_PAGES and issued.entity_id:
         return RECORD_PAGES[issued.entity_type](issued.entity_id)
-    return url_for("core.identifier", code=issued.code)
+    return url_for("admin.identifier", code=issued.code)
