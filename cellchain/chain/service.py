@@ -35,7 +35,8 @@ from cellchain.chain.models import MAX_UNITS_PER_STEP as MAX_UNITS_PER_STEP
 from cellchain.core import actions, audit, numbering
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User
-from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
+from cellchain.core.records import get_or_404
+from cellchain.errors import Conflict, InvalidInput, StateConflict
 from cellchain.extensions import DbSession
 
 
@@ -452,10 +453,7 @@ def _required_text(value: str | None, field: str, what: str) -> str:
 
 
 def get_unit(session: DbSession, unit_id: int) -> Unit:
-    unit = session.get(Unit, unit_id)
-    if unit is None:
-        raise NotFound(f"There is no unit #{unit_id}.")
-    return unit
+    return get_or_404(session, Unit, unit_id, "unit")
 
 
 def resolve_unit(session: DbSession, code: str) -> Unit:

@@ -20,6 +20,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from cellchain.core import audit
 from cellchain.core.models import ApiToken, User, UserRole
+from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, Role, has_permission, role_conflict
 from cellchain.errors import (
     AuthenticationFailed,
@@ -120,9 +121,19 @@ def find_user(session: DbSession, username: str) -> User | None:
 
 
 def get_user(session: DbSession, user_id: int) -> User:
-    user = session.get(User, user_id)
+    return get_or_404(session, User, user_id, "user")
+
+
+def user_named(session: DbSession, typed: str, *, strip: bool = False) -> User:
+    """The user whose username is ``typed`` as it was typed, or ``NotFound`` naming it: a
+    second signer (an investigator's override, the bedside's second clinician) names an
+    account exactly, with no case folding (unlike ``find_user`` at login). With ``strip`` the
+    blanks typed around the name are ignored (the bedside form always did); the message
+    shows what was typed either way."""
+    username = typed.strip() if strip else typed
+    user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     if user is None:
-        raise NotFound(f"There is no user #{user_id}.")
+        raise NotFound(f"There is no user {typed!r}.")
     return user
 
 

@@ -18,9 +18,10 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from cellchain.core import audit, signatures
 from cellchain.core.models import Signature, User
+from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
 from cellchain.core.types import UTCDateTime, canonical_json
-from cellchain.errors import InvalidInput, NotFound, StateConflict
+from cellchain.errors import InvalidInput, StateConflict
 from cellchain.extensions import DbSession
 
 
@@ -234,10 +235,7 @@ def in_force(session: DbSession, model: type[D], code: str) -> D | None:
 
 
 def get(session: DbSession, model: type[D], document_id: int) -> D:
-    document = session.get(model, document_id)
-    if document is None:
-        raise NotFound(f"There is no {model.document_label.lower()} #{document_id}.")
-    return document
+    return get_or_404(session, model, document_id, model.document_label.lower())
 
 
 def list_versions(session: DbSession, model: type[D]) -> list[D]:

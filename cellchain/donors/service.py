@@ -21,6 +21,7 @@ from cellchain.core import actions, audit, numbering, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import IssuedIdentifier, User
 from cellchain.core.payload import read_scan
+from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
 from cellchain.donors.inputs import DEFAULT_RECEIPT_LOCATION as DEFAULT_RECEIPT_LOCATION
 from cellchain.donors.inputs import DonationRegistration as DonationRegistration
@@ -666,10 +667,7 @@ def _current_result(session: DbSession, donation: Donation, code: str) -> DonorT
 
 
 def get_result(session: DbSession, result_id: int) -> DonorTestResult:
-    result = session.get(DonorTestResult, result_id)
-    if result is None:
-        raise NotFound(f"There is no donor test result #{result_id}.")
-    return result
+    return get_or_404(session, DonorTestResult, result_id, "donor test result")
 
 
 # --- eligibility ----------------------------------------------------------------------------------
@@ -940,10 +938,7 @@ def block_donation_units(
 
 
 def get_donation(session: DbSession, donation_id: int) -> Donation:
-    donation = session.get(Donation, donation_id)
-    if donation is None:
-        raise NotFound(f"There is no donation #{donation_id}.")
-    return donation
+    return get_or_404(session, Donation, donation_id, "donation")
 
 
 def find_donation(session: DbSession, din: str) -> Donation:
@@ -961,10 +956,7 @@ def find_donation(session: DbSession, din: str) -> Donation:
 
 
 def get_donor(session: DbSession, donor_id: int) -> Donor:
-    donor = session.get(Donor, donor_id)
-    if donor is None:
-        raise NotFound(f"There is no donor #{donor_id}.")
-    return donor
+    return get_or_404(session, Donor, donor_id, "donor")
 
 
 _Item = TypeVar("_Item")

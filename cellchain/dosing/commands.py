@@ -6,12 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
-from cellchain.core.models import User
+from cellchain.core import accounts
 from cellchain.dosing import orders, patients
 from cellchain.dosing.models import DoseOrder, Patient, Weight
-from cellchain.errors import NotFound
 from cellchain.extensions import DbSession
 from cellchain.http import AuditedRefusal, acting_user, facility_code, now, site_zone
 
@@ -37,11 +34,7 @@ def override_of(session: DbSession, data: dict[str, Any] | None) -> orders.Overr
     username (404 when there is no such user)."""
     if not data:
         return None
-    investigator = session.execute(
-        select(User).where(User.username == data["investigator"])
-    ).scalar_one_or_none()
-    if investigator is None:
-        raise NotFound(f"There is no user {data['investigator']!r}.")
+    investigator = accounts.user_named(session, data["investigator"])
     return orders.Override(investigator, data["password"], data["reason"])
 
 

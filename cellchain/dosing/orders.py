@@ -28,6 +28,7 @@ from cellchain.chain.models import LineageOperation, Unit, UnitKind, UnitStatus
 from cellchain.core import actions, audit, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import Signature, User
+from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, Role, holds, require
 from cellchain.dosing import calculation, patients
 from cellchain.dosing.calculation import DoseCalculation, DoseParameters, NotEnoughCells
@@ -40,7 +41,7 @@ from cellchain.dosing.models import (
     Patient,
     Weight,
 )
-from cellchain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from cellchain.errors import Conflict, InvalidInput, PermissionDenied
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import CellRecord, DeviationCategory, Lot, LotStatus
@@ -401,10 +402,7 @@ def orders_of(session: DbSession, patient: Patient) -> list[DoseOrder]:
 
 
 def get_order(session: DbSession, order_id: int) -> DoseOrder:
-    order = session.get(DoseOrder, order_id)
-    if order is None:
-        raise NotFound(f"There is no dose order {order_id}.")
-    return order
+    return get_or_404(session, DoseOrder, order_id, "dose order", id_prefix="")
 
 
 def order_signatures(session: DbSession, order: DoseOrder) -> list[signatures.SignatureManifest]:

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from cellchain.core import audit, numbering, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
+from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, has_permission
 from cellchain.core.types import canonical_json
 from cellchain.dosing.defaults import NCT01420432_CODE
@@ -517,10 +518,7 @@ def list_patients(session: DbSession) -> list[Patient]:
 
 
 def get_patient(session: DbSession, patient_id: int) -> Patient:
-    patient = session.get(Patient, patient_id)
-    if patient is None:
-        raise NotFound(f"There is no patient {patient_id}.")
-    return patient
+    return get_or_404(session, Patient, patient_id, "patient", id_prefix="")
 
 
 # --- checks -------------------------------------------------------------------------------------

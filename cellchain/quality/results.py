@@ -27,8 +27,9 @@ from cellchain.chain.models import LineageOperation, Unit, UnitKind
 from cellchain.core import actions, audit, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import Signature, User
+from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
-from cellchain.errors import Conflict, InvalidInput, NotFound
+from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import CellRecord, DeviationCategory, Lot, LotStatus
@@ -394,10 +395,7 @@ def valid_results(session: DbSession, lot: Lot) -> dict[str, QcResult]:
 
 
 def get_result(session: DbSession, result_id: int) -> QcResult:
-    result = session.get(QcResult, result_id)
-    if result is None:
-        raise NotFound(f"There is no QC result #{result_id}.")
-    return result
+    return get_or_404(session, QcResult, result_id, "QC result")
 
 
 def out_of_specification_lot_ids(session: DbSession) -> set[int]:

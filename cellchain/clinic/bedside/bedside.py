@@ -51,11 +51,12 @@ from cellchain.clinic.shipments.shipments import shipment_of
 from cellchain.core import audit, numbering, signatures
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User
+from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, has_permission
 from cellchain.dosing import patients
 from cellchain.dosing.models import DoseOrder, DoseStatus, Patient, PatientStatus
 from cellchain.dosing.orders import SECOND_CHECK_MEANING
-from cellchain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
+from cellchain.errors import Conflict, DomainError, InvalidInput, PermissionDenied
 from cellchain.extensions import DbSession
 from cellchain.labels import service as labels
 from cellchain.manufacturing.models import LotStatus
@@ -756,10 +757,7 @@ def bedside_signatures(
 
 
 def get_check(session: DbSession, check_id: int) -> BedsideCheck:
-    check = session.get(BedsideCheck, check_id)
-    if check is None:
-        raise NotFound(f"There is no bedside check {check_id}.")
-    return check
+    return get_or_404(session, BedsideCheck, check_id, "bedside check", id_prefix="")
 
 
 def checks_of_order(session: DbSession, order: DoseOrder) -> list[BedsideCheck]:

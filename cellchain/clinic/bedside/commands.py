@@ -6,13 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from cellchain.clinic.bedside import bedside, infusions, thaw
 from cellchain.clinic.models import BedsideCheck, Infusion
+from cellchain.core import accounts
 from cellchain.core.identifiers import InvalidIdentifier
-from cellchain.core.models import User
-from cellchain.errors import NotFound
 from cellchain.extensions import DbSession
 from cellchain.http import acting_user, now, site_zone
 
@@ -41,11 +38,7 @@ def verify_as_user(session: DbSession, data: dict[str, Any]) -> BedsideCheck:
 
 def sign_as_user(session: DbSession, check_id: int, data: dict[str, Any]) -> BedsideCheck:
     """The acting clinician and a second clinician (by username) sign the check."""
-    second = session.execute(
-        select(User).where(User.username == data["second_username"].strip())
-    ).scalar_one_or_none()
-    if second is None:
-        raise NotFound(f"There is no user {data['second_username']!r}.")
+    second = accounts.user_named(session, data["second_username"], strip=True)
     return bedside.sign_off(
         session,
         bedside.get_check(session, check_id),

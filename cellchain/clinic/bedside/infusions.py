@@ -33,13 +33,13 @@ from cellchain.clinic.models import (
 from cellchain.core import actions, audit, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
+from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, has_permission
 from cellchain.dosing.models import DoseOrder, DoseStatus, Patient
 from cellchain.dosing.patients import summarize
 from cellchain.errors import (
     Conflict,
     InvalidInput,
-    NotFound,
     PermissionDenied,
     StateConflict,
 )
@@ -365,10 +365,7 @@ def may_acknowledge(infusion: Infusion, user: User) -> bool:
 
 
 def get_infusion(session: DbSession, infusion_id: int) -> Infusion:
-    infusion = session.get(Infusion, infusion_id)
-    if infusion is None:
-        raise NotFound(f"There is no infusion {infusion_id}.")
-    return infusion
+    return get_or_404(session, Infusion, infusion_id, "infusion", id_prefix="")
 
 
 def infusion_of(session: DbSession, order: DoseOrder) -> Infusion | None:

@@ -27,9 +27,10 @@ from cellchain.clinic.models import AdverseEvent, Infusion, Outcome, Seriousness
 from cellchain.core import audit
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
+from cellchain.core.records import get_or_404
 from cellchain.dosing.models import Patient
 from cellchain.dosing.patients import summarize
-from cellchain.errors import Conflict, InvalidInput, NotFound
+from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import DbSession
 
 #: CTCAE v5 grades, as the form offers them.
@@ -206,10 +207,7 @@ def classification_errors(grade: int, seriousness: str, outcome: str) -> dict[st
 
 
 def get_adverse_event(session: DbSession, event_id: int) -> AdverseEvent:
-    event = session.get(AdverseEvent, event_id)
-    if event is None:
-        raise NotFound(f"There is no adverse event {event_id}.")
-    return event
+    return get_or_404(session, AdverseEvent, event_id, "adverse event", id_prefix="")
 
 
 def adverse_events_of(session: DbSession, patient: Patient) -> list[AdverseEvent]:

@@ -43,6 +43,7 @@ from cellchain.core import actions, audit, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User
+from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
 from cellchain.dosing.models import DoseOrder, DoseStatus
 from cellchain.dosing.patients import summarize
@@ -390,10 +391,7 @@ def decide_hold(
 
 
 def get_shipment(session: DbSession, shipment_id: int) -> Shipment:
-    shipment = session.get(Shipment, shipment_id)
-    if shipment is None:
-        raise NotFound(f"There is no shipment {shipment_id}.")
-    return shipment
+    return get_or_404(session, Shipment, shipment_id, "shipment", id_prefix="")
 
 
 def list_shipments(session: DbSession, limit: int = 100) -> list[Shipment]:

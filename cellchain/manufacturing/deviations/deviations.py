@@ -19,9 +19,10 @@ from sqlalchemy.orm.attributes import set_committed_value
 from cellchain.core import actions, audit, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import Signature, User
+from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, has_permission, require
 from cellchain.donors.models import Donation
-from cellchain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from cellchain.errors import Conflict, InvalidInput, PermissionDenied
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.models import (
     Deviation,
@@ -437,10 +438,7 @@ def list_deviations(
 
 
 def get_deviation(session: DbSession, deviation_id: int) -> Deviation:
-    deviation = session.get(Deviation, deviation_id)
-    if deviation is None:
-        raise NotFound(f"There is no deviation #{deviation_id}.")
-    return deviation
+    return get_or_404(session, Deviation, deviation_id, "deviation")
 
 
 # --- internals ----------------------------------------------------------------------------------

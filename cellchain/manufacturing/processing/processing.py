@@ -24,6 +24,7 @@ from cellchain.chain import service as chain
 from cellchain.chain.models import LineageOperation, Unit, UnitKind
 from cellchain.core import audit, numbering
 from cellchain.core.models import User
+from cellchain.core.records import get_or_404
 from cellchain.core.types import canonical_json
 from cellchain.donors import service as donors
 from cellchain.donors.models import Donation, DonationStatus, Eligibility
@@ -487,10 +488,7 @@ def lot_donation(session: DbSession, lot: Lot) -> Donation:
 
 
 def get_lot(session: DbSession, lot_id: int) -> Lot:
-    lot = session.get(Lot, lot_id)
-    if lot is None:
-        raise NotFound(f"There is no lot #{lot_id}.")
-    return lot
+    return get_or_404(session, Lot, lot_id, "lot")
 
 
 def find_lot(session: DbSession, lot_number: str) -> Lot:
@@ -507,10 +505,7 @@ def list_lots(session: DbSession) -> list[Lot]:
 
 
 def get_step(session: DbSession, step_id: int) -> ProcessingStep:
-    step = session.get(ProcessingStep, step_id)
-    if step is None:
-        raise NotFound(f"There is no processing step #{step_id}.")
-    return step
+    return get_or_404(session, ProcessingStep, step_id, "processing step")
 
 
 # --- internals ----------------------------------------------------------------------------------

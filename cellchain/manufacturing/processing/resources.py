@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from cellchain.core import audit
 from cellchain.core.models import User
-from cellchain.errors import Conflict, InvalidInput, NotFound
+from cellchain.core.records import get_or_404
+from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.models import (
     Equipment,
@@ -138,10 +139,7 @@ def usable_material_lots(
 
 
 def get_material_lot(session: DbSession, lot_id: int) -> MaterialLot:
-    lot = session.get(MaterialLot, lot_id)
-    if lot is None:
-        raise NotFound(f"There is no material lot #{lot_id}.")
-    return lot
+    return get_or_404(session, MaterialLot, lot_id, "material lot")
 
 
 def list_material_lots(session: DbSession) -> list[MaterialLot]:
@@ -191,10 +189,7 @@ def usable_equipment(session: DbSession, ids: Sequence[int]) -> list[Equipment]:
 
 
 def get_equipment(session: DbSession, equipment_id: int) -> Equipment:
-    item = session.get(Equipment, equipment_id)
-    if item is None:
-        raise NotFound(f"There is no equipment #{equipment_id}.")
-    return item
+    return get_or_404(session, Equipment, equipment_id, "equipment")
 
 
 def list_equipment(session: DbSession, kind: EquipmentKind | None = None) -> list[Equipment]:

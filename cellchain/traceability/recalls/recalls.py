@@ -25,6 +25,7 @@ from cellchain.chain.models import Unit, UnitStatus
 from cellchain.core import audit, numbering, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
+from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
 from cellchain.donors import service as donors
 from cellchain.donors.models import Donation, DonorTestResult
@@ -290,9 +291,7 @@ def _stop_material(session: DbSession, material_id: int, now: dt.datetime) -> No
     """Mark a material lot recalled before anything is traced: the update locks its row, so
     a step being recorded with it either committed before (and is traced) or waits and is
     then refused (``usable_material_lots`` reads the row with a share lock)."""
-    material = session.get(MaterialLot, material_id)
-    if material is None:
-        raise NotFound(f"There is no material lot #{material_id}.")
+    material = get_or_404(session, MaterialLot, material_id, "material lot")
     update_if(session, material, MaterialLot.recalled_at.is_(None), recalled_at=now)
 
 

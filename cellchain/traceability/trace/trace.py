@@ -14,7 +14,6 @@ with the size of the tree (``tests/traceability/test_trace.py`` counts them).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
 
 from sqlalchemy import ColumnElement, Select, exists, literal, or_, select, union
 from sqlalchemy.orm import aliased, selectinload
@@ -23,10 +22,11 @@ from cellchain.chain import service as chain
 from cellchain.chain.models import LineageEdge, Unit, UnitEvent
 from cellchain.clinic.models import BedsideCheck, Infusion, ShipmentItem, Thaw
 from cellchain.core import signatures
+from cellchain.core.records import get_or_404
 from cellchain.core.signatures import SignatureManifest
 from cellchain.donors.models import Donation, DonorTestResult, EligibilityDetermination
 from cellchain.dosing.models import DoseBag, DoseOrder, Patient
-from cellchain.errors import InvalidInput, NotFound
+from cellchain.errors import InvalidInput
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.models import (
     CellRecord,
@@ -122,25 +122,25 @@ def forward_seeds(session: DbSession, kind: str, record_id: int) -> tuple[Start,
     worked on in place).
     """
     if kind == TraceFrom.DONATION:
-        donation = _get(session, Donation, record_id, "donation")
+        donation = get_or_404(session, Donation, record_id, "donation")
         # NOT EXISTS, not NOT IN: PostgreSQL runs NOT IN (subquery) as a scan of every edge
         # for every unit of the donation (benchmarks/README.md)
         has_parent = exists().where(LineageEdge.child_id == Unit.id)
         seeds = select(Unit.id).where(Unit.donation_id == donation.id, ~has_parent)
         return Start(kind, donation.id, f"donation {donation.din}"), seeds
     if kind == TraceFrom.LOT:
-        lot = _get(session, Lot, record_id, "lot")
+        lot = get_or_404(session, Lot, record_id, "lot")
         seeds = select(CellRecord.unit_id).where(CellRecord.lot_id == lot.id)
         return Start(kind, lot.id, f"lot {lot.lot_number}"), seeds
     if kind == TraceFrom.UNIT:
-        unit = _get(session, Unit, record_id, "unit")
+        unit = get_or_404(session, Unit, record_id, "unit")
         return Start(kind, unit.id, f"unit {unit.code}"), select(literal(unit.id))
     if kind == TraceFrom.MATERIAL_LOT:
-        material = _get(session, MaterialLot, record_id, "material lot")
+        material = get_or_404(session, MaterialLot, record_id, "material lot")
         steps = select(StepMaterial.step_id).where(StepMaterial.material_lot_id == material.id)
         return Start(kind, material.id, material.label), _units_worked_by(steps)
     if kind == TraceFrom.EQUIPMENT:
-        item = _get(session, Equipment, record_id, "equipment")
+        item = get_or_404(session, Equipment, record_id, "equipment")
         steps = select(StepEquipment.step_id).where(StepEquipment.equipment_id == item.id)
         return Start(kind, item.id, f"{item.code} ({item.name})"), _units_worked_by(steps)
     raise InvalidInput(
@@ -318,20 +318,20 @@ def back_start(
 ) -> tuple[Start, list[DoseOrder], list[int]]:
     """Where a trace back starts: the dose orders concerned and the units to walk up from."""
     if kind == TraceFrom.INFUSION:
-        infusion = _get(session, Infusion, record_id, "infusion")
+        infusion = get_or_404(session, Infusion, record_id, "infusion")
         order = infusion.dose_order
         start = Start(
             kind, infusion.id, f"infusion {infusion.id} ({order.patient.study_id}, {order.visit})"
         )
         return start, [order], _dose_units(order)
     if kind == TraceFrom.DOSE:
-        order = _get(session, DoseOrder, record_id, "dose order")
+        order = get_or_404(session, DoseOrder, record_id, "dose order")
         start = Start(
             kind, order.id, f"dose order {order.id} ({order.patient.study_id}, {order.visit})"
         )
         return start, [order], _dose_units(order)
     if kind == TraceFrom.UNIT:
-        unit = _get(session, Unit, record_id, "unit")
+        unit = get_or_404(session, Unit, record_id, "unit")
         orders = list(
             session.execute(
                 select(DoseOrder)
@@ -532,16 +532,6 @@ def trace_back(session: DbSession, kind: str, record_id: int) -> BackTrace:
             for order in orders
         ],
     )
-
-
-_Record = TypeVar("_Record")
-
-
-def _get(session: DbSession, model: type[_Record], record_id: int, what: str) -> _Record:
-    record = session.get(model, record_id)
-    if record is None:
-        raise NotFound(f"There is no {what} #{record_id}.")
-    return record
 
 
 def infused_patients(forward: ForwardTrace) -> list[ExposedPatient]:
