@@ -1,6 +1,6 @@
 """API of the chain core: units, custody events, lineage, traces and the scan resolver.
 
-Load → call the service → dump. No rules here.
+Load → call the command (or, for a read, the service) → dump. No rules here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from cellchain.chain import service
-from cellchain.chain.models import EventType, LineageOperation, Unit, UnitEvent, UnitKind
+from cellchain.chain.commands import derive_as_user, record_custody_as_user
+from cellchain.chain.models import Unit, UnitEvent
 from cellchain.chain.schemas import (
     CustodyIn,
     DeriveIn,
@@ -25,7 +26,7 @@ from cellchain.core import numbering
 from cellchain.core.roles import Permission
 from cellchain.core.schemas import ScanQueryIn
 from cellchain.extensions import db
-from cellchain.http import acting_user, now, requires, unit_of_work
+from cellchain.http import requires, unit_of_work
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.resolve import record_url
 
@@ -102,14 +103,7 @@ def get_unit(unit_id: int) -> Any:
 def record_event(data: dict[str, Any], unit_id: int) -> Any:
     """Record a receipt, move, hand-off or scan on the unit (who, where, when, temperature)."""
     with unit_of_work() as session:
-        unit = service.get_unit(session, unit_id)
-        event = service.record_custody(
-            session,
-            unit,
-            service.CustodyInput(**{**data, "event_type": EventType(data["event_type"])}),
-            actor=acting_user(),
-            now=now(),
-        )
+        event = record_custody_as_user(session, service.get_unit(session, unit_id), data)
     return event
 
 
@@ -138,16 +132,5 @@ def trace_forward(unit_id: int) -> Any:
 def derive(data: dict[str, Any]) -> Any:
     """Make new units from parents of one donation; refused across donations."""
     with unit_of_work() as session:
-        parents = [service.resolve_unit(session, code) for code in data["parents"]]
-        children = service.derive_units(
-            session,
-            parents=parents,
-            kind=UnitKind(data["kind"]),
-            operation=LineageOperation(data["operation"]),
-            count=data["count"],
-            location=data["location"],
-            consume_parents=data["consume_parents"],
-            actor=acting_user(),
-            now=now(),
-        )
+        children = derive_as_user(session, data)
     return children

@@ -8,13 +8,14 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from cellchain.chain import service
+from cellchain.chain.commands import record_custody_as_user
 from cellchain.chain.models import CUSTODY_EVENTS, EventType, Unit
 from cellchain.chain.schemas import CustodyIn
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.roles import Permission
 from cellchain.errors import DomainError, NotFound
 from cellchain.extensions import db
-from cellchain.http import acting_user, now, requires, unit_of_work
+from cellchain.http import requires, unit_of_work
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form
 from cellchain.web.resolve import register_record_page
@@ -57,13 +58,7 @@ def record_event(unit_id: int) -> ResponseReturnValue:
     try:
         data: dict[str, Any] = load_form(CustodyIn(), request.form)
         with unit_of_work() as session:
-            service.record_custody(
-                session,
-                service.get_unit(session, unit_id),
-                service.CustodyInput(**{**data, "event_type": EventType(data["event_type"])}),
-                actor=acting_user(),
-                now=now(),
-            )
+            record_custody_as_user(session, service.get_unit(session, unit_id), data)
     except NotFound:
         raise
     except DomainError as error:
