@@ -8,9 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-# ``cellchain.resource_path`` as the README and docs/decisions.md name it; the package's own
-# modules import it from ``cellchain.resources`` (importing ``cellchain`` would be a cycle).
-from cellchain.resources import resource_path as resource_path
+from cellchain.resources import resource_path
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

@@ -442,11 +442,22 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"cellchain database: {where}"
 
 
+def _start_order(item: pytest.Item) -> int:
+    """Heavy modules first, then the browser tests, then the rest (see ``heavy``)."""
+    if "heavy" in item.keywords:
+        return 0
+    return 1 if "browser" in item.keywords else 2
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     skip_pg = pytest.mark.skip(reason="needs CELLCHAIN_TEST_DATABASE_URL (PostgreSQL)")
     for item in items:
         if "postgres_only" in item.keywords and not on_postgres():
             item.add_marker(skip_pg)
+    # The longest tests start first, so that the workers share them out and none is left
+    # running one alone at the end while the others wait (a stable sort: each module's tests
+    # stay together and in their order, so a module's fixtures are still made once).
+    items.sort(key=_start_order)
 
 
 def at_once(app: Flask, jobs: list[Callable[[], str]], *, timeout: float = 60) -> list[str]:

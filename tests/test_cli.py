@@ -10,6 +10,9 @@ from sqlalchemy import create_engine, text
 
 from cellchain.cli import main
 
+#: long tests: started first (tests/conftest.py, ``heavy``)
+pytestmark = pytest.mark.heavy
+
 
 @pytest.fixture
 def run(database_url, monkeypatch):

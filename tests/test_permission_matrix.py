@@ -49,6 +49,9 @@ from tests.clinic.follow_up_matrix import FOLLOW_UP_MATRIX
 from tests.conftest import TEST_PASSWORD, DatabaseFactory
 from tests.conftest import test_config as app_config
 
+#: long tests: started first (tests/conftest.py, ``heavy``)
+pytestmark = pytest.mark.heavy
+
 T, QC, QA, CLIN, INV, ADM = (
     Role.TECHNICIAN,
     Role.QC_ANALYST,

@@ -63,6 +63,9 @@ from tests.support.clinic import UTC
 from tests.support.labels import SETTINGS
 from tests.support.ward import Ward, payload
 
+#: long tests: started first (tests/conftest.py, ``heavy``)
+pytestmark = pytest.mark.heavy
+
 #: what a weight may be multiplied by: unchanged, a little, just under and over the 10 % flag,
 #: a typo by ten (refused as implausible) and a big loss
 WEIGHT_FACTORS = (1.1, 0.9, 1.02, 0.1, 1.0999, 1.25, 0.91, 10.0, 1.09, 0.95)

@@ -11,6 +11,9 @@ from hypothesis import strategies as st
 
 from cellchain.core.roles import Role
 
+#: long tests: started first (tests/conftest.py, ``heavy``)
+pytestmark = pytest.mark.heavy
+
 SETTINGS = settings(
     max_examples=60,
     deadline=None,
