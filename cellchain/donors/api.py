@@ -1,6 +1,6 @@
 """API of the donors package: donations, receipt, donor tests, eligibility, donors.
 
-Load → call the service → dump. No rules here.
+Load → call the command (or, for a read, the service) → dump. No rules here.
 """
 
 from __future__ import annotations
@@ -12,13 +12,18 @@ from flask_smorest import Blueprint
 from cellchain.core import signatures
 from cellchain.core.roles import Permission
 from cellchain.donors import service
-from cellchain.donors.models import (
-    Donation,
-    DonationStatus,
-    Eligibility,
-    EligibilityDetermination,
-    ScreeningOutcome,
+from cellchain.donors.commands import (
+    correct_result_as_user,
+    correct_screening_as_user,
+    determine_as_user,
+    donations_page,
+    receive_as_user,
+    record_result_as_user,
+    register_as_user,
+    result_of,
+    start_processing_as_user,
 )
+from cellchain.donors.models import Donation, EligibilityDetermination
 from cellchain.donors.schemas import (
     DeterminationIn,
     DeterminationOut,
@@ -34,11 +39,9 @@ from cellchain.donors.schemas import (
     ResultOut,
     ResultRecordedOut,
     ScreeningCorrectionIn,
-    correction_entry,
 )
-from cellchain.errors import NotFound
 from cellchain.extensions import db
-from cellchain.http import acting_user, facility_code, now, requires, site_zone, unit_of_work
+from cellchain.http import now, requires, unit_of_work
 from cellchain.traceability.notices import WithRecalls, recalls_naming
 from cellchain.traceability.recalls import lookback
 
@@ -124,13 +127,7 @@ def review_out(donation: Donation) -> dict[str, Any]:
 def list_donations(args: dict[str, Any]) -> Any:
     """Donations, newest first, filtered by status and eligibility, one page at a time; each
     with the recalls that name it."""
-    page = service.list_donations(
-        db.session,
-        status=DonationStatus(args["status"]) if "status" in args else None,
-        eligibility=Eligibility(args["eligibility"]) if "eligibility" in args else None,
-        page=args["page"],
-        per_page=args["per_page"],
-    )
+    page = donations_page(db.session, args)
     found = recalls_naming(db.session, donations=[d.id for d in page.items])
     return service.Page(
         items=[WithRecalls(d, found.donation(d.id)) for d in page.items],
@@ -147,14 +144,7 @@ def list_donations(args: dict[str, Any]) -> Any:
 def register_donation(registration: service.DonationRegistration) -> Any:
     """Register a donation (and its new donor): a DIN is allocated; it starts in quarantine."""
     with unit_of_work() as session:
-        donation = service.register_donation(
-            session,
-            registration,
-            facility_code=facility_code(),
-            site_zone=site_zone(),
-            actor=acting_user(),
-            now=now(),
-        )
+        donation = register_as_user(session, registration)
     return donation_out(donation)
 
 
@@ -174,7 +164,7 @@ def receive(receipt: service.Receipt, donation_id: int) -> Any:
     """Accept or reject the donation on arrival at the lab (21 CFR 1271.265(a))."""
     with unit_of_work() as session:
         donation = service.get_donation(session, donation_id)
-        service.receive_donation(session, donation, receipt, actor=acting_user(), now=now())
+        receive_as_user(session, donation, receipt)
     return donation_out(donation)
 
 
@@ -185,7 +175,7 @@ def start_processing(donation_id: int) -> Any:
     """Record that processing starts now; refused past the birth-to-processing limit."""
     with unit_of_work() as session:
         donation = service.get_donation(session, donation_id)
-        service.start_processing(session, donation, actor=acting_user(), now=now())
+        start_processing_as_user(session, donation)
     return donation_out(donation)
 
 
@@ -198,9 +188,7 @@ def record_result(entry: service.ResultEntry, donation_id: int) -> Any:
     eligible determination re-opens it and opens a lookback recall (``lookback``)."""
     with unit_of_work() as session:
         donation = service.get_donation(session, donation_id)
-        outcome = lookback.record_result(
-            session, donation, entry, site_zone=site_zone(), actor=acting_user(), now=now()
-        )
+        outcome = record_result_as_user(session, donation, entry)
     return recorded_out(outcome, donation)
 
 
@@ -214,24 +202,9 @@ def correct_result(data: dict[str, Any], donation_id: int, result_id: int) -> An
     blocks every unit of the donation, withdraws its doses not yet infused and opens a
     lookback recall listing the patients already infused (``lookback``)."""
     with unit_of_work() as session:
-        original = _result_of(session, donation_id, result_id)
-        outcome = lookback.correct_result(
-            session,
-            original,
-            correction_entry(original.test_code, data),
-            reason=data["reason"],
-            site_zone=site_zone(),
-            actor=acting_user(),
-            now=now(),
-        )
+        original = result_of(session, donation_id, result_id)
+        outcome = correct_result_as_user(session, original, data)
     return recorded_out(outcome, original.donation)
-
-
-def _result_of(session: Any, donation_id: int, result_id: int) -> Any:
-    result = service.get_result(session, result_id)
-    if result.donation_id != donation_id:
-        raise NotFound(f"Donation #{donation_id} has no result #{result_id}.")
-    return result
 
 
 @donations_api.get("/<int:donation_id>/eligibility")
@@ -249,16 +222,7 @@ def eligibility_review(donation_id: int) -> Any:
 def determine(data: dict[str, Any], donation_id: int) -> Any:
     """QA determines the donor eligible or ineligible, signing with their password."""
     with unit_of_work() as session:
-        donation = service.get_donation(session, donation_id)
-        determination = service.determine_eligibility(
-            session,
-            donation,
-            eligible=data["outcome"] == "eligible",
-            reason=data.get("reason"),
-            user=acting_user(),
-            password=data["password"],
-            now=now(),
-        )
+        determination = determine_as_user(session, service.get_donation(session, donation_id), data)
     return {
         **{
             name: getattr(determination, name)
@@ -298,14 +262,5 @@ def correct_screening(data: dict[str, Any], donor_id: int) -> Any:
     """Correct the screening outcome with a reason (before any determination)."""
     with unit_of_work() as session:
         donor = service.get_donor(session, donor_id)
-        service.correct_screening(
-            session,
-            donor,
-            outcome=ScreeningOutcome(data["screening_outcome"]),
-            screening_date=data["screening_date"],
-            notes=data.get("screening_notes"),
-            reason=data["reason"],
-            actor=acting_user(),
-            now=now(),
-        )
+        correct_screening_as_user(session, donor, data)
     return donor

@@ -17,6 +17,17 @@ from cellchain.chain import service as chain
 from cellchain.core import audit, signatures
 from cellchain.core.roles import Permission
 from cellchain.donors import service
+from cellchain.donors.commands import (
+    correct_result_as_user,
+    correct_screening_as_user,
+    determine_as_user,
+    donations_page,
+    receive_as_user,
+    record_result_as_user,
+    register_as_user,
+    result_of,
+    start_processing_as_user,
+)
 from cellchain.donors.models import (
     ContainerCondition,
     Donation,
@@ -33,20 +44,11 @@ from cellchain.donors.schemas import (
     ResultCorrectionIn,
     ResultIn,
     ScreeningCorrectionIn,
-    correction_entry,
 )
 from cellchain.errors import DomainError, NotFound
 from cellchain.extensions import db
-from cellchain.http import (
-    acting_user,
-    facility_code,
-    now,
-    requires,
-    site_zone,
-    unit_of_work,
-)
+from cellchain.http import now, requires, unit_of_work
 from cellchain.traceability.notices import recalls_naming
-from cellchain.traceability.recalls import lookback
 from cellchain.web.forms import load_form
 from cellchain.web.resolve import register_record_page
 
@@ -84,13 +86,7 @@ def donations() -> ResponseReturnValue:
     except DomainError as error:
         flash(f"Filter ignored: {error.detail}", "error")
         query = DonationQueryIn().load({})
-    page = service.list_donations(
-        db.session,
-        status=DonationStatus(query["status"]) if "status" in query else None,
-        eligibility=Eligibility(query["eligibility"]) if "eligibility" in query else None,
-        page=query["page"],
-        per_page=query["per_page"],
-    )
+    page = donations_page(db.session, query)
     return render_template(
         "donors/donations.html",
         page=page,
@@ -113,14 +109,7 @@ def register() -> ResponseReturnValue:
     try:
         registration = load_form(DonationRegisterIn(), request.form)
         with unit_of_work() as session:
-            donation = service.register_donation(
-                session,
-                registration,
-                facility_code=facility_code(),
-                site_zone=site_zone(),
-                actor=acting_user(),
-                now=now(),
-            )
+            donation = register_as_user(session, registration)
             donation_id, din = donation.id, donation.din
     except DomainError as error:
         return render_template(
@@ -211,8 +200,7 @@ def _post_on_donation(
 @requires(Permission.REGISTER_DONATIONS)
 def receive(donation_id: int) -> ResponseReturnValue:
     def act(session: Any, found: Donation) -> None:
-        receipt = load_form(ReceiptIn(), request.form)
-        service.receive_donation(session, found, receipt, actor=acting_user(), now=now())
+        receive_as_user(session, found, load_form(ReceiptIn(), request.form))
 
     decision = "accepted" if request.form.get("decision") == "accept" else "rejected"
     return _post_on_donation(donation_id, "receipt", act, f"Receipt recorded: donation {decision}.")
@@ -222,7 +210,7 @@ def receive(donation_id: int) -> ResponseReturnValue:
 @requires(Permission.REGISTER_DONATIONS)
 def start_processing(donation_id: int) -> ResponseReturnValue:
     def act(session: Any, found: Donation) -> None:
-        service.start_processing(session, found, actor=acting_user(), now=now())
+        start_processing_as_user(session, found)
 
     return _post_on_donation(donation_id, "processing", act, "Processing started.")
 
@@ -232,14 +220,7 @@ def start_processing(donation_id: int) -> ResponseReturnValue:
 def record_result(donation_id: int) -> ResponseReturnValue:
     def act(session: Any, found: Donation) -> str:
         entry = load_form(ResultIn(), request.form)
-        return lookback.record_result(
-            session,
-            found,
-            entry,
-            site_zone=site_zone(),
-            actor=acting_user(),
-            now=now(),
-        ).summary()
+        return record_result_as_user(session, found, entry).summary()
 
     code = request.form.get("test_code", "").upper()
     return _post_on_donation(donation_id, "results", act, f"Result for {code} recorded.")
@@ -250,18 +231,8 @@ def record_result(donation_id: int) -> ResponseReturnValue:
 def correct_result(donation_id: int, result_id: int) -> ResponseReturnValue:
     def act(session: Any, found: Donation) -> str:
         data = load_form(ResultCorrectionIn(), request.form)
-        original = service.get_result(session, result_id)
-        if original.donation_id != found.id:
-            raise NotFound(f"Donation #{found.id} has no result #{result_id}.")
-        return lookback.correct_result(
-            session,
-            original,
-            correction_entry(original.test_code, data),
-            reason=data["reason"],
-            site_zone=site_zone(),
-            actor=acting_user(),
-            now=now(),
-        ).summary()
+        original = result_of(session, found.id, result_id)
+        return correct_result_as_user(session, original, data).summary()
 
     return _post_on_donation(
         donation_id, f"correct-{result_id}", act, "Result corrected; the original stays visible."
@@ -285,15 +256,7 @@ def determine(donation_id: int) -> ResponseReturnValue:
     try:
         data = load_form(DeterminationIn(), request.form)
         with unit_of_work() as session:
-            service.determine_eligibility(
-                session,
-                service.get_donation(session, donation_id),
-                eligible=data["outcome"] == "eligible",
-                reason=data.get("reason"),
-                user=acting_user(),
-                password=data["password"],
-                now=now(),
-            )
+            determine_as_user(session, service.get_donation(session, donation_id), data)
     except DomainError as error:
         db.session.rollback()
         found = service.get_donation(db.session, donation_id)
@@ -358,16 +321,7 @@ def correct_screening(donor_id: int) -> ResponseReturnValue:
     try:
         data = load_form(ScreeningCorrectionIn(), request.form)
         with unit_of_work() as session:
-            service.correct_screening(
-                session,
-                service.get_donor(session, donor_id),
-                outcome=ScreeningOutcome(data["screening_outcome"]),
-                screening_date=data["screening_date"],
-                notes=data.get("screening_notes"),
-                reason=data["reason"],
-                actor=acting_user(),
-                now=now(),
-            )
+            correct_screening_as_user(session, service.get_donor(session, donor_id), data)
     except NotFound:
         raise
     except DomainError as error:
