@@ -36,7 +36,7 @@ from cellchain.core import actions, audit, numbering
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
-from cellchain.errors import Conflict, InvalidInput, StateConflict
+from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import DbSession
 
 
@@ -263,8 +263,7 @@ def change_status_many(
         current = UnitStatus(unit.status)
         if current == target:
             continue
-        if target not in UNIT_TRANSITIONS[current]:
-            raise StateConflict(f"Unit {unit.code}", current, target)
+        actions.require_transition(UNIT_TRANSITIONS, current, target, f"Unit {unit.code}")
         by_status.setdefault(current, []).append(unit)
     changed: list[tuple[Unit, UnitStatus]] = []
     for current, group in by_status.items():

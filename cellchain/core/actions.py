@@ -8,6 +8,9 @@ refuses an act outside them, and the feature's ``*_actions(record)`` gives the v
 the record allows; the template shows a form or a button only for an act in them
 (``{% if 'receive' in actions %}``), so no template repeats a transition table. Who may do
 it stays the permission the route checks (``'receive_shipments' in current_user_permissions``).
+
+A status change itself is refused by the table through ``require_transition``, the one check
+of DESIGN.md rule 2: a domain error naming the record, its status and the one attempted.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from typing import TypeVar
+
+from cellchain.errors import StateConflict
 
 Status = TypeVar("Status", bound=enum.StrEnum)
 Act = TypeVar("Act", bound=enum.StrEnum)
@@ -33,3 +38,12 @@ def leading_to(transitions: Mapping[Status, frozenset[Status]], *ends: Status) -
 def allowed(status: str, starts: Mapping[Act, frozenset[Status]]) -> frozenset[Act]:
     """The acts whose starting statuses include ``status`` (a stored value or a member)."""
     return frozenset(act for act, statuses in starts.items() if status in statuses)
+
+
+def require_transition(
+    transitions: Mapping[Status, frozenset[Status]], current: Status, target: Status, entity: str
+) -> None:
+    """Refuse moving ``entity`` from ``current`` to ``target`` unless ``transitions`` allows it:
+    ``StateConflict`` ("Unit X is 'infused'; it cannot become 'allocated'.")."""
+    if target not in transitions[current]:
+        raise StateConflict(entity, current, target)

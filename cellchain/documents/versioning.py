@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from sqlalchemy import ForeignKey, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
-from cellchain.core import audit, signatures
+from cellchain.core import actions, audit, signatures
 from cellchain.core.models import Signature, User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
 from cellchain.core.types import UTCDateTime, canonical_json
-from cellchain.errors import InvalidInput, StateConflict
+from cellchain.errors import InvalidInput
 from cellchain.extensions import DbSession
 
 
@@ -103,8 +103,7 @@ D = TypeVar("D", bound=VersionedDocument)
 
 def _transition(document: VersionedDocument, target: VersionStatus) -> None:
     current = VersionStatus(document.status)
-    if target not in VERSION_TRANSITIONS[current]:
-        raise StateConflict(document.label, current, target)
+    actions.require_transition(VERSION_TRANSITIONS, current, target, document.label)
     document.status = target.value
 
 

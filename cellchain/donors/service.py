@@ -40,7 +40,7 @@ from cellchain.donors.models import (
     InfectiousResult,
     ScreeningOutcome,
 )
-from cellchain.errors import Conflict, InvalidInput, NotFound, ReasonRequired, StateConflict
+from cellchain.errors import Conflict, InvalidInput, NotFound, ReasonRequired
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.service import PRODUCTS
 
@@ -481,8 +481,7 @@ def start_processing(
 
 def _transition(donation: Donation, target: DonationStatus) -> None:
     current = DonationStatus(donation.status)
-    if target not in DONATION_TRANSITIONS[current]:
-        raise StateConflict(f"Donation {donation.din}", current, target)
+    actions.require_transition(DONATION_TRANSITIONS, current, target, f"Donation {donation.din}")
     donation.status = target.value
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import enum
 
+import pytest
+
 from cellchain.core import actions
+from cellchain.errors import StateConflict
 
 
 class Light(enum.StrEnum):
@@ -47,3 +50,11 @@ def test_the_acts_allowed_are_those_starting_from_the_status_stored_or_given() -
     assert actions.allowed("green", starts) == frozenset()
     # a template asks with the act's text
     assert "go" in actions.allowed("red", starts)
+
+
+def test_a_change_the_table_does_not_allow_is_refused_naming_both_statuses() -> None:
+    actions.require_transition(TABLE, Light.RED, Light.GREEN, "Light 1")
+    with pytest.raises(StateConflict) as refused:
+        actions.require_transition(TABLE, Light.OFF, Light.RED, "Light 1")
+    assert refused.value.detail == "Light 1 is 'off'; it cannot become 'red'."
+    assert (refused.value.current, refused.value.attempted) == (Light.OFF, Light.RED)

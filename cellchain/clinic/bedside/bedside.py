@@ -257,6 +257,8 @@ def _prepared(f: BedsideFacts) -> CheckResult:
     title = "Dose prepared and second-checked"
     if f.dose is None:
         return CheckResult(Check.PREPARED, title, False, NOT_IDENTIFIED)
+    # Not the dose table: a dose already infused passes here and fails "not already infused"
+    # (``_not_infused``), so each check of the bedside verification reports one thing.
     if f.dose.status not in (DoseStatus.PREPARED.value, DoseStatus.INFUSED.value):
         return CheckResult(
             Check.PREPARED, title, False, f"The dose order is {f.dose.status}, not prepared."

@@ -163,6 +163,8 @@ def thawing(session: DbSession) -> list[DoseOrder]:
 
 def _require_thawable(session: DbSession, order: DoseOrder) -> None:
     code = order.dose_unit.code if order.dose_unit else f"dose order {order.id}"
+    # By hand, not from a transition table: thawing changes the status of neither the dose,
+    # its shipment nor its bags; it needs each as it is (prepared, received, dispensed).
     if order.status != DoseStatus.PREPARED.value:
         raise Conflict(f"{code} is {order.status}; only a prepared dose is thawed.")
     shipment = shipment_of(session, order)

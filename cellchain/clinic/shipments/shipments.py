@@ -471,6 +471,9 @@ def _not_shippable(session: DbSession, order: DoseOrder, now: dt.datetime) -> st
     (DOMAIN.md §7) that can have changed since the second check, and every unit's label: the
     dose label and each bag's released label printed and applied, none superseded."""
     code = order.dose_unit.code if order.dose_unit else f"dose order {order.id}"
+    # By hand, among reasons given all at once before anything changes: dispatch leaves the
+    # dose prepared, and the units' change to dispensed is refused by UNIT_TRANSITIONS itself
+    # (chain.change_status), after these checks.
     if order.status != DoseStatus.PREPARED.value:
         return f"{code} is {order.status}; only a prepared (second-checked) dose is shipped."
     shipped = shipment_of(session, order)

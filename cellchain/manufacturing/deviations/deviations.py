@@ -224,7 +224,7 @@ def authorise_excursion(
             "deviation; only a limit-excursion deviation authorises going beyond a limit.",
             title="Not a limit excursion",
         )
-    if deviation.status != DeviationStatus.OPEN.value:
+    if DeviationAction.AUTHORISE not in actions.allowed(deviation.status, DEVIATION_ACTIONS):
         raise Conflict(
             f"Deviation #{deviation.id} is closed; a closed deviation authorises nothing.",
             title="Deviation closed",
@@ -376,6 +376,8 @@ def _why_not_authorising(
         return f"it is a {DeviationCategory(deviation.category).label} deviation"
     if deviation.donation_id != donation.id:
         return f"it is for another donation, not {donation.din}"
+    # Not the act table (QA's authorising): whether an authorisation already given still covers
+    # a step; it lapses when the deviation is closed.
     if deviation.status != DeviationStatus.OPEN.value:
         return "it is closed"
     authorisation = deviation.authorisation

@@ -529,6 +529,8 @@ def _require_processable(donation: Donation, *, started: bool = False) -> None:
             "processed.",
             title="Donor ineligible",
         )
+    # By hand, not DONATION_TRANSITIONS: a step is recorded within received or processing
+    # (changing no donation status), and each other status is refused in its own words.
     status = DonationStatus(donation.status)
     if status == DonationStatus.REJECTED:
         raise Conflict(

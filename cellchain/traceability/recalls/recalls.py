@@ -22,14 +22,14 @@ from sqlalchemy.orm import selectinload
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitStatus
-from cellchain.core import audit, numbering, signatures
+from cellchain.core import actions, audit, numbering, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
 from cellchain.donors import service as donors
 from cellchain.donors.models import Donation, DonorTestResult
-from cellchain.dosing.models import DoseOrder, DoseStatus
+from cellchain.dosing.models import DOSE_TRANSITIONS, DoseOrder, DoseStatus
 from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.models import MaterialLot
@@ -68,8 +68,9 @@ class OpenedRecall:
 #: psycopg 65 535): a recall of a reagent lot can reach tens of thousands of units.
 CHUNK = 5000
 
-#: Dose orders a recall withdraws: ordered or prepared, not yet infused.
-WITHDRAWABLE = (DoseStatus.ALLOCATED.value, DoseStatus.PREPARED.value)
+#: Dose orders a recall withdraws: those the dose table lets be cancelled (ordered or
+#: prepared, not yet infused).
+WITHDRAWABLE = actions.leading_to(DOSE_TRANSITIONS, DoseStatus.CANCELLED)
 
 
 def fate_of(status: UnitStatus) -> AffectedOutcome:
