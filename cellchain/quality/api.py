@@ -1,5 +1,8 @@
 """API of the quality package: release specifications, QC samples and results, the release
-review and QA disposition, the certificate of analysis and the QA queues."""
+review and QA disposition, the certificate of analysis and the QA queues.
+
+Load → call the command (or, for a read, the service) → dump. No rules here.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +11,23 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from cellchain.core import signatures
-from cellchain.core.roles import Permission, has_permission
+from cellchain.core.roles import Permission
 from cellchain.documents.api import document_api
 from cellchain.extensions import db
-from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
+from cellchain.http import now, requires, unit_of_work
 from cellchain.manufacturing.deviations.schemas import DeviationOut
 from cellchain.manufacturing.processing import processing
 from cellchain.quality import disposition, results
-from cellchain.quality.commands import certificate_response
+from cellchain.quality.commands import (
+    barred_from_disposing,
+    certificate_response,
+    invalidate_as_user,
+    record_results_as_user,
+    reject_as_user,
+    release_as_user,
+    result_entries,
+    take_samples_as_user,
+)
 from cellchain.quality.schemas import (
     InvalidateIn,
     OutOfSpecificationOut,
@@ -65,12 +77,7 @@ def review_out(
     now)."""
     found = found or disposition.review(db.session, lot, now=now())
     named = named or recalls_naming(db.session, lots=[lot.id])
-    user = acting_user()
-    barred = (
-        disposition.segregation_conflicts(db.session, lot, user)
-        if has_permission(user.roles, Permission.DISPOSE_LOTS)
-        else ["you do not hold the QA permission to release or reject lots"]
-    )
+    barred = barred_from_disposing(db.session, lot)
     spec = found.specification
     return {
         **vars(found),
@@ -104,13 +111,7 @@ def list_samples(lot_id: int) -> Any:
 def take_samples(data: dict[str, Any], lot_id: int) -> Any:
     """Draw labelled sample tubes from one bag of the lot (lineage operation ``sample``)."""
     with unit_of_work() as session:
-        taken = results.take_samples(
-            session,
-            _lot(session, lot_id),
-            SampleIn.request(data),
-            actor=acting_user(),
-            now=now(),
-        )
+        taken = take_samples_as_user(session, _lot(session, lot_id), data)
     return taken
 
 
@@ -131,23 +132,8 @@ def record_results(data: dict[str, Any], lot_id: int) -> Any:
 
     All are recorded or none; an OOS result opens an investigation on the lot."""
     with unit_of_work() as session:
-        recorded = results.record_results(
-            session,
-            _lot(session, lot_id),
-            sample_code=data["sample"],
-            entries=[
-                results.ResultEntry(
-                    test_code=line["test"],
-                    value=line["value"],
-                    unit=line["unit"],
-                    instrument=line["instrument"],
-                    tested_on=line["tested_on"],
-                )
-                for line in data["results"]
-            ],
-            actor=acting_user(),
-            now=now(),
-            site_zone=site_zone(),
+        recorded = record_results_as_user(
+            session, _lot(session, lot_id), data["sample"], result_entries(data)
         )
     return recorded
 
@@ -169,14 +155,7 @@ def invalidate_result(data: dict[str, Any], result_id: int) -> Any:
     """QA sets a result aside with a reason and an e-signature; a retest may then be recorded."""
     with unit_of_work() as session:
         found = results.get_result(session, result_id)
-        results.invalidate_result(
-            session,
-            found,
-            reason=data["reason"],
-            user=acting_user(),
-            password=data["password"],
-            now=now(),
-        )
+        invalidate_as_user(session, found, data)
     return {**_fields(found, QcResultOut), "signatures": signatures.manifest(db.session, found)}
 
 
@@ -196,14 +175,7 @@ def release(data: dict[str, Any], lot_id: int) -> Any:
     """Release the lot for clinical use (e-signature); its bags become available."""
     with unit_of_work() as session:
         lot = _lot(session, lot_id)
-        disposition.release_lot(
-            session,
-            lot,
-            user=acting_user(),
-            password=data["password"],
-            comment=data["comment"],
-            now=now(),
-        )
+        release_as_user(session, lot, data)
     return review_out(lot)
 
 
@@ -215,14 +187,7 @@ def reject(data: dict[str, Any], lot_id: int) -> Any:
     """Reject the lot for good, with a reason (e-signature); its bags become rejected."""
     with unit_of_work() as session:
         lot = _lot(session, lot_id)
-        disposition.reject_lot(
-            session,
-            lot,
-            reason=data["reason"],
-            user=acting_user(),
-            password=data["password"],
-            now=now(),
-        )
+        reject_as_user(session, lot, data)
     return review_out(lot)
 
 

@@ -12,15 +12,24 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
-from cellchain.core.roles import Permission, has_permission
+from cellchain.core.roles import Permission
 from cellchain.documents.views import add_document_pages
 from cellchain.errors import DomainError, InvalidInput
 from cellchain.extensions import DbSession, db
-from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
+from cellchain.http import now, requires, site_zone, unit_of_work
 from cellchain.manufacturing.models import Lot
 from cellchain.manufacturing.processing import processing
 from cellchain.quality import disposition, results
-from cellchain.quality.commands import certificate_response
+from cellchain.quality.commands import (
+    barred_from_disposing,
+    certificate_response,
+    invalidate_as_user,
+    may_dispose,
+    record_results_as_user,
+    reject_as_user,
+    release_as_user,
+    take_samples_as_user,
+)
 from cellchain.quality.evaluation import criterion_text
 from cellchain.quality.schemas import InvalidateIn, RejectIn, ReleaseIn, SampleIn
 from cellchain.quality.service import SPECIFICATIONS
@@ -100,13 +109,7 @@ def _testing_page(lot: Lot, refused: Refused | None = None) -> ResponseReturnVal
 def take_samples(lot_id: int) -> ResponseReturnValue:
     def act(session: DbSession) -> Message:
         data = load_form(SampleIn(), _checkbox(request.form, "bag_used_up"))
-        taken = results.take_samples(
-            session,
-            processing.get_lot(session, lot_id),
-            SampleIn.request(data),
-            actor=acting_user(),
-            now=now(),
-        )
+        taken = take_samples_as_user(session, processing.get_lot(session, lot_id), data)
         codes = ", ".join(sample.unit.code for sample in taken)
         return f"Sample tube(s) labelled: {codes}.", "success"
 
@@ -117,14 +120,11 @@ def take_samples(lot_id: int) -> ResponseReturnValue:
 @requires(Permission.RECORD_QC_RESULTS)
 def record_results(lot_id: int) -> ResponseReturnValue:
     def act(session: DbSession) -> Message:
-        recorded = results.record_results(
+        recorded = record_results_as_user(
             session,
             processing.get_lot(session, lot_id),
-            sample_code=request.form.get("sample", ""),
-            entries=_result_entries(request.form),
-            actor=acting_user(),
-            now=now(),
-            site_zone=site_zone(),
+            request.form.get("sample", ""),
+            _result_entries(request.form),
         )
         failing = [r.test_name for r in recorded if not r.passes]
         if failing:
@@ -145,14 +145,7 @@ def invalidate(result_id: int) -> ResponseReturnValue:
 
     def act(session: DbSession) -> Message:
         data = load_form(InvalidateIn(), request.form)
-        results.invalidate_result(
-            session,
-            results.get_result(session, result_id),
-            reason=data["reason"],
-            user=acting_user(),
-            password=data["password"],
-            now=now(),
-        )
+        invalidate_as_user(session, results.get_result(session, result_id), data)
         return f"Result #{result_id} invalidated; a retest may now be recorded.", "success"
 
     return _submit(lot_id, "invalidate", _testing_page, act, result_id=str(result_id))
@@ -169,14 +162,13 @@ def review(lot_id: int) -> ResponseReturnValue:
 
 def _review_page(lot: Lot, refused: Refused | None = None) -> ResponseReturnValue:
     """The release review: the preconditions, every test, and QA's decision or its forms."""
-    user = acting_user()
-    may_dispose = has_permission(user.roles, Permission.DISPOSE_LOTS)
+    may = may_dispose()
     return _render(
         "quality/review.html",
         refused,
         review=disposition.review(db.session, lot, now=now()),
-        may_dispose=may_dispose,
-        barred=disposition.segregation_conflicts(db.session, lot, user) if may_dispose else [],
+        may_dispose=may,
+        barred=barred_from_disposing(db.session, lot) if may else [],
         release_meaning=disposition.RELEASE_MEANING,
         reject_meaning=disposition.REJECT_MEANING,
     )
@@ -187,14 +179,7 @@ def _review_page(lot: Lot, refused: Refused | None = None) -> ResponseReturnValu
 def release(lot_id: int) -> ResponseReturnValue:
     def act(session: DbSession) -> Message:
         data = load_form(ReleaseIn(), request.form)
-        disposition.release_lot(
-            session,
-            processing.get_lot(session, lot_id),
-            user=acting_user(),
-            password=data["password"],
-            comment=data["comment"],
-            now=now(),
-        )
+        release_as_user(session, processing.get_lot(session, lot_id), data)
         return "Lot released for clinical use; its bags are now available.", "success"
 
     return _submit(lot_id, "release", _review_page, act)
@@ -205,14 +190,7 @@ def release(lot_id: int) -> ResponseReturnValue:
 def reject(lot_id: int) -> ResponseReturnValue:
     def act(session: DbSession) -> Message:
         data = load_form(RejectIn(), request.form)
-        disposition.reject_lot(
-            session,
-            processing.get_lot(session, lot_id),
-            reason=data["reason"],
-            user=acting_user(),
-            password=data["password"],
-            now=now(),
-        )
+        reject_as_user(session, processing.get_lot(session, lot_id), data)
         return "Lot rejected; its bags are rejected for good.", "success"
 
     return _submit(lot_id, "reject", _review_page, act)
