@@ -27,8 +27,9 @@ from cellchain.chain.models import Unit, UnitKind, UnitStatus
 from cellchain.core import audit
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
+from cellchain.core.records import get_or_404
 from cellchain.dosing.models import Patient
-from cellchain.errors import Conflict, InvalidInput, NotFound
+from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import DbSession
 from cellchain.labels.content import (
     IsbtSettings,
@@ -500,10 +501,7 @@ def printed_before(session: DbSession, units: Sequence[Unit]) -> set[int]:
 
 
 def get_print(session: DbSession, print_id: int) -> LabelPrint:
-    record = session.get(LabelPrint, print_id)
-    if record is None:
-        raise NotFound(f"There is no label print {print_id}.")
-    return record
+    return get_or_404(session, LabelPrint, print_id, "label print", id_prefix="")
 
 
 # --- internals ----------------------------------------------------------------------------------
