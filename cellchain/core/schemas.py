@@ -22,6 +22,10 @@ from marshmallow import validate
 #: variable for every user of it, which any other ``with Context(...)`` would replace.
 SITE_ZONE: ContextVar[ZoneInfo] = ContextVar("site_zone")
 
+#: What a scanned or typed code may be: one to 200 characters (its form is checked by the
+#: service that reads it).
+SCANNED_CODE = validate.Length(min=1, max=200)
+
 
 class SiteDateTime(ma.fields.DateTime):
     """An ISO 8601 date-time; one without an offset is read in the site's time zone.
@@ -48,7 +52,7 @@ def _site_zone() -> ZoneInfo:
 
 
 class ScanQueryIn(ma.Schema):
-    code = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+    code = ma.fields.String(required=True, validate=SCANNED_CODE)
 
 
 class IdentifierOut(ma.Schema):

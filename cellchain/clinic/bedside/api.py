@@ -27,12 +27,11 @@ from cellchain.clinic.bedside.schemas import (
     ThawOut,
     TimeFlagAcknowledgementIn,
 )
-from cellchain.clinic.shipments.commands import refused
 from cellchain.core.roles import Permission
 from cellchain.dosing import patients
 from cellchain.errors import Conflict
 from cellchain.extensions import db
-from cellchain.http import now, requires, unit_of_work
+from cellchain.http import AuditedRefusal, now, requires, unit_of_work
 from cellchain.traceability.notices import WithRecalls, recalls_naming
 
 bedside_api = Blueprint(
@@ -50,7 +49,7 @@ blueprints = (bedside_api,)
 @bedside_api.response(200, ThawOut)
 def thaw_scan(data: dict[str, Any]) -> Any:
     """Scan a bag (or the dose label for every bag): starts its thaw, or completes it."""
-    with unit_of_work(refused("thaw.refused", "scan", "thaw")) as session:
+    with unit_of_work(AuditedRefusal("thaw.refused", "scan", "thaw")) as session:
         result = thaw_as_user(session, data["scan"])
     return result
 
@@ -62,7 +61,7 @@ def thaw_scan(data: dict[str, Any]) -> Any:
 def verify(data: dict[str, Any]) -> Any:
     """Wristband and label scanned together: the verdict (go/stop) and every check. A stop is
     recorded like a go; 201 either way — read ``verdict``."""
-    with unit_of_work(refused("bedside.scan_refused", "bedside_check", "new")) as session:
+    with unit_of_work(AuditedRefusal("bedside.scan_refused", "bedside_check", "new")) as session:
         check = verify_as_user(session, data)
     return bedside.summary(db.session, check, now=now())
 
@@ -80,7 +79,7 @@ def get_check(check_id: int) -> Any:
 @bedside_api.response(200, BedsideCheckOut)
 def sign(data: dict[str, Any], check_id: int) -> Any:
     """Two clinicians sign a go: the acting one and a second one, each with their password."""
-    with unit_of_work(refused("bedside.sign_refused", "bedside_check", check_id)) as session:
+    with unit_of_work(AuditedRefusal("bedside.sign_refused", "bedside_check", check_id)) as session:
         check = sign_as_user(session, check_id, data)
     return bedside.summary(db.session, check, now=now())
 
@@ -91,7 +90,9 @@ def sign(data: dict[str, Any], check_id: int) -> Any:
 def start(check_id: int) -> Any:
     """Start the infusion from a go signed by two clinicians. Every check is made again now;
     if one fails a stop is recorded and the answer is 409 naming it."""
-    with unit_of_work(refused("infusion.start_refused", "bedside_check", check_id)) as session:
+    with unit_of_work(
+        AuditedRefusal("infusion.start_refused", "bedside_check", check_id)
+    ) as session:
         started = start_as_user(session, check_id)
     if started.stop is not None:
         raise Conflict(
@@ -118,7 +119,7 @@ def get_infusion(infusion_id: int) -> Any:
 @bedside_api.response(200, InfusionOut)
 def end(data: dict[str, Any], infusion_id: int) -> Any:
     """The end: time, volume infused, rate, any reaction (stopped early needs the reason)."""
-    with unit_of_work(refused("infusion.end_refused", "infusion", infusion_id)) as session:
+    with unit_of_work(AuditedRefusal("infusion.end_refused", "infusion", infusion_id)) as session:
         infusion = end_as_user(session, infusion_id, data)
     return infusion
 
@@ -130,7 +131,9 @@ def end(data: dict[str, Any], infusion_id: int) -> Any:
 def acknowledge(data: dict[str, Any], infusion_id: int) -> Any:
     """A second clinician (not whoever recorded the end) confirms flagged times as recorded,
     with a note and their own password; until then the patient's next dose is not ordered."""
-    with unit_of_work(refused("infusion.acknowledge_refused", "infusion", infusion_id)) as session:
+    with unit_of_work(
+        AuditedRefusal("infusion.acknowledge_refused", "infusion", infusion_id)
+    ) as session:
         infusion = acknowledge_as_user(session, infusion_id, data)
     return infusion
 

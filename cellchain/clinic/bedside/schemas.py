@@ -6,13 +6,12 @@ from typing import Any
 
 import marshmallow as ma
 
-from cellchain.clinic.shipments.schemas import SCAN
-from cellchain.core.schemas import SignatureOut, SiteDateTime
+from cellchain.core.schemas import SCANNED_CODE, SignatureOut, SiteDateTime
 from cellchain.traceability.notice_schemas import recalls_field
 
 
 class ScanIn(ma.Schema):
-    scan = ma.fields.String(required=True, validate=SCAN)
+    scan = ma.fields.String(required=True, validate=SCANNED_CODE)
 
 
 class BedsideIn(ma.Schema):

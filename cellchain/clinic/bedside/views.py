@@ -27,12 +27,11 @@ from cellchain.clinic.bedside.schemas import (
 )
 from cellchain.clinic.models import Infusion, InfusionStatus, ShipmentStatus
 from cellchain.clinic.shipments import shipments
-from cellchain.clinic.shipments.commands import refused
 from cellchain.core.roles import Permission
 from cellchain.dosing import patients
 from cellchain.errors import DomainError
 from cellchain.extensions import db
-from cellchain.http import acting_user, now, requires, unit_of_work
+from cellchain.http import AuditedRefusal, acting_user, now, requires, unit_of_work
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form, refusal_context
 from cellchain.web.resolve import register_record_page
@@ -86,7 +85,7 @@ def thaw_page() -> ResponseReturnValue:
     if request.method == "POST":
         try:
             scan = load_form(ScanIn(), request.form)["scan"]
-            with unit_of_work(refused("thaw.refused", "scan", "thaw")) as session:
+            with unit_of_work(AuditedRefusal("thaw.refused", "scan", "thaw")) as session:
                 result = thaw_as_user(session, scan)
         except DomainError as problem:
             error = problem
@@ -112,7 +111,7 @@ def wristband() -> ResponseReturnValue:
     """Step 2: the wristband read; scan the bag or dose label."""
     scan = request.form.get("wristband", "").strip()
     try:
-        with unit_of_work(refused("bedside.wristband_refused", "scan", "wristband")):
+        with unit_of_work(AuditedRefusal("bedside.wristband_refused", "scan", "wristband")):
             patient = bedside.read_wristband(db.session, scan)
     except DomainError as error:
         return render_template("clinic/bedside/wristband.html", error=error), error.status
@@ -131,7 +130,9 @@ def verify() -> ResponseReturnValue:
     """Both scans: the verdict is recorded (go or stop) and shown."""
     try:
         data = load_form(BedsideIn(), request.form)
-        with unit_of_work(refused("bedside.scan_refused", "bedside_check", "new")) as session:
+        with unit_of_work(
+            AuditedRefusal("bedside.scan_refused", "bedside_check", "new")
+        ) as session:
             check_id = verify_as_user(session, data).id
     except DomainError as error:
         flash(f"Not checked: {error.detail}", "error")
@@ -151,7 +152,9 @@ def sign(check_id: int) -> ResponseReturnValue:
     bedside.get_check(db.session, check_id)
     try:
         data = load_form(SignOffIn(), request.form)
-        with unit_of_work(refused("bedside.sign_refused", "bedside_check", check_id)) as session:
+        with unit_of_work(
+            AuditedRefusal("bedside.sign_refused", "bedside_check", check_id)
+        ) as session:
             sign_as_user(session, check_id, data)
     except DomainError as error:
         return _check_page(bedside.get_check(db.session, check_id), error)
@@ -164,7 +167,9 @@ def sign(check_id: int) -> ResponseReturnValue:
 def start(check_id: int) -> ResponseReturnValue:
     bedside.get_check(db.session, check_id)
     try:
-        with unit_of_work(refused("infusion.start_refused", "bedside_check", check_id)) as session:
+        with unit_of_work(
+            AuditedRefusal("infusion.start_refused", "bedside_check", check_id)
+        ) as session:
             started = start_as_user(session, check_id)
             stop_id = started.stop.id if started.stop else None
             infusion_id = started.infusion.id if started.infusion else None
@@ -191,7 +196,9 @@ def end(infusion_id: int) -> ResponseReturnValue:
     form["stopped_early"] = "true" if form.get("stopped_early") else "false"
     try:
         data = load_form(InfusionEndIn(), form)
-        with unit_of_work(refused("infusion.end_refused", "infusion", infusion_id)) as session:
+        with unit_of_work(
+            AuditedRefusal("infusion.end_refused", "infusion", infusion_id)
+        ) as session:
             end_as_user(session, infusion_id, data)
     except DomainError as error:
         return _infusion_page(infusions.get_infusion(db.session, infusion_id), error)
@@ -213,7 +220,7 @@ def acknowledge(infusion_id: int) -> ResponseReturnValue:
     try:
         data = load_form(TimeFlagAcknowledgementIn(), request.form)
         with unit_of_work(
-            refused("infusion.acknowledge_refused", "infusion", infusion_id)
+            AuditedRefusal("infusion.acknowledge_refused", "infusion", infusion_id)
         ) as session:
             acknowledge_as_user(session, infusion_id, data)
     except DomainError as error:

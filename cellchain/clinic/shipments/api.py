@@ -13,7 +13,6 @@ from cellchain.clinic.shipments.commands import (
     dispatch_as_user,
     hand_off_as_user,
     receive_as_user,
-    refused,
 )
 from cellchain.clinic.shipments.schemas import (
     DecisionIn,
@@ -25,7 +24,7 @@ from cellchain.clinic.shipments.schemas import (
 )
 from cellchain.core.roles import Permission
 from cellchain.extensions import db
-from cellchain.http import requires, unit_of_work
+from cellchain.http import AuditedRefusal, requires, unit_of_work
 from cellchain.traceability.notices import WithRecalls, recalls_naming
 
 shipments_api = Blueprint(
@@ -50,7 +49,7 @@ def list_shipments() -> Any:
 @shipments_api.response(201, ShipmentOut)
 def dispatch(data: dict[str, Any]) -> Any:
     """Dispatch prepared doses (scanned dose labels) in a dry shipper, handed to the courier."""
-    with unit_of_work(refused("shipment.dispatch_refused", "shipment", "new")) as session:
+    with unit_of_work(AuditedRefusal("shipment.dispatch_refused", "shipment", "new")) as session:
         shipment = dispatch_as_user(session, data)
     return shipment
 
@@ -71,7 +70,9 @@ def get_shipment(shipment_id: int) -> Any:
 @shipments_api.response(201, ShipmentOut)
 def hand_off(data: dict[str, Any], shipment_id: int) -> Any:
     """A hand-off on the way: the shipper (or a dose label) scanned, who took custody."""
-    with unit_of_work(refused("shipment.hand_off_refused", "shipment", shipment_id)) as session:
+    with unit_of_work(
+        AuditedRefusal("shipment.hand_off_refused", "shipment", shipment_id)
+    ) as session:
         shipment = hand_off_as_user(session, shipment_id, data)
     return shipment
 
@@ -83,7 +84,9 @@ def hand_off(data: dict[str, Any], shipment_id: int) -> Any:
 def receive(data: dict[str, Any], shipment_id: int) -> Any:
     """Receive at the clinic; an excursion, damage or logger alarm holds it for QA (409 if it
     was already received)."""
-    with unit_of_work(refused("shipment.receipt_refused", "shipment", shipment_id)) as session:
+    with unit_of_work(
+        AuditedRefusal("shipment.receipt_refused", "shipment", shipment_id)
+    ) as session:
         shipment = receive_as_user(session, shipment_id, data)
     return shipment
 
@@ -94,6 +97,8 @@ def receive(data: dict[str, Any], shipment_id: int) -> Any:
 @shipments_api.response(200, ShipmentOut)
 def decide(data: dict[str, Any], shipment_id: int) -> Any:
     """QA accepts or rejects a held shipment with an e-signature and a reason."""
-    with unit_of_work(refused("shipment.decision_refused", "shipment", shipment_id)) as session:
+    with unit_of_work(
+        AuditedRefusal("shipment.decision_refused", "shipment", shipment_id)
+    ) as session:
         shipment = decide_as_user(session, shipment_id, data)
     return shipment

@@ -8,7 +8,7 @@ from typing import Any
 from cellchain.clinic.models import Shipment
 from cellchain.clinic.shipments import shipments
 from cellchain.extensions import DbSession
-from cellchain.http import AuditedRefusal, acting_user, now, site_zone
+from cellchain.http import acting_user, now, site_zone
 
 
 def dispatch_as_user(session: DbSession, data: dict[str, Any]) -> Shipment:
@@ -54,8 +54,3 @@ def decide_as_user(session: DbSession, shipment_id: int, data: dict[str, Any]) -
         password=data["password"],
         now=now(),
     )
-
-
-def refused(action: str, entity_type: str, entity_id: str | int) -> AuditedRefusal:
-    """A clinic refusal on the record (the issue's "a clear refusal with an audit entry")."""
-    return AuditedRefusal(action=action, entity_type=entity_type, entity_id=entity_id)

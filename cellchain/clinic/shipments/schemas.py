@@ -8,10 +8,8 @@ import marshmallow as ma
 from marshmallow import validate
 
 from cellchain.clinic.models import Condition
-from cellchain.core.schemas import SiteDateTime
+from cellchain.core.schemas import SCANNED_CODE, SiteDateTime
 from cellchain.traceability.notice_schemas import recalls_field
-
-SCAN = validate.Length(min=1, max=200)
 
 
 class DispatchIn(ma.Schema):
@@ -27,7 +25,7 @@ class DispatchIn(ma.Schema):
 
 class HandOffIn(ma.Schema):
     scan = ma.fields.String(
-        required=True, validate=SCAN, metadata={"description": "Shipper ID or a dose label"}
+        required=True, validate=SCANNED_CODE, metadata={"description": "Shipper ID or a dose label"}
     )
     counterparty = ma.fields.String(required=True, validate=validate.Length(max=120))
     location = ma.fields.String(load_default=None, allow_none=True)
@@ -37,7 +35,7 @@ class HandOffIn(ma.Schema):
 
 class ShipmentReceiptIn(ma.Schema):
     scan = ma.fields.String(
-        required=True, validate=SCAN, metadata={"description": "Shipper ID or a dose label"}
+        required=True, validate=SCANNED_CODE, metadata={"description": "Shipper ID or a dose label"}
     )
     temperature_c = ma.fields.Float(
         required=True,

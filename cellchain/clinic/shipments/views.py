@@ -18,14 +18,13 @@ from cellchain.clinic.shipments.commands import (
     dispatch_as_user,
     hand_off_as_user,
     receive_as_user,
-    refused,
 )
 from cellchain.clinic.shipments.schemas import DecisionIn, DispatchIn, HandOffIn, ShipmentReceiptIn
 from cellchain.core import signatures
 from cellchain.core.roles import Permission
 from cellchain.errors import DomainError
 from cellchain.extensions import db
-from cellchain.http import requires, unit_of_work
+from cellchain.http import AuditedRefusal, requires, unit_of_work
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form, refusal_context
 from cellchain.web.resolve import register_record_page
@@ -50,7 +49,9 @@ def dispatch() -> ResponseReturnValue:
     form.setlist("doses", [line for line in form.get("doses", "").splitlines() if line.strip()])
     try:
         data = load_form(DispatchIn(), form, lists=("doses",))
-        with unit_of_work(refused("shipment.dispatch_refused", "shipment", "new")) as session:
+        with unit_of_work(
+            AuditedRefusal("shipment.dispatch_refused", "shipment", "new")
+        ) as session:
             shipment = dispatch_as_user(session, data)
             shipment_id = shipment.id
     except DomainError as error:
@@ -120,7 +121,7 @@ def _act(
     shipments.get_shipment(db.session, shipment_id)
     try:
         data = load_form(schema, form if form is not None else request.form)
-        with unit_of_work(refused(refusal, "shipment", shipment_id)) as session:
+        with unit_of_work(AuditedRefusal(refusal, "shipment", shipment_id)) as session:
             done = use_case(session, shipment_id, data)
             text = message or (
                 f"Shipment {shipment_id} received and HELD for QA: {done.hold_reason}"
