@@ -451,9 +451,16 @@ def _start_order(item: pytest.Item) -> int:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     skip_pg = pytest.mark.skip(reason="needs CELLCHAIN_TEST_DATABASE_URL (PostgreSQL)")
+    skip_no_db = pytest.mark.skip(
+        reason="touches no database: it runs in the SQLite run, and would test nothing new here"
+    )
     for item in items:
         if "postgres_only" in item.keywords and not on_postgres():
             item.add_marker(skip_pg)
+        if on_postgres() and "databases" not in getattr(item, "fixturenames", ("databases",)):
+            # every database the tests use comes from the ``databases`` fixture: a test
+            # without it in its closure runs the same code on either run
+            item.add_marker(skip_no_db)
     # The longest tests start first, so that the workers share them out and none is left
     # running one alone at the end while the others wait (a stable sort: each module's tests
     # stay together and in their order, so a module's fixtures are still made once).
