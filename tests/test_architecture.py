@@ -1,7 +1,7 @@
-"""The arrows of docs/architecture.md, read from the source: no import cycle, API and page
-modules never import each other, schemas never reach an API module, a service or the
-database. What the restructuring of issue 17 has not moved yet is listed below by name; a
-new violation fails, and so does a listed one that is gone (the lists only shrink)."""
+"""The arrows of docs/architecture.md, read from the source: no import cycle; API and page
+modules never import each other; commands never import an interface; rule modules
+(services) never import an interface or a command; schemas never reach an API module, a
+service or the database. Every one of them held when issue 17 closed: a new violation fails."""
 
 from __future__ import annotations
 
@@ -11,14 +11,6 @@ from functools import cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "cellchain"
-
-#: Import cycles not yet broken, each as its sorted modules (imports under
-#: ``if TYPE_CHECKING:`` are for annotations only and do not count).
-KNOWN_CYCLES: set[tuple[str, ...]] = set()
-#: (importer, imported) pairs where a page module imports an API module or back.
-KNOWN_VIEW_API_IMPORTS: set[tuple[str, str]] = set()
-#: (schema module, what it imports) pairs that reach an API module, a service or the database.
-KNOWN_SCHEMA_REACHES: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path) -> str:
@@ -94,8 +86,10 @@ def cycles() -> list[frozenset[str]]:
 
 
 def kind(name: str) -> str:
-    """What a module is by its name: views, api, schemas, or other."""
+    """What a module is by its name: views, api, schemas, commands, pages, or other."""
     last = name.rsplit(".", 1)[-1]
+    if last in {"commands", "pages"}:
+        return last
     if last == "views" or last.endswith("_views"):
         return "views"
     if last == "api" or last.endswith("_api"):
@@ -112,17 +106,10 @@ def test_the_modules_are_found():
     assert "cellchain.core.models" in imports_of("cellchain.dosing.orders")
 
 
-def test_no_new_import_cycle():
-    unexpected = []
-    known_seen = set()
-    for component in cycles():
-        key = tuple(sorted(component))
-        if key in KNOWN_CYCLES:
-            known_seen.add(key)
-        else:
-            unexpected.append(sorted(component))
-    assert unexpected == [], "new import cycles (docs/architecture.md)"
-    assert known_seen == KNOWN_CYCLES, "a known cycle is gone: remove it from KNOWN_CYCLES"
+def test_no_import_cycle():
+    assert [sorted(component) for component in cycles()] == [], (
+        "import cycles (docs/architecture.md)"
+    )
 
 
 def test_pages_and_api_never_import_each_other():
@@ -133,7 +120,7 @@ def test_pages_and_api_never_import_each_other():
         for imported in imports_of(name)
         if kind(imported) in {"views", "api"} and kind(imported) != kind(name)
     }
-    assert found == KNOWN_VIEW_API_IMPORTS
+    assert found == set()
 
 
 def test_schemas_reach_no_api_service_or_database():
@@ -152,4 +139,30 @@ def test_schemas_reach_no_api_service_or_database():
         for imported in imports_of(name)
         if forbidden(imported)
     }
-    assert found == KNOWN_SCHEMA_REACHES
+    assert found == set()
+
+
+#: The interfaces and the shell: they may import commands, pages and each other's helpers.
+SHELL = ("cellchain.web", "cellchain.wiring", "cellchain.cli")
+
+
+def test_commands_never_import_an_interface():
+    found = {
+        (name, imported)
+        for name in modules()
+        if kind(name) == "commands"
+        for imported in imports_of(name)
+        if kind(imported) in {"views", "api", "pages"}
+    }
+    assert found == set()
+
+
+def test_rule_modules_never_import_an_interface_or_a_command():
+    found = {
+        (name, imported)
+        for name in modules()
+        if kind(name) == "other" and name != "cellchain" and not name.startswith(SHELL)
+        for imported in imports_of(name)
+        if kind(imported) in {"views", "api", "pages", "commands"}
+    }
+    assert found == set()
