@@ -10,11 +10,17 @@ from flask_smorest import Blueprint
 from cellchain.core.roles import Permission
 from cellchain.documents.api import document_api
 from cellchain.extensions import db
-from cellchain.http import acting_user, now, requires, unit_of_work
-from cellchain.manufacturing.models import EquipmentKind, Lot, StepKind
+from cellchain.http import requires, unit_of_work
+from cellchain.manufacturing.models import Lot, StepKind
 from cellchain.manufacturing.processing import processing, resources
 from cellchain.manufacturing.processing.batch_record import BatchRecord, batch_record
-from cellchain.manufacturing.processing.commands import record_step
+from cellchain.manufacturing.processing.commands import (
+    freeze_lot_as_user,
+    receive_material_as_user,
+    record_step_as_user,
+    register_equipment_as_user,
+    release_material_as_user,
+)
 from cellchain.manufacturing.processing.schemas import (
     BankFreezeIn,
     BankThawIn,
@@ -69,7 +75,7 @@ def list_materials() -> Any:
 def receive_material(entry: resources.MaterialLotInput) -> Any:
     """Record a received material lot; it cannot be used until released."""
     with unit_of_work() as session:
-        lot = resources.receive_material_lot(session, entry, actor=acting_user(), now=now())
+        lot = receive_material_as_user(session, entry)
     return lot
 
 
@@ -79,8 +85,7 @@ def receive_material(entry: resources.MaterialLotInput) -> Any:
 def release_material(lot_id: int) -> Any:
     """Release a material lot for use (refused once expired)."""
     with unit_of_work() as session:
-        lot = resources.get_material_lot(session, lot_id)
-        resources.release_material_lot(session, lot, actor=acting_user(), now=now())
+        lot = release_material_as_user(session, lot_id)
     return lot
 
 
@@ -99,14 +104,7 @@ def list_equipment() -> Any:
 def register_equipment(data: dict[str, Any]) -> Any:
     """Register a piece of equipment under its site asset ID."""
     with unit_of_work() as session:
-        item = resources.register_equipment(
-            session,
-            code=data["code"],
-            kind=EquipmentKind(data["kind"]),
-            name=data["name"],
-            actor=acting_user(),
-            now=now(),
-        )
+        item = register_equipment_as_user(session, data)
     return item
 
 
@@ -167,7 +165,7 @@ def batch_record_out(record: BatchRecord) -> dict[str, Any]:
 
 def _step(kind: StepKind, data: dict[str, Any]) -> Any:
     with unit_of_work() as session:
-        step, lot = record_step(session, kind, data, actor=acting_user(), now=now())
+        step, lot = record_step_as_user(session, kind, data)
     if lot is not None:
         return batch_record_out(batch_record(db.session, lot))
     return step
@@ -251,11 +249,5 @@ def get_lot(lot_id: int) -> Any:
 def freeze(data: dict[str, Any], lot_id: int) -> Any:
     """Controlled-rate freezing of the lot's bags (the freezer must be among the equipment)."""
     with unit_of_work() as session:
-        step = processing.freeze_lot(
-            session,
-            processing.get_lot(session, lot_id),
-            context=StepIn().context(data),
-            actor=acting_user(),
-            now=now(),
-        )
+        step = freeze_lot_as_user(session, lot_id, data)
     return step

@@ -1,7 +1,8 @@
-"""From a loaded step body to the service call, shared by the API and the bench pages.
+"""From a loaded body to the service call, shared by the API and the bench pages.
 
 Both load the same schema; this turns the loaded data (scanned codes, counts, ids) into the
-service's arguments, so the two interfaces cannot drift apart. No rules here.
+service's arguments, with the acting user and the time of the request (the ``*_as_user``
+functions), so the two interfaces cannot drift apart. No rules here.
 """
 
 from __future__ import annotations
@@ -16,8 +17,16 @@ from cellchain.core.models import User
 from cellchain.donors import service as donors
 from cellchain.errors import InvalidInput
 from cellchain.extensions import DbSession
-from cellchain.manufacturing.models import Lot, ProcessingStep, StepKind
-from cellchain.manufacturing.processing import processing
+from cellchain.http import acting_user, now
+from cellchain.manufacturing.models import (
+    Equipment,
+    EquipmentKind,
+    Lot,
+    MaterialLot,
+    ProcessingStep,
+    StepKind,
+)
+from cellchain.manufacturing.processing import processing, resources
 from cellchain.manufacturing.processing.schemas import (
     BankFreezeIn,
     BankThawIn,
@@ -120,3 +129,45 @@ def record_step(
         now=now,
     )
     return None, lot
+
+
+def record_step_as_user(
+    session: DbSession, kind: StepKind, data: dict[str, Any]
+) -> tuple[ProcessingStep | None, Lot | None]:
+    """``record_step`` as the acting user, now."""
+    return record_step(session, kind, data, actor=acting_user(), now=now())
+
+
+def freeze_lot_as_user(session: DbSession, lot_id: int, data: dict[str, Any]) -> ProcessingStep:
+    """Controlled-rate freezing of the lot's bags, from loaded ``StepIn`` data."""
+    return processing.freeze_lot(
+        session,
+        processing.get_lot(session, lot_id),
+        context=StepIn().context(data),
+        actor=acting_user(),
+        now=now(),
+    )
+
+
+def receive_material_as_user(session: DbSession, entry: resources.MaterialLotInput) -> MaterialLot:
+    """A received material lot, from loaded ``MaterialLotIn`` data."""
+    return resources.receive_material_lot(session, entry, actor=acting_user(), now=now())
+
+
+def release_material_as_user(session: DbSession, lot_id: int) -> MaterialLot:
+    """Release a material lot for use."""
+    lot = resources.get_material_lot(session, lot_id)
+    resources.release_material_lot(session, lot, actor=acting_user(), now=now())
+    return lot
+
+
+def register_equipment_as_user(session: DbSession, data: dict[str, Any]) -> Equipment:
+    """A piece of equipment under its site asset ID, from loaded ``EquipmentIn`` data."""
+    return resources.register_equipment(
+        session,
+        code=data["code"],
+        kind=EquipmentKind(data["kind"]),
+        name=data["name"],
+        actor=acting_user(),
+        now=now(),
+    )

@@ -27,7 +27,15 @@ from cellchain.manufacturing.models import EquipmentKind, MaterialCategory, Step
 from cellchain.manufacturing.processing import processing, resources
 from cellchain.manufacturing.processing.batch_record import batch_record
 from cellchain.manufacturing.processing.batch_record_pdf import render_batch_record_pdf
-from cellchain.manufacturing.processing.commands import STEP_SCHEMAS, record_step, step_kind
+from cellchain.manufacturing.processing.commands import (
+    STEP_SCHEMAS,
+    freeze_lot_as_user,
+    receive_material_as_user,
+    record_step_as_user,
+    register_equipment_as_user,
+    release_material_as_user,
+    step_kind,
+)
 from cellchain.manufacturing.processing.schemas import EquipmentIn, MaterialLotIn, StepIn
 from cellchain.manufacturing.service import PRODUCTS
 from cellchain.traceability.notices import recalls_naming
@@ -93,7 +101,7 @@ def receive_material() -> ResponseReturnValue:
     try:
         entry = load_form(MaterialLotIn(), request.form)
         with unit_of_work() as session:
-            lot = resources.receive_material_lot(session, entry, actor=acting_user(), now=now())
+            lot = receive_material_as_user(session, entry)
             label = lot.label
     except DomainError as error:
         db.session.rollback()
@@ -107,8 +115,7 @@ def receive_material() -> ResponseReturnValue:
 def release_material(lot_id: int) -> ResponseReturnValue:
     try:
         with unit_of_work() as session:
-            lot = resources.get_material_lot(session, lot_id)
-            resources.release_material_lot(session, lot, actor=acting_user(), now=now())
+            lot = release_material_as_user(session, lot_id)
             label = lot.label
     except DomainError as error:
         flash(f"Not released: {error.detail}", "error")
@@ -141,14 +148,7 @@ def register_equipment() -> ResponseReturnValue:
     try:
         data = load_form(EquipmentIn(), request.form)
         with unit_of_work() as session:
-            resources.register_equipment(
-                session,
-                code=data["code"],
-                kind=EquipmentKind(data["kind"]),
-                name=data["name"],
-                actor=acting_user(),
-                now=now(),
-            )
+            register_equipment_as_user(session, data)
     except DomainError as error:
         db.session.rollback()
         return _equipment_page(error)
@@ -212,11 +212,11 @@ def record_step_form(kind_name: str) -> ResponseReturnValue:
     try:
         data = load_form(STEP_SCHEMAS[kind](), request.form, lists=("materials", "equipment"))
         with unit_of_work() as session:
-            step, lot = record_step(session, kind, data, actor=acting_user(), now=now())
+            step, lot = record_step_as_user(session, kind, data)
             target = (
                 url_for("manufacturing.lot", lot_id=lot.id)
                 if lot is not None
-                # record_step returns a step whenever it returns no lot
+                # record_step_as_user returns a step whenever it returns no lot
                 else url_for("manufacturing.step", step_id=step.id)  # type: ignore[union-attr]
             )
     except DomainError as error:
@@ -259,13 +259,7 @@ def freeze_lot(lot_id: int) -> ResponseReturnValue:
     try:
         data = load_form(StepIn(), request.form, lists=("materials", "equipment"))
         with unit_of_work() as session:
-            processing.freeze_lot(
-                session,
-                processing.get_lot(session, lot_id),
-                context=StepIn().context(data),
-                actor=acting_user(),
-                now=now(),
-            )
+            freeze_lot_as_user(session, lot_id, data)
     except DomainError as error:
         flash(f"Not recorded: {error.detail}", "error")
     else:
