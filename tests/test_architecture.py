@@ -166,3 +166,13 @@ def test_rule_modules_never_import_an_interface_or_a_command():
         if kind(imported) in {"views", "api", "pages", "commands"}
     }
     assert found == set()
+
+
+def test_each_template_folder_is_a_package_or_sub_package():
+    """templates/<package>/<sub>/ mirrors cellchain/<package>/<sub>/ (docs/architecture.md)."""
+    templates = PACKAGE.parent / "templates"
+    folders = {path.relative_to(templates) for path in templates.rglob("*") if path.is_dir()}
+    assert folders, "no template folders found"
+    assert {
+        str(folder) for folder in folders if not (PACKAGE / folder / "__init__.py").is_file()
+    } == set()

@@ -1,0 +1,1 @@
+"""Donors and donations: registration, receipt, test results and eligibility (DOMAIN.md §3)."""
