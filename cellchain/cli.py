@@ -1,4 +1,5 @@
-"""The ``cellchain`` command: init, demo, serve, users, audit, and Flask-Migrate's ``db``."""
+"""The ``cellchain`` command: init, demo, serve, users, backup, restore, audit, and
+Flask-Migrate's ``db``."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from cellchain import create_app
 from cellchain.config import ConfigurationError
-from cellchain.core import accounts, audit
+from cellchain.core import accounts, audit, backup
 from cellchain.core.accounts import AccountPolicy
 from cellchain.core.audit import AuditFilter
 from cellchain.core.roles import Role
@@ -320,6 +321,55 @@ def users_unlock(username: str, reason: str) -> None:
         db.session.rollback()
         raise _fail(error) from error
     click.echo(f"Unlocked {username}.")
+
+
+# --- backup and restore ---------------------------------------------------------------------
+
+
+def _database_url() -> str:
+    return str(current_app.config["SQLALCHEMY_DATABASE_URI"])
+
+
+@main.command("backup")
+@click.argument("destination", type=click.Path(dir_okay=False, path_type=Path))
+@with_appcontext
+def backup_command(destination: Path) -> None:
+    """Write a backup of the database to DESTINATION (a SQLite copy or a pg_dump archive)."""
+    db.session.remove()
+    try:
+        summary = backup.backup(_database_url(), destination)
+    except backup.BackupFailed as error:
+        raise _fail(error) from error
+    click.echo(
+        f"Backup written to {destination}: {summary.audit_entries} audit entries, chain "
+        + ("intact." if summary.chain.intact else f"BROKEN ({summary.chain.problem}).")
+    )
+
+
+@main.command("restore")
+@click.argument("source", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--yes", is_flag=True, help="Do not ask before replacing the database.")
+@with_appcontext
+def restore_command(source: Path, yes: bool) -> None:
+    """Replace the database with the backup SOURCE, then verify its audit chain (stop the app
+    first). Exits 1 if the restored chain is broken: do not work on that database."""
+    if not yes:
+        click.confirm(f"Replace every record in the database with {source}?", abort=True)
+    db.session.remove()
+    db.engine.dispose()
+    try:
+        summary = backup.restore(_database_url(), source)
+    except backup.BackupFailed as error:
+        raise _fail(error) from error
+    if not summary.chain.intact:
+        click.echo(
+            f"Restored from {source}, but its audit chain is BROKEN at entry "
+            f"#{summary.chain.first_broken_seq}: {summary.chain.problem}. "
+            "Do not use this database; restore another backup.",
+            err=True,
+        )
+        sys.exit(1)
+    click.echo(f"Restored from {source}: {summary.audit_entries} audit entries, chain intact.")
 
 
 # --- audit ------------------------------------------------------------------------------------

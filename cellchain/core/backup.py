@@ -1,0 +1,142 @@
+"""Backup and restore of the site's database, a restore proven by the audit chain.
+
+A backup is one file: on SQLite a copy made with SQLite's online backup (consistent while
+the app runs), on PostgreSQL a ``pg_dump`` archive (custom format, one consistent snapshot).
+A restore replaces the database with the backup's content in one step (the SQLite online
+backup the other way; ``pg_restore --clean --single-transaction`` on PostgreSQL, which
+leaves the database as it was if anything fails) and then walks the restored audit chain:
+it reports success only if the chain is intact, so a backup file edited after it was made
+is caught before anyone works on it. Stop the app before a restore.
+
+The PostgreSQL tools must be the server's major version (Debian's ``postgresql-client``);
+the password, if the URL has one, is passed in the environment, never on the command line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import URL, create_engine, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from cellchain.core import audit
+from cellchain.core.audit import ChainReport
+from cellchain.core.models import AuditEntry
+from cellchain.errors import DomainError
+
+
+class BackupFailed(DomainError):
+    """The backup or restore could not be made; nothing was changed by a failed restore."""
+
+    status = 500
+    title = "Backup or restore failed"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a database holds, as an operator compares it before and after."""
+
+    audit_entries: int
+    chain: ChainReport
+
+
+def summarise(database_url: str) -> Summary:
+    """The number of audit entries in the database at ``database_url`` and its chain's state."""
+    engine = create_engine(database_url)
+    try:
+        with Session(engine) as session:
+            entries = session.scalar(select(func.count()).select_from(AuditEntry)) or 0
+            return Summary(audit_entries=entries, chain=audit.verify_chain(session))
+    finally:
+        engine.dispose()
+
+
+def backup(database_url: str, destination: Path) -> Summary:
+    """Write a backup of the database at ``database_url`` to ``destination`` (replaced if
+    it exists); returns what the backup holds, read back from the file on SQLite."""
+    url = make_url(database_url)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if url.get_backend_name() == "sqlite":
+        partial = destination.with_name(destination.name + ".partial")
+        partial.unlink(missing_ok=True)
+        _sqlite_copy(_sqlite_path(url), partial)
+        partial.replace(destination)
+        return summarise(f"sqlite:///{destination}")
+    if url.get_backend_name() == "postgresql":
+        _run(
+            ["pg_dump", "--format=custom", "--no-owner", f"--file={destination}"],
+            url,
+        )
+        return summarise(database_url)
+    raise BackupFailed(f"No backup for {url.get_backend_name()} databases.")
+
+
+def restore(database_url: str, source: Path) -> Summary:
+    """Replace the database at ``database_url`` with the backup ``source``; returns what it
+    holds now. The caller reports success only if ``summary.chain.intact``."""
+    if not source.is_file():
+        raise BackupFailed(f"There is no backup file {source}.")
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        _sqlite_copy(source, _sqlite_path(url))
+    elif url.get_backend_name() == "postgresql":
+        _run(
+            [
+                "pg_restore",
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--single-transaction",
+                "--exit-on-error",
+                str(source),
+            ],
+            url,
+        )
+    else:
+        raise BackupFailed(f"No restore for {url.get_backend_name()} databases.")
+    return summarise(database_url)
+
+
+def _sqlite_path(url: URL) -> Path:
+    if not url.database or url.database == ":memory:":
+        raise BackupFailed("An in-memory SQLite database cannot be backed up.")
+    return Path(url.database)
+
+
+def _sqlite_copy(source: Path, target: Path) -> None:
+    """Copy one SQLite database into another with SQLite's online backup (page by page,
+    consistent even while the source is written to)."""
+    if not source.is_file():
+        raise BackupFailed(f"There is no SQLite database at {source}.")
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+
+
+def _run(command: list[str], url: URL) -> None:
+    """Run a PostgreSQL client tool against ``url``: the password in the environment."""
+    tool = shutil.which(command[0])
+    if tool is None:
+        raise BackupFailed(f"{command[0]} is not installed (Debian: postgresql-client).")
+    environment = dict(os.environ)
+    if url.password is not None:
+        environment["PGPASSWORD"] = str(url.password)
+    target = url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+    finished = subprocess.run(
+        [tool, *command[1:], f"--dbname={target}"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if finished.returncode != 0:
+        raise BackupFailed(
+            f"{command[0]} failed (exit {finished.returncode}): {finished.stderr.strip()}"
+        )

@@ -1,0 +1,139 @@
+"""`cellchain backup` and `cellchain restore`: a backup brings the records back, and a restore
+reports success only when the restored audit chain is intact (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from cellchain.cli import main
+from tests.conftest import FAST_HASH, DatabaseFactory, on_postgres
+
+
+@pytest.fixture
+def site(databases: DatabaseFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A migrated database of its own (a restore replaces it whole), as the CLI's."""
+    url = databases.create()
+    monkeypatch.setenv("CELLCHAIN_ENV", "testing")
+    monkeypatch.setenv("CELLCHAIN_DATABASE_URL", url)
+    monkeypatch.setenv("CELLCHAIN_PASSWORD_HASH_METHOD", FAST_HASH)
+    yield url
+    databases.drop(url)
+
+
+def cli(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def create_user(name: str) -> None:
+    created = cli(
+        "users", "create", name, "--full-name", name.title(), "--role", "technician",
+        "--password", "a-long-password-1",
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+
+
+def scalar(url: str, sql: str) -> Any:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(text(sql))
+    finally:
+        engine.dispose()
+
+
+def usernames(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(conn.scalars(text("SELECT username FROM users")))
+    finally:
+        engine.dispose()
+
+
+def test_a_restore_brings_back_the_records_of_the_backup(site: str, tmp_path: Path):
+    create_user("rita")
+    entries = scalar(site, "SELECT count(*) FROM audit_entries")
+    archive = tmp_path / "site.backup"
+
+    made = cli("backup", str(archive))
+    assert made.exit_code == 0, made.output
+    assert f"{entries} audit entries, chain intact" in made.output
+    assert archive.stat().st_size > 0
+
+    create_user("sam")
+    assert usernames(site) == {"rita", "sam"}
+
+    restored = cli("restore", str(archive), "--yes")
+    assert restored.exit_code == 0, restored.output
+    assert f"{entries} audit entries, chain intact" in restored.output
+    assert usernames(site) == {"rita"}
+    assert cli("audit", "verify").exit_code == 0
+
+
+def test_a_restore_asks_first_and_changes_nothing_when_refused(site: str, tmp_path: Path):
+    create_user("rita")
+    archive = tmp_path / "site.backup"
+    assert cli("backup", str(archive)).exit_code == 0
+    create_user("sam")
+    refused = CliRunner().invoke(main, ["restore", str(archive)], input="n\n")
+    assert refused.exit_code == 1  # click's Abort
+    assert usernames(site) == {"rita", "sam"}
+
+
+def tamper_audit_entry(url: str) -> None:
+    """Change what an audit entry says, as an insider with the database would."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("ALTER TABLE audit_entries DISABLE TRIGGER USER"))
+            conn.execute(text("UPDATE audit_entries SET actor_username = 'mallory' WHERE seq = 1"))
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("ALTER TABLE audit_entries ENABLE TRIGGER USER"))
+    finally:
+        engine.dispose()
+
+
+def test_a_backup_of_a_tampered_database_is_restored_but_reported_broken(site: str, tmp_path: Path):
+    create_user("rita")
+    tamper_audit_entry(site)
+    archive = tmp_path / "site.backup"
+    made = cli("backup", str(archive))
+    assert made.exit_code == 0 and "chain BROKEN" in made.output
+
+    restored = cli("restore", str(archive), "--yes")
+    assert restored.exit_code == 1
+    assert "BROKEN at entry #1" in restored.output
+    assert "Do not use this database" in restored.output
+
+
+@pytest.mark.skipif(on_postgres(), reason="edits the SQLite backup file itself")
+def test_a_backup_file_edited_after_it_was_made_is_reported_broken(site: str, tmp_path: Path):
+    create_user("rita")
+    archive = tmp_path / "site.backup"
+    assert cli("backup", str(archive)).exit_code == 0
+    with sqlite3.connect(archive) as conn:
+        conn.execute("UPDATE audit_entries SET actor_username = 'mallory' WHERE seq = 1")
+    conn.close()
+    restored = cli("restore", str(archive), "--yes")
+    assert restored.exit_code == 1
+    assert "BROKEN at entry #1" in restored.output
+
+
+def test_a_missing_tool_or_file_is_a_clear_refusal(
+    site: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    missing = cli("restore", str(tmp_path / "nothing.backup"), "--yes")
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    if make_url(site).get_backend_name() == "postgresql":
+        monkeypatch.setattr("cellchain.core.backup.shutil.which", lambda _name: None)
+        failed = cli("backup", str(tmp_path / "site.backup"))
+        assert failed.exit_code == 1 and "pg_dump is not installed" in failed.output
