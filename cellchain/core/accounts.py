@@ -15,11 +15,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from cellchain.core import audit
-from cellchain.core.models import ApiToken, User, UserRole
+from cellchain.core.models import ApiToken, User, UserRole, UserSession
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, Role, has_permission, role_conflict
 from cellchain.errors import (
@@ -241,6 +241,7 @@ def set_roles(
         reason_required=True,
     )
     user.role_rows = [UserRole(role=role.value) for role in sorted(new)]
+    end_all_sessions(session, user=user)  # the next login holds the new roles
     session.flush()
 
 
@@ -269,6 +270,7 @@ def deactivate_user(
         if not token.revoked:
             token.revoked_at = now
             token.revoked_by_id = actor.id if actor else None
+    end_all_sessions(session, user=user)
     session.flush()
 
 
@@ -303,10 +305,13 @@ def change_password(
     new_password: str,
     policy: AccountPolicy,
 ) -> None:
-    """A user changes their own password, proving the current one."""
+    """A user changes their own password, proving the current one. Every session of the
+    user ends, the one that made the change included: a copied cookie dies with the old
+    password, and the user logs in again with the new one."""
     verify_password(session, user=user, password=current_password, purpose="password change")
     _check_password_policy(new_password, policy)
     user.password_hash = generate_password_hash(new_password, method=policy.password_hash_method)
+    end_all_sessions(session, user=user)
     audit.record(
         session,
         actor=user,
@@ -392,6 +397,7 @@ def record_failed_authentication(
             user.locked_at = now
             changes["locked_at"] = (None, now)
             locked_now = True
+            end_all_sessions(session, user=user)  # an unlock does not revive them
     audit.record(
         session,
         actor=user,
@@ -414,6 +420,53 @@ def record_failed_authentication(
         )
     session.flush()
     return locked_now
+
+
+# --- web sessions -----------------------------------------------------------------------
+
+
+def start_session(
+    session: DbSession, *, user: User, now: dt.datetime, lifetime: dt.timedelta
+) -> str:
+    """A new server-side session of ``user`` at login: the random token its cookie carries
+    (only its SHA-256 is stored). The user's rows older than the cookie's own ``lifetime``
+    are removed on the way, since no cookie can still name them."""
+    session.execute(
+        delete(UserSession).where(
+            UserSession.user_id == user.id, UserSession.created_at < now - lifetime
+        )
+    )
+    token = secrets.token_urlsafe(32)
+    session.add(UserSession(user_id=user.id, token_hash=hash_token(token), created_at=now))
+    session.flush()
+    return token
+
+
+def session_user(session: DbSession, *, user_id: int, token: str | None) -> User | None:
+    """The user of a session cookie: only while its session exists on the server and the
+    account may act (not deactivated, not locked)."""
+    if not token:
+        return None
+    user = session.execute(
+        select(User)
+        .join(UserSession, UserSession.user_id == User.id)
+        .where(User.id == user_id, UserSession.token_hash == hash_token(token))
+    ).scalar_one_or_none()
+    return user if user is not None and user.is_active else None
+
+
+def end_session(session: DbSession, *, token: str | None) -> None:
+    """End one session on the server (logout, idle timeout): its cookie opens nothing more.
+    The user's other sessions, on other workstations, go on."""
+    if token:
+        session.execute(delete(UserSession).where(UserSession.token_hash == hash_token(token)))
+
+
+def end_all_sessions(session: DbSession, *, user: User) -> None:
+    """End every session of ``user`` on the server: after a password change, a role change,
+    a deactivation or a lockout no cookie issued before it opens a page. API tokens are not
+    sessions; they have their own revocation (and a deactivation revokes them)."""
+    session.execute(delete(UserSession).where(UserSession.user_id == user.id))
 
 
 # --- API tokens -------------------------------------------------------------------------

@@ -113,6 +113,24 @@ class ApiToken(Model):
         return self.revoked_at is not None
 
 
+class UserSession(Model):
+    """One logged-in browser session, known on the server so it can be ended there.
+
+    The signed session cookie carries a random token; only its SHA-256 is stored here. A
+    cookie whose token has no row opens no page, however validly it is signed: logout deletes
+    the session's row, and a password change, a role change, a deactivation or a lockout
+    deletes every row of the user (docs/security.md). Rows are credentials, not records: the
+    audit trail keeps the logins and logouts.
+    """
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
 class AuditEntry(Model):
     """One append-only, hash-chained record of a change (DOMAIN.md §6).
 

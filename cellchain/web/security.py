@@ -16,6 +16,8 @@ from cellchain.http import is_api_request, now
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LAST_SEEN_KEY = "last_seen"
+#: the random token of the server-side session (``accounts.start_session``) in the cookie
+SESSION_TOKEN_KEY = "session_token"
 
 
 def bearer_token() -> str | None:
@@ -26,11 +28,14 @@ def bearer_token() -> str | None:
 
 
 def load_session_user(user_id: str) -> User | None:
-    """The user of a session cookie; a deactivated or locked account is logged out at once."""
+    """The user of a session cookie, only while its session exists on the server: a cookie
+    kept from before a logout, a password change, a role change, a deactivation or a lockout
+    opens nothing (docs/security.md). A deactivated or locked account is logged out at once."""
     if not user_id.isdigit():
         return None
-    user = db.session.get(User, int(user_id))
-    return user if user is not None and user.is_active else None
+    return accounts.session_user(
+        db.session, user_id=int(user_id), token=session.get(SESSION_TOKEN_KEY)
+    )
 
 
 def load_token_user(_request: object) -> User | None:
@@ -64,6 +69,7 @@ def enforce_idle_timeout() -> None:
             entity_id=user.id,
             reason=f"idle for more than {current_app.config['IDLE_TIMEOUT_MINUTES']} minutes",
         )
+        accounts.end_session(db.session, token=session.get(SESSION_TOKEN_KEY))
         db.session.commit()
         logout_user()
         session.clear()

@@ -30,6 +30,7 @@ from cellchain.extensions import db
 from cellchain.http import acting_user, now, public, requires, unit_of_work
 from cellchain.web.navigation import items_for
 from cellchain.web.resolve import record_url
+from cellchain.web.security import SESSION_TOKEN_KEY
 
 blueprint = Blueprint("web", __name__)
 
@@ -58,10 +59,14 @@ def login() -> ResponseReturnValue:
             user = accounts.authenticate(
                 db_session, username=username, password=password, now=now()
             )
+            token = accounts.start_session(
+                db_session, user=user, now=now(), lifetime=current_app.permanent_session_lifetime
+            )
     except AuthenticationFailed as error:
         return render_template("web/login.html", error=error.detail, username=username), 401
     session.clear()
     login_user(user)
+    session[SESSION_TOKEN_KEY] = token
     session.permanent = True
     session["last_seen"] = now().timestamp()
     return redirect(_safe_next(request.args.get("next")))
@@ -75,6 +80,7 @@ def logout() -> ResponseReturnValue:
         audit.record(
             db_session, actor=user, at=now(), action="logout", entity_type="user", entity_id=user.id
         )
+        accounts.end_session(db_session, token=session.get(SESSION_TOKEN_KEY))
     logout_user()
     session.clear()
     flash("You are logged out.", "info")
