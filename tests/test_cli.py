@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
 from cellchain.cli import main
+from tests.support.tamper import triggers_off
 
 #: long tests: started first (tests/conftest.py, ``heavy``)
 pytestmark = pytest.mark.heavy
@@ -142,12 +143,8 @@ def test_audit_verify_reports_a_clean_chain_and_catches_an_edit(run, database_ur
     clean = run("audit", "verify")
     assert clean.exit_code == 0 and "intact" in clean.output
     engine = create_engine(database_url)
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("ALTER TABLE audit_entries DISABLE TRIGGER USER"))
+    with engine.begin() as conn, triggers_off(conn):
         conn.execute(text("UPDATE audit_entries SET actor_username = 'mallory' WHERE seq = 1"))
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("ALTER TABLE audit_entries ENABLE TRIGGER USER"))
     engine.dispose()
     broken = run("audit", "verify")
     assert broken.exit_code == 1

@@ -3,7 +3,6 @@ reports success only when the restored audit chain is intact (SQLite and Postgre
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from cellchain.cli import main
 from tests.conftest import FAST_HASH, DatabaseFactory, on_postgres
+from tests.support.tamper import triggers_off
 
 
 @pytest.fixture
@@ -92,12 +92,8 @@ def tamper_audit_entry(url: str) -> None:
     """Change what an audit entry says, as an insider with the database would."""
     engine = create_engine(url)
     try:
-        with engine.begin() as conn:
-            if engine.dialect.name == "postgresql":
-                conn.execute(text("ALTER TABLE audit_entries DISABLE TRIGGER USER"))
+        with engine.begin() as conn, triggers_off(conn):
             conn.execute(text("UPDATE audit_entries SET actor_username = 'mallory' WHERE seq = 1"))
-            if engine.dialect.name == "postgresql":
-                conn.execute(text("ALTER TABLE audit_entries ENABLE TRIGGER USER"))
     finally:
         engine.dispose()
 
@@ -120,9 +116,10 @@ def test_a_backup_file_edited_after_it_was_made_is_reported_broken(site: str, tm
     create_user("rita")
     archive = tmp_path / "site.backup"
     assert cli("backup", str(archive)).exit_code == 0
-    with sqlite3.connect(archive) as conn:
-        conn.execute("UPDATE audit_entries SET actor_username = 'mallory' WHERE seq = 1")
-    conn.close()
+    engine = create_engine(f"sqlite:///{archive}")
+    with engine.begin() as conn, triggers_off(conn):
+        conn.execute(text("UPDATE audit_entries SET actor_username = 'mallory' WHERE seq = 1"))
+    engine.dispose()
     restored = cli("restore", str(archive), "--yes")
     assert restored.exit_code == 1
     assert "BROKEN at entry #1" in restored.output
