@@ -81,6 +81,10 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "PASSWORD_MIN_LENGTH": _int_env("PASSWORD_MIN_LENGTH", 12),
         # scrypt is werkzeug's default; tests override with a fast hash.
         "PASSWORD_HASH_METHOD": _env("PASSWORD_HASH_METHOD") or "scrypt",
+        # the largest request body, refused with 413 before it is parsed or anyone is
+        # authenticated: a phone photo of a label (up to 15 MB, labels/photo.py) and its
+        # multipart envelope fit; every other body is a few kB
+        "MAX_CONTENT_LENGTH": _int_env("MAX_CONTENT_LENGTH", 16 * 1024 * 1024),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": environment == "production",

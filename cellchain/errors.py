@@ -55,6 +55,16 @@ class InvalidInput(DomainError):
     type_slug = "invalid-input"
 
 
+class MalformedRequest(DomainError):
+    """The request itself cannot be read as input (400): JSON nested deeper than any
+    cellchain body, or text that is not text (a lone UTF-16 surrogate such as ``\\ud800``,
+    which no database column can store)."""
+
+    status = 400
+    title = "Malformed request"
+    type_slug = "malformed-request"
+
+
 class NotFound(DomainError):
     """The thing asked for does not exist (404)."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,13 +17,16 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app, g, request
 from flask_login import current_user
+from werkzeug import routing
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from cellchain.core import accounts, audit
 from cellchain.core.accounts import AccountPolicy, CredentialsRejected
 from cellchain.core.models import User
 from cellchain.core.roles import Permission, has_permission
+from cellchain.core.schemas import DB_INT_MAX
 from cellchain.core.types import utcnow
-from cellchain.errors import AuthenticationFailed, DomainError, PermissionDenied
+from cellchain.errors import AuthenticationFailed, DomainError, MalformedRequest, PermissionDenied
 from cellchain.extensions import DbSession, db
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -141,3 +145,91 @@ def public(view: F) -> F:
     # a function attribute, read like the one ``requires`` sets
     view.required_permission = None  # type: ignore[attr-defined]
     return view
+
+
+class IntegerConverter(routing.IntegerConverter):
+    """The ``int`` of every URL: a whole number that fits the database's ``INTEGER`` column.
+
+    Registered as ``int`` (``wiring.py``), so ``/units/99999999999`` is a 404 at routing,
+    before any view, instead of a query PostgreSQL refuses with an error. (Werkzeug's name,
+    kept so that whatever reads a rule's converters by name sees an integer.)
+    """
+
+    def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", DB_INT_MAX)
+        super().__init__(url_map, *args, **kwargs)
+
+
+def integer_converter_schema(converter: IntegerConverter) -> dict[str, Any]:
+    """The OpenAPI schema of an ``int`` path parameter (it documents the maximum)."""
+    schema: dict[str, Any] = {"type": "integer", "minimum": max(converter.min or 0, 0)}
+    if converter.signed:
+        schema.pop("minimum")
+    if converter.max is not None:
+        schema["maximum"] = converter.max
+    return schema
+
+
+#: How deep a JSON body may nest; the deepest cellchain body (a processing step's materials)
+#: is 3 levels. Python's parser raises ``RecursionError`` near 1,000.
+MAX_JSON_DEPTH = 32
+
+
+def refuse_unreadable_request() -> None:
+    """Refuse, before authentication or any parsing by a view, a request no view could read.
+
+    A body larger than ``MAX_CONTENT_LENGTH`` is a 413 (Werkzeug would refuse it only when a
+    view reads it, after the session or token is looked up); a JSON body nested too deep, or
+    holding a lone surrogate, is a ``MalformedRequest`` naming where.
+    """
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit is not None and (request.content_length or 0) > limit:
+        raise RequestEntityTooLarge(
+            f"The request is larger than {limit / (1024 * 1024):g} MB, the most this site "
+            "accepts; send a smaller photo or file."
+        )
+    if request.is_json and request.method not in ("GET", "HEAD", "OPTIONS"):
+        check_json_text(request.get_data(cache=True))
+
+
+def check_json_text(data: bytes) -> None:
+    """Refuse JSON nested deeper than ``MAX_JSON_DEPTH`` or holding a lone surrogate.
+
+    JSON that does not parse is left to the view's loader, which answers with its own 400.
+    """
+    try:
+        body = json.loads(data)
+    except RecursionError:
+        raise MalformedRequest(
+            f"The JSON body is nested too deeply (more than {MAX_JSON_DEPTH} levels)."
+        ) from None
+    except ValueError:
+        return
+    pending: list[tuple[Any, str, int]] = [(body, "", 0)]
+    while pending:
+        value, path, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise MalformedRequest(
+                f"The JSON body is nested too deeply (more than {MAX_JSON_DEPTH} levels)."
+            )
+        if isinstance(value, str):
+            _refuse_surrogate(value, path)
+        elif isinstance(value, dict):
+            for key, child in value.items():
+                _refuse_surrogate(key, path)
+                pending.append((child, f"{path}.{key}" if path else key, depth + 1))
+        elif isinstance(value, list):
+            pending.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(value))
+
+
+def _refuse_surrogate(text: str, path: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        message = (
+            "Holds a lone UTF-16 surrogate (an escape such as \\ud800 without its pair), "
+            "which is not a character; send the text as UTF-8."
+        )
+        raise MalformedRequest(
+            f"{path or 'The body'}: {message}", errors={path or "_request": [message]}
+        ) from None

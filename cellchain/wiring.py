@@ -60,6 +60,7 @@ def wire(app: Flask) -> None:
     from cellchain.donors import views as donors_views
     from cellchain.dosing import api as dosing_api
     from cellchain.dosing import views as dosing_views
+    from cellchain.http import IntegerConverter, integer_converter_schema, refuse_unreadable_request
     from cellchain.labels import api as labels_api
     from cellchain.labels import views as labels_views
     from cellchain.manufacturing import pages as manufacturing_pages
@@ -88,6 +89,10 @@ def wire(app: Flask) -> None:
         minutes=app.config["IDLE_TIMEOUT_MINUTES"]
     )
     transactions.install()
+    # a URL's id beyond the database's integer range is a 404 at routing (http.IntegerConverter)
+    app.url_map.converters["int"] = IntegerConverter
+    # first of the request hooks: a body too large or unreadable is refused before any other
+    app.before_request(refuse_unreadable_request)
     db.init_app(app)
     migrate.init_app(
         app, db, directory=str(resource_path("migrations")), render_as_batch=True, compare_type=True
@@ -96,6 +101,7 @@ def wire(app: Flask) -> None:
     login_manager.init_app(app)
     api.ERROR_SCHEMA = ProblemSchema
     api.init_app(app)
+    api.register_converter(IntegerConverter, integer_converter_schema)
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "cellchain API token"}
     )

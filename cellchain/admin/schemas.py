@@ -14,6 +14,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from cellchain.core.roles import Role, role_conflict
+from cellchain.core.schemas import WholeNumber
 
 if TYPE_CHECKING:  # annotations only: schemas do not reach the database
     from cellchain.core.models import AuditEntry, User
@@ -101,8 +102,8 @@ class AuditQueryIn(ma.Schema):
     action = ma.fields.String(validate=validate.Length(max=60))
     since = ma.fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone, inclusive"})
     until = ma.fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone, exclusive"})
-    limit = ma.fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
-    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = WholeNumber(load_default=200, validate=validate.Range(min=1, max=1000))
+    offset = WholeNumber(load_default=0, validate=validate.Range(min=0))
 
 
 class AuditEntryOut(ma.Schema):
@@ -131,7 +132,7 @@ class ChainReportOut(ma.Schema):
 
 
 class DinReserveIn(ma.Schema):
-    count = ma.fields.Integer(load_default=1, validate=validate.Range(min=1, max=100))
+    count = WholeNumber(required=True, validate=validate.Range(min=1, max=100))
     purpose = ma.fields.String(
         load_default="reserved for pre-printed label stock",
         validate=validate.Length(min=1, max=200),

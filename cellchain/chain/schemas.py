@@ -14,7 +14,7 @@ from cellchain.chain.models import (
     UnitKind,
 )
 from cellchain.core.identifiers import parse_identifier
-from cellchain.core.schemas import IdentifierOut, SiteDateTime
+from cellchain.core.schemas import IdentifierOut, SiteDateTime, WholeNumber
 from cellchain.traceability.notice_schemas import recalls_field
 
 CUSTODY_CHOICES = [event.value for event in CUSTODY_EVENTS]
@@ -99,7 +99,7 @@ class DeriveIn(ma.Schema):
     operation = ma.fields.String(
         required=True, validate=validate.OneOf([o.value for o in LineageOperation])
     )
-    count = ma.fields.Integer(load_default=1, validate=validate.Range(1, MAX_UNITS_PER_STEP))
+    count = WholeNumber(load_default=1, validate=validate.Range(1, MAX_UNITS_PER_STEP))
     location = ma.fields.String(required=True, validate=validate.Length(min=1, max=120))
     consume_parents = ma.fields.Boolean(load_default=False)
 

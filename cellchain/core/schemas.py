@@ -9,6 +9,7 @@ written once. Unknown fields are refused (marshmallow's default), never silently
 from __future__ import annotations
 
 import datetime as dt
+import numbers
 from contextvars import ContextVar
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,6 +26,42 @@ SITE_ZONE: ContextVar[ZoneInfo] = ContextVar("site_zone")
 #: What a scanned or typed code may be: one to 200 characters (its form is checked by the
 #: service that reads it).
 SCANNED_CODE = validate.Length(min=1, max=200)
+
+#: The largest value of the database's ``INTEGER`` column (PostgreSQL's is 32 bits): every id,
+#: page and count a request carries must fit, or the database refuses the query with an error.
+DB_INT_MAX = 2**31 - 1
+DB_INT_MIN = -(2**31)
+
+
+class WholeNumber(ma.fields.Integer):
+    """An integer that fits the database's ``INTEGER`` column; never a fraction.
+
+    marshmallow's ``Integer`` truncates ``1.5`` to ``1`` unless strict, and strict refuses the
+    text an HTML form or a query string sends ("3"); this refuses any non-integral number
+    (a JSON ``1.5`` or ``1.0``) and still reads "3". The range check (documented in the
+    OpenAPI schema as ``minimum``/``maximum``) keeps a huge id away from the database, which
+    would refuse it with an error rather than find nothing.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        validators = kwargs.pop("validate", None)
+        extra = [validators] if callable(validators) else list(validators or [])
+        bounded = any(
+            isinstance(v, validate.Range)
+            and v.min is not None
+            and v.max is not None
+            and v.min >= DB_INT_MIN
+            and v.max <= DB_INT_MAX
+            for v in extra
+        )
+        if not bounded:
+            extra.append(validate.Range(DB_INT_MIN, DB_INT_MAX))
+        super().__init__(validate=extra, **kwargs)
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, numbers.Number) and not isinstance(value, numbers.Integral):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
 
 
 class SiteDateTime(ma.fields.DateTime):

@@ -8,7 +8,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from cellchain.chain.schemas import UnitOut
-from cellchain.core.schemas import SignatureOut, SiteDateTime
+from cellchain.core.schemas import SignatureOut, SiteDateTime, WholeNumber
 from cellchain.donors.inputs import (
     DEFAULT_RECEIPT_LOCATION,
     DonationRegistration,
@@ -176,8 +176,8 @@ class DeterminationIn(ma.Schema):
 class DonationQueryIn(ma.Schema):
     status = ma.fields.String(validate=validate.OneOf(_choices(DonationStatus)))
     eligibility = ma.fields.String(validate=validate.OneOf(_choices(Eligibility)))
-    page = ma.fields.Integer(load_default=1, validate=validate.Range(min=1))
-    per_page = ma.fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
+    page = WholeNumber(load_default=1, validate=validate.Range(min=1))
+    per_page = WholeNumber(load_default=25, validate=validate.Range(min=1, max=100))
 
 
 # --- output -----------------------------------------------------------------------------------

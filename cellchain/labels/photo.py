@@ -9,6 +9,7 @@ refused with what to do instead: nothing is ever guessed.
 from __future__ import annotations
 
 import io
+import warnings
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -19,6 +20,12 @@ from cellchain.errors import InvalidInput
 MAX_PHOTO_BYTES = 15 * 1024 * 1024
 #: photos are scaled down to this many pixels on the long side before decoding
 _DECODE_SIDE = 2400
+#: larger pictures are refused before they are decompressed: a phone's photo is 12-50
+#: megapixels, while a few kB of PNG can claim billions (a decompression bomb)
+MAX_PHOTO_PIXELS = 64_000_000
+# Pillow's own guard (a warning above the limit, an error above twice it), set on purpose to
+# the same limit rather than left at its default of about 89 megapixels
+Image.MAX_IMAGE_PIXELS = MAX_PHOTO_PIXELS
 
 
 class UnreadablePhoto(InvalidInput):
@@ -64,9 +71,19 @@ def read_photo(data: bytes) -> str:
 
 
 def _open(data: bytes) -> Image.Image:
+    too_large = UnreadablePhoto(
+        f"The picture is larger than {MAX_PHOTO_PIXELS // 1_000_000} megapixels; take it "
+        "again at a lower resolution."
+    )
     try:
-        image: Image.Image = Image.open(io.BytesIO(data))
-        image.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image: Image.Image = Image.open(io.BytesIO(data))  # reads the header only
+            if image.width * image.height > MAX_PHOTO_PIXELS:
+                raise too_large
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise too_large from error
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise UnreadablePhoto(
             "The file is not a picture this system can read; send a JPEG or PNG photo."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from cellchain.core.schemas import WholeNumber
 from cellchain.labels.models import MAX_COPIES, OutputFormat
 
 FORMATS = [member.value for member in OutputFormat]
@@ -18,7 +19,7 @@ class PrintIn(ma.Schema):
         validate=validate.OneOf(FORMATS, error="Choose PNG, PDF or ZPL."),
         metadata={"description": "png (one label, or a ZIP of one PNG per unit), pdf, zpl"},
     )
-    copies = ma.fields.Integer(
+    copies = WholeNumber(
         load_default=1,
         validate=validate.Range(1, MAX_COPIES, error=f"From 1 to {MAX_COPIES}."),
     )
@@ -48,7 +49,7 @@ class AppliedIn(ma.Schema):
 
 
 class DestroyedIn(ma.Schema):
-    count = ma.fields.Integer(required=True, validate=validate.Range(min=1))
+    count = WholeNumber(required=True, validate=validate.Range(min=1))
     reason = ma.fields.String(required=True, validate=validate.Length(min=1))
 
 

@@ -8,7 +8,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from cellchain.chain.schemas import UnitOut
-from cellchain.core.schemas import SignatureOut, SignIn, SiteDateTime
+from cellchain.core.schemas import SignatureOut, SignIn, SiteDateTime, WholeNumber
 from cellchain.documents.schemas import VersionedDocumentOut
 from cellchain.manufacturing.deviations.schemas import DeviationOut
 from cellchain.quality.evaluation import criterion_text
@@ -27,7 +27,7 @@ class SampleIn(ma.Schema):
     """Draw labelled QC sample tubes from one bag of the lot (scanned or typed code)."""
 
     bag = ma.fields.String(required=True, validate=validate.Length(min=1, max=40))
-    tubes = ma.fields.Integer(load_default=1)
+    tubes = WholeNumber(load_default=1)
     purpose = ma.fields.String(load_default=None, allow_none=True)
     bag_used_up = ma.fields.Boolean(
         load_default=True,

@@ -126,6 +126,9 @@ class Api:
     def init_app(
         self, app: flask.Flask, *, spec_kwargs: Mapping[str, Any] | None = None
     ) -> None: ...
+    def register_converter(
+        self, converter: type[Any], func: Callable[[Any], dict[str, Any]]
+    ) -> None: ...
     def register_blueprint(
         self,
         blp: Blueprint,

@@ -10,7 +10,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from cellchain.clinic.models import Outcome, Seriousness
-from cellchain.core.schemas import SiteDateTime
+from cellchain.core.schemas import SiteDateTime, WholeNumber
 from cellchain.traceability.notice_schemas import recalls_field
 
 #: Database ids are 32-bit; a larger number is no record (and no database error).
@@ -46,12 +46,12 @@ class AdverseEventIn(ma.Schema):
         required=True, metadata={"description": "ISO 8601; without an offset, the site's zone"}
     )
     description = ma.fields.String(required=True, validate=validate.Length(min=1, max=4000))
-    grade = ma.fields.Integer(
+    grade = WholeNumber(
         required=True, validate=validate.Range(min=1, max=5), metadata={"description": "CTCAE"}
     )
     seriousness = ma.fields.String(required=True, validate=validate.OneOf(SERIOUSNESS))
     outcome = ma.fields.String(required=True, validate=validate.OneOf(OUTCOMES))
-    infusion_id = ma.fields.Integer(load_default=None, allow_none=True, validate=_ID)
+    infusion_id = WholeNumber(load_default=None, allow_none=True, validate=_ID)
 
 
 class OutcomeIn(ma.Schema):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from cellchain.core.schemas import SignatureOut
+from cellchain.core.schemas import SignatureOut, WholeNumber
 from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.deviations.deviations import DeviationStatus
 from cellchain.manufacturing.models import DeviationCategory
@@ -26,10 +26,10 @@ class DeviationBaseIn(ma.Schema):
 
 
 class DeviationOpenIn(DeviationBaseIn):
-    lot_id = ma.fields.Integer(
+    lot_id = WholeNumber(
         strict=True, allow_none=True, metadata={"description": "The lot concerned, if any"}
     )
-    donation_id = ma.fields.Integer(
+    donation_id = WholeNumber(
         strict=True,
         allow_none=True,
         metadata={
@@ -49,7 +49,7 @@ class DeviationFormIn(DeviationBaseIn):
 class ExcursionAuthoriseIn(ma.Schema):
     """QA authorises a limit excursion: up to which passage and/or CPD, and why."""
 
-    max_passage = ma.fields.Integer(
+    max_passage = WholeNumber(
         allow_none=True, metadata={"description": "Highest passage allowed (P number)"}
     )
     max_cumulative_pd = ma.fields.Float(

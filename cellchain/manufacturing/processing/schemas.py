@@ -9,7 +9,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from cellchain.chain.schemas import UnitOut
-from cellchain.core.schemas import SiteDateTime
+from cellchain.core.schemas import SiteDateTime, WholeNumber
 from cellchain.documents.schemas import VersionedDocumentOut
 from cellchain.manufacturing.models import EquipmentKind, MaterialCategory
 from cellchain.manufacturing.processing.processing import (
@@ -109,7 +109,7 @@ class StepIn(ma.Schema):
     )
     location = ma.fields.String(validate=validate.Length(max=120))
     notes = ma.fields.String(validate=validate.Length(max=4000))
-    deviation_id = ma.fields.Integer(
+    deviation_id = WholeNumber(
         allow_none=True,
         metadata={
             "description": "The limit-excursion deviation, authorised by QA, that allows "
@@ -131,9 +131,7 @@ class StepIn(ma.Schema):
 class NewVesselsIn(StepIn):
     """New vessels, all of one format and seeded alike (as at the bench)."""
 
-    vessel_count = ma.fields.Integer(
-        required=True, validate=validate.Range(1, MAX_VESSELS_PER_STEP)
-    )
+    vessel_count = WholeNumber(required=True, validate=validate.Range(1, MAX_VESSELS_PER_STEP))
     vessel_format = ma.fields.String(required=True, validate=validate.Length(min=1, max=20))
     cells_per_vessel = ma.fields.Float(
         allow_nan=False, metadata={"description": "Cells seeded per vessel"}
@@ -171,7 +169,7 @@ class PassageIn(NewVesselsIn, HarvestIn):
 
 class BankFreezeIn(StepIn, HarvestIn):
     bank = ma.fields.String(required=True, validate=validate.OneOf(CELL_BANKS))
-    vial_count = ma.fields.Integer(required=True, validate=validate.Range(1, MAX_BAGS_PER_LOT))
+    vial_count = WholeNumber(required=True, validate=validate.Range(1, MAX_BAGS_PER_LOT))
     cells_per_vial = ma.fields.Float(required=True, allow_nan=False)
     volume_ml = ma.fields.Float(required=True, allow_nan=False)
 
@@ -182,7 +180,7 @@ class BankThawIn(NewVesselsIn):
 
 
 class FillIn(StepIn, HarvestIn):
-    bag_count = ma.fields.Integer(required=True, validate=validate.Range(1, MAX_BAGS_PER_LOT))
+    bag_count = WholeNumber(required=True, validate=validate.Range(1, MAX_BAGS_PER_LOT))
     volume_ml = ma.fields.Float(required=True, allow_nan=False)
     total_cells_per_ml = ma.fields.Float(
         required=True,

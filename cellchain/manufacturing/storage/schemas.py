@@ -7,7 +7,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from cellchain.chain.schemas import UnitOut
-from cellchain.core.schemas import SiteDateTime
+from cellchain.core.schemas import SiteDateTime, WholeNumber
 from cellchain.manufacturing.deviations.schemas import DeviationOut
 
 # --- input schemas (the API's bodies and the pages' forms) -------------------------------------
@@ -27,7 +27,7 @@ class PlacementIn(ma.Schema):
 class StoreIn(PlacementIn):
     """Store the unit of the URL in a slot of a tank (moving it if it is stored elsewhere)."""
 
-    tank_id = ma.fields.Integer(required=True, strict=True)
+    tank_id = WholeNumber(required=True, strict=True)
 
 
 class StoreScanIn(PlacementIn):

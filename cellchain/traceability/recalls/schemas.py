@@ -6,7 +6,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from cellchain.core.schemas import SignatureOut, SiteDateTime
+from cellchain.core.schemas import SignatureOut, SiteDateTime, WholeNumber
 from cellchain.traceability.models import RecallTarget
 from cellchain.traceability.recalls.recalls import MIN_REASON_LENGTH
 
@@ -17,7 +17,7 @@ class RecallOpenIn(ma.Schema):
         validate=validate.OneOf([t.value for t in RecallTarget]),
         metadata={"description": "donation, lot or material_lot"},
     )
-    target_id = ma.fields.Integer(required=True, strict=False, validate=validate.Range(min=1))
+    target_id = WholeNumber(required=True, strict=False, validate=validate.Range(min=1))
     reason = ma.fields.String(
         required=True, validate=validate.Length(min=MIN_REASON_LENGTH, max=2000)
     )
