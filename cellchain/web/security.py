@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, g, request, session
 from flask_login import current_user, logout_user
 
 from cellchain.core import accounts, audit
 from cellchain.core.models import User
-from cellchain.errors import InvalidInput
+from cellchain.errors import AuthenticationFailed, InvalidInput
 from cellchain.extensions import csrf, db, login_manager
 from cellchain.http import is_api_request, now
 
@@ -78,14 +78,44 @@ def enforce_idle_timeout() -> None:
     session[LAST_SEEN_KEY] = current.timestamp()
 
 
+#: ``g`` key set when a bearer token, not the session cookie, authenticated this request
+TOKEN_AUTHENTICATED_KEY = "token_authenticated"
+
+
+def authenticate_bearer() -> None:
+    """An API request with a bearer token acts as the token's user and nothing else.
+
+    The session cookie is never consulted for such a request, so a page on another site
+    cannot add a made-up ``Authorization`` header to borrow a logged-in browser's cookie.
+    A token that is unknown, expired, revoked or of an inactive account is a 401 problem at
+    once, whatever the route, rather than a fall back to the cookie. Pages ignore bearer
+    tokens (they go on to the session and the CSRF check).
+    """
+    if not is_api_request() or bearer_token() is None:
+        return
+    user = load_token_user(request)
+    if user is None:
+        raise AuthenticationFailed(
+            "The API token is unknown, expired or revoked, or its account is inactive; "
+            "a request with a bearer token is never authenticated by a session cookie.",
+            title="Invalid API token",
+        )
+    # Flask-Login's own way to set the request's user without writing the session
+    login_manager._update_request_context_with_user(user)
+    setattr(g, TOKEN_AUTHENTICATED_KEY, True)
+
+
 def enforce_csrf() -> None:
-    """Cookie-authenticated changes need a CSRF token; bearer-token API calls carry no cookie
-    credentials, so they are not exposed to cross-site forgery and need none."""
+    """Cookie-authenticated changes need a CSRF token. Only a request that a bearer token
+    actually authenticated (``authenticate_bearer``) is exempt: it carries no cookie
+    credentials, so it is not exposed to cross-site forgery. A page (not the API) with a
+    bearer header is still checked, since pages authenticate by the cookie alone."""
+    authenticate_bearer()
     if not current_app.config.get("WTF_CSRF_ENABLED", True):
         return
     if request.method in SAFE_METHODS or request.endpoint == "static":
         return
-    if is_api_request() and bearer_token() is not None:
+    if g.get(TOKEN_AUTHENTICATED_KEY, False):
         return
     csrf.protect()
 
