@@ -88,6 +88,8 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": environment == "production",
+        # Strict-Transport-Security max-age; 0 sends none (development and tests run plain HTTP)
+        "HSTS_SECONDS": _int_env("HSTS_SECONDS", 31_536_000 if environment == "production" else 0),
         "REMEMBER_COOKIE_DURATION": 0,
         "WTF_CSRF_CHECK_DEFAULT": False,  # checked in cellchain.web.security for cookie requests
         "WTF_CSRF_TIME_LIMIT": None,  # the session itself expires after idle time

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import re
 from typing import Any
 
-from flask import Flask, current_app, g, request, session
+from flask import Flask, Response, current_app, g, request, session
 from flask_login import current_user, logout_user
 
 from cellchain.core import accounts, audit
@@ -148,6 +151,62 @@ def refuse_nul_characters() -> None:
         )
 
 
+#: The Content-Security-Policy of every response: scripts and styles only from the app's own
+#: files (no inline script, event handler or style attribute), and no page may be framed
+#: (the e-signature pages above all). ``data:`` images are Swagger UI's icons.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+)
+
+#: Swagger UI's page (flask-smorest's template) starts the UI with one inline script; that
+#: page alone allows that script by its hash, nothing else inline.
+SWAGGER_UI_ENDPOINT = "api-docs.openapi_swagger_ui"
+
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+
+
+def _hash_source(script: str) -> str:
+    """The CSP source that allows exactly this inline script."""
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    return f"'sha256-{digest}'"
+
+
+def content_security_policy(response: Response) -> str:
+    """The policy for ``response``: the one above, with the hashes of the Swagger UI page's
+    own inline scripts on that page."""
+    policy = list(CONTENT_SECURITY_POLICY)
+    if request.endpoint == SWAGGER_UI_ENDPOINT and response.mimetype == "text/html":
+        hashes = [
+            _hash_source(script)
+            for script in _INLINE_SCRIPT.findall(response.get_data(as_text=True))
+        ]
+        policy[1] = " ".join(("script-src 'self'", *hashes))
+    return "; ".join(policy)
+
+
+def set_security_headers(response: Response) -> Response:
+    """The security headers of every response (page, API answer, error, static file).
+
+    HSTS is sent only when ``HSTS_SECONDS`` is above 0: by default in production, never in
+    development or tests, where the site is plain HTTP on localhost (docs/security.md).
+    """
+    response.headers["Content-Security-Policy"] = content_security_policy(response)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    hsts_seconds = int(current_app.config.get("HSTS_SECONDS", 0))
+    if hsts_seconds > 0:
+        response.headers["Strict-Transport-Security"] = f"max-age={hsts_seconds}"
+    return response
+
+
 def init_security(app: Flask) -> None:
     login_manager.user_loader(load_session_user)
     login_manager.request_loader(load_token_user)
@@ -155,3 +214,4 @@ def init_security(app: Flask) -> None:
     app.before_request(refuse_nul_characters)
     app.before_request(enforce_csrf)
     app.before_request(enforce_idle_timeout)
+    app.after_request(set_security_headers)
