@@ -332,7 +332,10 @@ def test_the_page_shows_the_report_and_links_the_pdf(ward, infused, clients):
     assert f'{din[:-1]}<span class="k">{din[-1]}</span>' in html  # the DIN, K boxed
     assert order.bags[0].unit.code[:-1] in html
     assert order.working[0] in html
-    assert "@media print" in html
+    # the print layout: a stylesheet of its own (the Content-Security-Policy allows no
+    # inline style), which holds the print rules
+    assert 'href="/static/coi_report.css"' in html
+    assert "@media print" in web.get("/static/coi_report.css").get_data(as_text=True)
     assert html.count(VALID) == 5 and INVALID not in html
     # never a date of birth (the report names the patient by study ID and COI only)
     assert infusion.patient.date_of_birth.isoformat() not in html
