@@ -254,7 +254,7 @@ def users_list() -> None:
 def users_create(
     username: str, full_name: str, roles: tuple[str, ...], password: str | None
 ) -> None:
-    """Create an account."""
+    """Create an account; its holder changes the password at first login."""
     password = password or click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         accounts.create_user(
@@ -266,6 +266,7 @@ def users_create(
             password=password,
             roles=roles,
             policy=_policy(),
+            must_change_password=True,
         )
         db.session.commit()
     except DomainError as error:

@@ -80,7 +80,7 @@ def wire(app: Flask) -> None:
     from cellchain.traceability.recalls import views as recalls_views  # noqa: F401 (its routes)
     from cellchain.traceability.trace import api as trace_api
     from cellchain.traceability.trace import views as trace_views  # noqa: F401 (its routes)
-    from cellchain.web import errors, security
+    from cellchain.web import errors, first_login, security
     from cellchain.web import views as web_views
     from cellchain.web.docs import docs_static, protect_smorest_docs
     from cellchain.web.errors import ProblemSchema
@@ -108,6 +108,8 @@ def wire(app: Flask) -> None:
     api.spec.options["security"] = [{"bearerAuth": []}]
 
     security.init_security(app)
+    # after authentication: an administrator-set password is changed before anything else
+    app.before_request(first_login.require_password_change)
     errors.init_error_handlers(app)
     pass_site_zone_to_schemas(app)
 

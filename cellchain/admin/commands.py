@@ -45,8 +45,14 @@ def account_refused(user_id: int) -> AuditedRefusal:
 
 
 def create_user(session: DbSession, data: dict[str, Any]) -> User:
+    """An administrator creates an account; its holder changes the password at first login."""
     return accounts.create_user(
-        session, actor=acting_user(), now=now(), policy=account_policy(), **data
+        session,
+        actor=acting_user(),
+        now=now(),
+        policy=account_policy(),
+        must_change_password=True,
+        **data,
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from cellchain.core import audit
+from cellchain.core import audit, passwords
 from cellchain.core.models import ApiToken, User, UserRole, UserSession
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, Role, has_permission, role_conflict
@@ -72,12 +72,16 @@ def normalise_username(username: str) -> str:
     return username.strip().lower()
 
 
-def _check_password_policy(password: str, policy: AccountPolicy) -> None:
-    if len(password) < policy.password_min_length:
-        raise InvalidInput(
-            f"The password must have at least {policy.password_min_length} characters.",
-            errors={"password": [f"At least {policy.password_min_length} characters."]},
-        )
+def _check_password_policy(
+    password: str, policy: AccountPolicy, *, username: str, full_name: str
+) -> None:
+    """Refuse a short, common or guessable new password (``core.passwords``)."""
+    passwords.check_password(
+        password,
+        min_length=policy.password_min_length,
+        username=username,
+        full_name=full_name,
+    )
 
 
 def _parse_roles(roles: Iterable[str | Role]) -> set[Role]:
@@ -151,10 +155,12 @@ def create_user(
     password: str,
     roles: Iterable[str | Role],
     policy: AccountPolicy,
+    must_change_password: bool = False,
 ) -> User:
     """Create an account. A username that was ever used, even by a deactivated user, is refused,
     and so is administration combined with a signing role. The roles granted are in the
-    ``user.created`` audit entry, with who created the account."""
+    ``user.created`` audit entry, with who created the account. ``must_change_password``: an
+    administrator chose the password, so its holder changes it at first login."""
     username = normalise_username(username)
     if not USERNAME_PATTERN.match(username):
         raise InvalidInput(
@@ -170,7 +176,7 @@ def create_user(
         )
     role_set = _parse_roles(roles)
     _refuse_role_conflict(role_set)
-    _check_password_policy(password, policy)
+    _check_password_policy(password, policy, username=username, full_name=full_name)
     if find_user(session, username) is not None:
         raise Conflict(
             f"The username {username!r} has already been used; usernames are never reused.",
@@ -182,6 +188,7 @@ def create_user(
         password_hash=generate_password_hash(password, method=policy.password_hash_method),
         active=True,
         failed_attempts=0,
+        must_change_password=must_change_password,
         created_at=now,
         created_by_id=actor.id if actor else None,
     )
@@ -307,10 +314,17 @@ def change_password(
 ) -> None:
     """A user changes their own password, proving the current one. Every session of the
     user ends, the one that made the change included: a copied cookie dies with the old
-    password, and the user logs in again with the new one."""
+    password, and the user logs in again with the new one. A password an administrator set
+    (``must_change_password``) cannot be kept."""
     verify_password(session, user=user, password=current_password, purpose="password change")
-    _check_password_policy(new_password, policy)
+    if user.must_change_password and new_password == current_password:
+        raise InvalidInput(
+            "An administrator set the current password: choose a different one.",
+            errors={"new_password": ["The same as the password an administrator set."]},
+        )
+    _check_password_policy(new_password, policy, username=user.username, full_name=user.full_name)
     user.password_hash = generate_password_hash(new_password, method=policy.password_hash_method)
+    user.must_change_password = False
     end_all_sessions(session, user=user)
     audit.record(
         session,

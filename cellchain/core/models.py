@@ -38,6 +38,8 @@ class User(Model):
     #: consecutive failed authentications (login or signing); reset by a success
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: an administrator set the password: its holder must change it before doing anything else
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     deactivated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
