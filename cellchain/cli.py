@@ -1,4 +1,4 @@
-"""The ``cellchain`` command: init, demo, serve, users, backup, restore, audit, and
+"""The ``cellchain`` command: init, demo, serve, users, tokens, backup, restore, audit, and
 Flask-Migrate's ``db``."""
 
 from __future__ import annotations
@@ -322,6 +322,101 @@ def users_unlock(username: str, reason: str) -> None:
         db.session.rollback()
         raise _fail(error) from error
     click.echo(f"Unlocked {username}.")
+
+
+# --- API tokens -----------------------------------------------------------------------------
+
+
+@main.group()
+def tokens() -> None:
+    """API tokens: mint one for a user (after their password), list, revoke."""
+
+
+@tokens.command("create")
+@click.argument("username")
+@click.option("--name", required=True, help="What the token is for, e.g. 'LIMS export'.")
+@click.option(
+    "--scope",
+    type=click.Choice(list(accounts.TOKEN_SCOPES)),
+    default="full",
+    show_default=True,
+    help="read: GET, HEAD and OPTIONS only (integrations); full: devices.",
+)
+@click.option(
+    "--days", type=int, default=None, help="Lifetime; the site's API_TOKEN_DAYS if not given."
+)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the user's password from the first line of standard input (for scripts).",
+)
+@with_appcontext
+def tokens_create(
+    username: str, name: str, scope: str, days: int | None, password_stdin: bool
+) -> None:
+    """Mint an API token for USERNAME after asking for that user's password; it is printed
+    once and never stored."""
+    user = _user_or_fail(username)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt(f"Password of {user.username}", hide_input=True)
+    config = current_app.config
+    try:
+        accounts.verify_password(db.session, user=user, password=password, purpose="token creation")
+        _row, token = accounts.create_token(
+            db.session,
+            user=user,
+            now=utcnow(),
+            name=name,
+            scope=scope,
+            days=days or config["API_TOKEN_DAYS"],
+            max_days=config["API_TOKEN_MAX_DAYS"],
+            reason=_cli_reason("minted with the user's password"),
+        )
+        db.session.commit()
+    except accounts.CredentialsRejected as failure:
+        db.session.rollback()
+        accounts.record_failed_authentication(
+            db.session, failure=failure, now=utcnow(), policy=_policy()
+        )
+        db.session.commit()
+        raise _fail(failure) from failure
+    except DomainError as error:
+        db.session.rollback()
+        raise _fail(error) from error
+    click.echo(token)
+
+
+@tokens.command("list")
+@click.argument("username")
+@with_appcontext
+def tokens_list(username: str) -> None:
+    """List USERNAME's API tokens (never the tokens themselves)."""
+    current = utcnow()
+    for row in accounts.list_tokens(db.session, _user_or_fail(username)):
+        status = "revoked" if row.revoked else ("expired" if row.expired(current) else "active")
+        click.echo(
+            f"{row.id:<6} {row.prefix + '…':<14} {row.scope:<5} {status:<8} "
+            f"expires {row.expires_at:%Y-%m-%d %H:%M} UTC  {row.name}"
+        )
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=int)
+@click.option("--reason", required=True)
+@with_appcontext
+def tokens_revoke(token_id: int, reason: str) -> None:
+    """Revoke API token TOKEN_ID (the id of `cellchain tokens list`) for good."""
+    try:
+        row = accounts.revoke_token(
+            db.session, actor=None, now=utcnow(), token_id=token_id, reason=_cli_reason(reason)
+        )
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        raise _fail(error) from error
+    click.echo(f"Revoked token {row.id} ({row.prefix}…).")
 
 
 # --- backup and restore ---------------------------------------------------------------------

@@ -79,6 +79,9 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "IDLE_TIMEOUT_MINUTES": _int_env("IDLE_TIMEOUT_MINUTES", 15),
         "LOCKOUT_THRESHOLD": _int_env("LOCKOUT_THRESHOLD", 5),
         "PASSWORD_MIN_LENGTH": _int_env("PASSWORD_MIN_LENGTH", 12),
+        # API tokens: the lifetime given when none is asked for, and the longest allowed
+        "API_TOKEN_DAYS": _int_env("API_TOKEN_DAYS", 90),
+        "API_TOKEN_MAX_DAYS": _int_env("API_TOKEN_MAX_DAYS", 365),
         # scrypt is werkzeug's default; tests override with a fast hash.
         "PASSWORD_HASH_METHOD": _env("PASSWORD_HASH_METHOD") or "scrypt",
         # the largest request body, refused with 413 before it is parsed or anyone is

@@ -111,6 +111,15 @@ def get_user(user_id: int) -> Any:
     return accounts.get_user(db.session, user_id)
 
 
+@users_api.get("/<int:user_id>/tokens")
+@requires(Permission.MANAGE_USERS)
+@users_api.response(200, TokenOut(many=True))
+def user_tokens(user_id: int) -> Any:
+    """An account's API tokens, with their scope and expiry (never the tokens themselves).
+    Revoke one with ``POST /api/v1/tokens/{token_id}/revoke``."""
+    return commands.user_tokens(db.session, user_id)
+
+
 @users_api.post("/<int:user_id>/deactivate")
 @requires(Permission.MANAGE_USERS)
 @users_api.arguments(ReasonIn)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
+
 from cellchain.core import accounts, numbering
 from cellchain.core.audit import AuditFilter
 from cellchain.core.models import ApiToken, IssuedIdentifier, User
@@ -22,8 +24,23 @@ def my_tokens(session: DbSession) -> list[ApiToken]:
 
 
 def create_token(session: DbSession, data: dict[str, Any]) -> tuple[ApiToken, str]:
-    """A new token of the acting user: its row and the token, to be shown this once."""
-    return accounts.create_token(session, user=acting_user(), now=now(), name=data["name"])
+    """A new token of the acting user: its row and the token, to be shown this once. Its
+    lifetime is the site's default (``API_TOKEN_DAYS``) unless the input asks for one."""
+    config = current_app.config
+    return accounts.create_token(
+        session,
+        user=acting_user(),
+        now=now(),
+        name=data["name"],
+        scope=data.get("scope") or "full",
+        days=data.get("days") or config["API_TOKEN_DAYS"],
+        max_days=config["API_TOKEN_MAX_DAYS"],
+    )
+
+
+def user_tokens(session: DbSession, user_id: int) -> list[ApiToken]:
+    """Another account's API tokens, for an administrator (never the tokens themselves)."""
+    return accounts.list_tokens(session, accounts.get_user(session, user_id))
 
 
 def revoke_token(session: DbSession, token_id: int) -> ApiToken:

@@ -78,13 +78,30 @@ class PasswordChangeIn(ma.Schema):
 
 class TokenCreateIn(ma.Schema):
     name = ma.fields.String(required=True, validate=validate.Length(min=1, max=80))
+    scope = ma.fields.String(
+        load_default="full",
+        validate=validate.OneOf(["read", "full"]),
+        metadata={"description": "read: GET, HEAD and OPTIONS only (integrations); full: devices"},
+    )
+    days = WholeNumber(
+        load_default=None,
+        validate=validate.Range(min=1, max=36_500),
+        metadata={
+            "description": "Lifetime in days; the site's default (API_TOKEN_DAYS) when not "
+            "given, at most API_TOKEN_MAX_DAYS"
+        },
+    )
 
 
 class TokenOut(ma.Schema):
     id = ma.fields.Integer()
     name = ma.fields.String()
     prefix = ma.fields.String(metadata={"description": "First characters of the token"})
+    scope = ma.fields.String(metadata={"description": "read or full"})
     created_at = ma.fields.AwareDateTime()
+    expires_at = ma.fields.AwareDateTime(
+        metadata={"description": "After this the token authenticates nothing"}
+    )
     last_used_at = ma.fields.AwareDateTime(allow_none=True)
     revoked_at = ma.fields.AwareDateTime(allow_none=True)
 

@@ -36,7 +36,7 @@ from cellchain.core.identifiers import parse_identifier
 from cellchain.core.roles import Permission, Role, role_conflict
 from cellchain.errors import DomainError, InvalidInput
 from cellchain.extensions import db
-from cellchain.http import acting_user, requires, unit_of_work
+from cellchain.http import acting_user, now, requires, unit_of_work
 from cellchain.web.forms import load_form
 
 blueprint = Blueprint("admin", __name__)
@@ -184,6 +184,8 @@ def user(user_id: int) -> ResponseReturnValue:
         roles=list(Role),
         suspended=_labels(role_conflict(found.roles)),
         own_account=found.id == acting_user().id,
+        tokens=accounts.list_tokens(db.session, found),
+        now=now(),
     )
 
 
@@ -229,6 +231,20 @@ def set_roles(user_id: int) -> ResponseReturnValue:
     return _user_action(user_id, "roles")
 
 
+@blueprint.post("/users/<int:user_id>/tokens/<int:token_id>/revoke")
+@requires(Permission.MANAGE_USERS)
+def revoke_user_token(user_id: int, token_id: int) -> ResponseReturnValue:
+    """An administrator revokes one of an account's API tokens from the account's page."""
+    try:
+        with unit_of_work() as session:
+            commands.revoke_token(session, token_id)
+    except DomainError as error:
+        flash(error.detail, "error")
+    else:
+        flash("Token revoked.", "success")
+    return redirect(url_for("admin.user", user_id=user_id))
+
+
 # --- your account -------------------------------------------------------------------------
 
 
@@ -236,7 +252,7 @@ def set_roles(user_id: int) -> ResponseReturnValue:
 @requires(Permission.USE_APP)
 def account() -> ResponseReturnValue:
     return render_template(
-        "admin/account.html", tokens=commands.my_tokens(db.session), new_token=None
+        "admin/account.html", tokens=commands.my_tokens(db.session), new_token=None, now=now()
     )
 
 
@@ -252,7 +268,7 @@ def create_token() -> ResponseReturnValue:
         return redirect(url_for("admin.account"))
     # Rendered, not redirected: the token is shown this once and never stored.
     return render_template(
-        "admin/account.html", tokens=commands.my_tokens(db.session), new_token=token
+        "admin/account.html", tokens=commands.my_tokens(db.session), new_token=token, now=now()
     )
 
 

@@ -491,15 +491,40 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+#: ``read``: safe methods only (GET, HEAD, OPTIONS), for integrations; ``full``: devices
+TOKEN_SCOPES = ("read", "full")
+#: the HTTP methods a read-scoped token may use
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def create_token(
-    session: DbSession, *, user: User, now: dt.datetime, name: str
+    session: DbSession,
+    *,
+    user: User,
+    now: dt.datetime,
+    name: str,
+    scope: str = "full",
+    days: int = 90,
+    max_days: int = 365,
+    reason: str | None = None,
 ) -> tuple[ApiToken, str]:
-    """A new bearer token for ``user``; the token text is returned once and never stored."""
+    """A new bearer token for ``user``, valid ``days`` days (at most ``max_days``) in
+    ``scope``; the token text is returned once and never stored."""
     name = name.strip()
     if not name:
         raise InvalidInput(
             "Give the token a name, such as the device that will use it.",
             errors={"name": ["Required."]},
+        )
+    if scope not in TOKEN_SCOPES:
+        raise InvalidInput(
+            f"A token's scope is one of {', '.join(TOKEN_SCOPES)}.",
+            errors={"scope": [f"One of {', '.join(TOKEN_SCOPES)}."]},
+        )
+    if not 1 <= days <= max_days:
+        raise InvalidInput(
+            f"A token lives from 1 to {max_days} days.",
+            errors={"days": [f"From 1 to {max_days}."]},
         )
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
@@ -508,6 +533,8 @@ def create_token(
         prefix=token[: len(TOKEN_PREFIX) + 6],
         token_hash=hash_token(token),
         created_at=now,
+        expires_at=now + dt.timedelta(days=days),
+        scope=scope,
     )
     session.add(row)
     session.flush()
@@ -518,7 +545,13 @@ def create_token(
         action="api_token.created",
         entity_type="api_token",
         entity_id=row.id,
-        changes={"name": (None, row.name), "prefix": (None, row.prefix)},
+        changes={
+            "name": (None, row.name),
+            "prefix": (None, row.prefix),
+            "scope": (None, row.scope),
+            "expires_at": (None, row.expires_at),
+        },
+        reason=reason,
     )
     return row, token
 
@@ -531,17 +564,27 @@ def list_tokens(session: DbSession, user: User) -> list[ApiToken]:
     )
 
 
-def revoke_token(session: DbSession, *, actor: User, now: dt.datetime, token_id: int) -> ApiToken:
-    """Revoke a token; its holder or an administrator may, and it cannot be undone."""
+def revoke_token(
+    session: DbSession,
+    *,
+    actor: User | None,
+    now: dt.datetime,
+    token_id: int,
+    reason: str | None = None,
+) -> ApiToken:
+    """Revoke a token; its holder or an administrator may (``actor`` None: the system, from
+    the CLI, with a reason), and it cannot be undone."""
     token = session.get(ApiToken, token_id)
     if token is None or (
-        token.user_id != actor.id and not has_permission(actor.roles, Permission.MANAGE_USERS)
+        actor is not None
+        and token.user_id != actor.id
+        and not has_permission(actor.roles, Permission.MANAGE_USERS)
     ):
         raise NotFound(f"There is no API token #{token_id} of yours.")
     if token.revoked:
         raise Conflict(f"API token {token.prefix}… is already revoked.")
     token.revoked_at = now
-    token.revoked_by_id = actor.id
+    token.revoked_by_id = actor.id if actor is not None else None
     audit.record(
         session,
         actor=actor,
@@ -550,21 +593,35 @@ def revoke_token(session: DbSession, *, actor: User, now: dt.datetime, token_id:
         entity_type="api_token",
         entity_id=token.id,
         changes={"revoked_at": (None, now)},
+        reason=reason,
     )
     return token
 
 
-def user_for_token(session: DbSession, token: str, now: dt.datetime) -> User | None:
-    """The active user a bearer token belongs to, or None for an unknown or revoked token."""
+def valid_token(session: DbSession, token: str, now: dt.datetime) -> ApiToken | None:
+    """The row of a bearer token that may authenticate now, or None for an unknown, expired
+    or revoked token or one of an inactive account. Its use is recorded."""
     row = session.execute(
         select(ApiToken).where(ApiToken.token_hash == hash_token(token))
     ).scalar_one_or_none()
-    if row is None or row.revoked or not row.user.is_active:
+    if row is None or row.revoked or row.expired(now) or not row.user.is_active:
         return None
     # Record use at most once a minute so reads do not turn into writes on every call.
     if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=1):
         row.last_used_at = now
-    return row.user
+    return row
+
+
+def user_for_token(session: DbSession, token: str, now: dt.datetime) -> User | None:
+    """The active user a valid bearer token belongs to (``valid_token``), or None."""
+    row = valid_token(session, token, now)
+    return row.user if row is not None else None
+
+
+def scope_allows(scope: str, method: str) -> bool:
+    """Whether a token of ``scope`` may make a request of HTTP ``method``: a read token only
+    reads."""
+    return scope == "full" or method.upper() in READ_METHODS
 
 
 def count_users(session: DbSession) -> int:

@@ -107,12 +107,20 @@ class ApiToken(Model):
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    #: after this the token authenticates nothing (set at creation, never extended)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    #: ``read`` (safe methods only, for integrations) or ``full`` (devices)
+    scope: Mapped[str] = mapped_column(String(10), default="full")
 
     user: Mapped[User] = relationship(back_populates="tokens", foreign_keys=[user_id])
 
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+    def expired(self, now: dt.datetime) -> bool:
+        """Whether the token's lifetime is over at ``now``."""
+        return now >= self.expires_at
 
 
 class UserSession(Model):

@@ -13,7 +13,7 @@ from flask_login import current_user, logout_user
 
 from cellchain.core import accounts, audit
 from cellchain.core.models import User
-from cellchain.errors import AuthenticationFailed, InvalidInput
+from cellchain.errors import AuthenticationFailed, InvalidInput, PermissionDenied
 from cellchain.extensions import csrf, db, login_manager
 from cellchain.http import is_api_request, now
 
@@ -41,12 +41,20 @@ def load_session_user(user_id: str) -> User | None:
     )
 
 
+#: ``g`` key holding the scope (``read`` or ``full``) of the token that authenticated
+TOKEN_SCOPE_KEY = "token_scope"
+
+
 def load_token_user(_request: object) -> User | None:
-    """The user of a bearer token, for API requests only."""
+    """The user of a valid bearer token, for API requests only; its scope is kept on ``g``."""
     token = bearer_token()
     if token is None or not is_api_request():
         return None
-    user = accounts.user_for_token(db.session, token, now())
+    row = accounts.valid_token(db.session, token, now())
+    if row is None:
+        return None
+    setattr(g, TOKEN_SCOPE_KEY, row.scope)
+    user = row.user
     if db.session.dirty:
         db.session.commit()  # token last-used time, its own small transaction
     return user
@@ -102,6 +110,14 @@ def authenticate_bearer() -> None:
             "The API token is unknown, expired or revoked, or its account is inactive; "
             "a request with a bearer token is never authenticated by a session cookie.",
             title="Invalid API token",
+        )
+    # Enforced here, once, for every API route: a read-scoped token only reads.
+    scope = g.get(TOKEN_SCOPE_KEY, "full")
+    if not accounts.scope_allows(scope, request.method):
+        raise PermissionDenied(
+            f"This API token's scope is {scope!r}: it may only read (GET, HEAD, OPTIONS). "
+            "Use a token of scope 'full' to make changes.",
+            title="Token scope does not allow this",
         )
     # Flask-Login's own way to set the request's user without writing the session
     login_manager._update_request_context_with_user(user)
