@@ -235,6 +235,11 @@ def set_roles(user_id: int) -> ResponseReturnValue:
 @requires(Permission.MANAGE_USERS)
 def revoke_user_token(user_id: int, token_id: int) -> ResponseReturnValue:
     """An administrator revokes one of an account's API tokens from the account's page."""
+    return _revoke_token(token_id, url_for("admin.user", user_id=user_id))
+
+
+def _revoke_token(token_id: int, back_to: str) -> ResponseReturnValue:
+    """Revoke a token (the command checks who may), say so, and go back to ``back_to``."""
     try:
         with unit_of_work() as session:
             commands.revoke_token(session, token_id)
@@ -242,7 +247,7 @@ def revoke_user_token(user_id: int, token_id: int) -> ResponseReturnValue:
         flash(error.detail, "error")
     else:
         flash("Token revoked.", "success")
-    return redirect(url_for("admin.user", user_id=user_id))
+    return redirect(back_to)
 
 
 # --- your account -------------------------------------------------------------------------
@@ -275,14 +280,7 @@ def create_token() -> ResponseReturnValue:
 @blueprint.post("/account/tokens/<int:token_id>/revoke")
 @requires(Permission.USE_APP)
 def revoke_token(token_id: int) -> ResponseReturnValue:
-    try:
-        with unit_of_work() as session:
-            commands.revoke_token(session, token_id)
-    except DomainError as error:
-        flash(error.detail, "error")
-    else:
-        flash("Token revoked.", "success")
-    return redirect(url_for("admin.account"))
+    return _revoke_token(token_id, url_for("admin.account"))
 
 
 @blueprint.post("/account/password")
