@@ -612,12 +612,6 @@ def valid_token(session: DbSession, token: str, now: dt.datetime) -> ApiToken | 
     return row
 
 
-def user_for_token(session: DbSession, token: str, now: dt.datetime) -> User | None:
-    """The active user a valid bearer token belongs to (``valid_token``), or None."""
-    row = valid_token(session, token, now)
-    return row.user if row is not None else None
-
-
 def scope_allows(scope: str, method: str) -> bool:
     """Whether a token of ``scope`` may make a request of HTTP ``method``: a read token only
     reads."""

@@ -12,7 +12,7 @@ from flask import Flask, Response, current_app, g, request, session
 from flask_login import current_user, logout_user
 
 from cellchain.core import accounts, audit
-from cellchain.core.models import User
+from cellchain.core.models import ApiToken, User
 from cellchain.errors import AuthenticationFailed, InvalidInput, PermissionDenied
 from cellchain.extensions import csrf, db, login_manager
 from cellchain.http import is_api_request, now
@@ -41,23 +41,22 @@ def load_session_user(user_id: str) -> User | None:
     )
 
 
-#: ``g`` key holding the scope (``read`` or ``full``) of the token that authenticated
-TOKEN_SCOPE_KEY = "token_scope"
-
-
-def load_token_user(_request: object) -> User | None:
-    """The user of a valid bearer token, for API requests only; its scope is kept on ``g``."""
+def _valid_bearer_token() -> ApiToken | None:
+    """The valid token of an API request's bearer header, or None (no header, a page, or a
+    token that may not authenticate now)."""
     token = bearer_token()
     if token is None or not is_api_request():
         return None
     row = accounts.valid_token(db.session, token, now())
-    if row is None:
-        return None
-    setattr(g, TOKEN_SCOPE_KEY, row.scope)
-    user = row.user
-    if db.session.dirty:
+    if row is not None and db.session.dirty:
         db.session.commit()  # token last-used time, its own small transaction
-    return user
+    return row
+
+
+def load_token_user(_request: object) -> User | None:
+    """The user of a valid bearer token, for API requests only."""
+    row = _valid_bearer_token()
+    return row.user if row is not None else None
 
 
 def enforce_idle_timeout() -> None:
@@ -104,32 +103,31 @@ def authenticate_bearer() -> None:
     """
     if not is_api_request() or bearer_token() is None:
         return
-    user = load_token_user(request)
-    if user is None:
+    row = _valid_bearer_token()
+    if row is None:
         raise AuthenticationFailed(
             "The API token is unknown, expired or revoked, or its account is inactive; "
             "a request with a bearer token is never authenticated by a session cookie.",
             title="Invalid API token",
         )
     # Enforced here, once, for every API route: a read-scoped token only reads.
-    scope = g.get(TOKEN_SCOPE_KEY, "full")
-    if not accounts.scope_allows(scope, request.method):
+    if not accounts.scope_allows(row.scope, request.method):
         raise PermissionDenied(
-            f"This API token's scope is {scope!r}: it may only read (GET, HEAD, OPTIONS). "
+            f"This API token's scope is {row.scope!r}: it may only read (GET, HEAD, OPTIONS). "
             "Use a token of scope 'full' to make changes.",
             title="Token scope does not allow this",
         )
     # Flask-Login's own way to set the request's user without writing the session
-    login_manager._update_request_context_with_user(user)
+    login_manager._update_request_context_with_user(row.user)
     setattr(g, TOKEN_AUTHENTICATED_KEY, True)
 
 
 def enforce_csrf() -> None:
     """Cookie-authenticated changes need a CSRF token. Only a request that a bearer token
-    actually authenticated (``authenticate_bearer``) is exempt: it carries no cookie
-    credentials, so it is not exposed to cross-site forgery. A page (not the API) with a
-    bearer header is still checked, since pages authenticate by the cookie alone."""
-    authenticate_bearer()
+    actually authenticated (``authenticate_bearer``, the hook before this one) is exempt: it
+    carries no cookie credentials, so it is not exposed to cross-site forgery. A page (not
+    the API) with a bearer header is still checked, since pages authenticate by the cookie
+    alone."""
     if not current_app.config.get("WTF_CSRF_ENABLED", True):
         return
     if request.method in SAFE_METHODS or request.endpoint == "static":
@@ -228,6 +226,7 @@ def init_security(app: Flask) -> None:
     login_manager.request_loader(load_token_user)
     login_manager.session_protection = "strong"
     app.before_request(refuse_nul_characters)
+    app.before_request(authenticate_bearer)  # before the CSRF check, which reads its answer
     app.before_request(enforce_csrf)
     app.before_request(enforce_idle_timeout)
     app.after_request(set_security_headers)
