@@ -17,6 +17,7 @@ from flask_migrate import upgrade
 from sqlalchemy.exc import OperationalError
 
 from cellchain import create_app
+from cellchain.cli_db_roles import add_db_roles_command
 from cellchain.config import ConfigurationError
 from cellchain.core import accounts, audit, backup
 from cellchain.core.accounts import AccountPolicy
@@ -51,6 +52,9 @@ class CellchainGroup(FlaskGroup):
 @click.group(cls=CellchainGroup, create_app=_create_app, add_default_commands=False)
 def main() -> None:
     """cellchain: cell-therapy manufacturing and chain-of-identity tracker."""
+
+
+add_db_roles_command()  # `cellchain db roles`, in Flask-Migrate's `db` group
 
 
 def _policy() -> AccountPolicy:
