@@ -2,7 +2,7 @@
 
 Run with the owner's URL (the one ``cellchain db upgrade`` runs with) in
 ``CELLCHAIN_DATABASE_URL``; the app then runs with the app role's URL in the same variable
-(README, "PostgreSQL: the owner and the app role"). The rules are in ``core/db_roles.py``.
+(docs/security.md, "Least-privilege database role"). The rules are in ``core/db_roles.py``.
 """
 
 from __future__ import annotations

@@ -86,21 +86,28 @@ def transaction_status(conn: Connection, xid: str) -> str:
     return str(conn.scalar(text("SELECT pg_xact_status(CAST(:x AS text)::xid8)"), {"x": full}))
 
 
-def kill_mid_batch(engine: Engine, config: dict[str, object], database: str) -> bool:
+def kill_mid_batch(engine: Engine, config: dict[str, object], database: str, log: Path) -> bool:
     """Start a worker, kill -9 it inside a batch; True if the batch it was in was aborted
-    (False: it committed between the look and the kill)."""
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.write_loop", json.dumps(config), str(BATCH)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    (False: it committed between the look and the kill). Its output goes to ``log``."""
+    with log.open("wb") as output:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.support.write_loop",
+                json.dumps(config, default=str),
+                str(BATCH),
+            ],
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + DEADLINE_SECONDS
         with engine.connect() as conn:
 
             def probe() -> tuple[int, str] | None:
-                assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
+                assert worker.poll() is None, log.read_text(errors="replace")
                 return writing_backend(conn, database)
 
             backend_pid, xid = wait_for("the worker to be inside a batch", probe, deadline)
@@ -120,13 +127,15 @@ def kill_mid_batch(engine: Engine, config: dict[str, object], database: str) -> 
             worker.wait()
 
 
-def test_a_worker_killed_mid_batch_leaves_whole_batches_and_an_intact_chain(site: str):
+def test_a_worker_killed_mid_batch_leaves_whole_batches_and_an_intact_chain(
+    site: str, tmp_path: Path
+):
     config = config_of(site)
     engine = create_engine(site, isolation_level="AUTOCOMMIT")
     database = str(make_url(site).database)
     try:
         tries = 1
-        while not kill_mid_batch(engine, config, database):
+        while not kill_mid_batch(engine, config, database, tmp_path / f"worker-{tries}.log"):
             assert tries < ATTEMPTS, f"none of {ATTEMPTS} kills landed inside a batch"
             tries += 1
 
