@@ -367,7 +367,9 @@ def tokens_create(
         password = click.prompt(f"Password of {user.username}", hide_input=True)
     config = current_app.config
     try:
-        accounts.verify_password(db.session, user=user, password=password, purpose="token creation")
+        accounts.verify_password(
+            db.session, user=user, password=password, purpose="token creation", now=utcnow()
+        )
         _row, token = accounts.create_token(
             db.session,
             user=user,

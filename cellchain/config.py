@@ -78,6 +78,12 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "ISBT128_PRODUCT_CODES": _product_codes_env(),
         "IDLE_TIMEOUT_MINUTES": _int_env("IDLE_TIMEOUT_MINUTES", 15),
         "LOCKOUT_THRESHOLD": _int_env("LOCKOUT_THRESHOLD", 5),
+        # login back-off (core/throttle.py): failures per client address in 10 minutes, the
+        # first back-off and its cap; reverse proxies whose X-Forwarded-For is trusted
+        "LOGIN_ADDRESS_THRESHOLD": _int_env("LOGIN_ADDRESS_THRESHOLD", 20),
+        "LOGIN_BACKOFF_SECONDS": _int_env("LOGIN_BACKOFF_SECONDS", 30),
+        "LOGIN_BACKOFF_MAX_SECONDS": _int_env("LOGIN_BACKOFF_MAX_SECONDS", 900),
+        "TRUSTED_PROXIES": _int_env("TRUSTED_PROXIES", 0),
         "PASSWORD_MIN_LENGTH": _int_env("PASSWORD_MIN_LENGTH", 12),
         # API tokens: the lifetime given when none is asked for, and the longest allowed
         "API_TOKEN_DAYS": _int_env("API_TOKEN_DAYS", 90),

@@ -89,6 +89,11 @@ def wire(app: Flask) -> None:
         minutes=app.config["IDLE_TIMEOUT_MINUTES"]
     )
     transactions.install()
+    if app.config.get("TRUSTED_PROXIES"):  # the client address behind reverse proxies
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)  # type: ignore[method-assign]
     # a URL's id beyond the database's integer range is a 404 at routing (http.IntegerConverter)
     app.url_map.converters["int"] = IntegerConverter
     # first of the request hooks: a body too large or unreadable is refused before any other

@@ -1,8 +1,16 @@
 """Accounts: users, roles, authentication, lockout and API tokens (DOMAIN.md §6).
 
 Accounts are deactivated, never deleted, so a username can never be reused. Every failed
-authentication, at login or when signing, counts toward the lockout; the failure is
-recorded even though the use case that asked for it is rolled back (see ``CredentialsRejected``).
+authentication is recorded even though the use case that asked for it is rolled back (see
+``CredentialsRejected``), and what it counts toward depends on who could have made it:
+
+- a **login** (the login page, and ``cellchain tokens create``) may be anyone's guess, so it
+  never locks an account: a run of failures makes the name, and the client address, wait a
+  short, doubling back-off (``core.throttle``);
+- a password **re-entered by a logged-in user** (an e-signature, a password change) counts
+  toward the lockout of 21 CFR 11.300(d), except that an account is never locked when that
+  would leave one of its roles with no active, unlocked holder: such an account waits the
+  back-off instead (``lock_withheld_for``).
 """
 
 from __future__ import annotations
@@ -18,10 +26,11 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from cellchain.core import audit, passwords
+from cellchain.core import audit, passwords, throttle
 from cellchain.core.models import ApiToken, User, UserRole, UserSession
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, Role, has_permission, role_conflict
+from cellchain.core.throttle import Scope
 from cellchain.errors import (
     AuthenticationFailed,
     Conflict,
@@ -39,9 +48,16 @@ TOKEN_PREFIX = "ccpat_"
 class AccountPolicy:
     """Site settings for accounts, taken from the app config by the interface layer."""
 
+    #: failed passwords in a row that lock an account (re-entered passwords only) and,
+    #: within ``ACCOUNT_WINDOW``, start a back-off of the name
     lockout_threshold: int = 5
     password_min_length: int = 12
     password_hash_method: str = "scrypt"
+    #: failed logins from one client address within ``ADDRESS_WINDOW`` that start its back-off
+    address_threshold: int = 20
+    #: the first back-off; each one in a row doubles, up to ``backoff_max_seconds``
+    backoff_seconds: int = 30
+    backoff_max_seconds: int = 900
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> AccountPolicy:
@@ -49,7 +65,28 @@ class AccountPolicy:
             lockout_threshold=config["LOCKOUT_THRESHOLD"],
             password_min_length=config["PASSWORD_MIN_LENGTH"],
             password_hash_method=config["PASSWORD_HASH_METHOD"],
+            address_threshold=config.get("LOGIN_ADDRESS_THRESHOLD", cls.address_threshold),
+            backoff_seconds=config.get("LOGIN_BACKOFF_SECONDS", cls.backoff_seconds),
+            backoff_max_seconds=config.get("LOGIN_BACKOFF_MAX_SECONDS", cls.backoff_max_seconds),
         )
+
+    def throttle_rule(self, scope: Scope) -> throttle.Rule:
+        """When the counter of ``scope`` makes its key wait, and for how long."""
+        backoff = dt.timedelta(seconds=self.backoff_seconds)
+        cap = dt.timedelta(seconds=max(self.backoff_max_seconds, self.backoff_seconds))
+        if scope is Scope.ADDRESS:
+            return throttle.Rule(self.address_threshold, ADDRESS_WINDOW, backoff, cap)
+        return throttle.Rule(self.lockout_threshold, ACCOUNT_WINDOW, backoff, cap)
+
+
+#: failures of one name (or signer) are counted within this window
+ACCOUNT_WINDOW = dt.timedelta(minutes=15)
+#: failures from one client address are counted within this window
+ADDRESS_WINDOW = dt.timedelta(minutes=10)
+#: purposes whose password may be typed by anyone: they never lock, they wait
+LOGIN_PURPOSES = frozenset({"login", "token creation"})
+#: the one answer to a wrong password and to a name without an account
+LOGIN_FAILED = "The username or password is not correct."
 
 
 class CredentialsRejected(AuthenticationFailed):
@@ -60,12 +97,61 @@ class CredentialsRejected(AuthenticationFailed):
     and counted however the use case ends.
     """
 
-    def __init__(self, detail: str, *, username: str, purpose: str, counts: bool = True) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        username: str,
+        purpose: str,
+        counts: bool = True,
+        address: str | None = None,
+    ) -> None:
         super().__init__(detail)
+        #: the name as typed (login) or the account's username
         self.username = username
         self.purpose = purpose
-        #: whether this attempt counts toward the lockout (a wrong password does)
+        #: whether this attempt counts toward the back-off and lockout (a wrong password does)
         self.counts = counts
+        #: the client address of a login attempt (None elsewhere)
+        self.address = address
+
+
+class TooManyAttempts(CredentialsRejected):
+    """Refused unchecked: the name, the client address or the signer waits a back-off after
+    repeated failures. 429 with ``Retry-After`` on the API; the login page says when."""
+
+    status = 429
+    title = "Too many failed attempts"
+    type_slug = "too-many-attempts"
+
+    def __init__(
+        self,
+        block: throttle.Block,
+        *,
+        now: dt.datetime,
+        username: str,
+        purpose: str,
+        address: str | None = None,
+    ) -> None:
+        #: whole seconds to wait (the ``Retry-After`` header)
+        self.retry_after = block.retry_after(now)
+        #: when the next attempt is checked again
+        self.until = block.until
+        self.scope = block.scope
+        wait = _wait_in_words(self.retry_after)
+        if block.scope is Scope.ADDRESS:
+            detail = f"Too many failed logins from this network address. Try again in {wait}."
+        elif block.scope is Scope.ACCOUNT:
+            detail = f"Too many failed logins for this username. Try again in {wait}."
+        else:
+            detail = f"Too many wrong passwords for this account. Try again in {wait}."
+        super().__init__(detail, username=username, purpose=purpose, counts=False, address=address)
+
+
+def _wait_in_words(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return f"{-(-seconds // 60)} minutes"
 
 
 def normalise_username(username: str) -> str:
@@ -300,6 +386,7 @@ def unlock_user(
     )
     user.locked_at = None
     user.failed_attempts = 0
+    throttle.reset(session, Scope.REAUTH, throttle.account_key(user.username))
     session.flush()
 
 
@@ -316,7 +403,9 @@ def change_password(
     user ends, the one that made the change included: a copied cookie dies with the old
     password, and the user logs in again with the new one. A password an administrator set
     (``must_change_password``) cannot be kept."""
-    verify_password(session, user=user, password=current_password, purpose="password change")
+    verify_password(
+        session, user=user, password=current_password, purpose="password change", now=now
+    )
     if user.must_change_password and new_password == current_password:
         raise InvalidInput(
             "An administrator set the current password: choose a different one.",
@@ -336,9 +425,52 @@ def change_password(
     )
 
 
-def verify_password(session: DbSession, *, user: User, password: str, purpose: str) -> None:
-    """Re-authenticate ``user``; raise ``CredentialsRejected`` unless the password is right
-    and the account may act. A success resets the count of consecutive failures."""
+def _throttle_keys(purpose: str, typed: str, address: str | None) -> list[tuple[Scope, str]]:
+    """The counters an attempt of ``purpose`` for the name ``typed`` is held to."""
+    if purpose not in LOGIN_PURPOSES:
+        return [(Scope.REAUTH, throttle.account_key(typed))]
+    keys = [(Scope.ACCOUNT, throttle.account_key(typed))]
+    address_key = throttle.address_key(address)
+    if address_key is not None:
+        keys.append((Scope.ADDRESS, address_key))
+    return keys
+
+
+def _refuse_if_throttled(
+    session: DbSession,
+    keys: list[tuple[Scope, str]],
+    *,
+    now: dt.datetime,
+    username: str,
+    purpose: str,
+    address: str | None,
+) -> None:
+    """Refuse, before any password is checked, an attempt whose name, address or signer
+    waits a back-off."""
+    block = throttle.current_block(session, keys, now)
+    if block is not None:
+        raise TooManyAttempts(block, now=now, username=username, purpose=purpose, address=address)
+
+
+#: a hash of a random password per hashing method, verified for a name without an account
+_DUMMY_HASHES: dict[str, str] = {}
+
+
+def _password_matches(user: User | None, password: str, method: str) -> bool:
+    """Exactly one password-hash verification, whether or not the account exists: for a
+    name without one, a dummy hash made with the site's method is verified, so that an
+    unknown name costs the same work as a wrong password and answers in the same time."""
+    if user is None:
+        if method not in _DUMMY_HASHES:
+            _DUMMY_HASHES[method] = generate_password_hash(secrets.token_urlsafe(16), method=method)
+        check_password_hash(_DUMMY_HASHES[method], password)
+        return False
+    return check_password_hash(user.password_hash, password)
+
+
+def _refuse_unless_may_act(user: User, purpose: str) -> None:
+    """After the right password: a deactivated or locked account still may not act. Said
+    only to someone who knew the password, so it reveals nothing to a guesser."""
     if not user.active:
         raise CredentialsRejected(
             "This account is deactivated.", username=user.username, purpose=purpose, counts=False
@@ -351,89 +483,250 @@ def verify_password(session: DbSession, *, user: User, password: str, purpose: s
             purpose=purpose,
             counts=False,
         )
+
+
+def _succeeded(session: DbSession, user: User, keys: list[tuple[Scope, str]]) -> int:
+    """A right password resets the count of consecutive failures and the back-off of the
+    name or signer (never the address's: an attacker's own account must not clear it).
+    Returns the attempts the back-off had refused and not yet reported."""
+    if user.failed_attempts:
+        user.failed_attempts = 0
+    refused = sum(
+        throttle.reset(session, scope, key) for scope, key in keys if scope is not Scope.ADDRESS
+    )
+    session.flush()
+    return refused
+
+
+def verify_password(
+    session: DbSession, *, user: User, password: str, purpose: str, now: dt.datetime
+) -> None:
+    """Re-authenticate ``user``; raise ``CredentialsRejected`` unless the password is right
+    and the account may act (``TooManyAttempts``, unchecked, while it waits a back-off).
+    A success resets the count of consecutive failures and the back-off."""
+    keys = _throttle_keys(purpose, user.username, None)
+    _refuse_if_throttled(
+        session, keys, now=now, username=user.username, purpose=purpose, address=None
+    )
     if not check_password_hash(user.password_hash, password):
         raise CredentialsRejected(
             "The password is not correct.", username=user.username, purpose=purpose
         )
-    if user.failed_attempts:
-        user.failed_attempts = 0
-        session.flush()
+    _refuse_unless_may_act(user, purpose)
+    _succeeded(session, user, keys)
 
 
-def authenticate(session: DbSession, *, username: str, password: str, now: dt.datetime) -> User:
-    """Log in: the user if the username and password are right and the account may act."""
-    user = find_user(session, username)
-    if user is None:
-        raise CredentialsRejected(
-            "The username or password is not correct.",
-            username=normalise_username(username)[:40],
-            purpose="login",
-        )
-    try:
-        verify_password(session, user=user, password=password, purpose="login")
-    except CredentialsRejected as exc:
-        if exc.counts:
-            exc.detail = "The username or password is not correct."
-            exc.args = (exc.detail,)
-        raise
+def authenticate(
+    session: DbSession,
+    *,
+    username: str,
+    password: str,
+    now: dt.datetime,
+    policy: AccountPolicy,
+    address: str | None = None,
+) -> User:
+    """Log in: the user if the username and password are right and the account may act.
+
+    A name without an account and a wrong password take the same path (one hash
+    verification each) and get the same answer; so do their back-offs, since a name is
+    counted whether or not it has an account. ``address``: the client address as the app
+    sees it (behind a reverse proxy, ``TRUSTED_PROXIES`` must be set, see docs/security.md).
+    """
+    typed = normalise_username(username)
+    keys = _throttle_keys("login", typed, address)
+    _refuse_if_throttled(session, keys, now=now, username=typed, purpose="login", address=address)
+    user = find_user(session, typed)
+    if not _password_matches(user, password, policy.password_hash_method) or user is None:
+        raise CredentialsRejected(LOGIN_FAILED, username=typed, purpose="login", address=address)
+    _refuse_unless_may_act(user, "login")
+    refused = _succeeded(session, user, keys)
     audit.record(
-        session, actor=user, at=now, action="login.succeeded", entity_type="user", entity_id=user.id
+        session,
+        actor=user,
+        at=now,
+        action="login.succeeded",
+        entity_type="user",
+        entity_id=user.id,
+        changes={"refused_while_throttled": (refused, 0)} if refused else None,
     )
     return user
+
+
+def lock_withheld_for(session: DbSession, user: User) -> list[Role]:
+    """The roles of ``user`` that no other active, unlocked account holds: locking ``user``
+    would leave nobody able to do that job (the only QA could no longer release, the only
+    administrator could no longer unlock anyone). Such an account is not locked."""
+    others = set(
+        session.execute(
+            select(UserRole.role)
+            .join(User, User.id == UserRole.user_id)
+            .where(
+                User.id != user.id,
+                User.active.is_(True),
+                User.locked_at.is_(None),
+                UserRole.role.in_([role.value for role in user.roles]),
+            )
+            .distinct()
+        ).scalars()
+    )
+    return sorted(role for role in user.roles if role.value not in others)
+
+
+def _entity_of(scope: Scope, key: str, user: User | None) -> tuple[str, str | int]:
+    if scope is Scope.ADDRESS:
+        return "client_address", key
+    return "user", user.id if user is not None else (key[:40] or "(empty)")
 
 
 def record_failed_authentication(
     session: DbSession, *, failure: CredentialsRejected, now: dt.datetime, policy: AccountPolicy
 ) -> bool:
-    """Audit a rejected authentication and count it toward the lockout.
+    """Audit a rejected authentication and count it toward the back-off (and, for a
+    password re-entered by a logged-in user, the lockout).
 
-    Runs in a transaction of its own after the use case was rolled back. Returns whether
-    this attempt locked the account.
+    Runs in a transaction of its own after the use case was rolled back. An attempt refused
+    during a back-off is only counted (no audit entry each: a flood must not become one
+    entry per request); the start of each back-off is audited, with the attempts the one
+    before it refused. Returns whether this attempt locked the account.
     """
+    keys = _throttle_keys(failure.purpose, failure.username, failure.address)
+    if isinstance(failure, TooManyAttempts):
+        throttle.count_refusal(session, keys, now)
+        session.flush()
+        return False
     user = find_user(session, failure.username)
-    action = f"{failure.purpose.replace(' ', '_')}.failed"
+    action = failure.purpose.replace(" ", "_")
+    counted = (
+        [
+            throttle.record_failure(session, scope, key, now=now, rule=policy.throttle_rule(scope))
+            for scope, key in keys
+        ]
+        if failure.counts
+        else []
+    )
+    changes: dict[str, tuple[Any, Any]] = {}
+    if counted:
+        changes["failures_in_window"] = (counted[0].count - 1, counted[0].count)
+    reauth = failure.purpose not in LOGIN_PURPOSES
+    counts_to_lockout = (
+        reauth and failure.counts and user is not None and user.active and not user.locked
+    )
+    if user is not None and counts_to_lockout:
+        changes["failed_attempts"] = (user.failed_attempts, user.failed_attempts + 1)
+        user.failed_attempts += 1
     if user is None:
         audit.record(
             session,
             actor=None,
             at=now,
-            action=f"{action}_unknown_user",
+            action=f"{action}.failed_unknown_user",
             entity_type="user",
-            entity_id=failure.username or "(empty)",
+            entity_id=failure.username[:40] or "(empty)",
+            changes=changes,
         )
-        return False
-    changes: dict[str, tuple[Any, Any]] = {}
+    else:
+        audit.record(
+            session,
+            actor=user,
+            at=now,
+            action=f"{action}.failed",
+            entity_type="user",
+            entity_id=user.id,
+            changes=changes,
+            reason=failure.detail,
+        )
     locked_now = False
-    if failure.counts:
-        changes["failed_attempts"] = (user.failed_attempts, user.failed_attempts + 1)
-        user.failed_attempts += 1
-        if user.failed_attempts >= policy.lockout_threshold and not user.locked:
-            user.locked_at = now
-            changes["locked_at"] = (None, now)
-            locked_now = True
-            end_all_sessions(session, user=user)  # an unlock does not revive them
-    audit.record(
-        session,
-        actor=user,
-        at=now,
-        action=action,
-        entity_type="user",
-        entity_id=user.id,
-        changes=changes,
-        reason=failure.detail,
-    )
-    if locked_now:
+    if user is not None and counts_to_lockout and user.failed_attempts >= policy.lockout_threshold:
+        locked_now = _lock_or_withhold(session, user=user, now=now, policy=policy)
+    for done in counted:
+        if done.blocked_until is not None and not locked_now:
+            _audit_backoff(session, failure=failure, done=done, user=user, now=now, policy=policy)
+    memory = max(policy.throttle_rule(scope).memory for scope in Scope)
+    for scope, key, refused in throttle.purge(session, now=now, memory=memory):
+        entity_type, entity_id = _entity_of(scope, key, find_user(session, key))
         audit.record(
             session,
             actor=None,
             at=now,
-            action="user.locked",
-            entity_type="user",
-            entity_id=user.id,
-            reason=f"{user.failed_attempts} consecutive failed authentications",
+            action="login_throttle.refusals_counted",
+            entity_type=entity_type,
+            entity_id=entity_id,
+            changes={"refused_while_throttled": (refused, 0)},
+            reason=f"attempts refused unchecked during a back-off of {scope.value} {key!r}",
         )
     session.flush()
     return locked_now
+
+
+def _lock_or_withhold(
+    session: DbSession, *, user: User, now: dt.datetime, policy: AccountPolicy
+) -> bool:
+    """Lock ``user`` after repeated failed re-entered passwords, unless that would leave
+    one of its roles without an active holder; returns whether it was locked."""
+    sole = lock_withheld_for(session, user)
+    if sole:
+        if user.failed_attempts == policy.lockout_threshold:  # once per run of failures
+            names = ", ".join(role.label for role in sole)
+            audit.record(
+                session,
+                actor=None,
+                at=now,
+                action="user.lock_withheld",
+                entity_type="user",
+                entity_id=user.id,
+                reason=(
+                    f"{user.failed_attempts} consecutive failed authentications; not locked "
+                    f"because no other active account holds {names}: the back-off applies"
+                ),
+            )
+        return False
+    user.locked_at = now
+    end_all_sessions(session, user=user)  # an unlock does not revive them
+    audit.record(
+        session,
+        actor=None,
+        at=now,
+        action="user.locked",
+        entity_type="user",
+        entity_id=user.id,
+        changes={"locked_at": (None, now)},
+        reason=f"{user.failed_attempts} consecutive failed authentications",
+    )
+    return True
+
+
+def _audit_backoff(
+    session: DbSession,
+    *,
+    failure: CredentialsRejected,
+    done: throttle.Failure,
+    user: User | None,
+    now: dt.datetime,
+    policy: AccountPolicy,
+) -> None:
+    """One entry per back-off started: who or what waits, until when, and how many attempts
+    the previous back-off of the same key refused unchecked."""
+    assert done.blocked_until is not None
+    rule = policy.throttle_rule(done.scope)
+    seconds = int((done.blocked_until - now).total_seconds())
+    what = "client address" if done.scope is Scope.ADDRESS else "name"
+    entity_type, entity_id = _entity_of(done.scope, done.key, user)
+    changes: dict[str, tuple[Any, Any]] = {"blocked_until": (None, done.blocked_until)}
+    if done.refused:
+        changes["refused_while_throttled"] = (done.refused, 0)
+    audit.record(
+        session,
+        actor=None,
+        at=now,
+        action=f"{failure.purpose.replace(' ', '_')}.throttled",
+        entity_type=entity_type,
+        entity_id=entity_id,
+        changes=changes,
+        reason=(
+            f"{rule.threshold} failed attempts within {int(rule.window.total_seconds()) // 60} "
+            f"minutes for the {what} {done.key!r}: refused unchecked for {seconds} s"
+        ),
+    )
 
 
 # --- web sessions -----------------------------------------------------------------------

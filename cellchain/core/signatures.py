@@ -86,7 +86,7 @@ def sign(
             title="Administration and signing roles are never combined",
         )
     require(user, permission)
-    verify_password(session, user=user, password=password, purpose="signature")
+    verify_password(session, user=user, password=password, purpose="signature", now=now)
     content = _canonical_content(record)
     signature = Signature(
         entity_type=record.signature_entity_type,

@@ -93,6 +93,8 @@ def handle_domain_error(error: DomainError) -> Any:
     db.session.rollback()
     if is_api_request():
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+        if getattr(error, "retry_after", None) is not None:  # 429: accounts.TooManyAttempts
+            headers["Retry-After"] = str(error.retry_after)  # type: ignore[attr-defined]
         return problem_response(error.to_problem(), headers)
     if isinstance(error, AuthenticationFailed) and error.title == "Login required":
         return redirect(url_for("web.login", next=request.full_path))

@@ -27,7 +27,7 @@ from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.roles import Permission, has_permission
 from cellchain.errors import AuthenticationFailed, NotFound
 from cellchain.extensions import db
-from cellchain.http import acting_user, now, public, requires, unit_of_work
+from cellchain.http import account_policy, acting_user, now, public, requires, unit_of_work
 from cellchain.web.navigation import items_for
 from cellchain.web.resolve import record_url
 from cellchain.web.security import SESSION_TOKEN_KEY
@@ -57,11 +57,21 @@ def login() -> ResponseReturnValue:
     try:
         with unit_of_work() as db_session:
             user = accounts.authenticate(
-                db_session, username=username, password=password, now=now()
+                db_session,
+                username=username,
+                password=password,
+                now=now(),
+                policy=account_policy(),
+                # as Flask sees it: behind a reverse proxy, TRUSTED_PROXIES makes it the client's
+                address=request.remote_addr,
             )
             token = accounts.start_session(
                 db_session, user=user, now=now(), lifetime=current_app.permanent_session_lifetime
             )
+    except accounts.TooManyAttempts as error:
+        message = f"{error.detail} You may try again from {format_time(error.until, True)}."
+        page = render_template("web/login.html", error=message, username=username)
+        return page, 429, {"Retry-After": str(error.retry_after)}
     except AuthenticationFailed as error:
         return render_template("web/login.html", error=error.detail, username=username), 401
     session.clear()

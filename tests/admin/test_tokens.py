@@ -14,6 +14,7 @@ from sqlalchemy import select
 from cellchain.cli import main
 from cellchain.core import accounts
 from cellchain.core.models import ApiToken, AuditEntry, User
+from cellchain.core.throttle import LoginThrottle, Scope
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
 from tests.conftest import TEST_PASSWORD
@@ -209,5 +210,8 @@ def test_the_cli_refuses_a_wrong_password_and_audits_it(run, make_user, app):
     assert accounts.TOKEN_PREFIX not in result.output
     db.session.rollback()
     assert accounts.list_tokens(db.session, tess) == []
-    assert db.session.get(User, tess.id).failed_attempts == 1  # type: ignore[union-attr]
+    # counted like a failed login: toward the name's back-off, never toward the lockout
+    assert db.session.get(User, tess.id).failed_attempts == 0  # type: ignore[union-attr]
+    counted = db.session.get(LoginThrottle, (Scope.ACCOUNT.value, "tess"))
+    assert counted is not None and counted.failures == 1
     assert audit_actions("user", tess.id)[-1] == "token_creation.failed"

@@ -93,6 +93,7 @@ def test_wrong_signing_passwords_are_audited_and_lock_the_account(
     clients, make_user, protocol, session
 ):
     qa = make_user("alex", "qa")
+    make_user("blair", "qa")  # the only QA is never locked (tests/web/test_login_throttle.py)
     api = clients.api(qa)
     for attempt in range(1, 6):
         response = api.post(f"/api/v1/protocols/{protocol.id}/approve", json={"password": "nope"})
