@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from cellchain import create_app
 from cellchain.cli_db_roles import add_db_roles_command
 from cellchain.config import ConfigurationError
-from cellchain.core import accounts, audit, backup
+from cellchain.core import accounts, audit, audit_checkpoints, audit_keys, backup
 from cellchain.core.accounts import AccountPolicy
 from cellchain.core.audit import AuditFilter
 from cellchain.core.roles import Role
@@ -432,14 +432,28 @@ def _database_url() -> str:
     return str(current_app.config["SQLALCHEMY_DATABASE_URI"])
 
 
+def _keyring() -> audit_keys.Keyring:
+    """The app's audit keys, or a one-line refusal saying what is wrong with the key file."""
+    try:
+        return audit_keys.current_keyring()
+    except audit_keys.AuditKeyError as error:
+        raise click.ClickException(str(error)) from error
+
+
+def _checkpoint_dir() -> str | None:
+    directory = current_app.config.get("AUDIT_CHECKPOINT_DIR")
+    return str(directory) if directory else None
+
+
 @main.command("backup")
 @click.argument("destination", type=click.Path(dir_okay=False, path_type=Path))
 @with_appcontext
 def backup_command(destination: Path) -> None:
     """Write a backup of the database to DESTINATION (a SQLite copy or a pg_dump archive)."""
+    keyring = _keyring()
     db.session.remove()
     try:
-        summary = backup.backup(_database_url(), destination)
+        summary = backup.backup(_database_url(), destination, keyring)
     except backup.BackupFailed as error:
         raise _fail(error) from error
     click.echo(
@@ -451,16 +465,26 @@ def backup_command(destination: Path) -> None:
 @main.command("restore")
 @click.argument("source", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--yes", is_flag=True, help="Do not ask before replacing the database.")
+@click.option(
+    "--accept-older",
+    is_flag=True,
+    help="The backup is older than the last audit checkpoint and going back to it is meant: "
+    "the entries after it are lost, which is recorded in the audit trail.",
+)
 @with_appcontext
-def restore_command(source: Path, yes: bool) -> None:
-    """Replace the database with the backup SOURCE, then verify its audit chain (stop the app
-    first). Exits 1 if the restored chain is broken: do not work on that database."""
+def restore_command(source: Path, yes: bool, accept_older: bool) -> None:
+    """Replace the database with the backup SOURCE, then verify its audit chain and compare it
+    with the last audit checkpoint (stop the app first). Exits 1 if the restored chain is
+    broken or does not match the checkpoints: do not work on that database. A backup that
+    ends before the last checkpoint is refused (exit 1) unless --accept-older is given."""
+    keyring = _keyring()
+    directory = _checkpoint_dir()
     if not yes:
         click.confirm(f"Replace every record in the database with {source}?", abort=True)
     db.session.remove()
     db.engine.dispose()
     try:
-        summary = backup.restore(_database_url(), source)
+        summary = backup.restore(_database_url(), source, keyring, directory)
     except backup.BackupFailed as error:
         raise _fail(error) from error
     if not summary.chain.intact:
@@ -471,7 +495,53 @@ def restore_command(source: Path, yes: bool) -> None:
             err=True,
         )
         sys.exit(1)
+    anchoring = summary.anchoring
+    if anchoring is not None and not anchoring.intact:
+        for problem in anchoring.problems:
+            click.echo(f"Audit checkpoint: {problem}.", err=True)
+        click.echo(
+            f"Restored from {source}, but it does not match the audit checkpoints in "
+            f"{anchoring.log.path}. Do not use this database; restore another backup.",
+            err=True,
+        )
+        sys.exit(1)
+    if anchoring is not None and anchoring.older is not None:
+        if not accept_older:
+            click.echo(
+                f"Restored from {source}: its audit chain is intact, but {anchoring.older}. "
+                "If going back to this backup is meant, run the restore again with "
+                "--accept-older (it is recorded in the audit trail); otherwise restore a "
+                "newer backup.",
+                err=True,
+            )
+            sys.exit(1)
+        _record_older_restore(source, anchoring)
+        click.echo(f"Warning: {anchoring.older}; accepted (--accept-older) and recorded.")
+    if directory is not None:
+        checkpoint = audit_checkpoints.write_head(
+            db.session, directory, keyring, at=utcnow(), event="restore"
+        )
+        click.echo(f"Audit checkpoint written: entry #{checkpoint.seq}.")
     click.echo(f"Restored from {source}: {summary.audit_entries} audit entries, chain intact.")
+
+
+def _record_older_restore(source: Path, anchoring: audit_checkpoints.Anchoring) -> None:
+    """Record in the restored trail that an older backup was accepted, and which entries of
+    the last checkpoint it lacks."""
+    last = anchoring.log.last
+    assert last is not None  # an older backup is older than some checkpoint
+    restored = audit_checkpoints.head_of(db.session).head_seq
+    audit.record(
+        db.session,
+        actor=None,
+        at=utcnow(),
+        action="backup.restored_older",
+        entity_type="database",
+        entity_id=source.name,
+        changes={"last_seq": (last.seq, restored)},
+        reason=_cli_reason(f"restore --accept-older: {anchoring.older}"),
+    )
+    db.session.commit()
 
 
 # --- audit ------------------------------------------------------------------------------------
@@ -479,22 +549,109 @@ def restore_command(source: Path, yes: bool) -> None:
 
 @main.group("audit")
 def audit_group() -> None:
-    """Check and export the audit trail."""
+    """Check and export the audit trail; rotate its key; write checkpoints of its head."""
 
 
 @audit_group.command("verify")
 @with_appcontext
 def audit_verify() -> None:
-    """Walk the hash chain; exit 1 and name the first broken entry if it was tampered with."""
-    report = audit.verify_chain(db.session)
-    if report.intact:
+    """Compare the database with the last audit checkpoint, walk the keyed hash chain, and
+    append a new checkpoint when both are intact; exit 1 naming what is wrong otherwise."""
+    keyring = _keyring()
+    directory = _checkpoint_dir()
+    anchoring = audit_checkpoints.check(db.session, directory, keyring) if directory else None
+    report = audit.verify_chain(db.session, keyring=keyring)
+    if anchoring is not None:
+        for problem in anchoring.problems:
+            click.echo(f"Audit checkpoint: {problem}.", err=True)
+    if report.intact and (anchoring is None or anchoring.intact):
         click.echo(f"Audit chain intact: {report.entries_checked} entries verified.")
+        if report.legacy_entries:
+            click.echo(
+                f"Entries #1–#{report.legacy_entries} are legacy (plain SHA-256, from before "
+                "the chain was keyed); the key protects the entries after them."
+            )
+        if directory is not None:
+            checkpoint = audit_checkpoints.append(
+                directory,
+                keyring,
+                seq=report.last_seq,
+                entry_hash=report.last_hash,
+                at=utcnow(),
+                event="verify",
+            )
+            written_to = audit_checkpoints.file_in(directory)
+            click.echo(f"Checkpoint written: entry #{checkpoint.seq} to {written_to}.")
+        else:
+            click.echo("No audit checkpoint folder is configured: the head was not anchored.")
         return
-    click.echo(
-        f"Audit chain BROKEN at entry #{report.first_broken_seq}: {report.problem}.", err=True
-    )
-    click.echo(f"{report.entries_checked} entries before it verified.", err=True)
+    if not report.intact:
+        click.echo(
+            f"Audit chain BROKEN at entry #{report.first_broken_seq}: {report.problem}.",
+            err=True,
+        )
+        click.echo(f"{report.entries_checked} entries before it verified.", err=True)
     sys.exit(1)
+
+
+@audit_group.command("checkpoint")
+@with_appcontext
+def audit_checkpoint() -> None:
+    """Append the chain's head, signed with the audit key, to the checkpoint file (run it on
+    a schedule). Refuses, exit 1, when the database no longer holds what the last
+    checkpoint recorded: a checkpoint never makes a deleted tail look normal."""
+    keyring = _keyring()
+    directory = _checkpoint_dir()
+    if directory is None:
+        raise click.ClickException(
+            "No audit checkpoint folder is configured: set CELLCHAIN_AUDIT_CHECKPOINT_DIR."
+        )
+    anchoring = audit_checkpoints.check(db.session, directory, keyring)
+    if not anchoring.intact:
+        for problem in anchoring.problems:
+            click.echo(f"Audit checkpoint: {problem}.", err=True)
+        click.echo("No checkpoint written; run `cellchain audit verify`.", err=True)
+        sys.exit(1)
+    try:
+        checkpoint = audit_checkpoints.write_head(
+            db.session, directory, keyring, at=utcnow(), event="checkpoint"
+        )
+    except audit_checkpoints.ChainHeadMismatch as error:
+        raise click.ClickException(f"No checkpoint written: {error}.") from error
+    click.echo(
+        f"Checkpoint written: entry #{checkpoint.seq} ({checkpoint.when()}, key "
+        f"{checkpoint.key_id}) to {anchoring.log.path}."
+    )
+
+
+@audit_group.command("rotate-key")
+@click.option("--reason", required=True, help="Why, e.g. 'yearly rotation'; recorded.")
+@with_appcontext
+def audit_rotate_key(reason: str) -> None:
+    """Add a new random key to the audit key file; new entries are made with it, the old keys
+    stay for verifying older entries. The rotation is an audit entry naming the new key's id."""
+    keyring = _keyring()
+    key_id = audit.rotate_key(db.session, at=utcnow(), reason=_cli_reason(reason), keyring=keyring)
+    db.session.commit()
+    click.echo(
+        f"Audit key {key_id} added to {keyring.path} and in use; the rotation is recorded. "
+        "Copy the key file to its safe place again."
+    )
+
+
+@audit_group.command("new-key-file", with_appcontext=False)
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def audit_new_key_file(path: Path) -> None:
+    """Create the audit key file PATH with one random key (owner-only permissions), for
+    CELLCHAIN_AUDIT_KEY_FILE. Never replaces an existing file."""
+    try:
+        keyring = audit_keys.create_key_file(path)
+    except audit_keys.AuditKeyError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(
+        f"Audit key file {path} created with key {keyring.current_id}. Set "
+        f"CELLCHAIN_AUDIT_KEY_FILE={path} and keep a copy of the file in a safe place."
+    )
 
 
 @audit_group.command("export")

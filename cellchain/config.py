@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cellchain.core import audit_keys
+
 #: The development secret. Production refuses to start with it.
 DEVELOPMENT_SECRET_KEY = "cellchain-development-secret-not-for-production"
 
@@ -76,6 +78,9 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "SITE_NAME": _env("SITE_NAME") or "cellchain demo site",
         "SITE_TIMEZONE": _env("TIMEZONE") or "UTC",
         "ISBT128_PRODUCT_CODES": _product_codes_env(),
+        # the audit chain's keys and checkpoints, outside the database (core/audit_keys.py)
+        "AUDIT_KEY_FILE": _env("AUDIT_KEY_FILE"),
+        "AUDIT_CHECKPOINT_DIR": _env("AUDIT_CHECKPOINT_DIR"),
         "IDLE_TIMEOUT_MINUTES": _int_env("IDLE_TIMEOUT_MINUTES", 15),
         "LOCKOUT_THRESHOLD": _int_env("LOCKOUT_THRESHOLD", 5),
         # login back-off (core/throttle.py): failures per client address in 10 minutes, the
@@ -113,6 +118,7 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "OPENAPI_SWAGGER_UI_URL": "/api/v1/docs-static/",
     }
     config.update(overrides)
+    config.update(audit_keys.default_locations(instance_path, config))
     config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
         str(config.get("SQLALCHEMY_DATABASE_URI", "")), config["SQLALCHEMY_ENGINE_OPTIONS"]
     )
@@ -170,6 +176,10 @@ def check_config(config: Mapping[str, Any]) -> None:
             "CELLCHAIN_FACILITY_CODE is missing or the unregistered demo code. Set it to the "
             "site's 5-character ISBT 128 facility identification number (FIN) issued by ICCBBA."
         )
+    try:
+        audit_keys.check_settings(config)
+    except audit_keys.AuditKeyError as exc:
+        raise ConfigurationError(str(exc)) from exc
 
 
 def _check_isbt128(config: Mapping[str, Any]) -> None:

@@ -6,13 +6,17 @@ import pytest
 
 from cellchain import create_app
 from cellchain.config import DEVELOPMENT_SECRET_KEY, ConfigurationError
+from cellchain.core.audit_keys import create_key_file
 
 GOOD_KEY = "k" * 64
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch, tmp_path):
-    for name in ("ENV", "SECRET_KEY", "FACILITY_CODE", "DATABASE_URL", "ISBT128_PRODUCT_CODES"):
+    for name in (
+        *("ENV", "SECRET_KEY", "FACILITY_CODE", "DATABASE_URL", "ISBT128_PRODUCT_CODES"),
+        *("AUDIT_KEY_FILE", "AUDIT_CHECKPOINT_DIR"),
+    ):
         monkeypatch.delenv(f"CELLCHAIN_{name}", raising=False)
     monkeypatch.setenv("CELLCHAIN_INSTANCE_PATH", str(tmp_path))
 
@@ -35,6 +39,9 @@ def test_production_refuses_a_missing_facility_code(monkeypatch):
 def test_production_starts_with_real_settings(monkeypatch, tmp_path):
     monkeypatch.setenv("CELLCHAIN_SECRET_KEY", GOOD_KEY)
     monkeypatch.setenv("CELLCHAIN_FACILITY_CODE", "A1234")
+    create_key_file(tmp_path / "audit-keys")
+    monkeypatch.setenv("CELLCHAIN_AUDIT_KEY_FILE", str(tmp_path / "audit-keys"))
+    monkeypatch.setenv("CELLCHAIN_AUDIT_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
     app = create_app()
     assert app.config["ENV_NAME"] == "production"
     assert app.config["SESSION_COOKIE_SECURE"] is True

@@ -8,6 +8,11 @@ leaves the database as it was if anything fails) and then walks the restored aud
 it reports success only if the chain is intact, so a backup file edited after it was made
 is caught before anyone works on it. Stop the app before a restore.
 
+The chain is verified with the site's audit keys, and a restored database is compared with
+the last checkpoint outside the database (``audit_checkpoints.check_restored``): a backup
+made before that checkpoint ends before it, which the caller reports and accepts only when
+asked to (``cellchain restore --accept-older``).
+
 The PostgreSQL tools must be the server's major version (Debian's ``postgresql-client``);
 the password, if the URL has one, is passed in the environment, never on the command line.
 """
@@ -25,8 +30,10 @@ from sqlalchemy import URL, create_engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from cellchain.core import audit
+from cellchain.core import audit, audit_checkpoints
 from cellchain.core.audit import ChainReport
+from cellchain.core.audit_checkpoints import Anchoring
+from cellchain.core.audit_keys import Keyring
 from cellchain.core.models import AuditEntry
 from cellchain.errors import DomainError
 
@@ -44,20 +51,30 @@ class Summary:
 
     audit_entries: int
     chain: ChainReport
+    #: the comparison with the checkpoint file (a restore with a checkpoint folder only)
+    anchoring: Anchoring | None = None
 
 
-def summarise(database_url: str) -> Summary:
-    """The number of audit entries in the database at ``database_url`` and its chain's state."""
+def summarise(
+    database_url: str, keyring: Keyring, checkpoint_dir: str | Path | None = None
+) -> Summary:
+    """The number of audit entries in the database at ``database_url``, its chain's state
+    verified with ``keyring``, and, given ``checkpoint_dir``, its comparison with the last
+    checkpoint there (as a restored database: ``check_restored``)."""
     engine = create_engine(database_url)
     try:
         with Session(engine) as session:
             entries = session.scalar(select(func.count()).select_from(AuditEntry)) or 0
-            return Summary(audit_entries=entries, chain=audit.verify_chain(session))
+            chain = audit.verify_chain(session, keyring=keyring)
+            anchoring = None
+            if checkpoint_dir is not None:
+                anchoring = audit_checkpoints.check_restored(session, checkpoint_dir, keyring)
+            return Summary(audit_entries=entries, chain=chain, anchoring=anchoring)
     finally:
         engine.dispose()
 
 
-def backup(database_url: str, destination: Path) -> Summary:
+def backup(database_url: str, destination: Path, keyring: Keyring) -> Summary:
     """Write a backup of the database at ``database_url`` to ``destination`` (replaced if
     it exists); returns what the backup holds, read back from the file on SQLite."""
     url = make_url(database_url)
@@ -67,19 +84,25 @@ def backup(database_url: str, destination: Path) -> Summary:
         partial.unlink(missing_ok=True)
         _sqlite_copy(_sqlite_path(url), partial)
         partial.replace(destination)
-        return summarise(f"sqlite:///{destination}")
+        return summarise(f"sqlite:///{destination}", keyring)
     if url.get_backend_name() == "postgresql":
         _run(
             ["pg_dump", "--format=custom", "--no-owner", f"--file={destination}"],
             url,
         )
-        return summarise(database_url)
+        return summarise(database_url, keyring)
     raise BackupFailed(f"No backup for {url.get_backend_name()} databases.")
 
 
-def restore(database_url: str, source: Path) -> Summary:
+def restore(
+    database_url: str,
+    source: Path,
+    keyring: Keyring,
+    checkpoint_dir: str | Path | None = None,
+) -> Summary:
     """Replace the database at ``database_url`` with the backup ``source``; returns what it
-    holds now. The caller reports success only if ``summary.chain.intact``."""
+    holds now. The caller reports success only if ``summary.chain.intact`` and the anchoring
+    (given ``checkpoint_dir``) is intact, and says so when the backup is older."""
     if not source.is_file():
         raise BackupFailed(f"There is no backup file {source}.")
     url = make_url(database_url)
@@ -100,7 +123,7 @@ def restore(database_url: str, source: Path) -> Summary:
         )
     else:
         raise BackupFailed(f"No restore for {url.get_backend_name()} databases.")
-    return summarise(database_url)
+    return summarise(database_url, keyring, checkpoint_dir)
 
 
 def _sqlite_path(url: URL) -> Path:

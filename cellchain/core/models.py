@@ -169,6 +169,9 @@ class AuditEntry(Model):
     reason: Mapped[str | None] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: the audit key whose HMAC ``entry_hash`` is (core/audit_keys.py); null: a legacy entry
+    #: from before the chain was keyed, hashed with plain SHA-256
+    key_id: Mapped[str | None] = mapped_column(String(40))
 
 
 class AuditChainHead(Model):

@@ -1,5 +1,7 @@
 """`cellchain backup` and `cellchain restore`: a backup brings the records back, and a restore
-reports success only when the restored audit chain is intact (SQLite and PostgreSQL)."""
+reports success only when the restored audit chain is intact and matches the last audit
+checkpoint; a backup older than that checkpoint is restored only when asked to (SQLite and
+PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -14,16 +16,22 @@ from sqlalchemy.engine import make_url
 
 from cellchain.cli import main
 from tests.conftest import FAST_HASH, DatabaseFactory, on_postgres
+from tests.support.audit_tamper import cut_tail, plain_sha256, rechain
 from tests.support.tamper import triggers_off
 
 
 @pytest.fixture
-def site(databases: DatabaseFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A migrated database of its own (a restore replaces it whole), as the CLI's."""
+def site(
+    databases: DatabaseFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[str]:
+    """A migrated database of its own (a restore replaces it whole), as the CLI's, with its
+    own audit key file and checkpoint folder."""
     url = databases.create()
     monkeypatch.setenv("CELLCHAIN_ENV", "testing")
     monkeypatch.setenv("CELLCHAIN_DATABASE_URL", url)
     monkeypatch.setenv("CELLCHAIN_PASSWORD_HASH_METHOD", FAST_HASH)
+    monkeypatch.setenv("CELLCHAIN_AUDIT_KEY_FILE", str(tmp_path / "audit-keys"))
+    monkeypatch.setenv("CELLCHAIN_AUDIT_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
     yield url
     databases.drop(url)
 
@@ -134,3 +142,76 @@ def test_a_missing_tool_or_file_is_a_clear_refusal(
         monkeypatch.setattr("cellchain.core.backup.shutil.which", lambda _name: None)
         failed = cli("backup", str(tmp_path / "site.backup"))
         assert failed.exit_code == 1 and "pg_dump is not installed" in failed.output
+
+
+def last_seq(url: str) -> int:
+    return int(scalar(url, "SELECT last_seq FROM audit_chain_head"))
+
+
+def test_a_backup_rewritten_and_rechained_without_the_key_is_reported_broken(
+    site: str, tmp_path: Path
+):
+    """An insider rewrites an entry and recomputes every hash after it (plain SHA-256, as
+    anyone can) before the backup is made: the restore finds it."""
+    create_user("rita")
+    create_user("sam")
+    engine = create_engine(site)
+    with engine.begin() as conn:
+        rechain(conn, 2, plain_sha256(unkeyed=False), actor_username="mallory")
+    engine.dispose()
+    archive = tmp_path / "site.backup"
+    assert "chain BROKEN" in cli("backup", str(archive)).output
+    restored = cli("restore", str(archive), "--yes")
+    assert restored.exit_code == 1
+    assert "BROKEN at entry #2" in restored.output
+
+
+def test_a_backup_older_than_the_last_checkpoint_is_restored_only_when_accepted(
+    site: str, tmp_path: Path
+):
+    create_user("rita")
+    archive = tmp_path / "site.backup"
+    assert cli("backup", str(archive)).exit_code == 0
+    in_backup = last_seq(site)
+    create_user("sam")
+    assert cli("audit", "verify").exit_code == 0  # a checkpoint of the later head
+    checkpointed = last_seq(site)
+
+    refused = cli("restore", str(archive), "--yes")
+    assert refused.exit_code == 1
+    assert f"the restored backup ends at entry #{in_backup}, the last checkpoint" in refused.output
+    assert (
+        f"is #{checkpointed}: entries #{in_backup + 1}–#{checkpointed} are not in this backup"
+        in refused.output
+    )
+    assert "--accept-older" in refused.output
+    assert cli("audit", "verify").exit_code == 1  # nobody works on it by mistake
+
+    accepted = cli("restore", str(archive), "--yes", "--accept-older")
+    assert accepted.exit_code == 0, accepted.output
+    assert "Warning: the restored backup ends at entry" in accepted.output
+    assert usernames(site) == {"rita"}
+    reason = scalar(site, "SELECT reason FROM audit_entries WHERE action = 'backup.restored_older'")
+    assert f"entries #{in_backup + 1}–#{checkpointed} are not in this backup" in reason
+    verified = cli("audit", "verify")
+    assert verified.exit_code == 0, verified.output
+
+
+def test_a_restore_that_does_not_hold_the_checkpointed_entry_is_refused(site: str, tmp_path: Path):
+    """A backup made after the trail was emptied and written again is longer than the last
+    checkpoint but does not hold the entry it recorded."""
+    create_user("rita")
+    assert cli("audit", "verify").exit_code == 0
+    checkpointed = last_seq(site)
+    engine = create_engine(site)
+    with engine.begin() as conn:
+        cut_tail(conn, 0)
+    engine.dispose()
+    for name in ("mallory", "mike", "max"):
+        create_user(name)
+    archive = tmp_path / "site.backup"
+    assert "chain intact" in cli("backup", str(archive)).output  # the chain alone is whole
+    restored = cli("restore", str(archive), "--yes")
+    assert restored.exit_code == 1
+    assert f"entry #{checkpointed} is not the entry recorded in the checkpoint" in restored.output
+    assert "Do not use this database" in restored.output

@@ -15,6 +15,7 @@ from flask import Flask
 
 from cellchain import create_app
 from cellchain.config import load_config
+from cellchain.core.audit_keys import create_key_file
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 GOOD_KEY = "k" * 64
@@ -111,6 +112,8 @@ def test_hsts_in_production(tmp_path: Path) -> None:
             "SECRET_KEY": GOOD_KEY,
             "FACILITY_CODE": "A1234",
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/hsts.sqlite",
+            "AUDIT_KEY_FILE": str(create_key_file(tmp_path / "audit-keys").path),
+            "AUDIT_CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
         }
     )
     assert production.config["HSTS_SECONDS"] >= 31_536_000
