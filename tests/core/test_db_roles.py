@@ -115,10 +115,13 @@ def test_the_app_role_runs_the_app_and_cannot_rewrite_the_trail_or_the_schema(
 
     # real work as the app role: the demo site (every package's use cases) …
     seed_demo_database(site.app_url)
-    # … and a login and a logout over HTTP (the session row is inserted, then deleted)
+    # … and a failed login, a login and a logout over HTTP (the throttle's row, the session
+    # row inserted, then deleted)
     app = build_test_app(site.app_url)
     tech = next(user for user in DEMO_USERS if user.username == "tech")
     client = app.test_client()
+    wrong = client.post("/login", data={"username": tech.username, "password": "not-it-at-all"})
+    assert wrong.status_code == 401  # counted by the login throttle, as the app role
     login = client.post("/login", data={"username": tech.username, "password": tech.password})
     assert login.status_code == 302, login.get_data(as_text=True)
     assert client.get("/").status_code == 200
