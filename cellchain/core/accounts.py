@@ -643,7 +643,8 @@ def record_failed_authentication(
             _audit_backoff(session, failure=failure, done=done, user=user, now=now, policy=policy)
     memory = max(policy.throttle_rule(scope).memory for scope in Scope)
     for scope, key, refused in throttle.purge(session, now=now, memory=memory):
-        entity_type, entity_id = _entity_of(scope, key, find_user(session, key))
+        owner = find_user(session, key) if scope is not Scope.ADDRESS else None
+        entity_type, entity_id = _entity_of(scope, key, owner)
         audit.record(
             session,
             actor=None,
