@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib
 
 import click
+import psycopg
 from flask.cli import with_appcontext
+from sqlalchemy.exc import DBAPIError
 
 from cellchain.core import db_roles
 from cellchain.extensions import db
@@ -46,6 +48,13 @@ def db_roles_command(role: str, password: str | None, schema: str) -> None:
             done = db_roles.set_up_app_role(connection, role=role, password=password, schema=schema)
     except db_roles.RoleSetupRefused as error:
         raise click.ClickException(error.detail) from error
+    except (psycopg.Error, DBAPIError) as error:
+        refusal = str(getattr(error, "orig", None) or error).strip()
+        raise click.ClickException(
+            f"PostgreSQL refused: {refusal}. Nothing was changed. Run this with the URL of "
+            "the role that owns the schema; it needs CREATEROLE to create or alter the app "
+            "role (or a superuser creates the role first and this command only grants)."
+        ) from error
     narrower = "; ".join(
         f"{table} only {', '.join(db_roles.NARROWER_GRANTS[table])}" for table in done.narrower
     )

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg import sql
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, RowMapping, text
 
 from cellchain.errors import DomainError
 
@@ -115,80 +115,9 @@ def set_up_app_role(
         )
     if connection.scalar(text("SELECT to_regnamespace(:schema)"), {"schema": schema}) is None:
         raise RoleSetupRefused(f"There is no schema {schema!r} in database {database!r}.")
-    attributes = (
-        connection.execute(
-            text(
-                "SELECT rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls "
-                "FROM pg_roles WHERE rolname = :role"
-            ),
-            {"role": role},
-        )
-        .mappings()
-        .one_or_none()
-    )
-    created = attributes is None
-    name = sql.Identifier(role)
-    if created:
-        if not password:
-            raise RoleSetupRefused(
-                f"The role {role!r} does not exist yet: give its password "
-                "(--password or CELLCHAIN_APP_DB_PASSWORD)."
-            )
-        _run(
-            connection,
-            sql.SQL("CREATE ROLE {} LOGIN NOINHERIT PASSWORD {}").format(
-                name, sql.Literal(password)
-            ),
-        )
-    else:
-        assert attributes is not None
-        wrong = [word for column, word in FORBIDDEN_ATTRIBUTES.items() if attributes[column]]
-        if wrong:  # said only when needed: changing these needs a superuser
-            _run(connection, sql.SQL("ALTER ROLE {} " + " ".join(wrong)).format(name))
-        login = sql.SQL("ALTER ROLE {} LOGIN NOINHERIT").format(name)
-        if password:
-            login = sql.SQL("{} PASSWORD {}").format(login, sql.Literal(password))
-        _run(connection, login)
-
-    in_schema = sql.Identifier(schema)
-    _run(
-        connection,
-        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), name),
-    )
-    _run(connection, sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(in_schema, name))
-    _run(connection, sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(in_schema, name))
-    for kind, privileges in (("TABLES", TABLE_PRIVILEGES), ("SEQUENCES", SEQUENCE_PRIVILEGES)):
-        _run(
-            connection,
-            sql.SQL("REVOKE ALL ON ALL {} IN SCHEMA {} FROM {}").format(
-                sql.SQL(kind), in_schema, name
-            ),
-        )
-        _run(
-            connection,
-            sql.SQL("GRANT {} ON ALL {} IN SCHEMA {} TO {}").format(
-                _privileges(privileges), sql.SQL(kind), in_schema, name
-            ),
-        )
-        # tables and sequences the owner creates from now on (the next `db upgrade`)
-        _run(
-            connection,
-            sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT {} ON {} TO {}").format(
-                in_schema, _privileges(privileges), sql.SQL(kind), name
-            ),
-        )
-    narrower = []
-    for table, privileges in NARROWER_GRANTS.items():
-        qualified = sql.Identifier(schema, table)
-        if _table_exists(connection, schema, table):
-            narrower.append(table)
-            _run(connection, sql.SQL("REVOKE ALL ON TABLE {} FROM {}").format(qualified, name))
-            _run(
-                connection,
-                sql.SQL("GRANT {} ON TABLE {} TO {}").format(
-                    _privileges(privileges), qualified, name
-                ),
-            )
+    created = _create_or_update_role(connection, role, password)
+    _grant(connection, role, database, schema)
+    narrower = [table for table in NARROWER_GRANTS if _table_exists(connection, schema, table)]
     tables = connection.scalar(
         text("SELECT count(*) FROM pg_tables WHERE schemaname = :schema"),
         {"schema": schema},
@@ -219,17 +148,7 @@ def check_app_role(connection: Connection, *, role: str, schema: str = "public")
     come through a role membership count too.
     """
     problems: list[str] = []
-    attributes = (
-        connection.execute(
-            text(
-                "SELECT rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls "
-                "FROM pg_roles WHERE rolname = :role"
-            ),
-            {"role": role},
-        )
-        .mappings()
-        .one_or_none()
-    )
+    attributes = _attributes(connection, role)
     if attributes is None:
         return [f"there is no role {role!r}"]
     problems += [
@@ -271,6 +190,86 @@ def check_app_role(connection: Connection, *, role: str, schema: str = "public")
             ):
                 problems.append(f"it has {privilege} on {table}")
     return problems
+
+
+def _attributes(connection: Connection, role: str) -> RowMapping | None:
+    """The role's attributes from ``pg_roles`` (``FORBIDDEN_ATTRIBUTES``), or None."""
+    return (
+        connection.execute(
+            text(
+                "SELECT rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls "
+                "FROM pg_roles WHERE rolname = :role"
+            ),
+            {"role": role},
+        )
+        .mappings()
+        .one_or_none()
+    )
+
+
+def _create_or_update_role(connection: Connection, role: str, password: str | None) -> bool:
+    """Create the login role, or make an existing one a plain login role (its password
+    changed only when given); True if it was created."""
+    attributes = _attributes(connection, role)
+    name = sql.Identifier(role)
+    if attributes is None:
+        if not password:
+            raise RoleSetupRefused(
+                f"The role {role!r} does not exist yet: give its password "
+                "(--password or CELLCHAIN_APP_DB_PASSWORD)."
+            )
+        _run(
+            connection,
+            sql.SQL("CREATE ROLE {} LOGIN NOINHERIT PASSWORD {}").format(
+                name, sql.Literal(password)
+            ),
+        )
+        return True
+    wrong = [word for column, word in FORBIDDEN_ATTRIBUTES.items() if attributes[column]]
+    if wrong:  # said only when needed: changing these needs a superuser
+        _run(connection, sql.SQL("ALTER ROLE {} " + " ".join(wrong)).format(name))
+    login = sql.SQL("ALTER ROLE {} LOGIN NOINHERIT").format(name)
+    if password:
+        login = sql.SQL("{} PASSWORD {}").format(login, sql.Literal(password))
+    _run(connection, login)
+    return False
+
+
+def _grant(connection: Connection, role: str, database: str, schema: str) -> None:
+    """Put the role's privileges where the module's docstring says: whatever it held on the
+    schema's tables and sequences, and by default on future ones, is revoked first."""
+    name, in_schema = sql.Identifier(role), sql.Identifier(schema)
+    statements = [
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), name),
+        sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(in_schema, name),
+        sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(in_schema, name),
+    ]
+    for kind, privileges in (("TABLES", TABLE_PRIVILEGES), ("SEQUENCES", SEQUENCE_PRIVILEGES)):
+        objects, granted = sql.SQL(kind), _privileges(privileges)
+        statements += [
+            sql.SQL("REVOKE ALL ON ALL {} IN SCHEMA {} FROM {}").format(objects, in_schema, name),
+            sql.SQL("GRANT {} ON ALL {} IN SCHEMA {} TO {}").format(
+                granted, objects, in_schema, name
+            ),
+            # what the owner creates from now on (the next `db upgrade`)
+            sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} REVOKE ALL ON {} FROM {}").format(
+                in_schema, objects, name
+            ),
+            sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT {} ON {} TO {}").format(
+                in_schema, granted, objects, name
+            ),
+        ]
+    for table, privileges in NARROWER_GRANTS.items():
+        if _table_exists(connection, schema, table):
+            qualified = sql.Identifier(schema, table)
+            statements += [
+                sql.SQL("REVOKE ALL ON TABLE {} FROM {}").format(qualified, name),
+                sql.SQL("GRANT {} ON TABLE {} TO {}").format(
+                    _privileges(privileges), qualified, name
+                ),
+            ]
+    for statement in statements:
+        _run(connection, statement)
 
 
 def _privileges(privileges: tuple[str, ...]) -> sql.Composable:

@@ -257,6 +257,23 @@ def test_a_new_role_needs_a_password(site: Site, monkeypatch: pytest.MonkeyPatch
     assert f"Role {site.app} created, password set" in from_env.output
 
 
+@pytest.mark.postgres_only
+def test_an_owner_who_may_not_create_roles_is_told_in_one_line(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+):
+    with site.admin.connect() as conn:
+        conn.execute(text(f"ALTER ROLE {site.owner} NOCREATEROLE"))
+    refused = cli(
+        monkeypatch, site.owner_url, "db", "roles", "--role", site.app, "--password", APP_PASSWORD
+    )
+    assert refused.exit_code == 1
+    assert "PostgreSQL refused: permission denied to create role" in refused.output
+    assert "Traceback" not in refused.output
+    with site.admin.connect() as conn:
+        exists = "SELECT count(*) FROM pg_roles WHERE rolname = :r"
+        assert conn.scalar(text(exists), {"r": site.app}) == 0
+
+
 def test_on_sqlite_db_roles_says_roles_are_postgresqls(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ):
