@@ -37,12 +37,20 @@ DEFAULT_ROLE = "cellchain_app"
     "changed when given.",
 )
 @click.option("--schema", default="public", show_default=True)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Change nothing: say what the role can do that it must not; exit 1 if anything.",
+)
 @with_appcontext
-def db_roles_command(role: str, password: str | None, schema: str) -> None:
+def db_roles_command(role: str, password: str | None, schema: str, check: bool) -> None:
     """Create or update the app's PostgreSQL login role (run as the schema's owner): it may
     read and write rows, only append audit entries, and own, alter, drop or truncate nothing.
     Idempotent; new tables get the same grants by default privileges."""
     db.session.remove()
+    if check:
+        _check(role, schema)
+        return
     try:
         with db.engine.begin() as connection:
             done = db_roles.set_up_app_role(connection, role=role, password=password, schema=schema)
@@ -72,6 +80,21 @@ def db_roles_command(role: str, password: str | None, schema: str) -> None:
         "owner's URL). Run the app with CELLCHAIN_DATABASE_URL="
         f"postgresql+psycopg://{done.role}:<password>@<host>/{done.database}."
     )
+
+
+def _check(role: str, schema: str) -> None:
+    """``--check``: the role's problems, read in a transaction that is rolled back."""
+    with db.engine.connect() as connection:
+        if connection.dialect.name != "postgresql":
+            raise click.ClickException("Database roles are PostgreSQL's.")
+        problems = db_roles.check_app_role(connection, role=role, schema=schema)
+        connection.rollback()
+    if problems:
+        raise click.ClickException(
+            f"The role {role} can do what the app role must not: {'; '.join(problems)}. "
+            "Run `cellchain db roles` (with the owner's URL) to put it right."
+        )
+    click.echo(f"The role {role} owns nothing and holds only the app's grants in {schema}.")
 
 
 def add_db_roles_command() -> None:

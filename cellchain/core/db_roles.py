@@ -50,8 +50,8 @@ NARROWER_GRANTS: Mapping[str, tuple[str, ...]] = {
     **{table: ("SELECT", "UPDATE") for table in HEAD_TABLES},
     **{table: ("SELECT",) for table in READ_ONLY_TABLES},
 }
-#: Privileges that would let a role rewrite or empty an append-only table.
-FORBIDDEN_ON_APPEND_ONLY = ("UPDATE", "DELETE", "TRUNCATE", "TRIGGER", "REFERENCES")
+#: Every privilege PostgreSQL has on a table: beyond its grants, the app role holds none.
+ALL_TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 
 #: A role name we create: lower case, as PostgreSQL folds unquoted names.
 ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -142,7 +142,10 @@ def set_up_app_role(
 
 
 def check_app_role(connection: Connection, *, role: str, schema: str = "public") -> list[str]:
-    """What ``role`` can do that the app role must not, in words (empty: nothing).
+    """What ``role`` can do that the app role must not, in words (empty: nothing): act as
+    or be an owner, a role attribute of ``FORBIDDEN_ATTRIBUTES``, CREATE in the schema, and
+    on any table a privilege beyond its grants (TRUNCATE anywhere; UPDATE or DELETE of
+    audit entries; …).
 
     Asked of PostgreSQL itself (``has_table_privilege``, ``pg_has_role``), so privileges that
     come through a role membership count too.
@@ -180,15 +183,18 @@ def check_app_role(connection: Connection, *, role: str, schema: str = "public")
             f"it may create objects in schema {schema!r} (REVOKE CREATE ON SCHEMA {schema} "
             "FROM PUBLIC, as PostgreSQL 15 does by default)"
         )
-    for table in APPEND_ONLY_TABLES:
-        if not _table_exists(connection, schema, table):
-            continue
-        for privilege in FORBIDDEN_ON_APPEND_ONLY:
-            if connection.scalar(
-                text("SELECT has_table_privilege(:role, :table, :privilege)"),
-                {**parameters, "table": f"{schema}.{table}", "privilege": privilege},
-            ):
-                problems.append(f"it has {privilege} on {table}")
+    held = connection.execute(
+        text(
+            "SELECT tablename, privilege FROM pg_tables, "
+            "unnest(CAST(:privileges AS text[])) AS privilege WHERE schemaname = :schema "
+            "AND has_table_privilege(:role, format('%I.%I', schemaname, tablename), privilege) "
+            "ORDER BY tablename, privilege"
+        ),
+        {**parameters, "privileges": list(ALL_TABLE_PRIVILEGES)},
+    ).all()
+    for table, privilege in held:
+        if privilege not in NARROWER_GRANTS.get(table, TABLE_PRIVILEGES):
+            problems.append(f"it has {privilege} on {table}")
     return problems
 
 

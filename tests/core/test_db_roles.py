@@ -197,11 +197,16 @@ def test_a_restore_runs_as_the_owner_and_db_roles_runs_again_after_it(
 
     restored = cli(monkeypatch, site.owner_url, "restore", "--yes", str(archive))
     assert restored.exit_code == 0, restored.output
-    # the restore recreated the tables; running `db roles` again puts the grants back as
-    # they must be (the owner's default privileges gave the recreated tables the ordinary
-    # grants, audit_entries included, until then; its triggers refused the changes)
+    # the restore recreated the tables, and the owner's default privileges gave each one
+    # the ordinary grants, audit_entries included (its triggers still refuse the changes):
+    # `db roles --check` says so, and running `db roles` again puts the grants right
+    drifted = cli(monkeypatch, site.owner_url, "db", "roles", "--role", site.app, "--check")
+    assert drifted.exit_code == 1
+    assert "it has DELETE on audit_entries; it has UPDATE on audit_entries" in drifted.output
     again = cli(monkeypatch, site.owner_url, "db", "roles", "--role", site.app)
     assert again.exit_code == 0, again.output
+    checked = cli(monkeypatch, site.owner_url, "db", "roles", "--role", site.app, "--check")
+    assert checked.exit_code == 0, checked.output
     owner = site.engine(site.owner_url)
     app = site.engine(site.app_url)
     try:
