@@ -10,8 +10,8 @@ from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from flask_sqlalchemy.session import Session as FlaskSession
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
+from sqlalchemy import Integer, MetaData
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, scoped_session
 
 #: Constraint names are fixed so migrations can address them on SQLite and PostgreSQL alike.
 NAMING_CONVENTION = {
@@ -30,6 +30,20 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+
+class Recorded:
+    """Mixin of every regulated table: its rows are checked against the audit trail.
+
+    ``audit_seq`` is the ``seq`` of the ``records.state`` audit entry holding the row's
+    values as of its last change, set in the same transaction by ``core/record_state.py``;
+    ``cellchain audit verify --records`` rebuilds each row from that entry and names any
+    row that differs. Null on a row no application transaction wrote (inserted by SQL);
+    0 on a row that existed before migration 0023 until ``cellchain audit seal-baseline``.
+    """
+
+    audit_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
 
 # The base of every model class. At run time it is ``db.Model``: Flask-SQLAlchemy builds it
 # from ``Base`` (same metadata and registry) with its own mixins, none of which cellchain

@@ -61,6 +61,7 @@ from cellchain.traceability.recalls import lookback, recalls
 from tests.conftest import TEST_PASSWORD
 from tests.support.clinic import UTC
 from tests.support.labels import SETTINGS
+from tests.support.tamper import outside_the_trail
 from tests.support.ward import Ward, payload
 
 #: long tests: started first (tests/conftest.py, ``heavy``)
@@ -418,7 +419,7 @@ def open_transaction() -> None:
     """Open the example's transaction with a write that changes nothing. SQLite's driver
     begins a transaction only before a write: a savepoint taken outside one would become the
     transaction itself, and releasing it would commit the event for good."""
-    db.session.execute(update(User).where(User.id == -1).values(active=False))
+    db.session.execute(outside_the_trail(update(User).where(User.id == -1).values(active=False)))
 
 
 def checks_count() -> int:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
-from cellchain.extensions import Model
+from cellchain.extensions import Model, Recorded
 
 if TYPE_CHECKING:
     from cellchain.donors.models import Donation
@@ -152,7 +152,7 @@ CUSTODY_EVENTS: tuple[EventType, ...] = (
 )
 
 
-class Unit(Model):
+class Unit(Recorded, Model):
     """One labelled physical thing. Its code embeds its donation's DIN."""
 
     __tablename__ = "units"
@@ -184,7 +184,7 @@ class Unit(Model):
         return f"<Unit {self.code} {self.status}>"
 
 
-class LineageEdge(Model):
+class LineageEdge(Recorded, Model):
     """``child`` was made from ``parent`` by ``operation`` (many parents, many children)."""
 
     __tablename__ = "lineage_edges"
@@ -203,7 +203,7 @@ class LineageEdge(Model):
     child: Mapped[Unit] = relationship(foreign_keys=[child_id])
 
 
-class UnitEvent(Model):
+class UnitEvent(Recorded, Model):
     """Something that happened to a unit: custody, a scan, a status change. Append-only."""
 
     __tablename__ = "unit_events"

@@ -32,7 +32,7 @@ from cellchain.chain.models import (
     UnitStatus,
 )
 from cellchain.chain.models import MAX_UNITS_PER_STEP as MAX_UNITS_PER_STEP
-from cellchain.core import actions, audit, numbering
+from cellchain.core import actions, audit, numbering, record_state
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
@@ -268,10 +268,12 @@ def change_status_many(
     changed: list[tuple[Unit, UnitStatus]] = []
     for current, group in by_status.items():
         result = session.execute(
-            update(Unit)
-            .where(Unit.id.in_([unit.id for unit in group]), Unit.status == current.value)
-            .values(status=target.value)
-            .execution_options(synchronize_session=False)
+            record_state.marked(
+                update(Unit)
+                .where(Unit.id.in_([unit.id for unit in group]), Unit.status == current.value)
+                .values(status=target.value)
+                .execution_options(synchronize_session=False)
+            )
         )
         # Session.execute is typed to return a Result; an UPDATE's is a CursorResult, with rowcount
         if result.rowcount != len(group):  # type: ignore[attr-defined]
@@ -280,14 +282,15 @@ def change_status_many(
                 f"Unit {codes} was changed by someone else a moment ago; reload it and try again.",
                 title="Changed concurrently",
             )
+        record_state.touched(session, Unit, [unit.id for unit in group])
         for unit in group:
             set_committed_value(unit, "status", target.value)
             changed.append((unit, current))
     if not changed:
         return
-    # a bulk insert (one executemany): nothing here needs the new events' ids
-    session.execute(
-        insert(UnitEvent),
+    # a bulk insert (one statement per thousand rows); its ids go to the record trail
+    event_ids = session.scalars(
+        record_state.marked(insert(UnitEvent).returning(UnitEvent.id)),
         [
             {
                 "unit_id": unit.id,
@@ -300,7 +303,8 @@ def change_status_many(
             }
             for unit, current in changed
         ],
-    )
+    ).all()
+    record_state.touched(session, UnitEvent, event_ids)
     audit.record_many(
         session,
         [

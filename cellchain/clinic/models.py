@@ -31,7 +31,7 @@ from cellchain.chain.models import Unit
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
 from cellchain.dosing.models import DoseOrder, Patient
-from cellchain.extensions import Model
+from cellchain.extensions import Model, Recorded
 
 
 class ShipmentStatus(LabelledEnum):
@@ -57,7 +57,7 @@ class Condition(LabelledEnum):
     DAMAGED = "damaged"
 
 
-class Shipment(Model):
+class Shipment(Recorded, Model):
     """Prepared doses travelling from the lab to the clinic in one dry shipper."""
 
     __tablename__ = "shipments"
@@ -126,7 +126,7 @@ class Shipment(Model):
         }
 
 
-class ShipmentItem(Model):
+class ShipmentItem(Recorded, Model):
     """A prepared dose (with its bags) in a shipment. A dose ships once."""
 
     __tablename__ = "shipment_items"
@@ -140,7 +140,7 @@ class ShipmentItem(Model):
     dose_order: Mapped[DoseOrder] = relationship()
 
 
-class Thaw(Model):
+class Thaw(Recorded, Model):
     """One bag's thaw at the clinic, started and completed by scanning its label."""
 
     __tablename__ = "thaws"
@@ -169,7 +169,7 @@ class Verdict(LabelledEnum):
     STOP = "stop"  #: at least one check failed: nothing may be started from this check
 
 
-class BedsideCheck(Model):
+class BedsideCheck(Recorded, Model):
     """A wristband and a label scanned together at the bedside, every check behind the
     verdict, and (for a "go") the two clinicians' signatures. Append-only: a stop is kept."""
 
@@ -246,7 +246,7 @@ INFUSION_TRANSITIONS: dict[InfusionStatus, frozenset[InfusionStatus]] = {
 }
 
 
-class Infusion(Model):
+class Infusion(Recorded, Model):
     """A dose given to its patient: one per dose order, ever (a unique row, won by one)."""
 
     __tablename__ = "infusions"
@@ -336,7 +336,7 @@ class Outcome(LabelledEnum):
     UNKNOWN = "unknown"
 
 
-class AdverseEvent(Model):
+class AdverseEvent(Recorded, Model):
     """An adverse event of a patient, graded (CTCAE 1–5), with seriousness and outcome."""
 
     __tablename__ = "adverse_events"
@@ -371,7 +371,7 @@ class AdverseEvent(Model):
         return Seriousness(self.seriousness).label
 
 
-class FollowUpVisit(Model):
+class FollowUpVisit(Recorded, Model):
     """A follow-up evaluation done (months 6 and 12): the visit code and the day it was done.
     Infusion visits are done by their infusion."""
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, inspect, update
 from sqlalchemy.orm.attributes import set_committed_value
 
+from cellchain.core import record_state
 from cellchain.extensions import DbSession
 
 
@@ -26,14 +27,17 @@ def update_if(
     model = type(record)
     (key,) = inspect(model).primary_key
     changed = session.execute(
-        update(model)
-        .where(key == getattr(record, key.key), *conditions)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        record_state.marked(
+            update(model)
+            .where(key == getattr(record, key.key), *conditions)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
     )
     # Session.execute is typed to return a Result; an UPDATE's is a CursorResult, with rowcount
     if changed.rowcount != 1:  # type: ignore[attr-defined]
         return False
+    record_state.touched(session, model, [getattr(record, key.key)])
     for name, value in values.items():
         set_committed_value(record, name, value)
     return True

@@ -18,12 +18,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cellchain.core.roles import Role
 from cellchain.core.types import UTCDateTime
-from cellchain.extensions import Model
+from cellchain.extensions import Model, Recorded
 
 _ROLE_VALUES = ", ".join(f"'{role.value}'" for role in Role)
 
 
-class User(Model):
+class User(Recorded, Model):
     """A person with an account. Never deleted; a username is never given to anyone else."""
 
     __tablename__ = "users"
@@ -79,7 +79,7 @@ class User(Model):
         return f"<User {self.username}>"
 
 
-class UserRole(Model):
+class UserRole(Recorded, Model):
     """One role held by one user."""
 
     __tablename__ = "user_roles"
@@ -91,7 +91,7 @@ class UserRole(Model):
     user: Mapped[User] = relationship(back_populates="role_rows")
 
 
-class ApiToken(Model):
+class ApiToken(Recorded, Model):
     """A bearer token for the API; only its SHA-256 is stored, the token is shown once."""
 
     __tablename__ = "api_tokens"
@@ -190,7 +190,7 @@ class AuditChainHead(Model):
     last_hash: Mapped[str] = mapped_column(String(64))
 
 
-class Signature(Model):
+class Signature(Recorded, Model):
     """An electronic signature bound to the exact content of a record (21 CFR 11.50, 11.70)."""
 
     __tablename__ = "signatures"
@@ -222,7 +222,7 @@ class IdentifierSequence(Model):
     last_value: Mapped[int] = mapped_column(Integer)
 
 
-class IssuedIdentifier(Model):
+class IssuedIdentifier(Recorded, Model):
     """Every identifier the site has issued, with what it now identifies.
 
     One table for all kinds makes a scanned code resolve in one indexed lookup and makes it

@@ -20,6 +20,8 @@ from __future__ import annotations
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from cellchain.core import record_state
+
 
 def begin_before_savepoint(connection: Connection, name: str) -> None:
     """Open the SQLite transaction before the first savepoint of a use case."""
@@ -31,6 +33,10 @@ def begin_before_savepoint(connection: Connection, name: str) -> None:
 
 
 def install() -> None:
-    """Listen on every engine (the app's, the migrations', the tests'); safe to call twice."""
+    """Listen on every engine (the app's, the migrations', the tests'); safe to call twice.
+
+    Also every session's record-state hooks: a transaction that writes regulated rows
+    appends their values to the audit trail before it commits (``core/record_state.py``)."""
     if not event.contains(Engine, "savepoint", begin_before_savepoint):
         event.listen(Engine, "savepoint", begin_before_savepoint)
+    record_state.install()

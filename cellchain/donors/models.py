@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from cellchain.chain.models import Unit
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
-from cellchain.extensions import Model
+from cellchain.extensions import Model, Recorded
 from cellchain.manufacturing.models import ProductDefinition
 
 
@@ -87,7 +87,7 @@ class InfectiousResult(enum.StrEnum):
         return self.value.replace("_", "-")
 
 
-class Donor(Model):
+class Donor(Recorded, Model):
     """A birth mother, under a pseudonymous code the system issues (never a name or MRN)."""
 
     __tablename__ = "donors"
@@ -118,7 +118,7 @@ class Donor(Model):
     donations: Mapped[list[Donation]] = relationship(back_populates="donor", order_by="Donation.id")
 
 
-class Donation(Model):
+class Donation(Recorded, Model):
     """Cord and/or placenta tissue from one birth, identified by its DIN."""
 
     __tablename__ = "donations"
@@ -212,7 +212,7 @@ class Donation(Model):
         return self.eligibility != Eligibility.ELIGIBLE.value
 
 
-class DonorTestResult(Model):
+class DonorTestResult(Recorded, Model):
     """One infectious-disease test result on the birth mother's specimen.
 
     Never overwritten: a correction is a new row naming the row it corrects and why; the old
@@ -258,7 +258,7 @@ class DonorTestResult(Model):
         return InfectiousResult(self.result).label
 
 
-class EligibilityDetermination(Model):
+class EligibilityDetermination(Recorded, Model):
     """QA's e-signed donor eligibility determination for one donation (1271.50).
 
     One in force per donation. A later donor result that the determination no longer agrees

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import EventType, UnitKind, UnitStatus
-from cellchain.core import actions, audit, numbering, signatures
+from cellchain.core import actions, audit, numbering, record_state, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import IssuedIdentifier, User
 from cellchain.core.payload import read_scan
@@ -784,10 +784,12 @@ def determine_eligibility(
         raise ReasonRequired("An ineligible determination")
     outcome = Eligibility.ELIGIBLE if eligible else Eligibility.INELIGIBLE
     claimed = session.execute(
-        update(Donation)
-        .where(Donation.id == donation.id, Donation.eligibility == Eligibility.PENDING.value)
-        .values(eligibility=outcome.value)
-        .execution_options(synchronize_session=False)
+        record_state.marked(
+            update(Donation)
+            .where(Donation.id == donation.id, Donation.eligibility == Eligibility.PENDING.value)
+            .values(eligibility=outcome.value)
+            .execution_options(synchronize_session=False)
+        )
     )
     # Session.execute is typed to return a Result; an UPDATE's is a CursorResult, with rowcount
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
@@ -795,6 +797,7 @@ def determine_eligibility(
             f"Donation {donation.din} was determined by someone else a moment ago.",
             title="Already determined",
         )
+    record_state.touched(session, Donation, [donation.id])
     session.refresh(donation, ["eligibility"])
     determination = EligibilityDetermination(
         donation_id=donation.id,

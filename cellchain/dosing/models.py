@@ -26,10 +26,10 @@ from cellchain.chain.models import Unit
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
 from cellchain.documents.versioning import STATUS_CHECK, VersionedDocument
-from cellchain.extensions import Model
+from cellchain.extensions import Model, Recorded
 
 
-class Protocol(VersionedDocument, Model):
+class Protocol(VersionedDocument, Recorded, Model):
     """One version of a trial protocol's parameters (DOMAIN.md §7), approved by QA's signature.
 
     ``code`` is the registry identifier of the trial (e.g. NCT01420432); the parameters hold
@@ -60,7 +60,7 @@ class PatientStatus(LabelledEnum):
     WITHDRAWN = "withdrawn"
 
 
-class Patient(Model):
+class Patient(Recorded, Model):
     """A trial subject, by study ID and chain-of-identity identifier only: the clinic keeps
     names and record numbers out of this system (DOMAIN.md §9)."""
 
@@ -110,7 +110,7 @@ class WeightConfirmation(LabelledEnum):
     COUNTERSIGNED = "countersigned"  #: a second person signed it with their own password
 
 
-class Weight(Model):
+class Weight(Recorded, Model):
     """A body weight: when it was measured, how, and who recorded it.
 
     A weight that differs by the protocol's flag (≥ 10 %) from the patient's previous
@@ -199,7 +199,7 @@ DOSE_TRANSITIONS: dict[DoseStatus, frozenset[DoseStatus]] = {
 ACTIVE_DOSE_STATUSES = (DoseStatus.ALLOCATED, DoseStatus.PREPARED, DoseStatus.INFUSED)
 
 
-class DoseOrder(Model):
+class DoseOrder(Recorded, Model):
     """One scheduled infusion's dose for one patient, computed from a fresh weight."""
 
     __tablename__ = "dose_orders"
@@ -284,7 +284,7 @@ class DoseOrder(Model):
         }
 
 
-class DoseBag(Model):
+class DoseBag(Recorded, Model):
     """A bag allocated to a dose order and what is drawn from it. A bag is allocated to one
     live order only: its unit status moves available → allocated in a guarded update."""
 

@@ -19,7 +19,7 @@ from cellchain.chain.models import Unit
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
 from cellchain.dosing.models import Patient
-from cellchain.extensions import Model
+from cellchain.extensions import Model, Recorded
 
 #: The most copies of one label one print may ask for.
 MAX_COPIES = 50
@@ -36,7 +36,7 @@ class LabelEventKind(LabelledEnum):
     DESTROYED = "destroyed"  #: spoiled, superseded or not used, and destroyed
 
 
-class LabelPrint(Model):
+class LabelPrint(Recorded, Model):
     """The copies of one unit's label printed at once, and what became of them."""
 
     __tablename__ = "label_prints"
@@ -107,7 +107,7 @@ class LabelPrint(Model):
         return self.reason is not None
 
 
-class LabelEvent(Model):
+class LabelEvent(Recorded, Model):
     """One accounting of printed copies: applied (scanned on the container) or destroyed."""
 
     __tablename__ = "label_events"

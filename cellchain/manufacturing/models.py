@@ -26,10 +26,10 @@ from cellchain.chain.models import Unit
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
 from cellchain.documents.versioning import STATUS_CHECK, VersionedDocument
-from cellchain.extensions import Model
+from cellchain.extensions import Model, Recorded
 
 
-class ProductDefinition(VersionedDocument, Model):
+class ProductDefinition(VersionedDocument, Recorded, Model):
     """One version of a product's parameters, approved by QA's signature.
 
     ``code`` names the product (e.g. UC-MSC). The parameters hold the donor test panel, the
@@ -56,7 +56,7 @@ class MaterialCategory(enum.StrEnum):
     OTHER = "other"
 
 
-class MaterialLot(Model):
+class MaterialLot(Recorded, Model):
     """A lot of a reagent or consumable as received; usable only released and unexpired."""
 
     __tablename__ = "material_lots"
@@ -100,7 +100,7 @@ class EquipmentKind(LabelledEnum):
     LN2_TANK = "ln2_tank"
 
 
-class Equipment(Model):
+class Equipment(Recorded, Model):
     """A piece of equipment by its site ID, recorded on every step that used it."""
 
     __tablename__ = "equipment"
@@ -127,7 +127,7 @@ class StepKind(LabelledEnum):
     STORAGE = "storage"  #: transfer of bags or vials into LN2 storage
 
 
-class ProcessingStep(Model):
+class ProcessingStep(Recorded, Model):
     """One step of the batch record: who, when, what went in and out, counts, materials,
     equipment. Population doublings are computed from the counts, never typed."""
 
@@ -180,7 +180,7 @@ class ProcessingStep(Model):
         return StepKind(self.kind).label
 
 
-class StepUnit(Model):
+class StepUnit(Recorded, Model):
     """A unit that went into (``input``) or came out of (``output``) a step."""
 
     __tablename__ = "step_units"
@@ -195,7 +195,7 @@ class StepUnit(Model):
     unit: Mapped[Unit] = relationship()
 
 
-class StepMaterial(Model):
+class StepMaterial(Recorded, Model):
     __tablename__ = "step_materials"
 
     step_id: Mapped[int] = mapped_column(ForeignKey("processing_steps.id"), primary_key=True)
@@ -208,7 +208,7 @@ class StepMaterial(Model):
     material_lot: Mapped[MaterialLot] = relationship()
 
 
-class StepEquipment(Model):
+class StepEquipment(Recorded, Model):
     __tablename__ = "step_equipment"
 
     step_id: Mapped[int] = mapped_column(ForeignKey("processing_steps.id"), primary_key=True)
@@ -221,7 +221,7 @@ class StepEquipment(Model):
     item: Mapped[Equipment] = relationship()
 
 
-class CellRecord(Model):
+class CellRecord(Recorded, Model):
     """What a vessel, vial or bag holds: passage, cells, cumulative PD, and for bags the fill.
 
     One row per culture vessel, bank vial and cryobag, written by the step that made it.
@@ -266,7 +266,7 @@ class LotStatus(enum.StrEnum):
     REJECTED = "rejected"
 
 
-class Lot(Model):
+class Lot(Recorded, Model):
     """The drug product lot: the cryobags of one fill of one donation."""
 
     __tablename__ = "lots"
@@ -309,7 +309,7 @@ class DeviationCategory(LabelledEnum):
     OTHER = "other"
 
 
-class Deviation(Model):
+class Deviation(Recorded, Model):
     """A departure from procedure or specification; an open one blocks the lot's release."""
 
     __tablename__ = "deviations"
@@ -355,7 +355,7 @@ class Deviation(Model):
         }
 
 
-class ExcursionAuthorisation(Model):
+class ExcursionAuthorisation(Recorded, Model):
     """QA's signed authorisation to take a donation's cells beyond the product's max passage
     or max CPD, up to the values it names, for the reason it gives (DOMAIN.md §7).
 
@@ -415,7 +415,7 @@ class ExcursionAuthorisation(Model):
         return " and ".join(parts)
 
 
-class StoragePosition(Model):
+class StoragePosition(Recorded, Model):
     """A slot in an LN2 tank (tank / rack / box / slot) and the one unit it holds, if any."""
 
     __tablename__ = "storage_positions"
@@ -442,7 +442,7 @@ class StoragePosition(Model):
         return f"{self.tank.code} / rack {self.rack} / box {self.box} / slot {self.slot}"
 
 
-class TankReading(Model):
+class TankReading(Recorded, Model):
     """A temperature reading of an LN2 tank."""
 
     __tablename__ = "tank_readings"

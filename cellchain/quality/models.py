@@ -27,11 +27,11 @@ from cellchain.chain.models import Unit
 from cellchain.core.models import User
 from cellchain.core.types import UTCDateTime, sql_values
 from cellchain.documents.versioning import STATUS_CHECK, VersionedDocument
-from cellchain.extensions import Model
+from cellchain.extensions import Model, Recorded
 from cellchain.manufacturing.models import Lot
 
 
-class Specification(VersionedDocument, Model):
+class Specification(VersionedDocument, Recorded, Model):
     """One version of a product's release specification (DOMAIN.md §5), approved by QA.
 
     ``code`` is the product code (UC-MSC); the parameters hold the list of tests, each with its
@@ -48,7 +48,7 @@ class Specification(VersionedDocument, Model):
     document_label: ClassVar[str] = "Specification"
 
 
-class QcSample(Model):
+class QcSample(Recorded, Model):
     """A QC sample tube taken from a bag of a lot (lineage operation ``sample``).
 
     The tube is a unit of its own, with its own label; results name the tube they were
@@ -77,7 +77,7 @@ class ResultStatus(enum.StrEnum):
     INVALIDATED = "invalidated"  #: set aside by QA with a reason and signature; kept visible
 
 
-class QcResult(Model):
+class QcResult(Recorded, Model):
     """One release-test result on a lot. Never overwritten (DOMAIN.md §5).
 
     The specification version in force when it was recorded, the criterion as it read then and
@@ -183,7 +183,7 @@ class Decision(enum.StrEnum):
     REJECTED = "rejected"  #: rejected for good; the bags become rejected
 
 
-class LotDisposition(Model):
+class LotDisposition(Recorded, Model):
     """QA's release or rejection of a lot, e-signed. One per lot, ever (unique ``lot_id``)."""
 
     __tablename__ = "lot_dispositions"

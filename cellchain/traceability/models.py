@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
-from cellchain.extensions import Model
+from cellchain.extensions import Model, Recorded
 
 if TYPE_CHECKING:
     from cellchain.chain.models import Unit
@@ -52,7 +52,7 @@ class AffectedOutcome(LabelledEnum):
     INFUSED = "infused"  #: already given to a patient: lookback
 
 
-class Recall(Model):
+class Recall(Recorded, Model):
     """A recall of a donation, lot or material lot, opened and closed by QA's signatures."""
 
     __tablename__ = "recalls"
@@ -170,7 +170,7 @@ class RecallClosure:
         }
 
 
-class RecallUnit(Model):
+class RecallUnit(Recorded, Model):
     """A unit affected by a recall and what the recall found it to be. Written once."""
 
     __tablename__ = "recall_units"
@@ -193,7 +193,7 @@ class RecallUnit(Model):
         return AffectedOutcome(self.outcome).label
 
 
-class RecallDose(Model):
+class RecallDose(Recorded, Model):
     """A dose order not yet infused whose units the recall blocked: withdrawn (cancelled) by
     the recall, so that the patient can be given another dose for the visit."""
 
@@ -208,7 +208,7 @@ class RecallDose(Model):
     dose_order: Mapped[DoseOrder] = relationship()
 
 
-class RecallNotification(Model):
+class RecallNotification(Recorded, Model):
     """A patient who received affected product, and when and how they were notified."""
 
     __tablename__ = "recall_notifications"

@@ -21,6 +21,7 @@ from cellchain.core.types import utcnow
 from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import db
 from tests.support.follow_up import back_date, infuse
+from tests.support.tamper import outside_the_trail
 
 
 def report(**changes: Any) -> AdverseEventReport:
@@ -232,9 +233,11 @@ def test_an_outcome_changed_meanwhile_is_a_conflict(clinic: Any, patient: Any) -
     assert event.outcome == "recovering"  # read by this user
     # someone else's change lands between this user's read and write
     db.session.execute(
-        AdverseEvent.__table__.update()
-        .where(AdverseEvent.id == event.id)
-        .values(outcome="not_recovered")
+        outside_the_trail(
+            AdverseEvent.__table__.update()
+            .where(AdverseEvent.id == event.id)
+            .values(outcome="not_recovered")
+        )
     )
     with pytest.raises(Conflict, match="changed by someone else"):
         update(clinic, event, "recovered", "Seen at the clinic")

@@ -18,6 +18,7 @@ from cellchain.manufacturing.models import ExcursionAuthorisation, ProcessingSte
 from cellchain.manufacturing.processing import processing
 from cellchain.quality import disposition
 from tests.conftest import TEST_PASSWORD
+from tests.support.tamper import outside_the_trail
 
 
 def steps_of(donation: Any) -> int:
@@ -224,9 +225,11 @@ def test_a_tampered_authorisation_no_longer_authorises(bench):
     donation = bench.lab.eligible_donation()
     deviation = bench.authorised_excursion(donation, max_passage=6)
     db.session.execute(
-        update(ExcursionAuthorisation)
-        .where(ExcursionAuthorisation.deviation_id == deviation.id)
-        .values(max_passage=9)
+        outside_the_trail(
+            update(ExcursionAuthorisation)
+            .where(ExcursionAuthorisation.deviation_id == deviation.id)
+            .values(max_passage=9)
+        )
     )
     db.session.commit()
     db.session.expire_all()

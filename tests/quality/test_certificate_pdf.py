@@ -21,6 +21,7 @@ from cellchain.quality.certificate_pdf import render_certificate_pdf
 from cellchain.quality.defaults import UC_MSC_TESTS
 from cellchain.quality.models import QcResult
 from tests.conftest import TEST_PASSWORD
+from tests.support.tamper import outside_the_trail
 
 ZURICH = ZoneInfo("Europe/Zurich")
 SITE = "Cell Therapy Unit, City Hospital"
@@ -152,9 +153,11 @@ def test_the_signature_reads_no_longer_valid_after_a_result_is_altered(desk: Any
     release(desk)
     assert "NO LONGER VALID" not in text_of(desk)
     db.session.execute(
-        update(QcResult)
-        .where(QcResult.lot_id == desk.lot.id, QcResult.test_code == "VIABILITY")
-        .values(value_number=60.0)
+        outside_the_trail(
+            update(QcResult)
+            .where(QcResult.lot_id == desk.lot.id, QcResult.test_code == "VIABILITY")
+            .values(value_number=60.0)
+        )
     )
     db.session.commit()
     db.session.expire_all()

@@ -22,6 +22,7 @@ from cellchain.manufacturing.processing import processing
 from cellchain.quality import disposition, results
 from cellchain.quality.models import LotDisposition, QcResult
 from tests.conftest import TEST_PASSWORD, at_once
+from tests.support.tamper import outside_the_trail
 
 
 def release(desk: Any, user: Any = None, password: str = TEST_PASSWORD) -> Any:
@@ -70,7 +71,11 @@ def test_each_missing_precondition_refuses_release_with_its_reason(desk: Any) ->
 def test_an_ineligible_or_pending_donor_blocks_release(desk: Any) -> None:
     desk.full_panel()
     db.session.execute(
-        update(Donation).where(Donation.id == desk.lot.donation_id).values(eligibility="pending")
+        outside_the_trail(
+            update(Donation)
+            .where(Donation.id == desk.lot.donation_id)
+            .values(eligibility="pending")
+        )
     )
     db.session.commit()
     db.session.expire_all()
@@ -170,9 +175,11 @@ def test_the_disposition_signature_is_invalid_after_a_result_is_altered(desk: An
     desk.full_panel()
     decided = release(desk)
     db.session.execute(
-        update(QcResult)
-        .where(QcResult.lot_id == desk.lot.id, QcResult.test_code == "VIABILITY")
-        .values(value_number=60.0)
+        outside_the_trail(
+            update(QcResult)
+            .where(QcResult.lot_id == desk.lot.id, QcResult.test_code == "VIABILITY")
+            .values(value_number=60.0)
+        )
     )
     db.session.commit()
     db.session.expire_all()

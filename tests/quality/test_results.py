@@ -19,6 +19,7 @@ from cellchain.manufacturing.deviations import deviations
 from cellchain.quality import results
 from cellchain.quality.models import QcResult
 from tests.conftest import TEST_PASSWORD
+from tests.support.tamper import outside_the_trail
 
 
 def test_samples_are_labelled_units_drawn_from_a_bag_of_the_lot(desk: Any) -> None:
@@ -204,7 +205,11 @@ def test_the_invalidation_signature_is_shown_invalid_after_the_result_is_edited(
     )
     db.session.commit()
     assert [m.valid for m in signatures.manifest(db.session, first)] == [True]
-    db.session.execute(db.update(QcResult).where(QcResult.id == first.id).values(value_number=25.0))
+    db.session.execute(
+        outside_the_trail(
+            db.update(QcResult).where(QcResult.id == first.id).values(value_number=25.0)
+        )
+    )
     db.session.commit()
     db.session.expire_all()
     tampered = db.session.get(QcResult, first.id)

@@ -14,6 +14,7 @@ from cellchain.chain import service as chain
 from cellchain.chain.models import LineageOperation, Unit, UnitKind, UnitStatus
 from cellchain.core.identifiers import ALPHABET
 from cellchain.core.types import utcnow
+from tests.support.tamper import outside_the_trail
 
 
 def derive(
@@ -52,7 +53,9 @@ def container_of(lab, **overrides) -> Unit:
 
 def set_status(session, unit: Unit, status: UnitStatus) -> None:
     """Put the unit's row straight into ``status`` (test set-up, not a transition)."""
-    session.execute(update(Unit).where(Unit.id == unit.id).values(status=status.value))
+    session.execute(
+        outside_the_trail(update(Unit).where(Unit.id == unit.id).values(status=status.value))
+    )
     session.commit()
     session.refresh(unit)
 

@@ -26,6 +26,7 @@ from cellchain.traceability.coi import coi
 from cellchain.traceability.coi.coi import INVALID, VALID
 from tests.support.pdf import pages_text, squeeze
 from tests.support.recalls import infuse
+from tests.support.tamper import outside_the_trail
 from tests.support.zones import ZURICH
 
 SIGNATURE_ROW = re.compile(r'<tr class="sig[^"]*" data-part="([\w-]+)" data-status="(\w+)"')
@@ -256,7 +257,7 @@ TAMPERING: dict[str, tuple[Callable[[Any], Update], str, str]] = {
 
 
 def tamper(infusion: Any, part: str) -> None:
-    db.session.execute(TAMPERING[part][0](infusion))
+    db.session.execute(outside_the_trail(TAMPERING[part][0](infusion)))
     db.session.commit()
     db.session.expire_all()
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import GONE, EventType, Unit, UnitEvent, UnitKind, UnitStatus
-from cellchain.core import audit
+from cellchain.core import audit, record_state
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.errors import Conflict, InvalidInput, NotFound
@@ -450,11 +450,15 @@ def _position(
     both end up with the one row (the second insert waits for the first and does nothing).
     """
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    session.execute(
-        insert(StoragePosition)
-        .values(tank_id=tank.id, rack=rack, box=box, slot=slot)
-        .on_conflict_do_nothing(index_elements=["tank_id", "rack", "box", "slot"])
-    )
+    created = session.scalars(
+        record_state.marked(
+            insert(StoragePosition)
+            .values(tank_id=tank.id, rack=rack, box=box, slot=slot)
+            .on_conflict_do_nothing(index_elements=["tank_id", "rack", "box", "slot"])
+            .returning(StoragePosition.id)
+        )
+    ).all()
+    record_state.touched(session, StoragePosition, created)
     return session.execute(
         select(StoragePosition)
         .where(
@@ -475,10 +479,12 @@ def _vacate(session: DbSession, position: StoragePosition, unit: Unit) -> None:
     for still needs (which would deadlock on PostgreSQL).
     """
     emptied = session.execute(
-        update(StoragePosition)
-        .where(StoragePosition.id == position.id, StoragePosition.unit_id == unit.id)
-        .values(unit_id=None, since=None)
-        .execution_options(synchronize_session=False)
+        record_state.marked(
+            update(StoragePosition)
+            .where(StoragePosition.id == position.id, StoragePosition.unit_id == unit.id)
+            .values(unit_id=None, since=None)
+            .execution_options(synchronize_session=False)
+        )
     )
     # Session.execute is typed to return a Result; an UPDATE's is a CursorResult, with rowcount
     if emptied.rowcount != 1:  # type: ignore[attr-defined]
@@ -486,6 +492,7 @@ def _vacate(session: DbSession, position: StoragePosition, unit: Unit) -> None:
             f"{position.label} was changed by someone else a moment ago; reload and try again.",
             title="Changed concurrently",
         )
+    record_state.touched(session, StoragePosition, [position.id])
     set_committed_value(position, "unit_id", None)
     set_committed_value(position, "since", None)
     set_committed_value(position, "unit", None)
