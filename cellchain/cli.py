@@ -528,9 +528,8 @@ def restore_command(source: Path, yes: bool, accept_older: bool) -> None:
 def _record_older_restore(source: Path, anchoring: audit_checkpoints.Anchoring) -> None:
     """Record in the restored trail that an older backup was accepted, and which entries of
     the last checkpoint it lacks."""
-    last = anchoring.log.last
+    last, restored = anchoring.log.last, anchoring.restored_seq
     assert last is not None  # an older backup is older than some checkpoint
-    restored = audit_checkpoints.head_of(db.session).head_seq
     audit.record(
         db.session,
         actor=None,

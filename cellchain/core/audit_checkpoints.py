@@ -156,23 +156,6 @@ def append(
     return checkpoint
 
 
-@dataclass(frozen=True)
-class Head:
-    """The end of the chain as the database holds it."""
-
-    #: the highest seq in the table (0: empty) and the head row's seq and hash
-    table_last_seq: int
-    head_seq: int
-    head_hash: str
-
-
-def head_of(session: DbSession) -> Head:
-    """The database's chain head: the table's last seq and the head row."""
-    last = session.scalar(select(func.max(AuditEntry.seq))) or 0
-    row = session.get(AuditChainHead, 1)
-    return Head(last, row.last_seq if row else 0, row.last_hash if row else "")
-
-
 def compare(session: DbSession, checkpoint: Checkpoint) -> list[str]:
     """What the database lacks of what ``checkpoint`` recorded, in words; empty if it still
     holds the checkpoint's entry unchanged and keys every entry after it."""
@@ -230,8 +213,9 @@ class Anchoring:
     #: what does not fit, in words: forged lines, then what the database lacks
     problems: list[str]
     #: set when a restored backup ends before the last checkpoint (a legitimate but
-    #: explicit step back): the sentence saying which entries it lacks
+    #: explicit step back): the sentence saying which entries it lacks, and its last entry
     older: str | None = None
+    restored_seq: int | None = None
 
     @property
     def intact(self) -> bool:
@@ -267,27 +251,29 @@ def check_restored(session: DbSession, directory: str | Path, keyring: Keyring) 
     earlier = log.last_at_or_before(restored)
     if earlier is not None:
         problems += compare(session, earlier)
-    return Anchoring(log, problems, older)
+    return Anchoring(log, problems, older, restored)
 
 
 def write_head(
     session: DbSession, directory: str | Path, keyring: Keyring, *, at: dt.datetime, event: str
 ) -> Checkpoint:
-    """Append a checkpoint of the database's head as it is now, after checking that the head
-    row names the table's last entry (``ChainHeadMismatch`` otherwise)."""
-    head = head_of(session)
-    if head.table_last_seq != head.head_seq:
-        raise ChainHeadMismatch(
-            f"the chain head names entry #{head.head_seq} but the table ends at "
-            f"#{head.table_last_seq}: run `cellchain audit verify`"
-        )
-    stored = session.scalar(select(AuditEntry.entry_hash).where(AuditEntry.seq == head.head_seq))
-    if head.head_seq and stored != head.head_hash:
-        raise ChainHeadMismatch(
-            f"the chain head's hash is not entry #{head.head_seq}'s: run `cellchain audit verify`"
-        )
+    """Append a checkpoint of the head row as it is now, after checking that the entry it
+    names holds its hash (``ChainHeadMismatch`` otherwise).
+
+    The head row is read first: an entry it names was committed with it, while entries
+    committed after it (the app keeps writing) are simply not in this checkpoint."""
+    row = session.get(AuditChainHead, 1)
+    if row is None:
+        raise ChainHeadMismatch("the chain head row is missing: run `cellchain audit verify`")
+    if row.last_seq:
+        stored = session.scalar(select(AuditEntry.entry_hash).where(AuditEntry.seq == row.last_seq))
+        if stored != row.last_hash:
+            raise ChainHeadMismatch(
+                f"the chain head names entry #{row.last_seq}, which the table does not hold "
+                "with that hash: run `cellchain audit verify`"
+            )
     return append(
-        directory, keyring, seq=head.head_seq, entry_hash=head.head_hash, at=at, event=event
+        directory, keyring, seq=row.last_seq, entry_hash=row.last_hash, at=at, event=event
     )
 
 
