@@ -158,6 +158,25 @@ class IntegerConverter(routing.IntegerConverter):
     def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("max", DB_INT_MAX)
         super().__init__(url_map, *args, **kwargs)
+        if self.max is not None and not self.signed and not self.fixed_digits:
+            # Refused by the pattern, not only by ``to_python``: Werkzeug matches a path's
+            # pattern and method before it converts, so a GET of ``/x/2147483648`` where
+            # another rule has ``POST /x/<int:id>`` was a 405 naming POST, not a 404.
+            self.regex = digits_up_to(self.max)
+
+
+def digits_up_to(largest: int) -> str:
+    """A regular expression matching the decimal numbers from 0 to ``largest`` (leading zeros
+    allowed, as Werkzeug's integer allows them), and no other."""
+    text = str(largest)
+    options = [f"[1-9]\\d{{0,{len(text) - 2}}}"] if len(text) > 1 else []
+    for i, digit in enumerate(text):
+        lowest = 1 if i == 0 else 0
+        if int(digit) > lowest:
+            below = f"[{lowest}-{int(digit) - 1}]"
+            options.append(f"{text[:i]}{below}\\d{{{len(text) - i - 1}}}")
+    options.append(text)
+    return f"0*(?:{'|'.join(options)})|0+"
 
 
 def integer_converter_schema(converter: IntegerConverter) -> dict[str, Any]:

@@ -82,7 +82,7 @@ def wire(app: Flask) -> None:
     from cellchain.traceability.trace import views as trace_views  # noqa: F401 (its routes)
     from cellchain.web import errors, first_login, security
     from cellchain.web import views as web_views
-    from cellchain.web.docs import docs_static, protect_smorest_docs
+    from cellchain.web.docs import ProblemResponses, docs_static, protect_smorest_docs
     from cellchain.web.errors import ProblemSchema
 
     app.config["PERMANENT_SESSION_LIFETIME"] = dt.timedelta(
@@ -105,7 +105,8 @@ def wire(app: Flask) -> None:
     csrf.init_app(app)
     login_manager.init_app(app)
     api.ERROR_SCHEMA = ProblemSchema
-    api.init_app(app)
+    # every operation's problem+json answers are documented by one plugin (web/docs.py)
+    api.init_app(app, spec_kwargs={"extra_plugins": [ProblemResponses()]})
     api.register_converter(IntegerConverter, integer_converter_schema)
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "cellchain API token"}

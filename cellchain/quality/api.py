@@ -193,7 +193,9 @@ def reject(data: dict[str, Any], lot_id: int) -> Any:
 
 @release_api.get("/lots/<int:lot_id>/certificate.pdf")
 @requires(Permission.READ_RECORDS)
-@release_api.doc(responses={"200": {"content": {"application/pdf": {}}}})
+@release_api.doc(
+    responses={"200": {"description": "The certificate", "content": {"application/pdf": {}}}}
+)
 def certificate(lot_id: int) -> Any:
     """The certificate of analysis (PDF)."""
     return certificate_response(_lot(db.session, lot_id))

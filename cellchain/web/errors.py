@@ -26,10 +26,14 @@ PROBLEM_JSON = "application/problem+json"
 class ProblemSchema(ma.Schema):
     """RFC 9457 problem details, as every API error is returned."""
 
-    type = ma.fields.String(metadata={"description": "URI naming the kind of problem"})
-    title = ma.fields.String(metadata={"description": "Short summary of the kind of problem"})
-    status = ma.fields.Integer(metadata={"description": "HTTP status code"})
-    detail = ma.fields.String(metadata={"description": "What went wrong, in words"})
+    type = ma.fields.String(
+        required=True, metadata={"description": "URI naming the kind of problem"}
+    )
+    title = ma.fields.String(
+        required=True, metadata={"description": "Short summary of the kind of problem"}
+    )
+    status = ma.fields.Integer(required=True, metadata={"description": "HTTP status code"})
+    detail = ma.fields.String(required=True, metadata={"description": "What went wrong, in words"})
     errors = ma.fields.Dict(
         keys=ma.fields.String(),
         values=ma.fields.List(ma.fields.String()),

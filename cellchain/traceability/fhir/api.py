@@ -27,7 +27,6 @@ blueprints = (fhir_api,)
 @fhir_api.doc(
     responses={
         "200": {"description": "A FHIR R5 collection Bundle", "content": {FHIR_JSON: {}}},
-        "404": {"description": "No such infusion"},
     }
 )
 def infusion_fhir(infusion_id: int) -> Response:
