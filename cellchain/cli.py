@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from cellchain import create_app
 from cellchain.cli_db_roles import add_db_roles_command
+from cellchain.cli_records import add_records_commands, check_records
 from cellchain.config import ConfigurationError
 from cellchain.core import accounts, audit, audit_checkpoints, audit_keys, backup
 from cellchain.core.accounts import AccountPolicy
@@ -551,12 +552,21 @@ def audit_group() -> None:
     """Check and export the audit trail; rotate its key; write checkpoints of its head."""
 
 
+add_records_commands(audit_group)  # `cellchain audit seal-baseline`
+
+
 @audit_group.command("verify")
+@click.option(
+    "--records",
+    is_flag=True,
+    help="Also rebuild every regulated row from the trail and name each row that differs.",
+)
 @with_appcontext
-def audit_verify() -> None:
+def audit_verify(records: bool = False) -> None:
     """Compare the database with the last audit checkpoint, walk the keyed hash chain, and
     append a new checkpoint when both are intact; exit 1 naming what is wrong otherwise."""
     keyring = _keyring()
+    records_intact = not records or check_records()
     directory = _checkpoint_dir()
     anchoring = audit_checkpoints.check(db.session, directory, keyring) if directory else None
     report = audit.verify_chain(db.session, keyring=keyring)
@@ -583,6 +593,8 @@ def audit_verify() -> None:
             click.echo(f"Checkpoint written: entry #{checkpoint.seq} to {written_to}.")
         else:
             click.echo("No audit checkpoint folder is configured: the head was not anchored.")
+        if not records_intact:
+            sys.exit(1)
         return
     if not report.intact:
         click.echo(

@@ -9,10 +9,12 @@ import json
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select, text, update
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitStatus
+from cellchain.cli import main
 from cellchain.core import accounts, record_state
 from cellchain.core.models import AuditEntry, User
 from cellchain.core.record_state import Problem, RecordsReport
@@ -274,3 +276,32 @@ def test_rows_from_before_the_trail_are_unsealed_until_the_baseline(app: Any) ->
         select(AuditEntry).where(AuditEntry.action == record_state.BASELINE_ACTION)
     ).scalar_one()
     assert (baseline.reason, baseline.actor_username) == ("upgrade to 0023", "system")
+
+
+def test_the_cli_names_the_rows_that_differ_and_seals_a_baseline(
+    app: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CELLCHAIN_ENV", "testing")
+    monkeypatch.setenv("CELLCHAIN_DATABASE_URL", database_url)
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    clean = run("audit", "verify", "--records")
+    assert clean.exit_code == 0, clean.output
+    assert "Records match the trail" in clean.output and "intact" in clean.output
+    patient_id = db.session.execute(select(Patient.id).order_by(Patient.id)).scalars().first()
+    db.session.execute(
+        text("UPDATE patients SET arm = 'EDITED', audit_seq = 0 WHERE id = :id"),
+        {"id": patient_id},
+    )
+    db.session.commit()
+    db.session.remove()
+    edited = run("audit", "verify", "--records")
+    assert edited.exit_code == 1
+    assert f"Record patients {patient_id} is not the row's latest state" in edited.output
+    assert 'arm: trail "' in edited.output and 'row "EDITED"' in edited.output
+    # without --records only the chain is checked, as before
+    assert run("audit", "verify").exit_code == 0
+    assert "--reason" in run("audit", "seal-baseline").output
