@@ -31,7 +31,7 @@ from cellchain.admin.schemas import (
     TokenCreateIn,
     UserCreateIn,
 )
-from cellchain.core import accounts, audit, numbering
+from cellchain.core import accounts, audit, numbering, record_state
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.roles import Permission, Role, role_conflict
 from cellchain.errors import DomainError, InvalidInput
@@ -80,7 +80,8 @@ def identifier(code: str) -> ResponseReturnValue:
 
 
 def _audit_args() -> dict[str, Any]:
-    data = {key: value for key, value in request.args.items() if value}
+    # ``states`` (show the record-state entries) is the page's own box, not an audit filter
+    data = {key: value for key, value in request.args.items() if value and key != "states"}
     try:
         return cast(dict[str, Any], AuditQueryIn().load(data))  # no post_load: a dict
     except ma.ValidationError as error:
@@ -96,8 +97,12 @@ def audit_review() -> ResponseReturnValue:
     try:
         args = _audit_args()
         error = None
-        entries = audit.list_entries(
-            db.session, commands.audit_filter(args), limit=args["limit"], offset=args["offset"]
+        entries = record_state.review_entries(
+            db.session,
+            commands.audit_filter(args),
+            show_states=bool(request.args.get("states")),
+            limit=args["limit"],
+            offset=args["offset"],
         )
     except InvalidInput as invalid:
         error, entries, args = invalid.detail, [], {"limit": 200, "offset": 0}

@@ -123,7 +123,7 @@ def _digest(value: Any) -> str:
     return "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()
 
 
-def row_values(table: Table, row: Row[Any]) -> dict[str, Any]:
+def row_values(table: Table, row: Row[Any] | Any) -> dict[str, Any]:
     """A row's recorded columns as the trail keeps them (JSON values, digests where due)."""
     digested = DIGESTED_COLUMNS.get(table.name, frozenset())
     mapping = row._mapping
@@ -143,7 +143,7 @@ def _values_digest(values: dict[str, Any] | None) -> bytes | None:
     return hashlib.blake2b(canonical_json(values).encode(), digest_size=16).digest()
 
 
-def _key_of(table: Table, row: Row[Any]) -> Key:
+def _key_of(table: Table, row: Row[Any] | Any) -> Key:
     return tuple(row._mapping[column.name] for column in table.primary_key.columns)
 
 
@@ -177,7 +177,8 @@ def _pending(session: Session) -> _Pending:
     pending = session.info.get(_INFO_KEY)
     if pending is None:
         pending = session.info[_INFO_KEY] = _Pending()
-    return pending  # type: ignore[no-any-return]
+    assert isinstance(pending, _Pending)
+    return pending
 
 
 def marked(statement: _Statement) -> _Statement:
@@ -200,7 +201,7 @@ def touched(session: DbSession, model: type[Any] | Table, keys: Iterable[Any]) -
 
 def _plain(session: DbSession) -> Session:
     """The Session behind a scoped session proxy."""
-    return session() if callable(session) else session  # type: ignore[return-value]
+    return session() if callable(session) else session
 
 
 def _changed_columns(state: Any, table: Table) -> bool:
@@ -406,6 +407,26 @@ def seal_baseline(session: DbSession, *, reason: str, at: dt.datetime) -> int:
             )
             sealed += len(part) if entries else 0
     return sealed
+
+
+# --- reviewing ------------------------------------------------------------------------------
+
+
+def review_entries(
+    session: DbSession,
+    criteria: audit.AuditFilter,
+    *,
+    show_states: bool,
+    limit: int,
+    offset: int,
+) -> list[AuditEntry]:
+    """A page of the audit review: the state entries (every written row's values, long, read
+    by `audit verify --records` rather than by people) are left out unless asked for, by
+    ``show_states`` or by filtering on their action. Nothing is hidden from the export."""
+    query = audit.filtered_query(criteria)
+    if not show_states and criteria.action not in STATE_ACTIONS:
+        query = query.where(AuditEntry.action.not_in(STATE_ACTIONS))
+    return list(session.execute(query.limit(limit).offset(offset)).scalars())
 
 
 # --- verifying ------------------------------------------------------------------------------

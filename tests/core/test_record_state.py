@@ -305,3 +305,16 @@ def test_the_cli_names_the_rows_that_differ_and_seals_a_baseline(
     # without --records only the chain is checked, as before
     assert run("audit", "verify").exit_code == 0
     assert "--reason" in run("audit", "seal-baseline").output
+
+
+def test_the_audit_page_leaves_the_record_states_out_unless_asked(
+    app: Any, clients: Any, make_user: Any
+) -> None:
+    web = clients.web(make_user("quinn", "qa"))
+    shown = "<td><code>records.state</code></td>"
+    default = web.get("/audit?limit=1000").get_data(as_text=True)
+    assert "<td><code>user.created</code></td>" in default and shown not in default
+    assert shown in web.get("/audit?limit=1000&states=1").get_data(as_text=True)
+    assert shown in web.get("/audit?action=records.state").get_data(as_text=True)
+    exported = web.get("/audit/export.csv").get_data(as_text=True)
+    assert ",records.state," in exported
