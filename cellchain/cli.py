@@ -555,6 +555,14 @@ def audit_group() -> None:
 add_records_commands(audit_group)  # `cellchain audit seal-baseline`
 
 
+def _one_snapshot() -> None:
+    """On PostgreSQL, what follows reads one snapshot (REPEATABLE READ): an entry the running
+    app commits between the walk and the reading of the head is not taken for a deleted tail.
+    (A session already in a transaction, as when the command is invoked from code, keeps it.)"""
+    if db.session.get_bind().dialect.name == "postgresql" and not db.session().in_transaction():
+        db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
 @audit_group.command("verify")
 @click.option(
     "--records",
@@ -566,6 +574,7 @@ def audit_verify(records: bool = False) -> None:
     """Compare the database with the last audit checkpoint, walk the keyed hash chain, and
     append a new checkpoint when both are intact; exit 1 naming what is wrong otherwise."""
     keyring = _keyring()
+    _one_snapshot()
     records_intact = not records or check_records()
     directory = _checkpoint_dir()
     anchoring = audit_checkpoints.check(db.session, directory, keyring) if directory else None

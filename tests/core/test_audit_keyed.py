@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy.orm import Session
 
 from cellchain import create_app
 from cellchain.cli import main
@@ -387,3 +388,33 @@ def test_new_key_file_makes_an_owner_only_file_and_never_replaces_one(tmp_path):
     again = CliRunner().invoke(main, ["audit", "new-key-file", str(path)])
     assert again.exit_code == 1 and "exists already" in again.output
     assert path.read_text() == before
+
+
+@pytest.mark.postgres_only
+def test_verify_is_not_fooled_by_entries_the_app_commits_meanwhile(site, tmp_path):
+    """The app writes on while the daily verification runs: an entry committed between the
+    walk and the reading of the head is not taken for a deleted tail (one snapshot)."""
+    add_users("rita", "sam")
+    keyring = audit_keys.load(Path(site_keys(tmp_path)))
+    armed = [True]
+
+    def commit_an_entry_first(conn, cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        if armed[0] and "FROM audit_chain_head" in statement and "UPDATE" not in statement:
+            armed[0] = False
+            writer = create_engine(site)
+            with Session(writer) as session:
+                audit.record_many(
+                    session, [audit.Draft("test.meanwhile", "thing", 1)],
+                    actor=None, at=utcnow(), keyring=keyring,
+                )  # fmt: skip
+                session.commit()
+            writer.dispose()
+
+    event.listen(Engine, "before_cursor_execute", commit_an_entry_first)
+    try:
+        verified = cli("audit", "verify")
+    finally:
+        event.remove(Engine, "before_cursor_execute", commit_an_entry_first)
+    assert not armed[0], "the head was never read"
+    assert verified.exit_code == 0, verified.output
+    assert cli("audit", "verify").exit_code == 0  # and the next run sees the new entry
