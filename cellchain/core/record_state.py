@@ -171,6 +171,7 @@ class _Pending:
     actor_id: int | None = None
     at: dt.datetime | None = None
     first_seq: int | None = None
+    last_seq: int | None = None
 
 
 def _pending(session: Session) -> _Pending:
@@ -227,9 +228,9 @@ def _after_flush(session: Session, _context: UOWTransaction) -> None:
     for obj in session.new:
         if isinstance(obj, AuditEntry):
             if obj.action not in STATE_ACTIONS:
-                pending.actor_id = obj.actor_id
-                pending.at = obj.at
-                if pending.first_seq is None:
+                if pending.last_seq is None or obj.seq > pending.last_seq:
+                    pending.actor_id, pending.at, pending.last_seq = obj.actor_id, obj.at, obj.seq
+                if pending.first_seq is None or obj.seq < pending.first_seq:
                     pending.first_seq = obj.seq
             continue
         state = orm_inspect(obj)

@@ -286,6 +286,7 @@ def test_the_cli_names_the_rows_that_differ_and_seals_a_baseline(
     runner = CliRunner()
 
     def run(*args: str) -> Any:
+        db.session.remove()  # the test's own session holds no connection while the CLI runs
         return runner.invoke(main, list(args), catch_exceptions=False)
 
     clean = run("audit", "verify", "--records")
@@ -297,7 +298,6 @@ def test_the_cli_names_the_rows_that_differ_and_seals_a_baseline(
         {"id": patient_id},
     )
     db.session.commit()
-    db.session.remove()
     edited = run("audit", "verify", "--records")
     assert edited.exit_code == 1
     assert f"Record patients {patient_id} is not the row's latest state" in edited.output
