@@ -17,7 +17,7 @@ from flask_migrate import upgrade
 from sqlalchemy.exc import OperationalError
 
 from cellchain import create_app
-from cellchain.cli_db_roles import add_db_roles_command
+from cellchain.cli_db_roles import DEFAULT_ROLE, add_db_roles_command
 from cellchain.cli_records import add_records_commands, check_records
 from cellchain.config import ConfigurationError
 from cellchain.core import accounts, audit, audit_checkpoints, audit_keys, backup
@@ -472,8 +472,15 @@ def backup_command(destination: Path) -> None:
     help="The backup is older than the last audit checkpoint and going back to it is meant: "
     "the entries after it are lost, which is recorded in the audit trail.",
 )
+@click.option(
+    "--app-role",
+    envvar="CELLCHAIN_APP_DB_ROLE",
+    default=DEFAULT_ROLE,
+    show_default=True,
+    help="PostgreSQL: the app's login role (as `cellchain db roles`), whose grants are put back.",
+)
 @with_appcontext
-def restore_command(source: Path, yes: bool, accept_older: bool) -> None:
+def restore_command(source: Path, yes: bool, accept_older: bool, app_role: str) -> None:
     """Replace the database with the backup SOURCE, then verify its audit chain and compare it
     with the last audit checkpoint (stop the app first). Exits 1 if the restored chain is
     broken or does not match the checkpoints: do not work on that database. A backup that
@@ -485,9 +492,10 @@ def restore_command(source: Path, yes: bool, accept_older: bool) -> None:
     db.session.remove()
     db.engine.dispose()
     try:
-        summary = backup.restore(_database_url(), source, keyring, directory)
+        summary = backup.restore(_database_url(), source, keyring, directory, app_role)
     except backup.BackupFailed as error:
         raise _fail(error) from error
+    app_role_fit = _report_app_role(summary.app_role)
     if not summary.chain.intact:
         click.echo(
             f"Restored from {source}, but its audit chain is BROKEN at entry "
@@ -524,6 +532,33 @@ def restore_command(source: Path, yes: bool, accept_older: bool) -> None:
         )
         click.echo(f"Audit checkpoint written: entry #{checkpoint.seq}.")
     click.echo(f"Restored from {source}: {summary.audit_entries} audit entries, chain intact.")
+    if not app_role_fit:
+        sys.exit(1)
+
+
+def _report_app_role(grants: backup.AppRoleGrants | None) -> bool:
+    """Say what the restore did for the app's PostgreSQL login role; False if it can still
+    do what it must not (the restore then exits 1)."""
+    if grants is None:
+        return True
+    if not grants.exists:
+        click.echo(
+            f"There is no role {grants.role} on this server: run `cellchain db roles` (with "
+            "the owner's URL) before starting the app."
+        )
+    elif grants.problems:
+        click.echo(
+            f"The app role {grants.role} can do what it must not: {'; '.join(grants.problems)}. "
+            "Run `cellchain db roles` (with the owner's URL) to put it right.",
+            err=True,
+        )
+        return False
+    else:
+        click.echo(
+            f"The app role {grants.role}'s grants were put back as `cellchain db roles` makes "
+            "them (the restored tables are the owner's)."
+        )
+    return True
 
 
 def _record_older_restore(source: Path, anchoring: audit_checkpoints.Anchoring) -> None:

@@ -76,8 +76,8 @@ def db_roles_command(role: str, password: str | None, schema: str, check: bool) 
     )
     click.echo(
         f"Tables {done.owner} creates later get the same row grants. Run `cellchain db roles` "
-        "again after each `cellchain db upgrade` and `cellchain restore` (both with the "
-        "owner's URL). Run the app with CELLCHAIN_DATABASE_URL="
+        "again after each `cellchain db upgrade` (with the owner's URL; `cellchain restore` "
+        "puts the grants back itself). Run the app with CELLCHAIN_DATABASE_URL="
         f"postgresql+psycopg://{done.role}:<password>@<host>/{done.database}."
     )
 

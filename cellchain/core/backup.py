@@ -13,6 +13,13 @@ the last checkpoint outside the database (``audit_checkpoints.check_restored``):
 made before that checkpoint ends before it, which the caller reports and accepts only when
 asked to (``cellchain restore --accept-older``).
 
+On PostgreSQL the archive's owners and grants are not restored (``--no-owner --no-acl``):
+the role restoring (the schema's owner) owns every table, and a backup taken where the app's
+login role existed restores on a server where it does not. The app role's grants are then
+put back as ``cellchain db roles`` makes them (``db_roles.put_back_grants``), since the
+owner's default privileges gave the recreated tables the ordinary grants, audit entries
+included; where the role does not exist the caller says to run ``cellchain db roles``.
+
 The PostgreSQL tools must be the server's major version (Debian's ``postgresql-client``);
 the password, if the URL has one, is passed in the environment, never on the command line.
 """
@@ -23,14 +30,16 @@ import os
 import shutil
 import sqlite3
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import psycopg
 from sqlalchemy import URL, create_engine, func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from cellchain.core import audit, audit_checkpoints
+from cellchain.core import audit, audit_checkpoints, db_roles
 from cellchain.core.audit import ChainReport
 from cellchain.core.audit_checkpoints import Anchoring
 from cellchain.core.audit_keys import Keyring
@@ -53,6 +62,19 @@ class Summary:
     chain: ChainReport
     #: the comparison with the checkpoint file (a restore with a checkpoint folder only)
     anchoring: Anchoring | None = None
+    #: what a PostgreSQL restore did for the app's login role (given its name)
+    app_role: AppRoleGrants | None = None
+
+
+@dataclass(frozen=True)
+class AppRoleGrants:
+    """The app's login role after a restore: its grants put back, or it does not exist."""
+
+    role: str
+    #: False: no such role on this server (``cellchain db roles`` creates it)
+    exists: bool
+    #: what it can still do that it must not, after its grants were put back (empty: nothing)
+    problems: tuple[str, ...] = ()
 
 
 def summarise(
@@ -99,13 +121,17 @@ def restore(
     source: Path,
     keyring: Keyring,
     checkpoint_dir: str | Path | None = None,
+    app_role: str | None = None,
 ) -> Summary:
     """Replace the database at ``database_url`` with the backup ``source``; returns what it
     holds now. The caller reports success only if ``summary.chain.intact`` and the anchoring
-    (given ``checkpoint_dir``) is intact, and says so when the backup is older."""
+    (given ``checkpoint_dir``) is intact, and says so when the backup is older. On
+    PostgreSQL, given ``app_role`` (the app's login role), its grants are put back, or
+    ``summary.app_role`` says it does not exist."""
     if not source.is_file():
         raise BackupFailed(f"There is no backup file {source}.")
     url = make_url(database_url)
+    grants = None
     if url.get_backend_name() == "sqlite":
         _sqlite_copy(source, _sqlite_path(url))
     elif url.get_backend_name() == "postgresql":
@@ -115,15 +141,38 @@ def restore(
                 "--clean",
                 "--if-exists",
                 "--no-owner",
+                "--no-acl",
                 "--single-transaction",
                 "--exit-on-error",
                 str(source),
             ],
             url,
         )
+        if app_role is not None:
+            grants = _put_back_grants(database_url, app_role)
     else:
         raise BackupFailed(f"No restore for {url.get_backend_name()} databases.")
-    return summarise(database_url, keyring, checkpoint_dir)
+    summary = summarise(database_url, keyring, checkpoint_dir)
+    return replace(summary, app_role=grants)
+
+
+def _put_back_grants(database_url: str, role: str) -> AppRoleGrants:
+    """Grant the app role what ``cellchain db roles`` grants it, in one transaction of the
+    restoring owner; a refusal is one of the problems (the restore itself stands)."""
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            problems = db_roles.put_back_grants(connection, role=role)
+    except db_roles.RoleSetupRefused as error:
+        return AppRoleGrants(role, True, (error.detail,))
+    except (psycopg.Error, DBAPIError) as error:
+        refusal = str(getattr(error, "orig", None) or error).strip()
+        return AppRoleGrants(role, True, (f"PostgreSQL refused its grants: {refusal}",))
+    finally:
+        engine.dispose()
+    if problems is None:
+        return AppRoleGrants(role, False)
+    return AppRoleGrants(role, True, tuple(problems))
 
 
 def _sqlite_path(url: URL) -> Path:

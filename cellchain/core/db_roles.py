@@ -141,6 +141,28 @@ def set_up_app_role(
     )
 
 
+def put_back_grants(
+    connection: Connection, *, role: str, schema: str = "public"
+) -> list[str] | None:
+    """Grant an existing app role exactly what ``set_up_app_role`` grants, in the caller's
+    transaction, run as the schema's owner, without altering the role itself (no CREATEROLE
+    needed): after ``cellchain restore`` recreated the tables. None if there is no such role
+    (on a new server: run ``cellchain db roles``); else what it can still do that it must
+    not (``check_app_role``; empty: nothing)."""
+    if not ROLE_NAME.fullmatch(role):
+        raise RoleSetupRefused(f"{role!r} is not a role name cellchain creates.")
+    owner, database = connection.execute(text("SELECT current_user, current_database()")).one()
+    if role == owner:
+        raise RoleSetupRefused(
+            f"{role!r} is the role running this command, the owner of the schema; the app "
+            "connects as a role of its own."
+        )
+    if _attributes(connection, role) is None:
+        return None
+    _grant(connection, role, database, schema)
+    return check_app_role(connection, role=role, schema=schema)
+
+
 def check_app_role(connection: Connection, *, role: str, schema: str = "public") -> list[str]:
     """What ``role`` can do that the app role must not, in words (empty: nothing): act as
     or be an owner, a role attribute of ``FORBIDDEN_ATTRIBUTES``, CREATE in the schema, and

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from cellchain.cli import main
@@ -177,10 +178,11 @@ def test_the_app_role_runs_the_app_and_cannot_rewrite_the_trail_or_the_schema(
 
 
 @pytest.mark.postgres_only
-def test_a_restore_runs_as_the_owner_and_db_roles_runs_again_after_it(
+def test_a_restore_runs_as_the_owner_and_puts_the_app_roles_grants_back(
     site: Site, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ):
     set_up(site, monkeypatch)
+    monkeypatch.setenv("CELLCHAIN_APP_DB_ROLE", site.app)  # the role `db roles` uses
     created = cli(
         monkeypatch, site.app_url, "users", "create", "rita", "--full-name", "Rita Tech",
         "--role", "technician", "--password", "a-long-password-1",
@@ -198,13 +200,9 @@ def test_a_restore_runs_as_the_owner_and_db_roles_runs_again_after_it(
     restored = cli(monkeypatch, site.owner_url, "restore", "--yes", str(archive))
     assert restored.exit_code == 0, restored.output
     # the restore recreated the tables, and the owner's default privileges gave each one
-    # the ordinary grants, audit_entries included (its triggers still refuse the changes):
-    # `db roles --check` says so, and running `db roles` again puts the grants right
-    drifted = cli(monkeypatch, site.owner_url, "db", "roles", "--role", site.app, "--check")
-    assert drifted.exit_code == 1
-    assert "it has DELETE on audit_entries; it has UPDATE on audit_entries" in drifted.output
-    again = cli(monkeypatch, site.owner_url, "db", "roles", "--role", site.app)
-    assert again.exit_code == 0, again.output
+    # the ordinary grants, audit_entries included: the restore puts the app role's grants
+    # back itself, and says so
+    assert f"The app role {site.app}'s grants were put back" in restored.output
     checked = cli(monkeypatch, site.owner_url, "db", "roles", "--role", site.app, "--check")
     assert checked.exit_code == 0, checked.output
     owner = site.engine(site.owner_url)
@@ -218,6 +216,62 @@ def test_a_restore_runs_as_the_owner_and_db_roles_runs_again_after_it(
     finally:
         owner.dispose()
         app.dispose()
+
+
+@pytest.mark.postgres_only
+def test_a_backup_restores_on_a_server_without_its_app_role(
+    site: Site, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    """The archive grants to the app role of the site it was taken on; a new server (a new
+    database, the role gone from the cluster) restores it all the same, owned by the owner
+    restoring it, and the restore says to run `cellchain db roles`."""
+    set_up(site, monkeypatch)
+    monkeypatch.setenv("CELLCHAIN_APP_DB_ROLE", site.app)
+    created = cli(
+        monkeypatch, site.app_url, "users", "create", "rita", "--full-name", "Rita Tech",
+        "--role", "technician", "--password", "a-long-password-1",
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    archive = tmp_path / "site.dump"
+    assert cli(monkeypatch, site.owner_url, "backup", str(archive)).exit_code == 0
+
+    old = make_url(site.owner_url)
+    new_name = f"{old.database}_new"
+    new_url = old.set(database=new_name).render_as_string(hide_password=False)
+    as_admin_in_old = create_engine(
+        site.admin.url.set(database=old.database), isolation_level="AUTOCOMMIT"
+    )
+    try:
+        with as_admin_in_old.connect() as conn:  # the role and all its grants gone
+            conn.execute(text(f"DROP OWNED BY {site.app}"))
+            conn.execute(text(f"DROP ROLE {site.app}"))
+        with site.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{new_name}" OWNER {site.owner}'))
+        restored = cli(monkeypatch, new_url, "restore", "--yes", str(archive))
+        assert restored.exit_code == 0, restored.output
+        assert "chain intact" in restored.output
+        assert f"There is no role {site.app} on this server" in restored.output
+        assert "cellchain db roles" in restored.output
+        owner = site.engine(new_url)
+        try:
+            with owner.connect() as conn:
+                assert conn.scalar(text("SELECT username FROM users")) == "rita"
+                owners = conn.scalars(
+                    text("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'")
+                ).all()
+                assert owners == [site.owner]
+        finally:
+            owner.dispose()
+        roles = cli(
+            monkeypatch, new_url, "db", "roles", "--role", site.app, "--password", APP_PASSWORD
+        )
+        assert roles.exit_code == 0, roles.output
+        checked = cli(monkeypatch, new_url, "db", "roles", "--role", site.app, "--check")
+        assert checked.exit_code == 0, checked.output
+    finally:
+        as_admin_in_old.dispose()
+        with site.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{new_name}" WITH (FORCE)'))
 
 
 @pytest.mark.postgres_only
