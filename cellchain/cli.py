@@ -20,7 +20,14 @@ from cellchain import create_app
 from cellchain.cli_db_roles import DEFAULT_ROLE, add_db_roles_command
 from cellchain.cli_records import add_records_commands, check_records
 from cellchain.config import ConfigurationError
-from cellchain.core import accounts, audit, audit_checkpoints, audit_keys, backup
+from cellchain.core import (
+    accounts,
+    audit,
+    audit_checkpoints,
+    audit_keys,
+    audit_verification,
+    backup,
+)
 from cellchain.core.accounts import AccountPolicy
 from cellchain.core.audit import AuditFilter
 from cellchain.core.roles import Role
@@ -594,8 +601,7 @@ def _one_snapshot() -> None:
     """On PostgreSQL, what follows reads one snapshot (REPEATABLE READ): an entry the running
     app commits between the walk and the reading of the head is not taken for a deleted tail.
     (A session already in a transaction, as when the command is invoked from code, keeps it.)"""
-    if db.session.get_bind().dialect.name == "postgresql" and not db.session().in_transaction():
-        db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    audit_verification.start_one_snapshot(db.session)
 
 
 @audit_group.command("verify")
@@ -612,8 +618,8 @@ def audit_verify(records: bool = False) -> None:
     _one_snapshot()
     records_intact = not records or check_records()
     directory = _checkpoint_dir()
-    anchoring = audit_checkpoints.check(db.session, directory, keyring) if directory else None
-    report = audit.verify_chain(db.session, keyring=keyring)
+    verified = audit_verification.verify(db.session, keyring=keyring, checkpoint_dir=directory)
+    anchoring, report = verified.anchoring, verified.chain
     if anchoring is not None:
         for problem in anchoring.problems:
             click.echo(f"Audit checkpoint: {problem}.", err=True)

@@ -190,8 +190,12 @@ def export_audit(args: dict[str, Any]) -> Any:
 @requires(Permission.VERIFY_AUDIT)
 @audit_api.response(200, ChainReportOut)
 def verify_audit() -> Any:
-    """Walk the hash chain and report the first entry edited, deleted or inserted."""
-    return audit.verify_chain(db.session)
+    """Walk the keyed hash chain and report the first entry edited, deleted or inserted, and
+    compare the trail with the last audit checkpoint kept outside the database (entries
+    missing at the end, a table emptied and started again); `intact` is false if either
+    does not hold. Writes no checkpoint: `cellchain audit verify` and the scheduled
+    `cellchain audit checkpoint` do."""
+    return commands.verify_audit(db.session)
 
 
 # --- identifiers ----------------------------------------------------------------------

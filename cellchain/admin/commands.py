@@ -9,8 +9,9 @@ from typing import Any
 
 from flask import current_app
 
-from cellchain.core import accounts, numbering
+from cellchain.core import accounts, audit_keys, audit_verification, numbering
 from cellchain.core.audit import AuditFilter
+from cellchain.core.audit_verification import Verification
 from cellchain.core.models import ApiToken, IssuedIdentifier, User
 from cellchain.extensions import DbSession
 from cellchain.http import AuditedRefusal, account_policy, acting_user, facility_code, now
@@ -92,6 +93,18 @@ def reserve_dins(session: DbSession, data: dict[str, Any]) -> list[IssuedIdentif
     """The next DINs of this year at this site, e.g. for pre-printed label stock."""
     return numbering.reserve_dins(
         session, facility_code=facility_code(), actor=acting_user(), now=now(), **data
+    )
+
+
+def verify_audit(session: DbSession) -> Verification:
+    """The whole trail verified with the site's audit keys and compared with the last
+    checkpoint, in one snapshot: the use case of ``cellchain audit verify``, which alone (with
+    the schedule's ``cellchain audit checkpoint``) writes checkpoints; a request never does."""
+    directory = current_app.config.get("AUDIT_CHECKPOINT_DIR")
+    return audit_verification.verify(
+        session,
+        keyring=audit_keys.current_keyring(),
+        checkpoint_dir=str(directory) if directory else None,
     )
 
 

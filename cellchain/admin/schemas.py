@@ -141,11 +141,34 @@ class AuditEntryOut(ma.Schema):
         return json.loads(entry.changes)
 
 
+class CheckpointOut(ma.Schema):
+    seq = ma.fields.Integer(metadata={"description": "The last entry the checkpoint recorded"})
+    at = ma.fields.DateTime()
+    event = ma.fields.String(metadata={"description": "verify, checkpoint, restore, …"})
+
+
 class ChainReportOut(ma.Schema):
-    intact = ma.fields.Boolean()
-    entries_checked = ma.fields.Integer()
-    first_broken_seq = ma.fields.Integer(allow_none=True)
-    problem = ma.fields.String(allow_none=True)
+    """A ``core.audit_verification.Verification``: the chain walked, and compared with the
+    last checkpoint."""
+
+    intact = ma.fields.Boolean(
+        metadata={"description": "The chain is whole and holds what the last checkpoint recorded"}
+    )
+    entries_checked = ma.fields.Integer(attribute="chain.entries_checked")
+    first_broken_seq = ma.fields.Integer(allow_none=True, attribute="chain.first_broken_seq")
+    problem = ma.fields.String(
+        allow_none=True,
+        attribute="chain.problem",
+        metadata={"description": "What breaks the chain itself, if anything"},
+    )
+    checkpoints_configured = ma.fields.Boolean(
+        metadata={"description": "False: no checkpoint folder, nothing compared with"}
+    )
+    checkpoint_problems = ma.fields.List(
+        ma.fields.String(),
+        metadata={"description": "What does not fit the checkpoint file, in words"},
+    )
+    compared_with = ma.fields.Nested(CheckpointOut, allow_none=True)
 
 
 class DinReserveIn(ma.Schema):

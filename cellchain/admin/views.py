@@ -125,11 +125,39 @@ def audit_export() -> ResponseReturnValue:
 @blueprint.post("/audit/verify")
 @requires(Permission.VERIFY_AUDIT)
 def audit_verify() -> ResponseReturnValue:
-    report = audit.verify_chain(db.session)
-    if report.intact:
+    verified = commands.verify_audit(db.session)
+    report, compared_with = verified.chain, verified.compared_with
+    for problem in verified.checkpoint_problems:
+        flash(f"Audit checkpoint: {problem}.", "error")
+    if not report.intact:
+        flash(f"Audit chain BROKEN: {report.problem}.", "error")
+    elif verified.intact:
         flash(f"Audit chain intact: {report.entries_checked} entries verified.", "success")
     else:
-        flash(f"Audit chain BROKEN: {report.problem}.", "error")
+        flash(
+            f"Audit chain does NOT match the checkpoints: {report.entries_checked} entries "
+            "verified, but the trail lacks what a checkpoint recorded.",
+            "error",
+        )
+    if compared_with is not None:
+        flash(
+            f"Compared with the checkpoint of {compared_with.when()} (entry "
+            f"#{compared_with.seq}). No checkpoint is written from here: `cellchain audit "
+            "verify` and the scheduled `cellchain audit checkpoint` write them.",
+            "info",
+        )
+    elif verified.checkpoints_configured:
+        flash(
+            "There is no valid audit checkpoint to compare with yet: `cellchain audit verify` "
+            "writes the first one.",
+            "info",
+        )
+    else:
+        flash(
+            "No audit checkpoint folder is configured: the trail was not compared with a "
+            "checkpoint outside the database.",
+            "info",
+        )
     return redirect(url_for("admin.audit_review"))
 
 
