@@ -501,23 +501,27 @@ class RecordsReport:
         return not self.problems
 
 
-def _latest_states(
-    session: DbSession, batch_size: int
-) -> dict[tuple[str, str], tuple[int, bytes | None]]:
-    """Each row named by a state entry → (seq of its latest state, digest of its values, or
-    None for a deletion). Streams the entries; keeps digests, not values."""
-    latest: dict[tuple[str, str], tuple[int, bytes | None]] = {}
+_States = dict[tuple[str, str], tuple[int, bytes | None]]
+
+
+def _latest_states(session: DbSession, batch_size: int, *, after: int = 0) -> tuple[_States, int]:
+    """Each row named by a state entry after ``after`` → (seq of its latest state, digest of
+    its values, or None for a deletion), and the last seq read. Streams the entries; keeps
+    digests, not values."""
+    latest: _States = {}
+    last = after
     query = (
         select(AuditEntry.seq, AuditEntry.changes)
-        .where(AuditEntry.action.in_(STATE_ACTIONS))
+        .where(AuditEntry.action.in_(STATE_ACTIONS), AuditEntry.seq > after)
         .order_by(AuditEntry.seq)
         .execution_options(yield_per=batch_size)
     )
     for seq, changes in session.execute(query):
+        last = seq
         for table_name, (_old, rows) in json.loads(changes).items():
             for key, values in rows.items():
                 latest[(table_name, key)] = (seq, _values_digest(values))
-    return latest
+    return latest, last
 
 
 def _trail_values(
@@ -535,13 +539,42 @@ def _trail_values(
     return values if isinstance(values, dict) else None
 
 
+@dataclass(frozen=True)
+class _Row:
+    table: Table
+    key: str
+    row_seq: int | None
+    values: dict[str, Any]
+
+
+def _check(
+    row: _Row, state: tuple[int, bytes | None] | None
+) -> RowProblem | tuple[_Row, int] | None:
+    """A row against its latest state: None if it matches, the problem if the row is not in
+    the trail or deleted in it, or (row, seq) when its values or ``audit_seq`` differ (the
+    columns are named afterwards, from the entry)."""
+    if state is None:
+        problem = Problem.UNSEALED if row.row_seq == UNSEALED else Problem.NOT_IN_TRAIL
+        return RowProblem(row.table.name, row.key, problem, row_seq=row.row_seq)
+    seq, digest = state
+    if digest is None:
+        return RowProblem(row.table.name, row.key, Problem.DELETED_IN_TRAIL, seq, row.row_seq)
+    if _values_digest(row.values) != digest or row.row_seq != seq:
+        return row, seq
+    return None
+
+
 def verify_records(session: DbSession, *, batch_size: int = 2000) -> RecordsReport:
     """Rebuild every regulated row from the latest state entry naming it and report each row
     that differs, was put back, was inserted or deleted outside the application, or predates
-    the trail unsealed. Streams rows and entries: memory grows with a digest per row only."""
-    latest = _latest_states(session, batch_size)
-    problems: list[RowProblem] = []
-    differing: list[tuple[Table, str, int, dict[str, Any], int | None]] = []
+    the trail unsealed. Streams rows and entries: memory grows with a digest per row only.
+
+    The application may commit while this runs (SQLite reads no snapshot): a row whose
+    ``audit_seq`` is newer than the entries read first, and a row gone from its table, is
+    checked again against the state entries written since, before it is reported."""
+    latest, read_up_to = _latest_states(session, batch_size)
+    outcomes: list[RowProblem | tuple[_Row, int]] = []
+    late: list[tuple[_Row, tuple[int, bytes | None] | None]] = []
     checked = 0
     for table in regulated_tables():
         pk = list(table.primary_key.columns)
@@ -550,34 +583,45 @@ def verify_records(session: DbSession, *, batch_size: int = 2000) -> RecordsRepo
             .order_by(*pk)
             .execution_options(yield_per=batch_size)
         )
-        for row in session.execute(query):
+        for found in session.execute(query):
             checked += 1
-            key = key_text(_key_of(table, row))
-            row_seq = row._mapping["audit_seq"]
-            state = latest.pop((table.name, key), None)
-            if state is None:
-                problem = Problem.UNSEALED if row_seq == UNSEALED else Problem.NOT_IN_TRAIL
-                problems.append(RowProblem(table.name, key, problem, row_seq=row_seq))
+            row = _Row(
+                table,
+                key_text(_key_of(table, found)),
+                found._mapping["audit_seq"],
+                row_values(table, found),
+            )
+            state = latest.pop((table.name, row.key), None)
+            outcome = _check(row, state)
+            if outcome is None:
                 continue
-            seq, digest = state
-            if digest is None:
-                problems.append(RowProblem(table.name, key, Problem.DELETED_IN_TRAIL, seq, row_seq))
-                continue
-            values = row_values(table, row)
-            if _values_digest(values) != digest or row_seq != seq:
-                differing.append((table, key, seq, values, row_seq))
-    for (table_name, key), (seq, digest) in latest.items():
-        if digest is not None:
-            problems.append(RowProblem(table_name, key, Problem.DELETED, seq))
+            if row.row_seq is not None and row.row_seq > read_up_to:
+                late.append((row, state))
+            else:
+                outcomes.append(outcome)
+    gone = {name: state for name, state in latest.items() if state[1] is not None}
+    if late or gone:
+        since, _ = _latest_states(session, batch_size, after=read_up_to)
+        for row, state in late:
+            outcome = _check(row, since.get((row.table.name, row.key), state))
+            if outcome is not None:
+                outcomes.append(outcome)
+        for (table_name, key), (seq, _digest) in gone.items():
+            if (table_name, key) not in since:
+                outcomes.append(RowProblem(table_name, key, Problem.DELETED, seq))
+    problems = [outcome for outcome in outcomes if isinstance(outcome, RowProblem)]
     cache: dict[int, Any] = {}
-    for table, key, seq, values, row_seq in differing:
-        trail = _trail_values(session, seq, table.name, key, cache) or {}
+    for outcome in outcomes:
+        if isinstance(outcome, RowProblem):
+            continue
+        row, seq = outcome
+        trail = _trail_values(session, seq, row.table.name, row.key, cache) or {}
         columns = tuple(
-            ColumnDifference(name, trail.get(name), values.get(name))
-            for name in sorted(set(trail) | set(values))
-            if trail.get(name) != values.get(name)
+            ColumnDifference(name, trail.get(name), row.values.get(name))
+            for name in sorted(set(trail) | set(row.values))
+            if trail.get(name) != row.values.get(name)
         )
-        problem = Problem.DIFFERS if row_seq == seq else Problem.PUT_BACK
-        problems.append(RowProblem(table.name, key, problem, seq, row_seq, columns))
+        problem = Problem.DIFFERS if row.row_seq == seq else Problem.PUT_BACK
+        problems.append(RowProblem(row.table.name, row.key, problem, seq, row.row_seq, columns))
     problems.sort(key=lambda p: (p.table, p.key, p.problem.name))
     return RecordsReport(checked, tuple(problems))

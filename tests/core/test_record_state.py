@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitStatus
@@ -318,3 +319,37 @@ def test_the_audit_page_leaves_the_record_states_out_unless_asked(
     assert shown in web.get("/audit?action=records.state").get_data(as_text=True)
     exported = web.get("/audit/export.csv").get_data(as_text=True)
     assert ",records.state," in exported
+
+
+def test_a_change_committed_while_verify_runs_is_not_reported(
+    app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app keeps working during a verify: a row changed (and a role removed) between the
+    reading of the trail and the reading of the tables is checked against the new entries."""
+    read_trail = record_state._latest_states
+    patient_id = db.session.execute(select(Patient.id).order_by(Patient.id)).scalars().first()
+    admin_id = db.session.execute(select(User.id).where(User.username == "admin")).scalar_one()
+    tech_id = db.session.execute(select(User.id).where(User.username == "tech")).scalar_one()
+
+    def meanwhile(session: Any, batch_size: int, *, after: int = 0) -> Any:
+        read = read_trail(session, batch_size, after=after)
+        if after == 0:
+            with Session(db.engine) as other:
+                patient = other.get(Patient, patient_id)
+                assert patient is not None
+                patient.arm = "CONTROL" if patient.arm != "CONTROL" else "MSC"
+                admin, tech = other.get(User, admin_id), other.get(User, tech_id)
+                accounts.set_roles(
+                    other,
+                    actor=admin,
+                    now=utcnow(),
+                    user=tech,
+                    roles=[Role.QC_ANALYST],
+                    reason="test",
+                )
+                other.commit()
+        return read
+
+    monkeypatch.setattr(record_state, "_latest_states", meanwhile)
+    report = verify()
+    assert report.intact, [p.describe() for p in report.problems]
