@@ -9,10 +9,12 @@ from flask_smorest import Blueprint
 
 from cellchain.core.roles import Permission
 from cellchain.documents.api import document_api
-from cellchain.dosing import orders, patients
+from cellchain.dosing import exceptions, orders, patients
 from cellchain.dosing.commands import (
+    cancel_as_user,
     check_as_user,
     confirm_weight_as_user,
+    destroy_as_user,
     enrol_as_user,
     order_as_user,
     weigh_as_user,
@@ -20,6 +22,8 @@ from cellchain.dosing.commands import (
 )
 from cellchain.dosing.models import DoseOrder, Patient
 from cellchain.dosing.schemas import (
+    DoseCancelIn,
+    DoseDestroyIn,
     DoseDetailOut,
     DoseOrderIn,
     DoseOrderOut,
@@ -80,7 +84,10 @@ def patient_out(patient: Patient, recalls: list[Recall] | None = None) -> Shown:
 def dose_out(order: DoseOrder, recalls: list[Recall] | None = None) -> Shown:
     """A dose order as ``DoseDetailOut`` dumps it (``DoseOrderOut`` shows a part of it)."""
     return Shown(
-        order, signatures=orders.order_signatures(db.session, order), recalls=recalls or []
+        order,
+        signatures=orders.order_signatures(db.session, order),
+        recalls=recalls or [],
+        actions=sorted([*orders.dose_actions(order), *exceptions.exception_actions(order)]),
     )
 
 
@@ -186,4 +193,28 @@ def second_check(data: dict[str, Any], order_id: int) -> Any:
     """The independent second check: re-entered volume, scanned bags, password signature."""
     with unit_of_work() as session:
         order = check_as_user(session, order_id, data)
+    return dose_out(order)
+
+
+@patients_api.post("/doses/<int:order_id>/cancel")
+@requires(Permission.PREPARE_DOSES)
+@patients_api.arguments(DoseCancelIn)
+@patients_api.response(200, DoseOrderOut)
+def cancel_dose(data: dict[str, Any], order_id: int) -> Any:
+    """Cancel a dose order none of whose units left the lab: its bags go back to available.
+    Signed with a reason; the visit may then have a replacement dose."""
+    with unit_of_work() as session:
+        order = cancel_as_user(session, order_id, data)
+    return dose_out(order)
+
+
+@patients_api.post("/doses/<int:order_id>/destroy")
+@requires(Permission.ADMINISTER_DOSES)
+@patients_api.arguments(DoseDestroyIn)
+@patients_api.response(200, DoseOrderOut)
+def destroy_dose(data: dict[str, Any], order_id: int) -> Any:
+    """Destroy a prepared dose (in the lab, shipped or thawed): its units are discarded.
+    A reason, the actor's signature and a witness's; the visit may then have a replacement."""
+    with unit_of_work() as session:
+        order = destroy_as_user(session, order_id, data)
     return dose_out(order)

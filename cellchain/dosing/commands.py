@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from cellchain.core import accounts
-from cellchain.dosing import orders, patients
+from cellchain.dosing import exceptions, orders, patients
 from cellchain.dosing.models import DoseOrder, Patient, Weight
 from cellchain.extensions import DbSession
 from cellchain.http import AuditedRefusal, acting_user, facility_code, now, site_zone
@@ -108,5 +108,31 @@ def check_as_user(session: DbSession, order_id: int, data: dict[str, Any]) -> Do
         password=data["password"],
         volume_ml=data["volume_ml"],
         bag_codes=data["bags"],
+        now=now(),
+    )
+
+
+def cancel_as_user(session: DbSession, order_id: int, data: dict[str, Any]) -> DoseOrder:
+    """The acting user's cancellation of a dose order from loaded ``DoseCancelIn`` data."""
+    return exceptions.cancel_dose(
+        session,
+        orders.get_order(session, order_id),
+        actor=acting_user(),
+        password=data["password"],
+        reason=data["reason"],
+        now=now(),
+    )
+
+
+def destroy_as_user(session: DbSession, order_id: int, data: dict[str, Any]) -> DoseOrder:
+    """The acting user's destruction of a dose, witnessed, from loaded ``DoseDestroyIn`` data."""
+    return exceptions.destroy_dose(
+        session,
+        orders.get_order(session, order_id),
+        actor=acting_user(),
+        password=data["password"],
+        witness=accounts.user_named(session, data["witness"], strip=True),
+        witness_password=data["witness_password"],
+        reason=data["reason"],
         now=now(),
     )

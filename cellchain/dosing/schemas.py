@@ -69,6 +69,22 @@ class SecondCheckIn(ma.Schema):
     password = ma.fields.String(required=True, load_only=True)
 
 
+class DoseCancelIn(ma.Schema):
+    """Cancel a dose order: why, signed with the actor's password."""
+
+    reason = ma.fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    password = ma.fields.String(required=True, load_only=True)
+
+
+class DoseDestroyIn(DoseCancelIn):
+    """Destroy a prepared dose: why, the actor's signature and a witness's."""
+
+    witness = ma.fields.String(
+        required=True, metadata={"description": "The witness's username, exactly as typed"}
+    )
+    witness_password = ma.fields.String(required=True, load_only=True)
+
+
 class WeightOut(ma.Schema):
     id = ma.fields.Integer()
     weight_kg = ma.fields.Float()
@@ -154,6 +170,8 @@ class DoseOrderOut(ma.Schema):
     deviation_id = ma.fields.Integer(allow_none=True)
     working = ma.fields.List(ma.fields.String())
     status = ma.fields.String()
+    #: what may be done with the dose as it is (second_check, cancel, destroy), handed in
+    actions = ma.fields.List(ma.fields.String())
     ordered_at = ma.fields.AwareDateTime()
     prepared_by = ma.fields.Function(lambda o: o.prepared_by.username)
     checked_at = ma.fields.AwareDateTime(allow_none=True)

@@ -14,17 +14,27 @@ from werkzeug.datastructures import MultiDict
 from cellchain.core import signatures
 from cellchain.core.roles import Permission
 from cellchain.documents.views import add_document_pages
-from cellchain.dosing import orders, patients
+from cellchain.dosing import exceptions, orders, patients
 from cellchain.dosing.commands import (
+    cancel_as_user,
     check_as_user,
     confirm_weight_as_user,
+    destroy_as_user,
     enrol_as_user,
     order_as_user,
     weigh_as_user,
     weight_refused,
 )
 from cellchain.dosing.models import DoseOrder, Patient, Protocol, Sex
-from cellchain.dosing.schemas import DoseOrderIn, EnrolIn, SecondCheckIn, WeightConfirmIn, WeightIn
+from cellchain.dosing.schemas import (
+    DoseCancelIn,
+    DoseDestroyIn,
+    DoseOrderIn,
+    EnrolIn,
+    SecondCheckIn,
+    WeightConfirmIn,
+    WeightIn,
+)
 from cellchain.dosing.service import PROTOCOLS
 from cellchain.errors import DomainError
 from cellchain.extensions import DbSession, db
@@ -191,6 +201,34 @@ def second_check(order_id: int) -> ResponseReturnValue:
     return redirect(url_for("dosing.dose", order_id=order_id))
 
 
+@blueprint.post("/doses/<int:order_id>/cancel")
+@requires(Permission.PREPARE_DOSES)
+def cancel_dose(order_id: int) -> ResponseReturnValue:
+    orders.get_order(db.session, order_id)
+    try:
+        data = load_form(DoseCancelIn(), MultiDict(request.form))
+        with unit_of_work() as session:
+            cancel_as_user(session, order_id, data)
+    except DomainError as error:
+        return _dose_page(orders.get_order(db.session, order_id), error)
+    flash("Dose order cancelled; the visit may have a replacement dose.", "success")
+    return redirect(url_for("dosing.dose", order_id=order_id))
+
+
+@blueprint.post("/doses/<int:order_id>/destroy")
+@requires(Permission.ADMINISTER_DOSES)
+def destroy_dose(order_id: int) -> ResponseReturnValue:
+    orders.get_order(db.session, order_id)
+    try:
+        data = load_form(DoseDestroyIn(), MultiDict(request.form))
+        with unit_of_work() as session:
+            destroy_as_user(session, order_id, data)
+    except DomainError as error:
+        return _dose_page(orders.get_order(db.session, order_id), error)
+    flash("Dose destroyed; the visit may have a replacement dose.", "success")
+    return redirect(url_for("dosing.dose", order_id=order_id))
+
+
 # --- pages --------------------------------------------------------------------------------------
 
 
@@ -263,7 +301,7 @@ def _dose_page(order: DoseOrder, error: DomainError | None = None) -> ResponseRe
             **refusal_context(
                 error,
                 order=order,
-                actions=orders.dose_actions(order),
+                actions=orders.dose_actions(order) | exceptions.exception_actions(order),
                 manifests=signatures.manifest(db.session, order),
                 at_clinic=_clinic().dose_at_clinic(db.session, order),
                 recalls=recalls_naming(db.session, doses=[order.id]).dose(order.id),
