@@ -20,4 +20,8 @@ FOLLOW_UP_MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("follow_up_api.list_adverse_events", "GET"): EVERYONE,
     ("follow_up_api.record_adverse_event", "POST"): CLINIC_STAFF,
     ("follow_up_api.update_outcome", "POST"): CLINIC_STAFF,
+    ("follow_up_api.trial_adverse_events", "GET"): EVERYONE,
+    ("follow_up_api.adverse_event_reports_due", "GET"): EVERYONE,
+    ("follow_up_api.assess_adverse_event", "POST"): CLINIC_STAFF,
+    ("follow_up_api.record_adverse_event_report", "POST"): CLINIC_STAFF,
 }

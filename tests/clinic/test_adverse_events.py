@@ -34,6 +34,9 @@ def report(**changes: Any) -> AdverseEventReport:
         "infusion_id": None,
     }
     values.update(changes)
+    if values["seriousness"] == "serious" and "serious_criteria" not in changes:
+        criterion = "death" if values["grade"] == 5 else "hospitalisation"
+        values["serious_criteria"] = frozenset({criterion})
     return AdverseEventReport(**values)
 
 

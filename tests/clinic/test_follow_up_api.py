@@ -231,7 +231,9 @@ def test_the_adverse_event_forms_record_refuse_and_update_the_outcome(
     html = refused.get_data(as_text=True)
     assert "life-threatening, which is a seriousness criterion" in html
     assert 'value="Anaphylaxis"' in html and '<option value="4" selected>' in html
-    created = web.post(url, data={**typed, "seriousness": "serious"})
+    created = web.post(
+        url, data={**typed, "seriousness": "serious", "serious_criteria": "life_threatening"}
+    )
     assert created.status_code == 302
     page = web.get(created.headers["Location"]).get_data(as_text=True)
     assert "(grade 4) recorded." in page and "Anaphylaxis" in page

@@ -7,7 +7,13 @@ The rules that tie the fields together:
 - death and a life-threatening event are seriousness criteria (ICH E2A), so **grade 4 or 5
   is serious**;
 - the onset is not in the future and not before the patient's enrolment; an infusion the event
-  followed is one of this patient's, and started before the onset.
+  followed is one of this patient's, and started before the onset;
+- an event is serious if and only if it meets at least one ICH E2A seriousness criterion
+  (``SeriousCriterion``), and a grade 5 event meets "death";
+- the site became aware of the event (the reporting clock's start, ``reporting.py``) not before
+  its onset and not in the future; when not given, at the time it is recorded;
+- the term is MedDRA-style: free text and an optional code. No licensed MedDRA dictionary is
+  shipped, so the code is not checked against one.
 
 An outcome changes only forward in the record: the new value with a reason, the old one kept in
 the audit trail. A grade 5 event stays fatal; an event that turns fatal is recorded as a new
@@ -23,7 +29,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from cellchain.clinic.models import AdverseEvent, Infusion, Outcome, Seriousness
+from cellchain.clinic.models import AdverseEvent, Infusion, Outcome, SeriousCriterion, Seriousness
 from cellchain.core import audit
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
@@ -44,6 +50,8 @@ GRADES: dict[int, str] = {
 #: Grades that are serious by definition (life-threatening, death).
 SERIOUS_GRADES = frozenset({4, 5})
 FATAL_GRADE = 5
+#: ICH E2A seriousness criteria (codes): an event meeting any of them is serious.
+SERIOUS_CRITERIA = frozenset(c.value for c in SeriousCriterion)
 #: A clock a few minutes apart from the server's is not "the future".
 CLOCK_TOLERANCE = dt.timedelta(minutes=5)
 
@@ -58,6 +66,10 @@ class AdverseEventReport:
     seriousness: str
     outcome: str
     infusion_id: int | None = None
+    serious_criteria: frozenset[str] = frozenset()
+    aware_at: dt.datetime | None = None
+    term: str | None = None
+    term_code: str | None = None
 
 
 def record_adverse_event(
@@ -96,6 +108,19 @@ def record_adverse_event(
         report.grade, report.seriousness, report.outcome
     ).items():
         errors.setdefault(field, []).extend(messages)
+    for field, messages in criteria_errors(
+        report.grade, report.seriousness, report.serious_criteria
+    ).items():
+        errors.setdefault(field, []).extend(messages)
+    aware_at = report.aware_at or now
+    if aware_at > now + CLOCK_TOLERANCE:
+        errors["aware_at"] = ["The site cannot become aware of an event in the future."]
+    elif aware_at < report.onset_at and "onset_at" not in errors:
+        errors["aware_at"] = ["The site became aware of the event after its onset, not before."]
+    term = (report.term or "").strip() or None
+    term_code = (report.term_code or "").strip() or None
+    if term_code and not term:
+        errors["term"] = ["Give the term the code stands for."]
     if errors:
         raise InvalidInput(
             "The adverse event was not recorded: " + summarize(errors), errors=errors
@@ -110,6 +135,10 @@ def record_adverse_event(
         outcome=report.outcome,
         recorded_at=now,
         recorded_by_id=actor.id,
+        serious_criteria=",".join(sorted(report.serious_criteria)) or None,
+        aware_at=aware_at,
+        term=term,
+        term_code=term_code,
     )
     session.add(event)
     session.flush()
@@ -128,6 +157,10 @@ def record_adverse_event(
             "grade": (None, event.grade),
             "seriousness": (None, event.seriousness),
             "outcome": (None, event.outcome),
+            "serious_criteria": (None, event.serious_criteria),
+            "aware_at": (None, event.aware_at),
+            "term": (None, event.term),
+            "term_code": (None, event.term_code),
         },
     )
     return event
@@ -204,6 +237,35 @@ def classification_errors(grade: int, seriousness: str, outcome: str) -> dict[st
             f"A grade {grade} event is {kind}, which is a seriousness criterion: it is serious."
         ]
     return errors
+
+
+def criteria_errors(grade: int, seriousness: str, criteria: frozenset[str]) -> dict[str, list[str]]:
+    """What is wrong with the seriousness criteria given the seriousness and grade: unknown
+    criteria, a serious event without one, a non-serious event with one, a grade 5 event
+    without "death"."""
+    unknown = sorted(criteria - SERIOUS_CRITERIA)
+    if unknown:
+        return {"serious_criteria": [f"Unknown criteria: {', '.join(unknown)}."]}
+    if seriousness == Seriousness.SERIOUS and not criteria:
+        return {
+            "serious_criteria": [
+                "A serious event meets at least one seriousness criterion (ICH E2A): name it."
+            ]
+        }
+    if seriousness == Seriousness.NON_SERIOUS and criteria:
+        return {
+            "serious_criteria": [
+                "An event meeting a seriousness criterion is serious: record it as serious."
+            ]
+        }
+    if grade == FATAL_GRADE and seriousness == Seriousness.SERIOUS and "death" not in criteria:
+        return {"serious_criteria": ["A grade 5 event is a death: it meets the criterion death."]}
+    return {}
+
+
+def serious_criteria_of(event: AdverseEvent) -> list[str]:
+    """The event's seriousness criteria, as codes."""
+    return event.serious_criteria.split(",") if event.serious_criteria else []
 
 
 def get_adverse_event(session: DbSession, event_id: int) -> AdverseEvent:

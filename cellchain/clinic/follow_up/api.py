@@ -7,19 +7,25 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from cellchain.clinic.follow_up import adverse_events, follow_up
+from cellchain.clinic.follow_up import adverse_events, follow_up, reporting
 from cellchain.clinic.follow_up.commands import (
+    assess_as_user,
     record_event_as_user,
+    record_report_as_user,
     record_visit_as_user,
+    reports_due_now,
     site_today,
     update_outcome_as_user,
 )
 from cellchain.clinic.follow_up.schemas import (
     AdverseEventIn,
     AdverseEventOut,
+    AssessmentIn,
     DueQueryIn,
     FollowUpVisitOut,
     OutcomeIn,
+    ReportIn,
+    ReportingClockOut,
     ScheduledVisitOut,
     VisitDoneIn,
 )
@@ -105,4 +111,43 @@ def update_outcome(data: dict[str, Any], event_id: int) -> Any:
     """Change the event's outcome, with a reason; the old outcome stays in the audit trail."""
     with unit_of_work() as session:
         event = update_outcome_as_user(session, event_id, data)
+    return event
+
+
+@follow_up_api.get("/adverse-events")
+@requires(Permission.READ_RECORDS)
+@follow_up_api.response(200, AdverseEventOut(many=True))
+def trial_adverse_events() -> Any:
+    """The trial's line listing: every adverse event, by patient then onset."""
+    return reporting.trial_listing(db.session)
+
+
+@follow_up_api.get("/adverse-events/reports-due")
+@requires(Permission.READ_RECORDS)
+@follow_up_api.response(200, ReportingClockOut(many=True))
+def adverse_event_reports_due() -> Any:
+    """Serious events with a sponsor report not yet made (initial due 24 h after the site
+    became aware, follow-up after the configured days), next deadline first, overdue flagged."""
+    return reports_due_now(db.session)
+
+
+@follow_up_api.post("/adverse-events/<int:event_id>/assessment")
+@requires(Permission.RECORD_ADVERSE_EVENTS)
+@follow_up_api.arguments(AssessmentIn)
+@follow_up_api.response(200, AdverseEventOut)
+def assess_adverse_event(data: dict[str, Any], event_id: int) -> Any:
+    """The investigator's causality and expectedness, e-signed (investigators only)."""
+    with unit_of_work() as session:
+        event = assess_as_user(session, event_id, data)
+    return event
+
+
+@follow_up_api.post("/adverse-events/<int:event_id>/reports")
+@requires(Permission.RECORD_ADVERSE_EVENTS)
+@follow_up_api.arguments(ReportIn)
+@follow_up_api.response(200, AdverseEventOut)
+def record_adverse_event_report(data: dict[str, Any], event_id: int) -> Any:
+    """Record a serious event's initial or follow-up sponsor report: when, and its reference."""
+    with unit_of_work() as session:
+        event = record_report_as_user(session, event_id, data)
     return event

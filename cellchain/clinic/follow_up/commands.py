@@ -7,7 +7,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from cellchain.clinic.follow_up import adverse_events, follow_up
+from flask import current_app
+
+from cellchain.clinic.follow_up import adverse_events, follow_up, reporting
 from cellchain.clinic.models import AdverseEvent, FollowUpVisit
 from cellchain.dosing import patients
 from cellchain.extensions import DbSession
@@ -47,6 +49,10 @@ def record_event_as_user(session: DbSession, patient_id: int, data: dict[str, An
             seriousness=data["seriousness"],
             outcome=data["outcome"],
             infusion_id=data["infusion_id"],
+            serious_criteria=frozenset(data.get("serious_criteria", ())),
+            aware_at=data.get("aware_at"),
+            term=data.get("term"),
+            term_code=data.get("term_code"),
         ),
         actor=acting_user(),
         now=now(),
@@ -60,6 +66,42 @@ def update_outcome_as_user(session: DbSession, event_id: int, data: dict[str, An
         adverse_events.get_adverse_event(session, event_id),
         outcome=data["outcome"],
         reason=data["reason"],
+        actor=acting_user(),
+        now=now(),
+    )
+
+
+def follow_up_report_days() -> int:
+    """The site's days from awareness to the follow-up report (``AE_FOLLOW_UP_REPORT_DAYS``)."""
+    return int(current_app.config.get("AE_FOLLOW_UP_REPORT_DAYS", reporting.FOLLOW_UP_REPORT_DAYS))
+
+
+def reports_due_now(session: DbSession) -> list[reporting.ReportingClock]:
+    """The serious events with a sponsor report still to make, now."""
+    return reporting.reports_due(session, now=now(), follow_up_days=follow_up_report_days())
+
+
+def assess_as_user(session: DbSession, event_id: int, data: dict[str, Any]) -> AdverseEvent:
+    """The investigator's signed causality and expectedness from loaded ``AssessmentIn``."""
+    return reporting.assess(
+        session,
+        adverse_events.get_adverse_event(session, event_id),
+        causality=data["causality"],
+        expected=data["expected"],
+        actor=acting_user(),
+        password=data["password"],
+        now=now(),
+    )
+
+
+def record_report_as_user(session: DbSession, event_id: int, data: dict[str, Any]) -> AdverseEvent:
+    """A sponsor report sent, from loaded ``ReportIn`` data."""
+    return reporting.record_report(
+        session,
+        adverse_events.get_adverse_event(session, event_id),
+        kind=data["kind"],
+        reported_at=data["reported_at"],
+        reference=data["reference"],
         actor=acting_user(),
         now=now(),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from cellchain.clinic.models import Outcome, Seriousness
+from cellchain.clinic.models import Causality, Outcome, ReportKind, SeriousCriterion, Seriousness
 from cellchain.core.schemas import SiteDateTime, WholeNumber
 from cellchain.traceability.notice_schemas import recalls_field
 
@@ -17,6 +17,9 @@ from cellchain.traceability.notice_schemas import recalls_field
 _ID = validate.Range(min=1, max=2**31 - 1)
 OUTCOMES = [member.value for member in Outcome]
 SERIOUSNESS = [member.value for member in Seriousness]
+CRITERIA = [member.value for member in SeriousCriterion]
+CAUSALITY = [member.value for member in Causality]
+REPORT_KINDS = [member.value for member in ReportKind]
 
 
 class DueQueryIn(ma.Schema):
@@ -52,6 +55,41 @@ class AdverseEventIn(ma.Schema):
     seriousness = ma.fields.String(required=True, validate=validate.OneOf(SERIOUSNESS))
     outcome = ma.fields.String(required=True, validate=validate.OneOf(OUTCOMES))
     infusion_id = WholeNumber(load_default=None, allow_none=True, validate=_ID)
+    serious_criteria = ma.fields.List(
+        ma.fields.String(validate=validate.OneOf(CRITERIA)),
+        load_default=list,
+        metadata={"description": "ICH E2A criteria met; at least one iff serious"},
+    )
+    aware_at = SiteDateTime(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "When the site became aware; the reporting clock starts here"},
+    )
+    term = ma.fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=200),
+        metadata={"description": "MedDRA-style term (free text; no dictionary is shipped)"},
+    )
+    term_code = ma.fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(max=20)
+    )
+
+
+class AssessmentIn(ma.Schema):
+    """The investigator's causality and expectedness, e-signed with their password."""
+
+    causality = ma.fields.String(required=True, validate=validate.OneOf(CAUSALITY))
+    expected = ma.fields.Boolean(required=True)
+    password = ma.fields.String(required=True, load_only=True)
+
+
+class ReportIn(ma.Schema):
+    """A sponsor report of a serious event sent: which, when, the sponsor's reference."""
+
+    kind = ma.fields.String(required=True, validate=validate.OneOf(REPORT_KINDS))
+    reported_at = SiteDateTime(required=True)
+    reference = ma.fields.String(required=True, validate=validate.Length(min=1, max=100))
 
 
 class OutcomeIn(ma.Schema):
@@ -113,3 +151,30 @@ class AdverseEventOut(ma.Schema):
     outcome = ma.fields.String()
     recorded_at = ma.fields.AwareDateTime()
     recorded_by = ma.fields.Function(lambda e: e.recorded_by.username)
+    serious_criteria = ma.fields.Function(
+        lambda e: e.serious_criteria.split(",") if e.serious_criteria else []
+    )
+    aware_at = ma.fields.AwareDateTime(allow_none=True)
+    term = ma.fields.String(allow_none=True)
+    term_code = ma.fields.String(allow_none=True)
+    causality = ma.fields.String(allow_none=True)
+    expected = ma.fields.Boolean(allow_none=True)
+    assessed_at = ma.fields.AwareDateTime(allow_none=True)
+    assessed_by = ma.fields.Function(lambda e: e.assessed_by.username if e.assessed_by else None)
+    initial_reported_at = ma.fields.AwareDateTime(allow_none=True)
+    initial_report_ref = ma.fields.String(allow_none=True)
+    follow_up_reported_at = ma.fields.AwareDateTime(allow_none=True)
+    follow_up_report_ref = ma.fields.String(allow_none=True)
+
+
+class ReportingClockOut(ma.Schema):
+    """A serious event with a sponsor report still to make: its deadlines (UTC)."""
+
+    event = ma.fields.Nested(AdverseEventOut)
+    aware_at = ma.fields.AwareDateTime()
+    initial_due = ma.fields.AwareDateTime()
+    follow_up_due = ma.fields.AwareDateTime()
+    next_due = ma.fields.AwareDateTime(allow_none=True)
+    initial_overdue = ma.fields.Boolean()
+    follow_up_overdue = ma.fields.Boolean()
+    overdue = ma.fields.Boolean()

@@ -14,7 +14,7 @@ from cellchain.clinic.follow_up.commands import (
     update_outcome_as_user,
 )
 from cellchain.clinic.follow_up.schemas import AdverseEventIn, OutcomeIn, VisitDoneIn
-from cellchain.clinic.models import Outcome, Seriousness
+from cellchain.clinic.models import Outcome, SeriousCriterion, Seriousness
 from cellchain.core.roles import Permission
 from cellchain.dosing import patients
 from cellchain.dosing.models import Patient
@@ -73,7 +73,7 @@ def record_visit(patient_id: int) -> ResponseReturnValue:
 def record_adverse_event(patient_id: int) -> ResponseReturnValue:
     patients.get_patient(db.session, patient_id)
     try:
-        data = load_form(AdverseEventIn(), request.form)
+        data = load_form(AdverseEventIn(), request.form, lists=("serious_criteria",))
         with unit_of_work() as session:
             event = record_event_as_user(session, patient_id, data)
             message = f"Adverse event {event.id} (grade {event.grade}) recorded."
@@ -133,6 +133,7 @@ def _patient_page(
                 {"value": str(g), "label": label} for g, label in adverse_events.GRADES.items()
             ],
             seriousness=[{"value": s.value, "label": s.label} for s in Seriousness],
+            criteria=[{"value": c.value, "label": c.label} for c in SeriousCriterion],
             outcomes=[{"value": o.value, "label": o.label} for o in Outcome],
             arm_name=patients.arm_name(patient),
             today=site_today(),

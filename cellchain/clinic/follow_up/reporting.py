@@ -1,0 +1,231 @@
+"""Adverse events for regulators: the investigator's signed causality and expectedness, and the
+clock of the sponsor reports of a serious event.
+
+- **Causality** (related to the MSC, related to the DMARDs, unrelated) and **expectedness** are
+  the investigator's judgement: assessed once, e-signed by an investigator (``Role.INVESTIGATOR``,
+  as the dose override), the signature covering the event as it is then.
+- **The reporting clock** starts when the site became aware of a serious event (``aware_at``;
+  events recorded before it was kept count from their recording). The initial report to the
+  sponsor is due 24 hours later (ICH E6(R2) 4.11.1: "immediately"; the trial's 24 h), the
+  follow-up report ``follow_up_days`` after awareness (default ``FOLLOW_UP_REPORT_DAYS`` = 15
+  calendar days, the complete report of ICH E2A III.A.1 and 21 CFR 312.32(c)(1); a site sets
+  its protocol's figure in ``AE_FOLLOW_UP_REPORT_DAYS``).
+- A report is recorded with its time and the sponsor's reference; the follow-up only after the
+  initial one. A serious event is listed (``reports_due``) until both are recorded, with its
+  deadlines and whether it is overdue.
+
+Services flush; the caller commits (one use case, one transaction).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from cellchain.clinic.models import AdverseEvent, Causality, ReportKind, Seriousness
+from cellchain.core import audit, signatures
+from cellchain.core.guarded import update_if
+from cellchain.core.models import User
+from cellchain.core.roles import Role, require
+from cellchain.dosing.models import Patient
+from cellchain.errors import Conflict, InvalidInput
+from cellchain.extensions import DbSession
+
+#: The initial report of a serious event to the sponsor is due this long after awareness.
+INITIAL_REPORT_WITHIN = dt.timedelta(hours=24)
+#: The follow-up report is due this many calendar days after awareness, unless configured.
+FOLLOW_UP_REPORT_DAYS = 15
+#: A clock a few minutes apart from the server's is not "the future".
+CLOCK_TOLERANCE = dt.timedelta(minutes=5)
+ASSESSMENT_MEANING = "Causality and expectedness assessed by the investigator"
+
+
+@dataclass(frozen=True)
+class ReportingClock:
+    """A serious event's sponsor reports: when each is due, when it was made, and whether it
+    is overdue at ``now``."""
+
+    event: AdverseEvent
+    aware_at: dt.datetime
+    initial_due: dt.datetime
+    follow_up_due: dt.datetime
+    now: dt.datetime
+
+    @property
+    def initial_overdue(self) -> bool:
+        return self.event.initial_reported_at is None and self.now > self.initial_due
+
+    @property
+    def follow_up_overdue(self) -> bool:
+        return self.event.follow_up_reported_at is None and self.now > self.follow_up_due
+
+    @property
+    def overdue(self) -> bool:
+        return self.initial_overdue or self.follow_up_overdue
+
+    @property
+    def next_due(self) -> dt.datetime | None:
+        """The deadline of the next report not yet made (None once both are)."""
+        if self.event.initial_reported_at is None:
+            return self.initial_due
+        if self.event.follow_up_reported_at is None:
+            return self.follow_up_due
+        return None
+
+
+def reporting_clock(
+    event: AdverseEvent, *, now: dt.datetime, follow_up_days: int = FOLLOW_UP_REPORT_DAYS
+) -> ReportingClock | None:
+    """The event's reporting clock, or None for a non-serious event (nothing to report)."""
+    if event.seriousness != Seriousness.SERIOUS:
+        return None
+    aware = event.aware_at or event.recorded_at
+    return ReportingClock(
+        event=event,
+        aware_at=aware,
+        initial_due=aware + INITIAL_REPORT_WITHIN,
+        follow_up_due=aware + dt.timedelta(days=follow_up_days),
+        now=now,
+    )
+
+
+def reports_due(
+    session: DbSession, *, now: dt.datetime, follow_up_days: int = FOLLOW_UP_REPORT_DAYS
+) -> list[ReportingClock]:
+    """Every serious event of the trial with a report not yet made, the next deadline first."""
+    events = session.execute(
+        select(AdverseEvent).where(
+            AdverseEvent.seriousness == Seriousness.SERIOUS.value,
+            (AdverseEvent.initial_reported_at.is_(None))
+            | (AdverseEvent.follow_up_reported_at.is_(None)),
+        )
+    ).scalars()
+    clocks = [reporting_clock(e, now=now, follow_up_days=follow_up_days) for e in events]
+    pending = [c for c in clocks if c is not None and c.next_due is not None]
+    return sorted(pending, key=lambda c: (c.next_due or now, c.event.id))
+
+
+def trial_listing(session: DbSession) -> list[AdverseEvent]:
+    """The trial's line listing: every adverse event, by patient then onset."""
+    return list(
+        session.execute(
+            select(AdverseEvent)
+            .join(Patient, Patient.id == AdverseEvent.patient_id)
+            .order_by(Patient.study_id, AdverseEvent.onset_at, AdverseEvent.id)
+        ).scalars()
+    )
+
+
+def assess(
+    session: DbSession,
+    event: AdverseEvent,
+    *,
+    causality: str,
+    expected: bool,
+    actor: User,
+    password: str,
+    now: dt.datetime,
+) -> AdverseEvent:
+    """Record the investigator's causality and expectedness, e-signed: refused for anyone but
+    an investigator, for an unknown causality, and for an event already assessed."""
+    require(actor, Role.INVESTIGATOR)
+    if causality not in {c.value for c in Causality}:
+        raise InvalidInput(
+            "The assessment was not recorded: unknown causality.",
+            errors={"causality": [f"Choose one of: {', '.join(c.value for c in Causality)}."]},
+        )
+    if event.causality is not None:
+        raise Conflict(f"Adverse event {event.id} is already assessed ({event.causality}).")
+    if not update_if(
+        session,
+        event,
+        AdverseEvent.causality.is_(None),
+        causality=causality,
+        expected=expected,
+        assessed_at=now,
+        assessed_by_id=actor.id,
+    ):
+        raise Conflict(
+            f"Adverse event {event.id} was assessed by someone else a moment ago; reload it.",
+            title="Changed concurrently",
+        )
+    signatures.sign(
+        session,
+        record=event,
+        meaning=ASSESSMENT_MEANING,
+        user=actor,
+        password=password,
+        now=now,
+        permission=Role.INVESTIGATOR,
+    )
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="adverse_event.assessed",
+        entity_type="adverse_event",
+        entity_id=event.id,
+        changes={"causality": (None, causality), "expected": (None, expected)},
+    )
+    return event
+
+
+def record_report(
+    session: DbSession,
+    event: AdverseEvent,
+    *,
+    kind: str,
+    reported_at: dt.datetime,
+    reference: str,
+    actor: User,
+    now: dt.datetime,
+) -> AdverseEvent:
+    """Record that the initial or follow-up report of a serious event was sent to the sponsor:
+    when, and the sponsor's reference. Refused for a non-serious event, a report already
+    recorded, a follow-up before the initial report, a time in the future or before the site
+    became aware, and without a reference."""
+    errors: dict[str, list[str]] = {}
+    if kind not in {k.value for k in ReportKind}:
+        errors["kind"] = ["Choose initial or follow_up."]
+    if not reference.strip():
+        errors["reference"] = ["Give the sponsor's reference of the report."]
+    aware = event.aware_at or event.recorded_at
+    if reported_at > now + CLOCK_TOLERANCE:
+        errors["reported_at"] = ["A report cannot be sent in the future."]
+    elif reported_at < aware:
+        errors["reported_at"] = ["A report is sent after the site became aware of the event."]
+    if errors:
+        raise InvalidInput("The report was not recorded.", errors=errors)
+    if event.seriousness != Seriousness.SERIOUS:
+        raise Conflict(f"Adverse event {event.id} is not serious: it has no sponsor report.")
+    if kind == ReportKind.INITIAL:
+        column, at_name, ref_name = (
+            AdverseEvent.initial_reported_at,
+            "initial_reported_at",
+            "initial_report_ref",
+        )
+    else:
+        if event.initial_reported_at is None:
+            raise Conflict("Record the initial report before the follow-up report.")
+        column, at_name, ref_name = (
+            AdverseEvent.follow_up_reported_at,
+            "follow_up_reported_at",
+            "follow_up_report_ref",
+        )
+    label = kind.replace("_", "-")
+    if getattr(event, at_name) is not None or not update_if(
+        session, event, column.is_(None), **{at_name: reported_at, ref_name: reference.strip()}
+    ):
+        raise Conflict(f"The {label} report of adverse event {event.id} is already recorded.")
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action=f"adverse_event.{kind}_reported",
+        entity_type="adverse_event",
+        entity_id=event.id,
+        changes={at_name: (None, reported_at), ref_name: (None, reference.strip())},
+    )
+    return event
