@@ -52,6 +52,8 @@ def wire(app: Flask) -> None:
     from cellchain.clinic.bedside import infusions as bedside_infusions
     from cellchain.clinic.bedside import record as bedside_record
     from cellchain.clinic.bedside import views as bedside_views
+    from cellchain.clinic.endpoints import api as endpoints_api
+    from cellchain.clinic.endpoints import views as endpoints_views
     from cellchain.clinic.follow_up import api as follow_up_api
     from cellchain.clinic.follow_up import views as follow_up_views
     from cellchain.clinic.shipments import api as shipments_api
@@ -133,6 +135,7 @@ def wire(app: Flask) -> None:
     )
     app.register_blueprint(labels_views.blueprint)
     app.register_blueprint(follow_up_views.blueprint)
+    app.register_blueprint(endpoints_views.blueprint)
     app.register_blueprint(shipment_views.blueprint)
     app.register_blueprint(bedside_views.blueprint)
     app.register_blueprint(coi_views.blueprint)
@@ -149,6 +152,7 @@ def wire(app: Flask) -> None:
         *dosing_api.blueprints,
         *labels_api.blueprints,
         *follow_up_api.blueprints,
+        *endpoints_api.blueprints,
         *shipments_api.blueprints,
         *bedside_api.blueprints,
         *fhir_api.blueprints,

@@ -45,6 +45,7 @@ from cellchain.manufacturing.storage import storage
 from cellchain.quality.models import QcResult, Specification
 from cellchain.traceability.models import Recall, RecallTarget
 from cellchain.traceability.recalls import recalls
+from tests.clinic.endpoints_matrix import ENDPOINTS_MATRIX
 from tests.clinic.follow_up_matrix import FOLLOW_UP_MATRIX
 from tests.conftest import TEST_PASSWORD, DatabaseFactory
 from tests.conftest import test_config as app_config
@@ -255,8 +256,6 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("dosing.order_dose", "POST"): frozenset({T}),
     ("dosing.dose", "GET"): EVERYONE,
     ("dosing.second_check", "POST"): frozenset({T, QA}),
-    ("dosing.cancel_dose", "POST"): frozenset({T}),
-    ("dosing.destroy_dose", "POST"): frozenset({CLIN, INV}),
     ("patients_api.list_patients", "GET"): EVERYONE,
     ("patients_api.enrol", "POST"): frozenset({CLIN, INV}),
     ("patients_api.get_patient", "GET"): EVERYONE,
@@ -267,8 +266,6 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("patients_api.order_dose", "POST"): frozenset({T}),
     ("patients_api.get_dose", "GET"): EVERYONE,
     ("patients_api.second_check", "POST"): frozenset({T, QA}),
-    ("patients_api.cancel_dose", "POST"): frozenset({T}),
-    ("patients_api.destroy_dose", "POST"): frozenset({CLIN, INV}),
     ("coi.report", "GET"): EVERYONE,
     ("coi.report_pdf", "GET"): EVERYONE,
     ("coi_api.coi_report", "GET"): EVERYONE,
@@ -323,6 +320,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("recalls_api.close", "POST"): frozenset({QA}),
 }
 MATRIX.update(FOLLOW_UP_MATRIX)
+MATRIX.update(ENDPOINTS_MATRIX)
 
 SAMPLE_VALUES = {"integer": "1", "path": "app.css", "default": "X999926000001X"}
 

@@ -336,32 +336,6 @@ class Outcome(LabelledEnum):
     UNKNOWN = "unknown"
 
 
-class SeriousCriterion(LabelledEnum):
-    """ICH E2A seriousness criteria: an event meeting any of them is serious."""
-
-    DEATH = "death"
-    LIFE_THREATENING = "life_threatening"
-    HOSPITALISATION = "hospitalisation"  #: requires or prolongs hospitalisation
-    DISABILITY = "disability"  #: persistent or significant disability or incapacity
-    CONGENITAL_ANOMALY = "congenital_anomaly"
-    OTHER_IMPORTANT = "other_important"  #: other important medical event
-
-
-class Causality(LabelledEnum):
-    """The investigator's assessment of what caused an adverse event."""
-
-    RELATED_MSC = "related_msc"  #: related to the MSC infusion
-    RELATED_DMARD = "related_dmard"  #: related to the background DMARDs
-    UNRELATED = "unrelated"
-
-
-class ReportKind(LabelledEnum):
-    """A sponsor report of a serious adverse event."""
-
-    INITIAL = "initial"
-    FOLLOW_UP = "follow_up"
-
-
 class AdverseEvent(Recorded, Model):
     """An adverse event of a patient, graded (CTCAE 1–5), with seriousness and outcome."""
 
@@ -383,48 +357,10 @@ class AdverseEvent(Recorded, Model):
     outcome: Mapped[str] = mapped_column(String(30))
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    # Reporting to regulators (issue 19, ``follow_up/reporting.py``); empty on older events.
-    #: ICH E2A seriousness criteria met, comma-separated codes (empty when non-serious)
-    serious_criteria: Mapped[str | None] = mapped_column(String(200))
-    #: when the site became aware of the event: the reporting clock starts here
-    aware_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    #: MedDRA-style preferred term as typed, and its code if the site holds the dictionary
-    term: Mapped[str | None] = mapped_column(String(200))
-    term_code: Mapped[str | None] = mapped_column(String(20))
-    #: the investigator's signed assessment: related_msc, related_dmard or unrelated
-    causality: Mapped[str | None] = mapped_column(String(20))
-    expected: Mapped[bool | None] = mapped_column(Boolean)
-    assessed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    assessed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    initial_reported_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    initial_report_ref: Mapped[str | None] = mapped_column(String(100))
-    follow_up_reported_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    follow_up_report_ref: Mapped[str | None] = mapped_column(String(100))
 
     patient: Mapped[Patient] = relationship()
     infusion: Mapped[Infusion | None] = relationship()
-    recorded_by: Mapped[User] = relationship(foreign_keys=[recorded_by_id])
-    assessed_by: Mapped[User | None] = relationship(foreign_keys=[assessed_by_id])
-
-    signature_entity_type: ClassVar[str] = "adverse_event"
-
-    @property
-    def signature_entity_id(self) -> str:
-        return str(self.id)
-
-    def signed_content(self) -> dict[str, Any]:
-        """What the investigator's causality assessment signs."""
-        return {
-            "patient_id": self.patient_id,
-            "onset_at": self.onset_at.isoformat(),
-            "description": self.description,
-            "term": self.term,
-            "grade": self.grade,
-            "seriousness": self.seriousness,
-            "serious_criteria": self.serious_criteria,
-            "causality": self.causality,
-            "expected": self.expected,
-        }
+    recorded_by: Mapped[User] = relationship()
 
     @property
     def outcome_label(self) -> str:
@@ -448,6 +384,46 @@ class FollowUpVisit(Recorded, Model):
     visit: Mapped[str] = mapped_column(String(10))
     done_on: Mapped[dt.date] = mapped_column(Date)
     note: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    patient: Mapped[Patient] = relationship()
+    recorded_by: Mapped[User] = relationship()
+
+
+class EfficacyEndpoints(Recorded, Model):
+    """Efficacy endpoints at an evaluation visit (baseline BL, months M6 and M12), once each:
+    the items of BASDAI and BASFI, the patient's global assessment (0–10), CRP (mg/L) and ESR
+    (mm/h). The scores (BASDAI, BASFI, ASDAS-CRP) are computed from the items
+    (``clinic/endpoints/scores.py``), never stored."""
+
+    __tablename__ = "efficacy_endpoints"
+    __table_args__ = (UniqueConstraint("patient_id", "visit"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    #: BL (baseline), M6 or M12
+    visit: Mapped[str] = mapped_column(String(10))
+    assessed_on: Mapped[dt.date] = mapped_column(Date)
+    basdai_q1: Mapped[float] = mapped_column(Float)
+    basdai_q2: Mapped[float] = mapped_column(Float)
+    basdai_q3: Mapped[float] = mapped_column(Float)
+    basdai_q4: Mapped[float] = mapped_column(Float)
+    basdai_q5: Mapped[float] = mapped_column(Float)
+    basdai_q6: Mapped[float] = mapped_column(Float)
+    basfi_q1: Mapped[float] = mapped_column(Float)
+    basfi_q2: Mapped[float] = mapped_column(Float)
+    basfi_q3: Mapped[float] = mapped_column(Float)
+    basfi_q4: Mapped[float] = mapped_column(Float)
+    basfi_q5: Mapped[float] = mapped_column(Float)
+    basfi_q6: Mapped[float] = mapped_column(Float)
+    basfi_q7: Mapped[float] = mapped_column(Float)
+    basfi_q8: Mapped[float] = mapped_column(Float)
+    basfi_q9: Mapped[float] = mapped_column(Float)
+    basfi_q10: Mapped[float] = mapped_column(Float)
+    patient_global: Mapped[float] = mapped_column(Float)
+    crp_mg_l: Mapped[float] = mapped_column(Float)
+    esr_mm_h: Mapped[float] = mapped_column(Float)
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
 
