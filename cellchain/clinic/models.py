@@ -336,6 +336,32 @@ class Outcome(LabelledEnum):
     UNKNOWN = "unknown"
 
 
+class SeriousCriterion(LabelledEnum):
+    """ICH E2A seriousness criteria: an event meeting any of them is serious."""
+
+    DEATH = "death"
+    LIFE_THREATENING = "life_threatening"
+    HOSPITALISATION = "hospitalisation"  #: requires or prolongs hospitalisation
+    DISABILITY = "disability"  #: persistent or significant disability or incapacity
+    CONGENITAL_ANOMALY = "congenital_anomaly"
+    OTHER_IMPORTANT = "other_important"  #: other important medical event
+
+
+class Causality(LabelledEnum):
+    """The investigator's assessment of what caused an adverse event."""
+
+    RELATED_MSC = "related_msc"  #: related to the MSC infusion
+    RELATED_DMARD = "related_dmard"  #: related to the background DMARDs
+    UNRELATED = "unrelated"
+
+
+class ReportKind(LabelledEnum):
+    """A sponsor report of a serious adverse event."""
+
+    INITIAL = "initial"
+    FOLLOW_UP = "follow_up"
+
+
 class AdverseEvent(Recorded, Model):
     """An adverse event of a patient, graded (CTCAE 1–5), with seriousness and outcome."""
 
@@ -357,10 +383,48 @@ class AdverseEvent(Recorded, Model):
     outcome: Mapped[str] = mapped_column(String(30))
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # Reporting to regulators (issue 19, ``follow_up/reporting.py``); empty on older events.
+    #: ICH E2A seriousness criteria met, comma-separated codes (empty when non-serious)
+    serious_criteria: Mapped[str | None] = mapped_column(String(200))
+    #: when the site became aware of the event: the reporting clock starts here
+    aware_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: MedDRA-style preferred term as typed, and its code if the site holds the dictionary
+    term: Mapped[str | None] = mapped_column(String(200))
+    term_code: Mapped[str | None] = mapped_column(String(20))
+    #: the investigator's signed assessment: related_msc, related_dmard or unrelated
+    causality: Mapped[str | None] = mapped_column(String(20))
+    expected: Mapped[bool | None] = mapped_column(Boolean)
+    assessed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    assessed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    initial_reported_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    initial_report_ref: Mapped[str | None] = mapped_column(String(100))
+    follow_up_reported_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    follow_up_report_ref: Mapped[str | None] = mapped_column(String(100))
 
     patient: Mapped[Patient] = relationship()
     infusion: Mapped[Infusion | None] = relationship()
-    recorded_by: Mapped[User] = relationship()
+    recorded_by: Mapped[User] = relationship(foreign_keys=[recorded_by_id])
+    assessed_by: Mapped[User | None] = relationship(foreign_keys=[assessed_by_id])
+
+    signature_entity_type: ClassVar[str] = "adverse_event"
+
+    @property
+    def signature_entity_id(self) -> str:
+        return str(self.id)
+
+    def signed_content(self) -> dict[str, Any]:
+        """What the investigator's causality assessment signs."""
+        return {
+            "patient_id": self.patient_id,
+            "onset_at": self.onset_at.isoformat(),
+            "description": self.description,
+            "term": self.term,
+            "grade": self.grade,
+            "seriousness": self.seriousness,
+            "serious_criteria": self.serious_criteria,
+            "causality": self.causality,
+            "expected": self.expected,
+        }
 
     @property
     def outcome_label(self) -> str:
