@@ -214,3 +214,19 @@ def test_the_line_listings_per_patient_and_for_the_trial(
     per_patient = doctor.get(f"/api/v1/patients/{other.id}/adverse-events").get_json()
     assert [e["id"] for e in per_patient] == [third["id"]]
     assert {"term", "serious_criteria", "causality", "expected"} <= set(listed[0])
+
+
+def test_the_adverse_events_page_flags_an_overdue_report_and_the_csv_lists_every_event(
+    clinic: Any, clients: Any, doctor: Any, patient: Any
+) -> None:
+    serious = create(doctor, patient)
+    minor = create(doctor, patient, seriousness="non_serious", serious_criteria=[], grade=1)
+    web = clients.web(clinic.clinician)
+    page = web.get("/adverse-events").get_data(as_text=True)
+    assert f'<tr data-event="{serious["id"]}" data-overdue="yes">' in page
+    assert f'data-event="{minor["id"]}" data-overdue' not in page
+    csv_text = web.get("/adverse-events.csv").get_data(as_text=True)
+    lines = csv_text.strip().splitlines()
+    assert lines[0].startswith("event_id,patient,onset_at,aware_at,term")
+    assert [line.split(",")[0] for line in lines[1:]] == [str(serious["id"]), str(minor["id"])]
+    assert "Pneumonia,10035664" in lines[1] and "hospitalisation" in lines[1]

@@ -229,3 +229,54 @@ def record_report(
         changes={at_name: (None, reported_at), ref_name: (None, reference.strip())},
     )
     return event
+
+
+#: The columns of the line listing (CSV), in order.
+LISTING_COLUMNS = (
+    "event_id",
+    "patient",
+    "onset_at",
+    "aware_at",
+    "term",
+    "term_code",
+    "description",
+    "ctcae_grade",
+    "seriousness",
+    "serious_criteria",
+    "causality",
+    "expected",
+    "outcome",
+    "infusion_visit",
+    "initial_reported_at",
+    "initial_report_ref",
+    "follow_up_reported_at",
+    "follow_up_report_ref",
+)
+
+
+def listing_row(event: AdverseEvent) -> dict[str, str]:
+    """One line of the line listing, as text (UTC times in ISO 8601; empty when unknown)."""
+
+    def when(value: dt.datetime | None) -> str:
+        return value.isoformat() if value else ""
+
+    return {
+        "event_id": str(event.id),
+        "patient": event.patient.study_id,
+        "onset_at": when(event.onset_at),
+        "aware_at": when(event.aware_at),
+        "term": event.term or "",
+        "term_code": event.term_code or "",
+        "description": event.description,
+        "ctcae_grade": str(event.grade),
+        "seriousness": event.seriousness,
+        "serious_criteria": event.serious_criteria or "",
+        "causality": event.causality or "",
+        "expected": "" if event.expected is None else ("yes" if event.expected else "no"),
+        "outcome": event.outcome,
+        "infusion_visit": event.infusion.dose_order.visit if event.infusion else "",
+        "initial_reported_at": when(event.initial_reported_at),
+        "initial_report_ref": event.initial_report_ref or "",
+        "follow_up_reported_at": when(event.follow_up_reported_at),
+        "follow_up_report_ref": event.follow_up_report_ref or "",
+    }

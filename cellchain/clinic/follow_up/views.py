@@ -3,13 +3,17 @@ patient's follow-up (schedule with statuses, evaluations done, adverse events an
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+import csv
+import io
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from cellchain.clinic.follow_up import adverse_events, follow_up
+from cellchain.clinic.follow_up import adverse_events, follow_up, reporting
 from cellchain.clinic.follow_up.commands import (
     record_event_as_user,
     record_visit_as_user,
+    reports_due_now,
     site_today,
     update_outcome_as_user,
 )
@@ -44,6 +48,34 @@ def due() -> ResponseReturnValue:
         coming_up=coming_up,
         coming_up_days=follow_up.COMING_UP_DAYS,
         today=site_today(),
+    )
+
+
+@blueprint.get("/adverse-events")
+@requires(Permission.READ_RECORDS)
+def adverse_events_listing() -> ResponseReturnValue:
+    """The serious events with a sponsor report still to make (deadlines, overdue), then the
+    trial's line listing."""
+    return render_template(
+        "clinic/follow_up/adverse_events.html",
+        due=reports_due_now(db.session),
+        events=reporting.trial_listing(db.session),
+    )
+
+
+@blueprint.get("/adverse-events.csv")
+@requires(Permission.READ_RECORDS)
+def adverse_events_csv() -> ResponseReturnValue:
+    """The trial's line listing as CSV (pseudonymised: study IDs only)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=reporting.LISTING_COLUMNS)
+    writer.writeheader()
+    for event in reporting.trial_listing(db.session):
+        writer.writerow(reporting.listing_row(event))
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": "attachment; filename=adverse-events.csv"},
     )
 
 
