@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -230,3 +231,32 @@ def test_the_adverse_events_page_flags_an_overdue_report_and_the_csv_lists_every
     assert lines[0].startswith("event_id,patient,onset_at,aware_at,term")
     assert [line.split(",")[0] for line in lines[1:]] == [str(serious["id"]), str(minor["id"])]
     assert "Pneumonia,10035664" in lines[1] and "hospitalisation" in lines[1]
+
+
+def test_recording_a_serious_event_on_the_page_shows_its_reporting_deadline(
+    app: Any, clinic: Any, clients: Any, patient: Any
+) -> None:
+    web = clients.web(clinic.investigator)
+    zone = ZoneInfo(app.config["SITE_TIMEZONE"])
+    aware = utcnow().replace(second=0, microsecond=0) - dt.timedelta(hours=1)
+
+    def wall(moment: dt.datetime) -> str:  # a datetime-local field: the site's wall clock
+        return moment.astimezone(zone).strftime("%Y-%m-%dT%H:%M")
+
+    form = {
+        "onset_at": wall(aware - dt.timedelta(hours=2)),
+        "aware_at": wall(aware),
+        "description": "Chest pain, admitted",
+        "grade": "3",
+        "seriousness": "serious",
+        "outcome": "recovering",
+    }
+    refused = web.post(f"/patients/{patient.id}/adverse-events", data=form)
+    assert refused.status_code == 422 and count_events() == 0
+    created = web.post(
+        f"/patients/{patient.id}/adverse-events",
+        data={**form, "serious_criteria": "hospitalisation"},
+        follow_redirects=True,
+    )
+    due = aware + dt.timedelta(hours=24)
+    assert f"initial sponsor report due {due:%Y-%m-%d %H:%M} UTC" in created.get_data(as_text=True)

@@ -109,6 +109,10 @@ def record_adverse_event(patient_id: int) -> ResponseReturnValue:
         with unit_of_work() as session:
             event = record_event_as_user(session, patient_id, data)
             message = f"Adverse event {event.id} (grade {event.grade}) recorded."
+            clock = reporting.reporting_clock(event, now=event.recorded_at)
+            if clock is not None:
+                due = f"{clock.initial_due:%Y-%m-%d %H:%M}"
+                message += f" Serious: initial sponsor report due {due} UTC (see Adverse events)."
     except DomainError as error:
         return _patient_page(patients.get_patient(db.session, patient_id), error, "event")
     flash(message, "success")
