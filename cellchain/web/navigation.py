@@ -24,6 +24,7 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Clinic", "bedside.overview", Permission.READ_RECORDS),
     NavItem("Shipments", "shipments.shipment_list", Permission.READ_RECORDS),
     NavItem("Follow-up", "follow_up.due", Permission.READ_RECORDS),
+    NavItem("Adverse events", "follow_up.adverse_events_listing", Permission.READ_RECORDS),
     NavItem("Recalls", "traceability.recall_list", Permission.READ_RECORDS),
     NavItem("Storage", "storage.tanks", Permission.READ_RECORDS),
     NavItem("Deviations", "storage.deviations_list", Permission.READ_RECORDS),

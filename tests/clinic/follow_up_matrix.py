@@ -16,6 +16,8 @@ FOLLOW_UP_MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("follow_up.update_outcome", "POST"): CLINIC_STAFF,
     ("follow_up.adverse_events_listing", "GET"): EVERYONE,
     ("follow_up.adverse_events_csv", "GET"): EVERYONE,
+    ("follow_up.assess_adverse_event", "POST"): CLINIC_STAFF,
+    ("follow_up.record_adverse_event_report", "POST"): CLINIC_STAFF,
     ("follow_up_api.due_visits", "GET"): EVERYONE,
     ("follow_up_api.patient_follow_up", "GET"): EVERYONE,
     ("follow_up_api.record_visit_done", "POST"): CLINIC_STAFF,

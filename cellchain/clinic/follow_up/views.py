@@ -10,21 +10,31 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
 from cellchain.clinic.follow_up import adverse_events, follow_up, reporting
+from cellchain.clinic.follow_up.acts import adverse_event_actions
 from cellchain.clinic.follow_up.commands import (
+    assess_as_user,
+    follow_up_report_days,
     record_event_as_user,
+    record_report_as_user,
     record_visit_as_user,
     reports_due_now,
     site_today,
     update_outcome_as_user,
 )
-from cellchain.clinic.follow_up.schemas import AdverseEventIn, OutcomeIn, VisitDoneIn
-from cellchain.clinic.models import Outcome, SeriousCriterion, Seriousness
-from cellchain.core.roles import Permission
+from cellchain.clinic.follow_up.schemas import (
+    AdverseEventIn,
+    AssessmentIn,
+    OutcomeIn,
+    ReportIn,
+    VisitDoneIn,
+)
+from cellchain.clinic.models import Causality, Outcome, ReportKind, SeriousCriterion, Seriousness
+from cellchain.core.roles import Permission, Role, holds
 from cellchain.dosing import patients
 from cellchain.dosing.models import Patient
 from cellchain.errors import DomainError
 from cellchain.extensions import db
-from cellchain.http import requires, site_zone, unit_of_work
+from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form, refusal_context
 
@@ -137,6 +147,53 @@ def update_outcome(event_id: int) -> ResponseReturnValue:
     return redirect(url_for("follow_up.patient", patient_id=patient_id, _anchor=f"ae-{event_id}"))
 
 
+@blueprint.post("/adverse-events/<int:event_id>/assessment")
+@requires(Permission.RECORD_ADVERSE_EVENTS)
+def assess_adverse_event(event_id: int) -> ResponseReturnValue:
+    """The investigator's causality and expectedness, e-signed with their password."""
+    patient_id = adverse_events.get_adverse_event(db.session, event_id).patient_id
+    try:
+        data = load_form(AssessmentIn(), request.form)
+        with unit_of_work() as session:
+            event = assess_as_user(session, event_id, data)
+            message = f"Adverse event {event.id} assessed: {_label(Causality, event.causality)}."
+    except DomainError as error:
+        return _patient_page(
+            patients.get_patient(db.session, patient_id), error, f"assess-{event_id}"
+        )
+    flash(message, "success")
+    return redirect(url_for("follow_up.patient", patient_id=patient_id, _anchor=f"ae-{event_id}"))
+
+
+@blueprint.post("/adverse-events/<int:event_id>/reports")
+@requires(Permission.RECORD_ADVERSE_EVENTS)
+def record_adverse_event_report(event_id: int) -> ResponseReturnValue:
+    """A serious event's initial or follow-up sponsor report sent: when, and its reference."""
+    patient_id = adverse_events.get_adverse_event(db.session, event_id).patient_id
+    try:
+        data = load_form(ReportIn(), request.form)
+        with unit_of_work() as session:
+            event = record_report_as_user(session, event_id, data)
+            message = (
+                f"The {_label(ReportKind, data['kind']).lower()} report of adverse event "
+                f"{event.id} is recorded."
+            )
+    except DomainError as error:
+        return _patient_page(
+            patients.get_patient(db.session, patient_id), error, f"report-{event_id}"
+        )
+    flash(message, "success")
+    return redirect(url_for("follow_up.patient", patient_id=patient_id, _anchor=f"ae-{event_id}"))
+
+
+def _label(kind: type[Causality] | type[ReportKind], value: str | None) -> str:
+    """The words of a stored code (the code itself when unknown)."""
+    for member in kind:
+        if member.value == value:
+            return str(member.label)
+    return value or ""
+
+
 # --- pages --------------------------------------------------------------------------------------
 
 
@@ -146,6 +203,7 @@ def _patient_page(
     """The patient's follow-up; after a refusal, the posted form (``which``) keeps what was
     typed and shows its field errors."""
     schedule = follow_up.patient_schedule(db.session, patient, today=site_today(), zone=site_zone())
+    events = adverse_events.adverse_events_of(db.session, patient)
     return (
         render_template(
             "clinic/follow_up/patient.html",
@@ -156,7 +214,23 @@ def _patient_page(
                 for s in schedule
                 if not s.visit.infusion and s.status != follow_up.VisitStatus.DONE
             ],
-            events=adverse_events.adverse_events_of(db.session, patient),
+            events=events,
+            actions={e.id: adverse_event_actions(e) for e in events},
+            clocks={
+                e.id: reporting.reporting_clock(
+                    e, now=now(), follow_up_days=follow_up_report_days()
+                )
+                for e in events
+            },
+            may_assess=holds(acting_user().roles, Role.INVESTIGATOR),
+            causalities=[{"value": c.value, "label": c.label} for c in Causality],
+            expectedness=[
+                {"value": "true", "label": "Expected"},
+                {"value": "false", "label": "Unexpected"},
+            ],
+            report_kinds={k.value: k.label for k in ReportKind},
+            criterion_labels={c.value: c.label for c in SeriousCriterion},
+            serious_criteria_of=adverse_events.serious_criteria_of,
             infusions=[
                 {
                     "value": str(infusion.id),
