@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from cellchain.chain import service as chain
-from cellchain.chain.models import EventType, Unit, UnitEvent, UnitStatus
+from cellchain.chain.models import GONE, EventType, Unit, UnitEvent, UnitStatus
 from cellchain.chain.service import CustodyInput
 from cellchain.clinic.bedside.doses import lots_of_dose, scan_dose, units_of_dose
 from cellchain.clinic.models import (
@@ -298,7 +298,12 @@ def receive(
             f"Shipment {shipment.id} was received by someone else a moment ago.",
             title="Already received",
         )
-    for unit in _units(shipment):
+    # A dose destroyed on the way (dosing/exceptions.py) stays destroyed: the shipper's arrival is
+    # still recorded for the doses still live, its discarded units get no receipt (they are gone,
+    # chain.GONE) and the audit entry names them, so the receiver knows which bags to return.
+    units = _units(shipment)
+    gone = [unit for unit in units if UnitStatus(unit.status) in GONE]
+    for unit in (unit for unit in units if unit not in gone):
         chain.record_custody(
             session,
             unit,
@@ -325,6 +330,11 @@ def receive(
             "arrival_temperature_c": (None, form.temperature_c),
             "condition": (None, form.condition),
             "logger_excursion": (None, form.logger_excursion),
+            **(
+                {"discarded_before_receipt": (None, ", ".join(unit.code for unit in gone))}
+                if gone
+                else {}
+            ),
         },
         reason=" ".join(reasons) or None,
     )
@@ -373,7 +383,9 @@ def decide_hold(
         raise Conflict(f"Shipment {shipment.id} was decided by someone else a moment ago.")
     if not accept:
         for item in shipment.items:
-            _discard_dose(session, item.dose_order, shipment, user=user, now=now)
+            # a dose destroyed on the way is already cancelled, its units already discarded
+            if item.dose_order.status != DoseStatus.CANCELLED.value:
+                _discard_dose(session, item.dose_order, shipment, user=user, now=now)
     audit.record(
         session,
         actor=user,
