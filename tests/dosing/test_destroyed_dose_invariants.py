@@ -183,3 +183,16 @@ def test_after_a_destroyed_dose_the_replacement_is_ordered_and_infused(
     db.session.expire_all()
     assert db.session.get(DoseOrder, replacement.id).status == "infused"  # type: ignore[union-attr]
     assert _unit_statuses(order) == {"discarded"}
+
+
+def test_the_receipt_page_names_the_dose_destroyed_in_transit(ward: Any, clients: Any) -> None:
+    order, other = ward.prepared(), ward.prepared()
+    shipment = ward.ship(order, other)
+    _destroyed(ward, clients, order)
+    web = clients.web(ward.clinic.clinician)
+    form = {"scan": shipment.shipper_id, "temperature_c": "-185", "condition": "intact"}
+    posted = web.post(f"/shipments/{shipment.id}/receipt", data=form)
+    assert posted.status_code == 302, posted.get_data(as_text=True)
+    page = web.get(f"/shipments/{shipment.id}").get_data(as_text=True)
+    assert "Destroyed before arrival" in page and order.dose_unit.code in page
+    assert _unit_statuses(order) == {"discarded"}

@@ -108,6 +108,18 @@ def decide(shipment_id: int) -> ResponseReturnValue:
     )
 
 
+def _destroyed_note(shipment: Any) -> str:
+    """Names the doses of the shipment destroyed before it arrived: their bags are not stock."""
+    gone = [
+        item.dose_order.dose_unit.code
+        for item in shipment.items
+        if item.dose_order.status == "cancelled" and item.dose_order.dose_unit is not None
+    ]
+    if not gone or shipment.status not in ("received", "held"):
+        return ""
+    return f" Destroyed before arrival, not received: {', '.join(gone)}; return them for disposal."
+
+
 def _act(
     shipment_id: int,
     which: str,
@@ -127,7 +139,7 @@ def _act(
                 f"Shipment {shipment_id} received and HELD for QA: {done.hold_reason}"
                 if done.status == "held"
                 else f"Shipment {shipment_id} received at {done.destination}."
-            )
+            ) + _destroyed_note(done)
             category = "error" if done.status == "held" else "success"
     except DomainError as error:
         return _shipment_page(shipments.get_shipment(db.session, shipment_id), error, which)
