@@ -90,6 +90,9 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "LOGIN_BACKOFF_MAX_SECONDS": _int_env("LOGIN_BACKOFF_MAX_SECONDS", 900),
         "TRUSTED_PROXIES": _int_env("TRUSTED_PROXIES", 0),
         "PASSWORD_MIN_LENGTH": _int_env("PASSWORD_MIN_LENGTH", 12),
+        # days from awareness of a serious adverse event to the follow-up sponsor report
+        # (clinic/follow_up/reporting.py; ICH E2A III.A.1: 15 calendar days)
+        "AE_FOLLOW_UP_REPORT_DAYS": _int_env("AE_FOLLOW_UP_REPORT_DAYS", 15),
         # API tokens: the lifetime given when none is asked for, and the longest allowed
         "API_TOKEN_DAYS": _int_env("API_TOKEN_DAYS", 90),
         "API_TOKEN_MAX_DAYS": _int_env("API_TOKEN_MAX_DAYS", 365),

@@ -58,6 +58,16 @@ def test_environment_variables_override_defaults(monkeypatch):
     assert app.config["SECRET_KEY"] == DEVELOPMENT_SECRET_KEY
 
 
+def test_the_follow_up_report_days_come_from_the_environment(monkeypatch):
+    """The sponsor's follow-up report deadline is the protocol's figure, set per site; 15
+    calendar days (ICH E2A) when not set. tests/clinic/test_adverse_event_reporting.py shows
+    the deadline following the setting."""
+    monkeypatch.setenv("CELLCHAIN_ENV", "development")
+    assert create_app().config["AE_FOLLOW_UP_REPORT_DAYS"] == 15
+    monkeypatch.setenv("CELLCHAIN_AE_FOLLOW_UP_REPORT_DAYS", "7")
+    assert create_app().config["AE_FOLLOW_UP_REPORT_DAYS"] == 7
+
+
 def test_a_non_number_is_refused_with_the_variable_named(monkeypatch):
     monkeypatch.setenv("CELLCHAIN_ENV", "development")
     monkeypatch.setenv("CELLCHAIN_LOCKOUT_THRESHOLD", "five")
