@@ -1,0 +1,21 @@
+"""randomization (issue 19): placeholder, filled by the slice that needs it
+
+Revision ID: 0027
+Revises: 0026
+Create Date: 2026-12-06 19:10:00
+
+"""
+
+# revision identifiers, used by Alembic.
+revision = "0027"
+down_revision = "0026"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass

@@ -1,0 +1,21 @@
+"""pre infusion rechecks (issue 19): placeholder, filled by the slice that needs it
+
+Revision ID: 0030
+Revises: 0029
+Create Date: 2026-12-06 19:10:00
+
+"""
+
+# revision identifiers, used by Alembic.
+revision = "0030"
+down_revision = "0029"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass

@@ -1,0 +1,21 @@
+"""trial data exports (issue 19): placeholder, filled by the slice that needs it
+
+Revision ID: 0031
+Revises: 0030
+Create Date: 2026-12-06 19:10:00
+
+"""
+
+# revision identifiers, used by Alembic.
+revision = "0031"
+down_revision = "0030"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
