@@ -16,7 +16,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cellchain.clinic.bedside import bedside, infusions, thaw
-from cellchain.clinic.models import Shipment
+from cellchain.clinic.endpoints import endpoints
+from cellchain.clinic.follow_up import adverse_events
+from cellchain.clinic.models import Outcome, SeriousCriterion, Seriousness, Shipment
 from cellchain.clinic.shipments import shipments as clinic_shipments
 from cellchain.core import accounts, numbering
 from cellchain.core.accounts import AccountPolicy
@@ -148,6 +150,9 @@ def seed_demo(
     )
     clinic = _seed_clinic(
         session, trial, timeline=timeline, site_zone=site_zone, users=users, passwords=passwords
+    )
+    clinic["missed_thaw"] = _seed_trial_paths(
+        session, trial, timeline=timeline, site_zone=site_zone, users=users
     )
     dins = [
         numbering.allocate_din(
@@ -802,3 +807,118 @@ def _seed_release(
         password=qa[1],
         now=now,
     )
+
+
+def _seed_trial_paths(
+    session: DbSession,
+    trial: dict[str, Patient],
+    *,
+    timeline: _Timeline,
+    site_zone: ZoneInfo,
+    users: dict[str, User],
+) -> Shipment:
+    """The trial off its happy path (issue 19), for the investigator to take on.
+
+    AS-009's day-0 dose was shipped (dry shipper DS-104), received and thawed at the clinic, but
+    the infusion was not started within the thaw window: its bedside check is a red STOP (thaw
+    window exceeded), and the dose waits on its page to be destroyed, witnessed, and replaced
+    the same day. Just after midnight, when this morning is squeezed into minutes, the window
+    has not closed yet when the demo is built: the check is then left to the first bedside
+    scan an hour later, which stops it the same way.
+
+    AS-004 (control arm) was admitted overnight with pneumonia: a serious adverse event, the
+    site aware this morning, so its initial sponsor report is due 24 hours later; its causality
+    is left for the investigator to assess. AS-003's baseline endpoints were recorded at
+    enrolment, so its table over time has a first row before month 6's."""
+    (order,) = orders.orders_of(session, trial["AS-009"])
+    _label_dose(
+        session,
+        order,
+        site_zone=site_zone,
+        tech=users["tech"],
+        printed_at=timeline.at(129),
+        applied_at=timeline.at(127),
+    )
+    # a prepared order (shipped, thawed) has its dose unit
+    label = order.dose_unit.code  # type: ignore[union-attr]
+    shipment = clinic_shipments.dispatch(
+        session,
+        clinic_shipments.Dispatch(
+            shipper_id="DS-104",
+            logger_id="TL-104",
+            destination="Clinic — infusion room 2",
+            courier="courier: R. Runner (demo)",
+            dose_scans=[label],
+        ),
+        actor=users["tech"],
+        now=timeline.at(125),
+    )
+    clinic_shipments.receive(
+        session,
+        shipment,
+        clinic_shipments.Receipt(
+            scan=shipment.shipper_id,
+            temperature_c=-181.0,
+            condition="intact",
+            logger_excursion=False,
+        ),
+        actor=users["clinician"],
+        now=timeline.at(110),
+    )
+    thaw_started = timeline.at(100)
+    thawed = max(
+        timeline.at(96),
+        thaw_started + dt.timedelta(minutes=thaw.min_thaw_minutes(session, order)),
+    )
+    for scanned_at in (thaw_started, thawed):
+        thaw.scan_thaw(session, label, actor=users["clinician"], now=scanned_at)
+    closed = thaw.thaw_state(session, order).expires_at
+    assert closed is not None  # the thaw started
+    stopped_at = max(timeline.at(15), closed + dt.timedelta(minutes=1))
+    if stopped_at <= timeline.now:
+        stop = bedside.verify(
+            session,
+            trial["AS-009"].coi,
+            label,
+            actor=users["clinician"],
+            now=stopped_at,
+            zone=site_zone,
+        )
+        assert [c["code"] for c in stop.failed] == ["thaw"], stop.failed
+    aware_at = timeline.at(140)
+    adverse_events.record_adverse_event(
+        session,
+        trial["AS-004"],
+        adverse_events.AdverseEventReport(
+            onset_at=aware_at - dt.timedelta(hours=9),
+            description="Fever and productive cough from the evening; admitted overnight, "
+            "right lower lobe pneumonia on the chest X-ray, on IV antibiotics.",
+            grade=3,
+            seriousness=Seriousness.SERIOUS.value,
+            serious_criteria=frozenset({SeriousCriterion.HOSPITALISATION.value}),
+            outcome=Outcome.NOT_RECOVERED.value,
+            aware_at=aware_at,
+            term="Pneumonia",
+            term_code="10035664",
+        ),
+        actor=users["investigator"],
+        now=timeline.at(135),
+    )
+    baseline = trial["AS-003"]
+    endpoints.record_endpoints(
+        session,
+        baseline,
+        visit=endpoints.BASELINE,
+        assessed_on=baseline.enrolled_at.astimezone(site_zone).date(),
+        values={
+            **dict.fromkeys(endpoints.BASDAI_FIELDS, 6.0),
+            **dict.fromkeys(endpoints.BASFI_FIELDS, 5.0),
+            "patient_global": 6.5,
+            "crp_mg_l": 18.0,
+            "esr_mm_h": 32.0,
+        },
+        actor=users["investigator"],
+        now=baseline.enrolled_at + dt.timedelta(hours=1),
+        zone=site_zone,
+    )
+    return shipment

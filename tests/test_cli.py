@@ -9,7 +9,9 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
 from cellchain.cli import main
+from cellchain.core.types import utcnow
 from tests.support.tamper import triggers_off
+from tests.test_demo_trial_paths import late_morning_zone
 
 #: long tests: started first (tests/conftest.py, ``heavy``)
 pytestmark = pytest.mark.heavy
@@ -45,6 +47,8 @@ def create_rita(run):
 
 def test_demo_builds_a_fresh_database_with_users_for_every_role(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("CELLCHAIN_PASSWORD_HASH_METHOD", "pbkdf2:sha256:1000")
+    # late morning at the site: AS-009's thaw window has closed (not so just after midnight)
+    monkeypatch.setenv("CELLCHAIN_TIMEZONE", late_morning_zone(utcnow()).key)
     database = tmp_path / "demo.sqlite"
     result = CliRunner().invoke(main, ["demo", "--no-serve", "--database", str(database)])
     assert result.exit_code == 0, result.output
@@ -68,10 +72,11 @@ def test_demo_builds_a_fresh_database_with_users_for_every_role(tmp_path: Path, 
         assert conn.execute(text(shipped)).all() == [
             ("held", 1),
             ("in_transit", 1),
-            ("received", 1),
+            ("received", 2),  # AS-003's, and AS-009's whose thaw window was missed
         ]
         verdicts = "SELECT verdict, count(*) FROM bedside_checks GROUP BY 1 ORDER BY 1"
-        assert conn.execute(text(verdicts)).all() == [("go", 2), ("stop", 1)]  # go + its re-check
+        # AS-003's go and its re-check; its wrong wristband; AS-009's thaw window exceeded
+        assert conn.execute(text(verdicts)).all() == [("go", 2), ("stop", 2)]
         assert conn.scalar(text("SELECT status FROM infusions")) == "completed"
         lots = conn.execute(text("SELECT status FROM lots ORDER BY id")).scalars().all()
         assert lots == ["quarantine", "released", "quarantine", "rejected"]
