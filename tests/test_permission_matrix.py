@@ -47,6 +47,7 @@ from cellchain.traceability.models import Recall, RecallTarget
 from cellchain.traceability.recalls import recalls
 from tests.clinic.endpoints_matrix import ENDPOINTS_MATRIX
 from tests.clinic.follow_up_matrix import FOLLOW_UP_MATRIX
+from tests.clinic.post_thaw_matrix import POST_THAW_MATRIX
 from tests.conftest import TEST_PASSWORD, DatabaseFactory
 from tests.conftest import test_config as app_config
 
@@ -325,6 +326,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
 }
 MATRIX.update(FOLLOW_UP_MATRIX)
 MATRIX.update(ENDPOINTS_MATRIX)
+MATRIX.update(POST_THAW_MATRIX)
 
 SAMPLE_VALUES = {"integer": "1", "path": "app.css", "default": "X999926000001X"}
 

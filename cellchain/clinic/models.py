@@ -493,3 +493,117 @@ class EfficacyEndpoints(Recorded, Model):
 
     patient: Mapped[Patient] = relationship()
     recorded_by: Mapped[User] = relationship()
+
+
+class CountPlace(LabelledEnum):
+    """Where a post-thaw count was made."""
+
+    BEDSIDE = "bedside"
+    PHARMACY = "pharmacy"
+
+
+class PostThawDecision(LabelledEnum):
+    """The investigator's signed decision on a dose whose post-thaw count puts it outside
+    tolerance."""
+
+    PROCEED = "proceed"  #: infuse it; a deviation is recorded
+    DO_NOT_INFUSE = "do_not_infuse"  #: never infused; the dose is cancelled or destroyed
+
+
+class PostThawCount(Recorded, Model):
+    """A count of the thawed dose (DOMAIN.md §7 "post-thaw count when one was taken"): its
+    TOTAL (nucleated) cells per mL and its viability, by whom, when, where and how, and what
+    the dose delivers with it. The latest count of a dose replaces the release count at fill
+    for that dose: viable cells per mL = total × this viability, applied once. A count outside
+    tolerance needs the investigator's signed decision on this row. Append-only: a repeat count
+    is a new row with a reason."""
+
+    __tablename__ = "post_thaw_counts"
+    __table_args__ = (
+        CheckConstraint("total_cells_per_ml > 0", name="total_positive"),
+        CheckConstraint(
+            "viability_percent >= 0 AND viability_percent <= 100", name="viability_percent"
+        ),
+        CheckConstraint(f"place IN ({sql_values(CountPlace)})", name="place_known"),
+        CheckConstraint(
+            f"decision IS NULL OR decision IN ({sql_values(PostThawDecision)})",
+            name="decision_known",
+        ),
+    )
+    signature_entity_type: ClassVar[str] = "post_thaw_count"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dose_order_id: Mapped[int] = mapped_column(ForeignKey("dose_orders.id"), index=True)
+    #: TOTAL (nucleated) cells per mL counted in the thawed product, live and dead
+    total_cells_per_ml: Mapped[float] = mapped_column(Float)
+    #: viability (%) of the same count: applied once to the total above
+    viability_percent: Mapped[float] = mapped_column(Float)
+    place: Mapped[str] = mapped_column(String(20))
+    #: the method and instrument, in words (e.g. "NucleoCounter NC-200, AO/DAPI")
+    method: Mapped[str] = mapped_column(Text)
+    #: why the dose was counted again (a repeat count only)
+    reason: Mapped[str | None] = mapped_column(Text)
+    counted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    counted_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    #: viable cells delivered with the dose's volume at this count, and against the target
+    delivered_cells: Mapped[float] = mapped_column(Float)
+    deviation_percent: Mapped[float] = mapped_column(Float)
+    within_tolerance: Mapped[bool] = mapped_column(Boolean)
+    #: the arithmetic step by step, naming this count
+    working_json: Mapped[str] = mapped_column(Text)
+    #: the investigator's signed decision when outside tolerance
+    decision: Mapped[str | None] = mapped_column(String(20))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    deviation_id: Mapped[int | None] = mapped_column(ForeignKey("deviations.id"))
+
+    dose_order: Mapped[DoseOrder] = relationship()
+    counted_by: Mapped[User] = relationship(foreign_keys=[counted_by_id])
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+
+    @property
+    def viable_per_ml(self) -> float:
+        """Viable cells per mL: the total × this count's viability, the one place it is applied."""
+        return self.total_cells_per_ml * self.viability_percent / 100
+
+    @property
+    def working(self) -> list[str]:
+        return list(json.loads(self.working_json))
+
+    @property
+    def place_label(self) -> str:
+        return CountPlace(self.place).label
+
+    @property
+    def decision_label(self) -> str | None:
+        return PostThawDecision(self.decision).label if self.decision else None
+
+    @property
+    def not_to_be_infused(self) -> bool:
+        return self.decision == PostThawDecision.DO_NOT_INFUSE.value
+
+    @property
+    def signature_entity_id(self) -> str:
+        return str(self.id)
+
+    def signed_content(self) -> dict[str, Any]:
+        """What the investigator's decision signs: the dose, the count and its figures, and
+        the decision with its reason."""
+        return {
+            "dose_order": self.dose_order_id,
+            "patient": self.dose_order.patient.study_id,
+            "visit": self.dose_order.visit,
+            "total_cells_per_ml": self.total_cells_per_ml,
+            "viability_percent": self.viability_percent,
+            "place": self.place,
+            "method": self.method,
+            "counted_at": self.counted_at.isoformat(),
+            "counted_by": self.counted_by_id,
+            "volume_ml": self.dose_order.volume_ml,
+            "delivered_cells": self.delivered_cells,
+            "deviation_percent": self.deviation_percent,
+            "decision": self.decision,
+            "decision_reason": self.decision_reason,
+        }

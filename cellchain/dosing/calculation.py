@@ -171,7 +171,8 @@ def calculate(weight_kg: float, bags: Sequence[Bag], parameters: DoseParameters)
     for index, bag in enumerate(bags):
         last = index == len(bags) - 1
         working.append(
-            f"{bag.code}: viable concentration = {_sci(bag.total_cells_per_ml)} total cells/mL × "
+            f"{bag.code}: viable concentration (release count at fill) = "
+            f"{_sci(bag.total_cells_per_ml)} total cells/mL × "
             f"{bag.viability_percent:g} % viable = {_sci(bag.viable_per_ml)} viable cells/mL"
         )
         if not last:
@@ -239,6 +240,65 @@ def calculate(weight_kg: float, bags: Sequence[Bag], parameters: DoseParameters)
         endotoxin_eu_per_kg=endotoxin,
         endotoxin_within=endotoxin is not None
         and endotoxin <= parameters.endotoxin_ceiling_eu_per_kg_per_h + 1e-12,
+        working=tuple(working),
+    )
+
+
+@dataclass(frozen=True)
+class Recount:
+    """A dose recomputed from a post-thaw count: the volumes already drawn, at the count's
+    viable concentration."""
+
+    viable_per_ml: float
+    delivered_cells: float
+    deviation_percent: float
+    within_tolerance: bool
+    working: tuple[str, ...]
+
+
+def recount(
+    target: float,
+    volumes: Sequence[tuple[str, float]],
+    *,
+    total_cells_per_ml: float,
+    viability_percent: float,
+    source: str,
+    tolerance_percent: float,
+) -> Recount:
+    """The dose at a post-thaw count (DOMAIN.md §7 "post-thaw count when one was taken").
+
+    The count replaces the release count at fill for the whole dose: its TOTAL cells per mL
+    times its OWN viability is the viable concentration, and the release viability is not
+    applied on top (it would count the loss of viability twice). ``volumes`` are the bags'
+    draws as ordered and second-checked: (bag code, mL); ``source`` names the count in the
+    working ("post-thaw count 2026-12-06 10:42 +08:00 by …")."""
+    if target <= 0:
+        raise ValueError("target must be positive")
+    viable = total_cells_per_ml * viability_percent / 100
+    working = [
+        f"viable concentration ({source}) = {_sci(total_cells_per_ml)} total cells/mL × "
+        f"{viability_percent:g} % viable = {_sci(viable)} viable cells/mL (replaces the release "
+        "count at fill; the release viability is not applied again)"
+    ]
+    delivered = 0.0
+    for code, volume in volumes:
+        cells = volume * viable
+        delivered += cells
+        working.append(
+            f"{code}: {volume:.1f} mL × {_sci(viable)} viable/mL = {_sci(cells)} viable cells"
+        )
+    deviation = (delivered - target) / target * 100
+    within = abs(deviation) <= tolerance_percent + 1e-9
+    working.append(
+        f"delivered viable cells = {_sci(delivered)}; deviation = ({_sci(delivered)} − "
+        f"{_sci(target)}) / {_sci(target)} = {deviation:+.2f} % "
+        f"(tolerance ± {tolerance_percent:g} %)"
+    )
+    return Recount(
+        viable_per_ml=viable,
+        delivered_cells=delivered,
+        deviation_percent=deviation,
+        within_tolerance=within,
         working=tuple(working),
     )
 

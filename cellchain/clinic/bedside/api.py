@@ -7,9 +7,11 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from cellchain.clinic.bedside import bedside, infusions
+from cellchain.clinic.bedside import bedside, infusions, post_thaw
 from cellchain.clinic.bedside.commands import (
     acknowledge_as_user,
+    count_as_user,
+    decide_as_user,
     end_as_user,
     sign_as_user,
     start_as_user,
@@ -19,16 +21,20 @@ from cellchain.clinic.bedside.commands import (
 from cellchain.clinic.bedside.schemas import (
     BedsideCheckOut,
     BedsideIn,
+    DoseCountOut,
     InfusionDetailOut,
     InfusionEndIn,
     InfusionOut,
+    PostThawCountIn,
+    PostThawCountOut,
+    PostThawDecisionIn,
     ScanIn,
     SignOffIn,
     ThawOut,
     TimeFlagAcknowledgementIn,
 )
 from cellchain.core.roles import Permission
-from cellchain.dosing import patients
+from cellchain.dosing import orders, patients
 from cellchain.errors import Conflict
 from cellchain.extensions import db
 from cellchain.http import AuditedRefusal, now, requires, unit_of_work
@@ -143,3 +149,40 @@ def acknowledge(data: dict[str, Any], infusion_id: int) -> Any:
 @bedside_api.response(200, InfusionOut(many=True))
 def patient_infusions(patient_id: int) -> Any:
     return infusions.infusions_of(db.session, patients.get_patient(db.session, patient_id))
+
+
+@bedside_api.get("/doses/<int:order_id>/post-thaw-counts")
+@requires(Permission.READ_RECORDS)
+@bedside_api.response(200, DoseCountOut)
+def dose_counts(order_id: int) -> Any:
+    """Which count the dose is judged by ("post-thaw count" or "release count at fill"), its
+    working, and every post-thaw count with its decision."""
+    return post_thaw.dose_count(db.session, orders.get_order(db.session, order_id))
+
+
+@bedside_api.post("/doses/<int:order_id>/post-thaw-counts")
+@requires(Permission.THAW_DOSES)
+@bedside_api.arguments(PostThawCountIn)
+@bedside_api.response(201, PostThawCountOut)
+def record_count(data: dict[str, Any], order_id: int) -> Any:
+    """Record a post-thaw count of a thawed dose (total cells per mL and viability): the dose
+    is recomputed with it. Refused (409) on an unthawed, infused or cancelled dose; 422 for a
+    value out of range."""
+    with unit_of_work(AuditedRefusal("post_thaw.count_refused", "dose_order", order_id)) as session:
+        count = count_as_user(session, order_id, data)
+    return count
+
+
+@bedside_api.post("/doses/<int:order_id>/post-thaw-decision")
+@requires(Permission.ADMINISTER_DOSES)
+@bedside_api.arguments(PostThawDecisionIn)
+@bedside_api.response(200, PostThawCountOut)
+def decide(data: dict[str, Any], order_id: int) -> Any:
+    """An investigator's signed decision on the dose's latest post-thaw count (``count_id``)
+    outside tolerance: proceed (a deviation is recorded) or do_not_infuse. Anyone else: 403;
+    a count that is no longer the latest: 409."""
+    with unit_of_work(
+        AuditedRefusal("post_thaw.decision_refused", "dose_order", order_id)
+    ) as session:
+        count = decide_as_user(session, order_id, data)
+    return count

@@ -14,7 +14,9 @@ labelled        the dose and every bag carry the label their status requires, pr
 thaw            every bag thawed, and the infusion can start within the thaw window
 weight          the dose is within tolerance for the latest weight, measured recently,
                 confirmed if it changed by the flag (re-weighed or countersigned), and the
-                weight has not changed by the flag since the dose was prepared
+                weight has not changed by the flag since the dose was prepared; at the dose's
+                latest post-thaw count when one was taken (``post_thaw``), where outside
+                tolerance needs the investigator's signed decision to proceed
 arm             the patient is in an arm that receives cells
 visit_window    the dose's visit is within its window today
 not_infused     the dose was never infused
@@ -45,6 +47,7 @@ from cellchain.chain import service as chain
 from cellchain.chain.models import EventType, UnitStatus
 from cellchain.chain.service import CustodyInput
 from cellchain.clinic.bedside.doses import lots_of_dose, scan_dose, units_of_dose
+from cellchain.clinic.bedside.post_thaw import PostThawFacts, facts_of, figure
 from cellchain.clinic.bedside.thaw import thaw_state
 from cellchain.clinic.models import BedsideCheck, Infusion, ShipmentStatus, Verdict
 from cellchain.clinic.shipments.shipments import shipment_of
@@ -148,6 +151,8 @@ class DoseFacts:
     weight_used_kg: float
     override: bool
     infused: bool
+    #: the dose's latest post-thaw count, which replaces the release count at fill
+    post_thaw: PostThawFacts | None = None
     #: (code, why) for each unit not dispensed or infused: its latest status change's note
     why_not_usable: tuple[tuple[str, str], ...] = ()
     #: each unit's missing or superseded label (``labels.service.label_states``); none when
@@ -393,26 +398,52 @@ def _weight(f: BedsideFacts) -> CheckResult:
             f"({f.dose.weight_used_kg:g} → {kg:g} kg); the dose must be prepared again."
         )
     target = limits.dose_per_kg * kg
-    deviation = (f.dose.delivered_cells - target) / target * 100
-    accepted = f.dose.override and abs(kg - f.dose.weight_used_kg) < 1e-9
+    count = f.dose.post_thaw
+    # The latest post-thaw count replaces the release count at fill; an override signed when
+    # the dose was ordered accepted the figure of the fill, not this one.
+    delivered = count.delivered_cells if count else f.dose.delivered_cells
+    deviation = (delivered - target) / target * 100
+    same_weight = abs(kg - f.dose.weight_used_kg) < 1e-9
+    accepted = same_weight and (count.proceed_signed if count else f.dose.override)
+    if count is not None and count.not_to_be_infused:
+        problems.append(
+            f"{count.decided_by} decided at the post-thaw count that this dose is not to be "
+            "infused; destroy it on its page."
+        )
+    used = _count_used(f, count)
     if abs(deviation) > limits.tolerance_percent + EPSILON_PERCENT and not accepted:
         problems.append(
-            f"The dose delivers {deviation:+.1f} % of {target:.3g} cells for {kg:g} kg, outside "
-            f"± {limits.tolerance_percent:g} %."
+            f"The dose delivers {deviation:+.1f} % of {target:.3g} cells for {kg:g} kg at the "
+            f"{used}, outside ± {limits.tolerance_percent:g} %"
+            + ("; an investigator must sign a decision." if count else ".")
         )
     if problems:
         return CheckResult(Check.WEIGHT, title, False, " ".join(problems))
-    note = (
-        " (outside tolerance, accepted by an investigator's signed override)"
-        if (abs(deviation) > limits.tolerance_percent + 1e-9)
-        else ""
-    )
+    note = ""
+    if abs(deviation) > limits.tolerance_percent + 1e-9:
+        note = (
+            f" (outside tolerance: {count.decided_by} signed the decision to proceed "
+            f"{_local(count.decided_at, f.zone)}, deviation #{count.deviation_id})"  # type: ignore[arg-type]
+            if count
+            else " (outside tolerance, accepted by an investigator's signed override)"
+        )
     return CheckResult(
         Check.WEIGHT,
         title,
         True,
         f"{kg:g} kg measured {_local(measured, f.zone)}: {deviation:+.1f} % of "
-        f"{target:.3g} cells{note}.",
+        f"{target:.3g} cells at the {used}{note}.",
+    )
+
+
+def _count_used(f: BedsideFacts, count: PostThawFacts | None) -> str:
+    """Which count the dose is judged by, in the words of the working."""
+    if count is None:
+        return "release count at fill"
+    return (
+        f"post-thaw count {_local(count.counted_at, f.zone)} by {count.counted_by} "
+        f"({count.place}): {figure(count.total_cells_per_ml)} total cells/mL × "
+        f"{count.viability_percent:g} % = {figure(count.viable_per_ml)} viable cells/mL"
     )
 
 
@@ -615,6 +646,7 @@ def _dose_facts(session: DbSession, order: DoseOrder) -> DoseFacts:
         thaw_expires_at=thaw.expires_at,
         thaw_window_minutes=thaw.window_minutes,
         delivered_cells=order.delivered_cells,
+        post_thaw=facts_of(session, order),
         weight_used_kg=order.weight.weight_kg,
         override=order.override_reason is not None,
         infused=infused,

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from cellchain.clinic.bedside import bedside, infusions, thaw
-from cellchain.clinic.models import BedsideCheck, Infusion
+from cellchain.clinic.bedside import bedside, infusions, post_thaw, thaw
+from cellchain.clinic.models import BedsideCheck, Infusion, PostThawCount
 from cellchain.core import accounts
 from cellchain.core.identifiers import InvalidIdentifier
+from cellchain.dosing.orders import get_order
 from cellchain.extensions import DbSession
 from cellchain.http import acting_user, now, site_zone
 
@@ -76,5 +77,31 @@ def acknowledge_as_user(session: DbSession, infusion_id: int, data: dict[str, An
         user=acting_user(),
         password=data["password"],
         note=data["note"],
+        now=now(),
+    )
+
+
+def count_as_user(session: DbSession, order_id: int, data: dict[str, Any]) -> PostThawCount:
+    """The acting user records a post-thaw count of the dose."""
+    return post_thaw.record_count(
+        session,
+        get_order(session, order_id),
+        post_thaw.CountInput(**data),
+        actor=acting_user(),
+        now=now(),
+        zone=site_zone(),
+    )
+
+
+def decide_as_user(session: DbSession, order_id: int, data: dict[str, Any]) -> PostThawCount:
+    """The acting investigator signs a decision on the dose's post-thaw count (the one they
+    saw, named by its id) outside tolerance."""
+    return post_thaw.decide(
+        session,
+        post_thaw.count_of_dose(session, get_order(session, order_id), data["count_id"]),
+        investigator=acting_user(),
+        password=data["password"],
+        decision=data["decision"],
+        reason=data["reason"],
         now=now(),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cellchain.clinic.bedside import bedside, infusions, thaw
+from cellchain.clinic.bedside import bedside, infusions, post_thaw, thaw
 from cellchain.clinic.bedside.thaw import ThawState
 from cellchain.clinic.models import BedsideCheck, Infusion, Shipment
 from cellchain.clinic.shipments import shipments
@@ -19,6 +19,8 @@ class DoseAtClinic:
     thaw: ThawState
     checks: list[BedsideCheck]
     infusion: Infusion | None
+    #: the count the dose is judged by (post-thaw or release at fill) and its working
+    post_thaw: post_thaw.DoseCount
 
 
 def dose_at_clinic(session: DbSession, order: DoseOrder) -> DoseAtClinic:
@@ -27,4 +29,5 @@ def dose_at_clinic(session: DbSession, order: DoseOrder) -> DoseAtClinic:
         thaw=thaw.thaw_state(session, order),
         checks=bedside.checks_of_order(session, order),
         infusion=infusions.infusion_of(session, order),
+        post_thaw=post_thaw.dose_count(session, order),
     )

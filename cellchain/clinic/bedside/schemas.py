@@ -124,3 +124,90 @@ class InfusionDetailOut(InfusionOut):
     """One infusion, with the recalls that name its dose (a lookback lists its patient)."""
 
     recalls = recalls_field()
+
+
+class PostThawCountIn(ma.Schema):
+    """A post-thaw count of the thawed dose: TOTAL cells per mL and the viability of the same
+    count (viable = total × viability, applied once), where, how and when."""
+
+    total_cells_per_ml = ma.fields.Float(
+        required=True,
+        allow_nan=False,
+        metadata={"description": "TOTAL (nucleated, live and dead) cells per mL after thaw"},
+    )
+    viability_percent = ma.fields.Float(
+        required=True, allow_nan=False, metadata={"description": "Viability of this count, 0–100 %"}
+    )
+    place = ma.fields.String(
+        required=True,
+        validate=ma.validate.OneOf(["bedside", "pharmacy"]),
+        metadata={"description": "bedside or pharmacy"},
+    )
+    method = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(min=1, max=500),
+        metadata={"description": "Method and instrument, in words"},
+    )
+    counted_at = SiteDateTime(
+        load_default=None, allow_none=True, metadata={"description": "When counted (now if absent)"}
+    )
+    reason = ma.fields.String(
+        load_default=None, allow_none=True, metadata={"description": "Why counted again"}
+    )
+
+
+class PostThawDecisionIn(ma.Schema):
+    """The investigator's decision on a dose outside tolerance at its post-thaw count, signed
+    with their password."""
+
+    count_id = ma.fields.Integer(
+        required=True, metadata={"description": "The count decided on: the dose's latest"}
+    )
+    decision = ma.fields.String(
+        required=True,
+        validate=ma.validate.OneOf(["proceed", "do_not_infuse"]),
+        metadata={"description": "proceed (a deviation is recorded) or do_not_infuse"},
+    )
+    reason = ma.fields.String(required=True)
+    password = ma.fields.String(required=True, load_only=True)
+
+
+class PostThawCountOut(ma.Schema):
+    id = ma.fields.Integer()
+    dose_order_id = ma.fields.Integer()
+    total_cells_per_ml = ma.fields.Float(metadata={"description": "TOTAL cells per mL"})
+    viability_percent = ma.fields.Float()
+    viable_cells_per_ml = ma.fields.Float(
+        attribute="viable_per_ml",
+        metadata={"description": "VIABLE cells per mL: total × viability"},
+    )
+    place = ma.fields.String()
+    method = ma.fields.String()
+    reason = ma.fields.String(allow_none=True)
+    counted_at = ma.fields.AwareDateTime()
+    counted_by = ma.fields.String(attribute="counted_by.username")
+    recorded_at = ma.fields.AwareDateTime()
+    delivered_cells = ma.fields.Float(metadata={"description": "VIABLE cells delivered"})
+    deviation_percent = ma.fields.Float()
+    within_tolerance = ma.fields.Boolean()
+    working = ma.fields.List(ma.fields.String())
+    decision = ma.fields.String(allow_none=True)
+    decision_reason = ma.fields.String(allow_none=True)
+    decided_at = ma.fields.AwareDateTime(allow_none=True)
+    decided_by = ma.fields.Function(lambda c: c.decided_by.username if c.decided_by else None)
+    deviation_id = ma.fields.Integer(allow_none=True)
+
+
+class DoseCountOut(ma.Schema):
+    """Which count a dose is judged by: the working that says so, and every post-thaw count."""
+
+    dose_order_id = ma.fields.Function(lambda d: d.order.id)
+    count_used = ma.fields.String(
+        metadata={"description": "post-thaw count or release count at fill"}
+    )
+    working = ma.fields.List(ma.fields.String())
+    decision_needed = ma.fields.Boolean(
+        metadata={"description": "Outside tolerance at the latest count and not yet decided"}
+    )
+    counts = ma.fields.List(ma.fields.Nested(PostThawCountOut))
+    signatures = ma.fields.List(ma.fields.Nested(SignatureOut))

@@ -9,9 +9,11 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
-from cellchain.clinic.bedside import bedside, infusions, thaw
+from cellchain.clinic.bedside import bedside, infusions, post_thaw, thaw
 from cellchain.clinic.bedside.commands import (
     acknowledge_as_user,
+    count_as_user,
+    decide_as_user,
     end_as_user,
     sign_as_user,
     start_as_user,
@@ -21,14 +23,16 @@ from cellchain.clinic.bedside.commands import (
 from cellchain.clinic.bedside.schemas import (
     BedsideIn,
     InfusionEndIn,
+    PostThawCountIn,
+    PostThawDecisionIn,
     ScanIn,
     SignOffIn,
     TimeFlagAcknowledgementIn,
 )
 from cellchain.clinic.models import Infusion, InfusionStatus, ShipmentStatus
 from cellchain.clinic.shipments import shipments
-from cellchain.core.roles import Permission
-from cellchain.dosing import patients
+from cellchain.core.roles import Permission, Role, holds
+from cellchain.dosing import orders, patients
 from cellchain.errors import DomainError
 from cellchain.extensions import db
 from cellchain.http import AuditedRefusal, acting_user, now, requires, unit_of_work
@@ -118,7 +122,6 @@ def wristband() -> ResponseReturnValue:
     return render_template(
         "clinic/bedside/label.html",
         patient=patient,
-        arm_name=patients.arm_name(patient),
         receives_cells=patients.receives_cells(patient),
         wristband=scan,
     )
@@ -270,6 +273,72 @@ def _infusion_page(infusion: Infusion, error: DomainError | None = None) -> Resp
                 recalls=recalls_naming(db.session, doses=[infusion.dose_order_id]).dose(
                     infusion.dose_order_id
                 ),
+            ),
+        ),
+        error.status if error else 200,
+    )
+
+
+@blueprint.get("/doses/<int:order_id>/post-thaw-count")
+@requires(Permission.READ_RECORDS)
+def post_thaw_count(order_id: int) -> ResponseReturnValue:
+    """The dose's post-thaw counts, the working of the count it is judged by, the form to
+    count it and, outside tolerance, the investigator's decision."""
+    return _count_page(order_id)
+
+
+@blueprint.post("/doses/<int:order_id>/post-thaw-count")
+@requires(Permission.THAW_DOSES)
+def record_count(order_id: int) -> ResponseReturnValue:
+    orders.get_order(db.session, order_id)
+    try:
+        data = load_form(PostThawCountIn(), request.form)
+        with unit_of_work(
+            AuditedRefusal("post_thaw.count_refused", "dose_order", order_id)
+        ) as session:
+            count = count_as_user(session, order_id, data)
+            within = count.within_tolerance
+            deviation = count.deviation_percent
+    except DomainError as error:
+        return _count_page(order_id, error)
+    if within:
+        flash(f"Post-thaw count recorded: {deviation:+.2f} % of the target.", "success")
+    else:
+        flash(
+            f"Post-thaw count recorded: {deviation:+.2f} % of the target, OUTSIDE tolerance. "
+            "The bedside stops until an investigator signs a decision.",
+            "error",
+        )
+    return redirect(url_for("bedside.post_thaw_count", order_id=order_id))
+
+
+@blueprint.post("/doses/<int:order_id>/post-thaw-count/decision")
+@requires(Permission.ADMINISTER_DOSES)
+def decide(order_id: int) -> ResponseReturnValue:
+    orders.get_order(db.session, order_id)
+    try:
+        data = load_form(PostThawDecisionIn(), request.form)
+        with unit_of_work(
+            AuditedRefusal("post_thaw.decision_refused", "dose_order", order_id)
+        ) as session:
+            decide_as_user(session, order_id, data)
+    except DomainError as error:
+        return _count_page(order_id, error)
+    flash("Decision signed.", "success")
+    return redirect(url_for("bedside.post_thaw_count", order_id=order_id))
+
+
+def _count_page(order_id: int, error: DomainError | None = None) -> ResponseReturnValue:
+    dose = post_thaw.dose_count(db.session, orders.get_order(db.session, order_id))
+    return (
+        render_template(
+            "clinic/bedside/post_thaw.html",
+            **refusal_context(
+                error,
+                dose=dose,
+                order=dose.order,
+                may_decide=holds(acting_user().roles, Role.INVESTIGATOR),
+                meanings=post_thaw.DECISION_MEANINGS,
             ),
         ),
         error.status if error else 200,

@@ -1,0 +1,488 @@
+"""Post-thaw counts (issue 19): a count of the thawed dose recomputes what it delivers.
+
+DOMAIN.md §7: viable conc. = total cells per mL × viability, "post-thaw count when one was
+taken". A count is optional; when one is recorded it replaces the release count at fill for the
+whole dose, at the bedside and on every page that shows the dose:
+
+- **What is entered**: the TOTAL (nucleated, live and dead) cells per mL counted in the thawed
+  product and the viability (%) of the same count, where (bedside or pharmacy), how (method and
+  instrument, in words), when and by whom. Viable cells per mL = total × this viability: the
+  viability is applied once, here, and the release viability is never applied on top.
+- **When**: on a prepared dose whose bags are all thawed, before its infusion starts; refused
+  on an unthawed, infused or cancelled (destroyed) dose.
+- **Ranges**: viability 0–100 %; a total above 0, never more than twice the fill's total
+  (cells do not multiply in a frozen bag: a larger figure is a slip of units) and not below a
+  thousandth of it (a figure typed in millions). A repeat count is a new row with a reason; the
+  latest count is the one used.
+- **Recompute**: the volumes already drawn (ordered and second-checked) at the count's viable
+  concentration; deviation against the order's target (``calculation.recount``). The bedside's
+  dose check uses this figure against the latest weight (``bedside._weight``).
+- **Outside tolerance**: the bedside stops until an investigator signs a decision on the count
+  (``decide``), as for an order outside tolerance (``orders.Override``): *proceed*, which
+  records a deviation, or *do not infuse*, after which the dose is destroyed on its page
+  (``dosing.exceptions``). A newer count needs its own decision.
+
+Services flush; the caller commits (one use case, one transaction).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from cellchain.clinic.bedside.doses import lots_of_dose
+from cellchain.clinic.bedside.thaw import thaw_state
+from cellchain.clinic.models import CountPlace, Infusion, PostThawCount, PostThawDecision
+from cellchain.core import audit, signatures
+from cellchain.core.guarded import update_if
+from cellchain.core.models import User
+from cellchain.core.records import get_or_404
+from cellchain.core.roles import Permission, Role, holds, require
+from cellchain.dosing import calculation
+from cellchain.dosing.models import DoseOrder, DoseStatus
+from cellchain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from cellchain.extensions import DbSession
+from cellchain.manufacturing.deviations import deviations
+from cellchain.manufacturing.models import CellRecord, DeviationCategory
+
+#: The meaning the investigator signs each decision with.
+DECISION_MEANINGS = {
+    PostThawDecision.PROCEED: "approval: dose outside tolerance at its post-thaw count "
+    "infused, with a deviation",
+    PostThawDecision.DO_NOT_INFUSE: "approval: dose outside tolerance at its post-thaw count "
+    "not to be infused",
+}
+#: A post-thaw total above this multiple of the fill's total is a slip of units (cells do not
+#: multiply in a frozen bag); below the fill's total divided by the second, a figure typed in
+#: millions.
+MOST_OVER_FILL = 2.0
+LEAST_UNDER_FILL = 1000.0
+#: How far in the future a count's time may be (clocks of two devices differ a little).
+CLOCK_SKEW = dt.timedelta(minutes=2)
+
+
+class CountRefused(InvalidInput):
+    """A post-thaw count or decision that may not be recorded, with every reason."""
+
+    title = "Post-thaw count refused"
+    type_slug = "post-thaw-count-refused"
+
+
+@dataclass(frozen=True)
+class CountInput:
+    """A post-thaw count as entered."""
+
+    total_cells_per_ml: float  #: TOTAL (nucleated) cells per mL counted after the thaw
+    viability_percent: float  #: viability of the same count
+    place: str  #: bedside or pharmacy
+    method: str  #: method and instrument, in words
+    counted_at: dt.datetime | None = None  #: when the sample was counted (now if not given)
+    reason: str | None = None  #: why the dose is counted again (a repeat count only)
+
+
+@dataclass(frozen=True)
+class PostThawFacts:
+    """The dose's latest post-thaw count as the bedside judges it."""
+
+    count_id: int
+    counted_at: dt.datetime
+    counted_by: str
+    place: str
+    total_cells_per_ml: float
+    viability_percent: float
+    delivered_cells: float
+    decision: str | None = None
+    decided_by: str | None = None
+    decided_at: dt.datetime | None = None
+    #: the investigator's signature on the decision exists and still matches the count
+    decision_valid: bool = False
+    deviation_id: int | None = None
+
+    @property
+    def viable_per_ml(self) -> float:
+        return self.total_cells_per_ml * self.viability_percent / 100
+
+    @property
+    def proceed_signed(self) -> bool:
+        return self.decision == PostThawDecision.PROCEED.value and self.decision_valid
+
+    @property
+    def not_to_be_infused(self) -> bool:
+        return self.decision == PostThawDecision.DO_NOT_INFUSE.value
+
+
+def record_count(
+    session: DbSession,
+    order: DoseOrder,
+    data: CountInput,
+    *,
+    actor: User,
+    now: dt.datetime,
+    zone: ZoneInfo,
+) -> PostThawCount:
+    """Record a post-thaw count of a thawed dose and what the dose delivers with it."""
+    require(actor, Permission.THAW_DOSES)
+    _require_open(session, order, "counted")
+    state = thaw_state(session, order)
+    if not state.complete:
+        raise Conflict(
+            f"{_code(order)} is not thawed ({sum(1 for t in state.thaws if t.completed_at)} of "
+            f"{state.bag_count} bag(s)); a post-thaw count is taken after the thaw.",
+            title="Not thawed",
+        )
+    previous = latest_count(session, order)
+    if previous is not None and previous.not_to_be_infused:
+        raise Conflict(
+            f"The investigator decided that {_code(order)} is not to be infused; it is "
+            "destroyed on its page, not counted again.",
+            title="Not to be infused",
+        )
+    counted_at = data.counted_at or now
+    problems: dict[str, list[str]] = {}
+    fill = _fill_total(session, order)
+    total, viability = data.total_cells_per_ml, data.viability_percent
+    if not total > 0:
+        problems["total_cells_per_ml"] = ["A count above 0 total cells per mL."]
+    elif fill is not None and total > fill * MOST_OVER_FILL:
+        problems["total_cells_per_ml"] = [
+            f"{total:.3g} total cells/mL is more than {MOST_OVER_FILL:g} × the fill's "
+            f"{fill:.3g}: cells do not multiply in a frozen bag. Check the units (cells per "
+            "mL, not per bag or per µL)."
+        ]
+    elif fill is not None and total < fill / LEAST_UNDER_FILL:
+        problems["total_cells_per_ml"] = [
+            f"{total:.3g} total cells/mL is less than a thousandth of the fill's {fill:.3g}: "
+            "enter cells per mL, not millions per mL."
+        ]
+    if not 0 <= viability <= 100:
+        problems["viability_percent"] = ["Viability is a percentage, 0 to 100."]
+    if data.place not in {place.value for place in CountPlace}:
+        problems["place"] = ["Bedside or pharmacy."]
+    method = (data.method or "").strip()
+    if not method:
+        problems["method"] = ["Say how it was counted (method and instrument)."]
+    reason = (data.reason or "").strip() or None
+    if previous is not None and reason is None:
+        problems["reason"] = [
+            f"The dose was counted at {_local(previous.counted_at, zone)}; say why it is "
+            "counted again."
+        ]
+    if counted_at > now + CLOCK_SKEW:
+        problems.setdefault("counted_at", []).append("A count cannot be in the future.")
+    first_thaw = min((t.started_at for t in state.thaws), default=None)
+    if first_thaw is not None and counted_at < first_thaw:
+        problems.setdefault("counted_at", []).append(
+            f"Before the thaw started ({_local(first_thaw, zone)}): a post-thaw count comes "
+            "after it."
+        )
+    if previous is not None and counted_at < previous.counted_at:
+        problems.setdefault("counted_at", []).append(
+            f"Before the dose's latest count ({_local(previous.counted_at, zone)})."
+        )
+    if problems:
+        raise CountRefused(
+            "The post-thaw count was not recorded: "
+            + " ".join(message for messages in problems.values() for message in messages),
+            errors=problems,
+        )
+    tolerance = float(order.protocol.parameters["dose_tolerance_percent"])
+    result = calculation.recount(
+        order.target_cells,
+        [(bag.unit.code, bag.volume_ml) for bag in order.bags],
+        total_cells_per_ml=total,
+        viability_percent=viability,
+        source=count_source(counted_at, actor.full_name, data.place, zone),
+        tolerance_percent=tolerance,
+    )
+    count = PostThawCount(
+        dose_order_id=order.id,
+        total_cells_per_ml=total,
+        viability_percent=viability,
+        place=data.place,
+        method=method,
+        reason=reason,
+        counted_at=counted_at,
+        counted_by_id=actor.id,
+        recorded_at=now,
+        delivered_cells=result.delivered_cells,
+        deviation_percent=result.deviation_percent,
+        within_tolerance=result.within_tolerance,
+        working_json=json.dumps(list(result.working), ensure_ascii=False),
+    )
+    session.add(count)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="post_thaw.counted",
+        entity_type="dose_order",
+        entity_id=order.id,
+        changes={
+            "post_thaw_count": (None, count.id),
+            "total_cells_per_ml": (None, total),
+            "viability_percent": (None, viability),
+            "place": (None, data.place),
+            "delivered_cells": (
+                previous.delivered_cells if previous else None,
+                count.delivered_cells,
+            ),
+            "deviation_percent": (None, round(count.deviation_percent, 4)),
+            "within_tolerance": (None, count.within_tolerance),
+        },
+        reason=reason,
+    )
+    return count
+
+
+def decide(
+    session: DbSession,
+    count: PostThawCount,
+    *,
+    investigator: User,
+    password: str,
+    decision: str,
+    reason: str,
+    now: dt.datetime,
+) -> PostThawCount:
+    """The investigator's signed decision on a dose outside tolerance at its post-thaw count:
+    proceed (a deviation is recorded) or do not infuse."""
+    if not holds(investigator.roles, Role.INVESTIGATOR):
+        raise PermissionDenied(
+            "Only an investigator may decide on a dose outside tolerance at its post-thaw "
+            f"count; {investigator.full_name} cannot sign it."
+        )
+    order = count.dose_order
+    _require_open(session, order, "decided on")
+    latest = latest_count(session, order)
+    if latest is None or latest.id != count.id:
+        raise Conflict(
+            f"A newer post-thaw count of {_code(order)} exists; decide on that one.",
+            title="Not the latest count",
+        )
+    if count.within_tolerance:
+        raise Conflict(
+            f"At this count the dose is within tolerance ({count.deviation_percent:+.2f} %): "
+            "there is nothing for an investigator to decide.",
+            title="Within tolerance",
+        )
+    problems: dict[str, list[str]] = {}
+    choices = {choice.value for choice in PostThawDecision}
+    if decision not in choices:
+        problems["decision"] = ["Proceed or do not infuse."]
+    if not (reason or "").strip():
+        problems["reason"] = ["Say why."]
+    if problems:
+        raise CountRefused("The decision was not recorded: say what and why.", errors=problems)
+    choice = PostThawDecision(decision)
+    # Conditional on no decision yet: of two investigators signing at once, one decides.
+    if not update_if(
+        session,
+        count,
+        PostThawCount.decision.is_(None),
+        decision=choice.value,
+        decision_reason=reason.strip(),
+        decided_at=now,
+        decided_by_id=investigator.id,
+    ):
+        raise Conflict(f"Post-thaw count {count.id} was decided a moment ago.")
+    signatures.sign(
+        session,
+        record=count,
+        meaning=DECISION_MEANINGS[choice],
+        user=investigator,
+        password=password,
+        now=now,
+        permission=Role.INVESTIGATOR,
+    )
+    if choice is PostThawDecision.PROCEED:
+        lots = lots_of_dose(session, order)
+        deviation = deviations.open_deviation(
+            session,
+            lot=lots[0] if lots else None,
+            category=DeviationCategory.PROCESS,
+            description=(
+                f"Dose for {order.patient.study_id} ({order.visit}) delivers "
+                f"{count.deviation_percent:+.2f} % of the target at its post-thaw count "
+                f"({count.total_cells_per_ml:.3g} total cells/mL × {count.viability_percent:g} "
+                f"% viable), outside the protocol's tolerance; infused on the decision of "
+                f"{investigator.full_name}: {reason.strip()}"
+            ),
+            actor=investigator,
+            now=now,
+        )
+        count.deviation_id = deviation.id
+    audit.record(
+        session,
+        actor=investigator,
+        at=now,
+        action="post_thaw.decided",
+        entity_type="dose_order",
+        entity_id=order.id,
+        changes={
+            "post_thaw_count": (None, count.id),
+            "decision": (None, choice.value),
+            "deviation": (None, count.deviation_id),
+        },
+        reason=reason.strip(),
+    )
+    return count
+
+
+def counts_of(session: DbSession, order: DoseOrder) -> list[PostThawCount]:
+    """The dose's post-thaw counts, the first first."""
+    return list(
+        session.execute(
+            select(PostThawCount)
+            .where(PostThawCount.dose_order_id == order.id)
+            .order_by(PostThawCount.counted_at, PostThawCount.id)
+        ).scalars()
+    )
+
+
+def latest_count(session: DbSession, order: DoseOrder) -> PostThawCount | None:
+    """The count the dose is judged by: its latest."""
+    counts = counts_of(session, order)
+    return counts[-1] if counts else None
+
+
+def get_count(session: DbSession, count_id: int) -> PostThawCount:
+    return get_or_404(session, PostThawCount, count_id, "post-thaw count", id_prefix="")
+
+
+def count_of_dose(session: DbSession, order: DoseOrder, count_id: int) -> PostThawCount:
+    """Post-thaw count ``count_id`` of ``order``; a count of another dose is not found."""
+    count = session.get(PostThawCount, count_id)
+    if count is None or count.dose_order_id != order.id:
+        raise NotFound(f"Dose order {order.id} has no post-thaw count {count_id}.")
+    return count
+
+
+def facts_of(session: DbSession, order: DoseOrder) -> PostThawFacts | None:
+    """The bedside's view of the dose's latest count, the decision's signature checked."""
+    count = latest_count(session, order)
+    if count is None:
+        return None
+    valid = False
+    if count.decision is not None:
+        meaning = DECISION_MEANINGS[PostThawDecision(count.decision)]
+        entries = [e for e in signatures.manifest(session, count) if e.meaning == meaning]
+        valid = bool(entries) and all(entry.valid for entry in entries)
+    return PostThawFacts(
+        count_id=count.id,
+        counted_at=count.counted_at,
+        counted_by=count.counted_by.full_name,
+        place=count.place,
+        total_cells_per_ml=count.total_cells_per_ml,
+        viability_percent=count.viability_percent,
+        delivered_cells=count.delivered_cells,
+        decision=count.decision,
+        decided_by=count.decided_by.full_name if count.decided_by else None,
+        decided_at=count.decided_at,
+        decision_valid=valid,
+        deviation_id=count.deviation_id,
+    )
+
+
+@dataclass(frozen=True)
+class DoseCount:
+    """Which count a dose is judged by, for its pages and the API: the working that says so,
+    the counts, and whether a decision is awaited."""
+
+    order: DoseOrder
+    counts: list[PostThawCount]
+    latest: PostThawCount | None
+    #: "post-thaw count" or "release count at fill"
+    count_used: str
+    working: list[str]
+    decision_needed: bool
+    #: whether a count may be recorded now (a thawed, live, uninfused dose)
+    may_count: bool
+    signatures: list[signatures.SignatureManifest]
+
+
+def dose_count(session: DbSession, order: DoseOrder) -> DoseCount:
+    counts = counts_of(session, order)
+    latest = counts[-1] if counts else None
+    try:
+        _require_open(session, order, "counted")
+        may_count = thaw_state(session, order).complete and not (
+            latest is not None and latest.not_to_be_infused
+        )
+    except Conflict:
+        may_count = False
+    return DoseCount(
+        order=order,
+        counts=counts,
+        latest=latest,
+        count_used="post-thaw count" if latest else "release count at fill",
+        working=latest.working if latest else order.working,
+        decision_needed=latest is not None
+        and not latest.within_tolerance
+        and latest.decision is None
+        and order.status == DoseStatus.PREPARED.value,
+        may_count=may_count,
+        signatures=signatures.manifest(session, latest) if latest else [],
+    )
+
+
+def count_source(counted_at: dt.datetime, who: str, place: str, zone: ZoneInfo) -> str:
+    """How the working names a count: "post-thaw count 2026-12-06 10:42 +08:00 by …"."""
+    local = counted_at.astimezone(zone).strftime("%Y-%m-%d %H:%M %z")
+    return f"post-thaw count {local[:-2]}:{local[-2:]} by {who} ({CountPlace(place).label})"
+
+
+def figure(value: float) -> str:
+    """A count as people read it: ``4.10 × 10⁶``."""
+    if value <= 0:
+        return f"{value:g}"
+    exponent = math.floor(math.log10(value))
+    mantissa = value / 10**exponent
+    if round(mantissa, 2) >= 10:
+        exponent, mantissa = exponent + 1, mantissa / 10
+    return f"{mantissa:.2f} × 10{str(exponent).translate(_SUPERSCRIPT)}"
+
+
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+# --- internals ----------------------------------------------------------------------------------
+
+
+def _require_open(session: DbSession, order: DoseOrder, what: str) -> None:
+    """A prepared dose not yet infused: an infused, cancelled or destroyed dose is not."""
+    if order.status != DoseStatus.PREPARED.value:
+        raise Conflict(
+            f"{_code(order)} is {order.status}; only a prepared dose, thawed and not yet "
+            f"infused, is {what} after its thaw.",
+            title=f"Dose {order.status}",
+        )
+    if session.execute(select(Infusion.id).where(Infusion.dose_order_id == order.id)).first():
+        raise Conflict(
+            f"The infusion of {_code(order)} has started; a post-thaw count is taken before.",
+            title="Infusion started",
+        )
+
+
+def _fill_total(session: DbSession, order: DoseOrder) -> float | None:
+    """The highest total cells per mL counted at fill among the dose's bags."""
+    values = [
+        record.total_cells_per_ml
+        for bag in order.bags
+        if (record := session.get(CellRecord, bag.unit_id)) is not None
+        and record.total_cells_per_ml is not None
+    ]
+    return max(values, default=None)
+
+
+def _code(order: DoseOrder) -> str:
+    return order.dose_unit.code if order.dose_unit else f"dose order {order.id}"
+
+
+def _local(value: dt.datetime, zone: ZoneInfo) -> str:
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
