@@ -431,3 +431,9 @@ def test_the_count_replaces_the_fill_figure_and_an_ordering_override_does_not_ca
     # do not infuse: never passes, even within tolerance
     refused = {**signed, "decision": "do_not_infuse", "deviation_id": None}
     assert not _weight_check(_with_count(6.9e7, **refused, decision_valid=True)).passed
+
+
+def test_the_thaw_page_links_a_thawed_dose_to_its_post_thaw_count(ward: Ward, clients: Any) -> None:
+    _patient, order = ward.at_bedside()
+    page = clients.web(ward.clinic.clinician).get("/thaw").get_data(as_text=True)
+    assert f'href="/doses/{order.id}/post-thaw-count"' in page

@@ -1,5 +1,5 @@
-"""What happened to a dose after the lab, for its page: the shipment, the thaw, every bedside
-check (stops too) and the infusion."""
+"""What happened to a dose after the lab, for its page: the shipment, the thaw, the post-thaw
+count it is judged by, every bedside check (stops too) and the infusion."""
 
 from __future__ import annotations
 
