@@ -22,6 +22,7 @@ def import_models() -> None:
     from cellchain.manufacturing import models as manufacturing_models  # noqa: F401
     from cellchain.quality import models as quality_models  # noqa: F401
     from cellchain.traceability import models as traceability_models  # noqa: F401
+    from cellchain.trial_data import models as trial_data_models  # noqa: F401
 
 
 def pass_site_zone_to_schemas(app: Flask) -> None:
@@ -82,6 +83,8 @@ def wire(app: Flask) -> None:
     from cellchain.traceability.recalls import views as recalls_views  # noqa: F401 (its routes)
     from cellchain.traceability.trace import api as trace_api
     from cellchain.traceability.trace import views as trace_views  # noqa: F401 (its routes)
+    from cellchain.trial_data import api as trial_data_api
+    from cellchain.trial_data import views as trial_data_views
     from cellchain.web import errors, first_login, security
     from cellchain.web import views as web_views
     from cellchain.web.docs import ProblemResponses, docs_static, protect_smorest_docs
@@ -140,6 +143,7 @@ def wire(app: Flask) -> None:
     app.register_blueprint(bedside_views.blueprint)
     app.register_blueprint(coi_views.blueprint)
     app.register_blueprint(traceability_pages.blueprint)  # the routes of trace_ and recalls_views
+    app.register_blueprint(trial_data_views.blueprint)
     app.register_blueprint(docs_static)
     for blueprint in (
         *admin_api.blueprints,
@@ -159,6 +163,7 @@ def wire(app: Flask) -> None:
         *coi_api.blueprints,
         *trace_api.blueprints,
         *recalls_api.blueprints,
+        *trial_data_api.blueprints,
     ):
         api.register_blueprint(blueprint)
     protect_smorest_docs(app)

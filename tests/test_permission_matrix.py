@@ -45,9 +45,11 @@ from cellchain.manufacturing.storage import storage
 from cellchain.quality.models import QcResult, Specification
 from cellchain.traceability.models import Recall, RecallTarget
 from cellchain.traceability.recalls import recalls
+from cellchain.trial_data.models import TrialDataExport
 from tests.clinic.endpoints_matrix import ENDPOINTS_MATRIX
 from tests.clinic.follow_up_matrix import FOLLOW_UP_MATRIX
 from tests.clinic.post_thaw_matrix import POST_THAW_MATRIX
+from tests.clinic.trial_export_matrix import TRIAL_EXPORT_MATRIX, seed_export
 from tests.conftest import TEST_PASSWORD, DatabaseFactory
 from tests.conftest import test_config as app_config
 
@@ -326,6 +328,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
 }
 MATRIX.update(FOLLOW_UP_MATRIX)
 MATRIX.update(ENDPOINTS_MATRIX)
+MATRIX.update(TRIAL_EXPORT_MATRIX)
 MATRIX.update(POST_THAW_MATRIX)
 
 SAMPLE_VALUES = {"integer": "1", "path": "app.css", "default": "X999926000001X"}
@@ -367,6 +370,7 @@ def _seed_extras(url: str) -> None:
             actor=users["clinician"],
             now=now,
         )
+        seed_export(session, users["investigator"])
         session.commit()
         session.remove()
         db.engine.dispose()
@@ -448,6 +452,7 @@ def demo_records() -> dict[str, list[Any]]:
         "weight_id": _weight_ids(),
         "visit": [order.visit, "M3"],
         "equipment_id": _ids(Equipment),
+        "export_id": _ids(TrialDataExport),
         "filename": ["app.css"],
     }
 

@@ -65,12 +65,16 @@ UNRECORDED: dict[str, str] = {
 UNRECORDED_COLUMNS: dict[str, frozenset[str]] = {
     "users": frozenset({"failed_attempts"}),
     "api_tokens": frozenset({"last_used_at"}),
+    # an export's progress, written while it is generated (trial_data/exports.py)
+    "trial_data_exports": frozenset({"percent", "step"}),
 }
 
 #: Columns kept in the trail as a SHA-256 digest of their value: a password hash must not be
 #: readable in an audit export, but a hash replaced in SQL must still be named.
 DIGESTED_COLUMNS: dict[str, frozenset[str]] = {
     "users": frozenset({"password_hash"}),
+    # an exported file: its SHA-256 is audited with the export (trial_data/exports.py)
+    "trial_data_exports": frozenset({"content"}),
 }
 
 STATE_ACTION = "records.state"

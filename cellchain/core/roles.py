@@ -84,6 +84,8 @@ class Permission(enum.StrEnum):
     RECORD_FOLLOW_UP = "record_follow_up"  #: record follow-up evaluations done
     MANAGE_RECALLS = "manage_recalls"  #: open and close recalls with an e-signature
     NOTIFY_PATIENTS = "notify_patients"  #: record that an exposed patient was notified
+    EXPORT_TRIAL_DATA = "export_trial_data"  #: export the trial's data (ODM, CSV), unblinded
+    READ_TRIAL_SUMMARY = "read_trial_summary"  #: the DSMB summary by arm (unblinded)
 
 
 ALL_ROLES = frozenset(Role)
@@ -130,6 +132,8 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.RECORD_FOLLOW_UP: CLINIC_STAFF,
     Permission.MANAGE_RECALLS: frozenset({Role.QA}),
     Permission.NOTIFY_PATIENTS: frozenset({Role.QA, *CLINIC_STAFF}),
+    Permission.EXPORT_TRIAL_DATA: frozenset({Role.INVESTIGATOR}),
+    Permission.READ_TRIAL_SUMMARY: frozenset({Role.INVESTIGATOR}),
 }
 
 

@@ -25,6 +25,7 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Shipments", "shipments.shipment_list", Permission.READ_RECORDS),
     NavItem("Follow-up", "follow_up.due", Permission.READ_RECORDS),
     NavItem("Adverse events", "follow_up.adverse_events_listing", Permission.READ_RECORDS),
+    NavItem("Trial data", "trial_data.exports_page", Permission.EXPORT_TRIAL_DATA),
     NavItem("Recalls", "traceability.recall_list", Permission.READ_RECORDS),
     NavItem("Storage", "storage.tanks", Permission.READ_RECORDS),
     NavItem("Deviations", "storage.deviations_list", Permission.READ_RECORDS),

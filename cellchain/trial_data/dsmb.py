@@ -1,0 +1,236 @@
+"""The DSMB summary (issue 19): enrolment, doses, deviations and adverse events by arm.
+
+Unblinded (counts by arm): only the holders of ``Permission.READ_TRIAL_SUMMARY`` read it. The
+page and the PDF print what ``trial_summary`` prepares and decide nothing themselves.
+Counts only: no subject is named, not even by study ID.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from cellchain.clinic.models import AdverseEvent, Causality, Seriousness
+from cellchain.dosing import patients
+from cellchain.dosing.models import DoseOrder, Patient, PatientStatus
+from cellchain.extensions import DbSession
+from cellchain.trial_data import dataset
+
+#: The dose columns of the summary, in order: every order, then by what became of it.
+DOSE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("ordered", "Ordered"),
+    ("allocated", "Awaiting check"),
+    ("prepared", "Prepared"),
+    ("infused", "Infused"),
+    ("cancelled", "Cancelled"),
+    (dataset.DESTROYED, "Destroyed"),
+)
+GRADES = (1, 2, 3, 4, 5)
+#: The causality columns: the investigator's three answers and "not yet assessed".
+CAUSALITIES: tuple[tuple[str, str], ...] = (
+    (Causality.RELATED_MSC.value, "Related to MSC"),
+    (Causality.RELATED_DMARD.value, "Related to DMARDs"),
+    (Causality.UNRELATED.value, "Unrelated"),
+    ("not_assessed", "Not yet assessed"),
+)
+
+
+@dataclass
+class ArmSummary:
+    """The counts of one arm."""
+
+    code: str
+    name: str
+    enrolled: int = 0
+    withdrawn: int = 0
+    #: visit → dose column → count
+    doses: dict[str, Counter[str]] = field(default_factory=dict)
+    deviations: int = 0
+    deviations_open: int = 0
+    adverse_events: int = 0
+    subjects_with_events: int = 0
+    serious: int = 0
+    subjects_with_serious: int = 0
+    by_grade: Counter[int] = field(default_factory=Counter)
+    by_causality: Counter[str] = field(default_factory=Counter)
+
+    def dose_count(self, visit: str, column: str) -> int:
+        return self.doses.get(visit, Counter())[column]
+
+
+@dataclass
+class TrialSummary:
+    protocol_code: str
+    protocol_title: str
+    planned_enrolment: int | None
+    ratio: str | None
+    arms: list[ArmSummary]
+    #: the infusion visits, in order
+    visits: list[str]
+    as_of: dt.datetime
+
+    @property
+    def enrolled(self) -> int:
+        return sum(arm.enrolled for arm in self.arms)
+
+
+def trial_summary(session: DbSession, *, protocol_code: str, now: dt.datetime) -> TrialSummary:
+    """The counts by arm of every subject enrolled under ``protocol_code``, as of ``now``."""
+    trial = list(
+        session.scalars(
+            select(Patient)
+            .where(Patient.protocol.has(code=protocol_code))
+            .order_by(Patient.study_id)
+        )
+    )
+    protocol = trial[-1].protocol if trial else patients.protocol_in_force(session, protocol_code)
+    parameters = protocol.parameters
+    arms = {arm["code"]: ArmSummary(arm["code"], arm["name"]) for arm in parameters.get("arms", [])}
+    visits = [item["code"] for item in parameters.get("infusions", [])]
+    arm_of: dict[int, ArmSummary] = {}
+    for patient in trial:
+        arm = arms.setdefault(patient.arm, ArmSummary(patient.arm, patient.arm))
+        arm_of[patient.id] = arm
+        arm.enrolled += 1
+        if patient.status == PatientStatus.WITHDRAWN.value:
+            arm.withdrawn += 1
+    ids = list(arm_of)
+    destroyed = dataset.destroyed_dose_ids(session)
+    for order in session.scalars(select(DoseOrder).where(DoseOrder.patient_id.in_(ids))):
+        counts = arm_of[order.patient_id].doses.setdefault(order.visit, Counter())
+        if order.visit not in visits:
+            visits.append(order.visit)
+        counts["ordered"] += 1
+        counts[dataset.dose_status(order, destroyed)] += 1
+    for study_id, _order_id, deviation in dataset.trial_deviations(session, ids):
+        arm = next(arm_of[p.id] for p in trial if p.study_id == study_id)
+        arm.deviations += 1
+        arm.deviations_open += deviation.status == "open"
+    with_events: dict[str, set[int]] = {}
+    with_serious: dict[str, set[int]] = {}
+    for event in session.scalars(select(AdverseEvent).where(AdverseEvent.patient_id.in_(ids))):
+        arm = arm_of[event.patient_id]
+        arm.adverse_events += 1
+        with_events.setdefault(arm.code, set()).add(event.patient_id)
+        if event.seriousness == Seriousness.SERIOUS.value:
+            arm.serious += 1
+            with_serious.setdefault(arm.code, set()).add(event.patient_id)
+        arm.by_grade[event.grade] += 1
+        arm.by_causality[event.causality or "not_assessed"] += 1
+    for arm in arms.values():
+        arm.subjects_with_events = len(with_events.get(arm.code, ()))
+        arm.subjects_with_serious = len(with_serious.get(arm.code, ()))
+    randomization = parameters.get("randomization", {})
+    planned = randomization.get("planned_enrolment")
+    return TrialSummary(
+        protocol_code=protocol.code,
+        protocol_title=protocol.title,
+        planned_enrolment=int(planned) if planned is not None else None,
+        ratio=randomization.get("ratio"),
+        arms=list(arms.values()),
+        visits=visits,
+        as_of=now,
+    )
+
+
+@dataclass(frozen=True)
+class SummaryTable:
+    """One table of the summary as the page and the PDF print it: a row per arm (and one
+    per arm and visit for the doses), then the total."""
+
+    key: str
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+def _total(rows: Sequence[tuple[str, ...]], label_columns: int) -> tuple[str, ...]:
+    sums = [sum(int(row[i]) for row in rows) for i in range(label_columns, len(rows[0]))]
+    return ("Total", *([""] * (label_columns - 1)), *(str(s) for s in sums))
+
+
+def summary_tables(summary: TrialSummary) -> list[SummaryTable]:
+    """The summary's tables: enrolment, doses by visit, deviations, adverse events by
+    seriousness, grade and causality."""
+    arms = summary.arms
+    tables = []
+    enrolment = [
+        (f"{arm.name} ({arm.code})", str(arm.enrolled), str(arm.withdrawn)) for arm in arms
+    ]
+    tables.append(
+        SummaryTable(
+            "enrolment",
+            "Enrolment",
+            ("Arm", "Enrolled", "Withdrawn"),
+            (*enrolment, _total(enrolment, 1)) if enrolment else (),
+        )
+    )
+    doses = [
+        (arm.code, visit, *(str(arm.dose_count(visit, key)) for key, _label in DOSE_COLUMNS))
+        for arm in arms
+        for visit in summary.visits
+    ]
+    tables.append(
+        SummaryTable(
+            "doses",
+            "Doses by arm and visit",
+            ("Arm", "Visit", *(label for _key, label in DOSE_COLUMNS)),
+            (*doses, _total(doses, 2)) if doses else (),
+        )
+    )
+    deviations = [(arm.code, str(arm.deviations), str(arm.deviations_open)) for arm in arms]
+    tables.append(
+        SummaryTable(
+            "deviations",
+            "Deviations (dose overrides)",
+            ("Arm", "Deviations", "Still open"),
+            (*deviations, _total(deviations, 1)) if deviations else (),
+        )
+    )
+    events = [
+        (
+            arm.code,
+            str(arm.adverse_events),
+            str(arm.subjects_with_events),
+            str(arm.serious),
+            str(arm.subjects_with_serious),
+        )
+        for arm in arms
+    ]
+    tables.append(
+        SummaryTable(
+            "adverse-events",
+            "Adverse events",
+            (
+                "Arm",
+                "Events",
+                "Subjects with an event",
+                "Serious events",
+                "Subjects with a serious event",
+            ),
+            (*events, _total(events, 1)) if events else (),
+        )
+    )
+    grades = [(arm.code, *(str(arm.by_grade[g]) for g in GRADES)) for arm in arms]
+    tables.append(
+        SummaryTable(
+            "ae-grades",
+            "Adverse events by CTCAE grade",
+            ("Arm", *(f"Grade {g}" for g in GRADES)),
+            (*grades, _total(grades, 1)) if grades else (),
+        )
+    )
+    causality = [(arm.code, *(str(arm.by_causality[c]) for c, _l in CAUSALITIES)) for arm in arms]
+    tables.append(
+        SummaryTable(
+            "ae-causality",
+            "Adverse events by causality (investigator's assessment)",
+            ("Arm", *(label for _c, label in CAUSALITIES)),
+            (*causality, _total(causality, 1)) if causality else (),
+        )
+    )
+    return tables

@@ -1,0 +1,77 @@
+"""Tables of the trial-data package: one row per export of the trial's data (a job with its
+progress, then the file, its hash and who asked for it)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+
+from cellchain.core.models import User
+from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
+from cellchain.extensions import Model, Recorded
+
+
+class ExportFormat(LabelledEnum):
+    ODM = "odm"  #: CDISC ODM 1.3.2 XML, one file
+    CSV = "csv"  #: a zip: one CSV per form, the data dictionary and a manifest
+
+    @property
+    def label(self) -> str:
+        return "CDISC ODM 1.3.2 XML" if self is ExportFormat.ODM else "CSV bundle (zip)"
+
+
+class ExportStatus(LabelledEnum):
+    QUEUED = "queued"  #: asked for, not yet generated
+    RUNNING = "running"  #: being generated: ``percent`` and ``step`` say how far
+    DONE = "done"  #: generated: the file, its hash and size are kept (final)
+    FAILED = "failed"  #: generation stopped with an error (final); ask for a new export
+
+
+class TrialDataExport(Recorded, Model):
+    """An export of the trial's data, pseudonymised (study ID and COI, never a name).
+
+    ``percent`` and ``step`` are progress bookkeeping, written in short transactions of their
+    own while the export is generated and left out of the audit trail
+    (``core.record_state.UNRECORDED_COLUMNS``); the file is kept in the trail as its digest.
+    """
+
+    __tablename__ = "trial_data_exports"
+    __table_args__ = (
+        CheckConstraint(f"format IN ({sql_values(ExportFormat)})", name="format_known"),
+        CheckConstraint(f"status IN ({sql_values(ExportStatus)})", name="status_known"),
+        CheckConstraint("percent BETWEEN 0 AND 100", name="percent_range"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    format: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10))
+    #: how far the generation is, 0–100, and what it is doing, in words
+    percent: Mapped[int] = mapped_column(Integer, default=0)
+    step: Mapped[str | None] = mapped_column(String(200))
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: the download's file name, e.g. NCT01420432-export-12.xml
+    file_name: Mapped[str | None] = mapped_column(String(200))
+    media_type: Mapped[str | None] = mapped_column(String(100))
+    #: the file itself, kept in the database so every worker and every machine can serve it
+    content: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    #: SHA-256 of ``content`` (hex), as audited and printed in the manifest
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    #: how many subjects and data rows the file holds
+    subjects: Mapped[int | None] = mapped_column(Integer)
+    rows: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    requested_by: Mapped[User] = relationship()
+
+    @property
+    def format_label(self) -> str:
+        return ExportFormat(self.format).label
+
+    @property
+    def status_label(self) -> str:
+        return ExportStatus(self.status).label

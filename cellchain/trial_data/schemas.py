@@ -1,0 +1,75 @@
+"""Marshmallow schemas of the trial-data exports and the DSMB summary: input (…In) and
+output (…Out). Shapes only; the rules are the services'."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+from cellchain.trial_data.models import ExportFormat
+
+
+class ExportIn(ma.Schema):
+    """Which file to make."""
+
+    format = ma.fields.String(
+        required=True,
+        validate=validate.OneOf([f.value for f in ExportFormat]),
+        metadata={"description": "odm (CDISC ODM 1.3.2 XML) or csv (a zip of CSV files)"},
+    )
+
+
+class ExportOut(ma.Schema):
+    """An export and how far its generation is."""
+
+    id = ma.fields.Integer()
+    format = ma.fields.String()
+    status = ma.fields.String(metadata={"description": "queued, running, done or failed"})
+    percent = ma.fields.Integer(metadata={"description": "0–100"})
+    step = ma.fields.String(allow_none=True)
+    requested_at = ma.fields.AwareDateTime()
+    requested_by = ma.fields.Function(lambda e: e.requested_by.username)
+    started_at = ma.fields.AwareDateTime(allow_none=True)
+    finished_at = ma.fields.AwareDateTime(allow_none=True)
+    file_name = ma.fields.String(allow_none=True)
+    media_type = ma.fields.String(allow_none=True)
+    sha256 = ma.fields.String(allow_none=True)
+    size_bytes = ma.fields.Integer(allow_none=True)
+    subjects = ma.fields.Integer(allow_none=True)
+    rows = ma.fields.Integer(allow_none=True)
+    error = ma.fields.String(allow_none=True)
+
+
+class ArmOut(ma.Schema):
+    code = ma.fields.String()
+    name = ma.fields.String()
+    enrolled = ma.fields.Integer()
+    withdrawn = ma.fields.Integer()
+    doses = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer()),
+        metadata={
+            "description": "visit → ordered, allocated, prepared, infused, cancelled, destroyed"
+        },
+    )
+    deviations = ma.fields.Integer()
+    deviations_open = ma.fields.Integer()
+    adverse_events = ma.fields.Integer()
+    subjects_with_events = ma.fields.Integer()
+    serious = ma.fields.Integer()
+    subjects_with_serious = ma.fields.Integer()
+    by_grade = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
+    by_causality = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
+
+
+class TrialSummaryOut(ma.Schema):
+    """The DSMB summary: counts by arm (unblinded)."""
+
+    protocol_code = ma.fields.String()
+    protocol_title = ma.fields.String()
+    planned_enrolment = ma.fields.Integer(allow_none=True)
+    ratio = ma.fields.String(allow_none=True)
+    enrolled = ma.fields.Integer()
+    visits = ma.fields.List(ma.fields.String())
+    as_of = ma.fields.AwareDateTime()
+    arms = ma.fields.List(ma.fields.Nested(ArmOut))

@@ -1,0 +1,398 @@
+"""The trial's data export (CDISC ODM 1.3.2 and a CSV bundle) and the DSMB summary: the ODM
+validates against the schema, the bundle has every form and the dictionary, no name leaves
+the site, the progress reaches 100 %, both are audited, a role without access is refused
+with nothing saved, and the summary's counts by arm on the page and in the PDF."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import odmlib
+import pytest
+import xmlschema
+from sqlalchemy import func, select
+
+from cellchain.clinic.endpoints import endpoints
+from cellchain.clinic.follow_up import adverse_events
+from cellchain.core.models import AuditEntry, User
+from cellchain.core.types import utcnow
+from cellchain.extensions import db
+from cellchain.trial_data import dataset
+from cellchain.trial_data.models import TrialDataExport
+from tests.support.clinic import UTC
+from tests.support.follow_up import back_date, infuse
+from tests.support.pdf import pages_text, squeeze
+
+ODM_NS = "{http://www.cdisc.org/ns/odm/v1.3}"
+
+
+def odm_schema() -> Any:
+    """The ODM 1.3.2 schema as shipped by odmlib (with its foundation, xml.xsd, xmldsig)."""
+    return xmlschema.XMLSchema(
+        str(Path(odmlib.__file__).parent / "schemas" / "odm" / "1.3.2" / "ODM1-3-2.xsd")
+    )
+
+
+@pytest.fixture
+def trial(clinic: Any) -> dict[str, Any]:
+    """Two MSC subjects (one infused, with an adverse event and baseline endpoints) and one
+    control subject; the MSC subject's second dose order was cancelled."""
+    if hasattr(clinic, "randomize"):  # a signed randomization list gives the arms
+        clinic.randomize("MSC", "CONTROL", "MSC")
+    infused = back_date(clinic.enrol(study_id="AS-101", arm="MSC"), 10)
+    control = back_date(clinic.enrol(study_id="AS-102", arm="CONTROL"), 5)
+    waiting = clinic.enrol(study_id="AS-103", arm="MSC")
+    infusion = infuse(clinic, infused, "D0", at=utcnow() - dt.timedelta(days=9))
+    now = utcnow()
+    event = adverse_events.record_adverse_event(
+        db.session,
+        infused,
+        adverse_events.AdverseEventReport(
+            onset_at=now - dt.timedelta(days=8),
+            description="Fever after the infusion",
+            grade=3,
+            seriousness="serious",
+            outcome="recovered",
+            infusion_id=infusion.id,
+            serious_criteria=frozenset({"hospitalisation"}),
+            aware_at=now - dt.timedelta(days=8),
+            term="Pyrexia",
+        ),
+        actor=clinic.clinician,
+        now=now,
+    )
+    endpoints.record_endpoints(
+        db.session,
+        infused,
+        visit="BL",
+        assessed_on=infused.enrolled_at.date(),
+        values={
+            **{name: 4.0 for name in endpoints.BASDAI_FIELDS + endpoints.BASFI_FIELDS},
+            "patient_global": 5.0,
+            "crp_mg_l": 12.0,
+            "esr_mm_h": 30.0,
+        },
+        actor=clinic.clinician,
+        now=now,
+        zone=UTC,
+    )
+    db.session.commit()
+    return {"infused": infused, "control": control, "waiting": waiting, "event": event}
+
+
+def export(clients: Any, user: Any, fmt: str) -> tuple[dict[str, Any], bytes]:
+    """Ask for, generate and download an export through the API."""
+    api = clients.api(user)
+    asked = api.post("/api/v1/trial-data/exports", json={"format": fmt})
+    assert asked.status_code == 202, asked.get_json()
+    assert asked.get_json()["status"] == "queued"
+    run = api.post(f"/api/v1/trial-data/exports/{asked.get_json()['id']}/run")
+    assert run.status_code == 200, run.get_json()
+    done = run.get_json()
+    file = api.get(f"/api/v1/trial-data/exports/{done['id']}/file")
+    assert file.status_code == 200
+    return done, file.data
+
+
+def full_names() -> list[str]:
+    return [name for name in db.session.scalars(select(User.full_name)) if name]
+
+
+def count_exports() -> int:
+    return db.session.scalar(select(func.count()).select_from(TrialDataExport)) or 0
+
+
+# --- ODM -----------------------------------------------------------------------------------------
+
+
+def test_the_odm_export_validates_against_the_odm_1_3_2_schema(
+    clinic: Any, trial: dict[str, Any], clients: Any
+) -> None:
+    done, xml = export(clients, clinic.investigator, "odm")
+    schema = odm_schema()
+    errors = [str(error) for error in schema.iter_errors(xml.decode())]
+    assert errors == []
+    assert done["status"] == "done" and done["percent"] == 100
+    assert done["sha256"] == hashlib.sha256(xml).hexdigest()
+    assert done["subjects"] == 3
+    text = xml.decode()
+    assert 'ODMVersion="1.3.2"' in text and 'FileType="Snapshot"' in text
+    # the infused subject's data: the infusion at D0, the AE with its grade, the endpoints
+    assert 'SubjectKey="AS-101"' in text
+    assert trial["infused"].coi in text
+    assert 'ItemOID="I.AE.TERM" Value="Pyrexia"' in text
+    assert 'ItemOID="I.AE.CTCAE_GRADE" Value="3"' in text
+    assert 'ItemOID="I.INFUSION.STATUS" Value="completed"' in text
+    assert 'ItemOID="I.ENDPOINTS.CRP_MG_L" Value="12.0"' in text
+    assert 'ItemOID="I.ENROL.ARM" Value="CONTROL"' in text
+
+
+def test_a_change_that_breaks_the_schema_is_caught_by_the_validation(
+    clinic: Any, trial: dict[str, Any], clients: Any
+) -> None:
+    """The validation can fail: the same file without its required GlobalVariables is refused."""
+    _done, xml = export(clients, clinic.investigator, "odm")
+    broken = re.sub(rb"<GlobalVariables>.*?</GlobalVariables>", b"", xml, flags=re.S)
+    assert not odm_schema().is_valid(broken.decode())
+
+
+# --- CSV bundle ----------------------------------------------------------------------------------
+
+
+def test_the_csv_bundle_has_every_form_the_dictionary_and_a_manifest(
+    clinic: Any, trial: dict[str, Any], clients: Any
+) -> None:
+    done, body = export(clients, clinic.investigator, "csv")
+    bundle = zipfile.ZipFile(io.BytesIO(body))
+    names = set(bundle.namelist())
+    assert {f"{form.name.lower()}.csv" for form in dataset.FORMS} <= names
+    assert {"data_dictionary.csv", "MANIFEST.txt"} <= names
+    dictionary = list(csv.DictReader(io.StringIO(bundle.read("data_dictionary.csv").decode())))
+    assert {row["form"] for row in dictionary} == {form.name for form in dataset.FORMS}
+    grade = next(r for r in dictionary if r["form"] == "AE" and r["item"] == "ctcae_grade")
+    assert grade["code_list"] == "1|2|3|4|5"
+    doses = list(csv.DictReader(io.StringIO(bundle.read("dose.csv").decode())))
+    assert [(d["study_id"], d["event"], d["status"]) for d in doses] == [
+        ("AS-101", "D0", "infused")
+    ]
+    manifest = bundle.read("MANIFEST.txt").decode()
+    for name in names - {"MANIFEST.txt"}:
+        assert f"{hashlib.sha256(bundle.read(name)).hexdigest()}  {name}" in manifest
+    assert done["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_no_name_and_no_date_of_birth_leaves_the_site(
+    clinic: Any, trial: dict[str, Any], clients: Any
+) -> None:
+    _d, xml = export(clients, clinic.investigator, "odm")
+    _d, body = export(clients, clinic.investigator, "csv")
+    bundle = zipfile.ZipFile(io.BytesIO(body))
+    texts = [xml.decode()] + [bundle.read(name).decode() for name in bundle.namelist()]
+    names = full_names()
+    assert "Ivan Tester" in names and "Cleo Tester" in names
+    users = list(db.session.scalars(select(User.username)))
+    born = trial["infused"].date_of_birth.isoformat()
+    for text in texts:
+        for name in names:
+            assert name not in text
+        for username in users:
+            assert f'"{username}"' not in text and f",{username}," not in text
+        assert born not in text
+    enrol = list(csv.DictReader(io.StringIO(bundle.read("enrol.csv").decode())))
+    assert {row["year_of_birth"] for row in enrol} == {str(trial["infused"].date_of_birth.year)}
+    assert "date_of_birth" not in enrol[0]
+
+
+# --- progress, audit, refusal --------------------------------------------------------------------
+
+
+def test_the_page_starts_an_export_and_its_progress_reaches_100_percent(
+    clinic: Any, trial: dict[str, Any], clients: Any
+) -> None:
+    web = clients.web(clinic.investigator)
+    page = web.get("/trial-data")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "trial_export.js" in html and "<script>" not in html  # CSP: no inline script
+    asked = web.post("/trial-data/exports", data={"format": "odm", "defer": "1"})
+    assert asked.status_code == 202
+    state = asked.get_json()
+    assert (state["status"], state["percent"]) == ("queued", 0)
+    progress = web.get(state["progress_url"]).get_json()
+    assert progress["status"] == "queued"
+    ran = web.post(state["run_url"], headers={"Accept": "application/json"})
+    assert ran.status_code == 200
+    progress = web.get(state["progress_url"]).get_json()
+    assert (progress["status"], progress["percent"]) == ("done", 100)
+    again = web.post(state["run_url"], headers={"Accept": "application/json"})
+    assert again.status_code == 409  # generated once
+    download = web.get(progress["download_url"])
+    assert download.status_code == 200 and download.data.startswith(b"<?xml")
+    listing = web.get("/trial-data").get_data(as_text=True)
+    assert f'data-export="{state["id"]}" data-status="done"' in listing
+
+
+def test_the_progress_is_committed_step_by_step_while_it_runs(
+    clinic: Any, trial: dict[str, Any]
+) -> None:
+    """Each checkpoint sees a higher percent, readable by another session (another worker)."""
+    from cellchain.trial_data import exports
+    from cellchain.trial_data.models import ExportFormat
+
+    seen: list[tuple[int, str]] = []
+    job = exports.request_export(
+        db.session, ExportFormat.CSV, actor=clinic.investigator, now=utcnow()
+    )
+    db.session.commit()
+
+    def checkpoint() -> None:
+        db.session.commit()
+        with db.engine.connect() as other:
+            seen.append(
+                tuple(  # type: ignore[arg-type]
+                    other.execute(
+                        select(TrialDataExport.percent, TrialDataExport.status).where(
+                            TrialDataExport.id == job.id
+                        )
+                    ).one()
+                )
+            )
+
+    exports.run_export(
+        db.session,
+        job,
+        actor=clinic.investigator,
+        clock=utcnow,
+        checkpoint=checkpoint,
+        protocol_code=clinic.protocol.code,
+        site_name="Test site",
+    )
+    db.session.commit()
+    percents = [percent for percent, _status in seen]
+    assert percents == sorted(percents) and len(set(percents)) >= 5
+    assert {status for _p, status in seen} == {"running"}
+    assert (job.percent, job.status) == (100, "done")
+
+
+def test_generation_and_download_are_audited_with_the_hash(
+    clinic: Any, trial: dict[str, Any], clients: Any
+) -> None:
+    done, body = export(clients, clinic.investigator, "csv")
+    entries = {
+        entry.action: entry
+        for entry in db.session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.entity_type == "trial_data_export",
+                AuditEntry.entity_id == str(done["id"]),
+            )
+        )
+    }
+    assert {"trial_data.export_requested", "trial_data.exported", "trial_data.downloaded"} <= set(
+        entries
+    )
+    digest = hashlib.sha256(body).hexdigest()
+    for action in ("trial_data.exported", "trial_data.downloaded"):
+        assert entries[action].actor_id == clinic.investigator.id
+        assert digest in json.dumps(json.loads(entries[action].changes))
+
+
+def test_a_role_without_access_is_refused_and_nothing_is_saved(
+    clinic: Any, trial: dict[str, Any], clients: Any
+) -> None:
+    before = count_exports()
+    audit_before = db.session.scalar(select(func.count()).select_from(AuditEntry))
+    tech = clinic.lab.tech
+    api = clients.api(tech)
+    refused = api.post("/api/v1/trial-data/exports", json={"format": "odm"})
+    assert refused.status_code == 403
+    assert refused.mimetype == "application/problem+json"
+    assert api.get("/api/v1/trial-data/exports").status_code == 403
+    assert api.get("/api/v1/trial-data/dsmb-summary").status_code == 403
+    web = clients.web(tech)
+    assert web.get("/trial-data").status_code == 403
+    assert web.post("/trial-data/exports", data={"format": "odm"}).status_code == 403
+    assert web.get("/trial-data/dsmb").status_code == 403
+    assert web.get("/trial-data/dsmb.pdf").status_code == 403
+    assert count_exports() == before
+    # logins and token creation write their own entries; no export entry was written
+    assert not db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action.like("trial_data.%"))
+    ).first()
+    assert db.session.scalar(select(func.count()).select_from(AuditEntry)) >= audit_before
+    # the file of someone else's export is refused too
+    done, _ = export(clients, clinic.investigator, "odm")
+    assert api.get(f"/api/v1/trial-data/exports/{done['id']}/file").status_code == 403
+    assert web.get(f"/trial-data/exports/{done['id']}/download").status_code == 403
+
+
+def test_a_bad_format_is_refused_with_422_and_nothing_saved(
+    clinic: Any, trial: dict[str, Any], clients: Any
+) -> None:
+    before = count_exports()
+    api = clients.api(clinic.investigator)
+    refused = api.post("/api/v1/trial-data/exports", json={"format": "sas"})
+    assert refused.status_code == 422
+    assert count_exports() == before
+
+
+def test_a_file_changed_after_generation_is_not_served(
+    clinic: Any, trial: dict[str, Any], clients: Any
+) -> None:
+    done, _ = export(clients, clinic.investigator, "odm")
+    row = db.session.get(TrialDataExport, done["id"])
+    row.content = b"<tampered/>"
+    db.session.commit()
+    answer = clients.api(clinic.investigator).get(f"/api/v1/trial-data/exports/{done['id']}/file")
+    assert answer.status_code == 409
+
+
+# --- DSMB summary --------------------------------------------------------------------------------
+
+
+def test_the_dsmb_summary_counts_by_arm_on_the_page_the_api_and_the_pdf(
+    clinic: Any, trial: dict[str, Any], clients: Any
+) -> None:
+    summary = clients.api(clinic.investigator).get("/api/v1/trial-data/dsmb-summary").get_json()
+    arms = {arm["code"]: arm for arm in summary["arms"]}
+    assert (arms["MSC"]["enrolled"], arms["CONTROL"]["enrolled"]) == (2, 1)
+    assert arms["MSC"]["doses"]["D0"]["infused"] == 1
+    assert (arms["MSC"]["serious"], arms["CONTROL"]["adverse_events"]) == (1, 0)
+    assert arms["MSC"]["by_grade"]["3"] == 1
+    assert summary["planned_enrolment"] == 10
+
+    web = clients.web(clinic.investigator)
+    page = web.get("/trial-data/dsmb").get_data(as_text=True)
+    enrolment = page.split('id="enrolment"')[1].split("</table>")[0]
+    assert re.search(r"<td>MSC \+ DMARDs \(MSC\)</td><td>2</td><td>0</td>", enrolment)
+    assert re.search(r"<td>Total</td><td>3</td><td>0</td>", enrolment)
+
+    pdf = web.get("/trial-data/dsmb.pdf")
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    text = squeeze(" ".join(pages_text(pdf.data)))
+    assert "UNBLINDED" in text
+    assert "MSC + DMARDs (MSC) 2 0" in text
+    assert "DMARDs only (CONTROL) 1 0" in text
+    # ordered, awaiting the check, prepared, infused, cancelled, destroyed
+    assert "MSC D0 1 0 0 1 0 0" in text
+    assert "AS-101" not in text  # counts only
+
+
+def test_a_destroyed_dose_is_exported_as_destroyed_not_cancelled(
+    clinic: Any, trial: dict[str, Any]
+) -> None:
+    """The table keeps a destroyed dose as cancelled; the audit trail's dose.destroyed says
+    which, and the export and the summary say destroyed."""
+    from cellchain.core import audit
+    from cellchain.dosing.models import DoseOrder
+    from cellchain.trial_data import dsmb
+
+    order = db.session.scalars(
+        select(DoseOrder).where(DoseOrder.patient_id == trial["infused"].id)
+    ).one()
+    extra = infuse(clinic, trial["waiting"], "D0")
+    destroyed = extra.dose_order
+    destroyed.status = "cancelled"
+    audit.record(
+        db.session,
+        actor=clinic.lab.tech,
+        at=utcnow(),
+        action="dose.destroyed",
+        entity_type="dose_order",
+        entity_id=destroyed.id,
+        changes={"status": ("prepared", "cancelled")},
+    )
+    db.session.commit()
+    data = dataset.collect(db.session, protocol_code=clinic.protocol.code)
+    statuses = {r.values["dose_id"]: r.values["status"] for r in data.records_of("DOSE")}
+    assert statuses == {order.id: "infused", destroyed.id: "destroyed"}
+    summary = dsmb.trial_summary(db.session, protocol_code=clinic.protocol.code, now=utcnow())
+    msc = next(arm for arm in summary.arms if arm.code == "MSC")
+    assert (msc.dose_count("D0", "destroyed"), msc.dose_count("D0", "cancelled")) == (1, 0)
