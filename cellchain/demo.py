@@ -451,7 +451,7 @@ def _seed_patients(
     protocol = patients.protocol_in_force(session)
     every_item = [*protocol.parameters["inclusion"], *protocol.parameters["exclusion"]]
     inclusion = {item["code"] for item in protocol.parameters["inclusion"]}
-    measured = {"ejection_fraction": 62.0, "creatinine": 74.0}
+    measured = {"ejection_fraction": 62.0, "creatinine": 74.0, "ecog": 1.0}
     answers = {
         item["code"]: patients.ChecklistAnswer(
             item["code"] in inclusion, measured.get(item["code"])

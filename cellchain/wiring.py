@@ -63,6 +63,8 @@ def wire(app: Flask) -> None:
     from cellchain.donors import views as donors_views
     from cellchain.dosing import api as dosing_api
     from cellchain.dosing import views as dosing_views
+    from cellchain.dosing.rechecks import api as rechecks_api
+    from cellchain.dosing.rechecks import views as rechecks_views
     from cellchain.http import IntegerConverter, integer_converter_schema, refuse_unreadable_request
     from cellchain.labels import api as labels_api
     from cellchain.labels import views as labels_views
@@ -136,6 +138,7 @@ def wire(app: Flask) -> None:
     dosing_views.show_clinic(
         app, dosing_views.ClinicReads(bedside_infusions.infusions_of, bedside_record.dose_at_clinic)
     )
+    app.register_blueprint(rechecks_views.blueprint)
     app.register_blueprint(labels_views.blueprint)
     app.register_blueprint(follow_up_views.blueprint)
     app.register_blueprint(endpoints_views.blueprint)
@@ -154,6 +157,7 @@ def wire(app: Flask) -> None:
         *deviations_api.blueprints,
         *quality_api.blueprints,
         *dosing_api.blueprints,
+        *rechecks_api.blueprints,
         *labels_api.blueprints,
         *follow_up_api.blueprints,
         *endpoints_api.blueprints,

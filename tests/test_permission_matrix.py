@@ -49,6 +49,7 @@ from cellchain.trial_data.models import TrialDataExport
 from tests.clinic.endpoints_matrix import ENDPOINTS_MATRIX
 from tests.clinic.follow_up_matrix import FOLLOW_UP_MATRIX
 from tests.clinic.post_thaw_matrix import POST_THAW_MATRIX
+from tests.clinic.rechecks_matrix import RECHECKS_MATRIX
 from tests.clinic.trial_export_matrix import TRIAL_EXPORT_MATRIX, seed_export
 from tests.conftest import TEST_PASSWORD, DatabaseFactory
 from tests.conftest import test_config as app_config
@@ -328,6 +329,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
 }
 MATRIX.update(FOLLOW_UP_MATRIX)
 MATRIX.update(ENDPOINTS_MATRIX)
+MATRIX.update(RECHECKS_MATRIX)
 MATRIX.update(TRIAL_EXPORT_MATRIX)
 MATRIX.update(POST_THAW_MATRIX)
 

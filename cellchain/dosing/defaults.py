@@ -28,7 +28,18 @@ NCT01420432_PARAMETERS: dict[str, Any] = {
     "age_years": {"min": 18, "max": 60},
     "inclusion": [
         {"code": "definite_as", "text": "Definite AS by the modified New York criteria"},
-        {"code": "ecog", "text": "ECOG performance status 0–2"},
+        {
+            "code": "ecog",
+            "text": "ECOG performance status 0–2",
+            "measure": {
+                "unit": "ECOG score",
+                "operator": "<=",
+                "limit": 2,
+                "min": 0,
+                "max": 5,
+                "integer": True,
+            },
+        },
         {
             "code": "ejection_fraction",
             "text": "Ejection fraction > 45 %",
@@ -62,6 +73,56 @@ NCT01420432_PARAMETERS: dict[str, Any] = {
         {"code": "M6", "name": "Month 6 evaluation", "day": 182},
         {"code": "M12", "name": "Month 12 evaluation", "day": 365},
     ],
+    #: before each infusion after the first, a clinician re-confirms the items that can change
+    #: since enrolment (``dosing/rechecks``); the re-check holds for ``valid_days`` before
+    #: the dose is ordered and at the bedside. Day 0 relies on the enrolment checklist.
+    "pre_infusion_recheck": {
+        "visits": ["M3"],
+        "valid_days": 7,
+        "items": [
+            {
+                "code": "pregnancy_test",
+                "text": "Pregnancy test negative (or not applicable, with the reason)",
+                "options": [
+                    {"value": "negative", "label": "negative", "passes": True},
+                    {"value": "positive", "label": "positive", "passes": False},
+                    {
+                        "value": "not_applicable",
+                        "label": "not applicable (say why, e.g. male)",
+                        "passes": True,
+                        "needs_reason": True,
+                    },
+                ],
+            },
+            {"code": "no_active_infection", "text": "No active infection"},
+            {
+                "code": "no_new_trial",
+                "text": "Not enrolled in another clinical trial since enrolment",
+            },
+            {
+                "code": "creatinine",
+                "text": "Creatinine < 176 µmol/L (re-measured)",
+                "measure": {"unit": "µmol/L", "operator": "<", "limit": 176, "min": 0},
+            },
+            {
+                "code": "ejection_fraction",
+                "text": "Ejection fraction > 45 % (re-measured or re-confirmed)",
+                "measure": {"unit": "%", "operator": ">", "limit": 45, "min": 0, "max": 100},
+            },
+            {
+                "code": "ecog",
+                "text": "ECOG performance status 0–2",
+                "measure": {
+                    "unit": "ECOG score",
+                    "operator": "<=",
+                    "limit": 2,
+                    "min": 0,
+                    "max": 5,
+                    "integer": True,
+                },
+            },
+        ],
+    },
     "dose_tolerance_percent": 10,
     "weight_recency_days": 7,
     "weight_change_flag_percent": 10,

@@ -301,3 +301,37 @@ class DoseBag(Recorded, Model):
 
     order: Mapped[DoseOrder] = relationship(back_populates="bags")
     unit: Mapped[Unit] = relationship()
+
+
+class PreInfusionRecheck(Recorded, Model):
+    """A clinician's re-confirmation, before an infusion after the first (M3), of the
+    eligibility items that can change since enrolment (the protocol's ``pre_infusion_recheck``:
+    pregnancy test, active infection, another trial, organ function, ECOG score). Every item
+    is answered; ``passed`` is false when any item is not met, and the patient is then not
+    eligible for that infusion. The latest re-check of a visit is the one that counts, for
+    the protocol's ``valid_days`` after it was recorded (``dosing/rechecks``)."""
+
+    __tablename__ = "pre_infusion_rechecks"
+    __table_args__ = (Index("ix_pre_infusion_rechecks_patient_visit", "patient_id", "visit"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    #: the protocol version whose items were answered
+    protocol_id: Mapped[int] = mapped_column(ForeignKey("protocols.id"))
+    #: the infusion's code in the protocol (M3)
+    visit: Mapped[str] = mapped_column(String(10))
+    #: code → {"answer": bool or the option chosen, "value": number or null, "reason": text
+    #: or null, "met": bool}, as answered
+    answers_json: Mapped[str] = mapped_column(Text)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    patient: Mapped[Patient] = relationship()
+    protocol: Mapped[Protocol] = relationship()
+    recorded_by: Mapped[User] = relationship()
+
+    @property
+    def answers(self) -> dict[str, Any]:
+        return dict(json.loads(self.answers_json))

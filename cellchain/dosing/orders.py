@@ -41,6 +41,7 @@ from cellchain.dosing.models import (
     Patient,
     Weight,
 )
+from cellchain.dosing.rechecks import rechecks
 from cellchain.errors import Conflict, InvalidInput, PermissionDenied
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.deviations import deviations
@@ -132,6 +133,9 @@ def plan_dose(
         )
     if _live_order(session, patient, visit.code) is not None:
         problems.setdefault("visit", []).append(f"{visit.name} already has a dose order.")
+    recheck = rechecks.problem(session, patient, visit.code, now=now, zone=zone)
+    if recheck:
+        problems.setdefault("recheck", []).append(recheck)
     weight = patients.latest_weight(session, patient)
     previous = _previous_dose(session, patient, visit)
     change, flag = None, False

@@ -563,17 +563,44 @@ def _inclusion_problem(item: Mapping[str, Any], answer: ChecklistAnswer | None) 
     if measure:
         if answer is None or answer.value is None:
             return f"Enter the measured value ({measure['unit']})."
-        if not _OPERATORS[measure["operator"]](answer.value, measure["limit"]):
-            return (
-                f"{answer.value:g} {measure['unit']} does not meet "
-                f"{measure['operator']} {measure['limit']:g} {measure['unit']}."
-            )
-        return None
+        return invalid_measure(measure, answer.value) or unmet_measure(measure, answer.value)
     if answer is None or answer.answer is None:
         return "Answer yes or no."
     if not answer.answer:
         return f"Not met: {item['text']}."
     return None
+
+
+def invalid_measure(measure: Mapping[str, Any], value: float) -> str | None:
+    """Why ``value`` is not a possible reading of ``measure`` at all (not a number, outside its
+    scale's ``min``–``max``, a fraction of an ``integer`` score): a typing error, refused as
+    invalid input, never judged against the limit. None when it is a possible reading."""
+    unit = measure["unit"]
+    low, high = measure.get("min"), measure.get("max")
+    if low is not None and high is not None:
+        scale = f"{low:g}–{high:g}"
+    elif low is not None or high is not None:
+        scale = f"{low:g} or more" if low is not None else f"{high:g} or less"
+    else:
+        scale = "any number"
+    whole = "a whole number" if measure.get("integer") else "a number"
+    if not math.isfinite(value) or (
+        (low is not None and value < low) or (high is not None and value > high)
+    ):
+        return f"Invalid {unit}: {value:g} is not {whole} on the scale ({scale})."
+    if measure.get("integer") and value != int(value):
+        return f"Invalid {unit}: {value:g} is not a whole number ({scale})."
+    return None
+
+
+def unmet_measure(measure: Mapping[str, Any], value: float) -> str | None:
+    """Why a possible reading does not meet the protocol's limit; None when it does."""
+    if _OPERATORS[measure["operator"]](value, measure["limit"]):
+        return None
+    return (
+        f"{value:g} {measure['unit']} does not meet "
+        f"{measure['operator']} {measure['limit']:g} {measure['unit']}."
+    )
 
 
 def summarize(errors: Mapping[str, list[str]]) -> str:

@@ -50,7 +50,7 @@ def test_enrol_weigh_order_second_check_and_label_a_day_0_dose(
     page.locator("#day0").fill(today.isoformat())
     for item in NCT01420432_PARAMETERS["inclusion"]:
         if item.get("measure"):
-            value = "58" if item["code"] == "ejection_fraction" else "70"
+            value = {"ejection_fraction": "58", "ecog": "1"}.get(item["code"], "70")
             page.locator(f"[id='value.{item['code']}']").fill(value)
         else:
             page.locator(f"input[name='answer.{item['code']}'][value='yes']").check()

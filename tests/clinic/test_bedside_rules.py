@@ -27,6 +27,7 @@ from cellchain.clinic.bedside.bedside import (
     verdict_of,
 )
 from cellchain.clinic.models import Verdict
+from cellchain.dosing.rechecks.rechecks import RecheckFacts
 
 NOW = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.UTC)
 TODAY = NOW.date()
@@ -82,6 +83,16 @@ GOOD = BedsideFacts(
 )
 
 Corruption = Callable[[BedsideFacts], BedsideFacts]
+
+#: A month-3 dose's re-check: none recorded, and one that passed an hour ago.
+MONTH_3 = RecheckFacts(visit_name="Month 3", valid_days=7)
+RECHECKED = dataclasses.replace(
+    MONTH_3,
+    recorded_at=NOW - dt.timedelta(hours=1),
+    recorded_by="Cleo Clinician",
+    passed=True,
+    failed_items=(),
+)
 
 
 def _patient(f: BedsideFacts, **changes: object) -> BedsideFacts:
@@ -170,6 +181,17 @@ CORRUPTIONS: dict[Check, list[Corruption]] = {
         lambda f: _patient(f, receives_cells=False, arm_name="DMARDs only"),
         lambda f: _patient(f, enrolled=False),  # withdrawn after the dose was prepared
     ],
+    Check.RECHECK: [
+        # a month-3 dose: no re-check recorded, one not met, one older than its 7 days
+        lambda f: _dose(f, recheck=MONTH_3),
+        lambda f: _dose(f, recheck=dataclasses.replace(RECHECKED, passed=False)),
+        lambda f: _dose(
+            f,
+            recheck=dataclasses.replace(
+                RECHECKED, recorded_at=NOW - dt.timedelta(days=7, seconds=1)
+            ),
+        ),
+    ],
     Check.VISIT_WINDOW: [
         lambda f: _dose(
             f,
@@ -239,6 +261,17 @@ def test_a_weight_change_of_10_percent_or_more_is_never_go(used_kg: float, facto
     assume(abs(exact) >= 10)  # the rule, in exact arithmetic
     facts = _patient(_dose(GOOD, weight_used_kg=used_kg), latest_weight_kg=latest)
     assert Check.WEIGHT in failed(facts)
+
+
+def test_a_month_3_dose_is_go_with_a_passing_re_check_up_to_its_last_valid_moment() -> None:
+    assert failed(_dose(GOOD, recheck=RECHECKED)) == set()
+    last = dataclasses.replace(RECHECKED, recorded_at=NOW - dt.timedelta(days=7))
+    assert failed(_dose(GOOD, recheck=last)) == set()
+    (result,) = [r for r in evaluate(_dose(GOOD, recheck=last)) if r.code == Check.RECHECK]
+    assert "Month 3 re-check passed" in result.detail and "valid until" in result.detail
+    not_met = dataclasses.replace(RECHECKED, passed=False, failed_items=("ECOG 0–2",))
+    (result,) = [r for r in evaluate(_dose(GOOD, recheck=not_met)) if r.code == Check.RECHECK]
+    assert "was not met: ECOG 0–2" in result.detail and "not eligible" in result.detail
 
 
 def test_an_override_outside_tolerance_holds_only_at_the_weight_it_was_made_for() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from cellchain.clinic.bedside.bedside import Check
 from cellchain.core.models import AuditEntry
 from cellchain.extensions import db
 from tests.conftest import TEST_PASSWORD
@@ -61,7 +62,8 @@ def test_api_takes_a_dose_from_dispatch_to_the_end_of_its_infusion(
     )
     assert checked.status_code == 201
     check = checked.get_json()
-    assert check["verdict"] == "go" and len(check["checks"]) == 11 and check["thaw_expires_at"]
+    assert check["verdict"] == "go" and check["thaw_expires_at"]
+    assert [c["code"] for c in check["checks"]] == [c.value for c in Check]
     alone = nurse.post(
         f"/api/v1/bedside/checks/{check['id']}/signatures",
         json={

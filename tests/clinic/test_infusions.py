@@ -164,6 +164,7 @@ def test_a_full_dose_at_60_ml_per_h_ended_11_s_after_the_start_is_flagged_for_a_
     patient.day0 -= dt.timedelta(days=91)
     db.session.commit()
     ward.clinic.weigh(patient, 70.5, hours_ago=0)
+    ward.clinic.recheck(patient)  # eligibility re-confirmed before month 3
     with pytest.raises(orders.DoseRefused, match="second clinician must acknowledge"):
         orders.plan_dose(db.session, patient, "M3", now=utcnow(), zone=UTC)
 

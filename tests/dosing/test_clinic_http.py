@@ -87,6 +87,7 @@ def test_pages_enrol_from_the_checklist_form_and_show_the_working(
         "answer.ejection_fraction": "yes",
         "value.creatinine": "90",
         "answer.creatinine": "yes",
+        "value.ecog": "1",
     }
     for item in NCT01420432_PARAMETERS["inclusion"]:
         form.setdefault(f"answer.{item['code']}", "yes")

@@ -258,6 +258,7 @@ def test_the_month_3_dose_needs_a_fresh_weight_and_flags_a_10_percent_change(
     )
     db.session.commit()
     order(clinic, patient, "D0", now=start)
+    clinic.recheck(patient)  # eligibility re-confirmed before month 3
     with pytest.raises(orders.DoseRefused, match="never copied from an earlier dose"):
         order(clinic, patient, "M3")
     db.session.rollback()

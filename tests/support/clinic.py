@@ -24,7 +24,12 @@ def all_met(**changes: patients.ChecklistAnswer) -> dict[str, patients.Checklist
     for item in NCT01420432_PARAMETERS["inclusion"]:
         measure = item.get("measure")
         if measure:
-            value = measure["limit"] + 10 if measure["operator"] == ">" else measure["limit"] - 50
+            if measure["operator"] == ">":
+                value = measure["limit"] + 10
+            elif "min" in measure:  # a bounded score, lower is better (ECOG): its best
+                value = measure["min"]
+            else:
+                value = measure["limit"] - 50
             answers[item["code"]] = patients.ChecklistAnswer(True, float(value))
         else:
             answers[item["code"]] = patients.ChecklistAnswer(True)
@@ -87,6 +92,42 @@ class Clinic:
         )
         db.session.commit()
         return weight
+
+    def recheck(
+        self, patient: Any, visit: str = "M3", *, now: dt.datetime | None = None, **changes: Any
+    ) -> Any:
+        """A pre-infusion re-check of ``visit`` recorded by the clinician, every item met
+        unless ``changes`` replace an answer (``rechecks.RecheckAnswer``)."""
+        from cellchain.dosing.rechecks import rechecks
+
+        recheck = rechecks.record_recheck(
+            db.session,
+            patient,
+            visit=visit,
+            answers={**all_rechecked(), **changes},
+            note=None,
+            actor=self.clinician,
+            now=now or utcnow(),
+        )
+        db.session.commit()
+        return recheck
+
+
+def all_rechecked() -> dict[str, Any]:
+    """Every item of the protocol's pre-infusion re-check met: a negative pregnancy test,
+    yes to each yes/no item, and a measured value within each limit."""
+    from cellchain.dosing.rechecks.rechecks import RecheckAnswer
+
+    values = {"creatinine": 80.0, "ejection_fraction": 60.0, "ecog": 1.0}
+    answers: dict[str, Any] = {}
+    for item in NCT01420432_PARAMETERS["pre_infusion_recheck"]["items"]:
+        if item.get("measure"):
+            answers[item["code"]] = RecheckAnswer(value=values[item["code"]])
+        elif item.get("options"):
+            answers[item["code"]] = RecheckAnswer(option="negative")
+        else:
+            answers[item["code"]] = RecheckAnswer(answer=True)
+    return answers
 
 
 @scene

@@ -12,7 +12,7 @@ def enrol_body(**changes: Any) -> dict[str, Any]:
     today = utcnow().date()
     answers: dict[str, Any] = {}
     for item in NCT01420432_PARAMETERS["inclusion"]:
-        value = {"ejection_fraction": 60.0, "creatinine": 80.0}.get(item["code"])
+        value = {"ejection_fraction": 60.0, "creatinine": 80.0, "ecog": 1.0}.get(item["code"])
         answers[item["code"]] = {"answer": True, "value": value}
     for item in NCT01420432_PARAMETERS["exclusion"]:
         answers[item["code"]] = {"answer": False}

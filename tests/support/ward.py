@@ -16,6 +16,7 @@ from cellchain.core.identifiers import parse_identifier
 from cellchain.core.payload import encode_payload
 from cellchain.core.types import utcnow
 from cellchain.dosing import orders
+from cellchain.dosing.rechecks import rechecks
 from cellchain.extensions import db
 from tests.conftest import TEST_PASSWORD
 from tests.support.clinic import UTC
@@ -53,6 +54,8 @@ class Ward:
         """A second-checked dose for ``patient`` (a new 70 kg MSC patient by default), its
         dose label and its bags' released labels printed and applied unless not ``labelled``."""
         patient = patient or self.patient()
+        if rechecks.problem(db.session, patient, visit, now=utcnow(), zone=UTC):
+            self.clinic.recheck(patient, visit)  # before an infusion after the first (M3)
         order = orders.order_dose(
             db.session, patient, visit, actor=self.lab.tech, now=utcnow(), zone=UTC
         )

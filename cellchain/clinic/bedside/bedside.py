@@ -18,6 +18,8 @@ weight          the dose is within tolerance for the latest weight, measured rec
                 latest post-thaw count when one was taken (``post_thaw``), where outside
                 tolerance needs the investigator's signed decision to proceed
 arm             the patient is in an arm that receives cells
+recheck         an infusion after the first (M3) has a passing pre-infusion re-check recorded
+                within its validity (``dosing/rechecks``); day 0: the enrolment checklist
 visit_window    the dose's visit is within its window today
 not_infused     the dose was never infused
 ==============  ==============================================================================
@@ -59,6 +61,7 @@ from cellchain.core.roles import Permission, has_permission
 from cellchain.dosing import patients
 from cellchain.dosing.models import DoseOrder, DoseStatus, Patient, PatientStatus
 from cellchain.dosing.orders import SECOND_CHECK_MEANING
+from cellchain.dosing.rechecks import rechecks
 from cellchain.errors import Conflict, DomainError, InvalidInput, PermissionDenied
 from cellchain.extensions import DbSession
 from cellchain.labels import service as labels
@@ -84,6 +87,7 @@ class Check(enum.StrEnum):
     THAW = "thaw"
     WEIGHT = "weight"
     ARM = "arm"
+    RECHECK = "recheck"
     VISIT_WINDOW = "visit_window"
     NOT_INFUSED = "not_infused"
 
@@ -158,6 +162,9 @@ class DoseFacts:
     #: each unit's missing or superseded label (``labels.service.label_states``); none when
     #: the dose and every bag carry the label their status requires
     label_problems: tuple[str, ...] = ()
+    #: the visit's latest pre-infusion re-check (``rechecks.facts``); None when the visit
+    #: needs none (day 0)
+    recheck: rechecks.RecheckFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -463,6 +470,20 @@ def _arm(f: BedsideFacts) -> CheckResult:
     return CheckResult(Check.ARM, title, True, f"Enrolled, {f.patient.arm_name}.")
 
 
+def _recheck(f: BedsideFacts) -> CheckResult:
+    title = "Eligibility re-checked before this infusion"
+    if f.dose is None:
+        return CheckResult(Check.RECHECK, title, False, NOT_IDENTIFIED)
+    if f.dose.recheck is None:
+        return CheckResult(
+            Check.RECHECK, title, True, f"{f.dose.visit_name}: the enrolment checklist holds."
+        )
+    problem = rechecks.judge(f.dose.recheck, now=f.now, zone=f.zone)
+    if problem:
+        return CheckResult(Check.RECHECK, title, False, problem)
+    return CheckResult(Check.RECHECK, title, True, rechecks.summary(f.dose.recheck, f.zone))
+
+
 def _visit_window(f: BedsideFacts) -> CheckResult:
     title = "Visit within its window"
     if f.dose is None:
@@ -504,6 +525,7 @@ RULES: tuple[Callable[[BedsideFacts], CheckResult], ...] = (
     _thaw,
     _weight,
     _arm,
+    _recheck,
     _visit_window,
     _not_infused,
 )
@@ -650,6 +672,7 @@ def _dose_facts(session: DbSession, order: DoseOrder) -> DoseFacts:
         weight_used_kg=order.weight.weight_kg,
         override=order.override_reason is not None,
         infused=infused,
+        recheck=rechecks.facts(session, order.patient, order.visit),
     )
 
 

@@ -1,0 +1,389 @@
+"""The re-check before each infusion after the first (issue 19; DOMAIN.md §7–§8).
+
+Day 0 relies on the enrolment checklist. Before a later infusion (the protocol's
+``pre_infusion_recheck.visits``: M3), a clinician re-confirms the eligibility items that can
+change since enrolment: a pregnancy test (negative, or not applicable with the reason), no
+active infection, no new trial enrolment, organ function (creatinine, ejection fraction,
+re-measured against the protocol's limits) and the ECOG score 0–5 against its limit (≤ 2).
+
+Rules:
+
+* Every item is answered and every value is a possible reading (an ECOG of 7 or 1.5 is a
+  typing error): otherwise the re-check is refused with every problem on its field, nothing
+  saved. An item answered but not met (a positive test, an ECOG of 3) is *recorded* as failed:
+  the re-check did not pass and the patient is not eligible for that infusion.
+* Who: clinic staff (``Permission.ADMINISTER_DOSES``, the people who give the infusion);
+  when: the time it is recorded. Audited.
+* The latest re-check of a visit is the one that counts: a later re-check (an infection that
+  resolved) replaces an earlier one, and both stay on record. It holds for the protocol's
+  ``valid_days`` (7, like the weight) after it was recorded.
+* The gate: a dose for such a visit is not ordered (``orders.plan_dose``, which every order
+  path goes through: API, page, a replacement after a cancel or destroy) and the bedside
+  verdict is stop (``clinic.bedside.bedside``, made again when the infusion starts) unless the
+  visit's latest re-check passed and is still valid. Both ask ``problem`` below.
+
+A protocol version without ``pre_infusion_recheck`` asks for none (versions approved before
+issue 19); the site adds it with a new version signed by QA.
+
+Services flush; the caller commits (one use case, one transaction).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from cellchain.core import audit
+from cellchain.core.models import User
+from cellchain.core.roles import Permission, require
+from cellchain.core.types import canonical_json
+from cellchain.dosing import patients
+from cellchain.dosing.models import Patient, PatientStatus, PreInfusionRecheck
+from cellchain.errors import InvalidInput, NotFound
+from cellchain.extensions import DbSession
+
+#: Who records a re-check: the clinic staff who give the infusion.
+PERMISSION = Permission.ADMINISTER_DOSES
+NOTE_LENGTH = 2000
+REASON_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class RecheckAnswer:
+    """One item as answered: ``answer`` for a yes/no item (yes = met), ``option`` (and a
+    ``reason`` where the option needs one) for a choice, ``value`` for a measured item."""
+
+    answer: bool | None = None
+    option: str | None = None
+    value: float | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class RecheckFacts:
+    """What the gate judges of a visit's latest re-check (``judge``)."""
+
+    visit_name: str
+    valid_days: int
+    #: None when no re-check of the visit is recorded
+    recorded_at: dt.datetime | None = None
+    recorded_by: str | None = None
+    passed: bool = False
+    #: the texts of the items not met
+    failed_items: tuple[str, ...] = ()
+
+
+# --- the protocol's parameter -------------------------------------------------------------------
+
+
+def settings(parameters: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The protocol's ``pre_infusion_recheck``, or None when it asks for none."""
+    value = parameters.get("pre_infusion_recheck")
+    return value if value else None
+
+
+def required(patient: Patient, visit_code: str) -> bool:
+    """Whether ``visit_code`` of the patient's protocol needs a re-check before its infusion."""
+    config = settings(patient.protocol.parameters)
+    return config is not None and visit_code in config.get("visits", [])
+
+
+def items(patient: Patient) -> list[Mapping[str, Any]]:
+    config = settings(patient.protocol.parameters)
+    return list(config["items"]) if config else []
+
+
+def valid_days(patient: Patient) -> int:
+    config = settings(patient.protocol.parameters)
+    return int(config["valid_days"]) if config else 0
+
+
+def visits(patient: Patient) -> list[tuple[str, str]]:
+    """(code, name) of the patient's infusion visits that need a re-check, in protocol order
+    (read from the protocol, not the schedule: which visits need one never depends on when
+    they are planned)."""
+    return [
+        (str(item["code"]), str(item["name"]))
+        for item in patient.protocol.parameters["infusions"]
+        if required(patient, str(item["code"]))
+    ]
+
+
+# --- recording ----------------------------------------------------------------------------------
+
+
+def record_recheck(
+    session: DbSession,
+    patient: Patient,
+    *,
+    visit: str,
+    answers: Mapping[str, RecheckAnswer],
+    note: str | None,
+    actor: User,
+    now: dt.datetime,
+) -> PreInfusionRecheck:
+    """Record a re-check of every item for the patient's ``visit``; refused (nothing saved)
+    when an item is unanswered or a value impossible, recorded as failed when an item is
+    answered but not met."""
+    require(actor, PERMISSION)
+    code = visit.strip().upper()
+    errors: dict[str, list[str]] = {}
+    if patient.status != PatientStatus.ENROLLED.value:
+        errors["patient"] = [f"{patient.study_id} is {patient.status}: no further infusion."]
+    elif not patients.receives_cells(patient):
+        errors["patient"] = [
+            f"{patient.study_id} is in the {patients.arm_name(patient)} arm, which never "
+            "receives cells: there is no infusion to re-check for."
+        ]
+    needing = [code for code, _ in visits(patient)]
+    if code not in needing:
+        errors["visit"] = [
+            f"A re-check is recorded before {', '.join(needing)}, not {code or visit!r}."
+            if needing
+            else f"Protocol {patient.protocol.code} v{patient.protocol.version} asks for no "
+            "re-check before an infusion."
+        ]
+    known = {item["code"] for item in items(patient)}
+    unknown = sorted(set(answers) - known)
+    if unknown:
+        errors["answers"] = [f"Not an item of the re-check: {', '.join(unknown)}."]
+    stored: dict[str, dict[str, Any]] = {}
+    failed: list[str] = []
+    for item in items(patient):
+        outcome = _judge_item(item, answers.get(item["code"]))
+        if isinstance(outcome, str):
+            errors[f"answers.{item['code']}"] = [outcome]
+            continue
+        stored[item["code"]] = outcome
+        if not outcome["met"]:
+            failed.append(item["code"])
+    if note is not None and len(note) > NOTE_LENGTH:
+        errors["note"] = [f"At most {NOTE_LENGTH} characters."]
+    if errors:
+        raise InvalidInput(
+            "The re-check was not recorded: " + patients.summarize(errors), errors=errors
+        )
+    recheck = PreInfusionRecheck(
+        patient_id=patient.id,
+        protocol_id=patient.protocol_id,
+        visit=code,
+        answers_json=canonical_json(stored),
+        passed=not failed,
+        note=(note or "").strip() or None,
+        recorded_at=now,
+        recorded_by_id=actor.id,
+    )
+    session.add(recheck)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="recheck.passed" if not failed else "recheck.failed",
+        entity_type="patient",
+        entity_id=patient.id,
+        changes={
+            "recheck": (None, recheck.id),
+            "visit": (None, code),
+            "answers": (None, stored),
+            "passed": (None, not failed),
+            "failed_items": (None, failed),
+            "note": (None, recheck.note),
+        },
+    )
+    return recheck
+
+
+def _judge_item(item: Mapping[str, Any], answer: RecheckAnswer | None) -> dict[str, Any] | str:
+    """The item as stored (with ``met``), or why the answer cannot be recorded."""
+    measure = item.get("measure")
+    if measure:
+        value = answer.value if answer else None
+        if value is None:
+            return f"Enter the measured value ({measure['unit']})."
+        invalid = patients.invalid_measure(measure, value)
+        if invalid:
+            return invalid
+        return {"value": value, "met": patients.unmet_measure(measure, value) is None}
+    options = item.get("options")
+    if options:
+        chosen = answer.option if answer else None
+        by_value = {option["value"]: option for option in options}
+        if chosen not in by_value:
+            return "Choose one: " + ", ".join(option["label"] for option in options) + "."
+        option = by_value[chosen]
+        reason = ((answer.reason if answer else None) or "").strip()
+        if option.get("needs_reason") and not reason:
+            return f"Say why it is {option['label'].split(' (')[0]} (e.g. male, post-menopausal)."
+        if len(reason) > REASON_LENGTH:
+            return f"At most {REASON_LENGTH} characters."
+        return {"option": chosen, "reason": reason or None, "met": bool(option["passes"])}
+    if answer is None or answer.answer is None:
+        return "Answer yes or no."
+    return {"answer": answer.answer, "met": bool(answer.answer)}
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def rechecks_of(session: DbSession, patient: Patient) -> list[PreInfusionRecheck]:
+    """The patient's re-checks, newest first."""
+    return list(
+        session.execute(
+            select(PreInfusionRecheck)
+            .where(PreInfusionRecheck.patient_id == patient.id)
+            .order_by(PreInfusionRecheck.recorded_at.desc(), PreInfusionRecheck.id.desc())
+        ).scalars()
+    )
+
+
+def latest(session: DbSession, patient: Patient, visit: str) -> PreInfusionRecheck | None:
+    """The visit's latest re-check: the one that counts."""
+    return session.execute(
+        select(PreInfusionRecheck)
+        .where(PreInfusionRecheck.patient_id == patient.id, PreInfusionRecheck.visit == visit)
+        .order_by(PreInfusionRecheck.recorded_at.desc(), PreInfusionRecheck.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def get_recheck(session: DbSession, patient: Patient, recheck_id: int) -> PreInfusionRecheck:
+    recheck = session.get(PreInfusionRecheck, recheck_id)
+    if recheck is None or recheck.patient_id != patient.id:
+        raise NotFound(f"{patient.study_id} has no re-check {recheck_id}.")
+    return recheck
+
+
+def failed_items(recheck: PreInfusionRecheck) -> list[str]:
+    """The texts of the items the re-check found not met."""
+    texts = {
+        item["code"]: item["text"]
+        for item in recheck.protocol.parameters.get("pre_infusion_recheck", {}).get("items", [])
+    }
+    return [texts.get(code, code) for code, a in recheck.answers.items() if not a.get("met")]
+
+
+def valid_until(recheck: PreInfusionRecheck) -> dt.datetime:
+    config = settings(recheck.protocol.parameters) or {}
+    return recheck.recorded_at + dt.timedelta(days=int(config.get("valid_days", 0)))
+
+
+def facts(session: DbSession, patient: Patient, visit: str) -> RecheckFacts | None:
+    """What the gate judges for the patient's ``visit``; None when the visit needs no
+    re-check (day 0: the enrolment checklist)."""
+    if not required(patient, visit):
+        return None
+    name = dict(visits(patient)).get(visit, visit)
+    recheck = latest(session, patient, visit)
+    if recheck is None:
+        return RecheckFacts(visit_name=name, valid_days=valid_days(patient))
+    return RecheckFacts(
+        visit_name=name,
+        valid_days=valid_days(patient),
+        recorded_at=recheck.recorded_at,
+        recorded_by=recheck.recorded_by.full_name,
+        passed=recheck.passed,
+        failed_items=tuple(failed_items(recheck)),
+    )
+
+
+def judge(recheck: RecheckFacts | None, *, now: dt.datetime, zone: ZoneInfo) -> str | None:
+    """Why the infusion may not go ahead for want of a re-check, or None when it may: the
+    visit needs none, or its latest re-check passed within its validity. Pure."""
+    if recheck is None:
+        return None
+    if recheck.recorded_at is None:
+        return (
+            f"No pre-infusion re-check for {recheck.visit_name} is recorded: a clinician "
+            "re-confirms the pregnancy test, infection, other trials, organ function and ECOG "
+            "score on the patient's re-check page first."
+        )
+    when = _local(recheck.recorded_at, zone)
+    if not recheck.passed:
+        return (
+            f"The {recheck.visit_name} re-check of {when} ({recheck.recorded_by}) was not met: "
+            + "; ".join(recheck.failed_items)
+            + ". The patient is not eligible for this infusion unless a new re-check passes."
+        )
+    if now - recheck.recorded_at > dt.timedelta(days=recheck.valid_days):
+        return (
+            f"The {recheck.visit_name} re-check was recorded {when}, more than "
+            f"{recheck.valid_days} days ago; re-check the patient again."
+        )
+    return None
+
+
+def problem(
+    session: DbSession, patient: Patient, visit: str, *, now: dt.datetime, zone: ZoneInfo
+) -> str | None:
+    """``judge`` of the patient's ``visit`` now: the gate of ordering and the bedside."""
+    return judge(facts(session, patient, visit), now=now, zone=zone)
+
+
+def summary(recheck: RecheckFacts, zone: ZoneInfo) -> str:
+    """A passing re-check in words, for the bedside check's detail."""
+    assert recheck.recorded_at is not None
+    until = recheck.recorded_at + dt.timedelta(days=recheck.valid_days)
+    return (
+        f"{recheck.visit_name} re-check passed {_local(recheck.recorded_at, zone)} "
+        f"({recheck.recorded_by}), valid until {_local(until, zone)}."
+    )
+
+
+def _local(value: dt.datetime, zone: ZoneInfo) -> str:
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+# --- what the API and the page show -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A re-check with what is read from its protocol: the items not met, and until when it
+    holds."""
+
+    record: PreInfusionRecheck
+    failed_items: list[str]
+    valid_until: dt.datetime
+
+
+@dataclass(frozen=True)
+class VisitRecheck:
+    """A visit that needs a re-check: its latest one, and why its infusion may not go ahead
+    (None when it may, as far as the re-check goes)."""
+
+    visit: str
+    name: str
+    problem: str | None
+    latest: Shown | None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def shown(recheck: PreInfusionRecheck) -> Shown:
+    return Shown(recheck, failed_items(recheck), valid_until(recheck))
+
+
+def visit_states(
+    session: DbSession, patient: Patient, *, now: dt.datetime, zone: ZoneInfo
+) -> list[VisitRecheck]:
+    """Each of the patient's visits that needs a re-check, with its state now."""
+    states = []
+    for code, name in visits(patient):
+        recheck = latest(session, patient, code)
+        states.append(
+            VisitRecheck(
+                visit=code,
+                name=name,
+                problem=problem(session, patient, code, now=now, zone=zone),
+                latest=shown(recheck) if recheck else None,
+            )
+        )
+    return states
