@@ -28,11 +28,14 @@ from cellchain.clinic.endpoints import endpoints
 from cellchain.clinic.models import (
     AdverseEvent,
     Causality,
+    CountPlace,
     EfficacyEndpoints,
     FollowUpVisit,
     Infusion,
     InfusionStatus,
     Outcome,
+    PostThawCount,
+    PostThawDecision,
     Seriousness,
 )
 from cellchain.core.models import AuditEntry
@@ -210,6 +213,26 @@ FORMS: tuple[Form, ...] = (
         ),
     ),
     Form(
+        "POSTTHAW",
+        "Post-thaw count",
+        True,
+        (
+            Item("dose_id", "Dose order number", "integer"),
+            Item("counted_at", "Counted (UTC)", "datetime"),
+            Item("total_cells_per_ml", "Total nucleated cells", "float", unit="cells/mL"),
+            Item("viability_percent", "Viability", "float", unit="%"),
+            Item("place", "Where counted", "text", codes=_codes(CountPlace)),
+            Item("method", "Method and instrument", "text"),
+            Item("reason", "Why counted again", "text"),
+            Item("delivered_cells", "Viable cells delivered at this count", "float", unit="cells"),
+            Item("deviation_percent", "Deviation from the target", "float", unit="%"),
+            Item("within_tolerance", "Within the protocol's tolerance", "boolean"),
+            Item("decision", "Investigator's decision", "text", codes=_codes(PostThawDecision)),
+            Item("decision_reason", "Reason for the decision", "text"),
+            Item("deviation_id", "Deviation recorded for the decision", "integer"),
+        ),
+    ),
+    Form(
         "FOLLOWUP",
         "Follow-up evaluation done",
         False,
@@ -310,7 +333,7 @@ def _events(trial: Sequence[Patient]) -> list[Event]:
         Event(BASELINE, "Baseline (enrolment)", "Scheduled", ("ENROL", "CHECKLIST", "ENDPOINTS"))
     ]
     for code, (_day, name, infusion) in sorted(visits.items(), key=lambda item: item[1][0]):
-        forms = ("DOSE", "INFUSION") if infusion else ("FOLLOWUP", "ENDPOINTS")
+        forms = ("DOSE", "POSTTHAW", "INFUSION") if infusion else ("FOLLOWUP", "ENDPOINTS")
         events.append(Event(code, name, "Scheduled", forms))
     events.append(
         Event(
@@ -437,6 +460,36 @@ def _subject_records(session: DbSession, patient: Patient, destroyed: set[int]) 
                 "deviation_id": order.deviation_id,
             },
         )
+    counts = session.execute(
+        select(PostThawCount, DoseOrder.visit)
+        .join(DoseOrder, DoseOrder.id == PostThawCount.dose_order_id)
+        .where(DoseOrder.patient_id == patient.id)
+        .order_by(PostThawCount.counted_at, PostThawCount.id)
+    ).all()
+    count_repeats: dict[str, int] = {}
+    for count, visit in counts:
+        count_repeats[visit] = count_repeats.get(visit, 0) + 1
+        yield Record(
+            study_id,
+            visit,
+            "POSTTHAW",
+            count_repeats[visit],
+            {
+                "dose_id": count.dose_order_id,
+                "counted_at": count.counted_at,
+                "total_cells_per_ml": count.total_cells_per_ml,
+                "viability_percent": count.viability_percent,
+                "place": count.place,
+                "method": count.method,
+                "reason": count.reason,
+                "delivered_cells": count.delivered_cells,
+                "deviation_percent": count.deviation_percent,
+                "within_tolerance": count.within_tolerance,
+                "decision": count.decision,
+                "decision_reason": count.decision_reason,
+                "deviation_id": count.deviation_id,
+            },
+        )
     infusions = session.scalars(
         select(Infusion).where(Infusion.patient_id == patient.id).order_by(Infusion.started_at)
     )
@@ -527,17 +580,25 @@ def trial_deviations(
     session: DbSession, patient_ids: Sequence[int]
 ) -> list[tuple[str, int | None, Deviation]]:
     """The deviations of the trial: (study ID, dose order, deviation) for each deviation a
-    subject's dose order names (an investigator's override of a dose outside tolerance)."""
+    subject's dose order names (an investigator's override of a dose outside tolerance) or a
+    post-thaw count of it does (the investigator's decision to infuse a dose counted outside
+    tolerance), once each, by subject and number."""
     if not patient_ids:
         return []
-    rows = session.execute(
-        select(Patient.study_id, DoseOrder.id, Deviation)
-        .join(DoseOrder, DoseOrder.patient_id == Patient.id)
-        .join(Deviation, Deviation.id == DoseOrder.deviation_id)
-        .where(Patient.id.in_(patient_ids))
-        .order_by(Patient.study_id, Deviation.id)
-    ).all()
-    return [(study_id, order_id, deviation) for study_id, order_id, deviation in rows]
+    found: dict[int, tuple[str, int | None, Deviation]] = {}
+    for link in (DoseOrder.deviation_id, PostThawCount.deviation_id):
+        query = (
+            select(Patient.study_id, DoseOrder.id, Deviation)
+            .join(DoseOrder, DoseOrder.patient_id == Patient.id)
+            .where(Patient.id.in_(patient_ids))
+        )
+        if link is PostThawCount.deviation_id:
+            query = query.join(PostThawCount, PostThawCount.dose_order_id == DoseOrder.id)
+        for study_id, order_id, deviation in session.execute(
+            query.join(Deviation, Deviation.id == link)
+        ).all():
+            found.setdefault(deviation.id, (study_id, order_id, deviation))
+    return sorted(found.values(), key=lambda row: (row[0], row[2].id))
 
 
 def _deviations(session: DbSession, patient_ids: Sequence[int]) -> Iterator[Record]:

@@ -186,7 +186,7 @@ def summary_tables(summary: TrialSummary) -> list[SummaryTable]:
     tables.append(
         SummaryTable(
             "deviations",
-            "Deviations (dose overrides)",
+            "Deviations (dose overrides, post-thaw decisions)",
             ("Arm", "Deviations", "Still open"),
             (*deviations, _total(deviations, 1)) if deviations else (),
         )

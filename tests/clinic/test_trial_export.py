@@ -396,3 +396,65 @@ def test_a_destroyed_dose_is_exported_as_destroyed_not_cancelled(
     summary = dsmb.trial_summary(db.session, protocol_code=clinic.protocol.code, now=utcnow())
     msc = next(arm for arm in summary.arms if arm.code == "MSC")
     assert (msc.dose_count("D0", "destroyed"), msc.dose_count("D0", "cancelled")) == (1, 0)
+
+
+def test_a_post_thaw_count_and_its_deviation_are_exported(
+    clinic: Any, trial: dict[str, Any], clients: Any
+) -> None:
+    """A dose counted after thaw outside tolerance, infused on the investigator's decision
+    with a deviation: the count is in POSTTHAW at its visit, the deviation in DEVIATION and
+    in the summary's count."""
+    from cellchain.clinic.models import PostThawCount
+    from cellchain.dosing.models import DoseOrder
+    from cellchain.manufacturing.models import Deviation
+
+    order = db.session.scalars(
+        select(DoseOrder).where(DoseOrder.patient_id == trial["infused"].id)
+    ).one()
+    now = utcnow()
+    deviation = Deviation(
+        category="other",
+        description="Dose infused 14 % below target after its post-thaw count",
+        status="open",
+        opened_at=now,
+        opened_by_id=clinic.investigator.id,
+    )
+    db.session.add(deviation)
+    db.session.flush()
+    db.session.add(
+        PostThawCount(
+            dose_order_id=order.id,
+            total_cells_per_ml=4.0e6,
+            viability_percent=80.0,
+            place="bedside",
+            method="NucleoCounter NC-200, AO/DAPI",
+            counted_at=now,
+            counted_by_id=clinic.clinician.id,
+            recorded_at=now,
+            delivered_cells=6.0e7,
+            deviation_percent=-14.3,
+            within_tolerance=False,
+            working_json="[]",
+            decision="proceed",
+            decision_reason="Clinical benefit expected",
+            decided_at=now,
+            decided_by_id=clinic.investigator.id,
+            deviation_id=deviation.id,
+        )
+    )
+    db.session.commit()
+    _done, body = export(clients, clinic.investigator, "csv")
+    bundle = zipfile.ZipFile(io.BytesIO(body))
+    counts = list(csv.DictReader(io.StringIO(bundle.read("postthaw.csv").decode())))
+    assert [(c["study_id"], c["event"], c["within_tolerance"], c["decision"]) for c in counts] == [
+        ("AS-101", "D0", "false", "proceed")
+    ]
+    deviations = list(csv.DictReader(io.StringIO(bundle.read("deviation.csv").decode())))
+    assert [(d["study_id"], d["deviation_id"], d["dose_id"]) for d in deviations] == [
+        ("AS-101", str(deviation.id), str(order.id))
+    ]
+    _done, xml = export(clients, clinic.investigator, "odm")
+    assert odm_schema().is_valid(xml.decode())
+    summary = clients.api(clinic.investigator).get("/api/v1/trial-data/dsmb-summary").get_json()
+    msc = next(arm for arm in summary["arms"] if arm["code"] == "MSC")
+    assert (msc["deviations"], msc["deviations_open"]) == (1, 1)
