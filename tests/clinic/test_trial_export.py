@@ -458,3 +458,22 @@ def test_a_post_thaw_count_and_its_deviation_are_exported(
     summary = clients.api(clinic.investigator).get("/api/v1/trial-data/dsmb-summary").get_json()
     msc = next(arm for arm in summary["arms"] if arm["code"] == "MSC")
     assert (msc["deviations"], msc["deviations_open"]) == (1, 1)
+
+
+def test_without_javascript_the_form_generates_the_export_and_shows_it(
+    clinic: Any, trial: dict[str, Any], clients: Any
+) -> None:
+    web = clients.web(clinic.investigator)
+    posted = web.post("/trial-data/exports", data={"format": "csv"})
+    assert posted.status_code == 302
+    page = web.get(posted.headers["Location"])
+    html = page.get_data(as_text=True)
+    row = db.session.scalars(select(TrialDataExport).order_by(TrialDataExport.id.desc())).first()
+    assert row is not None and row.status == "done"
+    assert f'id="sha256">{row.sha256}<' in html
+    assert 'id="download"' in html and "Generate now" not in html
+    # a queued export (asked for by the page's script) offers "Generate now" on its page
+    queued = web.post("/trial-data/exports", data={"format": "odm", "defer": "1"}).get_json()
+    assert "Generate now" in web.get(queued["page_url"]).get_data(as_text=True)
+    ran = web.post(queued["run_url"])
+    assert ran.status_code == 302 and ran.headers["Location"].endswith(queued["page_url"])
