@@ -465,3 +465,17 @@ def test_the_re_check_validity_is_the_protocols(ward: Any) -> None:
         rechecks.problem(db.session, patient, "M3", now=later, zone=dt.UTC)
     )
     assert patients.receives_cells(patient)
+
+
+def test_a_control_arm_patient_has_no_infusion_to_re_check_for(ward: Any, clients: Any) -> None:
+    patient = ward.patient(arm="CONTROL")
+    assert not patients.receives_cells(patient)
+    nurse = clients.api(ward.clinic.clinician)
+    assert nurse.get(f"/api/v1/patients/{patient.id}/rechecks/visits").get_json() == []
+    refused = nurse.post(f"/api/v1/patients/{patient.id}/rechecks", json=body())
+    assert refused.status_code == 422
+    assert "never receives cells" in refused.get_json()["errors"]["patient"][0]
+    assert rechecks_saved() == 0
+    page = clients.web(ward.clinic.clinician).get(f"/patients/{patient.id}/rechecks")
+    text = page.get_data(as_text=True)
+    assert 'id="no-recheck"' in text and 'id="recheck-form"' not in text

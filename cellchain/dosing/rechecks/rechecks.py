@@ -374,7 +374,10 @@ def shown(recheck: PreInfusionRecheck) -> Shown:
 def visit_states(
     session: DbSession, patient: Patient, *, now: dt.datetime, zone: ZoneInfo
 ) -> list[VisitRecheck]:
-    """Each of the patient's visits that needs a re-check, with its state now."""
+    """Each of the patient's visits that needs a re-check, with its state now; none for a
+    patient whose arm never receives cells (there is no infusion to re-check for)."""
+    if not patients.receives_cells(patient):
+        return []
     states = []
     for code, name in visits(patient):
         recheck = latest(session, patient, code)
