@@ -359,8 +359,9 @@ def test_day_0_relies_on_the_enrolment_checklist(ward: Any, clients: Any) -> Non
 def test_the_order_page_refuses_a_month_3_dose_without_a_re_check(ward: Any, clients: Any) -> None:
     patient = month_3_patient(ward)
     web = clients.web(ward.lab.tech)
-    plan = web.get(f"/patients/{patient.id}/doses/M3")
-    assert "No pre-infusion re-check for Month 3" in plan.get_data(as_text=True)
+    plan = web.get(f"/patients/{patient.id}/doses/M3").get_data(as_text=True)
+    assert "No pre-infusion re-check for Month 3" in plan
+    assert f'href="/patients/{patient.id}/rechecks" id="recheck-link"' in plan
     refused = web.post(f"/patients/{patient.id}/doses/M3", data={})
     assert refused.status_code == 422
     assert "No pre-infusion re-check for Month 3" in refused.get_data(as_text=True)
