@@ -31,7 +31,7 @@ from cellchain.donors.models import (
     InfectiousResult,
     ScreeningOutcome,
 )
-from cellchain.dosing import orders, patients
+from cellchain.dosing import orders, patients, randomization
 from cellchain.dosing import service as dosing
 from cellchain.dosing.models import DoseOrder, Patient
 from cellchain.extensions import DbSession
@@ -67,6 +67,7 @@ DEMO_USERS: tuple[DemoUser, ...] = (
     DemoUser("clinician", "Casey Clinician (demo)", Role.CLINICIAN),
     DemoUser("nurse", "Nico Nurse (demo)", Role.CLINICIAN),  # the bedside's second clinician
     DemoUser("investigator", "Ivy Investigator (demo)", Role.INVESTIGATOR),
+    DemoUser("statistician", "Stella Statistician (demo)", Role.STATISTICIAN),
     DemoUser("admin", "Ada Admin (demo)", Role.ADMIN),
 )
 
@@ -458,8 +459,17 @@ def _seed_patients(
         )
         for item in every_item
     }
+    # the statistician's signed list, in the order the patients were enrolled (1:1, 10)
+    randomization.import_list(
+        session,
+        protocol,
+        text="\n".join(f"R-{n:03d},{row[1]}" for n, row in enumerate(_DEMO_PATIENTS, 1)),
+        user=users["statistician"],
+        password=passwords["statistician"],
+        now=now - dt.timedelta(days=max(row[5] for row in _DEMO_PATIENTS) + 1),
+    )
     enrolled: dict[str, Patient] = {}
-    for number, (study_id, arm, age, sex, weight, days_ago) in enumerate(_DEMO_PATIENTS, 1):
+    for study_id, _arm, age, sex, weight, days_ago in _DEMO_PATIENTS:
         enrolled_at = now - dt.timedelta(days=days_ago)
         local = enrolled_at.astimezone(site_zone).date()
         patient = patients.enrol(
@@ -470,8 +480,6 @@ def _seed_patients(
                 date_of_birth=dt.date(local.year - age, local.month, min(local.day, 28))
                 - dt.timedelta(days=40),
                 sex=sex,
-                arm=arm,
-                randomization_number=f"R-{number:03d}",
                 day0=now.astimezone(site_zone).date(),
                 answers=answers,
             ),

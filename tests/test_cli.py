@@ -56,14 +56,14 @@ def test_demo_builds_a_fresh_database_with_users_for_every_role(tmp_path: Path, 
         assert f"{username}-demo-pass" in result.output
     engine = create_engine(f"sqlite:///{database}")
     with engine.connect() as conn:
-        assert conn.scalar(text("SELECT count(*) FROM users")) == 7
+        assert conn.scalar(text("SELECT count(*) FROM users")) == 8
         assert conn.scalar(text("SELECT status FROM protocols")) == "effective"
         assert conn.scalar(text("SELECT status FROM product_definitions")) == "effective"
         # protocol, product definition, specification, four eligible donations'
         # determinations, a release, a closed OOS investigation, a rejection, and the second
         # checks of the five MSC-arm patients' day-0 doses, and AS-003's bedside check signed by
-        # two clinicians
-        assert conn.scalar(text("SELECT count(*) FROM signatures")) == 17
+        # two clinicians, and the statistician's randomization list
+        assert conn.scalar(text("SELECT count(*) FROM signatures")) == 18
         arms = conn.execute(text("SELECT arm, count(*) FROM patients GROUP BY 1 ORDER BY 1"))
         assert dict(arms.all()) == {"CONTROL": 5, "MSC": 5}
         doses = "SELECT visit, status, count(*) FROM dose_orders GROUP BY 1, 2 ORDER BY 2"
@@ -96,7 +96,7 @@ def test_demo_builds_a_fresh_database_with_users_for_every_role(tmp_path: Path, 
     again = CliRunner().invoke(main, ["demo", "--no-serve", "--database", str(database)])
     assert again.exit_code == 0
     with engine.connect() as conn:
-        assert conn.scalar(text("SELECT count(*) FROM users")) == 7
+        assert conn.scalar(text("SELECT count(*) FROM users")) == 8
 
 
 def test_init_creates_the_first_admin_and_the_protocol_draft(run, monkeypatch):

@@ -65,6 +65,7 @@ T, QC, QA, CLIN, INV, ADM = (
     Role.INVESTIGATOR,
     Role.ADMIN,
 )
+STAT = Role.STATISTICIAN
 EVERYONE = frozenset(Role)
 PUBLIC = "public"
 
@@ -274,6 +275,12 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("patients_api.second_check", "POST"): frozenset({T, QA}),
     ("patients_api.cancel_dose", "POST"): frozenset({T}),
     ("patients_api.destroy_dose", "POST"): frozenset({CLIN, INV}),
+    ("dosing.randomization_page", "GET"): EVERYONE,
+    ("dosing.generate_schedule", "POST"): frozenset({STAT}),
+    ("dosing.import_schedule", "POST"): frozenset({STAT}),
+    ("patients_api.randomization_status", "GET"): EVERYONE,
+    ("patients_api.generate_schedule", "POST"): frozenset({STAT}),
+    ("patients_api.import_schedule", "POST"): frozenset({STAT}),
     ("coi.report", "GET"): EVERYONE,
     ("coi.report_pdf", "GET"): EVERYONE,
     ("coi_api.coi_report", "GET"): EVERYONE,
@@ -599,7 +606,7 @@ class Clients:
 #: administrator's routes, its signing role suspended (no super-user).
 ACCOUNTS: list[tuple[frozenset[Role], frozenset[Role]]] = [
     *((frozenset({role}), frozenset({role})) for role in Role),
-    *((frozenset({ADM, signing}), frozenset({ADM})) for signing in (QA, QC, INV)),
+    *((frozenset({ADM, signing}), frozenset({ADM})) for signing in (QA, QC, INV, STAT)),
 ]
 
 

@@ -104,6 +104,7 @@ class World:
 @pytest.fixture
 def world(ward: Ward, make_user: Any) -> World:
     admin = make_user("ada", "admin")
+    ward.clinic.randomize("MSC", "MSC", "MSC", "MSC", "CONTROL")  # the last one: control
     at_bedside = [ward.at_bedside()[1] for _ in range(3)]
     in_lab = ward.prepared()
     control = ward.patient(arm="CONTROL")

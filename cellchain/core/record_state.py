@@ -75,6 +75,8 @@ DIGESTED_COLUMNS: dict[str, frozenset[str]] = {
     "users": frozenset({"password_hash"}),
     # an exported file: its SHA-256 is audited with the export (trial_data/exports.py)
     "trial_data_exports": frozenset({"content"}),
+    # an unused slot's arm is concealed from everyone who reads the trail (issue 19)
+    "randomization_slots": frozenset({"allocation"}),
 }
 
 STATE_ACTION = "records.state"

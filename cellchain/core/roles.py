@@ -3,7 +3,8 @@
 A user holds one or more roles. Routes ask for a *permission*, never a role, so that the
 table below is the one place that says who may do what; the README prints it for sites.
 There is no super-user: an administrator manages accounts but cannot release a lot, never
-holds a signing role (QA, QC analyst, investigator) as well, and never changes their own roles.
+holds a signing role (QA, QC analyst, investigator, statistician) as well, and never changes
+their own roles.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Role(enum.StrEnum):
     QA = "qa"
     CLINICIAN = "clinician"
     INVESTIGATOR = "investigator"
+    STATISTICIAN = "statistician"
     ADMIN = "admin"
 
     @property
@@ -38,6 +40,7 @@ ROLE_LABELS: dict[Role, str] = {
     Role.QA: "Quality assurance",
     Role.CLINICIAN: "Clinician",
     Role.INVESTIGATOR: "Investigator",
+    Role.STATISTICIAN: "Trial statistician",
     Role.ADMIN: "Administrator",
 }
 
@@ -71,7 +74,9 @@ class Permission(enum.StrEnum):
     DISPOSE_LOTS = "dispose_lots"  #: release or reject a lot with an e-signature
     PRINT_LABELS = "print_labels"  #: print and reprint (with a reason) unit and lot labels
     RECONCILE_LABELS = "reconcile_labels"  #: count printed labels applied or destroyed
-    ENROL_PATIENTS = "enrol_patients"  #: enrol trial patients (checklist, arm, COI)
+    ENROL_PATIENTS = "enrol_patients"  #: enrol trial patients (checklist, COI; arm drawn)
+    MANAGE_RANDOMIZATION = "manage_randomization"  #: generate or import the signed schedule
+    SEE_ARMS = "see_arms"  #: see a patient's arm and randomization number (single blind)
     RECORD_WEIGHTS = "record_weights"  #: record a patient's body weight
     PREPARE_DOSES = "prepare_doses"  #: order a dose and allocate its bags
     CHECK_DOSES = "check_doses"  #: second-check a dose prepared by someone else, e-signed
@@ -120,6 +125,8 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.PRINT_LABELS: frozenset({Role.TECHNICIAN, Role.QA}),
     Permission.RECONCILE_LABELS: frozenset({Role.TECHNICIAN, Role.QA}),
     Permission.ENROL_PATIENTS: frozenset({Role.CLINICIAN, Role.INVESTIGATOR}),
+    Permission.MANAGE_RANDOMIZATION: frozenset({Role.STATISTICIAN}),
+    Permission.SEE_ARMS: frozenset({Role.QA, Role.STATISTICIAN, *CLINIC_STAFF}),
     Permission.RECORD_WEIGHTS: frozenset({Role.CLINICIAN, Role.INVESTIGATOR}),
     Permission.PREPARE_DOSES: frozenset({Role.TECHNICIAN}),
     Permission.CHECK_DOSES: frozenset({Role.TECHNICIAN, Role.QA}),
@@ -138,7 +145,8 @@ GRANTS: dict[Permission, frozenset[Role]] = {
 
 
 #: Roles whose holders sign the records that release product to patients (DOMAIN.md §7).
-SIGNING_ROLES = frozenset({Role.QA, Role.QC_ANALYST, Role.INVESTIGATOR})
+#: The statistician signs the randomization schedule, which decides who is given cells.
+SIGNING_ROLES = frozenset({Role.QA, Role.QC_ANALYST, Role.INVESTIGATOR, Role.STATISTICIAN})
 
 
 def role_conflict(roles: set[Role] | frozenset[Role]) -> frozenset[Role]:

@@ -7,15 +7,18 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from cellchain.core.roles import Permission
+from cellchain.core import signatures
+from cellchain.core.roles import Permission, has_permission
 from cellchain.documents.api import document_api
-from cellchain.dosing import exceptions, orders, patients
+from cellchain.dosing import exceptions, orders, patients, randomization
 from cellchain.dosing.commands import (
     cancel_as_user,
     check_as_user,
     confirm_weight_as_user,
     destroy_as_user,
     enrol_as_user,
+    generate_schedule_as_user,
+    import_schedule_as_user,
     order_as_user,
     weigh_as_user,
     weight_refused,
@@ -31,15 +34,18 @@ from cellchain.dosing.schemas import (
     EnrolIn,
     PatientDetailOut,
     PatientOut,
+    PermutedBlockIn,
     ProtocolOut,
+    RandomizationListIn,
+    RandomizationStatusOut,
     SecondCheckIn,
     WeightConfirmIn,
     WeightIn,
     WeightOut,
 )
 from cellchain.dosing.service import PROTOCOLS
-from cellchain.extensions import db
-from cellchain.http import now, requires, site_zone, unit_of_work
+from cellchain.extensions import DbSession, db
+from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
 from cellchain.traceability.models import Recall
 from cellchain.traceability.notices import recalls_naming
 
@@ -72,9 +78,16 @@ class Shown:
 
 
 def patient_out(patient: Patient, recalls: list[Recall] | None = None) -> Shown:
-    """A patient as ``PatientDetailOut`` dumps it (``PatientOut`` shows a part of it)."""
+    """A patient as ``PatientDetailOut`` dumps it (``PatientOut`` shows a part of it); the arm
+    and randomization number are null for a role that does not see arms (``SEE_ARMS``)."""
+    concealed = (
+        {}
+        if randomization.may_see_arms(acting_user().roles)
+        else {"arm": None, "randomization_number": None}
+    )
     return Shown(
         patient,
+        **concealed,
         receives_cells=patients.receives_cells(patient),
         visits=patients.schedule(patient),
         recalls=recalls or [],
@@ -218,3 +231,63 @@ def destroy_dose(data: dict[str, Any], order_id: int) -> Any:
     with unit_of_work() as session:
         order = destroy_as_user(session, order_id, data)
     return dose_out(order)
+
+
+def randomization_out(session: DbSession) -> Shown:
+    """The trial's randomization as ``RandomizationStatusOut`` dumps it: counts for everyone,
+    every slot with its arm for the statistician only."""
+    protocol = patients.protocol_in_force(session)
+    view = randomization.status(session, protocol)
+    schedule = (
+        Shown(view.schedule, signatures=signatures.manifest(session, view.schedule))
+        if view.schedule is not None
+        else None
+    )
+    slots = (
+        list(view.schedule.slots)
+        if view.schedule is not None
+        and has_permission(acting_user().roles, Permission.MANAGE_RANDOMIZATION)
+        else None
+    )
+    return Shown(
+        view,
+        protocol=protocol.code,
+        remaining=view.remaining,
+        schedule=schedule,
+        slots=slots,
+    )
+
+
+@patients_api.get("/randomization")
+@requires(Permission.READ_RECORDS)
+@patients_api.response(200, RandomizationStatusOut)
+def randomization_status() -> Any:
+    """The trial's randomization schedule: method, signature, used and remaining slots. The
+    slots and their arms are listed for the trial statistician only (allocation concealed)."""
+    return randomization_out(db.session)
+
+
+@patients_api.post("/randomization/permuted-block")
+@requires(Permission.MANAGE_RANDOMIZATION)
+@patients_api.arguments(PermutedBlockIn)
+@patients_api.response(201, RandomizationStatusOut)
+def generate_schedule(data: dict[str, Any]) -> Any:
+    """Generate the permuted-block schedule from the statistician's seed (stored only as its
+    SHA-256), signed with their password. Replaces an active schedule none of whose slots is
+    used (409 once one is)."""
+    with unit_of_work() as session:
+        generate_schedule_as_user(session, data)
+    return randomization_out(db.session)
+
+
+@patients_api.post("/randomization/import")
+@requires(Permission.MANAGE_RANDOMIZATION)
+@patients_api.arguments(RandomizationListIn)
+@patients_api.response(201, RandomizationStatusOut)
+def import_schedule(data: dict[str, Any]) -> Any:
+    """Import a randomization list (CSV: randomization number, arm), signed with the
+    password; refused when an arm is unknown, a number repeated, or the counts do not fit
+    the planned enrolment and ratio."""
+    with unit_of_work() as session:
+        import_schedule_as_user(session, data)
+    return randomization_out(db.session)

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from cellchain.core import accounts
-from cellchain.dosing import exceptions, orders, patients
-from cellchain.dosing.models import DoseOrder, Patient, Weight
+from cellchain.dosing import exceptions, orders, patients, randomization
+from cellchain.dosing.models import DoseOrder, Patient, RandomizationSchedule, Weight
 from cellchain.extensions import DbSession
 from cellchain.http import AuditedRefusal, acting_user, facility_code, now, site_zone
 
@@ -19,8 +19,6 @@ def enrolment_of(data: dict[str, Any]) -> patients.Enrolment:
         study_id=data["study_id"],
         date_of_birth=data["date_of_birth"],
         sex=data["sex"],
-        arm=data["arm"],
-        randomization_number=data["randomization_number"],
         day0=data["day0"],
         answers={
             code: patients.ChecklistAnswer(item.get("answer"), item.get("value"))
@@ -134,5 +132,30 @@ def destroy_as_user(session: DbSession, order_id: int, data: dict[str, Any]) -> 
         witness=accounts.user_named(session, data["witness"], strip=True),
         witness_password=data["witness_password"],
         reason=data["reason"],
+        now=now(),
+    )
+
+
+def generate_schedule_as_user(session: DbSession, data: dict[str, Any]) -> RandomizationSchedule:
+    """The acting statistician's permuted-block schedule from loaded ``PermutedBlockIn``."""
+    return randomization.generate(
+        session,
+        patients.protocol_in_force(session),
+        seed=data["seed"],
+        block_sizes=data["block_sizes"],
+        user=acting_user(),
+        password=data["password"],
+        now=now(),
+    )
+
+
+def import_schedule_as_user(session: DbSession, data: dict[str, Any]) -> RandomizationSchedule:
+    """The acting statistician's imported list from loaded ``RandomizationListIn``."""
+    return randomization.import_list(
+        session,
+        patients.protocol_in_force(session),
+        text=data["csv"],
+        user=acting_user(),
+        password=data["password"],
         now=now(),
     )

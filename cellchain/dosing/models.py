@@ -303,6 +303,106 @@ class DoseBag(Recorded, Model):
     unit: Mapped[Unit] = relationship()
 
 
+class RandomizationMethod(LabelledEnum):
+    PERMUTED_BLOCK = "permuted_block"  #: generated here from the statistician's seed
+    IMPORTED = "imported"  #: a list made elsewhere, imported as CSV
+
+
+class ScheduleStatus(LabelledEnum):
+    ACTIVE = "active"  #: the schedule enrolment draws from
+    SUPERSEDED = "superseded"  #: replaced before any slot was used
+
+
+class RandomizationSchedule(Recorded, Model):
+    """A trial's randomization schedule, signed by the statistician (``randomization.py``):
+    one slot per planned patient, drawn in sequence at enrolment. One active schedule per
+    trial; replaced only while no slot is used."""
+
+    __tablename__ = "randomization_schedules"
+    __table_args__ = (
+        CheckConstraint(f"method IN ({sql_values(RandomizationMethod)})", name="method_known"),
+        CheckConstraint(f"status IN ({sql_values(ScheduleStatus)})", name="status_known"),
+        Index(
+            "uq_randomization_schedules_active",
+            "protocol_code",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
+    signature_entity_type: ClassVar[str] = "randomization_schedule"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: the trial (protocol code); the schedule outlives a new version of its protocol
+    protocol_code: Mapped[str] = mapped_column(String(40))
+    #: the protocol version whose ratio and planned enrolment it was made for
+    protocol_id: Mapped[int] = mapped_column(ForeignKey("protocols.id"))
+    method: Mapped[str] = mapped_column(String(20))
+    ratio: Mapped[str] = mapped_column(String(20))
+    planned_enrolment: Mapped[int] = mapped_column(Integer)
+    #: permuted blocks: the block sizes drawn from, e.g. "2,4"; null for an imported list
+    block_sizes: Mapped[str | None] = mapped_column(String(40))
+    #: SHA-256 of the seed (the seed itself is never stored) or of the imported list
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    protocol: Mapped[Protocol] = relationship()
+    created_by: Mapped[User] = relationship()
+    slots: Mapped[list[RandomizationSlot]] = relationship(
+        back_populates="schedule", order_by="RandomizationSlot.sequence"
+    )
+
+    @property
+    def signature_entity_id(self) -> str:
+        return str(self.id)
+
+    def signed_content(self) -> dict[str, Any]:
+        """What the statistician signs: the method, its source and every slot in order."""
+        return {
+            "protocol": self.protocol_code,
+            "method": self.method,
+            "ratio": self.ratio,
+            "planned_enrolment": self.planned_enrolment,
+            "block_sizes": self.block_sizes,
+            "source_sha256": self.source_sha256,
+            "slots": [[s.sequence, s.randomization_number, s.arm] for s in self.slots],
+        }
+
+
+class RandomizationSlot(Recorded, Model):
+    """One place of a schedule: its randomization number and arm, and the patient it went to.
+    The arm is concealed until enrolment is complete: only the statistician's pages show an
+    unused slot's arm, and the trail holds a digest of ``allocation`` (arm and a random nonce),
+    not the arm."""
+
+    __tablename__ = "randomization_slots"
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "sequence", name="uq_randomization_slots_sequence"),
+        UniqueConstraint(
+            "schedule_id", "randomization_number", name="uq_randomization_slots_number"
+        ),
+        CheckConstraint("sequence > 0", name="sequence_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("randomization_schedules.id"))
+    sequence: Mapped[int] = mapped_column(Integer)
+    randomization_number: Mapped[str] = mapped_column(String(30))
+    #: the arm's code, a colon and a random nonce ("MSC:9f…"): digested in the trail, so the
+    #: trail never shows an unused slot's arm and a change in SQL is still named
+    allocation: Mapped[str] = mapped_column(String(60))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), unique=True)
+    allocated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    schedule: Mapped[RandomizationSchedule] = relationship(back_populates="slots")
+
+    @property
+    def arm(self) -> str:
+        return self.allocation.split(":", 1)[0]
+
+
 class PreInfusionRecheck(Recorded, Model):
     """A clinician's re-confirmation, before an infusion after the first (M3), of the
     eligibility items that can change since enrolment (the protocol's ``pre_infusion_recheck``:

@@ -2,7 +2,8 @@
 
 A patient is enrolled under the protocol version in force: age at enrolment within the
 protocol's range, every inclusion item met (numeric items checked against the entered value),
-no exclusion item present. The arm comes from the trial's randomization; the chain-of-identity
+no exclusion item present. The arm and randomization number are drawn from the statistician's
+signed schedule (``randomization.py``), never chosen by the enroller; the chain-of-identity
 identifier is allocated at enrolment. Names and record numbers never enter this system.
 
 Services flush; the caller commits (one use case, one transaction).
@@ -27,6 +28,7 @@ from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, has_permission
 from cellchain.core.types import canonical_json
+from cellchain.dosing import randomization
 from cellchain.dosing.defaults import NCT01420432_CODE
 from cellchain.dosing.models import (
     ACTIVE_DOSE_STATUSES,
@@ -70,8 +72,6 @@ class Enrolment:
     study_id: str
     date_of_birth: dt.date
     sex: str
-    arm: str
-    randomization_number: str | None
     day0: dt.date
     answers: Mapping[str, ChecklistAnswer]
 
@@ -131,15 +131,17 @@ def enrol(
         errors["study_id"] = [f"{study_id} is already enrolled."]
     if errors:
         raise InvalidInput("The patient cannot be enrolled: " + summarize(errors), errors=errors)
+    # the arm is drawn from the statistician's signed schedule once the patient qualifies;
+    # refused (nothing saved, no COI issued) when none is signed or every slot is used
+    schedule = randomization.ready_for(session, protocol)
     patient = Patient(
         study_id=study_id,
         coi="",
         protocol_id=protocol.id,
         date_of_birth=form.date_of_birth,
         sex=form.sex,
-        arm=form.arm,
+        arm="",
         arm_source=ArmSource.TRIAL_RANDOMIZATION,
-        randomization_number=(form.randomization_number or "").strip() or None,
         checklist_json=canonical_json(
             {code: {"answer": a.answer, "value": a.value} for code, a in form.answers.items()}
         ),
@@ -150,6 +152,8 @@ def enrol(
     )
     session.add(patient)
     session.flush()
+    slot = randomization.draw(session, schedule, patient, now=now)
+    patient.arm, patient.randomization_number = slot.arm, slot.randomization_number
     issued = numbering.allocate_coi(
         session,
         facility_code=facility_code,
@@ -170,7 +174,8 @@ def enrol(
         changes={
             "study_id": (None, study_id),
             "coi": (None, issued.code),
-            "arm": (None, form.arm),
+            "arm": (None, slot.arm),
+            "randomization_number": (None, slot.randomization_number),
             "protocol": (None, f"{protocol.code} v{protocol.version}"),
             "day0": (None, form.day0),
         },
@@ -540,9 +545,6 @@ def _enrolment_errors(
         ]
     if form.sex not in {member.value for member in Sex}:
         errors["sex"] = ["Choose female, male or other."]
-    arms = {arm["code"] for arm in parameters["arms"]}
-    if form.arm not in arms:
-        errors["arm"] = [f"Choose the arm from the randomization: {', '.join(sorted(arms))}."]
     if form.day0 < today:
         errors["day0"] = ["Day 0 (the first infusion) cannot be before enrolment."]
     for item in parameters["inclusion"]:

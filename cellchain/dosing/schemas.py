@@ -26,18 +26,35 @@ class AnswerIn(ma.Schema):
 
 
 class EnrolIn(ma.Schema):
-    """Enrol a patient: study ID, date of birth, sex, the arm from the trial's randomization,
-    the planned day 0 and every checklist item (yes/no; a value for numeric items)."""
+    """Enrol a patient: study ID, date of birth, sex, the planned day 0 and every checklist
+    item (yes/no; a value for numeric items). The arm and randomization number are drawn
+    from the signed randomization schedule at enrolment: sending either is refused."""
 
     study_id = ma.fields.String(required=True, validate=validate.Length(min=1, max=30))
     date_of_birth = ma.fields.Date(required=True)
     sex = ma.fields.String(required=True, validate=validate.OneOf([s.value for s in Sex]))
-    arm = ma.fields.String(required=True)
-    randomization_number = ma.fields.String(load_default=None, allow_none=True)
     day0 = ma.fields.Date(required=True, metadata={"description": "Planned first infusion"})
     answers = ma.fields.Dict(
         keys=ma.fields.String(), values=ma.fields.Nested(AnswerIn), load_default=dict
     )
+
+    @ma.pre_load
+    def refuse_chosen_arm(self, data: Any, **_: Any) -> Any:
+        """The enroller never picks the arm (allocation concealment, issue 19)."""
+        if isinstance(data, dict):
+            chosen = sorted(name for name in ("arm", "randomization_number") if name in data)
+            if chosen:
+                raise ma.ValidationError(
+                    {
+                        name: [
+                            "Not chosen at enrolment: the arm and randomization number are "
+                            "drawn from the signed randomization schedule when the patient "
+                            "is enrolled."
+                        ]
+                        for name in chosen
+                    }
+                )
+        return data
 
 
 class WeightIn(ma.Schema):
@@ -216,3 +233,65 @@ class DosePlanOut(ma.Schema):
         ]
     )
     working = ma.fields.Function(lambda p: list(p.calculation.working))
+
+
+class PermutedBlockIn(ma.Schema):
+    """Generate a permuted-block schedule: the seed (kept by the statistician, stored only as
+    its SHA-256), the block sizes (multiples of the ratio's total) and the password."""
+
+    seed = ma.fields.String(required=True, load_only=True)
+    block_sizes = ma.fields.List(
+        ma.fields.Integer(validate=validate.Range(min=1, max=100)),
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "e.g. [2, 4] for 1:1; default: the ratio's total and twice it"},
+    )
+    password = ma.fields.String(required=True, load_only=True)
+
+
+class RandomizationListIn(ma.Schema):
+    """Import a randomization list: CSV lines "randomization number,arm" (a header line
+    allowed), one per planned patient, signed with the password."""
+
+    csv = ma.fields.String(required=True, validate=validate.Length(min=1, max=100_000))
+    password = ma.fields.String(required=True, load_only=True)
+
+
+class RandomizationSlotOut(ma.Schema):
+    sequence = ma.fields.Integer()
+    randomization_number = ma.fields.String()
+    arm = ma.fields.String()
+    used = ma.fields.Function(lambda s: s.patient_id is not None)
+    allocated_at = ma.fields.AwareDateTime(allow_none=True)
+
+
+class RandomizationScheduleOut(ma.Schema):
+    id = ma.fields.Integer()
+    protocol = ma.fields.String(attribute="protocol_code")
+    method = ma.fields.String()
+    ratio = ma.fields.String()
+    planned_enrolment = ma.fields.Integer()
+    block_sizes = ma.fields.String(allow_none=True)
+    source_sha256 = ma.fields.String(
+        metadata={"description": "SHA-256 of the seed (never stored) or of the imported list"}
+    )
+    status = ma.fields.String()
+    created_at = ma.fields.AwareDateTime()
+    created_by = ma.fields.Function(lambda s: s.created_by.username)
+    signatures = ma.fields.Method("dump_signatures")
+
+    def dump_signatures(self, schedule: Any) -> list[dict[str, Any]]:
+        """The signatures the API hands in, each checked."""
+        return cast(list[dict[str, Any]], SignatureOut(many=True).dump(schedule.signatures))
+
+
+class RandomizationStatusOut(ma.Schema):
+    """The trial's randomization: used and remaining slots; the slots with their arms only
+    for the statistician (handed in as ``slots``, else null)."""
+
+    protocol = ma.fields.String()
+    planned_enrolment = ma.fields.Integer(attribute="planned")
+    used = ma.fields.Integer()
+    remaining = ma.fields.Integer()
+    schedule = ma.fields.Nested(RandomizationScheduleOut, allow_none=True)
+    slots = ma.fields.List(ma.fields.Nested(RandomizationSlotOut), allow_none=True)

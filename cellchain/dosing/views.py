@@ -12,15 +12,17 @@ from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
 from cellchain.core import signatures
-from cellchain.core.roles import Permission
+from cellchain.core.roles import Permission, has_permission
 from cellchain.documents.views import add_document_pages
-from cellchain.dosing import exceptions, orders, patients
+from cellchain.dosing import exceptions, orders, patients, randomization
 from cellchain.dosing.commands import (
     cancel_as_user,
     check_as_user,
     confirm_weight_as_user,
     destroy_as_user,
     enrol_as_user,
+    generate_schedule_as_user,
+    import_schedule_as_user,
     order_as_user,
     weigh_as_user,
     weight_refused,
@@ -31,6 +33,8 @@ from cellchain.dosing.schemas import (
     DoseDestroyIn,
     DoseOrderIn,
     EnrolIn,
+    PermutedBlockIn,
+    RandomizationListIn,
     SecondCheckIn,
     WeightConfirmIn,
     WeightIn,
@@ -240,10 +244,7 @@ def _enrol_page(protocol: Protocol, error: DomainError | None = None) -> Respons
                 error,
                 protocol=protocol,
                 sexes=[{"value": s.value} for s in Sex],
-                arms=[
-                    {"value": arm["code"], "label": f"{arm['name']} ({arm['code']})"}
-                    for arm in protocol.parameters["arms"]
-                ],
+                randomization=randomization.status(db.session, protocol),
             ),
         ),
         error.status if error else 200,
@@ -340,3 +341,76 @@ def _order_form(form: MultiDict[str, str], visit: str) -> MultiDict[str, Any]:
             "reason": form.get("override_reason", ""),
         }
     return data
+
+
+# --- randomization (issue 19) -------------------------------------------------------------------
+
+
+@blueprint.get("/randomization")
+@requires(Permission.READ_RECORDS)
+def randomization_page() -> ResponseReturnValue:
+    return _randomization_page()
+
+
+@blueprint.post("/randomization/permuted-block")
+@requires(Permission.MANAGE_RANDOMIZATION)
+def generate_schedule() -> ResponseReturnValue:
+    form = MultiDict(request.form)
+    sizes = [size for size in form.get("block_sizes", "").replace(" ", "").split(",") if size]
+    form.setlist("block_sizes", sizes)
+    try:
+        data = load_form(PermutedBlockIn(), form, lists=("block_sizes",))
+        with unit_of_work() as session:
+            schedule = generate_schedule_as_user(session, data)
+            message = (
+                f"Permuted-block schedule of {schedule.planned_enrolment} slots signed. Keep the "
+                "seed in the trial master file: it is not stored and never shown again."
+            )
+    except DomainError as error:
+        return _randomization_page(error, "generate")
+    flash(message, "success")
+    return redirect(url_for("dosing.randomization_page"))
+
+
+@blueprint.post("/randomization/import")
+@requires(Permission.MANAGE_RANDOMIZATION)
+def import_schedule() -> ResponseReturnValue:
+    form = MultiDict(request.form)
+    upload = request.files.get("file")
+    if upload is not None and upload.filename and not form.get("csv", "").strip():
+        form["csv"] = upload.read().decode("utf-8-sig", errors="replace")
+    try:
+        data = load_form(RandomizationListIn(), form)
+        with unit_of_work() as session:
+            schedule = import_schedule_as_user(session, data)
+            message = (
+                f"Randomization list of {schedule.planned_enrolment} slots imported and signed."
+            )
+    except DomainError as error:
+        return _randomization_page(error, "import")
+    flash(message, "success")
+    return redirect(url_for("dosing.randomization_page"))
+
+
+def _randomization_page(
+    error: DomainError | None = None, which: str | None = None
+) -> ResponseReturnValue:
+    protocol = patients.protocol_in_force(db.session)
+    view = randomization.status(db.session, protocol)
+    statistician = has_permission(acting_user().roles, Permission.MANAGE_RANDOMIZATION)
+    return (
+        render_template(
+            "dosing/randomization.html",
+            **refusal_context(
+                error,
+                protocol=protocol,
+                view=view,
+                which=which,
+                statistician=statistician,
+                slots=view.schedule.slots if view.schedule is not None and statistician else [],
+                manifests=signatures.manifest(db.session, view.schedule) if view.schedule else [],
+                counts=randomization.expected_counts(protocol),
+            ),
+        ),
+        error.status if error else 200,
+    )

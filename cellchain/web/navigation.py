@@ -33,6 +33,7 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Products", "manufacturing.products", Permission.READ_RECORDS),
     NavItem("Specifications", "quality.specifications", Permission.READ_RECORDS),
     NavItem("Protocols", "dosing.protocols", Permission.READ_RECORDS),
+    NavItem("Randomization", "dosing.randomization_page", Permission.MANAGE_RANDOMIZATION),
     NavItem("Audit trail", "admin.audit_review", Permission.READ_AUDIT),
     NavItem("Users", "admin.users", Permission.MANAGE_USERS),
     NavItem("My account", "admin.account", Permission.USE_APP),

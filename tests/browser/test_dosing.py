@@ -1,5 +1,6 @@
-"""Dosing in a real browser: the clinician enrols a patient through the checklist and records
-a weight; the technician plans and orders the day-0 dose, reading the arithmetic; QA does the
+"""Dosing in a real browser: the clinician fills the enrolment checklist of a trial whose
+planned enrolment is reached (refused) and records a weight; the technician cancels the dose
+made from the old weight, plans and orders the day-0 dose, reading the arithmetic; QA does the
 independent second check with a password and prints the dose label, whose QR code scans back
 to the prepared dose."""
 
@@ -43,10 +44,11 @@ def test_enrol_weigh_order_second_check_and_label_a_day_0_dose(
     main_nav(page).get_by_role("link", name="Patients", exact=True).click()
     expect(page.locator("#patients tbody tr")).to_have_count(10)  # the demo's trial
     page.locator("#enrol-link").click()
+    # the demo's trial is full: 10 planned (1:1), 10 randomized by the statistician's list
+    expect(page.locator("#randomization-note")).to_contain_text("Planned enrolment of 10 reached")
     page.locator("#study_id").fill("AS-011")
     page.locator("#date_of_birth").fill(today.replace(year=today.year - 33).isoformat())
     page.locator("#sex").select_option("female")
-    page.locator("#arm").select_option("MSC")
     page.locator("#day0").fill(today.isoformat())
     for item in NCT01420432_PARAMETERS["inclusion"]:
         if item.get("measure"):
@@ -57,21 +59,32 @@ def test_enrol_weigh_order_second_check_and_label_a_day_0_dose(
     for item in NCT01420432_PARAMETERS["exclusion"]:
         page.locator(f"input[name='answer.{item['code']}'][value='no']").check()
     page.locator("#enrol-button").click()
+    # a randomization when full: refused, nothing saved, the form kept
+    expect(page.locator("#form-error")).to_contain_text("planned enrolment of NCT01420432")
+    expect(page.locator("#study_id")).to_have_value("AS-011")
+    main_nav(page).get_by_role("link", name="Patients", exact=True).click()
+    expect(page.locator("#patients tbody tr")).to_have_count(10)
+    # AS-007 (MSC arm), whose day-0 dose is still in the lab, is weighed again
+    page.locator("#patients [data-patient='AS-007'] a").first.click()
     expect(page).to_have_url(PATIENT_URL)
-    expect(flash(page)).to_contain_text("AS-011 enrolled")
-    expect(page.locator("#coi")).to_contain_text("CH")
-    page.locator("#weight_kg").fill("70")
+    page.locator("#weight_kg").fill("65")
     page.locator("#weight-button").click()
-    expect(flash(page)).to_contain_text("Weight 70 kg recorded")
+    expect(flash(page)).to_contain_text("Weight 65 kg recorded")
     patient_url = page.url
     log_out(page, live_server)
 
-    # The technician plans the day-0 dose and reads the working before ordering it.
+    # The technician cancels the dose made from the old weight, plans the replacement and
+    # reads the working before ordering it.
     login_as(page, live_server, Role.TECHNICIAN)
     page.goto(patient_url)
-    page.locator("#visits [data-visit='D0'] .order-link").click()
+    page.locator("#visits [data-visit='D0'] a").first.click()
+    page.locator("#cancel-reason").fill("AS-007 re-weighed today: dose recomputed")
+    page.locator("#cancel-password").fill(demo_user(Role.TECHNICIAN).password)
+    page.get_by_role("button", name="Sign and cancel the dose").click()
+    expect(flash(page)).to_contain_text("Dose order cancelled")
+    page.locator("#replacement-link").click()
     expect(page.locator("#plan-volume")).to_contain_text("mL")
-    expect(page.locator("#working li").first).to_contain_text("target cells = 1.00e6/kg × 70 kg")
+    expect(page.locator("#working li").first).to_contain_text("target cells = 1.00e6/kg × 65 kg")
     page.locator("#order-button").click()
     expect(page).to_have_url(DOSE_URL)
     expect(page.locator("#dose-status")).to_have_text("allocated")
@@ -97,7 +110,7 @@ def test_enrol_weigh_order_second_check_and_label_a_day_0_dose(
     page.goto(dose_url)
     dose_code = page.locator("#dose-unit").inner_text().replace(" ", "")
     page.locator("#dose-label-link").click()
-    expect(page.locator("#label-fields")).to_contain_text("Patient AS-011")
+    expect(page.locator("#label-fields")).to_contain_text("Patient AS-007")
     page.locator("#format").select_option("png")
     with page.expect_download() as download:
         page.locator("#print-button").click()

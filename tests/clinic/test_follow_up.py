@@ -137,6 +137,7 @@ def test_a_visit_has_exactly_one_status_and_is_due_iff_open_and_not_done(
 
 
 def test_the_clinic_list_puts_overdue_first_then_by_planned_day(clinic: Any) -> None:
+    clinic.randomize("MSC", "MSC", "CONTROL")  # AS-SIX is the control patient
     new = clinic.enrol(study_id="AS-NEW")  # D0 due today
     late = back_date(clinic.enrol(study_id="AS-LATE"), 100)  # D0 overdue, M3 due
     six = back_date(clinic.enrol(study_id="AS-SIX", arm="CONTROL"), 182)  # M6 due today
@@ -158,6 +159,7 @@ def test_the_clinic_list_puts_overdue_first_then_by_planned_day(clinic: Any) -> 
 
 
 def test_the_clinic_list_can_show_what_comes_up_in_the_next_14_days(clinic: Any) -> None:
+    clinic.randomize("CONTROL", "CONTROL")
     back_date(clinic.enrol(study_id="AS-SOON", arm="CONTROL"), 182 - 14)  # M6 in 14 days
     back_date(clinic.enrol(study_id="AS-LATER", arm="CONTROL"), 182 - 15)  # M6 in 15 days
     assert follow_up.due_visits(db.session, today=today(), zone=UTC) == []

@@ -13,6 +13,7 @@ from tests.support.enrolment import enrol_body
 def test_api_enrols_weighs_orders_and_second_checks_a_dose(
     clinic: Any, released: Any, clients: Any, make_user: Any
 ) -> None:
+    clinic.randomize("MSC")
     nurse = clients.api(clinic.clinician)
     enrolled = nurse.post("/api/v1/patients", json=enrol_body())
     assert enrolled.status_code == 201, enrolled.get_json()
@@ -57,11 +58,12 @@ def test_api_enrols_weighs_orders_and_second_checks_a_dose(
 def test_api_refuses_bad_enrolment_and_a_control_arm_dose_with_reasons(
     clinic: Any, released: Any, clients: Any
 ) -> None:
+    clinic.randomize("CONTROL")
     nurse = clients.api(clinic.clinician)
     young = enrol_body(date_of_birth=utcnow().date().replace(year=utcnow().year - 16).isoformat())
     refused = nurse.post("/api/v1/patients", json=young)
     assert refused.status_code == 422 and "date_of_birth" in refused.get_json()["errors"]
-    control = nurse.post("/api/v1/patients", json=enrol_body(arm="CONTROL")).get_json()
+    control = nurse.post("/api/v1/patients", json=enrol_body()).get_json()
     nurse.post(f"/api/v1/patients/{control['id']}/weights", json={"weight_kg": 70})
     tech = clients.api(clinic.lab.tech)
     dose = tech.post(f"/api/v1/patients/{control['id']}/doses", json={"visit": "D0"})
@@ -76,12 +78,12 @@ def test_api_refuses_bad_enrolment_and_a_control_arm_dose_with_reasons(
 def test_pages_enrol_from_the_checklist_form_and_show_the_working(
     clinic: Any, released: Any, clients: Any
 ) -> None:
+    clinic.randomize("MSC")
     web = clients.web(clinic.clinician)
     form = {
         "study_id": "AS-102",
         "date_of_birth": utcnow().date().replace(year=utcnow().year - 30).isoformat(),
         "sex": "female",
-        "arm": "MSC",
         "day0": utcnow().date().isoformat(),
         "value.ejection_fraction": "40",
         "answer.ejection_fraction": "yes",
@@ -132,6 +134,7 @@ def test_api_override_names_the_investigator_and_a_wrong_password_signs_nothing(
         db.session, draft, user=clinic.lab.qa, password=TEST_PASSWORD, now=utcnow()
     )
     db.session.commit()
+    clinic.randomize("MSC")
     nurse = clients.api(clinic.clinician)
     patient = nurse.post("/api/v1/patients", json=enrol_body()).get_json()
     nurse.post(f"/api/v1/patients/{patient['id']}/weights", json={"weight_kg": 70})

@@ -92,6 +92,7 @@ def _release(bench: Any, lot: Lot, viability: float) -> None:
 
 
 def _order(clinic: Any, clients: Any, weight_kg: float) -> DoseOrder:
+    clinic.randomize("MSC")
     nurse = clients.api(clinic.clinician)
     patient = nurse.post("/api/v1/patients", json=enrol_body()).get_json()
     weighed = nurse.post(f"/api/v1/patients/{patient['id']}/weights", json={"weight_kg": weight_kg})

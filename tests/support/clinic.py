@@ -1,15 +1,17 @@
-"""The clinic: the NCT01420432 protocol in force, a clinician and an investigator, and a
-helper that enrols a patient who meets every criterion."""
+"""The clinic: the NCT01420432 protocol in force, a clinician, an investigator and the trial
+statistician, and a helper that enrols a patient who meets every criterion, randomized by a
+signed list the test chooses (``Clinic.randomize``)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from cellchain.core.types import utcnow
-from cellchain.dosing import patients, service
+from cellchain.dosing import patients, randomization, service
 from cellchain.dosing.defaults import NCT01420432_PARAMETERS
 from cellchain.extensions import db
 from tests.conftest import TEST_PASSWORD
@@ -45,13 +47,27 @@ def enrolment(**changes: Any) -> patients.Enrolment:
         "study_id": "AS-001",
         "date_of_birth": today.replace(year=today.year - 40),
         "sex": "female",
-        "arm": "MSC",
-        "randomization_number": "R-001",
         "day0": today,
         "answers": all_met(),
     }
     values.update(changes)
     return patients.Enrolment(**values)
+
+
+def randomization_list(*arms: str) -> str:
+    """A CSV randomization list whose first slots give ``arms`` in order, filled up to the
+    planned enrolment with the arms the ratio still owes (MSC first): R-001, R-002…"""
+    owed = Counter(
+        {"MSC": PLANNED // 2, "CONTROL": PLANNED // 2}  # NCT01420432: 10 patients, 1:1
+    )
+    owed.subtract(arms)
+    if any(n < 0 for n in owed.values()):
+        raise AssertionError(f"{arms} does not fit 1:1 over {PLANNED} patients")
+    sequence = [*arms, *(["MSC"] * owed["MSC"]), *(["CONTROL"] * owed["CONTROL"])]
+    return "\n".join(f"R-{n:03d},{arm}" for n, arm in enumerate(sequence, 1))
+
+
+PLANNED = int(NCT01420432_PARAMETERS["randomization"]["planned_enrolment"])
 
 
 @dataclass
@@ -60,8 +76,46 @@ class Clinic:
     clinician: Any
     investigator: Any
     protocol: Any
+    statistician: Any
 
-    def enrol(self, **changes: Any) -> Any:
+    def randomize(self, *arms: str) -> Any:
+        """The statistician imports and signs a list whose next slots give ``arms`` (then
+        the rest of the ratio): how a test chooses the arms its patients are randomized to
+        (replacing an unused schedule, as the statistician may)."""
+        schedule = randomization.import_list(
+            db.session,
+            self.protocol,
+            text=randomization_list(*arms),
+            user=self.statistician,
+            password=TEST_PASSWORD,
+            now=utcnow(),
+        )
+        db.session.commit()
+        return schedule
+
+    def next_arm(self) -> str | None:
+        """The arm the next enrolment will draw (test support: a test knows its schedule)."""
+        schedule = randomization.active_schedule(db.session, self.protocol.code)
+        if schedule is None:
+            return None
+        unused = [slot for slot in schedule.slots if slot.patient_id is None]
+        return unused[0].arm if unused else None
+
+    def enrol(self, arm: str = "MSC", **changes: Any) -> Any:
+        """Enrol a patient who meets every criterion and expect the randomization to give
+        them ``arm``: a schedule is imported for it when none is signed (or none of its slots
+        is used yet); otherwise the test declares its arms first with ``randomize``."""
+        changes.pop("randomization_number", None)  # drawn from the schedule
+        schedule = randomization.active_schedule(db.session, self.protocol.code)
+        if schedule is None or (
+            self.next_arm() != arm and randomization.used_slots(db.session, schedule) == 0
+        ):
+            self.randomize(arm)
+        if self.next_arm() != arm:
+            raise AssertionError(
+                f"the randomization's next slot is {self.next_arm()}, not {arm}: declare the "
+                "arms of the test's patients first with clinic.randomize(...)"
+            )
         patient = patients.enrol(
             db.session,
             self.protocol,
@@ -142,6 +196,7 @@ def clinic(lab: Any, make_user: Any) -> Clinic:
         clinician=make_user("cleo", "clinician"),
         investigator=make_user("ivan", "investigator"),
         protocol=protocol,
+        statistician=make_user("stella", "statistician"),
     )
 
 

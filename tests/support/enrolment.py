@@ -1,4 +1,5 @@
-"""The body of a patient enrolment request that passes every inclusion and exclusion check."""
+"""The body of a patient enrolment request that passes every inclusion and exclusion check.
+The arm is not in it: it is drawn from the signed randomization (``Clinic.randomize``)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,6 @@ def enrol_body(**changes: Any) -> dict[str, Any]:
         "study_id": "AS-101",
         "date_of_birth": today.replace(year=today.year - 35).isoformat(),
         "sex": "male",
-        "arm": "MSC",
-        "randomization_number": "R-101",
         "day0": today.isoformat(),
         "answers": answers,
     }

@@ -463,11 +463,12 @@ def _arm(f: BedsideFacts) -> CheckResult:
         problems.append(f"{f.patient.study_id} is no longer enrolled (withdrawn).")
     if not f.patient.receives_cells:
         problems.append(
-            f"{f.patient.study_id} is in the {f.patient.arm_name} arm, which never receives cells."
+            f"{f.patient.study_id} is in an arm that never receives cells (the arm is not "
+            "named at the bedside: single blind)."
         )
     if problems:
         return CheckResult(Check.ARM, title, False, " ".join(problems))
-    return CheckResult(Check.ARM, title, True, f"Enrolled, {f.patient.arm_name}.")
+    return CheckResult(Check.ARM, title, True, "Enrolled, in an arm that receives cells.")
 
 
 def _recheck(f: BedsideFacts) -> CheckResult:
