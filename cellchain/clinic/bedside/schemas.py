@@ -6,7 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from cellchain.core.schemas import SCANNED_CODE, SignatureOut, SiteDateTime
+from cellchain.core.schemas import SCANNED_CODE, SignatureOut, SiteDateTime, WholeNumber
 from cellchain.traceability.notice_schemas import recalls_field
 
 
@@ -160,7 +160,7 @@ class PostThawDecisionIn(ma.Schema):
     """The investigator's decision on a dose outside tolerance at its post-thaw count, signed
     with their password."""
 
-    count_id = ma.fields.Integer(
+    count_id = WholeNumber(
         required=True, metadata={"description": "The count decided on: the dose's latest"}
     )
     decision = ma.fields.String(
