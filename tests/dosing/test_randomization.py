@@ -22,6 +22,7 @@ from cellchain.extensions import db
 from tests.conftest import TEST_PASSWORD, at_once
 from tests.support.clinic import UTC, randomization_list
 from tests.support.enrolment import enrol_body
+from tests.support.pdf import pages_text, squeeze
 
 SEED = "trial-master-file seed 2026-12-06"
 PLANNED = NCT01420432_PARAMETERS["randomization"]["planned_enrolment"]
@@ -321,6 +322,27 @@ def test_the_arm_is_shown_to_the_roles_that_need_it_and_to_no_one_else(
         assert "DMARDs only" not in page and "R-001" not in page and "CONTROL" not in page
         assert "arm not shown to your role" in page
         assert "CONTROL" not in clients.web(user).get("/patients").get_data(as_text=True)
+        # nor on the patient's follow-up page or chain-of-identity report (page, PDF, API)
+        follow_up = clients.web(user).get(f"/patients/{patient.id}/follow-up")
+        assert "DMARDs only" not in follow_up.get_data(as_text=True)
+        report = clients.api(user).get(f"/api/v1/patients/{patient.id}/coi-report").get_json()
+        assert (report["patient"]["arm"], report["patient"]["arm_name"]) == (
+            None,
+            "not shown to your role",
+        )
+        page = clients.web(user).get(f"/patients/{patient.id}/coi-report").get_data(as_text=True)
+        assert "DMARDs only" not in page and "CONTROL" not in page
+        pdf = clients.web(user).get(f"/patients/{patient.id}/coi-report.pdf").get_data()
+        text = squeeze(" ".join(pages_text(pdf)))
+        assert "not shown to your role" in text and "DMARDs" not in text
+    for user in seeing.values():
+        report = clients.api(user).get(f"/api/v1/patients/{patient.id}/coi-report").get_json()
+        assert (report["patient"]["arm"], report["patient"]["arm_name"]) == (
+            "CONTROL",
+            "DMARDs only",
+        )
+        follow_up = clients.web(user).get(f"/patients/{patient.id}/follow-up")
+        assert "DMARDs only" in follow_up.get_data(as_text=True)
 
 
 def test_only_the_statistician_sees_the_slots_before_enrolment(clinic: Any, clients: Any) -> None:

@@ -8,8 +8,8 @@ from flask_smorest import Blueprint
 from cellchain.core.roles import Permission
 from cellchain.dosing import patients
 from cellchain.extensions import db
-from cellchain.http import requires, site_zone
-from cellchain.traceability.coi.coi import CoiReport, patient_report
+from cellchain.http import acting_user, requires, site_zone
+from cellchain.traceability.coi.coi import CoiReport, as_seen_by, patient_report
 from cellchain.traceability.coi.schemas import CoiReportOut
 
 coi_api = Blueprint(
@@ -32,4 +32,4 @@ def coi_report(patient_id: int) -> CoiReport:
     an infusion gets an empty report (``empty`` true); an unknown patient is a 404.
     """
     patient = patients.get_patient(db.session, patient_id)  # NotFound → 404 problem+json
-    return patient_report(db.session, patient, zone=site_zone())
+    return as_seen_by(patient_report(db.session, patient, zone=site_zone()), acting_user().roles)

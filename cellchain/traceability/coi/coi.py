@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -30,6 +30,7 @@ from cellchain.clinic.models import BedsideCheck, Infusion, Shipment, Thaw
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.models import User
 from cellchain.core.pdf import scientific
+from cellchain.core.roles import Permission, Role, has_permission
 from cellchain.core.signatures import SignatureManifest
 from cellchain.donors.models import EligibilityDetermination
 from cellchain.dosing import patients
@@ -43,6 +44,7 @@ from cellchain.traceability.trace import trace
 from cellchain.traceability.trace.trace import BackTrace, ClinicPath, Signed, TraceFrom
 
 __all__ = [
+    "ARM_NOT_SHOWN",
     "INVALID",
     "VALID",
     "BagLine",
@@ -62,6 +64,7 @@ __all__ = [
     "ShipmentPart",
     "ThawLine",
     "VerificationPart",
+    "as_seen_by",
     "manifest_signature",
     "patient_report",
 ]
@@ -113,7 +116,8 @@ class PatientPart:
     study_id: str
     coi: Code
     protocol: str
-    arm: str
+    #: None for a role that does not see arms (``as_seen_by``)
+    arm: str | None
     arm_name: str
     status: str
 
@@ -375,6 +379,18 @@ class CoiReport:
         else:
             head = f"{head}: all valid."
         return f"{self.recall_text} {head}" if self.recalls else head
+
+
+#: what the report says for the arm to a role that does not see arms (single blind, issue 19)
+ARM_NOT_SHOWN = "not shown to your role"
+
+
+def as_seen_by(report: CoiReport, roles: frozenset[Role] | set[Role]) -> CoiReport:
+    """``report`` as ``roles`` may see it: without the patient's arm unless they hold
+    ``SEE_ARMS`` (the page, the PDF and the API alike)."""
+    if has_permission(roles, Permission.SEE_ARMS):
+        return report
+    return replace(report, patient=replace(report.patient, arm=None, arm_name=ARM_NOT_SHOWN))
 
 
 # --- building it --------------------------------------------------------------------------------

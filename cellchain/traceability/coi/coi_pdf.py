@@ -181,7 +181,13 @@ def _summary(report: CoiReport, styles: Styles) -> list[Flowable]:
                 ("Study ID", paragraph(patient.study_id, styles.field_code)),
                 ("COI identifier", paragraph(patient.coi.display, styles.field_code)),
                 ("Protocol", paragraph(patient.protocol, styles.body)),
-                ("Arm", paragraph(f"{patient.arm_name} ({patient.arm})", styles.body)),
+                (
+                    "Arm",
+                    paragraph(
+                        f"{patient.arm_name} ({patient.arm})" if patient.arm else patient.arm_name,
+                        styles.body,
+                    ),
+                ),
                 ("Status", paragraph(patient.status, styles.body)),
                 (
                     "Report",

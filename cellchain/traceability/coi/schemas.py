@@ -46,7 +46,9 @@ class CoiPatientOut(ma.Schema):
     study_id = ma.fields.String()
     coi = ma.fields.Nested(CoiCodeOut)
     protocol = ma.fields.String()
-    arm = ma.fields.String()
+    arm = ma.fields.String(
+        allow_none=True, metadata={"description": "Null for a role that does not see arms"}
+    )
     arm_name = ma.fields.String()
     status = ma.fields.String()
 

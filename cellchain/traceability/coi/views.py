@@ -15,7 +15,7 @@ from cellchain.core.roles import Permission
 from cellchain.dosing import patients
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, site_zone
-from cellchain.traceability.coi.coi import patient_report
+from cellchain.traceability.coi.coi import as_seen_by, patient_report
 from cellchain.traceability.coi.coi_pdf import render_coi_report_pdf
 
 blueprint = Blueprint("coi", __name__)
@@ -25,8 +25,9 @@ blueprint = Blueprint("coi", __name__)
 @requires(Permission.READ_RECORDS)
 def report(patient_id: int) -> ResponseReturnValue:
     """The report as a page laid out for the screen and for printing."""
-    found = patient_report(
-        db.session, patients.get_patient(db.session, patient_id), zone=site_zone()
+    found = as_seen_by(
+        patient_report(db.session, patients.get_patient(db.session, patient_id), zone=site_zone()),
+        acting_user().roles,
     )
     return render_template("traceability/coi/coi_report.html", report=found, generated_at=now())
 
@@ -35,8 +36,9 @@ def report(patient_id: int) -> ResponseReturnValue:
 @requires(Permission.READ_RECORDS)
 def report_pdf(patient_id: int) -> ResponseReturnValue:
     """The same report as an A4 PDF, naming who generated it and when on every page."""
-    found = patient_report(
-        db.session, patients.get_patient(db.session, patient_id), zone=site_zone()
+    found = as_seen_by(
+        patient_report(db.session, patients.get_patient(db.session, patient_id), zone=site_zone()),
+        acting_user().roles,
     )
     pdf = render_coi_report_pdf(
         found,
