@@ -139,8 +139,8 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.RECORD_FOLLOW_UP: CLINIC_STAFF,
     Permission.MANAGE_RECALLS: frozenset({Role.QA}),
     Permission.NOTIFY_PATIENTS: frozenset({Role.QA, *CLINIC_STAFF}),
-    Permission.EXPORT_TRIAL_DATA: frozenset({Role.INVESTIGATOR}),
-    Permission.READ_TRIAL_SUMMARY: frozenset({Role.INVESTIGATOR}),
+    Permission.EXPORT_TRIAL_DATA: frozenset({Role.INVESTIGATOR, Role.STATISTICIAN}),
+    Permission.READ_TRIAL_SUMMARY: frozenset({Role.INVESTIGATOR, Role.STATISTICIAN}),
 }
 
 

@@ -1,6 +1,6 @@
 """Permission-matrix entries of the trial-data export and DSMB summary routes (merged into
-``tests/test_permission_matrix.MATRIX``): the investigator only, as the files and the
-summary are unblinded; and the export the matrix's demo site is given to reach them with."""
+``tests/test_permission_matrix.MATRIX``): the investigator and the trial statistician only,
+as the files and the summary are unblinded; and the export the matrix's demo site is given to reach them with."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from cellchain.dosing.defaults import NCT01420432_CODE
 from cellchain.trial_data import exports
 from cellchain.trial_data.models import ExportFormat
 
-UNBLINDED = frozenset({Role.INVESTIGATOR})
+UNBLINDED = frozenset({Role.INVESTIGATOR, Role.STATISTICIAN})
 
 TRIAL_EXPORT_MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("trial_data.exports_page", "GET"): UNBLINDED,
