@@ -41,7 +41,15 @@ from cellchain.clinic.models import (
 from cellchain.core.models import AuditEntry
 from cellchain.core.types import canonical_json
 from cellchain.dosing import patients
-from cellchain.dosing.models import DoseOrder, DoseStatus, Patient, PatientStatus, Sex, Weight
+from cellchain.dosing.models import (
+    DoseOrder,
+    DoseStatus,
+    Patient,
+    PatientStatus,
+    PreInfusionRecheck,
+    Sex,
+    Weight,
+)
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.models import Deviation
 
@@ -180,6 +188,24 @@ FORMS: tuple[Form, ...] = (
         ),
     ),
     Form(
+        "RECHECK",
+        "Pre-infusion re-check, one row per item answered",
+        True,
+        (
+            Item("recheck_id", "Re-check number", "integer"),
+            Item("recorded_at", "Recorded (UTC)", "datetime"),
+            Item("passed", "The re-check passed (every item met)", "boolean"),
+            Item("item", "Item code in the protocol's pre-infusion re-check", "text"),
+            Item("answer", "Yes/no answer (yes: the item is met)", "boolean"),
+            Item("option", "Option chosen (pregnancy test)", "text"),
+            Item("value", "Re-measured value, in the item's unit", "float"),
+            Item("value_unit", "Unit of the re-measured value", "text"),
+            Item("reason", "Reason given for the option (e.g. not applicable: male)", "text"),
+            Item("met", "The item is met", "boolean"),
+            Item("note", "Note on the re-check", "text"),
+        ),
+    ),
+    Form(
         "DOSE",
         "Dose order",
         True,
@@ -296,6 +322,11 @@ FORMS: tuple[Form, ...] = (
     ),
 )
 
+
+def form_named(name: str) -> Form:
+    return next(form for form in FORMS if form.name == name)
+
+
 #: The events that are not a visit of the protocol's schedule.
 BASELINE = "BASELINE"
 LOG = "LOG"
@@ -333,7 +364,9 @@ def _events(trial: Sequence[Patient]) -> list[Event]:
         Event(BASELINE, "Baseline (enrolment)", "Scheduled", ("ENROL", "CHECKLIST", "ENDPOINTS"))
     ]
     for code, (_day, name, infusion) in sorted(visits.items(), key=lambda item: item[1][0]):
-        forms = ("DOSE", "POSTTHAW", "INFUSION") if infusion else ("FOLLOWUP", "ENDPOINTS")
+        forms = (
+            ("RECHECK", "DOSE", "POSTTHAW", "INFUSION") if infusion else ("FOLLOWUP", "ENDPOINTS")
+        )
         events.append(Event(code, name, "Scheduled", forms))
     events.append(
         Event(
@@ -434,6 +467,7 @@ def _subject_records(session: DbSession, patient: Patient, destroyed: set[int]) 
                 "confirmation": weight.confirmation,
             },
         )
+    yield from _rechecks(session, patient)
     orders = session.scalars(
         select(DoseOrder).where(DoseOrder.patient_id == patient.id).order_by(DoseOrder.id)
     )
@@ -574,6 +608,54 @@ def _subject_records(session: DbSession, patient: Patient, destroyed: set[int]) 
                 "follow_up_report_ref": event.follow_up_report_ref,
             },
         )
+
+
+def _rechecks(session: DbSession, patient: Patient) -> Iterator[Record]:
+    """Each pre-infusion re-check at the infusion visit it is for: one row per item as
+    answered, in the protocol's order, the re-check's result on each row. Who recorded it is
+    the audit trail's, not the file's."""
+    repeats: dict[str, int] = {}
+    for recheck in session.scalars(
+        select(PreInfusionRecheck)
+        .where(PreInfusionRecheck.patient_id == patient.id)
+        .order_by(PreInfusionRecheck.recorded_at, PreInfusionRecheck.id)
+    ):
+        config = recheck.protocol.parameters.get("pre_infusion_recheck") or {}
+        order = [str(item["code"]) for item in config.get("items", [])]
+        units = {
+            str(item["code"]): item["measure"].get("unit")
+            for item in config.get("items", [])
+            if item.get("measure")
+        }
+        answers = recheck.answers
+        codes = [c for c in order if c in answers] + sorted(set(answers) - set(order))
+        for code in codes:
+            answer = answers[code]
+            repeats[recheck.visit] = repeats.get(recheck.visit, 0) + 1
+            yield Record(
+                patient.study_id,
+                recheck.visit,
+                "RECHECK",
+                repeats[recheck.visit],
+                {
+                    "recheck_id": recheck.id,
+                    "recorded_at": recheck.recorded_at,
+                    "passed": recheck.passed,
+                    "item": code,
+                    "answer": answer.get("answer"),
+                    "option": answer.get("option"),
+                    "value": _number(answer.get("value")),
+                    "value_unit": units.get(code) if answer.get("value") is not None else None,
+                    "reason": answer.get("reason"),
+                    "met": answer.get("met"),
+                    "note": recheck.note,
+                },
+            )
+
+
+def _number(value: Any) -> float | None:
+    """A measured value as a float (JSON keeps 80.0 as 80), so both files write it alike."""
+    return None if value is None else float(value)
 
 
 def trial_deviations(

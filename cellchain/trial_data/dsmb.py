@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from cellchain.clinic.models import AdverseEvent, Causality, Seriousness
-from cellchain.dosing import patients
-from cellchain.dosing.models import DoseOrder, Patient, PatientStatus
+from cellchain.dosing import patients, randomization
+from cellchain.dosing.models import DoseOrder, Patient, PatientStatus, RandomizationSlot
+from cellchain.errors import Conflict
 from cellchain.extensions import DbSession
 from cellchain.trial_data import dataset
 
@@ -45,6 +46,11 @@ class ArmSummary:
 
     code: str
     name: str
+    #: the arm's share of the planned enrolment by the protocol's ratio (None when the
+    #: protocol's planned enrolment cannot be split by it)
+    planned: int | None = None
+    #: slots of the signed randomization schedule used (drawn at enrolment) for this arm
+    randomized: int = 0
     enrolled: int = 0
     withdrawn: int = 0
     #: visit → dose column → count
@@ -62,6 +68,21 @@ class ArmSummary:
         return self.doses.get(visit, Counter())[column]
 
 
+@dataclass(frozen=True)
+class ScheduleSummary:
+    """What the summary says of the trial's signed randomization schedule."""
+
+    method: str
+    signed_at: dt.datetime
+    planned: int
+    used: int
+
+    def describe(self, signed: str) -> str:
+        """In words, with ``signed`` the signing time as the reader's page shows it."""
+        method = "permuted blocks" if self.method == "permuted_block" else "imported list"
+        return f"signed schedule ({method}) of {signed}: {self.used} of {self.planned} slots used"
+
+
 @dataclass
 class TrialSummary:
     protocol_code: str
@@ -72,6 +93,9 @@ class TrialSummary:
     #: the infusion visits, in order
     visits: list[str]
     as_of: dt.datetime
+    #: the signed randomization schedule: how made and signed when, slots used of planned;
+    #: never an unused slot's number or arm
+    schedule: ScheduleSummary | None = None
 
     @property
     def enrolled(self) -> int:
@@ -90,6 +114,12 @@ def trial_summary(session: DbSession, *, protocol_code: str, now: dt.datetime) -
     protocol = trial[-1].protocol if trial else patients.protocol_in_force(session, protocol_code)
     parameters = protocol.parameters
     arms = {arm["code"]: ArmSummary(arm["code"], arm["name"]) for arm in parameters.get("arms", [])}
+    try:
+        for code, planned_in_arm in randomization.expected_counts(protocol).items():
+            if code in arms:
+                arms[code].planned = planned_in_arm
+    except (Conflict, KeyError):  # no ratio, or one the planned enrolment cannot be split by
+        pass
     visits = [item["code"] for item in parameters.get("infusions", [])]
     arm_of: dict[int, ArmSummary] = {}
     for patient in trial:
@@ -99,6 +129,7 @@ def trial_summary(session: DbSession, *, protocol_code: str, now: dt.datetime) -
         if patient.status == PatientStatus.WITHDRAWN.value:
             arm.withdrawn += 1
     ids = list(arm_of)
+    schedule = _schedule(session, protocol.code, arm_of)
     destroyed = dataset.destroyed_dose_ids(session)
     for order in session.scalars(select(DoseOrder).where(DoseOrder.patient_id.in_(ids))):
         counts = arm_of[order.patient_id].doses.setdefault(order.visit, Counter())
@@ -124,16 +155,46 @@ def trial_summary(session: DbSession, *, protocol_code: str, now: dt.datetime) -
     for arm in arms.values():
         arm.subjects_with_events = len(with_events.get(arm.code, ()))
         arm.subjects_with_serious = len(with_serious.get(arm.code, ()))
-    randomization = parameters.get("randomization", {})
-    planned = randomization.get("planned_enrolment")
+    design = parameters.get("randomization", {})
+    planned = design.get("planned_enrolment")
     return TrialSummary(
         protocol_code=protocol.code,
         protocol_title=protocol.title,
         planned_enrolment=int(planned) if planned is not None else None,
-        ratio=randomization.get("ratio"),
+        ratio=design.get("ratio"),
         arms=list(arms.values()),
         visits=visits,
         as_of=now,
+        schedule=schedule,
+    )
+
+
+def _schedule(
+    session: DbSession, protocol_code: str, arm_of: dict[int, ArmSummary]
+) -> ScheduleSummary | None:
+    """The active signed schedule, with each arm's ``randomized`` counted from its used
+    slots (the arm the slot gave). Unused slots are counted, never read: their arms stay
+    concealed (the investigator who enrols reads this summary too)."""
+    schedule = randomization.active_schedule(session, protocol_code)
+    if schedule is None:
+        return None
+    used = list(
+        session.scalars(
+            select(RandomizationSlot).where(
+                RandomizationSlot.schedule_id == schedule.id,
+                RandomizationSlot.patient_id.is_not(None),
+            )
+        )
+    )
+    for slot in used:
+        arm = arm_of.get(slot.patient_id or 0)
+        if arm is not None:
+            arm.randomized += 1
+    return ScheduleSummary(
+        method=schedule.method,
+        signed_at=schedule.created_at,
+        planned=schedule.planned_enrolment,
+        used=len(used),
     )
 
 
@@ -159,14 +220,33 @@ def summary_tables(summary: TrialSummary) -> list[SummaryTable]:
     arms = summary.arms
     tables = []
     enrolment = [
-        (f"{arm.name} ({arm.code})", str(arm.enrolled), str(arm.withdrawn)) for arm in arms
+        (
+            f"{arm.name} ({arm.code})",
+            "—" if arm.planned is None else str(arm.planned),
+            str(arm.randomized),
+            str(arm.enrolled),
+            str(arm.withdrawn),
+        )
+        for arm in arms
     ]
+    total = _total([row[:1] + row[2:] for row in enrolment], 1) if enrolment else ()
+    planned = [arm.planned for arm in arms]
     tables.append(
         SummaryTable(
             "enrolment",
-            "Enrolment",
-            ("Arm", "Enrolled", "Withdrawn"),
-            (*enrolment, _total(enrolment, 1)) if enrolment else (),
+            "Enrolment: planned (protocol's planned enrolment by its ratio) and randomized "
+            "(signed schedule's slots used) by arm",
+            ("Arm", "Planned", "Randomized", "Enrolled", "Withdrawn"),
+            (
+                *enrolment,
+                (
+                    total[0],
+                    "—" if None in planned else str(sum(p or 0 for p in planned)),
+                    *total[1:],
+                ),
+            )
+            if enrolment
+            else (),
         )
     )
     doses = [

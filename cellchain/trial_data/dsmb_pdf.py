@@ -66,6 +66,11 @@ def render_dsmb_pdf(
     fonts = load_fonts()
     styles = make_styles(fonts)
     planned = "—" if summary.planned_enrolment is None else str(summary.planned_enrolment)
+    randomization = (
+        summary.schedule.describe(format_time(summary.schedule.signed_at, zone))
+        if summary.schedule
+        else "no schedule signed"
+    )
     story: list[Flowable] = [
         paragraph("DSMB summary", styles.title),
         paragraph(
@@ -83,6 +88,7 @@ def render_dsmb_pdf(
                 ("Planned enrolment", paragraph(planned, styles.body)),
                 ("Enrolled", paragraph(str(summary.enrolled), styles.body)),
                 ("Ratio", paragraph(summary.ratio or "—", styles.body)),
+                ("Randomization", paragraph(randomization, styles.body)),
                 ("As of", paragraph(format_time(summary.as_of, zone), styles.body)),
             ],
             CONTENT_WIDTH,

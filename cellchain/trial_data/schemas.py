@@ -43,6 +43,13 @@ class ExportOut(ma.Schema):
 class ArmOut(ma.Schema):
     code = ma.fields.String()
     name = ma.fields.String()
+    planned = ma.fields.Integer(
+        allow_none=True,
+        metadata={"description": "the arm's share of the planned enrolment by the ratio"},
+    )
+    randomized = ma.fields.Integer(
+        metadata={"description": "slots of the signed randomization schedule used"}
+    )
     enrolled = ma.fields.Integer()
     withdrawn = ma.fields.Integer()
     doses = ma.fields.Dict(
@@ -62,6 +69,15 @@ class ArmOut(ma.Schema):
     by_causality = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
 
 
+class ScheduleOut(ma.Schema):
+    """The signed randomization schedule: counts only, never an unused slot."""
+
+    method = ma.fields.String()
+    signed_at = ma.fields.AwareDateTime()
+    planned = ma.fields.Integer()
+    used = ma.fields.Integer()
+
+
 class TrialSummaryOut(ma.Schema):
     """The DSMB summary: counts by arm (unblinded)."""
 
@@ -73,3 +89,4 @@ class TrialSummaryOut(ma.Schema):
     visits = ma.fields.List(ma.fields.String())
     as_of = ma.fields.AwareDateTime()
     arms = ma.fields.List(ma.fields.Nested(ArmOut))
+    schedule = ma.fields.Nested(ScheduleOut, allow_none=True)

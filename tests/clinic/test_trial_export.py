@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import re
+import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from cellchain.clinic.endpoints import endpoints
 from cellchain.clinic.follow_up import adverse_events
 from cellchain.core.models import AuditEntry, User
 from cellchain.core.types import utcnow
+from cellchain.dosing.rechecks import rechecks
 from cellchain.extensions import db
 from cellchain.trial_data import dataset
 from cellchain.trial_data.models import TrialDataExport
@@ -85,7 +87,23 @@ def trial(clinic: Any) -> dict[str, Any]:
         zone=UTC,
     )
     db.session.commit()
-    return {"infused": infused, "control": control, "waiting": waiting, "event": event}
+    # the month-3 re-check: first failed (ECOG 3), then passed; the pregnancy test not
+    # applicable, with the reason typed
+    not_applicable = rechecks.RecheckAnswer(option="not_applicable", reason="male")
+    failed = clinic.recheck(
+        infused,
+        now=now - dt.timedelta(days=2),
+        ecog=rechecks.RecheckAnswer(value=3),
+        pregnancy_test=not_applicable,
+    )
+    passed = clinic.recheck(infused, now=now - dt.timedelta(days=1), pregnancy_test=not_applicable)
+    return {
+        "infused": infused,
+        "control": control,
+        "waiting": waiting,
+        "event": event,
+        "rechecks": (failed, passed),
+    }
 
 
 def export(clients: Any, user: Any, fmt: str) -> tuple[dict[str, Any], bytes]:
@@ -176,6 +194,9 @@ def test_no_name_and_no_date_of_birth_leaves_the_site(
     _d, body = export(clients, clinic.investigator, "csv")
     bundle = zipfile.ZipFile(io.BytesIO(body))
     texts = [xml.decode()] + [bundle.read(name).decode() for name in bundle.namelist()]
+    # the searched files hold rows of the forms recorded by a person: the re-check too
+    for form in ("enrol", "weight", "dose", "infusion", "endpoints", "ae", "recheck"):
+        assert len(bundle.read(f"{form}.csv").decode().splitlines()) > 1, form
     names = full_names()
     assert "Ivan Tester" in names and "Cleo Tester" in names
     users = list(db.session.scalars(select(User.username)))
@@ -351,15 +372,19 @@ def test_the_dsmb_summary_counts_by_arm_on_the_page_the_api_and_the_pdf(
     web = clients.web(clinic.investigator)
     page = web.get("/trial-data/dsmb").get_data(as_text=True)
     enrolment = page.split('id="enrolment"')[1].split("</table>")[0]
-    assert re.search(r"<td>MSC \+ DMARDs \(MSC\)</td><td>2</td><td>0</td>", enrolment)
-    assert re.search(r"<td>Total</td><td>3</td><td>0</td>", enrolment)
+    # planned (10 at 1:1), randomized, enrolled, withdrawn
+    assert re.search(
+        r"<td>MSC \+ DMARDs \(MSC\)</td><td>5</td><td>2</td><td>2</td><td>0</td>", enrolment
+    )
+    assert re.search(r"<td>Total</td><td>10</td><td>3</td><td>3</td><td>0</td>", enrolment)
 
     pdf = web.get("/trial-data/dsmb.pdf")
     assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
     text = squeeze(" ".join(pages_text(pdf.data)))
     assert "UNBLINDED" in text
-    assert "MSC + DMARDs (MSC) 2 0" in text
-    assert "DMARDs only (CONTROL) 1 0" in text
+    assert "MSC + DMARDs (MSC) 5 2 2 0" in text
+    assert "DMARDs only (CONTROL) 5 1 1 0" in text
+    assert "3 of 10 slots used" in text
     # ordered, awaiting the check, prepared, infused, cancelled, destroyed
     assert "MSC D0 1 0 0 1 0 0" in text
     assert "AS-101" not in text  # counts only
@@ -477,3 +502,128 @@ def test_without_javascript_the_form_generates_the_export_and_shows_it(
     assert "Generate now" in web.get(queued["page_url"]).get_data(as_text=True)
     ran = web.post(queued["run_url"])
     assert ran.status_code == 302 and ran.headers["Location"].endswith(queued["page_url"])
+
+
+# --- pre-infusion re-checks and randomization ----------------------------------------------------
+
+
+def test_each_pre_infusion_recheck_is_exported_at_its_infusion_visit(
+    clinic: Any, trial: dict[str, Any], clients: Any
+) -> None:
+    """Both month-3 re-checks (the failed one and the one that passed) are in RECHECK at M3,
+    one row per item with its answer or value, met or not, the re-check's result and time;
+    the dictionary lists every item; the ODM holds them and stays valid."""
+    failed, passed = trial["rechecks"]
+    _done, body = export(clients, clinic.investigator, "csv")
+    bundle = zipfile.ZipFile(io.BytesIO(body))
+    rows = list(csv.DictReader(io.StringIO(bundle.read("recheck.csv").decode())))
+    items = [item["code"] for item in clinic.protocol.parameters["pre_infusion_recheck"]["items"]]
+    assert [(r["study_id"], r["event"], r["repeat"]) for r in rows] == [
+        ("AS-101", "M3", str(n)) for n in range(1, 2 * len(items) + 1)
+    ]
+    first = {r["item"]: r for r in rows if r["recheck_id"] == str(failed.id)}
+    second = {r["item"]: r for r in rows if r["recheck_id"] == str(passed.id)}
+    assert list(first) == list(second) == items
+    assert {r["passed"] for r in first.values()} == {"false"}
+    assert {r["passed"] for r in second.values()} == {"true"}
+    assert (first["ecog"]["value"], first["ecog"]["value_unit"], first["ecog"]["met"]) == (
+        "3.0",
+        "ECOG score",
+        "false",
+    )
+    assert (second["ecog"]["value"], second["ecog"]["met"]) == ("1.0", "true")
+    assert (second["creatinine"]["value"], second["creatinine"]["value_unit"]) == (
+        "80.0",
+        "µmol/L",
+    )
+    assert (second["no_active_infection"]["answer"], second["no_active_infection"]["met"]) == (
+        "true",
+        "true",
+    )
+    pregnancy = second["pregnancy_test"]
+    assert (pregnancy["option"], pregnancy["reason"], pregnancy["met"]) == (
+        "not_applicable",
+        "male",
+        "true",
+    )
+    assert first["ecog"]["recorded_at"] == dataset.text_value(failed.recorded_at)
+    assert "recorded_by" not in rows[0]
+    dictionary = list(csv.DictReader(io.StringIO(bundle.read("data_dictionary.csv").decode())))
+    listed = [r["item"] for r in dictionary if r["form"] == "RECHECK"]
+    assert listed == [item.name for item in dataset.form_named("RECHECK").items] and "met" in listed
+
+    _done, xml = export(clients, clinic.investigator, "odm")
+    assert [str(e) for e in odm_schema().iter_errors(xml.decode())] == []
+    root = ET.fromstring(xml)
+    m3 = root.find(
+        f".//{ODM_NS}SubjectData[@SubjectKey='AS-101']/{ODM_NS}StudyEventData"
+        f"[@StudyEventOID='SE.M3']/{ODM_NS}FormData[@FormOID='F.RECHECK']"
+    )
+    assert m3 is not None and len(m3) == 2 * len(items)
+    assert 'ItemOID="I.RECHECK.ITEM" Value="ecog"' in xml.decode()
+    assert (
+        root.find(f".//{ODM_NS}StudyEventDef[@OID='SE.M3']/{ODM_NS}FormRef[@FormOID='F.RECHECK']")
+        is not None
+    )
+
+
+def test_the_enrolment_form_carries_the_randomization_number_and_no_unused_slot_leaves(
+    clinic: Any, trial: dict[str, Any], clients: Any
+) -> None:
+    """Each subject's randomization number is the slot drawn at enrolment; the unused slots
+    of the signed list (R-004 to R-010) are in neither file."""
+    from cellchain.dosing import randomization
+    from cellchain.dosing.models import RandomizationSlot
+
+    schedule = randomization.active_schedule(db.session, clinic.protocol.code)
+    assert schedule is not None
+    drawn = {
+        slot.patient_id: slot
+        for slot in db.session.scalars(
+            select(RandomizationSlot).where(RandomizationSlot.schedule_id == schedule.id)
+        )
+        if slot.patient_id is not None
+    }
+    expected = {
+        patient.study_id: (drawn[patient.id].randomization_number, drawn[patient.id].arm)
+        for patient in (trial["infused"], trial["control"], trial["waiting"])
+    }
+    assert sorted(number for number, _arm in expected.values()) == ["R-001", "R-002", "R-003"]
+    _d, xml = export(clients, clinic.investigator, "odm")
+    _d, body = export(clients, clinic.investigator, "csv")
+    bundle = zipfile.ZipFile(io.BytesIO(body))
+    enrol = list(csv.DictReader(io.StringIO(bundle.read("enrol.csv").decode())))
+    assert {r["study_id"]: (r["randomization_number"], r["arm"]) for r in enrol} == expected
+    assert 'ItemOID="I.ENROL.RANDOMIZATION_NUMBER" Value="R-001"' in xml.decode()
+    texts = [xml.decode()] + [bundle.read(name).decode() for name in bundle.namelist()]
+    unused = [s.randomization_number for s in schedule.slots if s.patient_id is None]
+    assert len(unused) == 7
+    for text in texts:
+        for number in unused:
+            assert number not in text
+
+
+def test_the_dsmb_summary_shows_planned_and_randomized_by_arm_from_the_signed_schedule(
+    clinic: Any, trial: dict[str, Any], clients: Any
+) -> None:
+    """Planned by arm is the protocol's planned enrolment split by its ratio (10 at 1:1);
+    randomized counts the signed schedule's used slots by the arm each gave; the schedule
+    itself is counts only (never an unused slot's arm)."""
+    summary = clients.api(clinic.investigator).get("/api/v1/trial-data/dsmb-summary").get_json()
+    arms = {arm["code"]: arm for arm in summary["arms"]}
+    assert [(a["planned"], a["randomized"], a["enrolled"]) for a in arms.values()] == [
+        (5, 2, 2),
+        (5, 1, 1),
+    ]
+    assert (summary["schedule"]["method"], summary["schedule"]["planned"]) == ("imported", 10)
+    assert summary["schedule"]["used"] == 3
+    assert "slots" not in summary["schedule"]
+    page = clients.web(clinic.investigator).get("/trial-data/dsmb").get_data(as_text=True)
+    assert "3 of 10 slots used" in page.split('id="randomization"')[1].split("</p>")[0]
+
+
+def test_without_a_signed_schedule_the_summary_says_so(clinic: Any, clients: Any) -> None:
+    summary = clients.api(clinic.investigator).get("/api/v1/trial-data/dsmb-summary").get_json()
+    assert summary["schedule"] is None
+    page = clients.web(clinic.investigator).get("/trial-data/dsmb").get_data(as_text=True)
+    assert "Randomization: no schedule signed." in page
