@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from cellchain.clinic.bedside import bedside, infusions, thaw
 from cellchain.clinic.endpoints import endpoints
-from cellchain.clinic.follow_up import adverse_events
+from cellchain.clinic.follow_up import adverse_events, scheduling
 from cellchain.clinic.models import Outcome, SeriousCriterion, Seriousness, Shipment
 from cellchain.clinic.shipments import shipments as clinic_shipments
 from cellchain.core import accounts, numbering
@@ -154,6 +154,9 @@ def seed_demo(
     )
     clinic["missed_thaw"] = _seed_trial_paths(
         session, trial, timeline=timeline, site_zone=site_zone, users=users
+    )
+    _seed_rescheduled_day0(
+        session, trial["AS-010"], timeline=timeline, site_zone=site_zone, users=users
     )
     dins = [
         numbering.allocate_din(
@@ -814,6 +817,38 @@ def _seed_release(
         user=qa[0],
         password=qa[1],
         now=now,
+    )
+
+
+def _seed_rescheduled_day0(
+    session: DbSession,
+    patient: Patient,
+    *,
+    timeline: _Timeline,
+    site_zone: ZoneInfo,
+    users: dict[str, User],
+) -> None:
+    """AS-010 (control arm) cannot come today: the clinician moved day 0, the start of its
+    DMARDs and the anchor of its month-6 and month-12 evaluations, three weeks on, beyond the
+    14 days the protocol allows; the investigator signed the protocol deviation."""
+    moved_at = timeline.at(20)
+    row = scheduling.reschedule_visit(
+        session,
+        patient,
+        visit="D0",
+        planned_on=moved_at.astimezone(site_zone).date() + dt.timedelta(days=21),
+        reason="Patient abroad for a family emergency; back in three weeks (phone call).",
+        actor=users["clinician"],
+        now=moved_at,
+        zone=site_zone,
+    )
+    investigator = next(d for d in DEMO_USERS if d.role is Role.INVESTIGATOR)
+    scheduling.sign_deviation(
+        session,
+        row,
+        investigator=users[investigator.username],
+        password=investigator.password,
+        now=timeline.at(15),
     )
 
 

@@ -191,3 +191,33 @@ def test_month_6_endpoints_are_recorded_into_the_table_over_time(
     assert recorded.status_code == 201, recorded.get_json()
     after = investigator.get(f"/api/v1/patients/{patient.id}/endpoints").get_json()
     assert after[1]["visit"] == "M6" and after[1]["scores"]["basdai"] < after[0]["scores"]["basdai"]
+
+
+def test_a_visit_is_rescheduled_with_a_signed_deviation(
+    demo: tuple[Flask, DemoSite, ZoneInfo],
+) -> None:
+    app, site, zone = demo
+    investigator = api(app, site, "investigator")
+    today = utcnow().astimezone(zone).date()
+    seeded = site.patients["AS-010"]
+    (moved,) = investigator.get(f"/api/v1/patients/{seeded.id}/visit-reschedules").get_json()
+    assert moved["visit"] == "D0" and moved["planned_on"] == (today + dt.timedelta(21)).isoformat()
+    assert moved["outside_protocol"] and moved["deviation_signed_by"] == "investigator"
+    patient = site.patients["AS-007"]
+    rescheduled = investigator.post(
+        f"/api/v1/patients/{patient.id}/visit-reschedules",
+        json={
+            "visit": "D0",
+            "planned_on": (today + dt.timedelta(days=20)).isoformat(),
+            "reason": "Patient has a fever; infusion postponed.",
+        },
+    )
+    assert rescheduled.status_code == 201, rescheduled.get_json()
+    row = rescheduled.get_json()
+    assert row["outside_protocol"] and row["deviation_pending"]
+    signed = investigator.post(
+        f"/api/v1/visit-reschedules/{row['id']}/deviation-signature",
+        json={"password": PASSWORDS["investigator"]},
+    )
+    assert signed.status_code == 200, signed.get_json()
+    assert not signed.get_json()["deviation_pending"]

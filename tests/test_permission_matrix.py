@@ -21,7 +21,13 @@ from werkzeug.routing import Rule
 
 from cellchain import create_app
 from cellchain.clinic.follow_up import adverse_events
-from cellchain.clinic.models import AdverseEvent, BedsideCheck, Infusion, Shipment
+from cellchain.clinic.models import (
+    AdverseEvent,
+    BedsideCheck,
+    Infusion,
+    Shipment,
+    VisitReschedule,
+)
 from cellchain.core import accounts
 from cellchain.core.models import IssuedIdentifier, User, UserRole
 from cellchain.core.roles import Role
@@ -449,6 +455,7 @@ def demo_records() -> dict[str, list[Any]]:
         "product_id": _ids(ProductDefinition),
         "protocol_id": _ids(Protocol),
         "recall_id": _ids(Recall),
+        "reschedule_id": _ids(VisitReschedule),
         "qc_result_id": _ids(QcResult),
         "donor_result_id": _ids(DonorTestResult, DonorTestResult.donation_id == donation_id),
         "shipment_id": first(shipment.id, _ids(Shipment)) if shipment else [],

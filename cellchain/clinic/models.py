@@ -455,6 +455,79 @@ class FollowUpVisit(Recorded, Model):
     recorded_by: Mapped[User] = relationship()
 
 
+class VisitReschedule(Recorded, Model):
+    """A visit of a patient moved to another day, with the reason (``follow_up/scheduling.py``).
+
+    Day 0 moves the patient's scheduled day 0 (``patients.day0``, the day its own row holds
+    too); a later visit's day is the latest of its rows. A day outside the protocol window of
+    the visit as first planned is a protocol deviation: the visit cannot be used on that day
+    until an investigator signs the deviation (``deviation_signed_at``)."""
+
+    __tablename__ = "visit_reschedules"
+    signature_entity_type: ClassVar[str] = "visit_reschedule"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    #: the visit's code in the protocol (D0, M3, M6, M12)
+    visit: Mapped[str] = mapped_column(String(10))
+    previous_on: Mapped[dt.date] = mapped_column(Date)
+    planned_on: Mapped[dt.date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(Text)
+    #: the protocol window of the visit as first planned, as judged when it was moved
+    protocol_earliest: Mapped[dt.date] = mapped_column(Date)
+    protocol_latest: Mapped[dt.date] = mapped_column(Date)
+    #: the new day lies outside that window: a protocol deviation for the investigator to sign
+    outside_protocol: Mapped[bool] = mapped_column(Boolean)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    deviation_signed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    deviation_signed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    patient: Mapped[Patient] = relationship()
+    recorded_by: Mapped[User] = relationship(foreign_keys=[recorded_by_id])
+    deviation_signed_by: Mapped[User | None] = relationship(foreign_keys=[deviation_signed_by_id])
+
+    @property
+    def signature_entity_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def deviation_pending(self) -> bool:
+        return self.outside_protocol and self.deviation_signed_at is None
+
+    def signed_content(self) -> dict[str, Any]:
+        """What the investigator's signature on the protocol deviation covers."""
+        return {
+            "patient": self.patient.study_id,
+            "visit": self.visit,
+            "previous_on": self.previous_on.isoformat(),
+            "planned_on": self.planned_on.isoformat(),
+            "protocol_window": [
+                self.protocol_earliest.isoformat(),
+                self.protocol_latest.isoformat(),
+            ],
+            "reason": self.reason,
+        }
+
+
+class MissedVisit(Recorded, Model):
+    """A visit whose window closed without it being done, recorded as missed (once), with the
+    reason: it is no longer due, and no dose is ordered or given for it."""
+
+    __tablename__ = "missed_visits"
+    __table_args__ = (UniqueConstraint("patient_id", "visit"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    visit: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    patient: Mapped[Patient] = relationship()
+    recorded_by: Mapped[User] = relationship()
+
+
 class EfficacyEndpoints(Recorded, Model):
     """Efficacy endpoints at an evaluation visit (baseline BL, months M6 and M12), once each:
     the items of BASDAI and BASFI, the patient's global assessment (0–10), CRP (mg/L) and ESR

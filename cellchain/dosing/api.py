@@ -89,7 +89,7 @@ def patient_out(patient: Patient, recalls: list[Recall] | None = None) -> Shown:
         patient,
         **concealed,
         receives_cells=patients.receives_cells(patient),
-        visits=patients.schedule(patient),
+        visits=patients.schedule_of(db.session, patient, site_zone()),
         recalls=recalls or [],
     )
 

@@ -65,13 +65,20 @@ NCT01420432_PARAMETERS: dict[str, Any] = {
         {"code": "msc_contraindication", "text": "Contraindication to MSC"},
     ],
     "dose_viable_cells_per_kg": 1.0e6,
+    #: Day 0 is the scheduled day of the first infusion; every later visit counts from the
+    #: day the first infusion actually started (the trial: "after six and twelve months from
+    #: the first transplantation"). Day 0 may be rescheduled within ``reschedule_within_days``
+    #: of the day planned at enrolment; month 3's ± 14 days are the protocol document's. The
+    #: trial text gives no window for months 6 and 12 nor a limit for moving day 0: those are
+    #: this site's protocol parameters. A visit moved outside its window is a protocol
+    #: deviation the investigator signs (``clinic/follow_up/scheduling.py``).
     "infusions": [
-        {"code": "D0", "name": "Day 0", "day": 0, "window_days": 0},
+        {"code": "D0", "name": "Day 0", "day": 0, "window_days": 0, "reschedule_within_days": 14},
         {"code": "M3", "name": "Month 3", "day": 91, "window_days": 14},
     ],
     "follow_up": [
-        {"code": "M6", "name": "Month 6 evaluation", "day": 182},
-        {"code": "M12", "name": "Month 12 evaluation", "day": 365},
+        {"code": "M6", "name": "Month 6 evaluation", "day": 182, "window_days": 14},
+        {"code": "M12", "name": "Month 12 evaluation", "day": 365, "window_days": 28},
     ],
     #: before each infusion after the first, a clinician re-confirms the items that can change
     #: since enrolment (``dosing/rechecks``); the re-check holds for ``valid_days`` before

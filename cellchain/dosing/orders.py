@@ -123,14 +123,11 @@ def plan_dose(
             f"(infusion {infusion_id}); a second clinician must acknowledge it on the infusion "
             "page before another dose is ordered."
         )
-    visit = patients.visit_of(patient, visit_code)
+    visit = patients.visit_of(patient, visit_code, patients.facts_of(session, patient, zone))
     today = now.astimezone(zone).date()
-    if not visit.open_on(today):
-        problems.setdefault("visit", []).append(
-            f"{visit.name} is planned for {visit.planned_on.isoformat()}"
-            + (f" ± {visit.window_days} days" if visit.window_days else "")
-            + f"; today ({today.isoformat()}) is outside its window."
-        )
+    closed = visit.closed_reason(today)
+    if closed:
+        problems.setdefault("visit", []).append(closed)
     if _live_order(session, patient, visit.code) is not None:
         problems.setdefault("visit", []).append(f"{visit.name} already has a dose order.")
     recheck = rechecks.problem(session, patient, visit.code, now=now, zone=zone)
@@ -470,7 +467,8 @@ def _live_order(session: DbSession, patient: Patient, visit: str) -> DoseOrder |
 
 def _previous_dose(session: DbSession, patient: Patient, visit: patients.Visit) -> DoseOrder | None:
     """The live dose of the infusion before ``visit``, if any."""
-    earlier = [v.code for v in patients.schedule(patient) if v.infusion and v.day < visit.day]
+    codes = [code for code, _, infusion in patients.protocol_visits(patient) if infusion]
+    earlier = codes[: codes.index(visit.code)]
     if not earlier:
         return None
     return session.execute(

@@ -14,8 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import operator
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -78,7 +78,15 @@ class Enrolment:
 
 @dataclass(frozen=True)
 class Visit:
-    """A scheduled visit: an infusion (with its window) or a follow-up evaluation."""
+    """A scheduled visit: an infusion (with its window) or a follow-up evaluation.
+
+    ``planned_on`` is the day it is planned for; its window is ``window`` when given (a visit
+    moved: the protocol window it was moved within, or the day a signed deviation allows),
+    otherwise ``planned_on`` ± ``window_days``. ``provisional``: planned from the scheduled
+    day 0 because the first infusion has not started yet (it moves when it does). A visit
+    moved outside the protocol whose deviation is not signed yet (``deviation_pending``), and
+    a visit recorded as missed, are open on no day: no dose is ordered or given for them.
+    """
 
     code: str
     name: str
@@ -86,17 +94,74 @@ class Visit:
     planned_on: dt.date
     window_days: int
     infusion: bool
+    provisional: bool = False
+    rescheduled: bool = False
+    deviation_pending: bool = False
+    missed: bool = False
+    window: tuple[dt.date, dt.date] | None = None
 
     @property
     def earliest(self) -> dt.date:
+        if self.window is not None:
+            return self.window[0]
         return self.planned_on - dt.timedelta(days=self.window_days)
 
     @property
     def latest(self) -> dt.date:
+        if self.window is not None:
+            return self.window[1]
         return self.planned_on + dt.timedelta(days=self.window_days)
 
     def open_on(self, day: dt.date) -> bool:
+        if self.deviation_pending or self.missed:
+            return False
         return self.earliest <= day <= self.latest
+
+    def closed_reason(self, day: dt.date) -> str | None:
+        """Why no dose may be ordered or given for this visit on ``day``; None when open."""
+        if self.missed:
+            return f"{self.name} was recorded as missed: no dose is given for it."
+        if self.deviation_pending:
+            return (
+                f"{self.name} was moved to {self.planned_on.isoformat()}, outside the protocol "
+                "window: an investigator must sign the protocol deviation first."
+            )
+        if self.open_on(day):
+            return None
+        window = (
+            f"{self.earliest.isoformat()} to {self.latest.isoformat()}"
+            if self.earliest != self.latest
+            else self.planned_on.isoformat()
+        )
+        return (
+            f"{self.name} is planned for {self.planned_on.isoformat()} (window {window}); "
+            f"today ({day.isoformat()}) is outside its window."
+        )
+
+
+@dataclass(frozen=True)
+class Move:
+    """The latest reschedule of a visit: its new day and whether it left the protocol window
+    (and if so, whether the investigator signed the deviation)."""
+
+    planned_on: dt.date
+    earliest: dt.date
+    latest: dt.date
+    outside_protocol: bool = False
+    signed: bool = False
+    #: the ``visit_reschedules`` row it comes from
+    reschedule_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleFacts:
+    """What a patient's schedule depends on besides the patient row: the day (site calendar)
+    the first infusion started, the visits moved and the visits recorded as missed. Loaded
+    for many patients at once by ``schedule_facts``."""
+
+    first_infusion_on: dt.date | None = None
+    moves: Mapping[str, Move] = field(default_factory=dict)
+    missed: frozenset[str] = frozenset()
 
 
 def protocol_in_force(session: DbSession, code: str = NCT01420432_CODE) -> Protocol:
@@ -483,36 +548,126 @@ def latest_weight(session: DbSession, patient: Patient) -> Weight | None:
     ).scalar_one_or_none()
 
 
-def schedule(patient: Patient) -> list[Visit]:
-    """The infusions and follow-up visits, planned from day 0."""
+def schedule(patient: Patient, facts: ScheduleFacts) -> list[Visit]:
+    """The infusions and follow-up visits, each with its planned day and window.
+
+    Day 0 is planned on the scheduled day 0 (``patient.day0``). Every later visit counts
+    from its anchor: the day the first infusion started, or, before it has (and for an arm
+    that never receives cells, for good), the scheduled day 0; visits planned before the
+    first infusion of an arm that receives cells are provisional. A moved visit keeps the
+    window it was moved within, or, moved outside the protocol, has the new day only (open
+    once the deviation is signed)."""
+    cells = receives_cells(patient)
+    anchor = facts.first_infusion_on if cells and facts.first_infusion_on else patient.day0
+    provisional = cells and facts.first_infusion_on is None
     parameters = patient.protocol.parameters
-    visits = [
-        Visit(
-            code=item["code"],
-            name=item["name"],
-            day=int(item["day"]),
-            planned_on=patient.day0 + dt.timedelta(days=int(item["day"])),
-            window_days=int(item.get("window_days", 0)),
-            infusion=True,
-        )
-        for item in parameters["infusions"]
+    items = [(item, True) for item in parameters["infusions"]] + [
+        (item, False) for item in parameters.get("follow_up", [])
     ]
-    visits += [
-        Visit(
-            code=item["code"],
-            name=item["name"],
-            day=int(item["day"]),
-            planned_on=patient.day0 + dt.timedelta(days=int(item["day"])),
-            window_days=int(item.get("window_days", 0)),
-            infusion=False,
+    visits = []
+    for item, infusion in items:
+        day = int(item["day"])
+        code = str(item["code"])
+        planned = patient.day0 if day == 0 else anchor + dt.timedelta(days=day)
+        move = facts.moves.get(code)
+        if day != 0 and move is not None and provisional:
+            move = None  # a later visit moves only once its anchor is known (scheduling.py)
+        window: tuple[dt.date, dt.date] | None = None
+        if move is not None and day != 0:
+            # day 0 keeps its own window around the scheduled day 0 (the move's protocol window
+            # is how far day 0 may move); a later visit keeps the protocol window it moved in
+            planned = move.planned_on
+            window = (planned, planned) if move.outside_protocol else (move.earliest, move.latest)
+        visits.append(
+            Visit(
+                code=code,
+                name=str(item["name"]),
+                day=day,
+                planned_on=planned,
+                window_days=int(item.get("window_days", 0)),
+                infusion=infusion,
+                provisional=provisional and day != 0,
+                rescheduled=move is not None,
+                deviation_pending=move is not None and move.outside_protocol and not move.signed,
+                missed=code in facts.missed,
+                window=window,
+            )
         )
-        for item in parameters.get("follow_up", [])
-    ]
     return sorted(visits, key=lambda visit: visit.day)
 
 
-def visit_of(patient: Patient, code: str) -> Visit:
-    for visit in schedule(patient):
+def protocol_visits(patient: Patient) -> list[tuple[str, str, bool]]:
+    """(code, name, infusion) of the protocol's visits in order, without their days."""
+    parameters = patient.protocol.parameters
+    items = [(item, True) for item in parameters["infusions"]] + [
+        (item, False) for item in parameters.get("follow_up", [])
+    ]
+    return [
+        (str(item["code"]), str(item["name"]), infusion)
+        for item, infusion in sorted(items, key=lambda pair: int(pair[0]["day"]))
+    ]
+
+
+def schedule_facts(
+    session: DbSession, patient_ids: Sequence[int], zone: ZoneInfo
+) -> dict[int, ScheduleFacts]:
+    """The schedule facts of each patient in ``patient_ids``, in three queries whatever their
+    number (a list page never queries per patient). The first infusion is the earliest
+    infusion started (site calendar), of whichever visit."""
+    from cellchain.clinic.models import Infusion, MissedVisit, VisitReschedule
+
+    ids = list(patient_ids)
+    if not ids:
+        return {}
+    first: dict[int, dt.date] = {}
+    for patient_id, started_at in session.execute(
+        select(Infusion.patient_id, Infusion.started_at)
+        .where(Infusion.patient_id.in_(ids))
+        .order_by(Infusion.started_at)
+    ):
+        first.setdefault(patient_id, started_at.astimezone(zone).date())
+    moves: dict[int, dict[str, Move]] = {}
+    for row in session.execute(
+        select(VisitReschedule)
+        .where(VisitReschedule.patient_id.in_(ids))
+        .order_by(VisitReschedule.recorded_at, VisitReschedule.id)
+    ).scalars():
+        # the latest move of each visit wins
+        moves.setdefault(row.patient_id, {})[row.visit] = Move(
+            planned_on=row.planned_on,
+            earliest=row.protocol_earliest,
+            latest=row.protocol_latest,
+            outside_protocol=row.outside_protocol,
+            signed=row.deviation_signed_at is not None,
+            reschedule_id=row.id,
+        )
+    missed: dict[int, set[str]] = {}
+    for patient_id, code in session.execute(
+        select(MissedVisit.patient_id, MissedVisit.visit).where(MissedVisit.patient_id.in_(ids))
+    ):
+        missed.setdefault(patient_id, set()).add(code)
+    return {
+        patient_id: ScheduleFacts(
+            first_infusion_on=first.get(patient_id),
+            moves=moves.get(patient_id, {}),
+            missed=frozenset(missed.get(patient_id, ())),
+        )
+        for patient_id in ids
+    }
+
+
+def facts_of(session: DbSession, patient: Patient, zone: ZoneInfo) -> ScheduleFacts:
+    """The schedule facts of one patient (``schedule_facts``)."""
+    return schedule_facts(session, [patient.id], zone)[patient.id]
+
+
+def schedule_of(session: DbSession, patient: Patient, zone: ZoneInfo) -> list[Visit]:
+    """One patient's schedule, its facts loaded."""
+    return schedule(patient, facts_of(session, patient, zone))
+
+
+def visit_of(patient: Patient, code: str, facts: ScheduleFacts) -> Visit:
+    for visit in schedule(patient, facts):
         if visit.code == code and visit.infusion:
             return visit
     raise NotFound(f"Protocol {patient.protocol.code} has no infusion visit {code!r}.")

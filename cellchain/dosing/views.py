@@ -264,7 +264,7 @@ def _patient_page(
                 which=which,
                 arm_name=patients.arm_name(patient),
                 receives_cells=patients.receives_cells(patient),
-                visits=patients.schedule(patient),
+                visits=patients.schedule_of(db.session, patient, site_zone()),
                 doses={o.visit: o for o in orders.orders_of(db.session, patient)},
                 infused={i.dose_order.visit: i for i in infusions},
                 confirmable={

@@ -52,12 +52,12 @@ def record(clinic: Any, patient: Any, visit: str = "M6", **changes: Any) -> Foll
 
 def test_a_new_patient_has_day_0_due_and_every_later_visit_upcoming(clinic: Any) -> None:
     patient = clinic.enrol()
-    assert statuses(patient) == {"D0": "due", "M3": "upcoming", "M6": "upcoming", "M12": "upcoming"}
+    assert statuses(patient) == {"D0": "due", "M3": "planned", "M6": "planned", "M12": "planned"}
 
 
 def test_a_missed_infusion_is_overdue_and_the_open_window_due(clinic: Any) -> None:
     patient = back_date(clinic.enrol(), 100)  # M3: day 91 ± 14 → open on day 100
-    assert statuses(patient) == {"D0": "overdue", "M3": "due", "M6": "upcoming", "M12": "upcoming"}
+    assert statuses(patient) == {"D0": "overdue", "M3": "due", "M6": "planned", "M12": "planned"}
 
 
 @pytest.mark.parametrize("status", ["in_progress", "completed", "stopped"])
@@ -78,20 +78,21 @@ def test_the_control_arms_infusion_visits_do_not_apply(clinic: Any) -> None:
         "D0": "not_applicable",
         "M3": "not_applicable",
         "M6": "overdue",
-        "M12": "upcoming",
+        "M12": "planned",
     }
 
 
-def test_an_evaluation_without_a_window_is_due_on_its_day_only(clinic: Any) -> None:
+def test_an_evaluation_is_due_within_its_protocol_window(clinic: Any) -> None:
     patient = clinic.enrol()
-    m6 = patient.day0 + dt.timedelta(days=182)
-    assert statuses(patient, m6 - dt.timedelta(days=1))["M6"] == "upcoming"
-    assert statuses(patient, m6)["M6"] == "due"
-    assert statuses(patient, m6 + dt.timedelta(days=1))["M6"] == "overdue"
+    m6 = patient.day0 + dt.timedelta(days=182)  # ± 14 days (the site's protocol parameter)
+    assert statuses(patient, m6 - dt.timedelta(days=15))["M6"] == "planned"
+    assert statuses(patient, m6 - dt.timedelta(days=14))["M6"] == "due"
+    assert statuses(patient, m6 + dt.timedelta(days=14))["M6"] == "due"
+    assert statuses(patient, m6 + dt.timedelta(days=15))["M6"] == "overdue"
 
 
 def test_an_evaluation_recorded_is_done_and_a_late_one_is_flagged(clinic: Any) -> None:
-    patient = back_date(clinic.enrol(), 190)
+    patient = back_date(clinic.enrol(), 200)
     record(clinic, patient, "M6", done_on=today(), note="  DAS28 and BASDAI taken ")
     (m6,) = [
         s
@@ -100,7 +101,7 @@ def test_an_evaluation_recorded_is_done_and_a_late_one_is_flagged(clinic: Any) -
     ]
     assert m6.status == VisitStatus.DONE and m6.done_on == today()
     assert m6.note == "DAS28 and BASDAI taken"
-    assert m6.outside_window  # day 190, the window is day 182 only
+    assert m6.outside_window  # day 200, the window is day 182 ± 14
 
 
 visits = st.builds(
@@ -129,7 +130,7 @@ def test_a_visit_has_exactly_one_status_and_is_due_iff_open_and_not_done(
     assert (status == VisitStatus.DONE) == done
     assert (status == VisitStatus.NOT_APPLICABLE) == (not done and not applicable)
     assert (status == VisitStatus.DUE) == (applicable and not done and visit.open_on(day))
-    assert (status == VisitStatus.UPCOMING) == (applicable and not done and day < visit.earliest)
+    assert (status == VisitStatus.PLANNED) == (applicable and not done and day < visit.earliest)
     assert (status == VisitStatus.OVERDUE) == (applicable and not done and day > visit.latest)
 
 
@@ -159,15 +160,16 @@ def test_the_clinic_list_puts_overdue_first_then_by_planned_day(clinic: Any) -> 
 
 
 def test_the_clinic_list_can_show_what_comes_up_in_the_next_14_days(clinic: Any) -> None:
+    # M6 is day 182 ± 14: its window opens in 14 days, and in 15 days
     clinic.randomize("CONTROL", "CONTROL")
-    back_date(clinic.enrol(study_id="AS-SOON", arm="CONTROL"), 182 - 14)  # M6 in 14 days
-    back_date(clinic.enrol(study_id="AS-LATER", arm="CONTROL"), 182 - 15)  # M6 in 15 days
+    back_date(clinic.enrol(study_id="AS-SOON", arm="CONTROL"), 182 - 14 - 14)
+    back_date(clinic.enrol(study_id="AS-LATER", arm="CONTROL"), 182 - 14 - 15)
     assert follow_up.due_visits(db.session, today=today(), zone=UTC) == []
     coming = follow_up.due_visits(
         db.session, today=today(), zone=UTC, coming_up_days=follow_up.COMING_UP_DAYS
     )
     assert [(s.patient.study_id, s.visit.code, s.status.value) for s in coming] == [
-        ("AS-SOON", "M6", "upcoming")
+        ("AS-SOON", "M6", "planned")
     ]
 
 

@@ -57,7 +57,7 @@ def test_api_lists_the_schedule_and_the_clinics_due_visits(
         ("D0", "done"),
         ("M3", "overdue"),
         ("M6", "due"),
-        ("M12", "upcoming"),
+        ("M12", "planned"),
     ]
     m3 = body[1]
     assert m3["infusion"] and m3["window_days"] == 14 and m3["patient"] == "AS-001"

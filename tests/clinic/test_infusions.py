@@ -161,7 +161,9 @@ def test_a_full_dose_at_60_ml_per_h_ended_11_s_after_the_start_is_flagged_for_a_
     assert "in 11 s" in ended.time_flag and "the 60 mL/h recorded" in ended.time_flag
     # the patient is not dosed again until the record is settled
     patient = ended.patient
-    patient.day0 -= dt.timedelta(days=91)
+    # three months on: the first infusion started 91 days ago, so Month 3 is open today
+    ended.started_at -= dt.timedelta(days=91)
+    ended.ended_at -= dt.timedelta(days=91)  # type: ignore[operator]
     db.session.commit()
     ward.clinic.weigh(patient, 70.5, hours_ago=0)
     ward.clinic.recheck(patient)  # eligibility re-confirmed before month 3

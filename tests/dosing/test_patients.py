@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -111,7 +112,10 @@ def test_a_weight_from_the_future_is_refused(clinic: Any) -> None:
 def test_visits_are_planned_from_day_0_with_their_windows(clinic: Any) -> None:
     day0 = utcnow().date() + dt.timedelta(days=3)
     patient = clinic.enrol(day0=day0)
-    visits = {visit.code: visit for visit in patients.schedule(patient)}
+    # before the first infusion, provisionally from the scheduled day 0
+    visits = {
+        visit.code: visit for visit in patients.schedule_of(db.session, patient, ZoneInfo("UTC"))
+    }
     assert visits["D0"].planned_on == day0 and visits["D0"].window_days == 0
     month3 = visits["M3"]
     assert month3.planned_on == day0 + dt.timedelta(days=91)

@@ -153,8 +153,10 @@ def test_times_are_shown_in_the_zone_asked_for(ward, infused):
 def test_infusions_are_read_in_the_order_they_started(ward):
     first = infuse(ward)
     patient = first.patient
-    # three months on: the Month 3 visit is open today
-    patient.day0 = patient.day0 - dt.timedelta(days=91)
+    # three months on: the first infusion started 91 days ago, so Month 3 is open today
+    first.started_at -= dt.timedelta(days=91)
+    if first.ended_at is not None:
+        first.ended_at -= dt.timedelta(days=91)
     db.session.commit()
     ward.clinic.weigh(patient, 71.0, hours_ago=0)  # a fresh weight for the new dose
     order = ward.prepared(patient, visit="M3")

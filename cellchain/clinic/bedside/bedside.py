@@ -162,6 +162,9 @@ class DoseFacts:
     #: each unit's missing or superseded label (``labels.service.label_states``); none when
     #: the dose and every bag carry the label their status requires
     label_problems: tuple[str, ...] = ()
+    #: why the visit is closed whatever the day: recorded as missed, or moved outside the
+    #: protocol with the deviation not yet signed (``patients.Visit.closed_reason``)
+    visit_closed: str | None = None
     #: the visit's latest pre-infusion re-check (``rechecks.facts``); None when the visit
     #: needs none (day 0)
     recheck: rechecks.RecheckFacts | None = None
@@ -494,6 +497,8 @@ def _visit_window(f: BedsideFacts) -> CheckResult:
         if f.dose.visit_earliest == f.dose.visit_latest
         else f"{f.dose.visit_earliest.isoformat()} – {f.dose.visit_latest.isoformat()}"
     )
+    if f.dose.visit_closed:  # recorded as missed, or moved with a deviation not yet signed
+        return CheckResult(Check.VISIT_WINDOW, title, False, f.dose.visit_closed)
     if not f.dose.visit_earliest <= f.today <= f.dose.visit_latest:
         return CheckResult(
             Check.VISIT_WINDOW,
@@ -588,7 +593,7 @@ def gather(
         zone=zone,
         patient=_patient_facts(session, patient, now=now, zone=zone) if patient else None,
         wristband_problem=wristband_problem,
-        dose=_dose_facts(session, order) if order else None,
+        dose=_dose_facts(session, order, zone) if order else None,
         label_problem=label_problem,
         limits=_limits(patient or (order.patient if order else None)),
     )
@@ -609,7 +614,7 @@ def _patient_facts(
         enrolled=patient.status == PatientStatus.ENROLLED.value,
         open_visits=tuple(
             (visit.code, visit.name)
-            for visit in patients.schedule(patient)
+            for visit in patients.schedule_of(session, patient, zone)
             if visit.infusion and visit.open_on(today)
         ),
         latest_weight_kg=weight.weight_kg if weight else None,
@@ -622,8 +627,9 @@ def _patient_facts(
     )
 
 
-def _dose_facts(session: DbSession, order: DoseOrder) -> DoseFacts:
-    visit = patients.visit_of(order.patient, order.visit)
+def _dose_facts(session: DbSession, order: DoseOrder, zone: ZoneInfo) -> DoseFacts:
+    facts = patients.facts_of(session, order.patient, zone)
+    visit = patients.visit_of(order.patient, order.visit, facts)
     shipment = shipment_of(session, order)
     thaw = thaw_state(session, order)
     second_checks = [
@@ -647,6 +653,9 @@ def _dose_facts(session: DbSession, order: DoseOrder) -> DoseFacts:
         visit_name=visit.name,
         visit_earliest=visit.earliest,
         visit_latest=visit.latest,
+        visit_closed=(
+            visit.closed_reason(visit.earliest) if visit.missed or visit.deviation_pending else None
+        ),
         status=order.status,
         second_check_valid=order.checked_by_id is not None
         and bool(second_checks)

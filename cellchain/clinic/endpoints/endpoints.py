@@ -58,7 +58,7 @@ def evaluation_visits(patient: Patient) -> list[tuple[str, str]]:
     """(code, name) of the visits endpoints are recorded at: baseline, then the protocol's
     evaluation visits in order."""
     return [(BASELINE, "Baseline")] + [
-        (v.code, v.name) for v in patients.schedule(patient) if not v.infusion
+        (code, name) for code, name, infusion in patients.protocol_visits(patient) if not infusion
     ]
 
 

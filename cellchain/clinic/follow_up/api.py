@@ -7,13 +7,16 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from cellchain.clinic.follow_up import adverse_events, follow_up, reporting
+from cellchain.clinic.follow_up import adverse_events, follow_up, reporting, scheduling
 from cellchain.clinic.follow_up.commands import (
     assess_as_user,
     record_event_as_user,
+    record_missed_as_user,
     record_report_as_user,
     record_visit_as_user,
     reports_due_now,
+    reschedule_as_user,
+    sign_deviation_as_user,
     site_today,
     update_outcome_as_user,
 )
@@ -21,13 +24,18 @@ from cellchain.clinic.follow_up.schemas import (
     AdverseEventIn,
     AdverseEventOut,
     AssessmentIn,
+    DeviationSignIn,
     DueQueryIn,
     FollowUpVisitOut,
+    MissedIn,
+    MissedVisitOut,
     OutcomeIn,
     ReportIn,
     ReportingClockOut,
+    RescheduleIn,
     ScheduledVisitOut,
     VisitDoneIn,
+    VisitRescheduleOut,
 )
 from cellchain.core.roles import Permission
 from cellchain.dosing import patients
@@ -80,6 +88,54 @@ def record_visit_done(data: dict[str, Any], patient_id: int) -> Any:
     409 if the visit is already recorded."""
     with unit_of_work() as session:
         row = record_visit_as_user(session, patient_id, data)
+    return row
+
+
+@follow_up_api.get("/patients/<int:patient_id>/visit-reschedules")
+@requires(Permission.READ_RECORDS)
+@follow_up_api.response(200, VisitRescheduleOut(many=True))
+def list_reschedules(patient_id: int) -> Any:
+    """Every move of the patient's visits, latest first, with its protocol deviation if any."""
+    patient = patients.get_patient(db.session, patient_id)
+    return scheduling.reschedules_of(db.session, patient)
+
+
+@follow_up_api.post("/patients/<int:patient_id>/visit-reschedules")
+@requires(Permission.RECORD_FOLLOW_UP)
+@follow_up_api.arguments(RescheduleIn)
+@follow_up_api.response(201, VisitRescheduleOut)
+def reschedule_visit(data: dict[str, Any], patient_id: int) -> Any:
+    """Move a visit not done nor missed to today or a later day, with a reason; never into the
+    past (422). Day 0 moves the scheduled day 0; months 3, 6 and 12 move once the first
+    infusion has started (409 before). A day outside the protocol window opens a protocol
+    deviation (``outside_protocol``): the visit is usable on its new day once an investigator
+    signs it."""
+    with unit_of_work() as session:
+        row = reschedule_as_user(session, patient_id, data)
+    return row
+
+
+@follow_up_api.post("/visit-reschedules/<int:reschedule_id>/deviation-signature")
+@requires(Permission.RECORD_FOLLOW_UP)
+@follow_up_api.arguments(DeviationSignIn)
+@follow_up_api.response(200, VisitRescheduleOut)
+def sign_deviation(data: dict[str, Any], reschedule_id: int) -> Any:
+    """The investigator's e-signature (password re-entered) on a visit moved outside the
+    protocol; investigators only (403), once (409)."""
+    with unit_of_work() as session:
+        row, _ = sign_deviation_as_user(session, reschedule_id, data)
+    return row
+
+
+@follow_up_api.post("/patients/<int:patient_id>/missed-visits")
+@requires(Permission.RECORD_FOLLOW_UP)
+@follow_up_api.arguments(MissedIn)
+@follow_up_api.response(201, MissedVisitOut)
+def record_missed(data: dict[str, Any], patient_id: int) -> Any:
+    """Record an overdue visit (its window closed, not done) as missed, once, with a reason;
+    day 0 of an arm receiving cells is rescheduled instead (422)."""
+    with unit_of_work() as session:
+        row = record_missed_as_user(session, patient_id, data)
     return row
 
 

@@ -9,8 +9,9 @@ from typing import Any
 
 from flask import current_app
 
-from cellchain.clinic.follow_up import adverse_events, follow_up, reporting
-from cellchain.clinic.models import AdverseEvent, FollowUpVisit
+from cellchain.clinic.follow_up import adverse_events, follow_up, reporting, scheduling
+from cellchain.clinic.models import AdverseEvent, FollowUpVisit, MissedVisit, VisitReschedule
+from cellchain.core.models import Signature
 from cellchain.dosing import patients
 from cellchain.extensions import DbSession
 from cellchain.http import acting_user, now, site_zone
@@ -31,6 +32,46 @@ def record_visit_as_user(
         visit=data["visit"],
         done_on=data["done_on"],
         note=data["note"],
+        actor=acting_user(),
+        now=now(),
+        zone=site_zone(),
+    )
+
+
+def reschedule_as_user(
+    session: DbSession, patient_id: int, data: dict[str, Any]
+) -> VisitReschedule:
+    """Move a visit from loaded ``RescheduleIn`` data (the page and the API)."""
+    return scheduling.reschedule_visit(
+        session,
+        patients.get_patient(session, patient_id),
+        visit=data["visit"],
+        planned_on=data["planned_on"],
+        reason=data["reason"],
+        actor=acting_user(),
+        now=now(),
+        zone=site_zone(),
+    )
+
+
+def sign_deviation_as_user(
+    session: DbSession, reschedule_id: int, data: dict[str, Any]
+) -> tuple[VisitReschedule, Signature]:
+    """The acting investigator signs a move's protocol deviation (``DeviationSignIn``)."""
+    row = scheduling.get_reschedule(session, reschedule_id)
+    signature = scheduling.sign_deviation(
+        session, row, investigator=acting_user(), password=data["password"], now=now()
+    )
+    return row, signature
+
+
+def record_missed_as_user(session: DbSession, patient_id: int, data: dict[str, Any]) -> MissedVisit:
+    """Record a visit missed from loaded ``MissedIn`` data (the page and the API)."""
+    return scheduling.record_missed(
+        session,
+        patients.get_patient(session, patient_id),
+        visit=data["visit"],
+        reason=data["reason"],
         actor=acting_user(),
         now=now(),
         zone=site_zone(),

@@ -1,15 +1,18 @@
 """The follow-up schedule: where each visit of a patient stands, and evaluations done
 (DOMAIN.md §7: infusions on day 0 and month 3, evaluations at months 6 and 12).
 
-A visit's status on a day (in the site's time zone) is exactly one of:
+Day 0 is planned on the patient's scheduled day 0; months 3, 6 and 12 count from the day the
+first infusion actually started (``patients.schedule``), provisionally from the scheduled
+day 0 until it has. A visit's status on a day (in the site's time zone) is exactly one of:
 
 - ``done``: an infusion visit whose dose was infused (an infusion was started, whether it
   completed or was stopped), or an evaluation visit recorded as done;
 - ``not_applicable``: an infusion visit of a patient whose arm never receives cells;
-- ``upcoming``: not done and its window has not opened yet;
+- ``missed``: recorded as missed once its window closed (``scheduling.record_missed``);
+- ``planned``: not done and its window has not opened yet;
 - ``due``: not done and its window is open that day;
-- ``overdue``: not done and its window has closed. It stays overdue until it is done: a
-  missed visit is never quietly dropped from the clinic's list.
+- ``overdue``: not done and its window has closed. It stays overdue until it is done or
+  recorded as missed: a missed visit is never quietly dropped from the clinic's list.
 
 An infusion visit is done by its infusion only; an evaluation visit is recorded here, once.
 
@@ -42,13 +45,14 @@ COMING_UP_DAYS = 14
 class VisitStatus(LabelledEnum):
     DONE = "done"  #: infused (infusion visits) or recorded as done (evaluations)
     NOT_APPLICABLE = "not_applicable"  #: an infusion visit of an arm that never receives cells
-    UPCOMING = "upcoming"  #: the window opens on a later day
+    MISSED = "missed"  #: its window closed and it was recorded as missed
+    PLANNED = "planned"  #: the window opens on a later day
     DUE = "due"  #: the window is open today
-    OVERDUE = "overdue"  #: the window has closed and the visit was not done
+    OVERDUE = "overdue"  #: the window has closed and the visit was neither done nor missed
 
 
 #: The clinic's list: overdue first, then due, then coming up.
-_URGENCY = {VisitStatus.OVERDUE: 0, VisitStatus.DUE: 1, VisitStatus.UPCOMING: 2}
+_URGENCY = {VisitStatus.OVERDUE: 0, VisitStatus.DUE: 1, VisitStatus.PLANNED: 2}
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class ScheduledVisit:
     status: VisitStatus
     done_on: dt.date | None = None
     note: str | None = None
+    #: the latest reschedule of the visit (``visit_reschedules``), if it was moved
+    reschedule_id: int | None = None
 
     @property
     def outside_window(self) -> bool:
@@ -79,13 +85,16 @@ def visit_status(
     visit: patients.Visit, *, today: dt.date, done: bool, applicable: bool
 ) -> VisitStatus:
     """The one status of ``visit`` on ``today``: done wins; an infusion the arm never receives
-    is not applicable; otherwise the window decides (before it, in it, after it)."""
+    is not applicable; a visit recorded as missed is missed; otherwise the window decides
+    (before it, in it, after it)."""
     if done:
         return VisitStatus.DONE
     if not applicable:
         return VisitStatus.NOT_APPLICABLE
+    if visit.missed:
+        return VisitStatus.MISSED
     if today < visit.earliest:
-        return VisitStatus.UPCOMING
+        return VisitStatus.PLANNED
     if today <= visit.latest:
         return VisitStatus.DUE
     return VisitStatus.OVERDUE
@@ -96,7 +105,7 @@ def patient_schedule(
 ) -> list[ScheduledVisit]:
     """Every visit of the patient's protocol schedule with its status on ``today``."""
     done = _completions(session, zone, patient_id=patient.id).get(patient.id, {})
-    return _scheduled(patient, done, today)
+    return _scheduled(patient, patients.facts_of(session, patient, zone), done, today)
 
 
 def due_visits(
@@ -113,13 +122,15 @@ def due_visits(
         ).scalars()
     )
     done = _completions(session, zone)
+    # the first infusions, moves and missed visits of every patient listed, in one go
+    facts = patients.schedule_facts(session, [patient.id for patient in enrolled], zone)
     horizon = today + dt.timedelta(days=max(coming_up_days, 0))
     listed = [
         item
         for patient in enrolled
-        for item in _scheduled(patient, done.get(patient.id, {}), today)
+        for item in _scheduled(patient, facts[patient.id], done.get(patient.id, {}), today)
         if item.status in (VisitStatus.DUE, VisitStatus.OVERDUE)
-        or (item.status == VisitStatus.UPCOMING and item.visit.earliest <= horizon)
+        or (item.status == VisitStatus.PLANNED and item.visit.earliest <= horizon)
     ]
     return sorted(
         listed,
@@ -153,7 +164,7 @@ def record_visit_done(
     today = now.astimezone(zone).date()
     enrolled_on = patient.enrolled_at.astimezone(zone).date()
     errors: dict[str, list[str]] = {}
-    scheduled = {v.code: v for v in patients.schedule(patient)}
+    scheduled = {v.code: v for v in patients.schedule_of(session, patient, zone)}
     target = scheduled.get(code)
     evaluations = [v.code for v in scheduled.values() if not v.infusion]
     if target is None:
@@ -166,6 +177,8 @@ def record_visit_done(
             f"{target.name} ({code}) is an infusion visit: it is done by its infusion, not "
             "recorded here."
         ]
+    elif target.missed:
+        errors["visit"] = [f"{target.name} ({code}) was recorded as missed."]
     if done_on > today:
         errors["done_on"] = [f"{done_on.isoformat()} is in the future (today is {today})."]
     elif done_on < enrolled_on:
@@ -224,11 +237,11 @@ def record_visit_done(
 
 
 def _scheduled(
-    patient: Patient, done: dict[str, Completion], today: dt.date
+    patient: Patient, facts: patients.ScheduleFacts, done: dict[str, Completion], today: dt.date
 ) -> list[ScheduledVisit]:
     cells = patients.receives_cells(patient)
     items = []
-    for visit in patients.schedule(patient):
+    for visit in patients.schedule(patient, facts):
         # an infusion is done by an infusion, an evaluation by its record: never the other
         completion = done.get(("infusion:" if visit.infusion else "evaluation:") + visit.code)
         status = visit_status(
@@ -244,6 +257,7 @@ def _scheduled(
                 status=status,
                 done_on=completion.done_on if completion else None,
                 note=completion.note if completion else None,
+                reschedule_id=move.reschedule_id if (move := facts.moves.get(visit.code)) else None,
             )
         )
     return items

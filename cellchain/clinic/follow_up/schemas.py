@@ -118,11 +118,86 @@ class ScheduledVisitOut(ma.Schema):
     window_days = ma.fields.Integer(attribute="visit.window_days")
     recalls = recalls_field()
     status = ma.fields.String(
-        metadata={"description": "done, not_applicable, upcoming, due or overdue"}
+        metadata={"description": "done, not_applicable, missed, planned, due or overdue"}
     )
     done_on = ma.fields.Date(allow_none=True)
     outside_window = ma.fields.Boolean()
     note = ma.fields.String(allow_none=True)
+    provisional = ma.fields.Boolean(
+        attribute="visit.provisional",
+        metadata={"description": "Planned from the scheduled day 0: the first infusion is ahead"},
+    )
+    rescheduled = ma.fields.Boolean(attribute="visit.rescheduled")
+    deviation_pending = ma.fields.Boolean(
+        attribute="visit.deviation_pending",
+        metadata={"description": "Moved outside the protocol; the investigator has not signed"},
+    )
+    reschedule_id = ma.fields.Integer(allow_none=True)
+
+
+class RescheduleIn(ma.Schema):
+    """A visit moved to another day, and why (``scheduling.reschedule_visit``)."""
+
+    visit = ma.fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=10),
+        metadata={"description": "A visit of the protocol: D0, M3, M6 or M12"},
+    )
+    planned_on = ma.fields.Date(
+        required=True, metadata={"description": "The new day, today or later (site calendar)"}
+    )
+    reason = ma.fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=2000),
+        error_messages={"required": "Say why the visit moves."},
+    )
+
+
+class MissedIn(ma.Schema):
+    """An overdue visit recorded as missed, and why (``scheduling.record_missed``)."""
+
+    visit = ma.fields.String(required=True, validate=validate.Length(min=1, max=10))
+    reason = ma.fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=2000),
+        error_messages={"required": "Say why the visit was missed."},
+    )
+
+
+class DeviationSignIn(ma.Schema):
+    """The investigator's e-signature on a visit moved outside the protocol."""
+
+    password = ma.fields.String(required=True, load_only=True)
+
+
+class VisitRescheduleOut(ma.Schema):
+    id = ma.fields.Integer()
+    patient_id = ma.fields.Integer()
+    patient = ma.fields.Function(lambda r: r.patient.study_id)
+    visit = ma.fields.String()
+    previous_on = ma.fields.Date()
+    planned_on = ma.fields.Date()
+    reason = ma.fields.String()
+    protocol_earliest = ma.fields.Date()
+    protocol_latest = ma.fields.Date()
+    outside_protocol = ma.fields.Boolean()
+    deviation_pending = ma.fields.Boolean()
+    recorded_at = ma.fields.AwareDateTime()
+    recorded_by = ma.fields.Function(lambda r: r.recorded_by.username)
+    deviation_signed_at = ma.fields.AwareDateTime(allow_none=True)
+    deviation_signed_by = ma.fields.Function(
+        lambda r: r.deviation_signed_by.username if r.deviation_signed_by else None
+    )
+
+
+class MissedVisitOut(ma.Schema):
+    id = ma.fields.Integer()
+    patient_id = ma.fields.Integer()
+    patient = ma.fields.Function(lambda v: v.patient.study_id)
+    visit = ma.fields.String()
+    reason = ma.fields.String()
+    recorded_at = ma.fields.AwareDateTime()
+    recorded_by = ma.fields.Function(lambda v: v.recorded_by.username)
 
 
 class FollowUpVisitOut(ma.Schema):

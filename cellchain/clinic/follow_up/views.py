@@ -9,23 +9,29 @@ import io
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from cellchain.clinic.follow_up import adverse_events, follow_up, reporting
+from cellchain.clinic.follow_up import adverse_events, follow_up, reporting, scheduling
 from cellchain.clinic.follow_up.acts import adverse_event_actions
 from cellchain.clinic.follow_up.commands import (
     assess_as_user,
     follow_up_report_days,
     record_event_as_user,
+    record_missed_as_user,
     record_report_as_user,
     record_visit_as_user,
     reports_due_now,
+    reschedule_as_user,
+    sign_deviation_as_user,
     site_today,
     update_outcome_as_user,
 )
 from cellchain.clinic.follow_up.schemas import (
     AdverseEventIn,
     AssessmentIn,
+    DeviationSignIn,
+    MissedIn,
     OutcomeIn,
     ReportIn,
+    RescheduleIn,
     VisitDoneIn,
 )
 from cellchain.clinic.models import Causality, Outcome, ReportKind, SeriousCriterion, Seriousness
@@ -108,6 +114,61 @@ def record_visit(patient_id: int) -> ResponseReturnValue:
         return _patient_page(patients.get_patient(db.session, patient_id), error, "visit")
     flash(message, "success")
     return redirect(url_for("follow_up.patient", patient_id=patient_id))
+
+
+@blueprint.post("/patients/<int:patient_id>/visit-reschedules")
+@requires(Permission.RECORD_FOLLOW_UP)
+def reschedule_visit(patient_id: int) -> ResponseReturnValue:
+    patients.get_patient(db.session, patient_id)
+    try:
+        data = load_form(RescheduleIn(), request.form)
+        with unit_of_work() as session:
+            row = reschedule_as_user(session, patient_id, data)
+            message = f"Visit {row.visit} moved to {row.planned_on.isoformat()}."
+            if row.outside_protocol:
+                message += (
+                    " The day is outside the protocol window: a protocol deviation is open "
+                    "until an investigator signs it."
+                )
+    except DomainError as error:
+        return _patient_page(patients.get_patient(db.session, patient_id), error, "reschedule")
+    flash(message, "success")
+    return redirect(url_for("follow_up.patient", patient_id=patient_id, _anchor="schedule"))
+
+
+@blueprint.post("/visit-reschedules/<int:reschedule_id>/deviation-signature")
+@requires(Permission.RECORD_FOLLOW_UP)
+def sign_deviation(reschedule_id: int) -> ResponseReturnValue:
+    row = scheduling.get_reschedule(db.session, reschedule_id)
+    patient_id = row.patient_id
+    try:
+        data = load_form(DeviationSignIn(), request.form)
+        with unit_of_work() as session:
+            signed, _ = sign_deviation_as_user(session, reschedule_id, data)
+            message = (
+                f"Protocol deviation signed: {signed.visit} on {signed.planned_on.isoformat()}."
+            )
+    except DomainError as error:
+        return _patient_page(
+            patients.get_patient(db.session, patient_id), error, f"deviation-{reschedule_id}"
+        )
+    flash(message, "success")
+    return redirect(url_for("follow_up.patient", patient_id=patient_id, _anchor="schedule"))
+
+
+@blueprint.post("/patients/<int:patient_id>/missed-visits")
+@requires(Permission.RECORD_FOLLOW_UP)
+def record_missed(patient_id: int) -> ResponseReturnValue:
+    patients.get_patient(db.session, patient_id)
+    try:
+        data = load_form(MissedIn(), request.form)
+        with unit_of_work() as session:
+            row = record_missed_as_user(session, patient_id, data)
+            message = f"Visit {row.visit} recorded as missed."
+    except DomainError as error:
+        return _patient_page(patients.get_patient(db.session, patient_id), error, "missed")
+    flash(message, "success")
+    return redirect(url_for("follow_up.patient", patient_id=patient_id, _anchor="schedule"))
 
 
 @blueprint.post("/patients/<int:patient_id>/adverse-events")
@@ -212,8 +273,28 @@ def _patient_page(
             open_evaluations=[
                 {"value": s.visit.code, "label": f"{s.visit.name} ({s.visit.code})"}
                 for s in schedule
-                if not s.visit.infusion and s.status != follow_up.VisitStatus.DONE
+                if not s.visit.infusion
+                and s.status not in (follow_up.VisitStatus.DONE, follow_up.VisitStatus.MISSED)
             ],
+            movable=[
+                {"value": s.visit.code, "label": f"{s.visit.name} ({s.visit.code})"}
+                for s in schedule
+                if s.status
+                in (
+                    follow_up.VisitStatus.PLANNED,
+                    follow_up.VisitStatus.DUE,
+                    follow_up.VisitStatus.OVERDUE,
+                )
+                and (s.visit.day == 0 or not s.visit.provisional)
+            ],
+            missable=[
+                {"value": s.visit.code, "label": f"{s.visit.name} ({s.visit.code})"}
+                for s in schedule
+                if s.status == follow_up.VisitStatus.OVERDUE
+                and not (s.visit.day == 0 and patients.receives_cells(patient))
+            ],
+            reschedules=scheduling.reschedules_of(db.session, patient),
+            missed=scheduling.missed_of(db.session, patient),
             events=events,
             actions={e.id: adverse_event_actions(e) for e in events},
             clocks={
