@@ -16,7 +16,7 @@ from cellchain.core.types import utcnow
 from cellchain.dosing.defaults import NCT01420432_CODE
 from cellchain.errors import DomainError
 from cellchain.extensions import DbSession
-from cellchain.http import acting_user, now
+from cellchain.http import acting_user, now, site_zone
 from cellchain.trial_data import dsmb, exports
 from cellchain.trial_data.models import ExportFormat, TrialDataExport
 
@@ -43,6 +43,7 @@ def run_export_as_user(session: DbSession, export_id: int) -> TrialDataExport:
             checkpoint=session.commit,
             protocol_code=TRIAL,
             site_name=current_app.config["SITE_NAME"],
+            zone=site_zone(),
         )
     except DomainError:
         raise

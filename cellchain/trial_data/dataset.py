@@ -21,10 +21,12 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from cellchain.clinic.endpoints import endpoints
+from cellchain.clinic.follow_up import follow_up
 from cellchain.clinic.models import (
     AdverseEvent,
     Causality,
@@ -33,10 +35,12 @@ from cellchain.clinic.models import (
     FollowUpVisit,
     Infusion,
     InfusionStatus,
+    MissedVisit,
     Outcome,
     PostThawCount,
     PostThawDecision,
     Seriousness,
+    VisitReschedule,
 )
 from cellchain.core.models import AuditEntry
 from cellchain.core.types import canonical_json
@@ -57,6 +61,18 @@ from cellchain.manufacturing.models import Deviation
 #: ``cancelled`` and the audit trail's ``dose.destroyed`` says which (dosing/exceptions.py).
 DESTROYED = "destroyed"
 DOSE_STATUSES = (*(status.value for status in DoseStatus), DESTROYED)
+
+
+VISIT_STATUSES = tuple(status.value for status in follow_up.VisitStatus)
+#: What a deviation of the trial is: an investigator's override of a dose outside tolerance,
+#: the decision to infuse a dose counted outside tolerance after thaw (both in quality's
+#: deviation register), or a visit moved outside its protocol window (signed on the move).
+DOSE_OVERRIDE = "dose_override"
+POST_THAW_DECISION = "post_thaw_decision"
+VISIT_OUTSIDE_WINDOW = "visit_outside_window"
+DEVIATION_KINDS = (DOSE_OVERRIDE, POST_THAW_DECISION, VISIT_OUTSIDE_WINDOW)
+#: open or closed in the register; a visit's deviation is open until the investigator signs it
+DEVIATION_STATUSES = ("open", "closed", "signed")
 
 
 @dataclass(frozen=True)
@@ -157,7 +173,7 @@ FORMS: tuple[Form, ...] = (
             Item("arm_source", "Where the arm came from", "text"),
             Item("randomization_number", "Randomization number", "text"),
             Item("enrolled_at", "Enrolled (UTC)", "datetime"),
-            Item("day0", "Planned day 0", "date"),
+            Item("day0", "Day 0 as scheduled (after any reschedule)", "date"),
             Item("year_of_birth", "Year of birth", "integer"),
             Item("age_at_enrolment", "Age at enrolment", "integer", unit="years"),
             Item("sex", "Sex", "text", codes=_codes(Sex)),
@@ -185,6 +201,51 @@ FORMS: tuple[Form, ...] = (
             Item("source", "How it was measured", "text"),
             Item("change_percent", "Change needing confirmation", "float", unit="%"),
             Item("confirmation", "How the change was confirmed", "text"),
+        ),
+    ),
+    Form(
+        "VISIT",
+        "Visit: planned, done or missed",
+        False,
+        (
+            Item("planned_on", "Planned on (after any reschedule)", "date"),
+            Item("window_earliest", "Window opens", "date"),
+            Item("window_latest", "Window closes", "date"),
+            Item(
+                "provisional", "Planned from day 0: the first infusion not yet started", "boolean"
+            ),
+            Item("rescheduled", "Rescheduled", "boolean"),
+            Item(
+                "deviation_pending",
+                "Moved outside the protocol, deviation not signed yet",
+                "boolean",
+            ),
+            Item("status", "Status on the export's day", "text", codes=VISIT_STATUSES),
+            Item("done_on", "Done on (infused, or evaluation recorded)", "date"),
+            Item("outside_window", "Done outside its window", "boolean"),
+            Item("missed_reason", "Why it was missed", "text"),
+            Item("missed_recorded_at", "Recorded as missed (UTC)", "datetime"),
+        ),
+    ),
+    Form(
+        "RESCHEDULE",
+        "Visit rescheduled",
+        True,
+        (
+            Item("reschedule_id", "Reschedule number", "integer"),
+            Item("recorded_at", "Recorded (UTC)", "datetime"),
+            Item("previous_on", "Planned on before", "date"),
+            Item("planned_on", "Moved to", "date"),
+            Item("reason", "Reason", "text"),
+            Item(
+                "protocol_earliest", "Protocol window of the visit as first planned: from", "date"
+            ),
+            Item("protocol_latest", "Protocol window of the visit as first planned: to", "date"),
+            Item(
+                "outside_protocol", "Outside the protocol window (a protocol deviation)", "boolean"
+            ),
+            Item("deviation_signed_at", "Deviation signed by the investigator (UTC)", "datetime"),
+            Item("superseded", "Superseded by a later move of the same visit", "boolean"),
         ),
     ),
     Form(
@@ -310,14 +371,18 @@ FORMS: tuple[Form, ...] = (
         "Deviation",
         True,
         (
-            Item("deviation_id", "Deviation number", "integer"),
+            Item("kind", "What the deviation is", "text", codes=DEVIATION_KINDS),
+            Item("deviation_id", "Deviation number (quality's register)", "integer"),
             Item("category", "Category", "text"),
             Item("description", "Description", "text"),
-            Item("status", "Status", "text", codes=("open", "closed")),
+            Item("status", "Status", "text", codes=DEVIATION_STATUSES),
             Item("opened_at", "Opened (UTC)", "datetime"),
             Item("closed_at", "Closed (UTC)", "datetime"),
             Item("resolution", "Resolution", "text"),
+            Item("visit", "Visit it concerns", "text"),
             Item("dose_id", "Dose order it concerns", "integer"),
+            Item("reschedule_id", "Visit reschedule it concerns", "integer"),
+            Item("signed_at", "Signed by the investigator (UTC)", "datetime"),
         ),
     ),
 )
@@ -380,9 +445,15 @@ def _events(trial: Sequence[Patient]) -> list[Event]:
 
 
 def collect(
-    session: DbSession, *, protocol_code: str, progress: ProgressCallback | None = None
+    session: DbSession,
+    *,
+    protocol_code: str,
+    today: dt.date,
+    zone: ZoneInfo,
+    progress: ProgressCallback | None = None,
 ) -> Dataset:
-    """Read the trial's data (every subject enrolled under ``protocol_code``) into a dataset."""
+    """Read the trial's data (every subject enrolled under ``protocol_code``) into a dataset;
+    ``today`` (the site's calendar, ``zone``) is the day each visit's status is told for."""
     trial = list(
         session.scalars(
             select(Patient)
@@ -404,6 +475,7 @@ def collect(
     ids = [p.id for p in trial]
     for index, patient in enumerate(trial):
         data.records.extend(_subject_records(session, patient, destroyed))
+        data.records.extend(_visits(session, patient, today=today, zone=zone))
         if progress is not None:
             progress(index + 1, len(trial))
     data.records.extend(_deviations(session, ids))
@@ -658,49 +730,191 @@ def _number(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def trial_deviations(
-    session: DbSession, patient_ids: Sequence[int]
-) -> list[tuple[str, int | None, Deviation]]:
-    """The deviations of the trial: (study ID, dose order, deviation) for each deviation a
-    subject's dose order names (an investigator's override of a dose outside tolerance) or a
-    post-thaw count of it does (the investigator's decision to infuse a dose counted outside
-    tolerance), once each, by subject and number."""
+def _visits(
+    session: DbSession, patient: Patient, *, today: dt.date, zone: ZoneInfo
+) -> Iterator[Record]:
+    """Each visit of the subject's schedule (VISIT, at the visit) with its status on ``today``,
+    then each move of a visit (RESCHEDULE, at the visit moved), in the order recorded."""
+    missed = {
+        row.visit: row
+        for row in session.scalars(select(MissedVisit).where(MissedVisit.patient_id == patient.id))
+    }
+    for scheduled in follow_up.patient_schedule(session, patient, today=today, zone=zone):
+        visit = scheduled.visit
+        missed_row = missed.get(visit.code)
+        yield Record(
+            patient.study_id,
+            visit.code,
+            "VISIT",
+            1,
+            {
+                "planned_on": visit.planned_on,
+                "window_earliest": visit.earliest,
+                "window_latest": visit.latest,
+                "provisional": visit.provisional,
+                "rescheduled": visit.rescheduled,
+                "deviation_pending": visit.deviation_pending,
+                "status": scheduled.status.value,
+                "done_on": scheduled.done_on,
+                "outside_window": scheduled.outside_window if scheduled.done_on else None,
+                "missed_reason": missed_row.reason if missed_row else None,
+                "missed_recorded_at": missed_row.recorded_at if missed_row else None,
+            },
+        )
+    moves = list(
+        session.scalars(
+            select(VisitReschedule)
+            .where(VisitReschedule.patient_id == patient.id)
+            .order_by(VisitReschedule.recorded_at, VisitReschedule.id)
+        )
+    )
+    latest = {move.visit: move.id for move in moves}
+    repeats: dict[str, int] = {}
+    for move in moves:
+        repeats[move.visit] = repeats.get(move.visit, 0) + 1
+        yield Record(
+            patient.study_id,
+            move.visit,
+            "RESCHEDULE",
+            repeats[move.visit],
+            {
+                "reschedule_id": move.id,
+                "recorded_at": move.recorded_at,
+                "previous_on": move.previous_on,
+                "planned_on": move.planned_on,
+                "reason": move.reason,
+                "protocol_earliest": move.protocol_earliest,
+                "protocol_latest": move.protocol_latest,
+                "outside_protocol": move.outside_protocol,
+                "deviation_signed_at": move.deviation_signed_at,
+                "superseded": latest[move.visit] != move.id,
+            },
+        )
+
+
+@dataclass(frozen=True)
+class TrialDeviation:
+    """A deviation of the trial as the export and the DSMB summary count it."""
+
+    study_id: str
+    kind: str
+    status: str
+    opened_at: dt.datetime
+    description: str
+    visit: str | None = None
+    dose_id: int | None = None
+    deviation_id: int | None = None
+    category: str | None = None
+    closed_at: dt.datetime | None = None
+    resolution: str | None = None
+    reschedule_id: int | None = None
+    signed_at: dt.datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.status == "open"
+
+
+def trial_deviations(session: DbSession, patient_ids: Sequence[int]) -> list[TrialDeviation]:
+    """The deviations of the trial's subjects, once each, by subject and when opened:
+
+    - each deviation of quality's register a subject's dose order names (the investigator's
+      override of a dose outside tolerance) or a post-thaw count of it names (the decision
+      to infuse a dose counted outside tolerance);
+    - each visit moved outside its protocol window: signed by the investigator (``signed``),
+      or, while it is the visit's latest move, waiting for that signature (``open``). An
+      unsigned move superseded by a later one is no deviation (the visit never took place on
+      that day); it stays in RESCHEDULE.
+    """
     if not patient_ids:
         return []
-    found: dict[int, tuple[str, int | None, Deviation]] = {}
-    for link in (DoseOrder.deviation_id, PostThawCount.deviation_id):
+    found: dict[int, TrialDeviation] = {}
+    for kind, link in (
+        (DOSE_OVERRIDE, DoseOrder.deviation_id),
+        (POST_THAW_DECISION, PostThawCount.deviation_id),
+    ):
         query = (
-            select(Patient.study_id, DoseOrder.id, Deviation)
+            select(Patient.study_id, DoseOrder.id, DoseOrder.visit, Deviation)
             .join(DoseOrder, DoseOrder.patient_id == Patient.id)
             .where(Patient.id.in_(patient_ids))
         )
         if link is PostThawCount.deviation_id:
             query = query.join(PostThawCount, PostThawCount.dose_order_id == DoseOrder.id)
-        for study_id, order_id, deviation in session.execute(
+        for study_id, order_id, visit, deviation in session.execute(
             query.join(Deviation, Deviation.id == link)
         ).all():
-            found.setdefault(deviation.id, (study_id, order_id, deviation))
-    return sorted(found.values(), key=lambda row: (row[0], row[2].id))
+            found.setdefault(
+                deviation.id,
+                TrialDeviation(
+                    study_id=study_id,
+                    kind=kind,
+                    status=deviation.status,
+                    opened_at=deviation.opened_at,
+                    description=deviation.description,
+                    visit=visit,
+                    dose_id=order_id,
+                    deviation_id=deviation.id,
+                    category=deviation.category,
+                    closed_at=deviation.closed_at,
+                    resolution=deviation.resolution,
+                ),
+            )
+    rows = list(found.values())
+    moves = session.execute(
+        select(Patient.study_id, VisitReschedule)
+        .join(VisitReschedule, VisitReschedule.patient_id == Patient.id)
+        .where(Patient.id.in_(patient_ids))
+        .order_by(VisitReschedule.recorded_at, VisitReschedule.id)
+    ).all()
+    latest = {(move.patient_id, move.visit): move.id for _s, move in moves}
+    for study_id, move in moves:
+        if not move.outside_protocol:
+            continue
+        signed = move.deviation_signed_at is not None
+        if not signed and latest[(move.patient_id, move.visit)] != move.id:
+            continue
+        rows.append(
+            TrialDeviation(
+                study_id=study_id,
+                kind=VISIT_OUTSIDE_WINDOW,
+                status="signed" if signed else "open",
+                opened_at=move.recorded_at,
+                description=(
+                    f"{move.visit} moved from {move.previous_on.isoformat()} to "
+                    f"{move.planned_on.isoformat()}, outside its protocol window "
+                    f"{move.protocol_earliest.isoformat()} to {move.protocol_latest.isoformat()}: "
+                    f"{move.reason}"
+                ),
+                visit=move.visit,
+                reschedule_id=move.id,
+                signed_at=move.deviation_signed_at,
+            )
+        )
+    return sorted(rows, key=lambda row: (row.study_id, row.opened_at, row.kind))
 
 
 def _deviations(session: DbSession, patient_ids: Sequence[int]) -> Iterator[Record]:
     repeats: dict[str, int] = {}
-    for study_id, order_id, deviation in trial_deviations(session, patient_ids):
-        repeats[study_id] = repeats.get(study_id, 0) + 1
+    for row in trial_deviations(session, patient_ids):
+        repeats[row.study_id] = repeats.get(row.study_id, 0) + 1
         yield Record(
-            study_id,
+            row.study_id,
             LOG,
             "DEVIATION",
-            repeats[study_id],
+            repeats[row.study_id],
             {
-                "deviation_id": deviation.id,
-                "category": deviation.category,
-                "description": deviation.description,
-                "status": deviation.status,
-                "opened_at": deviation.opened_at,
-                "closed_at": deviation.closed_at,
-                "resolution": deviation.resolution,
-                "dose_id": order_id,
+                "kind": row.kind,
+                "deviation_id": row.deviation_id,
+                "category": row.category,
+                "description": row.description,
+                "status": row.status,
+                "opened_at": row.opened_at,
+                "closed_at": row.closed_at,
+                "resolution": row.resolution,
+                "visit": row.visit,
+                "dose_id": row.dose_id,
+                "reschedule_id": row.reschedule_id,
+                "signed_at": row.signed_at,
             },
         )
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from cellchain.clinic.models import AdverseEvent, Causality, Seriousness
+from cellchain.clinic.models import AdverseEvent, Causality, MissedVisit, Seriousness
 from cellchain.dosing import patients, randomization
 from cellchain.dosing.models import DoseOrder, Patient, PatientStatus, RandomizationSlot
 from cellchain.errors import Conflict
@@ -57,6 +57,8 @@ class ArmSummary:
     doses: dict[str, Counter[str]] = field(default_factory=dict)
     deviations: int = 0
     deviations_open: int = 0
+    #: visits recorded as missed (not a deviation of their own)
+    missed_visits: int = 0
     adverse_events: int = 0
     subjects_with_events: int = 0
     serious: int = 0
@@ -137,10 +139,15 @@ def trial_summary(session: DbSession, *, protocol_code: str, now: dt.datetime) -
             visits.append(order.visit)
         counts["ordered"] += 1
         counts[dataset.dose_status(order, destroyed)] += 1
-    for study_id, _order_id, deviation in dataset.trial_deviations(session, ids):
-        arm = next(arm_of[p.id] for p in trial if p.study_id == study_id)
+    by_study_id = {patient.study_id: arm_of[patient.id] for patient in trial}
+    for deviation in dataset.trial_deviations(session, ids):
+        arm = by_study_id[deviation.study_id]
         arm.deviations += 1
-        arm.deviations_open += deviation.status == "open"
+        arm.deviations_open += deviation.open
+    for patient_id in session.scalars(
+        select(MissedVisit.patient_id).where(MissedVisit.patient_id.in_(ids))
+    ):
+        arm_of[patient_id].missed_visits += 1
     with_events: dict[str, set[int]] = {}
     with_serious: dict[str, set[int]] = {}
     for event in session.scalars(select(AdverseEvent).where(AdverseEvent.patient_id.in_(ids))):
@@ -262,12 +269,16 @@ def summary_tables(summary: TrialSummary) -> list[SummaryTable]:
             (*doses, _total(doses, 2)) if doses else (),
         )
     )
-    deviations = [(arm.code, str(arm.deviations), str(arm.deviations_open)) for arm in arms]
+    deviations = [
+        (arm.code, str(arm.deviations), str(arm.deviations_open), str(arm.missed_visits))
+        for arm in arms
+    ]
     tables.append(
         SummaryTable(
             "deviations",
-            "Deviations (dose overrides, post-thaw decisions)",
-            ("Arm", "Deviations", "Still open"),
+            "Deviations (dose overrides, post-thaw decisions, visits moved outside their "
+            "window) and missed visits",
+            ("Arm", "Deviations", "Still open (unsigned)", "Missed visits"),
             (*deviations, _total(deviations, 1)) if deviations else (),
         )
     )

@@ -27,6 +27,7 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import Callable
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -41,6 +42,8 @@ from cellchain.trial_data import csv_bundle, dataset, odm
 from cellchain.trial_data.models import ExportFormat, ExportStatus, TrialDataExport
 
 #: The share of the progress bar each phase takes, in percent (the rest is writing).
+#: the zone a visit's day is told in when the caller names none (the site's: commands.py)
+UTC_ZONE = ZoneInfo("UTC")
 READ_DONE = 30
 WRITE_DONE = 95
 
@@ -81,11 +84,13 @@ def run_export(
     checkpoint: Callable[[], None],
     protocol_code: str,
     site_name: str,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> TrialDataExport:
     """Generate a queued export (see the module): a 409 unless it is still queued.
 
     ``clock`` gives the time of each step (the generation takes a while); ``checkpoint``
-    commits the progress set before it.
+    commits the progress set before it; ``zone`` is the site's, whose calendar the visits'
+    days and statuses are told in.
     """
     require(actor, Permission.EXPORT_TRIAL_DATA)
     started = clock()
@@ -104,7 +109,9 @@ def run_export(
             title="Export already generated",
         )
     checkpoint()
-    data = dataset.collect(session, protocol_code=protocol_code)
+    data = dataset.collect(
+        session, protocol_code=protocol_code, today=started.astimezone(zone).date(), zone=zone
+    )
 
     def writing(done: int, total: int) -> None:
         share = READ_DONE + (WRITE_DONE - READ_DONE) * done // max(total, 1)

@@ -61,6 +61,7 @@ class ArmOut(ma.Schema):
     )
     deviations = ma.fields.Integer()
     deviations_open = ma.fields.Integer()
+    missed_visits = ma.fields.Integer()
     adverse_events = ma.fields.Integer()
     subjects_with_events = ma.fields.Integer()
     serious = ma.fields.Integer()

@@ -22,13 +22,14 @@ import xmlschema
 from sqlalchemy import func, select
 
 from cellchain.clinic.endpoints import endpoints
-from cellchain.clinic.follow_up import adverse_events
+from cellchain.clinic.follow_up import adverse_events, scheduling
 from cellchain.core.models import AuditEntry, User
 from cellchain.core.types import utcnow
 from cellchain.dosing.rechecks import rechecks
 from cellchain.extensions import db
 from cellchain.trial_data import dataset
 from cellchain.trial_data.models import TrialDataExport
+from tests.conftest import TEST_PASSWORD
 from tests.support.clinic import UTC
 from tests.support.follow_up import back_date, infuse
 from tests.support.pdf import pages_text, squeeze
@@ -50,7 +51,7 @@ def trial(clinic: Any) -> dict[str, Any]:
     if hasattr(clinic, "randomize"):  # a signed randomization list gives the arms
         clinic.randomize("MSC", "CONTROL", "MSC")
     infused = back_date(clinic.enrol(study_id="AS-101", arm="MSC"), 10)
-    control = back_date(clinic.enrol(study_id="AS-102", arm="CONTROL"), 5)
+    control = back_date(clinic.enrol(study_id="AS-102", arm="CONTROL"), 210)
     waiting = clinic.enrol(study_id="AS-103", arm="MSC")
     infusion = infuse(clinic, infused, "D0", at=utcnow() - dt.timedelta(days=9))
     now = utcnow()
@@ -97,12 +98,51 @@ def trial(clinic: Any) -> dict[str, Any]:
         pregnancy_test=not_applicable,
     )
     passed = clinic.recheck(infused, now=now - dt.timedelta(days=1), pregnancy_test=not_applicable)
+    # visits: AS-101's month 6 moved outside its window (deviation not signed yet); AS-103's
+    # day 0 moved outside its window, the deviation signed by the investigator; AS-102's
+    # month 6 (day 182 ± 14 of 210) recorded as missed
+    today = now.date()
+    m6_moved = scheduling.reschedule_visit(
+        db.session,
+        infused,
+        visit="M6",
+        planned_on=today + dt.timedelta(days=100),
+        reason="Patient abroad in the summer",
+        actor=clinic.clinician,
+        now=now,
+        zone=UTC,
+    )
+    d0_moved = scheduling.reschedule_visit(
+        db.session,
+        waiting,
+        visit="D0",
+        planned_on=today + dt.timedelta(days=20),
+        reason="The cleanroom slot moved",
+        actor=clinic.clinician,
+        now=now,
+        zone=UTC,
+    )
+    scheduling.sign_deviation(
+        db.session, d0_moved, investigator=clinic.investigator, password=TEST_PASSWORD, now=now
+    )
+    missed = scheduling.record_missed(
+        db.session,
+        control,
+        visit="M6",
+        reason="Moved abroad, reachable by phone only",
+        actor=clinic.clinician,
+        now=now,
+        zone=UTC,
+    )
+    db.session.commit()
     return {
         "infused": infused,
         "control": control,
         "waiting": waiting,
         "event": event,
         "rechecks": (failed, passed),
+        "moves": (m6_moved, d0_moved),
+        "missed": missed,
     }
 
 
@@ -195,7 +235,10 @@ def test_no_name_and_no_date_of_birth_leaves_the_site(
     bundle = zipfile.ZipFile(io.BytesIO(body))
     texts = [xml.decode()] + [bundle.read(name).decode() for name in bundle.namelist()]
     # the searched files hold rows of the forms recorded by a person: the re-check too
-    for form in ("enrol", "weight", "dose", "infusion", "endpoints", "ae", "recheck"):
+    for form in (
+        *("enrol", "weight", "dose", "infusion", "endpoints", "ae", "recheck"),
+        *("visit", "reschedule", "deviation"),
+    ):
         assert len(bundle.read(f"{form}.csv").decode().splitlines()) > 1, form
     names = full_names()
     assert "Ivan Tester" in names and "Cleo Tester" in names
@@ -415,7 +458,9 @@ def test_a_destroyed_dose_is_exported_as_destroyed_not_cancelled(
         changes={"status": ("prepared", "cancelled")},
     )
     db.session.commit()
-    data = dataset.collect(db.session, protocol_code=clinic.protocol.code)
+    data = dataset.collect(
+        db.session, protocol_code=clinic.protocol.code, today=utcnow().date(), zone=UTC
+    )
     statuses = {r.values["dose_id"]: r.values["status"] for r in data.records_of("DOSE")}
     assert statuses == {order.id: "infused", destroyed.id: "destroyed"}
     summary = dsmb.trial_summary(db.session, protocol_code=clinic.protocol.code, now=utcnow())
@@ -475,14 +520,17 @@ def test_a_post_thaw_count_and_its_deviation_are_exported(
         ("AS-101", "D0", "false", "proceed")
     ]
     deviations = list(csv.DictReader(io.StringIO(bundle.read("deviation.csv").decode())))
-    assert [(d["study_id"], d["deviation_id"], d["dose_id"]) for d in deviations] == [
-        ("AS-101", str(deviation.id), str(order.id))
-    ]
+    assert [
+        (d["study_id"], d["kind"], d["deviation_id"], d["dose_id"], d["visit"])
+        for d in deviations
+        if d["kind"] != "visit_outside_window"  # the fixture's moved visits
+    ] == [("AS-101", "post_thaw_decision", str(deviation.id), str(order.id), "D0")]
     _done, xml = export(clients, clinic.investigator, "odm")
     assert odm_schema().is_valid(xml.decode())
     summary = clients.api(clinic.investigator).get("/api/v1/trial-data/dsmb-summary").get_json()
     msc = next(arm for arm in summary["arms"] if arm["code"] == "MSC")
-    assert (msc["deviations"], msc["deviations_open"]) == (1, 1)
+    # with the fixture's two visits moved outside their window (one signed)
+    assert (msc["deviations"], msc["deviations_open"]) == (3, 2)
 
 
 def test_without_javascript_the_form_generates_the_export_and_shows_it(
@@ -627,3 +675,132 @@ def test_without_a_signed_schedule_the_summary_says_so(clinic: Any, clients: Any
     assert summary["schedule"] is None
     page = clients.web(clinic.investigator).get("/trial-data/dsmb").get_data(as_text=True)
     assert "Randomization: no schedule signed." in page
+
+
+# --- visits: rescheduled, missed, their protocol deviations --------------------------------------
+
+
+def test_visits_reschedules_missed_visits_and_their_deviations_are_exported(
+    clinic: Any, trial: dict[str, Any], clients: Any
+) -> None:
+    """VISIT holds each visit's planned day, window and status (done, missed with its reason,
+    not applicable, rescheduled, deviation pending); RESCHEDULE each move; DEVIATION each move
+    outside the protocol window, signed or still open; the ODM stays valid."""
+    m6_moved, d0_moved = trial["moves"]
+    today = utcnow().date()
+    _done, body = export(clients, clinic.investigator, "csv")
+    bundle = zipfile.ZipFile(io.BytesIO(body))
+
+    def rows(name: str) -> list[dict[str, str]]:
+        return list(csv.DictReader(io.StringIO(bundle.read(f"{name}.csv").decode())))
+
+    visits = {(r["study_id"], r["event"]): r for r in rows("visit")}
+    assert {event for (study_id, event) in visits if study_id == "AS-101"} == {
+        "D0",
+        "M3",
+        "M6",
+        "M12",
+    }
+    d0 = visits[("AS-101", "D0")]
+    # day 0 has no window (± 0 days): infused the day after the day planned
+    assert (d0["status"], d0["done_on"], d0["outside_window"]) == (
+        "done",
+        (today - dt.timedelta(days=9)).isoformat(),
+        "true",
+    )
+    m6 = visits[("AS-101", "M6")]
+    assert (m6["rescheduled"], m6["deviation_pending"], m6["planned_on"]) == (
+        "true",
+        "true",
+        (today + dt.timedelta(days=100)).isoformat(),
+    )
+    assert m6["status"] == "planned" and m6["done_on"] == ""
+    missed = visits[("AS-102", "M6")]
+    assert (missed["status"], missed["missed_reason"]) == (
+        "missed",
+        "Moved abroad, reachable by phone only",
+    )
+    assert missed["missed_recorded_at"] == dataset.text_value(trial["missed"].recorded_at)
+    assert visits[("AS-102", "D0")]["status"] == "not_applicable"
+    moved = visits[("AS-103", "D0")]
+    assert (moved["planned_on"], moved["rescheduled"], moved["deviation_pending"]) == (
+        (today + dt.timedelta(days=20)).isoformat(),
+        "true",
+        "false",
+    )
+    enrol = {r["study_id"]: r for r in rows("enrol")}
+    assert enrol["AS-103"]["day0"] == (today + dt.timedelta(days=20)).isoformat()
+
+    moves = [
+        (r["study_id"], r["event"], r["reason"], r["outside_protocol"]) for r in rows("reschedule")
+    ]
+    assert moves == [
+        ("AS-101", "M6", "Patient abroad in the summer", "true"),
+        ("AS-103", "D0", "The cleanroom slot moved", "true"),
+    ]
+    signed = next(r for r in rows("reschedule") if r["study_id"] == "AS-103")
+    assert signed["deviation_signed_at"] == dataset.text_value(d0_moved.deviation_signed_at)
+    assert signed["previous_on"] == today.isoformat() and signed["superseded"] == "false"
+
+    deviations = [
+        (r["study_id"], r["kind"], r["visit"], r["reschedule_id"], r["status"])
+        for r in rows("deviation")
+    ]
+    assert deviations == [
+        ("AS-101", "visit_outside_window", "M6", str(m6_moved.id), "open"),
+        ("AS-103", "visit_outside_window", "D0", str(d0_moved.id), "signed"),
+    ]
+    dictionary = list(csv.DictReader(io.StringIO(bundle.read("data_dictionary.csv").decode())))
+    for form in ("VISIT", "RESCHEDULE", "DEVIATION"):
+        assert [r["item"] for r in dictionary if r["form"] == form] == [
+            item.name for item in dataset.form_named(form).items
+        ]
+    status = next(r for r in dictionary if r["form"] == "VISIT" and r["item"] == "status")
+    assert status["code_list"] == "done|not_applicable|missed|planned|due|overdue"
+
+    _done, xml = export(clients, clinic.investigator, "odm")
+    assert [str(e) for e in odm_schema().iter_errors(xml.decode())] == []
+    assert 'ItemOID="I.VISIT.STATUS" Value="missed"' in xml.decode()
+    assert 'ItemOID="I.DEVIATION.KIND" Value="visit_outside_window"' in xml.decode()
+
+
+def test_a_superseded_unsigned_move_is_no_deviation_and_the_summary_counts_visit_deviations(
+    clinic: Any, trial: dict[str, Any], clients: Any
+) -> None:
+    """AS-101's month 6 moved again, back inside its window: the first move (never signed)
+    is no deviation any more, and stays in RESCHEDULE as superseded. The DSMB summary counts
+    the visits' deviations (signed; still open) and the missed visits by arm."""
+    summary = clients.api(clinic.investigator).get("/api/v1/trial-data/dsmb-summary").get_json()
+    arms = {arm["code"]: arm for arm in summary["arms"]}
+    assert (arms["MSC"]["deviations"], arms["MSC"]["deviations_open"]) == (2, 1)
+    assert (arms["MSC"]["missed_visits"], arms["CONTROL"]["missed_visits"]) == (0, 1)
+    page = clients.web(clinic.investigator).get("/trial-data/dsmb").get_data(as_text=True)
+    table = page.split('id="deviations"')[1].split("</table>")[0]
+    assert re.search(r"<td>MSC</td><td>2</td><td>1</td><td>0</td>", table)
+    assert re.search(r"<td>CONTROL</td><td>0</td><td>0</td><td>1</td>", table)
+
+    infused = trial["infused"]
+    first_infusion = utcnow().date() - dt.timedelta(days=9)
+    scheduling.reschedule_visit(
+        db.session,
+        infused,
+        visit="M6",
+        planned_on=first_infusion + dt.timedelta(days=185),
+        reason="Back from abroad earlier",
+        actor=clinic.clinician,
+        now=utcnow(),
+        zone=UTC,
+    )
+    db.session.commit()
+    _done, body = export(clients, clinic.investigator, "csv")
+    bundle = zipfile.ZipFile(io.BytesIO(body))
+    moves = list(csv.DictReader(io.StringIO(bundle.read("reschedule.csv").decode())))
+    m6 = [
+        (r["repeat"], r["outside_protocol"], r["superseded"]) for r in moves if r["event"] == "M6"
+    ]
+    assert m6 == [("1", "true", "true"), ("2", "false", "false")]
+    deviations = list(csv.DictReader(io.StringIO(bundle.read("deviation.csv").decode())))
+    assert [(d["study_id"], d["status"]) for d in deviations] == [("AS-103", "signed")]
+    summary = clients.api(clinic.investigator).get("/api/v1/trial-data/dsmb-summary").get_json()
+    msc = next(arm for arm in summary["arms"] if arm["code"] == "MSC")
+    assert (msc["deviations"], msc["deviations_open"]) == (1, 0)
