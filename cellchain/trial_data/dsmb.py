@@ -241,8 +241,8 @@ def summary_tables(summary: TrialSummary) -> list[SummaryTable]:
     tables.append(
         SummaryTable(
             "enrolment",
-            "Enrolment: planned (protocol's planned enrolment by its ratio) and randomized "
-            "(signed schedule's slots used) by arm",
+            "Enrolment by arm: planned (the protocol's, by its ratio), randomized (the signed "
+            "schedule's slots used)",
             ("Arm", "Planned", "Randomized", "Enrolled", "Withdrawn"),
             (
                 *enrolment,
@@ -278,7 +278,7 @@ def summary_tables(summary: TrialSummary) -> list[SummaryTable]:
             "deviations",
             "Deviations (dose overrides, post-thaw decisions, visits moved outside their "
             "window) and missed visits",
-            ("Arm", "Deviations", "Still open (unsigned)", "Missed visits"),
+            ("Arm", "Deviations", "Still open or unsigned", "Missed visits"),
             (*deviations, _total(deviations, 1)) if deviations else (),
         )
     )
