@@ -1,6 +1,7 @@
 """Permission-matrix entries of the trial-data export and DSMB summary routes (merged into
-``tests/test_permission_matrix.MATRIX``): the investigator and the trial statistician only,
-as the files and the summary are unblinded; and the export the matrix's demo site is given to reach them with."""
+``tests/test_permission_matrix.MATRIX``): the investigator and the trial statistician
+only, as the files and the summary are unblinded; and the export the matrix's demo site is
+given to reach them with."""
 
 from __future__ import annotations
 
