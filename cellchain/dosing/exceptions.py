@@ -6,10 +6,13 @@ replacement dose ordered by the normal rules (``orders.order_dose``), while a li
 refuses a second one.
 
 - **Cancel** (``cancel_dose``): an allocated or prepared dose none of whose units has left the
-  lab. Left the lab means dispensed: a dose is shipped before it can be thawed (thawing needs a
-  received shipment), so "never shipped" covers "never thawed". The bags go back to available;
-  the prepared dose unit, a record made only for this patient, is discarded. E-signed by the
-  actor with a reason.
+  lab. Left the lab means ever dispensed: a dose is shipped before it can be thawed (thawing
+  needs a received shipment), so "never shipped" covers "never thawed". A unit blocked by a
+  donor lookback (which, unlike a recall, does not withdraw the dose) or put in quarantine
+  while in the lab has not left it, so such a dose is still cancelled and its visit freed. The
+  allocated bags go back to available; blocked or quarantined bags stay as they are; the
+  prepared dose unit, a record made only for this patient, is discarded unless already final.
+  E-signed by the actor with a reason.
 - **Destroy** (``destroy_dose``): a prepared dose, in the lab, shipped or thawed. Every unit of
   the dose not already final is discarded (destroyed, final) through the chain's status change;
   a unit still in the lab passes through quarantine, as the chain has no allocated → discarded
@@ -28,8 +31,11 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
+from sqlalchemy import select
+from sqlalchemy.orm import object_session
+
 from cellchain.chain import service as chain
-from cellchain.chain.models import Unit, UnitStatus
+from cellchain.chain.models import EventType, Unit, UnitEvent, UnitStatus
 from cellchain.core import actions, audit, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
@@ -67,9 +73,36 @@ def _units(order: DoseOrder) -> list[Unit]:
     return units
 
 
+#: Where a unit of a dose is once it left the lab (shipped, perhaps thawed) or was given.
+_OUT_OF_THE_LAB = frozenset({UnitStatus.DISPENSED.value, UnitStatus.INFUSED.value})
+#: The note the chain writes on a unit's dispatch (``chain.change_status_many``): a unit is
+#: dispensed only from allocated.
+_DISPATCH_NOTE = f"{UnitStatus.ALLOCATED.value} → {UnitStatus.DISPENSED.value}:"
+
+
 def left_the_lab(order: DoseOrder) -> bool:
-    """Whether a unit of the dose was dispensed (shipped, perhaps thawed) or used."""
-    return any(unit.status != UnitStatus.ALLOCATED.value for unit in _units(order))
+    """Whether a unit of the dose was ever dispensed (shipped, perhaps thawed) or used.
+
+    A unit still allocated never left. A unit blocked by a donor lookback or a recall, or put
+    in quarantine (and perhaps discarded or rejected since), may have been blocked in the lab
+    or after its dispatch: its status-change history says which."""
+    units = _units(order)
+    if any(unit.status in _OUT_OF_THE_LAB for unit in units):
+        return True
+    changed = [unit.id for unit in units if unit.status != UnitStatus.ALLOCATED.value]
+    session = object_session(order)
+    if not changed or session is None:
+        return False
+    dispatched = session.execute(
+        select(UnitEvent.id)
+        .where(
+            UnitEvent.unit_id.in_(changed),
+            UnitEvent.event_type == EventType.STATUS_CHANGED.value,
+            UnitEvent.note.startswith(_DISPATCH_NOTE, autoescape=True),
+        )
+        .limit(1)
+    ).first()
+    return dispatched is not None
 
 
 def exception_actions(order: DoseOrder) -> frozenset[DoseException]:
@@ -89,7 +122,9 @@ def cancel_dose(
     reason: str,
     now: dt.datetime,
 ) -> DoseOrder:
-    """Cancel a dose none of whose units left the lab: bags back to available, signed."""
+    """Cancel a dose none of whose units left the lab, signed: its allocated bags go back to
+    available; a bag blocked (donor lookback) or in quarantine stays as it is; the prepared
+    dose unit, if still live, is discarded."""
     require(actor, Permission.PREPARE_DOSES)
     _require_allowed(order, DoseException.CANCEL)
     reason = _reason(reason)
@@ -106,13 +141,13 @@ def cancel_dose(
     note = f"dose order {order.id} cancelled: {reason}"
     chain.change_status_many(
         session,
-        [bag.unit for bag in order.bags],
+        [bag.unit for bag in order.bags if bag.unit.status == UnitStatus.ALLOCATED.value],
         UnitStatus.AVAILABLE,
         actor=actor,
         now=now,
         reason=note,
     )
-    if order.dose_unit is not None:
+    if order.dose_unit is not None and not UnitStatus(order.dose_unit.status).final:
         _discard(session, [order.dose_unit], actor=actor, now=now, reason=note)
     audit.record(
         session,

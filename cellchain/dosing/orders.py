@@ -538,7 +538,8 @@ def _sign_override(
         description=(
             f"Dose for {order.patient.study_id} ({order.visit}) delivers "
             f"{order.deviation_percent:+.2f} % of the target, outside the protocol's tolerance; "
-            f"accepted by {override.investigator.full_name}: {override.reason.strip()}"
+            f"accepted on the investigator's signed override (signature {signature.id}): "
+            f"{override.reason.strip()}"
         ),
         actor=override.investigator,
         now=now,

@@ -199,3 +199,88 @@ def test_the_stopped_doses_pages_offer_the_next_steps_and_the_destroy_form_works
     assert done.status_code == 302 and _status(order.id) == "cancelled"
     after = web.get(f"/doses/{order.id}").get_data(as_text=True)
     assert 'id="destroy-form"' not in after and exceptions.WITNESS_MEANING in after
+
+
+def _lookback(order: DoseOrder, qa: Any) -> None:
+    """The donor lookback: every unit of the dose's donation blocked (its dose not withdrawn)."""
+    from cellchain.donors import service as donors
+
+    donors.block_donation_units(db.session, order.bags[0].unit.donation, actor=qa, now=utcnow())
+    db.session.commit()
+
+
+def test_an_allocated_dose_whose_bag_was_blocked_can_still_be_taken_out_of_use(
+    ward: Any, clients: Any
+) -> None:
+    patient = ward.patient()
+    tech = clients.api(ward.lab.tech)
+    ordered = tech.post(f"/api/v1/patients/{patient.id}/doses", json={"visit": "D0"}).get_json()
+    _lookback(db.session.get(DoseOrder, ordered["id"]), ward.lab.qa)
+    shown = tech.get(f"/api/v1/doses/{ordered['id']}").get_json()
+    assert shown["status"] == "allocated" and "cancel" in shown["actions"], shown["actions"]
+    page = clients.web(ward.lab.tech).get(f"/doses/{ordered['id']}").get_data(as_text=True)
+    assert 'id="cancel-form"' in page
+    cancelled = _cancel(tech, ordered["id"], reason="donor determined ineligible")
+    assert cancelled.status_code == 200, cancelled.get_json()
+    done = cancelled.get_json()
+    assert done["status"] == "cancelled" and done["actions"] == []
+    assert {b["unit"]["status"] for b in done["bags"]} == {"blocked"}  # never back to stock
+    assert [s["meaning"] for s in done["signatures"]] == [exceptions.CANCEL_MEANING]
+    assert _audited(ordered["id"], "dose.cancelled") == 1
+    again = tech.post(f"/api/v1/patients/{patient.id}/doses", json={"visit": "D0"})
+    assert "already has a dose order" not in again.get_json().get("detail", "")
+
+
+def test_a_prepared_dose_blocked_in_the_lab_is_cancelled_and_its_units_stay_blocked(
+    ward: Any, clients: Any
+) -> None:
+    order = ward.prepared()
+    _lookback(order, ward.lab.qa)
+    tech = clients.api(ward.lab.tech)
+    assert "cancel" in tech.get(f"/api/v1/doses/{order.id}").get_json()["actions"]
+    cancelled = _cancel(tech, order.id, reason="donor determined ineligible")
+    assert cancelled.status_code == 200, cancelled.get_json()
+    done = cancelled.get_json()
+    assert done["status"] == "cancelled" and done["dose_unit"]["status"] == "blocked"
+    assert {b["unit"]["status"] for b in done["bags"]} == {"blocked"}
+
+
+def test_a_shipped_dose_blocked_afterwards_has_left_the_lab_and_is_destroyed_not_cancelled(
+    ward: Any, clients: Any
+) -> None:
+    order = ward.prepared()
+    ward.ship(order)
+    _lookback(order, ward.lab.qa)
+    tech = clients.api(ward.lab.tech)
+    shown = tech.get(f"/api/v1/doses/{order.id}").get_json()
+    assert "cancel" not in shown["actions"] and "destroy" in shown["actions"]
+    refused = _cancel(tech, order.id)
+    assert refused.status_code == 409 and "left the lab" in refused.get_json()["detail"]
+    assert _status(order.id) == "prepared" and _audited(order.id, "dose.cancelled") == 0
+    destroyed = _destroy(clients.api(ward.clinic.clinician), order.id, reason="donor ineligible")
+    assert destroyed.status_code == 200, destroyed.get_json()
+    assert destroyed.get_json()["dose_unit"]["status"] == "blocked"
+
+
+def test_an_allocated_dose_with_a_bag_in_quarantine_is_cancelled_and_the_bag_stays_there(
+    ward: Any, clients: Any
+) -> None:
+    from cellchain.chain import service as chain
+    from cellchain.chain.models import UnitStatus
+
+    patient = ward.patient()
+    tech = clients.api(ward.lab.tech)
+    ordered = tech.post(f"/api/v1/patients/{patient.id}/doses", json={"visit": "D0"}).get_json()
+    order = db.session.get(DoseOrder, ordered["id"])
+    chain.change_status_many(
+        db.session,
+        [bag.unit for bag in order.bags],
+        UnitStatus.QUARANTINE,
+        actor=ward.lab.qa,
+        now=utcnow(),
+        reason="label damaged",
+    )
+    db.session.commit()
+    cancelled = _cancel(tech, ordered["id"])
+    assert cancelled.status_code == 200, cancelled.get_json()
+    assert {b["unit"]["status"] for b in cancelled.get_json()["bags"]} == {"quarantine"}

@@ -291,7 +291,7 @@ def decide(
         decided_by_id=investigator.id,
     ):
         raise Conflict(f"Post-thaw count {count.id} was decided a moment ago.")
-    signatures.sign(
+    signature = signatures.sign(
         session,
         record=count,
         meaning=DECISION_MEANINGS[choice],
@@ -310,8 +310,8 @@ def decide(
                 f"Dose for {order.patient.study_id} ({order.visit}) delivers "
                 f"{count.deviation_percent:+.2f} % of the target at its post-thaw count "
                 f"({count.total_cells_per_ml:.3g} total cells/mL × {count.viability_percent:g} "
-                f"% viable), outside the protocol's tolerance; infused on the decision of "
-                f"{investigator.full_name}: {reason.strip()}"
+                f"% viable), outside the protocol's tolerance; infused on the investigator's "
+                f"signed decision (signature {signature.id}): {reason.strip()}"
             ),
             actor=investigator,
             now=now,
