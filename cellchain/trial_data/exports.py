@@ -9,7 +9,10 @@ An export is a job in ``trial_data_exports``:
    service sets ``percent`` and ``step`` and calls the caller's ``checkpoint``, which commits
    them in a short transaction of their own: any worker (they share only the database) can
    answer how far it is while it runs. Only progress is committed between the steps; the
-   data are read before the first of them, so the file is one snapshot. The file, its
+   data are read before the first of them, in one transaction that sees one snapshot
+   (REPEATABLE READ on PostgreSQL, ``audit_verification.one_snapshot``: under the default
+   READ COMMITTED each of ``collect``'s queries would see what other users committed
+   meanwhile), so the file is one snapshot. The file, its
    SHA-256, its size and the counts are stored, and the export is audited with the hash.
 3. **Downloaded** (``download``): the stored file, checked against its hash, and an audit
    entry naming who took it.
@@ -32,6 +35,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from cellchain.core import audit
+from cellchain.core.audit_verification import one_snapshot
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
@@ -109,9 +113,10 @@ def run_export(
             title="Export already generated",
         )
     checkpoint()
-    data = dataset.collect(
-        session, protocol_code=protocol_code, today=started.astimezone(zone).date(), zone=zone
-    )
+    with one_snapshot(session) as reading:
+        data = dataset.collect(
+            reading, protocol_code=protocol_code, today=started.astimezone(zone).date(), zone=zone
+        )
 
     def writing(done: int, total: int) -> None:
         share = READ_DONE + (WRITE_DONE - READ_DONE) * done // max(total, 1)

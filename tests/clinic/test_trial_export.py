@@ -804,3 +804,37 @@ def test_a_superseded_unsigned_move_is_no_deviation_and_the_summary_counts_visit
     summary = clients.api(clinic.investigator).get("/api/v1/trial-data/dsmb-summary").get_json()
     msc = next(arm for arm in summary["arms"] if arm["code"] == "MSC")
     assert (msc["deviations"], msc["deviations_open"]) == (1, 0)
+
+
+@pytest.mark.postgres_only
+def test_the_data_are_read_in_one_snapshot_while_the_clinic_writes(
+    clinic: Any, trial: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under PostgreSQL's default READ COMMITTED each of ``collect``'s queries would see what
+    others committed meanwhile; the export reads in one REPEATABLE READ transaction."""
+    from cellchain.trial_data import dataset, exports
+    from cellchain.trial_data.models import ExportFormat
+
+    levels: list[str] = []
+    collect = dataset.collect
+
+    def recording(session: Any, **kwargs: Any) -> Any:
+        levels.append(session.connection().get_isolation_level())
+        return collect(session, **kwargs)
+
+    monkeypatch.setattr(dataset, "collect", recording)
+    job = exports.request_export(
+        db.session, ExportFormat.ODM, actor=clinic.investigator, now=utcnow()
+    )
+    db.session.commit()
+    exports.run_export(
+        db.session,
+        job,
+        actor=clinic.investigator,
+        clock=utcnow,
+        checkpoint=db.session.commit,
+        protocol_code=clinic.protocol.code,
+        site_name="Test site",
+    )
+    db.session.commit()
+    assert levels == ["REPEATABLE READ"] and job.status == "done"
