@@ -177,7 +177,9 @@ def test_causality_is_assessed_only_by_an_investigator_with_a_signature(
 ) -> None:
     event = create(doctor, patient)
     url = f"/api/v1/adverse-events/{event['id']}/assessment"
-    assessment = {"causality": "related_msc", "expected": False, "password": TEST_PASSWORD}
+    # the patient was not infused yet: related to the DMARDs (related to the MSC is refused,
+    # test_adverse_event_causality.py)
+    assessment = {"causality": "related_dmard", "expected": False, "password": TEST_PASSWORD}
     nurse = clients.api(clinic.clinician)
     refused = nurse.post(url, json=assessment)
     assert refused.status_code == 403
@@ -193,7 +195,7 @@ def test_causality_is_assessed_only_by_an_investigator_with_a_signature(
     assert signed.status_code == 200, signed.get_json()
     result = signed.get_json()
     assert (result["causality"], result["expected"], result["assessed_by"]) == (
-        "related_msc",
+        "related_dmard",
         False,
         "ivan",
     )

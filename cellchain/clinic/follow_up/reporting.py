@@ -3,7 +3,9 @@ clock of the sponsor reports of a serious event.
 
 - **Causality** (related to the MSC, related to the DMARDs, unrelated) and **expectedness** are
   the investigator's judgement: assessed once, e-signed by an investigator (``Role.INVESTIGATOR``,
-  as the dose override), the signature covering the event as it is then.
+  as the dose override), the signature covering the event as it is then. "Related to the MSC"
+  is refused for an event whose patient had no infusion started before its onset (a patient of
+  an arm receiving no cells, or an event before the first infusion): ``infused_before``.
 - **The reporting clock** starts when the site became aware of a serious event (``aware_at``;
   events recorded before it was kept count from their recording). The initial report to the
   sponsor is due 24 hours later (ICH E6(R2) 4.11.1: "immediately"; the trial's 24 h), the
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from cellchain.clinic.models import AdverseEvent, Causality, ReportKind, Seriousness
+from cellchain.clinic.models import AdverseEvent, Causality, Infusion, ReportKind, Seriousness
 from cellchain.core import audit, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
@@ -118,6 +120,23 @@ def trial_listing(session: DbSession) -> list[AdverseEvent]:
     )
 
 
+def infused_before(session: DbSession, event: AdverseEvent) -> bool:
+    """Whether an infusion of the event's patient had started by the event's onset: only then
+    can the event be related to the MSC (never for a patient of an arm receiving no cells, nor
+    for an event before a patient's first infusion)."""
+    return (
+        session.execute(
+            select(Infusion.id)
+            .where(
+                Infusion.patient_id == event.patient_id,
+                Infusion.started_at <= event.onset_at,
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
 def assess(
     session: DbSession,
     event: AdverseEvent,
@@ -129,7 +148,8 @@ def assess(
     now: dt.datetime,
 ) -> AdverseEvent:
     """Record the investigator's causality and expectedness, e-signed: refused for anyone but
-    an investigator, for an unknown causality, and for an event already assessed."""
+    an investigator, for an unknown causality, for an event already assessed, and "related to
+    the MSC" for an event whose patient had no infusion started before its onset."""
     require(actor, Role.INVESTIGATOR)
     if causality not in {c.value for c in Causality}:
         raise InvalidInput(
@@ -138,6 +158,18 @@ def assess(
         )
     if event.causality is not None:
         raise Conflict(f"Adverse event {event.id} is already assessed ({event.causality}).")
+    if causality == Causality.RELATED_MSC and not infused_before(session, event):
+        raise InvalidInput(
+            f"The assessment was not recorded: {event.patient.study_id} had no MSC infusion "
+            f"started before the event's onset ({event.onset_at:%Y-%m-%d %H:%M} UTC), so the "
+            "event cannot be related to the MSC.",
+            errors={
+                "causality": [
+                    "No MSC infusion had started before the onset: related to the DMARDs or "
+                    "unrelated."
+                ]
+            },
+        )
     if not update_if(
         session,
         event,
