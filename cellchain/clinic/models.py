@@ -602,6 +602,9 @@ class PostThawCount(Recorded, Model):
             f"decision IS NULL OR decision IN ({sql_values(PostThawDecision)})",
             name="decision_known",
         ),
+        # the n-th count of a dose: of two counts recorded at once, each seeing no earlier
+        # one, the second is refused rather than recorded without the reason for a repeat
+        UniqueConstraint("dose_order_id", "sequence"),
     )
     signature_entity_type: ClassVar[str] = "post_thaw_count"
 
@@ -616,6 +619,9 @@ class PostThawCount(Recorded, Model):
     method: Mapped[str] = mapped_column(Text)
     #: why the dose was counted again (a repeat count only)
     reason: Mapped[str | None] = mapped_column(Text)
+    #: 1 for the dose's first count, 2 for its first repeat, …; null on a count recorded
+    #: before migration 0032
+    sequence: Mapped[int | None] = mapped_column(Integer)
     counted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     counted_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -11,11 +11,11 @@ import json
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from cellchain.core.models import AuditEntry
 from cellchain.core.types import utcnow
-from cellchain.dosing import orders, patients
+from cellchain.dosing import orders, patients, service
 from cellchain.dosing.defaults import NCT01420432_PARAMETERS
 from cellchain.dosing.models import DoseOrder, Patient, PreInfusionRecheck
 from cellchain.dosing.rechecks import rechecks
@@ -480,3 +480,121 @@ def test_a_control_arm_patient_has_no_infusion_to_re_check_for(ward: Any, client
     page = clients.web(ward.clinic.clinician).get(f"/patients/{patient.id}/rechecks")
     text = page.get_data(as_text=True)
     assert 'id="no-recheck"' in text and 'id="recheck-form"' not in text
+
+
+# --- a site upgraded from before issue 19 -------------------------------------------------------
+
+
+def _pre_issue_19(patient: Patient) -> Any:
+    """The patient's protocol version as approved before issue 19: no pre-infusion re-check
+    (an upgraded site keeps its approved version; its enrolled patients keep theirs)."""
+    protocol = patient.protocol
+    params = json.loads(protocol.parameters_json)
+    params.pop("pre_infusion_recheck")
+    db.session.execute(
+        text("UPDATE protocols SET parameters_json = :p WHERE id = :id"),
+        {"p": json.dumps(params), "id": protocol.id},
+    )
+    db.session.commit()
+    db.session.expire_all()
+    return protocol
+
+
+def _qa_signs_the_re_check(ward: Any, old: Any) -> Any:
+    """QA signs a new version of the same protocol with the re-check: it is in force."""
+    qa = ward.lab.qa
+    new = service.PROTOCOLS.draft(
+        db.session,
+        actor=qa,
+        now=utcnow(),
+        code=old.code,
+        title=old.title,
+        parameters=dict(NCT01420432_PARAMETERS),
+    )
+    service.PROTOCOLS.approve(db.session, new, user=qa, password=TEST_PASSWORD, now=utcnow())
+    db.session.commit()
+    return new
+
+
+def test_an_upgraded_site_whose_version_asks_for_no_re_check_is_told_so(
+    ward: Any, clients: Any
+) -> None:
+    patient = month_3_patient(ward)
+    old = _pre_issue_19(patient)
+    web = clients.web(ward.clinic.clinician)
+    warning = "asks for no re-check before Month 3"
+    page = web.get(f"/patients/{patient.id}/rechecks").get_data(as_text=True)
+    assert 'id="no-recheck-protocol"' in page and warning in page
+    assert "QA must sign a version that does" in page
+    protocol_page = web.get(f"/protocols/{old.id}").get_data(as_text=True)
+    assert 'id="no-pre-infusion-recheck"' in protocol_page
+    assert "QA must sign a version that does" in protocol_page
+    _qa_signs_the_re_check(ward, old)
+    page = web.get(f"/patients/{patient.id}/rechecks").get_data(as_text=True)
+    assert 'id="no-recheck-protocol"' not in page and 'data-visit="M3"' in page
+
+
+def test_a_patient_enrolled_under_a_pre_issue_19_version_is_rechecked_once_qa_signs_one(
+    ward: Any, clients: Any
+) -> None:
+    """The requirement is the patient's version and the version in force together: a version
+    QA signs with the re-check applies to the patients already enrolled."""
+    patient = month_3_patient(ward)
+    old = _pre_issue_19(patient)
+    new = _qa_signs_the_re_check(ward, old)
+    assert patient.protocol_id == old.id  # enrolled under the old version, and stays so
+    tech = clients.api(ward.lab.tech)
+    refused = tech.post(f"/api/v1/patients/{patient.id}/doses", json={"visit": "M3"})
+    assert refused.status_code == 422, refused.get_json()
+    assert "No pre-infusion re-check for Month 3" in refused.get_json()["errors"]["recheck"][0]
+    web = clients.web(ward.lab.tech)
+    assert web.post(f"/patients/{patient.id}/doses/M3", data={}).status_code == 422
+    assert db.session.execute(select(DoseOrder)).first() is None
+    states = tech.get(f"/api/v1/patients/{patient.id}/rechecks/visits").get_json()
+    assert [s["visit"] for s in states] == ["M3"], states
+    # recorded against the version in force, whose items were answered
+    recheck = ward.clinic.recheck(patient)
+    assert recheck.protocol_id == new.id and recheck.passed
+    assert rechecks.valid_until(recheck) == recheck.recorded_at + dt.timedelta(days=7)
+    order = ward.prepared(patient, visit="M3")
+    ward.receive(ward.ship(order))
+    ward.thaw(order)
+    nurse = clients.api(ward.clinic.clinician)
+    assert _verify(nurse, patient, order)["verdict"] == "go"
+    ward.clinic.recheck(patient, no_active_infection=rechecks.RecheckAnswer(answer=False))
+    stop = _verify(nurse, patient, order)
+    assert stop["verdict"] == "stop"
+    assert "No active infection" in _recheck_result(stop)["detail"]
+
+
+def test_the_re_check_asked_is_whichever_version_asks_for_more() -> None:
+    """Visit by visit, the shorter validity, item by item the stricter limit and an option
+    passing only where both let it pass."""
+    base = NCT01420432_PARAMETERS["pre_infusion_recheck"]
+    by_code = {item["code"]: item for item in base["items"]}
+    ecog = by_code["ecog"]
+    looser_ecog = {**ecog, "measure": {**ecog["measure"], "limit": 3}}
+    pregnancy = by_code["pregnancy_test"]
+    strict_pregnancy = {
+        **pregnancy,
+        "options": [
+            {**o, "passes": False} if o["value"] == "not_applicable" else o
+            for o in pregnancy["options"]
+        ],
+    }
+    older = {"visits": ["M3"], "valid_days": 5, "items": [looser_ecog, strict_pregnancy]}
+    newer = {"visits": ["M3", "M6"], "valid_days": 7, "items": base["items"]}
+
+    class Version:
+        def __init__(self, config: dict[str, Any]) -> None:
+            self.parameters = {"pre_infusion_recheck": config}
+
+    merged = rechecks.merged([Version(older), Version(newer)])  # type: ignore[list-item]
+    assert merged is not None
+    assert merged["visits"] == ["M3", "M6"] and merged["valid_days"] == 5
+    items = {item["code"]: item for item in merged["items"]}
+    assert set(items) == set(by_code)
+    assert items["ecog"]["measure"]["limit"] == 2
+    options = {o["value"]: o for o in items["pregnancy_test"]["options"]}
+    assert options["not_applicable"]["passes"] is False and options["negative"]["passes"]
+    assert rechecks.merged([Version({}), Version({})]) is None  # type: ignore[list-item]

@@ -422,11 +422,27 @@ def _weight(f: BedsideFacts) -> CheckResult:
         )
     used = _count_used(f, count)
     if abs(deviation) > limits.tolerance_percent + EPSILON_PERCENT and not accepted:
-        problems.append(
+        outside = (
             f"The dose delivers {deviation:+.1f} % of {target:.3g} cells for {kg:g} kg at the "
             f"{used}, outside ± {limits.tolerance_percent:g} %"
-            + ("; an investigator must sign a decision." if count else ".")
         )
+        ordered = limits.dose_per_kg * f.dose.weight_used_kg
+        at_order = (delivered - ordered) / ordered * 100
+        # Outside only because the patient weighs other than when the dose was ordered: the
+        # count (or an override, or a decision) was judged for the weight of the order, so
+        # no investigator's decision on it applies; the dose is made for the new weight.
+        if not same_weight and (
+            abs(at_order) <= limits.tolerance_percent + EPSILON_PERCENT
+            or (count.proceed_signed if count else f.dose.override)
+        ):
+            problems.append(
+                f"{outside}: it was prepared for {f.dose.weight_used_kg:g} kg "
+                f"({at_order:+.1f} % of {ordered:.3g} cells) and the weight changed since. "
+                "Re-weigh the patient; if the new weight is right, this dose is cancelled and "
+                "a new one prepared for it (no investigator's decision applies)."
+            )
+        else:
+            problems.append(outside + ("; an investigator must sign a decision." if count else "."))
     if problems:
         return CheckResult(Check.WEIGHT, title, False, " ".join(problems))
     note = ""

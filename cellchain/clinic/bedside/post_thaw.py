@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from cellchain.clinic.bedside.doses import lots_of_dose
 from cellchain.clinic.bedside.thaw import thaw_state
@@ -206,6 +207,7 @@ def record_count(
         place=data.place,
         method=method,
         reason=reason,
+        sequence=_next_sequence(session, order, previous),
         counted_at=counted_at,
         counted_by_id=actor.id,
         recorded_at=now,
@@ -214,8 +216,18 @@ def record_count(
         within_tolerance=result.within_tolerance,
         working_json=json.dumps(list(result.working), ensure_ascii=False),
     )
-    session.add(count)
-    session.flush()
+    try:
+        # one count per (dose, sequence): of two counts recorded at once, each seeing the
+        # same latest count (or none), one is recorded and the other refused, never a repeat
+        # count without its reason
+        with session.begin_nested():
+            session.add(count)
+    except IntegrityError as error:
+        raise Conflict(
+            f"{_code(order)} was counted by someone else a moment ago: reload its page; a "
+            "further count is a repeat count, with the reason for it.",
+            title="Counted a moment ago",
+        ) from error
     audit.record(
         session,
         actor=actor,
@@ -343,6 +355,17 @@ def counts_of(session: DbSession, order: DoseOrder) -> list[PostThawCount]:
             .order_by(PostThawCount.counted_at, PostThawCount.id)
         ).scalars()
     )
+
+
+def _next_sequence(session: DbSession, order: DoseOrder, previous: PostThawCount | None) -> int:
+    """The number of the dose's next count: one after the latest (``previous``) it was judged
+    against; after counts recorded before migration 0032 (no number), one after their
+    number."""
+    if previous is None:
+        return 1
+    if previous.sequence is not None:
+        return previous.sequence + 1
+    return len(counts_of(session, order)) + 1
 
 
 def latest_count(session: DbSession, order: DoseOrder) -> PostThawCount | None:

@@ -22,8 +22,12 @@ Rules:
   verdict is stop (``clinic.bedside.bedside``, made again when the infusion starts) unless the
   visit's latest re-check passed and is still valid. Both ask ``problem`` below.
 
-A protocol version without ``pre_infusion_recheck`` asks for none (versions approved before
-issue 19); the site adds it with a new version signed by QA.
+Which re-check a patient needs is read from both the version they were enrolled under and
+the version in force of the same protocol, whichever asks for more (``rules``): a version QA
+signs later applies to the patients already enrolled. A protocol version without
+``pre_infusion_recheck`` asks for none (versions approved before issue 19); the site adds it
+with a new version signed by QA, and until then the protocol's page and the patient's
+re-check page say so (``no_recheck_warning``).
 
 Services flush; the caller commits (one use case, one transaction).
 """
@@ -31,7 +35,7 @@ Services flush; the caller commits (one use case, one transaction).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -42,8 +46,9 @@ from cellchain.core import audit
 from cellchain.core.models import User
 from cellchain.core.roles import Permission, require
 from cellchain.core.types import canonical_json
+from cellchain.documents import versioning
 from cellchain.dosing import patients
-from cellchain.dosing.models import Patient, PatientStatus, PreInfusionRecheck
+from cellchain.dosing.models import Patient, PatientStatus, PreInfusionRecheck, Protocol
 from cellchain.errors import InvalidInput, NotFound
 from cellchain.extensions import DbSession
 
@@ -87,31 +92,126 @@ def settings(parameters: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return value if value else None
 
 
-def required(patient: Patient, visit_code: str) -> bool:
-    """Whether ``visit_code`` of the patient's protocol needs a re-check before its infusion."""
-    config = settings(patient.protocol.parameters)
-    return config is not None and visit_code in config.get("visits", [])
+def merged(protocols: Iterable[Protocol]) -> dict[str, Any] | None:
+    """The re-check the ``protocols`` ask for together: whichever asks for more, visit by
+    visit and item by item. Every visit any of them names; the shortest validity; every item
+    any of them names, and for an item they define differently the stricter: a measure's
+    stricter limit (the same direction; else the later version's), an option passing only
+    where every version lets it pass and needing a reason where any does. None when none of
+    them asks for a re-check."""
+    configs = [config for config in (settings(p.parameters) for p in protocols) if config]
+    if not configs:
+        return None
+    visits_: list[str] = []
+    chosen: dict[str, dict[str, Any]] = {}
+    for config in configs:
+        visits_ += [str(code) for code in config.get("visits", []) if code not in visits_]
+        for item in config.get("items", []):
+            code = str(item["code"])
+            chosen[code] = _stricter(chosen[code], item) if code in chosen else dict(item)
+    return {
+        "visits": visits_,
+        "valid_days": min(int(config["valid_days"]) for config in configs),
+        "items": list(chosen.values()),
+    }
 
 
-def items(patient: Patient) -> list[Mapping[str, Any]]:
-    config = settings(patient.protocol.parameters)
+def _stricter(earlier: Mapping[str, Any], later: Mapping[str, Any]) -> dict[str, Any]:
+    """One item as two protocol versions define it, asking for the more of the two."""
+    if earlier == later:
+        return dict(later)
+    one, other = earlier.get("measure"), later.get("measure")
+    if one and other:
+        below = {"<", "<="}
+        if (one["operator"] in below) == (other["operator"] in below):
+            looser = one["limit"] > other["limit"]
+            if one["operator"] not in below:
+                looser = one["limit"] < other["limit"]
+            if one["limit"] == other["limit"]:
+                looser = one["operator"] in {"<=", ">="}
+            return dict(later) if looser else dict(earlier)
+        return dict(later)
+    if earlier.get("options") and later.get("options"):
+        previous = {option["value"]: option for option in earlier["options"]}
+        options = []
+        for option in later["options"]:
+            before = previous.get(option["value"], option)
+            options.append(
+                {
+                    **option,
+                    "passes": bool(option["passes"] and before["passes"]),
+                    "needs_reason": bool(option.get("needs_reason") or before.get("needs_reason")),
+                }
+            )
+        return {**later, "options": options}
+    return dict(later)
+
+
+def sources(session: DbSession, patient: Patient) -> list[Protocol]:
+    """The protocol versions whose re-check applies to the patient: the version they were
+    enrolled under and the version in force of the same protocol (a version QA signs later
+    applies to the patients already enrolled)."""
+    current = versioning.in_force(session, Protocol, patient.protocol.code)
+    if current is None or current.id == patient.protocol_id:
+        return [patient.protocol]
+    return [patient.protocol, current]
+
+
+def rules(session: DbSession, patient: Patient) -> dict[str, Any] | None:
+    """The re-check the patient needs (``merged`` of ``sources``); None when neither asks
+    for one."""
+    return merged(sources(session, patient))
+
+
+def required(session: DbSession, patient: Patient, visit_code: str) -> bool:
+    """Whether ``visit_code`` needs a re-check before its infusion."""
+    config = rules(session, patient)
+    return config is not None and visit_code in config["visits"]
+
+
+def items(session: DbSession, patient: Patient) -> list[Mapping[str, Any]]:
+    config = rules(session, patient)
     return list(config["items"]) if config else []
 
 
-def valid_days(patient: Patient) -> int:
-    config = settings(patient.protocol.parameters)
+def valid_days(session: DbSession, patient: Patient) -> int:
+    config = rules(session, patient)
     return int(config["valid_days"]) if config else 0
 
 
-def visits(patient: Patient) -> list[tuple[str, str]]:
+def visits(session: DbSession, patient: Patient) -> list[tuple[str, str]]:
     """(code, name) of the patient's infusion visits that need a re-check, in protocol order
     (read from the protocol, not the schedule: which visits need one never depends on when
     they are planned)."""
+    config = rules(session, patient)
+    if config is None:
+        return []
     return [
         (str(item["code"]), str(item["name"]))
         for item in patient.protocol.parameters["infusions"]
-        if required(patient, str(item["code"]))
+        if str(item["code"]) in config["visits"]
     ]
+
+
+def missing(session: DbSession, patient: Patient) -> str | None:
+    """Why no infusion of the patient is re-checked, when the protocol has infusions after
+    the first but neither the patient's version nor the version in force asks for a re-check
+    (a site upgraded from before issue 19); None otherwise. Shown on the re-check page."""
+    if rules(session, patient) is not None:
+        return None
+    return no_recheck_warning(sources(session, patient)[-1])
+
+
+def no_recheck_warning(protocol: Protocol) -> str | None:
+    """The warning for a protocol version with infusions after the first and no re-check
+    before them; None when it asks for one or has a single infusion."""
+    later = [str(item["name"]) for item in protocol.parameters.get("infusions", [])[1:]]
+    if not later or settings(protocol.parameters):
+        return None
+    return (
+        f"Protocol {protocol.code} v{protocol.version} asks for no re-check before "
+        f"{', '.join(later)}: QA must sign a version that does (pre_infusion_recheck)."
+    )
 
 
 # --- recording ----------------------------------------------------------------------------------
@@ -140,7 +240,7 @@ def record_recheck(
             f"{patient.study_id} is in the {patients.arm_name(patient)} arm, which never "
             "receives cells: there is no infusion to re-check for."
         ]
-    needing = [code for code, _ in visits(patient)]
+    needing = [code for code, _ in visits(session, patient)]
     if code not in needing:
         errors["visit"] = [
             f"A re-check is recorded before {', '.join(needing)}, not {code or visit!r}."
@@ -148,13 +248,14 @@ def record_recheck(
             else f"Protocol {patient.protocol.code} v{patient.protocol.version} asks for no "
             "re-check before an infusion."
         ]
-    known = {item["code"] for item in items(patient)}
+    asked = items(session, patient)
+    known = {item["code"] for item in asked}
     unknown = sorted(set(answers) - known)
     if unknown:
         errors["answers"] = [f"Not an item of the re-check: {', '.join(unknown)}."]
     stored: dict[str, dict[str, Any]] = {}
     failed: list[str] = []
-    for item in items(patient):
+    for item in asked:
         outcome = _judge_item(item, answers.get(item["code"]))
         if isinstance(outcome, str):
             errors[f"answers.{item['code']}"] = [outcome]
@@ -170,7 +271,7 @@ def record_recheck(
         )
     recheck = PreInfusionRecheck(
         patient_id=patient.id,
-        protocol_id=patient.protocol_id,
+        protocol_id=sources(session, patient)[-1].id,
         visit=code,
         answers_json=canonical_json(stored),
         passed=not failed,
@@ -261,30 +362,38 @@ def get_recheck(session: DbSession, patient: Patient, recheck_id: int) -> PreInf
 
 def failed_items(recheck: PreInfusionRecheck) -> list[str]:
     """The texts of the items the re-check found not met."""
-    texts = {
-        item["code"]: item["text"]
-        for item in recheck.protocol.parameters.get("pre_infusion_recheck", {}).get("items", [])
-    }
+    texts = {item["code"]: item["text"] for item in _rules_of(recheck)["items"]}
     return [texts.get(code, code) for code, a in recheck.answers.items() if not a.get("met")]
 
 
 def valid_until(recheck: PreInfusionRecheck) -> dt.datetime:
-    config = settings(recheck.protocol.parameters) or {}
-    return recheck.recorded_at + dt.timedelta(days=int(config.get("valid_days", 0)))
+    days = int(_rules_of(recheck)["valid_days"])
+    return recheck.recorded_at + dt.timedelta(days=days)
+
+
+def _rules_of(recheck: PreInfusionRecheck) -> dict[str, Any]:
+    """The re-check as asked when it was recorded: its patient's version and the version it
+    was recorded under (the version then in force, when that one asks for a re-check)."""
+    return merged([recheck.patient.protocol, recheck.protocol]) or {
+        "visits": [],
+        "valid_days": 0,
+        "items": [],
+    }
 
 
 def facts(session: DbSession, patient: Patient, visit: str) -> RecheckFacts | None:
     """What the gate judges for the patient's ``visit``; None when the visit needs no
     re-check (day 0: the enrolment checklist)."""
-    if not required(patient, visit):
+    if not required(session, patient, visit):
         return None
-    name = dict(visits(patient)).get(visit, visit)
+    name = dict(visits(session, patient)).get(visit, visit)
+    days = valid_days(session, patient)
     recheck = latest(session, patient, visit)
     if recheck is None:
-        return RecheckFacts(visit_name=name, valid_days=valid_days(patient))
+        return RecheckFacts(visit_name=name, valid_days=days)
     return RecheckFacts(
         visit_name=name,
-        valid_days=valid_days(patient),
+        valid_days=days,
         recorded_at=recheck.recorded_at,
         recorded_by=recheck.recorded_by.full_name,
         passed=recheck.passed,
@@ -379,7 +488,7 @@ def visit_states(
     if not patients.receives_cells(patient):
         return []
     states = []
-    for code, name in visits(patient):
+    for code, name in visits(session, patient):
         recheck = latest(session, patient, code)
         states.append(
             VisitRecheck(

@@ -61,7 +61,7 @@ def _recheck_form(form: MultiDict[str, str], patient: Patient) -> MultiDict[str,
         }
     )
     answers = {}
-    for item in rechecks.items(patient):
+    for item in rechecks.items(db.session, patient):
         code = item["code"]
         answers[code] = {
             "answer": {"yes": True, "no": False}.get(form.get(f"answer.{code}", "")),
@@ -83,8 +83,9 @@ def _page(patient: Patient, error: DomainError | None = None) -> ResponseReturnV
             **refusal_context(error, patient=patient),
             states=states,
             history=[rechecks.shown(r) for r in rechecks.rechecks_of(db.session, patient)],
-            items=rechecks.items(patient),
-            valid_days=rechecks.valid_days(patient),
+            items=rechecks.items(db.session, patient),
+            valid_days=rechecks.valid_days(db.session, patient),
+            missing=rechecks.missing(db.session, patient),
             visit_choices=[{"value": s.visit, "label": f"{s.name} ({s.visit})"} for s in states],
         ),
         error.status if error else 200,
