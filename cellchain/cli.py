@@ -201,8 +201,9 @@ def demo(host: str, port: int, database: Path | None, no_serve: bool) -> None:
         f"Off the happy path (log in as investigator): AS-009's day-0 dose (dry shipper "
         f"{shippers['missed_thaw']}) missed its thaw window; its page offers destroy (witness: "
         "nurse), then the technician orders a replacement the same day. AS-004 has a serious "
-        "adverse event with its sponsor-report deadline (Adverse events); AS-003's efficacy "
-        "endpoints have their baseline, month 6 to record"
+        "adverse event with its sponsor-report deadline (Adverse events); AS-002 (control "
+        "arm, day 0 183 days ago) is in its month-6 window: its efficacy endpoints have their "
+        "baseline, month 6 to record"
     )
     click.echo(
         "Labels: each lot's page has Labels; the released lot's bags still carry quarantine "

@@ -423,11 +423,12 @@ _DEMO_OOS: dict[str, dict[str, float | str]] = {
 }
 
 
-#: The trial's ten patients (NCT01420432: 10 participants, 1:1): study ID, arm, age, sex,
-#: weight in kg, days since enrolment. Every MSC-arm patient's day 0 is today.
+#: The trial's ten patients (NCT01420432: 10 participants, 1:1) in the order they were
+#: enrolled: study ID, arm, age, sex, weight in kg, days since enrolment. Every MSC-arm
+#: patient's day 0 is today; AS-002 (control arm), enrolled first, is due for month 6.
 _DEMO_PATIENTS: tuple[tuple[str, str, int, str, float, int], ...] = (
+    ("AS-002", "CONTROL", 41, "male", 80.1, 190),
     ("AS-001", "MSC", 34, "male", 72.4, 12),
-    ("AS-002", "CONTROL", 41, "male", 80.1, 12),
     ("AS-003", "MSC", 27, "female", 58.6, 10),
     ("AS-004", "CONTROL", 52, "female", 66.0, 9),
     ("AS-005", "MSC", 45, "male", 88.3, 8),
@@ -437,6 +438,9 @@ _DEMO_PATIENTS: tuple[tuple[str, str, int, str, float, int], ...] = (
     ("AS-009", "MSC", 22, "male", 81.0, 3),
     ("AS-010", "CONTROL", 47, "female", 61.7, 2),
 )
+#: Day 0 of a patient whose day 0 is not today, in days before now: AS-002's DMARDs started
+#: a week after enrolment, 183 days ago, so its month-6 window (day 182 ± 14) is open today.
+_DEMO_DAY0_DAYS_AGO = {"AS-002": 183}
 
 
 def _seed_patients(
@@ -449,9 +453,10 @@ def _seed_patients(
     passwords: dict[str, str],
     prepared_at: dt.datetime,
 ) -> dict[str, Patient]:
-    """The trial's ten patients enrolled by the clinician over the last two weeks, weighed
-    this morning; each MSC-arm patient's day-0 dose ordered by the technician from the
-    released lot and second-checked by QA, so its arithmetic can be followed on its page."""
+    """The trial's ten patients enrolled by the clinician over the last two weeks (AS-002 six
+    months ago), weighed this morning; each MSC-arm patient's day-0 dose ordered by the
+    technician from the released lot and second-checked by QA, so its arithmetic can be
+    followed on its page."""
     protocol = patients.protocol_in_force(session)
     every_item = [*protocol.parameters["inclusion"], *protocol.parameters["exclusion"]]
     inclusion = {item["code"] for item in protocol.parameters["inclusion"]}
@@ -483,7 +488,9 @@ def _seed_patients(
                 date_of_birth=dt.date(local.year - age, local.month, min(local.day, 28))
                 - dt.timedelta(days=40),
                 sex=sex,
-                day0=now.astimezone(site_zone).date(),
+                day0=(now - dt.timedelta(days=_DEMO_DAY0_DAYS_AGO.get(study_id, 0)))
+                .astimezone(site_zone)
+                .date(),
                 answers=answers,
             ),
             facility_code=facility_code,
@@ -871,8 +878,10 @@ def _seed_trial_paths(
 
     AS-004 (control arm) was admitted overnight with pneumonia: a serious adverse event, the
     site aware this morning, so its initial sponsor report is due 24 hours later; its causality
-    is left for the investigator to assess. AS-003's baseline endpoints were recorded at
-    enrolment, so its table over time has a first row before month 6's."""
+    is left for the investigator to assess. AS-003's and AS-002's baseline endpoints were
+    recorded at enrolment, so their tables over time have a first row before month 6's; AS-002
+    (control arm, day 0 183 days ago) is in its month-6 window today, for the investigator to
+    record its month-6 endpoints."""
     (order,) = orders.orders_of(session, trial["AS-009"])
     _label_dose(
         session,
@@ -962,6 +971,23 @@ def _seed_trial_paths(
         },
         actor=users["investigator"],
         now=baseline.enrolled_at + dt.timedelta(hours=1),
+        zone=site_zone,
+    )
+    month_6 = trial["AS-002"]
+    endpoints.record_endpoints(
+        session,
+        month_6,
+        visit=endpoints.BASELINE,
+        assessed_on=month_6.enrolled_at.astimezone(site_zone).date(),
+        values={
+            **dict.fromkeys(endpoints.BASDAI_FIELDS, 5.5),
+            **dict.fromkeys(endpoints.BASFI_FIELDS, 4.5),
+            "patient_global": 6.0,
+            "crp_mg_l": 14.0,
+            "esr_mm_h": 28.0,
+        },
+        actor=users["investigator"],
+        now=month_6.enrolled_at + dt.timedelta(hours=1),
         zone=site_zone,
     )
     return shipment

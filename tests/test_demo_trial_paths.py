@@ -2,7 +2,8 @@
 AS-009's day-0 dose, thawed and stopped at the bedside when its thaw window closed, is destroyed
 (witnessed) and replaced by a dose prepared the same day; a serious adverse event shows its
 sponsor-report deadline, and one the investigator records shows its own; month-6 endpoints are
-recorded into a patient's table over time.
+recorded into the table over time of AS-002, the control-arm patient whose month-6 window is
+open (AS-003's, infused today, is refused).
 
 The demo is built here at the real time in a site zone where it is late morning, so its
 morning is never squeezed into the minutes after midnight and day 0 lasts the whole test.
@@ -166,11 +167,7 @@ def test_month_6_endpoints_are_recorded_into_the_table_over_time(
     demo: tuple[Flask, DemoSite, ZoneInfo],
 ) -> None:
     app, site, zone = demo
-    patient = site.patients["AS-003"]
     investigator = api(app, site, "investigator")
-    before = investigator.get(f"/api/v1/patients/{patient.id}/endpoints").get_json()
-    assert [row["visit"] for row in before][:2] == [endpoints.BASELINE, "M6"]
-    assert before[0]["scores"] is not None and before[1]["scores"] is None
     values = {
         **dict.fromkeys(endpoints.BASDAI_FIELDS, 3.0),
         **dict.fromkeys(endpoints.BASFI_FIELDS, 2.5),
@@ -178,19 +175,43 @@ def test_month_6_endpoints_are_recorded_into_the_table_over_time(
         "crp_mg_l": 6.0,
         "esr_mm_h": 15.0,
     }
-    today = utcnow().astimezone(zone).date().isoformat()
+    today = utcnow().astimezone(zone).date()
+    # AS-003 was infused this morning: its month 6 is half a year away
+    early = investigator.post(
+        f"/api/v1/patients/{site.patients['AS-003'].id}/endpoints",
+        json={"visit": "M6", "assessed_on": today.isoformat(), **values},
+    )
+    assert early.status_code == 422 and "assessed_on" in early.get_json()["errors"]
+    # AS-002 (control arm) started its treatment on day 0, 183 days ago: month 6 is open
+    patient = site.patients["AS-002"]
+    schedule = investigator.get(f"/api/v1/patients/{patient.id}/follow-up").get_json()
+    assert next(v for v in schedule if v["code"] == "M6")["status"] == "due"
+    url = f"/api/v1/patients/{patient.id}/endpoints"
+    before = investigator.get(url).get_json()
+    assert [row["visit"] for row in before][:2] == [endpoints.BASELINE, "M6"]
+    assert before[0]["scores"] is not None and before[1]["scores"] is None
+    baseline_on = dt.date.fromisoformat(before[0]["assessment"]["assessed_on"])
+    assert baseline_on <= dt.date.fromisoformat(before[0]["closes_on"])  # before day 0
+    assert dt.date.fromisoformat(before[1]["opens_on"]) <= today
+    assert today <= dt.date.fromisoformat(before[1]["closes_on"])
     out_of_range = investigator.post(
-        f"/api/v1/patients/{patient.id}/endpoints",
-        json={"visit": "M6", "assessed_on": today, **values, "crp_mg_l": -1.0},
+        url, json={"visit": "M6", "assessed_on": today.isoformat(), **values, "crp_mg_l": -1.0}
     )
     assert out_of_range.status_code == 422 and "crp_mg_l" in out_of_range.get_json()["errors"]
     recorded = investigator.post(
-        f"/api/v1/patients/{patient.id}/endpoints",
-        json={"visit": "M6", "assessed_on": today, **values},
+        url, json={"visit": "M6", "assessed_on": today.isoformat(), **values}
     )
     assert recorded.status_code == 201, recorded.get_json()
-    after = investigator.get(f"/api/v1/patients/{patient.id}/endpoints").get_json()
+    assert recorded.get_json()["outside_window"] is False
+    after = investigator.get(url).get_json()
     assert after[1]["visit"] == "M6" and after[1]["scores"]["basdai"] < after[0]["scores"]["basdai"]
+    assert baseline_on < dt.date.fromisoformat(after[1]["assessment"]["assessed_on"])
+    page = Clients(app, make_user=lambda *a, **k: None).web(
+        site.users["investigator"], PASSWORDS["investigator"]
+    )
+    html = page.get(f"/patients/{patient.id}/endpoints").get_data(as_text=True)
+    row = html.split('data-visit="M6"', 1)[1].split("</tr>", 1)[0]
+    assert today.isoformat() in row and "not recorded" not in row and "outside window" not in row
 
 
 def test_a_visit_is_rescheduled_with_a_signed_deviation(

@@ -12,12 +12,13 @@ import pytest
 from sqlalchemy import func, select
 
 from cellchain.clinic.endpoints import endpoints, scores
+from cellchain.clinic.follow_up import scheduling
 from cellchain.clinic.models import EfficacyEndpoints
 from cellchain.core.models import AuditEntry
 from cellchain.core.types import utcnow
 from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import db
-from tests.support.follow_up import back_date
+from tests.support.follow_up import back_date, infuse
 
 BASDAI_ITEMS = [4, 6, 2, 3, 5, 7]  # (4+6+2+3 + (5+7)/2) / 5 = 21/5 = 4.2
 BASFI_ITEMS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]  # 55/10 = 5.5
@@ -242,3 +243,111 @@ def test_the_page_shows_the_table_and_the_form_records_or_re_renders(
     lab = clients.web(clinic.lab.tech).get(url)
     assert lab.status_code == 200 and 'id="endpoints-form"' not in lab.get_data(as_text=True)
     assert clients.web(clinic.lab.tech).get("/patients/999/endpoints").status_code == 404
+
+
+# --- tied to the visit (issue 19) ---------------------------------------------------------------
+
+
+def post(clients: Any, clinic: Any, patient: Any, visit: str, assessed_on: str) -> Any:
+    return clients.api(clinic.investigator).post(
+        f"/api/v1/patients/{patient.id}/endpoints",
+        json={"visit": visit, "assessed_on": assessed_on, **values()},
+    )
+
+
+def test_month_6_is_refused_before_its_window_opens(clinic: Any, clients: Any) -> None:
+    patient = clinic.enrol()  # enrolled today, day 0 today: month 6 opens on day 168
+    refused = post(clients, clinic, patient, "M6", day(0))
+    assert refused.status_code == 422, refused.get_json()
+    assert set(refused.get_json()["errors"]) == {"assessed_on"}
+    assert "before the Month 6 evaluation window opens" in refused.get_json()["detail"]
+    assert count() == 0
+    web = clients.web(clinic.clinician)
+    form = {"visit": "M6", "assessed_on": day(0), **{k: str(v) for k, v in values().items()}}
+    page = web.post(f"/patients/{patient.id}/endpoints", data=form)
+    assert page.status_code == 422 and "window opens" in page.get_data(as_text=True)
+    assert count() == 0
+
+
+def test_month_6_counts_from_the_actual_first_infusion(clinic: Any, clients: Any) -> None:
+    patient = back_date(clinic.enrol(), 200)  # day 0 200 days ago: provisionally overdue
+    infuse(clinic, patient, at=utcnow() - dt.timedelta(days=150))  # infused 50 days late
+    # month 6 is planned 32 days ahead, its window opens in 18 days
+    refused = post(clients, clinic, patient, "M6", day(0))
+    assert refused.status_code == 422 and "assessed_on" in refused.get_json()["errors"]
+    table = clients.api(clinic.clinician).get(f"/api/v1/patients/{patient.id}/endpoints")
+    m6 = table.get_json()[1]
+    assert (m6["opens_on"], m6["closes_on"]) == (day(-18), day(-46))
+    assert count() == 0
+
+
+def test_baseline_is_refused_after_the_first_infusion_day(clinic: Any, clients: Any) -> None:
+    patient = back_date(clinic.enrol(), 10)
+    infuse(clinic, patient, at=utcnow() - dt.timedelta(days=5))
+    refused = post(clients, clinic, patient, "BL", day(4))
+    assert refused.status_code == 422, refused.get_json()
+    assert set(refused.get_json()["errors"]) == {"assessed_on"}
+    assert "after the first infusion" in refused.get_json()["detail"]
+    assert count() == 0
+    on_the_day = post(clients, clinic, patient, "BL", day(5))
+    assert on_the_day.status_code == 201, on_the_day.get_json()
+    assert on_the_day.get_json()["closes_on"] == day(5)
+
+
+def test_a_control_patients_visits_count_from_the_scheduled_day_0(
+    clinic: Any, clients: Any
+) -> None:
+    patient = back_date(clinic.enrol(arm="CONTROL"), 185)  # day 0 185 days ago, no infusion
+    late_baseline = post(clients, clinic, patient, "BL", day(184))
+    assert late_baseline.status_code == 422 and "day 0" in late_baseline.get_json()["detail"]
+    assert post(clients, clinic, patient, "BL", day(185)).status_code == 201
+    m6 = post(clients, clinic, patient, "M6", day(0))  # day 185: in 182 ± 14
+    assert m6.status_code == 201, m6.get_json()
+    assert m6.get_json()["outside_window"] is False
+    assert m6.get_json()["opens_on"] == day(185 - 168)
+
+
+def test_late_month_6_is_recorded_and_flagged_outside_the_window(clinic: Any, clients: Any) -> None:
+    patient = back_date(clinic.enrol(arm="CONTROL"), 200)  # month 6 closed 4 days ago
+    late = post(clients, clinic, patient, "M6", day(0))
+    assert late.status_code == 201, late.get_json()
+    assert late.get_json()["outside_window"] is True and late.get_json()["closes_on"] == day(4)
+    rows = clients.api(clinic.lab.tech).get(f"/api/v1/patients/{patient.id}/endpoints")
+    assert [row["outside_window"] for row in rows.get_json()] == [False, True, False]
+    entry = db.session.execute(
+        select(AuditEntry).where(AuditEntry.action == "endpoints.recorded")
+    ).scalar_one()
+    assert '"outside_window":[null,true]' in entry.changes
+    html = clients.web(clinic.clinician).get(f"/patients/{patient.id}/endpoints")
+    row = html.get_data(as_text=True).split('data-visit="M6"', 1)[1].split("</tr>", 1)[0]
+    assert "outside window" in row
+    in_window = clients.web(clinic.clinician).get(f"/patients/{patient.id}/endpoints")
+    baseline = in_window.get_data(as_text=True).split('data-visit="BL"', 1)[1]
+    assert "outside window" not in baseline.split("</tr>", 1)[0]
+
+
+def test_a_missed_visit_takes_no_endpoints(clinic: Any, clients: Any) -> None:
+    patient = back_date(clinic.enrol(arm="CONTROL"), 200)  # month 6 overdue
+    scheduling.record_missed(
+        db.session,
+        patient,
+        visit="M6",
+        reason="Patient moved abroad; could not attend.",
+        actor=clinic.clinician,
+        now=utcnow(),
+        zone=UTC,
+    )
+    db.session.commit()
+    refused = post(clients, clinic, patient, "M6", day(0))
+    assert refused.status_code == 409, refused.get_json()
+    assert "missed" in refused.get_json()["detail"]
+    assert count() == 0
+    web = clients.web(clinic.clinician)
+    form = {"visit": "M6", "assessed_on": day(0), **{k: str(v) for k, v in values().items()}}
+    page = web.post(f"/patients/{patient.id}/endpoints", data=form)
+    assert page.status_code == 409 and count() == 0
+    shown = web.get(f"/patients/{patient.id}/endpoints").get_data(as_text=True)
+    assert "recorded as missed" in shown.split('data-visit="M6"', 1)[1].split("</tr>", 1)[0]
+    assert '<option value="M6"' not in shown
+    table = clients.api(clinic.clinician).get(f"/api/v1/patients/{patient.id}/endpoints")
+    assert [row["missed"] for row in table.get_json()] == [False, True, False]

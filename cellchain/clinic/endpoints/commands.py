@@ -16,6 +16,7 @@ def record_endpoints_as_user(
 ) -> endpoints.TableRow:
     """Record a visit's endpoints from loaded ``EndpointsIn`` data; the visit's table row."""
     patient = patients.get_patient(session, patient_id)
+    zone = site_zone()
     row = endpoints.record_endpoints(
         session,
         patient,
@@ -24,6 +25,6 @@ def record_endpoints_as_user(
         values={name: data[name] for name in endpoints.VALUE_FIELDS},
         actor=acting_user(),
         now=now(),
-        zone=site_zone(),
+        zone=zone,
     )
-    return next(r for r in endpoints.endpoint_table(session, patient) if r.visit == row.visit)
+    return next(r for r in endpoints.endpoint_table(session, patient, zone) if r.visit == row.visit)

@@ -89,3 +89,21 @@ class EndpointRowOut(ma.Schema):
     name = ma.fields.String()
     assessment = ma.fields.Nested(AssessmentOut, attribute="record", allow_none=True)
     scores = ma.fields.Nested(ScoresOut, allow_none=True)
+    opens_on = ma.fields.Date(
+        allow_none=True,
+        metadata={"description": "First day of the visit's window (site calendar)"},
+    )
+    closes_on = ma.fields.Date(
+        allow_none=True,
+        metadata={
+            "description": "Last day of the window; for baseline the first infusion's day (day "
+            "0 for an arm without infusions), null before the first infusion"
+        },
+    )
+    missed = ma.fields.Boolean(metadata={"description": "The visit was recorded as missed"})
+    outside_window = ma.fields.Boolean(
+        metadata={
+            "description": "Assessed after the window closed (or moved outside the protocol "
+            "with the deviation unsigned): recorded, a deviation to explain"
+        }
+    )

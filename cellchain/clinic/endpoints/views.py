@@ -14,7 +14,7 @@ from cellchain.dosing import patients
 from cellchain.dosing.models import Patient
 from cellchain.errors import DomainError
 from cellchain.extensions import db
-from cellchain.http import requires, unit_of_work
+from cellchain.http import requires, site_zone, unit_of_work
 from cellchain.web.forms import load_form, refusal_context
 
 blueprint = Blueprint("endpoints", __name__)
@@ -44,7 +44,7 @@ def record(patient_id: int) -> ResponseReturnValue:
 def _patient_page(patient: Patient, error: DomainError | None = None) -> ResponseReturnValue:
     """The table over time and the form; after a refusal the form keeps what was typed and
     shows its field errors."""
-    table = endpoints.endpoint_table(db.session, patient)
+    table = endpoints.endpoint_table(db.session, patient, site_zone())
     return (
         render_template(
             "clinic/endpoints/patient.html",
@@ -53,7 +53,7 @@ def _patient_page(patient: Patient, error: DomainError | None = None) -> Respons
             open_visits=[
                 {"value": row.visit, "label": f"{row.name} ({row.visit})"}
                 for row in table
-                if row.record is None
+                if row.record is None and not row.missed
             ],
             basdai_fields=endpoints.BASDAI_FIELDS,
             basfi_fields=endpoints.BASFI_FIELDS,
