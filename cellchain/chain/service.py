@@ -299,7 +299,7 @@ def change_status_many(
                 "recorded_at": now,
                 "actor_id": actor.id if actor else None,
                 "location": unit.location,
-                "note": f"{current.value} → {target.value}: {reason}",
+                "note": status_change_note(current, target, reason),
             }
             for unit, current in changed
         ],
@@ -509,6 +509,31 @@ def events_of_donation(session: DbSession, donation_id: int) -> list[UnitEvent]:
             .order_by(UnitEvent.at, UnitEvent.id)
         ).scalars()
     )
+
+
+def status_change_note(current: UnitStatus, target: UnitStatus, reason: str) -> str:
+    """The note of a status change event: from, to and why (read back by ``ever_changed_to``)."""
+    return f"{current.value} → {target.value}: {reason}"
+
+
+def ever_changed_to(session: DbSession, unit_ids: Sequence[int], target: UnitStatus) -> bool:
+    """Whether any of the units was ever changed to ``target`` (e.g. ever dispensed), from its
+    status-change history; one query."""
+    if not unit_ids:
+        return False
+    marker = status_change_note(UnitStatus.AVAILABLE, target, "").removeprefix(
+        UnitStatus.AVAILABLE.value
+    )  # " → dispensed: "
+    found = session.execute(
+        select(UnitEvent.id)
+        .where(
+            UnitEvent.unit_id.in_(list(unit_ids)),
+            UnitEvent.event_type == EventType.STATUS_CHANGED.value,
+            UnitEvent.note.contains(marker, autoescape=True),
+        )
+        .limit(1)
+    ).first()
+    return found is not None
 
 
 def status_reasons(session: DbSession, units: Sequence[Unit]) -> dict[int, str]:

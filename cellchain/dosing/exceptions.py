@@ -31,11 +31,10 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
 from cellchain.chain import service as chain
-from cellchain.chain.models import EventType, Unit, UnitEvent, UnitStatus
+from cellchain.chain.models import Unit, UnitStatus
 from cellchain.core import actions, audit, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
@@ -75,11 +74,10 @@ def _units(order: DoseOrder) -> list[Unit]:
 
 #: Where a unit of a dose is once it left the lab (shipped, perhaps thawed) or was given.
 _OUT_OF_THE_LAB = frozenset({UnitStatus.DISPENSED.value, UnitStatus.INFUSED.value})
+
+
 #: The note the chain writes on a unit's dispatch (``chain.change_status_many``): a unit is
 #: dispensed only from allocated.
-_DISPATCH_NOTE = f"{UnitStatus.ALLOCATED.value} → {UnitStatus.DISPENSED.value}:"
-
-
 def left_the_lab(order: DoseOrder) -> bool:
     """Whether a unit of the dose was ever dispensed (shipped, perhaps thawed) or used.
 
@@ -93,16 +91,7 @@ def left_the_lab(order: DoseOrder) -> bool:
     session = object_session(order)
     if not changed or session is None:
         return False
-    dispatched = session.execute(
-        select(UnitEvent.id)
-        .where(
-            UnitEvent.unit_id.in_(changed),
-            UnitEvent.event_type == EventType.STATUS_CHANGED.value,
-            UnitEvent.note.startswith(_DISPATCH_NOTE, autoescape=True),
-        )
-        .limit(1)
-    ).first()
-    return dispatched is not None
+    return chain.ever_changed_to(session, changed, UnitStatus.DISPENSED)
 
 
 def exception_actions(order: DoseOrder) -> frozenset[DoseException]:
