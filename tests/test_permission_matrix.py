@@ -610,10 +610,12 @@ class Clients:
 
 #: Each role alone, and each account holding Administrator with a signing role (possible only
 #: from before the rule, or by editing the database): that one reaches exactly the
-#: administrator's routes, its signing role suspended (no super-user).
+#: administrator's routes, its signing role suspended (no super-user); and the statistician
+#: held with a role that enrols: the statistician suspended (allocation concealment).
 ACCOUNTS: list[tuple[frozenset[Role], frozenset[Role]]] = [
     *((frozenset({role}), frozenset({role})) for role in Role),
     *((frozenset({ADM, signing}), frozenset({ADM})) for signing in (QA, QC, INV, STAT)),
+    *((frozenset({STAT, enrolling}), frozenset({enrolling})) for enrolling in (CLIN, INV)),
 ]
 
 

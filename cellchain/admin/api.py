@@ -12,7 +12,7 @@ from flask import Response, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from cellchain.admin import commands
+from cellchain.admin import blinding, commands
 from cellchain.admin.schemas import (
     AuditEntryOut,
     AuditQueryIn,
@@ -149,8 +149,9 @@ def unlock_user(data: dict[str, Any], user_id: int) -> Any:
 @users_api.arguments(RolesIn)
 @users_api.response(200, UserOut)
 def set_roles(data: dict[str, Any], user_id: int) -> Any:
-    """Replace an account's roles. Needs a reason; nobody changes their own roles, and
-    Administrator is never combined with QA, QC analyst or Investigator. A refusal is
+    """Replace an account's roles. Needs a reason; nobody changes their own roles,
+    Administrator is never combined with QA, QC analyst, Investigator or Trial statistician,
+    nor the Trial statistician with Clinician or Investigator (who enrol). A refusal is
     audited."""
     with unit_of_work(commands.account_refused(user_id)) as session:
         user = accounts.get_user(session, user_id)
@@ -166,10 +167,13 @@ def set_roles(data: dict[str, Any], user_id: int) -> Any:
 @audit_api.arguments(AuditQueryIn, location="query")
 @audit_api.response(200, AuditEntryOut(many=True))
 def list_audit(args: dict[str, Any]) -> Any:
-    """Audit entries, oldest first, filtered by record, user, action and time."""
-    return audit.list_entries(
+    """Audit entries, oldest first, filtered by record, user, action and time. A patient's arm
+    and randomization number are masked for a role that does not see arms."""
+    roles = acting_user().roles
+    entries = audit.list_entries(
         db.session, commands.audit_filter(args), limit=args["limit"], offset=args["offset"]
     )
+    return [blinding.ShownEntry(entry, roles) for entry in entries]
 
 
 @audit_api.get("/export.csv")
@@ -177,8 +181,14 @@ def list_audit(args: dict[str, Any]) -> Any:
 @audit_api.arguments(AuditQueryIn, location="query")
 @audit_api.response(200, description="CSV, one row per entry", content_type="text/csv")
 def export_audit(args: dict[str, Any]) -> Any:
-    """The filtered audit trail as CSV (all matching entries; limit/offset are ignored)."""
-    rows = audit.export_csv_rows(db.session, commands.audit_filter(args))
+    """The filtered audit trail as CSV (all matching entries; limit/offset are ignored). A
+    patient's arm and randomization number are masked for a role that does not see arms."""
+    roles = acting_user().roles
+    rows = audit.export_csv_rows(
+        db.session,
+        commands.audit_filter(args),
+        lambda entry: blinding.shown_changes(entry, roles),
+    )
     return Response(
         stream_with_context(rows),
         mimetype="text/csv",

@@ -59,7 +59,8 @@ class UserOut(ma.Schema):
     suspended_roles = ma.fields.Method(
         "dump_suspended_roles",
         metadata={
-            "description": "Signing roles held together with admin: they grant nothing and the "
+            "description": "Roles held in a combination never allowed (admin with a signing "
+            "role; the statistician with a role that enrols): they grant nothing and the "
             "account signs nothing until an administrator removes one of the two"
         },
     )

@@ -21,7 +21,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from cellchain.admin import commands
+from cellchain.admin import blinding, commands
 from cellchain.admin.schemas import (
     AuditQueryIn,
     DinReserveIn,
@@ -33,7 +33,7 @@ from cellchain.admin.schemas import (
 )
 from cellchain.core import accounts, audit, numbering, record_state
 from cellchain.core.identifiers import parse_identifier
-from cellchain.core.roles import Permission, Role, role_conflict
+from cellchain.core.roles import Permission, Role, conflict_explanation, role_conflict
 from cellchain.errors import DomainError, InvalidInput
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, unit_of_work
@@ -106,15 +106,25 @@ def audit_review() -> ResponseReturnValue:
         )
     except InvalidInput as invalid:
         error, entries, args = invalid.detail, [], {"limit": 200, "offset": 0}
+    roles = acting_user().roles
     return render_template(
-        "admin/audit.html", entries=entries, args=args, filters=request.args, error=error
+        "admin/audit.html",
+        entries=[blinding.ShownEntry(entry, roles) for entry in entries],
+        args=args,
+        filters=request.args,
+        error=error,
     ), (422 if error else 200)
 
 
 @blueprint.get("/audit/export.csv")
 @requires(Permission.READ_AUDIT)
 def audit_export() -> ResponseReturnValue:
-    rows = audit.export_csv_rows(db.session, commands.audit_filter(_audit_args()))
+    roles = acting_user().roles
+    rows = audit.export_csv_rows(
+        db.session,
+        commands.audit_filter(_audit_args()),
+        lambda entry: blinding.shown_changes(entry, roles),
+    )
     return Response(
         stream_with_context(rows),
         mimetype="text/csv",
@@ -216,6 +226,7 @@ def user(user_id: int) -> ResponseReturnValue:
         user=found,
         roles=list(Role),
         suspended=_labels(role_conflict(found.roles)),
+        conflict=conflict_explanation(found.roles),
         own_account=found.id == acting_user().id,
         tokens=accounts.list_tokens(db.session, found),
         now=now(),

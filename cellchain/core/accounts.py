@@ -29,7 +29,14 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from cellchain.core import audit, passwords, throttle
 from cellchain.core.models import ApiToken, User, UserRole, UserSession
 from cellchain.core.records import get_or_404
-from cellchain.core.roles import Permission, Role, has_permission, role_conflict
+from cellchain.core.roles import (
+    SIGNING_ROLES,
+    Permission,
+    Role,
+    has_permission,
+    role_conflict,
+    roles_allowed,
+)
 from cellchain.core.throttle import Scope
 from cellchain.errors import (
     AuthenticationFailed,
@@ -186,9 +193,12 @@ def _parse_roles(roles: Iterable[str | Role]) -> set[Role]:
 
 
 def _refuse_role_conflict(roles: set[Role]) -> None:
-    """Administration is never combined with a signing role (no super-user, DOMAIN.md §7)."""
+    """Administration is never combined with a signing role (no super-user, DOMAIN.md §7), nor
+    managing the randomization with enrolling patients (allocation concealment, issue 19)."""
     conflict = role_conflict(roles)
-    if conflict:
+    if not conflict:
+        return
+    if Role.ADMIN in roles and conflict & SIGNING_ROLES:
         names = " and ".join(sorted(role.label for role in conflict))
         message = (
             f"Administrator and {names} are never held by one account: an administrator "
@@ -198,10 +208,28 @@ def _refuse_role_conflict(roles: set[Role]) -> None:
         raise Conflict(
             message,
             errors={
-                "roles": ["Administrator cannot be combined with QA, QC analyst or Investigator."]
+                "roles": [
+                    "Administrator cannot be combined with QA, QC analyst, Investigator or "
+                    "Trial statistician."
+                ]
             },
             title="Administration and signing roles are never combined",
         )
+    enrolling = " and ".join(
+        sorted(r.label for r in roles & roles_allowed(Permission.ENROL_PATIENTS))
+    )
+    raise Conflict(
+        f"Trial statistician and {enrolling} are never held by one account: the statistician "
+        "sees the unused randomization slots' arms, and whoever knows the next arm must not "
+        "enrol the next patient (allocation concealment). Give the roles to two people.",
+        errors={
+            "roles": [
+                "Trial statistician cannot be combined with a role that enrols patients "
+                f"({enrolling})."
+            ]
+        },
+        title="Randomization and enrolment are never combined",
+    )
 
 
 def find_user(session: DbSession, username: str) -> User | None:

@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import io
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -434,8 +434,13 @@ CSV_COLUMNS = (
 )
 
 
-def export_csv_rows(session: DbSession, criteria: AuditFilter) -> Iterator[str]:
-    """The matching entries as CSV text, header first, streamed in lines."""
+def export_csv_rows(
+    session: DbSession,
+    criteria: AuditFilter,
+    changes_of: Callable[[AuditEntry], str] | None = None,
+) -> Iterator[str]:
+    """The matching entries as CSV text, header first, streamed in lines; ``changes_of`` gives
+    an entry's changes as the reader is shown them (default: as stored)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
 
@@ -456,7 +461,7 @@ def export_csv_rows(session: DbSession, criteria: AuditFilter) -> Iterator[str]:
                 entry.action,
                 entry.entity_type,
                 entry.entity_id,
-                entry.changes,
+                changes_of(entry) if changes_of else entry.changes,
                 entry.reason or "",
                 entry.prev_hash,
                 entry.entry_hash,

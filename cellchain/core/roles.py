@@ -4,7 +4,8 @@ A user holds one or more roles. Routes ask for a *permission*, never a role, so 
 table below is the one place that says who may do what; the README prints it for sites.
 There is no super-user: an administrator manages accounts but cannot release a lot, never
 holds a signing role (QA, QC analyst, investigator, statistician) as well, and never changes
-their own roles.
+their own roles. The statistician, who sees the unused randomization slots, never holds a role
+that enrols patients (allocation concealment).
 """
 
 from __future__ import annotations
@@ -150,19 +151,64 @@ SIGNING_ROLES = frozenset({Role.QA, Role.QC_ANALYST, Role.INVESTIGATOR, Role.STA
 
 
 def role_conflict(roles: set[Role] | frozenset[Role]) -> frozenset[Role]:
-    """The signing roles ``roles`` holds together with administration, or an empty set.
+    """The roles of ``roles`` that are suspended because ``roles`` combines what one account
+    never holds, or an empty set.
 
-    Rule (no super-user): administration and a signing role are never held by one account,
-    or an administrator could give an account QA and sign as QA.
+    Rules: administration and a signing role are never held by one account (no super-user),
+    or an administrator could give an account QA and sign as QA; and managing the
+    randomization (which shows the unused slots' arms) is never held with enrolling patients,
+    or the enroller would know the next patient's arm before enrolling them (allocation
+    concealment, issue 19). An account holding both (made before the rule, or changed in the
+    database) has the signing roles, and the randomization role, suspended.
     """
     roles = frozenset(roles)
-    return roles & SIGNING_ROLES if Role.ADMIN in roles else frozenset()
+    suspended = roles & SIGNING_ROLES if Role.ADMIN in roles else frozenset()
+    if roles & GRANTS[Permission.ENROL_PATIENTS]:
+        suspended |= roles & GRANTS[Permission.MANAGE_RANDOMIZATION]
+    return suspended
+
+
+def knows_the_schedule(roles: set[Role] | frozenset[Role]) -> bool:
+    """Whether ``roles`` include one that manages the randomization (suspended or not): such
+    an account has seen the unused slots' arms and never enrols nor draws (defence in depth
+    behind ``role_conflict``)."""
+    return bool(frozenset(roles) & GRANTS[Permission.MANAGE_RANDOMIZATION])
+
+
+def conflict_explanation(roles: set[Role] | frozenset[Role]) -> str:
+    """Why ``roles``' suspended roles grant nothing, for messages and the account pages."""
+    roles = frozenset(roles)
+    suspended = role_conflict(roles)
+    parts = []
+    if Role.ADMIN in roles and suspended & SIGNING_ROLES:
+        names = ", ".join(sorted(role.label for role in suspended & SIGNING_ROLES))
+        parts.append(
+            f"Administrator is held together with {names}: an account with both signs "
+            "nothing until another administrator removes one of them"
+        )
+    randomizing = suspended & GRANTS[Permission.MANAGE_RANDOMIZATION]
+    enrolling = roles & GRANTS[Permission.ENROL_PATIENTS]
+    if randomizing and enrolling:
+        parts.append(
+            f"{', '.join(sorted(r.label for r in randomizing))} is held together with "
+            f"{', '.join(sorted(r.label for r in enrolling))}: whoever sees the unused "
+            "randomization slots never enrols, so the account signs nothing and enrols "
+            "nobody until an administrator removes one of them"
+        )
+    return "; ".join(parts) + "." if parts else ""
+
+
+def conflict_title(roles: set[Role] | frozenset[Role]) -> str:
+    """The title of a refusal for an account whose roles conflict."""
+    if Role.ADMIN in roles and frozenset(roles) & SIGNING_ROLES:
+        return "Administration and signing roles are never combined"
+    return "Randomization and enrolment are never combined"
 
 
 def effective_roles(roles: set[Role] | frozenset[Role]) -> frozenset[Role]:
-    """The roles that grant permissions: an account that holds administration together with
-    a signing role (one made before the rule, or changed in the database) has its signing
-    roles suspended until an administrator removes one of the two."""
+    """The roles that grant permissions: an account that holds a combination ``role_conflict``
+    refuses (one made before the rule, or changed in the database) has those roles suspended
+    until an administrator removes one of the two."""
     return frozenset(roles) - role_conflict(roles)
 
 
@@ -198,11 +244,9 @@ def require(user: User, allowed: Permission | Role) -> None:
     suspended = role_conflict(user.roles)
     granted = GRANTS[allowed] if isinstance(allowed, Permission) else frozenset({allowed})
     if suspended & granted:
-        names = ", ".join(sorted(role.label for role in suspended))
         raise PermissionDenied(
-            f"{user.full_name} holds Administrator together with {names}; an account with "
-            "both signs nothing until another administrator removes one of them.",
-            title="Administration and signing roles are never combined",
+            f"{user.full_name}'s roles are suspended: {conflict_explanation(user.roles)}",
+            title=conflict_title(user.roles),
         )
     who = " or ".join(sorted(role.label for role in granted))
     held = ", ".join(sorted(role.label for role in user.roles)) or "no role"

@@ -20,7 +20,14 @@ from sqlalchemy.orm import selectinload
 from cellchain.core import audit
 from cellchain.core.accounts import verify_password
 from cellchain.core.models import Signature, User
-from cellchain.core.roles import Permission, Role, require, role_conflict
+from cellchain.core.roles import (
+    Permission,
+    Role,
+    conflict_explanation,
+    conflict_title,
+    require,
+    role_conflict,
+)
 from cellchain.core.types import canonical_json
 from cellchain.errors import Conflict, InvalidInput, PermissionDenied
 from cellchain.extensions import DbSession
@@ -77,13 +84,10 @@ def sign(
     meaning = meaning.strip()
     if not meaning:
         raise InvalidInput("A signature needs a meaning.", errors={"meaning": ["Required."]})
-    conflict = role_conflict(user.roles)
-    if conflict:
-        names = ", ".join(sorted(role.label for role in conflict))
+    if role_conflict(user.roles):
         raise PermissionDenied(
-            f"{user.full_name} holds Administrator together with {names}; an account with "
-            "both signs nothing until another administrator removes one of them.",
-            title="Administration and signing roles are never combined",
+            f"{user.full_name}'s roles are suspended: {conflict_explanation(user.roles)}",
+            title=conflict_title(user.roles),
         )
     require(user, permission)
     verify_password(session, user=user, password=password, purpose="signature", now=now)

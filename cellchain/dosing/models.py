@@ -4,6 +4,7 @@ allocated to them."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from typing import Any, ClassVar
 
@@ -359,7 +360,10 @@ class RandomizationSchedule(Recorded, Model):
         return str(self.id)
 
     def signed_content(self) -> dict[str, Any]:
-        """What the statistician signs: the method, its source and every slot in order."""
+        """What the statistician signs: the method, its source and every slot in order. A
+        slot is signed by the SHA-256 of its allocation (its arm and a random nonce), never
+        by its arm: the signature's content is kept in the audit trail, which the enroller
+        may read, so it binds every arm without showing any (allocation concealment)."""
         return {
             "protocol": self.protocol_code,
             "method": self.method,
@@ -367,7 +371,14 @@ class RandomizationSchedule(Recorded, Model):
             "planned_enrolment": self.planned_enrolment,
             "block_sizes": self.block_sizes,
             "source_sha256": self.source_sha256,
-            "slots": [[s.sequence, s.randomization_number, s.arm] for s in self.slots],
+            "slots": [
+                [
+                    s.sequence,
+                    s.randomization_number,
+                    hashlib.sha256(s.allocation.encode()).hexdigest(),
+                ]
+                for s in self.slots
+            ],
         }
 
 

@@ -111,9 +111,9 @@ def plan_dose(
     problems: dict[str, list[str]] = {}
     if not patients.receives_cells(patient):
         raise DoseRefused(
-            f"{patient.study_id} is in the {patients.arm_name(patient)} arm, which never "
-            "receives cells: no dose, no bag, no infusion.",
-            errors={"patient": ["Control arm: never receives cells."]},
+            f"{patient.study_id} is in an arm that never receives cells: no dose, no bag, "
+            "no infusion.",
+            errors={"patient": ["In an arm that never receives cells."]},
         )
     if patient.status != "enrolled":
         problems.setdefault("patient", []).append(f"{patient.study_id} is {patient.status}.")

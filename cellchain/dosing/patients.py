@@ -187,7 +187,9 @@ def enrol(
     now: dt.datetime,
     zone: ZoneInfo,
 ) -> Patient:
-    """Enrol a patient, or refuse with every problem named by field; nothing is saved then."""
+    """Enrol a patient, or refuse with every problem named by field; nothing is saved then.
+    Whoever manages the randomization (and so has seen the unused slots) never enrols."""
+    randomization.refuse_who_knows_the_schedule(actor)
     parameters = protocol.parameters
     today = now.astimezone(zone).date()
     errors = _enrolment_errors(parameters, form, today)

@@ -42,7 +42,7 @@ from sqlalchemy import func, select
 from cellchain.core import audit, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
-from cellchain.core.roles import Permission, Role, has_permission, require
+from cellchain.core.roles import Permission, Role, has_permission, knows_the_schedule, require
 from cellchain.dosing.models import (
     Patient,
     Protocol,
@@ -51,7 +51,7 @@ from cellchain.dosing.models import (
     RandomizationSlot,
     ScheduleStatus,
 )
-from cellchain.errors import Conflict, InvalidInput
+from cellchain.errors import Conflict, InvalidInput, PermissionDenied
 from cellchain.extensions import DbSession
 
 SIGNATURE_MEANING = "approval: randomization schedule"
@@ -332,7 +332,7 @@ def _make(
     now: dt.datetime,
 ) -> RandomizationSchedule:
     """Supersede the unused active schedule (if any), store and sign the new one."""
-    previous = active_schedule(session, protocol.code)
+    previous = _lock_active(session, protocol.code)  # an enrolment drawing waits, or is waited for
     if previous is not None:
         used = used_slots(session, previous)
         if used:
@@ -429,11 +429,65 @@ def ready_for(session: DbSession, protocol: Protocol) -> RandomizationSchedule:
     return schedule
 
 
+def _lock_active(session: DbSession, protocol_code: str) -> RandomizationSchedule | None:
+    """The trial's active schedule, its row locked until the transaction ends (PostgreSQL
+    ``SELECT … FOR UPDATE``; SQLite lets one writer at a time anyway): an enrolment drawing
+    and a statistician replacing the schedule take it in turn, so no patient is drawn from a
+    schedule superseded meanwhile and no schedule is superseded once a slot is drawn."""
+    return session.execute(
+        select(RandomizationSchedule)
+        .where(
+            RandomizationSchedule.protocol_code == protocol_code,
+            RandomizationSchedule.status == ScheduleStatus.ACTIVE.value,
+        )
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def refuse_who_knows_the_schedule(user: User | None) -> None:
+    """Refuse ``user`` if they hold a role that manages the randomization: they have seen the
+    unused slots' arms and never enrol nor draw (allocation concealment; the account service
+    refuses the combination, this stops an account changed in the database)."""
+    if user is not None and knows_the_schedule(user.roles):
+        raise PermissionDenied(
+            f"{user.full_name} manages the randomization and has seen the unused slots' arms: "
+            "they never enrol a patient (allocation concealment). Nothing was saved.",
+            title="Randomization and enrolment are never combined",
+        )
+
+
 def draw(
     session: DbSession, schedule: RandomizationSchedule, patient: Patient, *, now: dt.datetime
 ) -> RandomizationSlot:
-    """Give ``patient`` the next unused slot, in sequence. Each claim is a guarded update:
-    of two enrolments at once, one gets the slot and the other the next one."""
+    """Give ``patient`` the next unused slot, in sequence, of the trial's active schedule.
+
+    The active schedule's row is locked first (``_lock_active``), so a replacement signed
+    meanwhile is either seen here (the patient is drawn from the new schedule, ``schedule``
+    being the one read before) or waits and then finds a used slot (``_make`` refuses).
+    Each claim is a guarded update that also requires the schedule still active: of two
+    enrolments at once, one gets the slot and the other the next one."""
+    refuse_who_knows_the_schedule(session.get(User, patient.enrolled_by_id))
+    # a second look: on PostgreSQL a schedule that replaced the one waited for is seen only
+    # by a statement started after the replacement was committed
+    active = _lock_active(session, schedule.protocol_code) or _lock_active(
+        session, schedule.protocol_code
+    )
+    if active is None:
+        raise Conflict(
+            f"The randomization schedule of {schedule.protocol_code} was replaced or withdrawn "
+            "while the patient was being enrolled. Nothing was saved; enrol again.",
+            title="No randomization schedule",
+        )
+    schedule = active
+    still_active = (
+        select(RandomizationSchedule.id)
+        .where(
+            RandomizationSchedule.id == RandomizationSlot.schedule_id,
+            RandomizationSchedule.status == ScheduleStatus.ACTIVE.value,
+        )
+        .exists()
+    )
     for _ in range(_CLAIM_ATTEMPTS):
         slot = session.execute(
             select(RandomizationSlot)
@@ -450,6 +504,7 @@ def draw(
             session,
             slot,
             RandomizationSlot.patient_id.is_(None),
+            still_active,
             patient_id=patient.id,
             allocated_at=now,
         ):

@@ -22,7 +22,9 @@ from cellchain.core.schemas import DB_INT_MAX
 PROBLEM_JSON = "application/problem+json"
 #: beyond PostgreSQL's INTEGER, and beyond every 64-bit integer
 TOO_LARGE = (2**31, 2**63)
-SIGNING_ROLES = [role for role in Role if role is not Role.ADMIN]
+#: every role one account may hold together but administration and the statistician's (who
+#: never holds a role that enrols): each has an account of its own
+SIGNING_ROLES = [role for role in Role if role not in {Role.ADMIN, Role.STATISTICIAN}]
 
 
 @pytest.fixture
@@ -31,6 +33,10 @@ def api_clients(make_user, clients):
     return {
         "signer": (frozenset(SIGNING_ROLES), clients.api(make_user("all", *SIGNING_ROLES))),
         "admin": (frozenset({Role.ADMIN}), clients.api(make_user("ada", Role.ADMIN))),
+        "statistician": (
+            frozenset({Role.STATISTICIAN}),
+            clients.api(make_user("stat", Role.STATISTICIAN)),
+        ),
     }
 
 
@@ -39,6 +45,10 @@ def web_clients(make_user, clients):
     return {
         "signer": (frozenset(SIGNING_ROLES), clients.web(make_user("wall", *SIGNING_ROLES))),
         "admin": (frozenset({Role.ADMIN}), clients.web(make_user("wada", Role.ADMIN))),
+        "statistician": (
+            frozenset({Role.STATISTICIAN}),
+            clients.web(make_user("wstat", Role.STATISTICIAN)),
+        ),
     }
 
 
