@@ -52,7 +52,8 @@ def test_demo_builds_a_fresh_database_with_users_for_every_role(tmp_path: Path, 
     database = tmp_path / "demo.sqlite"
     result = CliRunner().invoke(main, ["demo", "--no-serve", "--database", str(database)])
     assert result.exit_code == 0, result.output
-    for username in ("tech", "qc", "qa", "clinician", "nurse", "investigator", "admin"):
+    users = ("tech", "qc", "qa", "clinician", "nurse", "investigator", "statistician", "admin")
+    for username in users:
         assert f"{username}-demo-pass" in result.output
     engine = create_engine(f"sqlite:///{database}")
     with engine.connect() as conn:
@@ -62,8 +63,9 @@ def test_demo_builds_a_fresh_database_with_users_for_every_role(tmp_path: Path, 
         # protocol, product definition, specification, four eligible donations'
         # determinations, a release, a closed OOS investigation, a rejection, and the second
         # checks of the five MSC-arm patients' day-0 doses, and AS-003's bedside check signed by
-        # two clinicians, and the statistician's randomization list
-        assert conn.scalar(text("SELECT count(*) FROM signatures")) == 18
+        # two clinicians, the statistician's randomization list, and the investigator's
+        # signed protocol deviation of AS-010's day 0 moved beyond the protocol's 14 days
+        assert conn.scalar(text("SELECT count(*) FROM signatures")) == 19
         arms = conn.execute(text("SELECT arm, count(*) FROM patients GROUP BY 1 ORDER BY 1"))
         assert dict(arms.all()) == {"CONTROL": 5, "MSC": 5}
         doses = "SELECT visit, status, count(*) FROM dose_orders GROUP BY 1, 2 ORDER BY 2"
