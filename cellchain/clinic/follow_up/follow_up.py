@@ -29,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from cellchain.clinic.models import FollowUpVisit, Infusion
+from cellchain.clinic.models import EfficacyEndpoints, FollowUpVisit, Infusion
 from cellchain.core import audit
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum
@@ -38,6 +38,8 @@ from cellchain.dosing.models import DoseOrder, Patient, PatientStatus
 from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import DbSession
 
+#: The note of an evaluation visit done by its efficacy endpoints' assessment.
+ENDPOINTS_ASSESSED = "efficacy endpoints assessed"
 #: The clinic's list can also show visits whose window opens within this many days.
 COMING_UP_DAYS = 14
 
@@ -266,23 +268,34 @@ def _scheduled(
 def _completions(
     session: DbSession, zone: ZoneInfo, *, patient_id: int | None = None
 ) -> dict[int, dict[str, Completion]]:
-    """patient → ("infusion:D0" | "evaluation:M6") → how it was done, in two queries: of one
-    patient, or (``patient_id`` None) of every enrolled patient."""
+    """patient → ("infusion:D0" | "evaluation:M6") → how it was done, in three queries: of one
+    patient, or (``patient_id`` None) of every enrolled patient. An evaluation visit is done
+    when it was recorded done, or when its efficacy endpoints were assessed (the assessment is
+    the visit: it is then never missed nor moved)."""
     infused = select(Infusion.patient_id, DoseOrder.visit, Infusion.started_at).join(
         DoseOrder, Infusion.dose_order_id == DoseOrder.id
     )
     evaluated = select(FollowUpVisit)
+    assessed = select(
+        EfficacyEndpoints.patient_id, EfficacyEndpoints.visit, EfficacyEndpoints.assessed_on
+    )
     if patient_id is None:
         enrolled = select(Patient.id).where(Patient.status == PatientStatus.ENROLLED.value)
         infused = infused.where(Infusion.patient_id.in_(enrolled))
         evaluated = evaluated.where(FollowUpVisit.patient_id.in_(enrolled))
+        assessed = assessed.where(EfficacyEndpoints.patient_id.in_(enrolled))
     else:
         infused = infused.where(Infusion.patient_id == patient_id)
         evaluated = evaluated.where(FollowUpVisit.patient_id == patient_id)
+        assessed = assessed.where(EfficacyEndpoints.patient_id == patient_id)
     found: dict[int, dict[str, Completion]] = {}
     for row_patient, code, started_at in session.execute(infused.order_by(Infusion.started_at)):
         found.setdefault(row_patient, {}).setdefault(
             f"infusion:{code}", Completion(started_at.astimezone(zone).date())
+        )
+    for row_patient, code, assessed_on in session.execute(assessed):
+        found.setdefault(row_patient, {})[f"evaluation:{code}"] = Completion(
+            assessed_on, ENDPOINTS_ASSESSED
         )
     for row in session.execute(evaluated).scalars():
         found.setdefault(row.patient_id, {})[f"evaluation:{row.visit}"] = Completion(
