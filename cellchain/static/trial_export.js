@@ -3,6 +3,10 @@
 // the bar, the percent and the step, then the download link. Without JavaScript the form
 // posts as usual and the server generates the export in that request.
 (function () {
+  // Each export started on the page gets the next number; an answer about an earlier one
+  // (a poll still in flight when the next was asked for) is never shown.
+  var current = 0;
+
   function show(id, on) { document.getElementById(id).hidden = !on; }
   function text(id, value) { document.getElementById(id).textContent = value; }
 
@@ -22,22 +26,26 @@
     show("export-error", true);
   }
 
-  function poll(state, running) {
+  function poll(state, running, mine) {
+    if (mine !== current) return;
     fetch(state.progress_url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (response) { return response.json(); })
       .then(function (now) {
+        if (mine !== current) return;
         report(now);
         if (now.status === "failed") {
           failed("The export failed; see its page.");
         } else if (now.status !== "done" && running.active) {
-          setTimeout(function () { poll(state, running); }, 500);
+          setTimeout(function () { poll(state, running, mine); }, 500);
         }
       });
   }
 
   function start(form) {
+    var mine = ++current;
     var body = new FormData(form);
     body.append("defer", "1");
+    report({ percent: 0, step: "Asking for the export", status: "queued" });
     show("export-progress", true);
     show("export-done", false);
     show("export-error", false);
@@ -47,6 +55,7 @@
         return response.json();
       })
       .then(function (state) {
+        if (mine !== current) return;
         report(state);
         var running = { active: true };
         var token = new FormData();
@@ -57,9 +66,9 @@
             if (!response.ok) throw new Error("The export stopped (" + response.status + ").");
             return response.json();
           })
-          .then(report)
-          .catch(function (error) { failed(error.message); });
-        poll(state, running);
+          .then(function (done) { if (mine === current) report(done); })
+          .catch(function (error) { if (mine === current) failed(error.message); });
+        poll(state, running, mine);
       })
       .catch(function (error) { failed(error.message); });
   }
