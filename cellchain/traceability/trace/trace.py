@@ -22,6 +22,7 @@ from cellchain.chain import service as chain
 from cellchain.chain.models import LineageEdge, Unit, UnitEvent
 from cellchain.clinic.models import BedsideCheck, Infusion, ShipmentItem, Thaw
 from cellchain.core import signatures
+from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.core.signatures import SignatureManifest
 from cellchain.donors.models import Donation, DonorTestResult, EligibilityDetermination
@@ -311,6 +312,10 @@ class BackTrace:
     clinic: list[ClinicPath] = field(default_factory=list)
     #: the recalls that name a unit of the path, oldest first
     recalls: list[Recall] = field(default_factory=list)
+    #: everyone named on the path's records, loaded at once; held here so that the session
+    #: (whose identity map keeps only referenced objects) still has them when the records'
+    #: ``performed_by``, ``analyst``, … are read
+    people: list[User] = field(default_factory=list)
 
 
 def back_start(
@@ -362,8 +367,10 @@ def trace_back(session: DbSession, kind: str, record_id: int) -> BackTrace:
     """The whole path from the start back to the donor, with who, when and what signed.
 
     A fixed number of queries: one recursive walk for the units, then one query per kind of
-    record (steps, materials, equipment, lots, results, dispositions, events, clinic records)
-    and one for all their signatures.
+    record (steps, materials, equipment, lots, results, dispositions, events, clinic records),
+    one for everyone named on them (and one for their roles), and one for all their signatures
+    with their signers' names: none per signature, per signer or per person
+    (``tests/traceability/test_trace_statements.py`` counts them).
     """
     start, orders, start_ids = back_start(session, kind, record_id)
     seeds = select(Unit.id).where(Unit.id.in_(start_ids))
@@ -393,7 +400,6 @@ def trace_back(session: DbSession, kind: str, record_id: int) -> BackTrace:
                 )
             )
             .options(
-                selectinload(ProcessingStep.performed_by),
                 selectinload(ProcessingStep.materials).selectinload(StepMaterial.material_lot),
                 selectinload(ProcessingStep.equipment).selectinload(StepEquipment.item),
                 selectinload(ProcessingStep.units).selectinload(StepUnit.unit),
@@ -413,23 +419,20 @@ def trace_back(session: DbSession, kind: str, record_id: int) -> BackTrace:
         session.execute(
             select(QcResult)
             .where(QcResult.lot_id.in_(lot_ids))
-            .options(selectinload(QcResult.analyst))
             .order_by(QcResult.lot_id, QcResult.test_code, QcResult.id)
         ).scalars()
     )
     dispositions = {
         disposition.lot_id: disposition
         for disposition in session.execute(
-            select(LotDisposition)
-            .where(LotDisposition.lot_id.in_(lot_ids))
-            .options(selectinload(LotDisposition.decided_by))
+            select(LotDisposition).where(LotDisposition.lot_id.in_(lot_ids))
         ).scalars()
     }
     events = list(
         session.execute(
             select(UnitEvent)
             .where(UnitEvent.unit_id.in_(unit_ids))
-            .options(selectinload(UnitEvent.actor), selectinload(UnitEvent.unit))
+            .options(selectinload(UnitEvent.unit))
             .order_by(UnitEvent.at, UnitEvent.id)
         ).scalars()
     )
@@ -437,7 +440,6 @@ def trace_back(session: DbSession, kind: str, record_id: int) -> BackTrace:
     determination = session.execute(
         select(EligibilityDetermination)
         .where(EligibilityDetermination.donation_id == donation.id)
-        .options(selectinload(EligibilityDetermination.determined_by))
         .order_by(EligibilityDetermination.id.desc())
         .limit(1)
     ).scalar_one_or_none()
@@ -466,16 +468,14 @@ def trace_back(session: DbSession, kind: str, record_id: int) -> BackTrace:
         session.execute(
             select(BedsideCheck)
             .where(BedsideCheck.dose_order_id.in_(order_ids))
-            .options(selectinload(BedsideCheck.checked_by), selectinload(BedsideCheck.patient))
+            .options(selectinload(BedsideCheck.patient))
             .order_by(BedsideCheck.checked_at, BedsideCheck.id)
         ).scalars()
     )
     infusions = {
         infusion.dose_order_id: infusion
         for infusion in session.execute(
-            select(Infusion)
-            .where(Infusion.dose_order_id.in_(order_ids))
-            .options(selectinload(Infusion.administered_by))
+            select(Infusion).where(Infusion.dose_order_id.in_(order_ids))
         ).scalars()
     }
 
@@ -487,6 +487,18 @@ def trace_back(session: DbSession, kind: str, record_id: int) -> BackTrace:
             )
             .order_by(Recall.id)
         ).scalars()
+    )
+    people = _load_people(
+        session,
+        [
+            *(step.performed_by_id for step in steps),
+            *(result.analyst_id for result in results),
+            *(disposition.decided_by_id for disposition in dispositions.values()),
+            *(event.actor_id for event in events),
+            *([determination.determined_by_id] if determination else []),
+            *(check.checked_by_id for check in checks),
+            *(infusion.administered_by_id for infusion in infusions.values()),
+        ],
     )
     signed = signatures.manifests(
         session,
@@ -521,6 +533,7 @@ def trace_back(session: DbSession, kind: str, record_id: int) -> BackTrace:
         ],
         events=events,
         recalls=recalls,
+        people=people,
         clinic=[
             ClinicPath(
                 order=with_signatures(order),
@@ -532,6 +545,17 @@ def trace_back(session: DbSession, kind: str, record_id: int) -> BackTrace:
             for order in orders
         ],
     )
+
+
+def _load_people(session: DbSession, ids: list[int | None]) -> list[User]:
+    """Everyone named on the path (who performed a step, tested, decided, moved a unit,
+    checked, infused), with their roles, in one query: each record's ``performed_by``,
+    ``analyst``, … is then read from the session, not loaded person by person or once per
+    kind of record (issue 20)."""
+    wanted = {user_id for user_id in ids if user_id is not None}
+    if not wanted:
+        return []
+    return list(session.execute(select(User).where(User.id.in_(wanted))).scalars())
 
 
 def infused_patients(forward: ForwardTrace) -> list[ExposedPatient]:

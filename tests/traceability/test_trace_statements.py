@@ -1,0 +1,76 @@
+"""Statements of a trace back from an infusion (issue 20): the number of SQL statements does
+not grow with the number of signatures on the path nor with the number of people who signed
+(signers and their roles are loaded for all signatures at once). Counts, not times."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cellchain.core import signatures
+from cellchain.core.roles import Permission
+from cellchain.core.types import utcnow
+from cellchain.extensions import db
+from tests.conftest import TEST_PASSWORD
+from tests.support.recalls import infuse
+from tests.support.statements import counting_statements
+
+
+def back_from(api: Any, infusion: Any) -> tuple[list[str], dict[str, Any]]:
+    """The statements of ``GET /api/v1/trace/back/infusion/<id>`` (from a cold session) and
+    its answer. A first request before: the token's last use is written at most once a
+    minute, so only the counted request's own statements are counted."""
+    assert api.get(f"/api/v1/trace/back/infusion/{infusion.id}").status_code == 200
+    db.session.commit()
+    db.session.expire_all()
+    with counting_statements() as seen:
+        answer = api.get(f"/api/v1/trace/back/infusion/{infusion.id}")
+    assert answer.status_code == 200, answer.get_json()
+    return seen, answer.get_json()
+
+
+def people_loads(statements: list[str]) -> int:
+    return sum(1 for s in statements if s.lstrip().upper().startswith("SELECT USERS."))
+
+
+def check_signatures(body: dict[str, Any]) -> list[dict[str, Any]]:
+    [clinic] = body["clinic"]
+    return [s for check in clinic["bedside_checks"] for s in check["signatures"]]
+
+
+def countersign(ward: Any, check: Any, make_user: Any, how_many: int, start: int) -> None:
+    """``how_many`` more signatures on the bedside check, each by a different clinician."""
+    for n in range(start, start + how_many):
+        signatures.sign(
+            db.session,
+            record=check,
+            meaning="Witnessed the bedside check",
+            user=make_user(f"witness{n}", "clinician"),
+            password=TEST_PASSWORD,
+            now=utcnow(),
+            permission=Permission.ADMINISTER_DOSES,
+        )
+    db.session.commit()
+
+
+def test_trace_back_from_an_infusion_does_not_grow_with_its_signatures(
+    ward, make_user, clients: Any
+) -> None:
+    infusion = infuse(ward)
+    check = infusion.bedside_check
+    api = clients.api(ward.clinic.clinician)
+
+    countersign(ward, check, make_user, 2, start=0)
+    few, body = back_from(api, infusion)
+    assert len(check_signatures(body)) == 4  # the two of the sign-off and two witnesses
+
+    countersign(ward, check, make_user, 6, start=2)
+    many, body = back_from(api, infusion)
+    signed = check_signatures(body)
+    assert len(signed) == 10
+    assert len({s["username"] for s in signed}) == 10
+    assert all(s["valid"] for s in signed)
+    assert len(many) == len(few)
+    # everyone named on the path (who performed, tested, decided, checked, infused) in one
+    # query, and each signer's name with the signatures: not once per kind of record or signer
+    # (the other one, if any, is the caller's own account, loaded by authentication)
+    assert people_loads(many) <= 2
