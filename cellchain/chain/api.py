@@ -74,12 +74,17 @@ def scan(args: dict[str, Any]) -> Any:
     A unit's code answers with the unit; a DIN with its donation; any code with the page a
     browser would open. A malformed code is 422, a well-formed one never issued here 404.
     """
-    return scan_result(numbering.lookup(db.session, args["code"]))
+    return scan_result(numbering.lookup(db.session, args["code"], options=numbering.with_issuer()))
 
 
 def scan_result(issued: Any) -> dict[str, Any]:
-    """What a scan answers: the issued code, the page it leads to and, for a unit, the unit."""
-    unit = service.resolve_unit(db.session, issued.code) if issued.kind == "UNIT" else None
+    """What a scan answers: the issued code, the page it leads to and, for a unit, the unit
+    (read once, with what the answer shows of it: issue 20)."""
+    unit = (
+        service.unit_of_issued(db.session, issued, options=service.shown_with_a_unit())
+        if issued.kind == "UNIT"
+        else None
+    )
     return {**_issued_fields(issued), "url": record_url(issued), "unit": unit}
 
 

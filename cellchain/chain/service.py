@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import CTE, Select, Subquery, func, insert, literal, select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.interfaces import ORMOption
 
 from cellchain.chain.models import (
     CUSTODY_EVENTS,
@@ -34,9 +35,9 @@ from cellchain.chain.models import (
 from cellchain.chain.models import MAX_UNITS_PER_STEP as MAX_UNITS_PER_STEP
 from cellchain.core import actions, audit, numbering, record_state
 from cellchain.core.identifiers import InvalidIdentifier
-from cellchain.core.models import User
+from cellchain.core.models import IssuedIdentifier, User
 from cellchain.core.records import get_or_404
-from cellchain.errors import Conflict, InvalidInput
+from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.extensions import DbSession
 
 
@@ -466,7 +467,25 @@ def resolve_unit(session: DbSession, code: str) -> Unit:
     the issued codes (DOMAIN.md §8). A valid code of something that is not a unit (a donation's
     DIN, a patient's COI) is refused with a message that says what it is instead.
     """
-    issued = numbering.lookup(session, code)
+    return unit_of_issued(session, numbering.lookup(session, code), text=code)
+
+
+def shown_with_a_unit() -> tuple[ORMOption, ...]:
+    """Loader options for what a unit's answer shows besides its own row (``UnitOut``: the
+    donation's DIN, who created it), so they come with the unit in one statement (not the
+    creator's roles)."""
+    return (joinedload(Unit.donation), joinedload(Unit.created_by).lazyload(User.role_rows))
+
+
+def unit_of_issued(
+    session: DbSession,
+    issued: IssuedIdentifier,
+    *,
+    text: str | None = None,
+    options: Sequence[ORMOption] = (),
+) -> Unit:
+    """The unit an issued identifier (already looked up, e.g. by a scan) names, or the error
+    ``resolve_unit`` gives for ``text``; ``options`` load what the caller reads of it."""
     if issued.kind != "UNIT" or issued.entity_type != "unit" or issued.entity_id is None:
         what = {"DIN": "a donation's DIN", "COI": "a chain-of-identity identifier"}.get(
             issued.kind, f"a {issued.kind} code"
@@ -474,9 +493,14 @@ def resolve_unit(session: DbSession, code: str) -> Unit:
         raise InvalidIdentifier(
             f"{issued.code} is {what}, not a unit; scan the unit's own label.",
             reason="structure",
-            text=code,
+            text=issued.code if text is None else text,
         )
-    return get_unit(session, int(issued.entity_id))
+    if not options:
+        return get_unit(session, int(issued.entity_id))
+    unit = session.get(Unit, int(issued.entity_id), options=options)
+    if unit is None:
+        raise NotFound(f"There is no unit #{issued.entity_id}.")
+    return unit
 
 
 def units_of_donation(session: DbSession, donation_id: int) -> list[Unit]:

@@ -9,9 +9,12 @@ which has a unique constraint on the code whatever its kind.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.interfaces import ORMOption
 
 from cellchain.core import audit
 from cellchain.core.identifiers import (
@@ -214,15 +217,24 @@ def attach(
     )
 
 
-def lookup(session: DbSession, code: str) -> IssuedIdentifier:
+def with_issuer() -> tuple[ORMOption, ...]:
+    """Loader options for an answer that names who issued a code: the issuer comes with the
+    identifier (not the issuer's roles), ``lookup(session, code, options=with_issuer())``."""
+    return (joinedload(IssuedIdentifier.issued_by).lazyload(User.role_rows),)
+
+
+def lookup(session: DbSession, code: str, *, options: Sequence[ORMOption] = ()) -> IssuedIdentifier:
     """The issued identifier for a scanned label payload or a typed code.
 
     Raises ``InvalidIdentifier`` when the text is not a well-formed code (saying what is
-    wrong), ``NotFound`` when it is well-formed but this site never issued it.
+    wrong), ``NotFound`` when it is well-formed but this site never issued it. ``options``
+    (loader options) load what the caller will read of it in the same statement.
     """
     identifier = read_scan(code)
     issued = session.execute(
-        select(IssuedIdentifier).where(IssuedIdentifier.code == identifier.canonical)
+        select(IssuedIdentifier)
+        .where(IssuedIdentifier.code == identifier.canonical)
+        .options(*options)
     ).scalar_one_or_none()
     if issued is None:
         raise NotFound(
