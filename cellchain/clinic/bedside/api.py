@@ -3,6 +3,8 @@ infusion."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask_smorest import Blueprint
@@ -16,7 +18,7 @@ from cellchain.clinic.bedside.commands import (
     sign_as_user,
     start_as_user,
     thaw_as_user,
-    verify_as_user,
+    verify_with_facts_as_user,
 )
 from cellchain.clinic.bedside.schemas import (
     BedsideCheckOut,
@@ -67,9 +69,26 @@ def thaw_scan(data: dict[str, Any]) -> Any:
 def verify(data: dict[str, Any]) -> Any:
     """Wristband and label scanned together: the verdict (go/stop) and every check. A stop is
     recorded like a go; 201 either way — read ``verdict``."""
-    with unit_of_work(AuditedRefusal("bedside.scan_refused", "bedside_check", "new")) as session:
-        check = verify_as_user(session, data)
-    return bedside.summary(db.session, check, now=now())
+    with (
+        _kept_loaded(),
+        unit_of_work(AuditedRefusal("bedside.scan_refused", "bedside_check", "new")) as session,
+    ):
+        check, facts = verify_with_facts_as_user(session, data)
+    # the answer is built from what was gathered, not read again after the commit
+    return bedside.summary_of_new(check, facts, now=now())
+
+
+@contextmanager
+def _kept_loaded() -> Iterator[None]:
+    """The commit of this use case leaves what it loaded and wrote in memory (the check just
+    recorded, its clinician, patient and dose unit), so the answer does not read them back."""
+    session = db.session()
+    kept = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        yield
+    finally:
+        session.expire_on_commit = kept
 
 
 @bedside_api.get("/bedside/checks/<int:check_id>")

@@ -604,12 +604,21 @@ def gather(
         order = scan_dose(session, label_scan).order
     except (InvalidIdentifier, DomainError) as problem:
         label_problem = _problem_text(problem)
+    # the schedules of the wristband's patient and of the dose's (the same one, unless the
+    # wristband is wrong) in one read
+    schedules = patients.schedule_facts(
+        session, sorted({p.id for p in (patient, order.patient if order else None) if p}), zone
+    )
     facts = BedsideFacts(
         now=now,
         zone=zone,
-        patient=_patient_facts(session, patient, now=now, zone=zone) if patient else None,
+        patient=(
+            _patient_facts(session, patient, schedules[patient.id], now=now, zone=zone)
+            if patient
+            else None
+        ),
         wristband_problem=wristband_problem,
-        dose=_dose_facts(session, order, zone) if order else None,
+        dose=_dose_facts(session, order, schedules[order.patient_id], zone) if order else None,
         label_problem=label_problem,
         limits=_limits(patient or (order.patient if order else None)),
     )
@@ -617,7 +626,12 @@ def gather(
 
 
 def _patient_facts(
-    session: DbSession, patient: Patient, *, now: dt.datetime, zone: ZoneInfo
+    session: DbSession,
+    patient: Patient,
+    schedule: patients.ScheduleFacts,
+    *,
+    now: dt.datetime,
+    zone: ZoneInfo,
 ) -> PatientFacts:
     today = now.astimezone(zone).date()
     weight = patients.latest_weight(session, patient)
@@ -630,7 +644,7 @@ def _patient_facts(
         enrolled=patient.status == PatientStatus.ENROLLED.value,
         open_visits=tuple(
             (visit.code, visit.name)
-            for visit in patients.schedule_of(session, patient, zone)
+            for visit in patients.schedule(patient, schedule)
             if visit.infusion and visit.open_on(today)
         ),
         latest_weight_kg=weight.weight_kg if weight else None,
@@ -643,11 +657,13 @@ def _patient_facts(
     )
 
 
-def _dose_facts(session: DbSession, order: DoseOrder, zone: ZoneInfo) -> DoseFacts:
-    facts = patients.facts_of(session, order.patient, zone)
-    visit = patients.visit_of(order.patient, order.visit, facts)
+def _dose_facts(
+    session: DbSession, order: DoseOrder, schedule: patients.ScheduleFacts, zone: ZoneInfo
+) -> DoseFacts:
+    visit = patients.visit_of(order.patient, order.visit, schedule)
     shipment = shipment_of(session, order)
-    thaw = thaw_state(session, order)
+    lots = lots_of_dose(session, order)
+    thaw = thaw_state(session, order, lots)
     second_checks = [
         entry
         for entry in signatures.manifest(session, order)
@@ -678,7 +694,7 @@ def _dose_facts(session: DbSession, order: DoseOrder, zone: ZoneInfo) -> DoseFac
         and all(entry.valid for entry in second_checks),
         lots=tuple(
             LotFacts(number=lot.lot_number, status=lot.status, expires_at=lot.expires_at)
-            for lot in lots_of_dose(session, order)
+            for lot in lots
         ),
         units=tuple((unit.code, unit.status) for unit in dose_units),
         why_not_usable=tuple(
@@ -728,6 +744,23 @@ def verify(
     recheck_of: BedsideCheck | None = None,
 ) -> BedsideCheck:
     """Scan wristband and label: every check, one verdict, recorded (a stop too)."""
+    return verify_with_facts(
+        session, wristband_scan, label_scan, actor=actor, now=now, zone=zone, recheck_of=recheck_of
+    )[0]
+
+
+def verify_with_facts(
+    session: DbSession,
+    wristband_scan: str,
+    label_scan: str,
+    *,
+    actor: User,
+    now: dt.datetime,
+    zone: ZoneInfo,
+    recheck_of: BedsideCheck | None = None,
+) -> tuple[BedsideCheck, BedsideFacts]:
+    """``verify``, and the facts the verdict was made from (``summary_of_new`` answers with
+    them, without reading them again)."""
     if not (wristband_scan or "").strip():
         raise InvalidInput("Scan the patient's wristband.", errors={"wristband": ["Required."]})
     if not (label_scan or "").strip():
@@ -738,10 +771,13 @@ def verify(
     check = BedsideCheck(
         checked_at=now,
         checked_by_id=actor.id,
+        checked_by=actor,
         wristband_scan=stored_scan(wristband_scan, patient is not None),
         label_scan=stored_scan(label_scan, order is not None),
         patient_id=patient.id if patient else None,
+        patient=patient,
         unit_id=order.dose_unit_id if order else None,
+        unit=order.dose_unit if order else None,
         dose_order_id=order.id if order else None,
         verdict=verdict.value,
         checks_json=json.dumps([r.as_json() for r in results], ensure_ascii=False),
@@ -775,7 +811,7 @@ def verify(
             "failed": (None, failed),
         },
     )
-    return check
+    return check, facts
 
 
 @dataclass(frozen=True)
@@ -943,6 +979,25 @@ def summary(session: DbSession, check: BedsideCheck, *, now: dt.datetime) -> Che
         thaw_expires_at=expires,
         infusion=infusion,
         superseded=_superseded(session, check, expires, now) if infusion is None else None,
+    )
+
+
+def summary_of_new(check: BedsideCheck, facts: BedsideFacts, *, now: dt.datetime) -> CheckSummary:
+    """``summary`` of a check just made by ``verify_with_facts``, from the facts it was made
+    from, without a query: no one has signed it, nothing was started from it and no check of
+    the dose is newer; a go had the dose not infused and its thaw window open (else a check
+    failed), so only the window closing since can supersede it."""
+    expires = facts.dose.thaw_expires_at if facts.dose is not None else None
+    superseded = None
+    if check.go and expires is not None and now > expires:
+        superseded = "The thaw window has closed since this check."
+    return CheckSummary(
+        check=check,
+        signatures=[],
+        signed_by_two=False,
+        thaw_expires_at=expires,
+        infusion=None,
+        superseded=superseded,
     )
 
 

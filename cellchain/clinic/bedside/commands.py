@@ -37,6 +37,15 @@ def verify_as_user(session: DbSession, data: dict[str, Any]) -> BedsideCheck:
     )
 
 
+def verify_with_facts_as_user(
+    session: DbSession, data: dict[str, Any]
+) -> tuple[BedsideCheck, bedside.BedsideFacts]:
+    """``verify_as_user``, and the facts the verdict was made from."""
+    return bedside.verify_with_facts(
+        session, data["wristband"], data["label"], actor=acting_user(), now=now(), zone=site_zone()
+    )
+
+
 def sign_as_user(session: DbSession, check_id: int, data: dict[str, Any]) -> BedsideCheck:
     """The acting clinician and a second clinician (by username) sign the check."""
     second = accounts.user_named(session, data["second_username"], strip=True)

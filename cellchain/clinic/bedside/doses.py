@@ -9,15 +9,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import literal, select
+from sqlalchemy.orm import joinedload, selectinload
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitKind
 from cellchain.dosing.models import DoseBag, DoseOrder, DoseStatus
 from cellchain.errors import InvalidInput
 from cellchain.extensions import DbSession
-from cellchain.manufacturing.models import Lot
-from cellchain.quality.results import lot_of_unit
+from cellchain.manufacturing.models import CellRecord, Lot
+from cellchain.quality.models import QcSample
+
+#: What is read of a scanned dose wherever it is checked (the bedside, the thaw): its
+#: patient, prepared dose unit, weight used and bags with their units, loaded with the
+#: order, so that the number of queries does not grow with the bags.
+_DOSE_LOADED = (
+    joinedload(DoseOrder.patient),
+    joinedload(DoseOrder.dose_unit),
+    joinedload(DoseOrder.weight),
+    selectinload(DoseOrder.bags).joinedload(DoseBag.unit),
+)
 
 
 class NotADose(InvalidInput):
@@ -39,10 +50,11 @@ def dose_of_unit(session: DbSession, unit: Unit) -> DoseOrder | None:
     """The live (not cancelled) dose order ``unit`` is the prepared dose or a bag of."""
     if unit.kind == UnitKind.PREPARED_DOSE.value:
         return session.execute(
-            select(DoseOrder).where(DoseOrder.dose_unit_id == unit.id)
+            select(DoseOrder).options(*_DOSE_LOADED).where(DoseOrder.dose_unit_id == unit.id)
         ).scalar_one_or_none()
     return session.execute(
         select(DoseOrder)
+        .options(*_DOSE_LOADED)
         .join(DoseBag, DoseBag.order_id == DoseOrder.id)
         .where(DoseBag.unit_id == unit.id, DoseOrder.status != DoseStatus.CANCELLED.value)
     ).scalar_one_or_none()
@@ -81,10 +93,31 @@ def units_of_dose(order: DoseOrder) -> list[Unit]:
 
 
 def lots_of_dose(session: DbSession, order: DoseOrder) -> list[Lot]:
-    """The lots of the dose's bags (one donation, usually one lot), first seen first."""
-    lots: dict[int, Lot] = {}
-    for bag in order.bags:
-        lot = lot_of_unit(session, bag.unit)
-        if lot is not None:
-            lots.setdefault(lot.id, lot)
-    return list(lots.values())
+    """The lots of the dose's bags (one donation, usually one lot), first seen first.
+
+    As ``quality.results.lot_of_unit`` for each bag (the lot it is a QC sample of, else the
+    lot its cell record names), in two queries whatever the number of bags."""
+    unit_ids = [bag.unit_id for bag in order.bags]
+    if not unit_ids:
+        return []
+    sampled = select(QcSample.unit_id, QcSample.lot_id, literal(0)).where(
+        QcSample.unit_id.in_(unit_ids)
+    )
+    filled = select(CellRecord.unit_id, CellRecord.lot_id, literal(1)).where(
+        CellRecord.unit_id.in_(unit_ids), CellRecord.lot_id.is_not(None)
+    )
+    lot_of: dict[int, int] = {}
+    for unit_id, lot_id, _source in sorted(
+        session.execute(sampled.union_all(filled)).all(), key=lambda row: row[2], reverse=True
+    ):
+        lot_of[unit_id] = lot_id  # a QC sample's lot (source 0) wins, as in ``lot_of_unit``
+    ordered = list(dict.fromkeys(lot_of[u] for u in unit_ids if u in lot_of))
+    if not ordered:
+        return []
+    found = {
+        lot.id: lot
+        for lot in session.execute(
+            select(Lot).options(joinedload(Lot.product_definition)).where(Lot.id.in_(ordered))
+        ).scalars()
+    }
+    return [found[lot_id] for lot_id in ordered]

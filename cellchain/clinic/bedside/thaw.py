@@ -13,6 +13,7 @@ Services flush; the caller commits (one use case, one transaction).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -30,6 +31,7 @@ from cellchain.core.models import User
 from cellchain.dosing.models import DoseOrder, DoseStatus
 from cellchain.errors import Conflict
 from cellchain.extensions import DbSession
+from cellchain.manufacturing.models import Lot
 
 #: Thaw to the start of the infusion when neither product nor protocol says (DOMAIN.md §7).
 DEFAULT_THAW_WINDOW_MINUTES = 60
@@ -104,12 +106,15 @@ def thaws_of(session: DbSession, order: DoseOrder) -> list[Thaw]:
     )
 
 
-def thaw_window_minutes(session: DbSession, order: DoseOrder) -> int:
+def thaw_window_minutes(
+    session: DbSession, order: DoseOrder, lots: Sequence[Lot] | None = None
+) -> int:
     """Minutes from the thaw to the start of the infusion: the strictest of the protocol's
-    limit and the limits of the dose's product definitions (60 if none says)."""
+    limit and the limits of the dose's product definitions (60 if none says). ``lots``: the
+    dose's lots (``lots_of_dose``) when the caller has them already."""
     limits = [
         int(minutes)
-        for lot in lots_of_dose(session, order)
+        for lot in (lots_of_dose(session, order) if lots is None else lots)
         if (minutes := lot.product_definition.parameters.get("thaw_to_infusion_minutes"))
         is not None
     ]
@@ -130,11 +135,14 @@ def min_thaw_minutes(session: DbSession, order: DoseOrder) -> float:
     return max(minimums, default=DEFAULT_MIN_THAW_MINUTES)
 
 
-def thaw_state(session: DbSession, order: DoseOrder) -> ThawState:
+def thaw_state(
+    session: DbSession, order: DoseOrder, lots: Sequence[Lot] | None = None
+) -> ThawState:
     """The dose's thaws and its deadline: the window runs from the moment the first bag went
-    into the bath, so however long a thaw takes, it counts against the window."""
+    into the bath, so however long a thaw takes, it counts against the window. ``lots``: as
+    for ``thaw_window_minutes``."""
     thaws = thaws_of(session, order)
-    window = thaw_window_minutes(session, order)
+    window = thaw_window_minutes(session, order, lots)
     started = [thaw.started_at for thaw in thaws]
     return ThawState(
         thaws=thaws,
