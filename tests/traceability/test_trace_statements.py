@@ -4,13 +4,17 @@ not grow with the number of signatures on the path nor with the number of people
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from cellchain.core import signatures
 from cellchain.core.roles import Permission
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
+from cellchain.traceability.models import RecallTarget
+from cellchain.traceability.recalls import recalls
 from tests.conftest import TEST_PASSWORD
+from tests.support.chain import grow
 from tests.support.recalls import infuse
 from tests.support.statements import counting_statements
 
@@ -74,3 +78,53 @@ def test_trace_back_from_an_infusion_does_not_grow_with_its_signatures(
     # query, and each signer's name with the signatures: not once per kind of record or signer
     # (the other one, if any, is the caller's own account, loaded by authentication)
     assert people_loads(many) <= 2
+
+
+# --- opening a recall ---------------------------------------------------------------------------
+
+
+def recall_statements(lab: Any, container: Any) -> tuple[list[str], Any]:
+    """The statements of opening a recall of ``container``'s donation (cold session)."""
+    db.session.commit()
+    db.session.expire_all()
+    with counting_statements() as seen:
+        opened = recalls.open_recall(
+            db.session,
+            target=RecallTarget.DONATION,
+            target_id=container.donation_id,
+            reason="Late donor test: HBV NAT reactive on the retained sample.",
+            user=lab.qa,
+            password=TEST_PASSWORD,
+            now=utcnow(),
+        )
+        db.session.flush()
+    db.session.commit()
+    return seen, opened
+
+
+def test_opening_a_recall_does_not_grow_with_its_units(lab) -> None:
+    rng = random.Random(20)
+    small, small_units = grow(lab, rng=rng, steps=3)
+    large, large_units = grow(lab, rng=rng, steps=25)
+    assert len(large_units) > 3 * len(small_units)
+
+    few, opened_small = recall_statements(lab, small)
+    many, opened_large = recall_statements(lab, large)
+    assert opened_small.blocked == len(small_units)
+    assert opened_large.blocked == len(large_units)
+    assert len(many) == len(few)
+    # the affected units are locked once; the second trace under the locks locks only what it
+    # finds new (here nothing): not every unit locked and re-read twice
+    assert unit_locks(many) == unit_locks(few) == 1
+
+
+def unit_locks(statements: list[str]) -> int:
+    """The statements that lock units' rows (``FOR UPDATE`` on PostgreSQL; SQLite has no row
+    locks and sends the same SELECT without it)."""
+    return sum(
+        1
+        for s in statements
+        if " ".join(s.split()).startswith("SELECT units.id")
+        and " ".join(s.split()).endswith(("ORDER BY units.id FOR UPDATE", "ORDER BY units.id"))
+        and "WHERE units.id IN" in s
+    )

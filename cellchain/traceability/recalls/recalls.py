@@ -237,12 +237,14 @@ def _open(
         raise _already_recalled(recall_of(session, target, target_id)) from None
 
     forward = trace.trace_forward(session, target.value, target_id)
-    _lock(session, forward)
+    locked = _lock(session, forward)
     # Traced again under the locks: a unit derived between the first trace and the locks is
     # seen now, and one being derived from a locked unit waits and then finds its parent
-    # blocked.
+    # blocked. Only such new units are locked then: the others are held since the first
+    # lock, which re-read their status, so no one changed them (issue 20: not every unit
+    # locked and re-read twice).
     forward = trace.trace_forward(session, target.value, target_id)
-    _lock(session, forward)
+    _lock(session, forward, already=locked)
     blocked = _block(session, recall, forward, user=user, now=now)
     withdrawn = _withdraw(session, recall, forward, user=user, now=now)
     exposed = trace.infused_patients(forward)
@@ -318,11 +320,15 @@ def _covering_recalls(session: DbSession, forward: trace.ForwardTrace) -> list[s
     return sorted(set(covered.values()))
 
 
-def _lock(session: DbSession, forward: trace.ForwardTrace) -> None:
+def _lock(
+    session: DbSession, forward: trace.ForwardTrace, *, already: frozenset[int] = frozenset()
+) -> frozenset[int]:
     """Lock the affected units' rows (PostgreSQL ``FOR UPDATE``) and re-read their status, so
     a bag being allocated or a dose being started at the same moment either finishes first
-    (and is seen as such here) or waits and then finds the unit blocked."""
-    for chunk in _chunks([traced.unit.id for traced in forward.units]):
+    (and is seen as such here) or waits and then finds the unit blocked. Units ``already``
+    locked in this transaction are skipped; the ids locked so far."""
+    ids = [traced.unit.id for traced in forward.units]
+    for chunk in _chunks([unit_id for unit_id in ids if unit_id not in already]):
         session.execute(
             select(Unit)
             .where(Unit.id.in_(chunk))
@@ -330,6 +336,7 @@ def _lock(session: DbSession, forward: trace.ForwardTrace) -> None:
             .with_for_update()
             .execution_options(populate_existing=True)
         ).all()
+    return already | frozenset(ids)
 
 
 def _block(
