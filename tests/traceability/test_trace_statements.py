@@ -7,11 +7,13 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from cellchain.core import signatures
+from sqlalchemy import select
+
+from cellchain.core import record_state, signatures
 from cellchain.core.roles import Permission
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
-from cellchain.traceability.models import RecallTarget
+from cellchain.traceability.models import RecallTarget, RecallUnit
 from cellchain.traceability.recalls import recalls
 from tests.conftest import TEST_PASSWORD
 from tests.support.chain import grow
@@ -116,6 +118,13 @@ def test_opening_a_recall_does_not_grow_with_its_units(lab) -> None:
     # the affected units are locked once; the second trace under the locks locks only what it
     # finds new (here nothing): not every unit locked and re-read twice
     assert unit_locks(many) == unit_locks(few) == 1
+    # the affected units, written by one bulk INSERT, are on record like any row
+    affected = db.session.execute(
+        select(RecallUnit.unit_id).where(RecallUnit.recall_id == opened_large.recall.id)
+    ).scalars()
+    assert set(affected) == {unit.id for unit in large_units}
+    report = record_state.verify_records(db.session)
+    assert report.intact, [problem.describe() for problem in report.problems]
 
 
 def unit_locks(statements: list[str]) -> int:

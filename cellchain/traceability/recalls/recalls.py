@@ -16,13 +16,13 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitStatus
-from cellchain.core import actions, audit, numbering, signatures
+from cellchain.core import actions, audit, numbering, record_state, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
@@ -358,12 +358,22 @@ def _block(
             now=now,
             reason=f"recall {recall.number}: {recall.reason}",
         )
-    session.add_all(
-        RecallUnit(
-            recall_id=recall.id, unit_id=unit.id, status_before=before.value, outcome=outcome.value
+    if found:
+        # one bulk INSERT of plain rows, not an ORM object per unit (issue 20); the rows go to
+        # the record trail like any the session writes
+        session.execute(
+            record_state.marked(insert(RecallUnit)),
+            [
+                {
+                    "recall_id": recall.id,
+                    "unit_id": unit.id,
+                    "status_before": before.value,
+                    "outcome": outcome.value,
+                }
+                for unit, before, outcome in found
+            ],
         )
-        for unit, before, outcome in found
-    )
+        record_state.touched(session, RecallUnit, [(recall.id, unit.id) for unit, _, _ in found])
     return len(to_block)
 
 
