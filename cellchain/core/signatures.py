@@ -214,7 +214,7 @@ def manifests(
             tuple_(Signature.entity_type, Signature.entity_id).in_(list(keys)),
         )
         .order_by(Signature.signed_at, Signature.id)
-    ).tuples()
+    )
     hashes: dict[tuple[str, str], str] = {}
     for sig, username in rows:
         key = (sig.entity_type, sig.entity_id)
