@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from cellchain.clinic.models import AdverseEvent, Causality, MissedVisit, Seriousness
 from cellchain.dosing import patients, randomization
-from cellchain.dosing.models import DoseOrder, Patient, PatientStatus, RandomizationSlot
+from cellchain.dosing.models import DoseOrder, Patient, PatientStatus, Protocol, RandomizationSlot
 from cellchain.errors import Conflict
 from cellchain.extensions import DbSession
 from cellchain.trial_data import dataset
@@ -116,12 +116,9 @@ def trial_summary(session: DbSession, *, protocol_code: str, now: dt.datetime) -
     protocol = trial[-1].protocol if trial else patients.protocol_in_force(session, protocol_code)
     parameters = protocol.parameters
     arms = {arm["code"]: ArmSummary(arm["code"], arm["name"]) for arm in parameters.get("arms", [])}
-    try:
-        for code, planned_in_arm in randomization.expected_counts(protocol).items():
-            if code in arms:
-                arms[code].planned = planned_in_arm
-    except (Conflict, KeyError):  # no ratio, or one the planned enrolment cannot be split by
-        pass
+    for code, planned_in_arm in _planned_by_arm(protocol).items():
+        if code in arms:
+            arms[code].planned = planned_in_arm
     visits = [item["code"] for item in parameters.get("infusions", [])]
     arm_of: dict[int, ArmSummary] = {}
     for patient in trial:
@@ -219,6 +216,15 @@ class SummaryTable:
 def _total(rows: Sequence[tuple[str, ...]], label_columns: int) -> tuple[str, ...]:
     sums = [sum(int(row[i]) for row in rows) for i in range(label_columns, len(rows[0]))]
     return ("Total", *([""] * (label_columns - 1)), *(str(s) for s in sums))
+
+
+def _planned_by_arm(protocol: Protocol) -> dict[str, int]:
+    """The planned enrolment split by the protocol's ratio, by arm; empty (no planned column
+    filled) when the protocol has no ratio or one the planned enrolment cannot be split by."""
+    try:
+        return dict(randomization.expected_counts(protocol))
+    except (Conflict, KeyError):
+        return {}
 
 
 def summary_tables(summary: TrialSummary) -> list[SummaryTable]:

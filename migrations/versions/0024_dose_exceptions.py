@@ -1,4 +1,7 @@
-"""Dose exceptions (issue 19): placeholder
+"""Dose exceptions (issue 19): intentionally empty
+
+The dose exceptions needed no schema change (a destroyed dose ends in the existing status
+`cancelled`); the revision keeps its place in the chain, since databases are stamped with it.
 
 Revision ID: 0024
 Revises: 0023
