@@ -69,6 +69,7 @@ from cellchain.chain.models import (
     UnitStatus,
 )
 from cellchain.clinic.models import Infusion
+from cellchain.core import record_state
 from cellchain.core.accounts import AccountPolicy
 from cellchain.core.identifiers import Identifier, make_din, make_unit_code
 from cellchain.core.models import IdentifierSequence, IssuedIdentifier, User
@@ -219,7 +220,9 @@ class TreeBuilder:
         for table in TABLES:
             rows = self.rows[table.name]
             if rows:
-                self.session.execute(insert(table), rows)
+                # as a set-based path of the services would; the bulk rows stay out of the
+                # record trail (`audit verify --records` is not what is measured here)
+                self.session.execute(record_state.marked(insert(table)), rows)
                 rows.clear()
         self.session.commit()
 
