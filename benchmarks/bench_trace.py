@@ -57,6 +57,7 @@ from flask_migrate import upgrade
 from sqlalchemy import Table, create_engine, event, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash
 
 from cellchain import create_app
 from cellchain.chain.models import (
@@ -74,7 +75,6 @@ from cellchain.core.accounts import AccountPolicy
 from cellchain.core.identifiers import Identifier, make_din, make_unit_code
 from cellchain.core.models import IdentifierSequence, IssuedIdentifier, User
 from cellchain.core.types import utcnow
-from cellchain.demo import DEMO_USERS, seed_demo
 from cellchain.donors import service as donors
 from cellchain.donors.models import (
     ContainerCondition,
@@ -913,6 +913,13 @@ class Targets:
     material_donations: int
     qa_id: int
     qa_password: str
+    #: the units a recall of ``material`` blocks (those not in a final status)
+    material_left: int = 0
+    #: the material lot whose forward trace reaches closest to 1 000 units, and what a recall
+    #: of it blocks
+    thousand: int = 0
+    thousand_units: int = 0
+    thousand_left: int = 0
 
 
 def find_targets(session: Session, built: Built, *, infused_donation: int, qa_id: int) -> Targets:
@@ -943,6 +950,17 @@ def find_targets(session: Session, built: Built, *, infused_donation: int, qa_id
         lot for lot, label in built.material_label.items() if label.startswith("Human platelet")
     ]
     material = max(platelet_lysate, key=lambda lot: len(built.material_donations.get(lot, ())))
+    thousand = min(
+        (lot for lot in built.material_units if lot != material),
+        key=lambda lot: abs(len(built.material_units[lot]) - 1000),
+    )
+    usable = set(session.execute(select(Unit.id).where(Unit.status.not_in(final))).scalars())
+
+    def left_of(units: set[int]) -> int:
+        return len(units & usable)
+
+    from cellchain.demo import DEMO_USERS  # after create_app: see run()
+
     qa_password = next(user.password for user in DEMO_USERS if user.username == "qa")
     return Targets(
         infusion_id=infusion.id,
@@ -965,6 +983,10 @@ def find_targets(session: Session, built: Built, *, infused_donation: int, qa_id
         material_donations=len(built.material_donations[material]),
         qa_id=qa_id,
         qa_password=qa_password,
+        material_left=left_of(built.material_units[material]),
+        thousand=thousand,
+        thousand_units=len(built.material_units[thousand]),
+        thousand_left=left_of(built.material_units[thousand]),
     )
 
 
@@ -1079,6 +1101,7 @@ def operations(session: Session, built: Built, t: Targets) -> list[Operation]:
 
         return action
 
+    qa_hash = session.execute(select(User.password_hash).where(User.id == t.qa_id)).scalar_one()
     return [
         Operation(
             "trace back from the infusion (AS-003)",
@@ -1139,6 +1162,24 @@ def operations(session: Session, built: Built, t: Targets) -> list[Operation]:
             "open a recall of the infused donation (rolled back)",
             recall(RecallTarget.DONATION, t.infused_donation),
             recall_check(t.infused_left, 1),
+            writes=True,
+        ),
+        Operation(
+            f"open a recall of a material lot reaching {t.thousand_units} units (rolled back)",
+            recall(RecallTarget.MATERIAL_LOT, t.thousand),
+            recall_check(t.thousand_left, 0),
+            writes=True,
+        ),
+        Operation(
+            "open a recall of the platelet lysate lot (rolled back)",
+            recall(RecallTarget.MATERIAL_LOT, t.material),
+            recall_check(t.material_left, 0),
+            writes=True,
+        ),
+        Operation(
+            "of which: QA's scrypt password check alone",
+            lambda: check_password_hash(qa_hash, t.qa_password),
+            lambda matched: require(matched, "QA's password did not match") or "matched",
             writes=True,
         ),
     ]
@@ -1257,6 +1298,10 @@ def print_report(backend: str, report: Report) -> None:
 
 def run(app: Flask, options: argparse.Namespace) -> Report:
     """Build the data set in the app's database, then time and check every operation."""
+    # imported once the app has imported every package's tables: the demo's modules build
+    # loader options at import time, which configures the mappers
+    from cellchain.demo import seed_demo
+
     donations = max(2, round(options.donations * options.scale))
     seconds: dict[str, float] = {}
     session = db.session

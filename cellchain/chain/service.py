@@ -12,11 +12,13 @@ import datetime as dt
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import CTE, Select, Subquery, func, insert, literal, select, update
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.interfaces import ORMOption
+from sqlalchemy.orm.util import identity_key
 
 from cellchain.chain.models import (
     CUSTODY_EVENTS,
@@ -243,9 +245,23 @@ def change_status(
     change_status_many(session, [unit], target, actor=actor, now=now, reason=reason)
 
 
+class StatusHolder(Protocol):
+    """What ``change_status_many`` reads of a unit: an ORM ``Unit``, or a plain row read
+    under a row lock (a recall's tens of thousands of units, issue 20)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def location(self) -> str: ...
+
+
 def change_status_many(
     session: DbSession,
-    units: Sequence[Unit],
+    units: Sequence[Unit | StatusHolder],
     target: UnitStatus,
     *,
     actor: User | None,
@@ -259,14 +275,14 @@ def change_status_many(
     since, nobody wins twice: the whole change is refused and the caller's transaction rolls
     back. Units already in ``target`` are left as they are.
     """
-    by_status: dict[UnitStatus, list[Unit]] = {}
+    by_status: dict[UnitStatus, list[Unit | StatusHolder]] = {}
     for unit in units:
         current = UnitStatus(unit.status)
         if current == target:
             continue
         actions.require_transition(UNIT_TRANSITIONS, current, target, f"Unit {unit.code}")
         by_status.setdefault(current, []).append(unit)
-    changed: list[tuple[Unit, UnitStatus]] = []
+    changed: list[tuple[Unit | StatusHolder, UnitStatus]] = []
     for current, group in by_status.items():
         result = session.execute(
             record_state.marked(
@@ -285,7 +301,14 @@ def change_status_many(
             )
         record_state.touched(session, Unit, [unit.id for unit in group])
         for unit in group:
-            set_committed_value(unit, "status", target.value)
+            # a plain row's unit may be in the session too: keep that object in step
+            loaded = (
+                unit
+                if isinstance(unit, Unit)
+                else session.identity_map.get(identity_key(Unit, unit.id))
+            )
+            if loaded is not None:
+                set_committed_value(loaded, "status", target.value)
             changed.append((unit, current))
     if not changed:
         return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -44,17 +45,51 @@ class Signable(Protocol):
     def signed_content(self) -> dict[str, Any]: ...
 
 
-def content_hash(record: Signable) -> str:
-    """SHA-256 of the canonical JSON of what a signature on ``record`` covers."""
-    return hashlib.sha256(_canonical_content(record).encode()).hexdigest()
+#: The manifest a signature's content follows. 1: ``{"entity_type", "entity_id",
+#: "content": record.signed_content()}``. 2 (issue 20): the same with ``"manifest": 2`` and
+#: ``"content": record.signed_manifest(2)``, in which a record may name its bulk parts by a
+#: digest of their rows (a recall's tens of thousands of units) instead of row by row. A
+#: record class says which manifest new signatures use (``signature_manifest``, 1 when
+#: absent); each stored signature is checked by the manifest it was made with, so the
+#: signatures made before keep verifying as they did.
+MANIFEST_1 = 1
+#: ``"manifest": N`` sorts last among the envelope's keys, so canonical JSON ends with it
+_MANIFEST_TAIL = re.compile(r',"manifest":(\d+)\}$')
 
 
-def _canonical_content(record: Signable) -> str:
+def manifest_version(record: Signable) -> int:
+    """The manifest a new signature on ``record`` follows."""
+    return int(getattr(record, "signature_manifest", MANIFEST_1))
+
+
+def manifest_of(stored_content: str) -> int:
+    """The manifest a stored signature's content follows."""
+    found = _MANIFEST_TAIL.search(stored_content)
+    return int(found.group(1)) if found else MANIFEST_1
+
+
+def content_hash(record: Signable, manifest: int | None = None) -> str:
+    """SHA-256 of the canonical JSON of what a signature on ``record`` covers (by
+    ``manifest``, by default the one a new signature follows)."""
+    return hashlib.sha256(_canonical_content(record, manifest).encode()).hexdigest()
+
+
+def _canonical_content(record: Signable, manifest: int | None = None) -> str:
+    version = manifest_version(record) if manifest is None else manifest
+    if version == MANIFEST_1:
+        return canonical_json(
+            {
+                "entity_type": record.signature_entity_type,
+                "entity_id": record.signature_entity_id,
+                "content": record.signed_content(),
+            }
+        )
     return canonical_json(
         {
             "entity_type": record.signature_entity_type,
             "entity_id": record.signature_entity_id,
-            "content": record.signed_content(),
+            "content": record.signed_manifest(version),  # type: ignore[attr-defined]
+            "manifest": version,
         }
     )
 
@@ -215,11 +250,12 @@ def manifests(
         )
         .order_by(Signature.signed_at, Signature.id)
     )
-    hashes: dict[tuple[str, str], str] = {}
+    hashes: dict[tuple[str, str, int], str] = {}
     for sig, username in rows:
         key = (sig.entity_type, sig.entity_id)
-        if key not in hashes:
-            hashes[key] = content_hash(keys[key])
+        version = manifest_of(sig.content)
+        if (*key, version) not in hashes:
+            hashes[(*key, version)] = content_hash(keys[key], version)
         found.setdefault(key, []).append(
             SignatureManifest(
                 signature_id=sig.id,
@@ -227,7 +263,7 @@ def manifests(
                 username=username,
                 signed_at=sig.signed_at,
                 meaning=sig.meaning,
-                valid=sig.content_hash == hashes[key],
+                valid=sig.content_hash == hashes[(*key, version)],
             )
         )
     return found

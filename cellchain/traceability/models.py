@@ -11,10 +11,20 @@ closes only when every patient is notified, with a second QA e-signature.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    select,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
@@ -71,6 +81,9 @@ class Recall(Recorded, Model):
         ),
     )
     signature_entity_type: ClassVar[str] = "recall"
+    #: new opening signatures sign the units by a digest (``signed_manifest``, issue 20);
+    #: those made before signed them row by row (``signed_content``) and are checked so
+    signature_manifest: ClassVar[int] = 2
 
     id: Mapped[int] = mapped_column(primary_key=True)
     #: the site's recall number, e.g. RC-2026-0001
@@ -127,18 +140,60 @@ class Recall(Recorded, Model):
 
     def signed_content(self) -> dict[str, Any]:
         """What opening signs: the recall, its reason, every unit found and its fate, the
-        doses it withdrew and the patients it lists for notification."""
+        doses it withdrew and the patients it lists for notification (manifest 1, the
+        opening signatures made before issue 20)."""
+        content = self._opening()
+        content["units"] = [[row.unit.code, row.status_before, row.outcome] for row in self.units]
+        return content
+
+    def signed_manifest(self, version: int) -> dict[str, Any]:
+        """What opening signs under manifest 2 (``core/signatures.py``): the same as
+        ``signed_content`` except the units, named by ``units_manifest`` (a count and a
+        digest of their rows) instead of row by row."""
+        if version != 2:
+            raise ValueError(f"A recall has no signature manifest {version}.")
+        content = self._opening()
+        content["units"] = self.units_manifest()
+        return content
+
+    def _opening(self) -> dict[str, Any]:
+        """What every opening signature covers besides the units."""
         return {
             "number": self.number,
             "target": [self.target_type, self.target_label],
             "reason": self.reason,
             "opened_at": _utc(self.opened_at),
-            "units": [[row.unit.code, row.status_before, row.outcome] for row in self.units],
             "doses_withdrawn": [
                 [row.dose_order_id, row.dose_order.patient.study_id, row.status_before]
                 for row in self.doses
             ],
             "patients": sorted(row.patient.study_id for row in self.notifications),
+        }
+
+    def units_manifest(self) -> dict[str, Any]:
+        """Every unit the recall recorded, as ``rows`` and the SHA-256 of their lines
+        ``<unit code> TAB <status before> TAB <outcome> LF`` in the order of the units' ids:
+        the same facts ``signed_content`` lists, read as plain rows in one statement (a
+        recall of a reagent lot records tens of thousands)."""
+        from cellchain.chain.models import Unit
+
+        session = object_session(self)
+        assert session is not None, "a recall's units are read from its session"
+        rows = session.execute(
+            select(Unit.code, RecallUnit.status_before, RecallUnit.outcome)
+            .join(Unit, Unit.id == RecallUnit.unit_id)
+            .where(RecallUnit.recall_id == self.id)
+            .order_by(RecallUnit.unit_id)
+        )
+        digest = hashlib.sha256()
+        count = 0
+        for code, status_before, outcome in rows:
+            digest.update(f"{code}\t{status_before}\t{outcome}\n".encode())
+            count += 1
+        return {
+            "rows": count,
+            "sha256": digest.hexdigest(),
+            "of": "unit code TAB status before TAB outcome LF, by unit id",
         }
 
 

@@ -22,11 +22,24 @@ reads only tables, never their services, so no import cycle can form.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import CompoundSelect, Select, select, union
-from sqlalchemy.orm import selectinload
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    CompoundSelect,
+    Integer,
+    Select,
+    any_,
+    func,
+    literal,
+    select,
+    union,
+)
+from sqlalchemy.orm import InstrumentedAttribute, selectinload
 
 from cellchain.chain.models import Unit
 from cellchain.dosing.models import DoseBag, DoseOrder
@@ -101,7 +114,12 @@ def recalls_naming(
     }
     pairs: dict[str, list[tuple[int, int]]] = {}
     for kind, ids in asked.items():
-        if ids:
+        if kind == "units" and ids:  # a forward trace's tens of thousands: one parameter
+            query: Select[int, int] | CompoundSelect[int, int] = select(
+                RecallUnit.unit_id, RecallUnit.recall_id
+            ).where(among(session, RecallUnit.unit_id, ids))
+            pairs[kind] = [(row[0], row[1]) for row in session.execute(query)]
+        elif ids:
             pairs[kind] = [(row[0], row[1]) for row in session.execute(_QUERIES[kind](ids))]
     recall_ids = {recall_id for found in pairs.values() for _, recall_id in found}
     if not recall_ids:
@@ -119,6 +137,19 @@ def recalls_naming(
             index.setdefault(key, []).append(recalls[recall_id])
         indexes[kind] = index
     return RecallNotices(**indexes)
+
+
+def among(
+    session: DbSession, column: InstrumentedAttribute[Any], ids: Sequence[int]
+) -> ColumnElement[bool]:
+    """``column IN ids`` for a list of any length, sent as one parameter: an integer array on
+    PostgreSQL (``= ANY``, which it hashes), a JSON array read by ``json_each`` on SQLite. A
+    forward trace's tens of thousands of unit ids as as many placeholders cost more to render
+    and plan than the query itself (issue 20), and SQLite refuses more than 32 766."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(list(ids), type_=ARRAY(Integer)))
+    values = func.json_each(json.dumps(list(ids))).table_valued("value")
+    return column.in_(select(values.c.value))
 
 
 def _units(ids: list[int]) -> Select[int, int]:

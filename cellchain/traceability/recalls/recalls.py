@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select
+from sqlalchemy import Select, case, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -111,20 +111,18 @@ def open_recall(
     reason = _required(reason, "reason", "Why the product is recalled", MIN_REASON_LENGTH)
     if target is RecallTarget.MATERIAL_LOT:
         _stop_material(session, target_id, now)
-    forward = trace.trace_forward(session, target.value, target_id)
+    start, seeds = trace.forward_seeds(session, target.value, target_id)
     earlier = recall_of(session, target, target_id)
     if earlier is not None:
         raise _already_recalled(earlier)
-    covering = _covering_recalls(session, forward)
-    if forward.units and covering is not None:
+    covering = _covering_recalls(session, seeds)
+    if covering is not None:
         raise Conflict(
-            f"Everything made from {forward.start.label} is already under recall "
+            f"Everything made from {start.label} is already under recall "
             f"{', '.join(covering)}; this recall would block nothing and list nobody new.",
             title="Already recalled",
         )
-    opened = _open(
-        session, target, target_id, forward.start.label, reason=reason, user=user, now=now
-    )
+    opened = _open(session, target, target_id, start.label, reason=reason, user=user, now=now)
     recall = opened.recall
     signature = signatures.sign(
         session,
@@ -155,19 +153,17 @@ def open_lookback(
     """
     earlier = recall_of(session, RecallTarget.DONATION, donation.id)
     if earlier is not None and earlier.is_open:
-        forward = trace.trace_forward(session, RecallTarget.DONATION.value, donation.id)
-        _lock(session, forward)
+        _, seeds = trace.forward_seeds(session, RecallTarget.DONATION.value, donation.id)
         # it blocked everything when it was opened and nothing can be derived from a blocked
         # unit; anything still usable would be a broken invariant, so block it here as well
         left = [
-            t.unit
-            for t in forward.units
-            if fate_of(UnitStatus(t.unit.status)) is AffectedOutcome.BLOCKED
+            unit
+            for unit in _lock(session, seeds).values()
+            if fate_of(UnitStatus(unit.status)) is AffectedOutcome.BLOCKED
         ]
-        chain.change_status_many(
+        _change_status(
             session,
             left,
-            UnitStatus.BLOCKED,
             actor=actor,
             now=now,
             reason=f"recall {earlier.number}: lookback, {cause.test_code} {cause.result_label}",
@@ -236,18 +232,17 @@ def _open(
         # another QA person opened the same recall a moment ago (the partial unique index)
         raise _already_recalled(recall_of(session, target, target_id)) from None
 
-    forward = trace.trace_forward(session, target.value, target_id)
-    locked = _lock(session, forward)
-    # Traced again under the locks: a unit derived between the first trace and the locks is
-    # seen now, and one being derived from a locked unit waits and then finds its parent
-    # blocked. Only such new units are locked then: the others are held since the first
-    # lock, which re-read their status, so no one changed them (issue 20: not every unit
-    # locked and re-read twice).
-    forward = trace.trace_forward(session, target.value, target_id)
-    _lock(session, forward, already=locked)
-    blocked = _block(session, recall, forward, user=user, now=now)
-    withdrawn = _withdraw(session, recall, forward, user=user, now=now)
-    exposed = trace.infused_patients(forward)
+    _, seeds = trace.forward_seeds(session, target.value, target_id)
+    locked = _lock(session, seeds)
+    # Walked again under the locks, as the one INSERT … SELECT that records the recall's
+    # units: a unit derived between the first walk and the locks is seen now (and locked by
+    # it), and one being derived from a locked unit waits and then finds its parent blocked
+    # (issue 20: no second trace of ORM objects, no unit re-read twice in Python).
+    affected = _record_units(session, recall, seeds)
+    blocked = _block(session, recall, affected, locked, user=user, now=now)
+    orders, infusions = trace.doses_of(session, [unit.id for unit in affected])
+    withdrawn = _withdraw(session, recall, orders, user=user, now=now)
+    exposed = [entry for entry in trace.patients_of(orders, infusions) if entry.infused]
     session.add_all(
         RecallNotification(recall_id=recall.id, patient_id=entry.patient.id) for entry in exposed
     )
@@ -303,88 +298,146 @@ def _chunks(ids: list[int]) -> Iterator[list[int]]:
         yield ids[start : start + CHUNK]
 
 
-def _covering_recalls(session: DbSession, forward: trace.ForwardTrace) -> list[str] | None:
-    """The numbers of the recalls that already cover every traced unit, or None when some
-    unit is under no recall yet."""
-    ids = [traced.unit.id for traced in forward.units]
-    covered: dict[int, str] = {}
-    for chunk in _chunks(ids):
-        for unit_id, number in session.execute(
-            select(RecallUnit.unit_id, Recall.number)
-            .join(Recall, Recall.id == RecallUnit.recall_id)
-            .where(RecallUnit.unit_id.in_(chunk))
-        ):
-            covered[unit_id] = number
-    if len(covered) < len(ids):
+@dataclass(frozen=True, slots=True)
+class HeldUnit:
+    """A unit under the recall's row lock, as a plain row: what blocking it needs."""
+
+    id: int
+    code: str
+    status: str
+    location: str
+
+
+def _reached(seeds: Select[int]) -> Select[int]:
+    """The ids of the units made from ``seeds`` (with them), walked in the database."""
+    walk = chain.lineage_walk(seeds, upwards=False)
+    return select(walk.c.unit_id)
+
+
+def _covering_recalls(session: DbSession, seeds: Select[int]) -> list[str] | None:
+    """The numbers of the recalls that already cover every unit made from ``seeds``, or
+    None when some unit is under no recall yet (or nothing was made from them). One
+    statement counts both in the database; the numbers are read only when all are covered."""
+    reached = _reached(seeds).distinct().subquery()
+    covered = select(RecallUnit.unit_id).where(RecallUnit.unit_id == reached.c.unit_id).exists()
+    total, uncovered = session.execute(
+        select(func.count(), func.count(case((~covered, 1)))).select_from(reached)
+    ).one()
+    if not total or uncovered:
         return None
-    return sorted(set(covered.values()))
+    numbers = session.execute(
+        select(Recall.number)
+        .distinct()
+        .join(RecallUnit, RecallUnit.recall_id == Recall.id)
+        .where(RecallUnit.unit_id.in_(_reached(seeds)))
+    ).scalars()
+    return sorted(numbers)
 
 
-def _lock(
-    session: DbSession, forward: trace.ForwardTrace, *, already: frozenset[int] = frozenset()
-) -> frozenset[int]:
-    """Lock the affected units' rows (PostgreSQL ``FOR UPDATE``) and re-read their status, so
-    a bag being allocated or a dose being started at the same moment either finishes first
-    (and is seen as such here) or waits and then finds the unit blocked. Units ``already``
-    locked in this transaction are skipped; the ids locked so far."""
-    ids = [traced.unit.id for traced in forward.units]
-    for chunk in _chunks([unit_id for unit_id in ids if unit_id not in already]):
-        session.execute(
-            select(Unit)
-            .where(Unit.id.in_(chunk))
-            .order_by(Unit.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).all()
-    return already | frozenset(ids)
+def _lock(session: DbSession, seeds: Select[int]) -> dict[int, HeldUnit]:
+    """Lock the rows of every unit made from ``seeds`` (PostgreSQL ``FOR UPDATE``) and read
+    their status, so a bag being allocated or a dose being started at the same moment
+    either finishes first (and is seen as such here) or waits and then finds the unit
+    blocked. One statement, the walk in the database; plain rows, by id."""
+    rows = session.execute(
+        select(Unit.id, Unit.code, Unit.status, Unit.location)
+        .where(Unit.id.in_(_reached(seeds)))
+        .order_by(Unit.id)
+        .with_for_update()
+    )
+    return {row[0]: HeldUnit(*row) for row in rows}
+
+
+#: A unit's fate by its status (``fate_of``), as SQL: the recall's units are recorded by one
+#: INSERT … SELECT.
+_FATE = {status.value: fate_of(status).value for status in UnitStatus}
+
+
+def _record_units(session: DbSession, recall: Recall, seeds: Select[int]) -> list[HeldUnit]:
+    """Record every unit made from ``seeds`` in ``recall_units`` with its status and fate,
+    walking the lineage again under the locks, in one INSERT … SELECT that locks what it
+    reads (a unit derived since ``_lock`` walked); the units recorded, by id, as they are
+    now (code and location are read only for a unit that the first walk did not find)."""
+    unit_status = case(_FATE, value=Unit.status)
+    found = session.execute(
+        record_state.marked(
+            insert(RecallUnit)
+            .from_select(
+                ["recall_id", "unit_id", "status_before", "outcome"],
+                select(literal(recall.id), Unit.id, Unit.status, unit_status)
+                .where(Unit.id.in_(_reached(seeds)))
+                .order_by(Unit.id)
+                .with_for_update(),
+            )
+            .returning(RecallUnit.unit_id, RecallUnit.status_before)
+        )
+    ).all()
+    record_state.touched(session, RecallUnit, [(recall.id, unit_id) for unit_id, _ in found])
+    return sorted((HeldUnit(unit_id, "", status, "") for unit_id, status in found), key=_by_id)
+
+
+def _by_id(unit: HeldUnit) -> int:
+    return unit.id
 
 
 def _block(
-    session: DbSession, recall: Recall, forward: trace.ForwardTrace, *, user: User, now: dt.datetime
+    session: DbSession,
+    recall: Recall,
+    affected: list[HeldUnit],
+    locked: dict[int, HeldUnit],
+    *,
+    user: User,
+    now: dt.datetime,
 ) -> int:
-    """Record every affected unit and block those still usable, all at once; the number
-    blocked."""
-    found = [
-        (traced.unit, UnitStatus(traced.unit.status), fate_of(UnitStatus(traced.unit.status)))
-        for traced in forward.units
+    """Block every affected unit still usable, all at once; the number blocked."""
+    to_block = [
+        unit for unit in affected if fate_of(UnitStatus(unit.status)) is AffectedOutcome.BLOCKED
     ]
-    to_block = [unit for unit, _, outcome in found if outcome is AffectedOutcome.BLOCKED]
-    for chunk in _chunks(list(range(len(to_block)))):
-        chain.change_status_many(
-            session,
-            [to_block[index] for index in chunk],
-            UnitStatus.BLOCKED,
-            actor=user,
-            now=now,
-            reason=f"recall {recall.number}: {recall.reason}",
-        )
-    if found:
-        # one bulk INSERT of plain rows, not an ORM object per unit (issue 20); the rows go to
-        # the record trail like any the session writes
-        session.execute(
-            record_state.marked(insert(RecallUnit)),
-            [
-                {
-                    "recall_id": recall.id,
-                    "unit_id": unit.id,
-                    "status_before": before.value,
-                    "outcome": outcome.value,
-                }
-                for unit, before, outcome in found
-            ],
-        )
-        record_state.touched(session, RecallUnit, [(recall.id, unit.id) for unit, _, _ in found])
+    new = [unit.id for unit in to_block if unit.id not in locked]
+    if new:  # derived between the two walks: rare; locked by the second one already
+        locked = locked | {
+            row[0]: HeldUnit(*row)
+            for chunk in _chunks(new)
+            for row in session.execute(
+                select(Unit.id, Unit.code, Unit.status, Unit.location).where(Unit.id.in_(chunk))
+            )
+        }
+    _change_status(
+        session,
+        [
+            HeldUnit(unit.id, locked[unit.id].code, unit.status, locked[unit.id].location)
+            for unit in to_block
+        ],
+        actor=user,
+        now=now,
+        reason=f"recall {recall.number}: {recall.reason}",
+    )
     return len(to_block)
 
 
+def _change_status(
+    session: DbSession, units: list[HeldUnit], *, actor: User, now: dt.datetime, reason: str
+) -> None:
+    """Block ``units`` (read under their row locks), ``CHUNK`` at a time."""
+    for chunk in range(0, len(units), CHUNK):
+        chain.change_status_many(
+            session,
+            units[chunk : chunk + CHUNK],
+            UnitStatus.BLOCKED,
+            actor=actor,
+            now=now,
+            reason=reason,
+        )
+
+
 def _withdraw(
-    session: DbSession, recall: Recall, forward: trace.ForwardTrace, *, user: User, now: dt.datetime
+    session: DbSession, recall: Recall, orders: list[DoseOrder], *, user: User, now: dt.datetime
 ) -> int:
     """Cancel the dose orders made from the recalled units that were not yet infused, so the
     patient can be given another dose for the visit; their units stay blocked. The number."""
     reason = f"withdrawn by recall {recall.number}: {recall.reason}"
     withdrawn = 0
-    for order in forward.dose_orders:
+    for order in orders:
         before = order.status
         if before not in WITHDRAWABLE:
             continue

@@ -7,8 +7,9 @@ from typing import Any
 import marshmallow as ma
 
 from cellchain.chain.schemas import UnitOut
+from cellchain.core.identifiers import DIN_LENGTH, UNIT_LENGTH, parse_identifier
 from cellchain.core.schemas import SignatureOut
-from cellchain.traceability.notice_schemas import recalls_field
+from cellchain.traceability.notice_schemas import RecallNoticeOut, recalls_field
 
 
 class StartOut(ma.Schema):
@@ -22,6 +23,52 @@ class TracedUnitOut(ma.Schema):
     distance = ma.fields.Integer(metadata={"description": "Lineage steps from the start"})
     lot_number = ma.fields.String(allow_none=True)
     recalls = recalls_field()
+
+
+class ReachedUnitsField(ma.fields.List):  # type: ignore[type-arg]
+    """The units of a forward trace, documented as ``List(Nested(TracedUnitOut))`` and dumped
+    to exactly what that dumps, by plain code from the trace's rows (``trace.UnitRow``): a
+    trace from a reagent lot lists tens of thousands of units, and a nested schema per unit
+    cost more than the trace itself (issue 20; ``tests/traceability/test_traceability_http.py``
+    compares the two)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(ma.fields.Nested(TracedUnitOut), **kwargs)
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        if value is None:
+            return None
+        notices = RecallNoticeOut(many=True)
+        return [
+            {
+                "unit": {
+                    "id": (unit := traced.unit).id,
+                    "code": unit.code,
+                    "display": _unit_display(unit.code),
+                    "kind": unit.kind,
+                    "status": unit.status,
+                    "donation_id": unit.donation_id,
+                    "din": unit.din,
+                    "location": unit.location,
+                    "created_at": unit.created_at.isoformat(),
+                    "created_by": unit.created_by_username,
+                },
+                "distance": traced.distance,
+                "lot_number": traced.lot_number,
+                "recalls": notices.dump(traced.recalls) if traced.recalls else [],
+            }
+            for traced in value
+        ]
+
+
+def _unit_display(code: str) -> str:
+    """``parse_identifier(code).display`` of a stored unit code, without checking its check
+    character again (twice per unit, most of the answer's time): ``G1234 98 654321 V0007
+    [K]``. Anything not shaped like a unit code goes through ``parse_identifier``."""
+    if len(code) != UNIT_LENGTH + 1:
+        return parse_identifier(code).display
+    din, suffix = code[:DIN_LENGTH], code[DIN_LENGTH:UNIT_LENGTH]
+    return f"{din[:5]} {din[5:7]} {din[7:]} {suffix} [{code[UNIT_LENGTH]}]"
 
 
 class DoseOrderBriefOut(ma.Schema):
@@ -53,7 +100,7 @@ class ExposedPatientOut(ma.Schema):
 
 class ForwardTraceOut(ma.Schema):
     start = ma.fields.Nested(StartOut)
-    units = ma.fields.List(ma.fields.Nested(TracedUnitOut))
+    units = ReachedUnitsField()
     dose_orders = ma.fields.List(ma.fields.Nested(DoseOrderBriefOut))
     infusions = ma.fields.List(ma.fields.Nested(InfusionBriefOut))
     patients = ma.fields.List(ma.fields.Nested(ExposedPatientOut))

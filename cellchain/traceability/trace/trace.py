@@ -13,13 +13,16 @@ with the size of the tree (``tests/traceability/test_trace.py`` counts them).
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, Select, exists, literal, or_, select, union
 from sqlalchemy.orm import aliased, selectinload
 
 from cellchain.chain import service as chain
-from cellchain.chain.models import LineageEdge, Unit, UnitEvent
+from cellchain.chain.models import LineageEdge, Unit, UnitEvent, UnitKind
 from cellchain.clinic.models import BedsideCheck, Infusion, ShipmentItem, Thaw
 from cellchain.core import signatures
 from cellchain.core.models import User
@@ -71,15 +74,52 @@ class Start:
 # --- forward ------------------------------------------------------------------------------------
 
 
+class UnitRow(NamedTuple):
+    """A unit as a forward trace lists it: a plain row, not an ORM ``Unit``.
+
+    A forward trace from a reagent lot reaches tens of thousands of units; building a
+    ``Unit`` object for each was most of its time (issue 20), and nothing changes them. The
+    same names as ``Unit`` for what the pages and the API show, with the donation's DIN and
+    the creator's username read in the same row. A named tuple: the cheapest to build, and
+    the garbage collector stops tracking it (nothing in it refers back)."""
+
+    id: int
+    code: str
+    kind: str
+    status: str
+    donation_id: int
+    location: str
+    created_at: dt.datetime
+    created_by_id: int | None
+    din: str
+    #: the username of who made it (``Unit.created_by.username``), None when unknown
+    created_by_username: str | None
+
+    @property
+    def kind_label(self) -> str:
+        return UnitKind(self.kind).label
+
+
 @dataclass(frozen=True)
 class TracedUnit:
-    """A unit found by a trace: where it is and what state, and how far from the start."""
+    """A unit found by a trace back: where it is and what state, and how far from the start."""
 
     unit: Unit
     distance: int
     lot_number: str | None
     #: the recalls that name this unit, oldest first (issue 16, item 9)
     recalls: list[Recall] = field(default_factory=list)
+
+
+class ReachedUnit(NamedTuple):
+    """A unit found by a trace forward, as a plain row (``UnitRow``): where it is and what
+    state, and how far from the start."""
+
+    unit: UnitRow
+    distance: int
+    lot_number: str | None
+    #: the recalls that name this unit, oldest first (issue 16, item 9; ``with_recalls``)
+    recalls: Sequence[Recall] = ()
 
 
 @dataclass(frozen=True)
@@ -100,7 +140,7 @@ class ExposedPatient:
 @dataclass(frozen=True)
 class ForwardTrace:
     start: Start
-    units: list[TracedUnit]
+    units: list[ReachedUnit]
     dose_orders: list[DoseOrder]
     infusions: list[Infusion]
     patients: list[ExposedPatient]
@@ -166,27 +206,64 @@ def _made_or_worked_in_place() -> ColumnElement[bool]:
 def trace_forward(session: DbSession, kind: str, record_id: int) -> ForwardTrace:
     """Every unit made from the start, every dose and infusion of them and every patient.
 
-    Five queries whatever the size of the tree: the units (with their lot), the dose orders,
-    the infusions, and two to load the orders' patients and bags. ``with_recalls`` adds the
-    recalls that name them.
+    Five queries whatever the size of the tree: the units (with their lot, as plain rows),
+    the dose orders, the infusions, and two to load the orders' patients and bags.
+    ``with_recalls`` adds the recalls that name them.
     """
     start, seeds = forward_seeds(session, kind, record_id)
+    units = reached_units(session, seeds)
+    # the lineage walked once: the doses are found from the units' ids
+    orders, infusions = doses_of(session, [traced.unit.id for traced in units])
+    return ForwardTrace(
+        start=start,
+        units=units,
+        dose_orders=orders,
+        infusions=infusions,
+        patients=patients_of(orders, infusions),
+    )
+
+
+def reached_units(session: DbSession, seeds: Select[int]) -> list[ReachedUnit]:
+    """The units made from ``seeds`` (with them), nearest first, each with its lot: one
+    statement, read as plain rows (``UnitRow``), no ORM object per unit."""
     nearest = chain.nearest_of(chain.lineage_walk(seeds, upwards=False))
+    creator = aliased(User)
     rows = session.execute(
-        select(Unit, nearest.c.distance, Lot.lot_number)
+        select(
+            Unit.id,
+            Unit.code,
+            Unit.kind,
+            Unit.status,
+            Unit.donation_id,
+            Unit.location,
+            Unit.created_at,
+            Unit.created_by_id,
+            Donation.din,
+            creator.username,
+            nearest.c.distance,
+            Lot.lot_number,
+        )
         .join(nearest, nearest.c.unit_id == Unit.id)
+        .join(Donation, Donation.id == Unit.donation_id)
+        .outerjoin(creator, creator.id == Unit.created_by_id)
         .outerjoin(CellRecord, CellRecord.unit_id == Unit.id)
         .outerjoin(Lot, Lot.id == CellRecord.lot_id)
         .order_by(nearest.c.distance, Unit.id)
-    ).all()
-    units = [TracedUnit(unit=row[0], distance=row[1], lot_number=row[2]) for row in rows]
+    )
+    return [ReachedUnit(UnitRow._make(row[:10]), row[10], row[11]) for row in rows]
 
-    # the orders that drew a reached bag or whose prepared dose was reached: joins to the walk
-    # (an OR of two IN-subqueries made PostgreSQL re-scan the walk for every order)
-    walked = chain.lineage_walk(seeds, upwards=False)
+
+def doses_of(session: DbSession, unit_ids: Sequence[int]) -> tuple[list[DoseOrder], list[Infusion]]:
+    """The dose orders that drew one of the units as a bag or whose prepared dose is one of
+    them, with their patients and bags, and the infusions of those orders: four statements
+    and a few objects (doses are few), whatever the number of units, whose ids go as one
+    parameter (``notices.among``). A UNION of two selects, not an OR: PostgreSQL ran the OR
+    as a scan per dose order."""
+    if not unit_ids:
+        return [], []
     order_ids = union(
-        select(DoseBag.order_id).join(walked, walked.c.unit_id == DoseBag.unit_id),
-        select(DoseOrder.id).join(walked, walked.c.unit_id == DoseOrder.dose_unit_id),
+        select(DoseBag.order_id).where(notices.among(session, DoseBag.unit_id, unit_ids)),
+        select(DoseOrder.id).where(notices.among(session, DoseOrder.dose_unit_id, unit_ids)),
     ).subquery()
     orders = list(
         session.execute(
@@ -207,13 +284,7 @@ def trace_forward(session: DbSession, kind: str, record_id: int) -> ForwardTrace
         if orders
         else []
     )
-    return ForwardTrace(
-        start=start,
-        units=units,
-        dose_orders=orders,
-        infusions=infusions,
-        patients=_patients(orders, infusions),
-    )
+    return orders, infusions
 
 
 def recalls_of(session: DbSession, forward: ForwardTrace) -> notices.RecallNotices:
@@ -232,7 +303,7 @@ def with_recalls(forward: ForwardTrace, named: notices.RecallNotices) -> Forward
     that name them (a patient: theirs and their doses')."""
     return replace(
         forward,
-        units=[replace(traced, recalls=named.unit(traced.unit.id)) for traced in forward.units],
+        units=[traced._replace(recalls=named.unit(traced.unit.id)) for traced in forward.units],
         patients=[
             replace(
                 exposed,
@@ -252,7 +323,7 @@ def _oldest_first(recalls: list[Recall]) -> list[Recall]:
     return sorted({recall.id: recall for recall in recalls}.values(), key=lambda r: r.id)
 
 
-def _patients(orders: list[DoseOrder], infusions: list[Infusion]) -> list[ExposedPatient]:
+def patients_of(orders: list[DoseOrder], infusions: list[Infusion]) -> list[ExposedPatient]:
     by_order = {infusion.dose_order_id: infusion for infusion in infusions}
     grouped: dict[int, tuple[Patient, list[DoseOrder], list[Infusion]]] = {}
     for order in orders:
