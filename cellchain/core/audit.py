@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
-import hmac
 import io
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -243,124 +242,341 @@ class ChainReport:
         return self.first_broken_seq is None and self.problem is None
 
 
-def verify_chain(
-    session: DbSession, *, batch_size: int = 5000, keyring: Keyring | None = None
-) -> ChainReport:
-    """Walk the whole chain and report the first entry that was edited, deleted or inserted.
+#: The columns verification reads, in the order ``scan_chunk`` takes them.
+VERIFIED_COLUMNS = (
+    *("seq", "prev_hash", "at", "actor_id", "actor_username", "action", "entity_type"),
+    *("entity_id", "changes", "reason", "key_id", "entry_hash"),
+)
 
-    Keyed entries are checked with their key from ``keyring`` (the app's by default). Legacy
-    entries (no key id) are accepted only before the first keyed one: after it, an entry
-    without a key is a rewrite by someone without the key. After a key rotation's entry, an
-    entry made with a key older than the rotation's is refused (a leaked, retired key)."""
-    keyring = keyring or audit_keys.current_keyring()
-    #: one HMAC state per key, copied per entry: the key is not set up again every time
-    macs = {
-        key_id: hmac.new(secret, digestmod=hashlib.sha256)
-        for key_id, secret in keyring.keys.items()
-    }
-    order = {key_id: position for position, key_id in enumerate(keyring.keys)}
-    oldest_allowed, rotated_at = 0, 0
-    first_keyed: int | None = None
-    legacy = 0
-    # the text ``canonical_json`` makes: the values are already plain (str, int, None)
+
+@dataclass(frozen=True, slots=True)
+class ChunkEvent:
+    """An entry of a chunk whose verdict may depend on the entries before the chunk, or that
+    is certainly broken: the chunk's first entry, the first of a run of entries made with
+    one key (or with none), a key rotation, or an entry that does not fit."""
+
+    #: its place in the chunk (0 for the first)
+    index: int
+    seq: int
+    prev_hash: str
+    #: the entry before it in the chunk, when it is not the first
+    before_hash: str | None
+    #: legacy entries before it in the chunk
+    legacy_before: int
+    key_id: str | None
+    #: the key a rotation entry names (``entity_id``); None when it is no rotation
+    rotation_to: str | None
+    #: its hash does not match its content (when its key is known)
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkScan:
+    """What verifying a run of consecutive entries found, without the entries before it:
+    each row carries its predecessor's hash, so every hash is checked here; what depends on
+    earlier entries (the first entry's link, whether the chain is keyed yet, the latest
+    rotation) is left as ``events`` for ``ChainWalk``, which judges the chunks in chain order.
+    The scan stops at an entry that certainly does not fit (its last event)."""
+
+    count: int
+    legacy: int
+    last_hash: str | None
+    events: tuple[ChunkEvent, ...]
+
+
+def _hmac_pads(secret: bytes) -> tuple[Any, Any]:
+    """The inner and outer SHA-256 states of an HMAC with ``secret`` (RFC 2104), copied per
+    entry: what ``hmac`` does, without setting the key up again each time."""
+    if len(secret) > 64:  # SHA-256's block size
+        secret = hashlib.sha256(secret).digest()
+    block = secret.ljust(64, b"\0")
+    return (
+        hashlib.sha256(bytes(byte ^ 0x36 for byte in block)),
+        hashlib.sha256(bytes(byte ^ 0x5C for byte in block)),
+    )
+
+
+def _plain_types(row: Sequence[Any]) -> bool:
+    """The row holds the types the schema declares (SQLite does not enforce them), so the
+    text ``scan_chunk`` writes by hand is exactly the JSON ``canonical_json`` would."""
+    seq, prev_hash, _, actor_id, actor_username, action, entity_type, entity_id = row[:8]
+    changes, reason = row[8], row[9]
+    return (
+        type(seq) is int
+        and (actor_id is None or type(actor_id) is int)
+        and (reason is None or type(reason) is str)
+        and all(
+            type(value) is str
+            for value in (prev_hash, actor_username, action, entity_type, entity_id, changes)
+        )
+    )
+
+
+def scan_chunk(
+    rows: Iterable[Sequence[Any]], keys: Mapping[str, bytes], *, typed: bool = False
+) -> ChunkScan:
+    """Check the hashes of consecutive entries (rows of ``VERIFIED_COLUMNS`` ordered by seq)
+    with ``keys`` (key id → secret), and their links to each other; see ``ChunkScan``.
+
+    This loop is what verification costs. The hashed text is the canonical JSON of the
+    entry's content (``_content``, plus the key id for a keyed entry), written directly with
+    the JSON module's own string encoder; the keys in sorted order. ``typed``: the database
+    enforces the column types (PostgreSQL), so the row need not be checked for them; rows
+    of other types are encoded with ``json`` itself."""
+    pads = {key_id: _hmac_pads(secret) for key_id, secret in keys.items()}
+    enc = json.encoder.encode_basestring  # the one ``json.dumps(ensure_ascii=False)`` uses
     dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
-    sha256, utc = hashlib.sha256, dt.UTC
-    expected_seq = 1
-    prev_hash = GENESIS_HASH
-    checked = 0
-
-    def broken(seq: int, problem: str) -> ChainReport:
-        return ChainReport(checked, seq, problem, expected_seq - 1, prev_hash, legacy)
-
-    rows = session.execute(
-        select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=batch_size)
-    ).scalars()
-    for entry in rows:
-        seq = entry.seq
-        if seq != expected_seq:
-            if seq > expected_seq:
-                problem = f"entry #{expected_seq} is missing (the next one is #{seq}): deleted"
-            else:
-                problem = f"entry #{seq} is out of order"
-            return broken(expected_seq, problem)
-        if entry.prev_hash != prev_hash:
-            return broken(
-                seq,
-                f"entry #{seq} does not link to entry #{seq - 1}: "
-                "an entry was inserted, replaced or deleted before it",
+    sha256, utc, rotated = hashlib.sha256, dt.UTC, KEY_ROTATED
+    events: list[ChunkEvent] = []
+    count = legacy = 0
+    before_seq, before_hash = 0, ""
+    run_key: object = events  # no entry's key: the first row starts a run
+    last_at: Any = None
+    at_text = ""
+    for row in rows:
+        seq, prev_hash, at, actor_id, actor_username, action = row[:6]
+        entity_type, entity_id, changes, reason, key_id, entry_hash = row[6:]
+        if count and (seq != before_seq + 1 or prev_hash != before_hash):
+            events.append(
+                ChunkEvent(count, seq, prev_hash, before_hash, legacy, key_id, None, False)
             )
-        # the fields of ``_content``, built here: this loop is what verification costs
-        content = {
-            "seq": seq,
-            "prev_hash": entry.prev_hash,
-            "at": entry.at.astimezone(utc).isoformat(),
-            "actor_id": entry.actor_id,
-            "actor_username": entry.actor_username,
-            "action": entry.action,
-            "entity_type": entry.entity_type,
-            "entity_id": entry.entity_id,
-            "changes": entry.changes,
-            "reason": entry.reason,
-        }
-        key_id = entry.key_id
+            break
+        if key_id is not None and key_id not in pads:
+            events.append(
+                ChunkEvent(
+                    count,
+                    seq,
+                    prev_hash,
+                    before_hash if count else None,
+                    legacy,
+                    key_id,
+                    None,
+                    False,
+                )
+            )
+            break
+        if at != last_at or at.tzinfo is not last_at.tzinfo:
+            last_at = at
+            at_text = (at if at.tzinfo is utc else at.astimezone(utc)).isoformat()
+        if typed or _plain_types(row):
+            head = (
+                f'{{"action":{enc(action)},'
+                f'"actor_id":{"null" if actor_id is None else actor_id},'
+                f'"actor_username":{enc(actor_username)},"at":"{at_text}",'
+                f'"changes":{enc(changes)},"entity_id":{enc(entity_id)},'
+                f'"entity_type":{enc(entity_type)},'
+            )
+            tail = (
+                f'"prev_hash":{enc(prev_hash)},'
+                f'"reason":{"null" if reason is None else enc(reason)},"seq":{seq}}}'
+            )
+            text = head + tail if key_id is None else f'{head}"key_id":"{key_id}",{tail}'
+        else:
+            content = {
+                "seq": seq,
+                "prev_hash": prev_hash,
+                "at": at_text,
+                "actor_id": actor_id,
+                "actor_username": actor_username,
+                "action": action,
+                "entity_type": entity_type,
+                "entity_id": entity_id,
+                "changes": changes,
+                "reason": reason,
+            }
+            if key_id is not None:
+                content["key_id"] = key_id
+            text = dumps(content)
         if key_id is None:
-            if first_keyed is not None:
+            recomputed = sha256(text.encode()).hexdigest()
+        else:
+            inner_pad, outer_pad = pads[key_id]
+            inner = inner_pad.copy()
+            inner.update(text.encode())
+            outer = outer_pad.copy()
+            outer.update(inner.digest())
+            recomputed = outer.hexdigest()
+        changed = recomputed != entry_hash
+        rotation_to = entity_id if action == rotated and key_id is not None else None
+        if changed or rotation_to is not None or key_id != run_key or not count:
+            events.append(
+                ChunkEvent(
+                    count,
+                    seq,
+                    prev_hash,
+                    before_hash if count else None,
+                    legacy,
+                    key_id,
+                    rotation_to,
+                    changed,
+                )
+            )
+            if changed or (rotation_to is not None and rotation_to != key_id):
+                break
+            run_key = key_id
+        if key_id is None:
+            legacy += 1
+        before_seq, before_hash = seq, entry_hash
+        count += 1
+    return ChunkScan(count, legacy, before_hash if count else None, tuple(events))
+
+
+class ChainWalk:
+    """Judges the chunks of the chain in order (``feed``), then its end (``finish``): the
+    rules that depend on earlier entries, and the same report, word for word, as walking the
+    entries one by one.
+
+    Keyed entries must name a key of the keyring. Legacy entries (no key id) are accepted
+    only before the first keyed one: after it, an entry without a key is a rewrite by
+    someone without the key. After a key rotation's entry, an entry made with a key older
+    than the rotation's is refused (a leaked, retired key)."""
+
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+        self.order = {key_id: position for position, key_id in enumerate(keyring.keys)}
+        self.checked = self.legacy = 0
+        self.prev_hash = GENESIS_HASH
+        self.first_keyed: int | None = None
+        self.oldest_allowed = self.rotated_at = 0
+
+    def feed(self, chunk: ChunkScan) -> ChainReport | None:
+        """The report of the first entry of ``chunk`` that does not fit, else None (and the
+        walk moves past the chunk). Entries between two events fit: they link, their hash
+        holds, and they were made with the key of the event before them, judged there."""
+        for mark in chunk.events:
+            checked = self.checked + mark.index
+            legacy = self.legacy + mark.legacy_before
+            expected_seq = checked + 1
+            prev_hash = mark.before_hash if mark.index else self.prev_hash
+            assert prev_hash is not None
+
+            def broken(
+                seq: int,
+                problem: str,
+                legacy: int = legacy,
+                checked: int = checked,
+                prev_hash: str = prev_hash,
+            ) -> ChainReport:
+                return ChainReport(checked, seq, problem, checked, prev_hash, legacy)
+
+            seq, key_id = mark.seq, mark.key_id
+            if seq != expected_seq:
+                if seq > expected_seq:
+                    problem = f"entry #{expected_seq} is missing (the next one is #{seq}): deleted"
+                else:
+                    problem = f"entry #{seq} is out of order"
+                return broken(expected_seq, problem)
+            if mark.prev_hash != prev_hash:
                 return broken(
                     seq,
-                    f"entry #{seq} has no key although the chain is keyed from entry "
-                    f"#{first_keyed}: it was rewritten by someone without the audit key",
+                    f"entry #{seq} does not link to entry #{seq - 1}: "
+                    "an entry was inserted, replaced or deleted before it",
                 )
-            recomputed = sha256(dumps(content).encode()).hexdigest()
-            legacy += 1
-        else:
-            state = macs.get(key_id)
-            if state is None:
+            if key_id is None:
+                if self.first_keyed is not None:
+                    return broken(
+                        seq,
+                        f"entry #{seq} has no key although the chain is keyed from entry "
+                        f"#{self.first_keyed}: it was rewritten by someone without the audit key",
+                    )
+                if mark.changed:  # counted as legacy before its hash is compared
+                    return broken(seq, f"entry #{seq} was changed after it was written", legacy + 1)
+                continue
+            position = self.order.get(key_id)
+            if position is None:
                 return broken(
                     seq,
                     f"entry #{seq} names audit key {key_id!r}, which is not in the key file "
-                    f"{keyring.path}: the key file lost it, or the entry was forged",
+                    f"{self.keyring.path}: the key file lost it, or the entry was forged",
                 )
-            if order[key_id] < oldest_allowed:
+            if position < self.oldest_allowed:
                 return broken(
                     seq,
                     f"entry #{seq} was made with audit key {key_id!r}, retired by the key "
-                    f"rotation at entry #{rotated_at}: it was written with an old key",
+                    f"rotation at entry #{self.rotated_at}: it was written with an old key",
                 )
-            content["key_id"] = key_id  # as ``_keyed_message``
-            mac = state.copy()
-            mac.update(dumps(content).encode())
-            recomputed = mac.hexdigest()
-            if first_keyed is None:
-                first_keyed = seq
-        if recomputed != entry.entry_hash:
-            return broken(seq, f"entry #{seq} was changed after it was written")
-        if entry.action == KEY_ROTATED and key_id is not None:
-            if entry.entity_id != key_id:
-                return broken(
-                    seq,
-                    f"entry #{seq} records a rotation to key {entry.entity_id!r} but was made "
-                    f"with key {key_id!r}",
-                )
-            oldest_allowed, rotated_at = order[key_id], seq
-        prev_hash = entry.entry_hash
-        expected_seq += 1
-        checked += 1
-    head = session.get(AuditChainHead, 1)
-    if head is None:
-        return ChainReport(checked, None, "the chain head row is missing", checked, prev_hash)
-    if head.last_seq > checked:
-        return broken(
-            checked + 1,
-            f"the chain should end at entry #{head.last_seq} but the table ends at #{checked}: "
-            "entries at the end were deleted",
-        )
-    if head.last_seq < checked or head.last_hash != prev_hash:
-        return broken(
-            head.last_seq + 1,
-            f"the chain should end at entry #{head.last_seq} but the table goes on to "
-            f"#{checked}: entries were appended outside the application",
-        )
-    return ChainReport(checked, None, None, checked, prev_hash, legacy)
+            if self.first_keyed is None:
+                self.first_keyed = seq
+            if mark.changed:
+                return broken(seq, f"entry #{seq} was changed after it was written")
+            if mark.rotation_to is not None:
+                if mark.rotation_to != key_id:
+                    return broken(
+                        seq,
+                        f"entry #{seq} records a rotation to key {mark.rotation_to!r} but was "
+                        f"made with key {key_id!r}",
+                    )
+                self.oldest_allowed, self.rotated_at = position, seq
+        self.checked += chunk.count
+        self.legacy += chunk.legacy
+        if chunk.last_hash is not None:
+            self.prev_hash = chunk.last_hash
+        return None
+
+    def finish(self, head: AuditChainHead | None) -> ChainReport:
+        """The report once every chunk fitted: the chain must end where its head row says."""
+        checked, prev_hash = self.checked, self.prev_hash
+
+        def broken(seq: int, problem: str) -> ChainReport:
+            return ChainReport(checked, seq, problem, checked, prev_hash, self.legacy)
+
+        if head is None:
+            return ChainReport(checked, None, "the chain head row is missing", checked, prev_hash)
+        if head.last_seq > checked:
+            return broken(
+                checked + 1,
+                f"the chain should end at entry #{head.last_seq} but the table ends at "
+                f"#{checked}: entries at the end were deleted",
+            )
+        if head.last_seq < checked or head.last_hash != prev_hash:
+            return broken(
+                head.last_seq + 1,
+                f"the chain should end at entry #{head.last_seq} but the table goes on to "
+                f"#{checked}: entries were appended outside the application",
+            )
+        return ChainReport(checked, None, None, checked, prev_hash, self.legacy)
+
+
+def read_chunks(session: DbSession, keys: Mapping[str, bytes], size: int) -> Iterator[ChunkScan]:
+    """The chain scanned ``size`` entries at a time, in one process: keyset pages by seq
+    (Core rows, never more than a page in memory)."""
+    columns = [AuditEntry.__table__.c[name] for name in VERIFIED_COLUMNS]
+    seq = AuditEntry.__table__.c.seq
+    typed = session.get_bind().dialect.name == "postgresql"
+    after: int | None = None
+    while True:
+        page = select(*columns).order_by(seq).limit(size)
+        if after is not None:
+            page = page.where(seq > after)
+        rows = session.execute(page).all()
+        if not rows:
+            return
+        yield scan_chunk(rows, keys, typed=typed)
+        if len(rows) < size:
+            return
+        after = rows[-1][0]
+
+
+def verify_chain(
+    session: DbSession,
+    *,
+    batch_size: int = 10_000,
+    keyring: Keyring | None = None,
+    chunks: Iterable[ChunkScan] | None = None,
+) -> ChainReport:
+    """Walk the whole chain and report the first entry that was edited, deleted or inserted
+    (``ChainWalk`` says how keys are judged).
+
+    The entries are scanned ``batch_size`` at a time in this process, or taken from
+    ``chunks``: scans of consecutive chunks covering the whole table in order, made
+    elsewhere (``audit_verification`` scans them in parallel on PostgreSQL)."""
+    keyring = keyring or audit_keys.current_keyring()
+    walk = ChainWalk(keyring)
+    for chunk in chunks if chunks is not None else read_chunks(session, keyring.keys, batch_size):
+        report = walk.feed(chunk)
+        if report is not None:
+            return report
+    return walk.finish(session.get(AuditChainHead, 1))
 
 
 def rotate_key(session: DbSession, *, at: dt.datetime, reason: str, keyring: Keyring) -> str:

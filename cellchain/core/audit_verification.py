@@ -8,25 +8,41 @@ neither half seen nor taken for a deleted tail. Verification only reads: appendi
 checkpoint after a clean verification is the command line's job (``cellchain audit verify``
 and the scheduled ``cellchain audit checkpoint``, run as the app's account, whose folder the
 site archives), never a web request's.
+
+On PostgreSQL a long chain is verified in parallel (issue 20, ``verify_chain``): each row
+carries its predecessor's hash, so chunks of entries are checked independently, by worker
+processes that each read their chunks in the verifying transaction's snapshot (exported with
+``pg_export_snapshot()``, imported with ``SET TRANSACTION SNAPSHOT``); the chunks' results
+are judged in chain order by ``audit.ChainWalk``, so the report is the one-by-one walk's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import multiprocessing
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy.pool import NullPool
 
 from cellchain.core import audit, audit_checkpoints
-from cellchain.core.audit import ChainReport
+from cellchain.core.audit import VERIFIED_COLUMNS, ChainReport, ChunkScan
 from cellchain.core.audit_checkpoints import Anchoring, Checkpoint
 from cellchain.core.audit_keys import Keyring
+from cellchain.core.models import AuditEntry
 from cellchain.extensions import DbSession
 
 #: Isolation levels in which every read of a transaction sees one snapshot (PostgreSQL).
 ONE_SNAPSHOT_LEVELS = ("REPEATABLE READ", "SERIALIZABLE")
+#: Entries per chunk a worker reads and checks at once (its memory: a chunk's rows).
+CHUNK_ENTRIES = 20_000
+#: Chains shorter than this are verified in one process: starting workers costs more.
+PARALLEL_FROM = 100_000
 
 
 @dataclass(frozen=True)
@@ -66,8 +82,77 @@ def verify(
         anchoring = (
             audit_checkpoints.check(reading, checkpoint_dir, keyring) if checkpoint_dir else None
         )
-        chain = audit.verify_chain(reading, keyring=keyring)
+        chain = verify_chain(reading, keyring)
     return Verification(chain, anchoring)
+
+
+def verify_chain(
+    session: DbSession,
+    keyring: Keyring,
+    *,
+    workers: int | None = None,
+    chunk_entries: int = CHUNK_ENTRIES,
+    parallel_from: int = PARALLEL_FROM,
+) -> ChainReport:
+    """``audit.verify_chain``, with the chunks checked by ``workers`` processes (the CPUs by
+    default) on PostgreSQL when the chain has ``parallel_from`` entries or more, all of them
+    reading the snapshot of ``session``'s transaction; in this process otherwise (SQLite, a
+    short chain, or one whose seqs are not 1…n without gaps, which is broken anyway and is
+    then walked in order)."""
+    workers = workers or os.cpu_count() or 1
+    if session.get_bind().dialect.name != "postgresql" or workers < 2:
+        return audit.verify_chain(session, keyring=keyring, batch_size=chunk_entries)
+    snapshot, low, high, count = session.execute(
+        text(
+            "SELECT pg_export_snapshot(), min(seq), max(seq), count(*) "
+            f"FROM {AuditEntry.__tablename__}"
+        )
+    ).one()
+    if count < max(parallel_from, 1) or high - low + 1 != count:
+        return audit.verify_chain(session, keyring=keyring, batch_size=chunk_entries)
+    ranges = [
+        (start, min(start + chunk_entries - 1, high))
+        for start in range(low, high + 1, chunk_entries)
+    ]
+    url = session.get_bind().engine.url.render_as_string(hide_password=False)
+    context = multiprocessing.get_context("spawn")  # never fork a process holding connections
+    with context.Pool(
+        min(workers, len(ranges)), _start_worker, (url, snapshot, dict(keyring.keys))
+    ) as pool:  # leaving it terminates the workers, also when a chunk is broken
+        return audit.verify_chain(session, keyring=keyring, chunks=pool.imap(_scan_range, ranges))
+
+
+#: A worker's connection (in the exported snapshot) and the keys, set by ``_start_worker``.
+_worker: dict[str, Any] = {}
+
+
+def _start_worker(url: str, snapshot: str, keys: Mapping[str, bytes]) -> None:
+    """Open the worker's connection and make its transaction read the verifying one's
+    snapshot: REPEATABLE READ, read only, ``SET TRANSACTION SNAPSHOT`` first. Times come
+    back in UTC, the zone the hashed text is written in."""
+    from psycopg import sql
+
+    raw = create_engine(url, poolclass=NullPool).raw_connection()
+    connection: Any = raw.driver_connection
+    connection.rollback()
+    connection.autocommit = True
+    connection.execute("SET TIME ZONE 'UTC'")
+    connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    connection.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+    _worker.update(raw=raw, connection=connection, keys=keys)  # raw: kept open
+
+
+def _scan_range(bounds: tuple[int, int]) -> ChunkScan:
+    """Scan the entries with seq in ``bounds`` (both included), in a worker."""
+    cursor = _worker["connection"].cursor(binary=True)
+    cursor.execute(
+        f"SELECT {', '.join(VERIFIED_COLUMNS)} FROM {AuditEntry.__tablename__} "
+        "WHERE seq BETWEEN %s AND %s ORDER BY seq",
+        bounds,
+    )
+    scan = audit.scan_chunk(cursor, _worker["keys"], typed=True)
+    cursor.close()
+    return scan
 
 
 def start_one_snapshot(session: DbSession) -> bool:
