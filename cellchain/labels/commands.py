@@ -37,7 +37,7 @@ def file_response(printed: PrintedFile) -> Response:
         mimetype=printed.media_type,
         headers={
             "Content-Disposition": f'attachment; filename="{printed.filename}"',
-            "X-Label-Print-Ids": ",".join(str(record.id) for record in printed.prints),
+            "X-Label-Print-Ids": ",".join(str(print_id) for print_id in printed.print_ids),
         },
     )
 

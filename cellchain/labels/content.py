@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -30,7 +30,7 @@ from cellchain.errors import InvalidInput
 from cellchain.extensions import DbSession
 from cellchain.labels.layout import LabelContent
 from cellchain.labels.templates import LabelTemplate
-from cellchain.manufacturing.models import CellRecord, Lot
+from cellchain.manufacturing.models import CellRecord, Lot, ProductDefinition
 from cellchain.quality.models import QcSample
 from cellchain.quality.results import lot_of_unit
 from cellchain.traceability.models import Recall, RecallUnit
@@ -109,6 +109,95 @@ def label_for(
     isbt: IsbtSettings,
 ) -> UnitLabel:
     """The label of ``unit`` as it must print now; refused for a unit that is gone."""
+    return labels_for(session, [unit], templates=templates, zone=zone, isbt=isbt)[0]
+
+
+def labels_for(
+    session: DbSession,
+    units: Sequence[Unit],
+    *,
+    templates: Mapping[str, LabelTemplate],
+    zone: ZoneInfo,
+    isbt: IsbtSettings,
+) -> list[UnitLabel]:
+    """The label of each of ``units`` as it must print now; refused, naming the first unit in
+    order that is gone or has no template, as ``label_for`` of each in turn would be.
+
+    The records a label prints are read for all the units together (``_Records``): a fixed
+    number of queries for a lot's hundreds of bags, not several per bag. A prepared dose's
+    label reads its dose order on its own (a dose is printed alone)."""
+    records = _Records.load(session, units)
+    return [_label(session, unit, records, templates, zone, isbt) for unit in units]
+
+
+@dataclass(frozen=True)
+class _Records:
+    """What the labels of some units print besides the units themselves, read together: the
+    cell records and QC samples (by unit), the lots they belong to, and the status markings.
+    The units' donations and the product definitions of the donations and lots are loaded
+    into the session, where ``unit.donation`` and ``lot.product_definition`` find them (held
+    here too: the session keeps only weak references to unchanged objects)."""
+
+    cell_records: dict[int, CellRecord]
+    samples: dict[int, QcSample]
+    lots: dict[int, Lot]
+    markings: dict[int, str]
+    loaded: tuple[object, ...]
+
+    @classmethod
+    def load(cls, session: DbSession, units: Sequence[Unit]) -> _Records:
+        ids = [unit.id for unit in units]
+        cell_records = {
+            row.unit_id: row
+            for row in session.execute(
+                select(CellRecord).where(CellRecord.unit_id.in_(ids))
+            ).scalars()
+        }
+        samples = {
+            row.unit_id: row
+            for row in session.execute(select(QcSample).where(QcSample.unit_id.in_(ids))).scalars()
+        }
+        lot_ids = {sample.lot_id for sample in samples.values()} | {
+            record.lot_id for record in cell_records.values() if record.lot_id is not None
+        }
+        lots = (
+            {
+                lot.id: lot
+                for lot in session.execute(select(Lot).where(Lot.id.in_(lot_ids))).scalars()
+            }
+            if lot_ids
+            else {}
+        )
+        donation_ids = {unit.donation_id for unit in units}
+        donations = session.scalars(select(Donation).where(Donation.id.in_(donation_ids))).all()
+        product_ids = {donation.product_definition_id for donation in donations} | {
+            lot.product_definition_id for lot in lots.values()
+        }
+        products = session.scalars(
+            select(ProductDefinition).where(ProductDefinition.id.in_(product_ids))
+        ).all()
+        markings = status_markings(session, units)
+        return cls(cell_records, samples, lots, markings, (*donations, *products))
+
+    def lot_of(self, unit: Unit) -> Lot | None:
+        """``quality.results.lot_of_unit``: the lot the unit is a QC sample of, or a bag of."""
+        sample = self.samples.get(unit.id)
+        if sample is not None:
+            return self.lots.get(sample.lot_id)
+        record = self.cell_records.get(unit.id)
+        if record is not None and record.lot_id is not None:
+            return self.lots.get(record.lot_id)
+        return None
+
+
+def _label(
+    session: DbSession,
+    unit: Unit,
+    records: _Records,
+    templates: Mapping[str, LabelTemplate],
+    zone: ZoneInfo,
+    isbt: IsbtSettings,
+) -> UnitLabel:
     if unit.status in _GONE:
         raise NotLabellable(
             f"{unit.code} is {unit.status}; a label is printed only for a unit that exists."
@@ -116,15 +205,15 @@ def label_for(
     template = template_for(unit, templates)
     if unit.kind == UnitKind.PREPARED_DOSE:
         return _dose_label(session, unit, template, zone)
-    record = session.get(CellRecord, unit.id)
-    sample = session.get(QcSample, unit.id)
-    lot = lot_of_unit(session, unit)
+    record = records.cell_records.get(unit.id)
+    sample = records.samples.get(unit.id)
+    lot = records.lot_of(unit)
     donation = unit.donation
     identifier = parse_identifier(unit.code)
     texts = {
         "identifier": identifier.display,
         "kind": unit.kind_label.capitalize(),
-        "status": status_marking(session, unit),
+        "status": records.markings[unit.id],
         "eligibility": _ELIGIBILITY_WARNING.get(donation.eligibility, ""),
         "caution": CAUTION,
         "product": _product(lot, donation),
@@ -150,21 +239,34 @@ def status_marking(session: DbSession, unit: Unit) -> str:
     blocked unit's marking says why it is blocked, from the records: the recalls that name it
     ("RECALLED RC-2026-0001 — DO NOT USE", the word first so that a small label keeps it),
     the donor found ineligible (1271.65), or neither ("BLOCKED — NOT FOR CLINICAL USE")."""
-    if unit.status != UnitStatus.BLOCKED:
-        return _STATUS_MARKING.get(unit.status, "")
-    numbers = list(
-        session.execute(
-            select(Recall.number)
-            .join(RecallUnit, RecallUnit.recall_id == Recall.id)
-            .where(RecallUnit.unit_id == unit.id)
+    return status_markings(session, [unit])[unit.id]
+
+
+def status_markings(session: DbSession, units: Sequence[Unit]) -> dict[int, str]:
+    """``status_marking`` of each unit, by id: the recalls naming the blocked ones read in one
+    query."""
+    blocked = [unit.id for unit in units if unit.status == UnitStatus.BLOCKED]
+    numbers: dict[int, list[str]] = {unit_id: [] for unit_id in blocked}
+    if blocked:
+        for unit_id, number in session.execute(
+            select(RecallUnit.unit_id, Recall.number)
+            .join(Recall, RecallUnit.recall_id == Recall.id)
+            .where(RecallUnit.unit_id.in_(blocked))
             .order_by(Recall.id)
-        ).scalars()
-    )
-    ineligible = unit.donation.eligibility == Eligibility.INELIGIBLE
-    if numbers:
-        donor = " — INELIGIBLE DONOR" if ineligible else ""
-        return f"RECALLED {', '.join(numbers)}{donor} — DO NOT USE"
-    return INELIGIBLE_DONOR if ineligible else BLOCKED
+        ):
+            numbers[unit_id].append(number)
+    markings: dict[int, str] = {}
+    for unit in units:
+        if unit.status != UnitStatus.BLOCKED:
+            markings[unit.id] = _STATUS_MARKING.get(unit.status, "")
+            continue
+        ineligible = unit.donation.eligibility == Eligibility.INELIGIBLE
+        if numbers[unit.id]:
+            donor = " — INELIGIBLE DONOR" if ineligible else ""
+            markings[unit.id] = f"RECALLED {', '.join(numbers[unit.id])}{donor} — DO NOT USE"
+        else:
+            markings[unit.id] = INELIGIBLE_DONOR if ineligible else BLOCKED
+    return markings
 
 
 def wristband_for(patient: Patient, *, templates: Mapping[str, LabelTemplate]) -> UnitLabel:

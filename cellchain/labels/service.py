@@ -15,16 +15,17 @@ from __future__ import annotations
 import datetime as dt
 import io
 import zipfile
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import cast
+from dataclasses import dataclass, field
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitKind, UnitStatus
-from cellchain.core import audit
+from cellchain.core import audit, record_state
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
@@ -34,10 +35,11 @@ from cellchain.extensions import DbSession
 from cellchain.labels.content import (
     IsbtSettings,
     UnitLabel,
-    label_for,
-    status_marking,
+    labels_for,
+    status_markings,
     wristband_for,
 )
+from cellchain.labels.content import label_for as label_for  # one unit's label, re-exported
 from cellchain.labels.layout import lay_out
 from cellchain.labels.models import (
     MAX_COPIES,
@@ -79,6 +81,13 @@ class PrintedFile:
     filename: str
     prints: list[LabelPrint]
 
+    def __post_init__(self) -> None:
+        # read now: after the commit the rows are expired, and each id would be a query
+        object.__setattr__(self, "print_ids", tuple(record.id for record in self.prints))
+
+    #: the ids of ``prints``, in order, as they were when the file was made
+    print_ids: tuple[int, ...] = field(init=False)
+
 
 @dataclass(frozen=True)
 class Reconciliation:
@@ -117,12 +126,9 @@ def print_labels(
     _check_request(output_format, copies)
     if not units:
         raise InvalidInput("There is no unit to print a label for.")
-    labels = [
-        label_for(
-            session, unit, templates=settings.templates, zone=settings.zone, isbt=settings.isbt
-        )
-        for unit in units
-    ]
+    labels = labels_for(
+        session, units, templates=settings.templates, zone=settings.zone, isbt=settings.isbt
+    )
     reprinted = printed_before(session, units)
     return _print(
         session, labels, reprinted, output_format, copies, reason, actor=actor, now=now, name=name
@@ -207,37 +213,42 @@ def _print(
             errors={"reason": ["Give the reason for the reprint."]},
             title="Reason required",
         )
-    prints = [
-        _log(
-            session,
-            label,
-            output_format,
-            copies,
-            reason if _subject_key(label) in reprinted else None,
-            actor=actor,
-            now=now,
-        )
-        for label in labels
-    ]
-    session.flush()
-    for record in prints:
-        audit.record(
-            session,
-            actor=actor,
-            at=now,
-            action="label.reprinted" if record.reprint else "label.printed",
-            entity_type="label_print",
-            entity_id=record.id,
-            changes={
-                "subject": (None, record.subject_code),
-                "copies": (None, record.copies),
-                "format": (None, record.output_format),
-                "template": (None, f"{record.label_type} v{record.template_version}"),
-                "template_hash": (None, record.template_hash),
-                "quarantine": (None, record.quarantine),
-            },
-            reason=record.reason,
-        )
+    prints = _log(
+        session,
+        [
+            _log_row(
+                label,
+                output_format,
+                copies,
+                reason if _subject_key(label) in reprinted else None,
+                actor=actor,
+                now=now,
+            )
+            for label in labels
+        ],
+    )
+    audit.record_many(
+        session,
+        [
+            audit.Draft(
+                "label.reprinted" if record.reprint else "label.printed",
+                "label_print",
+                record.id,
+                {
+                    "subject": (None, record.subject_code),
+                    "copies": (None, record.copies),
+                    "format": (None, record.output_format),
+                    "template": (None, f"{record.label_type} v{record.template_version}"),
+                    "template_hash": (None, record.template_hash),
+                    "quarantine": (None, record.quarantine),
+                },
+                record.reason,
+            )
+            for record in prints
+        ],
+        actor=actor,
+        at=now,
+    )
     return _render(labels, output_format, copies, name, prints)
 
 
@@ -415,7 +426,8 @@ def label_states(session: DbSession, units: Sequence[Unit]) -> list[LabelState]:
             .order_by(LabelPrint.id)
         ).scalars():
             prints[cast(int, record.unit_id)].append(record)  # unit_id IN (...): never NULL
-    return [_state(session, unit, prints[unit.id]) for unit in units]
+    markings = status_markings(session, units)
+    return [_state(unit, markings[unit.id], prints[unit.id]) for unit in units]
 
 
 def label_problems(session: DbSession, units: Sequence[Unit]) -> list[str]:
@@ -424,8 +436,7 @@ def label_problems(session: DbSession, units: Sequence[Unit]) -> list[str]:
     return [state.problem for state in label_states(session, units) if state.problem]
 
 
-def _state(session: DbSession, unit: Unit, prints: Sequence[LabelPrint]) -> LabelState:
-    marking = status_marking(session, unit)
+def _state(unit: Unit, marking: str, prints: Sequence[LabelPrint]) -> LabelState:
     if marking:
         required = f"its label marked “{marking}”"
     elif unit.kind == UnitKind.PREPARED_DOSE:
@@ -526,8 +537,7 @@ def _lot_id_of(session: DbSession, unit: Unit) -> int | None:
     return lot.id if lot is not None else None
 
 
-def _log(
-    session: DbSession,
+def _log_row(
     label: UnitLabel,
     output_format: str,
     copies: int,
@@ -535,30 +545,47 @@ def _log(
     *,
     actor: User,
     now: dt.datetime,
-) -> LabelPrint:
-    record = LabelPrint(
-        unit=label.unit,
-        patient=label.patient,
-        lot_id=label.lot.id if label.lot is not None else None,
-        label_type=label.template.label_type,
-        template_version=label.template.version,
-        template_hash=label.template.content_hash,
-        output_format=output_format,
-        copies=copies,
-        payload=label.content.payload,
-        quarantine=label.quarantine,
-        marking=label.content.texts.get("status", ""),
-        isbt=label.isbt,
-        # a label is of a unit or, a wristband, of a patient
-        unit_status=label.unit.status if label.unit is not None else label.patient.status,  # type: ignore[union-attr]
-        reason=reason,
-        printed_at=now,
-        printed_by=actor,
-        applied=0,
-        destroyed=0,
-    )
-    session.add(record)
-    return record
+) -> dict[str, Any]:
+    """The print log row of one label, as the values of its columns."""
+    # a label is of a unit or, a wristband, of a patient
+    subject = label.unit if label.unit is not None else label.patient
+    assert subject is not None
+    return {
+        "unit_id": label.unit.id if label.unit is not None else None,
+        "patient_id": label.patient.id if label.patient is not None else None,
+        "lot_id": label.lot.id if label.lot is not None else None,
+        "label_type": label.template.label_type,
+        "template_version": label.template.version,
+        "template_hash": label.template.content_hash,
+        "output_format": output_format,
+        "copies": copies,
+        "payload": label.content.payload,
+        "quarantine": label.quarantine,
+        "marking": label.content.texts.get("status", ""),
+        "isbt": label.isbt,
+        "unit_status": subject.status,
+        "reason": reason,
+        "printed_at": now,
+        "printed_by_id": actor.id,
+        "applied": 0,
+        "destroyed": 0,
+    }
+
+
+def _log(session: DbSession, rows: Sequence[dict[str, Any]]) -> list[LabelPrint]:
+    """Insert the print log rows in one statement and return them in the order given.
+
+    A set-based INSERT (its rows marked for the record trail): the unit of work would send
+    one INSERT per row on SQLite, which cannot return the ids of a many-row INSERT in the
+    order of its rows. Its rows come back in no particular order, so each is matched to its
+    label by its subject; rows of the same subject in one print are identical."""
+    inserted = session.scalars(record_state.marked(insert(LabelPrint).returning(LabelPrint)), rows)
+    by_subject: dict[tuple[int | None, int | None], list[LabelPrint]] = defaultdict(list)
+    for record in sorted(inserted, key=lambda record: record.id):
+        by_subject[(record.unit_id, record.patient_id)].append(record)
+    prints = [by_subject[(row["unit_id"], row["patient_id"])].pop(0) for row in rows]
+    record_state.touched(session, LabelPrint, [record.id for record in prints])
+    return prints
 
 
 def _account(

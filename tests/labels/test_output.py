@@ -1,6 +1,7 @@
-"""Every label type laid out once and written as PNG, PDF and ZPL: the PNG at 300 dpi at its
-exact size decodes (zxing-cpp) to the payload; the PDF sheet, rasterised, holds the same
-payloads; the ZPL holds them in its ``^BQ`` fields."""
+"""Every label type laid out once and written as PNG, PDF and ZPL: the PNG, 1 bit per pixel at
+300 dpi at its exact size, decodes (zxing-cpp) to the payload and is pixel for pixel the label
+drawn module by module and line by line; the PDF sheet, rasterised, holds the same payloads;
+the ZPL holds them in its ``^BQ`` fields."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import io
 import re
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from cellchain.core.identifiers import make_din, make_unit_code
 from cellchain.core.payload import encode_payload, read_scan
-from cellchain.labels.layout import LabelContent, lay_out
-from cellchain.labels.output import render_pdf, render_png, render_zpl, zpl_text
+from cellchain.labels.layout import Drawing, LabelContent, lay_out, pillow_font
+from cellchain.labels.output import render_pdf, render_png, render_zpl, text_mask, zpl_text
 from cellchain.labels.templates import load_templates
 
 zxingcpp = pytest.importorskip("zxingcpp")
@@ -57,10 +58,64 @@ def test_each_label_type_renders_and_its_qr_code_decodes_to_the_unit(label_type:
         round(template.height_mm / 25.4 * 300),
     )
     assert round(image.info["dpi"][0]) == 300  # PNG stores pixels per metre
+    assert image.mode == "1"  # black or white, as a label printer prints
     (decoded,) = zxingcpp.read_barcodes(image)
     assert decoded.format == zxingcpp.BarcodeFormat.QRCode
     assert decoded.text == content.payload
     assert read_scan(decoded.text) == code
+
+
+def dots(mm: float) -> int:
+    return round(mm / 25.4 * 300)
+
+
+def _drawn_directly(drawing: Drawing) -> Image.Image:
+    """The label drawn the plain way on a 1-bit image: a square per dark module, each text
+    line drawn where it goes, the frames."""
+    image = Image.new("1", (dots(drawing.width_mm), dots(drawing.height_mm)), 255)
+    draw = ImageDraw.Draw(image)
+    for symbol in drawing.symbols:
+        side, count = dots(symbol.box.width_mm), len(symbol.modules)
+        module = side // count
+        left = dots(symbol.box.x_mm) + (side - module * count) // 2
+        top = dots(symbol.box.y_mm) + (side - module * count) // 2
+        for y, row in enumerate(symbol.modules):
+            for x, dark in enumerate(row):
+                if dark:
+                    x0, y0 = left + x * module, top + y * module
+                    draw.rectangle((x0, y0, x0 + module - 1, y0 + module - 1), fill=0)
+    for line in drawing.lines:
+        font = pillow_font(dots(line.size_mm), bold=line.bold, mono=line.mono)
+        draw.text((dots(line.x_mm), dots(line.y_mm)), line.text, font=font, fill=0)
+    for frame in drawing.frames:
+        box = frame.box
+        draw.rectangle(
+            (
+                dots(box.x_mm),
+                dots(box.y_mm),
+                dots(box.x_mm + box.width_mm),
+                dots(box.y_mm + box.height_mm),
+            ),
+            outline=0,
+            width=max(1, dots(frame.line_mm)),
+        )
+    return image
+
+
+@pytest.mark.parametrize("label_type", sorted(TEMPLATES))
+def test_the_png_is_exactly_the_label_drawn_module_by_module_and_line_by_line(
+    label_type: str,
+) -> None:
+    """The PNG writer pastes the symbols scaled up and text lines rendered once (cached); the
+    pixels are those of drawing every module and every line where they go."""
+    content, _code = _content(29)
+    drawing = lay_out(TEMPLATES[label_type], content)
+    text_mask.cache_clear()
+    first = Image.open(io.BytesIO(render_png(drawing)))
+    again = Image.open(io.BytesIO(render_png(drawing)))  # every line from the cache now
+    expected = _drawn_directly(drawing)
+    assert first.tobytes() == expected.tobytes()
+    assert again.tobytes() == expected.tobytes()
 
 
 def test_an_empty_field_stays_blank_and_the_label_still_decodes() -> None:
