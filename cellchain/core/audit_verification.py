@@ -96,11 +96,16 @@ def verify_chain(
 ) -> ChainReport:
     """``audit.verify_chain``, with the chunks checked by ``workers`` processes (the CPUs by
     default) on PostgreSQL when the chain has ``parallel_from`` entries or more, all of them
-    reading the snapshot of ``session``'s transaction; in this process otherwise (SQLite, a
-    short chain, or one whose seqs are not 1…n without gaps, which is broken anyway and is
-    then walked in order)."""
+    reading the snapshot of ``session``'s transaction (with psycopg 3, the project's driver);
+    in this process otherwise (SQLite, a short chain, a daemon process, or a chain whose
+    seqs are not 1…n without gaps, which is broken anyway and is then walked in order)."""
     workers = workers or os.cpu_count() or 1
-    if session.get_bind().dialect.name != "postgresql" or workers < 2:
+    dialect = session.get_bind().dialect
+    if (
+        (dialect.name, dialect.driver) != ("postgresql", "psycopg")  # the workers' driver
+        or workers < 2
+        or multiprocessing.current_process().daemon  # a daemon may not start processes
+    ):
         return audit.verify_chain(session, keyring=keyring, batch_size=chunk_entries)
     snapshot, low, high, count = session.execute(
         text(

@@ -563,11 +563,15 @@ def test_parallel_workers_read_the_snapshot_of_the_verifying_transaction(app, se
 
     with Session(bind=session.get_bind()) as other:
         write_entries(other, 4)  # committed meanwhile
-    report = audit_verification.verify_chain(
-        session, keyring, workers=2, chunk_entries=2, parallel_from=0
-    )
+    with counting_statements() as statements:
+        report = audit_verification.verify_chain(
+            session, keyring, workers=2, chunk_entries=2, parallel_from=0
+        )
     assert report.intact, report.problem
     assert report.entries_checked == 6
+    # the workers read the entries: this session exported its snapshot and read the head only
+    assert any("pg_export_snapshot()" in statement for statement in statements)
+    assert not any("LIMIT" in statement for statement in statements)
     session.rollback()
     assert (
         audit_verification.verify_chain(
