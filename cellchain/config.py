@@ -8,9 +8,14 @@ without a real secret key and facility code, and says what to set.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.pool import QueuePool
 
 from cellchain.core import audit_keys
 
@@ -133,7 +138,8 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
 
 
 def engine_options(url: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """The engine options for ``url``: on PostgreSQL, sessions start with JIT compilation off.
+    """The engine options for ``url``: on PostgreSQL, sessions start with JIT compilation off,
+    and a pooled connection is pinged before use only when it has sat idle (``IdlePingPool``).
 
     The recursive lineage walk is estimated at millions of rows however small the tree, so
     PostgreSQL would spend 0.2-0.3 s compiling each trace statement that runs in a few
@@ -144,7 +150,52 @@ def engine_options(url: str, options: Mapping[str, Any]) -> dict[str, Any]:
         connect_args = dict(result.get("connect_args", {}))
         connect_args.setdefault("options", "-c jit=off")
         result["connect_args"] = connect_args
+        if result.get("pool_pre_ping") and "poolclass" not in result:
+            result["pool_pre_ping"] = False
+            result["poolclass"] = IdlePingPool
     return result
+
+
+#: A pooled connection idle longer than this is pinged before a request uses it.
+PING_AFTER_IDLE_SECONDS = 10.0
+_CHECKED_IN_AT = "cellchain_checked_in_at"
+
+
+class IdlePingPool(QueuePool):
+    """SQLAlchemy's pool, with ``pool_pre_ping`` only for connections that sat idle.
+
+    ``pool_pre_ping`` sends ``SELECT 1`` before every request's first statement: a round trip
+    per request (issue 20: one of the eight a scan made) to find a connection the server
+    closed while it sat in the pool (a restart, an idle timeout). A connection handed back
+    less than ``PING_AFTER_IDLE_SECONDS`` ago was working then; it is used without the ping.
+    One that sat longer is pinged, and a failed ping invalidates the pool as
+    ``pool_pre_ping`` does, so the request gets a new connection. Left to a busy worker's
+    connection: a server restart within those seconds fails that worker's next request once
+    (SQLAlchemy then invalidates the pool), where the ping would have retried it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # ``recreate`` (``dispose``, an invalidation) hands its listeners to the new pool;
+        # add them only to the first
+        if not any(listener is _note_checkin for listener in self.dispatch.checkin):
+            event.listen(self, "checkin", _note_checkin)
+            event.listen(self, "checkout", self._ping_if_idle)
+
+    def _ping_if_idle(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in_at = record.info.get(_CHECKED_IN_AT)
+        if checked_in_at is None:  # a connection just made: nothing to check
+            return
+        if time.monotonic() - checked_in_at <= PING_AFTER_IDLE_SECONDS:
+            return
+        # the very ping ``pool_pre_ping`` sends, and the same answer to a dead connection
+        if not self._dialect._do_ping_w_event(dbapi_connection):
+            raise sa_exc.InvalidatePoolError("the ping of a connection idle in the pool failed")
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    if record is not None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
 
 
 def check_config(config: Mapping[str, Any]) -> None:

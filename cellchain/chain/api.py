@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from flask import jsonify
 from flask_smorest import Blueprint
 
-from cellchain.chain import service
+from cellchain.chain import scanning, service
 from cellchain.chain.commands import derive_as_user, record_custody_as_user
 from cellchain.chain.models import Unit, UnitEvent
 from cellchain.chain.schemas import (
@@ -74,6 +75,12 @@ def scan(args: dict[str, Any]) -> Any:
     A unit's code answers with the unit; a DIN with its donation; any code with the page a
     browser would open. A malformed code is 422, a well-formed one never issued here 404.
     """
+    # the answer ScanOut would give, from one Core row (chain/scanning.py, issue 20); a code
+    # this site never issued, or a unit code naming no unit, takes the ORM path and its error
+    row = scanning.read_scanned(db.session, args["code"])
+    answer = scanning.answer_of(row, record_url(row)) if row is not None else None
+    if answer is not None:
+        return jsonify(answer)
     return scan_result(numbering.lookup(db.session, args["code"], options=numbering.with_issuer()))
 
 

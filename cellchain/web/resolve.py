@@ -7,10 +7,9 @@ record (a DIN reserved for label stock) leads to its identifier page.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from flask import url_for
-
-from cellchain.core.models import IssuedIdentifier
 
 #: entity type → function giving the URL of that record's page
 RECORD_PAGES: dict[str, Callable[[str], str]] = {}
@@ -20,7 +19,19 @@ def register_record_page(entity_type: str, url_for_id: Callable[[str], str]) -> 
     RECORD_PAGES[entity_type] = url_for_id
 
 
-def record_url(issued: IssuedIdentifier) -> str:
+class IssuedCode(Protocol):
+    """What a code's page is found from: an ``IssuedIdentifier``, or a row of its columns
+    (the scan's Core read, ``chain/scanning.py``)."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def entity_type(self) -> str | None: ...
+    @property
+    def entity_id(self) -> str | None: ...
+
+
+def record_url(issued: IssuedCode) -> str:
     if issued.entity_type and issued.entity_type in RECORD_PAGES and issued.entity_id:
         return RECORD_PAGES[issued.entity_type](issued.entity_id)
     return url_for("admin.identifier", code=issued.code)
