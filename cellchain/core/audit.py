@@ -23,10 +23,12 @@ import hashlib
 import io
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import ClauseElement, Select, TextClause, event, select, update
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
+from sqlalchemy.sql.util import find_tables
 
 from cellchain.core import audit_keys
 from cellchain.core.audit_keys import Keyring
@@ -133,13 +135,19 @@ def record(
 
     ``reason_required`` is set by services for corrections and other changes that
     regulations say must be explained; such a change without a reason is refused.
+
+    The entry is queued in the transaction and written with the others just before the
+    commit (``_queued``), so a use case moves the chain's head once however many entries it
+    makes; a rollback discards it with everything else. The entry returned gets its
+    ``seq`` and hashes when it is written.
     """
-    [entry] = record_many(
-        session,
-        [Draft(action, entity_type, entity_id, changes, reason, reason_required)],
-        actor=actor,
-        at=at,
-    )
+    draft = Draft(action, entity_type, entity_id, changes, reason, reason_required)
+    entry = _queued(draft, actor, at)
+    plain = _plain(session)
+    if not _INSTALLED:  # no listener would write the queue: write now, as before
+        _append(plain, [entry])
+    else:
+        _queue_of(plain).items.append(entry)
     return entry
 
 
@@ -155,6 +163,33 @@ class Draft:
     reason_required: bool = False
 
 
+#: The ``entity_id`` of a ``Draft`` that names the first entry of the batch it is written in:
+#: a record-state entry names the transaction by its first entry, which may still be queued.
+FIRST_OF_BATCH = "\x00first-of-batch"
+
+
+def _queued(draft: Draft, actor: User | None, at: dt.datetime) -> AuditEntry:
+    """The entry of ``draft`` as recorded, waiting for its place in the chain: everything
+    but its seq, its predecessor's hash, its key and its own hash, set by ``_append``."""
+    if draft.reason_required and not (draft.reason or "").strip():
+        raise ReasonRequired(draft.action.replace(".", " "))
+    return AuditEntry(
+        action=draft.action,
+        entity_type=draft.entity_type,
+        entity_id=str(draft.entity_id),
+        changes=canonical_json(
+            {
+                name: [to_jsonable(old), to_jsonable(new)]
+                for name, (old, new) in (draft.changes or {}).items()
+            }
+        ),
+        reason=draft.reason.strip() if draft.reason else None,
+        actor_id=actor.id if actor else None,
+        actor_username=actor.username if actor else SYSTEM_ACTOR,
+        at=at.astimezone(dt.UTC),
+    )
+
+
 def record_many(
     session: DbSession,
     drafts: Sequence[Draft],
@@ -163,23 +198,37 @@ def record_many(
     at: dt.datetime,
     keyring: Keyring | None = None,
 ) -> list[AuditEntry]:
-    """Append entries by one actor at one time, in order, with a fixed number of statements
-    however many there are (a recall blocking hundreds of units): the chain head is moved
-    once, the hashes are chained here, and the entries are inserted together.
+    """Append entries by one actor at one time, in order, now, with a fixed number of
+    statements however many there are (a recall blocking hundreds of units): the chain head
+    is moved once, the hashes are chained here, and the entries are inserted together.
 
-    The entries are keyed with the current key of ``keyring`` (the app's by default), read
-    after the head's lock is taken, so an entry that follows a key rotation's entry in the
-    chain is always made with the new key."""
+    Entries of the transaction still queued (``record``) are written first, in the same
+    batch, so the chain keeps the order in which they were made. The entries are keyed with
+    the current key of ``keyring`` (the app's by default), read after the head's lock is
+    taken, so an entry that follows a key rotation's entry in the chain is always made with
+    the new key. Returns the entries of ``drafts``."""
     if not drafts:
         return []
-    for draft in drafts:
-        if draft.reason_required and not (draft.reason or "").strip():
-            raise ReasonRequired(draft.action.replace(".", " "))
-    at = at.astimezone(dt.UTC)
+    items = [_queued(draft, actor, at) for draft in drafts]
+    plain = _plain(session)
+    if keyring is not None:  # the queued entries were made before this key: theirs first
+        write_queued(plain)
+        return _append(plain, items, keyring)
+    earlier = _take_queue(plain)
+    return _append(plain, earlier + items)[len(earlier) :]
+
+
+def _append(
+    session: DbSession, items: Sequence[AuditEntry], keyring: Keyring | None = None
+) -> list[AuditEntry]:
+    """Write ``items`` at the end of the chain in three statements: move the head (its row
+    lock orders concurrent writers), insert the entries, set the head's hash."""
+    if not items:
+        return []
     head = session.execute(
         update(AuditChainHead)
         .where(AuditChainHead.id == 1)
-        .values(last_seq=AuditChainHead.last_seq + len(drafts))
+        .values(last_seq=AuditChainHead.last_seq + len(items))
         .returning(AuditChainHead.last_seq, AuditChainHead.last_hash)
         .execution_options(synchronize_session=False)
     ).one_or_none()
@@ -188,30 +237,26 @@ def record_many(
     last_seq, prev_hash = head
     keyring = keyring or audit_keys.current_keyring()
     key_id = keyring.current_id
-    entries = []
-    for seq, draft in enumerate(drafts, start=last_seq - len(drafts) + 1):
-        fields: dict[str, Any] = {
-            "seq": seq,
-            "prev_hash": prev_hash,
-            "at": at,
-            "actor_id": actor.id if actor else None,
-            "actor_username": actor.username if actor else SYSTEM_ACTOR,
-            "action": draft.action,
-            "entity_type": draft.entity_type,
-            "entity_id": str(draft.entity_id),
-            "changes": canonical_json(
-                {
-                    field: [to_jsonable(old), to_jsonable(new)]
-                    for field, (old, new) in (draft.changes or {}).items()
-                }
-            ),
-            "reason": draft.reason.strip() if draft.reason else None,
-        }
-        entry = AuditEntry(
-            **fields, key_id=key_id, entry_hash=keyed_entry_hash(keyring, key_id, **fields)
+    first_seq = last_seq - len(items) + 1
+    for seq, entry in enumerate(items, start=first_seq):
+        if entry.entity_id == FIRST_OF_BATCH:
+            entry.entity_id = str(first_seq)
+        entry.seq, entry.prev_hash, entry.key_id = seq, prev_hash, key_id
+        entry.entry_hash = prev_hash = keyed_entry_hash(
+            keyring,
+            key_id,
+            seq=seq,
+            prev_hash=entry.prev_hash,
+            at=entry.at,
+            actor_id=entry.actor_id,
+            actor_username=entry.actor_username,
+            action=entry.action,
+            entity_type=entry.entity_type,
+            entity_id=entry.entity_id,
+            changes=entry.changes,
+            reason=entry.reason,
         )
-        entries.append(entry)
-        prev_hash = entry.entry_hash
+    entries = list(items)
     session.add_all(entries)
     session.flush()
     session.execute(
@@ -221,6 +266,131 @@ def record_many(
         .execution_options(synchronize_session=False)
     )
     return entries
+
+
+# --- the queue of a transaction -----------------------------------------------------------------
+
+_QUEUE_KEY = "audit_queue"
+#: Whether the listeners that write the queue are installed (``install``); until then
+#: ``record`` writes at once.
+_INSTALLED = False
+
+
+@dataclass
+class _Queue:
+    """The entries a transaction recorded and has not written yet (``_queued``)."""
+
+    #: the session's outermost transaction the entries belong to
+    transaction: SessionTransaction
+    items: list[AuditEntry] = field(default_factory=list)
+    #: for each savepoint open when it began: how many entries were queued before it
+    marks: dict[SessionTransaction, int] = field(default_factory=dict)
+
+
+def _plain(session: DbSession) -> Session:
+    """The Session behind a scoped session proxy."""
+    return session() if callable(session) else session
+
+
+def _root(session: Session) -> SessionTransaction:
+    transaction = session.get_transaction()
+    if transaction is None:
+        transaction = session.begin()
+    return transaction
+
+
+def _queue_of(session: Session) -> _Queue:
+    root = _root(session)
+    queue = session.info.get(_QUEUE_KEY)
+    if not isinstance(queue, _Queue) or queue.transaction is not root:
+        queue = session.info[_QUEUE_KEY] = _Queue(root)
+    return queue
+
+
+def queued(session: DbSession) -> Sequence[AuditEntry]:
+    """The entries of the current transaction not yet written, oldest first."""
+    queue = _plain(session).info.get(_QUEUE_KEY)
+    return tuple(queue.items) if isinstance(queue, _Queue) else ()
+
+
+def _take_queue(session: Session) -> list[AuditEntry]:
+    queue = session.info.get(_QUEUE_KEY)
+    if not isinstance(queue, _Queue) or not queue.items:
+        return []
+    items, queue.items = queue.items, []
+    queue.marks = {transaction: 0 for transaction in queue.marks}
+    return items
+
+
+def write_queued(session: DbSession) -> list[AuditEntry]:
+    """Write the entries the transaction has queued, now."""
+    plain = _plain(session)
+    return _append(plain, _take_queue(plain))
+
+
+def _write_before_commit(session: Session) -> None:
+    """The queued entries are written before the commit (``record_state`` writes them with
+    its state entry when it runs first, in the same batch)."""
+    if session.in_nested_transaction():
+        return
+    if session.info.get(_QUEUE_KEY) is not None:
+        write_queued(session)
+
+
+def _write_before_reading_the_trail(state: ORMExecuteState) -> None:
+    """Read-your-writes: a statement that reads the trail (or raw SQL, which may) sees the
+    transaction's queued entries. Not inside a savepoint: its rollback would take entries
+    made before it."""
+    session = state.session
+    queue = session.info.get(_QUEUE_KEY)
+    if not isinstance(queue, _Queue) or not queue.items or session.in_nested_transaction():
+        return
+    statement = state.statement
+    if (
+        not isinstance(statement, ClauseElement)
+        or isinstance(statement, TextClause)
+        or _TRAIL_TABLES & {table.name for table in find_tables(statement, include_joins=True)}
+    ):
+        write_queued(session)
+
+
+_TRAIL_TABLES = frozenset({"audit_entries", "audit_chain_head"})
+
+
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    queue = session.info.get(_QUEUE_KEY)
+    if transaction.nested and isinstance(queue, _Queue):
+        queue.marks[transaction] = len(queue.items)
+
+
+def _forget_rolled_back(session: Session, transaction: SessionTransaction) -> None:
+    """A savepoint rolled back takes the entries queued since it began."""
+    queue = session.info.get(_QUEUE_KEY)
+    if transaction.nested and isinstance(queue, _Queue):
+        del queue.items[queue.marks.pop(transaction, 0) :]
+
+
+def _end(session: Session, transaction: SessionTransaction) -> None:
+    """The outermost transaction ended (committed, rolled back or closed): its queue goes
+    (a savepoint's mark is dropped by ``_forget_rolled_back``, which runs after this)."""
+    if transaction.parent is None:
+        session.info.pop(_QUEUE_KEY, None)
+
+
+def install() -> None:
+    """Listen on every session: queued entries are written before the commit, or before a
+    statement that reads the trail, and dropped with a rollback. Safe to call twice."""
+    global _INSTALLED
+    for name, listener in (
+        ("before_commit", _write_before_commit),
+        ("do_orm_execute", _write_before_reading_the_trail),
+        ("after_transaction_create", _mark_savepoint),
+        ("after_soft_rollback", _forget_rolled_back),
+        ("after_transaction_end", _end),
+    ):
+        if not event.contains(Session, name, listener):
+            event.listen(Session, name, listener)
+    _INSTALLED = True
 
 
 @dataclass(frozen=True)

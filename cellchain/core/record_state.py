@@ -268,14 +268,20 @@ def _before_commit(session: Session) -> None:
     pending = session.info.pop(_INFO_KEY, None)
     if pending is None or not (pending.touched or pending.deleted):
         return
-    actor = session.get(User, pending.actor_id) if pending.actor_id is not None else None
+    actor_id, at, entity_id = pending.actor_id, pending.at, str(pending.first_seq or 0)
+    queued = audit.queued(session)
+    if queued:  # entries not written yet, after any written: the state entry follows them
+        actor_id, at = queued[-1].actor_id, queued[-1].at
+        if pending.first_seq is None:
+            entity_id = audit.FIRST_OF_BATCH  # written in the same batch, first
+    actor = session.get(User, actor_id) if actor_id is not None else None
     write_state(
         session,
         pending.touched,
         pending.deleted,
         actor=actor,
-        at=pending.at or utcnow(),
-        entity_id=str(pending.first_seq or 0),
+        at=at or utcnow(),
+        entity_id=entity_id,
     )
     session.info.pop(_INFO_KEY, None)
 
@@ -314,6 +320,7 @@ def install() -> None:
     ):
         if not event.contains(Session, name, listener):
             event.listen(Session, name, listener)
+    audit.install()  # after ours: the state entry is written with the queued entries
 
 
 # --- writing state --------------------------------------------------------------------------
