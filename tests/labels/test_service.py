@@ -162,7 +162,10 @@ def test_reconciliation_counts_issued_applied_destroyed_and_what_is_unaccounted(
     summary = service.reconciliation(db.session, desk.lot)
     assert (summary.issued, summary.applied, summary.destroyed, summary.outstanding) == (2, 1, 1, 0)
     assert len(summary.never_printed) == len(bags) - 1
-    kinds = [event.kind for event in db.session.execute(select(LabelEvent)).scalars()]
+    kinds = [
+        event.kind
+        for event in db.session.execute(select(LabelEvent).order_by(LabelEvent.id)).scalars()
+    ]
     assert kinds == ["applied", "destroyed"]
     with pytest.raises(InvalidInput, match="already applied or destroyed"):
         service.record_applied(
