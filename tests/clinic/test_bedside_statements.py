@@ -12,15 +12,19 @@ from tests.support.statements import counting_statements
 from tests.support.ward import Ward, payload
 
 #: Every statement of the request, for a go: the token with its user and roles, and its use
-#: (2), the scans resolved and the facts (21), the check, its audit entries and its record
-#: state (9). Was 76 for a dose of 2 bags and 84 for 3 before issue 20 (a query per bag, the
-#: authentication in 7, the facts read again for the answer).
-MOST_STATEMENTS = 32
+#: (2); both scans looked up together (1); the dose with its patient, protocol, weights,
+#: bags, shipment, infusion, thaws and latest post-thaw count (1); the schedule (3); the lots
+#: (1); the second check's signatures, the status reasons, the label prints and the protocol
+#: in force (4); the check (1) and its record state read back (1); the chain head moved once
+#: for the check's entry and the state entry together, one insert (3); the record-state
+#: stamp (1). Was 76 for a dose of 2 bags and 84 for 3 before issue 20 (a query per bag, the
+#: authentication in 7, the facts read again for the answer), then 32.
+MOST_STATEMENTS = 18
 
 
-def checked(ward: Ward, clients: Any, *, kg: float, weighings: int = 1) -> tuple[int, Any]:
+def checked(ward: Ward, clients: Any, *, kg: float, weighings: int = 1) -> tuple[list[str], int]:
     """A dose for a patient of ``kg`` taken to the bedside and checked over the API: the
-    statements the check sent, and the answer."""
+    statements the check sent, and the dose's number of bags."""
     patient = ward.patient(weight_kg=kg)
     for hours_ago in range(2, weighings + 1):
         ward.clinic.weigh(patient, kg, hours_ago=0.5 / hours_ago)
@@ -34,15 +38,37 @@ def checked(ward: Ward, clients: Any, *, kg: float, weighings: int = 1) -> tuple
         answer = nurse.post("/api/v1/bedside/checks", json=body)
     assert answer.status_code == 201, answer.get_json()
     assert answer.get_json()["verdict"] == "go", answer.get_json()
-    return len(seen), bags
+    return seen, bags
 
 
 def test_a_bedside_check_sends_a_fixed_number_of_statements(ward: Ward, clients: Any) -> None:
     small, two = checked(ward, clients, kg=100.0)
     large, three = checked(ward, clients, kg=190.0, weighings=4)
     assert (two, three) == (2, 3)  # one more bag, so one more thaw; more weights
-    assert small == large, "a statement per bag, thaw or weight"
-    assert small <= MOST_STATEMENTS, small
+    assert len(small) == len(large), "a statement per bag, thaw or weight"
+    assert len(small) <= MOST_STATEMENTS, small
+
+
+def test_the_audit_chain_head_moves_once_per_check(ward: Ward, clients: Any) -> None:
+    """The check's entry and its record-state entry are one batch: the head is locked and
+    set once, the entries inserted in one statement."""
+    seen, _bags = checked(ward, clients, kg=100.0)
+    heads = [s for s in seen if s.lstrip().upper().startswith("UPDATE AUDIT_CHAIN_HEAD")]
+    inserts = [s for s in seen if s.lstrip().upper().startswith("INSERT INTO AUDIT_ENTRIES")]
+    assert (len(heads), len(inserts)) == (2, 1), seen
+
+
+def test_each_fact_table_is_read_once(ward: Ward, clients: Any) -> None:
+    """Bags, weights, thaws, post-thaw counts, shipments and infusions come with the dose in
+    one statement: none of them is read on its own (a query per bag would be one of these)."""
+    seen, _bags = checked(ward, clients, kg=190.0, weighings=3)
+    alone = [
+        table
+        for table in ("dose_bags", "weights", "thaws", "post_thaw_counts", "shipments")
+        if any(" ".join(s.split()).startswith(f"SELECT {table}.") for s in seen)
+    ]
+    assert alone == [], alone
+    assert sum(s.lstrip().upper().startswith("SELECT ISSUED_IDENTIFIERS") for s in seen) == 1
 
 
 def test_the_answer_is_the_check_just_recorded(ward: Ward, clients: Any) -> None:

@@ -43,23 +43,30 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import String, bindparam, select
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import EventType, UnitStatus
 from cellchain.chain.service import CustodyInput
-from cellchain.clinic.bedside.doses import lots_of_dose, scan_dose, units_of_dose
+from cellchain.clinic.bedside.doses import (
+    DoseRead,
+    doses_read,
+    lots_of_dose,
+    scan_dose,
+    units_of_dose,
+)
 from cellchain.clinic.bedside.post_thaw import PostThawFacts, facts_of, figure
-from cellchain.clinic.bedside.thaw import thaw_state
+from cellchain.clinic.bedside.thaw import deadline, thaw_state
 from cellchain.clinic.models import BedsideCheck, Infusion, ShipmentStatus, Verdict
 from cellchain.clinic.shipments.shipments import shipment_of
 from cellchain.core import audit, numbering, signatures
 from cellchain.core.identifiers import InvalidIdentifier
-from cellchain.core.models import User
+from cellchain.core.models import IssuedIdentifier, User
+from cellchain.core.payload import read_scan
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, has_permission
 from cellchain.dosing import patients
-from cellchain.dosing.models import DoseOrder, DoseStatus, Patient, PatientStatus
+from cellchain.dosing.models import DoseOrder, DoseStatus, Patient, PatientStatus, Weight
 from cellchain.dosing.orders import SECOND_CHECK_MEANING
 from cellchain.dosing.rechecks import rechecks
 from cellchain.errors import Conflict, DomainError, InvalidInput, PermissionDenied
@@ -558,7 +565,11 @@ RULES: tuple[Callable[[BedsideFacts], CheckResult], ...] = (
 
 def resolve_wristband(session: DbSession, scan: str) -> Patient:
     """The patient a scanned wristband names, or a clear error saying what was scanned."""
-    issued = numbering.lookup(session, scan)
+    return _patient_of_issued(session, numbering.lookup(session, scan))
+
+
+def _patient_of_issued(session: DbSession, issued: IssuedIdentifier) -> Patient:
+    """``resolve_wristband`` of an identifier already looked up."""
     if issued.kind != "COI" or issued.entity_type != "patient" or issued.entity_id is None:
         what = {"UNIT": "a unit's label (a bag or a dose?)", "DIN": "a donation's DIN"}.get(
             issued.kind, f"a {issued.kind} code"
@@ -592,18 +603,33 @@ def unreadable(problem: InvalidIdentifier, field: str) -> InvalidInput:
 def gather(
     session: DbSession, wristband_scan: str, label_scan: str, *, now: dt.datetime, zone: ZoneInfo
 ) -> tuple[BedsideFacts, Patient | None, DoseOrder | None]:
-    """The facts behind a verdict, and the records the scans resolved to."""
+    """The facts behind a verdict, and the records the scans resolved to.
+
+    Both scans are looked up in one statement, and the dose a unit label names is read with
+    its patient, protocol, shipment, infusion and the patient's latest weight in another
+    (``doses_read``); a scan that fails is resolved again the usual way, for its error."""
+    issued = _issued(session, (wristband_scan, label_scan))
+    label = issued.get(label_scan)
+    read: list[DoseRead] | None = None
+    if label is not None and label.kind == "UNIT" and label.entity_type == "unit":
+        read = doses_read(session, int(label.entity_id)) if label.entity_id else None
     patient: Patient | None = None
     wristband_problem = label_problem = None
     try:
-        patient = resolve_wristband(session, wristband_scan)
+        wristband = issued.get(wristband_scan)
+        patient = (
+            _patient_of_issued(session, wristband)
+            if wristband is not None
+            else resolve_wristband(session, wristband_scan)
+        )
     except (InvalidIdentifier, DomainError) as problem:
         wristband_problem = _problem_text(problem)
     order: DoseOrder | None = None
     try:
-        order = scan_dose(session, label_scan).order
+        order = scan_dose(session, label_scan, issued=label, read=read).order
     except (InvalidIdentifier, DomainError) as problem:
         label_problem = _problem_text(problem)
+    dose_read = next((each for each in read or () if each.order is order), None)
     # the schedules of the wristband's patient and of the dose's (the same one, unless the
     # wristband is wrong) in one read
     schedules = patients.schedule_facts(
@@ -613,16 +639,55 @@ def gather(
         now=now,
         zone=zone,
         patient=(
-            _patient_facts(session, patient, schedules[patient.id], now=now, zone=zone)
+            _patient_facts(
+                session,
+                patient,
+                schedules[patient.id],
+                now=now,
+                zone=zone,
+                latest=(
+                    (dose_read.latest_weight,)
+                    if dose_read is not None and dose_read.order.patient_id == patient.id
+                    else None
+                ),
+            )
             if patient
             else None
         ),
         wristband_problem=wristband_problem,
-        dose=_dose_facts(session, order, schedules[order.patient_id], zone) if order else None,
+        dose=(
+            _dose_facts(session, order, schedules[order.patient_id], zone, dose_read)
+            if order
+            else None
+        ),
         label_problem=label_problem,
         limits=_limits(patient or (order.patient if order else None)),
     )
     return facts, patient, order
+
+
+#: The issued identifiers of a few codes (``_issued``), built once.
+_ISSUED = select(IssuedIdentifier).where(
+    IssuedIdentifier.code.in_(bindparam("codes", expanding=True, type_=String()))
+)
+
+
+def _issued(session: DbSession, scans: Sequence[str]) -> dict[str, IssuedIdentifier]:
+    """The issued identifiers of the scans that are well-formed codes this site issued, in
+    one statement (``numbering.lookup`` of each); the others are absent."""
+    codes: dict[str, str] = {}
+    for scan in scans:
+        try:
+            codes[scan] = read_scan(scan).canonical
+        except (InvalidIdentifier, DomainError, ValueError):
+            continue  # resolved again by its own lookup, which says what is wrong
+    if not codes:
+        return {}
+    found = {
+        issued.code: issued
+        for issued in session.execute(_ISSUED, {"codes": sorted(set(codes.values()))}).scalars()
+    }
+    return {scan: found[code] for scan, code in codes.items() if code in found}
 
 
 def _patient_facts(
@@ -632,9 +697,11 @@ def _patient_facts(
     *,
     now: dt.datetime,
     zone: ZoneInfo,
+    latest: tuple[Weight | None] | None = None,
 ) -> PatientFacts:
+    """``latest``: the patient's latest weight when already read (``doses_read``)."""
     today = now.astimezone(zone).date()
-    weight = patients.latest_weight(session, patient)
+    weight = latest[0] if latest is not None else patients.latest_weight(session, patient)
     return PatientFacts(
         id=patient.id,
         study_id=patient.study_id,
@@ -658,19 +725,32 @@ def _patient_facts(
 
 
 def _dose_facts(
-    session: DbSession, order: DoseOrder, schedule: patients.ScheduleFacts, zone: ZoneInfo
+    session: DbSession,
+    order: DoseOrder,
+    schedule: patients.ScheduleFacts,
+    zone: ZoneInfo,
+    read: DoseRead | None = None,
 ) -> DoseFacts:
+    """``read``: the order's facts read with it (``doses_read``), else read here."""
     visit = patients.visit_of(order.patient, order.visit, schedule)
-    shipment = shipment_of(session, order)
+    shipment = read.shipment if read is not None else shipment_of(session, order)
     lots = lots_of_dose(session, order)
-    thaw = thaw_state(session, order, lots)
+    if read is not None:
+        window, expires = deadline(session, order, lots, read.first_thaw_at)
+        thawed = read.thaws_completed
+    else:
+        thaw = thaw_state(session, order, lots)
+        window, expires = thaw.window_minutes, thaw.expires_at
+        thawed = sum(1 for t in thaw.thaws if t.completed_at is not None)
     second_checks = [
         entry
         for entry in signatures.manifest(session, order)
         if entry.meaning == SECOND_CHECK_MEANING
     ]
     infused = (
-        session.execute(select(Infusion.id).where(Infusion.dose_order_id == order.id)).first()
+        read.infused
+        if read is not None
+        else session.execute(select(Infusion.id).where(Infusion.dose_order_id == order.id)).first()
         is not None
     )
     dose_units = units_of_dose(order)
@@ -705,12 +785,14 @@ def _dose_facts(
         label_problems=tuple(labels.label_problems(session, dose_units)),
         shipment_status=shipment.status if shipment else None,
         hold_reason=shipment.hold_reason if shipment else None,
-        bags=thaw.bag_count,
-        bags_thawed=sum(1 for t in thaw.thaws if t.completed_at is not None),
-        thaw_expires_at=thaw.expires_at,
-        thaw_window_minutes=thaw.window_minutes,
+        bags=len(order.bags),
+        bags_thawed=thawed,
+        thaw_expires_at=expires,
+        thaw_window_minutes=window,
         delivered_cells=order.delivered_cells,
-        post_thaw=facts_of(session, order),
+        post_thaw=facts_of(
+            session, order, latest=(read.latest_count,) if read is not None else None
+        ),
         weight_used_kg=order.weight.weight_kg,
         override=order.override_reason is not None,
         infused=infused,

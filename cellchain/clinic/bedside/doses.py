@@ -7,14 +7,21 @@ both its label and the bags' labels name the dose. A scan is resolved whole and 
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
-from sqlalchemy import literal, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy import Integer, Select, and_, bindparam, exists, func, literal, or_, select
+from sqlalchemy.exc import MultipleResultsFound
+from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitKind
-from cellchain.dosing.models import DoseBag, DoseOrder, DoseStatus
+from cellchain.clinic.models import Infusion, PostThawCount, Shipment, ShipmentItem, Thaw
+from cellchain.core.models import IssuedIdentifier
+from cellchain.dosing.models import DoseBag, DoseOrder, DoseStatus, Patient, Weight
 from cellchain.errors import InvalidInput
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.models import CellRecord, Lot
@@ -60,10 +67,130 @@ def dose_of_unit(session: DbSession, unit: Unit) -> DoseOrder | None:
     ).scalar_one_or_none()
 
 
-def scan_dose(session: DbSession, code: str) -> ScannedDose:
-    """The dose a scanned dose label or bag label names, or a clear error saying why not."""
-    unit = chain.resolve_unit(session, code)
-    order = dose_of_unit(session, unit)
+@dataclass(frozen=True)
+class DoseRead:
+    """A dose order a unit may belong to, read with what the bedside judges of it in the
+    same statement: whether it was infused, its shipment, its patient's latest weight, its
+    latest post-thaw count, and of its thaws how many are complete and when the first
+    started (``thaw.thaw_state``)."""
+
+    order: DoseOrder
+    infused: bool
+    shipment: Shipment | None
+    #: the latest weight of the order's patient (``patients.latest_weight``)
+    latest_weight: Weight | None
+    #: the dose's latest post-thaw count (``post_thaw.latest_count``)
+    latest_count: PostThawCount | None
+    thaws_completed: int
+    first_thaw_at: dt.datetime | None
+
+
+def doses_read(session: DbSession, unit_id: int) -> list[DoseRead]:
+    """The dose orders unit ``unit_id`` may belong to (the one it is the prepared dose of,
+    the live ones it is a bag of), loaded as ``_DOSE_LOADED`` with the patient's protocol,
+    and their facts of ``DoseRead``, in one statement (a row per bag)."""
+    rows = session.execute(_doses_read_statement(), {"unit_id": unit_id}).unique()
+    return [
+        DoseRead(order, bool(was), shipment, weight, counted, completed or 0, first)
+        for order, was, shipment, weight, counted, completed, first in rows
+    ]
+
+
+@cache
+def _doses_read_statement() -> Select[Any]:
+    """The statement of ``doses_read``, built once: its aliases and subqueries cost more to
+    build than the statement costs to run."""
+    unit_id = bindparam("unit_id", type_=Integer())
+    latest = aliased(Weight)
+    latest_id = (
+        select(Weight.id)
+        .where(Weight.patient_id == DoseOrder.patient_id)
+        .order_by(Weight.measured_at.desc(), Weight.id.desc())
+        .limit(1)
+        .correlate_except(Weight)
+        .scalar_subquery()
+    )
+    count = aliased(PostThawCount)
+    count_id = (
+        select(PostThawCount.id)
+        .where(PostThawCount.dose_order_id == DoseOrder.id)
+        .order_by(PostThawCount.counted_at.desc(), PostThawCount.id.desc())
+        .limit(1)
+        .correlate_except(PostThawCount)
+        .scalar_subquery()
+    )
+    infused = exists().where(Infusion.dose_order_id == DoseOrder.id)
+    thawed = (
+        select(func.count(Thaw.id))
+        .where(Thaw.dose_order_id == DoseOrder.id, Thaw.completed_at.is_not(None))
+        .correlate_except(Thaw)
+        .scalar_subquery()
+    )
+    first_thaw = (
+        select(func.min(Thaw.started_at))
+        .where(Thaw.dose_order_id == DoseOrder.id)
+        .correlate_except(Thaw)
+        .scalar_subquery()
+    )
+    return (
+        select(DoseOrder, infused.label("infused"), Shipment, latest, count, thawed, first_thaw)
+        .outerjoin(ShipmentItem, ShipmentItem.dose_order_id == DoseOrder.id)
+        .outerjoin(Shipment, Shipment.id == ShipmentItem.shipment_id)
+        .outerjoin(latest, latest.id == latest_id)
+        .outerjoin(count, count.id == count_id)
+        .options(
+            joinedload(DoseOrder.patient).joinedload(Patient.protocol),
+            joinedload(DoseOrder.dose_unit),
+            joinedload(DoseOrder.weight),
+            joinedload(DoseOrder.bags).joinedload(DoseBag.unit),  # in the same statement
+        )
+        .where(
+            or_(
+                DoseOrder.dose_unit_id == unit_id,
+                and_(
+                    DoseOrder.status != DoseStatus.CANCELLED.value,
+                    DoseOrder.id.in_(select(DoseBag.order_id).where(DoseBag.unit_id == unit_id)),
+                ),
+            )
+        )
+    )
+
+
+def _dose_among(unit: Unit, orders: Sequence[DoseOrder]) -> DoseOrder | None:
+    """``dose_of_unit`` from the orders ``doses_read`` found for the unit."""
+    if unit.kind == UnitKind.PREPARED_DOSE.value:
+        found = [order for order in orders if order.dose_unit_id == unit.id]
+    else:
+        found = [
+            order
+            for order in orders
+            if order.status != DoseStatus.CANCELLED.value
+            and any(bag.unit_id == unit.id for bag in order.bags)
+        ]
+    if len(found) > 1:
+        raise MultipleResultsFound("Multiple rows were found when one or none was required")
+    return found[0] if found else None
+
+
+def scan_dose(
+    session: DbSession,
+    code: str,
+    *,
+    issued: IssuedIdentifier | None = None,
+    read: Sequence[DoseRead] | None = None,
+) -> ScannedDose:
+    """The dose a scanned dose label or bag label names, or a clear error saying why not.
+
+    ``issued``: the scan's identifier when already looked up; ``read``: the ``doses_read``
+    of the unit it names, so that nothing is read again."""
+    if issued is None:
+        unit = chain.resolve_unit(session, code)
+    else:
+        unit = chain.unit_of_issued(session, issued, text=code)
+    if read is None:
+        order = dose_of_unit(session, unit)
+    else:
+        order = _dose_among(unit, [each.order for each in read])
     if order is not None and order.dose_unit_id is None:
         raise NotADose(
             f"{unit.code} is allocated to the {order.visit} dose of {order.patient.study_id} "
@@ -96,28 +223,33 @@ def lots_of_dose(session: DbSession, order: DoseOrder) -> list[Lot]:
     """The lots of the dose's bags (one donation, usually one lot), first seen first.
 
     As ``quality.results.lot_of_unit`` for each bag (the lot it is a QC sample of, else the
-    lot its cell record names), in two queries whatever the number of bags."""
+    lot its cell record names), in one query whatever the number of bags."""
     unit_ids = [bag.unit_id for bag in order.bags]
     if not unit_ids:
         return []
+    lot_of: dict[int, int] = {}
+    found: dict[int, Lot] = {}
+    rows = session.execute(_lots_statement(), {"unit_ids": unit_ids}).all()
+    for unit_id, _source, lot in sorted(rows, key=lambda row: row[1], reverse=True):
+        lot_of[unit_id] = lot.id  # a QC sample's lot (source 0) wins, as in ``lot_of_unit``
+        found[lot.id] = lot
+    ordered = list(dict.fromkeys(lot_of[u] for u in unit_ids if u in lot_of))
+    return [found[lot_id] for lot_id in ordered]
+
+
+@cache
+def _lots_statement() -> Select[Any]:
+    """The statement of ``lots_of_dose`` (the units' lot links, then their lots), built once."""
+    unit_ids = bindparam("unit_ids", expanding=True, type_=Integer())
     sampled = select(QcSample.unit_id, QcSample.lot_id, literal(0)).where(
         QcSample.unit_id.in_(unit_ids)
     )
     filled = select(CellRecord.unit_id, CellRecord.lot_id, literal(1)).where(
         CellRecord.unit_id.in_(unit_ids), CellRecord.lot_id.is_not(None)
     )
-    lot_of: dict[int, int] = {}
-    for unit_id, lot_id, _source in sorted(
-        session.execute(sampled.union_all(filled)).all(), key=lambda row: row[2], reverse=True
-    ):
-        lot_of[unit_id] = lot_id  # a QC sample's lot (source 0) wins, as in ``lot_of_unit``
-    ordered = list(dict.fromkeys(lot_of[u] for u in unit_ids if u in lot_of))
-    if not ordered:
-        return []
-    found = {
-        lot.id: lot
-        for lot in session.execute(
-            select(Lot).options(joinedload(Lot.product_definition)).where(Lot.id.in_(ordered))
-        ).scalars()
-    }
-    return [found[lot_id] for lot_id in ordered]
+    linked = sampled.union_all(filled).subquery()
+    return (
+        select(linked.c[0], linked.c[2], Lot)
+        .join(Lot, Lot.id == linked.c[1])
+        .options(joinedload(Lot.product_definition))
+    )

@@ -386,9 +386,12 @@ def count_of_dose(session: DbSession, order: DoseOrder, count_id: int) -> PostTh
     return count
 
 
-def facts_of(session: DbSession, order: DoseOrder) -> PostThawFacts | None:
-    """The bedside's view of the dose's latest count, the decision's signature checked."""
-    count = latest_count(session, order)
+def facts_of(
+    session: DbSession, order: DoseOrder, *, latest: tuple[PostThawCount | None] | None = None
+) -> PostThawFacts | None:
+    """The bedside's view of the dose's latest count, the decision's signature checked;
+    ``latest``: that count when already read (``doses.doses_read``)."""
+    count = latest[0] if latest is not None else latest_count(session, order)
     if count is None:
         return None
     valid = False

@@ -152,6 +152,15 @@ def thaw_state(
     )
 
 
+def deadline(
+    session: DbSession, order: DoseOrder, lots: Sequence[Lot], first_started: dt.datetime | None
+) -> tuple[int, dt.datetime | None]:
+    """The thaw window and the deadline of ``thaw_state``, from when the dose's first bag
+    went into the bath (already read: ``doses.doses_read``)."""
+    window = thaw_window_minutes(session, order, lots)
+    return window, first_started + dt.timedelta(minutes=window) if first_started else None
+
+
 def thawing(session: DbSession) -> list[DoseOrder]:
     """Doses with a bag thawed or thawing and no infusion yet (the clinic's clock is running)."""
     return list(
