@@ -74,6 +74,15 @@ def content_hash(record: Signable, manifest: int | None = None) -> str:
     return hashlib.sha256(_canonical_content(record, manifest).encode()).hexdigest()
 
 
+def _hash_by_manifest(record: Signable, manifest: int) -> str | None:
+    """``content_hash`` of ``record`` by the manifest a stored signature names, or None when
+    the record's class signs by no such manifest (a stored content altered to name another):
+    that signature then matches nothing and is shown invalid, never a crash of the page."""
+    if manifest not in (MANIFEST_1, manifest_version(record)):
+        return None
+    return content_hash(record, manifest)
+
+
 def _canonical_content(record: Signable, manifest: int | None = None) -> str:
     version = manifest_version(record) if manifest is None else manifest
     if version == MANIFEST_1:
@@ -250,12 +259,12 @@ def manifests(
         )
         .order_by(Signature.signed_at, Signature.id)
     )
-    hashes: dict[tuple[str, str, int], str] = {}
+    hashes: dict[tuple[str, str, int], str | None] = {}
     for sig, username in rows:
         key = (sig.entity_type, sig.entity_id)
         version = manifest_of(sig.content)
         if (*key, version) not in hashes:
-            hashes[(*key, version)] = content_hash(keys[key], version)
+            hashes[(*key, version)] = _hash_by_manifest(keys[key], version)
         found.setdefault(key, []).append(
             SignatureManifest(
                 signature_id=sig.id,

@@ -74,6 +74,31 @@ def test_a_change_to_the_signed_content_shows_the_signature_invalid(session, mak
     assert not shown.valid
 
 
+@pytest.mark.parametrize("manifest", [2, 3])
+def test_a_stored_content_altered_to_name_another_manifest_shows_invalid_not_an_error(
+    session, make_user, protocol, manifest
+):
+    """A signature's content names the manifest it was made by (issue 20); one altered to
+    name a manifest the record does not sign by (the protocol signs by manifest 1 only) is
+    shown invalid, on every page that lists it, instead of failing the page."""
+    qa = make_user("alex", "qa")
+    signatures.sign(
+        session,
+        record=protocol,
+        meaning="approval",
+        user=qa,
+        password=TEST_PASSWORD,
+        now=utcnow(),
+        permission=Permission.SIGN_PROTOCOL,
+    )
+    session.commit()
+    altered = session.scalars(select(Signature)).one()
+    altered.content = altered.content[:-1] + f',"manifest":{manifest}}}'
+    session.commit()
+    [shown] = signatures.manifest(session, protocol)
+    assert not shown.valid
+
+
 def test_wrong_password_is_refused(session, make_user, protocol):
     qa = make_user("alex", "qa")
     with pytest.raises(CredentialsRejected) as refused:

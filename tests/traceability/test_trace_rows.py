@@ -9,8 +9,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select, text
@@ -18,6 +20,7 @@ from sqlalchemy import select, text
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit
 from cellchain.core import signatures
+from cellchain.core.identifiers import check_character
 from cellchain.core.models import Signature
 from cellchain.core.types import canonical_json, utcnow
 from cellchain.extensions import db
@@ -26,7 +29,7 @@ from cellchain.traceability import notices
 from cellchain.traceability.models import Recall, RecallTarget, RecallUnit
 from cellchain.traceability.recalls import recalls
 from cellchain.traceability.trace import trace
-from cellchain.traceability.trace.schemas import TracedUnitOut
+from cellchain.traceability.trace.schemas import ReachedUnitsField, TracedUnitOut
 from tests.support.recalls import infuse, open_recall
 
 
@@ -138,3 +141,28 @@ def test_an_opening_signature_made_before_the_digest_still_verifies(ward, releas
     db.session.commit()
     assert opening_validity(recall.id) == [False, False]
     assert db.session.get(Recall, recall.id) is not None
+
+
+def test_a_unit_with_no_recorded_maker_is_answered_as_the_unit_schema_does() -> None:
+    """``UnitOut`` omits ``created_by`` when the unit has no maker (the relation is empty);
+    the forward answer built from rows leaves it out too, instead of ``null``."""
+    made_at = dt.datetime(2026, 1, 1, 9, 30, tzinfo=dt.UTC)
+    code = "G123426000001V0001" + check_character("G123426000001V0001")
+    row = trace.UnitRow(
+        7, code, "cryopreserved_bag", "available", 3, "LN2-1", made_at, None, "G123426000001", None
+    )
+    unit = SimpleNamespace(
+        id=7,
+        code=code,
+        kind="cryopreserved_bag",
+        status="available",
+        donation_id=3,
+        donation=SimpleNamespace(din="G123426000001"),
+        location="LN2-1",
+        created_at=made_at,
+        created_by=None,
+    )
+    fast = ReachedUnitsField()._serialize([trace.ReachedUnit(row, 0, None)], "units", None)
+    slow = TracedUnitOut().dump({"unit": unit, "distance": 0, "lot_number": None, "recalls": []})
+    assert "created_by" not in slow["unit"]
+    assert fast[0]["unit"] == slow["unit"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import marshmallow as ma
 
@@ -10,6 +10,9 @@ from cellchain.chain.schemas import UnitOut
 from cellchain.core.identifiers import DIN_LENGTH, UNIT_LENGTH, parse_identifier
 from cellchain.core.schemas import SignatureOut
 from cellchain.traceability.notice_schemas import RecallNoticeOut, recalls_field
+
+if TYPE_CHECKING:
+    from cellchain.traceability.trace.trace import UnitRow
 
 
 class StartOut(ma.Schema):
@@ -41,24 +44,33 @@ class ReachedUnitsField(ma.fields.List):  # type: ignore[type-arg]
         notices = RecallNoticeOut(many=True)
         return [
             {
-                "unit": {
-                    "id": (unit := traced.unit).id,
-                    "code": unit.code,
-                    "display": _unit_display(unit.code),
-                    "kind": unit.kind,
-                    "status": unit.status,
-                    "donation_id": unit.donation_id,
-                    "din": unit.din,
-                    "location": unit.location,
-                    "created_at": unit.created_at.isoformat(),
-                    "created_by": unit.created_by_username,
-                },
+                "unit": _unit_answer(traced.unit),
                 "distance": traced.distance,
                 "lot_number": traced.lot_number,
                 "recalls": notices.dump(traced.recalls) if traced.recalls else [],
             }
             for traced in value
         ]
+
+
+def _unit_answer(unit: UnitRow) -> dict[str, Any]:
+    """What ``UnitOut`` dumps of the unit, from its row: ``created_by`` is left out when no
+    one is recorded as its maker (``UnitOut`` reads it through the relation, which is then
+    empty, and omits the key)."""
+    answer: dict[str, Any] = {
+        "id": unit.id,
+        "code": unit.code,
+        "display": _unit_display(unit.code),
+        "kind": unit.kind,
+        "status": unit.status,
+        "donation_id": unit.donation_id,
+        "din": unit.din,
+        "location": unit.location,
+        "created_at": unit.created_at.isoformat(),
+    }
+    if unit.created_by_id is not None and unit.created_by_username is not None:
+        answer["created_by"] = unit.created_by_username
+    return answer
 
 
 def _unit_display(code: str) -> str:
