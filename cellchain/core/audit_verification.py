@@ -21,6 +21,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,11 +122,21 @@ def verify_chain(
         for start in range(low, high + 1, chunk_entries)
     ]
     url = session.get_bind().engine.url.render_as_string(hide_password=False)
-    context = multiprocessing.get_context("spawn")  # never fork a process holding connections
-    with context.Pool(
-        min(workers, len(ranges)), _start_worker, (url, snapshot, dict(keyring.keys))
-    ) as pool:  # leaving it terminates the workers, also when a chunk is broken
-        return audit.verify_chain(session, keyring=keyring, chunks=pool.imap(_scan_range, ranges))
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(ranges)),
+        mp_context=multiprocessing.get_context("spawn"),  # never fork one holding connections
+        initializer=_start_worker,
+        initargs=(url, snapshot, dict(keyring.keys)),
+    )
+    try:
+        return audit.verify_chain(session, keyring=keyring, chunks=pool.map(_scan_range, ranges))
+    except BrokenProcessPool:
+        # a worker could not start or connect (too many clients, the network, settings
+        # only this process has): the pool is broken, never restarted in a loop; the chain
+        # is walked here instead, in the same snapshot, and the answer is the same
+        return audit.verify_chain(session, keyring=keyring, batch_size=chunk_entries)
+    finally:  # the chunks not yet started are dropped, also when a chunk was broken
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 #: A worker's connection (in the exported snapshot) and the keys, set by ``_start_worker``.

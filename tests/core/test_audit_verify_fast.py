@@ -580,3 +580,39 @@ def test_parallel_workers_read_the_snapshot_of_the_verifying_transaction(app, se
         == 10
     )
     session.rollback()
+
+
+@pytest.mark.postgres_only
+def test_workers_that_cannot_connect_fall_back_to_the_walk_in_this_process(session, keyring):
+    """A worker that cannot open its connection (too many clients, the network, connection
+    settings only the verifying process has) breaks the pool instead of being restarted
+    forever: the verification answers, walking the chain itself in the same snapshot."""
+    import threading
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    write_entries(session, 6)
+    session.commit()
+    url = session.get_bind().engine.url
+    # this process connects through connect_args; the workers get the URL only, and fail
+    engine = create_engine(url.set(host="nohost.invalid"), connect_args={"host": url.host})
+    outcome: dict[str, Any] = {}
+
+    def verify() -> None:
+        with Session(engine) as own:
+            own.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            try:
+                outcome["report"] = audit_verification.verify_chain(
+                    own, keyring, workers=2, chunk_entries=2, parallel_from=0
+                )
+            except Exception as error:
+                outcome["error"] = error
+
+    thread = threading.Thread(target=verify, daemon=True)
+    thread.start()
+    thread.join(timeout=120)
+    engine.dispose()
+    assert not thread.is_alive(), "the verification hung on workers that could not connect"
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["report"].intact and outcome["report"].entries_checked == 6
