@@ -206,11 +206,21 @@ def record_many(
     batch, so the chain keeps the order in which they were made. The entries are keyed with
     the current key of ``keyring`` (the app's by default), read after the head's lock is
     taken, so an entry that follows a key rotation's entry in the chain is always made with
-    the new key. Returns the entries of ``drafts``."""
+    the new key. Returns the entries of ``drafts``.
+
+    Inside a savepoint nothing is written: the entries are queued as ``record`` queues them
+    (written before the commit, dropped if the savepoint rolls back), since writing the
+    queue there would let the savepoint's rollback take entries made before it while the
+    transaction commits (review finding F1)."""
     if not drafts:
         return []
     items = [_queued(draft, actor, at) for draft in drafts]
     plain = _plain(session)
+    if _INSTALLED and plain.in_nested_transaction():
+        if keyring is not None:
+            raise RuntimeError("a key rotation is recorded outside any savepoint")
+        _queue_of(plain).items.extend(items)
+        return items
     if keyring is not None:  # the queued entries were made before this key: theirs first
         write_queued(plain)
         return _append(plain, items, keyring)

@@ -93,3 +93,35 @@ def test_the_record_state_entry_follows_the_queued_ones_in_the_same_batch(sessio
     assert state.entity_id == str(entry.seq)
     assert state.actor_username == "ria"
     assert audit.verify_chain(session).intact
+
+
+def test_record_many_in_a_savepoint_does_not_lose_entries_queued_before_it(session):
+    """Review finding F1: entries queued before a savepoint are not written inside it, where
+    its rollback would take them while the outer transaction commits."""
+    note(session, "before the savepoint")
+    savepoint = session.begin_nested()
+    audit.record_many(
+        session,
+        [audit.Draft("test.noted", "thing", "inside")],
+        actor=None,
+        at=utcnow(),
+    )
+    savepoint.rollback()
+    session.commit()
+    assert written(session) == ["before the savepoint"]
+    assert audit.verify_chain(session).intact
+
+
+def test_record_many_in_a_savepoint_kept_writes_in_the_order_made(session):
+    note(session, "before")
+    with session.begin_nested():
+        audit.record_many(
+            session,
+            [audit.Draft("test.noted", "thing", name) for name in ("in 1", "in 2")],
+            actor=None,
+            at=utcnow(),
+        )
+    note(session, "after")
+    session.commit()
+    assert written(session) == ["before", "in 1", "in 2", "after"]
+    assert audit.verify_chain(session).intact
