@@ -10,11 +10,26 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import CTE, Select, Subquery, func, insert, literal, select, update
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Integer,
+    Select,
+    Subquery,
+    any_,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.interfaces import ORMOption
@@ -276,18 +291,22 @@ def change_status_many(
     back. Units already in ``target`` are left as they are.
     """
     by_status: dict[UnitStatus, list[Unit | StatusHolder]] = {}
+    checked: dict[str, UnitStatus] = {}  # a status is checked at its first unit, named
     for unit in units:
-        current = UnitStatus(unit.status)
+        current = checked.get(unit.status)
+        if current is None:
+            current = checked[unit.status] = UnitStatus(unit.status)
+            if current != target:
+                actions.require_transition(UNIT_TRANSITIONS, current, target, f"Unit {unit.code}")
         if current == target:
             continue
-        actions.require_transition(UNIT_TRANSITIONS, current, target, f"Unit {unit.code}")
         by_status.setdefault(current, []).append(unit)
     changed: list[tuple[Unit | StatusHolder, UnitStatus]] = []
     for current, group in by_status.items():
         result = session.execute(
             record_state.marked(
                 update(Unit)
-                .where(Unit.id.in_([unit.id for unit in group]), Unit.status == current.value)
+                .where(_among(session, [unit.id for unit in group]), Unit.status == current.value)
                 .values(status=target.value)
                 .execution_options(synchronize_session=False)
             )
@@ -312,31 +331,43 @@ def change_status_many(
             changed.append((unit, current))
     if not changed:
         return
-    # a bulk insert (one statement per thousand rows); its ids go to the record trail
+    # one INSERT … SELECT of the units' rows (their locations as stored, the status just
+    # set), however many units; its ids go to the record trail
+    at = literal(now, type_=UnitEvent.__table__.c.at.type)
+    actor_id = literal(actor.id if actor else None, type_=Integer)
     event_ids = session.scalars(
-        record_state.marked(insert(UnitEvent).returning(UnitEvent.id)),
-        [
-            {
-                "unit_id": unit.id,
-                "event_type": EventType.STATUS_CHANGED.value,
-                "at": now,
-                "recorded_at": now,
-                "actor_id": actor.id if actor else None,
-                "location": unit.location,
-                "note": status_change_note(current, target, reason),
-            }
-            for unit, current in changed
-        ],
+        record_state.marked(
+            insert(UnitEvent)
+            .from_select(
+                ["unit_id", "event_type", "at", "recorded_at", "actor_id", "location", "note"],
+                union_all(
+                    *(
+                        select(
+                            Unit.id,
+                            literal(EventType.STATUS_CHANGED.value),
+                            at,
+                            at,
+                            actor_id,
+                            Unit.location,
+                            literal(status_change_note(current, target, reason)),
+                        ).where(_among(session, [unit.id for unit in group]))
+                        for current, group in by_status.items()
+                    )
+                ),
+            )
+            .returning(UnitEvent.id)
+        )
     ).all()
     record_state.touched(session, UnitEvent, event_ids)
-    audit.record_many(
+    changes = {current: {"status": (current.value, target.value)} for current in by_status}
+    audit.append_many(
         session,
         [
             audit.Draft(
                 action="unit.status_changed",
                 entity_type="unit",
                 entity_id=unit.id,
-                changes={"status": (current.value, target.value)},
+                changes=changes[current],
                 reason=reason,
             )
             for unit, current in changed
@@ -344,6 +375,16 @@ def change_status_many(
         actor=actor,
         at=now,
     )
+
+
+def _among(session: DbSession, ids: Sequence[int]) -> ColumnElement[bool]:
+    """``units.id IN ids`` for a list of any length, sent as one parameter (as
+    ``traceability.notices.among``): an integer array on PostgreSQL, a JSON array read by
+    ``json_each`` on SQLite (which refuses more than 32 766 placeholders)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return Unit.id == any_(literal(list(ids), type_=ARRAY(Integer)))
+    values = func.json_each(json.dumps(list(ids))).table_valued("value")
+    return Unit.id.in_(select(values.c.value))
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,19 @@ import io
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ClauseElement, Select, TextClause, event, select, update
+from sqlalchemy import (
+    ClauseElement,
+    Select,
+    Table,
+    TextClause,
+    event,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from sqlalchemy.sql.util import find_tables
 
@@ -206,7 +216,7 @@ def record_many(
     batch, so the chain keeps the order in which they were made. The entries are keyed with
     the current key of ``keyring`` (the app's by default), read after the head's lock is
     taken, so an entry that follows a key rotation's entry in the chain is always made with
-    the new key. Returns the entries of ``drafts``.
+    the new key. Returns the entries of ``drafts`` (as written; not loaded in the session).
 
     Inside a savepoint nothing is written: the entries are queued as ``record`` queues them
     (written before the commit, dropped if the savepoint rolls back), since writing the
@@ -214,31 +224,247 @@ def record_many(
     transaction commits (review finding F1)."""
     if not drafts:
         return []
-    items = [_queued(draft, actor, at) for draft in drafts]
+    rows = _pending_rows(drafts, actor, at)
     plain = _plain(session)
     if _INSTALLED and plain.in_nested_transaction():
         if keyring is not None:
             raise RuntimeError("a key rotation is recorded outside any savepoint")
+        items = [_entry_of(row) for row in rows]
         _queue_of(plain).items.extend(items)
         return items
     if keyring is not None:  # the queued entries were made before this key: theirs first
         write_queued(plain)
-        return _append(plain, items, keyring)
+        earlier: list[AuditEntry] = []
+    else:
+        earlier = _take_queue(plain)
+    written = _write(plain, [_pending_of(entry) for entry in earlier] + rows, keyring)
+    _stamp(earlier, written[: len(earlier)])
+    return [_entry_of(row, done) for row, done in zip(rows, written[len(earlier) :], strict=True)]
+
+
+def append_many(
+    session: DbSession, drafts: Sequence[Draft], *, actor: User | None, at: dt.datetime
+) -> None:
+    """``record_many`` without the entries back: what a bulk change (a recall blocking tens of
+    thousands of units) uses, so that no ORM object is made per entry."""
+    if not drafts:
+        return
+    plain = _plain(session)
+    if _INSTALLED and plain.in_nested_transaction():
+        record_many(plain, drafts, actor=actor, at=at)
+        return
+    rows = _pending_rows(drafts, actor, at)
     earlier = _take_queue(plain)
-    return _append(plain, earlier + items)[len(earlier) :]
+    written = _write(plain, [_pending_of(entry) for entry in earlier] + rows)
+    _stamp(earlier, written[: len(earlier)])
+
+
+#: An entry waiting for its place in the chain, as ``_write`` takes it: action, entity_type,
+#: entity_id, changes (canonical JSON), reason, actor_id, actor_username, at.
+_Pending = tuple[str, str, str, str, "str | None", "int | None", str, dt.datetime]
+#: What ``_write`` gave an entry: seq, prev_hash, entry_hash, key_id, entity_id.
+_Written = tuple[int, str, str, str, str]
+
+
+def _pending_rows(drafts: Sequence[Draft], actor: User | None, at: dt.datetime) -> list[_Pending]:
+    """The drafts as ``_queued`` would make them, as plain tuples. Changes made only of text
+    (a status change) are encoded once per distinct value."""
+    actor_id = actor.id if actor else None
+    actor_username = actor.username if actor else SYSTEM_ACTOR
+    at = at.astimezone(dt.UTC)
+    texts: dict[tuple[Any, ...], str] = {}
+    rows: list[_Pending] = []
+    for draft in drafts:
+        reason = draft.reason
+        if draft.reason_required and not (reason or "").strip():
+            raise ReasonRequired(draft.action.replace(".", " "))
+        changes = draft.changes or {}
+        key = tuple(changes.items())
+        if all(
+            type(name) is str
+            and type(pair) is tuple
+            and len(pair) == 2
+            and (pair[0] is None or type(pair[0]) is str)
+            and (pair[1] is None or type(pair[1]) is str)
+            for name, pair in key
+        ):
+            text = texts.get(key)
+            if text is None:
+                text = texts[key] = _changes_text(changes)
+        else:
+            text = _changes_text(changes)
+        rows.append(
+            (
+                draft.action,
+                draft.entity_type,
+                str(draft.entity_id),
+                text,
+                reason.strip() if reason else None,
+                actor_id,
+                actor_username,
+                at,
+            )
+        )
+    return rows
+
+
+def _changes_text(changes: Changes) -> str:
+    return canonical_json(
+        {name: [to_jsonable(old), to_jsonable(new)] for name, (old, new) in changes.items()}
+    )
+
+
+def _pending_of(entry: AuditEntry) -> _Pending:
+    return (
+        entry.action,
+        entry.entity_type,
+        entry.entity_id,
+        entry.changes,
+        entry.reason,
+        entry.actor_id,
+        entry.actor_username,
+        entry.at,
+    )
+
+
+def _entry_of(row: _Pending, done: _Written | None = None) -> AuditEntry:
+    action, entity_type, entity_id, changes, reason, actor_id, actor_username, at = row
+    entry = AuditEntry(
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        changes=changes,
+        reason=reason,
+        actor_id=actor_id,
+        actor_username=actor_username,
+        at=at,
+    )
+    if done is not None:
+        _stamp([entry], [done])
+    return entry
+
+
+def _stamp(entries: Sequence[AuditEntry], written: Sequence[_Written]) -> None:
+    """Give queued entries what writing them decided."""
+    for entry, (seq, prev_hash, entry_hash, key_id, entity_id) in zip(
+        entries, written, strict=True
+    ):
+        entry.seq, entry.prev_hash, entry.entry_hash = seq, prev_hash, entry_hash
+        entry.key_id, entry.entity_id = key_id, entity_id
 
 
 def _append(
     session: DbSession, items: Sequence[AuditEntry], keyring: Keyring | None = None
 ) -> list[AuditEntry]:
-    """Write ``items`` at the end of the chain in three statements: move the head (its row
-    lock orders concurrent writers), insert the entries, set the head's hash."""
+    """Write ``items`` (queued entries) at the end of the chain (``_write``)."""
     if not items:
+        return []
+    _stamp(items, _write(session, [_pending_of(entry) for entry in items], keyring))
+    return list(items)
+
+
+def chain_hashes(
+    rows: Sequence[_Pending], *, first_seq: int, prev_hash: str, key_id: str, secret: bytes
+) -> list[_Written]:
+    """The place, predecessor and HMAC of each entry of ``rows`` appended after ``prev_hash``
+    from ``first_seq`` on: ``keyed_entry_hash`` of each, computed in one loop. The hashed
+    text is written directly with the JSON module's own string encoder, keys in sorted
+    order, as ``scan_chunk`` reads it; rows of other types than the schema's are encoded by
+    ``canonical_json`` itself (tests/core/test_audit_queue.py compares the two)."""
+    inner_pad, outer_pad = _hmac_pads(secret)
+    enc = json.encoder.encode_basestring  # the one ``json.dumps(ensure_ascii=False)`` uses
+    key_text = enc(key_id)
+    utc = dt.UTC
+    last_at: Any = None
+    at_text = ""
+    written: list[_Written] = []
+    seq = first_seq
+    for action, entity_type, entity_id, changes, reason, actor_id, actor_username, at in rows:
+        if entity_id == FIRST_OF_BATCH:
+            entity_id = str(first_seq)
+        if at is not last_at:
+            last_at = at
+            at_text = at.astimezone(utc).isoformat()
+        if (
+            type(action) is str
+            and type(entity_type) is str
+            and type(entity_id) is str
+            and type(changes) is str
+            and type(actor_username) is str
+            and (reason is None or type(reason) is str)
+            and (actor_id is None or type(actor_id) is int)
+        ):
+            text = (
+                f'{{"action":{enc(action)},'
+                f'"actor_id":{"null" if actor_id is None else actor_id},'
+                f'"actor_username":{enc(actor_username)},"at":{enc(at_text)},'
+                f'"changes":{enc(changes)},"entity_id":{enc(entity_id)},'
+                f'"entity_type":{enc(entity_type)},"key_id":{key_text},'
+                f'"prev_hash":{enc(prev_hash)},'
+                f'"reason":{"null" if reason is None else enc(reason)},"seq":{seq}}}'
+            )
+        else:
+            text = canonical_json(
+                {
+                    **_content(
+                        seq=seq,
+                        prev_hash=prev_hash,
+                        at=at,
+                        actor_id=actor_id,
+                        actor_username=actor_username,
+                        action=action,
+                        entity_type=entity_type,
+                        entity_id=entity_id,
+                        changes=changes,
+                        reason=reason,
+                    ),
+                    "key_id": key_id,
+                }
+            )
+        inner = inner_pad.copy()
+        inner.update(text.encode())
+        outer = outer_pad.copy()
+        outer.update(inner.digest())
+        entry_hash = outer.hexdigest()
+        written.append((seq, prev_hash, entry_hash, key_id, entity_id))
+        prev_hash = entry_hash
+        seq += 1
+    return written
+
+
+_COLUMNS = (
+    *("action", "entity_type", "entity_id", "changes", "reason", "actor_id", "actor_username"),
+    *("at", "seq", "prev_hash", "entry_hash", "key_id"),
+)
+
+
+#: PostgreSQL: the entries as one JSON array per column (json's C encoder; psycopg would dump
+#: a Python list as an array value by value), unnested side by side in one statement.
+_INSERT_UNNEST = text(
+    f"INSERT INTO audit_entries ({', '.join(_COLUMNS)}) SELECT action, entity_type, entity_id, "
+    "changes, reason, CAST(actor_id AS integer), actor_username, CAST(at AS timestamptz), "
+    "CAST(seq AS integer), prev_hash, entry_hash, key_id FROM ROWS FROM ("
+    + ", ".join(f"json_array_elements_text(CAST(:{name} AS json))" for name in _COLUMNS)
+    + f") AS entry({', '.join(_COLUMNS)})"
+)
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat()
+
+
+def _write(
+    session: DbSession, rows: Sequence[_Pending], keyring: Keyring | None = None
+) -> list[_Written]:
+    """Write ``rows`` at the end of the chain in three statements (the insert in pages of a
+    thousand rows): move the head (its row lock orders concurrent writers), insert the
+    entries (Core rows, no ORM object), set the head's hash."""
+    if not rows:
         return []
     head = session.execute(
         update(AuditChainHead)
         .where(AuditChainHead.id == 1)
-        .values(last_seq=AuditChainHead.last_seq + len(items))
+        .values(last_seq=AuditChainHead.last_seq + len(rows))
         .returning(AuditChainHead.last_seq, AuditChainHead.last_hash)
         .execution_options(synchronize_session=False)
     ).one_or_none()
@@ -247,35 +473,36 @@ def _append(
     last_seq, prev_hash = head
     keyring = keyring or audit_keys.current_keyring()
     key_id = keyring.current_id
-    first_seq = last_seq - len(items) + 1
-    for seq, entry in enumerate(items, start=first_seq):
-        if entry.entity_id == FIRST_OF_BATCH:
-            entry.entity_id = str(first_seq)
-        entry.seq, entry.prev_hash, entry.key_id = seq, prev_hash, key_id
-        entry.entry_hash = prev_hash = keyed_entry_hash(
-            keyring,
-            key_id,
-            seq=seq,
-            prev_hash=entry.prev_hash,
-            at=entry.at,
-            actor_id=entry.actor_id,
-            actor_username=entry.actor_username,
-            action=entry.action,
-            entity_type=entry.entity_type,
-            entity_id=entry.entity_id,
-            changes=entry.changes,
-            reason=entry.reason,
+    written = chain_hashes(
+        rows,
+        first_seq=last_seq - len(rows) + 1,
+        prev_hash=prev_hash,
+        key_id=key_id,
+        secret=keyring.keys[key_id],
+    )
+    values = [
+        (*row[:2], done[4], *row[3:], *done[:4]) for row, done in zip(rows, written, strict=True)
+    ]
+    if session.get_bind().dialect.name == "postgresql":
+        # one statement, one array per column, however many entries (psycopg's executemany
+        # would send one INSERT per row)
+        columns = [list(column) for column in zip(*values, strict=True)]
+        at_texts = {at: _iso(at) for at in set(columns[7])}
+        columns[7] = [at_texts[at] for at in columns[7]]
+        arrays = [json.dumps(column) for column in columns]
+        session.execute(_INSERT_UNNEST, dict(zip(_COLUMNS, arrays, strict=True)))
+    else:
+        session.execute(
+            insert(cast(Table, AuditEntry.__table__)),
+            [dict(zip(_COLUMNS, row, strict=True)) for row in values],
         )
-    entries = list(items)
-    session.add_all(entries)
-    session.flush()
     session.execute(
         update(AuditChainHead)
         .where(AuditChainHead.id == 1)
-        .values(last_hash=prev_hash)
+        .values(last_hash=written[-1][2])
         .execution_options(synchronize_session=False)
     )
-    return entries
+    return written
 
 
 # --- the queue of a transaction -----------------------------------------------------------------

@@ -4,9 +4,15 @@ the chain's head moves once per use case, in the order the entries were made, an
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import datetime as dt
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
 
 from cellchain.core import audit
+from cellchain.core.audit_keys import Keyring
 from cellchain.core.models import AuditEntry
 from cellchain.core.types import utcnow
 from tests.support.statements import counting_statements
@@ -124,4 +130,87 @@ def test_record_many_in_a_savepoint_kept_writes_in_the_order_made(session):
     note(session, "after")
     session.commit()
     assert written(session) == ["before", "in 1", "in 2", "after"]
+    assert audit.verify_chain(session).intact
+
+
+KEYRING = Keyring(Path("test-keys"), {"k1-aaaaaa": b"s" * 16, "k2-bbbbbb": b"t" * 80})
+moments = st.datetimes(
+    min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(9998, 12, 31), timezones=st.timezones()
+)
+pending_rows = st.lists(
+    st.tuples(
+        st.text(),  # action
+        st.text(),  # entity_type
+        st.text() | st.just(audit.FIRST_OF_BATCH),  # entity_id
+        st.text(),  # changes
+        st.none() | st.text(),  # reason
+        st.none() | st.integers(1, 2**31 - 1),  # actor_id
+        st.text(),  # actor_username
+        moments,
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=pending_rows,
+    first_seq=st.integers(1, 2**31 - 10),
+    prev_hash=st.text(),
+    key_id=st.sampled_from(list(KEYRING.keys)),
+)
+def test_the_write_path_hashes_are_keyed_entry_hash_of_canonical_json(
+    rows, first_seq, prev_hash, key_id
+):
+    """``chain_hashes`` writes the hashed text by hand; each hash is exactly
+    ``keyed_entry_hash`` (canonical JSON) of the entry, chained to the one before."""
+    written = audit.chain_hashes(
+        rows,
+        first_seq=first_seq,
+        prev_hash=prev_hash,
+        key_id=key_id,
+        secret=KEYRING.keys[key_id],
+    )
+    before = prev_hash
+    for seq, (row, done) in enumerate(zip(rows, written, strict=True), start=first_seq):
+        action, entity_type, entity_id, changes, reason, actor_id, actor_username, at = row
+        if entity_id == audit.FIRST_OF_BATCH:
+            entity_id = str(first_seq)
+        expected = audit.keyed_entry_hash(
+            KEYRING,
+            key_id,
+            seq=seq,
+            prev_hash=before,
+            at=at,
+            actor_id=actor_id,
+            actor_username=actor_username,
+            action=action,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            changes=changes,
+            reason=reason,
+        )
+        assert done == (seq, before, expected, key_id, entity_id)
+        before = expected
+
+
+def test_many_entries_are_written_in_a_fixed_number_of_statements(session, make_user):
+    """A bulk change's entries (``append_many``) and the queued ones before them: one batch,
+    in order, verified, whatever their number."""
+    user = make_user("ria", "qa")
+    assert user.username == "ria"
+    note(session, "queued first", user)
+    for count in (3, 40):
+        drafts = [
+            audit.Draft("test.noted", "thing", f"bulk {n}", {"status": ("a", "b")}, "why")
+            for n in range(count)
+        ]
+        with counting_statements() as seen:
+            audit.append_many(session, drafts, actor=user, at=utcnow())
+        assert sum("audit_entries" in s for s in seen) == 1, seen
+        assert sum("audit_chain_head" in s for s in seen) == 2, seen
+    session.commit()
+    assert written(session)[:2] == ["queued first", "bulk 0"]
+    assert session.scalar(select(func.count()).where(AuditEntry.action == "test.noted")) == 44
     assert audit.verify_chain(session).intact

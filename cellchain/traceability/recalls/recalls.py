@@ -418,16 +418,12 @@ def _block(
 def _change_status(
     session: DbSession, units: list[HeldUnit], *, actor: User, now: dt.datetime, reason: str
 ) -> None:
-    """Block ``units`` (read under their row locks), ``CHUNK`` at a time."""
-    for chunk in range(0, len(units), CHUNK):
-        chain.change_status_many(
-            session,
-            units[chunk : chunk + CHUNK],
-            UnitStatus.BLOCKED,
-            actor=actor,
-            now=now,
-            reason=reason,
-        )
+    """Block ``units`` (read under their row locks) at once: ``change_status_many`` names
+    them by one array parameter, so there is no limit of bind parameters to chunk for, and
+    the audit chain's head moves once."""
+    chain.change_status_many(
+        session, units, UnitStatus.BLOCKED, actor=actor, now=now, reason=reason
+    )
 
 
 def _withdraw(
