@@ -31,7 +31,23 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import Executable, Row, Table, event, select, tuple_, update
+from sqlalchemy import (
+    Boolean,
+    Date,
+    Double,
+    Enum,
+    Executable,
+    Float,
+    Integer,
+    Row,
+    String,
+    Table,
+    TypeDecorator,
+    event,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy import inspect as orm_inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import (
@@ -42,11 +58,12 @@ from sqlalchemy.orm import (
     UOWTransaction,
     object_session,
 )
+from sqlalchemy.orm.exc import UnmappedColumnError
 from sqlalchemy.sql.dml import UpdateBase
 
 from cellchain.core import audit
 from cellchain.core.models import AuditEntry, User
-from cellchain.core.types import canonical_json, to_jsonable, utcnow
+from cellchain.core.types import UTCDateTime, canonical_json, to_jsonable, utcnow
 from cellchain.extensions import DbSession, Model
 
 #: Tables that are not regulated records, and why. Every other table is ``Recorded``.
@@ -131,8 +148,12 @@ def _digest(value: Any) -> str:
 
 def row_values(table: Table, row: Row[Any] | Any) -> dict[str, Any]:
     """A row's recorded columns as the trail keeps them (JSON values, digests where due)."""
+    return _values_of(table, row._mapping)
+
+
+def _values_of(table: Table, mapping: Any) -> dict[str, Any]:
+    """``row_values`` of a row's values by column name."""
     digested = DIGESTED_COLUMNS.get(table.name, frozenset())
-    mapping = row._mapping
     values: dict[str, Any] = {}
     for column in _recorded_columns(table):
         value = mapping[column.name]
@@ -178,6 +199,11 @@ class _Pending:
     at: dt.datetime | None = None
     first_seq: int | None = None
     last_seq: int | None = None
+    #: the values of rows the ORM inserted and has not changed since (``_after_insert``):
+    #: their state is written without reading them back
+    inserted: dict[Table, dict[Key, dict[str, Any]]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
 
 
 def _pending(session: Session) -> _Pending:
@@ -201,9 +227,12 @@ def touched(session: DbSession, model: type[Any] | Table, keys: Iterable[Any]) -
     assert isinstance(table, Table)
     if not is_regulated(table):
         return
-    target = _pending(_plain(session)).touched[table]
+    pending = _pending(_plain(session))
+    target, inserted = pending.touched[table], pending.inserted.get(table, {})
     for key in keys:
-        target.add(tuple(key) if isinstance(key, tuple) else (key,))
+        key = tuple(key) if isinstance(key, tuple) else (key,)
+        target.add(key)
+        inserted.pop(key, None)  # changed by SQL since the ORM inserted it: read it back
 
 
 def _plain(session: DbSession) -> Session:
@@ -257,7 +286,75 @@ def _after_delete(mapper: Mapper[Any], _connection: Connection, target: Any) -> 
     session = object_session(target)
     if session is not None and isinstance(table, Table) and is_regulated(table):
         key = tuple(mapper.primary_key_from_instance(target))
-        _pending(session).deleted[table].add(key)
+        pending = _pending(session)
+        pending.deleted[table].add(key)
+        pending.inserted.get(table, {}).pop(key, None)
+
+
+def _exact(column: Any, value: Any) -> bool:
+    """Whether ``value``, inserted into ``column``, reads back as itself on SQLite and
+    PostgreSQL. Only plain types given their own Python type: not Numeric (rounded to its
+    scale), JSON (numbers normalised), a real, an Enum or another TypeDecorator."""
+    if value is None:
+        return True
+    kind = column.type
+    if isinstance(kind, UTCDateTime):
+        return isinstance(value, dt.datetime) and value.tzinfo is not None
+    if isinstance(kind, TypeDecorator | Enum):
+        return False
+    if isinstance(kind, Boolean):
+        return type(value) is bool
+    if isinstance(kind, Integer):
+        return type(value) is int
+    if isinstance(kind, String):
+        return isinstance(value, str)
+    if type(kind) is Date:
+        return type(value) is dt.date
+    if type(kind) in (Float, Double) and kind.precision is None:
+        return type(value) is float
+    return False
+
+
+def _after_insert(mapper: Mapper[Any], _connection: Connection, target: Any) -> None:
+    """Keep the values the ORM just inserted into a regulated row, when every recorded column
+    is loaded and of a type that reads back as written: its state is then written from them
+    (``write_state``) instead of reading the row back. Any later change drops them."""
+    table = mapper.local_table
+    session = object_session(target)
+    if session is None or not isinstance(table, Table) or not is_regulated(table):
+        return
+    state = orm_inspect(target)
+    loaded = state.dict
+    mapping: dict[str, Any] = {}
+    for column in _recorded_columns(table):
+        try:
+            prop = mapper.get_property_by_column(column)
+        except UnmappedColumnError:  # a column the mapper does not map
+            return
+        if prop.key not in loaded or not _exact(column, loaded[prop.key]):
+            return
+        mapping[column.name] = loaded[prop.key]
+    key = tuple(mapper.primary_key_from_instance(target))
+    if any(part is None for part in key):
+        return
+    _pending(session).inserted[table][key] = _values_of(table, mapping)
+
+
+def _after_update(mapper: Mapper[Any], _connection: Connection, target: Any) -> None:
+    """A row the ORM updated is read back: drop the values kept when it was inserted."""
+    table = mapper.local_table
+    session = object_session(target)
+    if session is not None and isinstance(table, Table) and is_regulated(table):
+        pending = session.info.get(_INFO_KEY)
+        if isinstance(pending, _Pending) and table in pending.inserted:
+            pending.inserted[table].pop(tuple(mapper.primary_key_from_instance(target)), None)
+
+
+def _after_soft_rollback(session: Session, _previous: SessionTransaction) -> None:
+    """A rollback (of a savepoint too) may have undone an insert: read every row back."""
+    pending = session.info.get(_INFO_KEY)
+    if isinstance(pending, _Pending):
+        pending.inserted.clear()
 
 
 def _before_commit(session: Session) -> None:
@@ -282,6 +379,7 @@ def _before_commit(session: Session) -> None:
         actor=actor,
         at=at or utcnow(),
         entity_id=entity_id,
+        known=pending.inserted,
     )
     session.info.pop(_INFO_KEY, None)
 
@@ -310,12 +408,18 @@ def _guard_statements(state: ORMExecuteState) -> None:
 
 def install() -> None:
     """Listen on every session (the app's, the scripts', the tests'); safe to call twice."""
-    if not event.contains(Mapper, "after_delete", _after_delete):
-        event.listen(Mapper, "after_delete", _after_delete)
+    for name, mapper_listener in (
+        ("after_delete", _after_delete),
+        ("after_insert", _after_insert),
+        ("after_update", _after_update),
+    ):
+        if not event.contains(Mapper, name, mapper_listener):
+            event.listen(Mapper, name, mapper_listener)
     for name, listener in (
         ("after_flush", _after_flush),
         ("before_commit", _before_commit),
         ("after_transaction_end", _after_transaction_end),
+        ("after_soft_rollback", _after_soft_rollback),
         ("do_orm_execute", _guard_statements),
     ):
         if not event.contains(Session, name, listener):
@@ -347,16 +451,24 @@ def write_state(
     entity_id: str,
     action: str = STATE_ACTION,
     reason: str | None = None,
+    known: dict[Table, dict[Key, dict[str, Any]]] | None = None,
 ) -> list[AuditEntry]:
     """Append the current values of the given rows to the trail and stamp their
     ``audit_seq``: one entry per ``ROWS_PER_ENTRY`` rows, one UPDATE per table and entry.
 
     A row deleted by the application is kept as ``null`` (so verify knows it is gone on
-    purpose); a row that was inserted and rolled back in a savepoint is simply absent."""
+    purpose); a row that was inserted and rolled back in a savepoint is simply absent. The
+    rows in ``known`` (inserted by the ORM and unchanged since, ``_after_insert``) are not
+    read back: their values are the ones inserted."""
     states: list[tuple[Table, Key, dict[str, Any] | None]] = []
     for table in sorted(set(touched_rows) | set(deleted_rows), key=lambda t: t.name):
-        wanted = sorted(touched_rows.get(table, set()) | deleted_rows.get(table, set()), key=repr)
-        found = dict(_read_rows(session, table, wanted))
+        deleted = deleted_rows.get(table, set())
+        wanted = sorted(touched_rows.get(table, set()) | deleted, key=repr)
+        kept = (known or {}).get(table, {})
+        found = {key: kept[key] for key in wanted if key in kept and key not in deleted}
+        unread = [key for key in wanted if key not in found]
+        if unread:
+            found.update(_read_rows(session, table, unread))
         for key in wanted:
             if key in found:
                 states.append((table, key, found[key]))

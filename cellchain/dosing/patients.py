@@ -20,7 +20,7 @@ from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Boolean, Date, String, cast, literal_column, null, select, union_all
 
 from cellchain.core import audit, numbering, signatures
 from cellchain.core.guarded import update_if
@@ -613,41 +613,34 @@ def protocol_visits(patient: Patient) -> list[tuple[str, str, bool]]:
 def schedule_facts(
     session: DbSession, patient_ids: Sequence[int], zone: ZoneInfo
 ) -> dict[int, ScheduleFacts]:
-    """The schedule facts of each patient in ``patient_ids``, in three queries whatever their
-    number (a list page never queries per patient). The first infusion is the earliest
-    infusion started (site calendar), of whichever visit."""
+    """The schedule facts of each patient in ``patient_ids``, in one statement whatever their
+    number (a list page never queries per patient): their infusions' starts, visit moves and
+    missed visits as one ``UNION ALL``. The first infusion is the earliest infusion started
+    (site calendar), of whichever visit."""
     from cellchain.clinic.models import Infusion, MissedVisit, VisitReschedule
 
     ids = list(patient_ids)
     if not ids:
         return {}
     first: dict[int, dt.date] = {}
-    for patient_id, started_at in session.execute(
-        select(Infusion.patient_id, Infusion.started_at)
-        .where(Infusion.patient_id.in_(ids))
-        .order_by(Infusion.started_at)
-    ):
-        first.setdefault(patient_id, started_at.astimezone(zone).date())
     moves: dict[int, dict[str, Move]] = {}
-    for row in session.execute(
-        select(VisitReschedule)
-        .where(VisitReschedule.patient_id.in_(ids))
-        .order_by(VisitReschedule.recorded_at, VisitReschedule.id)
-    ).scalars():
-        # the latest move of each visit wins
-        moves.setdefault(row.patient_id, {})[row.visit] = Move(
-            planned_on=row.planned_on,
-            earliest=row.protocol_earliest,
-            latest=row.protocol_latest,
-            outside_protocol=row.outside_protocol,
-            signed=row.deviation_signed_at is not None,
-            reschedule_id=row.id,
-        )
     missed: dict[int, set[str]] = {}
-    for patient_id, code in session.execute(
-        select(MissedVisit.patient_id, MissedVisit.visit).where(MissedVisit.patient_id.in_(ids))
-    ):
-        missed.setdefault(patient_id, set()).add(code)
+    # ordered by time then id: an infusion's start, a move's recording; the latest move of
+    # each visit wins
+    for row in session.execute(_schedule_rows(Infusion, VisitReschedule, MissedVisit, ids)):
+        if row.kind == 0:
+            first.setdefault(row.patient_id, row.happened_at.astimezone(zone).date())
+        elif row.kind == 1:
+            moves.setdefault(row.patient_id, {})[row.visit] = Move(
+                planned_on=row.planned_on,
+                earliest=row.earliest,
+                latest=row.latest,
+                outside_protocol=bool(row.outside_protocol),
+                signed=bool(row.signed),
+                reschedule_id=row.id,
+            )
+        else:
+            missed.setdefault(row.patient_id, set()).add(row.visit)
     return {
         patient_id: ScheduleFacts(
             first_infusion_on=first.get(patient_id),
@@ -656,6 +649,52 @@ def schedule_facts(
         )
         for patient_id in ids
     }
+
+
+def _schedule_rows(infusion: Any, reschedule: Any, missed: Any, ids: list[int]) -> Any:
+    """The rows behind ``schedule_facts``: kind 0 an infusion's start (``happened_at``), kind 1 a
+    visit's move, kind 2 a missed visit; the columns a kind does not have are null (typed by
+    the first branch, which the result's types follow)."""
+    date, flag = cast(null(), Date), cast(null(), Boolean)
+    infusions = select(
+        literal_column("0").label("kind"),
+        infusion.id.label("id"),
+        infusion.patient_id.label("patient_id"),
+        infusion.started_at.label("happened_at"),
+        cast(null(), String).label("visit"),
+        date.label("planned_on"),
+        date.label("earliest"),
+        date.label("latest"),
+        flag.label("outside_protocol"),
+        flag.label("signed"),
+    ).where(infusion.patient_id.in_(ids))
+    moves = select(
+        literal_column("1"),
+        reschedule.id,
+        reschedule.patient_id,
+        reschedule.recorded_at,
+        reschedule.visit,
+        reschedule.planned_on,
+        reschedule.protocol_earliest,
+        reschedule.protocol_latest,
+        reschedule.outside_protocol,
+        reschedule.deviation_signed_at.is_not(None),
+    ).where(reschedule.patient_id.in_(ids))
+    misses = select(
+        literal_column("2"),
+        missed.id,
+        missed.patient_id,
+        missed.recorded_at,
+        missed.visit,
+        date,
+        date,
+        date,
+        flag,
+        flag,
+    ).where(missed.patient_id.in_(ids))
+    return union_all(infusions, moves, misses).order_by(
+        literal_column("happened_at"), literal_column("kind"), literal_column("id")
+    )
 
 
 def facts_of(session: DbSession, patient: Patient, zone: ZoneInfo) -> ScheduleFacts:

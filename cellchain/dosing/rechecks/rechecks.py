@@ -151,6 +151,8 @@ def sources(session: DbSession, patient: Patient) -> list[Protocol]:
     """The protocol versions whose re-check applies to the patient: the version they were
     enrolled under and the version in force of the same protocol (a version QA signs later
     applies to the patients already enrolled)."""
+    if patient.protocol.status == versioning.VersionStatus.EFFECTIVE.value:
+        return [patient.protocol]  # the version in force itself (one per code): no query
     current = versioning.in_force(session, Protocol, patient.protocol.code)
     if current is None or current.id == patient.protocol_id:
         return [patient.protocol]
