@@ -453,6 +453,19 @@ def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat()
 
 
+#: Told of every batch ``_write`` wrote, with what writing it decided (``on_written``).
+WrittenHook = Callable[[DbSession, Sequence[_Pending], Sequence[_Written]], None]
+_WRITTEN_HOOKS: list[WrittenHook] = []
+
+
+def on_written(hook: WrittenHook) -> None:
+    """Call ``hook(session, rows, written)`` after each batch of entries is written:
+    ``record_state`` takes a transaction's actor, time and first entry from it, since the
+    entries are written as rows, not flushed as ORM objects it would see."""
+    if hook not in _WRITTEN_HOOKS:
+        _WRITTEN_HOOKS.append(hook)
+
+
 def _write(
     session: DbSession, rows: Sequence[_Pending], keyring: Keyring | None = None
 ) -> list[_Written]:
@@ -502,6 +515,8 @@ def _write(
         .values(last_hash=written[-1][2])
         .execution_options(synchronize_session=False)
     )
+    for hook in _WRITTEN_HOOKS:
+        hook(session, rows, written)
     return written
 
 

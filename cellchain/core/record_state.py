@@ -279,6 +279,26 @@ def _after_flush(session: Session, _context: UOWTransaction) -> None:
             pending.touched[table].add(tuple(state.mapper.primary_key_from_instance(obj)))
 
 
+def _note_written(
+    session: DbSession, rows: Sequence[Any], written: Sequence[tuple[Any, ...]]
+) -> None:
+    """Note the audit entries a batch wrote (``audit.on_written``), as ``_after_flush`` notes
+    those flushed as objects: the state entry takes the actor and time of the last and names
+    the first."""
+    pending = _pending(_plain(session))
+    for row, done in zip(rows, written, strict=True):
+        action, actor_id, at, seq = row[0], row[5], row[7], done[0]
+        if action in STATE_ACTIONS:
+            continue
+        if pending.last_seq is None or seq > pending.last_seq:
+            pending.actor_id, pending.at, pending.last_seq = actor_id, at, seq
+        if pending.first_seq is None or seq < pending.first_seq:
+            pending.first_seq = seq
+
+
+audit.on_written(_note_written)
+
+
 def _after_delete(mapper: Mapper[Any], _connection: Connection, target: Any) -> None:
     """Note a regulated row the ORM deleted (also by a cascade or as an orphan, which
     ``session.deleted`` does not list)."""

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
 
@@ -351,6 +351,9 @@ def test_the_text_hashed_by_the_scan_is_canonical_json(
     """Any content the service can write (``canonical_json`` via ``entry_hash`` or
     ``keyed_entry_hash``) verifies: the scan's hand-written text is byte for byte the same."""
     actor_username, action, entity_type, entity_id, changes = names
+    # a rotation to another key ends the scan's run, to be judged in chain order (Hypothesis
+    # draws the module's own constants, "audit.key_rotated" among them)
+    assume(not (action == audit.KEY_ROTATED and key_id is not None and entity_id != key_id))
     row = Row(seq, prev_hash, at, actor_id, actor_username, action, entity_type, entity_id,
               changes, reason, None, "")  # fmt: skip
     seal(row, KEYRING, key_id)
