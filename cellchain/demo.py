@@ -148,6 +148,7 @@ def seed_demo(
         users=users,
         passwords=passwords,
         prepared_at=timeline.at(150),
+        checked_at=timeline.at(149),
     )
     clinic = _seed_clinic(
         session, trial, timeline=timeline, site_zone=site_zone, users=users, passwords=passwords
@@ -452,6 +453,7 @@ def _seed_patients(
     users: dict[str, User],
     passwords: dict[str, str],
     prepared_at: dt.datetime,
+    checked_at: dt.datetime,
 ) -> dict[str, Patient]:
     """The trial's ten patients enrolled by the clinician over the last two weeks (AS-002 six
     months ago), weighed this morning; each MSC-arm patient's day-0 dose ordered by the
@@ -519,7 +521,9 @@ def _seed_patients(
                 password=passwords["qa"],
                 volume_ml=order.volume_ml,
                 bag_codes=[bag.unit.code for bag in order.bags],
-                now=prepared_at + dt.timedelta(seconds=30),
+                # on the timeline, not 30 s later: just after midnight the morning is
+                # squeezed into minutes, and the dose must exist before it is shipped
+                now=checked_at,
             )
         enrolled[study_id] = patient
     return enrolled

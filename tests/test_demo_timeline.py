@@ -29,3 +29,26 @@ def test_every_step_of_the_morning_is_today_and_in_order(local: dt.datetime) -> 
     steps = [timeline.at(minutes) for minutes in (160, 150, 100, 45, 34, 10, 0)]
     assert steps == sorted(steps) and steps[-1] == now
     assert {step.astimezone(BERLIN).date() for step in steps[1:]} == {local.date()}
+
+
+@pytest.mark.parametrize("minutes_after_midnight", [0, 3, 8])
+def test_the_demo_is_built_just_after_midnight(make_app, minutes_after_midnight: int) -> None:
+    """The whole demo seeds in the first minutes of the site's day, when its morning is
+    squeezed into those minutes: each dose exists before it is labelled and shipped (a fixed
+    30-second step once put the preparation after the dispatch)."""
+    from cellchain.core.accounts import AccountPolicy
+    from cellchain.demo import seed_demo
+    from cellchain.extensions import db
+
+    now = dt.datetime(2026, 12, 7, 0, minutes_after_midnight, 20, tzinfo=dt.UTC)
+    app = make_app(SITE_TIMEZONE="UTC")
+    with app.app_context():
+        site = seed_demo(
+            db.session,
+            now=now,
+            facility_code=app.config["FACILITY_CODE"],
+            policy=AccountPolicy.from_config(app.config),
+            site_zone=ZoneInfo("UTC"),
+        )
+        db.session.commit()
+    assert site.users
