@@ -130,15 +130,19 @@ class Clinic:
 
     def weigh(self, patient: Any, weight_kg: float, *, hours_ago: float = 1.0) -> Any:
         """A weight measured ``hours_ago``, but never on a day before enrolment (a patient
-        enrolled just after midnight is weighed that day; a weight before is refused)."""
+        enrolled just after midnight is weighed that day, in the same order; a weight before
+        is refused)."""
         enrolled_day = patient.enrolled_at.astimezone(UTC).replace(
             hour=0, minute=0, second=0, microsecond=0
         )
+        # just after midnight the weights of a test all fall before enrolment day: they are
+        # moved to its first seconds, still in the order their hours_ago give
+        in_order = dt.timedelta(seconds=24 - min(hours_ago, 24))
         weight = patients.record_weight(
             db.session,
             patient,
             weight_kg=weight_kg,
-            measured_at=max(utcnow() - dt.timedelta(hours=hours_ago), enrolled_day),
+            measured_at=max(utcnow() - dt.timedelta(hours=hours_ago), enrolled_day + in_order),
             source="calibrated clinic scale",
             actor=self.clinician,
             now=utcnow(),
