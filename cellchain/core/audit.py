@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -234,11 +235,11 @@ def record_many(
         return items
     if keyring is not None:  # the queued entries were made before this key: theirs first
         write_queued(plain)
-        earlier: list[AuditEntry] = []
-    else:
-        earlier = _take_queue(plain)
-    written = _write(plain, [_pending_of(entry) for entry in earlier] + rows, keyring)
-    _stamp(earlier, written[: len(earlier)])
+        written = _write(plain, rows, keyring)
+        return [_entry_of(row, done) for row, done in zip(rows, written, strict=True)]
+    with _taken_queue(plain) as earlier:
+        written = _write(plain, [_pending_of(entry) for entry in earlier] + rows)
+        _stamp(earlier, written[: len(earlier)])
     return [_entry_of(row, done) for row, done in zip(rows, written[len(earlier) :], strict=True)]
 
 
@@ -254,9 +255,9 @@ def append_many(
         record_many(plain, drafts, actor=actor, at=at)
         return
     rows = _pending_rows(drafts, actor, at)
-    earlier = _take_queue(plain)
-    written = _write(plain, [_pending_of(entry) for entry in earlier] + rows)
-    _stamp(earlier, written[: len(earlier)])
+    with _taken_queue(plain) as earlier:
+        written = _write(plain, [_pending_of(entry) for entry in earlier] + rows)
+        _stamp(earlier, written[: len(earlier)])
 
 
 #: An entry waiting for its place in the chain, as ``_write`` takes it: action, entity_type,
@@ -565,19 +566,30 @@ def queued(session: DbSession) -> Sequence[AuditEntry]:
     return tuple(queue.items) if isinstance(queue, _Queue) else ()
 
 
-def _take_queue(session: Session) -> list[AuditEntry]:
+@contextmanager
+def _taken_queue(session: Session) -> Iterator[list[AuditEntry]]:
+    """The transaction's queued entries, taken off its queue to be written in the block. If
+    the block fails, they are put back as they were (with the savepoints' marks), so that a
+    commit retried without a rollback still writes them or fails again, never commits the
+    change without its entries (independent review, finding F5)."""
     queue = session.info.get(_QUEUE_KEY)
     if not isinstance(queue, _Queue) or not queue.items:
-        return []
-    items, queue.items = queue.items, []
-    queue.marks = {transaction: 0 for transaction in queue.marks}
-    return items
+        yield []
+        return
+    items, marks = queue.items, queue.marks
+    queue.items, queue.marks = [], {transaction: 0 for transaction in marks}
+    try:
+        yield items
+    except BaseException:
+        queue.items, queue.marks = items + queue.items, marks
+        raise
 
 
 def write_queued(session: DbSession) -> list[AuditEntry]:
     """Write the entries the transaction has queued, now."""
     plain = _plain(session)
-    return _append(plain, _take_queue(plain))
+    with _taken_queue(plain) as items:
+        return _append(plain, items)
 
 
 def _write_before_commit(session: Session) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -214,3 +215,45 @@ def test_many_entries_are_written_in_a_fixed_number_of_statements(session, make_
     assert written(session)[:2] == ["queued first", "bulk 0"]
     assert session.scalar(select(func.count()).where(AuditEntry.action == "test.noted")) == 44
     assert audit.verify_chain(session).intact
+
+
+def test_a_failed_write_before_the_commit_keeps_the_queue(session, monkeypatch):
+    """If writing the queued entries fails before the commit and the caller commits again
+    without rolling back, the change never commits without its entries (review finding F5):
+    the entries are put back and written by the commit that succeeds."""
+    note(session, "first")
+    with session.begin_nested():
+        note(session, "in a savepoint kept")
+    real_write = audit._write
+    failures = []
+
+    def failing_once(*args, **kwargs):
+        if not failures:
+            failures.append("failed")
+            raise RuntimeError("the database went away")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(audit, "_write", failing_once)
+    with pytest.raises(RuntimeError, match="went away"):
+        session.commit()
+    assert failures == ["failed"]
+    assert [entry.entity_id for entry in audit.queued(session)] == [
+        "first",
+        "in a savepoint kept",
+    ]
+    session.commit()
+    assert written(session) == ["first", "in a savepoint kept"]
+    assert audit.verify_chain(session).intact
+
+
+def test_a_failed_bulk_write_keeps_the_entries_queued_before_it(session, monkeypatch):
+    """``append_many`` writes the queue with its own entries: when that fails, the queued
+    entries are back on the queue (finding F5, beside the commit)."""
+    note(session, "queued")
+    monkeypatch.setattr(audit, "_write", lambda *a, **k: (_ for _ in ()).throw(OSError("gone")))
+    draft = audit.Draft(
+        action="test.noted", entity_type="thing", entity_id="bulk", changes={"value": (None, 1)}
+    )
+    with pytest.raises(OSError, match="gone"):
+        audit.append_many(session, [draft], actor=None, at=utcnow())
+    assert [entry.entity_id for entry in audit.queued(session)] == ["queued"]
