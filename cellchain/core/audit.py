@@ -29,9 +29,12 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ClauseElement,
+    Integer,
     Select,
+    String,
     Table,
     TextClause,
+    bindparam,
     event,
     insert,
     select,
@@ -450,6 +453,22 @@ _INSERT_UNNEST = text(
 )
 
 
+#: The head's two moves in ``_write``, built once (it runs on every audited request).
+_MOVE_HEAD = (
+    update(AuditChainHead)
+    .where(AuditChainHead.id == 1)
+    .values(last_seq=AuditChainHead.last_seq + bindparam("entries", type_=Integer()))
+    .returning(AuditChainHead.last_seq, AuditChainHead.last_hash)
+    .execution_options(synchronize_session=False)
+)
+_SET_HEAD_HASH = (
+    update(AuditChainHead)
+    .where(AuditChainHead.id == 1)
+    .values(last_hash=bindparam("new_hash", type_=String()))
+    .execution_options(synchronize_session=False)
+)
+
+
 def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat()
 
@@ -475,13 +494,7 @@ def _write(
     entries (Core rows, no ORM object), set the head's hash."""
     if not rows:
         return []
-    head = session.execute(
-        update(AuditChainHead)
-        .where(AuditChainHead.id == 1)
-        .values(last_seq=AuditChainHead.last_seq + len(rows))
-        .returning(AuditChainHead.last_seq, AuditChainHead.last_hash)
-        .execution_options(synchronize_session=False)
-    ).one_or_none()
+    head = session.execute(_MOVE_HEAD, {"entries": len(rows)}).one_or_none()
     if head is None:
         raise AuditChainMissing("audit_chain_head has no row; run `cellchain db upgrade`.")
     last_seq, prev_hash = head
@@ -510,12 +523,7 @@ def _write(
             insert(cast(Table, AuditEntry.__table__)),
             [dict(zip(_COLUMNS, row, strict=True)) for row in values],
         )
-    session.execute(
-        update(AuditChainHead)
-        .where(AuditChainHead.id == 1)
-        .values(last_hash=written[-1][2])
-        .execution_options(synchronize_session=False)
-    )
+    session.execute(_SET_HEAD_HASH, {"new_hash": written[-1][2]})
     for hook in _WRITTEN_HOOKS:
         hook(session, rows, written)
     return written

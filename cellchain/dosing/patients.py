@@ -17,10 +17,22 @@ import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Boolean, Date, String, cast, literal_column, null, select, union_all
+from sqlalchemy import (
+    Boolean,
+    Date,
+    Integer,
+    String,
+    bindparam,
+    cast,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 
 from cellchain.core import audit, numbering, signatures
 from cellchain.core.guarded import update_if
@@ -617,8 +629,6 @@ def schedule_facts(
     number (a list page never queries per patient): their infusions' starts, visit moves and
     missed visits as one ``UNION ALL``. The first infusion is the earliest infusion started
     (site calendar), of whichever visit."""
-    from cellchain.clinic.models import Infusion, MissedVisit, VisitReschedule
-
     ids = list(patient_ids)
     if not ids:
         return {}
@@ -627,7 +637,7 @@ def schedule_facts(
     missed: dict[int, set[str]] = {}
     # ordered by time then id: an infusion's start, a move's recording; the latest move of
     # each visit wins
-    for row in session.execute(_schedule_rows(Infusion, VisitReschedule, MissedVisit, ids)):
+    for row in session.execute(_schedule_statement(), {"ids": ids}):
         if row.kind == 0:
             first.setdefault(row.patient_id, row.happened_at.astimezone(zone).date())
         elif row.kind == 1:
@@ -651,7 +661,18 @@ def schedule_facts(
     }
 
 
-def _schedule_rows(infusion: Any, reschedule: Any, missed: Any, ids: list[int]) -> Any:
+@cache
+def _schedule_statement() -> Any:
+    """The statement of ``schedule_facts``, built once (``ids``: an expanding parameter): its
+    three branches cost more to build than the statement costs to run (the bedside check
+    reads it on every scan)."""
+    from cellchain.clinic.models import Infusion, MissedVisit, VisitReschedule
+
+    ids = bindparam("ids", expanding=True, type_=Integer())
+    return _schedule_rows(Infusion, VisitReschedule, MissedVisit, ids)
+
+
+def _schedule_rows(infusion: Any, reschedule: Any, missed: Any, ids: Any) -> Any:
     """The rows behind ``schedule_facts``: kind 0 an infusion's start (``happened_at``), kind 1 a
     visit's move, kind 2 a missed visit; the columns a kind does not have are null (typed by
     the first branch, which the result's types follow)."""

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from flask import jsonify
 from flask_smorest import Blueprint
 
 from cellchain.clinic.bedside import bedside, infusions, post_thaw
@@ -34,6 +35,7 @@ from cellchain.clinic.bedside.schemas import (
     SignOffIn,
     ThawOut,
     TimeFlagAcknowledgementIn,
+    bedside_check_answer,
 )
 from cellchain.core.roles import Permission
 from cellchain.dosing import orders, patients
@@ -74,8 +76,9 @@ def verify(data: dict[str, Any]) -> Any:
         unit_of_work(AuditedRefusal("bedside.scan_refused", "bedside_check", "new")) as session,
     ):
         check, facts = verify_with_facts_as_user(session, data)
-    # the answer is built from what was gathered, not read again after the commit
-    return bedside.summary_of_new(check, facts, now=now())
+    # the answer is built from what was gathered, not read again after the commit, and dumped
+    # by hand (``bedside_check_answer``: what ``BedsideCheckOut`` dumps)
+    return jsonify(bedside_check_answer(bedside.summary_of_new(check, facts, now=now()))), 201
 
 
 @contextmanager

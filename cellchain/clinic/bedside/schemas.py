@@ -91,6 +91,39 @@ class BedsideCheckOut(ma.Schema):
     infusion_id = ma.fields.Function(lambda s: s.infusion.id if s.infusion else None)
 
 
+#: The keys of a check's result in an answer (``CheckResultOut``), in its order.
+_RESULT_KEYS = ("code", "title", "passed", "detail")
+_SIGNATURES = SignatureOut(many=True)
+
+
+def bedside_check_answer(summary: Any) -> dict[str, Any]:
+    """``BedsideCheckOut().dump(summary)`` built by hand: the same dict, for the answer of every
+    bedside check (``POST /api/v1/bedside/checks``), where marshmallow's field-by-field dump
+    was a measurable part of the request (issue 20). ``tests/clinic/test_bedside_answer.py``
+    compares the two on go and stop checks, signed and not."""
+    check = summary.check
+    patient = check.patient
+    expires = summary.thaw_expires_at
+    return {
+        "id": check.id,
+        "verdict": check.verdict,
+        "checks": [
+            {key: result[key] for key in _RESULT_KEYS if key in result} for result in check.checks
+        ],
+        "checked_at": check.checked_at.isoformat(),
+        "checked_by": check.checked_by.username,
+        "patient": patient.study_id if patient else None,
+        "coi": patient.coi if patient else None,
+        "dose_order_id": check.dose_order_id,
+        "dose_unit": _code(check.unit),
+        "recheck_of": check.recheck_of_id,
+        "thaw_expires_at": expires.isoformat() if expires else None,
+        "signed_by_two": bool(summary.signed_by_two),
+        "signatures": _SIGNATURES.dump(summary.signatures) if summary.signatures else [],
+        "infusion_id": summary.infusion.id if summary.infusion else None,
+    }
+
+
 class InfusionOut(ma.Schema):
     id = ma.fields.Integer()
     dose_order_id = ma.fields.Integer()
