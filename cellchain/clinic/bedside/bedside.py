@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, bindparam, select
+from sqlalchemy.orm.attributes import set_committed_value
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import EventType, UnitStatus
@@ -850,16 +851,15 @@ def verify_with_facts(
     facts, patient, order = gather(session, wristband_scan, label_scan, now=now, zone=zone)
     results = evaluate(facts)
     verdict = verdict_of(results)
+    # the row by its keys alone: the flush inserts it and visits no other object (set through
+    # the relationships, the clinician, patient and unit were each visited by the flush)
     check = BedsideCheck(
         checked_at=now,
         checked_by_id=actor.id,
-        checked_by=actor,
         wristband_scan=stored_scan(wristband_scan, patient is not None),
         label_scan=stored_scan(label_scan, order is not None),
         patient_id=patient.id if patient else None,
-        patient=patient,
         unit_id=order.dose_unit_id if order else None,
-        unit=order.dose_unit if order else None,
         dose_order_id=order.id if order else None,
         verdict=verdict.value,
         checks_json=json.dumps([r.as_json() for r in results], ensure_ascii=False),
@@ -867,6 +867,10 @@ def verify_with_facts(
     )
     session.add(check)
     session.flush()
+    # what the answer reads of the check, as loaded (they are the rows its keys name)
+    set_committed_value(check, "checked_by", actor)
+    set_committed_value(check, "patient", patient)
+    set_committed_value(check, "unit", order.dose_unit if order else None)
     failed = [r.code.value for r in results if not r.passed]
     if verdict == Verdict.STOP and order is not None and order.dose_unit is not None:
         chain.record_custody(
