@@ -313,9 +313,9 @@ def _pending_rows(drafts: Sequence[Draft], actor: User | None, at: dt.datetime) 
 
 
 def _changes_text(changes: Changes) -> str:
-    return canonical_json(
-        {name: [to_jsonable(old), to_jsonable(new)] for name, (old, new) in changes.items()}
-    )
+    # canonical_json makes every value JSON-safe (``to_jsonable``, which gives the same value
+    # applied twice): the pairs are not walked a second time before it
+    return canonical_json({name: [old, new] for name, (old, new) in changes.items()})
 
 
 def _pending_of(entry: AuditEntry) -> _Pending:

@@ -51,6 +51,7 @@ from cellchain.chain.models import EventType, UnitStatus
 from cellchain.chain.service import CustodyInput
 from cellchain.clinic.bedside.doses import (
     DoseRead,
+    ShipmentRead,
     doses_read,
     lots_of_dose,
     scan_dose,
@@ -58,7 +59,7 @@ from cellchain.clinic.bedside.doses import (
 )
 from cellchain.clinic.bedside.post_thaw import PostThawFacts, facts_of, figure
 from cellchain.clinic.bedside.thaw import deadline, thaw_state
-from cellchain.clinic.models import BedsideCheck, Infusion, ShipmentStatus, Verdict
+from cellchain.clinic.models import BedsideCheck, Infusion, Shipment, ShipmentStatus, Verdict
 from cellchain.clinic.shipments.shipments import shipment_of
 from cellchain.core import audit, numbering, signatures
 from cellchain.core.identifiers import InvalidIdentifier
@@ -734,7 +735,9 @@ def _dose_facts(
 ) -> DoseFacts:
     """``read``: the order's facts read with it (``doses_read``), else read here."""
     visit = patients.visit_of(order.patient, order.visit, schedule)
-    shipment = read.shipment if read is not None else shipment_of(session, order)
+    shipment: ShipmentRead | Shipment | None = (
+        read.shipment if read is not None else shipment_of(session, order)
+    )
     lots = lots_of_dose(session, order)
     if read is not None:
         window, expires = deadline(session, order, lots, read.first_thaw_at)

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Integer, Select, and_, bindparam, exists, func, literal, or_, select
 from sqlalchemy.exc import MultipleResultsFound
@@ -67,6 +67,13 @@ def dose_of_unit(session: DbSession, unit: Unit) -> DoseOrder | None:
     ).scalar_one_or_none()
 
 
+class ShipmentRead(NamedTuple):
+    """What the bedside judges of a dose's shipment, read as two columns, not the whole row."""
+
+    status: str
+    hold_reason: str | None
+
+
 @dataclass(frozen=True)
 class DoseRead:
     """A dose order a unit may belong to, read with what the bedside judges of it in the
@@ -76,7 +83,7 @@ class DoseRead:
 
     order: DoseOrder
     infused: bool
-    shipment: Shipment | None
+    shipment: ShipmentRead | None
     #: the latest weight of the order's patient (``patients.latest_weight``)
     latest_weight: Weight | None
     #: the dose's latest post-thaw count (``post_thaw.latest_count``)
@@ -91,8 +98,16 @@ def doses_read(session: DbSession, unit_id: int) -> list[DoseRead]:
     and their facts of ``DoseRead``, in one statement (a row per bag)."""
     rows = session.execute(_doses_read_statement(), {"unit_id": unit_id}).unique()
     return [
-        DoseRead(order, bool(was), shipment, weight, counted, completed or 0, first)
-        for order, was, shipment, weight, counted, completed, first in rows
+        DoseRead(
+            order,
+            bool(was),
+            ShipmentRead(status, hold) if status is not None else None,
+            weight,
+            counted,
+            completed or 0,
+            first,
+        )
+        for order, was, status, hold, weight, counted, completed, first in rows
     ]
 
 
@@ -133,7 +148,16 @@ def _doses_read_statement() -> Select[Any]:
         .scalar_subquery()
     )
     return (
-        select(DoseOrder, infused.label("infused"), Shipment, latest, count, thawed, first_thaw)
+        select(
+            DoseOrder,
+            infused.label("infused"),
+            Shipment.status,
+            Shipment.hold_reason,
+            latest,
+            count,
+            thawed,
+            first_thaw,
+        )
         .outerjoin(ShipmentItem, ShipmentItem.dose_order_id == DoseOrder.id)
         .outerjoin(Shipment, Shipment.id == ShipmentItem.shipment_id)
         .outerjoin(latest, latest.id == latest_id)
