@@ -7,7 +7,9 @@
 
 Builds the demo site (``cellchain.demo``, through the services) in a PostgreSQL database
 (``--database``, created and dropped unless ``--keep``), gives the QC analyst an API token and
-starts gunicorn (``--workers`` sync workers, 2 by default, loopback only) on an app built by
+starts gunicorn (``--workers`` sync workers, 2 by default, or ``gthread`` workers of
+``--threads`` threads: ``--threads 4 --connections 16`` is ``site_scale.py``'s model; loopback
+only) on an app built by
 ``create_bench_app``: the real app plus one bare route, ``GET /bench/bare``, that answers
 ``ok`` and goes through the same request hooks and after-request headers as every route (it
 is public, so no session or token is looked up). ``wrk`` then alternates the bare route and
@@ -239,6 +241,7 @@ def over_http(
             "gunicorn",
             "-w",
             str(args.workers),
+            *(["-k", "gthread", "--threads", str(args.threads)] if args.threads else []),
             "-b",
             f"127.0.0.1:{port}",
             "--chdir",
@@ -276,8 +279,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database", default=DEFAULT_DATABASE)
     parser.add_argument("--keep", action="store_true", help="keep the database and instance")
+    parser.add_argument(
+        "--instance", type=Path, help="the kept instance folder (default: $TMPDIR/bench_requests)"
+    )
     parser.add_argument("--reuse", action="store_true", help="use the kept database")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, default=0, help="gthread workers of this many threads (0: sync)"
+    )
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
@@ -287,7 +296,7 @@ def main() -> None:
     if shutil.which("wrk") is None and not args.no_http:
         raise SystemExit("wrk is needed (apt-get install wrk)")
 
-    kept = Path(tempfile.gettempdir()) / "bench_requests"
+    kept = args.instance or Path(tempfile.gettempdir()) / "bench_requests"
     instance = kept if (args.keep or args.reuse) else Path(tempfile.mkdtemp(prefix="bench_req_"))
     instance.mkdir(exist_ok=True)
     env = {
@@ -327,7 +336,9 @@ def main() -> None:
     bare, scan = statistics.median(samples["bare"]), statistics.median(samples["scan"])
     ratios = [s / b for s, b in zip(samples["scan"], samples["bare"], strict=True)]
     print(
-        f"\ngunicorn {args.workers} sync workers, wrk 1 thread {args.connections} connections, "
+        f"\ngunicorn {args.workers} "
+        + (f"gthread workers x {args.threads} threads" if args.threads else "sync workers")
+        + f", wrk 1 thread {args.connections} connections, "
         f"{args.rounds} rounds of {args.seconds} s each, alternating"
     )
     print(f"{'path':<28}{'req/s median':>14}{'min':>9}{'max':>9}{'CPU ms/req':>12}")

@@ -140,6 +140,59 @@ def requires(permission: Permission) -> Callable[[F], F]:
     return decorate
 
 
+#: ``g`` key of a bearer token whose checks the view makes itself (``bearer_read``)
+BEARER_DEFERRED_KEY = "bearer_deferred"
+
+
+@dataclass(frozen=True)
+class DeferredBearer:
+    """A bearer request's authentication left to its view (``bearer_read``): the token, and
+    the request hooks' own checks of it (``web/security.py``), run by the view when its one
+    statement does not let the request through."""
+
+    token: str
+    authenticate: Callable[[], None]
+
+
+def bearer_read(permission: Permission, answer: Callable[[str], Any | None]) -> Callable[[F], F]:
+    """A read of ``permission`` whose answer, for a bearer token, comes with the token's
+    checks in one statement on a connection of its own (issue 20: the scan).
+
+    The request hooks leave such a request's token to the view (``DeferredBearer``).
+    ``answer(token)`` reads the token's row with the answer, judges it by the same rules
+    (``accounts.bearer_may_read``) and gives the response, or None for anything out of the
+    ordinary (an unknown, expired or revoked token, an account that may not act, a role
+    without ``permission``, input the view's schema refuses, a record not found). Then the
+    hooks' checks run as they would have, and the view itself, behind ``requires``, answers
+    with the error it always gave. Without a bearer token (a browser's cookie) the view is
+    the view.
+    """
+
+    def decorate(view: F) -> F:
+        checked = requires(permission)(view)
+
+        @functools.wraps(checked)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            deferred = g.pop(BEARER_DEFERRED_KEY, None)
+            if deferred is not None:
+                response = answer(deferred.token)
+                if response is not None:
+                    return response
+                deferred.authenticate()
+            return checked(*args, **kwargs)
+
+        wrapper.bearer_read = True  # type: ignore[attr-defined]
+        return cast(F, wrapper)
+
+    return decorate
+
+
+def bearer_checked_by_view() -> bool:
+    """Whether this request's view checks a bearer token itself (``bearer_read``)."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    return getattr(view, "bearer_read", False) and request.method in ("GET", "HEAD")
+
+
 def public(view: F) -> F:
     """Mark a view that needs no login (the login page, static files)."""
     # a function attribute, read like the one ``requires`` sets

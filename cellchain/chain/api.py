@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import jsonify
+from flask import Response, jsonify, request
 from flask_smorest import Blueprint
 
 from cellchain.chain import scanning, service
@@ -24,10 +24,11 @@ from cellchain.chain.schemas import (
     UnitOut,
 )
 from cellchain.core import numbering
+from cellchain.core.driver import autocommit
 from cellchain.core.roles import Permission
 from cellchain.core.schemas import ScanQueryIn
 from cellchain.extensions import db
-from cellchain.http import requires, unit_of_work
+from cellchain.http import bearer_read, now, requires, unit_of_work
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.resolve import record_url
 
@@ -65,8 +66,20 @@ def unit_detail(unit: Unit) -> UnitDetail:
     )
 
 
+def scan_by_bearer(token: str) -> Response | None:
+    """The scan's answer to a bearer token, authenticated and read in one statement on a
+    connection in autocommit, no ORM session (``chain/scanning.scan_as_bearer``, issue 20);
+    None leaves the request to ``scan`` behind the ordinary checks."""
+    with db.engine.connect() as connection, autocommit(connection):
+        row = scanning.scan_as_bearer(
+            connection, token=token, code=request.args.get("code"), now=now(), method=request.method
+        )
+    answer = scanning.answer_of(row, record_url(row)) if row is not None else None
+    return jsonify(answer) if answer is not None else None
+
+
 @scan_api.get("/scan")
-@requires(Permission.USE_APP)
+@bearer_read(Permission.USE_APP, scan_by_bearer)
 @scan_api.arguments(ScanQueryIn, location="query")
 @scan_api.response(200, ScanOut)
 def scan(args: dict[str, Any]) -> Any:

@@ -20,13 +20,17 @@ import functools
 from typing import Any
 
 from sqlalchemy import Integer as SqlInteger
-from sqlalchemy import Select, and_, bindparam, case, cast, select
-from sqlalchemy.engine import Row
+from sqlalchemy import Select, and_, bindparam, case, cast, select, true
+from sqlalchemy.engine import Connection, Row
 
 from cellchain.chain.models import Unit
-from cellchain.core.identifiers import parse_identifier
+from cellchain.core import accounts
+from cellchain.core.driver import DriverStatement
+from cellchain.core.identifiers import InvalidIdentifier, parse_identifier
 from cellchain.core.models import IssuedIdentifier, User
 from cellchain.core.payload import read_scan
+from cellchain.core.roles import Permission
+from cellchain.core.schemas import SCANNED_CODE
 from cellchain.donors.models import Donation
 from cellchain.extensions import DbSession
 
@@ -75,6 +79,73 @@ def scan_statement() -> Select[Any]:
     )
 
 
+@functools.cache
+def bearer_scan_statement() -> DriverStatement:
+    """The bearer token of ``:token_hash`` with what its rules read (``accounts.
+    bearer_statement``) and, beside it, the row of ``scan_statement`` for ``:code`` (none for
+    a code never issued): authentication and answer in one statement, sent on the driver's
+    cursor (``core/driver.py``). Built once."""
+    scanned = scan_statement().subquery("scanned")
+    return DriverStatement(
+        accounts.bearer_statement().add_columns(*scanned.c).outerjoin(scanned, true())
+    )
+
+
+#: The longest code ``ScanQueryIn`` accepts (``core.schemas.SCANNED_CODE``).
+LONGEST_CODE = SCANNED_CODE.max or 0
+
+
+def scan_as_bearer(
+    connection: Connection, *, token: str, code: str | None, now: dt.datetime, method: str
+) -> Any | None:
+    """The scan of ``code`` by the holder of the bearer ``token``, as one statement on
+    ``connection`` (in the driver's autocommit, ``driver.autocommit``: one statement is one
+    snapshot, no BEGIN or ROLLBACK): the row ``answer_of`` writes the answer from, once
+    every rule of the token, its account and its roles (``accounts.bearer_may_read``,
+    ``Permission.USE_APP``) lets the request through; the token's use is written at most
+    once a minute, as ``accounts.valid_token`` writes it.
+
+    None for anything out of the ordinary, left to the ordinary path (the hooks' checks,
+    ``requires``, the schema, ``numbering.lookup``), which answers with its own error: input
+    ``ScanQueryIn`` refuses, a malformed code, an unknown token, a token or account that may
+    not make the request, a code this site never issued. The statement is not sent for input
+    that is refused before it."""
+    if code is None or not 1 <= len(code) <= LONGEST_CODE:
+        return None
+    try:
+        canonical = canonical_of(code)
+    except InvalidIdentifier:
+        return None
+    row = bearer_scan_statement().one_or_none(
+        connection, {"token_hash": accounts.hash_token(token), "code": canonical}
+    )
+    if row is None or not accounts.bearer_may_read(
+        row, now=now, method=method, permission=Permission.USE_APP
+    ):
+        return None
+    if accounts.token_use_due(row.token_last_used_at, now):
+        accounts.record_token_use(connection, token_id=row.token_id, now=now)
+    return row if row.code is not None else None
+
+
+#: Codes whose reading is kept per worker: reading one (its check character above all) costs
+#: more than a tenth of a scan's CPU, and a bench scans the same few codes again and again.
+CODES_KEPT = 4096
+
+
+@functools.lru_cache(maxsize=CODES_KEPT)
+def canonical_of(text: str) -> str:
+    """``read_scan(text).canonical``, kept: a pure function of the text (a refused text
+    raises again every time, nothing of it is kept)."""
+    return read_scan(text).canonical
+
+
+@functools.lru_cache(maxsize=CODES_KEPT)
+def display_of(code: str) -> str:
+    """``parse_identifier(code).display``, kept: a pure function of the code."""
+    return parse_identifier(code).display
+
+
 def read_scanned(session: DbSession, code: str) -> Row[Any] | None:
     """The row of the scanned ``code`` (``InvalidIdentifier`` for a malformed one, as
     ``numbering.lookup``), or None when this site never issued it."""
@@ -94,7 +165,7 @@ def answer_of(row: Row[Any], url: str) -> dict[str, Any] | None:
         unit = {
             "id": row.unit_id,
             "code": _text(row.unit_code),
-            "display": parse_identifier(row.unit_code).display,
+            "display": display_of(row.unit_code),
             "kind": _text(row.unit_kind),
             "status": _text(row.unit_status),
             "donation_id": row.unit_donation_id,

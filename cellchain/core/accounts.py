@@ -24,11 +24,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, select
+from sqlalchemy import Select, bindparam, delete, func, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from cellchain.core import audit, passwords, throttle
+from cellchain.core.driver import DriverStatement
 from cellchain.core.models import ApiToken, User, UserRole, UserSession
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import (
@@ -949,7 +951,7 @@ def valid_token(session: DbSession, token: str, now: dt.datetime) -> ApiToken | 
     if row is None or row.revoked or row.expired(now) or not row.user.is_active:
         return None
     # Record use at most once a minute so reads do not turn into writes on every call.
-    if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=1):
+    if token_use_due(row.last_used_at, now):
         row.last_used_at = now
     return row
 
@@ -958,6 +960,81 @@ def scope_allows(scope: str, method: str) -> bool:
     """Whether a token of ``scope`` may make a request of HTTP ``method``: a read token only
     reads."""
     return scope == "full" or method.upper() in READ_METHODS
+
+
+# --- a bearer token judged in the statement of the request's answer (issue 20) ------------
+
+
+@functools.cache
+def bearer_statement() -> Select[Any]:
+    """The token of ``:token_hash`` as plain columns with what every rule of a bearer request
+    reads: its expiry, revocation, scope and last use; its user's active and locked state,
+    whether an administrator set their password; their roles, joined by commas. A read that
+    answers in one statement (``chain/scanning.scan_statement``) adds its own columns and
+    joins to this one; ``bearer_may_read`` judges the row. Built once."""
+    tokens = ApiToken.__table__
+    users = User.__table__
+    roles = UserRole.__table__
+    held = (
+        select(func.aggregate_strings(roles.c.role, ","))
+        .where(roles.c.user_id == users.c.id)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            tokens.c.id.label("token_id"),
+            tokens.c.scope.label("token_scope"),
+            tokens.c.expires_at.label("token_expires_at"),
+            tokens.c.revoked_at.label("token_revoked_at"),
+            tokens.c.last_used_at.label("token_last_used_at"),
+            users.c.active.label("user_active"),
+            users.c.locked_at.label("user_locked_at"),
+            users.c.must_change_password.label("user_must_change_password"),
+            held.label("user_roles"),
+        )
+        .select_from(tokens.join(users, users.c.id == tokens.c.user_id))
+        .where(tokens.c.token_hash == bindparam("token_hash"))
+    )
+
+
+def bearer_may_read(row: Any, *, now: dt.datetime, method: str, permission: Permission) -> bool:
+    """Whether the token of a ``bearer_statement`` row lets its holder make this request:
+    every rule the request hooks and ``http.requires`` apply, in one place. The token is
+    neither revoked nor expired, its account is active and not locked (``valid_token``),
+    its scope allows ``method`` (``scope_allows``), no administrator-set password waits to be
+    changed (``web/first_login``), and the user's roles, less any suspended combination,
+    grant ``permission`` (``roles.has_permission``). False for any refusal: the caller then
+    takes the ordinary path, which answers with that refusal's own error."""
+    if row.token_revoked_at is not None or now >= row.token_expires_at:
+        return False
+    if not row.user_active or row.user_locked_at is not None:
+        return False
+    if not scope_allows(row.token_scope, method) or row.user_must_change_password:
+        return False
+    held = frozenset(Role(name) for name in (row.user_roles or "").split(",") if name)
+    return has_permission(held, permission)
+
+
+def token_use_due(last_used_at: dt.datetime | None, now: dt.datetime) -> bool:
+    """Whether a token's use at ``now`` is to be written: at most once a minute, so reads do
+    not turn into writes on every call (the rule of ``valid_token``)."""
+    return last_used_at is None or now - last_used_at > dt.timedelta(minutes=1)
+
+
+@functools.cache
+def _token_use_statement() -> DriverStatement:
+    return DriverStatement(
+        update(ApiToken)
+        .where(ApiToken.id == bindparam("token_id"))
+        .values(last_used_at=bindparam("now", type_=ApiToken.__table__.c.last_used_at.type))
+    )
+
+
+def record_token_use(connection: Connection, *, token_id: int, now: dt.datetime) -> None:
+    """Write a token's last use on ``connection``, in the driver's autocommit (the read path
+    of ``bearer_statement``, ``core/driver.py``). ``last_used_at`` is bookkeeping, not part of
+    the record (``record_state.UNRECORDED_COLUMNS``), so no state entry follows it."""
+    _token_use_statement().execute(connection, {"token_id": token_id, "now": now})
 
 
 def count_users(session: DbSession) -> int:
