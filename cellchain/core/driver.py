@@ -36,7 +36,8 @@ class _Compiled:
     order: tuple[str, ...] | None
     constants: Mapping[str, Any]
     bind_processors: Mapping[str, Callable[[Any], Any]]
-    result_processors: tuple[Callable[[Any], Any] | None, ...]
+    #: the columns whose values are processed (a date-time's zone, SQLite's text), by index
+    result_processors: tuple[tuple[int, Callable[[Any], Any]], ...]
     row: Any
 
 
@@ -63,7 +64,11 @@ class DriverStatement:
             constants={k: v for k, v in state.parameters.items() if k not in required},
             bind_processors=dict(state.processors),
             result_processors=tuple(
-                c.type._cached_result_processor(dialect, None) for c in columns
+                (index, process)
+                for index, process in enumerate(
+                    c.type._cached_result_processor(dialect, None) for c in columns
+                )
+                if process is not None
             ),
             row=row,
         )
@@ -100,12 +105,10 @@ class DriverStatement:
             cursor.close()
         if raw is None or compiled.row is None:
             return None
-        return compiled.row(
-            *(
-                value if process is None else process(value)
-                for process, value in zip(compiled.result_processors, raw, strict=True)
-            )
-        )
+        values = list(raw)
+        for index, process in compiled.result_processors:
+            values[index] = process(values[index])
+        return compiled.row._make(values)
 
 
 @contextmanager
