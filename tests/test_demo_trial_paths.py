@@ -12,7 +12,6 @@ morning is never squeezed into the minutes after midnight and day 0 lasts the wh
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +27,7 @@ from cellchain.demo import DEMO_USERS, DemoSite, seed_demo
 from cellchain.dosing.models import DoseOrder
 from cellchain.extensions import db
 from tests.conftest import Clients
+from tests.support.scenes import scene
 
 PASSWORDS = {user.username: user.password for user in DEMO_USERS}
 
@@ -42,21 +42,37 @@ def late_morning_zone(now: dt.datetime) -> ZoneInfo:
     return ZoneInfo(f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT")
 
 
-@pytest.fixture
-def demo(make_app: Any) -> Iterator[tuple[Flask, DemoSite, ZoneInfo]]:
+@scene
+def late_morning_demo(app: Flask, policy: AccountPolicy) -> tuple[DemoSite, ZoneInfo]:
+    """The demo seeded now in a zone where it is late morning, once per worker (a scene: each
+    test gets a copy of the snapshot); seeding it per test took a few seconds each."""
     now = utcnow()
     zone = late_morning_zone(now)
-    app: Flask = make_app(SITE_TIMEZONE=zone.key)
-    with app.app_context():
+    before = app.config["SITE_TIMEZONE"]
+    app.config["SITE_TIMEZONE"] = zone.key
+    try:
         site = seed_demo(
             db.session,
             now=now,
             facility_code=app.config["FACILITY_CODE"],
-            policy=AccountPolicy.from_config(app.config),
+            policy=policy,
             site_zone=zone,
         )
         db.session.commit()
-        yield app, site, zone
+    finally:
+        app.config["SITE_TIMEZONE"] = before
+    return site, zone
+
+
+@pytest.fixture
+def demo(
+    app: Flask, late_morning_demo: tuple[DemoSite, ZoneInfo]
+) -> tuple[Flask, DemoSite, ZoneInfo]:
+    """The app in the demo's zone (``make_app`` puts the shared app's config back after the
+    test), the demo site and the zone."""
+    site, zone = late_morning_demo
+    app.config["SITE_TIMEZONE"] = zone.key
+    return app, site, zone
 
 
 def api(app: Flask, site: DemoSite, username: str) -> Any:
