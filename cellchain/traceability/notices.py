@@ -34,6 +34,7 @@ from sqlalchemy import (
     Integer,
     Select,
     any_,
+    cast,
     func,
     literal,
     select,
@@ -145,9 +146,15 @@ def among(
     """``column IN ids`` for a list of any length, sent as one parameter: an integer array on
     PostgreSQL (``= ANY``, which it hashes), a JSON array read by ``json_each`` on SQLite. A
     forward trace's tens of thousands of unit ids as as many placeholders cost more to render
-    and plan than the query itself (issue 20), and SQLite refuses more than 32 766."""
+    and plan than the query itself (issue 20), and SQLite refuses more than 32 766.
+
+    The array goes as its text (``{1,2,3}``, cast to ``integer[]``), one string: SQLAlchemy's
+    statement cache keeps the values of the first statement it compiled, and a list kept
+    there kept the ints of the rows it was made from, and with them most of Python's memory
+    arenas of the first big trace, in every worker, for good (issue 20, the memory row)."""
     if session.get_bind().dialect.name == "postgresql":
-        return column == any_(literal(list(ids), type_=ARRAY(Integer)))
+        text = "{" + ",".join(map(str, ids)) + "}"
+        return column == any_(cast(literal(text), ARRAY(Integer)))
     values = func.json_each(json.dumps(list(ids))).table_valued("value")
     return column.in_(select(values.c.value))
 

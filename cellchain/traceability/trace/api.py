@@ -6,18 +6,23 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from flask import Response
 from flask_smorest import Blueprint
 
 from cellchain.core.roles import Permission
 from cellchain.extensions import db
-from cellchain.http import requires
+from cellchain.http import requires, return_freed_memory
 from cellchain.traceability.trace import trace
-from cellchain.traceability.trace.schemas import BackTraceOut, ForwardTraceOut
+from cellchain.traceability.trace.schemas import BackTraceOut, ForwardTraceOut, forward_answer
 
 trace_api = Blueprint(
     "trace_api", __name__, url_prefix="/api/v1/trace", description="Trace forward and back"
 )
 blueprints = (trace_api,)
+
+#: a forward answer of this many units or more gives the memory it freed back to the system
+#: once sent (``http.return_freed_memory``)
+RETURN_MEMORY_FROM_UNITS = 1_000
 
 
 def _gc_paused(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -41,7 +46,11 @@ def forward(kind: str, record_id: int) -> Any:
     """Every unit made from a donation, lot, unit, material lot or piece of equipment (``kind``),
     with status and location, every dose order and infusion of them, and every patient."""
     forward = trace.trace_forward(db.session, kind, record_id)
-    return trace.with_recalls(forward, trace.recalls_of(db.session, forward))
+    # written as it is sent, what ``ForwardTraceOut`` dumps (``schemas.forward_answer``)
+    answer = forward_answer(trace.with_recalls(forward, trace.recalls_of(db.session, forward)))
+    if isinstance(answer, Response) and len(forward.units) >= RETURN_MEMORY_FROM_UNITS:
+        answer.call_on_close(return_freed_memory)
+    return answer
 
 
 @trace_api.get("/back/<string:kind>/<int:record_id>")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import marshmallow as ma
+from flask import Response, current_app
+from flask.json.provider import DefaultJSONProvider
 
 from cellchain.chain.schemas import UnitOut
 from cellchain.core.identifiers import DIN_LENGTH, UNIT_LENGTH, parse_identifier
@@ -12,7 +15,8 @@ from cellchain.core.schemas import SignatureOut
 from cellchain.traceability.notice_schemas import RecallNoticeOut, recalls_field
 
 if TYPE_CHECKING:
-    from cellchain.traceability.trace.trace import UnitRow
+    from cellchain.traceability.models import Recall
+    from cellchain.traceability.trace.trace import ForwardTrace, ReachedUnit, UnitRow
 
 
 class StartOut(ma.Schema):
@@ -41,16 +45,36 @@ class ReachedUnitsField(ma.fields.List):  # type: ignore[type-arg]
     def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
         if value is None:
             return None
-        notices = RecallNoticeOut(many=True)
-        return [
-            {
-                "unit": _unit_answer(traced.unit),
-                "distance": traced.distance,
-                "lot_number": traced.lot_number,
-                "recalls": notices.dump(traced.recalls) if traced.recalls else [],
-            }
-            for traced in value
-        ]
+        notices = _RecallNotices()
+        return [_traced_answer(traced, notices) for traced in value]
+
+
+class _RecallNotices:
+    """What ``RecallNoticeOut`` dumps of each recall, dumped once: a recall of a reagent lot
+    names every unit of a trace from it."""
+
+    def __init__(self) -> None:
+        self.schema = RecallNoticeOut()
+        self.dumped: dict[int, dict[str, Any]] = {}
+
+    def __call__(self, recalls: Sequence[Recall]) -> list[dict[str, Any]]:
+        return [self.one(recall) for recall in recalls]
+
+    def one(self, recall: Recall) -> dict[str, Any]:
+        dumped = self.dumped.get(recall.id)
+        if dumped is None:
+            dumped = self.dumped[recall.id] = self.schema.dump(recall)
+        return dumped
+
+
+def _traced_answer(traced: ReachedUnit, notices: _RecallNotices) -> dict[str, Any]:
+    """What ``TracedUnitOut`` dumps of a unit a forward trace reached."""
+    return {
+        "unit": _unit_answer(traced.unit),
+        "distance": traced.distance,
+        "lot_number": traced.lot_number,
+        "recalls": notices(traced.recalls) if traced.recalls else [],
+    }
 
 
 def _unit_answer(unit: UnitRow) -> dict[str, Any]:
@@ -117,6 +141,69 @@ class ForwardTraceOut(ma.Schema):
     infusions = ma.fields.List(ma.fields.Nested(InfusionBriefOut))
     patients = ma.fields.List(ma.fields.Nested(ExposedPatientOut))
     recalls = recalls_field()
+
+
+#: units dumped and written to JSON at a time in a forward answer (``forward_answer``)
+UNITS_PER_PIECE = 500
+
+
+def forward_answer(forward: ForwardTrace) -> Response | ForwardTrace:
+    """The API's answer of a forward trace: what ``ForwardTraceOut`` dumps, as the app's JSON
+    writes it (``jsonify``), byte for byte, but written as it is sent, ``UNITS_PER_PIECE``
+    units at a time, instead of all the units' dicts, then the whole text, then its bytes
+    at once (issue 20: a trace of 26 138 units is a 9 MB answer, and building it whole left
+    the gunicorn worker ~35 MB larger for good, as Python's allocator keeps an arena while
+    any object in it lives). Everything read from the database (the recalls' notices
+    included) is dumped before the answer is returned: writing it reads nothing.
+
+    The trace itself when the app's JSON is not written the default compact way (debug mode
+    indents it): ``flask-smorest`` dumps and writes it whole, as before."""
+    provider = current_app.json
+    if not isinstance(provider, DefaultJSONProvider) or (
+        provider.compact is False or (provider.compact is None and current_app.debug)
+    ):
+        return forward
+    notices = _RecallNotices()
+    answer = ForwardTraceOut(exclude=("units",)).dump(forward)
+    for traced in forward.units:
+        if traced.recalls:
+            notices(traced.recalls)
+    return Response(
+        _forward_pieces(answer, forward.units, notices, provider),
+        mimetype=provider.mimetype,
+    )
+
+
+def _forward_pieces(
+    answer: dict[str, Any],
+    units: Sequence[ReachedUnit],
+    notices: _RecallNotices,
+    provider: DefaultJSONProvider,
+) -> Iterator[bytes]:
+    """``provider.response(answer with its "units")``'s text in pieces, as UTF-8 (what a
+    ``Response`` encodes it to): the answer's keys in the order ``json.dumps`` writes them,
+    the units' list written piece by piece."""
+
+    def dumps(value: Any) -> str:
+        return provider.dumps(value, separators=(",", ":"))
+
+    keys = [*answer, "units"]
+    if provider.sort_keys:
+        keys.sort()
+    head = "{"
+    for key in keys:
+        name = dumps(key) + ":"
+        if key != "units":
+            head += f"{name}{dumps(answer[key])},"
+            continue
+        yield f"{head}{name}[".encode()
+        head = ""
+        for start in range(0, len(units), UNITS_PER_PIECE):
+            piece = [_traced_answer(t, notices) for t in units[start : start + UNITS_PER_PIECE]]
+            text = dumps(piece)[1:-1]
+            yield (text if start == 0 else "," + text).encode()
+        head = "],"
+    yield (head[:-1] + "}\n").encode()
 
 
 def _signatures(signed: Any) -> Any:
