@@ -275,8 +275,14 @@ def demo_template(seeded_demo: SeededDemo) -> str:
 
 
 @pytest.fixture(scope="session")
-def demo_snapshot(databases: DatabaseFactory, shared_app: Flask) -> str:
+def demo_snapshot(databases: DatabaseFactory, request: pytest.FixtureRequest) -> str:
     """The demo site seeded once per worker into the live database and kept as a snapshot."""
+    if not on_postgres():
+        # a SQLite snapshot is a database file never opened: the worker's seeded demo is one
+        # (the demo was seeded twice per worker, for the browser tests and for these)
+        seeded: SeededDemo = request.getfixturevalue("seeded_demo")
+        return seeded.url
+    shared_app: Flask = request.getfixturevalue("shared_app")
     databases.restore()
     with shared_app.app_context():
         _seed(shared_app)
