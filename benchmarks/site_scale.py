@@ -13,8 +13,9 @@ is created and dropped. ``cellchain.demo`` seeds it through the services, then
 their whole batch record, and ~1 000 000 audit entries (× ``--scale``) are appended to the
 demo's chain with COPY: each entry's hash is made by ``audit.keyed_entry_hash``, the function
 ``audit.record_many`` uses, with the app's audit key, so ``cellchain audit verify`` accepts
-the chain. With ``--reuse`` the built database is kept as ``<name>_built`` (and its audit key
-and targets in ``--workdir``) and each run works on a fresh copy of it (``CREATE DATABASE …
+the chain. With ``--reuse`` the built database is kept as ``<name>_built`` (``--kept`` names
+another, so that a run on another ``--database`` copies the same kept site; its audit key
+and targets are in ``--workdir``) and each run works on a fresh copy of it (``CREATE DATABASE …
 TEMPLATE``, ~20 s instead of minutes); it is built again when the scale changes or the day
 has (the demo's patients are due today).
 
@@ -134,14 +135,14 @@ class Targets:
 class Site:
     """The PostgreSQL database of the run, and its template when reused."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, kept: str | None = None) -> None:
         from sqlalchemy import create_engine
         from sqlalchemy.engine import make_url
 
         self.url = url
         parsed = make_url(url)
         self.name = parsed.database or "site_scale"
-        self.template = f"{self.name}_built"
+        self.template = kept or f"{self.name}_built"
         self.admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
         self.libpq = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -1518,6 +1519,11 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep this run's database")
     parser.add_argument(
+        "--kept",
+        help="with --reuse: the kept site's database (default: <--database's name>_built, "
+        "e.g. site_scale_built); another run database can copy it",
+    )
+    parser.add_argument(
         "--workdir", type=Path, default=DEFAULT_WORKDIR, help="audit key, logs, kept targets"
     )
     parser.add_argument("--worker-class", default="gthread", choices=("sync", "gthread"))
@@ -1540,7 +1546,7 @@ def main() -> None:
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=options.workdir))
     env = environment(options.database, options.workdir, run_dir / "checkpoints")
     os.environ.update(env)
-    site = Site(options.database)
+    site = Site(options.database, options.kept)
     server: Server | None = None
     started = time.perf_counter()
     before = processes()
