@@ -62,7 +62,16 @@ class DriverStatement:
             sql=state.statement,
             order=tuple(state.positiontup) if state.positiontup is not None else None,
             constants={k: v for k, v in state.parameters.items() if k not in required},
-            bind_processors=dict(state.processors),
+            # every parameter's type conversion (UTCDateTime's refusal of a naive time and
+            # its SQLite text included), the expanded ones' from the expanded state
+            bind_processors={
+                **{
+                    name: process
+                    for name, process in sql_compiled._bind_processors.items()
+                    if not isinstance(process, tuple)
+                },
+                **state.processors,
+            },
             result_processors=tuple(
                 (index, process)
                 for index, process in enumerate(
