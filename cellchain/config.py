@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
 from cellchain.core import audit_keys
@@ -137,6 +138,10 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
     return config
 
 
+#: How cellchain starts a PostgreSQL session (``engine_options``).
+SESSION_OPTIONS = "-c jit=off -c timezone=UTC"
+
+
 def engine_options(url: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """The engine options for ``url``: on PostgreSQL, sessions start with JIT compilation off,
     and a pooled connection is pinged before use only when it has sat idle (``IdlePingPool``).
@@ -154,7 +159,12 @@ def engine_options(url: str, options: Mapping[str, Any]) -> dict[str, Any]:
     result = dict(options)
     if url.startswith("postgresql"):
         connect_args = dict(result.get("connect_args", {}))
-        connect_args.setdefault("options", "-c jit=off -c timezone=UTC")
+        # the driver's options replace the URL's ``?options=``: a site's own settings there
+        # (a search_path, another zone) are kept, after these, so that they win
+        site_options = make_url(url).query.get("options") or ""
+        if isinstance(site_options, tuple):
+            site_options = " ".join(site_options)
+        connect_args.setdefault("options", f"{SESSION_OPTIONS} {site_options}".strip())
         result["connect_args"] = connect_args
         if result.get("pool_pre_ping") and "poolclass" not in result:
             result["pool_pre_ping"] = False

@@ -19,6 +19,9 @@ def test_postgresql_pings_idle_connections_only_and_sqlite_keeps_pre_ping():
     postgres = engine_options("postgresql+psycopg://u@h/d", {"pool_pre_ping": True})
     assert postgres["poolclass"] is IdlePingPool and postgres["pool_pre_ping"] is False
     assert postgres["connect_args"]["options"] == "-c jit=off -c timezone=UTC"
+    # a site's own ?options= in the URL are kept, after cellchain's (review, N2)
+    site = engine_options("postgresql+psycopg://u@h/d?options=-c%20search_path%3Dlab", {})
+    assert site["connect_args"]["options"] == "-c jit=off -c timezone=UTC -c search_path=lab"
     assert engine_options("sqlite:///x.sqlite", {"pool_pre_ping": True}) == {"pool_pre_ping": True}
     # a site's own pool settings are left alone
     own = engine_options("postgresql://u@h/d", {"pool_pre_ping": True, "poolclass": QueuePool})
