@@ -11,28 +11,19 @@ from typing import Any
 
 from sqlalchemy import select
 
-from cellchain.chain import service as chain
 from cellchain.chain.models import LineageEdge, Unit
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
-from cellchain.manufacturing.models import CellRecord, Lot, StepMaterial
+from cellchain.manufacturing.models import StepMaterial
 from cellchain.traceability.trace import trace
 from cellchain.traceability.trace.trace import TraceFrom
 from tests.support.recalls import infuse
+from tests.support.traces import orm_walk
 
 
 def walked(kind: str, record_id: int) -> list[tuple[Any, ...]]:
     """The forward trace's units read the way it read them before: the walk and the joins
     in one statement, ORM units, ordered by the database."""
-    seeds = trace.forward_seeds(db.session, kind, record_id)[1]
-    nearest = chain.nearest_of(chain.lineage_walk(seeds, upwards=False))
-    rows = db.session.execute(
-        select(Unit, nearest.c.distance, Lot.lot_number)
-        .join(nearest, nearest.c.unit_id == Unit.id)
-        .outerjoin(CellRecord, CellRecord.unit_id == Unit.id)
-        .outerjoin(Lot, Lot.id == CellRecord.lot_id)
-        .order_by(nearest.c.distance, Unit.id)
-    ).all()
     return [
         (
             unit.id,
@@ -48,7 +39,7 @@ def walked(kind: str, record_id: int) -> list[tuple[Any, ...]]:
             distance,
             lot_number,
         )
-        for unit, distance, lot_number in rows
+        for unit, distance, lot_number in orm_walk(kind, record_id)
     ]
 
 

@@ -55,15 +55,20 @@ def test_the_forward_answer_is_written_in_pieces_byte_for_byte_as_before(
         assert body == expected
 
 
-def test_a_forward_answer_of_no_units_is_the_same_too(app: Flask) -> None:
-    """Nothing reached (``"units":[]``): the pieces are what the dump wrote."""
-    empty = trace.ForwardTrace(
+def nothing_reached() -> trace.ForwardTrace:
+    """A forward trace from a piece of equipment that reached no unit."""
+    return trace.ForwardTrace(
         start=trace.Start(kind="equipment", id=1, label="equipment EQ-1"),
         units=[],
         dose_orders=[],
         infusions=[],
         patients=[],
     )
+
+
+def test_a_forward_answer_of_no_units_is_the_same_too(app: Flask) -> None:
+    """Nothing reached (``"units":[]``): the pieces are what the dump wrote."""
+    empty = nothing_reached()
     with app.test_request_context():
         response = schemas.forward_answer(empty)
         assert isinstance(response, Response)
@@ -79,13 +84,7 @@ def test_a_forward_answer_of_no_units_is_the_same_too(app: Flask) -> None:
 def test_in_debug_mode_the_indented_answer_is_left_to_the_schema(app: Flask) -> None:
     """Debug mode indents the app's JSON: the trace goes back whole, for flask-smorest to
     dump and write as before."""
-    empty = trace.ForwardTrace(
-        start=trace.Start(kind="equipment", id=1, label="equipment EQ-1"),
-        units=[],
-        dose_orders=[],
-        infusions=[],
-        patients=[],
-    )
+    empty = nothing_reached()
     app.debug = True
     try:
         with app.test_request_context():

@@ -17,35 +17,28 @@ from typing import Any
 
 from sqlalchemy import select, text
 
-from cellchain.chain import service as chain
 from cellchain.chain.models import Unit
 from cellchain.core import signatures
 from cellchain.core.identifiers import check_character
 from cellchain.core.models import Signature
 from cellchain.core.types import canonical_json, utcnow
 from cellchain.extensions import db
-from cellchain.manufacturing.models import CellRecord, Lot
 from cellchain.traceability import notices
 from cellchain.traceability.models import Recall, RecallTarget, RecallUnit
 from cellchain.traceability.recalls import recalls
 from cellchain.traceability.trace import trace
 from cellchain.traceability.trace.schemas import ReachedUnitsField, TracedUnitOut
 from tests.support.recalls import infuse, open_recall
+from tests.support.traces import orm_walk
 
 
 def orm_units(donation_id: int) -> list[trace.TracedUnit]:
     """The units a forward trace from the donation reaches, as ``Unit`` objects, read the way
     the trace read them before issue 20 (its statement, with ORM entities)."""
-    seeds = trace.forward_seeds(db.session, trace.TraceFrom.DONATION, donation_id)[1]
-    nearest = chain.nearest_of(chain.lineage_walk(seeds, upwards=False))
-    rows = db.session.execute(
-        select(Unit, nearest.c.distance, Lot.lot_number)
-        .join(nearest, nearest.c.unit_id == Unit.id)
-        .outerjoin(CellRecord, CellRecord.unit_id == Unit.id)
-        .outerjoin(Lot, Lot.id == CellRecord.lot_id)
-        .order_by(nearest.c.distance, Unit.id)
-    ).all()
-    return [trace.TracedUnit(unit=row[0], distance=row[1], lot_number=row[2]) for row in rows]
+    return [
+        trace.TracedUnit(unit=unit, distance=distance, lot_number=lot_number)
+        for unit, distance, lot_number in orm_walk(trace.TraceFrom.DONATION, donation_id)
+    ]
 
 
 def test_the_forward_answer_dumps_each_unit_as_the_unit_schema_does(
