@@ -18,16 +18,9 @@ from cellchain.core.throttle import LoginThrottle, Scope
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
 from tests.conftest import TEST_PASSWORD
+from tests.support.tokens import mint
 
 PROBLEM = "application/problem+json"
-
-
-def mint(user: User, *, scope: str = "full", days: int = 90, at: dt.datetime | None = None) -> str:
-    _row, token = accounts.create_token(
-        db.session, user=user, now=at or utcnow(), name="tests", scope=scope, days=days
-    )
-    db.session.commit()
-    return token
 
 
 def bearer(app, token: str) -> FlaskClient:  # type: ignore[no-untyped-def]

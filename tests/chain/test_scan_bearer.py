@@ -25,16 +25,9 @@ from cellchain.web import security
 from tests.support.chain import build_tree
 from tests.support.statements import counting_statements
 from tests.support.tamper import outside_the_trail
+from tests.support.tokens import mint
 
 SCAN = "/api/v1/scan"
-
-
-def mint(user: User, *, scope: str = "full", days: int = 90, at: dt.datetime | None = None) -> str:
-    _row, token = accounts.create_token(
-        db.session, user=user, now=at or utcnow(), name="scanner", scope=scope, days=days
-    )
-    db.session.commit()
-    return token
 
 
 def scan(app: Any, token: str | None, **query: str) -> tuple[int, str, bytes, list[str]]:
