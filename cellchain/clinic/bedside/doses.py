@@ -27,15 +27,20 @@ from cellchain.extensions import DbSession
 from cellchain.manufacturing.models import CellRecord, Lot
 from cellchain.quality.models import QcSample
 
-#: What is read of a scanned dose wherever it is checked (the bedside, the thaw): its
-#: patient, prepared dose unit, weight used and bags with their units, loaded with the
-#: order, so that the number of queries does not grow with the bags.
-_DOSE_LOADED = (
-    joinedload(DoseOrder.patient),
-    joinedload(DoseOrder.dose_unit),
-    joinedload(DoseOrder.weight),
-    selectinload(DoseOrder.bags).joinedload(DoseBag.unit),
-)
+
+@cache
+def _dose_loaded() -> tuple[Any, ...]:
+    """What is read of a scanned dose wherever it is checked (the bedside, the thaw): its
+    patient, prepared dose unit, weight used and bags with their units, loaded with the
+    order, so that the number of queries does not grow with the bags. Made at the first use,
+    not at import: loader options configure the mappers, which needs every model imported
+    (at import ``cellchain demo`` failed before the app existed: 'Donation' not found)."""
+    return (
+        joinedload(DoseOrder.patient),
+        joinedload(DoseOrder.dose_unit),
+        joinedload(DoseOrder.weight),
+        selectinload(DoseOrder.bags).joinedload(DoseBag.unit),
+    )
 
 
 class NotADose(InvalidInput):
@@ -57,11 +62,11 @@ def dose_of_unit(session: DbSession, unit: Unit) -> DoseOrder | None:
     """The live (not cancelled) dose order ``unit`` is the prepared dose or a bag of."""
     if unit.kind == UnitKind.PREPARED_DOSE.value:
         return session.execute(
-            select(DoseOrder).options(*_DOSE_LOADED).where(DoseOrder.dose_unit_id == unit.id)
+            select(DoseOrder).options(*_dose_loaded()).where(DoseOrder.dose_unit_id == unit.id)
         ).scalar_one_or_none()
     return session.execute(
         select(DoseOrder)
-        .options(*_DOSE_LOADED)
+        .options(*_dose_loaded())
         .join(DoseBag, DoseBag.order_id == DoseOrder.id)
         .where(DoseBag.unit_id == unit.id, DoseOrder.status != DoseStatus.CANCELLED.value)
     ).scalar_one_or_none()
@@ -94,7 +99,7 @@ class DoseRead:
 
 def doses_read(session: DbSession, unit_id: int) -> list[DoseRead]:
     """The dose orders unit ``unit_id`` may belong to (the one it is the prepared dose of,
-    the live ones it is a bag of), loaded as ``_DOSE_LOADED`` with the patient's protocol,
+    the live ones it is a bag of), loaded as ``_dose_loaded()`` with the patient's protocol,
     and their facts of ``DoseRead``, in one statement (a row per bag)."""
     rows = session.execute(_doses_read_statement(), {"unit_id": unit_id}).unique()
     return [
