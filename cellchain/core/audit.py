@@ -398,7 +398,7 @@ def chain_hashes(
             and (reason is None or type(reason) is str)
             and (actor_id is None or type(actor_id) is int)
         ):
-            text = (
+            message = (
                 f'{{"action":{enc(action)},'
                 f'"actor_id":{"null" if actor_id is None else actor_id},'
                 f'"actor_username":{enc(actor_username)},"at":{enc(at_text)},'
@@ -406,27 +406,25 @@ def chain_hashes(
                 f'"entity_type":{enc(entity_type)},"key_id":{key_text},'
                 f'"prev_hash":{enc(prev_hash)},'
                 f'"reason":{"null" if reason is None else enc(reason)},"seq":{seq}}}'
-            )
+            ).encode()
         else:
-            text = canonical_json(
-                {
-                    **_content(
-                        seq=seq,
-                        prev_hash=prev_hash,
-                        at=at,
-                        actor_id=actor_id,
-                        actor_username=actor_username,
-                        action=action,
-                        entity_type=entity_type,
-                        entity_id=entity_id,
-                        changes=changes,
-                        reason=reason,
-                    ),
-                    "key_id": key_id,
-                }
+            message = _keyed_message(
+                _content(
+                    seq=seq,
+                    prev_hash=prev_hash,
+                    at=at,
+                    actor_id=actor_id,
+                    actor_username=actor_username,
+                    action=action,
+                    entity_type=entity_type,
+                    entity_id=entity_id,
+                    changes=changes,
+                    reason=reason,
+                ),
+                key_id,
             )
         inner = inner_pad.copy()
-        inner.update(text.encode())
+        inner.update(message)
         outer = outer_pad.copy()
         outer.update(inner.digest())
         entry_hash = outer.hexdigest()
