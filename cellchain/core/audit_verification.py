@@ -45,6 +45,10 @@ ONE_SNAPSHOT_LEVELS = ("REPEATABLE READ", "SERIALIZABLE")
 CHUNK_ENTRIES = 20_000
 #: Chains shorter than this are verified in one process: starting workers costs more.
 PARALLEL_FROM = 100_000
+#: How the worker processes start: spawned, never forked from a process holding connections.
+#: (The tests replace it with a forkserver that has imported this module already, since a
+#: spawned worker spends most of its start importing it.)
+START_METHOD: multiprocessing.context.BaseContext = multiprocessing.get_context("spawn")
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,7 @@ def verify_chain(
     url = session.get_bind().engine.url.render_as_string(hide_password=False)
     pool = ProcessPoolExecutor(
         max_workers=min(workers, len(ranges)),
-        mp_context=multiprocessing.get_context("spawn"),  # never fork one holding connections
+        mp_context=START_METHOD,
         initializer=_start_worker,
         initargs=(url, snapshot, dict(keyring.keys)),
     )

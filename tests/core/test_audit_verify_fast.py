@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import multiprocessing
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -523,8 +524,23 @@ def reference(session: Any, keyring: Keyring) -> ChainReport:
     return reference_walk(entries, session.get(AuditChainHead, 1), keyring)
 
 
+@pytest.fixture(scope="module")
+def forked_verifiers() -> Iterable[None]:
+    """The verifier's workers start from a forkserver that has imported the verifier already
+    (``START_METHOD``), instead of each spawned interpreter importing it again: the scenarios
+    below start 102 of them on PostgreSQL, about a second of CPU each when spawned. The
+    workers still start fresh (never forked from this process and its connections), get the
+    snapshot and keys through the pool's initializer and scan the same way; spawning itself is
+    tested by the two tests after this one."""
+    forkserver = multiprocessing.get_context("forkserver")
+    forkserver.set_forkserver_preload(["cellchain.core.audit_verification"])
+    spawn, audit_verification.START_METHOD = audit_verification.START_METHOD, forkserver
+    yield
+    audit_verification.START_METHOD = spawn
+
+
 @pytest.mark.parametrize("name", list(SCENARIOS))
-def test_every_tampering_is_reported_as_before(session, keyring, tmp_path, name):
+def test_every_tampering_is_reported_as_before(session, keyring, tmp_path, name, forked_verifiers):
     """In one process (every database), pages of 1, 2, 3 and 10 000 entries; on PostgreSQL
     also in parallel (two workers, chunks of 1, 2 and 3 entries, in one exported snapshot)."""
     SCENARIOS[name](session, keyring, tmp_path)
