@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Select,
     Subquery,
     any_,
+    bindparam,
     func,
     insert,
     literal,
@@ -624,19 +626,26 @@ def ever_changed_to(session: DbSession, unit_ids: Sequence[int], target: UnitSta
     return found is not None
 
 
+@functools.cache
+def _reasons_statement() -> Select[int, str | None]:
+    """The status changes of the units ``:unit_ids`` with their notes, oldest first per unit;
+    built once per process (issue 20: the bedside check reads it on every scan)."""
+    return (
+        select(UnitEvent.unit_id, UnitEvent.note)
+        .where(
+            UnitEvent.unit_id.in_(bindparam("unit_ids", expanding=True, type_=Integer())),
+            UnitEvent.event_type == EventType.STATUS_CHANGED.value,
+        )
+        .order_by(UnitEvent.unit_id, UnitEvent.at, UnitEvent.id)
+    )
+
+
 def status_reasons(session: DbSession, units: Sequence[Unit]) -> dict[int, str]:
     """Why each unit is in its status: the note of its latest status change (e.g. "dispensed →
     blocked: recall RC-2026-0001: …"), by unit id; one query. Units never changed are absent."""
     if not units:
         return {}
-    rows = session.execute(
-        select(UnitEvent.unit_id, UnitEvent.note)
-        .where(
-            UnitEvent.unit_id.in_([unit.id for unit in units]),
-            UnitEvent.event_type == EventType.STATUS_CHANGED.value,
-        )
-        .order_by(UnitEvent.unit_id, UnitEvent.at, UnitEvent.id)
-    ).all()
+    rows = session.execute(_reasons_statement(), {"unit_ids": [unit.id for unit in units]}).all()
     latest = {unit_id: note for unit_id, note in rows}
     return {unit_id: note for unit_id, note in latest.items() if note}
 

@@ -13,6 +13,7 @@ Services flush; the caller commits (one use case, one transaction).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import zipfile
 from collections import defaultdict
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Integer, Select, bindparam, func, insert, select
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitKind, UnitStatus
@@ -421,13 +422,22 @@ def label_states(session: DbSession, units: Sequence[Unit]) -> list[LabelState]:
     prints: dict[int, list[LabelPrint]] = {unit.id: [] for unit in units}
     if units:
         for record in session.execute(
-            select(LabelPrint)
-            .where(LabelPrint.unit_id.in_([unit.id for unit in units]))
-            .order_by(LabelPrint.id)
+            _prints_statement(), {"unit_ids": [unit.id for unit in units]}
         ).scalars():
             prints[cast(int, record.unit_id)].append(record)  # unit_id IN (...): never NULL
     markings = status_markings(session, units)
     return [_state(unit, markings[unit.id], prints[unit.id]) for unit in units]
+
+
+@functools.cache
+def _prints_statement() -> Select[LabelPrint]:
+    """The print log of the units ``:unit_ids``, oldest first; built once per process (issue
+    20: the bedside check reads it on every scan)."""
+    return (
+        select(LabelPrint)
+        .where(LabelPrint.unit_id.in_(bindparam("unit_ids", expanding=True, type_=Integer())))
+        .order_by(LabelPrint.id)
+    )
 
 
 def label_problems(session: DbSession, units: Sequence[Unit]) -> list[str]:

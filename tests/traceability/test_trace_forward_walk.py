@@ -14,7 +14,7 @@ from sqlalchemy import select
 from cellchain.chain.models import LineageEdge, Unit
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
-from cellchain.manufacturing.models import StepMaterial
+from cellchain.manufacturing.models import StepEquipment, StepMaterial
 from cellchain.traceability.trace import trace
 from cellchain.traceability.trace.trace import TraceFrom
 from tests.support.recalls import infuse
@@ -70,6 +70,8 @@ def test_every_start_reads_the_units_the_one_statement_walk_reads(ward: Any, rel
     same(TraceFrom.UNIT, infusion.dose_order.bags[0].unit_id)
     material = db.session.execute(select(StepMaterial.material_lot_id).limit(1)).scalar_one()
     assert same(TraceFrom.MATERIAL_LOT, material)
+    item = db.session.execute(select(StepEquipment.equipment_id).limit(1)).scalar_one()
+    assert same(TraceFrom.EQUIPMENT, item)
 
 
 def test_a_unit_reached_by_two_paths_is_listed_once_at_the_nearer(ward: Any, released: Any) -> None:

@@ -18,6 +18,7 @@ import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import cache
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -27,7 +28,9 @@ from sqlalchemy import (
     FromClause,
     Integer,
     Select,
+    Text,
     any_,
+    bindparam,
     cast,
     exists,
     func,
@@ -275,43 +278,61 @@ def _reached(session: DbSession, seeds: Select[int]) -> tuple[list[ReachedUnit],
     Each row says whether its unit is in a dose (against each table's units hashed once), so
     the dose query is sent only the few ids that are, not every unit of the trace.
 
-    On PostgreSQL in two statements: the walk alone (ids and distances), then the units'
-    rows for those ids, sent as two arrays. PostgreSQL cannot estimate a recursive walk (it
+    On PostgreSQL in two statements: the walk alone, then the units' rows for its ids. The
+    walk answers one row, its ids and distances as the texts of two integer arrays
+    (``chain.descendants_as_arrays``), sent back as they are as the units' statement's two
+    parameters: no Python int per unit. PostgreSQL cannot estimate a recursive walk (it
     guessed 200 units for 26 138), so in one statement it looked each unit's donation, cell
     record and lot up by index, one by one; given the ids it knows how many there are, and
     joins the small tables by hashing them (issue 20). SQLite in one statement."""
-    nearest = chain.nearest_of(chain.lineage_walk(seeds, upwards=False))
-    columns, creator = _unit_columns()
     connection = session.connection()
-    reached: FromClause
     with gc_paused():
         if connection.dialect.name == "postgresql":
-            walked = connection.execute(select(nearest.c.unit_id, nearest.c.distance)).all()
-            if not walked:
+            ids, distances = connection.execute(chain.descendants_as_arrays(seeds)).one()
+            if ids is None:
                 return [], []
-            ids, distances = zip(*walked, strict=True)
-            reached = (
-                func.unnest(_int_array(ids), _int_array(distances))
-                .table_valued("unit_id", "distance")
-                .render_derived(name="walked")
-            )
+            query = _walked_units_query()
+            rows = list(connection.execute(query, {"ids": ids, "distances": distances}).all())
         else:
-            reached = nearest
-        in_a_dose = or_(
-            Unit.id.in_(select(DoseBag.unit_id)),
-            Unit.id.in_(select(DoseOrder.dose_unit_id).where(DoseOrder.dose_unit_id.is_not(None))),
-        )
-        query = (
-            select(*columns, reached.c.distance, Lot.lot_number, in_a_dose)
-            .join(reached, reached.c.unit_id == Unit.id)
-            .join(Donation, Donation.id == Unit.donation_id)
-            .outerjoin(creator, creator.id == Unit.created_by_id)
-            .outerjoin(CellRecord, CellRecord.unit_id == Unit.id)
-            .outerjoin(Lot, Lot.id == CellRecord.lot_id)
-        )
-        rows = list(connection.execute(query).all())
+            nearest = chain.nearest_of(chain.lineage_walk(seeds, upwards=False))
+            rows = list(connection.execute(_units_query(nearest)).all())
         dosed = [row[0] for row in rows if row[12]]
         return _units_of(rows), dosed
+
+
+#: the walk's units as ``_reached`` sends them on PostgreSQL: two integer arrays' texts
+_WALKED = (
+    func.unnest(
+        cast(bindparam("ids", type_=Text()), ARRAY(Integer)),
+        cast(bindparam("distances", type_=Text()), ARRAY(Integer)),
+    )
+    .table_valued("unit_id", "distance")
+    .render_derived(name="walked")
+)
+
+
+@cache
+def _walked_units_query() -> Select[Any]:
+    """``_units_query`` of the PostgreSQL walk's arrays, made once per process."""
+    return _units_query(_WALKED)
+
+
+def _units_query(reached: FromClause) -> Select[Any]:
+    """The rows of ``_units_of`` for the units of ``reached`` (``unit_id``, ``distance``),
+    and whether each is in a dose."""
+    columns, creator = _unit_columns()
+    in_a_dose = or_(
+        Unit.id.in_(select(DoseBag.unit_id)),
+        Unit.id.in_(select(DoseOrder.dose_unit_id).where(DoseOrder.dose_unit_id.is_not(None))),
+    )
+    return (
+        select(*columns, reached.c.distance, Lot.lot_number, in_a_dose)
+        .join(reached, reached.c.unit_id == Unit.id)
+        .join(Donation, Donation.id == Unit.donation_id)
+        .outerjoin(creator, creator.id == Unit.created_by_id)
+        .outerjoin(CellRecord, CellRecord.unit_id == Unit.id)
+        .outerjoin(Lot, Lot.id == CellRecord.lot_id)
+    )
 
 
 _new = tuple.__new__

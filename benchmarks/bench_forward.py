@@ -1,0 +1,154 @@
+"""The forward trace of site_scale's DMSO lot (issue 20: 26 138 units in <= 100 ms), in
+process, on a copy of the kept site, with where its time goes.
+
+    python benchmarks/bench_forward.py --database postgresql+psycopg://postgres@127.0.0.1:5432/forward_run
+    python benchmarks/bench_forward.py --runs 20 --profile     # a cProfile of the runs
+    python benchmarks/bench_forward.py --explain               # EXPLAIN (ANALYZE, BUFFERS) of each statement
+
+Each run is a fresh session (as site_scale's ``timed``). Reported per run: wall time, this
+process's CPU time (Python), the PostgreSQL backend's CPU time (``/proc/<pid>/stat`` of the
+session's backend: the database is local), the statements and their time from send to
+answer. To measure another tree, put it first: ``PYTHONPATH=/tmp/x python …``; the answer
+(every unit, distance and lot number, each unit's values) is hashed, so two trees' answers can
+be compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import hashlib
+import json
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/forward_run"
+WORKDIR = Path(tempfile.gettempdir()) / "site_scale"
+
+
+def backend_cpu(pid: int) -> float:
+    """utime + stime of a local process, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", default=DEFAULT_DATABASE)
+    parser.add_argument("--kept", default="site_scale_built", help="whose targets (json)")
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--warm", type=int, default=2)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--explain", action="store_true")
+    parser.add_argument("--lot", type=int, default=None, help="material lot (default: the kept)")
+    options = parser.parse_args()
+
+    targets = json.loads((WORKDIR / f"{options.kept}.json").read_text())
+    lot = options.lot or targets["forward_lot"]
+    os.environ.update(
+        {
+            "CELLCHAIN_ENV": "development",
+            "CELLCHAIN_DATABASE_URL": options.database,
+            "CELLCHAIN_INSTANCE_PATH": str(WORKDIR / "instance"),
+            "CELLCHAIN_AUDIT_KEY_FILE": str(WORKDIR / "audit-keys"),
+        }
+    )
+    from sqlalchemy import event, text
+
+    import cellchain
+    from cellchain import create_app
+    from cellchain.extensions import db
+    from cellchain.traceability.trace import trace
+
+    print(f"code: {Path(cellchain.__file__).parent}", file=sys.stderr)
+    app = create_app()
+    statements: list[tuple[str, Any, float]] = []
+    started_at: list[float] = []
+
+    with app.app_context():
+        engine = db.engine
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def before(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+            started_at.append(time.perf_counter())
+
+        @event.listens_for(engine, "after_cursor_execute")
+        def after(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+            statements.append((statement, params, time.perf_counter() - started_at.pop()))
+
+        def one() -> tuple[float, float, float, list[tuple[str, Any, float]], Any]:
+            db.session.remove()
+            pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            del statements[:]
+            pg0, cpu0, wall0 = backend_cpu(pid), time.process_time(), time.perf_counter()
+            answer = trace.trace_forward(db.session, "material_lot", lot)
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            pg = backend_cpu(pid) - pg0
+            ran = list(statements)
+            db.session.rollback()
+            db.session.remove()
+            return wall, cpu, pg, ran, answer
+
+        for _ in range(options.warm):
+            one()
+        rows = []
+        profile = cProfile.Profile() if options.profile else None
+        answer = None
+        for _ in range(options.runs):
+            if profile:
+                profile.enable()
+            wall, cpu, pg, ran, answer = one()
+            if profile:
+                profile.disable()
+            rows.append((wall, cpu, pg, ran))
+        assert answer is not None
+        digest = hashlib.sha256()
+        for reached in answer.units:
+            digest.update(repr((tuple(reached.unit), reached.distance, reached.lot_number)).encode())
+        found = len({r.unit.id for r in answer.units})
+        print(
+            f"answer: {found} units (built {targets['forward_units']}), "
+            f"{len(answer.dose_orders)} dose orders, sha256 {digest.hexdigest()[:16]}"
+        )
+        assert found == targets["forward_units"], "wrong answer"
+        walls = [r[0] * 1000 for r in rows]
+        cpus = [r[1] * 1000 for r in rows]
+        pgs = [r[2] * 1000 for r in rows]
+        print(
+            f"runs {len(rows)}  wall ms median {statistics.median(walls):.0f} "
+            f"min {min(walls):.0f} max {max(walls):.0f} | python CPU ms median "
+            f"{statistics.median(cpus):.0f} | postgres CPU ms median {statistics.median(pgs):.0f}"
+        )
+        per_statement: dict[int, list[float]] = {}
+        for _wall, _cpu, _pg, ran in rows:
+            for index, (_sql, _params, seconds) in enumerate(ran):
+                per_statement.setdefault(index, []).append(seconds * 1000)
+        last = rows[-1][3]
+        for index, times in per_statement.items():
+            sql = " ".join(last[index][0].split())[:110] if index < len(last) else "?"
+            print(f"  statement {index}: median {statistics.median(times):6.1f} ms  {sql}")
+        print(f"load: {os.getloadavg()}")
+        if profile:
+            stats = pstats.Stats(profile)
+            stats.sort_stats("tottime").print_stats(25)
+        if options.explain:
+            connection = db.session.connection()
+            for sql, params, _seconds in last:
+                print("=" * 100)
+                print(" ".join(sql.split())[:400])
+                plan = connection.exec_driver_sql(
+                    "EXPLAIN (ANALYZE, BUFFERS) " + sql, params if params else ()
+                ).all()
+                for (line,) in plan:
+                    print(line)
+            db.session.rollback()
+
+
+if __name__ == "__main__":
+    main()
