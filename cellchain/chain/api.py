@@ -24,7 +24,7 @@ from cellchain.chain.schemas import (
     UnitOut,
 )
 from cellchain.core import numbering
-from cellchain.core.driver import autocommit
+from cellchain.core.driver import kept_read
 from cellchain.core.roles import Permission
 from cellchain.core.schemas import ScanQueryIn
 from cellchain.extensions import db
@@ -67,13 +67,18 @@ def unit_detail(unit: Unit) -> UnitDetail:
 
 
 def scan_by_bearer(token: str) -> Response | None:
-    """The scan's answer to a bearer token, authenticated and read in one statement on a
-    connection in autocommit, no ORM session (``chain/scanning.scan_as_bearer``, issue 20);
-    None leaves the request to ``scan`` behind the ordinary checks."""
-    with db.engine.connect() as connection, autocommit(connection):
-        row = scanning.scan_as_bearer(
-            connection, token=token, code=request.args.get("code"), now=now(), method=request.method
-        )
+    """The scan's answer to a bearer token, authenticated and read in one statement on the
+    thread's kept connection in autocommit (``core/driver.kept_read``), no ORM session
+    (``chain/scanning.scan_as_bearer``, issue 20); None leaves the request to ``scan`` behind
+    the ordinary checks."""
+    row = kept_read(
+        db.engine,
+        scanning.scan_as_bearer,
+        token=token,
+        code=request.args.get("code"),
+        now=now(),
+        method=request.method,
+    )
     answer = scanning.answer_of(row, record_url(row)) if row is not None else None
     return jsonify(answer) if answer is not None else None
 

@@ -16,17 +16,31 @@ is not part of a record, ``record_state.UNRECORDED_COLUMNS``).
 
 ``autocommit`` holds a connection in the driver's autocommit for a read that is one
 statement, so one snapshot: no BEGIN and no ROLLBACK round trips around it.
+
+``kept_read`` runs such a read on a connection each thread keeps for it, out of the pool and
+always in the driver's autocommit: taking a pooled connection, switching it to autocommit and
+back and handing it back cost more than a third of what the statement itself costs in a
+request (issue 20: the scan).
 """
 
 from __future__ import annotations
 
+import os
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import ClauseElement
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -133,3 +147,133 @@ def autocommit(connection: Connection) -> Iterator[Connection]:
         yield connection
     finally:
         dialect.reset_isolation_level(dbapi_connection)  # type: ignore[arg-type]
+
+
+# --- a connection per thread for autocommit reads (issue 20: the scan) -----------------------
+
+
+class _Kept:
+    """One thread's connection to one engine's database, detached from the engine's pool (the
+    pool forgets it: no request's Session can ever be handed it, and it holds none of the
+    pool's places) and in the driver's autocommit for as long as it lives. It is closed when
+    the engine is disposed, when its thread ends, or after any error on it."""
+
+    __slots__ = ("__weakref__", "_finalizer", "connection", "engine", "fork", "lock")
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.fork = _forks
+        #: held while a read runs, so that ``Engine.dispose`` from another thread waits for it
+        self.lock = threading.Lock()
+        connection = engine.connect()  # through the pool: its events, its ping of an idle one
+        try:
+            pooled = connection.connection
+            dbapi_connection = pooled.dbapi_connection
+            pooled.detach()
+            dialect = engine.dialect
+            dialect.set_isolation_level(dbapi_connection, "AUTOCOMMIT")  # type: ignore[arg-type]
+        except BaseException:
+            connection.close()
+            raise
+        self.connection: Connection | None = connection
+        # at the thread's end (its locals are dropped) or at exit; never in a forked child,
+        # whose copy of the socket is the parent's (``_forget_after_fork``)
+        self._finalizer = weakref.finalize(self, _close, connection, dbapi_connection)
+        _all_kept.add(self)
+        if not event.contains(engine, "engine_disposed", _close_kept_of):
+            event.listen(engine, "engine_disposed", _close_kept_of)
+
+    def close(self) -> None:
+        with self.lock:
+            self.connection = None
+            self._finalizer()
+
+
+def _close(connection: Connection, dbapi_connection: Any) -> None:
+    """Close a kept connection for good (detached, so not back into a pool); quietly: a
+    connection the server already closed, or one made in another thread (SQLite), may
+    refuse."""
+    for close in (connection.close, dbapi_connection.close):
+        with suppress(Exception):
+            close()
+
+
+#: every thread's kept connection, for ``Engine.dispose`` (tests drop databases after it)
+_all_kept: weakref.WeakSet[_Kept] = weakref.WeakSet()
+_local = threading.local()
+#: how many times this process is a forked child; a connection made before the fork is the
+#: parent's, never used (nor closed) here
+_forks = 0
+_inherited: list[_Kept] = []
+
+
+def _close_kept_of(engine: Engine) -> None:
+    """``Engine.dispose``: every thread's kept connection to it is closed (a thread still
+    reading is waited for), as the pool's own are."""
+    for kept in list(_all_kept):
+        if kept.engine is engine:
+            kept.close()
+
+
+def _forget_after_fork() -> None:
+    global _forks
+    _forks += 1
+    for kept in list(_all_kept):
+        kept._finalizer.detach()
+        _inherited.append(kept)  # kept alive, so that nothing closes the parent's socket
+    _all_kept.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def _kept(engine: Engine) -> _Kept:
+    """This thread's kept connection to ``engine``, made when there is none (or it was
+    closed, or made for another engine, or before this process was forked)."""
+    kept: _Kept | None = getattr(_local, "kept", None)
+    if kept is not None and kept.fork == _forks:
+        if kept.engine is engine and kept.connection is not None:
+            return kept
+        kept.close()  # one kept connection per thread: the engine it was for is done
+    kept = _local.kept = _Kept(engine)
+    return kept
+
+
+def kept_read(
+    engine: Engine,
+    read: Callable[Concatenate[Connection, P], T],
+    /,
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """``read(connection, …)`` on this thread's kept connection to ``engine``: out of the
+    pool, always in the driver's autocommit (no checkout, no switch to autocommit and back,
+    no checkin per request; issue 20, the scan). For reads of ``DriverStatement``\\ s only
+    (with at most a write of bookkeeping), which may be sent twice: when the server has
+    closed the connection (a restart, an idle timeout), the read runs once more on a new one,
+    as the pool's ping would have found a new one. After any other error the connection is
+    closed, with whatever state it was left in, and the error raised.
+
+    With a pool that shares its connections between threads or gives a thread the same one
+    (SQLite in memory), the read runs on a pooled connection switched to autocommit."""
+    if not isinstance(engine.pool, QueuePool):
+        with engine.connect() as pooled, autocommit(pooled):
+            return read(pooled, *args, **kwargs)
+    retried = False
+    while True:
+        kept = _kept(engine)
+        try:
+            with kept.lock:
+                connection = kept.connection
+                if connection is not None and not connection.invalidated:
+                    return read(connection, *args, **kwargs)
+        except DBAPIError as error:
+            kept.close()
+            if retried or not error.connection_invalidated:
+                raise
+            retried = True
+        except BaseException:
+            kept.close()
+            raise
+        # else closed by ``Engine.dispose`` in another thread meanwhile: a new one
