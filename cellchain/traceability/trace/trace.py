@@ -23,6 +23,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     DateTime,
     FromClause,
@@ -536,13 +537,139 @@ class BackTrace:
     people: list[User] = field(default_factory=list)
 
 
+class _BackStatements(NamedTuple):
+    """The statements of a trace back, made once per process (``_back_statements``), their
+    values bound at each run: making them, loader options and the recursive walk included,
+    cost a third of a trace's CPU (1-2 ms each for the walk and the steps), and a statement
+    run again keeps its cache key (issue 20)."""
+
+    infusion: Select[Any]
+    dose_order: Select[Any]
+    unit_orders: Select[Any]
+    units: Select[Any]
+    steps: Select[Any]
+    lots: Select[Any, Any, Any]
+    events: Select[Any]
+    determination: Select[Any]
+    shipments: Select[Any]
+    thaws: Select[Any]
+    checks: Select[Any]
+    infusions: Select[Any]
+    recalls: Select[Any]
+    people: Select[Any]
+
+
+def _ids(name: str) -> BindParameter[Any]:
+    """A list of ids bound at each run (``IN (…)`` of as many as it holds)."""
+    return bindparam(name, expanding=True)
+
+
+@cache
+def _back_statements() -> _BackStatements:
+    """The trace back's statements, made at first use, not at import: loader options
+    configure the mappers, which needs every model imported first (2a75b2d)."""
+    # the infusion or dose order with what a trace back reads of the order (its patient, bags
+    # and weight, which its signed content names) in one statement instead of four
+    of_infusion = joinedload(Infusion.dose_order)
+    order_parts = (DoseOrder.patient, DoseOrder.bags, DoseOrder.weight)
+    seeds = select(Unit.id).where(Unit.id.in_(_ids("start_ids")))
+    nearest = chain.nearest_of(chain.lineage_walk(seeds, upwards=True))
+    unit_ids = _ids("unit_ids")
+    order_ids = _ids("order_ids")
+    return _BackStatements(
+        infusion=select(Infusion)
+        .where(Infusion.id == bindparam("record_id"))
+        .options(*(of_infusion.joinedload(part) for part in order_parts)),
+        dose_order=select(DoseOrder)
+        .where(DoseOrder.id == bindparam("record_id"))
+        .options(*(joinedload(part) for part in order_parts)),
+        unit_orders=select(DoseOrder)
+        .where(
+            or_(
+                DoseOrder.dose_unit_id == bindparam("unit_id"),
+                DoseOrder.id.in_(
+                    select(DoseBag.order_id).where(DoseBag.unit_id == bindparam("unit_id"))
+                ),
+            )
+        )
+        .order_by(DoseOrder.id),
+        # the path's units with their lot, donation and donor, and whether a recall names
+        # each: the recalls are read only when one does (most paths are named by none)
+        units=select(
+            Unit,
+            nearest.c.distance,
+            Lot.lot_number,
+            exists().where(RecallUnit.unit_id == Unit.id),
+        )
+        .join(nearest, nearest.c.unit_id == Unit.id)
+        .outerjoin(CellRecord, CellRecord.unit_id == Unit.id)
+        .outerjoin(Lot, Lot.id == CellRecord.lot_id)
+        .options(joinedload(Unit.donation).joinedload(Donation.donor))
+        .order_by(nearest.c.distance.desc(), Unit.id),
+        # the steps that made a unit of the path or worked on it in place (a step that only
+        # drew from it, a QC sample, made nothing on the path), with their units joined (a
+        # step's own rows, one per unit: no product with its materials or equipment, which
+        # are read by one more statement each)
+        steps=select(ProcessingStep)
+        .where(
+            ProcessingStep.id.in_(
+                select(StepUnit.step_id).where(
+                    StepUnit.unit_id.in_(unit_ids), _made_or_worked_in_place()
+                )
+            )
+        )
+        .options(
+            selectinload(ProcessingStep.materials).joinedload(StepMaterial.material_lot),
+            selectinload(ProcessingStep.equipment).joinedload(StepEquipment.item),
+            joinedload(ProcessingStep.units).joinedload(StepUnit.unit),
+        )
+        .order_by(ProcessingStep.performed_at, ProcessingStep.id),
+        # each lot with its disposition (one per lot, ever) and its results, one row each
+        lots=select(Lot, LotDisposition, QcResult)
+        .outerjoin(LotDisposition, LotDisposition.lot_id == Lot.id)
+        .outerjoin(QcResult, QcResult.lot_id == Lot.id)
+        .where(Lot.id.in_(select(CellRecord.lot_id).where(CellRecord.unit_id.in_(unit_ids))))
+        .order_by(Lot.id, QcResult.test_code, QcResult.id),
+        # each event's unit is one of the path's, read from the session, not joined again
+        events=select(UnitEvent)
+        .where(UnitEvent.unit_id.in_(unit_ids))
+        .order_by(UnitEvent.at, UnitEvent.id),
+        # the latest determination (the one in force, or the one a later result re-opened),
+        # with the donation's results in id order, which its signed content reads and the
+        # trace lists: the donation is the path's, already read; its results are filled in
+        determination=select(EligibilityDetermination)
+        .where(EligibilityDetermination.donation_id == bindparam("donation_id"))
+        .options(joinedload(EligibilityDetermination.donation).joinedload(Donation.results))
+        .order_by(EligibilityDetermination.id.desc())
+        .limit(1),
+        shipments=select(ShipmentItem)
+        .where(ShipmentItem.dose_order_id.in_(order_ids))
+        .options(joinedload(ShipmentItem.shipment)),
+        thaws=select(Thaw)
+        .where(Thaw.dose_order_id.in_(order_ids))
+        .order_by(Thaw.started_at, Thaw.id),
+        checks=select(BedsideCheck)
+        .where(BedsideCheck.dose_order_id.in_(order_ids))
+        .options(joinedload(BedsideCheck.patient))
+        .order_by(BedsideCheck.checked_at, BedsideCheck.id),
+        infusions=select(Infusion).where(Infusion.dose_order_id.in_(order_ids)),
+        recalls=select(Recall)
+        .where(Recall.id.in_(select(RecallUnit.recall_id).where(RecallUnit.unit_id.in_(unit_ids))))
+        .order_by(Recall.id),
+        people=select(User)
+        .where(User.id.in_(_ids("user_ids")))
+        .options(joinedload(User.role_rows)),
+    )
+
+
 def back_start(
     session: DbSession, kind: str, record_id: int
 ) -> tuple[Start, list[DoseOrder], list[int], Infusion | None]:
     """Where a trace back starts: the dose orders concerned, the units to walk up from, and
     the infusion when it starts from one."""
+    statements = _back_statements()
     if kind == TraceFrom.INFUSION:
-        infusion = _loaded(session, Infusion, record_id)
+        infusion = _loaded(session, statements.infusion, record_id)
         if infusion is None:
             get_or_404(session, Infusion, record_id, "infusion")  # raises NotFound
         assert infusion is not None
@@ -552,7 +679,7 @@ def back_start(
         )
         return start, [order], _dose_units(order), infusion
     if kind == TraceFrom.DOSE:
-        found = _loaded(session, DoseOrder, record_id)
+        found = _loaded(session, statements.dose_order, record_id)
         if found is None:
             get_or_404(session, DoseOrder, record_id, "dose order")  # raises NotFound
         assert found is not None
@@ -563,20 +690,7 @@ def back_start(
         return start, [order], _dose_units(order), None
     if kind == TraceFrom.UNIT:
         unit = get_or_404(session, Unit, record_id, "unit")
-        orders = list(
-            session.execute(
-                select(DoseOrder)
-                .where(
-                    or_(
-                        DoseOrder.dose_unit_id == unit.id,
-                        DoseOrder.id.in_(
-                            select(DoseBag.order_id).where(DoseBag.unit_id == unit.id)
-                        ),
-                    )
-                )
-                .order_by(DoseOrder.id)
-            ).scalars()
-        )
+        orders = list(session.execute(statements.unit_orders, {"unit_id": unit.id}).scalars())
         return Start(kind, unit.id, f"unit {unit.code}"), orders, [unit.id], None
     raise InvalidInput(
         f"A trace back starts from one of: {', '.join(TraceFrom.BACK)}; not {kind!r}.",
@@ -584,20 +698,10 @@ def back_start(
     )
 
 
-def _loaded(session: DbSession, model: type[Infusion] | type[DoseOrder], record_id: int) -> Any:
-    """The infusion or dose order with what a trace back reads of the order (its patient,
-    bags and weight, which its signed content names) in one statement instead of four (a
-    lazy load each); None when there is none."""
-    of_order = joinedload(Infusion.dose_order) if model is Infusion else None
-    options = [
-        of_order.joinedload(related) if of_order is not None else joinedload(related)
-        for related in (DoseOrder.patient, DoseOrder.bags, DoseOrder.weight)
-    ]
-    return (
-        session.execute(select(model).where(model.id == record_id).options(*options))
-        .unique()
-        .scalar_one_or_none()
-    )
+def _loaded(session: DbSession, statement: Select[Any], record_id: int) -> Any:
+    """The infusion or dose order of ``statement`` (``_back_statements``), None when there
+    is none."""
+    return session.execute(statement, {"record_id": record_id}).unique().scalar_one_or_none()
 
 
 def _dose_units(order: DoseOrder) -> list[int]:
@@ -608,125 +712,61 @@ def _dose_units(order: DoseOrder) -> list[int]:
 def trace_back(session: DbSession, kind: str, record_id: int) -> BackTrace:
     """The whole path from the start back to the donor, with who, when and what signed.
 
-    A fixed number of queries: one recursive walk for the units, then one query per kind of
-    record (steps, materials, equipment, lots, results, dispositions, events, clinic records),
-    one for everyone named on them (and one for their roles), and one for all their signatures
-    with their signers' names: none per signature, per signer or per person
+    A fixed number of statements, made once per process (``_back_statements``): one
+    recursive walk for the units (which also says whether a recall names one: the recalls
+    are read only then), then one per kind of record (steps with their units, their
+    materials, their equipment; lots with their dispositions and results; events; the
+    eligibility determination with the donation's results; shipments, thaws, bedside
+    checks), one for everyone named on them with their roles, and one for all the
+    signatures with their signers' names: none per signature, per signer or per person
     (``tests/traceability/test_trace_statements.py`` counts them).
     """
+    statements = _back_statements()
     start, orders, start_ids, infused = back_start(session, kind, record_id)
-    seeds = select(Unit.id).where(Unit.id.in_(start_ids))
-    nearest = chain.nearest_of(chain.lineage_walk(seeds, upwards=True))
-    rows = session.execute(
-        select(Unit, nearest.c.distance, Lot.lot_number)
-        .join(nearest, nearest.c.unit_id == Unit.id)
-        .outerjoin(CellRecord, CellRecord.unit_id == Unit.id)
-        .outerjoin(Lot, Lot.id == CellRecord.lot_id)
-        .options(joinedload(Unit.donation).joinedload(Donation.donor))
-        .order_by(nearest.c.distance.desc(), Unit.id)
-    ).all()
+    rows = session.execute(statements.units, {"start_ids": start_ids}).all()
     units = [TracedUnit(unit=row[0], distance=row[1], lot_number=row[2]) for row in rows]
-    unit_ids = [traced.unit.id for traced in units]
+    recalled = any(row[3] for row in rows)
+    of_units = {"unit_ids": [traced.unit.id for traced in units]}
     donation = units[0].unit.donation
 
-    steps = list(
-        session.execute(
-            select(ProcessingStep)
-            .where(
-                # the steps that made a unit of the path or worked on it in place; a step that
-                # only drew from it (a QC sample) made nothing on the path
-                ProcessingStep.id.in_(
-                    select(StepUnit.step_id).where(
-                        StepUnit.unit_id.in_(unit_ids), _made_or_worked_in_place()
-                    )
-                )
-            )
-            .options(
-                selectinload(ProcessingStep.materials).joinedload(StepMaterial.material_lot),
-                selectinload(ProcessingStep.equipment).joinedload(StepEquipment.item),
-                selectinload(ProcessingStep.units).joinedload(StepUnit.unit),
-            )
-            .order_by(ProcessingStep.performed_at, ProcessingStep.id)
-        ).scalars()
+    steps = list(session.execute(statements.steps, of_units).unique().scalars())
+    lots: list[Lot] = []
+    dispositions: dict[int, LotDisposition] = {}
+    results: list[QcResult] = []
+    for lot, disposition, result in session.execute(statements.lots, of_units):
+        if not lots or lots[-1] is not lot:
+            lots.append(lot)
+            if disposition is not None:
+                dispositions[lot.id] = disposition
+        if result is not None:
+            results.append(result)
+    events = list(session.execute(statements.events, of_units).scalars())
+    determination = (
+        session.execute(statements.determination, {"donation_id": donation.id})
+        .unique()
+        .scalar_one_or_none()
     )
-    # each lot with its disposition (one per lot, ever) in one statement
-    lot_rows = session.execute(
-        select(Lot, LotDisposition)
-        .outerjoin(LotDisposition, LotDisposition.lot_id == Lot.id)
-        .where(Lot.id.in_(select(CellRecord.lot_id).where(CellRecord.unit_id.in_(unit_ids))))
-        .order_by(Lot.id)
-    ).all()
-    lots = [lot for lot, _ in lot_rows]
-    dispositions = {lot.id: disposition for lot, disposition in lot_rows if disposition}
-    lot_ids = [lot.id for lot in lots]
-    results = list(
-        session.execute(
-            select(QcResult)
-            .where(QcResult.lot_id.in_(lot_ids))
-            .order_by(QcResult.lot_id, QcResult.test_code, QcResult.id)
-        ).scalars()
-    )
-    events = list(
-        session.execute(
-            # each event's unit is one of ``units``, read from the session, not joined again
-            select(UnitEvent)
-            .where(UnitEvent.unit_id.in_(unit_ids))
-            .order_by(UnitEvent.at, UnitEvent.id)
-        ).scalars()
-    )
-    # the latest determination: the one in force, or the one a later result re-opened
-    determination = session.execute(
-        select(EligibilityDetermination)
-        .where(EligibilityDetermination.donation_id == donation.id)
-        .order_by(EligibilityDetermination.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    # the donation's results in id order, read through the relation, which the
-    # determination's signed content then reads again without a query
+    # the donation's results in id order, read through the relation (filled in with the
+    # determination), which the determination's signed content then reads again
     tests: list[DonorTestResult] = list(donation.results)
-    order_ids = [order.id for order in orders]
+    of_orders = {"order_ids": [order.id for order in orders]}
     shipments = {
         item.dose_order_id: item.shipment
-        for item in session.execute(
-            select(ShipmentItem)
-            .where(ShipmentItem.dose_order_id.in_(order_ids))
-            .options(joinedload(ShipmentItem.shipment))
-        ).scalars()
+        for item in session.execute(statements.shipments, of_orders).scalars()
     }
-    thaws = list(
-        session.execute(
-            select(Thaw).where(Thaw.dose_order_id.in_(order_ids)).order_by(Thaw.started_at, Thaw.id)
-        ).scalars()
-    )
-    checks = list(
-        session.execute(
-            select(BedsideCheck)
-            .where(BedsideCheck.dose_order_id.in_(order_ids))
-            .options(joinedload(BedsideCheck.patient))
-            .order_by(BedsideCheck.checked_at, BedsideCheck.id)
-        ).scalars()
-    )
+    thaws = list(session.execute(statements.thaws, of_orders).scalars())
+    checks = list(session.execute(statements.checks, of_orders).scalars())
     infusions = (
         # the start, already read: an order is infused once, ever (unique ``dose_order_id``)
         {infused.dose_order_id: infused}
         if infused is not None
         else {
             infusion.dose_order_id: infusion
-            for infusion in session.execute(
-                select(Infusion).where(Infusion.dose_order_id.in_(order_ids))
-            ).scalars()
+            for infusion in session.execute(statements.infusions, of_orders).scalars()
         }
     )
 
-    recalls = list(
-        session.execute(
-            select(Recall)
-            .where(
-                Recall.id.in_(select(RecallUnit.recall_id).where(RecallUnit.unit_id.in_(unit_ids)))
-            )
-            .order_by(Recall.id)
-        ).scalars()
-    )
+    recalls = list(session.execute(statements.recalls, of_units).scalars()) if recalled else []
     people = _load_people(
         session,
         [
@@ -791,14 +831,10 @@ def _load_people(session: DbSession, ids: list[int | None]) -> list[User]:
     checked, infused), with their roles, in one query: each record's ``performed_by``,
     ``analyst``, … is then read from the session, not loaded person by person or once per
     kind of record (issue 20)."""
-    wanted = {user_id for user_id in ids if user_id is not None}
+    wanted = sorted({user_id for user_id in ids if user_id is not None})
     if not wanted:
         return []
-    return list(
-        session.execute(select(User).where(User.id.in_(wanted)).options(joinedload(User.role_rows)))
-        .unique()
-        .scalars()
-    )
+    return list(session.execute(_back_statements().people, {"user_ids": wanted}).unique().scalars())
 
 
 def infused_patients(forward: ForwardTrace) -> list[ExposedPatient]:
