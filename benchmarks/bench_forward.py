@@ -3,7 +3,7 @@ process, on a copy of the kept site, with where its time goes.
 
     python benchmarks/bench_forward.py --database postgresql+psycopg://postgres@127.0.0.1:5432/forward_run
     python benchmarks/bench_forward.py --runs 20 --profile     # a cProfile of the runs
-    python benchmarks/bench_forward.py --explain               # EXPLAIN (ANALYZE, BUFFERS) of each statement
+    python benchmarks/bench_forward.py --explain      # EXPLAIN (ANALYZE, BUFFERS) of each statement
 
 Each run is a fresh session (as site_scale's ``timed``). Reported per run: wall time, this
 process's CPU time (Python), the PostgreSQL backend's CPU time (``/proc/<pid>/stat`` of the
@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=2)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--explain", action="store_true")
+    parser.add_argument("--each", action="store_true", help="print every run's figures")
     parser.add_argument("--lot", type=int, default=None, help="material lot (default: the kept)")
     options = parser.parse_args()
 
@@ -110,13 +111,21 @@ def main() -> None:
         assert answer is not None
         digest = hashlib.sha256()
         for reached in answer.units:
-            digest.update(repr((tuple(reached.unit), reached.distance, reached.lot_number)).encode())
+            digest.update(
+                repr((tuple(reached.unit), reached.distance, reached.lot_number)).encode()
+            )
         found = len({r.unit.id for r in answer.units})
         print(
             f"answer: {found} units (built {targets['forward_units']}), "
             f"{len(answer.dose_orders)} dose orders, sha256 {digest.hexdigest()[:16]}"
         )
         assert found == targets["forward_units"], "wrong answer"
+        if options.each:
+            for number, (wall, cpu, pg, _ran) in enumerate(rows, start=options.warm + 1):
+                print(
+                    f"  run {number}: wall {wall * 1000:.0f} python {cpu * 1000:.0f}"
+                    f" pg {pg * 1000:.0f}"
+                )
         walls = [r[0] * 1000 for r in rows]
         cpus = [r[1] * 1000 for r in rows]
         pgs = [r[2] * 1000 for r in rows]
