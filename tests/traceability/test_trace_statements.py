@@ -86,13 +86,14 @@ def test_trace_back_from_an_infusion_does_not_grow_with_its_signatures(
 
 def test_trace_back_reads_each_kind_of_record_once(ward: Any) -> None:
     """The trace back itself (in process, from a cold session): the infusion with its order,
-    patient, bags and weight in one statement; the walk, which also says whether a recall
-    names a unit (none here: the recalls are not read); the steps with their units, then
-    their materials and their equipment; each lot with its disposition and its results; the
-    events; the determination with the donation's results; shipments, thaws, checks with
-    their patients; people with their roles; the signatures in one, and the disposition's
-    results its signed content reads again (``LotDisposition.signed_content``): 14
-    statements, 34 before issue 20's second pass, 20 before its third, 18 before its fourth."""
+    patient, bags and weight in one statement; the walk, which also finds the path's lots and
+    says whether a recall names a unit (none here: the recalls are not read); the steps with
+    their units, then their materials and their equipment; each lot with its disposition
+    and its results; the events; the donation's eligibility determination with its results
+    and the order's shipment, thaws, bedside checks (with their patients) and infusion in
+    one; people with their roles; the signatures; and the disposition's results, which its
+    signed content reads again (``LotDisposition.signed_content``): 11 statements, 34
+    before issue 20's second pass, 20 before its third, 18 before its fourth."""
     infusion_id = infuse(ward).id
     db.session.commit()
     db.session.close()
@@ -101,7 +102,7 @@ def test_trace_back_reads_each_kind_of_record_once(ward: Any) -> None:
         answer = BackTraceOut().dump(back)
     assert answer["clinic"] and answer["units"]
     assert people_loads(seen) == 1
-    assert len(seen) <= 14, "\n".join(s.split("\n")[0][:100] for s in seen)
+    assert len(seen) <= 11, "\n".join(s.split("\n")[0][:100] for s in seen)
 
 
 # --- opening a recall ---------------------------------------------------------------------------

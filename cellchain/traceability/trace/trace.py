@@ -31,6 +31,7 @@ from sqlalchemy import (
     Integer,
     Select,
     Text,
+    and_,
     any_,
     bindparam,
     cast,
@@ -41,6 +42,7 @@ from sqlalchemy import (
     select,
     type_coerce,
     union,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Dialect
@@ -48,7 +50,7 @@ from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import LineageEdge, Unit, UnitEvent, UnitKind
-from cellchain.clinic.models import BedsideCheck, Infusion, ShipmentItem, Thaw
+from cellchain.clinic.models import BedsideCheck, Infusion, Shipment, ShipmentItem, Thaw
 from cellchain.core import signatures
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
@@ -577,11 +579,7 @@ class _BackStatements(NamedTuple):
     steps: Select[Any]
     lots: Select[Any, Any, Any]
     events: Select[Any]
-    determination: Select[Any]
-    shipments: Select[Any]
-    thaws: Select[Any]
-    checks: Select[Any]
-    infusions: Select[Any]
+    clinic: Select[Any, Any, Any, Any, Any]
     recalls: Select[Any]
     people: Select[Any]
 
@@ -627,6 +625,7 @@ def _back_statements() -> _BackStatements:
             nearest.c.distance,
             Lot.lot_number,
             exists().where(RecallUnit.unit_id == Unit.id),
+            Lot.id,
         )
         .join(nearest, nearest.c.unit_id == Unit.id)
         .outerjoin(CellRecord, CellRecord.unit_id == Unit.id)
@@ -651,41 +650,67 @@ def _back_statements() -> _BackStatements:
             joinedload(ProcessingStep.units).joinedload(StepUnit.unit),
         )
         .order_by(ProcessingStep.performed_at, ProcessingStep.id),
-        # each lot with its disposition (one per lot, ever) and its results, one row each
+        # each lot of the path's units (found by the walk: by their ids, not a scan of every
+        # lot for those of the units' cell records) with its disposition (one per lot, ever)
+        # and its results, one row each
         lots=select(Lot, LotDisposition, QcResult)
         .outerjoin(LotDisposition, LotDisposition.lot_id == Lot.id)
         .outerjoin(QcResult, QcResult.lot_id == Lot.id)
-        .where(Lot.id.in_(select(CellRecord.lot_id).where(CellRecord.unit_id.in_(unit_ids))))
+        .where(Lot.id.in_(_ids("lot_ids")))
         .order_by(Lot.id, QcResult.test_code, QcResult.id),
         # each event's unit is one of the path's, read from the session, not joined again
         events=select(UnitEvent)
         .where(UnitEvent.unit_id.in_(unit_ids))
         .order_by(UnitEvent.at, UnitEvent.id),
-        # the latest determination (the one in force, or the one a later result re-opened),
-        # with the donation's results in id order, which its signed content reads and the
-        # trace lists: the donation is the path's, already read; its results are filled in
-        determination=select(EligibilityDetermination)
-        .where(EligibilityDetermination.donation_id == bindparam("donation_id"))
-        .options(joinedload(EligibilityDetermination.donation).joinedload(Donation.results))
-        .order_by(EligibilityDetermination.id.desc())
-        .limit(1),
-        shipments=select(ShipmentItem)
-        .where(ShipmentItem.dose_order_id.in_(order_ids))
-        .options(joinedload(ShipmentItem.shipment)),
-        thaws=select(Thaw)
-        .where(Thaw.dose_order_id.in_(order_ids))
-        .order_by(Thaw.started_at, Thaw.id),
-        checks=select(BedsideCheck)
-        .where(BedsideCheck.dose_order_id.in_(order_ids))
-        .options(joinedload(BedsideCheck.patient))
-        .order_by(BedsideCheck.checked_at, BedsideCheck.id),
-        infusions=select(Infusion).where(Infusion.dose_order_id.in_(order_ids)),
+        clinic=_clinic_statement(order_ids),
         recalls=select(Recall)
         .where(Recall.id.in_(select(RecallUnit.recall_id).where(RecallUnit.unit_id.in_(unit_ids))))
         .order_by(Recall.id),
         people=select(User)
         .where(User.id.in_(_ids("user_ids")))
         .options(joinedload(User.role_rows)),
+    )
+
+
+def _clinic_statement(order_ids: BindParameter[Any]) -> Select[Any, Any, Any, Any, Any]:
+    """The donation's latest eligibility determination and the orders' shipments, thaws,
+    bedside checks and infusions in one statement, one row each (a few per order): a union
+    of (kind, id) pairs, each row joined to the record of its kind, the others null. The
+    determination is the one in force or the one a later result re-opened, with the
+    donation's results in id order, which its signed content reads and the trace lists (the
+    donation is the path's, already read: its results are filled in); a shipment with its
+    item, a check with its patient."""
+    records = union_all(
+        select(literal(0).label("kind"), EligibilityDetermination.id.label("id")).where(
+            EligibilityDetermination.id
+            == select(func.max(EligibilityDetermination.id))
+            .where(EligibilityDetermination.donation_id == bindparam("donation_id"))
+            .scalar_subquery()
+        ),
+        select(literal(1), ShipmentItem.dose_order_id).where(
+            ShipmentItem.dose_order_id.in_(order_ids)
+        ),
+        select(literal(2), Thaw.id).where(Thaw.dose_order_id.in_(order_ids)),
+        select(literal(3), BedsideCheck.id).where(BedsideCheck.dose_order_id.in_(order_ids)),
+        select(literal(4), Infusion.id).where(Infusion.dose_order_id.in_(order_ids)),
+    ).subquery("records")
+    kind, record_id = records.c.kind, records.c.id
+    return (
+        select(EligibilityDetermination, ShipmentItem, Thaw, BedsideCheck, Infusion)
+        .select_from(records)
+        .outerjoin(
+            EligibilityDetermination,
+            and_(kind == 0, EligibilityDetermination.id == record_id),
+        )
+        .outerjoin(ShipmentItem, and_(kind == 1, ShipmentItem.dose_order_id == record_id))
+        .outerjoin(Thaw, and_(kind == 2, Thaw.id == record_id))
+        .outerjoin(BedsideCheck, and_(kind == 3, BedsideCheck.id == record_id))
+        .outerjoin(Infusion, and_(kind == 4, Infusion.id == record_id))
+        .options(
+            joinedload(EligibilityDetermination.donation).joinedload(Donation.results),
+            joinedload(ShipmentItem.shipment),
+            joinedload(BedsideCheck.patient),
+        )
     )
 
 
@@ -749,10 +774,12 @@ def trace_back(session: DbSession, kind: str, record_id: int) -> BackTrace:
     (``tests/traceability/test_trace_statements.py`` counts them).
     """
     statements = _back_statements()
-    start, orders, start_ids, infused = back_start(session, kind, record_id)
+    # the infusion started from, held: the clinic's statement finds it in the session
+    start, orders, start_ids, _infusion = back_start(session, kind, record_id)
     rows = session.execute(statements.units, {"start_ids": start_ids}).all()
     units = [TracedUnit(unit=row[0], distance=row[1], lot_number=row[2]) for row in rows]
     recalled = any(row[3] for row in rows)
+    lot_ids = sorted({row[4] for row in rows if row[4] is not None})
     of_units = {"unit_ids": [traced.unit.id for traced in units]}
     donation = units[0].unit.donation
 
@@ -760,7 +787,8 @@ def trace_back(session: DbSession, kind: str, record_id: int) -> BackTrace:
     lots: list[Lot] = []
     dispositions: dict[int, LotDisposition] = {}
     results: list[QcResult] = []
-    for lot, disposition, result in session.execute(statements.lots, of_units):
+    on_lots = session.execute(statements.lots, {"lot_ids": lot_ids}) if lot_ids else ()
+    for lot, disposition, result in on_lots:
         if not lots or lots[-1] is not lot:
             lots.append(lot)
             if disposition is not None:
@@ -768,30 +796,33 @@ def trace_back(session: DbSession, kind: str, record_id: int) -> BackTrace:
         if result is not None:
             results.append(result)
     events = list(session.execute(statements.events, of_units).scalars())
-    determination = (
-        session.execute(statements.determination, {"donation_id": donation.id})
-        .unique()
-        .scalar_one_or_none()
+    determination: EligibilityDetermination | None = None
+    shipments: dict[int, Shipment] = {}
+    thaws: list[Thaw] = []
+    checks: list[BedsideCheck] = []
+    # an order is infused once, ever (unique ``dose_order_id``); from an infusion, the start
+    # (the same object: the session's)
+    infusions: dict[int, Infusion] = {}
+    clinic = session.execute(
+        statements.clinic,
+        {"donation_id": donation.id, "order_ids": [order.id for order in orders]},
     )
+    for found, item, thaw, check, infusion in clinic.unique():
+        if found is not None:
+            determination = found
+        elif item is not None:
+            shipments[item.dose_order_id] = item.shipment
+        elif thaw is not None:
+            thaws.append(thaw)
+        elif check is not None:
+            checks.append(check)
+        elif infusion is not None:
+            infusions[infusion.dose_order_id] = infusion
+    thaws.sort(key=lambda thaw: (thaw.started_at, thaw.id))
+    checks.sort(key=lambda check: (check.checked_at, check.id))
     # the donation's results in id order, read through the relation (filled in with the
     # determination), which the determination's signed content then reads again
     tests: list[DonorTestResult] = list(donation.results)
-    of_orders = {"order_ids": [order.id for order in orders]}
-    shipments = {
-        item.dose_order_id: item.shipment
-        for item in session.execute(statements.shipments, of_orders).scalars()
-    }
-    thaws = list(session.execute(statements.thaws, of_orders).scalars())
-    checks = list(session.execute(statements.checks, of_orders).scalars())
-    infusions = (
-        # the start, already read: an order is infused once, ever (unique ``dose_order_id``)
-        {infused.dose_order_id: infused}
-        if infused is not None
-        else {
-            infusion.dose_order_id: infusion
-            for infusion in session.execute(statements.infusions, of_orders).scalars()
-        }
-    )
 
     recalls = list(session.execute(statements.recalls, of_units).scalars()) if recalled else []
     people = _load_people(
