@@ -51,8 +51,10 @@ from cellchain.chain.models import EventType, UnitStatus
 from cellchain.chain.service import CustodyInput
 from cellchain.clinic.bedside.doses import (
     DoseRead,
+    LotRead,
     ShipmentRead,
     doses_read,
+    lot_reads_of_dose,
     lots_of_dose,
     scan_dose,
     units_of_dose,
@@ -738,12 +740,17 @@ def _dose_facts(
     shipment: ShipmentRead | Shipment | None = (
         read.shipment if read is not None else shipment_of(session, order)
     )
-    lots = lots_of_dose(session, order)
+    lots: list[LotRead]
     if read is not None:
-        window, expires = deadline(session, order, lots, read.first_thaw_at)
+        lots = lot_reads_of_dose(session, order)
+        window, expires = deadline(
+            order, [lot.product_parameters for lot in lots], read.first_thaw_at
+        )
         thawed = read.thaws_completed
     else:
-        thaw = thaw_state(session, order, lots)
+        loaded = lots_of_dose(session, order)
+        lots = [LotRead.of(lot) for lot in loaded]
+        thaw = thaw_state(session, order, loaded)
         window, expires = thaw.window_minutes, thaw.expires_at
         thawed = sum(1 for t in thaw.thaws if t.completed_at is not None)
     second_checks = [

@@ -8,12 +8,24 @@ both its label and the bags' labels name the dose. A scan is resolved whole and 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Integer, Select, and_, bindparam, exists, func, literal, or_, select
+from sqlalchemy import (
+    Integer,
+    Select,
+    Subquery,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.exc import MultipleResultsFound
 from sqlalchemy.orm import aliased, joinedload, selectinload
 
@@ -24,7 +36,7 @@ from cellchain.core.models import IssuedIdentifier
 from cellchain.dosing.models import DoseBag, DoseOrder, DoseStatus, Patient, Weight
 from cellchain.errors import InvalidInput
 from cellchain.extensions import DbSession
-from cellchain.manufacturing.models import CellRecord, Lot
+from cellchain.manufacturing.models import CellRecord, Lot, ProductDefinition
 from cellchain.quality.models import QcSample
 
 
@@ -269,6 +281,18 @@ def lots_of_dose(session: DbSession, order: DoseOrder) -> list[Lot]:
 @cache
 def _lots_statement() -> Select[Any]:
     """The statement of ``lots_of_dose`` (the units' lot links, then their lots), built once."""
+    linked = _lot_links()
+    return (
+        select(linked.c[0], linked.c[2], Lot)
+        .join(Lot, Lot.id == linked.c[1])
+        .options(joinedload(Lot.product_definition))
+    )
+
+
+def _lot_links() -> Subquery:
+    """The lots of the units ``:unit_ids``: (unit id, lot id, source), source 0 for the lot a
+    unit is a QC sample of, 1 for the lot its cell record names (as
+    ``quality.results.lot_of_unit``)."""
     unit_ids = bindparam("unit_ids", expanding=True, type_=Integer())
     sampled = select(QcSample.unit_id, QcSample.lot_id, literal(0)).where(
         QcSample.unit_id.in_(unit_ids)
@@ -276,9 +300,62 @@ def _lots_statement() -> Select[Any]:
     filled = select(CellRecord.unit_id, CellRecord.lot_id, literal(1)).where(
         CellRecord.unit_id.in_(unit_ids), CellRecord.lot_id.is_not(None)
     )
-    linked = sampled.union_all(filled).subquery()
+    return sampled.union_all(filled).subquery()
+
+
+class LotRead(NamedTuple):
+    """A lot of a dose's bags as the bedside judges it, read as plain columns: its number,
+    status and expiry, and its product definition's parameters (the thaw window's limit)."""
+
+    id: int
+    lot_number: str
+    status: str
+    expires_at: dt.datetime | None
+    product_parameters: dict[str, Any]
+
+    @classmethod
+    def of(cls, lot: Lot) -> LotRead:
+        """The read of a lot already loaded."""
+        return cls(
+            lot.id, lot.lot_number, lot.status, lot.expires_at, lot.product_definition.parameters
+        )
+
+
+def lot_reads_of_dose(session: DbSession, order: DoseOrder) -> list[LotRead]:
+    """``lots_of_dose`` as plain rows (the same lots in the same order), for the bedside
+    check, which reads every lot's number, status, expiry and product parameters and nothing
+    else: no ORM object per lot and product definition (issue 20)."""
+    unit_ids = [bag.unit_id for bag in order.bags]
+    if not unit_ids:
+        return []
+    lot_of: dict[int, int] = {}
+    found: dict[int, LotRead] = {}
+    rows = session.execute(_lot_reads_statement(), {"unit_ids": unit_ids}).all()
+    for unit_id, _source, lot_id, number, status, expires_at, parameters in sorted(
+        rows, key=lambda row: row[1], reverse=True
+    ):
+        read = LotRead(lot_id, number, status, expires_at, dict(json.loads(parameters)))
+        lot_of[unit_id] = read.id  # a QC sample's lot (source 0) wins, as in ``lots_of_dose``
+        found[read.id] = read
+    ordered = list(dict.fromkeys(lot_of[u] for u in unit_ids if u in lot_of))
+    return [found[lot_id] for lot_id in ordered]
+
+
+@cache
+def _lot_reads_statement() -> Select[Any]:
+    """The statement of ``lot_reads_of_dose``: ``_lots_statement``'s links, the lots' four
+    columns and their product definitions' parameters; built once."""
+    linked = _lot_links()
     return (
-        select(linked.c[0], linked.c[2], Lot)
+        select(
+            linked.c[0],
+            linked.c[2],
+            Lot.id,
+            Lot.lot_number,
+            Lot.status,
+            Lot.expires_at,
+            ProductDefinition.parameters_json,
+        )
         .join(Lot, Lot.id == linked.c[1])
-        .options(joinedload(Lot.product_definition))
+        .join(ProductDefinition, ProductDefinition.id == Lot.product_definition_id)
     )

@@ -13,8 +13,9 @@ Services flush; the caller commits (one use case, one transaction).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -112,11 +113,22 @@ def thaw_window_minutes(
     """Minutes from the thaw to the start of the infusion: the strictest of the protocol's
     limit and the limits of the dose's product definitions (60 if none says). ``lots``: the
     dose's lots (``lots_of_dose``) when the caller has them already."""
+    return window_of(
+        order,
+        [
+            lot.product_definition.parameters
+            for lot in (lots_of_dose(session, order) if lots is None else lots)
+        ],
+    )
+
+
+def window_of(order: DoseOrder, products: Sequence[Mapping[str, Any]]) -> int:
+    """``thaw_window_minutes`` from the parameters of the product definitions of the dose's
+    lots, already read (``doses.lot_reads_of_dose``)."""
     limits = [
         int(minutes)
-        for lot in (lots_of_dose(session, order) if lots is None else lots)
-        if (minutes := lot.product_definition.parameters.get("thaw_to_infusion_minutes"))
-        is not None
+        for parameters in products
+        if (minutes := parameters.get("thaw_to_infusion_minutes")) is not None
     ]
     protocol = order.protocol.parameters.get("thaw_to_infusion_minutes")
     if protocol is not None:
@@ -153,11 +165,12 @@ def thaw_state(
 
 
 def deadline(
-    session: DbSession, order: DoseOrder, lots: Sequence[Lot], first_started: dt.datetime | None
+    order: DoseOrder, products: Sequence[Mapping[str, Any]], first_started: dt.datetime | None
 ) -> tuple[int, dt.datetime | None]:
-    """The thaw window and the deadline of ``thaw_state``, from when the dose's first bag
-    went into the bath (already read: ``doses.doses_read``)."""
-    window = thaw_window_minutes(session, order, lots)
+    """The thaw window and the deadline of ``thaw_state``, from the parameters of the
+    product definitions of the dose's lots (``window_of``) and when the dose's first bag went
+    into the bath (both already read: ``doses.lot_reads_of_dose``, ``doses.doses_read``)."""
+    window = window_of(order, products)
     return window, first_started + dt.timedelta(minutes=window) if first_started else None
 
 
