@@ -228,14 +228,21 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_after_fork)
 
 
-def _kept(engine: Engine) -> _Kept:
+def _kept(engine: Engine) -> _Kept | None:
     """This thread's kept connection to ``engine``, made when there is none (or it was
-    closed, or made for another engine, or before this process was forked)."""
+    closed, or made for another engine, or before this process was forked); None on the
+    thread's first read, which takes a pooled connection: a server that starts a thread per
+    request (Werkzeug's) keeps none, where each of its requests would have connected anew."""
     kept: _Kept | None = getattr(_local, "kept", None)
     if kept is not None and kept.fork == _forks:
-        if kept.engine is engine and kept.connection is not None:
+        if kept.engine is engine:
+            if kept.connection is None:  # closed: the thread reads again, so a new one now
+                kept = _local.kept = _Kept(engine)
             return kept
         kept.close()  # one kept connection per thread: the engine it was for is done
+    elif getattr(_local, "first", None) is not engine:
+        _local.first = engine
+        return None
     kept = _local.kept = _Kept(engine)
     return kept
 
@@ -255,14 +262,15 @@ def kept_read(
     as the pool's ping would have found a new one. After any other error the connection is
     closed, with whatever state it was left in, and the error raised.
 
-    With a pool that shares its connections between threads or gives a thread the same one
-    (SQLite in memory), the read runs on a pooled connection switched to autocommit."""
-    if not isinstance(engine.pool, QueuePool):
+    A thread's first read runs on a pooled connection switched to autocommit and back, the
+    connection kept from its second (``_kept``); so does every read with a pool that shares
+    its connections between threads or gives a thread the same one (SQLite in memory)."""
+    kept = _kept(engine) if isinstance(engine.pool, QueuePool) else None
+    if kept is None:
         with engine.connect() as pooled, autocommit(pooled):
             return read(pooled, *args, **kwargs)
     retried = False
     while True:
-        kept = _kept(engine)
         try:
             with kept.lock:
                 connection = kept.connection
@@ -277,3 +285,4 @@ def kept_read(
             kept.close()
             raise
         # else closed by ``Engine.dispose`` in another thread meanwhile: a new one
+        kept = _kept(engine) or kept

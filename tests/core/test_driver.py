@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import (
     Connection,
+    Engine,
     bindparam,
     column,
     create_engine,
@@ -81,6 +82,12 @@ def _read(connection: Connection, name: str) -> tuple[Any, Any]:
     return _BY_NAME.one_or_none(connection, {"name": name}), connection.connection.dbapi_connection
 
 
+def _keep(engine: Engine) -> None:
+    """Two reads: from a thread's second on, its connection is kept (``driver._kept``)."""
+    for _ in range(2):
+        kept_read(engine, _read, "nobody")
+
+
 def _in_autocommit(dbapi_connection: Any) -> bool:
     if db.engine.dialect.name == "sqlite":
         return dbapi_connection.isolation_level is None
@@ -112,6 +119,7 @@ def test_a_kept_read_is_on_one_connection_out_of_the_pool_in_autocommit(app, mak
     engine = db.engine
     checked_out = engine.pool.checkedout()
 
+    _keep(engine)
     row, kept = kept_read(engine, _read, "kept-one")
     again, same = kept_read(engine, _read, "kept-one")
 
@@ -134,6 +142,7 @@ def test_a_request_after_a_kept_read_writes_in_its_own_transaction(app, make_use
     session writes and rolls back is not written."""
     make_user("kept-two")
     db.session.commit()
+    _keep(db.engine)
     _row, kept = kept_read(db.engine, _read, "kept-two")
 
     changed = update(User).where(User.username == "kept-two").values(full_name="Rolled Back")
@@ -150,7 +159,7 @@ def test_a_request_after_a_kept_read_writes_in_its_own_transaction(app, make_use
 def test_statement_counters_added_after_the_connection_was_kept_see_its_statements(app, make_user):
     make_user("kept-three")
     db.session.commit()
-    kept_read(db.engine, _read, "kept-three")  # the thread's connection, kept before counting
+    _keep(db.engine)  # the thread's connection, kept before counting
 
     with counting_statements() as statements:
         kept_read(db.engine, _read, "kept-three")
@@ -163,6 +172,7 @@ def test_after_an_error_the_kept_connection_is_closed_and_the_next_read_has_a_ne
 ):
     make_user("kept-four")
     db.session.commit()
+    _keep(db.engine)
     _row, kept = kept_read(db.engine, _read, "kept-four")
     missing = DriverStatement(select(column("x")).select_from(table("no_such_table")))
 
@@ -195,6 +205,7 @@ def test_dispose_closes_the_kept_connection_of_every_thread(app, make_user):
 
     def reader() -> None:
         with app.app_context():
+            _keep(engine)
             seen["before"] = kept_read(engine, _read, "kept-five")[1]
             made.set()
             disposed.wait(30)
@@ -204,6 +215,7 @@ def test_dispose_closes_the_kept_connection_of_every_thread(app, make_user):
     thread = threading.Thread(target=reader)
     thread.start()
     assert made.wait(30)
+    _keep(engine)
     _row, mine = kept_read(engine, _read, "kept-five")
 
     engine.dispose()
@@ -215,6 +227,27 @@ def test_dispose_closes_the_kept_connection_of_every_thread(app, make_user):
     assert row is not None and after is not seen["before"] and not closed
 
 
+def test_a_thread_that_reads_once_keeps_no_connection(app, make_user):
+    """A server that starts a thread per request (Werkzeug's): the read takes a pooled
+    connection, and gives it back as it was, out of autocommit."""
+    make_user("kept-once")
+    db.session.commit()
+    engine = db.engine
+    checked_out = engine.pool.checkedout()
+
+    def read() -> Any:
+        with app.app_context():
+            row, connection = kept_read(engine, _read, "kept-once")
+            return row, connection, driver._local.__dict__.get("kept")
+
+    row, connection, kept = _in_thread(read)
+    gc.collect()
+
+    assert row is not None and kept is None
+    assert engine.pool.checkedout() == checked_out
+    assert not _closed(connection) and not _in_autocommit(connection)
+
+
 def test_the_kept_connection_of_a_thread_is_closed_when_the_thread_ends(app, make_user):
     make_user("kept-six")
     db.session.commit()
@@ -222,6 +255,7 @@ def test_the_kept_connection_of_a_thread_is_closed_when_the_thread_ends(app, mak
 
     def read() -> Any:
         with app.app_context():
+            _keep(engine)
             return kept_read(engine, _read, "kept-six")[1]
 
     kept = _in_thread(read)
@@ -268,6 +302,7 @@ def _terminate(pid: int) -> None:
 @pytest.mark.postgres_only
 def test_a_kept_connection_the_server_closed_is_replaced_and_the_read_sent_again(app):
     engine = db.engine
+    _keep(engine)
     closed, kept = kept_read(engine, _backend)
     _terminate(closed)
 
@@ -284,6 +319,7 @@ def test_a_forked_child_never_uses_nor_closes_the_parents_kept_connection(app):
     """gunicorn forks its workers: a connection kept before the fork is the parent's socket.
     The child makes its own, and drops the parent's without a word to the server."""
     engine = db.engine
+    _keep(engine)
     parent_pid, kept = kept_read(engine, _backend)
     read_end, write_end = os.pipe()
     child = os.fork()
