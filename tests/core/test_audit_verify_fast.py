@@ -531,7 +531,7 @@ def forked_verifiers() -> Iterable[None]:
     below start 102 of them on PostgreSQL, about a second of CPU each when spawned. The
     workers still start fresh (never forked from this process and its connections), get the
     snapshot and keys through the pool's initializer and scan the same way; spawning itself is
-    tested by the two tests after this one."""
+    tested by the two PostgreSQL-only tests at the end of this module."""
     forkserver = multiprocessing.get_context("forkserver")
     forkserver.set_forkserver_preload(["cellchain.core.audit_verification"])
     spawn, audit_verification.START_METHOD = audit_verification.START_METHOD, forkserver
