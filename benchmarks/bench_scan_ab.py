@@ -161,6 +161,17 @@ def main() -> None:
             f"{statistics.median(b.cpu_ms_per_request for b in bare_runs):.2f} | "
             f"{statistics.median(s.cpu_ms_per_request for s in scan_runs):.2f} |"
         )
+    names = list(servers)
+    if len(names) == 2:
+        first, second = (loads[(name, "scan")] for name in names)
+        paired = [
+            a.cpu_ms_per_request - b.cpu_ms_per_request for a, b in zip(first, second, strict=True)
+        ]
+        print(
+            f"\nscan CPU per request, {names[0]} - {names[1]}, round by round: "
+            + ", ".join(f"{d:+.2f}" for d in paired)
+            + f" ms (median {statistics.median(paired):+.2f})"
+        )
     print(f"\nload at the end {os.getloadavg()}; logs in {run_dir}; {time.strftime('%H:%M:%S')}")
 
 
