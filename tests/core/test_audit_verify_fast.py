@@ -524,19 +524,18 @@ def reference(session: Any, keyring: Keyring) -> ChainReport:
     return reference_walk(entries, session.get(AuditChainHead, 1), keyring)
 
 
-@pytest.fixture(scope="module")
-def forked_verifiers() -> Iterable[None]:
+@pytest.fixture
+def forked_verifiers(monkeypatch: pytest.MonkeyPatch) -> None:
     """The verifier's workers start from a forkserver that has imported the verifier already
     (``START_METHOD``), instead of each spawned interpreter importing it again: the scenarios
     below start 102 of them on PostgreSQL, about a second of CPU each when spawned. The
     workers still start fresh (never forked from this process and its connections), get the
     snapshot and keys through the pool's initializer and scan the same way; spawning itself is
-    tested by the two PostgreSQL-only tests at the end of this module."""
+    tested by the two PostgreSQL-only tests at the end of this module. (The forkserver, once
+    started, serves the next tests of this process too.)"""
     forkserver = multiprocessing.get_context("forkserver")
     forkserver.set_forkserver_preload(["cellchain.core.audit_verification"])
-    spawn, audit_verification.START_METHOD = audit_verification.START_METHOD, forkserver
-    yield
-    audit_verification.START_METHOD = spawn
+    monkeypatch.setattr(audit_verification, "START_METHOD", forkserver)
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
