@@ -528,7 +528,7 @@ def reference(session: Any, keyring: Keyring) -> ChainReport:
 def forked_verifiers(monkeypatch: pytest.MonkeyPatch) -> None:
     """The verifier's workers start from a forkserver that has imported the verifier already
     (``START_METHOD``), instead of each spawned interpreter importing it again: the scenarios
-    below start 102 of them on PostgreSQL, about a second of CPU each when spawned. The
+    below start about 95 of them on PostgreSQL, about a second of CPU each when spawned. The
     workers still start fresh (never forked from this process and its connections), get the
     snapshot and keys through the pool's initializer and scan the same way; spawning itself is
     tested by the two PostgreSQL-only tests at the end of this module. (The forkserver, once
