@@ -158,10 +158,14 @@ class _Kept:
     pool's places) and in the driver's autocommit for as long as it lives. It is closed when
     the engine is disposed, when its thread ends, or after any error on it."""
 
-    __slots__ = ("__weakref__", "_finalizer", "connection", "engine", "fork", "lock")
+    __slots__ = ("__weakref__", "_finalizer", "connection", "engine", "fork", "lock", "pool")
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: the pool it came from: ``Engine.dispose`` replaces the engine's pool, so a
+        #: connection made while the engine was being disposed (before ``_all_kept`` knew of
+        #: it) is recognised as of the old pool and closed at its next use (review, N2)
+        self.pool = engine.pool
         self.fork = _forks
         #: held while a read runs, so that ``Engine.dispose`` from another thread waits for it
         self.lock = threading.Lock()
@@ -236,7 +240,9 @@ def _kept(engine: Engine) -> _Kept | None:
     kept: _Kept | None = getattr(_local, "kept", None)
     if kept is not None and kept.fork == _forks:
         if kept.engine is engine:
-            if kept.connection is None:  # closed: the thread reads again, so a new one now
+            if kept.connection is None or kept.pool is not engine.pool:
+                # closed, or made across an ``Engine.dispose``: a new one now
+                kept.close()
                 kept = _local.kept = _Kept(engine)
             return kept
         kept.close()  # one kept connection per thread: the engine it was for is done
@@ -274,7 +280,11 @@ def kept_read(
         try:
             with kept.lock:
                 connection = kept.connection
-                if connection is not None and not connection.invalidated:
+                if (
+                    connection is not None
+                    and kept.pool is engine.pool
+                    and not connection.invalidated
+                ):
                     return read(connection, *args, **kwargs)
         except DBAPIError as error:
             kept.close()
@@ -284,5 +294,8 @@ def kept_read(
         except BaseException:
             kept.close()
             raise
-        # else closed by ``Engine.dispose`` in another thread meanwhile: a new one
+        # else closed or replaced by ``Engine.dispose`` in another thread meanwhile, or
+        # invalidated by an error the read itself caught: closed for good (review, N1: it was
+        # left open, and handed back again and again), and a new one
+        kept.close()
         kept = _kept(engine) or kept

@@ -345,3 +345,83 @@ def test_a_forked_child_never_uses_nor_closes_the_parents_kept_connection(app):
     with counting_statements() as statements:
         assert kept_read(engine, _backend) == (parent_pid, kept)
     assert len(statements) == 1  # not sent again on a new connection: the parent's still works
+
+
+def test_dispose_while_a_thread_makes_its_kept_connection_closes_it_at_its_next_read(
+    app, make_user, monkeypatch
+):
+    """Between the pool's checkout and ``_all_kept`` knowing of it, the connection is neither
+    the pool's nor the dispose listener's: it is recognised by its pool, which ``dispose``
+    replaced, and closed at the thread's next read (independent review, N2)."""
+    make_user("kept-seven")
+    db.session.commit()
+    engine = db.engine
+    making, go_on = threading.Event(), threading.Event()
+    switch = engine.dialect.set_isolation_level
+
+    switches: list[str] = []
+    seen: dict[str, Any] = {}
+
+    def paused(dbapi_connection: Any, level: str) -> None:
+        if level == "AUTOCOMMIT" and threading.current_thread().name == "maker":
+            switches.append(level)
+            if len(switches) == 2:  # the second read's: making the kept connection
+                seen["across"] = dbapi_connection
+                making.set()
+                go_on.wait(30)
+        switch(dbapi_connection, level)
+
+    monkeypatch.setattr(engine.dialect, "set_isolation_level", paused)
+
+    def maker() -> None:
+        with app.app_context():
+            kept_read(engine, _read, "kept-seven")  # the first read: pooled
+            seen["made"] = kept_read(engine, _read, "kept-seven")  # made across the dispose
+            seen["next"] = kept_read(engine, _read, "kept-seven")
+
+    thread = threading.Thread(target=maker, name="maker")
+    thread.start()
+    assert making.wait(30)
+    engine.dispose()
+    go_on.set()
+    thread.join(30)
+
+    across = seen["across"]
+    (row, made), (again, following) = seen["made"], seen["next"]
+    assert row is not None and again is not None
+    # the connection made across the dispose was closed before it read anything
+    assert made is not across and following is made and _closed(across)
+
+
+@pytest.mark.postgres_only
+def test_a_read_that_catches_its_own_error_leaves_no_connection_to_spin_on(app):
+    """A read that swallows a disconnect leaves the kept connection invalidated: the next
+    read gets a new one instead of being handed the invalidated one for ever (independent
+    review, N1). Run in a thread of its own (the kept connection is the thread's), joined
+    with a deadline: before the fix the second read never returned."""
+    engine = db.engine
+
+    def swallowing(connection: Connection) -> Any:
+        try:
+            return _backend(connection)
+        except DBAPIError:
+            return None
+
+    seen: dict[str, Any] = {}
+
+    def reader() -> None:
+        with app.app_context():
+            _keep(engine)
+            seen["pid"], seen["kept"] = kept_read(engine, _backend)
+            _terminate(seen["pid"])
+            seen["swallowed"] = kept_read(engine, swallowing)
+            seen["next"] = kept_read(engine, _backend)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    thread.join(30)
+
+    assert not thread.is_alive(), "kept_read never returned"
+    assert seen["swallowed"] is None
+    new_pid, fresh = seen["next"]
+    assert new_pid != seen["pid"] and fresh is not seen["kept"] and _closed(seen["kept"])
