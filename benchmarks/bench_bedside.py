@@ -56,6 +56,13 @@ def prepare(app: Any, kept: str, url: str, state: Path) -> None:
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
+    if parsed.database in (kept, "postgres", "test") or not str(parsed.database).endswith("_run"):
+        # it is dropped: never the kept site, a maintenance database or a real site
+        # (independent review, N5)
+        raise SystemExit(
+            f"--prepare drops {parsed.database!r}: give a database of your own named …_run, "
+            f"not the kept site {kept!r}"
+        )
     admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))

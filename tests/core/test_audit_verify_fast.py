@@ -634,3 +634,10 @@ def test_workers_that_cannot_connect_fall_back_to_the_walk_in_this_process(sessi
     assert not thread.is_alive(), "the verification hung on workers that could not connect"
     assert "error" not in outcome, outcome.get("error")
     assert outcome["report"].intact and outcome["report"].entries_checked == 6
+
+
+def test_production_spawns_its_verifiers():
+    """The tampering tests start their workers from a forkserver (``tampering_forkserver``),
+    only in those tests: the process a site runs spawns them, fresh interpreters that never
+    inherit the verifying process's connections (independent review, N4)."""
+    assert audit_verification.START_METHOD.get_start_method() == "spawn"
