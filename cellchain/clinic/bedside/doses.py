@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
     Integer,
@@ -268,13 +268,25 @@ def lots_of_dose(session: DbSession, order: DoseOrder) -> list[Lot]:
     unit_ids = [bag.unit_id for bag in order.bags]
     if not unit_ids:
         return []
-    lot_of: dict[int, int] = {}
-    found: dict[int, Lot] = {}
     rows = session.execute(_lots_statement(), {"unit_ids": unit_ids}).all()
-    for unit_id, _source, lot in sorted(rows, key=lambda row: row[1], reverse=True):
-        lot_of[unit_id] = lot.id  # a QC sample's lot (source 0) wins, as in ``lot_of_unit``
-        found[lot.id] = lot
-    ordered = list(dict.fromkeys(lot_of[u] for u in unit_ids if u in lot_of))
+    return _in_bag_order(unit_ids, [(unit, source, lot.id, lot) for unit, source, lot in rows])
+
+
+_LotT = TypeVar("_LotT")
+
+
+def _in_bag_order(
+    unit_ids: Sequence[int], rows: Sequence[tuple[int, int, int, _LotT]]
+) -> list[_LotT]:
+    """The lots of (unit id, source, lot id, lot) rows (``_lot_links``), each bag's lot the
+    one it is a QC sample of when there is one (source 0 wins, as in ``lot_of_unit``), in the
+    order of the bags that first name them."""
+    lot_of: dict[int, int] = {}
+    found: dict[int, _LotT] = {}
+    for unit_id, _source, lot_id, lot in sorted(rows, key=lambda row: row[1], reverse=True):
+        lot_of[unit_id] = lot_id
+        found[lot_id] = lot
+    ordered = dict.fromkeys(lot_of[unit] for unit in unit_ids if unit in lot_of)
     return [found[lot_id] for lot_id in ordered]
 
 
@@ -328,17 +340,14 @@ def lot_reads_of_dose(session: DbSession, order: DoseOrder) -> list[LotRead]:
     unit_ids = [bag.unit_id for bag in order.bags]
     if not unit_ids:
         return []
-    lot_of: dict[int, int] = {}
-    found: dict[int, LotRead] = {}
     rows = session.execute(_lot_reads_statement(), {"unit_ids": unit_ids}).all()
-    for unit_id, _source, lot_id, number, status, expires_at, parameters in sorted(
-        rows, key=lambda row: row[1], reverse=True
-    ):
-        read = LotRead(lot_id, number, status, expires_at, dict(json.loads(parameters)))
-        lot_of[unit_id] = read.id  # a QC sample's lot (source 0) wins, as in ``lots_of_dose``
-        found[read.id] = read
-    ordered = list(dict.fromkeys(lot_of[u] for u in unit_ids if u in lot_of))
-    return [found[lot_id] for lot_id in ordered]
+    return _in_bag_order(
+        unit_ids,
+        [
+            (unit, source, lot_id, LotRead(lot_id, number, status, expires, dict(json.loads(p))))
+            for unit, source, lot_id, number, status, expires, p in rows
+        ],
+    )
 
 
 @cache
