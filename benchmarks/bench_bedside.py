@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import datetime as dt
 import json
 import os
 import statistics
@@ -71,16 +70,11 @@ def prepare(app: Any, kept: str, url: str, state: Path) -> None:
 
     from flask_migrate import upgrade
 
-    from cellchain.clinic.bedside import thaw
-    from cellchain.clinic.models import Shipment
-    from cellchain.clinic.shipments import shipments
     from cellchain.core import accounts
     from cellchain.core.identifiers import parse_identifier
     from cellchain.core.models import User
     from cellchain.core.payload import encode_payload
     from cellchain.core.types import utcnow
-    from cellchain.dosing import orders
-    from cellchain.dosing.models import Patient
     from cellchain.extensions import db
 
     with app.app_context():
@@ -90,27 +84,9 @@ def prepare(app: Any, kept: str, url: str, state: Path) -> None:
         clinician = session.execute(select(User).where(User.username == "clinician")).scalar_one()
         _, token = accounts.create_token(session, user=clinician, now=now, name="bench_bedside")
         session.commit()
-        patient = session.execute(select(Patient).where(Patient.study_id == "AS-001")).scalar_one()
-        (order,) = orders.orders_of(session, patient)
-        shipment = session.execute(
-            select(Shipment).where(Shipment.shipper_id == "DS-103")
-        ).scalar_one()
-        minimum = thaw.min_thaw_minutes(session, order)
-        shipments.receive(
-            session,
-            shipment,
-            shipments.Receipt(
-                scan=shipment.shipper_id,
-                temperature_c=-182.0,
-                condition="intact",
-                logger_excursion=False,
-            ),
-            actor=clinician,
-            now=now - dt.timedelta(minutes=minimum + 4),
-        )
-        label = order.dose_unit.code  # type: ignore[union-attr]
-        for at in (now - dt.timedelta(minutes=minimum + 3), now - dt.timedelta(minutes=1)):
-            thaw.scan_thaw(session, label, actor=clinician, now=at)
+        import site_scale
+
+        patient, label = site_scale.receive_and_thaw_the_dose(session, clinician, now)
         session.commit()
         state.write_text(
             json.dumps(

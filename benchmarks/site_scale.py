@@ -636,16 +636,11 @@ def prepare_http(app: Any) -> Http:
     window of 60 minutes)."""
     from sqlalchemy import select
 
-    from cellchain.clinic.bedside import thaw
-    from cellchain.clinic.models import Shipment
-    from cellchain.clinic.shipments import shipments
     from cellchain.core import accounts
     from cellchain.core.identifiers import parse_identifier
     from cellchain.core.models import User
     from cellchain.core.payload import encode_payload
     from cellchain.core.types import utcnow
-    from cellchain.dosing import orders
-    from cellchain.dosing.models import Patient
     from cellchain.extensions import db
 
     session = db.session
@@ -656,6 +651,29 @@ def prepare_http(app: Any) -> Http:
         _, text = accounts.create_token(session, user=users[name], now=now, name="site_scale")
         tokens[name] = text
     session.commit()
+    patient, label = receive_and_thaw_the_dose(session, users["clinician"], now)
+    session.commit()
+    http = Http(
+        tokens=tokens,
+        wristband=encode_payload(parse_identifier(patient.coi)),
+        label=encode_payload(parse_identifier(label)),
+    )
+    session.remove()
+    return http
+
+
+def receive_and_thaw_the_dose(session: Any, clinician: Any, now: dt.datetime) -> tuple[Any, str]:
+    """The demo's AS-001 dose received (shipper DS-103) and thawed, its last bag a minute
+    before ``now``, by ``clinician``: a bedside check of it now goes. The patient and the dose
+    unit's code; the caller commits."""
+    from sqlalchemy import select
+
+    from cellchain.clinic.bedside import thaw
+    from cellchain.clinic.models import Shipment
+    from cellchain.clinic.shipments import shipments
+    from cellchain.dosing import orders
+    from cellchain.dosing.models import Patient
+
     patient = session.execute(select(Patient).where(Patient.study_id == "AS-001")).scalar_one()
     (order,) = orders.orders_of(session, patient)
     shipment = session.execute(select(Shipment).where(Shipment.shipper_id == "DS-103")).scalar_one()
@@ -669,20 +687,13 @@ def prepare_http(app: Any) -> Http:
             condition="intact",
             logger_excursion=False,
         ),
-        actor=users["clinician"],
+        actor=clinician,
         now=now - dt.timedelta(minutes=minimum + 4),
     )
-    label = order.dose_unit.code  # type: ignore[union-attr]
+    label = str(order.dose_unit.code)  # type: ignore[union-attr]
     for at in (now - dt.timedelta(minutes=minimum + 3), now - dt.timedelta(minutes=1)):
-        thaw.scan_thaw(session, label, actor=users["clinician"], now=at)
-    session.commit()
-    http = Http(
-        tokens=tokens,
-        wristband=encode_payload(parse_identifier(patient.coi)),
-        label=encode_payload(parse_identifier(label)),
-    )
-    session.remove()
-    return http
+        thaw.scan_thaw(session, label, actor=clinician, now=at)
+    return patient, label
 
 
 # --- gunicorn and wrk -------------------------------------------------------------------------

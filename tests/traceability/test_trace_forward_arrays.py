@@ -18,7 +18,6 @@ from cellchain.core.types import utcnow
 from cellchain.extensions import db
 from cellchain.traceability.trace import trace
 from cellchain.traceability.trace.trace import TraceFrom
-from tests.conftest import on_postgres
 from tests.support.chain import grow
 
 
@@ -82,7 +81,7 @@ def test_a_forward_trace_reaches_every_unit_at_its_fewest_steps(lab: Any, seed: 
         assert reached(TraceFrom.UNIT, start.id) == fewest_steps({start.id})
 
 
-@pytest.mark.skipif(not on_postgres(), reason="the arrays' walk is PostgreSQL's")
+@pytest.mark.postgres_only  # the arrays' walk is PostgreSQL's
 @pytest.mark.parametrize("seed", [21, 22])
 def test_the_arrays_hold_the_rows_of_the_recursive_join_walk(lab: Any, seed: int) -> None:
     rng = random.Random(seed)
