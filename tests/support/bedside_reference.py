@@ -1,0 +1,290 @@
+"""The bedside check's facts as ``gather`` read them before issue 20's fifth pass (commit
+2052bad): both scans' identifiers, the dose with its facts (``doses.doses_read``) and the
+schedules through the ORM, then the lots, the second check's signatures, the status reasons
+and the label prints one statement each. Tests compare the facts (and the verdict and checks
+they give) of ``bedside.gather`` now with what this gathers from the same records."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import String, bindparam, select
+
+from cellchain.chain import service as chain
+from cellchain.clinic.bedside.bedside import (
+    USABLE_AT_BEDSIDE,
+    BedsideFacts,
+    DoseFacts,
+    LotFacts,
+    PatientFacts,
+    ProtocolLimits,
+    _problem_text,
+)
+from cellchain.clinic.bedside.doses import (
+    DoseRead,
+    LotRead,
+    ShipmentRead,
+    doses_read,
+    lot_reads_of_dose,
+    lots_of_dose,
+    scan_dose,
+    units_of_dose,
+)
+from cellchain.clinic.bedside.post_thaw import facts_of
+from cellchain.clinic.bedside.thaw import deadline, thaw_state
+from cellchain.clinic.models import Infusion, Shipment
+from cellchain.clinic.shipments.shipments import shipment_of
+from cellchain.core import numbering, signatures
+from cellchain.core.identifiers import InvalidIdentifier
+from cellchain.core.models import IssuedIdentifier
+from cellchain.core.payload import read_scan
+from cellchain.dosing import patients
+from cellchain.dosing.models import DoseOrder, Patient, PatientStatus, Weight
+from cellchain.dosing.orders import SECOND_CHECK_MEANING
+from cellchain.dosing.rechecks import rechecks
+from cellchain.errors import DomainError, InvalidInput
+from cellchain.extensions import DbSession
+from cellchain.labels import service as labels
+
+
+def resolve_wristband(session: DbSession, scan: str) -> Patient:
+    """The patient a scanned wristband names, or a clear error saying what was scanned."""
+    return _patient_of_issued(session, numbering.lookup(session, scan))
+
+
+def _patient_of_issued(session: DbSession, issued: IssuedIdentifier) -> Patient:
+    """``resolve_wristband`` of an identifier already looked up."""
+    if issued.kind != "COI" or issued.entity_type != "patient" or issued.entity_id is None:
+        what = {"UNIT": "a unit's label (a bag or a dose?)", "DIN": "a donation's DIN"}.get(
+            issued.kind, f"a {issued.kind} code"
+        )
+        raise InvalidInput(
+            f"{issued.code} is {what}, not a patient's wristband; scan the wristband first.",
+            errors={"wristband": ["Not a wristband."]},
+            title="Not a wristband",
+        )
+    return patients.get_patient(session, int(issued.entity_id))
+
+
+def gather(
+    session: DbSession, wristband_scan: str, label_scan: str, *, now: dt.datetime, zone: ZoneInfo
+) -> tuple[BedsideFacts, Patient | None, DoseOrder | None]:
+    """The facts behind a verdict, and the records the scans resolved to.
+
+    Both scans are looked up in one statement, and the dose a unit label names is read with
+    its patient, protocol, shipment, infusion and the patient's latest weight in another
+    (``doses_read``); a scan that fails is resolved again the usual way, for its error."""
+    issued = _issued(session, (wristband_scan, label_scan))
+    label = issued.get(label_scan)
+    read: list[DoseRead] | None = None
+    if label is not None and label.kind == "UNIT" and label.entity_type == "unit":
+        read = doses_read(session, int(label.entity_id)) if label.entity_id else None
+    patient: Patient | None = None
+    wristband_problem = label_problem = None
+    try:
+        wristband = issued.get(wristband_scan)
+        patient = (
+            _patient_of_issued(session, wristband)
+            if wristband is not None
+            else resolve_wristband(session, wristband_scan)
+        )
+    except (InvalidIdentifier, DomainError) as problem:
+        wristband_problem = _problem_text(problem)
+    order: DoseOrder | None = None
+    try:
+        order = scan_dose(session, label_scan, issued=label, read=read).order
+    except (InvalidIdentifier, DomainError) as problem:
+        label_problem = _problem_text(problem)
+    dose_read = next((each for each in read or () if each.order is order), None)
+    # the schedules of the wristband's patient and of the dose's (the same one, unless the
+    # wristband is wrong) in one read
+    schedules = patients.schedule_facts(
+        session, sorted({p.id for p in (patient, order.patient if order else None) if p}), zone
+    )
+    facts = BedsideFacts(
+        now=now,
+        zone=zone,
+        patient=(
+            _patient_facts(
+                session,
+                patient,
+                schedules[patient.id],
+                now=now,
+                zone=zone,
+                latest=(
+                    (dose_read.latest_weight,)
+                    if dose_read is not None and dose_read.order.patient_id == patient.id
+                    else None
+                ),
+            )
+            if patient
+            else None
+        ),
+        wristband_problem=wristband_problem,
+        dose=(
+            _dose_facts(session, order, schedules[order.patient_id], zone, dose_read)
+            if order
+            else None
+        ),
+        label_problem=label_problem,
+        limits=_limits(patient or (order.patient if order else None)),
+    )
+    return facts, patient, order
+
+
+#: The issued identifiers of a few codes (``_issued``), built once.
+_ISSUED = select(IssuedIdentifier).where(
+    IssuedIdentifier.code.in_(bindparam("codes", expanding=True, type_=String()))
+)
+
+
+def _issued(session: DbSession, scans: Sequence[str]) -> dict[str, IssuedIdentifier]:
+    """The issued identifiers of the scans that are well-formed codes this site issued, in
+    one statement (``numbering.lookup`` of each); the others are absent."""
+    codes: dict[str, str] = {}
+    for scan in scans:
+        try:
+            codes[scan] = read_scan(scan).canonical
+        except (InvalidIdentifier, DomainError, ValueError):
+            continue  # resolved again by its own lookup, which says what is wrong
+    if not codes:
+        return {}
+    found = {
+        issued.code: issued
+        for issued in session.execute(_ISSUED, {"codes": sorted(set(codes.values()))}).scalars()
+    }
+    return {scan: found[code] for scan, code in codes.items() if code in found}
+
+
+def _patient_facts(
+    session: DbSession,
+    patient: Patient,
+    schedule: patients.ScheduleFacts,
+    *,
+    now: dt.datetime,
+    zone: ZoneInfo,
+    latest: tuple[Weight | None] | None = None,
+) -> PatientFacts:
+    """``latest``: the patient's latest weight when already read (``doses_read``)."""
+    today = now.astimezone(zone).date()
+    weight = latest[0] if latest is not None else patients.latest_weight(session, patient)
+    return PatientFacts(
+        id=patient.id,
+        study_id=patient.study_id,
+        coi=patient.coi,
+        arm_name=patients.arm_name(patient),
+        receives_cells=patients.receives_cells(patient),
+        enrolled=patient.status == PatientStatus.ENROLLED.value,
+        open_visits=tuple(
+            (visit.code, visit.name)
+            for visit in patients.schedule(patient, schedule)
+            if visit.infusion and visit.open_on(today)
+        ),
+        latest_weight_kg=weight.weight_kg if weight else None,
+        latest_weight_at=weight.measured_at if weight else None,
+        latest_weight_unconfirmed=(
+            patients.unconfirmed_reason(weight, zone)
+            if weight is not None and weight.needs_confirmation
+            else None
+        ),
+    )
+
+
+def _dose_facts(
+    session: DbSession,
+    order: DoseOrder,
+    schedule: patients.ScheduleFacts,
+    zone: ZoneInfo,
+    read: DoseRead | None = None,
+) -> DoseFacts:
+    """``read``: the order's facts read with it (``doses_read``), else read here."""
+    visit = patients.visit_of(order.patient, order.visit, schedule)
+    shipment: ShipmentRead | Shipment | None = (
+        read.shipment if read is not None else shipment_of(session, order)
+    )
+    lots: list[LotRead]
+    if read is not None:
+        lots = lot_reads_of_dose(session, order)
+        window, expires = deadline(
+            order, [lot.product_parameters for lot in lots], read.first_thaw_at
+        )
+        thawed = read.thaws_completed
+    else:
+        loaded = lots_of_dose(session, order)
+        lots = [LotRead.of(lot) for lot in loaded]
+        thaw = thaw_state(session, order, loaded)
+        window, expires = thaw.window_minutes, thaw.expires_at
+        thawed = sum(1 for t in thaw.thaws if t.completed_at is not None)
+    second_checks = [
+        entry
+        for entry in signatures.manifest(session, order)
+        if entry.meaning == SECOND_CHECK_MEANING
+    ]
+    infused = (
+        read.infused
+        if read is not None
+        else session.execute(select(Infusion.id).where(Infusion.dose_order_id == order.id)).first()
+        is not None
+    )
+    dose_units = units_of_dose(order)
+    reasons = chain.status_reasons(session, dose_units)
+    return DoseFacts(
+        order_id=order.id,
+        dose_code=order.dose_unit.code if order.dose_unit else f"dose order {order.id}",
+        patient_id=order.patient_id,
+        patient_study_id=order.patient.study_id,
+        patient_coi=order.patient.coi,
+        visit=order.visit,
+        visit_name=visit.name,
+        visit_earliest=visit.earliest,
+        visit_latest=visit.latest,
+        visit_closed=(
+            visit.closed_reason(visit.earliest) if visit.missed or visit.deviation_pending else None
+        ),
+        status=order.status,
+        second_check_valid=order.checked_by_id is not None
+        and bool(second_checks)
+        and all(entry.valid for entry in second_checks),
+        lots=tuple(
+            LotFacts(number=lot.lot_number, status=lot.status, expires_at=lot.expires_at)
+            for lot in lots
+        ),
+        units=tuple((unit.code, unit.status) for unit in dose_units),
+        why_not_usable=tuple(
+            (unit.code, reasons[unit.id])
+            for unit in dose_units
+            if unit.status not in USABLE_AT_BEDSIDE and unit.id in reasons
+        ),
+        label_problems=tuple(labels.label_problems(session, dose_units)),
+        shipment_status=shipment.status if shipment else None,
+        hold_reason=shipment.hold_reason if shipment else None,
+        bags=len(order.bags),
+        bags_thawed=thawed,
+        thaw_expires_at=expires,
+        thaw_window_minutes=window,
+        delivered_cells=order.delivered_cells,
+        post_thaw=facts_of(
+            session, order, latest=(read.latest_count,) if read is not None else None
+        ),
+        weight_used_kg=order.weight.weight_kg,
+        override=order.override_reason is not None,
+        infused=infused,
+        recheck=rechecks.facts(session, order.patient, order.visit),
+    )
+
+
+def _limits(patient: Patient | None) -> ProtocolLimits | None:
+    if patient is None:
+        return None
+    parameters = patient.protocol.parameters
+    return ProtocolLimits(
+        dose_per_kg=float(parameters["dose_viable_cells_per_kg"]),
+        tolerance_percent=float(parameters["dose_tolerance_percent"]),
+        weight_recency_days=int(parameters["weight_recency_days"]),
+        weight_change_flag_percent=float(parameters["weight_change_flag_percent"]),
+    )
+
+
+# --- use cases ----------------------------------------------------------------------------------
