@@ -4,6 +4,7 @@ process, on a copy of the kept site, with where its time goes.
     python benchmarks/bench_forward.py --database postgresql+psycopg://postgres@127.0.0.1:5432/forward_run
     python benchmarks/bench_forward.py --runs 20 --profile     # a cProfile of the runs
     python benchmarks/bench_forward.py --explain      # EXPLAIN (ANALYZE, BUFFERS) of each statement
+    python benchmarks/bench_forward.py --http         # the whole API request, in process
 
 Each run is a fresh session (as site_scale's ``timed``). Reported per run: wall time, this
 process's CPU time (Python), the PostgreSQL backend's CPU time (``/proc/<pid>/stat`` of the
@@ -11,11 +12,17 @@ session's backend: the database is local), the statements and their time from se
 answer. To measure another tree, put it first: ``PYTHONPATH=/tmp/x python …``; the answer
 (every unit, distance and lot number, each unit's values) is hashed, so two trees' answers can
 be compared.
+
+``--http`` times the whole request instead, ``GET /api/v1/trace/forward/material_lot/<id>``
+through Flask's test client with a bearer token (made once in the copy: it writes a token
+row): authentication, the trace, the recalls that name its units, and the 9 MB answer
+written and read to its end; the SHA-256 of the body compares two trees' bytes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import hashlib
 import json
@@ -48,6 +55,7 @@ def main() -> None:
     parser.add_argument("--explain", action="store_true")
     parser.add_argument("--each", action="store_true", help="print every run's figures")
     parser.add_argument("--lot", type=int, default=None, help="material lot (default: the kept)")
+    parser.add_argument("--http", action="store_true", help="the API request, in process")
     options = parser.parse_args()
 
     targets = json.loads((WORKDIR / f"{options.kept}.json").read_text())
@@ -69,6 +77,9 @@ def main() -> None:
 
     print(f"code: {Path(cellchain.__file__).parent}", file=sys.stderr)
     app = create_app()
+    if options.http:
+        over_http(app, lot, options)
+        return
     statements: list[tuple[str, Any, float]] = []
     started_at: list[float] = []
 
@@ -157,6 +168,66 @@ def main() -> None:
                 for (line,) in plan:
                     print(line)
             db.session.rollback()
+
+
+def over_http(app: Any, lot: int, options: argparse.Namespace) -> None:
+    """``--http``: the API request's wall and CPU time (this process: Flask, the trace's
+    Python, the answer's JSON; and the PostgreSQL backends' CPU), and the body's digest."""
+    import psycopg
+    from sqlalchemy import select
+
+    from cellchain.core import accounts
+    from cellchain.core.models import User
+    from cellchain.core.types import utcnow
+    from cellchain.extensions import db
+
+    with app.app_context():
+        user = db.session.execute(select(User).where(User.username == "qa")).scalar_one()
+        _, token = accounts.create_token(db.session, user=user, now=utcnow(), name="bench_forward")
+        db.session.commit()
+        db.session.remove()
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    path = f"/api/v1/trace/forward/material_lot/{lot}"
+    backends = (
+        "SELECT pid FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+
+    watch = psycopg.connect(options.database.replace("+psycopg", ""), autocommit=True)
+
+    def backends_cpu() -> float:
+        pids = [row[0] for row in watch.execute(backends)]
+        total = 0.0
+        for pid in pids:
+            with contextlib.suppress(FileNotFoundError):  # a backend gone meanwhile
+                total += backend_cpu(pid)
+        return total
+
+    walls, cpus, pgs, digests, size = [], [], [], set(), 0
+    for number in range(options.warm + options.runs):
+        pg0, cpu0, wall0 = backends_cpu(), time.process_time(), time.perf_counter()
+        response = client.get(path, headers=headers)
+        body = response.get_data()
+        response.close()
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        pg = backends_cpu() - pg0
+        assert response.status_code == 200, body[:500]
+        if number >= options.warm:
+            walls.append(wall * 1000)
+            cpus.append(cpu * 1000)
+            pgs.append(pg * 1000)
+            digests.add(hashlib.sha256(body).hexdigest()[:16])
+            size = len(body)
+            if options.each:
+                print(f"  run {number + 1}: wall {wall * 1000:.0f} python {cpu * 1000:.0f}")
+    print(f"answer: {size} bytes, sha256 {', '.join(sorted(digests))}")
+    print(
+        f"runs {len(walls)}  wall ms median {statistics.median(walls):.0f} min {min(walls):.0f} "
+        f"max {max(walls):.0f} | python CPU ms median {statistics.median(cpus):.0f} | "
+        f"postgres CPU ms median {statistics.median(pgs):.0f}"
+    )
+    print(f"load: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

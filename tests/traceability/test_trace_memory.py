@@ -6,6 +6,9 @@ receives stays byte for byte what ``ForwardTraceOut`` dumped and Flask's JSON wr
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -138,3 +141,117 @@ def test_a_big_forward_answer_gives_the_freed_memory_back_once_sent(
     response.close()
     assert calls == ["trim"]
     http.return_freed_memory()  # the call itself, here and wherever the tests run
+
+
+def odd_units() -> list[trace.ReachedUnit]:
+    """Rows a forward trace could read, with whatever JSON has to escape: quotes, backslashes,
+    control characters, DEL, accents, a character outside the BMP; a maker not recorded, a
+    maker's name missing; no lot; a code not shaped like a unit's; times with and without
+    microseconds, one the same instant in another zone as a UTC one before it."""
+    utc = dt.datetime(2026, 12, 7, 8, 1, 2, 345678, tzinfo=dt.UTC)
+    elsewhere = utc.astimezone(dt.timezone(dt.timedelta(hours=2)))
+    rows = [
+        (
+            1,
+            "G123498654321V0007A",
+            "cryobag",
+            "available",
+            3,
+            "LN2 tank 1",
+            utc,
+            2,
+            "G123498654321",
+            "qa",
+        ),
+        (
+            2,
+            "G123498654321V0008*",
+            "cryobag",
+            "blocked",
+            3,
+            'Freezer "B" \\ rack\n3\t\x00\x1f\x7f',
+            elsewhere,
+            2,
+            "G123498654321",
+            "qa",
+        ),
+        (
+            3,
+            'G1234"8654321V0009B',
+            "culture_vessel",
+            "available",
+            3,
+            "Incubator – é ☃ 😀",
+            utc.replace(microsecond=0),
+            None,
+            "G123498654321",
+            None,
+        ),
+        (
+            4,
+            "G123498654321H",
+            "donation_container",
+            "consumed",
+            3,
+            "",
+            utc,
+            5,
+            "G123498654321",
+            None,
+        ),
+        (
+            5,
+            "G123498654321V0010C",
+            "cryobag",
+            "quarantine",
+            3,
+            "LN2 tank 1",
+            utc,
+            7,
+            "G123498654321",
+            'renée "r" ☃',
+        ),
+    ]
+    lots = ["LOT-1", None, 'LOT-"2" ü', None, "LOT-1"]
+    return [
+        trace.ReachedUnit(trace.UnitRow(*row), distance, lot)
+        for distance, (row, lot) in enumerate(zip(rows, lots, strict=True))
+    ]
+
+
+@pytest.mark.parametrize("units_per_piece", [1, 2, 500])
+def test_odd_strings_are_written_byte_for_byte_as_the_schema_dumps_them(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, units_per_piece: int
+) -> None:
+    """The units' JSON is written from their rows (``schemas._UnitsWriter``), not by dumping
+    dicts: the same bytes as ``ForwardTraceOut``'s dump written by Flask, whatever the
+    strings hold."""
+    monkeypatch.setattr(schemas, "UNITS_PER_PIECE", units_per_piece)
+    forward = replace(nothing_reached(), units=odd_units())
+    with app.test_request_context():
+        response = schemas.forward_answer(forward)
+        assert isinstance(response, Response)
+        written: Any = current_app.json.response(ForwardTraceOut().dump(forward))
+        body = response.get_data()
+        assert body == written.get_data()
+    units = json.loads(body)["units"]
+    assert [u["unit"].get("created_by") for u in units] == ["qa", "qa", None, None, 'renée "r" ☃']
+    assert units[1]["unit"]["created_at"].endswith("+02:00")
+    assert units[2]["unit"]["display"] == 'G1234 "8 654321 V0009 [B]'
+    assert units[3]["unit"]["display"] == "G1234 98 654321 [H]"
+
+
+def test_another_json_writer_gets_the_units_dumped_as_before(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app whose JSON keeps non-ASCII characters gets each piece's dicts written by its
+    own ``dumps``, as before (``_UnitsWriter.writes_as``)."""
+    forward = replace(nothing_reached(), units=odd_units())
+    monkeypatch.setattr(app.json, "ensure_ascii", False)
+    with app.test_request_context():
+        assert not schemas._UnitsWriter.writes_as(current_app.json)  # type: ignore[arg-type]
+        response = schemas.forward_answer(forward)
+        assert isinstance(response, Response)
+        written: Any = current_app.json.response(ForwardTraceOut().dump(forward))
+        assert response.get_data() == written.get_data()
+        assert "☃".encode() in response.get_data()

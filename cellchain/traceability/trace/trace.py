@@ -477,10 +477,18 @@ def recalls_of(session: DbSession, forward: ForwardTrace) -> notices.RecallNotic
 
 def with_recalls(forward: ForwardTrace, named: notices.RecallNotices) -> ForwardTrace:
     """The trace with each unit and patient, and the trace as a whole, carrying the recalls
-    that name them (a patient: theirs and their doses')."""
+    that name them (a patient: theirs and their doses'). A unit no recall names keeps its
+    row as the trace made it (no recalls, ``()``): a trace of tens of thousands of units
+    rebuilt each of them for nothing (17 ms for 26 138, issue 20)."""
+    units = forward.units
+    if named.units:
+        units = [
+            traced._replace(recalls=recalls) if (recalls := named.unit(traced.unit.id)) else traced
+            for traced in forward.units
+        ]
     return replace(
         forward,
-        units=[traced._replace(recalls=named.unit(traced.unit.id)) for traced in forward.units],
+        units=units,
         patients=[
             replace(
                 exposed,
