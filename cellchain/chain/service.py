@@ -12,7 +12,7 @@ import datetime as dt
 import enum
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -649,6 +649,12 @@ def status_reasons(session: DbSession, units: Sequence[Unit]) -> dict[int, str]:
     if not units:
         return {}
     rows = session.execute(_reasons_statement(), {"unit_ids": [unit.id for unit in units]}).all()
+    return latest_reasons((unit_id, note) for unit_id, note in rows)
+
+
+def latest_reasons(rows: Iterable[tuple[int, str | None]]) -> dict[int, str]:
+    """``status_reasons`` of (unit id, note) rows of the units' status changes already read,
+    oldest first per unit: the note of each unit's latest, by unit id (none when empty)."""
     latest = {unit_id: note for unit_id, note in rows}
     return {unit_id: note for unit_id, note in latest.items() if note}
 

@@ -134,6 +134,28 @@ class DriverStatement:
         return compiled.row._make(values)
 
 
+    def all(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
+        """Every row of the statement, each as ``one_or_none`` gives its first (a read of
+        many rows)."""
+        cursor, compiled = self._run(connection, params)
+        try:
+            raws = cursor.fetchall()
+        finally:
+            cursor.close()
+        if compiled.row is None:
+            return []
+        make = compiled.row._make
+        if not compiled.result_processors:
+            return [make(raw) for raw in raws]
+        rows = []
+        for raw in raws:
+            values = list(raw)
+            for index, process in compiled.result_processors:
+                values[index] = process(values[index])
+            rows.append(make(values))
+        return rows
+
+
 @contextmanager
 def autocommit(connection: Connection) -> Iterator[Connection]:
     """``connection`` in the driver's autocommit while the block runs, set back after (the

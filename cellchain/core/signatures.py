@@ -12,9 +12,9 @@ import datetime as dt
 import functools
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 from sqlalchemy import Select, bindparam, select, tuple_
 
@@ -267,10 +267,52 @@ def manifests(
     keys = {key_of(record): record for record in records}
     if not keys:
         return {}
-    found: dict[tuple[str, str], list[SignatureManifest]] = {}
     rows = session.execute(_manifests_statement(), {"keys": list(keys)})
+    return manifests_of(
+        records,
+        (
+            SignatureRead(
+                sig.id,
+                sig.entity_type,
+                sig.entity_id,
+                sig.content,
+                sig.content_hash,
+                sig.printed_name,
+                sig.signed_at,
+                sig.meaning,
+                username,
+            )
+            for sig, username in rows
+        ),
+    )
+
+
+class SignatureRead(NamedTuple):
+    """A stored signature as a manifest judges it, read as plain columns, with its signer's
+    username."""
+
+    id: int
+    entity_type: str
+    entity_id: str
+    content: str
+    content_hash: str
+    printed_name: str
+    signed_at: dt.datetime
+    meaning: str
+    username: str
+
+
+def manifests_of(
+    records: Sequence[Signable], rows: Iterable[SignatureRead]
+) -> dict[tuple[str, str], list[SignatureManifest]]:
+    """``manifests`` of the signatures on ``records`` already read (in the order they were
+    signed: ``signed_at``, then id), keyed by ``key_of``; each checked against its record as
+    it is now. Only the rows given are judged (a reader that needs the signatures of one
+    meaning may read only those)."""
+    keys = {key_of(record): record for record in records}
+    found: dict[tuple[str, str], list[SignatureManifest]] = {}
     hashes: dict[tuple[str, str, int], str | None] = {}
-    for sig, username in rows:
+    for sig in rows:
         key = (sig.entity_type, sig.entity_id)
         version = manifest_of(sig.content)
         if (*key, version) not in hashes:
@@ -279,7 +321,7 @@ def manifests(
             SignatureManifest(
                 signature_id=sig.id,
                 printed_name=sig.printed_name,
-                username=username,
+                username=sig.username,
                 signed_at=sig.signed_at,
                 meaning=sig.meaning,
                 valid=sig.content_hash == hashes[(*key, version)],

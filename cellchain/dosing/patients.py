@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cache
@@ -632,12 +632,21 @@ def schedule_facts(
     ids = list(patient_ids)
     if not ids:
         return {}
+    return schedule_facts_of(session.execute(_schedule_statement(), {"ids": ids}), ids, zone)
+
+
+def schedule_facts_of(
+    rows: Iterable[Any], patient_ids: Sequence[int], zone: ZoneInfo
+) -> dict[int, ScheduleFacts]:
+    """``schedule_facts`` from its rows already read (``_schedule_rows``' columns by name,
+    ordered by time, kind and id), for each patient of ``patient_ids``."""
+    ids = list(patient_ids)
     first: dict[int, dt.date] = {}
     moves: dict[int, dict[str, Move]] = {}
     missed: dict[int, set[str]] = {}
     # ordered by time then id: an infusion's start, a move's recording; the latest move of
     # each visit wins
-    for row in session.execute(_schedule_statement(), {"ids": ids}):
+    for row in rows:
         if row.kind == 0:
             first.setdefault(row.patient_id, row.happened_at.astimezone(zone).date())
         elif row.kind == 1:

@@ -19,7 +19,7 @@ import zipfile
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, Select, bindparam, func, insert, select
@@ -444,6 +444,37 @@ def label_problems(session: DbSession, units: Sequence[Unit]) -> list[str]:
     """What is missing or superseded on ``units``' labels, one text per unit; none when every
     unit carries the label its status requires."""
     return [state.problem for state in label_states(session, units) if state.problem]
+
+
+class PrintRead(NamedTuple):
+    """A print of a unit's label as ``label_states`` judges it, read as plain columns."""
+
+    id: int
+    marking: str
+    unit_status: str
+    copies: int
+    applied: int
+    destroyed: int
+
+    @property
+    def outstanding(self) -> int:
+        """Copies neither applied nor destroyed yet (``LabelPrint.outstanding``)."""
+        return self.copies - self.applied - self.destroyed
+
+
+def label_problems_of(
+    session: DbSession, units: Sequence[Unit], prints: Mapping[int, Sequence[PrintRead]]
+) -> list[str]:
+    """``label_problems`` from the units' print logs already read (by unit id, oldest
+    first; a unit absent has none): no ORM object per print (issue 20, the bedside)."""
+    markings = status_markings(session, units)
+    states = (
+        # _state reads of a print only what PrintRead holds (id, marking, unit_status,
+        # applied, outstanding); on_unit is not read here
+        _state(unit, markings[unit.id], cast(Sequence[LabelPrint], prints.get(unit.id, ())))
+        for unit in units
+    )
+    return [state.problem for state in states if state.problem]
 
 
 def _state(unit: Unit, marking: str, prints: Sequence[LabelPrint]) -> LabelState:

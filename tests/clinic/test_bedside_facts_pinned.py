@@ -187,6 +187,48 @@ def _post_thaw_outside(ward: Ward, _released: Any) -> Scene:
     return payload(patient.coi), payload(order.dose_unit.code), utcnow(), {"weight"}
 
 
+def _visit_moved(ward: Ward, _released: Any) -> Scene:
+    """Day 0 moved outside the protocol's window, the deviation not signed yet."""
+    from cellchain.clinic.follow_up import scheduling
+
+    patient, order = ward.at_bedside()
+    moved = scheduling.reschedule_visit(
+        db.session,
+        patient,
+        visit="D0",
+        planned_on=utcnow().date() + dt.timedelta(days=60),
+        reason="the patient asked",
+        actor=ward.clinic.clinician,
+        now=utcnow(),
+        zone=UTC,
+    )
+    db.session.commit()
+    assert moved.outside_protocol
+    return payload(patient.coi), payload(order.dose_unit.code), utcnow(), None
+
+
+def _visit_missed(ward: Ward, _released: Any) -> Scene:
+    """Day 0 infused, Month 3 recorded as missed once overdue; the infused dose checked
+    then (the schedule has an infusion and a missed visit)."""
+    from cellchain.clinic.follow_up import scheduling
+
+    patient, order = ward.at_bedside()
+    started = ward.start(ward.sign(ward.verify(patient, order)))
+    assert started.infusion is not None
+    later = utcnow() + dt.timedelta(days=110)
+    scheduling.record_missed(
+        db.session,
+        patient,
+        visit="M3",
+        reason="did not come",
+        actor=ward.clinic.clinician,
+        now=later,
+        zone=UTC,
+    )
+    db.session.commit()
+    return payload(patient.coi), payload(order.dose_unit.code), later, None
+
+
 def _unreadable_wristband(ward: Ward, _released: Any) -> Scene:
     _patient, order = ward.at_bedside()
     return "CC1.GARBAGE", payload(order.dose_unit.code), utcnow(), None
@@ -242,6 +284,8 @@ SCENES: dict[str, Callable[[Ward, Any], Scene]] = {
     "visit_window_closed": _visit_window_closed,
     "post_thaw_count": _post_thaw_count,
     "post_thaw_outside": _post_thaw_outside,
+    "visit_moved": _visit_moved,
+    "visit_missed": _visit_missed,
     "unreadable_wristband": _unreadable_wristband,
     "unreadable_label": _unreadable_label,
     "bag_as_wristband": _bag_as_wristband,
@@ -280,6 +324,48 @@ def test_the_facts_are_the_same_as_read_before(ward: Ward, released: Any, name: 
         # a test run in the last hour of a UTC day may see the day-0 visit over
         late = {"visit", "visit_window"} if utcnow().hour == 23 else set()
         assert failed == must_fail or failed - late == must_fail, (name, failed)
+
+
+@pytest.mark.parametrize("name", list(SCENES))
+def test_the_dose_units_read_is_what_each_read_gave_before(
+    ward: Ward, released: Any, name: str
+) -> None:
+    """``doses.units_read``'s one statement, judged by the facts-taking functions, gives what
+    each of the reads it replaces gave: the lots, the second check's signatures, the status
+    reasons, the label problems and both patients' schedule facts."""
+    from cellchain.chain import service as chain
+    from cellchain.clinic.bedside import doses
+    from cellchain.core import signatures
+    from cellchain.dosing import patients
+    from cellchain.dosing.orders import SECOND_CHECK_MEANING
+    from cellchain.labels import service as labels
+
+    wristband, label, now, _failed = SCENES[name](ward, released)
+    db.session.expire_all()
+    _facts, patient, order = bedside_reference.gather(
+        db.session, wristband, label, now=now, zone=UTC
+    )
+    if order is None:
+        return
+    ids = sorted({p.id for p in (patient, order.patient) if p is not None})
+    units = doses.units_of_dose(order)
+    read = doses.units_read(db.session, order, SECOND_CHECK_MEANING, ids)
+    assert read.lots == doses.lot_reads_of_dose(db.session, order)
+    second_checks = signatures.manifests_of([order], read.signatures)
+    assert second_checks.get(signatures.key_of(order), []) == [
+        entry
+        for entry in bedside_reference._manifest(db.session, order)
+        if entry.meaning == SECOND_CHECK_MEANING
+    ]
+    reasons = chain.latest_reasons(read.status_changes)
+    assert reasons == bedside_reference._status_reasons(db.session, units)
+    assert labels.label_problems_of(db.session, units, read.prints) == labels.label_problems(
+        db.session, units
+    )
+    assert patients.schedule_facts_of(
+        read.schedule_rows, ids, UTC
+    ) == bedside_reference._schedule_facts(db.session, ids, UTC)
+    db.session.rollback()
 
 
 def answered(clients: Any, ward: Ward, body: dict[str, str]) -> tuple[Any, ...]:

@@ -1,7 +1,9 @@
 """The bedside check's facts as ``gather`` read them before issue 20's fifth pass (commit
 2052bad): both scans' identifiers, the dose with its facts (``doses.doses_read``) and the
 schedules through the ORM, then the lots, the second check's signatures, the status reasons
-and the label prints one statement each. Tests compare the facts (and the verdict and checks
+and the label prints one statement each. The readers of signatures, status reasons and
+schedules are copied as they were (their rows are now judged by functions that the new
+reads share). Tests compare the facts (and the verdict and checks
 they give) of ``bedside.gather`` now with what this gathers from the same records."""
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import String, bindparam, select
 
 from cellchain.chain import service as chain
+from cellchain.chain.models import Unit
 from cellchain.clinic.bedside.bedside import (
     USABLE_AT_BEDSIDE,
     BedsideFacts,
@@ -100,7 +103,7 @@ def gather(
     dose_read = next((each for each in read or () if each.order is order), None)
     # the schedules of the wristband's patient and of the dose's (the same one, unless the
     # wristband is wrong) in one read
-    schedules = patients.schedule_facts(
+    schedules = _schedule_facts(
         session, sorted({p.id for p in (patient, order.patient if order else None) if p}), zone
     )
     facts = BedsideFacts(
@@ -218,9 +221,7 @@ def _dose_facts(
         window, expires = thaw.window_minutes, thaw.expires_at
         thawed = sum(1 for t in thaw.thaws if t.completed_at is not None)
     second_checks = [
-        entry
-        for entry in signatures.manifest(session, order)
-        if entry.meaning == SECOND_CHECK_MEANING
+        entry for entry in _manifest(session, order) if entry.meaning == SECOND_CHECK_MEANING
     ]
     infused = (
         read.infused
@@ -229,7 +230,7 @@ def _dose_facts(
         is not None
     )
     dose_units = units_of_dose(order)
-    reasons = chain.status_reasons(session, dose_units)
+    reasons = _status_reasons(session, dose_units)
     return DoseFacts(
         order_id=order.id,
         dose_code=order.dose_unit.code if order.dose_unit else f"dose order {order.id}",
@@ -288,3 +289,75 @@ def _limits(patient: Patient | None) -> ProtocolLimits | None:
 
 
 # --- use cases ----------------------------------------------------------------------------------
+
+
+# --- the readers as they were at 2052bad -------------------------------------------------
+
+
+def _manifest(session: DbSession, record: DoseOrder) -> list[signatures.SignatureManifest]:
+    """``signatures.manifest`` as it read and judged at 2052bad."""
+    keys = {signatures.key_of(record): record}
+    found: dict[tuple[str, str], list[signatures.SignatureManifest]] = {}
+    rows = session.execute(signatures._manifests_statement(), {"keys": list(keys)})
+    hashes: dict[tuple[str, str, int], str | None] = {}
+    for sig, username in rows:
+        key = (sig.entity_type, sig.entity_id)
+        version = signatures.manifest_of(sig.content)
+        if (*key, version) not in hashes:
+            hashes[(*key, version)] = signatures._hash_by_manifest(keys[key], version)
+        found.setdefault(key, []).append(
+            signatures.SignatureManifest(
+                signature_id=sig.id,
+                printed_name=sig.printed_name,
+                username=username,
+                signed_at=sig.signed_at,
+                meaning=sig.meaning,
+                valid=sig.content_hash == hashes[(*key, version)],
+            )
+        )
+    return found.get(signatures.key_of(record), [])
+
+
+def _status_reasons(session: DbSession, units: Sequence[Unit]) -> dict[int, str]:
+    """``chain.status_reasons`` as it was at 2052bad."""
+    if not units:
+        return {}
+    rows = session.execute(
+        chain._reasons_statement(), {"unit_ids": [unit.id for unit in units]}
+    ).all()
+    latest = {unit_id: note for unit_id, note in rows}
+    return {unit_id: note for unit_id, note in latest.items() if note}
+
+
+def _schedule_facts(
+    session: DbSession, patient_ids: Sequence[int], zone: ZoneInfo
+) -> dict[int, patients.ScheduleFacts]:
+    """``patients.schedule_facts`` as it was at 2052bad."""
+    ids = list(patient_ids)
+    if not ids:
+        return {}
+    first: dict[int, dt.date] = {}
+    moves: dict[int, dict[str, patients.Move]] = {}
+    missed: dict[int, set[str]] = {}
+    for row in session.execute(patients._schedule_statement(), {"ids": ids}):
+        if row.kind == 0:
+            first.setdefault(row.patient_id, row.happened_at.astimezone(zone).date())
+        elif row.kind == 1:
+            moves.setdefault(row.patient_id, {})[row.visit] = patients.Move(
+                planned_on=row.planned_on,
+                earliest=row.earliest,
+                latest=row.latest,
+                outside_protocol=bool(row.outside_protocol),
+                signed=bool(row.signed),
+                reschedule_id=row.id,
+            )
+        else:
+            missed.setdefault(row.patient_id, set()).add(row.visit)
+    return {
+        patient_id: patients.ScheduleFacts(
+            first_infusion_on=first.get(patient_id),
+            moves=moves.get(patient_id, {}),
+            missed=frozenset(missed.get(patient_id, ())),
+        )
+        for patient_id in ids
+    }

@@ -53,11 +53,12 @@ from cellchain.clinic.bedside.doses import (
     DoseRead,
     LotRead,
     ShipmentRead,
+    UnitsRead,
     doses_read,
-    lot_reads_of_dose,
     lots_of_dose,
     scan_dose,
     units_of_dose,
+    units_read,
 )
 from cellchain.clinic.bedside.post_thaw import PostThawFacts, facts_of, figure
 from cellchain.clinic.bedside.thaw import deadline, thaw_state
@@ -635,10 +636,14 @@ def gather(
         label_problem = _problem_text(problem)
     dose_read = next((each for each in read or () if each.order is order), None)
     # the schedules of the wristband's patient and of the dose's (the same one, unless the
-    # wristband is wrong) in one read
-    schedules = patients.schedule_facts(
-        session, sorted({p.id for p in (patient, order.patient if order else None) if p}), zone
-    )
+    # wristband is wrong) in one read: with the dose's units' facts when the dose was read
+    patient_ids = sorted({p.id for p in (patient, order.patient if order else None) if p})
+    units: UnitsRead | None = None
+    if order is not None and dose_read is not None:
+        units = units_read(session, order, SECOND_CHECK_MEANING, patient_ids)
+        schedules = patients.schedule_facts_of(units.schedule_rows, patient_ids, zone)
+    else:
+        schedules = patients.schedule_facts(session, patient_ids, zone)
     facts = BedsideFacts(
         now=now,
         zone=zone,
@@ -660,7 +665,7 @@ def gather(
         ),
         wristband_problem=wristband_problem,
         dose=(
-            _dose_facts(session, order, schedules[order.patient_id], zone, dose_read)
+            _dose_facts(session, order, schedules[order.patient_id], zone, dose_read, units)
             if order
             else None
         ),
@@ -734,38 +739,48 @@ def _dose_facts(
     schedule: patients.ScheduleFacts,
     zone: ZoneInfo,
     read: DoseRead | None = None,
+    units: UnitsRead | None = None,
 ) -> DoseFacts:
-    """``read``: the order's facts read with it (``doses_read``), else read here."""
+    """``read``: the order's facts read with it (``doses_read``), and ``units``: its units'
+    facts (``units_read``), else read here."""
     visit = patients.visit_of(order.patient, order.visit, schedule)
     shipment: ShipmentRead | Shipment | None = (
         read.shipment if read is not None else shipment_of(session, order)
     )
     lots: list[LotRead]
-    if read is not None:
-        lots = lot_reads_of_dose(session, order)
+    dose_units = units_of_dose(order)
+    if read is not None and units is not None:
+        # the lots, the second check's signatures, the prints and the status changes of the
+        # dose's units, read in one statement of plain rows (issue 20)
+        lots = units.lots
         window, expires = deadline(
             order, [lot.product_parameters for lot in lots], read.first_thaw_at
         )
         thawed = read.thaws_completed
+        second_checks = signatures.manifests_of([order], units.signatures).get(
+            signatures.key_of(order), []
+        )
+        reasons = chain.latest_reasons(units.status_changes)
+        label_problems = labels.label_problems_of(session, dose_units, units.prints)
     else:
         loaded = lots_of_dose(session, order)
         lots = [LotRead.of(lot) for lot in loaded]
         thaw = thaw_state(session, order, loaded)
         window, expires = thaw.window_minutes, thaw.expires_at
         thawed = sum(1 for t in thaw.thaws if t.completed_at is not None)
-    second_checks = [
-        entry
-        for entry in signatures.manifest(session, order)
-        if entry.meaning == SECOND_CHECK_MEANING
-    ]
+        second_checks = [
+            entry
+            for entry in signatures.manifest(session, order)
+            if entry.meaning == SECOND_CHECK_MEANING
+        ]
+        reasons = chain.status_reasons(session, dose_units)
+        label_problems = labels.label_problems(session, dose_units)
     infused = (
         read.infused
         if read is not None
         else session.execute(select(Infusion.id).where(Infusion.dose_order_id == order.id)).first()
         is not None
     )
-    dose_units = units_of_dose(order)
-    reasons = chain.status_reasons(session, dose_units)
     return DoseFacts(
         order_id=order.id,
         dose_code=order.dose_unit.code if order.dose_unit else f"dose order {order.id}",
@@ -793,7 +808,7 @@ def _dose_facts(
             for unit in dose_units
             if unit.status not in USABLE_AT_BEDSIDE and unit.id in reasons
         ),
-        label_problems=tuple(labels.label_problems(session, dose_units)),
+        label_problems=tuple(label_problems),
         shipment_status=shipment.status if shipment else None,
         hold_reason=shipment.hold_reason if shipment else None,
         bags=len(order.bags),

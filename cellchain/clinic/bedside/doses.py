@@ -15,27 +15,47 @@ from functools import cache
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
+    Date,
     Integer,
     Select,
+    String,
     Subquery,
+    Text,
     and_,
     bindparam,
+    cast,
     exists,
     func,
     literal,
+    literal_column,
+    null,
     or_,
     select,
+    union_all,
 )
 from sqlalchemy.exc import MultipleResultsFound
 from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from cellchain.chain import service as chain
-from cellchain.chain.models import Unit, UnitKind
-from cellchain.clinic.models import Infusion, PostThawCount, Shipment, ShipmentItem, Thaw
-from cellchain.core.models import IssuedIdentifier
+from cellchain.chain.models import EventType, Unit, UnitEvent, UnitKind
+from cellchain.clinic.models import (
+    Infusion,
+    MissedVisit,
+    PostThawCount,
+    Shipment,
+    ShipmentItem,
+    Thaw,
+    VisitReschedule,
+)
+from cellchain.core import signatures
+from cellchain.core.driver import DriverStatement
+from cellchain.core.models import IssuedIdentifier, Signature, User
+from cellchain.core.types import UTCDateTime
 from cellchain.dosing.models import DoseBag, DoseOrder, DoseStatus, Patient, Weight
 from cellchain.errors import InvalidInput
 from cellchain.extensions import DbSession
+from cellchain.labels.models import LabelPrint
+from cellchain.labels.service import PrintRead
 from cellchain.manufacturing.models import CellRecord, Lot, ProductDefinition
 from cellchain.quality.models import QcSample
 
@@ -368,3 +388,239 @@ def _lot_reads_statement() -> Select[Any]:
         .join(Lot, Lot.id == linked.c[1])
         .join(ProductDefinition, ProductDefinition.id == Lot.product_definition_id)
     )
+
+
+@dataclass(frozen=True)
+class UnitsRead:
+    """What the bedside judges of a dose's units besides the dose itself, read by one
+    statement (``units_read``): the bags' lots, the dose's signatures of one meaning, each
+    unit's print log and each unit's status changes."""
+
+    #: the lots of the dose's bags (``lot_reads_of_dose``: the same lots in the same order)
+    lots: list[LotRead]
+    #: the dose's signatures of the meaning asked for, in the order they were signed
+    signatures: list[signatures.SignatureRead]
+    #: each unit's label prints, oldest first, by unit id (``labels.label_states``)
+    prints: dict[int, list[PrintRead]]
+    #: (unit id, note) of each unit's status changes, oldest first per unit
+    #: (``chain.status_reasons``)
+    status_changes: list[tuple[int, str | None]]
+    #: the schedule rows of the patients asked for (``patients.schedule_facts_of``)
+    schedule_rows: list[ScheduleRow]
+
+
+class ScheduleRow(NamedTuple):
+    """A row of ``patients.schedule_facts``: an infusion's start (kind 0), a visit's move (1)
+    or a missed visit (2) of a patient."""
+
+    kind: int
+    id: int
+    patient_id: int
+    happened_at: dt.datetime
+    visit: str | None
+    planned_on: dt.date | None
+    earliest: dt.date | None
+    latest: dt.date | None
+    outside_protocol: bool | None
+    signed: bool | None
+
+
+def units_read(
+    session: DbSession, order: DoseOrder, meaning: str, patient_ids: Sequence[int]
+) -> UnitsRead:
+    """The ``UnitsRead`` of ``order``'s units (its prepared dose and bags, as the database has
+    them in this transaction), its signatures of ``meaning`` and the schedule rows of (at
+    most two) ``patient_ids``, in one statement sent on the driver's cursor: a ``UNION ALL``
+    of plain rows, one kind per branch, no ORM object."""
+    entity_type, entity_id = signatures.key_of(order)
+    if len(patient_ids) > 2:
+        raise ValueError("units_read reads the schedules of two patients at most")
+    first, second = [*patient_ids, None, None][:2]
+    rows = _units_read_statement().all(
+        session.connection(),
+        {
+            "order_id": order.id,
+            "entity_type": entity_type,
+            "entity_id": entity_id,
+            "meaning": meaning,
+            "patient_a": first,
+            "patient_b": second,
+        },
+    )
+    schedule: list[ScheduleRow] = []
+    lot_rows: list[tuple[int, int, int, LotRead]] = []
+    signed: list[signatures.SignatureRead] = []
+    prints: dict[int, list[PrintRead]] = {}
+    changes: list[tuple[Any, ...]] = []
+    for row in rows:
+        if row.kind == _LOT:
+            lot = LotRead(row.n2, row.t1, row.t2, row.at, dict(json.loads(row.t3)))
+            lot_rows.append((row.unit_id, row.n1, row.n2, lot))
+        elif row.kind == _SIGNATURE:
+            signed.append(
+                signatures.SignatureRead(
+                    row.n1, entity_type, entity_id, row.t1, row.t2, row.t3, row.at, meaning, row.t4
+                )
+            )
+        elif row.kind == _PRINT:
+            prints.setdefault(row.unit_id, []).append(
+                PrintRead(row.n1, row.t1, row.t2, row.n2, row.n3, row.n4)
+            )
+        elif row.kind == _STATUS_CHANGE:
+            changes.append((row.unit_id, row.at, row.n1, row.t1))
+        else:
+            schedule.append(
+                ScheduleRow(
+                    row.kind - _SCHEDULE,
+                    row.n1,
+                    row.n2,
+                    row.at,
+                    row.t1,
+                    row.d1,
+                    row.d2,
+                    row.d3,
+                    None if row.n3 is None else bool(row.n3),
+                    None if row.n4 is None else bool(row.n4),
+                )
+            )
+    signed.sort(key=lambda sig: (sig.signed_at, sig.id))
+    for unit_prints in prints.values():
+        unit_prints.sort(key=lambda each: each.id)
+    changes.sort(key=lambda change: change[:3])
+    bag_ids = [bag.unit_id for bag in order.bags]
+    return UnitsRead(
+        lots=_in_bag_order(bag_ids, lot_rows),
+        signatures=signed,
+        prints=prints,
+        status_changes=[(unit_id, note) for unit_id, _at, _id, note in changes],
+        # as ``patients._schedule_rows`` orders them: by time, kind and id
+        schedule_rows=sorted(schedule, key=lambda each: (each.happened_at, each.kind, each.id)),
+    )
+
+
+_LOT, _SIGNATURE, _PRINT, _STATUS_CHANGE = 0, 1, 2, 3
+#: the schedule's kinds (``ScheduleRow.kind``) follow from this one
+_SCHEDULE = 4
+
+
+@cache
+def _units_read_statement() -> DriverStatement:
+    """The statement of ``units_read``, built and compiled once: every branch has the same
+    eleven columns (kind, unit id, four integers, four texts, one time), null where its kind
+    has nothing; the units are found from ``:order_id`` in the statement, so every parameter
+    is one value."""
+    order_id = bindparam("order_id", type_=Integer())
+    bags = select(DoseBag.unit_id).where(DoseBag.order_id == order_id)
+    units = bags.union_all(
+        select(DoseOrder.dose_unit_id).where(
+            DoseOrder.id == order_id, DoseOrder.dose_unit_id.is_not(None)
+        )
+    )
+
+    def row(
+        kind: int,
+        unit_id: Any = None,
+        ints: Sequence[Any] = (),
+        texts: Sequence[Any] = (),
+        at: Any = None,
+        dates: Sequence[Any] = (),
+    ) -> Select[Any]:
+        columns = [
+            literal_column(str(kind), Integer()).label("kind"),
+            (unit_id if unit_id is not None else cast(null(), Integer())).label("unit_id"),
+        ]
+        for index in range(4):
+            value = ints[index] if index < len(ints) else cast(null(), Integer())
+            columns.append(value.label(f"n{index + 1}"))
+        for index in range(4):
+            value = texts[index] if index < len(texts) else cast(null(), Text())
+            columns.append(value.label(f"t{index + 1}"))
+        columns.append((at if at is not None else cast(null(), UTCDateTime())).label("at"))
+        for index in range(3):
+            value = dates[index] if index < len(dates) else cast(null(), Date())
+            columns.append(value.label(f"d{index + 1}"))
+        return select(*columns)
+
+    sampled = select(
+        QcSample.unit_id, QcSample.lot_id, literal_column("0", Integer()).label("source")
+    ).where(QcSample.unit_id.in_(bags))
+    filled = select(
+        CellRecord.unit_id, CellRecord.lot_id, literal_column("1", Integer()).label("source")
+    ).where(CellRecord.unit_id.in_(bags), CellRecord.lot_id.is_not(None))
+    linked = sampled.union_all(filled).subquery()
+    lots = (
+        row(
+            _LOT,
+            linked.c.unit_id,
+            ints=[linked.c.source, Lot.id],
+            texts=[Lot.lot_number, Lot.status, ProductDefinition.parameters_json],
+            at=Lot.expires_at,
+        )
+        .select_from(linked)
+        .join(Lot, Lot.id == linked.c.lot_id)
+        .join(ProductDefinition, ProductDefinition.id == Lot.product_definition_id)
+    )
+    signed = (
+        row(
+            _SIGNATURE,
+            ints=[Signature.id],
+            texts=[
+                Signature.content,
+                Signature.content_hash,
+                Signature.printed_name,
+                User.username,
+            ],
+            at=Signature.signed_at,
+        )
+        .select_from(Signature)
+        .join(User, User.id == Signature.signer_id)
+        .where(
+            Signature.entity_type == bindparam("entity_type", type_=String()),
+            Signature.entity_id == bindparam("entity_id", type_=String()),
+            Signature.meaning == bindparam("meaning", type_=String()),
+        )
+    )
+    printed = row(
+        _PRINT,
+        LabelPrint.unit_id,
+        ints=[LabelPrint.id, LabelPrint.copies, LabelPrint.applied, LabelPrint.destroyed],
+        texts=[LabelPrint.marking, LabelPrint.unit_status],
+    ).where(LabelPrint.unit_id.in_(units))
+    changed = row(
+        _STATUS_CHANGE,
+        UnitEvent.unit_id,
+        ints=[UnitEvent.id],
+        texts=[UnitEvent.note],
+        at=UnitEvent.at,
+    ).where(UnitEvent.unit_id.in_(units), UnitEvent.event_type == EventType.STATUS_CHANGED.value)
+    # the schedule's rows as ``patients._schedule_rows`` reads them (kind 0, 1, 2 there)
+    patient_ids = (
+        bindparam("patient_a", type_=Integer()),
+        bindparam("patient_b", type_=Integer()),
+    )
+    infusions = row(
+        _SCHEDULE, ints=[Infusion.id, Infusion.patient_id], at=Infusion.started_at
+    ).where(Infusion.patient_id.in_(patient_ids))
+    moves = row(
+        _SCHEDULE + 1,
+        ints=[
+            VisitReschedule.id,
+            VisitReschedule.patient_id,
+            cast(VisitReschedule.outside_protocol, Integer()),
+            cast(VisitReschedule.deviation_signed_at.is_not(None), Integer()),
+        ],
+        texts=[VisitReschedule.visit],
+        at=VisitReschedule.recorded_at,
+        dates=[
+            VisitReschedule.planned_on,
+            VisitReschedule.protocol_earliest,
+            VisitReschedule.protocol_latest,
+        ],
+    ).where(VisitReschedule.patient_id.in_(patient_ids))
+    misses = row(
+        _SCHEDULE + 2,
+        ints=[MissedVisit.id, MissedVisit.patient_id],
+        texts=[MissedVisit.visit],
+        at=MissedVisit.recorded_at,
+    ).where(MissedVisit.patient_id.in_(patient_ids))
+    return DriverStatement(union_all(lots, signed, printed, changed, infusions, moves, misses))
