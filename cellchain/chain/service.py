@@ -57,7 +57,7 @@ from cellchain.chain.models import (
 from cellchain.chain.models import MAX_UNITS_PER_STEP as MAX_UNITS_PER_STEP
 from cellchain.core import actions, audit, numbering, record_state
 from cellchain.core.identifiers import InvalidIdentifier
-from cellchain.core.models import IssuedIdentifier, User
+from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.extensions import DbSession
@@ -546,9 +546,23 @@ def shown_with_a_unit() -> tuple[ORMOption, ...]:
     return (joinedload(Unit.donation), joinedload(Unit.created_by).lazyload(User.role_rows))
 
 
+class IssuedCode(Protocol):
+    """What is read of an issued identifier to find what it names: an ``IssuedIdentifier``,
+    or its columns read as a plain row."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def entity_type(self) -> str | None: ...
+    @property
+    def entity_id(self) -> str | None: ...
+
+
 def unit_of_issued(
     session: DbSession,
-    issued: IssuedIdentifier,
+    issued: IssuedCode,
     *,
     text: str | None = None,
     options: Sequence[ORMOption] = (),

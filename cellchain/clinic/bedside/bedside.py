@@ -41,6 +41,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, bindparam, select
@@ -65,6 +66,7 @@ from cellchain.clinic.bedside.thaw import deadline, thaw_state
 from cellchain.clinic.models import BedsideCheck, Infusion, Shipment, ShipmentStatus, Verdict
 from cellchain.clinic.shipments.shipments import shipment_of
 from cellchain.core import audit, numbering, signatures
+from cellchain.core.driver import DriverStatement
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import IssuedIdentifier, User
 from cellchain.core.payload import read_scan
@@ -573,7 +575,7 @@ def resolve_wristband(session: DbSession, scan: str) -> Patient:
     return _patient_of_issued(session, numbering.lookup(session, scan))
 
 
-def _patient_of_issued(session: DbSession, issued: IssuedIdentifier) -> Patient:
+def _patient_of_issued(session: DbSession, issued: chain.IssuedCode) -> Patient:
     """``resolve_wristband`` of an identifier already looked up."""
     if issued.kind != "COI" or issued.entity_type != "patient" or issued.entity_id is None:
         what = {"UNIT": "a unit's label (a bag or a dose?)", "DIN": "a donation's DIN"}.get(
@@ -675,15 +677,34 @@ def gather(
     return facts, patient, order
 
 
-#: The issued identifiers of a few codes (``_issued``), built once.
-_ISSUED = select(IssuedIdentifier).where(
-    IssuedIdentifier.code.in_(bindparam("codes", expanding=True, type_=String()))
+class IssuedRead(NamedTuple):
+    """An issued identifier as the bedside reads it (``_issued``): plain columns."""
+
+    code: str
+    kind: str
+    entity_type: str | None
+    entity_id: str | None
+
+
+#: The issued identifiers of the two scans' codes (``_issued``), on the driver's cursor.
+_ISSUED = DriverStatement(
+    select(
+        IssuedIdentifier.code,
+        IssuedIdentifier.kind,
+        IssuedIdentifier.entity_type,
+        IssuedIdentifier.entity_id,
+    ).where(
+        IssuedIdentifier.code.in_(
+            [bindparam("first", type_=String()), bindparam("second", type_=String())]
+        )
+    )
 )
 
 
-def _issued(session: DbSession, scans: Sequence[str]) -> dict[str, IssuedIdentifier]:
-    """The issued identifiers of the scans that are well-formed codes this site issued, in
-    one statement (``numbering.lookup`` of each); the others are absent."""
+def _issued(session: DbSession, scans: Sequence[str]) -> dict[str, IssuedRead]:
+    """The issued identifiers of the (two) scans that are well-formed codes this site
+    issued, in one statement of plain rows (``numbering.lookup`` of each); the others are
+    absent."""
     codes: dict[str, str] = {}
     for scan in scans:
         try:
@@ -692,10 +713,11 @@ def _issued(session: DbSession, scans: Sequence[str]) -> dict[str, IssuedIdentif
             continue  # resolved again by its own lookup, which says what is wrong
     if not codes:
         return {}
-    found = {
-        issued.code: issued
-        for issued in session.execute(_ISSUED, {"codes": sorted(set(codes.values()))}).scalars()
-    }
+    wanted = sorted(set(codes.values()))
+    if len(wanted) > 2:
+        raise ValueError("the bedside looks up two scans")
+    rows = _ISSUED.all(session.connection(), {"first": wanted[0], "second": wanted[-1]})
+    found = {row.code: IssuedRead(*row) for row in rows}
     return {scan: found[code] for scan, code in codes.items() if code in found}
 
 

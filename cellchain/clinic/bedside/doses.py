@@ -49,7 +49,7 @@ from cellchain.clinic.models import (
 )
 from cellchain.core import signatures
 from cellchain.core.driver import DriverStatement
-from cellchain.core.models import IssuedIdentifier, Signature, User
+from cellchain.core.models import Signature, User
 from cellchain.core.types import UTCDateTime
 from cellchain.dosing.models import DoseBag, DoseOrder, DoseStatus, Patient, Weight
 from cellchain.errors import InvalidInput
@@ -237,7 +237,7 @@ def scan_dose(
     session: DbSession,
     code: str,
     *,
-    issued: IssuedIdentifier | None = None,
+    issued: chain.IssuedCode | None = None,
     read: Sequence[DoseRead] | None = None,
 ) -> ScannedDose:
     """The dose a scanned dose label or bag label names, or a clear error saying why not.
