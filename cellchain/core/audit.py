@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import hmac
 import io
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -46,6 +47,7 @@ from sqlalchemy.sql.util import find_tables
 
 from cellchain.core import audit_keys
 from cellchain.core.audit_keys import Keyring
+from cellchain.core.driver import DriverStatement
 from cellchain.core.models import AuditChainHead, AuditEntry, User
 from cellchain.core.types import canonical_json, to_jsonable
 from cellchain.errors import ReasonRequired
@@ -367,29 +369,36 @@ def _append(
     return list(items)
 
 
-def chain_hashes(
-    rows: Sequence[_Pending], *, first_seq: int, prev_hash: str, key_id: str, secret: bytes
-) -> list[_Written]:
-    """The place, predecessor and HMAC of each entry of ``rows`` appended after ``prev_hash``
-    from ``first_seq`` on: ``keyed_entry_hash`` of each, computed in one loop. The hashed
-    text is written directly with the JSON module's own string encoder, keys in sorted
-    order, as ``scan_chunk`` reads it; rows of other types than the schema's are encoded by
-    ``canonical_json`` itself (tests/core/test_audit_queue.py compares the two)."""
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A batch hashed as far as it can be before its place in the chain is known
+    (``_prepare``): what ``_chain`` needs to finish each entry's HMAC once the head is locked."""
+
+    rows: Sequence[_Pending]
+    key_id: str
+    secret: bytes
+    outer_pad: Any
+    #: per entry: the HMAC's inner state fed with the entry's text up to ``"entity_id":``,
+    #: its entity id as JSON (None for ``FIRST_OF_BATCH``), the text from its entity type up
+    #: to ``"prev_hash":`` and from its reason up to ``"seq":``; None for an entry with values
+    #: of other types than the schema's (hashed whole by ``_keyed_message``)
+    parts: list[tuple[Any, str | None, str, str] | None]
+
+
+def _prepare(rows: Sequence[_Pending], key_id: str, secret: bytes) -> _Prepared:
+    """Everything of the entries' hashes that does not depend on their place in the chain:
+    the canonical JSON of each entry's content but its seq and predecessor (and the entity id
+    of a ``FIRST_OF_BATCH`` entry), fed into the HMAC's inner hash. The keys of the hashed text
+    are in sorted order, so the parts that depend on the place come last."""
     inner_pad, outer_pad = _hmac_pads(secret)
     enc = json.encoder.encode_basestring  # the one ``json.dumps(ensure_ascii=False)`` uses
     key_text = enc(key_id)
     utc = dt.UTC
     last_at: Any = None
     at_text = ""
-    written: list[_Written] = []
-    seq = first_seq
+    parts: list[tuple[Any, str | None, str, str] | None] = []
     for action, entity_type, entity_id, changes, reason, actor_id, actor_username, at in rows:
-        if entity_id == FIRST_OF_BATCH:
-            entity_id = str(first_seq)
-        if at is not last_at:
-            last_at = at
-            at_text = at.astimezone(utc).isoformat()
-        if (
+        if not (
             type(action) is str
             and type(entity_type) is str
             and type(entity_id) is str
@@ -398,16 +407,54 @@ def chain_hashes(
             and (reason is None or type(reason) is str)
             and (actor_id is None or type(actor_id) is int)
         ):
-            message = (
+            parts.append(None)
+            continue
+        if at is not last_at:
+            last_at = at
+            at_text = enc(at.astimezone(utc).isoformat())
+        inner = inner_pad.copy()
+        inner.update(
+            (
                 f'{{"action":{enc(action)},'
                 f'"actor_id":{"null" if actor_id is None else actor_id},'
-                f'"actor_username":{enc(actor_username)},"at":{enc(at_text)},'
-                f'"changes":{enc(changes)},"entity_id":{enc(entity_id)},'
-                f'"entity_type":{enc(entity_type)},"key_id":{key_text},'
-                f'"prev_hash":{enc(prev_hash)},'
-                f'"reason":{"null" if reason is None else enc(reason)},"seq":{seq}}}'
+                f'"actor_username":{enc(actor_username)},"at":{at_text},'
+                f'"changes":{enc(changes)},"entity_id":'
             ).encode()
+        )
+        parts.append(
+            (
+                inner,
+                None if entity_id == FIRST_OF_BATCH else enc(entity_id),
+                f',"entity_type":{enc(entity_type)},"key_id":{key_text},"prev_hash":',
+                f',"reason":{"null" if reason is None else enc(reason)},"seq":',
+            )
+        )
+    return _Prepared(rows, key_id, secret, outer_pad, parts)
+
+
+def _chain(prepared: _Prepared, first_seq: int, prev_hash: str) -> list[_Written]:
+    """The place, predecessor and HMAC of each entry of a prepared batch appended after
+    ``prev_hash`` from ``first_seq`` on: the little left of each hash once the head is locked."""
+    enc = json.encoder.encode_basestring
+    outer_pad, key_id = prepared.outer_pad, prepared.key_id
+    first = str(first_seq)
+    first_text = enc(first)
+    written: list[_Written] = []
+    seq = first_seq
+    for row, part in zip(prepared.rows, prepared.parts, strict=True):
+        entity_id = first if row[2] == FIRST_OF_BATCH else row[2]
+        if part is not None:
+            inner, entity_text, middle, end = part
+            inner = inner.copy()
+            inner.update(
+                f"{first_text if entity_text is None else entity_text}{middle}"
+                f"{enc(prev_hash)}{end}{seq}}}".encode()
+            )
+            outer = outer_pad.copy()
+            outer.update(inner.digest())
+            entry_hash = outer.hexdigest()
         else:
+            action, entity_type, _, changes, reason, actor_id, actor_username, at = row
             message = _keyed_message(
                 _content(
                     seq=seq,
@@ -423,52 +470,94 @@ def chain_hashes(
                 ),
                 key_id,
             )
-        inner = inner_pad.copy()
-        inner.update(message)
-        outer = outer_pad.copy()
-        outer.update(inner.digest())
-        entry_hash = outer.hexdigest()
+            entry_hash = hmac.new(prepared.secret, message, hashlib.sha256).hexdigest()
         written.append((seq, prev_hash, entry_hash, key_id, entity_id))
         prev_hash = entry_hash
         seq += 1
     return written
 
 
+def chain_hashes(
+    rows: Sequence[_Pending], *, first_seq: int, prev_hash: str, key_id: str, secret: bytes
+) -> list[_Written]:
+    """The place, predecessor and HMAC of each entry of ``rows`` appended after ``prev_hash``
+    from ``first_seq`` on: ``keyed_entry_hash`` of each, computed in one loop (``_prepare``,
+    then ``_chain``). The hashed text is written directly with the JSON module's own string
+    encoder, keys in sorted order, as ``scan_chunk`` reads it; rows of other types than the
+    schema's are encoded by ``canonical_json`` itself (tests/core/test_audit_queue.py compares
+    the two)."""
+    return _chain(_prepare(rows, key_id, secret), first_seq, prev_hash)
+
+
+_HEAD = cast(Table, AuditChainHead.__table__)
+_ENTRIES = cast(Table, AuditEntry.__table__)
+
 _COLUMNS = (
     *("action", "entity_type", "entity_id", "changes", "reason", "actor_id", "actor_username"),
     *("at", "seq", "prev_hash", "entry_hash", "key_id"),
 )
+#: The columns ``_APPEND`` takes as JSON arrays (the key id is one value for the batch).
+_ARRAYS = _COLUMNS[:-1]
 
-
-#: PostgreSQL: the entries as one JSON array per column (json's C encoder; psycopg would dump
-#: a Python list as an array value by value), unnested side by side in one statement.
-_INSERT_UNNEST = text(
-    f"INSERT INTO audit_entries ({', '.join(_COLUMNS)}) SELECT action, entity_type, entity_id, "
-    "changes, reason, CAST(actor_id AS integer), actor_username, CAST(at AS timestamptz), "
-    "CAST(seq AS integer), prev_hash, entry_hash, key_id FROM ROWS FROM ("
-    + ", ".join(f"json_array_elements_text(CAST(:{name} AS json))" for name in _COLUMNS)
-    + f") AS entry({', '.join(_COLUMNS)})"
+#: PostgreSQL: lock the head's row until the commit and read it. Concurrent writers wait
+#: here, then read the head as the one before them left it; nothing is changed yet, so a
+#: write that fails after it leaves the head as it was.
+_LOCK_HEAD = DriverStatement(
+    select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update()
 )
 
-
-#: The head's two moves in ``_write``, built once (it runs on every audited request).
-_MOVE_HEAD = (
-    update(AuditChainHead)
-    .where(AuditChainHead.id == 1)
-    .values(last_seq=AuditChainHead.last_seq + bindparam("entries", type_=Integer()))
-    .returning(AuditChainHead.last_seq, AuditChainHead.last_hash)
-    .execution_options(synchronize_session=False)
+#: PostgreSQL: the entries inserted and the head moved to the last of them in one statement
+#: (a data-modifying CTE), the entries as one JSON array per column (json's C encoder;
+#: psycopg would dump a Python list as an array value by value), unnested side by side.
+_APPEND = DriverStatement(
+    text(
+        f"WITH appended AS (INSERT INTO audit_entries ({', '.join(_COLUMNS)}) SELECT action, "
+        "entity_type, entity_id, changes, reason, CAST(actor_id AS integer), actor_username, "
+        "CAST(at AS timestamptz), CAST(seq AS integer), prev_hash, entry_hash, "
+        "CAST(:key_id AS varchar) FROM ROWS FROM ("
+        + ", ".join(f"json_array_elements_text(CAST(:{name} AS json))" for name in _ARRAYS)
+        + f") AS entry({', '.join(_ARRAYS)})) "
+        "UPDATE audit_chain_head SET last_seq = CAST(:last_seq AS integer), "
+        "last_hash = CAST(:last_hash AS varchar) WHERE id = 1"
+    )
 )
-_SET_HEAD_HASH = (
-    update(AuditChainHead)
-    .where(AuditChainHead.id == 1)
-    .values(last_hash=bindparam("new_hash", type_=String()))
-    .execution_options(synchronize_session=False)
+
+#: SQLite (one writer at a time): an UPDATE that changes nothing takes the database's write
+#: lock and reads the head; the entries are inserted, then the head is moved in one UPDATE.
+#: A write that fails before the last statement leaves the head as it was, so writing again
+#: in the same transaction leaves no gap in the seqs (review finding N3).
+_LOCK_HEAD_SQLITE = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(last_seq=_HEAD.c.last_seq)
+    .returning(_HEAD.c.last_seq, _HEAD.c.last_hash)
+)
+_INSERT_SQLITE = insert(_ENTRIES)
+_MOVE_HEAD_SQLITE = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(
+        last_seq=bindparam("new_seq", type_=Integer()),
+        last_hash=bindparam("new_hash", type_=String()),
+    )
 )
 
 
 def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat()
+
+
+def _arrays(rows: Sequence[_Pending]) -> dict[str, str]:
+    """The columns of ``rows`` that do not depend on their place in the chain, as JSON arrays
+    for ``_APPEND`` (the entity ids of a batch with a ``FIRST_OF_BATCH`` entry are left for
+    ``_write``)."""
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    at_texts = {at: _iso(at) for at in set(columns[7])}
+    columns[7] = [at_texts[at] for at in columns[7]]
+    arrays = {name: json.dumps(column) for name, column in zip(_COLUMNS, columns, strict=False)}
+    if FIRST_OF_BATCH in columns[2]:
+        del arrays["entity_id"]
+    return arrays
 
 
 #: Told of every batch ``_write`` wrote, with what writing it decided (``on_written``).
@@ -487,41 +576,72 @@ def on_written(hook: WrittenHook) -> None:
 def _write(
     session: DbSession, rows: Sequence[_Pending], keyring: Keyring | None = None
 ) -> list[_Written]:
-    """Write ``rows`` at the end of the chain in three statements (the insert in pages of a
-    thousand rows): move the head (its row lock orders concurrent writers), insert the
-    entries (Core rows, no ORM object), set the head's hash."""
+    """Write ``rows`` at the end of the chain. Everything that does not depend on the
+    entries' place in the chain is done first, before the head's row is locked (its lock is
+    held until the commit, and every other writer waits for it): the entries' canonical JSON,
+    hashed into their HMACs as far as it goes, and the JSON arrays of their columns. Then:
+
+    - PostgreSQL, two statements: lock and read the head (``_LOCK_HEAD``); finish the hashes;
+      insert the entries and move the head in one (``_APPEND``).
+    - SQLite, three: lock and read the head, insert the entries (one executemany), move the
+      head.
+
+    The statements are sent on the session's connection without the ORM (``DriverStatement``
+    on PostgreSQL): no Session event needs them, since the entries are no ORM objects."""
     if not rows:
         return []
-    head = session.execute(_MOVE_HEAD, {"entries": len(rows)}).one_or_none()
+    explicit = keyring is not None
+    keyring = keyring or audit_keys.current_keyring()
+    key_id = keyring.current_id
+    secret = keyring.keys[key_id]
+    prepared = _prepare(rows, key_id, secret)
+    connection = session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    arrays = _arrays(rows) if postgres else {}
+    # --- from here the head is locked until the commit
+    head = (
+        _LOCK_HEAD.one_or_none(connection, {})
+        if postgres
+        else connection.execute(_LOCK_HEAD_SQLITE).one_or_none()
+    )
     if head is None:
         raise AuditChainMissing("audit_chain_head has no row; run `cellchain db upgrade`.")
     last_seq, prev_hash = head
-    keyring = keyring or audit_keys.current_keyring()
-    key_id = keyring.current_id
-    written = chain_hashes(
-        rows,
-        first_seq=last_seq - len(rows) + 1,
-        prev_hash=prev_hash,
-        key_id=key_id,
-        secret=keyring.keys[key_id],
-    )
-    values = [
-        (*row[:2], done[4], *row[3:], *done[:4]) for row, done in zip(rows, written, strict=True)
-    ]
-    if session.get_bind().dialect.name == "postgresql":
-        # one statement, one array per column, however many entries (psycopg's executemany
-        # would send one INSERT per row)
-        columns = [list(column) for column in zip(*values, strict=True)]
-        at_texts = {at: _iso(at) for at in set(columns[7])}
-        columns[7] = [at_texts[at] for at in columns[7]]
-        arrays = [json.dumps(column) for column in columns]
-        session.execute(_INSERT_UNNEST, dict(zip(_COLUMNS, arrays, strict=True)))
-    else:
-        session.execute(
-            insert(cast(Table, AuditEntry.__table__)),
-            [dict(zip(_COLUMNS, row, strict=True)) for row in values],
+    if not explicit:
+        # a key rotation committed while this writer waited for the lock: its entry is
+        # before these, which must be made with its key (read after the lock, as before)
+        current = audit_keys.current_keyring()
+        if current.current_id != key_id or current.keys[current.current_id] != secret:
+            key_id = current.current_id
+            secret = current.keys[key_id]
+            prepared = _prepare(rows, key_id, secret)
+    written = _chain(prepared, last_seq + 1, prev_hash)
+    if postgres:
+        if "entity_id" not in arrays:
+            arrays["entity_id"] = json.dumps([done[4] for done in written])
+        _APPEND.execute(
+            connection,
+            {
+                **arrays,
+                "seq": json.dumps([done[0] for done in written]),
+                "prev_hash": json.dumps([done[1] for done in written]),
+                "entry_hash": json.dumps([done[2] for done in written]),
+                "key_id": key_id,
+                "last_seq": written[-1][0],
+                "last_hash": written[-1][2],
+            },
         )
-    session.execute(_SET_HEAD_HASH, {"new_hash": written[-1][2]})
+    else:
+        connection.execute(
+            _INSERT_SQLITE,
+            [
+                dict(zip(_COLUMNS, (*row[:2], done[4], *row[3:], *done[:4]), strict=True))
+                for row, done in zip(rows, written, strict=True)
+            ],
+        )
+        connection.execute(
+            _MOVE_HEAD_SQLITE, {"new_seq": written[-1][0], "new_hash": written[-1][2]}
+        )
     for hook in _WRITTEN_HOOKS:
         hook(session, rows, written)
     return written

@@ -48,9 +48,12 @@ def test_entries_of_a_transaction_move_the_head_once(session, make_user):
         first, second, third = (note(session, name, user) for name in ("a", "b", "c"))
         assert seen == [], "an entry is written only with the others"
         session.commit()
-    heads = [s for s in seen if s.lstrip().upper().startswith("UPDATE AUDIT_CHAIN_HEAD")]
-    inserts = [s for s in seen if "INSERT INTO audit_entries" in s]
-    assert len(heads) == 2 and len(inserts) == 1, seen  # lock and hash; one insert
+    trail = [s for s in seen if "audit_chain_head" in s or "audit_entries" in s]
+    heads = [s for s in trail if "audit_chain_head" in s]
+    inserts = [s for s in trail if "INSERT INTO audit_entries" in s]
+    assert len(heads) == 2 and len(inserts) == 1, seen  # lock, then move; one insert
+    # PostgreSQL: the insert and the head's move are one statement (``_APPEND``)
+    assert len(trail) == (2 if session.get_bind().dialect.name == "postgresql" else 3), trail
     assert [first.seq + 1, first.seq + 2] == [second.seq, third.seq]
     assert second.prev_hash == first.entry_hash and third.prev_hash == second.entry_hash
     assert written(session) == ["a", "b", "c"]
