@@ -141,6 +141,29 @@ def requires(permission: Permission) -> Callable[[F], F]:
     return decorate
 
 
+def bearer_of(header: str) -> str | None:
+    """The token of an ``Authorization`` header's value ``Bearer <token>``, or None (another
+    scheme, or no token)."""
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def holds_nul(args: Any) -> bool:
+    """Whether a key or a value of ``args`` (a ``MultiDict``) holds a NUL character, which
+    ``web/security.refuse_nul_characters`` refuses before any view."""
+    return any(
+        "\x00" in key or any("\x00" in value for value in values) for key, values in args.lists()
+    )
+
+
+def without_body(environ: dict[str, Any]) -> bool:
+    """Whether a WSGI request sends no body (no length or 0, not chunked): nothing in it for
+    ``refuse_unreadable_request`` or ``refuse_nul_characters`` to read."""
+    return environ.get("CONTENT_LENGTH") in (None, "", "0") and not environ.get(
+        "HTTP_TRANSFER_ENCODING"
+    )
+
+
 #: ``g`` key of a bearer token whose checks the view makes itself (``bearer_read``)
 BEARER_DEFERRED_KEY = "bearer_deferred"
 

@@ -5,11 +5,15 @@ Load → call the command (or, for a read, the service) → dump. No rules here.
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from flask import Response, jsonify, request
+from flask import Flask, Response, jsonify, request
 from flask_smorest import Blueprint
+from sqlalchemy.engine import Engine
 
 from cellchain.chain import scanning, service
 from cellchain.chain.commands import derive_as_user, record_custody_as_user
@@ -27,8 +31,17 @@ from cellchain.core import numbering
 from cellchain.core.driver import kept_read
 from cellchain.core.roles import Permission
 from cellchain.core.schemas import ScanQueryIn
+from cellchain.core.types import utcnow
 from cellchain.extensions import db
-from cellchain.http import bearer_read, now, requires, unit_of_work
+from cellchain.http import (
+    bearer_of,
+    bearer_read,
+    holds_nul,
+    now,
+    requires,
+    unit_of_work,
+    without_body,
+)
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.resolve import record_url
 
@@ -71,6 +84,8 @@ def scan_by_bearer(token: str) -> Response | None:
     thread's kept connection in autocommit (``core/driver.kept_read``), no ORM session
     (``chain/scanning.scan_as_bearer``, issue 20); None leaves the request to ``scan`` behind
     the ordinary checks."""
+    if request.environ.get(SCAN_READ_AHEAD):
+        return None  # ``ScanAhead`` sent the statement, and it did not let the request through
     row = kept_read(
         db.engine,
         scanning.scan_as_bearer,
@@ -81,6 +96,148 @@ def scan_by_bearer(token: str) -> Response | None:
     )
     answer = scanning.answer_of(row, record_url(row)) if row is not None else None
     return jsonify(answer) if answer is not None else None
+
+
+#: The scan's path (``scan_api``'s prefix and its route), which ``ScanAhead`` answers.
+SCAN_PATH = "/api/v1/scan"
+#: WSGI environ key: ``ScanAhead`` sent the scan's statement and left the request to Flask
+#: (a refusal), so ``scan_by_bearer`` does not send it again
+SCAN_READ_AHEAD = "cellchain.scan_read_ahead"
+
+_log = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class ScanAhead:
+    """The app's WSGI application with the ordinary scan by a bearer token answered before
+    Flask makes a request of it (issue 20: the scan's CPU).
+
+    A scan whose token, account and code pass (``scanning.scan_as_bearer``: one statement on
+    the thread's kept connection, every rule of the token judged in it) is the same answer
+    as the view's, byte for byte, headers included: the body is ``jsonify``'s, and the
+    headers after the body's are the ones Flask's ``process_response`` gave the worker's
+    first such answer (the security headers of ``web/security.set_security_headers`` and
+    the session's ``Vary: Cookie``), which depend on the app's configuration only, not on
+    the request. The code's page (``web/resolve.record_url``) is kept per worker once built
+    in a request context of the first scan that needed it: a pure function of the path the
+    app is mounted at and the record (``PAGES_KEPT``). No token and no answer is kept:
+    every scan asks the database, so a revocation is seen at once.
+
+    Taken only by a ``GET`` of ``SCAN_PATH`` with a bearer token, no cookie (a browser's
+    session takes the ordinary path, whose session may set one) and no body, whose query
+    holds no NUL character: what every request hook before the view would let through for
+    such a request (``docs/security.md``, "The scan reads its own bearer token"). Anything
+    else, any refusal, and any error here (logged) goes to ``wsgi_app``, Flask's request
+    with every hook, which answers as it always did; after a refusal by the statement the
+    view does not send it again (``SCAN_READ_AHEAD``), so a refused scan is that statement
+    and the ordinary path, as before. ``ENABLED`` switches it off (tests compare the two
+    paths)."""
+
+    #: the record pages kept per worker (at most; then they are built again)
+    PAGES_KEPT = 4096
+    ENABLED = True
+
+    def __init__(self, app: Flask, wsgi_app: WsgiApp) -> None:
+        self.app = app
+        self.wsgi_app = wsgi_app
+        self._engine: Engine | None = None
+        #: the headers of an answer after Content-Type; Content-Length's place marked None
+        self._headers: list[tuple[str, str | None]] | None = None
+        self._pages: dict[tuple[Any, ...], str] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if (
+            environ.get("PATH_INFO") == SCAN_PATH
+            and environ.get("REQUEST_METHOD") == "GET"
+            and "HTTP_COOKIE" not in environ
+            and "HTTP_AUTHORIZATION" in environ
+            and ScanAhead.ENABLED
+            and without_body(environ)
+        ):
+            try:
+                answer = self._answer(environ)
+            except Exception:  # the ordinary path answers, with its own error if any
+                _log.warning("scan left to the ordinary path after an error", exc_info=True)
+                answer = None
+            if answer is not None:
+                status, headers, body = answer
+                start_response(status, headers)
+                return [body]
+        return self.wsgi_app(environ, start_response)
+
+    def _answer(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes] | None:
+        request = self.app.request_class(environ)
+        token = bearer_of(request.headers.get("Authorization", ""))
+        if token is None or holds_nul(request.args):
+            return None
+        row = kept_read(
+            self._engine or self._first_engine(),
+            scanning.scan_as_bearer,
+            token=token,
+            code=request.args.get("code"),
+            now=utcnow(),
+            method="GET",
+        )
+        environ[SCAN_READ_AHEAD] = True  # from here on, None is the statement's refusal
+        if row is None:
+            return None
+        key = (
+            environ.get("SCRIPT_NAME", ""),
+            environ.get("HTTP_HOST"),
+            environ.get("wsgi.url_scheme"),
+            row.entity_type,
+            row.entity_id,
+            row.code,
+        )
+        url = self._pages.get(key)
+        if url is None or self._headers is None:
+            return self._answer_in_context(environ, row, key)
+        answer = scanning.answer_of(row, url)
+        if answer is None:
+            return None
+        response = cast(Response, self.app.json.response(answer))  # ``jsonify``'s body
+        body = response.get_data()
+        length = str(len(body))
+        headers = [(name, length if value is None else value) for name, value in self._headers]
+        return response.status, headers, body
+
+    def _first_engine(self) -> Engine:
+        with self.app.app_context():
+            self._engine = db.engine
+        return self._engine
+
+    def _answer_in_context(
+        self, environ: dict[str, Any], row: Any, key: tuple[Any, ...]
+    ) -> tuple[str, list[tuple[str, str]], bytes] | None:
+        """The answer built in a request context of ``environ`` (Flask's own, with its
+        session), the code's page and the answer's headers kept from it."""
+        with self.app.request_context(environ):
+            url = record_url(row)
+            answer = scanning.answer_of(row, url)
+            if answer is None:
+                return None
+            response = self.app.process_response(jsonify(answer))
+        with self._lock:
+            if len(self._pages) >= self.PAGES_KEPT:
+                self._pages.clear()
+            self._pages[key] = url
+        listed = list(response.headers.items())
+        if self._headers is None:
+            self._headers = [
+                (name, None if name == "Content-Length" else value) for name, value in listed
+            ]
+        return response.status, listed, response.get_data()
+
+
+def answer_scans_ahead(app: Flask) -> None:
+    """Put ``ScanAhead`` in front of the app's WSGI application."""
+    app.wsgi_app = ScanAhead(app, app.wsgi_app)  # type: ignore[method-assign]
+
+
+scan_api.record_once(lambda state: answer_scans_ahead(cast(Flask, state.app)))
 
 
 @scan_api.get("/scan")

@@ -19,6 +19,7 @@ from cellchain.http import (
     BEARER_DEFERRED_KEY,
     DeferredBearer,
     bearer_checked_by_view,
+    bearer_of,
     is_api_request,
     now,
 )
@@ -31,9 +32,7 @@ SESSION_TOKEN_KEY = "session_token"
 
 def bearer_token() -> str | None:
     """The token of an ``Authorization: Bearer …`` header, if the request has one."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    return bearer_of(request.headers.get("Authorization", ""))
 
 
 def load_session_user(user_id: str) -> User | None:

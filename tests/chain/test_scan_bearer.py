@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select, update
 
+from cellchain.chain.api import ScanAhead
 from cellchain.core import accounts
 from cellchain.core.identifiers import make_din, parse_identifier
 from cellchain.core.models import ApiToken, User, UserRole
@@ -44,6 +45,7 @@ def ordinary(app: Any, monkeypatch: pytest.MonkeyPatch, token: str | None, **que
     """The same scan with the token left to the request hooks, as before issue 20's path."""
     with monkeypatch.context() as patch:
         patch.setattr(security, "bearer_checked_by_view", lambda: False)
+        patch.setattr(ScanAhead, "ENABLED", False)  # and not answered before Flask's request
         return scan(app, token, **query)
 
 
