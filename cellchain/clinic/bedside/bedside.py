@@ -615,6 +615,10 @@ def gather(
     Both scans are looked up in one statement, and the dose a unit label names is read with
     its patient, protocol, shipment, infusion and the patient's latest weight in another
     (``doses_read``); a scan that fails is resolved again the usual way, for its error."""
+    # the reads on the driver's cursor (``_issued``, ``units_read``) do not flush the
+    # session as the ORM's do: what is pending is flushed first, as the ORM's first read did
+    if session.autoflush:
+        session.flush()
     issued = _issued(session, (wristband_scan, label_scan))
     label = issued.get(label_scan)
     read: list[DoseRead] | None = None
