@@ -193,8 +193,10 @@ class ScanAhead:
             row.code,
         )
         url = self._pages.get(key)
-        if url is None or self._headers is None:
+        if self._headers is None:
             return self._answer_in_context(environ, row, key)
+        if url is None:
+            url = self._page_in_context(environ, row, key)
         answer = scanning.answer_of(row, url)
         if answer is None:
             return None
@@ -220,16 +222,26 @@ class ScanAhead:
             if answer is None:
                 return None
             response = self.app.process_response(jsonify(answer))
-        with self._lock:
-            if len(self._pages) >= self.PAGES_KEPT:
-                self._pages.clear()
-            self._pages[key] = url
+        self._keep_page(key, url)
         listed = list(response.headers.items())
         if self._headers is None:
             self._headers = [
                 (name, None if name == "Content-Length" else value) for name, value in listed
             ]
         return response.status, listed, response.get_data()
+
+    def _page_in_context(self, environ: dict[str, Any], row: Any, key: tuple[Any, ...]) -> str:
+        """The code's page (``record_url``), built in a request context of ``environ``, kept."""
+        with self.app.request_context(environ):
+            url = record_url(row)
+        self._keep_page(key, url)
+        return url
+
+    def _keep_page(self, key: tuple[Any, ...], url: str) -> None:
+        with self._lock:
+            if len(self._pages) >= self.PAGES_KEPT:
+                self._pages.clear()
+            self._pages[key] = url
 
 
 def answer_scans_ahead(app: Flask) -> None:
