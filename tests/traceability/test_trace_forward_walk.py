@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from cellchain.chain.models import LineageEdge, Unit
@@ -57,11 +58,21 @@ def same(kind: str, record_id: int) -> list[tuple[Any, ...]]:
     return expected
 
 
-def test_every_start_reads_the_units_the_one_statement_walk_reads(ward: Any, released: Any) -> None:
+@pytest.mark.parametrize("streamed_rows", [1, 7, trace.STREAMED_ROWS])
+def test_every_start_reads_the_units_the_one_statement_walk_reads(
+    ward: Any, released: Any, monkeypatch: pytest.MonkeyPatch, streamed_rows: int
+) -> None:
+    """On PostgreSQL the units' rows are read a chunk at a time as they come
+    (``trace._walked_units``): one row, a few, or all of them in one chunk, the same."""
+    monkeypatch.setattr(trace, "STREAMED_ROWS", streamed_rows)
     infusion = infuse(ward)
-    ward.prepared()
+    waiting = ward.prepared()
     donation_id = released.donation_id
     units = same(TraceFrom.DONATION, donation_id)
+    # the units in a dose, found as the rows are read: both orders
+    forward = trace.trace_forward(db.session, TraceFrom.DONATION, donation_id)
+    assert {order.id for order in forward.dose_orders} == {infusion.dose_order_id, waiting.id}
+    assert [i.id for i in forward.infusions] == [infusion.id]
     assert len(units) > 20 and len({u[0] for u in units}) == len(units)
     assert {u[10] for u in units} >= {0, 1, 2, 3}
     assert any(u[11] == released.lot_number for u in units)
