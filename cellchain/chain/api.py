@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from flask import Flask, Response, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Blueprint
 from sqlalchemy.engine import Engine
 
@@ -200,11 +201,23 @@ class ScanAhead:
         answer = scanning.answer_of(row, url)
         if answer is None:
             return None
-        response = cast(Response, self.app.json.response(answer))  # ``jsonify``'s body
-        body = response.get_data()
+        body = self._body(answer)
         length = str(len(body))
         headers = [(name, length if value is None else value) for name, value in self._headers]
-        return response.status, headers, body
+        return "200 OK", headers, body
+
+    def _body(self, answer: dict[str, Any]) -> bytes:
+        """``jsonify(answer)``'s body: with Flask's own JSON provider, the text its
+        ``response`` writes (compact unless in debug mode or set otherwise) without the
+        response object; with another provider, its response's body."""
+        provider = self.app.json
+        if type(provider) is not DefaultJSONProvider:
+            return cast(Response, provider.response(answer)).get_data()
+        if (provider.compact is None and self.app.debug) or provider.compact is False:
+            text = provider.dumps(answer, indent=2)
+        else:
+            text = provider.dumps(answer, separators=(",", ":"))
+        return f"{text}\n".encode()
 
     def _first_engine(self) -> Engine:
         with self.app.app_context():

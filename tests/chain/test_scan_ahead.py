@@ -102,7 +102,7 @@ def test_every_code_is_answered_ahead_as_flask_answers_it(app, lab, monkeypatch)
             assert answer == before, code
 
 
-def test_the_security_headers_are_the_apps_configured_ones(make_app, monkeypatch):
+def test_the_headers_and_json_are_the_apps_configured_ones(make_app, monkeypatch):
     app = make_app(HSTS_SECONDS=600)
     with app.app_context():
         lab = make_lab(app, user_maker(AccountPolicy.from_config(app.config)))
@@ -112,6 +112,11 @@ def test_the_security_headers_are_the_apps_configured_ones(make_app, monkeypatch
         answer, taken = ahead(app, token, {"code": code})
         assert taken and answer == before
         assert ("Strict-Transport-Security", "max-age=600") in answer[1]
+        # the JSON as the app's provider writes it, indented when it is set so
+        app.json.compact = False  # type: ignore[attr-defined]
+        before = ordinary(app, monkeypatch, token, {"code": code})
+        answer, taken = ahead(app, token, {"code": code})
+        assert taken and answer == before and b'\n  "code": ' in answer[2]
 
 
 def test_a_mounted_app_answers_with_its_pages_under_its_path(app, lab, unit_code, monkeypatch):
