@@ -133,7 +133,6 @@ class DriverStatement:
             values[index] = process(values[index])
         return compiled.row._make(values)
 
-
     def all(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
         """Every row of the statement, each as ``one_or_none`` gives its first (a read of
         many rows)."""
