@@ -560,6 +560,11 @@ def _arrays(rows: Sequence[_Pending]) -> dict[str, str]:
     return arrays
 
 
+#: The keyring the last ``_write`` read once the head was locked: the key the next one
+#: hashes with before taking the lock, when it is still the app's current key then.
+_LAST_KEYRING: Keyring | None = None
+
+
 #: Told of every batch ``_write`` wrote, with what writing it decided (``on_written``).
 WrittenHook = Callable[[DbSession, Sequence[_Pending], Sequence[_Written]], None]
 _WRITTEN_HOOKS: list[WrittenHook] = []
@@ -588,10 +593,13 @@ def _write(
 
     The statements are sent on the session's connection without the ORM (``DriverStatement``
     on PostgreSQL): no Session event needs them, since the entries are no ORM objects."""
+    global _LAST_KEYRING
     if not rows:
         return []
     explicit = keyring is not None
-    keyring = keyring or audit_keys.current_keyring()
+    # the key the last write found, checked once the head is locked (reading the key file's
+    # state costs a stat and the app's lookups, and is needed after the lock anyway)
+    keyring = keyring or _LAST_KEYRING or audit_keys.current_keyring()
     key_id = keyring.current_id
     secret = keyring.keys[key_id]
     prepared = _prepare(rows, key_id, secret)
@@ -610,7 +618,7 @@ def _write(
     if not explicit:
         # a key rotation committed while this writer waited for the lock: its entry is
         # before these, which must be made with its key (read after the lock, as before)
-        current = audit_keys.current_keyring()
+        current = _LAST_KEYRING = audit_keys.current_keyring()
         if current.current_id != key_id or current.keys[current.current_id] != secret:
             key_id = current.current_id
             secret = current.keys[key_id]
