@@ -747,8 +747,15 @@ class Server:
             command += ["--threads", "4"]
         command.append("site_scale_app:create()")
         self.log = log.open("w")
+        # started in the measured tree: ``python -m`` puts the directory it starts in first on
+        # the path, ahead of ``--chdir`` and PYTHONPATH, so a run from another checkout would
+        # serve that checkout's code
         self.process = subprocess.Popen(
-            command, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT
+            command,
+            env={**os.environ, **env},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -1261,6 +1268,7 @@ def audit_verify(env: dict[str, str]) -> Verified:
             env={**os.environ, **env},
             stdout=out,
             stderr=subprocess.STDOUT,
+            cwd=ROOT,  # ``-c`` puts the directory it starts in first on the path, as ``-m``
         )
         _, _, usage = os.wait4(process.pid, 0)
         process.returncode = 0
