@@ -2,8 +2,10 @@
 
 Entries are written in the caller's transaction, so a change and its audit commit or roll
 back together. Each entry's hash covers its content and the previous entry's hash; the
-single ``audit_chain_head`` row is updated first, which takes a row lock on PostgreSQL and
-the write lock on SQLite, so concurrent writers append one after the other and never fork.
+single ``audit_chain_head`` row is locked before the entries are placed (``SELECT … FOR
+UPDATE`` on PostgreSQL, the write lock on SQLite) and held until the commit, so concurrent
+writers append one after the other and never fork. Everything that does not depend on an
+entry's place is done before the lock (``_write``).
 
 The hash is keyed (issue 18): an HMAC-SHA256 with the current key of the key file
 (``cellchain.core.audit_keys``), which is kept outside the database, and the entry names the
