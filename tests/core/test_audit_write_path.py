@@ -170,8 +170,9 @@ def test_a_second_writer_waits_for_the_head_until_the_first_commits(app, session
 
     thread = threading.Thread(target=second_writer)
     thread.start()
-    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' " + (
-        "AND query LIKE '%FROM audit_chain_head%FOR UPDATE%'"
+    waiting = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock' AND query LIKE '%FROM audit_chain_head%FOR UPDATE%'"
     )
     with db.engine.connect() as observer:
         deadline = time.monotonic() + 20
