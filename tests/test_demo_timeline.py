@@ -41,7 +41,10 @@ def test_the_demo_is_built_just_after_midnight(make_app, minutes_after_midnight:
     from cellchain.extensions import db
 
     now = dt.datetime(2026, 12, 7, 0, minutes_after_midnight, 20, tzinfo=dt.UTC)
-    app = make_app(SITE_TIMEZONE="UTC")
+    # the worker's shared app, its zone set here (``make_app`` puts its config back after the
+    # test): an app of its own (``make_app(SITE_TIMEZONE=...)``) cost a build per test
+    app = make_app()
+    app.config["SITE_TIMEZONE"] = "UTC"
     with app.app_context():
         site = seed_demo(
             db.session,

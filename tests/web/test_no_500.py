@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cellchain.core.roles import Role
+from cellchain.extensions import db
 
 #: long tests: started first (tests/conftest.py, ``heavy``)
 pytestmark = pytest.mark.heavy
@@ -157,45 +158,45 @@ def test_login_form_never_500(app, make_user, username, password):
     assert_no_500(response)
 
 
-def test_every_code_of_the_demo_site_scans_without_a_500(databases, demo_template):
+@pytest.fixture
+def demo_app(shared_app, demo_database_url):
+    """The worker's shared app on a copy of the demo site as seeded once per worker for the
+    other demo tests (this test seeded a demo of its own on PostgreSQL, the second of the
+    worker, and built a database and an app for it)."""
+    yield shared_app
+    with shared_app.app_context():  # no connection left open to the live database
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_every_code_of_the_demo_site_scans_without_a_500(demo_app):
     """The scans above run on an empty site, where every code is unknown; here every code the
     demo site issued (donations, units, patients, reserved DINs) is scanned as the label
     payload, with K, without K and with a wrong K, on the page and the API."""
     from sqlalchemy import select
 
-    from cellchain import create_app
     from cellchain.core import accounts
     from cellchain.core.identifiers import ALPHABET
     from cellchain.core.models import IssuedIdentifier, User
     from cellchain.core.types import utcnow
-    from cellchain.extensions import db
-    from tests.conftest import FreshContextClient
-    from tests.conftest import test_config as app_config
 
-    url = databases.create(copy_of=demo_template)
-    app = create_app(app_config(url))
-    app.test_client_class = FreshContextClient
-    try:
-        with app.app_context():
-            codes = list(db.session.scalars(select(IssuedIdentifier.code)))
-            clinician = db.session.scalars(select(User).where(User.username == "clinician")).one()
-            _row, token = accounts.create_token(db.session, user=clinician, now=utcnow(), name="x")
-            db.session.commit()
-            web = app.test_client()
-            login = {"username": "clinician", "password": "clinician-demo-pass"}
-            assert web.post("/login", data=login).status_code == 302
-            api = app.test_client()
-            api.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-            assert len(codes) > 100
-            for code in codes:
-                wrong = code[:-1] + next(c for c in ALPHABET if c != code[-1])
-                for typed in (f"CC1.{code}", code, code[:-1], wrong):
-                    assert_no_500(web.get("/scan", query_string={"code": typed}))
-                    assert_no_500(api.get("/api/v1/scan", query_string={"code": typed}))
-                found = web.get("/scan", query_string={"code": code}, follow_redirects=True)
-                assert_no_500(found)
-    finally:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-        databases.drop(url)
+    app = demo_app
+    with app.app_context():
+        codes = list(db.session.scalars(select(IssuedIdentifier.code)))
+        clinician = db.session.scalars(select(User).where(User.username == "clinician")).one()
+        _row, token = accounts.create_token(db.session, user=clinician, now=utcnow(), name="x")
+        db.session.commit()
+        db.session.remove()
+    web = app.test_client()
+    login = {"username": "clinician", "password": "clinician-demo-pass"}
+    assert web.post("/login", data=login).status_code == 302
+    api = app.test_client()
+    api.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    assert len(codes) > 100
+    for code in codes:
+        wrong = code[:-1] + next(c for c in ALPHABET if c != code[-1])
+        for typed in (f"CC1.{code}", code, code[:-1], wrong):
+            assert_no_500(web.get("/scan", query_string={"code": typed}))
+            assert_no_500(api.get("/api/v1/scan", query_string={"code": typed}))
+        found = web.get("/scan", query_string={"code": code}, follow_redirects=True)
+        assert_no_500(found)
