@@ -1,5 +1,5 @@
 """A Core statement run on the driver's own cursor: for the few requests whose every
-microsecond counts (issue 20: the scan).
+microsecond counts (issue 20: the scan, the bedside check's facts, the audit trail's append).
 
 ``Connection.execute`` of a compiled, cached statement still costs more CPU than the
 statement's round trip on a loaded site: an execution context, the rendering of its
@@ -11,8 +11,10 @@ processors and its columns' result processors, and is then sent with
 fires the engine's ``before_cursor_execute`` and ``after_cursor_execute`` events (the
 statement counters of the tests and benchmarks see it), logs it, and turns a driver's error
 into SQLAlchemy's. Only what this does not do is given up: no result metadata, no ORM, no
-Session events (a statement run here must need none: a read, or a write of bookkeeping that
-is not part of a record, ``record_state.UNRECORDED_COLUMNS``).
+Session events (a statement run here must need none: a read, a write of bookkeeping that
+is not part of a record, ``record_state.UNRECORDED_COLUMNS``, or the audit trail's append,
+``audit._LOCK_HEAD`` and ``audit._APPEND``: rows that are no ORM objects, of tables
+``record_state`` does not guard, ``UNRECORDED``).
 
 ``autocommit`` holds a connection in the driver's autocommit for a read that is one
 statement, so one snapshot: no BEGIN and no ROLLBACK round trips around it.

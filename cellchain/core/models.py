@@ -177,8 +177,9 @@ class AuditEntry(Model):
 class AuditChainHead(Model):
     """The single row that holds the end of the audit chain.
 
-    Writers take this row's lock (an UPDATE) before appending, which serialises them so the
-    chain never forks; ``cellchain audit verify`` also checks that the chain ends here, which
+    Writers take this row's lock before appending (``SELECT … FOR UPDATE`` on PostgreSQL, an
+    ``UPDATE`` that changes nothing on SQLite), held until their commit, which serialises them
+    so the chain never forks; ``cellchain audit verify`` also checks that the chain ends here, which
     catches deleted entries at the end of the table.
     """
 
