@@ -16,6 +16,7 @@ from cellchain.core import audit
 from cellchain.core.audit_keys import Keyring
 from cellchain.core.models import AuditEntry
 from cellchain.core.types import utcnow
+from tests.support.audit_hashes import assert_chained_as_keyed_entry_hash
 from tests.support.statements import counting_statements
 
 
@@ -176,27 +177,9 @@ def test_the_write_path_hashes_are_keyed_entry_hash_of_canonical_json(
         key_id=key_id,
         secret=KEYRING.keys[key_id],
     )
-    before = prev_hash
-    for seq, (row, done) in enumerate(zip(rows, written, strict=True), start=first_seq):
-        action, entity_type, entity_id, changes, reason, actor_id, actor_username, at = row
-        if entity_id == audit.FIRST_OF_BATCH:
-            entity_id = str(first_seq)
-        expected = audit.keyed_entry_hash(
-            KEYRING,
-            key_id,
-            seq=seq,
-            prev_hash=before,
-            at=at,
-            actor_id=actor_id,
-            actor_username=actor_username,
-            action=action,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            changes=changes,
-            reason=reason,
-        )
-        assert done == (seq, before, expected, key_id, entity_id)
-        before = expected
+    assert_chained_as_keyed_entry_hash(
+        KEYRING, key_id, rows, written, first_seq=first_seq, prev_hash=prev_hash
+    )
 
 
 def test_many_entries_are_written_in_a_fixed_number_of_statements(session, make_user):

@@ -19,6 +19,7 @@ from cellchain.core.audit_keys import Keyring
 from cellchain.core.models import AuditChainHead, AuditEntry
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
+from tests.support.audit_hashes import assert_chained_as_keyed_entry_hash
 from tests.support.statements import counting_statements
 
 
@@ -128,26 +129,9 @@ def test_rows_of_other_types_are_hashed_as_keyed_entry_hash_says():
     written = audit.chain_hashes(
         rows, first_seq=10, prev_hash="p" * 64, key_id="k1-aaaaaa", secret=b"s" * 16
     )
-    before = "p" * 64
-    for seq, (row, done) in enumerate(zip(rows, written, strict=True), start=10):
-        action, entity_type, entity_id, changes, reason, actor_id, actor_username, _ = row
-        entity_id = "10" if entity_id == audit.FIRST_OF_BATCH else entity_id
-        expected = audit.keyed_entry_hash(
-            keyring,
-            "k1-aaaaaa",
-            seq=seq,
-            prev_hash=before,
-            at=at,
-            actor_id=actor_id,
-            actor_username=actor_username,
-            action=action,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            changes=changes,
-            reason=reason,
-        )
-        assert done == (seq, before, expected, "k1-aaaaaa", entity_id)
-        before = expected
+    assert_chained_as_keyed_entry_hash(
+        keyring, "k1-aaaaaa", rows, written, first_seq=10, prev_hash="p" * 64
+    )
 
 
 @pytest.mark.postgres_only
