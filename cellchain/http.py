@@ -26,7 +26,7 @@ from cellchain.core.accounts import AccountPolicy, CredentialsRejected
 from cellchain.core.models import User
 from cellchain.core.roles import Permission, has_permission
 from cellchain.core.schemas import DB_INT_MAX
-from cellchain.core.types import utcnow
+from cellchain.core.types import utcnow as utcnow  # the request clock, which tests move
 from cellchain.errors import AuthenticationFailed, DomainError, MalformedRequest, PermissionDenied
 from cellchain.extensions import DbSession, db
 

@@ -15,7 +15,9 @@ from flask import Flask, Response, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Blueprint
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from cellchain import http
 from cellchain.chain import scanning, service
 from cellchain.chain.commands import derive_as_user, record_custody_as_user
 from cellchain.chain.models import Unit, UnitEvent
@@ -32,7 +34,6 @@ from cellchain.core import numbering
 from cellchain.core.driver import kept_read
 from cellchain.core.roles import Permission
 from cellchain.core.schemas import ScanQueryIn
-from cellchain.core.types import utcnow
 from cellchain.extensions import db
 from cellchain.http import (
     bearer_of,
@@ -179,7 +180,7 @@ class ScanAhead:
             scanning.scan_as_bearer,
             token=token,
             code=request.args.get("code"),
-            now=utcnow(),
+            now=http.utcnow(),  # the app's request clock, as ``http.now`` reads it
             method="GET",
         )
         environ[SCAN_READ_AHEAD] = True  # from here on, None is the statement's refusal
@@ -258,8 +259,15 @@ class ScanAhead:
 
 
 def answer_scans_ahead(app: Flask) -> None:
-    """Put ``ScanAhead`` in front of the app's WSGI application."""
-    app.wsgi_app = ScanAhead(app, app.wsgi_app)  # type: ignore[method-assign]
+    """Put ``ScanAhead`` in front of Flask's WSGI application, behind the app's ``ProxyFix``
+    when it trusts proxies (``TRUSTED_PROXIES``): the scan answered ahead then sees the
+    request as Flask would, with the client's address and scheme the proxy forwarded (a
+    page's scheme and the security headers follow it)."""
+    proxied = app.wsgi_app
+    if isinstance(proxied, ProxyFix):
+        proxied.app = ScanAhead(app, proxied.app)
+    else:
+        app.wsgi_app = ScanAhead(app, app.wsgi_app)  # type: ignore[method-assign]
 
 
 scan_api.record_once(lambda state: answer_scans_ahead(cast(Flask, state.app)))

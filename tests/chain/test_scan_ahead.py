@@ -234,3 +234,38 @@ def test_the_hooks_a_scan_ahead_skips_are_the_reviewed_ones(app):
     assert app.wsgi_app.wsgi_app == app.__class__.wsgi_app.__get__(app)
     assert app.url_map.bind("localhost").build("scan_api.scan") == SCAN
     assert scanning.scan_as_bearer is chain_api.scanning.scan_as_bearer
+
+
+def test_behind_trusted_proxies_the_scan_ahead_sees_what_the_proxy_forwarded(make_app, monkeypatch):
+    """With ``TRUSTED_PROXIES`` the app's ``ProxyFix`` (the client's address and scheme) is the
+    outer layer and ``ScanAhead`` sits under it, right on Flask's application, so a scan
+    answered ahead sees the request as Flask does: an https request forwarded over http is
+    answered as Flask answers it."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app = make_app(TRUSTED_PROXIES=1)
+    assert isinstance(app.wsgi_app, ProxyFix)
+    assert isinstance(app.wsgi_app.app, chain_api.ScanAhead)
+    assert app.wsgi_app.app.wsgi_app == app.__class__.wsgi_app.__get__(app)
+    with app.app_context():
+        lab = make_lab(app, user_maker(AccountPolicy.from_config(app.config)))
+        code = parse_identifier(build_tree(lab).b1.code).display
+        token = mint(lab.qc)
+        forwarded = {"headers": {"X-Forwarded-Proto": "https", "X-Forwarded-For": "10.1.2.3"}}
+        ahead(app, token, {"code": code})  # the headers of a first answer kept
+        before = ordinary(app, monkeypatch, token, {"code": code}, **forwarded)
+        answer, taken = ahead(app, token, {"code": code}, **forwarded)
+    assert taken and answer == before
+
+
+def test_a_token_expired_by_the_request_clock_is_refused_ahead_as_by_flask(
+    app, lab, unit_code, monkeypatch, clock
+):
+    """The scan answered ahead judges the token's expiry by the app's request clock
+    (``http.utcnow``, which the tests move), as every other request does (review R2)."""
+    token = mint(lab.qc, days=1)
+    clock.advance(days=2)
+    before = ordinary(app, monkeypatch, token, {"code": unit_code})
+    answer, _ = ahead(app, token, {"code": unit_code})
+    assert before[0] == "401 UNAUTHORIZED"
+    assert answer == before
