@@ -353,16 +353,23 @@ def _walked_units(
         first, rest = streamed.first, streamed.rows
         if first is None:
             return [], []
-        if first[6].tzinfo is not dt.UTC:  # not as PostgreSQL sessions are set
-            every = [first, *rest]
-            return _units_of(every), [row[0] for row in every if row[12]]
         units: list[ReachedUnit] = []
         dosed: list[int] = []
-        add = units.append
-        for row in chain_rows((first,), rest):
-            add(_new(ReachedUnit, (_new(UnitRow, row[:10]), row[10], row[11], ())))
-            if row[12]:
-                dosed.append(row[0])
+        try:
+            if first[6].tzinfo is not dt.UTC:  # not as PostgreSQL sessions are set
+                every = [first, *rest]
+                return _units_of(every), [row[0] for row in every if row[12]]
+            add = units.append
+            for row in chain_rows((first,), rest):
+                add(_new(ReachedUnit, (_new(UnitRow, row[:10]), row[10], row[11], ())))
+                if row[12]:
+                    dosed.append(row[0])
+        except dialect.loaded_dbapi.Error as error:
+            # a driver's error while the rest streams (a cancel, a statement timeout, the
+            # connection lost) handled as one at the first row is, in ``_cursor_execute``:
+            # translated, the engine's ``handle_error`` events, a lost connection
+            # invalidated (review R1)
+            connection._handle_dbapi_exception(error, sql, arrays, cursor, None)
     finally:
         streamed.close()
     # nearest first, then by id: two stable sorts on one key each (``_units_of``); a
