@@ -134,7 +134,9 @@ def test_storing_a_stored_unit_elsewhere_moves_it_and_frees_the_old_slot(bench):
     move = chain.history(db.session, bag)[-1]
     assert move.from_location == old.label and move.location == new.label
     actions = db.session.scalars(
-        select(AuditEntry.action).where(AuditEntry.entity_type == "storage_position")
+        select(AuditEntry.action)
+        .where(AuditEntry.entity_type == "storage_position")
+        .order_by(AuditEntry.seq)  # the trail's order; rows come back in no order without it
     ).all()
     assert actions == ["storage.stored", "storage.emptied", "storage.stored"]
     # the freed slot takes another unit; the same unit into its own slot is refused
