@@ -194,11 +194,9 @@ class ScanAhead:
             row.entity_id,
             row.code,
         )
-        url = self._pages.get(key)
         if self._headers is None:
             return self._answer_in_context(environ, row, key)
-        if url is None:
-            url = self._page_in_context(environ, row, key)
+        url = self._pages.get(key) or self._page_in_context(environ, row, key)
         answer = scanning.answer_of(row, url)
         if answer is None:
             return None

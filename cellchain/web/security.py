@@ -20,6 +20,7 @@ from cellchain.http import (
     DeferredBearer,
     bearer_checked_by_view,
     bearer_of,
+    holds_nul,
     is_api_request,
     now,
 )
@@ -188,15 +189,11 @@ def _contains_nul(value: Any) -> bool:
 def refuse_nul_characters() -> None:
     """No record may hold a NUL character (PostgreSQL cannot store one, and no scanner or
     person types one); such input is refused before any view sees it."""
-    texts: list[Any] = [
-        value
-        for source in (request.args, request.form)
-        for _key, values in source.lists()
-        for value in (_key, *values)
-    ]
-    if request.is_json:
-        texts.append(request.get_json(silent=True))
-    if any(_contains_nul(text) for text in texts):
+    if (
+        holds_nul(request.args)
+        or holds_nul(request.form)
+        or (request.is_json and _contains_nul(request.get_json(silent=True)))
+    ):
         raise InvalidInput(
             "The input contains a NUL character, which is never valid; nothing was saved.",
             title="Invalid characters",

@@ -350,7 +350,7 @@ def test_the_dose_units_read_is_what_each_read_gave_before(
     ids = sorted({p.id for p in (patient, order.patient) if p is not None})
     units = doses.units_of_dose(order)
     read = doses.units_read(db.session, order, SECOND_CHECK_MEANING, ids)
-    assert read.lots == doses.lot_reads_of_dose(db.session, order)
+    assert read.lots == bedside_reference.lot_reads_of_dose(db.session, order)
     second_checks = signatures.manifests_of([order], read.signatures)
     assert second_checks.get(signatures.key_of(order), []) == [
         entry

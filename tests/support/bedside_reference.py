@@ -9,10 +9,13 @@ they give) of ``bedside.gather`` now with what this gathers from the same record
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
+from functools import cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, bindparam, select
+from sqlalchemy import Integer, Select, String, bindparam, select
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit
@@ -29,8 +32,9 @@ from cellchain.clinic.bedside.doses import (
     DoseRead,
     LotRead,
     ShipmentRead,
+    _in_bag_order,
+    _lot_links,
     doses_read,
-    lot_reads_of_dose,
     lots_of_dose,
     scan_dose,
     units_of_dose,
@@ -50,6 +54,7 @@ from cellchain.dosing.rechecks import rechecks
 from cellchain.errors import DomainError, InvalidInput
 from cellchain.extensions import DbSession
 from cellchain.labels import service as labels
+from cellchain.manufacturing.models import Lot, ProductDefinition
 
 
 def resolve_wristband(session: DbSession, scan: str) -> Patient:
@@ -361,3 +366,40 @@ def _schedule_facts(
         )
         for patient_id in ids
     }
+
+
+def lot_reads_of_dose(session: DbSession, order: DoseOrder) -> list[LotRead]:
+    """``lots_of_dose`` as plain rows (the same lots in the same order): the bedside's read
+    of the lots at 2052bad, kept here with the rest of that code since ``doses.units_read``
+    replaced it."""
+    unit_ids = [bag.unit_id for bag in order.bags]
+    if not unit_ids:
+        return []
+    rows = session.execute(_lot_reads_statement(), {"unit_ids": unit_ids}).all()
+    return _in_bag_order(
+        unit_ids,
+        [
+            (unit, source, lot_id, LotRead(lot_id, number, status, expires, dict(json.loads(p))))
+            for unit, source, lot_id, number, status, expires, p in rows
+        ],
+    )
+
+
+@cache
+def _lot_reads_statement() -> Select[Any]:
+    """The statement of ``lot_reads_of_dose``: ``_lots_statement``'s links, the lots' four
+    columns and their product definitions' parameters; built once."""
+    linked = _lot_links(bindparam("unit_ids", expanding=True, type_=Integer()))
+    return (
+        select(
+            linked.c[0],
+            linked.c[2],
+            Lot.id,
+            Lot.lot_number,
+            Lot.status,
+            Lot.expires_at,
+            ProductDefinition.parameters_json,
+        )
+        .join(Lot, Lot.id == linked.c[1])
+        .join(ProductDefinition, ProductDefinition.id == Lot.product_definition_id)
+    )

@@ -26,7 +26,6 @@ from sqlalchemy import (
     cast,
     exists,
     func,
-    literal,
     literal_column,
     null,
     or_,
@@ -313,7 +312,7 @@ def _in_bag_order(
 @cache
 def _lots_statement() -> Select[Any]:
     """The statement of ``lots_of_dose`` (the units' lot links, then their lots), built once."""
-    linked = _lot_links()
+    linked = _lot_links(bindparam("unit_ids", expanding=True, type_=Integer()))
     return (
         select(linked.c[0], linked.c[2], Lot)
         .join(Lot, Lot.id == linked.c[1])
@@ -321,17 +320,16 @@ def _lots_statement() -> Select[Any]:
     )
 
 
-def _lot_links() -> Subquery:
-    """The lots of the units ``:unit_ids``: (unit id, lot id, source), source 0 for the lot a
-    unit is a QC sample of, 1 for the lot its cell record names (as
-    ``quality.results.lot_of_unit``)."""
-    unit_ids = bindparam("unit_ids", expanding=True, type_=Integer())
-    sampled = select(QcSample.unit_id, QcSample.lot_id, literal(0)).where(
-        QcSample.unit_id.in_(unit_ids)
-    )
-    filled = select(CellRecord.unit_id, CellRecord.lot_id, literal(1)).where(
-        CellRecord.unit_id.in_(unit_ids), CellRecord.lot_id.is_not(None)
-    )
+def _lot_links(unit_ids: Any) -> Subquery:
+    """The lots of the units ``unit_ids`` (an expanding parameter or a subquery of ids):
+    (unit id, lot id, source), source 0 for the lot a unit is a QC sample of, 1 for the lot
+    its cell record names (as ``quality.results.lot_of_unit``)."""
+    sampled = select(
+        QcSample.unit_id, QcSample.lot_id, literal_column("0", Integer()).label("source")
+    ).where(QcSample.unit_id.in_(unit_ids))
+    filled = select(
+        CellRecord.unit_id, CellRecord.lot_id, literal_column("1", Integer()).label("source")
+    ).where(CellRecord.unit_id.in_(unit_ids), CellRecord.lot_id.is_not(None))
     return sampled.union_all(filled).subquery()
 
 
@@ -353,50 +351,13 @@ class LotRead(NamedTuple):
         )
 
 
-def lot_reads_of_dose(session: DbSession, order: DoseOrder) -> list[LotRead]:
-    """``lots_of_dose`` as plain rows (the same lots in the same order), for the bedside
-    check, which reads every lot's number, status, expiry and product parameters and nothing
-    else: no ORM object per lot and product definition (issue 20)."""
-    unit_ids = [bag.unit_id for bag in order.bags]
-    if not unit_ids:
-        return []
-    rows = session.execute(_lot_reads_statement(), {"unit_ids": unit_ids}).all()
-    return _in_bag_order(
-        unit_ids,
-        [
-            (unit, source, lot_id, LotRead(lot_id, number, status, expires, dict(json.loads(p))))
-            for unit, source, lot_id, number, status, expires, p in rows
-        ],
-    )
-
-
-@cache
-def _lot_reads_statement() -> Select[Any]:
-    """The statement of ``lot_reads_of_dose``: ``_lots_statement``'s links, the lots' four
-    columns and their product definitions' parameters; built once."""
-    linked = _lot_links()
-    return (
-        select(
-            linked.c[0],
-            linked.c[2],
-            Lot.id,
-            Lot.lot_number,
-            Lot.status,
-            Lot.expires_at,
-            ProductDefinition.parameters_json,
-        )
-        .join(Lot, Lot.id == linked.c[1])
-        .join(ProductDefinition, ProductDefinition.id == Lot.product_definition_id)
-    )
-
-
 @dataclass(frozen=True)
 class UnitsRead:
     """What the bedside judges of a dose's units besides the dose itself, read by one
     statement (``units_read``): the bags' lots, the dose's signatures of one meaning, each
     unit's print log and each unit's status changes."""
 
-    #: the lots of the dose's bags (``lot_reads_of_dose``: the same lots in the same order)
+    #: the lots of the dose's bags (``lots_of_dose``: the same lots in the same order)
     lots: list[LotRead]
     #: the dose's signatures of the meaning asked for, in the order they were signed
     signatures: list[signatures.SignatureRead]
@@ -506,9 +467,9 @@ _SCHEDULE = 4
 @cache
 def _units_read_statement() -> DriverStatement:
     """The statement of ``units_read``, built and compiled once: every branch has the same
-    eleven columns (kind, unit id, four integers, four texts, one time), null where its kind
-    has nothing; the units are found from ``:order_id`` in the statement, so every parameter
-    is one value."""
+    fourteen columns (kind, unit id, four integers, four texts, one time, three dates), null
+    where its kind has nothing; the units are found from ``:order_id`` in the statement, so
+    every parameter is one value."""
     order_id = bindparam("order_id", type_=Integer())
     bags = select(DoseBag.unit_id).where(DoseBag.order_id == order_id)
     units = bags.union_all(
@@ -541,13 +502,7 @@ def _units_read_statement() -> DriverStatement:
             columns.append(value.label(f"d{index + 1}"))
         return select(*columns)
 
-    sampled = select(
-        QcSample.unit_id, QcSample.lot_id, literal_column("0", Integer()).label("source")
-    ).where(QcSample.unit_id.in_(bags))
-    filled = select(
-        CellRecord.unit_id, CellRecord.lot_id, literal_column("1", Integer()).label("source")
-    ).where(CellRecord.unit_id.in_(bags), CellRecord.lot_id.is_not(None))
-    linked = sampled.union_all(filled).subquery()
+    linked = _lot_links(bags)
     lots = (
         row(
             _LOT,

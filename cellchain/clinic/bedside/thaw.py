@@ -124,7 +124,7 @@ def thaw_window_minutes(
 
 def window_of(order: DoseOrder, products: Sequence[Mapping[str, Any]]) -> int:
     """``thaw_window_minutes`` from the parameters of the product definitions of the dose's
-    lots, already read (``doses.lot_reads_of_dose``)."""
+    lots, already read (``doses.units_read``)."""
     limits = [
         int(minutes)
         for parameters in products
@@ -169,7 +169,7 @@ def deadline(
 ) -> tuple[int, dt.datetime | None]:
     """The thaw window and the deadline of ``thaw_state``, from the parameters of the
     product definitions of the dose's lots (``window_of``) and when the dose's first bag went
-    into the bath (both already read: ``doses.lot_reads_of_dose``, ``doses.doses_read``)."""
+    into the bath (both already read: ``doses.units_read``, ``doses.doses_read``)."""
     window = window_of(order, products)
     return window, first_started + dt.timedelta(minutes=window) if first_started else None
 
