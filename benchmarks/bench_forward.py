@@ -7,7 +7,7 @@ process, on a copy of the kept site, with where its time goes.
     python benchmarks/bench_forward.py --http         # the whole API request, in process
 
 Each run is a fresh session (as site_scale's ``timed``). Reported per run: wall time, this
-process's CPU time (Python), the PostgreSQL backend's CPU time (``/proc/<pid>/stat`` of the
+process's CPU time (Python), the PostgreSQL backend's CPU time (``/proc/<pid>/schedstat`` of the
 session's backend: the database is local), the statements and their time from send to
 answer. To measure another tree, put it first: ``PYTHONPATH=/tmp/x python …``; the answer
 (every unit, distance and lot number, each unit's values) is hashed, so two trees' answers can
@@ -40,7 +40,11 @@ WORKDIR = Path(tempfile.gettempdir()) / "site_scale"
 
 
 def backend_cpu(pid: int) -> float:
-    """utime + stime of a local process, in seconds."""
+    """The CPU time of a local process, in seconds: the scheduler's nanoseconds on a CPU
+    (``/proc/<pid>/schedstat``), where there is one; else utime + stime, counted in clock
+    ticks (10 ms: a trace's own figure then moves in steps of 10 ms)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -56,16 +60,20 @@ def main() -> None:
     parser.add_argument("--each", action="store_true", help="print every run's figures")
     parser.add_argument("--lot", type=int, default=None, help="material lot (default: the kept)")
     parser.add_argument("--http", action="store_true", help="the API request, in process")
+    parser.add_argument(
+        "--workdir", type=Path, default=WORKDIR, help="site_scale's --workdir (targets, keys)"
+    )
     options = parser.parse_args()
+    workdir = options.workdir
 
-    targets = json.loads((WORKDIR / f"{options.kept}.json").read_text())
+    targets = json.loads((workdir / f"{options.kept}.json").read_text())
     lot = options.lot or targets["forward_lot"]
     os.environ.update(
         {
             "CELLCHAIN_ENV": "development",
             "CELLCHAIN_DATABASE_URL": options.database,
-            "CELLCHAIN_INSTANCE_PATH": str(WORKDIR / "instance"),
-            "CELLCHAIN_AUDIT_KEY_FILE": str(WORKDIR / "audit-keys"),
+            "CELLCHAIN_INSTANCE_PATH": str(workdir / "instance"),
+            "CELLCHAIN_AUDIT_KEY_FILE": str(workdir / "audit-keys"),
         }
     )
     from sqlalchemy import event, text

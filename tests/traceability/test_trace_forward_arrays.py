@@ -2,7 +2,9 @@
 texts, ``chain.descendants_as_arrays``) reaches exactly the units a breadth-first walk over
 every lineage edge reaches, each at its fewest steps, on randomly grown trees with shortcuts
 (several paths of different lengths to one unit); and on PostgreSQL the arrays hold exactly
-the (unit, distance) rows of the recursive join walk (``lineage_walk``), for any seeds."""
+the (unit, distance) rows of the recursive join walk (``lineage_walk``), for any seeds, also
+those of the trace's own walk (``trace.walk_arrays``, ids ascending, which stops at seeds
+that are all leaves)."""
 
 from __future__ import annotations
 
@@ -89,6 +91,9 @@ def test_the_arrays_hold_the_rows_of_the_recursive_join_walk(lab: Any, seed: int
     _, others = grow(lab, rng=rng, steps=6)
     with_shortcuts(rng, units, count=6)
     everyone = units + others
+    parents = set(db.session.execute(select(LineageEdge.parent_id)).scalars())
+    leaves = [u for u in everyone if u.id not in parents]
+    assert len(leaves) >= 2
     seed_sets = [
         [],
         [units[0].id],
@@ -96,6 +101,8 @@ def test_the_arrays_hold_the_rows_of_the_recursive_join_walk(lab: Any, seed: int
         [u.id for u in rng.sample(everyone, k=7)],
         [u.id for u in rng.sample(everyone, k=4)] * 2,  # the same seeds twice
         [units[0].id, -1],  # and one that is no unit
+        [u.id for u in leaves] * 2,  # only leaves, twice: the walk stops at the seeds
+        [-1],  # no unit at all
         [u.id for u in everyone],
     ]
     for ids in seed_sets:
@@ -104,6 +111,12 @@ def test_the_arrays_hold_the_rows_of_the_recursive_join_walk(lab: Any, seed: int
         joined = dict(db.session.execute(select(nearest.c.unit_id, nearest.c.distance)).all())
         texts = db.session.execute(chain.descendants_as_arrays(seeds)).one()
         assert as_pairs(texts) == joined
+        # the trace's walk: the same pairs, the ids ascending, whether it stops at the seeds
+        # (the seeds are leaves) or goes on (``trace.walk_arrays``)
+        sorted_texts = db.session.execute(trace.walk_arrays(seeds)).all()
+        assert len(sorted_texts) == 1
+        assert as_pairs(sorted_texts[0]) == joined
+        assert list(as_pairs(sorted_texts[0])) == sorted(joined)
         real = {i for i in ids if i > 0}
         assert {k: v for k, v in joined.items() if k > 0} == fewest_steps(real)
 

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    CompoundSelect,
     DateTime,
     FromClause,
     Integer,
@@ -41,11 +42,13 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     type_coerce,
     union,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
+from sqlalchemy.dialects.postgresql import array as pg_array
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import aliased, joinedload, selectinload
 
@@ -286,15 +289,16 @@ def _reached(session: DbSession, seeds: Select[int]) -> tuple[list[ReachedUnit],
 
     On PostgreSQL in two statements: the walk alone, then the units' rows for its ids. The
     walk answers one row, its ids and distances as the texts of two integer arrays
-    (``chain.descendants_as_arrays``), sent back as they are as the units' statement's two
-    parameters: no Python int per unit. PostgreSQL cannot estimate a recursive walk (it
-    guessed 200 units for 26 138), so in one statement it looked each unit's donation, cell
-    record and lot up by index, one by one; given the ids it knows how many there are, and
-    joins the small tables by hashing them (issue 20). SQLite in one statement."""
+    (``walk_arrays``: ``chain.descendants_as_arrays``'s pairs, ids ascending), sent back as
+    they are as the units' statement's two parameters: no Python int per unit. PostgreSQL
+    cannot estimate a recursive walk (it guessed 200 units for 26 138), so in one statement
+    it looked each unit's donation, cell record and lot up by index, one by one; given the
+    ids it knows how many there are, and joins the small tables by hashing them (issue 20).
+    SQLite in one statement."""
     connection = session.connection()
     with gc_paused():
         if connection.dialect.name == "postgresql":
-            ids, distances = connection.execute(chain.descendants_as_arrays(seeds)).one()
+            ids, distances = connection.execute(walk_arrays(seeds)).one()
             if ids is None:
                 return [], []
             return _walked_units(connection, {"ids": ids, "distances": distances})
@@ -303,6 +307,63 @@ def _reached(session: DbSession, seeds: Select[int]) -> tuple[list[ReachedUnit],
             rows = list(connection.execute(_units_query(nearest)).all())
         dosed = [row[0] for row in rows if row[12]]
         return _units_of(rows), dosed
+
+
+def walk_arrays(seeds: Select[int]) -> CompoundSelect[Any]:
+    """PostgreSQL: the units reached from ``seeds`` (with them) and their fewest steps from a
+    seed, as one row of two texts, the integer arrays of the ids, ascending, and of the
+    distances in the same order (both NULL when nothing is reached): the pairs of
+    ``chain.descendants_as_arrays``, walked the same way, a generation at a time, with a
+    final step that costs less (issue 20, ``benchmarks/README.md``):
+
+    - When the walk stops at the seeds (none has a child: a lot's bags, a reagent used at
+      fill), every unit is a seed at distance 0: the seeds, made distinct as they are
+      gathered, are the answer, with as many zeros; no unit is unnested and regrouped.
+    - Otherwise each unit's fewest steps by one sort of the (unit, distance) pairs and
+      ``DISTINCT ON``, not a hash aggregate by unit (whose order then made the units'
+      statement sort the ids again).
+
+    Either way the ids come in ascending order, so the units' statement's sort of the walk's
+    ids finds them sorted. Each branch runs only when its condition holds (a one-time filter
+    on the count of non-empty generations); as ``chain.descendants_as_arrays``, this assumes
+    the lineage has no cycle (``tests/traceability/test_trace_forward_arrays.py``)."""
+    edges = LineageEdge.__table__
+    seed_rows = seeds.subquery()
+    generations = select(
+        func.array_agg(seed_rows.c[0].distinct()).label("ids"), literal(0).label("distance")
+    ).cte("generations", recursive=True)
+    children = (
+        select(func.array_agg(edges.c.child_id.distinct()))
+        .where(edges.c.parent_id == any_(generations.c.ids))
+        .scalar_subquery()
+    )
+    generations = generations.union_all(
+        select(children, generations.c.distance + 1).where(generations.c.ids.is_not(None))
+    )
+    walked = (
+        select(func.count())
+        .select_from(generations)
+        .where(generations.c.ids.is_not(None))
+        .scalar_subquery()
+    )
+    only_seeds = select(
+        cast(generations.c.ids, Text),
+        cast(func.array_fill(0, pg_array([func.cardinality(generations.c.ids)])), Text),
+    ).where(generations.c.distance == 0, walked == 1)
+    unit = func.unnest(generations.c.ids).table_valued("unit_id").render_derived(name="unit")
+    nearest = (
+        select(unit.c.unit_id, generations.c.distance)
+        .select_from(generations)
+        .join(unit, true())
+        .ext(distinct_on(unit.c.unit_id))
+        .order_by(unit.c.unit_id, generations.c.distance)
+        .subquery("nearest")
+    )
+    grouped = select(
+        cast(func.array_agg(nearest.c.unit_id), Text),
+        cast(func.array_agg(nearest.c.distance), Text),
+    ).having(walked != 1)
+    return union_all(only_seeds, grouped)
 
 
 #: the walk's units as ``_reached`` sends them on PostgreSQL: two integer arrays' texts
