@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import typing
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -158,7 +160,7 @@ class Weight(Recorded, Model):
     @property
     def needs_confirmation(self) -> bool:
         """Changed by the protocol's flag and not yet re-weighed or countersigned."""
-        return self.change_percent is not None and self.confirmation is None
+        return needs_confirmation(self.change_percent, self.confirmation)
 
     @property
     def confirmation_label(self) -> str | None:
@@ -266,23 +268,73 @@ class DoseOrder(Recorded, Model):
         return str(self.id)
 
     def signed_content(self) -> dict[str, Any]:
-        """What the second check (and an override) signs: who the dose is for and every
-        figure of it, with the bags and volumes drawn."""
-        return {
-            "patient": self.patient.study_id,
-            "coi": self.patient.coi,
-            "visit": self.visit,
-            "weight_kg": self.weight.weight_kg,
-            "weight_measured_at": self.weight.measured_at.isoformat(),
-            "target_cells": self.target_cells,
-            "volume_ml": self.volume_ml,
-            "delivered_cells": self.delivered_cells,
-            "deviation_percent": self.deviation_percent,
-            "dmso_g_per_kg": self.dmso_g_per_kg,
-            "endotoxin_eu_per_kg": self.endotoxin_eu_per_kg,
-            "bags": [[bag.unit.code, bag.volume_ml] for bag in self.bags],
-            "override_reason": self.override_reason,
-        }
+        """What the second check (and an override) signs (``dose_signed_content``)."""
+        return dose_signed_content(
+            self,
+            study_id=self.patient.study_id,
+            coi=self.patient.coi,
+            weight_kg=self.weight.weight_kg,
+            weight_measured_at=self.weight.measured_at,
+            bags=[(bag.unit.code, bag.volume_ml) for bag in self.bags],
+        )
+
+
+class DoseFigures(typing.Protocol):
+    """The columns of a dose order that its signed content names: the ORM row, or a plain
+    row of them (the bedside's ``doses.dose_reads``)."""
+
+    @property
+    def visit(self) -> str: ...
+    @property
+    def target_cells(self) -> float: ...
+    @property
+    def volume_ml(self) -> float: ...
+    @property
+    def delivered_cells(self) -> float: ...
+    @property
+    def deviation_percent(self) -> float: ...
+    @property
+    def dmso_g_per_kg(self) -> float: ...
+    @property
+    def endotoxin_eu_per_kg(self) -> float | None: ...
+    @property
+    def override_reason(self) -> str | None: ...
+
+
+def dose_signed_content(
+    order: DoseFigures,
+    *,
+    study_id: str,
+    coi: str,
+    weight_kg: float,
+    weight_measured_at: dt.datetime,
+    bags: Sequence[tuple[str, float]],
+) -> dict[str, Any]:
+    """What the second check (and an override) signs: who the dose is for and every figure
+    of it, with the bags (unit code, volume drawn, in the order's bag order). The one rule of
+    ``DoseOrder.signed_content``, from the facts alone: the bedside checks a signature's
+    hash from plain rows with it."""
+    return {
+        "patient": study_id,
+        "coi": coi,
+        "visit": order.visit,
+        "weight_kg": weight_kg,
+        "weight_measured_at": weight_measured_at.isoformat(),
+        "target_cells": order.target_cells,
+        "volume_ml": order.volume_ml,
+        "delivered_cells": order.delivered_cells,
+        "deviation_percent": order.deviation_percent,
+        "dmso_g_per_kg": order.dmso_g_per_kg,
+        "endotoxin_eu_per_kg": order.endotoxin_eu_per_kg,
+        "bags": [[code, volume_ml] for code, volume_ml in bags],
+        "override_reason": order.override_reason,
+    }
+
+
+def needs_confirmation(change_percent: float | None, confirmation: str | None) -> bool:
+    """A weight changed by the protocol's flag and not yet re-weighed or countersigned
+    (``Weight.needs_confirmation``), from its two columns."""
+    return change_percent is not None and confirmation is None
 
 
 class DoseBag(Recorded, Model):

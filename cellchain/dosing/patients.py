@@ -264,17 +264,27 @@ def enrol(
 
 def receives_cells(patient: Patient) -> bool:
     """Whether the patient's arm receives cells (the control arm never does)."""
-    for arm in patient.protocol.parameters["arms"]:
-        if arm["code"] == patient.arm:
-            return bool(arm["receives_cells"])
+    return arm_receives_cells(patient.arm, patient.protocol.parameters)
+
+
+def arm_receives_cells(arm: str, parameters: Mapping[str, Any]) -> bool:
+    """``receives_cells`` of a patient in ``arm`` of a protocol of ``parameters``."""
+    for each in parameters["arms"]:
+        if each["code"] == arm:
+            return bool(each["receives_cells"])
     return False
 
 
 def arm_name(patient: Patient) -> str:
-    for arm in patient.protocol.parameters["arms"]:
-        if arm["code"] == patient.arm:
-            return str(arm["name"])
-    return patient.arm
+    return arm_name_of(patient.arm, patient.protocol.parameters)
+
+
+def arm_name_of(arm: str, parameters: Mapping[str, Any]) -> str:
+    """``arm_name`` of ``arm`` in a protocol of ``parameters``."""
+    for each in parameters["arms"]:
+        if each["code"] == arm:
+            return str(each["name"])
+    return arm
 
 
 def weight_bounds(parameters: Mapping[str, Any]) -> tuple[float, float]:
@@ -497,9 +507,22 @@ def get_weight(session: DbSession, patient: Patient, weight_id: int) -> Weight:
 
 def unconfirmed_reason(weight: Weight, zone: ZoneInfo) -> str:
     """Why ``weight`` may not be used for a dose yet, and what to do, in words."""
+    return unconfirmed_reason_of(
+        weight.weight_kg, weight.measured_at, weight.change_percent, weight.change_reference, zone
+    )
+
+
+def unconfirmed_reason_of(
+    weight_kg: float,
+    measured_at: dt.datetime,
+    change_percent: float | None,
+    change_reference: str | None,
+    zone: ZoneInfo,
+) -> str:
+    """``unconfirmed_reason`` of a weight's columns (the bedside reads them as plain rows)."""
     return (
-        f"The latest weight ({weight.weight_kg:g} kg, measured {_local(weight.measured_at, zone)}) "
-        f"changed {weight.change_percent:+.1f} % from {weight.change_reference} and is not "
+        f"The latest weight ({weight_kg:g} kg, measured {_local(measured_at, zone)}) "
+        f"changed {change_percent:+.1f} % from {change_reference} and is not "
         "confirmed: weigh the patient again, or have a second person countersign it on the "
         "patient page."
     )
@@ -571,10 +594,18 @@ def schedule(patient: Patient, facts: ScheduleFacts) -> list[Visit]:
     first infusion of an arm that receives cells are provisional. A moved visit keeps the
     window it was moved within, or, moved outside the protocol, has the new day only (open
     once the deviation is signed)."""
-    cells = receives_cells(patient)
-    anchor = facts.first_infusion_on if cells and facts.first_infusion_on else patient.day0
+    return planned_schedule(patient.day0, patient.arm, patient.protocol.parameters, facts)
+
+
+def planned_schedule(
+    day0: dt.date, arm: str, parameters: Mapping[str, Any], facts: ScheduleFacts
+) -> list[Visit]:
+    """``schedule`` of a patient of scheduled ``day0`` in ``arm`` of a protocol of
+    ``parameters``: the one rule, from the facts alone (the bedside reads them as plain
+    rows)."""
+    cells = arm_receives_cells(arm, parameters)
+    anchor = facts.first_infusion_on if cells and facts.first_infusion_on else day0
     provisional = cells and facts.first_infusion_on is None
-    parameters = patient.protocol.parameters
     items = [(item, True) for item in parameters["infusions"]] + [
         (item, False) for item in parameters.get("follow_up", [])
     ]
@@ -582,7 +613,7 @@ def schedule(patient: Patient, facts: ScheduleFacts) -> list[Visit]:
     for item, infusion in items:
         day = int(item["day"])
         code = str(item["code"])
-        planned = patient.day0 if day == 0 else anchor + dt.timedelta(days=day)
+        planned = day0 if day == 0 else anchor + dt.timedelta(days=day)
         move = facts.moves.get(code)
         if day != 0 and move is not None and provisional:
             move = None  # a later visit moves only once its anchor is known (scheduling.py)
@@ -738,10 +769,15 @@ def schedule_of(session: DbSession, patient: Patient, zone: ZoneInfo) -> list[Vi
 
 
 def visit_of(patient: Patient, code: str, facts: ScheduleFacts) -> Visit:
-    for visit in schedule(patient, facts):
+    return infusion_visit(schedule(patient, facts), code, patient.protocol.code)
+
+
+def infusion_visit(visits: Sequence[Visit], code: str, protocol_code: str) -> Visit:
+    """``visit_of`` among a schedule's ``visits`` (``planned_schedule``)."""
+    for visit in visits:
         if visit.code == code and visit.infusion:
             return visit
-    raise NotFound(f"Protocol {patient.protocol.code} has no infusion visit {code!r}.")
+    raise NotFound(f"Protocol {protocol_code} has no infusion visit {code!r}.")
 
 
 def list_patients(session: DbSession) -> list[Patient]:

@@ -18,8 +18,10 @@ from cellchain.chain.models import UnitStatus
 from cellchain.clinic.bedside import bedside, post_thaw
 from cellchain.clinic.models import BedsideCheck
 from cellchain.core.types import utcnow
+from cellchain.dosing.rechecks.rechecks import RecheckAnswer
 from cellchain.extensions import db
 from cellchain.traceability.models import RecallTarget
+from tests.conftest import TEST_PASSWORD
 from tests.support import bedside_reference
 from tests.support.clinic import UTC
 from tests.support.labels import print_units
@@ -187,6 +189,82 @@ def _post_thaw_outside(ward: Ward, _released: Any) -> Scene:
     return payload(patient.coi), payload(order.dose_unit.code), utcnow(), {"weight"}
 
 
+def _post_thaw_proceed(ward: Ward, _released: Any) -> Scene:
+    """Outside tolerance at the post-thaw count, the investigator's signed decision to
+    proceed (its signature checked against the count)."""
+    patient, order = _counted(ward, 3.0e6)
+    count = post_thaw.latest_count(db.session, order)
+    assert count is not None
+    post_thaw.decide(
+        db.session,
+        count,
+        investigator=ward.clinic.investigator,
+        password=TEST_PASSWORD,
+        decision="proceed",
+        reason="Benefit outweighs",
+        now=utcnow(),
+    )
+    db.session.commit()
+    return payload(patient.coi), payload(order.dose_unit.code), utcnow(), set()
+
+
+def _month_3(ward: Ward, *, recheck_fails: bool = False) -> tuple[Any, Any]:
+    """Day 0 infused 91 days ago, a Month 3 dose (re-checked first) at the bedside."""
+    patient, first = ward.at_bedside()
+    infusion = ward.start(ward.sign(ward.verify(patient, first))).infusion
+    assert infusion is not None
+    infusion.started_at -= dt.timedelta(days=91)
+    if infusion.ended_at is not None:
+        infusion.ended_at -= dt.timedelta(days=91)
+    db.session.commit()
+    ward.clinic.weigh(patient, 71.0, hours_ago=0)  # a fresh weight for the new dose
+    order = ward.prepared(patient, visit="M3")
+    ward.receive(ward.ship(order))
+    ward.thaw(order)
+    if recheck_fails:
+        ward.clinic.recheck(patient, "M3", no_active_infection=RecheckAnswer(answer=False))
+    return patient, order
+
+
+def _month_3_rechecked(ward: Ward, _released: Any) -> Scene:
+    patient, order = _month_3(ward)
+    return payload(patient.coi), payload(order.dose_unit.code), utcnow(), set()
+
+
+def _month_3_recheck_failed(ward: Ward, _released: Any) -> Scene:
+    patient, order = _month_3(ward, recheck_fails=True)
+    return payload(patient.coi), payload(order.dose_unit.code), utcnow(), {"recheck"}
+
+
+def _cancelled(ward: Ward) -> Any:
+    from cellchain.dosing import exceptions
+
+    order = ward.prepared()
+    exceptions.cancel_dose(
+        db.session,
+        order,
+        actor=ward.lab.tech,
+        password=TEST_PASSWORD,
+        reason="the patient is unwell",
+        now=utcnow(),
+    )
+    db.session.commit()
+    return order
+
+
+def _cancelled_dose_label(ward: Ward, _released: Any) -> Scene:
+    """The label of a dose cancelled in the lab: found (a dose label names its order
+    whatever its status), and stopped."""
+    order = _cancelled(ward)
+    return payload(order.patient.coi), payload(order.dose_unit.code), utcnow(), None
+
+
+def _cancelled_dose_bag(ward: Ward, _released: Any) -> Scene:
+    """A bag of a dose cancelled in the lab: a bag of no live dose."""
+    order = _cancelled(ward)
+    return payload(order.patient.coi), payload(order.bags[0].unit.code), utcnow(), None
+
+
 def _visit_moved(ward: Ward, _released: Any) -> Scene:
     """Day 0 moved outside the protocol's window, the deviation not signed yet."""
     from cellchain.clinic.follow_up import scheduling
@@ -284,6 +362,11 @@ SCENES: dict[str, Callable[[Ward, Any], Scene]] = {
     "visit_window_closed": _visit_window_closed,
     "post_thaw_count": _post_thaw_count,
     "post_thaw_outside": _post_thaw_outside,
+    "post_thaw_proceed": _post_thaw_proceed,
+    "month_3_rechecked": _month_3_rechecked,
+    "month_3_recheck_failed": _month_3_recheck_failed,
+    "cancelled_dose_label": _cancelled_dose_label,
+    "cancelled_dose_bag": _cancelled_dose_bag,
     "visit_moved": _visit_moved,
     "visit_missed": _visit_missed,
     "unreadable_wristband": _unreadable_wristband,

@@ -39,30 +39,35 @@ import datetime as dt
 import enum
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, bindparam, select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cellchain.chain import service as chain
-from cellchain.chain.models import EventType, UnitStatus
+from cellchain.chain.models import EventType, Unit, UnitStatus
 from cellchain.chain.service import CustodyInput
 from cellchain.clinic.bedside.doses import (
     DoseRead,
+    DoseRow,
     LotRead,
+    PatientRead,
     ShipmentRead,
     UnitsRead,
+    WeightRead,
+    dose_read_among,
+    dose_reads,
     doses_read,
     lots_of_dose,
     scan_dose,
     units_of_dose,
     units_read,
 )
-from cellchain.clinic.bedside.post_thaw import PostThawFacts, facts_of, figure
-from cellchain.clinic.bedside.thaw import deadline, thaw_state
+from cellchain.clinic.bedside.post_thaw import PostThawFacts, count_facts, facts_of, figure
+from cellchain.clinic.bedside.thaw import deadline, deadline_of, thaw_state
 from cellchain.clinic.models import BedsideCheck, Infusion, Shipment, ShipmentStatus, Verdict
 from cellchain.clinic.shipments.shipments import shipment_of
 from cellchain.core import audit, numbering, signatures
@@ -609,20 +614,29 @@ def unreadable(problem: InvalidIdentifier, field: str) -> InvalidInput:
 
 def gather(
     session: DbSession, wristband_scan: str, label_scan: str, *, now: dt.datetime, zone: ZoneInfo
-) -> tuple[BedsideFacts, Patient | None, DoseOrder | None]:
-    """The facts behind a verdict, and the records the scans resolved to.
+) -> tuple[BedsideFacts, Patient | PatientRead | None, DoseOrder | DoseRow | None]:
+    """The facts behind a verdict, and the records the scans resolved to: as plain rows
+    where the scans resolve as a go needs (``_gather_read``), else as ORM objects.
 
     Both scans are looked up in one statement, and the dose a unit label names is read with
     its patient, protocol, shipment, infusion and the patient's latest weight in another
-    (``doses_read``); a scan that fails is resolved again the usual way, for its error."""
-    # the reads on the driver's cursor (``_issued``, ``units_read``) do not flush the
-    # session as the ORM's do: what is pending is flushed first, as the ORM's first read did
+    (``dose_reads`` as plain rows; else ``doses_read`` through the ORM); a scan that fails
+    is resolved again the usual way, for its error."""
+    # the reads on the driver's cursor (``_issued``, ``dose_reads``, ``units_read``) do not
+    # flush the session as the ORM's do: what is pending is flushed first, as the ORM's
+    # first read did
     if session.autoflush:
         session.flush()
     issued = _issued(session, (wristband_scan, label_scan))
     label = issued.get(label_scan)
     read: list[DoseRead] | None = None
     if label is not None and label.kind == "UNIT" and label.entity_type == "unit":
+        if label.entity_id:
+            plain = _gather_read(
+                session, issued.get(wristband_scan), int(label.entity_id), now=now, zone=zone
+            )
+            if plain is not None:
+                return plain
         read = doses_read(session, int(label.entity_id)) if label.entity_id else None
     patient: Patient | None = None
     wristband_problem = label_problem = None
@@ -681,6 +695,95 @@ def gather(
     return facts, patient, order
 
 
+def _gather_read(
+    session: DbSession,
+    wristband: IssuedRead | None,
+    unit_id: int,
+    *,
+    now: dt.datetime,
+    zone: ZoneInfo,
+) -> tuple[BedsideFacts, PatientRead, DoseRow] | None:
+    """``gather`` from plain rows (issue 20), where the scans resolve as they must for a
+    go: the label names a unit of a prepared dose (``dose_reads``: the dose, its patient,
+    protocol, units, weights and facts in one statement), the wristband that dose's
+    patient, and no unit of the dose is blocked (a blocked unit's label needs its
+    donation). None otherwise: ``gather`` then reads through the ORM, which says what is
+    wrong. The facts are made by the same functions from either read."""
+    reads = dose_reads(session, unit_id)
+    found = dose_read_among(unit_id, reads) if reads is not None else None
+    if found is None or found[1] is None or found[1].dose_unit_id is None:
+        return None  # not a prepared dose's unit: ``scan_dose`` says why
+    dose = found[1]
+    if (
+        wristband is None
+        or wristband.kind != "COI"
+        or wristband.entity_type != "patient"
+        or wristband.entity_id != str(dose.patient_id)
+    ):
+        return None  # another patient, or not a wristband: ``_patient_of_issued`` says
+    dose_units = dose.units()
+    if any(unit.status == UnitStatus.BLOCKED.value for unit in dose_units):
+        return None
+    patient = dose.patient
+    units = units_read(session, dose, SECOND_CHECK_MEANING, [patient.id])
+    schedule = patients.schedule_facts_of(units.schedule_rows, [patient.id], zone)[patient.id]
+    visits = patients.planned_schedule(patient.day0, patient.arm, patient.parameters, schedule)
+    lots = units.lots
+    window, expires = deadline_of(
+        dose.protocol_parameters, [lot.product_parameters for lot in lots], dose.first_thaw_at
+    )
+    facts = BedsideFacts(
+        now=now,
+        zone=zone,
+        patient=_patient_facts_of(patient, visits, dose.latest_weight, now=now, zone=zone),
+        wristband_problem=None,
+        dose=_dose_facts_of(
+            dose,
+            study_id=patient.study_id,
+            coi=patient.coi,
+            dose_unit_code=dose.dose_unit.code if dose.dose_unit else None,
+            visit=patients.infusion_visit(visits, dose.visit, patient.protocol_code),
+            second_checks=signatures.manifests_of([dose], units.signatures).get(
+                signatures.key_of(dose), []
+            ),
+            lots=lots,
+            units=dose_units,
+            reasons=chain.latest_reasons(units.status_changes),
+            label_problems=labels.label_problems_of(
+                # a unit read has what ``label_problems_of`` reads of a unit not blocked
+                session,
+                cast(Sequence[Unit], dose_units),
+                units.prints,
+            ),
+            shipment=dose.shipment,
+            bags=len(dose.bags),
+            thawed=dose.thaws_completed,
+            window=window,
+            expires=expires,
+            post_thaw=(
+                count_facts(session, dose.latest_count) if dose.latest_count is not None else None
+            ),
+            weight_used_kg=dose.weight_kg,
+            infused=dose.infused,
+            recheck=rechecks.facts_from(
+                rechecks.rules_of_protocol(
+                    session,
+                    patient.protocol_id,
+                    patient.protocol_code,
+                    patient.protocol_status,
+                    patient.parameters,
+                ),
+                patient.parameters,
+                dose.visit,
+                lambda: rechecks.latest_of(session, patient.id, dose.visit),
+            ),
+        ),
+        label_problem=None,
+        limits=_limits_of(patient.parameters),
+    )
+    return facts, patient, dose
+
+
 class IssuedRead(NamedTuple):
     """An issued identifier as the bedside reads it (``_issued``): plain columns."""
 
@@ -735,24 +838,42 @@ def _patient_facts(
     latest: tuple[Weight | None] | None = None,
 ) -> PatientFacts:
     """``latest``: the patient's latest weight when already read (``doses_read``)."""
-    today = now.astimezone(zone).date()
     weight = latest[0] if latest is not None else patients.latest_weight(session, patient)
+    return _patient_facts_of(
+        PatientRead.of(patient), patients.schedule(patient, schedule), weight, now=now, zone=zone
+    )
+
+
+def _patient_facts_of(
+    patient: PatientRead,
+    visits: Sequence[patients.Visit],
+    weight: Weight | WeightRead | None,
+    *,
+    now: dt.datetime,
+    zone: ZoneInfo,
+) -> PatientFacts:
+    """``PatientFacts`` of a patient read, their schedule's ``visits`` and latest weight."""
+    today = now.astimezone(zone).date()
     return PatientFacts(
         id=patient.id,
         study_id=patient.study_id,
         coi=patient.coi,
-        arm_name=patients.arm_name(patient),
-        receives_cells=patients.receives_cells(patient),
+        arm_name=patients.arm_name_of(patient.arm, patient.parameters),
+        receives_cells=patients.arm_receives_cells(patient.arm, patient.parameters),
         enrolled=patient.status == PatientStatus.ENROLLED.value,
         open_visits=tuple(
-            (visit.code, visit.name)
-            for visit in patients.schedule(patient, schedule)
-            if visit.infusion and visit.open_on(today)
+            (visit.code, visit.name) for visit in visits if visit.infusion and visit.open_on(today)
         ),
         latest_weight_kg=weight.weight_kg if weight else None,
         latest_weight_at=weight.measured_at if weight else None,
         latest_weight_unconfirmed=(
-            patients.unconfirmed_reason(weight, zone)
+            patients.unconfirmed_reason_of(
+                weight.weight_kg,
+                weight.measured_at,
+                weight.change_percent,
+                weight.change_reference,
+                zone,
+            )
             if weight is not None and weight.needs_confirmation
             else None
         ),
@@ -807,12 +928,90 @@ def _dose_facts(
         else session.execute(select(Infusion.id).where(Infusion.dose_order_id == order.id)).first()
         is not None
     )
+    return _dose_facts_of(
+        order,
+        study_id=order.patient.study_id,
+        coi=order.patient.coi,
+        dose_unit_code=order.dose_unit.code if order.dose_unit else None,
+        visit=visit,
+        second_checks=second_checks,
+        lots=lots,
+        units=dose_units,
+        reasons=reasons,
+        label_problems=label_problems,
+        shipment=shipment,
+        bags=len(order.bags),
+        thawed=thawed,
+        window=window,
+        expires=expires,
+        post_thaw=facts_of(
+            session, order, latest=(read.latest_count,) if read is not None else None
+        ),
+        weight_used_kg=order.weight.weight_kg,
+        infused=infused,
+        recheck=rechecks.facts(session, order.patient, order.visit),
+    )
+
+
+class _OrderFigures(Protocol):
+    """What ``_dose_facts_of`` reads of the order itself: a ``DoseOrder`` or ``DoseRow``."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def patient_id(self) -> int: ...
+    @property
+    def visit(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def checked_by_id(self) -> int | None: ...
+    @property
+    def delivered_cells(self) -> float: ...
+    @property
+    def override_reason(self) -> str | None: ...
+
+
+class _UnitFigures(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+
+
+def _dose_facts_of(
+    order: _OrderFigures,
+    *,
+    study_id: str,
+    coi: str,
+    dose_unit_code: str | None,
+    visit: patients.Visit,
+    second_checks: Sequence[signatures.SignatureManifest],
+    lots: Sequence[LotRead],
+    units: Sequence[_UnitFigures],
+    reasons: Mapping[int, str],
+    label_problems: Sequence[str],
+    shipment: ShipmentRead | Shipment | None,
+    bags: int,
+    thawed: int,
+    window: int,
+    expires: dt.datetime | None,
+    post_thaw: PostThawFacts | None,
+    weight_used_kg: float,
+    infused: bool,
+    recheck: rechecks.RecheckFacts | None,
+) -> DoseFacts:
+    """``DoseFacts`` from what was read of the dose, the ORM's or plain rows: the one
+    place of the rules they share (the second check holds, why a unit is not usable, the
+    visit closed whatever the day)."""
     return DoseFacts(
         order_id=order.id,
-        dose_code=order.dose_unit.code if order.dose_unit else f"dose order {order.id}",
+        dose_code=dose_unit_code if dose_unit_code is not None else f"dose order {order.id}",
         patient_id=order.patient_id,
-        patient_study_id=order.patient.study_id,
-        patient_coi=order.patient.coi,
+        patient_study_id=study_id,
+        patient_coi=coi,
         visit=order.visit,
         visit_name=visit.name,
         visit_earliest=visit.earliest,
@@ -828,34 +1027,36 @@ def _dose_facts(
             LotFacts(number=lot.lot_number, status=lot.status, expires_at=lot.expires_at)
             for lot in lots
         ),
-        units=tuple((unit.code, unit.status) for unit in dose_units),
+        units=tuple((unit.code, unit.status) for unit in units),
         why_not_usable=tuple(
             (unit.code, reasons[unit.id])
-            for unit in dose_units
+            for unit in units
             if unit.status not in USABLE_AT_BEDSIDE and unit.id in reasons
         ),
         label_problems=tuple(label_problems),
         shipment_status=shipment.status if shipment else None,
         hold_reason=shipment.hold_reason if shipment else None,
-        bags=len(order.bags),
+        bags=bags,
         bags_thawed=thawed,
         thaw_expires_at=expires,
         thaw_window_minutes=window,
         delivered_cells=order.delivered_cells,
-        post_thaw=facts_of(
-            session, order, latest=(read.latest_count,) if read is not None else None
-        ),
-        weight_used_kg=order.weight.weight_kg,
+        post_thaw=post_thaw,
+        weight_used_kg=weight_used_kg,
         override=order.override_reason is not None,
         infused=infused,
-        recheck=rechecks.facts(session, order.patient, order.visit),
+        recheck=recheck,
     )
 
 
 def _limits(patient: Patient | None) -> ProtocolLimits | None:
     if patient is None:
         return None
-    parameters = patient.protocol.parameters
+    return _limits_of(patient.protocol.parameters)
+
+
+def _limits_of(parameters: Mapping[str, Any]) -> ProtocolLimits:
+    """The dose and weight limits of a protocol of ``parameters``."""
     return ProtocolLimits(
         dose_per_kg=float(parameters["dose_viable_cells_per_kg"]),
         tolerance_percent=float(parameters["dose_tolerance_percent"]),
@@ -918,15 +1119,22 @@ def verify_with_facts(
     )
     session.add(check)
     session.flush()
-    # what the answer reads of the check, as loaded (they are the rows its keys name)
+    # what the answer reads of the check, as loaded (they are the rows its keys name); read
+    # as plain rows (``_gather_read``), the answer names them from the facts
+    # (``summary_of_new``)
     set_committed_value(check, "checked_by", actor)
-    set_committed_value(check, "patient", patient)
-    set_committed_value(check, "unit", order.dose_unit if order else None)
+    if patient is None or isinstance(patient, Patient):
+        set_committed_value(check, "patient", patient)
+    if order is None or isinstance(order, DoseOrder):
+        set_committed_value(check, "unit", order.dose_unit if order else None)
     failed = [r.code.value for r in results if not r.passed]
-    if verdict == Verdict.STOP and order is not None and order.dose_unit is not None:
+    if verdict == Verdict.STOP and order is not None and order.dose_unit_id is not None:
         chain.record_custody(
             session,
-            order.dose_unit,
+            # the STOP records a custody event on the dose unit: the ORM's, read if need be
+            order.dose_unit
+            if isinstance(order, DoseOrder) and order.dose_unit is not None
+            else chain.get_unit(session, order.dose_unit_id),
             CustodyInput(
                 EventType.SCANNED,
                 note=f"bedside STOP (check {check.id}): " + ", ".join(failed),
@@ -1078,6 +1286,14 @@ def _local(value: dt.datetime, zone: ZoneInfo) -> str:
     return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
+class CheckNames(NamedTuple):
+    """What the answer to a bedside check names of its patient and dose unit."""
+
+    patient_study_id: str | None
+    patient_coi: str | None
+    dose_unit_code: str | None
+
+
 @dataclass(frozen=True)
 class CheckSummary:
     """A bedside check as the bedside page and the API show it."""
@@ -1091,6 +1307,9 @@ class CheckSummary:
     #: why a go can no longer be acted on (a newer check, the dose infused, the window
     #: closed); None while it can, and for a stop
     superseded: str | None
+    #: the check's patient (study ID, COI) and dose unit code, when the answer names them
+    #: from the facts (``summary_of_new``); None: read from the check's relationships
+    names: CheckNames | None = None
 
     @property
     def actionable(self) -> bool:
@@ -1128,6 +1347,10 @@ def summary_of_new(check: BedsideCheck, facts: BedsideFacts, *, now: dt.datetime
     superseded = None
     if check.go and expires is not None and now > expires:
         superseded = "The thaw window has closed since this check."
+    # the check's patient is the wristband's (``facts.patient``) and its unit the dose's
+    # prepared dose (``facts.dose``: a dose is found only when prepared, ``scan_dose``)
+    patient = facts.patient if check.patient_id is not None else None
+    dose = facts.dose if check.unit_id is not None else None
     return CheckSummary(
         check=check,
         signatures=[],
@@ -1135,6 +1358,11 @@ def summary_of_new(check: BedsideCheck, facts: BedsideFacts, *, now: dt.datetime
         thaw_expires_at=expires,
         infusion=None,
         superseded=superseded,
+        names=CheckNames(
+            patient.study_id if patient else None,
+            patient.coi if patient else None,
+            dose.dose_code if dose else None,
+        ),
     )
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy import (
     Date,
@@ -30,10 +30,12 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    type_coerce,
     union_all,
 )
 from sqlalchemy.exc import MultipleResultsFound
 from sqlalchemy.orm import aliased, joinedload, selectinload
+from sqlalchemy.types import NullType
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import EventType, Unit, UnitEvent, UnitKind
@@ -50,7 +52,16 @@ from cellchain.core import signatures
 from cellchain.core.driver import DriverStatement
 from cellchain.core.models import Signature, User
 from cellchain.core.types import UTCDateTime
-from cellchain.dosing.models import DoseBag, DoseOrder, DoseStatus, Patient, Weight
+from cellchain.dosing.models import (
+    DoseBag,
+    DoseOrder,
+    DoseStatus,
+    Patient,
+    Weight,
+    dose_signed_content,
+    needs_confirmation,
+)
+from cellchain.dosing.models import Protocol as TrialProtocol
 from cellchain.errors import InvalidInput
 from cellchain.extensions import DbSession
 from cellchain.labels.models import LabelPrint
@@ -216,8 +227,28 @@ def _doses_read_statement() -> Select[Any]:
     )
 
 
-def _dose_among(unit: Unit, orders: Sequence[DoseOrder]) -> DoseOrder | None:
-    """``dose_of_unit`` from the orders ``doses_read`` found for the unit."""
+class _Bag(Protocol):
+    @property
+    def unit_id(self) -> int: ...
+
+
+class _Dose(Protocol):
+    """What ``_dose_among`` reads of a dose order: the ORM row or a ``DoseRow``."""
+
+    @property
+    def dose_unit_id(self) -> int | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def bags(self) -> Sequence[_Bag]: ...
+
+
+_DoseT = TypeVar("_DoseT", bound=_Dose)
+
+
+def _dose_among(unit: Unit | UnitRead, orders: Sequence[_DoseT]) -> _DoseT | None:
+    """``dose_of_unit`` from the orders ``doses_read`` (or ``dose_reads``) found for the
+    unit."""
     if unit.kind == UnitKind.PREPARED_DOSE.value:
         found = [order for order in orders if order.dose_unit_id == unit.id]
     else:
@@ -387,7 +418,7 @@ class ScheduleRow(NamedTuple):
 
 
 def units_read(
-    session: DbSession, order: DoseOrder, meaning: str, patient_ids: Sequence[int]
+    session: DbSession, order: DoseOrder | DoseRow, meaning: str, patient_ids: Sequence[int]
 ) -> UnitsRead:
     """The ``UnitsRead`` of ``order``'s units (its prepared dose and bags, as the database has
     them in this transaction), its signatures of ``meaning`` and the schedule rows of (at
@@ -579,3 +610,434 @@ def _units_read_statement() -> DriverStatement:
         at=MissedVisit.recorded_at,
     ).where(MissedVisit.patient_id.in_(patient_ids))
     return DriverStatement(union_all(lots, signed, printed, changed, infusions, moves, misses))
+
+
+# --- the dose as plain rows ---------------------------------------------------------------------
+
+
+class UnitRead(NamedTuple):
+    """A unit of a dose as the bedside judges it, read as plain columns: what the checks
+    and ``labels.label_problems_of`` read of a unit that is not blocked."""
+
+    id: int
+    code: str
+    status: str
+    kind: str
+
+    @property
+    def kind_label(self) -> str:
+        return UnitKind(self.kind).label
+
+
+class BagRead(NamedTuple):
+    """A bag of a dose (``DoseBag``) with its unit, in the order's bag order."""
+
+    unit_id: int
+    volume_ml: float
+    unit: UnitRead
+
+
+class PatientRead(NamedTuple):
+    """A dose's patient as the bedside judges them, with their protocol version's code,
+    status and parameters: plain columns (``dose_reads``)."""
+
+    id: int
+    study_id: str
+    coi: str
+    arm: str
+    day0: dt.date
+    status: str
+    protocol_id: int
+    protocol_code: str
+    protocol_status: str
+    parameters: dict[str, Any]
+
+    @classmethod
+    def of(cls, patient: Patient) -> PatientRead:
+        """The read of a patient already loaded, with their protocol version."""
+        protocol = patient.protocol
+        return cls(
+            patient.id,
+            patient.study_id,
+            patient.coi,
+            patient.arm,
+            patient.day0,
+            patient.status,
+            patient.protocol_id,
+            protocol.code,
+            protocol.status,
+            protocol.parameters,
+        )
+
+
+class WeightRead(NamedTuple):
+    """A weight as the bedside judges the latest one: plain columns."""
+
+    id: int
+    weight_kg: float
+    measured_at: dt.datetime
+    change_percent: float | None
+    change_reference: str | None
+    confirmation: str | None
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return needs_confirmation(self.change_percent, self.confirmation)
+
+
+class CountRead(NamedTuple):
+    """A post-thaw count as the bedside judges it (``post_thaw.count_facts``): plain
+    columns, with who counted and who decided by their full names."""
+
+    id: int
+    counted_at: dt.datetime
+    counted_by: str
+    place: str
+    total_cells_per_ml: float
+    viability_percent: float
+    delivered_cells: float
+    decision: str | None
+    decided_by: str | None
+    decided_at: dt.datetime | None
+    deviation_id: int | None
+
+    @classmethod
+    def of(cls, count: PostThawCount) -> CountRead:
+        """The read of a count already loaded."""
+        return cls(
+            count.id,
+            count.counted_at,
+            count.counted_by.full_name,
+            count.place,
+            count.total_cells_per_ml,
+            count.viability_percent,
+            count.delivered_cells,
+            count.decision,
+            count.decided_by.full_name if count.decided_by else None,
+            count.decided_at,
+            count.deviation_id,
+        )
+
+
+@dataclass(frozen=True)
+class DoseRow:
+    """A dose order as the bedside judges it, read as plain rows with its patient and
+    protocol, prepared dose unit, weight used, bags and their units, and the facts of
+    ``DoseRead`` (``dose_reads``): no ORM object. It names itself for signatures as the
+    order does, and its signed content is the order's (``dose_signed_content``)."""
+
+    signature_entity_type: ClassVar[str] = DoseOrder.signature_entity_type
+
+    id: int
+    patient_id: int
+    visit: str
+    status: str
+    checked_by_id: int | None
+    dose_unit_id: int | None
+    target_cells: float
+    volume_ml: float
+    delivered_cells: float
+    deviation_percent: float
+    dmso_g_per_kg: float
+    endotoxin_eu_per_kg: float | None
+    override_reason: str | None
+    patient: PatientRead
+    #: the parameters of the protocol version the dose was ordered under
+    protocol_parameters: dict[str, Any]
+    dose_unit: UnitRead | None
+    weight_kg: float
+    weight_measured_at: dt.datetime
+    bags: tuple[BagRead, ...]
+    infused: bool
+    shipment: ShipmentRead | None
+    latest_weight: WeightRead | None
+    latest_count: CountRead | None
+    thaws_completed: int
+    first_thaw_at: dt.datetime | None
+
+    @property
+    def signature_entity_id(self) -> str:
+        return str(self.id)
+
+    def signed_content(self) -> dict[str, Any]:
+        return dose_signed_content(
+            self,
+            study_id=self.patient.study_id,
+            coi=self.patient.coi,
+            weight_kg=self.weight_kg,
+            weight_measured_at=self.weight_measured_at,
+            bags=[(bag.unit.code, bag.volume_ml) for bag in self.bags],
+        )
+
+    def units(self) -> list[UnitRead]:
+        """``units_of_dose``: the prepared dose and its bags."""
+        units = [bag.unit for bag in self.bags]
+        if self.dose_unit is not None:
+            units.insert(0, self.dose_unit)
+        return units
+
+
+def dose_reads(session: DbSession, unit_id: int) -> list[DoseRow] | None:
+    """``doses_read`` as plain rows (``DoseRow``), in one statement on the driver's cursor
+    (a row per bag); None when an order is in several shipments, which only ``doses_read``
+    reads as it always did."""
+    rows = _dose_reads_statement().all(session.connection(), {"unit_id": unit_id})
+    found: dict[int, DoseRow] = {}
+    bags: dict[int, dict[int, tuple[int, BagRead]]] = {}
+    params: dict[str, dict[str, Any]] = {}
+
+    def parsed(text: str) -> dict[str, Any]:
+        if text not in params:
+            params[text] = dict(json.loads(text))
+        return params[text]
+
+    for row in rows:
+        shipment = ShipmentRead(row.ship_status, row.ship_hold) if row.ship_status else None
+        dose = found.get(row.id)
+        if dose is None:
+            patient_parameters = parsed(row.p_parameters)
+            dose = found[row.id] = DoseRow(
+                id=row.id,
+                patient_id=row.patient_id,
+                visit=row.visit,
+                status=row.status,
+                checked_by_id=row.checked_by_id,
+                dose_unit_id=row.dose_unit_id,
+                target_cells=row.target_cells,
+                volume_ml=row.volume_ml,
+                delivered_cells=row.delivered_cells,
+                deviation_percent=row.deviation_percent,
+                dmso_g_per_kg=row.dmso_g_per_kg,
+                endotoxin_eu_per_kg=row.endotoxin_eu_per_kg,
+                override_reason=row.override_reason,
+                patient=PatientRead(
+                    row.patient_id,
+                    row.p_study_id,
+                    row.p_coi,
+                    row.p_arm,
+                    row.p_day0,
+                    row.p_status,
+                    row.p_protocol_id,
+                    row.p_code,
+                    row.p_protocol_status,
+                    patient_parameters,
+                ),
+                protocol_parameters=(
+                    patient_parameters if row.o_parameters is None else parsed(row.o_parameters)
+                ),
+                dose_unit=(
+                    UnitRead(row.dose_unit_id, row.du_code, row.du_status, row.du_kind)
+                    if row.dose_unit_id is not None
+                    else None
+                ),
+                weight_kg=row.w_kg,
+                weight_measured_at=row.w_at,
+                bags=(),
+                infused=bool(row.infused),
+                shipment=shipment,
+                latest_weight=(
+                    WeightRead(
+                        row.lw_id,
+                        row.lw_kg,
+                        row.lw_at,
+                        row.lw_change,
+                        row.lw_reference,
+                        row.lw_confirmation,
+                    )
+                    if row.lw_id is not None
+                    else None
+                ),
+                latest_count=(
+                    CountRead(
+                        row.c_id,
+                        row.c_at,
+                        row.c_by,
+                        row.c_place,
+                        row.c_total,
+                        row.c_viability,
+                        row.c_delivered,
+                        row.c_decision,
+                        row.c_decided_by,
+                        row.c_decided_at,
+                        row.c_deviation,
+                    )
+                    if row.c_id is not None
+                    else None
+                ),
+                thaws_completed=row.thawed or 0,
+                first_thaw_at=row.first_thaw,
+            )
+            bags[row.id] = {}
+        elif dose.shipment != shipment:
+            return None  # several shipments of one order: ``doses_read`` reads it
+        if row.b_unit_id is not None:
+            bags[row.id][row.b_unit_id] = (
+                row.b_position,
+                BagRead(
+                    row.b_unit_id,
+                    row.b_volume,
+                    UnitRead(row.b_unit_id, row.bu_code, row.bu_status, row.bu_kind),
+                ),
+            )
+    return [
+        replace(
+            dose,
+            bags=tuple(
+                bag for _position, bag in sorted(bags[dose.id].values(), key=lambda b: b[0])
+            ),
+        )
+        for dose in found.values()
+    ]
+
+
+def dose_read_among(
+    unit_id: int, reads: Sequence[DoseRow]
+) -> tuple[UnitRead, DoseRow | None] | None:
+    """The scanned unit ``unit_id`` among the doses ``dose_reads`` found for it (their
+    prepared dose units and bags) and its dose (``_dose_among``: the rule of
+    ``scan_dose``); None when the unit is none of them (``scan_dose`` says what it is)."""
+    unit = next(
+        (each for dose in reads for each in dose.units() if each.id == unit_id),
+        None,
+    )
+    if unit is None:
+        return None
+    return unit, _dose_among(unit, reads)
+
+
+def _float(column: Any, name: str) -> Any:
+    """A float column as the driver gives it (a ``float`` on both databases): without the
+    ``Float`` type's result processor, which on psycopg asks for the cursor's column type,
+    which a ``DriverStatement`` does not read."""
+    return type_coerce(column, NullType()).label(name)
+
+
+@cache
+def _dose_reads_statement() -> DriverStatement:
+    """The statement of ``dose_reads``, built and compiled once: ``_doses_read_statement``'s
+    rows and facts as plain columns, only those the bedside judges."""
+    unit_id = bindparam("unit_id", type_=Integer())
+    latest = aliased(Weight)
+    latest_id = (
+        select(Weight.id)
+        .where(Weight.patient_id == DoseOrder.patient_id)
+        .order_by(Weight.measured_at.desc(), Weight.id.desc())
+        .limit(1)
+        .correlate_except(Weight)
+        .scalar_subquery()
+    )
+    count = aliased(PostThawCount)
+    count_id = (
+        select(PostThawCount.id)
+        .where(PostThawCount.dose_order_id == DoseOrder.id)
+        .order_by(PostThawCount.counted_at.desc(), PostThawCount.id.desc())
+        .limit(1)
+        .correlate_except(PostThawCount)
+        .scalar_subquery()
+    )
+    infused = exists().where(Infusion.dose_order_id == DoseOrder.id)
+    thawed = (
+        select(func.count(Thaw.id))
+        .where(Thaw.dose_order_id == DoseOrder.id, Thaw.completed_at.is_not(None))
+        .correlate_except(Thaw)
+        .scalar_subquery()
+    )
+    first_thaw = (
+        select(func.min(Thaw.started_at))
+        .where(Thaw.dose_order_id == DoseOrder.id)
+        .correlate_except(Thaw)
+        .scalar_subquery()
+    )
+    own = aliased(TrialProtocol)  # the patient's version
+    ordered = aliased(TrialProtocol)  # the order's, when it is another
+    used = aliased(Weight)
+    dose_unit = aliased(Unit)
+    bag_unit = aliased(Unit)
+    counter = aliased(User)
+    decider = aliased(User)
+    bag = aliased(DoseBag)  # not DoseBag: the subquery of the bag scanned is not correlated
+    return DriverStatement(
+        select(
+            DoseOrder.id,
+            DoseOrder.patient_id,
+            DoseOrder.visit,
+            DoseOrder.status,
+            DoseOrder.checked_by_id,
+            DoseOrder.dose_unit_id,
+            _float(DoseOrder.target_cells, "target_cells"),
+            _float(DoseOrder.volume_ml, "volume_ml"),
+            _float(DoseOrder.delivered_cells, "delivered_cells"),
+            _float(DoseOrder.deviation_percent, "deviation_percent"),
+            _float(DoseOrder.dmso_g_per_kg, "dmso_g_per_kg"),
+            _float(DoseOrder.endotoxin_eu_per_kg, "endotoxin_eu_per_kg"),
+            DoseOrder.override_reason,
+            Patient.study_id.label("p_study_id"),
+            Patient.coi.label("p_coi"),
+            Patient.arm.label("p_arm"),
+            Patient.day0.label("p_day0"),
+            Patient.status.label("p_status"),
+            Patient.protocol_id.label("p_protocol_id"),
+            own.code.label("p_code"),
+            own.status.label("p_protocol_status"),
+            own.parameters_json.label("p_parameters"),
+            ordered.parameters_json.label("o_parameters"),
+            dose_unit.code.label("du_code"),
+            dose_unit.status.label("du_status"),
+            dose_unit.kind.label("du_kind"),
+            _float(used.weight_kg, "w_kg"),
+            used.measured_at.label("w_at"),
+            bag.unit_id.label("b_unit_id"),
+            _float(bag.volume_ml, "b_volume"),
+            bag.position.label("b_position"),
+            bag_unit.code.label("bu_code"),
+            bag_unit.status.label("bu_status"),
+            bag_unit.kind.label("bu_kind"),
+            infused.label("infused"),
+            Shipment.status.label("ship_status"),
+            Shipment.hold_reason.label("ship_hold"),
+            latest.id.label("lw_id"),
+            _float(latest.weight_kg, "lw_kg"),
+            latest.measured_at.label("lw_at"),
+            _float(latest.change_percent, "lw_change"),
+            latest.change_reference.label("lw_reference"),
+            latest.confirmation.label("lw_confirmation"),
+            count.id.label("c_id"),
+            count.counted_at.label("c_at"),
+            counter.full_name.label("c_by"),
+            count.place.label("c_place"),
+            _float(count.total_cells_per_ml, "c_total"),
+            _float(count.viability_percent, "c_viability"),
+            _float(count.delivered_cells, "c_delivered"),
+            count.decision.label("c_decision"),
+            decider.full_name.label("c_decided_by"),
+            count.decided_at.label("c_decided_at"),
+            count.deviation_id.label("c_deviation"),
+            thawed.label("thawed"),
+            first_thaw.label("first_thaw"),
+        )
+        .join(Patient, Patient.id == DoseOrder.patient_id)
+        .join(own, own.id == Patient.protocol_id)
+        .outerjoin(
+            ordered,
+            and_(ordered.id == DoseOrder.protocol_id, DoseOrder.protocol_id != Patient.protocol_id),
+        )
+        .join(used, used.id == DoseOrder.weight_id)
+        .outerjoin(dose_unit, dose_unit.id == DoseOrder.dose_unit_id)
+        .outerjoin(bag, bag.order_id == DoseOrder.id)
+        .outerjoin(bag_unit, bag_unit.id == bag.unit_id)
+        .outerjoin(ShipmentItem, ShipmentItem.dose_order_id == DoseOrder.id)
+        .outerjoin(Shipment, Shipment.id == ShipmentItem.shipment_id)
+        .outerjoin(latest, latest.id == latest_id)
+        .outerjoin(count, count.id == count_id)
+        .outerjoin(counter, counter.id == count.counted_by_id)
+        .outerjoin(decider, decider.id == count.decided_by_id)
+        .where(
+            or_(
+                DoseOrder.dose_unit_id == unit_id,
+                and_(
+                    DoseOrder.status != DoseStatus.CANCELLED.value,
+                    DoseOrder.id.in_(select(DoseBag.order_id).where(DoseBag.unit_id == unit_id)),
+                ),
+            )
+        )
+    )

@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from cellchain.clinic.bedside.doses import lots_of_dose
+from cellchain.clinic.bedside.doses import CountRead, lots_of_dose
 from cellchain.clinic.bedside.thaw import thaw_state
 from cellchain.clinic.models import CountPlace, Infusion, PostThawCount, PostThawDecision
 from cellchain.core import audit, signatures
@@ -394,21 +394,31 @@ def facts_of(
     count = latest[0] if latest is not None else latest_count(session, order)
     if count is None:
         return None
+    return count_facts(session, CountRead.of(count), count)
+
+
+def count_facts(
+    session: DbSession, count: CountRead, loaded: PostThawCount | None = None
+) -> PostThawFacts:
+    """``facts_of`` a count read as plain columns (``doses.dose_reads``): the one rule. A
+    decision's signature is checked against the count's record (``loaded``, else read
+    here): only a count outside tolerance has a decision."""
     valid = False
     if count.decision is not None:
+        record = loaded if loaded is not None else get_count(session, count.id)
         meaning = DECISION_MEANINGS[PostThawDecision(count.decision)]
-        entries = [e for e in signatures.manifest(session, count) if e.meaning == meaning]
+        entries = [e for e in signatures.manifest(session, record) if e.meaning == meaning]
         valid = bool(entries) and all(entry.valid for entry in entries)
     return PostThawFacts(
         count_id=count.id,
         counted_at=count.counted_at,
-        counted_by=count.counted_by.full_name,
+        counted_by=count.counted_by,
         place=count.place,
         total_cells_per_ml=count.total_cells_per_ml,
         viability_percent=count.viability_percent,
         delivered_cells=count.delivered_cells,
         decision=count.decision,
-        decided_by=count.decided_by.full_name if count.decided_by else None,
+        decided_by=count.decided_by,
         decided_at=count.decided_at,
         decision_valid=valid,
         deviation_id=count.deviation_id,

@@ -102,8 +102,15 @@ def bedside_check_answer(summary: Any) -> dict[str, Any]:
     was a measurable part of the request (issue 20). ``tests/clinic/test_bedside_answer.py``
     compares the two on go and stop checks, signed and not."""
     check = summary.check
-    patient = check.patient
     expires = summary.thaw_expires_at
+    names = summary.names
+    if names is None:  # from the check's relationships
+        patient = check.patient
+        names = (
+            patient.study_id if patient else None,
+            patient.coi if patient else None,
+            _code(check.unit),
+        )
     return {
         "id": check.id,
         "verdict": check.verdict,
@@ -112,10 +119,10 @@ def bedside_check_answer(summary: Any) -> dict[str, Any]:
         ],
         "checked_at": check.checked_at.isoformat(),
         "checked_by": check.checked_by.username,
-        "patient": patient.study_id if patient else None,
-        "coi": patient.coi if patient else None,
+        "patient": names[0],
+        "coi": names[1],
         "dose_order_id": check.dose_order_id,
-        "dose_unit": _code(check.unit),
+        "dose_unit": names[2],
         "recheck_of": check.recheck_of_id,
         "thaw_expires_at": expires.isoformat() if expires else None,
         "signed_by_two": bool(summary.signed_by_two),

@@ -125,14 +125,20 @@ def thaw_window_minutes(
 def window_of(order: DoseOrder, products: Sequence[Mapping[str, Any]]) -> int:
     """``thaw_window_minutes`` from the parameters of the product definitions of the dose's
     lots, already read (``doses.units_read``)."""
+    return window_of_parameters(order.protocol.parameters, products)
+
+
+def window_of_parameters(protocol: Mapping[str, Any], products: Sequence[Mapping[str, Any]]) -> int:
+    """``window_of`` a dose ordered under a protocol of parameters ``protocol``: the
+    shortest of the protocol's and the product definitions' windows."""
     limits = [
         int(minutes)
         for parameters in products
         if (minutes := parameters.get("thaw_to_infusion_minutes")) is not None
     ]
-    protocol = order.protocol.parameters.get("thaw_to_infusion_minutes")
-    if protocol is not None:
-        limits.append(int(protocol))
+    own = protocol.get("thaw_to_infusion_minutes")
+    if own is not None:
+        limits.append(int(own))
     return min(limits, default=DEFAULT_THAW_WINDOW_MINUTES)
 
 
@@ -170,7 +176,16 @@ def deadline(
     """The thaw window and the deadline of ``thaw_state``, from the parameters of the
     product definitions of the dose's lots (``window_of``) and when the dose's first bag went
     into the bath (both already read: ``doses.units_read``, ``doses.doses_read``)."""
-    window = window_of(order, products)
+    return deadline_of(order.protocol.parameters, products, first_started)
+
+
+def deadline_of(
+    protocol: Mapping[str, Any],
+    products: Sequence[Mapping[str, Any]],
+    first_started: dt.datetime | None,
+) -> tuple[int, dt.datetime | None]:
+    """``deadline`` of a dose ordered under a protocol of parameters ``protocol``."""
+    window = window_of_parameters(protocol, products)
     return window, first_started + dt.timedelta(minutes=window) if first_started else None
 
 

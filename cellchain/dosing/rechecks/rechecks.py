@@ -35,7 +35,7 @@ Services flush; the caller commits (one use case, one transaction).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -99,7 +99,12 @@ def merged(protocols: Iterable[Protocol]) -> dict[str, Any] | None:
     stricter limit (the same direction; else the later version's), an option passing only
     where every version lets it pass and needing a reason where any does. None when none of
     them asks for a re-check."""
-    configs = [config for config in (settings(p.parameters) for p in protocols) if config]
+    return merged_parameters([protocol.parameters for protocol in protocols])
+
+
+def merged_parameters(parameter_sets: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """``merged`` of the protocol versions of these parameters."""
+    configs = [config for config in (settings(each) for each in parameter_sets) if config]
     if not configs:
         return None
     visits_: list[str] = []
@@ -151,12 +156,31 @@ def sources(session: DbSession, patient: Patient) -> list[Protocol]:
     """The protocol versions whose re-check applies to the patient: the version they were
     enrolled under and the version in force of the same protocol (a version QA signs later
     applies to the patients already enrolled)."""
-    if patient.protocol.status == versioning.VersionStatus.EFFECTIVE.value:
-        return [patient.protocol]  # the version in force itself (one per code): no query
-    current = versioning.in_force(session, Protocol, patient.protocol.code)
-    if current is None or current.id == patient.protocol_id:
-        return [patient.protocol]
-    return [patient.protocol, current]
+    protocol = patient.protocol
+    current = _other_in_force(session, protocol.id, protocol.code, protocol.status)
+    return [protocol] if current is None else [protocol, current]
+
+
+def _other_in_force(
+    session: DbSession, protocol_id: int, code: str, status: str
+) -> Protocol | None:
+    """The version in force of protocol ``code`` when it is not version ``protocol_id``
+    itself (of ``status``), else None."""
+    if status == versioning.VersionStatus.EFFECTIVE.value:
+        return None  # the version in force itself (one per code): no query
+    current = versioning.in_force(session, Protocol, code)
+    if current is None or current.id == protocol_id:
+        return None
+    return current
+
+
+def rules_of_protocol(
+    session: DbSession, protocol_id: int, code: str, status: str, parameters: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """``rules`` of a patient enrolled under protocol version ``protocol_id`` (its code,
+    status and parameters already read: the bedside reads them as plain rows)."""
+    current = _other_in_force(session, protocol_id, code, status)
+    return merged_parameters([parameters] if current is None else [parameters, current.parameters])
 
 
 def rules(session: DbSession, patient: Patient) -> dict[str, Any] | None:
@@ -185,12 +209,19 @@ def visits(session: DbSession, patient: Patient) -> list[tuple[str, str]]:
     """(code, name) of the patient's infusion visits that need a re-check, in protocol order
     (read from the protocol, not the schedule: which visits need one never depends on when
     they are planned)."""
-    config = rules(session, patient)
+    return _visits_of(rules(session, patient), patient.protocol.parameters)
+
+
+def _visits_of(
+    config: Mapping[str, Any] | None, parameters: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    """``visits`` of the re-check ``config`` asks for, in the order of the infusions of the
+    protocol of ``parameters``."""
     if config is None:
         return []
     return [
         (str(item["code"]), str(item["name"]))
-        for item in patient.protocol.parameters["infusions"]
+        for item in parameters["infusions"]
         if str(item["code"]) in config["visits"]
     ]
 
@@ -347,9 +378,14 @@ def rechecks_of(session: DbSession, patient: Patient) -> list[PreInfusionRecheck
 
 def latest(session: DbSession, patient: Patient, visit: str) -> PreInfusionRecheck | None:
     """The visit's latest re-check: the one that counts."""
+    return latest_of(session, patient.id, visit)
+
+
+def latest_of(session: DbSession, patient_id: int, visit: str) -> PreInfusionRecheck | None:
+    """``latest`` of patient ``patient_id``."""
     return session.execute(
         select(PreInfusionRecheck)
-        .where(PreInfusionRecheck.patient_id == patient.id, PreInfusionRecheck.visit == visit)
+        .where(PreInfusionRecheck.patient_id == patient_id, PreInfusionRecheck.visit == visit)
         .order_by(PreInfusionRecheck.recorded_at.desc(), PreInfusionRecheck.id.desc())
         .limit(1)
     ).scalar_one_or_none()
@@ -386,11 +422,28 @@ def _rules_of(recheck: PreInfusionRecheck) -> dict[str, Any]:
 def facts(session: DbSession, patient: Patient, visit: str) -> RecheckFacts | None:
     """What the gate judges for the patient's ``visit``; None when the visit needs no
     re-check (day 0: the enrolment checklist)."""
-    if not required(session, patient, visit):
+    return facts_from(
+        rules(session, patient),
+        patient.protocol.parameters,
+        visit,
+        lambda: latest(session, patient, visit),
+    )
+
+
+def facts_from(
+    config: Mapping[str, Any] | None,
+    parameters: Mapping[str, Any],
+    visit: str,
+    latest_recheck: Callable[[], PreInfusionRecheck | None],
+) -> RecheckFacts | None:
+    """``facts`` of the re-check ``config`` (``rules``) of a patient of a protocol of
+    ``parameters``: the one rule; ``latest_recheck`` reads the visit's latest re-check,
+    called only when the visit needs one."""
+    if config is None or visit not in config["visits"]:
         return None
-    name = dict(visits(session, patient)).get(visit, visit)
-    days = valid_days(session, patient)
-    recheck = latest(session, patient, visit)
+    name = dict(_visits_of(config, parameters)).get(visit, visit)
+    days = int(config["valid_days"])
+    recheck = latest_recheck()
     if recheck is None:
         return RecheckFacts(visit_name=name, valid_days=days)
     return RecheckFacts(
