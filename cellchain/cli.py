@@ -30,6 +30,7 @@ from cellchain.core import (
 )
 from cellchain.core.accounts import AccountPolicy
 from cellchain.core.audit import AuditFilter
+from cellchain.core.display import local_time
 from cellchain.core.roles import Role
 from cellchain.core.types import utcnow
 from cellchain.errors import DomainError
@@ -416,11 +417,12 @@ def tokens_create(
 def tokens_list(username: str) -> None:
     """List USERNAME's API tokens (never the tokens themselves)."""
     current = utcnow()
+    zone = ZoneInfo(current_app.config["SITE_TIMEZONE"])
     for row in accounts.list_tokens(db.session, _user_or_fail(username)):
         status = "revoked" if row.revoked else ("expired" if row.expired(current) else "active")
         click.echo(
             f"{row.id:<6} {row.prefix + '…':<14} {row.scope:<5} {status:<8} "
-            f"expires {row.expires_at:%Y-%m-%d %H:%M} UTC  {row.name}"
+            f"expires {local_time(row.expires_at, zone)}  {row.name}"
         )
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import io
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +51,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from cellchain.core.display import local_time, scientific
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.models import User
 
@@ -114,7 +114,6 @@ DEJAVU_DIRS: tuple[Path, ...] = (
     Path("/usr/share/fonts/TTF"),
     Path("/usr/local/share/fonts/dejavu"),
 )
-_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 
 
 # --- fonts --------------------------------------------------------------------------------------
@@ -225,12 +224,11 @@ def make_styles(fonts: Fonts) -> Styles:
 
 
 def format_time(value: dt.datetime | None, zone: ZoneInfo) -> str:
-    """A stored UTC time in the site's zone, with the zone's abbreviation (as on the pages)."""
+    """A stored UTC time in the site's zone with its UTC offset, as on the pages
+    (``core.display.local_time``)."""
     if value is None:
         return "—"
-    if value.tzinfo is None:
-        raise ValueError("naive datetime refused: times in a printed record must be aware")
-    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+    return local_time(value, zone)
 
 
 def format_count(value: float | None, fonts: Fonts) -> str:
@@ -241,20 +239,6 @@ def format_count(value: float | None, fonts: Fonts) -> str:
     if value is None:
         return "—"
     return scientific(value, superscript=fonts.unicode)
-
-
-def scientific(value: float, *, superscript: bool = True) -> str:
-    """Three significant figures and a power of ten: ``1.60 × 10⁸`` (``10^8`` without
-    superscripts), as counts print on records and labels."""
-    if value == 0:
-        return "0"
-    exponent = math.floor(math.log10(abs(value)))
-    mantissa = round(value / 10**exponent, 2)
-    if abs(mantissa) >= 10:  # 9.996e8 rounds to 10.00 × 10⁸: write 1.00 × 10⁹
-        exponent += 1
-        mantissa = round(value / 10**exponent, 2)
-    power = str(exponent).translate(_SUPERSCRIPT) if superscript else f"^{exponent}"
-    return f"{mantissa:.2f} × 10{power}"
 
 
 def format_doublings(value: float | None) -> str:

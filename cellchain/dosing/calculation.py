@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
+from cellchain.core.display import scientific
+
 
 @dataclass(frozen=True)
 class DoseParameters:
@@ -310,12 +312,5 @@ def _endotoxin(draws: Sequence[Draw], weight_kg: float) -> float | None:
 
 
 def _sci(value: float) -> str:
-    """``7.02e7`` style, three significant figures, as the working is read."""
-    if value == 0:
-        return "0"
-    exponent = math.floor(math.log10(abs(value)))
-    mantissa = value / 10**exponent
-    if round(mantissa, 2) >= 10:
-        exponent += 1
-        mantissa = value / 10**exponent
-    return f"{mantissa:.2f}e{exponent}"
+    """``7.02 × 10⁷``: three significant figures, as counts read everywhere (``core.display``)."""
+    return scientific(value)

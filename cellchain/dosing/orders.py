@@ -26,6 +26,7 @@ from sqlalchemy import select
 from cellchain.chain import service as chain
 from cellchain.chain.models import LineageOperation, Unit, UnitKind, UnitStatus
 from cellchain.core import actions, audit, signatures
+from cellchain.core.display import local_time, scientific
 from cellchain.core.guarded import update_if
 from cellchain.core.models import Signature, User
 from cellchain.core.records import get_or_404
@@ -430,7 +431,7 @@ def _choose_from_one_donation(
     if not options:
         raise DoseRefused(
             f"No donation has enough released, unexpired, unallocated bags for "
-            f"{target:.3g} viable cells ({len(candidates)} bag(s) available in all).",
+            f"{scientific(target)} viable cells ({len(candidates)} bag(s) available in all).",
             errors={"bags": ["Not enough viable cells in the bags of any one donation."]},
         )
     return min(options, key=lambda bags: (len(bags), min(bag.expires_at for bag in bags)))
@@ -582,4 +583,4 @@ def _ceiling_problems(dose: DoseCalculation, parameters: DoseParameters) -> list
 
 
 def _local(value: dt.datetime, zone: ZoneInfo) -> str:
-    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+    return local_time(value, zone)

@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from cellchain.chain.models import Unit, UnitKind, UnitStatus
+from cellchain.core.display import local_time, power_of_ten, scientific
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.payload import encode_payload
-from cellchain.core.pdf import scientific
 from cellchain.donors.models import Donation, Eligibility
 from cellchain.dosing.models import DoseOrder, DoseStatus, Patient
 from cellchain.errors import InvalidInput
@@ -379,12 +379,11 @@ def exact_scientific(value: float) -> str:
     if mantissa >= 10:  # 9.9999995e6 at five decimals: write 1.00000 × 10⁷
         exponent += 1
         mantissa = round(value / 10**exponent, decimals)
-    shown = scientific(10**exponent).split(" × ")[1]
-    return f"{mantissa:.{decimals}f} × {shown}"
+    return f"{mantissa:.{decimals}f} × {power_of_ten(exponent)}"
 
 
 def _time(value: dt.datetime, zone: ZoneInfo) -> str:
-    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+    return local_time(value, zone)
 
 
 def _isbt_message(

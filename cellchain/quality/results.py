@@ -25,6 +25,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from cellchain.chain import service as chain
 from cellchain.chain.models import LineageOperation, Unit, UnitKind
 from cellchain.core import actions, audit, signatures
+from cellchain.core.display import scientific
 from cellchain.core.guarded import update_if
 from cellchain.core.models import Signature, User
 from cellchain.core.records import get_or_404
@@ -430,11 +431,11 @@ def labelled_viable_cells_per_bag(session: DbSession, sample: QcSample) -> float
 
 
 def format_value(result: QcResult) -> str:
-    """A result's value as printed: ``97 %``, ``1.02e+08 cells``, ``no growth``."""
+    """A result's value as printed: ``97 %``, ``1.02 × 10⁸ cells``, ``no growth``."""
     if result.value_number is None:
         return str(result.value_text)
     number = result.value_number
-    shown = f"{number:.3g}" if abs(number) >= 1e5 else f"{number:g}"
+    shown = scientific(number) if abs(number) >= 1e5 else f"{number:g}"
     return f"{shown} {result.unit}" if result.unit else shown
 
 

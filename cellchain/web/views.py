@@ -23,6 +23,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 
 from cellchain.core import accounts, audit, numbering
+from cellchain.core.display import local_time, scientific
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.roles import Permission, has_permission
 from cellchain.errors import AuthenticationFailed, NotFound
@@ -123,12 +124,15 @@ def scan() -> ResponseReturnValue:
 
 
 def format_time(value: dt.datetime | None, with_seconds: bool = False) -> str:
-    """A stored UTC time in the site's time zone, with the zone named."""
+    """A stored UTC time in the site's time zone with its UTC offset (``core.display``)."""
     if value is None:
         return "—"
-    local = value.astimezone(ZoneInfo(current_app.config["SITE_TIMEZONE"]))
-    pattern = "%Y-%m-%d %H:%M:%S %Z" if with_seconds else "%Y-%m-%d %H:%M %Z"
-    return local.strftime(pattern)
+    return local_time(value, ZoneInfo(current_app.config["SITE_TIMEZONE"]), seconds=with_seconds)
+
+
+def format_count(value: float | None) -> str:
+    """A cell count or concentration: ``5.00 × 10⁶`` (``core.display.scientific``)."""
+    return "—" if value is None else scientific(value)
 
 
 def _template_context() -> dict[str, Any]:
@@ -146,4 +150,5 @@ def _template_context() -> dict[str, Any]:
 def install_template_helpers(app: Flask) -> None:
     app.context_processor(_template_context)
     app.add_template_filter(format_time, "time")
+    app.add_template_filter(format_count, "count")
     app.add_template_filter(json.loads, "fromjson")

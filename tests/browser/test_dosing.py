@@ -84,7 +84,9 @@ def test_enrol_weigh_order_second_check_and_label_a_day_0_dose(
     expect(flash(page)).to_contain_text("Dose order cancelled")
     page.locator("#replacement-link").click()
     expect(page.locator("#plan-volume")).to_contain_text("mL")
-    expect(page.locator("#working li").first).to_contain_text("target cells = 1.00e6/kg × 65 kg")
+    expect(page.locator("#working li").first).to_contain_text(
+        "target cells = 1.00 × 10⁶/kg × 65 kg"
+    )
     page.locator("#order-button").click()
     expect(page).to_have_url(DOSE_URL)
     expect(page.locator("#dose-status")).to_have_text("allocated")

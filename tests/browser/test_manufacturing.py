@@ -98,7 +98,7 @@ def isolate(page: Page, container: str) -> list[str]:
     expect(page.locator("#step-inputs")).to_contain_text(container)
     vessels = outputs(page, 2)
     for item in page.locator("#step-outputs > li").all():
-        expect(item).to_contain_text("culture vessel · P0 · T175 · 1e+06 viable cells")
+        expect(item).to_contain_text("culture vessel · P0 · T175 · 1.00 × 10⁶ viable cells")
     return vessels
 
 
@@ -186,12 +186,12 @@ def test_isolate_passage_twice_and_fill_a_lot_under_quarantine(
         page, live_server, p0, harvested="8e6", count=4, vessel_format="T175", seeded="1e6"
     )
     expect(figure(page, "Passage of what it made")).to_have_text("P1")
-    expect(figure(page, "Seeded before")).to_have_text("2e+06")
+    expect(figure(page, "Seeded before")).to_have_text("2.00 × 10⁶")
     expect(figure(page, "Population doublings")).to_have_text("2.00")
     expect(figure(page, "Cumulative PD")).to_have_text("2.00")
-    expect(figure(page, "Harvested")).to_contain_text("8e+06 viable cells, 95.0 % viable")
+    expect(figure(page, "Harvested")).to_contain_text("8.00 × 10⁶ viable cells, 95.0 % viable")
     expect(page.locator("#step-outputs > li").first).to_contain_text(
-        "P1 · T175 · 1e+06 viable cells"
+        "P1 · T175 · 1.00 × 10⁶ viable cells"
     )
 
     # The P0 flasks are used up: scanned, they offer no next step.
@@ -208,7 +208,7 @@ def test_isolate_passage_twice_and_fill_a_lot_under_quarantine(
     expect(figure(page, "Population doublings")).to_have_text("2.00")
     expect(figure(page, "Cumulative PD")).to_have_text("4.00")
     expect(page.locator("#step-outputs > li").first).to_contain_text(
-        "P2 · CS1 · 2e+06 viable cells"
+        "P2 · CS1 · 2.00 × 10⁶ viable cells"
     )
 
     # Final harvest and fill: 6e7 harvested; 10 bags × 20 mL × 2.5e5/mL = 5e7 filled.
@@ -252,9 +252,9 @@ def test_isolate_passage_twice_and_fill_a_lot_under_quarantine(
     expect(column(bags, 2)).to_have_text(["20.0 mL"] * 10)
     # total cells per mL and per bag as filled; viable = total × the harvest's 93 %, once
     expect(page.locator("#bags thead")).to_contain_text("Total cells/mL")
-    expect(column(bags, 3)).to_have_text(["2.5e+05"] * 10)
-    expect(column(bags, 4)).to_have_text(["5e+06"] * 10)
-    expect(column(bags, 6)).to_have_text(["4.65e+06"] * 10)
+    expect(column(bags, 3)).to_have_text(["2.50 × 10⁵"] * 10)
+    expect(column(bags, 4)).to_have_text(["5.00 × 10⁶"] * 10)
+    expect(column(bags, 6)).to_have_text(["4.65 × 10⁶"] * 10)
 
 
 def test_refused_steps_keep_what_was_typed(
@@ -315,7 +315,7 @@ def test_refused_steps_keep_what_was_typed(
     page.locator("#cells_per_vessel").fill("3e6")
     page.get_by_role("button", name="Record passage").click()
     expect(page.locator("#form-error")).to_have_text(
-        "Not recorded: 1.2e+07 cells seeded is more than the 8e+06 harvested."
+        "Not recorded: 1.20 × 10⁷ cells seeded is more than the 8.00 × 10⁶ harvested."
     )
     expect(page.locator("#vessels_in")).to_have_value(scanned)
     expect(page.locator("#cells_harvested")).to_have_value("8e6")

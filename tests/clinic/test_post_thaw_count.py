@@ -76,7 +76,7 @@ def test_the_recount_applies_the_post_thaw_viability_once_to_the_post_thaw_total
     assert math.isclose(result.delivered_cells, 15.1 * 4.8e6 * 0.92)
     assert math.isclose(result.deviation_percent, (15.1 * 4.8e6 * 0.92 - 7.0e7) / 7.0e7 * 100)
     assert result.within_tolerance
-    assert result.working[0].startswith("viable concentration (post-thaw count) = 4.80e6 total")
+    assert result.working[0].startswith("viable concentration (post-thaw count) = 4.80 × 10⁶ total")
 
 
 # --- within tolerance ---------------------------------------------------------------------------
@@ -105,7 +105,10 @@ def test_api_a_count_within_tolerance_recomputes_the_dose_and_the_bedside_goes_n
     assert count["within_tolerance"] and count["viable_cells_per_ml"] == 4.5e6
     assert count["working"][0].startswith("viable concentration (post-thaw count ")
     assert f"by {ward.clinic.clinician.full_name} (pharmacy)" in count["working"][0]
-    assert "5.00e6 total cells/mL × 90 % viable = 4.50e6 viable cells/mL" in count["working"][0]
+    assert (
+        "5.00 × 10⁶ total cells/mL × 90 % viable = 4.50 × 10⁶ viable cells/mL"
+        in count["working"][0]
+    )
     assert audited("post_thaw.counted")
 
     dose = nurse.get(f"/api/v1/doses/{order.id}/post-thaw-counts").get_json()
@@ -330,7 +333,7 @@ def test_pages_record_a_count_outside_tolerance_stop_and_the_investigator_signs_
     assert recorded.status_code == 302
     page = nurse.get(url).get_data(as_text=True)
     assert 'id="post-thaw-working"' in page and "OUTSIDE TOLERANCE" in page
-    assert "4.10e6 total cells/mL × 82 % viable" in page
+    assert "4.10 × 10⁶ total cells/mL × 82 % viable" in page
     assert 'id="decision-form"' not in page and 'id="decision-awaited"' in page
     dose_page = nurse.get(f"/doses/{order.id}").get_data(as_text=True)
     assert 'id="post-thaw-working"' in dose_page and "investigator's decision needed" in (dose_page)

@@ -46,5 +46,6 @@ def test_as_001_is_dosed_from_total_cells_times_the_release_viability_once(
     assert order.deviation_percent == pytest.approx(0.185, abs=1e-3)
     dose = clients.api(make_user("reader", "qa")).get(f"/api/v1/doses/{order.id}").get_json()
     assert any(
-        "5.00e6 total cells/mL × 92.4 % viable = 4.62e6 viable" in w for w in dose["working"]
+        "5.00 × 10⁶ total cells/mL × 92.4 % viable = 4.62 × 10⁶ viable" in w
+        for w in dose["working"]
     )

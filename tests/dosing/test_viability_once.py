@@ -174,7 +174,7 @@ def test_the_dose_delivers_the_viable_cells_its_order_states(
     assert counted.labelled_value == pytest.approx(TRUE_VIABLE_PER_ML * BAG_ML)
     # the dose page shows the working: the one multiplication
     page = clients.web(clinic.lab.tech).get(f"/doses/{order.id}").text
-    assert f"total cells/mL × {viability:g} % viable = 5.00e6 viable cells/mL" in page
+    assert f"total cells/mL × {viability:g} % viable = 5.00 × 10⁶ viable cells/mL" in page
 
 
 def test_the_labels_and_the_release_viability_give_the_volume_by_hand(

@@ -45,7 +45,7 @@ def test_a_quarantined_bag_label_prints_everything_21_cfr_1271_370_asks_for(
     assert texts["cells"] == "1.00 × 10⁸ total cells, 93 % viable at fill"
     assert texts["volume"] == "20 mL"
     assert texts["concentration"] == "5.00 × 10⁶ total cells/mL"
-    assert texts["expiry"] == f"EXP {desk.lot.expires_at:%Y-%m-%d %H:%M} UTC"
+    assert texts["expiry"] == f"EXP {desk.lot.expires_at:%Y-%m-%d %H:%M} +00:00"
     assert texts["storage"] == "Store at ≤ −135 °C (liquid nitrogen vapour phase)"
     assert texts["caution"] == CAUTION
     assert texts["status"] == QUARANTINE

@@ -85,7 +85,7 @@ def test_a_released_lot_names_product_lot_din_every_test_and_the_signature(desk:
     assert "approval: release for clinical use" in text
     assert "VALID" in text and "NO LONGER VALID" not in text
     # the site's zone is named and times are shown in it
-    assert "Europe/Zurich" in text and "2026-03-04 14:05 CET by Alex Tester" in text
+    assert "Europe/Zurich" in text and "2026-03-04 14:05 +01:00 by Alex Tester" in text
     assert "Expiry" in text and "10 filled" in text
 
 
@@ -127,7 +127,7 @@ def test_a_lot_without_disposition_prints_as_a_draft_not_released(desk: Any) -> 
         assert SITE in page and desk.lot.lot_number in page
         assert "Status: QUARANTINE" in page
         assert f"Page {number} of {len(pages)}" in page
-        assert "Generated 2026-03-04 14:05 CET by Alex Tester" in page
+        assert "Generated 2026-03-04 14:05 +01:00 by Alex Tester" in page
 
 
 def test_a_rejected_lot_shows_the_reason_and_the_meaning_of_the_signature(desk: Any) -> None:

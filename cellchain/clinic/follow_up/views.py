@@ -35,6 +35,7 @@ from cellchain.clinic.follow_up.schemas import (
     VisitDoneIn,
 )
 from cellchain.clinic.models import Causality, Outcome, ReportKind, SeriousCriterion, Seriousness
+from cellchain.core.display import local_time
 from cellchain.core.roles import Permission, Role, holds
 from cellchain.dosing import patients
 from cellchain.dosing.models import Patient
@@ -182,8 +183,8 @@ def record_adverse_event(patient_id: int) -> ResponseReturnValue:
             message = f"Adverse event {event.id} (grade {event.grade}) recorded."
             clock = reporting.reporting_clock(event, now=event.recorded_at)
             if clock is not None:
-                due = f"{clock.initial_due:%Y-%m-%d %H:%M}"
-                message += f" Serious: initial sponsor report due {due} UTC (see Adverse events)."
+                due = local_time(clock.initial_due, site_zone())
+                message += f" Serious: initial sponsor report due {due} (see Adverse events)."
     except DomainError as error:
         return _patient_page(patients.get_patient(db.session, patient_id), error, "event")
     flash(message, "success")
@@ -316,7 +317,7 @@ def _patient_page(
                 {
                     "value": str(infusion.id),
                     "label": f"{infusion.dose_order.visit} · started "
-                    f"{infusion.started_at.astimezone(site_zone()):%Y-%m-%d %H:%M %Z}",
+                    f"{local_time(infusion.started_at, site_zone())}",
                 }
                 for infusion in adverse_events.infusions_of(db.session, patient)
             ],

@@ -40,6 +40,7 @@ from cellchain.clinic.models import (
     ShipmentStatus,
 )
 from cellchain.core import actions, audit, signatures
+from cellchain.core.display import local_time
 from cellchain.core.guarded import update_if
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User
@@ -260,11 +261,7 @@ def receive(
 ) -> Shipment:
     """Receive the shipment at the clinic; an excursion, damage or a logger alarm holds it."""
     if ShipmentAction.RECEIVE not in shipment_actions(shipment):
-        when = (
-            f" at {shipment.received_at.astimezone(zone):%Y-%m-%d %H:%M %Z}"
-            if shipment.received_at
-            else ""
-        )
+        when = f" at {local_time(shipment.received_at, zone)}" if shipment.received_at else ""
         who = f" by {shipment.received_by.full_name}" if shipment.received_by else ""
         raise Conflict(
             f"Shipment {shipment.id} was already received{when}{who}; it is "

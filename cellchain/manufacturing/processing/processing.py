@@ -23,6 +23,7 @@ from sqlalchemy import select
 from cellchain.chain import service as chain
 from cellchain.chain.models import LineageOperation, Unit, UnitKind
 from cellchain.core import audit, numbering
+from cellchain.core.display import scientific
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.core.types import canonical_json
@@ -585,9 +586,9 @@ def _harvest(
     per_cm2 = float(donation.product_definition.parameters["max_harvest_cells_per_cm2"])
     if harvest.cells > area * per_cm2:
         raise InvalidInput(
-            f"{harvest.cells:.3g} cells from {len(vessels)} vessel(s) with {area:g} cm² is more "
-            f"than is physically plausible (at most {per_cm2:.3g} cells/cm², "
-            f"{area * per_cm2:.3g} in all). Check the count.",
+            f"{scientific(harvest.cells)} cells from {len(vessels)} vessel(s) with {area:g} cm² "
+            f"is more than is physically plausible (at most {scientific(per_cm2)} cells/cm², "
+            f"{scientific(area * per_cm2)} in all). Check the count.",
             errors={"cells_harvested": ["Implausibly high for these vessels."]},
         )
     seeded = [records[vessel.id].cells for vessel in vessels]
@@ -651,7 +652,7 @@ def _check_vessels(donation: Donation, vessels: Sequence[Vessel], *, counted: bo
 def _check_seeding(used: float, available: float, verb: str) -> None:
     if used > available:
         raise InvalidInput(
-            f"{used:.3g} cells {verb} is more than the {available:.3g} harvested.",
+            f"{scientific(used)} cells {verb} is more than the {scientific(available)} harvested.",
             errors={"cells_harvested": [f"Fewer than the cells {verb}."]},
         )
 
@@ -662,9 +663,9 @@ def _check_fill_count(total_filled: float, harvest: Harvest) -> None:
     viable_filled = total_filled * harvest.viability_percent / 100
     if viable_filled > harvest.cells:
         raise InvalidInput(
-            f"{total_filled:.3g} total cells filled at {harvest.viability_percent:g} % viable "
-            f"are {viable_filled:.3g} viable cells, more than the {harvest.cells:.3g} viable "
-            "cells harvested.",
+            f"{scientific(total_filled)} total cells filled at "
+            f"{harvest.viability_percent:g} % viable are {scientific(viable_filled)} viable cells, "
+            f"more than the {scientific(harvest.cells)} viable cells harvested.",
             errors={"cells_harvested": ["Fewer than the viable cells filled."]},
         )
 

@@ -27,9 +27,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from cellchain.clinic.models import BedsideCheck, Infusion, Shipment, Thaw
+from cellchain.core.display import local_time, scientific
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.models import User
-from cellchain.core.pdf import scientific
 from cellchain.core.roles import Permission, Role, has_permission
 from cellchain.core.signatures import SignatureManifest
 from cellchain.donors.models import EligibilityDetermination
@@ -662,10 +662,7 @@ def _signatures(signed: Signed | None, zone: ZoneInfo) -> list[ManifestedSignatu
 
 
 def _moment(value: dt.datetime, zone: ZoneInfo, *, seconds: bool = False) -> Moment:
-    if value.tzinfo is None:
-        raise ValueError("naive datetime refused: stored times are aware UTC")
-    local = value.astimezone(zone)
-    return Moment(local, local.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z"))
+    return Moment(value.astimezone(zone), local_time(value, zone, seconds=seconds))
 
 
 def _maybe(value: dt.datetime | None, zone: ZoneInfo) -> Moment | None:
