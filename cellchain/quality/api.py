@@ -14,7 +14,7 @@ from cellchain.core import signatures
 from cellchain.core.roles import Permission
 from cellchain.documents.api import document_api
 from cellchain.extensions import db
-from cellchain.http import now, requires, unit_of_work
+from cellchain.http import now, requires, site_zone, unit_of_work
 from cellchain.manufacturing.deviations.schemas import DeviationOut
 from cellchain.manufacturing.processing import processing
 from cellchain.quality import disposition, results
@@ -75,7 +75,7 @@ def review_out(
     """The review of ``lot`` (``found``, or made now) as the acting user sees it, including
     what bars them from releasing it and the recalls that name it (from ``named``, or asked
     now)."""
-    found = found or disposition.review(db.session, lot, now=now())
+    found = found or disposition.review(db.session, lot, now=now(), zone=site_zone())
     named = named or recalls_naming(db.session, lots=[lot.id])
     barred = barred_from_disposing(db.session, lot)
     spec = found.specification
@@ -206,7 +206,7 @@ def certificate(lot_id: int) -> Any:
 @release_api.response(200, ReviewOut(many=True))
 def awaiting_review() -> Any:
     """QA queue: lots in quarantine, oldest first, each with its review."""
-    waiting = disposition.awaiting_review(db.session, now=now())
+    waiting = disposition.awaiting_review(db.session, now=now(), zone=site_zone())
     named = recalls_naming(db.session, lots=[found.lot.id for found in waiting])
     return [review_out(found.lot, found, named) for found in waiting]
 

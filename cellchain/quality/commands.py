@@ -104,6 +104,7 @@ def release_as_user(session: DbSession, lot: Lot, data: dict[str, Any]) -> LotDi
         password=data["password"],
         comment=data["comment"],
         now=now(),
+        zone=site_zone(),
     )
 
 
@@ -117,6 +118,7 @@ def reject_as_user(session: DbSession, lot: Lot, data: dict[str, Any]) -> LotDis
         user=acting_user(),
         password=data["password"],
         now=now(),
+        zone=site_zone(),
     )
 
 
@@ -126,7 +128,7 @@ def reject_as_user(session: DbSession, lot: Lot, data: dict[str, Any]) -> LotDis
 def certificate_response(lot: Lot) -> Response:
     """The lot's certificate of analysis as an inline PDF, generated now by the acting user."""
     pdf = render_certificate_pdf(
-        disposition.review(db.session, lot, now=now()),
+        disposition.review(db.session, lot, now=now(), zone=site_zone()),
         site_name=current_app.config["SITE_NAME"],
         zone=site_zone(),
         generated_at=now(),

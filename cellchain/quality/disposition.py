@@ -14,12 +14,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitStatus
 from cellchain.core import audit, signatures
+from cellchain.core.display import local_time
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.core.roles import Permission, require
@@ -52,6 +54,8 @@ RELEASE_MEANING = "approval: release for clinical use"
 REJECT_MEANING = "responsibility: lot rejected"
 
 MAX_REASON = 5000
+
+UTC_ZONE = ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)
@@ -137,8 +141,8 @@ class Review:
         return f"{len(self.failed)} of {total} preconditions of release FAILED"
 
 
-def review(session: DbSession, lot: Lot, *, now: dt.datetime) -> Review:
-    """The release review of ``lot`` as of ``now``."""
+def review(session: DbSession, lot: Lot, *, now: dt.datetime, zone: ZoneInfo = UTC_ZONE) -> Review:
+    """The release review of ``lot`` as of ``now``, its times read in ``zone``."""
     donation = processing.lot_donation(session, lot)
     try:
         spec: Specification | None = SPECIFICATIONS.in_force(session, lot.product_definition.code)
@@ -152,7 +156,9 @@ def review(session: DbSession, lot: Lot, *, now: dt.datetime) -> Review:
         specification=spec,
         tests=tests,
         other_results=others,
-        checks=release_checks(session, lot, donation=donation, spec=spec, tests=tests, now=now),
+        checks=release_checks(
+            session, lot, donation=donation, spec=spec, tests=tests, now=now, zone=zone
+        ),
         samples=qc.samples_of(session, lot),
         open_deviations=deviations.open_deviations_of(session, lot),
         disposition=disposition,
@@ -168,6 +174,7 @@ def release_checks(
     spec: Specification | None,
     tests: list[TestLine],
     now: dt.datetime,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> list[Check]:
     """Each precondition of release (DOMAIN.md §5), in the order QA reads them."""
     open_ones = deviations.open_deviations_of(session, lot)
@@ -180,7 +187,7 @@ def release_checks(
         Check("limits", "Passage, CPD and DMSO within the product limits", *_limits(lot)),
         Check("deviations", "No open deviation", *_no_open(others, "deviation")),
         Check("storage", "No unresolved storage excursion", *_no_open(excursions, "excursion")),
-        Check("expiry", "Expiry in the future", *_expiry(lot, now)),
+        Check("expiry", "Expiry in the future", *_expiry(lot, now, zone)),
         Check("not_blocked", "No bag blocked (recall)", *_none_blocked(session, lot)),
     ]
 
@@ -222,6 +229,7 @@ def release_lot(
     password: str,
     now: dt.datetime,
     comment: str | None = None,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> LotDisposition:
     """Release ``lot`` for clinical use: every check must pass and ``user`` must be independent
     of the lot. The bags in quarantine become available."""
@@ -233,9 +241,9 @@ def release_lot(
             "Release is by a QA person who recorded none of the lot's results or steps.",
             title="Segregation of duties",
         )
-    found = review(session, lot, now=now)
+    found = review(session, lot, now=now, zone=zone)
     if found.disposition is not None:
-        raise _already_decided(found.disposition)
+        raise _already_decided(found.disposition, zone)
     if not found.ready:
         reasons = "; ".join(f"{check.label}: {check.detail}" for check in found.failed)
         raise Conflict(
@@ -250,11 +258,19 @@ def release_lot(
         user=user,
         password=password,
         now=now,
+        zone=zone,
     )
 
 
 def reject_lot(
-    session: DbSession, lot: Lot, *, reason: str, user: User, password: str, now: dt.datetime
+    session: DbSession,
+    lot: Lot,
+    *,
+    reason: str,
+    user: User,
+    password: str,
+    now: dt.datetime,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> LotDisposition:
     """Reject ``lot`` for good, with a reason; its bags in quarantine become rejected."""
     require(user, Permission.DISPOSE_LOTS)
@@ -265,7 +281,7 @@ def reject_lot(
         )
     existing = disposition_of(session, lot)
     if existing is not None:
-        raise _already_decided(existing)
+        raise _already_decided(existing, zone)
     try:
         spec: Specification | None = SPECIFICATIONS.in_force(session, lot.product_definition.code)
     except Conflict:
@@ -279,6 +295,7 @@ def reject_lot(
         user=user,
         password=password,
         now=now,
+        zone=zone,
     )
 
 
@@ -291,12 +308,14 @@ def disposition_of(session: DbSession, lot: Lot) -> LotDisposition | None:
 # --- QA queues ----------------------------------------------------------------------------------
 
 
-def awaiting_review(session: DbSession, *, now: dt.datetime) -> list[Review]:
+def awaiting_review(
+    session: DbSession, *, now: dt.datetime, zone: ZoneInfo = UTC_ZONE
+) -> list[Review]:
     """Lots in quarantine, oldest first, each with its review (ready or what is missing)."""
     lots = session.execute(
         select(Lot).where(Lot.status == LotStatus.QUARANTINE.value).order_by(Lot.made_at, Lot.id)
     ).scalars()
-    return [review(session, lot, now=now) for lot in lots]
+    return [review(session, lot, now=now, zone=zone) for lot in lots]
 
 
 def lots_with_oos(session: DbSession) -> list[tuple[Lot, list[QcResult]]]:
@@ -334,6 +353,7 @@ def _decide(
     user: User,
     password: str,
     now: dt.datetime,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> LotDisposition:
     # Conditional on the lot still being in quarantine: of two QA users deciding at once, the
     # second waits for the first (row lock) and then finds nothing to update.
@@ -341,7 +361,7 @@ def _decide(
         session.refresh(lot)
         existing = disposition_of(session, lot)
         if existing is not None:
-            raise _already_decided(existing)
+            raise _already_decided(existing, zone)
         raise Conflict(f"Lot {lot.lot_number} is {lot.status}; it cannot be {decision.value}.")
     disposition = LotDisposition(
         lot_id=lot.id,
@@ -477,23 +497,19 @@ def _no_open(found: list[Deviation], what: str) -> tuple[bool, str]:
     return False, f"open: {listed}; QA closes each with a resolution first"
 
 
-def _expiry(lot: Lot, now: dt.datetime) -> tuple[bool, str]:
+def _expiry(lot: Lot, now: dt.datetime, zone: ZoneInfo) -> tuple[bool, str]:
     if lot.expires_at is None:
         return False, "the lot has no expiry: its product version sets no shelf life"
     if lot.expires_at <= now:
-        return False, f"expired {_when(lot.expires_at)}"
-    return True, f"expires {_when(lot.expires_at)}"
+        return False, f"expired {local_time(lot.expires_at, zone)}"
+    return True, f"expires {local_time(lot.expires_at, zone)}"
 
 
-def _when(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _already_decided(disposition: LotDisposition) -> Conflict:
+def _already_decided(disposition: LotDisposition, zone: ZoneInfo) -> Conflict:
     return Conflict(
         f"Lot {disposition.lot.lot_number} was already {disposition.decision} by "
-        f"{disposition.decided_by.full_name} at {_when(disposition.decided_at)}; a lot has one "
-        "disposition.",
+        f"{disposition.decided_by.full_name} at {local_time(disposition.decided_at, zone)}; "
+        "a lot has one disposition.",
         title="Already decided",
     )
 

@@ -87,7 +87,7 @@ def testing(lot_id: int) -> ResponseReturnValue:
 
 def _testing_page(lot: Lot, refused: Refused | None = None) -> ResponseReturnValue:
     """The lot's QC page: samples, every result, the form for new results."""
-    found = disposition.review(db.session, lot, now=now())
+    found = disposition.review(db.session, lot, now=now(), zone=site_zone())
     usable = [s for s in found.samples if s.unit.status not in ("consumed", "discarded")]
     listed = results.results_of(db.session, lot)
     return _render(
@@ -166,7 +166,7 @@ def _review_page(lot: Lot, refused: Refused | None = None) -> ResponseReturnValu
     return _render(
         "quality/review.html",
         refused,
-        review=disposition.review(db.session, lot, now=now()),
+        review=disposition.review(db.session, lot, now=now(), zone=site_zone()),
         may_dispose=may,
         barred=barred_from_disposing(db.session, lot) if may else [],
         release_meaning=disposition.RELEASE_MEANING,
@@ -263,7 +263,7 @@ def certificate(lot_id: int) -> ResponseReturnValue:
 @requires(Permission.READ_RECORDS)
 def queues() -> ResponseReturnValue:
     """QA's work: lots awaiting review, lots with OOS results, open deviations."""
-    awaiting = disposition.awaiting_review(db.session, now=now())
+    awaiting = disposition.awaiting_review(db.session, now=now(), zone=site_zone())
     oos = disposition.lots_with_oos(db.session)
     deviations = disposition.open_deviations(db.session)
     lots = [r.lot.id for r in awaiting] + [lot.id for lot, _ in oos]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select, update
@@ -12,6 +13,7 @@ from sqlalchemy import func, select, update
 from cellchain.chain.models import UnitStatus
 from cellchain.core import signatures
 from cellchain.core.accounts import CredentialsRejected
+from cellchain.core.display import local_time
 from cellchain.core.types import utcnow
 from cellchain.donors.models import Donation
 from cellchain.errors import Conflict, InvalidInput
@@ -236,3 +238,37 @@ def test_two_qa_users_releasing_at_once_yield_one_disposition(
         .where(signatures.Signature.entity_type == "lot_disposition")
     )
     assert signed == 1
+
+
+def test_the_review_and_a_second_decision_read_times_in_the_site_zone_with_its_offset(
+    desk: Any,
+) -> None:
+    shanghai = ZoneInfo("Asia/Shanghai")
+    expires = dt.datetime(2030, 1, 1, 20, 30, tzinfo=dt.UTC)  # 04:30 the next day in Shanghai
+    desk.lot.expires_at = expires
+    found = disposition.review(db.session, desk.lot, now=utcnow(), zone=shanghai)
+    expiry = {check.key: check for check in found.checks}["expiry"]
+    assert expiry.detail == "expires 2030-01-02 04:30 +08:00"
+    (sample,) = desk.sample(tubes=1)
+    desk.record(desk.entry("MYCOPLASMA", "positive"), sample=sample)
+    decided = disposition.reject_lot(
+        db.session,
+        desk.lot,
+        reason="Mycoplasma positive.",
+        user=desk.lab.qa,
+        password=TEST_PASSWORD,
+        now=utcnow(),
+    )
+    db.session.commit()
+    with pytest.raises(Conflict) as refused:
+        disposition.reject_lot(
+            db.session,
+            desk.lot,
+            reason="again",
+            user=desk.lab.qa,
+            password=TEST_PASSWORD,
+            now=utcnow(),
+            zone=shanghai,
+        )
+    when = local_time(decided.decided_at, shanghai)
+    assert when.endswith("+08:00") and f"at {when};" in refused.value.detail
