@@ -10,7 +10,7 @@ from cellchain.chain import service as chain
 from cellchain.chain.models import Unit
 from cellchain.errors import InvalidInput, NotFound
 from cellchain.extensions import DbSession
-from cellchain.http import acting_user, now
+from cellchain.http import acting_user, now, site_zone
 from cellchain.manufacturing.models import Equipment, StoragePosition
 from cellchain.manufacturing.storage import storage
 
@@ -39,6 +39,7 @@ def store_unit_as_user(
         at=data.get("at"),
         actor=acting_user(),
         now=now(),
+        zone=site_zone(),
     )
 
 
@@ -54,4 +55,5 @@ def record_reading_as_user(
         at=data.get("at"),
         actor=acting_user(),
         now=now(),
+        zone=site_zone(),
     )

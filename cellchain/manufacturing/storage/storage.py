@@ -16,6 +16,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,6 +26,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from cellchain.chain import service as chain
 from cellchain.chain.models import GONE, EventType, Unit, UnitEvent, UnitKind, UnitStatus
 from cellchain.core import audit, record_state
+from cellchain.core.display import local_time
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.errors import Conflict, InvalidInput, NotFound
@@ -60,6 +62,8 @@ _COORDINATE = re.compile(r"^[A-Z0-9][A-Z0-9-]*$")
 #: Events after which a unit is where the event says (a scan or hand-off does not move it).
 _LOCATING_EVENTS = (EventType.CREATED.value, EventType.MOVED.value, EventType.RECEIVED.value)
 
+UTC_ZONE = ZoneInfo("UTC")
+
 
 @dataclass(frozen=True)
 class TankSummary:
@@ -92,6 +96,7 @@ def store_unit(
     actor: User,
     now: dt.datetime,
     at: dt.datetime | None = None,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> StoragePosition:
     """Put a cryobag or cell-bank vial into a slot of an LN2 tank (in service).
 
@@ -118,12 +123,12 @@ def store_unit(
     _lock_unit(session, unit)
     _require_present(unit, "stored")
     at = at or now
-    _check_time(unit, at, now)
+    _check_time(unit, at, now, zone)
     current = position_of(session, unit)
     if current is not None and current.since is not None and at < current.since:
         raise InvalidInput(
-            f"{unit.code} was put into {current.label} at {_utc(current.since)}; a later "
-            "placement cannot be dated before that.",
+            f"{unit.code} was put into {current.label} at {local_time(current.since, zone)}; "
+            "a later placement cannot be dated before that.",
             errors={"at": ["Before the unit's current placement."]},
         )
     position = _position(session, tank, **coordinates)
@@ -173,6 +178,7 @@ def remove_unit(
     actor: User,
     now: dt.datetime,
     at: dt.datetime | None = None,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> StoragePosition:
     """Take a unit out of its LN2 position to ``location``; the slot becomes empty.
 
@@ -189,11 +195,11 @@ def remove_unit(
             errors={"unit": ["Not stored."]},
         )
     at = at or now
-    _check_time(unit, at, now)
+    _check_time(unit, at, now, zone)
     if current.since is not None and at < current.since:
         raise InvalidInput(
-            f"{unit.code} was put into {current.label} at {_utc(current.since)}; it cannot have "
-            "been taken out before that.",
+            f"{unit.code} was put into {current.label} at {local_time(current.since, zone)}; "
+            "it cannot have been taken out before that.",
             errors={"at": ["Before the unit was put there."]},
         )
     label = current.label
@@ -292,6 +298,7 @@ def record_tank_reading(
     at: dt.datetime | None,
     actor: User,
     now: dt.datetime,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> ReadingOutcome:
     """Record a temperature reading of an LN2 tank taken at ``at`` (now if None).
 
@@ -345,7 +352,7 @@ def record_tank_reading(
         codes = ", ".join(bag.code for bag in bags)
         description = (
             f"Storage temperature excursion: tank {tank.code} read "
-            f"{reading.temperature_c:g} °C at {_utc(at)}, above the storage limit of "
+            f"{reading.temperature_c:g} °C at {local_time(at, zone)}, above the storage limit of "
             f"{limit:g} °C of lot {lot.lot_number}. {len(bags)} bag(s) of the lot were in "
             f"the tank: {codes}. Reading #{reading.id}."
         )
@@ -429,14 +436,14 @@ def _require_present(unit: Unit, verb: str) -> None:
         )
 
 
-def _check_time(unit: Unit, at: dt.datetime, now: dt.datetime) -> None:
+def _check_time(unit: Unit, at: dt.datetime, now: dt.datetime, zone: ZoneInfo) -> None:
     if at > now:
         raise InvalidInput(
             "A placement cannot be recorded in the future.", errors={"at": ["In the future."]}
         )
     if at < unit.created_at:
         raise InvalidInput(
-            f"{unit.code} did not exist yet at {_utc(at)}.",
+            f"{unit.code} did not exist yet at {local_time(at, zone)}.",
             errors={"at": ["Before the unit was made."]},
         )
 
@@ -592,7 +599,3 @@ def _storage_limit(lot: Lot) -> float:
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _utc(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
