@@ -41,6 +41,14 @@ def local_time(value: dt.datetime, zone: ZoneInfo, *, seconds: bool = False) -> 
     return f"{local.strftime('%Y-%m-%d ' + clock)} {utc_offset(local)}"
 
 
+def local_date(value: dt.datetime, zone: ZoneInfo) -> str:
+    """The site's calendar date of a stored time: ``2026-12-06`` for 2026-12-05 16:30 UTC in
+    Shanghai (the UTC date would be a day early)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime refused: stored times are aware UTC")
+    return value.astimezone(zone).date().isoformat()
+
+
 def scientific(value: float, *, superscript: bool = True) -> str:
     """Three significant figures and a power of ten: ``1.60 × 10⁸`` (``10^8`` without
     superscripts), as counts read on pages, labels and records."""

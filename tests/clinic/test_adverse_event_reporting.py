@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from cellchain.clinic.follow_up import reporting
 from cellchain.clinic.models import AdverseEvent
+from cellchain.core.display import local_time
 from cellchain.core.models import Signature
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
@@ -261,4 +262,4 @@ def test_recording_a_serious_event_on_the_page_shows_its_reporting_deadline(
         follow_redirects=True,
     )
     due = aware + dt.timedelta(hours=24)
-    assert f"initial sponsor report due {due:%Y-%m-%d %H:%M} UTC" in created.get_data(as_text=True)
+    assert f"initial sponsor report due {local_time(due, zone)} " in created.get_data(as_text=True)

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cellchain.core.display import local_time, power_of_ten, scientific, utc_offset
+from cellchain.core.display import local_date, local_time, power_of_ten, scientific, utc_offset
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 AT = dt.datetime(2026, 12, 5, 9, 13, 5, tzinfo=dt.UTC)
@@ -66,3 +66,9 @@ def test_without_superscripts_the_power_is_written_with_a_caret():
     assert scientific(1.6e8, superscript=False) == "1.60 × 10^8"
     assert power_of_ten(-3, superscript=False) == "10^-3"
     assert power_of_ten(12) == "10¹²"
+
+
+def test_a_date_is_the_site_calendar_date_not_the_utc_one():
+    late = dt.datetime(2026, 12, 5, 16, 30, tzinfo=dt.UTC)
+    assert local_date(late, SHANGHAI) == "2026-12-06"
+    assert local_date(late, ZoneInfo("UTC")) == "2026-12-05"

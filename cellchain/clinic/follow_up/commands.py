@@ -132,6 +132,7 @@ def assess_as_user(session: DbSession, event_id: int, data: dict[str, Any]) -> A
         actor=acting_user(),
         password=data["password"],
         now=now(),
+        zone=site_zone(),
     )
 
 

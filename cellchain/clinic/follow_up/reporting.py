@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from cellchain.clinic.models import AdverseEvent, Causality, Infusion, ReportKind, Seriousness
 from cellchain.core import audit, signatures
+from cellchain.core.display import local_time
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.core.roles import Role, require
@@ -42,6 +44,8 @@ FOLLOW_UP_REPORT_DAYS = 15
 #: A clock a few minutes apart from the server's is not "the future".
 CLOCK_TOLERANCE = dt.timedelta(minutes=5)
 ASSESSMENT_MEANING = "Causality and expectedness assessed by the investigator"
+
+UTC_ZONE = ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,7 @@ def assess(
     actor: User,
     password: str,
     now: dt.datetime,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> AdverseEvent:
     """Record the investigator's causality and expectedness, e-signed: refused for anyone but
     an investigator, for an unknown causality, for an event already assessed, and "related to
@@ -161,7 +166,7 @@ def assess(
     if causality == Causality.RELATED_MSC and not infused_before(session, event):
         raise InvalidInput(
             f"The assessment was not recorded: {event.patient.study_id} had no MSC infusion "
-            f"started before the event's onset ({event.onset_at:%Y-%m-%d %H:%M} UTC), so the "
+            f"started before the event's onset ({local_time(event.onset_at, zone)}), so the "
             "event cannot be related to the MSC.",
             errors={
                 "causality": [

@@ -10,7 +10,7 @@ from cellchain.donors import service as donors
 from cellchain.donors.models import Donation
 from cellchain.errors import DomainError, InvalidInput, NotFound
 from cellchain.extensions import DbSession
-from cellchain.http import acting_user, now
+from cellchain.http import acting_user, now, site_zone
 from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import Deviation, Lot
 from cellchain.manufacturing.processing import processing
@@ -71,6 +71,7 @@ def close_deviation_as_user(
         user=acting_user(),
         password=data["password"],
         now=now(),
+        zone=site_zone(),
     )
     return deviation
 

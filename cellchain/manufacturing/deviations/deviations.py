@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cellchain.core import actions, audit, signatures
+from cellchain.core.display import local_time
 from cellchain.core.guarded import update_if
 from cellchain.core.models import Signature, User
 from cellchain.core.records import get_or_404
@@ -38,6 +40,8 @@ AUTHORISE_MEANING = "approval: limit excursion authorised"
 
 #: Longest description or resolution kept (a page of text; the rest belongs in a report).
 MAX_TEXT = 5000
+
+UTC_ZONE = ZoneInfo("UTC")
 
 
 class DeviationStatus(enum.StrEnum):
@@ -145,6 +149,7 @@ def close_deviation(
     user: User,
     password: str,
     now: dt.datetime,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> Signature:
     """QA closes an open deviation with a resolution and signs it (password re-entered).
 
@@ -156,7 +161,7 @@ def close_deviation(
     require(user, Permission.CLOSE_DEVIATIONS)
     text = _required_text(resolution, "resolution", "The resolution")
     if DeviationAction.CLOSE not in actions.allowed(deviation.status, DEVIATION_ACTIONS):
-        raise _already_closed(deviation)
+        raise _already_closed(deviation, zone)
     if not update_if(
         session,
         deviation,
@@ -167,7 +172,7 @@ def close_deviation(
         resolution=text,
     ):
         session.refresh(deviation)
-        raise _already_closed(deviation)
+        raise _already_closed(deviation, zone)
     set_committed_value(deviation, "closed_by", user)
     # The signature covers the resolution, so it is taken after the resolution is set.
     signature = signatures.sign(
@@ -480,9 +485,9 @@ def _already_authorised(authorisation: ExcursionAuthorisation | None) -> Conflic
     )
 
 
-def _already_closed(deviation: Deviation) -> Conflict:
+def _already_closed(deviation: Deviation, zone: ZoneInfo) -> Conflict:
     who = deviation.closed_by.full_name if deviation.closed_by else "someone"
-    when = deviation.closed_at.strftime("%Y-%m-%d %H:%M UTC") if deviation.closed_at else "?"
+    when = local_time(deviation.closed_at, zone) if deviation.closed_at else "?"
     return Conflict(
         f"Deviation #{deviation.id} was already closed by {who} ({when}); it cannot be closed "
         "again.",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from cellchain.extensions import DbSession
-from cellchain.http import acting_user, now
+from cellchain.http import acting_user, now, site_zone
 from cellchain.traceability.models import RecallNotification, RecallTarget
 from cellchain.traceability.recalls import recalls
 
@@ -21,6 +21,7 @@ def open_as_user(session: DbSession, data: dict[str, Any]) -> recalls.OpenedReca
         user=acting_user(),
         password=data["password"],
         now=now(),
+        zone=site_zone(),
     )
 
 
@@ -37,6 +38,7 @@ def notify_as_user(
         note=data["note"],
         actor=acting_user(),
         now=now(),
+        zone=site_zone(),
     )
 
 
@@ -49,4 +51,5 @@ def close_as_user(session: DbSession, recall_id: int, data: dict[str, Any]) -> A
         user=acting_user(),
         password=data["password"],
         now=now(),
+        zone=site_zone(),
     )

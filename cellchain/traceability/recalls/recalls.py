@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, case, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +24,7 @@ from sqlalchemy.orm import selectinload
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitStatus
 from cellchain.core import actions, audit, numbering, record_state, signatures
+from cellchain.core.display import local_date, local_time
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
@@ -52,6 +54,8 @@ CLOSE_MEANING = "approval: recall closed, every exposed patient notified"
 NOTIFICATION_METHODS = ("in person", "phone", "letter", "via the investigator")
 #: the shortest reason that says something (a DIN and a test name, say)
 MIN_REASON_LENGTH = 10
+
+UTC_ZONE = ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ def open_recall(
     user: User,
     password: str,
     now: dt.datetime,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> OpenedRecall:
     """Open a recall of ``target``: block what is left of it, withdraw the doses made from
     it that are not yet infused, list who received it, sign.
@@ -114,7 +119,7 @@ def open_recall(
     start, seeds = trace.forward_seeds(session, target.value, target_id)
     earlier = recall_of(session, target, target_id)
     if earlier is not None:
-        raise _already_recalled(earlier)
+        raise _already_recalled(earlier, zone)
     covering = _covering_recalls(session, seeds)
     if covering is not None:
         raise Conflict(
@@ -122,7 +127,9 @@ def open_recall(
             f"{', '.join(covering)}; this recall would block nothing and list nobody new.",
             title="Already recalled",
         )
-    opened = _open(session, target, target_id, start.label, reason=reason, user=user, now=now)
+    opened = _open(
+        session, target, target_id, start.label, reason=reason, user=user, now=now, zone=zone
+    )
     recall = opened.recall
     signature = signatures.sign(
         session,
@@ -210,6 +217,7 @@ def _open(
     user: User,
     now: dt.datetime,
     cause: DonorTestResult | None = None,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> OpenedRecall:
     """Open the recall row, then block what is left, withdraw the doses not yet infused and
     list the infused patients, all under row locks (shared by QA's recall and the lookback)."""
@@ -230,7 +238,7 @@ def _open(
             session.flush()
     except IntegrityError:
         # another QA person opened the same recall a moment ago (the partial unique index)
-        raise _already_recalled(recall_of(session, target, target_id)) from None
+        raise _already_recalled(recall_of(session, target, target_id), zone) from None
 
     _, seeds = trace.forward_seeds(session, target.value, target_id)
     locked = _lock(session, seeds)
@@ -467,12 +475,13 @@ def record_notification(
     note: str | None,
     actor: User,
     now: dt.datetime,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> RecallNotification:
     """Record that the patient was notified: when, how, by whom. Once per patient."""
     recall = notification.recall
     study_id = notification.patient.study_id
     if notification.notified:
-        raise _already_notified(notification)
+        raise _already_notified(notification, zone)
     if not recall.is_open:
         raise Conflict(f"Recall {recall.number} is closed.", title="Recall closed")
     if notified_at > now:
@@ -483,7 +492,7 @@ def record_notification(
     # people write down minutes: a notification in the minute the recall was opened counts
     if notified_at < recall.opened_at.replace(second=0, microsecond=0):
         raise InvalidInput(
-            f"Recall {recall.number} was opened at {recall.opened_at:%Y-%m-%d %H:%M} UTC; a "
+            f"Recall {recall.number} was opened at {local_time(recall.opened_at, zone)}; a "
             "notification of it cannot be earlier.",
             errors={"notified_at": ["Must not be before the recall was opened."]},
         )
@@ -501,7 +510,7 @@ def record_notification(
         recorded_by_id=actor.id,
     ):
         session.refresh(notification)
-        raise _already_notified(notification)
+        raise _already_notified(notification, zone)
     audit.record(
         session,
         actor=actor,
@@ -526,6 +535,7 @@ def close_recall(
     user: User,
     password: str,
     now: dt.datetime,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> Recall:
     """Close the recall with QA's signature once every exposed patient has been notified.
 
@@ -533,7 +543,7 @@ def close_recall(
     """
     require(user, Permission.MANAGE_RECALLS)
     if not recall.is_open:
-        raise _already_closed(recall)
+        raise _already_closed(recall, zone)
     pending = [row.patient.study_id for row in recall.notifications if not row.notified]
     if pending:
         raise Conflict(
@@ -554,7 +564,7 @@ def close_recall(
         closing_note=note,
     ):
         session.refresh(recall)
-        raise _already_closed(recall)
+        raise _already_closed(recall, zone)
     signature = signatures.sign(
         session,
         record=RecallClosure(recall),
@@ -691,20 +701,20 @@ def _next_number(session: DbSession, now: dt.datetime) -> str:
     return f"RC-{now.year}-{numbering.next_in_sequence(session, f'recall-{now.year}'):04d}"
 
 
-def _already_recalled(recall: Recall | None) -> Conflict:
+def _already_recalled(recall: Recall | None, zone: ZoneInfo) -> Conflict:
     if recall is None:  # closed again in between: rare, and a retry will tell
         return Conflict("Someone else changed this recall a moment ago; reload and try again.")
     state = "open" if recall.is_open else "closed"
     return Conflict(
         f"{recall.target_label} was already recalled: {recall.number} ({state}), opened "
-        f"{recall.opened_at:%Y-%m-%d %H:%M} UTC by {recall.opened_by.full_name}.",
+        f"{local_time(recall.opened_at, zone)} by {recall.opened_by.full_name}.",
         title="Already recalled",
     )
 
 
-def _already_notified(notification: RecallNotification) -> Conflict:
+def _already_notified(notification: RecallNotification, zone: ZoneInfo) -> Conflict:
     recorder = notification.recorded_by.full_name if notification.recorded_by else "someone"
-    when = notification.notified_at.strftime("%Y-%m-%d") if notification.notified_at else "?"
+    when = local_date(notification.notified_at, zone) if notification.notified_at else "?"
     return Conflict(
         f"{notification.patient.study_id} was already recorded as notified on {when} "
         f"({notification.method}) by {recorder}; a notification is recorded once.",
@@ -712,9 +722,9 @@ def _already_notified(notification: RecallNotification) -> Conflict:
     )
 
 
-def _already_closed(recall: Recall) -> Conflict:
+def _already_closed(recall: Recall, zone: ZoneInfo) -> Conflict:
     closer = recall.closed_by.full_name if recall.closed_by else "someone"
-    when = recall.closed_at.strftime("%Y-%m-%d") if recall.closed_at else "?"
+    when = local_date(recall.closed_at, zone) if recall.closed_at else "?"
     return Conflict(
         f"Recall {recall.number} was closed on {when} by {closer}.",
         title="Recall already closed",
