@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 
 from cellchain.core import audit, numbering, signatures
+from cellchain.core.display import local_time
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
@@ -573,7 +574,7 @@ def _change_to_confirm(
 
 
 def _local(value: dt.datetime, zone: ZoneInfo) -> str:
-    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+    return local_time(value, zone)
 
 
 def latest_weight(session: DbSession, patient: Patient) -> Weight | None:

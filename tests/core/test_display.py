@@ -4,6 +4,8 @@ offset, never an abbreviation; counts as 5.00 × 10⁶, never 5e+06."""
 from __future__ import annotations
 
 import datetime as dt
+import re
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -72,3 +74,17 @@ def test_a_date_is_the_site_calendar_date_not_the_utc_one():
     late = dt.datetime(2026, 12, 5, 16, 30, tzinfo=dt.UTC)
     assert local_date(late, SHANGHAI) == "2026-12-06"
     assert local_date(late, ZoneInfo("UTC")) == "2026-12-05"
+
+
+def test_no_page_template_or_module_prints_a_zone_abbreviation_or_a_raw_exponent():
+    """One rule each: a time is printed by core.display.local_time (``%Z`` gives CST for
+    Shanghai, Cuba and Chicago alike) and a count by scientific (``%.3g`` gives 5e+06)."""
+    root = Path(__file__).resolve().parents[2]
+    found = []
+    for path in [*root.joinpath("cellchain").rglob("*.py"), *root.joinpath("templates").rglob("*")]:
+        if not path.is_file():
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(r"%Z|:\.3g\}|'%\.3g'|'%\.1e'|\d \} UTC|\} UTC\"", line):
+                found.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
+    assert found == []

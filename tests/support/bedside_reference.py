@@ -44,6 +44,7 @@ from cellchain.clinic.bedside.thaw import DEFAULT_THAW_WINDOW_MINUTES, thaw_stat
 from cellchain.clinic.models import Infusion, PostThawCount, PostThawDecision, Shipment
 from cellchain.clinic.shipments.shipments import shipment_of
 from cellchain.core import numbering, signatures
+from cellchain.core.display import local_time
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import IssuedIdentifier
 from cellchain.core.payload import read_scan
@@ -431,7 +432,7 @@ def _arm_name(patient: Patient) -> str:
 def _unconfirmed_reason(weight: Weight, zone: ZoneInfo) -> str:
     return (
         f"The latest weight ({weight.weight_kg:g} kg, measured "
-        f"{weight.measured_at.astimezone(zone).strftime('%Y-%m-%d %H:%M %Z')}) "
+        f"{local_time(weight.measured_at, zone)}) "
         f"changed {weight.change_percent:+.1f} % from {weight.change_reference} and is not "
         "confirmed: weigh the patient again, or have a second person countersign it on the "
         "patient page."

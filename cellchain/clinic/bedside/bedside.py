@@ -66,11 +66,12 @@ from cellchain.clinic.bedside.doses import (
     units_of_dose,
     units_read,
 )
-from cellchain.clinic.bedside.post_thaw import PostThawFacts, count_facts, facts_of, figure
+from cellchain.clinic.bedside.post_thaw import PostThawFacts, count_facts, facts_of
 from cellchain.clinic.bedside.thaw import deadline, deadline_of, thaw_state
 from cellchain.clinic.models import BedsideCheck, Infusion, Shipment, ShipmentStatus, Verdict
 from cellchain.clinic.shipments.shipments import shipment_of
 from cellchain.core import audit, numbering, signatures
+from cellchain.core.display import local_time, scientific
 from cellchain.core.driver import DriverStatement
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import IssuedIdentifier, User
@@ -442,8 +443,8 @@ def _weight(f: BedsideFacts) -> CheckResult:
     used = _count_used(f, count)
     if abs(deviation) > limits.tolerance_percent + EPSILON_PERCENT and not accepted:
         outside = (
-            f"The dose delivers {deviation:+.1f} % of {target:.3g} cells for {kg:g} kg at the "
-            f"{used}, outside ± {limits.tolerance_percent:g} %"
+            f"The dose delivers {deviation:+.1f} % of {scientific(target)} cells for {kg:g} kg "
+            f"at the {used}, outside ± {limits.tolerance_percent:g} %"
         )
         ordered = limits.dose_per_kg * f.dose.weight_used_kg
         at_order = (delivered - ordered) / ordered * 100
@@ -456,7 +457,7 @@ def _weight(f: BedsideFacts) -> CheckResult:
         ):
             problems.append(
                 f"{outside}: it was prepared for {f.dose.weight_used_kg:g} kg "
-                f"({at_order:+.1f} % of {ordered:.3g} cells) and the weight changed since. "
+                f"({at_order:+.1f} % of {scientific(ordered)} cells) and the weight changed since. "
                 "Re-weigh the patient; if the new weight is right, this dose is cancelled and "
                 "a new one prepared for it (no investigator's decision applies)."
             )
@@ -477,7 +478,7 @@ def _weight(f: BedsideFacts) -> CheckResult:
         title,
         True,
         f"{kg:g} kg measured {_local(measured, f.zone)}: {deviation:+.1f} % of "
-        f"{target:.3g} cells at the {used}{note}.",
+        f"{scientific(target)} cells at the {used}{note}.",
     )
 
 
@@ -487,8 +488,8 @@ def _count_used(f: BedsideFacts, count: PostThawFacts | None) -> str:
         return "release count at fill"
     return (
         f"post-thaw count {_local(count.counted_at, f.zone)} by {count.counted_by} "
-        f"({count.place}): {figure(count.total_cells_per_ml)} total cells/mL × "
-        f"{count.viability_percent:g} % = {figure(count.viable_per_ml)} viable cells/mL"
+        f"({count.place}): {scientific(count.total_cells_per_ml)} total cells/mL × "
+        f"{count.viability_percent:g} % = {scientific(count.viable_per_ml)} viable cells/mL"
     )
 
 
@@ -1283,7 +1284,7 @@ def stored_scan(text: str, resolved: bool) -> str:
 
 
 def _local(value: dt.datetime, zone: ZoneInfo) -> str:
-    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+    return local_time(value, zone)
 
 
 class CheckNames(NamedTuple):

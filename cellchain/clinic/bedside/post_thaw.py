@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -40,6 +39,7 @@ from cellchain.clinic.bedside.doses import CountRead, lots_of_dose
 from cellchain.clinic.bedside.thaw import thaw_state
 from cellchain.clinic.models import CountPlace, Infusion, PostThawCount, PostThawDecision
 from cellchain.core import audit, signatures
+from cellchain.core.display import local_time, scientific
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
@@ -151,14 +151,14 @@ def record_count(
         problems["total_cells_per_ml"] = ["A count above 0 total cells per mL."]
     elif fill is not None and total > fill * MOST_OVER_FILL:
         problems["total_cells_per_ml"] = [
-            f"{total:.3g} total cells/mL is more than {MOST_OVER_FILL:g} × the fill's "
-            f"{fill:.3g}: cells do not multiply in a frozen bag. Check the units (cells per "
-            "mL, not per bag or per µL)."
+            f"{scientific(total)} total cells/mL is more than {MOST_OVER_FILL:g} × the fill's "
+            f"{scientific(fill)}: cells do not multiply in a frozen bag. Check the units "
+            "(cells per mL, not per bag or per µL)."
         ]
     elif fill is not None and total < fill / LEAST_UNDER_FILL:
         problems["total_cells_per_ml"] = [
-            f"{total:.3g} total cells/mL is less than a thousandth of the fill's {fill:.3g}: "
-            "enter cells per mL, not millions per mL."
+            f"{scientific(total)} total cells/mL is less than a thousandth of the fill's "
+            f"{scientific(fill)}: enter cells per mL, not millions per mL."
         ]
     if not 0 <= viability <= 100:
         problems["viability_percent"] = ["Viability is a percentage, 0 to 100."]
@@ -321,9 +321,10 @@ def decide(
             description=(
                 f"Dose for {order.patient.study_id} ({order.visit}) delivers "
                 f"{count.deviation_percent:+.2f} % of the target at its post-thaw count "
-                f"({count.total_cells_per_ml:.3g} total cells/mL × {count.viability_percent:g} "
-                f"% viable), outside the protocol's tolerance; infused on the investigator's "
-                f"signed decision (signature {signature.id}): {reason.strip()}"
+                f"({scientific(count.total_cells_per_ml)} total cells/mL × "
+                f"{count.viability_percent:g} % viable), outside the protocol's tolerance; "
+                f"infused on the investigator's signed decision (signature {signature.id}): "
+                f"{reason.strip()}"
             ),
             actor=investigator,
             now=now,
@@ -469,22 +470,7 @@ def dose_count(session: DbSession, order: DoseOrder) -> DoseCount:
 
 def count_source(counted_at: dt.datetime, who: str, place: str, zone: ZoneInfo) -> str:
     """How the working names a count: "post-thaw count 2026-12-06 10:42 +08:00 by …"."""
-    local = counted_at.astimezone(zone).strftime("%Y-%m-%d %H:%M %z")
-    return f"post-thaw count {local[:-2]}:{local[-2:]} by {who} ({CountPlace(place).label})"
-
-
-def figure(value: float) -> str:
-    """A count as people read it: ``4.10 × 10⁶``."""
-    if value <= 0:
-        return f"{value:g}"
-    exponent = math.floor(math.log10(value))
-    mantissa = value / 10**exponent
-    if round(mantissa, 2) >= 10:
-        exponent, mantissa = exponent + 1, mantissa / 10
-    return f"{mantissa:.2f} × 10{str(exponent).translate(_SUPERSCRIPT)}"
-
-
-_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+    return f"post-thaw count {local_time(counted_at, zone)} by {who} ({CountPlace(place).label})"
 
 
 # --- internals ----------------------------------------------------------------------------------
@@ -521,4 +507,4 @@ def _code(order: DoseOrder) -> str:
 
 
 def _local(value: dt.datetime, zone: ZoneInfo) -> str:
-    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+    return local_time(value, zone)

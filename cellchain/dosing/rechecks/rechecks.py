@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from cellchain.core import audit
+from cellchain.core.display import local_time
 from cellchain.core.models import User
 from cellchain.core.roles import Permission, require
 from cellchain.core.types import canonical_json
@@ -500,7 +501,7 @@ def summary(recheck: RecheckFacts, zone: ZoneInfo) -> str:
 
 
 def _local(value: dt.datetime, zone: ZoneInfo) -> str:
-    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+    return local_time(value, zone)
 
 
 # --- what the API and the page show -------------------------------------------------------------
