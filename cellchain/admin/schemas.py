@@ -14,7 +14,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from cellchain.core.roles import Role, role_conflict
-from cellchain.core.schemas import WholeNumber
+from cellchain.core.schemas import SiteDateTime, WholeNumber
 
 if TYPE_CHECKING:  # annotations only: schemas do not reach the database
     from cellchain.core.models import AuditEntry, User
@@ -118,8 +118,12 @@ class AuditQueryIn(ma.Schema):
     entity_id = ma.fields.String(validate=validate.Length(max=80))
     actor = ma.fields.String(validate=validate.Length(max=40))
     action = ma.fields.String(validate=validate.Length(max=60))
-    since = ma.fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone, inclusive"})
-    until = ma.fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone, exclusive"})
+    since = SiteDateTime(
+        metadata={"description": "ISO 8601, inclusive; without an offset, the site's time"}
+    )
+    until = SiteDateTime(
+        metadata={"description": "ISO 8601, exclusive; without an offset, the site's time"}
+    )
     limit = WholeNumber(load_default=200, validate=validate.Range(min=1, max=1000))
     offset = WholeNumber(load_default=0, validate=validate.Range(min=0))
 

@@ -86,7 +86,8 @@ def _audit_args() -> dict[str, Any]:
         return cast(dict[str, Any], AuditQueryIn().load(data))  # no post_load: a dict
     except ma.ValidationError as error:
         raise InvalidInput(
-            "The filter is not valid: dates need a time zone, e.g. 2026-11-24T00:00:00Z.",
+            "The filter is not valid: a time is a date and a time of day in the site's time, "
+            "e.g. 2026-11-24 08:00 (or with an offset, 2026-11-24T08:00+08:00).",
             errors={str(k): [str(m) for m in v] for k, v in error.normalized_messages().items()},
         ) from error
 
