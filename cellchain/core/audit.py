@@ -208,6 +208,12 @@ def _queued(draft: Draft, actor: User | None, at: dt.datetime) -> AuditEntry:
     )
 
 
+#: Rows of regulated tables whose ``audit_seq`` is set to the seq of the entry holding their
+#: state, per draft of ``record_many`` (``record_state.write_state``): table → primary keys,
+#: each a tuple of the key's values.
+Stamps = Mapping[Table, Sequence[tuple[Any, ...]]]
+
+
 def record_many(
     session: DbSession,
     drafts: Sequence[Draft],
@@ -215,6 +221,7 @@ def record_many(
     actor: User | None,
     at: dt.datetime,
     keyring: Keyring | None = None,
+    stamps: Sequence[Stamps] | None = None,
 ) -> list[AuditEntry]:
     """Append entries by one actor at one time, in order, now, with a fixed number of
     statements however many there are (a recall blocking hundreds of units): the chain head
@@ -229,14 +236,22 @@ def record_many(
     Inside a savepoint nothing is written: the entries are queued as ``record`` queues them
     (written before the commit, dropped if the savepoint rolls back), since writing the
     queue there would let the savepoint's rollback take entries made before it while the
-    transaction commits (review finding F1)."""
+    transaction commits (review finding F1).
+
+    ``stamps`` (one per draft): the rows whose ``audit_seq`` is set to that draft's seq, in
+    the statements that write the entries (``_write``), while the head is locked; only
+    outside any savepoint, where the seqs are known."""
     if not drafts:
         return []
     rows = _pending_rows(drafts, actor, at)
     plain = _plain(session)
+    if stamps is not None and (keyring is not None or len(stamps) != len(drafts)):
+        raise ValueError("stamps are given per draft, and not with a key rotation")
     if _INSTALLED and plain.in_nested_transaction():
         if keyring is not None:
             raise RuntimeError("a key rotation is recorded outside any savepoint")
+        if stamps is not None:
+            raise RuntimeError("rows are stamped with their entry's seq outside any savepoint")
         items = [_entry_of(row) for row in rows]
         _queue_of(plain).items.extend(items)
         return items
@@ -245,9 +260,19 @@ def record_many(
         written = _write(plain, rows, keyring)
         return [_entry_of(row, done) for row, done in zip(rows, written, strict=True)]
     with _taken_queue(plain) as earlier:
-        written = _write(plain, [_pending_of(entry) for entry in earlier] + rows)
-        _stamp(earlier, written[: len(earlier)])
-    return [_entry_of(row, done) for row, done in zip(rows, written[len(earlier) :], strict=True)]
+        offset = len(earlier)
+        written = _write(
+            plain,
+            [_pending_of(entry) for entry in earlier] + rows,
+            stamps=[
+                (offset + index, table, keys)
+                for index, by_table in enumerate(stamps or ())
+                for table, keys in by_table.items()
+                if keys
+            ],
+        )
+        _stamp(earlier, written[:offset])
+    return [_entry_of(row, done) for row, done in zip(rows, written[offset:], strict=True)]
 
 
 def append_many(
@@ -511,18 +536,86 @@ _LOCK_HEAD = DriverStatement(
 #: PostgreSQL: the entries inserted and the head moved to the last of them in one statement
 #: (a data-modifying CTE), the entries as one JSON array per column (json's C encoder;
 #: psycopg would dump a Python list as an array value by value), unnested side by side.
-_APPEND = DriverStatement(
-    text(
-        f"WITH appended AS (INSERT INTO audit_entries ({', '.join(_COLUMNS)}) SELECT action, "
-        "entity_type, entity_id, changes, reason, CAST(actor_id AS integer), actor_username, "
-        "CAST(at AS timestamptz), CAST(seq AS integer), prev_hash, entry_hash, "
-        "CAST(:key_id AS varchar) FROM ROWS FROM ("
-        + ", ".join(f"json_array_elements_text(CAST(:{name} AS json))" for name in _ARRAYS)
-        + f") AS entry({', '.join(_ARRAYS)})) "
-        "UPDATE audit_chain_head SET last_seq = CAST(:last_seq AS integer), "
-        "last_hash = CAST(:last_hash AS varchar) WHERE id = 1"
-    )
+_APPENDED = (
+    f"appended AS (INSERT INTO audit_entries ({', '.join(_COLUMNS)}) SELECT action, "
+    "entity_type, entity_id, changes, reason, CAST(actor_id AS integer), actor_username, "
+    "CAST(at AS timestamptz), CAST(seq AS integer), prev_hash, entry_hash, "
+    "CAST(:key_id AS varchar) FROM ROWS FROM ("
+    + ", ".join(f"json_array_elements_text(CAST(:{name} AS json))" for name in _ARRAYS)
+    + f") AS entry({', '.join(_ARRAYS)}))"
 )
+_MOVE_HEAD = (
+    "UPDATE audit_chain_head SET last_seq = CAST(:last_seq AS integer), "
+    "last_hash = CAST(:last_hash AS varchar) WHERE id = 1"
+)
+_APPEND = DriverStatement(text(f"WITH {_APPENDED} {_MOVE_HEAD}"))
+
+#: PostgreSQL: ``_APPEND`` that also sets the ``audit_seq`` of the rows whose state the
+#: entries hold (``record_state``), one more member of the CTE per table: an ``UPDATE … FROM``
+#: the rows' seqs and keys as JSON arrays, unnested side by side. So the rows are stamped in
+#: the statement that appends, and the head's lock is not held for one more statement per
+#: table. One statement per set of tables, compiled once (``_stamping_append``).
+_STAMPING_APPENDS: dict[tuple[str, ...], DriverStatement] = {}
+#: How many sets of tables keep their statement: a worker sees a few dozen use cases.
+_STAMPING_KEPT = 512
+
+
+def _stamp_member(index: int, table: Table, dialect: Any) -> str:
+    """The CTE member of ``_stamping_append`` that stamps the rows of ``table``: parameter
+    ``stamp<index>_0`` holds the seqs, ``stamp<index>_<n>`` the n-th key column's values."""
+    quote = dialect.identifier_preparer.quote
+    name, alias = quote(table.name), f"stamp{index}"
+    keys = list(table.primary_key.columns)
+    for column in keys:  # written as JSON text and cast back: numbers and text only
+        if not isinstance(column.type, Integer | String):
+            raise TypeError(f"{table.name}.{column.name}: a key of another type than int or str")
+    arrays = ", ".join(
+        f"json_array_elements_text(CAST(:{alias}_{n} AS json))" for n in range(len(keys) + 1)
+    )
+    columns = ", ".join(["seq", *(f"k{n}" for n in range(len(keys)))])
+    match = " AND ".join(
+        f"{name}.{quote(column.name)} = CAST({alias}.k{n} AS {column.type.compile(dialect)})"
+        for n, column in enumerate(keys)
+    )
+    return (
+        f"stamped{index} AS (UPDATE {name} SET audit_seq = CAST({alias}.seq AS integer) "
+        f"FROM ROWS FROM ({arrays}) AS {alias}({columns}) WHERE {match})"
+    )
+
+
+def _stamping_append(tables: Sequence[Table], dialect: Any) -> DriverStatement:
+    """``_APPEND`` stamping the rows of ``tables`` (in this order) too."""
+    shape = tuple(table.name for table in tables)
+    statement = _STAMPING_APPENDS.get(shape)
+    if statement is None:
+        if len(_STAMPING_APPENDS) >= _STAMPING_KEPT:
+            _STAMPING_APPENDS.clear()
+        members = [_stamp_member(index, table, dialect) for index, table in enumerate(tables)]
+        statement = _STAMPING_APPENDS[shape] = DriverStatement(
+            text(f"WITH {', '.join([_APPENDED, *members])} {_MOVE_HEAD}")
+        )
+    return statement
+
+
+#: SQLite: the rows of one table stamped, one executemany of this per table.
+_STAMPS_SQLITE: dict[Table, Any] = {}
+
+
+def _stamp_sqlite(table: Table) -> Any:
+    statement = _STAMPS_SQLITE.get(table)
+    if statement is None:
+        statement = _STAMPS_SQLITE[table] = (
+            update(table)
+            .where(
+                *(
+                    column == bindparam(f"stamp_key_{n}", type_=column.type)
+                    for n, column in enumerate(table.primary_key.columns)
+                )
+            )
+            .values(audit_seq=bindparam("stamp_seq", type_=Integer()))
+        )
+    return statement
+
 
 #: SQLite (one writer at a time): an UPDATE that changes nothing takes the database's write
 #: lock and reads the head; the entries are inserted, then the head is moved in one UPDATE.
@@ -580,8 +673,30 @@ def on_written(hook: WrittenHook) -> None:
         _WRITTEN_HOOKS.append(hook)
 
 
+#: A stamp as ``_write`` takes it: the index in the batch of the entry holding the rows'
+#: state, their table, their primary keys.
+_Stamp = tuple[int, Table, Sequence[tuple[Any, ...]]]
+
+
+def _stamped_seqs(
+    stamps: Sequence[_Stamp], written: Sequence[_Written]
+) -> dict[Table, dict[tuple[Any, ...], int]]:
+    """Each stamped row's seq, by table (sorted by name); a row named twice takes the later
+    entry's, as two UPDATEs one after the other would leave it."""
+    seqs: dict[Table, dict[tuple[Any, ...], int]] = {}
+    for index, table, keys in stamps:
+        seq = written[index][0]
+        by_key = seqs.setdefault(table, {})
+        for key in keys:
+            by_key[key] = seq
+    return {table: seqs[table] for table in sorted(seqs, key=lambda table: table.name)}
+
+
 def _write(
-    session: DbSession, rows: Sequence[_Pending], keyring: Keyring | None = None
+    session: DbSession,
+    rows: Sequence[_Pending],
+    keyring: Keyring | None = None,
+    stamps: Sequence[_Stamp] = (),
 ) -> list[_Written]:
     """Write ``rows`` at the end of the chain. Everything that does not depend on the
     entries' place in the chain is done first, before the head's row is locked (its lock is
@@ -589,9 +704,13 @@ def _write(
     hashed into their HMACs as far as it goes, and the JSON arrays of their columns. Then:
 
     - PostgreSQL, two statements: lock and read the head (``_LOCK_HEAD``); finish the hashes;
-      insert the entries and move the head in one (``_APPEND``).
+      insert the entries, stamp the rows of ``stamps`` and move the head in one (``_APPEND``,
+      ``_stamping_append``).
     - SQLite, three: lock and read the head, insert the entries (one executemany), move the
-      head.
+      head; and one executemany per table of ``stamps`` before the move.
+
+    ``stamps``: rows of regulated tables whose ``audit_seq`` is set to the seq of the entry
+    (of ``rows``, by index) holding their state (``record_state.write_state``).
 
     The statements are sent on the session's connection without the ORM (``DriverStatement``
     on PostgreSQL): no Session event needs them, since the entries are no ORM objects."""
@@ -626,21 +745,27 @@ def _write(
             secret = current.keys[key_id]
             prepared = _prepare(rows, key_id, secret)
     written = _chain(prepared, last_seq + 1, prev_hash)
+    stamped = _stamped_seqs(stamps, written) if stamps else {}
     if postgres:
         if "entity_id" not in arrays:
             arrays["entity_id"] = json.dumps([done[4] for done in written])
-        _APPEND.execute(
-            connection,
-            {
-                **arrays,
-                "seq": json.dumps([done[0] for done in written]),
-                "prev_hash": json.dumps([done[1] for done in written]),
-                "entry_hash": json.dumps([done[2] for done in written]),
-                "key_id": key_id,
-                "last_seq": written[-1][0],
-                "last_hash": written[-1][2],
-            },
-        )
+        params = {
+            **arrays,
+            "seq": json.dumps([done[0] for done in written]),
+            "prev_hash": json.dumps([done[1] for done in written]),
+            "entry_hash": json.dumps([done[2] for done in written]),
+            "key_id": key_id,
+            "last_seq": written[-1][0],
+            "last_hash": written[-1][2],
+        }
+        statement = _APPEND
+        if stamped:
+            statement = _stamping_append(list(stamped), connection.dialect)
+            for index, by_key in enumerate(stamped.values()):
+                params[f"stamp{index}_0"] = json.dumps(list(by_key.values()))
+                for n, values in enumerate(zip(*by_key, strict=True)):
+                    params[f"stamp{index}_{n + 1}"] = json.dumps(values)
+        statement.execute(connection, params)
     else:
         connection.execute(
             _INSERT_SQLITE,
@@ -649,6 +774,14 @@ def _write(
                 for row, done in zip(rows, written, strict=True)
             ],
         )
+        for table, by_key in stamped.items():
+            connection.execute(
+                _stamp_sqlite(table),
+                [
+                    {"stamp_seq": seq, **{f"stamp_key_{n}": part for n, part in enumerate(key)}}
+                    for key, seq in by_key.items()
+                ],
+            )
         connection.execute(
             _MOVE_HEAD_SQLITE, {"new_seq": written[-1][0], "new_hash": written[-1][2]}
         )

@@ -46,7 +46,6 @@ from sqlalchemy import (
     event,
     select,
     tuple_,
-    update,
 )
 from sqlalchemy import inspect as orm_inspect
 from sqlalchemy.engine import Connection
@@ -474,7 +473,10 @@ def write_state(
     known: dict[Table, dict[Key, dict[str, Any]]] | None = None,
 ) -> list[AuditEntry]:
     """Append the current values of the given rows to the trail and stamp their
-    ``audit_seq``: one entry per ``ROWS_PER_ENTRY`` rows, one UPDATE per table and entry.
+    ``audit_seq``: one entry per ``ROWS_PER_ENTRY`` rows. The rows are stamped in the
+    statements that append the entries, while the head is locked (``audit.record_many``'s
+    ``stamps``; on PostgreSQL further members of the append's one statement, on SQLite one
+    executemany per table), not by an ORM UPDATE per table and entry after it.
 
     A row deleted by the application is kept as ``null`` (so verify knows it is gone on
     purpose); a row that was inserted and rolled back in a savepoint is simply absent. The
@@ -496,12 +498,15 @@ def write_state(
                 states.append((table, key, None))
     if not states:
         return []
-    chunks = list(_chunks(states, ROWS_PER_ENTRY))
     drafts = []
-    for chunk in chunks:
+    stamps: list[dict[Table, list[Key]]] = []
+    for chunk in _chunks(states, ROWS_PER_ENTRY):
         by_table: dict[str, dict[str, Any]] = defaultdict(dict)
+        stamped: dict[Table, list[Key]] = defaultdict(list)
         for table, key, values in chunk:
             by_table[table.name][key_text(key)] = values
+            if values is not None:  # a deleted row is gone: nothing to stamp
+                stamped[table].append(key)
         drafts.append(
             audit.Draft(
                 action,
@@ -511,20 +516,8 @@ def write_state(
                 reason,
             )
         )
-    entries = audit.record_many(session, drafts, actor=actor, at=at)
-    for entry, chunk in zip(entries, chunks, strict=True):
-        stamped: dict[Table, list[Key]] = defaultdict(list)
-        for table, key, values in chunk:
-            if values is not None:
-                stamped[table].append(key)
-        for table, keys in stamped.items():
-            for part in _chunks(keys, KEYS_PER_STATEMENT):
-                session.execute(
-                    marked(
-                        update(table).where(_where_keys(table, part)).values(audit_seq=entry.seq)
-                    ).execution_options(synchronize_session=False)
-                )
-    return entries
+        stamps.append(stamped)
+    return audit.record_many(session, drafts, actor=actor, at=at, stamps=stamps)
 
 
 def seal_baseline(session: DbSession, *, reason: str, at: dt.datetime) -> int:

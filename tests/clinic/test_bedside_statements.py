@@ -18,10 +18,14 @@ from tests.support.ward import Ward, payload
 #: (infusions, moves and missed visits) in one UNION ALL on the driver's cursor (1); the check
 #: (1), not read back (record_state keeps the values the ORM inserted); the chain head moved
 #: once for the check's entry and the state entry together, one insert (3); the record-state
-#: stamp (1). The protocol in force is the patient's own (effective) version: not read
-#: again. Was 76 for a dose of 2 bags and 84 for 3 before issue 20 (a query per bag, the
-#: authentication in 7, the facts read again for the answer), then 32, 18, 14.
+#: stamp (1). On PostgreSQL the insert, the stamp and the head's move are one statement
+#: (``audit._stamping_append``): 2 fewer. The protocol in force is the patient's own
+#: (effective) version: not read again. Was 76 for a dose of 2 bags and 84 for 3 before
+#: issue 20 (a query per bag, the authentication in 7, the facts read again for the answer),
+#: then 32, 18, 14.
 MOST_STATEMENTS = 10
+#: PostgreSQL's bound (the stamp folded into the audit append)
+MOST_STATEMENTS_POSTGRESQL = 9
 
 
 def checked(ward: Ward, clients: Any, *, kg: float, weighings: int = 1) -> tuple[list[str], int]:
@@ -48,7 +52,8 @@ def test_a_bedside_check_sends_a_fixed_number_of_statements(ward: Ward, clients:
     large, three = checked(ward, clients, kg=190.0, weighings=4)
     assert (two, three) == (2, 3)  # one more bag, so one more thaw; more weights
     assert len(small) == len(large), "a statement per bag, thaw or weight"
-    assert len(small) <= MOST_STATEMENTS, small
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    assert len(small) <= (MOST_STATEMENTS_POSTGRESQL if postgres else MOST_STATEMENTS), small
 
 
 def test_the_audit_chain_head_moves_once_per_check(ward: Ward, clients: Any) -> None:
