@@ -26,7 +26,9 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from cellchain.core import audit, passwords, throttle
@@ -954,6 +956,90 @@ def valid_token(session: DbSession, token: str, now: dt.datetime) -> ApiToken | 
     if token_use_due(row.last_used_at, now):
         row.last_used_at = now
     return row
+
+
+@dataclass(frozen=True, slots=True)
+class TokenHolder:
+    """What a valid bearer token grants a request (``token_holder``): its user, loaded in
+    the session with the user's roles as ``valid_token`` loads them, the token's scope, and
+    whether its use is due to be written (``token_use_due``)."""
+
+    user: User
+    token_id: int
+    scope: str
+    use_due: bool
+
+
+@functools.cache
+def _holder_statement() -> DriverStatement:
+    """The token of ``:token_hash`` with every column of its user, one row per role of the
+    user (``valid_token``'s statement, as plain rows: issue 20). Built once."""
+    tokens, users, roles = ApiToken.__table__, User.__table__, UserRole.__table__
+    return DriverStatement(
+        select(
+            tokens.c.id.label("token_id"),
+            tokens.c.scope.label("token_scope"),
+            tokens.c.expires_at.label("token_expires_at"),
+            tokens.c.revoked_at.label("token_revoked_at"),
+            tokens.c.last_used_at.label("token_last_used_at"),
+            *(users.c[key].label(f"user_{key}") for key in _USER_KEYS),
+            roles.c.role.label("role"),
+            roles.c.audit_seq.label("role_audit_seq"),
+        )
+        .select_from(
+            tokens.join(users, users.c.id == tokens.c.user_id).outerjoin(
+                roles, roles.c.user_id == users.c.id
+            )
+        )
+        .where(tokens.c.token_hash == bindparam("token_hash"))
+    )
+
+
+#: every column of ``users`` (each mapped under its own name), in the table's order
+_USER_KEYS = tuple(column.key for column in User.__table__.c)
+
+
+def _as_loaded(session: Session, obj: Any) -> None:
+    """Make ``obj`` (a new instance whose every column is set) persistent in ``session`` as
+    if a query had loaded it: no history, no flush (SQLAlchemy's
+    ``make_transient_to_detached``, then ``Session.add`` of a detached instance)."""
+    make_transient_to_detached(obj)
+    session.add(obj)
+
+
+def token_holder(session: DbSession, token: str, now: dt.datetime) -> TokenHolder | None:
+    """``valid_token`` in one plain-row statement on the session's connection (issue 20):
+    the same rules, the same user in the session (every column and the roles loaded, no
+    history), without the ORM's query. Nothing is written: the caller records the use when
+    ``use_due`` (``record_token_use``). When the session already holds the user or one of
+    their roles (not the case at the start of a request), ``valid_token`` loads them, and
+    sets the token's last use on its row when due (``use_due`` is then False: the session's
+    flush writes it)."""
+    plain = session() if callable(session) else session
+    rows = _holder_statement().all(plain.connection(), {"token_hash": hash_token(token)})
+    if not rows:
+        return None
+    first = rows[0]
+    if first.token_revoked_at is not None or now >= first.token_expires_at:
+        return None
+    if not first.user_active or first.user_locked_at is not None:  # User.is_active
+        return None
+    roles = [(row.role, row.role_audit_seq) for row in rows if row.role is not None]
+    identity = plain.identity_map
+    if identity_key(User, first.user_id) in identity or any(
+        identity_key(UserRole, (first.user_id, role)) in identity for role, _seq in roles
+    ):
+        row = valid_token(plain, token, now)
+        return None if row is None else TokenHolder(row.user, row.id, row.scope, False)
+    user = User(**{key: getattr(first, f"user_{key}") for key in _USER_KEYS})
+    role_rows = [UserRole(user_id=user.id, role=role, audit_seq=seq) for role, seq in roles]
+    for role_row in role_rows:
+        make_transient_to_detached(role_row)
+    set_committed_value(user, "role_rows", role_rows)
+    _as_loaded(plain, user)
+    return TokenHolder(
+        user, first.token_id, first.token_scope, token_use_due(first.token_last_used_at, now)
+    )
 
 
 def scope_allows(scope: str, method: str) -> bool:

@@ -12,7 +12,7 @@ from flask import Flask, Response, current_app, g, request, session
 from flask_login import current_user, logout_user
 
 from cellchain.core import accounts, audit
-from cellchain.core.models import ApiToken, User
+from cellchain.core.models import User
 from cellchain.errors import AuthenticationFailed, InvalidInput, PermissionDenied
 from cellchain.extensions import csrf, db, login_manager
 from cellchain.http import (
@@ -47,22 +47,27 @@ def load_session_user(user_id: str) -> User | None:
     )
 
 
-def _valid_bearer_token() -> ApiToken | None:
-    """The valid token of an API request's bearer header, or None (no header, a page, or a
-    token that may not authenticate now)."""
+def _valid_bearer_token() -> accounts.TokenHolder | None:
+    """What the valid token of an API request's bearer header grants, or None (no header, a
+    page, or a token that may not authenticate now). Its user and roles are read in one
+    plain-row statement (``accounts.token_holder``, issue 20)."""
     token = bearer_token()
     if token is None or not is_api_request():
         return None
-    row = accounts.valid_token(db.session, token, now())
-    if row is not None and db.session.dirty:
+    current = now()
+    holder = accounts.token_holder(db.session, token, current)
+    if holder is not None and holder.use_due:
+        accounts.record_token_use(db.session.connection(), token_id=holder.token_id, now=current)
         _commit_keeping_loaded(db.session())  # token last-used time, its own small transaction
-    return row
+    elif holder is not None and db.session.dirty:  # ``valid_token`` set it (its fallback)
+        _commit_keeping_loaded(db.session())
+    return holder
 
 
 def _commit_keeping_loaded(session: Any) -> None:
-    """Commit without expiring what is loaded: the token, its user and roles were read in
-    this transaction and only the token's last-used time changed, so reading them all again
-    for the rest of the request would be three statements for nothing (issue 20)."""
+    """Commit without expiring what is loaded: the token's user and roles were read in this
+    transaction and only the token's last-used time changed, so reading them all again for
+    the rest of the request would be statements for nothing (issue 20)."""
     expire_on_commit = session.expire_on_commit
     session.expire_on_commit = False
     try:
