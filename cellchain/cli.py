@@ -154,7 +154,7 @@ def _serve_development(app: Flask, host: str, port: int) -> None:
 @click.option("--no-serve", is_flag=True, help="Build the demo database and stop.")
 def demo(host: str, port: int, database: Path | None, no_serve: bool) -> None:
     """A fresh demo site on SQLite: users for every role, the NCT01420432 protocol, served."""
-    from cellchain.demo import DEMO_USERS, seed_demo
+    from cellchain.demo import DEMO_TIMEZONE, DEMO_USERS, seed_demo
 
     probe = create_app({"ENV_NAME": "development", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
     path = database or Path(probe.instance_path) / "demo.sqlite"
@@ -162,7 +162,12 @@ def demo(host: str, port: int, database: Path | None, no_serve: bool) -> None:
     if path.exists():
         path.unlink()
     app = create_app(
-        {"ENV_NAME": "development", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path.resolve()}"}
+        {
+            "ENV_NAME": "development",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path.resolve()}",
+            # the demo is the first site, a hospital in Shandong, unless told otherwise
+            "SITE_TIMEZONE": os.environ.get("CELLCHAIN_TIMEZONE") or DEMO_TIMEZONE,
+        }
     )
     with app.app_context():
         upgrade()

@@ -60,6 +60,9 @@ class DemoUser:
         return f"{self.username}-demo-pass"
 
 
+#: the demo site's time zone (``cellchain demo``): the first site is a hospital in Shandong
+DEMO_TIMEZONE = "Asia/Shanghai"
+
 DEMO_USERS: tuple[DemoUser, ...] = (
     DemoUser("tech", "Tomas Tech (demo)", Role.TECHNICIAN),
     DemoUser("qc", "Quinn Analyst (demo)", Role.QC_ANALYST),
