@@ -26,14 +26,18 @@ def test_a_lot_with_no_results_reads_not_ready_with_each_failure_named(clients: 
     row = queue_row(page, desk.lot.lot_number)
     assert 'data-verdict="NOT READY"' in row and ">NOT READY<" in row
     assert "every precondition holds" not in row and ">READY<" not in row
-    # the results precondition is there, by its positive name, but marked FAILED with why
+    # the results precondition is there, by its positive name, marked FAILED (✘) with why
     failed = re.search(
-        r'<li class="bad" data-check="results"><strong>(\w+)</strong>: ([^—]+) —', row
+        r'<li class="fail" data-check="results" data-state="FAILED">'
+        r'<span class="mark" aria-hidden="true">✘</span> <strong>(\w+)</strong>: ([^—]+) —',
+        row,
     )
     assert failed and failed.group(1) == "FAILED" and failed.group(2).strip() == RESULTS_LABEL
     assert "missing: Sterility" in row
-    # every precondition listed in the row carries its state
-    assert "PASSED: " in row and "Donor eligible" in row.split("PASSED: ")[1]
+    # every precondition is listed with a mark and its state, the passed ones too
+    states = dict(re.findall(r'data-check="(\w+)" data-state="(\w+)"', row))
+    assert len(states) == 8 and states["donor_eligible"] == "PASSED"
+    assert re.search(r'class="pass" data-check="donor_eligible"[^>]*><span[^>]*>✔</span>', row)
 
 
 def test_the_review_page_marks_each_precondition(clients: Any, desk: Any):
