@@ -91,6 +91,7 @@ def wire(app: Flask) -> None:
     from cellchain.web import views as web_views
     from cellchain.web.docs import ProblemResponses, docs_static, protect_smorest_docs
     from cellchain.web.errors import ProblemSchema
+    from cellchain.worklists import api as worklists_api
 
     app.config["PERMANENT_SESSION_LIFETIME"] = dt.timedelta(
         minutes=app.config["IDLE_TIMEOUT_MINUTES"]
@@ -168,6 +169,7 @@ def wire(app: Flask) -> None:
         *trace_api.blueprints,
         *recalls_api.blueprints,
         *trial_data_api.blueprints,
+        *worklists_api.blueprints,
     ):
         api.register_blueprint(blueprint)
     protect_smorest_docs(app)

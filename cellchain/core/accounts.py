@@ -1123,5 +1123,32 @@ def record_token_use(connection: Connection, *, token_id: int, now: dt.datetime)
     _token_use_statement().execute(connection, {"token_id": token_id, "now": now})
 
 
+def count_locked_users(session: DbSession) -> int:
+    """How many active accounts are locked (``User.locked``: after too many failed
+    attempts, until an administrator unlocks them), one statement."""
+    return session.execute(
+        select(func.count())
+        .select_from(User)
+        .where(User.active.is_(True), User.locked_at.is_not(None))
+    ).scalar_one()
+
+
+def count_expiring_tokens(session: DbSession, *, now: dt.datetime, within: dt.timedelta) -> int:
+    """How many API tokens still valid at ``now`` (not revoked, not expired: ``valid_token``'s
+    own conditions on the token) expire within ``within``, of active accounts (one
+    statement)."""
+    return session.execute(
+        select(func.count())
+        .select_from(ApiToken)
+        .join(User, User.id == ApiToken.user_id)
+        .where(
+            ApiToken.revoked_at.is_(None),
+            ApiToken.expires_at > now,
+            ApiToken.expires_at <= now + within,
+            User.active.is_(True),
+        )
+    ).scalar_one()
+
+
 def count_users(session: DbSession) -> int:
     return session.execute(select(func.count(User.id))).scalar_one()

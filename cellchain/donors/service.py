@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, Select, func, select, update
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import EventType, UnitKind, UnitStatus
@@ -987,11 +987,7 @@ def list_donations(
     per_page: int = 25,
 ) -> Page[Donation]:
     """Donations, newest first, filtered by status and/or eligibility."""
-    query = select(Donation)
-    if status is not None:
-        query = query.where(Donation.status == status.value)
-    if eligibility is not None:
-        query = query.where(Donation.eligibility == eligibility.value)
+    query = _donations_query(status, eligibility)
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     page = max(1, page)
     items = list(
@@ -1002,14 +998,47 @@ def list_donations(
     return Page(items=items, page=page, per_page=per_page, total=total)
 
 
+def _donations_query(
+    status: DonationStatus | None, eligibility: Eligibility | None
+) -> Select[Donation]:
+    """The donations ``list_donations`` and ``count_donations`` select."""
+    query = select(Donation)
+    if status is not None:
+        query = query.where(Donation.status == status.value)
+    if eligibility is not None:
+        query = query.where(Donation.eligibility == eligibility.value)
+    return query
+
+
+def count_donations(
+    session: DbSession,
+    *,
+    status: DonationStatus | None = None,
+    eligibility: Eligibility | None = None,
+) -> int:
+    """How many donations ``list_donations`` would list in all (one statement)."""
+    query = _donations_query(status, eligibility)
+    return session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+
+
+def _awaiting_eligibility() -> tuple[ColumnElement[bool], ...]:
+    """The condition of the eligibility queue: awaiting QA's determination, not rejected."""
+    return (
+        Donation.eligibility == Eligibility.PENDING.value,
+        Donation.status != DonationStatus.REJECTED.value,
+    )
+
+
 def eligibility_queue(session: DbSession) -> list[tuple[Donation, EligibilityReview]]:
     """Donations awaiting QA's determination (not rejected), oldest first, each reviewed."""
     donations = session.execute(
-        select(Donation)
-        .where(
-            Donation.eligibility == Eligibility.PENDING.value,
-            Donation.status != DonationStatus.REJECTED.value,
-        )
-        .order_by(Donation.id)
+        select(Donation).where(*_awaiting_eligibility()).order_by(Donation.id)
     ).scalars()
     return [(donation, review_eligibility(donation)) for donation in donations]
+
+
+def count_eligibility_queue(session: DbSession) -> int:
+    """How many donations ``eligibility_queue`` lists (one statement)."""
+    return session.execute(
+        select(func.count()).select_from(Donation).where(*_awaiting_eligibility())
+    ).scalar_one()

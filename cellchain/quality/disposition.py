@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitStatus
@@ -313,9 +313,20 @@ def awaiting_review(
 ) -> list[Review]:
     """Lots in quarantine, oldest first, each with its review (ready or what is missing)."""
     lots = session.execute(
-        select(Lot).where(Lot.status == LotStatus.QUARANTINE.value).order_by(Lot.made_at, Lot.id)
+        select(Lot).where(_AWAITING_REVIEW).order_by(Lot.made_at, Lot.id)
     ).scalars()
     return [review(session, lot, now=now, zone=zone) for lot in lots]
+
+
+#: The condition of ``awaiting_review``: the lots not yet released or rejected.
+_AWAITING_REVIEW = Lot.status == LotStatus.QUARANTINE.value
+
+
+def count_awaiting_review(session: DbSession) -> int:
+    """How many lots ``awaiting_review`` lists (one statement)."""
+    return session.execute(
+        select(func.count()).select_from(Lot).where(_AWAITING_REVIEW)
+    ).scalar_one()
 
 
 def lots_with_oos(session: DbSession) -> list[tuple[Lot, list[QcResult]]]:

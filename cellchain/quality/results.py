@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -397,6 +397,21 @@ def valid_results(session: DbSession, lot: Lot) -> dict[str, QcResult]:
 
 def get_result(session: DbSession, result_id: int) -> QcResult:
     return get_or_404(session, QcResult, result_id, "QC result")
+
+
+def count_samples_awaiting_results(session: DbSession) -> int:
+    """How many QC samples of lots not yet released or rejected (quarantine, where
+    ``require_undisposed`` still lets results be recorded) have no valid result recorded on
+    them yet (one statement). A sample drawn for several tests counts as done once any valid
+    result names it: the specification's tests still missing are the QA review's
+    (``disposition.review``), not a sample's."""
+    measured = select(QcResult.sample_id).where(QcResult.status == ResultStatus.VALID.value)
+    return session.execute(
+        select(func.count())
+        .select_from(QcSample)
+        .join(Lot, Lot.id == QcSample.lot_id)
+        .where(Lot.status == LotStatus.QUARANTINE.value, QcSample.unit_id.not_in(measured))
+    ).scalar_one()
 
 
 def out_of_specification_lot_ids(session: DbSession) -> set[int]:

@@ -32,6 +32,7 @@ from cellchain.http import account_policy, acting_user, now, public, requires, u
 from cellchain.web.navigation import items_for
 from cellchain.web.resolve import record_url
 from cellchain.web.security import SESSION_TOKEN_KEY
+from cellchain.worklists.commands import worklist_of_acting_user
 
 blueprint = Blueprint("web", __name__)
 
@@ -101,7 +102,12 @@ def logout() -> ResponseReturnValue:
 @blueprint.get("/")
 @requires(Permission.USE_APP)
 def home() -> ResponseReturnValue:
-    return render_template("web/home.html", nav=items_for(acting_user().roles))
+    """The user's work queues, role by role (``worklists``), then the navigation."""
+    return render_template(
+        "web/home.html",
+        nav=items_for(acting_user().roles),
+        queues=worklist_of_acting_user(db.session),
+    )
 
 
 @blueprint.get("/scan")

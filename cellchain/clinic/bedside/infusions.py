@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from cellchain.chain import service as chain
@@ -372,6 +372,15 @@ def infusion_of(session: DbSession, order: DoseOrder) -> Infusion | None:
     return session.execute(
         select(Infusion).where(Infusion.dose_order_id == order.id)
     ).scalar_one_or_none()
+
+
+def count_running(session: DbSession) -> int:
+    """How many infusions are running (in progress: started, not yet ended), one statement."""
+    return session.execute(
+        select(func.count())
+        .select_from(Infusion)
+        .where(Infusion.status == InfusionStatus.IN_PROGRESS.value)
+    ).scalar_one()
 
 
 def infusions_of(session: DbSession, patient: Patient) -> list[Infusion]:

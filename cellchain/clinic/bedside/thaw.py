@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError
 
 from cellchain.chain import service as chain
@@ -192,15 +192,23 @@ def deadline_of(
 def thawing(session: DbSession) -> list[DoseOrder]:
     """Doses with a bag thawed or thawing and no infusion yet (the clinic's clock is running)."""
     return list(
-        session.execute(
-            select(DoseOrder)
-            .where(
-                DoseOrder.status == DoseStatus.PREPARED.value,
-                DoseOrder.id.in_(select(Thaw.dose_order_id)),
-            )
-            .order_by(DoseOrder.id)
-        ).scalars()
+        session.execute(select(DoseOrder).where(*_thawing()).order_by(DoseOrder.id)).scalars()
     )
+
+
+def _thawing() -> tuple[ColumnElement[bool], ...]:
+    """The condition of ``thawing``: prepared (not infused) with a thaw started."""
+    return (
+        DoseOrder.status == DoseStatus.PREPARED.value,
+        DoseOrder.id.in_(select(Thaw.dose_order_id)),
+    )
+
+
+def count_thawing(session: DbSession) -> int:
+    """How many doses ``thawing`` lists (one statement)."""
+    return session.execute(
+        select(func.count()).select_from(DoseOrder).where(*_thawing())
+    ).scalar_one()
 
 
 # --- internals ----------------------------------------------------------------------------------

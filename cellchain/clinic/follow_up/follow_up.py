@@ -145,6 +145,21 @@ def due_visits(
     )
 
 
+def count_due_visits(
+    session: DbSession, *, today: dt.date, zone: ZoneInfo
+) -> dict[VisitStatus, int]:
+    """How many visits ``due_visits`` lists as due and as overdue on ``today``.
+
+    The schedule is computed, not stored (each patient's protocol, first infusion, moves and
+    missed visits), so this counts what ``due_visits`` returns: its statements are a fixed
+    number whatever the number of patients, its work grows with the enrolled patients."""
+    counts = {VisitStatus.DUE: 0, VisitStatus.OVERDUE: 0}
+    for item in due_visits(session, today=today, zone=zone):
+        if item.status in counts:
+            counts[item.status] += 1
+    return counts
+
+
 def record_visit_done(
     session: DbSession,
     patient: Patient,

@@ -25,7 +25,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cellchain.clinic.models import AdverseEvent, Causality, Infusion, ReportKind, Seriousness
 from cellchain.core import audit, signatures
@@ -111,6 +111,15 @@ def reports_due(
     clocks = [reporting_clock(e, now=now, follow_up_days=follow_up_days) for e in events]
     pending = [c for c in clocks if c is not None and c.next_due is not None]
     return sorted(pending, key=lambda c: (c.next_due or now, c.event.id))
+
+
+def count_to_assess(session: DbSession) -> int:
+    """How many adverse events await the investigator's causality assessment (one statement):
+    those with no causality, the events ``acts.adverse_event_actions`` offers ``assess`` on
+    and ``assess`` accepts."""
+    return session.execute(
+        select(func.count()).select_from(AdverseEvent).where(AdverseEvent.causality.is_(None))
+    ).scalar_one()
 
 
 def trial_listing(session: DbSession) -> list[AdverseEvent]:

@@ -29,8 +29,9 @@ import dataclasses
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from cellchain.clinic.follow_up import follow_up
 from cellchain.clinic.models import MissedVisit, VisitReschedule
@@ -300,6 +301,27 @@ def record_missed(
         changes={"visit": (None, code), "reason": (None, text)},
     )
     return row
+
+
+def count_deviations_to_sign(session: DbSession) -> int:
+    """How many moves ``sign_deviation`` would accept (one statement): outside the protocol
+    window, not signed, and the latest move of that patient's visit (not superseded)."""
+    later = aliased(VisitReschedule)
+    superseded = exists().where(
+        later.patient_id == VisitReschedule.patient_id,
+        later.visit == VisitReschedule.visit,
+        (later.recorded_at > VisitReschedule.recorded_at)
+        | ((later.recorded_at == VisitReschedule.recorded_at) & (later.id > VisitReschedule.id)),
+    )
+    return session.execute(
+        select(func.count())
+        .select_from(VisitReschedule)
+        .where(
+            VisitReschedule.outside_protocol.is_(True),
+            VisitReschedule.deviation_signed_at.is_(None),
+            ~superseded,
+        )
+    ).scalar_one()
 
 
 def get_reschedule(session: DbSession, reschedule_id: int) -> VisitReschedule:

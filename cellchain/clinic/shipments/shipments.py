@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import GONE, EventType, Unit, UnitEvent, UnitStatus
@@ -407,6 +407,14 @@ def list_shipments(session: DbSession, limit: int = 100) -> list[Shipment]:
     return list(
         session.execute(select(Shipment).order_by(Shipment.id.desc()).limit(limit)).scalars()
     )
+
+
+def count_shipments(session: DbSession, status: ShipmentStatus) -> int:
+    """How many shipments are in ``status`` (one statement): in transit, the clinic's to
+    receive; held, QA's to decide."""
+    return session.execute(
+        select(func.count()).select_from(Shipment).where(Shipment.status == status.value)
+    ).scalar_one()
 
 
 def shipment_of(session: DbSession, order: DoseOrder) -> Shipment | None:

@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, select
+from sqlalchemy import Select, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -438,10 +438,31 @@ def list_deviations(
     session: DbSession, status: DeviationStatus | str | None = None
 ) -> list[Deviation]:
     """Deviations, newest first, optionally only the open or only the closed ones."""
-    query = select(Deviation).order_by(Deviation.id.desc())
+    query = _deviations_query(status).order_by(Deviation.id.desc())
+    return list(session.execute(query).scalars())
+
+
+def _deviations_query(
+    status: DeviationStatus | str | None, category: DeviationCategory | None = None
+) -> Select[Deviation]:
+    """The deviations ``list_deviations`` and ``count_deviations`` select."""
+    query = select(Deviation)
     if status is not None:
         query = query.where(Deviation.status == DeviationStatus(status).value)
-    return list(session.execute(query).scalars())
+    if category is not None:
+        query = query.where(Deviation.category == category.value)
+    return query
+
+
+def count_deviations(
+    session: DbSession,
+    status: DeviationStatus | str | None = None,
+    category: DeviationCategory | None = None,
+) -> int:
+    """How many deviations ``list_deviations`` lists (one statement), optionally of one
+    category only (the open storage excursions are the storage alarms)."""
+    query = _deviations_query(status, category)
+    return session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
 
 
 def get_deviation(session: DbSession, deviation_id: int) -> Deviation:

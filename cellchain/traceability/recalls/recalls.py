@@ -649,6 +649,14 @@ def list_recalls(session: DbSession) -> list[Recall]:
     return sorted(recalls, key=lambda recall: not recall.is_open)
 
 
+def count_open_recalls(session: DbSession) -> int:
+    """How many recalls are open (``Recall.is_open``): QA's to close once every exposed
+    patient is notified (one statement)."""
+    return session.execute(
+        select(func.count()).select_from(Recall).where(Recall.status == RecallStatus.OPEN.value)
+    ).scalar_one()
+
+
 def recall_of(session: DbSession, target: RecallTarget, target_id: int) -> Recall | None:
     """The latest recall of ``target``, open or closed."""
     return session.execute(
