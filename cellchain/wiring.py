@@ -77,6 +77,7 @@ def wire(app: Flask) -> None:
     from cellchain.manufacturing.storage import views as storage_views  # noqa: F401 (its routes)
     from cellchain.quality import api as quality_api
     from cellchain.quality import views as quality_views
+    from cellchain.scanning import api as scanning_api
     from cellchain.traceability import pages as traceability_pages
     from cellchain.traceability.coi import api as coi_api
     from cellchain.traceability.coi import views as coi_views
@@ -169,6 +170,7 @@ def wire(app: Flask) -> None:
         *trace_api.blueprints,
         *recalls_api.blueprints,
         *trial_data_api.blueprints,
+        *scanning_api.blueprints,
         *worklists_api.blueprints,
     ):
         api.register_blueprint(blueprint)

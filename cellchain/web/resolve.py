@@ -20,8 +20,9 @@ def register_record_page(entity_type: str, url_for_id: Callable[[str], str]) -> 
 
 
 class IssuedCode(Protocol):
-    """What a code's page is found from: an ``IssuedIdentifier``, or a row of its columns
-    (the scan's Core read, ``chain/scanning.py``)."""
+    """What a code's page is found from: an ``IssuedIdentifier``, a row of its columns (the
+    scan's Core read, ``chain/scanning.py``), or what the scan box found
+    (``scanning.codes.Match``)."""
 
     @property
     def code(self) -> str: ...
@@ -29,6 +30,20 @@ class IssuedCode(Protocol):
     def entity_type(self) -> str | None: ...
     @property
     def entity_id(self) -> str | None: ...
+
+
+# The manufacturing records the scan box finds by their own codes (issue 21). Registered here
+# until manufacturing/processing/views.py registers them itself; material lots and equipment
+# have no page of their own, so they lead to their row of the list.
+register_record_page("lot", lambda entity_id: url_for("manufacturing.lot", lot_id=entity_id))
+register_record_page(
+    "material_lot",
+    lambda entity_id: url_for("manufacturing.materials", _anchor=f"material-lot-{entity_id}"),
+)
+register_record_page(
+    "equipment",
+    lambda entity_id: url_for("manufacturing.equipment", _anchor=f"equipment-{entity_id}"),
+)
 
 
 def record_url(issued: IssuedCode) -> str:

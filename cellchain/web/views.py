@@ -22,13 +22,13 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 
-from cellchain.core import accounts, audit, numbering
+from cellchain.core import accounts, audit
 from cellchain.core.display import local_time, scientific
-from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.roles import Permission, has_permission
-from cellchain.errors import AuthenticationFailed, NotFound
+from cellchain.errors import AuthenticationFailed, InvalidInput, NotFound
 from cellchain.extensions import db
 from cellchain.http import account_policy, acting_user, now, public, requires, unit_of_work
+from cellchain.scanning import codes
 from cellchain.web.navigation import items_for
 from cellchain.web.resolve import record_url
 from cellchain.web.security import SESSION_TOKEN_KEY
@@ -113,17 +113,24 @@ def home() -> ResponseReturnValue:
 @blueprint.get("/scan")
 @requires(Permission.USE_APP)
 def scan() -> ResponseReturnValue:
-    """Resolve what a scanner typed (or a person) to its record page, or say what is wrong."""
+    """Resolve what a scanner typed (or a person) to its record page, or say what is wrong:
+    any code the scan box reads (``scanning.codes``), as the user may see it."""
     code = request.args.get("code", "")
     if not code.strip():
         return render_template("web/scan.html", code=code, error=None)
     try:
-        issued = numbering.lookup(db.session, code)
-    except InvalidIdentifier as error:
+        found = codes.find(db.session, code, roles=acting_user().roles)
+    except codes.AmbiguousCode as error:
+        choices = [(match, record_url(match)) for match in error.matches]
+        page = render_template(
+            "web/scan.html", code=code, error=error.detail, kind="ambiguous", choices=choices
+        )
+        return page, error.status
+    except InvalidInput as error:
         return render_template("web/scan.html", code=code, error=error.detail, kind="invalid"), 422
     except NotFound as error:
         return render_template("web/scan.html", code=code, error=error.detail, kind="unknown"), 404
-    return redirect(record_url(issued))
+    return redirect(record_url(found))
 
 
 # --- template helpers -------------------------------------------------------------------
