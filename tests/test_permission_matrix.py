@@ -174,6 +174,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("audit_api.verify_audit", "POST"): frozenset({QA}),
     ("scan_api.scan", "GET"): EVERYONE,
     ("worklist_api.worklist", "GET"): EVERYONE,
+    ("lookup_api.lookup", "GET"): EVERYONE,
     ("identifiers_api.get_identifier", "GET"): EVERYONE,
     ("identifiers_api.reserve_dins", "POST"): frozenset({T, ADM}),
     ("units_api.get_unit", "GET"): EVERYONE,
