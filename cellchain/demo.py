@@ -226,7 +226,14 @@ def _seed_lab(session: DbSession, *, now: dt.datetime, tech: User, qa: User) -> 
 
 
 def _seed_expansion(
-    session: DbSession, donation: Donation, kit: _LabKit, *, box: int, now: dt.datetime, tech: User
+    session: DbSession,
+    donation: Donation,
+    kit: _LabKit,
+    *,
+    box: int,
+    now: dt.datetime,
+    tech: User,
+    site_zone: ZoneInfo,
 ) -> Lot:
     """The batch record of a lot: isolation, three passages, fill of 10 bags, freezing and LN2
     storage in rack 1, ``box``, with released materials and the equipment used, at the times a
@@ -295,9 +302,10 @@ def _seed_expansion(
             actor=tech,
             now=now,
             at=day(29.2),
+            zone=site_zone,
         )
     storage.record_tank_reading(
-        session, tank, temperature_c=-182.0, at=day(30), actor=tech, now=now
+        session, tank, temperature_c=-182.0, at=day(30), actor=tech, now=now, zone=site_zone
     )
     return lot
 
@@ -380,7 +388,11 @@ def _seed_donations(
 
     kit = _seed_lab(session, now=now, tech=tech, qa=qa[0])
     eligible = eligible_donation(32, "Maternity ward A, City Hospital (demo)")
-    lots = {"awaiting_testing": _seed_expansion(session, eligible, kit, box=1, now=now, tech=tech)}
+    lots = {
+        "awaiting_testing": _seed_expansion(
+            session, eligible, kit, box=1, now=now, tech=tech, site_zone=site_zone
+        )
+    }
 
     quarantine = register(8, "Maternity ward B, City Hospital (demo)")
     receive(quarantine)
@@ -393,7 +405,9 @@ def _seed_donations(
         (("released", 75), ("out_of_specification", 60), ("rejected", 48)), start=2
     ):
         donations[stage] = eligible_donation(days_ago, "Maternity ward A, City Hospital (demo)")
-        lots[stage] = _seed_expansion(session, donations[stage], kit, box=box, now=now, tech=tech)
+        lots[stage] = _seed_expansion(
+            session, donations[stage], kit, box=box, now=now, tech=tech, site_zone=site_zone
+        )
     for lot in lots.values():
         _seed_labels(session, lot, site_zone=site_zone, tech=tech)
     _seed_release(session, lots, now=now, site_zone=site_zone, qc=qc, qa=qa)
@@ -812,6 +826,7 @@ def _seed_release(
         password=qa[1],
         comment="All release tests pass; batch record reviewed.",
         now=now,
+        zone=site_zone,
     )
     rejected = lots["rejected"]
     for opened in deviations.open_deviations_of(session, rejected):
@@ -823,6 +838,7 @@ def _seed_release(
             user=qa[0],
             password=qa[1],
             now=now,
+            zone=site_zone,
         )
     disposition.reject_lot(
         session,
@@ -831,6 +847,7 @@ def _seed_release(
         user=qa[0],
         password=qa[1],
         now=now,
+        zone=site_zone,
     )
 
 

@@ -4,6 +4,7 @@ step records it, the lot shows it, and the lot's release stays blocked."""
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import pytest
@@ -94,6 +95,7 @@ def test_every_step_that_makes_cells_is_held_to_the_limits(bench):
             context=bench.context(),
             actor=bench.lab.tech,
             now=utcnow(),
+            zone=UTC,
         )
     db.session.rollback()
     deviation = bench.authorised_excursion(donation, max_passage=6)
@@ -105,6 +107,7 @@ def test_every_step_that_makes_cells_is_held_to_the_limits(bench):
         context=bench.context(deviation_id=deviation.id),
         actor=bench.lab.tech,
         now=utcnow(),
+        zone=UTC,
     )
     assert thaw.passage == 6 and thaw.deviation_id == deviation.id
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC
 
 import pytest
 from hypothesis import given, settings
@@ -164,6 +165,7 @@ def test_bank_freeze_and_thaw_carry_the_cpd_on(bench):
         context=bench.context(),
         actor=bench.lab.tech,
         now=utcnow(),
+        zone=UTC,
     )
     db.session.commit()
     assert thaw.passage == 1 and math.isclose(thaw.cumulative_pd, 2.0)
@@ -296,7 +298,15 @@ def test_thawing_a_stored_vial_frees_its_slot(bench):
     [vial, _other] = bench.outputs(bank)
     tank = bench.equipment["LN2-01"]
     storage.store_unit(
-        db.session, vial, tank=tank, rack="1", box="1", slot="1", actor=bench.lab.tech, now=utcnow()
+        db.session,
+        vial,
+        tank=tank,
+        rack="1",
+        box="1",
+        slot="1",
+        actor=bench.lab.tech,
+        now=utcnow(),
+        zone=UTC,
     )
     db.session.commit()
     processing.bank_thaw(
@@ -307,6 +317,7 @@ def test_thawing_a_stored_vial_frees_its_slot(bench):
         context=bench.context(),
         actor=bench.lab.tech,
         now=utcnow(),
+        zone=UTC,
     )
     db.session.commit()
     assert storage.position_of(db.session, vial) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from datetime import UTC
 from typing import Any
 
 import pytest
@@ -58,6 +59,7 @@ def read(bench: Any, temperature: float, *, tank: Any = None, at=None, now=None)
         at=at,
         actor=bench.lab.tech,
         now=now or utcnow(),
+        zone=UTC,
     )
     db.session.commit()
     return outcome
@@ -104,6 +106,7 @@ def test_a_cell_bank_vial_can_be_stored_and_coordinates_have_one_spelling(bench)
             slot="7",
             actor=bench.lab.tech,
             now=utcnow(),
+            zone=UTC,
         )
     db.session.rollback()
 
@@ -206,7 +209,7 @@ def test_a_unit_taken_out_frees_its_slot_and_is_moved_to_where_it_went(bench):
     _lot, [bag, other] = make_lot(bench, bags=2)
     position = store(bench, bag, "3", "3", "3")
     removed = storage.remove_unit(
-        db.session, bag, location="Dispensing bench", actor=bench.lab.tech, now=utcnow()
+        db.session, bag, location="Dispensing bench", actor=bench.lab.tech, now=utcnow(), zone=UTC
     )
     db.session.commit()
     assert removed.id == position.id and removed.unit_id is None
@@ -215,7 +218,9 @@ def test_a_unit_taken_out_frees_its_slot_and_is_moved_to_where_it_went(bench):
     last = chain.history(db.session, bag)[-1]
     assert (last.event_type, last.from_location) == ("moved", position.label)
     with pytest.raises(Conflict, match="not in LN2 storage"):
-        storage.remove_unit(db.session, bag, location="x", actor=bench.lab.tech, now=utcnow())
+        storage.remove_unit(
+            db.session, bag, location="x", actor=bench.lab.tech, now=utcnow(), zone=UTC
+        )
     db.session.rollback()
     # a unit gone while in the tank can still be taken off the slot (recorded as a scan)
     store(bench, other, "3", "3", "3")
@@ -226,7 +231,9 @@ def test_a_unit_taken_out_frees_its_slot_and_is_moved_to_where_it_went(bench):
     with pytest.raises(Conflict, match="take it off the position first"):
         store(bench, bag, "3", "3", "3")
     db.session.rollback()
-    storage.remove_unit(db.session, other, location="Waste", actor=bench.lab.tech, now=utcnow())
+    storage.remove_unit(
+        db.session, other, location="Waste", actor=bench.lab.tech, now=utcnow(), zone=UTC
+    )
     db.session.commit()
     assert chain.history(db.session, other)[-1].event_type == "scanned"
     assert store(bench, bag, "3", "3", "3").unit_id == bag.id
@@ -347,7 +354,7 @@ def test_two_technicians_filling_one_slot_end_with_one_placement(app, bench, slo
     if slot_known:  # the slot's row exists and is empty: the conditional UPDATE decides
         store(bench, bags[-1], "7", "7", "7")
         storage.remove_unit(
-            db.session, bags[-1], location="Bench", actor=bench.lab.tech, now=utcnow()
+            db.session, bags[-1], location="Bench", actor=bench.lab.tech, now=utcnow(), zone=UTC
         )
         db.session.commit()
     # some of the units are moving from another slot, so audit writes come into play too
@@ -367,6 +374,7 @@ def test_two_technicians_filling_one_slot_end_with_one_placement(app, bench, slo
                     slot="7",
                     actor=db.session.get(type(bench.lab.tech), tech_id),
                     now=utcnow(),
+                    zone=UTC,
                 )
                 db.session.commit()
                 return f"{bag_id}:stored"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from cellchain.core.types import utcnow
@@ -37,7 +38,15 @@ def store(bench: Any, unit: Any, rack: str = "1", box: str = "1", slot: str = "1
     kw.setdefault("tank", bench.equipment["LN2-01"])
     now = kw.pop("now", utcnow())
     position = storage.store_unit(
-        db.session, unit, rack=rack, box=box, slot=slot, actor=bench.lab.tech, now=now, **kw
+        db.session,
+        unit,
+        rack=rack,
+        box=box,
+        slot=slot,
+        actor=bench.lab.tech,
+        now=now,
+        **kw,
+        zone=UTC,
     )
     db.session.commit()
     return position

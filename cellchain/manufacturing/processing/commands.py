@@ -17,7 +17,7 @@ from cellchain.core.models import User
 from cellchain.donors import service as donors
 from cellchain.errors import InvalidInput
 from cellchain.extensions import DbSession
-from cellchain.http import acting_user, now
+from cellchain.http import acting_user, now, site_zone
 from cellchain.manufacturing.models import (
     Equipment,
     EquipmentKind,
@@ -90,6 +90,7 @@ def record_step(
             context=context,
             actor=actor,
             now=now,
+            zone=site_zone(),
         )
         return step, None
     vessels_in = [chain.resolve_unit(session, code) for code in data["vessels_in"]]

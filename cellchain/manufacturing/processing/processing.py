@@ -17,6 +17,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import SupportsFloat, SupportsInt, cast
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -259,8 +260,10 @@ def bank_thaw(
     context: StepContext,
     actor: User,
     now: dt.datetime,
+    zone: ZoneInfo,
 ) -> ProcessingStep:
-    """Thaw a cell-bank vial into new vessels at the next passage; its CPD carries on."""
+    """Thaw a cell-bank vial into new vessels at the next passage; its CPD carries on.
+    ``zone``: the site's, in which a refusal names a time."""
     if vial.kind != UnitKind.BANK_VIAL.value:
         raise InvalidInput(f"{vial.code} is a {vial.kind_label}, not a cell-bank vial.")
     donation = vial.donation
@@ -272,7 +275,13 @@ def bank_thaw(
     done = _context(session, context, actor=actor, now=now, after=[vial])
     if storage.position_of(session, vial) is not None:  # taken out of LN2 to be thawed
         storage.remove_unit(
-            session, vial, location="thawed for culture", actor=actor, now=now, at=done.performed_at
+            session,
+            vial,
+            location="thawed for culture",
+            actor=actor,
+            now=now,
+            at=done.performed_at,
+            zone=zone,
         )
     figures = _Figures(passage=record.passage + 1, cumulative_pd=record.cumulative_pd or 0.0)
     return _record(

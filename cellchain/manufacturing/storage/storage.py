@@ -62,8 +62,6 @@ _COORDINATE = re.compile(r"^[A-Z0-9][A-Z0-9-]*$")
 #: Events after which a unit is where the event says (a scan or hand-off does not move it).
 _LOCATING_EVENTS = (EventType.CREATED.value, EventType.MOVED.value, EventType.RECEIVED.value)
 
-UTC_ZONE = ZoneInfo("UTC")
-
 
 @dataclass(frozen=True)
 class TankSummary:
@@ -96,7 +94,7 @@ def store_unit(
     actor: User,
     now: dt.datetime,
     at: dt.datetime | None = None,
-    zone: ZoneInfo = UTC_ZONE,
+    zone: ZoneInfo,
 ) -> StoragePosition:
     """Put a cryobag or cell-bank vial into a slot of an LN2 tank (in service).
 
@@ -178,7 +176,7 @@ def remove_unit(
     actor: User,
     now: dt.datetime,
     at: dt.datetime | None = None,
-    zone: ZoneInfo = UTC_ZONE,
+    zone: ZoneInfo,
 ) -> StoragePosition:
     """Take a unit out of its LN2 position to ``location``; the slot becomes empty.
 
@@ -298,7 +296,7 @@ def record_tank_reading(
     at: dt.datetime | None,
     actor: User,
     now: dt.datetime,
-    zone: ZoneInfo = UTC_ZONE,
+    zone: ZoneInfo,
 ) -> ReadingOutcome:
     """Record a temperature reading of an LN2 tank taken at ``at`` (now if None).
 
