@@ -2,11 +2,18 @@
 scenario, ``bedside.gather`` now gathers the same ``BedsideFacts`` (every field, equal),
 resolves the same patient and dose, and so gives the same checks and verdict, as ``gather``
 as it read before (``tests/support/bedside_reference.py``); and the API's answer and the
-stored check are the same byte for byte with either."""
+stored check are the same byte for byte with either.
+
+Each scenario declares the read it takes (``Read``): the dose as plain rows
+(``bedside._gather_read``, ``doses.dose_reads``) or through the ORM (``doses.doses_read``);
+the comparison asserts it, so a change of ``_gather_read``'s condition that moves a scenario
+from one read to the other goes red instead of silently leaving the plain read uncompared."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import enum
 import json
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +25,8 @@ from cellchain.chain.models import UnitStatus
 from cellchain.clinic.bedside import bedside, post_thaw
 from cellchain.clinic.models import BedsideCheck
 from cellchain.core.types import utcnow
+from cellchain.dosing import service as dosing
+from cellchain.dosing.models import Protocol
 from cellchain.dosing.rechecks.rechecks import RecheckAnswer
 from cellchain.extensions import db
 from cellchain.traceability.models import RecallTarget
@@ -208,8 +217,11 @@ def _post_thaw_proceed(ward: Ward, _released: Any) -> Scene:
     return payload(patient.coi), payload(order.dose_unit.code), utcnow(), set()
 
 
-def _month_3(ward: Ward, *, recheck_fails: bool = False) -> tuple[Any, Any]:
-    """Day 0 infused 91 days ago, a Month 3 dose (re-checked first) at the bedside."""
+def _month_3(
+    ward: Ward, *, recheck_fails: bool = False, rechecked_days_ago: int | None = None
+) -> tuple[Any, Any]:
+    """Day 0 infused 91 days ago, a Month 3 dose (re-checked first, ``rechecked_days_ago``
+    when given, else as the dose is ordered) at the bedside."""
     patient, first = ward.at_bedside()
     infusion = ward.start(ward.sign(ward.verify(patient, first))).infusion
     assert infusion is not None
@@ -217,6 +229,8 @@ def _month_3(ward: Ward, *, recheck_fails: bool = False) -> tuple[Any, Any]:
     if infusion.ended_at is not None:
         infusion.ended_at -= dt.timedelta(days=91)
     db.session.commit()
+    if rechecked_days_ago is not None:
+        ward.clinic.recheck(patient, "M3", now=utcnow() - dt.timedelta(days=rechecked_days_ago))
     ward.clinic.weigh(patient, 71.0, hours_ago=0)  # a fresh weight for the new dose
     order = ward.prepared(patient, visit="M3")
     ward.receive(ward.ship(order))
@@ -233,6 +247,76 @@ def _month_3_rechecked(ward: Ward, _released: Any) -> Scene:
 
 def _month_3_recheck_failed(ward: Ward, _released: Any) -> Scene:
     patient, order = _month_3(ward, recheck_fails=True)
+    return payload(patient.coi), payload(order.dose_unit.code), utcnow(), {"recheck"}
+
+
+def _qa_signs(ward: Ward, old: Protocol, **changes: Any) -> Protocol:
+    """QA signs a new version of the protocol of ``old``, its parameters changed by
+    ``changes``: it is in force, the version before it superseded."""
+    parameters = copy.deepcopy(old.parameters)
+    parameters.update(changes)
+    new = dosing.PROTOCOLS.draft(
+        db.session,
+        actor=ward.lab.qa,
+        now=utcnow(),
+        code=old.code,
+        title=old.title,
+        parameters=parameters,
+    )
+    dosing.PROTOCOLS.approve(
+        db.session, new, user=ward.lab.qa, password=TEST_PASSWORD, now=utcnow()
+    )
+    db.session.commit()
+    return new
+
+
+def _moved_to(patient: Any, order: Any, protocol: Protocol) -> None:
+    """The patient moved to ``protocol`` after the dose was ordered: the order stays on the
+    version it was ordered under."""
+    ordered_under = order.protocol_id
+    patient.protocol_id = protocol.id
+    db.session.commit()
+    assert order.protocol_id == ordered_under != patient.protocol_id
+
+
+def _new_version(ward: Ward, thaw_minutes: int) -> tuple[Any, Any]:
+    """A dose at the bedside (thawed now) ordered under the protocol's first version, the
+    patient moved since to a version QA signed with a thaw window of ``thaw_minutes``."""
+    patient, order = ward.at_bedside()
+    old = patient.protocol
+    assert old.parameters["thaw_to_infusion_minutes"] == 60
+    _moved_to(patient, order, _qa_signs(ward, old, thaw_to_infusion_minutes=thaw_minutes))
+    return patient, order
+
+
+def _new_version_go(ward: Ward, _released: Any) -> Scene:
+    """At 45 minutes after the thaw: within the order's version's 60 (the thaw window is
+    the order's), not the patient's new 30."""
+    patient, order = _new_version(ward, 30)
+    later = utcnow() + dt.timedelta(minutes=45)
+    return payload(patient.coi), payload(order.dose_unit.code), later, set()
+
+
+def _new_version_thaw_expired(ward: Ward, _released: Any) -> Scene:
+    """At 90 minutes after the thaw: past the order's version's 60, although the patient's
+    new version allows 240."""
+    patient, order = _new_version(ward, 240)
+    later = utcnow() + dt.timedelta(minutes=90)
+    return payload(patient.coi), payload(order.dose_unit.code), later, {"thaw"}
+
+
+def _new_version_recheck_lapsed(ward: Ward, _released: Any) -> Scene:
+    """A Month 3 dose ordered under the first version, re-checked 3 days ago (valid 7 days
+    there); the patient moved since to a second version (valid 7 days too), and QA then
+    signed a third, in force, whose re-check is valid 2 days: the rules merged from the
+    patient's version and the one in force (the shorter validity) stop the infusion."""
+    patient, order = _month_3(ward, rechecked_days_ago=3)
+    old = patient.protocol
+    recheck = old.parameters["pre_infusion_recheck"]
+    assert recheck["valid_days"] == 7 and "M3" in recheck["visits"]
+    second = _qa_signs(ward, old, thaw_to_infusion_minutes=240)
+    _moved_to(patient, order, second)
+    _qa_signs(ward, second, pre_infusion_recheck={**recheck, "valid_days": 2})
     return payload(patient.coi), payload(order.dose_unit.code), utcnow(), {"recheck"}
 
 
@@ -338,43 +422,74 @@ def _lot_as_label(ward: Ward, released: Any) -> Scene:
     return payload(patient.coi), payload(spare.code), utcnow(), None
 
 
-SCENES: dict[str, Callable[[Ward, Any], Scene]] = {
-    "go": _go,
-    "bag_code": _bag_code,
-    "typed_codes": _typed_codes,
-    "wrong_patient": _wrong_patient,
-    "control_arm": _control_arm,
-    "withdrawn": _withdrawn,
-    "recalled": _recalled,
-    "unreleased": _unreleased,
-    "lot_expired": _lot_expired,
-    "thaw_expired": _thaw_expired,
-    "not_thawed": _not_thawed,
-    "in_transit": _in_transit,
-    "not_shipped": _not_shipped,
-    "reprint_not_applied": _reprint_not_applied,
-    "quarantined_bag": _quarantined_bag,
-    "second_check_changed": _second_check_changed,
-    "infused": _infused,
-    "weight_changed": _weight_changed,
-    "weight_unconfirmed": _weight_unconfirmed,
-    "weight_stale": _weight_stale,
-    "visit_window_closed": _visit_window_closed,
-    "post_thaw_count": _post_thaw_count,
-    "post_thaw_outside": _post_thaw_outside,
-    "post_thaw_proceed": _post_thaw_proceed,
-    "month_3_rechecked": _month_3_rechecked,
-    "month_3_recheck_failed": _month_3_recheck_failed,
-    "cancelled_dose_label": _cancelled_dose_label,
-    "cancelled_dose_bag": _cancelled_dose_bag,
-    "visit_moved": _visit_moved,
-    "visit_missed": _visit_missed,
-    "unreadable_wristband": _unreadable_wristband,
-    "unreadable_label": _unreadable_label,
-    "bag_as_wristband": _bag_as_wristband,
-    "wristband_as_label": _wristband_as_label,
-    "spare_bag_as_label": _lot_as_label,
+class Read(enum.Enum):
+    """How ``bedside.gather`` reads a scenario's dose."""
+
+    PLAIN = "plain rows"  # ``_gather_read``: the scans resolve as a go needs
+    ORM = "ORM"  # ``_gather_read`` declined or was not asked: ``doses_read`` and the ORM
+
+
+#: Every scenario, with the read it must take.
+SCENES: dict[str, tuple[Read, Callable[[Ward, Any], Scene]]] = {
+    "go": (Read.PLAIN, _go),
+    "bag_code": (Read.PLAIN, _bag_code),
+    "typed_codes": (Read.PLAIN, _typed_codes),
+    "wrong_patient": (Read.ORM, _wrong_patient),
+    "control_arm": (Read.PLAIN, _control_arm),
+    "withdrawn": (Read.PLAIN, _withdrawn),
+    "recalled": (Read.ORM, _recalled),
+    "unreleased": (Read.PLAIN, _unreleased),
+    "lot_expired": (Read.PLAIN, _lot_expired),
+    "thaw_expired": (Read.PLAIN, _thaw_expired),
+    "not_thawed": (Read.PLAIN, _not_thawed),
+    "in_transit": (Read.PLAIN, _in_transit),
+    "not_shipped": (Read.PLAIN, _not_shipped),
+    "reprint_not_applied": (Read.PLAIN, _reprint_not_applied),
+    "quarantined_bag": (Read.PLAIN, _quarantined_bag),
+    "second_check_changed": (Read.PLAIN, _second_check_changed),
+    "infused": (Read.PLAIN, _infused),
+    "weight_changed": (Read.PLAIN, _weight_changed),
+    "weight_unconfirmed": (Read.PLAIN, _weight_unconfirmed),
+    "weight_stale": (Read.PLAIN, _weight_stale),
+    "visit_window_closed": (Read.PLAIN, _visit_window_closed),
+    "post_thaw_count": (Read.PLAIN, _post_thaw_count),
+    "post_thaw_outside": (Read.PLAIN, _post_thaw_outside),
+    "post_thaw_proceed": (Read.PLAIN, _post_thaw_proceed),
+    "month_3_rechecked": (Read.PLAIN, _month_3_rechecked),
+    "month_3_recheck_failed": (Read.PLAIN, _month_3_recheck_failed),
+    "new_version_go": (Read.PLAIN, _new_version_go),
+    "new_version_thaw_expired": (Read.PLAIN, _new_version_thaw_expired),
+    "new_version_recheck_lapsed": (Read.PLAIN, _new_version_recheck_lapsed),
+    "cancelled_dose_label": (Read.PLAIN, _cancelled_dose_label),
+    "cancelled_dose_bag": (Read.ORM, _cancelled_dose_bag),
+    "visit_moved": (Read.PLAIN, _visit_moved),
+    "visit_missed": (Read.PLAIN, _visit_missed),
+    "unreadable_wristband": (Read.ORM, _unreadable_wristband),
+    "unreadable_label": (Read.ORM, _unreadable_label),
+    "bag_as_wristband": (Read.ORM, _bag_as_wristband),
+    "wristband_as_label": (Read.ORM, _wristband_as_label),
+    "spare_bag_as_label": (Read.ORM, _lot_as_label),
 }
+
+
+def read_taken(monkeypatch: pytest.MonkeyPatch) -> Callable[[], Read]:
+    """Spies on ``bedside._gather_read`` from now on: the read ``bedside.gather`` took."""
+    answers: list[bool] = []
+    real = bedside._gather_read
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        plain = real(*args, **kwargs)
+        answers.append(plain is not None)
+        return plain
+
+    monkeypatch.setattr(bedside, "_gather_read", spy)
+    return lambda: Read.PLAIN if any(answers) else Read.ORM
+
+
+def test_the_scenarios_read_as_plain_rows_are_pinned() -> None:
+    """The share of scenarios the plain-row read is compared in: changed only on purpose."""
+    plain = [name for name, (read, _scene) in SCENES.items() if read is Read.PLAIN]
+    assert (len(plain), len(SCENES)) == (30, 38)
 
 
 def gathered(gather: Any, wristband: str, label: str, now: dt.datetime) -> tuple[Any, ...]:
@@ -394,10 +509,15 @@ def gathered(gather: Any, wristband: str, label: str, now: dt.datetime) -> tuple
 
 
 @pytest.mark.parametrize("name", list(SCENES))
-def test_the_facts_are_the_same_as_read_before(ward: Ward, released: Any, name: str) -> None:
-    wristband, label, now, must_fail = SCENES[name](ward, released)
+def test_the_facts_are_the_same_as_read_before(
+    ward: Ward, released: Any, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    expected_read, scene = SCENES[name]
+    wristband, label, now, must_fail = scene(ward, released)
     before = gathered(bedside_reference.gather, wristband, label, now)
+    taken = read_taken(monkeypatch)
     after = gathered(bedside.gather, wristband, label, now)
+    assert taken() is expected_read, (name, "read as", taken())
     assert after[0] == before[0], name
     assert after[1:] == before[1:], name
     failed = {c["code"] for c in json.loads(after[3]) if not c["passed"]}
@@ -423,7 +543,7 @@ def test_the_dose_units_read_is_what_each_read_gave_before(
     from cellchain.dosing.orders import SECOND_CHECK_MEANING
     from cellchain.labels import service as labels
 
-    wristband, label, now, _failed = SCENES[name](ward, released)
+    wristband, label, now, _failed = SCENES[name][1](ward, released)
     db.session.expire_all()
     _facts, patient, order = bedside_reference.gather(
         db.session, wristband, label, now=now, zone=UTC
@@ -480,7 +600,7 @@ def test_the_answer_and_the_stored_check_are_the_same_as_before(
 ) -> None:
     from cellchain import http
 
-    wristband, label, now, _failed = SCENES[name](ward, released)
+    wristband, label, now, _failed = SCENES[name][1](ward, released)
     monkeypatch.setattr(http, "utcnow", lambda: now)
     db.session.commit()
     body = {"wristband": wristband, "label": label}
