@@ -145,7 +145,8 @@ def may_see(roles: Iterable[Role], kind: CodeKind) -> bool:
 
 def find(session: DbSession, text: str, *, roles: Iterable[Role]) -> Match:
     """The one record ``text`` names that ``roles`` may see, or a refusal in words:
-    :class:`UnreadableCode` (422), :class:`UnknownCode` (404), :class:`AmbiguousCode` (409)."""
+    :class:`UnreadableCode` (422), :class:`UnknownCode` (404), :class:`AmbiguousCode` (the
+    interfaces answer it 300 Multiple Choices, listing the matches)."""
     roles = frozenset(roles)
     typed = _readable_text(text)
     upper = typed.upper()

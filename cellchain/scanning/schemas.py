@@ -27,3 +27,12 @@ class LookupOut(ma.Schema):
     code = ma.fields.String(metadata={"description": "The code as the record holds it"})
     url = ma.fields.String(metadata={"description": "The record's page"})
     label = ma.fields.String(metadata={"description": "The record, in words"})
+
+
+class AmbiguousOut(ma.Schema):
+    """A code naming several records (300 Multiple Choices): each, to choose from."""
+
+    title = ma.fields.String()
+    detail = ma.fields.String()
+    errors = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()))
+    matches = ma.fields.List(ma.fields.Nested(LookupOut))

@@ -125,7 +125,7 @@ def scan() -> ResponseReturnValue:
         page = render_template(
             "web/scan.html", code=code, error=error.detail, kind="ambiguous", choices=choices
         )
-        return page, error.status
+        return page, 300  # Multiple Choices: the page lists them
     except InvalidInput as error:
         return render_template("web/scan.html", code=code, error=error.detail, kind="invalid"), 422
     except NotFound as error:

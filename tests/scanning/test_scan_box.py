@@ -206,15 +206,20 @@ def test_a_code_of_two_kinds_lists_both(
     page = web.get("/scan", query_string={"code": scan_site["patient"]})
     answer = api.get("/api/v1/lookup", query_string={"code": scan_site["patient"]})
 
-    assert page.status_code == 409
+    assert page.status_code == 300
     text = page.get_data(as_text=True)
     assert f'href="/patients/{scan_site["patient_id"]}"' in text
     assert 'href="/equipment#equipment-' in text
     assert "Centrifuge named like a patient" in text
-    assert answer.status_code == 409
-    (message,) = answer.get_json()["errors"]["code"]
+    assert answer.status_code == 300
+    body = answer.get_json()
+    (message,) = body["errors"]["code"]
     assert "a patient study ID" in message
     assert "an equipment ID" in message
+    assert {(m["kind"], urlsplit(m["url"]).path) for m in body["matches"]} == {
+        ("patient", f"/patients/{scan_site['patient_id']}"),
+        ("equipment", "/equipment"),
+    }
 
 
 def test_the_most_specific_shape_wins(api: Any, scan_site: dict[str, Any], lab: Any) -> None:
@@ -322,3 +327,30 @@ def test_an_unissued_coi_is_a_404_not_a_500(web: Any, api: Any, scan_site: dict[
         as_text=True
     )
     assert answer.status_code == 404
+
+
+def test_a_material_lot_number_two_suppliers_share_lists_both(
+    api: Any, scan_site: dict[str, Any], lab: Any
+) -> None:
+    from cellchain.manufacturing.models import MaterialCategory
+
+    resources.receive_material_lot(
+        db.session,
+        resources.MaterialLotInput(
+            "α-MEM",
+            MaterialCategory.MEDIUM,
+            "Other Supplier Ltd",
+            scan_site["material"],
+            utcnow().date(),
+        ),
+        actor=lab.tech,
+        now=utcnow(),
+    )
+    db.session.commit()
+
+    answer = api.get("/api/v1/lookup", query_string={"code": scan_site["material"]})
+
+    assert answer.status_code == 300
+    matches = answer.get_json()["matches"]
+    assert [m["kind"] for m in matches] == ["material_lot", "material_lot"]
+    assert any("Other Supplier Ltd" in m["label"] for m in matches)
