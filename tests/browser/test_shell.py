@@ -110,8 +110,8 @@ def test_each_role_sees_its_navigation(page: Page, live_server: LiveServer, user
     expect(nav.get_by_role("link", name=shown[-1], exact=True)).to_be_visible()
     for label in hidden:
         expect(nav.get_by_role("link", name=label, exact=True)).to_have_count(0)
-    # The home page lists the same work, and names the role.
-    work = page.locator("main ul").get_by_role("link")
+    # The home page lists the same work (below the role's queues), and names the role.
+    work = page.locator("#home-nav").get_by_role("link")
     expect(work).to_have_text([label for label in shown if label != "Home"])
     expect(page.locator("main")).to_contain_text(user.role.label)
 
