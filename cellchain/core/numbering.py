@@ -239,7 +239,7 @@ def lookup(session: DbSession, code: str, *, options: Sequence[ORMOption] = ()) 
     if issued is None:
         raise NotFound(
             f"{identifier.display} is a valid {identifier.kind} of facility "
-            f"{identifier.din[:5]}, but this site has not issued it."
+            f"{identifier.facility_code}, but this site has not issued it."
         )
     return issued
 

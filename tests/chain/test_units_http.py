@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import LineageEdge, LineageOperation, Unit, UnitEvent, UnitStatus
-from cellchain.core.identifiers import make_unit_code, parse_identifier
+from cellchain.core.identifiers import make_coi, make_unit_code, parse_identifier
 from cellchain.core.models import AuditEntry
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
@@ -170,6 +170,15 @@ def test_scan_of_a_well_formed_code_never_issued_is_404(tech_api, tree):
 
     body = assert_problem(tech_api.get("/api/v1/scan", query_string={"code": never.display}), 404)
     assert "has not issued it" in body["detail"]
+
+
+def test_scan_of_a_chain_of_identity_identifier_never_issued_is_404_not_500(tech_api):
+    """A COI embeds no DIN: the refusal names its facility from the identifier (it asked the
+    COI for its DIN and answered 500)."""
+    never = make_coi("X9999", 2026, 999999)
+
+    body = assert_problem(tech_api.get("/api/v1/scan", query_string={"code": never.display}), 404)
+    assert "is a valid COI of facility X9999, but this site has not issued it" in body["detail"]
 
 
 def test_scan_without_a_code_is_422(tech_api):
