@@ -158,12 +158,11 @@ def doses_read(session: DbSession, unit_id: int) -> list[DoseRead]:
     ]
 
 
-@cache
-def _doses_read_statement() -> Select[Any]:
-    """The statement of ``doses_read``, built once: its aliases and subqueries cost more to
-    build than the statement costs to run."""
-    unit_id = bindparam("unit_id", type_=Integer())
-    latest = aliased(Weight)
+def _order_facts() -> tuple[Any, Any, Any, Any, Any]:
+    """What both dose reads (``doses_read``, ``dose_reads``) say of a dose order beside its
+    rows, each rule once: the id of the patient's latest weight and of the order's latest
+    post-thaw count (latest by time, then id), whether an infusion started, how many thaws
+    completed, and when the first thaw started."""
     latest_id = (
         select(Weight.id)
         .where(Weight.patient_id == DoseOrder.patient_id)
@@ -172,7 +171,6 @@ def _doses_read_statement() -> Select[Any]:
         .correlate_except(Weight)
         .scalar_subquery()
     )
-    count = aliased(PostThawCount)
     count_id = (
         select(PostThawCount.id)
         .where(PostThawCount.dose_order_id == DoseOrder.id)
@@ -194,6 +192,17 @@ def _doses_read_statement() -> Select[Any]:
         .correlate_except(Thaw)
         .scalar_subquery()
     )
+    return latest_id, count_id, infused, thawed, first_thaw
+
+
+@cache
+def _doses_read_statement() -> Select[Any]:
+    """The statement of ``doses_read``, built once: its aliases and subqueries cost more to
+    build than the statement costs to run."""
+    unit_id = bindparam("unit_id", type_=Integer())
+    latest = aliased(Weight)
+    count = aliased(PostThawCount)
+    latest_id, count_id, infused, thawed, first_thaw = _order_facts()
     return (
         select(
             DoseOrder,
@@ -918,36 +927,8 @@ def _dose_reads_statement() -> DriverStatement:
     rows and facts as plain columns, only those the bedside judges."""
     unit_id = bindparam("unit_id", type_=Integer())
     latest = aliased(Weight)
-    latest_id = (
-        select(Weight.id)
-        .where(Weight.patient_id == DoseOrder.patient_id)
-        .order_by(Weight.measured_at.desc(), Weight.id.desc())
-        .limit(1)
-        .correlate_except(Weight)
-        .scalar_subquery()
-    )
     count = aliased(PostThawCount)
-    count_id = (
-        select(PostThawCount.id)
-        .where(PostThawCount.dose_order_id == DoseOrder.id)
-        .order_by(PostThawCount.counted_at.desc(), PostThawCount.id.desc())
-        .limit(1)
-        .correlate_except(PostThawCount)
-        .scalar_subquery()
-    )
-    infused = exists().where(Infusion.dose_order_id == DoseOrder.id)
-    thawed = (
-        select(func.count(Thaw.id))
-        .where(Thaw.dose_order_id == DoseOrder.id, Thaw.completed_at.is_not(None))
-        .correlate_except(Thaw)
-        .scalar_subquery()
-    )
-    first_thaw = (
-        select(func.min(Thaw.started_at))
-        .where(Thaw.dose_order_id == DoseOrder.id)
-        .correlate_except(Thaw)
-        .scalar_subquery()
-    )
+    latest_id, count_id, infused, thawed, first_thaw = _order_facts()
     own = aliased(TrialProtocol)  # the patient's version
     ordered = aliased(TrialProtocol)  # the order's, when it is another
     used = aliased(Weight)
