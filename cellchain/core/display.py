@@ -17,6 +17,9 @@ import datetime as dt
 import math
 from zoneinfo import ZoneInfo
 
+#: the zone of stored times, and of a service's texts when its caller names no site zone
+UTC_ZONE = ZoneInfo("UTC")
+
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 
 

@@ -144,7 +144,7 @@ def plan_dose(
         if now - weight.measured_at > recency:
             problems.setdefault("weight", []).append(
                 f"The latest weight ({weight.weight_kg:g} kg) was measured "
-                f"{_local(weight.measured_at, zone)}, more than "
+                f"{local_time(weight.measured_at, zone)}, more than "
                 f"{parameters['weight_recency_days']} days ago; weigh the patient again."
             )
         if weight.needs_confirmation:
@@ -580,7 +580,3 @@ def _ceiling_problems(dose: DoseCalculation, parameters: DoseParameters) -> list
             f"{parameters.endotoxin_ceiling_eu_per_kg_per_h:g} EU/kg/h."
         )
     return problems
-
-
-def _local(value: dt.datetime, zone: ZoneInfo) -> str:
-    return local_time(value, zone)

@@ -522,7 +522,7 @@ def unconfirmed_reason_of(
 ) -> str:
     """``unconfirmed_reason`` of a weight's columns (the bedside reads them as plain rows)."""
     return (
-        f"The latest weight ({weight_kg:g} kg, measured {_local(measured_at, zone)}) "
+        f"The latest weight ({weight_kg:g} kg, measured {local_time(measured_at, zone)}) "
         f"changed {change_percent:+.1f} % from {change_reference} and is not "
         "confirmed: weigh the patient again, or have a second person countersign it on the "
         "patient page."
@@ -546,7 +546,7 @@ def _change_to_confirm(
             (
                 previous.weight_kg,
                 f"the previous weight, {previous.weight_kg:g} kg on "
-                f"{_local(previous.measured_at, zone)}",
+                f"{local_time(previous.measured_at, zone)}",
             )
         )
     last_dose = session.execute(
@@ -571,10 +571,6 @@ def _change_to_confirm(
         if changed_by_flag(weight_kg, kg, flag)
     ]
     return max(flagged, key=lambda item: abs(item[0])) if flagged else None
-
-
-def _local(value: dt.datetime, zone: ZoneInfo) -> str:
-    return local_time(value, zone)
 
 
 def latest_weight(session: DbSession, patient: Patient) -> Weight | None:

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitStatus
 from cellchain.core import audit, signatures
-from cellchain.core.display import local_time
+from cellchain.core.display import UTC_ZONE, local_time
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.core.roles import Permission, require
@@ -54,8 +54,6 @@ RELEASE_MEANING = "approval: release for clinical use"
 REJECT_MEANING = "responsibility: lot rejected"
 
 MAX_REASON = 5000
-
-UTC_ZONE = ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from sqlalchemy import select
 
 from cellchain.core import audit
 from cellchain.core.audit_verification import one_snapshot
+from cellchain.core.display import UTC_ZONE
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
@@ -47,7 +48,6 @@ from cellchain.trial_data.models import ExportFormat, ExportStatus, TrialDataExp
 
 #: The share of the progress bar each phase takes, in percent (the rest is writing).
 #: the zone a visit's day is told in when the caller names none (the site's: commands.py)
-UTC_ZONE = ZoneInfo("UTC")
 READ_DONE = 30
 WRITE_DONE = 95
 

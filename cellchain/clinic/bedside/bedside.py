@@ -319,7 +319,7 @@ def _released(f: BedsideFacts) -> CheckResult:
         if lot.status != LotStatus.RELEASED.value:
             problems.append(f"Lot {lot.number} is {lot.status}, not released.")
         elif lot.expires_at is None or lot.expires_at <= f.now:
-            when = _local(lot.expires_at, f.zone) if lot.expires_at else "has no expiry"
+            when = local_time(lot.expires_at, f.zone) if lot.expires_at else "has no expiry"
             problems.append(f"Lot {lot.number} expired ({when}).")
     if problems:
         return CheckResult(Check.RELEASED, title, False, " ".join(problems))
@@ -329,7 +329,7 @@ def _released(f: BedsideFacts) -> CheckResult:
         True,
         "; ".join(
             # no problem above: every lot has an expiry
-            f"lot {lot.number} released, expires {_local(lot.expires_at, f.zone)}"  # type: ignore[arg-type]
+            f"lot {lot.number} released, expires {local_time(lot.expires_at, f.zone)}"  # type: ignore[arg-type]
             for lot in f.dose.lots
         )
         + ".",
@@ -383,7 +383,7 @@ def _thaw(f: BedsideFacts) -> CheckResult:
             Check.THAW,
             title,
             False,
-            f"The thaw window closed at {_local(f.dose.thaw_expires_at, f.zone)}; this dose "
+            f"The thaw window closed at {local_time(f.dose.thaw_expires_at, f.zone)}; this dose "
             "may no longer be infused.",
         )
     if f.dose.bags_thawed < f.dose.bags or f.dose.thaw_expires_at is None:
@@ -399,7 +399,7 @@ def _thaw(f: BedsideFacts) -> CheckResult:
         Check.THAW,
         title,
         True,
-        f"Start by {_local(f.dose.thaw_expires_at, f.zone)} ({left:.0f} min left).",
+        f"Start by {local_time(f.dose.thaw_expires_at, f.zone)} ({left:.0f} min left).",
     )
 
 
@@ -416,7 +416,7 @@ def _weight(f: BedsideFacts) -> CheckResult:
         problems.append(f.patient.latest_weight_unconfirmed)
     if f.now - measured > dt.timedelta(days=limits.weight_recency_days):
         problems.append(
-            f"The latest weight ({kg:g} kg) was measured {_local(measured, f.zone)}, more than "
+            f"The latest weight ({kg:g} kg) was measured {local_time(measured, f.zone)}, more than "
             f"{limits.weight_recency_days} days ago."
         )
     change = (kg - f.dose.weight_used_kg) / f.dose.weight_used_kg * 100
@@ -469,7 +469,7 @@ def _weight(f: BedsideFacts) -> CheckResult:
     if abs(deviation) > limits.tolerance_percent + 1e-9:
         note = (
             f" (outside tolerance: {count.decided_by} signed the decision to proceed "
-            f"{_local(count.decided_at, f.zone)}, deviation #{count.deviation_id})"  # type: ignore[arg-type]
+            f"{local_time(count.decided_at, f.zone)}, deviation #{count.deviation_id})"  # type: ignore[arg-type]
             if count
             else " (outside tolerance, accepted by an investigator's signed override)"
         )
@@ -477,7 +477,7 @@ def _weight(f: BedsideFacts) -> CheckResult:
         Check.WEIGHT,
         title,
         True,
-        f"{kg:g} kg measured {_local(measured, f.zone)}: {deviation:+.1f} % of "
+        f"{kg:g} kg measured {local_time(measured, f.zone)}: {deviation:+.1f} % of "
         f"{scientific(target)} cells at the {used}{note}.",
     )
 
@@ -487,7 +487,7 @@ def _count_used(f: BedsideFacts, count: PostThawFacts | None) -> str:
     if count is None:
         return "release count at fill"
     return (
-        f"post-thaw count {_local(count.counted_at, f.zone)} by {count.counted_by} "
+        f"post-thaw count {local_time(count.counted_at, f.zone)} by {count.counted_by} "
         f"({count.place}): {scientific(count.total_cells_per_ml)} total cells/mL × "
         f"{count.viability_percent:g} % = {scientific(count.viable_per_ml)} viable cells/mL"
     )
@@ -1281,10 +1281,6 @@ def stored_scan(text: str, resolved: bool) -> str:
         return text[:SCAN_LENGTH]
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     return f"[unreadable: {len(text)} characters, sha256 {digest}…]"
-
-
-def _local(value: dt.datetime, zone: ZoneInfo) -> str:
-    return local_time(value, zone)
 
 
 class CheckNames(NamedTuple):

@@ -170,7 +170,7 @@ def record_count(
     reason = (data.reason or "").strip() or None
     if previous is not None and reason is None:
         problems["reason"] = [
-            f"The dose was counted at {_local(previous.counted_at, zone)}; say why it is "
+            f"The dose was counted at {local_time(previous.counted_at, zone)}; say why it is "
             "counted again."
         ]
     if counted_at > now + CLOCK_SKEW:
@@ -178,12 +178,12 @@ def record_count(
     first_thaw = min((t.started_at for t in state.thaws), default=None)
     if first_thaw is not None and counted_at < first_thaw:
         problems.setdefault("counted_at", []).append(
-            f"Before the thaw started ({_local(first_thaw, zone)}): a post-thaw count comes "
+            f"Before the thaw started ({local_time(first_thaw, zone)}): a post-thaw count comes "
             "after it."
         )
     if previous is not None and counted_at < previous.counted_at:
         problems.setdefault("counted_at", []).append(
-            f"Before the dose's latest count ({_local(previous.counted_at, zone)})."
+            f"Before the dose's latest count ({local_time(previous.counted_at, zone)})."
         )
     if problems:
         raise CountRefused(
@@ -504,7 +504,3 @@ def _fill_total(session: DbSession, order: DoseOrder) -> float | None:
 
 def _code(order: DoseOrder) -> str:
     return order.dose_unit.code if order.dose_unit else f"dose order {order.id}"
-
-
-def _local(value: dt.datetime, zone: ZoneInfo) -> str:
-    return local_time(value, zone)

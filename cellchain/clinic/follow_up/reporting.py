@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 
 from cellchain.clinic.models import AdverseEvent, Causality, Infusion, ReportKind, Seriousness
 from cellchain.core import audit, signatures
-from cellchain.core.display import local_time
+from cellchain.core.display import UTC_ZONE, local_time
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.core.roles import Role, require
@@ -44,8 +44,6 @@ FOLLOW_UP_REPORT_DAYS = 15
 #: A clock a few minutes apart from the server's is not "the future".
 CLOCK_TOLERANCE = dt.timedelta(minutes=5)
 ASSESSMENT_MEANING = "Causality and expectedness assessed by the investigator"
-
-UTC_ZONE = ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)

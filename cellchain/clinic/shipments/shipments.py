@@ -40,7 +40,7 @@ from cellchain.clinic.models import (
     ShipmentStatus,
 )
 from cellchain.core import actions, audit, signatures
-from cellchain.core.display import local_time
+from cellchain.core.display import UTC_ZONE, local_time
 from cellchain.core.guarded import update_if
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User
@@ -54,7 +54,6 @@ from cellchain.labels import service as labels
 from cellchain.manufacturing.models import LotStatus
 from cellchain.manufacturing.storage.storage import DEFAULT_STORAGE_MAX_C
 
-UTC_ZONE = ZoneInfo("UTC")
 #: Where a shipment starts.
 DISPATCH_LOCATION = "GMP lab — dispatch"
 ACCEPT_MEANING = "approval: held shipment accepted for clinical use"

@@ -468,7 +468,7 @@ def judge(recheck: RecheckFacts | None, *, now: dt.datetime, zone: ZoneInfo) -> 
             "re-confirms the pregnancy test, infection, other trials, organ function and ECOG "
             "score on the patient's re-check page first."
         )
-    when = _local(recheck.recorded_at, zone)
+    when = local_time(recheck.recorded_at, zone)
     if not recheck.passed:
         return (
             f"The {recheck.visit_name} re-check of {when} ({recheck.recorded_by}) was not met: "
@@ -495,13 +495,9 @@ def summary(recheck: RecheckFacts, zone: ZoneInfo) -> str:
     assert recheck.recorded_at is not None
     until = recheck.recorded_at + dt.timedelta(days=recheck.valid_days)
     return (
-        f"{recheck.visit_name} re-check passed {_local(recheck.recorded_at, zone)} "
-        f"({recheck.recorded_by}), valid until {_local(until, zone)}."
+        f"{recheck.visit_name} re-check passed {local_time(recheck.recorded_at, zone)} "
+        f"({recheck.recorded_by}), valid until {local_time(until, zone)}."
     )
-
-
-def _local(value: dt.datetime, zone: ZoneInfo) -> str:
-    return local_time(value, zone)
 
 
 # --- what the API and the page show -------------------------------------------------------------

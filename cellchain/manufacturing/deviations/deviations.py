@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cellchain.core import actions, audit, signatures
-from cellchain.core.display import local_time
+from cellchain.core.display import UTC_ZONE, local_time
 from cellchain.core.guarded import update_if
 from cellchain.core.models import Signature, User
 from cellchain.core.records import get_or_404
@@ -40,8 +40,6 @@ AUTHORISE_MEANING = "approval: limit excursion authorised"
 
 #: Longest description or resolution kept (a page of text; the rest belongs in a report).
 MAX_TEXT = 5000
-
-UTC_ZONE = ZoneInfo("UTC")
 
 
 class DeviationStatus(enum.StrEnum):

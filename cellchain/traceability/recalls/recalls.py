@@ -24,7 +24,7 @@ from sqlalchemy.orm import selectinload
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitStatus
 from cellchain.core import actions, audit, numbering, record_state, signatures
-from cellchain.core.display import local_date, local_time
+from cellchain.core.display import UTC_ZONE, local_date, local_time
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
@@ -54,8 +54,6 @@ CLOSE_MEANING = "approval: recall closed, every exposed patient notified"
 NOTIFICATION_METHODS = ("in person", "phone", "letter", "via the investigator")
 #: the shortest reason that says something (a DIN and a test name, say)
 MIN_REASON_LENGTH = 10
-
-UTC_ZONE = ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)
