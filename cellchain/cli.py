@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from cellchain import create_app
 from cellchain.cli_db_roles import DEFAULT_ROLE, add_db_roles_command
 from cellchain.cli_records import add_records_commands, check_records
+from cellchain.cli_translations import translations_group
 from cellchain.config import ConfigurationError
 from cellchain.core import (
     accounts,
@@ -64,6 +65,7 @@ def main() -> None:
 
 
 add_db_roles_command()  # `cellchain db roles`, in Flask-Migrate's `db` group
+main.add_command(translations_group)
 
 
 def _policy() -> AccountPolicy:

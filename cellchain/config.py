@@ -83,6 +83,9 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "FACILITY_CODE": _env("FACILITY_CODE") or (DEMO_FACILITY_CODE if relaxed else None),
         "SITE_NAME": _env("SITE_NAME") or "cellchain demo site",
         "SITE_TIMEZONE": _env("TIMEZONE") or "UTC",
+        #: the language of a user who has not chosen one and whose browser asks for none
+        #: cellchain speaks, and of the CLI ("en" or "zh_Hans")
+        "SITE_LANGUAGE": _env("LANGUAGE") or "en",
         "ISBT128_PRODUCT_CODES": _product_codes_env(),
         # the audit chain's keys and checkpoints, outside the database (core/audit_keys.py)
         "AUDIT_KEY_FILE": _env("AUDIT_KEY_FILE"),
@@ -226,6 +229,13 @@ def check_config(config: Mapping[str, Any]) -> None:
             f"CELLCHAIN_TIMEZONE {config['SITE_TIMEZONE']!r} is not a known time zone; "
             "use an IANA name such as Europe/Berlin or Asia/Shanghai."
         ) from exc
+    from cellchain.core.i18n import LANGUAGES
+
+    if config["SITE_LANGUAGE"] not in LANGUAGES:
+        raise ConfigurationError(
+            f"CELLCHAIN_LANGUAGE {config['SITE_LANGUAGE']!r} is not a language cellchain "
+            f"speaks; use one of {', '.join(LANGUAGES)}."
+        )
     if config.get("FACILITY_CODE"):
         try:
             validate_facility_code(config["FACILITY_CODE"])

@@ -1,4 +1,4 @@
-"""Where the top-level resource folders are (templates, migrations, labels).
+"""Where the top-level resource folders are (templates, migrations, labels, translations).
 
 A leaf module: the app factory, the wiring and the labels package all need these folders,
 and importing them from here, not from the ``cellchain`` package (whose ``create_app``

@@ -92,6 +92,7 @@ def wire(app: Flask) -> None:
     from cellchain.web import views as web_views
     from cellchain.web.docs import ProblemResponses, docs_static, protect_smorest_docs
     from cellchain.web.errors import ProblemSchema
+    from cellchain.web.language import init_language
     from cellchain.worklists import api as worklists_api
 
     app.config["PERMANENT_SESSION_LIFETIME"] = dt.timedelta(
@@ -127,6 +128,7 @@ def wire(app: Flask) -> None:
     app.before_request(first_login.require_password_change)
     errors.init_error_handlers(app)
     pass_site_zone_to_schemas(app)
+    init_language(app)
 
     app.register_blueprint(web_views.blueprint)
     app.register_blueprint(admin_views.blueprint)

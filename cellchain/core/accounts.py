@@ -459,6 +459,31 @@ def change_password(
     )
 
 
+def choose_language(session: DbSession, *, user: User, now: dt.datetime, language: str) -> None:
+    """A user chooses the language of their pages, messages, e-mails and PDFs
+    (``core.i18n.LANGUAGES``); the choice is theirs on every device from the next login."""
+    from cellchain.core.i18n import LANGUAGES
+
+    if language not in LANGUAGES:
+        raise InvalidInput(
+            f"cellchain does not speak {language!r}; choose one of {', '.join(LANGUAGES)}.",
+            errors={"language": [f"One of {', '.join(LANGUAGES)}."]},
+        )
+    if user.language == language:
+        return
+    changes = {"language": (user.language, language)}
+    user.language = language
+    audit.record(
+        session,
+        actor=user,
+        at=now,
+        action="user.language_chosen",
+        entity_type="user",
+        entity_id=user.id,
+        changes=changes,
+    )
+
+
 def _throttle_keys(purpose: str, typed: str, address: str | None) -> list[tuple[Scope, str]]:
     """The counters an attempt of ``purpose`` for the name ``typed`` is held to."""
     if purpose not in LOGIN_PURPOSES:

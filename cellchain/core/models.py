@@ -43,6 +43,9 @@ class User(Recorded, Model):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     deactivated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: the language the user chose for pages, messages, e-mails and PDFs ("zh_Hans", "en");
+    #: None: the browser's Accept-Language decides, then the site's default
+    language: Mapped[str | None] = mapped_column(String(16))
 
     role_rows: Mapped[list[UserRole]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
+from cellchain.core.i18n import LazyText, lazy
 from cellchain.errors import PermissionDenied
 
 if TYPE_CHECKING:
@@ -32,17 +33,18 @@ class Role(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return ROLE_LABELS[self]
+        """The role's name in the language of the moment."""
+        return str(ROLE_LABELS[self])
 
 
-ROLE_LABELS: dict[Role, str] = {
-    Role.TECHNICIAN: "GMP lab technician",
-    Role.QC_ANALYST: "QC analyst",
-    Role.QA: "Quality assurance",
-    Role.CLINICIAN: "Clinician",
-    Role.INVESTIGATOR: "Investigator",
-    Role.STATISTICIAN: "Trial statistician",
-    Role.ADMIN: "Administrator",
+ROLE_LABELS: dict[Role, LazyText] = {
+    Role.TECHNICIAN: lazy("GMP lab technician"),
+    Role.QC_ANALYST: lazy("QC analyst"),
+    Role.QA: lazy("Quality assurance"),
+    Role.CLINICIAN: lazy("Clinician"),
+    Role.INVESTIGATOR: lazy("Investigator"),
+    Role.STATISTICIAN: lazy("Trial statistician"),
+    Role.ADMIN: lazy("Administrator"),
 }
 
 

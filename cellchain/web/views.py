@@ -29,6 +29,7 @@ from cellchain.errors import AuthenticationFailed, InvalidInput, NotFound
 from cellchain.extensions import db
 from cellchain.http import account_policy, acting_user, now, public, requires, unit_of_work
 from cellchain.scanning import codes
+from cellchain.web import language as language_of_request
 from cellchain.web.navigation import items_for
 from cellchain.web.resolve import record_url
 from cellchain.web.security import SESSION_TOKEN_KEY
@@ -76,12 +77,26 @@ def login() -> ResponseReturnValue:
         return page, 429, {"Retry-After": str(error.retry_after)}
     except AuthenticationFailed as error:
         return render_template("web/login.html", error=error.detail, username=username), 401
+    chosen_before_login = session.get(language_of_request.SESSION_LANGUAGE_KEY)
     session.clear()
     login_user(user)
+    language_of_request.remember_language_of(user.language or chosen_before_login)
     session[SESSION_TOKEN_KEY] = token
     session.permanent = True
     session["last_seen"] = now().timestamp()
     return redirect(_safe_next(request.args.get("next")))
+
+
+@blueprint.post("/language")
+@public
+def choose_language() -> ResponseReturnValue:
+    """The header's switch: the language for this browser and, for a user, on every device
+    from their next login."""
+    language = request.form.get("language", "")
+    if language_of_request.choose_for_session(language) and current_user.is_authenticated:
+        with unit_of_work() as db_session:
+            accounts.choose_language(db_session, user=acting_user(), now=now(), language=language)
+    return redirect(_safe_next(request.form.get("next")))
 
 
 @blueprint.post("/logout")

@@ -1,0 +1,110 @@
+"""The language of the pages: the browser's, then the user's choice, saved and audited."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from cellchain.core.i18n import ACTIVE_LANGUAGE, best_language, gettext, lazy, using_language
+from cellchain.core.models import AuditEntry, User
+from cellchain.extensions import db
+from tests.conftest import TEST_PASSWORD
+
+
+def html_lang(page: str) -> str:
+    found = re.search(r'<html lang="([^"]+)"', page)
+    assert found, "no <html lang>"
+    return found.group(1)
+
+
+@pytest.fixture
+def clinician(make_user):
+    return make_user("clara", "clinician")
+
+
+def test_the_browser_language_decides_before_anyone_chooses(app):
+    client = app.test_client()
+    chinese = client.get("/login", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
+    english = client.get("/login", headers={"Accept-Language": "de-DE,en;q=0.5"})
+
+    assert html_lang(chinese.get_data(as_text=True)) == "zh-Hans"
+    assert "<h1>登录</h1>" in chinese.get_data(as_text=True)
+    assert html_lang(english.get_data(as_text=True)) == "en"
+    assert "<h1>Log in</h1>" in english.get_data(as_text=True)
+
+
+def test_a_browser_asking_for_no_language_cellchain_speaks_gets_the_site_language(make_app):
+    app = make_app(SITE_LANGUAGE="zh_Hans")
+    page = app.test_client().get("/login", headers={"Accept-Language": "fr"})
+
+    assert html_lang(page.get_data(as_text=True)) == "zh-Hans"
+
+
+def test_a_user_switches_to_chinese_and_keeps_it_on_the_next_login(app, clients, clinician):
+    web = clients.web(clinician)
+    assert "Log out" in web.get("/").get_data(as_text=True)
+
+    switched = web.post("/language", data={"language": "zh_Hans", "next": "/"})
+    assert switched.status_code == 302 and switched.location.endswith("/")
+    home = web.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert html_lang(home) == "zh-Hans"
+    assert "退出登录" in home and "临床医生" in home
+
+    db.session.expire_all()
+    saved = db.session.get(User, clinician.id)
+    assert saved is not None and saved.language == "zh_Hans"
+    entry = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "user.language_chosen")
+    ).one()
+    assert entry.entity_id == str(clinician.id)
+
+    elsewhere = clients.web(clinician)  # a new browser, asking for English
+    page = elsewhere.get("/", headers={"Accept-Language": "en-GB"}).get_data(as_text=True)
+    assert html_lang(page) == "zh-Hans"
+
+
+def test_a_language_cellchain_does_not_speak_changes_nothing(clients, clinician):
+    web = clients.web(clinician)
+    response = web.post("/language", data={"language": "klingon", "next": "//evil.example/"})
+
+    assert response.status_code == 302 and response.location.endswith("/")
+    db.session.expire_all()
+    assert db.session.get(User, clinician.id).language is None
+    assert html_lang(web.get("/").get_data(as_text=True)) == "en"
+
+
+def test_a_choice_made_on_the_login_page_survives_the_login(app, clinician):
+    client = app.test_client()
+    client.post("/language", data={"language": "zh_Hans", "next": "/login"})
+    login = client.post("/login", data={"username": clinician.username, "password": TEST_PASSWORD})
+    assert login.status_code == 302
+
+    home = client.get("/", headers={"Accept-Language": "en"})
+    assert home.status_code == 200 and html_lang(home.get_data(as_text=True)) == "zh-Hans"
+
+
+@pytest.mark.parametrize(
+    ("accepted", "language"),
+    [
+        (["zh-CN", "en"], "zh_Hans"),
+        (["zh-Hans-CN"], "zh_Hans"),
+        (["zh"], "zh_Hans"),
+        (["fr", "en-US"], "en"),
+        (["fr", "de"], None),
+        ([], None),
+    ],
+)
+def test_best_language_reads_the_browser_order(accepted, language):
+    assert best_language(accepted) == language
+
+
+def test_texts_follow_the_language_of_the_moment():
+    label = lazy("Log out")
+    assert ACTIVE_LANGUAGE.get() == "en"
+    assert str(label) == "Log out"
+    with using_language("zh_Hans"):
+        assert str(label) == "退出登录"
+        assert gettext("Welcome, %(name)s", name="Li") == "欢迎，Li"
+    assert gettext("Welcome, %(name)s", name="Li") == "Welcome, Li"
