@@ -208,9 +208,11 @@ def refuse_nul_characters() -> None:
 #: The Content-Security-Policy of every response: scripts and styles only from the app's own
 #: files (no inline script, event handler or style attribute), and no page may be framed
 #: (the e-signature pages above all). ``data:`` images are Swagger UI's icons.
+#: ``'wasm-unsafe-eval'`` lets the app's own scripts compile WebAssembly (the vendored label
+#: reader of the Camera button, static/vendor/zxing-wasm); it allows no ``eval`` of script text.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'",
-    "script-src 'self'",
+    "script-src 'self' 'wasm-unsafe-eval'",
     "style-src 'self'",
     "img-src 'self' data:",
     "object-src 'none'",
@@ -241,7 +243,7 @@ def content_security_policy(response: Response) -> str:
             _hash_source(script)
             for script in _INLINE_SCRIPT.findall(response.get_data(as_text=True))
         ]
-        policy[1] = " ".join(("script-src 'self'", *hashes))
+        policy[1] = " ".join((CONTENT_SECURITY_POLICY[1], *hashes))
     return "; ".join(policy)
 
 
