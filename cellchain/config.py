@@ -26,6 +26,9 @@ DEVELOPMENT_SECRET_KEY = "cellchain-development-secret-not-for-production"
 #: A facility code of the right shape that is plainly not registered with ICCBBA.
 DEMO_FACILITY_CODE = "X9999"
 
+#: Debian's fonts-wqy-microhei: the font the PDFs print Chinese in (CELLCHAIN_CJK_FONT)
+DEFAULT_CJK_FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+
 ENVIRONMENTS = ("production", "development", "testing")
 
 
@@ -86,6 +89,8 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         #: the language of a user who has not chosen one and whose browser asks for none
         #: cellchain speaks, and of the CLI ("en" or "zh_Hans")
         "SITE_LANGUAGE": _env("LANGUAGE") or "en",
+        #: the TrueType font (.ttf or .ttc) the Chinese PDFs print and embed (core/pdf.py)
+        "CJK_FONT": _env("CJK_FONT") or DEFAULT_CJK_FONT,
         "ISBT128_PRODUCT_CODES": _product_codes_env(),
         # the audit chain's keys and checkpoints, outside the database (core/audit_keys.py)
         "AUDIT_KEY_FILE": _env("AUDIT_KEY_FILE"),

@@ -12,6 +12,12 @@ Choices made for documents that are read on paper and kept for decades:
   them (its zero is dotted, its 1, I and l differ, and it has the α of "α-MEM", which the
   unembedded built-in Helvetica cannot be relied on to show). Without DejaVu the built-in
   Helvetica and Courier are used.
+* A document is written in the language of the moment (:mod:`cellchain.core.i18n`: the
+  reader's). In Chinese its text is printed in WenQuanYi Micro Hei (Debian's
+  ``fonts-wqy-microhei``, path ``CELLCHAIN_CJK_FONT``), embedded as a subset, codes still in
+  DejaVu Sans Mono; the few characters that font lacks (superscript digits of ``10⁸``) are
+  printed in DejaVu Sans. Without the font a Chinese document is refused
+  (:class:`FontMissing`), never printed as empty boxes.
 * Codes are printed in the monospaced font in their display form, check character boxed:
   ``X9999 26 000001 V0003 [R]``.
 * Counts are printed one way throughout: three significant figures, ``1.60 × 10⁸``;
@@ -27,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +42,7 @@ from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 from reportlab.lib import colors
+from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
@@ -52,13 +60,17 @@ from reportlab.platypus import (
 )
 
 from cellchain.core.display import local_time, scientific
+from cellchain.core.i18n import ACTIVE_LANGUAGE, LazyText, _
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.models import User
+from cellchain.errors import DomainError
 
 __all__ = [
     "ALERT",
     "ALERT_FILL",
     "CAUTION_FILL",
+    "CJK_FONT_PACKAGE",
+    "CJK_LANGUAGES",
     "CONTENT_WIDTH",
     "DEJAVU_DIRS",
     "FOOTER_HEIGHT",
@@ -70,12 +82,14 @@ __all__ = [
     "PAGE_HEIGHT",
     "PAGE_WIDTH",
     "RULE",
+    "FontMissing",
     "Fonts",
     "NumberedCanvas",
     "Running",
     "Styles",
     "build_document",
     "display_code",
+    "document_fonts",
     "field_table",
     "format_count",
     "format_days",
@@ -90,6 +104,7 @@ __all__ = [
     "grid_table",
     "load_fonts",
     "make_styles",
+    "markup",
     "paragraph",
 ]
 
@@ -129,6 +144,10 @@ class Fonts:
     mono_bold: str
     #: the fonts are embedded Unicode fonts (superscript digits, Greek letters print)
     unicode: bool
+    #: the text font is the Chinese one: what it lacks is printed in ``fallback``
+    cjk: bool = False
+    #: the font of the characters the Chinese text font has no glyph for
+    fallback: str | None = None
 
 
 @functools.cache
@@ -162,6 +181,141 @@ def load_fonts() -> Fonts:
                 unicode=True,
             )
     return Fonts("Helvetica", "Helvetica-Bold", "Courier", "Courier-Bold", unicode=False)
+
+
+#: the languages whose documents print their text in the Chinese font
+CJK_LANGUAGES = frozenset({"zh_Hans"})
+#: the Debian (and Ubuntu) package of that font, named when it is missing
+CJK_FONT_PACKAGE = "fonts-wqy-microhei"
+#: the name the Chinese font is registered under
+CJK_FONT_NAME = "CellchainCJK"
+
+
+class FontMissing(DomainError):
+    """A document in Chinese was asked for and the Chinese font is not installed."""
+
+    status = 503
+    title = "A font the document needs is not installed"
+
+
+def cjk_font_path() -> Path:
+    """The Chinese font's file: the app's ``CJK_FONT`` (``CELLCHAIN_CJK_FONT``), else Debian's."""
+    from flask import current_app, has_app_context
+
+    from cellchain.config import DEFAULT_CJK_FONT
+
+    configured = current_app.config.get("CJK_FONT") if has_app_context() else None
+    return Path(configured or DEFAULT_CJK_FONT)
+
+
+@functools.cache
+def _register_cjk(path: str) -> frozenset[int]:
+    """Register the Chinese font once per process (the first face of a .ttc); the characters
+    it has glyphs for."""
+    font = TTFont(CJK_FONT_NAME, path, subfontIndex=0)
+    pdfmetrics.registerFont(font)
+    return frozenset(font.face.charToGlyph)
+
+
+def _cjk_characters() -> frozenset[int]:
+    """The characters the registered Chinese font can print (registering it if need be)."""
+    return _register_cjk(str(cjk_font_path()))
+
+
+def document_fonts() -> Fonts:
+    """The fonts of a document in the language of the moment: :func:`load_fonts`, with the
+    Chinese font for text when the language is Chinese. Refuses (:class:`FontMissing`)
+    rather than print Chinese in a font that has no Chinese."""
+    base = load_fonts()
+    if ACTIVE_LANGUAGE.get() not in CJK_LANGUAGES:
+        return base
+    path = cjk_font_path()
+    if not path.is_file():
+        raise FontMissing(
+            _(
+                "The Chinese font for PDF documents is not installed (%(path)s). Install the "
+                "Debian package %(package)s (apt-get install %(package)s) or set "
+                "CELLCHAIN_CJK_FONT to a TrueType font with Chinese characters.",
+                path=str(path),
+                package=CJK_FONT_PACKAGE,
+            )
+        )
+    _register_cjk(str(path))
+    return Fonts(
+        CJK_FONT_NAME,
+        CJK_FONT_NAME,  # the font has no bold face; headings are set larger instead
+        base.mono,
+        base.mono_bold,
+        unicode=base.unicode,
+        cjk=True,
+        fallback=base.text,
+    )
+
+
+_TAG = re.compile(r"(<[^>]*>)")
+#: from here on (CJK radicals, punctuation, ideographs, full-width forms) only the Chinese
+#: font has the characters
+_CJK_START = 0x2E80
+
+
+def markup(text: str, fonts: Fonts) -> str:
+    """Paragraph markup as ``fonts`` can print it: in the Chinese font, each run of characters
+    it has no glyph for (``⁸``) is set in the fallback font. Tags are left alone."""
+    if not fonts.cjk or fonts.fallback is None:
+        return text
+    return _with_fallback(text, fonts.fallback)
+
+
+def _with_fallback(text: str, fallback: str) -> str:
+    known = _cjk_characters()
+    out: list[str] = []
+    for part in _TAG.split(text):
+        if part.startswith("<"):
+            out.append(part)
+            continue
+        run: list[str] = []
+        missing = False
+        for char in part:
+            lacks = ord(char) not in known and not char.isspace()
+            if lacks != missing and run:
+                out.append(_font_run("".join(run), fallback if missing else None))
+                run = []
+            missing = lacks
+            run.append(char)
+        if run:
+            out.append(_font_run("".join(run), fallback if missing else None))
+    return "".join(out)
+
+
+def has_cjk(text: str) -> bool:
+    """``text`` has characters only the Chinese font prints (ideographs, CJK punctuation)."""
+    return any(ord(char) >= _CJK_START for char in text)
+
+
+def _cjk_runs(text: str) -> list[tuple[str, bool]]:
+    """``text`` cut into runs of Chinese and other characters."""
+    runs: list[tuple[str, bool]] = []
+    for char in text:
+        cjk = ord(char) >= _CJK_START
+        if runs and runs[-1][1] == cjk:
+            runs[-1] = (runs[-1][0] + char, cjk)
+        else:
+            runs.append((char, cjk))
+    return runs
+
+
+def cjk_font_available() -> bool:
+    """The Chinese font is installed (and then registered): Chinese characters typed into an
+    English document print in it rather than as empty boxes."""
+    path = cjk_font_path()
+    if not path.is_file():
+        return False
+    _register_cjk(str(path))
+    return True
+
+
+def _font_run(text: str, font: str | None) -> str:
+    return text if font is None else f'<font name="{font}">{text}</font>'
 
 
 # --- styles -------------------------------------------------------------------------------------
@@ -275,7 +429,7 @@ def format_person(user: User | None) -> str:
 
 def format_when_by(when: dt.datetime | None, user: User | None, zone: ZoneInfo) -> str:
     """Who did something when, as every record prints it: ``<time> by <name> (<account>)``."""
-    return f"{format_time(when, zone)} by {format_person(user)}"
+    return _("%(when)s by %(person)s", when=format_time(when, zone), person=format_person(user))
 
 
 def format_words(value: str) -> str:
@@ -288,15 +442,33 @@ def display_code(code: str) -> str:
     return parse_identifier(code).display
 
 
-def paragraph(text: str, style: ParagraphStyle) -> Paragraph:
-    """A paragraph of plain text: what people typed is escaped, never read as markup."""
-    return Paragraph(escape(text), style)
+def paragraph(text: str | LazyText, style: ParagraphStyle) -> Paragraph:
+    """A paragraph of plain text: what people typed is escaped, never read as markup.
+    In the Chinese font, what it cannot print is set in the fallback font; in another font,
+    Chinese characters (a name typed in Chinese) in the Chinese font where it is installed."""
+    escaped = escape(str(text))
+    if style.fontName == CJK_FONT_NAME:
+        escaped = _with_fallback(escaped, load_fonts().text)
+    elif has_cjk(escaped) and cjk_font_available():
+        escaped = "".join(
+            _font_run(run, CJK_FONT_NAME if cjk else None) for run, cjk in _cjk_runs(escaped)
+        )
+    return Paragraph(escaped, style)
 
 
 def recall_lines(recalls: Sequence[Any]) -> list[str]:
     """Each recall naming a printed record, as a document prints it (issue 16, item 9):
     ``RECALL RC-2026-0001 (open): <reason> — /recalls/<id>``."""
-    return [f"RECALL {r.number} ({r.status}): {r.reason} — /recalls/{r.id}" for r in recalls]
+    return [
+        _(
+            "RECALL %(number)s (%(status)s): %(reason)s — %(link)s",
+            number=r.number,
+            status=r.status,
+            reason=r.reason,
+            link="/recalls/" + str(r.id),
+        )
+        for r in recalls
+    ]
 
 
 def recall_box(recalls: Sequence[Any], styles: Styles) -> Table:
@@ -361,8 +533,10 @@ class Running:
             site_name=site_name,
             lot_number=lot_number,
             din=display_code(din),
-            status=f"Status: {lot_status.upper()}",
-            generated=f"{format_time(generated_at, zone)} by {generated_by}",
+            status=_("Status: %(status)s", status=lot_status.upper()),
+            generated=_(
+                "%(when)s by %(person)s", when=format_time(generated_at, zone), person=generated_by
+            ),
             zone_name=zone.key,
             fonts=fonts,
         )
@@ -396,11 +570,28 @@ class NumberedCanvas(Canvas):
         return PageHeader(
             # the space is drawn too, so text copied from the page never runs the label into
             # the DIN
-            label=f"{run.document} · donation ",
+            label=_("%(document)s · donation ", document=run.document),
             code=run.din,
-            title=f"Lot {run.lot_number}",
+            title=_("Lot %(number)s", number=run.lot_number),
             status=run.status,
         )
+
+    def _draw_mixed(
+        self, x: float, y: float, text: str, font: str, size: float, *, right_aligned: bool = False
+    ) -> float:
+        """``text`` in ``font``, its Chinese characters (``批次`` before a lot number in the
+        monospaced font, a site named in Chinese) in the Chinese font where it is installed;
+        where the text ends."""
+        runs = [(text, font)]
+        if has_cjk(text) and cjk_font_available():
+            runs = [(run, CJK_FONT_NAME if cjk else font) for run, cjk in _cjk_runs(text)]
+        if right_aligned:
+            x -= sum(self.stringWidth(run, name, size) for run, name in runs)
+        for run, name in runs:
+            self.setFont(name, size)
+            self.drawString(x, y, run)
+            x += self.stringWidth(run, name, size)
+        return x
 
     def _draw_running(self, number: int, total: int) -> None:
         run, fonts = self._running, self._running.fonts
@@ -409,20 +600,13 @@ class NumberedCanvas(Canvas):
         left, right = MARGIN, PAGE_WIDTH - MARGIN
         self.saveState()
         self.setFillColor(INK)
-        self.setFont(fonts.bold, 9)
-        self.drawString(left, top, run.site_name)
-        self.setFont(fonts.text, 8)
-        self.drawString(left, top - 4.2 * mm, head.label)
-        self.setFont(fonts.mono, 8)
-        self.drawString(
-            left + self.stringWidth(head.label, fonts.text, 8), top - 4.2 * mm, head.code
-        )
-        self.setFont(fonts.mono_bold, 9)
-        self.drawRightString(right, top, head.title)
-        self.setFont(fonts.bold, 8)
+        self._draw_mixed(left, top, run.site_name, fonts.bold, 9)
+        after = self._draw_mixed(left, top - 4.2 * mm, head.label, fonts.text, 8)
+        self._draw_mixed(after, top - 4.2 * mm, head.code, fonts.mono, 8)
+        self._draw_mixed(right, top, head.title, fonts.mono_bold, 9, right_aligned=True)
         if head.alert:
             self.setFillColor(ALERT)
-        self.drawRightString(right, top - 4.2 * mm, head.status)
+        self._draw_mixed(right, top - 4.2 * mm, head.status, fonts.bold, 8, right_aligned=True)
         self.setFillColor(INK)
         self.setStrokeColor(RULE)
         self.setLineWidth(0.6)
@@ -430,11 +614,13 @@ class NumberedCanvas(Canvas):
         bottom = MARGIN - 4 * mm
         self.line(left, bottom + 4 * mm, right, bottom + 4 * mm)
         self.setFillColor(MUTED)
-        self.setFont(fonts.text, 7.5)
-        self.drawString(left, bottom, f"Generated {run.generated}. Times in {run.zone_name}.")
+        generated = _(
+            "Generated %(when_by)s. Times in %(zone)s.", when_by=run.generated, zone=run.zone_name
+        )
+        self._draw_mixed(left, bottom, generated, fonts.text, 7.5)
         self.setFillColor(INK)
-        self.setFont(fonts.bold, 8)
-        self.drawRightString(right, bottom, f"Page {number} of {total}")
+        page = _("Page %(number)s of %(total)s", number=number, total=total)
+        self._draw_mixed(right, bottom, page, fonts.bold, 8, right_aligned=True)
         self.restoreState()
 
 
@@ -453,7 +639,7 @@ class PageHeader:
 
 
 def grid_table(
-    header: Sequence[str],
+    header: Sequence[str | LazyText],
     rows: Sequence[Sequence[Any]],
     widths: Sequence[float],
     styles: Styles,
@@ -465,8 +651,24 @@ def grid_table(
     """A ruled table with a header row that repeats on every page it runs onto."""
     fonts = styles.fonts
     titles = [paragraph(title, styles.head) for title in header]
+    body = [list(row) for row in rows]
+    # Chinese has no spaces to break at: in a Chinese document every text cell wraps in its
+    # column, in another a cell with Chinese characters
+    right = ParagraphStyle("cell_right", parent=styles.cell, alignment=TA_RIGHT)
+    if fonts.cjk or any(isinstance(cell, str) and has_cjk(cell) for row in body for cell in row):
+        body = [
+            [
+                paragraph(cell, right if column in right_columns else styles.cell)
+                if isinstance(cell, str | LazyText)
+                and column not in mono_columns
+                and (fonts.cjk or has_cjk(str(cell)))
+                else cell
+                for column, cell in enumerate(row)
+            ]
+            for row in body
+        ]
     table = Table(
-        [titles, *[list(row) for row in rows]],
+        [titles, *body],
         colWidths=list(widths),
         repeatRows=1,
         hAlign="LEFT",
@@ -493,7 +695,15 @@ def field_table(
     pairs: Sequence[tuple[str, Any]], width: float, styles: Styles, *, label_width: float
 ) -> Table:
     """Label / value rows without rules, for a document's summary and the head of a section."""
-    rows = [[paragraph(label, styles.small), value] for label, value in pairs]
+    rows = [
+        [
+            paragraph(label, styles.small),
+            paragraph(value, styles.body)
+            if isinstance(value, str | LazyText) and (styles.fonts.cjk or has_cjk(str(value)))
+            else value,
+        ]
+        for label, value in pairs
+    ]
     table = Table(rows, colWidths=[label_width, width - label_width], hAlign="LEFT")
     table.setStyle(
         TableStyle(

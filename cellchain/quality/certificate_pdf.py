@@ -39,6 +39,7 @@ from reportlab.platypus import (
 )
 from sqlalchemy.orm import object_session
 
+from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.core.pdf import (
     ALERT,
     ALERT_FILL,
@@ -51,6 +52,7 @@ from cellchain.core.pdf import (
     Styles,
     build_document,
     display_code,
+    document_fonts,
     field_table,
     format_doublings,
     format_passage,
@@ -58,14 +60,14 @@ from cellchain.core.pdf import (
     format_time,
     format_when_by,
     grid_table,
-    load_fonts,
     make_styles,
+    markup,
     paragraph,
     recall_box,
 )
 from cellchain.core.signatures import SignatureManifest
 from cellchain.manufacturing.processing import processing
-from cellchain.manufacturing.processing.batch_record_pdf import STATUS_WORDS
+from cellchain.manufacturing.processing.batch_record_pdf import STATUS_WORDS, header_status
 from cellchain.quality.disposition import Review, TestLine
 from cellchain.quality.evaluation import criterion_text
 from cellchain.quality.models import Decision, LotDisposition, QcResult, Specification
@@ -74,22 +76,35 @@ from cellchain.quality.results import format_value
 __all__ = ["NOT_RELEASED", "render_certificate_pdf"]
 
 #: the banner of a lot QA has not decided on
-NOT_RELEASED = "NOT RELEASED — NO QA DISPOSITION; NOT FOR CLINICAL USE"
-PASS = "Pass"
-FAIL = "FAIL – out of specification"
-NOT_TESTED = "Not tested"
-SIGNATURE_VALID = "VALID"
-SIGNATURE_BROKEN = "NO LONGER VALID — signed content changed"
-DECISION_WORDS: dict[str, str] = {
-    Decision.RELEASED.value: "RELEASED for clinical use",
-    Decision.REJECTED.value: "REJECTED",
+NOT_RELEASED = lazy("NOT RELEASED — NO QA DISPOSITION; NOT FOR CLINICAL USE")
+PASS = lazy("Pass")
+FAIL = lazy("FAIL – out of specification")
+NOT_TESTED = lazy("Not tested")
+SIGNATURE_VALID = lazy("VALID")
+SIGNATURE_BROKEN = lazy("NO LONGER VALID — signed content changed")
+DECISION_WORDS: dict[str, LazyText] = {
+    Decision.RELEASED.value: lazy("RELEASED for clinical use"),
+    Decision.REJECTED.value: lazy("REJECTED"),
 }
 
 #: the results table: test, method, criterion, result, tested on, verdict (fractions of width)
-RESULT_HEADER = ("Test", "Method", "Acceptance criterion", "Result", "Tested on", "Verdict")
+RESULT_HEADER = (
+    lazy("Test"),
+    lazy("Method"),
+    lazy("Acceptance criterion"),
+    lazy("Result"),
+    lazy("Tested on"),
+    lazy("Verdict"),
+)
 RESULT_WIDTHS = (0.2, 0.17, 0.2, 0.12, 0.12, 0.19)
 #: the signatures table
-SIGNATURE_HEADER = ("Printed name", "User ID", "Signed", "Meaning", "Signature")
+SIGNATURE_HEADER = (
+    lazy("Printed name"),
+    lazy("User ID"),
+    lazy("Signed"),
+    lazy("Meaning"),
+    lazy("Signature"),
+)
 SIGNATURE_WIDTHS = (0.2, 0.12, 0.24, 0.22, 0.22)
 
 #: characters the built-in (non-Unicode) fonts lack, and how they are written instead
@@ -116,7 +131,7 @@ class _Look:
 
 
 def _look() -> _Look:
-    base = make_styles(load_fonts())
+    base = make_styles(document_fonts())
     bold = base.fonts.bold
     return _Look(
         base=base,
@@ -135,16 +150,16 @@ def _text(value: str, look: _Look) -> str:
     return value if look.base.fonts.unicode else value.translate(_ASCII_FALLBACK)
 
 
-def _cell(value: str, look: _Look, style: ParagraphStyle | None = None) -> Paragraph:
+def _cell(value: str | LazyText, look: _Look, style: ParagraphStyle | None = None) -> Paragraph:
     """A table cell of plain text (escaped), in the cell style unless told otherwise."""
-    return paragraph(_text(value, look), style or look.base.cell)
+    return paragraph(_text(str(value), look), style or look.base.cell)
 
 
 # --- the head: what was made, and what QA decided -----------------------------------------------
 
 
 def _spec_label(spec: Specification | None) -> str:
-    return "none" if spec is None else f"{spec.code} v{spec.version} — {spec.title}"
+    return _("none") if spec is None else f"{spec.code} v{spec.version} — {spec.title}"
 
 
 def _bags(review: Review) -> str | None:
@@ -152,7 +167,7 @@ def _bags(review: Review) -> str | None:
     session = object_session(review.lot)
     if session is None:
         return None
-    return f"{len(processing.bags_of(session, review.lot))} filled"
+    return _("%(count)s filled", count=len(processing.bags_of(session, review.lot)))
 
 
 def _summary(review: Review, zone: ZoneInfo, look: _Look) -> Flowable:
@@ -160,27 +175,30 @@ def _summary(review: Review, zone: ZoneInfo, look: _Look) -> Flowable:
     lot, styles = review.lot, look.base
     product = lot.product_definition
     bold = ParagraphStyle("status", parent=styles.body, fontName=styles.fonts.bold)
-    expiry = "not set" if lot.expires_at is None else format_time(lot.expires_at, zone)
+    expiry = _("not set") if lot.expires_at is None else format_time(lot.expires_at, zone)
     pairs: list[tuple[str, Any]] = [
-        ("Product", paragraph(f"{product.code} v{product.version} — {product.title}", styles.body)),
-        ("Lot number", paragraph(lot.lot_number, styles.field_code)),
-        ("Donation (DIN)", paragraph(display_code(review.donation.din), styles.field_code)),
-        ("Lot status", paragraph(STATUS_WORDS.get(lot.status, lot.status.upper()), bold)),
-        ("Made", paragraph(format_time(lot.made_at, zone), styles.body)),
-        ("Expiry", paragraph(expiry, styles.body)),
+        (
+            _("Product"),
+            paragraph(f"{product.code} v{product.version} — {product.title}", styles.body),
+        ),
+        (_("Lot number"), paragraph(lot.lot_number, styles.field_code)),
+        (_("Donation (DIN)"), paragraph(display_code(review.donation.din), styles.field_code)),
+        (_("Lot status"), paragraph(STATUS_WORDS.get(lot.status, lot.status.upper()), bold)),
+        (_("Made"), paragraph(format_time(lot.made_at, zone), styles.body)),
+        (_("Expiry"), paragraph(expiry, styles.body)),
     ]
     bags = _bags(review)
     if bags is not None:
-        pairs.append(("Bags", paragraph(bags, styles.body)))
+        pairs.append((_("Bags"), paragraph(bags, styles.body)))
     pairs += [
-        ("Final passage", paragraph(format_passage(lot.final_passage), styles.body)),
-        ("Cumulative PD", paragraph(format_doublings(lot.final_cumulative_pd), styles.body)),
+        (_("Final passage"), paragraph(format_passage(lot.final_passage), styles.body)),
+        (_("Cumulative PD"), paragraph(format_doublings(lot.final_cumulative_pd), styles.body)),
         ("DMSO", paragraph(f"{lot.dmso_percent:g} %", styles.body)),
         (
-            "Specification",
+            _("Specification"),
             paragraph(_spec_label(review.specification), styles.body)
             if review.specification
-            else paragraph("none in force", styles.alert),
+            else paragraph(_("none in force"), styles.alert),
         ),
     ]
     return field_table(pairs, CONTENT_WIDTH, styles, label_width=32 * mm)
@@ -190,15 +208,19 @@ def _banner_lines(review: Review, zone: ZoneInfo) -> list[str]:
     """The disposition in a line or two: the first thing a reader sees."""
     decided = review.disposition
     if decided is None:
-        return [NOT_RELEASED, "Printed as a draft for review; it certifies nothing."]
+        return [str(NOT_RELEASED), _("Printed as a draft for review; it certifies nothing.")]
     lines = [
-        DECISION_WORDS.get(decided.decision, decided.decision.upper()),
-        f"by {format_person(decided.decided_by)}, {format_time(decided.decided_at, zone)}",
+        str(DECISION_WORDS.get(decided.decision, decided.decision.upper())),
+        _(
+            "by %(person)s, %(when)s",
+            person=format_person(decided.decided_by),
+            when=format_time(decided.decided_at, zone),
+        ),
     ]
     if not review.signatures:
-        lines.append("No electronic signature is on record for this disposition.")
+        lines.append(_("No electronic signature is on record for this disposition."))
     elif any(not manifest.valid for manifest in review.signatures):
-        lines.append(f"Disposition signature {SIGNATURE_BROKEN}")
+        lines.append(_("Disposition signature %(state)s", state=SIGNATURE_BROKEN))
     return lines
 
 
@@ -231,7 +253,7 @@ def _head(
 ) -> list[Flowable]:
     named = [Spacer(1, 3 * mm), recall_box(recalls, look.base)] if recalls else []
     return [
-        paragraph("Certificate of analysis", look.base.title),
+        paragraph(_("Certificate of analysis"), look.base.title),
         paragraph(site_name, look.subtitle),
         *named,
         Spacer(1, 3 * mm),
@@ -259,7 +281,11 @@ def _criterion(result: QcResult, spec: Specification | None) -> str:
     """The criterion as it read when the result was judged, naming its version if older."""
     if spec is None or result.specification_id == spec.id:
         return result.criterion
-    return f"{result.criterion} (v{result.specification.version})"
+    return _(
+        "%(criterion)s (v%(version)s)",
+        criterion=result.criterion,
+        version=result.specification.version,
+    )
 
 
 def _result_row(
@@ -298,15 +324,24 @@ def _missing_row(test: dict[str, Any], look: _Look) -> _Row:
 def _invalidated_row(result: QcResult, zone: ZoneInfo, look: _Look) -> _Row:
     """An earlier result QA set aside: printed in grey, with why, when and by whom."""
     set_aside = format_when_by(result.invalidated_at, result.invalidated_by, zone)
+    invalidated = _("invalidated: %(reason)s", reason=result.invalidation_reason or "—")
     verdict = Paragraph(
-        escape(_text(f"invalidated: {result.invalidation_reason or '—'}", look))
-        + f'<br/><font size="7">{escape(set_aside)}</font>',
+        markup(
+            escape(_text(invalidated, look)) + f'<br/><font size="7">{escape(set_aside)}</font>',
+            look.base.fonts,
+        ),
         look.muted,
     )
     return _Row(
         [
             _cell(
-                f"{result.test_name}: earlier result #{result.id}, does not count", look, look.muted
+                _(
+                    "%(test)s: earlier result #%(number)s, does not count",
+                    test=result.test_name,
+                    number=result.id,
+                ),
+                look,
+                look.muted,
             ),
             _cell(result.method, look, look.muted),
             _cell(result.criterion, look, look.muted),
@@ -349,15 +384,18 @@ def _results_table(rows: Sequence[_Row], look: _Look) -> Table:
 def _tests(review: Review, zone: ZoneInfo, look: _Look) -> list[Flowable]:
     """Each test of the specification in force: criterion, result, date and verdict."""
     lines, styles = review.tests, look.base
-    out: list[Flowable] = [paragraph(f"Release tests ({len(lines)})", styles.h1)]
+    out: list[Flowable] = [paragraph(_("Release tests (%(count)s)", count=len(lines)), styles.h1)]
     if review.specification is None:
-        none = "No release specification is in force for this product."
+        none = _("No release specification is in force for this product.")
         return [*out, paragraph(none, styles.alert)]
     out.append(
         paragraph(
-            f"Against specification {review.specification.code} "
-            f"v{review.specification.version}. An invalidated result is shown under its test "
-            "in grey; it does not count.",
+            _(
+                "Against specification %(code)s v%(version)s. An invalidated result is shown "
+                "under its test in grey; it does not count.",
+                code=review.specification.code,
+                version=review.specification.version,
+            ),
             styles.small,
         )
     )
@@ -377,9 +415,9 @@ def _other_results(review: Review, zone: ZoneInfo, look: _Look) -> list[Flowable
         for r in found
     ]
     return [
-        paragraph(f"Other results ({len(found)})", look.base.h1),
+        paragraph(_("Other results (%(count)s)", count=len(found)), look.base.h1),
         paragraph(
-            "Tests the specification in force does not list; shown for completeness.",
+            _("Tests the specification in force does not list; shown for completeness."),
             look.base.small,
         ),
         _results_table(rows, look),
@@ -408,7 +446,9 @@ def _signatures(review: Review, zone: ZoneInfo, look: _Look) -> list[Flowable]:
     """Each signature on the disposition, manifested: printed name, when, meaning, validity."""
     if not review.signatures:
         return [
-            paragraph("No electronic signature is on record for this disposition.", look.base.alert)
+            paragraph(
+                _("No electronic signature is on record for this disposition."), look.base.alert
+            )
         ]
     extra = [
         ("BACKGROUND", (0, index), (-1, index), ALERT_FILL)
@@ -425,8 +465,10 @@ def _signatures(review: Review, zone: ZoneInfo, look: _Look) -> list[Flowable]:
         ),
         Spacer(1, 1.5 * mm),
         paragraph(
-            "Each signature is checked against the signed record as it stood when this document "
-            "was generated.",
+            _(
+                "Each signature is checked against the signed record as it stood when this "
+                "document was generated."
+            ),
             look.base.small,
         ),
     ]
@@ -437,42 +479,46 @@ def _decision_fields(decided: LotDisposition, zone: ZoneInfo, look: _Look) -> Ta
     words = DECISION_WORDS.get(decided.decision, decided.decision.upper())
     pairs: list[tuple[str, Any]] = [
         (
-            "Decision",
+            _("Decision"),
             paragraph(words, ParagraphStyle("d", parent=styles.body, fontName=styles.fonts.bold)),
         ),
         (
-            "Decided",
+            _("Decided"),
             paragraph(format_when_by(decided.decided_at, decided.decided_by, zone), styles.body),
         ),
     ]
     if decided.reason:
-        label = "Reason" if decided.decision == Decision.REJECTED.value else "Comment"
+        label = _("Reason") if decided.decision == Decision.REJECTED.value else _("Comment")
         pairs.append((label, paragraph(decided.reason, styles.body)))
-    pairs.append(("Reviewed against", paragraph(_spec_label(decided.specification), styles.body)))
+    pairs.append(
+        (_("Reviewed against"), paragraph(_spec_label(decided.specification), styles.body))
+    )
     return field_table(pairs, CONTENT_WIDTH, styles, label_width=32 * mm)
 
 
 def _disposition(review: Review, zone: ZoneInfo, look: _Look) -> list[Flowable]:
     styles = look.base
-    block: list[Flowable] = [paragraph("QA disposition", styles.h1)]
+    block: list[Flowable] = [paragraph(_("QA disposition"), styles.h1)]
     decided = review.disposition
     if decided is None:
         block += [
             paragraph(NOT_RELEASED, ParagraphStyle("none", parent=look.banner, textColor=ALERT)),
             paragraph(
-                "QA has not released or rejected this lot. This printout is a draft for review "
-                "and carries no signature; do not sign it.",
+                _(
+                    "QA has not released or rejected this lot. This printout is a draft for "
+                    "review and carries no signature; do not sign it."
+                ),
                 styles.body,
             ),
         ]
     else:
         block += [
             _decision_fields(decided, zone, look),
-            paragraph("Electronic signatures", styles.h2),
+            paragraph(_("Electronic signatures"), styles.h2),
             Spacer(1, 1.5 * mm),
             *_signatures(review, zone, look),
         ]
-    block += [Spacer(1, 4 * mm), paragraph("End of certificate of analysis.", styles.small)]
+    block += [Spacer(1, 4 * mm), paragraph(_("End of certificate of analysis."), styles.small)]
     return [KeepTogether(block)]
 
 
@@ -507,11 +553,11 @@ def render_certificate_pdf(
     look = _look()
     lot = review.lot
     running = Running.for_lot(
-        "Certificate of analysis",
+        _("Certificate of analysis"),
         site_name=site_name,
         lot_number=lot.lot_number,
         din=review.donation.din,
-        lot_status=" · ".join([lot.status, *(f"recall {r.number}" for r in recalls)]),
+        lot_status=header_status(lot.status, recalls),
         zone=zone,
         generated_at=generated_at,
         generated_by=generated_by,
@@ -520,6 +566,6 @@ def render_certificate_pdf(
     return build_document(
         list(_story(review, site_name, zone, look, recalls)),
         running,
-        title=f"Certificate of analysis {lot.lot_number}",
+        title=_("Certificate of analysis %(lot)s", lot=lot.lot_number),
         author=site_name,
     )

@@ -11,16 +11,17 @@ from zoneinfo import ZoneInfo
 from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, KeepTogether, Spacer
 
+from cellchain.core.i18n import _
 from cellchain.core.pdf import (
     CONTENT_WIDTH,
     Fonts,
     NumberedCanvas,
     PageHeader,
     build_document,
+    document_fonts,
     field_table,
     format_time,
     grid_table,
-    load_fonts,
     make_styles,
     paragraph,
 )
@@ -46,10 +47,10 @@ class DsmbCanvas(NumberedCanvas):
     def header(self) -> PageHeader:
         run: DsmbRunning = self._running  # type: ignore[assignment]
         return PageHeader(
-            label="DSMB summary · trial ",
+            label=_("DSMB summary · trial "),
             code=run.protocol_code,
             title=run.protocol_code,
-            status="UNBLINDED: counts by arm",
+            status=_("UNBLINDED: counts by arm"),
             alert=True,
         )
 
@@ -63,33 +64,35 @@ def render_dsmb_pdf(
     generated_by: str,
 ) -> bytes:
     """The summary as an A4 PDF, with who generated it (a printed name) and when."""
-    fonts = load_fonts()
+    fonts = document_fonts()
     styles = make_styles(fonts)
     planned = "—" if summary.planned_enrolment is None else str(summary.planned_enrolment)
     randomization = (
         summary.schedule.describe(format_time(summary.schedule.signed_at, zone))
         if summary.schedule
-        else "no schedule signed"
+        else _("no schedule signed")
     )
     story: list[Flowable] = [
-        paragraph("DSMB summary", styles.title),
+        paragraph(_("DSMB summary"), styles.title),
         paragraph(
-            "Enrolment, doses, deviations and adverse events by arm. Unblinded: for the Data "
-            "and Safety Monitoring Board only. Counts only; no subject is named.",
+            _(
+                "Enrolment, doses, deviations and adverse events by arm. Unblinded: for the "
+                "Data and Safety Monitoring Board only. Counts only; no subject is named."
+            ),
             styles.small,
         ),
         Spacer(1, 3 * mm),
         field_table(
             [
                 (
-                    "Trial",
+                    _("Trial"),
                     paragraph(f"{summary.protocol_code}: {summary.protocol_title}", styles.body),
                 ),
-                ("Planned enrolment", paragraph(planned, styles.body)),
-                ("Enrolled", paragraph(str(summary.enrolled), styles.body)),
-                ("Ratio", paragraph(summary.ratio or "—", styles.body)),
-                ("Randomization", paragraph(randomization, styles.body)),
-                ("As of", paragraph(format_time(summary.as_of, zone), styles.body)),
+                (_("Planned enrolment"), paragraph(planned, styles.body)),
+                (_("Enrolled"), paragraph(str(summary.enrolled), styles.body)),
+                (_("Ratio"), paragraph(summary.ratio or "—", styles.body)),
+                (_("Randomization"), paragraph(randomization, styles.body)),
+                (_("As of"), paragraph(format_time(summary.as_of, zone), styles.body)),
             ],
             CONTENT_WIDTH,
             styles,
@@ -102,7 +105,7 @@ def render_dsmb_pdf(
         widths = [CONTENT_WIDTH * first] + [CONTENT_WIDTH * (1 - first) / (columns - 1)] * (
             columns - 1
         )
-        rows = table.rows or (("No subject enrolled.", *([""] * (columns - 1))),)
+        rows = table.rows or ((_("No subject enrolled."), *([""] * (columns - 1))),)
         story.append(
             KeepTogether(
                 [
@@ -120,14 +123,16 @@ def render_dsmb_pdf(
     running = DsmbRunning(
         site_name=site_name,
         protocol_code=summary.protocol_code,
-        generated=f"{format_time(generated_at, zone)} by {generated_by}",
+        generated=_(
+            "%(when)s by %(person)s", when=format_time(generated_at, zone), person=generated_by
+        ),
         zone_name=zone.key,
         fonts=fonts,
     )
     return build_document(
         story,
         running,  # type: ignore[arg-type]  # read by DsmbCanvas, not by the lot header
-        title=f"DSMB summary {summary.protocol_code}",
+        title=_("DSMB summary %(protocol)s", protocol=summary.protocol_code),
         author=site_name,
         canvas=DsmbCanvas,
     )

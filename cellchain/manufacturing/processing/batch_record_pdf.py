@@ -39,6 +39,7 @@ from reportlab.platypus import (
 )
 
 from cellchain.chain.models import Unit
+from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.core.identifiers import Identifier, parse_identifier
 from cellchain.core.pdf import (
     ALERT,
@@ -50,6 +51,7 @@ from cellchain.core.pdf import (
     Styles,
     build_document,
     display_code,
+    document_fonts,
     field_table,
     format_count,
     format_days,
@@ -61,8 +63,8 @@ from cellchain.core.pdf import (
     format_when_by,
     format_words,
     grid_table,
-    load_fonts,
     make_styles,
+    markup,
     paragraph,
     recall_box,
 )
@@ -86,11 +88,27 @@ MAX_BRANCH_INDENT = 4
 FULL_CODE_LIST_MAX = 4
 
 #: the lot's status in words, for the summary and every page's header
-STATUS_WORDS: dict[str, str] = {
-    LotStatus.QUARANTINE.value: "QUARANTINE — not released for use",
-    LotStatus.RELEASED.value: "RELEASED",
-    LotStatus.REJECTED.value: "REJECTED — not for use",
+STATUS_WORDS: dict[str, LazyText] = {
+    LotStatus.QUARANTINE.value: lazy("QUARANTINE — not released for use"),
+    LotStatus.RELEASED.value: lazy("RELEASED"),
+    LotStatus.REJECTED.value: lazy("REJECTED — not for use"),
 }
+#: the lot's status in a word, for every page's header (printed in capitals)
+STATUS_SHORT: dict[str, LazyText] = {
+    LotStatus.QUARANTINE.value: lazy("quarantine"),
+    LotStatus.RELEASED.value: lazy("released"),
+    LotStatus.REJECTED.value: lazy("rejected"),
+}
+
+
+def header_status(status: str, recalls: Sequence[Any]) -> str:
+    """The lot's status and every recall naming it, as every page's header prints them."""
+    return " · ".join(
+        [
+            str(STATUS_SHORT.get(status, status)),
+            *(_("recall %(number)s", number=r.number) for r in recalls),
+        ]
+    )
 
 
 # --- sections ----------------------------------------------------------------------------------
@@ -100,48 +118,60 @@ def _summary(record: BatchRecord, zone: ZoneInfo, styles: Styles) -> list[Flowab
     lot, donation, fonts = record.lot, record.donation, styles.fonts
     product = lot.product_definition
     total_cells = sum(cell.cells or 0 for _unit, cell in record.bags)
-    status = STATUS_WORDS.get(lot.status, lot.status.upper())
+    status = str(STATUS_WORDS.get(lot.status, lot.status.upper()))
     flags = lot.limit_flags
     pairs: list[tuple[str, Any]] = [
-        ("Lot number", paragraph(lot.lot_number, styles.field_code)),
-        ("Product", paragraph(f"{product.code} v{product.version} — {product.title}", styles.body)),
-        ("Donation (DIN)", paragraph(display_code(donation.din), styles.field_code)),
-        ("Donor", paragraph(donation.donor.code, styles.field_code)),
+        (_("Lot number"), paragraph(lot.lot_number, styles.field_code)),
         (
-            "Status",
+            _("Product"),
+            paragraph(f"{product.code} v{product.version} — {product.title}", styles.body),
+        ),
+        (_("Donation (DIN)"), paragraph(display_code(donation.din), styles.field_code)),
+        (_("Donor"), paragraph(donation.donor.code, styles.field_code)),
+        (
+            _("Status"),
             paragraph(status, ParagraphStyle("status", parent=styles.body, fontName=fonts.bold)),
         ),
         (
-            "Made",
+            _("Made"),
             paragraph(format_when_by(lot.made_at, lot.made_by, zone), styles.body),
         ),
-        ("Final passage", paragraph(format_passage(lot.final_passage), styles.body)),
-        ("Final CPD", paragraph(format_doublings(lot.final_cumulative_pd), styles.body)),
+        (_("Final passage"), paragraph(format_passage(lot.final_passage), styles.body)),
+        (_("Final CPD"), paragraph(format_doublings(lot.final_cumulative_pd), styles.body)),
         ("DMSO", paragraph(f"{lot.dmso_percent:g} %", styles.body)),
         (
-            "Bags",
+            _("Bags"),
             paragraph(
-                f"{len(record.bags)}, {format_count(total_cells, fonts)} total cells in all",
+                _(
+                    "%(bags)s, %(cells)s total cells in all",
+                    bags=len(record.bags),
+                    cells=format_count(total_cells, fonts),
+                ),
                 styles.body,
             ),
         ),
         (
-            "Deviations",
+            _("Deviations"),
             paragraph(
-                f"{len(record.deviations)} recorded, {len(record.open_deviations)} open",
+                _(
+                    "%(recorded)s recorded, %(open)s open",
+                    recorded=len(record.deviations),
+                    open=len(record.open_deviations),
+                ),
                 styles.alert if record.open_deviations else styles.body,
             ),
         ),
         (
-            "Limit flags",
-            paragraph(f"{len(flags)} — release blocked, see below", styles.alert)
+            _("Limit flags"),
+            paragraph(_("%(count)s — release blocked, see below", count=len(flags)), styles.alert)
             if flags
-            else paragraph("none", styles.body),
+            else paragraph(_("none"), styles.body),
         ),
     ]
+    number = f'<font name="{fonts.mono_bold}">{escape(lot.lot_number)}</font>'
     out: list[Flowable] = [
         Paragraph(
-            f'Batch record <font name="{fonts.mono_bold}">{escape(lot.lot_number)}</font>',
+            markup(_("Batch record %(lot)s", lot=number), fonts),
             styles.title,
         ),
         Spacer(1, 3 * mm),
@@ -149,7 +179,7 @@ def _summary(record: BatchRecord, zone: ZoneInfo, styles: Styles) -> list[Flowab
     ]
     if flags:
         box = Table(
-            [[paragraph("Product limits exceeded — release is blocked", styles.alert)]]
+            [[paragraph(_("Product limits exceeded — release is blocked"), styles.alert)]]
             + [[paragraph(f"• {flag}", styles.alert)] for flag in flags]
             + [[paragraph(_excursion_line(e), styles.alert)] for e in record.excursions],
             colWidths=[CONTENT_WIDTH],
@@ -174,15 +204,25 @@ def _excursion_line(excursion: Any) -> str:
     """A step beyond a limit and the QA authorisation it relied on, in one line."""
     step, authorisation = excursion.step, excursion.authorisation
     who = (
-        f"authorised {authorisation.limits_text} by {authorisation.authorised_by.full_name}: "
-        f"{authorisation.justification}"
+        _(
+            "authorised %(limits)s by %(person)s: %(justification)s",
+            limits=authorisation.limits_text,
+            person=authorisation.authorised_by.full_name,
+            justification=authorisation.justification,
+        )
         if authorisation
-        else "not authorised"
+        else _("not authorised")
     )
-    signature = "signature VALID" if excursion.signature_valid else "signature INVALID"
-    return (
-        f"• {step.kind_label} beyond the limit ({'; '.join(excursion.exceeded)}) under deviation "
-        f"#{excursion.deviation.id} ({excursion.deviation.status}), {who} ({signature})"
+    signature = _("signature VALID") if excursion.signature_valid else _("signature INVALID")
+    return "• " + _(
+        "%(step)s beyond the limit (%(exceeded)s) under deviation #%(number)s (%(status)s), "
+        "%(who)s (%(signature)s)",
+        step=str(step.kind_label),
+        exceeded="; ".join(excursion.exceeded),
+        number=excursion.deviation.id,
+        status=excursion.deviation.status,
+        who=who,
+        signature=signature,
     )
 
 
@@ -272,14 +312,19 @@ def _unit_list(units: Sequence[Unit], styles: Styles) -> Flowable | str:
         groups.setdefault((ident.din, unit.kind_label), []).append(ident)
     parts = []
     for (din, kind), idents in groups.items():
-        prefix = f"{din[:5]} {din[5:7]} {din[7:]}"
+        prefix = f'<font name="{styles.fonts.mono}">{din[:5]} {din[5:7]} {din[7:]}</font>'
         # a non-breaking space keeps each unit's number with its check character
         items = ", ".join(f"{i.body[len(din) :]}\u00a0[{i.check}]" for i in idents)
         parts.append(
-            f'{len(idents)} × {escape(kind)} of <font name="{styles.fonts.mono}">{prefix}</font>:'
-            f'<br/><font name="{styles.fonts.mono}">{escape(items)}</font>'
+            _(
+                "%(count)s × %(kind)s of %(din)s:",
+                count=len(idents),
+                kind=escape(str(kind)),
+                din=prefix,
+            )
+            + f'<br/><font name="{styles.fonts.mono}">{escape(items)}</font>'
         )
-    return Paragraph("<br/>".join(parts), styles.cell)
+    return Paragraph(markup("<br/>".join(parts), styles.fonts), styles.cell)
 
 
 def _seeded(outputs: Sequence[Unit], records: dict[int, CellRecord], fonts: Fonts) -> str | None:
@@ -295,7 +340,11 @@ def _seeded(outputs: Sequence[Unit], records: dict[int, CellRecord], fonts: Font
         return None
     parts = [
         f"{n} × {fmt} "
-        + ("(not counted)" if cells is None else f"at {format_count(cells, fonts)} cells each")
+        + (
+            _("(not counted)")
+            if cells is None
+            else _("at %(cells)s cells each", cells=format_count(cells, fonts))
+        )
         for (fmt, cells), n in groups.items()
     ]
     return "; ".join(parts)
@@ -303,7 +352,7 @@ def _seeded(outputs: Sequence[Unit], records: dict[int, CellRecord], fonts: Font
 
 def _step_title(step: ProcessingStep) -> str:
     try:
-        return StepKind(step.kind).label.capitalize()
+        return str(StepKind(step.kind).label).capitalize()
     except ValueError:
         return format_words(step.kind).capitalize()
 
@@ -314,29 +363,38 @@ def _step(item: _Numbered, record: BatchRecord, zone: ZoneInfo, styles: Styles) 
     width = CONTENT_WIDTH - indent
     came_from = ""
     if item.sources:
-        steps = "step" if len(item.sources) == 1 else "steps"
-        came_from = f" · from {steps} {', '.join(str(n) for n in item.sources)}"
+        numbers = ", ".join(str(n) for n in item.sources)
+        came_from = " · " + (
+            _("from step %(numbers)s", numbers=numbers)
+            if len(item.sources) == 1
+            else _("from steps %(numbers)s", numbers=numbers)
+        )
     heading = Paragraph(
-        f"Step {item.number} · {escape(_step_title(step))}"
-        f'<font name="{fonts.text}" size="8" color="#555555">{came_from}</font>',
+        markup(
+            _("Step %(number)s · %(title)s", number=item.number, title=escape(_step_title(step)))
+            + f'<font name="{fonts.text}" size="8" color="#555555">{escape(came_from)}</font>',
+            fonts,
+        ),
         ParagraphStyle("step", parent=styles.h2, spaceAfter=2),
     )
     pairs: list[tuple[str, Any]] = [
         (
-            "Performed",
+            _("Performed"),
             paragraph(format_when_by(step.performed_at, step.performed_by, zone), styles.body),
         ),
-        ("Recorded", paragraph(format_time(step.recorded_at, zone), styles.body)),
+        (_("Recorded"), paragraph(format_time(step.recorded_at, zone), styles.body)),
     ]
     if step.method:
-        pairs.append(("Method", paragraph(step.method, styles.body)))
-    pairs.append(("Passage", paragraph(format_passage(step.passage), styles.body)))
-    pairs.append((f"Inputs ({len(node.inputs)})", _unit_list(node.inputs, styles)))
+        pairs.append((_("Method"), paragraph(step.method, styles.body)))
+    pairs.append((_("Passage"), paragraph(format_passage(step.passage), styles.body)))
+    pairs.append((_("Inputs (%(count)s)", count=len(node.inputs)), _unit_list(node.inputs, styles)))
     if node.outputs or step.kind != StepKind.FREEZING.value:
-        pairs.append((f"Outputs ({len(node.outputs)})", _unit_list(node.outputs, styles)))
+        pairs.append(
+            (_("Outputs (%(count)s)", count=len(node.outputs)), _unit_list(node.outputs, styles))
+        )
     seeded = _seeded(node.outputs, record.records, fonts)
     if seeded:
-        pairs.append(("Seeded", paragraph(seeded, styles.body)))
+        pairs.append((_("Seeded"), paragraph(seeded, styles.body)))
     counted = (
         step.cells_seeded_before,
         step.cells_harvested,
@@ -346,7 +404,7 @@ def _step(item: _Numbered, record: BatchRecord, zone: ZoneInfo, styles: Styles) 
     )
     harvest = any(value is not None for value in counted)
     if not harvest:  # no counts of its own (isolation, freezing): the CPD it carries on
-        pairs.append(("CPD", paragraph(format_doublings(step.cumulative_pd), styles.body)))
+        pairs.append((_("CPD"), paragraph(format_doublings(step.cumulative_pd), styles.body)))
     block: list[Flowable] = [
         heading,
         field_table(pairs, width, styles, label_width=24 * mm),
@@ -356,12 +414,12 @@ def _step(item: _Numbered, record: BatchRecord, zone: ZoneInfo, styles: Styles) 
             Spacer(1, 1.5 * mm),
             grid_table(
                 [
-                    "Cells seeded before",
-                    "Cells harvested",
-                    "Viability",
-                    "Days in culture",
-                    "PD",
-                    "CPD after",
+                    _("Cells seeded before"),
+                    _("Cells harvested"),
+                    _("Viability"),
+                    _("Days in culture"),
+                    _("PD"),
+                    _("CPD after"),
                 ],
                 [
                     [
@@ -384,7 +442,7 @@ def _step(item: _Numbered, record: BatchRecord, zone: ZoneInfo, styles: Styles) 
     if materials:
         block.append(
             grid_table(
-                ["Material", "Supplier", "Lot number", "Expiry"],
+                [_("Material"), _("Supplier"), _("Lot number"), _("Expiry")],
                 [
                     [
                         paragraph(m.material, styles.cell),
@@ -400,13 +458,13 @@ def _step(item: _Numbered, record: BatchRecord, zone: ZoneInfo, styles: Styles) 
             )
         )
     else:
-        block.append(paragraph("Materials: none recorded.", styles.small))
+        block.append(paragraph(_("Materials: none recorded."), styles.small))
     block.append(Spacer(1, 1.5 * mm))
     equipment: list[Equipment] = sorted((row.item for row in step.equipment), key=lambda e: e.code)
     if equipment:
         block.append(
             grid_table(
-                ["Equipment ID", "Kind", "Name"],
+                [_("Equipment ID"), _("Kind"), _("Name")],
                 [
                     [e.code, _equipment_kind(e.kind), paragraph(e.name, styles.cell)]
                     for e in equipment
@@ -417,9 +475,12 @@ def _step(item: _Numbered, record: BatchRecord, zone: ZoneInfo, styles: Styles) 
             )
         )
     else:
-        block.append(paragraph("Equipment: none recorded.", styles.small))
+        block.append(paragraph(_("Equipment: none recorded."), styles.small))
     if step.notes:
-        block += [Spacer(1, 1.5 * mm), paragraph(f"Notes: {step.notes}", styles.body)]
+        block += [
+            Spacer(1, 1.5 * mm),
+            paragraph(_("Notes: %(notes)s", notes=step.notes), styles.body),
+        ]
     block.append(Spacer(1, 3 * mm))
     if indent:
         return [Indenter(left=indent), KeepTogether(block), Indenter(left=-indent)]
@@ -428,16 +489,16 @@ def _step(item: _Numbered, record: BatchRecord, zone: ZoneInfo, styles: Styles) 
 
 def _equipment_kind(kind: str) -> str:
     try:
-        return EquipmentKind(kind).label
+        return str(EquipmentKind(kind).label)
     except ValueError:
         return format_words(kind)
 
 
 def _bags(record: BatchRecord, styles: Styles) -> list[Flowable]:
     fonts = styles.fonts
-    out: list[Flowable] = [paragraph(f"Bags ({len(record.bags)})", styles.h1)]
+    out: list[Flowable] = [paragraph(_("Bags (%(count)s)", count=len(record.bags)), styles.h1)]
     if not record.bags:
-        return [*out, paragraph("No bags are on record for this lot.", styles.body)]
+        return [*out, paragraph(_("No bags are on record for this lot."), styles.body)]
     rows = [
         [
             str(number),
@@ -455,12 +516,12 @@ def _bags(record: BatchRecord, styles: Styles) -> list[Flowable]:
         grid_table(
             [
                 "#",
-                "Bag",
-                "Volume (mL)",
-                "Total cells / mL",
-                "Total cells",
-                "Viability at fill",
-                "Viable cells at fill",
+                _("Bag"),
+                _("Volume (mL)"),
+                _("Total cells / mL"),
+                _("Total cells"),
+                _("Viability at fill"),
+                _("Viable cells at fill"),
             ],
             rows,
             [CONTENT_WIDTH * w for w in widths],
@@ -473,20 +534,28 @@ def _bags(record: BatchRecord, styles: Styles) -> list[Flowable]:
 
 
 def _deviations(record: BatchRecord, zone: ZoneInfo, styles: Styles) -> list[Flowable]:
-    out: list[Flowable] = [paragraph(f"Deviations ({len(record.deviations)})", styles.h1)]
+    out: list[Flowable] = [
+        paragraph(_("Deviations (%(count)s)", count=len(record.deviations)), styles.h1)
+    ]
     if not record.deviations:
-        return [*out, paragraph("No deviation is recorded against this lot.", styles.body)]
+        return [*out, paragraph(_("No deviation is recorded against this lot."), styles.body)]
     rows = []
     extra: list[tuple[Any, ...]] = []
     for index, deviation in enumerate(record.deviations, start=1):
         try:
-            category = DeviationCategory(deviation.category).label
+            category = str(DeviationCategory(deviation.category).label)
         except ValueError:
             category = format_words(deviation.category)
-        opened = f"Opened {format_when_by(deviation.opened_at, deviation.opened_by, zone)}"
+        opened = _(
+            "Opened %(when_by)s",
+            when_by=format_when_by(deviation.opened_at, deviation.opened_by, zone),
+        )
         resolution = deviation.resolution or "—"
         if deviation.closed_at is not None:
-            closed = f"Closed {format_when_by(deviation.closed_at, deviation.closed_by, zone)}"
+            closed = _(
+                "Closed %(when_by)s",
+                when_by=format_when_by(deviation.closed_at, deviation.closed_by, zone),
+            )
             resolution = f"{resolution}\n{closed}"
         rows.append(
             [
@@ -494,11 +563,16 @@ def _deviations(record: BatchRecord, zone: ZoneInfo, styles: Styles) -> list[Flo
                 paragraph(category, styles.cell),
                 deviation.status.upper(),
                 Paragraph(
-                    escape(deviation.description).replace("\n", "<br/>")
-                    + f'<br/><font color="#555555" size="7">{escape(opened)}</font>',
+                    markup(
+                        escape(deviation.description).replace("\n", "<br/>")
+                        + f'<br/><font color="#555555" size="7">{escape(opened)}</font>',
+                        styles.fonts,
+                    ),
                     styles.cell,
                 ),
-                Paragraph(escape(resolution).replace("\n", "<br/>"), styles.cell),
+                Paragraph(
+                    markup(escape(resolution).replace("\n", "<br/>"), styles.fonts), styles.cell
+                ),
             ]
         )
         if deviation.status == "open":
@@ -510,7 +584,7 @@ def _deviations(record: BatchRecord, zone: ZoneInfo, styles: Styles) -> list[Flo
     widths = [0.07, 0.14, 0.09, 0.38, 0.32]
     out.append(
         grid_table(
-            ["No.", "Category", "Status", "Description", "Resolution"],
+            [_("No."), _("Category"), _("Status"), _("Description"), _("Resolution")],
             rows,
             [CONTENT_WIDTH * w for w in widths],
             styles,
@@ -522,15 +596,17 @@ def _deviations(record: BatchRecord, zone: ZoneInfo, styles: Styles) -> list[Flo
 
 def _signatures(styles: Styles) -> list[Flowable]:
     block: list[Flowable] = [
-        paragraph("Review and release", styles.h1),
+        paragraph(_("Review and release"), styles.h1),
         paragraph(
-            "QA review and release signatures: none on this document. They are electronic "
-            "signatures (printed name, date and time, meaning) applied at QA release and are "
-            "not part of this record yet; do not sign this printout.",
+            _(
+                "QA review and release signatures: none on this document. They are electronic "
+                "signatures (printed name, date and time, meaning) applied at QA release and "
+                "are not part of this record yet; do not sign this printout."
+            ),
             styles.body,
         ),
         Spacer(1, 4 * mm),
-        paragraph("End of batch record.", styles.small),
+        paragraph(_("End of batch record."), styles.small),
     ]
     return [KeepTogether(block)]
 
@@ -543,9 +619,9 @@ def _story(
         summary[1:1] = [Spacer(1, 3 * mm), recall_box(recalls, styles)]
     yield from summary
     ordered = _in_order(record.roots)
-    yield paragraph(f"Processing steps ({len(ordered)})", styles.h1)
+    yield paragraph(_("Processing steps (%(count)s)", count=len(ordered)), styles.h1)
     if not ordered:
-        yield paragraph("No processing step is on record.", styles.body)
+        yield paragraph(_("No processing step is on record."), styles.body)
     for item in ordered:
         yield from _step(item, record, zone, styles)
     yield from _bags(record, styles)
@@ -571,14 +647,14 @@ def render_batch_record_pdf(
     a printout is a copy of the record as it stood then, not the record itself. A lot named
     by ``recalls`` says so under the title, in red, and in every page's header.
     """
-    fonts = load_fonts()
+    fonts = document_fonts()
     styles = make_styles(fonts)
     running = Running.for_lot(
-        "Batch record",
+        _("Batch record"),
         site_name=site_name,
         lot_number=record.lot.lot_number,
         din=record.donation.din,
-        lot_status=" · ".join([record.lot.status, *(f"recall {r.number}" for r in recalls)]),
+        lot_status=header_status(record.lot.status, recalls),
         zone=zone,
         generated_at=generated_at,
         generated_by=generated_by,
@@ -587,7 +663,7 @@ def render_batch_record_pdf(
     return build_document(
         list(_story(record, zone, styles, recalls)),
         running,
-        title=f"Batch record {record.lot.lot_number}",
+        title=_("Batch record %(lot)s", lot=record.lot.lot_number),
         author=site_name,
-        subject=f"Batch record of lot {record.lot.lot_number}",
+        subject=_("Batch record of lot %(lot)s", lot=record.lot.lot_number),
     )

@@ -33,6 +33,7 @@ from reportlab.platypus import (
     Spacer,
 )
 
+from cellchain.core.i18n import _, ngettext
 from cellchain.core.pdf import (
     ALERT,
     ALERT_FILL,
@@ -42,11 +43,11 @@ from cellchain.core.pdf import (
     PageHeader,
     Styles,
     build_document,
+    document_fonts,
     field_table,
     format_number,
     format_time,
     grid_table,
-    load_fonts,
     make_styles,
     paragraph,
 )
@@ -95,7 +96,9 @@ class CoiCanvas(NumberedCanvas):
         # build_document hands this canvas the report's CoiRunning in place of a lot's Running
         run: CoiRunning = self._running  # type: ignore[assignment]
         return PageHeader(
-            label=f"Chain-of-identity report · patient {run.study_id} · COI ",
+            label=_(
+                "Chain-of-identity report · patient %(study_id)s · COI ", study_id=run.study_id
+            ),
             code=run.coi,
             title=run.study_id,
             status=run.signatures,
@@ -128,7 +131,7 @@ def _signatures(
     """The signatures on one record, manifested; an invalid one on a red ground."""
     head = paragraph(title, styles.small)
     if not signatures:
-        return [head, paragraph("Not signed.", styles.body)]
+        return [head, paragraph(_("Not signed."), styles.body)]
     invalid = ParagraphStyle("invalid", parent=styles.head, fontSize=8, textColor=ALERT)
     extra: list[tuple[Any, ...]] = []
     rows = []
@@ -147,7 +150,7 @@ def _signatures(
     return [
         head,
         grid_table(
-            ["Printed name", "Date and time", "Meaning", "Status"],
+            [_("Printed name"), _("Date and time"), _("Meaning"), _("Status")],
             rows,
             [CONTENT_WIDTH * w for w in widths],
             styles,
@@ -168,29 +171,31 @@ def _fields(pairs: Sequence[tuple[str, Any]], styles: Styles) -> Flowable:
 def _summary(report: CoiReport, styles: Styles) -> list[Flowable]:
     patient = report.patient
     return [
-        paragraph("Chain-of-identity report", styles.title),
+        paragraph(_("Chain-of-identity report"), styles.title),
         paragraph(
-            "From each infusion back to the donor: the bags and the lot, the release, the "
-            "donation and the donor's eligibility, the dose and its second check, the "
-            "shipment, the thaw, the bedside verification and the infusion.",
+            _(
+                "From each infusion back to the donor: the bags and the lot, the release, the "
+                "donation and the donor's eligibility, the dose and its second check, the "
+                "shipment, the thaw, the bedside verification and the infusion."
+            ),
             styles.small,
         ),
         Spacer(1, 3 * mm),
         field_table(
             [
-                ("Study ID", paragraph(patient.study_id, styles.field_code)),
-                ("COI identifier", paragraph(patient.coi.display, styles.field_code)),
-                ("Protocol", paragraph(patient.protocol, styles.body)),
+                (_("Study ID"), paragraph(patient.study_id, styles.field_code)),
+                (_("COI identifier"), paragraph(patient.coi.display, styles.field_code)),
+                (_("Protocol"), paragraph(patient.protocol, styles.body)),
                 (
-                    "Arm",
+                    _("Arm"),
                     paragraph(
                         f"{patient.arm_name} ({patient.arm})" if patient.arm else patient.arm_name,
                         styles.body,
                     ),
                 ),
-                ("Status", paragraph(patient.status, styles.body)),
+                (_("Status"), paragraph(patient.status, styles.body)),
                 (
-                    "Report",
+                    _("Report"),
                     paragraph(report.summary, styles.alert if report.alert else styles.body),
                 ),
             ],
@@ -204,12 +209,24 @@ def _summary(report: CoiReport, styles: Styles) -> list[Flowable]:
 def _infusion(part: CoiInfusion, count: int, styles: Styles) -> Iterator[Flowable]:
     """One infusion, read from the bedside back to the donor and on to the infusion record."""
     yield paragraph(
-        f"Infusion {part.number} of {count} · visit {part.visit} · "
-        f"started {part.infusion.started_at.text}",
+        _(
+            "Infusion %(number)s of %(count)s · visit %(visit)s · started %(started)s",
+            number=part.number,
+            count=count,
+            visit=part.visit,
+            started=part.infusion.started_at.text,
+        ),
         styles.h1,
     )
     for recall in part.recalls:
-        yield paragraph(f"RECALL {recall.text} (/recalls/{recall.id})", styles.alert)
+        yield paragraph(
+            _(
+                "RECALL %(recall)s (%(link)s)",
+                recall=recall.text,
+                link="/recalls/" + str(recall.id),
+            ),
+            styles.alert,
+        )
     yield _bags(part, styles)
     for lot in part.lots:
         yield _lot(lot, styles)
@@ -228,17 +245,17 @@ def _bags(part: CoiInfusion, styles: Styles) -> Flowable:
             bag.lot_number or "—",
             format_number(bag.volume_ml),
             _text(bag.cells_text, styles.fonts),
-            "whole bag" if bag.whole_bag else "part",
+            _("whole bag") if bag.whole_bag else _("part"),
         ]
         for bag in part.bags
     ]
     return _section(
-        "Dose unit and bags",
+        _("Dose unit and bags"),
         [
-            _fields([("Prepared dose", _code(part.dose_unit, styles))], styles),
+            _fields([(_("Prepared dose"), _code(part.dose_unit, styles))], styles),
             Spacer(1, 1.5 * mm),
             grid_table(
-                ["Bag", "Lot", "Volume drawn (mL)", "Viable cells", "Drawn"],
+                [_("Bag"), _("Lot"), _("Volume drawn (mL)"), _("Viable cells"), _("Drawn")],
                 rows,
                 [CONTENT_WIDTH * w for w in (0.34, 0.28, 0.14, 0.14, 0.10)],
                 styles,
@@ -251,21 +268,26 @@ def _bags(part: CoiInfusion, styles: Styles) -> Flowable:
 
 
 def _lot(lot: LotPart, styles: Styles) -> Flowable:
-    disposition = "none on record"
+    disposition = _("none on record")
     if lot.decision and lot.decided_at:
-        disposition = f"{lot.decision} {lot.decided_at.text} by {lot.decided_by}"
+        disposition = _(
+            "%(decision)s %(when)s by %(person)s",
+            decision=lot.decision,
+            when=lot.decided_at.text,
+            person=lot.decided_by,
+        )
     pairs = [
-        ("Lot status", lot.status),
-        ("Expires", _when(lot.expires_at)),
-        ("QA disposition", disposition),
+        (_("Lot status"), lot.status),
+        (_("Expires"), _when(lot.expires_at)),
+        (_("QA disposition"), disposition),
     ]
     if lot.reason:
-        pairs.append(("Reason", lot.reason))
+        pairs.append((_("Reason"), lot.reason))
     return _section(
-        f"Lot {lot.lot_number} and its release",
+        _("Lot %(number)s and its release", number=lot.lot_number),
         [
             _fields([(label, paragraph(value, styles.body)) for label, value in pairs], styles),
-            *_signatures("QA release signature", lot.signatures, styles),
+            *_signatures(_("QA release signature"), lot.signatures, styles),
         ],
         styles,
     )
@@ -274,27 +296,31 @@ def _lot(lot: LotPart, styles: Styles) -> Flowable:
 def _donation(donation: DonationPart, styles: Styles) -> Flowable:
     eligibility = donation.eligibility
     if donation.determined_at:
-        eligibility += f", determined {donation.determined_at.text} by {donation.determined_by}"
+        eligibility += _(
+            ", determined %(when)s by %(person)s",
+            when=donation.determined_at.text,
+            person=donation.determined_by,
+        )
     pairs: list[tuple[str, Any]] = [
-        ("Donation (DIN)", paragraph(donation.din.display, styles.field_code)),
-        ("Donor", paragraph(donation.donor_code, styles.field_code)),
-        ("Collected", paragraph(donation.collected_at.text, styles.body)),
-        ("Eligibility", paragraph(eligibility, styles.body)),
+        (_("Donation (DIN)"), paragraph(donation.din.display, styles.field_code)),
+        (_("Donor"), paragraph(donation.donor_code, styles.field_code)),
+        (_("Collected"), paragraph(donation.collected_at.text, styles.body)),
+        (_("Eligibility"), paragraph(eligibility, styles.body)),
     ]
     if donation.eligibility_reason:
-        pairs.append(("Reason", paragraph(donation.eligibility_reason, styles.body)))
+        pairs.append((_("Reason"), paragraph(donation.eligibility_reason, styles.body)))
     if donation.reopened_at:
         pairs.append(
             (
-                "Re-opened",
+                _("Re-opened"),
                 paragraph(f"{donation.reopened_at.text}: {donation.reopened_reason}", styles.alert),
             )
         )
     return _section(
-        "Donation and donor eligibility",
+        _("Donation and donor eligibility"),
         [
             _fields(pairs, styles),
-            *_signatures("Eligibility determination signature", donation.signatures, styles),
+            *_signatures(_("Eligibility determination signature"), donation.signatures, styles),
         ],
         styles,
     )
@@ -304,86 +330,129 @@ def _dose(dose: DosePart, styles: Styles) -> Flowable:
     fonts = styles.fonts
     pairs: list[tuple[str, Any]] = [
         (
-            "Weight used",
+            _("Weight used"),
             paragraph(
-                f"{format_number(dose.weight_kg)} kg, measured {dose.weight_measured_at.text}",
+                _(
+                    "%(weight)s kg, measured %(when)s",
+                    weight=format_number(dose.weight_kg),
+                    when=dose.weight_measured_at.text,
+                ),
                 styles.body,
             ),
         ),
-        ("Target cells", paragraph(_text(dose.target_cells_text, fonts), styles.body)),
-        ("Delivered cells", paragraph(_text(dose.delivered_cells_text, fonts), styles.body)),
-        ("Volume", paragraph(f"{dose.volume_ml:.1f} mL", styles.body)),
-        ("Deviation", paragraph(dose.deviation_text, styles.body)),
-        ("Ordered", paragraph(f"{dose.ordered_at.text} by {dose.ordered_by}", styles.body)),
+        (_("Target cells"), paragraph(_text(dose.target_cells_text, fonts), styles.body)),
+        (_("Delivered cells"), paragraph(_text(dose.delivered_cells_text, fonts), styles.body)),
+        (_("Volume"), paragraph(f"{dose.volume_ml:.1f} mL", styles.body)),
+        (_("Deviation"), paragraph(dose.deviation_text, styles.body)),
+        (
+            _("Ordered"),
+            paragraph(
+                _(
+                    "%(when)s by %(person)s",
+                    when=dose.ordered_at.text,
+                    person=dose.ordered_by,
+                ),
+                styles.body,
+            ),
+        ),
     ]
     if dose.override_reason:
-        pairs.append(("Override", paragraph(dose.override_reason, styles.alert)))
+        pairs.append((_("Override"), paragraph(dose.override_reason, styles.alert)))
     return _section(
-        "Dose arithmetic and second check",
+        _("Dose arithmetic and second check"),
         [
             _fields(pairs, styles),
-            paragraph("Working", styles.small),
+            paragraph(_("Working"), styles.small),
             *[paragraph(f"{n}. {line}", styles.code) for n, line in enumerate(dose.working, 1)],
             Spacer(1, 1.5 * mm),
-            *_signatures("Second-check signature", dose.signatures, styles),
+            *_signatures(_("Second-check signature"), dose.signatures, styles),
         ],
         styles,
     )
 
 
 def _shipment(shipment: ShipmentPart | None, styles: Styles) -> Flowable:
-    title = "Shipment and receipt"
+    title = _("Shipment and receipt")
     if shipment is None:
         return _section(
-            title, [paragraph("No shipment is on record for this dose.", styles.body)], styles
+            title, [paragraph(_("No shipment is on record for this dose."), styles.body)], styles
         )
-    received = "not received"
+    received = _("not received")
     if shipment.received_at:
-        received = f"{shipment.received_at.text} by {shipment.received_by}"
+        received = _(
+            "%(when)s by %(person)s",
+            when=shipment.received_at.text,
+            person=shipment.received_by,
+        )
         if shipment.arrival_temperature_c is not None:
             received += f", {shipment.arrival_temperature_c:.1f} °C"
         if shipment.condition:
             received += f", {shipment.condition}"
         if shipment.logger_excursion is not None:
-            received += ", logger excursion" if shipment.logger_excursion else ", no excursion"
+            received += ", " + (
+                _("logger excursion") if shipment.logger_excursion else _("no excursion")
+            )
     pairs = [
         (
-            "Shipment",
-            f"#{shipment.id}, dry shipper {shipment.shipper_id}, logger {shipment.logger_id}, "
-            f"to {shipment.destination} ({shipment.status})",
+            _("Shipment"),
+            _(
+                "#%(number)s, dry shipper %(shipper)s, logger %(logger)s, to %(destination)s "
+                "(%(status)s)",
+                number=shipment.id,
+                shipper=shipment.shipper_id,
+                logger=shipment.logger_id,
+                destination=shipment.destination,
+                status=shipment.status,
+            ),
         ),
-        ("Dispatched", f"{shipment.dispatched_at.text} by {shipment.dispatched_by}"),
-        ("Received", received),
+        (
+            _("Dispatched"),
+            _(
+                "%(when)s by %(person)s",
+                when=shipment.dispatched_at.text,
+                person=shipment.dispatched_by,
+            ),
+        ),
+        (_("Received"), received),
     ]
     if shipment.hold_reason:
-        pairs.append(("Held", shipment.hold_reason))
+        pairs.append((_("Held"), shipment.hold_reason))
     if shipment.decision_reason:
-        pairs.append(("QA decision", shipment.decision_reason))
+        pairs.append((_("QA decision"), shipment.decision_reason))
     body = [_fields([(label, paragraph(value, styles.body)) for label, value in pairs], styles)]
     if shipment.signatures:
-        body += _signatures("QA decision on the held shipment", shipment.signatures, styles)
+        body += _signatures(_("QA decision on the held shipment"), shipment.signatures, styles)
     return _section(title, body, styles)
 
 
 def _thaws(thaws: Sequence[ThawLine], styles: Styles) -> Flowable:
     if not thaws:
-        return _section("Thaw", [paragraph("No thaw is on record.", styles.body)], styles)
+        return _section(_("Thaw"), [paragraph(_("No thaw is on record."), styles.body)], styles)
     rows = [
         [
             thaw.code.display,
-            paragraph(f"{thaw.started_at.text} by {thaw.started_by}", styles.cell),
             paragraph(
-                f"{thaw.completed_at.text} by {thaw.completed_by}" if thaw.completed_at else "—",
+                _("%(when)s by %(person)s", when=thaw.started_at.text, person=thaw.started_by),
+                styles.cell,
+            ),
+            paragraph(
+                _(
+                    "%(when)s by %(person)s",
+                    when=thaw.completed_at.text,
+                    person=thaw.completed_by,
+                )
+                if thaw.completed_at
+                else "—",
                 styles.cell,
             ),
         ]
         for thaw in thaws
     ]
     return _section(
-        "Thaw",
+        _("Thaw"),
         [
             grid_table(
-                ["Bag", "Started", "Thawed"],
+                [_("Bag"), _("Started"), _("Thawed")],
                 rows,
                 [CONTENT_WIDTH * w for w in (0.34, 0.33, 0.33)],
                 styles,
@@ -399,17 +468,21 @@ def _infusion_record(infusion: InfusionPart, styles: Styles) -> Flowable:
     if infusion.volume_infused_ml is not None:
         given = f"{infusion.volume_infused_ml:.1f} mL"
         if infusion.rate_ml_per_h is not None:
-            given += f" at {format_number(infusion.rate_ml_per_h)} mL/h"
+            given = _(
+                "%(volume)s at %(rate)s mL/h",
+                volume=given,
+                rate=format_number(infusion.rate_ml_per_h),
+            )
     pairs = [
-        ("Status", infusion.status),
-        ("Started", infusion.started_at.text),
-        ("Ended", _when(infusion.ended_at)),
-        ("Volume and rate", given),
-        ("Administered by", infusion.administered_by),
-        ("Reaction", infusion.reaction),
+        (_("Status"), infusion.status),
+        (_("Started"), infusion.started_at.text),
+        (_("Ended"), _when(infusion.ended_at)),
+        (_("Volume and rate"), given),
+        (_("Administered by"), infusion.administered_by),
+        (_("Reaction"), infusion.reaction),
     ]
     return _section(
-        "Infusion record",
+        _("Infusion record"),
         [_fields([(label, paragraph(value, styles.body)) for label, value in pairs], styles)],
         styles,
     )
@@ -418,11 +491,13 @@ def _infusion_record(infusion: InfusionPart, styles: Styles) -> Flowable:
 def _verification(part: CoiInfusion, styles: Styles) -> Iterator[Flowable]:
     """The go the infusion started from, each check behind it and the two signatures; then
     the dose's other checks (stops stay on record)."""
-    title = "Bedside verification"
+    title = _("Bedside verification")
     verification = part.verification
     if verification is None:
         yield _section(
-            title, [paragraph("The signed bedside check is not on record.", styles.alert)], styles
+            title,
+            [paragraph(_("The signed bedside check is not on record."), styles.alert)],
+            styles,
         )
         return
     extra: list[tuple[Any, ...]] = []
@@ -437,24 +512,26 @@ def _verification(part: CoiInfusion, styles: Styles) -> Iterator[Flowable]:
         )
         if not check.passed:
             extra.append(("TEXTCOLOR", (0, index), (0, index), ALERT))
-    verdict = (
-        f"{verification.verdict}, {verification.checked_at.text}, "
-        f"scanned by {verification.checked_by}"
+    verdict = _(
+        "%(verdict)s, %(when)s, scanned by %(person)s",
+        verdict=verification.verdict,
+        when=verification.checked_at.text,
+        person=verification.checked_by,
     )
     yield _section(
         title,
         [
-            _fields([("Verdict", paragraph(verdict, styles.body))], styles),
+            _fields([(_("Verdict"), paragraph(verdict, styles.body))], styles),
             Spacer(1, 1.5 * mm),
             grid_table(
-                ["Result", "Check", "As seen"],
+                [_("Result"), _("Check"), _("As seen")],
                 rows,
                 [CONTENT_WIDTH * w for w in (0.09, 0.36, 0.55)],
                 styles,
                 extra=extra,
             ),
             Spacer(1, 1.5 * mm),
-            *_signatures("Bedside signatures (two people)", verification.signatures, styles),
+            *_signatures(_("Bedside signatures (two people)"), verification.signatures, styles),
         ],
         styles,
     )
@@ -470,10 +547,10 @@ def _verification(part: CoiInfusion, styles: Styles) -> Iterator[Flowable]:
         for other in verification.others
     ]
     yield _section(
-        "Other bedside checks of this dose",
+        _("Other bedside checks of this dose"),
         [
             grid_table(
-                ["When", "Check", "By", "What failed"],
+                [_("When"), _("Check"), _("By"), _("What failed")],
                 others,
                 [CONTENT_WIDTH * w for w in (0.2, 0.18, 0.2, 0.42)],
                 styles,
@@ -488,13 +565,16 @@ def _story(report: CoiReport, styles: Styles) -> Iterator[Flowable]:
     if report.empty:
         yield Spacer(1, 4 * mm)
         yield paragraph(
-            f"No infusion is recorded for {report.patient.study_id}: there is nothing to trace.",
+            _(
+                "No infusion is recorded for %(study_id)s: there is nothing to trace.",
+                study_id=report.patient.study_id,
+            ),
             styles.body,
         )
     for part in report.infusions:
         yield from _infusion(part, len(report.infusions), styles)
     yield Spacer(1, 4 * mm)
-    yield paragraph("End of chain-of-identity report.", styles.small)
+    yield paragraph(_("End of chain-of-identity report."), styles.small)
 
 
 # --- the document ------------------------------------------------------------------------------
@@ -510,30 +590,33 @@ def render_coi_report_pdf(
 ) -> bytes:
     """The report as an A4 PDF. ``generated_at`` (aware) and ``generated_by`` (a printed name)
     are printed on every page: a printout is a copy of the record as it stood then."""
-    fonts = load_fonts()
+    fonts = document_fonts()
     styles = make_styles(fonts)
     invalid = report.invalid_count
     state = (
-        f"{invalid} signature{'s' if invalid != 1 else ''} INVALID"
+        ngettext("%(num)d signature INVALID", "%(num)d signatures INVALID", invalid)
         if invalid
-        else "All signatures valid"
+        else _("All signatures valid")
     )
     if report.recalls:  # valid signatures are not the whole story under a recall
-        state = "RECALL " + ", ".join(recall.number for recall in report.recalls) + " · " + state
+        numbers = ", ".join(recall.number for recall in report.recalls)
+        state = _("RECALL %(numbers)s", numbers=numbers) + " · " + state
     running = CoiRunning(
         site_name=site_name,
         study_id=report.patient.study_id,
         coi=report.patient.coi.display,
         signatures=state,
         alert=report.alert,
-        generated=f"{format_time(generated_at, zone)} by {generated_by}",
+        generated=_(
+            "%(when)s by %(person)s", when=format_time(generated_at, zone), person=generated_by
+        ),
         zone_name=zone.key,
         fonts=fonts,
     )
     return build_document(
         list(_story(report, styles)),
         running,  # type: ignore[arg-type]  # read by CoiCanvas, not by the lot header
-        title=f"Chain-of-identity report {report.patient.study_id}",
+        title=_("Chain-of-identity report %(study_id)s", study_id=report.patient.study_id),
         author=site_name,
         canvas=CoiCanvas,
     )
