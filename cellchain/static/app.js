@@ -62,7 +62,7 @@
   if (document.body.classList.contains("bedside")) return;
   var phone = window.matchMedia("(max-width: 40rem)");
   var tables = [];
-  Array.prototype.forEach.call(document.querySelectorAll("main table"), function (table) {
+  function label(table) {
     var head = table.tHead && table.tHead.rows[table.tHead.rows.length - 1];
     if (!head || head.cells.length < 2) return;
     var names = [];
@@ -81,9 +81,10 @@
         });
       });
     });
-    tables.push(table);
-  });
+    if (tables.indexOf(table) < 0) tables.push(table);
+  }
   function fit() {
+    tables = tables.filter(function (table) { return document.contains(table); });
     tables.forEach(function (table) {
       table.classList.remove("as-cards");
       var room = table.parentElement.clientWidth;
@@ -96,6 +97,16 @@
     pending = true;
     window.requestAnimationFrame(function () { pending = false; fit(); });
   });
+  function labelAll(root) {
+    Array.prototype.forEach.call(root.querySelectorAll("table"), label);
+    if (root.matches && root.matches("table")) label(root);
+  }
+  // a part of the page replaced in place (the print log after a print) is labelled again
+  document.addEventListener("cellchain:replaced", function (event) {
+    labelAll(event.detail);
+    fit();
+  });
+  labelAll(document.querySelector("main") || document.createElement("main"));
   fit();
 })();
 
@@ -245,5 +256,73 @@
     if (button) { open(button); return; }
     var cancel = target.closest("[data-camera-cancel]");
     if (cancel) cancel.closest("dialog").close();
+  });
+})();
+
+// --- printing without leaving the page (issue 21) -----------------------------------------
+// A form with data-refresh="id id …" (a label print) is posted by fetch: a file that comes
+// back is downloaded under its own name, then the page is read again and the elements of
+// those ids (the print log, the reconciliation) are put in place of the ones shown, so the
+// new print is in the log without a reload. Anything else that comes back (the page again,
+// saying why nothing was printed) is shown as the page, as a plain post would have.
+(function () {
+  function filename(disposition) {
+    var match = /filename\*=UTF-8''([^;]+)|filename="?([^";]+)"?/i.exec(disposition || "");
+    if (!match) return "";
+    return match[1] ? decodeURIComponent(match[1]) : match[2];
+  }
+  function download(blob, name) {
+    var url = URL.createObjectURL(blob);
+    var link = document.createElement("a");
+    link.href = url;
+    link.download = name;
+    link.hidden = true;
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    window.setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
+  }
+  function showPage(html) {
+    document.open();
+    document.write(html);
+    document.close();
+  }
+  function refresh(ids) {
+    return fetch(window.location.pathname + window.location.search, {
+      credentials: "same-origin", headers: { Accept: "text/html" }
+    }).then(function (response) { return response.text(); }).then(function (html) {
+      var fresh = new DOMParser().parseFromString(html, "text/html");
+      ids.forEach(function (id) {
+        var old = document.getElementById(id);
+        if (!old) return;
+        var replacement = fresh.getElementById(id);
+        if (!replacement) { old.remove(); return; }
+        replacement = document.importNode(replacement, true);
+        old.replaceWith(replacement);
+        document.dispatchEvent(new CustomEvent("cellchain:replaced", { detail: replacement }));
+      });
+    });
+  }
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-refresh")) return;
+    if (!window.fetch || !window.DOMParser) return;  // a plain post, as before
+    event.preventDefault();
+    var ids = form.getAttribute("data-refresh").split(/\s+/).filter(Boolean);
+    var buttons = form.querySelectorAll("button[type=submit], button:not([type])");
+    Array.prototype.forEach.call(buttons, function (b) { b.disabled = true; });
+    function done() { Array.prototype.forEach.call(buttons, function (b) { b.disabled = false; }); }
+    fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" })
+      .then(function (response) {
+        var disposition = response.headers.get("Content-Disposition") || "";
+        if (response.ok && /attachment/i.test(disposition)) {
+          return response.blob().then(function (blob) {
+            download(blob, filename(disposition) || "labels");
+            // printed: should the page not be read again, a reload shows the log
+            return refresh(ids).then(done, function () { window.location.reload(); });
+          });
+        }
+        return response.text().then(showPage);
+      }, function () { done(); form.submit(); });  // nothing reached the server: post plainly
   });
 })();
