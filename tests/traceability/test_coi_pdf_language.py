@@ -51,3 +51,16 @@ def test_in_english_the_report_has_no_chinese_font(ward, infused) -> None:
     text = squeeze(" ".join(pages_text(pdf)))
     assert "Chain-of-identity report" in text and "Infusion record" in text
     assert not any("WenQuanYi" in name for name in page_fonts(pdf))
+
+
+def test_the_pdf_is_served_in_the_language_of_the_request(ward, infused, clients) -> None:
+    infusion, _waiting = infused
+    web = clients.web(ward.lab.tech)
+    url = f"/patients/{infusion.patient_id}/coi-report.pdf"
+    chinese = web.get(url, headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    assert chinese.status_code == 200 and chinese.mimetype == "application/pdf"
+    assert "身份链 (COI) 报告" in squeeze(" ".join(pages_text(chinese.data)))
+    assert embeds_wenquanyi(chinese.data)
+    english = web.get(url)
+    assert "Chain-of-identity report" in squeeze(" ".join(pages_text(english.data)))
+    assert not any("WenQuanYi" in name for name in page_fonts(english.data))

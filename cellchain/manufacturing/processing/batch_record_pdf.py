@@ -95,9 +95,15 @@ STATUS_WORDS: dict[str, LazyText] = {
 }
 #: the lot's status in a word, for every page's header (printed in capitals)
 STATUS_SHORT: dict[str, LazyText] = {
-    LotStatus.QUARANTINE.value: lazy("quarantine"),
-    LotStatus.RELEASED.value: lazy("released"),
-    LotStatus.REJECTED.value: lazy("rejected"),
+    LotStatus.QUARANTINE.value: lazy("QUARANTINE"),
+    LotStatus.RELEASED.value: lazy("RELEASED"),
+    LotStatus.REJECTED.value: lazy("REJECTED"),
+}
+
+#: a deviation's status in the deviations table (printed in capitals)
+DEVIATION_STATUS_WORDS: dict[str, LazyText] = {
+    "open": lazy("open"),
+    "closed": lazy("closed"),
 }
 
 
@@ -561,7 +567,7 @@ def _deviations(record: BatchRecord, zone: ZoneInfo, styles: Styles) -> list[Flo
             [
                 str(deviation.id),
                 paragraph(category, styles.cell),
-                deviation.status.upper(),
+                str(DEVIATION_STATUS_WORDS.get(deviation.status, deviation.status)).upper(),
                 Paragraph(
                     markup(
                         escape(deviation.description).replace("\n", "<br/>")
