@@ -27,10 +27,12 @@ from cellchain.admin.schemas import (
     UserOut,
 )
 from cellchain.core import accounts, audit, numbering
+from cellchain.core.listing import PageRequest
 from cellchain.core.roles import Permission
 from cellchain.core.schemas import IdentifierOut
 from cellchain.extensions import db
 from cellchain.http import acting_user, requires, unit_of_work
+from cellchain.web.listing import PAGINATION_HEADERS, paged
 
 account_api = Blueprint("account_api", __name__, url_prefix="/api/v1", description="Your account")
 users_api = Blueprint("users_api", __name__, url_prefix="/api/v1/users", description="Users")
@@ -165,15 +167,21 @@ def set_roles(data: dict[str, Any], user_id: int) -> Any:
 @audit_api.get("")
 @requires(Permission.READ_AUDIT)
 @audit_api.arguments(AuditQueryIn, location="query")
-@audit_api.response(200, AuditEntryOut(many=True))
+@audit_api.response(200, AuditEntryOut(many=True), headers=PAGINATION_HEADERS)
 def list_audit(args: dict[str, Any]) -> Any:
-    """Audit entries, oldest first, filtered by record, user, action and time. A patient's arm
-    and randomization number are masked for a role that does not see arms."""
+    """Audit entries, newest first, filtered by record, user, action and time, searched
+    (``q``) in the record id, user, action and record type, one page at a time (the
+    ``X-Pagination`` header). ``limit``/``offset`` (deprecated) page oldest first, as before.
+    A patient's arm and randomization number are masked for a role that does not see arms."""
     roles = acting_user().roles
-    entries = audit.list_entries(
-        db.session, commands.audit_filter(args), limit=args["limit"], offset=args["offset"]
-    )
-    return [blinding.ShownEntry(entry, roles) for entry in entries]
+    criteria = commands.audit_filter(args)
+    if "limit" in args or "offset" in args:
+        entries = audit.list_entries(
+            db.session, criteria, limit=args.get("limit", 200), offset=args.get("offset", 0)
+        )
+        return [blinding.ShownEntry(entry, roles) for entry in entries]
+    page = audit.entries_page(db.session, criteria, PageRequest.of(args))
+    return paged(page, [blinding.ShownEntry(entry, roles) for entry in page.items])
 
 
 @audit_api.get("/export.csv")

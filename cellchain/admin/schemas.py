@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import marshmallow as ma
 from marshmallow import validate
 
+from cellchain.core.listing_schemas import ListQueryIn
 from cellchain.core.roles import Role, role_conflict
 from cellchain.core.schemas import SiteDateTime, WholeNumber
 
@@ -113,7 +114,12 @@ class TokenCreatedOut(TokenOut):
     )
 
 
-class AuditQueryIn(ma.Schema):
+class AuditQueryIn(ListQueryIn):
+    """The audit trail's filters and page (``core.listing``: newest first by default; sort by
+    seq, at, actor, action or record; ``q`` searches the record id, user, action and record
+    type). ``limit``/``offset`` are the earlier paging, kept for existing clients: given
+    either, the entries come oldest first from ``offset``, as before."""
+
     entity_type = ma.fields.String(validate=validate.Length(max=60))
     entity_id = ma.fields.String(validate=validate.Length(max=80))
     actor = ma.fields.String(validate=validate.Length(max=40))
@@ -124,8 +130,14 @@ class AuditQueryIn(ma.Schema):
     until = SiteDateTime(
         metadata={"description": "ISO 8601, exclusive; without an offset, the site's time"}
     )
-    limit = WholeNumber(load_default=200, validate=validate.Range(min=1, max=1000))
-    offset = WholeNumber(load_default=0, validate=validate.Range(min=0))
+    limit = WholeNumber(
+        validate=validate.Range(min=1, max=1000),
+        metadata={"description": "Deprecated (use page and page_size): oldest first"},
+    )
+    offset = WholeNumber(
+        validate=validate.Range(min=0),
+        metadata={"description": "Deprecated (use page and page_size): oldest first"},
+    )
 
 
 class AuditEntryOut(ma.Schema):

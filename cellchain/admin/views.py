@@ -33,11 +33,14 @@ from cellchain.admin.schemas import (
 )
 from cellchain.core import accounts, audit, numbering, record_state
 from cellchain.core.identifiers import parse_identifier
+from cellchain.core.listing import PageRequest
+from cellchain.core.listing_schemas import ListQueryIn
 from cellchain.core.roles import Permission, Role, conflict_explanation, role_conflict
 from cellchain.errors import DomainError, InvalidInput
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, unit_of_work
 from cellchain.web.forms import load_form
+from cellchain.web.listing import page_query
 
 blueprint = Blueprint("admin", __name__)
 
@@ -78,10 +81,20 @@ def identifier(code: str) -> ResponseReturnValue:
 
 # --- audit trail ------------------------------------------------------------------------
 
+#: The page's paging parameters (page, page_size, sort, direction, q).
+_PAGING = frozenset(ListQueryIn().fields)
 
-def _audit_args() -> dict[str, Any]:
+
+def _audit_args(notes: list[str] | None = None) -> dict[str, Any]:
     # ``states`` (show the record-state entries) is the page's own box, not an audit filter
-    data = {key: value for key, value in request.args.items() if value and key != "states"}
+    data: dict[str, Any] = {
+        key: value for key, value in request.args.items() if value and key != "states"
+    }
+    if notes is not None:  # the page: a bad page value is dropped with a note, not refused
+        paging = {key: value for key, value in data.items() if key in _PAGING}
+        loaded, dropped = page_query(ListQueryIn(), paging)
+        notes.extend(dropped)
+        data = {key: value for key, value in data.items() if key not in _PAGING} | loaded
     try:
         return cast(dict[str, Any], AuditQueryIn().load(data))  # no post_load: a dict
     except ma.ValidationError as error:
@@ -95,22 +108,42 @@ def _audit_args() -> dict[str, Any]:
 @blueprint.get("/audit")
 @requires(Permission.READ_AUDIT)
 def audit_review() -> ResponseReturnValue:
+    """The audit trail, newest first, a page at a time (``core.listing``); ``limit`` and
+    ``offset`` (the earlier paging, oldest first) still work. A bad page value is corrected
+    with a note; a bad time filter is refused (422) as before."""
+    page = None
+    notes: list[str] = []
+    show_states = bool(request.args.get("states"))
     try:
-        args = _audit_args()
+        args = _audit_args(notes)
         error = None
-        entries = record_state.review_entries(
-            db.session,
-            commands.audit_filter(args),
-            show_states=bool(request.args.get("states")),
-            limit=args["limit"],
-            offset=args["offset"],
-        )
+        criteria = commands.audit_filter(args)
+        if "limit" in args or "offset" in args:
+            args.setdefault("limit", 200)
+            args.setdefault("offset", 0)
+            entries = record_state.review_entries(
+                db.session,
+                criteria,
+                show_states=show_states,
+                limit=args["limit"],
+                offset=args["offset"],
+            )
+        else:
+            page = record_state.review_page(
+                db.session,
+                criteria,
+                show_states=show_states,
+                request=PageRequest.of(args, correct=True),
+            )
+            entries = page.items
     except InvalidInput as invalid:
         error, entries, args = invalid.detail, [], {"limit": 200, "offset": 0}
     roles = acting_user().roles
     return render_template(
         "admin/audit.html",
         entries=[blinding.ShownEntry(entry, roles) for entry in entries],
+        page=page,
+        notes=notes,
         args=args,
         filters=request.args,
         error=error,

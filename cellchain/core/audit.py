@@ -50,6 +50,7 @@ from sqlalchemy.sql.util import find_tables
 from cellchain.core import audit_keys
 from cellchain.core.audit_keys import Keyring
 from cellchain.core.driver import DriverStatement
+from cellchain.core.listing import ListSpec, Page, PageRequest, fetch_page
 from cellchain.core.models import AuditChainHead, AuditEntry, User
 from cellchain.core.types import canonical_json, to_jsonable
 from cellchain.errors import ReasonRequired
@@ -1337,6 +1338,34 @@ def list_entries(
     """A page of the entries matching ``criteria``."""
     query = filtered_query(criteria).limit(limit).offset(offset)
     return list(session.execute(query).scalars())
+
+
+#: The audit trail as a list (issue 21): newest first; searched in the record's id, the
+#: user, the action and the record type.
+AUDIT_LIST = ListSpec(
+    sorts={
+        "seq": AuditEntry.seq,
+        "at": AuditEntry.at,
+        "actor": AuditEntry.actor_username,
+        "action": AuditEntry.action,
+        "record": AuditEntry.entity_type,
+    },
+    default_sort="seq",
+    tiebreaker=AuditEntry.seq,
+    searched=(
+        AuditEntry.entity_id,
+        AuditEntry.actor_username,
+        AuditEntry.action,
+        AuditEntry.entity_type,
+    ),
+)
+
+
+def entries_page(
+    session: DbSession, criteria: AuditFilter, request: PageRequest
+) -> Page[AuditEntry]:
+    """The page ``request`` asks for of the entries matching ``criteria`` (two statements)."""
+    return fetch_page(session, filtered_query(criteria), AUDIT_LIST, request)
 
 
 CSV_COLUMNS = (

@@ -61,6 +61,7 @@ from sqlalchemy.orm.exc import UnmappedColumnError
 from sqlalchemy.sql.dml import UpdateBase
 
 from cellchain.core import audit
+from cellchain.core.listing import Page, PageRequest, fetch_page
 from cellchain.core.models import AuditEntry, User
 from cellchain.core.types import UTCDateTime, canonical_json, to_jsonable, utcnow
 from cellchain.extensions import DbSession, Model
@@ -74,6 +75,10 @@ UNRECORDED: dict[str, str] = {
         "counters; what they hand out is in issued_identifiers, whose uniqueness refuses a reuse"
     ),
     "login_throttles": "failed-login counters per address and account (migration 0021)",
+    # notifications (issue 21): each follows an event audited by its own service
+    "notifications": "messages about audited events, made from them; no record of their own",
+    "notification_recipients": "who a notification is for and whether they read it",
+    "outbox_emails": "e-mails to send about notifications: delivery bookkeeping",
 }
 
 #: Columns that are bookkeeping, not part of the record: neither kept in the trail nor
@@ -566,6 +571,21 @@ def review_entries(
     if not show_states and criteria.action not in STATE_ACTIONS:
         query = query.where(AuditEntry.action.not_in(STATE_ACTIONS))
     return list(session.execute(query.limit(limit).offset(offset)).scalars())
+
+
+def review_page(
+    session: DbSession,
+    criteria: audit.AuditFilter,
+    *,
+    show_states: bool,
+    request: PageRequest,
+) -> Page[AuditEntry]:
+    """A page of the audit review as ``core.listing`` pages a list (newest first by
+    default; two statements), the state entries left out as in ``review_entries``."""
+    query = audit.filtered_query(criteria)
+    if not show_states and criteria.action not in STATE_ACTIONS:
+        query = query.where(AuditEntry.action.not_in(STATE_ACTIONS))
+    return fetch_page(session, query, audit.AUDIT_LIST, request)
 
 
 # --- verifying ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from cellchain.donors.commands import (
     correct_screening_as_user,
     determine_as_user,
     donations_page,
+    eligibility_queue_page,
     receive_as_user,
     record_result_as_user,
     register_as_user,
@@ -32,6 +33,7 @@ from cellchain.donors.schemas import (
     DonationQueryIn,
     DonationRegisterIn,
     DonorDetailOut,
+    EligibilityQueueIn,
     EligibilityReviewOut,
     ReceiptIn,
     ResultCorrectionIn,
@@ -44,6 +46,7 @@ from cellchain.extensions import db
 from cellchain.http import now, requires, unit_of_work
 from cellchain.traceability.notices import WithRecalls, recalls_naming
 from cellchain.traceability.recalls import lookback
+from cellchain.web.listing import PAGINATION_HEADERS, paged
 
 donations_api = Blueprint(
     "donations_api", __name__, url_prefix="/api/v1/donations", description="Donations"
@@ -123,18 +126,20 @@ def review_out(donation: Donation) -> dict[str, Any]:
 @donations_api.get("")
 @requires(Permission.READ_RECORDS)
 @donations_api.arguments(DonationQueryIn, location="query")
-@donations_api.response(200, DonationPageOut)
+@donations_api.response(200, DonationPageOut, headers=PAGINATION_HEADERS)
 def list_donations(args: dict[str, Any]) -> Any:
-    """Donations, newest first, filtered by status and eligibility, one page at a time; each
-    with the recalls that name it."""
+    """Donations, newest first, filtered by status and eligibility, searched (``q``) in the
+    DIN and the donor's code, one page at a time; each with the recalls that name it. The
+    body keeps its page fields; the ``X-Pagination`` header says the same as every list's."""
     page = donations_page(db.session, args)
     found = recalls_naming(db.session, donations=[d.id for d in page.items])
-    return service.Page(
+    body = service.Page(
         items=[WithRecalls(d, found.donation(d.id)) for d in page.items],
         page=page.page,
-        per_page=page.per_page,
+        per_page=page.page_size,
         total=page.total,
     )
+    return body, paged(page)[1]
 
 
 @donations_api.post("")
@@ -234,16 +239,21 @@ def determine(data: dict[str, Any], donation_id: int) -> Any:
 
 @donations_api.get("/eligibility-queue")
 @requires(Permission.READ_RECORDS)
-@donations_api.response(200, EligibilityReviewOut(many=True))
-def eligibility_queue() -> Any:
-    """Donations awaiting QA's determination, oldest first, each with its checks and the
-    recalls that name it."""
-    queue = service.eligibility_queue(db.session)
-    found = recalls_naming(db.session, donations=[donation.id for donation, _review in queue])
-    return [
-        {**review_out(donation), "recalls": found.donation(donation.id)}
-        for donation, _review in queue
-    ]
+@donations_api.arguments(EligibilityQueueIn, location="query")
+@donations_api.response(200, EligibilityReviewOut(many=True), headers=PAGINATION_HEADERS)
+def eligibility_queue(args: dict[str, Any]) -> Any:
+    """Donations awaiting QA's determination, the longest waiting first, a page at a time
+    (the ``X-Pagination`` header), searched (``q``) in the DIN and the donor's code, each with
+    its checks and the recalls that name it."""
+    page = eligibility_queue_page(db.session, args)
+    found = recalls_naming(db.session, donations=[donation.id for donation, _review in page.items])
+    return paged(
+        page,
+        [
+            {**review_out(donation), "recalls": found.donation(donation.id)}
+            for donation, _review in page.items
+        ],
+    )
 
 
 @donors_api.get("/<int:donor_id>")

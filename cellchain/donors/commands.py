@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cellchain.core import listing
 from cellchain.donors import service
 from cellchain.donors.models import (
     Donation,
@@ -24,14 +25,29 @@ from cellchain.http import acting_user, facility_code, now, site_zone
 from cellchain.traceability.recalls import lookback
 
 
-def donations_page(session: DbSession, query: dict[str, Any]) -> service.Page[Donation]:
-    """The page of donations a loaded ``DonationQueryIn`` asks for."""
-    return service.list_donations(
+def donations_page(
+    session: DbSession, query: dict[str, Any], *, correct: bool = False
+) -> listing.Page[Donation]:
+    """The page of donations a loaded ``DonationQueryIn`` asks for (``correct``: a page
+    replaces a bad value by its default and says so; the API refuses it)."""
+    if "per_page" in query and "page_size" not in query:
+        query = {**query, "page_size": query["per_page"]}
+    return service.donations_list(
         session,
+        listing.PageRequest.of(query, correct=correct),
         status=DonationStatus(query["status"]) if "status" in query else None,
         eligibility=Eligibility(query["eligibility"]) if "eligibility" in query else None,
-        page=query["page"],
-        per_page=query["per_page"],
+    )
+
+
+def eligibility_queue_page(
+    session: DbSession, query: dict[str, Any], *, correct: bool = False
+) -> listing.Page[tuple[Donation, service.EligibilityReview]]:
+    """The page of the eligibility queue a loaded ``EligibilityQueueIn`` asks for."""
+    return service.eligibility_queue_page(
+        session,
+        listing.PageRequest.of(query, correct=correct),
+        status=DonationStatus(query["status"]) if "status" in query else None,
     )
 
 

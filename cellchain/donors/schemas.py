@@ -8,6 +8,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from cellchain.chain.schemas import UnitOut
+from cellchain.core.listing_schemas import ListQueryIn
 from cellchain.core.schemas import SignatureOut, SiteDateTime, WholeNumber
 from cellchain.donors.inputs import (
     DEFAULT_RECEIPT_LOCATION,
@@ -173,11 +174,24 @@ class DeterminationIn(ma.Schema):
     password = ma.fields.String(required=True, load_only=True)
 
 
-class DonationQueryIn(ma.Schema):
+class DonationQueryIn(ListQueryIn):
+    """The donations list's page (``core.listing``; sort by registered, din, birth,
+    collected, status or eligibility; ``q`` searches the DIN and the donor's code) and its
+    filters. ``per_page`` is the earlier name of ``page_size``, kept for existing clients."""
+
     status = ma.fields.String(validate=validate.OneOf(_choices(DonationStatus)))
     eligibility = ma.fields.String(validate=validate.OneOf(_choices(Eligibility)))
-    page = WholeNumber(load_default=1, validate=validate.Range(min=1))
-    per_page = WholeNumber(load_default=25, validate=validate.Range(min=1, max=100))
+    per_page = WholeNumber(
+        validate=validate.Range(min=1, max=100),
+        metadata={"description": "Deprecated: the page_size"},
+    )
+
+
+class EligibilityQueueIn(ListQueryIn):
+    """The eligibility queue's page (longest waiting first; the same sort keys and search
+    as the donations list), filtered by the donation's status."""
+
+    status = ma.fields.String(validate=validate.OneOf(_choices(DonationStatus)))
 
 
 # --- output -----------------------------------------------------------------------------------

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, func, select, update
+from sqlalchemy import ColumnElement, Select, func, or_, select, update
+from sqlalchemy.orm import selectinload
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import EventType, UnitKind, UnitStatus
-from cellchain.core import actions, audit, numbering, record_state, signatures
+from cellchain.core import actions, audit, listing, numbering, record_state, signatures
 from cellchain.core.guarded import update_if
 from cellchain.core.models import IssuedIdentifier, User
 from cellchain.core.payload import read_scan
@@ -1042,3 +1043,77 @@ def count_eligibility_queue(session: DbSession) -> int:
     return session.execute(
         select(func.count()).select_from(Donation).where(*_awaiting_eligibility())
     ).scalar_one()
+
+
+# --- lists that scale (issue 21) --------------------------------------------------------------
+
+
+def _donation_search(text: str) -> ColumnElement[bool]:
+    """A donation matches a search text in its DIN or its donor's code."""
+    pattern = "%" + listing.like_escaped(text.replace(" ", "")) + "%"
+    return or_(
+        Donation.din.ilike(pattern, escape="\\"),
+        Donation.donor.has(Donor.code.ilike(pattern, escape="\\")),
+    )
+
+
+#: The donations list: newest registered first; searched in the DIN and the donor's code.
+DONATION_LIST = listing.ListSpec(
+    sorts={
+        "registered": Donation.id,
+        "din": Donation.din,
+        "birth": Donation.delivery_at,
+        "collected": Donation.collected_at,
+        "status": Donation.status,
+        "eligibility": Donation.eligibility,
+    },
+    default_sort="registered",
+    tiebreaker=Donation.id,
+    search=_donation_search,
+    default_page_size=25,
+    max_page_size=100,
+)
+
+#: The eligibility queue: a work queue, so the longest waiting (collected first) come first.
+ELIGIBILITY_QUEUE = listing.ListSpec(
+    sorts=DONATION_LIST.sorts,
+    default_sort="collected",
+    default_direction=listing.Direction.ASC,
+    tiebreaker=Donation.id,
+    search=_donation_search,
+    default_page_size=25,
+    max_page_size=100,
+)
+
+
+def donations_list(
+    session: DbSession,
+    request: listing.PageRequest,
+    *,
+    status: DonationStatus | None = None,
+    eligibility: Eligibility | None = None,
+) -> listing.Page[Donation]:
+    """A page of the donations, filtered by status and eligibility, searched, sorted (two
+    statements, and one for the donors shown)."""
+    query = _donations_query(status, eligibility).options(selectinload(Donation.donor))
+    return listing.fetch_page(session, query, DONATION_LIST, request)
+
+
+def eligibility_queue_page(
+    session: DbSession, request: listing.PageRequest, *, status: DonationStatus | None = None
+) -> listing.Page[tuple[Donation, EligibilityReview]]:
+    """A page of the eligibility queue, each donation reviewed: its donors, results and
+    product definitions read once for the page, never per donation."""
+    query = (
+        select(Donation)
+        .where(*_awaiting_eligibility())
+        .options(
+            selectinload(Donation.donor),
+            selectinload(Donation.results),
+            selectinload(Donation.product_definition),
+        )
+    )
+    if status is not None:
+        query = query.where(Donation.status == status.value)
+    page = listing.fetch_page(session, query, ELIGIBILITY_QUEUE, request)
+    return page.with_items([(donation, review_eligibility(donation)) for donation in page.items])

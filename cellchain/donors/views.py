@@ -11,7 +11,6 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from werkzeug.datastructures import MultiDict
 
 from cellchain.chain import service as chain
 from cellchain.core import audit, signatures
@@ -22,6 +21,7 @@ from cellchain.donors.commands import (
     correct_screening_as_user,
     determine_as_user,
     donations_page,
+    eligibility_queue_page,
     receive_as_user,
     record_result_as_user,
     register_as_user,
@@ -40,6 +40,7 @@ from cellchain.donors.schemas import (
     DeterminationIn,
     DonationQueryIn,
     DonationRegisterIn,
+    EligibilityQueueIn,
     ReceiptIn,
     ResultCorrectionIn,
     ResultIn,
@@ -50,6 +51,7 @@ from cellchain.extensions import db
 from cellchain.http import now, requires, unit_of_work
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form
+from cellchain.web.listing import page_query
 from cellchain.web.resolve import register_record_page
 
 blueprint = Blueprint("donors", __name__)
@@ -80,16 +82,14 @@ def _typed(exclude: tuple[str, ...] = ("password", "csrf_token")) -> dict[str, s
 @blueprint.get("/donations")
 @requires(Permission.READ_RECORDS)
 def donations() -> ResponseReturnValue:
-    args = MultiDict([(key, value) for key, value in request.args.items() if value])
-    try:
-        query = load_form(DonationQueryIn(), args)
-    except DomainError as error:
-        flash(f"Filter ignored: {error.detail}", "error")
-        query = DonationQueryIn().load({})
-    page = donations_page(db.session, query)
+    """Donations, newest first, a page at a time; a bad filter or page value is ignored
+    with a note (``core.listing``)."""
+    query, notes = page_query(DonationQueryIn(), request.args)
+    page = donations_page(db.session, query, correct=True)
     return render_template(
         "donors/donations.html",
         page=page,
+        notes=notes,
         query=query,
         recalls=recalls_naming(db.session, donations=[d.id for d in page.items]),
         **CHOICES,
@@ -284,11 +284,16 @@ def _eligibility_page(found: Donation, error: DomainError | None = None) -> str:
 @blueprint.get("/eligibility")
 @requires(Permission.READ_RECORDS)
 def eligibility_queue() -> ResponseReturnValue:
-    queue = service.eligibility_queue(db.session)
+    """The donations awaiting QA's determination, longest waiting first, a page at a time."""
+    query, notes = page_query(EligibilityQueueIn(), request.args)
+    page = eligibility_queue_page(db.session, query, correct=True)
     return render_template(
         "donors/queue.html",
-        queue=queue,
-        recalls=recalls_naming(db.session, donations=[donation.id for donation, _ in queue]),
+        queue=page.items,
+        page=page,
+        notes=notes,
+        status_options=[(status.value, status.label) for status in DonationStatus],
+        recalls=recalls_naming(db.session, donations=[donation.id for donation, _ in page.items]),
     )
 
 

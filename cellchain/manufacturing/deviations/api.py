@@ -11,6 +11,7 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from cellchain.core import signatures
+from cellchain.core.listing import PageRequest
 from cellchain.core.roles import Permission
 from cellchain.core.signatures import SignatureManifest
 from cellchain.extensions import db
@@ -24,7 +25,8 @@ from cellchain.manufacturing.deviations.schemas import (
     DeviationQueryIn,
     ExcursionAuthoriseIn,
 )
-from cellchain.manufacturing.models import Deviation
+from cellchain.manufacturing.models import Deviation, DeviationCategory
+from cellchain.web.listing import PAGINATION_HEADERS, paged
 
 deviations_api = Blueprint(
     "deviations_api", __name__, url_prefix="/api/v1/deviations", description="Deviations"
@@ -72,10 +74,18 @@ def deviation_detail(deviation: Deviation) -> DeviationDetail:
 @deviations_api.get("")
 @requires(Permission.READ_RECORDS)
 @deviations_api.arguments(DeviationQueryIn, location="query")
-@deviations_api.response(200, DeviationOut(many=True))
+@deviations_api.response(200, DeviationOut(many=True), headers=PAGINATION_HEADERS)
 def list_deviations(args: dict[str, Any]) -> Any:
-    """Deviations, newest first; ``status=open`` or ``closed`` to filter."""
-    return deviations.list_deviations(db.session, args.get("status"))
+    """Deviations, newest first, a page at a time (the ``X-Pagination`` header);
+    ``status=open`` or ``closed`` and ``category`` to filter, ``q`` to search the number,
+    the lot number and the description."""
+    page = deviations.deviations_page(
+        db.session,
+        PageRequest.of(args),
+        status=args.get("status"),
+        category=DeviationCategory(args["category"]) if "category" in args else None,
+    )
+    return paged(page)
 
 
 @deviations_api.post("")

@@ -13,11 +13,12 @@ import enum
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, exists, func, select
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from cellchain.core import actions, audit, signatures
+from cellchain.core import actions, audit, listing, signatures
 from cellchain.core.display import UTC_ZONE, local_time
 from cellchain.core.guarded import update_if
 from cellchain.core.models import Signature, User
@@ -512,3 +513,51 @@ def _already_closed(deviation: Deviation, zone: ZoneInfo) -> Conflict:
         "again.",
         title="Deviation already closed",
     )
+
+
+# --- the list (issue 21) ----------------------------------------------------------------------
+
+
+def _deviation_search(text: str) -> ColumnElement[bool]:
+    """A deviation matches a search text in its number (``12`` or ``#12``), its lot number
+    or its description."""
+    pattern = "%" + listing.like_escaped(text) + "%"
+    found = [
+        Deviation.description.ilike(pattern, escape="\\"),
+        Deviation.lot.has(Lot.lot_number.ilike(pattern, escape="\\")),
+    ]
+    number = text.lstrip("#").strip()
+    if number.isdigit() and len(number) < 10:
+        found.append(Deviation.id == int(number))
+    return or_(*found)
+
+
+#: The deviations list: newest first; searched in the number, the lot number, the text.
+DEVIATION_LIST = listing.ListSpec(
+    sorts={
+        "opened": Deviation.id,
+        "status": Deviation.status,
+        "category": Deviation.category,
+        "closed": Deviation.closed_at,
+    },
+    default_sort="opened",
+    tiebreaker=Deviation.id,
+    search=_deviation_search,
+)
+
+
+def deviations_page(
+    session: DbSession,
+    request: listing.PageRequest,
+    *,
+    status: DeviationStatus | str | None = None,
+    category: DeviationCategory | None = None,
+) -> listing.Page[Deviation]:
+    """A page of the deviations, filtered, searched and sorted (two statements, and one
+    each for the page's lots and people)."""
+    query = _deviations_query(status, category).options(
+        selectinload(Deviation.lot),
+        selectinload(Deviation.opened_by),
+        selectinload(Deviation.closed_by),
+    )
+    return listing.fetch_page(session, query, DEVIATION_LIST, request)

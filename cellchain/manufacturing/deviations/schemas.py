@@ -6,6 +6,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from cellchain.core.listing_schemas import ListQueryIn
 from cellchain.core.schemas import SignatureOut, WholeNumber
 from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.deviations.deviations import DeviationStatus
@@ -68,8 +69,13 @@ class DeviationCloseIn(ma.Schema):
     password = ma.fields.String(required=True, load_only=True)
 
 
-class DeviationQueryIn(ma.Schema):
+class DeviationQueryIn(ListQueryIn):
+    """The deviations list's page (``core.listing``; newest first; sort by opened, status,
+    category or closed; ``q`` searches the number, the lot number and the description)
+    and its filters."""
+
     status = ma.fields.String(validate=validate.OneOf(STATUS_CHOICES))
+    category = ma.fields.String(validate=validate.OneOf([c.value for c in DeviationCategory]))
 
 
 # --- output schemas -----------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from werkzeug.datastructures import MultiDict
 
 from cellchain.core import audit, signatures
 from cellchain.core.roles import Permission
@@ -29,6 +28,7 @@ from cellchain.manufacturing.deviations.schemas import (
 from cellchain.manufacturing.models import DeviationCategory
 from cellchain.manufacturing.pages import storage_pages as blueprint
 from cellchain.web.forms import load_form, refusal_context
+from cellchain.web.listing import page_request
 
 CATEGORIES = list(DeviationCategory)
 STATUSES = list(DeviationStatus)
@@ -38,14 +38,17 @@ STATUSES = list(DeviationStatus)
 
 
 def _deviations_page(error: DomainError | None = None) -> ResponseReturnValue:
-    args = MultiDict([(key, value) for key, value in request.args.items() if value])
-    try:
-        query = load_form(DeviationQueryIn(), args)
-    except DomainError as refused:
-        flash(f"Filter ignored: {refused.detail}", "error")
-        query = {}
+    query, request_of_page, notes = page_request(DeviationQueryIn(), request.args)
+    page = deviations.deviations_page(
+        db.session,
+        request_of_page,
+        status=query.get("status"),
+        category=DeviationCategory(query["category"]) if "category" in query else None,
+    )
     context: dict[str, Any] = {
-        "deviations": deviations.list_deviations(db.session, query.get("status")),
+        "deviations": page.items,
+        "page": page,
+        "notes": notes,
         "query": query,
         "categories": CATEGORIES,
         "statuses": STATUSES,

@@ -6,9 +6,11 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
+from cellchain.core.listing import PageRequest
 from cellchain.core.roles import Permission
 from cellchain.extensions import db
 from cellchain.http import AuditedRefusal, requires, unit_of_work
+from cellchain.traceability.models import RecallStatus
 from cellchain.traceability.recalls import recalls
 from cellchain.traceability.recalls.commands import close_as_user, notify_as_user, open_as_user
 from cellchain.traceability.recalls.schemas import (
@@ -17,7 +19,9 @@ from cellchain.traceability.recalls.schemas import (
     RecallDetailOut,
     RecallOpenIn,
     RecallOut,
+    RecallQueryIn,
 )
+from cellchain.web.listing import PAGINATION_HEADERS, paged
 
 recalls_api = Blueprint(
     "recalls_api", __name__, url_prefix="/api/v1/recalls", description="Recalls and lookback"
@@ -27,10 +31,13 @@ blueprints = (recalls_api,)
 
 @recalls_api.get("")
 @requires(Permission.READ_RECORDS)
-@recalls_api.response(200, RecallOut(many=True))
-def recall_list() -> Any:
-    """Every recall, open ones first."""
-    return recalls.list_recalls(db.session)
+@recalls_api.arguments(RecallQueryIn, location="query")
+@recalls_api.response(200, RecallOut(many=True), headers=PAGINATION_HEADERS)
+def recall_list(args: dict[str, Any]) -> Any:
+    """Recalls, open ones first, then newest first, a page at a time (the ``X-Pagination``
+    header); ``status`` to filter, ``q`` to search the number, target and reason."""
+    status = RecallStatus(args["status"]) if "status" in args else None
+    return paged(recalls.recalls_page(db.session, PageRequest.of(args), status=status))
 
 
 @recalls_api.post("")

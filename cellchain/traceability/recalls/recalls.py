@@ -23,7 +23,7 @@ from sqlalchemy.orm import selectinload
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitStatus
-from cellchain.core import actions, audit, numbering, record_state, signatures
+from cellchain.core import actions, audit, listing, numbering, record_state, signatures
 from cellchain.core.display import UTC_ZONE, local_date, local_time
 from cellchain.core.guarded import update_if
 from cellchain.core.models import User
@@ -745,3 +745,34 @@ def _required(value: str | None, field: str, what: str, shortest: int) -> str:
             errors={field: ["Required." if not text else f"At least {shortest} characters."]},
         )
     return text
+
+
+# --- the list (issue 21) ----------------------------------------------------------------------
+
+#: The recalls list: open ones first, newest first within each (a sort by status, descending,
+#: the id breaking the tie); searched in the number, what is recalled and the reason.
+RECALL_LIST = listing.ListSpec(
+    sorts={
+        "status": Recall.status,
+        "opened": Recall.id,
+        "number": Recall.number,
+        "closed": Recall.closed_at,
+    },
+    default_sort="status",
+    tiebreaker=Recall.id,
+    searched=(Recall.number, Recall.target_label, Recall.reason),
+)
+
+
+def recalls_page(
+    session: DbSession, request: listing.PageRequest, *, status: RecallStatus | None = None
+) -> listing.Page[Recall]:
+    """A page of the recalls, each with its notifications (two statements and one)."""
+    query = select(Recall).options(
+        selectinload(Recall.notifications),
+        selectinload(Recall.opened_by),
+        selectinload(Recall.closed_by),
+    )
+    if status is not None:
+        query = query.where(Recall.status == status.value)
+    return listing.fetch_page(session, query, RECALL_LIST, request)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from cellchain.core.listing_schemas import ListQueryIn
 from cellchain.core.schemas import SignatureOut, SiteDateTime, WholeNumber
-from cellchain.traceability.models import RecallTarget
+from cellchain.traceability.models import RecallStatus, RecallTarget
 from cellchain.traceability.recalls.recalls import MIN_REASON_LENGTH
 
 
@@ -92,3 +93,11 @@ class RecallDetailOut(ma.Schema):
     infused = ma.fields.List(ma.fields.Nested(RecallUnitOut))
     opening_signatures = ma.fields.List(ma.fields.Nested(SignatureOut))
     closing_signatures = ma.fields.List(ma.fields.Nested(SignatureOut))
+
+
+class RecallQueryIn(ListQueryIn):
+    """The recalls list's page (``core.listing``; open first, then newest; sort by status,
+    opened, number or closed; ``q`` searches the number, what is recalled and the reason),
+    filtered by status."""
+
+    status = ma.fields.String(validate=validate.OneOf([s.value for s in RecallStatus]))

@@ -15,13 +15,19 @@ from cellchain.errors import DomainError, InvalidInput
 from cellchain.extensions import db
 from cellchain.http import AuditedRefusal, now, requires, site_zone, unit_of_work
 from cellchain.manufacturing.processing import resources
-from cellchain.traceability.models import RecallTarget
+from cellchain.traceability.models import RecallStatus, RecallTarget
 from cellchain.traceability.pages import blueprint
 from cellchain.traceability.recalls import recalls
 from cellchain.traceability.recalls.commands import close_as_user, notify_as_user, open_as_user
-from cellchain.traceability.recalls.schemas import NotificationIn, RecallCloseIn, RecallOpenIn
+from cellchain.traceability.recalls.schemas import (
+    NotificationIn,
+    RecallCloseIn,
+    RecallOpenIn,
+    RecallQueryIn,
+)
 from cellchain.traceability.trace import trace
 from cellchain.web.forms import load_form, refusal_context
+from cellchain.web.listing import page_request
 
 # --- recalls ------------------------------------------------------------------------------------
 
@@ -121,13 +127,18 @@ def _wall_clock(value: dt.datetime) -> str:
 
 def _list_page(error: DomainError | None = None) -> ResponseReturnValue:
     typed = request.args.to_dict() if error else {}
+    query, page_asked, notes = page_request(RecallQueryIn(), request.args)
+    status = RecallStatus(query["status"]) if "status" in query else None
+    page = recalls.recalls_page(db.session, page_asked, status=status)
     context = refusal_context(error, which="find")
     context["form"] = typed
     return (
         render_template(
             "traceability/recalls/recalls.html",
             **context,
-            recalls=recalls.list_recalls(db.session),
+            recalls=page.items,
+            page=page,
+            notes=notes,
             targets=[{"value": t.value, "label": t.label} for t in RecallTarget],
             material_lots=[
                 {"value": str(lot.id), "label": lot.label}
