@@ -652,21 +652,33 @@ def grid_table(
     fonts = styles.fonts
     titles = [paragraph(title, styles.head) for title in header]
     body = [list(row) for row in rows]
-    # Chinese has no spaces to break at: in a Chinese document every text cell wraps in its
-    # column, in another a cell with Chinese characters
+    # Chinese has no spaces to break at: a text cell too wide for its column, or with a
+    # character the Chinese font lacks (10⁸), becomes a paragraph that wraps in its column
+    # and falls back; one that fits stays plain, so the table's own style (an open
+    # deviation's status in red) still applies. In another document a cell with Chinese
+    # characters becomes one, to print them in the Chinese font.
     right = ParagraphStyle("cell_right", parent=styles.cell, alignment=TA_RIGHT)
-    if fonts.cjk or any(isinstance(cell, str) and has_cjk(cell) for row in body for cell in row):
-        body = [
-            [
-                paragraph(cell, right if column in right_columns else styles.cell)
-                if isinstance(cell, str | LazyText)
-                and column not in mono_columns
-                and (fonts.cjk or has_cjk(str(cell)))
-                else cell
-                for column, cell in enumerate(row)
-            ]
-            for row in body
+
+    def wraps(column: int, cell: Any) -> bool:
+        if not isinstance(cell, str | LazyText) or column in mono_columns:
+            return False
+        text = str(cell)
+        if not fonts.cjk:
+            return has_cjk(text)
+        known = _cjk_characters()
+        return pdfmetrics.stringWidth(text, fonts.text, 8) > widths[column] - 6 or any(
+            ord(char) not in known and not char.isspace() for char in text
+        )
+
+    body = [
+        [
+            paragraph(cell, right if column in right_columns else styles.cell)
+            if wraps(column, cell)
+            else cell
+            for column, cell in enumerate(row)
         ]
+        for row in body
+    ]
     table = Table(
         [titles, *body],
         colWidths=list(widths),

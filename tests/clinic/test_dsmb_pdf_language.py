@@ -16,7 +16,7 @@ from cellchain.extensions import db
 from cellchain.trial_data import dsmb
 from cellchain.trial_data.dsmb_pdf import render_dsmb_pdf
 from tests.support.pdf import pages_text, squeeze
-from tests.support.pdf_fonts import embeds_wenquanyi, page_fonts
+from tests.support.pdf_fonts import NO_GLYPH, embeds_wenquanyi, page_fonts
 from tests.support.zones import ZURICH
 
 
@@ -40,6 +40,7 @@ def test_in_chinese_the_dsmb_summary_reads_chinese_in_an_embedded_cjk_font(clini
     assert clinic.protocol.code in text
     assert "Planned enrolment" not in text
     assert embeds_wenquanyi(pdf)
+    assert NO_GLYPH not in text  # no character printed as an empty box
 
 
 def test_in_english_the_dsmb_summary_has_no_chinese_font(clinic: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from cellchain.core.i18n import using_language
 from tests.quality.test_certificate_pdf import release, render
 from tests.support.pdf import pages_text, squeeze
-from tests.support.pdf_fonts import embeds_wenquanyi, page_fonts
+from tests.support.pdf_fonts import NO_GLYPH, embeds_wenquanyi, page_fonts
 
 
 def test_in_chinese_the_certificate_reads_chinese_in_an_embedded_cjk_font(desk: Any) -> None:
@@ -26,9 +26,11 @@ def test_in_chinese_the_certificate_reads_chinese_in_an_embedded_cjk_font(desk: 
     ):
         assert heading in text, heading
     assert "已放行，可用于临床" in text and "合格" in text
-    assert desk.lot.lot_number in text  # codes are printed as they are
+    # codes are printed as they are; the header's title mixes Chinese and the monospaced font
+    assert f"批次 {desk.lot.lot_number}" in text
     assert "Certificate of analysis" not in text and "Release tests" not in text
     assert embeds_wenquanyi(pdf)
+    assert NO_GLYPH not in text  # no character printed as an empty box
 
 
 def test_in_english_the_certificate_has_no_chinese_font(desk: Any) -> None:

@@ -11,7 +11,7 @@ from cellchain.extensions import db
 from cellchain.traceability.coi import coi
 from cellchain.traceability.coi.coi_pdf import render_coi_report_pdf
 from tests.support.pdf import pages_text, squeeze
-from tests.support.pdf_fonts import embeds_wenquanyi, page_fonts
+from tests.support.pdf_fonts import NO_GLYPH, embeds_wenquanyi, page_fonts
 from tests.support.zones import ZURICH
 
 
@@ -43,6 +43,7 @@ def test_in_chinese_the_report_reads_chinese_in_an_embedded_cjk_font(ward, infus
     assert infusion.patient.study_id in text
     assert "Dose unit and bags" not in text and "Infusion record" not in text
     assert embeds_wenquanyi(pdf)
+    assert NO_GLYPH not in text  # no character printed as an empty box
 
 
 def test_in_english_the_report_has_no_chinese_font(ward, infused) -> None:
