@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from cellchain.core.i18n import LazyText, lazy
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
 from cellchain.extensions import Model, Recorded
@@ -180,6 +181,16 @@ class Unit(Recorded, Model):
     def kind_label(self) -> str:
         return UnitKind(self.kind).label
 
+    @property
+    def kind_name(self) -> str:
+        """The kind in the reader's language (``kind_label`` stays English: labels, FHIR)."""
+        return str(UNIT_KIND_NAMES.get(self.kind, self.kind_label))
+
+    @property
+    def status_name(self) -> str:
+        """The status in the reader's language."""
+        return str(UNIT_STATUS_NAMES.get(self.status, self.status))
+
     def __repr__(self) -> str:
         return f"<Unit {self.code} {self.status}>"
 
@@ -235,3 +246,50 @@ class UnitEvent(Recorded, Model):
     @property
     def event_label(self) -> str:
         return EventType(self.event_type).label
+
+    @property
+    def event_name(self) -> str:
+        """The event in the reader's language."""
+        return str(EVENT_NAMES.get(self.event_type, self.event_label))
+
+
+#: what people read for a unit's kind, status and events, in the language of the moment; the
+#: enums' ``label`` stays English for what is printed on labels and exported
+UNIT_KIND_NAMES: dict[str, LazyText] = {
+    UnitKind.DONATION_CONTAINER: lazy("donation container"),
+    UnitKind.CULTURE_VESSEL: lazy("culture vessel"),
+    UnitKind.BANK_VIAL: lazy("bank vial"),
+    UnitKind.CRYOBAG: lazy("cryobag"),
+    UnitKind.SAMPLE_TUBE: lazy("sample tube"),
+    UnitKind.PREPARED_DOSE: lazy("prepared dose"),
+}
+UNIT_STATUS_NAMES: dict[str, LazyText] = {
+    UnitStatus.QUARANTINE: lazy("quarantine"),
+    UnitStatus.AVAILABLE: lazy("available"),
+    UnitStatus.ALLOCATED: lazy("allocated"),
+    UnitStatus.DISPENSED: lazy("dispensed"),
+    UnitStatus.INFUSED: lazy("infused"),
+    UnitStatus.CONSUMED: lazy("consumed"),
+    UnitStatus.DISCARDED: lazy("discarded"),
+    UnitStatus.REJECTED: lazy("rejected"),
+    UnitStatus.BLOCKED: lazy("blocked"),
+}
+EVENT_NAMES: dict[str, LazyText] = {
+    EventType.CREATED: lazy("created"),
+    EventType.RECEIVED: lazy("received"),
+    EventType.MOVED: lazy("moved"),
+    EventType.HANDED_OFF: lazy("handed off"),
+    EventType.SCANNED: lazy("scanned"),
+    EventType.STATUS_CHANGED: lazy("status changed"),
+}
+#: the lineage operations as people read them ("passage of …", "by harvest")
+OPERATION_NAMES: dict[str, LazyText] = {
+    LineageOperation.ISOLATE: lazy("isolate"),
+    LineageOperation.PASSAGE: lazy("passage"),
+    LineageOperation.SPLIT: lazy("split"),
+    LineageOperation.HARVEST: lazy("harvest"),
+    LineageOperation.FILL: lazy("fill"),
+    LineageOperation.SAMPLE: lazy("sample"),
+    LineageOperation.THAW: lazy("thaw"),
+    LineageOperation.PREPARE_DOSE: lazy("prepare dose"),
+}

@@ -56,6 +56,7 @@ from cellchain.chain.models import (
 )
 from cellchain.chain.models import MAX_UNITS_PER_STEP as MAX_UNITS_PER_STEP
 from cellchain.core import actions, audit, numbering, record_state
+from cellchain.core.i18n import _
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
@@ -82,7 +83,7 @@ def create_unit(
     donation container exists from collection); it defaults to now. ``made_from`` is the
     operation and the parents it was made from, recorded as lineage edges.
     """
-    location = _required_text(location, "location", "Where the unit is")
+    location = _required_text(location, "location", _("Where the unit is"))
     code = numbering.next_unit_code(session, din=din, kind_letter=kind.letter)
     unit = Unit(
         code=code.canonical,
@@ -161,21 +162,29 @@ def derive_units(
     ``at`` is when the step was done, if it is written up afterwards.
     """
     if not parents:
-        raise InvalidInput("A new unit needs at least one parent unit.")
+        raise InvalidInput(_("A new unit needs at least one parent unit."))
     if not 1 <= count <= MAX_UNITS_PER_STEP:
         raise InvalidInput(
-            f"One step makes 1 to {MAX_UNITS_PER_STEP} units; {count} were asked for.",
-            errors={"count": [f"Must be between 1 and {MAX_UNITS_PER_STEP}."]},
+            _(
+                "One step makes 1 to %(max)s units; %(count)s were asked for.",
+                max=MAX_UNITS_PER_STEP,
+                count=count,
+            ),
+            errors={"count": [_("Must be between 1 and %(max)s.", max=MAX_UNITS_PER_STEP)]},
         )
     if len({parent.id for parent in parents}) != len(parents):
-        raise InvalidInput("The same parent unit was given twice.")
+        raise InvalidInput(_("The same parent unit was given twice."))
     donations = {parent.donation_id for parent in parents}
     if len(donations) > 1:
         codes = ", ".join(f"{p.code} (donation {p.donation.din})" for p in parents)
         raise Conflict(
-            "Material from different donations is never combined; these parents come from "
-            f"{len(donations)} donations: {codes}.",
-            title="Pooling across donations refused",
+            _(
+                "Material from different donations is never combined; these parents come from"
+                " %(count)s donations: %(codes)s.",
+                count=len(donations),
+                codes=codes,
+            ),
+            title=_("Pooling across donations refused"),
         )
     _lock(session, parents)
     require_usable(parents, USABLE_FOR.get(operation, USABLE_AS_PARENT))
@@ -231,9 +240,14 @@ def require_usable(units: Sequence[Unit], usable: frozenset[UnitStatus] = USABLE
         status = UnitStatus(unit.status)
         if status not in usable:
             raise Conflict(
-                f"Unit {unit.code} is {status.value}; only units {allowed} can be processed "
-                "this way.",
-                title="Parent unit not usable",
+                _(
+                    "Unit %(code)s is %(status)s; only units %(allowed)s can be processed this"
+                    " way.",
+                    code=unit.code,
+                    status=unit.status_name,
+                    allowed=allowed,
+                ),
+                title=_("Parent unit not usable"),
             )
 
 
@@ -320,8 +334,12 @@ def change_status_many(
         if result.rowcount != len(group):  # type: ignore[attr-defined]
             codes = ", ".join(unit.code for unit in group)
             raise Conflict(
-                f"Unit {codes} was changed by someone else a moment ago; reload it and try again.",
-                title="Changed concurrently",
+                _(
+                    "Unit %(codes)s was changed by someone else a moment ago; reload it and try"
+                    " again.",
+                    codes=codes,
+                ),
+                title=_("Changed concurrently"),
             )
         record_state.touched(session, Unit, [unit.id for unit in group])
         for unit in group:
@@ -416,42 +434,53 @@ def record_custody(
     """
     if event.event_type not in CUSTODY_EVENTS:
         raise InvalidInput(
-            f"{event.event_type.value} is not a custody event; record one of: "
-            + ", ".join(e.value for e in CUSTODY_EVENTS)
-            + ".",
-            errors={"event_type": ["Not a custody event."]},
+            _(
+                "%(event)s is not a custody event; record one of: %(events)s.",
+                event=event.event_type.value,
+                events=", ".join(e.value for e in CUSTODY_EVENTS),
+            ),
+            errors={"event_type": [_("Not a custody event.")]},
         )
     at = event.at or now
     if at > now:
         raise InvalidInput(
-            "A custody event cannot be in the future.",
-            errors={"at": ["Must not be in the future."]},
+            _("A custody event cannot be in the future."),
+            errors={"at": [_("Must not be in the future.")]},
         )
     if at < unit.created_at:
         raise InvalidInput(
-            f"An event on unit {unit.code} cannot be earlier than the unit itself (its first "
-            "entry in the history).",
-            errors={"at": ["Must not be before the unit was created."]},
+            _(
+                "An event on unit %(code)s cannot be earlier than the unit itself (its first"
+                " entry in the history).",
+                code=unit.code,
+            ),
+            errors={"at": [_("Must not be before the unit was created.")]},
         )
     if UnitStatus(unit.status) in GONE and event.event_type != EventType.SCANNED:
         raise Conflict(
-            f"Unit {unit.code} is {unit.status}; it can be scanned but no longer moved or "
-            "handed off.",
-            title="Unit no longer exists physically",
+            _(
+                "Unit %(code)s is %(status)s; it can be scanned but no longer moved or handed off.",
+                code=unit.code,
+                status=unit.status_name,
+            ),
+            title=_("Unit no longer exists physically"),
         )
     if event.temperature_c is not None and not -273.15 <= event.temperature_c <= 100:
         raise InvalidInput(
-            f"{event.temperature_c} °C is not a possible temperature here.",
-            errors={"temperature_c": ["Must be between −273.15 and 100 °C."]},
+            _(
+                "%(temperature)s °C is not a possible temperature here.",
+                temperature=event.temperature_c,
+            ),
+            errors={"temperature_c": [_("Must be between −273.15 and 100 °C.")]},
         )
     previous_location = unit.location
     location = (event.location or "").strip() or None
     if event.event_type in (EventType.MOVED, EventType.RECEIVED):
-        location = _required_text(location, "location", "Where the unit is now")
+        location = _required_text(location, "location", _("Where the unit is now"))
         unit.location = location
     counterparty = (event.counterparty or "").strip() or None
     if event.event_type == EventType.HANDED_OFF:
-        counterparty = _required_text(counterparty, "counterparty", "Who took custody")
+        counterparty = _required_text(counterparty, "counterparty", _("Who took custody"))
     recorded = _add_event(
         session,
         unit,
@@ -518,7 +547,7 @@ def _add_event(
 def _required_text(value: str | None, field: str, what: str) -> str:
     text = (value or "").strip()
     if not text:
-        raise InvalidInput(f"{what} is required.", errors={field: ["Required."]})
+        raise InvalidInput(_("%(what)s is required.", what=what), errors={field: [_("Required.")]})
     return text
 
 
@@ -570,11 +599,15 @@ def unit_of_issued(
     """The unit an issued identifier (already looked up, e.g. by a scan) names, or the error
     ``resolve_unit`` gives for ``text``; ``options`` load what the caller reads of it."""
     if issued.kind != "UNIT" or issued.entity_type != "unit" or issued.entity_id is None:
-        what = {"DIN": "a donation's DIN", "COI": "a chain-of-identity identifier"}.get(
-            issued.kind, f"a {issued.kind} code"
-        )
+        what = {"DIN": _("a donation's DIN"), "COI": _("a chain-of-identity identifier")}.get(
+            issued.kind
+        ) or _("a %(kind)s code", kind=issued.kind)
         raise InvalidIdentifier(
-            f"{issued.code} is {what}, not a unit; scan the unit's own label.",
+            _(
+                "%(code)s is %(what)s, not a unit; scan the unit's own label.",
+                code=issued.code,
+                what=what,
+            ),
             reason="structure",
             text=issued.code if text is None else text,
         )
@@ -582,7 +615,7 @@ def unit_of_issued(
         return get_unit(session, int(issued.entity_id))
     unit = session.get(Unit, int(issued.entity_id), options=options)
     if unit is None:
-        raise NotFound(f"There is no unit #{issued.entity_id}.")
+        raise NotFound(_("There is no unit #%(id)s.", id=issued.entity_id))
     return unit
 
 

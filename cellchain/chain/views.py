@@ -9,8 +9,9 @@ from flask.typing import ResponseReturnValue
 
 from cellchain.chain import service
 from cellchain.chain.commands import record_custody_as_user
-from cellchain.chain.models import CUSTODY_EVENTS, EventType, Unit
+from cellchain.chain.models import CUSTODY_EVENTS, EVENT_NAMES, OPERATION_NAMES, Unit
 from cellchain.chain.schemas import CustodyIn
+from cellchain.core.i18n import _
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.roles import Permission
 from cellchain.errors import DomainError, NotFound
@@ -38,7 +39,10 @@ def _unit_page(unit: Unit, error: DomainError | None = None) -> str:
         back=service.trace_back(session, unit),
         forward=service.trace_forward(session, unit),
         recalls=recalls_naming(session, units=[unit.id]).unit(unit.id),
-        custody_events=CUSTODY_EVENTS,
+        custody_events=[
+            {"value": ev.value, "label": str(EVENT_NAMES[ev])} for ev in CUSTODY_EVENTS
+        ],
+        operation_names=OPERATION_NAMES,
         form={k: v for k, v in request.form.items() if k != "csrf_token"} if error else {},
         error=error.detail if error else None,
         errors=error.errors if error else {},
@@ -64,5 +68,5 @@ def record_event(unit_id: int) -> ResponseReturnValue:
     except DomainError as error:
         db.session.rollback()
         return _unit_page(service.get_unit(db.session, unit_id), error), error.status
-    flash(f"Recorded: {EventType(data['event_type']).label}.", "success")
+    flash(_("Recorded: %(event)s.", event=str(EVENT_NAMES[data["event_type"]])), "success")
     return redirect(url_for("chain.unit", unit_id=unit_id))

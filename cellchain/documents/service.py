@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic
 
+from cellchain.core.i18n import LazyText
 from cellchain.core.models import Signature, User
 from cellchain.core.roles import Permission, has_permission
 from cellchain.documents import versioning
@@ -46,7 +47,7 @@ class DocumentKind(Generic[D]):
     approval_meaning: str
     default: DefaultVersion
     #: the refusal when no version of ``{code}`` is in force
-    missing: str
+    missing: str | LazyText
     #: the field errors of that refusal, if the form names the code in a field
     missing_errors: Mapping[str, list[str]] | None = None
     #: refuses parameters this kind could not use (a specification's tests must be judgeable)
@@ -108,7 +109,7 @@ class DocumentKind(Generic[D]):
         document = versioning.in_force(session, self.model, code.strip().upper())
         if document is None:
             errors = dict(self.missing_errors) if self.missing_errors else None
-            raise Conflict(self.missing.format(code=code), errors=errors)
+            raise Conflict(str(self.missing).format(code=code), errors=errors)
         return document
 
     def versions(self, session: DbSession) -> list[D]:

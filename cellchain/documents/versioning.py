@@ -17,6 +17,7 @@ from sqlalchemy import ForeignKey, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from cellchain.core import actions, audit, signatures
+from cellchain.core.i18n import LazyText, lazy
 from cellchain.core.models import Signature, User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
@@ -30,6 +31,17 @@ class VersionStatus(enum.StrEnum):
     EFFECTIVE = "effective"  #: approved by QA's signature; the version in force
     SUPERSEDED = "superseded"  #: a later version became effective
 
+    @property
+    def label(self) -> str:
+        """The status in the language of the moment."""
+        return str(VERSION_STATUS_LABELS[self])
+
+
+VERSION_STATUS_LABELS: dict[VersionStatus, LazyText] = {
+    VersionStatus.DRAFT: lazy("draft"),
+    VersionStatus.EFFECTIVE: lazy("effective"),
+    VersionStatus.SUPERSEDED: lazy("superseded"),
+}
 
 #: Allowed status changes (DESIGN.md rule 2).
 VERSION_TRANSITIONS: dict[VersionStatus, frozenset[VersionStatus]] = {
@@ -87,6 +99,10 @@ class VersionedDocument:
     @property
     def label(self) -> str:
         return f"{self.document_label} {self.code} v{self.version}"
+
+    @property
+    def status_label(self) -> str:
+        return VersionStatus(self.status).label
 
     def signed_content(self) -> dict[str, Any]:
         """A signature on a version covers its identity and every parameter."""

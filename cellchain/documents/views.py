@@ -10,6 +10,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from cellchain.core import signatures
+from cellchain.core.i18n import LazyText, _
 from cellchain.core.roles import Permission
 from cellchain.core.schemas import SignIn
 from cellchain.documents.commands import approve_as_user
@@ -25,8 +26,8 @@ def add_document_pages(
     kind: DocumentKind[Any],
     *,
     name: str,
-    heading: str,
-    what: str,
+    heading: str | LazyText,
+    what: str | LazyText,
     template: str,
 ) -> None:
     """Add ``<name>s`` (``/<name>s``, headed ``heading``), ``<name>`` (``/<name>s/<id>``,
@@ -44,7 +45,7 @@ def add_document_pages(
     def versions() -> ResponseReturnValue:
         return render_template(
             "documents/versions.html",
-            heading=heading,
+            heading=str(heading),
             documents=kind.versions(db.session),
             detail_endpoint=detail_endpoint,
             id_name=id_name,
@@ -58,7 +59,7 @@ def add_document_pages(
         return render_template(
             template,
             document=document,
-            what=what,
+            what=str(what),
             manifests=signatures.manifest(db.session, document),
             approval_meaning=kind.approval_meaning,
             may_approve=kind.may_approve(document, acting_user()),
@@ -74,7 +75,7 @@ def add_document_pages(
             with unit_of_work() as session:
                 approve_as_user(session, kind, document_id, data["password"])
         except DomainError as error:
-            flash(f"Not signed: {error.detail}", "error")
+            flash(_("Not signed: %(error)s", error=error.detail), "error")
         else:
-            flash(f"Signed: this {what} version is now in force.", "success")
+            flash(_("Signed: this %(what)s version is now in force.", what=str(what)), "success")
         return redirect(link(detail_endpoint, document_id))

@@ -37,6 +37,7 @@ from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitStatus
 from cellchain.core import actions, audit, signatures
 from cellchain.core.guarded import update_if
+from cellchain.core.i18n import _
 from cellchain.core.models import User
 from cellchain.core.roles import Permission, require
 from cellchain.dosing.models import DOSE_TRANSITIONS, DoseOrder, DoseStatus
@@ -169,8 +170,8 @@ def destroy_dose(
     reason = _reason(reason)
     if witness.id == actor.id:
         raise DoseRefused(
-            "The witness must be someone other than the person destroying the dose.",
-            errors={"witness": ["Another person witnesses the destruction."]},
+            _("The witness must be someone other than the person destroying the dose."),
+            errors={"witness": [_("Another person witnesses the destruction.")]},
         )
     signatures.sign(
         session,
@@ -217,26 +218,40 @@ def _require_allowed(order: DoseOrder, act: DoseException) -> None:
         return
     if order.status == DoseStatus.INFUSED.value:
         raise Conflict(
-            f"Dose order {order.id} was infused; an infused dose is neither cancelled nor "
-            "destroyed.",
-            title="Dose already infused",
+            _(
+                "Dose order %(id)s was infused; an infused dose is neither cancelled nor"
+                " destroyed.",
+                id=order.id,
+            ),
+            title=_("Dose already infused"),
         )
     if act is DoseException.CANCEL and order.status == DoseStatus.PREPARED.value:
         raise Conflict(
-            f"Dose order {order.id} has left the lab (shipped or thawed); it cannot go back "
-            "to stock: destroy it instead.",
-            title="Dose left the lab",
+            _(
+                "Dose order %(id)s has left the lab (shipped or thawed); it cannot go back to"
+                " stock: destroy it instead.",
+                id=order.id,
+            ),
+            title=_("Dose left the lab"),
         )
     raise Conflict(
-        f"Dose order {order.id} is {order.status}; it cannot be cancelled."
+        _(
+            "Dose order %(id)s is %(status)s; it cannot be cancelled.",
+            id=order.id,
+            status=order.status_label,
+        )
         if act is DoseException.CANCEL
-        else f"Dose order {order.id} is {order.status}; only a prepared dose is destroyed."
+        else _(
+            "Dose order %(id)s is %(status)s; only a prepared dose is destroyed.",
+            id=order.id,
+            status=order.status_label,
+        )
     )
 
 
 def _reason(reason: str) -> str:
     if not reason.strip():
-        raise DoseRefused("Say why.", errors={"reason": ["A reason is required."]})
+        raise DoseRefused(_("Say why."), errors={"reason": [_("A reason is required.")]})
     return reason.strip()
 
 
@@ -244,7 +259,9 @@ def _cancel(session: DbSession, order: DoseOrder) -> str:
     """The order's status → cancelled, conditional on the status read. The status before."""
     before = order.status
     if not update_if(session, order, DoseOrder.status == before, status=DoseStatus.CANCELLED.value):
-        raise Conflict(f"Dose order {order.id} changed a moment ago; reload and try again.")
+        raise Conflict(
+            _("Dose order %(id)s changed a moment ago; reload and try again.", id=order.id)
+        )
     return before
 
 

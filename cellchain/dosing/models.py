@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cellchain.chain.models import Unit
+from cellchain.core.i18n import LazyText, lazy
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
 from cellchain.documents.versioning import STATUS_CHECK, VersionedDocument
@@ -48,17 +49,26 @@ class Protocol(VersionedDocument, Recorded, Model):
     document_label: ClassVar[str] = "Protocol"
 
 
-class Sex(LabelledEnum):
+class _DosingEnum(LabelledEnum):
+    """A dosing value a person reads, in the language of the moment (:data:`DOSING_LABELS`)."""
+
+    @property
+    def label(self) -> str:
+        known = DOSING_LABELS.get(self.value)
+        return str(known) if known is not None else self.value.replace("_", " ")
+
+
+class Sex(_DosingEnum):
     FEMALE = "female"
     MALE = "male"
     OTHER = "other"
 
 
-class ArmSource(LabelledEnum):
+class ArmSource(_DosingEnum):
     TRIAL_RANDOMIZATION = "trial_randomization"  #: from the trial's own randomization list
 
 
-class PatientStatus(LabelledEnum):
+class PatientStatus(_DosingEnum):
     ENROLLED = "enrolled"
     WITHDRAWN = "withdrawn"
 
@@ -105,8 +115,20 @@ class Patient(Recorded, Model):
     def checklist(self) -> dict[str, Any]:
         return dict(json.loads(self.checklist_json))
 
+    @property
+    def status_label(self) -> str:
+        return PatientStatus(self.status).label
 
-class WeightConfirmation(LabelledEnum):
+    @property
+    def sex_label(self) -> str:
+        return Sex(self.sex).label
+
+    @property
+    def arm_source_label(self) -> str:
+        return ArmSource(self.arm_source).label
+
+
+class WeightConfirmation(_DosingEnum):
     """How a weight that changed by the protocol's flag was confirmed (DOMAIN.md §7)."""
 
     REWEIGHED = "reweighed"  #: a new weight within the flag of it was measured
@@ -183,7 +205,7 @@ class Weight(Recorded, Model):
         }
 
 
-class DoseStatus(LabelledEnum):
+class DoseStatus(_DosingEnum):
     ALLOCATED = "allocated"  #: computed, bags allocated, awaiting the independent second check
     PREPARED = "prepared"  #: second-checked and signed: the dose exists and may be labelled
     INFUSED = "infused"  #: given to the patient (final): its infusion started after a signed go
@@ -258,6 +280,10 @@ class DoseOrder(Recorded, Model):
     checked_by: Mapped[User | None] = relationship(foreign_keys=[checked_by_id])
     dose_unit: Mapped[Unit | None] = relationship()
     bags: Mapped[list[DoseBag]] = relationship(back_populates="order", order_by="DoseBag.position")
+
+    @property
+    def status_label(self) -> str:
+        return DoseStatus(self.status).label
 
     @property
     def working(self) -> list[str]:
@@ -356,12 +382,12 @@ class DoseBag(Recorded, Model):
     unit: Mapped[Unit] = relationship()
 
 
-class RandomizationMethod(LabelledEnum):
+class RandomizationMethod(_DosingEnum):
     PERMUTED_BLOCK = "permuted_block"  #: generated here from the statistician's seed
     IMPORTED = "imported"  #: a list made elsewhere, imported as CSV
 
 
-class ScheduleStatus(LabelledEnum):
+class ScheduleStatus(_DosingEnum):
     ACTIVE = "active"  #: the schedule enrolment draws from
     SUPERSEDED = "superseded"  #: replaced before any slot was used
 
@@ -406,6 +432,14 @@ class RandomizationSchedule(Recorded, Model):
     slots: Mapped[list[RandomizationSlot]] = relationship(
         back_populates="schedule", order_by="RandomizationSlot.sequence"
     )
+
+    @property
+    def method_label(self) -> str:
+        return RandomizationMethod(self.method).label
+
+    @property
+    def status_label(self) -> str:
+        return ScheduleStatus(self.status).label
 
     @property
     def signature_entity_id(self) -> str:
@@ -498,3 +532,24 @@ class PreInfusionRecheck(Recorded, Model):
     @property
     def answers(self) -> dict[str, Any]:
         return dict(json.loads(self.answers_json))
+
+
+#: the dosing values people read (sex, statuses, sources), by stored value
+DOSING_LABELS: dict[str, LazyText] = {
+    "female": lazy("female"),
+    "male": lazy("male"),
+    "other": lazy("other"),
+    "trial_randomization": lazy("trial randomization"),
+    "enrolled": lazy("enrolled"),
+    "withdrawn": lazy("withdrawn"),
+    "reweighed": lazy("reweighed"),
+    "countersigned": lazy("countersigned"),
+    "allocated": lazy("allocated"),
+    "prepared": lazy("prepared"),
+    "infused": lazy("infused"),
+    "cancelled": lazy("cancelled"),
+    "permuted_block": lazy("permuted block"),
+    "imported": lazy("imported"),
+    "active": lazy("active"),
+    "superseded": lazy("superseded"),
+}

@@ -28,6 +28,7 @@ from cellchain.chain.models import LineageOperation, Unit, UnitKind, UnitStatus
 from cellchain.core import actions, audit, signatures
 from cellchain.core.display import local_time, scientific
 from cellchain.core.guarded import update_if
+from cellchain.core.i18n import _, lazy
 from cellchain.core.models import Signature, User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, Role, holds, require
@@ -59,7 +60,7 @@ PREPARATION_LOCATION = "GMP lab — dose preparation"
 class DoseRefused(InvalidInput):
     """A dose that may not be ordered or checked, with every reason."""
 
-    title = "Dose refused"
+    title = lazy("Dose refused")
     type_slug = "dose-refused"
 
 
@@ -112,48 +113,67 @@ def plan_dose(
     problems: dict[str, list[str]] = {}
     if not patients.receives_cells(patient):
         raise DoseRefused(
-            f"{patient.study_id} is in an arm that never receives cells: no dose, no bag, "
-            "no infusion.",
-            errors={"patient": ["In an arm that never receives cells."]},
+            _(
+                "%(study_id)s is in an arm that never receives cells: no dose, no bag, no"
+                " infusion.",
+                study_id=patient.study_id,
+            ),
+            errors={"patient": [_("In an arm that never receives cells.")]},
         )
     if patient.status != "enrolled":
-        problems.setdefault("patient", []).append(f"{patient.study_id} is {patient.status}.")
+        problems.setdefault("patient", []).append(
+            _("%(study_id)s is %(status)s.", study_id=patient.study_id, status=patient.status_label)
+        )
     for infusion_id, visit_code in _flagged_infusions(session, patient):
         problems.setdefault("patient", []).append(
-            f"The {visit_code} infusion's end, volume and rate cannot all be true as recorded "
-            f"(infusion {infusion_id}); a second clinician must acknowledge it on the infusion "
-            "page before another dose is ordered."
+            _(
+                "The %(visit)s infusion's end, volume and rate cannot all be true as recorded"
+                " (infusion %(id)s); a second clinician must acknowledge it on the infusion"
+                " page before another dose is ordered.",
+                visit=visit_code,
+                id=infusion_id,
+            )
         )
     visit = patients.visit_of(patient, visit_code, patients.facts_of(session, patient, zone))
     today = now.astimezone(zone).date()
-    closed = visit.closed_reason(today)
+    closed = visit.closed_reason(today, translate=True)
     if closed:
         problems.setdefault("visit", []).append(closed)
     if _live_order(session, patient, visit.code) is not None:
-        problems.setdefault("visit", []).append(f"{visit.name} already has a dose order.")
-    recheck = rechecks.problem(session, patient, visit.code, now=now, zone=zone)
+        problems.setdefault("visit", []).append(
+            _("%(visit)s already has a dose order.", visit=visit.name)
+        )
+    recheck = rechecks.problem(session, patient, visit.code, now=now, zone=zone, translate=True)
     if recheck:
         problems.setdefault("recheck", []).append(recheck)
     weight = patients.latest_weight(session, patient)
     previous = _previous_dose(session, patient, visit)
     change, flag = None, False
     if weight is None:
-        problems.setdefault("weight", []).append("No weight is on file; record today's weight.")
+        problems.setdefault("weight", []).append(_("No weight is on file; record today's weight."))
     else:
         recency = dt.timedelta(days=int(parameters["weight_recency_days"]))
         if now - weight.measured_at > recency:
             problems.setdefault("weight", []).append(
-                f"The latest weight ({weight.weight_kg:g} kg) was measured "
-                f"{local_time(weight.measured_at, zone)}, more than "
-                f"{parameters['weight_recency_days']} days ago; weigh the patient again."
+                _(
+                    "The latest weight (%(kg)s kg) was measured %(measured)s, more than"
+                    " %(days)s days ago; weigh the patient again.",
+                    kg=format(weight.weight_kg, "g"),
+                    measured=local_time(weight.measured_at, zone),
+                    days=parameters["weight_recency_days"],
+                )
             )
         if weight.needs_confirmation:
             problems.setdefault("weight", []).append(patients.unconfirmed_reason(weight, zone))
         if previous is not None:
             if weight.id == previous.weight_id or weight.measured_at <= previous.ordered_at:
                 problems.setdefault("weight", []).append(
-                    f"The {visit.name} dose needs a weight measured after the "
-                    f"{previous.visit} dose was ordered; it is never copied from an earlier dose."
+                    _(
+                        "The %(visit)s dose needs a weight measured after the %(previous)s dose"
+                        " was ordered; it is never copied from an earlier dose.",
+                        visit=visit.name,
+                        previous=previous.visit,
+                    )
                 )
             change = patients.weight_change_percent(weight.weight_kg, previous.weight.weight_kg)
             flag = patients.changed_by_flag(
@@ -163,7 +183,8 @@ def plan_dose(
             )
     if problems or weight is None:
         raise DoseRefused(
-            "The dose cannot be ordered: " + patients.summarize(problems), errors=problems
+            _("The dose cannot be ordered: %(problems)s", problems=patients.summarize(problems)),
+            errors=problems,
         )
     candidates = available_bags(session, now=now)
     target = calculation.target_cells(weight.weight_kg, dose_parameters)
@@ -198,14 +219,19 @@ def order_dose(
     ceilings = _ceiling_problems(dose, plan.parameters)
     if ceilings:
         raise DoseRefused(
-            "The dose cannot be given: " + " ".join(ceilings), errors={"dose": ceilings}
+            _("The dose cannot be given: %(problems)s", problems=" ".join(ceilings)),
+            errors={"dose": ceilings},
         )
     if not dose.within_tolerance and override is None:
         raise DoseRefused(
-            f"The dose delivers {dose.deviation_percent:+.2f} % of the target, outside ± "
-            f"{plan.parameters.tolerance_percent:g} %; only an investigator's signed override "
-            "(which records a deviation) can accept it.",
-            errors={"override": ["Outside tolerance: an investigator must sign an override."]},
+            _(
+                "The dose delivers %(deviation)s %% of the target, outside ± %(tolerance)s %%;"
+                " only an investigator's signed override (which records a deviation) can accept"
+                " it.",
+                deviation=format(dose.deviation_percent, "+.2f"),
+                tolerance=format(plan.parameters.tolerance_percent, "g"),
+            ),
+            errors={"override": [_("Outside tolerance: an investigator must sign an override.")]},
         )
     if override is not None and not dose.within_tolerance:
         # Before anything is allocated: only an investigator signs the override.
@@ -280,17 +306,24 @@ def second_check(
     require(checker, Permission.CHECK_DOSES)
     if DoseAction.SECOND_CHECK not in dose_actions(order):
         raise Conflict(
-            f"Dose order {order.id} is {order.status}; only an allocated dose is checked."
+            _(
+                "Dose order %(id)s is %(status)s; only an allocated dose is checked.",
+                id=order.id,
+                status=order.status_label,
+            )
         )
     if checker.id == order.prepared_by_id:
         raise DoseRefused(
-            "The second check must be done by someone other than the preparer.",
-            errors={"checker": ["You prepared this dose; another person must check it."]},
+            _("The second check must be done by someone other than the preparer."),
+            errors={"checker": [_("You prepared this dose; another person must check it.")]},
         )
     problems: dict[str, list[str]] = {}
     if abs(volume_ml - order.volume_ml) > 1e-6:
         problems["volume_ml"] = [
-            f"{volume_ml:g} mL does not match the order's volume; measure and enter it again."
+            _(
+                "%(volume)s mL does not match the order's volume; measure and enter it again.",
+                volume=format(volume_ml, "g"),
+            )
         ]
     expected = {bag.unit.code for bag in order.bags}
     scanned = set()
@@ -301,13 +334,17 @@ def second_check(
         missing, extra = sorted(expected - scanned), sorted(scanned - expected)
         message = []
         if missing:
-            message.append(f"not scanned: {', '.join(missing)}")
+            message.append(_("not scanned: %(codes)s", codes=", ".join(missing)))
         if extra:
-            message.append(f"not allocated to this dose: {', '.join(extra)}")
-        problems["bags"] = ["Bags " + "; ".join(message) + "."]
+            message.append(_("not allocated to this dose: %(codes)s", codes=", ".join(extra)))
+        problems["bags"] = [_("Bags %(problems)s.", problems="; ".join(message))]
     if problems:
         raise DoseRefused(
-            "The second check does not match: " + patients.summarize(problems), errors=problems
+            _(
+                "The second check does not match: %(problems)s",
+                problems=patients.summarize(problems),
+            ),
+            errors=problems,
         )
     signatures.sign(
         session,
@@ -327,7 +364,9 @@ def second_check(
         checked_by_id=checker.id,
         checked_at=now,
     ):
-        raise Conflict(f"Dose order {order.id} was checked by someone else a moment ago.")
+        raise Conflict(
+            _("Dose order %(id)s was checked by someone else a moment ago.", id=order.id)
+        )
     bags = [bag.unit for bag in order.bags]
     (dose_unit,) = chain.derive_units(
         session,
@@ -430,9 +469,13 @@ def _choose_from_one_donation(
             continue
     if not options:
         raise DoseRefused(
-            f"No donation has enough released, unexpired, unallocated bags for "
-            f"{scientific(target)} viable cells ({len(candidates)} bag(s) available in all).",
-            errors={"bags": ["Not enough viable cells in the bags of any one donation."]},
+            _(
+                "No donation has enough released, unexpired, unallocated bags for %(target)s"
+                " viable cells (%(count)s bag(s) available in all).",
+                target=scientific(target),
+                count=len(candidates),
+            ),
+            errors={"bags": [_("Not enough viable cells in the bags of any one donation.")]},
         )
     return min(options, key=lambda bags: (len(bags), min(bag.expires_at for bag in bags)))
 
@@ -499,9 +542,12 @@ def _allocate(
         )
     except Conflict as error:
         raise Conflict(
-            f"Bag {unit.code} was allocated to another dose a moment ago; order the dose again "
-            "to choose other bags.",
-            title="Bag taken",
+            _(
+                "Bag %(code)s was allocated to another dose a moment ago; order the dose again"
+                " to choose other bags.",
+                code=unit.code,
+            ),
+            title=_("Bag taken"),
         ) from error
 
 
@@ -510,8 +556,11 @@ def _require_investigator(user: User) -> None:
     dose outside tolerance."""
     if not holds(user.roles, Role.INVESTIGATOR):
         raise PermissionDenied(
-            f"Only an investigator may accept a dose outside tolerance; {user.full_name} "
-            "cannot sign the override."
+            _(
+                "Only an investigator may accept a dose outside tolerance; %(who)s cannot sign"
+                " the override.",
+                who=user.full_name,
+            )
         )
 
 
@@ -520,7 +569,9 @@ def _sign_override(
 ) -> Signature:
     _require_investigator(override.investigator)
     if not override.reason.strip():
-        raise DoseRefused("An override needs a reason.", errors={"override_reason": ["Say why."]})
+        raise DoseRefused(
+            _("An override needs a reason."), errors={"override_reason": [_("Say why.")]}
+        )
     signature = signatures.sign(
         session,
         record=order,
@@ -570,13 +621,20 @@ def _ceiling_problems(dose: DoseCalculation, parameters: DoseParameters) -> list
     problems = []
     if not dose.dmso_within:
         problems.append(
-            f"DMSO {dose.dmso_g_per_kg:.3f} g/kg exceeds {parameters.dmso_ceiling_g_per_kg:g} g/kg."
+            _(
+                "DMSO %(dmso)s g/kg exceeds %(ceiling)s g/kg.",
+                dmso=format(dose.dmso_g_per_kg, ".3f"),
+                ceiling=format(parameters.dmso_ceiling_g_per_kg, "g"),
+            )
         )
     if dose.endotoxin_eu_per_kg is None:
-        problems.append("No valid endotoxin result is on file for a bag's lot.")
+        problems.append(_("No valid endotoxin result is on file for a bag's lot."))
     elif not dose.endotoxin_within:
         problems.append(
-            f"Endotoxin {dose.endotoxin_eu_per_kg:.3f} EU/kg exceeds "
-            f"{parameters.endotoxin_ceiling_eu_per_kg_per_h:g} EU/kg/h."
+            _(
+                "Endotoxin %(endotoxin)s EU/kg exceeds %(ceiling)s EU/kg/h.",
+                endotoxin=format(dose.endotoxin_eu_per_kg, ".3f"),
+                ceiling=format(parameters.endotoxin_ceiling_eu_per_kg_per_h, "g"),
+            )
         )
     return problems

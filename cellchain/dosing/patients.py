@@ -37,6 +37,7 @@ from sqlalchemy import (
 from cellchain.core import audit, numbering, signatures
 from cellchain.core.display import local_time
 from cellchain.core.guarded import update_if
+from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, has_permission
@@ -130,26 +131,42 @@ class Visit:
             return False
         return self.earliest <= day <= self.latest
 
-    def closed_reason(self, day: dt.date) -> str | None:
-        """Why no dose may be ordered or given for this visit on ``day``; None when open."""
+    def closed_reason(self, day: dt.date, *, translate: bool = False) -> str | None:
+        """Why no dose may be ordered or given for this visit on ``day``; None when open. In
+        English (the bedside keeps it) unless ``translate``: in the reader's language."""
+
+        def said(text: LazyText, **values: Any) -> str:
+            return (str(text) if translate else text.message) % values
+
         if self.missed:
-            return f"{self.name} was recorded as missed: no dose is given for it."
+            return said(_MISSED, visit=self.name)
         if self.deviation_pending:
-            return (
-                f"{self.name} was moved to {self.planned_on.isoformat()}, outside the protocol "
-                "window: an investigator must sign the protocol deviation first."
-            )
+            return said(_MOVED_OUTSIDE, visit=self.name, day=self.planned_on.isoformat())
         if self.open_on(day):
             return None
         window = (
-            f"{self.earliest.isoformat()} to {self.latest.isoformat()}"
+            said(_FROM_TO, first=self.earliest.isoformat(), last=self.latest.isoformat())
             if self.earliest != self.latest
             else self.planned_on.isoformat()
         )
-        return (
-            f"{self.name} is planned for {self.planned_on.isoformat()} (window {window}); "
-            f"today ({day.isoformat()}) is outside its window."
+        return said(
+            _OUTSIDE_WINDOW,
+            visit=self.name,
+            day=self.planned_on.isoformat(),
+            window=window,
+            today=day.isoformat(),
         )
+
+
+_MISSED = lazy("%(visit)s was recorded as missed: no dose is given for it.")
+_MOVED_OUTSIDE = lazy(
+    "%(visit)s was moved to %(day)s, outside the protocol window: an investigator must sign the"
+    " protocol deviation first."
+)
+_FROM_TO = lazy("%(first)s to %(last)s")
+_OUTSIDE_WINDOW = lazy(
+    "%(visit)s is planned for %(day)s (window %(window)s); today (%(today)s) is outside its window."
+)
 
 
 @dataclass(frozen=True)
@@ -208,9 +225,12 @@ def enrol(
     errors = _enrolment_errors(parameters, form, today)
     study_id = form.study_id.strip().upper()
     if study_id and session.execute(select(Patient.id).where(Patient.study_id == study_id)).first():
-        errors["study_id"] = [f"{study_id} is already enrolled."]
+        errors["study_id"] = [_("%(study_id)s is already enrolled.", study_id=study_id)]
     if errors:
-        raise InvalidInput("The patient cannot be enrolled: " + summarize(errors), errors=errors)
+        raise InvalidInput(
+            _("The patient cannot be enrolled: %(problems)s", problems=summarize(errors)),
+            errors=errors,
+        )
     # the arm is drawn from the statistician's signed schedule once the patient qualifies;
     # refused (nothing saved, no COI issued) when none is signed or every slot is used
     schedule = randomization.ready_for(session, protocol)
@@ -353,22 +373,34 @@ def record_weight(
     measured_on = measured_at.astimezone(zone).date()
     enrolled_on = patient.enrolled_at.astimezone(zone).date()
     if measured_at > now + dt.timedelta(minutes=5):
-        errors["measured_at"] = ["A weight cannot be measured in the future."]
+        errors["measured_at"] = [_("A weight cannot be measured in the future.")]
     elif measured_on < patient.date_of_birth:
         errors["measured_at"] = [
-            f"{measured_on.isoformat()} is before {patient.study_id} was born "
-            f"({patient.date_of_birth.isoformat()}); check the date."
+            _(
+                "%(measured)s is before %(study_id)s was born (%(born)s); check the date.",
+                measured=measured_on.isoformat(),
+                study_id=patient.study_id,
+                born=patient.date_of_birth.isoformat(),
+            )
         ]
     elif measured_on < enrolled_on:
         errors["measured_at"] = [
-            f"{measured_on.isoformat()} is before {patient.study_id} was enrolled "
-            f"({enrolled_on.isoformat()}); a weight of the trial is measured from enrolment on. "
-            "Check the date, or weigh the patient again."
+            _(
+                "%(measured)s is before %(study_id)s was enrolled (%(enrolled)s); a weight of"
+                " the trial is measured from enrolment on. Check the date, or weigh the patient"
+                " again.",
+                measured=measured_on.isoformat(),
+                study_id=patient.study_id,
+                enrolled=enrolled_on.isoformat(),
+            )
         ]
     if not source.strip():
-        errors["source"] = ["Say how it was measured (e.g. calibrated clinic scale)."]
+        errors["source"] = [_("Say how it was measured (e.g. calibrated clinic scale).")]
     if errors:
-        raise InvalidInput("The weight was not recorded: " + summarize(errors), errors=errors)
+        raise InvalidInput(
+            _("The weight was not recorded: %(problems)s", problems=summarize(errors)),
+            errors=errors,
+        )
     flag = float(parameters["weight_change_flag_percent"])
     earlier = list(
         session.execute(
@@ -443,18 +475,26 @@ def confirm_weight(
     """A second person countersigns a weight that changed by the protocol's flag, with their
     own password: someone other than whoever recorded it, allowed to record weights."""
     if not has_permission(user.roles, Permission.RECORD_WEIGHTS):
-        raise PermissionDenied(f"{user.full_name} may not record or confirm weights.")
+        raise PermissionDenied(_("%(who)s may not record or confirm weights.", who=user.full_name))
     if not weight.needs_confirmation:
+        kg = format(weight.weight_kg, "g")
         raise Conflict(
-            f"The weight of {weight.weight_kg:g} kg needs no confirmation"
-            + (f" (already {weight.confirmation_label})." if weight.confirmation else ".")
+            _(
+                "The weight of %(kg)s kg needs no confirmation (already %(how)s).",
+                kg=kg,
+                how=weight.confirmation_label,
+            )
+            if weight.confirmation
+            else _("The weight of %(kg)s kg needs no confirmation.", kg=kg)
         )
     if user.id == weight.recorded_by_id:
         raise InvalidInput(
-            "A second person confirms a weight: you recorded this one. Ask a colleague to "
-            "countersign it, or weigh the patient again.",
-            errors={"password": ["Someone other than the person who recorded it signs."]},
-            title="Second person required",
+            _(
+                "A second person confirms a weight: you recorded this one. Ask a colleague to "
+                "countersign it, or weigh the patient again."
+            ),
+            errors={"password": [_("Someone other than the person who recorded it signs.")]},
+            title=_("Second person required"),
         )
     signatures.sign(
         session,
@@ -474,7 +514,12 @@ def confirm_weight(
         confirmed_at=now,
         confirmed_by_id=user.id,
     ):
-        raise Conflict(f"The weight of {weight.weight_kg:g} kg was confirmed a moment ago.")
+        raise Conflict(
+            _(
+                "The weight of %(kg)s kg was confirmed a moment ago.",
+                kg=format(weight.weight_kg, "g"),
+            )
+        )
     audit.record(
         session,
         actor=user,
@@ -502,15 +547,41 @@ def may_confirm(weight: Weight, user: User) -> bool:
 def get_weight(session: DbSession, patient: Patient, weight_id: int) -> Weight:
     weight = session.get(Weight, weight_id)
     if weight is None or weight.patient_id != patient.id:
-        raise NotFound(f"{patient.study_id} has no weight {weight_id}.")
+        raise NotFound(
+            _("%(study_id)s has no weight %(id)s.", study_id=patient.study_id, id=weight_id)
+        )
     return weight
 
 
+#: why a weight may not be used for a dose yet: read in the reader's language on the dose plan
+#: (``unconfirmed_reason``), in English where the bedside keeps it (``unconfirmed_reason_of``)
+_UNCONFIRMED = lazy(
+    "The latest weight (%(kg)s kg, measured %(measured)s) changed %(change)s %% from"
+    " %(reference)s and is not confirmed: weigh the patient again, or have a second person"
+    " countersign it on the patient page."
+)
+
+
 def unconfirmed_reason(weight: Weight, zone: ZoneInfo) -> str:
-    """Why ``weight`` may not be used for a dose yet, and what to do, in words."""
-    return unconfirmed_reason_of(
+    """Why ``weight`` may not be used for a dose yet, and what to do, in the reader's words."""
+    return str(_UNCONFIRMED) % _unconfirmed_values(
         weight.weight_kg, weight.measured_at, weight.change_percent, weight.change_reference, zone
     )
+
+
+def _unconfirmed_values(
+    weight_kg: float,
+    measured_at: dt.datetime,
+    change_percent: float | None,
+    change_reference: str | None,
+    zone: ZoneInfo,
+) -> dict[str, str]:
+    return {
+        "kg": format(weight_kg, "g"),
+        "measured": local_time(measured_at, zone),
+        "change": format(change_percent or 0.0, "+.1f"),
+        "reference": str(change_reference),
+    }
 
 
 def unconfirmed_reason_of(
@@ -520,12 +591,10 @@ def unconfirmed_reason_of(
     change_reference: str | None,
     zone: ZoneInfo,
 ) -> str:
-    """``unconfirmed_reason`` of a weight's columns (the bedside reads them as plain rows)."""
-    return (
-        f"The latest weight ({weight_kg:g} kg, measured {local_time(measured_at, zone)}) "
-        f"changed {change_percent:+.1f} % from {change_reference} and is not "
-        "confirmed: weigh the patient again, or have a second person countersign it on the "
-        "patient page."
+    """``unconfirmed_reason`` of a weight's columns (the bedside reads them as plain rows), in
+    English: the bedside keeps it in its record."""
+    return _UNCONFIRMED.message % _unconfirmed_values(
+        weight_kg, measured_at, change_percent, change_reference, zone
     )
 
 
@@ -774,7 +843,13 @@ def infusion_visit(visits: Sequence[Visit], code: str, protocol_code: str) -> Vi
     for visit in visits:
         if visit.code == code and visit.infusion:
             return visit
-    raise NotFound(f"Protocol {protocol_code} has no infusion visit {code!r}.")
+    raise NotFound(
+        _(
+            "Protocol %(protocol)s has no infusion visit %(visit)s.",
+            protocol=protocol_code,
+            visit=repr(code),
+        )
+    )
 
 
 def list_patients(session: DbSession) -> list[Patient]:
@@ -793,19 +868,24 @@ def _enrolment_errors(
 ) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     if not form.study_id.strip():
-        errors["study_id"] = ["The study subject ID is required."]
+        errors["study_id"] = [_("The study subject ID is required.")]
     ages = parameters["age_years"]
     age = age_on(form.date_of_birth, today)
     if form.date_of_birth > today:
-        errors["date_of_birth"] = ["The date of birth is in the future."]
+        errors["date_of_birth"] = [_("The date of birth is in the future.")]
     elif not ages["min"] <= age <= ages["max"]:
         errors["date_of_birth"] = [
-            f"Age {age} at enrolment is outside {ages['min']}–{ages['max']} years."
+            _(
+                "Age %(age)s at enrolment is outside %(min)s–%(max)s years.",
+                age=age,
+                min=ages["min"],
+                max=ages["max"],
+            )
         ]
     if form.sex not in {member.value for member in Sex}:
-        errors["sex"] = ["Choose female, male or other."]
+        errors["sex"] = [_("Choose female, male or other.")]
     if form.day0 < today:
-        errors["day0"] = ["Day 0 (the first infusion) cannot be before enrolment."]
+        errors["day0"] = [_("Day 0 (the first infusion) cannot be before enrolment.")]
     for item in parameters["inclusion"]:
         problem = _inclusion_problem(item, form.answers.get(item["code"]))
         if problem:
@@ -813,9 +893,9 @@ def _enrolment_errors(
     for item in parameters["exclusion"]:
         answer = form.answers.get(item["code"])
         if answer is None or answer.answer is None:
-            errors[f"exclusion.{item['code']}"] = ["Answer yes or no."]
+            errors[f"exclusion.{item['code']}"] = [_("Answer yes or no.")]
         elif answer.answer:
-            errors[f"exclusion.{item['code']}"] = [f"Excluded: {item['text']}."]
+            errors[f"exclusion.{item['code']}"] = [_("Excluded: %(item)s.", item=item["text"])]
     return errors
 
 
@@ -823,12 +903,12 @@ def _inclusion_problem(item: Mapping[str, Any], answer: ChecklistAnswer | None) 
     measure = item.get("measure")
     if measure:
         if answer is None or answer.value is None:
-            return f"Enter the measured value ({measure['unit']})."
+            return _("Enter the measured value (%(unit)s).", unit=measure["unit"])
         return invalid_measure(measure, answer.value) or unmet_measure(measure, answer.value)
     if answer is None or answer.answer is None:
-        return "Answer yes or no."
+        return _("Answer yes or no.")
     if not answer.answer:
-        return f"Not met: {item['text']}."
+        return _("Not met: %(item)s.", item=item["text"])
     return None
 
 
@@ -841,16 +921,31 @@ def invalid_measure(measure: Mapping[str, Any], value: float) -> str | None:
     if low is not None and high is not None:
         scale = f"{low:g}–{high:g}"
     elif low is not None or high is not None:
-        scale = f"{low:g} or more" if low is not None else f"{high:g} or less"
+        scale = (
+            _("%(low)s or more", low=format(low, "g"))
+            if low is not None
+            else _("%(high)s or less", high=format(high, "g"))
+        )
     else:
-        scale = "any number"
-    whole = "a whole number" if measure.get("integer") else "a number"
+        scale = _("any number")
+    whole = _("a whole number") if measure.get("integer") else _("a number")
     if not math.isfinite(value) or (
         (low is not None and value < low) or (high is not None and value > high)
     ):
-        return f"Invalid {unit}: {value:g} is not {whole} on the scale ({scale})."
+        return _(
+            "Invalid %(unit)s: %(value)s is not %(whole)s on the scale (%(scale)s).",
+            unit=unit,
+            value=format(value, "g"),
+            whole=whole,
+            scale=scale,
+        )
     if measure.get("integer") and value != int(value):
-        return f"Invalid {unit}: {value:g} is not a whole number ({scale})."
+        return _(
+            "Invalid %(unit)s: %(value)s is not a whole number (%(scale)s).",
+            unit=unit,
+            value=format(value, "g"),
+            scale=scale,
+        )
     return None
 
 
@@ -858,9 +953,12 @@ def unmet_measure(measure: Mapping[str, Any], value: float) -> str | None:
     """Why a possible reading does not meet the protocol's limit; None when it does."""
     if _OPERATORS[measure["operator"]](value, measure["limit"]):
         return None
-    return (
-        f"{value:g} {measure['unit']} does not meet "
-        f"{measure['operator']} {measure['limit']:g} {measure['unit']}."
+    return _(
+        "%(value)s %(unit)s does not meet %(operator)s %(limit)s %(unit)s.",
+        value=format(value, "g"),
+        unit=measure["unit"],
+        operator=measure["operator"],
+        limit=format(measure["limit"], "g"),
     )
 
 

@@ -41,6 +41,7 @@ from sqlalchemy import func, select
 
 from cellchain.core import audit, signatures
 from cellchain.core.guarded import update_if
+from cellchain.core.i18n import _
 from cellchain.core.models import User
 from cellchain.core.roles import Permission, Role, has_permission, knows_the_schedule, require
 from cellchain.dosing.models import (
@@ -119,9 +120,13 @@ def ratio_of(protocol: Protocol) -> dict[str, int]:
     parts = str(protocol.parameters["randomization"]["ratio"]).split(":")
     if len(parts) != len(arms) or not all(part.strip().isdigit() for part in parts):
         raise Conflict(
-            f"The ratio {protocol.parameters['randomization']['ratio']!r} of {protocol.code} "
-            f"does not give one whole number per arm ({', '.join(arms)}); QA corrects the "
-            "protocol before a schedule can be made."
+            _(
+                "The ratio %(ratio)s of %(protocol)s does not give one whole number per arm"
+                " (%(arms)s); QA corrects the protocol before a schedule can be made.",
+                ratio=repr(protocol.parameters["randomization"]["ratio"]),
+                protocol=protocol.code,
+                arms=", ".join(arms),
+            )
         )
     return {arm: int(part) for arm, part in zip(arms, parts, strict=True)}
 
@@ -133,9 +138,13 @@ def expected_counts(protocol: Protocol) -> dict[str, int]:
     planned, total = planned_enrolment(protocol), sum(ratio.values())
     if planned <= 0 or total <= 0 or planned % total:
         raise Conflict(
-            f"The planned enrolment of {protocol.code} ({planned}) cannot be split "
-            f"{protocol.parameters['randomization']['ratio']}; QA corrects the protocol "
-            "before a schedule can be made."
+            _(
+                "The planned enrolment of %(protocol)s (%(planned)s) cannot be split"
+                " %(ratio)s; QA corrects the protocol before a schedule can be made.",
+                protocol=protocol.code,
+                planned=planned,
+                ratio=protocol.parameters["randomization"]["ratio"],
+            )
         )
     return {arm: planned // total * share for arm, share in ratio.items()}
 
@@ -205,18 +214,29 @@ def generate(
     errors: dict[str, list[str]] = {}
     if len(seed) < MIN_SEED_LENGTH or not seed.strip():
         errors["seed"] = [
-            f"A seed of at least {MIN_SEED_LENGTH} characters (a short one can be guessed); "
-            "keep it in the trial master file: it is never shown again."
+            _(
+                "A seed of at least %(count)s characters (a short one can be guessed); keep it"
+                " in the trial master file: it is never shown again.",
+                count=MIN_SEED_LENGTH,
+            )
         ]
     bad = [size for size in sizes if size <= 0 or size % base]
     if not sizes or bad:
         errors["block_sizes"] = [
-            f"Each block size is a positive multiple of {base}, the ratio's total "
-            f"({protocol.parameters['randomization']['ratio']}), e.g. {base} and {2 * base}."
+            _(
+                "Each block size is a positive multiple of %(base)s, the ratio's total"
+                " (%(ratio)s), e.g. %(base)s and %(double)s.",
+                base=base,
+                ratio=protocol.parameters["randomization"]["ratio"],
+                double=2 * base,
+            )
         ]
     if errors:
         raise InvalidInput(
-            "The schedule was not made: " + " ".join(m for ms in errors.values() for m in ms),
+            _(
+                "The schedule was not made: %(problems)s",
+                problems=" ".join(m for ms in errors.values() for m in ms),
+            ),
             errors=errors,
         )
     arms = permuted_blocks(seed, ratio_of(protocol), sum(counts.values()), sorted(set(sizes)))
@@ -251,12 +271,14 @@ def parse_list(text: str) -> list[tuple[str, str]]:
         }:
             continue
         if len(cells) != 2:
-            problems.append(f"line {line_no}: two values (randomization number, arm)")
+            problems.append(
+                _("line %(line)s: two values (randomization number, arm)", line=line_no)
+            )
             continue
         rows.append((cells[0], cells[1].upper()))
     if problems:
         raise InvalidInput(
-            "The list was not imported: " + "; ".join(problems) + ".",
+            _("The list was not imported: %(problems)s.", problems="; ".join(problems)),
             errors={"csv": problems},
         )
     return rows
@@ -279,30 +301,48 @@ def import_list(
     unknown = sorted({arm for _, arm in rows if arm not in counts})
     if unknown:
         problems.append(
-            f"unknown arm {', '.join(unknown)} (the protocol's arms: {', '.join(counts)})"
+            _(
+                "unknown arm %(unknown)s (the protocol's arms: %(arms)s)",
+                unknown=", ".join(unknown),
+                arms=", ".join(counts),
+            )
         )
     numbers = Counter(number for number, _ in rows)
     repeated = sorted(number for number, seen in numbers.items() if seen > 1)
     if repeated:
-        problems.append(f"randomization number repeated: {', '.join(repeated)}")
+        problems.append(
+            _("randomization number repeated: %(numbers)s", numbers=", ".join(repeated))
+        )
     if any(not number or len(number) > NUMBER_MAX for number in numbers):
-        problems.append(f"every randomization number has 1 to {NUMBER_MAX} characters")
+        problems.append(
+            _("every randomization number has 1 to %(count)s characters", count=NUMBER_MAX)
+        )
     planned = sum(counts.values())
     if len(rows) != planned:
-        problems.append(f"{len(rows)} rows; the planned enrolment is {planned}")
+        problems.append(
+            _(
+                "%(rows)s rows; the planned enrolment is %(planned)s",
+                rows=len(rows),
+                planned=planned,
+            )
+        )
     elif not unknown:
         found = Counter(arm for _, arm in rows)
         if dict(found) != {arm: n for arm, n in counts.items() if n}:
+            expected = ", ".join(f"{n} {arm}" for arm, n in counts.items())
+            seen = ", ".join(f"{found.get(arm, 0)} {arm}" for arm in counts)
             problems.append(
-                "the arms do not fit the ratio "
-                f"{protocol.parameters['randomization']['ratio']}: expected "
-                + ", ".join(f"{n} {arm}" for arm, n in counts.items())
-                + ", found "
-                + ", ".join(f"{found.get(arm, 0)} {arm}" for arm in counts)
+                _(
+                    "the arms do not fit the ratio %(ratio)s: expected %(expected)s, found"
+                    " %(found)s",
+                    ratio=protocol.parameters["randomization"]["ratio"],
+                    expected=expected,
+                    found=seen,
+                )
             )
     if problems:
         raise InvalidInput(
-            "The list was not imported: " + "; ".join(problems) + ".",
+            _("The list was not imported: %(problems)s.", problems="; ".join(problems)),
             errors={"csv": problems},
         )
     canonical = "\n".join(f"{number},{arm}" for number, arm in rows)
@@ -337,9 +377,14 @@ def _make(
         used = used_slots(session, previous)
         if used:
             raise Conflict(
-                f"The randomization schedule of {protocol.code} cannot be replaced: {used} of "
-                f"its {previous.planned_enrolment} slots are used by enrolled patients.",
-                title="Randomization in use",
+                _(
+                    "The randomization schedule of %(protocol)s cannot be replaced: %(used)s of"
+                    " its %(planned)s slots are used by enrolled patients.",
+                    protocol=protocol.code,
+                    used=used,
+                    planned=previous.planned_enrolment,
+                ),
+                title=_("Randomization in use"),
             )
         if not update_if(
             session,
@@ -347,7 +392,7 @@ def _make(
             RandomizationSchedule.status == ScheduleStatus.ACTIVE.value,
             status=ScheduleStatus.SUPERSEDED.value,
         ):
-            raise Conflict("The randomization schedule was replaced a moment ago; reload.")
+            raise Conflict(_("The randomization schedule was replaced a moment ago; reload."))
         audit.record(
             session,
             actor=user,
@@ -419,10 +464,13 @@ def ready_for(session: DbSession, protocol: Protocol) -> RandomizationSchedule:
     schedule = active_schedule(session, protocol.code)
     if schedule is None:
         raise Conflict(
-            f"No randomization schedule is signed for {protocol.code}: the trial statistician "
-            "generates or imports one (Randomization page) before the first patient is "
-            "enrolled. Nothing was saved.",
-            title="No randomization schedule",
+            _(
+                "No randomization schedule is signed for %(protocol)s: the trial statistician"
+                " generates or imports one (Randomization page) before the first patient is"
+                " enrolled. Nothing was saved.",
+                protocol=protocol.code,
+            ),
+            title=_("No randomization schedule"),
         )
     if used_slots(session, schedule) >= schedule.planned_enrolment:
         raise _full(schedule)
@@ -451,9 +499,12 @@ def refuse_who_knows_the_schedule(user: User | None) -> None:
     refuses the combination, this stops an account changed in the database)."""
     if user is not None and knows_the_schedule(user.roles):
         raise PermissionDenied(
-            f"{user.full_name} manages the randomization and has seen the unused slots' arms: "
-            "they never enrol a patient (allocation concealment). Nothing was saved.",
-            title="Randomization and enrolment are never combined",
+            _(
+                "%(who)s manages the randomization and has seen the unused slots' arms: they"
+                " never enrol a patient (allocation concealment). Nothing was saved.",
+                who=user.full_name,
+            ),
+            title=_("Randomization and enrolment are never combined"),
         )
 
 
@@ -475,9 +526,12 @@ def draw(
     )
     if active is None:
         raise Conflict(
-            f"The randomization schedule of {schedule.protocol_code} was replaced or withdrawn "
-            "while the patient was being enrolled. Nothing was saved; enrol again.",
-            title="No randomization schedule",
+            _(
+                "The randomization schedule of %(protocol)s was replaced or withdrawn while the"
+                " patient was being enrolled. Nothing was saved; enrol again.",
+                protocol=schedule.protocol_code,
+            ),
+            title=_("No randomization schedule"),
         )
     schedule = active
     still_active = (
@@ -488,7 +542,7 @@ def draw(
         )
         .exists()
     )
-    for _ in range(_CLAIM_ATTEMPTS):
+    for _attempt in range(_CLAIM_ATTEMPTS):
         slot = session.execute(
             select(RandomizationSlot)
             .where(
@@ -510,15 +564,18 @@ def draw(
         ):
             return slot
         session.expire(slot)
-    raise Conflict("Other enrolments took the next randomization slots meanwhile; try again.")
+    raise Conflict(_("Other enrolments took the next randomization slots meanwhile; try again."))
 
 
 def _full(schedule: RandomizationSchedule) -> Conflict:
     return Conflict(
-        f"The planned enrolment of {schedule.protocol_code} is reached: all "
-        f"{schedule.planned_enrolment} randomization slots are used, so no further patient "
-        "can be randomized. Nothing was saved.",
-        title="Planned enrolment reached",
+        _(
+            "The planned enrolment of %(protocol)s is reached: all %(planned)s randomization"
+            " slots are used, so no further patient can be randomized. Nothing was saved.",
+            protocol=schedule.protocol_code,
+            planned=schedule.planned_enrolment,
+        ),
+        title=_("Planned enrolment reached"),
     )
 
 

@@ -10,6 +10,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from cellchain.chain.schemas import UnitOut
+from cellchain.core.i18n import _
 from cellchain.core.schemas import SignatureOut, SiteDateTime
 from cellchain.documents.schemas import VersionedDocumentOut
 from cellchain.dosing.models import Sex
@@ -39,7 +40,7 @@ class EnrolIn(ma.Schema):
     )
 
     @ma.pre_load
-    def refuse_chosen_arm(self, data: Any, **_: Any) -> Any:
+    def refuse_chosen_arm(self, data: Any, **_kwargs: Any) -> Any:
         """The enroller never picks the arm (allocation concealment, issue 19)."""
         if isinstance(data, dict):
             chosen = sorted(name for name in ("arm", "randomization_number") if name in data)
@@ -47,9 +48,11 @@ class EnrolIn(ma.Schema):
                 raise ma.ValidationError(
                     {
                         name: [
-                            "Not chosen at enrolment: the arm and randomization number are "
-                            "drawn from the signed randomization schedule when the patient "
-                            "is enrolled."
+                            _(
+                                "Not chosen at enrolment: the arm and randomization number are"
+                                " drawn from the signed randomization schedule when the patient"
+                                " is enrolled."
+                            )
                         ]
                         for name in chosen
                     }

@@ -3,6 +3,7 @@ their approval (the use cases are ``documents.service.DocumentKind``'s)."""
 
 from __future__ import annotations
 
+from cellchain.core.i18n import lazy
 from cellchain.core.roles import Permission
 from cellchain.documents.service import DefaultVersion, DocumentKind
 from cellchain.dosing.defaults import (
@@ -17,5 +18,5 @@ PROTOCOLS = DocumentKind(
     permission=Permission.SIGN_PROTOCOL,
     approval_meaning="approval: protocol version in force",
     default=DefaultVersion(NCT01420432_CODE, NCT01420432_TITLE, NCT01420432_PARAMETERS),
-    missing="No version of protocol {code} is in force; QA must approve one first.",
+    missing=lazy("No version of protocol {code} is in force; QA must approve one first."),
 )

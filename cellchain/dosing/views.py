@@ -12,6 +12,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
 from cellchain.core import signatures
+from cellchain.core.i18n import _, lazy
 from cellchain.core.roles import Permission, has_permission
 from cellchain.documents.views import add_document_pages
 from cellchain.dosing import exceptions, orders, patients, randomization
@@ -59,8 +60,8 @@ add_document_pages(
     blueprint,
     PROTOCOLS,
     name="protocol",
-    heading="Trial protocols",
-    what="protocol",
+    heading=lazy("Trial protocols"),
+    what=lazy("protocol"),
     template="dosing/protocol.html",
 )
 
@@ -111,7 +112,14 @@ def enrol() -> ResponseReturnValue:
         data = load_form(EnrolIn(), _enrolment_form(request.form, protocol))
         with unit_of_work() as session:
             patient = enrol_as_user(session, data)
-            patient_id, message = patient.id, f"{patient.study_id} enrolled; COI {patient.coi}."
+            patient_id, message = (
+                patient.id,
+                _(
+                    "%(study_id)s enrolled; COI %(coi)s.",
+                    study_id=patient.study_id,
+                    coi=patient.coi,
+                ),
+            )
     except DomainError as error:
         return _enrol_page(protocol, error)
     flash(message, "success")
@@ -132,12 +140,13 @@ def record_weight(patient_id: int) -> ResponseReturnValue:
         data = load_form(WeightIn(), request.form)
         with unit_of_work(weight_refused(patient_id)) as session:
             weight = weigh_as_user(session, patient_id, data)
-            message = f"Weight {weight.weight_kg:g} kg recorded."
+            message = _("Weight %(weight)s kg recorded.", weight=format(weight.weight_kg, "g"))
             if weight.needs_confirmation:
-                message += (
-                    f" It changed {weight.change_percent:+.1f} % from {weight.change_reference}:"
-                    " no dose is computed from it until the patient is weighed again or a second"
-                    " person countersigns it."
+                message += " " + _(
+                    "It changed %(change)s %% from %(reference)s: no dose is computed from it"
+                    " until the patient is weighed again or a second person countersigns it.",
+                    change=format(weight.change_percent, "+.1f"),
+                    reference=weight.change_reference,
                 )
     except DomainError as error:
         return _patient_page(patients.get_patient(db.session, patient_id), error, "weight")
@@ -153,7 +162,10 @@ def confirm_weight(patient_id: int, weight_id: int) -> ResponseReturnValue:
         data = load_form(WeightConfirmIn(), request.form)
         with unit_of_work(weight_refused(patient_id)) as session:
             weight = confirm_weight_as_user(session, patient_id, weight_id, data)
-            message = f"Weight {weight.weight_kg:g} kg confirmed by your countersignature."
+            message = _(
+                "Weight %(weight)s kg confirmed by your countersignature.",
+                weight=format(weight.weight_kg, "g"),
+            )
     except DomainError as error:
         return _patient_page(patients.get_patient(db.session, patient_id), error, "confirm")
     flash(message, "success")
@@ -178,7 +190,8 @@ def order_dose(patient_id: int, visit: str) -> ResponseReturnValue:
     except DomainError as error:
         return _plan_page(patients.get_patient(db.session, patient_id), visit, error)
     flash(
-        "Dose ordered and its bags allocated; it now needs an independent second check.", "success"
+        _("Dose ordered and its bags allocated; it now needs an independent second check."),
+        "success",
     )
     return redirect(url_for("dosing.dose", order_id=order_id))
 
@@ -201,7 +214,7 @@ def second_check(order_id: int) -> ResponseReturnValue:
             check_as_user(session, order_id, data)
     except DomainError as error:
         return _dose_page(orders.get_order(db.session, order_id), error)
-    flash("Second check signed: the dose is prepared and its label can be printed.", "success")
+    flash(_("Second check signed: the dose is prepared and its label can be printed."), "success")
     return redirect(url_for("dosing.dose", order_id=order_id))
 
 
@@ -215,7 +228,7 @@ def cancel_dose(order_id: int) -> ResponseReturnValue:
             cancel_as_user(session, order_id, data)
     except DomainError as error:
         return _dose_page(orders.get_order(db.session, order_id), error)
-    flash("Dose order cancelled; the visit may have a replacement dose.", "success")
+    flash(_("Dose order cancelled; the visit may have a replacement dose."), "success")
     return redirect(url_for("dosing.dose", order_id=order_id))
 
 
@@ -229,7 +242,7 @@ def destroy_dose(order_id: int) -> ResponseReturnValue:
             destroy_as_user(session, order_id, data)
     except DomainError as error:
         return _dose_page(orders.get_order(db.session, order_id), error)
-    flash("Dose destroyed; the visit may have a replacement dose.", "success")
+    flash(_("Dose destroyed; the visit may have a replacement dose."), "success")
     return redirect(url_for("dosing.dose", order_id=order_id))
 
 
@@ -243,7 +256,7 @@ def _enrol_page(protocol: Protocol, error: DomainError | None = None) -> Respons
             **refusal_context(
                 error,
                 protocol=protocol,
-                sexes=[{"value": s.value} for s in Sex],
+                sexes=[{"value": s.value, "label": s.label} for s in Sex],
                 randomization=randomization.status(db.session, protocol),
             ),
         ),
@@ -362,9 +375,10 @@ def generate_schedule() -> ResponseReturnValue:
         data = load_form(PermutedBlockIn(), form, lists=("block_sizes",))
         with unit_of_work() as session:
             schedule = generate_schedule_as_user(session, data)
-            message = (
-                f"Permuted-block schedule of {schedule.planned_enrolment} slots signed. Keep the "
-                "seed in the trial master file: it is not stored and never shown again."
+            message = _(
+                "Permuted-block schedule of %(slots)s slots signed. Keep the seed in the trial"
+                " master file: it is not stored and never shown again.",
+                slots=schedule.planned_enrolment,
             )
     except DomainError as error:
         return _randomization_page(error, "generate")
@@ -383,8 +397,9 @@ def import_schedule() -> ResponseReturnValue:
         data = load_form(RandomizationListIn(), form)
         with unit_of_work() as session:
             schedule = import_schedule_as_user(session, data)
-            message = (
-                f"Randomization list of {schedule.planned_enrolment} slots imported and signed."
+            message = _(
+                "Randomization list of %(slots)s slots imported and signed.",
+                slots=schedule.planned_enrolment,
             )
     except DomainError as error:
         return _randomization_page(error, "import")

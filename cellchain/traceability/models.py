@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
+from cellchain.core.i18n import LazyText, lazy
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
 from cellchain.extensions import Model, Recorded
@@ -41,7 +42,16 @@ def _utc(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.UTC).isoformat() if value else None
 
 
-class RecallTarget(LabelledEnum):
+class _RecallEnum(LabelledEnum):
+    """A recall's value a person reads, in the language of the moment (``RECALL_LABELS``)."""
+
+    @property
+    def label(self) -> str:
+        known = RECALL_LABELS.get(self.value)
+        return str(known) if known is not None else self.value.replace("_", " ")
+
+
+class RecallTarget(_RecallEnum):
     """What a recall can name: everything made from it is affected."""
 
     DONATION = "donation"  #: a late positive donor test, a consent problem
@@ -49,12 +59,12 @@ class RecallTarget(LabelledEnum):
     MATERIAL_LOT = "material_lot"  #: a reagent lot recalled by its supplier
 
 
-class RecallStatus(LabelledEnum):
+class RecallStatus(_RecallEnum):
     OPEN = "open"  #: affected units blocked; patients being notified
     CLOSED = "closed"  #: every exposed patient notified; closed with a QA signature (final)
 
 
-class AffectedOutcome(LabelledEnum):
+class AffectedOutcome(_RecallEnum):
     """What the recall found a unit to be when it was opened."""
 
     BLOCKED = "blocked"  #: still in the lab or at the clinic: blocked by the recall
@@ -287,3 +297,16 @@ class RecallNotification(Recorded, Model):
     @property
     def notified(self) -> bool:
         return self.notified_at is not None
+
+
+#: the recall values people read, by stored value
+RECALL_LABELS: dict[str, LazyText] = {
+    "donation": lazy("donation"),
+    "lot": lazy("lot"),
+    "material_lot": lazy("material lot"),
+    "open": lazy("open"),
+    "closed": lazy("closed"),
+    "blocked": lazy("blocked"),
+    "out_of_use": lazy("out of use"),
+    "infused": lazy("infused"),
+}

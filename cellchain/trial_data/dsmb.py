@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from cellchain.clinic.models import AdverseEvent, Causality, MissedVisit, Seriousness
+from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.dosing import patients, randomization
 from cellchain.dosing.models import DoseOrder, Patient, PatientStatus, Protocol, RandomizationSlot
 from cellchain.errors import Conflict
@@ -22,21 +23,21 @@ from cellchain.extensions import DbSession
 from cellchain.trial_data import dataset
 
 #: The dose columns of the summary, in order: every order, then by what became of it.
-DOSE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("ordered", "Ordered"),
-    ("allocated", "Awaiting check"),
-    ("prepared", "Prepared"),
-    ("infused", "Infused"),
-    ("cancelled", "Cancelled"),
-    (dataset.DESTROYED, "Destroyed"),
+DOSE_COLUMNS: tuple[tuple[str, LazyText], ...] = (
+    ("ordered", lazy("Ordered")),
+    ("allocated", lazy("Awaiting check")),
+    ("prepared", lazy("Prepared")),
+    ("infused", lazy("Infused")),
+    ("cancelled", lazy("Cancelled")),
+    (dataset.DESTROYED, lazy("Destroyed")),
 )
 GRADES = (1, 2, 3, 4, 5)
 #: The causality columns: the investigator's three answers and "not yet assessed".
-CAUSALITIES: tuple[tuple[str, str], ...] = (
-    (Causality.RELATED_MSC.value, "Related to MSC"),
-    (Causality.RELATED_DMARD.value, "Related to DMARDs"),
-    (Causality.UNRELATED.value, "Unrelated"),
-    ("not_assessed", "Not yet assessed"),
+CAUSALITIES: tuple[tuple[str, LazyText], ...] = (
+    (Causality.RELATED_MSC.value, lazy("Related to MSC")),
+    (Causality.RELATED_DMARD.value, lazy("Related to DMARDs")),
+    (Causality.UNRELATED.value, lazy("Unrelated")),
+    ("not_assessed", lazy("Not yet assessed")),
 )
 
 
@@ -81,8 +82,14 @@ class ScheduleSummary:
 
     def describe(self, signed: str) -> str:
         """In words, with ``signed`` the signing time as the reader's page shows it."""
-        method = "permuted blocks" if self.method == "permuted_block" else "imported list"
-        return f"signed schedule ({method}) of {signed}: {self.used} of {self.planned} slots used"
+        method = _("permuted blocks") if self.method == "permuted_block" else _("imported list")
+        return _(
+            "signed schedule (%(method)s) of %(signed)s: %(used)s of %(planned)s slots used",
+            method=method,
+            signed=signed,
+            used=self.used,
+            planned=self.planned,
+        )
 
 
 @dataclass
@@ -215,7 +222,7 @@ class SummaryTable:
 
 def _total(rows: Sequence[tuple[str, ...]], label_columns: int) -> tuple[str, ...]:
     sums = [sum(int(row[i]) for row in rows) for i in range(label_columns, len(rows[0]))]
-    return ("Total", *([""] * (label_columns - 1)), *(str(s) for s in sums))
+    return (_("Total"), *([""] * (label_columns - 1)), *(str(s) for s in sums))
 
 
 def _planned_by_arm(protocol: Protocol) -> dict[str, int]:
@@ -247,9 +254,11 @@ def summary_tables(summary: TrialSummary) -> list[SummaryTable]:
     tables.append(
         SummaryTable(
             "enrolment",
-            "Enrolment by arm: planned (the protocol's, by its ratio), randomized (the signed "
-            "schedule's slots used)",
-            ("Arm", "Planned", "Randomized", "Enrolled", "Withdrawn"),
+            _(
+                "Enrolment by arm: planned (the protocol's, by its ratio), randomized (the"
+                " signed schedule's slots used)"
+            ),
+            (_("Arm"), _("Planned"), _("Randomized"), _("Enrolled"), _("Withdrawn")),
             (
                 *enrolment,
                 (
@@ -270,8 +279,8 @@ def summary_tables(summary: TrialSummary) -> list[SummaryTable]:
     tables.append(
         SummaryTable(
             "doses",
-            "Doses by arm and visit",
-            ("Arm", "Visit", *(label for _key, label in DOSE_COLUMNS)),
+            _("Doses by arm and visit"),
+            (_("Arm"), _("Visit"), *(str(label) for _key, label in DOSE_COLUMNS)),
             (*doses, _total(doses, 2)) if doses else (),
         )
     )
@@ -282,9 +291,11 @@ def summary_tables(summary: TrialSummary) -> list[SummaryTable]:
     tables.append(
         SummaryTable(
             "deviations",
-            "Deviations (dose overrides, post-thaw decisions, visits moved outside their "
-            "window) and missed visits",
-            ("Arm", "Deviations", "Still open or unsigned", "Missed visits"),
+            _(
+                "Deviations (dose overrides, post-thaw decisions, visits moved outside their"
+                " window) and missed visits"
+            ),
+            (_("Arm"), _("Deviations"), _("Still open or unsigned"), _("Missed visits")),
             (*deviations, _total(deviations, 1)) if deviations else (),
         )
     )
@@ -301,13 +312,13 @@ def summary_tables(summary: TrialSummary) -> list[SummaryTable]:
     tables.append(
         SummaryTable(
             "adverse-events",
-            "Adverse events",
+            _("Adverse events"),
             (
-                "Arm",
-                "Events",
-                "Subjects with an event",
-                "Serious events",
-                "Subjects with a serious event",
+                _("Arm"),
+                _("Events"),
+                _("Subjects with an event"),
+                _("Serious events"),
+                _("Subjects with a serious event"),
             ),
             (*events, _total(events, 1)) if events else (),
         )
@@ -316,8 +327,8 @@ def summary_tables(summary: TrialSummary) -> list[SummaryTable]:
     tables.append(
         SummaryTable(
             "ae-grades",
-            "Adverse events by CTCAE grade",
-            ("Arm", *(f"Grade {g}" for g in GRADES)),
+            _("Adverse events by CTCAE grade"),
+            (_("Arm"), *(_("Grade %(grade)s", grade=g) for g in GRADES)),
             (*grades, _total(grades, 1)) if grades else (),
         )
     )
@@ -325,8 +336,8 @@ def summary_tables(summary: TrialSummary) -> list[SummaryTable]:
     tables.append(
         SummaryTable(
             "ae-causality",
-            "Adverse events by causality (investigator's assessment)",
-            ("Arm", *(label for _c, label in CAUSALITIES)),
+            _("Adverse events by causality (investigator's assessment)"),
+            (_("Arm"), *(str(label) for _c, label in CAUSALITIES)),
             (*causality, _total(causality, 1)) if causality else (),
         )
     )

@@ -38,6 +38,7 @@ from cellchain.core import audit
 from cellchain.core.audit_verification import one_snapshot
 from cellchain.core.display import UTC_ZONE
 from cellchain.core.guarded import update_if
+from cellchain.core.i18n import _
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
@@ -108,9 +109,13 @@ def run_export(
         step="Reading the trial's data",
     ):
         raise Conflict(
-            f"Export {export.id} is {export.status}; only a queued export is generated. "
-            "Ask for a new export to generate another.",
-            title="Export already generated",
+            _(
+                "Export %(id)s is %(status)s; only a queued export is generated. Ask for a new"
+                " export to generate another.",
+                id=export.id,
+                status=export.status_label,
+            ),
+            title=_("Export already generated"),
         )
     checkpoint()
     with one_snapshot(session) as reading:
@@ -210,15 +215,22 @@ def download(
     require(actor, Permission.EXPORT_TRIAL_DATA)
     if export.status != ExportStatus.DONE.value or export.content is None:
         raise Conflict(
-            f"Export {export.id} is {export.status}; its file can be downloaded once it is done.",
-            title="Export not ready",
+            _(
+                "Export %(id)s is %(status)s; its file can be downloaded once it is done.",
+                id=export.id,
+                status=export.status_label,
+            ),
+            title=_("Export not ready"),
         )
     content = export.content
     if hashlib.sha256(content).hexdigest() != export.sha256:
         raise Conflict(
-            f"The file of export {export.id} no longer matches the SHA-256 it was generated "
-            "with: it was changed after generation. Ask for a new export and tell QA.",
-            title="Export file changed",
+            _(
+                "The file of export %(id)s no longer matches the SHA-256 it was generated with:"
+                " it was changed after generation. Ask for a new export and tell QA.",
+                id=export.id,
+            ),
+            title=_("Export file changed"),
         )
     audit.record(
         session,

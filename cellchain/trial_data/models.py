@@ -8,6 +8,7 @@ import datetime as dt
 from sqlalchemy import CheckConstraint, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
+from cellchain.core.i18n import LazyText, lazy
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
 from cellchain.extensions import Model, Recorded
@@ -19,7 +20,10 @@ class ExportFormat(LabelledEnum):
 
     @property
     def label(self) -> str:
-        return "CDISC ODM 1.3.2 XML" if self is ExportFormat.ODM else "CSV bundle (zip)"
+        return "CDISC ODM 1.3.2 XML" if self is ExportFormat.ODM else str(_CSV_BUNDLE)
+
+
+_CSV_BUNDLE = lazy("CSV bundle (zip)")
 
 
 class ExportStatus(LabelledEnum):
@@ -27,6 +31,19 @@ class ExportStatus(LabelledEnum):
     RUNNING = "running"  #: being generated: ``percent`` and ``step`` say how far
     DONE = "done"  #: generated: the file, its hash and size are kept (final)
     FAILED = "failed"  #: generation stopped with an error (final); ask for a new export
+
+    @property
+    def label(self) -> str:
+        """The status in the language of the moment."""
+        return str(EXPORT_STATUS_LABELS[self])
+
+
+EXPORT_STATUS_LABELS: dict[ExportStatus, LazyText] = {
+    ExportStatus.QUEUED: lazy("queued"),
+    ExportStatus.RUNNING: lazy("running"),
+    ExportStatus.DONE: lazy("done"),
+    ExportStatus.FAILED: lazy("failed"),
+}
 
 
 class TrialDataExport(Recorded, Model):

@@ -44,6 +44,7 @@ from sqlalchemy import select
 
 from cellchain.core import audit
 from cellchain.core.display import local_time
+from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.core.models import User
 from cellchain.core.roles import Permission, require
 from cellchain.core.types import canonical_json
@@ -242,9 +243,12 @@ def no_recheck_warning(protocol: Protocol) -> str | None:
     later = [str(item["name"]) for item in protocol.parameters.get("infusions", [])[1:]]
     if not later or settings(protocol.parameters):
         return None
-    return (
-        f"Protocol {protocol.code} v{protocol.version} asks for no re-check before "
-        f"{', '.join(later)}: QA must sign a version that does (pre_infusion_recheck)."
+    return _(
+        "Protocol %(protocol)s v%(version)s asks for no re-check before %(visits)s: QA must sign"
+        " a version that does (pre_infusion_recheck).",
+        protocol=protocol.code,
+        version=protocol.version,
+        visits=", ".join(later),
     )
 
 
@@ -268,25 +272,42 @@ def record_recheck(
     code = visit.strip().upper()
     errors: dict[str, list[str]] = {}
     if patient.status != PatientStatus.ENROLLED.value:
-        errors["patient"] = [f"{patient.study_id} is {patient.status}: no further infusion."]
+        errors["patient"] = [
+            _(
+                "%(study_id)s is %(status)s: no further infusion.",
+                study_id=patient.study_id,
+                status=patient.status_label,
+            )
+        ]
     elif not patients.receives_cells(patient):
         errors["patient"] = [
-            f"{patient.study_id} is in the {patients.arm_name(patient)} arm, which never "
-            "receives cells: there is no infusion to re-check for."
+            _(
+                "%(study_id)s is in the %(arm)s arm, which never receives cells: there is no"
+                " infusion to re-check for.",
+                study_id=patient.study_id,
+                arm=patients.arm_name(patient),
+            )
         ]
     needing = [code for code, _ in visits(session, patient)]
     if code not in needing:
         errors["visit"] = [
-            f"A re-check is recorded before {', '.join(needing)}, not {code or visit!r}."
+            _(
+                "A re-check is recorded before %(visits)s, not %(visit)s.",
+                visits=", ".join(needing),
+                visit=repr(code or visit),
+            )
             if needing
-            else f"Protocol {patient.protocol.code} v{patient.protocol.version} asks for no "
-            "re-check before an infusion."
+            else _(
+                "Protocol %(protocol)s v%(version)s asks for no re-check before an infusion.",
+                protocol=patient.protocol.code,
+                version=patient.protocol.version,
+            )
         ]
     asked = items(session, patient)
     known = {item["code"] for item in asked}
     unknown = sorted(set(answers) - known)
     if unknown:
-        errors["answers"] = [f"Not an item of the re-check: {', '.join(unknown)}."]
+        errors["answers"] = [_("Not an item of the re-check: %(items)s.", items=", ".join(unknown))]
     stored: dict[str, dict[str, Any]] = {}
     failed: list[str] = []
     for item in asked:
@@ -298,10 +319,11 @@ def record_recheck(
         if not outcome["met"]:
             failed.append(item["code"])
     if note is not None and len(note) > NOTE_LENGTH:
-        errors["note"] = [f"At most {NOTE_LENGTH} characters."]
+        errors["note"] = [_("At most %(count)s characters.", count=NOTE_LENGTH)]
     if errors:
         raise InvalidInput(
-            "The re-check was not recorded: " + patients.summarize(errors), errors=errors
+            _("The re-check was not recorded: %(problems)s", problems=patients.summarize(errors)),
+            errors=errors,
         )
     recheck = PreInfusionRecheck(
         patient_id=patient.id,
@@ -340,7 +362,7 @@ def _judge_item(item: Mapping[str, Any], answer: RecheckAnswer | None) -> dict[s
     if measure:
         value = answer.value if answer else None
         if value is None:
-            return f"Enter the measured value ({measure['unit']})."
+            return _("Enter the measured value (%(unit)s).", unit=measure["unit"])
         invalid = patients.invalid_measure(measure, value)
         if invalid:
             return invalid
@@ -350,16 +372,21 @@ def _judge_item(item: Mapping[str, Any], answer: RecheckAnswer | None) -> dict[s
         chosen = answer.option if answer else None
         by_value = {option["value"]: option for option in options}
         if chosen not in by_value:
-            return "Choose one: " + ", ".join(option["label"] for option in options) + "."
+            return _(
+                "Choose one: %(options)s.", options=", ".join(option["label"] for option in options)
+            )
         option = by_value[chosen]
         reason = ((answer.reason if answer else None) or "").strip()
         if option.get("needs_reason") and not reason:
-            return f"Say why it is {option['label'].split(' (')[0]} (e.g. male, post-menopausal)."
+            return _(
+                "Say why it is %(option)s (e.g. male, post-menopausal).",
+                option=option["label"].split(" (")[0],
+            )
         if len(reason) > REASON_LENGTH:
-            return f"At most {REASON_LENGTH} characters."
+            return _("At most %(count)s characters.", count=REASON_LENGTH)
         return {"option": chosen, "reason": reason or None, "met": bool(option["passes"])}
     if answer is None or answer.answer is None:
-        return "Answer yes or no."
+        return _("Answer yes or no.")
     return {"answer": answer.answer, "met": bool(answer.answer)}
 
 
@@ -395,7 +422,9 @@ def latest_of(session: DbSession, patient_id: int, visit: str) -> PreInfusionRec
 def get_recheck(session: DbSession, patient: Patient, recheck_id: int) -> PreInfusionRecheck:
     recheck = session.get(PreInfusionRecheck, recheck_id)
     if recheck is None or recheck.patient_id != patient.id:
-        raise NotFound(f"{patient.study_id} has no re-check {recheck_id}.")
+        raise NotFound(
+            _("%(study_id)s has no re-check %(id)s.", study_id=patient.study_id, id=recheck_id)
+        )
     return recheck
 
 
@@ -457,37 +486,60 @@ def facts_from(
     )
 
 
-def judge(recheck: RecheckFacts | None, *, now: dt.datetime, zone: ZoneInfo) -> str | None:
+_NO_RECHECK = lazy(
+    "No pre-infusion re-check for %(visit)s is recorded: a clinician re-confirms the pregnancy"
+    " test, infection, other trials, organ function and ECOG score on the patient's re-check"
+    " page first."
+)
+_NOT_MET = lazy(
+    "The %(visit)s re-check of %(when)s (%(who)s) was not met: %(items)s. The patient is not"
+    " eligible for this infusion unless a new re-check passes."
+)
+_TOO_OLD = lazy(
+    "The %(visit)s re-check was recorded %(when)s, more than %(days)s days ago; re-check the"
+    " patient again."
+)
+
+
+def judge(
+    recheck: RecheckFacts | None, *, now: dt.datetime, zone: ZoneInfo, translate: bool = False
+) -> str | None:
     """Why the infusion may not go ahead for want of a re-check, or None when it may: the
-    visit needs none, or its latest re-check passed within its validity. Pure."""
+    visit needs none, or its latest re-check passed within its validity. Pure. In English
+    (the bedside keeps it in its record) unless ``translate``: in the reader's language."""
+
+    def said(text: LazyText, **values: Any) -> str:
+        return (str(text) if translate else text.message) % values
+
     if recheck is None:
         return None
     if recheck.recorded_at is None:
-        return (
-            f"No pre-infusion re-check for {recheck.visit_name} is recorded: a clinician "
-            "re-confirms the pregnancy test, infection, other trials, organ function and ECOG "
-            "score on the patient's re-check page first."
-        )
+        return said(_NO_RECHECK, visit=recheck.visit_name)
     when = local_time(recheck.recorded_at, zone)
     if not recheck.passed:
-        return (
-            f"The {recheck.visit_name} re-check of {when} ({recheck.recorded_by}) was not met: "
-            + "; ".join(recheck.failed_items)
-            + ". The patient is not eligible for this infusion unless a new re-check passes."
+        return said(
+            _NOT_MET,
+            visit=recheck.visit_name,
+            when=when,
+            who=recheck.recorded_by,
+            items="; ".join(recheck.failed_items),
         )
     if now - recheck.recorded_at > dt.timedelta(days=recheck.valid_days):
-        return (
-            f"The {recheck.visit_name} re-check was recorded {when}, more than "
-            f"{recheck.valid_days} days ago; re-check the patient again."
-        )
+        return said(_TOO_OLD, visit=recheck.visit_name, when=when, days=recheck.valid_days)
     return None
 
 
 def problem(
-    session: DbSession, patient: Patient, visit: str, *, now: dt.datetime, zone: ZoneInfo
+    session: DbSession,
+    patient: Patient,
+    visit: str,
+    *,
+    now: dt.datetime,
+    zone: ZoneInfo,
+    translate: bool = False,
 ) -> str | None:
     """``judge`` of the patient's ``visit`` now: the gate of ordering and the bedside."""
-    return judge(facts(session, patient, visit), now=now, zone=zone)
+    return judge(facts(session, patient, visit), now=now, zone=zone, translate=translate)
 
 
 def summary(recheck: RecheckFacts, zone: ZoneInfo) -> str:
@@ -546,7 +598,7 @@ def visit_states(
             VisitRecheck(
                 visit=code,
                 name=name,
-                problem=problem(session, patient, code, now=now, zone=zone),
+                problem=problem(session, patient, code, now=now, zone=zone, translate=True),
                 latest=shown(recheck) if recheck else None,
             )
         )

@@ -9,6 +9,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
+from cellchain.core.i18n import _
 from cellchain.core.roles import Permission
 from cellchain.dosing import patients
 from cellchain.dosing.models import Patient
@@ -41,10 +42,14 @@ def record(patient_id: int) -> ResponseReturnValue:
     except DomainError as error:
         return _page(patients.get_patient(db.session, patient_id), error)
     if passed:
-        flash(f"{visit} re-check recorded: every item met.", "success")
+        flash(_("%(visit)s re-check recorded: every item met.", visit=visit), "success")
     else:
         flash(
-            f"{visit} re-check recorded as NOT MET: the patient is not eligible for this infusion.",
+            _(
+                "%(visit)s re-check recorded as NOT MET: the patient is not eligible for this"
+                " infusion.",
+                visit=visit,
+            ),
             "error",
         )
     return redirect(url_for("rechecks.patient", patient_id=patient_id))

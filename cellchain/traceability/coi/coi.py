@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from cellchain.clinic.models import BedsideCheck, Infusion, Shipment, Thaw
 from cellchain.core.display import local_time, scientific
+from cellchain.core.i18n import _, lazy, ngettext
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.models import User
 from cellchain.core.roles import Permission, Role, has_permission
@@ -360,29 +361,37 @@ class CoiReport:
         """The recalls in one sentence, or nothing when none names the path."""
         if not self.recalls:
             return ""
-        return "UNDER RECALL: " + "; ".join(recall.text for recall in self.recalls) + "."
+        return _(
+            "UNDER RECALL: %(recalls)s.", recalls="; ".join(recall.text for recall in self.recalls)
+        )
 
     @property
     def summary(self) -> str:
         """One sentence on the whole report, printed at its head. Valid signatures are never
         the whole story when a recall names the path: the recalls come first."""
         if self.empty:
-            head = f"No infusion is recorded for {self.patient.study_id}."
+            head = _("No infusion is recorded for %(study_id)s.", study_id=self.patient.study_id)
             return f"{self.recall_text} {head}" if self.recalls else head
-        infusions = "infusion" if len(self.infusions) == 1 else "infusions"
-        head = f"{len(self.infusions)} {infusions}, {self.signature_count} signatures"
+        infusions = ngettext("%(num)d infusion", "%(num)d infusions", len(self.infusions))
         if self.invalid_count:
-            head = (
-                f"{head}: {self.invalid_count} no longer valid, the content they signed "
-                "changed after signing."
+            head = _(
+                "%(infusions)s, %(signatures)s signatures: %(invalid)s no longer valid, the"
+                " content they signed changed after signing.",
+                infusions=infusions,
+                signatures=self.signature_count,
+                invalid=self.invalid_count,
             )
         else:
-            head = f"{head}: all valid."
+            head = _(
+                "%(infusions)s, %(signatures)s signatures: all valid.",
+                infusions=infusions,
+                signatures=self.signature_count,
+            )
         return f"{self.recall_text} {head}" if self.recalls else head
 
 
 #: what the report says for the arm to a role that does not see arms (single blind, issue 19)
-ARM_NOT_SHOWN = "not shown to your role"
+ARM_NOT_SHOWN = lazy("not shown to your role")
 
 
 def as_seen_by(report: CoiReport, roles: frozenset[Role] | set[Role]) -> CoiReport:
@@ -390,7 +399,7 @@ def as_seen_by(report: CoiReport, roles: frozenset[Role] | set[Role]) -> CoiRepo
     ``SEE_ARMS`` (the page, the PDF and the API alike)."""
     if has_permission(roles, Permission.SEE_ARMS):
         return report
-    return replace(report, patient=replace(report.patient, arm=None, arm_name=ARM_NOT_SHOWN))
+    return replace(report, patient=replace(report.patient, arm=None, arm_name=str(ARM_NOT_SHOWN)))
 
 
 # --- building it --------------------------------------------------------------------------------
@@ -418,7 +427,7 @@ def patient_report(session: DbSession, patient: Patient, *, zone: ZoneInfo) -> C
             protocol=f"{patient.protocol.code} v{patient.protocol.version}",
             arm=patient.arm,
             arm_name=patients.arm_name(patient),
-            status=patient.status,
+            status=patient.status_label,
         ),
         zone=zone.key,
         infusions=[_infusion(number, back, zone) for number, back in enumerate(backs, start=1)],
@@ -581,7 +590,7 @@ def _reaction(infusion: Infusion) -> str:
     """A reaction is recorded at the end, so a running infusion has none recorded yet."""
     if infusion.reaction:
         return infusion.reaction
-    return "none" if infusion.ended_at is not None else "not yet recorded (infusion running)"
+    return _("none") if infusion.ended_at is not None else _("not yet recorded (infusion running)")
 
 
 def _thaw(thaw: Thaw, zone: ZoneInfo) -> ThawLine:

@@ -26,6 +26,7 @@ from cellchain.chain.models import Unit, UnitStatus
 from cellchain.core import actions, audit, listing, numbering, record_state, signatures
 from cellchain.core.display import UTC_ZONE, local_date, local_time
 from cellchain.core.guarded import update_if
+from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
@@ -36,6 +37,7 @@ from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.models import MaterialLot
 from cellchain.manufacturing.processing import processing
+from cellchain.notifications import service as notifications
 from cellchain.traceability.models import (
     AffectedOutcome,
     Recall,
@@ -52,6 +54,13 @@ OPEN_MEANING = "approval: recall opened, affected product blocked"
 CLOSE_MEANING = "approval: recall closed, every exposed patient notified"
 #: how a notification was made (the forms offer these; the API accepts any short text)
 NOTIFICATION_METHODS = ("in person", "phone", "letter", "via the investigator")
+#: the methods as people read them (the stored value stays the English one)
+NOTIFICATION_METHOD_NAMES: dict[str, LazyText] = {
+    "in person": lazy("in person"),
+    "phone": lazy("phone"),
+    "letter": lazy("letter"),
+    "via the investigator": lazy("via the investigator"),
+}
 #: the shortest reason that says something (a DIN and a test name, say)
 MIN_REASON_LENGTH = 10
 
@@ -111,7 +120,7 @@ def open_recall(
     short to say why. A wrong password signs nothing and blocks nothing.
     """
     require(user, Permission.MANAGE_RECALLS)
-    reason = _required(reason, "reason", "Why the product is recalled", MIN_REASON_LENGTH)
+    reason = _required(reason, "reason", _("Why the product is recalled"), MIN_REASON_LENGTH)
     if target is RecallTarget.MATERIAL_LOT:
         _stop_material(session, target_id, now)
     start, seeds = trace.forward_seeds(session, target.value, target_id)
@@ -121,9 +130,13 @@ def open_recall(
     covering = _covering_recalls(session, seeds)
     if covering is not None:
         raise Conflict(
-            f"Everything made from {start.label} is already under recall "
-            f"{', '.join(covering)}; this recall would block nothing and list nobody new.",
-            title="Already recalled",
+            _(
+                "Everything made from %(start)s is already under recall %(recalls)s; this recall"
+                " would block nothing and list nobody new.",
+                start=start.label,
+                recalls=", ".join(covering),
+            ),
+            title=_("Already recalled"),
         )
     opened = _open(
         session, target, target_id, start.label, reason=reason, user=user, now=now, zone=zone
@@ -158,7 +171,7 @@ def open_lookback(
     """
     earlier = recall_of(session, RecallTarget.DONATION, donation.id)
     if earlier is not None and earlier.is_open:
-        _, seeds = trace.forward_seeds(session, RecallTarget.DONATION.value, donation.id)
+        _start, seeds = trace.forward_seeds(session, RecallTarget.DONATION.value, donation.id)
         # it blocked everything when it was opened and nothing can be derived from a blocked
         # unit; anything still usable would be a broken invariant, so block it here as well
         left = [
@@ -238,7 +251,7 @@ def _open(
         # another QA person opened the same recall a moment ago (the partial unique index)
         raise _already_recalled(recall_of(session, target, target_id), zone) from None
 
-    _, seeds = trace.forward_seeds(session, target.value, target_id)
+    _start, seeds = trace.forward_seeds(session, target.value, target_id)
     locked = _lock(session, seeds)
     # Walked again under the locks, as the one INSERT … SELECT that records the recall's
     # units: a unit derived between the first walk and the locks is seen now (and locked by
@@ -254,6 +267,23 @@ def _open(
     )
     session.flush()
     session.refresh(recall)
+    notifications.notify(
+        session,
+        "recall_opened",
+        entity_type="recall",
+        entity_id=recall.id,
+        params={
+            "recall_id": recall.id,
+            "number": recall.number,
+            "what": label,
+            "reason": reason,
+            "blocked": blocked,
+            "withdrawn": withdrawn,
+            "patients": len(exposed),
+        },
+        actor=user,
+        now=now,
+    )
     return OpenedRecall(
         recall=recall, blocked=blocked, withdrawn=withdrawn, exposed_patients=len(exposed)
     )
@@ -447,7 +477,10 @@ def _withdraw(
             session, order, DoseOrder.status == before, status=DoseStatus.CANCELLED.value
         ):
             raise Conflict(
-                f"Dose order {order.id} changed a moment ago; reload and open the recall again."
+                _(
+                    "Dose order %(id)s changed a moment ago; reload and open the recall again.",
+                    id=order.id,
+                )
             )
         session.add(RecallDose(recall_id=recall.id, dose_order_id=order.id, status_before=before))
         audit.record(
@@ -481,20 +514,25 @@ def record_notification(
     if notification.notified:
         raise _already_notified(notification, zone)
     if not recall.is_open:
-        raise Conflict(f"Recall {recall.number} is closed.", title="Recall closed")
+        raise Conflict(
+            _("Recall %(number)s is closed.", number=recall.number), title=_("Recall closed")
+        )
     if notified_at > now:
         raise InvalidInput(
-            "A notification cannot be in the future.",
-            errors={"notified_at": ["Must not be in the future."]},
+            _("A notification cannot be in the future."),
+            errors={"notified_at": [_("Must not be in the future.")]},
         )
     # people write down minutes: a notification in the minute the recall was opened counts
     if notified_at < recall.opened_at.replace(second=0, microsecond=0):
         raise InvalidInput(
-            f"Recall {recall.number} was opened at {local_time(recall.opened_at, zone)}; a "
-            "notification of it cannot be earlier.",
-            errors={"notified_at": ["Must not be before the recall was opened."]},
+            _(
+                "Recall %(number)s was opened at %(when)s; a notification of it cannot be earlier.",
+                number=recall.number,
+                when=local_time(recall.opened_at, zone),
+            ),
+            errors={"notified_at": [_("Must not be before the recall was opened.")]},
         )
-    method = _required(method, "method", "How the patient was notified", 2)[:40]
+    method = _required(method, "method", _("How the patient was notified"), 2)[:40]
     # Conditional on nobody having recorded it meanwhile: of two people recording the same
     # notification at once, the second is refused instead of overwriting the first.
     if not update_if(
@@ -545,11 +583,16 @@ def close_recall(
     pending = [row.patient.study_id for row in recall.notifications if not row.notified]
     if pending:
         raise Conflict(
-            f"Recall {recall.number} cannot close: {len(pending)} patient(s) not yet recorded "
-            f"as notified: {', '.join(pending)}.",
-            title="Patients not yet notified",
+            _(
+                "Recall %(number)s cannot close: %(count)s patient(s) not yet recorded as"
+                " notified: %(patients)s.",
+                number=recall.number,
+                count=len(pending),
+                patients=", ".join(pending),
+            ),
+            title=_("Patients not yet notified"),
         )
-    note = _required(note, "note", "What was concluded", MIN_REASON_LENGTH)
+    note = _required(note, "note", _("What was concluded"), MIN_REASON_LENGTH)
     # Conditional on the recall still being open: of two QA people closing at once, the
     # second is refused instead of rewriting what the first signed.
     if not update_if(
@@ -597,14 +640,16 @@ def resolve_target(session: DbSession, target: RecallTarget, text: str) -> int:
     text = (text or "").strip()
     if not text:
         raise InvalidInput(
-            "Say what is recalled: a DIN, a lot number or a material lot.",
-            errors={"target": ["Required."]},
+            _("Say what is recalled: a DIN, a lot number or a material lot."),
+            errors={"target": [_("Required.")]},
         )
     if target is RecallTarget.DONATION:
         return donors.find_donation(session, text).id
     if target is RecallTarget.LOT:
         return processing.find_lot(session, text).id
-    raise InvalidInput("Choose the material lot from the list.", errors={"target": ["Choose."]})
+    raise InvalidInput(
+        _("Choose the material lot from the list."), errors={"target": [_("Choose.")]}
+    )
 
 
 def get_recall(session: DbSession, recall_id: int) -> Recall:
@@ -625,7 +670,7 @@ def get_recall(session: DbSession, recall_id: int) -> Recall:
         )
     ).scalar_one_or_none()
     if recall is None:
-        raise NotFound(f"There is no recall #{recall_id}.")
+        raise NotFound(_("There is no recall #%(id)s.", id=recall_id))
     return recall
 
 
@@ -634,8 +679,12 @@ def get_notification(session: DbSession, recall: Recall, patient_id: int) -> Rec
         if row.patient_id == patient_id:
             return row
     raise NotFound(
-        f"Patient #{patient_id} did not receive product of recall {recall.number}; there is "
-        "nothing to notify them of."
+        _(
+            "Patient #%(id)s did not receive product of recall %(number)s; there is nothing to"
+            " notify them of.",
+            id=patient_id,
+            number=recall.number,
+        )
     )
 
 
@@ -709,31 +758,47 @@ def _next_number(session: DbSession, now: dt.datetime) -> str:
 
 def _already_recalled(recall: Recall | None, zone: ZoneInfo) -> Conflict:
     if recall is None:  # closed again in between: rare, and a retry will tell
-        return Conflict("Someone else changed this recall a moment ago; reload and try again.")
-    state = "open" if recall.is_open else "closed"
+        return Conflict(_("Someone else changed this recall a moment ago; reload and try again."))
     return Conflict(
-        f"{recall.target_label} was already recalled: {recall.number} ({state}), opened "
-        f"{local_time(recall.opened_at, zone)} by {recall.opened_by.full_name}.",
-        title="Already recalled",
+        _(
+            "%(target)s was already recalled: %(number)s (%(state)s), opened %(when)s by %(who)s.",
+            target=recall.target_label,
+            number=recall.number,
+            state=recall.status_label,
+            when=local_time(recall.opened_at, zone),
+            who=recall.opened_by.full_name,
+        ),
+        title=_("Already recalled"),
     )
 
 
 def _already_notified(notification: RecallNotification, zone: ZoneInfo) -> Conflict:
-    recorder = notification.recorded_by.full_name if notification.recorded_by else "someone"
+    recorder = notification.recorded_by.full_name if notification.recorded_by else _("someone")
     when = local_date(notification.notified_at, zone) if notification.notified_at else "?"
     return Conflict(
-        f"{notification.patient.study_id} was already recorded as notified on {when} "
-        f"({notification.method}) by {recorder}; a notification is recorded once.",
-        title="Already notified",
+        _(
+            "%(study_id)s was already recorded as notified on %(when)s (%(method)s) by %(who)s;"
+            " a notification is recorded once.",
+            study_id=notification.patient.study_id,
+            when=when,
+            method=notification.method,
+            who=recorder,
+        ),
+        title=_("Already notified"),
     )
 
 
 def _already_closed(recall: Recall, zone: ZoneInfo) -> Conflict:
-    closer = recall.closed_by.full_name if recall.closed_by else "someone"
+    closer = recall.closed_by.full_name if recall.closed_by else _("someone")
     when = local_date(recall.closed_at, zone) if recall.closed_at else "?"
     return Conflict(
-        f"Recall {recall.number} was closed on {when} by {closer}.",
-        title="Recall already closed",
+        _(
+            "Recall %(number)s was closed on %(when)s by %(who)s.",
+            number=recall.number,
+            when=when,
+            who=closer,
+        ),
+        title=_("Recall already closed"),
     )
 
 
@@ -741,8 +806,14 @@ def _required(value: str | None, field: str, what: str, shortest: int) -> str:
     text = (value or "").strip()
     if len(text) < shortest:
         raise InvalidInput(
-            f"{what} is required ({shortest} characters at least).",
-            errors={field: ["Required." if not text else f"At least {shortest} characters."]},
+            _("%(what)s is required (%(count)s characters at least).", what=what, count=shortest),
+            errors={
+                field: [
+                    _("Required.")
+                    if not text
+                    else _("At least %(count)s characters.", count=shortest)
+                ]
+            },
         )
     return text
 

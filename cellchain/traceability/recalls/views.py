@@ -10,7 +10,10 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from cellchain.chain.models import UNIT_STATUS_NAMES
+from cellchain.core.i18n import _
 from cellchain.core.roles import Permission
+from cellchain.dosing.models import DOSING_LABELS
 from cellchain.errors import DomainError, InvalidInput
 from cellchain.extensions import db
 from cellchain.http import AuditedRefusal, now, requires, site_zone, unit_of_work
@@ -52,7 +55,7 @@ def new_recall() -> ResponseReturnValue:
         )
         return _preview_page(target, target_id)
     except ValueError:
-        return _list_page(InvalidInput("Choose what kind of thing is recalled."))
+        return _list_page(InvalidInput(_("Choose what kind of thing is recalled.")))
     except DomainError as error:
         return _list_page(error)
 
@@ -64,16 +67,19 @@ def open_recall() -> ResponseReturnValue:
         target = RecallTarget(request.form.get("target_type", ""))
         target_id = int(request.form.get("target_id", ""))
     except ValueError:
-        return _list_page(InvalidInput("Choose what is recalled, then open the recall."))
+        return _list_page(InvalidInput(_("Choose what is recalled, then open the recall.")))
     try:
         data = load_form(RecallOpenIn(), request.form)
         refusal = AuditedRefusal("recall.open_refused", target.value, target_id)
         with unit_of_work(refusal) as session:
             opened = open_as_user(session, data)
             recall_id = opened.recall.id
-            message = (
-                f"Recall {opened.recall.number} opened: {opened.blocked} unit(s) blocked, "
-                f"{opened.exposed_patients} patient(s) to notify."
+            message = _(
+                "Recall %(number)s opened: %(blocked)s unit(s) blocked, %(patients)s patient(s)"
+                " to notify.",
+                number=opened.recall.number,
+                blocked=opened.blocked,
+                patients=opened.exposed_patients,
             )
     except DomainError as error:
         return _preview_page(target, target_id, error)
@@ -95,7 +101,11 @@ def notify(recall_id: int, patient_id: int) -> ResponseReturnValue:
         refusal = AuditedRefusal("recall.notification_refused", "recall", recall_id)
         with unit_of_work(refusal) as session:
             row = notify_as_user(session, recall_id, patient_id, data)
-            message = f"{row.patient.study_id} recorded as notified ({row.method})."
+            message = _(
+                "%(study_id)s recorded as notified (%(method)s).",
+                study_id=row.patient.study_id,
+                method=row.method,
+            )
     except DomainError as error:
         return _recall_page(recall_id, error, f"notify-{patient_id}")
     flash(message, "success")
@@ -110,7 +120,7 @@ def close(recall_id: int) -> ResponseReturnValue:
         refusal = AuditedRefusal("recall.close_refused", "recall", recall_id)
         with unit_of_work(refusal) as session:
             closed = close_as_user(session, recall_id, data)
-            message = f"Recall {closed.number} closed."
+            message = _("Recall %(number)s closed.", number=closed.number)
     except DomainError as error:
         return _recall_page(recall_id, error, "close")
     flash(message, "success")
@@ -161,6 +171,7 @@ def _preview_page(
             target_id=target_id,
             forward=forward,
             counts=forward.count_by_status(),
+            status_names=UNIT_STATUS_NAMES,
             fates=recalls.fates(forward),
             withdrawable=[o for o in forward.dose_orders if o.status in recalls.WITHDRAWABLE],
             exposed=trace.infused_patients(forward),
@@ -183,6 +194,9 @@ def _recall_page(
             view=view,
             recall=view.recall,
             methods=recalls.NOTIFICATION_METHODS,
+            method_names=recalls.NOTIFICATION_METHOD_NAMES,
+            status_names=UNIT_STATUS_NAMES,
+            dose_status_names=DOSING_LABELS,
             close_meaning=recalls.CLOSE_MEANING,
             zone=site_zone().key,
             opened_local=_wall_clock(view.recall.opened_at),

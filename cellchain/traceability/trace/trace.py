@@ -53,9 +53,17 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from cellchain.chain import service as chain
-from cellchain.chain.models import LineageEdge, Unit, UnitEvent, UnitKind
+from cellchain.chain.models import (
+    UNIT_KIND_NAMES,
+    UNIT_STATUS_NAMES,
+    LineageEdge,
+    Unit,
+    UnitEvent,
+    UnitKind,
+)
 from cellchain.clinic.models import BedsideCheck, Infusion, Shipment, ShipmentItem, Thaw
 from cellchain.core import signatures
+from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.core.signatures import SignatureManifest
@@ -95,11 +103,29 @@ class TraceFrom:
 
 @dataclass(frozen=True)
 class Start:
-    """Where a trace starts, as people name it."""
+    """Where a trace starts, as people name it (``label``, in English: a recall keeps it)."""
 
     kind: str
     id: int
     label: str
+
+    @property
+    def shown(self) -> str:
+        """The label in the reader's language: its first word (donation, lot, unit, dose
+        order, infusion) translated, the codes as they are."""
+        for english, name in _START_WORDS.items():
+            if self.label.startswith(english + " "):
+                return f"{name} {self.label[len(english) + 1 :]}"
+        return self.label
+
+
+_START_WORDS: dict[str, LazyText] = {
+    "donation": lazy("donation"),
+    "lot": lazy("lot"),
+    "unit": lazy("unit"),
+    "dose order": lazy("dose order"),
+    "infusion": lazy("infusion"),
+}
 
 
 # --- forward ------------------------------------------------------------------------------------
@@ -129,6 +155,14 @@ class UnitRow(NamedTuple):
     @property
     def kind_label(self) -> str:
         return UnitKind(self.kind).label
+
+    @property
+    def kind_name(self) -> str:
+        return str(UNIT_KIND_NAMES.get(self.kind, self.kind_label))
+
+    @property
+    def status_name(self) -> str:
+        return str(UNIT_STATUS_NAMES.get(self.status, self.status))
 
 
 @dataclass(frozen=True)
@@ -216,8 +250,12 @@ def forward_seeds(session: DbSession, kind: str, record_id: int) -> tuple[Start,
         steps = select(StepEquipment.step_id).where(StepEquipment.equipment_id == item.id)
         return Start(kind, item.id, f"{item.code} ({item.name})"), _units_worked_by(steps)
     raise InvalidInput(
-        f"A forward trace starts from one of: {', '.join(TraceFrom.FORWARD)}; not {kind!r}.",
-        errors={"kind": ["Unknown start."]},
+        _(
+            "A forward trace starts from one of: %(kinds)s; not %(kind)s.",
+            kinds=", ".join(TraceFrom.FORWARD),
+            kind=repr(kind),
+        ),
+        errors={"kind": [_("Unknown start.")]},
     )
 
 
@@ -641,7 +679,9 @@ def patients_of(orders: list[DoseOrder], infusions: list[Infusion]) -> list[Expo
     by_order = {infusion.dose_order_id: infusion for infusion in infusions}
     grouped: dict[int, tuple[Patient, list[DoseOrder], list[Infusion]]] = {}
     for order in orders:
-        _, its_orders, its_infusions = grouped.setdefault(order.patient_id, (order.patient, [], []))
+        _patient, its_orders, its_infusions = grouped.setdefault(
+            order.patient_id, (order.patient, [], [])
+        )
         its_orders.append(order)
         if order.id in by_order:
             its_infusions.append(by_order[order.id])
@@ -882,8 +922,12 @@ def back_start(
         orders = list(session.execute(statements.unit_orders, {"unit_id": unit.id}).scalars())
         return Start(kind, unit.id, f"unit {unit.code}"), orders, [unit.id], None
     raise InvalidInput(
-        f"A trace back starts from one of: {', '.join(TraceFrom.BACK)}; not {kind!r}.",
-        errors={"kind": ["Unknown start."]},
+        _(
+            "A trace back starts from one of: %(kinds)s; not %(kind)s.",
+            kinds=", ".join(TraceFrom.BACK),
+            kind=repr(kind),
+        ),
+        errors={"kind": [_("Unknown start.")]},
     )
 
 

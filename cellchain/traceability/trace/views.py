@@ -6,10 +6,11 @@ from __future__ import annotations
 from flask import render_template
 from flask.typing import ResponseReturnValue
 
+from cellchain.chain.models import UNIT_STATUS_NAMES
 from cellchain.core.roles import Permission
 from cellchain.extensions import db
 from cellchain.http import requires
-from cellchain.traceability.models import RecallTarget
+from cellchain.traceability.models import RECALL_LABELS, RecallTarget
 from cellchain.traceability.pages import blueprint
 from cellchain.traceability.trace import trace
 
@@ -24,6 +25,8 @@ def trace_forward(kind: str, record_id: int) -> ResponseReturnValue:
         counts=forward.count_by_status(),
         recall_target=kind if kind in {t.value for t in RecallTarget} else None,
         recalls=trace.recalls_of(db.session, forward),
+        status_names=UNIT_STATUS_NAMES,
+        recall_targets=RECALL_LABELS,
     )
 
 
