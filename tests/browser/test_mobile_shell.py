@@ -163,3 +163,34 @@ def test_the_bedside_pages_keep_their_own_layout(browser: Browser, live_server: 
             assert sideways_overflow(page) == 0
     finally:
         context.close()
+
+
+def test_the_phone_shell_passes_axe(browser: Browser, live_server: LiveServer) -> None:
+    """axe-core (WCAG 2.1 AA) on a phone: the folded and the open menu, and a table as cards."""
+    from tests.browser.test_accessibility import AXE, AXE_RUN, FAILING, WCAG_21_AA
+
+    # bypass_csp: the policy would refuse the injected axe script (as test_accessibility)
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, bypass_csp=True)
+    context.set_default_timeout(10_000)
+    context.add_init_script(path=AXE)
+    page = context.new_page()
+    found: dict[str, list[str]] = {}
+
+    def check(name: str) -> None:
+        violations = page.evaluate(AXE_RUN, WCAG_21_AA)
+        bad = [f"{v['id']} ({v['impact']}) at {v['targets']}" for v in violations]
+        if any(v["impact"] in FAILING for v in violations):
+            found[name] = bad
+
+    try:
+        login_as(page, live_server, Role.QA)
+        check("home, menu folded")
+        page.get_by_role("button", name="Menu").tap()
+        expect(page.locator("#main-nav")).to_be_visible()
+        check("home, menu open")
+        page.goto(live_server("/lots/1/labels"))
+        expect(page.locator("#print-log")).to_have_class(re.compile(r"\bas-cards\b"))
+        check("a lot's labels, print log as cards")
+    finally:
+        context.close()
+    assert found == {}, f"serious or critical WCAG 2.1 AA violations: {found}"
