@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from cellchain import create_app
 from cellchain.cli_db_roles import DEFAULT_ROLE, add_db_roles_command
+from cellchain.cli_notifications import notifications_group
 from cellchain.cli_records import add_records_commands, check_records
 from cellchain.cli_translations import translations_group
 from cellchain.config import ConfigurationError
@@ -66,6 +67,7 @@ def main() -> None:
 
 add_db_roles_command()  # `cellchain db roles`, in Flask-Migrate's `db` group
 main.add_command(translations_group)
+main.add_command(notifications_group)
 
 
 def _policy() -> AccountPolicy:

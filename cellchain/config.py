@@ -89,6 +89,13 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         #: the language of a user who has not chosen one and whose browser asks for none
         #: cellchain speaks, and of the CLI ("en" or "zh_Hans")
         "SITE_LANGUAGE": _env("LANGUAGE") or "en",
+        # notification e-mails (cellchain/notifications/mail.py): the SMTP server as
+        # smtp://user:password@host:port (smtps:// for TLS from the start, ?starttls=1 to
+        # upgrade); none: nothing is sent and the outbox page shows what would have been;
+        # the From address; the site's address for the links in e-mails
+        "SMTP_URL": _env("SMTP_URL"),
+        "MAIL_FROM": _env("MAIL_FROM") or "cellchain@localhost",
+        "SITE_URL": _env("SITE_URL"),
         #: the TrueType font (.ttf or .ttc) the Chinese PDFs print and embed (core/pdf.py)
         "CJK_FONT": _env("CJK_FONT") or DEFAULT_CJK_FONT,
         "ISBT128_PRODUCT_CODES": _product_codes_env(),

@@ -113,6 +113,9 @@ def seed_demo(
             roles=[demo.role],
             policy=policy,
         )
+        # the demo's e-mail addresses (a reserved domain: never delivered); with no SMTP
+        # server configured, the outbox page shows what they would be sent
+        users[demo.username].email = f"{demo.username}@demo.invalid"
     qa = next(d for d in DEMO_USERS if d.role is Role.QA)
     protocol = dosing.PROTOCOLS.load_default(session, actor=users[qa.username], now=setup)
     dosing.PROTOCOLS.approve(

@@ -20,6 +20,7 @@ def import_models() -> None:
     from cellchain.dosing import models as dosing_models  # noqa: F401
     from cellchain.labels import models as labels_models  # noqa: F401
     from cellchain.manufacturing import models as manufacturing_models  # noqa: F401
+    from cellchain.notifications import models as notifications_models  # noqa: F401
     from cellchain.quality import models as quality_models  # noqa: F401
     from cellchain.traceability import models as traceability_models  # noqa: F401
     from cellchain.trial_data import models as trial_data_models  # noqa: F401
@@ -75,6 +76,9 @@ def wire(app: Flask) -> None:
     from cellchain.manufacturing.processing import views as manufacturing_views
     from cellchain.manufacturing.storage import api as storage_api
     from cellchain.manufacturing.storage import views as storage_views  # noqa: F401 (its routes)
+    from cellchain.notifications import api as notifications_api
+    from cellchain.notifications import views as notifications_views
+    from cellchain.notifications.commands import install_mail
     from cellchain.quality import api as quality_api
     from cellchain.quality import views as quality_views
     from cellchain.scanning import api as scanning_api
@@ -151,6 +155,7 @@ def wire(app: Flask) -> None:
     app.register_blueprint(coi_views.blueprint)
     app.register_blueprint(traceability_pages.blueprint)  # the routes of trace_ and recalls_views
     app.register_blueprint(trial_data_views.blueprint)
+    app.register_blueprint(notifications_views.blueprint)
     app.register_blueprint(docs_static)
     for blueprint in (
         *admin_api.blueprints,
@@ -174,7 +179,9 @@ def wire(app: Flask) -> None:
         *trial_data_api.blueprints,
         *scanning_api.blueprints,
         *worklists_api.blueprints,
+        *notifications_api.blueprints,
     ):
         api.register_blueprint(blueprint)
     protect_smorest_docs(app)
     web_views.install_template_helpers(app)
+    install_mail()  # urgent notification e-mails right after their commit

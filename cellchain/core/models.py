@@ -46,6 +46,8 @@ class User(Recorded, Model):
     #: the language the user chose for pages, messages, e-mails and PDFs ("zh_Hans", "en");
     #: None: the browser's Accept-Language decides, then the site's default
     language: Mapped[str | None] = mapped_column(String(16))
+    #: where the user's notifications are e-mailed (None: in the app only); migration 0037
+    email: Mapped[str | None] = mapped_column(String(254))
 
     role_rows: Mapped[list[UserRole]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"

@@ -44,6 +44,7 @@ from cellchain.donors.models import (
 from cellchain.errors import Conflict, InvalidInput, NotFound, ReasonRequired
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.service import PRODUCTS
+from cellchain.notifications import service as notifications
 
 #: The meaning printed with QA's signature on a determination.
 DETERMINATION_MEANING = "responsibility: donor eligibility determination"
@@ -582,6 +583,20 @@ def record_test_result(
             "result_id": (None, result.id),
         },
     )
+    if (
+        donation.eligibility == Eligibility.PENDING.value
+        and donation.status != DonationStatus.REJECTED.value
+        and review_eligibility(donation).complete
+    ):
+        notifications.notify(  # the last test of the panel: QA's determination can be signed
+            session,
+            "eligibility_to_sign",
+            entity_type="donation",
+            entity_id=donation.id,
+            params={"donation_id": donation.id, "din": donation.din},
+            actor=actor,
+            now=now,
+        )
     return result
 
 

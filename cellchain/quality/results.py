@@ -35,6 +35,7 @@ from cellchain.extensions import DbSession
 from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import CellRecord, DeviationCategory, Lot, LotStatus
 from cellchain.manufacturing.processing import processing
+from cellchain.notifications import service as notifications
 from cellchain.quality.evaluation import evaluate, read_value
 from cellchain.quality.models import QcResult, QcSample, ResultStatus, Specification
 from cellchain.quality.service import SPECIFICATIONS
@@ -183,6 +184,15 @@ def take_samples(
             "purpose": (None, purpose),
         },
     )
+    notifications.notify(
+        session,
+        "qc_samples_awaiting_results",
+        entity_type="lot",
+        entity_id=lot.id,
+        params={"lot_id": lot.id, "lot": lot.lot_number, "bag": bag.code, "tubes": len(tubes)},
+        actor=actor,
+        now=now,
+    )
     return samples
 
 
@@ -305,6 +315,16 @@ def record_results(
         _audit_result(session, result, actor=actor, now=now)
         if not result.passes:
             _open_investigation(session, lot, result, actor=actor, now=now)
+    if set(tests) <= set(valid) | {result.test_code for result in results}:
+        notifications.notify(  # every test of the specification has its result now
+            session,
+            "lot_to_review",
+            entity_type="lot",
+            entity_id=lot.id,
+            params={"lot_id": lot.id, "lot": lot.lot_number},
+            actor=actor,
+            now=now,
+        )
     return results
 
 

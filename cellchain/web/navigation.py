@@ -17,6 +17,7 @@ class NavItem:
 
 NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem(lazy("Home"), "web.home", Permission.USE_APP),
+    NavItem(lazy("Notifications"), "notifications.notification_list", Permission.USE_APP),
     NavItem(lazy("Donations"), "donors.donations", Permission.READ_RECORDS),
     NavItem(
         lazy("Eligibility queue"), "donors.eligibility_queue", Permission.DETERMINE_ELIGIBILITY

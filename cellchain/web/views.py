@@ -28,6 +28,7 @@ from cellchain.core.roles import Permission, has_permission
 from cellchain.errors import AuthenticationFailed, InvalidInput, NotFound
 from cellchain.extensions import db
 from cellchain.http import account_policy, acting_user, now, public, requires, unit_of_work
+from cellchain.notifications.commands import my_unread_count
 from cellchain.scanning import codes
 from cellchain.web import language as language_of_request
 from cellchain.web.navigation import items_for
@@ -122,6 +123,7 @@ def home() -> ResponseReturnValue:
         "web/home.html",
         nav=items_for(acting_user().roles),
         queues=worklist_of_acting_user(db.session),
+        unread=my_unread_count(db.session),
     )
 
 

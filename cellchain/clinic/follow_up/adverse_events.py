@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from cellchain.clinic.follow_up import reporting
 from cellchain.clinic.models import AdverseEvent, Infusion, Outcome, SeriousCriterion, Seriousness
 from cellchain.core import audit
 from cellchain.core.guarded import update_if
@@ -38,6 +39,7 @@ from cellchain.dosing.models import Patient
 from cellchain.dosing.patients import summarize
 from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import DbSession
+from cellchain.notifications import service as notifications
 
 #: CTCAE v5 grades, as the form offers them.
 GRADES: dict[int, str] = {
@@ -163,6 +165,24 @@ def record_adverse_event(
             "term_code": (None, event.term_code),
         },
     )
+    clock = reporting.reporting_clock(event, now=now)
+    if clock is not None:  # a serious event: its reporting clock runs from now
+        notifications.notify(
+            session,
+            "serious_adverse_event",
+            entity_type="adverse_event",
+            entity_id=event.id,
+            params={
+                "patient_id": patient.id,
+                "patient": patient.study_id,
+                "grade": event.grade,
+                "description": event.description,
+                "aware_at": clock.aware_at,
+                "initial_due_at": clock.initial_due,
+            },
+            actor=actor,
+            now=now,
+        )
     return event
 
 

@@ -53,6 +53,7 @@ from cellchain.extensions import DbSession
 from cellchain.labels import service as labels
 from cellchain.manufacturing.models import LotStatus
 from cellchain.manufacturing.storage.storage import DEFAULT_STORAGE_MAX_C
+from cellchain.notifications import service as notifications
 
 #: Where a shipment starts.
 DISPATCH_LOCATION = "GMP lab — dispatch"
@@ -204,6 +205,21 @@ def dispatch(session: DbSession, form: Dispatch, *, actor: User, now: dt.datetim
             "doses": (None, [o.dose_unit.code for o in orders.values()]),  # type: ignore[union-attr]
         },
     )
+    notifications.notify(
+        session,
+        "shipment_dispatched",
+        entity_type="shipment",
+        entity_id=shipment.id,
+        params={
+            "shipment_id": shipment.id,
+            "shipment": shipment.id,
+            "shipper": shipment.shipper_id,
+            "destination": shipment.destination,
+            "doses": len(orders),
+        },
+        actor=actor,
+        now=now,
+    )
     return shipment
 
 
@@ -334,6 +350,22 @@ def receive(
         },
         reason=" ".join(reasons) or None,
     )
+    if reasons:
+        notifications.notify(
+            session,
+            "receipt_held",
+            entity_type="shipment",
+            entity_id=shipment.id,
+            params={
+                "shipment_id": shipment.id,
+                "shipment": shipment.id,
+                "shipper": shipment.shipper_id,
+                "destination": shipment.destination,
+                "reasons": " ".join(reasons),
+            },
+            actor=actor,
+            now=now,
+        )
     return shipment
 
 

@@ -33,6 +33,7 @@ from cellchain.manufacturing.models import (
     ExcursionAuthorisation,
     Lot,
 )
+from cellchain.notifications import service as notifications
 
 #: The meaning printed with QA's signature on a closed deviation.
 CLOSE_MEANING = "approval: deviation closed"
@@ -136,6 +137,20 @@ def open_deviation(
             "description": (None, text),
             "status": (None, DeviationStatus.OPEN.value),
         },
+    )
+    notifications.notify(
+        session,
+        "deviation_opened",
+        entity_type="deviation",
+        entity_id=deviation.id,
+        params={
+            "deviation_id": deviation.id,
+            "category": category.value,
+            "lot": lot.lot_number if lot else None,
+            "description": text,
+        },
+        actor=actor,
+        now=now,
     )
     return deviation
 

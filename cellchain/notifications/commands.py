@@ -1,0 +1,108 @@
+"""Acting-user glue of notifications, shared by the pages and the API: the acting user, the
+time and the site's zone from the request, then the service."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from flask import current_app, has_app_context
+
+from cellchain.extensions import DbSession
+from cellchain.http import acting_user, now, site_zone
+from cellchain.notifications import mail, service
+from cellchain.notifications.models import Notification
+
+
+def my_notifications(
+    session: DbSession, *, unread_only: bool = False, before_id: int | None = None
+) -> list[service.Received]:
+    return service.notifications_of(
+        session, acting_user(), unread_only=unread_only, before_id=before_id
+    )
+
+
+def my_unread_count(session: DbSession) -> int:
+    return service.count_unread(session, acting_user())
+
+
+def mark_mine_read(session: DbSession, ids: Sequence[int] | None) -> int:
+    return service.mark_read(session, acting_user(), ids, now=now())
+
+
+def set_my_email(session: DbSession, address: str | None) -> None:
+    user = acting_user()
+    service.set_email(session, user, address, actor=user, now=now())
+
+
+def mail_settings() -> mail.MailSettings:
+    return mail.MailSettings.from_config(current_app.config)
+
+
+def link_path(notification: Notification) -> str | None:
+    """The site path of the notification's record page (no request needed: the CLI's
+    e-mails use it too)."""
+    target = service.link(notification)
+    if target is None:
+        return None
+    endpoint, values = target
+    adapter = current_app.url_map.bind("localhost")
+    return adapter.build(endpoint, values)
+
+
+def shown(received: list[service.Received]) -> list[dict[str, object]]:
+    """The user's notifications as the page and the API show them: words in the language of
+    the request, times in the site's zone, the record's page."""
+    zone = site_zone()
+    rows: list[dict[str, object]] = []
+    for item in received:
+        words = service.texts(item.notification, zone=zone)
+        rows.append(
+            {
+                "id": item.notification.id,
+                "kind": item.notification.kind,
+                "urgent": item.notification.urgent,
+                "title": words.title,
+                "body": words.body,
+                "created_at": item.notification.created_at,
+                "read_at": item.read_at,
+                "entity_type": item.notification.entity_type,
+                "entity_id": item.notification.entity_id,
+                "path": link_path(item.notification),
+            }
+        )
+    return rows
+
+
+def outbox_rows(session: DbSession, *, sent: bool = False) -> list[dict[str, object]]:
+    """The outbox as the page and the API show it: each e-mail as it is (or would be) sent
+    alone, in its recipient's language; non-urgent ones go out batched in a digest."""
+    settings = mail_settings()
+    rows: list[dict[str, object]] = []
+    for email in service.outbox(session, sent=sent):
+        message = mail.compose([email], settings, link_path)
+        rows.append(
+            {
+                "id": email.id,
+                "notification_id": email.notification_id,
+                "to": email.address,
+                "username": email.user.username,
+                "urgent": email.urgent,
+                "subject": str(message["Subject"]),
+                "body": message.get_content(),
+                "created_at": email.created_at,
+                "sent_at": email.sent_at,
+                "attempts": email.attempts,
+                "last_error": email.last_error,
+            }
+        )
+    return rows
+
+
+def install_mail() -> None:
+    """Send each transaction's urgent e-mails right after it commits, with the settings of
+    the app of the moment (none outside an app: nothing is sent then)."""
+
+    def settings_of() -> mail.MailSettings | None:
+        return mail_settings() if has_app_context() else None
+
+    mail.install(settings_of, link_path)

@@ -1,0 +1,286 @@
+"""Sending the outbox: notification e-mails over SMTP, after the event's transaction committed.
+
+The outbox rows are written by ``service.notify`` in the event's own transaction; nothing
+here runs inside it. ``deliver`` sends what is waiting:
+
+- an **urgent** notification's e-mail alone, one message per notification and recipient,
+  never batched;
+- the others **batched**: one digest per user with every one of their waiting e-mails.
+
+Each message is written in its recipient's language (``users.language``, else the site's
+``SITE_LANGUAGE``) with the times in the site's zone. A message sent is marked sent at once
+(``on_sent`` commits it), so a failure later sends it no second time; a failed send is counted
+on its rows, with the server's words, and retried by the next delivery. Delivery is at least
+once: a crash between the server's acceptance and the mark sends that message again.
+
+Urgent e-mails go right after their transaction commits (``install`` listens to every
+session's commit; a failure leaves them for the next ``cellchain notifications deliver``,
+which a timer runs, e.g. every minute). With no ``SMTP_URL`` configured (the demo) nothing is
+sent: the outbox page shows what would have been.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import smtplib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
+
+from cellchain.core.i18n import _, using_language
+from cellchain.extensions import DbSession
+from cellchain.notifications import service
+from cellchain.notifications.models import Notification, OutboxEmail
+
+log = logging.getLogger(__name__)
+
+#: seconds an SMTP connection or command may take before the send counts as failed
+SMTP_TIMEOUT = 20.0
+#: the longest failure text kept on an outbox row
+MAX_ERROR = 500
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """What sending needs from the site's configuration."""
+
+    smtp_url: str | None
+    sender: str
+    site_name: str
+    site_url: str | None
+    site_language: str
+    zone: ZoneInfo
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> MailSettings:
+        return cls(
+            smtp_url=config.get("SMTP_URL"),
+            sender=config.get("MAIL_FROM") or "cellchain@localhost",
+            site_name=config.get("SITE_NAME") or "cellchain",
+            site_url=(config.get("SITE_URL") or "").rstrip("/") or None,
+            site_language=config.get("SITE_LANGUAGE") or "en",
+            zone=ZoneInfo(config.get("SITE_TIMEZONE") or "UTC"),
+        )
+
+
+#: the page path of a notification's record, or None (made by the interface from its routes)
+LinkFor = Callable[[Notification], "str | None"]
+
+
+@dataclass
+class Delivery:
+    """What one delivery did."""
+
+    sent: int = 0  #: messages the server accepted
+    emails: int = 0  #: outbox rows they carried (a digest carries several)
+    failed: int = 0  #: messages refused or not sent
+    errors: list[str] = field(default_factory=list)
+
+
+def language_of(email: OutboxEmail, settings: MailSettings) -> str:
+    return email.user.language or settings.site_language
+
+
+def compose(
+    emails: list[OutboxEmail], settings: MailSettings, link_for: LinkFor | None = None
+) -> EmailMessage:
+    """One message to one user: an urgent notification alone, or a digest of several, in
+    the recipient's language."""
+    first = emails[0]
+    with using_language(language_of(first, settings)):
+        parts = []
+        for email in emails:
+            words = service.texts(email.notification, zone=settings.zone)
+            lines = [words.title, "", words.body]
+            path = link_for(email.notification) if link_for else None
+            if path:
+                lines += ["", f"{settings.site_url}{path}" if settings.site_url else path]
+            parts.append("\n".join(lines))
+        if len(emails) == 1:
+            title = service.texts(first.notification, zone=settings.zone).title
+            subject = _("URGENT: %(title)s", title=title) if first.urgent else title
+        else:
+            subject = _(
+                "%(count)s notifications from %(site)s",
+                count=len(emails),
+                site=settings.site_name,
+            )
+        footer = _(
+            "You receive this e-mail because your role at %(site)s is concerned. "
+            "Your notifications are listed in cellchain under Notifications.",
+            site=settings.site_name,
+        )
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = settings.sender
+    message["To"] = first.address
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    message["Message-ID"] = make_msgid(domain=settings.sender.rpartition("@")[2] or None)
+    message.set_content("\n\n----\n\n".join(parts) + "\n\n-- \n" + footer + "\n")
+    return message
+
+
+def batches(emails: Iterable[OutboxEmail]) -> list[list[OutboxEmail]]:
+    """The messages the waiting e-mails make: each urgent one alone, the others one digest
+    per user (and address), oldest first."""
+    urgent: list[list[OutboxEmail]] = []
+    digests: dict[tuple[int, str], list[OutboxEmail]] = {}
+    for email in sorted(emails, key=lambda e: e.id):
+        if email.urgent:
+            urgent.append([email])
+        else:
+            digests.setdefault((email.user_id, email.address), []).append(email)
+    return urgent + list(digests.values())
+
+
+def waiting(
+    session: DbSession, *, urgent_only: bool = False, notification_ids: Iterable[int] | None = None
+) -> list[OutboxEmail]:
+    """The e-mails not yet sent (``urgent_only``, ``notification_ids``: only those)."""
+    query = select(OutboxEmail).where(OutboxEmail.sent_at.is_(None)).order_by(OutboxEmail.id)
+    if urgent_only:
+        query = query.where(OutboxEmail.urgent.is_(True))
+    if notification_ids is not None:
+        query = query.where(OutboxEmail.notification_id.in_(list(notification_ids)))
+    return list(session.scalars(query))
+
+
+def connect(smtp_url: str) -> smtplib.SMTP:
+    """An SMTP connection to ``smtp://[user[:password]@]host[:port][?starttls=1]`` (or
+    ``smtps://`` for TLS from the start), logged in if a user is given."""
+    parts = urlsplit(smtp_url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError(
+            f"CELLCHAIN_SMTP_URL must look like smtp://host:25 or smtps://user@host:465, "
+            f"not {parts.scheme or '(no scheme)'}://…"
+        )
+    options = parse_qs(parts.query)
+    client: smtplib.SMTP
+    if parts.scheme == "smtps":
+        client = smtplib.SMTP_SSL(parts.hostname, parts.port or 465, timeout=SMTP_TIMEOUT)
+    else:
+        client = smtplib.SMTP(parts.hostname, parts.port or 25, timeout=SMTP_TIMEOUT)
+        if options.get("starttls", ["0"])[0] in ("1", "true", "yes"):
+            client.starttls()
+    if parts.username:
+        client.login(unquote(parts.username), unquote(parts.password or ""))
+    return client
+
+
+def deliver(
+    session: DbSession,
+    settings: MailSettings,
+    *,
+    now: Callable[[], dt.datetime],
+    on_sent: Callable[[], None],
+    link_for: LinkFor | None = None,
+    urgent_only: bool = False,
+    notification_ids: Iterable[int] | None = None,
+) -> Delivery:
+    """Send the waiting e-mails (see the module); ``on_sent`` commits each mark. Nothing is
+    sent, and every e-mail stays waiting, when no SMTP server is configured."""
+    result = Delivery()
+    if not settings.smtp_url:
+        return result
+    messages = batches(waiting(session, urgent_only=urgent_only, notification_ids=notification_ids))
+    if not messages:
+        return result
+    try:
+        client = connect(settings.smtp_url)
+    except (OSError, smtplib.SMTPException, ValueError) as error:
+        for emails in messages:
+            _failed(session, emails, error)
+        on_sent()
+        result.failed = len(messages)
+        result.errors.append(str(error))
+        return result
+    try:
+        for emails in messages:
+            try:
+                client.send_message(compose(emails, settings, link_for))
+            except (OSError, smtplib.SMTPException) as error:
+                _failed(session, emails, error)
+                result.failed += 1
+                result.errors.append(str(error))
+            else:
+                ids = [email.id for email in emails]
+                session.execute(
+                    update(OutboxEmail)
+                    .where(OutboxEmail.id.in_(ids), OutboxEmail.sent_at.is_(None))
+                    .values(sent_at=now(), last_error=None)
+                    .execution_options(synchronize_session=False)
+                )
+                result.sent += 1
+                result.emails += len(emails)
+            on_sent()
+    finally:
+        try:
+            client.quit()
+        except (OSError, smtplib.SMTPException):
+            client.close()
+    return result
+
+
+def _failed(session: DbSession, emails: list[OutboxEmail], error: BaseException) -> None:
+    session.execute(
+        update(OutboxEmail)
+        .where(OutboxEmail.id.in_([email.id for email in emails]))
+        .values(attempts=OutboxEmail.attempts + 1, last_error=str(error)[:MAX_ERROR])
+        .execution_options(synchronize_session=False)
+    )
+
+
+# --- right after the commit ---------------------------------------------------------------------
+
+
+def install(settings_of: Callable[[], MailSettings | None], link_for: LinkFor | None) -> None:
+    """Send a transaction's urgent e-mails as soon as it commits, in a session of their own.
+    ``settings_of`` answers the settings of the moment (None: no SMTP, nothing to do).
+    Safe to call again: the last call's functions are used."""
+    _AFTER_COMMIT["settings_of"] = settings_of
+    _AFTER_COMMIT["link_for"] = link_for
+    if not event.contains(Session, "after_commit", _send_after_commit):
+        event.listen(Session, "after_commit", _send_after_commit)
+        event.listen(Session, "after_rollback", _forget)
+
+
+_AFTER_COMMIT: dict[str, Any] = {}
+
+
+def _forget(session: Session) -> None:
+    session.info.pop(service.URGENT_KEY, None)
+
+
+def _send_after_commit(session: Session) -> None:
+    ids = session.info.pop(service.URGENT_KEY, None)
+    if not ids:
+        return
+    settings_of = _AFTER_COMMIT.get("settings_of")
+    settings = settings_of() if settings_of else None
+    if settings is None or not settings.smtp_url:
+        return
+    bind = session.get_bind()
+    try:
+        with Session(bind=bind) as own:
+            delivery = deliver(
+                own,
+                settings,
+                now=lambda: dt.datetime.now(dt.UTC),
+                on_sent=own.commit,
+                link_for=_AFTER_COMMIT.get("link_for"),
+                urgent_only=True,
+                notification_ids=ids,
+            )
+            own.commit()
+        if delivery.failed:
+            log.warning("urgent notification e-mails not sent: %s", "; ".join(delivery.errors))
+    except Exception:  # the event is committed; the timer's delivery retries the e-mail
+        log.exception("urgent notification e-mails not sent after commit")

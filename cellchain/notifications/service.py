@@ -1,0 +1,467 @@
+"""Notifications: the events that concern a role raise one, in the event's own transaction.
+
+``notify(session, kind, …)`` is called by the service where the state changes (a recall
+opened, a shipment held at receipt, a serious adverse event recorded, …), after its audit
+entry, inside its transaction. It writes the notification, one unread mark per user
+concerned (the active users whose roles, not suspended, include one of the kind's roles;
+never the person who caused the event), and an e-mail in the outbox for each of them who
+has an address. Nothing is sent here: ``mail.deliver`` sends the outbox after the
+transaction committed, so an event rolled back leaves no notification and sends no e-mail.
+
+A notification stores its ``kind`` and the values its texts name; the texts are made when
+read (``texts``), in the reader's language (``using_language``), times in the site's zone.
+The urgent kinds (a recall, a receipt held, a serious adverse event's reporting clock) are
+marked and their e-mails go one by one, never in a digest.
+
+The services flush; the caller commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, insert, select, update
+
+from cellchain.core import audit
+from cellchain.core.display import UTC_ZONE, local_time
+from cellchain.core.i18n import LazyText, _, lazy
+from cellchain.core.models import User, UserRole
+from cellchain.core.roles import Role, effective_roles
+from cellchain.errors import InvalidInput, NotFound
+from cellchain.extensions import DbSession
+from cellchain.notifications.models import Notification, NotificationRecipient, OutboxEmail
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What one kind of event says, to whom, and where its record is.
+
+    ``title`` and ``body`` are texts with ``%(name)s`` placeholders filled from the
+    notification's values (a value whose name ends in ``_at`` is a UTC time, shown in the
+    site's zone). The record's page is ``endpoint`` with ``arg`` set to the value ``param``."""
+
+    key: str
+    roles: frozenset[Role]
+    urgent: bool
+    title: LazyText
+    body: LazyText
+    endpoint: str
+    arg: str
+    param: str
+
+
+#: Every kind of notification, by key.
+KINDS: dict[str, Kind] = {
+    kind.key: kind
+    for kind in (
+        Kind(
+            "recall_opened",
+            frozenset({Role.QA, Role.CLINICIAN, Role.INVESTIGATOR}),
+            True,
+            lazy("Recall %(number)s opened: %(what)s"),
+            lazy(
+                "Recall %(number)s was opened for %(what)s. Reason: %(reason)s. "
+                "%(blocked)s unit(s) blocked, %(withdrawn)s dose(s) withdrawn, "
+                "%(patients)s patient(s) to notify."
+            ),
+            "traceability.recall",
+            "recall_id",
+            "recall_id",
+        ),
+        Kind(
+            "receipt_held",
+            frozenset({Role.QA}),
+            True,
+            lazy("Shipment %(shipment)s held at receipt"),
+            lazy(
+                "Shipment %(shipment)s (shipper %(shipper)s) was held at receipt at "
+                "%(destination)s and waits for QA's decision. Why: %(reasons)s"
+            ),
+            "shipments.shipment",
+            "shipment_id",
+            "shipment_id",
+        ),
+        Kind(
+            "serious_adverse_event",
+            frozenset({Role.INVESTIGATOR, Role.QA}),
+            True,
+            lazy("Serious adverse event of %(patient)s: report due by %(initial_due_at)s"),
+            lazy(
+                "A serious adverse event of patient %(patient)s (grade %(grade)s) was "
+                "recorded: %(description)s. The site became aware of it at %(aware_at)s; "
+                "the initial report to the sponsor is due by %(initial_due_at)s."
+            ),
+            "follow_up.patient",
+            "patient_id",
+            "patient_id",
+        ),
+        Kind(
+            "lot_to_review",
+            frozenset({Role.QA}),
+            False,
+            lazy("Lot %(lot)s ready for QA review"),
+            lazy(
+                "Every release test of lot %(lot)s has a result; the lot waits for QA's "
+                "release or rejection."
+            ),
+            "quality.review",
+            "lot_id",
+            "lot_id",
+        ),
+        Kind(
+            "eligibility_to_sign",
+            frozenset({Role.QA}),
+            False,
+            lazy("Donor eligibility of donation %(din)s to sign"),
+            lazy(
+                "Every donor test of donation %(din)s has a result; the donor eligibility "
+                "determination waits for QA's signature."
+            ),
+            "donors.donation",
+            "donation_id",
+            "donation_id",
+        ),
+        Kind(
+            "qc_samples_awaiting_results",
+            frozenset({Role.QC_ANALYST}),
+            False,
+            lazy("QC samples of lot %(lot)s await results"),
+            lazy(
+                "%(tubes)s QC sample tube(s) were drawn from bag %(bag)s of lot %(lot)s and "
+                "await their release-test results."
+            ),
+            "quality.testing",
+            "lot_id",
+            "lot_id",
+        ),
+        Kind(
+            "deviation_opened",
+            frozenset({Role.QA}),
+            False,
+            lazy("Deviation #%(deviation_id)s opened"),
+            lazy("Deviation #%(deviation_id)s was opened (%(category)s): %(description)s"),
+            "storage.deviation",
+            "deviation_id",
+            "deviation_id",
+        ),
+        Kind(
+            "shipment_dispatched",
+            frozenset({Role.CLINICIAN}),
+            False,
+            lazy("Shipment %(shipment)s dispatched to %(destination)s"),
+            lazy(
+                "Shipment %(shipment)s (shipper %(shipper)s) left the lab for %(destination)s "
+                "with %(doses)s dose(s); receive it at the clinic when it arrives."
+            ),
+            "shipments.shipment",
+            "shipment_id",
+            "shipment_id",
+        ),
+    )
+}
+
+#: The words of the values some texts name by code (a deviation's category).
+VALUE_LABELS: dict[str, dict[str, LazyText]] = {
+    "category": {
+        "process": lazy("process"),
+        "equipment": lazy("equipment"),
+        "material": lazy("material"),
+        "storage_excursion": lazy("storage excursion"),
+        "out_of_specification": lazy("out of specification"),
+        "limit_excursion": lazy("limit excursion"),
+        "documentation": lazy("documentation"),
+        "other": lazy("other"),
+    }
+}
+
+#: The longest e-mail address (RFC 5321's path limit).
+MAX_ADDRESS = 254
+#: One address: something@something.something, no spaces; the server judges the rest.
+_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+#: How many notifications a page or an answer lists at most.
+PAGE_SIZE = 50
+
+
+def notify(
+    session: DbSession,
+    kind: str,
+    *,
+    entity_type: str,
+    entity_id: int,
+    params: Mapping[str, Any],
+    actor: User | None,
+    now: dt.datetime,
+) -> Notification:
+    """Raise a notification of ``kind`` for the users its roles concern, with an e-mail in
+    the outbox for each who has an address. A fixed number of statements, whatever the
+    number of users."""
+    spec = KINDS[kind]
+    notification = Notification(
+        kind=kind,
+        urgent=spec.urgent,
+        params_json=json.dumps(_jsonable(params), sort_keys=True),
+        entity_type=entity_type,
+        entity_id=entity_id,
+        roles=",".join(sorted(role.value for role in spec.roles)),
+        created_at=now,
+        created_by_id=actor.id if actor else None,
+    )
+    session.add(notification)
+    session.flush()
+    users = recipients(session, spec.roles, exclude=actor)
+    if users:
+        session.execute(
+            insert(NotificationRecipient),
+            [{"notification_id": notification.id, "user_id": user.id} for user in users],
+        )
+        mailed = [user for user in users if user.email]
+        if mailed:
+            session.execute(
+                insert(OutboxEmail),
+                [
+                    {
+                        "notification_id": notification.id,
+                        "user_id": user.id,
+                        "address": user.email,
+                        "urgent": spec.urgent,
+                        "created_at": now,
+                        "attempts": 0,
+                    }
+                    for user in mailed
+                ],
+            )
+            if spec.urgent:
+                pending_urgent(session).append(notification.id)
+    return notification
+
+
+def recipients(
+    session: DbSession, roles: frozenset[Role], *, exclude: User | None = None
+) -> list[User]:
+    """The active users holding one of ``roles`` not suspended (``effective_roles``), by id;
+    never ``exclude`` (who caused the event knows of it)."""
+    candidates = session.scalars(
+        select(User)
+        .where(
+            User.active.is_(True),
+            User.id.in_(
+                select(UserRole.user_id).where(UserRole.role.in_([r.value for r in roles]))
+            ),
+        )
+        .order_by(User.id)
+    ).all()
+    return [
+        user
+        for user in candidates
+        if effective_roles(user.roles) & roles and (exclude is None or user.id != exclude.id)
+    ]
+
+
+#: ``session.info`` key: the urgent notifications of this transaction with e-mails to send
+#: as soon as it commits (``mail.send_after_commit``).
+URGENT_KEY = "cellchain_urgent_notifications"
+
+
+def pending_urgent(session: DbSession) -> list[int]:
+    """The ids of this transaction's urgent notifications with e-mails to send."""
+    info = session.info
+    return info.setdefault(URGENT_KEY, [])  # type: ignore[no-any-return]
+
+
+def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, dt.datetime):
+            values[key] = value.astimezone(dt.UTC).isoformat()
+        elif value is None or isinstance(value, int | float | str | bool):
+            values[key] = value
+        else:
+            values[key] = str(value)
+    return values
+
+
+# --- words ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Texts:
+    title: str
+    body: str
+
+
+def texts(notification: Notification, *, zone: ZoneInfo = UTC_ZONE) -> Texts:
+    """The notification's title and body in the language of the moment (the caller sets the
+    reader's with ``using_language``); times in ``zone`` with their UTC offset."""
+    spec = KINDS.get(notification.kind)
+    values = _shown(notification.params, zone)
+    if spec is None:  # a kind this version no longer raises: its key, not a crash
+        return Texts(notification.kind, "")
+    return Texts(_fill(str(spec.title), values), _fill(str(spec.body), values))
+
+
+def _shown(params: Mapping[str, Any], zone: ZoneInfo) -> dict[str, Any]:
+    shown: dict[str, Any] = {}
+    for key, value in params.items():
+        if key.endswith("_at") and isinstance(value, str):
+            try:
+                shown[key] = local_time(dt.datetime.fromisoformat(value), zone)
+                continue
+            except ValueError:
+                pass
+        label = VALUE_LABELS.get(key, {}).get(value) if isinstance(value, str) else None
+        shown[key] = str(label) if label is not None else "" if value is None else value
+    return shown
+
+
+class _Missing(dict[str, Any]):
+    """Placeholder values; one a notification lacks reads as ``?`` rather than failing."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def _fill(template: str, values: Mapping[str, Any]) -> str:
+    return template % _Missing(values)
+
+
+def link(notification: Notification) -> tuple[str, dict[str, Any]] | None:
+    """The endpoint and arguments of the record's page, or None."""
+    spec = KINDS.get(notification.kind)
+    if spec is None:
+        return None
+    value = notification.params.get(spec.param)
+    if not isinstance(value, int):
+        return None
+    return spec.endpoint, {spec.arg: value}
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Received:
+    """One notification as its recipient sees it."""
+
+    notification: Notification
+    read_at: dt.datetime | None
+
+    @property
+    def unread(self) -> bool:
+        return self.read_at is None
+
+
+def notifications_of(
+    session: DbSession,
+    user: User,
+    *,
+    unread_only: bool = False,
+    limit: int = PAGE_SIZE,
+    before_id: int | None = None,
+) -> list[Received]:
+    """The user's notifications, newest first (``before_id``: the page after that one)."""
+    query = (
+        select(NotificationRecipient)
+        .where(NotificationRecipient.user_id == user.id)
+        .order_by(NotificationRecipient.notification_id.desc())
+        .limit(limit)
+    )
+    if unread_only:
+        query = query.where(NotificationRecipient.read_at.is_(None))
+    if before_id is not None:
+        query = query.where(NotificationRecipient.notification_id < before_id)
+    return [Received(row.notification, row.read_at) for row in session.scalars(query)]
+
+
+def count_unread(session: DbSession, user: User) -> int:
+    """How many of the user's notifications are unread (one statement)."""
+    return session.execute(
+        select(func.count())
+        .select_from(NotificationRecipient)
+        .where(NotificationRecipient.user_id == user.id, NotificationRecipient.read_at.is_(None))
+    ).scalar_one()
+
+
+def mark_read(
+    session: DbSession, user: User, ids: Sequence[int] | None, *, now: dt.datetime
+) -> int:
+    """Mark the user's notifications ``ids`` (None: all of them) read; how many changed.
+    An id that is not one of the user's own is refused (404), naming none of them."""
+    query = update(NotificationRecipient).where(
+        NotificationRecipient.user_id == user.id, NotificationRecipient.read_at.is_(None)
+    )
+    if ids is not None:
+        wanted = sorted(set(ids))
+        if not wanted:
+            raise InvalidInput(
+                _("Name the notifications to mark as read."),
+                errors={"ids": [_("Give at least one notification id.")]},
+            )
+        owned = set(
+            session.scalars(
+                select(NotificationRecipient.notification_id).where(
+                    NotificationRecipient.user_id == user.id,
+                    NotificationRecipient.notification_id.in_(wanted),
+                )
+            )
+        )
+        unknown = [value for value in wanted if value not in owned]
+        if unknown:
+            raise NotFound(
+                _(
+                    "You have no notification %(ids)s.",
+                    ids=", ".join(f"#{value}" for value in unknown),
+                )
+            )
+        query = query.where(NotificationRecipient.notification_id.in_(wanted))
+    result = session.execute(query.values(read_at=now).execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- the outbox -------------------------------------------------------------------------------
+
+
+def outbox(session: DbSession, *, sent: bool = False, limit: int = PAGE_SIZE) -> list[OutboxEmail]:
+    """The e-mails waiting to be sent (``sent``: the last ones sent), newest first."""
+    condition = OutboxEmail.sent_at.is_not(None) if sent else OutboxEmail.sent_at.is_(None)
+    return list(
+        session.scalars(
+            select(OutboxEmail).where(condition).order_by(OutboxEmail.id.desc()).limit(limit)
+        )
+    )
+
+
+# --- the user's address -------------------------------------------------------------------------
+
+
+def set_email(
+    session: DbSession, user: User, address: str | None, *, actor: User | None, now: dt.datetime
+) -> User:
+    """Set (or, with an empty value, remove) the address ``user``'s notifications are mailed
+    to; audited. Another user's address is set only by an administrator (the route checks)."""
+    value = (address or "").strip() or None
+    if value is not None and (len(value) > MAX_ADDRESS or not _ADDRESS.fullmatch(value)):
+        raise InvalidInput(
+            _("%(address)s is not an e-mail address.", address=value[:60]),
+            errors={"email": [_("Not an e-mail address, e.g. name@hospital.cn.")]},
+        )
+    old = user.email
+    if value == old:
+        return user
+    user.email = value
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="user.email_changed",
+        entity_type="user",
+        entity_id=user.id,
+        changes={"email": (old, value)},
+    )
+    return user

@@ -1,0 +1,192 @@
+"""The e-mails, sent to a real SMTP server on loopback (aiosmtpd): an urgent one right after
+its event commits, alone; the others batched in one digest per person by the delivery; each in
+its recipient's language; nothing sent for an event rolled back, nor without SMTP configured;
+a failed send kept for the next delivery."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from click.testing import CliRunner
+from flask import Flask
+from sqlalchemy import select
+
+from cellchain.cli import main
+from cellchain.core.i18n import using_language
+from cellchain.core.models import User
+from cellchain.core.roles import Role
+from cellchain.core.types import utcnow
+from cellchain.extensions import db
+from cellchain.notifications import commands, mail, service
+from cellchain.notifications.models import Notification, OutboxEmail
+from tests.support.mailbox import Mailbox, free_port
+
+
+def raise_(kind: str, actor: User | None = None, **params: Any) -> Notification:
+    """A notification of ``kind`` raised as its service would, in the caller's transaction."""
+    values: dict[str, Any] = {
+        "recall_id": 1,
+        "number": "RC-2026-0007",
+        "what": "donation X9999 26 000123",
+        "reason": "HBV NAT reactive",
+        "blocked": 3,
+        "withdrawn": 1,
+        "patients": 2,
+        "lot_id": 1,
+        "lot": "X999926000123-L01",
+        "deviation_id": 4,
+        "category": "equipment",
+        "description": "Incubator alarm",
+        **params,
+    }
+    return service.notify(
+        db.session, kind, entity_type="test", entity_id=1, params=values, actor=actor, now=utcnow()
+    )
+
+
+def qa_reader(make_user: Any, name: str, language: str | None = None) -> User:
+    user = make_user(name, Role.QA)
+    user.email = f"{name}@hospital.example"
+    user.language = language
+    db.session.commit()
+    return user
+
+
+def deliver(app: Flask) -> mail.Delivery:
+    return mail.deliver(
+        db.session,
+        mail.MailSettings.from_config(app.config),
+        now=utcnow,
+        on_sent=db.session.commit,
+        link_for=commands.link_path,
+    )
+
+
+def test_an_urgent_e_mail_goes_right_after_the_commit_in_the_readers_language(
+    app: Flask, make_user: Any, mailbox: Mailbox
+):
+    app.config["SMTP_URL"] = mailbox.url
+    app.config["SITE_URL"] = "https://cellchain.hospital.example"
+    english = qa_reader(make_user, "ada")
+    chinese = qa_reader(make_user, "li", "zh_Hans")
+    raise_("recall_opened")
+    assert mailbox.messages() == []  # nothing inside the transaction
+    db.session.commit()
+    received = {m["To"]: m for m in mailbox.wait_for(2)}
+    assert set(received) == {english.email, chinese.email}
+    assert received[english.email]["Subject"] == (
+        "URGENT: Recall RC-2026-0007 opened: donation X9999 26 000123"
+    )
+    zh = received[chinese.email]
+    assert "召回" in zh["Subject"] and "RC-2026-0007" in zh["Subject"]
+    assert "召回" in zh.get_content()
+    assert "https://cellchain.hospital.example/recalls/1" in received[english.email].get_content()
+    assert all(email.sent_at is not None for email in db.session.scalars(select(OutboxEmail)))
+
+
+def test_urgent_ones_are_never_batched_and_the_others_go_in_one_digest(
+    app: Flask, make_user: Any, mailbox: Mailbox
+):
+    app.config["SMTP_URL"] = mailbox.url
+    reader = qa_reader(make_user, "ada")
+    raise_("lot_to_review")
+    raise_("deviation_opened")
+    raise_("recall_opened", number="RC-2026-0008")
+    raise_("recall_opened", number="RC-2026-0009")
+    db.session.commit()
+    urgent = mailbox.wait_for(2)
+    assert sorted(m["Subject"] for m in urgent) == [
+        "URGENT: Recall RC-2026-0008 opened: donation X9999 26 000123",
+        "URGENT: Recall RC-2026-0009 opened: donation X9999 26 000123",
+    ]
+    waiting = mail.waiting(db.session)
+    assert {email.urgent for email in waiting} == {False} and len(waiting) == 2
+    result = deliver(app)
+    assert (result.sent, result.emails, result.failed) == (1, 2, 0)
+    messages = mailbox.wait_for(3)
+    assert len(messages) == 3
+    digest = messages[2]
+    assert digest["To"] == reader.email
+    assert digest["Subject"] == "2 notifications from cellchain demo site"
+    body = digest.get_content()
+    assert "Lot X999926000123-L01 ready for QA review" in body
+    assert "Deviation #4 opened" in body
+    assert mail.waiting(db.session) == []
+    assert deliver(app).sent == 0  # sent once
+
+
+def test_a_chinese_digest(app: Flask, make_user: Any, mailbox: Mailbox):
+    app.config["SMTP_URL"] = mailbox.url
+    qa_reader(make_user, "li", "zh_Hans")
+    raise_("lot_to_review")
+    raise_("deviation_opened")
+    db.session.commit()
+    assert deliver(app).sent == 1
+    (digest,) = mailbox.wait_for(1)
+    with using_language("zh_Hans"):
+        expected = service.texts(
+            db.session.scalars(
+                select(Notification).where(Notification.kind == "lot_to_review")
+            ).one()
+        ).title
+    assert expected != "Lot X999926000123-L01 ready for QA review"  # translated
+    assert expected in digest.get_content()
+    assert "批次" in digest.get_content() and "偏差" in digest.get_content()
+
+
+def test_nothing_is_sent_for_an_event_rolled_back(app: Flask, make_user: Any, mailbox: Mailbox):
+    app.config["SMTP_URL"] = mailbox.url
+    qa_reader(make_user, "ada")
+    raise_("recall_opened")
+    db.session.rollback()
+    raise_("deviation_opened")  # the next transaction's own, not urgent
+    db.session.commit()
+    assert deliver(app).sent == 1
+    messages = mailbox.wait_for(1)
+    assert [m["Subject"] for m in messages] == ["Deviation #4 opened"]
+
+
+def test_without_smtp_nothing_is_sent_and_the_e_mails_wait(
+    app: Flask, make_user: Any, mailbox: Mailbox
+):
+    assert app.config.get("SMTP_URL") is None  # the demo's and the tests' configuration
+    qa_reader(make_user, "ada")
+    raise_("recall_opened")
+    db.session.commit()
+    assert deliver(app).sent == 0
+    assert len(mail.waiting(db.session)) == 1
+    assert mailbox.messages() == []
+
+
+def test_a_failed_send_is_kept_and_sent_by_the_next_delivery(
+    app: Flask, make_user: Any, mailbox: Mailbox
+):
+    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{free_port()}"  # nobody listens there
+    qa_reader(make_user, "ada")
+    raise_("recall_opened")
+    db.session.commit()  # the event is committed whatever the mail server does
+    (email,) = mail.waiting(db.session)
+    assert email.attempts == 1 and email.last_error  # the send right after the commit failed
+    result = deliver(app)
+    assert result.failed == 1 and result.sent == 0
+    db.session.refresh(email)
+    assert email.attempts == 2 and email.sent_at is None
+    app.config["SMTP_URL"] = mailbox.url
+    assert deliver(app).sent == 1
+    assert len(mailbox.wait_for(1)) == 1
+
+
+def test_the_deliver_command(app: Flask, make_user: Any, mailbox: Mailbox):
+    qa_reader(make_user, "ada")
+    raise_("lot_to_review")
+    raise_("deviation_opened")
+    db.session.commit()
+    runner = CliRunner()  # the command runs in the test's app context
+    result = runner.invoke(main, ["notifications", "deliver"])
+    assert result.exit_code == 0, result.output
+    assert "nothing sent; 2 e-mail(s) waiting" in result.output
+    app.config["SMTP_URL"] = mailbox.url
+    result = runner.invoke(main, ["notifications", "deliver"])
+    assert result.exit_code == 0, result.output
+    assert "Sent 1 message(s) carrying 2 e-mail(s); 0 failed." in result.output
+    assert len(mailbox.wait_for(1)) == 1
