@@ -38,7 +38,6 @@ from cellchain.extensions import DbSession
 from cellchain.manufacturing.models import MaterialLot
 from cellchain.manufacturing.processing import processing
 from cellchain.notifications import service as notifications
-from cellchain.notifications import service as notifications
 from cellchain.traceability.models import (
     AffectedOutcome,
     Recall,
