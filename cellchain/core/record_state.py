@@ -79,10 +79,6 @@ UNRECORDED: dict[str, str] = {
     "notifications": "messages about audited events, made from them; no record of their own",
     "notification_recipients": "who a notification is for and whether they read it",
     "outbox_emails": "e-mails to send about notifications: delivery bookkeeping",
-    # notifications (issue 21): each follows an event audited by its own service
-    "notifications": "messages about audited events, made from them; no record of their own",
-    "notification_recipients": "who a notification is for and whether they read it",
-    "outbox_emails": "e-mails to send about notifications: delivery bookkeeping",
 }
 
 #: Columns that are bookkeeping, not part of the record: neither kept in the trail nor
