@@ -33,8 +33,8 @@ pytestmark = pytest.mark.browser
 
 def nav_labels(role: Role) -> tuple[list[str], list[str]]:
     """(labels ``role`` must see, labels it must not see) in the main navigation."""
-    shown = [item.label for item in NAV_ITEMS if has_permission({role}, item.permission)]
-    hidden = [item.label for item in NAV_ITEMS if item.label not in shown]
+    shown = [str(item.label) for item in NAV_ITEMS if has_permission({role}, item.permission)]
+    hidden = [str(item.label) for item in NAV_ITEMS if str(item.label) not in shown]
     return shown, hidden
 
 
