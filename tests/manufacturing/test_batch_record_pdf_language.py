@@ -28,6 +28,7 @@ def test_in_chinese_the_batch_record_reads_chinese_in_an_embedded_cjk_font(bench
         assert heading in text, heading
     assert lot.lot_number in text
     assert "状态：隔离" in text  # every page's header: the lot's status in words
+    assert "× 培养容器" in text  # the compact unit lists name the kind in Chinese
     assert "Processing steps" not in text and "Review and release" not in text
     # the superscripts WenQuanYi lacks are printed in DejaVu Sans: no empty box
     assert "× 10⁸" in text or "× 10⁹" in text

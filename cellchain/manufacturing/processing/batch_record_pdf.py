@@ -315,7 +315,7 @@ def _unit_list(units: Sequence[Unit], styles: Styles) -> Flowable | str:
     groups: dict[tuple[str, str], list[Identifier]] = {}
     for unit in units:
         ident = parse_identifier(unit.code)
-        groups.setdefault((ident.din, unit.kind_label), []).append(ident)
+        groups.setdefault((ident.din, unit.kind_name), []).append(ident)
     parts = []
     for (din, kind), idents in groups.items():
         prefix = f'<font name="{styles.fonts.mono}">{din[:5]} {din[5:7]} {din[7:]}</font>'
