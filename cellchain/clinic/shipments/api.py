@@ -7,6 +7,7 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
+from cellchain.clinic.models import ShipmentStatus
 from cellchain.clinic.shipments import shipments
 from cellchain.clinic.shipments.commands import (
     decide_as_user,
@@ -20,12 +21,15 @@ from cellchain.clinic.shipments.schemas import (
     HandOffIn,
     ShipmentDetailOut,
     ShipmentOut,
+    ShipmentQueryIn,
     ShipmentReceiptIn,
 )
+from cellchain.core.listing import PageRequest
 from cellchain.core.roles import Permission
 from cellchain.extensions import db
 from cellchain.http import AuditedRefusal, requires, unit_of_work
 from cellchain.traceability.notices import WithRecalls, recalls_naming
+from cellchain.web.listing import PAGINATION_HEADERS, paged
 
 shipments_api = Blueprint(
     "shipments_api", __name__, url_prefix="/api/v1", description="Shipments to the clinic"
@@ -35,12 +39,19 @@ blueprints = (shipments_api,)
 
 @shipments_api.get("/shipments")
 @requires(Permission.READ_RECORDS)
-@shipments_api.response(200, ShipmentOut(many=True))
-def list_shipments() -> Any:
-    """The latest shipments, newest first, each with the recalls that name its doses."""
-    found = shipments.list_shipments(db.session)
+@shipments_api.arguments(ShipmentQueryIn, location="query")
+@shipments_api.response(200, ShipmentOut(many=True), headers=PAGINATION_HEADERS)
+def list_shipments(args: dict[str, Any]) -> Any:
+    """Shipments, newest first, a page at a time (100 by default; the ``X-Pagination``
+    header), ``status`` to filter, ``q`` to search the shipper and logger IDs, destination
+    and study IDs; each with the recalls that name its doses."""
+    status = ShipmentStatus(args["status"]) if "status" in args else None
+    page = shipments.shipments_page(db.session, PageRequest.of(args), status=status)
+    found = page.items
     named = recalls_naming(db.session, doses=[i.dose_order_id for s in found for i in s.items])
-    return [WithRecalls(s, named.of_doses(i.dose_order_id for i in s.items)) for s in found]
+    return paged(
+        page, [WithRecalls(s, named.of_doses(i.dose_order_id for i in s.items)) for s in found]
+    )
 
 
 @shipments_api.post("/shipments")

@@ -7,7 +7,8 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import validate
 
-from cellchain.clinic.models import Condition
+from cellchain.clinic.models import Condition, ShipmentStatus
+from cellchain.core.listing_schemas import ListQueryIn
 from cellchain.core.schemas import SCANNED_CODE, SiteDateTime
 from cellchain.traceability.notice_schemas import recalls_field
 
@@ -90,3 +91,11 @@ class ShipmentOut(ma.Schema):
 
 class ShipmentDetailOut(ShipmentOut):
     """One shipment, with the recalls that name its doses."""
+
+
+class ShipmentQueryIn(ListQueryIn):
+    """The shipments list's page (``core.listing``; newest first, 100 a page; sort by
+    dispatched, status, received or shipper; ``q`` searches the shipper and logger IDs, the
+    destination and the patients' study IDs), filtered by status."""
+
+    status = ma.fields.String(validate=validate.OneOf([s.value for s in ShipmentStatus]))

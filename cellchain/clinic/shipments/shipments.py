@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.orm import selectinload
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import GONE, EventType, Unit, UnitEvent, UnitStatus
@@ -39,14 +40,14 @@ from cellchain.clinic.models import (
     ShipmentItem,
     ShipmentStatus,
 )
-from cellchain.core import actions, audit, signatures
+from cellchain.core import actions, audit, listing, signatures
 from cellchain.core.display import UTC_ZONE, local_time
 from cellchain.core.guarded import update_if
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
-from cellchain.dosing.models import DoseOrder, DoseStatus
+from cellchain.dosing.models import DoseOrder, DoseStatus, Patient
 from cellchain.dosing.patients import summarize
 from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
 from cellchain.extensions import DbSession
@@ -618,3 +619,51 @@ def _discard_dose(
         changes={"status": (DoseStatus.PREPARED.value, DoseStatus.CANCELLED.value)},
         reason=reason,
     )
+
+
+# --- the list (issue 21) ----------------------------------------------------------------------
+
+
+def _shipment_search(text: str) -> ColumnElement[bool]:
+    """A shipment matches a search text in its shipper or logger ID, its destination or the
+    study ID of a patient whose dose it carries."""
+    pattern = "%" + listing.like_escaped(text) + "%"
+    return or_(
+        Shipment.shipper_id.ilike(pattern, escape="\\"),
+        Shipment.logger_id.ilike(pattern, escape="\\"),
+        Shipment.destination.ilike(pattern, escape="\\"),
+        Shipment.items.any(
+            ShipmentItem.dose_order.has(
+                DoseOrder.patient.has(Patient.study_id.ilike(pattern, escape="\\"))
+            )
+        ),
+    )
+
+
+#: The shipments list: newest first, 100 a page (what the list showed before).
+SHIPMENT_LIST = listing.ListSpec(
+    sorts={
+        "dispatched": Shipment.id,
+        "status": Shipment.status,
+        "received": Shipment.received_at,
+        "shipper": Shipment.shipper_id,
+    },
+    default_sort="dispatched",
+    tiebreaker=Shipment.id,
+    search=_shipment_search,
+    default_page_size=100,
+)
+
+
+def shipments_page(
+    session: DbSession, request: listing.PageRequest, *, status: ShipmentStatus | None = None
+) -> listing.Page[Shipment]:
+    """A page of the shipments with their doses and patients, read once for the page."""
+    query = select(Shipment).options(
+        selectinload(Shipment.items)
+        .selectinload(ShipmentItem.dose_order)
+        .selectinload(DoseOrder.patient)
+    )
+    if status is not None:
+        query = query.where(Shipment.status == status.value)
+    return listing.fetch_page(session, query, SHIPMENT_LIST, request)

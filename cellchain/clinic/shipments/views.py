@@ -11,7 +11,7 @@ from werkzeug.datastructures import MultiDict
 
 from cellchain.chain import service as chain
 from cellchain.clinic.bedside.doses import units_of_dose
-from cellchain.clinic.models import Condition, Shipment
+from cellchain.clinic.models import Condition, Shipment, ShipmentStatus
 from cellchain.clinic.shipments import shipments
 from cellchain.clinic.shipments.commands import (
     decide_as_user,
@@ -19,7 +19,13 @@ from cellchain.clinic.shipments.commands import (
     hand_off_as_user,
     receive_as_user,
 )
-from cellchain.clinic.shipments.schemas import DecisionIn, DispatchIn, HandOffIn, ShipmentReceiptIn
+from cellchain.clinic.shipments.schemas import (
+    DecisionIn,
+    DispatchIn,
+    HandOffIn,
+    ShipmentQueryIn,
+    ShipmentReceiptIn,
+)
 from cellchain.core import signatures
 from cellchain.core.roles import Permission
 from cellchain.errors import DomainError
@@ -27,6 +33,7 @@ from cellchain.extensions import db
 from cellchain.http import AuditedRefusal, requires, unit_of_work
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form, refusal_context
+from cellchain.web.listing import page_request
 from cellchain.web.resolve import register_record_page
 
 blueprint = Blueprint("shipments", __name__)
@@ -149,7 +156,10 @@ def _act(
 
 def _list_page(error: DomainError | None = None) -> ResponseReturnValue:
     ready = shipments.ready_to_ship(db.session)
-    listed = shipments.list_shipments(db.session)
+    query, page_asked, notes = page_request(ShipmentQueryIn(), request.args)
+    status = ShipmentStatus(query["status"]) if "status" in query else None
+    page = shipments.shipments_page(db.session, page_asked, status=status)
+    listed = page.items
     doses = [o.id for o in ready] + [i.dose_order_id for s in listed for i in s.items]
     return (
         render_template(
@@ -157,6 +167,9 @@ def _list_page(error: DomainError | None = None) -> ResponseReturnValue:
             **refusal_context(
                 error,
                 shipments=listed,
+                page=page,
+                notes=notes,
+                status_options=[(status.value, status.label) for status in ShipmentStatus],
                 ready=ready,
                 labels_missing=shipments.labels_missing(db.session, ready),
                 recalls=recalls_naming(db.session, doses=doses),

@@ -7,11 +7,12 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
+from cellchain.core.listing import PageRequest
 from cellchain.core.roles import Permission
 from cellchain.documents.api import document_api
 from cellchain.extensions import db
 from cellchain.http import requires, unit_of_work
-from cellchain.manufacturing.models import Lot, StepKind
+from cellchain.manufacturing.models import Lot, LotStatus, StepKind
 from cellchain.manufacturing.processing import processing, resources
 from cellchain.manufacturing.processing.batch_record import BatchRecord, batch_record
 from cellchain.manufacturing.processing.commands import (
@@ -30,6 +31,7 @@ from cellchain.manufacturing.processing.schemas import (
     FillIn,
     IsolationIn,
     LotOut,
+    LotQueryIn,
     MaterialLotIn,
     MaterialLotOut,
     PassageIn,
@@ -39,6 +41,7 @@ from cellchain.manufacturing.processing.schemas import (
 )
 from cellchain.manufacturing.service import PRODUCTS
 from cellchain.traceability.notices import recalls_naming
+from cellchain.web.listing import PAGINATION_HEADERS, paged
 
 products_api = document_api(
     PRODUCTS,
@@ -226,12 +229,15 @@ def get_step(step_id: int) -> Any:
 
 @steps_api.get("/lots")
 @requires(Permission.READ_RECORDS)
-@steps_api.response(200, LotOut(many=True))
-def list_lots() -> Any:
-    """Every lot, newest first, each with the recalls that name it."""
-    found = processing.list_lots(db.session)
-    named = recalls_naming(db.session, lots=[lot.id for lot in found])
-    return [{**lot_out(lot), "recalls": named.lot(lot.id)} for lot in found]
+@steps_api.arguments(LotQueryIn, location="query")
+@steps_api.response(200, LotOut(many=True), headers=PAGINATION_HEADERS)
+def list_lots(args: dict[str, Any]) -> Any:
+    """Lots, newest first, a page at a time (the ``X-Pagination`` header), ``status`` to
+    filter, ``q`` to search the lot number; each with the recalls that name it."""
+    status = LotStatus(args["status"]) if "status" in args else None
+    page = processing.lots_page(db.session, PageRequest.of(args), status=status)
+    named = recalls_naming(db.session, lots=[lot.id for lot in page.items])
+    return paged(page, [{**lot_out(lot), "recalls": named.lot(lot.id)} for lot in page.items])
 
 
 @steps_api.get("/lots/<int:lot_id>")

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import LineageOperation, Unit, UnitKind
-from cellchain.core import audit, numbering
+from cellchain.core import audit, listing, numbering
 from cellchain.core.display import scientific
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
@@ -892,3 +892,30 @@ def _excursion(
         cumulative_pd=figures.cumulative_pd,
         step=kind.label,
     )
+
+
+# --- the list (issue 21) ----------------------------------------------------------------------
+
+#: The lots list: newest first; searched in the lot number and the donation's DIN.
+LOT_LIST = listing.ListSpec(
+    sorts={
+        "made": Lot.id,
+        "lot": Lot.lot_number,
+        "status": Lot.status,
+        "passage": Lot.final_passage,
+        "cpd": Lot.final_cumulative_pd,
+    },
+    default_sort="made",
+    tiebreaker=Lot.id,
+    searched=(Lot.lot_number,),
+)
+
+
+def lots_page(
+    session: DbSession, request: listing.PageRequest, *, status: LotStatus | None = None
+) -> listing.Page[Lot]:
+    """A page of the lots (two statements)."""
+    query = select(Lot)
+    if status is not None:
+        query = query.where(Lot.status == status.value)
+    return listing.fetch_page(session, query, LOT_LIST, request)

@@ -9,9 +9,10 @@ import marshmallow as ma
 from marshmallow import validate
 
 from cellchain.chain.schemas import UnitOut
+from cellchain.core.listing_schemas import ListQueryIn
 from cellchain.core.schemas import SiteDateTime, WholeNumber
 from cellchain.documents.schemas import VersionedDocumentOut
-from cellchain.manufacturing.models import EquipmentKind, MaterialCategory
+from cellchain.manufacturing.models import EquipmentKind, LotStatus, MaterialCategory
 from cellchain.manufacturing.processing.processing import (
     CELL_BANKS,
     ISOLATION_METHODS,
@@ -301,3 +302,10 @@ class BatchRecordOut(LotOut):
     bags = ma.fields.List(ma.fields.Nested(BagOut))
     open_deviations = ma.fields.List(ma.fields.Dict())
     recalls = recalls_field()
+
+
+class LotQueryIn(ListQueryIn):
+    """The lots list's page (``core.listing``; newest first; sort by made, lot, status,
+    passage or cpd; ``q`` searches the lot number), filtered by status."""
+
+    status = ma.fields.String(validate=validate.OneOf([s.value for s in LotStatus]))

@@ -23,7 +23,7 @@ from cellchain.documents.views import add_document_pages
 from cellchain.errors import DomainError
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
-from cellchain.manufacturing.models import EquipmentKind, MaterialCategory, StepKind
+from cellchain.manufacturing.models import EquipmentKind, LotStatus, MaterialCategory, StepKind
 from cellchain.manufacturing.processing import processing, resources
 from cellchain.manufacturing.processing.batch_record import batch_record
 from cellchain.manufacturing.processing.batch_record_pdf import render_batch_record_pdf
@@ -36,10 +36,16 @@ from cellchain.manufacturing.processing.commands import (
     release_material_as_user,
     step_kind,
 )
-from cellchain.manufacturing.processing.schemas import EquipmentIn, MaterialLotIn, StepIn
+from cellchain.manufacturing.processing.schemas import (
+    EquipmentIn,
+    LotQueryIn,
+    MaterialLotIn,
+    StepIn,
+)
 from cellchain.manufacturing.service import PRODUCTS
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form
+from cellchain.web.listing import page_request
 
 blueprint = Blueprint("manufacturing", __name__)
 
@@ -68,10 +74,16 @@ def _typed() -> dict[str, Any]:
 @blueprint.get("/manufacturing")
 @requires(Permission.READ_RECORDS)
 def lots() -> ResponseReturnValue:
-    found = processing.list_lots(db.session)
+    query, page_asked, notes = page_request(LotQueryIn(), request.args)
+    status = LotStatus(query["status"]) if "status" in query else None
+    page = processing.lots_page(db.session, page_asked, status=status)
+    found = page.items
     return render_template(
         "manufacturing/processing/lots.html",
         lots=found,
+        page=page,
+        notes=notes,
+        status_options=[(status.value, status.value) for status in LotStatus],
         recalls=recalls_naming(db.session, lots=[lot.id for lot in found]),
     )
 
