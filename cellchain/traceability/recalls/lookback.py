@@ -26,6 +26,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from cellchain.core.i18n import _
 from cellchain.core.models import User
 from cellchain.donors import service as donors
 from cellchain.donors.models import Donation, DonorTestResult, EligibilityDetermination
@@ -48,11 +49,14 @@ class ResultOutcome:
         if self.lookback is None:
             return ""
         recall = self.lookback.recall
-        return (
-            f"The donor's eligible determination is re-opened; lookback recall {recall.number} "
-            f"blocked {self.lookback.blocked} unit(s), withdrew {self.lookback.withdrawn} "
-            f"dose(s) not yet infused and lists {self.lookback.exposed_patients} patient(s) "
-            "for QA to notify."
+        return _(
+            "The donor's eligible determination is re-opened; lookback recall %(number)s"
+            " blocked %(blocked)s unit(s), withdrew %(withdrawn)s dose(s) not yet infused and"
+            " lists %(patients)s patient(s) for QA to notify.",
+            number=recall.number,
+            blocked=self.lookback.blocked,
+            withdrawn=self.lookback.withdrawn,
+            patients=self.lookback.exposed_patients,
         )
 
 
