@@ -4,11 +4,12 @@ progress, then the file, its hash and who asked for it)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from sqlalchemy import CheckConstraint, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
-from cellchain.core.i18n import LazyText, lazy
+from cellchain.core.i18n import LazyText, gettext, lazy
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
 from cellchain.extensions import Model, Recorded
@@ -86,9 +87,37 @@ class TrialDataExport(Recorded, Model):
     requested_by: Mapped[User] = relationship()
 
     @property
+    def step_label(self) -> str:
+        """The stored (English) progress step in the reader's language."""
+        return step_shown(self.step)
+
+    @property
     def format_label(self) -> str:
         return ExportFormat(self.format).label
 
     @property
     def status_label(self) -> str:
         return ExportStatus(self.status).label
+
+
+#: the progress steps an export stores (in English, as it writes them: ``exports.generate``)
+_FIXED_STEPS: dict[str, LazyText] = {
+    "Queued": EXPORT_STATUS_LABELS[ExportStatus.QUEUED],
+    "Reading the trial's data": lazy("Reading the trial's data"),
+    "Storing the file": lazy("Storing the file"),
+}
+_WRITING = re.compile(r"Writing (\d+) of (\d+)")
+_READ = re.compile(r"Read (\d+) subjects")
+
+
+def step_shown(step: str | None) -> str:
+    """A stored progress step in the reader's language (any other text as it is)."""
+    if not step:
+        return ""
+    if step in _FIXED_STEPS:
+        return str(_FIXED_STEPS[step])
+    if found := _WRITING.fullmatch(step):
+        return gettext("Writing %(done)s of %(total)s", done=found[1], total=found[2])
+    if found := _READ.fullmatch(step):
+        return gettext("Read %(count)s subjects", count=found[1])
+    return step

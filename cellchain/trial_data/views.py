@@ -47,7 +47,7 @@ def _progress(export: TrialDataExport) -> dict[str, Any]:
         "id": export.id,
         "status": export.status,
         "percent": export.percent,
-        "step": export.step,
+        "step": export.step_label,
         "page_url": url_for("trial_data.export_page", export_id=export.id),
         "run_url": url_for("trial_data.run", export_id=export.id),
         "progress_url": url_for("trial_data.progress", export_id=export.id),
