@@ -8,6 +8,7 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from cellchain.core import signatures
+from cellchain.core.listing import PageRequest
 from cellchain.core.roles import Permission, has_permission
 from cellchain.documents.api import document_api
 from cellchain.dosing import exceptions, orders, patients, randomization
@@ -23,7 +24,7 @@ from cellchain.dosing.commands import (
     weigh_as_user,
     weight_refused,
 )
-from cellchain.dosing.models import DoseOrder, Patient
+from cellchain.dosing.models import DoseOrder, Patient, PatientStatus
 from cellchain.dosing.schemas import (
     DoseCancelIn,
     DoseDestroyIn,
@@ -34,6 +35,7 @@ from cellchain.dosing.schemas import (
     EnrolIn,
     PatientDetailOut,
     PatientOut,
+    PatientQueryIn,
     PermutedBlockIn,
     ProtocolOut,
     RandomizationListIn,
@@ -48,6 +50,7 @@ from cellchain.extensions import DbSession, db
 from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
 from cellchain.traceability.models import Recall
 from cellchain.traceability.notices import recalls_naming
+from cellchain.web.listing import PAGINATION_HEADERS, paged
 
 protocols_api = document_api(
     PROTOCOLS,
@@ -106,13 +109,16 @@ def dose_out(order: DoseOrder, recalls: list[Recall] | None = None) -> Shown:
 
 @patients_api.get("/patients")
 @requires(Permission.READ_RECORDS)
-@patients_api.response(200, PatientOut(many=True))
-def list_patients() -> Any:
-    """Every patient by study ID (no names, no record numbers), each with the recalls that
-    name them."""
-    found = patients.list_patients(db.session)
-    named = recalls_naming(db.session, patients=[p.id for p in found])
-    return [patient_out(p, named.patient(p.id)) for p in found]
+@patients_api.arguments(PatientQueryIn, location="query")
+@patients_api.response(200, PatientOut(many=True), headers=PAGINATION_HEADERS)
+def list_patients(args: dict[str, Any]) -> Any:
+    """Patients by study ID (no names, no record numbers), a page at a time (the
+    ``X-Pagination`` header), ``status`` to filter, ``q`` to search the study ID and COI;
+    each with the recalls that name them."""
+    status = PatientStatus(args["status"]) if "status" in args else None
+    page = patients.patients_page(db.session, PageRequest.of(args), status=status)
+    named = recalls_naming(db.session, patients=[p.id for p in page.items])
+    return paged(page, [patient_out(p, named.patient(p.id)) for p in page.items])
 
 
 @patients_api.post("/patients")

@@ -442,6 +442,18 @@ def orders_of(session: DbSession, patient: Patient) -> list[DoseOrder]:
     )
 
 
+def orders_of_patients(session: DbSession, patient_ids: list[int]) -> dict[int, list[DoseOrder]]:
+    """``orders_of`` for each of the patients (a page of a list) in one statement."""
+    found: dict[int, list[DoseOrder]] = {patient_id: [] for patient_id in patient_ids}
+    if patient_ids:
+        query = (
+            select(DoseOrder).where(DoseOrder.patient_id.in_(patient_ids)).order_by(DoseOrder.id)
+        )
+        for order in session.execute(query).scalars():
+            found[order.patient_id].append(order)
+    return found
+
+
 def get_order(session: DbSession, order_id: int) -> DoseOrder:
     return get_or_404(session, DoseOrder, order_id, "dose order", id_prefix="")
 

@@ -34,7 +34,7 @@ from sqlalchemy import (
     union_all,
 )
 
-from cellchain.core import audit, numbering, signatures
+from cellchain.core import audit, listing, numbering, signatures
 from cellchain.core.display import local_time
 from cellchain.core.guarded import update_if
 from cellchain.core.i18n import LazyText, _, lazy
@@ -965,3 +965,31 @@ def unmet_measure(measure: Mapping[str, Any], value: float) -> str | None:
 def summarize(errors: Mapping[str, list[str]]) -> str:
     """Every field's messages as one sentence, for the problem's detail."""
     return " ".join(message for messages in errors.values() for message in messages)
+
+
+# --- the list (issue 21) ----------------------------------------------------------------------
+
+#: The patients list: by study ID (how the trial names them); searched in the study ID and
+#: the chain-of-identity identifier.
+PATIENT_LIST = listing.ListSpec(
+    sorts={
+        "study_id": Patient.study_id,
+        "enrolled": Patient.id,
+        "day0": Patient.day0,
+        "status": Patient.status,
+    },
+    default_sort="study_id",
+    default_direction=listing.Direction.ASC,
+    tiebreaker=Patient.id,
+    searched=(Patient.study_id, Patient.coi),
+)
+
+
+def patients_page(
+    session: DbSession, request: listing.PageRequest, *, status: PatientStatus | None = None
+) -> listing.Page[Patient]:
+    """A page of the patients (two statements)."""
+    query = select(Patient)
+    if status is not None:
+        query = query.where(Patient.status == status.value)
+    return listing.fetch_page(session, query, PATIENT_LIST, request)

@@ -11,9 +11,10 @@ from marshmallow import validate
 
 from cellchain.chain.schemas import UnitOut
 from cellchain.core.i18n import _
+from cellchain.core.listing_schemas import ListQueryIn
 from cellchain.core.schemas import SignatureOut, SiteDateTime
 from cellchain.documents.schemas import VersionedDocumentOut
-from cellchain.dosing.models import Sex
+from cellchain.dosing.models import PatientStatus, Sex
 from cellchain.traceability.notice_schemas import recalls_field
 
 
@@ -298,3 +299,10 @@ class RandomizationStatusOut(ma.Schema):
     remaining = ma.fields.Integer()
     schedule = ma.fields.Nested(RandomizationScheduleOut, allow_none=True)
     slots = ma.fields.List(ma.fields.Nested(RandomizationSlotOut), allow_none=True)
+
+
+class PatientQueryIn(ListQueryIn):
+    """The patients list's page (``core.listing``; by study ID; sort by study_id, enrolled,
+    day0 or status; ``q`` searches the study ID and the COI identifier), by status."""
+
+    status = ma.fields.String(validate=validate.OneOf([s.value for s in PatientStatus]))

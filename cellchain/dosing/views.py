@@ -28,12 +28,13 @@ from cellchain.dosing.commands import (
     weigh_as_user,
     weight_refused,
 )
-from cellchain.dosing.models import DoseOrder, Patient, Protocol, Sex
+from cellchain.dosing.models import DoseOrder, Patient, PatientStatus, Protocol, Sex
 from cellchain.dosing.schemas import (
     DoseCancelIn,
     DoseDestroyIn,
     DoseOrderIn,
     EnrolIn,
+    PatientQueryIn,
     PermutedBlockIn,
     RandomizationListIn,
     SecondCheckIn,
@@ -46,6 +47,7 @@ from cellchain.extensions import DbSession, db
 from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form, refusal_context
+from cellchain.web.listing import page_request
 from cellchain.web.resolve import register_record_page
 
 if TYPE_CHECKING:  # annotations only: dosing does not import the clinic, built on it
@@ -88,11 +90,17 @@ def _clinic() -> ClinicReads:
 @blueprint.get("/patients")
 @requires(Permission.READ_RECORDS)
 def patient_list() -> ResponseReturnValue:
-    found = patients.list_patients(db.session)
-    doses = {p.id: orders.orders_of(db.session, p) for p in found}
+    query, page_asked, notes = page_request(PatientQueryIn(), request.args)
+    status = PatientStatus(query["status"]) if "status" in query else None
+    page = patients.patients_page(db.session, page_asked, status=status)
+    found = page.items
+    doses = orders.orders_of_patients(db.session, [p.id for p in found])
     return render_template(
         "dosing/patients.html",
         patients=found,
+        page=page,
+        notes=notes,
+        status_options=[(status.value, status.label) for status in PatientStatus],
         doses=doses,
         recalls=recalls_naming(
             db.session,
