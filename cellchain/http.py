@@ -23,6 +23,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from cellchain.core import accounts, audit
 from cellchain.core.accounts import AccountPolicy, CredentialsRejected
+from cellchain.core.i18n import english_of
 from cellchain.core.models import User
 from cellchain.core.roles import Permission, has_permission
 from cellchain.core.schemas import DB_INT_MAX
@@ -107,7 +108,8 @@ def unit_of_work(refusal: AuditedRefusal | None = None) -> Iterator[DbSession]:
                 action=refusal.action,
                 entity_type=refusal.entity_type,
                 entity_id=refusal.entity_id,
-                changes={"refused": (None, error.detail)},
+                # the record reads in English whatever the refused person reads
+                changes={"refused": (None, english_of(error.detail))},
             )
             session.commit()
         raise

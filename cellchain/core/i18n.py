@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import gettext as gettext_module
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -109,16 +110,51 @@ def translations(language: str) -> gettext_module.NullTranslations:
     return gettext_module.GNUTranslations(compiled)
 
 
+class Translated(str):
+    """A text in the reader's language that remembers its English (``english``): what is
+    shown goes to the person, what is stored (an audit entry's refused reason, a recorded
+    stop) goes to the record in English, whoever's language was active (:func:`english_of`)."""
+
+    english: str
+
+
+def _translated(text: str, english: str) -> Translated:
+    result = Translated(text)
+    result.english = english
+    return result
+
+
+def english_of(text: str) -> str:
+    """The English of a text made by :func:`gettext`/:func:`ngettext` (itself otherwise:
+    a text built around a translation by concatenation keeps what it reads)."""
+    return getattr(text, "english", text)
+
+
 def gettext(message: str, **variables: Any) -> str:
     """``message`` in the language of the moment, its ``%(name)s`` placeholders filled."""
     text = translations(ACTIVE_LANGUAGE.get()).gettext(message)
-    return text % variables if variables else text
+    if not variables:
+        return _translated(text, message)
+    return _translated(text % variables, message % variables)
 
 
 def ngettext(singular: str, plural: str, count: int, **variables: Any) -> str:
     """The singular or plural form for ``count`` (``%(num)d`` is the count)."""
     text = translations(ACTIVE_LANGUAGE.get()).ngettext(singular, plural, count)
-    return text % {"num": count, **variables}
+    values = {"num": count, **variables}
+    english = singular if count == 1 else plural
+    return _translated(text % values, english % values)
+
+
+def template_gettext(message: str) -> str:
+    """For Jinja's newstyle ``_``: the translation alone; Jinja fills the placeholders
+    (escaping the values) itself."""
+    return translations(ACTIVE_LANGUAGE.get()).gettext(message)
+
+
+def template_ngettext(singular: str, plural: str, count: int) -> str:
+    """For Jinja's newstyle ``{% trans count=n %}…{% pluralize %}…``: the form alone."""
+    return translations(ACTIVE_LANGUAGE.get()).ngettext(singular, plural, count)
 
 
 #: the short name every module imports: ``from cellchain.core.i18n import _``
@@ -228,6 +264,15 @@ def marked_texts() -> dict[str, SourceText]:
     return found
 
 
+_PLACEHOLDER = re.compile(r"%\((\w+)\)[-#0 +]*\d*(?:\.\d+)?[sdrfeEgGixXo]")
+
+
+def _placeholders(text: str | tuple[str, ...] | None) -> set[str]:
+    """The ``%(name)s`` placeholders of a text (of every plural form together)."""
+    forms = (text,) if isinstance(text, str) else tuple(text or ())
+    return {name for form in forms for name in _PLACEHOLDER.findall(form or "")}
+
+
 def catalogue_problems(language: str) -> list[CatalogueProblem]:
     """What keeps ``language`` from being complete: a marked text with no translation, a
     translation whose placeholders differ from its source, a translation of a text the code
@@ -245,6 +290,15 @@ def catalogue_problems(language: str) -> list[CatalogueProblem]:
     for message, errors in catalogue.check():
         for error in errors:
             problems.append(CatalogueProblem(f"{message.id!r}", str(error)))
+    for message in catalogue:
+        if message.id and _placeholders(message.id) != _placeholders(message.string):
+            problems.append(
+                CatalogueProblem(
+                    f"{message.id!r}",
+                    f"the translation's placeholders {sorted(_placeholders(message.string))} "
+                    f"are not the source's {sorted(_placeholders(message.id))}",
+                )
+            )
     for message in catalogue:
         key = message.id if isinstance(message.id, str) else message.id[0]
         if message.id and key not in marked:

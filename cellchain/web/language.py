@@ -11,7 +11,13 @@ from __future__ import annotations
 from flask import Flask, current_app, g, request, session
 from flask_babel import Babel, get_locale
 
-from cellchain.core.i18n import ACTIVE_LANGUAGE, LANGUAGES, best_language, gettext, ngettext
+from cellchain.core.i18n import (
+    ACTIVE_LANGUAGE,
+    LANGUAGES,
+    best_language,
+    template_gettext,
+    template_ngettext,
+)
 
 #: the session's key for the language the user chose
 SESSION_LANGUAGE_KEY = "language"
@@ -53,7 +59,7 @@ def init_language(app: Flask) -> None:
     # the templates translate with core.i18n (its catalogues, compiled in memory), not with
     # Flask-Babel's on-disk ones; `{% trans %}` blocks are read with their whitespace trimmed
     app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
-        gettext, ngettext, newstyle=True
+        template_gettext, template_ngettext, newstyle=True
     )
     app.jinja_env.policies["ext.i18n.trimmed"] = True
 

@@ -108,3 +108,33 @@ def test_texts_follow_the_language_of_the_moment():
         assert str(label) == "退出登录"
         assert gettext("Welcome, %(name)s", name="Li") == "欢迎，Li"
     assert gettext("Welcome, %(name)s", name="Li") == "Welcome, Li"
+
+
+def test_a_refusal_is_audited_in_english_whatever_the_refused_person_reads(app, clinician):
+    from flask_login import login_user
+
+    from cellchain.errors import InvalidInput
+    from cellchain.http import AuditedRefusal, unit_of_work
+
+    refusal = AuditedRefusal("weight.refused", "patient", 7)
+    with app.test_request_context("/"), using_language("zh_Hans"):
+        login_user(clinician)
+        shown = gettext("Welcome, %(name)s", name="Li")
+        with pytest.raises(InvalidInput) as refused, unit_of_work(refusal):
+            raise InvalidInput(shown)
+
+    assert refused.value.detail == "欢迎，Li"  # what the person reads
+    entry = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "weight.refused")
+    ).one()
+    assert "Welcome, Li" in str(entry.changes) and "欢迎" not in str(entry.changes)
+
+
+def test_a_plural_in_a_template_is_filled_with_its_count(app):
+    template = app.jinja_env.from_string(
+        "{% trans count=n %}{{ count }} dose waits{% pluralize %}{{ count }} doses wait"
+        "{% endtrans %}"
+    )
+    with app.test_request_context("/"):
+        assert template.render(n=1) == "1 dose waits"
+        assert template.render(n=3) == "3 doses wait"
