@@ -267,7 +267,7 @@ def marked_texts() -> dict[str, SourceText]:
 _PLACEHOLDER = re.compile(r"%\((\w+)\)[-#0 +]*\d*(?:\.\d+)?[sdrfeEgGixXo]")
 
 
-def _placeholders(text: str | tuple[str, ...] | None) -> set[str]:
+def _placeholders(text: str | tuple[str, ...] | list[str] | None) -> set[str]:
     """The ``%(name)s`` placeholders of a text (of every plural form together)."""
     forms = (text,) if isinstance(text, str) else tuple(text or ())
     return {name for form in forms for name in _PLACEHOLDER.findall(form or "")}
