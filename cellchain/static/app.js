@@ -290,7 +290,11 @@
   function refresh(ids) {
     return fetch(window.location.pathname + window.location.search, {
       credentials: "same-origin", headers: { Accept: "text/html" }
-    }).then(function (response) { return response.text(); }).then(function (html) {
+    }).then(function (response) {
+      // the session may have ended: a login page is not this page, and replaces nothing
+      if (!response.ok || response.redirected) throw new Error("not this page");
+      return response.text();
+    }).then(function (html) {
       var fresh = new DOMParser().parseFromString(html, "text/html");
       ids.forEach(function (id) {
         var old = document.getElementById(id);
@@ -323,6 +327,9 @@
           });
         }
         return response.text().then(showPage);
-      }, function () { done(); form.submit(); });  // nothing reached the server: post plainly
+      })
+      // never post a print twice: the server may have printed and logged it and only the
+      // answer was lost; the page read again shows the log as it is
+      .catch(function () { window.location.reload(); });
   });
 })();
