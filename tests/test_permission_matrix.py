@@ -80,6 +80,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("static", "GET"): PUBLIC,
     ("web.login", "GET"): PUBLIC,
     ("web.login", "POST"): PUBLIC,
+    ("web.choose_language", "POST"): PUBLIC,
     ("web.logout", "POST"): EVERYONE,
     ("web.home", "GET"): EVERYONE,
     ("web.scan", "GET"): EVERYONE,
