@@ -32,6 +32,7 @@ from cellchain.admin.schemas import (
     UserCreateIn,
 )
 from cellchain.core import accounts, audit, numbering, record_state
+from cellchain.core.i18n import _
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.listing import PageRequest
 from cellchain.core.listing_schemas import ListQueryIn
@@ -67,7 +68,10 @@ def reserve_dins() -> ResponseReturnValue:
     except DomainError as error:
         flash(f"{error.detail} {_messages(error)}", "error")
         return redirect(url_for("admin.identifiers"))
-    flash(f"Reserved {len(codes)} DIN(s): {', '.join(codes)}", "success")
+    flash(
+        _("Reserved %(count)s DIN(s): %(codes)s", count=len(codes), codes=", ".join(codes)),
+        "success",
+    )
     return redirect(url_for("admin.identifiers"))
 
 
@@ -99,8 +103,10 @@ def _audit_args(notes: list[str] | None = None) -> dict[str, Any]:
         return cast(dict[str, Any], AuditQueryIn().load(data))  # no post_load: a dict
     except ma.ValidationError as error:
         raise InvalidInput(
-            "The filter is not valid: a time is a date and a time of day in the site's time, "
-            "e.g. 2026-11-24 08:00 (or with an offset, 2026-11-24T08:00+08:00).",
+            _(
+                "The filter is not valid: a time is a date and a time of day in the site's "
+                "time, e.g. 2026-11-24 08:00 (or with an offset, 2026-11-24T08:00+08:00)."
+            ),
             errors={str(k): [str(m) for m in v] for k, v in error.normalized_messages().items()},
         ) from error
 
@@ -172,34 +178,48 @@ def audit_verify() -> ResponseReturnValue:
     verified = commands.verify_audit(db.session)
     report, compared_with = verified.chain, verified.compared_with
     for problem in verified.checkpoint_problems:
-        flash(f"Audit checkpoint: {problem}.", "error")
+        flash(_("Audit checkpoint: %(problem)s.", problem=problem), "error")
     if not report.intact:
-        flash(f"Audit chain BROKEN: {report.problem}.", "error")
+        flash(_("Audit chain BROKEN: %(problem)s.", problem=report.problem), "error")
     elif verified.intact:
-        flash(f"Audit chain intact: {report.entries_checked} entries verified.", "success")
+        flash(
+            _("Audit chain intact: %(count)s entries verified.", count=report.entries_checked),
+            "success",
+        )
     else:
         flash(
-            f"Audit chain does NOT match the checkpoints: {report.entries_checked} entries "
-            "verified, but the trail lacks what a checkpoint recorded.",
+            _(
+                "Audit chain does NOT match the checkpoints: %(count)s entries verified, but the "
+                "trail lacks what a checkpoint recorded.",
+                count=report.entries_checked,
+            ),
             "error",
         )
     if compared_with is not None:
         flash(
-            f"Compared with the checkpoint of {compared_with.when()} (entry "
-            f"#{compared_with.seq}). No checkpoint is written from here: `cellchain audit "
-            "verify` and the scheduled `cellchain audit checkpoint` write them.",
+            _(
+                "Compared with the checkpoint of %(when)s (entry #%(seq)s). No checkpoint is "
+                "written from here: `cellchain audit verify` and the scheduled `cellchain audit "
+                "checkpoint` write them.",
+                when=compared_with.when(),
+                seq=compared_with.seq,
+            ),
             "info",
         )
     elif verified.checkpoints_configured:
         flash(
-            "There is no valid audit checkpoint to compare with yet: `cellchain audit verify` "
-            "writes the first one.",
+            _(
+                "There is no valid audit checkpoint to compare with yet: `cellchain audit "
+                "verify` writes the first one."
+            ),
             "info",
         )
     else:
         flash(
-            "No audit checkpoint folder is configured: the trail was not compared with a "
-            "checkpoint outside the database.",
+            _(
+                "No audit checkpoint folder is configured: the trail was not compared with a "
+                "checkpoint outside the database."
+            ),
             "info",
         )
     return redirect(url_for("admin.audit_review"))
@@ -246,7 +266,7 @@ def new_user() -> ResponseReturnValue:
                 errors=error.errors,
                 roles=list(Role),
             ), error.status
-        flash(f"Account {form['username']} created.", "success")
+        flash(_("Account %(username)s created.", username=form["username"]), "success")
         return redirect(url_for("admin.user", user_id=user_id))
     return render_template("admin/user_new.html", form=form, errors={}, roles=list(Role))
 
@@ -287,7 +307,7 @@ def _user_action(user_id: int, action: str) -> ResponseReturnValue:
     except DomainError as error:
         flash(f"{error.detail} {_messages(error)}", "error")
     else:
-        flash("Saved.", "success")
+        flash(_("Saved."), "success")
     return redirect(url_for("admin.user", user_id=user_id))
 
 
@@ -324,7 +344,7 @@ def _revoke_token(token_id: int, back_to: str) -> ResponseReturnValue:
     except DomainError as error:
         flash(error.detail, "error")
     else:
-        flash("Token revoked.", "success")
+        flash(_("Token revoked."), "success")
     return redirect(back_to)
 
 
@@ -369,7 +389,7 @@ def change_password() -> ResponseReturnValue:
         with unit_of_work() as session:
             commands.change_password(session, data)
     except DomainError as error:
-        flash(f"Password not changed: {error.detail}", "error")
+        flash(_("Password not changed: %(error)s", error=error.detail), "error")
     else:
-        flash("Password changed.", "success")
+        flash(_("Password changed."), "success")
     return redirect(url_for("admin.account"))

@@ -33,6 +33,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from cellchain.core import audit, passwords, throttle
 from cellchain.core.driver import DriverStatement
+from cellchain.core.i18n import _, lazy, ngettext
 from cellchain.core.models import ApiToken, User, UserRole, UserSession
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import (
@@ -99,7 +100,7 @@ ADDRESS_WINDOW = dt.timedelta(minutes=10)
 #: purposes whose password may be typed by anyone: they never lock, they wait
 LOGIN_PURPOSES = frozenset({"login", "token creation"})
 #: the one answer to a wrong password and to a name without an account
-LOGIN_FAILED = "The username or password is not correct."
+LOGIN_FAILED = lazy("The username or password is not correct.")
 
 
 class CredentialsRejected(AuthenticationFailed):
@@ -153,18 +154,25 @@ class TooManyAttempts(CredentialsRejected):
         self.scope = block.scope
         wait = _wait_in_words(self.retry_after)
         if block.scope is Scope.ADDRESS:
-            detail = f"Too many failed logins from this network address. Try again in {wait}."
+            detail = _(
+                "Too many failed logins from this network address. Try again in %(wait)s.",
+                wait=wait,
+            )
         elif block.scope is Scope.ACCOUNT:
-            detail = f"Too many failed logins for this username. Try again in {wait}."
+            detail = _(
+                "Too many failed logins for this username. Try again in %(wait)s.", wait=wait
+            )
         else:
-            detail = f"Too many wrong passwords for this account. Try again in {wait}."
+            detail = _(
+                "Too many wrong passwords for this account. Try again in %(wait)s.", wait=wait
+            )
         super().__init__(detail, username=username, purpose=purpose, counts=False, address=address)
 
 
 def _wait_in_words(seconds: int) -> str:
     if seconds < 120:
-        return f"{seconds} second{'s' if seconds != 1 else ''}"
-    return f"{-(-seconds // 60)} minutes"
+        return ngettext("%(num)d second", "%(num)d seconds", seconds)
+    return ngettext("%(num)d minute", "%(num)d minutes", -(-seconds // 60))
 
 
 def normalise_username(username: str) -> str:
@@ -194,7 +202,9 @@ def _parse_roles(roles: Iterable[str | Role]) -> set[Role]:
                 errors={"roles": [f"Unknown role {role!r}."]},
             ) from exc
     if not parsed:
-        raise InvalidInput("A user needs at least one role.", errors={"roles": ["Choose a role."]})
+        raise InvalidInput(
+            _("A user needs at least one role."), errors={"roles": [_("Choose a role.")]}
+        )
     return parsed
 
 
@@ -284,23 +294,28 @@ def create_user(
     username = normalise_username(username)
     if not USERNAME_PATTERN.match(username):
         raise InvalidInput(
-            "A username is 2–40 characters: lower-case letters, digits, '.', '_' or '-', "
-            "starting with a letter.",
-            errors={"username": ["Not a valid username."]},
+            _(
+                "A username is 2–40 characters: lower-case letters, digits, '.', '_' or '-', "
+                "starting with a letter."
+            ),
+            errors={"username": [_("Not a valid username.")]},
         )
     full_name = full_name.strip()
     if not full_name:
         raise InvalidInput(
-            "The full name is printed with every signature; it is required.",
-            errors={"full_name": ["Required."]},
+            _("The full name is printed with every signature; it is required."),
+            errors={"full_name": [_("Required.")]},
         )
     role_set = _parse_roles(roles)
     _refuse_role_conflict(role_set)
     _check_password_policy(password, policy, username=username, full_name=full_name)
     if find_user(session, username) is not None:
         raise Conflict(
-            f"The username {username!r} has already been used; usernames are never reused.",
-            errors={"username": ["Already used."]},
+            _(
+                "The username %(username)s has already been used; usernames are never reused.",
+                username=repr(username),
+            ),
+            errors={"username": [_("Already used.")]},
         )
     user = User(
         username=username,
@@ -348,8 +363,8 @@ def set_roles(
     """
     if actor is not None and actor.id == user.id:
         raise PermissionDenied(
-            "Nobody changes their own roles; another administrator must make the change.",
-            errors={"roles": ["You cannot change your own roles."]},
+            _("Nobody changes their own roles; another administrator must make the change."),
+            errors={"roles": [_("You cannot change your own roles.")]},
         )
     new = _parse_roles(roles)
     _refuse_role_conflict(new)
@@ -377,9 +392,9 @@ def deactivate_user(
 ) -> None:
     """Deactivate an account for good (it keeps its history and its username)."""
     if not user.active:
-        raise Conflict(f"{user.username} is already deactivated.")
+        raise Conflict(_("%(username)s is already deactivated.", username=user.username))
     if actor is not None and actor.id == user.id:
-        raise Conflict("You cannot deactivate your own account.")
+        raise Conflict(_("You cannot deactivate your own account."))
     audit.record(
         session,
         actor=actor,
@@ -406,7 +421,7 @@ def unlock_user(
 ) -> None:
     """Lift a lockout after repeated failures; an administrator does this, with a reason."""
     if not user.locked:
-        raise Conflict(f"{user.username} is not locked.")
+        raise Conflict(_("%(username)s is not locked.", username=user.username))
     audit.record(
         session,
         actor=actor,
@@ -442,8 +457,8 @@ def change_password(
     )
     if user.must_change_password and new_password == current_password:
         raise InvalidInput(
-            "An administrator set the current password: choose a different one.",
-            errors={"new_password": ["The same as the password an administrator set."]},
+            _("An administrator set the current password: choose a different one."),
+            errors={"new_password": [_("The same as the password an administrator set.")]},
         )
     _check_password_policy(new_password, policy, username=user.username, full_name=user.full_name)
     user.password_hash = generate_password_hash(new_password, method=policy.password_hash_method)
@@ -532,12 +547,17 @@ def _refuse_unless_may_act(user: User, purpose: str) -> None:
     only to someone who knew the password, so it reveals nothing to a guesser."""
     if not user.active:
         raise CredentialsRejected(
-            "This account is deactivated.", username=user.username, purpose=purpose, counts=False
+            _("This account is deactivated."),
+            username=user.username,
+            purpose=purpose,
+            counts=False,
         )
     if user.locked:
         raise CredentialsRejected(
-            "This account is locked after repeated failed attempts; an administrator must "
-            "unlock it.",
+            _(
+                "This account is locked after repeated failed attempts; an administrator must "
+                "unlock it."
+            ),
             username=user.username,
             purpose=purpose,
             counts=False,
@@ -596,7 +616,9 @@ def authenticate(
     _refuse_if_throttled(session, keys, now=now, username=typed, purpose="login", address=address)
     user = find_user(session, typed)
     if not _password_matches(user, password, policy.password_hash_method) or user is None:
-        raise CredentialsRejected(LOGIN_FAILED, username=typed, purpose="login", address=address)
+        raise CredentialsRejected(
+            str(LOGIN_FAILED), username=typed, purpose="login", address=address
+        )
     _refuse_unless_may_act(user, "login")
     refused = _succeeded(session, user, keys)
     audit.record(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-from cellchain.core.i18n import LazyText, lazy
+from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.errors import PermissionDenied
 
 if TYPE_CHECKING:
@@ -183,28 +183,34 @@ def conflict_explanation(roles: set[Role] | frozenset[Role]) -> str:
     suspended = role_conflict(roles)
     parts = []
     if Role.ADMIN in roles and suspended & SIGNING_ROLES:
-        names = ", ".join(sorted(role.label for role in suspended & SIGNING_ROLES))
+        names = ", ".join(sorted(str(role.label) for role in suspended & SIGNING_ROLES))
         parts.append(
-            f"Administrator is held together with {names}: an account with both signs "
-            "nothing until another administrator removes one of them"
+            _(
+                "Administrator is held together with %(names)s: an account with both signs "
+                "nothing until another administrator removes one of them",
+                names=names,
+            )
         )
     randomizing = suspended & GRANTS[Permission.MANAGE_RANDOMIZATION]
     enrolling = roles & GRANTS[Permission.ENROL_PATIENTS]
     if randomizing and enrolling:
         parts.append(
-            f"{', '.join(sorted(r.label for r in randomizing))} is held together with "
-            f"{', '.join(sorted(r.label for r in enrolling))}: whoever sees the unused "
-            "randomization slots never enrols, so the account signs nothing and enrols "
-            "nobody until an administrator removes one of them"
+            _(
+                "%(randomizing)s is held together with %(enrolling)s: whoever sees the unused "
+                "randomization slots never enrols, so the account signs nothing and enrols "
+                "nobody until an administrator removes one of them",
+                randomizing=", ".join(sorted(str(r.label) for r in randomizing)),
+                enrolling=", ".join(sorted(str(r.label) for r in enrolling)),
+            )
         )
-    return "; ".join(parts) + "." if parts else ""
+    return _("; ").join(parts) + _(".") if parts else ""
 
 
 def conflict_title(roles: set[Role] | frozenset[Role]) -> str:
     """The title of a refusal for an account whose roles conflict."""
     if Role.ADMIN in roles and frozenset(roles) & SIGNING_ROLES:
-        return "Administration and signing roles are never combined"
-    return "Randomization and enrolment are never combined"
+        return _("Administration and signing roles are never combined")
+    return _("Randomization and enrolment are never combined")
 
 
 def effective_roles(roles: set[Role] | frozenset[Role]) -> frozenset[Role]:
@@ -247,11 +253,21 @@ def require(user: User, allowed: Permission | Role) -> None:
     granted = GRANTS[allowed] if isinstance(allowed, Permission) else frozenset({allowed})
     if suspended & granted:
         raise PermissionDenied(
-            f"{user.full_name}'s roles are suspended: {conflict_explanation(user.roles)}",
+            _(
+                "%(name)s's roles are suspended: %(why)s",
+                name=user.full_name,
+                why=conflict_explanation(user.roles),
+            ),
             title=conflict_title(user.roles),
         )
-    who = " or ".join(sorted(role.label for role in granted))
-    held = ", ".join(sorted(role.label for role in user.roles)) or "no role"
+    who = _(" or ").join(sorted(str(role.label) for role in granted))
+    held = ", ".join(sorted(str(role.label) for role in user.roles)) or _("no role")
     raise PermissionDenied(
-        f"Only {who} may do this ({allowed.value}); {user.full_name} holds {held}."
+        _(
+            "Only %(who)s may do this (%(what)s); %(name)s holds %(held)s.",
+            who=who,
+            what=allowed.value,
+            name=user.full_name,
+            held=held,
+        )
     )

@@ -20,6 +20,7 @@ from cellchain.chain import service as chain
 from cellchain.chain.models import EventType, UnitKind, UnitStatus
 from cellchain.core import actions, audit, listing, numbering, record_state, signatures
 from cellchain.core.guarded import update_if
+from cellchain.core.i18n import _
 from cellchain.core.models import IssuedIdentifier, User
 from cellchain.core.payload import read_scan
 from cellchain.core.records import get_or_404
@@ -44,6 +45,7 @@ from cellchain.donors.models import (
 from cellchain.errors import Conflict, InvalidInput, NotFound, ReasonRequired
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.service import PRODUCTS
+from cellchain.manufacturing.terms import term
 from cellchain.notifications import service as notifications
 
 #: The meaning printed with QA's signature on a determination.
@@ -734,10 +736,13 @@ def review_eligibility(donation: Donation) -> EligibilityReview:
     screening_ok = donor.screening_outcome == ScreeningOutcome.ACCEPTABLE.value
     checks = [
         Check(
-            label="Donor screening",
+            label=_("Donor screening"),
             ok=screening_ok,
-            detail=f"{ScreeningOutcome(donor.screening_outcome).label} "
-            f"({donor.screening_date.isoformat()})",
+            detail=_(
+                "%(outcome)s (%(date)s)",
+                outcome=term(donor.screening_outcome),
+                date=donor.screening_date.isoformat(),
+            ),
         )
     ]
     current = {result.test_code: result for result in donation.current_results}
@@ -746,13 +751,17 @@ def review_eligibility(donation: Donation) -> EligibilityReview:
         result = current.get(test.code)
         if result is None:
             missing.append(test.code)
-            checks.append(Check(label=test.name, ok=False, detail="no result yet", pending=True))
+            checks.append(Check(label=test.name, ok=False, detail=_("no result yet"), pending=True))
             continue
         checks.append(
             Check(
                 label=test.name,
                 ok=result.result == InfectiousResult.NON_REACTIVE.value,
-                detail=f"{result.result_label} (specimen {result.specimen_date.isoformat()})",
+                detail=_(
+                    "%(result)s (specimen %(date)s)",
+                    result=term(result.result),
+                    date=result.specimen_date.isoformat(),
+                ),
             )
         )
     return EligibilityReview(checks=checks, missing_tests=missing)
@@ -778,22 +787,32 @@ def determine_eligibility(
     review = review_eligibility(donation)
     if donation.eligibility != Eligibility.PENDING.value or donation.determination is not None:
         raise Conflict(
-            f"Donation {donation.din} has already been determined {donation.eligibility}; a "
-            "determination is made once.",
-            title="Already determined",
+            _(
+                "Donation %(din)s has already been determined %(outcome)s; a determination is "
+                "made once.",
+                din=donation.din,
+                outcome=term(donation.eligibility),
+            ),
+            title=_("Already determined"),
         )
     if not review.complete:
         raise Conflict(
-            f"Donation {donation.din} cannot be determined yet: no result for "
-            + ", ".join(review.missing_tests)
-            + ".",
-            title="Tests missing",
+            _(
+                "Donation %(din)s cannot be determined yet: no result for %(tests)s.",
+                din=donation.din,
+                tests=", ".join(review.missing_tests),
+            ),
+            title=_("Tests missing"),
         )
     if eligible and not review.eligible_possible:
         failed = "; ".join(f"{c.label}: {c.detail}" for c in review.checks if not c.ok)
         raise Conflict(
-            f"Donation {donation.din} cannot be determined eligible: {failed}.",
-            title="Not eligible",
+            _(
+                "Donation %(din)s cannot be determined eligible: %(failed)s.",
+                din=donation.din,
+                failed=failed,
+            ),
+            title=_("Not eligible"),
         )
     reason = (reason or "").strip() or None
     if not eligible and reason is None:

@@ -14,6 +14,7 @@ from flask.typing import ResponseReturnValue
 
 from cellchain.chain import service as chain
 from cellchain.core import audit, signatures
+from cellchain.core.i18n import _
 from cellchain.core.roles import Permission
 from cellchain.donors import service
 from cellchain.donors.commands import (
@@ -49,6 +50,7 @@ from cellchain.donors.schemas import (
 from cellchain.errors import DomainError, NotFound
 from cellchain.extensions import db
 from cellchain.http import now, requires, unit_of_work
+from cellchain.manufacturing.terms import term
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form
 from cellchain.web.listing import page_query
@@ -120,8 +122,11 @@ def register() -> ResponseReturnValue:
             **CHOICES,
         ), error.status
     flash(
-        f"Donation registered with DIN {din}; it is in quarantine until QA determines "
-        "the donor eligible.",
+        _(
+            "Donation registered with DIN %(din)s; it is in quarantine until QA determines the "
+            "donor eligible.",
+            din=din,
+        ),
         "success",
     )
     return redirect(url_for("donors.donation", donation_id=donation_id))
@@ -202,8 +207,12 @@ def receive(donation_id: int) -> ResponseReturnValue:
     def act(session: Any, found: Donation) -> None:
         receive_as_user(session, found, load_form(ReceiptIn(), request.form))
 
-    decision = "accepted" if request.form.get("decision") == "accept" else "rejected"
-    return _post_on_donation(donation_id, "receipt", act, f"Receipt recorded: donation {decision}.")
+    done = (
+        _("Receipt recorded: donation accepted.")
+        if request.form.get("decision") == "accept"
+        else _("Receipt recorded: donation rejected.")
+    )
+    return _post_on_donation(donation_id, "receipt", act, done)
 
 
 @blueprint.post("/donations/<int:donation_id>/processing")
@@ -212,7 +221,7 @@ def start_processing(donation_id: int) -> ResponseReturnValue:
     def act(session: Any, found: Donation) -> None:
         start_processing_as_user(session, found)
 
-    return _post_on_donation(donation_id, "processing", act, "Processing started.")
+    return _post_on_donation(donation_id, "processing", act, _("Processing started."))
 
 
 @blueprint.post("/donations/<int:donation_id>/results")
@@ -223,7 +232,9 @@ def record_result(donation_id: int) -> ResponseReturnValue:
         return record_result_as_user(session, found, entry).summary()
 
     code = request.form.get("test_code", "").upper()
-    return _post_on_donation(donation_id, "results", act, f"Result for {code} recorded.")
+    return _post_on_donation(
+        donation_id, "results", act, _("Result for %(code)s recorded.", code=code)
+    )
 
 
 @blueprint.post("/donations/<int:donation_id>/results/<int:result_id>/correction")
@@ -235,7 +246,7 @@ def correct_result(donation_id: int, result_id: int) -> ResponseReturnValue:
         return correct_result_as_user(session, original, data).summary()
 
     return _post_on_donation(
-        donation_id, f"correct-{result_id}", act, "Result corrected; the original stays visible."
+        donation_id, f"correct-{result_id}", act, _("Result corrected; the original stays visible.")
     )
 
 
@@ -262,7 +273,7 @@ def determine(donation_id: int) -> ResponseReturnValue:
         found = service.get_donation(db.session, donation_id)
         return _eligibility_page(found, error=error), error.status
     outcome = service.get_donation(db.session, donation_id).eligibility
-    flash(f"Signed: donor determined {outcome}.", "success")
+    flash(_("Signed: donor determined %(outcome)s.", outcome=term(outcome)), "success")
     return redirect(url_for("donors.donation", donation_id=donation_id))
 
 
@@ -292,7 +303,7 @@ def eligibility_queue() -> ResponseReturnValue:
         queue=page.items,
         page=page,
         notes=notes,
-        status_options=[(status.value, status.label) for status in DonationStatus],
+        status_options=[(status.value, term(status)) for status in DonationStatus],
         recalls=recalls_naming(db.session, donations=[donation.id for donation, _ in page.items]),
     )
 
@@ -332,5 +343,5 @@ def correct_screening(donor_id: int) -> ResponseReturnValue:
     except DomainError as error:
         db.session.rollback()
         return _donor_page(service.get_donor(db.session, donor_id), error), error.status
-    flash("Screening outcome corrected; the earlier value stays in the audit trail.", "success")
+    flash(_("Screening outcome corrected; the earlier value stays in the audit trail."), "success")
     return redirect(url_for("donors.donor", donor_id=donor_id))

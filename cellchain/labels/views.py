@@ -11,6 +11,7 @@ from flask.typing import ResponseReturnValue
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit
 from cellchain.core import numbering
+from cellchain.core.i18n import _
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.roles import Permission
 from cellchain.dosing import orders, patients
@@ -68,9 +69,12 @@ def unit_applied(unit_id: int) -> ResponseReturnValue:
         data = load_form(AppliedIn(), request.form)
         with unit_of_work() as session:
             record = record_unit_label_applied(session, unit_id, data)
-            message = (
-                f"Label of {record.subject_code} applied ({record.applied} of {record.copies} "
-                f"printed {record.printed_at:%Y-%m-%d})."
+            message = _(
+                "Label of %(code)s applied (%(applied)s of %(copies)s printed %(date)s).",
+                code=record.subject_code,
+                applied=record.applied,
+                copies=record.copies,
+                date=record.printed_at.strftime("%Y-%m-%d"),
             )
     except DomainError as error:
         return _unit_page(chain.get_unit(db.session, unit_id), error, "applied")
@@ -125,9 +129,12 @@ def applied(lot_id: int) -> ResponseReturnValue:
         data = load_form(AppliedIn(), request.form)
         with unit_of_work() as session:
             record = record_lot_label_applied(session, lot_id, data)
-            message = (
-                f"Label of {record.subject_code} applied ({record.applied} of {record.copies} "
-                f"printed {record.printed_at:%Y-%m-%d})."
+            message = _(
+                "Label of %(code)s applied (%(applied)s of %(copies)s printed %(date)s).",
+                code=record.subject_code,
+                applied=record.applied,
+                copies=record.copies,
+                date=record.printed_at.strftime("%Y-%m-%d"),
             )
     except DomainError as error:
         return _lot_page(processing.get_lot(db.session, lot_id), error, "applied")
@@ -144,7 +151,11 @@ def destroyed(print_id: int) -> ResponseReturnValue:
         data = load_form(DestroyedIn(), request.form)
         with unit_of_work() as session:
             record = destroy_labels(session, print_id, data)
-            message = f"{data['count']} label(s) of {record.subject_code} recorded as destroyed."
+            message = _(
+                "%(count)s label(s) of %(code)s recorded as destroyed.",
+                count=data["count"],
+                code=record.subject_code,
+            )
     except DomainError as error:
         if lot_id is not None:
             return _lot_page(processing.get_lot(db.session, lot_id), error, f"destroy-{print_id}")

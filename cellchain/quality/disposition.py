@@ -23,6 +23,7 @@ from cellchain.chain.models import Unit, UnitStatus
 from cellchain.core import audit, signatures
 from cellchain.core.display import UTC_ZONE, local_time
 from cellchain.core.guarded import update_if
+from cellchain.core.i18n import _
 from cellchain.core.models import User
 from cellchain.core.roles import Permission, require
 from cellchain.core.signatures import SignatureManifest
@@ -38,6 +39,7 @@ from cellchain.manufacturing.models import (
     ProcessingStep,
 )
 from cellchain.manufacturing.processing import processing
+from cellchain.manufacturing.terms import term
 from cellchain.quality import results as qc
 from cellchain.quality.models import (
     Decision,
@@ -135,8 +137,12 @@ class Review:
         """The verdict in words: how many preconditions passed and failed."""
         total = len(self.checks)
         if self.ready:
-            return f"all {total} preconditions of release passed"
-        return f"{len(self.failed)} of {total} preconditions of release FAILED"
+            return _("all %(total)s preconditions of release passed", total=total)
+        return _(
+            "%(failed)s of %(total)s preconditions of release FAILED",
+            failed=len(self.failed),
+            total=total,
+        )
 
 
 def review(session: DbSession, lot: Lot, *, now: dt.datetime, zone: ZoneInfo = UTC_ZONE) -> Review:
@@ -179,14 +185,18 @@ def release_checks(
     excursions = [d for d in open_ones if d.category == DeviationCategory.STORAGE_EXCURSION.value]
     others = [d for d in open_ones if d not in excursions]
     return [
-        Check("lot_in_quarantine", "Lot awaiting disposition", *_quarantined(lot)),
-        Check("donor_eligible", "Donor eligible", *_donor_eligible(donation)),
-        Check("results", "Every required test present, valid and passing", *_results(spec, tests)),
-        Check("limits", "Passage, CPD and DMSO within the product limits", *_limits(lot)),
-        Check("deviations", "No open deviation", *_no_open(others, "deviation")),
-        Check("storage", "No unresolved storage excursion", *_no_open(excursions, "excursion")),
-        Check("expiry", "Expiry in the future", *_expiry(lot, now, zone)),
-        Check("not_blocked", "No bag blocked (recall)", *_none_blocked(session, lot)),
+        Check("lot_in_quarantine", _("Lot awaiting disposition"), *_quarantined(lot)),
+        Check("donor_eligible", _("Donor eligible"), *_donor_eligible(donation)),
+        Check(
+            "results", _("Every required test present, valid and passing"), *_results(spec, tests)
+        ),
+        Check("limits", _("Passage, CPD and DMSO within the product limits"), *_limits(lot)),
+        Check("deviations", _("No open deviation"), *_no_open(others, excursion=False)),
+        Check(
+            "storage", _("No unresolved storage excursion"), *_no_open(excursions, excursion=True)
+        ),
+        Check("expiry", _("Expiry in the future"), *_expiry(lot, now, zone)),
+        Check("not_blocked", _("No bag blocked (recall)"), *_none_blocked(session, lot)),
     ]
 
 
@@ -201,12 +211,12 @@ def segregation_conflicts(session: DbSession, lot: Lot, user: User) -> list[str]
         select(QcResult.test_code).where(QcResult.lot_id == lot.id, QcResult.analyst_id == user.id)
     ).all()
     if recorded:
-        reasons.append(f"you recorded {len(recorded)} of this lot's QC results")
+        reasons.append(_("you recorded %(count)s of this lot's QC results", count=len(recorded)))
     sampled = session.scalars(
         select(QcSample.unit_id).where(QcSample.lot_id == lot.id, QcSample.taken_by_id == user.id)
     ).all()
     if sampled:
-        reasons.append(f"you drew {len(sampled)} of this lot's QC samples")
+        reasons.append(_("you drew %(count)s of this lot's QC samples", count=len(sampled)))
     steps = session.scalars(
         select(ProcessingStep.kind).where(
             ProcessingStep.donation_id == lot.donation_id,
@@ -215,7 +225,13 @@ def segregation_conflicts(session: DbSession, lot: Lot, user: User) -> list[str]
     ).all()
     if steps:
         kinds = ", ".join(sorted({kind.replace("_", " ") for kind in steps}))
-        reasons.append(f"you performed {len(steps)} of its manufacturing steps ({kinds})")
+        reasons.append(
+            _(
+                "you performed %(count)s of its manufacturing steps (%(kinds)s)",
+                count=len(steps),
+                kinds=kinds,
+            )
+        )
     return reasons
 
 
@@ -235,9 +251,14 @@ def release_lot(
     barred = segregation_conflicts(session, lot, user)
     if barred:
         raise Conflict(
-            f"{user.full_name} may not release lot {lot.lot_number}: {'; '.join(barred)}. "
-            "Release is by a QA person who recorded none of the lot's results or steps.",
-            title="Segregation of duties",
+            _(
+                "%(who)s may not release lot %(lot)s: %(why)s. Release is by a QA person who "
+                "recorded none of the lot's results or steps.",
+                who=user.full_name,
+                lot=lot.lot_number,
+                why="; ".join(barred),
+            ),
+            title=_("Segregation of duties"),
         )
     found = review(session, lot, now=now, zone=zone)
     if found.disposition is not None:
@@ -245,7 +266,8 @@ def release_lot(
     if not found.ready:
         reasons = "; ".join(f"{check.label}: {check.detail}" for check in found.failed)
         raise Conflict(
-            f"Lot {lot.lot_number} cannot be released. {reasons}.", title="Release refused"
+            _("Lot %(lot)s cannot be released. %(reasons)s.", lot=lot.lot_number, reasons=reasons),
+            title=_("Release refused"),
         )
     return _decide(
         session,
@@ -275,7 +297,7 @@ def reject_lot(
     text = _optional_text(reason)
     if text is None:
         raise InvalidInput(
-            "Say why the lot is rejected.", errors={"reason": ["A reason is required."]}
+            _("Say why the lot is rejected."), errors={"reason": [_("A reason is required.")]}
         )
     existing = disposition_of(session, lot)
     if existing is not None:
@@ -450,8 +472,8 @@ def _test_lines(
 
 def _quarantined(lot: Lot) -> tuple[bool, str]:
     if lot.status == LotStatus.QUARANTINE.value:
-        return True, "in quarantine, not yet released or rejected"
-    return False, f"already {lot.status}"
+        return True, _("in quarantine, not yet released or rejected")
+    return False, _("already %(status)s", status=term(lot.status))
 
 
 def _none_blocked(session: DbSession, lot: Lot) -> tuple[bool, str]:
@@ -462,33 +484,49 @@ def _none_blocked(session: DbSession, lot: Lot) -> tuple[bool, str]:
         if bag.status == UnitStatus.BLOCKED.value
     ]
     if blocked:
-        return False, f"{len(blocked)} bag(s) blocked: {', '.join(blocked)}"
-    return True, "no bag blocked"
+        return False, _(
+            "%(count)s bag(s) blocked: %(codes)s", count=len(blocked), codes=", ".join(blocked)
+        )
+    return True, _("no bag blocked")
 
 
 def _donor_eligible(donation: Donation) -> tuple[bool, str]:
     if donation.eligibility == Eligibility.ELIGIBLE.value:
-        return True, f"donation {donation.din} determined eligible by QA"
-    return False, f"donation {donation.din} is {donation.eligibility.replace('_', ' ')}"
+        return True, _("donation %(din)s determined eligible by QA", din=donation.din)
+    return False, _(
+        "donation %(din)s is %(eligibility)s",
+        din=donation.din,
+        eligibility=term(donation.eligibility),
+    )
 
 
 def _results(spec: Specification | None, tests: list[TestLine]) -> tuple[bool, str]:
     if spec is None:
-        return False, "no release specification is in force"
+        return False, _("no release specification is in force")
     missing = [line.test["name"] for line in tests if line.result is None]
     failing = [
-        f"{line.test['name']} {qc.format_value(line.result)} (criterion {line.result.criterion})"
+        _(
+            "%(test)s %(value)s (criterion %(criterion)s)",
+            test=line.test["name"],
+            value=qc.format_value(line.result),
+            criterion=line.result.criterion,
+        )
         for line in tests
         if line.result is not None and not line.result.passes
     ]
     problems = []
     if failing:
-        problems.append("out of specification: " + ", ".join(failing))
+        problems.append(_("out of specification: %(tests)s", tests=", ".join(failing)))
     if missing:
-        problems.append("missing: " + ", ".join(missing))
+        problems.append(_("missing: %(tests)s", tests=", ".join(missing)))
     if problems:
         return False, "; ".join(problems)
-    return True, f"all {len(tests)} tests of {spec.code} v{spec.version} pass"
+    return True, _(
+        "all %(count)s tests of %(spec)s v%(version)s pass",
+        count=len(tests),
+        spec=spec.code,
+        version=spec.version,
+    )
 
 
 def _limits(lot: Lot) -> tuple[bool, str]:
@@ -499,27 +537,32 @@ def _limits(lot: Lot) -> tuple[bool, str]:
     return True, f"P{lot.final_passage}, CPD {cpd:.1f}, DMSO {lot.dmso_percent:g} %"
 
 
-def _no_open(found: list[Deviation], what: str) -> tuple[bool, str]:
+def _no_open(found: list[Deviation], *, excursion: bool) -> tuple[bool, str]:
     if not found:
-        return True, f"no open {what}"
-    listed = ", ".join(f"#{d.id} ({d.category.replace('_', ' ')})" for d in found)
-    return False, f"open: {listed}; QA closes each with a resolution first"
+        return True, _("no open excursion") if excursion else _("no open deviation")
+    listed = ", ".join(f"#{d.id} ({term(d.category)})" for d in found)
+    return False, _("open: %(listed)s; QA closes each with a resolution first", listed=listed)
 
 
 def _expiry(lot: Lot, now: dt.datetime, zone: ZoneInfo) -> tuple[bool, str]:
     if lot.expires_at is None:
-        return False, "the lot has no expiry: its product version sets no shelf life"
+        return False, _("the lot has no expiry: its product version sets no shelf life")
     if lot.expires_at <= now:
-        return False, f"expired {local_time(lot.expires_at, zone)}"
-    return True, f"expires {local_time(lot.expires_at, zone)}"
+        return False, _("expired %(when)s", when=local_time(lot.expires_at, zone))
+    return True, _("expires %(when)s", when=local_time(lot.expires_at, zone))
 
 
 def _already_decided(disposition: LotDisposition, zone: ZoneInfo) -> Conflict:
     return Conflict(
-        f"Lot {disposition.lot.lot_number} was already {disposition.decision} by "
-        f"{disposition.decided_by.full_name} at {local_time(disposition.decided_at, zone)}; "
-        "a lot has one disposition.",
-        title="Already decided",
+        _(
+            "Lot %(lot)s was already %(decision)s by %(who)s at %(when)s; a lot has one "
+            "disposition.",
+            lot=disposition.lot.lot_number,
+            decision=term(disposition.decision),
+            who=disposition.decided_by.full_name,
+            when=local_time(disposition.decided_at, zone),
+        ),
+        title=_("Already decided"),
     )
 
 
@@ -527,6 +570,7 @@ def _optional_text(value: str | None) -> str | None:
     text = (value or "").strip()
     if len(text) > MAX_REASON:
         raise InvalidInput(
-            f"The reason is limited to {MAX_REASON} characters.", errors={"reason": ["Too long."]}
+            _("The reason is limited to %(most)s characters.", most=MAX_REASON),
+            errors={"reason": [_("Too long.")]},
         )
     return text or None

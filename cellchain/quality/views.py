@@ -12,6 +12,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
+from cellchain.core.i18n import _
 from cellchain.core.roles import Permission
 from cellchain.documents.views import add_document_pages
 from cellchain.errors import DomainError, InvalidInput
@@ -111,7 +112,7 @@ def take_samples(lot_id: int) -> ResponseReturnValue:
         data = load_form(SampleIn(), _checkbox(request.form, "bag_used_up"))
         taken = take_samples_as_user(session, processing.get_lot(session, lot_id), data)
         codes = ", ".join(sample.unit.code for sample in taken)
-        return f"Sample tube(s) labelled: {codes}.", "success"
+        return _("Sample tube(s) labelled: %(codes)s.", codes=codes), "success"
 
     return _submit(lot_id, "samples", _testing_page, act)
 
@@ -129,11 +130,18 @@ def record_results(lot_id: int) -> ResponseReturnValue:
         failing = [r.test_name for r in recorded if not r.passes]
         if failing:
             return (
-                f"{len(recorded)} result(s) recorded. OUT OF SPECIFICATION: "
-                f"{', '.join(failing)}; an investigation (deviation) was opened on the lot.",
+                _(
+                    "%(count)s result(s) recorded. OUT OF SPECIFICATION: %(tests)s; an "
+                    "investigation (deviation) was opened on the lot.",
+                    count=len(recorded),
+                    tests=", ".join(failing),
+                ),
                 "error",
             )
-        return f"{len(recorded)} result(s) recorded, all within specification.", "success"
+        return (
+            _("%(count)s result(s) recorded, all within specification.", count=len(recorded)),
+            "success",
+        )
 
     return _submit(lot_id, "results", _testing_page, act)
 
@@ -146,7 +154,10 @@ def invalidate(result_id: int) -> ResponseReturnValue:
     def act(session: DbSession) -> Message:
         data = load_form(InvalidateIn(), request.form)
         invalidate_as_user(session, results.get_result(session, result_id), data)
-        return f"Result #{result_id} invalidated; a retest may now be recorded.", "success"
+        return (
+            _("Result #%(id)s invalidated; a retest may now be recorded.", id=result_id),
+            "success",
+        )
 
     return _submit(lot_id, "invalidate", _testing_page, act, result_id=str(result_id))
 
@@ -180,7 +191,7 @@ def release(lot_id: int) -> ResponseReturnValue:
     def act(session: DbSession) -> Message:
         data = load_form(ReleaseIn(), request.form)
         release_as_user(session, processing.get_lot(session, lot_id), data)
-        return "Lot released for clinical use; its bags are now available.", "success"
+        return _("Lot released for clinical use; its bags are now available."), "success"
 
     return _submit(lot_id, "release", _review_page, act)
 
@@ -191,7 +202,7 @@ def reject(lot_id: int) -> ResponseReturnValue:
     def act(session: DbSession) -> Message:
         data = load_form(RejectIn(), request.form)
         reject_as_user(session, processing.get_lot(session, lot_id), data)
-        return "Lot rejected; its bags are rejected for good.", "success"
+        return _("Lot rejected; its bags are rejected for good."), "success"
 
     return _submit(lot_id, "reject", _review_page, act)
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, func, select
 
 from cellchain.clinic.models import Shipment
+from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.core.identifiers import Identifier, InvalidIdentifier, parse_identifier
 from cellchain.core.models import IssuedIdentifier
 from cellchain.core.payload import is_payload, read_scan
@@ -70,26 +71,26 @@ class CodeKind(enum.StrEnum):
 @dataclass(frozen=True)
 class KindInfo:
     #: "a lot number", in a sentence
-    name: str
+    name: LazyText
     #: the permission of the page a code of this kind leads to
     permission: Permission
 
 
 KINDS: dict[CodeKind, KindInfo] = {
-    CodeKind.DIN: KindInfo("a DIN", Permission.READ_RECORDS),
-    CodeKind.UNIT: KindInfo("a unit code", Permission.READ_RECORDS),
-    CodeKind.COI: KindInfo("a chain-of-identity identifier", Permission.READ_RECORDS),
-    CodeKind.LOT: KindInfo("a lot number", Permission.READ_RECORDS),
-    CodeKind.PATIENT: KindInfo("a patient study ID", Permission.READ_RECORDS),
-    CodeKind.SHIPPER: KindInfo("a shipper ID", Permission.READ_RECORDS),
-    CodeKind.MATERIAL_LOT: KindInfo("a material lot number", Permission.READ_RECORDS),
-    CodeKind.EQUIPMENT: KindInfo("an equipment ID", Permission.READ_RECORDS),
+    CodeKind.DIN: KindInfo(lazy("a DIN"), Permission.READ_RECORDS),
+    CodeKind.UNIT: KindInfo(lazy("a unit code"), Permission.READ_RECORDS),
+    CodeKind.COI: KindInfo(lazy("a chain-of-identity identifier"), Permission.READ_RECORDS),
+    CodeKind.LOT: KindInfo(lazy("a lot number"), Permission.READ_RECORDS),
+    CodeKind.PATIENT: KindInfo(lazy("a patient study ID"), Permission.READ_RECORDS),
+    CodeKind.SHIPPER: KindInfo(lazy("a shipper ID"), Permission.READ_RECORDS),
+    CodeKind.MATERIAL_LOT: KindInfo(lazy("a material lot number"), Permission.READ_RECORDS),
+    CodeKind.EQUIPMENT: KindInfo(lazy("an equipment ID"), Permission.READ_RECORDS),
 }
 
 _IDENTIFIER_KINDS = {"DIN": CodeKind.DIN, "UNIT": CodeKind.UNIT, "COI": CodeKind.COI}
 
 #: What the scan box reads, for the refusal of a text it does not.
-READABLE = (
+READABLE = lazy(
     "DINs and unit codes (with their check character), lot numbers (like X999926000001X-L01), "
     "chain-of-identity identifiers (CH…), patient study IDs, shipper IDs, material lot numbers "
     "and equipment IDs"
@@ -134,7 +135,11 @@ class AmbiguousCode(Conflict):
 
     def __init__(self, code: str, matches: list[Match]) -> None:
         names = "; ".join(f"{KINDS[m.kind].name}: {m.label}" for m in matches)
-        detail = f"{code} names more than one record ({names}); choose the one you meant."
+        detail = _(
+            "%(code)s names more than one record (%(names)s); choose the one you meant.",
+            code=code,
+            names=names,
+        )
         super().__init__(detail, errors={"code": [detail]})
         self.matches = matches
 
@@ -184,11 +189,19 @@ def find(session: DbSession, text: str, *, roles: Iterable[Role]) -> Match:
         raise UnreadableCode(identifier_error.detail)
     if _SITE_CODE.fullmatch(upper):
         raise UnknownCode(
-            f"This is not a code cellchain knows: {upper}. The scan box reads {READABLE}."
+            _(
+                "This is not a code cellchain knows: %(code)s. The scan box reads %(readable)s.",
+                code=upper,
+                readable=READABLE,
+            )
         )
     raise UnreadableCode(
-        f"This is not a code cellchain knows: {typed!r}. The scan box reads {READABLE}; "
-        "codes are made of letters A–Z, digits and - . / _ only."
+        _(
+            "This is not a code cellchain knows: %(code)s. The scan box reads %(readable)s; "
+            "codes are made of letters A–Z, digits and - . / _ only.",
+            code=repr(typed),
+            readable=READABLE,
+        )
     )
 
 
@@ -200,22 +213,36 @@ def _readable_text(text: str) -> str:
     Chinese input method types ``ＡＳ－００１``); refused when empty, too long or not ASCII."""
     typed = unicodedata.normalize("NFKC", text or "").strip()
     if not typed:
-        raise UnreadableCode("No code was entered: scan a label or type its code.")
+        raise UnreadableCode(_("No code was entered: scan a label or type its code."))
     if len(typed) > MAX_CODE_LENGTH + 10:
         raise UnreadableCode(
-            f"{typed[:_QUOTED]!r}… has {len(typed)} characters; no code cellchain reads has more "
-            f"than {MAX_CODE_LENGTH}. Scan the label again, or type only its code."
+            _(
+                "%(text)s… has %(count)s characters; no code cellchain reads has more than "
+                "%(most)s. Scan the label again, or type only its code.",
+                text=repr(typed[:_QUOTED]),
+                count=len(typed),
+                most=MAX_CODE_LENGTH,
+            )
         )
     for index, char in enumerate(typed):
         if ord(char) < 32 or ord(char) == 127:
             raise UnreadableCode(
-                f"The code has a control character (U+{ord(char):04X}) at position {index + 1}; "
-                "a scanner or a person types none. Scan the label again."
+                _(
+                    "The code has a control character (U+%(char)s) at position %(position)s; "
+                    "a scanner or a person types none. Scan the label again.",
+                    char=format(ord(char), "04X"),
+                    position=index + 1,
+                )
             )
         if ord(char) > 126:
             raise UnreadableCode(
-                f"{typed[:_QUOTED]!r} has {char!r} at position {index + 1}; codes cellchain reads "
-                "are made of letters A–Z, digits and - . / _ only."
+                _(
+                    "%(text)s has %(char)s at position %(position)s; codes cellchain reads are "
+                    "made of letters A–Z, digits and - . / _ only.",
+                    text=repr(typed[:_QUOTED]),
+                    char=repr(char),
+                    position=index + 1,
+                )
             )
     return typed
 
@@ -250,10 +277,15 @@ def _issued(session: DbSession, identifier: Identifier, roles: frozenset[Role]) 
     )
     if issued is None:
         raise UnknownCode(
-            f"{identifier.display} is a valid {identifier.kind} of facility "
-            f"{identifier.facility_code}, but this site has not issued it."
+            _(
+                "%(code)s is a valid %(kind)s of facility %(facility)s, but this site has not "
+                "issued it.",
+                code=identifier.display,
+                kind=identifier.kind,
+                facility=identifier.facility_code,
+            )
         )
-    names = {"DIN": "DIN", "UNIT": "Unit", "COI": "Chain of identity"}
+    names = {"DIN": "DIN", "UNIT": _("Unit"), "COI": _("Chain of identity")}
     return Match(
         kind=kind,
         code=issued.code,
@@ -283,12 +315,19 @@ def _lot_number(upper: str) -> str | None:
     except InvalidIdentifier as error:
         if not check and error.reason == "no_check":
             raise UnreadableCode(
-                f"This looks like a lot number, but its DIN {din} has no check character: a lot "
-                f"number is the DIN with its check character, -L and the lot's number (like "
-                f"{din}K-L{number}); type it as printed on the label."
+                _(
+                    "This looks like a lot number, but its DIN %(din)s has no check character: "
+                    "a lot number is the DIN with its check character, -L and the lot's number "
+                    "(like %(example)s); type it as printed on the label.",
+                    din=din,
+                    example=din + "K-L" + number,
+                )
             ) from error
         raise UnreadableCode(
-            f"This looks like a lot number, but its DIN is not right: {error.detail}"
+            _(
+                "This looks like a lot number, but its DIN is not right: %(why)s",
+                why=error.detail,
+            )
         ) from error
     if identifier.kind != "DIN":
         return None
@@ -304,13 +343,15 @@ def _lot(session: DbSession, lot_number: str, roles: frozenset[Role]) -> Match:
         else None
     )
     if row is None:
-        raise UnknownCode(f"This looks like a lot number, but no lot {lot_number} exists.")
+        raise UnknownCode(
+            _("This looks like a lot number, but no lot %(number)s exists.", number=lot_number)
+        )
     return Match(
         kind=CodeKind.LOT,
         code=lot_number,
         entity_type="lot",
         entity_id=str(row.id),
-        label=f"Lot {lot_number} ({row.status})",
+        label=_("Lot %(number)s (%(status)s)", number=lot_number, status=row.status),
     )
 
 
@@ -327,11 +368,11 @@ _SITE_COLUMNS: dict[CodeKind, ColumnElement[str]] = {
     CodeKind.EQUIPMENT: Equipment.__table__.c.code,
 }
 
-_NOT_ON_FILE = {
-    CodeKind.PATIENT: "no patient {code} is enrolled",
-    CodeKind.SHIPPER: "no shipment has travelled in shipper {code}",
-    CodeKind.MATERIAL_LOT: "no material lot {code} has been received",
-    CodeKind.EQUIPMENT: "no equipment {code} is registered",
+_NOT_ON_FILE: dict[CodeKind, LazyText] = {
+    CodeKind.PATIENT: lazy("no patient %(code)s is enrolled"),
+    CodeKind.SHIPPER: lazy("no shipment has travelled in shipper %(code)s"),
+    CodeKind.MATERIAL_LOT: lazy("no material lot %(code)s has been received"),
+    CodeKind.EQUIPMENT: lazy("no equipment %(code)s is registered"),
 }
 
 
@@ -343,7 +384,13 @@ def _site_codes(session: DbSession, upper: str, roles: frozenset[Role]) -> list[
             select(Patient.id, Patient.study_id).where(Patient.study_id == upper)
         ):
             matches.append(
-                Match(CodeKind.PATIENT, study_id, "patient", str(patient_id), f"Patient {study_id}")
+                Match(
+                    CodeKind.PATIENT,
+                    study_id,
+                    "patient",
+                    str(patient_id),
+                    _("Patient %(study_id)s", study_id=study_id),
+                )
             )
     if may_see(roles, CodeKind.SHIPPER):
         # a shipper travels many times: its latest shipment is the one in hand
@@ -360,8 +407,13 @@ def _site_codes(session: DbSession, upper: str, roles: frozenset[Role]) -> list[
                     shipment.shipper_id,
                     "shipment",
                     str(shipment.id),
-                    f"Shipment {shipment.id} in shipper {shipment.shipper_id} "
-                    f"({shipment.status}, to {shipment.destination})",
+                    _(
+                        "Shipment %(id)s in shipper %(shipper)s (%(status)s, to %(to)s)",
+                        id=shipment.id,
+                        shipper=shipment.shipper_id,
+                        status=shipment.status,
+                        to=shipment.destination,
+                    ),
                 )
             )
     if may_see(roles, CodeKind.MATERIAL_LOT):
@@ -379,7 +431,7 @@ def _site_codes(session: DbSession, upper: str, roles: frozenset[Role]) -> list[
                     item.code,
                     "equipment",
                     str(item.id),
-                    f"Equipment {item.code} ({item.name})",
+                    _("Equipment %(code)s (%(name)s)", code=item.code, name=item.name),
                 )
             )
     return matches
@@ -408,8 +460,12 @@ def _meant_by_prefix(session: DbSession, upper: str, roles: frozenset[Role]) -> 
 def _looks_like(kinds: list[CodeKind], code: str) -> str:
     """ "This looks like a patient study ID, but no patient AS-999 is enrolled." for one kind or
     several."""
-    names = " or ".join(KINDS[kind].name for kind in kinds)
-    missing = "; ".join(_NOT_ON_FILE[kind].format(code=code) for kind in kinds)
+    names = _(" or ").join(str(KINDS[kind].name) for kind in kinds)
+    missing = _("; ").join(str(_NOT_ON_FILE[kind]) % {"code": code} for kind in kinds)
     if len(kinds) == 1:
-        return f"This looks like {names}, but {missing}."
-    return f"This looks like {names}, but none is on file: {missing}."
+        return _("This looks like %(names)s, but %(missing)s.", names=names, missing=missing)
+    return _(
+        "This looks like %(names)s, but none is on file: %(missing)s.",
+        names=names,
+        missing=missing,
+    )

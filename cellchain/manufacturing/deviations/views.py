@@ -12,6 +12,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from cellchain.core import audit, signatures
+from cellchain.core.i18n import _
 from cellchain.core.roles import Permission
 from cellchain.donors import service as donors
 from cellchain.errors import DomainError
@@ -75,7 +76,7 @@ def open_deviation() -> ResponseReturnValue:
     except DomainError as error:
         db.session.rollback()
         return _deviations_page(error)
-    flash(f"Deviation #{deviation_id} opened.", "success")
+    flash(_("Deviation #%(id)s opened.", id=deviation_id), "success")
     return redirect(url_for("storage.deviation", deviation_id=deviation_id))
 
 
@@ -125,7 +126,7 @@ def close_deviation(deviation_id: int) -> ResponseReturnValue:
     except DomainError as error:
         db.session.rollback()
         return _deviation_page(deviation_id, error)
-    flash(f"Signed: deviation #{deviation_id} closed.", "success")
+    flash(_("Signed: deviation #%(id)s closed.", id=deviation_id), "success")
     return redirect(url_for("storage.deviation", deviation_id=deviation_id))
 
 
@@ -140,5 +141,5 @@ def authorise_excursion(deviation_id: int) -> ResponseReturnValue:
     except DomainError as error:
         db.session.rollback()
         return _deviation_page(deviation_id, error)
-    flash(f"Signed: limit excursion of deviation #{deviation_id} authorised.", "success")
+    flash(_("Signed: limit excursion of deviation #%(id)s authorised.", id=deviation_id), "success")
     return redirect(url_for("storage.deviation", deviation_id=deviation_id))

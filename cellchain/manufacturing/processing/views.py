@@ -18,6 +18,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from cellchain.chain import service as chain
+from cellchain.core.i18n import _
 from cellchain.core.roles import Permission
 from cellchain.documents.views import add_document_pages
 from cellchain.errors import DomainError
@@ -43,6 +44,7 @@ from cellchain.manufacturing.processing.schemas import (
     StepIn,
 )
 from cellchain.manufacturing.service import PRODUCTS
+from cellchain.manufacturing.terms import term
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form
 from cellchain.web.listing import page_request
@@ -83,7 +85,7 @@ def lots() -> ResponseReturnValue:
         lots=found,
         page=page,
         notes=notes,
-        status_options=[(status.value, status.value) for status in LotStatus],
+        status_options=[(status.value, term(status)) for status in LotStatus],
         recalls=recalls_naming(db.session, lots=[lot.id for lot in found]),
     )
 
@@ -118,7 +120,7 @@ def receive_material() -> ResponseReturnValue:
     except DomainError as error:
         db.session.rollback()
         return _materials_page(error)
-    flash(f"Received {label}; it can be used once QA releases it.", "success")
+    flash(_("Received %(lot)s; it can be used once QA releases it.", lot=label), "success")
     return redirect(url_for("manufacturing.materials"))
 
 
@@ -130,9 +132,9 @@ def release_material(lot_id: int) -> ResponseReturnValue:
             lot = release_material_as_user(session, lot_id)
             label = lot.label
     except DomainError as error:
-        flash(f"Not released: {error.detail}", "error")
+        flash(_("Not released: %(error)s", error=error.detail), "error")
     else:
-        flash(f"Released for use: {label}.", "success")
+        flash(_("Released for use: %(lot)s.", lot=label), "success")
     return redirect(url_for("manufacturing.materials"))
 
 
@@ -164,7 +166,7 @@ def register_equipment() -> ResponseReturnValue:
     except DomainError as error:
         db.session.rollback()
         return _equipment_page(error)
-    flash(f"Equipment {data['code'].upper()} registered.", "success")
+    flash(_("Equipment %(code)s registered.", code=data["code"].upper()), "success")
     return redirect(url_for("manufacturing.equipment"))
 
 
@@ -234,7 +236,7 @@ def record_step_form(kind_name: str) -> ResponseReturnValue:
     except DomainError as error:
         db.session.rollback()
         return _step_form(kind, _typed(), error)
-    flash(f"Recorded: {kind.label}.", "success")
+    flash(_("Recorded: %(step)s.", step=term(kind)), "success")
     return redirect(target)
 
 
@@ -273,9 +275,9 @@ def freeze_lot(lot_id: int) -> ResponseReturnValue:
         with unit_of_work() as session:
             freeze_lot_as_user(session, lot_id, data)
     except DomainError as error:
-        flash(f"Not recorded: {error.detail}", "error")
+        flash(_("Not recorded: %(error)s", error=error.detail), "error")
     else:
-        flash("Controlled-rate freezing recorded.", "success")
+        flash(_("Controlled-rate freezing recorded."), "success")
     return redirect(url_for("manufacturing.lot", lot_id=lot_id))
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from cellchain.core.i18n import _
 from cellchain.core.roles import Permission
 from cellchain.errors import DomainError
 from cellchain.extensions import DbSession, db
@@ -82,7 +83,7 @@ def store(tank_id: int) -> ResponseReturnValue:
         data = load_form(StoreScanIn(), request.form)
         unit = commands.scanned_unit(session, data["code"])
         position = commands.store_unit_as_user(session, unit, found, data)
-        return f"{unit.code} stored in {position.label}.", "success"
+        return _("%(code)s stored in %(where)s.", code=unit.code, where=position.label), "success"
 
     return _post_on_tank(tank_id, "store", act)
 
@@ -93,15 +94,25 @@ def record_reading(tank_id: int) -> ResponseReturnValue:
     def act(session: DbSession, found: Equipment) -> tuple[str, str]:
         data = load_form(ReadingIn(), request.form)
         outcome = commands.record_reading_as_user(session, found, data)
-        reading = f"Reading of {found.code} recorded: {outcome.reading.temperature_c:g} °C."
+        reading = _(
+            "Reading of %(tank)s recorded: %(temperature)s °C.",
+            tank=found.code,
+            temperature=format(outcome.reading.temperature_c, "g"),
+        )
         if not outcome.deviations:
             return reading, "success"
         opened = ", ".join(
-            f"#{d.id} (lot {d.lot.lot_number if d.lot else '—'})" for d in outcome.deviations
+            _("#%(id)s (lot %(lot)s)", id=d.id, lot=d.lot.lot_number if d.lot else "—")
+            for d in outcome.deviations
         )
         return (
-            f"EXCURSION — {reading} Above the storage limit: deviation(s) opened on every lot "
-            f"stored in the tank: {opened}. The lots cannot be released until QA closes them.",
+            _(
+                "EXCURSION — %(reading)s Above the storage limit: deviation(s) opened on every "
+                "lot stored in the tank: %(opened)s. The lots cannot be released until QA "
+                "closes them.",
+                reading=reading,
+                opened=opened,
+            ),
             "error",
         )
 
