@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cellchain.core.i18n import LazyText, _, lazy
+
 
 class DomainError(Exception):
     """A rule of the domain refused the request.
@@ -18,7 +20,8 @@ class DomainError(Exception):
     """
 
     status: int = 409
-    title: str = "Request conflicts with a rule"
+    #: read in the language of the moment (``str(error.title)``)
+    title: str | LazyText = lazy("Request conflicts with a rule")
     type_slug: str = "conflict"
 
     def __init__(
@@ -38,7 +41,7 @@ class DomainError(Exception):
         """The RFC 9457 body for this error."""
         body: dict[str, Any] = {
             "type": f"urn:cellchain:problem:{self.type_slug}",
-            "title": self.title,
+            "title": str(self.title),
             "status": self.status,
             "detail": self.detail,
         }
@@ -51,7 +54,7 @@ class InvalidInput(DomainError):
     """Input has the right shape but a value is not acceptable (422)."""
 
     status = 422
-    title = "Invalid input"
+    title: str | LazyText = lazy("Invalid input")
     type_slug = "invalid-input"
 
 
@@ -61,7 +64,7 @@ class MalformedRequest(DomainError):
     which no database column can store)."""
 
     status = 400
-    title = "Malformed request"
+    title: str | LazyText = lazy("Malformed request")
     type_slug = "malformed-request"
 
 
@@ -69,7 +72,7 @@ class NotFound(DomainError):
     """The thing asked for does not exist (404)."""
 
     status = 404
-    title = "Not found"
+    title: str | LazyText = lazy("Not found")
     type_slug = "not-found"
 
 
@@ -80,11 +83,18 @@ class Conflict(DomainError):
 class StateConflict(Conflict):
     """A state machine refused a transition; names the current and attempted state."""
 
-    title = "Transition not allowed"
+    title: str | LazyText = lazy("Transition not allowed")
     type_slug = "state-conflict"
 
     def __init__(self, entity: str, current: str, attempted: str) -> None:
-        super().__init__(f"{entity} is {str(current)!r}; it cannot become {str(attempted)!r}.")
+        super().__init__(
+            _(
+                "%(entity)s is %(current)s; it cannot become %(attempted)s.",
+                entity=entity,
+                current=repr(str(current)),
+                attempted=repr(str(attempted)),
+            )
+        )
         self.current = current
         self.attempted = attempted
 
@@ -93,7 +103,7 @@ class AuthenticationFailed(DomainError):
     """Credentials are missing or wrong (401)."""
 
     status = 401
-    title = "Authentication failed"
+    title: str | LazyText = lazy("Authentication failed")
     type_slug = "authentication-failed"
 
 
@@ -101,17 +111,18 @@ class PermissionDenied(DomainError):
     """The user is known but their roles do not allow this (403)."""
 
     status = 403
-    title = "Not allowed"
+    title: str | LazyText = lazy("Not allowed")
     type_slug = "forbidden"
 
 
 class ReasonRequired(InvalidInput):
     """A correction or other change that needs a reason was attempted without one."""
 
-    title = "Reason required"
+    title: str | LazyText = lazy("Reason required")
     type_slug = "reason-required"
 
     def __init__(self, what: str) -> None:
         super().__init__(
-            f"A reason is required for {what}.", errors={"reason": ["A reason is required."]}
+            _("A reason is required for %(what)s.", what=what),
+            errors={"reason": [_("A reason is required.")]},
         )

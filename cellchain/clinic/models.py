@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -28,13 +29,25 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cellchain.chain.models import Unit
+from cellchain.clinic.wording import shown
+from cellchain.core.i18n import LazyText, gettext, lazy
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
 from cellchain.dosing.models import DoseOrder, Patient
 from cellchain.extensions import Model, Recorded
 
 
-class ShipmentStatus(LabelledEnum):
+class WordedEnum(LabelledEnum):
+    """A clinic value a person reads in their language: its words are in ``CLINIC_WORDS``
+    (marked for translation), the stored value stays the code."""
+
+    @property
+    def label(self) -> str:
+        words = CLINIC_WORDS.get((type(self).__name__, self.value))
+        return str(words) if words is not None else self.value.replace("_", " ")
+
+
+class ShipmentStatus(WordedEnum):
     IN_TRANSIT = "in_transit"  #: dispatched from the lab, not yet received
     RECEIVED = "received"  #: received at the clinic and accepted: its doses may be used
     HELD = "held"  #: received with an excursion or damage: held until QA decides
@@ -50,11 +63,41 @@ SHIPMENT_TRANSITIONS: dict[ShipmentStatus, frozenset[ShipmentStatus]] = {
 }
 
 
-class Condition(LabelledEnum):
+class Condition(WordedEnum):
     """The state of the shipper and its contents on arrival."""
 
     INTACT = "intact"
     DAMAGED = "damaged"
+
+
+#: Why a receipt holds a shipment for QA: stored in English (``Shipment.hold_reason``), one
+#: sentence each, read in the reader's language (``Shipment.hold_reason_shown``)
+HOLD_TEMPERATURE = lazy("Arrived at %(temperature)s °C, above the storage limit of %(limit)s °C.")
+HOLD_DAMAGED = lazy("The shipper or a bag arrived damaged.")
+HOLD_LOGGER = lazy("The temperature logger shows an excursion in transit.")
+_HOLD_TEMPERATURE_READ = re.compile(
+    r"Arrived at (?P<temperature>\S+) °C, above the storage limit of (?P<limit>\S+) °C\."
+)
+
+
+def hold_reason_shown(stored: str | None) -> str:
+    """A stored hold reason in the language of the moment (what is not one of the receipt's
+    own sentences is shown as stored)."""
+    if not stored:
+        return ""
+    rest = stored
+    shown: list[str] = []
+    for fixed in (HOLD_DAMAGED, HOLD_LOGGER):
+        if fixed.message in rest:
+            rest = rest.replace(fixed.message, "")
+            shown.append(str(fixed))
+    found = _HOLD_TEMPERATURE_READ.search(rest)
+    if found:
+        rest = rest.replace(found.group(0), "")
+        shown.insert(0, gettext(HOLD_TEMPERATURE.message, **found.groupdict()))
+    if rest.strip():
+        return stored
+    return " ".join(shown)
 
 
 class Shipment(Recorded, Model):
@@ -105,6 +148,14 @@ class Shipment(Recorded, Model):
     @property
     def status_label(self) -> str:
         return ShipmentStatus(self.status).label
+
+    @property
+    def hold_reason_shown(self) -> str:
+        return hold_reason_shown(self.hold_reason)
+
+    @property
+    def condition_label(self) -> str:
+        return Condition(self.condition).label if self.condition else ""
 
     @property
     def signature_entity_id(self) -> str:
@@ -211,6 +262,23 @@ class BedsideCheck(Recorded, Model):
         return [check for check in self.checks if not check["passed"]]
 
     @property
+    def checks_shown(self) -> list[dict[str, Any]]:
+        """Every check as a person reads it: title and detail in the language of the moment
+        (from the wording kept beside the stored English; a check stored before wordings
+        were kept reads in English)."""
+        shown_checks = []
+        for check in self.checks:
+            wording = check.get("wording") or {}
+            shown_checks.append(
+                {
+                    **check,
+                    "title": shown(check["title"], wording.get("title")),
+                    "detail": shown(check["detail"], wording.get("detail")),
+                }
+            )
+        return shown_checks
+
+    @property
     def go(self) -> bool:
         return self.verdict == Verdict.GO.value
 
@@ -232,7 +300,7 @@ class BedsideCheck(Recorded, Model):
         }
 
 
-class InfusionStatus(LabelledEnum):
+class InfusionStatus(WordedEnum):
     IN_PROGRESS = "in_progress"  #: started after a signed "go"; the bag is running
     COMPLETED = "completed"  #: ended as planned
     STOPPED = "stopped"  #: ended early (a reaction, a line problem); the volume says how much
@@ -320,12 +388,12 @@ class Infusion(Recorded, Model):
         }
 
 
-class Seriousness(LabelledEnum):
+class Seriousness(WordedEnum):
     NON_SERIOUS = "non_serious"
     SERIOUS = "serious"  #: death, life-threatening, hospitalisation, disability, anomaly …
 
 
-class Outcome(LabelledEnum):
+class Outcome(WordedEnum):
     """ICH E2B outcome of an adverse event."""
 
     RECOVERED = "recovered"
@@ -336,7 +404,7 @@ class Outcome(LabelledEnum):
     UNKNOWN = "unknown"
 
 
-class SeriousCriterion(LabelledEnum):
+class SeriousCriterion(WordedEnum):
     """ICH E2A seriousness criteria: an event meeting any of them is serious."""
 
     DEATH = "death"
@@ -347,7 +415,7 @@ class SeriousCriterion(LabelledEnum):
     OTHER_IMPORTANT = "other_important"  #: other important medical event
 
 
-class Causality(LabelledEnum):
+class Causality(WordedEnum):
     """The investigator's assessment of what caused an adverse event."""
 
     RELATED_MSC = "related_msc"  #: related to the MSC infusion
@@ -355,7 +423,7 @@ class Causality(LabelledEnum):
     UNRELATED = "unrelated"
 
 
-class ReportKind(LabelledEnum):
+class ReportKind(WordedEnum):
     """A sponsor report of a serious adverse event."""
 
     INITIAL = "initial"
@@ -433,6 +501,10 @@ class AdverseEvent(Recorded, Model):
     @property
     def seriousness_label(self) -> str:
         return Seriousness(self.seriousness).label
+
+    @property
+    def causality_label(self) -> str | None:
+        return Causality(self.causality).label if self.causality else None
 
 
 class FollowUpVisit(Recorded, Model):
@@ -568,14 +640,14 @@ class EfficacyEndpoints(Recorded, Model):
     recorded_by: Mapped[User] = relationship()
 
 
-class CountPlace(LabelledEnum):
+class CountPlace(WordedEnum):
     """Where a post-thaw count was made."""
 
     BEDSIDE = "bedside"
     PHARMACY = "pharmacy"
 
 
-class PostThawDecision(LabelledEnum):
+class PostThawDecision(WordedEnum):
     """The investigator's signed decision on a dose whose post-thaw count puts it outside
     tolerance."""
 
@@ -686,3 +758,46 @@ class PostThawCount(Recorded, Model):
             "decision": self.decision,
             "decision_reason": self.decision_reason,
         }
+
+
+#: The words of each clinic value, by (enum, value), in the language of the moment.
+CLINIC_WORDS: dict[tuple[str, str], LazyText] = {
+    ("ShipmentStatus", "in_transit"): lazy("in transit"),
+    ("ShipmentStatus", "received"): lazy("received"),
+    ("ShipmentStatus", "held"): lazy("held"),
+    ("ShipmentStatus", "rejected"): lazy("rejected"),
+    ("Condition", "intact"): lazy("intact"),
+    ("Condition", "damaged"): lazy("damaged"),
+    ("InfusionStatus", "in_progress"): lazy("in progress"),
+    ("InfusionStatus", "completed"): lazy("completed"),
+    ("InfusionStatus", "stopped"): lazy("stopped"),
+    ("Seriousness", "non_serious"): lazy("non serious"),
+    ("Seriousness", "serious"): lazy("serious"),
+    ("Outcome", "recovered"): lazy("recovered"),
+    ("Outcome", "recovering"): lazy("recovering"),
+    ("Outcome", "not_recovered"): lazy("not recovered"),
+    ("Outcome", "recovered_with_sequelae"): lazy("recovered with sequelae"),
+    ("Outcome", "fatal"): lazy("fatal"),
+    ("Outcome", "unknown"): lazy("unknown"),
+    ("SeriousCriterion", "death"): lazy("death"),
+    ("SeriousCriterion", "life_threatening"): lazy("life threatening"),
+    ("SeriousCriterion", "hospitalisation"): lazy("hospitalisation"),
+    ("SeriousCriterion", "disability"): lazy("disability"),
+    ("SeriousCriterion", "congenital_anomaly"): lazy("congenital anomaly"),
+    ("SeriousCriterion", "other_important"): lazy("other important"),
+    ("Causality", "related_msc"): lazy("related msc"),
+    ("Causality", "related_dmard"): lazy("related dmard"),
+    ("Causality", "unrelated"): lazy("unrelated"),
+    ("ReportKind", "initial"): lazy("initial"),
+    ("ReportKind", "follow_up"): lazy("follow up"),
+    ("CountPlace", "bedside"): lazy("bedside"),
+    ("CountPlace", "pharmacy"): lazy("pharmacy"),
+    ("PostThawDecision", "proceed"): lazy("proceed"),
+    ("PostThawDecision", "do_not_infuse"): lazy("do not infuse"),
+    ("VisitStatus", "done"): lazy("done"),
+    ("VisitStatus", "not_applicable"): lazy("not applicable"),
+    ("VisitStatus", "missed"): lazy("missed"),
+    ("VisitStatus", "planned"): lazy("planned"),
+    ("VisitStatus", "due"): lazy("due"),
+    ("VisitStatus", "overdue"): lazy("overdue"),
+}

@@ -15,11 +15,33 @@ from flask import Flask, Response, jsonify, redirect, render_template, request, 
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.errors import AuthenticationFailed, DomainError
 from cellchain.extensions import db
 from cellchain.http import is_api_request
 
 log = logging.getLogger(__name__)
+
+#: The title and sentence of an HTTP error's page, in the reader's language (the API keeps
+#: werkzeug's English names in its problem bodies)
+HTTP_PAGE_TEXTS: dict[int, tuple[LazyText, LazyText]] = {
+    400: (lazy("Bad request"), lazy("The browser sent a request this server could not read.")),
+    403: (lazy("Not allowed"), lazy("You do not have the permission to open this page.")),
+    404: (
+        lazy("Not found"),
+        lazy("This page does not exist. Check the address, or go back to the home page."),
+    ),
+    405: (lazy("Method not allowed"), lazy("This page cannot be used this way.")),
+    413: (lazy("Too large"), lazy("What was sent is too large to be accepted.")),
+    429: (lazy("Too many requests"), lazy("Too many attempts: wait a moment and try again.")),
+    500: (
+        lazy("Something went wrong"),
+        lazy(
+            "The server could not finish this request; nothing was saved. Try again, and tell "
+            "an administrator if it happens again."
+        ),
+    ),
+}
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -73,9 +95,9 @@ def _http_problem(error: HTTPException) -> tuple[dict[str, Any], dict[str, str]]
     data = getattr(error, "data", None) or {}
     errors = _flatten_messages(data.get("errors") or data.get("messages") or {})
     if status == 400 and errors.get("_request") == ["Invalid JSON body."]:
-        detail = "The request body is not valid JSON."
+        detail = _("The request body is not valid JSON.")
     elif status == 422:
-        detail = "Some fields are missing or not valid; see errors."
+        detail = _("Some fields are missing or not valid; see errors.")
     else:
         detail = data.get("message") or error.description or error.name
     body: dict[str, Any] = {
@@ -102,7 +124,7 @@ def handle_domain_error(error: DomainError) -> Any:
         return problem_response(error.to_problem(), headers)
     if isinstance(error, AuthenticationFailed) and error.title == "Login required":
         return redirect(url_for("web.login", next=request.full_path))
-    return _html_page(error.status, error.title, error.detail)
+    return _html_page(error.status, str(error.title), error.detail)
 
 
 def handle_http_exception(error: HTTPException) -> Any:
@@ -112,11 +134,22 @@ def handle_http_exception(error: HTTPException) -> Any:
     if isinstance(error, CSRFError):
         return _html_page(
             400,
-            "Form expired",
-            "This form was missing its security token or the token expired. Go back, reload "
-            "the page and submit again.",
+            _("Form expired"),
+            _(
+                "This form was missing its security token or the token expired. Go back, "
+                "reload the page and submit again."
+            ),
         )
-    return _html_page(error.code or 500, error.name, error.description or error.name)
+    status = error.code or 500
+    title, detail = HTTP_PAGE_TEXTS.get(status, (None, None))
+    # a description of the raiser's own (the 413's limit) is kept; werkzeug's default is
+    # replaced by the sentence in the reader's language
+    default = error.description == type(error).description
+    return _html_page(
+        status,
+        str(title) if title is not None else error.name,
+        str(detail) if detail is not None and default else error.description or error.name,
+    )
 
 
 def handle_unexpected(error: Exception) -> Any:

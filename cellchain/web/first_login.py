@@ -13,6 +13,7 @@ from flask import flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from cellchain.core.i18n import _
 from cellchain.errors import PermissionDenied
 from cellchain.http import is_api_request
 
@@ -30,9 +31,11 @@ def require_password_change() -> ResponseReturnValue | None:
         return None
     if is_api_request():
         raise PermissionDenied(
-            "An administrator set this account's password: change it on the account page "
-            "(/account) before using the application or the API.",
-            title="Password change required",
+            _(
+                "An administrator set this account's password: change it on the account page "
+                "(/account) before using the application or the API."
+            ),
+            title=_("Password change required"),
         )
-    flash("An administrator set your password: choose your own before you go on.", "warning")
+    flash(_("An administrator set your password: choose your own before you go on."), "warning")
     return redirect(url_for("admin.account"))

@@ -12,6 +12,7 @@ from flask import Flask, Response, current_app, g, request, session
 from flask_login import current_user, logout_user
 
 from cellchain.core import accounts, audit
+from cellchain.core.i18n import _
 from cellchain.core.models import User
 from cellchain.errors import AuthenticationFailed, InvalidInput, PermissionDenied
 from cellchain.extensions import csrf, db, login_manager
@@ -150,16 +151,21 @@ def _authenticate_token() -> None:
     row = _valid_bearer_token()
     if row is None:
         raise AuthenticationFailed(
-            "The API token is unknown, expired or revoked, or its account is inactive; "
-            "a request with a bearer token is never authenticated by a session cookie.",
-            title="Invalid API token",
+            _(
+                "The API token is unknown, expired or revoked, or its account is inactive; "
+                "a request with a bearer token is never authenticated by a session cookie."
+            ),
+            title=_("Invalid API token"),
         )
     # Enforced here, once, for every API route: a read-scoped token only reads.
     if not accounts.scope_allows(row.scope, request.method):
         raise PermissionDenied(
-            f"This API token's scope is {row.scope!r}: it may only read (GET, HEAD, OPTIONS). "
-            "Use a token of scope 'full' to make changes.",
-            title="Token scope does not allow this",
+            _(
+                "This API token's scope is %(scope)s: it may only read (GET, HEAD, OPTIONS). "
+                "Use a token of scope 'full' to make changes.",
+                scope=repr(row.scope),
+            ),
+            title=_("Token scope does not allow this"),
         )
     # Flask-Login's own way to set the request's user without writing the session
     login_manager._update_request_context_with_user(row.user)
@@ -200,8 +206,8 @@ def refuse_nul_characters() -> None:
         or (request.is_json and _contains_nul(request.get_json(silent=True)))
     ):
         raise InvalidInput(
-            "The input contains a NUL character, which is never valid; nothing was saved.",
-            title="Invalid characters",
+            _("The input contains a NUL character, which is never valid; nothing was saved."),
+            title=_("Invalid characters"),
         )
 
 

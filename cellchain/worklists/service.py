@@ -27,6 +27,7 @@ from cellchain.clinic.follow_up import follow_up, reporting, scheduling
 from cellchain.clinic.models import ShipmentStatus
 from cellchain.clinic.shipments import shipments
 from cellchain.core import accounts
+from cellchain.core.i18n import LazyText, gettext, lazy
 from cellchain.core.roles import Permission, Role, has_permission
 from cellchain.donors import service as donors
 from cellchain.donors.models import DonationStatus
@@ -76,10 +77,16 @@ class _Line:
     and the records need, so a role (or a suspended role) without it is shown nothing."""
 
     key: str
-    label: str
+    label: LazyText
     endpoint: str
     permission: Permission
     args: Mapping[str, str] = field(default_factory=dict)
+    #: the values of the label's ``%(name)s`` placeholders
+    values: Mapping[str, object] = field(default_factory=dict)
+
+    def text(self) -> str:
+        """The label in the language of the moment, its placeholders filled."""
+        return gettext(self.label.message, **self.values)
 
 
 class _Counting:
@@ -131,17 +138,17 @@ QUEUES: dict[Role, tuple[_Line, ...]] = {
     Role.TECHNICIAN: (
         _Line(
             "donations_to_receive",
-            "donations to receive",
+            lazy("donations to receive"),
             "donors.donations",
             Permission.REGISTER_DONATIONS,
             {"status": DonationStatus.REGISTERED.value},
         ),
-        _Line("storage_alarms", "storage excursions open", "storage.tanks", _READ),
+        _Line("storage_alarms", lazy("storage excursions open"), "storage.tanks", _READ),
     ),
     Role.QC_ANALYST: (
         _Line(
             "samples_awaiting_results",
-            "QC samples awaiting results",
+            lazy("QC samples awaiting results"),
             "quality.queues",
             Permission.RECORD_QC_RESULTS,
         ),
@@ -149,27 +156,27 @@ QUEUES: dict[Role, tuple[_Line, ...]] = {
     Role.QA: (
         _Line(
             "eligibility_to_sign",
-            "donor eligibility determinations to sign",
+            lazy("donor eligibility determinations to sign"),
             "donors.eligibility_queue",
             Permission.DETERMINE_ELIGIBILITY,
         ),
-        _Line("lots_to_review", "lots to review", "quality.queues", Permission.DISPOSE_LOTS),
+        _Line("lots_to_review", lazy("lots to review"), "quality.queues", Permission.DISPOSE_LOTS),
         _Line(
             "open_deviations",
-            "open deviations and investigations",
+            lazy("open deviations and investigations"),
             "storage.deviations_list",
             Permission.CLOSE_DEVIATIONS,
             {"status": deviations.DeviationStatus.OPEN.value},
         ),
         _Line(
             "receipts_held",
-            "shipments held at receipt",
+            lazy("shipments held at receipt"),
             "shipments.shipment_list",
             Permission.DECIDE_HOLDS,
         ),
         _Line(
             "recalls_to_close",
-            "recalls open",
+            lazy("recalls open"),
             "traceability.recall_list",
             Permission.MANAGE_RECALLS,
         ),
@@ -177,46 +184,49 @@ QUEUES: dict[Role, tuple[_Line, ...]] = {
     Role.CLINICIAN: (
         _Line(
             "shipments_arriving",
-            "shipments arriving",
+            lazy("shipments arriving"),
             "bedside.overview",
             Permission.RECEIVE_SHIPMENTS,
         ),
         _Line(
             "doses_thawing",
-            "doses thawed or thawing, not yet infused",
+            lazy("doses thawed or thawing, not yet infused"),
             "bedside.overview",
             Permission.THAW_DOSES,
         ),
         _Line(
             "infusions_running",
-            "infusions running",
+            lazy("infusions running"),
             "bedside.overview",
             Permission.ADMINISTER_DOSES,
         ),
-        _Line("visits_due", "visits due", "follow_up.due", Permission.RECORD_FOLLOW_UP),
-        _Line("visits_overdue", "visits overdue", "follow_up.due", Permission.RECORD_FOLLOW_UP),
+        _Line("visits_due", lazy("visits due"), "follow_up.due", Permission.RECORD_FOLLOW_UP),
+        _Line(
+            "visits_overdue", lazy("visits overdue"), "follow_up.due", Permission.RECORD_FOLLOW_UP
+        ),
     ),
     Role.INVESTIGATOR: (
         _Line(
             "adverse_events_to_assess",
-            "adverse events to assess",
+            lazy("adverse events to assess"),
             "follow_up.adverse_events_listing",
             Permission.RECORD_ADVERSE_EVENTS,
         ),
         _Line(
             "visit_deviations_to_sign",
-            "visits moved outside the protocol window to sign",
+            lazy("visits moved outside the protocol window to sign"),
             "dosing.patient_list",
             Permission.RECORD_FOLLOW_UP,
         ),
     ),
     Role.ADMIN: (
-        _Line("locked_accounts", "accounts locked", "admin.users", Permission.MANAGE_USERS),
+        _Line("locked_accounts", lazy("accounts locked"), "admin.users", Permission.MANAGE_USERS),
         _Line(
             "expiring_tokens",
-            f"API tokens expiring within {TOKENS_EXPIRING_WITHIN.days} days",
+            lazy("API tokens expiring within %(days)s days"),
             "admin.users",
             Permission.MANAGE_USERS,
+            values={"days": TOKENS_EXPIRING_WITHIN.days},
         ),
     ),
 }
@@ -241,7 +251,7 @@ def worklists(session: DbSession, roles: frozenset[Role], *, at: Moment) -> list
             if line.key not in counted:
                 counted[line.key] = COUNTS[line.key](counting)
             items.append(
-                QueueItem(line.key, line.label, counted[line.key], line.endpoint, line.args)
+                QueueItem(line.key, line.text(), counted[line.key], line.endpoint, line.args)
             )
         if items:
             queues.append(RoleQueue(role, items))

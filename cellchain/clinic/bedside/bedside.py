@@ -70,9 +70,20 @@ from cellchain.clinic.bedside.post_thaw import PostThawFacts, count_facts, facts
 from cellchain.clinic.bedside.thaw import deadline, deadline_of, thaw_state
 from cellchain.clinic.models import BedsideCheck, Infusion, Shipment, ShipmentStatus, Verdict
 from cellchain.clinic.shipments.shipments import shipment_of
+from cellchain.clinic.wording import (
+    Said,
+    Verbatim,
+    Wording,
+    english,
+    joined,
+    say,
+    to_json,
+    translated,
+)
 from cellchain.core import audit, numbering, signatures
 from cellchain.core.display import local_time, scientific
 from cellchain.core.driver import DriverStatement
+from cellchain.core.i18n import SOURCE_LANGUAGE, LazyText, _, lazy, using_language
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import IssuedIdentifier, User
 from cellchain.core.payload import read_scan
@@ -221,14 +232,22 @@ class CheckResult:
     title: str
     passed: bool
     detail: str
+    #: the title's and the detail's wording, kept beside the English to be read translated
+    wording: tuple[Wording, Wording] | None = None
 
     def as_json(self) -> dict[str, object]:
-        return {
+        body: dict[str, object] = {
             "code": self.code.value,
             "title": self.title,
             "passed": self.passed,
             "detail": self.detail,
         }
+        if self.wording is not None:
+            body["wording"] = {
+                "title": to_json(self.wording[0]),
+                "detail": to_json(self.wording[1]),
+            }
+        return body
 
 
 def verdict_of(results: Sequence[CheckResult]) -> Verdict:
@@ -242,6 +261,14 @@ def verdict_of(results: Sequence[CheckResult]) -> Verdict:
 # --- the checks ---------------------------------------------------------------------------------
 
 NOT_IDENTIFIED = "Cannot be checked: the scans do not identify both the patient and a dose."
+_NOT_IDENTIFIED = say(
+    lazy("Cannot be checked: the scans do not identify both the patient and a dose.")
+)
+
+
+def _result(code: Check, title: Wording, passed: bool, detail: Wording) -> CheckResult:
+    """A check's result in English (stored, signed) with its wording kept for translation."""
+    return CheckResult(code, english(title), passed, english(detail), (title, detail))
 
 
 def evaluate(facts: BedsideFacts) -> list[CheckResult]:
@@ -250,182 +277,295 @@ def evaluate(facts: BedsideFacts) -> list[CheckResult]:
 
 
 def _patient(f: BedsideFacts) -> CheckResult:
-    title = "Same patient as the dose order"
-    problems = []
+    title = say(lazy("Same patient as the dose order"))
+    problems: list[Wording] = []
     if f.wristband_problem:
-        problems.append(f"Wristband: {f.wristband_problem}")
+        problems.append(
+            say(lazy("Wristband: %(problem)s"), problem=_problem_wording(f.wristband_problem))
+        )
     if f.label_problem:
-        problems.append(f"Label: {f.label_problem}")
+        problems.append(say(lazy("Label: %(problem)s"), problem=_problem_wording(f.label_problem)))
     if problems:
-        return CheckResult(Check.PATIENT, title, False, " ".join(problems))
+        return _result(Check.PATIENT, title, False, joined(problems))
     assert f.patient is not None and f.dose is not None
     if f.patient.id != f.dose.patient_id or f.patient.coi != f.dose.patient_coi:
-        return CheckResult(
+        return _result(
             Check.PATIENT,
             title,
             False,
-            f"WRONG PATIENT. The wristband is {f.patient.study_id} (COI {f.patient.coi}); "
-            f"this dose is for {f.dose.patient_study_id} (COI {f.dose.patient_coi}). "
-            "An identity mismatch is never overridden.",
+            say(
+                lazy(
+                    "WRONG PATIENT. The wristband is %(wristband)s (COI %(wristband_coi)s); "
+                    "this dose is for %(patient)s (COI %(patient_coi)s). "
+                    "An identity mismatch is never overridden."
+                ),
+                wristband=f.patient.study_id,
+                wristband_coi=f.patient.coi,
+                patient=f.dose.patient_study_id,
+                patient_coi=f.dose.patient_coi,
+            ),
         )
-    return CheckResult(
-        Check.PATIENT, title, True, f"{f.patient.study_id}, COI {f.patient.coi}, on both."
+    return _result(
+        Check.PATIENT,
+        title,
+        True,
+        say(
+            lazy("%(patient)s, COI %(coi)s, on both."),
+            patient=f.patient.study_id,
+            coi=f.patient.coi,
+        ),
     )
 
 
 def _visit(f: BedsideFacts) -> CheckResult:
-    title = "Dose is for today's visit"
+    title = say(lazy("Dose is for today's visit"))
     if f.patient is None or f.dose is None:
-        return CheckResult(Check.VISIT, title, False, NOT_IDENTIFIED)
-    open_codes = [code for code, _ in f.patient.open_visits]
+        return _result(Check.VISIT, title, False, _NOT_IDENTIFIED)
+    open_codes = [code for code, _name in f.patient.open_visits]
     if f.dose.visit in open_codes:
-        return CheckResult(Check.VISIT, title, True, f"{f.dose.visit_name}, open today.")
-    today = (
-        "today is the " + ", ".join(name for _, name in f.patient.open_visits) + " visit"
-        if f.patient.open_visits
-        else "no infusion visit is open today"
+        return _result(
+            Check.VISIT, title, True, say(lazy("%(visit)s, open today."), visit=f.dose.visit_name)
+        )
+    if f.patient.open_visits:
+        return _result(
+            Check.VISIT,
+            title,
+            False,
+            say(
+                lazy("This dose is for %(visit)s; today is the %(open)s visit."),
+                visit=f.dose.visit_name,
+                open=", ".join(name for _code, name in f.patient.open_visits),
+            ),
+        )
+    return _result(
+        Check.VISIT,
+        title,
+        False,
+        say(
+            lazy("This dose is for %(visit)s; no infusion visit is open today."),
+            visit=f.dose.visit_name,
+        ),
     )
-    return CheckResult(Check.VISIT, title, False, f"This dose is for {f.dose.visit_name}; {today}.")
 
 
 def _prepared(f: BedsideFacts) -> CheckResult:
-    title = "Dose prepared and second-checked"
+    title = say(lazy("Dose prepared and second-checked"))
     if f.dose is None:
-        return CheckResult(Check.PREPARED, title, False, NOT_IDENTIFIED)
+        return _result(Check.PREPARED, title, False, _NOT_IDENTIFIED)
     # Not the dose table: a dose already infused passes here and fails "not already infused"
     # (``_not_infused``), so each check of the bedside verification reports one thing.
     if f.dose.status not in (DoseStatus.PREPARED.value, DoseStatus.INFUSED.value):
-        return CheckResult(
-            Check.PREPARED, title, False, f"The dose order is {f.dose.status}, not prepared."
-        )
-    if not f.dose.second_check_valid:
-        return CheckResult(
+        return _result(
             Check.PREPARED,
             title,
             False,
-            "The second check's signature is missing or no longer matches the dose.",
+            say(lazy("The dose order is %(status)s, not prepared."), status=f.dose.status),
         )
-    return CheckResult(Check.PREPARED, title, True, "Second check signed and valid.")
+    if not f.dose.second_check_valid:
+        return _result(
+            Check.PREPARED,
+            title,
+            False,
+            say(lazy("The second check's signature is missing or no longer matches the dose.")),
+        )
+    return _result(Check.PREPARED, title, True, say(lazy("Second check signed and valid.")))
 
 
 def _released(f: BedsideFacts) -> CheckResult:
-    title = "Product released and unexpired"
+    title = say(lazy("Product released and unexpired"))
     if f.dose is None:
-        return CheckResult(Check.RELEASED, title, False, NOT_IDENTIFIED)
+        return _result(Check.RELEASED, title, False, _NOT_IDENTIFIED)
     if not f.dose.lots:
-        return CheckResult(Check.RELEASED, title, False, "No lot is known for the dose's bags.")
-    problems = []
+        return _result(
+            Check.RELEASED, title, False, say(lazy("No lot is known for the dose's bags."))
+        )
+    problems: list[Wording] = []
     for lot in f.dose.lots:
         if lot.status != LotStatus.RELEASED.value:
-            problems.append(f"Lot {lot.number} is {lot.status}, not released.")
-        elif lot.expires_at is None or lot.expires_at <= f.now:
-            when = local_time(lot.expires_at, f.zone) if lot.expires_at else "has no expiry"
-            problems.append(f"Lot {lot.number} expired ({when}).")
+            problems.append(
+                say(
+                    lazy("Lot %(lot)s is %(status)s, not released."),
+                    lot=lot.number,
+                    status=lot.status,
+                )
+            )
+        elif lot.expires_at is None:
+            problems.append(say(lazy("Lot %(lot)s expired (has no expiry)."), lot=lot.number))
+        elif lot.expires_at <= f.now:
+            problems.append(
+                say(
+                    lazy("Lot %(lot)s expired (%(expiry)s)."),
+                    lot=lot.number,
+                    expiry=local_time(lot.expires_at, f.zone),
+                )
+            )
     if problems:
-        return CheckResult(Check.RELEASED, title, False, " ".join(problems))
-    return CheckResult(
+        return _result(Check.RELEASED, title, False, joined(problems))
+    return _result(
         Check.RELEASED,
         title,
         True,
-        "; ".join(
-            # no problem above: every lot has an expiry
-            f"lot {lot.number} released, expires {local_time(lot.expires_at, f.zone)}"  # type: ignore[arg-type]
-            for lot in f.dose.lots
-        )
-        + ".",
+        say(
+            lazy("%(lots)s."),
+            lots=joined(
+                [
+                    say(
+                        lazy("lot %(lot)s released, expires %(expiry)s"),
+                        lot=lot.number,
+                        # no problem above: every lot has an expiry
+                        expiry=local_time(lot.expires_at, f.zone),  # type: ignore[arg-type]
+                    )
+                    for lot in f.dose.lots
+                ],
+                "; ",
+            ),
+        ),
     )
 
 
 def _not_recalled(f: BedsideFacts) -> CheckResult:
-    title = "Received; not recalled, quarantined or on hold"
+    title = say(lazy("Received; not recalled, quarantined or on hold"))
     if f.dose is None:
-        return CheckResult(Check.NOT_RECALLED, title, False, NOT_IDENTIFIED)
-    problems = []
+        return _result(Check.NOT_RECALLED, title, False, _NOT_IDENTIFIED)
+    problems: list[Wording] = []
     if f.dose.shipment_status is None:
-        problems.append("The dose has not left the lab.")
+        problems.append(say(lazy("The dose has not left the lab.")))
     elif f.dose.shipment_status == ShipmentStatus.IN_TRANSIT.value:
-        problems.append("The shipment is in transit: receive it at the clinic first.")
+        problems.append(say(lazy("The shipment is in transit: receive it at the clinic first.")))
     elif f.dose.shipment_status == ShipmentStatus.HELD.value:
-        problems.append(f"Held for QA at receipt: {f.dose.hold_reason}")
+        problems.append(
+            say(
+                lazy("Held for QA at receipt: %(reason)s"), reason=Verbatim(str(f.dose.hold_reason))
+            )
+        )
     elif f.dose.shipment_status != ShipmentStatus.RECEIVED.value:
-        problems.append(f"The shipment was {f.dose.shipment_status}.")
+        problems.append(say(lazy("The shipment was %(status)s."), status=f.dose.shipment_status))
     why = dict(f.dose.why_not_usable)
     for code, status in f.dose.units:
         if status not in USABLE_AT_BEDSIDE:
             problems.append(
-                f"{code} is {status} ({why[code]})." if code in why else f"{code} is {status}."
+                say(
+                    lazy("%(unit)s is %(status)s (%(why)s)."),
+                    unit=code,
+                    status=status,
+                    why=Verbatim(why[code]),
+                )
+                if code in why
+                else say(lazy("%(unit)s is %(status)s."), unit=code, status=status)
             )
     if problems:
-        return CheckResult(Check.NOT_RECALLED, title, False, " ".join(problems))
-    return CheckResult(Check.NOT_RECALLED, title, True, "Received at the clinic; no hold.")
+        return _result(Check.NOT_RECALLED, title, False, joined(problems))
+    return _result(Check.NOT_RECALLED, title, True, say(lazy("Received at the clinic; no hold.")))
 
 
 def _labelled(f: BedsideFacts) -> CheckResult:
-    title = "Dose and bags carry the labels their status requires"
+    title = say(lazy("Dose and bags carry the labels their status requires"))
     if f.dose is None:
-        return CheckResult(Check.LABELLED, title, False, NOT_IDENTIFIED)
+        return _result(Check.LABELLED, title, False, _NOT_IDENTIFIED)
     if f.dose.label_problems:
-        return CheckResult(Check.LABELLED, title, False, " ".join(f.dose.label_problems))
-    return CheckResult(
+        return _result(
+            Check.LABELLED,
+            title,
+            False,
+            joined([Verbatim(problem) for problem in f.dose.label_problems]),
+        )
+    return _result(
         Check.LABELLED,
         title,
         True,
-        "The dose label and each bag's released label are printed and applied; none superseded.",
+        say(
+            lazy(
+                "The dose label and each bag's released label are printed and applied; "
+                "none superseded."
+            )
+        ),
     )
 
 
 def _thaw(f: BedsideFacts) -> CheckResult:
     if f.dose is None:
-        return CheckResult(Check.THAW, "Within the thaw window", False, NOT_IDENTIFIED)
-    title = f"Thawed, infusion starts within {f.dose.thaw_window_minutes} min of the thaw"
+        return _result(Check.THAW, say(lazy("Within the thaw window")), False, _NOT_IDENTIFIED)
+    title = say(
+        lazy("Thawed, infusion starts within %(minutes)s min of the thaw"),
+        minutes=f.dose.thaw_window_minutes,
+    )
     if f.dose.thaw_expires_at is not None and f.now > f.dose.thaw_expires_at:
-        return CheckResult(
+        return _result(
             Check.THAW,
             title,
             False,
-            f"The thaw window closed at {local_time(f.dose.thaw_expires_at, f.zone)}; this dose "
-            "may no longer be infused.",
+            say(
+                lazy("The thaw window closed at %(closed)s; this dose may no longer be infused."),
+                closed=local_time(f.dose.thaw_expires_at, f.zone),
+            ),
         )
     if f.dose.bags_thawed < f.dose.bags or f.dose.thaw_expires_at is None:
-        return CheckResult(
+        return _result(
             Check.THAW,
             title,
             False,
-            f"{f.dose.bags_thawed} of {f.dose.bags} bag(s) thawed; scan each bag to start and "
-            "complete its thaw.",
+            say(
+                lazy(
+                    "%(thawed)s of %(bags)s bag(s) thawed; scan each bag to start and "
+                    "complete its thaw."
+                ),
+                thawed=f.dose.bags_thawed,
+                bags=f.dose.bags,
+            ),
         )
     left = (f.dose.thaw_expires_at - f.now).total_seconds() / 60
-    return CheckResult(
+    return _result(
         Check.THAW,
         title,
         True,
-        f"Start by {local_time(f.dose.thaw_expires_at, f.zone)} ({left:.0f} min left).",
+        say(
+            lazy("Start by %(deadline)s (%(left)s min left)."),
+            deadline=local_time(f.dose.thaw_expires_at, f.zone),
+            left=f"{left:.0f}",
+        ),
     )
 
 
 def _weight(f: BedsideFacts) -> CheckResult:
     if f.limits is None or f.patient is None or f.dose is None:
-        return CheckResult(Check.WEIGHT, "Dose fits the current weight", False, NOT_IDENTIFIED)
+        return _result(
+            Check.WEIGHT, say(lazy("Dose fits the current weight")), False, _NOT_IDENTIFIED
+        )
     limits = f.limits
-    title = f"Dose within ± {limits.tolerance_percent:g} % for the latest weight"
+    tolerance = f"{limits.tolerance_percent:g}"
+    title = say(lazy("Dose within ± %(tolerance)s %% for the latest weight"), tolerance=tolerance)
     kg, measured = f.patient.latest_weight_kg, f.patient.latest_weight_at
     if kg is None or measured is None:
-        return CheckResult(Check.WEIGHT, title, False, "No weight is on file.")
-    problems = []
+        return _result(Check.WEIGHT, title, False, say(lazy("No weight is on file.")))
+    problems: list[Wording] = []
     if f.patient.latest_weight_unconfirmed:
-        problems.append(f.patient.latest_weight_unconfirmed)
+        problems.append(Verbatim(f.patient.latest_weight_unconfirmed))
     if f.now - measured > dt.timedelta(days=limits.weight_recency_days):
         problems.append(
-            f"The latest weight ({kg:g} kg) was measured {local_time(measured, f.zone)}, more than "
-            f"{limits.weight_recency_days} days ago."
+            say(
+                lazy(
+                    "The latest weight (%(kg)s kg) was measured %(measured)s, more than "
+                    "%(days)s days ago."
+                ),
+                kg=f"{kg:g}",
+                measured=local_time(measured, f.zone),
+                days=limits.weight_recency_days,
+            )
         )
     change = (kg - f.dose.weight_used_kg) / f.dose.weight_used_kg * 100
     # 68.0 → 74.8 kg is +10 % exactly but +9.999999999999996 in floating point: compare with
     # a tolerance far below any weighing resolution, so "≥ 10 %" means what it says.
     if abs(change) >= limits.weight_change_flag_percent - EPSILON_PERCENT:
         problems.append(
-            f"The weight changed {change:+.1f} % since the dose was prepared "
-            f"({f.dose.weight_used_kg:g} → {kg:g} kg); the dose must be prepared again."
+            say(
+                lazy(
+                    "The weight changed %(change)s %% since the dose was prepared "
+                    "(%(before)s → %(kg)s kg); the dose must be prepared again."
+                ),
+                change=f"{change:+.1f}",
+                before=f"{f.dose.weight_used_kg:g}",
+                kg=f"{kg:g}",
+            )
         )
     target = limits.dose_per_kg * kg
     count = f.dose.post_thaw
@@ -437,14 +577,26 @@ def _weight(f: BedsideFacts) -> CheckResult:
     accepted = same_weight and (count.proceed_signed if count else f.dose.override)
     if count is not None and count.not_to_be_infused:
         problems.append(
-            f"{count.decided_by} decided at the post-thaw count that this dose is not to be "
-            "infused; destroy it on its page."
+            say(
+                lazy(
+                    "%(who)s decided at the post-thaw count that this dose is not to be "
+                    "infused; destroy it on its page."
+                ),
+                who=count.decided_by,
+            )
         )
     used = _count_used(f, count)
     if abs(deviation) > limits.tolerance_percent + EPSILON_PERCENT and not accepted:
-        outside = (
-            f"The dose delivers {deviation:+.1f} % of {scientific(target)} cells for {kg:g} kg "
-            f"at the {used}, outside ± {limits.tolerance_percent:g} %"
+        outside = say(
+            lazy(
+                "The dose delivers %(deviation)s %% of %(target)s cells for %(kg)s kg "
+                "at the %(used)s, outside ± %(tolerance)s %%"
+            ),
+            deviation=f"{deviation:+.1f}",
+            target=scientific(target),
+            kg=f"{kg:g}",
+            used=used,
+            tolerance=tolerance,
         )
         ordered = limits.dose_per_kg * f.dose.weight_used_kg
         at_order = (delivered - ordered) / ordered * 100
@@ -456,105 +608,169 @@ def _weight(f: BedsideFacts) -> CheckResult:
             or (count.proceed_signed if count else f.dose.override)
         ):
             problems.append(
-                f"{outside}: it was prepared for {f.dose.weight_used_kg:g} kg "
-                f"({at_order:+.1f} % of {scientific(ordered)} cells) and the weight changed since. "
-                "Re-weigh the patient; if the new weight is right, this dose is cancelled and "
-                "a new one prepared for it (no investigator's decision applies)."
+                say(
+                    lazy(
+                        "%(outside)s: it was prepared for %(before)s kg "
+                        "(%(at_order)s %% of %(ordered)s cells) and the weight changed since. "
+                        "Re-weigh the patient; if the new weight is right, this dose is "
+                        "cancelled and a new one prepared for it (no investigator's decision "
+                        "applies)."
+                    ),
+                    outside=outside,
+                    before=f"{f.dose.weight_used_kg:g}",
+                    at_order=f"{at_order:+.1f}",
+                    ordered=scientific(ordered),
+                )
+            )
+        elif count:
+            problems.append(
+                say(lazy("%(outside)s; an investigator must sign a decision."), outside=outside)
             )
         else:
-            problems.append(outside + ("; an investigator must sign a decision." if count else "."))
+            problems.append(say(lazy("%(outside)s."), outside=outside))
     if problems:
-        return CheckResult(Check.WEIGHT, title, False, " ".join(problems))
-    note = ""
-    if abs(deviation) > limits.tolerance_percent + 1e-9:
-        note = (
-            f" (outside tolerance: {count.decided_by} signed the decision to proceed "
-            f"{local_time(count.decided_at, f.zone)}, deviation #{count.deviation_id})"  # type: ignore[arg-type]
-            if count
-            else " (outside tolerance, accepted by an investigator's signed override)"
+        return _result(Check.WEIGHT, title, False, joined(problems))
+    values = {
+        "kg": f"{kg:g}",
+        "measured": local_time(measured, f.zone),
+        "deviation": f"{deviation:+.1f}",
+        "target": scientific(target),
+        "used": used,
+    }
+    if abs(deviation) > limits.tolerance_percent + 1e-9 and count:
+        detail = say(
+            lazy(
+                "%(kg)s kg measured %(measured)s: %(deviation)s %% of %(target)s cells at the "
+                "%(used)s (outside tolerance: %(who)s signed the decision to proceed "
+                "%(decided)s, deviation #%(deviation_id)s)."
+            ),
+            who=count.decided_by,
+            decided=local_time(count.decided_at, f.zone),  # type: ignore[arg-type]
+            deviation_id=count.deviation_id,
+            **values,
         )
-    return CheckResult(
-        Check.WEIGHT,
-        title,
-        True,
-        f"{kg:g} kg measured {local_time(measured, f.zone)}: {deviation:+.1f} % of "
-        f"{scientific(target)} cells at the {used}{note}.",
-    )
+    elif abs(deviation) > limits.tolerance_percent + 1e-9:
+        detail = say(
+            lazy(
+                "%(kg)s kg measured %(measured)s: %(deviation)s %% of %(target)s cells at the "
+                "%(used)s (outside tolerance, accepted by an investigator's signed override)."
+            ),
+            **values,
+        )
+    else:
+        detail = say(
+            lazy(
+                "%(kg)s kg measured %(measured)s: %(deviation)s %% of %(target)s cells at the "
+                "%(used)s."
+            ),
+            **values,
+        )
+    return _result(Check.WEIGHT, title, True, detail)
 
 
-def _count_used(f: BedsideFacts, count: PostThawFacts | None) -> str:
+def _count_used(f: BedsideFacts, count: PostThawFacts | None) -> Said:
     """Which count the dose is judged by, in the words of the working."""
     if count is None:
-        return "release count at fill"
-    return (
-        f"post-thaw count {local_time(count.counted_at, f.zone)} by {count.counted_by} "
-        f"({count.place}): {scientific(count.total_cells_per_ml)} total cells/mL × "
-        f"{count.viability_percent:g} % = {scientific(count.viable_per_ml)} viable cells/mL"
+        return say(lazy("release count at fill"))
+    return say(
+        lazy(
+            "post-thaw count %(counted)s by %(who)s (%(place)s): %(total)s total cells/mL × "
+            "%(viability)s %% = %(viable)s viable cells/mL"
+        ),
+        counted=local_time(count.counted_at, f.zone),
+        who=count.counted_by,
+        place=count.place,
+        total=scientific(count.total_cells_per_ml),
+        viability=f"{count.viability_percent:g}",
+        viable=scientific(count.viable_per_ml),
     )
 
 
 def _arm(f: BedsideFacts) -> CheckResult:
-    title = "Patient enrolled, in an arm that receives cells"
+    title = say(lazy("Patient enrolled, in an arm that receives cells"))
     if f.patient is None:
-        return CheckResult(Check.ARM, title, False, NOT_IDENTIFIED)
-    problems = []
+        return _result(Check.ARM, title, False, _NOT_IDENTIFIED)
+    problems: list[Wording] = []
     if not f.patient.enrolled:
-        problems.append(f"{f.patient.study_id} is no longer enrolled (withdrawn).")
+        problems.append(
+            say(lazy("%(patient)s is no longer enrolled (withdrawn)."), patient=f.patient.study_id)
+        )
     if not f.patient.receives_cells:
         problems.append(
-            f"{f.patient.study_id} is in an arm that never receives cells (the arm is not "
-            "named at the bedside: single blind)."
+            say(
+                lazy(
+                    "%(patient)s is in an arm that never receives cells (the arm is not "
+                    "named at the bedside: single blind)."
+                ),
+                patient=f.patient.study_id,
+            )
         )
     if problems:
-        return CheckResult(Check.ARM, title, False, " ".join(problems))
-    return CheckResult(Check.ARM, title, True, "Enrolled, in an arm that receives cells.")
+        return _result(Check.ARM, title, False, joined(problems))
+    return _result(Check.ARM, title, True, say(lazy("Enrolled, in an arm that receives cells.")))
 
 
 def _recheck(f: BedsideFacts) -> CheckResult:
-    title = "Eligibility re-checked before this infusion"
+    title = say(lazy("Eligibility re-checked before this infusion"))
     if f.dose is None:
-        return CheckResult(Check.RECHECK, title, False, NOT_IDENTIFIED)
+        return _result(Check.RECHECK, title, False, _NOT_IDENTIFIED)
     if f.dose.recheck is None:
-        return CheckResult(
-            Check.RECHECK, title, True, f"{f.dose.visit_name}: the enrolment checklist holds."
+        return _result(
+            Check.RECHECK,
+            title,
+            True,
+            say(lazy("%(visit)s: the enrolment checklist holds."), visit=f.dose.visit_name),
         )
     problem = rechecks.judge(f.dose.recheck, now=f.now, zone=f.zone)
     if problem:
-        return CheckResult(Check.RECHECK, title, False, problem)
-    return CheckResult(Check.RECHECK, title, True, rechecks.summary(f.dose.recheck, f.zone))
+        return _result(Check.RECHECK, title, False, Verbatim(problem))
+    return _result(Check.RECHECK, title, True, Verbatim(rechecks.summary(f.dose.recheck, f.zone)))
 
 
 def _visit_window(f: BedsideFacts) -> CheckResult:
-    title = "Visit within its window"
+    title = say(lazy("Visit within its window"))
     if f.dose is None:
-        return CheckResult(Check.VISIT_WINDOW, title, False, NOT_IDENTIFIED)
+        return _result(Check.VISIT_WINDOW, title, False, _NOT_IDENTIFIED)
     window = (
         f.dose.visit_earliest.isoformat()
         if f.dose.visit_earliest == f.dose.visit_latest
         else f"{f.dose.visit_earliest.isoformat()} – {f.dose.visit_latest.isoformat()}"
     )
     if f.dose.visit_closed:  # recorded as missed, or moved with a deviation not yet signed
-        return CheckResult(Check.VISIT_WINDOW, title, False, f.dose.visit_closed)
+        return _result(Check.VISIT_WINDOW, title, False, Verbatim(f.dose.visit_closed))
     if not f.dose.visit_earliest <= f.today <= f.dose.visit_latest:
-        return CheckResult(
+        return _result(
             Check.VISIT_WINDOW,
             title,
             False,
-            f"{f.dose.visit_name} is {window}; today is {f.today.isoformat()}.",
+            say(
+                lazy("%(visit)s is %(window)s; today is %(today)s."),
+                visit=f.dose.visit_name,
+                window=window,
+                today=f.today.isoformat(),
+            ),
         )
-    return CheckResult(Check.VISIT_WINDOW, title, True, f"{f.dose.visit_name}: {window}.")
+    return _result(
+        Check.VISIT_WINDOW,
+        title,
+        True,
+        say(lazy("%(visit)s: %(window)s."), visit=f.dose.visit_name, window=window),
+    )
 
 
 def _not_infused(f: BedsideFacts) -> CheckResult:
-    title = "Not already infused"
+    title = say(lazy("Not already infused"))
     if f.dose is None:
-        return CheckResult(Check.NOT_INFUSED, title, False, NOT_IDENTIFIED)
+        return _result(Check.NOT_INFUSED, title, False, _NOT_IDENTIFIED)
     gone = [code for code, status in f.dose.units if status == UnitStatus.INFUSED.value]
     if f.dose.infused or f.dose.status == DoseStatus.INFUSED.value or gone:
-        return CheckResult(
-            Check.NOT_INFUSED, title, False, f"{f.dose.dose_code} was already infused."
+        return _result(
+            Check.NOT_INFUSED,
+            title,
+            False,
+            say(lazy("%(dose)s was already infused."), dose=f.dose.dose_code),
         )
-    return CheckResult(Check.NOT_INFUSED, title, True, "Never infused.")
+    return _result(Check.NOT_INFUSED, title, True, say(lazy("Never infused.")))
 
 
 RULES: tuple[Callable[[BedsideFacts], CheckResult], ...] = (
@@ -584,13 +800,18 @@ def resolve_wristband(session: DbSession, scan: str) -> Patient:
 def _patient_of_issued(session: DbSession, issued: chain.IssuedCode) -> Patient:
     """``resolve_wristband`` of an identifier already looked up."""
     if issued.kind != "COI" or issued.entity_type != "patient" or issued.entity_id is None:
-        what = {"UNIT": "a unit's label (a bag or a dose?)", "DIN": "a donation's DIN"}.get(
-            issued.kind, f"a {issued.kind} code"
-        )
+        what = {
+            "UNIT": _("a unit's label (a bag or a dose?)"),
+            "DIN": _("a donation's DIN"),
+        }.get(issued.kind) or _("a %(kind)s code", kind=issued.kind)
         raise InvalidInput(
-            f"{issued.code} is {what}, not a patient's wristband; scan the wristband first.",
-            errors={"wristband": ["Not a wristband."]},
-            title="Not a wristband",
+            _(
+                "%(code)s is %(what)s, not a patient's wristband; scan the wristband first.",
+                code=issued.code,
+                what=what,
+            ),
+            errors={"wristband": [_("Not a wristband.")]},
+            title=_("Not a wristband"),
         )
     return patients.get_patient(session, int(issued.entity_id))
 
@@ -599,7 +820,9 @@ def read_wristband(session: DbSession, scan: str) -> Patient:
     """``resolve_wristband`` for a person at the bedside: an unreadable scan is refused with
     what was wrong, never with what was scanned."""
     if not (scan or "").strip():
-        raise InvalidInput("Scan the patient's wristband.", errors={"wristband": ["Required."]})
+        raise InvalidInput(
+            _("Scan the patient's wristband."), errors={"wristband": [_("Required.")]}
+        )
     try:
         return resolve_wristband(session, scan)
     except InvalidIdentifier as problem:
@@ -609,7 +832,9 @@ def read_wristband(session: DbSession, scan: str) -> Patient:
 def unreadable(problem: InvalidIdentifier, field: str) -> InvalidInput:
     """A refusal of an unreadable scan that does not repeat the scan."""
     return InvalidInput(
-        _problem_text(problem), errors={field: ["Not a cellchain label."]}, title="Unreadable scan"
+        _problem_text(problem),
+        errors={field: [_("Not a cellchain label.")]},
+        title=_("Unreadable scan"),
     )
 
 
@@ -641,20 +866,22 @@ def gather(
         read = doses_read(session, int(label.entity_id)) if label.entity_id else None
     patient: Patient | None = None
     wristband_problem = label_problem = None
-    try:
-        wristband = issued.get(wristband_scan)
-        patient = (
-            _patient_of_issued(session, wristband)
-            if wristband is not None
-            else resolve_wristband(session, wristband_scan)
-        )
-    except (InvalidIdentifier, DomainError) as problem:
-        wristband_problem = _problem_text(problem)
-    order: DoseOrder | None = None
-    try:
-        order = scan_dose(session, label_scan, issued=label, read=read).order
-    except (InvalidIdentifier, DomainError) as problem:
-        label_problem = _problem_text(problem)
+    # a scan's problem becomes part of the stored check: in English, whoever reads the page
+    with using_language(SOURCE_LANGUAGE):
+        try:
+            wristband = issued.get(wristband_scan)
+            patient = (
+                _patient_of_issued(session, wristband)
+                if wristband is not None
+                else resolve_wristband(session, wristband_scan)
+            )
+        except (InvalidIdentifier, DomainError) as problem:
+            wristband_problem = _problem_text(problem)
+        order: DoseOrder | None = None
+        try:
+            order = scan_dose(session, label_scan, issued=label, read=read).order
+        except (InvalidIdentifier, DomainError) as problem:
+            label_problem = _problem_text(problem)
     dose_read = next((each for each in read or () if each.order is order), None)
     # the schedules of the wristband's patient and of the dose's (the same one, unless the
     # wristband is wrong) in one read: with the dose's units' facts when the dose was read
@@ -1098,11 +1325,15 @@ def verify_with_facts(
     """``verify``, and the facts the verdict was made from (``summary_of_new`` answers with
     them, without reading them again)."""
     if not (wristband_scan or "").strip():
-        raise InvalidInput("Scan the patient's wristband.", errors={"wristband": ["Required."]})
+        raise InvalidInput(
+            _("Scan the patient's wristband."), errors={"wristband": [_("Required.")]}
+        )
     if not (label_scan or "").strip():
-        raise InvalidInput("Scan the bag or dose label.", errors={"label": ["Required."]})
-    facts, patient, order = gather(session, wristband_scan, label_scan, now=now, zone=zone)
-    results = evaluate(facts)
+        raise InvalidInput(_("Scan the bag or dose label."), errors={"label": [_("Required.")]})
+    # the facts' texts (other packages' words among them) are stored with the check: English
+    with using_language(SOURCE_LANGUAGE):
+        facts, patient, order = gather(session, wristband_scan, label_scan, now=now, zone=zone)
+        results = evaluate(facts)
     verdict = verdict_of(results)
     # the row by its keys alone: the flush inserts it and visits no other object (set through
     # the relationships, the clinician, patient and unit were each visited by the flush)
@@ -1175,20 +1406,27 @@ def sign_off(
     for signer in (first, second):
         if not has_permission(signer.user.roles, Permission.ADMINISTER_DOSES):
             raise PermissionDenied(
-                f"{signer.user.full_name} is not clinic staff; two clinicians sign at the bedside."
+                _(
+                    "%(name)s is not clinic staff; two clinicians sign at the bedside.",
+                    name=signer.user.full_name,
+                )
             )
     if not check.go:
         raise Conflict(
-            "A stop cannot be signed: nothing is started from a red verdict. Resolve what "
-            "failed and scan again.",
-            title="Stopped",
+            _(
+                "A stop cannot be signed: nothing is started from a red verdict. Resolve what "
+                "failed and scan again."
+            ),
+            title=_("Stopped"),
         )
     if len(bedside_signatures(session, check)) >= 2:
-        raise Conflict(f"Bedside check {check.id} is already signed by two clinicians.")
+        raise Conflict(
+            _("Bedside check %(check)s is already signed by two clinicians.", check=check.id)
+        )
     if first.user.id == second.user.id:
         raise InvalidInput(
-            "The same clinician cannot sign twice: two different people verify at the bedside.",
-            errors={"second_username": ["Must be a different clinician from the first."]},
+            _("The same clinician cannot sign twice: two different people verify at the bedside."),
+            errors={"second_username": [_("Must be a different clinician from the first.")]},
         )
     signatures.sign_by_two(
         session,
@@ -1250,14 +1488,36 @@ def stops_of_patient(session: DbSession, patient: Patient) -> list[BedsideCheck]
 
 #: What an unreadable scan was, in words that never repeat what was scanned.
 _UNREADABLE = {
-    "empty": "nothing was scanned",
-    "length": "it has the wrong length for a cellchain code",
-    "character": "it holds characters no cellchain code has",
-    "structure": "it is not laid out as a cellchain code (another system's barcode?)",
-    "no_check": "it was typed without its check character, which a typed code needs (the "
-    "boxed character printed after the code)",
-    "check": "its check character does not match (a misread or a typo)",
+    "empty": lazy("nothing was scanned"),
+    "length": lazy("it has the wrong length for a cellchain code"),
+    "character": lazy("it holds characters no cellchain code has"),
+    "structure": lazy("it is not laid out as a cellchain code (another system's barcode?)"),
+    "no_check": lazy(
+        "it was typed without its check character, which a typed code needs (the "
+        "boxed character printed after the code)"
+    ),
+    "check": lazy("its check character does not match (a misread or a typo)"),
 }
+_UNREADABLE_OTHER = lazy("it could not be read")
+
+
+def _unreadable_wording(reason: LazyText) -> Said:
+    return say(
+        lazy("The scan is not a cellchain label: %(reason)s. Scan the label's QR code again."),
+        reason=say(reason),
+    )
+
+
+#: each unreadable scan's English text (as stored in a check) → its wording
+_UNREADABLE_WORDINGS = {
+    english(wording): wording
+    for wording in (_unreadable_wording(r) for r in (*_UNREADABLE.values(), _UNREADABLE_OTHER))
+}
+
+
+def _problem_wording(text: str) -> Wording:
+    """A scan's problem as stored (English) with its wording where it is one of ours."""
+    return _UNREADABLE_WORDINGS.get(text) or Verbatim(text)
 
 
 def _problem_text(problem: Exception) -> str:
@@ -1265,11 +1525,7 @@ def _problem_text(problem: Exception) -> str:
     it may be another system's barcode (a hospital wristband holds a record number, which
     must not enter this system, DOMAIN.md §1)."""
     if isinstance(problem, InvalidIdentifier):
-        return (
-            "The scan is not a cellchain label: "
-            + _UNREADABLE.get(problem.reason, "it could not be read")
-            + ". Scan the label's QR code again."
-        )
+        return translated(_unreadable_wording(_UNREADABLE.get(problem.reason, _UNREADABLE_OTHER)))
     return problem.detail if isinstance(problem, DomainError) else str(problem)
 
 
@@ -1343,7 +1599,7 @@ def summary_of_new(check: BedsideCheck, facts: BedsideFacts, *, now: dt.datetime
     expires = facts.dose.thaw_expires_at if facts.dose is not None else None
     superseded = None
     if check.go and expires is not None and now > expires:
-        superseded = "The thaw window has closed since this check."
+        superseded = _("The thaw window has closed since this check.")
     # the check's patient is the wristband's (``facts.patient``) and its unit the dose's
     # prepared dose (``facts.dose``: a dose is found only when prepared, ``scan_dose``)
     patient = facts.patient if check.patient_id is not None else None
@@ -1382,12 +1638,12 @@ def _superseded(
         return None
     order = check.dose_order
     if order is not None and order.status == DoseStatus.INFUSED.value:
-        return "This dose has been infused since this check."
+        return _("This dose has been infused since this check.")
     later = newer_check(session, check)
     if later is not None and later.recheck_of_id != check.id:
-        return f"A newer bedside check of this dose exists (check {later.id})."
+        return _("A newer bedside check of this dose exists (check %(check)s).", check=later.id)
     if later is not None and not later.go:
-        return f"The check made again at the start was a stop (check {later.id})."
+        return _("The check made again at the start was a stop (check %(check)s).", check=later.id)
     if expires is not None and now > expires:
-        return "The thaw window has closed since this check."
+        return _("The thaw window has closed since this check.")
     return None

@@ -75,6 +75,7 @@ def end_as_user(session: DbSession, infusion_id: int, data: dict[str, Any]) -> I
         infusions.InfusionEnd(**data),
         actor=acting_user(),
         now=now(),
+        zone=site_zone(),
     )
 
 

@@ -50,6 +50,7 @@ from cellchain.clinic.models import (
 )
 from cellchain.core import signatures
 from cellchain.core.driver import DriverStatement
+from cellchain.core.i18n import _
 from cellchain.core.models import Signature, User
 from cellchain.core.types import UTCDateTime
 from cellchain.dosing.models import (
@@ -293,20 +294,33 @@ def scan_dose(
         order = _dose_among(unit, [each.order for each in read])
     if order is not None and order.dose_unit_id is None:
         raise NotADose(
-            f"{unit.code} is allocated to the {order.visit} dose of {order.patient.study_id} "
-            f"(dose order {order.id}), which is not second-checked yet: only a prepared dose "
-            "leaves the lab.",
-            errors={"scan": ["Dose not prepared yet."]},
+            _(
+                "%(unit)s is allocated to the %(visit)s dose of %(patient)s (dose order "
+                "%(order)s), which is not second-checked yet: only a prepared dose leaves the "
+                "lab.",
+                unit=unit.code,
+                visit=order.visit,
+                patient=order.patient.study_id,
+                order=order.id,
+            ),
+            errors={"scan": [_("Dose not prepared yet.")]},
         )
     if order is None:
         what = (
-            "a bag of no prepared dose"
+            _("a bag of no prepared dose")
             if unit.kind == UnitKind.CRYOBAG.value
-            else f"a {unit.kind_label}, not a dose or a dose's bag"
+            else _(
+                "a %(kind)s, not a dose or a dose's bag",
+                kind=getattr(unit, "kind_name", unit.kind_label),
+            )
         )
         raise NotADose(
-            f"{unit.code} is {what}; scan the dose label or a bag of the dose.",
-            errors={"scan": [f"{unit.code} belongs to no prepared dose."]},
+            _(
+                "%(unit)s is %(what)s; scan the dose label or a bag of the dose.",
+                unit=unit.code,
+                what=what,
+            ),
+            errors={"scan": [_("%(unit)s belongs to no prepared dose.", unit=unit.code)]},
         )
     return ScannedDose(unit=unit, order=order)
 

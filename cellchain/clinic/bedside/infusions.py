@@ -31,7 +31,9 @@ from cellchain.clinic.models import (
     InfusionStatus,
 )
 from cellchain.core import actions, audit, signatures
+from cellchain.core.display import local_time
 from cellchain.core.guarded import update_if
+from cellchain.core.i18n import _
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, has_permission
@@ -106,27 +108,30 @@ def start(
     """Start the infusion of the checked dose, if every check still passes now."""
     if not check.go:
         raise Conflict(
-            "Nothing can be started from a stop. Resolve what failed and scan again.",
-            title="Stopped",
+            _("Nothing can be started from a stop. Resolve what failed and scan again."),
+            title=_("Stopped"),
         )
     signed = bedside.bedside_signatures(session, check)
     signers = {entry.username for entry in signed}
     if len(signers) < 2:
         raise Conflict(
-            "Two different clinicians must sign the bedside check before the infusion starts.",
-            title="Not signed",
+            _("Two different clinicians must sign the bedside check before the infusion starts."),
+            title=_("Not signed"),
         )
     if actor.username not in signers:
         raise Conflict(
-            "The infusion is started by one of the two clinicians who signed the check.",
-            title="Not a signer",
+            _("The infusion is started by one of the two clinicians who signed the check."),
+            title=_("Not a signer"),
         )
     later = bedside.newer_check(session, check)
     if later is not None:
         raise Conflict(
-            f"A newer bedside check of this dose exists (check {later.id}); scan the wristband "
-            "and the dose again and start from the newest check.",
-            title="Not the latest check",
+            _(
+                "A newer bedside check of this dose exists (check %(check)s); scan the "
+                "wristband and the dose again and start from the newest check.",
+                check=later.id,
+            ),
+            title=_("Not the latest check"),
         )
     recheck = bedside.verify(
         session,
@@ -192,9 +197,16 @@ def start(
 
 
 def end(
-    session: DbSession, infusion: Infusion, form: InfusionEnd, *, actor: User, now: dt.datetime
+    session: DbSession,
+    infusion: Infusion,
+    form: InfusionEnd,
+    *,
+    actor: User,
+    now: dt.datetime,
+    zone: ZoneInfo | None = None,
 ) -> Infusion:
-    """Record the end: when, the volume infused, the rate and any reaction."""
+    """Record the end: when, the volume infused, the rate and any reaction. ``zone``, the
+    site's, names the start in a refusal (ISO 8601 with its offset when not given)."""
     target = InfusionStatus.STOPPED if form.stopped_early else InfusionStatus.COMPLETED
     if InfusionAction.END not in infusion_actions(infusion):
         raise StateConflict(f"Infusion {infusion.id}", infusion.status, target.value)
@@ -202,25 +214,35 @@ def end(
     drawn = infusion.dose_order.volume_ml
     errors: dict[str, list[str]] = {}
     if ended_at > now:
-        errors["ended_at"] = ["The end cannot be in the future."]
+        errors["ended_at"] = [_("The end cannot be in the future.")]
     elif ended_at <= infusion.started_at:
         errors["ended_at"] = [
-            "The end must be after the start "
-            f"({infusion.started_at.isoformat(timespec='seconds')}); enter when it ended."
+            _(
+                "The end must be after the start (%(start)s); enter when it ended.",
+                start=local_time(infusion.started_at, zone)
+                if zone is not None
+                else infusion.started_at.isoformat(timespec="seconds"),
+            )
         ]
     if not math.isfinite(form.volume_infused_ml) or form.volume_infused_ml < 0:
-        errors["volume_infused_ml"] = ["Enter the volume infused in mL (0 or more)."]
+        errors["volume_infused_ml"] = [_("Enter the volume infused in mL (0 or more).")]
     elif form.volume_infused_ml > drawn + VOLUME_READING_ML:
         errors["volume_infused_ml"] = [
-            f"{form.volume_infused_ml:g} mL is more than the {drawn:.1f} mL drawn for this dose."
+            _(
+                "%(volume)s mL is more than the %(drawn)s mL drawn for this dose.",
+                volume=format(form.volume_infused_ml, "g"),
+                drawn=format(drawn, ".1f"),
+            )
         ]
     if not math.isfinite(form.rate_ml_per_h) or form.rate_ml_per_h <= 0:
-        errors["rate_ml_per_h"] = ["Enter the rate in mL/h (more than 0)."]
+        errors["rate_ml_per_h"] = [_("Enter the rate in mL/h (more than 0).")]
     reaction = (form.reaction or "").strip() or None
     if form.stopped_early and reaction is None:
-        errors["reaction"] = ["Say why the infusion was stopped early (the reaction seen)."]
+        errors["reaction"] = [_("Say why the infusion was stopped early (the reaction seen).")]
     if errors:
-        raise InvalidInput("The end was not recorded: " + summarize(errors), errors=errors)
+        raise InvalidInput(
+            _("The end was not recorded: %(problems)s", problems=summarize(errors)), errors=errors
+        )
     flag = time_flag(
         infusion.started_at,
         ended_at,
@@ -309,19 +331,24 @@ def acknowledge_time_flag(
     recorded, says what they found, and signs with their own password. Until then the
     patient's next dose cannot be ordered (``orders.plan_dose``)."""
     if not has_permission(user.roles, Permission.ADMINISTER_DOSES):
-        raise PermissionDenied(f"{user.full_name} is not clinic staff.")
+        raise PermissionDenied(_("%(name)s is not clinic staff.", name=user.full_name))
     if not infusion.time_flag_open:
-        raise Conflict(f"Infusion {infusion.id} has no flag waiting for acknowledgement.")
+        raise Conflict(
+            _(
+                "Infusion %(infusion)s has no flag waiting for acknowledgement.",
+                infusion=infusion.id,
+            )
+        )
     errors: dict[str, list[str]] = {}
     if user.id == infusion.ended_recorded_by_id:
-        errors["password"] = ["A second clinician acknowledges: you recorded this end."]
+        errors["password"] = [_("A second clinician acknowledges: you recorded this end.")]
     if not (note or "").strip():
-        errors["note"] = ["Say what you checked (the pump log, the times) and what happened."]
+        errors["note"] = [_("Say what you checked (the pump log, the times) and what happened.")]
     if errors:
         raise InvalidInput(
-            "The flag was not acknowledged: " + summarize(errors),
+            _("The flag was not acknowledged: %(problems)s", problems=summarize(errors)),
             errors=errors,
-            title="Second clinician required" if "password" in errors else None,
+            title=_("Second clinician required") if "password" in errors else None,
         )
     infusion.time_flag_note = note.strip()
     signatures.sign(
@@ -342,7 +369,12 @@ def acknowledge_time_flag(
         time_flag_acknowledged_by_id=user.id,
         time_flag_note=note.strip(),
     ):
-        raise Conflict(f"The flag of infusion {infusion.id} was acknowledged a moment ago.")
+        raise Conflict(
+            _(
+                "The flag of infusion %(infusion)s was acknowledged a moment ago.",
+                infusion=infusion.id,
+            )
+        )
     audit.record(
         session,
         actor=user,
@@ -393,7 +425,10 @@ def infusions_of(session: DbSession, patient: Patient) -> list[Infusion]:
 
 def _already_started(order: DoseOrder) -> Conflict:
     return Conflict(
-        f"The infusion of {order.dose_unit.code if order.dose_unit else order.id} was started "
-        "from another bedside device a moment ago; it is given once.",
-        title="Already started",
+        _(
+            "The infusion of %(dose)s was started from another bedside device a moment ago; "
+            "it is given once.",
+            dose=order.dose_unit.code if order.dose_unit else order.id,
+        ),
+        title=_("Already started"),
     )

@@ -41,6 +41,7 @@ from cellchain.clinic.models import CountPlace, Infusion, PostThawCount, PostTha
 from cellchain.core import audit, signatures
 from cellchain.core.display import local_time, scientific
 from cellchain.core.guarded import update_if
+from cellchain.core.i18n import _
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, Role, holds, require
@@ -128,67 +129,95 @@ def record_count(
 ) -> PostThawCount:
     """Record a post-thaw count of a thawed dose and what the dose delivers with it."""
     require(actor, Permission.THAW_DOSES)
-    _require_open(session, order, "counted")
+    _require_open(session, order, _("counted"))
     state = thaw_state(session, order)
     if not state.complete:
         raise Conflict(
-            f"{_code(order)} is not thawed ({sum(1 for t in state.thaws if t.completed_at)} of "
-            f"{state.bag_count} bag(s)); a post-thaw count is taken after the thaw.",
-            title="Not thawed",
+            _(
+                "%(dose)s is not thawed (%(thawed)s of %(bags)s bag(s)); a post-thaw count is "
+                "taken after the thaw.",
+                dose=_code(order),
+                thawed=sum(1 for t in state.thaws if t.completed_at),
+                bags=state.bag_count,
+            ),
+            title=_("Not thawed"),
         )
     previous = latest_count(session, order)
     if previous is not None and previous.not_to_be_infused:
         raise Conflict(
-            f"The investigator decided that {_code(order)} is not to be infused; it is "
-            "destroyed on its page, not counted again.",
-            title="Not to be infused",
+            _(
+                "The investigator decided that %(dose)s is not to be infused; it is destroyed "
+                "on its page, not counted again.",
+                dose=_code(order),
+            ),
+            title=_("Not to be infused"),
         )
     counted_at = data.counted_at or now
     problems: dict[str, list[str]] = {}
     fill = _fill_total(session, order)
     total, viability = data.total_cells_per_ml, data.viability_percent
     if not total > 0:
-        problems["total_cells_per_ml"] = ["A count above 0 total cells per mL."]
+        problems["total_cells_per_ml"] = [_("A count above 0 total cells per mL.")]
     elif fill is not None and total > fill * MOST_OVER_FILL:
         problems["total_cells_per_ml"] = [
-            f"{scientific(total)} total cells/mL is more than {MOST_OVER_FILL:g} × the fill's "
-            f"{scientific(fill)}: cells do not multiply in a frozen bag. Check the units "
-            "(cells per mL, not per bag or per µL)."
+            _(
+                "%(total)s total cells/mL is more than %(times)s × the fill's %(fill)s: cells "
+                "do not multiply in a frozen bag. Check the units (cells per mL, not per bag or "
+                "per µL).",
+                total=scientific(total),
+                times=format(MOST_OVER_FILL, "g"),
+                fill=scientific(fill),
+            )
         ]
     elif fill is not None and total < fill / LEAST_UNDER_FILL:
         problems["total_cells_per_ml"] = [
-            f"{scientific(total)} total cells/mL is less than a thousandth of the fill's "
-            f"{scientific(fill)}: enter cells per mL, not millions per mL."
+            _(
+                "%(total)s total cells/mL is less than a thousandth of the fill's %(fill)s: "
+                "enter cells per mL, not millions per mL.",
+                total=scientific(total),
+                fill=scientific(fill),
+            )
         ]
     if not 0 <= viability <= 100:
-        problems["viability_percent"] = ["Viability is a percentage, 0 to 100."]
+        problems["viability_percent"] = [_("Viability is a percentage, 0 to 100.")]
     if data.place not in {place.value for place in CountPlace}:
-        problems["place"] = ["Bedside or pharmacy."]
+        problems["place"] = [_("Bedside or pharmacy.")]
     method = (data.method or "").strip()
     if not method:
-        problems["method"] = ["Say how it was counted (method and instrument)."]
+        problems["method"] = [_("Say how it was counted (method and instrument).")]
     reason = (data.reason or "").strip() or None
     if previous is not None and reason is None:
         problems["reason"] = [
-            f"The dose was counted at {local_time(previous.counted_at, zone)}; say why it is "
-            "counted again."
+            _(
+                "The dose was counted at %(when)s; say why it is counted again.",
+                when=local_time(previous.counted_at, zone),
+            )
         ]
     if counted_at > now + CLOCK_SKEW:
-        problems.setdefault("counted_at", []).append("A count cannot be in the future.")
+        problems.setdefault("counted_at", []).append(_("A count cannot be in the future."))
     first_thaw = min((t.started_at for t in state.thaws), default=None)
     if first_thaw is not None and counted_at < first_thaw:
         problems.setdefault("counted_at", []).append(
-            f"Before the thaw started ({local_time(first_thaw, zone)}): a post-thaw count comes "
-            "after it."
+            _(
+                "Before the thaw started (%(when)s): a post-thaw count comes after it.",
+                when=local_time(first_thaw, zone),
+            )
         )
     if previous is not None and counted_at < previous.counted_at:
         problems.setdefault("counted_at", []).append(
-            f"Before the dose's latest count ({local_time(previous.counted_at, zone)})."
+            _(
+                "Before the dose's latest count (%(when)s).",
+                when=local_time(previous.counted_at, zone),
+            )
         )
     if problems:
         raise CountRefused(
-            "The post-thaw count was not recorded: "
-            + " ".join(message for messages in problems.values() for message in messages),
+            _(
+                "The post-thaw count was not recorded: %(problems)s",
+                problems=" ".join(
+                    message for messages in problems.values() for message in messages
+                ),
+            ),
             errors=problems,
         )
     tolerance = float(order.protocol.parameters["dose_tolerance_percent"])
@@ -224,9 +253,12 @@ def record_count(
             session.add(count)
     except IntegrityError as error:
         raise Conflict(
-            f"{_code(order)} was counted by someone else a moment ago: reload its page; a "
-            "further count is a repeat count, with the reason for it.",
-            title="Counted a moment ago",
+            _(
+                "%(dose)s was counted by someone else a moment ago: reload its page; a further "
+                "count is a repeat count, with the reason for it.",
+                dose=_code(order),
+            ),
+            title=_("Counted a moment ago"),
         ) from error
     audit.record(
         session,
@@ -266,31 +298,37 @@ def decide(
     proceed (a deviation is recorded) or do not infuse."""
     if not holds(investigator.roles, Role.INVESTIGATOR):
         raise PermissionDenied(
-            "Only an investigator may decide on a dose outside tolerance at its post-thaw "
-            f"count; {investigator.full_name} cannot sign it."
+            _(
+                "Only an investigator may decide on a dose outside tolerance at its post-thaw "
+                "count; %(name)s cannot sign it.",
+                name=investigator.full_name,
+            )
         )
     order = count.dose_order
-    _require_open(session, order, "decided on")
+    _require_open(session, order, _("decided on"))
     latest = latest_count(session, order)
     if latest is None or latest.id != count.id:
         raise Conflict(
-            f"A newer post-thaw count of {_code(order)} exists; decide on that one.",
-            title="Not the latest count",
+            _("A newer post-thaw count of %(dose)s exists; decide on that one.", dose=_code(order)),
+            title=_("Not the latest count"),
         )
     if count.within_tolerance:
         raise Conflict(
-            f"At this count the dose is within tolerance ({count.deviation_percent:+.2f} %): "
-            "there is nothing for an investigator to decide.",
-            title="Within tolerance",
+            _(
+                "At this count the dose is within tolerance (%(deviation)s %%): there is "
+                "nothing for an investigator to decide.",
+                deviation=format(count.deviation_percent, "+.2f"),
+            ),
+            title=_("Within tolerance"),
         )
     problems: dict[str, list[str]] = {}
     choices = {choice.value for choice in PostThawDecision}
     if decision not in choices:
-        problems["decision"] = ["Proceed or do not infuse."]
+        problems["decision"] = [_("Proceed or do not infuse.")]
     if not (reason or "").strip():
-        problems["reason"] = ["Say why."]
+        problems["reason"] = [_("Say why.")]
     if problems:
-        raise CountRefused("The decision was not recorded: say what and why.", errors=problems)
+        raise CountRefused(_("The decision was not recorded: say what and why."), errors=problems)
     choice = PostThawDecision(decision)
     # Conditional on no decision yet: of two investigators signing at once, one decides.
     if not update_if(
@@ -302,7 +340,7 @@ def decide(
         decided_at=now,
         decided_by_id=investigator.id,
     ):
-        raise Conflict(f"Post-thaw count {count.id} was decided a moment ago.")
+        raise Conflict(_("Post-thaw count %(count)s was decided a moment ago.", count=count.id))
     signature = signatures.sign(
         session,
         record=count,
@@ -383,7 +421,13 @@ def count_of_dose(session: DbSession, order: DoseOrder, count_id: int) -> PostTh
     """Post-thaw count ``count_id`` of ``order``; a count of another dose is not found."""
     count = session.get(PostThawCount, count_id)
     if count is None or count.dose_order_id != order.id:
-        raise NotFound(f"Dose order {order.id} has no post-thaw count {count_id}.")
+        raise NotFound(
+            _(
+                "Dose order %(order)s has no post-thaw count %(count)s.",
+                order=order.id,
+                count=count_id,
+            )
+        )
     return count
 
 
@@ -447,7 +491,7 @@ def dose_count(session: DbSession, order: DoseOrder) -> DoseCount:
     counts = counts_of(session, order)
     latest = counts[-1] if counts else None
     try:
-        _require_open(session, order, "counted")
+        _require_open(session, order, _("counted"))
         may_count = thaw_state(session, order).complete and not (
             latest is not None and latest.not_to_be_infused
         )
@@ -457,7 +501,7 @@ def dose_count(session: DbSession, order: DoseOrder) -> DoseCount:
         order=order,
         counts=counts,
         latest=latest,
-        count_used="post-thaw count" if latest else "release count at fill",
+        count_used=_("post-thaw count") if latest else _("release count at fill"),
         working=latest.working if latest else order.working,
         decision_needed=latest is not None
         and not latest.within_tolerance
@@ -470,7 +514,9 @@ def dose_count(session: DbSession, order: DoseOrder) -> DoseCount:
 
 def count_source(counted_at: dt.datetime, who: str, place: str, zone: ZoneInfo) -> str:
     """How the working names a count: "post-thaw count 2026-12-06 10:42 +08:00 by …"."""
-    return f"post-thaw count {local_time(counted_at, zone)} by {who} ({CountPlace(place).label})"
+    # stored with the count (its working): in English whoever records it
+    place_words = CountPlace(place).value.replace("_", " ")
+    return f"post-thaw count {local_time(counted_at, zone)} by {who} ({place_words})"
 
 
 # --- internals ----------------------------------------------------------------------------------
@@ -480,14 +526,22 @@ def _require_open(session: DbSession, order: DoseOrder, what: str) -> None:
     """A prepared dose not yet infused: an infused, cancelled or destroyed dose is not."""
     if order.status != DoseStatus.PREPARED.value:
         raise Conflict(
-            f"{_code(order)} is {order.status}; only a prepared dose, thawed and not yet "
-            f"infused, is {what} after its thaw.",
-            title=f"Dose {order.status}",
+            _(
+                "%(dose)s is %(status)s; only a prepared dose, thawed and not yet infused, is "
+                "%(what)s after its thaw.",
+                dose=_code(order),
+                status=DoseStatus(order.status).label,
+                what=what,
+            ),
+            title=_("Dose %(status)s", status=DoseStatus(order.status).label),
         )
     if session.execute(select(Infusion.id).where(Infusion.dose_order_id == order.id)).first():
         raise Conflict(
-            f"The infusion of {_code(order)} has started; a post-thaw count is taken before.",
-            title="Infusion started",
+            _(
+                "The infusion of %(dose)s has started; a post-thaw count is taken before.",
+                dose=_code(order),
+            ),
+            title=_("Infusion started"),
         )
 
 
@@ -503,4 +557,4 @@ def _fill_total(session: DbSession, order: DoseOrder) -> float | None:
 
 
 def _code(order: DoseOrder) -> str:
-    return order.dose_unit.code if order.dose_unit else f"dose order {order.id}"
+    return order.dose_unit.code if order.dose_unit else _("dose order %(id)s", id=order.id)

@@ -28,6 +28,7 @@ from cellchain.clinic.models import ShipmentStatus, Thaw
 from cellchain.clinic.shipments.shipments import shipment_of
 from cellchain.core import audit
 from cellchain.core.guarded import update_if
+from cellchain.core.i18n import _
 from cellchain.core.models import User
 from cellchain.dosing.models import DoseOrder, DoseStatus
 from cellchain.errors import Conflict
@@ -92,9 +93,11 @@ def scan_thaw(session: DbSession, code: str, *, actor: User, now: dt.datetime) -
             step.completed.append(_complete(session, thaw, bag, actor=actor, now=now))
     if not step.started and not step.completed:
         raise Conflict(
-            f"{scanned.unit.code} is already thawed; a bag is thawed once. Go to the bedside "
-            "check.",
-            title="Already thawed",
+            _(
+                "%(unit)s is already thawed; a bag is thawed once. Go to the bedside check.",
+                unit=scanned.unit.code,
+            ),
+            title=_("Already thawed"),
         )
     return step
 
@@ -215,20 +218,41 @@ def count_thawing(session: DbSession) -> int:
 
 
 def _require_thawable(session: DbSession, order: DoseOrder) -> None:
-    code = order.dose_unit.code if order.dose_unit else f"dose order {order.id}"
+    code = order.dose_unit.code if order.dose_unit else _("dose order %(id)s", id=order.id)
     # By hand, not from a transition table: thawing changes the status of neither the dose,
     # its shipment nor its bags; it needs each as it is (prepared, received, dispensed).
     if order.status != DoseStatus.PREPARED.value:
-        raise Conflict(f"{code} is {order.status}; only a prepared dose is thawed.")
+        raise Conflict(
+            _(
+                "%(code)s is %(status)s; only a prepared dose is thawed.",
+                code=code,
+                status=DoseStatus(order.status).label,
+            )
+        )
     shipment = shipment_of(session, order)
     if shipment is None:
-        raise Conflict(f"{code} has not left the lab; it is thawed at the clinic after receipt.")
+        raise Conflict(
+            _("%(code)s has not left the lab; it is thawed at the clinic after receipt.", code=code)
+        )
     if shipment.status != ShipmentStatus.RECEIVED.value:
         raise Conflict(
-            f"{code} is in shipment {shipment.id}, which is {shipment.status_label}"
-            + (f" ({shipment.hold_reason})" if shipment.hold_reason else "")
-            + "; only a received shipment that is not on hold can be thawed.",
-            title="Not received",
+            _(
+                "%(code)s is in shipment %(shipment)s, which is %(status)s (%(reason)s); only a "
+                "received shipment that is not on hold can be thawed.",
+                code=code,
+                shipment=shipment.id,
+                status=shipment.status_label,
+                reason=shipment.hold_reason,
+            )
+            if shipment.hold_reason
+            else _(
+                "%(code)s is in shipment %(shipment)s, which is %(status)s; only a received "
+                "shipment that is not on hold can be thawed.",
+                code=code,
+                shipment=shipment.id,
+                status=shipment.status_label,
+            ),
+            title=_("Not received"),
         )
     blocked = [
         unit.code
@@ -237,9 +261,12 @@ def _require_thawable(session: DbSession, order: DoseOrder) -> None:
     ]
     if blocked:
         raise Conflict(
-            f"{', '.join(blocked)} cannot be thawed: not dispensed for use (quarantined, "
-            "blocked or discarded).",
-            title="Not usable",
+            _(
+                "%(units)s cannot be thawed: not dispensed for use (quarantined, blocked or "
+                "discarded).",
+                units=", ".join(blocked),
+            ),
+            title=_("Not usable"),
         )
 
 
@@ -252,10 +279,15 @@ def _require_thawed(
     elapsed = (now - thaw.started_at).total_seconds()
     if elapsed < minimum * 60:
         raise Conflict(
-            f"The thaw of {bag.code} started {max(elapsed, 0):.0f} s ago; a bag takes at least "
-            f"{minimum:g} min to thaw, so it cannot be complete yet (a double scan?). Scan it "
-            "again when it has thawed; the thaw window runs from its start.",
-            title="Thaw not complete",
+            _(
+                "The thaw of %(unit)s started %(seconds)s s ago; a bag takes at least "
+                "%(minimum)s min to thaw, so it cannot be complete yet (a double scan?). Scan "
+                "it again when it has thawed; the thaw window runs from its start.",
+                unit=bag.code,
+                seconds=format(max(elapsed, 0), ".0f"),
+                minimum=format(minimum, "g"),
+            ),
+            title=_("Thaw not complete"),
         )
 
 
@@ -268,7 +300,7 @@ def _start(
             session.add(thaw)
     except IntegrityError as error:
         raise Conflict(
-            f"The thaw of {bag.code} was started by someone else a moment ago."
+            _("The thaw of %(unit)s was started by someone else a moment ago.", unit=bag.code)
         ) from error
     _record(session, bag, "thaw started", actor=actor, now=now)
     audit.record(
@@ -287,7 +319,9 @@ def _complete(session: DbSession, thaw: Thaw, bag: Unit, *, actor: User, now: dt
     if not update_if(
         session, thaw, Thaw.completed_at.is_(None), completed_at=now, completed_by_id=actor.id
     ):
-        raise Conflict(f"The thaw of {bag.code} was completed by someone else a moment ago.")
+        raise Conflict(
+            _("The thaw of %(unit)s was completed by someone else a moment ago.", unit=bag.code)
+        )
     _record(session, bag, "thaw completed", actor=actor, now=now)
     audit.record(
         session,

@@ -31,6 +31,7 @@ from cellchain.clinic.bedside.schemas import (
 )
 from cellchain.clinic.models import Infusion, InfusionStatus, ShipmentStatus
 from cellchain.clinic.shipments import shipments
+from cellchain.core.i18n import _
 from cellchain.core.roles import Permission, Role, holds
 from cellchain.dosing import orders, patients
 from cellchain.errors import DomainError
@@ -138,7 +139,7 @@ def verify() -> ResponseReturnValue:
         ) as session:
             check_id = verify_as_user(session, data).id
     except DomainError as error:
-        flash(f"Not checked: {error.detail}", "error")
+        flash(_("Not checked: %(reason)s", reason=error.detail), "error")
         return redirect(url_for("bedside.start_page"))
     return redirect(url_for("bedside.check", check_id=check_id))
 
@@ -161,7 +162,7 @@ def sign(check_id: int) -> ResponseReturnValue:
             sign_as_user(session, check_id, data)
     except DomainError as error:
         return _check_page(bedside.get_check(db.session, check_id), error)
-    flash("Signed by two clinicians. Start the infusion when ready.", "success")
+    flash(_("Signed by two clinicians. Start the infusion when ready."), "success")
     return redirect(url_for("bedside.check", check_id=check_id))
 
 
@@ -179,9 +180,9 @@ def start(check_id: int) -> ResponseReturnValue:
     except DomainError as error:
         return _check_page(bedside.get_check(db.session, check_id), error)
     if stop_id is not None:
-        flash("STOP: a check failed at the start. Nothing was started.", "error")
+        flash(_("STOP: a check failed at the start. Nothing was started."), "error")
         return redirect(url_for("bedside.check", check_id=stop_id))
-    flash("Infusion started.", "success")
+    flash(_("Infusion started."), "success")
     return redirect(url_for("bedside.infusion", infusion_id=infusion_id))
 
 
@@ -207,12 +208,15 @@ def end(infusion_id: int) -> ResponseReturnValue:
         return _infusion_page(infusions.get_infusion(db.session, infusion_id), error)
     if infusion_flag := infusions.get_infusion(db.session, infusion_id).time_flag:
         flash(
-            f"Infusion ended and recorded, and flagged: {infusion_flag} A second clinician "
-            "must acknowledge it before the patient's next dose.",
+            _(
+                "Infusion ended and recorded, and flagged: %(flag)s A second clinician "
+                "must acknowledge it before the patient's next dose.",
+                flag=infusion_flag,
+            ),
             "error",
         )
     else:
-        flash("Infusion ended and recorded.", "success")
+        flash(_("Infusion ended and recorded."), "success")
     return redirect(url_for("bedside.infusion", infusion_id=infusion_id))
 
 
@@ -228,7 +232,7 @@ def acknowledge(infusion_id: int) -> ResponseReturnValue:
             acknowledge_as_user(session, infusion_id, data)
     except DomainError as error:
         return _infusion_page(infusions.get_infusion(db.session, infusion_id), error)
-    flash("Flag acknowledged with your signature.", "success")
+    flash(_("Flag acknowledged with your signature."), "success")
     return redirect(url_for("bedside.infusion", infusion_id=infusion_id))
 
 
@@ -302,11 +306,20 @@ def record_count(order_id: int) -> ResponseReturnValue:
     except DomainError as error:
         return _count_page(order_id, error)
     if within:
-        flash(f"Post-thaw count recorded: {deviation:+.2f} % of the target.", "success")
+        flash(
+            _(
+                "Post-thaw count recorded: %(deviation)s %% of the target.",
+                deviation=format(deviation, "+.2f"),
+            ),
+            "success",
+        )
     else:
         flash(
-            f"Post-thaw count recorded: {deviation:+.2f} % of the target, OUTSIDE tolerance. "
-            "The bedside stops until an investigator signs a decision.",
+            _(
+                "Post-thaw count recorded: %(deviation)s %% of the target, OUTSIDE tolerance. "
+                "The bedside stops until an investigator signs a decision.",
+                deviation=format(deviation, "+.2f"),
+            ),
             "error",
         )
     return redirect(url_for("bedside.post_thaw_count", order_id=order_id))
@@ -324,7 +337,7 @@ def decide(order_id: int) -> ResponseReturnValue:
             decide_as_user(session, order_id, data)
     except DomainError as error:
         return _count_page(order_id, error)
-    flash("Decision signed.", "success")
+    flash(_("Decision signed."), "success")
     return redirect(url_for("bedside.post_thaw_count", order_id=order_id))
 
 

@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from cellchain.clinic.endpoints import scores
 from cellchain.clinic.models import EfficacyEndpoints
 from cellchain.core import audit
+from cellchain.core.i18n import _
 from cellchain.core.models import User
 from cellchain.dosing import patients
 from cellchain.dosing.models import Patient
@@ -122,7 +123,7 @@ class TableRow:
 def evaluation_visits(patient: Patient) -> list[tuple[str, str]]:
     """(code, name) of the visits endpoints are recorded at: baseline, then the protocol's
     evaluation visits in order."""
-    return [(BASELINE, "Baseline")] + [
+    return [(BASELINE, _("Baseline"))] + [
         (code, name) for code, name, infusion in patients.protocol_visits(patient) if not infusion
     ]
 

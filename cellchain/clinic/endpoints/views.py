@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 from cellchain.clinic.endpoints import endpoints
 from cellchain.clinic.endpoints.commands import record_endpoints_as_user
 from cellchain.clinic.endpoints.schemas import EndpointsIn
+from cellchain.core.i18n import _
 from cellchain.core.roles import Permission
 from cellchain.dosing import patients
 from cellchain.dosing.models import Patient
@@ -34,7 +35,9 @@ def record(patient_id: int) -> ResponseReturnValue:
         data = load_form(EndpointsIn(), request.form)
         with unit_of_work() as session:
             row = record_endpoints_as_user(session, patient_id, data)
-            message = f"Endpoints of {row.name} ({row.visit}) recorded."
+            message = _(
+                "Endpoints of %(name)s (%(visit)s) recorded.", name=row.name, visit=row.visit
+            )
     except DomainError as error:
         return _patient_page(patients.get_patient(db.session, patient_id), error)
     flash(message, "success")

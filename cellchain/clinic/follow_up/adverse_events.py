@@ -33,6 +33,7 @@ from cellchain.clinic.follow_up import reporting
 from cellchain.clinic.models import AdverseEvent, Infusion, Outcome, SeriousCriterion, Seriousness
 from cellchain.core import audit
 from cellchain.core.guarded import update_if
+from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.dosing.models import Patient
@@ -42,12 +43,12 @@ from cellchain.extensions import DbSession
 from cellchain.notifications import service as notifications
 
 #: CTCAE v5 grades, as the form offers them.
-GRADES: dict[int, str] = {
-    1: "1 — mild",
-    2: "2 — moderate",
-    3: "3 — severe or medically significant",
-    4: "4 — life-threatening",
-    5: "5 — death related to the event",
+GRADES: dict[int, LazyText] = {
+    1: lazy("1 — mild"),
+    2: lazy("2 — moderate"),
+    3: lazy("3 — severe or medically significant"),
+    4: lazy("4 — life-threatening"),
+    5: lazy("5 — death related to the event"),
 }
 #: Grades that are serious by definition (life-threatening, death).
 SERIOUS_GRADES = frozenset({4, 5})
@@ -86,25 +87,34 @@ def record_adverse_event(
     field (nothing saved then)."""
     errors: dict[str, list[str]] = {}
     if report.onset_at > now + CLOCK_TOLERANCE:
-        errors["onset_at"] = ["The onset cannot be in the future."]
+        errors["onset_at"] = [_("The onset cannot be in the future.")]
     elif report.onset_at < patient.enrolled_at:
         errors["onset_at"] = [
-            f"The onset is before {patient.study_id} was enrolled; an event that began before "
-            "enrolment is medical history, not an adverse event."
+            _(
+                "The onset is before %(patient)s was enrolled; an event that began before "
+                "enrolment is medical history, not an adverse event.",
+                patient=patient.study_id,
+            )
         ]
     if not report.description.strip():
-        errors["description"] = ["Describe the event."]
+        errors["description"] = [_("Describe the event.")]
     infusion = None
     if report.infusion_id is not None:
         infusion = session.get(Infusion, report.infusion_id)
         if infusion is None or infusion.patient_id != patient.id:
             errors["infusion_id"] = [
-                f"Infusion {report.infusion_id} is not one of {patient.study_id}'s infusions."
+                _(
+                    "Infusion %(infusion)s is not one of %(patient)s's infusions.",
+                    infusion=report.infusion_id,
+                    patient=patient.study_id,
+                )
             ]
         elif report.onset_at < infusion.started_at and "onset_at" not in errors:
             errors["onset_at"] = [
-                "The onset is before the infusion it followed started; choose no infusion, "
-                "or correct the onset."
+                _(
+                    "The onset is before the infusion it followed started; choose no "
+                    "infusion, or correct the onset."
+                )
             ]
     for field, messages in classification_errors(
         report.grade, report.seriousness, report.outcome
@@ -116,16 +126,17 @@ def record_adverse_event(
         errors.setdefault(field, []).extend(messages)
     aware_at = report.aware_at or now
     if aware_at > now + CLOCK_TOLERANCE:
-        errors["aware_at"] = ["The site cannot become aware of an event in the future."]
+        errors["aware_at"] = [_("The site cannot become aware of an event in the future.")]
     elif aware_at < report.onset_at and "onset_at" not in errors:
-        errors["aware_at"] = ["The site became aware of the event after its onset, not before."]
+        errors["aware_at"] = [_("The site became aware of the event after its onset, not before.")]
     term = (report.term or "").strip() or None
     term_code = (report.term_code or "").strip() or None
     if term_code and not term:
-        errors["term"] = ["Give the term the code stands for."]
+        errors["term"] = [_("Give the term the code stands for.")]
     if errors:
         raise InvalidInput(
-            "The adverse event was not recorded: " + summarize(errors), errors=errors
+            _("The adverse event was not recorded: %(problems)s", problems=summarize(errors)),
+            errors=errors,
         )
     event = AdverseEvent(
         patient_id=patient.id,
@@ -201,25 +212,34 @@ def update_outcome(
     errors: dict[str, list[str]] = {}
     old = event.outcome
     if outcome not in _values(Outcome):
-        errors["outcome"] = [f"Choose one of: {_choices(Outcome)}."]
+        errors["outcome"] = [_("Choose one of: %(choices)s.", choices=_choices(Outcome))]
     elif outcome == old:
-        errors["outcome"] = [f"The outcome is already {Outcome(old).label}."]
+        errors["outcome"] = [_("The outcome is already %(outcome)s.", outcome=Outcome(old).label)]
     elif outcome == Outcome.FATAL and event.grade != FATAL_GRADE:
         errors["outcome"] = [
-            f"A fatal outcome is grade 5, and this event is grade {event.grade}: record the "
-            "death as a new grade 5 event."
+            _(
+                "A fatal outcome is grade 5, and this event is grade %(grade)s: record the "
+                "death as a new grade 5 event.",
+                grade=event.grade,
+            )
         ]
     elif event.grade == FATAL_GRADE:
-        errors["outcome"] = ["A grade 5 event is a death: its outcome stays fatal."]
+        errors["outcome"] = [_("A grade 5 event is a death: its outcome stays fatal.")]
     if not (reason or "").strip():
-        errors["reason"] = ["Say why the outcome changed (e.g. what the last visit found)."]
+        errors["reason"] = [_("Say why the outcome changed (e.g. what the last visit found).")]
     if errors:
-        raise InvalidInput("The outcome was not changed: " + summarize(errors), errors=errors)
+        raise InvalidInput(
+            _("The outcome was not changed: %(problems)s", problems=summarize(errors)),
+            errors=errors,
+        )
     if not update_if(session, event, AdverseEvent.outcome == old, outcome=outcome):
         raise Conflict(
-            f"The outcome of adverse event {event.id} was changed by someone else a moment ago; "
-            "reload the page to see it.",
-            title="Changed concurrently",
+            _(
+                "The outcome of adverse event %(event)s was changed by someone else a moment "
+                "ago; reload the page to see it.",
+                event=event.id,
+            ),
+            title=_("Changed concurrently"),
         )
     audit.record(
         session,
@@ -240,21 +260,26 @@ def classification_errors(grade: int, seriousness: str, outcome: str) -> dict[st
     a grade 5 that is not fatal (or fatal that is not grade 5), grade 4–5 not serious."""
     errors: dict[str, list[str]] = {}
     if grade not in GRADES:
-        errors["grade"] = ["The CTCAE grade is 1, 2, 3, 4 or 5."]
+        errors["grade"] = [_("The CTCAE grade is 1, 2, 3, 4 or 5.")]
     if seriousness not in _values(Seriousness):
-        errors["seriousness"] = [f"Choose one of: {_choices(Seriousness)}."]
+        errors["seriousness"] = [_("Choose one of: %(choices)s.", choices=_choices(Seriousness))]
     if outcome not in _values(Outcome):
-        errors["outcome"] = [f"Choose one of: {_choices(Outcome)}."]
+        errors["outcome"] = [_("Choose one of: %(choices)s.", choices=_choices(Outcome))]
     if errors:
         return errors
     if grade == FATAL_GRADE and outcome != Outcome.FATAL:
-        errors["outcome"] = ["A grade 5 event is a death: its outcome is fatal."]
+        errors["outcome"] = [_("A grade 5 event is a death: its outcome is fatal.")]
     elif outcome == Outcome.FATAL and grade != FATAL_GRADE:
-        errors["grade"] = ["A fatal outcome is grade 5 (death related to the event)."]
+        errors["grade"] = [_("A fatal outcome is grade 5 (death related to the event).")]
     if grade in SERIOUS_GRADES and seriousness != Seriousness.SERIOUS:
-        kind = "a death" if grade == FATAL_GRADE else "life-threatening"
+        kind = _("a death") if grade == FATAL_GRADE else _("life-threatening")
         errors["seriousness"] = [
-            f"A grade {grade} event is {kind}, which is a seriousness criterion: it is serious."
+            _(
+                "A grade %(grade)s event is %(kind)s, which is a seriousness criterion: it is "
+                "serious.",
+                grade=grade,
+                kind=kind,
+            )
         ]
     return errors
 
@@ -265,21 +290,25 @@ def criteria_errors(grade: int, seriousness: str, criteria: frozenset[str]) -> d
     without "death"."""
     unknown = sorted(criteria - SERIOUS_CRITERIA)
     if unknown:
-        return {"serious_criteria": [f"Unknown criteria: {', '.join(unknown)}."]}
+        return {
+            "serious_criteria": [_("Unknown criteria: %(criteria)s.", criteria=", ".join(unknown))]
+        }
     if seriousness == Seriousness.SERIOUS and not criteria:
         return {
             "serious_criteria": [
-                "A serious event meets at least one seriousness criterion (ICH E2A): name it."
+                _("A serious event meets at least one seriousness criterion (ICH E2A): name it.")
             ]
         }
     if seriousness == Seriousness.NON_SERIOUS and criteria:
         return {
             "serious_criteria": [
-                "An event meeting a seriousness criterion is serious: record it as serious."
+                _("An event meeting a seriousness criterion is serious: record it as serious.")
             ]
         }
     if grade == FATAL_GRADE and seriousness == Seriousness.SERIOUS and "death" not in criteria:
-        return {"serious_criteria": ["A grade 5 event is a death: it meets the criterion death."]}
+        return {
+            "serious_criteria": [_("A grade 5 event is a death: it meets the criterion death.")]
+        }
     return {}
 
 

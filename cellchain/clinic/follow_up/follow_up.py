@@ -29,10 +29,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from cellchain.clinic.models import EfficacyEndpoints, FollowUpVisit, Infusion
+from cellchain.clinic.models import EfficacyEndpoints, FollowUpVisit, Infusion, WordedEnum
 from cellchain.core import audit
 from cellchain.core.models import User
-from cellchain.core.types import LabelledEnum
 from cellchain.dosing import patients
 from cellchain.dosing.models import DoseOrder, Patient, PatientStatus
 from cellchain.errors import Conflict, InvalidInput
@@ -44,7 +43,7 @@ ENDPOINTS_ASSESSED = "efficacy endpoints assessed"
 COMING_UP_DAYS = 14
 
 
-class VisitStatus(LabelledEnum):
+class VisitStatus(WordedEnum):
     DONE = "done"  #: infused (infusion visits) or recorded as done (evaluations)
     NOT_APPLICABLE = "not_applicable"  #: an infusion visit of an arm that never receives cells
     MISSED = "missed"  #: its window closed and it was recorded as missed

@@ -31,6 +31,7 @@ from cellchain.clinic.models import AdverseEvent, Causality, Infusion, ReportKin
 from cellchain.core import audit, signatures
 from cellchain.core.display import UTC_ZONE, local_time
 from cellchain.core.guarded import update_if
+from cellchain.core.i18n import _
 from cellchain.core.models import User
 from cellchain.core.roles import Role, require
 from cellchain.dosing.models import Patient
@@ -165,20 +166,35 @@ def assess(
     require(actor, Role.INVESTIGATOR)
     if causality not in {c.value for c in Causality}:
         raise InvalidInput(
-            "The assessment was not recorded: unknown causality.",
-            errors={"causality": [f"Choose one of: {', '.join(c.value for c in Causality)}."]},
-        )
-    if event.causality is not None:
-        raise Conflict(f"Adverse event {event.id} is already assessed ({event.causality}).")
-    if causality == Causality.RELATED_MSC and not infused_before(session, event):
-        raise InvalidInput(
-            f"The assessment was not recorded: {event.patient.study_id} had no MSC infusion "
-            f"started before the event's onset ({local_time(event.onset_at, zone)}), so the "
-            "event cannot be related to the MSC.",
+            _("The assessment was not recorded: unknown causality."),
             errors={
                 "causality": [
-                    "No MSC infusion had started before the onset: related to the DMARDs or "
-                    "unrelated."
+                    _("Choose one of: %(choices)s.", choices=", ".join(c.value for c in Causality))
+                ]
+            },
+        )
+    if event.causality is not None:
+        raise Conflict(
+            _(
+                "Adverse event %(event)s is already assessed (%(causality)s).",
+                event=event.id,
+                causality=event.causality,
+            )
+        )
+    if causality == Causality.RELATED_MSC and not infused_before(session, event):
+        raise InvalidInput(
+            _(
+                "The assessment was not recorded: %(patient)s had no MSC infusion started "
+                "before the event's onset (%(onset)s), so the event cannot be related to the MSC.",
+                patient=event.patient.study_id,
+                onset=local_time(event.onset_at, zone),
+            ),
+            errors={
+                "causality": [
+                    _(
+                        "No MSC infusion had started before the onset: related to the DMARDs or "
+                        "unrelated."
+                    )
                 ]
             },
         )
@@ -192,8 +208,11 @@ def assess(
         assessed_by_id=actor.id,
     ):
         raise Conflict(
-            f"Adverse event {event.id} was assessed by someone else a moment ago; reload it.",
-            title="Changed concurrently",
+            _(
+                "Adverse event %(event)s was assessed by someone else a moment ago; reload it.",
+                event=event.id,
+            ),
+            title=_("Changed concurrently"),
         )
     signatures.sign(
         session,
@@ -232,18 +251,20 @@ def record_report(
     became aware, and without a reference."""
     errors: dict[str, list[str]] = {}
     if kind not in {k.value for k in ReportKind}:
-        errors["kind"] = ["Choose initial or follow_up."]
+        errors["kind"] = [_("Choose initial or follow_up.")]
     if not reference.strip():
-        errors["reference"] = ["Give the sponsor's reference of the report."]
+        errors["reference"] = [_("Give the sponsor's reference of the report.")]
     aware = event.aware_at or event.recorded_at
     if reported_at > now + CLOCK_TOLERANCE:
-        errors["reported_at"] = ["A report cannot be sent in the future."]
+        errors["reported_at"] = [_("A report cannot be sent in the future.")]
     elif reported_at < aware:
-        errors["reported_at"] = ["A report is sent after the site became aware of the event."]
+        errors["reported_at"] = [_("A report is sent after the site became aware of the event.")]
     if errors:
-        raise InvalidInput("The report was not recorded.", errors=errors)
+        raise InvalidInput(_("The report was not recorded."), errors=errors)
     if event.seriousness != Seriousness.SERIOUS:
-        raise Conflict(f"Adverse event {event.id} is not serious: it has no sponsor report.")
+        raise Conflict(
+            _("Adverse event %(event)s is not serious: it has no sponsor report.", event=event.id)
+        )
     if kind == ReportKind.INITIAL:
         column, at_name, ref_name = (
             AdverseEvent.initial_reported_at,
@@ -252,7 +273,7 @@ def record_report(
         )
     else:
         if event.initial_reported_at is None:
-            raise Conflict("Record the initial report before the follow-up report.")
+            raise Conflict(_("Record the initial report before the follow-up report."))
         column, at_name, ref_name = (
             AdverseEvent.follow_up_reported_at,
             "follow_up_reported_at",
@@ -262,7 +283,13 @@ def record_report(
     if getattr(event, at_name) is not None or not update_if(
         session, event, column.is_(None), **{at_name: reported_at, ref_name: reference.strip()}
     ):
-        raise Conflict(f"The {label} report of adverse event {event.id} is already recorded.")
+        raise Conflict(
+            _(
+                "The %(kind)s report of adverse event %(event)s is already recorded.",
+                kind=label,
+                event=event.id,
+            )
+        )
     audit.record(
         session,
         actor=actor,

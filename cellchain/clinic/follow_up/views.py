@@ -36,6 +36,7 @@ from cellchain.clinic.follow_up.schemas import (
 )
 from cellchain.clinic.models import Causality, Outcome, ReportKind, SeriousCriterion, Seriousness
 from cellchain.core.display import local_time
+from cellchain.core.i18n import _
 from cellchain.core.roles import Permission, Role, holds
 from cellchain.dosing import patients
 from cellchain.dosing.models import Patient
@@ -110,7 +111,11 @@ def record_visit(patient_id: int) -> ResponseReturnValue:
         data = load_form(VisitDoneIn(), request.form)
         with unit_of_work() as session:
             row = record_visit_as_user(session, patient_id, data)
-            message = f"Visit {row.visit} recorded as done on {row.done_on.isoformat()}."
+            message = _(
+                "Visit %(visit)s recorded as done on %(day)s.",
+                visit=row.visit,
+                day=row.done_on.isoformat(),
+            )
     except DomainError as error:
         return _patient_page(patients.get_patient(db.session, patient_id), error, "visit")
     flash(message, "success")
@@ -125,7 +130,9 @@ def reschedule_visit(patient_id: int) -> ResponseReturnValue:
         data = load_form(RescheduleIn(), request.form)
         with unit_of_work() as session:
             row = reschedule_as_user(session, patient_id, data)
-            message = f"Visit {row.visit} moved to {row.planned_on.isoformat()}."
+            message = _(
+                "Visit %(visit)s moved to %(day)s.", visit=row.visit, day=row.planned_on.isoformat()
+            )
             if row.outside_protocol:
                 message += (
                     " The day is outside the protocol window: a protocol deviation is open "
@@ -145,9 +152,11 @@ def sign_deviation(reschedule_id: int) -> ResponseReturnValue:
     try:
         data = load_form(DeviationSignIn(), request.form)
         with unit_of_work() as session:
-            signed, _ = sign_deviation_as_user(session, reschedule_id, data)
-            message = (
-                f"Protocol deviation signed: {signed.visit} on {signed.planned_on.isoformat()}."
+            signed, _deviation = sign_deviation_as_user(session, reschedule_id, data)
+            message = _(
+                "Protocol deviation signed: %(visit)s on %(day)s.",
+                visit=signed.visit,
+                day=signed.planned_on.isoformat(),
             )
     except DomainError as error:
         return _patient_page(
@@ -165,7 +174,7 @@ def record_missed(patient_id: int) -> ResponseReturnValue:
         data = load_form(MissedIn(), request.form)
         with unit_of_work() as session:
             row = record_missed_as_user(session, patient_id, data)
-            message = f"Visit {row.visit} recorded as missed."
+            message = _("Visit %(visit)s recorded as missed.", visit=row.visit)
     except DomainError as error:
         return _patient_page(patients.get_patient(db.session, patient_id), error, "missed")
     flash(message, "success")
@@ -180,11 +189,17 @@ def record_adverse_event(patient_id: int) -> ResponseReturnValue:
         data = load_form(AdverseEventIn(), request.form, lists=("serious_criteria",))
         with unit_of_work() as session:
             event = record_event_as_user(session, patient_id, data)
-            message = f"Adverse event {event.id} (grade {event.grade}) recorded."
+            message = _(
+                "Adverse event %(event)s (grade %(grade)s) recorded.",
+                event=event.id,
+                grade=event.grade,
+            )
             clock = reporting.reporting_clock(event, now=event.recorded_at)
             if clock is not None:
                 due = local_time(clock.initial_due, site_zone())
-                message += f" Serious: initial sponsor report due {due} (see Adverse events)."
+                message += " " + _(
+                    "Serious: initial sponsor report due %(due)s (see Adverse events).", due=due
+                )
     except DomainError as error:
         return _patient_page(patients.get_patient(db.session, patient_id), error, "event")
     flash(message, "success")
@@ -200,7 +215,11 @@ def update_outcome(event_id: int) -> ResponseReturnValue:
         data = load_form(OutcomeIn(), request.form)
         with unit_of_work() as session:
             changed = update_outcome_as_user(session, event_id, data)
-            message = f"Outcome of adverse event {changed.id} is now {changed.outcome_label}."
+            message = _(
+                "Outcome of adverse event %(event)s is now %(outcome)s.",
+                event=changed.id,
+                outcome=changed.outcome_label,
+            )
     except DomainError as error:
         return _patient_page(
             patients.get_patient(db.session, patient_id), error, f"outcome-{event_id}"
@@ -218,7 +237,11 @@ def assess_adverse_event(event_id: int) -> ResponseReturnValue:
         data = load_form(AssessmentIn(), request.form)
         with unit_of_work() as session:
             event = assess_as_user(session, event_id, data)
-            message = f"Adverse event {event.id} assessed: {_label(Causality, event.causality)}."
+            message = _(
+                "Adverse event %(event)s assessed: %(causality)s.",
+                event=event.id,
+                causality=_label(Causality, event.causality),
+            )
     except DomainError as error:
         return _patient_page(
             patients.get_patient(db.session, patient_id), error, f"assess-{event_id}"
@@ -236,9 +259,10 @@ def record_adverse_event_report(event_id: int) -> ResponseReturnValue:
         data = load_form(ReportIn(), request.form)
         with unit_of_work() as session:
             event = record_report_as_user(session, event_id, data)
-            message = (
-                f"The {_label(ReportKind, data['kind']).lower()} report of adverse event "
-                f"{event.id} is recorded."
+            message = _(
+                "The %(kind)s report of adverse event %(event)s is recorded.",
+                kind=_label(ReportKind, data["kind"]).lower(),
+                event=event.id,
             )
     except DomainError as error:
         return _patient_page(
@@ -307,8 +331,8 @@ def _patient_page(
             may_assess=holds(acting_user().roles, Role.INVESTIGATOR),
             causalities=[{"value": c.value, "label": c.label} for c in Causality],
             expectedness=[
-                {"value": "true", "label": "Expected"},
-                {"value": "false", "label": "Unexpected"},
+                {"value": "true", "label": _("Expected")},
+                {"value": "false", "label": _("Unexpected")},
             ],
             report_kinds={k.value: k.label for k in ReportKind},
             criterion_labels={c.value: c.label for c in SeriousCriterion},
@@ -316,13 +340,16 @@ def _patient_page(
             infusions=[
                 {
                     "value": str(infusion.id),
-                    "label": f"{infusion.dose_order.visit} · started "
-                    f"{local_time(infusion.started_at, site_zone())}",
+                    "label": _(
+                        "%(visit)s · started %(when)s",
+                        visit=infusion.dose_order.visit,
+                        when=local_time(infusion.started_at, site_zone()),
+                    ),
                 }
                 for infusion in adverse_events.infusions_of(db.session, patient)
             ],
             grades=[
-                {"value": str(g), "label": label} for g, label in adverse_events.GRADES.items()
+                {"value": str(g), "label": str(label)} for g, label in adverse_events.GRADES.items()
             ],
             seriousness=[{"value": s.value, "label": s.label} for s in Seriousness],
             criteria=[{"value": c.value, "label": c.label} for c in SeriousCriterion],

@@ -34,6 +34,9 @@ from cellchain.chain.models import GONE, EventType, Unit, UnitEvent, UnitStatus
 from cellchain.chain.service import CustodyInput
 from cellchain.clinic.bedside.doses import lots_of_dose, scan_dose, units_of_dose
 from cellchain.clinic.models import (
+    HOLD_DAMAGED,
+    HOLD_LOGGER,
+    HOLD_TEMPERATURE,
     SHIPMENT_TRANSITIONS,
     Condition,
     Shipment,
@@ -43,6 +46,7 @@ from cellchain.clinic.models import (
 from cellchain.core import actions, audit, listing, signatures
 from cellchain.core.display import UTC_ZONE, local_time
 from cellchain.core.guarded import update_if
+from cellchain.core.i18n import _
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
@@ -127,11 +131,11 @@ def dispatch(session: DbSession, form: Dispatch, *, actor: User, now: dt.datetim
     errors: dict[str, list[str]] = {}
     for field in ("shipper_id", "logger_id", "destination", "courier"):
         if not getattr(form, field).strip():
-            errors[field] = ["Required."]
+            errors[field] = [_("Required.")]
     orders: dict[int, DoseOrder] = {}
     scans = [scan for scan in form.dose_scans if scan.strip()]
     if not scans:
-        errors.setdefault("doses", []).append("Scan the label of at least one prepared dose.")
+        errors.setdefault("doses", []).append(_("Scan the label of at least one prepared dose."))
     for scan in scans:
         try:
             order = scan_dose(session, scan).order
@@ -143,7 +147,10 @@ def dispatch(session: DbSession, form: Dispatch, *, actor: User, now: dt.datetim
             errors.setdefault("doses", []).append(problem_text)
         orders[order.id] = order
     if errors:
-        raise InvalidInput("The shipment was not dispatched: " + summarize(errors), errors=errors)
+        raise InvalidInput(
+            _("The shipment was not dispatched: %(problems)s", problems=summarize(errors)),
+            errors=errors,
+        )
     shipment = Shipment(
         shipper_id=form.shipper_id.strip(),
         logger_id=form.logger_id.strip(),
@@ -230,8 +237,12 @@ def hand_off(
     """A hand-off of the shipment on its way, recorded on every unit in it."""
     if ShipmentAction.HAND_OFF not in shipment_actions(shipment):
         raise Conflict(
-            f"Shipment {shipment.id} is {shipment.status_label}; hand-offs end at its receipt.",
-            title="Shipment not in transit",
+            _(
+                "Shipment %(shipment)s is %(status)s; hand-offs end at its receipt.",
+                shipment=shipment.id,
+                status=shipment.status_label,
+            ),
+            title=_("Shipment not in transit"),
         )
     _require_scan_of(session, shipment, form.scan)
     events = [
@@ -277,16 +288,29 @@ def receive(
 ) -> Shipment:
     """Receive the shipment at the clinic; an excursion, damage or a logger alarm holds it."""
     if ShipmentAction.RECEIVE not in shipment_actions(shipment):
-        when = f" at {local_time(shipment.received_at, zone)}" if shipment.received_at else ""
-        who = f" by {shipment.received_by.full_name}" if shipment.received_by else ""
+        when = (
+            _(" at %(when)s", when=local_time(shipment.received_at, zone))
+            if shipment.received_at
+            else ""
+        )
+        who = _(" by %(who)s", who=shipment.received_by.full_name) if shipment.received_by else ""
         raise Conflict(
-            f"Shipment {shipment.id} was already received{when}{who}; it is "
-            f"{shipment.status_label}. A shipment is received once.",
-            title="Already received",
+            _(
+                "Shipment %(shipment)s was already received%(when)s%(who)s; it is %(status)s. "
+                "A shipment is received once.",
+                shipment=shipment.id,
+                when=when,
+                who=who,
+                status=shipment.status_label,
+            ),
+            title=_("Already received"),
         )
     errors = _receipt_errors(form, shipment, now)
     if errors:
-        raise InvalidInput("The receipt was not recorded: " + summarize(errors), errors=errors)
+        raise InvalidInput(
+            _("The receipt was not recorded: %(problems)s", problems=summarize(errors)),
+            errors=errors,
+        )
     _require_scan_of(session, shipment, form.scan)
     assert form.temperature_c is not None
     limit = storage_limit(session, shipment)
@@ -308,8 +332,11 @@ def receive(
         hold_reason=" ".join(reasons) or None,
     ):
         raise Conflict(
-            f"Shipment {shipment.id} was received by someone else a moment ago.",
-            title="Already received",
+            _(
+                "Shipment %(shipment)s was received by someone else a moment ago.",
+                shipment=shipment.id,
+            ),
+            title=_("Already received"),
         )
     # A dose destroyed on the way (dosing/exceptions.py) stays destroyed: the shipper's arrival is
     # still recorded for the doses still live, its discarded units get no receipt (they are gone,
@@ -388,7 +415,8 @@ def decide_hold(
         raise StateConflict(f"Shipment {shipment.id}", shipment.status, target.value)
     if not reason.strip():
         raise InvalidInput(
-            "Say why the held shipment is accepted or rejected.", errors={"reason": ["Required."]}
+            _("Say why the held shipment is accepted or rejected."),
+            errors={"reason": [_("Required.")]},
         )
     shipment.decision_reason = reason.strip()
     session.flush()
@@ -409,7 +437,12 @@ def decide_hold(
         decided_at=now,
         decided_by_id=user.id,
     ):
-        raise Conflict(f"Shipment {shipment.id} was decided by someone else a moment ago.")
+        raise Conflict(
+            _(
+                "Shipment %(shipment)s was decided by someone else a moment ago.",
+                shipment=shipment.id,
+            )
+        )
     if not accept:
         for item in shipment.items:
             # a dose destroyed on the way is already cancelled, its units already discarded
@@ -503,12 +536,13 @@ def hold_reasons(form: Receipt, limit: float) -> list[str]:
     reasons = []
     if form.temperature_c is not None and form.temperature_c > limit:
         reasons.append(
-            f"Arrived at {form.temperature_c:g} °C, above the storage limit of {limit:g} °C."
+            HOLD_TEMPERATURE.message
+            % {"temperature": f"{form.temperature_c:g}", "limit": f"{limit:g}"}
         )
     if form.condition == Condition.DAMAGED.value:
-        reasons.append("The shipper or a bag arrived damaged.")
+        reasons.append(HOLD_DAMAGED.message)
     if form.logger_excursion:
-        reasons.append("The temperature logger shows an excursion in transit.")
+        reasons.append(HOLD_LOGGER.message)
     return reasons
 
 
@@ -519,45 +553,61 @@ def _not_shippable(session: DbSession, order: DoseOrder, now: dt.datetime) -> st
     """Why the dose may not leave the lab, or None: the hard blocks before a bag is dispensed
     (DOMAIN.md §7) that can have changed since the second check, and every unit's label: the
     dose label and each bag's released label printed and applied, none superseded."""
-    code = order.dose_unit.code if order.dose_unit else f"dose order {order.id}"
+    code = order.dose_unit.code if order.dose_unit else _("dose order %(id)s", id=order.id)
     # By hand, among reasons given all at once before anything changes: dispatch leaves the
     # dose prepared, and the units' change to dispensed is refused by UNIT_TRANSITIONS itself
     # (chain.change_status), after these checks.
     if order.status != DoseStatus.PREPARED.value:
-        return f"{code} is {order.status}; only a prepared (second-checked) dose is shipped."
+        return _(
+            "%(code)s is %(status)s; only a prepared (second-checked) dose is shipped.",
+            code=code,
+            status=DoseStatus(order.status).label,
+        )
     shipped = shipment_of(session, order)
     if shipped is not None:
-        return f"{code} already left the lab in shipment {shipped.id}."
+        return _(
+            "%(code)s already left the lab in shipment %(shipment)s.",
+            code=code,
+            shipment=shipped.id,
+        )
     problems = [
-        f"{unit.code} is {unit.status}."
+        _(
+            "%(unit)s is %(status)s.",
+            unit=unit.code,
+            status=getattr(unit, "status_name", unit.status),
+        )
         for unit in units_of_dose(order)
         if unit.status != UnitStatus.ALLOCATED.value
     ]
     for lot in lots_of_dose(session, order):
         if lot.status != LotStatus.RELEASED.value:
-            problems.append(f"Lot {lot.lot_number} is {lot.status}, not released.")
+            problems.append(
+                _("Lot %(lot)s is %(status)s, not released.", lot=lot.lot_number, status=lot.status)
+            )
         elif lot.expires_at is None or lot.expires_at <= now:
-            problems.append(f"Lot {lot.lot_number} has expired.")
+            problems.append(_("Lot %(lot)s has expired.", lot=lot.lot_number))
     # a unit leaves the lab only with the label its status requires (DOMAIN.md §7, §9)
     problems.extend(labels.label_problems(session, units_of_dose(order)))
     if problems:
-        return f"{code} cannot be dispensed: " + " ".join(problems)
+        return _(
+            "%(code)s cannot be dispensed: %(problems)s", code=code, problems=" ".join(problems)
+        )
     return None
 
 
 def _receipt_errors(form: Receipt, shipment: Shipment, now: dt.datetime) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     if form.temperature_c is None or not math.isfinite(form.temperature_c):
-        errors["temperature_c"] = ["Read the temperature inside the shipper on arrival."]
+        errors["temperature_c"] = [_("Read the temperature inside the shipper on arrival.")]
     elif not -273.15 <= form.temperature_c <= 100:
-        errors["temperature_c"] = ["Must be between −273.15 and 100 °C."]
+        errors["temperature_c"] = [_("Must be between −273.15 and 100 °C.")]
     if form.condition not in {member.value for member in Condition}:
-        errors["condition"] = ["Choose intact or damaged."]
+        errors["condition"] = [_("Choose intact or damaged.")]
     if form.received_at is not None:
         if form.received_at > now:
-            errors["received_at"] = ["A shipment cannot arrive in the future."]
+            errors["received_at"] = [_("A shipment cannot arrive in the future.")]
         elif form.received_at < shipment.dispatched_at:
-            errors["received_at"] = ["It cannot arrive before it was dispatched."]
+            errors["received_at"] = [_("It cannot arrive before it was dispatched.")]
     return errors
 
 
@@ -568,19 +618,29 @@ def _require_scan_of(session: DbSession, shipment: Shipment, scan: str) -> None:
         return
     if not text:
         raise InvalidInput(
-            "Scan the dry shipper's ID or a dose label in it.", errors={"scan": ["Required."]}
+            _("Scan the dry shipper's ID or a dose label in it."),
+            errors={"scan": [_("Required.")]},
         )
     try:
         order = scan_dose(session, text).order
     except (InvalidIdentifier, NotFound, InvalidInput) as problem:
         raise InvalidInput(
-            f"{text!r} is neither shipper {shipment.shipper_id} nor a dose in it: {problem}",
-            errors={"scan": ["Not this shipment."]},
+            _(
+                "%(scan)s is neither shipper %(shipper)s nor a dose in it: %(problem)s",
+                scan=repr(text),
+                shipper=shipment.shipper_id,
+                problem=str(problem),
+            ),
+            errors={"scan": [_("Not this shipment.")]},
         ) from problem
     if order.id not in {item.dose_order_id for item in shipment.items}:
         raise InvalidInput(
-            f"The dose scanned is not in shipment {shipment.id} (shipper {shipment.shipper_id}).",
-            errors={"scan": ["Not this shipment."]},
+            _(
+                "The dose scanned is not in shipment %(shipment)s (shipper %(shipper)s).",
+                shipment=shipment.id,
+                shipper=shipment.shipper_id,
+            ),
+            errors={"scan": [_("Not this shipment.")]},
         )
 
 

@@ -27,6 +27,7 @@ from cellchain.clinic.shipments.schemas import (
     ShipmentReceiptIn,
 )
 from cellchain.core import signatures
+from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.core.roles import Permission
 from cellchain.errors import DomainError
 from cellchain.extensions import db
@@ -63,7 +64,13 @@ def dispatch() -> ResponseReturnValue:
             shipment_id = shipment.id
     except DomainError as error:
         return _list_page(error)
-    flash(f"Shipment {shipment_id} dispatched: the doses are with the courier.", "success")
+    flash(
+        _(
+            "Shipment %(shipment)s dispatched: the doses are with the courier.",
+            shipment=shipment_id,
+        ),
+        "success",
+    )
     return redirect(url_for("shipments.shipment", shipment_id=shipment_id))
 
 
@@ -81,7 +88,7 @@ def hand_off(shipment_id: int) -> ResponseReturnValue:
         "hand_off",
         HandOffIn(),
         hand_off_as_user,
-        "Hand-off recorded.",
+        lazy("Hand-off recorded."),
         "shipment.hand_off_refused",
     )
 
@@ -110,7 +117,7 @@ def decide(shipment_id: int) -> ResponseReturnValue:
         "decision",
         DecisionIn(),
         decide_as_user,
-        "Decision signed.",
+        lazy("Decision signed."),
         "shipment.decision_refused",
     )
 
@@ -124,7 +131,10 @@ def _destroyed_note(shipment: Any) -> str:
     ]
     if not gone or shipment.status not in ("received", "held"):
         return ""
-    return f" Destroyed before arrival, not received: {', '.join(gone)}; return them for disposal."
+    return " " + _(
+        "Destroyed before arrival, not received: %(units)s; return them for disposal.",
+        units=", ".join(gone),
+    )
 
 
 def _act(
@@ -132,7 +142,7 @@ def _act(
     which: str,
     schema: Any,
     use_case: Any,
-    message: str | None,
+    message: LazyText | None,
     refusal: str,
     *,
     form: MultiDict[str, str] | None = None,
@@ -142,10 +152,20 @@ def _act(
         data = load_form(schema, form if form is not None else request.form)
         with unit_of_work(AuditedRefusal(refusal, "shipment", shipment_id)) as session:
             done = use_case(session, shipment_id, data)
-            text = message or (
-                f"Shipment {shipment_id} received and HELD for QA: {done.hold_reason}"
+            text = (
+                str(message)
+                if message is not None
+                else _(
+                    "Shipment %(shipment)s received and HELD for QA: %(reason)s",
+                    shipment=shipment_id,
+                    reason=done.hold_reason_shown,
+                )
                 if done.status == "held"
-                else f"Shipment {shipment_id} received at {done.destination}."
+                else _(
+                    "Shipment %(shipment)s received at %(destination)s.",
+                    shipment=shipment_id,
+                    destination=done.destination,
+                )
             ) + _destroyed_note(done)
             category = "error" if done.status == "held" else "success"
     except DomainError as error:
@@ -197,7 +217,7 @@ def _shipment_page(
                 which=which,
                 units=units,
                 events=events,
-                conditions=[{"value": c.value} for c in Condition],
+                conditions=[{"value": c.value, "label": c.label} for c in Condition],
                 limit=shipments.storage_limit(db.session, shipment),
                 manifests=signatures.manifest(db.session, shipment),
                 recalls=recalls_naming(
