@@ -15,6 +15,7 @@ from flask import Flask, Response, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Blueprint
 from sqlalchemy.engine import Engine
+from werkzeug.http import parse_accept_header
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from cellchain import http
@@ -32,6 +33,7 @@ from cellchain.chain.schemas import (
 )
 from cellchain.core import numbering
 from cellchain.core.driver import kept_read
+from cellchain.core.i18n import SOURCE_LANGUAGE, best_language
 from cellchain.core.roles import Permission
 from cellchain.core.schemas import ScanQueryIn
 from cellchain.extensions import db
@@ -158,6 +160,7 @@ class ScanAhead:
             and "HTTP_AUTHORIZATION" in environ
             and ScanAhead.ENABLED
             and without_body(environ)
+            and self._answers_in_english(environ)
         ):
             try:
                 answer = self._answer(environ)
@@ -169,6 +172,15 @@ class ScanAhead:
                 start_response(status, headers)
                 return [body]
         return self.wsgi_app(environ, start_response)
+
+    def _answers_in_english(self, environ: dict[str, Any]) -> bool:
+        """The fast answer speaks English, the source language, only: a scan whose
+        Accept-Language (or, asking for none cellchain speaks, the site) chooses another is
+        left to Flask, whose request hooks choose the language (``web/language.py``)."""
+        asked = best_language(
+            [tag for tag, _q in parse_accept_header(environ.get("HTTP_ACCEPT_LANGUAGE"))]
+        )
+        return (asked or self.app.config["SITE_LANGUAGE"]) == SOURCE_LANGUAGE
 
     def _answer(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes] | None:
         request = self.app.request_class(environ)

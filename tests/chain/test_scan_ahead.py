@@ -140,6 +140,7 @@ def test_a_mounted_app_answers_with_its_pages_under_its_path(app, lab, unit_code
         (None, {"cookies": {"session": "x"}}),  # a browser's session
         (None, {"method": "HEAD"}),
         (None, {"headers": {"Authorization": "Basic eDp5"}}),
+        (None, {"headers": {"Accept-Language": "zh-CN,zh;q=0.9"}}),  # the language hook
     ],
 )
 def test_what_a_hook_would_look_at_is_left_to_flask(
@@ -221,13 +222,18 @@ def test_the_hooks_a_scan_ahead_skips_are_the_reviewed_ones(app):
             "enforce_idle_timeout",
             "require_password_change",
             "pass_site_zone_to_schemas.<locals>.set_site_zone",
+            # the language: a scan asking for another than English is left to Flask
+            "init_language.<locals>.speak_the_request_language",
         ]
     }
     assert names(app.after_request_funcs) == {
         None: ["LoginManager._update_remember_cookie", "set_security_headers"]
     }
     assert names(app.teardown_request_funcs) == {
-        None: ["pass_site_zone_to_schemas.<locals>.reset_site_zone"]
+        None: [
+            "pass_site_zone_to_schemas.<locals>.reset_site_zone",
+            "init_language.<locals>.forget_the_request_language",
+        ]
     }
     assert not names(app.url_value_preprocessors) and not names(app.url_default_functions)
     assert isinstance(app.wsgi_app, chain_api.ScanAhead)
