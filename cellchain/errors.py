@@ -107,6 +107,12 @@ class AuthenticationFailed(DomainError):
     type_slug = "authentication-failed"
 
 
+class LoginRequired(AuthenticationFailed):
+    """No one is logged in (401): a page answers with the login form, the API with 401."""
+
+    title: str | LazyText = lazy("Login required")
+
+
 class PermissionDenied(DomainError):
     """The user is known but their roles do not allow this (403)."""
 

@@ -23,12 +23,17 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from cellchain.core import accounts, audit
 from cellchain.core.accounts import AccountPolicy, CredentialsRejected
-from cellchain.core.i18n import english_of
+from cellchain.core.i18n import _, english_of
 from cellchain.core.models import User
 from cellchain.core.roles import Permission, has_permission
 from cellchain.core.schemas import DB_INT_MAX
 from cellchain.core.types import utcnow as utcnow  # the request clock, which tests move
-from cellchain.errors import AuthenticationFailed, DomainError, MalformedRequest, PermissionDenied
+from cellchain.errors import (
+    DomainError,
+    LoginRequired,
+    MalformedRequest,
+    PermissionDenied,
+)
 from cellchain.extensions import DbSession, db
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -129,10 +134,10 @@ def requires(permission: Permission) -> Callable[[F], F]:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if not current_user.is_authenticated:
-                raise AuthenticationFailed("Log in first.", title="Login required")
+                raise LoginRequired(_("Log in first."))
             if not has_permission(acting_user().roles, permission):
                 raise PermissionDenied(
-                    "Your roles do not allow this. Ask an administrator if you need it."
+                    _("Your roles do not allow this. Ask an administrator if you need it.")
                 )
             return view(*args, **kwargs)
 

@@ -16,7 +16,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from cellchain.core.i18n import LazyText, _, lazy
-from cellchain.errors import AuthenticationFailed, DomainError
+from cellchain.errors import DomainError, LoginRequired
 from cellchain.extensions import db
 from cellchain.http import is_api_request
 
@@ -122,7 +122,7 @@ def handle_domain_error(error: DomainError) -> Any:
         if getattr(error, "retry_after", None) is not None:  # 429: accounts.TooManyAttempts
             headers["Retry-After"] = str(error.retry_after)  # type: ignore[attr-defined]
         return problem_response(error.to_problem(), headers)
-    if isinstance(error, AuthenticationFailed) and error.title == "Login required":
+    if isinstance(error, LoginRequired):
         return redirect(url_for("web.login", next=request.full_path))
     return _html_page(error.status, str(error.title), error.detail)
 

@@ -138,3 +138,14 @@ def test_a_plural_in_a_template_is_filled_with_its_count(app):
     with app.test_request_context("/"):
         assert template.render(n=1) == "1 dose waits"
         assert template.render(n=3) == "3 doses wait"
+
+
+def test_a_page_asks_a_chinese_reader_to_log_in_as_it_asks_an_english_one(app):
+    client = app.test_client()
+    for accepted in ("zh-CN", "en"):
+        response = client.get("/patients", headers={"Accept-Language": accepted})
+        assert response.status_code == 302, accepted
+        assert "/login" in response.location
+    api = client.get("/api/v1/worklist", headers={"Accept-Language": "zh-CN"})
+    assert api.status_code == 401
+    assert api.get_json()["title"] == "需要登录"
