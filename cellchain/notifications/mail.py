@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import smtplib
+import ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -155,7 +156,11 @@ def waiting(
 
 def connect(smtp_url: str) -> smtplib.SMTP:
     """An SMTP connection to ``smtp://[user[:password]@]host[:port][?starttls=1]`` (or
-    ``smtps://`` for TLS from the start), logged in if a user is given."""
+    ``smtps://`` for TLS from the start), logged in if a user is given.
+
+    TLS checks the server's certificate and name against the system's authorities (or the
+    file ``?cafile=/path`` names, for a hospital's own authority): the mails carry adverse
+    events and recalls, and the login a password. A password is never sent unencrypted."""
     parts = urlsplit(smtp_url)
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
         raise ValueError(
@@ -163,13 +168,22 @@ def connect(smtp_url: str) -> smtplib.SMTP:
             f"not {parts.scheme or '(no scheme)'}://…"
         )
     options = parse_qs(parts.query)
+    starttls = options.get("starttls", ["0"])[0] in ("1", "true", "yes")
+    if parts.username and parts.scheme != "smtps" and not starttls:
+        raise ValueError(
+            "CELLCHAIN_SMTP_URL names a user but no encryption: use smtps:// or ?starttls=1, "
+            "so that the password and the mails are not sent in clear."
+        )
+    context = ssl.create_default_context(cafile=options.get("cafile", [None])[0])
     client: smtplib.SMTP
     if parts.scheme == "smtps":
-        client = smtplib.SMTP_SSL(parts.hostname, parts.port or 465, timeout=SMTP_TIMEOUT)
+        client = smtplib.SMTP_SSL(
+            parts.hostname, parts.port or 465, timeout=SMTP_TIMEOUT, context=context
+        )
     else:
         client = smtplib.SMTP(parts.hostname, parts.port or 25, timeout=SMTP_TIMEOUT)
-        if options.get("starttls", ["0"])[0] in ("1", "true", "yes"):
-            client.starttls()
+        if starttls:
+            client.starttls(context=context)
     if parts.username:
         client.login(unquote(parts.username), unquote(parts.password or ""))
     return client

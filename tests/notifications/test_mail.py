@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy import select
@@ -190,3 +191,31 @@ def test_the_deliver_command(app: Flask, make_user: Any, mailbox: Mailbox):
     assert result.exit_code == 0, result.output
     assert "Sent 1 message(s) carrying 2 e-mail(s); 0 failed." in result.output
     assert len(mailbox.wait_for(1)) == 1
+
+
+def test_tls_checks_the_servers_certificate_and_a_password_is_never_sent_in_clear(
+    monkeypatch: Any,
+):
+    import smtplib
+    import ssl
+
+    from cellchain.notifications import mail
+
+    seen: dict[str, Any] = {}
+
+    class FakeSSL:
+        def __init__(self, host: str, port: int, timeout: float, context: Any) -> None:
+            seen["context"] = context
+
+        def login(self, user: str, password: str) -> None:
+            seen["login"] = (user, password)
+
+    monkeypatch.setattr(smtplib, "SMTP_SSL", FakeSSL)
+    mail.connect("smtps://alert%40site:secret@mail.example:465")
+
+    context = seen["context"]
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert seen["login"] == ("alert@site", "secret")
+    with pytest.raises(ValueError, match="no encryption"):
+        mail.connect("smtp://alert:secret@mail.example:25")
