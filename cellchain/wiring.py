@@ -52,6 +52,7 @@ def wire(app: Flask) -> None:
     from cellchain.chain import views as chain_views
     from cellchain.clinic.bedside import api as bedside_api
     from cellchain.clinic.bedside import infusions as bedside_infusions
+    from cellchain.clinic.bedside import queue_views  # noqa: F401 (its routes)
     from cellchain.clinic.bedside import record as bedside_record
     from cellchain.clinic.bedside import views as bedside_views
     from cellchain.clinic.endpoints import api as endpoints_api

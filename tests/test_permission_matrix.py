@@ -308,6 +308,8 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("shipments.receive", "POST"): frozenset({CLIN, INV}),
     ("shipments.decide", "POST"): frozenset({QA}),
     ("bedside.overview", "GET"): EVERYONE,
+    ("bedside.to_thaw_today", "GET"): EVERYONE,
+    ("bedside.decisions_awaited", "GET"): EVERYONE,
     ("bedside.thaw_page", "GET"): frozenset({CLIN, INV}),
     ("bedside.thaw_page", "POST"): frozenset({CLIN, INV}),
     ("bedside.start_page", "GET"): frozenset({CLIN, INV}),
