@@ -69,6 +69,7 @@ def wire(app: Flask) -> None:
     from cellchain.dosing.rechecks import views as rechecks_views
     from cellchain.http import IntegerConverter, integer_converter_schema, refuse_unreadable_request
     from cellchain.labels import api as labels_api
+    from cellchain.labels import outstanding_views  # noqa: F401 (its routes)
     from cellchain.labels import views as labels_views
     from cellchain.manufacturing import pages as manufacturing_pages
     from cellchain.manufacturing.deviations import api as deviations_api

@@ -249,6 +249,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("protocols_api.get_protocol", "GET"): EVERYONE,
     ("protocols_api.approve_protocol", "POST"): frozenset({QA}),
     ("labels.unit_labels", "GET"): EVERYONE,
+    ("labels.outstanding", "GET"): EVERYONE,
     ("labels.print_unit", "POST"): frozenset({T, QA}),
     ("labels.lot_labels", "GET"): EVERYONE,
     ("labels.print_lot", "POST"): frozenset({T, QA}),
