@@ -7,11 +7,12 @@ condition is written once. Each count is one statement (the visits due, two or t
 schedule is computed, ``follow_up.count_due_visits``), a count used by two of the user's roles
 is computed once, so a home page costs a fixed number of statements whatever the data.
 
-What the issue asked for that has no notion in the code yet is left out, not faked:
-vessels due for a passage or harvest (no culture schedule or due date is recorded), labels to
-print or apply (a dose's missing labels are judged per dose, one read each), doses to thaw
-today (no thaw is planned for a day; the doses already thawing are counted), overrides for
-the investigator (an override is signed when it is made: nothing waits).
+The doses to thaw today, the post-thaw decisions awaited by the investigator and the labels
+to apply are lines of ``waiting``, added after each role's others below. What the issue
+asked for that has no notion in the code yet is left out, not faked: vessels due for a
+passage or harvest (no culture schedule or due date is recorded), labels to print (a dose's
+missing labels are judged per dose, one read each), a dose order's override (signed when the
+order is made: nothing waits).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import DeviationCategory
 from cellchain.quality import disposition, results
 from cellchain.traceability.recalls import recalls
+from cellchain.worklists import waiting
 
 #: An API token expiring within this is shown to administrators (``expiring_tokens``).
 TOKENS_EXPIRING_WITHIN = dt.timedelta(days=7)
@@ -230,6 +232,11 @@ QUEUES: dict[Role, tuple[_Line, ...]] = {
         ),
     ),
 }
+
+# the lines of ``waiting`` (issue 21's later queues), after each role's others
+COUNTS.update(waiting.COUNTS)
+for _role, _lines in waiting.LINES.items():
+    QUEUES[_role] = (*QUEUES.get(_role, ()), *(_Line(*line) for line in _lines))
 
 
 def worklists(session: DbSession, roles: frozenset[Role], *, at: Moment) -> list[RoleQueue]:

@@ -61,7 +61,7 @@ def deviation(category: DeviationCategory = DeviationCategory.PROCESS) -> Any:
 
 def test_the_technician_sees_donations_to_receive_and_storage_alarms(lab: Any, clients: Any):
     tech = clients.web(lab.tech)
-    assert counts(tech) == {"donations_to_receive": 0, "storage_alarms": 0}
+    assert counts(tech) == {"donations_to_receive": 0, "storage_alarms": 0, "labels_to_apply": 0}
     page = home(tech)
     # a zero is shown muted, linking to the page that lists them all the same
     first = next(_LINE.finditer(page))
@@ -84,7 +84,11 @@ def test_the_technician_sees_donations_to_receive_and_storage_alarms(lab: Any, c
     )
     db.session.commit()
 
-    assert counts(tech) == {"donations_to_receive": len(waiting), "storage_alarms": 1}
+    assert counts(tech) == {
+        "donations_to_receive": len(waiting),
+        "storage_alarms": 1,
+        "labels_to_apply": 0,
+    }
     assert not next(_LINE.finditer(home(tech)))["muted"]
 
 
@@ -188,7 +192,11 @@ def test_the_investigator_sees_adverse_events_to_assess_and_deviations_to_sign(
     from tests.clinic.test_adverse_events import report
 
     doctor = clients.web(clinic.investigator)
-    assert counts(doctor) == {"adverse_events_to_assess": 0, "visit_deviations_to_sign": 0}
+    assert counts(doctor) == {
+        "adverse_events_to_assess": 0,
+        "visit_deviations_to_sign": 0,
+        "post_thaw_decisions": 0,
+    }
     patient = clinic.enrol(day0=utcnow().date() + dt.timedelta(days=20))
     clinic.weigh(patient, 70.0)
     events = [
@@ -209,7 +217,11 @@ def test_the_investigator_sees_adverse_events_to_assess_and_deviations_to_sign(
     # moved again, still outside the window: the first move is superseded, one to sign
     again = {"visit": "D0", "planned_on": (today + dt.timedelta(days=1)).isoformat()}
     assert nurse.post(url, json={**again, "reason": "Slot moved again"}).status_code == 201
-    assert counts(doctor) == {"adverse_events_to_assess": 2, "visit_deviations_to_sign": 1}
+    assert counts(doctor) == {
+        "adverse_events_to_assess": 2,
+        "visit_deviations_to_sign": 1,
+        "post_thaw_decisions": 0,
+    }
 
     reporting.assess(
         db.session,
@@ -265,6 +277,7 @@ def test_a_user_with_two_roles_sees_both_queues(lab: Any, make_user: Any, client
     assert counts(clients.web(both)) == {
         "donations_to_receive": 1,
         "storage_alarms": 0,
+        "labels_to_apply": 0,
         "samples_awaiting_results": 0,
     }
 
@@ -304,6 +317,12 @@ def test_the_api_answers_the_acting_users_queues(lab: Any, clients: Any) -> None
                         "label": "storage excursions open",
                         "count": 0,
                         "path": "/storage",
+                    },
+                    {
+                        "key": "labels_to_apply",
+                        "label": "labels printed, not yet applied",
+                        "count": 0,
+                        "path": "/labels/outstanding",
                     },
                 ],
             }
