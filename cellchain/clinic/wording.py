@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cellchain.core.i18n import LazyText, gettext
+from cellchain.core.i18n import LazyText, document_text, gettext
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,13 @@ def _render(wording: Wording, translate: bool) -> str:
         for name, value in wording.values.items()
     }
     if translate:
-        return gettext(wording.text.message, **values)
+        # a value that is a controlled document's text (a visit's name) or a status word
+        # the catalogue knows reads in the reader's language too
+        shown = {
+            name: document_text(value) if isinstance(value, str) else value
+            for name, value in values.items()
+        }
+        return gettext(wording.text.message, **shown)
     return wording.text.message % values if values else wording.text.message
 
 

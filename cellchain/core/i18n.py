@@ -146,6 +146,20 @@ def ngettext(singular: str, plural: str, count: int, **variables: Any) -> str:
     return _translated(text % values, english % values)
 
 
+def N_(message: str) -> str:
+    """Mark a text for the catalogue without translating it now: the default content of a
+    controlled document (a protocol's visit names), stored and signed in English and shown
+    through :func:`document_text`."""
+    return message
+
+
+def document_text(text: str) -> str:
+    """A controlled document's text (a visit's name, a checklist item) in the reader's
+    language when the catalogue has it (the defaults' texts, marked with :func:`N_`), else
+    as the signed version says it."""
+    return translations(ACTIVE_LANGUAGE.get()).gettext(text) if text else text
+
+
 def template_gettext(message: str) -> str:
     """For Jinja's newstyle ``_``: the translation alone; Jinja fills the placeholders
     (escaping the values) itself."""
@@ -227,7 +241,13 @@ def best_language(accepted: Iterator[str] | list[str]) -> str | None:
 
 
 #: how the texts are found: Python modules by their calls, templates by Jinja's extractor
-_KEYWORDS: dict[str, Any] = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy": None}
+_KEYWORDS: dict[str, Any] = {
+    "_": None,
+    "gettext": None,
+    "ngettext": (1, 2),
+    "lazy": None,
+    "N_": None,
+}
 
 
 @dataclass(frozen=True)

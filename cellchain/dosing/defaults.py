@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cellchain.core.i18n import N_
+
 NCT01420432_CODE = "NCT01420432"
 NCT01420432_TITLE = (
     "Safety and Efficacy Study of Umbilical Cord/Placenta-Derived Mesenchymal Stem Cells "
@@ -73,12 +75,18 @@ NCT01420432_PARAMETERS: dict[str, Any] = {
     #: this site's protocol parameters. A visit moved outside its window is a protocol
     #: deviation the investigator signs (``clinic/follow_up/scheduling.py``).
     "infusions": [
-        {"code": "D0", "name": "Day 0", "day": 0, "window_days": 0, "reschedule_within_days": 14},
-        {"code": "M3", "name": "Month 3", "day": 91, "window_days": 14},
+        {
+            "code": "D0",
+            "name": N_("Day 0"),
+            "day": 0,
+            "window_days": 0,
+            "reschedule_within_days": 14,
+        },
+        {"code": "M3", "name": N_("Month 3"), "day": 91, "window_days": 14},
     ],
     "follow_up": [
-        {"code": "M6", "name": "Month 6 evaluation", "day": 182, "window_days": 14},
-        {"code": "M12", "name": "Month 12 evaluation", "day": 365, "window_days": 28},
+        {"code": "M6", "name": N_("Month 6 evaluation"), "day": 182, "window_days": 14},
+        {"code": "M12", "name": N_("Month 12 evaluation"), "day": 365, "window_days": 28},
     ],
     #: before each infusion after the first, a clinician re-confirms the items that can change
     #: since enrolment (``dosing/rechecks``); the re-check holds for ``valid_days`` before

@@ -15,6 +15,7 @@ from cellchain.core.i18n import (
     ACTIVE_LANGUAGE,
     LANGUAGES,
     best_language,
+    document_text,
     template_gettext,
     template_ngettext,
 )
@@ -62,6 +63,9 @@ def init_language(app: Flask) -> None:
         template_gettext, template_ngettext, newstyle=True
     )
     app.jinja_env.policies["ext.i18n.trimmed"] = True
+    # a controlled document's or a signature meaning's text, stored in English, shown in
+    # the reader's language when the catalogue has it
+    app.jinja_env.filters["document_text"] = document_text
 
     @app.before_request
     def speak_the_request_language() -> None:

@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -94,14 +94,23 @@ def _wait_until_serving(host: str, port: int, timeout: float) -> None:
 
 
 @pytest.fixture
-def live_server(databases: DatabaseFactory, seeded_demo: SeededDemo) -> Iterator[LiveServer]:
+def live_server_config() -> dict[str, Any]:
+    """Configuration the live server adds to the tests' (a module overrides this fixture,
+    e.g. to serve the site in its own time zone)."""
+    return {}
+
+
+@pytest.fixture
+def live_server(
+    databases: DatabaseFactory, seeded_demo: SeededDemo, live_server_config: dict[str, Any]
+) -> Iterator[LiveServer]:
     """The app on a fresh copy of the demo site, served on 127.0.0.1:<free port>.
 
     Function-scoped: every test starts from the same demo site (no carried-over logins,
     failed-attempt counts or audit entries).
     """
     url = databases.create(copy_of=seeded_demo.url)
-    app = create_app(test_config(url, WTF_CSRF_ENABLED=True))
+    app = create_app(test_config(url, WTF_CSRF_ENABLED=True, **live_server_config))
     server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
     host, port = server.server_address[:2]
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)

@@ -50,11 +50,18 @@ class _VisibleText(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.pieces: list[str] = []
         self._hidden = 0
+        self._open: list[str] = []  # the elements open around the text (void ones too)
+        self._kept_at: list[int] = []  # depths of the open translate="no" elements
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
         if tag in ("script", "style"):
             self._hidden += 1
-        values = dict(attrs)
+        # translate="no": a record's text as stored and signed (a custody note, a location,
+        # a signature's meaning), which is shown as it was written in every language
+        self._open.append(tag)
+        if values.get("translate") == "no":
+            self._kept_at.append(len(self._open))
         for name in READ_ATTRIBUTES:
             if values.get(name):
                 self.pieces.append(str(values[name]))
@@ -66,9 +73,16 @@ class _VisibleText(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag in ("script", "style") and self._hidden:
             self._hidden -= 1
+        if tag in self._open:
+            while self._open:
+                depth = len(self._open)
+                if self._kept_at and self._kept_at[-1] == depth:
+                    self._kept_at.pop()
+                if self._open.pop() == tag:
+                    break
 
     def handle_data(self, data: str) -> None:
-        if not self._hidden and data.strip():
+        if not self._hidden and not self._kept_at and data.strip():
             self.pieces.append(data)
 
 

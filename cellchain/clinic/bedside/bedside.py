@@ -83,7 +83,7 @@ from cellchain.clinic.wording import (
 from cellchain.core import audit, numbering, signatures
 from cellchain.core.display import local_time, scientific
 from cellchain.core.driver import DriverStatement
-from cellchain.core.i18n import SOURCE_LANGUAGE, LazyText, _, lazy, using_language
+from cellchain.core.i18n import N_, SOURCE_LANGUAGE, LazyText, _, lazy, using_language
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import IssuedIdentifier, User
 from cellchain.core.payload import read_scan
@@ -99,7 +99,7 @@ from cellchain.labels import service as labels
 from cellchain.manufacturing.models import LotStatus
 
 #: The meaning each of the two clinicians signs with.
-BEDSIDE_MEANING = "verification: bedside identity and dose check before infusion"
+BEDSIDE_MEANING = N_("verification: bedside identity and dose check before infusion")
 #: Where a scanned code is stored, at most (what a scanner types is short).
 SCAN_LENGTH = 120
 #: Percentages are compared with this tolerance (floating-point noise, not a clinical margin).
