@@ -219,7 +219,16 @@ def deliver(
     try:
         for emails in messages:
             try:
-                client.send_message(compose(emails, settings, link_for))
+                message = compose(emails, settings, link_for)
+            except Exception as error:  # one e-mail that cannot be written stops no other
+                log.exception("notification e-mail %s could not be composed", emails[0].id)
+                _failed(session, emails, error)
+                result.failed += 1
+                result.errors.append(str(error))
+                on_sent()
+                continue
+            try:
+                client.send_message(message)
             except (OSError, smtplib.SMTPException) as error:
                 _failed(session, emails, error)
                 result.failed += 1

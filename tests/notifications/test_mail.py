@@ -219,3 +219,30 @@ def test_tls_checks_the_servers_certificate_and_a_password_is_never_sent_in_clea
     assert seen["login"] == ("alert@site", "secret")
     with pytest.raises(ValueError, match="no encryption"):
         mail.connect("smtp://alert:secret@mail.example:25")
+
+
+def test_an_e_mail_that_cannot_be_composed_holds_up_no_other(
+    app: Flask, make_user: Any, mailbox: Mailbox, monkeypatch: Any
+):
+    real = mail.compose
+    composed: list[int] = []
+
+    def compose_failing_first(emails: Any, *args: Any, **kwargs: Any) -> Any:
+        composed.append(emails[0].id)
+        if len(composed) == 1:
+            raise KeyError("a placeholder nobody filled")
+        return real(emails, *args, **kwargs)
+
+    qa_reader(make_user, "ada")
+    qa_reader(make_user, "bea")
+    raise_("lot_to_review")  # no SMTP yet: both digests wait
+    db.session.commit()
+    app.config["SMTP_URL"] = mailbox.url
+    monkeypatch.setattr(mail, "compose", compose_failing_first)
+
+    result = deliver(app)
+
+    assert (result.sent, result.failed) == (1, 1)
+    assert "a placeholder nobody filled" in " ".join(result.errors)
+    assert len(mailbox.wait_for(1)) == 1
+    assert len(mail.waiting(db.session)) == 1  # kept for the next delivery
