@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from cellchain.core import audit
+from cellchain.core.i18n import _
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.errors import Conflict, InvalidInput
@@ -42,7 +43,7 @@ def receive_material_lot(
     }
     missing = {name: ["Required."] for name, value in fields.items() if not value}
     if missing:
-        raise InvalidInput("Material, supplier and lot number are required.", errors=missing)
+        raise InvalidInput(_("Material, supplier and lot number are required."), errors=missing)
     duplicate = session.execute(
         select(MaterialLot).where(
             MaterialLot.material == fields["material"],
@@ -52,7 +53,8 @@ def receive_material_lot(
     ).scalar_one_or_none()
     if duplicate is not None:
         raise Conflict(
-            f"{duplicate.label} is already on file.", errors={"lot_number": ["Already on file."]}
+            _("%(lot)s is already on file.", lot=duplicate.label),
+            errors={"lot_number": [_("Already on file.")]},
         )
     lot = MaterialLot(
         **fields,
@@ -84,10 +86,14 @@ def release_material_lot(
 ) -> None:
     """Release a received lot for use (incoming inspection passed). Once; never if expired."""
     if lot.released:
-        raise Conflict(f"{lot.label} was already released.")
+        raise Conflict(_("%(lot)s was already released.", lot=lot.label))
     if lot.expiry_date < now.date():
         raise Conflict(
-            f"{lot.label} expired on {lot.expiry_date.isoformat()}; it cannot be released."
+            _(
+                "%(lot)s expired on %(date)s; it cannot be released.",
+                lot=lot.label,
+                date=lot.expiry_date.isoformat(),
+            )
         )
     lot.released_at = now
     lot.released_by_id = actor.id
@@ -118,21 +124,21 @@ def usable_material_lots(
         session.refresh(lot, ["recalled_at"])
         if lot.recalled_at is not None:
             raise Conflict(
-                f"{lot.label} has been recalled; it may not be used.",
-                errors={"materials": [f"{lot.label}: recalled."]},
-                title="Material recalled",
+                _("%(lot)s has been recalled; it may not be used.", lot=lot.label),
+                errors={"materials": [_("%(lot)s: recalled.", lot=lot.label)]},
+                title=_("Material recalled"),
             )
         if not lot.released:
             raise Conflict(
-                f"{lot.label} has not been released for use.",
-                errors={"materials": [f"{lot.label}: not released."]},
-                title="Material not released",
+                _("%(lot)s has not been released for use.", lot=lot.label),
+                errors={"materials": [_("%(lot)s: not released.", lot=lot.label)]},
+                title=_("Material not released"),
             )
         if lot.expiry_date < on:
             raise Conflict(
-                f"{lot.label} expired on {lot.expiry_date.isoformat()}.",
-                errors={"materials": [f"{lot.label}: expired."]},
-                title="Material expired",
+                _("%(lot)s expired on %(date)s.", lot=lot.label, date=lot.expiry_date.isoformat()),
+                errors={"materials": [_("%(lot)s: expired.", lot=lot.label)]},
+                title=_("Material expired"),
             )
         lots.append(lot)
     return lots
@@ -156,9 +162,11 @@ def register_equipment(
     """Record a piece of equipment under its site asset ID (unique for good)."""
     code = code.strip().upper()
     if not code or not name.strip():
-        raise InvalidInput("Equipment needs an ID and a name.")
+        raise InvalidInput(_("Equipment needs an ID and a name."))
     if session.execute(select(Equipment).where(Equipment.code == code)).scalar_one_or_none():
-        raise Conflict(f"Equipment {code} is already on file.", errors={"code": ["Taken."]})
+        raise Conflict(
+            _("Equipment %(code)s is already on file.", code=code), errors={"code": [_("Taken.")]}
+        )
     item = Equipment(code=code, kind=kind.value, name=name.strip(), active=True, created_at=now)
     session.add(item)
     session.flush()
@@ -181,8 +189,8 @@ def usable_equipment(session: DbSession, ids: Sequence[int]) -> list[Equipment]:
         item = get_equipment(session, equipment_id)
         if not item.active:
             raise Conflict(
-                f"Equipment {item.code} is out of service.",
-                errors={"equipment": [f"{item.code}: out of service."]},
+                _("Equipment %(code)s is out of service.", code=item.code),
+                errors={"equipment": [_("%(code)s: out of service.", code=item.code)]},
             )
         items.append(item)
     return items
