@@ -28,7 +28,7 @@ from cellchain.chain.models import LineageOperation, Unit, UnitKind, UnitStatus
 from cellchain.core import actions, audit, signatures
 from cellchain.core.display import local_time, scientific
 from cellchain.core.guarded import update_if
-from cellchain.core.i18n import _
+from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.core.models import Signature, User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, Role, holds, require
@@ -60,7 +60,7 @@ PREPARATION_LOCATION = "GMP lab — dose preparation"
 class DoseRefused(InvalidInput):
     """A dose that may not be ordered or checked, with every reason."""
 
-    title = "Dose refused"
+    title: str | LazyText = lazy("Dose refused")
     type_slug = "dose-refused"
 
 
