@@ -35,6 +35,7 @@ from cellchain.core.models import User, UserRole
 from cellchain.core.roles import Role, effective_roles
 from cellchain.errors import InvalidInput, NotFound
 from cellchain.extensions import DbSession
+from cellchain.manufacturing.terms import term
 from cellchain.notifications.models import Notification, NotificationRecipient, OutboxEmail
 
 
@@ -166,19 +167,9 @@ KINDS: dict[str, Kind] = {
     )
 }
 
-#: The words of the values some texts name by code (a deviation's category).
-VALUE_LABELS: dict[str, dict[str, LazyText]] = {
-    "category": {
-        "process": lazy("process"),
-        "equipment": lazy("equipment"),
-        "material": lazy("material"),
-        "storage_excursion": lazy("storage excursion"),
-        "out_of_specification": lazy("out of specification"),
-        "limit_excursion": lazy("limit excursion"),
-        "documentation": lazy("documentation"),
-        "other": lazy("other"),
-    }
-}
+#: The values some texts name by code (a deviation's category), read through the lab's
+#: word table (``manufacturing.terms``), the one place those words are translated.
+WORDED_VALUES = frozenset({"category"})
 
 #: The longest e-mail address (RFC 5321's path limit).
 MAX_ADDRESS = 254
@@ -314,8 +305,10 @@ def _shown(params: Mapping[str, Any], zone: ZoneInfo) -> dict[str, Any]:
                 continue
             except ValueError:
                 pass
-        label = VALUE_LABELS.get(key, {}).get(value) if isinstance(value, str) else None
-        shown[key] = str(label) if label is not None else "" if value is None else value
+        if key in WORDED_VALUES and isinstance(value, str):
+            shown[key] = term(value)
+            continue
+        shown[key] = "" if value is None else value
     return shown
 
 
