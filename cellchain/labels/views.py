@@ -11,13 +11,14 @@ from flask.typing import ResponseReturnValue
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit
 from cellchain.core import numbering
+from cellchain.core.display import local_date
 from cellchain.core.i18n import _
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.roles import Permission
 from cellchain.dosing import orders, patients
 from cellchain.errors import DomainError, NotFound
 from cellchain.extensions import db
-from cellchain.http import requires, unit_of_work
+from cellchain.http import requires, site_zone, unit_of_work
 from cellchain.labels import photo, service
 from cellchain.labels.commands import (
     destroy_labels,
@@ -39,6 +40,18 @@ from cellchain.web.forms import load_form
 from cellchain.web.resolve import record_url
 
 blueprint = Blueprint("labels", __name__)
+
+
+def _applied_message(record: Any) -> str:
+    """What the technician reads once a label is scanned on its container; the print's
+    date is the site's calendar day."""
+    return _(
+        "Label of %(code)s applied (%(applied)s of %(copies)s printed %(date)s).",
+        code=record.subject_code,
+        applied=record.applied,
+        copies=record.copies,
+        date=local_date(record.printed_at, site_zone()),
+    )
 
 
 @blueprint.get("/units/<int:unit_id>/labels")
@@ -69,13 +82,7 @@ def unit_applied(unit_id: int) -> ResponseReturnValue:
         data = load_form(AppliedIn(), request.form)
         with unit_of_work() as session:
             record = record_unit_label_applied(session, unit_id, data)
-            message = _(
-                "Label of %(code)s applied (%(applied)s of %(copies)s printed %(date)s).",
-                code=record.subject_code,
-                applied=record.applied,
-                copies=record.copies,
-                date=record.printed_at.strftime("%Y-%m-%d"),
-            )
+            message = _applied_message(record)
     except DomainError as error:
         return _unit_page(chain.get_unit(db.session, unit_id), error, "applied")
     flash(message, "success")
@@ -129,13 +136,7 @@ def applied(lot_id: int) -> ResponseReturnValue:
         data = load_form(AppliedIn(), request.form)
         with unit_of_work() as session:
             record = record_lot_label_applied(session, lot_id, data)
-            message = _(
-                "Label of %(code)s applied (%(applied)s of %(copies)s printed %(date)s).",
-                code=record.subject_code,
-                applied=record.applied,
-                copies=record.copies,
-                date=record.printed_at.strftime("%Y-%m-%d"),
-            )
+            message = _applied_message(record)
     except DomainError as error:
         return _lot_page(processing.get_lot(db.session, lot_id), error, "applied")
     flash(message, "success")
