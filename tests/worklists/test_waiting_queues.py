@@ -69,6 +69,26 @@ def test_the_clinician_sees_the_doses_received_and_not_thawed_planned_today(
     assert thawed.id not in rows(page(nurse, "/clinic/to-thaw-today"), "data-dose")
 
 
+def test_today_is_the_sites_calendar_day_not_utcs(
+    app: Any, ward: Any, clients: Any, monkeypatch: Any
+) -> None:
+    from cellchain import http
+
+    nurse = clients.web(ward.clinic.clinician)
+    dose = ward.prepared()
+    ward.receive(ward.ship(dose, shipper="DS-0002"))
+    # 20:00 UTC the evening before the dose's day is 04:00 on its day in Shanghai
+    evening = dt.datetime.combine(dose.planned_on - dt.timedelta(days=1), dt.time(20), dt.UTC)
+    monkeypatch.setattr(http, "utcnow", lambda: evening)
+
+    monkeypatch.setitem(app.config, "SITE_TIMEZONE", "UTC")
+    assert counts(nurse)["doses_to_thaw_today"] == 0
+    assert rows(page(nurse, "/clinic/to-thaw-today"), "data-dose") == []
+    monkeypatch.setitem(app.config, "SITE_TIMEZONE", "Asia/Shanghai")
+    assert counts(nurse)["doses_to_thaw_today"] == 1
+    assert rows(page(nurse, "/clinic/to-thaw-today"), "data-dose") == [dose.id]
+
+
 # --- investigator: post-thaw decisions awaited --------------------------------------------------
 
 
