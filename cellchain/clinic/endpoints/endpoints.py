@@ -136,13 +136,16 @@ def visit_windows(session: DbSession, patient: Patient, zone: ZoneInfo) -> dict[
     if patients.receives_cells(patient):
         baseline_until = facts.first_infusion_on
         anchor = (
-            f"the first infusion on {baseline_until.isoformat()}"
+            _("the first infusion on %(day)s", day=baseline_until.isoformat())
             if baseline_until is not None
-            else f"day 0 ({patient.day0.isoformat()}), provisionally: no infusion has started"
+            else _(
+                "day 0 (%(day)s), provisionally: no infusion has started",
+                day=patient.day0.isoformat(),
+            )
         )
     else:
         baseline_until = patient.day0
-        anchor = f"day 0 ({patient.day0.isoformat()}; this arm receives no infusion)"
+        anchor = _("day 0 (%(day)s; this arm receives no infusion)", day=patient.day0.isoformat())
     windows = {
         BASELINE: VisitWindow(
             opens_on=enrolled_on, closes_on=baseline_until, baseline=True, anchor=anchor
@@ -157,7 +160,9 @@ def visit_windows(session: DbSession, patient: Patient, zone: ZoneInfo) -> dict[
             missed=visit.missed,
             deviation_pending=visit.deviation_pending,
             anchor=(
-                f"rescheduled to {visit.planned_on.isoformat()}" if visit.rescheduled else anchor
+                _("rescheduled to %(day)s", day=visit.planned_on.isoformat())
+                if visit.rescheduled
+                else anchor
             ),
         )
     return windows
@@ -178,10 +183,27 @@ def range_errors(values: dict[str, float]) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     for name, (low, high, unit) in RANGES.items():
         value = values.get(name)
+        lowest, highest = f"{low:g}", f"{high:g}{unit}"
         if value is None or not math.isfinite(value):
-            errors[name] = [f"{name} is required as a number from {low:g} to {high:g}{unit}."]
+            errors[name] = [
+                _(
+                    "%(field)s is required as a number from %(low)s to %(high)s.",
+                    field=name,
+                    low=lowest,
+                    high=highest,
+                )
+            ]
         elif not low <= value <= high:
-            errors[name] = [f"{name} {value:g}{unit} is out of range ({low:g}–{high:g}{unit})."]
+            shown = f"{value:g}{unit}"
+            errors[name] = [
+                _(
+                    "%(field)s %(value)s is out of range (%(low)s–%(high)s).",
+                    field=name,
+                    value=shown,
+                    low=lowest,
+                    high=highest,
+                )
+            ]
     return errors
 
 
@@ -213,20 +235,40 @@ def record_endpoints(
     window = windows.get(code) if code in visits else None
     if window is not None and window.missed:
         raise Conflict(
-            f"{visits[code]} ({code}) of {patient.study_id} was recorded as missed: a missed "
-            "visit takes no endpoints.",
-            title="Visit missed",
+            _(
+                "%(visit)s (%(code)s) of %(patient)s was recorded as missed: a missed visit "
+                "takes no endpoints.",
+                visit=visits[code],
+                code=code,
+                patient=patient.study_id,
+            ),
+            title=_("Visit missed"),
         )
     errors: dict[str, list[str]] = {}
     if code not in visits:
         errors["visit"] = [
-            f"Endpoints are recorded at {', '.join(visits)}, not at {code or visit!r}."
+            _(
+                "Endpoints are recorded at %(visits)s, not at %(visit)s.",
+                visits=", ".join(visits),
+                visit=repr(code or visit),
+            )
         ]
     if assessed_on > today:
-        errors["assessed_on"] = [f"{assessed_on.isoformat()} is in the future (today is {today})."]
+        errors["assessed_on"] = [
+            _(
+                "%(day)s is in the future (today is %(today)s).",
+                day=assessed_on.isoformat(),
+                today=today.isoformat(),
+            )
+        ]
     elif assessed_on < enrolled_on:
         errors["assessed_on"] = [
-            f"{assessed_on.isoformat()} is before {patient.study_id} was enrolled ({enrolled_on})."
+            _(
+                "%(day)s is before %(patient)s was enrolled (%(enrolled)s).",
+                day=assessed_on.isoformat(),
+                patient=patient.study_id,
+                enrolled=enrolled_on.isoformat(),
+            )
         ]
     elif window is not None:
         problem = _window_problem(visits[code], window, assessed_on)
@@ -235,7 +277,8 @@ def record_endpoints(
     errors.update(range_errors(values))
     if errors:
         raise InvalidInput(
-            "The endpoints were not recorded: " + patients.summarize(errors), errors=errors
+            _("The endpoints were not recorded: %(problems)s", problems=patients.summarize(errors)),
+            errors=errors,
         )
     existing = session.execute(
         select(EfficacyEndpoints.id).where(
@@ -243,8 +286,13 @@ def record_endpoints(
         )
     ).scalar_one_or_none()
     already = Conflict(
-        f"The {visits[code]} ({code}) endpoints of {patient.study_id} are already recorded.",
-        title="Already recorded",
+        _(
+            "The %(visit)s (%(code)s) endpoints of %(patient)s are already recorded.",
+            visit=visits[code],
+            code=code,
+            patient=patient.study_id,
+        ),
+        title=_("Already recorded"),
     )
     if existing is not None:
         raise already
@@ -310,16 +358,23 @@ def _window_problem(name: str, window: VisitWindow, assessed_on: dt.date) -> str
     day = assessed_on.isoformat()
     if window.baseline:
         if window.closes_on is not None and assessed_on > window.closes_on:
-            return (
-                f"{day} is after {window.anchor}: a baseline is assessed on or before the day "
-                "the treatment starts."
+            return _(
+                "%(day)s is after %(anchor)s: a baseline is assessed on or before the day the "
+                "treatment starts.",
+                day=day,
+                anchor=window.anchor,
             )
         return None
     if window.opens_on is not None and assessed_on < window.opens_on:
-        closes = window.closes_on.isoformat() if window.closes_on else "open-ended"
-        return (
-            f"{day} is before the {name} window opens ({window.opens_on.isoformat()} to "
-            f"{closes}, counted from {window.anchor}): it is not the {name} assessment."
+        closes = window.closes_on.isoformat() if window.closes_on else _("open-ended")
+        return _(
+            "%(day)s is before the %(visit)s window opens (%(opens)s to %(closes)s, counted "
+            "from %(anchor)s): it is not the %(visit)s assessment.",
+            day=day,
+            visit=name,
+            opens=window.opens_on.isoformat(),
+            closes=closes,
+            anchor=window.anchor,
         )
     return None
 

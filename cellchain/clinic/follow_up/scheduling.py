@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, func, select
@@ -37,6 +38,7 @@ from cellchain.clinic.follow_up import follow_up
 from cellchain.clinic.models import MissedVisit, VisitReschedule
 from cellchain.core import audit, signatures
 from cellchain.core.guarded import update_if
+from cellchain.core.i18n import _
 from cellchain.core.models import Signature, User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, Role, require
@@ -76,24 +78,28 @@ def reschedule_visit(
     text = (reason or "").strip()
     errors: dict[str, list[str]] = {}
     if target is None:
-        errors["visit"] = [
-            f"Protocol {patient.protocol.code} has no visit {code or visit!r}; its visits are "
-            f"{', '.join(statuses)}."
-        ]
+        errors["visit"] = [_no_such_visit(patient, code or visit, statuses)]
     if not text:
-        errors["reason"] = ["Say why the visit moves."]
+        errors["reason"] = [_("Say why the visit moves.")]
     elif len(text) > MAX_REASON:
-        errors["reason"] = [f"At most {MAX_REASON} characters."]
+        errors["reason"] = [_("At most %(count)s characters.", count=MAX_REASON)]
     if planned_on < today:
         errors["planned_on"] = [
-            f"{planned_on.isoformat()} is in the past (today is {today.isoformat()}): a visit "
-            "is rescheduled to today or a later day."
+            _(
+                "%(day)s is in the past (today is %(today)s): a visit is rescheduled to today "
+                "or a later day.",
+                day=planned_on.isoformat(),
+                today=today.isoformat(),
+            )
         ]
     elif target is not None and planned_on == target.visit.planned_on:
-        errors["planned_on"] = [f"{target.visit.name} is already planned for that day."]
+        errors["planned_on"] = [
+            _("%(visit)s is already planned for that day.", visit=target.visit.name)
+        ]
     if errors:
         raise InvalidInput(
-            "The visit was not rescheduled: " + patients.summarize(errors), errors=errors
+            _("The visit was not rescheduled: %(problems)s", problems=patients.summarize(errors)),
+            errors=errors,
         )
     assert target is not None
     _refuse_unmovable(patient, target, facts, today)
@@ -115,8 +121,11 @@ def reschedule_visit(
         session, patient, Patient.day0 == patient.day0, day0=planned_on
     ):
         raise Conflict(  # pragma: no cover - the row lock makes this a race only
-            f"Day 0 of {patient.study_id} was moved by someone else a moment ago; reload.",
-            title="Rescheduled concurrently",
+            _(
+                "Day 0 of %(patient)s was moved by someone else a moment ago; reload.",
+                patient=patient.study_id,
+            ),
+            title=_("Rescheduled concurrently"),
         )
     session.add(row)
     session.flush()
@@ -152,15 +161,22 @@ def sign_deviation(
     one already signed, or one superseded by a later move of the same visit."""
     if not reschedule.outside_protocol:
         raise Conflict(
-            f"The move of {reschedule.visit} to {reschedule.planned_on.isoformat()} is within "
-            "the protocol window: there is no deviation to sign.",
-            title="No deviation",
+            _(
+                "The move of %(visit)s to %(day)s is within the protocol window: there is no "
+                "deviation to sign.",
+                visit=reschedule.visit,
+                day=reschedule.planned_on.isoformat(),
+            ),
+            title=_("No deviation"),
         )
     if reschedule.deviation_signed_at is not None:
         raise Conflict(
-            f"The deviation was signed by {reschedule.deviation_signed_by.full_name} "  # type: ignore[union-attr]
-            f"on {reschedule.deviation_signed_at.isoformat()}.",
-            title="Already signed",
+            _(
+                "The deviation was signed by %(who)s on %(when)s.",
+                who=reschedule.deviation_signed_by.full_name,  # type: ignore[union-attr]
+                when=reschedule.deviation_signed_at.isoformat(),
+            ),
+            title=_("Already signed"),
         )
     latest = session.execute(
         select(VisitReschedule.id)
@@ -173,8 +189,11 @@ def sign_deviation(
     ).scalar_one()
     if latest != reschedule.id:
         raise Conflict(
-            f"This move of {reschedule.visit} was superseded by a later one; sign that one.",
-            title="Superseded",
+            _(
+                "This move of %(visit)s was superseded by a later one; sign that one.",
+                visit=reschedule.visit,
+            ),
+            title=_("Superseded"),
         )
     signature = signatures.sign(
         session,
@@ -193,8 +212,8 @@ def sign_deviation(
         deviation_signed_by_id=investigator.id,
     ):
         raise Conflict(  # pragma: no cover - the row lock makes this a race only
-            "Another investigator signed this deviation a moment ago; reload.",
-            title="Signed concurrently",
+            _("Another investigator signed this deviation a moment ago; reload."),
+            title=_("Signed concurrently"),
         )
     audit.record(
         session,
@@ -234,18 +253,17 @@ def record_missed(
     text = (reason or "").strip()
     errors: dict[str, list[str]] = {}
     if not text:
-        errors["reason"] = ["Say why the visit was missed."]
+        errors["reason"] = [_("Say why the visit was missed.")]
     elif len(text) > MAX_REASON:
-        errors["reason"] = [f"At most {MAX_REASON} characters."]
+        errors["reason"] = [_("At most %(count)s characters.", count=MAX_REASON)]
     if target is None:
-        errors["visit"] = [
-            f"Protocol {patient.protocol.code} has no visit {code or visit!r}; its visits are "
-            f"{', '.join(statuses)}."
-        ]
+        errors["visit"] = [_no_such_visit(patient, code or visit, statuses)]
     elif target.visit.day == 0 and target.status != follow_up.VisitStatus.NOT_APPLICABLE:
         errors["visit"] = [
-            "Day 0 is never recorded as missed: the first infusion anchors every later visit. "
-            "Reschedule it instead."
+            _(
+                "Day 0 is never recorded as missed: the first infusion anchors every later "
+                "visit. Reschedule it instead."
+            )
         ]
     elif target.status == follow_up.VisitStatus.MISSED:
         pass  # the 409 below names who recorded it
@@ -253,7 +271,11 @@ def record_missed(
         errors["visit"] = [_not_missable(target)]
     if errors:
         raise InvalidInput(
-            "The visit was not recorded as missed: " + patients.summarize(errors), errors=errors
+            _(
+                "The visit was not recorded as missed: %(problems)s",
+                problems=patients.summarize(errors),
+            ),
+            errors=errors,
         )
     assert target is not None
     existing = session.execute(
@@ -261,9 +283,13 @@ def record_missed(
     ).scalar_one_or_none()
     if existing is not None:
         raise Conflict(
-            f"{target.visit.name} of {patient.study_id} was recorded as missed by "
-            f"{existing.recorded_by.full_name}.",
-            title="Already recorded",
+            _(
+                "%(visit)s of %(patient)s was recorded as missed by %(who)s.",
+                visit=target.visit.name,
+                patient=patient.study_id,
+                who=existing.recorded_by.full_name,
+            ),
+            title=_("Already recorded"),
         )
     live = session.execute(
         select(DoseOrder.id, DoseOrder.status).where(
@@ -274,17 +300,26 @@ def record_missed(
     ).first()
     if live is not None:
         raise Conflict(
-            f"{target.visit.name} has a live dose order ({live.status}, order {live.id}): "
-            "cancel the order or destroy the dose before recording the visit as missed.",
-            title="Dose order live",
+            _(
+                "%(visit)s has a live dose order (%(status)s, order %(order)s): cancel the "
+                "order or destroy the dose before recording the visit as missed.",
+                visit=target.visit.name,
+                status=live.status,
+                order=live.id,
+            ),
+            title=_("Dose order live"),
         )
     row = MissedVisit(
         patient_id=patient.id, visit=code, reason=text, recorded_at=now, recorded_by_id=actor.id
     )
     concurrent = Conflict(
-        f"{target.visit.name} of {patient.study_id} was recorded as missed by someone else a "
-        "moment ago; reload the page to see it.",
-        title="Recorded concurrently",
+        _(
+            "%(visit)s of %(patient)s was recorded as missed by someone else a moment ago; "
+            "reload the page to see it.",
+            visit=target.visit.name,
+            patient=patient.study_id,
+        ),
+        title=_("Recorded concurrently"),
     )
     session.add(row)
     try:
@@ -360,24 +395,35 @@ def _refuse_unmovable(
 ) -> None:
     visit = target.visit
     if patient.status != PatientStatus.ENROLLED.value:
-        message = f"{patient.study_id} is {patient.status}: their visits are not rescheduled."
+        message = _(
+            "%(patient)s is %(status)s: their visits are not rescheduled.",
+            patient=patient.study_id,
+            status=patient.status,
+        )
     elif target.status == follow_up.VisitStatus.DONE:
-        message = f"{visit.name} is done ({target.done_on}): a visit done is not rescheduled."
+        message = _(
+            "%(visit)s is done (%(day)s): a visit done is not rescheduled.",
+            visit=visit.name,
+            day=target.done_on,
+        )
     elif target.status == follow_up.VisitStatus.MISSED:
-        message = f"{visit.name} was recorded as missed: it is not rescheduled."
+        message = _("%(visit)s was recorded as missed: it is not rescheduled.", visit=visit.name)
     elif visit.day != 0 and visit.provisional:
-        message = (
-            f"{visit.name} counts from the first infusion, which has not started: it is "
-            "planned provisionally from day 0. Reschedule day 0 instead."
+        message = _(
+            "%(visit)s counts from the first infusion, which has not started: it is planned "
+            "provisionally from day 0. Reschedule day 0 instead.",
+            visit=visit.name,
         )
     elif visit.day == 0 and not patients.receives_cells(patient) and patient.day0 < today:
-        message = (
-            f"Day 0 of {patient.study_id} ({patient.day0}) has passed: it anchors the "
-            "evaluations of an arm without infusions and is not moved any more."
+        message = _(
+            "Day 0 of %(patient)s (%(day)s) has passed: it anchors the evaluations of an arm "
+            "without infusions and is not moved any more.",
+            patient=patient.study_id,
+            day=patient.day0,
         )
     else:
         return
-    raise Conflict(message, title="Not rescheduled")
+    raise Conflict(message, title=_("Not rescheduled"))
 
 
 def _protocol_window(
@@ -407,13 +453,24 @@ def _protocol_window(
     return planned.earliest, planned.latest
 
 
+def _no_such_visit(patient: Patient, asked: str, statuses: Mapping[str, object]) -> str:
+    return _(
+        "Protocol %(protocol)s has no visit %(visit)s; its visits are %(visits)s.",
+        protocol=patient.protocol.code,
+        visit=repr(asked),
+        visits=", ".join(statuses),
+    )
+
+
 def _not_missable(target: follow_up.ScheduledVisit) -> str:
     visit = target.visit
     if target.status == follow_up.VisitStatus.DONE:
-        return f"{visit.name} is done ({target.done_on})."
+        return _("%(visit)s is done (%(day)s).", visit=visit.name, day=target.done_on)
     if target.status == follow_up.VisitStatus.NOT_APPLICABLE:
-        return f"{visit.name} does not apply to this arm."
-    return (
-        f"{visit.name}'s window is still open or ahead (until {visit.latest.isoformat()}): a "
-        "visit is recorded as missed once its window has closed; reschedule it otherwise."
+        return _("%(visit)s does not apply to this arm.", visit=visit.name)
+    return _(
+        "%(visit)s's window is still open or ahead (until %(day)s): a visit is recorded as "
+        "missed once its window has closed; reschedule it otherwise.",
+        visit=visit.name,
+        day=visit.latest.isoformat(),
     )
