@@ -135,7 +135,9 @@ def gettext(message: str, **variables: Any) -> str:
     text = translations(ACTIVE_LANGUAGE.get()).gettext(message)
     if not variables:
         return _translated(text, message)
-    return _translated(text % variables, message % variables)
+    # a value that is itself a translation (a visit's name) reads in English in the English
+    english = {name: english_of(value) for name, value in variables.items()}
+    return _translated(text % variables, message % english)
 
 
 def ngettext(singular: str, plural: str, count: int, **variables: Any) -> str:
@@ -143,7 +145,8 @@ def ngettext(singular: str, plural: str, count: int, **variables: Any) -> str:
     text = translations(ACTIVE_LANGUAGE.get()).ngettext(singular, plural, count)
     values = {"num": count, **variables}
     english = singular if count == 1 else plural
-    return _translated(text % values, english % values)
+    english_values = {name: english_of(value) for name, value in values.items()}
+    return _translated(text % values, english % english_values)
 
 
 def N_(message: str) -> str:
@@ -157,7 +160,9 @@ def document_text(text: str) -> str:
     """A controlled document's text (a visit's name, a checklist item) in the reader's
     language when the catalogue has it (the defaults' texts, marked with :func:`N_`), else
     as the signed version says it."""
-    return translations(ACTIVE_LANGUAGE.get()).gettext(text) if text else text
+    if not text:
+        return text
+    return _translated(translations(ACTIVE_LANGUAGE.get()).gettext(text), text)
 
 
 def template_gettext(message: str) -> str:

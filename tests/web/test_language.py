@@ -149,3 +149,14 @@ def test_a_page_asks_a_chinese_reader_to_log_in_as_it_asks_an_english_one(app):
     api = client.get("/api/v1/worklist", headers={"Accept-Language": "zh-CN"})
     assert api.status_code == 401
     assert api.get_json()["title"] == "需要登录"
+
+
+def test_a_document_text_inside_a_sentence_reads_in_english_in_its_english():
+    from cellchain.core.i18n import document_text, english_of
+
+    with using_language("zh_Hans"):
+        shown = gettext("%(role)s: waiting for you", role=document_text("Month 3"))
+        unknown = document_text("Day 5 (a visit QA named)")
+    assert shown == "第 3 个月：待您处理"
+    assert english_of(shown) == "Month 3: waiting for you"
+    assert unknown == "Day 5 (a visit QA named)"  # not in the catalogue: as signed

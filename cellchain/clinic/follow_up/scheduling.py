@@ -38,7 +38,7 @@ from cellchain.clinic.follow_up import follow_up
 from cellchain.clinic.models import MissedVisit, VisitReschedule
 from cellchain.core import audit, signatures
 from cellchain.core.guarded import update_if
-from cellchain.core.i18n import _
+from cellchain.core.i18n import _, document_text
 from cellchain.core.models import Signature, User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, Role, require
@@ -94,7 +94,7 @@ def reschedule_visit(
         ]
     elif target is not None and planned_on == target.visit.planned_on:
         errors["planned_on"] = [
-            _("%(visit)s is already planned for that day.", visit=target.visit.name)
+            _("%(visit)s is already planned for that day.", visit=document_text(target.visit.name))
         ]
     if errors:
         raise InvalidInput(
@@ -285,7 +285,7 @@ def record_missed(
         raise Conflict(
             _(
                 "%(visit)s of %(patient)s was recorded as missed by %(who)s.",
-                visit=target.visit.name,
+                visit=document_text(target.visit.name),
                 patient=patient.study_id,
                 who=existing.recorded_by.full_name,
             ),
@@ -303,7 +303,7 @@ def record_missed(
             _(
                 "%(visit)s has a live dose order (%(status)s, order %(order)s): cancel the "
                 "order or destroy the dose before recording the visit as missed.",
-                visit=target.visit.name,
+                visit=document_text(target.visit.name),
                 status=live.status,
                 order=live.id,
             ),
@@ -316,7 +316,7 @@ def record_missed(
         _(
             "%(visit)s of %(patient)s was recorded as missed by someone else a moment ago; "
             "reload the page to see it.",
-            visit=target.visit.name,
+            visit=document_text(target.visit.name),
             patient=patient.study_id,
         ),
         title=_("Recorded concurrently"),
@@ -403,16 +403,19 @@ def _refuse_unmovable(
     elif target.status == follow_up.VisitStatus.DONE:
         message = _(
             "%(visit)s is done (%(day)s): a visit done is not rescheduled.",
-            visit=visit.name,
+            visit=document_text(visit.name),
             day=target.done_on,
         )
     elif target.status == follow_up.VisitStatus.MISSED:
-        message = _("%(visit)s was recorded as missed: it is not rescheduled.", visit=visit.name)
+        message = _(
+            "%(visit)s was recorded as missed: it is not rescheduled.",
+            visit=document_text(visit.name),
+        )
     elif visit.day != 0 and visit.provisional:
         message = _(
             "%(visit)s counts from the first infusion, which has not started: it is planned "
             "provisionally from day 0. Reschedule day 0 instead.",
-            visit=visit.name,
+            visit=document_text(visit.name),
         )
     elif visit.day == 0 and not patients.receives_cells(patient) and patient.day0 < today:
         message = _(
@@ -465,12 +468,14 @@ def _no_such_visit(patient: Patient, asked: str, statuses: Mapping[str, object])
 def _not_missable(target: follow_up.ScheduledVisit) -> str:
     visit = target.visit
     if target.status == follow_up.VisitStatus.DONE:
-        return _("%(visit)s is done (%(day)s).", visit=visit.name, day=target.done_on)
+        return _(
+            "%(visit)s is done (%(day)s).", visit=document_text(visit.name), day=target.done_on
+        )
     if target.status == follow_up.VisitStatus.NOT_APPLICABLE:
-        return _("%(visit)s does not apply to this arm.", visit=visit.name)
+        return _("%(visit)s does not apply to this arm.", visit=document_text(visit.name))
     return _(
         "%(visit)s's window is still open or ahead (until %(day)s): a visit is recorded as "
         "missed once its window has closed; reschedule it otherwise.",
-        visit=visit.name,
+        visit=document_text(visit.name),
         day=visit.latest.isoformat(),
     )
