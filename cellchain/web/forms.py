@@ -8,7 +8,26 @@ import marshmallow as ma
 from flask import request
 from werkzeug.datastructures import MultiDict
 
+from cellchain.core.i18n import N_, _, document_text
 from cellchain.errors import DomainError, InvalidInput
+
+#: marshmallow's own messages a form can get, marked so that the catalogue has them; a page
+#: shows them in the reader's language (``document_text``: a message not listed reads as is)
+MARSHMALLOW_MESSAGES = (
+    N_("Missing data for required field."),
+    N_("Field may not be null."),
+    N_("Invalid value."),
+    N_("Not a valid integer."),
+    N_("Not a valid number."),
+    N_("Number too large."),
+    N_("Not a valid string."),
+    N_("Not a valid date."),
+    N_("Not a valid boolean."),
+    N_("Not a valid email address."),
+    N_("Special numeric values (nan or infinity) are not permitted."),
+    N_("Unknown field."),
+    N_("Invalid input type."),
+)
 
 
 def load_form(schema: ma.Schema, form: MultiDict[str, str], *, lists: tuple[str, ...] = ()) -> Any:
@@ -34,10 +53,10 @@ def load_form(schema: ma.Schema, form: MultiDict[str, str], *, lists: tuple[str,
     except ma.ValidationError as error:
         messages = error.normalized_messages()
         errors = {
-            str(k): [str(m) for m in (v if isinstance(v, list) else [v])]
+            str(k): [document_text(str(m)) for m in (v if isinstance(v, list) else [v])]
             for k, v in messages.items()
         }
-        raise InvalidInput("Some fields need attention.", errors=errors) from error
+        raise InvalidInput(_("Some fields need attention."), errors=errors) from error
 
 
 #: Form fields never sent back to the page after a refusal.

@@ -160,3 +160,31 @@ def test_a_document_text_inside_a_sentence_reads_in_english_in_its_english():
     assert shown == "第 3 个月：待您处理"
     assert english_of(shown) == "Month 3: waiting for you"
     assert unknown == "Day 5 (a visit QA named)"  # not in the catalogue: as signed
+
+
+def test_a_form_refused_by_its_shape_says_so_in_the_readers_language(app):
+    import marshmallow as ma
+    from werkzeug.datastructures import MultiDict
+
+    from cellchain.errors import InvalidInput
+    from cellchain.web.forms import load_form
+
+    class Weight(ma.Schema):
+        weight_kg = ma.fields.Float(required=True)
+        measured_on = ma.fields.Date(required=True)
+
+    form = MultiDict({"weight_kg": "heavy"})
+    with (
+        app.test_request_context("/"),
+        using_language("zh_Hans"),
+        pytest.raises(InvalidInput) as refused,
+    ):
+        load_form(Weight(), form)
+    assert refused.value.detail == "部分字段需要修改。"
+    assert refused.value.errors == {
+        "weight_kg": ["不是有效的数字。"],
+        "measured_on": ["必填字段缺少数据。"],
+    }
+    with app.test_request_context("/"), pytest.raises(InvalidInput) as english:
+        load_form(Weight(), form)
+    assert english.value.errors["measured_on"] == ["Missing data for required field."]
