@@ -303,7 +303,7 @@ def _shown(params: Mapping[str, Any], zone: ZoneInfo) -> dict[str, Any]:
             try:
                 shown[key] = local_time(dt.datetime.fromisoformat(value), zone)
                 continue
-            except ValueError:
+            except ValueError:  # not a time after all: shown as it is, below
                 pass
         if key in WORDED_VALUES and isinstance(value, str):
             shown[key] = term(value)

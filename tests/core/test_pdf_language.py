@@ -5,6 +5,7 @@ DejaVu Sans; Chinese typed into an English document prints in it too."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,11 @@ from cellchain.config import DEFAULT_CJK_FONT
 from cellchain.core import pdf as core_pdf
 from cellchain.core.i18n import using_language
 
+#: skipped on a developer's machine without the font; CI installs it and sets
+#: CELLCHAIN_REQUIRE_BROWSER, under which a missing font fails these tests instead
 needs_the_font = pytest.mark.skipif(
-    not Path(DEFAULT_CJK_FONT).is_file(), reason="fonts-wqy-microhei is not installed"
+    not Path(DEFAULT_CJK_FONT).is_file() and not os.environ.get("CELLCHAIN_REQUIRE_BROWSER"),
+    reason="fonts-wqy-microhei is not installed",
 )
 
 
