@@ -52,4 +52,10 @@ UC_MSC_PARAMETERS: dict[str, Any] = {
     #: MSC double no faster than this (hours; typically 20–48 h); a harvest whose counts and
     #: days in culture imply a faster doubling is refused as a miscount or a wrong date
     "min_doubling_time_hours": 12,
+    #: a culture vessel is due for its harvest (passage, bank or fill) this many days after it
+    #: was seeded: "primary" for P0 vessels seeded from tissue (explant outgrowth takes about
+    #: 10-14 days), "subculture" for vessels seeded at a passage or from a bank vial (MSC
+    #: seeded at a few thousand cells per cm² near confluence in about 3-5 days); the
+    #: technician's work queue counts the vessels due (``manufacturing.culture_schedule``)
+    "harvest_due_days": {"primary": 10, "subculture": 4},
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from cellchain.core.roles import Permission
 from cellchain.documents.service import DefaultVersion, DocumentKind
+from cellchain.manufacturing.culture_schedule import check_parameters
 from cellchain.manufacturing.defaults import UC_MSC_CODE, UC_MSC_PARAMETERS, UC_MSC_TITLE
 from cellchain.manufacturing.models import ProductDefinition
 
@@ -18,4 +19,5 @@ PRODUCTS = DocumentKind(
         "before donations for it can be registered."
     ),
     missing_errors={"product_code": ["No approved version."]},
+    check=check_parameters,
 )
