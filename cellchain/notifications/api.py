@@ -76,8 +76,11 @@ def set_email(data: dict[str, Any]) -> Any:
 @notifications_api.response(200, OutboxOut)
 def outbox() -> Any:
     """The e-mails waiting to be sent (the last 50), each as it reads in its recipient's
-    language. Without an SMTP server configured (the demo) they wait here for good."""
+    language, and the last ones the mail server refused for good (a 5xx answer: no such
+    mailbox), which are not retried. Without an SMTP server configured (the demo) they wait
+    here for good."""
     return {
         "smtp_configured": bool(commands.mail_settings().smtp_url),
         "emails": commands.outbox_rows(db.session),
+        "refused": commands.outbox_rows(db.session, refused=True),
     }

@@ -73,12 +73,15 @@ def shown(received: list[service.Received]) -> list[dict[str, object]]:
     return rows
 
 
-def outbox_rows(session: DbSession, *, sent: bool = False) -> list[dict[str, object]]:
+def outbox_rows(
+    session: DbSession, *, sent: bool = False, refused: bool = False
+) -> list[dict[str, object]]:
     """The outbox as the page and the API show it: each e-mail as it is (or would be) sent
-    alone, in its recipient's language; non-urgent ones go out batched in a digest."""
+    alone, in its recipient's language; non-urgent ones go out batched in a digest.
+    ``sent``, ``refused``: the last ones sent, or refused for good by the mail server."""
     settings = mail_settings()
     rows: list[dict[str, object]] = []
-    for email in service.outbox(session, sent=sent):
+    for email in service.outbox(session, sent=sent, refused=refused):
         message = mail.compose([email], settings, link_path)
         rows.append(
             {
@@ -93,6 +96,7 @@ def outbox_rows(session: DbSession, *, sent: bool = False) -> list[dict[str, obj
                 "sent_at": email.sent_at,
                 "attempts": email.attempts,
                 "last_error": email.last_error,
+                "refused_at": email.refused_at,
             }
         )
     return rows

@@ -10,8 +10,10 @@ here runs inside it. ``deliver`` sends what is waiting:
 Each message is written in its recipient's language (``users.language``, else the site's
 ``SITE_LANGUAGE``) with the times in the site's zone. A message sent is marked sent at once
 (``on_sent`` commits it), so a failure later sends it no second time; a failed send is counted
-on its rows, with the server's words, and retried by the next delivery. Delivery is at least
-once: a crash between the server's acceptance and the mark sends that message again.
+on its rows, with the server's words, and retried by the next delivery, unless the server
+refused it for good (``permanent``: a 5xx answer to its recipient or its content, such as "no
+such mailbox"), which marks it refused and sends it no more. Delivery is at least once: a
+crash between the server's acceptance and the mark sends that message again.
 
 Urgent e-mails go right after their transaction commits (``install`` listens to every
 session's commit; a failure leaves them for the next ``cellchain notifications deliver``,
@@ -146,7 +148,11 @@ def waiting(
     session: DbSession, *, urgent_only: bool = False, notification_ids: Iterable[int] | None = None
 ) -> list[OutboxEmail]:
     """The e-mails not yet sent (``urgent_only``, ``notification_ids``: only those)."""
-    query = select(OutboxEmail).where(OutboxEmail.sent_at.is_(None)).order_by(OutboxEmail.id)
+    query = (
+        select(OutboxEmail)
+        .where(OutboxEmail.sent_at.is_(None), OutboxEmail.refused_at.is_(None))
+        .order_by(OutboxEmail.id)
+    )
     if urgent_only:
         query = query.where(OutboxEmail.urgent.is_(True))
     if notification_ids is not None:
@@ -230,7 +236,7 @@ def deliver(
             try:
                 client.send_message(message)
             except (OSError, smtplib.SMTPException) as error:
-                _failed(session, emails, error)
+                _failed(session, emails, error, refused_at=now() if permanent(error) else None)
                 result.failed += 1
                 result.errors.append(str(error))
             else:
@@ -252,11 +258,33 @@ def deliver(
     return result
 
 
-def _failed(session: DbSession, emails: list[OutboxEmail], error: BaseException) -> None:
+def permanent(error: BaseException) -> bool:
+    """Whether the server refused the message for good: every recipient, or the content,
+    answered with a 5xx code (RFC 5321 §4.2.1). A refused sender is the site's configuration
+    (``CELLCHAIN_MAIL_FROM``), a 4xx a passing state: both are retried."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _words in error.recipients.values()]
+        return bool(codes) and all(500 <= code < 600 for code in codes)
+    if isinstance(error, smtplib.SMTPDataError):
+        return 500 <= error.smtp_code < 600
+    return False
+
+
+def _failed(
+    session: DbSession,
+    emails: list[OutboxEmail],
+    error: BaseException,
+    *,
+    refused_at: dt.datetime | None = None,
+) -> None:
     session.execute(
         update(OutboxEmail)
         .where(OutboxEmail.id.in_([email.id for email in emails]))
-        .values(attempts=OutboxEmail.attempts + 1, last_error=str(error)[:MAX_ERROR])
+        .values(
+            attempts=OutboxEmail.attempts + 1,
+            last_error=str(error)[:MAX_ERROR],
+            refused_at=refused_at,
+        )
         .execution_options(synchronize_session=False)
     )
 

@@ -80,6 +80,9 @@ class OutboxEmail(Model):
     #: how many sends failed, and the last failure's words (the next delivery retries)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
+    #: when the mail server refused it for good (a 5xx answer: no such mailbox, content
+    #: refused); never retried, shown on the outbox page with the server's words
+    refused_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     notification: Mapped[Notification] = relationship(lazy="joined", innerjoin=True)
     user: Mapped[User] = relationship(lazy="joined", innerjoin=True)

@@ -80,8 +80,17 @@ class OutboxEmailOut(ma.Schema):
     sent_at = ma.fields.DateTime(allow_none=True)
     attempts = ma.fields.Integer(required=True)
     last_error = ma.fields.String(allow_none=True)
+    refused_at = ma.fields.DateTime(
+        allow_none=True,
+        metadata={"description": "When the mail server refused it for good (never retried)"},
+    )
 
 
 class OutboxOut(ma.Schema):
     smtp_configured = ma.fields.Boolean(required=True)
     emails = ma.fields.List(ma.fields.Nested(OutboxEmailOut), required=True)
+    refused = ma.fields.List(
+        ma.fields.Nested(OutboxEmailOut),
+        required=True,
+        metadata={"description": "The last e-mails the mail server refused for good"},
+    )

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 
 from cellchain.core import audit
 from cellchain.core.display import UTC_ZONE, local_time
@@ -419,9 +419,17 @@ def mark_read(
 # --- the outbox -------------------------------------------------------------------------------
 
 
-def outbox(session: DbSession, *, sent: bool = False, limit: int = PAGE_SIZE) -> list[OutboxEmail]:
-    """The e-mails waiting to be sent (``sent``: the last ones sent), newest first."""
-    condition = OutboxEmail.sent_at.is_not(None) if sent else OutboxEmail.sent_at.is_(None)
+def outbox(
+    session: DbSession, *, sent: bool = False, refused: bool = False, limit: int = PAGE_SIZE
+) -> list[OutboxEmail]:
+    """The e-mails waiting to be sent (``sent``: the last ones sent; ``refused``: the last
+    ones the mail server refused for good), newest first."""
+    if sent:
+        condition = OutboxEmail.sent_at.is_not(None)
+    elif refused:
+        condition = OutboxEmail.refused_at.is_not(None)
+    else:
+        condition = and_(OutboxEmail.sent_at.is_(None), OutboxEmail.refused_at.is_(None))
     return list(
         session.scalars(
             select(OutboxEmail).where(condition).order_by(OutboxEmail.id.desc()).limit(limit)

@@ -74,5 +74,6 @@ def outbox() -> ResponseReturnValue:
         "notifications/outbox.html",
         waiting=commands.outbox_rows(db.session),
         sent=commands.outbox_rows(db.session, sent=True),
+        refused=commands.outbox_rows(db.session, refused=True),
         smtp_configured=bool(commands.mail_settings().smtp_url),
     )

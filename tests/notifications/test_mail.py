@@ -5,6 +5,7 @@ a failed send kept for the next delivery."""
 
 from __future__ import annotations
 
+import smtplib
 from typing import Any
 
 import pytest
@@ -175,6 +176,51 @@ def test_a_failed_send_is_kept_and_sent_by_the_next_delivery(
     app.config["SMTP_URL"] = mailbox.url
     assert deliver(app).sent == 1
     assert len(mailbox.wait_for(1)) == 1
+
+
+def test_a_mailbox_refused_for_good_is_not_tried_again_and_shows_on_the_outbox(
+    app: Flask, make_user: Any, mailbox: Mailbox, clients: Any
+):
+    app.config["SMTP_URL"] = mailbox.url
+    gone, busy = qa_reader(make_user, "gone"), qa_reader(make_user, "busy")
+    mailbox.unknown.add(gone.email)
+    mailbox.busy.add(busy.email)
+    raise_("recall_opened")  # urgent: each sent alone, right after the commit
+    db.session.commit()
+    assert mailbox.messages() == []
+    assert [e.address for e in mail.waiting(db.session)] == [busy.email]  # 450: tried again
+    result = deliver(app)
+    assert result.failed == 1 and result.sent == 0  # only the busy one was tried
+    mailbox.busy.clear()
+    assert deliver(app).sent == 1
+    assert [m["To"] for m in mailbox.wait_for(1)] == [busy.email]
+    assert deliver(app).failed == 0  # the refused one never again
+    (refused,) = db.session.scalars(
+        select(OutboxEmail).where(OutboxEmail.refused_at.is_not(None))
+    ).all()
+    assert refused.address == gone.email and refused.attempts == 1 and refused.sent_at is None
+    assert "No such mailbox" in (refused.last_error or "")
+    auditor = clients.web(make_user("audra", "qa"))
+    page = auditor.get("/notifications/outbox").get_data(as_text=True)
+    assert 'id="outbox-refused"' in page and gone.email in page and "No such mailbox" in page
+    body = clients.api(make_user("audrey", "qa")).get("/api/v1/notifications/outbox").get_json()
+    assert [e["to"] for e in body["refused"]] == [gone.email]
+    assert all(e["to"] != gone.email for e in body["emails"])
+
+
+@pytest.mark.parametrize(
+    ("error", "for_good"),
+    [
+        (smtplib.SMTPRecipientsRefused({"a@x.cn": (550, b"no such user")}), True),
+        (smtplib.SMTPRecipientsRefused({"a@x.cn": (550, b"no"), "b@x.cn": (451, b"later")}), False),
+        (smtplib.SMTPDataError(554, b"message refused"), True),
+        (smtplib.SMTPDataError(451, b"local error"), False),
+        (smtplib.SMTPSenderRefused(553, b"bad sender", "cellchain@site"), False),
+        (ConnectionRefusedError(), False),
+    ],
+)
+def test_which_answers_refuse_an_e_mail_for_good(error: BaseException, for_good: bool) -> None:
+    assert mail.permanent(error) is for_good
 
 
 def test_the_deliver_command(app: Flask, make_user: Any, mailbox: Mailbox):
