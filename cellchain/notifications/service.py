@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, select, update
 
 from cellchain.core import audit
 from cellchain.core.display import UTC_ZONE, local_time
@@ -424,6 +424,7 @@ def outbox(
 ) -> list[OutboxEmail]:
     """The e-mails waiting to be sent (``sent``: the last ones sent; ``refused``: the last
     ones the mail server refused for good), newest first."""
+    condition: ColumnElement[bool]
     if sent:
         condition = OutboxEmail.sent_at.is_not(None)
     elif refused:
