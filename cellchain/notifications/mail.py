@@ -17,8 +17,10 @@ crash between the server's acceptance and the mark sends that message again.
 
 Urgent e-mails go right after their transaction commits (``install`` listens to every
 session's commit; a failure leaves them for the next ``cellchain notifications deliver``,
-which a timer runs, e.g. every minute). With no ``SMTP_URL`` configured (the demo) nothing is
-sent: the outbox page shows what would have been.
+which a timer runs, e.g. every minute). That send waits at most ``AFTER_COMMIT_TIMEOUT`` for
+the server, since the person whose action raised it is waiting for their page. With no
+``SMTP_URL`` configured (the demo) nothing is sent: the outbox page shows what would have
+been.
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ log = logging.getLogger(__name__)
 
 #: seconds an SMTP connection or command may take before the send counts as failed
 SMTP_TIMEOUT = 20.0
+#: the same, for the urgent e-mails sent right after a request's commit: the person who
+#: opened the recall waits for it, so a server out of reach costs them at most this, and
+#: the timer's delivery (with ``SMTP_TIMEOUT``) retries
+AFTER_COMMIT_TIMEOUT = 5.0
 #: the longest failure text kept on an outbox row
 MAX_ERROR = 500
 
@@ -160,7 +166,7 @@ def waiting(
     return list(session.scalars(query))
 
 
-def connect(smtp_url: str) -> smtplib.SMTP:
+def connect(smtp_url: str, timeout: float = SMTP_TIMEOUT) -> smtplib.SMTP:
     """An SMTP connection to ``smtp://[user[:password]@]host[:port][?starttls=1]`` (or
     ``smtps://`` for TLS from the start), logged in if a user is given.
 
@@ -184,10 +190,10 @@ def connect(smtp_url: str) -> smtplib.SMTP:
     client: smtplib.SMTP
     if parts.scheme == "smtps":
         client = smtplib.SMTP_SSL(
-            parts.hostname, parts.port or 465, timeout=SMTP_TIMEOUT, context=context
+            parts.hostname, parts.port or 465, timeout=timeout, context=context
         )
     else:
-        client = smtplib.SMTP(parts.hostname, parts.port or 25, timeout=SMTP_TIMEOUT)
+        client = smtplib.SMTP(parts.hostname, parts.port or 25, timeout=timeout)
         if starttls:
             client.starttls(context=context)
     if parts.username:
@@ -204,6 +210,7 @@ def deliver(
     link_for: LinkFor | None = None,
     urgent_only: bool = False,
     notification_ids: Iterable[int] | None = None,
+    timeout: float = SMTP_TIMEOUT,
 ) -> Delivery:
     """Send the waiting e-mails (see the module); ``on_sent`` commits each mark. Nothing is
     sent, and every e-mail stays waiting, when no SMTP server is configured."""
@@ -214,7 +221,7 @@ def deliver(
     if not messages:
         return result
     try:
-        client = connect(settings.smtp_url)
+        client = connect(settings.smtp_url, timeout)
     except (OSError, smtplib.SMTPException, ValueError) as error:
         for emails in messages:
             _failed(session, emails, error)
@@ -329,6 +336,7 @@ def _send_after_commit(session: Session) -> None:
                 link_for=_AFTER_COMMIT.get("link_for"),
                 urgent_only=True,
                 notification_ids=ids,
+                timeout=AFTER_COMMIT_TIMEOUT,
             )
             own.commit()
         if delivery.failed:

@@ -292,3 +292,26 @@ def test_an_e_mail_that_cannot_be_composed_holds_up_no_other(
     assert "a placeholder nobody filled" in " ".join(result.errors)
     assert len(mailbox.wait_for(1)) == 1
     assert len(mail.waiting(db.session)) == 1  # kept for the next delivery
+
+
+def test_the_send_right_after_a_commit_waits_for_the_server_less_than_the_timers_delivery(
+    app: Flask, make_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The person who opened the recall waits for the urgent send: a server out of reach costs
+    them at most ``AFTER_COMMIT_TIMEOUT``; the timer's delivery waits the full ``SMTP_TIMEOUT``."""
+    waited: list[float] = []
+
+    class Unreachable:
+        def __init__(self, host: str, port: int, timeout: float) -> None:
+            waited.append(timeout)
+            raise TimeoutError("timed out")
+
+    monkeypatch.setattr(mail.smtplib, "SMTP", Unreachable)
+    app.config["SMTP_URL"] = "smtp://mail.hospital.example:25"
+    qa_reader(make_user, "ada")
+    raise_("recall_opened")
+    db.session.commit()
+    assert waited == [mail.AFTER_COMMIT_TIMEOUT]
+    assert deliver(app).failed == 1
+    assert waited == [mail.AFTER_COMMIT_TIMEOUT, mail.SMTP_TIMEOUT]
+    assert mail.AFTER_COMMIT_TIMEOUT < mail.SMTP_TIMEOUT
