@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cellchain.core.i18n import _
 from cellchain.donors import service as donors
 from cellchain.donors.models import Donation
 from cellchain.errors import DomainError, InvalidInput, NotFound
@@ -50,7 +51,7 @@ def open_deviation_by_codes(session: DbSession, data: dict[str, Any]) -> Deviati
         try:
             lot = processing.find_lot(session, data["lot_number"])
         except NotFound as error:
-            raise NotFound(error.detail, errors={"lot_number": ["Unknown lot."]}) from None
+            raise NotFound(error.detail, errors={"lot_number": [_("Unknown lot.")]}) from None
     if data.get("din", "").strip():
         try:
             donation = donors.find_donation(session, data["din"])

@@ -21,6 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from cellchain.core import actions, audit, listing, signatures
 from cellchain.core.display import UTC_ZONE, local_time
 from cellchain.core.guarded import update_if
+from cellchain.core.i18n import _
 from cellchain.core.models import Signature, User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, has_permission, require
@@ -33,6 +34,7 @@ from cellchain.manufacturing.models import (
     ExcursionAuthorisation,
     Lot,
 )
+from cellchain.manufacturing.terms import term
 from cellchain.notifications import service as notifications
 
 #: The meaning printed with QA's signature on a closed deviation.
@@ -99,18 +101,24 @@ def open_deviation(
     happened and is required. A limit excursion is always against a donation (or its lot):
     the authorisation is for that donation's cells only."""
     category = _category(category)
-    text = _required_text(description, "description", "A description of what happened")
+    text = _required_text(description, "description")
     if lot is not None and donation is not None and lot.donation_id != donation.id:
         raise InvalidInput(
-            f"Lot {lot.lot_number} was not made from donation {donation.din}.",
-            errors={"donation": ["Not the lot's donation."]},
+            _(
+                "Lot %(lot)s was not made from donation %(din)s.",
+                lot=lot.lot_number,
+                din=donation.din,
+            ),
+            errors={"donation": [_("Not the lot's donation.")]},
         )
     donation_id = lot.donation_id if lot else donation.id if donation else None
     if category is DeviationCategory.LIMIT_EXCURSION and donation_id is None:
         raise InvalidInput(
-            "A limit excursion is against the donation (DIN) or lot whose cells go beyond the "
-            "limit.",
-            errors={"donation": ["Name the donation or the lot."]},
+            _(
+                "A limit excursion is against the donation (DIN) or lot whose cells go beyond "
+                "the limit."
+            ),
+            errors={"donation": [_("Name the donation or the lot.")]},
         )
     deviation = Deviation(
         lot_id=lot.id if lot else None,
@@ -173,7 +181,7 @@ def close_deviation(
     closed and nothing is signed.
     """
     require(user, Permission.CLOSE_DEVIATIONS)
-    text = _required_text(resolution, "resolution", "The resolution")
+    text = _required_text(resolution, "resolution")
     if DeviationAction.CLOSE not in actions.allowed(deviation.status, DEVIATION_ACTIONS):
         raise _already_closed(deviation, zone)
     if not update_if(
@@ -234,45 +242,59 @@ def authorise_excursion(
     """
     if not has_permission(user.roles, Permission.CLOSE_DEVIATIONS):
         raise PermissionDenied(
-            "Only Quality assurance may authorise going beyond a product limit.",
-            title="QA signature required",
+            _("Only Quality assurance may authorise going beyond a product limit."),
+            title=_("QA signature required"),
         )
     if deviation.category != DeviationCategory.LIMIT_EXCURSION.value:
         raise Conflict(
-            f"Deviation #{deviation.id} is a {DeviationCategory(deviation.category).label} "
-            "deviation; only a limit-excursion deviation authorises going beyond a limit.",
-            title="Not a limit excursion",
+            _(
+                "Deviation #%(id)s is a %(category)s deviation; only a limit-excursion "
+                "deviation authorises going beyond a limit.",
+                id=deviation.id,
+                category=term(deviation.category),
+            ),
+            title=_("Not a limit excursion"),
         )
     if DeviationAction.AUTHORISE not in actions.allowed(deviation.status, DEVIATION_ACTIONS):
         raise Conflict(
-            f"Deviation #{deviation.id} is closed; a closed deviation authorises nothing.",
-            title="Deviation closed",
+            _(
+                "Deviation #%(id)s is closed; a closed deviation authorises nothing.",
+                id=deviation.id,
+            ),
+            title=_("Deviation closed"),
         )
     if deviation.authorisation is not None:
         raise _already_authorised(deviation.authorisation)
-    text = _required_text(justification, "justification", "Why the limit may be exceeded")
+    text = _required_text(justification, "justification")
     if max_passage is None and max_cumulative_pd is None:
+        one_of_two = _("One of the two is required.")
         raise InvalidInput(
-            "Name the highest passage or the highest cumulative PD you authorise (or both).",
-            errors={
-                "max_passage": ["One of the two is required."],
-                "max_cumulative_pd": ["One of the two is required."],
-            },
+            _("Name the highest passage or the highest cumulative PD you authorise (or both)."),
+            errors={"max_passage": [one_of_two], "max_cumulative_pd": [one_of_two]},
         )
     limits = product_limits(session.get(Donation, deviation.donation_id))
     if max_passage is not None and max_passage <= limits.max_passage:
         raise InvalidInput(
-            f"P{max_passage} is within the product's maximum P{limits.max_passage}; an "
-            "authorisation names a passage beyond it.",
-            errors={"max_passage": [f"Above P{limits.max_passage}."]},
+            _(
+                "P%(passage)s is within the product's maximum P%(max)s; an authorisation "
+                "names a passage beyond it.",
+                passage=max_passage,
+                max=limits.max_passage,
+            ),
+            errors={"max_passage": [_("Above P%(max)s.", max=limits.max_passage)]},
         )
     if max_cumulative_pd is not None and not (
         limits.max_cumulative_pd < max_cumulative_pd < float("inf")
     ):
+        highest = format(limits.max_cumulative_pd, "g")
         raise InvalidInput(
-            f"CPD {max_cumulative_pd:g} is not beyond the product's maximum "
-            f"{limits.max_cumulative_pd:g}; an authorisation names a CPD beyond it.",
-            errors={"max_cumulative_pd": [f"Above {limits.max_cumulative_pd:g}."]},
+            _(
+                "CPD %(cpd)s is not beyond the product's maximum %(max)s; an authorisation "
+                "names a CPD beyond it.",
+                cpd=format(max_cumulative_pd, "g"),
+                max=highest,
+            ),
+            errors={"max_cumulative_pd": [_("Above %(max)s.", max=highest)]},
         )
     authorisation = ExcursionAuthorisation(
         deviation_id=deviation.id,
@@ -329,7 +351,9 @@ class ProductLimits:
 def product_limits(donation: Donation | None) -> ProductLimits:
     """The limits of the product version ``donation`` was registered under."""
     if donation is None:
-        raise Conflict("This deviation names no donation; it cannot authorise a limit excursion.")
+        raise Conflict(
+            _("This deviation names no donation; it cannot authorise a limit excursion.")
+        )
     product = donation.product_definition
     parameters = product.parameters
     return ProductLimits(
@@ -356,52 +380,91 @@ def authorising_excursion(
     values reached (DOMAIN.md §7: "refused unless QA signs a deviation").
     """
     limits = product_limits(donation)
-    over = []
-    if passage > limits.max_passage:
-        over.append(f"passage P{passage} (maximum P{limits.max_passage})")
-    if cumulative_pd > limits.max_cumulative_pd:
-        over.append(f"cumulative PD {cumulative_pd:.1f} (maximum {limits.max_cumulative_pd:g})")
-    if not over:
+    over_passage = passage > limits.max_passage
+    over_cpd = cumulative_pd > limits.max_cumulative_pd
+    if not over_passage and not over_cpd:
         return None
-    beyond = f"This {step} would take the cells of donation {donation.din} beyond the limits of {limits.product}: {' and '.join(over)}"  # noqa: E501
+    figures = {
+        "passage": passage,
+        "max_passage": limits.max_passage,
+        "cpd": format(cumulative_pd, ".1f"),
+        "max_cpd": format(limits.max_cumulative_pd, "g"),
+    }
+    if over_passage and over_cpd:
+        over = _(
+            "passage P%(passage)s (maximum P%(max_passage)s) and cumulative PD %(cpd)s "
+            "(maximum %(max_cpd)s)",
+            **figures,
+        )
+    elif over_passage:
+        over = _("passage P%(passage)s (maximum P%(max_passage)s)", **figures)
+    else:
+        over = _("cumulative PD %(cpd)s (maximum %(max_cpd)s)", **figures)
+    # ``step`` is the step kind's label ("passage", "bank thaw"): read as the lab's word
+    beyond = {
+        "step": term(step.replace(" ", "_")),
+        "din": donation.din,
+        "product": limits.product,
+        "over": over,
+    }
     if deviation_id is None:
         raise Conflict(
-            f"{beyond}. It is refused. To go on, open a limit-excursion deviation for this "
-            "donation, have QA authorise it with a signed justification, and record the step "
-            "again naming that deviation.",
-            errors={"deviation_id": ["A QA-authorised limit-excursion deviation is required."]},
-            title="Product limit exceeded",
+            _(
+                "This %(step)s would take the cells of donation %(din)s beyond the limits of "
+                "%(product)s: %(over)s. It is refused. To go on, open a limit-excursion "
+                "deviation for this donation, have QA authorise it with a signed "
+                "justification, and record the step again naming that deviation.",
+                **beyond,
+            ),
+            errors={"deviation_id": [_("A QA-authorised limit-excursion deviation is required.")]},
+            title=_("Product limit exceeded"),
         )
     deviation = session.get(Deviation, deviation_id)
     if deviation is None:
         raise InvalidInput(
-            f"There is no deviation #{deviation_id}.",
-            errors={"deviation_id": ["Unknown deviation."]},
+            _("There is no deviation #%(id)s.", id=deviation_id),
+            errors={"deviation_id": [_("Unknown deviation.")]},
         )
     problem = _why_not_authorising(session, deviation, donation, passage, cumulative_pd)
     if problem:
+        reason, field = problem
         raise Conflict(
-            f"{beyond}. Deviation #{deviation.id} does not authorise it: {problem}.",
-            errors={"deviation_id": [problem[0].upper() + problem[1:] + "."]},
-            title="Product limit exceeded",
+            _(
+                "This %(step)s would take the cells of donation %(din)s beyond the limits of "
+                "%(product)s: %(over)s. Deviation #%(id)s does not authorise it: %(reason)s.",
+                id=deviation.id,
+                reason=reason,
+                **beyond,
+            ),
+            errors={"deviation_id": [field]},
+            title=_("Product limit exceeded"),
         )
     return deviation
 
 
 def _why_not_authorising(
     session: DbSession, deviation: Deviation, donation: Donation, passage: int, cpd: float
-) -> str | None:
+) -> tuple[str, str] | None:
+    """Why ``deviation`` does not authorise the step, or None: the reason as a clause of the
+    refusal's sentence and as the field's own sentence, each in the reader's language."""
     if deviation.category != DeviationCategory.LIMIT_EXCURSION.value:
-        return f"it is a {DeviationCategory(deviation.category).label} deviation"
+        category = term(deviation.category)
+        return (
+            _("it is a %(category)s deviation", category=category),
+            _("It is a %(category)s deviation.", category=category),
+        )
     if deviation.donation_id != donation.id:
-        return f"it is for another donation, not {donation.din}"
+        return (
+            _("it is for another donation, not %(din)s", din=donation.din),
+            _("It is for another donation, not %(din)s.", din=donation.din),
+        )
     # Not the act table (QA's authorising): whether an authorisation already given still covers
     # a step; it lapses when the deviation is closed.
     if deviation.status != DeviationStatus.OPEN.value:
-        return "it is closed"
+        return _("it is closed"), _("It is closed.")
     authorisation = deviation.authorisation
     if authorisation is None:
-        return "QA has not authorised it"
+        return _("QA has not authorised it"), _("QA has not authorised it.")
     signed = [
         m
         for m in signatures.manifest(session, authorisation)
@@ -410,18 +473,47 @@ def _why_not_authorising(
     if not signed or not has_permission(
         authorisation.authorised_by.roles, Permission.CLOSE_DEVIATIONS
     ):
-        return "its authorisation carries no valid QA signature"
+        return (
+            _("its authorisation carries no valid QA signature"),
+            _("Its authorisation carries no valid QA signature."),
+        )
     limits = product_limits(donation)
     if passage > limits.max_passage and (
         authorisation.max_passage is None or passage > authorisation.max_passage
     ):
         allowed = authorisation.max_passage
-        return f"it authorises {'no passage beyond the limit' if allowed is None else f'up to P{allowed}'}, not P{passage}"  # noqa: E501
+        if allowed is None:
+            return (
+                _("it authorises no passage beyond the limit, not P%(passage)s", passage=passage),
+                _("It authorises no passage beyond the limit, not P%(passage)s.", passage=passage),
+            )
+        return (
+            _(
+                "it authorises up to P%(allowed)s, not P%(passage)s",
+                allowed=allowed,
+                passage=passage,
+            ),
+            _(
+                "It authorises up to P%(allowed)s, not P%(passage)s.",
+                allowed=allowed,
+                passage=passage,
+            ),
+        )
     if cpd > limits.max_cumulative_pd and (
         authorisation.max_cumulative_pd is None or cpd > authorisation.max_cumulative_pd
     ):
         allowed_cpd = authorisation.max_cumulative_pd
-        return f"it authorises {'no CPD beyond the limit' if allowed_cpd is None else f'up to CPD {allowed_cpd:g}'}, not CPD {cpd:.1f}"  # noqa: E501
+        reached = format(cpd, ".1f")
+        if allowed_cpd is None:
+            return (
+                _("it authorises no CPD beyond the limit, not CPD %(cpd)s", cpd=reached),
+                _("It authorises no CPD beyond the limit, not CPD %(cpd)s.", cpd=reached),
+            )
+        most = format(allowed_cpd, "g")
+        return (
+            _("it authorises up to CPD %(allowed)s, not CPD %(cpd)s", allowed=most, cpd=reached),
+            _("It authorises up to CPD %(allowed)s, not CPD %(cpd)s.", allowed=most, cpd=reached),
+        )
     return None
 
 
@@ -490,44 +582,106 @@ def _category(value: DeviationCategory | str) -> DeviationCategory:
     try:
         return DeviationCategory(value)
     except ValueError:
+        # the API's values, as the request names them
         known = ", ".join(c.value for c in DeviationCategory)
         raise InvalidInput(
-            f"{value!r} is not a deviation category; use one of: {known}.",
-            errors={"category": ["Unknown category."]},
+            _(
+                "%(value)s is not a deviation category; use one of: %(known)s.",
+                value=repr(value),
+                known=known,
+            ),
+            errors={"category": [_("Unknown category.")]},
         ) from None
 
 
-def _required_text(value: str | None, field: str, what: str) -> str:
+def _required_text(value: str | None, field: str) -> str:
+    """``value`` trimmed; refused when blank or longer than ``MAX_TEXT``. ``field`` is the
+    description, the resolution or the justification."""
     text = (value or "").strip()
     if not text:
-        raise InvalidInput(f"{what} is required.", errors={field: ["Required."]})
+        raise InvalidInput(_text_refusal(field, too_long=False), errors={field: [_("Required.")]})
     if len(text) > MAX_TEXT:
         raise InvalidInput(
-            f"{what} is limited to {MAX_TEXT} characters; attach a report for more.",
-            errors={field: [f"At most {MAX_TEXT} characters."]},
+            _text_refusal(field, too_long=True),
+            errors={field: [_("At most %(max)s characters.", max=MAX_TEXT)]},
         )
     return text
 
 
+def _text_refusal(field: str, *, too_long: bool) -> str:
+    """The refusal of a blank or too long text, one whole sentence for each field."""
+    if field == "description":
+        if too_long:
+            return _(
+                "A description of what happened is limited to %(max)s characters; attach a "
+                "report for more.",
+                max=MAX_TEXT,
+            )
+        return _("A description of what happened is required.")
+    if field == "resolution":
+        if too_long:
+            return _(
+                "The resolution is limited to %(max)s characters; attach a report for more.",
+                max=MAX_TEXT,
+            )
+        return _("The resolution is required.")
+    if too_long:
+        return _(
+            "Why the limit may be exceeded is limited to %(max)s characters; attach a report "
+            "for more.",
+            max=MAX_TEXT,
+        )
+    return _("Why the limit may be exceeded is required.")
+
+
+def _authorised_limits(authorisation: ExcursionAuthorisation) -> str:
+    """What an authorisation allows, in the reader's language (its English is
+    ``limits_text``: "up to P6", "up to CPD 45", or both)."""
+    passage = authorisation.max_passage
+    cpd = authorisation.max_cumulative_pd
+    if passage is not None and cpd is not None:
+        return _("up to P%(passage)s and up to CPD %(cpd)s", passage=passage, cpd=format(cpd, "g"))
+    if passage is not None:
+        return _("up to P%(passage)s", passage=passage)
+    if cpd is not None:
+        return _("up to CPD %(cpd)s", cpd=format(cpd, "g"))
+    return ""
+
+
 def _already_authorised(authorisation: ExcursionAuthorisation | None) -> Conflict:
     if authorisation is None:
-        return Conflict("This deviation was authorised a moment ago.", title="Already authorised")
+        return Conflict(
+            _("This deviation was authorised a moment ago."), title=_("Already authorised")
+        )
     return Conflict(
-        f"Deviation #{authorisation.deviation_id} was already authorised by "
-        f"{authorisation.authorised_by.full_name} ({authorisation.limits_text}); an "
-        "authorisation is never changed. Open a new deviation for more.",
-        title="Already authorised",
+        _(
+            "Deviation #%(id)s was already authorised by %(who)s (%(limits)s); an "
+            "authorisation is never changed. Open a new deviation for more.",
+            id=authorisation.deviation_id,
+            who=authorisation.authorised_by.full_name,
+            limits=_authorised_limits(authorisation),
+        ),
+        title=_("Already authorised"),
     )
 
 
 def _already_closed(deviation: Deviation, zone: ZoneInfo) -> Conflict:
-    who = deviation.closed_by.full_name if deviation.closed_by else "someone"
     when = local_time(deviation.closed_at, zone) if deviation.closed_at else "?"
-    return Conflict(
-        f"Deviation #{deviation.id} was already closed by {who} ({when}); it cannot be closed "
-        "again.",
-        title="Deviation already closed",
-    )
+    if deviation.closed_by is None:
+        detail = _(
+            "Deviation #%(id)s was already closed (%(when)s); it cannot be closed again.",
+            id=deviation.id,
+            when=when,
+        )
+    else:
+        detail = _(
+            "Deviation #%(id)s was already closed by %(who)s (%(when)s); it cannot be closed "
+            "again.",
+            id=deviation.id,
+            who=deviation.closed_by.full_name,
+            when=when,
+        )
+    return Conflict(detail, title=_("Deviation already closed"))
 
 
 # --- the list (issue 21) ----------------------------------------------------------------------

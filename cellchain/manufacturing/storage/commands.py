@@ -8,6 +8,7 @@ from typing import Any
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit
+from cellchain.core.i18n import _
 from cellchain.errors import InvalidInput, NotFound
 from cellchain.extensions import DbSession
 from cellchain.http import acting_user, now, site_zone
@@ -20,9 +21,9 @@ def scanned_unit(session: DbSession, code: str) -> Unit:
     try:
         return chain.resolve_unit(session, code)
     except NotFound as error:
-        raise NotFound(error.detail, errors={"code": ["Unknown code."]}) from error
+        raise NotFound(error.detail, errors={"code": [_("Unknown code.")]}) from error
     except InvalidInput as error:
-        raise InvalidInput(error.detail, errors={"code": ["Not a unit's code."]}) from error
+        raise InvalidInput(error.detail, errors={"code": [_("Not a unit's code.")]}) from error
 
 
 def store_unit_as_user(

@@ -28,6 +28,7 @@ from cellchain.chain.models import GONE, EventType, Unit, UnitEvent, UnitKind, U
 from cellchain.core import audit, record_state
 from cellchain.core.display import local_time
 from cellchain.core.guarded import update_if
+from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.core.models import User
 from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.extensions import DbSession
@@ -61,6 +62,16 @@ _COORDINATE = re.compile(r"^[A-Z0-9][A-Z0-9-]*$")
 
 #: Events after which a unit is where the event says (a scan or hand-off does not move it).
 _LOCATING_EVENTS = (EventType.CREATED.value, EventType.MOVED.value, EventType.RECEIVED.value)
+
+#: An equipment kind (a stored value) as a person reads it, in the reader's language.
+EQUIPMENT_KIND_NAMES: dict[str, LazyText] = {
+    EquipmentKind.BIOSAFETY_CABINET: lazy("biosafety cabinet"),
+    EquipmentKind.INCUBATOR: lazy("incubator"),
+    EquipmentKind.CENTRIFUGE: lazy("centrifuge"),
+    EquipmentKind.CELL_COUNTER: lazy("cell counter"),
+    EquipmentKind.CONTROLLED_RATE_FREEZER: lazy("controlled-rate freezer"),
+    EquipmentKind.LN2_TANK: lazy("LN2 tank"),
+}
 
 
 @dataclass(frozen=True)
@@ -114,20 +125,28 @@ def store_unit(
     kind = UnitKind(unit.kind)
     if kind not in STORABLE_KINDS:
         raise InvalidInput(
-            f"{unit.code} is a {kind.label}; only cryobags and cell-bank vials go into LN2 "
-            "storage.",
-            errors={"unit": ["Not a cryobag or cell-bank vial."]},
+            _(
+                "%(code)s is a %(kind)s; only cryobags and cell-bank vials go into LN2 storage.",
+                code=unit.code,
+                kind=unit.kind_name,
+            ),
+            errors={"unit": [_("Not a cryobag or cell-bank vial.")]},
         )
     _lock_unit(session, unit)
-    _require_present(unit, "stored")
+    _require_present(unit)
     at = at or now
     _check_time(unit, at, now, zone)
     current = position_of(session, unit)
     if current is not None and current.since is not None and at < current.since:
         raise InvalidInput(
-            f"{unit.code} was put into {current.label} at {local_time(current.since, zone)}; "
-            "a later placement cannot be dated before that.",
-            errors={"at": ["Before the unit's current placement."]},
+            _(
+                "%(code)s was put into %(where)s at %(when)s; a later placement cannot be "
+                "dated before that.",
+                code=unit.code,
+                where=position_name(current),
+                when=local_time(current.since, zone),
+            ),
+            errors={"at": [_("Before the unit's current placement.")]},
         )
     position = _position(session, tank, **coordinates)
     if position.unit_id is not None:
@@ -188,22 +207,29 @@ def remove_unit(
     current = position_of(session, unit)
     if current is None:
         raise Conflict(
-            f"{unit.code} is not in LN2 storage.",
-            title="Not stored",
-            errors={"unit": ["Not stored."]},
+            _("%(code)s is not in LN2 storage.", code=unit.code),
+            title=_("Not stored"),
+            errors={"unit": [_("Not stored.")]},
         )
     at = at or now
     _check_time(unit, at, now, zone)
     if current.since is not None and at < current.since:
         raise InvalidInput(
-            f"{unit.code} was put into {current.label} at {local_time(current.since, zone)}; "
-            "it cannot have been taken out before that.",
-            errors={"at": ["Before the unit was put there."]},
+            _(
+                "%(code)s was put into %(where)s at %(when)s; it cannot have been taken out "
+                "before that.",
+                code=unit.code,
+                where=position_name(current),
+                when=local_time(current.since, zone),
+            ),
+            errors={"at": [_("Before the unit was put there.")]},
         )
     label = current.label
     destination = (location or "").strip()
     if not destination:
-        raise InvalidInput("Where the unit goes is required.", errors={"location": ["Required."]})
+        raise InvalidInput(
+            _("Where the unit goes is required."), errors={"location": [_("Required.")]}
+        )
     _vacate(session, current, unit)
     gone = UnitStatus(unit.status) in GONE
     chain.record_custody(
@@ -213,6 +239,7 @@ def remove_unit(
             EventType.SCANNED if gone else EventType.MOVED,
             at=at,
             location=destination,
+            # stored with the custody event: English, as every record
             note=f"taken out of {label}" + (f" ({unit.status})" if gone else ""),
         ),
         actor=actor,
@@ -220,6 +247,18 @@ def remove_unit(
     )
     _audit_emptied(session, current, unit, actor=actor, now=now)
     return current
+
+
+def position_name(position: StoragePosition) -> str:
+    """The position as a person reads it (tank / rack / box / slot), in the reader's
+    language; its English is ``position.label``, the location the custody events store."""
+    return _(
+        "%(tank)s / rack %(rack)s / box %(box)s / slot %(slot)s",
+        tank=position.tank.code,
+        rack=position.rack,
+        box=position.box,
+        slot=position.slot,
+    )
 
 
 def position_of(session: DbSession, unit: Unit) -> StoragePosition | None:
@@ -281,7 +320,7 @@ def get_tank(session: DbSession, tank_id: int) -> Equipment:
     """The LN2 tank ``tank_id``; other equipment is not found as a tank."""
     tank = resources.get_equipment(session, tank_id)
     if tank.kind != EquipmentKind.LN2_TANK.value:
-        raise NotFound(f"Equipment {tank.code} is not an LN2 tank.")
+        raise NotFound(_("Equipment %(code)s is not an LN2 tank.", code=tank.code))
     return tank
 
 
@@ -307,18 +346,25 @@ def record_tank_reading(
     _require_tank(tank, in_service=False)
     if not isinstance(temperature_c, int | float) or not math.isfinite(temperature_c):
         raise InvalidInput(
-            "The temperature must be a number.", errors={"temperature_c": ["Not a number."]}
+            _("The temperature must be a number."),
+            errors={"temperature_c": [_("Not a number.")]},
         )
     if not MIN_TEMPERATURE_C <= temperature_c <= MAX_TEMPERATURE_C:
         raise InvalidInput(
-            f"{temperature_c:g} °C is not a possible tank temperature; it lies between "
-            f"{MIN_TEMPERATURE_C:g} and {MAX_TEMPERATURE_C:g} °C.",
-            errors={"temperature_c": ["Must be between −273.15 and 100 °C."]},
+            _(
+                "%(temperature)s °C is not a possible tank temperature; it lies between "
+                "%(low)s and %(high)s °C.",
+                temperature=format(temperature_c, "g"),
+                low=format(MIN_TEMPERATURE_C, "g"),
+                high=format(MAX_TEMPERATURE_C, "g"),
+            ),
+            errors={"temperature_c": [_("Must be between −273.15 and 100 °C.")]},
         )
     at = at or now
     if at > now:
         raise InvalidInput(
-            "A reading cannot be recorded in the future.", errors={"at": ["In the future."]}
+            _("A reading cannot be recorded in the future."),
+            errors={"at": [_("In the future.")]},
         )
     reading = TankReading(
         tank_id=tank.id,
@@ -348,6 +394,7 @@ def record_tank_reading(
         if reading.temperature_c <= limit:
             continue
         codes = ", ".join(bag.code for bag in bags)
+        # The deviation's description is stored: English, whoever recorded the reading.
         description = (
             f"Storage temperature excursion: tank {tank.code} read "
             f"{reading.temperature_c:g} °C at {local_time(at, zone)}, above the storage limit of "
@@ -385,15 +432,31 @@ def readings_of(session: DbSession, tank: Equipment, *, limit: int = 20) -> list
 def _require_tank(tank: Equipment, *, in_service: bool) -> None:
     if tank.kind != EquipmentKind.LN2_TANK.value:
         raise InvalidInput(
-            f"{tank.code} is a {EquipmentKind(tank.kind).label}, not an LN2 tank.",
-            errors={"tank_id": ["Not an LN2 tank."]},
+            _(
+                "%(code)s is a %(kind)s, not an LN2 tank.",
+                code=tank.code,
+                kind=equipment_kind_name(tank.kind),
+            ),
+            errors={"tank_id": [_("Not an LN2 tank.")]},
         )
     if in_service and not tank.active:
         raise Conflict(
-            f"LN2 tank {tank.code} is out of service; nothing may be put into it.",
-            errors={"tank_id": ["Out of service."]},
-            title="Tank out of service",
+            _("LN2 tank %(code)s is out of service; nothing may be put into it.", code=tank.code),
+            errors={"tank_id": [_("Out of service.")]},
+            title=_("Tank out of service"),
         )
+
+
+def equipment_kind_name(kind: str) -> str:
+    """An equipment kind (stored value) in the reader's language; unknown: as stored."""
+    found = EQUIPMENT_KIND_NAMES.get(kind)
+    return str(found) if found is not None else kind.replace("_", " ")
+
+
+def _coordinate_name(name: str) -> str:
+    """ "rack", "box" or "slot" in the reader's language."""
+    names = {"rack": _("rack"), "box": _("box"), "slot": _("slot")}
+    return names.get(name, name)
 
 
 def _coordinate(value: str, name: str) -> str:
@@ -401,11 +464,19 @@ def _coordinate(value: str, name: str) -> str:
     (so "slot 07" and "slot 7" are the same slot)."""
     text = (value or "").strip().upper()
     if not text:
-        raise InvalidInput(f"The {name} is required.", errors={name: ["Required."]})
+        raise InvalidInput(
+            _("The %(name)s is required.", name=_coordinate_name(name)),
+            errors={name: [_("Required.")]},
+        )
     if len(text) > COORDINATE_MAX or not _COORDINATE.match(text):
         raise InvalidInput(
-            f"{value!r} is not a {name}: up to {COORDINATE_MAX} letters, digits or hyphens.",
-            errors={name: [f"Up to {COORDINATE_MAX} letters, digits or hyphens."]},
+            _(
+                "%(value)s is not a %(name)s: up to %(max)s letters, digits or hyphens.",
+                value=repr(value),
+                name=_coordinate_name(name),
+                max=COORDINATE_MAX,
+            ),
+            errors={name: [_("Up to %(max)s letters, digits or hyphens.", max=COORDINATE_MAX)]},
         )
     return str(int(text)) if text.isdigit() else text
 
@@ -425,24 +496,29 @@ def _lock_unit(session: DbSession, unit: Unit) -> None:
     ).one()
 
 
-def _require_present(unit: Unit, verb: str) -> None:
+def _require_present(unit: Unit) -> None:
     if UnitStatus(unit.status) in GONE:
         raise Conflict(
-            f"{unit.code} is {unit.status}; a unit that no longer exists cannot be {verb}.",
-            title="Unit no longer exists physically",
-            errors={"unit": [f"{unit.status.capitalize()}."]},
+            _(
+                "%(code)s is %(status)s; a unit that no longer exists cannot be stored.",
+                code=unit.code,
+                status=unit.status_name,
+            ),
+            title=_("Unit no longer exists physically"),
+            errors={"unit": [_("No longer exists: %(status)s.", status=unit.status_name)]},
         )
 
 
 def _check_time(unit: Unit, at: dt.datetime, now: dt.datetime, zone: ZoneInfo) -> None:
     if at > now:
         raise InvalidInput(
-            "A placement cannot be recorded in the future.", errors={"at": ["In the future."]}
+            _("A placement cannot be recorded in the future."),
+            errors={"at": [_("In the future.")]},
         )
     if at < unit.created_at:
         raise InvalidInput(
-            f"{unit.code} did not exist yet at {local_time(at, zone)}.",
-            errors={"at": ["Before the unit was made."]},
+            _("%(code)s did not exist yet at %(when)s.", code=unit.code, when=local_time(at, zone)),
+            errors={"at": [_("Before the unit was made.")]},
         )
 
 
@@ -494,8 +570,11 @@ def _vacate(session: DbSession, position: StoragePosition, unit: Unit) -> None:
     # Session.execute is typed to return a Result; an UPDATE's is a CursorResult, with rowcount
     if emptied.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(
-            f"{position.label} was changed by someone else a moment ago; reload and try again.",
-            title="Changed concurrently",
+            _(
+                "%(where)s was changed by someone else a moment ago; reload and try again.",
+                where=position_name(position),
+            ),
+            title=_("Changed concurrently"),
         )
     record_state.touched(session, StoragePosition, [position.id])
     set_committed_value(position, "unit_id", None)
@@ -519,23 +598,33 @@ def _audit_emptied(
 
 def _occupied(session: DbSession, position: StoragePosition, unit: Unit) -> Conflict:
     holder = position.unit or (session.get(Unit, position.unit_id) if position.unit_id else None)
+    where = position_name(position)
     if holder is not None and holder.id == unit.id:
         return Conflict(
-            f"{unit.code} is already in {position.label}.",
-            title="Already there",
-            errors={"slot": ["Already holds this unit."]},
+            _("%(code)s is already in %(where)s.", code=unit.code, where=where),
+            title=_("Already there"),
+            errors={"slot": [_("Already holds this unit.")]},
         )
-    code = holder.code if holder else "another unit"
-    extra = ""
-    if holder is not None and UnitStatus(holder.status) in GONE:
-        extra = (
-            f" The record says {holder.code} is {holder.status}: take it off the position first."
+    if holder is None:
+        detail = _("%(where)s is occupied by another unit; a slot holds one unit.", where=where)
+        field = _("Occupied by another unit.")
+    elif UnitStatus(holder.status) in GONE:
+        detail = _(
+            "%(where)s is occupied by %(code)s; a slot holds one unit. The record says "
+            "%(code)s is %(status)s: take it off the position first.",
+            where=where,
+            code=holder.code,
+            status=holder.status_name,
         )
-    return Conflict(
-        f"{position.label} is occupied by {code}; a slot holds one unit.{extra}",
-        title="Slot occupied",
-        errors={"slot": [f"Occupied by {code}."]},
-    )
+        field = _("Occupied by %(code)s.", code=holder.code)
+    else:
+        detail = _(
+            "%(where)s is occupied by %(code)s; a slot holds one unit.",
+            where=where,
+            code=holder.code,
+        )
+        field = _("Occupied by %(code)s.", code=holder.code)
+    return Conflict(detail, title=_("Slot occupied"), errors={"slot": [field]})
 
 
 def _lots_in_tank_at(

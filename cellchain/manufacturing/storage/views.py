@@ -83,7 +83,11 @@ def store(tank_id: int) -> ResponseReturnValue:
         data = load_form(StoreScanIn(), request.form)
         unit = commands.scanned_unit(session, data["code"])
         position = commands.store_unit_as_user(session, unit, found, data)
-        return _("%(code)s stored in %(where)s.", code=unit.code, where=position.label), "success"
+        return _(
+            "%(code)s stored in %(where)s.",
+            code=unit.code,
+            where=storage.position_name(position),
+        ), "success"
 
     return _post_on_tank(tank_id, "store", act)
 
