@@ -19,9 +19,15 @@ from cellchain.manufacturing.deviations.schemas import DeviationOut
 from cellchain.manufacturing.processing import processing
 from cellchain.quality import disposition, results
 from cellchain.quality.commands import (
+    REJECTION_REFUSED,
+    RELEASE_REFUSED,
+    RESULTS_REFUSED,
+    SAMPLES_REFUSED,
     barred_from_disposing,
     certificate_response,
     invalidate_as_user,
+    invalidation_refused,
+    lot_act_refused,
     record_results_as_user,
     reject_as_user,
     release_as_user,
@@ -110,7 +116,7 @@ def list_samples(lot_id: int) -> Any:
 @release_api.response(201, SampleOut(many=True))
 def take_samples(data: dict[str, Any], lot_id: int) -> Any:
     """Draw labelled sample tubes from one bag of the lot (lineage operation ``sample``)."""
-    with unit_of_work() as session:
+    with unit_of_work(lot_act_refused(SAMPLES_REFUSED, lot_id)) as session:
         taken = take_samples_as_user(session, _lot(session, lot_id), data)
     return taken
 
@@ -131,7 +137,7 @@ def record_results(data: dict[str, Any], lot_id: int) -> Any:
     """Record results measured on one sample tube, judged against the specification in force.
 
     All are recorded or none; an OOS result opens an investigation on the lot."""
-    with unit_of_work() as session:
+    with unit_of_work(lot_act_refused(RESULTS_REFUSED, lot_id)) as session:
         recorded = record_results_as_user(
             session, _lot(session, lot_id), data["sample"], result_entries(data)
         )
@@ -153,7 +159,7 @@ def get_result(result_id: int) -> Any:
 @release_api.response(200, QcResultDetailOut)
 def invalidate_result(data: dict[str, Any], result_id: int) -> Any:
     """QA sets a result aside with a reason and an e-signature; a retest may then be recorded."""
-    with unit_of_work() as session:
+    with unit_of_work(invalidation_refused(result_id)) as session:
         found = results.get_result(session, result_id)
         invalidate_as_user(session, found, data)
     return {**_fields(found, QcResultOut), "signatures": signatures.manifest(db.session, found)}
@@ -173,7 +179,7 @@ def review(lot_id: int) -> Any:
 @release_api.response(200, ReviewOut)
 def release(data: dict[str, Any], lot_id: int) -> Any:
     """Release the lot for clinical use (e-signature); its bags become available."""
-    with unit_of_work() as session:
+    with unit_of_work(lot_act_refused(RELEASE_REFUSED, lot_id)) as session:
         lot = _lot(session, lot_id)
         release_as_user(session, lot, data)
     return review_out(lot)
@@ -185,7 +191,7 @@ def release(data: dict[str, Any], lot_id: int) -> Any:
 @release_api.response(200, ReviewOut)
 def reject(data: dict[str, Any], lot_id: int) -> Any:
     """Reject the lot for good, with a reason (e-signature); its bags become rejected."""
-    with unit_of_work() as session:
+    with unit_of_work(lot_act_refused(REJECTION_REFUSED, lot_id)) as session:
         lot = _lot(session, lot_id)
         reject_as_user(session, lot, data)
     return review_out(lot)

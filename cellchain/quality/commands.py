@@ -11,10 +11,11 @@ from typing import Any
 
 from flask import Response, current_app
 
+from cellchain.core.i18n import lazy
 from cellchain.core.models import Signature
 from cellchain.core.roles import Permission, has_permission
 from cellchain.extensions import DbSession, db
-from cellchain.http import acting_user, now, site_zone
+from cellchain.http import AuditedRefusal, acting_user, now, site_zone
 from cellchain.manufacturing.models import Lot
 from cellchain.quality import disposition, results
 from cellchain.quality.certificate_pdf import render_certificate_pdf
@@ -23,7 +24,28 @@ from cellchain.quality.schemas import SampleIn
 from cellchain.traceability.notices import recalls_naming
 
 #: What the review says bars someone without QA's permission from releasing or rejecting a lot.
-NO_DISPOSE_PERMISSION = "you do not hold the QA permission to release or reject lots"
+NO_DISPOSE_PERMISSION = lazy("you do not hold the QA permission to release or reject lots")
+
+
+# --- refusals on record ---------------------------------------------------------------------------
+
+#: The audit action of each refused act of release testing and disposition: what was refused
+#: and why is on record (in English, ``http.unit_of_work``), as at the bedside.
+SAMPLES_REFUSED = "qc.samples_refused"
+RESULTS_REFUSED = "qc.results_refused"
+INVALIDATION_REFUSED = "qc_result.invalidation_refused"
+RELEASE_REFUSED = "lot.release_refused"
+REJECTION_REFUSED = "lot.reject_refused"
+
+
+def lot_act_refused(action: str, lot_id: int) -> AuditedRefusal:
+    """A refused act on a lot (samples, results, release, rejection), on the record."""
+    return AuditedRefusal(action=action, entity_type="lot", entity_id=lot_id)
+
+
+def invalidation_refused(result_id: int) -> AuditedRefusal:
+    """A refused invalidation of a result, on the record."""
+    return AuditedRefusal(action=INVALIDATION_REFUSED, entity_type="qc_result", entity_id=result_id)
 
 
 # --- release testing (QC) -------------------------------------------------------------------------
@@ -90,7 +112,7 @@ def barred_from_disposing(session: DbSession, lot: Lot) -> list[str]:
     """What bars the acting user from releasing or rejecting ``lot``: the QA permission they
     lack, or their own part in making it (segregation of duties)."""
     if not may_dispose():
-        return [NO_DISPOSE_PERMISSION]
+        return [str(NO_DISPOSE_PERMISSION)]
     return disposition.segregation_conflicts(session, lot, acting_user())
 
 

@@ -50,6 +50,7 @@ from cellchain.quality.models import (
     Specification,
 )
 from cellchain.quality.service import SPECIFICATIONS
+from cellchain.quality.wording import joined
 
 #: The meanings printed with QA's signature on a disposition.
 RELEASE_MEANING = "approval: release for clinical use"
@@ -224,7 +225,7 @@ def segregation_conflicts(session: DbSession, lot: Lot, user: User) -> list[str]
         )
     ).all()
     if steps:
-        kinds = ", ".join(sorted({kind.replace("_", " ") for kind in steps}))
+        kinds = joined(sorted({term(kind) for kind in steps}), ", ")
         reasons.append(
             _(
                 "you performed %(count)s of its manufacturing steps (%(kinds)s)",
@@ -256,7 +257,7 @@ def release_lot(
                 "recorded none of the lot's results or steps.",
                 who=user.full_name,
                 lot=lot.lot_number,
-                why="; ".join(barred),
+                why=joined(barred, "; "),
             ),
             title=_("Segregation of duties"),
         )
@@ -264,7 +265,13 @@ def release_lot(
     if found.disposition is not None:
         raise _already_decided(found.disposition, zone)
     if not found.ready:
-        reasons = "; ".join(f"{check.label}: {check.detail}" for check in found.failed)
+        reasons = joined(
+            (
+                _("%(check)s: %(detail)s", check=check.label, detail=check.detail)
+                for check in found.failed
+            ),
+            "; ",
+        )
         raise Conflict(
             _("Lot %(lot)s cannot be released. %(reasons)s.", lot=lot.lot_number, reasons=reasons),
             title=_("Release refused"),
@@ -393,7 +400,14 @@ def _decide(
         existing = disposition_of(session, lot)
         if existing is not None:
             raise _already_decided(existing, zone)
-        raise Conflict(f"Lot {lot.lot_number} is {lot.status}; it cannot be {decision.value}.")
+        raise Conflict(
+            _(
+                "Lot %(lot)s is %(status)s; it cannot be %(decision)s.",
+                lot=lot.lot_number,
+                status=term(lot.status),
+                decision=term(decision.value),
+            )
+        )
     disposition = LotDisposition(
         lot_id=lot.id,
         decision=decision.value,
@@ -516,11 +530,11 @@ def _results(spec: Specification | None, tests: list[TestLine]) -> tuple[bool, s
     ]
     problems = []
     if failing:
-        problems.append(_("out of specification: %(tests)s", tests=", ".join(failing)))
+        problems.append(_("out of specification: %(tests)s", tests=joined(failing, ", ")))
     if missing:
         problems.append(_("missing: %(tests)s", tests=", ".join(missing)))
     if problems:
-        return False, "; ".join(problems)
+        return False, joined(problems, "; ")
     return True, _(
         "all %(count)s tests of %(spec)s v%(version)s pass",
         count=len(tests),
@@ -540,7 +554,9 @@ def _limits(lot: Lot) -> tuple[bool, str]:
 def _no_open(found: list[Deviation], *, excursion: bool) -> tuple[bool, str]:
     if not found:
         return True, _("no open excursion") if excursion else _("no open deviation")
-    listed = ", ".join(f"#{d.id} ({term(d.category)})" for d in found)
+    listed = joined(
+        (_("#%(id)s (%(category)s)", id=d.id, category=term(d.category)) for d in found), ", "
+    )
     return False, _("open: %(listed)s; QA closes each with a resolution first", listed=listed)
 
 

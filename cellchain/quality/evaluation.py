@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from cellchain.core.i18n import _
 from cellchain.errors import InvalidInput
 
 RESULT_TYPES = ("numeric", "pass_fail", "categorical")
@@ -46,31 +47,56 @@ def read_value(test: dict[str, Any], value: Any, unit: str | None = None) -> flo
     if test["result_type"] == "numeric":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidInput(
-                f"{name} is a numeric test: give a number in {test['unit']}, not {value!r}.",
-                errors={"value": ["A number is required."]},
+                _(
+                    "%(test)s is a numeric test: give a number in %(unit)s, not %(value)s.",
+                    test=name,
+                    unit=test["unit"],
+                    value=repr(value),
+                ),
+                errors={"value": [_("A number is required.")]},
             )
         if not math.isfinite(value):
-            raise InvalidInput(f"{value} is not a result.", errors={"value": ["Not finite."]})
+            raise InvalidInput(
+                _("%(value)s is not a result.", value=value),
+                errors={"value": [_("Not finite.")]},
+            )
         if unit is not None and unit.strip() != test["unit"]:
             raise InvalidInput(
-                f"{name} is reported in {test['unit']}, not {unit.strip()!r}.",
-                errors={"unit": [f"Must be {test['unit']}."]},
+                _(
+                    "%(test)s is reported in %(unit)s, not %(given)s.",
+                    test=name,
+                    unit=test["unit"],
+                    given=repr(unit.strip()),
+                ),
+                errors={"unit": [_("Must be %(unit)s.", unit=test["unit"])]},
             )
         return float(value)
     allowed = categories(test)
     text = str(value).strip().lower() if isinstance(value, str) else None
     if text not in allowed:
         raise InvalidInput(
-            f"{name} is reported as one of: {', '.join(allowed)}; {value!r} is not one of them.",
-            errors={"value": [f"One of: {', '.join(allowed)}."]},
+            _(
+                "%(test)s is reported as one of: %(allowed)s; %(value)s is not one of them.",
+                test=name,
+                allowed=", ".join(allowed),
+                value=repr(value),
+            ),
+            errors={"value": [_("One of: %(allowed)s.", allowed=", ".join(allowed))]},
         )
     if unit:
-        raise InvalidInput(f"{name} has no unit.", errors={"unit": ["No unit for this test."]})
+        raise InvalidInput(
+            _("%(test)s has no unit.", test=name),
+            errors={"unit": [_("No unit for this test.")]},
+        )
     return text
 
 
 def criterion_text(test: dict[str, Any]) -> str:
-    """The acceptance criterion in words, as printed on the certificate of analysis."""
+    """The acceptance criterion in words, as printed on the certificate of analysis.
+
+    English, never translated here: it is stored with each result (``QcResult.criterion``)
+    and in the audit trail, and is the specification's (a controlled document's) wording.
+    """
     criterion = test["criterion"]
     if test["result_type"] != "numeric":
         accepted = criterion.get("accept", ["pass"])
@@ -102,7 +128,9 @@ def evaluate(test: dict[str, Any], value: float | str, *, labelled: float | None
     number = float(value)
     if "within_labelled_percent" in criterion:
         if labelled is None or labelled <= 0:
-            raise InvalidInput(f"{test['name']} needs the labelled value to be judged.")
+            raise InvalidInput(
+                _("%(test)s needs the labelled value to be judged.", test=test["name"])
+            )
         tolerance = labelled * float(criterion["within_labelled_percent"]) / 100
         return Verdict(passes=abs(number - labelled) <= tolerance, criterion=text)
     passes = True
@@ -119,20 +147,28 @@ def check_specification(parameters: dict[str, Any]) -> None:
     """Refuse a specification whose lines could not be evaluated (before QA signs it)."""
     tests = parameters.get("tests")
     if not isinstance(tests, list) or not tests:
-        raise InvalidInput("A specification lists at least one test.")
+        raise InvalidInput(_("A specification lists at least one test."))
     codes = [test.get("code") for test in tests]
     if len(set(codes)) != len(codes):
-        raise InvalidInput("Each test appears once in a specification.")
+        raise InvalidInput(_("Each test appears once in a specification."))
     for test in tests:
         kind = test.get("result_type")
         if kind not in RESULT_TYPES:
-            raise InvalidInput(f"{test.get('code')}: result type {kind!r} is not known.")
+            raise InvalidInput(
+                _(
+                    "%(code)s: result type %(kind)s is not known.",
+                    code=test.get("code"),
+                    kind=repr(kind),
+                )
+            )
         criterion = test.get("criterion") or {}
         if kind == "numeric" and not (
             "min" in criterion or "max" in criterion or "within_labelled_percent" in criterion
         ):
-            raise InvalidInput(f"{test['code']}: a numeric test needs a limit.")
+            raise InvalidInput(_("%(code)s: a numeric test needs a limit.", code=test["code"]))
         if kind != "numeric" and not set(criterion.get("accept", ["pass"])) <= set(
             categories(test)
         ):
-            raise InvalidInput(f"{test['code']}: accepted values must be among its categories.")
+            raise InvalidInput(
+                _("%(code)s: accepted values must be among its categories.", code=test["code"])
+            )

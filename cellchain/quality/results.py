@@ -27,6 +27,7 @@ from cellchain.chain.models import LineageOperation, Unit, UnitKind
 from cellchain.core import actions, audit, signatures
 from cellchain.core.display import scientific
 from cellchain.core.guarded import update_if
+from cellchain.core.i18n import _
 from cellchain.core.models import Signature, User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
@@ -35,10 +36,12 @@ from cellchain.extensions import DbSession
 from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import CellRecord, DeviationCategory, Lot, LotStatus
 from cellchain.manufacturing.processing import processing
+from cellchain.manufacturing.terms import term
 from cellchain.notifications import service as notifications
 from cellchain.quality.evaluation import evaluate, read_value
 from cellchain.quality.models import QcResult, QcSample, ResultStatus, Specification
 from cellchain.quality.service import SPECIFICATIONS
+from cellchain.quality.wording import joined
 
 #: The meaning printed with QA's signature on an invalidated result.
 INVALIDATION_MEANING = "approval: result invalidated, retest allowed"
@@ -129,20 +132,28 @@ def take_samples(
     require_undisposed(lot)
     if not 1 <= request.tubes <= MAX_TUBES:
         raise InvalidInput(
-            f"Draw 1 to {MAX_TUBES} tubes at a time; {request.tubes} were asked for.",
-            errors={"tubes": [f"Between 1 and {MAX_TUBES}."]},
+            _(
+                "Draw 1 to %(most)s tubes at a time; %(asked)s were asked for.",
+                most=MAX_TUBES,
+                asked=request.tubes,
+            ),
+            errors={"tubes": [_("Between 1 and %(most)s.", most=MAX_TUBES)]},
         )
     bag = chain.resolve_unit(session, request.bag_code)
     if bag.id not in {unit.id for unit in processing.bags_of(session, lot)}:
         raise InvalidInput(
-            f"{bag.code} is not a bag of lot {lot.lot_number}; draw QC samples from the lot's "
-            "own bags.",
-            errors={"bag": [f"Not a bag of lot {lot.lot_number}."]},
+            _(
+                "%(bag)s is not a bag of lot %(lot)s; draw QC samples from the lot's own bags.",
+                bag=bag.code,
+                lot=lot.lot_number,
+            ),
+            errors={"bag": [_("Not a bag of lot %(lot)s.", lot=lot.lot_number)]},
         )
     purpose = (request.purpose or "").strip() or None
     if purpose and len(purpose) > 200:
         raise InvalidInput(
-            "The purpose is limited to 200 characters.", errors={"purpose": ["Too long."]}
+            _("The purpose is limited to %(most)s characters.", most=200),
+            errors={"purpose": [_("Too long.")]},
         )
     taken_at = request.taken_at or now
     tubes = chain.derive_units(
@@ -210,13 +221,21 @@ def resolve_sample(session: DbSession, lot: Lot, code: str) -> QcSample:
     sample = session.get(QcSample, unit.id)
     if sample is None:
         raise InvalidInput(
-            f"{unit.code} is a {unit.kind_label.lower()}, not a QC sample tube.",
-            errors={"sample": ["Scan a QC sample tube of this lot."]},
+            _(
+                "%(unit)s is a %(kind)s, not a QC sample tube.",
+                unit=unit.code,
+                kind=unit.kind_name.lower(),
+            ),
+            errors={"sample": [_("Scan a QC sample tube of this lot.")]},
         )
     if sample.lot_id != lot.id:
         raise InvalidInput(
-            f"{unit.code} is a sample of another lot, not of {lot.lot_number}.",
-            errors={"sample": [f"Not a sample of lot {lot.lot_number}."]},
+            _(
+                "%(unit)s is a sample of another lot, not of %(lot)s.",
+                unit=unit.code,
+                lot=lot.lot_number,
+            ),
+            errors={"sample": [_("Not a sample of lot %(lot)s.", lot=lot.lot_number)]},
         )
     return sample
 
@@ -243,7 +262,7 @@ def record_results(
     """
     require_undisposed(lot)
     if not entries:
-        raise InvalidInput("Enter at least one result.", errors={"results": ["None given."]})
+        raise InvalidInput(_("Enter at least one result."), errors={"results": [_("None given.")]})
     spec = SPECIFICATIONS.in_force(session, lot.product_definition.code)
     sample = resolve_sample(session, lot, sample_code)
     tests = {test["code"]: test for test in spec.parameters["tests"]}
@@ -259,21 +278,36 @@ def record_results(
         test = tests.get(code)
         if test is None:
             raise InvalidInput(
-                f"{entry.test_code!r} is not a test of specification {spec.code} "
-                f"v{spec.version}; its tests are: {', '.join(tests)}.",
-                errors={f"{code}.test": ["Not in the specification in force."]},
+                _(
+                    "%(test)s is not a test of specification %(spec)s v%(version)s; its tests "
+                    "are: %(tests)s.",
+                    test=repr(entry.test_code),
+                    spec=spec.code,
+                    version=spec.version,
+                    tests=", ".join(tests),
+                ),
+                errors={f"{code}.test": [_("Not in the specification in force.")]},
             )
         if code in seen:
-            raise InvalidInput(f"{code} was entered twice.", errors={f"{code}.test": ["Twice."]})
+            raise InvalidInput(
+                _("%(test)s was entered twice.", test=code),
+                errors={f"{code}.test": [_("Twice.")]},
+            )
         seen.add(code)
         if code in valid:
             earlier = valid[code]
             raise Conflict(
-                f"A valid {test['name']} result is on file for lot {lot.lot_number} "
-                f"(#{earlier.id}: {format_value(earlier)}). A result is never overwritten: "
-                "QA invalidates it with a reason and a signature before a retest is recorded.",
-                errors={f"{code}.value": ["A valid result is already on file."]},
-                title="Retest needs an invalidation",
+                _(
+                    "A valid %(test)s result is on file for lot %(lot)s (#%(id)s: %(value)s). "
+                    "A result is never overwritten: QA invalidates it with a reason and a "
+                    "signature before a retest is recorded.",
+                    test=test["name"],
+                    lot=lot.lot_number,
+                    id=earlier.id,
+                    value=format_value(earlier),
+                ),
+                errors={f"{code}.value": [_("A valid result is already on file.")]},
+                title=_("Retest needs an invalidation"),
             )
         try:
             value = read_value(test, entry.value, entry.unit)
@@ -283,18 +317,22 @@ def record_results(
             messages.append(refused.detail)
             continue
         if not entry.instrument or not entry.instrument.strip():
-            errors.setdefault(f"{code}.instrument", []).append("Which instrument was used.")
+            errors.setdefault(f"{code}.instrument", []).append(_("Which instrument was used."))
         elif len(entry.instrument.strip()) > 60:
-            errors.setdefault(f"{code}.instrument", []).append("At most 60 characters.")
+            errors.setdefault(f"{code}.instrument", []).append(
+                _("At most %(most)s characters.", most=60)
+            )
         if entry.tested_on > today:
-            errors.setdefault(f"{code}.tested_on", []).append("Not in the future.")
+            errors.setdefault(f"{code}.tested_on", []).append(_("Not in the future."))
         elif entry.tested_on < taken_on:
             errors.setdefault(f"{code}.tested_on", []).append(
-                f"Before the sample was drawn ({taken_on.isoformat()})."
+                _("Before the sample was drawn (%(drawn)s).", drawn=taken_on.isoformat())
             )
         readings.append((entry, test, value))
     if errors:
-        detail = " ".join(messages) or "Some results cannot be recorded as entered."
+        detail = (
+            joined(messages, " ") if messages else _("Some results cannot be recorded as entered.")
+        )
         raise InvalidInput(detail, errors=errors)
     labelled = labelled_viable_cells_per_bag(session, sample)
     results = [
@@ -307,9 +345,12 @@ def record_results(
     except IntegrityError:
         # Another analyst recorded the same test a moment ago (the one-valid-result index).
         raise Conflict(
-            f"Someone recorded one of these tests for lot {lot.lot_number} a moment ago; "
-            "reload the page to see it.",
-            title="Recorded concurrently",
+            _(
+                "Someone recorded one of these tests for lot %(lot)s a moment ago; reload the "
+                "page to see it.",
+                lot=lot.lot_number,
+            ),
+            title=_("Recorded concurrently"),
         ) from None
     for result in results:
         _audit_result(session, result, actor=actor, now=now)
@@ -343,17 +384,20 @@ def invalidate_result(
     text = (reason or "").strip()
     if not text:
         raise InvalidInput(
-            "Say why the result is invalid (e.g. the laboratory investigation that found an "
-            "assay error).",
-            errors={"reason": ["Required."]},
+            _(
+                "Say why the result is invalid (e.g. the laboratory investigation that found "
+                "an assay error)."
+            ),
+            errors={"reason": [_("Required.")]},
         )
     if len(text) > MAX_REASON:
         raise InvalidInput(
-            f"The reason is limited to {MAX_REASON} characters.", errors={"reason": ["Too long."]}
+            _("The reason is limited to %(most)s characters.", most=MAX_REASON),
+            errors={"reason": [_("Too long.")]},
         )
     require_undisposed(result.lot)
     if not result.valid:
-        raise Conflict(f"Result #{result.id} was already invalidated.")
+        raise Conflict(_("Result #%(id)s was already invalidated.", id=result.id))
     if not update_if(
         session,
         result,
@@ -363,7 +407,9 @@ def invalidate_result(
         invalidated_by_id=user.id,
         invalidation_reason=text,
     ):
-        raise Conflict(f"Result #{result.id} was invalidated by someone else a moment ago.")
+        raise Conflict(
+            _("Result #%(id)s was invalidated by someone else a moment ago.", id=result.id)
+        )
     set_committed_value(result, "invalidated_by", user)
     signature = signatures.sign(
         session,
@@ -478,8 +524,12 @@ def require_undisposed(lot: Lot) -> None:
     """Results belong to the review before disposition; a released or rejected lot is closed."""
     if lot.status not in TESTING_OPEN:
         raise Conflict(
-            f"Lot {lot.lot_number} has been {lot.status}; its release testing is closed.",
-            title=f"Lot {lot.status}",
+            _(
+                "Lot %(lot)s has been %(status)s; its release testing is closed.",
+                lot=lot.lot_number,
+                status=term(lot.status),
+            ),
+            title=_("Lot %(status)s", status=term(lot.status)),
         )
 
 
@@ -501,8 +551,12 @@ def _new_result(
     relative = "within_labelled_percent" in test["criterion"]
     if relative and labelled is None:
         raise Conflict(
-            f"{test['name']} is judged against the bag's labelled value, and the bag "
-            f"{sample.taken_from.code} has no fill on record."
+            _(
+                "%(test)s is judged against the bag's labelled value, and the bag %(bag)s has "
+                "no fill on record.",
+                test=test["name"],
+                bag=sample.taken_from.code,
+            )
         )
     verdict = evaluate(test, value, labelled=labelled if relative else None)
     return QcResult(
@@ -551,6 +605,7 @@ def _audit_result(session: DbSession, result: QcResult, *, actor: User, now: dt.
 def _open_investigation(
     session: DbSession, lot: Lot, result: QcResult, *, actor: User, now: dt.datetime
 ) -> None:
+    # The investigation's description is a record: English, whoever recorded the result.
     deviations.open_deviation(
         session,
         lot=lot,

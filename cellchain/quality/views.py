@@ -12,19 +12,25 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
-from cellchain.core.i18n import _
+from cellchain.core.i18n import _, lazy
 from cellchain.core.roles import Permission
 from cellchain.documents.views import add_document_pages
 from cellchain.errors import DomainError, InvalidInput
 from cellchain.extensions import DbSession, db
-from cellchain.http import now, requires, site_zone, unit_of_work
+from cellchain.http import AuditedRefusal, now, requires, site_zone, unit_of_work
 from cellchain.manufacturing.models import Lot
 from cellchain.manufacturing.processing import processing
 from cellchain.quality import disposition, results
 from cellchain.quality.commands import (
+    REJECTION_REFUSED,
+    RELEASE_REFUSED,
+    RESULTS_REFUSED,
+    SAMPLES_REFUSED,
     barred_from_disposing,
     certificate_response,
     invalidate_as_user,
+    invalidation_refused,
+    lot_act_refused,
     may_dispose,
     record_results_as_user,
     reject_as_user,
@@ -56,8 +62,8 @@ add_document_pages(
     blueprint,
     SPECIFICATIONS,
     name="specification",
-    heading="Release specifications",
-    what="specification",
+    heading=lazy("Release specifications"),
+    what=lazy("specification"),
     template="quality/specification.html",
 )
 
@@ -114,7 +120,7 @@ def take_samples(lot_id: int) -> ResponseReturnValue:
         codes = ", ".join(sample.unit.code for sample in taken)
         return _("Sample tube(s) labelled: %(codes)s.", codes=codes), "success"
 
-    return _submit(lot_id, "samples", _testing_page, act)
+    return _submit(lot_id, "samples", _testing_page, act, lot_act_refused(SAMPLES_REFUSED, lot_id))
 
 
 @blueprint.post("/lots/<int:lot_id>/results")
@@ -143,7 +149,7 @@ def record_results(lot_id: int) -> ResponseReturnValue:
             "success",
         )
 
-    return _submit(lot_id, "results", _testing_page, act)
+    return _submit(lot_id, "results", _testing_page, act, lot_act_refused(RESULTS_REFUSED, lot_id))
 
 
 @blueprint.post("/results/<int:result_id>/invalidate")
@@ -159,7 +165,14 @@ def invalidate(result_id: int) -> ResponseReturnValue:
             "success",
         )
 
-    return _submit(lot_id, "invalidate", _testing_page, act, result_id=str(result_id))
+    return _submit(
+        lot_id,
+        "invalidate",
+        _testing_page,
+        act,
+        invalidation_refused(result_id),
+        result_id=str(result_id),
+    )
 
 
 # --- release review and disposition (QA) ----------------------------------------------------------
@@ -193,7 +206,7 @@ def release(lot_id: int) -> ResponseReturnValue:
         release_as_user(session, processing.get_lot(session, lot_id), data)
         return _("Lot released for clinical use; its bags are now available."), "success"
 
-    return _submit(lot_id, "release", _review_page, act)
+    return _submit(lot_id, "release", _review_page, act, lot_act_refused(RELEASE_REFUSED, lot_id))
 
 
 @blueprint.post("/lots/<int:lot_id>/reject")
@@ -204,7 +217,7 @@ def reject(lot_id: int) -> ResponseReturnValue:
         reject_as_user(session, processing.get_lot(session, lot_id), data)
         return _("Lot rejected; its bags are rejected for good."), "success"
 
-    return _submit(lot_id, "reject", _review_page, act)
+    return _submit(lot_id, "reject", _review_page, act, lot_act_refused(REJECTION_REFUSED, lot_id))
 
 
 # --- one use case per form ------------------------------------------------------------------------
@@ -227,13 +240,15 @@ def _submit(
     which: str,
     page: Callable[[Lot, Refused], ResponseReturnValue],
     act: Callable[[DbSession], Message],
+    refusal: AuditedRefusal,
     **remember: str,
 ) -> ResponseReturnValue:
     """Run ``act`` in one transaction. Done: flash its message and go back to the page.
-    Refused: the page again, with the reason, the field errors and what was typed (plus
-    ``remember``), under the status of the error."""
+    Refused: the refusal on record (``refusal``, in English), then the page again, with the
+    reason, the field errors and what was typed (plus ``remember``), under the status of the
+    error."""
     try:
-        with unit_of_work() as session:
+        with unit_of_work(refusal) as session:
             message, category = act(session)
     except DomainError as error:
         typed = {**request.form.to_dict(), **remember}
@@ -336,6 +351,10 @@ def _date(typed: str, code: str) -> dt.date:
         return dt.date.fromisoformat(typed.strip())
     except ValueError:
         raise InvalidInput(
-            f"{code}: the test date {typed!r} is not a date (YYYY-MM-DD).",
-            errors={f"{code}.tested_on": ["A date is required."]},
+            _(
+                "%(test)s: the test date %(typed)s is not a date (YYYY-MM-DD).",
+                test=code,
+                typed=repr(typed),
+            ),
+            errors={f"{code}.tested_on": [_("A date is required.")]},
         ) from None
