@@ -15,6 +15,7 @@ from sqlalchemy.orm import selectinload
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit
 from cellchain.core import signatures
+from cellchain.core.i18n import _
 from cellchain.donors.models import Donation
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.deviations import deviations as deviation_rules
@@ -48,7 +49,7 @@ class Excursion:
     step: ProcessingStep
     deviation: Deviation
     authorisation: ExcursionAuthorisation | None
-    #: the limits exceeded, in words ("passage P6 (maximum P5)")
+    #: the limits exceeded, in words in the reader's language ("passage P6 (maximum P5)")
     exceeded: list[str]
     #: QA's authorising signature still matches what it signed
     signature_valid: bool
@@ -148,10 +149,20 @@ def _excursions(
         manifests = signed.get(signatures.key_of(authorisation), []) if authorisation else []
         exceeded = []
         if (step.passage or 0) > limits.max_passage:
-            exceeded.append(f"passage P{step.passage} (maximum P{limits.max_passage})")
+            exceeded.append(
+                _(
+                    "passage P%(passage)s (maximum P%(maximum)s)",
+                    passage=step.passage,
+                    maximum=limits.max_passage,
+                )
+            )
         if (step.cumulative_pd or 0) > limits.max_cumulative_pd:
             exceeded.append(
-                f"cumulative PD {step.cumulative_pd:.1f} (maximum {limits.max_cumulative_pd:g})"
+                _(
+                    "cumulative PD %(cpd)s (maximum %(maximum)s)",
+                    cpd=format(step.cumulative_pd, ".1f"),
+                    maximum=format(limits.max_cumulative_pd, "g"),
+                )
             )
         lines.append(
             Excursion(

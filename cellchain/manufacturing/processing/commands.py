@@ -13,6 +13,7 @@ from typing import Any
 import marshmallow as ma
 
 from cellchain.chain import service as chain
+from cellchain.core.i18n import _
 from cellchain.core.models import User
 from cellchain.donors import service as donors
 from cellchain.errors import InvalidInput
@@ -56,9 +57,11 @@ def step_kind(name: str) -> StepKind:
         kind = None
     if kind not in STEP_SCHEMAS:
         raise InvalidInput(
-            f"{name!r} is not a step recorded at the bench; one of: "
-            + ", ".join(k.value.replace("_", "-") for k in STEP_SCHEMAS)
-            + "."
+            _(
+                "%(name)s is not a step recorded at the bench; one of: %(kinds)s.",
+                name=repr(name),
+                kinds=", ".join(k.value.replace("_", "-") for k in STEP_SCHEMAS),
+            )
         )
     return kind
 

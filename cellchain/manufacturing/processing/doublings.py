@@ -9,14 +9,20 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from cellchain.core.i18n import _
 from cellchain.errors import InvalidInput
 
 
 def population_doublings(seeded: float, harvested: float) -> float:
     """log2(harvested / seeded); both counts must be positive, finite numbers."""
-    for name, value in (("seeded", seeded), ("harvested", harvested)):
-        if not math.isfinite(value) or value <= 0:
-            raise InvalidInput(f"Cells {name} must be a positive number; got {value}.")
+    if not math.isfinite(seeded) or seeded <= 0:
+        raise InvalidInput(
+            _("Cells seeded must be a positive number; got %(value)s.", value=seeded)
+        )
+    if not math.isfinite(harvested) or harvested <= 0:
+        raise InvalidInput(
+            _("Cells harvested must be a positive number; got %(value)s.", value=harvested)
+        )
     return math.log2(harvested / seeded)
 
 
@@ -49,14 +55,18 @@ def culture_time_problem(
     """
     hours = days_in_culture * 24
     if hours <= 0:
-        return (
+        return _(
             "The vessels would be harvested at the moment they were seeded (0 days in culture); "
             "enter when the harvest was performed."
         )
     if doublings is not None and doublings > 0 and hours / doublings < min_doubling_time_hours:
-        return (
-            f"{doublings:.2f} population doublings in {hours:.1f} h of culture is one every "
-            f"{hours / doublings:.1f} h; these cells double no faster than every "
-            f"{min_doubling_time_hours:g} h. Check the counts and when the harvest was performed."
+        return _(
+            "%(doublings)s population doublings in %(hours)s h of culture is one every "
+            "%(every)s h; these cells double no faster than every %(minimum)s h. Check the "
+            "counts and when the harvest was performed.",
+            doublings=format(doublings, ".2f"),
+            hours=format(hours, ".1f"),
+            every=format(hours / doublings, ".1f"),
+            minimum=format(min_doubling_time_hours, "g"),
         )
     return None

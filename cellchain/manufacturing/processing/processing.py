@@ -25,6 +25,7 @@ from cellchain.chain import service as chain
 from cellchain.chain.models import LineageOperation, Unit, UnitKind
 from cellchain.core import audit, listing, numbering
 from cellchain.core.display import scientific
+from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.core.types import canonical_json
@@ -61,6 +62,18 @@ ISOLATION_METHODS = ("explant", "enzymatic")
 CELL_BANKS = ("master", "working")
 MAX_VESSELS_PER_STEP = 100
 MAX_BAGS_PER_LOT = 200
+
+#: the counts a step checks, named as a person reads them in a refusal
+_FIELD_NAMES: dict[str, LazyText] = {
+    "cells_harvested": lazy("Cells harvested"),
+    "cells_seeded": lazy("Cells seeded"),
+    "cells_per_vial": lazy("Cells per vial"),
+    "volume_ml": lazy("Volume (mL)"),
+    "total_cells_per_ml": lazy("Total cells per mL"),
+    "vial_count": lazy("Number of vials"),
+    "bag_count": lazy("Number of bags"),
+    "vessels_out": lazy("Number of new vessels"),
+}
 
 
 @dataclass(frozen=True)
@@ -141,19 +154,23 @@ def isolate(
     """
     if method not in ISOLATION_METHODS:
         raise InvalidInput(
-            f"The isolation method is explant or enzymatic, not {method!r}.",
-            errors={"method": ["Explant or enzymatic."]},
+            _("The isolation method is explant or enzymatic, not %(method)s.", method=repr(method)),
+            errors={"method": [_("Explant or enzymatic.")]},
         )
     _require_processable(donation)
     for unit in tissue:
         if unit.donation_id != donation.id or unit.kind != UnitKind.DONATION_CONTAINER.value:
             raise InvalidInput(
-                f"{unit.code} is not a tissue container of donation {donation.din}.",
-                errors={"tissue": ["Not this donation's tissue."]},
+                _(
+                    "%(unit)s is not a tissue container of donation %(din)s.",
+                    unit=unit.code,
+                    din=donation.din,
+                ),
+                errors={"tissue": [_("Not this donation's tissue.")]},
             )
     if not tissue:
         raise InvalidInput(
-            "Scan the tissue container(s) isolated from.", errors={"tissue": ["Required."]}
+            _("Scan the tissue container(s) isolated from."), errors={"tissue": [_("Required.")]}
         )
     _check_vessels(donation, vessels, counted=method == "enzymatic")
     done = _context(session, context, actor=actor, now=now, after=tissue)
@@ -191,7 +208,7 @@ def passage(
     figures = _harvest(session, donation, vessels_in, harvest)
     figures.passage += 1
     _check_vessels(donation, vessels_out, counted=True)
-    _check_seeding(sum(v.cells or 0 for v in vessels_out), harvest.cells, "seeded")
+    _check_seeding(sum(v.cells or 0 for v in vessels_out), harvest.cells)
     done = _context(session, context, actor=actor, now=now, after=vessels_in)
     figures.days_in_culture = _days_in_culture(session, vessels_in, done.performed_at, figures)
     return _record(
@@ -224,7 +241,8 @@ def bank_freeze(
     """Harvest vessels into vials of a master or working cell bank, for later thaw."""
     if bank not in CELL_BANKS:
         raise InvalidInput(
-            f"A cell bank is master or working, not {bank!r}.", errors={"bank": ["Required."]}
+            _("A cell bank is master or working, not %(bank)s.", bank=repr(bank)),
+            errors={"bank": [_("Master or working.")]},
         )
     donation = _donation_of(vessels_in)
     _require_processable(donation, started=True)
@@ -232,7 +250,7 @@ def bank_freeze(
     _check_count(vial_count, "vial_count", MAX_BAGS_PER_LOT)
     _positive(cells_per_vial, "cells_per_vial")
     _positive(volume_ml, "volume_ml")
-    _check_seeding(vial_count * cells_per_vial, harvest.cells, "frozen")
+    _check_seeding(vial_count * cells_per_vial, harvest.cells, frozen=True)
     done = _context(session, context, actor=actor, now=now, after=vessels_in)
     figures.days_in_culture = _days_in_culture(session, vessels_in, done.performed_at, figures)
     vial = _Filled(cells=cells_per_vial, volume_ml=volume_ml, viability=harvest.viability_percent)
@@ -265,13 +283,16 @@ def bank_thaw(
     """Thaw a cell-bank vial into new vessels at the next passage; its CPD carries on.
     ``zone``: the site's, in which a refusal names a time."""
     if vial.kind != UnitKind.BANK_VIAL.value:
-        raise InvalidInput(f"{vial.code} is a {vial.kind_label}, not a cell-bank vial.")
+        raise InvalidInput(
+            _("%(unit)s is a %(kind)s, not a cell-bank vial.", unit=vial.code, kind=vial.kind_name),
+            errors={"vial": [_("%(unit)s: not a cell-bank vial.", unit=vial.code)]},
+        )
     donation = vial.donation
     _require_processable(donation, started=True)
     _check_viability(viability_percent)
     record = _cell_record(session, vial)
     _check_vessels(donation, vessels_out, counted=True)
-    _check_seeding(sum(v.cells or 0 for v in vessels_out), record.cells or 0, "seeded")
+    _check_seeding(sum(v.cells or 0 for v in vessels_out), record.cells or 0)
     done = _context(session, context, actor=actor, now=now, after=[vial])
     if storage.position_of(session, vial) is not None:  # taken out of LN2 to be thawed
         storage.remove_unit(
@@ -322,8 +343,8 @@ def fill_lot(
     _positive(fill.total_cells_per_ml, "total_cells_per_ml")
     if not 0 <= fill.dmso_percent <= 100:
         raise InvalidInput(
-            f"DMSO {fill.dmso_percent} % is not a percentage.",
-            errors={"dmso_percent": ["Between 0 and 100."]},
+            _("DMSO %(dmso)s %% is not a percentage.", dmso=format(fill.dmso_percent, "g")),
+            errors={"dmso_percent": [_("Between 0 and 100.")]},
         )
     total_per_bag = fill.volume_ml * fill.total_cells_per_ml
     _check_fill_count(fill.bag_count * total_per_bag, harvest)
@@ -410,13 +431,13 @@ def freeze_lot(
 ) -> ProcessingStep:
     """Controlled-rate freezing of the lot's bags; a controlled-rate freezer must be recorded."""
     if LotAction.FREEZE not in lot_actions(session, lot):
-        raise Conflict(f"The bags of lot {lot.lot_number} have already been frozen.")
+        raise Conflict(_("The bags of lot %(lot)s have already been frozen.", lot=lot.lot_number))
     bags = bags_of(session, lot)
     done = _context(session, context, actor=actor, now=now, after=bags)
     if not any(item.kind == EquipmentKind.CONTROLLED_RATE_FREEZER.value for item in done.equipment):
         raise InvalidInput(
-            "Record the controlled-rate freezer used.",
-            errors={"equipment": ["A controlled-rate freezer is required."]},
+            _("Record the controlled-rate freezer used."),
+            errors={"equipment": [_("A controlled-rate freezer is required.")]},
         )
     return _record(
         session,
@@ -506,7 +527,7 @@ def find_lot(session: DbSession, lot_number: str) -> Lot:
         select(Lot).where(Lot.lot_number == lot_number.strip().upper())
     ).scalar_one_or_none()
     if lot is None:
-        raise NotFound(f"There is no lot {lot_number}.")
+        raise NotFound(_("There is no lot %(lot)s.", lot=lot_number))
     return lot
 
 
@@ -535,46 +556,62 @@ class _Filled:
 def _require_processable(donation: Donation, *, started: bool = False) -> None:
     if donation.eligibility == Eligibility.INELIGIBLE.value:
         raise Conflict(
-            f"Donation {donation.din}: the donor was determined ineligible; nothing may be "
-            "processed.",
-            title="Donor ineligible",
+            _(
+                "Donation %(din)s: the donor was determined ineligible; nothing may be processed.",
+                din=donation.din,
+            ),
+            title=_("Donor ineligible"),
         )
     # By hand, not DONATION_TRANSITIONS: a step is recorded within received or processing
     # (changing no donation status), and each other status is refused in its own words.
     status = DonationStatus(donation.status)
     if status == DonationStatus.REJECTED:
         raise Conflict(
-            f"Donation {donation.din} was rejected at receipt; it may not be processed.",
-            title="Donation rejected",
+            _(
+                "Donation %(din)s was rejected at receipt; it may not be processed.",
+                din=donation.din,
+            ),
+            title=_("Donation rejected"),
         )
     if status == DonationStatus.REGISTERED:
         raise Conflict(
-            f"Donation {donation.din} has not been received at the lab yet.",
-            title="Not received",
+            _("Donation %(din)s has not been received at the lab yet.", din=donation.din),
+            title=_("Not received"),
         )
     if started and status != DonationStatus.PROCESSING:
         raise Conflict(
-            f"Processing of donation {donation.din} has not started; isolate first.",
-            title="Processing not started",
+            _("Processing of donation %(din)s has not started; isolate first.", din=donation.din),
+            title=_("Processing not started"),
         )
 
 
 def _donation_of(units: Sequence[Unit]) -> Donation:
     if not units:
-        raise InvalidInput("Scan the vessels harvested.", errors={"vessels_in": ["Required."]})
+        raise InvalidInput(
+            _("Scan the vessels harvested."), errors={"vessels_in": [_("Required.")]}
+        )
     donations = {unit.donation_id for unit in units}
     if len(donations) > 1:
-        codes = ", ".join(f"{u.code} (donation {u.donation.din})" for u in units)
+        # codes and DINs only: the same words in every language, and in the audit's English
+        codes = ", ".join(f"{u.code} ({u.donation.din})" for u in units)
         raise Conflict(
-            "Material from different donations is never combined; these vessels come from "
-            f"{len(donations)} donations: {codes}.",
-            title="Pooling across donations refused",
+            _(
+                "Material from different donations is never combined; these vessels come from "
+                "%(count)s donations: %(codes)s.",
+                count=len(donations),
+                codes=codes,
+            ),
+            title=_("Pooling across donations refused"),
         )
     for unit in units:
         if unit.kind != UnitKind.CULTURE_VESSEL.value:
             raise InvalidInput(
-                f"{unit.code} is a {unit.kind_label}, not a culture vessel.",
-                errors={"vessels_in": [f"{unit.code}: not a culture vessel."]},
+                _(
+                    "%(unit)s is a %(kind)s, not a culture vessel.",
+                    unit=unit.code,
+                    kind=unit.kind_name,
+                ),
+                errors={"vessels_in": [_("%(unit)s: not a culture vessel.", unit=unit.code)]},
             )
     # Said first, before the counts; checked again under a row lock when the units are used.
     chain.require_usable(units)
@@ -590,15 +627,22 @@ def _harvest(
     records = cell_records(session, vessels)
     missing = [vessel.code for vessel in vessels if vessel.id not in records]
     if missing:
-        raise Conflict(f"No seeding is on record for {', '.join(missing)}.")
+        raise Conflict(_("No seeding is on record for %(units)s.", units=", ".join(missing)))
     area = sum(records[vessel.id].area_cm2 or 0 for vessel in vessels)
     per_cm2 = float(donation.product_definition.parameters["max_harvest_cells_per_cm2"])
     if harvest.cells > area * per_cm2:
         raise InvalidInput(
-            f"{scientific(harvest.cells)} cells from {len(vessels)} vessel(s) with {area:g} cm² "
-            f"is more than is physically plausible (at most {scientific(per_cm2)} cells/cm², "
-            f"{scientific(area * per_cm2)} in all). Check the count.",
-            errors={"cells_harvested": ["Implausibly high for these vessels."]},
+            _(
+                "%(cells)s cells from %(count)s vessel(s) with %(area)s cm² is more than is "
+                "physically plausible (at most %(per_cm2)s cells/cm², %(most)s in all). "
+                "Check the count.",
+                cells=scientific(harvest.cells),
+                count=len(vessels),
+                area=format(area, "g"),
+                per_cm2=scientific(per_cm2),
+                most=scientific(area * per_cm2),
+            ),
+            errors={"cells_harvested": [_("Implausibly high for these vessels.")]},
         )
     seeded = [records[vessel.id].cells for vessel in vessels]
     counted = all(cells is not None for cells in seeded)
@@ -633,7 +677,7 @@ def _days_in_culture(
         raise InvalidInput(
             problem,
             errors={"performed_at": [problem]},
-            title="Implausible culture time",
+            title=_("Implausible culture time"),
         )
     return days
 
@@ -644,26 +688,43 @@ def _check_vessels(donation: Donation, vessels: Sequence[Vessel], *, counted: bo
     for vessel in vessels:
         if vessel.vessel_format not in formats:
             raise InvalidInput(
-                f"{vessel.vessel_format!r} is not a vessel format of this product "
-                f"({', '.join(formats)}).",
-                errors={"vessels_out": ["Unknown vessel format."]},
+                _(
+                    "%(format)s is not a vessel format of this product (%(formats)s).",
+                    format=repr(vessel.vessel_format),
+                    formats=", ".join(formats),
+                ),
+                errors={"vessels_out": [_("Unknown vessel format.")]},
             )
         if vessel.cells is None:
             if counted:
                 raise InvalidInput(
-                    "Give the cells seeded into every new vessel.",
-                    errors={"vessels_out": ["Cells seeded required."]},
+                    _("Give the cells seeded into every new vessel."),
+                    errors={"vessels_out": [_("Cells seeded required.")]},
                 )
         else:
             _positive(vessel.cells, "cells_seeded")
 
 
-def _check_seeding(used: float, available: float, verb: str) -> None:
-    if used > available:
-        raise InvalidInput(
-            f"{scientific(used)} cells {verb} is more than the {scientific(available)} harvested.",
-            errors={"cells_harvested": [f"Fewer than the cells {verb}."]},
+def _check_seeding(used: float, available: float, *, frozen: bool = False) -> None:
+    """The cells seeded (or ``frozen`` into vials) cannot be more than those available."""
+    if used <= available:
+        return
+    used_text, available_text = scientific(used), scientific(available)
+    if frozen:
+        detail = _(
+            "%(used)s cells frozen is more than the %(available)s harvested.",
+            used=used_text,
+            available=available_text,
         )
+        field_message = _("Fewer than the cells frozen.")
+    else:
+        detail = _(
+            "%(used)s cells seeded is more than the %(available)s harvested.",
+            used=used_text,
+            available=available_text,
+        )
+        field_message = _("Fewer than the cells seeded.")
+    raise InvalidInput(detail, errors={"cells_harvested": [field_message]})
 
 
 def _check_fill_count(total_filled: float, harvest: Harvest) -> None:
@@ -672,35 +733,59 @@ def _check_fill_count(total_filled: float, harvest: Harvest) -> None:
     viable_filled = total_filled * harvest.viability_percent / 100
     if viable_filled > harvest.cells:
         raise InvalidInput(
-            f"{scientific(total_filled)} total cells filled at "
-            f"{harvest.viability_percent:g} % viable are {scientific(viable_filled)} viable cells, "
-            f"more than the {scientific(harvest.cells)} viable cells harvested.",
-            errors={"cells_harvested": ["Fewer than the viable cells filled."]},
+            _(
+                "%(total)s total cells filled at %(viability)s %% viable are %(viable)s viable "
+                "cells, more than the %(harvested)s viable cells harvested.",
+                total=scientific(total_filled),
+                viability=format(harvest.viability_percent, "g"),
+                viable=scientific(viable_filled),
+                harvested=scientific(harvest.cells),
+            ),
+            errors={"cells_harvested": [_("Fewer than the viable cells filled.")]},
         )
 
 
 def _check_viability(value: float) -> None:
     if not 0 <= value <= 100:
         raise InvalidInput(
-            f"Viability is a percentage between 0 and 100; {value:g} is not.",
-            errors={"viability_percent": ["Between 0 and 100."]},
+            _(
+                "Viability is a percentage between 0 and 100; %(value)s is not.",
+                value=format(value, "g"),
+            ),
+            errors={"viability_percent": [_("Between 0 and 100.")]},
         )
 
 
 def _positive(value: float, name: str) -> None:
     if not value > 0 or value != value or value == float("inf"):
         raise InvalidInput(
-            f"{name.replace('_', ' ').capitalize()} must be more than zero; {value:g} is not.",
-            errors={name: ["Must be more than zero."]},
+            _(
+                "%(field)s must be more than zero; %(value)s is not.",
+                field=_field_name(name),
+                value=format(value, "g"),
+            ),
+            errors={name: [_("Must be more than zero.")]},
         )
 
 
 def _check_count(count: int, name: str, maximum: int) -> None:
     if not 1 <= count <= maximum:
         raise InvalidInput(
-            f"{name.replace('_', ' ').capitalize()} must be between 1 and {maximum}; got {count}.",
-            errors={name: [f"Between 1 and {maximum}."]},
+            _(
+                "%(field)s must be between 1 and %(maximum)s; got %(count)s.",
+                field=_field_name(name),
+                maximum=maximum,
+                count=count,
+            ),
+            errors={name: [_("Between 1 and %(maximum)s.", maximum=maximum)]},
         )
+
+
+def _field_name(name: str) -> str:
+    """A checked count's name in the reader's language (a ``Translated``, so that the
+    refusal's English names it in English)."""
+    known = _FIELD_NAMES.get(name)
+    return str(known) if known is not None else name.replace("_", " ").capitalize()
 
 
 @dataclass(frozen=True)
@@ -726,12 +811,13 @@ def _context(
     performed_at = context.performed_at or now
     if performed_at > now:
         raise InvalidInput(
-            "A step cannot be recorded in the future.", errors={"performed_at": ["In the future."]}
+            _("A step cannot be recorded in the future."),
+            errors={"performed_at": [_("In the future.")]},
         )
     if after and performed_at < max(unit.created_at for unit in after):
         raise InvalidInput(
-            "A step cannot be earlier than the units it uses were made.",
-            errors={"performed_at": ["Before its input units existed."]},
+            _("A step cannot be earlier than the units it uses were made."),
+            errors={"performed_at": [_("Before its input units existed.")]},
         )
     return _Done(
         context=context,
@@ -763,7 +849,7 @@ def _next_lot_number(session: DbSession, donation: Donation) -> str:
 def _cell_record(session: DbSession, unit: Unit) -> CellRecord:
     record = session.get(CellRecord, unit.id)
     if record is None:
-        raise Conflict(f"No cell record is on file for {unit.code}.")
+        raise Conflict(_("No cell record is on file for %(unit)s.", unit=unit.code))
     return record
 
 

@@ -41,7 +41,7 @@ def receive_material_lot(
         "supplier": entry.supplier.strip(),
         "lot_number": entry.lot_number.strip().upper(),
     }
-    missing = {name: ["Required."] for name, value in fields.items() if not value}
+    missing = {name: [_("Required.")] for name, value in fields.items() if not value}
     if missing:
         raise InvalidInput(_("Material, supplier and lot number are required."), errors=missing)
     duplicate = session.execute(

@@ -9,6 +9,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from cellchain.chain.schemas import UnitOut
+from cellchain.core.i18n import N_
 from cellchain.core.listing_schemas import ListQueryIn
 from cellchain.core.schemas import SiteDateTime, WholeNumber
 from cellchain.documents.schemas import VersionedDocumentOut
@@ -26,6 +27,22 @@ from cellchain.manufacturing.processing.processing import (
 from cellchain.manufacturing.processing.resources import MaterialLotInput
 from cellchain.traceability.notice_schemas import recalls_field
 
+# The bench forms show a field's message in the reader's language through ``document_text``
+# (``web.forms.load_form``), which finds a text only as the catalogue has it: marshmallow's
+# own range, length and choice messages carry their numbers and choices, so each check here
+# says it in a fixed sentence marked with ``N_``. The API answers these in English, as it
+# does every schema message.
+assert MAX_VESSELS_PER_STEP == 100 and MAX_BAGS_PER_LOT == 200, "the messages below name them"
+
+
+def _text(maximum: int, message: str) -> validate.Length:
+    """Required text of at most ``maximum`` characters, refused in ``message``."""
+    return validate.Length(min=1, max=maximum, error=message)
+
+
+#: a scanned code
+_CODE = validate.Length(min=1, max=60, error=N_("A code has 1 to 60 characters."))
+
 
 class ProductDefinitionOut(VersionedDocumentOut):
     """A version of a product definition: donor test panel, windows and limits."""
@@ -36,7 +53,7 @@ class CodeList(ma.fields.List[str]):
     Enter, which in a text area is a new line) or separated by commas."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(ma.fields.String(validate=validate.Length(min=1, max=60)), **kwargs)
+        super().__init__(ma.fields.String(validate=_CODE), **kwargs)
 
     def _deserialize(
         self, value: Any, attr: str | None, data: Any, **kwargs: Any
@@ -51,12 +68,21 @@ class CodeList(ma.fields.List[str]):
 
 
 class MaterialLotIn(ma.Schema):
-    material = ma.fields.String(required=True, validate=validate.Length(min=1, max=120))
-    category = ma.fields.String(
-        required=True, validate=validate.OneOf([c.value for c in MaterialCategory])
+    material = ma.fields.String(
+        required=True, validate=_text(120, N_("Required; at most 120 characters."))
     )
-    supplier = ma.fields.String(required=True, validate=validate.Length(min=1, max=120))
-    lot_number = ma.fields.String(required=True, validate=validate.Length(min=1, max=60))
+    category = ma.fields.String(
+        required=True,
+        validate=validate.OneOf(
+            [c.value for c in MaterialCategory], error=N_("Choose one of the categories listed.")
+        ),
+    )
+    supplier = ma.fields.String(
+        required=True, validate=_text(120, N_("Required; at most 120 characters."))
+    )
+    lot_number = ma.fields.String(
+        required=True, validate=_text(60, N_("Required; at most 60 characters."))
+    )
     expiry_date = ma.fields.Date(required=True)
 
     @ma.post_load
@@ -78,11 +104,18 @@ class MaterialLotOut(ma.Schema):
 
 
 class EquipmentIn(ma.Schema):
-    code = ma.fields.String(required=True, validate=validate.Length(min=1, max=40))
-    kind = ma.fields.String(
-        required=True, validate=validate.OneOf([k.value for k in EquipmentKind])
+    code = ma.fields.String(
+        required=True, validate=_text(40, N_("Required; at most 40 characters."))
     )
-    name = ma.fields.String(required=True, validate=validate.Length(min=1, max=120))
+    kind = ma.fields.String(
+        required=True,
+        validate=validate.OneOf(
+            [k.value for k in EquipmentKind], error=N_("Choose one of the kinds listed.")
+        ),
+    )
+    name = ma.fields.String(
+        required=True, validate=_text(120, N_("Required; at most 120 characters."))
+    )
 
 
 class EquipmentOut(ma.Schema):
@@ -100,7 +133,8 @@ class StepIn(ma.Schema):
     """What every step records: when, materials by lot, equipment, where the new units go."""
 
     performed_at = SiteDateTime(
-        metadata={"description": "When it was done; now if absent. No offset: site time."}
+        error_messages={"invalid": N_("Not a valid date and time.")},
+        metadata={"description": "When it was done; now if absent. No offset: site time."},
     )
     materials = ma.fields.List(
         ma.fields.Integer(), load_default=list, metadata={"description": "Material lot ids"}
@@ -108,8 +142,12 @@ class StepIn(ma.Schema):
     equipment = ma.fields.List(
         ma.fields.Integer(), load_default=list, metadata={"description": "Equipment ids"}
     )
-    location = ma.fields.String(validate=validate.Length(max=120))
-    notes = ma.fields.String(validate=validate.Length(max=4000))
+    location = ma.fields.String(
+        validate=validate.Length(max=120, error=N_("At most 120 characters."))
+    )
+    notes = ma.fields.String(
+        validate=validate.Length(max=4000, error=N_("At most 4000 characters."))
+    )
     deviation_id = WholeNumber(
         allow_none=True,
         metadata={
@@ -132,8 +170,13 @@ class StepIn(ma.Schema):
 class NewVesselsIn(StepIn):
     """New vessels, all of one format and seeded alike (as at the bench)."""
 
-    vessel_count = WholeNumber(required=True, validate=validate.Range(1, MAX_VESSELS_PER_STEP))
-    vessel_format = ma.fields.String(required=True, validate=validate.Length(min=1, max=20))
+    vessel_count = WholeNumber(
+        required=True,
+        validate=validate.Range(1, MAX_VESSELS_PER_STEP, error=N_("Between 1 and 100.")),
+    )
+    vessel_format = ma.fields.String(
+        required=True, validate=_text(20, N_("Required; at most 20 characters."))
+    )
     cells_per_vessel = ma.fields.Float(
         allow_nan=False, metadata={"description": "Cells seeded per vessel"}
     )
@@ -146,7 +189,9 @@ class NewVesselsIn(StepIn):
 class HarvestIn(ma.Schema):
     vessels_in = CodeList(
         required=True,
-        validate=validate.Length(min=1, max=MAX_VESSELS_PER_STEP),
+        validate=validate.Length(
+            min=1, max=MAX_VESSELS_PER_STEP, error=N_("Scan 1 to 100 vessels.")
+        ),
         metadata={"description": "Codes of the vessels harvested, as scanned"},
     )
     cells_harvested = ma.fields.Float(required=True, allow_nan=False)
@@ -159,9 +204,14 @@ class HarvestIn(ma.Schema):
 
 class IsolationIn(NewVesselsIn):
     tissue = CodeList(
-        required=True, validate=validate.Length(min=1, max=4), metadata={"description": "Codes"}
+        required=True,
+        validate=validate.Length(min=1, max=4, error=N_("Scan 1 to 4 tissue containers.")),
+        metadata={"description": "Codes"},
     )
-    method = ma.fields.String(required=True, validate=validate.OneOf(ISOLATION_METHODS))
+    method = ma.fields.String(
+        required=True,
+        validate=validate.OneOf(ISOLATION_METHODS, error=N_("Explant or enzymatic.")),
+    )
 
 
 class PassageIn(NewVesselsIn, HarvestIn):
@@ -169,19 +219,25 @@ class PassageIn(NewVesselsIn, HarvestIn):
 
 
 class BankFreezeIn(StepIn, HarvestIn):
-    bank = ma.fields.String(required=True, validate=validate.OneOf(CELL_BANKS))
-    vial_count = WholeNumber(required=True, validate=validate.Range(1, MAX_BAGS_PER_LOT))
+    bank = ma.fields.String(
+        required=True, validate=validate.OneOf(CELL_BANKS, error=N_("Master or working."))
+    )
+    vial_count = WholeNumber(
+        required=True, validate=validate.Range(1, MAX_BAGS_PER_LOT, error=N_("Between 1 and 200."))
+    )
     cells_per_vial = ma.fields.Float(required=True, allow_nan=False)
     volume_ml = ma.fields.Float(required=True, allow_nan=False)
 
 
 class BankThawIn(NewVesselsIn):
-    vial = ma.fields.String(required=True, validate=validate.Length(min=1, max=60))
+    vial = ma.fields.String(required=True, validate=_CODE)
     viability_percent = ma.fields.Float(required=True, allow_nan=False)
 
 
 class FillIn(StepIn, HarvestIn):
-    bag_count = WholeNumber(required=True, validate=validate.Range(1, MAX_BAGS_PER_LOT))
+    bag_count = WholeNumber(
+        required=True, validate=validate.Range(1, MAX_BAGS_PER_LOT, error=N_("Between 1 and 200."))
+    )
     volume_ml = ma.fields.Float(required=True, allow_nan=False)
     total_cells_per_ml = ma.fields.Float(
         required=True,
