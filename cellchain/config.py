@@ -8,6 +8,7 @@ without a real secret key and facility code, and says what to set.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -68,6 +69,15 @@ def _product_codes_env() -> dict[str, str]:
     return codes
 
 
+def _label_languages_env() -> tuple[str, ...]:
+    """``CELLCHAIN_LABEL_LANGUAGES=en,zh_Hans``: the languages a label prints its fixed texts
+    in, the first first (checked against the languages cellchain speaks in ``check_config``)."""
+    raw = _env("LABEL_LANGUAGES")
+    if raw is None:
+        return ("en",)
+    return tuple(item.strip() for item in raw.split(","))
+
+
 def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Build the Flask config for the environment named by CELLCHAIN_ENV (or the overrides)."""
     overrides = dict(overrides or {})
@@ -99,6 +109,12 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         #: the TrueType font (.ttf or .ttc) the Chinese PDFs print and embed (core/pdf.py)
         "CJK_FONT": _env("CJK_FONT") or DEFAULT_CJK_FONT,
         "ISBT128_PRODUCT_CODES": _product_codes_env(),
+        #: the languages labels print their captions and fixed texts in, the first first
+        #: (labels/content.py); values are printed once
+        "LABEL_LANGUAGES": _label_languages_env(),
+        #: the font resident on the site's Zebra printers that prints Chinese (``E:SIMSUN.FNT``);
+        #: none: ZPL is refused while a label language needs it (labels/output.py)
+        "ZPL_CJK_FONT": _env("ZPL_CJK_FONT"),
         # the audit chain's keys and checkpoints, outside the database (core/audit_keys.py)
         "AUDIT_KEY_FILE": _env("AUDIT_KEY_FILE"),
         "AUDIT_CHECKPOINT_DIR": _env("AUDIT_CHECKPOINT_DIR"),
@@ -142,6 +158,10 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "OPENAPI_SWAGGER_UI_URL": "/api/v1/docs-static/",
     }
     config.update(overrides)
+    if isinstance(config.get("LABEL_LANGUAGES"), str):  # an override written as in the variable
+        config["LABEL_LANGUAGES"] = tuple(
+            code.strip() for code in config["LABEL_LANGUAGES"].split(",")
+        )
     config.update(audit_keys.default_locations(instance_path, config))
     config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
         str(config.get("SQLALCHEMY_DATABASE_URI", "")), config["SQLALCHEMY_ENGINE_OPTIONS"]
@@ -248,6 +268,7 @@ def check_config(config: Mapping[str, Any]) -> None:
             f"CELLCHAIN_LANGUAGE {config['SITE_LANGUAGE']!r} is not a language cellchain "
             f"speaks; use one of {', '.join(LANGUAGES)}."
         )
+    _check_label_languages(config)
     if config.get("FACILITY_CODE"):
         try:
             validate_facility_code(config["FACILITY_CODE"])
@@ -272,6 +293,40 @@ def check_config(config: Mapping[str, Any]) -> None:
         audit_keys.check_settings(config)
     except audit_keys.AuditKeyError as exc:
         raise ConfigurationError(str(exc)) from exc
+
+
+#: a printer-resident font as ZPL names it: a drive letter, a colon, a file name with an
+#: extension; nothing that could end the field or start another command (``^``, ``~``, ``,``)
+_ZPL_FONT = re.compile(r"[A-Z]:[A-Z0-9_\-]{1,32}\.[A-Z]{3}", re.IGNORECASE)
+
+
+def _check_label_languages(config: Mapping[str, Any]) -> None:
+    """The label languages are languages cellchain speaks, each once, at least one; the ZPL
+    Chinese font, when set, is a font name a Zebra printer reads."""
+    from cellchain.core.i18n import LANGUAGES
+
+    languages = tuple(config.get("LABEL_LANGUAGES") or ())
+    if not languages or any(not code for code in languages):
+        raise ConfigurationError(
+            "CELLCHAIN_LABEL_LANGUAGES is a comma-separated list of language codes, the first "
+            f"printed first, e.g. en or en,zh_Hans; use codes from {', '.join(LANGUAGES)}."
+        )
+    for code in languages:
+        if code not in LANGUAGES:
+            raise ConfigurationError(
+                f"CELLCHAIN_LABEL_LANGUAGES: {code!r} is not a language cellchain speaks; "
+                f"use one of {', '.join(LANGUAGES)} (e.g. en,zh_Hans)."
+            )
+    if len(set(languages)) != len(languages):
+        raise ConfigurationError(
+            f"CELLCHAIN_LABEL_LANGUAGES names a language twice: {','.join(languages)}."
+        )
+    font = config.get("ZPL_CJK_FONT")
+    if font is not None and not _ZPL_FONT.fullmatch(str(font)):
+        raise ConfigurationError(
+            f"CELLCHAIN_ZPL_CJK_FONT {font!r} is not a printer font name; write it as the "
+            "printer's drive and file, e.g. E:SIMSUN.FNT."
+        )
 
 
 def _check_isbt128(config: Mapping[str, Any]) -> None:

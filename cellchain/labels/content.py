@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from cellchain.chain.models import Unit, UnitKind, UnitStatus
+from cellchain.chain.models import UNIT_KIND_NAMES, Unit, UnitKind, UnitStatus
 from cellchain.core.display import local_time, power_of_ten, scientific
+from cellchain.core.i18n import N_, SOURCE_LANGUAGE, document_text, using_language
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.payload import encode_payload
 from cellchain.donors.models import Donation, Eligibility
@@ -35,25 +36,104 @@ from cellchain.quality.models import QcSample
 from cellchain.quality.results import lot_of_unit
 from cellchain.traceability.models import Recall, RecallUnit
 
-#: 21 CFR 312.6(a), printed on every investigational product's label.
+#: 21 CFR 312.6(a), printed on every investigational product's label, in English whatever the
+#: label's languages (a US requirement, in the regulation's own words)
 CAUTION = "Caution: New Drug—Limited by Federal (or United States) law to investigational use."
-QUARANTINE = "QUARANTINE — NOT FOR CLINICAL USE"
+#: what a label printed in another language adds below the caution, in that language
+#: (Chinese: 仅供临床试验使用); never printed in English, where the caution says it
+INVESTIGATIONAL_USE = N_("For clinical trial use only")
+QUARANTINE = N_("QUARANTINE — NOT FOR CLINICAL USE")
 
 #: a blocked unit whose donor was found ineligible (1271.65), and one blocked for another reason
-INELIGIBLE_DONOR = "BLOCKED — INELIGIBLE DONOR — NOT FOR CLINICAL USE"
-BLOCKED = "BLOCKED — NOT FOR CLINICAL USE"
+INELIGIBLE_DONOR = N_("BLOCKED — INELIGIBLE DONOR — NOT FOR CLINICAL USE")
+BLOCKED = N_("BLOCKED — NOT FOR CLINICAL USE")
+#: a recalled unit: the recalls' numbers in the first language's line only (a value is
+#: printed once), the other languages' lines say the same without them
+_RECALLED = (N_("RECALLED %(recalls)s — DO NOT USE"), N_("RECALLED — DO NOT USE"))
+_RECALLED_INELIGIBLE = (
+    N_("RECALLED %(recalls)s — INELIGIBLE DONOR — DO NOT USE"),
+    N_("RECALLED — INELIGIBLE DONOR — DO NOT USE"),
+)
 #: what a label says about a unit that may not be used, by its status (a blocked unit's
 #: marking says why it is blocked: ``status_marking``)
 _STATUS_MARKING: dict[str, str] = {
     UnitStatus.QUARANTINE: QUARANTINE,
-    UnitStatus.REJECTED: "REJECTED — NOT FOR CLINICAL USE",
+    UnitStatus.REJECTED: N_("REJECTED — NOT FOR CLINICAL USE"),
 }
 #: statuses of units that no longer exist to carry a label
 _GONE: frozenset[str] = frozenset({UnitStatus.CONSUMED, UnitStatus.DISCARDED, UnitStatus.INFUSED})
 _ELIGIBILITY_WARNING: dict[str, str] = {
-    Eligibility.PENDING: "Donor eligibility determination not complete (21 CFR 1271.60)",
-    Eligibility.INELIGIBLE: "DONOR INELIGIBLE — never to be released (21 CFR 1271.65)",
+    Eligibility.PENDING: N_("Donor eligibility determination not complete (21 CFR 1271.60)"),
+    Eligibility.INELIGIBLE: N_("DONOR INELIGIBLE — never to be released (21 CFR 1271.65)"),
 }
+
+
+# --- the label's languages ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """A fixed text of a label (a caption, a unit of measure, a marking): printed in each of
+    the label's languages, joined by " / " on one line (``Lot / 批次``)."""
+
+    message: str
+
+
+#: one piece of a field's text: a value (a code, a number, a date: printed once) or a
+#: ``Fixed`` text (printed in each language)
+Part = str | Fixed
+
+
+def label_languages() -> tuple[str, ...]:
+    """The site's label languages (``CELLCHAIN_LABEL_LANGUAGES``), the first first; English
+    outside an application (a script, a test without an app)."""
+    from flask import current_app, has_app_context
+
+    if has_app_context():
+        configured = current_app.config.get("LABEL_LANGUAGES")
+        if configured:
+            return tuple(configured)
+    return (SOURCE_LANGUAGE,)
+
+
+def in_language(language: str, message: str, **values: object) -> str:
+    """A label's fixed text in ``language`` (its catalogue's translation, else the English),
+    its placeholders filled."""
+    if language == SOURCE_LANGUAGE:
+        text = message
+    else:
+        with using_language(language):
+            text = str(document_text(message))
+    return text % values if values else text
+
+
+def _fixed(languages: Sequence[str], message: str) -> str:
+    """``message`` in each language, joined with " / " (a language saying it the same way as
+    one before it is not repeated)."""
+    seen: list[str] = []
+    for language in languages:
+        text = in_language(language, message)
+        if text not in seen:
+            seen.append(text)
+    return " / ".join(seen)
+
+
+def compose(languages: Sequence[str], *parts: Part) -> str:
+    """A field's text: its values once, its fixed texts in each language. In English alone
+    exactly the English text (``compose(["en"], Fixed("Lot"), " L01") == "Lot L01"``)."""
+    return "".join(
+        _fixed(languages, part.message) if isinstance(part, Fixed) else part for part in parts
+    )
+
+
+def sentences(languages: Sequence[str], message: str, **values: object) -> str:
+    """A whole sentence (a marking, a warning) on one line per language, the first first."""
+    lines: list[str] = []
+    for language in languages:
+        line = in_language(language, message, **values)
+        if line not in lines:
+            lines.append(line)
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -107,9 +187,12 @@ def label_for(
     templates: Mapping[str, LabelTemplate],
     zone: ZoneInfo,
     isbt: IsbtSettings,
+    languages: Sequence[str] | None = None,
 ) -> UnitLabel:
     """The label of ``unit`` as it must print now; refused for a unit that is gone."""
-    return labels_for(session, [unit], templates=templates, zone=zone, isbt=isbt)[0]
+    return labels_for(
+        session, [unit], templates=templates, zone=zone, isbt=isbt, languages=languages
+    )[0]
 
 
 def labels_for(
@@ -119,15 +202,21 @@ def labels_for(
     templates: Mapping[str, LabelTemplate],
     zone: ZoneInfo,
     isbt: IsbtSettings,
+    languages: Sequence[str] | None = None,
 ) -> list[UnitLabel]:
     """The label of each of ``units`` as it must print now; refused, naming the first unit in
     order that is gone or has no template, as ``label_for`` of each in turn would be.
 
+    ``languages``: the label's languages, the first first (the site's
+    ``CELLCHAIN_LABEL_LANGUAGES`` when not given). The content's ``texts`` are always the
+    English the print log records; ``printed`` what the label prints in those languages.
+
     The records a label prints are read for all the units together (``_Records``): a fixed
     number of queries for a lot's hundreds of bags, not several per bag. A prepared dose's
     label reads its dose order on its own (a dose is printed alone)."""
+    chosen = tuple(languages) if languages else label_languages()
     records = _Records.load(session, units)
-    return [_label(session, unit, records, templates, zone, isbt) for unit in units]
+    return [_label(session, unit, records, templates, zone, isbt, chosen) for unit in units]
 
 
 @dataclass(frozen=True)
@@ -141,7 +230,7 @@ class _Records:
     cell_records: dict[int, CellRecord]
     samples: dict[int, QcSample]
     lots: dict[int, Lot]
-    markings: dict[int, str]
+    markings: dict[int, _Marking]
     loaded: tuple[object, ...]
 
     @classmethod
@@ -176,7 +265,7 @@ class _Records:
         products = session.scalars(
             select(ProductDefinition).where(ProductDefinition.id.in_(product_ids))
         ).all()
-        markings = status_markings(session, units)
+        markings = _status_markings(session, units)
         return cls(cell_records, samples, lots, markings, (*donations, *products))
 
     def lot_of(self, unit: Unit) -> Lot | None:
@@ -197,6 +286,7 @@ def _label(
     templates: Mapping[str, LabelTemplate],
     zone: ZoneInfo,
     isbt: IsbtSettings,
+    languages: tuple[str, ...],
 ) -> UnitLabel:
     if unit.status in _GONE:
         raise NotLabellable(
@@ -204,32 +294,83 @@ def _label(
         )
     template = template_for(unit, templates)
     if unit.kind == UnitKind.PREPARED_DOSE:
-        return _dose_label(session, unit, template, zone)
+        return _dose_label(session, unit, template, zone, languages)
     record = records.cell_records.get(unit.id)
     sample = records.samples.get(unit.id)
     lot = records.lot_of(unit)
-    donation = unit.donation
     identifier = parse_identifier(unit.code)
-    texts = {
-        "identifier": identifier.display,
-        "kind": unit.kind_label.capitalize(),
-        "status": records.markings[unit.id],
-        "eligibility": _ELIGIBILITY_WARNING.get(donation.eligibility, ""),
-        "caution": CAUTION,
-        "product": _product(lot, donation),
-        "collected": _collected(donation, zone),
-    }
-    if lot is not None:
-        texts["lot"] = f"Lot {lot.lot_number}"
-        texts["expiry"] = _expiry(lot.expires_at, zone)
-        texts["storage"] = _storage(lot)
-    if record is not None:
-        texts.update(_cells(record, zone))
-    if sample is not None:
-        texts["test"] = f"QC sample: {sample.purpose or 'release testing'}"
+
+    def texts_in(chosen: Sequence[str]) -> dict[str, str]:
+        donation = unit.donation
+        texts = {
+            "identifier": identifier.display,
+            "kind": _kind(unit, chosen),
+            "status": records.markings[unit.id].printed(chosen),
+            "eligibility": _eligibility(donation.eligibility, chosen),
+            "caution": caution(chosen),
+            "product": _product(lot, donation, chosen),
+            "collected": _collected(donation, zone, chosen),
+        }
+        if lot is not None:
+            texts["lot"] = compose(chosen, Fixed(N_("Lot")), f" {lot.lot_number}")
+            texts["expiry"] = _expiry(lot.expires_at, zone, chosen)
+            texts["storage"] = _storage(lot, chosen)
+        if record is not None:
+            texts.update(_cells(record, zone, chosen))
+        if sample is not None:
+            purpose: Part = sample.purpose or Fixed(N_("release testing"))
+            texts["test"] = compose(chosen, Fixed(N_("QC sample")), ": ", purpose)
+        return texts
+
     message = _isbt_message(template, unit, lot, isbt, zone)
-    content = LabelContent(encode_payload(identifier), texts, isbt_message=message)
-    return UnitLabel(unit, lot, template, content, quarantine=texts["status"] == QUARANTINE)
+    content = LabelContent(
+        encode_payload(identifier),
+        texts_in(ENGLISH),
+        isbt_message=message,
+        printed=_printed(languages, texts_in),
+    )
+    # whether the label is a quarantine label is the unit's status, in whatever language the
+    # label prints it (the print log's ``quarantine``; release reprints replace these)
+    return UnitLabel(unit, lot, template, content, quarantine=unit.status == UnitStatus.QUARANTINE)
+
+
+#: the language the print log records a label's texts in
+ENGLISH: tuple[str, ...] = (SOURCE_LANGUAGE,)
+
+
+def _printed(
+    languages: tuple[str, ...], texts_in: Callable[[Sequence[str]], dict[str, str]]
+) -> dict[str, str] | None:
+    """What the label prints in ``languages``; None when that is the English record itself."""
+    return None if languages == ENGLISH else texts_in(languages)
+
+
+@dataclass(frozen=True)
+class _Marking:
+    """A status marking: the first language's line (with any values) and the other
+    languages' lines (the same words, the values not repeated)."""
+
+    first: str
+    others: str
+    values: Mapping[str, str]
+
+    @property
+    def english(self) -> str:
+        return in_language(SOURCE_LANGUAGE, self.first, **self.values)
+
+    def printed(self, languages: Sequence[str]) -> str:
+        """One line per language, the first with the values."""
+        if not self.first:
+            return ""
+        lines: list[str] = []
+        for index, language in enumerate(languages):
+            if index == 0:
+                line = in_language(language, self.first, **self.values)
+            else:
+                line = in_language(language, self.others)
+            if line not in lines:
+                lines.append(line)
+        return "\n".join(lines)
 
 
 def status_marking(session: DbSession, unit: Unit) -> str:
@@ -238,13 +379,20 @@ def status_marking(session: DbSession, unit: Unit) -> str:
     The one place a marking is decided. Quarantine and rejection are read from the status; a
     blocked unit's marking says why it is blocked, from the records: the recalls that name it
     ("RECALLED RC-2026-0001 — DO NOT USE", the word first so that a small label keeps it),
-    the donor found ineligible (1271.65), or neither ("BLOCKED — NOT FOR CLINICAL USE")."""
+    the donor found ineligible (1271.65), or neither ("BLOCKED — NOT FOR CLINICAL USE").
+    In English: what the print log records and label control compares."""
     return status_markings(session, [unit])[unit.id]
 
 
 def status_markings(session: DbSession, units: Sequence[Unit]) -> dict[int, str]:
     """``status_marking`` of each unit, by id: the recalls naming the blocked ones read in one
     query."""
+    return {
+        unit_id: marking.english for unit_id, marking in _status_markings(session, units).items()
+    }
+
+
+def _status_markings(session: DbSession, units: Sequence[Unit]) -> dict[int, _Marking]:
     blocked = [unit.id for unit in units if unit.status == UnitStatus.BLOCKED]
     numbers: dict[int, list[str]] = {unit_id: [] for unit_id in blocked}
     if blocked:
@@ -255,39 +403,68 @@ def status_markings(session: DbSession, units: Sequence[Unit]) -> dict[int, str]
             .order_by(Recall.id)
         ):
             numbers[unit_id].append(number)
-    markings: dict[int, str] = {}
+    markings: dict[int, _Marking] = {}
     for unit in units:
         if unit.status != UnitStatus.BLOCKED:
-            markings[unit.id] = _STATUS_MARKING.get(unit.status, "")
+            text = _STATUS_MARKING.get(unit.status, "")
+            markings[unit.id] = _Marking(text, text, {})
             continue
         ineligible = unit.donation.eligibility == Eligibility.INELIGIBLE
         if numbers[unit.id]:
-            donor = " — INELIGIBLE DONOR" if ineligible else ""
-            markings[unit.id] = f"RECALLED {', '.join(numbers[unit.id])}{donor} — DO NOT USE"
+            first, others = _RECALLED_INELIGIBLE if ineligible else _RECALLED
+            markings[unit.id] = _Marking(first, others, {"recalls": ", ".join(numbers[unit.id])})
         else:
-            markings[unit.id] = INELIGIBLE_DONOR if ineligible else BLOCKED
+            text = INELIGIBLE_DONOR if ineligible else BLOCKED
+            markings[unit.id] = _Marking(text, text, {})
     return markings
 
 
-def wristband_for(patient: Patient, *, templates: Mapping[str, LabelTemplate]) -> UnitLabel:
+def caution(languages: Sequence[str]) -> str:
+    """The 21 CFR 312.6 caution in English, and below it, for each other language, that
+    language's investigational-use statement (Chinese: 仅供临床试验使用)."""
+    lines = [CAUTION]
+    for language in languages:
+        if language != SOURCE_LANGUAGE:
+            lines.append(in_language(language, INVESTIGATIONAL_USE))
+    return "\n".join(dict.fromkeys(lines))
+
+
+def wristband_for(
+    patient: Patient,
+    *,
+    templates: Mapping[str, LabelTemplate],
+    languages: Sequence[str] | None = None,
+) -> UnitLabel:
     """The patient's wristband: study ID and COI identifier, scanned at the bedside. It never
     shows a name, a record number or the arm (the trial is single-blind)."""
     if patient.status != "enrolled":
         raise NotLabellable(f"{patient.study_id} is {patient.status}; no wristband is printed.")
     coi = parse_identifier(patient.coi)
-    texts = {
-        "patient_study_id": f"Study ID {patient.study_id}",
-        "coi": f"COI {coi.display}",
-        "identifier": f"{patient.protocol.code} — cell therapy trial subject",
-        "status": "",
-        "eligibility": "",
-    }
-    content = LabelContent(encode_payload(coi), texts)
+
+    def texts_in(chosen: Sequence[str]) -> dict[str, str]:
+        return {
+            "patient_study_id": compose(chosen, Fixed(N_("Study ID")), f" {patient.study_id}"),
+            "coi": compose(chosen, Fixed(N_("COI")), f" {coi.display}"),
+            "identifier": compose(
+                chosen, f"{patient.protocol.code} — ", Fixed(N_("cell therapy trial subject"))
+            ),
+            "status": "",
+            "eligibility": "",
+        }
+
+    chosen = tuple(languages) if languages else label_languages()
+    content = LabelContent(
+        encode_payload(coi), texts_in(ENGLISH), printed=_printed(chosen, texts_in)
+    )
     return UnitLabel(None, None, templates["wristband"], content, quarantine=False, patient=patient)
 
 
 def _dose_label(
-    session: DbSession, unit: Unit, template: LabelTemplate, zone: ZoneInfo
+    session: DbSession,
+    unit: Unit,
+    template: LabelTemplate,
+    zone: ZoneInfo,
+    languages: tuple[str, ...],
 ) -> UnitLabel:
     """A prepared dose names its patient (study ID and COI, never a name) and its visit, and
     prints what the second check signed: cells, volume, bags."""
@@ -302,64 +479,150 @@ def _dose_label(
     lot = lot_of_unit(session, bag_unit)
     identifier = parse_identifier(unit.code)
     patient = order.patient
-    texts = {
-        "identifier": identifier.display,
-        "patient_study_id": f"Patient {patient.study_id}",
-        "coi": f"COI {parse_identifier(patient.coi).display}",
-        "visit": f"{order.visit} · planned {order.planned_on.isoformat()}",
-        "product": _product(lot, unit.donation),
-        "lot": f"Lot {lot.lot_number}" if lot is not None else "",
-        "cells": f"{scientific(order.delivered_cells)} viable cells "
-        f"({order.deviation_percent:+.1f} %)",
-        "volume": f"Draw {order.volume_ml:.1f} mL from {len(order.bags)} bag(s)",
-        "expiry": _expiry(lot.expires_at if lot is not None else None, zone)
-        + f" · infuse within {order.protocol.parameters['thaw_to_infusion_minutes']} min of thaw",
-        "storage": _storage(lot) if lot is not None else "",
-        "caution": CAUTION,
-        "status": status_marking(session, unit),
-        "eligibility": _ELIGIBILITY_WARNING.get(unit.donation.eligibility, ""),
-    }
-    content = LabelContent(encode_payload(identifier), texts)
+    marking = _status_markings(session, [unit])[unit.id]
+    minutes = order.protocol.parameters["thaw_to_infusion_minutes"]
+
+    def texts_in(chosen: Sequence[str]) -> dict[str, str]:
+        return {
+            "identifier": identifier.display,
+            "patient_study_id": compose(chosen, Fixed(N_("Patient")), f" {patient.study_id}"),
+            "coi": compose(chosen, Fixed(N_("COI")), f" {parse_identifier(patient.coi).display}"),
+            "visit": compose(
+                chosen,
+                _document(order.visit, chosen),
+                " · ",
+                Fixed(N_("planned")),
+                f" {order.planned_on.isoformat()}",
+            ),
+            "product": _product(lot, unit.donation, chosen),
+            "lot": (
+                compose(chosen, Fixed(N_("Lot")), f" {lot.lot_number}") if lot is not None else ""
+            ),
+            "cells": compose(
+                chosen,
+                f"{scientific(order.delivered_cells)} ",
+                Fixed(N_("viable cells")),
+                f" ({order.deviation_percent:+.1f} %)",
+            ),
+            "volume": compose(
+                chosen,
+                Fixed(N_("Draw")),
+                f" {order.volume_ml:.1f} mL ",
+                Fixed(N_("from")),
+                f" {len(order.bags)} ",
+                Fixed(N_("bag(s)")),
+            ),
+            "expiry": _expiry(lot.expires_at if lot is not None else None, zone, chosen)
+            + compose(
+                chosen,
+                " · ",
+                Fixed(N_("infuse within")),
+                f" {minutes} min ",
+                Fixed(N_("of thaw")),
+            ),
+            "storage": _storage(lot, chosen) if lot is not None else "",
+            "caution": caution(chosen),
+            "status": marking.printed(chosen),
+            "eligibility": _eligibility(unit.donation.eligibility, chosen),
+        }
+
+    content = LabelContent(
+        encode_payload(identifier), texts_in(ENGLISH), printed=_printed(languages, texts_in)
+    )
     return UnitLabel(unit, lot, template, content, quarantine=False)
 
 
-def _product(lot: Lot | None, donation: Donation) -> str:
+def _kind(unit: Unit, languages: Sequence[str]) -> str:
+    """What the unit is (``Cryobag / 冻存袋``): the English capitalised as labels always had it,
+    the other languages as the pages name the kind."""
+    names: list[str] = []
+    for language in languages:
+        if language == SOURCE_LANGUAGE:
+            name = unit.kind_label.capitalize()
+        else:
+            with using_language(language):
+                name = str(UNIT_KIND_NAMES.get(unit.kind, unit.kind_label))
+        if name not in names:
+            names.append(name)
+    return " / ".join(names)
+
+
+def _eligibility(eligibility: str, languages: Sequence[str]) -> str:
+    warning = _ELIGIBILITY_WARNING.get(eligibility, "")
+    return sentences(languages, warning) if warning else ""
+
+
+def _document(text: str, languages: Sequence[str]) -> str:
+    """A controlled document's text (a visit's name, a product's title) as signed, followed by
+    its translation in each other language the catalogue has (``document_text``)."""
+    names = [text]
+    for language in languages:
+        if language != SOURCE_LANGUAGE:
+            with using_language(language):
+                translated = str(document_text(text))
+            if translated not in names:
+                names.append(translated)
+    return " / ".join(names)
+
+
+def _product(lot: Lot | None, donation: Donation, languages: Sequence[str]) -> str:
     product = lot.product_definition if lot is not None else donation.product_definition
-    return f"{product.code} v{product.version} — {product.title}"
+    return f"{product.code} v{product.version} — {_document(product.title, languages)}"
 
 
-def _collected(donation: Donation, zone: ZoneInfo) -> str:
-    return f"Collected {_time(donation.collected_at, zone)} · {donation.collection_site}"
+def _collected(donation: Donation, zone: ZoneInfo, languages: Sequence[str]) -> str:
+    return compose(
+        languages,
+        Fixed(N_("Collected")),
+        f" {_time(donation.collected_at, zone)} · {donation.collection_site}",
+    )
 
 
-def _expiry(expires_at: dt.datetime | None, zone: ZoneInfo) -> str:
+def _expiry(expires_at: dt.datetime | None, zone: ZoneInfo, languages: Sequence[str]) -> str:
     if expires_at is None:
-        return "EXP —: no shelf life set"
-    return f"EXP {_time(expires_at, zone)}"
+        return compose(languages, Fixed(N_("EXP —: no shelf life set")))
+    return compose(languages, Fixed(N_("EXP")), f" {_time(expires_at, zone)}")
 
 
-def _storage(lot: Lot) -> str:
+def _storage(lot: Lot, languages: Sequence[str]) -> str:
     limit = lot.product_definition.parameters.get("storage_max_temperature_c")
     if limit is None:
-        return "Storage: see product definition"
-    return f"Store at ≤ {float(limit):g} °C (liquid nitrogen vapour phase)".replace("-", "−")
+        return compose(languages, Fixed(N_("Storage: see product definition")))
+    value = f"{float(limit):g}".replace("-", "−")
+    return compose(
+        languages,
+        Fixed(N_("Store at")),
+        f" ≤ {value} °C (",
+        Fixed(N_("liquid nitrogen vapour phase")),
+        ")",
+    )
 
 
-def _cells(record: CellRecord, zone: ZoneInfo) -> dict[str, str]:
+def _cells(record: CellRecord, zone: ZoneInfo, languages: Sequence[str]) -> dict[str, str]:
     texts: dict[str, str] = {
-        "passage": f"Passage P{record.passage} · {_time(record.made_at, zone)}",
+        "passage": compose(
+            languages, Fixed(N_("Passage")), f" P{record.passage} · {_time(record.made_at, zone)}"
+        ),
     }
     if record.total_cells_per_ml is not None:  # a cryobag: total counts and the viability at fill
-        viable = (
-            f", {record.viability_percent:g} % viable at fill"
+        viable: list[Part] = (
+            [", ", f"{record.viability_percent:g} % ", Fixed(N_("viable at fill"))]
             if record.viability_percent is not None
-            else ""
+            else []
         )
         if record.cells is not None:
-            texts["cells"] = f"{scientific(record.cells)} total cells{viable}"
-        texts["concentration"] = f"{exact_scientific(record.total_cells_per_ml)} total cells/mL"
+            texts["cells"] = compose(
+                languages, f"{scientific(record.cells)} ", Fixed(N_("total cells")), *viable
+            )
+        texts["concentration"] = compose(
+            languages,
+            f"{exact_scientific(record.total_cells_per_ml)} ",
+            Fixed(N_("total cells/mL")),
+        )
     elif record.cells is not None:  # a bank vial: the viable cells frozen
-        texts["cells"] = f"{scientific(record.cells)} viable cells"
+        texts["cells"] = compose(
+            languages, f"{scientific(record.cells)} ", Fixed(N_("viable cells"))
+        )
     if record.volume_ml is not None:
         texts["volume"] = f"{record.volume_ml:g} mL"
     return texts

@@ -8,7 +8,16 @@ of them decides where anything goes, so the three outputs cannot drift apart.
 
 Text is measured with the fonts the labels print in, DejaVu Sans and DejaVu Sans Mono (their
 zero is distinct from O, their one from I and l), falling back to Pillow's font when DejaVu is
-not installed.
+not installed. Chinese characters (a label printed in ``zh_Hans``) are measured and printed in
+the Chinese font the PDF documents use (``core.pdf.cjk_font_path``: WenQuanYi Micro Hei,
+``CELLCHAIN_CJK_FONT``); everything else on the same line stays in DejaVu, so a code is never
+set in the Chinese font. Chinese is wrapped between characters (it has no spaces), never before
+a closing punctuation mark.
+
+A field's text is set at its template size; when it does not fit its box there it is set
+smaller, down to ``MIN_SCALE`` of that size (never below ``MIN_TEXT_MM``), so that it prints
+whole. Text that does not fit even then is cut at the last whole line at its template size, as
+it always was (``Drawing.cut`` names those fields).
 """
 
 from __future__ import annotations
@@ -20,7 +29,8 @@ from typing import cast
 
 from PIL import ImageFont
 
-from cellchain.core.pdf import DEJAVU_DIRS
+from cellchain.core.i18n import _
+from cellchain.core.pdf import CJK_FONT_PACKAGE, DEJAVU_DIRS, FontMissing, cjk_font_path, has_cjk
 from cellchain.labels.qr import qr_matrix
 from cellchain.labels.templates import Box, FieldLayout, LabelTemplate
 
@@ -30,6 +40,19 @@ MONO_FIELDS: frozenset[str] = frozenset({"identifier", "coi"})
 LINE_SPACING = 1.15
 #: font size at which text is measured; widths scale linearly with size
 _MEASURE_SIZE = 1000
+#: text that does not fit its box is set smaller, down to this fraction of its size …
+MIN_SCALE = 0.65
+#: … and never below this height (1.2 mm: about 3.4 pt, 14 dots at 300 dpi)
+MIN_TEXT_MM = 1.2
+#: each step down while looking for the size at which a text fits, as a fraction of its size
+_SHRINK_STEP = 0.025
+#: from here on (CJK radicals, punctuation, ideographs, full-width forms) only the Chinese
+#: font has the characters (as ``core.pdf``)
+_CJK_START = 0x2E80
+#: Chinese punctuation a line never starts with (it stays with the character before it)
+_CLOSING = frozenset("，。、：；！？）」』】》〉”’…—")
+#: and punctuation a line never ends with
+_OPENING = frozenset("（「『【《〈“‘")
 
 Modules = tuple[tuple[bool, ...], ...]
 
@@ -40,8 +63,18 @@ class LabelContent:
     compound message for the Data Matrix (only on templates that place one)."""
 
     payload: str
+    #: each field's text in English: what the print log records (the status marking) and
+    #: what a label printed in English alone prints
     texts: dict[str, str] = field(default_factory=dict)
     isbt_message: str | None = None
+    #: what the label prints, in the site's label languages (``CELLCHAIN_LABEL_LANGUAGES``),
+    #: when that is not the English ``texts``
+    printed: dict[str, str] | None = None
+
+    @property
+    def printed_texts(self) -> dict[str, str]:
+        """Each field's text as the label prints it."""
+        return self.texts if self.printed is None else self.printed
 
 
 @dataclass(frozen=True)
@@ -83,11 +116,16 @@ class Drawing:
     symbols: tuple[Symbol, ...]
     lines: tuple[TextLine, ...]
     frames: tuple[Frame, ...]
+    #: fields whose text did not fit their box even at the smallest size, cut at the last
+    #: whole line
+    cut: tuple[str, ...] = ()
 
 
 def lay_out(template: LabelTemplate, content: LabelContent) -> Drawing:
-    """Place the content on the template. A field the content leaves empty stays blank; text
-    that does not fit its box after wrapping is cut at the last whole line."""
+    """Place the content on the template (its ``printed_texts``). A field the content leaves
+    empty stays blank; text that does not fit its box is set smaller down to the floor
+    (``MIN_SCALE``, ``MIN_TEXT_MM``), and what does not fit even then is cut at the last
+    whole line at its template size (named in ``Drawing.cut``)."""
     symbols = [Symbol("qr", content.payload, template.qr, qr_modules(content.payload))]
     if template.datamatrix is not None and content.isbt_message:
         from cellchain.labels.isbt128 import datamatrix_modules
@@ -96,8 +134,12 @@ def lay_out(template: LabelTemplate, content: LabelContent) -> Drawing:
         symbols.append(Symbol("datamatrix", content.isbt_message, template.datamatrix, modules))
     lines: list[TextLine] = []
     frames: list[Frame] = []
+    cut: list[str] = []
+    texts = content.printed_texts
+    if any(has_cjk(text) for text in texts.values()):
+        cjk_font_file()  # refused before anything is measured when the font is missing
     for layout in template.fields:
-        text = content.texts.get(layout.name, "")
+        text = texts.get(layout.name, "")
         if not text:
             continue
         if layout.name in MONO_FIELDS and _has_boxed_check(text):
@@ -105,9 +147,17 @@ def lay_out(template: LabelTemplate, content: LabelContent) -> Drawing:
             lines.extend(line)
             frames.append(frame)
         else:
-            lines.extend(_wrapped_lines(layout, text))
+            placed, whole = _wrapped_lines(layout, text)
+            lines.extend(placed)
+            if not whole:
+                cut.append(layout.name)
     return Drawing(
-        template.width_mm, template.height_mm, tuple(symbols), tuple(lines), tuple(frames)
+        template.width_mm,
+        template.height_mm,
+        tuple(symbols),
+        tuple(lines),
+        tuple(frames),
+        tuple(cut),
     )
 
 
@@ -121,8 +171,55 @@ def qr_modules(payload: str) -> Modules:
 
 @functools.lru_cache(maxsize=16384)
 def text_width_mm(text: str, size_mm: float, *, bold: bool, mono: bool) -> float:
-    """How wide ``text`` prints at font size ``size_mm``."""
-    return measuring_font(bold=bold, mono=mono).getlength(text) / _MEASURE_SIZE * size_mm
+    """How wide ``text`` prints at font size ``size_mm`` (its Chinese in the Chinese font)."""
+    if not has_cjk(text):
+        return measuring_font(bold=bold, mono=mono).getlength(text) / _MEASURE_SIZE * size_mm
+    width = 0.0
+    for run, cjk in text_runs(text):
+        font = cjk_font(_MEASURE_SIZE) if cjk else measuring_font(bold=bold, mono=mono)
+        width += font.getlength(run)
+    return width / _MEASURE_SIZE * size_mm
+
+
+def text_runs(text: str) -> list[tuple[str, bool]]:
+    """``text`` cut into runs of Chinese characters (True: printed in the Chinese font) and
+    of other characters (printed in DejaVu)."""
+    runs: list[tuple[str, bool]] = []
+    for char in text:
+        cjk = ord(char) >= _CJK_START
+        if runs and runs[-1][1] == cjk:
+            runs[-1] = (runs[-1][0] + char, cjk)
+        else:
+            runs.append((char, cjk))
+    return runs
+
+
+def cjk_font_file() -> Path:
+    """The Chinese font's file (``CELLCHAIN_CJK_FONT``, else Debian's WenQuanYi Micro Hei);
+    refused (503, naming the package) when it is not installed: a label is never printed with
+    empty boxes for its Chinese."""
+    path = cjk_font_path()
+    if not path.is_file():
+        raise FontMissing(
+            _(
+                "The Chinese font for labels is not installed (%(path)s). Install the Debian "
+                "package %(package)s (apt-get install %(package)s) or set CELLCHAIN_CJK_FONT "
+                "to a TrueType font with Chinese characters.",
+                path=str(path),
+                package=CJK_FONT_PACKAGE,
+            )
+        )
+    return path
+
+
+def cjk_font(size: int) -> ImageFont.FreeTypeFont:
+    """The Chinese font at ``size`` pixels (the first face of a .ttc)."""
+    return _cjk_font(str(cjk_font_file()), size)
+
+
+@functools.lru_cache(maxsize=256)
+def _cjk_font(path: str, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(path, size, index=0)
 
 
 def ascent_ratio(*, bold: bool, mono: bool) -> float:
@@ -187,31 +284,97 @@ def _boxed_check_lines(layout: FieldLayout, text: str) -> tuple[list[TextLine], 
     return lines, frame
 
 
-def _wrapped_lines(layout: FieldLayout, text: str) -> list[TextLine]:
-    size, bold = layout.text_mm, layout.bold
+def _wrapped_lines(layout: FieldLayout, text: str) -> tuple[list[TextLine], bool]:
+    """The field's lines, and whether the whole text fits: at the template's size, else at
+    the largest smaller size down to the floor that holds it, else cut at the template's
+    size."""
     mono = layout.name in MONO_FIELDS
+    for size in _sizes(layout.text_mm):
+        wrapped = _wrap(text, size, layout.box.width_mm, bold=layout.bold, mono=mono)
+        if _fits(wrapped, size, layout, mono=mono):
+            return _placed(layout, wrapped, size, mono=mono), True
+    size = layout.text_mm
+    wrapped = _wrap(text, size, layout.box.width_mm, bold=layout.bold, mono=mono)
+    return _placed(layout, wrapped, size, mono=mono), False
+
+
+def _sizes(text_mm: float) -> list[float]:
+    """The sizes tried, largest first: the template's, then down in steps to the floor."""
+    floor = min(text_mm, max(MIN_TEXT_MM, text_mm * MIN_SCALE))
+    sizes = [text_mm]
+    step = 1
+    while text_mm * (1 - step * _SHRINK_STEP) > floor + 1e-9:
+        sizes.append(round(text_mm * (1 - step * _SHRINK_STEP), 4))
+        step += 1
+    if floor < text_mm:
+        sizes.append(floor)
+    return sizes
+
+
+def _fits(lines: list[str], size: float, layout: FieldLayout, *, mono: bool) -> bool:
+    """Every line is inside the box: its height holds them, each is no wider than the box."""
+    height = size + (len(lines) - 1) * size * LINE_SPACING
+    if height > layout.box.height_mm + 1e-6:
+        return False
+    return all(
+        text_width_mm(line, size, bold=layout.bold, mono=mono) <= layout.box.width_mm + 1e-6
+        for line in lines
+    )
+
+
+def _placed(layout: FieldLayout, wrapped: list[str], size: float, *, mono: bool) -> list[TextLine]:
+    """The lines from the box's top, as many as its height holds."""
     bottom = layout.box.y_mm + layout.box.height_mm
     lines: list[TextLine] = []
     y = layout.box.y_mm
-    for line in _wrap(text, size, layout.box.width_mm, bold=bold, mono=mono):
+    for line in wrapped:
         if y + size > bottom + 1e-6:
             break
-        lines.append(TextLine(layout.box.x_mm, y, size, line, bold, mono))
+        lines.append(TextLine(layout.box.x_mm, y, size, line, layout.bold, mono))
         y += size * LINE_SPACING
     return lines
 
 
 def _wrap(text: str, size_mm: float, width_mm: float, *, bold: bool, mono: bool) -> list[str]:
+    """Lines no wider than ``width_mm`` where the text allows: broken at spaces, and between
+    Chinese characters. A word wider than the box stays whole on its line."""
     lines: list[str] = []
     for paragraph in text.split("\n"):
         line = ""
-        for word in paragraph.split():
-            candidate = f"{line} {word}".strip()
+        for piece, spaced in _pieces(paragraph):
+            candidate = f"{line} {piece}" if spaced and line else f"{line}{piece}"
             too_wide = text_width_mm(candidate, size_mm, bold=bold, mono=mono) > width_mm
             if line and too_wide:
                 lines.append(line)
-                line = word
+                line = piece
             else:
                 line = candidate
         lines.append(line)
     return lines
+
+
+def _pieces(paragraph: str) -> list[tuple[str, bool]]:
+    """What a line may be broken between: the words (True: a space before it), and within a
+    word each Chinese character on its own (no space before it), a closing punctuation mark
+    kept with the character before it and an opening one with the character after it."""
+    pieces: list[tuple[str, bool]] = []
+    for word in paragraph.split():
+        if not has_cjk(word):
+            pieces.append((word, True))
+            continue
+        parts: list[str] = []
+        for run, cjk in text_runs(word):
+            if not cjk:
+                if parts and run[0] in _CLOSING:  # "隔离——": the dashes stay with 离
+                    parts[-1] += run
+                else:
+                    parts.append(run)
+                continue
+            for char in run:
+                if parts and (char in _CLOSING or parts[-1][-1] in _OPENING):
+                    parts[-1] += char
+                else:
+                    parts.append(char)
+        pieces.append((parts[0], True))
+        pieces.extend((part, False) for part in parts[1:])
+    return pieces

@@ -6,6 +6,12 @@
   light cut line, symbols drawn as vector modules so they stay sharp at any printer resolution.
 - **ZPL** for Zebra thermal printers: one ``^XA … ^XZ`` label per copy, the QR code printed by
   the printer itself with ``^BQ`` from the same payload, text with the scalable font ``^A0``.
+  A site whose labels print in a language other than English (``CELLCHAIN_LABEL_LANGUAGES``)
+  sends UTF-8 (``^CI28``) and sets each line with Chinese in the printer-resident font named by
+  ``CELLCHAIN_ZPL_CJK_FONT``; without that setting its ZPL is refused (``PrinterFontMissing``).
+
+Chinese text is drawn in the Chinese font (``layout.cjk_font``) run by run, everything else on
+the same line in DejaVu, on the baseline DejaVu gives the line.
 
 Symbols are drawn with whole dots (PNG, ZPL) per module, so module edges are sharp; a code is
 never stretched, only scaled down to the largest whole module that fits its square.
@@ -24,14 +30,19 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 
-from cellchain.core.pdf import Fonts, load_fonts
+from cellchain.core.i18n import SOURCE_LANGUAGE, _, lazy
+from cellchain.core.pdf import CJK_FONT_NAME, Fonts, cjk_font_available, has_cjk, load_fonts
+from cellchain.errors import DomainError
 from cellchain.labels.layout import (
     Drawing,
     Modules,
     Symbol,
     TextLine,
     ascent_ratio,
+    cjk_font,
+    cjk_font_file,
     pillow_font,
+    text_runs,
 )
 
 PNG_DPI = 300
@@ -110,6 +121,8 @@ def text_mask(text: str, size: int, *, bold: bool, mono: bool) -> tuple[int, int
     Pillow draws text on a 1-bit image), as a mask (255 where the text is dark) and its
     offset from where the text is placed: pasting it there sets the pixels drawing the text
     there would."""
+    if has_cjk(text):
+        return _mixed_text_mask(text, size, bold=bold, mono=mono)
     font = pillow_font(size, bold=bold, mono=mono)
     left, top, right, bottom = (
         int(edge)  # whole pixels: the text is placed at a whole pixel
@@ -118,6 +131,48 @@ def text_mask(text: str, size: int, *, bold: bool, mono: bool) -> tuple[int, int
     mask = Image.new("1", (max(1, right - left), max(1, bottom - top)), 0)
     ImageDraw.Draw(mask).text((-left, -top), text, font=font, fill=255)
     return left, top, mask
+
+
+#: the stroke that makes the Chinese of a bold line bold, as a fraction of its size
+CJK_BOLD_STROKE = 0.035
+
+
+def cjk_bold_stroke(size: int) -> int:
+    """The stroke, in whole pixels, of a bold line's Chinese at ``size`` pixels."""
+    return max(1, round(size * CJK_BOLD_STROKE))
+
+
+def _mixed_text_mask(
+    text: str, size: int, *, bold: bool, mono: bool
+) -> tuple[int, int, Image.Image]:
+    """``text_mask`` of a line with Chinese: each run in its font (Chinese in the Chinese
+    font), one after the other on the baseline the line's DejaVu font puts ``size`` below its
+    top, rendered in 1-bit like any line."""
+    base = pillow_font(size, bold=bold, mono=mono)
+    ascent = base.getmetrics()[0]
+    runs = [(run, cjk_font(size) if cjk else base) for run, cjk in text_runs(text)]
+    width = sum(font.getlength(run) for run, font in runs)
+    pad = size  # room for anything drawn left of, above or below its origin
+    canvas = Image.new("1", (math.ceil(width) + 2 * pad, 3 * size + 2 * pad), 0)
+    draw = ImageDraw.Draw(canvas)
+    x = 0.0
+    stroke = cjk_bold_stroke(size) if bold else 0
+    for (run, cjk), (_run, font) in zip(text_runs(text), runs, strict=True):
+        draw.text(
+            (pad + round(x), pad + ascent),
+            run,
+            font=font,
+            fill=255,
+            anchor="ls",
+            # the Chinese font has no bold face: a bold line's Chinese is drawn with a stroke
+            stroke_width=stroke if cjk else 0,
+            stroke_fill=255,
+        )
+        x += font.getlength(run)
+    box = canvas.getbbox()
+    if box is None:  # nothing dark (spaces only)
+        return 0, 0, Image.new("1", (1, 1), 0)
+    return box[0] - pad, box[1] - pad, canvas.crop(box)
 
 
 # --- PDF ----------------------------------------------------------------------------------------
@@ -176,8 +231,28 @@ def _draw_pdf_label(
     for line in drawing.lines:
         name = _pdf_font(fonts, line)
         baseline = line.y_mm + ascent_ratio(bold=line.bold, mono=line.mono) * line.size_mm
-        canvas.setFont(name, line.size_mm * mm)
-        canvas.drawString(*point(line.x_mm, baseline), line.text)
+        if not has_cjk(line.text):
+            canvas.setFont(name, line.size_mm * mm)
+            canvas.drawString(*point(line.x_mm, baseline), line.text)
+            continue
+        cjk_font_file()  # refused when missing
+        cjk_font_available()  # registered with reportlab once per process
+        x, y = point(line.x_mm, baseline)
+        for run, cjk in text_runs(line.text):
+            font = CJK_FONT_NAME if cjk else name
+            if cjk and line.bold:  # no bold face: the glyphs filled and stroked
+                text = canvas.beginText(x, y)
+                text.setFont(font, line.size_mm * mm)
+                text.setTextRenderMode(2)
+                text.textOut(run)
+                canvas.saveState()
+                canvas.setLineWidth(line.size_mm * mm * CJK_BOLD_STROKE)
+                canvas.drawText(text)
+                canvas.restoreState()
+            else:
+                canvas.setFont(font, line.size_mm * mm)
+                canvas.drawString(x, y, run)
+            x += canvas.stringWidth(run, font, line.size_mm * mm)
     for frame in drawing.frames:
         canvas.setLineWidth(frame.line_mm * mm)
         x, y = point(frame.box.x_mm, frame.box.y_mm + frame.box.height_mm)
@@ -221,22 +296,77 @@ _ZPL_ASCII = str.maketrans(
 )
 
 
-def render_zpl(drawings: Iterable[Drawing], *, dpi: int = ZPL_DPI) -> bytes:
-    """One ZPL II label (``^XA … ^XZ``) per drawing, for a Zebra printer at ``dpi``."""
-    return "".join(_zpl_label(drawing, dpi) for drawing in drawings).encode("ascii")
+class PrinterFontMissing(DomainError):
+    """ZPL was asked for labels in a language the printer's built-in font cannot print, and
+    the site has not named the printer's font for it (``CELLCHAIN_ZPL_CJK_FONT``)."""
+
+    status = 503
+    title = lazy("The label printer's Chinese font is not set")
 
 
-def zpl_text(text: str) -> str:
+def zpl_settings() -> tuple[tuple[str, ...], str | None]:
+    """The site's label languages and the printer-resident Chinese font (English and none
+    outside an application)."""
+    from flask import current_app, has_app_context
+
+    from cellchain.labels.content import label_languages
+
+    font = current_app.config.get("ZPL_CJK_FONT") if has_app_context() else None
+    return label_languages(), font
+
+
+def render_zpl(
+    drawings: Iterable[Drawing],
+    *,
+    dpi: int = ZPL_DPI,
+    languages: Iterable[str] | None = None,
+    cjk_font: str | None = None,
+) -> bytes:
+    """One ZPL II label (``^XA … ^XZ``) per drawing, for a Zebra printer at ``dpi``.
+
+    ``languages``, ``cjk_font``: the site's label languages and printer-resident Chinese font
+    (``CELLCHAIN_LABEL_LANGUAGES``, ``CELLCHAIN_ZPL_CJK_FONT``) when not given. English alone:
+    ASCII, font 0, as always. Another language: UTF-8 (``^CI28``), its lines in that font;
+    refused when no font is set, as the printer would print nothing or boxes."""
+    site_languages, site_font = zpl_settings()
+    chosen = tuple(languages) if languages is not None else site_languages
+    font = cjk_font if cjk_font is not None else site_font
+    if all(language == SOURCE_LANGUAGE for language in chosen):
+        return "".join(_zpl_label(drawing, dpi, None) for drawing in drawings).encode("ascii")
+    if not font:
+        raise PrinterFontMissing(
+            _(
+                "Labels print in Chinese here, and the Zebra printers' Chinese font is not "
+                "set: set CELLCHAIN_ZPL_CJK_FONT to the font installed on the printers (e.g. "
+                "E:SIMSUN.FNT). PNG and PDF labels print without it."
+            )
+        )
+    return "".join(_zpl_label(drawing, dpi, font) for drawing in drawings).encode("utf-8")
+
+
+def zpl_text(text: str, *, unicode: bool = False) -> str:
     """Text as ZPL prints it: ASCII only (the ``_ZPL_ASCII`` spellings), and without the
-    characters that start a ZPL command (``^`` and ``~`` are hex-escaped with ``^FH``)."""
-    ascii_text = text.translate(_ZPL_ASCII).encode("ascii", "replace").decode("ascii")
-    return ascii_text.replace("_", "_5F").replace("^", "_5E").replace("~", "_7E")
+    characters that start a ZPL command (``^`` and ``~`` are hex-escaped with ``^FH``).
+    ``unicode`` (a label in UTF-8, ``^CI28``): its Chinese characters are kept."""
+    if unicode:
+        kept = "".join(
+            run if cjk else _ascii(run) for run, cjk in text_runs(text.translate(_ZPL_ASCII))
+        )
+    else:
+        kept = _ascii(text.translate(_ZPL_ASCII))
+    return kept.replace("_", "_5F").replace("^", "_5E").replace("~", "_7E")
 
 
-def _zpl_label(drawing: Drawing, dpi: int) -> str:
+def _ascii(text: str) -> str:
+    return text.encode("ascii", "replace").decode("ascii")
+
+
+def _zpl_label(drawing: Drawing, dpi: int, cjk_font: str | None) -> str:
+    """One label; ``cjk_font``: the printer's Chinese font (the label is then UTF-8)."""
     commands = [
         "^XA",
-        "^CI0",  # plain ASCII; every text is transliterated by zpl_text
+        # plain ASCII (every text is transliterated by zpl_text), or UTF-8 with Chinese
+        "^CI0" if cjk_font is None else "^CI28",
         f"^PW{_dots(drawing.width_mm, dpi)}",
         f"^LL{_dots(drawing.height_mm, dpi)}",
         "^LH0,0",
@@ -245,8 +375,13 @@ def _zpl_label(drawing: Drawing, dpi: int) -> str:
         commands.append(_zpl_symbol(symbol, dpi))
     for line in drawing.lines:
         height = _dots(line.size_mm, dpi)
-        font = f"^A0N,{height},{height if line.bold else round(height * 0.85)}"
         x, y = _dots(line.x_mm, dpi), _dots(line.y_mm, dpi)
+        if cjk_font is not None and has_cjk(line.text):
+            # the printer's font for the whole line: ^A0 has no Chinese
+            font = f"^A@N,{height},{height},{cjk_font}"
+            commands.append(f"^FO{x},{y}{font}^FH^FD{zpl_text(line.text, unicode=True)}^FS")
+            continue
+        font = f"^A0N,{height},{height if line.bold else round(height * 0.85)}"
         commands.append(f"^FO{x},{y}{font}^FH^FD{zpl_text(line.text)}^FS")
     for frame in drawing.frames:
         box, thick = frame.box, max(1, _dots(frame.line_mm, dpi))
