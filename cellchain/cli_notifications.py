@@ -1,5 +1,5 @@
-"""``cellchain notifications``: send the outbox (a timer runs ``deliver``), and set a user's
-e-mail address from the command line."""
+"""``cellchain notifications``: raise the reminders that time makes due and send the outbox
+(a timer runs ``deliver``), and set a user's e-mail address from the command line."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from cellchain.clinic.follow_up import reporting
+from cellchain.clinic.follow_up.commands import follow_up_report_days
 from cellchain.core import accounts
 from cellchain.core.types import utcnow
 from cellchain.errors import DomainError
@@ -23,9 +25,18 @@ def notifications_group() -> None:
 @click.option("--urgent-only", is_flag=True, help="Send only the urgent e-mails waiting.")
 @with_appcontext
 def deliver(urgent_only: bool) -> None:
-    """Send the e-mails waiting in the outbox: each urgent one alone, the others one digest
-    per person. Run it from a timer (e.g. every minute); without CELLCHAIN_SMTP_URL it sends
-    nothing and says so."""
+    """Raise the reminders that time made due (a serious adverse event's sponsor report
+    overdue), then send the e-mails waiting in the outbox: each urgent one alone, the others
+    one digest per person. Run it from a timer (e.g. every minute); without
+    CELLCHAIN_SMTP_URL it sends nothing and says so (the reminders are raised in the app)."""
+    reminded = reporting.remind_overdue_reports(
+        db.session,
+        now=utcnow(),
+        follow_up_days=follow_up_report_days(),
+    )
+    db.session.commit()
+    if reminded:
+        click.echo(f"Raised {reminded} reminder(s) of overdue adverse event reports.")
     settings = mail.MailSettings.from_config(current_app.config)
     if not settings.smtp_url:
         waiting = len(mail.waiting(db.session))

@@ -103,6 +103,34 @@ KINDS: dict[str, Kind] = {
             "patient_id",
         ),
         Kind(
+            "sae_initial_report_overdue",
+            frozenset({Role.INVESTIGATOR, Role.QA}),
+            True,
+            lazy("Overdue: the initial report of %(patient)s's serious adverse event"),
+            lazy(
+                "The initial report to the sponsor of the serious adverse event of patient "
+                "%(patient)s (grade %(grade)s: %(description)s) was due by %(due_at)s and is "
+                "not recorded. The site became aware of the event at %(aware_at)s."
+            ),
+            "follow_up.patient",
+            "patient_id",
+            "patient_id",
+        ),
+        Kind(
+            "sae_follow_up_report_overdue",
+            frozenset({Role.INVESTIGATOR, Role.QA}),
+            True,
+            lazy("Overdue: the follow-up report of %(patient)s's serious adverse event"),
+            lazy(
+                "The follow-up report to the sponsor of the serious adverse event of patient "
+                "%(patient)s (grade %(grade)s: %(description)s) was due by %(due_at)s and is "
+                "not recorded. The site became aware of the event at %(aware_at)s."
+            ),
+            "follow_up.patient",
+            "patient_id",
+            "patient_id",
+        ),
+        Kind(
             "lot_to_review",
             frozenset({Role.QA}),
             False,

@@ -15,6 +15,9 @@ clock of the sponsor reports of a serious event.
 - A report is recorded with its time and the sponsor's reference; the follow-up only after the
   initial one. A serious event is listed (``reports_due``) until both are recorded, with its
   deadlines and whether it is overdue.
+- **A report overdue** raises, once per event and report, an urgent notification to the
+  investigators and QA (``remind_overdue_reports``, audited ``adverse_event.report_overdue``):
+  the timer that sends the e-mails (``cellchain notifications deliver``) runs it first.
 
 Services flush; the caller commits (one use case, one transaction).
 """
@@ -37,6 +40,8 @@ from cellchain.core.roles import Role, require
 from cellchain.dosing.models import Patient
 from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import DbSession
+from cellchain.notifications import service as notifications
+from cellchain.notifications.models import Notification
 
 #: The initial report of a serious event to the sponsor is due this long after awareness.
 INITIAL_REPORT_WITHIN = dt.timedelta(hours=24)
@@ -351,3 +356,73 @@ def listing_row(event: AdverseEvent) -> dict[str, str]:
         "follow_up_reported_at": when(event.follow_up_reported_at),
         "follow_up_report_ref": event.follow_up_report_ref or "",
     }
+
+
+#: The notification raised when each report becomes overdue, by report.
+OVERDUE_NOTIFICATIONS: dict[ReportKind, str] = {
+    ReportKind.INITIAL: "sae_initial_report_overdue",
+    ReportKind.FOLLOW_UP: "sae_follow_up_report_overdue",
+}
+
+
+def remind_overdue_reports(
+    session: DbSession, *, now: dt.datetime, follow_up_days: int = FOLLOW_UP_REPORT_DAYS
+) -> int:
+    """Raise, once per serious event and report, an urgent notification that its report to
+    the sponsor is overdue at ``now``, with an audit entry of the system (no actor: time
+    passed, nobody acted). A report recorded since is not reminded; one already reminded is
+    not reminded twice, however often this runs. Returns how many were raised."""
+    overdue = [
+        (clock, report, due)
+        for clock in reports_due(session, now=now, follow_up_days=follow_up_days)
+        for report, late, due in (
+            (ReportKind.INITIAL, clock.initial_overdue, clock.initial_due),
+            (ReportKind.FOLLOW_UP, clock.follow_up_overdue, clock.follow_up_due),
+        )
+        if late
+    ]
+    if not overdue:
+        return 0
+    reminded = set(
+        session.execute(
+            select(Notification.kind, Notification.entity_id).where(
+                Notification.kind.in_(OVERDUE_NOTIFICATIONS.values()),
+                Notification.entity_type == "adverse_event",
+                Notification.entity_id.in_({clock.event.id for clock, _r, _d in overdue}),
+            )
+        ).tuples()
+    )
+    raised = 0
+    for clock, report, due in overdue:
+        kind = OVERDUE_NOTIFICATIONS[report]
+        if (kind, clock.event.id) in reminded:
+            continue
+        event = clock.event
+        audit.record(
+            session,
+            actor=None,
+            at=now,
+            action="adverse_event.report_overdue",
+            entity_type="adverse_event",
+            entity_id=event.id,
+            changes={"report": (None, report.value), "due_at": (None, due)},
+        )
+        patient = session.get(Patient, event.patient_id)
+        notifications.notify(
+            session,
+            kind,
+            entity_type="adverse_event",
+            entity_id=event.id,
+            params={
+                "patient_id": event.patient_id,
+                "patient": patient.study_id if patient else "?",
+                "grade": event.grade,
+                "description": event.description,
+                "aware_at": clock.aware_at,
+                "due_at": due,
+            },
+            actor=None,
+            now=now,
+        )
+        raised += 1
+    return raised
