@@ -32,7 +32,8 @@ returns its module matrix without quiet zone, for a renderer to place on a label
 imported only there, so building and reading messages does not need it.
 
 Everything here is pure: no Flask, no database. Every refusal is an :class:`IsbtError` whose
-message says what is wrong and where.
+message says what is wrong and where, in plain words for the technician who scanned the code
+(no "data structure" or "data identifier"), in the language of the moment.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import cast
 
+from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.core.identifiers import DIN_LENGTH, identifier_of_body, type3_flag
 from cellchain.errors import InvalidInput
 
@@ -85,6 +87,16 @@ _DIN_FIRST = frozenset("ABCDEFGHIJKLMNPQRSTUVWXYZ123456789")
 _DIN = "DIN"
 _PRODUCT = "product code"
 _EXPIRY = "expiry"
+#: each part as a technician reads it, in the language of the moment
+_PART_NAMES: dict[str, LazyText] = {
+    _DIN: lazy("DIN"),
+    _PRODUCT: lazy("product code"),
+    _EXPIRY: lazy("expiry"),
+}
+
+
+def _part(name: str) -> str:
+    return str(_PART_NAMES[name])
 
 
 class IsbtError(ValueError):
@@ -171,29 +183,50 @@ def parse_compound_message(text: str) -> CompoundMessage:
     its check value, a malformed product code or an impossible date.
     """
     if not isinstance(text, str) or not text:
-        raise IsbtError("No compound message was given.")
+        raise IsbtError(_("Nothing was scanned: the ISBT 128 code is empty."))
     count = _read_header(text)
     found: dict[str, str] = {}
     position = _HEADER_LENGTH
     for number in range(count):
         if position >= len(text):
             raise IsbtError(
-                f"The header announces {count} data structures but the message ends after {number}."
+                _(
+                    "The scanned ISBT 128 code is incomplete: it should hold %(count)s parts but "
+                    "ends after %(found)s. Scan it again; if it fails again, the label is "
+                    "damaged or misprinted.",
+                    count=count,
+                    found=number,
+                )
             )
         name, data, position = _read_structure(text, position)
         if name in found:
-            raise IsbtError(f"The {name} data structure appears twice; each may appear once.")
+            raise IsbtError(
+                _(
+                    "The scanned ISBT 128 code holds the %(part)s twice; a label's code holds "
+                    "it once.",
+                    part=_part(name),
+                )
+            )
         found[name] = data
     if position != len(text):
         raise IsbtError(
-            f"Unexpected text {text[position:]!r} at position {position + 1}, after the {count} "
-            "data structures the header announces."
+            _(
+                "The scanned ISBT 128 code has extra characters %(extra)s at position "
+                "%(position)s, after the %(count)s parts it announces. Scan it again; if it "
+                "fails again, the label is damaged or misprinted.",
+                extra=repr(text[position:]),
+                position=position + 1,
+                count=count,
+            )
         )
     missing = [name for name in (_DIN, _PRODUCT, _EXPIRY) if name not in found]
     if missing:
         raise IsbtError(
-            f"The compound message has no {' and no '.join(missing)} data structure; a DIN, a "
-            "product code and an expiry are required."
+            _(
+                "The scanned ISBT 128 code has no %(part)s; a label's code holds the DIN, the "
+                "product code and the expiry.",
+                part=_part(missing[0]),
+            )
         )
     din, flags = _checked_din_with_flags(found[_DIN])
     return CompoundMessage(
@@ -209,18 +242,26 @@ def _read_header(text: str) -> int:
     """The number of data structures announced by the header ``=+aabbb`` at the start."""
     if not text.startswith(COMPOUND_HEADER):
         raise IsbtError(
-            f"A compound message starts with the header {COMPOUND_HEADER!r}; "
-            f"{text[:_HEADER_LENGTH]!r} does not."
+            _(
+                "This is not an ISBT 128 label code: such a code starts with %(header)s, this "
+                "one with %(start)s.",
+                header=repr(COMPOUND_HEADER),
+                start=repr(text[:_HEADER_LENGTH]),
+            )
         )
     header = text[:_HEADER_LENGTH]
     count, reference = header[2:4], header[4:7]
     if len(header) < _HEADER_LENGTH or not set(count + reference) <= _DIGITS:
         raise IsbtError(
-            f"The compound-message header is {COMPOUND_HEADER!r} + 2 digits (number of data "
-            f"structures) + 3 digits (reference number); got {header!r}."
+            _(
+                "The start of the scanned ISBT 128 code is damaged: it is %(header)s, 2 digits "
+                "(how many parts follow) and 3 digits; this one reads %(got)s.",
+                header=repr(COMPOUND_HEADER),
+                got=repr(header),
+            )
         )
     if int(count) == 0:
-        raise IsbtError("The compound-message header announces 00 data structures.")
+        raise IsbtError(_("The scanned ISBT 128 code says it holds no parts (00)."))
     return int(count)
 
 
@@ -235,16 +276,30 @@ def _read_structure(text: str, position: int) -> tuple[str, str, int]:
         name, skip, length = _DIN, 1, DIN_LENGTH + FLAGS_LENGTH
     else:
         raise IsbtError(
-            f"Unknown data identifier {identifier!r} at position {position + 1}; this reader "
-            f"knows the DIN ('=' + its first character), the product code "
-            f"({PRODUCT_IDENTIFIER!r}) and the expiry ({EXPIRY_IDENTIFIER!r})."
+            _(
+                "The scanned ISBT 128 code has %(found)s at position %(position)s, which starts "
+                "none of its parts: a DIN starts with '=' and the DIN's first character, a "
+                "product code with %(product)s, an expiry with %(expiry)s. It may be another "
+                "system's code, or the label is damaged.",
+                found=repr(identifier),
+                position=position + 1,
+                product=repr(PRODUCT_IDENTIFIER),
+                expiry=repr(EXPIRY_IDENTIFIER),
+            )
         )
     start = position + skip
     data = text[start : start + length]
     if len(data) < length:
         raise IsbtError(
-            f"The {name} data structure at position {position + 1} is cut short: it needs "
-            f"{length} characters after {text[position:start]!r}, the message has {len(data)}."
+            _(
+                "The %(part)s at position %(position)s of the scanned ISBT 128 code is cut "
+                "short: it needs %(length)s characters after %(start)s, the code has %(found)s.",
+                part=_part(name),
+                position=position + 1,
+                length=length,
+                start=repr(text[position:start]),
+                found=len(data),
+            )
         )
     return name, data, start + length
 
@@ -257,19 +312,30 @@ def _read_structure(text: str, position: int) -> tuple[str, str, int]:
 def _checked_din(din: str) -> str:
     """``din`` if it is exactly a well-formed 13-character DIN, else :class:`IsbtError`."""
     if not isinstance(din, str) or len(din) != DIN_LENGTH:
-        raise IsbtError(f"A DIN has {DIN_LENGTH} characters; got {din!r}.")
+        raise IsbtError(
+            _(
+                "A DIN has %(length)s characters; %(din)s does not.",
+                length=DIN_LENGTH,
+                din=repr(din),
+            )
+        )
     for index, char in enumerate(din, start=1):
         if char not in _UPPER_OR_DIGIT:
             raise IsbtError(
-                f"DIN {din!r} has {char!r} at position {index}; a DIN is capital letters and "
-                "digits only."
+                _(
+                    "DIN %(din)s has %(char)s at position %(position)s; a DIN is capital "
+                    "letters and digits only.",
+                    din=repr(din),
+                    char=repr(char),
+                    position=index,
+                )
             )
     try:
         identifier = identifier_of_body(din)
     except InvalidInput as exc:
-        raise IsbtError(f"Not a valid DIN: {exc}") from exc
+        raise IsbtError(_("Not a valid DIN: %(reason)s", reason=exc.detail)) from exc
     if identifier.kind != "DIN":  # pragma: no cover - 13 characters always parse as a DIN
-        raise IsbtError(f"{din!r} is not a DIN.")
+        raise IsbtError(_("%(din)s is not a DIN.", din=repr(din)))
     return din
 
 
@@ -279,19 +345,33 @@ def _checked_din_with_flags(data: str) -> tuple[str, str]:
     _checked_din(din)
     if flags == "00":
         raise IsbtError(
-            f"The DIN {din} carries flags '00' (no check); this message must carry the check "
-            "flags 60–96 so the DIN can be verified."
+            _(
+                "The DIN %(din)s carries no check (its two check digits are '00'); a label's "
+                "code must carry them (60–96) so that a misread DIN is caught.",
+                din=din,
+            )
         )
     if not (set(flags) <= _DIGITS and 60 <= int(flags) <= 96):
         raise IsbtError(
-            f"The flags {flags!r} after DIN {din} are not check flags: they are two digits "
-            "60–96 (check value + 60)."
+            _(
+                "The two characters %(flags)s after DIN %(din)s are not its check digits, which "
+                "are two digits from 60 to 96.",
+                flags=repr(flags),
+                din=din,
+            )
         )
     expected = din_flags(din)
     if flags != expected:
         raise IsbtError(
-            f"The DIN flags {flags} do not match DIN {din}, whose check flags are {expected}: "
-            "a character of the DIN or its flags is wrong."
+            _(
+                "The check digits %(flags)s do not match DIN %(din)s, whose check digits are "
+                "%(expected)s: a character of the DIN or of its check digits was misread or "
+                "misprinted. Scan it again, or type the DIN and its check character from the "
+                "label.",
+                flags=flags,
+                din=din,
+                expected=expected,
+            )
         )
     return din, flags
 
@@ -299,19 +379,58 @@ def _checked_din_with_flags(data: str) -> tuple[str, str]:
 def check_product_code(code: str) -> str:
     """``code`` if it has the product-code shape (letter, 4 digits, 3 letters/digits)."""
     if not isinstance(code, str) or len(code) != PRODUCT_CODE_LENGTH:
-        raise IsbtError(f"A product code has {PRODUCT_CODE_LENGTH} characters; got {code!r}.")
+        raise IsbtError(
+            _(
+                "A product code has %(length)s characters; %(code)s does not.",
+                length=PRODUCT_CODE_LENGTH,
+                code=repr(code),
+            )
+        )
+    # each rule's whole sentence, so that a translation can order it as its language does
     rules = (
-        (range(0, 1), _UPPER, "a capital letter"),
-        (range(1, 5), _DIGITS, "a digit"),
-        (range(5, 6), _UPPER_OR_DIGIT, "the type of donation, a capital letter or digit"),
-        (range(6, 8), _UPPER_OR_DIGIT, "a division character, a capital letter or digit"),
+        (
+            range(0, 1),
+            _UPPER,
+            lazy(
+                "Product code %(code)s has %(char)s at position %(position)s, where a capital "
+                "letter belongs."
+            ),
+        ),
+        (
+            range(1, 5),
+            _DIGITS,
+            lazy(
+                "Product code %(code)s has %(char)s at position %(position)s, where a digit "
+                "belongs."
+            ),
+        ),
+        (
+            range(5, 6),
+            _UPPER_OR_DIGIT,
+            lazy(
+                "Product code %(code)s has %(char)s at position %(position)s, where the type "
+                "of donation belongs (a capital letter or digit)."
+            ),
+        ),
+        (
+            range(6, 8),
+            _UPPER_OR_DIGIT,
+            lazy(
+                "Product code %(code)s has %(char)s at position %(position)s, where a "
+                "division character belongs (a capital letter or digit)."
+            ),
+        ),
     )
-    for positions, allowed, what in rules:
+    for positions, allowed, sentence in rules:
         for index in positions:
             if code[index] not in allowed:
                 raise IsbtError(
-                    f"Product code {code!r} has {code[index]!r} at position {index + 1}, where "
-                    f"{what} belongs."
+                    _(
+                        sentence.message,
+                        code=repr(code),
+                        char=repr(code[index]),
+                        position=index + 1,
+                    )
                 )
     return code
 
@@ -321,17 +440,28 @@ def _naive_expiry(expires_at: dt.datetime | dt.date) -> dt.datetime:
     if isinstance(expires_at, dt.datetime):
         if expires_at.tzinfo is not None and expires_at.utcoffset() is not None:
             raise IsbtError(
-                "The expiry must be a naive local wall-clock time; convert "
-                f"{expires_at.isoformat()} to the site's local time and drop the timezone."
+                _(
+                    "The expiry must be a local wall-clock time without a time zone; convert "
+                    "%(when)s to the site's local time first.",
+                    when=expires_at.isoformat(),
+                )
             )
         when = expires_at.replace(second=0, microsecond=0, tzinfo=None)
     elif isinstance(expires_at, dt.date):
         when = dt.datetime.combine(expires_at, dt.time(23, 59))
     else:
-        raise IsbtError(f"The expiry must be a date or datetime; got {expires_at!r}.")
+        raise IsbtError(
+            _(
+                "The expiry must be a date or a date and time; got %(value)s.",
+                value=repr(expires_at),
+            )
+        )
     if not 2000 <= when.year <= 2999:
         raise IsbtError(
-            f"An ISBT 128 expiry can be written for the years 2000–2999; got {when.year}."
+            _(
+                "An ISBT 128 expiry can be written for the years 2000–2999; got %(year)s.",
+                year=when.year,
+            )
         )
     return when
 
@@ -339,16 +469,36 @@ def _naive_expiry(expires_at: dt.datetime | dt.date) -> dt.datetime:
 def _parse_expiry(data: str) -> dt.datetime:
     """The naive datetime of expiry data ``cyyjjjhhmm``, or :class:`IsbtError`."""
     if not set(data) <= _DIGITS:
-        raise IsbtError(f"The expiry {data!r} must be 10 digits: c yy jjj hh mm.")
+        raise IsbtError(
+            _(
+                "The expiry %(expiry)s in the scanned code must be 10 digits: century, year, day "
+                "of the year, hour and minute.",
+                expiry=repr(data),
+            )
+        )
     year = 2000 + int(data[0]) * 100 + int(data[1:3])
     day, hour, minute = int(data[3:6]), int(data[6:8]), int(data[8:10])
     days_in_year = 366 if calendar.isleap(year) else 365
+    # the day and the time as they are written in the code, outside the texts to translate
+    day_written, time_written = f"{day:03d}", f"{hour:02d}:{minute:02d}"
     if not 1 <= day <= days_in_year:
         raise IsbtError(
-            f"The expiry {data!r} has day {day:03d} of {year}, which has days 001–{days_in_year}."
+            _(
+                "The expiry %(expiry)s names day %(day)s of %(year)s, which has days 001–%(last)s.",
+                expiry=repr(data),
+                day=day_written,
+                year=year,
+                last=days_in_year,
+            )
         )
     if hour > 23 or minute > 59:
-        raise IsbtError(f"The expiry {data!r} has time {hour:02d}:{minute:02d}, not a time of day.")
+        raise IsbtError(
+            _(
+                "The expiry %(expiry)s has the time %(time)s, which is not a time of day.",
+                expiry=repr(data),
+                time=time_written,
+            )
+        )
     return dt.datetime(year, 1, 1, hour, minute) + dt.timedelta(days=day - 1)
 
 
@@ -367,9 +517,11 @@ def datamatrix_modules(text: str) -> list[list[bool]]:
     module) when it places the symbol. ``text`` must be non-empty ASCII, as ISBT 128 messages are.
     """
     if not isinstance(text, str) or not text:
-        raise IsbtError("A Data Matrix needs a non-empty message.")
+        raise IsbtError(_("A Data Matrix cannot be drawn for an empty code."))
     if not text.isascii():
-        raise IsbtError(f"ISBT 128 messages are ASCII; {text!r} is not.")
+        raise IsbtError(
+            _("ISBT 128 codes are plain ASCII characters; %(text)s is not.", text=repr(text))
+        )
     try:
         import zxingcpp
     except ImportError as exc:  # pragma: no cover - depends on the installation

@@ -13,6 +13,7 @@ import warnings
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.core.payload import is_payload
 from cellchain.errors import InvalidInput
 
@@ -31,7 +32,7 @@ Image.MAX_IMAGE_PIXELS = MAX_PHOTO_PIXELS
 class UnreadablePhoto(InvalidInput):
     """A photo from which no label could be read, and why."""
 
-    title = "Label not readable"
+    title: str | LazyText = lazy("Label not readable")
     type_slug = "unreadable-photo"
 
     def __init__(self, detail: str) -> None:
@@ -41,9 +42,14 @@ class UnreadablePhoto(InvalidInput):
 def read_photo(data: bytes) -> str:
     """The payload of the one cellchain label in the photo."""
     if not data:
-        raise UnreadablePhoto("No photo was received; take or choose a photo of the label.")
+        raise UnreadablePhoto(_("No photo was received; take or choose a photo of the label."))
     if len(data) > MAX_PHOTO_BYTES:
-        raise UnreadablePhoto("The photo is larger than 15 MB; take it again at a lower size.")
+        raise UnreadablePhoto(
+            _(
+                "The photo is larger than %(megabytes)s MB; take it again at a lower size.",
+                megabytes=MAX_PHOTO_BYTES // (1024 * 1024),
+            )
+        )
     image = _open(data)
     import zxingcpp
 
@@ -55,25 +61,32 @@ def read_photo(data: bytes) -> str:
     ours = {text for text in texts if is_payload(text)}
     if len(ours) > 1:
         raise UnreadablePhoto(
-            "The photo shows more than one cellchain label; photograph one label at a time."
+            _("The photo shows more than one cellchain label; photograph one label at a time.")
         )
     if ours:
         return ours.pop()
     if texts:
         raise UnreadablePhoto(
-            "The photo holds a code, but not a cellchain label's QR code (an ISBT 128 Data "
-            "Matrix or another system's code); photograph the QR code of the label."
+            _(
+                "The photo holds a code, but not a cellchain label's QR code (an ISBT 128 Data "
+                "Matrix or another system's code); photograph the QR code of the label."
+            )
         )
     raise UnreadablePhoto(
-        "No label could be read in the photo. Hold the label flat, fill most of the picture "
-        "with its QR code, avoid glare, and try again — or type the code printed under it."
+        _(
+            "No label could be read in the photo. Hold the label flat, fill most of the picture "
+            "with its QR code, avoid glare, and try again — or type the code printed under it."
+        )
     )
 
 
 def _open(data: bytes) -> Image.Image:
     too_large = UnreadablePhoto(
-        f"The picture is larger than {MAX_PHOTO_PIXELS // 1_000_000} megapixels; take it "
-        "again at a lower resolution."
+        _(
+            "The picture is larger than %(megapixels)s megapixels; take it again at a lower "
+            "resolution.",
+            megapixels=MAX_PHOTO_PIXELS // 1_000_000,
+        )
     )
     try:
         with warnings.catch_warnings():
@@ -86,7 +99,7 @@ def _open(data: bytes) -> Image.Image:
         raise too_large from error
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise UnreadablePhoto(
-            "The file is not a picture this system can read; send a JPEG or PNG photo."
+            _("The file is not a picture this system can read; send a JPEG or PNG photo.")
         ) from error
     image = ImageOps.exif_transpose(image)  # a phone records its rotation in EXIF
     image = image.convert("L")

@@ -5,10 +5,19 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from cellchain.core.i18n import N_
 from cellchain.core.schemas import WholeNumber
 from cellchain.labels.models import MAX_COPIES, OutputFormat
 
 FORMATS = [member.value for member in OutputFormat]
+
+#: the schemas' own messages, marked so that the catalogue has them: a form shows them in the
+#: reader's language (``web.forms.load_form`` reads each through ``document_text``), the API
+#: in English as marshmallow gives them
+FORMAT_MESSAGE = N_("Choose PNG, PDF or ZPL.")
+#: written out whole, so that the catalogue has the very text a form shows: ``MAX_COPIES``
+#: is 50 (tests/labels/test_label_refusals_in_chinese.py holds the two together)
+COPIES_MESSAGE = N_("From 1 to 50.")
 
 
 class PrintIn(ma.Schema):
@@ -16,12 +25,12 @@ class PrintIn(ma.Schema):
 
     format = ma.fields.String(
         load_default=OutputFormat.PDF.value,
-        validate=validate.OneOf(FORMATS, error="Choose PNG, PDF or ZPL."),
+        validate=validate.OneOf(FORMATS, error=FORMAT_MESSAGE),
         metadata={"description": "png (one label, or a ZIP of one PNG per unit), pdf, zpl"},
     )
     copies = WholeNumber(
         load_default=1,
-        validate=validate.Range(1, MAX_COPIES, error=f"From 1 to {MAX_COPIES}."),
+        validate=validate.Range(1, MAX_COPIES, error=COPIES_MESSAGE),
     )
     reason = ma.fields.String(
         load_default=None,

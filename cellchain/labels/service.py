@@ -25,9 +25,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Integer, Select, bindparam, func, insert, select
 
 from cellchain.chain import service as chain
-from cellchain.chain.models import Unit, UnitKind, UnitStatus
+from cellchain.chain.models import (
+    UNIT_KIND_NAMES,
+    UNIT_STATUS_NAMES,
+    Unit,
+    UnitKind,
+    UnitStatus,
+)
 from cellchain.core import audit, record_state
 from cellchain.core.guarded import update_if
+from cellchain.core.i18n import N_, _, document_text, english_of
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.dosing.models import Patient
@@ -60,8 +67,10 @@ MEDIA_TYPES: dict[str, str] = {
     OutputFormat.ZPL: "application/vnd.zebra.zpl",
 }
 ZIP_MEDIA_TYPE = "application/zip"
-#: the reason offered when a released lot's quarantine labels are replaced
-RELEASE_REPRINT_REASON = "Lot released: replacing the quarantine labels"
+#: the reason offered when a released lot's quarantine labels are replaced: stored in English
+#: (the print log and the audit trail); a form offers it through ``document_text``, and the
+#: offered text sent back unchanged in the reader's language is stored as this English
+RELEASE_REPRINT_REASON = N_("Lot released: replacing the quarantine labels")
 
 
 @dataclass(frozen=True)
@@ -126,7 +135,7 @@ def print_labels(
     """
     _check_request(output_format, copies)
     if not units:
-        raise InvalidInput("There is no unit to print a label for.")
+        raise InvalidInput(_("There is no unit to print a label for."))
     labels = labels_for(
         session, units, templates=settings.templates, zone=settings.zone, isbt=settings.isbt
     )
@@ -170,13 +179,16 @@ def print_wristband(
 def _check_request(output_format: str, copies: int) -> None:
     if output_format not in MEDIA_TYPES:
         raise InvalidInput(
-            f"Unknown label format {output_format!r}; choose PNG, PDF or ZPL.",
-            errors={"format": ["Choose PNG, PDF or ZPL."]},
+            _(
+                "Unknown label format %(format)s; choose PNG, PDF or ZPL.",
+                format=repr(output_format),
+            ),
+            errors={"format": [_("Choose PNG, PDF or ZPL.")]},
         )
     if not 1 <= copies <= MAX_COPIES:
         raise InvalidInput(
-            f"Copies must be from 1 to {MAX_COPIES}.",
-            errors={"copies": [f"From 1 to {MAX_COPIES}."]},
+            _("Copies must be from 1 to %(most)s.", most=MAX_COPIES),
+            errors={"copies": [_("From 1 to %(most)s.", most=MAX_COPIES)]},
         )
 
 
@@ -210,9 +222,9 @@ def _print(
     if again and reason is None:
         codes = ", ".join(sorted(_subject_code(label) for label in again))
         raise InvalidInput(
-            f"A label was printed before for {codes}; a reprint needs a reason.",
-            errors={"reason": ["Give the reason for the reprint."]},
-            title="Reason required",
+            _("A label was printed before for %(codes)s; a reprint needs a reason.", codes=codes),
+            errors={"reason": [_("Give the reason for the reprint.")]},
+            title=_("Reason required"),
         )
     prints = _log(
         session,
@@ -270,8 +282,13 @@ def print_lot_labels(
     if only_to_replace:
         units = reconciliation(session, lot).quarantine_labels_to_replace
         if not units:
-            raise InvalidInput(f"No bag of {lot.lot_number} carries a quarantine label to replace.")
-        reason = reason or RELEASE_REPRINT_REASON
+            raise InvalidInput(
+                _(
+                    "No bag of %(lot)s carries a quarantine label to replace.",
+                    lot=lot.lot_number,
+                )
+            )
+        reason = _release_reason(reason)
     else:
         units = [unit for unit in bags_of(session, lot) if unit.status not in _GONE_STATUSES]
     return print_labels(
@@ -285,6 +302,16 @@ def print_lot_labels(
         now=now,
         name=f"{lot.lot_number}-labels",
     )
+
+
+def _release_reason(reason: str | None) -> str:
+    """The reason of replacing a released lot's quarantine labels: none given, or the offered
+    one sent back unchanged in the reader's language, is ``RELEASE_REPRINT_REASON`` in English
+    (what the print log and the audit trail keep)."""
+    given = (reason or "").strip()
+    if not given or given == document_text(RELEASE_REPRINT_REASON):
+        return RELEASE_REPRINT_REASON
+    return given
 
 
 def record_applied(
@@ -304,14 +331,22 @@ def record_applied(
     unit = chain.resolve_unit(session, scanned)
     if expected is not None and unit.id != expected.id:
         raise InvalidInput(
-            f"The label scanned is {unit.code}'s, not {expected.code}'s; scan the label on "
-            f"{expected.code}.",
-            errors={"code": ["Not this unit's label."]},
+            _(
+                "The label scanned is %(scanned)s's, not %(expected)s's; scan the label on "
+                "%(expected)s.",
+                scanned=unit.code,
+                expected=expected.code,
+            ),
+            errors={"code": [_("Not this unit's label.")]},
         )
     if lot is not None and _lot_id_of(session, unit) != lot.id:
         raise InvalidInput(
-            f"{unit.code} is not a unit of lot {lot.lot_number}; apply its label on its own lot.",
-            errors={"code": ["Not a unit of this lot."]},
+            _(
+                "%(unit)s is not a unit of lot %(lot)s; apply its label on its own lot.",
+                unit=unit.code,
+                lot=lot.lot_number,
+            ),
+            errors={"code": [_("Not a unit of this lot.")]},
         )
     record = session.execute(
         select(LabelPrint)
@@ -324,9 +359,12 @@ def record_applied(
     ).scalar_one_or_none()
     if record is None:
         raise InvalidInput(
-            f"Every label printed for {unit.code} is already applied or destroyed; "
-            "print (or reprint) its label first.",
-            errors={"code": ["No printed label of this unit is waiting to be applied."]},
+            _(
+                "Every label printed for %(unit)s is already applied or destroyed; "
+                "print (or reprint) its label first.",
+                unit=unit.code,
+            ),
+            errors={"code": [_("No printed label of this unit is waiting to be applied.")]},
         )
     _account(session, record, LabelEventKind.APPLIED, 1, None, actor=actor, now=now)
     return record
@@ -345,14 +383,17 @@ def destroy_labels(
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput(
-            "A reason is required to destroy labels.",
-            errors={"reason": ["Say why the labels were destroyed."]},
-            title="Reason required",
+            _("A reason is required to destroy labels."),
+            errors={"reason": [_("Say why the labels were destroyed.")]},
+            title=_("Reason required"),
         )
     if not 1 <= count <= record.outstanding:
         raise InvalidInput(
-            f"Only {record.outstanding} label(s) of this print are unaccounted for.",
-            errors={"count": [f"From 1 to {record.outstanding}."]},
+            _(
+                "Only %(outstanding)s label(s) of this print are unaccounted for.",
+                outstanding=record.outstanding,
+            ),
+            errors={"count": [_("From 1 to %(most)s.", most=record.outstanding)]},
         )
     _account(session, record, LabelEventKind.DESTROYED, count, reason, actor=actor, now=now)
     return record
@@ -386,14 +427,15 @@ class LabelState:
     """Whether a unit carries the label its status requires now (DOMAIN.md §7, §9)."""
 
     unit: Unit
-    #: the label the unit must carry, in words ("its dose label", "its released label")
+    #: the label the unit must carry, in the reader's words ("its dose label", "its released
+    #: label"; ``english_of`` gives the English)
     required: str
     #: the status marking that label prints ("" for none)
     marking: str
     #: the print whose label is on the unit: the latest print with a copy applied
     on_unit: LabelPrint | None
-    #: why the unit does not carry it, naming the unit and the missing or superseded label;
-    #: None when it does
+    #: why the unit does not carry it, naming the unit and the missing or superseded label, in
+    #: the reader's language (``english_of`` gives the English); None when it does
     problem: str | None
 
     @property
@@ -442,8 +484,10 @@ def _prints_statement() -> Select[LabelPrint]:
 
 def label_problems(session: DbSession, units: Sequence[Unit]) -> list[str]:
     """What is missing or superseded on ``units``' labels, one text per unit; none when every
-    unit carries the label its status requires."""
-    return [state.problem for state in label_states(session, units) if state.problem]
+    unit carries the label its status requires. In English, whoever reads: a bedside check
+    signs them and a dispatch's refusal is audited with them (``LabelState.problem`` is the
+    same text in the reader's language, for a page)."""
+    return [english_of(state.problem) for state in label_states(session, units) if state.problem]
 
 
 class PrintRead(NamedTuple):
@@ -465,8 +509,8 @@ class PrintRead(NamedTuple):
 def label_problems_of(
     session: DbSession, units: Sequence[Unit], prints: Mapping[int, Sequence[PrintRead]]
 ) -> list[str]:
-    """``label_problems`` from the units' print logs already read (by unit id, oldest
-    first; a unit absent has none): no ORM object per print (issue 20, the bedside)."""
+    """``label_problems`` (in English) from the units' print logs already read (by unit id,
+    oldest first; a unit absent has none): no ORM object per print (issue 20, the bedside)."""
     markings = status_markings(session, units)
     states = (
         # _state reads of a print only what PrintRead holds (id, marking, unit_status,
@@ -474,46 +518,86 @@ def label_problems_of(
         _state(unit, markings[unit.id], cast(Sequence[LabelPrint], prints.get(unit.id, ())))
         for unit in units
     )
-    return [state.problem for state in states if state.problem]
+    return [english_of(state.problem) for state in states if state.problem]
 
 
 def _state(unit: Unit, marking: str, prints: Sequence[LabelPrint]) -> LabelState:
+    # the texts are in the reader's language (a page shows them); each remembers its English,
+    # which is what ``label_problems`` hands to what stores or signs them (a bedside check)
     if marking:
-        required = f"its label marked “{marking}”"
+        # the marking is the label's own printed text, quoted as printed
+        required = _("its label marked “%(marking)s”", marking=marking)
     elif unit.kind == UnitKind.PREPARED_DOSE:
-        required = "its dose label (patient study ID and COI identifier)"
+        required = _("its dose label (patient study ID and COI identifier)")
     else:
-        required = "its released label"
+        required = _("its released label")
     live = [record for record in prints if record.applied or record.outstanding]
     applied = [record for record in live if record.applied]
     on_unit = applied[-1] if applied else None
-    name = f"{unit.code} ({unit.kind_label})"
+    # read from the columns alone: the bedside hands in plain rows (``UnitRead``), not units
+    kind = str(UNIT_KIND_NAMES.get(unit.kind, unit.kind_label))
+    name = _("%(unit)s (%(kind)s)", unit=unit.code, kind=kind)
     problem = None
     if not live:
         problem = (
-            f"{name} has no label: {required} was never printed."
+            _(
+                "%(name)s has no label: %(required)s was never printed.",
+                name=name,
+                required=required,
+            )
             if not prints
-            else f"{name} has no label: every label printed for it was destroyed unused; "
-            f"print and apply {required}."
+            else _(
+                "%(name)s has no label: every label printed for it was destroyed unused; "
+                "print and apply %(required)s.",
+                name=name,
+                required=required,
+            )
         )
     elif live[-1].marking != marking:
         latest = live[-1]
-        said = f"“{latest.marking}”" if latest.marking else "no status marking"
+        facts = {
+            "name": name,
+            "status": str(UNIT_STATUS_NAMES.get(unit.status, unit.status)),
+            "required": required,
+            "print": latest.id,
+            "then": str(UNIT_STATUS_NAMES.get(latest.unit_status, latest.unit_status)),
+        }
         problem = (
-            f"{name} is {unit.status} and needs {required}, but its latest label (print "
-            f"#{latest.id}, printed while it was {latest.unit_status}) says {said}: that label "
-            f"is superseded; print and apply {required}."
+            _(
+                "%(name)s is %(status)s and needs %(required)s, but its latest label (print "
+                "#%(print)s, printed while it was %(then)s) says “%(said)s”: that label is "
+                "superseded; print and apply %(required)s.",
+                said=latest.marking,
+                **facts,
+            )
+            if latest.marking
+            else _(
+                "%(name)s is %(status)s and needs %(required)s, but its latest label (print "
+                "#%(print)s, printed while it was %(then)s) says no status marking: that label "
+                "is superseded; print and apply %(required)s.",
+                **facts,
+            )
         )
     elif not live[-1].applied:
         latest = live[-1]
-        superseded = (
-            f"; the label on it (print #{on_unit.id}) is superseded by that reprint"
-            if on_unit is not None
-            else ""
-        )
         problem = (
-            f"{name}: {required} (print #{latest.id}) is printed but not applied{superseded}. "
-            f"Put it on and scan it there."
+            _(
+                "%(name)s: %(required)s (print #%(print)s) is printed but not applied; the label "
+                "on it (print #%(on_unit)s) is superseded by that reprint. Put it on and scan it "
+                "there.",
+                name=name,
+                required=required,
+                print=latest.id,
+                on_unit=on_unit.id,
+            )
+            if on_unit is not None
+            else _(
+                "%(name)s: %(required)s (print #%(print)s) is printed but not applied. Put it on "
+                "and scan it there.",
+                name=name,
+                required=required,
+                print=latest.id,
+            )
         )
     return LabelState(unit, required, marking, on_unit, problem)
 
@@ -649,7 +733,7 @@ def _account(
         LabelPrint.destroyed == record.destroyed,
         **{column: new_value},
     ):
-        raise Conflict("These labels were accounted for by someone else just now; look again.")
+        raise Conflict(_("These labels were accounted for by someone else just now; look again."))
     session.add(
         LabelEvent(
             label_print=record,

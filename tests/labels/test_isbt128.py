@@ -184,7 +184,7 @@ def test_a_changed_din_character_no_longer_matches_its_flags(din: str, data: st.
     tampered = din[:index] + digit + din[index + 1 :]
     assume(tampered[7:] != "000000")
     text = message(din).replace("=" + din, "=" + tampered)
-    with pytest.raises(IsbtError, match=r"flags .* do not match"):
+    with pytest.raises(IsbtError, match=r"check digits .* do not match DIN"):
         parse_compound_message(text)
 
 
@@ -212,25 +212,26 @@ HEADER, DIN_PART, PRODUCT_PART, EXPIRY_PART = VALID[:7], VALID[7:23], VALID[23:3
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("", "No compound message"),
-        (VALID[1:], "starts with the header"),
-        ("=-" + VALID[2:], "starts with the header"),
-        ("=+0x000" + VALID[7:], "header"),
-        ("=+03" + "00" + VALID[7:], "header"),  # reference number too short
-        ("=+00000" + VALID[7:], "00 data structures"),
-        ("=+02000" + VALID[7:], "Unexpected text"),  # count too small: one structure left over
+        ("", "Nothing was scanned"),
+        (VALID[1:], "not an ISBT 128 label code"),
+        ("=-" + VALID[2:], "not an ISBT 128 label code"),
+        ("=+0x000" + VALID[7:], "start of the scanned ISBT 128 code is damaged"),
+        # reference number too short
+        ("=+03" + "00" + VALID[7:], "start of the scanned ISBT 128 code is damaged"),
+        ("=+00000" + VALID[7:], "holds no parts"),
+        ("=+02000" + VALID[7:], "extra characters"),  # count too small: one part left over
         ("=+04000" + VALID[7:], "ends after 3"),  # count too large
-        (VALID + "X", "Unexpected text 'X'"),
-        (VALID + "\r\n", "Unexpected text"),
-        (HEADER + DIN_PART + DIN_PART + PRODUCT_PART, "DIN data structure appears twice"),
-        (HEADER + DIN_PART + PRODUCT_PART + PRODUCT_PART, "product code data structure appears"),
-        ("=+02000" + DIN_PART + PRODUCT_PART, "no expiry"),
-        ("=+01000" + EXPIRY_PART, "no DIN and no product code"),
-        (HEADER + DIN_PART + "=%5100" + EXPIRY_PART, "Unknown data identifier '=%'"),
-        (HEADER + DIN_PART + PRODUCT_PART + "=>026060", "Unknown data identifier '=>'"),
-        (HEADER + "=O" + DIN_PART[2:] + PRODUCT_PART + EXPIRY_PART, "Unknown data identifier"),
+        (VALID + "X", "extra characters 'X'"),
+        (VALID + "\r\n", "extra characters"),
+        (HEADER + DIN_PART + DIN_PART + PRODUCT_PART, "holds the DIN twice"),
+        (HEADER + DIN_PART + PRODUCT_PART + PRODUCT_PART, "holds the product code twice"),
+        ("=+02000" + DIN_PART + PRODUCT_PART, "has no expiry"),
+        ("=+01000" + EXPIRY_PART, "has no DIN"),
+        (HEADER + DIN_PART + "=%5100" + EXPIRY_PART, "has '=%' at position 24, which starts none"),
+        (HEADER + DIN_PART + PRODUCT_PART + "=>026060", "has '=>' at position 34"),
+        (HEADER + "=O" + DIN_PART[2:] + PRODUCT_PART + EXPIRY_PART, "starts none of its parts"),
         (HEADER + DIN_PART + PRODUCT_PART + EXPIRY_PART[:-1], "cut short"),
-        (VALID.lower(), "Unknown data identifier '=x'"),
+        (VALID.lower(), "has '=x' at position 8"),
     ],
 )
 def test_malformed_messages_are_refused(text: str, expected: str) -> None:
@@ -240,7 +241,7 @@ def test_malformed_messages_are_refused(text: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     ("flags", "expected"),
-    [("00", "no check"), ("97", "not check flags"), ("5A", "not check flags")],
+    [("00", "no check"), ("97", "not its check digits"), ("5A", "not its check digits")],
 )
 def test_din_flags_must_be_check_flags(flags: str, expected: str) -> None:
     text = HEADER + "=" + DEMO_DIN + flags + PRODUCT_PART + EXPIRY_PART
