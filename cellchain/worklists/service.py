@@ -4,15 +4,16 @@ that lists them (issue 21).
 Every count is a counting function of the package that owns the rule, beside the function
 that lists the same records (``count_awaiting_review`` beside ``awaiting_review``, …), so the
 condition is written once. Each count is one statement (the visits due, two or three: the
-schedule is computed, ``follow_up.count_due_visits``), a count used by two of the user's roles
-is computed once, so a home page costs a fixed number of statements whatever the data.
+schedule is computed, ``follow_up.count_due_visits``; the vessels due, two: the schedules in
+use, then the count, ``culture_schedule.count_vessels_due``), and a count used by two of the
+user's roles is computed once, so a home page costs a fixed number of statements whatever
+the data.
 
-The doses to thaw today, the post-thaw decisions awaited by the investigator and the labels
-to apply are lines of ``waiting``, added after each role's others below. What the issue
-asked for that has no notion in the code yet is left out, not faked: vessels due for a
-passage or harvest (no culture schedule or due date is recorded), labels to print (a dose's
-missing labels are judged per dose, one read each), a dose order's override (signed when the
-order is made: nothing waits).
+What the issue asked for that has no notion in the code is left out, not faked: a dose
+order's override (signed when the order is made: ``dosing.orders.order_dose`` refuses a
+dose outside tolerance unless the investigator's signed override comes with it, so nothing
+waits). Labels to print are the lots' bags (``labels.outstanding``); a prepared dose's label
+is printed as the dose is prepared and checked at dispatch and at the bedside.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from cellchain.clinic.bedside import infusions, thaw
+from cellchain.clinic.bedside import queues as bedside_queues
 from cellchain.clinic.follow_up import follow_up, reporting, scheduling
 from cellchain.clinic.models import ShipmentStatus
 from cellchain.clinic.shipments import shipments
@@ -33,11 +35,12 @@ from cellchain.core.roles import Permission, Role, has_permission
 from cellchain.donors import service as donors
 from cellchain.donors.models import DonationStatus
 from cellchain.extensions import DbSession
+from cellchain.labels import outstanding
+from cellchain.manufacturing import culture_schedule
 from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import DeviationCategory
 from cellchain.quality import disposition, results
 from cellchain.traceability.recalls import recalls
-from cellchain.worklists import waiting
 
 #: An API token expiring within this is shown to administrators (``expiring_tokens``).
 TOKENS_EXPIRING_WITHIN = dt.timedelta(days=7)
@@ -112,6 +115,11 @@ COUNTS: dict[str, Callable[[_Counting], int]] = {
     "storage_alarms": lambda c: deviations.count_deviations(
         c.session, deviations.DeviationStatus.OPEN, DeviationCategory.STORAGE_EXCURSION
     ),
+    "vessels_due": lambda c: culture_schedule.count_vessels_due(
+        c.session, today=c.at.today, zone=c.at.zone
+    ),
+    "labels_to_print": lambda c: outstanding.count_labels_to_print(c.session),
+    "labels_to_apply": lambda c: outstanding.count_outstanding_prints(c.session),
     "samples_awaiting_results": lambda c: results.count_samples_awaiting_results(c.session),
     "eligibility_to_sign": lambda c: donors.count_eligibility_queue(c.session),
     "lots_to_review": lambda c: disposition.count_awaiting_review(c.session),
@@ -123,6 +131,8 @@ COUNTS: dict[str, Callable[[_Counting], int]] = {
     "shipments_arriving": lambda c: shipments.count_shipments(c.session, ShipmentStatus.IN_TRANSIT),
     "doses_thawing": lambda c: thaw.count_thawing(c.session),
     "infusions_running": lambda c: infusions.count_running(c.session),
+    "doses_to_thaw_today": lambda c: bedside_queues.count_to_thaw_on(c.session, c.at.today),
+    "post_thaw_decisions": lambda c: bedside_queues.count_decisions_awaited(c.session),
     "visits_due": lambda c: c.visits[follow_up.VisitStatus.DUE],
     "visits_overdue": lambda c: c.visits[follow_up.VisitStatus.OVERDUE],
     "adverse_events_to_assess": lambda c: reporting.count_to_assess(c.session),
@@ -146,6 +156,26 @@ QUEUES: dict[Role, tuple[_Line, ...]] = {
             {"status": DonationStatus.REGISTERED.value},
         ),
         _Line("storage_alarms", lazy("storage excursions open"), "storage.tanks", _READ),
+        _Line(
+            "vessels_due",
+            lazy("culture vessels due for a passage or harvest"),
+            "manufacturing.lots",
+            Permission.RECORD_PROCESSING,
+        ),
+        _Line(
+            "labels_to_print",
+            lazy("bags needing a label printed"),
+            "labels.outstanding",
+            Permission.PRINT_LABELS,
+            {"_anchor": "to-print"},
+        ),
+        _Line(
+            "labels_to_apply",
+            lazy("labels printed, not yet applied"),
+            "labels.outstanding",
+            Permission.RECONCILE_LABELS,
+            {"_anchor": "to-apply"},
+        ),
     ),
     Role.QC_ANALYST: (
         _Line(
@@ -206,6 +236,12 @@ QUEUES: dict[Role, tuple[_Line, ...]] = {
         _Line(
             "visits_overdue", lazy("visits overdue"), "follow_up.due", Permission.RECORD_FOLLOW_UP
         ),
+        _Line(
+            "doses_to_thaw_today",
+            lazy("doses to thaw today"),
+            "bedside.to_thaw_today",
+            Permission.THAW_DOSES,
+        ),
     ),
     Role.INVESTIGATOR: (
         _Line(
@@ -220,6 +256,12 @@ QUEUES: dict[Role, tuple[_Line, ...]] = {
             "dosing.patient_list",
             Permission.RECORD_FOLLOW_UP,
         ),
+        _Line(
+            "post_thaw_decisions",
+            lazy("doses outside tolerance after thaw waiting for your decision"),
+            "bedside.decisions_awaited",
+            Permission.ADMINISTER_DOSES,
+        ),
     ),
     Role.ADMIN: (
         _Line("locked_accounts", lazy("accounts locked"), "admin.users", Permission.MANAGE_USERS),
@@ -232,11 +274,6 @@ QUEUES: dict[Role, tuple[_Line, ...]] = {
         ),
     ),
 }
-
-# the lines of ``waiting`` (issue 21's later queues), after each role's others
-COUNTS.update(waiting.COUNTS)
-for _role, _lines in waiting.LINES.items():
-    QUEUES[_role] = (*QUEUES.get(_role, ()), *(_Line(*line) for line in _lines))
 
 
 def worklists(session: DbSession, roles: frozenset[Role], *, at: Moment) -> list[RoleQueue]:

@@ -61,7 +61,13 @@ def deviation(category: DeviationCategory = DeviationCategory.PROCESS) -> Any:
 
 def test_the_technician_sees_donations_to_receive_and_storage_alarms(lab: Any, clients: Any):
     tech = clients.web(lab.tech)
-    assert counts(tech) == {"donations_to_receive": 0, "storage_alarms": 0, "labels_to_apply": 0}
+    assert counts(tech) == {
+        "donations_to_receive": 0,
+        "storage_alarms": 0,
+        "vessels_due": 0,
+        "labels_to_print": 0,
+        "labels_to_apply": 0,
+    }
     page = home(tech)
     # a zero is shown muted, linking to the page that lists them all the same
     first = next(_LINE.finditer(page))
@@ -87,6 +93,8 @@ def test_the_technician_sees_donations_to_receive_and_storage_alarms(lab: Any, c
     assert counts(tech) == {
         "donations_to_receive": len(waiting),
         "storage_alarms": 1,
+        "vessels_due": 0,
+        "labels_to_print": 0,
         "labels_to_apply": 0,
     }
     assert not next(_LINE.finditer(home(tech)))["muted"]
@@ -277,6 +285,8 @@ def test_a_user_with_two_roles_sees_both_queues(lab: Any, make_user: Any, client
     assert counts(clients.web(both)) == {
         "donations_to_receive": 1,
         "storage_alarms": 0,
+        "vessels_due": 0,
+        "labels_to_print": 0,
         "labels_to_apply": 0,
         "samples_awaiting_results": 0,
     }
@@ -319,10 +329,22 @@ def test_the_api_answers_the_acting_users_queues(lab: Any, clients: Any) -> None
                         "path": "/storage",
                     },
                     {
+                        "key": "vessels_due",
+                        "label": "culture vessels due for a passage or harvest",
+                        "count": 0,
+                        "path": "/manufacturing",
+                    },
+                    {
+                        "key": "labels_to_print",
+                        "label": "bags needing a label printed",
+                        "count": 0,
+                        "path": "/labels/outstanding#to-print",
+                    },
+                    {
                         "key": "labels_to_apply",
                         "label": "labels printed, not yet applied",
                         "count": 0,
-                        "path": "/labels/outstanding",
+                        "path": "/labels/outstanding#to-apply",
                     },
                 ],
             }

@@ -158,7 +158,9 @@ def test_the_technician_sees_the_labels_printed_not_yet_applied(desk: Any, clien
     listed = page(tech, "/labels/outstanding")
     assert rows(listed, "data-print") == [printed[2].id]
     assert third.code in listed and first.code not in listed
-    assert re.search(r'data-queue="labels_to_apply">.*?href="/labels/outstanding"', home(tech))
+    assert re.search(
+        r'data-queue="labels_to_apply">.*?href="/labels/outstanding#to-apply"', home(tech)
+    )
 
     two = print_units([first], desk.lab.tech, copies=2, reason="Torn").prints[0]
     service.record_applied(
@@ -225,7 +227,7 @@ def test_the_added_lines_and_pages_read_in_chinese(ward: Any, make_user: Any, cl
     for path, title in (
         ("/clinic/to-thaw-today", "今日待复苏的剂量"),
         ("/clinic/post-thaw-decisions", "等待决定的复苏后计数"),
-        ("/labels/outstanding", "待贴标签"),
+        ("/labels/outstanding", "待打印和待贴的标签"),
     ):
         response = everyone.get(path, headers=zh)
         assert response.status_code == 200 and title in response.get_data(as_text=True)
