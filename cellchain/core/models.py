@@ -48,6 +48,11 @@ class User(Recorded, Model):
     language: Mapped[str | None] = mapped_column(String(16))
     #: where the user's notifications are e-mailed (None: in the app only); migration 0037
     email: Mapped[str | None] = mapped_column(String(254))
+    #: an address the user gave, waiting for the confirmation link e-mailed to it (0039);
+    #: SHA-256 of that link's secret, and when the link stops working
+    email_pending: Mapped[str | None] = mapped_column(String(254))
+    email_confirm_hash: Mapped[str | None] = mapped_column(String(64))
+    email_confirm_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     role_rows: Mapped[list[UserRole]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"

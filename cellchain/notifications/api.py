@@ -13,6 +13,7 @@ from cellchain.extensions import db
 from cellchain.http import acting_user, requires, unit_of_work
 from cellchain.notifications import commands
 from cellchain.notifications.schemas import (
+    EmailConfirmIn,
     EmailIn,
     EmailOut,
     InAppNotificationsOut,
@@ -65,10 +66,27 @@ def mark_read(data: dict[str, Any]) -> Any:
 @notifications_api.arguments(EmailIn)
 @notifications_api.response(200, EmailOut)
 def set_email(data: dict[str, Any]) -> Any:
-    """Set the address your notifications are e-mailed to (null or empty: none); audited."""
+    """Give the address your notifications are e-mailed to (null or empty: none, at once).
+    A new address waits (``pending``) until you confirm it with the link e-mailed to it
+    (``POST /email/confirm``); ``problem`` says why no link could be sent. Audited."""
     with unit_of_work() as session:
-        commands.set_my_email(session, data["email"])
-    return {"email": acting_user().email}
+        change = commands.give_my_email(session, data["email"])
+    problem = commands.send_confirmation(change)
+    user = acting_user()
+    return {"email": user.email, "pending": user.email_pending, "problem": problem}
+
+
+@notifications_api.post("/email/confirm")
+@requires(Permission.USE_APP)
+@notifications_api.arguments(EmailConfirmIn)
+@notifications_api.response(200, EmailOut)
+def confirm_email(data: dict[str, Any]) -> Any:
+    """Confirm the address you gave with the secret of the link e-mailed to it (the last
+    part of its path); 422 for a link not yours, replaced, used or expired."""
+    with unit_of_work() as session:
+        commands.confirm_my_email(session, data["token"])
+    user = acting_user()
+    return {"email": user.email, "pending": user.email_pending, "problem": None}
 
 
 @notifications_api.get("/outbox")

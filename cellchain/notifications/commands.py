@@ -3,10 +3,12 @@ time and the site's zone from the request, then the service."""
 
 from __future__ import annotations
 
+import smtplib
 from collections.abc import Sequence
 
-from flask import current_app, has_app_context
+from flask import current_app, has_app_context, url_for
 
+from cellchain.core.i18n import _
 from cellchain.extensions import DbSession
 from cellchain.http import acting_user, now, site_zone
 from cellchain.notifications import mail, service
@@ -29,9 +31,50 @@ def mark_mine_read(session: DbSession, ids: Sequence[int] | None) -> int:
     return service.mark_read(session, acting_user(), ids, now=now())
 
 
-def set_my_email(session: DbSession, address: str | None) -> None:
-    user = acting_user()
-    service.set_email(session, user, address, actor=user, now=now())
+def give_my_email(session: DbSession, address: str | None) -> service.EmailChange:
+    """The acting user gives their address (``service.request_email_change``); the caller
+    commits, then sends the confirmation (``send_confirmation``)."""
+    return service.request_email_change(session, acting_user(), address, now=now())
+
+
+def send_confirmation(change: service.EmailChange) -> str | None:
+    """E-mail the link confirming ``change``'s address, after its commit; what went wrong,
+    in the reader's words, or None when the server took it (or nothing waits)."""
+    if change.token is None or change.pending is None:
+        return None
+    settings = mail_settings()
+    if not settings.smtp_url:
+        return _(
+            "No mail server is configured here (CELLCHAIN_SMTP_URL), so the address cannot "
+            "be confirmed by e-mail: an administrator can set it with 'cellchain "
+            "notifications set-email'."
+        )
+    path = url_for("notifications.confirm_email", token=change.token)
+    link = (
+        f"{settings.site_url}{path}"
+        if settings.site_url
+        else url_for("notifications.confirm_email", token=change.token, _external=True)
+    )
+    message = mail.confirmation_message(
+        settings,
+        to=change.pending,
+        language=change.user.language or settings.site_language,
+        link=link,
+        expires_at=change.user.email_confirm_expires_at or now(),
+    )
+    try:
+        mail.send_now(settings, message)
+    except (OSError, smtplib.SMTPException, ValueError) as error:
+        return _(
+            "The confirmation e-mail could not be sent (%(error)s). Give the address again "
+            "to retry.",
+            error=str(error)[:200],
+        )
+    return None
+
+
+def confirm_my_email(session: DbSession, token: str) -> None:
+    service.confirm_email(session, acting_user(), token, now=now())
 
 
 def mail_settings() -> mail.MailSettings:

@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
+from cellchain.core.display import local_time
 from cellchain.core.i18n import _, using_language
 from cellchain.extensions import DbSession
 from cellchain.notifications import service
@@ -135,6 +136,47 @@ def compose(
     message["Message-ID"] = make_msgid(domain=settings.sender.rpartition("@")[2] or None)
     message.set_content("\n\n----\n\n".join(parts) + "\n\n-- \n" + footer + "\n")
     return message
+
+
+def confirmation_message(
+    settings: MailSettings, *, to: str, language: str, link: str, expires_at: dt.datetime
+) -> EmailMessage:
+    """The e-mail asking a user to confirm the address they gave, in their language."""
+    with using_language(language):
+        subject = _("Confirm your e-mail address for %(site)s", site=settings.site_name)
+        body = _(
+            "Someone, probably you, gave this address for the notifications of %(site)s "
+            "(recalls, serious adverse events, lots to review). Nothing is sent here until "
+            "you open this link, logged in as yourself, and confirm:\n\n%(link)s\n\n"
+            "The link works until %(expires)s. If you did not ask for this, ignore this "
+            "e-mail: the address will not be used.",
+            site=settings.site_name,
+            link=link,
+            expires=local_time(expires_at, settings.zone),
+        )
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = settings.sender
+    message["To"] = to
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    message["Message-ID"] = make_msgid(domain=settings.sender.rpartition("@")[2] or None)
+    message.set_content(body + "\n")
+    return message
+
+
+def send_now(settings: MailSettings, message: EmailMessage) -> None:
+    """Send one message at once, waiting at most ``AFTER_COMMIT_TIMEOUT`` (a person waits
+    for their page); raises ``OSError``, ``smtplib.SMTPException`` or ``ValueError``."""
+    if not settings.smtp_url:
+        raise ValueError("CELLCHAIN_SMTP_URL is not set")
+    client = connect(settings.smtp_url, AFTER_COMMIT_TIMEOUT)
+    try:
+        client.send_message(message)
+    finally:
+        try:
+            client.quit()
+        except (OSError, smtplib.SMTPException):
+            client.close()
 
 
 def batches(emails: Iterable[OutboxEmail]) -> list[list[OutboxEmail]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from cellchain.core.i18n import N_
+
 
 class NotificationQuery(ma.Schema):
     unread = ma.fields.Boolean(
@@ -48,7 +50,7 @@ class MarkReadIn(ma.Schema):
     @ma.validates_schema
     def one_of(self, data: dict[str, object], **_kwargs: object) -> None:
         if bool(data.get("ids")) == bool(data.get("all")):
-            raise ma.ValidationError("Give either ids or all: true.", field_name="ids")
+            raise ma.ValidationError(N_("Give either ids or all: true."), field_name="ids")
 
 
 class MarkedOut(ma.Schema):
@@ -65,7 +67,24 @@ class EmailIn(ma.Schema):
 
 
 class EmailOut(ma.Schema):
-    email = ma.fields.String(allow_none=True)
+    email = ma.fields.String(
+        allow_none=True, metadata={"description": "where your notifications are e-mailed now"}
+    )
+    pending = ma.fields.String(
+        allow_none=True, metadata={"description": "the address waiting for its confirmation"}
+    )
+    problem = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "why no confirmation link could be e-mailed (None: sent)"},
+    )
+
+
+class EmailConfirmIn(ma.Schema):
+    token = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(min=1, max=200),
+        metadata={"description": "the secret of the link e-mailed to the address"},
+    )
 
 
 class OutboxEmailOut(ma.Schema):

@@ -19,8 +19,11 @@ The services flush; the caller commits.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -469,19 +472,33 @@ def outbox(
 # --- the user's address -------------------------------------------------------------------------
 
 
-def set_email(
-    session: DbSession, user: User, address: str | None, *, actor: User | None, now: dt.datetime
-) -> User:
-    """Set (or, with an empty value, remove) the address ``user``'s notifications are mailed
-    to; audited. Another user's address is set only by an administrator (the route checks)."""
+#: how long the link confirming a new address works
+CONFIRMATION_VALID_FOR = dt.timedelta(hours=24)
+
+
+def _checked_address(address: str | None) -> str | None:
+    """The address stripped (None for none), or a refusal naming what is wrong."""
     value = (address or "").strip() or None
     if value is not None and (len(value) > MAX_ADDRESS or not _ADDRESS.fullmatch(value)):
         raise InvalidInput(
             _("%(address)s is not an e-mail address.", address=value[:60]),
             errors={"email": [_("Not an e-mail address, e.g. name@hospital.cn.")]},
         )
+    return value
+
+
+def set_email(
+    session: DbSession, user: User, address: str | None, *, actor: User | None, now: dt.datetime
+) -> User:
+    """Set (or, with an empty value, remove) the address ``user``'s notifications are mailed
+    to, at once; audited. For an operator (``cellchain notifications set-email``) and for a
+    confirmed address (``confirm_email``); a user giving their own address goes through
+    ``request_email_change``, so that no adverse event is mailed to a mistyped address."""
+    value = _checked_address(address)
     old = user.email
+    user.email_pending = user.email_confirm_hash = user.email_confirm_expires_at = None
     if value == old:
+        session.flush()
         return user
     user.email = value
     session.flush()
@@ -495,3 +512,69 @@ def set_email(
         changes={"email": (old, value)},
     )
     return user
+
+
+@dataclass(frozen=True)
+class EmailChange:
+    """What a user's own change of address did: ``token`` is the secret of the link to
+    e-mail to ``pending`` (None when nothing waits: removed, or unchanged)."""
+
+    user: User
+    pending: str | None
+    token: str | None
+
+
+def request_email_change(
+    session: DbSession, user: User, address: str | None, *, now: dt.datetime
+) -> EmailChange:
+    """A user gives the address their notifications go to. An empty one removes it at once;
+    the one in use is kept as it is; another waits, unused, until the user opens the link
+    e-mailed to it (``confirm_email``, within ``CONFIRMATION_VALID_FOR``), so that a
+    mistyped address never receives a patient's adverse event. Audited
+    (``user.email_confirmation_requested``); a new request replaces the one waiting."""
+    value = _checked_address(address)
+    if value is None or value == user.email:
+        set_email(session, user, value, actor=user, now=now)
+        return EmailChange(user, None, None)
+    token = secrets.token_urlsafe(32)
+    user.email_pending = value
+    user.email_confirm_hash = _token_hash(token)
+    user.email_confirm_expires_at = now + CONFIRMATION_VALID_FOR
+    session.flush()
+    audit.record(
+        session,
+        actor=user,
+        at=now,
+        action="user.email_confirmation_requested",
+        entity_type="user",
+        entity_id=user.id,
+        changes={"email_pending": (None, value)},
+    )
+    return EmailChange(user, value, token)
+
+
+def confirm_email(session: DbSession, user: User, token: str, *, now: dt.datetime) -> User:
+    """The user opened the link e-mailed to the address they gave: it becomes the address
+    their notifications go to. Refused for a link that is not theirs, was replaced by a
+    newer one, or expired (nothing changes)."""
+    if (
+        not token
+        or user.email_confirm_hash is None
+        or user.email_pending is None
+        or not hmac.compare_digest(user.email_confirm_hash, _token_hash(token))
+    ):
+        raise InvalidInput(
+            _(
+                "This confirmation link is not valid for your account: it was replaced by a "
+                "newer one, already used, or is for someone else. Give the address again."
+            )
+        )
+    if user.email_confirm_expires_at is None or now > user.email_confirm_expires_at:
+        raise InvalidInput(
+            _("This confirmation link has expired. Give the address again for a new one.")
+        )
+    return set_email(session, user, user.email_pending, actor=user, now=now)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -33,6 +33,7 @@ def notification_list() -> ResponseReturnValue:
         unread_only=request.args.get("unread") == "1",
         older=rows[-1]["id"] if len(rows) == service.PAGE_SIZE else None,
         email=acting_user().email,
+        email_pending=acting_user().email_pending,
     )
 
 
@@ -59,11 +60,46 @@ def mark_read() -> ResponseReturnValue:
 def set_email() -> ResponseReturnValue:
     try:
         with unit_of_work() as session:
-            commands.set_my_email(session, request.form.get("email", ""))
+            change = commands.give_my_email(session, request.form.get("email", ""))
+    except DomainError as error:
+        flash(error.detail, "error")
+        return redirect(url_for("notifications.notification_list"))
+    if change.pending is None:
+        flash(_("Your e-mail address for notifications is saved."), "success")
+    elif problem := commands.send_confirmation(change):
+        flash(problem, "error")
+    else:
+        flash(
+            _(
+                "A link to confirm %(address)s was e-mailed there. Nothing is sent to it until "
+                "you open the link.",
+                address=change.pending,
+            ),
+            "success",
+        )
+    return redirect(url_for("notifications.notification_list"))
+
+
+@blueprint.get("/notifications/email/confirm/<token>")
+@requires(Permission.USE_APP)
+def confirm_email(token: str) -> ResponseReturnValue:
+    """The page the e-mailed link opens: one button confirms (a GET changes nothing, so a
+    mail scanner following the link confirms nothing)."""
+    return render_template(
+        "notifications/confirm_email.html", token=token, pending=acting_user().email_pending
+    )
+
+
+@blueprint.post("/notifications/email/confirm/<token>")
+@requires(Permission.USE_APP)
+def confirm_email_post(token: str) -> ResponseReturnValue:
+    try:
+        with unit_of_work() as session:
+            commands.confirm_my_email(session, token)
     except DomainError as error:
         flash(error.detail, "error")
     else:
-        flash(_("Your e-mail address for notifications is saved."), "success")
+        flash(_("Your e-mail address for notifications is confirmed."), "success")
     return redirect(url_for("notifications.notification_list"))
 
 
