@@ -208,8 +208,8 @@ def test_a_blank_rejection_reason_and_testing_after_rejection_read_in_chinese(
     bags = qc.get(f"/api/v1/lots/{desk.lot.id}").get_json()["bags"]
     closed = qc.post(f"/api/v1/lots/{desk.lot.id}/samples", json={"bag": bags[0]["unit"]["code"]})
     assert closed.status_code == 409
-    assert closed.get_json()["title"] == "批次已拒收"
-    assert closed.get_json()["detail"] == (f"批次 {desk.lot.lot_number} 已拒收，其放行检验已关闭。")
+    assert closed.get_json()["title"] == "批次已拒绝"
+    assert closed.get_json()["detail"] == (f"批次 {desk.lot.lot_number} 已拒绝，其放行检验已关闭。")
     assert refusals("qc.samples_refused") == [
         f"Lot {desk.lot.lot_number} has been rejected; its release testing is closed."
     ]
