@@ -553,15 +553,18 @@ def _eligibility(eligibility: str, languages: Sequence[str]) -> str:
 
 
 def _document(text: str, languages: Sequence[str]) -> str:
-    """A controlled document's text (a visit's name, a product's title) as signed, followed by
-    its translation in each other language the catalogue has (``document_text``)."""
-    names = [text]
+    """A controlled document's text (a visit's name, a product's title) in each language, the
+    English as signed, another as the catalogue translates it (``document_text``), where it
+    does."""
+    names: list[str] = []
     for language in languages:
-        if language != SOURCE_LANGUAGE:
+        if language == SOURCE_LANGUAGE:
+            name = text
+        else:
             with using_language(language):
-                translated = str(document_text(text))
-            if translated not in names:
-                names.append(translated)
+                name = str(document_text(text))
+        if name not in names:
+            names.append(name)
     return " / ".join(names)
 
 
