@@ -23,7 +23,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from cellchain.core import accounts, audit
 from cellchain.core.accounts import AccountPolicy, CredentialsRejected
-from cellchain.core.i18n import _, english_of
+from cellchain.core.i18n import _, english_of, using_language
 from cellchain.core.models import User
 from cellchain.core.roles import Permission, has_permission
 from cellchain.core.schemas import DB_INT_MAX
@@ -287,10 +287,17 @@ def refuse_unreadable_request() -> None:
     """
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
     if limit is not None and (request.content_length or 0) > limit:
-        raise RequestEntityTooLarge(
-            f"The request is larger than {limit / (1024 * 1024):g} MB, the most this site "
-            "accepts; send a smaller photo or file."
-        )
+        # refused before the hook that sets the request's language: chosen here the same way
+        from cellchain.web.language import select_language
+
+        megabytes = f"{limit / (1024 * 1024):g}"
+        with using_language(select_language()):
+            refusal = _(
+                "The request is larger than %(limit)s MB, the most this site accepts; send a "
+                "smaller photo or file.",
+                limit=megabytes,
+            )
+        raise RequestEntityTooLarge(refusal)
     if request.is_json and request.method not in ("GET", "HEAD", "OPTIONS"):
         check_json_text(request.get_data(cache=True))
 
@@ -303,18 +310,14 @@ def check_json_text(data: bytes) -> None:
     try:
         body = json.loads(data)
     except RecursionError:
-        raise MalformedRequest(
-            f"The JSON body is nested too deeply (more than {MAX_JSON_DEPTH} levels)."
-        ) from None
+        raise MalformedRequest(_too_deep()) from None
     except ValueError:
         return
     pending: list[tuple[Any, str, int]] = [(body, "", 0)]
     while pending:
         value, path, depth = pending.pop()
         if depth > MAX_JSON_DEPTH:
-            raise MalformedRequest(
-                f"The JSON body is nested too deeply (more than {MAX_JSON_DEPTH} levels)."
-            )
+            raise MalformedRequest(_too_deep())
         if isinstance(value, str):
             _refuse_surrogate(value, path)
         elif isinstance(value, dict):
@@ -325,17 +328,33 @@ def check_json_text(data: bytes) -> None:
             pending.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(value))
 
 
+def _too_deep() -> str:
+    return _(
+        "The JSON body is nested too deeply (more than %(levels)s levels).", levels=MAX_JSON_DEPTH
+    )
+
+
 def _refuse_surrogate(text: str, path: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        message = (
+        message = _(
             "Holds a lone UTF-16 surrogate (an escape such as \\ud800 without its pair), "
             "which is not a character; send the text as UTF-8."
         )
-        raise MalformedRequest(
-            f"{path or 'The body'}: {message}", errors={path or "_request": [message]}
-        ) from None
+        detail = (
+            _(
+                "%(field)s: holds a lone UTF-16 surrogate (an escape such as \\ud800 without its "
+                "pair), which is not a character; send the text as UTF-8.",
+                field=path,
+            )
+            if path
+            else _(
+                "The body holds a lone UTF-16 surrogate (an escape such as \\ud800 without its "
+                "pair), which is not a character; send the text as UTF-8."
+            )
+        )
+        raise MalformedRequest(detail, errors={path or "_request": [message]}) from None
 
 
 def return_freed_memory() -> None:

@@ -33,10 +33,11 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from cellchain.core import audit, passwords, throttle
 from cellchain.core.driver import DriverStatement
-from cellchain.core.i18n import _, lazy, ngettext
+from cellchain.core.i18n import LazyText, Translated, _, english_of, lazy, ngettext
 from cellchain.core.models import ApiToken, User, UserRole, UserSession
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import (
+    ROLE_LABELS,
     SIGNING_ROLES,
     Permission,
     Role,
@@ -135,7 +136,7 @@ class TooManyAttempts(CredentialsRejected):
     repeated failures. 429 with ``Retry-After`` on the API; the login page says when."""
 
     status = 429
-    title = "Too many failed attempts"
+    title: str | LazyText = lazy("Too many failed attempts")
     type_slug = "too-many-attempts"
 
     def __init__(
@@ -198,8 +199,12 @@ def _parse_roles(roles: Iterable[str | Role]) -> set[Role]:
             parsed.add(Role(role))
         except ValueError as exc:
             raise InvalidInput(
-                f"{role!r} is not a role; roles are {', '.join(r.value for r in Role)}.",
-                errors={"roles": [f"Unknown role {role!r}."]},
+                _(
+                    "%(role)s is not a role; roles are %(roles)s.",
+                    role=repr(role),
+                    roles=", ".join(r.value for r in Role),
+                ),
+                errors={"roles": [_("Unknown role %(role)s.", role=repr(role))]},
             ) from exc
     if not parsed:
         raise InvalidInput(
@@ -215,37 +220,54 @@ def _refuse_role_conflict(roles: set[Role]) -> None:
     if not conflict:
         return
     if Role.ADMIN in roles and conflict & SIGNING_ROLES:
-        names = " and ".join(sorted(role.label for role in conflict))
-        message = (
-            f"Administrator and {names} are never held by one account: an administrator "
+        names = _role_names(conflict)
+        message = _(
+            "Administrator and %(names)s are never held by one account: an administrator "
             "manages accounts and must not sign as a signing role. Give the signing role to "
-            "another person's account."
+            "another person's account.",
+            names=names,
         )
         raise Conflict(
             message,
             errors={
                 "roles": [
-                    "Administrator cannot be combined with QA, QC analyst, Investigator or "
-                    "Trial statistician."
+                    _(
+                        "Administrator cannot be combined with QA, QC analyst, Investigator or "
+                        "Trial statistician."
+                    )
                 ]
             },
-            title="Administration and signing roles are never combined",
+            title=_("Administration and signing roles are never combined"),
         )
-    enrolling = " and ".join(
-        sorted(r.label for r in roles & roles_allowed(Permission.ENROL_PATIENTS))
-    )
+    enrolling = _role_names(roles & roles_allowed(Permission.ENROL_PATIENTS))
     raise Conflict(
-        f"Trial statistician and {enrolling} are never held by one account: the statistician "
-        "sees the unused randomization slots' arms, and whoever knows the next arm must not "
-        "enrol the next patient (allocation concealment). Give the roles to two people.",
+        _(
+            "Trial statistician and %(enrolling)s are never held by one account: the "
+            "statistician sees the unused randomization slots' arms, and whoever knows the "
+            "next arm must not enrol the next patient (allocation concealment). Give the roles "
+            "to two people.",
+            enrolling=enrolling,
+        ),
         errors={
             "roles": [
-                "Trial statistician cannot be combined with a role that enrols patients "
-                f"({enrolling})."
+                _(
+                    "Trial statistician cannot be combined with a role that enrols patients "
+                    "(%(enrolling)s).",
+                    enrolling=enrolling,
+                )
             ]
         },
-        title="Randomization and enrolment are never combined",
+        title=_("Randomization and enrolment are never combined"),
     )
+
+
+def _role_names(roles: Iterable[Role]) -> str:
+    """The roles' names joined with "and" in the reader's language, for a sentence whose
+    English (``english_of``) names them in English."""
+    ordered = sorted(roles, key=lambda role: str(ROLE_LABELS[role].message))
+    shown = Translated(_(" and ").join(role.label for role in ordered))
+    shown.english = " and ".join(ROLE_LABELS[role].message for role in ordered)
+    return shown
 
 
 def find_user(session: DbSession, username: str) -> User | None:
@@ -267,7 +289,7 @@ def user_named(session: DbSession, typed: str, *, strip: bool = False) -> User:
     username = typed.strip() if strip else typed
     user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     if user is None:
-        raise NotFound(f"There is no user {typed!r}.")
+        raise NotFound(_("There is no user %(name)s.", name=repr(typed)))
     return user
 
 
@@ -481,8 +503,12 @@ def choose_language(session: DbSession, *, user: User, now: dt.datetime, languag
 
     if language not in LANGUAGES:
         raise InvalidInput(
-            f"cellchain does not speak {language!r}; choose one of {', '.join(LANGUAGES)}.",
-            errors={"language": [f"One of {', '.join(LANGUAGES)}."]},
+            _(
+                "cellchain does not speak %(language)s; choose one of %(languages)s.",
+                language=repr(language),
+                languages=", ".join(LANGUAGES),
+            ),
+            errors={"language": [_("One of %(choices)s.", choices=", ".join(LANGUAGES))]},
         )
     if user.language == language:
         return
@@ -589,7 +615,7 @@ def verify_password(
     )
     if not check_password_hash(user.password_hash, password):
         raise CredentialsRejected(
-            "The password is not correct.", username=user.username, purpose=purpose
+            _("The password is not correct."), username=user.username, purpose=purpose
         )
     _refuse_unless_may_act(user, purpose)
     _succeeded(session, user, keys)
@@ -714,7 +740,7 @@ def record_failed_authentication(
             entity_type="user",
             entity_id=user.id,
             changes=changes,
-            reason=failure.detail,
+            reason=english_of(failure.detail),  # the record reads in English
         )
     locked_now = False
     if user is not None and counts_to_lockout and user.failed_attempts >= policy.lockout_threshold:
@@ -748,7 +774,8 @@ def _lock_or_withhold(
     sole = lock_withheld_for(session, user)
     if sole:
         if user.failed_attempts == policy.lockout_threshold:  # once per run of failures
-            names = ", ".join(role.label for role in sole)
+            # the record reads in English whoever's language is active
+            names = ", ".join(ROLE_LABELS[role].message for role in sole)
             audit.record(
                 session,
                 actor=None,
@@ -888,18 +915,18 @@ def create_token(
     name = name.strip()
     if not name:
         raise InvalidInput(
-            "Give the token a name, such as the device that will use it.",
-            errors={"name": ["Required."]},
+            _("Give the token a name, such as the device that will use it."),
+            errors={"name": [_("Required.")]},
         )
     if scope not in TOKEN_SCOPES:
         raise InvalidInput(
-            f"A token's scope is one of {', '.join(TOKEN_SCOPES)}.",
-            errors={"scope": [f"One of {', '.join(TOKEN_SCOPES)}."]},
+            _("A token's scope is one of %(scopes)s.", scopes=", ".join(TOKEN_SCOPES)),
+            errors={"scope": [_("One of %(choices)s.", choices=", ".join(TOKEN_SCOPES))]},
         )
     if not 1 <= days <= max_days:
         raise InvalidInput(
-            f"A token lives from 1 to {max_days} days.",
-            errors={"days": [f"From 1 to {max_days}."]},
+            _("A token lives from 1 to %(most)s days.", most=max_days),
+            errors={"days": [_("From 1 to %(most)s.", most=max_days)]},
         )
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
@@ -955,9 +982,9 @@ def revoke_token(
         and token.user_id != actor.id
         and not has_permission(actor.roles, Permission.MANAGE_USERS)
     ):
-        raise NotFound(f"There is no API token #{token_id} of yours.")
+        raise NotFound(_("There is no API token #%(id)s of yours.", id=token_id))
     if token.revoked:
-        raise Conflict(f"API token {token.prefix}… is already revoked.")
+        raise Conflict(_("API token %(prefix)s… is already revoked.", prefix=token.prefix))
     token.revoked_at = now
     token.revoked_by_id = actor.id if actor is not None else None
     audit.record(

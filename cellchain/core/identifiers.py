@@ -38,6 +38,7 @@ from typing import Literal
 
 from stdnum.iso7064 import mod_37_2
 
+from cellchain.core.i18n import N_, LazyText, Translated, _, document_text, lazy
 from cellchain.errors import InvalidInput
 
 __all__ = [
@@ -76,18 +77,20 @@ UNIT_SEQUENCE_MAX = 9999
 
 #: The letter after the DIN in a unit code says what kind of physical thing the unit is.
 UNIT_KIND_LETTERS: dict[str, str] = {
-    "D": "donation container",
-    "V": "culture vessel",
-    "B": "cell-bank vial",
-    "C": "cryobag",
-    "S": "sample tube",
-    "P": "prepared dose",
+    "D": N_("donation container"),
+    "V": N_("culture vessel"),
+    "B": N_("cell-bank vial"),
+    "C": N_("cryobag"),
+    "S": N_("sample tube"),
+    "P": N_("prepared dose"),
 }
 COI_PREFIX = "CH"
 BARCODE_PREFIX = "="
 NO_CHECK_FLAG = "00"
 
-_O_HINT = "letter O is never used; did you mean zero?"
+
+def _o_hint() -> str:
+    return _("letter O is never used; did you mean zero?")
 
 
 class InvalidIdentifier(InvalidInput):
@@ -100,7 +103,7 @@ class InvalidIdentifier(InvalidInput):
     offending character in the normalised text, when one character is to blame.
     """
 
-    title = "Invalid identifier"
+    title: str | LazyText = lazy("Invalid identifier")
     type_slug = "invalid-identifier"
 
     def __init__(
@@ -132,12 +135,17 @@ def check_character(body: str) -> str:
     ``G123498654321`` → ``H``, ``G123417654321`` → ``A``.
     """
     if not body:
-        raise InvalidInput("A check character needs at least one character to check.")
+        raise InvalidInput(_("A check character needs at least one character to check."))
     for index, char in enumerate(body, start=1):
         if char not in _BODY_CHARS:
             raise InvalidInput(
-                f"{body!r} has {char!r} at position {index}; only digits 0–9 and capital "
-                "letters A–Z can be checked."
+                _(
+                    "%(code)s has %(char)s at position %(position)s; only digits 0–9 and "
+                    "capital letters A–Z can be checked.",
+                    code=repr(body),
+                    char=repr(char),
+                    position=index,
+                )
             )
     return mod_37_2.calc_check_digit(body, alphabet=ALPHABET)
 
@@ -150,8 +158,13 @@ def type3_flag(din: str) -> str:
     """
     if len(din) != DIN_LENGTH:
         raise InvalidInput(
-            f"A DIN has {DIN_LENGTH} characters without its check character; {din!r} has "
-            f"{len(din)}."
+            _(
+                "A DIN has %(length)s characters without its check character; %(code)s has "
+                "%(count)s.",
+                length=DIN_LENGTH,
+                code=repr(din),
+                count=len(din),
+            )
         )
     return f"{ALPHABET.index(check_character(din)) + 60:02d}"
 
@@ -172,30 +185,40 @@ def _facility_problem(code: str) -> tuple[int, str] | None:
             if char in _FACILITY_FIRST:
                 continue
             if char == "O":
-                return index, _O_HINT
+                return index, _o_hint()
             if char == "0":
-                return index, "a facility code never starts with 0"
-            return index, "a facility code starts with a letter (not O) or a digit 1–9"
+                return index, _("a facility code never starts with 0")
+            return index, _("a facility code starts with a letter (not O) or a digit 1–9")
         if index in (1, 2):
             if char in _FACILITY_MIDDLE:
                 continue
             if char == "O":
-                return index, _O_HINT
-            return index, "the 2nd and 3rd characters of a facility code are letters or digits"
+                return index, _o_hint()
+            return index, _("the 2nd and 3rd characters of a facility code are letters or digits")
         if char in _DIGITS:
             continue
         if char == "O":
-            return index, _O_HINT
-        return index, "a facility code ends in two digits"
+            return index, _o_hint()
+        return index, _("a facility code ends in two digits")
     return None
 
 
 def _digits_problem(text: str, what: str) -> tuple[int, str] | None:
-    """The first non-digit in ``text`` (a year or sequence): (0-based index, why), or None."""
+    """The first non-digit in ``text`` (a year, sequence or unit number): (0-based index,
+    why), or None."""
     for index, char in enumerate(text):
         if char not in _DIGITS:
-            return index, (_O_HINT if char == "O" else f"the {what} is digits only")
+            return index, (_o_hint() if char == "O" else _digits_only(what))
     return None
+
+
+def _digits_only(what: str) -> str:
+    """Why a letter in the year, the sequence number or the unit number is refused."""
+    if what == "year":
+        return _("the year is digits only")
+    if what == "unit number":
+        return _("the unit number is digits only")
+    return _("the sequence number is digits only")
 
 
 def validate_facility_code(code: str) -> str:
@@ -207,14 +230,22 @@ def validate_facility_code(code: str) -> str:
     """
     normal = code.strip().upper()
     if len(normal) != 5:
-        message = f"A facility code has 5 characters; {normal!r} has {len(normal)}."
+        message = _(
+            "A facility code has 5 characters; %(code)s has %(count)s.",
+            code=repr(normal),
+            count=len(normal),
+        )
         raise InvalidInput(message, errors={"facility_code": [message]})
     problem = _facility_problem(normal)
     if problem is not None:
         index, why = problem
-        message = (
-            f"Facility code {normal!r} has {normal[index]!r} at position {index + 1}, which is "
-            f"not allowed there ({why})."
+        message = _(
+            "Facility code %(code)s has %(char)s at position %(position)s, which is not "
+            "allowed there (%(why)s).",
+            code=repr(normal),
+            char=repr(normal[index]),
+            position=index + 1,
+            why=why,
         )
         raise InvalidInput(message, errors={"facility_code": [message]})
     return normal
@@ -223,21 +254,25 @@ def validate_facility_code(code: str) -> str:
 def _nominal_year(year: int) -> str:
     """Two-digit nominal year: 0..99 as is, a four-digit year (1000..9999) by its last two."""
     if isinstance(year, bool) or not isinstance(year, int):
-        raise InvalidInput(f"The year must be a whole number; got {year!r}.")
+        raise InvalidInput(_("The year must be a whole number; got %(year)s.", year=repr(year)))
     if 0 <= year <= 99:
         return f"{year:02d}"
     if 1000 <= year <= 9999:
         return f"{year % 100:02d}"
-    message = f"The year must be 0–99 or a four-digit year such as 2026; got {year}."
+    message = _("The year must be 0–99 or a four-digit year such as 2026; got %(year)s.", year=year)
     raise InvalidInput(message, errors={"year": [message]})
 
 
 def _sequence(sequence: int) -> str:
     """Six-digit zero-padded sequence; 1..999999 (0 is never issued, 7 digits do not fit)."""
     if isinstance(sequence, bool) or not isinstance(sequence, int):
-        raise InvalidInput(f"The sequence number must be a whole number; got {sequence!r}.")
+        raise InvalidInput(
+            _("The sequence number must be a whole number; got %(number)s.", number=repr(sequence))
+        )
     if not 1 <= sequence <= 999_999:
-        message = f"The sequence number must be between 1 and 999999; got {sequence}."
+        message = _(
+            "The sequence number must be between 1 and 999999; got %(number)s.", number=sequence
+        )
         raise InvalidInput(message, errors={"sequence": [message]})
     return f"{sequence:06d}"
 
@@ -374,12 +409,22 @@ def make_unit_code(din: str, kind_letter: str, sequence: int) -> Identifier:
     """A unit code: the donation's 13-character DIN + kind letter + sequence 1..9999."""
     din_id = _parse(din, typed=False)  # the stored DIN, with or without its K
     if din_id.kind != "DIN":
-        raise InvalidInput(f"A unit code embeds a DIN; {din!r} is a {din_id.kind}.")
+        raise InvalidInput(
+            _(
+                "A unit code embeds a DIN; %(code)s is a %(kind)s.",
+                code=repr(din),
+                kind=din_id.kind,
+            )
+        )
     if kind_letter not in UNIT_KIND_LETTERS:
-        raise InvalidInput(f"{kind_letter!r} is not a unit-kind letter.")
+        raise InvalidInput(_("%(letter)s is not a unit-kind letter.", letter=repr(kind_letter)))
     if isinstance(sequence, bool) or not 1 <= sequence <= UNIT_SEQUENCE_MAX:
         raise InvalidInput(
-            f"A donation has at most {UNIT_SEQUENCE_MAX} unit codes; got number {sequence}."
+            _(
+                "A donation has at most %(most)s unit codes; got number %(number)s.",
+                most=UNIT_SEQUENCE_MAX,
+                number=sequence,
+            )
         )
     body = f"{din_id.body}{kind_letter}{sequence:04d}"
     return Identifier("UNIT", body, check_character(body))
@@ -401,19 +446,37 @@ def _normalise(text: str) -> str:
 def _character_message(normal: str, index: int) -> str:
     """Why the character at ``index`` of the normalised text is not acceptable anywhere there."""
     char = normal[index]
-    where = f"{normal!r} has {char!r} at position {index + 1}"
+    where = {"code": repr(normal), "char": repr(char), "position": index + 1}
     if char == "*":
-        return f"{where}; '*' is only ever a check character (the last, boxed one)."
-    if char == BARCODE_PREFIX:
-        return f"{where}; '=' may only come first, where it starts a scanned DIN."
-    if char in "[]":
-        return f"{where}; brackets are only accepted around the check character, like [H]."
-    if char == "&" or (index == 1 and normal[0] == BARCODE_PREFIX):
-        return (
-            f"{where}, which is not allowed. This looks like another ISBT 128 barcode "
-            "(for example a product code or expiry date), not a DIN."
+        return _(
+            "%(code)s has %(char)s at position %(position)s; '*' is only ever a check "
+            "character (the last, boxed one).",
+            **where,
         )
-    return f"{where}, which is not allowed (only digits 0–9 and letters A–Z are used)."
+    if char == BARCODE_PREFIX:
+        return _(
+            "%(code)s has %(char)s at position %(position)s; '=' may only come first, where "
+            "it starts a scanned DIN.",
+            **where,
+        )
+    if char in "[]":
+        return _(
+            "%(code)s has %(char)s at position %(position)s; brackets are only accepted "
+            "around the check character, like [H].",
+            **where,
+        )
+    if char == "&" or (index == 1 and normal[0] == BARCODE_PREFIX):
+        return _(
+            "%(code)s has %(char)s at position %(position)s, which is not allowed. This looks "
+            "like another ISBT 128 barcode (for example a product code or expiry date), not a "
+            "DIN.",
+            **where,
+        )
+    return _(
+        "%(code)s has %(char)s at position %(position)s, which is not allowed (only digits "
+        "0–9 and letters A–Z are used).",
+        **where,
+    )
 
 
 def parse_identifier(text: str) -> Identifier:
@@ -449,11 +512,10 @@ def identifier_of_body(body: str) -> Identifier:
     """
     identifier = _parse(body, typed=False)
     if identifier.canonical == _normalise(body or ""):
-        raise InvalidInput(f"{body!r} is a whole code with its check character, not a body.")
+        raise InvalidInput(
+            _("%(code)s is a whole code with its check character, not a body.", code=repr(body))
+        )
     return identifier
-
-
-_WHAT = {"DIN": "a DIN", "COI": "a chain-of-identity identifier", "UNIT": "a unit code"}
 
 
 def _parse(text: str, *, typed: bool) -> Identifier:
@@ -462,7 +524,7 @@ def _parse(text: str, *, typed: bool) -> Identifier:
 
     # 1. empty
     if not normal:
-        raise InvalidIdentifier("No identifier was entered.", reason="empty", text=text)
+        raise InvalidIdentifier(_("No identifier was entered."), reason="empty", text=text)
 
     # 2. characters: 0-9 and A-Z; '=' only first; '*' only last (where a check character is).
     for index, char in enumerate(normal):
@@ -486,9 +548,14 @@ def _parse(text: str, *, typed: bool) -> Identifier:
         rest = normal[1:]
         if len(rest) not in (DIN_LENGTH + 1, DIN_LENGTH + 2):
             raise InvalidIdentifier(
-                f"A scanned DIN is '=' followed by {DIN_LENGTH} characters and a 2-character "
-                f"flag (or the check character); {normal!r} has {len(rest)} characters "
-                "after '='.",
+                _(
+                    "A scanned DIN is '=' followed by %(length)s characters and a 2-character "
+                    "flag (or the check character); %(code)s has %(count)s characters after "
+                    "'='.",
+                    length=DIN_LENGTH,
+                    code=repr(normal),
+                    count=len(rest),
+                ),
                 reason="length",
                 text=text,
             )
@@ -512,16 +579,32 @@ def _parse(text: str, *, typed: bool) -> Identifier:
         kind = "UNIT"
     elif normal.startswith(COI_PREFIX):
         raise InvalidIdentifier(
-            f"A chain-of-identity identifier has {COI_LENGTH} characters starting with CH, or "
-            f"{COI_LENGTH + 1} with its check character (a DIN has {DIN_LENGTH} or "
-            f"{DIN_LENGTH + 1}); {normal!r} has {len(normal)}.",
+            _(
+                "A chain-of-identity identifier has %(length)s characters starting with CH, or "
+                "%(checked)s with its check character (a DIN has %(din)s or %(din_checked)s); "
+                "%(code)s has %(count)s.",
+                length=COI_LENGTH,
+                checked=COI_LENGTH + 1,
+                din=DIN_LENGTH,
+                din_checked=DIN_LENGTH + 1,
+                code=repr(normal),
+                count=len(normal),
+            ),
             reason="length",
             text=text,
         )
     else:
         raise InvalidIdentifier(
-            f"A DIN has {DIN_LENGTH} characters, or {DIN_LENGTH + 1} with its check character "
-            f"(a unit code {UNIT_LENGTH} or {UNIT_LENGTH + 1}); {normal!r} has {len(normal)}.",
+            _(
+                "A DIN has %(length)s characters, or %(checked)s with its check character (a "
+                "unit code %(unit)s or %(unit_checked)s); %(code)s has %(count)s.",
+                length=DIN_LENGTH,
+                checked=DIN_LENGTH + 1,
+                unit=UNIT_LENGTH,
+                unit_checked=UNIT_LENGTH + 1,
+                code=repr(normal),
+                count=len(normal),
+            ),
             reason="length",
             text=text,
         )
@@ -554,16 +637,25 @@ def _parse(text: str, *, typed: bool) -> Identifier:
         index, why = problem
         position = din_start + index + 1
         raise InvalidIdentifier(
-            f"{normal!r} has {normal[position - 1]!r} at position {position}, which is not "
-            f"allowed there ({why}).",
+            _(
+                "%(code)s has %(char)s at position %(position)s, which is not allowed there "
+                "(%(why)s).",
+                code=repr(normal),
+                char=repr(normal[position - 1]),
+                position=position,
+                why=why,
+            ),
             reason="structure",
             text=text,
             position=position,
         )
     if din_part[7:] == "000000":
         raise InvalidIdentifier(
-            f"{normal!r} has sequence number 000000, which is never issued; sequence numbers "
-            "start at 000001.",
+            _(
+                "%(code)s has sequence number 000000, which is never issued; sequence numbers "
+                "start at 000001.",
+                code=repr(normal),
+            ),
             reason="structure",
             text=text,
             position=din_start + 8,
@@ -572,8 +664,12 @@ def _parse(text: str, *, typed: bool) -> Identifier:
         flag == NO_CHECK_FLAG or (set(flag) <= _DIGITS and 60 <= int(flag) <= 96)
     ):
         raise InvalidIdentifier(
-            f"The flag {flag!r} after the DIN in {normal!r} is not accepted: use 00 (no check) "
-            "or the check flag 60–96.",
+            _(
+                "The flag %(flag)s after the DIN in %(code)s is not accepted: use 00 (no check) "
+                "or the check flag 60–96.",
+                flag=repr(flag),
+                code=repr(normal),
+            ),
             reason="structure",
             text=text,
             position=check_index + 1,
@@ -582,18 +678,19 @@ def _parse(text: str, *, typed: bool) -> Identifier:
     # 5. check character / type 3 flag: required on what people type and scanners send
     if typed and flag == NO_CHECK_FLAG:
         raise InvalidIdentifier(
-            f"The scanned DIN {body!r} carries flag 00 (no check), so a misread character "
-            "could not be caught; it needs its check character: scan the cellchain label, or "
-            "type the DIN with the boxed character printed after it.",
+            _(
+                "The scanned DIN %(code)s carries flag 00 (no check), so a misread character "
+                "could not be caught; it needs its check character: scan the cellchain label, "
+                "or type the DIN with the boxed character printed after it.",
+                code=repr(body),
+            ),
             reason="no_check",
             text=text,
             position=check_index + 1,
         )
     if typed and given_check is None and flag is None:
         raise InvalidIdentifier(
-            f"{normal!r} looks like {_WHAT[kind]} without its check character; a typed code "
-            "needs its check character: type the boxed character printed after it too "
-            f"(like {_display_without_check(kind, body)} [K]), or scan the label.",
+            _without_check(kind, repr(normal), _display_without_check(kind, body)),
             reason="no_check",
             text=text,
             position=len(normal) + 1,
@@ -601,22 +698,57 @@ def _parse(text: str, *, typed: bool) -> Identifier:
     check = check_character(body)
     if given_check is not None and given_check != check:
         raise InvalidIdentifier(
-            f"Check character mismatch: {given_check} is not the check character of "
-            f"{body!r}. A character may be mistyped or two swapped; compare the code with the "
-            "label character by character.",
+            _(
+                "Check character mismatch: %(given)s is not the check character of %(code)s. "
+                "A character may be mistyped or two swapped; compare the code with the label "
+                "character by character.",
+                given=given_check,
+                code=repr(body),
+            ),
             reason="check",
             text=text,
             position=check_index + 1,
         )
     if flag is not None and flag != NO_CHECK_FLAG and flag != type3_flag(body):
         raise InvalidIdentifier(
-            f"The flag {flag!r} does not match the DIN {body!r}: a character may be misread "
-            "or two swapped; scan it again or type the DIN with its check character.",
+            _(
+                "The flag %(flag)s does not match the DIN %(code)s: a character may be misread "
+                "or two swapped; scan it again or type the DIN with its check character.",
+                flag=repr(flag),
+                code=repr(body),
+            ),
             reason="check",
             text=text,
             position=check_index + 1,
         )
     return Identifier(kind, body, check)
+
+
+def _without_check(kind: IdentifierKind, code: str, example: str) -> str:
+    """Why a code typed without its check character is refused, naming what it looks like."""
+    if kind == "COI":
+        return _(
+            "%(code)s looks like a chain-of-identity identifier without its check character; "
+            "a typed code needs its check character: type the boxed character printed after "
+            "it too (like %(example)s [K]), or scan the label.",
+            code=code,
+            example=example,
+        )
+    if kind == "UNIT":
+        return _(
+            "%(code)s looks like a unit code without its check character; a typed code needs "
+            "its check character: type the boxed character printed after it too (like "
+            "%(example)s [K]), or scan the label.",
+            code=code,
+            example=example,
+        )
+    return _(
+        "%(code)s looks like a DIN without its check character; a typed code needs its check "
+        "character: type the boxed character printed after it too (like %(example)s [K]), or "
+        "scan the label.",
+        code=code,
+        example=example,
+    )
 
 
 def _display_without_check(kind: IdentifierKind, body: str) -> str:
@@ -631,12 +763,21 @@ def _display_without_check(kind: IdentifierKind, body: str) -> str:
 def _unit_suffix_problem(suffix: str) -> tuple[int, str] | None:
     """The first problem in a unit code's 5-character suffix (kind letter + 4 digits), or None."""
     if suffix[0] not in UNIT_KIND_LETTERS:
-        letters = ", ".join(f"{k} ({v})" for k, v in UNIT_KIND_LETTERS.items())
-        return 0, f"after the DIN a unit code has a kind letter: {letters}"
+        return 0, _(
+            "after the DIN a unit code has a kind letter: %(letters)s", letters=_kind_letters()
+        )
     problem = _shift(_digits_problem(suffix[1:], "unit number"), 1)
     if problem is None and suffix[1:] == "0000":
-        return 1, "unit numbers start at 0001"
+        return 1, _("unit numbers start at 0001")
     return problem
+
+
+def _kind_letters() -> str:
+    """The unit-kind letters with their names (``D (donation container), …``), the names in
+    the reader's language and, for the record, in English."""
+    shown = Translated(", ".join(f"{k} ({document_text(v)})" for k, v in UNIT_KIND_LETTERS.items()))
+    shown.english = ", ".join(f"{k} ({v})" for k, v in UNIT_KIND_LETTERS.items())
+    return shown
 
 
 def _shift(problem: tuple[int, str] | None, by: int) -> tuple[int, str] | None:

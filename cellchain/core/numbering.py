@@ -17,6 +17,7 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.interfaces import ORMOption
 
 from cellchain.core import audit
+from cellchain.core.i18n import _, document_text
 from cellchain.core.identifiers import (
     UNIT_SEQUENCE_MAX,
     Identifier,
@@ -49,7 +50,13 @@ def next_in_sequence(session: DbSession, scope: str, *, maximum: int = MAX_SEQUE
         .execution_options(synchronize_session=False)
     ).scalar_one()
     if value > maximum:
-        raise Conflict(f"The sequence {scope} is exhausted (it ends at {maximum}).")
+        raise Conflict(
+            _(
+                "The sequence %(scope)s is exhausted (it ends at %(maximum)s).",
+                scope=scope,
+                maximum=maximum,
+            )
+        )
     return value
 
 
@@ -201,8 +208,13 @@ def attach(
     """
     if issued.entity_type is not None:
         raise Conflict(
-            f"{issued.code} already identifies {issued.entity_type} {issued.entity_id}; a code "
-            "identifies one record for life.",
+            _(
+                "%(code)s already identifies %(record)s %(id)s; a code identifies one record "
+                "for life.",
+                code=issued.code,
+                record=document_text(issued.entity_type),
+                id=issued.entity_id,
+            ),
         )
     issued.entity_type = entity_type
     issued.entity_id = str(entity_id)
@@ -238,8 +250,13 @@ def lookup(session: DbSession, code: str, *, options: Sequence[ORMOption] = ()) 
     ).scalar_one_or_none()
     if issued is None:
         raise NotFound(
-            f"{identifier.display} is a valid {identifier.kind} of facility "
-            f"{identifier.facility_code}, but this site has not issued it."
+            _(
+                "%(code)s is a valid %(kind)s of facility %(facility)s, but this site has not "
+                "issued it.",
+                code=identifier.display,
+                kind=identifier.kind,
+                facility=identifier.facility_code,
+            )
         )
     return issued
 

@@ -21,6 +21,7 @@ import string
 from functools import cache
 from importlib import resources
 
+from cellchain.core.i18n import _
 from cellchain.errors import InvalidInput
 
 COMMON_PASSWORDS_FILE = "common_passwords.txt.gz"
@@ -120,30 +121,37 @@ def check_password(password: str, *, min_length: int, username: str, full_name: 
     which rule it broke (``InvalidInput`` with the error on the ``password`` field)."""
     if len(password) < min_length:
         _refuse(
-            f"The password must have at least {min_length} characters.",
-            f"At least {min_length} characters.",
+            _("The password must have at least %(count)s characters.", count=min_length),
+            _("At least %(count)s characters.", count=min_length),
         )
     if _is_common(password):
         _refuse(
-            "The password is one of the most common passwords (or one with only digits or "
-            "symbols added); choose another, for example a few unrelated words.",
-            "A common password; choose another.",
+            _(
+                "The password is one of the most common passwords (or one with only digits or "
+                "symbols added); choose another, for example a few unrelated words."
+            ),
+            _("A common password; choose another."),
         )
     if _is_repetition(password):
         _refuse(
-            "The password repeats one character or a short group; choose another.",
-            "Repeats one character or a short group.",
+            _("The password repeats one character or a short group; choose another."),
+            _("Repeats one character or a short group."),
         )
     if _is_sequence(password):
         _refuse(
-            "The password is a run along the keyboard, the alphabet or the digits; choose another.",
-            "A keyboard or alphabet run.",
+            _(
+                "The password is a run along the keyboard, the alphabet or the digits; choose "
+                "another."
+            ),
+            _("A keyboard or alphabet run."),
         )
     if _leans_on_a_name(password, username, full_name, min_rest=max(6, min_length // 2)):
         _refuse(
-            "The password is built on the username or the person's name; choose one that "
-            "does not rely on them.",
-            "Built on the username or the name.",
+            _(
+                "The password is built on the username or the person's name; choose one that "
+                "does not rely on them."
+            ),
+            _("Built on the username or the name."),
         )
 
 

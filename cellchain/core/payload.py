@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
+from cellchain.core.i18n import _
 from cellchain.core.identifiers import (
     Identifier,
     IdentifierKind,
@@ -50,9 +51,6 @@ def is_payload(text: str) -> bool:
     return _HEADER.match((text or "").strip().upper()) is not None
 
 
-_KIND_NAMES = {"DIN": "a DIN", "COI": "a chain-of-identity identifier", "UNIT": "a unit code"}
-
-
 def read_scan(text: str, kinds: Collection[IdentifierKind] | None = None) -> Identifier:
     """The identifier a scanned payload or a hand-typed code names, checked; or
     :class:`InvalidIdentifier` saying what is wrong.
@@ -63,13 +61,46 @@ def read_scan(text: str, kinds: Collection[IdentifierKind] | None = None) -> Ide
     """
     identifier = _read(text)
     if kinds is not None and identifier.kind not in kinds:
-        expected = " or ".join(_KIND_NAMES[kind] for kind in kinds)
-        raise InvalidIdentifier(
-            f"{identifier.display} is {_KIND_NAMES[identifier.kind]}; {expected} is expected here.",
-            reason="structure",
-            text=text,
-        )
+        raise InvalidIdentifier(_other_kind(identifier, set(kinds)), reason="structure", text=text)
     return identifier
+
+
+def _other_kind(identifier: Identifier, expected: set[IdentifierKind]) -> str:
+    """Why a well-formed code of a kind not ``expected`` here is refused, as one sentence."""
+    code = identifier.display
+    if identifier.kind == "DIN":
+        if expected == {"UNIT"}:
+            return _("%(code)s is a DIN; a unit code is expected here.", code=code)
+        if expected == {"COI"}:
+            return _(
+                "%(code)s is a DIN; a chain-of-identity identifier is expected here.", code=code
+            )
+        return _(
+            "%(code)s is a DIN; a unit code or a chain-of-identity identifier is expected here.",
+            code=code,
+        )
+    if identifier.kind == "UNIT":
+        if expected == {"DIN"}:
+            return _("%(code)s is a unit code; a DIN is expected here.", code=code)
+        if expected == {"COI"}:
+            return _(
+                "%(code)s is a unit code; a chain-of-identity identifier is expected here.",
+                code=code,
+            )
+        return _(
+            "%(code)s is a unit code; a DIN or a chain-of-identity identifier is expected here.",
+            code=code,
+        )
+    if expected == {"DIN"}:
+        return _("%(code)s is a chain-of-identity identifier; a DIN is expected here.", code=code)
+    if expected == {"UNIT"}:
+        return _(
+            "%(code)s is a chain-of-identity identifier; a unit code is expected here.", code=code
+        )
+    return _(
+        "%(code)s is a chain-of-identity identifier; a DIN or a unit code is expected here.",
+        code=code,
+    )
 
 
 def _read(text: str) -> Identifier:
@@ -79,23 +110,31 @@ def _read(text: str) -> Identifier:
         return parse_identifier(stripped)
     if header.group(0) != PAYLOAD_PREFIX:
         raise InvalidIdentifier(
-            f"{stripped!r} is a cellchain label of format {header.group(0)!r}; this system "
-            f"reads {PAYLOAD_PREFIX!r}. Type the code printed under the QR code instead.",
+            _(
+                "%(text)s is a cellchain label of format %(format)s; this system reads "
+                "%(ours)s. Type the code printed under the QR code instead.",
+                text=repr(stripped),
+                format=repr(header.group(0)),
+                ours=repr(PAYLOAD_PREFIX),
+            ),
             reason="structure",
             text=text,
         )
     content = stripped[header.end() :]
     if not content:
         raise InvalidIdentifier(
-            "The label was read only partly (no code after its header); scan it again.",
+            _("The label was read only partly (no code after its header); scan it again."),
             reason="length",
             text=text,
         )
     identifier = parse_identifier(content)
     if content != identifier.canonical:
         raise InvalidIdentifier(
-            f"The label content {content!r} is not written as a label writes it; scan it "
-            "again or type the printed code.",
+            _(
+                "The label content %(content)s is not written as a label writes it; scan it "
+                "again or type the printed code.",
+                content=repr(content),
+            ),
             reason="structure",
             text=text,
         )

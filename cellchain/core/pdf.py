@@ -60,7 +60,7 @@ from reportlab.platypus import (
 )
 
 from cellchain.core.display import local_time, scientific
-from cellchain.core.i18n import ACTIVE_LANGUAGE, LazyText, _
+from cellchain.core.i18n import ACTIVE_LANGUAGE, LazyText, _, lazy
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.models import User
 from cellchain.errors import DomainError
@@ -195,7 +195,7 @@ class FontMissing(DomainError):
     """A document in Chinese was asked for and the Chinese font is not installed."""
 
     status = 503
-    title = "A font the document needs is not installed"
+    title: str | LazyText = lazy("A font the document needs is not installed")
 
 
 def cjk_font_path() -> Path:

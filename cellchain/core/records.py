@@ -9,10 +9,38 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from cellchain.core.i18n import N_, _, document_text
 from cellchain.errors import NotFound
 from cellchain.extensions import DbSession
 
 Record = TypeVar("Record")
+
+#: The names of the records features load by id, marked so that the catalogue has them: the
+#: refusal names the kind of record in the reader's language (``document_text``; a name not
+#: listed reads as the feature wrote it)
+RECORD_NAMES = (
+    N_("adverse event"),
+    N_("bedside check"),
+    N_("deviation"),
+    N_("donation"),
+    N_("donor"),
+    N_("donor test result"),
+    N_("dose order"),
+    N_("equipment"),
+    N_("infusion"),
+    N_("label print"),
+    N_("lot"),
+    N_("material lot"),
+    N_("patient"),
+    N_("post-thaw count"),
+    N_("processing step"),
+    N_("QC result"),
+    N_("shipment"),
+    N_("trial data export"),
+    N_("unit"),
+    N_("user"),
+    N_("visit reschedule"),
+)
 
 
 def get_or_404(
@@ -26,5 +54,12 @@ def get_or_404(
     """
     record = session.get(model, record_id)
     if record is None:
-        raise NotFound(f"There is no {what} {id_prefix}{record_id}.")
+        number = f"{id_prefix}{record_id}"
+        raise NotFound(
+            _(
+                "There is no %(what)s %(id)s.",
+                what=document_text(what),
+                id=number,
+            )
+        )
     return record

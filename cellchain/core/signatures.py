@@ -20,6 +20,7 @@ from sqlalchemy import Select, bindparam, select, tuple_
 
 from cellchain.core import audit
 from cellchain.core.accounts import verify_password
+from cellchain.core.i18n import _
 from cellchain.core.models import Signature, User
 from cellchain.core.roles import (
     Permission,
@@ -127,10 +128,14 @@ def sign(
     """
     meaning = meaning.strip()
     if not meaning:
-        raise InvalidInput("A signature needs a meaning.", errors={"meaning": ["Required."]})
+        raise InvalidInput(_("A signature needs a meaning."), errors={"meaning": [_("Required.")]})
     if role_conflict(user.roles):
         raise PermissionDenied(
-            f"{user.full_name}'s roles are suspended: {conflict_explanation(user.roles)}",
+            _(
+                "%(name)s's roles are suspended: %(why)s",
+                name=user.full_name,
+                why=conflict_explanation(user.roles),
+            ),
             title=conflict_title(user.roles),
         )
     require(user, permission)
@@ -181,8 +186,8 @@ def sign_by_two(
     """
     if first[0].id == second[0].id:
         raise Conflict(
-            "The two signatures must come from two different people.",
-            errors={"second_user": ["Must be a different person from the first signer."]},
+            _("The two signatures must come from two different people."),
+            errors={"second_user": [_("Must be a different person from the first signer.")]},
         )
     require(first[0], permission)
     require(second[0], permission)

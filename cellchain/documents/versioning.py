@@ -17,7 +17,7 @@ from sqlalchemy import ForeignKey, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from cellchain.core import actions, audit, signatures
-from cellchain.core.i18n import LazyText, lazy
+from cellchain.core.i18n import N_, LazyText, _, document_text, lazy
 from cellchain.core.models import Signature, User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
@@ -119,7 +119,17 @@ D = TypeVar("D", bound=VersionedDocument)
 
 def _transition(document: VersionedDocument, target: VersionStatus) -> None:
     current = VersionStatus(document.status)
-    actions.require_transition(VERSION_TRANSITIONS, current, target, document.label)
+    actions.require_transition(
+        VERSION_TRANSITIONS,
+        current,
+        target,
+        _(
+            "%(kind)s %(code)s v%(version)s",
+            kind=document_text(document.document_label),
+            code=document.code,
+            version=document.version,
+        ),
+    )
     document.status = target.value
 
 
@@ -136,7 +146,12 @@ def draft(
     """Write the next version of ``code`` as a draft; it takes effect only when QA signs it."""
     code = code.strip().upper()
     if not code or not title.strip():
-        raise InvalidInput(f"A {model.document_label.lower()} needs a code and a title.")
+        raise InvalidInput(
+            _(
+                "A %(kind)s needs a code and a title.",
+                kind=document_text(model.document_label.lower()),
+            )
+        )
     latest = session.execute(select(func.max(model.version)).where(model.code == code)).scalar_one()
     document = model(
         code=code,
@@ -251,6 +266,18 @@ def in_force(session: DbSession, model: type[D], code: str) -> D | None:
 
 def get(session: DbSession, model: type[D], document_id: int) -> D:
     return get_or_404(session, model, document_id, model.document_label.lower())
+
+
+#: the kinds of controlled document (``document_label``, and lower-cased in a sentence),
+#: marked so that a refusal names them in the reader's language (``document_text``)
+DOCUMENT_KIND_NAMES = (
+    N_("Protocol"),
+    N_("protocol"),
+    N_("Product definition"),
+    N_("product definition"),
+    N_("Specification"),
+    N_("specification"),
+)
 
 
 def list_versions(session: DbSession, model: type[D]) -> list[D]:

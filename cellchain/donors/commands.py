@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from cellchain.core import listing
+from cellchain.core.i18n import _
 from cellchain.donors import service
 from cellchain.donors.models import (
     Donation,
@@ -55,7 +56,13 @@ def result_of(session: DbSession, donation_id: int, result_id: int) -> DonorTest
     """The donation's result ``result_id``; a result of another donation is not found."""
     result = service.get_result(session, result_id)
     if result.donation_id != donation_id:
-        raise NotFound(f"Donation #{donation_id} has no result #{result_id}.")
+        raise NotFound(
+            _(
+                "Donation #%(donation)s has no result #%(result)s.",
+                donation=donation_id,
+                result=result_id,
+            )
+        )
     return result
 
 

@@ -8,6 +8,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from cellchain.chain.schemas import UnitOut
+from cellchain.core.i18n import N_
 from cellchain.core.listing_schemas import ListQueryIn
 from cellchain.core.schemas import SignatureOut, SiteDateTime, WholeNumber
 from cellchain.donors.inputs import (
@@ -64,12 +65,12 @@ class DonationRegisterIn(ma.Schema):
             given = [name for name in (*NEW_DONOR_FIELDS, "screening_notes") if name in data]
             if given:
                 raise ma.ValidationError(
-                    "Give an existing donor code or a new donor's consent, not both.",
+                    N_("Give an existing donor code or a new donor's consent, not both."),
                     "donor_code",
                 )
             return
         missing = {
-            name: ["Required for a new donor."] for name in NEW_DONOR_FIELDS if name not in data
+            name: [N_("Required for a new donor.")] for name in NEW_DONOR_FIELDS if name not in data
         }
         if missing:
             raise ma.ValidationError(missing)

@@ -20,7 +20,7 @@ from cellchain.chain import service as chain
 from cellchain.chain.models import EventType, UnitKind, UnitStatus
 from cellchain.core import actions, audit, listing, numbering, record_state, signatures
 from cellchain.core.guarded import update_if
-from cellchain.core.i18n import _
+from cellchain.core.i18n import _, document_text
 from cellchain.core.models import IssuedIdentifier, User
 from cellchain.core.payload import read_scan
 from cellchain.core.records import get_or_404
@@ -141,28 +141,31 @@ def _registration_errors(
         errors.setdefault(field_name, []).append(message)
 
     if not (registration.umbilical_cord or registration.placenta):
-        add("tissues", "Tick umbilical cord, placenta or both: a donation collects some tissue.")
+        add(
+            "tissues",
+            _("Tick umbilical cord, placenta or both: a donation collects some tissue."),
+        )
     if registration.delivery_at > now:
-        add("delivery_at", "The birth cannot be in the future.")
+        add("delivery_at", _("The birth cannot be in the future."))
     if registration.collected_at > now:
-        add("collected_at", "The collection cannot be in the future.")
+        add("collected_at", _("The collection cannot be in the future."))
     if registration.collected_at < registration.delivery_at:
-        add("collected_at", "The tissue is collected at or after the birth, not before.")
+        add("collected_at", _("The tissue is collected at or after the birth, not before."))
     for name in ("collection_site", "collector", "transport_conditions"):
         if not getattr(registration, name).strip():
-            add(name, "Required.")
+            add(name, _("Required."))
     if (registration.new_donor is None) == (registration.donor_code is None):
-        add("donor_code", "Give either an existing donor code or the new donor's consent.")
+        add("donor_code", _("Give either an existing donor code or the new donor's consent."))
     new_donor = registration.new_donor
     if new_donor is not None:
         collected_day = registration.collected_at.astimezone(site_zone).date()
         today = now.astimezone(site_zone).date()
         if new_donor.consent_date > collected_day:
-            add("consent_date", "Consent must be given on or before the day of collection.")
+            add("consent_date", _("Consent must be given on or before the day of collection."))
         if new_donor.screening_date > today:
-            add("screening_date", "The screening date cannot be in the future.")
+            add("screening_date", _("The screening date cannot be in the future."))
         if not new_donor.consent_form_version.strip():
-            add("consent_form_version", "Required.")
+            add("consent_form_version", _("Required."))
     return errors
 
 
@@ -170,7 +173,9 @@ def _first_message(errors: dict[str, list[str]]) -> str:
     """The first problem as the headline; the rest are shown at their fields."""
     first = next(iter(errors.values()))[0]
     others = sum(len(messages) for messages in errors.values()) - 1
-    return first if not others else f"{first} (and {others} more below)"
+    if not others:
+        return first
+    return _("%(first)s (and %(others)s more below)", first=first, others=others)
 
 
 def _donor_for(
@@ -181,7 +186,8 @@ def _donor_for(
         donor = session.execute(select(Donor).where(Donor.code == code)).scalar_one_or_none()
         if donor is None:
             raise NotFound(
-                f"There is no donor {code}.", errors={"donor_code": ["Unknown donor code."]}
+                _("There is no donor %(code)s.", code=code),
+                errors={"donor_code": [_("Unknown donor code.")]},
             )
         return donor
     assert registration.new_donor is not None  # checked by _registration_errors
@@ -242,11 +248,17 @@ def _din_for(
         )
     issued = numbering.lookup(session, registration.reserved_din)
     if issued.kind != "DIN":
-        raise InvalidInput(f"{issued.code} is not a DIN.", errors={"reserved_din": ["Not a DIN."]})
+        raise InvalidInput(
+            _("%(code)s is not a DIN.", code=issued.code),
+            errors={"reserved_din": [_("Not a DIN.")]},
+        )
     if issued.entity_type is not None:
         raise Conflict(
-            f"DIN {issued.code} already identifies another record; use a fresh label.",
-            errors={"reserved_din": ["Already used."]},
+            _(
+                "DIN %(code)s already identifies another record; use a fresh label.",
+                code=issued.code,
+            ),
+            errors={"reserved_din": [_("Already used.")]},
         )
     return issued
 
@@ -265,12 +277,15 @@ def correct_screening(
     """Correct a donor's screening outcome: a reason is required and the old value stays in
     the audit trail. Refused once any of the donor's donations has been determined."""
     if not reason.strip():
-        raise ReasonRequired("Correcting a screening outcome")
+        raise ReasonRequired(_("Correcting a screening outcome"))
     determined = [d.din for d in donor.donations if d.determination is not None]
     if determined:
         raise Conflict(
-            "Eligibility has already been determined for " + ", ".join(determined) + "; the "
-            "screening outcome it rests on can no longer be changed here.",
+            _(
+                "Eligibility has already been determined for %(dins)s; the screening outcome it "
+                "rests on can no longer be changed here.",
+                dins=", ".join(determined),
+            ),
         )
     changes = {
         "screening_outcome": (donor.screening_outcome, outcome.value),
@@ -307,20 +322,25 @@ def receive_donation(
     """
     errors: dict[str, list[str]] = {}
     if receipt.received_at > now:
-        errors["received_at"] = ["The receipt time cannot be in the future."]
+        errors["received_at"] = [_("The receipt time cannot be in the future.")]
     elif receipt.received_at < donation.collected_at:
         errors["received_at"] = [
-            "The donation cannot be received before it was collected (see the collection "
-            "time above)."
+            _(
+                "The donation cannot be received before it was collected (see the collection "
+                "time above)."
+            )
         ]
     if not -273.15 <= receipt.temperature_c <= 100:
-        errors["temperature_c"] = ["Must be between −273.15 and 100 °C."]
+        errors["temperature_c"] = [_("Must be between −273.15 and 100 °C.")]
     note = (receipt.note or "").strip() or None
     if not receipt.accept and note is None:
-        errors["note"] = ["Say why the donation is rejected."]
+        errors["note"] = [_("Say why the donation is rejected.")]
     if receipt.accept and receipt.condition != ContainerCondition.INTACT and note is None:
         errors["note"] = [
-            f"The container is {receipt.condition.label}; say why it is still acceptable."
+            _(
+                "The container is %(condition)s; say why it is still acceptable.",
+                condition=document_text(receipt.condition.label),
+            )
         ]
     if errors:
         raise InvalidInput(_first_message(errors), errors=errors)
@@ -448,23 +468,32 @@ def start_processing(
     started_at = started_at or now
     if started_at > now or (donation.received_at and started_at < donation.received_at):
         raise InvalidInput(
-            "Processing starts after the receipt and not in the future.",
-            errors={"performed_at": ["Before the receipt or in the future."]},
+            _("Processing starts after the receipt and not in the future."),
+            errors={"performed_at": [_("Before the receipt or in the future.")]},
         )
     if donation.eligibility == Eligibility.INELIGIBLE.value:
         raise Conflict(
-            f"Donation {donation.din}: the donor was determined ineligible; it may not be "
-            "processed.",
-            title="Donor ineligible",
+            _(
+                "Donation %(din)s: the donor was determined ineligible; it may not be processed.",
+                din=donation.din,
+            ),
+            title=_("Donor ineligible"),
         )
     clock = processing_clock(donation, started_at)
     if DonationStatus(donation.status) == DonationStatus.RECEIVED and clock.exceeded:
         product = donation.product_definition
+        hours, limit = f"{clock.hours_elapsed:.1f}", f"{clock.limit_hours:g}"
         raise Conflict(
-            f"Donation {donation.din}: {clock.hours_elapsed:.1f} h have passed since birth; "
-            f"{product.code} v{product.version} allows at most {clock.limit_hours:g} h from "
-            "birth to processing.",
-            title="Birth-to-processing limit exceeded",
+            _(
+                "Donation %(din)s: %(hours)s h have passed since birth; %(product)s "
+                "v%(version)s allows at most %(limit)s h from birth to processing.",
+                din=donation.din,
+                hours=hours,
+                product=product.code,
+                version=product.version,
+                limit=limit,
+            ),
+            title=_("Birth-to-processing limit exceeded"),
         )
     _transition(donation, DonationStatus.PROCESSING)
     donation.processing_started_at = started_at
@@ -485,7 +514,9 @@ def start_processing(
 
 def _transition(donation: Donation, target: DonationStatus) -> None:
     current = DonationStatus(donation.status)
-    actions.require_transition(DONATION_TRANSITIONS, current, target, f"Donation {donation.din}")
+    actions.require_transition(
+        DONATION_TRANSITIONS, current, target, _("Donation %(din)s", din=donation.din)
+    )
     donation.status = target.value
 
 
@@ -513,20 +544,37 @@ def _check_result_input(
     errors: dict[str, list[str]] = {}
     panel = {test.code for test in panel_of(donation)}
     if code not in panel:
+        product = donation.product_definition
         errors["test_code"] = [
-            f"{code or 'An empty code'} is not on the panel of "
-            f"{donation.product_definition.code} v{donation.product_definition.version} "
-            f"({', '.join(sorted(panel))})."
+            _(
+                "%(code)s is not on the panel of %(product)s v%(version)s (%(panel)s).",
+                code=code,
+                product=product.code,
+                version=product.version,
+                panel=", ".join(sorted(panel)),
+            )
+            if code
+            else _(
+                "An empty code is not on the panel of %(product)s v%(version)s (%(panel)s).",
+                product=product.code,
+                version=product.version,
+                panel=", ".join(sorted(panel)),
+            )
         ]
     window = int(donation.product_definition.parameters["specimen_window_days"])
     recovery_day = donation.collected_at.astimezone(site_zone).date()
     if entry.specimen_date > now.astimezone(site_zone).date():
-        errors["specimen_date"] = ["The specimen date cannot be in the future."]
+        errors["specimen_date"] = [_("The specimen date cannot be in the future.")]
     elif abs((entry.specimen_date - recovery_day).days) > window:
         errors["specimen_date"] = [
-            f"The specimen must be taken within {window} days before or after recovery "
-            f"({recovery_day.isoformat()}); {entry.specimen_date.isoformat()} is "
-            f"{abs((entry.specimen_date - recovery_day).days)} days away (21 CFR 1271.80)."
+            _(
+                "The specimen must be taken within %(window)s days before or after recovery "
+                "(%(recovery)s); %(specimen)s is %(days)s days away (21 CFR 1271.80).",
+                window=window,
+                recovery=recovery_day.isoformat(),
+                specimen=entry.specimen_date.isoformat(),
+                days=abs((entry.specimen_date - recovery_day).days),
+            )
         ]
     return code, errors
 
@@ -554,10 +602,15 @@ def record_test_result(
     existing = _current_result(session, donation, code)
     if existing is not None:
         raise Conflict(
-            f"{code} already has a result for donation {donation.din} "
-            f"({existing.result_label}); correct that result, with a reason, to change it.",
-            errors={"test_code": ["Already recorded."]},
-            title="Duplicate result",
+            _(
+                "%(test)s already has a result for donation %(din)s (%(result)s); correct that "
+                "result, with a reason, to change it.",
+                test=code,
+                din=donation.din,
+                result=document_text(existing.result_label),
+            ),
+            errors={"test_code": [_("Already recorded.")]},
+            title=_("Duplicate result"),
         )
     result = DonorTestResult(
         donation_id=donation.id,
@@ -621,18 +674,23 @@ def correct_test_result(
     withdraws its doses not yet infused and opens the lookback, all in this transaction.
     """
     if not reason.strip():
-        raise ReasonRequired("Correcting a test result")
+        raise ReasonRequired(_("Correcting a test result"))
     if original.superseded_at is not None:
         raise Conflict(
-            f"Result #{original.id} has already been corrected; correct the current result.",
-            title="Result already corrected",
+            _(
+                "Result #%(id)s has already been corrected; correct the current result.",
+                id=original.id,
+            ),
+            title=_("Result already corrected"),
         )
     donation = original.donation
     if entry.test_code.strip().upper() != original.test_code:
         raise InvalidInput(
-            f"A correction keeps the test ({original.test_code}); record another test as a new "
-            "result.",
-            errors={"test_code": ["Must stay the same."]},
+            _(
+                "A correction keeps the test (%(test)s); record another test as a new result.",
+                test=original.test_code,
+            ),
+            errors={"test_code": [_("Must stay the same.")]},
         )
     code, errors = _check_result_input(donation, entry, site_zone=site_zone, now=now)
     if errors:
@@ -816,7 +874,7 @@ def determine_eligibility(
         )
     reason = (reason or "").strip() or None
     if not eligible and reason is None:
-        raise ReasonRequired("An ineligible determination")
+        raise ReasonRequired(_("An ineligible determination"))
     outcome = Eligibility.ELIGIBLE if eligible else Eligibility.INELIGIBLE
     claimed = session.execute(
         record_state.marked(
@@ -829,8 +887,8 @@ def determine_eligibility(
     # Session.execute is typed to return a Result; an UPDATE's is a CursorResult, with rowcount
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(
-            f"Donation {donation.din} was determined by someone else a moment ago.",
-            title="Already determined",
+            _("Donation %(din)s was determined by someone else a moment ago.", din=donation.din),
+            title=_("Already determined"),
         )
     record_state.touched(session, Donation, [donation.id])
     session.refresh(donation, ["eligibility"])
@@ -903,8 +961,11 @@ def reopen_determination(
     determination = donation.determination
     if determination is None or determination.outcome != Eligibility.ELIGIBLE.value:
         raise Conflict(
-            f"Donation {donation.din} has no eligible determination in force to re-open.",
-            title="Nothing to re-open",
+            _(
+                "Donation %(din)s has no eligible determination in force to re-open.",
+                din=donation.din,
+            ),
+            title=_("Nothing to re-open"),
         )
     reason = (
         f"{cause.test_code} {'corrected' if cause.corrects_id else 'recorded'} as "
@@ -925,9 +986,12 @@ def reopen_determination(
     )
     if not reopened:
         raise Conflict(
-            f"The determination of donation {donation.din} was changed a moment ago; reload "
-            "and try again.",
-            title="Changed concurrently",
+            _(
+                "The determination of donation %(din)s was changed a moment ago; reload and "
+                "try again.",
+                din=donation.din,
+            ),
+            title=_("Changed concurrently"),
         )
     session.flush()
     session.refresh(donation, ["determination", "determinations"])
@@ -988,7 +1052,7 @@ def find_donation(session: DbSession, din: str) -> Donation:
         select(Donation).where(Donation.din == identifier.canonical)
     ).scalar_one_or_none()
     if donation is None:
-        raise NotFound(f"No donation has DIN {identifier.display}.")
+        raise NotFound(_("No donation has DIN %(din)s.", din=identifier.display))
     return donation
 
 

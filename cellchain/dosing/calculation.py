@@ -24,6 +24,7 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from cellchain.core.display import scientific
+from cellchain.core.i18n import _
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,12 @@ def choose_bags(candidates: Sequence[Bag], target: float) -> list[Bag]:
     Raises ``NotEnoughCells`` when all of them together do not."""
     if sum(bag.viable_cells for bag in candidates) < target:
         raise NotEnoughCells(
-            f"The {len(candidates)} bag(s) available hold fewer viable cells than the dose "
-            f"needs ({_sci(target)})."
+            _(
+                "The %(count)s bag(s) available hold fewer viable cells than the dose needs "
+                "(%(target)s).",
+                count=len(candidates),
+                target=_sci(target),
+            )
         )
     largest = sorted((bag.viable_cells for bag in candidates), reverse=True)
     count = next(k for k in range(1, len(largest) + 1) if sum(largest[:k]) >= target)
@@ -163,7 +168,7 @@ def calculate(weight_kg: float, bags: Sequence[Bag], parameters: DoseParameters)
     if weight_kg <= 0:
         raise ValueError("weight must be positive")
     if not bags:
-        raise NotEnoughCells("No bag was chosen for the dose.")
+        raise NotEnoughCells(_("No bag was chosen for the dose."))
     target = target_cells(weight_kg, parameters)
     working = [
         f"target cells = {_sci(parameters.dose_per_kg)}/kg × {weight_kg:g} kg = {_sci(target)}"

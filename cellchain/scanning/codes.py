@@ -114,7 +114,7 @@ class Match:
 class UnreadableCode(InvalidInput):
     """The text is no code the scan box reads, or a code refused by its own rule (422)."""
 
-    title = "Invalid code"
+    title: str | LazyText = lazy("Invalid code")
     type_slug = "invalid-code"
 
     def __init__(self, detail: str) -> None:
@@ -131,7 +131,7 @@ class UnknownCode(NotFound):
 class AmbiguousCode(Conflict):
     """The code names records of more than one kind (or several of one): every one is listed."""
 
-    title = "Ambiguous code"
+    title: str | LazyText = lazy("Ambiguous code")
 
     def __init__(self, code: str, matches: list[Match]) -> None:
         names = "; ".join(f"{KINDS[m.kind].name}: {m.label}" for m in matches)

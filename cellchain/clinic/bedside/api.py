@@ -37,6 +37,7 @@ from cellchain.clinic.bedside.schemas import (
     TimeFlagAcknowledgementIn,
     bedside_check_answer,
 )
+from cellchain.core.i18n import Translated, _
 from cellchain.core.roles import Permission
 from cellchain.dosing import orders, patients
 from cellchain.errors import Conflict
@@ -124,11 +125,24 @@ def start(check_id: int) -> Any:
         started = start_as_user(session, check_id)
     if started.stop is not None:
         raise Conflict(
-            f"Stopped: bedside check {started.stop.id} failed "
-            + "; ".join(f"{c['title']}: {c['detail']}" for c in started.stop.failed),
-            title="Stopped at the start",
+            _(
+                "Stopped: bedside check %(check)s failed %(failures)s",
+                check=started.stop.id,
+                failures=_failures(started.stop),
+            ),
+            title=_("Stopped at the start"),
         )
     return started.infusion
+
+
+def _failures(stop: Any) -> str:
+    """The failed checks of a stop, "title: detail; …", in the reader's language (the checks'
+    kept wording) and, for the record, in English (as stored)."""
+    shown = Translated(
+        "; ".join(f"{c['title']}: {c['detail']}" for c in stop.checks_shown if not c["passed"])
+    )
+    shown.english = "; ".join(f"{c['title']}: {c['detail']}" for c in stop.failed)
+    return shown
 
 
 @bedside_api.get("/infusions/<int:infusion_id>")

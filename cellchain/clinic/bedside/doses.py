@@ -50,7 +50,7 @@ from cellchain.clinic.models import (
 )
 from cellchain.core import signatures
 from cellchain.core.driver import DriverStatement
-from cellchain.core.i18n import _
+from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.core.models import Signature, User
 from cellchain.core.types import UTCDateTime
 from cellchain.dosing.models import (
@@ -89,7 +89,7 @@ def _dose_loaded() -> tuple[Any, ...]:
 class NotADose(InvalidInput):
     """A scanned unit that is not a prepared dose or one of its bags."""
 
-    title = "Not a dose"
+    title: str | LazyText = lazy("Not a dose")
     type_slug = "not-a-dose"
 
 

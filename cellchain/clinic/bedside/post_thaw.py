@@ -41,7 +41,7 @@ from cellchain.clinic.models import CountPlace, Infusion, PostThawCount, PostTha
 from cellchain.core import audit, signatures
 from cellchain.core.display import local_time, scientific
 from cellchain.core.guarded import update_if
-from cellchain.core.i18n import _
+from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, Role, holds, require
@@ -71,7 +71,7 @@ CLOCK_SKEW = dt.timedelta(minutes=2)
 class CountRefused(InvalidInput):
     """A post-thaw count or decision that may not be recorded, with every reason."""
 
-    title = "Post-thaw count refused"
+    title: str | LazyText = lazy("Post-thaw count refused")
     type_slug = "post-thaw-count-refused"
 
 

@@ -31,6 +31,7 @@ from sqlalchemy.orm import selectinload
 
 from cellchain.clinic.models import EfficacyEndpoints, FollowUpVisit, Infusion, WordedEnum
 from cellchain.core import audit
+from cellchain.core.i18n import Translated, _, document_text, english_of
 from cellchain.core.models import User
 from cellchain.dosing import patients
 from cellchain.dosing.models import DoseOrder, Patient, PatientStatus
@@ -185,25 +186,58 @@ def record_visit_done(
     evaluations = [v.code for v in scheduled.values() if not v.infusion]
     if target is None:
         errors["visit"] = [
-            f"Protocol {patient.protocol.code} has no visit {code or visit!r}; its evaluation "
-            f"visits are {', '.join(evaluations) or 'none'}."
+            _(
+                "Protocol %(protocol)s has no visit %(visit)s; its evaluation visits are "
+                "%(evaluations)s.",
+                protocol=patient.protocol.code,
+                visit=repr(code or visit),
+                evaluations=", ".join(evaluations),
+            )
+            if evaluations
+            else _(
+                "Protocol %(protocol)s has no visit %(visit)s; it has no evaluation visits.",
+                protocol=patient.protocol.code,
+                visit=repr(code or visit),
+            )
         ]
     elif target.infusion:
         errors["visit"] = [
-            f"{target.name} ({code}) is an infusion visit: it is done by its infusion, not "
-            "recorded here."
+            _(
+                "%(visit)s (%(code)s) is an infusion visit: it is done by its infusion, not "
+                "recorded here.",
+                visit=document_text(target.name),
+                code=code,
+            )
         ]
     elif target.missed:
-        errors["visit"] = [f"{target.name} ({code}) was recorded as missed."]
+        errors["visit"] = [
+            _(
+                "%(visit)s (%(code)s) was recorded as missed.",
+                visit=document_text(target.name),
+                code=code,
+            )
+        ]
     if done_on > today:
-        errors["done_on"] = [f"{done_on.isoformat()} is in the future (today is {today})."]
+        errors["done_on"] = [
+            _(
+                "%(day)s is in the future (today is %(today)s).",
+                day=done_on.isoformat(),
+                today=today.isoformat(),
+            )
+        ]
     elif done_on < enrolled_on:
         errors["done_on"] = [
-            f"{done_on.isoformat()} is before {patient.study_id} was enrolled ({enrolled_on})."
+            _(
+                "%(day)s is before %(patient)s was enrolled (%(enrolled)s).",
+                day=done_on.isoformat(),
+                patient=patient.study_id,
+                enrolled=enrolled_on.isoformat(),
+            )
         ]
     if errors:
         raise InvalidInput(
-            "The visit was not recorded: " + patients.summarize(errors), errors=errors
+            _("The visit was not recorded: %(problems)s", problems=_summary(errors)),
+            errors=errors,
         )
     assert target is not None
     existing = session.execute(
@@ -223,9 +257,14 @@ def record_visit_done(
     )
     # Worded before the flush: a failed flush expires what the session had loaded.
     concurrent = Conflict(
-        f"{target.name} ({code}) of {patient.study_id} was recorded by someone else a moment "
-        "ago; reload the page to see it.",
-        title="Recorded concurrently",
+        _(
+            "%(visit)s (%(code)s) of %(patient)s was recorded by someone else a moment ago; "
+            "reload the page to see it.",
+            visit=document_text(target.name),
+            code=code,
+            patient=patient.study_id,
+        ),
+        title=_("Recorded concurrently"),
     )
     session.add(row)
     try:
@@ -320,8 +359,22 @@ def _completions(
 
 def _already_recorded(patient: Patient, visit: patients.Visit, existing: FollowUpVisit) -> Conflict:
     return Conflict(
-        f"{visit.name} ({visit.code}) of {patient.study_id} is already recorded as done on "
-        f"{existing.done_on.isoformat()} by {existing.recorded_by.full_name}; a visit is "
-        "recorded once.",
-        title="Already recorded",
+        _(
+            "%(visit)s (%(code)s) of %(patient)s is already recorded as done on %(day)s by "
+            "%(who)s; a visit is recorded once.",
+            visit=document_text(visit.name),
+            code=visit.code,
+            patient=patient.study_id,
+            day=existing.done_on.isoformat(),
+            who=existing.recorded_by.full_name,
+        ),
+        title=_("Already recorded"),
     )
+
+
+def _summary(errors: dict[str, list[str]]) -> str:
+    """Every field's messages as one text (``patients.summarize``), in the reader's language
+    and, for the record, in English."""
+    shown = Translated(patients.summarize(errors))
+    shown.english = " ".join(english_of(m) for messages in errors.values() for m in messages)
+    return shown
