@@ -72,6 +72,7 @@ def wire(app: Flask) -> None:
     from cellchain.labels import outstanding_views  # noqa: F401 (its routes)
     from cellchain.labels import views as labels_views
     from cellchain.manufacturing import pages as manufacturing_pages
+    from cellchain.manufacturing import vessel_api, vessel_views
     from cellchain.manufacturing.deviations import api as deviations_api
     from cellchain.manufacturing.deviations import views as deviations_views  # noqa: F401 (its routes)
     from cellchain.manufacturing.processing import api as manufacturing_api
@@ -142,6 +143,7 @@ def wire(app: Flask) -> None:
     app.register_blueprint(donors_views.blueprint)
     app.register_blueprint(manufacturing_views.blueprint)
     app.register_blueprint(manufacturing_pages.storage_pages)  # storage_ and deviations_views
+    app.register_blueprint(vessel_views.blueprint)
     app.register_blueprint(quality_views.blueprint)
     app.register_blueprint(dosing_views.blueprint)
     # the clinic's part of the patient and dose pages (dosing does not import the clinic)
@@ -165,6 +167,7 @@ def wire(app: Flask) -> None:
         *donors_api.blueprints,
         *manufacturing_api.blueprints,
         *storage_api.blueprints,
+        *vessel_api.blueprints,
         *deviations_api.blueprints,
         *quality_api.blueprints,
         *dosing_api.blueprints,

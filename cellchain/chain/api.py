@@ -19,9 +19,9 @@ from werkzeug.http import parse_accept_header
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from cellchain import http
-from cellchain.chain import scanning, service
+from cellchain.chain import scanning, service, unit_list
 from cellchain.chain.commands import derive_as_user, record_custody_as_user
-from cellchain.chain.models import Unit, UnitEvent
+from cellchain.chain.models import Unit, UnitEvent, UnitKind, UnitStatus
 from cellchain.chain.schemas import (
     CustodyIn,
     DeriveIn,
@@ -29,11 +29,14 @@ from cellchain.chain.schemas import (
     TraceOut,
     UnitDetailOut,
     UnitEventOut,
+    UnitListOut,
     UnitOut,
+    UnitQueryIn,
 )
 from cellchain.core import numbering
 from cellchain.core.driver import kept_read
 from cellchain.core.i18n import SOURCE_LANGUAGE, best_language
+from cellchain.core.listing import PageRequest
 from cellchain.core.roles import Permission
 from cellchain.core.schemas import ScanQueryIn
 from cellchain.extensions import db
@@ -47,6 +50,7 @@ from cellchain.http import (
     without_body,
 )
 from cellchain.traceability.notices import recalls_naming
+from cellchain.web.listing import PAGINATION_HEADERS, paged
 from cellchain.web.resolve import record_url
 
 units_api = Blueprint(
@@ -316,6 +320,24 @@ def scan_result(issued: Any) -> dict[str, Any]:
 def _issued_fields(issued: Any) -> dict[str, Any]:
     names = ("code", "kind", "issued_at", "issued_by", "purpose", "entity_type", "entity_id")
     return {name: getattr(issued, name) for name in names}
+
+
+@units_api.get("")
+@requires(Permission.READ_RECORDS)
+@units_api.arguments(UnitQueryIn, location="query")
+@units_api.response(200, UnitListOut(many=True), headers=PAGINATION_HEADERS)
+def list_units(args: dict[str, Any]) -> Any:
+    """Every unit of the site, newest first, a page at a time (the ``X-Pagination``
+    header): ``kind`` and ``status`` to filter, ``q`` to search the unit code, the DIN and
+    the lot number; ``sort`` by created, code, kind or status."""
+    return paged(
+        unit_list.units_page(
+            db.session,
+            PageRequest.of(args),
+            kind=UnitKind(args["kind"]) if "kind" in args else None,
+            status=UnitStatus(args["status"]) if "status" in args else None,
+        )
+    )
 
 
 @units_api.get("/<int:unit_id>")

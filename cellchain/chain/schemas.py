@@ -12,8 +12,10 @@ from cellchain.chain.models import (
     MAX_UNITS_PER_STEP,
     LineageOperation,
     UnitKind,
+    UnitStatus,
 )
 from cellchain.core.identifiers import parse_identifier
+from cellchain.core.listing_schemas import ListQueryIn
 from cellchain.core.schemas import IdentifierOut, SiteDateTime, WholeNumber
 from cellchain.traceability.notice_schemas import recalls_field
 
@@ -34,6 +36,24 @@ class UnitOut(ma.Schema):
 
     def dump_display(self, unit: Any) -> str:
         return parse_identifier(unit.code).display
+
+
+class UnitListOut(UnitOut):
+    """A unit in the site-wide list: its DIN and lot number read with the page."""
+
+    din = ma.fields.String()
+    lot_number = ma.fields.String(
+        allow_none=True, metadata={"description": "The lot its cell record names, if any"}
+    )
+
+
+class UnitQueryIn(ListQueryIn):
+    """The units list's page (``core.listing``; newest first; sort by created, code, kind or
+    status; ``q`` searches the unit code, the DIN and the lot number), filtered by kind and
+    status."""
+
+    kind = ma.fields.String(validate=validate.OneOf([k.value for k in UnitKind]))
+    status = ma.fields.String(validate=validate.OneOf([s.value for s in UnitStatus]))
 
 
 class UnitEventOut(ma.Schema):

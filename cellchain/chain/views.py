@@ -7,10 +7,19 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from cellchain.chain import service
+from cellchain.chain import service, unit_list
 from cellchain.chain.commands import record_custody_as_user
-from cellchain.chain.models import CUSTODY_EVENTS, EVENT_NAMES, OPERATION_NAMES, Unit
-from cellchain.chain.schemas import CustodyIn
+from cellchain.chain.models import (
+    CUSTODY_EVENTS,
+    EVENT_NAMES,
+    OPERATION_NAMES,
+    UNIT_KIND_NAMES,
+    UNIT_STATUS_NAMES,
+    Unit,
+    UnitKind,
+    UnitStatus,
+)
+from cellchain.chain.schemas import CustodyIn, UnitQueryIn
 from cellchain.core.i18n import _
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.roles import Permission
@@ -19,6 +28,7 @@ from cellchain.extensions import db
 from cellchain.http import requires, unit_of_work
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form
+from cellchain.web.listing import page_request
 from cellchain.web.resolve import register_record_page
 
 blueprint = Blueprint("chain", __name__)
@@ -46,6 +56,28 @@ def _unit_page(unit: Unit, error: DomainError | None = None) -> str:
         form={k: v for k, v in request.form.items() if k != "csrf_token"} if error else {},
         error=error.detail if error else None,
         errors=error.errors if error else {},
+    )
+
+
+@blueprint.get("/units")
+@requires(Permission.READ_RECORDS)
+def units() -> ResponseReturnValue:
+    """Every unit of the site, newest first, searched by code, DIN or lot, filtered by kind
+    and status (``core.listing``: a bad value is dropped with a note)."""
+    query, page_asked, notes = page_request(UnitQueryIn(), request.args)
+    page = unit_list.units_page(
+        db.session,
+        page_asked,
+        kind=UnitKind(query["kind"]) if "kind" in query else None,
+        status=UnitStatus(query["status"]) if "status" in query else None,
+    )
+    return render_template(
+        "chain/units.html",
+        units=page.items,
+        page=page,
+        notes=notes,
+        kind_options=[(kind.value, str(UNIT_KIND_NAMES[kind])) for kind in UnitKind],
+        status_options=[(status.value, str(UNIT_STATUS_NAMES[status])) for status in UnitStatus],
     )
 
 

@@ -23,6 +23,8 @@ NAV_ITEMS: tuple[NavItem, ...] = (
         lazy("Eligibility queue"), "donors.eligibility_queue", Permission.DETERMINE_ELIGIBILITY
     ),
     NavItem(lazy("Manufacturing"), "manufacturing.lots", Permission.READ_RECORDS),
+    NavItem(lazy("Vessels in culture"), "vessels.vessels_in_culture", Permission.READ_RECORDS),
+    NavItem(lazy("Units"), "chain.units", Permission.READ_RECORDS),
     NavItem(lazy("QA queue"), "quality.queues", Permission.READ_RECORDS),
     NavItem(lazy("Patients"), "dosing.patient_list", Permission.READ_RECORDS),
     NavItem(lazy("Clinic"), "bedside.overview", Permission.READ_RECORDS),
