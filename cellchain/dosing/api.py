@@ -11,7 +11,7 @@ from cellchain.core import signatures
 from cellchain.core.listing import PageRequest
 from cellchain.core.roles import Permission, has_permission
 from cellchain.documents.api import document_api
-from cellchain.dosing import exceptions, orders, patients, randomization
+from cellchain.dosing import dose_list, exceptions, orders, patients, randomization
 from cellchain.dosing.commands import (
     cancel_as_user,
     check_as_user,
@@ -24,14 +24,16 @@ from cellchain.dosing.commands import (
     weigh_as_user,
     weight_refused,
 )
-from cellchain.dosing.models import DoseOrder, Patient, PatientStatus
+from cellchain.dosing.models import DoseOrder, DoseStatus, Patient, PatientStatus
 from cellchain.dosing.schemas import (
     DoseCancelIn,
     DoseDestroyIn,
     DoseDetailOut,
+    DoseListOut,
     DoseOrderIn,
     DoseOrderOut,
     DosePlanOut,
+    DoseQueryIn,
     EnrolIn,
     PatientDetailOut,
     PatientOut,
@@ -193,6 +195,23 @@ def order_dose(data: dict[str, Any], patient_id: int) -> Any:
     with unit_of_work() as session:
         order = order_as_user(session, patient_id, data["visit"], data["override"])
     return dose_out(order)
+
+
+@patients_api.get("/doses")
+@requires(Permission.READ_RECORDS)
+@patients_api.arguments(DoseQueryIn, location="query")
+@patients_api.response(200, DoseListOut(many=True), headers=PAGINATION_HEADERS)
+def list_all_doses(args: dict[str, Any]) -> Any:
+    """Every patient's dose orders, newest first, a page at a time (the ``X-Pagination``
+    header); ``status`` and ``visit`` to filter, ``q`` to search the study ID, the COI
+    identifier and the bag codes; each with when its infusion started and the recalls that
+    name it."""
+    status = DoseStatus(args["status"]) if "status" in args else None
+    page = dose_list.doses_page(
+        db.session, PageRequest.of(args), status=status, visit=args.get("visit")
+    )
+    named = recalls_naming(db.session, doses=[d.order.id for d in page.items])
+    return paged(page, [Shown(d, recalls=named.dose(d.order.id)) for d in page.items])
 
 
 @patients_api.get("/doses/<int:order_id>")

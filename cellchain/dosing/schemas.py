@@ -14,7 +14,7 @@ from cellchain.core.i18n import _
 from cellchain.core.listing_schemas import ListQueryIn
 from cellchain.core.schemas import SignatureOut, SiteDateTime
 from cellchain.documents.schemas import VersionedDocumentOut
-from cellchain.dosing.models import PatientStatus, Sex
+from cellchain.dosing.models import DoseStatus, PatientStatus, Sex
 from cellchain.traceability.notice_schemas import recalls_field
 
 
@@ -306,3 +306,39 @@ class PatientQueryIn(ListQueryIn):
     day0 or status; ``q`` searches the study ID and the COI identifier), by status."""
 
     status = ma.fields.String(validate=validate.OneOf([s.value for s in PatientStatus]))
+
+
+class DoseQueryIn(ListQueryIn):
+    """The doses list's page (``core.listing``; newest first; sort by ordered, status,
+    study_id or visit; ``q`` searches the patient's study ID and COI identifier and the bag
+    codes), filtered by status and visit."""
+
+    status = ma.fields.String(validate=validate.OneOf([s.value for s in DoseStatus]))
+    visit = ma.fields.String(
+        validate=validate.Length(min=1, max=10),
+        metadata={"description": "The visit's code in the protocol (D0, M3)"},
+    )
+
+
+class DoseListOut(ma.Schema):
+    """A dose order in the site-wide list: who it is for, the visit, the target, its status,
+    the bags allocated to it and when its infusion started (null before)."""
+
+    id = ma.fields.Integer(attribute="order.id")
+    patient_id = ma.fields.Integer(attribute="order.patient_id")
+    patient = ma.fields.Function(lambda d: d.order.patient.study_id)
+    coi = ma.fields.Function(lambda d: d.order.patient.coi)
+    visit = ma.fields.String(attribute="order.visit")
+    planned_on = ma.fields.Date(attribute="order.planned_on")
+    target_cells = ma.fields.Float(attribute="order.target_cells")
+    status = ma.fields.String(attribute="order.status")
+    bags = ma.fields.List(
+        ma.fields.String(),
+        attribute="bag_codes",
+        metadata={"description": "The codes of the bags allocated to the dose"},
+    )
+    ordered_at = ma.fields.AwareDateTime(attribute="order.ordered_at")
+    infused_at = ma.fields.AwareDateTime(
+        allow_none=True, metadata={"description": "When its infusion started; null before"}
+    )
+    recalls = recalls_field()

@@ -15,7 +15,7 @@ from cellchain.core import signatures
 from cellchain.core.i18n import _, lazy
 from cellchain.core.roles import Permission, has_permission
 from cellchain.documents.views import add_document_pages
-from cellchain.dosing import exceptions, orders, patients, randomization
+from cellchain.dosing import dose_list, exceptions, orders, patients, randomization
 from cellchain.dosing.commands import (
     cancel_as_user,
     check_as_user,
@@ -28,11 +28,12 @@ from cellchain.dosing.commands import (
     weigh_as_user,
     weight_refused,
 )
-from cellchain.dosing.models import DoseOrder, Patient, PatientStatus, Protocol, Sex
+from cellchain.dosing.models import DoseOrder, DoseStatus, Patient, PatientStatus, Protocol, Sex
 from cellchain.dosing.schemas import (
     DoseCancelIn,
     DoseDestroyIn,
     DoseOrderIn,
+    DoseQueryIn,
     EnrolIn,
     PatientQueryIn,
     PermutedBlockIn,
@@ -107,6 +108,24 @@ def patient_list() -> ResponseReturnValue:
             patients=[p.id for p in found],
             doses=[o.id for listed in doses.values() for o in listed],
         ),
+    )
+
+
+@blueprint.get("/doses")
+@requires(Permission.READ_RECORDS)
+def dose_list_page() -> ResponseReturnValue:
+    """Every patient's dose orders, newest first, paged, sorted, filtered and searched."""
+    query, page_asked, notes = page_request(DoseQueryIn(), request.args)
+    status = DoseStatus(query["status"]) if "status" in query else None
+    page = dose_list.doses_page(db.session, page_asked, status=status, visit=query.get("visit"))
+    return render_template(
+        "dosing/doses.html",
+        doses=page.items,
+        page=page,
+        notes=notes,
+        status_options=[(status.value, status.label) for status in DoseStatus],
+        visit_options=[(code, code) for code in dose_list.visit_codes(db.session)],
+        recalls=recalls_naming(db.session, doses=[d.order.id for d in page.items]),
     )
 
 

@@ -13,10 +13,12 @@ from cellchain.chain import service as chain
 from cellchain.chain.api import scan_result
 from cellchain.chain.schemas import ScanOut
 from cellchain.core import numbering
+from cellchain.core.listing import PageRequest
+from cellchain.core.listing_schemas import ListQueryIn
 from cellchain.core.roles import Permission
 from cellchain.extensions import db
 from cellchain.http import requires, unit_of_work
-from cellchain.labels import photo, service
+from cellchain.labels import photo, print_log, service
 from cellchain.labels.commands import (
     destroy_labels,
     file_response,
@@ -35,6 +37,7 @@ from cellchain.labels.schemas import (
     PrintIn,
 )
 from cellchain.manufacturing.processing import processing
+from cellchain.web.listing import PAGINATION_HEADERS, paged
 
 labels_api = Blueprint(
     "labels_api", __name__, url_prefix="/api/v1", description="Labels: print, log, reconcile"
@@ -54,6 +57,19 @@ _FILES = {
 }
 
 
+@labels_api.get("/label-prints")
+@requires(Permission.READ_RECORDS)
+@labels_api.arguments(print_log.PrintLogQueryIn, location="query")
+@labels_api.response(200, LabelPrintOut(many=True), headers=PAGINATION_HEADERS)
+def print_log_list(args: dict[str, Any]) -> Any:
+    """Every label printed on the site, newest first, a page at a time (the
+    ``X-Pagination`` header); ``label_type``, ``format``, ``quarantine`` and ``reprint``
+    (yes or no) to filter, ``q`` to search the unit code (a wristband's study ID and COI),
+    the lot number and the reprint reason."""
+    page = print_log.prints_page(db.session, PageRequest.of(args), **print_log.filters_of(args))
+    return paged(page)
+
+
 @labels_api.post("/units/<int:unit_id>/labels")
 @requires(Permission.PRINT_LABELS)
 @labels_api.arguments(PrintIn)
@@ -67,10 +83,14 @@ def print_unit(data: dict[str, Any], unit_id: int) -> Any:
 
 @labels_api.get("/units/<int:unit_id>/labels")
 @requires(Permission.READ_RECORDS)
-@labels_api.response(200, LabelPrintOut(many=True))
-def unit_log(unit_id: int) -> Any:
-    """The print log of one unit, newest first."""
-    return service.prints_of_unit(db.session, chain.get_unit(db.session, unit_id))
+@labels_api.arguments(ListQueryIn, location="query")
+@labels_api.response(200, LabelPrintOut(many=True), headers=PAGINATION_HEADERS)
+def unit_log(args: dict[str, Any], unit_id: int) -> Any:
+    """The print log of one unit, newest first, a page at a time (the ``X-Pagination``
+    header; sort by printed, unit or type)."""
+    unit = chain.get_unit(db.session, unit_id)
+    subject = print_log.Subject(unit_id=unit.id)
+    return paged(print_log.prints_page(db.session, PageRequest.of(args), subject=subject))
 
 
 @labels_api.post("/units/<int:unit_id>/labels/applied")
@@ -97,12 +117,16 @@ def print_patient(data: dict[str, Any], patient_id: int) -> Any:
 
 @labels_api.get("/patients/<int:patient_id>/labels")
 @requires(Permission.READ_RECORDS)
-@labels_api.response(200, LabelPrintOut(many=True))
-def patient_log(patient_id: int) -> Any:
-    """The wristband print log of one patient, newest first."""
+@labels_api.arguments(ListQueryIn, location="query")
+@labels_api.response(200, LabelPrintOut(many=True), headers=PAGINATION_HEADERS)
+def patient_log(args: dict[str, Any], patient_id: int) -> Any:
+    """The wristband print log of one patient, newest first, a page at a time (the
+    ``X-Pagination`` header)."""
     from cellchain.dosing import patients
 
-    return service.prints_of_patient(db.session, patients.get_patient(db.session, patient_id))
+    patient = patients.get_patient(db.session, patient_id)
+    subject = print_log.Subject(patient_id=patient.id)
+    return paged(print_log.prints_page(db.session, PageRequest.of(args), subject=subject))
 
 
 @labels_api.post("/lots/<int:lot_id>/labels")
@@ -118,15 +142,22 @@ def print_lot(data: dict[str, Any], lot_id: int) -> Any:
 
 @labels_api.get("/lots/<int:lot_id>/labels")
 @requires(Permission.READ_RECORDS)
-@labels_api.response(200, LotLabelsOut)
-def lot_log(lot_id: int) -> Any:
-    """The lot's label reconciliation (issued = applied + destroyed + outstanding) and log."""
+@labels_api.arguments(ListQueryIn, location="query")
+@labels_api.response(200, LotLabelsOut, headers=PAGINATION_HEADERS)
+def lot_log(args: dict[str, Any], lot_id: int) -> Any:
+    """The lot's label reconciliation (issued = applied + destroyed + outstanding, of every
+    print) and its print log, newest first, a page at a time (``prints``; the
+    ``X-Pagination`` header)."""
     lot = processing.get_lot(db.session, lot_id)
+    subject = print_log.Subject(lot_id=lot.id)
+    prints, headers = paged(
+        print_log.prints_page(db.session, PageRequest.of(args), subject=subject)
+    )
     return {
         "lot": lot.lot_number,
         "reconciliation": service.reconciliation(db.session, lot),
-        "prints": service.prints_of_lot(db.session, lot),
-    }
+        "prints": prints,
+    }, headers
 
 
 @labels_api.post("/lots/<int:lot_id>/labels/applied")

@@ -14,12 +14,13 @@ from cellchain.core import numbering
 from cellchain.core.display import local_date
 from cellchain.core.i18n import _
 from cellchain.core.identifiers import InvalidIdentifier
+from cellchain.core.listing_schemas import ListQueryIn
 from cellchain.core.roles import Permission
 from cellchain.dosing import orders, patients
 from cellchain.errors import DomainError, NotFound
 from cellchain.extensions import db
 from cellchain.http import requires, site_zone, unit_of_work
-from cellchain.labels import photo, service
+from cellchain.labels import photo, print_log, service
 from cellchain.labels.commands import (
     destroy_labels,
     file_response,
@@ -37,6 +38,7 @@ from cellchain.manufacturing.models import Lot
 from cellchain.manufacturing.processing import processing
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form
+from cellchain.web.listing import page_request
 from cellchain.web.resolve import record_url
 
 blueprint = Blueprint("labels", __name__)
@@ -51,6 +53,23 @@ def _applied_message(record: Any) -> str:
         applied=record.applied,
         copies=record.copies,
         date=local_date(record.printed_at, site_zone()),
+    )
+
+
+@blueprint.get("/labels/prints")
+@requires(Permission.READ_RECORDS)
+def print_log_page() -> ResponseReturnValue:
+    """Every label printed on the site, newest first, paged, sorted, filtered and searched."""
+    query, page_asked, notes = page_request(print_log.PrintLogQueryIn(), request.args)
+    page = print_log.prints_page(db.session, page_asked, **print_log.filters_of(query))
+    return render_template(
+        "labels/print_log.html",
+        prints=page.items,
+        page=page,
+        notes=notes,
+        label_types=print_log.LABEL_TYPES,
+        format_options=[(f.value, f.value.upper()) for f in OutputFormat],
+        yes_no=[("yes", _("yes")), ("no", _("no"))],
     )
 
 
@@ -214,7 +233,9 @@ def _unit_page(
     unit: Unit, error: DomainError | None = None, which: str = "print"
 ) -> ResponseReturnValue:
     label, not_labellable = _preview(unit)
-    prints = service.prints_of_unit(db.session, unit)
+    log = _log_page(
+        print_log.Subject(unit_id=unit.id), url_for("labels.unit_labels", unit_id=unit.id)
+    )
     return _render(
         "labels/unit.html",
         error,
@@ -222,8 +243,8 @@ def _unit_page(
         unit=unit,
         label=label,
         not_labellable=not_labellable,
-        prints=prints,
-        printed_before=bool(prints),
+        **log,
+        printed_before=bool(log["page"].total),
         label_state=service.label_state(db.session, unit) if label is not None else None,
         recalls=recalls_naming(db.session, units=[unit.id]).unit(unit.id),
     )
@@ -237,7 +258,10 @@ def _patient_page(
         label, not_labellable = wristband_for(patient, templates=label_settings().templates), None
     except NotLabellable as refused:
         label, not_labellable = None, refused.detail
-    prints = service.prints_of_patient(db.session, patient)
+    log = _log_page(
+        print_log.Subject(patient_id=patient.id),
+        url_for("labels.patient_labels", patient_id=patient.id),
+    )
     return _render(
         "labels/patient.html",
         error,
@@ -245,8 +269,8 @@ def _patient_page(
         patient=patient,
         label=label,
         not_labellable=not_labellable,
-        prints=prints,
-        printed_before=bool(prints),
+        **log,
+        printed_before=bool(log["page"].total),
         doses=[o for o in orders.orders_of(db.session, patient) if o.dose_unit_id],
         recalls=recalls_naming(db.session, patients=[patient.id]).patient(patient.id),
     )
@@ -263,11 +287,22 @@ def _lot_page(
         lot=lot,
         bags=bags,
         reconciliation=service.reconciliation(db.session, lot),
-        prints=service.prints_of_lot(db.session, lot),
+        **_log_page(print_log.Subject(lot_id=lot.id), url_for("labels.lot_labels", lot_id=lot.id)),
         printed_before=bool(service.printed_before(db.session, bags)),
         release_reason=service.RELEASE_REPRINT_REASON,
         recalls=recalls_naming(db.session, lots=[lot.id]).lot(lot.id),
     )
+
+
+def _log_page(subject: print_log.Subject, url: str) -> dict[str, Any]:
+    """The page of a unit's, lot's or patient's print log the request asks for (the first,
+    newest first, unless it says), for ``_print_log.html``: its prints, the page and the
+    notes of what was corrected, and ``url``, the label page's, for the pager (a refused
+    post renders the page at another address). A print form's answer reads this page again
+    (app.js): the first page shows the new prints."""
+    _query, page_asked, notes = page_request(ListQueryIn(), request.args)
+    page = print_log.prints_page(db.session, page_asked, subject=subject)
+    return {"prints": page.items, "page": page, "notes": notes, "log_url": url}
 
 
 def _render(
