@@ -10,11 +10,11 @@ import math
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, inspect, literal, select
+from sqlalchemy import bindparam, func, insert, inspect, literal, select, text
 
 from cellchain.chain.models import Unit
-from cellchain.core.identifiers import check_character, identifier_of_body, make_unit_code
-from cellchain.core.types import utcnow
+from cellchain.core.identifiers import identifier_of_body, make_unit_code
+from cellchain.core.types import UTCDateTime, utcnow
 from cellchain.donors.models import Donation
 from cellchain.extensions import db
 from cellchain.manufacturing.models import CellRecord
@@ -27,17 +27,47 @@ from tests.support.untranslated import assert_translated
 PER_DONATION = 9000
 
 
+#: the numbers 1 to ``:count``, made by the database (no rows through Python)
+_SERIES = {
+    "postgresql": "SELECT n FROM generate_series(1, :count) AS s(n)",
+    "sqlite": "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s "
+    "WHERE n < :count) SELECT n FROM s",
+}
+_FOUR_DIGITS = {"postgresql": "lpad((n)::text, 4, '0')", "sqlite": "printf('%04d', n)"}
+#: ISO/IEC 7064 MOD 37-2 (``core.identifiers.check_character``)
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*"
+
+
+def _state(body: str) -> int:
+    """The MOD 37-2 running value after ``body``: the database carries it on over the
+    sequence's four digits (``t = ((t + v) * 2) % 37`` for each)."""
+    total = 0
+    for char in body:
+        total = ((total + _ALPHABET.index(char)) * 2) % 37
+    return total
+
+
+def _check_sql() -> str:
+    """The check character of ``:prefix`` + the four digits of ``n``, in SQL."""
+    total = ":state"
+    for place in (1000, 100, 10, 1):
+        total = f"((({total}) + ((n / {place}) % 10)) * 2) % 37"
+    return f"substr('{_ALPHABET}', ((38 - {total}) % 37) + 1, 1)"
+
+
 def add_vessels(
     donation: Donation, count: int, *, passage: int = 1, by: int | None = None
 ) -> list[str]:
     """``count`` culture vessels in culture with their cell records, on copies of
-    ``donation`` (new DINs: a donation numbers at most 9999 units), inserted in bulk below
-    the ORM (test rows): created a millisecond apart after the newest unit, the newest last,
-    each seeded when made.
-    Their codes, the newest last."""
+    ``donation`` (new DINs: a donation numbers at most 9999 units), made by the database in
+    a few statements (test rows below the ORM: the codes with their check characters, the
+    cell records from the vessels), all created and seeded at one moment just after the
+    newest unit (their ids break the tie). Their codes, the newest last."""
+    dialect = db.session.get_bind().dialect.name
     columns = {c.key: getattr(donation, c.key) for c in inspect(Donation).column_attrs}
     first_donation = db.session.execute(select(func.max(Donation.id))).scalar_one() + 1
     first_unit = db.session.execute(select(func.max(Unit.id))).scalar_one() + 1
+    latest = db.session.execute(select(func.max(Unit.created_at))).scalar_one()
     prefix = donation.din[:7]
     donations = [
         {
@@ -47,30 +77,30 @@ def add_vessels(
         }
         for n in range(math.ceil(count / PER_DONATION))
     ]
-    start = db.session.execute(select(func.max(Unit.created_at))).scalar_one()
-    units = []
-    for n in range(count):
-        made = donations[n // PER_DONATION]
-        body = f"{made['din'][:13]}V{n % PER_DONATION + 1:04d}"
-        code = body + check_character(body)
-        at = start + dt.timedelta(milliseconds=n + 1)
-        unit_id = first_unit + n
-        units.append(
-            {
-                "id": unit_id,
-                "code": code,
-                "kind": "culture_vessel",
-                "status": "quarantine",
-                "donation_id": made["id"],
-                "location": "INC-01",
-                "created_at": at,
-                "created_by_id": by,
-            }
-        )
-    assert units[0]["code"] == make_unit_code(donations[0]["din"], "V", 1).canonical
     connection = db.session.connection()
-    for table, rows in ((Donation.__table__, donations), (Unit.__table__, units)):
-        connection.execute(insert(table), rows)  # one statement, many rows (executemany)
+    connection.execute(insert(Donation.__table__), donations)
+    statement = text(
+        "INSERT INTO units (id, code, kind, status, donation_id, location, created_at, "
+        "created_by_id) "
+        f"SELECT :first + n - 1, :prefix || {_FOUR_DIGITS[dialect]} || {_check_sql()}, "
+        "'culture_vessel', 'quarantine', :donation, 'INC-01', :at, CAST(:by AS INTEGER) "
+        f"FROM ({_SERIES[dialect]}) AS series"
+    ).bindparams(bindparam("at", type_=UTCDateTime()))
+    at = latest + dt.timedelta(milliseconds=1)
+    for n, made in enumerate(donations):
+        prefix = made["din"][:13] + "V"
+        connection.execute(
+            statement,
+            {
+                "first": first_unit + n * PER_DONATION,
+                "prefix": prefix,
+                "state": _state(prefix),
+                "donation": made["id"],
+                "at": at,
+                "by": by,
+                "count": min(PER_DONATION, count - n * PER_DONATION),
+            },
+        )
     # each vessel's cell record made by the database from the vessel: seeded when made
     seeded = select(
         Unit.id,
@@ -84,7 +114,13 @@ def add_vessels(
     fields = ["unit_id", "passage", "cells", "cumulative_pd", "made_at", "vessel_format"]
     connection.execute(insert(CellRecord.__table__).from_select([*fields, "area_cm2"], seeded))
     db.session.commit()
-    return [unit["code"] for unit in units]
+    added = list(
+        db.session.scalars(select(Unit.code).where(Unit.id >= first_unit).order_by(Unit.id))
+    )
+    last = donations[-1]["din"]
+    assert added[0] == make_unit_code(donations[0]["din"], "V", 1).canonical
+    assert added[-1] == make_unit_code(last, "V", (count - 1) % PER_DONATION + 1).canonical
+    return added
 
 
 def codes(response: Any) -> list[str]:
