@@ -2,120 +2,49 @@
 bedside check's title and detail, which the two clinicians sign) can be read in the reader's
 language later (issue 21).
 
-The English text is what is stored and signed, as before; beside it the record keeps the
-wording (:func:`to_json`): each sentence's source text, marked with ``lazy("…")`` where it is
-written so the extractor finds it, and the values of its ``%(name)s`` placeholders. A value
-may itself be a wording (a list of lots, a count's working). A text made elsewhere, in words
-of another package, is kept :class:`Verbatim` and shown as it is.
+The module is the kernel's :mod:`cellchain.core.wording` (so that the label service, which
+the clinic calls, can hand out its sentences as wordings too); the clinic imports it here by
+the name it always used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from cellchain.core.wording import (
+    Joined,
+    Quoted,
+    Said,
+    Verbatim,
+    Worded,
+    Wording,
+    english,
+    from_json,
+    joined,
+    joined_text,
+    say,
+    shown,
+    text_of,
+    to_json,
+    translated,
+    worded,
+    wording_of,
+)
 
-from cellchain.core.i18n import LazyText, document_text, gettext
-
-
-@dataclass(frozen=True)
-class Said:
-    """One marked sentence and its values."""
-
-    text: LazyText
-    values: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Joined:
-    """Several wordings read one after the other."""
-
-    parts: tuple[Wording, ...]
-    separator: str = " "
-
-
-@dataclass(frozen=True)
-class Verbatim:
-    """A text made elsewhere, shown as it is in every language."""
-
-    text: str
-
-
-Wording = Said | Joined | Verbatim
-
-
-def say(text: LazyText, **values: Any) -> Said:
-    """``text`` (``lazy("… %(name)s …")``) with its values, read later in any language."""
-    return Said(text, values)
-
-
-def joined(parts: list[Wording] | tuple[Wording, ...], separator: str = " ") -> Joined:
-    return Joined(tuple(parts), separator)
-
-
-def _render(wording: Wording, translate: bool) -> str:
-    if isinstance(wording, Verbatim):
-        return wording.text
-    if isinstance(wording, Joined):
-        return wording.separator.join(_render(part, translate) for part in wording.parts)
-    values = {
-        name: _render(value, translate) if isinstance(value, Said | Joined | Verbatim) else value
-        for name, value in wording.values.items()
-    }
-    if translate:
-        # a value that is a controlled document's text (a visit's name) or a status word
-        # the catalogue knows reads in the reader's language too
-        shown = {
-            name: document_text(value) if isinstance(value, str) else value
-            for name, value in values.items()
-        }
-        return gettext(wording.text.message, **shown)
-    return wording.text.message % values if values else wording.text.message
-
-
-def english(wording: Wording) -> str:
-    """The source text: what is stored and signed."""
-    return _render(wording, translate=False)
-
-
-def translated(wording: Wording) -> str:
-    """The text in the language of the moment."""
-    return _render(wording, translate=True)
-
-
-def to_json(wording: Wording) -> Any:
-    """A JSON value the record keeps beside its English text."""
-    if isinstance(wording, Verbatim):
-        return {"t": wording.text}
-    if isinstance(wording, Joined):
-        return {"j": wording.separator, "p": [to_json(part) for part in wording.parts]}
-    return {
-        "m": wording.text.message,
-        "v": {
-            name: to_json(value) if isinstance(value, Said | Joined | Verbatim) else value
-            for name, value in wording.values.items()
-        },
-    }
-
-
-def from_json(data: Any) -> Wording:
-    """The wording :func:`to_json` kept."""
-    if "t" in data:
-        return Verbatim(str(data["t"]))
-    if "j" in data:
-        return Joined(tuple(from_json(part) for part in data["p"]), str(data["j"]))
-    return Said(
-        LazyText(str(data["m"])),
-        {
-            name: from_json(value) if isinstance(value, dict) else value
-            for name, value in data["v"].items()
-        },
-    )
-
-
-def shown(english_text: str, kept: Any) -> str:
-    """A stored text in the reader's language: from its kept wording, else (a record stored
-    before wordings were kept) the English as stored."""
-    if not kept:
-        return english_text
-    return translated(from_json(kept))
+__all__ = [
+    "Joined",
+    "Quoted",
+    "Said",
+    "Verbatim",
+    "Worded",
+    "Wording",
+    "english",
+    "from_json",
+    "joined",
+    "joined_text",
+    "say",
+    "shown",
+    "text_of",
+    "to_json",
+    "translated",
+    "worded",
+    "wording_of",
+]

@@ -34,9 +34,10 @@ from cellchain.chain.models import (
 )
 from cellchain.core import audit, record_state
 from cellchain.core.guarded import update_if
-from cellchain.core.i18n import N_, _, document_text, english_of
+from cellchain.core.i18n import N_, _, document_text, lazy
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
+from cellchain.core.wording import Quoted, Worded, Wording, say, text_of, worded
 from cellchain.dosing.models import Patient
 from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import DbSession
@@ -437,10 +438,13 @@ class LabelState:
     #: why the unit does not carry it, naming the unit and the missing or superseded label, in
     #: the reader's language (``english_of`` gives the English); None when it does
     problem: str | None
+    #: ``problem`` as a wording (``core.wording``: source text and values), for whoever stores
+    #: or signs its English and shows it translated (a bedside check); None when it carries it
+    wording: Wording | None
 
     @property
     def ok(self) -> bool:
-        return self.problem is None
+        return self.wording is None
 
 
 def label_state(session: DbSession, unit: Unit) -> LabelState:
@@ -482,12 +486,13 @@ def _prints_statement() -> Select[LabelPrint]:
     )
 
 
-def label_problems(session: DbSession, units: Sequence[Unit]) -> list[str]:
+def label_problems(session: DbSession, units: Sequence[Unit]) -> list[Worded]:
     """What is missing or superseded on ``units``' labels, one text per unit; none when every
     unit carries the label its status requires. In English, whoever reads: a bedside check
-    signs them and a dispatch's refusal is audited with them (``LabelState.problem`` is the
-    same text in the reader's language, for a page)."""
-    return [english_of(state.problem) for state in label_states(session, units) if state.problem]
+    signs them. Each keeps its wording (``core.wording.wording_of``), which the check keeps
+    beside the English so that its page reads it translated (``LabelState.problem`` is the
+    same text in the reader's language, for a page or a refusal)."""
+    return [worded(state.wording) for state in label_states(session, units) if state.wording]
 
 
 class PrintRead(NamedTuple):
@@ -508,7 +513,7 @@ class PrintRead(NamedTuple):
 
 def label_problems_of(
     session: DbSession, units: Sequence[Unit], prints: Mapping[int, Sequence[PrintRead]]
-) -> list[str]:
+) -> list[Worded]:
     """``label_problems`` (in English) from the units' print logs already read (by unit id,
     oldest first; a unit absent has none): no ORM object per print (issue 20, the bedside)."""
     markings = status_markings(session, units)
@@ -518,88 +523,117 @@ def label_problems_of(
         _state(unit, markings[unit.id], cast(Sequence[LabelPrint], prints.get(unit.id, ())))
         for unit in units
     )
-    return [english_of(state.problem) for state in states if state.problem]
+    return [worded(state.wording) for state in states if state.wording]
+
+
+# A unit's label problems and the labels they name: each a wording (``core.wording``), so that
+# a page reads it translated (``LabelState.problem``) and a bedside check signs its English
+# while keeping the wording beside it (``label_problems``); the dispatch's refusal quotes it in
+# the reader's language and is audited in English.
+_LABEL_MARKED = lazy("its label marked “%(marking)s”")
+_DOSE_LABEL = lazy("its dose label (patient study ID and COI identifier)")
+_RELEASED_LABEL = lazy("its released label")
+_UNIT_NAMED = lazy("%(unit)s (%(kind)s)")
+_NEVER_PRINTED = lazy("%(name)s has no label: %(required)s was never printed.")
+_ALL_DESTROYED = lazy(
+    "%(name)s has no label: every label printed for it was destroyed unused; "
+    "print and apply %(required)s."
+)
+_SUPERSEDED_MARKED = lazy(
+    "%(name)s is %(status)s and needs %(required)s, but its latest label (print "
+    "#%(print)s, printed while it was %(then)s) says “%(said)s”: that label is "
+    "superseded; print and apply %(required)s."
+)
+_SUPERSEDED_UNMARKED = lazy(
+    "%(name)s is %(status)s and needs %(required)s, but its latest label (print "
+    "#%(print)s, printed while it was %(then)s) says no status marking: that label "
+    "is superseded; print and apply %(required)s."
+)
+_NOT_APPLIED_REPRINT = lazy(
+    "%(name)s: %(required)s (print #%(print)s) is printed but not applied; the label "
+    "on it (print #%(on_unit)s) is superseded by that reprint. Put it on and scan it "
+    "there."
+)
+_NOT_APPLIED = lazy(
+    "%(name)s: %(required)s (print #%(print)s) is printed but not applied. Put it on "
+    "and scan it there."
+)
 
 
 def _state(unit: Unit, marking: str, prints: Sequence[LabelPrint]) -> LabelState:
-    # the texts are in the reader's language (a page shows them); each remembers its English,
-    # which is what ``label_problems`` hands to what stores or signs them (a bedside check)
-    if marking:
-        # the marking is the label's own printed text, quoted as printed
-        required = _("its label marked “%(marking)s”", marking=marking)
-    elif unit.kind == UnitKind.PREPARED_DOSE:
-        required = _("its dose label (patient study ID and COI identifier)")
-    else:
-        required = _("its released label")
     live = [record for record in prints if record.applied or record.outstanding]
     applied = [record for record in live if record.applied]
     on_unit = applied[-1] if applied else None
+    required = _required(unit, marking)
+    problem = _problem(unit, marking, required, prints, live, on_unit)
+    # read in the language of the moment (a page's), each remembering its English
+    return LabelState(
+        unit,
+        text_of(required),
+        marking,
+        on_unit,
+        text_of(problem) if problem is not None else None,
+        problem,
+    )
+
+
+def _required(unit: Unit, marking: str) -> Wording:
+    """The label the unit must carry, as a wording."""
+    if marking:
+        # the marking is the label's own printed text, quoted as printed
+        return say(_LABEL_MARKED, marking=Quoted(marking))
+    if unit.kind == UnitKind.PREPARED_DOSE:
+        return say(_DOSE_LABEL)
+    return say(_RELEASED_LABEL)
+
+
+def _status(status: str) -> Wording | str:
+    """A unit status in the reader's words (the stored value where none is known)."""
+    name = UNIT_STATUS_NAMES.get(status)
+    return say(name) if name is not None else status
+
+
+def _problem(
+    unit: Unit,
+    marking: str,
+    required: Wording,
+    prints: Sequence[LabelPrint],
+    live: Sequence[LabelPrint],
+    on_unit: LabelPrint | None,
+) -> Wording | None:
+    """Why the unit does not carry ``required``, the label its status requires (printing
+    ``marking``), as a wording (source text and values): read translated on a page, stored and
+    signed in English; None when it does."""
     # read from the columns alone: the bedside hands in plain rows (``UnitRead``), not units
-    kind = str(UNIT_KIND_NAMES.get(unit.kind, unit.kind_label))
-    name = _("%(unit)s (%(kind)s)", unit=unit.code, kind=kind)
-    problem = None
+    kind = UNIT_KIND_NAMES.get(unit.kind)
+    name = say(_UNIT_NAMED, unit=unit.code, kind=say(kind) if kind is not None else unit.kind_label)
     if not live:
-        problem = (
-            _(
-                "%(name)s has no label: %(required)s was never printed.",
-                name=name,
-                required=required,
-            )
-            if not prints
-            else _(
-                "%(name)s has no label: every label printed for it was destroyed unused; "
-                "print and apply %(required)s.",
-                name=name,
-                required=required,
-            )
-        )
-    elif live[-1].marking != marking:
-        latest = live[-1]
-        facts = {
+        if not prints:
+            return say(_NEVER_PRINTED, name=name, required=required)
+        return say(_ALL_DESTROYED, name=name, required=required)
+    latest = live[-1]
+    if latest.marking != marking:
+        facts: dict[str, Any] = {
             "name": name,
-            "status": str(UNIT_STATUS_NAMES.get(unit.status, unit.status)),
+            "status": _status(unit.status),
             "required": required,
             "print": latest.id,
-            "then": str(UNIT_STATUS_NAMES.get(latest.unit_status, latest.unit_status)),
+            "then": _status(latest.unit_status),
         }
-        problem = (
-            _(
-                "%(name)s is %(status)s and needs %(required)s, but its latest label (print "
-                "#%(print)s, printed while it was %(then)s) says “%(said)s”: that label is "
-                "superseded; print and apply %(required)s.",
-                said=latest.marking,
-                **facts,
-            )
-            if latest.marking
-            else _(
-                "%(name)s is %(status)s and needs %(required)s, but its latest label (print "
-                "#%(print)s, printed while it was %(then)s) says no status marking: that label "
-                "is superseded; print and apply %(required)s.",
-                **facts,
-            )
-        )
-    elif not live[-1].applied:
-        latest = live[-1]
-        problem = (
-            _(
-                "%(name)s: %(required)s (print #%(print)s) is printed but not applied; the label "
-                "on it (print #%(on_unit)s) is superseded by that reprint. Put it on and scan it "
-                "there.",
+        if latest.marking:
+            return say(_SUPERSEDED_MARKED, said=Quoted(latest.marking), **facts)
+        return say(_SUPERSEDED_UNMARKED, **facts)
+    if not latest.applied:
+        if on_unit is not None:
+            return say(
+                _NOT_APPLIED_REPRINT,
                 name=name,
                 required=required,
                 print=latest.id,
                 on_unit=on_unit.id,
             )
-            if on_unit is not None
-            else _(
-                "%(name)s: %(required)s (print #%(print)s) is printed but not applied. Put it on "
-                "and scan it there.",
-                name=name,
-                required=required,
-                print=latest.id,
-            )
-        )
-    return LabelState(unit, required, marking, on_unit, problem)
+        return say(_NOT_APPLIED, name=name, required=required, print=latest.id)
+    return None
 
 
 def prints_of_lot(session: DbSession, lot: Lot) -> list[LabelPrint]:

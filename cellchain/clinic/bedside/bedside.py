@@ -79,6 +79,7 @@ from cellchain.clinic.wording import (
     say,
     to_json,
     translated,
+    wording_of,
 )
 from cellchain.core import audit, numbering, signatures
 from cellchain.core.display import local_time, scientific
@@ -190,8 +191,9 @@ class DoseFacts:
     post_thaw: PostThawFacts | None = None
     #: (code, why) for each unit not dispensed or infused: its latest status change's note
     why_not_usable: tuple[tuple[str, str], ...] = ()
-    #: each unit's missing or superseded label (``labels.service.label_states``); none when
-    #: the dose and every bag carry the label their status requires
+    #: each unit's missing or superseded label (``labels.service.label_states``), in English,
+    #: each keeping its wording (``core.wording.wording_of``); none when the dose and every
+    #: bag carry the label their status requires
     label_problems: tuple[str, ...] = ()
     #: why the visit is closed whatever the day: recorded as missed, or moved outside the
     #: protocol with the deviation not yet signed (``patients.Visit.closed_reason``)
@@ -467,7 +469,8 @@ def _labelled(f: BedsideFacts) -> CheckResult:
             Check.LABELLED,
             title,
             False,
-            joined([Verbatim(problem) for problem in f.dose.label_problems]),
+            # each problem's English is signed; its wording, kept beside, reads translated
+            joined([wording_of(problem) for problem in f.dose.label_problems]),
         )
     return _result(
         Check.LABELLED,

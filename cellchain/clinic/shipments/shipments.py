@@ -46,11 +46,12 @@ from cellchain.clinic.models import (
 from cellchain.core import actions, audit, listing, signatures
 from cellchain.core.display import UTC_ZONE, local_time
 from cellchain.core.guarded import update_if
-from cellchain.core.i18n import _
+from cellchain.core.i18n import _, document_text
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
+from cellchain.core.wording import joined_text
 from cellchain.dosing.models import DoseOrder, DoseStatus, Patient
 from cellchain.dosing.patients import summarize
 from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
@@ -140,7 +141,8 @@ def dispatch(session: DbSession, form: Dispatch, *, actor: User, now: dt.datetim
         try:
             order = scan_dose(session, scan).order
         except (InvalidIdentifier, NotFound, InvalidInput) as problem:
-            errors.setdefault("doses", []).append(str(problem))
+            # the detail itself (``str()`` would lose the English it remembers)
+            errors.setdefault("doses", []).append(problem.detail)
             continue
         problem_text = _not_shippable(session, order, now)
         if problem_text:
@@ -148,7 +150,14 @@ def dispatch(session: DbSession, form: Dispatch, *, actor: User, now: dt.datetim
         orders[order.id] = order
     if errors:
         raise InvalidInput(
-            _("The shipment was not dispatched: %(problems)s", problems=summarize(errors)),
+            _(
+                "The shipment was not dispatched: %(problems)s",
+                # every field's messages, each keeping its English (``summarize`` joins
+                # them as plain text): the refusal's audit entry reads English
+                problems=joined_text(
+                    message for messages in errors.values() for message in messages
+                ),
+            ),
             errors=errors,
         )
     shipment = Shipment(
@@ -582,15 +591,28 @@ def _not_shippable(session: DbSession, order: DoseOrder, now: dt.datetime) -> st
     for lot in lots_of_dose(session, order):
         if lot.status != LotStatus.RELEASED.value:
             problems.append(
-                _("Lot %(lot)s is %(status)s, not released.", lot=lot.lot_number, status=lot.status)
+                _(
+                    "Lot %(lot)s is %(status)s, not released.",
+                    lot=lot.lot_number,
+                    # the stored status word in the reader's language
+                    status=document_text(lot.status),
+                )
             )
         elif lot.expires_at is None or lot.expires_at <= now:
             problems.append(_("Lot %(lot)s has expired.", lot=lot.lot_number))
-    # a unit leaves the lab only with the label its status requires (DOMAIN.md §7, §9)
-    problems.extend(labels.label_problems(session, units_of_dose(order)))
+    # a unit leaves the lab only with the label its status requires (DOMAIN.md §7, §9), said
+    # in the reader's language (the refusal's audit entry reads the English: ``english_of``)
+    problems.extend(
+        state.problem
+        for state in labels.label_states(session, units_of_dose(order))
+        if state.problem is not None
+    )
     if problems:
         return _(
-            "%(code)s cannot be dispensed: %(problems)s", code=code, problems=" ".join(problems)
+            "%(code)s cannot be dispensed: %(problems)s",
+            code=code,
+            # joined keeping each problem's English, so the sentence's English is all English
+            problems=joined_text(problems),
         )
     return None
 
