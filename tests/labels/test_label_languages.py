@@ -360,3 +360,28 @@ def test_an_english_only_label_is_byte_for_byte_what_it_was(label_type: str) -> 
     png = hashlib.sha256(render_png(drawing)).hexdigest()[:16]
     zpl = hashlib.sha256(render_zpl([drawing], languages=["en"])).hexdigest()[:16]
     assert (png, zpl) == BEFORE[label_type]
+
+
+def test_the_api_refuses_chinese_zpl_without_the_printer_font_and_records_no_print(
+    app: Any, desk: Any, clients: Any, bags: list[Any]
+) -> None:
+    from cellchain.core.models import AuditEntry
+
+    app.config["LABEL_LANGUAGES"] = BILINGUAL
+    app.config["ZPL_CJK_FONT"] = None
+    api = clients.api(desk.lab.tech)
+    response = api.post(
+        f"/api/v1/units/{bags[0].id}/labels",
+        json={"format": "zpl"},
+        headers={"Accept-Language": "zh-CN"},
+    )
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    problem = response.get_json()
+    # in the reader's language, naming the setting to make
+    assert "CELLCHAIN_ZPL_CJK_FONT" in problem["detail"] and "打印机" in problem["detail"]
+    db.session.expire_all()
+    assert db.session.query(LabelPrint).count() == 0
+    assert not db.session.query(AuditEntry).filter(AuditEntry.action == "label.printed").count()
+    pdf = api.post(f"/api/v1/units/{bags[0].id}/labels", json={"format": "pdf"})
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
