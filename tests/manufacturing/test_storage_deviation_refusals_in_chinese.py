@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import UnitStatus
-from cellchain.core.i18n import english_of, using_language
+from cellchain.core.i18n import english_of, gettext, using_language
 from cellchain.core.models import AuditEntry
 from cellchain.core.types import utcnow
 from cellchain.errors import DomainError
@@ -305,3 +305,20 @@ def test_a_tank_out_of_service_is_refused_in_chinese(bench, rig):
     )
     assert chinese["title"] == "液氮罐已停用"
     assert chinese["detail"] == "液氮罐 LN2-09 已停用；不得放入任何物品。"
+
+
+def test_a_description_made_in_the_readers_language_is_stored_in_its_english(bench, rig):
+    """A service that words a deviation with ``_()`` for a Chinese reader stores its English."""
+    with using_language("zh_Hans"):
+        worded = gettext("Not stored.")
+        assert worded == "未储存。"
+        deviation = deviations.open_deviation(
+            db.session,
+            lot=rig.lot,
+            category="process",
+            description=worded,
+            actor=bench.lab.tech,
+            now=utcnow(),
+        )
+    db.session.commit()
+    assert deviation.description == "Not stored."

@@ -21,7 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from cellchain.core import actions, audit, listing, signatures
 from cellchain.core.display import UTC_ZONE, local_time
 from cellchain.core.guarded import update_if
-from cellchain.core.i18n import _
+from cellchain.core.i18n import _, english_of
 from cellchain.core.models import Signature, User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, has_permission, require
@@ -101,7 +101,8 @@ def open_deviation(
     happened and is required. A limit excursion is always against a donation (or its lot):
     the authorisation is for that donation's cells only."""
     category = _category(category)
-    text = _required_text(description, "description")
+    # stored and audited: a description a service made with ``_()`` is kept in its English
+    text = _required_text(english_of(description), "description")
     if lot is not None and donation is not None and lot.donation_id != donation.id:
         raise InvalidInput(
             _(
