@@ -20,6 +20,7 @@ from cellchain.chain.models import Unit
 from cellchain.core import listing
 from cellchain.dosing import patients
 from cellchain.dosing.models import DoseBag, DoseOrder, DoseStatus, Patient
+from cellchain.errors import Conflict
 from cellchain.extensions import DbSession
 
 
@@ -102,6 +103,10 @@ def doses_page(
 
 
 def visit_codes(session: DbSession) -> Sequence[str]:
-    """The infusion visits of the protocol in force, in order (the list's visit filter)."""
-    infusions = patients.protocol_in_force(session).parameters["infusions"]
+    """The infusion visits of the protocol in force, in order (the list's visit filter);
+    none before QA approved a protocol (the list still shows, empty)."""
+    try:
+        infusions = patients.protocol_in_force(session).parameters["infusions"]
+    except Conflict:
+        return []
     return [str(item["code"]) for item in sorted(infusions, key=lambda item: int(item["day"]))]

@@ -315,6 +315,22 @@ def test_a_units_and_a_lots_own_log_page_through_the_same_list(ward: Ward, clien
     assert many == few
 
 
+def test_both_lists_show_on_a_new_site_before_any_protocol(clients: Any, make_user: Any) -> None:
+    """No protocol approved yet (no visit to filter by), no dose, no print: empty lists."""
+    user = make_user("first-qa", Role.QA)
+    web, api = clients.web(user), clients.api(user)
+    for path, table, none in (
+        ("/doses", "doses", "No dose order found."),
+        ("/labels/prints", "print-log", "No label printed yet."),
+    ):
+        response = web.get(path)
+        assert response.status_code == 200, path
+        assert cells(response.get_data(as_text=True), table, 0) == [none], path
+    for path in ("/api/v1/doses", "/api/v1/label-prints"):
+        response = api.get(path)
+        assert response.get_json() == [] and pagination(response)["total"] == 0, path
+
+
 # --- who sees them, and in which language ------------------------------------------------------
 
 
