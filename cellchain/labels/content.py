@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from cellchain.chain.models import UNIT_KIND_NAMES, Unit, UnitKind, UnitStatus
 from cellchain.core.display import local_time, power_of_ten, scientific
-from cellchain.core.i18n import N_, SOURCE_LANGUAGE, document_text, using_language
+from cellchain.core.i18n import N_, SOURCE_LANGUAGE, LazyText, document_text, lazy, using_language
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.payload import encode_payload
 from cellchain.donors.models import Donation, Eligibility
@@ -169,7 +169,7 @@ class UnitLabel:
 class NotLabellable(InvalidInput):
     """A unit that cannot be given a label here, and why."""
 
-    title = "No label for this unit"
+    title: str | LazyText = lazy("No label for this unit")
 
 
 def template_for(unit: Unit, templates: Mapping[str, LabelTemplate]) -> LabelTemplate:

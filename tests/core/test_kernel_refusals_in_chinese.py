@@ -10,6 +10,7 @@ failed-password audit store).
 
 from __future__ import annotations
 
+import importlib
 import json
 from typing import Any
 
@@ -146,6 +147,28 @@ def test_the_scan_box_refuses_a_mistyped_din_in_chinese(make_user: Any, clients:
     assert response.status_code == 422, page
     assert "校验字符不符：A 不是 &#39;G123498654321&#39; 的校验字符。" in page
     assert "Check character mismatch" not in page
+
+
+@pytest.mark.parametrize(
+    ("error", "chinese"),
+    [
+        ("cellchain.core.identifiers:InvalidIdentifier", "标识码无效"),
+        ("cellchain.core.accounts:TooManyAttempts", "失败尝试次数过多"),
+        ("cellchain.scanning.codes:UnreadableCode", "编码无效"),
+        ("cellchain.scanning.codes:AmbiguousCode", "编码有歧义"),
+        ("cellchain.clinic.bedside.doses:NotADose", "不是剂量"),
+        ("cellchain.clinic.bedside.post_thaw:CountRefused", "复苏后细胞计数被拒绝"),
+        ("cellchain.labels.content:NotLabellable", "该单位无法打印标签"),
+        ("cellchain.core.pdf:FontMissing", "未安装文档所需的字体"),
+    ],
+)
+def test_a_refusals_title_reads_in_the_readers_language(error: str, chinese: str) -> None:
+    """An error class's title is read when the problem is shown, in that moment's language."""
+    module, name = error.split(":")
+    title = getattr(importlib.import_module(module), name).title
+    with using_language("zh_Hans"):
+        assert str(title) == chinese
+    assert not has_chinese(str(title))
 
 
 # --- records, numbering -------------------------------------------------------------------------
