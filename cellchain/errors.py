@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cellchain.core.i18n import LazyText, _, lazy
+from cellchain.core.i18n import LazyText, Translated, _, document_text, lazy
 
 
 class DomainError(Exception):
@@ -91,12 +91,23 @@ class StateConflict(Conflict):
             _(
                 "%(entity)s is %(current)s; it cannot become %(attempted)s.",
                 entity=entity,
-                current=repr(str(current)),
-                attempted=repr(str(attempted)),
+                current=_status_word(current),
+                attempted=_status_word(attempted),
             )
         )
         self.current = current
         self.attempted = attempted
+
+
+def _status_word(status: object) -> str:
+    """A stored status quoted as the reader reads it (``'received'``, '已接收'): its word in the
+    catalogue (a status word marked where its package names it), else as stored; in English
+    always the stored value, as the audit trail keeps it."""
+    stored = str(status)
+    read = document_text(stored.replace("_", " "))
+    shown = Translated(repr(str(read)) if str(read) != stored.replace("_", " ") else repr(stored))
+    shown.english = repr(stored)
+    return shown
 
 
 class AuthenticationFailed(DomainError):

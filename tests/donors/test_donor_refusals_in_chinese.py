@@ -217,8 +217,8 @@ def test_a_second_receipt_names_the_donation_in_chinese(lab: Any) -> None:
         lab.receive(donation)
 
     shown, english = refused(error)
-    assert shown.startswith(f"捐献 {donation.din} 为 'received'")
-    assert english.startswith(f"Donation {donation.din} is 'received'")
+    assert shown == f"捐献 {donation.din} 为 '已接收'；不能变为 '已接收'。"
+    assert english == f"Donation {donation.din} is 'received'; it cannot become 'received'."
 
 
 # --- processing and donor tests -----------------------------------------------------------------
