@@ -498,6 +498,7 @@ def demo_records() -> dict[str, list[Any]]:
         "equipment_id": _ids(Equipment),
         "export_id": _ids(TrialDataExport),
         "filename": ["app.css"],
+        "token": ["not-a-confirmation-token"],  # an e-mail confirmation link's secret
     }
 
 

@@ -6,27 +6,39 @@ condition written once, each count one statement:
   ``service.record_applied``) nor destroyed (``service.destroy_labels``) — what the
   reconciliation counts as outstanding;
 - **to print**: the cryobags of a lot that need a label printed — never labelled since the
-  fill, or released while their latest label still says quarantine (what
-  ``service.reconciliation`` lists per lot as ``never_printed`` and
-  ``quarantine_labels_to_replace``, here for every lot at once).
+  fill, or carrying a label printed for a status whose marking differs from the bag's now
+  (released under a quarantine label; recalled or blocked, quarantined again or rejected
+  under a released label). It holds what ``service.reconciliation`` lists per lot as
+  ``never_printed`` and ``quarantine_labels_to_replace``, here for every lot at once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy.orm import aliased, selectinload
 
-from cellchain.chain.models import Unit, UnitKind, UnitStatus
+from cellchain.chain.models import UNIT_STATUS_NAMES, Unit, UnitKind, UnitStatus
 from cellchain.extensions import DbSession
 from cellchain.labels.models import LabelPrint
 from cellchain.manufacturing.models import CellRecord, Lot
 
-#: a bag in one of these needs no label any more (its life at the lab is over)
-_FINAL = tuple(status.value for status in UnitStatus if status.final)
-#: a bag in one of these is released: its label must not say quarantine
-_RELEASED = (UnitStatus.AVAILABLE.value, UnitStatus.ALLOCATED.value)
+#: a bag in one of these needs no label any more (consumed, discarded, infused: the same
+#: as the lot's reconciliation, ``service._GONE_STATUSES``)
+_GONE = (UnitStatus.CONSUMED.value, UnitStatus.DISCARDED.value, UnitStatus.INFUSED.value)
+
+
+def _marking_group(status: Any) -> ColumnElement[str]:
+    """Which status marking a unit in ``status`` carries (``content.status_markings``):
+    quarantine, rejected and blocked each their own, every other status none."""
+    return case(
+        (status == UnitStatus.QUARANTINE.value, "quarantine"),
+        (status == UnitStatus.REJECTED.value, "rejected"),
+        (status == UnitStatus.BLOCKED.value, "blocked"),
+        else_="",
+    )
 
 
 def _outstanding() -> tuple[ColumnElement[bool], ...]:
@@ -58,62 +70,78 @@ def count_outstanding_prints(session: DbSession) -> int:
 
 @dataclass(frozen=True)
 class ToPrint:
-    """A bag that needs a label printed, and why (``replace``: its quarantine label)."""
+    """A bag that needs a label printed, and why: never labelled (``printed_as`` None), or
+    its label printed for a status whose marking differs from its status now."""
 
     unit: Unit
     lot_id: int
     lot_number: str
-    replace: bool
+    #: the unit's status when its latest label was printed; None: no label on it
+    printed_as: str | None
+
+    @property
+    def replace(self) -> bool:
+        return self.printed_as is not None
+
+    @property
+    def printed_as_name(self) -> str:
+        """The status its label was printed for, in the reader's language."""
+        status = self.printed_as or ""
+        return str(UNIT_STATUS_NAMES.get(status, status))
 
 
-def _latest_quarantine_print() -> ColumnElement[bool]:
-    """The unit's latest print carries the quarantine marking."""
-    latest = (
+def _latest_live_print() -> ColumnElement[int]:
+    """The unit's latest print not wholly destroyed unapplied (a spoiled reprint never
+    reached the unit), as ``service.label_states`` reads the label on it."""
+    return (
         select(func.max(LabelPrint.id))
-        .where(LabelPrint.unit_id == Unit.id)
+        .where(LabelPrint.unit_id == Unit.id, LabelPrint.destroyed < LabelPrint.copies)
         .correlate(Unit)
         .scalar_subquery()
     )
-    return exists(
-        select(LabelPrint.id).where(LabelPrint.id == latest, LabelPrint.quarantine.is_(True))
-    )
 
 
-def _never_printed() -> ColumnElement[bool]:
-    return ~exists(select(LabelPrint.id).where(LabelPrint.unit_id == Unit.id))
-
-
-def _to_print() -> ColumnElement[bool]:
-    """The condition of ``labels_to_print`` (on ``Unit`` joined to its ``CellRecord``)."""
+def _to_print(latest: Any) -> ColumnElement[bool]:
+    """The condition of ``labels_to_print`` on ``Unit`` joined to its ``CellRecord`` and
+    outer-joined to its latest live print ``latest``: a bag of a lot, not gone, with no
+    label or one printed under another marking (released since, recalled or blocked,
+    quarantined again, rejected). The recall numbers a blocked bag's marking names are
+    label control's detail (``service.label_states``, at every use of the bag)."""
     return and_(
         Unit.kind == UnitKind.CRYOBAG.value,
         CellRecord.lot_id.is_not(None),
-        Unit.status.not_in(_FINAL),
-        or_(_never_printed(), and_(Unit.status.in_(_RELEASED), _latest_quarantine_print())),
+        Unit.status.not_in(_GONE),
+        or_(
+            latest.id.is_(None),
+            _marking_group(latest.unit_status) != _marking_group(Unit.status),
+        ),
+    )
+
+
+def _bags_statement(*columns: Any) -> Select[Any]:
+    latest = aliased(LabelPrint)
+    return (
+        select(*columns, latest.unit_status)
+        .select_from(Unit)
+        .join(CellRecord, CellRecord.unit_id == Unit.id)
+        .outerjoin(latest, latest.id == _latest_live_print())
+        .where(_to_print(latest))
     )
 
 
 def labels_to_print(session: DbSession) -> list[ToPrint]:
-    """The bags needing a label printed, by lot then bag, each with its lot and whether it
-    was ever printed (one statement)."""
+    """The bags needing a label printed, by lot then bag, each with its lot and the status
+    its label was printed for (one statement)."""
     rows = session.execute(
-        select(Unit, Lot.id, Lot.lot_number, _never_printed())
-        .join(CellRecord, CellRecord.unit_id == Unit.id)
+        _bags_statement(Unit, Lot.id, Lot.lot_number)
         .join(Lot, Lot.id == CellRecord.lot_id)
-        .where(_to_print())
         .order_by(Lot.id, Unit.id)
     ).all()
-    return [
-        ToPrint(unit, lot_id, lot_number, replace=not never)
-        for unit, lot_id, lot_number, never in rows
-    ]
+    return [ToPrint(unit, lot_id, number, printed_as) for unit, lot_id, number, printed_as in rows]
 
 
 def count_labels_to_print(session: DbSession) -> int:
     """How many bags ``labels_to_print`` lists (one statement)."""
     return session.execute(
-        select(func.count())
-        .select_from(Unit)
-        .join(CellRecord, CellRecord.unit_id == Unit.id)
-        .where(_to_print())
+        select(func.count()).select_from(_bags_statement(Unit.id).subquery())
     ).scalar_one()

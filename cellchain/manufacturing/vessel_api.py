@@ -27,7 +27,8 @@ blueprints = (vessels_api,)
 @vessels_api.response(200, VesselOut(many=True), headers=PAGINATION_HEADERS)
 def list_vessels_in_culture(args: dict[str, Any]) -> Any:
     """The culture vessels still in culture, the longest in culture first (seeded first), a
-    page at a time (the ``X-Pagination`` header): ``passage`` to filter, ``q`` to search
+    page at a time (the ``X-Pagination`` header): ``passage`` and ``due`` (due for their
+    harvest today) to filter, ``q`` to search
     the vessel code and the DIN; ``sort`` by seeded, passage, code or format. Days in
     culture are counted on the site's calendar."""
     return paged(
@@ -37,5 +38,6 @@ def list_vessels_in_culture(args: dict[str, Any]) -> Any:
             now=now(),
             zone=site_zone(),
             passage=args.get("passage"),
+            due=args.get("due", False),
         )
     )

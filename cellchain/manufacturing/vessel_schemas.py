@@ -21,6 +21,13 @@ class VesselQueryIn(ListQueryIn):
         validate=validate.Range(min=0, max=1000),
         metadata={"description": "Only the vessels at this passage"},
     )
+    due = ma.fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Only the vessels due for their harvest today (the product "
+            "definition's harvest_due_days, on the site's calendar)"
+        },
+    )
 
 
 class VesselOut(ma.Schema):

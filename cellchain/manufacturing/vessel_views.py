@@ -21,7 +21,12 @@ blueprint = Blueprint("vessels", __name__)
 def vessels_in_culture() -> ResponseReturnValue:
     query, page_asked, notes = page_request(VesselQueryIn(), request.args)
     page = vessels.vessels_page(
-        db.session, page_asked, now=now(), zone=site_zone(), passage=query.get("passage")
+        db.session,
+        page_asked,
+        now=now(),
+        zone=site_zone(),
+        passage=query.get("passage"),
+        due=bool(query.get("due")),
     )
     return render_template(
         "manufacturing/vessels.html", vessels=page.items, page=page, notes=notes, query=query

@@ -3,7 +3,8 @@ the longest in culture first, a page at a time, searched, filtered and sorted in
 database.
 
 A vessel is *in culture* while it is a culture vessel whose status is not final: no harvest,
-discard or other step has finished it (a harvest consumes it). Each row shows the vessel's
+discard or other step has finished it (a harvest consumes it; ``culture_schedule.in_culture``,
+which also says when one is due for its harvest). Each row shows the vessel's
 donation DIN, and from its cell record (written by the step that seeded it) its passage,
 format and seeding time; its days in culture are counted on the site's calendar, from the
 site's day it was seeded to today (seeded yesterday evening is one day, whatever the hour).
@@ -19,21 +20,15 @@ from dataclasses import dataclass
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, or_, select
 
-from cellchain.chain.models import Unit, UnitKind, UnitStatus
+from cellchain.chain.models import Unit
 from cellchain.core import listing
 from cellchain.donors.models import Donation
 from cellchain.extensions import DbSession
+from cellchain.manufacturing import culture_schedule
+from cellchain.manufacturing.culture_schedule import in_culture
 from cellchain.manufacturing.models import CellRecord
-
-#: the statuses of a culture vessel still in culture (the others are final)
-IN_CULTURE_STATUSES = tuple(status.value for status in UnitStatus if not status.final)
-
-
-def in_culture() -> ColumnElement[bool]:
-    """The condition on ``Unit``: a culture vessel still in culture."""
-    return and_(Unit.kind == UnitKind.CULTURE_VESSEL.value, Unit.status.in_(IN_CULTURE_STATUSES))
 
 
 def days_in_culture(seeded_at: dt.datetime, now: dt.datetime, zone: ZoneInfo) -> int:
@@ -87,9 +82,11 @@ def vessels_page(
     now: dt.datetime,
     zone: ZoneInfo,
     passage: int | None = None,
+    due: bool = False,
 ) -> listing.Page[VesselRow]:
-    """A page of the vessels in culture, filtered by passage (two statements); their days
-    in culture counted to ``now`` on the calendar of ``zone``."""
+    """A page of the vessels in culture, filtered by passage, and with ``due`` to those due
+    for their harvest today (``culture_schedule``: one more statement, the schedules in
+    use); their days in culture counted to ``now`` on the calendar of ``zone``."""
     query = cast(
         "Select[Any]",
         select(Unit, Donation.din, CellRecord.passage, CellRecord.made_at, CellRecord.vessel_format)
@@ -99,6 +96,9 @@ def vessels_page(
     )
     if passage is not None:
         query = query.where(CellRecord.passage == passage)
+    if due:
+        schedules = culture_schedule.schedules_in_culture(session)
+        query = query.where(culture_schedule.due_by(schedules, now.astimezone(zone).date(), zone))
     page = listing.fetch_page(session, query, VESSEL_LIST, request)
     return page.with_items(
         [

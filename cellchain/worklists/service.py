@@ -159,8 +159,9 @@ QUEUES: dict[Role, tuple[_Line, ...]] = {
         _Line(
             "vessels_due",
             lazy("culture vessels due for a passage or harvest"),
-            "manufacturing.lots",
+            "vessels.vessels_in_culture",
             Permission.RECORD_PROCESSING,
+            {"due": "1"},
         ),
         _Line(
             "labels_to_print",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from cellchain.chain import service as chain
 from cellchain.chain.models import UnitStatus
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
@@ -71,3 +72,53 @@ def test_the_page_and_the_queue_line_show_them(desk: Any, bags: list[Any], clien
     page = tech.get("/labels/outstanding").get_data(as_text=True)
     assert page.count("<tr data-unit=") == count
     assert f'href="/lots/{desk.lot.id}/labels"' in page and "Never labelled" in page
+
+
+def test_a_bag_whose_status_changed_under_its_label_is_to_print_as_label_control_says(
+    desk: Any, bags: list[Any]
+) -> None:
+    """Label control (``service.label_problems``) and the queue agree: a released bag recalled
+    or blocked, or quarantined again, under its released label; a blocked bag never labelled
+    (in the lot's reconciliation too); a gone bag never."""
+    in_lab = [bag for bag in bags if bag.status == UnitStatus.QUARANTINE]
+    print_units(in_lab, desk.lab.tech)
+    release(desk)
+    service.print_lot_labels(
+        db.session,
+        desk.lot,
+        output_format="pdf",
+        copies=1,
+        reason=None,
+        settings=SETTINGS,
+        actor=desk.lab.tech,
+        now=utcnow(),
+        only_to_replace=True,
+    )
+    db.session.commit()
+    assert listed(desk) == {}
+    blocked, held = in_lab[0], in_lab[1]
+    chain.change_status(
+        db.session, blocked, UnitStatus.BLOCKED, actor=desk.lab.qa, now=utcnow(), reason="recall"
+    )
+    chain.change_status(
+        db.session, held, UnitStatus.QUARANTINE, actor=desk.lab.qa, now=utcnow(), reason="hold"
+    )
+    db.session.commit()
+    assert len(service.label_problems(db.session, [blocked, held])) == 2
+    assert listed(desk) == {blocked.code: True, held.code: True}
+    rows = {row.unit.code: row for row in outstanding.labels_to_print(db.session)}
+    assert rows[held.code].printed_as == UnitStatus.AVAILABLE.value
+
+
+def test_a_blocked_bag_never_labelled_is_to_print_as_its_lot_reconciles_it(
+    desk: Any, bags: list[Any]
+) -> None:
+    bag = next(bag for bag in bags if bag.status == UnitStatus.QUARANTINE)
+    chain.change_status(
+        db.session, bag, UnitStatus.BLOCKED, actor=desk.lab.qa, now=utcnow(), reason="lookback"
+    )
+    db.session.commit()
+    assert bag.code in {
+        unit.code for unit in service.reconciliation(db.session, desk.lot).never_printed
+    }
+    assert listed(desk)[bag.code] is False

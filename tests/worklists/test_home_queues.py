@@ -332,7 +332,7 @@ def test_the_api_answers_the_acting_users_queues(lab: Any, clients: Any) -> None
                         "key": "vessels_due",
                         "label": "culture vessels due for a passage or harvest",
                         "count": 0,
-                        "path": "/manufacturing",
+                        "path": "/manufacturing/vessels?due=1",
                     },
                     {
                         "key": "labels_to_print",
