@@ -34,7 +34,15 @@ from cellchain.chain.models import (
 )
 from cellchain.core import audit, record_state
 from cellchain.core.guarded import update_if
-from cellchain.core.i18n import N_, _, document_text, lazy
+from cellchain.core.i18n import (
+    ACTIVE_LANGUAGE,
+    N_,
+    SOURCE_LANGUAGE,
+    _,
+    document_text,
+    lazy,
+    using_language,
+)
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.core.wording import Quoted, Worded, Wording, say, text_of, worded
@@ -428,23 +436,39 @@ class LabelState:
     """Whether a unit carries the label its status requires now (DOMAIN.md §7, §9)."""
 
     unit: Unit
-    #: the label the unit must carry, in the reader's words ("its dose label", "its released
-    #: label"; ``english_of`` gives the English)
-    required: str
+    #: the label the unit must carry, as a wording (``core.wording``: source text and values)
+    required_wording: Wording
     #: the status marking that label prints ("" for none)
     marking: str
     #: the print whose label is on the unit: the latest print with a copy applied
     on_unit: LabelPrint | None
-    #: why the unit does not carry it, naming the unit and the missing or superseded label, in
-    #: the reader's language (``english_of`` gives the English); None when it does
-    problem: str | None
-    #: ``problem`` as a wording (``core.wording``: source text and values), for whoever stores
-    #: or signs its English and shows it translated (a bedside check); None when it carries it
+    #: why the unit does not carry it, naming the unit and the missing or superseded label, as
+    #: a wording, for whoever stores or signs its English and shows it translated (a bedside
+    #: check); None when it carries it
     wording: Wording | None
+    #: the language of the moment when the state was read, which ``required`` and ``problem``
+    #: read in (made when first read: the bedside, which reads only the wordings, makes none)
+    language: str = SOURCE_LANGUAGE
 
     @property
     def ok(self) -> bool:
         return self.wording is None
+
+    @functools.cached_property
+    def required(self) -> str:
+        """The label the unit must carry, in the reader's words ("its dose label", "its
+        released label"; ``english_of`` gives the English)."""
+        with using_language(self.language):
+            return text_of(self.required_wording)
+
+    @functools.cached_property
+    def problem(self) -> str | None:
+        """Why the unit does not carry it, in the reader's language (``english_of`` gives the
+        English); None when it does."""
+        if self.wording is None:
+            return None
+        with using_language(self.language):
+            return text_of(self.wording)
 
 
 def label_state(session: DbSession, unit: Unit) -> LabelState:
@@ -565,15 +589,14 @@ def _state(unit: Unit, marking: str, prints: Sequence[LabelPrint]) -> LabelState
     applied = [record for record in live if record.applied]
     on_unit = applied[-1] if applied else None
     required = _required(unit, marking)
-    problem = _problem(unit, marking, required, prints, live, on_unit)
-    # read in the language of the moment (a page's), each remembering its English
     return LabelState(
         unit,
-        text_of(required),
+        required,
         marking,
         on_unit,
-        text_of(problem) if problem is not None else None,
-        problem,
+        _problem(unit, marking, required, prints, live, on_unit),
+        # what a page reads, it reads in the language of the moment
+        ACTIVE_LANGUAGE.get(),
     )
 
 
