@@ -3,6 +3,7 @@ time and the site's zone from the request, then the service."""
 
 from __future__ import annotations
 
+import logging
 import smtplib
 from collections.abc import Sequence
 
@@ -13,6 +14,8 @@ from cellchain.extensions import DbSession
 from cellchain.http import acting_user, now, site_zone
 from cellchain.notifications import mail, service
 from cellchain.notifications.models import Notification
+
+log = logging.getLogger(__name__)
 
 
 def my_notifications(
@@ -39,36 +42,35 @@ def give_my_email(session: DbSession, address: str | None) -> service.EmailChang
 
 def send_confirmation(change: service.EmailChange) -> str | None:
     """E-mail the link confirming ``change``'s address, after its commit; what went wrong,
-    in the reader's words, or None when the server took it (or nothing waits)."""
+    in the reader's words, or None when the server took it (or nothing waits).
+
+    The link is built only from the site's configured address (``CELLCHAIN_SITE_URL``),
+    never from the request's Host header, which the requester controls: otherwise anyone
+    could have the hospital's own mail server send a link to a site of their choosing."""
     if change.token is None or change.pending is None:
         return None
     settings = mail_settings()
-    if not settings.smtp_url:
+    if not settings.smtp_url or not settings.site_url:
         return _(
-            "No mail server is configured here (CELLCHAIN_SMTP_URL), so the address cannot "
-            "be confirmed by e-mail: an administrator can set it with 'cellchain "
-            "notifications set-email'."
+            "This site cannot confirm an address by e-mail (it needs CELLCHAIN_SMTP_URL and "
+            "CELLCHAIN_SITE_URL): an administrator can set it with 'cellchain notifications "
+            "set-email'."
         )
     path = url_for("notifications.confirm_email", token=change.token)
-    link = (
-        f"{settings.site_url}{path}"
-        if settings.site_url
-        else url_for("notifications.confirm_email", token=change.token, _external=True)
-    )
     message = mail.confirmation_message(
         settings,
         to=change.pending,
         language=change.user.language or settings.site_language,
-        link=link,
+        link=f"{settings.site_url}{path}",
         expires_at=change.user.email_confirm_expires_at or now(),
     )
     try:
         mail.send_now(settings, message)
-    except (OSError, smtplib.SMTPException, ValueError) as error:
+    except (OSError, smtplib.SMTPException, ValueError):
+        log.exception("the confirmation e-mail to user %s could not be sent", change.user.id)
         return _(
-            "The confirmation e-mail could not be sent (%(error)s). Give the address again "
-            "to retry.",
-            error=str(error)[:200],
+            "The confirmation e-mail could not be sent; the mail server did not take it. Give "
+            "the address again to retry, or ask an administrator."
         )
     return None
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import smtplib
 import ssl
 from collections.abc import Callable, Iterable, Mapping
@@ -307,16 +308,46 @@ def deliver(
     return result
 
 
+#: the enhanced status codes (RFC 3463) that refuse one message for good: the address
+#: (5.1.x: no such mailbox, bad address), a disabled mailbox (5.2.1), a message too big for
+#: the system (5.3.4) or its content (5.6.x). A relay or policy refusal (5.7.x: "relay access
+#: denied", "sender not authenticated") is the site's configuration: fixed, the e-mails go.
+_FOR_GOOD = re.compile(r"^\s*5\.(?:1\.\d{1,3}|2\.1|3\.4|6\.\d{1,3})\b")
+
+
+def _for_good(words: bytes | str) -> bool:
+    text = words.decode("utf-8", "replace") if isinstance(words, bytes) else words
+    return _FOR_GOOD.match(text) is not None
+
+
 def permanent(error: BaseException) -> bool:
-    """Whether the server refused the message for good: every recipient, or the content,
-    answered with a 5xx code (RFC 5321 §4.2.1). A refused sender is the site's configuration
-    (``CELLCHAIN_MAIL_FROM``), a 4xx a passing state: both are retried."""
+    """Whether the server refused the message for good (``_FOR_GOOD``): every recipient
+    refused with such a code, or the content. Anything else is retried: a 4xx, a refused
+    sender (``CELLCHAIN_MAIL_FROM``), a relay or policy refusal, a 5xx without an enhanced
+    code (it cannot be told from a configuration error), a server out of reach."""
     if isinstance(error, smtplib.SMTPRecipientsRefused):
-        codes = [code for code, _words in error.recipients.values()]
-        return bool(codes) and all(500 <= code < 600 for code in codes)
+        answers = list(error.recipients.values())
+        return bool(answers) and all(
+            500 <= code < 600 and _for_good(words) for code, words in answers
+        )
     if isinstance(error, smtplib.SMTPDataError):
-        return 500 <= error.smtp_code < 600
+        return 500 <= error.smtp_code < 600 and _for_good(error.smtp_error)
     return False
+
+
+def requeue_refused(session: DbSession, *, since: dt.datetime | None = None) -> int:
+    """Put the e-mails refused for good (since ``since``) back in the outbox, for a delivery
+    after the cause was fixed (an address corrected, a configuration that made the server
+    answer 5.1.x); their attempts and last answer are kept. Returns how many."""
+    query = update(OutboxEmail).where(
+        OutboxEmail.refused_at.is_not(None), OutboxEmail.sent_at.is_(None)
+    )
+    if since is not None:
+        query = query.where(OutboxEmail.refused_at >= since)
+    result = session.execute(
+        query.values(refused_at=None).execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _failed(

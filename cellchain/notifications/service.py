@@ -34,9 +34,9 @@ from sqlalchemy import ColumnElement, and_, func, insert, select, update
 from cellchain.core import audit
 from cellchain.core.display import UTC_ZONE, local_time
 from cellchain.core.i18n import LazyText, _, lazy
-from cellchain.core.models import User, UserRole
+from cellchain.core.models import AuditEntry, User, UserRole
 from cellchain.core.roles import Role, effective_roles
-from cellchain.errors import InvalidInput, NotFound
+from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.terms import term
 from cellchain.notifications.models import Notification, NotificationRecipient, OutboxEmail
@@ -474,6 +474,10 @@ def outbox(
 
 #: how long the link confirming a new address works
 CONFIRMATION_VALID_FOR = dt.timedelta(hours=24)
+#: at most this many confirmation e-mails a user may ask for within ``CONFIRMATIONS_WITHIN``
+#: (each sends a mail from the site's server to an address of the user's choosing)
+MAX_CONFIRMATIONS = 3
+CONFIRMATIONS_WITHIN = dt.timedelta(hours=1)
 
 
 def _checked_address(address: str | None) -> str | None:
@@ -496,9 +500,20 @@ def set_email(
     ``request_email_change``, so that no adverse event is mailed to a mistyped address."""
     value = _checked_address(address)
     old = user.email
+    cancelled = user.email_pending
     user.email_pending = user.email_confirm_hash = user.email_confirm_expires_at = None
     if value == old:
         session.flush()
+        if cancelled is not None:
+            audit.record(
+                session,
+                actor=actor,
+                at=now,
+                action="user.email_confirmation_cancelled",
+                entity_type="user",
+                entity_id=user.id,
+                changes={"email_pending": (cancelled, None)},
+            )
         return user
     user.email = value
     session.flush()
@@ -536,7 +551,27 @@ def request_email_change(
     if value is None or value == user.email:
         set_email(session, user, value, actor=user, now=now)
         return EmailChange(user, None, None)
+    asked = session.execute(
+        select(func.count())
+        .select_from(AuditEntry)
+        .where(
+            AuditEntry.action == "user.email_confirmation_requested",
+            AuditEntry.entity_type == "user",
+            AuditEntry.entity_id == str(user.id),
+            AuditEntry.at > now - CONFIRMATIONS_WITHIN,
+        )
+    ).scalar_one()
+    if asked >= MAX_CONFIRMATIONS:
+        raise Conflict(
+            _(
+                "You asked for %(count)s confirmation e-mails within the last hour: wait before "
+                "asking for another, or ask an administrator to set the address.",
+                count=asked,
+            ),
+            title=_("Too many confirmation e-mails"),
+        )
     token = secrets.token_urlsafe(32)
+    replaced = user.email_pending
     user.email_pending = value
     user.email_confirm_hash = _token_hash(token)
     user.email_confirm_expires_at = now + CONFIRMATION_VALID_FOR
@@ -548,7 +583,7 @@ def request_email_change(
         action="user.email_confirmation_requested",
         entity_type="user",
         entity_id=user.id,
-        changes={"email_pending": (None, value)},
+        changes={"email_pending": (replaced, value)},
     )
     return EmailChange(user, value, token)
 

@@ -4,6 +4,7 @@ the link e-mailed to it: a mistyped address never receives a patient's adverse e
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 
@@ -71,6 +72,7 @@ def test_a_link_is_refused_when_not_yours_replaced_or_expired(
     app: Flask, clients: Any, make_user: Any, mailbox: Mailbox
 ) -> None:
     app.config["SMTP_URL"] = mailbox.url
+    app.config["SITE_URL"] = "https://cellchain.hospital.example"
     ada, bob = make_user("ada", "qa"), make_user("bob", "qa")
     api = clients.api(ada)
     body = api.put("/api/v1/notifications/email", json={"email": "ada@hospital.example"})
@@ -107,6 +109,7 @@ def test_without_a_mail_server_the_page_says_how_to_set_it(
     assert body["email"] is None and body["pending"] == "ada@hospital.example"
     assert "set-email" in body["problem"]
     app.config["SMTP_URL"] = f"smtp://127.0.0.1:{free_port()}"  # nobody listens
+    app.config["SITE_URL"] = "https://cellchain.hospital.example"
     web = clients.web(ada)
     web.post("/notifications/email", data={"email": "ada@hospital.example"})
     page = web.get("/notifications").get_data(as_text=True)
@@ -127,9 +130,72 @@ def test_the_confirmation_e_mail_reads_in_the_users_language(
     app: Flask, clients: Any, make_user: Any, mailbox: Mailbox
 ) -> None:
     app.config["SMTP_URL"] = mailbox.url
+    app.config["SITE_URL"] = "https://cellchain.hospital.example"
     li = make_user("li", "clinician")
     li.language = "zh_Hans"
     db.session.commit()
     clients.api(li).put("/api/v1/notifications/email", json={"email": "li@hospital.example"})
     (message,) = mailbox.wait_for(1)
     assert "确认" in message["Subject"] and "+" in message.get_content()
+
+
+def test_the_link_never_takes_its_host_from_the_request(
+    app: Flask, clients: Any, make_user: Any, mailbox: Mailbox
+) -> None:
+    """Otherwise anyone could have the site's own mail server send a link to their site."""
+    app.config["SMTP_URL"] = mailbox.url
+    api = clients.api(make_user("mallory", "clinician"))
+    evil = {"Host": "cellchain-login.evil.example"}
+    body = api.put(
+        "/api/v1/notifications/email", json={"email": "victim@hospital.example"}, headers=evil
+    ).get_json()
+    assert "CELLCHAIN_SITE_URL" in body["problem"] and body["pending"] == "victim@hospital.example"
+    assert mailbox.wait_for(1, timeout=0.5) == []  # without the site's address, no mail
+    app.config["SITE_URL"] = "https://cellchain.hospital.example"
+    api.put("/api/v1/notifications/email", json={"email": "me@hospital.example"}, headers=evil)
+    (message,) = mailbox.wait_for(1)
+    assert "evil.example" not in message.get_content()
+    assert "https://cellchain.hospital.example/notifications/email/confirm/" in (
+        message.get_content()
+    )
+
+
+def test_at_most_three_confirmation_e_mails_an_hour(
+    app: Flask, clients: Any, make_user: Any, mailbox: Mailbox
+) -> None:
+    app.config["SMTP_URL"] = mailbox.url
+    app.config["SITE_URL"] = "https://cellchain.hospital.example"
+    api = clients.api(make_user("ada", "qa"))
+    for n in range(3):
+        response = api.put("/api/v1/notifications/email", json={"email": f"a{n}@x.example"})
+        assert response.status_code == 200
+    fourth = api.put("/api/v1/notifications/email", json={"email": "a4@x.example"})
+    assert fourth.status_code == 409 and "within the last hour" in fourth.get_json()["detail"]
+    assert len(mailbox.wait_for(3)) == 3 and len(mailbox.wait_for(4, timeout=0.3)) == 3
+
+
+def test_a_replaced_or_cancelled_pending_address_is_audited_with_its_old_value(
+    app: Flask, make_user: Any
+) -> None:
+    ada = make_user("ada", "qa")
+    ada.email = "ada@hospital.example"
+    db.session.commit()
+    service.request_email_change(db.session, ada, "first@x.example", now=utcnow())
+    service.request_email_change(db.session, ada, "second@x.example", now=utcnow())
+    service.request_email_change(db.session, ada, "ada@hospital.example", now=utcnow())
+    db.session.commit()
+    entries = db.session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.entity_type == "user", AuditEntry.entity_id == str(ada.id))
+        .order_by(AuditEntry.seq)
+    ).all()
+    changes = [(e.action, json.loads(e.changes)) for e in entries[-3:]]
+    assert changes == [
+        ("user.email_confirmation_requested", {"email_pending": [None, "first@x.example"]}),
+        (
+            "user.email_confirmation_requested",
+            {"email_pending": ["first@x.example", "second@x.example"]},
+        ),
+        ("user.email_confirmation_cancelled", {"email_pending": ["second@x.example", None]}),
+    ]
+    assert ada.email == "ada@hospital.example" and ada.email_pending is None

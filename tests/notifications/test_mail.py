@@ -211,11 +211,24 @@ def test_a_mailbox_refused_for_good_is_not_tried_again_and_shows_on_the_outbox(
 @pytest.mark.parametrize(
     ("error", "for_good"),
     [
-        (smtplib.SMTPRecipientsRefused({"a@x.cn": (550, b"no such user")}), True),
-        (smtplib.SMTPRecipientsRefused({"a@x.cn": (550, b"no"), "b@x.cn": (451, b"later")}), False),
-        (smtplib.SMTPDataError(554, b"message refused"), True),
-        (smtplib.SMTPDataError(451, b"local error"), False),
-        (smtplib.SMTPSenderRefused(553, b"bad sender", "cellchain@site"), False),
+        (smtplib.SMTPRecipientsRefused({"a@x.cn": (550, b"5.1.1 no such user")}), True),
+        (smtplib.SMTPRecipientsRefused({"a@x.cn": (550, b"5.2.1 mailbox disabled")}), True),
+        (smtplib.SMTPRecipientsRefused({"a@x.cn": (553, b"5.1.3 bad address syntax")}), True),
+        (
+            smtplib.SMTPRecipientsRefused(
+                {"a@x.cn": (550, b"5.1.1 no"), "b@x.cn": (451, b"later")}
+            ),
+            False,
+        ),
+        # a relay or policy refusal is the site's configuration: retried once it is fixed
+        (smtplib.SMTPRecipientsRefused({"a@x.cn": (554, b"5.7.1 Relay access denied")}), False),
+        (smtplib.SMTPRecipientsRefused({"a@x.cn": (550, b"5.7.54 Unable to relay")}), False),
+        (smtplib.SMTPRecipientsRefused({"a@x.cn": (550, b"No such user here")}), False),
+        (smtplib.SMTPDataError(554, b"5.6.0 message content rejected"), True),
+        (smtplib.SMTPDataError(552, b"5.3.4 message too big for system"), True),
+        (smtplib.SMTPDataError(554, b"5.7.1 sender not authenticated"), False),
+        (smtplib.SMTPDataError(451, b"4.3.0 local error"), False),
+        (smtplib.SMTPSenderRefused(553, b"5.1.8 bad sender", "cellchain@site"), False),
         (ConnectionRefusedError(), False),
     ],
 )
@@ -315,3 +328,37 @@ def test_the_send_right_after_a_commit_waits_for_the_server_less_than_the_timers
     assert deliver(app).failed == 1
     assert waited == [mail.AFTER_COMMIT_TIMEOUT, mail.SMTP_TIMEOUT]
     assert mail.AFTER_COMMIT_TIMEOUT < mail.SMTP_TIMEOUT
+
+
+def test_refused_e_mails_are_put_back_by_the_requeue_command(
+    app: Flask, make_user: Any, mailbox: Mailbox
+) -> None:
+    app.config["SMTP_URL"] = mailbox.url
+    ada = qa_reader(make_user, "ada")
+    mailbox.unknown.add(ada.email)
+    raise_("recall_opened")
+    db.session.commit()
+    assert mail.waiting(db.session) == []  # refused for good right after the commit
+    mailbox.unknown.clear()  # the address is fixed on the server's side
+    result = CliRunner().invoke(main, ["notifications", "requeue"])
+    assert result.exit_code == 0 and "1 refused e-mail(s) put back" in result.output
+    assert deliver(app).sent == 1
+    assert [m["To"] for m in mailbox.wait_for(1)] == [ada.email]
+
+
+def test_a_failing_reminder_holds_up_no_e_mail(
+    app: Flask, make_user: Any, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cellchain.clinic.follow_up import reporting
+
+    def broken(*args: Any, **kwargs: Any) -> int:
+        raise RuntimeError("database hiccup")
+
+    monkeypatch.setattr(reporting, "remind_overdue_reports", broken)
+    qa_reader(make_user, "ada")
+    raise_("lot_to_review")
+    db.session.commit()
+    app.config["SMTP_URL"] = mailbox.url
+    result = CliRunner().invoke(main, ["notifications", "deliver"])
+    assert result.exit_code == 1 and "reminders failed: database hiccup" in result.output
+    assert "Sent 1 message(s)" in result.output and len(mailbox.wait_for(1)) == 1

@@ -5,10 +5,14 @@ notifications deliver`` raises it first, with or without SMTP."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
+from flask import Flask
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cellchain.cli import main
 from cellchain.clinic.follow_up import adverse_events, reporting
@@ -18,6 +22,7 @@ from cellchain.core.roles import Role
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
 from cellchain.notifications import service
+from cellchain.notifications.models import Notification
 from tests.notifications.test_events import report
 from tests.support.follow_up import back_date
 from tests.support.mailbox import last_notification_id, notifications_of_kind, roles_told, watchers
@@ -115,3 +120,30 @@ def test_the_timers_deliver_command_raises_the_reminders_even_without_smtp(
     assert roles_told(INITIAL, users, since=since) == {Role.INVESTIGATOR, Role.QA}
     again = CliRunner().invoke(main, ["notifications", "deliver"])
     assert "reminder" not in again.output
+
+
+@pytest.mark.postgres_only
+def test_two_timers_running_at_once_remind_once(app: Flask, clinic: Any) -> None:
+    """The second run waits for the first's commit (row locks), then finds its reminder."""
+    aware = utcnow() - dt.timedelta(days=3)
+    event = serious_event(clinic, aware)
+    at = aware + dt.timedelta(hours=25)
+    raised: list[int] = []
+    start = threading.Barrier(2)
+
+    def run() -> None:
+        with app.app_context(), Session(db.engine) as own:
+            start.wait(timeout=10)
+            raised.append(reporting.remind_overdue_reports(own, now=at))
+            own.commit()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(raised) == [0, 1]
+    reminders = db.session.scalars(
+        select(Notification).where(Notification.kind == INITIAL, Notification.entity_id == event.id)
+    ).all()
+    assert len(reminders) == 1

@@ -383,15 +383,24 @@ def remind_overdue_reports(
     ]
     if not overdue:
         return 0
-    reminded = set(
-        session.execute(
+    # two timers running at once (one still sending when the next starts, or one per
+    # server) must remind once: on PostgreSQL the second waits here for the first's commit,
+    # then reads its reminders. SQLite has no row locks: a site on it runs one timer.
+    session.execute(
+        select(AdverseEvent.id)
+        .where(AdverseEvent.id.in_({clock.event.id for clock, _r, _d in overdue}))
+        .with_for_update()
+    ).all()
+    reminded = {
+        (kind, entity_id)
+        for kind, entity_id in session.execute(
             select(Notification.kind, Notification.entity_id).where(
                 Notification.kind.in_(OVERDUE_NOTIFICATIONS.values()),
                 Notification.entity_type == "adverse_event",
                 Notification.entity_id.in_({clock.event.id for clock, _r, _d in overdue}),
             )
-        ).tuples()
-    )
+        )
+    }
     raised = 0
     for clock, report, due in overdue:
         kind = OVERDUE_NOTIFICATIONS[report]
