@@ -143,9 +143,11 @@ def lay_out(template: LabelTemplate, content: LabelContent) -> Drawing:
         if not text:
             continue
         if layout.name in MONO_FIELDS and _has_boxed_check(text):
-            line, frame = _boxed_check_lines(layout, text)
+            line, frame, whole = _boxed_check_lines(layout, text)
             lines.extend(line)
             frames.append(frame)
+            if not whole:
+                cut.append(layout.name)
         else:
             placed, whole = _wrapped_lines(layout, text)
             lines.extend(placed)
@@ -264,12 +266,22 @@ def _has_boxed_check(text: str) -> bool:
     return text.endswith("]") and "[" in text
 
 
-def _boxed_check_lines(layout: FieldLayout, text: str) -> tuple[list[TextLine], Frame]:
-    """``X9999 26 000001 C0018 [T]``: the code, a space, and the check character in a frame."""
+def _boxed_check_lines(layout: FieldLayout, text: str) -> tuple[list[TextLine], Frame, bool]:
+    """``X9999 26 000001 C0018 [T]``: the code, a space, and the check character in a frame,
+    on one line; and whether it fits its box. It is never wrapped: at the template's size,
+    else at the largest smaller size down to the floor (as any text) at which the line and
+    its frame are no wider than the box; else at the template's size, running past the box
+    (the caller names the field as cut)."""
     body = text[: text.rindex("[")].rstrip() + " "
     check = text[text.rindex("[") + 1 : -1]
-    size, bold = layout.text_mm, layout.bold
+    bold = layout.bold
     x, y = layout.box.x_mm, layout.box.y_mm
+    for size in _sizes(layout.text_mm):
+        if _boxed_width(body, check, size, bold=bold) <= layout.box.width_mm + 1e-6:
+            whole = size <= layout.box.height_mm + 1e-6
+            break
+    else:
+        size, whole = layout.text_mm, False
     check_x = x + text_width_mm(body, size, bold=bold, mono=True)
     check_width = text_width_mm(check, size, bold=bold, mono=True)
     pad = size * 0.12
@@ -281,7 +293,13 @@ def _boxed_check_lines(layout: FieldLayout, text: str) -> tuple[list[TextLine], 
         TextLine(x, y, size, body.rstrip(), bold, True),
         TextLine(check_x, y, size, check, bold, True),
     ]
-    return lines, frame
+    return lines, frame, whole
+
+
+def _boxed_width(body: str, check: str, size: float, *, bold: bool) -> float:
+    """How wide the code and its framed check character print at ``size``."""
+    check_width = text_width_mm(check, size, bold=bold, mono=True)
+    return text_width_mm(body, size, bold=bold, mono=True) + check_width + size * 0.12
 
 
 def _wrapped_lines(layout: FieldLayout, text: str) -> tuple[list[TextLine], bool]:

@@ -53,7 +53,7 @@ def test_api_prints_a_lot_as_pdf_and_logs_it(desk: Any, clients: Any, bags: list
     assert log["reconciliation"]["issued"] == len(bags)
     assert log["reconciliation"]["outstanding"] == len(bags)
     assert {p["unit"] for p in log["prints"]} == {bag.code for bag in bags}
-    assert all(p["quarantine"] and p["template_version"] == 2 for p in log["prints"])
+    assert all(p["quarantine"] and p["template_version"] == 3 for p in log["prints"])
 
 
 def test_api_reprint_without_reason_is_a_problem_naming_the_field(
