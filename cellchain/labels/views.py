@@ -12,7 +12,7 @@ from cellchain.chain import service as chain
 from cellchain.chain.models import Unit
 from cellchain.core import numbering
 from cellchain.core.display import local_date
-from cellchain.core.i18n import _
+from cellchain.core.i18n import _, document_text
 from cellchain.core.identifiers import InvalidIdentifier
 from cellchain.core.listing_schemas import ListQueryIn
 from cellchain.core.roles import Permission
@@ -289,7 +289,7 @@ def _lot_page(
         reconciliation=service.reconciliation(db.session, lot),
         **_log_page(print_log.Subject(lot_id=lot.id), url_for("labels.lot_labels", lot_id=lot.id)),
         printed_before=bool(service.printed_before(db.session, bags)),
-        release_reason=service.RELEASE_REPRINT_REASON,
+        release_reason=document_text(service.RELEASE_REPRINT_REASON),
         recalls=recalls_naming(db.session, lots=[lot.id]).lot(lot.id),
     )
 

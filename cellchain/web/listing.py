@@ -15,7 +15,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from cellchain.core.i18n import _
+from cellchain.core.i18n import ACTIVE_LANGUAGE, SOURCE_LANGUAGE, _, document_text
 from cellchain.core.listing import Page, PageRequest
 
 #: The header, documented on each list's 200 response.
@@ -30,6 +30,23 @@ PAGINATION_HEADERS: dict[str, Any] = {
 }
 
 
+def _ignored(name: str, value: str, messages: Any) -> str:
+    """The note of a filter value dropped: with marshmallow's own words where they read in
+    the reader's language (they are English, with the allowed values: not in a catalogue),
+    else without them."""
+    shown = " ".join(
+        document_text(str(m)) for m in (messages if isinstance(messages, list) else [messages])
+    )
+    if ACTIVE_LANGUAGE.get() == SOURCE_LANGUAGE:
+        return _(
+            "Filter ignored: “%(value)s” is not a valid %(name)s (%(problem)s).",
+            value=value,
+            name=name,
+            problem=shown,
+        )
+    return _("Filter ignored: “%(value)s” is not a valid %(name)s.", value=value, name=name)
+
+
 def page_query(schema: ma.Schema, args: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
     """A page's query string loaded with ``schema``: an empty value is absent, a bad value
     is dropped (its default used) with a note the page shows, so a typed URL never fails."""
@@ -40,17 +57,7 @@ def page_query(schema: ma.Schema, args: Mapping[str, str]) -> tuple[dict[str, An
             return dict(schema.load(data)), notes
         except ma.ValidationError as error:
             for name, messages in error.normalized_messages().items():
-                shown = " ".join(
-                    str(m) for m in (messages if isinstance(messages, list) else [messages])
-                )
-                notes.append(
-                    _(
-                        "Filter ignored: “%(value)s” is not a valid %(name)s (%(problem)s).",
-                        value=str(data.get(str(name), "")),
-                        name=str(name),
-                        problem=shown,
-                    )
-                )
+                notes.append(_ignored(str(name), str(data.get(str(name), "")), messages))
                 data.pop(str(name), None)
     return dict(schema.load({})), notes
 
