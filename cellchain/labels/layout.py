@@ -17,7 +17,9 @@ a closing punctuation mark.
 A field's text is set at its template size; when it does not fit its box there it is set
 smaller, down to ``MIN_SCALE`` of that size (never below ``MIN_TEXT_MM``), so that it prints
 whole. Text that does not fit even then is cut at the last whole line at its template size, as
-it always was (``Drawing.cut`` names those fields).
+it always was (``Drawing.cut`` names those fields). An identifier with its boxed check
+character is one line, never wrapped: it is set smaller in the same way to fit its box's width,
+and named in ``Drawing.cut`` when it cannot (it used to run past its box unmeasured).
 """
 
 from __future__ import annotations
