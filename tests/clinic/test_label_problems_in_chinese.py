@@ -250,3 +250,24 @@ def test_the_dispatch_api_and_service_say_a_superseded_label_in_chinese(
         select(AuditEntry).where(AuditEntry.action == "shipment.dispatch_refused")
     ).one()
     assert "is superseded by that reprint" in entry.changes and not HAN.search(entry.changes)
+
+
+def test_a_receipt_refused_in_chinese_is_audited_in_english(ward: Ward, clients: Any) -> None:
+    # the same summary of a form's messages as the dispatch's: each keeps its English
+    order = ward.prepared()
+    shipment = ward.ship(order)
+    nurse = in_chinese(clients.web(ward.clinic.clinician))
+    refused = nurse.post(
+        f"/shipments/{shipment.id}/receipt",
+        data={"scan": shipment.shipper_id, "temperature_c": "500", "condition": "intact"},
+    )
+    assert refused.status_code == 422
+    assert "接收未记录：" in refused.get_data(as_text=True)
+    # a single message joined alone is a new text too: its English must survive
+    entry = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "shipment.receipt_refused")
+    ).one()
+    assert json.loads(entry.changes)["refused"][1] == (
+        "The receipt was not recorded: Must be between −273.15 and 100 °C."
+    )
+    assert not HAN.search(entry.changes)

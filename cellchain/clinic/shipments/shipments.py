@@ -53,7 +53,6 @@ from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
 from cellchain.core.wording import joined_text
 from cellchain.dosing.models import DoseOrder, DoseStatus, Patient
-from cellchain.dosing.patients import summarize
 from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
 from cellchain.extensions import DbSession
 from cellchain.labels import service as labels
@@ -150,14 +149,7 @@ def dispatch(session: DbSession, form: Dispatch, *, actor: User, now: dt.datetim
         orders[order.id] = order
     if errors:
         raise InvalidInput(
-            _(
-                "The shipment was not dispatched: %(problems)s",
-                # every field's messages, each keeping its English (``summarize`` joins
-                # them as plain text): the refusal's audit entry reads English
-                problems=joined_text(
-                    message for messages in errors.values() for message in messages
-                ),
-            ),
+            _("The shipment was not dispatched: %(problems)s", problems=_summary(errors)),
             errors=errors,
         )
     shipment = Shipment(
@@ -317,7 +309,7 @@ def receive(
     errors = _receipt_errors(form, shipment, now)
     if errors:
         raise InvalidInput(
-            _("The receipt was not recorded: %(problems)s", problems=summarize(errors)),
+            _("The receipt was not recorded: %(problems)s", problems=_summary(errors)),
             errors=errors,
         )
     _require_scan_of(session, shipment, form.scan)
@@ -615,6 +607,13 @@ def _not_shippable(session: DbSession, order: DoseOrder, now: dt.datetime) -> st
             problems=joined_text(problems),
         )
     return None
+
+
+def _summary(errors: dict[str, list[str]]) -> str:
+    """Every field's messages as one text, for a refusal's detail: each message keeps its
+    English (``joined_text``; a plain join would lose it), so the refusal's audit entry reads
+    English throughout whatever the reader's language."""
+    return joined_text(message for messages in errors.values() for message in messages)
 
 
 def _receipt_errors(form: Receipt, shipment: Shipment, now: dt.datetime) -> dict[str, list[str]]:
