@@ -246,9 +246,11 @@ def _seed(app: Flask) -> SeededDemo:
     return seeded
 
 
-def seed_demo_database(url: str) -> SeededDemo:
-    """Seed the demo site into the database at ``url``, close it, and say what it holds."""
-    app = create_app(test_config(url))
+def seed_demo_database(url: str, **config: Any) -> SeededDemo:
+    """Seed the demo site into the database at ``url`` (``config``: the site's settings, e.g.
+    its ``SITE_TIMEZONE``, whose calendar day the demo's day 0 is), close it, and say what it
+    holds."""
+    app = create_app(test_config(url, **config))
     with app.app_context():
         seeded = _seed(app)
         db.session.remove()

@@ -15,6 +15,7 @@ import pytest
 from cellchain.core.roles import Role
 from cellchain.demo import DEMO_USERS
 from tests.browser.pages import demo_user, flash, login_as
+from tests.conftest import DatabaseFactory, SeededDemo, seed_demo_database
 from tests.support.untranslated import english_words
 
 try:
@@ -37,6 +38,15 @@ SITE_ZONE = "Asia/Shanghai"
 def live_server_config() -> dict[str, Any]:
     """The first site's zone: every time a person reads is +08:00."""
     return {"SITE_TIMEZONE": SITE_ZONE, "SITE_NAME": "山东大学齐鲁医院"}
+
+
+@pytest.fixture(scope="module")
+def seeded_demo(databases: DatabaseFactory) -> Iterator[SeededDemo]:
+    """The demo site seeded on the first site's calendar: its day 0 is today in Shanghai,
+    which from 16:00 UTC on is tomorrow in UTC (the shared demo is seeded in UTC)."""
+    seeded = seed_demo_database(databases.create(), SITE_TIMEZONE=SITE_ZONE)
+    yield seeded
+    databases.drop(seeded.url)
 
 
 @pytest.fixture
