@@ -42,6 +42,7 @@ from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, has_permission
 from cellchain.core.types import canonical_json
+from cellchain.core.wording import joined_text
 from cellchain.dosing import randomization
 from cellchain.dosing.defaults import NCT01420432_CODE
 from cellchain.dosing.models import (
@@ -963,8 +964,10 @@ def unmet_measure(measure: Mapping[str, Any], value: float) -> str | None:
 
 
 def summarize(errors: Mapping[str, list[str]]) -> str:
-    """Every field's messages as one sentence, for the problem's detail."""
-    return " ".join(message for messages in errors.values() for message in messages)
+    """Every field's messages as one sentence, for the problem's detail: each message keeps
+    its English (``joined_text``; a plain join would lose it), so a refusal's audit entry
+    reads English throughout whatever the reader's language."""
+    return joined_text(message for messages in errors.values() for message in messages)
 
 
 # --- the list (issue 21) ----------------------------------------------------------------------

@@ -27,6 +27,7 @@ from cellchain.core.i18n import _
 from cellchain.core.models import User
 from cellchain.core.roles import Permission, require
 from cellchain.core.signatures import SignatureManifest
+from cellchain.core.wording import joined_text as joined
 from cellchain.donors.models import Donation, Eligibility
 from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import DbSession
@@ -50,7 +51,6 @@ from cellchain.quality.models import (
     Specification,
 )
 from cellchain.quality.service import SPECIFICATIONS
-from cellchain.quality.wording import joined
 
 #: The meanings printed with QA's signature on a disposition.
 RELEASE_MEANING = "approval: release for clinical use"

@@ -31,6 +31,7 @@ from cellchain.core.i18n import _
 from cellchain.core.models import Signature, User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
+from cellchain.core.wording import joined_text as joined
 from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.deviations import deviations
@@ -41,7 +42,6 @@ from cellchain.notifications import service as notifications
 from cellchain.quality.evaluation import evaluate, read_value
 from cellchain.quality.models import QcResult, QcSample, ResultStatus, Specification
 from cellchain.quality.service import SPECIFICATIONS
-from cellchain.quality.wording import joined
 
 #: The meaning printed with QA's signature on an invalidated result.
 INVALIDATION_MEANING = "approval: result invalidated, retest allowed"

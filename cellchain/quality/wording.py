@@ -1,26 +1,16 @@
-"""Refusals of quality built of several translated pieces, and still English on record.
+"""A document kind's refusal filled in later and still English on record.
 
-A refusal listing every problem of a submission (each a whole sentence, or each an item of a
-list) is read in the reader's language, while ``http.unit_of_work`` audits its English
-(``english_of``): :func:`joined` keeps the English of the pieces joined the same way, which
-a plain ``str.join`` would lose.
+``DocumentKind.missing`` is filled with ``str.format`` ("No release specification for
+{code} is in force"): :func:`formatted_later` fills its English too, so ``http.unit_of_work``
+audits the English (``english_of``). Refusals listing several translated pieces join them
+with ``core.wording.joined_text``, which keeps their English the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from cellchain.core.i18n import LazyText, Translated, english_of, gettext
-
-
-def joined(parts: Iterable[str], separator: str) -> str:
-    """``parts`` (each made by ``_()``, or a stored English value) joined by ``separator``,
-    remembering the English of each joined the same way."""
-    pieces = list(parts)
-    text = Translated(separator.join(pieces))
-    text.english = separator.join(english_of(piece) for piece in pieces)
-    return text
 
 
 class _FilledInBothLanguages(Translated):

@@ -53,6 +53,7 @@ from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
 from cellchain.core.wording import joined_text
 from cellchain.dosing.models import DoseOrder, DoseStatus, Patient
+from cellchain.dosing.patients import summarize
 from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
 from cellchain.extensions import DbSession
 from cellchain.labels import service as labels
@@ -149,7 +150,7 @@ def dispatch(session: DbSession, form: Dispatch, *, actor: User, now: dt.datetim
         orders[order.id] = order
     if errors:
         raise InvalidInput(
-            _("The shipment was not dispatched: %(problems)s", problems=_summary(errors)),
+            _("The shipment was not dispatched: %(problems)s", problems=summarize(errors)),
             errors=errors,
         )
     shipment = Shipment(
@@ -309,7 +310,7 @@ def receive(
     errors = _receipt_errors(form, shipment, now)
     if errors:
         raise InvalidInput(
-            _("The receipt was not recorded: %(problems)s", problems=_summary(errors)),
+            _("The receipt was not recorded: %(problems)s", problems=summarize(errors)),
             errors=errors,
         )
     _require_scan_of(session, shipment, form.scan)
@@ -607,13 +608,6 @@ def _not_shippable(session: DbSession, order: DoseOrder, now: dt.datetime) -> st
             problems=joined_text(problems),
         )
     return None
-
-
-def _summary(errors: dict[str, list[str]]) -> str:
-    """Every field's messages as one text, for a refusal's detail: each message keeps its
-    English (``joined_text``; a plain join would lose it), so the refusal's audit entry reads
-    English throughout whatever the reader's language."""
-    return joined_text(message for messages in errors.values() for message in messages)
 
 
 def _receipt_errors(form: Receipt, shipment: Shipment, now: dt.datetime) -> dict[str, list[str]]:
