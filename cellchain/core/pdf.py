@@ -292,7 +292,7 @@ def has_cjk(text: str) -> bool:
     return any(ord(char) >= _CJK_START for char in text)
 
 
-def _cjk_runs(text: str) -> list[tuple[str, bool]]:
+def cjk_runs(text: str) -> list[tuple[str, bool]]:
     """``text`` cut into runs of Chinese and other characters."""
     runs: list[tuple[str, bool]] = []
     for char in text:
@@ -451,7 +451,7 @@ def paragraph(text: str | LazyText, style: ParagraphStyle) -> Paragraph:
         escaped = _with_fallback(escaped, load_fonts().text)
     elif has_cjk(escaped) and cjk_font_available():
         escaped = "".join(
-            _font_run(run, CJK_FONT_NAME if cjk else None) for run, cjk in _cjk_runs(escaped)
+            _font_run(run, CJK_FONT_NAME if cjk else None) for run, cjk in cjk_runs(escaped)
         )
     return Paragraph(escaped, style)
 
@@ -584,7 +584,7 @@ class NumberedCanvas(Canvas):
         where the text ends."""
         runs = [(text, font)]
         if has_cjk(text) and cjk_font_available():
-            runs = [(run, CJK_FONT_NAME if cjk else font) for run, cjk in _cjk_runs(text)]
+            runs = [(run, CJK_FONT_NAME if cjk else font) for run, cjk in cjk_runs(text)]
         if right_aligned:
             x -= sum(self.stringWidth(run, name, size) for run, name in runs)
         for run, name in runs:

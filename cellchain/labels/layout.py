@@ -32,7 +32,14 @@ from typing import cast
 from PIL import ImageFont
 
 from cellchain.core.i18n import _
-from cellchain.core.pdf import CJK_FONT_PACKAGE, DEJAVU_DIRS, FontMissing, cjk_font_path, has_cjk
+from cellchain.core.pdf import (
+    CJK_FONT_PACKAGE,
+    DEJAVU_DIRS,
+    FontMissing,
+    cjk_font_path,
+    cjk_runs,
+    has_cjk,
+)
 from cellchain.labels.qr import qr_matrix
 from cellchain.labels.templates import Box, FieldLayout, LabelTemplate
 
@@ -48,9 +55,6 @@ MIN_SCALE = 0.65
 MIN_TEXT_MM = 1.2
 #: each step down while looking for the size at which a text fits, as a fraction of its size
 _SHRINK_STEP = 0.025
-#: from here on (CJK radicals, punctuation, ideographs, full-width forms) only the Chinese
-#: font has the characters (as ``core.pdf``)
-_CJK_START = 0x2E80
 #: Chinese punctuation a line never starts with (it stays with the character before it)
 _CLOSING = frozenset("，。、：；！？）」』】》〉”’…—")
 #: and punctuation a line never ends with
@@ -185,17 +189,9 @@ def text_width_mm(text: str, size_mm: float, *, bold: bool, mono: bool) -> float
     return width / _MEASURE_SIZE * size_mm
 
 
-def text_runs(text: str) -> list[tuple[str, bool]]:
-    """``text`` cut into runs of Chinese characters (True: printed in the Chinese font) and
-    of other characters (printed in DejaVu)."""
-    runs: list[tuple[str, bool]] = []
-    for char in text:
-        cjk = ord(char) >= _CJK_START
-        if runs and runs[-1][1] == cjk:
-            runs[-1] = (runs[-1][0] + char, cjk)
-        else:
-            runs.append((char, cjk))
-    return runs
+#: ``text`` cut into runs of Chinese characters (True: printed in the Chinese font) and of
+#: other characters (printed in DejaVu): the PDFs' rule
+text_runs = cjk_runs
 
 
 def cjk_font_file() -> Path:

@@ -22,6 +22,22 @@ def listed(desk: Any) -> dict[str, bool]:
     return {row.unit.code: row.replace for row in rows}
 
 
+def replace_quarantine_labels(desk: Any) -> None:
+    """What the lot's page offers after release: reprint the bags still labelled quarantine."""
+    service.print_lot_labels(
+        db.session,
+        desk.lot,
+        output_format="pdf",
+        copies=1,
+        reason=None,
+        settings=SETTINGS,
+        actor=desk.lab.tech,
+        now=utcnow(),
+        only_to_replace=True,
+    )
+    db.session.commit()
+
+
 def reconciled(desk: Any) -> dict[str, bool]:
     """What the lot's reconciliation lists, in the same shape."""
     lot = service.reconciliation(db.session, desk.lot)
@@ -44,18 +60,7 @@ def test_bags_never_labelled_then_released_under_a_quarantine_label_are_to_print
     release(desk)
     available = [bag for bag in bags if bag.status == UnitStatus.AVAILABLE]
     assert available and listed(desk) == {bag.code: True for bag in available} == reconciled(desk)
-    service.print_lot_labels(
-        db.session,
-        desk.lot,
-        output_format="pdf",
-        copies=1,
-        reason=None,
-        settings=SETTINGS,
-        actor=desk.lab.tech,
-        now=utcnow(),
-        only_to_replace=True,
-    )
-    db.session.commit()
+    replace_quarantine_labels(desk)
     assert listed(desk) == {} == reconciled(desk)
 
 
@@ -83,18 +88,7 @@ def test_a_bag_whose_status_changed_under_its_label_is_to_print_as_label_control
     in_lab = [bag for bag in bags if bag.status == UnitStatus.QUARANTINE]
     print_units(in_lab, desk.lab.tech)
     release(desk)
-    service.print_lot_labels(
-        db.session,
-        desk.lot,
-        output_format="pdf",
-        copies=1,
-        reason=None,
-        settings=SETTINGS,
-        actor=desk.lab.tech,
-        now=utcnow(),
-        only_to_replace=True,
-    )
-    db.session.commit()
+    replace_quarantine_labels(desk)
     assert listed(desk) == {}
     blocked, held = in_lab[0], in_lab[1]
     chain.change_status(
