@@ -30,7 +30,7 @@ KEPT = frozenset(
         "DIN", "ISBT", "ICCBBA", "MSC", "COI", "CoA", "QR", "API", "QA", "QC", "ID", "GMP",
         "FHIR", "R",
         "CSV", "JSON", "PDF", "CTCAE", "ICH", "MedDRA", "BASDAI", "BASFI", "ASDAS", "CRP",
-        "ESR", "DMARD", "NUL", "GET", "HEAD", "OPTIONS", "ln", "Q",
+        "ESR", "DMARD", "NUL", "GET", "HEAD", "OPTIONS", "ln", "Q", "SMTP",
         # units of measure
         "mL", "L", "kg", "g", "h", "min", "s", "mm", "mg", "C", "K",
         # the product's own name, and the language switch's names (each in itself)
@@ -51,7 +51,8 @@ class _VisibleText(HTMLParser):
         self.pieces: list[str] = []
         self._hidden = 0
         self._open: list[str] = []  # the elements open around the text (void ones too)
-        self._kept_at: list[int] = []  # depths of the open translate="no" elements
+        # depths of the open elements marked translate="no" (positive) or "yes" (negative)
+        self._kept_at: list[int] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
@@ -59,9 +60,14 @@ class _VisibleText(HTMLParser):
             self._hidden += 1
         # translate="no": a record's text as stored and signed (a custody note, a location,
         # a signature's meaning), which is shown as it was written in every language
+        # (HTML: an element's translate="no" covers its attributes and its content, and a
+        # translate="yes" inside it makes that element's own text translatable again)
         self._open.append(tag)
-        if values.get("translate") == "no":
-            self._kept_at.append(len(self._open))
+        translate = values.get("translate")
+        if translate in ("no", "yes"):
+            self._kept_at.append(len(self._open) if translate == "no" else -len(self._open))
+        if self._kept:
+            return
         for name in READ_ATTRIBUTES:
             if values.get(name):
                 self.pieces.append(str(values[name]))
@@ -76,13 +82,18 @@ class _VisibleText(HTMLParser):
         if tag in self._open:
             while self._open:
                 depth = len(self._open)
-                if self._kept_at and self._kept_at[-1] == depth:
+                if self._kept_at and abs(self._kept_at[-1]) == depth:
                     self._kept_at.pop()
                 if self._open.pop() == tag:
                     break
 
+    @property
+    def _kept(self) -> bool:
+        """Inside an element marked translate="no" (and not in a translate="yes" one in it)."""
+        return bool(self._kept_at) and self._kept_at[-1] > 0
+
     def handle_data(self, data: str) -> None:
-        if not self._hidden and not self._kept_at and data.strip():
+        if not self._hidden and not self._kept and data.strip():
             self.pieces.append(data)
 
 
