@@ -31,8 +31,12 @@ KEPT = frozenset(
         "FHIR", "R",
         "CSV", "JSON", "PDF", "CTCAE", "ICH", "MedDRA", "BASDAI", "BASFI", "ASDAS", "CRP",
         "ESR", "DMARD", "NUL", "GET", "HEAD", "OPTIONS", "ln", "Q", "SMTP",
+        # the abbreviations Chinese texts write as they are (the glossary's CPD; a cell
+        # surface marker, a performance scale, a solvent, file formats, data standards)
+        "CPD", "PD", "DMSO", "ECOG", "HIV", "HLA", "DR", "PBMC", "UTC", "XML", "PNG", "ZPL",
+        "CDISC", "ODM", "DSMB",
         # units of measure
-        "mL", "L", "kg", "g", "h", "min", "s", "mm", "mg", "C", "K",
+        "mL", "L", "kg", "g", "h", "min", "s", "mm", "mg", "C", "K", "EU", "mol", "dpi",
         # the product's own name, and the language switch's names (each in itself)
         "cellchain", "English",
     }
