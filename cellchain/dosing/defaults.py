@@ -18,23 +18,28 @@ NCT01420432_TITLE = (
 
 NCT01420432_PARAMETERS: dict[str, Any] = {
     "arms": [
-        {"code": "MSC", "name": "MSC + DMARDs", "type": "experimental", "receives_cells": True},
+        {
+            "code": "MSC",
+            "name": N_("MSC + DMARDs"),
+            "type": N_("experimental"),
+            "receives_cells": True,
+        },
         {
             "code": "CONTROL",
-            "name": "DMARDs only",
-            "type": "no intervention",
+            "name": N_("DMARDs only"),
+            "type": N_("no intervention"),
             "receives_cells": False,
         },
     ],
     "randomization": {"ratio": "1:1", "planned_enrolment": 10},
     "age_years": {"min": 18, "max": 60},
     "inclusion": [
-        {"code": "definite_as", "text": "Definite AS by the modified New York criteria"},
+        {"code": "definite_as", "text": N_("Definite AS by the modified New York criteria")},
         {
             "code": "ecog",
-            "text": "ECOG performance status 0–2",
+            "text": N_("ECOG performance status 0–2"),
             "measure": {
-                "unit": "ECOG score",
+                "unit": N_("ECOG score"),
                 "operator": "<=",
                 "limit": 2,
                 "min": 0,
@@ -44,27 +49,30 @@ NCT01420432_PARAMETERS: dict[str, Any] = {
         },
         {
             "code": "ejection_fraction",
-            "text": "Ejection fraction > 45 %",
+            "text": N_("Ejection fraction > 45 %"),
             "measure": {"unit": "%", "operator": ">", "limit": 45},
         },
         {
             "code": "creatinine",
-            "text": "Creatinine < 176 µmol/L",
+            "text": N_("Creatinine < 176 µmol/L"),
             "measure": {"unit": "µmol/L", "operator": "<", "limit": 176},
         },
-        {"code": "no_severe_infection", "text": "No severe infection"},
-        {"code": "written_consent", "text": "Written informed consent signed"},
+        {"code": "no_severe_infection", "text": N_("No severe infection")},
+        {"code": "written_consent", "text": N_("Written informed consent signed")},
     ],
     "exclusion": [
-        {"code": "serious_concomitant_disease", "text": "Other serious concomitant disease"},
-        {"code": "psychiatric", "text": "Psychiatric condition that would limit informed consent"},
-        {"code": "infection", "text": "HIV, hepatitis B or C, tuberculosis or other infection"},
-        {"code": "pregnancy", "text": "Positive pregnancy test or lactation"},
+        {"code": "serious_concomitant_disease", "text": N_("Other serious concomitant disease")},
+        {
+            "code": "psychiatric",
+            "text": N_("Psychiatric condition that would limit informed consent"),
+        },
+        {"code": "infection", "text": N_("HIV, hepatitis B or C, tuberculosis or other infection")},
+        {"code": "pregnancy", "text": N_("Positive pregnancy test or lactation")},
         {
             "code": "other_trial",
-            "text": "Enrolled in another clinical trial within the last 4 weeks",
+            "text": N_("Enrolled in another clinical trial within the last 4 weeks"),
         },
-        {"code": "msc_contraindication", "text": "Contraindication to MSC"},
+        {"code": "msc_contraindication", "text": N_("Contraindication to MSC")},
     ],
     "dose_viable_cells_per_kg": 1.0e6,
     #: Day 0 is the scheduled day of the first infusion; every later visit counts from the
@@ -97,38 +105,38 @@ NCT01420432_PARAMETERS: dict[str, Any] = {
         "items": [
             {
                 "code": "pregnancy_test",
-                "text": "Pregnancy test negative (or not applicable, with the reason)",
+                "text": N_("Pregnancy test negative (or not applicable, with the reason)"),
                 "options": [
-                    {"value": "negative", "label": "negative", "passes": True},
-                    {"value": "positive", "label": "positive", "passes": False},
+                    {"value": "negative", "label": N_("negative"), "passes": True},
+                    {"value": "positive", "label": N_("positive"), "passes": False},
                     {
                         "value": "not_applicable",
-                        "label": "not applicable (say why, e.g. male)",
+                        "label": N_("not applicable (say why, e.g. male)"),
                         "passes": True,
                         "needs_reason": True,
                     },
                 ],
             },
-            {"code": "no_active_infection", "text": "No active infection"},
+            {"code": "no_active_infection", "text": N_("No active infection")},
             {
                 "code": "no_new_trial",
-                "text": "Not enrolled in another clinical trial since enrolment",
+                "text": N_("Not enrolled in another clinical trial since enrolment"),
             },
             {
                 "code": "creatinine",
-                "text": "Creatinine < 176 µmol/L (re-measured)",
+                "text": N_("Creatinine < 176 µmol/L (re-measured)"),
                 "measure": {"unit": "µmol/L", "operator": "<", "limit": 176, "min": 0},
             },
             {
                 "code": "ejection_fraction",
-                "text": "Ejection fraction > 45 % (re-measured or re-confirmed)",
+                "text": N_("Ejection fraction > 45 % (re-measured or re-confirmed)"),
                 "measure": {"unit": "%", "operator": ">", "limit": 45, "min": 0, "max": 100},
             },
             {
                 "code": "ecog",
-                "text": "ECOG performance status 0–2",
+                "text": N_("ECOG performance status 0–2"),
                 "measure": {
-                    "unit": "ECOG score",
+                    "unit": N_("ECOG score"),
                     "operator": "<=",
                     "limit": 2,
                     "min": 0,

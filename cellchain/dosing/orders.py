@@ -28,7 +28,7 @@ from cellchain.chain.models import LineageOperation, Unit, UnitKind, UnitStatus
 from cellchain.core import actions, audit, signatures
 from cellchain.core.display import local_time, scientific
 from cellchain.core.guarded import update_if
-from cellchain.core.i18n import LazyText, _, lazy
+from cellchain.core.i18n import LazyText, _, document_text, lazy
 from cellchain.core.models import Signature, User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, Role, holds, require
@@ -141,7 +141,7 @@ def plan_dose(
         problems.setdefault("visit", []).append(closed)
     if _live_order(session, patient, visit.code) is not None:
         problems.setdefault("visit", []).append(
-            _("%(visit)s already has a dose order.", visit=visit.name)
+            _("%(visit)s already has a dose order.", visit=document_text(visit.name))
         )
     recheck = rechecks.problem(session, patient, visit.code, now=now, zone=zone, translate=True)
     if recheck:

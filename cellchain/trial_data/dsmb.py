@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from cellchain.clinic.models import AdverseEvent, Causality, MissedVisit, Seriousness
-from cellchain.core.i18n import LazyText, _, lazy
+from cellchain.core.i18n import LazyText, _, document_text, lazy
 from cellchain.dosing import patients, randomization
 from cellchain.dosing.models import DoseOrder, Patient, PatientStatus, Protocol, RandomizationSlot
 from cellchain.errors import Conflict
@@ -241,7 +241,7 @@ def summary_tables(summary: TrialSummary) -> list[SummaryTable]:
     tables = []
     enrolment = [
         (
-            f"{arm.name} ({arm.code})",
+            f"{document_text(arm.name)} ({arm.code})",
             "—" if arm.planned is None else str(arm.planned),
             str(arm.randomized),
             str(arm.enrolled),

@@ -78,6 +78,7 @@ def adverse_events_listing() -> ResponseReturnValue:
         "clinic/follow_up/adverse_events.html",
         due=reports_due_now(db.session),
         events=reporting.trial_listing(db.session),
+        criterion_labels={c.value: c.label for c in SeriousCriterion},
     )
 
 

@@ -44,7 +44,7 @@ from sqlalchemy import select
 
 from cellchain.core import audit
 from cellchain.core.display import local_time
-from cellchain.core.i18n import LazyText, _, lazy
+from cellchain.core.i18n import LazyText, _, document_text, lazy
 from cellchain.core.models import User
 from cellchain.core.roles import Permission, require
 from cellchain.core.types import canonical_json
@@ -509,7 +509,14 @@ def judge(
     (the bedside keeps it in its record) unless ``translate``: in the reader's language."""
 
     def said(text: LazyText, **values: Any) -> str:
-        return (str(text) if translate else text.message) % values
+        if not translate:
+            return text.message % values
+        # the visit's name and the items are the protocol's (controlled-document) texts
+        shown = {
+            name: document_text(value) if name == "visit" else value
+            for name, value in values.items()
+        }
+        return str(text) % shown
 
     if recheck is None:
         return None
@@ -522,7 +529,9 @@ def judge(
             visit=recheck.visit_name,
             when=when,
             who=recheck.recorded_by,
-            items="; ".join(recheck.failed_items),
+            items="; ".join(
+                document_text(item) if translate else item for item in recheck.failed_items
+            ),
         )
     if now - recheck.recorded_at > dt.timedelta(days=recheck.valid_days):
         return said(_TOO_OLD, visit=recheck.visit_name, when=when, days=recheck.valid_days)

@@ -9,7 +9,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
-from cellchain.core.i18n import _
+from cellchain.core.i18n import _, document_text
 from cellchain.core.roles import Permission
 from cellchain.dosing import patients
 from cellchain.dosing.models import Patient
@@ -91,7 +91,9 @@ def _page(patient: Patient, error: DomainError | None = None) -> ResponseReturnV
             items=rechecks.items(db.session, patient),
             valid_days=rechecks.valid_days(db.session, patient),
             missing=rechecks.missing(db.session, patient),
-            visit_choices=[{"value": s.visit, "label": f"{s.name} ({s.visit})"} for s in states],
+            visit_choices=[
+                {"value": s.visit, "label": f"{document_text(s.name)} ({s.visit})"} for s in states
+            ],
         ),
         error.status if error else 200,
     )

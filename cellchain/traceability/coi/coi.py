@@ -586,6 +586,11 @@ def _shipment(signed: Signed, zone: ZoneInfo) -> ShipmentPart:
     )
 
 
+def _verdict(check: BedsideCheck) -> str:
+    """A bedside check's verdict in the reader's words (the record keeps "go" or "stop")."""
+    return _("GO") if check.go else _("STOP")
+
+
 def _reaction(infusion: Infusion) -> str:
     """A reaction is recorded at the end, so a running infusion has none recorded yet."""
     if infusion.reaction:
@@ -620,11 +625,13 @@ def _verification(path: ClinicPath, infusion: Infusion, zone: ZoneInfo) -> Verif
         others.append(
             OtherCheck(
                 kind="recheck" if recheck else "stop",
-                label="re-check at start: GO" if recheck else check.verdict.upper(),
+                label=_("re-check at start: GO") if recheck else _verdict(check),
                 checked_at=_moment(check.checked_at, zone),
                 checked_by=_person(check.checked_by),
                 verdict=check.verdict.upper(),
-                failed="; ".join(f"{c['title']}: {c['detail']}" for c in check.failed),
+                failed="; ".join(
+                    f"{c['title']}: {c['detail']}" for c in check.checks_shown if not c["passed"]
+                ),
                 wristband=check.patient.study_id if wrong_patient and check.patient else None,
             )
         )
@@ -643,7 +650,7 @@ def _verification(path: ClinicPath, infusion: Infusion, zone: ZoneInfo) -> Verif
                 result="pass" if c["passed"] else "FAIL",
                 detail=c["detail"],
             )
-            for c in check.checks
+            for c in check.checks_shown
         ],
         signatures=_signatures(go, zone),
         others=others,
