@@ -22,7 +22,15 @@ from sqlalchemy import select
 
 from cellchain.chain.models import UNIT_KIND_NAMES, Unit, UnitKind, UnitStatus
 from cellchain.core.display import local_time, power_of_ten, scientific
-from cellchain.core.i18n import N_, SOURCE_LANGUAGE, LazyText, document_text, lazy, using_language
+from cellchain.core.i18n import (
+    N_,
+    SOURCE_LANGUAGE,
+    LazyText,
+    _,
+    document_text,
+    lazy,
+    using_language,
+)
 from cellchain.core.identifiers import parse_identifier
 from cellchain.core.payload import encode_payload
 from cellchain.donors.models import Donation, Eligibility
@@ -290,7 +298,11 @@ def _label(
 ) -> UnitLabel:
     if unit.status in _GONE:
         raise NotLabellable(
-            f"{unit.code} is {unit.status}; a label is printed only for a unit that exists."
+            _(
+                "%(code)s is %(status)s; a label is printed only for a unit that exists.",
+                code=unit.code,
+                status=unit.status_name,
+            )
         )
     template = template_for(unit, templates)
     if unit.kind == UnitKind.PREPARED_DOSE:

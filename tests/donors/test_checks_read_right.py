@@ -15,7 +15,7 @@ def test_each_eligibility_check_reads_passed_failed_or_not_yet(lab: Any, clients
     page = clients.web(lab.qa).get(f"/donations/{donation.id}/eligibility").get_data(as_text=True)
     rows = re.findall(
         r'<tr class="(?:ok|bad)" data-state="([A-Z ]+)"><td>[^<]*<strong>([A-Z ]+)</strong></td>'
-        r'<th scope="row">([^<]+)</th>',
+        r'<th scope="row"[^>]*>([^<]+)</th>',
         page,
     )
     states = {label: state for state, shown, label in rows if state == shown}

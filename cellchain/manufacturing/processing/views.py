@@ -18,7 +18,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from cellchain.chain import service as chain
-from cellchain.core.i18n import _
+from cellchain.core.i18n import _, lazy
 from cellchain.core.roles import Permission
 from cellchain.documents.views import add_document_pages
 from cellchain.errors import DomainError
@@ -56,7 +56,7 @@ add_document_pages(
     blueprint,
     PRODUCTS,
     name="product",
-    heading="Product definitions",
+    heading=lazy("Product definitions"),
     what="product definition",
     template="manufacturing/processing/product.html",
 )
