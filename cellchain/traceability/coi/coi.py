@@ -369,9 +369,15 @@ class CoiReport:
     def summary(self) -> str:
         """One sentence on the whole report, printed at its head. Valid signatures are never
         the whole story when a recall names the path: the recalls come first."""
+        head = self.summary_head
+        return f"{self.recall_text} {head}" if self.recalls else head
+
+    @property
+    def summary_head(self) -> str:
+        """The summary without its recalls (the page shows those with their stored reasons
+        marked as stored text)."""
         if self.empty:
-            head = _("No infusion is recorded for %(study_id)s.", study_id=self.patient.study_id)
-            return f"{self.recall_text} {head}" if self.recalls else head
+            return _("No infusion is recorded for %(study_id)s.", study_id=self.patient.study_id)
         infusions = ngettext("%(num)d infusion", "%(num)d infusions", len(self.infusions))
         if self.invalid_count:
             head = _(
@@ -387,7 +393,7 @@ class CoiReport:
                 infusions=infusions,
                 signatures=self.signature_count,
             )
-        return f"{self.recall_text} {head}" if self.recalls else head
+        return head
 
 
 #: what the report says for the arm to a role that does not see arms (single blind, issue 19)
