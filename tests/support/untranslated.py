@@ -35,6 +35,8 @@ KEPT = frozenset(
         # surface marker, a performance scale, a solvent, file formats, data standards)
         "CPD", "PD", "DMSO", "ECOG", "HIV", "HLA", "DR", "PBMC", "UTC", "XML", "PNG", "ZPL",
         "CDISC", "ODM", "DSMB",
+        # a medium's name as the lab writes it (α-MEM), a label printer's maker
+        "MEM", "Zebra",
         # units of measure
         "mL", "L", "kg", "g", "h", "min", "s", "mm", "mg", "C", "K", "EU", "mol", "dpi",
         # the product's own name, and the language switch's names (each in itself)
