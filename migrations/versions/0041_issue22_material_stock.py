@@ -1,0 +1,24 @@
+"""Material stock: quantities received, used and remaining (issue 22).
+
+Revision ID: 0041
+Revises: 0040
+Create Date: 2026-12-07 19:20:00
+
+"""
+
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+# revision identifiers, used by Alembic.
+revision = "0041"
+down_revision = "0040"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
