@@ -23,7 +23,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from cellchain.core import accounts, audit
 from cellchain.core.accounts import AccountPolicy, CredentialsRejected
-from cellchain.core.i18n import _, english_of, using_language
+from cellchain.core.i18n import _, english_of
 from cellchain.core.models import User
 from cellchain.core.roles import Permission, has_permission
 from cellchain.core.schemas import DB_INT_MAX
@@ -287,16 +287,12 @@ def refuse_unreadable_request() -> None:
     """
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
     if limit is not None and (request.content_length or 0) > limit:
-        # refused before the hook that sets the request's language: chosen here the same way
-        from cellchain.web.language import select_language
-
         megabytes = f"{limit / (1024 * 1024):g}"
-        with using_language(select_language()):
-            refusal = _(
-                "The request is larger than %(limit)s MB, the most this site accepts; send a "
-                "smaller photo or file.",
-                limit=megabytes,
-            )
+        refusal = _(
+            "The request is larger than %(limit)s MB, the most this site accepts; send a "
+            "smaller photo or file.",
+            limit=megabytes,
+        )
         raise RequestEntityTooLarge(refusal)
     if request.is_json and request.method not in ("GET", "HEAD", "OPTIONS"):
         check_json_text(request.get_data(cache=True))

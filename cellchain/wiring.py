@@ -113,7 +113,10 @@ def wire(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)  # type: ignore[method-assign]
     # a URL's id beyond the database's integer range is a 404 at routing (http.IntegerConverter)
     app.url_map.converters["int"] = IntegerConverter
-    # first of the request hooks: a body too large or unreadable is refused before any other
+    # first of the request hooks: the request's language (from the session and the browser,
+    # no database read), so that every refusal after it, the 413's page included, reads in it
+    init_language(app)
+    # then a body too large or unreadable is refused before any other hook
     app.before_request(refuse_unreadable_request)
     db.init_app(app)
     migrate.init_app(
@@ -135,7 +138,6 @@ def wire(app: Flask) -> None:
     app.before_request(first_login.require_password_change)
     errors.init_error_handlers(app)
     pass_site_zone_to_schemas(app)
-    init_language(app)
 
     app.register_blueprint(web_views.blueprint)
     app.register_blueprint(admin_views.blueprint)

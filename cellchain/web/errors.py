@@ -15,15 +15,15 @@ from flask import Flask, Response, jsonify, redirect, render_template, request, 
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from cellchain.core.i18n import LazyText, _, lazy
+from cellchain.core.i18n import LazyText, _, document_text, lazy
 from cellchain.errors import DomainError, LoginRequired
 from cellchain.extensions import db
 from cellchain.http import is_api_request
 
 log = logging.getLogger(__name__)
 
-#: The title and sentence of an HTTP error's page, in the reader's language (the API keeps
-#: werkzeug's English names in its problem bodies)
+#: The title and sentence of an HTTP error's page, in the reader's language (the API's
+#: problem bodies take the title from here too, and 422's from :data:`INVALID_TITLE`)
 HTTP_PAGE_TEXTS: dict[int, tuple[LazyText, LazyText]] = {
     400: (lazy("Bad request"), lazy("The browser sent a request this server could not read.")),
     403: (lazy("Not allowed"), lazy("You do not have the permission to open this page.")),
@@ -42,6 +42,8 @@ HTTP_PAGE_TEXTS: dict[int, tuple[LazyText, LazyText]] = {
         ),
     ),
 }
+#: The title of the API's 422 (a body of the wrong shape), as a domain ``InvalidInput`` reads
+INVALID_TITLE = lazy("Invalid input")
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -81,13 +83,23 @@ def _flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
             child = f"{prefix}.{name}" if prefix and name else (name or prefix)
             flat.update(_flatten_messages(value, child))
     elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        flat[prefix or "_request"] = list(messages)
+        # marshmallow's own messages (web/forms.py lists them) in the reader's language
+        flat[prefix or "_request"] = [document_text(m) for m in messages]
     elif isinstance(messages, list):
         for index, value in enumerate(messages):
             flat.update(_flatten_messages(value, f"{prefix}[{index}]"))
     else:
-        flat[prefix or "_request"] = [str(messages)]
+        flat[prefix or "_request"] = [document_text(str(messages))]
     return flat
+
+
+def _problem_title(status: int, error: HTTPException) -> str:
+    """An HTTP problem's title in the reader's language (werkzeug's English name where
+    cellchain has no words of its own for the status)."""
+    if status == 422:
+        return str(INVALID_TITLE)
+    known = HTTP_PAGE_TEXTS.get(status)
+    return str(known[0]) if known else error.name
 
 
 def _http_problem(error: HTTPException) -> tuple[dict[str, Any], dict[str, str]]:
@@ -102,7 +114,7 @@ def _http_problem(error: HTTPException) -> tuple[dict[str, Any], dict[str, str]]
         detail = data.get("message") or error.description or error.name
     body: dict[str, Any] = {
         "type": "about:blank",
-        "title": error.name,
+        "title": _problem_title(status, error),
         "status": status,
         "detail": detail,
     }

@@ -313,3 +313,34 @@ def test_a_request_too_large_is_refused_in_chinese(make_user: Any, clients: Any,
     assert response.get_json()["detail"] == (
         "请求大于 1 MB，超过本站点可接受的上限；请发送更小的照片或文件。"
     )
+
+
+def test_a_page_too_large_reads_in_chinese_title_and_all(
+    make_user: Any, clients: Any, app: Any
+) -> None:
+    """The 413's page, refused before any other hook, is in the reader's language: the
+    language is the first hook of every request."""
+    web = clients.web(make_user("tess", "technician"))
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+
+    response = web.post("/donations", data=b"x" * (1024 * 1024 + 1), headers={**CHINESE})
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 413
+    assert "<title>内容过大" in page and "Too large" not in page
+    assert "请求大于 1 MB" in page
+
+
+def test_an_api_body_of_the_wrong_shape_is_refused_in_chinese(make_user: Any, clients: Any) -> None:
+    """marshmallow's own field messages and the problem's title read in the reader's
+    language in the API too, not only on pages."""
+    api = clients.api(make_user("tess", "technician"))
+
+    response = api.post("/api/v1/donations", json={"collected_at": "soon"}, headers=CHINESE)
+
+    body = response.get_json()
+    assert response.status_code == 422
+    assert body["title"] == "输入无效"
+    messages = [m for field in body["errors"].values() for m in field]
+    assert "Missing data for required field." not in messages
+    assert "必填字段缺少数据。" in messages

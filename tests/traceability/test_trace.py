@@ -77,7 +77,8 @@ def test_forward_from_equipment_finds_what_was_made_with_it(ward, infused, bench
     cabinet = bench.equipment["BSC-01"]
     forward = trace.trace_forward(db.session, TraceFrom.EQUIPMENT, cabinet.id)
     assert infusion.patient_id in {p.patient.id for p in forward.patients}
-    assert forward.start.label.startswith("BSC-01")
+    assert forward.start.label.startswith("equipment BSC-01 (")
+    assert (forward.start.word, forward.start.named.split()[0]) == ("equipment", "BSC-01")
 
 
 def test_back_from_an_infusion_reaches_the_donor_with_every_record_and_signature(

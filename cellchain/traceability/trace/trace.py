@@ -110,13 +110,30 @@ class Start:
     label: str
 
     @property
+    def word(self) -> str:
+        """What the start is (donation, lot, unit, dose order, infusion, material lot,
+        equipment) in the reader's language; empty for a label of no known kind."""
+        english = self._english_word()
+        return str(_START_WORDS[english]) if english else ""
+
+    @property
+    def named(self) -> str:
+        """The rest of the label: codes and stored names, as they are in every language."""
+        english = self._english_word()
+        return self.label[len(english) + 1 :] if english else self.label
+
+    @property
     def shown(self) -> str:
-        """The label in the reader's language: its first word (donation, lot, unit, dose
-        order, infusion) translated, the codes as they are."""
-        for english, name in _START_WORDS.items():
+        """The label in the reader's language: its first words translated, the codes and
+        stored names as they are."""
+        return f"{self.word} {self.named}" if self.word else self.named
+
+    def _english_word(self) -> str:
+        # the longest first: "material lot" before "lot"
+        for english in sorted(_START_WORDS, key=len, reverse=True):
             if self.label.startswith(english + " "):
-                return f"{name} {self.label[len(english) + 1 :]}"
-        return self.label
+                return english
+        return ""
 
 
 _START_WORDS: dict[str, LazyText] = {
@@ -125,6 +142,8 @@ _START_WORDS: dict[str, LazyText] = {
     "unit": lazy("unit"),
     "dose order": lazy("dose order"),
     "infusion": lazy("infusion"),
+    "material lot": lazy("material lot"),
+    "equipment": lazy("equipment"),
 }
 
 
@@ -244,11 +263,12 @@ def forward_seeds(session: DbSession, kind: str, record_id: int) -> tuple[Start,
     if kind == TraceFrom.MATERIAL_LOT:
         material = get_or_404(session, MaterialLot, record_id, "material lot")
         steps = select(StepMaterial.step_id).where(StepMaterial.material_lot_id == material.id)
-        return Start(kind, material.id, material.label), _units_worked_by(steps)
+        label = f"material lot {material.lot_number}: {material.material} ({material.supplier})"
+        return Start(kind, material.id, label), _units_worked_by(steps)
     if kind == TraceFrom.EQUIPMENT:
         item = get_or_404(session, Equipment, record_id, "equipment")
         steps = select(StepEquipment.step_id).where(StepEquipment.equipment_id == item.id)
-        return Start(kind, item.id, f"{item.code} ({item.name})"), _units_worked_by(steps)
+        return Start(kind, item.id, f"equipment {item.code} ({item.name})"), _units_worked_by(steps)
     raise InvalidInput(
         _(
             "A forward trace starts from one of: %(kinds)s; not %(kind)s.",
