@@ -18,11 +18,11 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from cellchain.core import actions, audit, signatures
 from cellchain.core.i18n import N_, LazyText, _, document_text, lazy
-from cellchain.core.models import Signature, User
+from cellchain.core.models import AuditEntry, Signature, User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
 from cellchain.core.types import UTCDateTime, canonical_json
-from cellchain.errors import InvalidInput
+from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import DbSession
 
 
@@ -142,8 +142,12 @@ def draft(
     code: str,
     title: str,
     parameters: dict[str, Any],
+    reason: str | None = None,
 ) -> D:
-    """Write the next version of ``code`` as a draft; it takes effect only when QA signs it."""
+    """Write the next version of ``code`` as a draft; it takes effect only when QA signs it.
+
+    ``reason``, the change's reason, is kept in the audit trail's entry of the draft (the
+    application requires one from a person; a default version loaded at set-up has none)."""
     code = code.strip().upper()
     if not code or not title.strip():
         raise InvalidInput(
@@ -172,6 +176,7 @@ def draft(
         entity_type=model.signature_entity_type,
         entity_id=document.id,
         changes={"code": (None, code), "version": (None, document.version)},
+        reason=reason.strip() if reason else None,
     )
     return document
 
@@ -199,6 +204,11 @@ def first_or_draft(
     )
 
 
+#: an effective time typed to the minute (a form's ``datetime-local``) for the minute of the
+#: signing counts as the signing itself, not as a time in the past
+EFFECTIVE_GRACE = dt.timedelta(seconds=60)
+
+
 def approve(
     session: DbSession,
     document: VersionedDocument,
@@ -208,14 +218,20 @@ def approve(
     password: str,
     now: dt.datetime,
     permission: Permission,
+    effective_at: dt.datetime | None = None,
 ) -> Signature:
-    """QA signs a draft; it becomes the version in force and the previous one is superseded.
+    """QA signs a draft into force at ``effective_at`` (default: the signing, ``now``).
 
+    From that time it is the version in force (``in_force``); until then the version in
+    force before it stays so. The versions signed before it are marked superseded at the
+    signing (``status``); which one is in force at a time is read from the effective times.
     ``permission`` is the approval the document's kind asks for (``SIGN_PROTOCOL``, …); a
-    signer without it is refused before anything changes."""
+    signer without it is refused before anything changes. An effective time before the
+    signing, or before that of a version already signed, is refused."""
     require(user, permission)
     model = type(document)
     entity_type = model.signature_entity_type
+    effective = _effective_time(session, document, now=now, effective_at=effective_at)
     _transition(document, VersionStatus.EFFECTIVE)
     signature = signatures.sign(
         session,
@@ -244,7 +260,7 @@ def approve(
             entity_id=old.id,
             changes={"status": ("effective", "superseded")},
         )
-    document.effective_at = now
+    document.effective_at = effective
     audit.record(
         session,
         actor=user,
@@ -252,16 +268,159 @@ def approve(
         action=f"{entity_type}.approved",
         entity_type=entity_type,
         entity_id=document.id,
-        changes={"status": ("draft", "effective")},
+        changes={"status": ("draft", "effective"), "effective_at": (None, effective.isoformat())},
     )
     return signature
 
 
-def in_force(session: DbSession, model: type[D], code: str) -> D | None:
-    """The effective version of ``code``, or None when no version has been approved."""
-    return session.execute(
-        select(model).where(model.code == code, model.status == VersionStatus.EFFECTIVE.value)
+def _effective_time(
+    session: DbSession,
+    document: VersionedDocument,
+    *,
+    now: dt.datetime,
+    effective_at: dt.datetime | None,
+) -> dt.datetime:
+    if effective_at is None:
+        effective = now
+    elif effective_at.tzinfo is None:
+        raise InvalidInput(_("An effective time needs its time zone."))
+    elif now - EFFECTIVE_GRACE <= effective_at < now:
+        effective = now
+    else:
+        effective = effective_at
+    if effective < now:
+        message = _("A version cannot take effect before it is signed.")
+        raise InvalidInput(message, errors={"effective_at": [message]})
+    model = type(document)
+    latest = session.execute(
+        select(model.effective_at)
+        .where(
+            model.code == document.code,
+            model.status != VersionStatus.DRAFT.value,
+            model.id != document.id,
+            model.effective_at.is_not(None),
+        )
+        .order_by(model.effective_at.desc())
+        .limit(1)
     ).scalar_one_or_none()
+    if latest is not None and effective < latest:
+        message = _(
+            "A version already signed takes effect at %(when)s; this one cannot take effect "
+            "before it.",
+            when=latest.isoformat(timespec="minutes"),
+        )
+        raise InvalidInput(message, errors={"effective_at": [message]})
+    return effective
+
+
+def in_force(
+    session: DbSession, model: type[D], code: str, *, at: dt.datetime | None = None
+) -> D | None:
+    """The version of ``code`` in force at ``at``: the newest signed version whose effective
+    time is not after ``at``; None when there is none. Callers pass the time of the event
+    the version applies to; without ``at``, the newest signed version, whenever it takes
+    effect."""
+    query = select(model).where(model.code == code, model.status != VersionStatus.DRAFT.value)
+    if at is not None:
+        query = query.where(model.effective_at <= at)
+    return session.execute(query.order_by(model.version.desc()).limit(1)).scalars().first()
+
+
+def in_force_ids(session: DbSession, model: type[D], *, at: dt.datetime) -> set[int]:
+    """The ids of the versions in force at ``at``, one per code at most."""
+    rows = session.execute(
+        select(model.code, func.max(model.version))
+        .where(model.status != VersionStatus.DRAFT.value, model.effective_at <= at)
+        .group_by(model.code)
+    ).all()
+    if not rows:
+        return set()
+    ids = set()
+    for code, version in rows:
+        found = session.execute(
+            select(model.id).where(model.code == code, model.version == version)
+        ).scalar_one()
+        ids.add(found)
+    return ids
+
+
+class Standing(enum.StrEnum):
+    """Where a version stands at a time: what a page shows beside it."""
+
+    DRAFT = "draft"
+    SIGNED = "signed"  #: signed, in force from a time still to come
+    IN_FORCE = "in_force"
+    SUPERSEDED = "superseded"
+
+    @property
+    def label(self) -> str:
+        return str(STANDING_LABELS[self])
+
+
+STANDING_LABELS: dict[Standing, LazyText] = {
+    Standing.DRAFT: lazy("draft"),
+    Standing.SIGNED: lazy("signed, not yet in force"),
+    Standing.IN_FORCE: lazy("in force"),
+    Standing.SUPERSEDED: lazy("superseded"),
+}
+
+
+def standing(document: VersionedDocument, in_force_now: set[int], now: dt.datetime) -> Standing:
+    """Where ``document`` stands at ``now``, given the ids in force then (``in_force_ids``)."""
+    if document.status == VersionStatus.DRAFT.value:
+        return Standing.DRAFT
+    if document.id in in_force_now:
+        return Standing.IN_FORCE
+    if document.effective_at is not None and document.effective_at > now:
+        return Standing.SIGNED
+    return Standing.SUPERSEDED
+
+
+def edit_draft(
+    session: DbSession,
+    document: VersionedDocument,
+    *,
+    actor: User | None,
+    now: dt.datetime,
+    title: str | None,
+    parameters: dict[str, Any] | None,
+    reason: str | None,
+) -> None:
+    """Change a draft's title or parameters; a signed version is never changed in place
+    (its change is a new version)."""
+    model = type(document)
+    if document.status != VersionStatus.DRAFT.value:
+        raise Conflict(
+            _(
+                "%(kind)s %(code)s v%(version)s is signed: it is never changed in place; "
+                "draft a new version instead.",
+                kind=document_text(document.document_label),
+                code=document.code,
+                version=document.version,
+            )
+        )
+    changes: dict[str, tuple[Any, Any]] = {}
+    if title is not None and title.strip() != document.title:
+        if not title.strip():
+            message = _("A title is required.")
+            raise InvalidInput(message, errors={"title": [message]})
+        changes["title"] = (document.title, title.strip())
+        document.title = title.strip()
+    if parameters is not None:
+        text = canonical_json(parameters)
+        if text != document.parameters_json:
+            changes["parameters"] = ("…", "…")
+            document.parameters_json = text
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action=f"{model.signature_entity_type}.edited",
+        entity_type=model.signature_entity_type,
+        entity_id=document.id,
+        changes=changes,
+        reason=reason.strip() if reason else None,
+    )
 
 
 def get(session: DbSession, model: type[D], document_id: int) -> D:
@@ -290,5 +449,23 @@ def describe(session: DbSession, document: VersionedDocument) -> dict[str, Any]:
     fields = ("id", "code", "version", "title", "status", "parameters", "created_at")
     out = {name: getattr(document, name) for name in fields}
     out["effective_at"] = document.effective_at
+    out["change_reason"] = change_reason(session, document)
     out["signatures"] = signatures.manifest(session, document)
     return out
+
+
+def change_reason(session: DbSession, document: VersionedDocument) -> str | None:
+    """The reason given for the version's change: that of its draft, or of its latest edit
+    that gave one (kept in the audit trail)."""
+    entity_type = type(document).signature_entity_type
+    return session.execute(
+        select(AuditEntry.reason)
+        .where(
+            AuditEntry.entity_type == entity_type,
+            AuditEntry.entity_id == str(document.id),
+            AuditEntry.action.in_((f"{entity_type}.drafted", f"{entity_type}.edited")),
+            AuditEntry.reason.is_not(None),
+        )
+        .order_by(AuditEntry.seq.desc())
+        .limit(1)
+    ).scalar_one_or_none()
