@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from cellchain import create_app
 from cellchain.cli_db_roles import DEFAULT_ROLE, add_db_roles_command
+from cellchain.cli_documents import documents_group
 from cellchain.cli_notifications import notifications_group
 from cellchain.cli_records import add_records_commands, check_records
 from cellchain.cli_translations import translations_group
@@ -37,6 +38,7 @@ from cellchain.core.roles import Role
 from cellchain.core.types import utcnow
 from cellchain.errors import DomainError
 from cellchain.extensions import db
+from cellchain.manufacturing.equipment.cli import storage_group
 
 
 def _create_app() -> Flask:
@@ -68,6 +70,8 @@ def main() -> None:
 add_db_roles_command()  # `cellchain db roles`, in Flask-Migrate's `db` group
 main.add_command(translations_group)
 main.add_command(notifications_group)
+main.add_command(storage_group)  # `cellchain storage import-readings`
+main.add_command(documents_group)
 
 
 def _policy() -> AccountPolicy:
@@ -96,7 +100,9 @@ def init(admin_username: str, admin_name: str | None) -> None:
 
     The administrator's password is asked for (or read from CELLCHAIN_ADMIN_PASSWORD).
     """
+    from cellchain.donors import panels
     from cellchain.dosing import service as dosing
+    from cellchain.labels import template_documents
     from cellchain.manufacturing import service as products
     from cellchain.quality import service as quality
 
@@ -125,7 +131,24 @@ def init(admin_username: str, admin_name: str | None) -> None:
     protocol = dosing.PROTOCOLS.load_default(db.session, actor=None, now=now)
     product = products.PRODUCTS.load_default(db.session, actor=None, now=now)
     specification = quality.SPECIFICATIONS.load_default(db.session, actor=None, now=now)
+    panel = panels.load_default(db.session, actor=None, now=now)
+    label_templates = template_documents.load_defaults(db.session, actor=None, now=now)
+    # the manufacturing facility and the first clinical site, from today's configuration
+    # (docs/sites.md); kept as they are once recorded
+    from cellchain.sites.service import ensure_configured_sites
+
+    facility_site, clinical_site = ensure_configured_sites(
+        db.session,
+        name=current_app.config["SITE_NAME"],
+        zone=current_app.config["SITE_TIMEZONE"],
+        facility_code=current_app.config.get("FACILITY_CODE") or "FAC",
+        now=now,
+    )
     db.session.commit()
+    click.echo(
+        f"Sites: {facility_site.code} ({facility_site.time_zone}), manufacturing facility; "
+        f"{clinical_site.code} ({clinical_site.time_zone}), clinical site."
+    )
     click.echo(
         f"Protocol {protocol.code} v{protocol.version} is {protocol.status}; "
         "QA approves it with a signature on the Protocols page."
@@ -137,6 +160,15 @@ def init(admin_username: str, admin_name: str | None) -> None:
     click.echo(
         f"Release specification {specification.code} v{specification.version} is "
         f"{specification.status}; QA approves it on the Specifications page before lots are tested."
+    )
+    click.echo(
+        f"Donor test panel {panel.code} v{panel.version} is {panel.status}; QA approves it on the "
+        "Donor test panels page before donations are registered."
+    )
+    drafts = [t for t in label_templates if t.status == "draft"]
+    click.echo(
+        f"Label templates: {len(label_templates)} on file, {len(drafts)} in draft; QA approves "
+        "each on the Label templates page before its labels are printed."
     )
 
 

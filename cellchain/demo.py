@@ -24,6 +24,7 @@ from cellchain.core import accounts, numbering
 from cellchain.core.accounts import AccountPolicy
 from cellchain.core.models import IssuedIdentifier, User
 from cellchain.core.roles import Role
+from cellchain.donors import panels
 from cellchain.donors import service as donors
 from cellchain.donors.models import (
     ContainerCondition,
@@ -37,10 +38,11 @@ from cellchain.dosing.models import DoseOrder, Patient
 from cellchain.extensions import DbSession
 from cellchain.labels import service as labels
 from cellchain.labels.content import IsbtSettings
-from cellchain.labels.templates import load_templates
+from cellchain.labels import template_documents
 from cellchain.manufacturing import service as products
 from cellchain.manufacturing.deviations import deviations
-from cellchain.manufacturing.models import EquipmentKind, Lot, MaterialCategory
+from cellchain.manufacturing.equipment import service as equipment_service
+from cellchain.manufacturing.models import EquipmentEventKind, EquipmentKind, Lot, MaterialCategory
 from cellchain.manufacturing.processing import processing, resources
 from cellchain.manufacturing.processing.processing import Fill, Harvest, StepContext, Vessel
 from cellchain.manufacturing.storage import storage
@@ -72,7 +74,21 @@ DEMO_USERS: tuple[DemoUser, ...] = (
     DemoUser("investigator", "Ivy Investigator (demo)", Role.INVESTIGATOR),
     DemoUser("statistician", "Stella Statistician (demo)", Role.STATISTICIAN),
     DemoUser("admin", "Ada Admin (demo)", Role.ADMIN),
+    # the second clinical site's clinician, and the sponsor's read-only monitor (issue 22)
+    DemoUser("berlin", "Bea Berlin (demo)", Role.CLINICIAN),
+    DemoUser("monitor", "Mona Monitor (demo)", Role.MONITOR),
 )
+
+#: the demo's second clinical site (docs/sites.md): a sponsor-run site in another time zone
+#: (+01:00 in winter against Shandong's +08:00), so that offsets are seen to work
+DEMO_SECOND_SITE = ("BER", "Berlin sponsor-run site (demo)", "Europe/Berlin")
+#: demo username → the codes of the sites they belong to (SITE-1 is the first clinical site)
+DEMO_MEMBERSHIPS = {
+    "clinician": ("SITE-1",),
+    "nurse": ("SITE-1",),
+    "investigator": ("SITE-1", "BER"),
+    "berlin": ("BER",),
+}
 
 
 @dataclass(frozen=True)
@@ -116,6 +132,7 @@ def seed_demo(
         # the demo's e-mail addresses (a reserved domain: never delivered); with no SMTP
         # server configured, the outbox page shows what they would be sent
         users[demo.username].email = f"{demo.username}@demo.invalid"
+    _seed_sites(session, users, now=setup, facility_code=facility_code, site_zone=site_zone)
     qa = next(d for d in DEMO_USERS if d.role is Role.QA)
     protocol = dosing.PROTOCOLS.load_default(session, actor=users[qa.username], now=setup)
     dosing.PROTOCOLS.approve(
@@ -135,6 +152,15 @@ def seed_demo(
         password=qa.password,
         now=setup,
     )
+    # the donor test panel and the label templates: controlled documents too (issue 22)
+    panel = panels.load_default(session, actor=users[qa.username], now=setup)
+    panels.DONOR_TEST_PANELS.approve(
+        session, panel, user=users[qa.username], password=qa.password, now=setup
+    )
+    for template in template_documents.load_defaults(session, actor=users[qa.username], now=setup):
+        template_documents.LABEL_TEMPLATES.approve(
+            session, template, user=users[qa.username], password=qa.password, now=setup
+        )
     qc = next(d for d in DEMO_USERS if d.role is Role.QC_ANALYST)
     site_donations, site_lots = _seed_donations(
         session,
@@ -214,9 +240,7 @@ def _seed_lab(session: DbSession, *, now: dt.datetime, tech: User, qa: User) -> 
         resources.release_material_lot(session, lot, actor=qa, now=now)
         lots[key] = lot.id
     kit = {
-        code: resources.register_equipment(
-            session, code=code, kind=kind, name=f"{name} (demo)", actor=tech, now=now
-        ).id
+        code: _seed_equipment(session, code, kind, f"{name} (demo)", now=now, tech=tech, qa=qa)
         for code, kind, name in (
             ("BSC-01", EquipmentKind.BIOSAFETY_CABINET, "Class II biosafety cabinet"),
             ("INC-01", EquipmentKind.INCUBATOR, "CO2 incubator"),
@@ -226,6 +250,61 @@ def _seed_lab(session: DbSession, *, now: dt.datetime, tech: User, qa: User) -> 
         )
     }
     return _LabKit(materials=lots, equipment=kit)
+
+
+#: The demo's calibrations were done this many days before it starts (a year's interval): they
+#: cover every past date of its story (at most ~60 days back) and the weeks after it.
+_CALIBRATED_DAYS_AGO = 120
+#: A tiny PDF standing for a calibration certificate (the certificate's file is in the database).
+_DEMO_CERTIFICATE = b"%PDF-1.4\n% demo calibration certificate\n%%EOF\n"
+
+
+def _seed_equipment(
+    session: DbSession,
+    code: str,
+    kind: EquipmentKind,
+    name: str,
+    *,
+    now: dt.datetime,
+    tech: User,
+    qa: User,
+) -> int:
+    """Equipment registered by QA with a yearly calibration (and a half-yearly maintenance),
+    calibrated and maintained by a provider in date over the demo's whole story."""
+    item = equipment_service.register_equipment(
+        session,
+        equipment_service.EquipmentInput(
+            code=code,
+            kind=kind,
+            name=name,
+            calibration_interval_days=365,
+            maintenance_interval_days=180,
+        ),
+        actor=qa,
+        now=now,
+    )
+    done = now.date() - dt.timedelta(days=_CALIBRATED_DAYS_AGO)
+    for event_kind in (EquipmentEventKind.CALIBRATION, EquipmentEventKind.MAINTENANCE):
+        equipment_service.record_event(
+            session,
+            item,
+            equipment_service.EventInput(
+                kind=event_kind,
+                performed_on=done,
+                performed_by="MetroCal Services (demo)",
+                passed=True,
+                certificate_ref=f"MC-{code}-{done.year}",
+                certificate=(
+                    equipment_service.CertificateFile(f"{code}-calibration.pdf", _DEMO_CERTIFICATE)
+                    if event_kind == EquipmentEventKind.CALIBRATION
+                    else None
+                ),
+            ),
+            actor=tech,
+            now=now,
+            today=now.date(),
+        )
+    return item.id
 
 
 def _seed_expansion(
@@ -608,6 +687,7 @@ def _seed_clinic(
                 courier="courier: R. Runner (demo)",
                 # a prepared order (shipped, labelled, infused) has its dose unit
                 dose_scans=[order.dose_unit.code],  # type: ignore[union-attr]
+                site_id=order.patient.site_id,  # the patient's clinical site
             ),
             actor=users["tech"],
             now=timeline.at(minutes_ago),
@@ -712,7 +792,7 @@ def _label_dose(
 ) -> None:
     """Before dispatch the technician prints the dose label and replaces its bags' quarantine
     labels with the released ones (a reprint, with the reason), puts each on and scans it."""
-    settings = labels.LabelSettings(load_templates(), site_zone, IsbtSettings({}))
+    settings = _label_settings(session, site_zone, printed_at)
     units = [order.dose_unit, *(bag.unit for bag in order.bags)]
     printed = labels.print_labels(
         session,
@@ -737,11 +817,20 @@ def _label_dose(
         )
 
 
+def _label_settings(
+    session: DbSession, site_zone: ZoneInfo, at: dt.datetime
+) -> labels.LabelSettings:
+    """The label templates in force at ``at`` (QA signed them at set-up)."""
+    return labels.LabelSettings(
+        template_documents.templates_in_force(session, at=at), site_zone, IsbtSettings({})
+    )
+
+
 def _seed_labels(session: DbSession, lot: Lot, *, site_zone: ZoneInfo, tech: User) -> None:
     """At fill the technician prints each bag's label (in quarantine: it says so), puts it on
     the bag and scans it there; a spare printed for the first bag is destroyed unused."""
-    settings = labels.LabelSettings(load_templates(), site_zone, IsbtSettings({}))
     printed_at = lot.made_at + dt.timedelta(minutes=20)
+    settings = _label_settings(session, site_zone, printed_at)
     bags = processing.bags_of(session, lot)
     printed = labels.print_labels(
         session,
@@ -928,6 +1017,7 @@ def _seed_trial_paths(
             destination="Clinic — infusion room 2",
             courier="courier: R. Runner (demo)",
             dose_scans=[label],
+            site_id=order.patient.site_id,  # the patient's clinical site
         ),
         actor=users["tech"],
         now=timeline.at(125),
@@ -1018,3 +1108,35 @@ def _seed_trial_paths(
         zone=site_zone,
     )
     return shipment
+
+
+def _seed_sites(
+    session: DbSession,
+    users: dict[str, User],
+    *,
+    now: dt.datetime,
+    facility_code: str,
+    site_zone: ZoneInfo,
+) -> None:
+    """The manufacturing facility and the first clinical site from the configuration (as
+    ``cellchain init`` makes them), the second clinical site, and who belongs where."""
+    from cellchain.sites import service as sites
+
+    admin = users["admin"]
+    sites.ensure_configured_sites(
+        session,
+        name="cellchain demo site",
+        zone=site_zone.key,
+        facility_code=facility_code,
+        now=now,
+        actor=admin,
+    )
+    code, name, zone = DEMO_SECOND_SITE
+    sites.create_site(
+        session, sites.SiteForm(code=code, name=name, time_zone=zone), actor=admin, now=now
+    )
+    by_code = {site.code: site.id for site in sites.list_sites(session)}
+    for username, codes in DEMO_MEMBERSHIPS.items():
+        sites.set_memberships(
+            session, users[username], [by_code[c] for c in codes], actor=admin, now=now
+        )

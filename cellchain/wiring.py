@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from typing import Any
+
 from flask import Flask, g
 
 from cellchain.core import transactions
@@ -22,6 +24,7 @@ def import_models() -> None:
     from cellchain.manufacturing import models as manufacturing_models  # noqa: F401
     from cellchain.notifications import models as notifications_models  # noqa: F401
     from cellchain.quality import models as quality_models  # noqa: F401
+    from cellchain.sites import models as sites_models  # noqa: F401
     from cellchain.traceability import models as traceability_models  # noqa: F401
     from cellchain.trial_data import models as trial_data_models  # noqa: F401
 
@@ -41,6 +44,77 @@ def pass_site_zone_to_schemas(app: Flask) -> None:
         token = g.pop("site_zone_token", None)
         if token is not None:
             SITE_ZONE.reset(token)
+
+
+def apply_sites(app: Flask) -> None:
+    """Per request: a clinician's or investigator's queries see only their sites' patients
+    (``sites.scope``), and a monitor posts nothing and reads no person's name
+    (``sites.monitor``). docs/sites.md."""
+    from flask import request
+    from flask_login import current_user
+
+    from cellchain.errors import PermissionDenied
+    from cellchain.sites import monitor, scope
+    from cellchain.sites.service import visible_site_ids
+
+    scope.install()
+
+    @app.before_request
+    def restrict_to_sites() -> None:
+        user = current_user if current_user and current_user.is_authenticated else None
+        if user is None:
+            return
+        roles = frozenset(user.roles)
+        if (
+            monitor.is_monitor(roles)
+            and request.method not in monitor.SAFE_METHODS
+            and not monitor.may_post(request.endpoint)
+        ):
+            raise PermissionDenied(_monitor_refusal())
+        g.visible_sites_token = scope.VISIBLE_SITES.set(visible_site_ids(db.session, user))
+        g.pseudonymise = monitor.is_monitor(roles)
+
+    @app.after_request
+    def hide_names(response: Any) -> Any:
+        if not g.get("pseudonymise") or response.is_streamed:
+            return response
+        if response.mimetype not in monitor.TEXT_TYPES:
+            if response.status_code >= 300 or response.mimetype in monitor.STATIC_TYPES:
+                return response
+            from flask import make_response
+
+            from cellchain.web.errors import handle_domain_error
+
+            return make_response(handle_domain_error(PermissionDenied(_monitor_file_refusal())))
+        names = monitor.names_to_hide(db.session)
+        body = response.get_data(as_text=True)
+        json_body = response.mimetype != "text/html"
+        logins = monitor.usernames(db.session)
+        response.set_data(
+            monitor.pseudonymise(body, names, json_body=json_body, logins=logins)
+        )
+        return response
+
+    @app.teardown_request
+    def reset_sites(_error: BaseException | None) -> None:
+        token = g.pop("visible_sites_token", None)
+        if token is not None:
+            scope.VISIBLE_SITES.reset(token)
+
+
+def _monitor_refusal() -> str:
+    from cellchain.core.i18n import _
+
+    return _("A monitor reads the records and changes nothing.")
+
+
+def _monitor_file_refusal() -> str:
+    from cellchain.core.i18n import _
+
+    return _(
+        "A monitor reads records on the pages and through the API: files and PDFs carry "
+        "people's names and are not given to a monitor."
+    )
 
 
 def wire(app: Flask) -> None:
@@ -63,6 +137,8 @@ def wire(app: Flask) -> None:
     from cellchain.clinic.shipments import views as shipment_views
     from cellchain.donors import api as donors_api
     from cellchain.donors import views as donors_views
+    from cellchain.donors.panels import api as panels_api
+    from cellchain.donors.panels import views as panels_views
     from cellchain.dosing import api as dosing_api
     from cellchain.dosing import views as dosing_views
     from cellchain.dosing.rechecks import api as rechecks_api
@@ -71,12 +147,18 @@ def wire(app: Flask) -> None:
     from cellchain.labels import api as labels_api
     from cellchain.labels import outstanding_views  # noqa: F401 (its routes)
     from cellchain.labels import views as labels_views
+    from cellchain.labels.template_documents import api as label_templates_api
+    from cellchain.labels.template_documents import views as label_templates_views
     from cellchain.manufacturing import pages as manufacturing_pages
     from cellchain.manufacturing import vessel_api, vessel_views
     from cellchain.manufacturing.deviations import api as deviations_api
+    from cellchain.manufacturing.equipment import api as equipment_api
+    from cellchain.manufacturing.equipment import views as equipment_views
     from cellchain.manufacturing.deviations import views as deviations_views  # noqa: F401 (its routes)
     from cellchain.manufacturing.processing import api as manufacturing_api
     from cellchain.manufacturing.processing import views as manufacturing_views
+    from cellchain.manufacturing.stock import api as stock_api
+    from cellchain.manufacturing.stock import views as stock_views
     from cellchain.manufacturing.storage import api as storage_api
     from cellchain.manufacturing.storage import views as storage_views  # noqa: F401 (its routes)
     from cellchain.notifications import api as notifications_api
@@ -85,6 +167,8 @@ def wire(app: Flask) -> None:
     from cellchain.quality import api as quality_api
     from cellchain.quality import views as quality_views
     from cellchain.scanning import api as scanning_api
+    from cellchain.sites import api as sites_api
+    from cellchain.sites import views as sites_views
     from cellchain.traceability import pages as traceability_pages
     from cellchain.traceability.coi import api as coi_api
     from cellchain.traceability.coi import views as coi_views
@@ -143,9 +227,12 @@ def wire(app: Flask) -> None:
     app.register_blueprint(admin_views.blueprint)
     app.register_blueprint(chain_views.blueprint)
     app.register_blueprint(donors_views.blueprint)
+    app.register_blueprint(panels_views.blueprint)
     app.register_blueprint(manufacturing_views.blueprint)
+    app.register_blueprint(stock_views.blueprint)
     app.register_blueprint(manufacturing_pages.storage_pages)  # storage_ and deviations_views
     app.register_blueprint(vessel_views.blueprint)
+    app.register_blueprint(equipment_views.blueprint)
     app.register_blueprint(quality_views.blueprint)
     app.register_blueprint(dosing_views.blueprint)
     # the clinic's part of the patient and dose pages (dosing does not import the clinic)
@@ -154,6 +241,7 @@ def wire(app: Flask) -> None:
     )
     app.register_blueprint(rechecks_views.blueprint)
     app.register_blueprint(labels_views.blueprint)
+    app.register_blueprint(label_templates_views.blueprint)
     app.register_blueprint(follow_up_views.blueprint)
     app.register_blueprint(endpoints_views.blueprint)
     app.register_blueprint(shipment_views.blueprint)
@@ -162,19 +250,24 @@ def wire(app: Flask) -> None:
     app.register_blueprint(traceability_pages.blueprint)  # the routes of trace_ and recalls_views
     app.register_blueprint(trial_data_views.blueprint)
     app.register_blueprint(notifications_views.blueprint)
+    app.register_blueprint(sites_views.blueprint)
     app.register_blueprint(docs_static)
     for blueprint in (
         *admin_api.blueprints,
         *chain_api.blueprints,
         *donors_api.blueprints,
+        *panels_api.blueprints,
         *manufacturing_api.blueprints,
+        *stock_api.blueprints,
         *storage_api.blueprints,
         *vessel_api.blueprints,
         *deviations_api.blueprints,
+        *equipment_api.blueprints,
         *quality_api.blueprints,
         *dosing_api.blueprints,
         *rechecks_api.blueprints,
         *labels_api.blueprints,
+        *label_templates_api.blueprints,
         *follow_up_api.blueprints,
         *endpoints_api.blueprints,
         *shipments_api.blueprints,
@@ -187,6 +280,7 @@ def wire(app: Flask) -> None:
         *scanning_api.blueprints,
         *worklists_api.blueprints,
         *notifications_api.blueprints,
+        *sites_api.blueprints,
     ):
         api.register_blueprint(blueprint)
     protect_smorest_docs(app)

@@ -96,6 +96,8 @@ DIGESTED_COLUMNS: dict[str, frozenset[str]] = {
     "users": frozenset({"password_hash"}),
     # an exported file: its SHA-256 is audited with the export (trial_data/exports.py)
     "trial_data_exports": frozenset({"content"}),
+    # a calibration or maintenance certificate: its SHA-256 is audited with it (issue 22)
+    "equipment_certificates": frozenset({"content"}),
     # an unused slot's arm is concealed from everyone who reads the trail (issue 19)
     "randomization_slots": frozenset({"allocation"}),
 }

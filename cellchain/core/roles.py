@@ -30,6 +30,8 @@ class Role(enum.StrEnum):
     INVESTIGATOR = "investigator"
     STATISTICIAN = "statistician"
     ADMIN = "admin"
+    #: a sponsor's monitor: reads pseudonymised records of every site, changes nothing
+    MONITOR = "monitor"
 
     @property
     def label(self) -> str:
@@ -45,6 +47,7 @@ ROLE_LABELS: dict[Role, LazyText] = {
     Role.INVESTIGATOR: lazy("Investigator"),
     Role.STATISTICIAN: lazy("Trial statistician"),
     Role.ADMIN: lazy("Administrator"),
+    Role.MONITOR: lazy("Monitor (sponsor)"),
 }
 
 
@@ -57,6 +60,7 @@ class Permission(enum.StrEnum):
     READ_AUDIT = "read_audit"  #: audit trail pages, API and CSV export
     VERIFY_AUDIT = "verify_audit"  #: run the tamper-evidence check
     MANAGE_USERS = "manage_users"  #: create, deactivate, unlock, change roles
+    MANAGE_SITES = "manage_sites"  #: create and edit sites, set users' site memberships
     SIGN_PROTOCOL = "sign_protocol"  #: approve a protocol version with an e-signature
     SIGN_PRODUCT = "sign_product"  #: approve a product definition version with an e-signature
     SIGN_SPECIFICATION = "sign_specification"  #: approve a release specification version
@@ -66,7 +70,9 @@ class Permission(enum.StrEnum):
     RECORD_DONOR_TESTS = "record_donor_tests"  #: enter and correct infectious-disease results
     DETERMINE_ELIGIBILITY = "determine_eligibility"  #: e-signed donor eligibility
     RECORD_PROCESSING = "record_processing"  #: record processing steps of the batch record
-    MANAGE_MATERIALS = "manage_materials"  #: receive material lots, register equipment
+    MANAGE_MATERIALS = "manage_materials"  #: receive material lots
+    REGISTER_EQUIPMENT = "register_equipment"  #: register equipment, change its intervals
+    RECORD_CALIBRATIONS = "record_calibrations"  #: record equipment calibration, maintenance
     RELEASE_MATERIALS = "release_materials"  #: release a material lot for use
     RECORD_STORAGE = "record_storage"  #: put units into LN2 storage, record tank readings
     OPEN_DEVIATIONS = "open_deviations"  #: open a deviation
@@ -97,6 +103,8 @@ class Permission(enum.StrEnum):
 
 
 ALL_ROLES = frozenset(Role)
+#: Roles that may record something: every role but the read-only monitor (issue 22).
+WRITING_ROLES = ALL_ROLES - {Role.MONITOR}
 #: The people who work at the bedside: clinicians and the investigators who are physicians.
 CLINIC_STAFF = frozenset({Role.CLINICIAN, Role.INVESTIGATOR})
 
@@ -107,6 +115,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.READ_AUDIT: frozenset({Role.QA, Role.ADMIN, Role.INVESTIGATOR}),
     Permission.VERIFY_AUDIT: frozenset({Role.QA}),
     Permission.MANAGE_USERS: frozenset({Role.ADMIN}),
+    Permission.MANAGE_SITES: frozenset({Role.ADMIN}),
     Permission.SIGN_PROTOCOL: frozenset({Role.QA}),
     Permission.SIGN_PRODUCT: frozenset({Role.QA}),
     Permission.SIGN_SPECIFICATION: frozenset({Role.QA}),
@@ -117,9 +126,11 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.DETERMINE_ELIGIBILITY: frozenset({Role.QA}),
     Permission.RECORD_PROCESSING: frozenset({Role.TECHNICIAN}),
     Permission.MANAGE_MATERIALS: frozenset({Role.TECHNICIAN, Role.QA}),
+    Permission.REGISTER_EQUIPMENT: frozenset({Role.QA, Role.ADMIN}),
+    Permission.RECORD_CALIBRATIONS: frozenset({Role.TECHNICIAN, Role.QA}),
     Permission.RELEASE_MATERIALS: frozenset({Role.QA}),
     Permission.RECORD_STORAGE: frozenset({Role.TECHNICIAN}),
-    Permission.OPEN_DEVIATIONS: ALL_ROLES,
+    Permission.OPEN_DEVIATIONS: WRITING_ROLES,
     Permission.CLOSE_DEVIATIONS: frozenset({Role.QA}),
     Permission.TAKE_QC_SAMPLES: frozenset({Role.TECHNICIAN, Role.QC_ANALYST}),
     Permission.RECORD_QC_RESULTS: frozenset({Role.QC_ANALYST}),
@@ -167,6 +178,8 @@ def role_conflict(roles: set[Role] | frozenset[Role]) -> frozenset[Role]:
     suspended = roles & SIGNING_ROLES if Role.ADMIN in roles else frozenset()
     if roles & GRANTS[Permission.ENROL_PATIENTS]:
         suspended |= roles & GRANTS[Permission.MANAGE_RANDOMIZATION]
+    if Role.MONITOR in roles:  # the read-only monitor is never held with a role that writes
+        suspended |= roles - {Role.MONITOR}
     return suspended
 
 
@@ -191,6 +204,14 @@ def conflict_explanation(roles: set[Role] | frozenset[Role]) -> str:
                 names=names,
             )
         )
+    if Role.MONITOR in roles and suspended - {Role.MONITOR}:
+        parts.append(
+            _(
+                "Monitor is held together with %(names)s: a monitor changes nothing, so the "
+                "other roles grant nothing until an administrator removes one of them",
+                names=", ".join(sorted(str(r.label) for r in roles - {Role.MONITOR})),
+            )
+        )
     randomizing = suspended & GRANTS[Permission.MANAGE_RANDOMIZATION]
     enrolling = roles & GRANTS[Permission.ENROL_PATIENTS]
     if randomizing and enrolling:
@@ -208,6 +229,8 @@ def conflict_explanation(roles: set[Role] | frozenset[Role]) -> str:
 
 def conflict_title(roles: set[Role] | frozenset[Role]) -> str:
     """The title of a refusal for an account whose roles conflict."""
+    if Role.MONITOR in roles and len(roles) > 1:
+        return _("The monitor's role is never combined with another")
     if Role.ADMIN in roles and frozenset(roles) & SIGNING_ROLES:
         return _("Administration and signing roles are never combined")
     return _("Randomization and enrolment are never combined")

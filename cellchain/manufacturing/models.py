@@ -16,11 +16,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from cellchain.chain.models import Unit
 from cellchain.core.models import User
@@ -56,6 +57,14 @@ class MaterialCategory(enum.StrEnum):
     OTHER = "other"
 
 
+class StockUnit(enum.StrEnum):
+    """The unit a material lot is counted in (issue 22)."""
+
+    ML = "mL"
+    G = "g"
+    UNITS = "units"  #: pieces: flasks, bags, vials, pipettes
+
+
 class MaterialLot(Recorded, Model):
     """A lot of a reagent or consumable as received; usable only released and unexpired."""
 
@@ -63,6 +72,12 @@ class MaterialLot(Recorded, Model):
     __table_args__ = (
         UniqueConstraint("material", "supplier", "lot_number"),
         CheckConstraint(f"category IN ({sql_values(MaterialCategory)})", name="category_known"),
+        CheckConstraint(f"unit IS NULL OR unit IN ({sql_values(StockUnit)})", name="unit_known"),
+        CheckConstraint(
+            "(quantity_received IS NULL) = (unit IS NULL) "
+            "AND (quantity_received IS NULL OR quantity_received > 0)",
+            name="quantity_with_unit",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -79,6 +94,11 @@ class MaterialLot(Recorded, Model):
     released_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     #: recalled (by its supplier or by QA): never usable again, whatever its release
     recalled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: the quantity received, in ``unit`` (issue 22); both null only for a lot on file before
+    #: stock was kept (migration 0041): its uses are not counted. What remains is computed
+    #: from the receipt, the uses and the adjustments (``manufacturing.stock.service``)
+    quantity_received: Mapped[float | None] = mapped_column(Float)
+    unit: Mapped[str | None] = mapped_column(String(10))
 
     released_by: Mapped[User | None] = relationship(foreign_keys=[released_by_id])
 
@@ -113,6 +133,61 @@ class Equipment(Recorded, Model):
     name: Mapped[str] = mapped_column(String(120))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # calibration and maintenance (issue 22, manufacturing/equipment): the intervals, and the
+    # due dates computed from the events on file (null: never calibrated, or the last failed)
+    calibration_interval_days: Mapped[int | None] = mapped_column(Integer)
+    #: why it is not subject to calibration; null: it is
+    calibration_exempt_reason: Mapped[str | None] = mapped_column(Text)
+    maintenance_interval_days: Mapped[int | None] = mapped_column(Integer)
+    calibration_due_on: Mapped[dt.date | None] = mapped_column(Date)
+    maintenance_due_on: Mapped[dt.date | None] = mapped_column(Date)
+
+
+class EquipmentEventKind(LabelledEnum):
+    CALIBRATION = "calibration"
+    MAINTENANCE = "maintenance"
+
+
+class EquipmentEvent(Recorded, Model):
+    """A calibration or maintenance of a piece of equipment, on a date, with its result."""
+
+    __tablename__ = "equipment_events"
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({sql_values(EquipmentEventKind)})", name="kind_known"),
+        Index("ix_equipment_events_item", "equipment_id", "kind", "performed_on"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    equipment_id: Mapped[int] = mapped_column(ForeignKey("equipment.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    performed_on: Mapped[dt.date] = mapped_column(Date)
+    #: who performed it: a person or a service provider, in words
+    performed_by: Mapped[str] = mapped_column(String(120))
+    passed: Mapped[bool] = mapped_column(Boolean)
+    certificate_ref: Mapped[str | None] = mapped_column(String(80))
+    notes: Mapped[str | None] = mapped_column(Text)
+    #: the due date it set (performed on + the interval then); null when failed or no interval
+    next_due_on: Mapped[dt.date | None] = mapped_column(Date)
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    recorded_by: Mapped[User] = relationship()
+    certificate: Mapped[EquipmentCertificate | None] = relationship(back_populates="event")
+
+
+class EquipmentCertificate(Recorded, Model):
+    """An event's certificate file, kept in the database (every app server serves it)."""
+
+    __tablename__ = "equipment_certificates"
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("equipment_events.id"), primary_key=True)
+    file_name: Mapped[str] = mapped_column(String(200))
+    media_type: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+
+    event: Mapped[EquipmentEvent] = relationship(back_populates="certificate")
 
 
 class StepKind(LabelledEnum):
@@ -197,6 +272,14 @@ class StepUnit(Recorded, Model):
 
 class StepMaterial(Recorded, Model):
     __tablename__ = "step_materials"
+    __table_args__ = (
+        CheckConstraint("quantity IS NULL OR quantity > 0", name="quantity_positive"),
+        CheckConstraint(
+            "(quantity IS NULL AND quantity_source IS NULL) OR (quantity IS NOT NULL "
+            "AND COALESCE(quantity_source, '') IN ('step', 'entered'))",
+            name="quantity_source_known",
+        ),
+    )
 
     step_id: Mapped[int] = mapped_column(ForeignKey("processing_steps.id"), primary_key=True)
     #: indexed on its own: a trace forward from a material lot starts from it
@@ -204,8 +287,66 @@ class StepMaterial(Recorded, Model):
         ForeignKey("material_lots.id"), primary_key=True, index=True
     )
 
+    #: how much of the lot the step used, in the lot's unit (issue 22): from the step's own
+    #: figures (``quantity_source`` "step") or as entered ("entered"); null for a use of a lot
+    #: not counted (on file before stock was kept) for which none was entered
+    quantity: Mapped[float | None] = mapped_column(Float)
+    quantity_source: Mapped[str | None] = mapped_column(String(10))
+
     step: Mapped[ProcessingStep] = relationship(back_populates="materials")
     material_lot: Mapped[MaterialLot] = relationship()
+
+
+class StockAdjustmentKind(enum.StrEnum):
+    """Why a material lot's stock changed other than by a step (issue 22)."""
+
+    WRITE_OFF = "write_off"  #: taken out of stock: damaged, expired, failed inspection
+    SPILLAGE = "spillage"  #: lost at the bench
+    COUNT_CORRECTION = "count_correction"  #: a count found more or less than the record
+
+
+class StockAdjustment(Recorded, Model):
+    """A change to a material lot's stock other than a step's use, with its reason."""
+
+    __tablename__ = "stock_adjustments"
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({sql_values(StockAdjustmentKind)})", name="kind_known"),
+        CheckConstraint(
+            "quantity <> 0 AND (kind = 'count_correction' OR quantity < 0)", name="quantity_sign"
+        ),
+        Index("ix_stock_adjustments_lot", "material_lot_id", "made_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    material_lot_id: Mapped[int] = mapped_column(ForeignKey("material_lots.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    #: the change, in the lot's unit: negative takes stock away (a write-off, a spillage, a
+    #: count that found less), positive adds (a count that found more)
+    quantity: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(Text)
+    made_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    made_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    made_by: Mapped[User] = relationship()
+
+
+class ReorderLevel(Recorded, Model):
+    """Below this much stock of a material (its released, unexpired lots together), the
+    technician's queue says it runs low (issue 22). Set per material and unit."""
+
+    __tablename__ = "reorder_levels"
+    __table_args__ = (
+        UniqueConstraint("material", "unit"),
+        CheckConstraint(f"unit IN ({sql_values(StockUnit)})", name="unit_known"),
+        CheckConstraint("level >= 0", name="level_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    material: Mapped[str] = mapped_column(String(120))
+    unit: Mapped[str] = mapped_column(String(10))
+    level: Mapped[float] = mapped_column(Float)
+    set_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    set_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
 
 
 class StepEquipment(Recorded, Model):
@@ -452,5 +593,7 @@ class TankReading(Recorded, Model):
     tank_id: Mapped[int] = mapped_column(ForeignKey("equipment.id"))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     temperature_c: Mapped[float] = mapped_column(Float)
+    #: the LN2 level in percent, when the monitoring system's export gives it (issue 22)
+    level_percent: Mapped[float | None] = mapped_column(Float)
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

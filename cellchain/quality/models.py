@@ -121,6 +121,8 @@ class QcResult(Recorded, Model):
     criterion: Mapped[str] = mapped_column(String(200))
     passes: Mapped[bool] = mapped_column(Boolean)
     instrument: Mapped[str] = mapped_column(String(60))
+    #: the registered equipment whose code the instrument names, if any (issue 22)
+    equipment_id: Mapped[int | None] = mapped_column(ForeignKey("equipment.id"))
     tested_on: Mapped[dt.date] = mapped_column(Date)
     analyst_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -35,6 +35,7 @@ from cellchain.core.wording import joined_text as joined
 from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.deviations import deviations
+from cellchain.manufacturing.equipment import service as equipment_service
 from cellchain.manufacturing.models import CellRecord, DeviationCategory, Lot, LotStatus
 from cellchain.manufacturing.processing import processing
 from cellchain.manufacturing.terms import term
@@ -263,7 +264,7 @@ def record_results(
     require_undisposed(lot)
     if not entries:
         raise InvalidInput(_("Enter at least one result."), errors={"results": [_("None given.")]})
-    spec = SPECIFICATIONS.in_force(session, lot.product_definition.code)
+    spec = specification_of_lot(session, lot, at=now)
     sample = resolve_sample(session, lot, sample_code)
     tests = {test["code"]: test for test in spec.parameters["tests"]}
     valid = valid_results(session, lot)
@@ -334,11 +335,23 @@ def record_results(
             joined(messages, " ") if messages else _("Some results cannot be recorded as entered.")
         )
         raise InvalidInput(detail, errors=errors)
+    # an instrument that is registered equipment (its asset ID typed) must be in date on the
+    # day of the test (issue 22); the result names it
+    instruments: dict[str, int] = {}
+    for entry, test, _value in readings:
+        item = equipment_service.by_code(session, entry.instrument)
+        if item is not None:
+            equipment_service.require_in_date(
+                session, [item], on=entry.tested_on, field=f"{test['code']}.instrument"
+            )
+            instruments[test["code"]] = item.id
     labelled = labelled_viable_cells_per_bag(session, sample)
     results = [
         _new_result(lot, sample, spec, test, entry, value, labelled, actor=actor, now=now)
         for entry, test, value in readings
     ]
+    for result in results:
+        result.equipment_id = instruments.get(result.test_code)
     session.add_all(results)
     try:
         session.flush()
@@ -438,6 +451,21 @@ def invalidate_result(
 
 
 # --- reading ------------------------------------------------------------------------------------
+
+
+def specification_of_lot(session: DbSession, lot: Lot, *, at: dt.datetime) -> Specification:
+    """The release specification ``lot`` is judged against: the version its first QC result
+    was recorded under (a lot keeps the version it was tested under, whatever QA signs
+    later); before any result, the version in force at ``at``, refused when there is none."""
+    first = session.execute(
+        select(QcResult.specification_id)
+        .where(QcResult.lot_id == lot.id)
+        .order_by(QcResult.id)
+        .limit(1)
+    ).scalar_one_or_none()
+    if first is not None:
+        return get_or_404(session, Specification, first, "specification")
+    return SPECIFICATIONS.in_force(session, lot.product_definition.code, at=at)
 
 
 def results_of(session: DbSession, lot: Lot) -> list[QcResult]:

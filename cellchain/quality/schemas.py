@@ -63,7 +63,13 @@ class ResultLineIn(ma.Schema):
         metadata={"description": "A number for a numeric test, else one of its categories"},
     )
     unit = ma.fields.String(load_default=None, allow_none=True)
-    instrument = ma.fields.String(required=True)
+    instrument = ma.fields.String(
+        required=True,
+        metadata={
+            "description": "The instrument; a registered equipment's asset ID links the "
+            "result to it, and it must then be in date (calibration, maintenance) that day"
+        },
+    )
     tested_on = ma.fields.Date(required=True)
 
 
@@ -115,6 +121,8 @@ class QcResultOut(ma.Schema):
     passes = ma.fields.Boolean()
     out_of_specification = ma.fields.Boolean()
     instrument = ma.fields.String()
+    #: the registered equipment the instrument is, if its asset ID was typed (issue 22)
+    equipment_id = ma.fields.Integer(allow_none=True)
     tested_on = ma.fields.Date()
     analyst = ma.fields.Function(_path("analyst", "username"))
     recorded_at = ma.fields.AwareDateTime()

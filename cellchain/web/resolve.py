@@ -42,7 +42,7 @@ register_record_page(
 )
 register_record_page(
     "equipment",
-    lambda entity_id: url_for("manufacturing.equipment", _anchor=f"equipment-{entity_id}"),
+    lambda entity_id: url_for("equipment.equipment_page", equipment_id=entity_id),
 )
 
 

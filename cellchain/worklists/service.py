@@ -38,7 +38,9 @@ from cellchain.extensions import DbSession
 from cellchain.labels import outstanding
 from cellchain.manufacturing import culture_schedule
 from cellchain.manufacturing.deviations import deviations
+from cellchain.manufacturing.equipment import service as equipment
 from cellchain.manufacturing.models import DeviationCategory
+from cellchain.manufacturing.stock import service as stock
 from cellchain.quality import disposition, results
 from cellchain.traceability.recalls import recalls
 
@@ -53,6 +55,9 @@ class Moment:
     now: dt.datetime
     today: dt.date
     zone: ZoneInfo
+    #: material lots expiring within this many days are counted (the site's
+    #: ``MATERIAL_EXPIRY_WARNING_DAYS``, issue 22)
+    material_warning_days: int = stock.DEFAULT_EXPIRY_WARNING_DAYS
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,12 @@ class _Counting:
         self.at = at
 
     @cached_property
+    def stock_warnings(self) -> stock.StockWarnings:
+        return stock.count_warnings(
+            self.session, today=self.at.today, within_days=self.at.material_warning_days
+        )
+
+    @cached_property
     def visits(self) -> dict[follow_up.VisitStatus, int]:
         return follow_up.count_due_visits(self.session, today=self.at.today, zone=self.at.zone)
 
@@ -118,6 +129,10 @@ COUNTS: dict[str, Callable[[_Counting], int]] = {
     "vessels_due": lambda c: culture_schedule.count_vessels_due(
         c.session, today=c.at.today, zone=c.at.zone
     ),
+    "materials_expiring": lambda c: c.stock_warnings.expiring,
+    "materials_expired_in_stock": lambda c: c.stock_warnings.expired_in_stock,
+    "materials_low": lambda c: c.stock_warnings.low,
+    "equipment_due": lambda c: equipment.count_equipment_due(c.session, today=c.at.today),
     "labels_to_print": lambda c: outstanding.count_labels_to_print(c.session),
     "labels_to_apply": lambda c: outstanding.count_outstanding_prints(c.session),
     "samples_awaiting_results": lambda c: results.count_samples_awaiting_results(c.session),
@@ -161,6 +176,34 @@ QUEUES: dict[Role, tuple[_Line, ...]] = {
             lazy("culture vessels due for a passage or harvest"),
             "vessels.vessels_in_culture",
             Permission.RECORD_PROCESSING,
+            {"due": "1"},
+        ),
+        _Line(
+            "materials_expiring",
+            lazy("material lots expiring soon"),
+            "manufacturing.materials",
+            Permission.MANAGE_MATERIALS,
+            {"state": stock.StockState.EXPIRING.value},
+        ),
+        _Line(
+            "materials_expired_in_stock",
+            lazy("expired material lots still in stock"),
+            "manufacturing.materials",
+            Permission.MANAGE_MATERIALS,
+            {"state": stock.StockState.EXPIRED_IN_STOCK.value},
+        ),
+        _Line(
+            "materials_low",
+            lazy("materials below their reorder level"),
+            "manufacturing.materials",
+            Permission.MANAGE_MATERIALS,
+            {"state": stock.StockState.LOW.value},
+        ),
+        _Line(
+            "equipment_due",
+            lazy("equipment due for calibration or maintenance within 14 days or overdue"),
+            "equipment.equipment_list",
+            _READ,
             {"due": "1"},
         ),
         _Line(

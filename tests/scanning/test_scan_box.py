@@ -15,6 +15,7 @@ from cellchain.extensions import db
 from cellchain.manufacturing.models import EquipmentKind
 from cellchain.manufacturing.processing import resources
 from cellchain.scanning import codes
+from tests.support.equipment import register_in_date
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ KINDS: dict[str, tuple[str, Any]] = {
     "patient": ("patient", lambda s: f"/patients/{s['patient_id']}"),
     "shipper": ("shipper", lambda s: f"/shipments/{s['shipment_id']}"),
     "material_lot": ("material", lambda s: "/materials"),
-    "equipment": ("equipment", lambda s: "/equipment"),
+    "equipment": ("equipment", lambda s: f"/equipment/{s['equipment_id']}"),
 }
 
 
@@ -193,14 +194,14 @@ def test_a_shipper_id_is_no_longer_read_as_a_short_din(web: Any, scan_site: dict
 def test_a_code_of_two_kinds_lists_both(
     web: Any, api: Any, scan_site: dict[str, Any], lab: Any
 ) -> None:
-    resources.register_equipment(
+    item_id = register_in_date(
         db.session,
         code=scan_site["patient"],
         kind=EquipmentKind.CENTRIFUGE,
         name="Centrifuge named like a patient",
         actor=lab.tech,
         now=utcnow(),
-    )
+    ).id
     db.session.commit()
 
     page = web.get("/scan", query_string={"code": scan_site["patient"]})
@@ -209,7 +210,7 @@ def test_a_code_of_two_kinds_lists_both(
     assert page.status_code == 300
     text = page.get_data(as_text=True)
     assert f'href="/patients/{scan_site["patient_id"]}"' in text
-    assert 'href="/equipment#equipment-' in text
+    assert f'href="/equipment/{item_id}"' in text
     assert "Centrifuge named like a patient" in text
     assert answer.status_code == 300
     body = answer.get_json()
@@ -218,13 +219,13 @@ def test_a_code_of_two_kinds_lists_both(
     assert "an equipment ID" in message
     assert {(m["kind"], urlsplit(m["url"]).path) for m in body["matches"]} == {
         ("patient", f"/patients/{scan_site['patient_id']}"),
-        ("equipment", "/equipment"),
+        ("equipment", f"/equipment/{item_id}"),
     }
 
 
 def test_the_most_specific_shape_wins(api: Any, scan_site: dict[str, Any], lab: Any) -> None:
     """A lot number on file as an equipment ID too is the lot: its shape is the more specific."""
-    resources.register_equipment(
+    register_in_date(
         db.session,
         code=scan_site["lot"],
         kind=EquipmentKind.CENTRIFUGE,

@@ -12,6 +12,7 @@ from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import CellRecord, EquipmentKind, MaterialCategory
 from cellchain.manufacturing.processing import processing, resources
 from tests.conftest import TEST_PASSWORD
+from tests.support.equipment import register_in_date
 from tests.support.scenes import scene
 
 #: How long the bench's vessels have been in culture when harvested (days): long enough for
@@ -155,7 +156,7 @@ def bench(lab: Any) -> Bench:
         resources.release_material_lot(db.session, lot, actor=lab.qa, now=now)
         materials[key] = lot
     equipment = {
-        code: resources.register_equipment(
+        code: register_in_date(
             db.session, code=code, kind=kind, name=code, actor=lab.tech, now=now
         )
         for code, kind in (

@@ -8,8 +8,9 @@ from typing import Any
 from cellchain.core.types import utcnow
 from cellchain.extensions import db
 from cellchain.manufacturing.models import EquipmentKind
-from cellchain.manufacturing.processing import processing, resources
+from cellchain.manufacturing.processing import processing
 from cellchain.manufacturing.storage import storage
+from tests.support.equipment import register_in_date
 
 
 def make_lot(bench: Any, bags: int = 3) -> tuple[Any, list[Any]]:
@@ -21,7 +22,7 @@ def make_lot(bench: Any, bags: int = 3) -> tuple[Any, list[Any]]:
 
 
 def add_tank(bench: Any, code: str = "LN2-02", *, active: bool = True) -> Any:
-    tank = resources.register_equipment(
+    tank = register_in_date(
         db.session,
         code=code,
         kind=EquipmentKind.LN2_TANK,

@@ -19,15 +19,12 @@ from cellchain.manufacturing.processing.commands import (
     freeze_lot_as_user,
     receive_material_as_user,
     record_step_as_user,
-    register_equipment_as_user,
     release_material_as_user,
 )
 from cellchain.manufacturing.processing.schemas import (
     BankFreezeIn,
     BankThawIn,
     BatchRecordOut,
-    EquipmentIn,
-    EquipmentOut,
     FillIn,
     IsolationIn,
     LotOut,
@@ -52,7 +49,7 @@ products_api = document_api(
     one_summary="One version with its parameters and signatures (each marked valid or not).",
 )
 materials_api = Blueprint(
-    "materials_api", __name__, url_prefix="/api/v1", description="Materials and equipment"
+    "materials_api", __name__, url_prefix="/api/v1", description="Materials"
 )
 steps_api = Blueprint(
     "steps_api", __name__, url_prefix="/api/v1", description="Processing steps and lots"
@@ -90,25 +87,6 @@ def release_material(lot_id: int) -> Any:
     with unit_of_work() as session:
         lot = release_material_as_user(session, lot_id)
     return lot
-
-
-@materials_api.get("/equipment")
-@requires(Permission.READ_RECORDS)
-@materials_api.response(200, EquipmentOut(many=True))
-def list_equipment() -> Any:
-    """Every piece of equipment by its site ID."""
-    return resources.list_equipment(db.session)
-
-
-@materials_api.post("/equipment")
-@requires(Permission.MANAGE_MATERIALS)
-@materials_api.arguments(EquipmentIn)
-@materials_api.response(201, EquipmentOut)
-def register_equipment(data: dict[str, Any]) -> Any:
-    """Register a piece of equipment under its site asset ID."""
-    with unit_of_work() as session:
-        item = register_equipment_as_user(session, data)
-    return item
 
 
 # --- processing steps and lots ------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import marshmallow as ma
 
@@ -20,8 +21,6 @@ from cellchain.errors import InvalidInput
 from cellchain.extensions import DbSession
 from cellchain.http import acting_user, now, site_zone
 from cellchain.manufacturing.models import (
-    Equipment,
-    EquipmentKind,
     Lot,
     MaterialLot,
     ProcessingStep,
@@ -67,10 +66,17 @@ def step_kind(name: str) -> StepKind:
 
 
 def record_step(
-    session: DbSession, kind: StepKind, data: dict[str, Any], *, actor: User, now: dt.datetime
+    session: DbSession,
+    kind: StepKind,
+    data: dict[str, Any],
+    *,
+    actor: User,
+    now: dt.datetime,
+    zone: ZoneInfo | None = None,
 ) -> tuple[ProcessingStep | None, Lot | None]:
-    """Run the service for ``kind`` with ``data`` loaded by ``STEP_SCHEMAS[kind]``."""
-    context = StepIn().context(data)
+    """Run the service for ``kind`` with ``data`` loaded by ``STEP_SCHEMAS[kind]``;
+    ``zone``: the site's (UTC when absent)."""
+    context = StepIn().context(data, zone=zone)
     if kind == StepKind.ISOLATION:
         tissue = [chain.resolve_unit(session, code) for code in data["tissue"]]
         step = processing.isolate(
@@ -139,7 +145,7 @@ def record_step_as_user(
     session: DbSession, kind: StepKind, data: dict[str, Any]
 ) -> tuple[ProcessingStep | None, Lot | None]:
     """``record_step`` as the acting user, now."""
-    return record_step(session, kind, data, actor=acting_user(), now=now())
+    return record_step(session, kind, data, actor=acting_user(), now=now(), zone=site_zone())
 
 
 def freeze_lot_as_user(session: DbSession, lot_id: int, data: dict[str, Any]) -> ProcessingStep:
@@ -147,7 +153,7 @@ def freeze_lot_as_user(session: DbSession, lot_id: int, data: dict[str, Any]) ->
     return processing.freeze_lot(
         session,
         processing.get_lot(session, lot_id),
-        context=StepIn().context(data),
+        context=StepIn().context(data, zone=site_zone()),
         actor=acting_user(),
         now=now(),
     )
@@ -164,14 +170,3 @@ def release_material_as_user(session: DbSession, lot_id: int) -> MaterialLot:
     resources.release_material_lot(session, lot, actor=acting_user(), now=now())
     return lot
 
-
-def register_equipment_as_user(session: DbSession, data: dict[str, Any]) -> Equipment:
-    """A piece of equipment under its site asset ID, from loaded ``EquipmentIn`` data."""
-    return resources.register_equipment(
-        session,
-        code=data["code"],
-        kind=EquipmentKind(data["kind"]),
-        name=data["name"],
-        actor=acting_user(),
-        now=now(),
-    )

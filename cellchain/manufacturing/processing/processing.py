@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import SupportsFloat, SupportsInt, cast
 from zoneinfo import ZoneInfo
@@ -45,7 +45,6 @@ from cellchain.manufacturing.models import (
     ProcessingStep,
     StepEquipment,
     StepKind,
-    StepMaterial,
     StepUnit,
 )
 from cellchain.manufacturing.processing import resources
@@ -55,6 +54,7 @@ from cellchain.manufacturing.processing.doublings import (
     cumulative_after,
     population_doublings,
 )
+from cellchain.manufacturing.stock import service as stock
 from cellchain.manufacturing.storage import storage
 
 ISOLATION_METHODS = ("explant", "enzymatic")
@@ -62,6 +62,8 @@ ISOLATION_METHODS = ("explant", "enzymatic")
 CELL_BANKS = ("master", "working")
 MAX_VESSELS_PER_STEP = 100
 MAX_BAGS_PER_LOT = 200
+#: the zone of a step recorded with no site (the tests' direct calls)
+_UTC = ZoneInfo("UTC")
 
 #: the counts a step checks, named as a person reads them in a refusal
 _FIELD_NAMES: dict[str, LazyText] = {
@@ -98,6 +100,11 @@ class StepContext:
     #: the limit-excursion deviation, authorised by QA, that allows this step to take the
     #: cells beyond the product's max passage or max CPD (needed only then)
     deviation_id: int | None = None
+    #: the quantity of a material lot used, by lot id, where the technician enters it (else
+    #: from the step's own figures, ``manufacturing.stock.service.default_use``)
+    material_quantities: Mapping[int, float] = field(default_factory=dict)
+    #: the site's time zone: a material lot's expiry is a day on its calendar
+    zone: ZoneInfo = _UTC
 
 
 @dataclass(frozen=True)
@@ -823,9 +830,11 @@ def _context(
         context=context,
         performed_at=performed_at,
         materials=resources.usable_material_lots(
-            session, context.material_lot_ids, on=performed_at.date()
+            session, context.material_lot_ids, at=performed_at, zone=context.zone
         ),
-        equipment=resources.usable_equipment(session, context.equipment_ids),
+        equipment=resources.usable_equipment(
+            session, context.equipment_ids, on=performed_at.date()
+        ),
         actor=actor,
         now=now,
     )
@@ -875,6 +884,12 @@ def _record(
     """
     context, performed_at, actor, now = done.context, done.performed_at, done.actor, done.now
     materials, equipment = done.materials, done.equipment
+    uses = stock.plan_uses(
+        session,
+        materials,
+        _stock_figures(session, kind, inputs, outputs, lot),
+        context.material_quantities,
+    )
     excursion = _excursion(session, donation, figures, kind, done) if outputs else None
     made: list[Unit] = []
     if outputs and operation is not None:
@@ -913,7 +928,7 @@ def _record(
     session.flush()
     session.add_all(StepUnit(step_id=step.id, unit_id=u.id, role="input") for u in inputs)
     session.add_all(StepUnit(step_id=step.id, unit_id=u.id, role="output") for u in made)
-    session.add_all(StepMaterial(step_id=step.id, material_lot_id=m.id) for m in materials)
+    stock.record_uses(session, step, uses)
     session.add_all(StepEquipment(step_id=step.id, equipment_id=e.id) for e in equipment)
     formats = donation.product_definition.parameters["vessel_formats"]
     for unit, (_kind, spec) in zip(made, outputs, strict=True):
@@ -959,11 +974,32 @@ def _record(
             "population_doublings": (None, step.population_doublings),
             "cumulative_pd": (None, step.cumulative_pd),
             "materials": (None, [m.label for m in materials]),
+            **({"material_uses": (None, stock.uses_audited(uses))} if uses else {}),
             "equipment": (None, [e.code for e in equipment]),
             **({"limit_excursion_deviation": (None, excursion.id)} if excursion else {}),
         },
     )
     return step
+
+
+def _stock_figures(
+    session: DbSession,
+    kind: StepKind,
+    inputs: Sequence[Unit],
+    outputs: Sequence[tuple[UnitKind, Vessel | _Filled]],
+    lot: Lot | None,
+) -> stock.StepFigures:
+    """What a material's use can be read from (issue 22): the containers the step made, the
+    volume of the bags or vials it filled (or of the lot's bags it froze), the lot's DMSO."""
+    volumes = [spec.volume_ml for _kind, spec in outputs if isinstance(spec, _Filled)]
+    if kind == StepKind.FREEZING:
+        volumes = [record.volume_ml or 0.0 for record in cell_records(session, inputs).values()]
+    return stock.StepFigures(
+        kind=kind,
+        containers=len(outputs),
+        volume_ml=sum(volumes) if volumes else None,
+        dmso_percent=lot.dmso_percent if lot is not None else None,
+    )
 
 
 def _excursion(

@@ -6,21 +6,29 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from cellchain.core import audit
+from cellchain.core.display import local_time
 from cellchain.core.i18n import _
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import DbSession
+from cellchain.manufacturing.equipment import service as equipment_service
 from cellchain.manufacturing.models import (
     Equipment,
     EquipmentKind,
     MaterialCategory,
     MaterialLot,
+    StockUnit,
 )
+from cellchain.manufacturing.stock import service as stock
+
+#: the zone of a caller with no site (the tests' direct calls)
+_UTC = ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,10 @@ class MaterialLotInput:
     supplier: str
     lot_number: str
     expiry_date: dt.date
+    #: the quantity received and its unit (issue 22); the pages and the API require both,
+    #: neither makes a lot not counted (``manufacturing.stock.service``)
+    quantity: float | None = None
+    unit: StockUnit | None = None
 
 
 def receive_material_lot(
@@ -56,12 +68,15 @@ def receive_material_lot(
             _("%(lot)s is already on file.", lot=duplicate.label),
             errors={"lot_number": [_("Already on file.")]},
         )
+    stock.check_received(entry.quantity, entry.unit)
     lot = MaterialLot(
         **fields,
         category=entry.category.value,
         expiry_date=entry.expiry_date,
         received_at=now,
         created_by_id=actor.id,
+        quantity_received=entry.quantity,
+        unit=entry.unit.value if entry.unit else None,
     )
     session.add(lot)
     session.flush()
@@ -76,6 +91,7 @@ def receive_material_lot(
             **{name: (None, value) for name, value in fields.items()},
             "category": (None, lot.category),
             "expiry_date": (None, lot.expiry_date),
+            "quantity_received": (None, stock.amount(lot.quantity_received, lot.unit) or None),
         },
     )
     return lot
@@ -109,19 +125,23 @@ def release_material_lot(
 
 
 def usable_material_lots(
-    session: DbSession, lot_ids: Sequence[int], *, on: dt.date
+    session: DbSession, lot_ids: Sequence[int], *, at: dt.datetime, zone: ZoneInfo = _UTC
 ) -> list[MaterialLot]:
-    """The lots a step consumes, each refused if unknown, recalled, unreleased or expired on
-    ``on``."""
+    """The lots a step performed ``at`` consumes, each refused if unknown, recalled, released
+    after ``at`` (or not at all), or expired on ``at``'s day in the site's calendar (``zone``).
+    """
     lots = []
-    for lot_id in dict.fromkeys(lot_ids):
+    # a lock on each lot's row (PostgreSQL), in the order of their ids so that two steps never
+    # wait for each other: a recall of a lot being opened now finishes first and is seen here,
+    # or waits until this step is recorded and then traces it; a step or an adjustment using
+    # the same lot waits, then counts this step's use in what remains (issue 22)
+    wanted = list(dict.fromkeys(lot_ids))
+    locking = select(MaterialLot.id).where(MaterialLot.id.in_(wanted)).order_by(MaterialLot.id)
+    session.execute(locking.with_for_update())
+    on = at.astimezone(zone).date()
+    for lot_id in wanted:
         lot = get_material_lot(session, lot_id)
-        # a share lock (PostgreSQL): a recall of this lot being opened now finishes first and
-        # is seen here, or waits until this step is recorded and then traces it
-        session.execute(
-            select(MaterialLot.id).where(MaterialLot.id == lot.id).with_for_update(read=True)
-        )
-        session.refresh(lot, ["recalled_at"])
+        session.refresh(lot, ["recalled_at", "released_at"])
         if lot.recalled_at is not None:
             raise Conflict(
                 _("%(lot)s has been recalled; it may not be used.", lot=lot.label),
@@ -132,6 +152,18 @@ def usable_material_lots(
             raise Conflict(
                 _("%(lot)s has not been released for use.", lot=lot.label),
                 errors={"materials": [_("%(lot)s: not released.", lot=lot.label)]},
+                title=_("Material not released"),
+            )
+        if lot.released_at is not None and lot.released_at > at:
+            raise Conflict(
+                _(
+                    "%(lot)s was released for use at %(released)s, after this step's time "
+                    "%(at)s; it may not be used before its release.",
+                    lot=lot.label,
+                    released=local_time(lot.released_at, zone),
+                    at=local_time(at, zone),
+                ),
+                errors={"materials": [_("%(lot)s: not yet released then.", lot=lot.label)]},
                 title=_("Material not released"),
             )
         if lot.expiry_date < on:
@@ -156,34 +188,9 @@ def list_material_lots(session: DbSession) -> list[MaterialLot]:
     )
 
 
-def register_equipment(
-    session: DbSession, *, code: str, kind: EquipmentKind, name: str, actor: User, now: dt.datetime
-) -> Equipment:
-    """Record a piece of equipment under its site asset ID (unique for good)."""
-    code = code.strip().upper()
-    if not code or not name.strip():
-        raise InvalidInput(_("Equipment needs an ID and a name."))
-    if session.execute(select(Equipment).where(Equipment.code == code)).scalar_one_or_none():
-        raise Conflict(
-            _("Equipment %(code)s is already on file.", code=code), errors={"code": [_("Taken.")]}
-        )
-    item = Equipment(code=code, kind=kind.value, name=name.strip(), active=True, created_at=now)
-    session.add(item)
-    session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        at=now,
-        action="equipment.registered",
-        entity_type="equipment",
-        entity_id=item.id,
-        changes={"code": (None, code), "kind": (None, item.kind), "name": (None, item.name)},
-    )
-    return item
-
-
-def usable_equipment(session: DbSession, ids: Sequence[int]) -> list[Equipment]:
-    """The equipment a step used, each refused if unknown or out of service."""
+def usable_equipment(session: DbSession, ids: Sequence[int], *, on: dt.date) -> list[Equipment]:
+    """The equipment a step used, each refused if unknown, out of service, or not in date
+    (calibration or maintenance) on day ``on`` (``equipment.service.require_in_date``)."""
     items = []
     for equipment_id in dict.fromkeys(ids):
         item = get_equipment(session, equipment_id)
@@ -193,6 +200,7 @@ def usable_equipment(session: DbSession, ids: Sequence[int]) -> list[Equipment]:
                 errors={"equipment": [_("%(code)s: out of service.", code=item.code)]},
             )
         items.append(item)
+    equipment_service.require_in_date(session, items, on=on)
     return items
 
 

@@ -24,7 +24,7 @@ from cellchain.documents.views import add_document_pages
 from cellchain.errors import DomainError
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
-from cellchain.manufacturing.models import EquipmentKind, LotStatus, MaterialCategory, StepKind
+from cellchain.manufacturing.models import LotStatus, StepKind
 from cellchain.manufacturing.processing import processing, resources
 from cellchain.manufacturing.processing.batch_record import batch_record
 from cellchain.manufacturing.processing.batch_record_pdf import render_batch_record_pdf
@@ -33,17 +33,16 @@ from cellchain.manufacturing.processing.commands import (
     freeze_lot_as_user,
     receive_material_as_user,
     record_step_as_user,
-    register_equipment_as_user,
     release_material_as_user,
     step_kind,
 )
 from cellchain.manufacturing.processing.schemas import (
-    EquipmentIn,
     LotQueryIn,
     MaterialLotIn,
     StepIn,
 )
 from cellchain.manufacturing.service import PRODUCTS
+from cellchain.manufacturing.stock import views as stock_views
 from cellchain.manufacturing.terms import term
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form
@@ -97,16 +96,8 @@ def materials() -> ResponseReturnValue:
 
 
 def _materials_page(error: DomainError | None = None) -> ResponseReturnValue:
-    page = render_template(
-        "manufacturing/processing/materials.html",
-        lots=resources.list_material_lots(db.session),
-        categories=list(MaterialCategory),
-        today=now().date(),
-        form=_typed() if error else {},
-        error=error.detail if error else None,
-        errors=error.errors if error else {},
-    )
-    return (page, error.status) if error else page
+    """The stock list (issue 22: ``manufacturing.stock``), with the receipt form."""
+    return stock_views.materials_page(error)
 
 
 @blueprint.post("/materials/receive")
@@ -138,38 +129,6 @@ def release_material(lot_id: int) -> ResponseReturnValue:
     return redirect(url_for("manufacturing.materials"))
 
 
-@blueprint.get("/equipment")
-@requires(Permission.READ_RECORDS)
-def equipment() -> ResponseReturnValue:
-    return _equipment_page()
-
-
-def _equipment_page(error: DomainError | None = None) -> ResponseReturnValue:
-    page = render_template(
-        "manufacturing/processing/equipment.html",
-        items=resources.list_equipment(db.session),
-        kinds=list(EquipmentKind),
-        form=_typed() if error else {},
-        error=error.detail if error else None,
-        errors=error.errors if error else {},
-    )
-    return (page, error.status) if error else page
-
-
-@blueprint.post("/equipment")
-@requires(Permission.MANAGE_MATERIALS)
-def register_equipment() -> ResponseReturnValue:
-    try:
-        data = load_form(EquipmentIn(), request.form)
-        with unit_of_work() as session:
-            register_equipment_as_user(session, data)
-    except DomainError as error:
-        db.session.rollback()
-        return _equipment_page(error)
-    flash(_("Equipment %(code)s registered.", code=data["code"].upper()), "success")
-    return redirect(url_for("manufacturing.equipment"))
-
-
 def _step_form(
     kind: StepKind, form: dict[str, Any], error: DomainError | None = None
 ) -> ResponseReturnValue:
@@ -199,7 +158,7 @@ def _vessel_formats(session: Any, form: dict[str, Any]) -> list[str]:
     try:
         product = chain.resolve_unit(session, first[0]).donation.product_definition
     except (DomainError, IndexError):
-        product = PRODUCTS.in_force(session, "UC-MSC")
+        product = PRODUCTS.in_force(session, "UC-MSC", at=now())
     return list(product.parameters["vessel_formats"])
 
 
@@ -212,7 +171,7 @@ def new_step(kind_name: str) -> ResponseReturnValue:
     field = {StepKind.ISOLATION: "tissue", StepKind.BANK_THAW: "vial"}.get(kind, "vessels_in")
     form: dict[str, Any] = {field: units, "materials": [], "equipment": []}
     if kind == StepKind.FILL:  # the product's fill, as a starting point
-        parameters = PRODUCTS.in_force(db.session, "UC-MSC").parameters
+        parameters = PRODUCTS.in_force(db.session, "UC-MSC", at=now()).parameters
         form["volume_ml"] = parameters["fill_volume_ml"]
         form["total_cells_per_ml"] = f"{parameters['target_concentration_cells_per_ml']:g}"
         form["dmso_percent"] = parameters["dmso_percent"]["max"]

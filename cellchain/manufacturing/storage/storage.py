@@ -34,6 +34,7 @@ from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.defaults import UC_MSC_PARAMETERS
 from cellchain.manufacturing.deviations import deviations
+from cellchain.manufacturing.equipment import service as equipment_service
 from cellchain.manufacturing.models import (
     CellRecord,
     Deviation,
@@ -136,6 +137,10 @@ def store_unit(
     _require_present(unit)
     at = at or now
     _check_time(unit, at, now, zone)
+    # the tank is equipment: in date (calibration, maintenance) on the day of the placement
+    equipment_service.require_in_date(
+        session, [tank], on=at.astimezone(zone).date(), field="tank_id"
+    )
     current = position_of(session, unit)
     if current is not None and current.since is not None and at < current.since:
         raise InvalidInput(
@@ -336,6 +341,7 @@ def record_tank_reading(
     actor: User,
     now: dt.datetime,
     zone: ZoneInfo,
+    level_percent: float | None = None,
 ) -> ReadingOutcome:
     """Record a temperature reading of an LN2 tank taken at ``at`` (now if None).
 
@@ -370,6 +376,7 @@ def record_tank_reading(
         tank_id=tank.id,
         at=at,
         temperature_c=float(temperature_c),
+        level_percent=level_percent,
         recorded_by_id=actor.id,
         recorded_at=now,
     )
@@ -386,6 +393,7 @@ def record_tank_reading(
             "tank": (None, tank.code),
             "at": (None, at),
             "temperature_c": (None, reading.temperature_c),
+            **({"level_percent": (None, level_percent)} if level_percent is not None else {}),
         },
     )
     outcome = ReadingOutcome(reading=reading)
