@@ -63,9 +63,9 @@ _FILES = {
 @labels_api.response(200, LabelPrintOut(many=True), headers=PAGINATION_HEADERS)
 def print_log_list(args: dict[str, Any]) -> Any:
     """Every label printed on the site, newest first, a page at a time (the
-    ``X-Pagination`` header); ``label_type``, ``format``, ``quarantine`` and ``reprint``
-    (yes or no) to filter, ``q`` to search the unit code (a wristband's study ID and COI),
-    the lot number and the reprint reason."""
+    ``X-Pagination`` header); ``label_type``, ``format``, ``quarantine``, ``reprint`` and
+    ``open`` (unit labels with copies to apply; yes or no) to filter, ``q`` to search the
+    unit code (a wristband's study ID and COI), the lot number and the reprint reason."""
     page = print_log.prints_page(db.session, PageRequest.of(args), **print_log.filters_of(args))
     return paged(page)
 

@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.orm import aliased, selectinload
 
 from cellchain.chain.models import UNIT_STATUS_NAMES, Unit, UnitKind, UnitStatus
+from cellchain.core import listing
 from cellchain.extensions import DbSession
 from cellchain.labels.models import LabelPrint
 from cellchain.manufacturing.models import CellRecord, Lot
@@ -41,22 +42,29 @@ def _marking_group(status: Any) -> ColumnElement[str]:
     )
 
 
-def _outstanding() -> tuple[ColumnElement[bool], ...]:
-    """The condition of ``outstanding_prints``."""
+def labels_to_apply_condition() -> tuple[ColumnElement[bool], ...]:
+    """The condition of ``outstanding_prints`` (and of the print log's ``open`` filter)."""
     return (
         LabelPrint.unit_id.is_not(None),
         LabelPrint.applied + LabelPrint.destroyed < LabelPrint.copies,
     )
 
 
-def outstanding_prints(session: DbSession) -> list[LabelPrint]:
-    """Unit label prints with copies still to apply (or destroy), the oldest first."""
+#: How many labels to apply the outstanding page shows, the oldest first; the rest are in
+#: the print log filtered to them (``print_log``'s ``open``), paged.
+LABELS_TO_APPLY_SHOWN = 50
+
+
+def outstanding_prints(session: DbSession, limit: int | None = None) -> list[LabelPrint]:
+    """Unit label prints with copies still to apply (or destroy), the oldest first (the
+    first ``limit`` of them, when given)."""
     return list(
         session.execute(
             select(LabelPrint)
-            .where(*_outstanding())
+            .where(*labels_to_apply_condition())
             .options(selectinload(LabelPrint.unit), selectinload(LabelPrint.printed_by))
             .order_by(LabelPrint.printed_at, LabelPrint.id)
+            .limit(limit)
         ).scalars()
     )
 
@@ -64,7 +72,7 @@ def outstanding_prints(session: DbSession) -> list[LabelPrint]:
 def count_outstanding_prints(session: DbSession) -> int:
     """How many prints ``outstanding_prints`` lists (one statement)."""
     return session.execute(
-        select(func.count()).select_from(LabelPrint).where(*_outstanding())
+        select(func.count()).select_from(LabelPrint).where(*labels_to_apply_condition())
     ).scalar_one()
 
 
@@ -129,15 +137,32 @@ def _bags_statement(*columns: Any) -> Select[Any]:
     )
 
 
+def _to_print_statement() -> Select[Any]:
+    return _bags_statement(Unit, Lot.id, Lot.lot_number).join(Lot, Lot.id == CellRecord.lot_id)
+
+
 def labels_to_print(session: DbSession) -> list[ToPrint]:
-    """The bags needing a label printed, by lot then bag, each with its lot and the status
-    its label was printed for (one statement)."""
-    rows = session.execute(
-        _bags_statement(Unit, Lot.id, Lot.lot_number)
-        .join(Lot, Lot.id == CellRecord.lot_id)
-        .order_by(Lot.id, Unit.id)
-    ).all()
+    """Every bag needing a label printed, by lot then bag, each with its lot and the status
+    its label was printed for (one statement; the page shows them a page at a time)."""
+    rows = session.execute(_to_print_statement().order_by(Lot.id, Unit.id)).all()
     return [ToPrint(unit, lot_id, number, printed_as) for unit, lot_id, number, printed_as in rows]
+
+
+#: The bags to label as a list that scales: by lot (oldest first), then bag; a search finds
+#: a unit code or a lot number.
+TO_PRINT = listing.ListSpec(
+    sorts={"lot": Lot.id, "unit": Unit.code},
+    default_sort="lot",
+    default_direction=listing.Direction.ASC,
+    tiebreaker=Unit.id,
+    searched=(Unit.code, Lot.lot_number),
+)
+
+
+def labels_to_print_page(session: DbSession, request: listing.PageRequest) -> listing.Page[ToPrint]:
+    """A page of ``labels_to_print`` (two statements: the count and the page's rows)."""
+    page = listing.fetch_page(session, _to_print_statement(), TO_PRINT, request)
+    return page.with_items([ToPrint(*row) for row in page.items])
 
 
 def count_labels_to_print(session: DbSession) -> int:

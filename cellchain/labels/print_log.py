@@ -18,7 +18,7 @@ from typing import Any
 
 import marshmallow as ma
 from marshmallow import validate
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from cellchain.chain.models import UNIT_STATUS_NAMES, Unit
@@ -27,6 +27,7 @@ from cellchain.core.listing_schemas import ListQueryIn
 from cellchain.dosing.models import Patient, PatientStatus
 from cellchain.extensions import DbSession
 from cellchain.labels.models import LabelEvent, LabelPrint, OutputFormat
+from cellchain.labels.outstanding import labels_to_apply_condition
 from cellchain.labels.templates import REQUIRED
 from cellchain.manufacturing.models import Lot
 
@@ -47,6 +48,14 @@ class PrintLogQueryIn(ListQueryIn):
     )
     reprint = ma.fields.Boolean(
         metadata={"description": "yes: only reprints (printed with a reason); no: first prints"}
+    )
+    open = ma.fields.Boolean(
+        metadata={
+            "description": (
+                "yes: only unit labels with copies neither applied nor destroyed (the labels "
+                "to apply); no: the others"
+            )
+        }
     )
 
 
@@ -115,6 +124,7 @@ def prints_page(
     output_format: str | None = None,
     quarantine: bool | None = None,
     reprint: bool | None = None,
+    unaccounted: bool | None = None,
 ) -> listing.Page[ListedPrint]:
     """A page of the print log (of ``subject`` only, when it names one), filtered; the
     prints' units, patients, printers and accounting events read once for the page."""
@@ -147,6 +157,9 @@ def prints_page(
         query = query.where(
             LabelPrint.reason.is_not(None) if reprint else LabelPrint.reason.is_(None)
         )
+    if unaccounted is not None:
+        outstanding = and_(*labels_to_apply_condition())
+        query = query.where(outstanding if unaccounted else ~outstanding)
     page = listing.fetch_page(session, query, PRINT_LOG, request)
     return page.with_items([ListedPrint(record, number) for record, number in page.items])
 
@@ -158,4 +171,5 @@ def filters_of(query: dict[str, Any]) -> dict[str, Any]:
         "output_format": query.get("format"),
         "quarantine": query.get("quarantine"),
         "reprint": query.get("reprint"),
+        "unaccounted": query.get("open"),
     }

@@ -116,3 +116,52 @@ def test_a_blocked_bag_never_labelled_is_to_print_as_its_lot_reconciles_it(
         unit.code for unit in service.reconciliation(db.session, desk.lot).never_printed
     }
     assert listed(desk)[bag.code] is False
+
+
+def test_the_bags_to_print_page_is_paged_sorted_and_searched(
+    desk: Any, bags: list[Any], clients: Any
+) -> None:
+    """A list that scales (issue 21): the bags to print a page at a time, by lot then bag,
+    searched by unit code or lot number in the database."""
+    tech = clients.web(desk.lab.tech)
+    in_lab = sorted(bag.code for bag in bags if bag.status == UnitStatus.QUARANTINE)
+    assert len(in_lab) >= 3
+
+    first = tech.get("/labels/outstanding?page_size=2&sort=unit&direction=asc").get_data(
+        as_text=True
+    )
+    second = tech.get("/labels/outstanding?page_size=2&sort=unit&direction=asc&page=2")
+    shown = re.findall(r"<tr data-unit=\"\d+\"><td>([^<]+)</td>", first)
+    assert shown == in_lab[:2]
+    assert re.findall(r"<tr data-unit=\"\d+\"><td>([^<]+)</td>", second.get_data(as_text=True))[
+        :1
+    ] == [in_lab[2]]
+    assert f'data-total="{len(in_lab)}"' in first
+
+    found = tech.get(f"/labels/outstanding?q={in_lab[1]}").get_data(as_text=True)
+    assert re.findall(r"<tr data-unit=\"\d+\"><td>([^<]+)</td>", found) == [in_lab[1]]
+    by_lot = tech.get(f"/labels/outstanding?q={desk.lot.lot_number}").get_data(as_text=True)
+    assert by_lot.count("<tr data-unit=") == len(in_lab)
+    nothing = tech.get("/labels/outstanding?q=NO-SUCH-BAG").get_data(as_text=True)
+    assert "No bag to label matches this search." in nothing
+
+
+def test_the_labels_to_apply_beyond_the_first_are_in_the_print_log(
+    desk: Any, bags: list[Any], clients: Any, monkeypatch: Any
+) -> None:
+    """The page shows the oldest labels to apply and links the rest: the print log filtered
+    to the unit labels with copies unaccounted for lists exactly those the queue counts."""
+    in_lab = [bag for bag in bags if bag.status == UnitStatus.QUARANTINE]
+    print_units(in_lab[:3], desk.lab.tech)
+    monkeypatch.setattr(outstanding, "LABELS_TO_APPLY_SHOWN", 2)
+    tech = clients.web(desk.lab.tech)
+
+    page = tech.get("/labels/outstanding").get_data(as_text=True)
+    total = outstanding.count_outstanding_prints(db.session)
+    assert total >= 3 and page.count("<tr data-print=") == 2
+    link = re.search(r'<p id="all-to-apply"><a href="([^"]+)"', page)
+    assert link and "open=yes" in link[1]
+    log = clients.api(desk.lab.tech).get(link[1].replace("/labels/prints", "/api/v1/label-prints"))
+    listed = {row["id"] for row in log.get_json()}
+    assert listed == {p.id for p in outstanding.outstanding_prints(db.session)}
+    assert len(listed) == total
