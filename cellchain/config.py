@@ -93,6 +93,9 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "TESTING": environment == "testing",
         "SECRET_KEY": _env("SECRET_KEY") or (DEVELOPMENT_SECRET_KEY if relaxed else None),
         "SQLALCHEMY_DATABASE_URI": _env("DATABASE_URL") or default_db,
+        #: a replica the read-only traces and reports read (core/read_replica.py); none: the
+        #: primary (docs/deployment.md)
+        "READ_DATABASE_URI": _env("READ_DATABASE_URL"),
         "FACILITY_CODE": _env("FACILITY_CODE") or (DEMO_FACILITY_CODE if relaxed else None),
         "SITE_NAME": _env("SITE_NAME") or "cellchain demo site",
         "SITE_TIMEZONE": _env("TIMEZONE") or "UTC",
@@ -132,6 +135,8 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "AE_FOLLOW_UP_REPORT_DAYS": _int_env("AE_FOLLOW_UP_REPORT_DAYS", 15),
         # API tokens: the lifetime given when none is asked for, and the longest allowed
         "API_TOKEN_DAYS": _int_env("API_TOKEN_DAYS", 90),
+        # a material lot expiring within this many days is in the technicians' queue (issue 22)
+        "MATERIAL_EXPIRY_WARNING_DAYS": _int_env("MATERIAL_EXPIRY_WARNING_DAYS", 30),
         "API_TOKEN_MAX_DAYS": _int_env("API_TOKEN_MAX_DAYS", 365),
         # scrypt is werkzeug's default; tests override with a fast hash.
         "PASSWORD_HASH_METHOD": _env("PASSWORD_HASH_METHOD") or "scrypt",

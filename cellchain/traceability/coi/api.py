@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 
+from cellchain.core.read_replica import reads
 from cellchain.core.roles import Permission
 from cellchain.dosing import patients
-from cellchain.extensions import db
 from cellchain.http import acting_user, requires, site_zone
 from cellchain.traceability.coi.coi import CoiReport, as_seen_by, patient_report
 from cellchain.traceability.coi.schemas import CoiReportOut
@@ -31,5 +31,5 @@ def coi_report(patient_id: int) -> CoiReport:
     signature manifested and marked invalid if its signed content changed. A patient without
     an infusion gets an empty report (``empty`` true); an unknown patient is a 404.
     """
-    patient = patients.get_patient(db.session, patient_id)  # NotFound → 404 problem+json
-    return as_seen_by(patient_report(db.session, patient, zone=site_zone()), acting_user().roles)
+    patient = patients.get_patient(reads(), patient_id)  # NotFound → 404 problem+json
+    return as_seen_by(patient_report(reads(), patient, zone=site_zone()), acting_user().roles)

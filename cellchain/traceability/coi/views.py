@@ -11,9 +11,9 @@ import re
 from flask import Blueprint, Response, current_app, render_template
 from flask.typing import ResponseReturnValue
 
+from cellchain.core.read_replica import reads
 from cellchain.core.roles import Permission
 from cellchain.dosing import patients
-from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, site_zone
 from cellchain.traceability.coi.coi import as_seen_by, patient_report
 from cellchain.traceability.coi.coi_pdf import render_coi_report_pdf
@@ -26,7 +26,7 @@ blueprint = Blueprint("coi", __name__)
 def report(patient_id: int) -> ResponseReturnValue:
     """The report as a page laid out for the screen and for printing."""
     found = as_seen_by(
-        patient_report(db.session, patients.get_patient(db.session, patient_id), zone=site_zone()),
+        patient_report(reads(), patients.get_patient(reads(), patient_id), zone=site_zone()),
         acting_user().roles,
     )
     return render_template("traceability/coi/coi_report.html", report=found, generated_at=now())
@@ -37,7 +37,7 @@ def report(patient_id: int) -> ResponseReturnValue:
 def report_pdf(patient_id: int) -> ResponseReturnValue:
     """The same report as an A4 PDF, naming who generated it and when on every page."""
     found = as_seen_by(
-        patient_report(db.session, patients.get_patient(db.session, patient_id), zone=site_zone()),
+        patient_report(reads(), patients.get_patient(reads(), patient_id), zone=site_zone()),
         acting_user().roles,
     )
     pdf = render_coi_report_pdf(

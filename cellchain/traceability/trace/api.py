@@ -9,8 +9,8 @@ from typing import Any
 from flask import Response
 from flask_smorest import Blueprint
 
+from cellchain.core.read_replica import reads
 from cellchain.core.roles import Permission
-from cellchain.extensions import db
 from cellchain.http import requires, return_freed_memory
 from cellchain.traceability.trace import trace
 from cellchain.traceability.trace.schemas import BackTraceOut, ForwardTraceOut, forward_answer
@@ -45,9 +45,9 @@ def _gc_paused(view: Callable[..., Any]) -> Callable[..., Any]:
 def forward(kind: str, record_id: int) -> Any:
     """Every unit made from a donation, lot, unit, material lot or piece of equipment (``kind``),
     with status and location, every dose order and infusion of them, and every patient."""
-    forward = trace.trace_forward(db.session, kind, record_id)
+    forward = trace.trace_forward(reads(), kind, record_id)
     # written as it is sent, what ``ForwardTraceOut`` dumps (``schemas.forward_answer``)
-    answer = forward_answer(trace.with_recalls(forward, trace.recalls_of(db.session, forward)))
+    answer = forward_answer(trace.with_recalls(forward, trace.recalls_of(reads(), forward)))
     if isinstance(answer, Response) and len(forward.units) >= RETURN_MEMORY_FROM_UNITS:
         answer.call_on_close(return_freed_memory)
     return answer
@@ -59,4 +59,4 @@ def forward(kind: str, record_id: int) -> Any:
 def back(kind: str, record_id: int) -> Any:
     """The path from a unit, dose or infusion (``kind``) back to the donation and the donor's
     eligibility: steps, materials, equipment, release, custody, bedside checks, signatures."""
-    return trace.trace_back(db.session, kind, record_id)
+    return trace.trace_back(reads(), kind, record_id)

@@ -7,8 +7,8 @@ from flask import render_template
 from flask.typing import ResponseReturnValue
 
 from cellchain.chain.models import UNIT_STATUS_NAMES
+from cellchain.core.read_replica import reads
 from cellchain.core.roles import Permission
-from cellchain.extensions import db
 from cellchain.http import requires
 from cellchain.traceability.models import RECALL_LABELS, RecallTarget
 from cellchain.traceability.pages import blueprint
@@ -18,13 +18,13 @@ from cellchain.traceability.trace import trace
 @blueprint.get("/trace/forward/<string:kind>/<int:record_id>")
 @requires(Permission.READ_RECORDS)
 def trace_forward(kind: str, record_id: int) -> ResponseReturnValue:
-    forward = trace.trace_forward(db.session, kind, record_id)
+    forward = trace.trace_forward(reads(), kind, record_id)
     return render_template(
         "traceability/trace/forward.html",
         forward=forward,
         counts=forward.count_by_status(),
         recall_target=kind if kind in {t.value for t in RecallTarget} else None,
-        recalls=trace.recalls_of(db.session, forward),
+        recalls=trace.recalls_of(reads(), forward),
         status_names=UNIT_STATUS_NAMES,
         recall_targets=RECALL_LABELS,
     )
@@ -34,5 +34,5 @@ def trace_forward(kind: str, record_id: int) -> ResponseReturnValue:
 @requires(Permission.READ_RECORDS)
 def trace_back(kind: str, record_id: int) -> ResponseReturnValue:
     return render_template(
-        "traceability/trace/back.html", back=trace.trace_back(db.session, kind, record_id)
+        "traceability/trace/back.html", back=trace.trace_back(reads(), kind, record_id)
     )
