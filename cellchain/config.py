@@ -280,6 +280,7 @@ def check_config(config: Mapping[str, Any]) -> None:
         except InvalidInput as exc:
             raise ConfigurationError(f"CELLCHAIN_FACILITY_CODE: {exc.detail}") from exc
     _check_isbt128(config)
+    _check_read_replica(config)
     if config["ENV_NAME"] in ("development", "testing"):
         return
     key = config.get("SECRET_KEY")
@@ -298,6 +299,27 @@ def check_config(config: Mapping[str, Any]) -> None:
         audit_keys.check_settings(config)
     except audit_keys.AuditKeyError as exc:
         raise ConfigurationError(str(exc)) from exc
+
+
+def _check_read_replica(config: Mapping[str, Any]) -> None:
+    """A read replica (core/read_replica.py) is a copy of the primary: the same kind of
+    database, named by a URL SQLAlchemy reads."""
+    replica = config.get("READ_DATABASE_URI")
+    if not replica:
+        return
+    try:
+        backend = make_url(str(replica)).get_backend_name()
+    except sa_exc.ArgumentError as exc:
+        raise ConfigurationError(
+            "CELLCHAIN_READ_DATABASE_URL is not a database URL; write it as "
+            "CELLCHAIN_DATABASE_URL is written, e.g. postgresql+psycopg://reader@standby/cellchain."
+        ) from exc
+    primary = make_url(str(config.get("SQLALCHEMY_DATABASE_URI") or "sqlite://")).get_backend_name()
+    if backend != primary:
+        raise ConfigurationError(
+            f"CELLCHAIN_READ_DATABASE_URL names a {backend} database but the primary "
+            f"(CELLCHAIN_DATABASE_URL) is {primary}: the replica must be a copy of the primary."
+        )
 
 
 #: a printer-resident font as ZPL names it: a drive letter, a colon, a file name with an

@@ -129,3 +129,24 @@ def test_a_sqlite_replica_is_opened_read_only() -> None:
     assert read_replica.read_only_url(postgres) == postgres
     options = read_replica.engine_options(postgres)["connect_args"]["options"]
     assert "default_transaction_read_only=on" in options and "jit=off" in options
+
+
+@pytest.mark.parametrize(
+    ("replica", "refusal"),
+    [
+        ("postgresql+psycopg://reader@standby/cellchain", "names a postgresql database"),
+        ("a standby somewhere", "is not a database URL"),
+    ],
+)
+def test_a_replica_that_is_no_copy_of_a_sqlite_primary_stops_the_app(
+    tmp_path: Any, replica: str, refusal: str
+) -> None:
+    from cellchain.config import ConfigurationError
+
+    overrides = {
+        "ENV_NAME": "testing",
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'primary.sqlite'}",
+        "READ_DATABASE_URI": replica,
+    }
+    with pytest.raises(ConfigurationError, match=refusal):
+        load_config(str(tmp_path), overrides)
