@@ -37,8 +37,8 @@ from cellchain.dosing import service as dosing
 from cellchain.dosing.models import DoseOrder, Patient
 from cellchain.extensions import DbSession
 from cellchain.labels import service as labels
-from cellchain.labels.content import IsbtSettings
 from cellchain.labels import template_documents
+from cellchain.labels.content import IsbtSettings
 from cellchain.manufacturing import service as products
 from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.equipment import service as equipment_service
@@ -191,6 +191,23 @@ def seed_demo(
     _seed_rescheduled_day0(
         session, trial["AS-010"], timeline=timeline, site_zone=site_zone, users=users
     )
+    # the second protocol and product (issue 22): PL-001, of PL-MSC-OL-01, dosed from the
+    # placenta lot; ``site_id``: the clinical site PL-001 is enrolled at (None: the first)
+    placenta_donation, placenta_lot, second = _seed_second_protocol(
+        session,
+        now=now,
+        setup=setup,
+        facility_code=facility_code,
+        site_zone=site_zone,
+        users=users,
+        passwords=passwords,
+        prepared_at=timeline.at(148),
+        checked_at=timeline.at(147),
+        site_id=None,
+    )
+    site_donations["placenta"] = placenta_donation
+    site_lots["placenta_released"] = placenta_lot
+    trial[second.study_id] = second
     dins = [
         numbering.allocate_din(
             session,
@@ -558,7 +575,7 @@ def _seed_patients(
     months ago), weighed this morning; each MSC-arm patient's day-0 dose ordered by the
     technician from the released lot and second-checked by QA, so its arithmetic can be
     followed on its page."""
-    protocol = patients.protocol_in_force(session)
+    protocol = patients.protocol_in_force(session, dosing.PROTOCOLS.default.code)
     every_item = [*protocol.parameters["inclusion"], *protocol.parameters["exclusion"]]
     inclusion = {item["code"] for item in protocol.parameters["inclusion"]}
     measured = {"ejection_fraction": 62.0, "creatinine": 74.0, "ecog": 1.0}
@@ -1140,3 +1157,232 @@ def _seed_sites(
         sites.set_memberships(
             session, users[username], [by_code[c] for c in codes], actor=admin, now=now
         )
+
+
+#: The second protocol's patient (issue 22): PL-MSC-OL-01, open label, a single dose of the
+#: placenta product at 2.0 × 10⁶ viable cells/kg: study ID, age, sex, weight (kg), days since
+#: enrolment. 64.5 kg → 1.29 × 10⁸ viable cells, drawn from two bags of the placenta lot.
+DEMO_SECOND_PROTOCOL_PATIENT = ("PL-001", 45, "female", 64.5, 6)
+
+
+def _seed_second_protocol(
+    session: DbSession,
+    *,
+    now: dt.datetime,
+    setup: dt.datetime,
+    facility_code: str,
+    site_zone: ZoneInfo,
+    users: dict[str, User],
+    passwords: dict[str, str],
+    prepared_at: dt.datetime,
+    checked_at: dt.datetime,
+    site_id: int | None = None,
+    clinician: str = "clinician",
+) -> tuple[Donation, Lot, Patient]:
+    """Several protocols and products at once (issue 22): QA signs the placenta product
+    PL-MSC (its own donor test panel and limits), its release specification and the
+    open-label protocol PL-MSC-OL-01; a placenta donation becomes a lot, tested and released;
+    ``clinician`` enrols PL-001 under PL-MSC-OL-01 (at the clinical site ``site_id``; the
+    configured first one when None), and their single day-0 dose of 2.0 × 10⁶ viable
+    cells/kg is ordered from the placenta lot and second-checked."""
+    from sqlalchemy import select
+
+    from cellchain.dosing.defaults import (
+        PL_MSC_OL_01_CODE,
+        PL_MSC_OL_01_PARAMETERS,
+        PL_MSC_OL_01_TITLE,
+    )
+    from cellchain.manufacturing.defaults import (
+        PL_MSC_CODE,
+        PL_MSC_DONOR_TEST_PANEL,
+        PL_MSC_PARAMETERS,
+        PL_MSC_TITLE,
+    )
+    from cellchain.manufacturing.models import Equipment, MaterialLot
+    from cellchain.quality.defaults import (
+        PL_MSC_SPEC_CODE,
+        PL_MSC_SPEC_TITLE,
+        PL_MSC_SPECIFICATION,
+    )
+
+    qa, tech, qc = users["qa"], users["tech"], users["qc"]
+
+    def signed(kind: Any, code: str, title: str, parameters: dict[str, Any]) -> Any:
+        document = kind.draft(
+            session, actor=qa, now=setup, code=code, title=title, parameters=parameters
+        )
+        kind.approve(session, document, user=qa, password=passwords["qa"], now=setup)
+        return document
+
+    signed(
+        panels.DONOR_TEST_PANELS,
+        PL_MSC_CODE,
+        "Infectious-disease tests of the birth mother, placenta product (demo)",
+        {"tests": PL_MSC_DONOR_TEST_PANEL},
+    )
+    signed(products.PRODUCTS, PL_MSC_CODE, PL_MSC_TITLE, PL_MSC_PARAMETERS)
+    signed(quality.SPECIFICATIONS, PL_MSC_SPEC_CODE, PL_MSC_SPEC_TITLE, PL_MSC_SPECIFICATION)
+    protocol = signed(
+        dosing.PROTOCOLS, PL_MSC_OL_01_CODE, PL_MSC_OL_01_TITLE, PL_MSC_OL_01_PARAMETERS
+    )
+    # a placenta donation 40 days ago, tested against its own panel, eligible
+    delivery = setup - dt.timedelta(days=40)
+    donation = donors.register_donation(
+        session,
+        donors.DonationRegistration(
+            umbilical_cord=False,
+            placenta=True,
+            delivery_at=delivery,
+            collected_at=delivery + dt.timedelta(minutes=30),
+            collection_site="Maternity ward A, City Hospital (demo)",
+            collector="Midwife on duty (demo)",
+            transport_conditions="2–8 °C validated shipper",
+            product_code=PL_MSC_CODE,
+            new_donor=donors.NewDonor(
+                consent_date=(delivery - dt.timedelta(days=20)).date(),
+                consent_form_version="ICF v3.1 (demo)",
+                screening_outcome=ScreeningOutcome.ACCEPTABLE,
+                screening_date=(delivery - dt.timedelta(days=1)).date(),
+            ),
+        ),
+        facility_code=facility_code,
+        site_zone=site_zone,
+        actor=tech,
+        now=setup,
+    )
+    donors.receive_donation(
+        session,
+        donation,
+        donors.Receipt(
+            received_at=donation.collected_at + dt.timedelta(hours=3),
+            temperature_c=5.0,
+            condition=ContainerCondition.INTACT,
+            accept=True,
+        ),
+        actor=tech,
+        now=setup,
+    )
+    for test in donors.panel_of(donation):
+        donors.record_test_result(
+            session,
+            donation,
+            donors.ResultEntry(
+                test_code=test.code,
+                specimen_date=donation.collected_at.astimezone(site_zone).date(),
+                result=InfectiousResult.NON_REACTIVE,
+                method="Central lab (demo)",
+            ),
+            site_zone=site_zone,
+            actor=qc,
+            now=setup,
+        )
+    donors.determine_eligibility(
+        session, donation, eligible=True, reason=None, user=qa, password=passwords["qa"], now=setup
+    )
+    # the lab's kit as _seed_lab registered it
+    materials = {
+        lot.lot_number.split("-")[0].lower(): lot.id
+        for lot in session.scalars(select(MaterialLot).where(MaterialLot.lot_number.like("%-24117")))
+    }
+    equipment = {item.code: item.id for item in session.scalars(select(Equipment))}
+    lot = _seed_expansion(
+        session,
+        donation,
+        _LabKit(materials=materials, equipment=equipment),
+        box=6,
+        now=setup,
+        tech=tech,
+        site_zone=site_zone,
+    )
+    _seed_labels(session, lot, site_zone=site_zone, tech=tech)
+    drawn = lot.made_at + dt.timedelta(days=1)
+    (sample,) = results.take_samples(
+        session,
+        lot,
+        results.SampleRequest(
+            processing.bags_of(session, lot)[-1].code,
+            purpose="release panel (QC bag)",
+            taken_at=drawn,
+        ),
+        actor=qc,
+        now=setup,
+    )
+    drawn_on = drawn.astimezone(site_zone).date()
+    results.record_results(
+        session,
+        lot,
+        sample_code=sample.unit.code,
+        entries=[
+            results.ResultEntry(
+                test_code=code,
+                value=value,
+                instrument=instrument,
+                tested_on=drawn_on + dt.timedelta(days=14 if code == "STERILITY" else 2),
+            )
+            for code, (value, instrument) in _PASSING_PANEL.items()
+        ],
+        actor=qc,
+        now=setup,
+        site_zone=site_zone,
+    )
+    disposition.release_lot(
+        session,
+        lot,
+        user=qa,
+        password=passwords["qa"],
+        comment="All release tests pass against the PL-MSC specification; batch record reviewed.",
+        now=setup,
+        zone=site_zone,
+    )
+    # PL-001, enrolled under PL-MSC-OL-01 (one arm: no randomization), weighed this morning
+    study_id, age, sex, weight, days_ago = DEMO_SECOND_PROTOCOL_PATIENT
+    enrolled_at = now - dt.timedelta(days=days_ago)
+    local = enrolled_at.astimezone(site_zone).date()
+    parameters = protocol.parameters
+    measured = {"ecog": 1.0, "creatinine": 70.0}
+    inclusion = {item["code"] for item in parameters["inclusion"]}
+    patient = patients.enrol(
+        session,
+        protocol,
+        patients.Enrolment(
+            study_id=study_id,
+            date_of_birth=dt.date(local.year - age, local.month, min(local.day, 28))
+            - dt.timedelta(days=40),
+            sex=sex,
+            day0=now.astimezone(site_zone).date(),
+            answers={
+                item["code"]: patients.ChecklistAnswer(
+                    item["code"] in inclusion, measured.get(item["code"])
+                )
+                for item in [*parameters["inclusion"], *parameters["exclusion"]]
+            },
+        ),
+        facility_code=facility_code,
+        actor=users[clinician],
+        now=enrolled_at,
+        zone=site_zone,
+        site_id=site_id,
+    )
+    patients.record_weight(
+        session,
+        patient,
+        weight_kg=weight,
+        measured_at=now - dt.timedelta(hours=3),
+        source="calibrated clinic scale",
+        actor=users[clinician],
+        now=now - dt.timedelta(hours=3),
+        zone=site_zone,
+    )
+    order = orders.order_dose(
+        session, patient, "D0", actor=tech, now=prepared_at, zone=site_zone
+    )
+    orders.second_check(
+        session,
+        order,
+        checker=qa,
+        password=passwords["qa"],
+        volume_ml=order.volume_ml,
+        bag_codes=[bag.unit.code for bag in order.bags],
+        now=checked_at,
+    )
+    return donation, lot, patient

@@ -40,6 +40,7 @@ from cellchain.dosing.schemas import (
     PatientQueryIn,
     PermutedBlockIn,
     ProtocolOut,
+    ProtocolQueryIn,
     RandomizationListIn,
     RandomizationStatusOut,
     SecondCheckIn,
@@ -128,7 +129,8 @@ def list_patients(args: dict[str, Any]) -> Any:
 @patients_api.arguments(EnrolIn)
 @patients_api.response(201, PatientDetailOut)
 def enrol(data: dict[str, Any]) -> Any:
-    """Enrol a patient under the protocol in force: age and checklist checked, COI allocated."""
+    """Enrol a patient under a protocol in force (``protocol``; the only one when left out):
+    age and checklist checked against that protocol, arm drawn, COI allocated."""
     with unit_of_work() as session:
         patient = enrol_as_user(session, data)
     return patient_out(patient)
@@ -258,10 +260,10 @@ def destroy_dose(data: dict[str, Any], order_id: int) -> Any:
     return dose_out(order)
 
 
-def randomization_out(session: DbSession) -> Shown:
-    """The trial's randomization as ``RandomizationStatusOut`` dumps it: counts for everyone,
-    every slot with its arm for the statistician only."""
-    protocol = patients.protocol_in_force(session)
+def randomization_out(session: DbSession, code: str | None) -> Shown:
+    """A randomized protocol's randomization as ``RandomizationStatusOut`` dumps it: counts
+    for everyone, every slot with its arm for the statistician only."""
+    protocol = patients.randomized_protocol(session, code, at=now())
     view = randomization.status(session, protocol)
     schedule = (
         Shown(view.schedule, signatures=signatures.manifest(session, view.schedule))
@@ -285,11 +287,13 @@ def randomization_out(session: DbSession) -> Shown:
 
 @patients_api.get("/randomization")
 @requires(Permission.READ_RECORDS)
+@patients_api.arguments(ProtocolQueryIn, location="query")
 @patients_api.response(200, RandomizationStatusOut)
-def randomization_status() -> Any:
-    """The trial's randomization schedule: method, signature, used and remaining slots. The
-    slots and their arms are listed for the trial statistician only (allocation concealed)."""
-    return randomization_out(db.session)
+def randomization_status(query: dict[str, Any]) -> Any:
+    """A randomized protocol's schedule (``?protocol=CODE``; the only one when left out):
+    method, signature, used and remaining slots. The slots and their arms are listed for the
+    trial statistician only (allocation concealed)."""
+    return randomization_out(db.session, query.get("protocol"))
 
 
 @patients_api.post("/randomization/permuted-block")
@@ -302,7 +306,7 @@ def generate_schedule(data: dict[str, Any]) -> Any:
     used (409 once one is)."""
     with unit_of_work() as session:
         generate_schedule_as_user(session, data)
-    return randomization_out(db.session)
+    return randomization_out(db.session, data.get("protocol"))
 
 
 @patients_api.post("/randomization/import")
@@ -315,4 +319,4 @@ def import_schedule(data: dict[str, Any]) -> Any:
     the planned enrolment and ratio."""
     with unit_of_work() as session:
         import_schedule_as_user(session, data)
-    return randomization_out(db.session)
+    return randomization_out(db.session, data.get("protocol"))

@@ -40,12 +40,13 @@ def enrol_as_user(session: DbSession, data: dict[str, Any]) -> Patient:
     """Enrol from loaded ``EnrolIn`` data as the acting user (the page and the API)."""
     return patients.enrol(
         session,
-        patients.protocol_in_force(session),
+        patients.chosen_protocol(session, data.get("protocol"), at=now()),
         enrolment_of(data),
         facility_code=facility_code(),
         actor=acting_user(),
         now=now(),
         zone=site_zone(),
+        site_id=data.get("site_id"),
     )
 
 
@@ -140,7 +141,7 @@ def generate_schedule_as_user(session: DbSession, data: dict[str, Any]) -> Rando
     """The acting statistician's permuted-block schedule from loaded ``PermutedBlockIn``."""
     return randomization.generate(
         session,
-        patients.protocol_in_force(session),
+        patients.randomized_protocol(session, data.get("protocol"), at=now()),
         seed=data["seed"],
         block_sizes=data["block_sizes"],
         user=acting_user(),
@@ -153,7 +154,7 @@ def import_schedule_as_user(session: DbSession, data: dict[str, Any]) -> Randomi
     """The acting statistician's imported list from loaded ``RandomizationListIn``."""
     return randomization.import_list(
         session,
-        patients.protocol_in_force(session),
+        patients.randomized_protocol(session, data.get("protocol"), at=now()),
         text=data["csv"],
         user=acting_user(),
         password=data["password"],

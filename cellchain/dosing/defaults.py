@@ -1,7 +1,10 @@
-"""The NCT01420432 protocol defaults (DOMAIN.md §7; ../shared/trial-NCT01420432.txt).
+"""The NCT01420432 protocol defaults (DOMAIN.md §7; ../shared/trial-NCT01420432.txt), and
+the demo's second protocol (PL-MSC-OL-01, issue 22).
 
-Data, not code: ``cellchain init`` and ``demo`` load it as version 1 of the protocol, and a
-site changes it only through a new version signed by QA.
+Data, not code: ``cellchain init`` and ``demo`` load NCT01420432 as version 1 of the
+default protocol, and the demo loads PL-MSC-OL-01 beside it; a site changes either only
+through a new version signed by QA. Nothing in the code is keyed to either: a patient's
+rules are those of the protocol version they were enrolled under.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ NCT01420432_TITLE = (
 )
 
 NCT01420432_PARAMETERS: dict[str, Any] = {
+    #: the product definitions (codes) a dose for this protocol's patients may come from;
+    #: a bag of any other product is refused at allocation, dispatch and the bedside
+    "products": ["UC-MSC"],
     "arms": [
         {
             "code": "MSC",
@@ -156,6 +162,79 @@ NCT01420432_PARAMETERS: dict[str, Any] = {
     #: duration imply is more than this far above the rate recorded
     "infusion_rate_tolerance_percent": 25,
     "thaw_to_infusion_minutes": 60,
+    "dmso_ceiling_g_per_kg": 1.0,
+    "dmso_density_g_per_ml": 1.10,
+    "endotoxin_ceiling_eu_per_kg_per_h": 5.0,
+    "syringe_graduation_ml": 0.1,
+}
+
+
+#: The demo's second protocol (issue 22): single-dose, open-label, one arm, no control, no
+#: randomization, at 2.0 × 10⁶ viable cells/kg of the placenta-derived product. Its own
+#: code, windows, age and dose limits: a demo of several protocols at once, not a real trial.
+PL_MSC_OL_01_CODE = "PL-MSC-OL-01"
+PL_MSC_OL_01_TITLE = (
+    "Open-label, single-dose study of placenta-derived mesenchymal stromal cells (demo)"
+)
+
+PL_MSC_OL_01_PARAMETERS: dict[str, Any] = {
+    "products": ["PL-MSC"],
+    #: one arm: every patient enrolled receives cells (no randomization, open label)
+    "arms": [
+        {
+            "code": "OPEN",
+            "name": N_("Placenta MSC, single dose"),
+            "type": N_("experimental"),
+            "receives_cells": True,
+        },
+    ],
+    "age_years": {"min": 18, "max": 70},
+    "inclusion": [
+        {
+            "code": "ecog",
+            "text": N_("ECOG performance status 0–2"),
+            "measure": {
+                "unit": N_("ECOG score"),
+                "operator": "<=",
+                "limit": 2,
+                "min": 0,
+                "max": 5,
+                "integer": True,
+            },
+        },
+        {
+            "code": "creatinine",
+            "text": N_("Creatinine < 150 µmol/L"),
+            "measure": {"unit": "µmol/L", "operator": "<", "limit": 150},
+        },
+        {"code": "written_consent", "text": N_("Written informed consent signed")},
+    ],
+    "exclusion": [
+        {"code": "infection", "text": N_("HIV, hepatitis B or C, tuberculosis or other infection")},
+        {"code": "pregnancy", "text": N_("Positive pregnancy test or lactation")},
+        {"code": "msc_contraindication", "text": N_("Contraindication to MSC")},
+    ],
+    "dose_viable_cells_per_kg": 2.0e6,
+    #: a single infusion at day 0, which may move by up to 7 days from the day planned
+    "infusions": [
+        {
+            "code": "D0",
+            "name": N_("Day 0"),
+            "day": 0,
+            "window_days": 0,
+            "reschedule_within_days": 7,
+        },
+    ],
+    "follow_up": [
+        {"code": "D28", "name": N_("Day 28 evaluation"), "day": 28, "window_days": 3},
+        {"code": "M6", "name": N_("Month 6 evaluation"), "day": 182, "window_days": 21},
+    ],
+    "dose_tolerance_percent": 10,
+    "weight_recency_days": 3,
+    "weight_change_flag_percent": 10,
+    "plausible_weight_kg": {"min": 35, "max": 200},
+    "infusion_rate_tolerance_percent": 25,
+    "thaw_to_infusion_minutes": 45,
     "dmso_ceiling_g_per_kg": 1.0,
     "dmso_density_g_per_ml": 1.10,
     "endotoxin_ceiling_eu_per_kg_per_h": 5.0,

@@ -20,7 +20,6 @@ from cellchain.chain.models import Unit
 from cellchain.core import listing
 from cellchain.dosing import patients
 from cellchain.dosing.models import DoseBag, DoseOrder, DoseStatus, Patient
-from cellchain.errors import Conflict
 from cellchain.extensions import DbSession
 
 
@@ -103,10 +102,11 @@ def doses_page(
 
 
 def visit_codes(session: DbSession) -> Sequence[str]:
-    """The infusion visits of the protocol in force, in order (the list's visit filter);
-    none before QA approved a protocol (the list still shows, empty)."""
-    try:
-        infusions = patients.protocol_in_force(session).parameters["infusions"]
-    except Conflict:
-        return []
-    return [str(item["code"]) for item in sorted(infusions, key=lambda item: int(item["day"]))]
+    """The infusion visits of the protocols in force, in the order of their days (the list's
+    visit filter; a code two protocols share once); none before QA approved a protocol."""
+    days: dict[str, int] = {}
+    for protocol in patients.protocols_in_force(session):
+        for item in protocol.parameters["infusions"]:
+            code = str(item["code"])
+            days[code] = min(days.get(code, int(item["day"])), int(item["day"]))
+    return sorted(days, key=lambda code: (days[code], code))

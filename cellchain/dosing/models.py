@@ -31,6 +31,7 @@ from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
 from cellchain.documents.versioning import STATUS_CHECK, VersionedDocument
 from cellchain.extensions import Model, Recorded
+from cellchain.sites.models import Site
 
 
 class Protocol(VersionedDocument, Recorded, Model):
@@ -66,6 +67,8 @@ class Sex(_DosingEnum):
 
 class ArmSource(_DosingEnum):
     TRIAL_RANDOMIZATION = "trial_randomization"  #: from the trial's own randomization list
+    #: the protocol's only arm (open label: no randomization, issue 22)
+    SINGLE_ARM = "single_arm"
 
 
 class PatientStatus(_DosingEnum):
@@ -104,9 +107,12 @@ class Patient(Recorded, Model):
     enrolled_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     enrolled_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     status: Mapped[str] = mapped_column(String(20))
+    #: the clinical site that enrolled and treats the patient (issue 22, migration 0045)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
 
     protocol: Mapped[Protocol] = relationship()
     enrolled_by: Mapped[User] = relationship()
+    site: Mapped[Site] = relationship()
     weights: Mapped[list[Weight]] = relationship(
         back_populates="patient", order_by="Weight.measured_at.desc()"
     )
@@ -540,6 +546,7 @@ DOSING_LABELS: dict[str, LazyText] = {
     "male": lazy("male"),
     "other": lazy("other"),
     "trial_randomization": lazy("trial randomization"),
+    "single_arm": lazy("the protocol's only arm (open label)"),
     "enrolled": lazy("enrolled"),
     "withdrawn": lazy("withdrawn"),
     "reweighed": lazy("reweighed"),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -47,7 +47,13 @@ from cellchain.dosing.rechecks import rechecks
 from cellchain.errors import Conflict, InvalidInput, PermissionDenied
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.deviations import deviations
-from cellchain.manufacturing.models import CellRecord, DeviationCategory, Lot, LotStatus
+from cellchain.manufacturing.models import (
+    CellRecord,
+    DeviationCategory,
+    Lot,
+    LotStatus,
+    ProductDefinition,
+)
 from cellchain.quality.models import QcResult, ResultStatus
 
 #: The meanings printed with the signatures on a dose order.
@@ -181,12 +187,32 @@ def plan_dose(
                 previous.weight.weight_kg,
                 float(parameters["weight_change_flag_percent"]),
             )
+    products = patients.allowed_products(parameters)
+    if not products:
+        problems.setdefault("bags", []).append(
+            _(
+                "Protocol %(protocol)s v%(version)s names no product its patients may receive"
+                " (parameter products); QA signs a version that names them.",
+                protocol=patient.protocol.code,
+                version=patient.protocol.version,
+            )
+        )
     if problems or weight is None:
         raise DoseRefused(
             _("The dose cannot be ordered: %(problems)s", problems=patients.summarize(problems)),
             errors=problems,
         )
-    candidates = available_bags(session, now=now)
+    # only bags of a product the patient's protocol version allows (issue 22)
+    candidates = available_bags(session, now=now, products=products)
+    if not candidates and available_bags(session, now=now):
+        message = _(
+            "No released bag of %(products)s (the product(s) of protocol %(protocol)s) is"
+            " available; the bags available are of another product, which its patients never"
+            " receive.",
+            products=", ".join(sorted(products)),
+            protocol=patient.protocol.code,
+        )
+        raise DoseRefused(message, errors={"bags": [message]})
     target = calculation.target_cells(weight.weight_kg, dose_parameters)
     chosen = _choose_from_one_donation(candidates, target)
     by_code = {bag.code: unit for unit, bag in candidates}
@@ -338,6 +364,7 @@ def second_check(
         if extra:
             message.append(_("not allocated to this dose: %(codes)s", codes=", ".join(extra)))
         problems["bags"] = [_("Bags %(problems)s.", problems="; ".join(message))]
+    problems.update(product_problems(session, order.patient, [bag.unit for bag in order.bags]))
     if problems:
         raise DoseRefused(
             _(
@@ -395,9 +422,12 @@ def second_check(
     return order
 
 
-def available_bags(session: DbSession, *, now: dt.datetime) -> list[tuple[Unit, calculation.Bag]]:
-    """Released, unexpired, unallocated cryobags, with what the arithmetic needs of each."""
-    rows = session.execute(
+def available_bags(
+    session: DbSession, *, now: dt.datetime, products: Collection[str] | None = None
+) -> list[tuple[Unit, calculation.Bag]]:
+    """Released, unexpired, unallocated cryobags, with what the arithmetic needs of each;
+    only those of a lot of one of ``products`` (product definition codes) when given."""
+    query = (
         select(Unit, CellRecord, Lot)
         .join(CellRecord, CellRecord.unit_id == Unit.id)
         .join(Lot, Lot.id == CellRecord.lot_id)
@@ -408,7 +438,12 @@ def available_bags(session: DbSession, *, now: dt.datetime) -> list[tuple[Unit, 
             Lot.expires_at > now,
         )
         .order_by(Lot.expires_at, Unit.id)
-    ).all()
+    )
+    if products is not None:
+        query = query.join(
+            ProductDefinition, ProductDefinition.id == Lot.product_definition_id
+        ).where(ProductDefinition.code.in_(sorted(products)))
+    rows = session.execute(query).all()
     results = _release_values(session, {lot.id for _, _, lot in rows})
     bags: list[tuple[Unit, calculation.Bag]] = []
     for unit, record, lot in rows:
@@ -432,6 +467,31 @@ def available_bags(session: DbSession, *, now: dt.datetime) -> list[tuple[Unit, 
             )
         )
     return bags
+
+
+def product_problems(
+    session: DbSession, patient: Patient, units: Sequence[Unit]
+) -> dict[str, list[str]]:
+    """Each bag of ``units`` whose lot's product the patient's protocol version does not
+    allow (``patients.product_refusal``), under ``bags``; empty when every one is allowed."""
+    ids = [unit.id for unit in units]
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(CellRecord.unit_id, ProductDefinition.code)
+        .join(Lot, Lot.id == CellRecord.lot_id)
+        .join(ProductDefinition, ProductDefinition.id == Lot.product_definition_id)
+        .where(CellRecord.unit_id.in_(ids))
+    ).all()
+    code_of = {unit.id: unit.code for unit in units}
+    problems = []
+    for unit_id, product in rows:
+        refusal = patients.product_refusal(
+            patient.protocol.parameters, product, patient.protocol.code
+        )
+        if refusal:
+            problems.append(_("%(bag)s: %(problem)s", bag=code_of[unit_id], problem=refusal))
+    return {"bags": problems} if problems else {}
 
 
 def orders_of(session: DbSession, patient: Patient) -> list[DoseOrder]:

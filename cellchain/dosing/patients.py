@@ -44,7 +44,6 @@ from cellchain.core.roles import Permission, has_permission
 from cellchain.core.types import canonical_json
 from cellchain.core.wording import joined_text
 from cellchain.dosing import randomization
-from cellchain.dosing.defaults import NCT01420432_CODE
 from cellchain.dosing.models import (
     ACTIVE_DOSE_STATUSES,
     ArmSource,
@@ -59,6 +58,8 @@ from cellchain.dosing.models import (
 from cellchain.dosing.service import PROTOCOLS
 from cellchain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from cellchain.extensions import DbSession
+from cellchain.sites.scope import unscoped
+from cellchain.sites.service import enrolment_site
 
 #: Plausible body weights (kg) when the protocol sets no ``plausible_weight_kg``: an adult
 #: (the trial's youngest age 18 or more) below 30 kg or above 250 kg is a typing error (the
@@ -195,9 +196,92 @@ class ScheduleFacts:
     missed: frozenset[str] = frozenset()
 
 
-def protocol_in_force(session: DbSession, code: str = NCT01420432_CODE) -> Protocol:
-    """The version in force of the trial's protocol; refused when QA has approved none."""
-    return PROTOCOLS.in_force(session, code)
+def protocol_in_force(
+    session: DbSession, code: str, *, at: dt.datetime | None = None
+) -> Protocol:
+    """The version of protocol ``code`` in force at ``at`` (the time of the event); refused
+    when there is none."""
+    return PROTOCOLS.in_force(session, code, at=at)
+
+
+def protocols_in_force(session: DbSession, *, at: dt.datetime | None = None) -> list[Protocol]:
+    """The version in force of every protocol that has one, by code: what a patient may be
+    enrolled under (and what the trial-data pages choose among)."""
+    codes = session.execute(
+        select(Protocol.code).where(Protocol.status != "draft").distinct().order_by(Protocol.code)
+    ).scalars()
+    found = []
+    for code in codes:
+        try:
+            found.append(PROTOCOLS.in_force(session, code, at=at))
+        except Conflict:
+            continue  # signed, not in force yet
+    return found
+
+
+def chosen_protocol(
+    session: DbSession,
+    code: str | None,
+    among: Sequence[Protocol] | None = None,
+    *,
+    at: dt.datetime | None = None,
+) -> Protocol:
+    """The protocol in force a form or request names by ``code``; without one, the only
+    protocol in force. Refused (field ``protocol``) when none is in force, when several are
+    and none is named, or when the one named is not in force."""
+    protocols = list(among) if among is not None else protocols_in_force(session, at=at)
+    wanted = (code or "").strip().upper()
+    if wanted:
+        for protocol in protocols:
+            if protocol.code == wanted:
+                return protocol
+        message = _("No version of protocol %(code)s is in force.", code=wanted)
+        raise InvalidInput(message, errors={"protocol": [message]})
+    if len(protocols) == 1:
+        return protocols[0]
+    if not protocols:
+        raise Conflict(_("No protocol is in force; QA must approve one first."))
+    message = _("Choose the protocol (%(codes)s).", codes=", ".join(p.code for p in protocols))
+    raise InvalidInput(message, errors={"protocol": [message]})
+
+
+def randomized_protocol(
+    session: DbSession, code: str | None, *, at: dt.datetime | None = None
+) -> Protocol:
+    """``chosen_protocol`` among the protocols in force whose patients are randomized (the
+    randomization pages); the only one when ``code`` is left out."""
+    among = [p for p in protocols_in_force(session, at=at) if is_randomized(p.parameters)]
+    return chosen_protocol(session, code, among)
+
+
+def is_randomized(parameters: Mapping[str, Any]) -> bool:
+    """Whether the protocol's patients are randomized among its arms; a protocol of one arm
+    (open label) is not: its patients all take that arm."""
+    return len(parameters["arms"]) > 1 or "randomization" in parameters
+
+
+def allowed_products(parameters: Mapping[str, Any]) -> frozenset[str]:
+    """The product codes a dose for a patient of a protocol of ``parameters`` may come from;
+    none (every bag refused) for a version that names none."""
+    return frozenset(str(code).strip().upper() for code in parameters.get("products") or ())
+
+
+def product_refusal(parameters: Mapping[str, Any], product_code: str, protocol: str) -> str | None:
+    """Why a bag of ``product_code`` may not be given to a patient of ``protocol``; None when
+    the protocol allows it (in the reader's language; ``english_of`` gives the English)."""
+    allowed = allowed_products(parameters)
+    if product_code.strip().upper() in allowed:
+        return None
+    if not allowed:
+        return _(
+            "Protocol %(protocol)s names no product its patients may receive.", protocol=protocol
+        )
+    return _(
+        "%(product)s is not a product of protocol %(protocol)s (%(allowed)s).",
+        product=product_code,
+        protocol=protocol,
+        allowed=", ".join(sorted(allowed)),
+    )
 
 
 def age_on(date_of_birth: dt.date, day: dt.date) -> int:
@@ -217,15 +301,21 @@ def enrol(
     actor: User,
     now: dt.datetime,
     zone: ZoneInfo,
+    site_id: int | None = None,
 ) -> Patient:
     """Enrol a patient, or refuse with every problem named by field; nothing is saved then.
-    Whoever manages the randomization (and so has seen the unused slots) never enrols."""
+    Whoever manages the randomization (and so has seen the unused slots) never enrols. The
+    patient belongs to ``site_id``, one of the enrolling user's active clinical sites (their
+    only one when not named; docs/sites.md)."""
     randomization.refuse_who_knows_the_schedule(actor)
+    site = enrolment_site(session, actor, site_id)
     parameters = protocol.parameters
     today = now.astimezone(zone).date()
     errors = _enrolment_errors(parameters, form, today)
     study_id = form.study_id.strip().upper()
-    if study_id and session.execute(select(Patient.id).where(Patient.study_id == study_id)).first():
+    with unscoped():  # a study ID is unique across every site, seen or not
+        taken = session.execute(select(Patient.id).where(Patient.study_id == study_id)).first()
+    if study_id and taken:
         errors["study_id"] = [_("%(study_id)s is already enrolled.", study_id=study_id)]
     if errors:
         raise InvalidInput(
@@ -233,16 +323,18 @@ def enrol(
             errors=errors,
         )
     # the arm is drawn from the statistician's signed schedule once the patient qualifies;
-    # refused (nothing saved, no COI issued) when none is signed or every slot is used
-    schedule = randomization.ready_for(session, protocol)
+    # refused (nothing saved, no COI issued) when none is signed or every slot is used. A
+    # protocol of one arm (open label) is not randomized: the patient takes that arm.
+    randomized = is_randomized(parameters)
+    schedule = randomization.ready_for(session, protocol) if randomized else None
     patient = Patient(
         study_id=study_id,
         coi="",
         protocol_id=protocol.id,
         date_of_birth=form.date_of_birth,
         sex=form.sex,
-        arm="",
-        arm_source=ArmSource.TRIAL_RANDOMIZATION,
+        arm="" if randomized else str(parameters["arms"][0]["code"]),
+        arm_source=ArmSource.TRIAL_RANDOMIZATION if randomized else ArmSource.SINGLE_ARM,
         checklist_json=canonical_json(
             {code: {"answer": a.answer, "value": a.value} for code, a in form.answers.items()}
         ),
@@ -250,11 +342,13 @@ def enrol(
         enrolled_at=now,
         enrolled_by_id=actor.id,
         status=PatientStatus.ENROLLED,
+        site_id=site.id,
     )
     session.add(patient)
     session.flush()
-    slot = randomization.draw(session, schedule, patient, now=now)
-    patient.arm, patient.randomization_number = slot.arm, slot.randomization_number
+    if schedule is not None:
+        slot = randomization.draw(session, schedule, patient, now=now)
+        patient.arm, patient.randomization_number = slot.arm, slot.randomization_number
     issued = numbering.allocate_coi(
         session,
         facility_code=facility_code,
@@ -275,10 +369,11 @@ def enrol(
         changes={
             "study_id": (None, study_id),
             "coi": (None, issued.code),
-            "arm": (None, slot.arm),
-            "randomization_number": (None, slot.randomization_number),
+            "arm": (None, patient.arm),
+            "randomization_number": (None, patient.randomization_number),
             "protocol": (None, f"{protocol.code} v{protocol.version}"),
             "day0": (None, form.day0),
+            "site": (None, site.code),
         },
     )
     return patient

@@ -33,6 +33,23 @@ class EnrolIn(ma.Schema):
     from the signed randomization schedule at enrolment: sending either is refused."""
 
     study_id = ma.fields.String(required=True, validate=validate.Length(min=1, max=30))
+    protocol = ma.fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=40),
+        metadata={
+            "description": "The code of the protocol in force to enrol under; may be left out"
+            " when only one protocol is in force"
+        },
+    )
+    site_id = ma.fields.Integer(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "The clinical site (id) the patient is enrolled at: one of the"
+            " enrolling user's active clinical sites; may be left out when they have one"
+        },
+    )
     date_of_birth = ma.fields.Date(required=True)
     sex = ma.fields.String(required=True, validate=validate.OneOf([s.value for s in Sex]))
     day0 = ma.fields.Date(required=True, metadata={"description": "Planned first infusion"})
@@ -151,6 +168,8 @@ class PatientOut(ma.Schema):
     status = ma.fields.String()
     enrolled_at = ma.fields.AwareDateTime()
     enrolled_by = ma.fields.Function(lambda p: p.enrolled_by.username)
+    #: the clinical site's code (issue 22)
+    site = ma.fields.Function(lambda p: p.site.code)
     checklist = ma.fields.Dict()
     recalls = recalls_field()
 
@@ -250,6 +269,12 @@ class PermutedBlockIn(ma.Schema):
         allow_none=True,
         metadata={"description": "e.g. [2, 4] for 1:1; default: the ratio's total and twice it"},
     )
+    protocol = ma.fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=40),
+        metadata={"description": "The randomized protocol; may be left out when only one is"},
+    )
     password = ma.fields.String(required=True, load_only=True)
 
 
@@ -258,6 +283,12 @@ class RandomizationListIn(ma.Schema):
     allowed), one per planned patient, signed with the password."""
 
     csv = ma.fields.String(required=True, validate=validate.Length(min=1, max=100_000))
+    protocol = ma.fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=40),
+        metadata={"description": "The randomized protocol; may be left out when only one is"},
+    )
     password = ma.fields.String(required=True, load_only=True)
 
 
@@ -299,6 +330,13 @@ class RandomizationStatusOut(ma.Schema):
     remaining = ma.fields.Integer()
     schedule = ma.fields.Nested(RandomizationScheduleOut, allow_none=True)
     slots = ma.fields.List(ma.fields.Nested(RandomizationSlotOut), allow_none=True)
+
+
+class ProtocolQueryIn(ma.Schema):
+    """Which protocol a page or report is about (its code); may be left out when only one
+    protocol is in force."""
+
+    protocol = ma.fields.String(load_default=None, validate=validate.Length(max=40))
 
 
 class PatientQueryIn(ListQueryIn):

@@ -12,6 +12,7 @@ from cellchain.dosing.defaults import (
     NCT01420432_TITLE,
 )
 from cellchain.dosing.models import Protocol
+from cellchain.dosing.protocol_rules import check as check_protocol
 
 PROTOCOLS = DocumentKind(
     model=Protocol,
@@ -19,4 +20,7 @@ PROTOCOLS = DocumentKind(
     approval_meaning="approval: protocol version in force",
     default=DefaultVersion(NCT01420432_CODE, NCT01420432_TITLE, NCT01420432_PARAMETERS),
     missing=lazy("No version of protocol {code} is in force; QA must approve one first."),
+    # a positive dose, visit windows that do not overlap (protocol_check), the products it
+    # allows, its arms and randomization, ages and limits (protocol_rules, issue 22)
+    check=check_protocol,
 )

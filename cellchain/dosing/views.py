@@ -132,11 +132,20 @@ def dose_list_page() -> ResponseReturnValue:
 @blueprint.route("/patients/enrol", methods=["GET", "POST"])
 @requires(Permission.ENROL_PATIENTS)
 def enrol() -> ResponseReturnValue:
-    protocol = patients.protocol_in_force(db.session)
+    """Enrol under a protocol in force: ``?protocol=CODE`` (the form's hidden field on
+    posting); the only one when one is in force, a choice among them when several are."""
+    in_force = patients.protocols_in_force(db.session, at=now())
+    asked = request.form if request.method == "POST" else request.args
+    code = asked.get("protocol")
+    if not code and len(in_force) > 1:
+        return render_template("dosing/enrol.html", protocol=None, choices=in_force)
+    protocol = patients.chosen_protocol(db.session, code, in_force)
     if request.method == "GET":
-        return _enrol_page(protocol)
+        return _enrol_page(protocol, choices=in_force)
     try:
-        data = load_form(EnrolIn(), _enrolment_form(request.form, protocol))
+        form = _enrolment_form(request.form, protocol)
+        form["protocol"] = protocol.code
+        data = load_form(EnrolIn(), form)
         with unit_of_work() as session:
             patient = enrol_as_user(session, data)
             patient_id, message = (
@@ -148,7 +157,7 @@ def enrol() -> ResponseReturnValue:
                 ),
             )
     except DomainError as error:
-        return _enrol_page(protocol, error)
+        return _enrol_page(protocol, error, choices=in_force)
     flash(message, "success")
     return redirect(url_for("dosing.patient", patient_id=patient_id))
 
@@ -276,15 +285,25 @@ def destroy_dose(order_id: int) -> ResponseReturnValue:
 # --- pages --------------------------------------------------------------------------------------
 
 
-def _enrol_page(protocol: Protocol, error: DomainError | None = None) -> ResponseReturnValue:
+def _enrol_page(
+    protocol: Protocol, error: DomainError | None = None, *, choices: Sequence[Protocol] = ()
+) -> ResponseReturnValue:
+    randomized = patients.is_randomized(protocol.parameters)
     return (
         render_template(
             "dosing/enrol.html",
             **refusal_context(
                 error,
                 protocol=protocol,
+                choices=choices,
                 sexes=[{"value": s.value, "label": s.label} for s in Sex],
-                randomization=randomization.status(db.session, protocol),
+                # the clinical sites the enrolling user belongs to (docs/sites.md)
+                sites=[
+                    site
+                    for site in sites_of(db.session, acting_user())
+                    if site.clinical and site.active
+                ],
+                randomization=randomization.status(db.session, protocol) if randomized else None,
             ),
         ),
         error.status if error else 200,
@@ -389,7 +408,7 @@ def _order_form(form: MultiDict[str, str], visit: str) -> MultiDict[str, Any]:
 @blueprint.get("/randomization")
 @requires(Permission.READ_RECORDS)
 def randomization_page() -> ResponseReturnValue:
-    return _randomization_page()
+    return _randomization_page(code=request.args.get("protocol"))
 
 
 @blueprint.post("/randomization/permuted-block")
@@ -408,9 +427,9 @@ def generate_schedule() -> ResponseReturnValue:
                 slots=schedule.planned_enrolment,
             )
     except DomainError as error:
-        return _randomization_page(error, "generate")
+        return _randomization_page(error, "generate", code=request.form.get("protocol"))
     flash(message, "success")
-    return redirect(url_for("dosing.randomization_page"))
+    return redirect(url_for("dosing.randomization_page", protocol=schedule.protocol_code))
 
 
 @blueprint.post("/randomization/import")
@@ -429,15 +448,23 @@ def import_schedule() -> ResponseReturnValue:
                 slots=schedule.planned_enrolment,
             )
     except DomainError as error:
-        return _randomization_page(error, "import")
+        return _randomization_page(error, "import", code=request.form.get("protocol"))
     flash(message, "success")
-    return redirect(url_for("dosing.randomization_page"))
+    return redirect(url_for("dosing.randomization_page", protocol=schedule.protocol_code))
 
 
 def _randomization_page(
-    error: DomainError | None = None, which: str | None = None
+    error: DomainError | None = None, which: str | None = None, *, code: str | None = None
 ) -> ResponseReturnValue:
-    protocol = patients.protocol_in_force(db.session)
+    """A randomized protocol's schedule: ``code``'s, else the first by code (the others
+    linked from the page)."""
+    choices = [
+        p
+        for p in patients.protocols_in_force(db.session, at=now())
+        if patients.is_randomized(p.parameters)
+    ]
+    first = choices[0].code if choices else None
+    protocol = patients.chosen_protocol(db.session, code or first, choices)
     view = randomization.status(db.session, protocol)
     statistician = has_permission(acting_user().roles, Permission.MANAGE_RANDOMIZATION)
     return (
@@ -446,6 +473,7 @@ def _randomization_page(
             **refusal_context(
                 error,
                 protocol=protocol,
+                choices=choices,
                 view=view,
                 which=which,
                 statistician=statistician,

@@ -10,9 +10,11 @@ from typing import Any
 UC_MSC_CODE = "UC-MSC"
 UC_MSC_TITLE = "Umbilical cord / placenta-derived mesenchymal stromal cells"
 
-#: Infectious-disease tests on the birth mother's specimen (21 CFR 1271.85; DOMAIN.md §3).
-#: HTLV-I/II and CMV are required only for leukocyte-rich cells, which MSCs are not; a site
-#: that wants them adds them to the panel in a new version.
+#: Infectious-disease tests on the birth mother's specimen (21 CFR 1271.85; DOMAIN.md §3):
+#: the default version of the donor test panel UC-MSC, a controlled document of its own since
+#: issue 22 (``cellchain/donors/panels.py``). HTLV-I/II and CMV are required only for
+#: leukocyte-rich cells, which MSCs are not; a site that wants them adds them to the panel in
+#: a new version.
 DEFAULT_DONOR_TEST_PANEL: list[dict[str, str]] = [
     {"code": "HIV1-AB", "name": "Anti-HIV-1 antibody"},
     {"code": "HIV1-NAT", "name": "HIV-1 nucleic acid test"},
@@ -25,7 +27,9 @@ DEFAULT_DONOR_TEST_PANEL: list[dict[str, str]] = [
 ]
 
 UC_MSC_PARAMETERS: dict[str, Any] = {
-    "donor_test_panel": DEFAULT_DONOR_TEST_PANEL,
+    #: the donor test panel (a controlled document, ``donors/panels.py``) its donations are
+    #: tested against: the version in force when a donation is registered applies to it
+    "donor_test_panel_code": UC_MSC_CODE,
     #: the mother's specimen is taken at recovery or up to this many days before or after
     "specimen_window_days": 7,
     #: birth (delivery) to the start of processing, at most (hours)
@@ -58,4 +62,25 @@ UC_MSC_PARAMETERS: dict[str, Any] = {
     #: seeded at a few thousand cells per cm² near confluence in about 3-5 days); the
     #: technician's work queue counts the vessels due (``manufacturing.culture_schedule``)
     "harvest_due_days": {"primary": 10, "subculture": 4},
+}
+
+#: The demo's second product (issue 22): placenta-derived MSC with its own code, source,
+#: donor test panel (the birth mother's tests plus anti-HTLV-I/II, a document of its own,
+#: ``donors/panels``) and limits; the protocol PL-MSC-OL-01 names it. Defaults a site
+#: reviews, in force only once QA signs them.
+PL_MSC_CODE = "PL-MSC"
+PL_MSC_TITLE = "Placenta-derived mesenchymal stromal cells (demo)"
+PL_MSC_DONOR_TEST_PANEL: list[dict[str, str]] = [
+    *DEFAULT_DONOR_TEST_PANEL,
+    {"code": "HTLV-AB", "name": "Anti-HTLV-I/II antibody"},
+]
+PL_MSC_PARAMETERS: dict[str, Any] = {
+    **UC_MSC_PARAMETERS,
+    #: the tissue the product is made from (the donation registers it)
+    "source": "placenta",
+    "donor_test_panel_code": PL_MSC_CODE,
+    "max_hours_birth_to_processing": 48,
+    "max_passage": 4,
+    "max_cumulative_population_doublings": 30,
+    "shelf_life_days": 180,
 }

@@ -95,3 +95,14 @@ UC_MSC_TESTS: list[dict[str, Any]] = [
 ]
 
 UC_MSC_SPECIFICATION: dict[str, Any] = {"tests": UC_MSC_TESTS}
+
+#: The release specification of the demo's placenta-derived product (issue 22): the UC-MSC
+#: tests with a tighter viability limit (≥ 85 %); its own document, code PL-MSC.
+PL_MSC_SPEC_CODE = "PL-MSC"
+PL_MSC_SPEC_TITLE = "Release specification, PL-MSC drug product (demo)"
+PL_MSC_SPECIFICATION: dict[str, Any] = {
+    "tests": [
+        {**test, "criterion": {"min": 85}} if test["code"] == "VIABILITY" else test
+        for test in UC_MSC_TESTS
+    ]
+}

@@ -14,6 +14,7 @@ from typing import Any
 from flask import Response
 from flask_smorest import Blueprint
 
+from cellchain.core.read_replica import reads
 from cellchain.core.roles import Permission
 from cellchain.extensions import db
 from cellchain.http import requires, unit_of_work
@@ -24,7 +25,7 @@ from cellchain.trial_data.commands import (
     run_export_as_user,
     summary_now,
 )
-from cellchain.trial_data.schemas import ExportIn, ExportOut, TrialSummaryOut
+from cellchain.trial_data.schemas import ExportIn, ExportOut, TrialQueryIn, TrialSummaryOut
 
 trial_data_api = Blueprint(
     "trial_data_api",
@@ -58,7 +59,7 @@ def request_export(data: dict[str, Any]) -> Any:
     """Ask for an export of the trial's data as `odm` or `csv`: queued, audited. Generate it
     with `POST /trial-data/exports/{export_id}/run`."""
     with unit_of_work() as session:
-        export = request_export_as_user(session, data["format"])
+        export = request_export_as_user(session, data["format"], data.get("protocol"))
     return export
 
 
@@ -102,8 +103,9 @@ def export_file(export_id: int) -> Any:
 
 @trial_data_api.get("/dsmb-summary")
 @requires(Permission.READ_TRIAL_SUMMARY)
+@trial_data_api.arguments(TrialQueryIn, location="query")
 @trial_data_api.response(200, TrialSummaryOut)
-def dsmb_summary() -> Any:
-    """The DSMB summary: enrolment, doses by visit, deviations and adverse events by arm
-    (unblinded)."""
-    return summary_now(db.session)
+def dsmb_summary(query: dict[str, Any]) -> Any:
+    """The DSMB summary of a trial (``?protocol=CODE``; the only one when left out):
+    enrolment, doses by visit, deviations and adverse events by arm (unblinded)."""
+    return summary_now(reads(), query.get("protocol"))

@@ -1,5 +1,6 @@
 """Acting-user glue of the trial-data exports and the DSMB summary, shared by the API and the
-pages: the acting user, the time, the site and the trial from the request, then the service.
+pages: the acting user, the time, the site and the trial (the protocol the request names, or
+the only one signed) from the request, then the service.
 
 Generating an export runs inside the request that asks for it (``run_export_as_user``): the
 service commits its progress between steps through ``checkpoint``, so another request, in
@@ -13,20 +14,23 @@ from __future__ import annotations
 from flask import current_app
 
 from cellchain.core.types import utcnow
-from cellchain.dosing.defaults import NCT01420432_CODE
 from cellchain.errors import DomainError
 from cellchain.extensions import DbSession
 from cellchain.http import acting_user, now, site_zone
 from cellchain.trial_data import dsmb, exports
 from cellchain.trial_data.models import ExportFormat, TrialDataExport
 
-#: The trial whose data are exported and summarised.
-TRIAL = NCT01420432_CODE
 
-
-def request_export_as_user(session: DbSession, export_format: str) -> TrialDataExport:
+def request_export_as_user(
+    session: DbSession, export_format: str, protocol_code: str | None = None
+) -> TrialDataExport:
+    """Ask for an export of the trial ``protocol_code`` (the only one signed when left out)."""
     return exports.request_export(
-        session, ExportFormat(export_format), actor=acting_user(), now=now()
+        session,
+        ExportFormat(export_format),
+        actor=acting_user(),
+        now=now(),
+        protocol_code=protocol_code,
     )
 
 
@@ -41,7 +45,6 @@ def run_export_as_user(session: DbSession, export_id: int) -> TrialDataExport:
             actor=acting_user(),
             clock=utcnow,
             checkpoint=session.commit,
-            protocol_code=TRIAL,
             site_name=current_app.config["SITE_NAME"],
             zone=site_zone(),
         )
@@ -56,9 +59,11 @@ def run_export_as_user(session: DbSession, export_id: int) -> TrialDataExport:
         raise
 
 
-def export_now_as_user(session: DbSession, export_format: str) -> TrialDataExport:
+def export_now_as_user(
+    session: DbSession, export_format: str, protocol_code: str | None = None
+) -> TrialDataExport:
     """Ask for an export and generate it at once (the page without JavaScript, the API)."""
-    export = request_export_as_user(session, export_format)
+    export = request_export_as_user(session, export_format, protocol_code)
     session.commit()
     return run_export_as_user(session, export.id)
 
@@ -68,5 +73,8 @@ def download_as_user(session: DbSession, export_id: int) -> tuple[TrialDataExpor
     return export, exports.download(session, export, actor=acting_user(), now=now())
 
 
-def summary_now(session: DbSession) -> dsmb.TrialSummary:
-    return dsmb.trial_summary(session, protocol_code=TRIAL, now=now())
+def summary_now(session: DbSession, protocol_code: str | None = None) -> dsmb.TrialSummary:
+    """The DSMB summary of the trial ``protocol_code`` (the only one signed when left out)."""
+    return dsmb.trial_summary(
+        session, protocol_code=exports.trial_of(session, protocol_code), now=now()
+    )

@@ -42,7 +42,8 @@ from cellchain.core.i18n import _
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
-from cellchain.errors import Conflict
+from cellchain.dosing.models import Protocol
+from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import DbSession
 from cellchain.trial_data import csv_bundle, dataset, odm
 from cellchain.trial_data.models import ExportFormat, ExportStatus, TrialDataExport
@@ -53,12 +54,50 @@ READ_DONE = 30
 WRITE_DONE = 95
 
 
+def trial_codes(session: DbSession) -> list[str]:
+    """The protocols (codes) QA has signed a version of: the trials whose data may be
+    exported or summarised, in force now or not any more."""
+    return list(
+        session.scalars(
+            select(Protocol.code)
+            .where(Protocol.status != "draft")
+            .distinct()
+            .order_by(Protocol.code)
+        )
+    )
+
+
+def trial_of(session: DbSession, code: str | None) -> str:
+    """The protocol code a request names (``protocol``), or the only one signed; refused
+    (field ``protocol``) when it names none signed, or names none and several are."""
+    codes = trial_codes(session)
+    wanted = (code or "").strip().upper()
+    if wanted and wanted in codes:
+        return wanted
+    if not wanted and len(codes) == 1:
+        return codes[0]
+    if wanted:
+        message = _("No version of protocol %(code)s was ever signed.", code=wanted)
+    elif not codes:
+        message = _("No protocol is signed yet: there is no trial to export or summarise.")
+    else:
+        message = _("Choose the protocol (%(codes)s).", codes=", ".join(codes))
+    raise InvalidInput(message, errors={"protocol": [message]})
+
+
 def request_export(
-    session: DbSession, export_format: ExportFormat, *, actor: User, now: dt.datetime
+    session: DbSession,
+    export_format: ExportFormat,
+    *,
+    actor: User,
+    now: dt.datetime,
+    protocol_code: str | None = None,
 ) -> TrialDataExport:
-    """A queued export of the trial's data in ``export_format``, asked for by ``actor``."""
+    """A queued export in ``export_format`` of the data of the trial ``protocol_code`` (the
+    only protocol signed when left out), asked for by ``actor``."""
     require(actor, Permission.EXPORT_TRIAL_DATA)
     export = TrialDataExport(
+        protocol_code=trial_of(session, protocol_code),
         format=export_format.value,
         status=ExportStatus.QUEUED.value,
         percent=0,
@@ -75,7 +114,11 @@ def request_export(
         action="trial_data.export_requested",
         entity_type="trial_data_export",
         entity_id=export.id,
-        changes={"format": (None, export.format), "status": (None, export.status)},
+        changes={
+            "protocol": (None, export.protocol_code),
+            "format": (None, export.format),
+            "status": (None, export.status),
+        },
     )
     return export
 
@@ -87,17 +130,28 @@ def run_export(
     actor: User,
     clock: Callable[[], dt.datetime],
     checkpoint: Callable[[], None],
-    protocol_code: str,
     site_name: str,
+    protocol_code: str | None = None,
     zone: ZoneInfo = UTC_ZONE,
 ) -> TrialDataExport:
     """Generate a queued export (see the module): a 409 unless it is still queued.
 
     ``clock`` gives the time of each step (the generation takes a while); ``checkpoint``
     commits the progress set before it; ``zone`` is the site's, whose calendar the visits'
-    days and statuses are told in.
+    days and statuses are told in. The trial is the export's own (``protocol_code``, if
+    given, must be it).
     """
     require(actor, Permission.EXPORT_TRIAL_DATA)
+    if protocol_code is not None and protocol_code.strip().upper() != export.protocol_code:
+        raise Conflict(
+            _(
+                "Export %(id)s is of protocol %(protocol)s, not %(other)s.",
+                id=export.id,
+                protocol=export.protocol_code,
+                other=protocol_code,
+            )
+        )
+    protocol_code = export.protocol_code
     started = clock()
     if not update_if(
         session,

@@ -62,6 +62,9 @@ class TrialDataExport(Recorded, Model):
         CheckConstraint("percent BETWEEN 0 AND 100", name="percent_range"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
+    #: the protocol (code) whose subjects the export holds: every subject enrolled under any
+    #: version of it, each with the version they were enrolled under (issue 22)
+    protocol_code: Mapped[str] = mapped_column(String(40))
     format: Mapped[str] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(10))
     #: how far the generation is, 0–100, and what it is doing, in words

@@ -17,12 +17,25 @@ class ExportIn(ma.Schema):
         validate=validate.OneOf([f.value for f in ExportFormat]),
         metadata={"description": "odm (CDISC ODM 1.3.2 XML) or csv (a zip of CSV files)"},
     )
+    protocol = ma.fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=40),
+        metadata={"description": "The trial (protocol code); may be left out when only one"},
+    )
+
+
+class TrialQueryIn(ma.Schema):
+    """Which trial (protocol code) a summary is of; may be left out when only one."""
+
+    protocol = ma.fields.String(load_default=None, validate=validate.Length(max=40))
 
 
 class ExportOut(ma.Schema):
     """An export and how far its generation is."""
 
     id = ma.fields.Integer()
+    protocol = ma.fields.String(attribute="protocol_code")
     format = ma.fields.String()
     status = ma.fields.String(metadata={"description": "queued, running, done or failed"})
     percent = ma.fields.Integer(metadata={"description": "0–100"})

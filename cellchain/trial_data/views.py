@@ -23,6 +23,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
+from cellchain.core.read_replica import reads
 from cellchain.core.roles import Permission
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
@@ -62,6 +63,7 @@ def exports_page() -> ResponseReturnValue:
         "trial_data/exports.html",
         exports=exports.list_exports(db.session),
         formats=list(ExportFormat),
+        trials=exports.trial_codes(db.session),
     )
 
 
@@ -74,11 +76,11 @@ def request_export() -> ResponseReturnValue:
     data = load_form(ExportIn(), form)
     if deferred:
         with unit_of_work() as session:
-            export = request_export_as_user(session, data["format"])
+            export = request_export_as_user(session, data["format"], data.get("protocol"))
             answer = _progress(export)
         return jsonify(answer), 202
     with unit_of_work() as session:
-        export = export_now_as_user(session, data["format"])
+        export = export_now_as_user(session, data["format"], data.get("protocol"))
         export_id = export.id
     return redirect(url_for("trial_data.export_page", export_id=export_id))
 
@@ -126,16 +128,26 @@ def download(export_id: int) -> ResponseReturnValue:
 @blueprint.get("/trial-data/dsmb")
 @requires(Permission.READ_TRIAL_SUMMARY)
 def dsmb_page() -> ResponseReturnValue:
-    summary = summary_now(db.session)
+    """A trial's DSMB summary (``?protocol=CODE``); with several trials and none named, the
+    choice among them."""
+    session = reads()
+    trials = exports.trial_codes(session)
+    code = request.args.get("protocol")
+    if not code and len(trials) > 1:
+        return render_template("trial_data/dsmb.html", summary=None, trials=trials)
+    summary = summary_now(session, code)
     return render_template(
-        "trial_data/dsmb.html", summary=summary, tables=dsmb.summary_tables(summary)
+        "trial_data/dsmb.html",
+        summary=summary,
+        tables=dsmb.summary_tables(summary),
+        trials=trials,
     )
 
 
 @blueprint.get("/trial-data/dsmb.pdf")
 @requires(Permission.READ_TRIAL_SUMMARY)
 def dsmb_pdf() -> ResponseReturnValue:
-    summary = summary_now(db.session)
+    summary = summary_now(reads(), request.args.get("protocol"))
     pdf = render_dsmb_pdf(
         summary,
         site_name=current_app.config["SITE_NAME"],

@@ -257,7 +257,12 @@ def _dose_facts(
         and bool(second_checks)
         and all(entry.valid for entry in second_checks),
         lots=tuple(
-            LotFacts(number=lot.lot_number, status=lot.status, expires_at=lot.expires_at)
+            LotFacts(
+                number=lot.lot_number,
+                status=lot.status,
+                expires_at=lot.expires_at,
+                product_code=lot.product_code,
+            )
             for lot in lots
         ),
         units=tuple((unit.code, unit.status) for unit in dose_units),
@@ -293,6 +298,8 @@ def _limits(patient: Patient | None) -> ProtocolLimits | None:
         tolerance_percent=float(parameters["dose_tolerance_percent"]),
         weight_recency_days=int(parameters["weight_recency_days"]),
         weight_change_flag_percent=float(parameters["weight_change_flag_percent"]),
+        protocol_code=patient.protocol.code,
+        products=patients.allowed_products(parameters),
     )
 
 
@@ -384,8 +391,13 @@ def lot_reads_of_dose(session: DbSession, order: DoseOrder) -> list[LotRead]:
     return _in_bag_order(
         unit_ids,
         [
-            (unit, source, lot_id, LotRead(lot_id, number, status, expires, dict(json.loads(p))))
-            for unit, source, lot_id, number, status, expires, p in rows
+            (
+                unit,
+                source,
+                lot_id,
+                LotRead(lot_id, number, status, expires, dict(json.loads(p)), product),
+            )
+            for unit, source, lot_id, number, status, expires, p, product in rows
         ],
     )
 
@@ -404,6 +416,7 @@ def _lot_reads_statement() -> Select[Any]:
             Lot.status,
             Lot.expires_at,
             ProductDefinition.parameters_json,
+            ProductDefinition.code,
         )
         .join(Lot, Lot.id == linked.c[1])
         .join(ProductDefinition, ProductDefinition.id == Lot.product_definition_id)

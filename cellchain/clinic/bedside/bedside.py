@@ -156,6 +156,9 @@ class LotFacts:
     number: str
     status: str
     expires_at: dt.datetime | None
+    #: the code of the lot's product definition (issue 22: the patient's protocol names the
+    #: products a dose may come from)
+    product_code: str = ""
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,10 @@ class ProtocolLimits:
     tolerance_percent: float
     weight_recency_days: int
     weight_change_flag_percent: float
+    #: the patient's protocol's code and the products it allows (``patients.allowed_products``;
+    #: None: not judged)
+    protocol_code: str = ""
+    products: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -383,6 +390,23 @@ def _released(f: BedsideFacts) -> CheckResult:
         )
     problems: list[Wording] = []
     for lot in f.dose.lots:
+        if (
+            f.limits is not None
+            and f.limits.products is not None
+            and lot.product_code.upper() not in f.limits.products
+        ):
+            problems.append(
+                say(
+                    lazy(
+                        "Lot %(lot)s is of product %(product)s, which protocol %(protocol)s"
+                        " does not allow (%(allowed)s)."
+                    ),
+                    lot=lot.number,
+                    product=lot.product_code,
+                    protocol=f.limits.protocol_code,
+                    allowed=", ".join(sorted(f.limits.products)) or "—",
+                )
+            )
         if lot.status != LotStatus.RELEASED.value:
             problems.append(
                 say(
@@ -1010,7 +1034,7 @@ def _gather_read(
             ),
         ),
         label_problem=None,
-        limits=_limits_of(patient.parameters),
+        limits=_limits_of(patient.parameters, patient.protocol_code),
     )
     return facts, patient, dose
 
@@ -1255,7 +1279,12 @@ def _dose_facts_of(
         and bool(second_checks)
         and all(entry.valid for entry in second_checks),
         lots=tuple(
-            LotFacts(number=lot.lot_number, status=lot.status, expires_at=lot.expires_at)
+            LotFacts(
+                number=lot.lot_number,
+                status=lot.status,
+                expires_at=lot.expires_at,
+                product_code=lot.product_code,
+            )
             for lot in lots
         ),
         units=tuple((unit.code, unit.status) for unit in units),
@@ -1283,16 +1312,18 @@ def _dose_facts_of(
 def _limits(patient: Patient | None) -> ProtocolLimits | None:
     if patient is None:
         return None
-    return _limits_of(patient.protocol.parameters)
+    return _limits_of(patient.protocol.parameters, patient.protocol.code)
 
 
-def _limits_of(parameters: Mapping[str, Any]) -> ProtocolLimits:
-    """The dose and weight limits of a protocol of ``parameters``."""
+def _limits_of(parameters: Mapping[str, Any], protocol_code: str) -> ProtocolLimits:
+    """The dose and weight limits and the allowed products of a protocol of ``parameters``."""
     return ProtocolLimits(
         dose_per_kg=float(parameters["dose_viable_cells_per_kg"]),
         tolerance_percent=float(parameters["dose_tolerance_percent"]),
         weight_recency_days=int(parameters["weight_recency_days"]),
         weight_change_flag_percent=float(parameters["weight_change_flag_percent"]),
+        protocol_code=protocol_code,
+        products=patients.allowed_products(parameters),
     )
 
 

@@ -396,12 +396,15 @@ class LotRead(NamedTuple):
     status: str
     expires_at: dt.datetime | None
     product_parameters: dict[str, Any]
+    #: the code of the lot's product definition (the patient's protocol allows some)
+    product_code: str = ""
 
     @classmethod
     def of(cls, lot: Lot) -> LotRead:
         """The read of a lot already loaded."""
+        product = lot.product_definition
         return cls(
-            lot.id, lot.lot_number, lot.status, lot.expires_at, lot.product_definition.parameters
+            lot.id, lot.lot_number, lot.status, lot.expires_at, product.parameters, product.code
         )
 
 
@@ -469,7 +472,7 @@ def units_read(
     changes: list[tuple[Any, ...]] = []
     for row in rows:
         if row.kind == _LOT:
-            lot = LotRead(row.n2, row.t1, row.t2, row.at, dict(json.loads(row.t3)))
+            lot = LotRead(row.n2, row.t1, row.t2, row.at, dict(json.loads(row.t3)), row.t4)
             lot_rows.append((row.unit_id, row.n1, row.n2, lot))
         elif row.kind == _SIGNATURE:
             signed.append(
@@ -562,7 +565,12 @@ def _units_read_statement() -> DriverStatement:
             _LOT,
             linked.c.unit_id,
             ints=[linked.c.source, Lot.id],
-            texts=[Lot.lot_number, Lot.status, ProductDefinition.parameters_json],
+            texts=[
+                Lot.lot_number,
+                Lot.status,
+                ProductDefinition.parameters_json,
+                ProductDefinition.code,
+            ],
             at=Lot.expires_at,
         )
         .select_from(linked)

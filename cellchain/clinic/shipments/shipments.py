@@ -53,13 +53,14 @@ from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
 from cellchain.core.wording import joined_text
 from cellchain.dosing.models import DoseOrder, DoseStatus, Patient
-from cellchain.dosing.patients import summarize
+from cellchain.dosing.patients import product_refusal, summarize
 from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
 from cellchain.extensions import DbSession
 from cellchain.labels import service as labels
 from cellchain.manufacturing.models import LotStatus
 from cellchain.manufacturing.storage.storage import DEFAULT_STORAGE_MAX_C
 from cellchain.notifications import service as notifications
+from cellchain.sites.service import destination_site
 
 #: Where a shipment starts.
 DISPATCH_LOCATION = "GMP lab — dispatch"
@@ -98,9 +99,12 @@ class Dispatch:
 
     shipper_id: str
     logger_id: str
+    #: where at the site, as typed (e.g. "infusion room 2"); blank: the site's name
     destination: str
     courier: str
     dose_scans: Sequence[str]
+    #: the clinical site it goes to (docs/sites.md); None: the only active clinical site
+    site_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -130,9 +134,14 @@ class Receipt:
 def dispatch(session: DbSession, form: Dispatch, *, actor: User, now: dt.datetime) -> Shipment:
     """Send prepared doses to the clinic; refused with every problem, nothing written then."""
     errors: dict[str, list[str]] = {}
-    for field in ("shipper_id", "logger_id", "destination", "courier"):
+    for field in ("shipper_id", "logger_id", "courier"):
         if not getattr(form, field).strip():
             errors[field] = [_("Required.")]
+    site = None
+    try:  # an unknown or inactive site, or the facility, is refused (issue 22)
+        site = destination_site(session, form.site_id)
+    except InvalidInput as problem:
+        errors["site_id"] = [problem.detail]
     orders: dict[int, DoseOrder] = {}
     scans = [scan for scan in form.dose_scans if scan.strip()]
     if not scans:
@@ -147,8 +156,17 @@ def dispatch(session: DbSession, form: Dispatch, *, actor: User, now: dt.datetim
         problem_text = _not_shippable(session, order, now)
         if problem_text:
             errors.setdefault("doses", []).append(problem_text)
+        elif site is not None and order.patient.site_id != site.id:
+            errors.setdefault("doses", []).append(
+                _(
+                    "The dose of %(study_id)s is for a patient of %(their)s, not %(site)s.",
+                    study_id=order.patient.study_id,
+                    their=order.patient.site.name,
+                    site=site.name,
+                )
+            )
         orders[order.id] = order
-    if errors:
+    if errors or site is None:
         raise InvalidInput(
             _("The shipment was not dispatched: %(problems)s", problems=summarize(errors)),
             errors=errors,
@@ -156,7 +174,8 @@ def dispatch(session: DbSession, form: Dispatch, *, actor: User, now: dt.datetim
     shipment = Shipment(
         shipper_id=form.shipper_id.strip(),
         logger_id=form.logger_id.strip(),
-        destination=form.destination.strip(),
+        destination=form.destination.strip() or site.name,
+        destination_site_id=site.id,
         status=ShipmentStatus.IN_TRANSIT.value,
         dispatched_at=now,
         dispatched_by_id=actor.id,
@@ -210,6 +229,7 @@ def dispatch(session: DbSession, form: Dispatch, *, actor: User, now: dt.datetim
             "shipper_id": (None, shipment.shipper_id),
             "logger_id": (None, shipment.logger_id),
             "destination": (None, shipment.destination),
+            "site": (None, site.code),
             "courier": (None, form.courier.strip()),
             # a dispatched order is prepared: it has its dose unit
             "doses": (None, [o.dose_unit.code for o in orders.values()]),  # type: ignore[union-attr]
@@ -593,6 +613,11 @@ def _not_shippable(session: DbSession, order: DoseOrder, now: dt.datetime) -> st
             )
         elif lot.expires_at is None or lot.expires_at <= now:
             problems.append(_("Lot %(lot)s has expired.", lot=lot.lot_number))
+        # a dose leaves the lab only of a product the patient's protocol allows (issue 22)
+        protocol = order.patient.protocol
+        wrong = product_refusal(protocol.parameters, lot.product_definition.code, protocol.code)
+        if wrong:
+            problems.append(_("Lot %(lot)s: %(problem)s", lot=lot.lot_number, problem=wrong))
     # a unit leaves the lab only with the label its status requires (DOMAIN.md §7, §9), said
     # in the reader's language (the refusal's audit entry reads the English: ``english_of``)
     problems.extend(
