@@ -115,10 +115,11 @@ def test_without_a_replica_the_reads_go_to_the_primary(make_app: Callable[..., F
 def test_the_variable_names_the_replica(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any, database_url: str
 ) -> None:
+    overrides = {"ENV_NAME": "testing", "SQLALCHEMY_DATABASE_URI": database_url}
     monkeypatch.setenv("CELLCHAIN_READ_DATABASE_URL", database_url)
-    assert load_config(str(tmp_path), {"ENV_NAME": "testing"})["READ_DATABASE_URI"] == database_url
+    assert load_config(str(tmp_path), overrides)["READ_DATABASE_URI"] == database_url
     monkeypatch.delenv("CELLCHAIN_READ_DATABASE_URL")
-    assert load_config(str(tmp_path), {"ENV_NAME": "testing"})["READ_DATABASE_URI"] is None
+    assert load_config(str(tmp_path), overrides)["READ_DATABASE_URI"] is None
 
 
 def test_a_sqlite_replica_is_opened_read_only() -> None:
