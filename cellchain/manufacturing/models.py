@@ -185,7 +185,7 @@ class EquipmentCertificate(Recorded, Model):
     media_type: Mapped[str] = mapped_column(String(100))
     size_bytes: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
-    content: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    content: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
 
     event: Mapped[EquipmentEvent] = relationship(back_populates="certificate")
 
