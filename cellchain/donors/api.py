@@ -68,6 +68,11 @@ def donation_out(donation: Donation) -> dict[str, Any]:
         },
         "product": f"{product.code} v{product.version}",
         "processing_clock": service.processing_clock(donation, now()),
+        "donor_test_panel": {
+            "id": donation.donor_test_panel.id,
+            "code": donation.donor_test_panel.code,
+            "version": donation.donor_test_panel.version,
+        },
         "panel": [{"code": t.code, "name": t.name} for t in service.panel_of(donation)],
         "determination": None if determination is None else _determination_out(determination),
         "reopened_determinations": [

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Index,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from cellchain.chain.models import Unit
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
+from cellchain.documents.versioning import STATUS_CHECK, VersionedDocument
 from cellchain.extensions import Model, Recorded
 from cellchain.manufacturing.models import ProductDefinition
 
@@ -87,6 +89,24 @@ class InfectiousResult(enum.StrEnum):
         return self.value.replace("_", "-")
 
 
+class DonorTestPanel(VersionedDocument, Recorded, Model):
+    """One version of a donor test panel (DOMAIN.md §3; 21 CFR 1271.85), approved by QA.
+
+    ``code`` names the panel (UC-MSC: by default a product's panel has the product's code; a
+    product definition may name another with ``donor_test_panel_code``); the parameters hold
+    ``tests``, each with its ``code`` and ``name``. A donation keeps the version in force at
+    its registration (``cellchain/donors/panels.py``).
+    """
+
+    __tablename__ = "donor_test_panels"
+    __table_args__ = (
+        UniqueConstraint("code", "version"),
+        CheckConstraint(STATUS_CHECK, name="status_known"),
+    )
+    signature_entity_type: ClassVar[str] = "donor_test_panel"
+    document_label: ClassVar[str] = "Donor test panel"
+
+
 class Donor(Recorded, Model):
     """A birth mother, under a pseudonymous code the system issues (never a name or MRN)."""
 
@@ -140,6 +160,8 @@ class Donation(Recorded, Model):
     donor_id: Mapped[int] = mapped_column(ForeignKey("donors.id"), index=True)
     #: the product definition version in force at registration: its panel and limits apply
     product_definition_id: Mapped[int] = mapped_column(ForeignKey("product_definitions.id"))
+    #: the donor test panel version in force at registration: its tests are the ones required
+    donor_test_panel_id: Mapped[int] = mapped_column(ForeignKey("donor_test_panels.id"))
     umbilical_cord: Mapped[bool] = mapped_column(Boolean)
     placenta: Mapped[bool] = mapped_column(Boolean)
     #: the birth: the clock for the birth-to-processing limit starts here
@@ -169,6 +191,7 @@ class Donation(Recorded, Model):
 
     donor: Mapped[Donor] = relationship(back_populates="donations")
     product_definition: Mapped[ProductDefinition] = relationship()
+    donor_test_panel: Mapped[DonorTestPanel] = relationship()
     registered_by: Mapped[User | None] = relationship(foreign_keys=[registered_by_id])
     received_by: Mapped[User | None] = relationship(foreign_keys=[received_by_id])
     processing_started_by: Mapped[User | None] = relationship(

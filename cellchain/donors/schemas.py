@@ -323,6 +323,10 @@ class DonationOut(DonationSummaryOut):
     receipt_note = ma.fields.String(allow_none=True)
     processing_started_at = ma.fields.AwareDateTime(allow_none=True)
     processing_clock = ma.fields.Nested(ProcessingClockOut)
+    donor_test_panel = ma.fields.Dict(
+        metadata={"description": "The donor test panel version (id, code, version) in force at "
+        "registration: its tests are the ones required"}
+    )
     panel = ma.fields.List(ma.fields.Dict())
     results = ma.fields.List(ma.fields.Nested(ResultOut))
     determination = ma.fields.Nested(

@@ -42,6 +42,9 @@ from cellchain.donors.models import (
     InfectiousResult,
     ScreeningOutcome,
 )
+from cellchain.donors.panels import PanelTest as PanelTest
+from cellchain.donors.panels import panel_for_registration
+from cellchain.donors.panels import panel_of as panel_of
 from cellchain.errors import Conflict, InvalidInput, NotFound, ReasonRequired
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.service import PRODUCTS
@@ -73,13 +76,15 @@ def register_donation(
     errors = _registration_errors(registration, site_zone=site_zone, now=now)
     if errors:
         raise InvalidInput(_first_message(errors), errors=errors)
-    product = PRODUCTS.in_force(session, registration.product_code)
+    product = PRODUCTS.in_force(session, registration.product_code, at=now)
+    panel = panel_for_registration(session, product, at=now)
     donor = _donor_for(session, registration, actor=actor, now=now)
     issued = _din_for(session, registration, facility_code=facility_code, actor=actor, now=now)
     donation = Donation(
         din=issued.code,
         donor_id=donor.id,
         product_definition_id=product.id,
+        donor_test_panel_id=panel.id,
         umbilical_cord=registration.umbilical_cord,
         placenta=registration.placenta,
         delivery_at=registration.delivery_at,
@@ -108,6 +113,7 @@ def register_donation(
             "din": (None, donation.din),
             "donor": (None, donor.code),
             "product": (None, f"{product.code} v{product.version}"),
+            "donor_test_panel": (None, f"{panel.code} v{panel.version}"),
             "tissues": (None, donation.tissues),
             "delivery_at": (None, donation.delivery_at),
             "collected_at": (None, donation.collected_at),
@@ -523,20 +529,6 @@ def _transition(donation: Donation, target: DonationStatus) -> None:
 # --- infectious-disease tests ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PanelTest:
-    code: str
-    name: str
-
-
-def panel_of(donation: Donation) -> list[PanelTest]:
-    """The tests required for this donation: the panel of its product definition version."""
-    return [
-        PanelTest(code=test["code"], name=test["name"])
-        for test in donation.product_definition.parameters["donor_test_panel"]
-    ]
-
-
 def _check_result_input(
     donation: Donation, entry: ResultEntry, *, site_zone: ZoneInfo, now: dt.datetime
 ) -> tuple[str, dict[str, list[str]]]:
@@ -544,20 +536,20 @@ def _check_result_input(
     errors: dict[str, list[str]] = {}
     panel = {test.code for test in panel_of(donation)}
     if code not in panel:
-        product = donation.product_definition
+        version = donation.donor_test_panel
         errors["test_code"] = [
             _(
                 "%(code)s is not on the panel of %(product)s v%(version)s (%(panel)s).",
                 code=code,
-                product=product.code,
-                version=product.version,
+                product=version.code,
+                version=version.version,
                 panel=", ".join(sorted(panel)),
             )
             if code
             else _(
                 "An empty code is not on the panel of %(product)s v%(version)s (%(panel)s).",
-                product=product.code,
-                version=product.version,
+                product=version.code,
+                version=version.version,
                 panel=", ".join(sorted(panel)),
             )
         ]

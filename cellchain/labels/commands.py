@@ -9,22 +9,22 @@ from typing import Any
 from flask import Response, current_app
 
 from cellchain.chain import service as chain
-from cellchain.extensions import DbSession
+from cellchain.extensions import DbSession, db
 from cellchain.http import acting_user, now, site_zone
 from cellchain.labels import service
 from cellchain.labels.content import IsbtSettings
 from cellchain.labels.models import LabelPrint
 from cellchain.labels.service import LabelSettings, PrintedFile
-from cellchain.labels.templates import load_templates
+from cellchain.labels.template_documents import templates_in_force
 from cellchain.manufacturing.processing import processing
-from cellchain.resources import resource_path
 
 
 def label_settings() -> LabelSettings:
-    """The templates in ``labels/``, the site's zone and its ISBT 128 product codes."""
+    """The label templates in force (controlled documents), the site's zone and its ISBT 128
+    product codes."""
     return LabelSettings(
-        # read on every print, so the version and hash logged are those of the file used
-        templates=load_templates(resource_path("labels")),
+        # read on every print, so the version and hash logged are those of the version used
+        templates=templates_in_force(db.session, at=now()),
         zone=site_zone(),
         isbt=IsbtSettings(dict(current_app.config.get("ISBT128_PRODUCT_CODES") or {})),
     )

@@ -11,13 +11,24 @@ the count can never claim more labels than were issued (DOMAIN.md §9).
 from __future__ import annotations
 
 import datetime as dt
+from typing import ClassVar
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cellchain.chain.models import Unit
 from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
+from cellchain.documents.versioning import STATUS_CHECK, VersionedDocument
 from cellchain.dosing.models import Patient
 from cellchain.extensions import Model, Recorded
 
@@ -34,6 +45,24 @@ class OutputFormat(LabelledEnum):
 class LabelEventKind(LabelledEnum):
     APPLIED = "applied"  #: put on its container, confirmed by scanning it there
     DESTROYED = "destroyed"  #: spoiled, superseded or not used, and destroyed
+
+
+class LabelTemplateDocument(VersionedDocument, Recorded, Model):
+    """One version of a label type's template, approved by QA (DOMAIN.md §9; issue 22).
+
+    ``code`` is the label type in capitals (CRYOBAG); the parameters hold ``toml``, the
+    template's text as a file in ``labels/`` has it. A print records the version it was drawn
+    from (``LabelPrint.template_id``) and the SHA-256 of that text
+    (``cellchain/labels/template_documents.py``).
+    """
+
+    __tablename__ = "label_templates"
+    __table_args__ = (
+        UniqueConstraint("code", "version"),
+        CheckConstraint(STATUS_CHECK, name="status_known"),
+    )
+    signature_entity_type: ClassVar[str] = "label_template"
+    document_label: ClassVar[str] = "Label template"
 
 
 class LabelPrint(Recorded, Model):
@@ -62,6 +91,9 @@ class LabelPrint(Recorded, Model):
     template_version: Mapped[int] = mapped_column(Integer)
     #: SHA-256 of the template file the label was drawn from
     template_hash: Mapped[str] = mapped_column(String(64))
+    #: the label template version (controlled document) it was drawn from; None for a print
+    #: made before issue 22 whose file matched no version migration 0043 loaded
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("label_templates.id"))
     output_format: Mapped[str] = mapped_column(String(4))
     copies: Mapped[int] = mapped_column(Integer)
     #: what the QR code holds
@@ -85,6 +117,7 @@ class LabelPrint(Recorded, Model):
     unit: Mapped[Unit | None] = relationship()
     patient: Mapped[Patient | None] = relationship()
     printed_by: Mapped[User] = relationship()
+    template: Mapped[LabelTemplateDocument | None] = relationship()
     events: Mapped[list[LabelEvent]] = relationship(
         back_populates="label_print", order_by="LabelEvent.id"
     )

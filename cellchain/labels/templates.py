@@ -112,6 +112,9 @@ class LabelTemplate:
     path: Path
     #: where the ISBT 128 Data Matrix goes in ISBT mode; None: the label type carries none
     datamatrix: Box | None = None
+    #: the controlled document's version (``label_templates.id``) it was read from; None for
+    #: a file read directly (tests, the check of a draft)
+    document_id: int | None = None
 
     @property
     def field_names(self) -> frozenset[str]:
@@ -122,13 +125,28 @@ def load_template(path: Path) -> LabelTemplate:
     """Read and check one template file."""
     raw = path.read_bytes()
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise TemplateError(f"{path.name}: not a readable TOML file ({error}).") from error
+    return parse_template(text, path)
+
+
+def parse_template(
+    text: str, path: Path, *, version: int | None = None, document_id: int | None = None
+) -> LabelTemplate:
+    """Read and check one template's text (``path`` names it in errors). A controlled
+    document's version gives its ``version`` and ``document_id``; the text's own ``version``
+    line is then not read. The content hash is the SHA-256 of the text's UTF-8 bytes, the
+    same as the file's."""
+    raw = text.encode("utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
         raise TemplateError(f"{path.name}: not a readable TOML file ({error}).") from error
     template = LabelTemplate(
         label_type=_text(data, "label_type", path),
         title=_text(data, "title", path),
-        version=_positive_int(data, "version", path),
+        version=version if version is not None else _positive_int(data, "version", path),
         unit_kinds=tuple(data.get("unit_kinds", ())),
         width_mm=_positive(data, "width_mm", path),
         height_mm=_positive(data, "height_mm", path),
@@ -139,6 +157,7 @@ def load_template(path: Path) -> LabelTemplate:
         datamatrix=(
             _box(data["datamatrix"], f"{path.name} [datamatrix]") if "datamatrix" in data else None
         ),
+        document_id=document_id,
     )
     _check(template)
     return template

@@ -718,7 +718,10 @@ def test_products_list_the_version_in_force_with_its_signature(lab, tech):
     assert (product["code"], product["version"], product["status"]) == ("UC-MSC", 1, "effective")
     assert product["effective_at"] is not None
     assert product["parameters"]["max_hours_birth_to_processing"] == 72
-    assert [t["code"] for t in product["parameters"]["donor_test_panel"]] == PANEL
+    # the panel is a controlled document of its own (issue 22): the product names it
+    assert product["parameters"]["donor_test_panel_code"] == "UC-MSC"
+    [panel] = ok(tech.get("/api/v1/panels"))
+    assert [t["code"] for t in panel["parameters"]["tests"]] == PANEL
     [signature] = product["signatures"]
     assert signature["printed_name"] == "Alex Tester" and signature["valid"] is True
     assert ok(tech.get(f"/api/v1/products/{product['id']}")) == product
@@ -791,4 +794,7 @@ def test_screening_is_fixed_once_determined(tech, qc, qa):
 
 
 def test_the_panel_these_tests_assume_is_the_products(lab):
-    assert [t["code"] for t in lab.product.parameters["donor_test_panel"]] == PANEL
+    from cellchain.donors import panels
+
+    panel = panels.DONOR_TEST_PANELS.in_force(lab.session, panels.panel_code_of(lab.product))
+    assert [t.code for t in panels.tests_of(panel)] == PANEL

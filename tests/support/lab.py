@@ -15,7 +15,7 @@ from flask import Flask
 
 from cellchain.core.models import User
 from cellchain.core.types import utcnow
-from cellchain.donors import service
+from cellchain.donors import panels, service
 from cellchain.donors.models import (
     ContainerCondition,
     Donation,
@@ -23,6 +23,7 @@ from cellchain.donors.models import (
     ScreeningOutcome,
 )
 from cellchain.extensions import db
+from cellchain.labels import template_documents
 from cellchain.manufacturing import service as products
 from cellchain.manufacturing.models import ProductDefinition
 from tests.conftest import TEST_PASSWORD
@@ -150,10 +151,34 @@ class Lab:
 
 
 def approve_default_product(qa: User) -> ProductDefinition:
+    """UC-MSC v1 in force, with its donor test panel and the label templates (issue 22)."""
     product = products.PRODUCTS.load_default(db.session, actor=qa, now=utcnow())
     products.PRODUCTS.approve(db.session, product, user=qa, password=TEST_PASSWORD, now=utcnow())
+    approve_default_panel(qa)
+    approve_default_label_templates(qa)
     db.session.commit()
     return product
+
+
+def approve_default_panel(qa: User) -> Any:
+    """The default donor test panel UC-MSC in force (not committed)."""
+    panel = panels.load_default(db.session, actor=qa, now=utcnow())
+    if panel.status == "draft":
+        panels.DONOR_TEST_PANELS.approve(
+            db.session, panel, user=qa, password=TEST_PASSWORD, now=utcnow()
+        )
+    return panel
+
+
+def approve_default_label_templates(qa: User) -> list[Any]:
+    """The label templates of ``labels/`` in force (not committed)."""
+    loaded = template_documents.load_defaults(db.session, actor=qa, now=utcnow())
+    for template in loaded:
+        if template.status == "draft":
+            template_documents.LABEL_TEMPLATES.approve(
+                db.session, template, user=qa, password=TEST_PASSWORD, now=utcnow()
+            )
+    return loaded
 
 
 def make_lab(app: Flask, make_user: Callable[..., User]) -> Lab:
