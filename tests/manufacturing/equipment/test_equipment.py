@@ -517,3 +517,34 @@ def test_the_cli_imports_readings(bench: Any, app, tmp_path) -> None:
     assert done.exit_code == 0 and "1 reading(s) imported" in done.output, done.output
     db.session.expire_all()
     assert _readings(tank) == before + 1
+
+
+def test_the_equipment_pages_read_in_chinese(bench: Any, clients) -> None:
+    from tests.support.untranslated import assert_translated
+
+    late = _overdue(bench, "CF-60")
+    calibrate(db.session, late, actor=bench.lab.tech, now=utcnow(), days_ago=2, passed=False)
+    db.session.commit()
+    chinese = {"Accept-Language": "zh-CN,zh;q=0.9"}
+    qa, tech = clients.web(bench.lab.qa), clients.web(bench.lab.tech)
+    pages = {
+        "list": qa.get("/equipment", headers=chinese),
+        "due": qa.get("/equipment?due=1", headers=chinese),
+        "one": qa.get(f"/equipment/{late.id}", headers=chinese),
+        "one (technician)": tech.get(f"/equipment/{late.id}", headers=chinese),
+        "import": tech.get("/storage/readings/import", headers=chinese),
+        "refused import": tech.post(
+            "/storage/readings/import",
+            data={"file": (io.BytesIO(_csv("x,LN2-01,-190,")), "e.csv")},
+            content_type="multipart/form-data",
+            headers=chinese,
+        ),
+    }
+    assert {name: page.status_code for name, page in pages.items()} == {
+        **{name: 200 for name in pages},
+        "refused import": 422,
+    }
+    names = [bench.lab.qa.full_name, bench.lab.qa.username, bench.lab.tech.full_name]
+    names += [bench.lab.tech.username, "Calibration Services Ltd (test)", "'x'"]
+    names.append(clients.app.config["SITE_NAME"])
+    assert_translated({k: v.get_data(as_text=True) for k, v in pages.items()}, data=names)
