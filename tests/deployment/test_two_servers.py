@@ -67,14 +67,16 @@ def _at_once(*calls: Any) -> list[Answer]:
     return [answer for answer in answers if answer is not None]
 
 
-def _log_in(browser: Browser, server: Server, username: str) -> Answer:
+def _log_in(
+    browser: Browser, server: Server, username: str, password: str = TEST_PASSWORD
+) -> Answer:
     page = browser.send(server, "GET", "/login")
     assert page.status == 200
     return browser.send(
         server,
         "POST",
         "/login",
-        form={"username": username, "password": TEST_PASSWORD, "csrf_token": csrf_of(page)},
+        form={"username": username, "password": password, "csrf_token": csrf_of(page)},
     )
 
 
@@ -101,9 +103,11 @@ def test_two_servers_share_a_session_a_recall_and_the_last_bag(
     lot_id, last_bag = released.id, bags[0].code
     patient_ids = (first.id, second.id)
     tech_name, tech_full_name = clinic.lab.tech.username, clinic.lab.tech.full_name
+    clinician_name = clinic.clinician.username
     db.session.remove()
 
-    a, b = start_servers(server_environment(app, database_url))
+    # two failed logins of one name make it wait (``LOCKOUT_THRESHOLD``), wherever they were
+    a, b = start_servers(server_environment(app, database_url, CELLCHAIN_LOCKOUT_THRESHOLD="2"))
 
     # --- a session opened on A works on B; its logout on B ends it on A
     browser = Browser()
@@ -123,6 +127,15 @@ def test_two_servers_share_a_session_a_recall_and_the_last_bag(
         # the session ended on the server: even the cookie kept from before opens nothing on A
         page = after_logout.send(a, "GET", "/")
         assert page.status == 302 and "/login" in page.headers["Location"], page.text[:300]
+
+    # --- the login back-off counts the failures on both servers: one on A, one on B, and
+    # the right password is refused on A while the name waits
+    guesser = Browser()
+    assert _log_in(guesser, a, clinician_name, "wrong password 1").status == 401
+    assert _log_in(guesser, b, clinician_name, "wrong password 2").status == 401
+    waiting = _log_in(guesser, a, clinician_name)
+    assert waiting.status == 429, waiting.text[:500]
+    assert int(waiting.headers["Retry-After"]) > 0
 
     # --- two dose orders racing for the last bag, one to each server: one allocation
     orders = _at_once(
