@@ -189,7 +189,7 @@ def _serve_development(app: Flask, host: str, port: int) -> None:
 )
 @click.option("--no-serve", is_flag=True, help="Build the demo database and stop.")
 def demo(host: str, port: int, database: Path | None, no_serve: bool) -> None:
-    """A fresh demo site on SQLite: users for every role, the NCT01420432 protocol, served."""
+    """A fresh demo site on SQLite: users for every role, two protocols and products, served."""
     from cellchain.demo import DEMO_TIMEZONE, DEMO_USERS, seed_demo
 
     probe = create_app({"ENV_NAME": "development", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
@@ -232,6 +232,10 @@ def demo(host: str, port: int, database: Path | None, no_serve: bool) -> None:
     click.echo(
         "Trial NCT01420432 (Patients): AS-001 to AS-010, odd numbers in the MSC arm with a "
         "second-checked day-0 dose, even numbers in the control arm"
+    )
+    click.echo(
+        "Trial PL-MSC-OL-01 (open label, one arm, 2.0 × 10⁶ viable cells/kg of the placenta "
+        "product PL-MSC): PL-001 with a second-checked day-0 dose from the placenta lot"
     )
     click.echo(
         f"Clinic: AS-001's dose is on its way in dry shipper {shippers['in_transit']} (log in as "

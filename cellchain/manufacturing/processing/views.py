@@ -152,14 +152,19 @@ def _step_form(
 
 
 def _vessel_formats(session: Any, form: dict[str, Any]) -> list[str]:
-    """The vessel formats of the product of the scanned units (or of UC-MSC)."""
+    """The vessel formats of the product of the scanned units."""
+    return list(_product_of(session, form).parameters["vessel_formats"])
+
+
+def _product_of(session: Any, form: dict[str, Any]) -> Any:
+    """The product definition of the scanned units' donation (a lot's product is its own,
+    issue 22); before a unit is scanned, the default product's version in force."""
     codes = form.get("vessels_in") or form.get("tissue") or form.get("vial") or ""
     first = codes.replace(",", "\n").split()[:1]
     try:
-        product = chain.resolve_unit(session, first[0]).donation.product_definition
+        return chain.resolve_unit(session, first[0]).donation.product_definition
     except (DomainError, IndexError):
-        product = PRODUCTS.in_force(session, "UC-MSC", at=now())
-    return list(product.parameters["vessel_formats"])
+        return PRODUCTS.in_force(session, PRODUCTS.default.code, at=now())
 
 
 @blueprint.get("/steps/<kind_name>/new")
@@ -171,7 +176,7 @@ def new_step(kind_name: str) -> ResponseReturnValue:
     field = {StepKind.ISOLATION: "tissue", StepKind.BANK_THAW: "vial"}.get(kind, "vessels_in")
     form: dict[str, Any] = {field: units, "materials": [], "equipment": []}
     if kind == StepKind.FILL:  # the product's fill, as a starting point
-        parameters = PRODUCTS.in_force(db.session, "UC-MSC", at=now()).parameters
+        parameters = _product_of(db.session, form).parameters
         form["volume_ml"] = parameters["fill_volume_ml"]
         form["total_cells_per_ml"] = f"{parameters['target_concentration_cells_per_ml']:g}"
         form["dmso_percent"] = parameters["dmso_percent"]["max"]
