@@ -33,10 +33,10 @@ from cellchain.core.models import IssuedIdentifier, User, UserRole
 from cellchain.core.roles import Role
 from cellchain.core.types import utcnow
 from cellchain.demo import DEMO_USERS
-from cellchain.donors.models import Donation, Donor, DonorTestResult
+from cellchain.donors.models import Donation, Donor, DonorTestPanel, DonorTestResult
 from cellchain.dosing.models import DoseOrder, Patient, Protocol
 from cellchain.extensions import db
-from cellchain.labels.models import LabelPrint
+from cellchain.labels.models import LabelPrint, LabelTemplateDocument
 from cellchain.manufacturing.models import (
     CellRecord,
     Deviation,
@@ -73,6 +73,7 @@ T, QC, QA, CLIN, INV, ADM = (
     Role.ADMIN,
 )
 STAT = Role.STATISTICIAN
+MON = Role.MONITOR
 EVERYONE = frozenset(Role)
 PUBLIC = "public"
 
@@ -106,6 +107,11 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("dosing.protocols", "GET"): EVERYONE,
     ("dosing.protocol", "GET"): EVERYONE,
     ("dosing.approve", "POST"): frozenset({QA}),
+    ("dosing.protocol_draft", "GET"): frozenset({QA}),
+    ("dosing.protocol_draft", "POST"): frozenset({QA}),
+    ("dosing.protocol_edit", "GET"): frozenset({QA}),
+    ("dosing.protocol_edit", "POST"): frozenset({QA}),
+    ("dosing.protocol_differences", "GET"): EVERYONE,
     ("chain.units", "GET"): EVERYONE,
     ("chain.unit", "GET"): EVERYONE,
     ("chain.record_event", "POST"): frozenset({T, CLIN}),
@@ -125,12 +131,20 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("manufacturing.products", "GET"): EVERYONE,
     ("manufacturing.product", "GET"): EVERYONE,
     ("manufacturing.approve", "POST"): frozenset({QA}),
+    ("manufacturing.product_draft", "GET"): frozenset({QA}),
+    ("manufacturing.product_draft", "POST"): frozenset({QA}),
+    ("manufacturing.product_edit", "GET"): frozenset({QA}),
+    ("manufacturing.product_edit", "POST"): frozenset({QA}),
+    ("manufacturing.product_differences", "GET"): EVERYONE,
     ("manufacturing.lots", "GET"): EVERYONE,
     ("vessels.vessels_in_culture", "GET"): EVERYONE,
     ("vessels_api.list_vessels_in_culture", "GET"): EVERYONE,
     ("manufacturing.materials", "GET"): EVERYONE,
     ("manufacturing.receive_material", "POST"): frozenset({T, QA}),
     ("manufacturing.release_material", "POST"): frozenset({QA}),
+    ("stock.material_lot", "GET"): EVERYONE,
+    ("stock.adjust", "POST"): frozenset({T, QA}),
+    ("stock.set_reorder_level", "POST"): frozenset({T, QA}),
     ("equipment.equipment_list", "GET"): EVERYONE,
     ("equipment.register_equipment", "POST"): frozenset({QA, ADM}),
     ("equipment.equipment_page", "GET"): EVERYONE,
@@ -166,6 +180,27 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("quality.certificate", "GET"): EVERYONE,
     ("quality.queues", "GET"): EVERYONE,
     ("quality.approve", "POST"): frozenset({QA}),
+    ("quality.specification_draft", "GET"): frozenset({QA}),
+    ("quality.specification_draft", "POST"): frozenset({QA}),
+    ("quality.specification_edit", "GET"): frozenset({QA}),
+    ("quality.specification_edit", "POST"): frozenset({QA}),
+    ("quality.specification_differences", "GET"): EVERYONE,
+    ("panels.panels", "GET"): EVERYONE,
+    ("panels.panel", "GET"): EVERYONE,
+    ("panels.approve", "POST"): frozenset({QA}),
+    ("panels.panel_draft", "GET"): frozenset({QA}),
+    ("panels.panel_draft", "POST"): frozenset({QA}),
+    ("panels.panel_edit", "GET"): frozenset({QA}),
+    ("panels.panel_edit", "POST"): frozenset({QA}),
+    ("panels.panel_differences", "GET"): EVERYONE,
+    ("label_templates.templates", "GET"): EVERYONE,
+    ("label_templates.template", "GET"): EVERYONE,
+    ("label_templates.approve", "POST"): frozenset({QA}),
+    ("label_templates.template_draft", "GET"): frozenset({QA}),
+    ("label_templates.template_draft", "POST"): frozenset({QA}),
+    ("label_templates.template_edit", "GET"): frozenset({QA}),
+    ("label_templates.template_edit", "POST"): frozenset({QA}),
+    ("label_templates.template_differences", "GET"): EVERYONE,
     ("docs_static.swagger_file", "GET"): EVERYONE,
     ("api-docs.openapi_json", "GET"): EVERYONE,
     ("api-docs.openapi_swagger_ui", "GET"): EVERYONE,
@@ -220,9 +255,18 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("products_api.list_products", "GET"): EVERYONE,
     ("products_api.get_product", "GET"): EVERYONE,
     ("products_api.approve_product", "POST"): frozenset({QA}),
+    ("products_api.draft_product", "POST"): frozenset({QA}),
+    ("products_api.change_product", "PATCH"): frozenset({QA}),
+    ("products_api.change_product", "PUT"): frozenset({QA}),
+    ("products_api.differences_product", "GET"): EVERYONE,
     ("materials_api.list_materials", "GET"): EVERYONE,
     ("materials_api.receive_material", "POST"): frozenset({T, QA}),
     ("materials_api.release_material", "POST"): frozenset({QA}),
+    ("stock_api.stock_list", "GET"): EVERYONE,
+    ("stock_api.lot_stock", "GET"): EVERYONE,
+    ("stock_api.adjust", "POST"): frozenset({T, QA}),
+    ("stock_api.reorder_levels", "GET"): EVERYONE,
+    ("stock_api.set_reorder_level", "PUT"): frozenset({T, QA}),
     ("equipment_api.list_equipment", "GET"): EVERYONE,
     ("equipment_api.register_equipment", "POST"): frozenset({QA, ADM}),
     ("equipment_api.get_equipment", "GET"): EVERYONE,
@@ -251,6 +295,24 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("specifications_api.list_specifications", "GET"): EVERYONE,
     ("specifications_api.get_specification", "GET"): EVERYONE,
     ("specifications_api.approve_specification", "POST"): frozenset({QA}),
+    ("specifications_api.draft_specification", "POST"): frozenset({QA}),
+    ("specifications_api.change_specification", "PATCH"): frozenset({QA}),
+    ("specifications_api.change_specification", "PUT"): frozenset({QA}),
+    ("specifications_api.differences_specification", "GET"): EVERYONE,
+    ("panels_api.list_panels", "GET"): EVERYONE,
+    ("panels_api.get_panel", "GET"): EVERYONE,
+    ("panels_api.approve_panel", "POST"): frozenset({QA}),
+    ("panels_api.draft_panel", "POST"): frozenset({QA}),
+    ("panels_api.change_panel", "PATCH"): frozenset({QA}),
+    ("panels_api.change_panel", "PUT"): frozenset({QA}),
+    ("panels_api.differences_panel", "GET"): EVERYONE,
+    ("label_templates_api.list_label_templates", "GET"): EVERYONE,
+    ("label_templates_api.get_label_template", "GET"): EVERYONE,
+    ("label_templates_api.approve_label_template", "POST"): frozenset({QA}),
+    ("label_templates_api.draft_label_template", "POST"): frozenset({QA}),
+    ("label_templates_api.change_label_template", "PATCH"): frozenset({QA}),
+    ("label_templates_api.change_label_template", "PUT"): frozenset({QA}),
+    ("label_templates_api.differences_label_template", "GET"): EVERYONE,
     ("release_api.list_samples", "GET"): EVERYONE,
     ("release_api.take_samples", "POST"): frozenset({T, QC}),
     ("release_api.list_results", "GET"): EVERYONE,
@@ -267,6 +329,10 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("protocols_api.list_protocols", "GET"): EVERYONE,
     ("protocols_api.get_protocol", "GET"): EVERYONE,
     ("protocols_api.approve_protocol", "POST"): frozenset({QA}),
+    ("protocols_api.draft_protocol", "POST"): frozenset({QA}),
+    ("protocols_api.change_protocol", "PATCH"): frozenset({QA}),
+    ("protocols_api.change_protocol", "PUT"): frozenset({QA}),
+    ("protocols_api.differences_protocol", "GET"): EVERYONE,
     ("labels.unit_labels", "GET"): EVERYONE,
     ("labels.outstanding", "GET"): EVERYONE,
     ("labels.print_log_page", "GET"): EVERYONE,
@@ -377,11 +443,44 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
     ("recalls_api.notify", "POST"): frozenset({QA, CLIN, INV}),
     ("recalls_api.close", "POST"): frozenset({QA}),
 }
+MATRIX.update(
+    {
+        ("sites.site_list", "GET"): EVERYONE,
+        ("sites.create_site", "POST"): frozenset({ADM}),
+        ("sites.site", "GET"): EVERYONE,
+        ("sites.update_site", "POST"): frozenset({ADM}),
+        ("sites.set_user_sites", "POST"): frozenset({ADM}),
+        ("sites_api.Sites", "GET"): EVERYONE,
+        ("sites_api.Sites", "POST"): frozenset({ADM}),
+        ("sites_api.get_site", "GET"): EVERYONE,
+        ("sites_api.update_site", "PUT"): frozenset({ADM}),
+        ("sites_api.user_sites", "GET"): frozenset({ADM}),
+        ("sites_api.set_user_sites", "PUT"): frozenset({ADM}),
+    }
+)
 MATRIX.update(FOLLOW_UP_MATRIX)
 MATRIX.update(ENDPOINTS_MATRIX)
 MATRIX.update(RECHECKS_MATRIX)
 MATRIX.update(TRIAL_EXPORT_MATRIX)
 MATRIX.update(POST_THAW_MATRIX)
+
+#: What the monitor may post: their own session (docs/sites.md). Every other write route of
+#: the app is refused to the monitor (403), whatever the table above grants everyone.
+MONITOR_POSTS = frozenset({("web.logout", "POST"), ("admin.change_password", "POST")})
+#: GETs whose answer is a file (PDF, CSV): people's names cannot be rewritten in them, so
+#: the monitor is refused them (docs/sites.md)
+MONITOR_NO_FILES = frozenset(
+    {
+        ("manufacturing.lot_pdf", "GET"),
+        ("coi.report_pdf", "GET"),
+        ("quality.certificate", "GET"),
+    }
+)
+for _key, _allowed in list(MATRIX.items()):
+    if _allowed == PUBLIC or MON not in _allowed:
+        continue
+    if (_key[1] != "GET" and _key not in MONITOR_POSTS) or _key in MONITOR_NO_FILES:
+        MATRIX[_key] = _allowed - {MON}
 
 SAMPLE_VALUES = {"integer": "1", "path": "app.css", "default": "X999926000001X"}
 
@@ -500,6 +599,10 @@ def demo_records() -> dict[str, list[Any]]:
         "donor_result_id": _ids(DonorTestResult, DonorTestResult.donation_id == donation_id),
         "shipment_id": first(shipment.id, _ids(Shipment)) if shipment else [],
         "specification_id": _ids(Specification),
+        "site_id": _site_ids(),
+        "panel_id": _ids(DonorTestPanel),
+        "template_id": _ids(LabelTemplateDocument),
+        "label_template_id": _ids(LabelTemplateDocument),
         "step_id": _ids(ProcessingStep),
         "tank_id": tanks,
         "token_id": [1],  # the decoy's token
@@ -513,6 +616,12 @@ def demo_records() -> dict[str, list[Any]]:
         "filename": ["app.css"],
         "token": ["not-a-confirmation-token"],  # an e-mail confirmation link's secret
     }
+
+
+def _site_ids() -> list[int]:
+    from cellchain.sites.models import Site
+
+    return _ids(Site)
 
 
 def _unit_ids() -> list[int]:
