@@ -42,9 +42,17 @@ from cellchain.labels.content import IsbtSettings
 from cellchain.manufacturing import service as products
 from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.equipment import service as equipment_service
-from cellchain.manufacturing.models import EquipmentEventKind, EquipmentKind, Lot, MaterialCategory
+from cellchain.manufacturing.models import (
+    EquipmentEventKind,
+    EquipmentKind,
+    Lot,
+    MaterialCategory,
+    StockAdjustmentKind,
+    StockUnit,
+)
 from cellchain.manufacturing.processing import processing, resources
 from cellchain.manufacturing.processing.processing import Fill, Harvest, StepContext, Vessel
+from cellchain.manufacturing.stock import service as stock
 from cellchain.manufacturing.storage import storage
 from cellchain.quality import disposition, results
 from cellchain.quality import service as quality
@@ -192,7 +200,7 @@ def seed_demo(
         session, trial["AS-010"], timeline=timeline, site_zone=site_zone, users=users
     )
     # the second protocol and product (issue 22): PL-001, of PL-MSC-OL-01, dosed from the
-    # placenta lot; ``site_id``: the clinical site PL-001 is enrolled at (None: the first)
+    # placenta lot; ``site``: the clinical site PL-001 is enrolled at (None: the first)
     placenta_donation, placenta_lot, second = _seed_second_protocol(
         session,
         now=now,
@@ -203,7 +211,7 @@ def seed_demo(
         passwords=passwords,
         prepared_at=timeline.at(148),
         checked_at=timeline.at(147),
-        site_id=None,
+        site="BER",  # the code of PL-001's clinical site, e.g. DEMO_SECOND_SITE[0] (None: first)
     )
     site_donations["placenta"] = placenta_donation
     site_lots["placenta_released"] = placenta_lot
@@ -236,26 +244,41 @@ class _LabKit:
     equipment: dict[str, int]
 
 
+#: The lab's materials were received and released this many days before the demo starts,
+#: before the first step of its oldest expansion (75 days back) uses them.
+_MATERIALS_RECEIVED_DAYS_AGO = 90
+#: What one expansion uses of the materials its steps record no figure for (issue 22): medium
+#: per new vessel, dissociation enzyme per vessel harvested (mL, by format); the fill's DMSO and
+#: albumin come from the fill's own figures (``stock.default_use``)
+_MEDIUM_ML = {"T175": 30.0, "CS5": 650.0}
+_TRYPSIN_ML = {"T175": 5.0, "CS5": 100.0}
+
+
 def _seed_lab(session: DbSession, *, now: dt.datetime, tech: User, qa: User) -> _LabKit:
-    """The materials (received and released by QA) and equipment every expansion uses."""
+    """The materials (received with their quantities and released by QA before the oldest
+    expansion) and equipment every expansion uses; the five expansions use (mL) 14 800 of the
+    α-MEM, 1 480 of the lysate, 2 300 of the TrypLE, 100 of the DMSO, 900 of the albumin and
+    0.5 g of the collagenase, which then runs below its reorder level. Besides: a spillage of
+    α-MEM, a second TrypLE lot expiring within 30 days, an old lysate lot expired in stock."""
+    received = now - dt.timedelta(days=_MATERIALS_RECEIVED_DAYS_AGO)
     expiry = (now + dt.timedelta(days=365)).date()
     lots = {}
-    for key, name, category, supplier in (
-        ("medium", "α-MEM", MaterialCategory.MEDIUM, "MediaCo (demo)"),
-        ("hpl", "Human platelet lysate", MaterialCategory.SUPPLEMENT, "LysateBio (demo)"),
-        ("enzyme", "Collagenase NB6", MaterialCategory.ENZYME, "EnzymeWorks (demo)"),
-        ("trypsin", "TrypLE Select", MaterialCategory.ENZYME, "EnzymeWorks (demo)"),
-        ("dmso", "DMSO (Ph. Eur.)", MaterialCategory.CRYOPROTECTANT, "CryoChem (demo)"),
-        ("albumin", "Human albumin 20 %", MaterialCategory.EXCIPIENT, "PlasmaPharm (demo)"),
+    ml, g, excipient = StockUnit.ML, StockUnit.G, MaterialCategory.EXCIPIENT
+    for key, name, category, supplier, quantity, unit in (
+        ("medium", "α-MEM", MaterialCategory.MEDIUM, "MediaCo (demo)", 20000, ml),
+        ("hpl", "Human platelet lysate", MaterialCategory.SUPPLEMENT, "LysateBio (demo)", 2000, ml),
+        ("enzyme", "Collagenase NB6", MaterialCategory.ENZYME, "EnzymeWorks (demo)", 1, g),
+        ("trypsin", "TrypLE Select", MaterialCategory.ENZYME, "EnzymeWorks (demo)", 2500, ml),
+        ("dmso", "DMSO (Ph. Eur.)", MaterialCategory.CRYOPROTECTANT, "CryoChem (demo)", 250, ml),
+        ("albumin", "Human albumin 20 %", excipient, "PlasmaPharm (demo)", 1e3, ml),
     ):
-        lot = resources.receive_material_lot(
-            session,
-            resources.MaterialLotInput(name, category, supplier, f"{key.upper()}-24117", expiry),
-            actor=tech,
-            now=now,
+        entry = resources.MaterialLotInput(
+            name, category, supplier, f"{key.upper()}-24117", expiry, float(quantity), unit
         )
-        resources.release_material_lot(session, lot, actor=qa, now=now)
+        lot = resources.receive_material_lot(session, entry, actor=tech, now=received)
+        resources.release_material_lot(session, lot, actor=qa, now=received)
         lots[key] = lot.id
+    _seed_stock(session, lots, now=now, tech=tech, qa=qa)
     kit = {
         code: _seed_equipment(session, code, kind, f"{name} (demo)", now=now, tech=tech, qa=qa)
         for code, kind, name in (
@@ -267,6 +290,54 @@ def _seed_lab(session: DbSession, *, now: dt.datetime, tech: User, qa: User) -> 
         )
     }
     return _LabKit(materials=lots, equipment=kit)
+
+
+def _seed_stock(
+    session: DbSession, lots: dict[str, int], *, now: dt.datetime, tech: User, qa: User
+) -> None:
+    """The stock's warnings in the technician's queue: a lot expiring soon, an expired lot
+    still in stock, reorder levels (the collagenase's is reached by the expansions), and a
+    spillage on the α-MEM lot's record."""
+    soon = resources.MaterialLotInput(
+        "TrypLE Select",
+        MaterialCategory.ENZYME,
+        "EnzymeWorks (demo)",
+        "TRYPSIN-24230",
+        (now + dt.timedelta(days=20)).date(),
+        500.0,
+        StockUnit.ML,
+    )
+    lot = resources.receive_material_lot(session, soon, actor=tech, now=now)
+    resources.release_material_lot(session, lot, actor=qa, now=now)
+    long_ago = now - dt.timedelta(days=200)
+    old = resources.MaterialLotInput(
+        "Human platelet lysate",
+        MaterialCategory.SUPPLEMENT,
+        "LysateBio (demo)",
+        "HPL-23310",
+        (now - dt.timedelta(days=10)).date(),
+        300.0,
+        StockUnit.ML,
+    )
+    lot = resources.receive_material_lot(session, old, actor=tech, now=long_ago)
+    resources.release_material_lot(session, lot, actor=qa, now=long_ago)
+    for material, unit, level in (
+        ("α-MEM", StockUnit.ML, 2000.0),
+        ("Collagenase NB6", StockUnit.G, 1.0),
+        ("DMSO (Ph. Eur.)", StockUnit.ML, 50.0),
+    ):
+        stock.set_reorder_level(
+            session, material=material, unit=unit, level=level, actor=tech, now=now
+        )
+    stock.adjust_stock(
+        session,
+        resources.get_material_lot(session, lots["medium"]),
+        stock.AdjustmentInput(
+            StockAdjustmentKind.SPILLAGE, 500.0, "Bottle dropped in the cold room (demo)"
+        ),
+        actor=tech,
+        now=now,
+    )
 
 
 #: The demo's calibrations were done this many days before it starts (a year's interval): they
@@ -342,13 +413,23 @@ def _seed_expansion(
     def day(n: float) -> dt.datetime:
         return donation.delivery_at + dt.timedelta(days=n)
 
-    def context(at: dt.datetime, *materials: str, freezer: bool = False) -> StepContext:
+    def context(
+        at: dt.datetime, *materials: str, freezer: bool = False, **used_ml: float
+    ) -> StepContext:
         used = ("BSC-01", "CRF-01") if freezer else ("BSC-01", "INC-01", "CNT-01")
         return StepContext(
             performed_at=at,
             material_lot_ids=tuple(lots[key] for key in materials),
             equipment_ids=tuple(kit_ids[code] for code in used),
+            # what the steps record no figure for (the fill's DMSO and albumin are its own)
+            material_quantities={lots[key]: quantity for key, quantity in used_ml.items()},
+            zone=site_zone,
         )
+
+    def culture(vessels: int, fmt: str) -> dict[str, float]:
+        """The medium (with 10 % lysate) of ``vessels`` new vessels of ``fmt``."""
+        medium = vessels * _MEDIUM_ML[fmt]
+        return {"medium": medium, "hpl": medium / 10}
 
     step = processing.isolate(
         session,
@@ -356,7 +437,7 @@ def _seed_expansion(
         tissue=donation.units[:1],
         method="enzymatic",
         vessels=[Vessel("T175", 1.0e6)] * 2,
-        context=context(day(0.8), "enzyme", "medium", "hpl"),
+        context=context(day(0.8), "enzyme", "medium", "hpl", enzyme=0.1, **culture(2, "T175")),
         actor=tech,
         now=now,
     )
@@ -365,16 +446,21 @@ def _seed_expansion(
         (15, 2.4e7, 6, "T175", 1.0e6),
         (22, 9.0e7, 4, "CS5", 2.0e7),
     )
+    harvested_from = (2, "T175")
     for when, harvested, count, fmt, seeded in plan:
+        trypsin = harvested_from[0] * _TRYPSIN_ML[harvested_from[1]]
         step = processing.passage(
             session,
             vessels_in=[row.unit for row in step.units if row.role == "output"],
             harvest=Harvest(cells=harvested, viability_percent=96.0),
             vessels_out=[Vessel(fmt, seeded)] * count,
-            context=context(day(when), "trypsin", "medium", "hpl"),
+            context=context(
+                day(when), "trypsin", "medium", "hpl", trypsin=trypsin, **culture(count, fmt)
+            ),
             actor=tech,
             now=now,
         )
+        harvested_from = (count, fmt)
     lot = processing.fill_lot(
         session,
         vessels_in=[row.unit for row in step.units if row.role == "output"],
@@ -382,7 +468,13 @@ def _seed_expansion(
         # 5.0e6 TOTAL cells/mL (9.4e8 of the 1.0e9 filled are viable at 94 %); a dose applies
         # the release viability to it once: AS-001, 72.4 kg, draws 15.7 mL (+0.19 %)
         fill=Fill(bag_count=10, volume_ml=20.0, total_cells_per_ml=5.0e6, dmso_percent=10.0),
-        context=context(day(29), "trypsin", "dmso", "albumin"),
+        context=context(
+            day(29),
+            "trypsin",
+            "dmso",
+            "albumin",
+            trypsin=harvested_from[0] * _TRYPSIN_ML[harvested_from[1]],
+        ),
         actor=tech,
         now=now,
     )
@@ -837,9 +929,12 @@ def _label_dose(
 def _label_settings(
     session: DbSession, site_zone: ZoneInfo, at: dt.datetime
 ) -> labels.LabelSettings:
-    """The label templates in force at ``at`` (QA signed them at set-up)."""
+    """The label templates in force at ``at``, or at their signing when ``at`` is before it:
+    QA signs them at set-up, and the demo's history of the days before is made after it."""
+    versions = template_documents.LABEL_TEMPLATES.versions(session)
+    when = max([at, *(t.effective_at for t in versions if t.effective_at is not None)])
     return labels.LabelSettings(
-        template_documents.templates_in_force(session, at=at), site_zone, IsbtSettings({})
+        template_documents.templates_in_force(session, at=when), site_zone, IsbtSettings({})
     )
 
 
@@ -1176,14 +1271,13 @@ def _seed_second_protocol(
     passwords: dict[str, str],
     prepared_at: dt.datetime,
     checked_at: dt.datetime,
-    site_id: int | None = None,
-    clinician: str = "clinician",
+    site: str | None = None,
 ) -> tuple[Donation, Lot, Patient]:
     """Several protocols and products at once (issue 22): QA signs the placenta product
     PL-MSC (its own donor test panel and limits), its release specification and the
     open-label protocol PL-MSC-OL-01; a placenta donation becomes a lot, tested and released;
-    ``clinician`` enrols PL-001 under PL-MSC-OL-01 (at the clinical site ``site_id``; the
-    configured first one when None), and their single day-0 dose of 2.0 × 10⁶ viable
+    a clinician of the clinical site coded ``site`` (the first site's ``clinician`` when None)
+    enrols PL-001 there under PL-MSC-OL-01, and their single day-0 dose of 2.0 × 10⁶ viable
     cells/kg is ordered from the placenta lot and second-checked."""
     from sqlalchemy import select
 
@@ -1225,8 +1319,9 @@ def _seed_second_protocol(
     protocol = signed(
         dosing.PROTOCOLS, PL_MSC_OL_01_CODE, PL_MSC_OL_01_TITLE, PL_MSC_OL_01_PARAMETERS
     )
-    # a placenta donation 40 days ago, tested against its own panel, eligible
-    delivery = setup - dt.timedelta(days=40)
+    # a placenta donation 50 days ago (its lot filled 21 days ago, tested since), tested
+    # against its own panel, eligible
+    delivery = setup - dt.timedelta(days=50)
     donation = donors.register_donation(
         session,
         donors.DonationRegistration(
@@ -1280,10 +1375,8 @@ def _seed_second_protocol(
         session, donation, eligible=True, reason=None, user=qa, password=passwords["qa"], now=setup
     )
     # the lab's kit as _seed_lab registered it
-    materials = {
-        lot.lot_number.split("-")[0].lower(): lot.id
-        for lot in session.scalars(select(MaterialLot).where(MaterialLot.lot_number.like("%-24117")))
-    }
+    received = select(MaterialLot).where(MaterialLot.lot_number.like("%-24117"))
+    materials = {lot.lot_number.split("-")[0].lower(): lot.id for lot in session.scalars(received)}
     equipment = {item.code: item.id for item in session.scalars(select(Equipment))}
     lot = _seed_expansion(
         session,
@@ -1334,7 +1427,18 @@ def _seed_second_protocol(
         now=setup,
         zone=site_zone,
     )
-    # PL-001, enrolled under PL-MSC-OL-01 (one arm: no randomization), weighed this morning
+    # PL-001, enrolled under PL-MSC-OL-01 (one arm: no randomization), weighed this morning,
+    # by a clinician of the site it is enrolled at
+    clinician, site_id = "clinician", None
+    if site is not None:
+        from cellchain.sites import service as sites
+
+        site_id = next(s.id for s in sites.list_sites(session) if s.code == site)
+        clinician = next(
+            demo.username
+            for demo in DEMO_USERS
+            if demo.role is Role.CLINICIAN and site in DEMO_MEMBERSHIPS.get(demo.username, ())
+        )
     study_id, age, sex, weight, days_ago = DEMO_SECOND_PROTOCOL_PATIENT
     enrolled_at = now - dt.timedelta(days=days_ago)
     local = enrolled_at.astimezone(site_zone).date()

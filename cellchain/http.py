@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
-from flask import current_app, g, request
+from flask import current_app, g, has_request_context, request
 from flask_login import current_user
 from werkzeug import routing
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -47,8 +47,19 @@ def now() -> dt.datetime:
 
 
 def site_zone() -> ZoneInfo:
-    """The site's time zone: dates people enter (a specimen date) are dates on its calendar."""
-    return ZoneInfo(current_app.config["SITE_TIMEZONE"])
+    """The zone the acting user reads and types times in: dates people enter (a specimen
+    date) are dates on its calendar. The installation's ``CELLCHAIN_TIMEZONE`` (the
+    manufacturing facility's), or for a clinician or investigator their clinical site's
+    (``sites.service.reading_zone``, docs/sites.md); worked out once per request."""
+    configured = ZoneInfo(current_app.config["SITE_TIMEZONE"])
+    if not has_request_context():
+        return configured
+    if "reading_zone" not in g:
+        from cellchain.sites.service import reading_zone
+
+        user = acting_user() if current_user and current_user.is_authenticated else None
+        g.reading_zone = reading_zone(db.session, user, configured, g.get("user_sites"))
+    return cast(ZoneInfo, g.reading_zone)
 
 
 def facility_code() -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-
 from typing import Any
 
 from flask import Flask, g
@@ -55,7 +54,8 @@ def apply_sites(app: Flask) -> None:
 
     from cellchain.errors import PermissionDenied
     from cellchain.sites import monitor, scope
-    from cellchain.sites.service import visible_site_ids
+    from cellchain.core.roles import CLINIC_STAFF
+    from cellchain.sites.service import sites_of, visible_site_ids
 
     scope.install()
 
@@ -71,7 +71,10 @@ def apply_sites(app: Flask) -> None:
             and not monitor.may_post(request.endpoint)
         ):
             raise PermissionDenied(_monitor_refusal())
-        g.visible_sites_token = scope.VISIBLE_SITES.set(visible_site_ids(db.session, user))
+        # the user's sites, read once per request (the zone they read in comes from them too)
+        g.user_sites = sites_of(db.session, user) if roles & CLINIC_STAFF else []
+        visible = visible_site_ids(db.session, user, g.user_sites)
+        g.visible_sites_token = scope.VISIBLE_SITES.set(visible)
         g.pseudonymise = monitor.is_monitor(roles)
 
     @app.after_request
@@ -221,6 +224,7 @@ def wire(app: Flask) -> None:
     # after authentication: an administrator-set password is changed before anything else
     app.before_request(first_login.require_password_change)
     errors.init_error_handlers(app)
+    apply_sites(app)  # before the zone: a clinic user's zone is their site's
     pass_site_zone_to_schemas(app)
 
     app.register_blueprint(web_views.blueprint)

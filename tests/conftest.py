@@ -400,10 +400,31 @@ def user_maker(policy: AccountPolicy) -> Callable[..., User]:
             roles=roles or [Role.TECHNICIAN],
             policy=policy,
         )
+        join_first_clinical_site(user)
         db.session.commit()
         return user
 
     return make
+
+
+def join_first_clinical_site(user: User) -> None:
+    """The sites ``cellchain init`` makes (from the app's configuration) when none is
+    recorded, and a clinician or investigator made a member of the first clinical site, as
+    an administrator would (docs/sites.md): a test's clinic staff see its patients."""
+    from flask import current_app
+
+    from cellchain.sites import service as sites
+
+    config = current_app.config
+    _facility, first = sites.ensure_configured_sites(
+        db.session,
+        name=config["SITE_NAME"],
+        zone=config["SITE_TIMEZONE"],
+        facility_code=config.get("FACILITY_CODE") or "FAC",
+        now=utcnow(),
+    )
+    if {str(role) for role in user.roles} & {Role.CLINICIAN.value, Role.INVESTIGATOR.value}:
+        sites.set_memberships(db.session, user, [first.id], actor=user, now=utcnow())
 
 
 def issue_din(app: Flask) -> str:

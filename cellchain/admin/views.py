@@ -40,6 +40,7 @@ from cellchain.core.roles import Permission, Role, conflict_explanation, role_co
 from cellchain.errors import DomainError, InvalidInput
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, unit_of_work
+from cellchain.sites.service import list_sites, sites_of
 from cellchain.web.forms import load_form
 from cellchain.web.listing import page_query
 
@@ -284,6 +285,8 @@ def user(user_id: int) -> ResponseReturnValue:
         own_account=found.id == acting_user().id,
         tokens=accounts.list_tokens(db.session, found),
         now=now(),
+        sites=list_sites(db.session),
+        member_of={site.id for site in sites_of(db.session, found)},
     )
 
 

@@ -35,6 +35,7 @@ from cellchain.core.models import User
 from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
 from cellchain.dosing.models import DoseOrder, Patient
 from cellchain.extensions import Model, Recorded
+from cellchain.sites.models import Site
 
 
 class WordedEnum(LabelledEnum):
@@ -117,8 +118,10 @@ class Shipment(Recorded, Model):
     shipper_id: Mapped[str] = mapped_column(String(60))
     #: the temperature logger travelling in the shipper
     logger_id: Mapped[str] = mapped_column(String(60))
-    #: where it is going, e.g. "Clinic — infusion room 2"
+    #: where it is going: the clinical site's name as it was at dispatch
     destination: Mapped[str] = mapped_column(String(120))
+    #: the clinical site it goes to (issue 22, migration 0045): only that site's users see it
+    destination_site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
     status: Mapped[str] = mapped_column(String(20))
     dispatched_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     dispatched_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -141,6 +144,7 @@ class Shipment(Recorded, Model):
     dispatched_by: Mapped[User] = relationship(foreign_keys=[dispatched_by_id])
     received_by: Mapped[User | None] = relationship(foreign_keys=[received_by_id])
     decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+    destination_site: Mapped[Site] = relationship()
     items: Mapped[list[ShipmentItem]] = relationship(
         back_populates="shipment", order_by="ShipmentItem.dose_order_id"
     )

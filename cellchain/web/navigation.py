@@ -38,6 +38,7 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem(lazy("Storage"), "storage.tanks", Permission.READ_RECORDS),
     NavItem(lazy("Deviations"), "storage.deviations_list", Permission.READ_RECORDS),
     NavItem(lazy("Identifiers"), "admin.identifiers", Permission.READ_RECORDS),
+    NavItem(lazy("Sites"), "sites.site_list", Permission.READ_RECORDS),
     NavItem(lazy("Products"), "manufacturing.products", Permission.READ_RECORDS),
     NavItem(lazy("Specifications"), "quality.specifications", Permission.READ_RECORDS),
     NavItem(lazy("Protocols"), "dosing.protocols", Permission.READ_RECORDS),

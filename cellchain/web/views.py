@@ -13,6 +13,7 @@ from flask import (
     Flask,
     current_app,
     flash,
+    has_request_context,
     redirect,
     render_template,
     request,
@@ -27,7 +28,15 @@ from cellchain.core.display import local_time, scientific
 from cellchain.core.roles import Permission, has_permission
 from cellchain.errors import AuthenticationFailed, InvalidInput, NotFound
 from cellchain.extensions import db
-from cellchain.http import account_policy, acting_user, now, public, requires, unit_of_work
+from cellchain.http import (
+    account_policy,
+    acting_user,
+    now,
+    public,
+    requires,
+    site_zone,
+    unit_of_work,
+)
 from cellchain.notifications.commands import my_unread_count
 from cellchain.scanning import codes
 from cellchain.web import language as language_of_request
@@ -154,10 +163,12 @@ def scan() -> ResponseReturnValue:
 
 
 def format_time(value: dt.datetime | None, with_seconds: bool = False) -> str:
-    """A stored UTC time in the site's time zone with its UTC offset (``core.display``)."""
+    """A stored UTC time in the reader's time zone (``http.site_zone``: a clinic user's
+    site's, docs/sites.md) with its UTC offset (``core.display``)."""
     if value is None:
         return "—"
-    return local_time(value, ZoneInfo(current_app.config["SITE_TIMEZONE"]), seconds=with_seconds)
+    zone = site_zone() if has_request_context() else ZoneInfo(current_app.config["SITE_TIMEZONE"])
+    return local_time(value, zone, seconds=with_seconds)
 
 
 def format_count(value: float | None) -> str:

@@ -21,6 +21,7 @@ from cellchain.dosing import patients, randomization
 from cellchain.dosing.models import Patient, RandomizationSchedule, RandomizationSlot
 from cellchain.errors import Conflict, PermissionDenied
 from cellchain.extensions import db
+from cellchain.sites.service import sites_of
 from tests.conftest import TEST_PASSWORD, at_once
 from tests.support.clinic import UTC, enrolment, randomization_list
 from tests.support.enrolment import enrol_body
@@ -185,6 +186,7 @@ def _bare_patient(clinic: Any, study_id: str, *, enrolled_by: User | None = None
         enrolled_at=utcnow(),
         enrolled_by_id=(enrolled_by or clinic.clinician).id,
         status="enrolled",
+        site_id=sites_of(db.session, clinic.clinician)[0].id,  # the clinician's site
     )
     db.session.add(patient)
     db.session.flush()

@@ -17,9 +17,10 @@ def dispatch_as_user(session: DbSession, data: dict[str, Any]) -> Shipment:
         shipments.Dispatch(
             shipper_id=data["shipper_id"],
             logger_id=data["logger_id"],
-            destination=data["destination"],
+            destination=data.get("destination") or "",
             courier=data["courier"],
             dose_scans=data["doses"],
+            site_id=data.get("site_id"),
         ),
         actor=acting_user(),
         now=now(),

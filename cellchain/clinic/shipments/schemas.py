@@ -19,7 +19,19 @@ class DispatchIn(ma.Schema):
 
     shipper_id = ma.fields.String(required=True, validate=validate.Length(max=60))
     logger_id = ma.fields.String(required=True, validate=validate.Length(max=60))
-    destination = ma.fields.String(required=True, validate=validate.Length(max=120))
+    site_id = ma.fields.Integer(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "The active clinical site (id) it goes to; may be left out when"
+            " only one clinical site is active"
+        },
+    )
+    destination = ma.fields.String(
+        load_default="",
+        validate=validate.Length(max=120),
+        metadata={"description": "Where at the site (e.g. infusion room 2); default its name"},
+    )
     courier = ma.fields.String(required=True, validate=validate.Length(max=120))
     doses = ma.fields.List(ma.fields.String(), required=True, metadata={"description": "Scanned"})
 
@@ -65,6 +77,8 @@ def _code(unit: Any) -> str | None:
 
 class ShipmentOut(ma.Schema):
     id = ma.fields.Integer()
+    #: the clinical site it goes to (issue 22)
+    site = ma.fields.Function(lambda s: s.destination_site.code)
     shipper_id = ma.fields.String()
     logger_id = ma.fields.String()
     destination = ma.fields.String()

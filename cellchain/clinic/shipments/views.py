@@ -32,6 +32,7 @@ from cellchain.core.roles import Permission
 from cellchain.errors import DomainError
 from cellchain.extensions import db
 from cellchain.http import AuditedRefusal, requires, unit_of_work
+from cellchain.sites.service import active_clinical_sites
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form, refusal_context
 from cellchain.web.listing import page_request
@@ -191,6 +192,7 @@ def _list_page(error: DomainError | None = None) -> ResponseReturnValue:
                 notes=notes,
                 status_options=[(status.value, status.label) for status in ShipmentStatus],
                 ready=ready,
+                destinations=active_clinical_sites(db.session),
                 labels_missing=shipments.labels_missing(db.session, ready),
                 recalls=recalls_naming(db.session, doses=doses),
             ),

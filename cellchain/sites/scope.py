@@ -1,0 +1,125 @@
+"""The site invariant: a clinic user sees only their own sites' patients and everything of
+those patients, through every query (docs/sites.md).
+
+Rather than a filter repeated in every list, page, search, export and count, the rule is one
+ORM option: while ``VISIBLE_SITES`` holds a set of site ids (set per request by
+``wiring.py`` for a site-restricted user, see ``service.visible_site_ids``), every ORM
+SELECT of a patient-linked table — by ``select``, ``session.get``, a relationship's lazy
+load or a count — gets ``with_loader_criteria`` keeping only rows of patients of those sites
+(and shipments going to them). A record of another site is then absent from every list and
+a 404 on its own page, whatever the route. Outside a request (CLI, scheduled jobs, tests'
+direct calls) the variable is unset and nothing is filtered.
+
+A rule that must see every site's rows to be right (the study ID unique across sites, the
+randomization's free slots) reads inside ``unscoped()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import cache
+from typing import Any
+
+from sqlalchemy import event, or_, select
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+
+#: the site ids whose records the acting user sees; None: every site (not restricted)
+VISIBLE_SITES: ContextVar[frozenset[int] | None] = ContextVar("visible_sites", default=None)
+
+#: tables the rule never filters although they name a patient: the randomization slots
+#: (the draw counts the free ones; nobody but the statistician lists them)
+UNFILTERED = frozenset({"randomization_slots"})
+
+_INSTALLED = False
+
+
+@contextmanager
+def restricted_to(site_ids: frozenset[int] | None) -> Iterator[None]:
+    """Filter every query by ``site_ids`` (None: no filter) for the block."""
+    token = VISIBLE_SITES.set(site_ids)
+    try:
+        yield
+    finally:
+        VISIBLE_SITES.reset(token)
+
+
+@contextmanager
+def unscoped() -> Iterator[None]:
+    """Read every site's rows for the block (a rule that must be right across sites)."""
+    with restricted_to(None):
+        yield
+
+
+@cache
+def _linked() -> tuple[tuple[type, str, bool], ...]:
+    """Every mapped class naming a patient or a dose order: (class, column, nullable)."""
+    from cellchain.clinic.models import Shipment
+    from cellchain.dosing.models import DoseOrder, Patient
+    from cellchain.extensions import db
+
+    found = []
+    for mapper in db.Model.registry.mappers:  # type: ignore[attr-defined]
+        cls = mapper.class_
+        table = getattr(mapper.local_table, "name", "")
+        if cls in (Patient, Shipment, DoseOrder) or table in UNFILTERED:
+            continue
+        for name in ("patient_id", "dose_order_id", "order_id"):
+            if name in mapper.columns and (name != "order_id" or table == "dose_bags"):
+                found.append((cls, name, bool(mapper.columns[name].nullable)))
+                break
+    return tuple(found)
+
+
+def _criteria(site_ids: frozenset[int]) -> list[Any]:
+    """The loader criteria keeping only rows of patients of ``site_ids``. Lambdas, so that
+    the criteria follow the tables into their aliases (a joined eager load)."""
+    from cellchain.clinic.models import Shipment
+    from cellchain.dosing.models import DoseOrder, Patient
+
+    ids = sorted(site_ids)
+    patients = select(Patient.id).where(Patient.site_id.in_(ids)).scalar_subquery()
+    orders = select(DoseOrder.id).where(DoseOrder.patient_id.in_(patients)).scalar_subquery()
+    options: list[Any] = [
+        with_loader_criteria(Patient, lambda cls: cls.site_id.in_(ids), include_aliases=True),
+        with_loader_criteria(
+            Shipment, lambda cls: cls.destination_site_id.in_(ids), include_aliases=True
+        ),
+        with_loader_criteria(
+            DoseOrder, lambda cls: cls.patient_id.in_(patients), include_aliases=True
+        ),
+    ]
+    makers = {
+        ("patient_id", False): lambda cls: cls.patient_id.in_(patients),
+        ("patient_id", True): lambda cls: or_(
+            cls.patient_id.is_(None), cls.patient_id.in_(patients)
+        ),
+        ("dose_order_id", False): lambda cls: cls.dose_order_id.in_(orders),
+        ("dose_order_id", True): lambda cls: or_(
+            cls.dose_order_id.is_(None), cls.dose_order_id.in_(orders)
+        ),
+        ("order_id", False): lambda cls: cls.order_id.in_(orders),
+        ("order_id", True): lambda cls: or_(cls.order_id.is_(None), cls.order_id.in_(orders)),
+    }
+    for cls, name, nullable in _linked():
+        options.append(with_loader_criteria(cls, makers[(name, nullable)], include_aliases=True))
+    return options
+
+
+def _filter(state: ORMExecuteState) -> None:
+    site_ids = VISIBLE_SITES.get()
+    if site_ids is None or not state.is_select:
+        return
+    if state.is_column_load:  # refreshing a row already read: never hide it
+        return
+    state.statement = state.statement.options(*_criteria(site_ids))
+
+
+def install() -> None:
+    """Listen to every session's ORM SELECTs (once per process)."""
+    global _INSTALLED
+    if _INSTALLED:
+        return
+    event.listen(Session, "do_orm_execute", _filter)
+    _INSTALLED = True
