@@ -211,7 +211,7 @@ def seed_demo(
         passwords=passwords,
         prepared_at=timeline.at(148),
         checked_at=timeline.at(147),
-        site="BER",  # the code of PL-001's clinical site, e.g. DEMO_SECOND_SITE[0] (None: first)
+        site=None,  # the code of PL-001's clinical site, e.g. DEMO_SECOND_SITE[0] (None: first)
     )
     site_donations["placenta"] = placenta_donation
     site_lots["placenta_released"] = placenta_lot
