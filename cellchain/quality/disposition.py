@@ -50,7 +50,6 @@ from cellchain.quality.models import (
     ResultStatus,
     Specification,
 )
-from cellchain.quality.service import SPECIFICATIONS
 
 #: The meanings printed with QA's signature on a disposition.
 RELEASE_MEANING = "approval: release for clinical use"
@@ -150,7 +149,7 @@ def review(session: DbSession, lot: Lot, *, now: dt.datetime, zone: ZoneInfo = U
     """The release review of ``lot`` as of ``now``, its times read in ``zone``."""
     donation = processing.lot_donation(session, lot)
     try:
-        spec: Specification | None = SPECIFICATIONS.in_force(session, lot.product_definition.code)
+        spec: Specification | None = qc.specification_of_lot(session, lot, at=now)
     except Conflict:
         spec = None
     tests, others = _test_lines(session, lot, spec)
@@ -310,7 +309,7 @@ def reject_lot(
     if existing is not None:
         raise _already_decided(existing, zone)
     try:
-        spec: Specification | None = SPECIFICATIONS.in_force(session, lot.product_definition.code)
+        spec: Specification | None = qc.specification_of_lot(session, lot, at=now)
     except Conflict:
         spec = None
     return _decide(
