@@ -79,13 +79,22 @@ def test_every_shipped_file_passes_the_check_as_a_document():
         (lambda t: t.replace('label_type = "cryobag"', 'label_type = "bottle"'), "unknown label"),
         (lambda t: t + "\n[[[ not toml", "not a readable TOML"),
         (lambda t: "", "needs its text"),
+        # the status box half as tall: the longest markings no longer fit (nothing cut)
+        (lambda t: t.replace("height_mm = 9.2", "height_mm = 4.6"), "would be cut off"),
     ],
-    ids=["unknown field", "required", "outside", "text", "label type", "toml", "empty"],
+    ids=["unknown field", "required", "outside", "text", "label type", "toml", "empty", "cut"],
 )
 def test_a_template_that_fails_the_check_is_refused(change, says):
     with pytest.raises(InvalidInput) as refused:
         template_documents.check_template({"toml": change(_text("cryobag"))})
     assert says in refused.value.detail
+
+
+def test_the_fit_check_names_the_field_and_the_marking_it_would_cut():
+    text = _text("cryobag").replace("height_mm = 9.2", "height_mm = 4.6")
+    with pytest.raises(InvalidInput) as refused:
+        template_documents.check_template({"toml": text})
+    assert "cryobag, recalled, ineligible donor, en: status" in refused.value.detail
 
 
 def test_only_the_text_is_content():

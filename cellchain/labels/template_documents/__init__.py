@@ -20,10 +20,11 @@ from __future__ import annotations
 import datetime as dt
 import tomllib
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from cellchain.core import audit
 from cellchain.core.i18n import N_, _, lazy
@@ -35,6 +36,7 @@ from cellchain.documents.versioning import VersionStatus
 from cellchain.errors import InvalidInput
 from cellchain.extensions import DbSession
 from cellchain.labels.models import LabelTemplateDocument
+from cellchain.labels.template_documents.fit import cut_fields
 from cellchain.labels.templates import REQUIRED, LabelTemplate, TemplateError, parse_template
 from cellchain.quality.wording import formatted_later
 from cellchain.resources import resource_path
@@ -68,7 +70,8 @@ def default_versions() -> list[tuple[int, DefaultVersion]]:
 def check_template(parameters: Mapping[str, Any]) -> None:
     """Refuse a template that could not print a correct label: not TOML, an unknown label
     type or field, a field its label type must carry missing (21 CFR 1271.370, 312.6), a
-    box outside the label, text taller than its box."""
+    box outside the label, text taller than its box, and text cut off the label at the
+    longest values with any status marking (``fit.cut_fields``)."""
     extra = sorted(set(parameters) - {TEXT_KEY})
     text = parameters.get(TEXT_KEY)
     problems: list[str] = []
@@ -80,11 +83,27 @@ def check_template(parameters: Mapping[str, Any]) -> None:
         problems.append(_("A label template needs its text (TOML)."))
     else:
         try:
-            parse_template(text, Path("template.toml"), version=1)
+            cut = _cut_of(text)
         except TemplateError as error:
             problems.append(_("The template cannot be used: %(problem)s", problem=str(error)))
+        else:
+            if cut:
+                problems.append(
+                    _(
+                        "Some text would be cut off the label: %(cases)s.",
+                        cases="; ".join(cut),
+                    )
+                )
     if problems:
         raise InvalidInput(" ".join(problems), errors={"parameters": problems})
+
+
+@lru_cache(maxsize=64)
+def _cut_of(text: str) -> tuple[str, ...]:
+    """What the template ``text`` would cut (``fit.cut_fields``), once per text: the layouts
+    take about a third of a second a template, and a version's text is checked when it is
+    drafted and again when it is signed."""
+    return tuple(cut_fields(parse_template(text, Path("template.toml"), version=1)))
 
 
 def _cryobag_default() -> DefaultVersion:
@@ -172,8 +191,3 @@ def load_defaults(
         )
         loaded.append(document)
     return loaded
-
-
-def versions_on_file(session: DbSession) -> int:
-    """How many label template versions are on file."""
-    return int(session.execute(select(func.count(LabelTemplateDocument.id))).scalar_one())
