@@ -81,12 +81,14 @@ def test_each_kind_answers_its_record(api: Any, scan_site: dict[str, Any], kind:
     assert body["id"] == str(scan_site[ids[kind]])
 
 
-def test_material_lot_and_equipment_lead_to_their_row(api: Any, scan_site: dict[str, Any]):
+def test_material_lot_leads_to_its_row_and_equipment_to_its_page(
+    api: Any, scan_site: dict[str, Any]
+):
     material = api.get("/api/v1/lookup", query_string={"code": scan_site["material"]}).get_json()
     item = api.get("/api/v1/lookup", query_string={"code": scan_site["equipment"]}).get_json()
 
     assert urlsplit(material["url"]).fragment == f"material-lot-{scan_site['material_id']}"
-    assert urlsplit(item["url"]).fragment == f"equipment-{scan_site['equipment_id']}"
+    assert urlsplit(item["url"]).path == f"/equipment/{scan_site['equipment_id']}"
 
 
 def test_the_shipper_leads_to_its_latest_shipment(ward: Any, api: Any, scan_site: dict[str, Any]):

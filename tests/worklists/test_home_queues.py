@@ -65,6 +65,10 @@ def test_the_technician_sees_donations_to_receive_and_storage_alarms(lab: Any, c
         "donations_to_receive": 0,
         "storage_alarms": 0,
         "vessels_due": 0,
+        "materials_expiring": 0,
+        "materials_expired_in_stock": 0,
+        "materials_low": 0,
+        "equipment_due": 0,
         "labels_to_print": 0,
         "labels_to_apply": 0,
     }
@@ -94,6 +98,7 @@ def test_the_technician_sees_donations_to_receive_and_storage_alarms(lab: Any, c
         "donations_to_receive": len(waiting),
         "storage_alarms": 1,
         "vessels_due": 0,
+        "equipment_due": 0,
         "labels_to_print": 0,
         "labels_to_apply": 0,
     }
@@ -286,6 +291,10 @@ def test_a_user_with_two_roles_sees_both_queues(lab: Any, make_user: Any, client
         "donations_to_receive": 1,
         "storage_alarms": 0,
         "vessels_due": 0,
+        "materials_expiring": 0,
+        "materials_expired_in_stock": 0,
+        "materials_low": 0,
+        "equipment_due": 0,
         "labels_to_print": 0,
         "labels_to_apply": 0,
         "samples_awaiting_results": 0,
@@ -333,6 +342,31 @@ def test_the_api_answers_the_acting_users_queues(lab: Any, clients: Any) -> None
                         "label": "culture vessels due for a passage or harvest",
                         "count": 0,
                         "path": "/manufacturing/vessels?due=1",
+                    },
+                    {
+                        "key": "materials_expiring",
+                        "label": "material lots expiring soon",
+                        "count": 0,
+                        "path": "/materials?state=expiring",
+                    },
+                    {
+                        "key": "materials_expired_in_stock",
+                        "label": "expired material lots still in stock",
+                        "count": 0,
+                        "path": "/materials?state=expired_in_stock",
+                    },
+                    {
+                        "key": "materials_low",
+                        "label": "materials below their reorder level",
+                        "count": 0,
+                        "path": "/materials?state=low",
+                    },
+                    {
+                        "key": "equipment_due",
+                        "label": "equipment due for calibration or maintenance within 14 days "
+                        "or overdue",
+                        "count": 0,
+                        "path": "/equipment?due=1",
                     },
                     {
                         "key": "labels_to_print",
