@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from cellchain.chain import service as chain
 from cellchain.chain.models import Unit, UnitStatus
-from cellchain.core import accounts
+from cellchain.core import accounts, audit_keys, audit_verification
 from cellchain.core.types import utcnow
 from cellchain.dosing.models import DoseOrder
 from cellchain.extensions import db
@@ -201,6 +201,14 @@ def test_two_servers_share_a_session_a_recall_and_the_last_bag(
     trace = b.request("GET", f"/api/v1/trace/forward/lot/{lot_id}", headers=_bearer(qa_token))
     assert trace.status == 200
     assert '"recalls"' in trace.text and "Sterility failure" in trace.text
+
+    # --- both servers appended to the one audit chain (the race's entries at once): intact
+    with app.app_context():
+        verified = audit_verification.verify(
+            db.session, keyring=audit_keys.current_keyring(), checkpoint_dir=None
+        )
+        assert verified.intact, verified.chain.problem
+        db.session.remove()
 
 
 def _json(answer: Answer) -> dict[str, Any]:
