@@ -25,13 +25,17 @@ from cellchain.manufacturing.processing import processing
 from tests.conftest import TEST_PASSWORD, on_postgres
 from tests.deployment.conftest import Answer, Browser, Server, csrf_of, server_environment
 
-pytestmark = pytest.mark.skipif(
-    not on_postgres(),
-    reason=(
-        "several app servers share one PostgreSQL database (docs/deployment.md); a SQLite "
-        "file cannot be shared between hosts: set CELLCHAIN_TEST_DATABASE_URL"
+pytestmark = [
+    pytest.mark.skipif(
+        not on_postgres(),
+        reason=(
+            "several app servers share one PostgreSQL database (docs/deployment.md); a SQLite "
+            "file cannot be shared between hosts: set CELLCHAIN_TEST_DATABASE_URL"
+        ),
     ),
-)
+    # two servers to start (seconds): started before the short tests (``tests/conftest.py``)
+    pytest.mark.heavy,
+]
 
 
 def _token(user: Any, name: str) -> str:
