@@ -3,6 +3,9 @@ specification in force, donations at several stages (one eligible whose lot awai
 testing, one in quarantine with tests still coming in, one awaiting receipt), three older lots
 through release testing (one released with its certificate of analysis, one with an
 out-of-specification result awaiting investigation, one rejected) and a few reserved DINs.
+Beside them (issue 22) a second protocol and product: the open-label PL-MSC-OL-01 and the
+placenta-derived PL-MSC with its own panel and specification, a released placenta lot, and
+PL-001 of PL-MSC-OL-01 dosed from it (``_seed_second_protocol``).
 
 Used by ``cellchain demo`` and by the browser tests, so what a newcomer sees is what the
 tests click through.

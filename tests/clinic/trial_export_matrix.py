@@ -35,7 +35,13 @@ TRIAL_EXPORT_MATRIX: dict[tuple[str, str], frozenset[Role] | str] = {
 
 def seed_export(session: Any, investigator: Any) -> None:
     """A generated ODM export of the demo trial, as its investigator would make it."""
-    export = exports.request_export(session, ExportFormat.ODM, actor=investigator, now=utcnow())
+    export = exports.request_export(
+        session,
+        ExportFormat.ODM,
+        actor=investigator,
+        now=utcnow(),
+        protocol_code=NCT01420432_CODE,  # the demo holds two trials (issue 22)
+    )
     session.flush()
     exports.run_export(
         session,
