@@ -6,6 +6,7 @@ of the product definitions."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from typing import Any
 
@@ -347,6 +348,144 @@ def test_migration_0043_makes_panels_of_the_product_definitions_and_points_donat
         assert sealed == {1: 0, 2: 0}
         assert [json.loads(p) for p in products] == [first, second, third]  # as signed
         assert templates == 0
+    finally:
+        if on_postgres():
+            databases.drop(url)
+
+
+def test_migration_0043_puts_the_label_files_in_force_on_an_upgraded_site_and_links_prints(
+    databases, tmp_path
+):
+    """A database at 0042 with a user (an upgraded site) and two prints of a donation
+    container's label, one from today's file (its version and hash), one from an older file:
+    0043 loads every file of ``labels/`` in force under its own version and the text's
+    SHA-256 (the file's), points the first print at its version and leaves the second
+    unlinked, both left unsealed."""
+    from flask_migrate import upgrade
+
+    from cellchain import create_app
+    from cellchain.labels.templates import load_templates
+    from tests.conftest import test_config
+
+    files = load_templates()
+    container = files["donation_container"]
+    url = _empty_database(databases, tmp_path)
+    app = create_app(test_config(url))
+    when = dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.UTC)
+    try:
+        with app.app_context():
+            upgrade(revision="0042")
+            engine = db.engine
+            with engine.begin() as conn:
+                _insert(
+                    conn,
+                    "users",
+                    id=1,
+                    username="tech",
+                    full_name="Tina Tech",
+                    password_hash="x",
+                    active=True,
+                    failed_attempts=0,
+                    created_at=when,
+                )
+                _insert(
+                    conn,
+                    "product_definitions",
+                    id=1,
+                    code="UC-MSC",
+                    version=1,
+                    title="UC-MSC",
+                    parameters_json=json.dumps({"donor_test_panel": DEFAULT_DONOR_TEST_PANEL}),
+                    status="effective",
+                    created_at=when,
+                    effective_at=when,
+                )
+                _insert(
+                    conn,
+                    "donors",
+                    id=1,
+                    code="DNR26-00001",
+                    consent_date=when.date(),
+                    consent_form_version="ICF v3.1",
+                    consent_recorded_at=when,
+                    screening_outcome="acceptable",
+                    screening_date=when.date(),
+                    created_at=when,
+                )
+                _insert(
+                    conn,
+                    "donations",
+                    id=1,
+                    din="X999926000001K",
+                    donor_id=1,
+                    product_definition_id=1,
+                    umbilical_cord=True,
+                    placenta=False,
+                    delivery_at=when,
+                    collected_at=when,
+                    collection_site="Ward",
+                    collector="Midwife",
+                    transport_conditions="2-8 C",
+                    registered_at=when,
+                    status="registered",
+                    eligibility="pending",
+                )
+                _insert(
+                    conn,
+                    "units",
+                    id=1,
+                    code="X9999260000010001",
+                    kind="donation_container",
+                    status="quarantine",
+                    donation_id=1,
+                    location="Ward",
+                    created_at=when,
+                )
+                for pid, version, digest in (
+                    (1, container.version, container.content_hash),
+                    (2, container.version - 1, "0" * 64),
+                ):
+                    _insert(
+                        conn,
+                        "label_prints",
+                        id=pid,
+                        unit_id=1,
+                        label_type="donation_container",
+                        template_version=version,
+                        template_hash=digest,
+                        output_format="png",
+                        copies=1,
+                        payload="X",
+                        quarantine=True,
+                        isbt=False,
+                        unit_status="quarantine",
+                        printed_at=when,
+                        printed_by_id=1,
+                        applied=0,
+                        destroyed=0,
+                        marking="",
+                    )
+            upgrade(revision="0043")
+            with engine.connect() as conn:
+                templates = conn.execute(
+                    text(
+                        "SELECT id, code, version, status, parameters_json, audit_seq "
+                        "FROM label_templates"
+                    )
+                ).all()
+                prints = dict(conn.execute(text("SELECT id, template_id FROM label_prints")).all())
+                sealed = set(conn.execute(text("SELECT audit_seq FROM label_prints")).scalars())
+            db.session.remove()
+            engine.dispose()
+        by_code = {row.code: row for row in templates}
+        assert set(by_code) == {label_type.upper() for label_type in files}
+        for label_type, template in files.items():
+            row = by_code[label_type.upper()]
+            assert (row.version, row.status, row.audit_seq) == (template.version, "effective", 0)
+            stored = json.loads(row.parameters_json)["toml"]
+            assert hashlib.sha256(stored.encode()).hexdigest() == template.content_hash
+        assert prints == {1: by_code["DONATION_CONTAINER"].id, 2: None}
+        assert sealed == {0, None}
     finally:
         if on_postgres():
             databases.drop(url)
