@@ -548,3 +548,63 @@ def test_the_equipment_pages_read_in_chinese(bench: Any, clients) -> None:
     names += [bench.lab.tech.username, "Calibration Services Ltd (test)", "'x'"]
     names.append(clients.app.config["SITE_NAME"])
     assert_translated({k: v.get_data(as_text=True) for k, v in pages.items()}, data=names)
+
+
+def test_the_api_and_the_page_refuse_a_qc_result_on_an_overdue_instrument(
+    desk: Any, clients
+) -> None:
+    late = _overdue(desk.bench, "CNT-11", EquipmentKind.CELL_COUNTER)
+    (sample,) = desk.sample()
+    today = utcnow().date().isoformat()
+    line = {"test": "VIABILITY", "value": 95.0, "instrument": "CNT-11", "tested_on": today}
+    answer = clients.api(desk.lab.qc).post(
+        f"/api/v1/lots/{desk.lot.id}/results",
+        json={"sample": sample.unit.code, "results": [line]},
+    )
+    assert answer.status_code == 409, answer.get_json()
+    assert (
+        "CNT-11" in answer.get_json()["detail"] and _due_text(late) in answer.get_json()["detail"]
+    )
+    page = clients.web(desk.lab.qc).post(
+        f"/lots/{desk.lot.id}/results",
+        data={
+            "sample": sample.unit.code,
+            "value-VIABILITY": "95",
+            "numeric-VIABILITY": "1",
+            "instrument-VIABILITY": "cnt-11",
+            "tested_on-VIABILITY": today,
+        },
+    )
+    assert page.status_code == 409 and "CNT-11" in page.get_data(as_text=True)
+    assert db.session.execute(select(func.count()).select_from(QcResult)).scalar_one() == 0
+
+
+def test_the_api_and_the_page_refuse_a_placement_in_an_overdue_tank(bench: Any, clients) -> None:
+    from tests.support.storage import make_lot
+
+    tank = _overdue(bench, "LN2-08", EquipmentKind.LN2_TANK)
+    _lot, bags = make_lot(bench, bags=1)
+    answer = clients.api(bench.lab.tech).post(
+        f"/api/v1/storage/units/{bags[0].id}",
+        json={"tank_id": tank.id, "rack": "1", "box": "1", "slot": "1"},
+    )
+    assert answer.status_code == 409, answer.get_json()
+    assert (
+        "LN2-08" in answer.get_json()["detail"] and _due_text(tank) in answer.get_json()["detail"]
+    )
+    page = clients.web(bench.lab.tech).post(
+        f"/storage/tanks/{tank.id}/store",
+        data={"code": bags[0].code, "rack": "1", "box": "1", "slot": "1"},
+        follow_redirects=True,
+    )
+    assert "LN2-08" in page.get_data(as_text=True) and _due_text(tank) in page.get_data(
+        as_text=True
+    )
+    assert (
+        db.session.execute(
+            select(func.count())
+            .select_from(StoragePosition)
+            .where(StoragePosition.unit_id.is_not(None))
+        ).scalar_one()
+        == 0
+    )
