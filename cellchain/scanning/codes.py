@@ -275,6 +275,13 @@ def _issued(session: DbSession, identifier: Identifier, roles: frozenset[Role]) 
         if may_see(roles, kind)
         else None
     )
+    if (
+        issued is not None
+        and issued.entity_type == "patient"
+        and issued.entity_id
+        and session.get(Patient, int(issued.entity_id)) is None
+    ):
+        issued = None  # a patient of a site the user does not see (docs/sites.md)
     if issued is None:
         raise UnknownCode(
             _(

@@ -102,6 +102,44 @@ def _criteria(site_ids: frozenset[int]) -> list[Any]:
         ("order_id", False): lambda cls: cls.order_id.in_(orders),
         ("order_id", True): lambda cls: or_(cls.order_id.is_(None), cls.order_id.in_(orders)),
     }
+    # the custody events of the units given to another site's patients (their prepared dose
+    # and its bags), whose notes name the patient (the units themselves are the lab's, seen
+    # by all); read from the tables (not the ORM classes) so that no criterion applies inside
+    from sqlalchemy import String, cast, union
+
+    from cellchain.chain.models import UnitEvent
+    from cellchain.core.models import IssuedIdentifier
+    from cellchain.dosing.models import DoseBag
+
+    patients_t, orders_t, bags_t = Patient.__table__, DoseOrder.__table__, DoseBag.__table__
+    elsewhere = select(patients_t.c.id).where(patients_t.c.site_id.not_in(ids))
+    hidden_units = union(
+        select(orders_t.c.dose_unit_id).where(
+            orders_t.c.patient_id.in_(elsewhere), orders_t.c.dose_unit_id.is_not(None)
+        ),
+        select(bags_t.c.unit_id)
+        .join(orders_t, orders_t.c.id == bags_t.c.order_id)
+        .where(orders_t.c.patient_id.in_(elsewhere)),
+    ).scalar_subquery()
+    hidden_patients = (
+        select(cast(patients_t.c.id, String(80)))
+        .where(patients_t.c.site_id.not_in(ids))
+        .scalar_subquery()
+    )
+    options += [
+        with_loader_criteria(
+            UnitEvent, lambda cls: cls.unit_id.not_in(hidden_units), include_aliases=True
+        ),
+        with_loader_criteria(
+            IssuedIdentifier,
+            lambda cls: or_(
+                cls.entity_type.is_(None),
+                cls.entity_type != "patient",
+                cls.entity_id.not_in(hidden_patients),
+            ),
+            include_aliases=True,
+        ),
+    ]
     for cls, name, nullable in _linked():
         options.append(with_loader_criteria(cls, makers[(name, nullable)], include_aliases=True))
     return options
