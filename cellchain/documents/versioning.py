@@ -13,8 +13,8 @@ import enum
 import json
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from sqlalchemy import ForeignKey, Integer, String, Text, func, select
-from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
+from sqlalchemy import ForeignKey, Integer, String, Text, event, func, inspect, select
+from sqlalchemy.orm import Mapped, Mapper, declared_attr, mapped_column, relationship
 
 from cellchain.core import actions, audit, signatures
 from cellchain.core.i18n import N_, LazyText, _, document_text, lazy
@@ -115,6 +115,37 @@ class VersionedDocument:
 
 
 D = TypeVar("D", bound=VersionedDocument)
+
+#: what a signature covers and so never changes once a version is signed
+SIGNED_COLUMNS = ("code", "version", "title", "parameters_json")
+
+
+def _refuse_signed_changes(_mapper: Mapper[Any], _connection: Any, target: Any) -> None:
+    """Before any UPDATE of a version: a signed version's content is never changed in
+    place, whatever path the change took (only its status moves on, and its effective time
+    is set at the signing)."""
+    if not isinstance(target, VersionedDocument):
+        return
+    state = inspect(target)
+    status = state.attrs.status.history
+    was = status.deleted[0] if status.deleted else target.status
+    if was == VersionStatus.DRAFT.value:
+        return
+    changed = [name for name in SIGNED_COLUMNS if state.attrs[name].history.has_changes()]
+    if changed:
+        raise Conflict(
+            _(
+                "%(kind)s %(code)s v%(version)s is signed: it is never changed in place; "
+                "draft a new version instead.",
+                kind=document_text(target.document_label),
+                code=target.code,
+                version=target.version,
+            )
+        )
+
+
+if not event.contains(Mapper, "before_update", _refuse_signed_changes):
+    event.listen(Mapper, "before_update", _refuse_signed_changes)
 
 
 def _transition(document: VersionedDocument, target: VersionStatus) -> None:

@@ -211,6 +211,18 @@ def test_every_edit_path_of_a_signed_version_is_refused(
     assert SPECIFICATIONS.get(db.session, spec.id).parameters_json == before
 
 
+def test_a_signed_version_changed_through_the_orm_is_refused_at_the_flush(
+    session: Any, make_user: Any
+) -> None:
+    qa = make_user("alex", "qa")
+    spec = _signed_spec(session, qa)
+    spec.parameters_json = spec.parameters_json.replace('"min":80', '"min":70')
+    with pytest.raises(Conflict, match="never changed in place"):
+        session.flush()
+    session.rollback()
+    assert '"min":80' in SPECIFICATIONS.get(session, spec.id).parameters_json
+
+
 def test_a_draft_is_changed_through_the_api_and_checked_again(
     session: Any, make_user: Any, clients: Any
 ) -> None:
