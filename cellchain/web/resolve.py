@@ -33,12 +33,12 @@ class IssuedCode(Protocol):
 
 
 # The manufacturing records the scan box finds by their own codes (issue 21). Registered here
-# until manufacturing/processing/views.py registers them itself; material lots and equipment
-# have no page of their own, so they lead to their row of the list.
+# until manufacturing/processing/views.py registers them itself; a material lot leads to its
+# stock page (issue 22).
 register_record_page("lot", lambda entity_id: url_for("manufacturing.lot", lot_id=entity_id))
 register_record_page(
     "material_lot",
-    lambda entity_id: url_for("manufacturing.materials", _anchor=f"material-lot-{entity_id}"),
+    lambda entity_id: url_for("stock.material_lot", lot_id=entity_id),  # issue 22
 )
 register_record_page(
     "equipment",

@@ -34,6 +34,8 @@ def test_materials_are_received_then_released_by_qa(bench, clients):
         "supplier": "S",
         "lot_number": "t-77",
         "expiry_date": (utcnow().date() + dt.timedelta(days=90)).isoformat(),
+        "quantity": 500,
+        "unit": "mL",
     }
     created = tech.post("/api/v1/materials", json=body)
     assert created.status_code == 201 and created.get_json()["lot_number"] == "T-77"

@@ -41,7 +41,7 @@ KINDS: dict[str, tuple[str, Any]] = {
     "lot": ("lot", lambda s: f"/lots/{s['lot_id']}"),
     "patient": ("patient", lambda s: f"/patients/{s['patient_id']}"),
     "shipper": ("shipper", lambda s: f"/shipments/{s['shipment_id']}"),
-    "material_lot": ("material", lambda s: "/materials"),
+    "material_lot": ("material", lambda s: f"/materials/{s['material_id']}"),
     "equipment": ("equipment", lambda s: f"/equipment/{s['equipment_id']}"),
 }
 
@@ -81,13 +81,11 @@ def test_each_kind_answers_its_record(api: Any, scan_site: dict[str, Any], kind:
     assert body["id"] == str(scan_site[ids[kind]])
 
 
-def test_material_lot_leads_to_its_row_and_equipment_to_its_page(
-    api: Any, scan_site: dict[str, Any]
-):
+def test_material_lot_and_equipment_lead_to_their_pages(api: Any, scan_site: dict[str, Any]):
     material = api.get("/api/v1/lookup", query_string={"code": scan_site["material"]}).get_json()
     item = api.get("/api/v1/lookup", query_string={"code": scan_site["equipment"]}).get_json()
 
-    assert urlsplit(material["url"]).fragment == f"material-lot-{scan_site['material_id']}"
+    assert urlsplit(material["url"]).path == f"/materials/{scan_site['material_id']}"
     assert urlsplit(item["url"]).path == f"/equipment/{scan_site['equipment_id']}"
 
 

@@ -4,6 +4,7 @@ API's bodies and the bench forms."""
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import marshmallow as ma
 from marshmallow import validate
@@ -13,7 +14,7 @@ from cellchain.core.i18n import N_
 from cellchain.core.listing_schemas import ListQueryIn
 from cellchain.core.schemas import SiteDateTime, WholeNumber
 from cellchain.documents.schemas import VersionedDocumentOut
-from cellchain.manufacturing.models import EquipmentKind, LotStatus, MaterialCategory
+from cellchain.manufacturing.models import EquipmentKind, LotStatus, MaterialCategory, StockUnit
 from cellchain.manufacturing.processing.processing import (
     CELL_BANKS,
     ISOLATION_METHODS,
@@ -84,10 +85,29 @@ class MaterialLotIn(ma.Schema):
         required=True, validate=_text(60, N_("Required; at most 60 characters."))
     )
     expiry_date = ma.fields.Date(required=True)
+    quantity = ma.fields.Float(
+        required=True,
+        allow_nan=False,
+        validate=validate.Range(min=0, min_inclusive=False, error=N_("More than zero.")),
+        metadata={"description": "The quantity received, in ``unit``"},
+    )
+    unit = ma.fields.String(
+        required=True,
+        validate=validate.OneOf(
+            [u.value for u in StockUnit], error=N_("Choose one of the units listed.")
+        ),
+        metadata={"description": "mL, g or units (pieces)"},
+    )
 
     @ma.post_load
     def to_input(self, data: dict[str, Any], **_kwargs: Any) -> MaterialLotInput:
-        return MaterialLotInput(**{**data, "category": MaterialCategory(data["category"])})
+        return MaterialLotInput(
+            **{
+                **data,
+                "category": MaterialCategory(data["category"]),
+                "unit": StockUnit(data["unit"]),
+            }
+        )
 
 
 class MaterialLotOut(ma.Schema):
@@ -101,6 +121,8 @@ class MaterialLotOut(ma.Schema):
     released = ma.fields.Boolean()
     released_at = ma.fields.AwareDateTime(allow_none=True)
     released_by = ma.fields.String(attribute="released_by.username", allow_none=True)
+    quantity_received = ma.fields.Float(allow_none=True)
+    unit = ma.fields.String(allow_none=True, metadata={"description": "mL, g or units"})
 
 
 class EquipmentIn(ma.Schema):
@@ -155,8 +177,36 @@ class StepIn(ma.Schema):
             "this step beyond the product's max passage or max CPD (needed only then)"
         },
     )
+    material_quantities = ma.fields.Dict(
+        keys=ma.fields.String(validate=validate.Regexp(r"^[0-9]{1,9}$")),
+        values=ma.fields.Float(
+            allow_nan=False,
+            validate=validate.Range(min=0, min_inclusive=False, error=N_("More than zero.")),
+        ),
+        load_default=dict,
+        metadata={
+            "description": "The quantity used of a material lot, by lot id, in the lot's unit "
+            "(the bench form's quantity_<id> fields); a lot left out uses the step's own figure "
+            "where it has one (docs/materials.md)"
+        },
+    )
 
-    def context(self, data: dict[str, Any]) -> StepContext:
+    @ma.pre_load
+    def quantities_typed(self, data: Any, **_kwargs: Any) -> Any:
+        """The bench form's ``quantity_<lot id>`` fields, gathered into
+        ``material_quantities`` (an empty field is no quantity)."""
+        if not isinstance(data, dict):
+            return data
+        typed = {k: v for k, v in data.items() if isinstance(k, str) and k.startswith("quantity_")}
+        if not typed:
+            return data
+        rest = {k: v for k, v in data.items() if k not in typed}
+        quantities = dict(rest.get("material_quantities") or {})
+        quantities.update({k.removeprefix("quantity_"): v for k, v in typed.items() if v != ""})
+        return {**rest, "material_quantities": quantities}
+
+    def context(self, data: dict[str, Any], *, zone: ZoneInfo | None = None) -> StepContext:
+        """The step's context; ``zone``: the site's (a material's expiry is a day there)."""
         return StepContext(
             performed_at=data.get("performed_at"),
             material_lot_ids=tuple(data["materials"]),
@@ -164,6 +214,10 @@ class StepIn(ma.Schema):
             location=data.get("location"),
             notes=data.get("notes"),
             deviation_id=data.get("deviation_id"),
+            material_quantities={
+                int(lot): quantity for lot, quantity in data["material_quantities"].items()
+            },
+            **({"zone": zone} if zone is not None else {}),
         )
 
 
@@ -292,7 +346,16 @@ class StepOut(ma.Schema):
         return [row.unit.code for row in step.units if row.role == "output"]
 
     def dump_materials(self, step: Any) -> list[dict[str, Any]]:
-        return [MaterialLotOut().dump(row.material_lot) for row in step.materials]
+        """Each lot the step used, with the quantity used (in the lot's unit; null when not
+        counted) and where it came from (``step``: its own figures; ``entered``)."""
+        return [
+            {
+                **MaterialLotOut().dump(row.material_lot),
+                "quantity_used": row.quantity,
+                "quantity_source": row.quantity_source,
+            }
+            for row in step.materials
+        ]
 
     def dump_equipment(self, step: Any) -> list[dict[str, Any]]:
         return [EquipmentOut().dump(row.item) for row in step.equipment]
