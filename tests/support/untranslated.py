@@ -34,7 +34,7 @@ KEPT = frozenset(
         # the abbreviations Chinese texts write as they are (the glossary's CPD; a cell
         # surface marker, a performance scale, a solvent, file formats, data standards)
         "CPD", "PD", "DMSO", "ECOG", "HIV", "HLA", "DR", "PBMC", "UTC", "XML", "PNG", "ZPL",
-        "CDISC", "ODM", "DSMB", "JPEG", "ISO", "MB",
+        "CDISC", "ODM", "DSMB", "JPEG", "ISO", "MB", "TOML",
         # a medium's name as the lab writes it (α-MEM), a label printer's maker
         "MEM", "Zebra",
         # units of measure
