@@ -15,7 +15,7 @@ from cellchain.extensions import db
 from cellchain.sites import service as sites
 from cellchain.sites.models import SiteKind
 from tests.support.ward import Ward, payload
-from tests.test_permission_matrix import PUBLIC, MATRIX, demo_records, demo_urls, route_methods
+from tests.test_permission_matrix import MATRIX, PUBLIC, demo_records, demo_urls, route_methods
 
 #: long: every GET route with every record
 pytestmark = pytest.mark.heavy
@@ -105,8 +105,10 @@ def test_site_a_records_are_404_for_site_b(
     url = path.format(patient=patient.id, order=order.id)
     client = clients.api(bea) if url.startswith("/api/") else clients.web(bea)
     assert client.get(url).status_code == 404, url
-    own = clients.api(ward.clinic.clinician) if url.startswith("/api/") else clients.web(
-        ward.clinic.clinician
+    own = (
+        clients.api(ward.clinic.clinician)
+        if url.startswith("/api/")
+        else clients.web(ward.clinic.clinician)
     )
     assert own.get(url).status_code == 200, url
 

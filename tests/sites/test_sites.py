@@ -82,8 +82,12 @@ def test_there_is_only_one_manufacturing_facility(clients: Any, make_user: Any):
     admin = make_user("ada", Role.ADMIN)
     refused = clients.api(admin).post(
         "/api/v1/sites",
-        json={"code": "FAC2", "name": "Second lab", "kind": "manufacturing_facility",
-              "time_zone": "UTC"},
+        json={
+            "code": "FAC2",
+            "name": "Second lab",
+            "kind": "manufacturing_facility",
+            "time_zone": "UTC",
+        },
     )
     assert refused.status_code == 409
     assert "only one" in refused.get_json()["detail"]
@@ -126,8 +130,11 @@ def test_memberships_are_set_by_an_administrator_audited(clients: Any, make_user
     )
     assert page.status_code == 302
     db.session.expire_all()
-    assert {row.site_id for row in db.session.scalars(select(SiteMembership))
-            if row.user_id == clinician.id} == {second.id}
+    assert {
+        row.site_id
+        for row in db.session.scalars(select(SiteMembership))
+        if row.user_id == clinician.id
+    } == {second.id}
     unknown = api.put(f"/api/v1/sites/members/{clinician.id}", json={"site_ids": [999]})
     assert unknown.status_code == 422
 
@@ -147,7 +154,7 @@ def _two_sites(ward: Ward) -> tuple[Site, Site]:
 @pytest.mark.parametrize("where", ["unknown", "inactive", "facility", "none of two"])
 def test_a_shipment_goes_to_an_active_clinical_site_or_nothing_is_saved(ward: Ward, where):
     order = ward.prepared()
-    first, second = _two_sites(ward)
+    _first, second = _two_sites(ward)
     site_id: int | None
     if where == "unknown":
         site_id = 999_999
@@ -225,7 +232,7 @@ def test_a_patient_is_enrolled_at_one_of_the_enrolling_users_sites(ward: Ward, m
 
 
 def test_a_clinic_user_reads_times_in_their_sites_zone(ward: Ward, clients: Any, make_user):
-    first, second = _two_sites(ward)
+    first, _second = _two_sites(ward)
     patient = ward.patient()
     facility_reader = clients.web(ward.lab.qa)  # the configured zone (UTC here)
     page = facility_reader.get(f"/patients/{patient.id}").get_data(as_text=True)
