@@ -417,7 +417,10 @@ def _seed_expansion(
         return donation.delivery_at + dt.timedelta(days=n)
 
     def context(
-        at: dt.datetime, *materials: str, freezer: bool = False, **used_ml: float
+        at: dt.datetime,
+        *materials: str,
+        freezer: bool = False,
+        used_ml: dict[str, float] | None = None,
     ) -> StepContext:
         used = ("BSC-01", "CRF-01") if freezer else ("BSC-01", "INC-01", "CNT-01")
         return StepContext(
@@ -425,7 +428,7 @@ def _seed_expansion(
             material_lot_ids=tuple(lots[key] for key in materials),
             equipment_ids=tuple(kit_ids[code] for code in used),
             # what the steps record no figure for (the fill's DMSO and albumin are its own)
-            material_quantities={lots[key]: quantity for key, quantity in used_ml.items()},
+            material_quantities={lots[key]: value for key, value in (used_ml or {}).items()},
             zone=site_zone,
         )
 
@@ -440,7 +443,9 @@ def _seed_expansion(
         tissue=donation.units[:1],
         method="enzymatic",
         vessels=[Vessel("T175", 1.0e6)] * 2,
-        context=context(day(0.8), "enzyme", "medium", "hpl", enzyme=0.1, **culture(2, "T175")),
+        context=context(
+            day(0.8), "enzyme", "medium", "hpl", used_ml={"enzyme": 0.1, **culture(2, "T175")}
+        ),
         actor=tech,
         now=now,
     )
@@ -458,7 +463,11 @@ def _seed_expansion(
             harvest=Harvest(cells=harvested, viability_percent=96.0),
             vessels_out=[Vessel(fmt, seeded)] * count,
             context=context(
-                day(when), "trypsin", "medium", "hpl", trypsin=trypsin, **culture(count, fmt)
+                day(when),
+                "trypsin",
+                "medium",
+                "hpl",
+                used_ml={"trypsin": trypsin, **culture(count, fmt)},
             ),
             actor=tech,
             now=now,
@@ -476,7 +485,7 @@ def _seed_expansion(
             "trypsin",
             "dmso",
             "albumin",
-            trypsin=harvested_from[0] * _TRYPSIN_ML[harvested_from[1]],
+            used_ml={"trypsin": harvested_from[0] * _TRYPSIN_ML[harvested_from[1]]},
         ),
         actor=tech,
         now=now,

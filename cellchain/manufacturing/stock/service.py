@@ -26,6 +26,7 @@ import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -56,7 +57,8 @@ from cellchain.manufacturing.models import (
     StockAdjustmentKind,
     StockUnit,
 )
-from cellchain.manufacturing.stock.inputs import AdjustmentInput, StockState
+from cellchain.manufacturing.stock.inputs import AdjustmentInput as AdjustmentInput
+from cellchain.manufacturing.stock.inputs import StockState as StockState
 
 #: A lot expiring within this many days is shown in the technician's queue, unless the site
 #: sets ``CELLCHAIN_MATERIAL_EXPIRY_WARNING_DAYS`` (``MATERIAL_EXPIRY_WARNING_DAYS``).
@@ -459,7 +461,7 @@ def _usable(today: dt.date) -> ColumnElement[bool]:
     )
 
 
-def _low_materials(today: dt.date) -> Select[tuple[str, str]]:
+def _low_materials(today: dt.date) -> Select[Any]:
     """The (material, unit) pairs whose usable stock is below their reorder level."""
     usable = (
         select(func.coalesce(func.sum(remaining_column()), 0.0))
@@ -471,9 +473,8 @@ def _low_materials(today: dt.date) -> Select[tuple[str, str]]:
         .correlate(ReorderLevel)
         .scalar_subquery()
     )
-    return select(ReorderLevel.material, ReorderLevel.unit).where(
-        ReorderLevel.level > 0, usable < ReorderLevel.level
-    )
+    pair: tuple[Any, Any] = (ReorderLevel.material, ReorderLevel.unit)
+    return select(*pair).where(ReorderLevel.level > 0, usable < ReorderLevel.level)
 
 
 def _state_condition(state: StockState, today: dt.date, within_days: int) -> ColumnElement[bool]:
@@ -535,7 +536,10 @@ def stock_page(
 ) -> listing.Page[StockRow]:
     """A page of the material lots with what remains of each (two statements, and one for
     the users who released them)."""
-    query = select(MaterialLot, remaining_column()).options(selectinload(MaterialLot.released_by))
+    remaining: Any = remaining_column()  # one more column: typed Select[Any], as fetch_page takes
+    query: Select[Any] = select(MaterialLot, remaining).options(
+        selectinload(MaterialLot.released_by)
+    )
     if state is not None:
         query = query.where(_state_condition(state, today, within_days))
     page = listing.fetch_page(session, query, STOCK_LIST, request)
