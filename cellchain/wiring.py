@@ -155,9 +155,9 @@ def wire(app: Flask) -> None:
     from cellchain.manufacturing import pages as manufacturing_pages
     from cellchain.manufacturing import vessel_api, vessel_views
     from cellchain.manufacturing.deviations import api as deviations_api
+    from cellchain.manufacturing.deviations import views as deviations_views  # noqa: F401 (its routes)
     from cellchain.manufacturing.equipment import api as equipment_api
     from cellchain.manufacturing.equipment import views as equipment_views
-    from cellchain.manufacturing.deviations import views as deviations_views  # noqa: F401 (its routes)
     from cellchain.manufacturing.processing import api as manufacturing_api
     from cellchain.manufacturing.processing import views as manufacturing_views
     from cellchain.manufacturing.stock import api as stock_api
