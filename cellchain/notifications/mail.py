@@ -15,6 +15,16 @@ refused it for good (``permanent``: a 5xx answer to its recipient or its content
 such mailbox"), which marks it refused and sends it no more. Delivery is at least once: a
 crash between the server's acceptance and the mark sends that message again.
 
+**One sender per e-mail.** Several senders may deliver at once: the timer's
+``cellchain notifications deliver`` and any app server's send after a commit (issue 22). Right
+before a message is sent its rows are **claimed** (:func:`claim`): one conditional UPDATE sets
+``claimed_at`` on the rows still unsent and unclaimed, and the claim is committed before the
+send. The database makes that UPDATE atomic (PostgreSQL: a second sender's UPDATE waits for the
+first's commit and re-checks the row, which is claimed by then; SQLite: one writer at a time),
+so of two senders one claims a row and the other skips it. The mark of the send (or of the
+failure) lets the claim go. A claim older than ``CLAIM_TIMEOUT`` is a dead sender's (killed
+between its claim and its mark): the next delivery takes the row and sends it.
+
 Urgent e-mails go right after their transaction commits (``install`` listens to every
 session's commit; a failure leaves them for the next ``cellchain notifications deliver``,
 which a timer runs, e.g. every minute). That send waits at most ``AFTER_COMMIT_TIMEOUT`` for
@@ -38,7 +48,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 
 from cellchain.core.display import local_time
@@ -57,6 +67,10 @@ SMTP_TIMEOUT = 20.0
 AFTER_COMMIT_TIMEOUT = 5.0
 #: the longest failure text kept on an outbox row
 MAX_ERROR = 500
+#: how long a sender's claim on the e-mails it is sending holds: far longer than one send
+#: (the SMTP commands of one message, each up to ``SMTP_TIMEOUT``), so only a sender that
+#: died (or hangs that long) loses it; its e-mails are then sent by the next delivery
+CLAIM_TIMEOUT = dt.timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -209,6 +223,34 @@ def waiting(
     return list(session.scalars(query))
 
 
+def claim(
+    session: DbSession,
+    ids: Iterable[int],
+    *,
+    at: dt.datetime,
+    timeout: dt.timedelta = CLAIM_TIMEOUT,
+) -> set[int]:
+    """Claim the e-mails ``ids`` that are still waiting and held by no live sender (never
+    claimed, or claimed before ``at - timeout``): one conditional UPDATE, atomic on both
+    databases; returns the ids claimed. Commit before sending, so other senders see it."""
+    wanted = list(ids)
+    if not wanted:
+        return set()
+    result = session.execute(
+        update(OutboxEmail)
+        .where(
+            OutboxEmail.id.in_(wanted),
+            OutboxEmail.sent_at.is_(None),
+            OutboxEmail.refused_at.is_(None),
+            or_(OutboxEmail.claimed_at.is_(None), OutboxEmail.claimed_at < at - timeout),
+        )
+        .values(claimed_at=at)
+        .returning(OutboxEmail.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(result.scalars())
+
+
 def connect(smtp_url: str, timeout: float = SMTP_TIMEOUT) -> smtplib.SMTP:
     """An SMTP connection to ``smtp://[user[:password]@]host[:port][?starttls=1]`` (or
     ``smtps://`` for TLS from the start), logged in if a user is given.
@@ -254,26 +296,36 @@ def deliver(
     urgent_only: bool = False,
     notification_ids: Iterable[int] | None = None,
     timeout: float = SMTP_TIMEOUT,
+    claim_timeout: dt.timedelta = CLAIM_TIMEOUT,
 ) -> Delivery:
-    """Send the waiting e-mails (see the module); ``on_sent`` commits each mark. Nothing is
-    sent, and every e-mail stays waiting, when no SMTP server is configured."""
+    """Send the waiting e-mails (see the module); ``on_sent`` commits each claim and each
+    mark. Each message's rows are claimed right before it is sent, and only those claimed
+    are sent: another sender holds the others. Nothing is sent, and every e-mail stays
+    waiting, when no SMTP server is configured."""
     result = Delivery()
     if not settings.smtp_url:
         return result
     messages = batches(waiting(session, urgent_only=urgent_only, notification_ids=notification_ids))
     if not messages:
         return result
+    ids = [[email.id for email in emails] for emails in messages]
+    on_sent()  # the reading transaction ends: a claim is a write of its own (SQLite)
     try:
         client = connect(settings.smtp_url, timeout)
     except (OSError, smtplib.SMTPException, ValueError) as error:
         for emails in messages:
-            _failed(session, emails, error)
+            _failed(session, emails, error, unclaimed_before=now() - claim_timeout)
         on_sent()
         result.failed = len(messages)
         result.errors.append(str(error))
         return result
     try:
-        for emails in messages:
+        for batch, batch_ids in zip(messages, ids, strict=True):
+            claimed = claim(session, batch_ids, at=now(), timeout=claim_timeout)
+            on_sent()
+            emails = [email for email in batch if email.id in claimed]
+            if not emails:  # another sender holds them (or sent them)
+                continue
             try:
                 message = compose(emails, settings, link_for)
             except Exception as error:  # one e-mail that cannot be written stops no other
@@ -294,7 +346,7 @@ def deliver(
                 session.execute(
                     update(OutboxEmail)
                     .where(OutboxEmail.id.in_(ids), OutboxEmail.sent_at.is_(None))
-                    .values(sent_at=now(), last_error=None)
+                    .values(sent_at=now(), last_error=None, claimed_at=None)
                     .execution_options(synchronize_session=False)
                 )
                 result.sent += 1
@@ -356,16 +408,24 @@ def _failed(
     error: BaseException,
     *,
     refused_at: dt.datetime | None = None,
+    unclaimed_before: dt.datetime | None = None,
 ) -> None:
+    """Count a failed send on the rows (their claim, this sender's, is let go); with
+    ``unclaimed_before``, rows this sender did not claim: only those no live sender holds."""
+    query = update(OutboxEmail).where(
+        OutboxEmail.id.in_([email.id for email in emails]), OutboxEmail.sent_at.is_(None)
+    )
+    if unclaimed_before is not None:
+        query = query.where(
+            or_(OutboxEmail.claimed_at.is_(None), OutboxEmail.claimed_at < unclaimed_before)
+        )
     session.execute(
-        update(OutboxEmail)
-        .where(OutboxEmail.id.in_([email.id for email in emails]))
-        .values(
+        query.values(
             attempts=OutboxEmail.attempts + 1,
             last_error=str(error)[:MAX_ERROR],
             refused_at=refused_at,
-        )
-        .execution_options(synchronize_session=False)
+            claimed_at=None,
+        ).execution_options(synchronize_session=False)
     )
 
 

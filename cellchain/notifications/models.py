@@ -83,6 +83,10 @@ class OutboxEmail(Model):
     #: when the mail server refused it for good (a 5xx answer: no such mailbox, content
     #: refused); never retried, shown on the outbox page with the server's words
     refused_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: when a sender claimed it to send it now (``mail.claim``, migration 0047); null: no
+    #: sender holds it. A claim older than ``mail.CLAIM_TIMEOUT`` is a dead sender's: another
+    #: sender takes it
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     notification: Mapped[Notification] = relationship(lazy="joined", innerjoin=True)
     user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
