@@ -613,3 +613,21 @@ def test_the_api_and_the_page_refuse_a_placement_in_an_overdue_tank(bench: Any, 
         ).scalar_one()
         == 0
     )
+
+
+def test_equipment_from_before_migration_0040_is_refused_until_it_has_an_interval(
+    bench: Any,
+) -> None:
+    """A row with no interval and no exemption (as migration 0040 leaves the equipment on
+    file) is subject to calibration: refused, and in the technician's queue."""
+    item = _register(bench, "CF-70")
+    item.calibration_interval_days = None
+    db.session.commit()
+    today = utcnow().date()
+    with pytest.raises(Conflict, match="no calibration interval on file"):
+        equipment.require_in_date(db.session, [item], on=today)
+    assert equipment.due_state(item, today) == equipment.DueState.NOT_CALIBRATED
+    page = equipment.equipment_page(
+        db.session, equipment.listing.PageRequest(search="CF-70"), today=today, due=True
+    )
+    assert [row.code for row in page.items] == ["CF-70"]
