@@ -20,8 +20,10 @@ from cellchain.core import accounts
 from cellchain.core.models import User
 from cellchain.core.roles import Role
 from cellchain.core.types import utcnow
+from cellchain.donors.models import DonorTestPanel
 from cellchain.dosing.models import Protocol
 from cellchain.extensions import db
+from cellchain.labels.models import LabelTemplateDocument
 from cellchain.manufacturing.models import Equipment, MaterialLot, ProductDefinition
 from cellchain.quality.models import Specification
 from tests.support.untranslated import english_words
@@ -53,7 +55,8 @@ def record_values(app: Any) -> list[str]:
     equipment."""
     users = list(db.session.scalars(select(User)))
     values = [app.config["SITE_NAME"]] + [u.full_name for u in users] + [u.username for u in users]
-    for model in (ProductDefinition, Specification, Protocol):
+    documents = (ProductDefinition, Specification, Protocol, DonorTestPanel, LabelTemplateDocument)
+    for model in documents:
         for document in db.session.scalars(select(model)):
             values.append(document.code)
             values += [test["name"] for test in document.parameters.get("tests", [])]
