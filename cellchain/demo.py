@@ -203,7 +203,7 @@ def seed_demo(
         session, trial["AS-010"], timeline=timeline, site_zone=site_zone, users=users
     )
     # the second protocol and product (issue 22): PL-001, of PL-MSC-OL-01, dosed from the
-    # placenta lot; ``site``: the clinical site PL-001 is enrolled at (None: the first)
+    # placenta lot, at the second clinical site (``site``; enrolled by its clinician)
     placenta_donation, placenta_lot, second = _seed_second_protocol(
         session,
         now=now,
@@ -214,7 +214,8 @@ def seed_demo(
         passwords=passwords,
         prepared_at=timeline.at(148),
         checked_at=timeline.at(147),
-        site=None,  # the code of PL-001's clinical site, e.g. DEMO_SECOND_SITE[0] (None: first)
+        # the code of PL-001's clinical site: the second site's (None would be the first)
+        site=DEMO_SECOND_SITE[0],
     )
     site_donations["placenta"] = placenta_donation
     site_lots["placenta_released"] = placenta_lot

@@ -1,8 +1,8 @@
 """Issue 22, several protocols and products at once, on a copy of the demo site: two protocols
 are in force (NCT01420432 and the open-label PL-MSC-OL-01), two products (UC-MSC and the
 placenta-derived PL-MSC, each with its own release specification and donor test panel), a
-placenta donation became a released lot, and PL-001 of PL-MSC-OL-01 is dosed from it at
-2.0 × 10⁶ viable cells/kg of their weight."""
+placenta donation became a released lot, and PL-001 of PL-MSC-OL-01, at the second clinical
+site, is dosed from it at 2.0 × 10⁶ viable cells/kg of their weight."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from cellchain.demo import DEMO_SECOND_SITE
 from cellchain.donors.models import Donation
 from cellchain.dosing import patients
 from cellchain.dosing.models import ArmSource, DoseOrder, Patient
@@ -56,6 +57,7 @@ def test_pl_001_is_dosed_from_the_placenta_lot_at_2e6_per_kg(
     patient = _patient("PL-001")
     assert patient.protocol.code == "PL-MSC-OL-01"
     assert (patient.arm, patient.arm_source) == ("OPEN", ArmSource.SINGLE_ARM.value)
+    assert patient.site.code == DEMO_SECOND_SITE[0]  # the second clinical site's patient
     assert patient.randomization_number is None
     (order,) = db.session.execute(
         select(DoseOrder).where(DoseOrder.patient_id == patient.id)

@@ -44,6 +44,8 @@ def test_enrol_weigh_order_second_check_and_label_a_day_0_dose(
     main_nav(page).get_by_role("link", name="Patients", exact=True).click()
     expect(page.locator("#patients tbody tr")).to_have_count(10)  # the demo's trial
     page.locator("#enrol-link").click()
+    # two protocols are in force in the demo (issue 22): enrol under NCT01420432
+    page.locator("#protocol-choices [data-protocol='NCT01420432']").click()
     # the demo's trial is full: 10 planned (1:1), 10 randomized by the statistician's list
     expect(page.locator("#randomization-note")).to_contain_text("Planned enrolment of 10 reached")
     page.locator("#study_id").fill("AS-011")

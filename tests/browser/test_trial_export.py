@@ -57,5 +57,8 @@ def test_investigator_exports_the_trial_as_odm_and_csv(page: Page, live_server: 
     page.reload()
     expect(page.locator("#exports tr[data-status='done']")).to_have_count(2)
     page.locator("#dsmb-link").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("DSMB summary")
+    # the demo holds two trials (issue 22): the page asks which; NCT01420432's exports above
+    # are the first trial's buttons (#export-odm, #export-csv)
+    page.locator("#trial-choices [data-protocol='NCT01420432']").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("DSMB summary — NCT01420432")
     expect(page.locator("#enrolment tbody tr")).not_to_have_count(0)
