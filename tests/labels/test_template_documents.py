@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import tomllib
 from typing import Any
 
@@ -116,11 +117,19 @@ def test_a_failing_draft_writes_nothing_and_a_good_one_is_signed_by_qa_only(lab)
     db.session.rollback()
 
 
-def test_a_version_whose_text_is_another_label_type_is_not_used(lab):
-    draft = _draft(lab, "CRYOBAG", _text("prepared_dose"))  # a valid template, of a dose
-    with pytest.raises(TemplateError, match="not cryobag"):
-        template_documents.template_of(draft)
+def test_a_version_whose_text_is_another_label_type_is_refused_and_never_used(lab):
+    """A valid template of a dose offered as a cryobag version: refused when drafted (nothing
+    saved); a row holding one anyway (written outside the application) prints nothing."""
+    before = db.session.execute(select(LabelTemplateDocument.id)).all()
+    with pytest.raises(InvalidInput, match="template of prepared_dose, not of cryobag"):
+        _draft(lab, "CRYOBAG", _text("prepared_dose"))
     db.session.rollback()
+    assert db.session.execute(select(LabelTemplateDocument.id)).all() == before
+    stray = LabelTemplateDocument(
+        code="CRYOBAG", version=9, parameters_json=json.dumps({"toml": _text("prepared_dose")})
+    )
+    with pytest.raises(TemplateError, match="not cryobag"):
+        template_documents.template_of(stray)
 
 
 # --- defaults -----------------------------------------------------------------------------------

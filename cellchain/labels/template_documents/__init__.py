@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from cellchain.core import audit
 from cellchain.core.i18n import N_, _, lazy
-from cellchain.core.models import User
+from cellchain.core.models import Signature, User
 from cellchain.core.roles import Permission
 from cellchain.core.types import canonical_json
 from cellchain.documents.service import DefaultVersion, DocumentKind
@@ -110,7 +110,49 @@ def _cryobag_default() -> DefaultVersion:
     return next(default for _, default in default_versions() if default.code == "CRYOBAG")
 
 
-LABEL_TEMPLATES = DocumentKind(
+def _same_label_type(code: str, parameters: Mapping[str, Any] | None) -> None:
+    """Refuse a version of ``code`` whose text is the template of another label type."""
+    text = (parameters or {}).get(TEXT_KEY)
+    if not isinstance(text, str):
+        return  # the check says what is wrong with it
+    try:
+        label_type = tomllib.loads(text).get("label_type")
+    except tomllib.TOMLDecodeError:
+        return
+    wanted = code.strip().lower()
+    if isinstance(label_type, str) and label_type != wanted:
+        message = _(
+            "This text is the template of %(other)s, not of %(code)s: a label type's versions "
+            "hold its own template.",
+            other=label_type,
+            code=wanted,
+        )
+        raise InvalidInput(message, errors={"parameters": [message]})
+
+
+class LabelTemplateKind(DocumentKind[LabelTemplateDocument]):
+    """The label templates' kind: besides the check of the text, a version of a label type
+    holds that label type's template (the text names it), refused when drafted, changed or
+    signed otherwise."""
+
+    def draft(self, session: DbSession, **given: Any) -> LabelTemplateDocument:
+        _same_label_type(given["code"], given["parameters"])
+        return super().draft(session, **given)
+
+    def edit_draft(
+        self, session: DbSession, document: LabelTemplateDocument, **given: Any
+    ) -> LabelTemplateDocument:
+        _same_label_type(document.code, given.get("parameters"))
+        return super().edit_draft(session, document, **given)
+
+    def approve(
+        self, session: DbSession, document: LabelTemplateDocument, **given: Any
+    ) -> Signature:
+        _same_label_type(document.code, document.parameters)
+        return super().approve(session, document, **given)
+
+
+LABEL_TEMPLATES = LabelTemplateKind(
     model=LabelTemplateDocument,
     permission=Permission.SIGN_PRODUCT,
     approval_meaning="approval: label template in force",
