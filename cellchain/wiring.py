@@ -52,9 +52,9 @@ def apply_sites(app: Flask) -> None:
     from flask import request
     from flask_login import current_user
 
+    from cellchain.core.roles import CLINIC_STAFF
     from cellchain.errors import PermissionDenied
     from cellchain.sites import monitor, scope
-    from cellchain.core.roles import CLINIC_STAFF
     from cellchain.sites.service import sites_of, visible_site_ids
 
     scope.install()
@@ -79,10 +79,11 @@ def apply_sites(app: Flask) -> None:
 
     @app.after_request
     def hide_names(response: Any) -> Any:
-        if not g.get("pseudonymise") or response.is_streamed:
+        if not g.get("pseudonymise") or response.mimetype in monitor.STATIC_TYPES:
             return response
-        if response.mimetype not in monitor.TEXT_TYPES:
-            if response.status_code >= 300 or response.mimetype in monitor.STATIC_TYPES:
+        readable = response.mimetype in monitor.TEXT_TYPES | monitor.PLAIN_TYPES
+        if response.is_streamed or not readable:  # a file, or a stream: not rewritten
+            if response.status_code >= 300:
                 return response
             from flask import make_response
 
@@ -91,7 +92,7 @@ def apply_sites(app: Flask) -> None:
             return make_response(handle_domain_error(PermissionDenied(_monitor_file_refusal())))
         names = monitor.names_to_hide(db.session)
         body = response.get_data(as_text=True)
-        json_body = response.mimetype != "text/html"
+        json_body = response.mimetype in monitor.TEXT_TYPES - {"text/html"}
         logins = monitor.usernames(db.session)
         response.set_data(
             monitor.pseudonymise(body, names, json_body=json_body, logins=logins)

@@ -474,6 +474,7 @@ MONITOR_NO_FILES = frozenset(
         ("manufacturing.lot_pdf", "GET"),
         ("coi.report_pdf", "GET"),
         ("quality.certificate", "GET"),
+        ("release_api.certificate", "GET"),
     }
 )
 for _key, _allowed in list(MATRIX.items()):

@@ -31,7 +31,11 @@ OWN_SESSION_ENDPOINTS = frozenset(
 )
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: answers rewritten for a monitor; any other kind of body (PDF, CSV, ZIP) is refused
-TEXT_TYPES = frozenset({"text/html", "application/json", "application/problem+json"})
+TEXT_TYPES = frozenset(
+    {"text/html", "application/json", "application/problem+json", "application/fhir+json"}
+)
+#: plain-text answers (a CSV list), rewritten as text
+PLAIN_TYPES = frozenset({"text/csv", "text/plain"})
 #: the app's own files (style sheets, scripts, images, fonts), which name nobody
 STATIC_TYPES = frozenset(
     {
@@ -97,8 +101,7 @@ def pseudonymise(
     for login, instead in (logins or {}).items():
         if json_body:  # a value (never a key): after ':', '[' or ',', before ',', '}' or ']'
             pattern = r"([:\[,]\s*)" + re.escape(json.dumps(login)) + r"(?=\s*[,}\]])"
-            replacement = json.dumps(instead)
-            body = re.sub(pattern, lambda m, r=replacement: m.group(1) + r, body)
+            body = re.sub(pattern, r"\g<1>" + json.dumps(instead).replace("\\", "\\\\"), body)
         else:
             body = body.replace(f">{escape(login)}<", f">{escape(instead)}<")
     for name, instead in names.items():
