@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 from cellchain.core import signatures
 from cellchain.core.i18n import LazyText, _
 from cellchain.core.roles import Permission
-from cellchain.documents import texts, versioning
+from cellchain.documents import fields, texts, versioning
 from cellchain.documents.commands import approve_as_user, draft_as_user, edit_as_user
 from cellchain.documents.schemas import ApproveIn
 from cellchain.documents.service import DocumentKind
@@ -95,25 +95,31 @@ def add_document_pages(
         )
 
     def form_page(
-        document: Any,
-        *,
-        editing: bool,
-        error: DomainError | None = None,
-        typed: dict[str, str] | None = None,
+        document: Any, *, editing: bool, error: DomainError | None = None
     ) -> ResponseReturnValue:
+        if request.method == "POST":  # a post without the editor's name is TOML text
+            editor = "fields" if request.form.get("editor") == "fields" else "toml"
+        else:
+            editor = "toml" if request.args.get("editor") == "toml" else "fields"
         prefilled = {
             "title": document.title,
             "parameters": texts.to_toml(document.parameters),
             "reason": "",
         }
         context = refusal_context(error)
-        form = {**prefilled, **(typed or {}), **context.pop("form")}
+        typed = context.pop("form")
+        if editor == "fields" and typed:  # a box left unticked posts nothing: keep it so
+            prefilled = {k: v for k, v in prefilled.items() if k != "parameters"}
+        form = {**prefilled, **typed}
         return (
             render_template(
                 "documents/draft.html",
                 document=document,
                 what=str(what),
                 editing=editing,
+                editor=editor,
+                items=fields.items(document.parameters) if editor == "fields" else [],
+                posted=bool(typed),
                 form=form,
                 links=links(document.id),
                 **context,
@@ -121,7 +127,11 @@ def add_document_pages(
             error.status if error else 200,
         )
 
-    def posted_parameters() -> dict[str, Any]:
+    def posted_parameters(source: Any) -> dict[str, Any]:
+        """The parameters the form posted: its labelled fields read onto ``source``'s, or
+        its TOML text."""
+        if request.form.get("editor") == "fields":
+            return fields.parameters_from_form(source.parameters, request.form)
         return texts.from_toml(request.form.get("parameters", ""))
 
     @blueprint.route(
@@ -139,7 +149,7 @@ def add_document_pages(
                     kind,
                     code=source.code,
                     title=request.form.get("title", ""),
-                    parameters=posted_parameters(),
+                    parameters=posted_parameters(source),
                     reason=request.form.get("reason", ""),
                 )
         except DomainError as error:
@@ -180,7 +190,7 @@ def add_document_pages(
                     kind,
                     document.id,
                     title=request.form.get("title", ""),
-                    parameters=posted_parameters(),
+                    parameters=posted_parameters(document),
                     reason=request.form.get("reason", ""),
                 )
         except DomainError as error:

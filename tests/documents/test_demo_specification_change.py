@@ -58,7 +58,7 @@ def test_qa_tightens_viability_and_only_the_next_lot_is_judged_by_it(clients: An
     # QA drafts the new version from the one in force (the form is prefilled from it)
     listing = qa.get("/specifications").get_data(as_text=True)
     assert f'href="/specifications/{v1.id}/draft"' in listing
-    form = qa.get(f"/specifications/{v1.id}/draft").get_data(as_text=True)
+    form = qa.get(f"/specifications/{v1.id}/draft?editor=toml").get_data(as_text=True)
     parameters = tomllib.loads(_textarea(form))
     assert parameters == v1.parameters
     for test in parameters["tests"]:

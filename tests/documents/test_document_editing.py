@@ -308,7 +308,7 @@ def test_a_bad_draft_in_the_form_is_refused_with_everything_typed_kept(
     PROTOCOLS.approve(session, protocol, user=qa, password=TEST_PASSWORD, now=utcnow())
     session.commit()
     web = clients.web(qa)
-    form = web.get(f"/protocols/{protocol.id}/draft").get_data(as_text=True)
+    form = web.get(f"/protocols/{protocol.id}/draft?editor=toml").get_data(as_text=True)
     assert "dose_viable_cells_per_kg = 1000000.0" in form
     typed = texts.to_toml({**protocol.parameters, "dose_viable_cells_per_kg": -5})
     refused = web.post(
