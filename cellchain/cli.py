@@ -219,10 +219,19 @@ def demo(host: str, port: int, database: Path | None, no_serve: bool) -> None:
         stages = {stage: donation.din for stage, donation in site.donations.items()}
         lots = {stage: lot.lot_number for stage, lot in site.lots.items()}
         shippers = {stage: shipment.shipper_id for stage, shipment in site.shipments.items()}
+        from cellchain.sites.service import list_sites
+
+        site_lines = [
+            f"  {s.code:<13} {s.time_zone:<15} {s.kind_label}: {s.name}"
+            for s in list_sites(db.session)
+        ]
     click.echo(f"Demo database: {path}")
     click.echo("Demo users (username / password / role):")
     for user in DEMO_USERS:
         click.echo(f"  {user.username:<13} {user.password:<24} {user.role.label}")
+    click.echo("Demo sites (the monitor reads every one, pseudonymised):")
+    for line in site_lines:
+        click.echo(line)
     click.echo("Demo donations (DIN to scan):")
     for stage, din in stages.items():
         click.echo(f"  {stage.replace('_', ' '):<21} {din}")
@@ -747,6 +756,21 @@ def audit_rotate_key(reason: str) -> None:
     """Add a new random key to the audit key file; new entries are made with it, the old keys
     stay for verifying older entries. The rotation is an audit entry naming the new key's id."""
     keyring = _keyring()
+    # a key file older than the chain (the key was rotated on another host) gets no new key:
+    # the rotation would be refused, and the file left with a key no entry names
+    from sqlalchemy import select
+
+    from cellchain.core.models import AuditChainHead, AuditEntry
+
+    head = db.session.get(AuditChainHead, 1)
+    if head is not None and head.last_seq:
+        last_key = db.session.scalar(
+            select(AuditEntry.key_id).where(AuditEntry.seq == head.last_seq)
+        )
+        try:
+            audit_keys.refuse_outdated(keyring, keyring.current_id, last_key, head.last_seq)
+        except audit_keys.KeyFileOutdated as error:
+            raise click.ClickException(f"{error.detail} ({keyring.path})") from error
     key_id = audit.rotate_key(db.session, at=utcnow(), reason=_cli_reason(reason), keyring=keyring)
     db.session.commit()
     click.echo(

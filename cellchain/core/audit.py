@@ -39,7 +39,9 @@ from sqlalchemy import (
     TextClause,
     bindparam,
     event,
+    func,
     insert,
+    literal_column,
     select,
     text,
     update,
@@ -530,9 +532,21 @@ _ARRAYS = _COLUMNS[:-1]
 #: PostgreSQL: lock the head's row until the commit and read it. Concurrent writers wait
 #: here, then read the head as the one before them left it; nothing is changed yet, so a
 #: write that fails after it leaves the head as it was.
-_LOCK_HEAD = DriverStatement(
-    select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update()
+#: With the key of the entry it names ('' for a legacy one), refused to a server whose key
+#: file is older (``audit_keys.refuse_outdated``); None when that entry is not in the
+#: statement's snapshot (committed while this writer waited for the lock: ``_LAST_KEY``).
+_HEAD_KEY = (
+    select(func.coalesce(_ENTRIES.c.key_id, literal_column("''")))
+    .where(_ENTRIES.c.seq == _HEAD.c.last_seq)
+    .scalar_subquery()
+    .label("last_key")
 )
+_LOCK_HEAD = DriverStatement(
+    select(_HEAD.c.last_seq, _HEAD.c.last_hash, _HEAD_KEY)
+    .where(_HEAD.c.id == 1)
+    .with_for_update(of=_HEAD)
+)
+_LAST_KEY = select(_ENTRIES.c.key_id).where(_ENTRIES.c.seq == bindparam("seq", type_=Integer()))
 
 #: PostgreSQL: the entries inserted and the head moved to the last of them in one statement
 #: (a data-modifying CTE), the entries as one JSON array per column (json's C encoder;
@@ -626,7 +640,7 @@ _LOCK_HEAD_SQLITE = (
     update(_HEAD)
     .where(_HEAD.c.id == 1)
     .values(last_seq=_HEAD.c.last_seq)
-    .returning(_HEAD.c.last_seq, _HEAD.c.last_hash)
+    .returning(_HEAD.c.last_seq, _HEAD.c.last_hash, _HEAD_KEY)
 )
 _INSERT_SQLITE = insert(_ENTRIES)
 _MOVE_HEAD_SQLITE = (
@@ -736,7 +750,9 @@ def _write(
     )
     if head is None:
         raise AuditChainMissing("audit_chain_head has no row; run `cellchain db upgrade`.")
-    last_seq, prev_hash = head
+    last_seq, prev_hash, last_key = head
+    if last_key is None and last_seq:  # not in the lock's snapshot: read it now
+        last_key = connection.execute(_LAST_KEY, {"seq": last_seq}).scalar()
     if not explicit:
         # a key rotation committed while this writer waited for the lock: its entry is
         # before these, which must be made with its key (read after the lock, as before)
@@ -745,6 +761,8 @@ def _write(
             key_id = current.current_id
             secret = current.keys[key_id]
             prepared = _prepare(rows, key_id, secret)
+        keyring = current
+    audit_keys.refuse_outdated(keyring, key_id, last_key, last_seq)
     written = _chain(prepared, last_seq + 1, prev_hash)
     stamped = _stamped_seqs(stamps, written) if stamps else {}
     if postgres:

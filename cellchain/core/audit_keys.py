@@ -15,6 +15,14 @@ be set and the file must exist and be unreadable to others, or the app refuses t
 instance folder and is created with a random key the first time it is needed, so a demo and
 the tests need no set-up (that key protects nothing a site relies on).
 
+With several app servers (issue 22) each reads its own copy of the file. A server whose copy
+is older than the chain (its last entry was made with a key that copy lacks, or with a key
+after the copy's last one: the key was rotated on another host) refuses to write an audit
+entry (:func:`refuse_outdated`, :class:`KeyFileOutdated`, a 503) instead of writing one
+``verify`` would report as made with a retired or unknown key; the request's change is not
+saved. Copy the file from the host that rotated the key and the server writes again (the file
+is read again when it changes).
+
 Checkpoints (``cellchain.core.audit_checkpoints``) are written to ``AUDIT_CHECKPOINT_DIR``
 (``CELLCHAIN_AUDIT_CHECKPOINT_DIR``): required in production, ``audit-checkpoints/<database
 name>`` in the instance folder in development, none in tests unless configured (test
@@ -36,6 +44,9 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from cellchain.core.i18n import LazyText, _, lazy
+from cellchain.errors import DomainError
+
 #: A key id: short, printable, safe in a file line and an audit entry.
 KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 #: The shortest secret accepted, in hex digits (128 bits).
@@ -48,6 +59,35 @@ DEFAULT_CHECKPOINT_DIR = "audit-checkpoints"
 
 class AuditKeyError(RuntimeError):
     """The key file is missing, unreadable or malformed; the message says what to do."""
+
+
+#: where the docs say what to do when a server's key file is older than the chain
+ROTATION_DOCS = "docs/audit-keys-and-checkpoints.md, \"Rotation with several servers\""
+
+
+class KeyFileOutdated(DomainError):
+    """This server's key file is older than the audit chain: the key was rotated elsewhere
+    (503: the server cannot record anything until its file is replaced; nothing is saved)."""
+
+    status = 503
+    title: str | LazyText = lazy("This server's audit key file is out of date")
+    type_slug = "audit-key-file-outdated"
+
+    def __init__(self, *, in_use: str, last_key: str, last_seq: int) -> None:
+        super().__init__(
+            _(
+                "Nothing was saved: this server would sign the audit trail with key "
+                "%(in_use)s, but its last entry (#%(seq)s) was made with key %(last)s, which "
+                "this server's key file does not hold as its key in use (the key was rotated "
+                "on another server). An administrator copies the key file from the server "
+                "that rotated the key to this one (%(docs)s); then try again.",
+                in_use=in_use,
+                seq=last_seq,
+                last=last_key,
+                docs=ROTATION_DOCS,
+            )
+        )
+        self.in_use, self.last_key, self.last_seq = in_use, last_key, last_seq
 
 
 @dataclass(frozen=True)
@@ -76,6 +116,19 @@ class Keyring:
     def mac(self, key_id: str, message: bytes) -> str:
         """HMAC-SHA256 of ``message`` with the key ``key_id`` (KeyError if unknown), in hex."""
         return hmac.new(self.keys[key_id], message, hashlib.sha256).hexdigest()
+
+
+def refuse_outdated(keyring: Keyring, key_id: str, last_key: str | None, last_seq: int) -> None:
+    """Refuse (``KeyFileOutdated``) to append entries made with ``key_id`` of ``keyring``
+    after the chain's last entry (``last_seq``, made with ``last_key``; None or empty: a
+    legacy entry, or none) when that entry's key is unknown to ``keyring`` or comes after
+    ``key_id`` in it: this server's file is older than the key another server rotated to,
+    and ``verify`` would report the new entries as made with a retired or unknown key."""
+    if not last_key or last_key == key_id:
+        return
+    position = keyring.order(last_key)
+    if position < 0 or position > keyring.order(key_id):
+        raise KeyFileOutdated(in_use=key_id, last_key=last_key, last_seq=last_seq)
 
 
 def parse(text: str, path: Path) -> Keyring:

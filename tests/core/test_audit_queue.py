@@ -195,7 +195,7 @@ def test_many_entries_are_written_in_a_fixed_number_of_statements(session, make_
         ]
         with counting_statements() as seen:
             audit.append_many(session, drafts, actor=user, at=utcnow())
-        assert sum("audit_entries" in s for s in seen) == 1, seen
+        assert sum("INSERT INTO audit_entries" in s for s in seen) == 1, seen
         assert sum("audit_chain_head" in s for s in seen) == 2, seen
     session.commit()
     assert written(session)[:2] == ["queued first", "bulk 0"]
