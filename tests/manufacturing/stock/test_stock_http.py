@@ -235,3 +235,12 @@ def test_the_freezing_api_refuses_an_expired_lot_and_defaults_the_dmso(
     assert frozen.status_code == 201
     assert frozen.get_json()["materials"][0]["quantity_source"] == "step"
     assert left(stocked.lots["dmso"]) == 92
+
+
+def test_the_step_page_shows_each_lots_quantity_linking_to_its_stock(
+    stocked: Any, clients: Any
+) -> None:
+    step = stocked.isolate("medium", "hpl", quantities={"medium": 60, "hpl": 6})
+    page = clients.web(stocked.tech).get(f"/steps/{step.id}").get_data(as_text=True)
+    medium = stocked.lots["medium"]
+    assert f'href="/materials/{medium.id}" class="material-used">60 mL</a>' in page
