@@ -81,9 +81,8 @@ def apply_sites(app: Flask) -> None:
     def hide_names(response: Any) -> Any:
         if not g.get("pseudonymise") or response.mimetype in monitor.STATIC_TYPES:
             return response
-        readable = response.mimetype in monitor.TEXT_TYPES | monitor.PLAIN_TYPES
-        if response.is_streamed or not readable:  # a file, or a stream: not rewritten
-            if response.status_code >= 300:
+        if response.mimetype not in monitor.TEXT_TYPES | monitor.PLAIN_TYPES:
+            if response.status_code >= 300:  # a file (PDF, image, ZIP) is not rewritten
                 return response
             from flask import make_response
 
@@ -91,7 +90,7 @@ def apply_sites(app: Flask) -> None:
 
             return make_response(handle_domain_error(PermissionDenied(_monitor_file_refusal())))
         names = monitor.names_to_hide(db.session)
-        body = response.get_data(as_text=True)
+        body = response.get_data(as_text=True)  # a streamed text answer is read whole
         json_body = response.mimetype in monitor.TEXT_TYPES - {"text/html"}
         logins = monitor.usernames(db.session)
         response.set_data(

@@ -475,6 +475,8 @@ MONITOR_NO_FILES = frozenset(
         ("coi.report_pdf", "GET"),
         ("quality.certificate", "GET"),
         ("release_api.certificate", "GET"),
+        ("equipment.certificate", "GET"),
+        ("equipment_api.certificate", "GET"),
     }
 )
 for _key, _allowed in list(MATRIX.items()):

@@ -133,3 +133,25 @@ def test_lab_and_qa_roles_see_every_site(clients: Any, two_sites: dict[str, Any]
     assert codes == {"SITE-1", "BER"}
     for user in (ward.lab.tech, ward.lab.qa):
         assert clients.api(user).get(f"/api/v1/patients/{patient.id}").status_code == 200
+
+
+def _count(client: Any, key: str) -> int:
+    queues = client.get("/api/v1/worklist").get_json()["queues"]
+    return sum(item["count"] for queue in queues for item in queue["items"] if item["key"] == key)
+
+
+def test_worklist_counts_are_the_sites_own(ward: Ward, clients: Any, make_user: Any) -> None:
+    """A shipment on its way to site A counts in site A's clinician's worklist, not in site
+    B's (the counts go through the same site filter as the lists)."""
+    ward.ship(ward.prepared())
+    second = sites.create_site(
+        db.session,
+        sites.SiteForm(code="BER", name="Berlin", time_zone="Europe/Berlin"),
+        actor=None,
+        now=utcnow(),
+    )
+    bea = make_user("bea", Role.CLINICIAN)
+    sites.set_memberships(db.session, bea, [second.id], actor=bea, now=utcnow())
+    db.session.commit()
+    assert _count(clients.api(ward.clinic.clinician), "shipments_arriving") == 1
+    assert _count(clients.api(bea), "shipments_arriving") == 0
