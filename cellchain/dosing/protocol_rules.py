@@ -43,7 +43,7 @@ def is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _whole(value: Any, least: int = 0) -> bool:
+def _whole(value: Any, least: int = 0) -> TypeGuard[int | float]:
     return is_number(value) and float(value) == int(value) and int(value) >= least
 
 

@@ -45,8 +45,8 @@ from cellchain.dosing.schemas import (
 from cellchain.dosing.service import PROTOCOLS
 from cellchain.errors import DomainError
 from cellchain.extensions import DbSession, db
-from cellchain.sites.service import sites_of
 from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
+from cellchain.sites.service import sites_of
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form, refusal_context
 from cellchain.web.listing import page_request
