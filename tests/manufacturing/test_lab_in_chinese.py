@@ -16,7 +16,7 @@ from sqlalchemy import select
 from cellchain.chain.models import Unit, UnitEvent
 from cellchain.core.models import IssuedIdentifier, Signature, User
 from cellchain.core.types import utcnow
-from cellchain.donors.models import Donation
+from cellchain.donors.models import Donation, DonorTestPanel
 from cellchain.extensions import db
 from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.models import (
@@ -24,7 +24,6 @@ from cellchain.manufacturing.models import (
     Equipment,
     MaterialLot,
     ProcessingStep,
-    ProductDefinition,
 )
 from cellchain.quality.models import QcResult, Specification
 
@@ -155,8 +154,8 @@ def stored_values() -> set[str]:
         values.add(unit.location)
     for event in db.session.scalars(select(UnitEvent)):
         values |= {event.location or "", event.from_location or "", event.note or ""}
-    for product in db.session.scalars(select(ProductDefinition)):
-        values |= {test["name"] for test in product.parameters.get("donor_test_panel", [])}
+    for panel in db.session.scalars(select(DonorTestPanel)):  # the donor test panels (issue 22)
+        values |= {test["name"] for test in panel.parameters["tests"]}
     for issued in db.session.scalars(select(IssuedIdentifier)):
         values.add(issued.purpose or "")
     for deviation in db.session.scalars(select(Deviation)):
