@@ -228,6 +228,12 @@ def lot(lot_id: int) -> ResponseReturnValue:
         actions=processing.lot_actions(db.session, record.lot),
         recalls=recalls_naming(db.session, lots=[lot_id]).lot(lot_id),
         equipment=[item for item in resources.list_equipment(db.session) if item.active],
+        # the freezing form's materials (issue 22: the DMSO's use defaults from the bags)
+        materials=[
+            found
+            for found in resources.list_material_lots(db.session)
+            if found.released and found.recalled_at is None and found.expiry_date >= now().date()
+        ],
     )
 
 

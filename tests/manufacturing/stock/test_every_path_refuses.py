@@ -136,3 +136,32 @@ def test_the_demos_expansion_refuses_materials_released_after_its_steps(stocked:
             site_zone=stocked.context().zone,
         )
     assert demo._MATERIALS_RECEIVED_DAYS_AGO > 75 + 1  # the oldest expansion: 75 days back
+
+
+@pytest.mark.parametrize("problem", list(SAYS))
+def test_the_lots_freezing_form_refuses_the_lot_nothing_saved(
+    stocked: Any, clients: Any, problem: str
+) -> None:
+    frozen_lot = stocked.fill()
+    lot = problem_lot(stocked, problem)
+    web = clients.web(stocked.tech)
+    before = steps()
+    crf = stocked.bench.equipment["CRF-01"].id
+    data = {"equipment": [str(crf)], "materials": [str(lot.id)]}
+    answer = web.post(f"/lots/{frozen_lot.id}/freezing", data=data, follow_redirects=True)
+    assert SAYS[problem] in html.unescape(answer.get_data(as_text=True))
+    db.session.expire_all()
+    assert steps() == before
+    assert stock.remaining_of(db.session, [lot.id])[lot.id] == 100
+
+
+def test_the_lots_freezing_form_records_the_dmso_from_the_bags(stocked: Any, clients: Any) -> None:
+    frozen_lot = stocked.fill()
+    web = clients.web(stocked.tech)
+    dmso = stocked.lots["dmso"]
+    page = web.get(f"/lots/{frozen_lot.id}").get_data(as_text=True)
+    assert f'name="quantity_{dmso.id}"' in page
+    crf = stocked.bench.equipment["CRF-01"].id
+    data = {"equipment": [str(crf)], "materials": [str(dmso.id)]}
+    assert web.post(f"/lots/{frozen_lot.id}/freezing", data=data).status_code == 302
+    assert stock.remaining_of(db.session, [dmso.id])[dmso.id] == 92  # 4 × 20 mL × 10 %
