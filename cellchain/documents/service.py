@@ -87,6 +87,7 @@ class DocumentKind(Generic[D]):
     ) -> D:
         """Write a new draft version; it takes effect only when QA signs it. Parameters this
         kind could not use are refused (``check``) before anything is written."""
+        texts.require_plain(parameters)
         self.check(parameters)
         return versioning.draft(
             session,
@@ -137,6 +138,7 @@ class DocumentKind(Generic[D]):
         """Change a draft in place; a signed version is refused (it is never changed)."""
         _require_text(reason=reason)
         if document.status == VersionStatus.DRAFT.value and parameters is not None:
+            texts.require_plain(parameters)
             self.check(parameters)
         versioning.edit_draft(
             session,

@@ -69,6 +69,34 @@ def _table(lines: list[str], prefix: str, table: Mapping[str, Any]) -> None:
                     lines.append(f"{_key(str(ik))} = {_inline(iv)}")
 
 
+def require_plain(parameters: Mapping[str, Any]) -> None:
+    """Refuse parameters a TOML file could not hold (a null, a number that is not finite, a
+    table key that is not text), naming each: a version is exported, compared and edited as
+    TOML."""
+    errors: dict[str, list[str]] = {}
+
+    def walk(value: Any, path: str) -> None:
+        if value is None:
+            errors.setdefault(path, []).append(_("An empty (null) value is not allowed."))
+        elif isinstance(value, float) and not math.isfinite(value):
+            errors.setdefault(path, []).append(_("A number must be finite."))
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    errors.setdefault(path or "parameters", []).append(
+                        _("A table's keys are text.")
+                    )
+                walk(item, f"{path}.{key}" if path else str(key))
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                walk(item, f"{path}[{index}]")
+
+    walk(parameters, "")
+    if errors:
+        message = _("Some parameters cannot be kept: %(fields)s", fields=", ".join(errors))
+        raise InvalidInput(message, errors=errors)
+
+
 def to_toml(data: Mapping[str, Any]) -> str:
     """``data`` as a TOML document (``tomllib.loads`` gives it back)."""
     lines: list[str] = []

@@ -262,6 +262,12 @@ def test_a_draft_is_changed_through_the_api_and_checked_again(
     ]
     tech = clients.api(make_user("tina", "technician"))
     assert tech.post("/api/v1/specifications", json={}).status_code == 403
+    with_null = {**_tighter(spec.parameters, 85), "note": None}
+    refused = api.post(
+        "/api/v1/specifications",
+        json={"code": "UC-MSC", "title": "t", "reason": "r", "parameters": with_null},
+    )
+    assert refused.status_code == 422 and "note" in refused.get_json()["errors"]
 
 
 def test_qa_signs_a_draft_into_force_later_through_the_api(
