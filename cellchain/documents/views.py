@@ -101,11 +101,11 @@ def add_document_pages(
             editor = "fields" if request.form.get("editor") == "fields" else "toml"
         else:
             editor = "toml" if request.args.get("editor") == "toml" else "fields"
-        prefilled = {
-            "title": document.title,
-            "parameters": texts.to_toml(document.parameters),
-            "reason": "",
-        }
+        try:
+            as_toml = texts.to_toml(document.parameters)
+        except ValueError:  # a version on file with a value TOML cannot hold (a null)
+            as_toml = ""
+        prefilled = {"title": document.title, "parameters": as_toml, "reason": ""}
         context = refusal_context(error)
         typed = context.pop("form")
         if editor == "fields" and typed:  # a box left unticked posts nothing: keep it so
