@@ -82,7 +82,10 @@ def export(kind_name: str, code: str, number: int | None, fmt: str) -> None:
     if fmt == "json":
         sys.stdout.write(json.dumps(to_jsonable(data), indent=2, ensure_ascii=False) + "\n")
     else:
-        sys.stdout.write(texts.to_toml(data))
+        try:
+            sys.stdout.write(texts.to_toml(data))
+        except ValueError as error:
+            raise click.ClickException(f"{error}: export it with --format json") from error
 
 
 @documents_group.command("import")
