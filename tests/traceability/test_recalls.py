@@ -148,7 +148,7 @@ def test_a_material_lot_recall_blocks_what_it_touched_and_the_material_itself(
     assert [row.patient_id for row in opened.recall.notifications] == [infusion.patient_id]
     assert dmso.recalled_at is not None
     with pytest.raises(Conflict, match="recalled"):
-        resources.usable_material_lots(db.session, [dmso.id], on=utcnow().date())
+        resources.usable_material_lots(db.session, [dmso.id], at=utcnow())
     # the vessels were made before the DMSO was used: not touched
     vessels = [
         u

@@ -324,7 +324,7 @@ def _audit_opened(
 def _stop_material(session: DbSession, material_id: int, now: dt.datetime) -> None:
     """Mark a material lot recalled before anything is traced: the update locks its row, so
     a step being recorded with it either committed before (and is traced) or waits and is
-    then refused (``usable_material_lots`` reads the row with a share lock)."""
+    then refused (``usable_material_lots`` reads the row under its lock)."""
     material = get_or_404(session, MaterialLot, material_id, "material lot")
     update_if(session, material, MaterialLot.recalled_at.is_(None), recalled_at=now)
 
