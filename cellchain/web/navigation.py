@@ -41,6 +41,8 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem(lazy("Sites"), "sites.site_list", Permission.READ_RECORDS),
     NavItem(lazy("Products"), "manufacturing.products", Permission.READ_RECORDS),
     NavItem(lazy("Specifications"), "quality.specifications", Permission.READ_RECORDS),
+    NavItem(lazy("Donor test panels"), "panels.panels", Permission.READ_RECORDS),
+    NavItem(lazy("Label templates"), "label_templates.templates", Permission.READ_RECORDS),
     NavItem(lazy("Protocols"), "dosing.protocols", Permission.READ_RECORDS),
     NavItem(lazy("Randomization"), "dosing.randomization_page", Permission.MANAGE_RANDOMIZATION),
     NavItem(lazy("Audit trail"), "admin.audit_review", Permission.READ_AUDIT),
