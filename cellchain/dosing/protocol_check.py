@@ -25,16 +25,18 @@ def _number(value: Any) -> bool:
 
 def _visits(
     parameters: Mapping[str, Any], errors: dict[str, list[str]]
-) -> list[tuple[str, int, int]]:
-    """(code, day, window) of every infusion and follow-up visit; a malformed one noted."""
-    visits: list[tuple[str, int, int]] = []
+) -> list[tuple[str, int, int, str]]:
+    """(code, day, window, field) of every infusion and follow-up visit, ``field`` naming it
+    as the draft form labels it (``follow_up[M6]``); a malformed one noted."""
+    visits: list[tuple[str, int, int, str]] = []
     for group in ("infusions", "follow_up"):
         items = parameters.get(group, [])
         if not isinstance(items, list):
             errors.setdefault(group, []).append(_("A list of visits is expected."))
             continue
         for index, item in enumerate(items):
-            field = f"{group}[{index}]"
+            code = item.get("code") if isinstance(item, Mapping) else None
+            field = f"{group}[{code}]" if isinstance(code, str) else f"{group}[{index}]"
             if not isinstance(item, Mapping):
                 errors.setdefault(field, []).append(_("A visit is a table of its fields."))
                 continue
@@ -52,7 +54,7 @@ def _visits(
                     )
                 )
                 continue
-            visits.append((str(item.get("code", field)), day, window))
+            visits.append((str(item.get("code", field)), day, window, field))
     return visits
 
 
@@ -70,13 +72,17 @@ def check_protocol(parameters: Mapping[str, Any]) -> None:
         ]
     codes: set[str] = set()
     ordered = sorted(_visits(parameters, errors), key=lambda visit: visit[1])
-    for code, _day, _window in ordered:
+    for code, _day, _window, field in ordered:
         if code in codes:
-            errors.setdefault("visits", []).append(_("Visit %(code)s appears twice.", code=code))
+            errors.setdefault(f"{field}.code", []).append(
+                _("Visit %(code)s appears twice.", code=code)
+            )
         codes.add(code)
-    for (code, day, window), (next_code, next_day, next_window) in itertools.pairwise(ordered):
+    for earlier, later in itertools.pairwise(ordered):
+        (code, day, window, _field), (next_code, next_day, next_window, next_field) = earlier, later
         if day + window >= next_day - next_window:
-            errors.setdefault("visits", []).append(
+            # named at the later visit's window, where the draft form shows it
+            errors.setdefault(f"{next_field}.window_days", []).append(
                 _(
                     "The windows of %(first)s (day %(day)s ± %(window)s) and %(second)s (day "
                     "%(next_day)s ± %(next_window)s) overlap.",

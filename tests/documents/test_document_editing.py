@@ -88,7 +88,7 @@ def test_a_protocol_with_overlapping_windows_or_a_bad_dose_is_refused_field_by_f
         )
     errors = refused.value.errors
     assert "dose_viable_cells_per_kg" in errors
-    assert any("M3" in m and "M6" in m for m in errors["visits"])
+    assert any("M3" in m and "M6" in m for m in errors["follow_up[M6].window_days"])
     for dose in (0, -1.0e6, True):
         bad = {**NCT01420432_PARAMETERS, "dose_viable_cells_per_kg": dose}
         with pytest.raises(InvalidInput, match="positive number"):

@@ -161,8 +161,9 @@ def test_visit_windows_that_overlap_are_refused_by_field() -> None:
     with pytest.raises(InvalidInput) as refused:
         service.PROTOCOLS.check(parameters)
     errors = refused.value.errors or {}
-    assert list(errors) == ["visits"]
-    assert "D28" in errors["visits"][0] and "M6" in errors["visits"][0]
+    assert list(errors) == ["follow_up[M6].window_days"]  # the field the draft form labels so
+    message = errors["follow_up[M6].window_days"][0]
+    assert "D28" in message and "M6" in message
 
 
 def test_a_protocol_must_name_its_products_and_a_randomization_fitting_its_arms() -> None:
