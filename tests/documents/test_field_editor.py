@@ -12,6 +12,7 @@ from markupsafe import escape
 from cellchain.core.types import utcnow
 from cellchain.documents import fields
 from cellchain.dosing.defaults import NCT01420432_PARAMETERS
+from cellchain.dosing.service import PROTOCOLS
 from cellchain.errors import InvalidInput
 from cellchain.extensions import db
 from cellchain.quality.defaults import UC_MSC_SPECIFICATION
@@ -90,3 +91,22 @@ def test_the_draft_form_offers_every_parameter_as_a_labelled_field(
     expected = copy.deepcopy(spec.parameters)
     next(t for t in expected["tests"] if t["code"] == "VIABILITY")["criterion"]["min"] = 85
     assert draft.parameters == expected
+
+
+def test_an_overlapping_window_is_refused_beside_its_field(
+    session: Any, make_user: Any, clients: Any
+) -> None:
+    qa = make_user("alex", "qa")
+    protocol = PROTOCOLS.load_default(session, actor=qa, now=utcnow())
+    PROTOCOLS.approve(session, protocol, user=qa, password=TEST_PASSWORD, now=utcnow())
+    session.commit()
+    form = _posted(protocol.parameters)
+    form[_name(protocol.parameters, "follow_up[M6].day")] = "100"
+    form.update({"editor": "fields", "title": protocol.title, "reason": "earlier month 6"})
+    refused = clients.web(qa).post(f"/protocols/{protocol.id}/draft", data=form)
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422
+    field = page.index(str(escape(_name(protocol.parameters, "follow_up[M6].window_days"))))
+    beside = page[field : page.index("</div>", field)]
+    assert 'class="field-error"' in beside and "overlap" in beside
+    assert 'value="100"' in page
