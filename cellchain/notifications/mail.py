@@ -308,7 +308,7 @@ def deliver(
     messages = batches(waiting(session, urgent_only=urgent_only, notification_ids=notification_ids))
     if not messages:
         return result
-    ids = [[email.id for email in emails] for emails in messages]
+    claims = [[email.id for email in emails] for emails in messages]
     on_sent()  # the reading transaction ends: a claim is a write of its own (SQLite)
     try:
         client = connect(settings.smtp_url, timeout)
@@ -320,7 +320,7 @@ def deliver(
         result.errors.append(str(error))
         return result
     try:
-        for batch, batch_ids in zip(messages, ids, strict=True):
+        for batch, batch_ids in zip(messages, claims, strict=True):
             claimed = claim(session, batch_ids, at=now(), timeout=claim_timeout)
             on_sent()
             emails = [email for email in batch if email.id in claimed]
