@@ -85,6 +85,7 @@ RECORD_PAGES: dict[str, re.Pattern[str]] = {
         "user": r"/users/\d+",
         "new user": r"/users/new",
         "materials": r"/materials",
+        "material lot": r"/materials/\d+",
         "equipment": r"/equipment",
         "trace back": r"/trace/back/[a-z_]+/\d+",
         "trace forward": r"/trace/forward/[a-z_]+/\d+",
