@@ -20,6 +20,7 @@ from cellchain.dosing.models import Protocol, Weight
 from cellchain.extensions import db
 from cellchain.manufacturing.models import Lot, LotStatus, MaterialLot, StepKind
 from cellchain.quality.models import QcResult
+from cellchain.sites.models import Site
 from cellchain.traceability.models import Recall, RecallTarget
 from cellchain.traceability.recalls import recalls
 from tests.support.recalls import open_recall
@@ -113,7 +114,18 @@ def _strings(value: Any) -> Iterator[str]:
 
 #: tables whose text columns a page shows as stored (names, the protocol's wording, reasons,
 #: locations, material and test names, results)
-STORED = (User, Weight, Unit, Donation, DonorTestResult, Shipment, Recall, MaterialLot, QcResult)
+STORED = (
+    User,
+    Weight,
+    Unit,
+    Donation,
+    DonorTestResult,
+    Shipment,
+    Recall,
+    MaterialLot,
+    QcResult,
+    Site,  # a patient's clinical site, shown by its stored name (issue 22)
+)
 
 
 def stored_texts() -> set[str]:

@@ -81,10 +81,16 @@ def test_today_is_the_sites_calendar_day_not_utcs(
     evening = dt.datetime.combine(dose.planned_on - dt.timedelta(days=1), dt.time(20), dt.UTC)
     monkeypatch.setattr(http, "utcnow", lambda: evening)
 
-    monkeypatch.setitem(app.config, "SITE_TIMEZONE", "UTC")
+    # a clinician's calendar is their clinical site's (issue 22, docs/sites.md)
+    from cellchain.sites.service import sites_of
+
+    site = sites_of(db.session, ward.clinic.clinician)[0]
+    site.time_zone = "UTC"
+    db.session.commit()
     assert counts(nurse)["doses_to_thaw_today"] == 0
     assert rows(page(nurse, "/clinic/to-thaw-today"), "data-dose") == []
-    monkeypatch.setitem(app.config, "SITE_TIMEZONE", "Asia/Shanghai")
+    site.time_zone = "Asia/Shanghai"
+    db.session.commit()
     assert counts(nurse)["doses_to_thaw_today"] == 1
     assert rows(page(nurse, "/clinic/to-thaw-today"), "data-dose") == [dose.id]
 
