@@ -25,6 +25,7 @@ from cellchain.core.models import IssuedIdentifier, User
 from cellchain.core.payload import read_scan
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
+from cellchain.documents import versioning
 from cellchain.donors.inputs import DEFAULT_RECEIPT_LOCATION as DEFAULT_RECEIPT_LOCATION
 from cellchain.donors.inputs import DonationRegistration as DonationRegistration
 from cellchain.donors.inputs import NewDonor as NewDonor
@@ -47,6 +48,7 @@ from cellchain.donors.panels import panel_for_registration
 from cellchain.donors.panels import panel_of as panel_of
 from cellchain.errors import Conflict, InvalidInput, NotFound, ReasonRequired
 from cellchain.extensions import DbSession
+from cellchain.manufacturing.models import ProductDefinition
 from cellchain.manufacturing.service import PRODUCTS
 from cellchain.manufacturing.terms import term
 from cellchain.notifications import service as notifications
@@ -56,6 +58,17 @@ DETERMINATION_MEANING = "responsibility: donor eligibility determination"
 
 
 # --- registration -----------------------------------------------------------------------------
+
+
+def products_for_registration(session: DbSession, *, at: dt.datetime) -> list[ProductDefinition]:
+    """The product definitions a donation registered at ``at`` may be held to: one version per
+    code, those in force then (``documents.versioning.in_force_ids``), by code. The
+    registration form offers these; ``register_donation`` refuses any other code."""
+    ids = versioning.in_force_ids(session, ProductDefinition, at=at)
+    if not ids:
+        return []
+    query = select(ProductDefinition).where(ProductDefinition.id.in_(ids))
+    return list(session.execute(query.order_by(ProductDefinition.code)).scalars())
 
 
 def register_donation(

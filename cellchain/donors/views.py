@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 
 from cellchain.chain import service as chain
 from cellchain.core import audit, signatures
-from cellchain.core.i18n import _
+from cellchain.core.i18n import _, lazy
 from cellchain.core.roles import Permission
 from cellchain.donors import service
 from cellchain.donors.commands import (
@@ -47,7 +47,7 @@ from cellchain.donors.schemas import (
     ResultIn,
     ScreeningCorrectionIn,
 )
-from cellchain.errors import DomainError, NotFound
+from cellchain.errors import DomainError, InvalidInput, NotFound
 from cellchain.extensions import db
 from cellchain.http import now, requires, unit_of_work
 from cellchain.manufacturing.terms import term
@@ -98,17 +98,38 @@ def donations() -> ResponseReturnValue:
     )
 
 
+#: The tissue a product definition's ``source`` parameter names, as the form shows it.
+TISSUES = {"placenta": lazy("Placenta"), "umbilical_cord": lazy("Umbilical cord")}
+
+
+def _product_choices() -> dict[str, Any]:
+    """The product definitions in force now (the form's choice), each with the tissue it is
+    made from when its definition names one."""
+    products = service.products_for_registration(db.session, at=now())
+    return {
+        "products": [
+            (product, TISSUES.get(str(product.parameters.get("source", "")).replace(" ", "_")))
+            for product in products
+        ]
+    }
+
+
 @blueprint.route("/donations/new", methods=["GET", "POST"])
 @requires(Permission.REGISTER_DONATIONS)
 def register() -> ResponseReturnValue:
     if request.method == "GET":
+        choices = _product_choices()
+        form = {"umbilical_cord": "on", "placenta": "on"}
+        if len(choices["products"]) == 1:  # the only product, chosen already
+            form["product_code"] = choices["products"][0][0].code
         return render_template(
-            "donors/register.html",
-            form={"umbilical_cord": "on", "placenta": "on"},
-            errors={},
-            **CHOICES,
+            "donors/register.html", form=form, errors={}, **choices, **CHOICES
         )
     try:
+        # the page always sends its choice: left on "choose" is refused, never a default
+        if "product_code" in request.form and not request.form["product_code"].strip():
+            message = _("Choose the product this donation is for.")
+            raise InvalidInput(message, errors={"product_code": [message]})
         registration = load_form(DonationRegisterIn(), request.form)
         with unit_of_work() as session:
             donation = register_as_user(session, registration)
@@ -119,6 +140,7 @@ def register() -> ResponseReturnValue:
             form=_typed(),
             error=error.detail,
             errors=error.errors,
+            **_product_choices(),
             **CHOICES,
         ), error.status
     flash(
