@@ -680,7 +680,7 @@ def _seed_patients(
     months ago), weighed this morning; each MSC-arm patient's day-0 dose ordered by the
     technician from the released lot and second-checked by QA, so its arithmetic can be
     followed on its page."""
-    protocol = patients.protocol_in_force(session, dosing.PROTOCOLS.default.code)
+    protocol = patients.protocol_in_force(session, dosing.PROTOCOLS.default.code, at=now)
     every_item = [*protocol.parameters["inclusion"], *protocol.parameters["exclusion"]]
     inclusion = {item["code"] for item in protocol.parameters["inclusion"]}
     measured = {"ejection_fraction": 62.0, "creatinine": 74.0, "ecog": 1.0}

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from cellchain.core.types import utcnow
 from cellchain.demo import DEMO_SECOND_SITE
 from cellchain.donors.models import Donation
 from cellchain.dosing import patients
@@ -40,13 +41,13 @@ def _patient(study_id: str) -> Patient:
 
 
 def test_the_demo_holds_two_protocols_and_two_products(app: Any) -> None:
-    codes = [protocol.code for protocol in patients.protocols_in_force(db.session)]
+    codes = [protocol.code for protocol in patients.protocols_in_force(db.session, at=utcnow())]
     assert codes == ["NCT01420432", "PL-MSC-OL-01"]
-    second = PROTOCOLS.in_force(db.session, "PL-MSC-OL-01")
+    second = PROTOCOLS.in_force(db.session, "PL-MSC-OL-01", at=utcnow())
     assert second.parameters["products"] == ["PL-MSC"]
     assert [arm["code"] for arm in second.parameters["arms"]] == ["OPEN"]
     assert [visit["code"] for visit in second.parameters["infusions"]] == ["D0"]
-    placenta = SPECIFICATIONS.in_force(db.session, "PL-MSC")
+    placenta = SPECIFICATIONS.in_force(db.session, "PL-MSC", at=utcnow())
     (viability,) = [t for t in placenta.parameters["tests"] if t["code"] == "VIABILITY"]
     assert viability["criterion"] == {"min": 85}
 

@@ -200,7 +200,7 @@ class DocumentKind(Generic[D]):
         """Whether ``user`` is offered a new draft: who may sign this kind may draft it."""
         return has_permission(user.roles, self.permission)
 
-    def in_force(self, session: DbSession, code: str, *, at: dt.datetime | None = None) -> D:
+    def in_force(self, session: DbSession, code: str, *, at: dt.datetime) -> D:
         """The version of ``code`` in force at ``at`` (the time of the event it applies to);
         refused when there is none."""
         document = versioning.in_force(session, self.model, code.strip().upper(), at=at)

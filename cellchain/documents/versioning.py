@@ -344,16 +344,17 @@ def _effective_time(
     return effective
 
 
-def in_force(
-    session: DbSession, model: type[D], code: str, *, at: dt.datetime | None = None
-) -> D | None:
+def in_force(session: DbSession, model: type[D], code: str, *, at: dt.datetime) -> D | None:
     """The version of ``code`` in force at ``at``: the newest signed version whose effective
-    time is not after ``at``; None when there is none. Callers pass the time of the event
-    the version applies to; without ``at``, the newest signed version, whenever it takes
-    effect."""
-    query = select(model).where(model.code == code, model.status != VersionStatus.DRAFT.value)
-    if at is not None:
-        query = query.where(model.effective_at <= at)
+    time is not after ``at``; None when there is none. There is no "latest" without a time:
+    a version signed to take effect later does not apply before then, so every caller passes
+    the time of the event the version applies to (the record's time, or ``now`` passed down
+    from the command)."""
+    query = select(model).where(
+        model.code == code,
+        model.status != VersionStatus.DRAFT.value,
+        model.effective_at <= at,
+    )
     return session.execute(query.order_by(model.version.desc()).limit(1)).scalars().first()
 
 

@@ -101,11 +101,12 @@ def doses_page(
     return page.with_items([ListedDose(order, infused_at) for order, infused_at in page.items])
 
 
-def visit_codes(session: DbSession) -> Sequence[str]:
-    """The infusion visits of the protocols in force, in the order of their days (the list's
-    visit filter; a code two protocols share once); none before QA approved a protocol."""
+def visit_codes(session: DbSession, *, at: dt.datetime) -> Sequence[str]:
+    """The infusion visits of the protocols in force at ``at``, in the order of their days
+    (the list's visit filter; a code two protocols share once); none before QA approved a
+    protocol."""
     days: dict[str, int] = {}
-    for protocol in patients.protocols_in_force(session):
+    for protocol in patients.protocols_in_force(session, at=at):
         for item in protocol.parameters["infusions"]:
             code = str(item["code"])
             days[code] = min(days.get(code, int(item["day"])), int(item["day"]))

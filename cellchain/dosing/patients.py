@@ -196,15 +196,13 @@ class ScheduleFacts:
     missed: frozenset[str] = frozenset()
 
 
-def protocol_in_force(
-    session: DbSession, code: str, *, at: dt.datetime | None = None
-) -> Protocol:
+def protocol_in_force(session: DbSession, code: str, *, at: dt.datetime) -> Protocol:
     """The version of protocol ``code`` in force at ``at`` (the time of the event); refused
     when there is none."""
     return PROTOCOLS.in_force(session, code, at=at)
 
 
-def protocols_in_force(session: DbSession, *, at: dt.datetime | None = None) -> list[Protocol]:
+def protocols_in_force(session: DbSession, *, at: dt.datetime) -> list[Protocol]:
     """The version in force of every protocol that has one, by code: what a patient may be
     enrolled under (and what the trial-data pages choose among)."""
     codes = session.execute(
@@ -224,7 +222,7 @@ def chosen_protocol(
     code: str | None,
     among: Sequence[Protocol] | None = None,
     *,
-    at: dt.datetime | None = None,
+    at: dt.datetime,
 ) -> Protocol:
     """The protocol in force a form or request names by ``code``; without one, the only
     protocol in force. Refused (field ``protocol``) when none is in force, when several are
@@ -245,13 +243,11 @@ def chosen_protocol(
     raise InvalidInput(message, errors={"protocol": [message]})
 
 
-def randomized_protocol(
-    session: DbSession, code: str | None, *, at: dt.datetime | None = None
-) -> Protocol:
+def randomized_protocol(session: DbSession, code: str | None, *, at: dt.datetime) -> Protocol:
     """``chosen_protocol`` among the protocols in force whose patients are randomized (the
     randomization pages); the only one when ``code`` is left out."""
     among = [p for p in protocols_in_force(session, at=at) if is_randomized(p.parameters)]
-    return chosen_protocol(session, code, among)
+    return chosen_protocol(session, code, among, at=at)
 
 
 def is_randomized(parameters: Mapping[str, Any]) -> bool:

@@ -125,7 +125,7 @@ def dose_list_page() -> ResponseReturnValue:
         page=page,
         notes=notes,
         status_options=[(status.value, status.label) for status in DoseStatus],
-        visit_options=[(code, code) for code in dose_list.visit_codes(db.session)],
+        visit_options=[(code, code) for code in dose_list.visit_codes(db.session, at=now())],
         recalls=recalls_naming(db.session, doses=[d.order.id for d in page.items]),
     )
 
@@ -140,7 +140,7 @@ def enrol() -> ResponseReturnValue:
     code = asked.get("protocol")
     if not code and len(in_force) > 1:
         return render_template("dosing/enrol.html", protocol=None, choices=in_force)
-    protocol = patients.chosen_protocol(db.session, code, in_force)
+    protocol = patients.chosen_protocol(db.session, code, in_force, at=now())
     if request.method == "GET":
         return _enrol_page(protocol, choices=in_force)
     try:
@@ -465,7 +465,7 @@ def _randomization_page(
         if patients.is_randomized(p.parameters)
     ]
     first = choices[0].code if choices else None
-    protocol = patients.chosen_protocol(db.session, code or first, choices)
+    protocol = patients.chosen_protocol(db.session, code or first, choices, at=now())
     view = randomization.status(db.session, protocol)
     statistician = has_permission(acting_user().roles, Permission.MANAGE_RANDOMIZATION)
     return (

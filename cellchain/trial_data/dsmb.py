@@ -120,7 +120,9 @@ def trial_summary(session: DbSession, *, protocol_code: str, now: dt.datetime) -
             .order_by(Patient.study_id)
         )
     )
-    protocol = trial[-1].protocol if trial else patients.protocol_in_force(session, protocol_code)
+    protocol = (
+        trial[-1].protocol if trial else patients.protocol_in_force(session, protocol_code, at=now)
+    )
     parameters = protocol.parameters
     arms = {arm["code"]: ArmSummary(arm["code"], arm["name"]) for arm in parameters.get("arms", [])}
     for code, planned_in_arm in _planned_by_arm(protocol).items():

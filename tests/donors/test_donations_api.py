@@ -796,5 +796,7 @@ def test_screening_is_fixed_once_determined(tech, qc, qa):
 def test_the_panel_these_tests_assume_is_the_products(lab):
     from cellchain.donors import panels
 
-    panel = panels.DONOR_TEST_PANELS.in_force(lab.session, panels.panel_code_of(lab.product))
+    panel = panels.DONOR_TEST_PANELS.in_force(
+        lab.session, panels.panel_code_of(lab.product), at=utcnow()
+    )
     assert [t.code for t in panels.tests_of(panel)] == PANEL

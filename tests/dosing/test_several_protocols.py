@@ -189,7 +189,7 @@ def test_a_protocol_must_name_its_products_and_a_randomization_fitting_its_arms(
 def test_enrolment_in_each_protocol_follows_that_protocol(clinic: Any) -> None:
     first = clinic.enrol()
     second = second_protocol(clinic)
-    assert [p.code for p in patients.protocols_in_force(db.session)] == [
+    assert [p.code for p in patients.protocols_in_force(db.session, at=utcnow())] == [
         "NCT01420432",
         "PL-MSC-OL-01",
     ]
@@ -209,16 +209,17 @@ def test_enrolment_in_each_protocol_follows_that_protocol(clinic: Any) -> None:
 
 
 def test_with_two_protocols_in_force_the_enrolment_names_one(clinic: Any) -> None:
-    assert patients.chosen_protocol(db.session, None).code == "NCT01420432"  # the only one
+    # the only one
+    assert patients.chosen_protocol(db.session, None, at=utcnow()).code == "NCT01420432"
     second_protocol(clinic)
     with pytest.raises(InvalidInput) as refused:
-        patients.chosen_protocol(db.session, None)
+        patients.chosen_protocol(db.session, None, at=utcnow())
     assert "protocol" in (refused.value.errors or {})
-    assert patients.chosen_protocol(db.session, "pl-msc-ol-01").code == "PL-MSC-OL-01"
+    assert patients.chosen_protocol(db.session, "pl-msc-ol-01", at=utcnow()).code == "PL-MSC-OL-01"
     with pytest.raises(InvalidInput):
-        patients.chosen_protocol(db.session, "NCT00000000")
+        patients.chosen_protocol(db.session, "NCT00000000", at=utcnow())
     # the randomization pages: only NCT01420432 is randomized
-    assert patients.randomized_protocol(db.session, None).code == "NCT01420432"
+    assert patients.randomized_protocol(db.session, None, at=utcnow()).code == "NCT01420432"
 
 
 def test_the_api_enrols_under_the_protocol_named(clinic: Any, clients: Any) -> None:

@@ -257,7 +257,7 @@ def test_the_rules_speak_the_language_of_the_moment_and_keep_their_english(lab: 
         with pytest.raises(InvalidInput) as line_twice:
             check_specification({"tests": [TESTS["CD73"], TESTS["CD73"]]})
         with pytest.raises(Conflict) as none_in_force:
-            SPECIFICATIONS.in_force(db.session, "NO-SUCH-PRODUCT")
+            SPECIFICATIONS.in_force(db.session, "NO-SUCH-PRODUCT", at=utcnow())
     assert (
         numeric.value.detail == "Viability 是数值检验：请填写以 % 为单位的数字，而不是 'ninety'。"
     )
@@ -273,7 +273,7 @@ def test_the_rules_speak_the_language_of_the_moment_and_keep_their_english(lab: 
         "No release specification for NO-SUCH-PRODUCT is in force; QA must approve one first."
     )
     with pytest.raises(Conflict) as in_english:
-        SPECIFICATIONS.in_force(db.session, "NO-SUCH-PRODUCT")
+        SPECIFICATIONS.in_force(db.session, "NO-SUCH-PRODUCT", at=utcnow())
     assert in_english.value.detail == english_of(none_in_force.value.detail)
 
 

@@ -18,10 +18,10 @@ def test_the_default_loads_once_and_takes_effect_when_qa_signs(session, make_use
     first = service.SPECIFICATIONS.load_default(session, actor=qa, now=utcnow())
     assert service.SPECIFICATIONS.load_default(session, actor=qa, now=utcnow()).id == first.id
     with pytest.raises(Conflict, match="QA must approve"):
-        service.SPECIFICATIONS.in_force(session, "UC-MSC")
+        service.SPECIFICATIONS.in_force(session, "UC-MSC", at=utcnow())
     service.SPECIFICATIONS.approve(session, first, user=qa, password=TEST_PASSWORD, now=utcnow())
     session.commit()
-    assert service.SPECIFICATIONS.in_force(session, "uc-msc").id == first.id
+    assert service.SPECIFICATIONS.in_force(session, "uc-msc", at=utcnow()).id == first.id
     codes = [t["code"] for t in first.parameters["tests"]]
     assert codes[:5] == ["STERILITY", "MYCOPLASMA", "ENDOTOXIN", "VIABILITY", "VIABLE-CELLS"]
     assert len(codes) == 15

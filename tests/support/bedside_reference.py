@@ -133,7 +133,7 @@ def gather(
         ),
         wristband_problem=wristband_problem,
         dose=(
-            _dose_facts(session, order, schedules[order.patient_id], zone, dose_read)
+            _dose_facts(session, order, schedules[order.patient_id], zone, dose_read, now=now)
             if order
             else None
         ),
@@ -209,6 +209,8 @@ def _dose_facts(
     schedule: patients.ScheduleFacts,
     zone: ZoneInfo,
     read: DoseRead | None = None,
+    *,
+    now: dt.datetime,
 ) -> DoseFacts:
     """``read``: the order's facts read with it (``doses_read``), else read here."""
     visit = _visit_of(order.patient, order.visit, schedule)
@@ -285,7 +287,7 @@ def _dose_facts(
         weight_used_kg=order.weight.weight_kg,
         override=order.override_reason is not None,
         infused=infused,
-        recheck=_recheck_facts(session, order.patient, order.visit),
+        recheck=_recheck_facts(session, order.patient, order.visit, now=now),
     )
 
 
@@ -540,12 +542,12 @@ def _post_thaw_facts(
 
 
 def _recheck_facts(
-    session: DbSession, patient: Patient, visit: str
+    session: DbSession, patient: Patient, visit: str, *, now: dt.datetime
 ) -> rechecks.RecheckFacts | None:
-    if not rechecks.required(session, patient, visit):
+    if not rechecks.required(session, patient, visit, at=now):
         return None
-    name = dict(rechecks.visits(session, patient)).get(visit, visit)
-    days = rechecks.valid_days(session, patient)
+    name = dict(rechecks.visits(session, patient, at=now)).get(visit, visit)
+    days = rechecks.valid_days(session, patient, at=now)
     recheck = rechecks.latest(session, patient, visit)
     if recheck is None:
         return rechecks.RecheckFacts(visit_name=name, valid_days=days)

@@ -940,7 +940,9 @@ def gather(
         ),
         wristband_problem=wristband_problem,
         dose=(
-            _dose_facts(session, order, schedules[order.patient_id], zone, dose_read, units)
+            _dose_facts(
+                session, order, schedules[order.patient_id], zone, dose_read, units, now=now
+            )
             if order
             else None
         ),
@@ -1027,6 +1029,7 @@ def _gather_read(
                     patient.protocol_code,
                     patient.protocol_status,
                     patient.parameters,
+                    at=now,
                 ),
                 patient.parameters,
                 dose.visit,
@@ -1142,9 +1145,12 @@ def _dose_facts(
     zone: ZoneInfo,
     read: DoseRead | None = None,
     units: UnitsRead | None = None,
+    *,
+    now: dt.datetime,
 ) -> DoseFacts:
     """``read``: the order's facts read with it (``doses_read``), and ``units``: its units'
-    facts (``units_read``), else read here."""
+    facts (``units_read``), else read here; ``now``: the time of the check (the re-check
+    asked is the one in force then)."""
     visit = patients.visit_of(order.patient, order.visit, schedule)
     shipment: ShipmentRead | Shipment | None = (
         read.shipment if read is not None else shipment_of(session, order)
@@ -1204,7 +1210,7 @@ def _dose_facts(
         ),
         weight_used_kg=order.weight.weight_kg,
         infused=infused,
-        recheck=rechecks.facts(session, order.patient, order.visit),
+        recheck=rechecks.facts(session, order.patient, order.visit, at=now),
     )
 
 

@@ -154,64 +154,71 @@ def _stricter(earlier: Mapping[str, Any], later: Mapping[str, Any]) -> dict[str,
     return dict(later)
 
 
-def sources(session: DbSession, patient: Patient) -> list[Protocol]:
-    """The protocol versions whose re-check applies to the patient: the version they were
-    enrolled under and the version in force of the same protocol (a version QA signs later
-    applies to the patients already enrolled)."""
+def sources(session: DbSession, patient: Patient, *, at: dt.datetime) -> list[Protocol]:
+    """The protocol versions whose re-check applies to the patient at ``at`` (the time of
+    the check, order or infusion): the version they were enrolled under and the version of
+    the same protocol in force at ``at`` (a version QA signs later applies to the patients
+    already enrolled, from its effective time, not before)."""
     protocol = patient.protocol
-    current = _other_in_force(session, protocol.id, protocol.code, protocol.status)
+    current = _other_in_force(session, protocol.id, protocol.code, protocol.status, at=at)
     return [protocol] if current is None else [protocol, current]
 
 
 def _other_in_force(
-    session: DbSession, protocol_id: int, code: str, status: str
+    session: DbSession, protocol_id: int, code: str, status: str, *, at: dt.datetime
 ) -> Protocol | None:
-    """The version in force of protocol ``code`` when it is not version ``protocol_id``
-    itself (of ``status``), else None."""
+    """The version of protocol ``code`` in force at ``at`` when it is a later version than
+    ``protocol_id`` (of ``status``), else None."""
     if status == versioning.VersionStatus.EFFECTIVE.value:
-        return None  # the version in force itself (one per code): no query
-    current = versioning.in_force(session, Protocol, code)
+        return None  # the version signed last (one per code): none later, no query
+    current = versioning.in_force(session, Protocol, code, at=at)
     if current is None or current.id == protocol_id:
         return None
     return current
 
 
 def rules_of_protocol(
-    session: DbSession, protocol_id: int, code: str, status: str, parameters: Mapping[str, Any]
+    session: DbSession,
+    protocol_id: int,
+    code: str,
+    status: str,
+    parameters: Mapping[str, Any],
+    *,
+    at: dt.datetime,
 ) -> dict[str, Any] | None:
-    """``rules`` of a patient enrolled under protocol version ``protocol_id`` (its code,
-    status and parameters already read: the bedside reads them as plain rows)."""
-    current = _other_in_force(session, protocol_id, code, status)
+    """``rules`` at ``at`` of a patient enrolled under protocol version ``protocol_id`` (its
+    code, status and parameters already read: the bedside reads them as plain rows)."""
+    current = _other_in_force(session, protocol_id, code, status, at=at)
     return merged_parameters([parameters] if current is None else [parameters, current.parameters])
 
 
-def rules(session: DbSession, patient: Patient) -> dict[str, Any] | None:
-    """The re-check the patient needs (``merged`` of ``sources``); None when neither asks
-    for one."""
-    return merged(sources(session, patient))
+def rules(session: DbSession, patient: Patient, *, at: dt.datetime) -> dict[str, Any] | None:
+    """The re-check the patient needs at ``at`` (``merged`` of ``sources``); None when
+    neither asks for one."""
+    return merged(sources(session, patient, at=at))
 
 
-def required(session: DbSession, patient: Patient, visit_code: str) -> bool:
-    """Whether ``visit_code`` needs a re-check before its infusion."""
-    config = rules(session, patient)
+def required(session: DbSession, patient: Patient, visit_code: str, *, at: dt.datetime) -> bool:
+    """Whether ``visit_code`` needs a re-check before its infusion, as asked at ``at``."""
+    config = rules(session, patient, at=at)
     return config is not None and visit_code in config["visits"]
 
 
-def items(session: DbSession, patient: Patient) -> list[Mapping[str, Any]]:
-    config = rules(session, patient)
+def items(session: DbSession, patient: Patient, *, at: dt.datetime) -> list[Mapping[str, Any]]:
+    config = rules(session, patient, at=at)
     return list(config["items"]) if config else []
 
 
-def valid_days(session: DbSession, patient: Patient) -> int:
-    config = rules(session, patient)
+def valid_days(session: DbSession, patient: Patient, *, at: dt.datetime) -> int:
+    config = rules(session, patient, at=at)
     return int(config["valid_days"]) if config else 0
 
 
-def visits(session: DbSession, patient: Patient) -> list[tuple[str, str]]:
-    """(code, name) of the patient's infusion visits that need a re-check, in protocol order
-    (read from the protocol, not the schedule: which visits need one never depends on when
-    they are planned)."""
-    return _visits_of(rules(session, patient), patient.protocol.parameters)
+def visits(session: DbSession, patient: Patient, *, at: dt.datetime) -> list[tuple[str, str]]:
+    """(code, name) of the patient's infusion visits that need a re-check at ``at``, in
+    protocol order (read from the protocol, not the schedule: which visits need one never
+    depends on when they are planned)."""
+    return _visits_of(rules(session, patient, at=at), patient.protocol.parameters)
 
 
 def _visits_of(
@@ -228,13 +235,13 @@ def _visits_of(
     ]
 
 
-def missing(session: DbSession, patient: Patient) -> str | None:
+def missing(session: DbSession, patient: Patient, *, at: dt.datetime) -> str | None:
     """Why no infusion of the patient is re-checked, when the protocol has infusions after
     the first but neither the patient's version nor the version in force asks for a re-check
     (a site upgraded from before issue 19); None otherwise. Shown on the re-check page."""
-    if rules(session, patient) is not None:
+    if rules(session, patient, at=at) is not None:
         return None
-    return no_recheck_warning(sources(session, patient)[-1])
+    return no_recheck_warning(sources(session, patient, at=at)[-1])
 
 
 def no_recheck_warning(protocol: Protocol) -> str | None:
@@ -288,7 +295,7 @@ def record_recheck(
                 arm=patients.arm_name(patient),
             )
         ]
-    needing = [code for code, _ in visits(session, patient)]
+    needing = [code for code, _ in visits(session, patient, at=now)]
     if code not in needing:
         errors["visit"] = [
             _(
@@ -303,7 +310,7 @@ def record_recheck(
                 version=patient.protocol.version,
             )
         ]
-    asked = items(session, patient)
+    asked = items(session, patient, at=now)
     known = {item["code"] for item in asked}
     unknown = sorted(set(answers) - known)
     if unknown:
@@ -327,7 +334,7 @@ def record_recheck(
         )
     recheck = PreInfusionRecheck(
         patient_id=patient.id,
-        protocol_id=sources(session, patient)[-1].id,
+        protocol_id=sources(session, patient, at=now)[-1].id,
         visit=code,
         answers_json=canonical_json(stored),
         passed=not failed,
@@ -449,11 +456,13 @@ def _rules_of(recheck: PreInfusionRecheck) -> dict[str, Any]:
     }
 
 
-def facts(session: DbSession, patient: Patient, visit: str) -> RecheckFacts | None:
-    """What the gate judges for the patient's ``visit``; None when the visit needs no
-    re-check (day 0: the enrolment checklist)."""
+def facts(
+    session: DbSession, patient: Patient, visit: str, *, at: dt.datetime
+) -> RecheckFacts | None:
+    """What the gate judges at ``at`` for the patient's ``visit``; None when the visit needs
+    no re-check (day 0: the enrolment checklist)."""
     return facts_from(
-        rules(session, patient),
+        rules(session, patient, at=at),
         patient.protocol.parameters,
         visit,
         lambda: latest(session, patient, visit),
@@ -548,7 +557,7 @@ def problem(
     translate: bool = False,
 ) -> str | None:
     """``judge`` of the patient's ``visit`` now: the gate of ordering and the bedside."""
-    return judge(facts(session, patient, visit), now=now, zone=zone, translate=translate)
+    return judge(facts(session, patient, visit, at=now), now=now, zone=zone, translate=translate)
 
 
 def summary(recheck: RecheckFacts, zone: ZoneInfo) -> str:
@@ -601,7 +610,7 @@ def visit_states(
     if not patients.receives_cells(patient):
         return []
     states = []
-    for code, name in visits(session, patient):
+    for code, name in visits(session, patient, at=now):
         recheck = latest(session, patient, code)
         states.append(
             VisitRecheck(

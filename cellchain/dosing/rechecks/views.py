@@ -66,7 +66,7 @@ def _recheck_form(form: MultiDict[str, str], patient: Patient) -> MultiDict[str,
         }
     )
     answers = {}
-    for item in rechecks.items(db.session, patient):
+    for item in rechecks.items(db.session, patient, at=now()):
         code = item["code"]
         answers[code] = {
             "answer": {"yes": True, "no": False}.get(form.get(f"answer.{code}", "")),
@@ -81,16 +81,17 @@ def _recheck_form(form: MultiDict[str, str], patient: Patient) -> MultiDict[str,
 def _page(patient: Patient, error: DomainError | None = None) -> ResponseReturnValue:
     """The visits that need a re-check, the re-checks recorded, and the form; after a refusal
     the form keeps what was typed and shows its field errors."""
-    states = rechecks.visit_states(db.session, patient, now=now(), zone=site_zone())
+    at = now()
+    states = rechecks.visit_states(db.session, patient, now=at, zone=site_zone())
     return (
         render_template(
             "dosing/rechecks/patient.html",
             **refusal_context(error, patient=patient),
             states=states,
             history=[rechecks.shown(r) for r in rechecks.rechecks_of(db.session, patient)],
-            items=rechecks.items(db.session, patient),
-            valid_days=rechecks.valid_days(db.session, patient),
-            missing=rechecks.missing(db.session, patient),
+            items=rechecks.items(db.session, patient, at=at),
+            valid_days=rechecks.valid_days(db.session, patient, at=at),
+            missing=rechecks.missing(db.session, patient, at=at),
             visit_choices=[
                 {"value": s.visit, "label": f"{document_text(s.name)} ({s.visit})"} for s in states
             ],
