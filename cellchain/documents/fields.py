@@ -54,7 +54,7 @@ def _kind(value: Any) -> str:
     if isinstance(value, int | float):
         return "number"
     if isinstance(value, str):
-        return "text"
+        return "lines" if "\n" in value or "\r" in value else "text"
     return "json"
 
 
@@ -62,7 +62,7 @@ def _shown(value: Any) -> str:
     kind = _kind(value)
     if kind == "bool":
         return "true" if value else "false"
-    if kind == "number" or kind == "text":
+    if kind in ("number", "text", "lines"):
         return str(value)
     return json.dumps(value, ensure_ascii=False)
 
@@ -78,7 +78,9 @@ class Item:
     depth: int
     name: str = ""  #: the posted name of the value, or of the remove / add box
     type_name: str = ""  #: the posted name of the value's type
-    value_type: str = ""  #: "number", "text", "bool" or "json" (a list or table as JSON)
+    #: "number", "text", "lines" (a text of several lines: a text area), "bool" or "json"
+    #: (a list or table as JSON)
+    value_type: str = ""
     value: str = ""
 
 
@@ -138,7 +140,11 @@ def _walk(out: list[Item], root: Any, node: Mapping[str, Any], path: Path, depth
 
 
 def _read(text: str, kind: str) -> Any:
-    """A typed value, or ValueError naming what it should be."""
+    r"""A typed value, or ValueError naming what it should be. A text of several lines
+    (``lines``, edited in a text area) is kept as typed, its line ends as ``\n`` (a browser
+    sends a text area's as ``\r\n``); a one-line value is read without the spaces around it."""
+    if kind == "lines":
+        return text.replace("\r\n", "\n").replace("\r", "\n")
     text = text.strip()
     if kind == "number":
         try:
@@ -237,7 +243,7 @@ def parameters_from_form(source: Mapping[str, Any], form: Mapping[str, str]) -> 
                 continue
             kind = form.get(NEW_TYPE + posted[len(NEW) :], "text")
             label = f"{label_of(source, path)}[+].{key}"
-            if form[posted].strip() == "" and kind != "text":
+            if form[posted].strip() == "" and kind not in ("text", "lines"):
                 errors.setdefault(label, []).append(_("a value is required in a row added"))
                 continue
             try:

@@ -52,11 +52,33 @@ class ApproveIn(SignIn):
     effective_at = SiteDateTime(load_default=None, allow_none=True)
 
 
+class LineOut(ma.Schema):
+    """One line of a text of several lines compared line by line."""
+
+    change = ma.fields.String(metadata={"description": "kept (context), removed or added"})
+    old_number = ma.fields.Integer(allow_none=True, metadata={"description": "1-based"})
+    new_number = ma.fields.Integer(allow_none=True, metadata={"description": "1-based"})
+    text = ma.fields.String()
+    hunk = ma.fields.Integer(metadata={"description": "the group of a change and its context"})
+
+
 class DifferenceOut(ma.Schema):
     path = ma.fields.String()
     change = ma.fields.String(metadata={"description": "changed, added or removed"})
     old = ma.fields.Raw(allow_none=True)
     new = ma.fields.Raw(allow_none=True)
+    lines = ma.fields.List(
+        ma.fields.Nested(LineOut),
+        allow_none=True,
+        metadata={
+            "description": "A text of several lines (a label template's TOML) line by line: "
+            "the lines removed and added, with 3 lines kept around each change; null for "
+            "other values"
+        },
+    )
+    unified = ma.fields.String(
+        allow_none=True, metadata={"description": "The same lines as a unified diff, or null"}
+    )
 
 
 class ComparisonOut(ma.Schema):

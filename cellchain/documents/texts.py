@@ -7,6 +7,7 @@ plain data: tables, arrays, strings, numbers and booleans, never null).
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -126,6 +127,50 @@ def from_json(text: str, *, field: str = "parameters") -> dict[str, Any]:
     return value
 
 
+#: the lines kept unchanged around each change of a text of several lines
+LINE_CONTEXT = 3
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of the line-by-line difference of a text of several lines (a label
+    template's TOML): ``kept`` (context around a change), ``removed`` or ``added``, with its
+    number in the old and the new text (1-based; None on the side it is not in). Lines are
+    grouped in ``hunk``s, the changes with their context; lines between hunks are left out."""
+
+    change: str  #: "kept", "removed" or "added"
+    old_number: int | None
+    new_number: int | None
+    text: str
+    hunk: int
+
+
+def is_lines(value: Any) -> bool:
+    """Whether ``value`` is a text of several lines (compared line by line)."""
+    return isinstance(value, str) and ("\n" in value.rstrip("\n") or "\r" in value)
+
+
+def line_differences(old: str, new: str) -> list[Line]:
+    """The lines of ``new`` changed, added and removed from ``old``, each change with
+    ``LINE_CONTEXT`` lines kept around it (``difflib``'s grouped opcodes)."""
+    old_lines, new_lines = old.splitlines(), new.splitlines()
+    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    out: list[Line] = []
+    for hunk, group in enumerate(matcher.get_grouped_opcodes(LINE_CONTEXT)):
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                for k in range(i2 - i1):
+                    out.append(Line("kept", i1 + k + 1, j1 + k + 1, old_lines[i1 + k], hunk))
+                continue
+            if tag in ("replace", "delete"):
+                for i in range(i1, i2):
+                    out.append(Line("removed", i + 1, None, old_lines[i], hunk))
+            if tag in ("replace", "insert"):
+                for j in range(j1, j2):
+                    out.append(Line("added", None, j + 1, new_lines[j], hunk))
+    return out
+
+
 @dataclass(frozen=True)
 class Difference:
     """One parameter that differs between two versions; ``path`` names it as a reader does
@@ -143,6 +188,36 @@ class Difference:
     @property
     def new_text(self) -> str:
         return "" if self.change == "removed" else shown(self.new)
+
+    @property
+    def lines(self) -> list[Line] | None:
+        """Line by line, when a side is a text of several lines (a label template's TOML)
+        and the other a text or absent; None otherwise (the values side by side)."""
+        old = "" if self.change == "added" else self.old
+        new = "" if self.change == "removed" else self.new
+        if not (isinstance(old, str) and isinstance(new, str)):
+            return None
+        if not (is_lines(old) or is_lines(new)):
+            return None
+        return line_differences(old, new)
+
+    @property
+    def unified(self) -> str | None:
+        """The same difference as a unified diff (``difflib.unified_diff``), or None."""
+        if self.lines is None:
+            return None
+        old = "" if self.change == "added" else str(self.old)
+        new = "" if self.change == "removed" else str(self.new)
+        return "\n".join(
+            difflib.unified_diff(
+                old.splitlines(),
+                new.splitlines(),
+                fromfile="old",
+                tofile="new",
+                n=LINE_CONTEXT,
+                lineterm="",
+            )
+        )
 
 
 def shown(value: Any) -> str:
