@@ -73,6 +73,16 @@ class DocumentKind(Generic[D]):
     missing_errors: Mapping[str, list[str]] | None = None
     #: refuses parameters this kind could not use (a specification's tests must be judgeable)
     check: Callable[[dict[str, Any]], None] = _any_parameters
+    #: refuses parameters that do not fit the document's code (a label template's text is
+    #: that of the label type its code names): called with the code and the parameters
+    #: wherever ``check`` is (drafting, changing, signing, loading the default), before it
+    check_code: Callable[[str, dict[str, Any]], None] | None = None
+
+    def check_all(self, code: str, parameters: dict[str, Any]) -> None:
+        """``check_code`` then ``check`` of a version of ``code`` with ``parameters``."""
+        if self.check_code is not None:
+            self.check_code(code, parameters)
+        self.check(parameters)
 
     def draft(
         self,
@@ -88,7 +98,7 @@ class DocumentKind(Generic[D]):
         """Write a new draft version; it takes effect only when QA signs it. Parameters this
         kind could not use are refused (``check``) before anything is written."""
         texts.require_plain(parameters)
-        self.check(parameters)
+        self.check_all(code, parameters)
         return versioning.draft(
             session,
             self.model,
@@ -139,7 +149,7 @@ class DocumentKind(Generic[D]):
         _require_text(reason=reason)
         if document.status == VersionStatus.DRAFT.value and parameters is not None:
             texts.require_plain(parameters)
-            self.check(parameters)
+            self.check_all(document.code, parameters)
         versioning.edit_draft(
             session,
             document,
@@ -153,7 +163,7 @@ class DocumentKind(Generic[D]):
 
     def load_default(self, session: DbSession, *, actor: User | None, now: dt.datetime) -> D:
         """The default as a draft, unless a version of its code is already on file."""
-        self.check(self.default.parameters)
+        self.check_all(self.default.code, self.default.parameters)
         return versioning.first_or_draft(
             session,
             self.model,
@@ -177,7 +187,7 @@ class DocumentKind(Generic[D]):
         """QA signs a draft into force at ``effective_at`` (default: now); the version in force
         before it stays so until then. Its parameters are checked once more: a version this
         kind could not use is never signed."""
-        self.check(document.parameters)
+        self.check_all(document.code, document.parameters)
         return versioning.approve(
             session,
             document,

@@ -258,7 +258,14 @@ def test_a_draft_is_changed_through_the_api_and_checked_again(
     diff = api.get(f"/api/v1/specifications/{draft['id']}/differences").get_json()
     assert diff["against_version"] == 1
     assert diff["differences"] == [
-        {"path": "tests[VIABILITY].criterion.min", "change": "changed", "old": 80, "new": 90}
+        {
+            "path": "tests[VIABILITY].criterion.min",
+            "change": "changed",
+            "old": 80,
+            "new": 90,
+            "lines": None,  # a number, not a text of several lines
+            "unified": None,
+        }
     ]
     tech = clients.api(make_user("tina", "technician"))
     assert tech.post("/api/v1/specifications", json={}).status_code == 403

@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from cellchain.core import audit
 from cellchain.core.i18n import N_, _, lazy
-from cellchain.core.models import Signature, User
+from cellchain.core.models import User
 from cellchain.core.roles import Permission
 from cellchain.core.types import canonical_json
 from cellchain.documents.service import DefaultVersion, DocumentKind
@@ -130,29 +130,7 @@ def _same_label_type(code: str, parameters: Mapping[str, Any] | None) -> None:
         raise InvalidInput(message, errors={"parameters": [message]})
 
 
-class LabelTemplateKind(DocumentKind[LabelTemplateDocument]):
-    """The label templates' kind: besides the check of the text, a version of a label type
-    holds that label type's template (the text names it), refused when drafted, changed or
-    signed otherwise."""
-
-    def draft(self, session: DbSession, **given: Any) -> LabelTemplateDocument:
-        _same_label_type(given["code"], given["parameters"])
-        return super().draft(session, **given)
-
-    def edit_draft(
-        self, session: DbSession, document: LabelTemplateDocument, **given: Any
-    ) -> LabelTemplateDocument:
-        _same_label_type(document.code, given.get("parameters"))
-        return super().edit_draft(session, document, **given)
-
-    def approve(
-        self, session: DbSession, document: LabelTemplateDocument, **given: Any
-    ) -> Signature:
-        _same_label_type(document.code, document.parameters)
-        return super().approve(session, document, **given)
-
-
-LABEL_TEMPLATES = LabelTemplateKind(
+LABEL_TEMPLATES = DocumentKind(
     model=LabelTemplateDocument,
     permission=Permission.SIGN_PRODUCT,
     approval_meaning="approval: label template in force",
@@ -161,6 +139,8 @@ LABEL_TEMPLATES = LabelTemplateKind(
         lazy("No label template {code} is in force; QA must approve one before it is printed.")
     ),
     check=check_template,
+    # a version of a label type holds that label type's template (the text names it)
+    check_code=_same_label_type,
 )
 
 
@@ -198,7 +178,7 @@ def load_defaults(
     its label type is already on file (then that first version)."""
     loaded = []
     for version, default in default_versions():
-        LABEL_TEMPLATES.check(default.parameters)
+        LABEL_TEMPLATES.check_all(default.code, default.parameters)
         existing = (
             session.execute(
                 select(LabelTemplateDocument)
