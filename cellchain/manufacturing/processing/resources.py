@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from cellchain.core import audit
-from cellchain.core.display import local_time
 from cellchain.core.i18n import _
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
@@ -138,39 +137,13 @@ def usable_material_lots(
     wanted = list(dict.fromkeys(lot_ids))
     locking = select(MaterialLot.id).where(MaterialLot.id.in_(wanted)).order_by(MaterialLot.id)
     session.execute(locking.with_for_update())
-    on = at.astimezone(zone).date()
     for lot_id in wanted:
         lot = get_material_lot(session, lot_id)
         session.refresh(lot, ["recalled_at", "released_at"])
-        if lot.recalled_at is not None:
+        refusal = stock.lot_refusal(lot, at=at, zone=zone)
+        if refusal is not None:
             raise Conflict(
-                _("%(lot)s has been recalled; it may not be used.", lot=lot.label),
-                errors={"materials": [_("%(lot)s: recalled.", lot=lot.label)]},
-                title=_("Material recalled"),
-            )
-        if not lot.released:
-            raise Conflict(
-                _("%(lot)s has not been released for use.", lot=lot.label),
-                errors={"materials": [_("%(lot)s: not released.", lot=lot.label)]},
-                title=_("Material not released"),
-            )
-        if lot.released_at is not None and lot.released_at > at:
-            raise Conflict(
-                _(
-                    "%(lot)s was released for use at %(released)s, after this step's time "
-                    "%(at)s; it may not be used before its release.",
-                    lot=lot.label,
-                    released=local_time(lot.released_at, zone),
-                    at=local_time(at, zone),
-                ),
-                errors={"materials": [_("%(lot)s: not yet released then.", lot=lot.label)]},
-                title=_("Material not released"),
-            )
-        if lot.expiry_date < on:
-            raise Conflict(
-                _("%(lot)s expired on %(date)s.", lot=lot.label, date=lot.expiry_date.isoformat()),
-                errors={"materials": [_("%(lot)s: expired.", lot=lot.label)]},
-                title=_("Material expired"),
+                refusal.message, errors={"materials": [refusal.note]}, title=refusal.title
             )
         lots.append(lot)
     return lots
@@ -202,6 +175,45 @@ def usable_equipment(session: DbSession, ids: Sequence[int], *, on: dt.date) -> 
         items.append(item)
     equipment_service.require_in_date(session, items, on=on)
     return items
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A piece of equipment or a material lot as a step form offers it: ``why`` it may not be
+    used by a step performed now (the service would refuse it), or None: usable."""
+
+    item: Equipment | MaterialLot
+    why: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.why is None
+
+
+def offered_equipment(session: DbSession, *, on: dt.date) -> list[Offer]:
+    """Every piece in service, each with why a step on day ``on`` may not use it (the rule
+    ``usable_equipment`` applies: ``equipment.service.standings``), in two statements."""
+    items = [item for item in list_equipment(session) if item.active]
+    found = equipment_service.standings(session, items, on)
+    return [Offer(item, found[item.id].why) for item in items]
+
+
+def offered_material_lots(session: DbSession, *, at: dt.datetime, zone: ZoneInfo) -> list[Offer]:
+    """Every material lot, the usable ones first, each with why a step performed ``at`` may
+    not use it (``stock.lot_refusal``, the rule ``usable_material_lots`` applies, and
+    ``stock.nothing_left``), in two statements."""
+    lots = list_material_lots(session)
+    left = stock.remaining_of(session, [lot.id for lot in lots])
+    offers = []
+    for lot in lots:
+        refusal = stock.lot_refusal(lot, at=at, zone=zone)
+        if refusal is not None:
+            offers.append(Offer(lot, refusal.why))
+        elif stock.nothing_left(left.get(lot.id)):
+            offers.append(Offer(lot, _("nothing left")))
+        else:
+            offers.append(Offer(lot))
+    return sorted(offers, key=lambda offer: not offer.usable)
 
 
 def get_equipment(session: DbSession, equipment_id: int) -> Equipment:

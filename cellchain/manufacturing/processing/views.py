@@ -133,22 +133,26 @@ def _step_form(
     kind: StepKind, form: dict[str, Any], error: DomainError | None = None
 ) -> ResponseReturnValue:
     session = db.session
-    today = now().date()
     page = render_template(
         "manufacturing/processing/step_form.html",
         kind=kind,
         form=form,
         formats=_vessel_formats(session, form),
-        materials=[
-            lot
-            for lot in resources.list_material_lots(session)
-            if lot.released and lot.expiry_date >= today
-        ],
-        equipment=[item for item in resources.list_equipment(session) if item.active],
+        **_offers(session),
         error=error.detail if error else None,
         errors=error.errors if error else {},
     )
     return (page, error.status) if error else page
+
+
+def _offers(session: Any) -> dict[str, list[resources.Offer]]:
+    """What a step performed now may use, and what it may not with why (the service's own
+    rules, ``resources.offered_*``; a back-dated step is still checked when recorded)."""
+    at = now()
+    return {
+        "equipment": resources.offered_equipment(session, on=at.date()),
+        "materials": resources.offered_material_lots(session, at=at, zone=site_zone()),
+    }
 
 
 def _vessel_formats(session: Any, form: dict[str, Any]) -> list[str]:
@@ -222,18 +226,14 @@ def step(step_id: int) -> ResponseReturnValue:
 @requires(Permission.READ_RECORDS)
 def lot(lot_id: int) -> ResponseReturnValue:
     record = batch_record(db.session, processing.get_lot(db.session, lot_id))
+    actions = processing.lot_actions(db.session, record.lot)
     return render_template(
         "manufacturing/processing/lot.html",
         record=record,
-        actions=processing.lot_actions(db.session, record.lot),
+        actions=actions,
         recalls=recalls_naming(db.session, lots=[lot_id]).lot(lot_id),
-        equipment=[item for item in resources.list_equipment(db.session) if item.active],
-        # the freezing form's materials (issue 22: the DMSO's use defaults from the bags)
-        materials=[
-            found
-            for found in resources.list_material_lots(db.session)
-            if found.released and found.recalled_at is None and found.expiry_date >= now().date()
-        ],
+        # the freezing form's (issue 22: the DMSO's use defaults from the bags), when offered
+        **(_offers(db.session) if "freeze" in actions else {"equipment": [], "materials": []}),
     )
 
 

@@ -27,6 +27,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
@@ -42,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import selectinload
 
 from cellchain.core import audit, listing
+from cellchain.core.display import local_time
 from cellchain.core.i18n import _
 from cellchain.core.models import User
 from cellchain.errors import Conflict, InvalidInput
@@ -127,6 +129,67 @@ def amount(value: float | None, unit: str | None) -> str:
     if value is None:
         return ""
     return f"{format(round(value, _PLACES), 'g')} {unit or ''}".strip()
+
+
+# --- whether a lot may be used at a time --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LotRefusal:
+    """Why a lot may not be used at a time: the refusal, the field's note, its title, and the
+    few words a form shows beside the lot ("expired 2026-11-30")."""
+
+    message: str
+    note: str
+    title: str
+    why: str
+
+
+def lot_refusal(lot: MaterialLot, *, at: dt.datetime, zone: ZoneInfo) -> LotRefusal | None:
+    """The rule of a lot's use by a step performed ``at``: refused if recalled, released after
+    ``at`` (or not at all), or expired on ``at``'s day in the site's calendar (``zone``); None
+    when it may be used. ``resources.usable_material_lots`` raises it, the step forms show it."""
+    if lot.recalled_at is not None:
+        return LotRefusal(
+            _("%(lot)s has been recalled; it may not be used.", lot=lot.label),
+            _("%(lot)s: recalled.", lot=lot.label),
+            _("Material recalled"),
+            _("recalled"),
+        )
+    if not lot.released:
+        return LotRefusal(
+            _("%(lot)s has not been released for use.", lot=lot.label),
+            _("%(lot)s: not released.", lot=lot.label),
+            _("Material not released"),
+            _("not released"),
+        )
+    if lot.released_at is not None and lot.released_at > at:
+        return LotRefusal(
+            _(
+                "%(lot)s was released for use at %(released)s, after this step's time "
+                "%(at)s; it may not be used before its release.",
+                lot=lot.label,
+                released=local_time(lot.released_at, zone),
+                at=local_time(at, zone),
+            ),
+            _("%(lot)s: not yet released then.", lot=lot.label),
+            _("Material not released"),
+            _("not yet released"),
+        )
+    if lot.expiry_date < at.astimezone(zone).date():
+        return LotRefusal(
+            _("%(lot)s expired on %(date)s.", lot=lot.label, date=lot.expiry_date.isoformat()),
+            _("%(lot)s: expired.", lot=lot.label),
+            _("Material expired"),
+            _("expired %(date)s", date=lot.expiry_date.isoformat()),
+        )
+    return None
+
+
+def nothing_left(remains: float | None) -> bool:
+    """A counted lot of which nothing remains: any use of it is more than remains
+    (``plan_uses`` refuses it); a lot not counted (``None``) never runs out here."""
+    return remains is not None and remains <= 0
 
 
 # --- a step's use ----------------------------------------------------------------------------
