@@ -12,7 +12,7 @@ from marshmallow import validate
 from cellchain.chain.schemas import UnitOut
 from cellchain.core.i18n import _
 from cellchain.core.listing_schemas import ListQueryIn
-from cellchain.core.schemas import SignatureOut, SiteDateTime
+from cellchain.core.schemas import SignatureOut, SiteDateTime, WholeNumber
 from cellchain.documents.schemas import VersionedDocumentOut
 from cellchain.dosing.models import DoseStatus, PatientStatus, Sex
 from cellchain.traceability.notice_schemas import recalls_field
@@ -42,7 +42,7 @@ class EnrolIn(ma.Schema):
             " when only one protocol is in force"
         },
     )
-    site_id = ma.fields.Integer(
+    site_id = WholeNumber(
         load_default=None,
         allow_none=True,
         metadata={

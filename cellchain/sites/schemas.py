@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from cellchain.core.schemas import WholeNumber
 from cellchain.sites.models import SiteKind
 
 
@@ -58,4 +59,4 @@ class SiteOut(ma.Schema):
 class MembershipsIn(ma.Schema):
     """The sites (ids) a user belongs to, all of them: the list replaces the old one."""
 
-    site_ids = ma.fields.List(ma.fields.Integer(), required=True)
+    site_ids = ma.fields.List(WholeNumber(), required=True)

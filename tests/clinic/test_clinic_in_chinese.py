@@ -118,11 +118,17 @@ def test_a_clinician_reading_chinese_takes_a_dose_through_the_bedside_flow(
     pages["thaw completed"] = text(
         nurse.post("/thaw", data={"scan": payload(order.dose_unit.code)})
     )
-    # the site's time, with its offset: the thaw's deadline in Shanghai reads +08:00
-    monkeypatch.setitem(app.config, "SITE_TIMEZONE", "Asia/Shanghai")
+    # the site's time, with its offset: the thaw's deadline in Shanghai reads +08:00 (a
+    # clinician reads their clinical site's zone, docs/sites.md)
+    from cellchain.sites.service import sites_of
+
+    site = sites_of(db.session, ward.clinic.clinician)[0]
+    site.time_zone = "Asia/Shanghai"
+    db.session.commit()
     pages["thaw in Shanghai"] = text(nurse.get("/thaw"))
     assert "+08:00" in pages["thaw in Shanghai"]
-    monkeypatch.setitem(app.config, "SITE_TIMEZONE", "UTC")
+    site.time_zone = "UTC"
+    db.session.commit()
     pages["post-thaw count"] = text(nurse.get(f"/doses/{order.id}/post-thaw-count"))
 
     pages["wristband"] = text(nurse.get("/bedside"))

@@ -20,7 +20,8 @@ from cellchain.web.docs import PROBLEM_STATUSES
 PROBLEM_JSON = "application/problem+json"
 #: every role one account may hold together (not the administrator; not the statistician, who
 #: never holds a role that enrols)
-SIGNER_ROLES = [role for role in Role if role not in {Role.ADMIN, Role.STATISTICIAN}]
+#: every role that may write (the read-only monitor is held with no other role, issue 22)
+SIGNER_ROLES = [role for role in Role if role not in {Role.ADMIN, Role.STATISTICIAN, Role.MONITOR}]
 
 
 @pytest.fixture

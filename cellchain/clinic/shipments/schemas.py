@@ -9,7 +9,7 @@ from marshmallow import validate
 
 from cellchain.clinic.models import Condition, ShipmentStatus
 from cellchain.core.listing_schemas import ListQueryIn
-from cellchain.core.schemas import SCANNED_CODE, SiteDateTime
+from cellchain.core.schemas import SCANNED_CODE, SiteDateTime, WholeNumber
 from cellchain.traceability.notice_schemas import recalls_field
 
 
@@ -19,7 +19,7 @@ class DispatchIn(ma.Schema):
 
     shipper_id = ma.fields.String(required=True, validate=validate.Length(max=60))
     logger_id = ma.fields.String(required=True, validate=validate.Length(max=60))
-    site_id = ma.fields.Integer(
+    site_id = WholeNumber(
         load_default=None,
         allow_none=True,
         metadata={
