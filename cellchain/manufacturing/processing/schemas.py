@@ -14,7 +14,7 @@ from cellchain.core.i18n import N_
 from cellchain.core.listing_schemas import ListQueryIn
 from cellchain.core.schemas import SiteDateTime, WholeNumber
 from cellchain.documents.schemas import VersionedDocumentOut
-from cellchain.manufacturing.models import EquipmentKind, LotStatus, MaterialCategory, StockUnit
+from cellchain.manufacturing.models import LotStatus, MaterialCategory, StockUnit
 from cellchain.manufacturing.processing.processing import (
     CELL_BANKS,
     ISOLATION_METHODS,
@@ -125,22 +125,9 @@ class MaterialLotOut(ma.Schema):
     unit = ma.fields.String(allow_none=True, metadata={"description": "mL, g or units"})
 
 
-class EquipmentIn(ma.Schema):
-    code = ma.fields.String(
-        required=True, validate=_text(40, N_("Required; at most 40 characters."))
-    )
-    kind = ma.fields.String(
-        required=True,
-        validate=validate.OneOf(
-            [k.value for k in EquipmentKind], error=N_("Choose one of the kinds listed.")
-        ),
-    )
-    name = ma.fields.String(
-        required=True, validate=_text(120, N_("Required; at most 120 characters."))
-    )
-
-
 class EquipmentOut(ma.Schema):
+    """A piece of equipment as a step names it (``StepOut.equipment``)."""
+
     id = ma.fields.Integer()
     code = ma.fields.String()
     kind = ma.fields.String()
