@@ -33,6 +33,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.orm import selectinload
 
 from cellchain.core import audit, listing, numbering, signatures
 from cellchain.core.display import local_time
@@ -1082,8 +1083,8 @@ PATIENT_LIST = listing.ListSpec(
 def patients_page(
     session: DbSession, request: listing.PageRequest, *, status: PatientStatus | None = None
 ) -> listing.Page[Patient]:
-    """A page of the patients (two statements)."""
-    query = select(Patient)
+    """A page of the patients (two statements, and one each for their protocols and sites)."""
+    query = select(Patient).options(selectinload(Patient.protocol), selectinload(Patient.site))
     if status is not None:
         query = query.where(Patient.status == status.value)
     return listing.fetch_page(session, query, PATIENT_LIST, request)
