@@ -126,7 +126,8 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.DETERMINE_ELIGIBILITY: frozenset({Role.QA}),
     Permission.RECORD_PROCESSING: frozenset({Role.TECHNICIAN}),
     Permission.MANAGE_MATERIALS: frozenset({Role.TECHNICIAN, Role.QA}),
-    Permission.REGISTER_EQUIPMENT: frozenset({Role.QA, Role.ADMIN}),
+    # intervals and exemptions from calibration are quality decisions (review 1, item 14)
+    Permission.REGISTER_EQUIPMENT: frozenset({Role.QA}),
     Permission.RECORD_CALIBRATIONS: frozenset({Role.TECHNICIAN, Role.QA}),
     Permission.RELEASE_MATERIALS: frozenset({Role.QA}),
     Permission.RECORD_STORAGE: frozenset({Role.TECHNICIAN}),

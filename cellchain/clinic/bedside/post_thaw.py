@@ -7,7 +7,9 @@ whole dose, at the bedside and on every page that shows the dose:
 - **What is entered**: the TOTAL (nucleated, live and dead) cells per mL counted in the thawed
   product and the viability (%) of the same count, where (bedside or pharmacy), how (method and
   instrument, in words), when and by whom. Viable cells per mL = total × this viability: the
-  viability is applied once, here, and the release viability is never applied on top.
+  viability is applied once, here, and the release viability is never applied on top. A
+  registered instrument named in the method (its asset ID, however spaced or hyphenated) must
+  be in date on the count's day on the site's calendar (issue 22).
 - **When**: on a prepared dose whose bags are all thawed, before its infusion starts; refused
   on an unthawed, infused or cancelled (destroyed) dose.
 - **Ranges**: viability 0–100 %; a total above 0, never more than twice the fill's total
@@ -50,6 +52,7 @@ from cellchain.dosing.models import DoseOrder, DoseStatus
 from cellchain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.deviations import deviations
+from cellchain.manufacturing.equipment import service as equipment_service
 from cellchain.manufacturing.models import CellRecord, DeviationCategory
 
 #: The meaning the investigator signs each decision with.
@@ -220,6 +223,13 @@ def record_count(
             ),
             errors=problems,
         )
+    # a registered cell counter named in the method (its asset ID, however typed) sets the
+    # dose's concentration: it must be in date on the count's day on the site's calendar, as
+    # for a QC result (issue 22)
+    counters = equipment_service.named_in(session, method)
+    equipment_service.require_in_date(
+        session, counters, on=counted_at.astimezone(zone).date(), field="method"
+    )
     tolerance = float(order.protocol.parameters["dose_tolerance_percent"])
     result = calculation.recount(
         order.target_cells,
@@ -278,6 +288,7 @@ def record_count(
             ),
             "deviation_percent": (None, round(count.deviation_percent, 4)),
             "within_tolerance": (None, count.within_tolerance),
+            "equipment": (None, ", ".join(item.code for item in counters) or None),
         },
         reason=reason,
     )

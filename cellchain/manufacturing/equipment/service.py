@@ -22,6 +22,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -149,6 +151,19 @@ def register_equipment(
     if session.execute(select(Equipment).where(Equipment.code == code)).scalar_one_or_none():
         raise Conflict(
             _("Equipment %(code)s is already on file.", code=code), errors={"code": [_("Taken.")]}
+        )
+    # an asset ID is recognised whatever its spacing, hyphens or width (``code_key``): two
+    # registered IDs with the same key could not be told apart where one is typed
+    twin = _by_key(session, code_key(code))
+    if twin is not None:
+        raise Conflict(
+            _(
+                "Equipment %(code)s cannot be told apart from %(other)s, already on file "
+                "(the same letters and digits).",
+                code=code,
+                other=twin.code,
+            ),
+            errors={"code": [_("Same as %(other)s.", other=twin.code)]},
         )
     item = Equipment(
         code=code,
@@ -713,9 +728,54 @@ def certificate_of(session: DbSession, event: EquipmentEvent) -> EquipmentCertif
     return get_or_404(session, EquipmentCertificate, event.id, "certificate")
 
 
+def code_key(text: str | None) -> str:
+    """An asset ID as compared: compatibility-normalised (full-width letters and digits become
+    ASCII), upper case, every character that is not a letter or digit removed (spaces, ASCII
+    and other hyphens, dots): ``CNT 09``, ``cnt09``, ``CNT\u201109`` and ``\uff23\uff2e\uff34-09``
+    are all ``CNT09``."""
+    folded = unicodedata.normalize("NFKC", text or "").upper()
+    return "".join(c for c in folded if c.isalnum())
+
+
+def _keyed(session: DbSession) -> dict[str, Equipment]:
+    """Every registered piece by its ``code_key`` (a site registers tens of pieces, not
+    thousands: read in one statement)."""
+    return {
+        code_key(item.code): item
+        for item in session.execute(select(Equipment).order_by(Equipment.id)).scalars()
+    }
+
+
+def _by_key(session: DbSession, key: str) -> Equipment | None:
+    return _keyed(session).get(key) if key else None
+
+
 def by_code(session: DbSession, code: str) -> Equipment | None:
-    """The registered equipment whose asset ID is ``code`` (as typed, any case), if any."""
-    text = (code or "").strip().upper()
-    if not text:
-        return None
-    return session.execute(select(Equipment).where(Equipment.code == text)).scalar_one_or_none()
+    """The registered equipment whose asset ID is ``code`` as typed: any case, spacing,
+    hyphen or width (``code_key``), if any."""
+    return _by_key(session, code_key(code))
+
+
+#: a run of ASCII letters and digits, or of other letters (a Chinese word beside an ID)
+_WORD = re.compile(r"[0-9A-Z]+|[^\W0-9A-Z_]+")
+#: an asset ID typed in words may be split in this many words at most (``CNT 09``)
+_MOST_WORDS = 4
+
+
+def named_in(session: DbSession, text: str | None) -> list[Equipment]:
+    """The registered equipment whose asset ID appears in free ``text`` (a method "in
+    words"), as whole words however spaced or hyphenated: ``NC-200 (cnt 09)`` names ``CNT-09``
+    but ``CNT-090`` does not."""
+    words = _WORD.findall(unicodedata.normalize("NFKC", text or "").upper())
+    if not words:
+        return []
+    keyed = _keyed(session)
+    found: dict[int, Equipment] = {}
+    for start in range(len(words)):
+        joined = ""
+        for word in words[start : start + _MOST_WORDS]:
+            joined += word
+            item = keyed.get(joined)
+            if item is not None:
+                found.setdefault(item.id, item)
+    return list(found.values())

@@ -103,7 +103,8 @@ class StepContext:
     #: the quantity of a material lot used, by lot id, where the technician enters it (else
     #: from the step's own figures, ``manufacturing.stock.service.default_use``)
     material_quantities: Mapping[int, float] = field(default_factory=dict)
-    #: the site's time zone: a material lot's expiry is a day on its calendar
+    #: the site's time zone: a material lot's expiry and equipment's due date are days on its
+    #: calendar
     zone: ZoneInfo = _UTC
 
 
@@ -832,8 +833,9 @@ def _context(
         materials=resources.usable_material_lots(
             session, context.material_lot_ids, at=performed_at, zone=context.zone
         ),
+        # the day of use on the site's calendar, as for its material lots and a storage tank
         equipment=resources.usable_equipment(
-            session, context.equipment_ids, on=performed_at.date()
+            session, context.equipment_ids, on=performed_at.astimezone(context.zone).date()
         ),
         actor=actor,
         now=now,

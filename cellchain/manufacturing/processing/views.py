@@ -150,7 +150,7 @@ def _offers(session: Any) -> dict[str, list[resources.Offer]]:
     rules, ``resources.offered_*``; a back-dated step is still checked when recorded)."""
     at = now()
     return {
-        "equipment": resources.offered_equipment(session, on=at.date()),
+        "equipment": resources.offered_equipment(session, on=at.astimezone(site_zone()).date()),
         "materials": resources.offered_material_lots(session, at=at, zone=site_zone()),
     }
 
