@@ -12,7 +12,10 @@ from typing import Any
 
 import click
 from flask.cli import with_appcontext
+from sqlalchemy import select
 
+from cellchain.core.models import User
+from cellchain.core.roles import has_permission
 from cellchain.core.types import to_jsonable, utcnow
 from cellchain.documents import texts
 from cellchain.documents.service import KINDS, DocumentKind, kind_named
@@ -92,12 +95,20 @@ def export(kind_name: str, code: str, number: int | None, fmt: str) -> None:
 @click.argument("kind_name", metavar="KIND")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--reason", help="The change's reason (default: the file's, with its origin).")
+@click.option(
+    "--user", "username", required=True, help="Who imports it (QA: the audit trail names them)."
+)
 @with_appcontext
-def import_(kind_name: str, path: Path, reason: str | None) -> None:
+def import_(kind_name: str, path: Path, reason: str | None, username: str) -> None:
     """Write the version in FILE (TOML or JSON, from ``export``) as a new DRAFT of its code:
-    never in force until QA signs it here. Refused when the file's kind is not KIND or its
-    parameters fail the kind's check."""
+    never in force until QA signs it here. Refused when the file's kind is not KIND, its
+    parameters fail the kind's check, or USER may not draft this kind."""
     key, kind = _kind(kind_name)
+    user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None or not user.active:
+        raise click.ClickException(f"There is no active user {username!r}: nothing imported.")
+    if not has_permission(user.roles, kind.permission):
+        raise click.ClickException(f"{username} may not draft a {key}: nothing imported.")
     text = path.read_text(encoding="utf-8")
     try:
         read = texts.from_json if text.lstrip().startswith("{") else texts.from_toml
@@ -118,7 +129,7 @@ def import_(kind_name: str, path: Path, reason: str | None) -> None:
     try:
         document = kind.draft(
             db.session,
-            actor=None,
+            actor=user,
             now=utcnow(),
             code=data["code"],
             title=str(data.get("title", "")),

@@ -26,6 +26,8 @@ Path = tuple[str | int, ...]
 #: the prefixes of the posted names: a value, its type, a row removed, a row added and a
 #: value of the row added (with its type)
 VALUE, TYPE, REMOVE, ADD, NEW, NEW_TYPE = "f:", "t:", "r:", "a:", "n:", "nt:"
+#: the key of a row's code (a test's, an arm's, a criterion's): rows are matched and answered by it
+CODE = "code"
 
 
 def _key(path: Sequence[str | int]) -> str:
@@ -121,7 +123,8 @@ def _walk(out: list[Item], root: Any, node: Mapping[str, Any], path: Path, depth
                         name=NEW + _key((*here, row_key)),
                         type_name=NEW_TYPE + _key((*here, row_key)),
                         value_type=kind,
-                        value=_shown(template),
+                        # a row's code names it: a new row never starts with another's
+                        value="" if row_key == CODE else _shown(template),
                     )
                 )
         else:
@@ -243,6 +246,9 @@ def parameters_from_form(source: Mapping[str, Any], form: Mapping[str, str]) -> 
                 continue
             kind = form.get(NEW_TYPE + posted[len(NEW) :], "text")
             label = f"{label_of(source, path)}[+].{key}"
+            if key == CODE and form[posted].strip() == "":
+                errors.setdefault(label, []).append(_("a row added needs a code of its own"))
+                continue
             if form[posted].strip() == "" and kind not in ("text", "lines"):
                 errors.setdefault(label, []).append(_("a value is required in a row added"))
                 continue

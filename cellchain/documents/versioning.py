@@ -14,6 +14,7 @@ import json
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from sqlalchemy import ForeignKey, Integer, String, Text, event, func, inspect, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Mapper, declared_attr, mapped_column, relationship
 
 from cellchain.core import actions, audit, signatures
@@ -76,7 +77,9 @@ class VersionedDocument:
     title: Mapped[str] = mapped_column(String(300))
     #: canonical JSON of the parameters
     parameters_json: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20))
+    #: its old value is loaded before a change (active_history), so the guard below knows
+    #: whether a version being changed was signed, even when the change came unloaded
+    status: Mapped[str] = mapped_column(String(20), active_history=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     effective_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
@@ -122,8 +125,8 @@ SIGNED_COLUMNS = ("code", "version", "title", "parameters_json")
 
 def _refuse_signed_changes(_mapper: Mapper[Any], _connection: Any, target: Any) -> None:
     """Before any UPDATE of a version: a signed version's content is never changed in
-    place, whatever path the change took (only its status moves on, and its effective time
-    is set at the signing)."""
+    place, whatever path the change took (only its status moves on, from effective to
+    superseded; its effective time is set at the signing and never moved)."""
     if not isinstance(target, VersionedDocument):
         return
     state = inspect(target)
@@ -132,6 +135,11 @@ def _refuse_signed_changes(_mapper: Mapper[Any], _connection: Any, target: Any) 
     if was == VersionStatus.DRAFT.value:
         return
     changed = [name for name in SIGNED_COLUMNS if state.attrs[name].history.has_changes()]
+    # the time it comes into force was signed with it: never moved afterwards (only the
+    # draft's own signing sets it); nor does a signed version become a draft again
+    moved = state.attrs.effective_at.history.has_changes()
+    if moved or target.status == VersionStatus.DRAFT.value:
+        changed.append("effective_at")
     if changed:
         raise Conflict(
             _(
@@ -197,8 +205,18 @@ def draft(
         created_at=now,
         created_by_id=actor.id if actor else None,
     )
-    session.add(document)
-    session.flush()
+    try:
+        with session.begin_nested():  # of two drafts of one code at once, one is numbered
+            session.add(document)
+            session.flush()
+    except IntegrityError as error:
+        raise Conflict(
+            _(
+                "Another version of %(code)s was drafted at the same moment as this one; "
+                "reload the document and draft again.",
+                code=code,
+            )
+        ) from error
     audit.record(
         session,
         actor=actor,
@@ -262,7 +280,17 @@ def approve(
     require(user, permission)
     model = type(document)
     entity_type = model.signature_entity_type
+    # two signers at once: the second waits here, then finds the version signed
+    session.execute(
+        select(model)
+        .where(model.id == document.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    _refuse_signing_below(session, document)
     effective = _effective_time(session, document, now=now, effective_at=effective_at)
+    # set with the signing's status, in one flush: once signed it never moves
+    document.effective_at = effective
     _transition(document, VersionStatus.EFFECTIVE)
     signature = signatures.sign(
         session,
@@ -291,7 +319,6 @@ def approve(
             entity_id=old.id,
             changes={"status": ("effective", "superseded")},
         )
-    document.effective_at = effective
     audit.record(
         session,
         actor=user,
@@ -302,6 +329,31 @@ def approve(
         changes={"status": ("draft", "effective"), "effective_at": (None, effective.isoformat())},
     )
     return signature
+
+
+def _refuse_signing_below(session: DbSession, document: VersionedDocument) -> None:
+    """A draft is signed only while no later version of its code is signed: versions come
+    into force in the order of their numbers, so the one signed is the one in force from its
+    effective time (a v2 signed after v3 would be recorded as in force and never apply)."""
+    model = type(document)
+    newer = session.execute(
+        select(func.max(model.version)).where(
+            model.code == document.code,
+            model.status != VersionStatus.DRAFT.value,
+            model.version > document.version,
+        )
+    ).scalar_one()
+    if newer is not None:
+        raise Conflict(
+            _(
+                "%(kind)s %(code)s v%(newer)s is already signed: v%(version)s can no longer "
+                "come into force. Draft a new version from v%(newer)s instead.",
+                kind=document_text(document.document_label),
+                code=document.code,
+                newer=newer,
+                version=document.version,
+            )
+        )
 
 
 def _effective_time(

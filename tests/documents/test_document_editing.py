@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from cellchain.cli_documents import documents_group
+from cellchain.core.models import AuditEntry
 from cellchain.core.types import utcnow
 from cellchain.documents import texts, versioning
 from cellchain.dosing.defaults import NCT01420432_PARAMETERS
@@ -359,7 +361,9 @@ def test_a_version_moves_between_sites_as_a_file_and_arrives_as_a_draft(
         assert exported.exit_code == 0, exported.output
         file = tmp_path / f"product.{fmt}"
         file.write_text(exported.output, encoding="utf-8")
-        imported = runner.invoke(documents_group, ["import", "product", str(file)])
+        imported = runner.invoke(
+            documents_group, ["import", "product", str(file), "--user", "alex"]
+        )
         assert imported.exit_code == 0, imported.output
         assert "Imported as DRAFT" in imported.output
     db.session.expire_all()
@@ -372,12 +376,21 @@ def test_a_version_moves_between_sites_as_a_file_and_arrives_as_a_draft(
     assert versions[1].parameters == versions[0].parameters == versions[2].parameters
     assert PRODUCTS.in_force(db.session, "UC-MSC", at=utcnow()).id == product.id
 
-    mismatch = runner.invoke(documents_group, ["import", "specification", str(file)])
+    mismatch = runner.invoke(
+        documents_group, ["import", "specification", str(file), "--user", "alex"]
+    )
     assert mismatch.exit_code != 0 and "not a specification" in mismatch.output
     data = json.loads(file.read_text(encoding="utf-8"))
     data["parameters"]["harvest_due_days"] = {"primary": "ten"}
     file.write_text(json.dumps(data), encoding="utf-8")
-    failing = runner.invoke(documents_group, ["import", "product", str(file)])
+    failing = runner.invoke(documents_group, ["import", "product", str(file), "--user", "alex"])
     assert failing.exit_code != 0 and "nothing imported" in failing.output
+    make_user("tess", "technician")
+    nobody = runner.invoke(documents_group, ["import", "product", str(file), "--user", "tess"])
+    assert nobody.exit_code != 0 and "tess may not draft a product" in nobody.output
     db.session.expire_all()
     assert len(PRODUCTS.versions(db.session)) == 3
+    drafted = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "product_definition.drafted")
+    ).all()
+    assert [entry.actor_username for entry in drafted[-2:]] == ["alex", "alex"]
