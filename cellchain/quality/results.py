@@ -36,7 +36,7 @@ from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.equipment import service as equipment_service
-from cellchain.manufacturing.models import CellRecord, DeviationCategory, Lot, LotStatus
+from cellchain.manufacturing.models import CellRecord, DeviationCategory, Equipment, Lot, LotStatus
 from cellchain.manufacturing.processing import processing
 from cellchain.manufacturing.terms import term
 from cellchain.notifications import service as notifications
@@ -242,6 +242,13 @@ def resolve_sample(session: DbSession, lot: Lot, code: str) -> QcSample:
 
 
 # --- results ------------------------------------------------------------------------------------
+
+
+def instruments_offered(session: DbSession) -> list[Equipment]:
+    """The registered instruments the results form offers (``equipment.service.instruments``):
+    a choice, with any other instrument typed; either way ``record_results`` links a
+    registered one and requires it in date."""
+    return equipment_service.instruments(session)
 
 
 def record_results(

@@ -106,6 +106,7 @@ def _testing_page(lot: Lot, refused: Refused | None = None) -> ResponseReturnVal
         result_actions={r.id: results.result_actions(r) for r in listed},
         bags=[b for b in processing.bags_of(db.session, lot) if b.status == "quarantine"],
         sample_codes=[s.unit.code for s in usable],
+        instruments=results.instruments_offered(db.session),
         today=now().astimezone(site_zone()).date().isoformat(),
         invalidation_meaning=results.INVALIDATION_MEANING,
     )

@@ -756,6 +756,20 @@ def by_code(session: DbSession, code: str) -> Equipment | None:
     return _by_key(session, code_key(code))
 
 
+def instruments(session: DbSession) -> list[Equipment]:
+    """The registered measuring instruments in service a QC result's form offers (cell
+    counters), by asset ID; any other instrument is typed."""
+    return list(
+        session.execute(
+            select(Equipment)
+            .where(
+                Equipment.active.is_(True), Equipment.kind == EquipmentKind.CELL_COUNTER.value
+            )
+            .order_by(Equipment.code)
+        ).scalars()
+    )
+
+
 #: a run of ASCII letters and digits, or of other letters (a Chinese word beside an ID)
 _WORD = re.compile(r"[0-9A-Z]+|[^\W0-9A-Z_]+")
 #: an asset ID typed in words may be split in this many words at most (``CNT 09``)

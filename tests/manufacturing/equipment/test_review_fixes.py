@@ -237,3 +237,31 @@ def test_only_qa_registers_equipment_and_changes_its_intervals(
     url = f"/api/v1/equipment/{made.get_json()['id']}/intervals"
     assert admin.put(url, json=longer).status_code == 403
     assert qa.put(url, json=longer).status_code == 200
+
+
+# --- item 3, better: the results form offers the registered instruments -------------------------
+
+
+def test_the_results_form_offers_the_registered_cell_counters(desk: Any, clients: Any) -> None:
+    register_in_date(
+        db.session,
+        code="CNT-10",
+        kind=EquipmentKind.CELL_COUNTER,
+        name="Counter",
+        actor=desk.lab.qa,
+        now=utcnow(),
+    )
+    register_in_date(
+        db.session,
+        code="CF-10",
+        kind=EquipmentKind.CENTRIFUGE,
+        name="Centrifuge",
+        actor=desk.lab.qa,
+        now=utcnow(),
+    )
+    db.session.commit()
+    desk.sample()
+    page = clients.web(desk.lab.qc).get(f"/lots/{desk.lot.id}/testing").get_data(as_text=True)
+    offered = page.split('<datalist id="instruments">', 1)[1].split("</datalist>", 1)[0]
+    assert '<option value="CNT-10">' in offered and "CF-10" not in offered
+    assert 'name="instrument-VIABILITY" list="instruments"' in page
