@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from markupsafe import Markup, escape
+
 from cellchain.core.i18n import LazyText, Translated, document_text, english_of, gettext
 
 
@@ -86,6 +88,26 @@ def _render(wording: Wording, translate: bool) -> str:
         }
         return gettext(wording.text.message, **shown)
     return wording.text.message % values if values else wording.text.message
+
+
+def markup_of(wording: Wording) -> Markup:
+    """The text in the language of the moment as HTML, everything escaped, each quoted text
+    (a label's printed marking, kept as it reads on the thing) in ``translate="no"``: a page
+    shows it as written and no translator, person or browser, changes it."""
+    if isinstance(wording, Quoted):
+        return Markup('<span translate="no">{}</span>').format(wording.text)
+    if isinstance(wording, Verbatim):
+        return escape(document_text(wording.text))
+    if isinstance(wording, Joined):
+        return Markup(escape(wording.separator)).join(markup_of(part) for part in wording.parts)
+    values = {
+        name: markup_of(value)
+        if isinstance(value, Said | Joined | Verbatim)
+        else escape(document_text(value) if isinstance(value, str) else value)
+        for name, value in wording.values.items()
+    }
+    template = escape(gettext(wording.text.message))
+    return template % values if values else template
 
 
 def english(wording: Wording) -> str:

@@ -19,6 +19,7 @@ from cellchain.core.i18n import (
     template_gettext,
     template_ngettext,
 )
+from cellchain.core.wording import markup_of
 
 #: the session's key for the language the user chose
 SESSION_LANGUAGE_KEY = "language"
@@ -66,6 +67,9 @@ def init_language(app: Flask) -> None:
     # a controlled document's or a signature meaning's text, stored in English, shown in
     # the reader's language when the catalogue has it
     app.jinja_env.filters["document_text"] = document_text
+    # a kept wording (``core.wording``) in the reader's language, as HTML: a quoted text (a
+    # label's printed marking) marked translate="no", as written on the thing
+    app.jinja_env.filters["wording"] = markup_of
 
     @app.before_request
     def speak_the_request_language() -> None:

@@ -344,3 +344,16 @@ def test_an_api_body_of_the_wrong_shape_is_refused_in_chinese(make_user: Any, cl
     messages = [m for field in body["errors"].values() for m in field]
     assert "Missing data for required field." not in messages
     assert "必填字段缺少数据。" in messages
+
+
+def test_a_wording_as_html_keeps_a_quoted_marking_as_written(app: Any) -> None:
+    """A label problem on a page: the sentence in the reader's language, the marking quoted
+    as printed on the label in translate="no", everything else escaped."""
+    from cellchain.core.i18n import lazy
+    from cellchain.core.wording import Quoted, markup_of, say
+
+    wording = say(lazy("Its label reads “%(marking)s”."), marking=Quoted("NOT <FOR> USE"))
+    with using_language("en"):
+        assert str(markup_of(wording)) == (
+            'Its label reads “<span translate="no">NOT &lt;FOR&gt; USE</span>”.'
+        )
