@@ -187,16 +187,9 @@ def plan_dose(
                 previous.weight.weight_kg,
                 float(parameters["weight_change_flag_percent"]),
             )
-    products = patients.allowed_products(parameters)
+    products = patients.patient_products(session, patient, at=now)
     if not products:
-        problems.setdefault("bags", []).append(
-            _(
-                "Protocol %(protocol)s v%(version)s names no product its patients may receive"
-                " (parameter products); QA signs a version that names them.",
-                protocol=patient.protocol.code,
-                version=patient.protocol.version,
-            )
-        )
+        problems.setdefault("bags", []).append(patients.no_products_reason(patient.protocol.code))
     if problems or weight is None:
         raise DoseRefused(
             _("The dose cannot be ordered: %(problems)s", problems=patients.summarize(problems)),
@@ -364,7 +357,9 @@ def second_check(
         if extra:
             message.append(_("not allocated to this dose: %(codes)s", codes=", ".join(extra)))
         problems["bags"] = [_("Bags %(problems)s.", problems="; ".join(message))]
-    problems.update(product_problems(session, order.patient, [bag.unit for bag in order.bags]))
+    problems.update(
+        product_problems(session, order.patient, [bag.unit for bag in order.bags], at=now)
+    )
     if problems:
         raise DoseRefused(
             _(
@@ -470,10 +465,11 @@ def available_bags(
 
 
 def product_problems(
-    session: DbSession, patient: Patient, units: Sequence[Unit]
+    session: DbSession, patient: Patient, units: Sequence[Unit], *, at: dt.datetime
 ) -> dict[str, list[str]]:
-    """Each bag of ``units`` whose lot's product the patient's protocol version does not
-    allow (``patients.product_refusal``), under ``bags``; empty when every one is allowed."""
+    """Each bag of ``units`` whose lot's product the patient may not receive at ``at``
+    (``patients.allowed_products``, ``patients.product_refusal``), under ``bags``; empty when
+    every one is allowed."""
     ids = [unit.id for unit in units]
     if not ids:
         return {}
@@ -484,11 +480,10 @@ def product_problems(
         .where(CellRecord.unit_id.in_(ids))
     ).all()
     code_of = {unit.id: unit.code for unit in units}
+    allowed = patients.patient_products(session, patient, at=at)
     problems = []
     for unit_id, product in rows:
-        refusal = patients.product_refusal(
-            patient.protocol.parameters, product, patient.protocol.code
-        )
+        refusal = patients.product_refusal(allowed, product, patient.protocol.code)
         if refusal:
             problems.append(_("%(bag)s: %(problem)s", bag=code_of[unit_id], problem=refusal))
     return {"bags": problems} if problems else {}

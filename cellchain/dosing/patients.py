@@ -257,22 +257,51 @@ def is_randomized(parameters: Mapping[str, Any]) -> bool:
     return len(parameters["arms"]) > 1 or "randomization" in parameters
 
 
-def allowed_products(parameters: Mapping[str, Any]) -> frozenset[str]:
-    """The product codes a dose for a patient of a protocol of ``parameters`` may come from;
-    none (every bag refused) for a version that names none."""
+def named_products(parameters: Mapping[str, Any]) -> frozenset[str]:
+    """The product codes a protocol version of ``parameters`` names (``products``)."""
     return frozenset(str(code).strip().upper() for code in parameters.get("products") or ())
 
 
-def product_refusal(parameters: Mapping[str, Any], product_code: str, protocol: str) -> str | None:
-    """Why a bag of ``product_code`` may not be given to a patient of ``protocol``; None when
-    the protocol allows it (in the reader's language; ``english_of`` gives the English)."""
-    allowed = allowed_products(parameters)
+def allowed_products(
+    session: DbSession, protocol_code: str, parameters: Mapping[str, Any], *, at: dt.datetime
+) -> frozenset[str]:
+    """The product codes a dose for a patient enrolled under a version (of protocol
+    ``protocol_code``, of ``parameters``) may come from at ``at`` (the time of the event:
+    order, allocation, second check, dispatch, bedside): those the patient's version names;
+    when it names none (signed before issue 22 gave protocols products), those of the version of
+    the same protocol in force at ``at``; none (every bag refused) when neither names any.
+    Every path that judges a dose's product reads this function."""
+    named = named_products(parameters)
+    if named:
+        return named
+    current = PROTOCOLS.in_force_or_none(session, protocol_code, at=at)
+    return named_products(current.parameters) if current is not None else frozenset()
+
+
+def patient_products(session: DbSession, patient: Patient, *, at: dt.datetime) -> frozenset[str]:
+    """``allowed_products`` for ``patient``'s protocol version."""
+    return allowed_products(session, patient.protocol.code, patient.protocol.parameters, at=at)
+
+
+def no_products_reason(protocol: str) -> str:
+    """Why no bag may be given to a patient of ``protocol`` when ``allowed_products`` is empty
+    (in the reader's language; ``english_of`` gives the English)."""
+    return _(
+        "Neither the patient's version of protocol %(protocol)s nor the version in force names"
+        " a product its patients may receive (parameter products); QA signs a version that"
+        " names them.",
+        protocol=protocol,
+    )
+
+
+def product_refusal(allowed: frozenset[str], product_code: str, protocol: str) -> str | None:
+    """Why a bag of ``product_code`` may not be given to a patient of ``protocol`` whose
+    ``allowed_products`` are ``allowed``; None when allowed (in the reader's language;
+    ``english_of`` gives the English)."""
     if product_code.strip().upper() in allowed:
         return None
     if not allowed:
-        return _(
-            "Protocol %(protocol)s names no product its patients may receive.", protocol=protocol
-        )
+        return no_products_reason(protocol)
     return _(
         "%(product)s is not a product of protocol %(protocol)s (%(allowed)s).",
         product=product_code,

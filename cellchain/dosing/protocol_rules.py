@@ -11,6 +11,12 @@ refuses, each problem named by its parameter, a version that would leave them un
   divides), one arm (open label) has none;
 - ``age_years``: whole years, min no more than max;
 - the limits the arithmetic divides by or compares with: numbers more than 0;
+- DOMAIN.md §7's rules, which a protocol may make stricter, never looser: the DMSO ceiling at
+  most 1 g/kg, the endotoxin ceiling at most 5 EU/kg/h (USP <85>), the weight-change flag at
+  most 10 %; the dose tolerance more than 0 and at most 20 %; the DMSO density is the
+  physical constant 1.10 g/mL, nothing else;
+- ``inclusion``, ``exclusion`` and ``pre_infusion_recheck.items``: each item's code once (an
+  enrolment's and a re-check's answers are keyed by it);
 - ``infusions``: at least one, the first on day 0;
 - and whatever ``protocol_check.check_protocol`` refuses.
 """
@@ -35,6 +41,24 @@ POSITIVE_LIMITS = (
     "dmso_density_g_per_ml",
     "dmso_ceiling_g_per_kg",
     "endotoxin_ceiling_eu_per_kg_per_h",
+)
+
+
+#: DOMAIN.md §7's ceilings (no *(protocol)* marker: rules): a protocol may set a lower one
+RULE_CEILINGS = {
+    "dmso_ceiling_g_per_kg": 1.0,
+    "endotoxin_ceiling_eu_per_kg_per_h": 5.0,
+    "weight_change_flag_percent": 10.0,
+    # DOMAIN.md §7's default is ± 10 % *(protocol)*; beyond ± 20 % is no longer a dose check
+    "dose_tolerance_percent": 20.0,
+}
+#: DMSO's density (g/mL), a physical constant the DMSO arithmetic reads (DOMAIN.md §7)
+DMSO_DENSITY_G_PER_ML = 1.10
+#: the lists of items whose answers are keyed by the item's code, and where the list is
+CODED_ITEMS = (
+    ("inclusion", ("inclusion",)),
+    ("exclusion", ("exclusion",)),
+    ("pre_infusion_recheck.items", ("pre_infusion_recheck", "items")),
 )
 
 
@@ -92,6 +116,28 @@ def protocol_errors(parameters: Mapping[str, Any]) -> dict[str, list[str]]:
                     value=repr(value),
                 ),
             )
+        elif name in RULE_CEILINGS and value > RULE_CEILINGS[name]:
+            add(
+                name,
+                _(
+                    "%(name)s may be at most %(limit)s (DOMAIN.md's rule; a protocol may only"
+                    " make it stricter), not %(value)s.",
+                    name=name,
+                    limit=format(RULE_CEILINGS[name], "g"),
+                    value=repr(value),
+                ),
+            )
+    density = parameters.get("dmso_density_g_per_ml")
+    if is_number(density) and density > 0 and not math.isclose(density, DMSO_DENSITY_G_PER_ML):
+        add(
+            "dmso_density_g_per_ml",
+            _(
+                "DMSO's density is %(density)s g/mL, a physical constant, not %(value)s.",
+                density=format(DMSO_DENSITY_G_PER_ML, ".2f"),
+                value=repr(density),
+            ),
+        )
+    _check_unique_codes(parameters, add)
     infusions = parameters.get("infusions")
     days = (
         [item.get("day") for item in infusions if isinstance(item, Mapping)]
@@ -117,6 +163,33 @@ def check(parameters: dict[str, Any]) -> None:
             ),
             errors=errors,
         )
+
+
+def _check_unique_codes(parameters: Mapping[str, Any], add: Any) -> None:
+    """Each item of the inclusion, exclusion and re-check lists once by its code, refused at
+    the repeated row's code (``exclusion[msc_contraindication].code``) as a visit is."""
+    for label, path in CODED_ITEMS:
+        items: Any = parameters
+        for key in path:
+            items = items.get(key) if isinstance(items, Mapping) else None
+        if not isinstance(items, list):
+            continue
+        seen: set[str] = set()
+        for item in items:
+            code = item.get("code") if isinstance(item, Mapping) else None
+            if not isinstance(code, str):
+                continue
+            if code in seen:
+                add(
+                    f"{label}[{code}].code",
+                    _(
+                        "The code %(code)s appears twice in %(list)s: each item has a code of"
+                        " its own.",
+                        code=code,
+                        list=label,
+                    ),
+                )
+            seen.add(code)
 
 
 def _check_arms(parameters: Mapping[str, Any], add: Any) -> None:

@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from cellchain.core import signatures
 from cellchain.core.i18n import _, lazy
 from cellchain.core.roles import Permission, has_permission
+from cellchain.documents import versioning
 from cellchain.documents.views import add_document_pages
 from cellchain.dosing import dose_list, exceptions, orders, patients, randomization
 from cellchain.dosing.commands import (
@@ -46,6 +48,7 @@ from cellchain.dosing.service import PROTOCOLS
 from cellchain.errors import DomainError
 from cellchain.extensions import DbSession, db
 from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
+from cellchain.manufacturing.models import ProductDefinition
 from cellchain.sites.service import sites_of
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form, refusal_context
@@ -68,6 +71,23 @@ add_document_pages(
     what=lazy("protocol"),
     template="dosing/protocol.html",
 )
+
+
+@blueprint.context_processor
+def _product_pages() -> dict[str, Any]:
+    """On a protocol version's page: each product definition in force now, by code, with the
+    address of its page (the products the protocol names link to it)."""
+    if request.endpoint != "dosing.protocol":
+        return {}
+    ids = versioning.in_force_ids(db.session, ProductDefinition, at=now())
+    found = db.session.execute(
+        select(ProductDefinition.code, ProductDefinition.id).where(ProductDefinition.id.in_(ids))
+    ).all()
+    return {
+        "product_pages": {
+            code: url_for("manufacturing.product", product_id=found_id) for code, found_id in found
+        }
+    }
 
 
 @dataclass(frozen=True)

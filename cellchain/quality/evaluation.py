@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cellchain.core.i18n import _
+from cellchain.core.wording import joined_text
 from cellchain.errors import InvalidInput
 
 RESULT_TYPES = ("numeric", "pass_fail", "categorical")
@@ -172,3 +173,64 @@ def check_specification(parameters: dict[str, Any]) -> None:
             raise InvalidInput(
                 _("%(code)s: accepted values must be among its categories.", code=test["code"])
             )
+    _check_release_rules(tests)
+
+
+#: The tests DOMAIN.md §5 lists for release (21 CFR 1271; ISCT minimal criteria): a version
+#: of a specification lists each, by code; its limits are the product's
+REQUIRED_TESTS = (
+    "STERILITY",
+    "MYCOPLASMA",
+    "ENDOTOXIN",
+    "VIABILITY",
+    "VIABLE-CELLS",
+    "CD73",
+    "CD90",
+    "CD105",
+    "CD34",
+    "CD45",
+    "CD14",
+    "CD19",
+    "HLA-DR",
+    "KARYOTYPE",
+    "POTENCY",
+)
+#: FDA's floor for a cell product's viability (DOMAIN.md §5): a specification may ask more
+VIABILITY_FLOOR_PERCENT = 70.0
+
+
+def _check_release_rules(tests: list[Any]) -> None:
+    """Refuse, by field, a specification without a test DOMAIN.md §5 requires for release or
+    whose viability acceptance is below the FDA floor of 70 %."""
+    errors: dict[str, list[str]] = {}
+    by_code = {test.get("code"): test for test in tests if isinstance(test, dict)}
+    missing = [code for code in REQUIRED_TESTS if code not in by_code]
+    if missing:
+        errors["tests"] = [
+            _(
+                "A release specification lists every test DOMAIN.md requires; missing:"
+                " %(codes)s.",
+                codes=", ".join(missing),
+            )
+        ]
+    viability = by_code.get("VIABILITY")
+    if viability is not None:
+        least = (viability.get("criterion") or {}).get("min")
+        if (
+            isinstance(least, bool)
+            or not isinstance(least, int | float)
+            or not least >= VIABILITY_FLOOR_PERCENT
+        ):
+            errors["tests[VIABILITY].criterion.min"] = [
+                _(
+                    "Viability is accepted at %(floor)s %% or more (the FDA floor), not"
+                    " %(value)s.",
+                    floor=format(VIABILITY_FLOOR_PERCENT, "g"),
+                    value=repr(least),
+                )
+            ]
+    if errors:
+        raise InvalidInput(
+            joined_text(message for messages in errors.values() for message in messages),
+            errors=errors,
+        )

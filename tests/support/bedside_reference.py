@@ -138,7 +138,7 @@ def gather(
             else None
         ),
         label_problem=label_problem,
-        limits=_limits(patient or (order.patient if order else None)),
+        limits=_limits(session, patient or (order.patient if order else None), at=now),
     )
     return facts, patient, order
 
@@ -291,7 +291,7 @@ def _dose_facts(
     )
 
 
-def _limits(patient: Patient | None) -> ProtocolLimits | None:
+def _limits(session: Any, patient: Patient | None, *, at: dt.datetime) -> ProtocolLimits | None:
     if patient is None:
         return None
     parameters = patient.protocol.parameters
@@ -301,7 +301,7 @@ def _limits(patient: Patient | None) -> ProtocolLimits | None:
         weight_recency_days=int(parameters["weight_recency_days"]),
         weight_change_flag_percent=float(parameters["weight_change_flag_percent"]),
         protocol_code=patient.protocol.code,
-        products=patients.allowed_products(parameters),
+        products=patients.patient_products(session, patient, at=at),
     )
 
 

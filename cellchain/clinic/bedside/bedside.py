@@ -947,7 +947,7 @@ def gather(
             else None
         ),
         label_problem=label_problem,
-        limits=_limits(patient or (order.patient if order else None)),
+        limits=_limits(session, patient or (order.patient if order else None), at=now),
     )
     return facts, patient, order
 
@@ -1037,7 +1037,7 @@ def _gather_read(
             ),
         ),
         label_problem=None,
-        limits=_limits_of(patient.parameters, patient.protocol_code),
+        limits=_limits_of(session, patient.parameters, patient.protocol_code, at=now),
     )
     return facts, patient, dose
 
@@ -1315,21 +1315,26 @@ def _dose_facts_of(
     )
 
 
-def _limits(patient: Patient | None) -> ProtocolLimits | None:
+def _limits(
+    session: DbSession, patient: Patient | None, *, at: dt.datetime
+) -> ProtocolLimits | None:
     if patient is None:
         return None
-    return _limits_of(patient.protocol.parameters, patient.protocol.code)
+    return _limits_of(session, patient.protocol.parameters, patient.protocol.code, at=at)
 
 
-def _limits_of(parameters: Mapping[str, Any], protocol_code: str) -> ProtocolLimits:
-    """The dose and weight limits and the allowed products of a protocol of ``parameters``."""
+def _limits_of(
+    session: DbSession, parameters: Mapping[str, Any], protocol_code: str, *, at: dt.datetime
+) -> ProtocolLimits:
+    """The dose and weight limits of a protocol of ``parameters``, and the products its
+    patient may receive at ``at`` (``patients.allowed_products``)."""
     return ProtocolLimits(
         dose_per_kg=float(parameters["dose_viable_cells_per_kg"]),
         tolerance_percent=float(parameters["dose_tolerance_percent"]),
         weight_recency_days=int(parameters["weight_recency_days"]),
         weight_change_flag_percent=float(parameters["weight_change_flag_percent"]),
         protocol_code=protocol_code,
-        products=patients.allowed_products(parameters),
+        products=patients.allowed_products(session, protocol_code, parameters, at=at),
     )
 
 

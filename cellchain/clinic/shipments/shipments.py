@@ -53,7 +53,7 @@ from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
 from cellchain.core.wording import joined_text
 from cellchain.dosing.models import DoseOrder, DoseStatus, Patient
-from cellchain.dosing.patients import product_refusal, summarize
+from cellchain.dosing.patients import patient_products, product_refusal, summarize
 from cellchain.errors import Conflict, InvalidInput, NotFound, StateConflict
 from cellchain.extensions import DbSession
 from cellchain.labels import service as labels
@@ -614,8 +614,11 @@ def _not_shippable(session: DbSession, order: DoseOrder, now: dt.datetime) -> st
         elif lot.expires_at is None or lot.expires_at <= now:
             problems.append(_("Lot %(lot)s has expired.", lot=lot.lot_number))
         # a dose leaves the lab only of a product the patient's protocol allows (issue 22)
-        protocol = order.patient.protocol
-        wrong = product_refusal(protocol.parameters, lot.product_definition.code, protocol.code)
+        wrong = product_refusal(
+            patient_products(session, order.patient, at=now),
+            lot.product_definition.code,
+            order.patient.protocol.code,
+        )
         if wrong:
             problems.append(_("Lot %(lot)s: %(problem)s", lot=lot.lot_number, problem=wrong))
     # a unit leaves the lab only with the label its status requires (DOMAIN.md §7, §9), said
