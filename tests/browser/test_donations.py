@@ -75,6 +75,7 @@ def fill_registration(
     page.locator("#collection_site").fill("Maternity ward C, City Hospital")
     page.locator("#collector").fill(collector)
     page.locator("#transport_conditions").fill("2–8 °C validated shipper")
+    page.locator("#product-UC-MSC").check()  # the demo holds two products: UC-MSC, PL-MSC
 
 
 def record_missing_results(page: Page, specimen: dt.date) -> list[str]:

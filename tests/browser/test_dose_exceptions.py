@@ -185,6 +185,8 @@ def test_a_bedside_stop_is_destroyed_witnessed_and_replaced_and_infused_the_same
     page.locator("#shipper_id").fill("DS-201")
     page.locator("#logger_id").fill("TL-201")
     page.locator("#courier").fill("courier: R. Runner (demo)")
+    site = page.locator("#site_id option", has_text="SITE-1").get_attribute("value") or ""
+    page.locator("#site_id").select_option(site)  # the demo has two clinical sites
     page.locator("#dispatch-button").click()
     expect(flash(page)).to_contain_text("dispatched")
     log_out(page, live_server)

@@ -35,9 +35,17 @@ LOT_URL = re.compile(r"/lots/(\d+)$")
 
 
 def tick(page: Page, *labels: str) -> None:
-    """Tick the material lots and equipment whose label starts with each of ``labels``."""
+    """Tick the material lots and equipment whose label starts with each of ``labels``; a
+    counted material lot's quantity used is typed (0.1 of its unit: the medium and enzyme
+    have no figure of the step to default from)."""
     for label in labels:
-        page.locator("#step-form").get_by_label(re.compile("^" + re.escape(label))).check()
+        labelled = page.locator("#step-form").get_by_label(re.compile("^" + re.escape(label)))
+        # the lots a step may not use are listed too, disabled with why (labforms)
+        box = labelled.and_(page.locator("input:enabled")).first
+        box.check()
+        quantity = box.locator("xpath=..").locator("input.quantity")
+        if quantity.count():
+            quantity.fill("0.1")
 
 
 def figure(page: Page, label: str) -> Locator:
