@@ -94,7 +94,13 @@ def apply_sites(app: Flask) -> None:
         json_body = response.mimetype in monitor.TEXT_TYPES - {"text/html"}
         logins = monitor.usernames(db.session)
         response.set_data(
-            monitor.pseudonymise(body, names, json_body=json_body, logins=logins)
+            monitor.pseudonymise(
+                body,
+                names,
+                json_body=json_body,
+                logins=logins,
+                values=monitor.withheld(db.session),
+            )
         )
         return response
 
