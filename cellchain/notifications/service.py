@@ -35,7 +35,7 @@ from cellchain.core import audit
 from cellchain.core.display import UTC_ZONE, local_time
 from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.core.models import AuditEntry, User, UserRole
-from cellchain.core.roles import Role, effective_roles
+from cellchain.core.roles import CLINIC_STAFF, Role, effective_roles
 from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.terms import term
@@ -236,7 +236,9 @@ def notify(
     )
     session.add(notification)
     session.flush()
-    users = recipients(session, spec.roles, exclude=actor)
+    users = recipients(
+        session, spec.roles, exclude=actor, sites=record_sites(session, entity_type, entity_id)
+    )
     if users:
         session.execute(
             insert(NotificationRecipient),
@@ -263,11 +265,60 @@ def notify(
     return notification
 
 
+def record_sites(session: DbSession, entity_type: str, entity_id: int) -> frozenset[int] | None:
+    """The clinical site a notification's record belongs to (a patient's, an adverse event's
+    patient's, a dose order's patient's, a shipment's destination), or None: a record of the
+    facility (a lot, a donation, a deviation, a recall: the lab's, across sites). Read across
+    sites (``sites.scope.unscoped``): who raises it may be a scheduled job or another role."""
+    from cellchain.clinic.models import AdverseEvent, Shipment
+    from cellchain.dosing.models import DoseOrder, Patient
+    from cellchain.sites.scope import unscoped
+
+    column: Any
+    if entity_type == "patient":
+        column = select(Patient.site_id).where(Patient.id == entity_id)
+    elif entity_type == "adverse_event":
+        column = (
+            select(Patient.site_id)
+            .join(AdverseEvent, AdverseEvent.patient_id == Patient.id)
+            .where(AdverseEvent.id == entity_id)
+        )
+    elif entity_type == "dose_order":
+        column = (
+            select(Patient.site_id)
+            .join(DoseOrder, DoseOrder.patient_id == Patient.id)
+            .where(DoseOrder.id == entity_id)
+        )
+    elif entity_type == "shipment":
+        column = select(Shipment.destination_site_id).where(Shipment.id == entity_id)
+    else:
+        return None
+    with unscoped():
+        site_id = session.execute(column).scalar_one_or_none()
+    return frozenset({site_id}) if site_id is not None else None
+
+
 def recipients(
-    session: DbSession, roles: frozenset[Role], *, exclude: User | None = None
+    session: DbSession,
+    roles: frozenset[Role],
+    *,
+    exclude: User | None = None,
+    sites: frozenset[int] | None = None,
 ) -> list[User]:
     """The active users holding one of ``roles`` not suspended (``effective_roles``), by id;
-    never ``exclude`` (who caused the event knows of it)."""
+    never ``exclude`` (who caused the event knows of it). ``sites``: the record belongs to
+    those clinical sites, so a user concerned only through a clinic role (clinician,
+    investigator) must belong to one of them; a facility role (QA, QC, …) concerns
+    whatever the site (docs/sites.md)."""
+    from cellchain.sites.models import SiteMembership
+
+    members: set[int] = set()
+    if sites is not None:
+        members = set(
+            session.scalars(
+                select(SiteMembership.user_id).where(SiteMembership.site_id.in_(sorted(sites)))
+            )
+        )
     candidates = session.scalars(
         select(User)
         .where(
@@ -278,11 +329,15 @@ def recipients(
         )
         .order_by(User.id)
     ).all()
-    return [
-        user
-        for user in candidates
-        if effective_roles(user.roles) & roles and (exclude is None or user.id != exclude.id)
-    ]
+    chosen = []
+    for user in candidates:
+        concerned = effective_roles(user.roles) & roles
+        if not concerned or (exclude is not None and user.id == exclude.id):
+            continue
+        if sites is not None and concerned <= CLINIC_STAFF and user.id not in members:
+            continue  # a clinic user of another site: not theirs to know
+        chosen.append(user)
+    return chosen
 
 
 #: ``session.info`` key: the urgent notifications of this transaction with e-mails to send
