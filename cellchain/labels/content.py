@@ -489,9 +489,23 @@ def _dose_label(
         )
     bag_unit = order.bags[0].unit
     lot = lot_of_unit(session, bag_unit)
+    marking = _status_markings(session, [unit])[unit.id]
+    return dose_label_of(unit, order, lot, marking, template, zone, languages)
+
+
+def dose_label_of(
+    unit: Unit,
+    order: DoseOrder,
+    lot: Lot | None,
+    marking: _Marking,
+    template: LabelTemplate,
+    zone: ZoneInfo,
+    languages: tuple[str, ...],
+) -> UnitLabel:
+    """A prepared dose's label composed from its records, read by ``_dose_label`` (or, for the
+    template check ``template_documents.fit``, plain objects at their longest)."""
     identifier = parse_identifier(unit.code)
     patient = order.patient
-    marking = _status_markings(session, [unit])[unit.id]
     minutes = order.protocol.parameters["thaw_to_infusion_minutes"]
 
     def texts_in(chosen: Sequence[str]) -> dict[str, str]:

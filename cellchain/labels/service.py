@@ -57,7 +57,7 @@ from cellchain.labels.content import (
     wristband_for,
 )
 from cellchain.labels.content import label_for as label_for  # one unit's label, re-exported
-from cellchain.labels.layout import lay_out
+from cellchain.labels.layout import Drawing, lay_out
 from cellchain.labels.models import (
     MAX_COPIES,
     LabelEvent,
@@ -227,6 +227,8 @@ def _print(
     name: str,
 ) -> PrintedFile:
     reason = (reason or "").strip() or None
+    drawings = [lay_out(label.template, label.content) for label in labels]
+    _refuse_cut(labels, drawings)
     again = [label for label in labels if _subject_key(label) in reprinted]
     if again and reason is None:
         codes = ", ".join(sorted(_subject_code(label) for label in again))
@@ -272,7 +274,31 @@ def _print(
         actor=actor,
         at=now,
     )
-    return _render(labels, output_format, copies, name, prints)
+    return _render(labels, drawings, output_format, copies, name, prints)
+
+
+def _refuse_cut(labels: Sequence[UnitLabel], drawings: Sequence[Drawing]) -> None:
+    """Refuse, before anything is recorded, to print a label whose layout would cut text
+    (``Drawing.cut``): the template check (``template_documents.fit``) should have refused
+    such a template; this is the second line, naming the label and its fields."""
+    cut = [
+        _(
+            "%(code)s: %(fields)s",
+            code=_subject_code(label),
+            fields=", ".join(drawing.cut),
+        )
+        for label, drawing in zip(labels, drawings, strict=True)
+        if drawing.cut
+    ]
+    if cut:
+        raise InvalidInput(
+            _(
+                "This label is not printed: its text would be cut off (%(cases)s). Ask quality "
+                "assurance for a template version whose boxes hold it.",
+                cases="; ".join(cut),
+            ),
+            title=_("Text would be cut"),
+        )
 
 
 def print_lot_labels(
@@ -818,12 +844,12 @@ def _account(
 
 def _render(
     labels: Sequence[UnitLabel],
+    drawings: Sequence[Drawing],
     output_format: str,
     copies: int,
     name: str,
     prints: list[LabelPrint],
 ) -> PrintedFile:
-    drawings = [lay_out(label.template, label.content) for label in labels]
     if output_format == OutputFormat.PDF:
         repeated = [drawing for drawing in drawings for _ in range(copies)]
         data = render_pdf(repeated, title=name)

@@ -36,7 +36,7 @@ from cellchain.documents.versioning import VersionStatus
 from cellchain.errors import InvalidInput
 from cellchain.extensions import DbSession
 from cellchain.labels.models import LabelTemplateDocument
-from cellchain.labels.template_documents.fit import cut_fields
+from cellchain.labels.template_documents.fit import Cut, cut_fields
 from cellchain.labels.templates import REQUIRED, LabelTemplate, TemplateError, parse_template
 from cellchain.quality.wording import formatted_later
 from cellchain.resources import resource_path
@@ -91,7 +91,7 @@ def check_template(parameters: Mapping[str, Any]) -> None:
                 problems.append(
                     _(
                         "Some text would be cut off the label: %(cases)s.",
-                        cases="; ".join(cut),
+                        cases="; ".join(str(case) for case in cut),
                     )
                 )
     if problems:
@@ -99,7 +99,7 @@ def check_template(parameters: Mapping[str, Any]) -> None:
 
 
 @lru_cache(maxsize=64)
-def _cut_of(text: str) -> tuple[str, ...]:
+def _cut_of(text: str) -> tuple[Cut, ...]:
     """What the template ``text`` would cut (``fit.cut_fields``), once per text: the layouts
     take about a third of a second a template, and a version's text is checked when it is
     drafted and again when it is signed."""

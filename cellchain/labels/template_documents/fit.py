@@ -3,10 +3,11 @@
 A template version is laid out, before it is written or signed, with the longest values the
 records take and every status marking a unit of its kind can carry, in English and, where the
 Chinese font is installed, in English and Chinese (``CELLCHAIN_LABEL_LANGUAGES=en,zh_Hans``):
-a field whose text would be cut refuses the template. The records are plain objects carrying
-those values (as ``tests/labels/test_label_fit.py`` builds them), so no database is read. The
-prepared dose's label is composed from the dose's order and patient in the database: its fit
-is tested there (``test_the_dose_label_prints_whole_with_every_marking``), not checked here.
+a field whose text would be cut refuses the template. Every unit kind the template lists is
+laid out, the prepared dose too: its label (study ID, COI, visit, cells, volume, bags) is
+composed by ``content.dose_label_of`` from a dose order, patient and protocol at their longest.
+The records are plain objects carrying those values (as ``tests/labels/test_label_fit.py``
+builds them), so no database is read. A case is named in the reader's language (``Cut``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from cellchain.chain.models import UnitKind, UnitStatus
+from cellchain.chain.models import UNIT_KIND_NAMES, UnitKind, UnitStatus
+from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.core.identifiers import make_coi, make_din, make_unit_code
 from cellchain.core.pdf import cjk_font_path
 from cellchain.donors.models import Eligibility
@@ -40,11 +42,15 @@ PROTOCOL_CODE = "NCT01420432-UCMSC-GVHD-PHASE2-CHINA-2026"
 RECALLS = "RC-2026-0001, RC-2026-0012"
 WHEN = dt.datetime(2026, 12, 31, 23, 59, tzinfo=dt.UTC)
 SITE = "Shanghai First Maternity and Infant Hospital, L&D 3"
+#: a dose order at its longest: a visit code of 10 characters, 9.99e9 cells 99.9 % off target,
+#: 999.9 mL from 99 bags, a 999-minute thaw-to-infusion limit
+VISIT = "M12-INF-99"
+PLANNED = dt.date(2026, 12, 31)
 
 
 @dataclass(frozen=True)
 class _Status:
-    name: str
+    name: LazyText
     unit_status: str
     eligibility: str
     recalls: str = ""
@@ -63,14 +69,16 @@ class _Status:
 
 #: every marking a unit can carry, with the eligibility warning it goes with
 STATUSES = (
-    _Status("released", UnitStatus.AVAILABLE, Eligibility.ELIGIBLE),
-    _Status("quarantine", UnitStatus.QUARANTINE, Eligibility.ELIGIBLE),
-    _Status("quarantine, eligibility pending", UnitStatus.QUARANTINE, Eligibility.PENDING),
-    _Status("rejected", UnitStatus.REJECTED, Eligibility.PENDING),
-    _Status("blocked", UnitStatus.BLOCKED, Eligibility.PENDING),
-    _Status("blocked, ineligible donor", UnitStatus.BLOCKED, Eligibility.INELIGIBLE),
-    _Status("recalled", UnitStatus.BLOCKED, Eligibility.ELIGIBLE, RECALLS),
-    _Status("recalled, ineligible donor", UnitStatus.BLOCKED, Eligibility.INELIGIBLE, RECALLS),
+    _Status(lazy("released"), UnitStatus.AVAILABLE, Eligibility.ELIGIBLE),
+    _Status(lazy("quarantine"), UnitStatus.QUARANTINE, Eligibility.ELIGIBLE),
+    _Status(lazy("quarantine, eligibility pending"), UnitStatus.QUARANTINE, Eligibility.PENDING),
+    _Status(lazy("rejected"), UnitStatus.REJECTED, Eligibility.PENDING),
+    _Status(lazy("blocked"), UnitStatus.BLOCKED, Eligibility.PENDING),
+    _Status(lazy("blocked, ineligible donor"), UnitStatus.BLOCKED, Eligibility.INELIGIBLE),
+    _Status(lazy("recalled"), UnitStatus.BLOCKED, Eligibility.ELIGIBLE, RECALLS),
+    _Status(
+        lazy("recalled, ineligible donor"), UnitStatus.BLOCKED, Eligibility.INELIGIBLE, RECALLS
+    ),
 )
 
 
@@ -123,19 +131,60 @@ def _records(kind: str, status: _Status) -> tuple[Any, Any]:
     return unit, records
 
 
+def _dose_label(
+    unit: Any, records: Any, status: _Status, template: LabelTemplate, languages: tuple[str, ...]
+) -> Any:
+    """The prepared dose ``unit``'s label, its order, patient and protocol at their longest."""
+    lot = next(iter(records.lots.values()))
+    order: Any = SimpleNamespace(
+        patient=SimpleNamespace(study_id=STUDY_ID, coi=COI.canonical),
+        visit=VISIT,
+        planned_on=PLANNED,
+        delivered_cells=9.99e9,
+        deviation_percent=-99.9,
+        volume_ml=999.9,
+        bags=[None] * 99,
+        protocol=SimpleNamespace(code=PROTOCOL_CODE, parameters={"thaw_to_infusion_minutes": 999}),
+    )
+    return content.dose_label_of(unit, order, lot, status.marking(), template, ZONE, languages)
+
+
+@dataclass(frozen=True)
+class Cut:
+    """One case whose label would cut text: the unit kind (None: the wristband), the status
+    marking, the languages printed and the fields cut. ``str()`` names it in the reader's
+    language ("冻存袋，已召回，en+zh_Hans：status")."""
+
+    kind: str | None
+    status: _Status | None
+    languages: tuple[str, ...]
+    fields: tuple[str, ...]
+
+    def __str__(self) -> str:
+        said = "+".join(self.languages)
+        fields = ", ".join(self.fields)
+        if self.kind is None:
+            return _("wristband, %(languages)s: %(fields)s", languages=said, fields=fields)
+        return _(
+            "%(kind)s, %(status)s, %(languages)s: %(fields)s",
+            kind=str(UNIT_KIND_NAMES.get(self.kind, self.kind)),
+            status=str(self.status.name) if self.status is not None else "",
+            languages=said,
+            fields=fields,
+        )
+
+
 def _languages() -> list[tuple[str, ...]]:
     """English, and English with Chinese where the Chinese font is installed."""
     return [ENGLISH, BILINGUAL] if cjk_font_path().is_file() else [ENGLISH]
 
 
-def cut_fields(template: LabelTemplate) -> list[str]:
-    """What ``template`` would cut, one line per case ("cryobag, recalled, en+zh_Hans:
-    status"); empty when every label prints whole."""
-    problems: list[str] = []
+def cut_fields(template: LabelTemplate) -> list[Cut]:
+    """What ``template`` would cut, one ``Cut`` per case, for every unit kind it lists (the
+    prepared dose included); empty when every label prints whole."""
+    problems: list[Cut] = []
     templates = {template.label_type: template}
-    kinds = [kind for kind in template.unit_kinds if kind != UnitKind.PREPARED_DOSE]
     for languages in _languages():
-        said = "+".join(languages)
         if template.label_type == "wristband":
             patient = SimpleNamespace(
                 status="enrolled",
@@ -146,21 +195,24 @@ def cut_fields(template: LabelTemplate) -> list[str]:
             band = wristband_for(patient, templates=templates, languages=languages)  # type: ignore[arg-type]
             cut = lay_out(template, band.content).cut
             if cut:
-                problems.append(f"wristband, {said}: {', '.join(cut)}")
+                problems.append(Cut(None, None, languages, cut))
             continue
-        for kind in kinds[:1]:
+        for kind in template.unit_kinds:
             for status in STATUSES:
                 unit, records = _records(kind, status)
-                label = content._label(
-                    None,  # type: ignore[arg-type]  # read only for a prepared dose
-                    unit,
-                    records,
-                    templates,
-                    ZONE,
-                    IsbtSettings({}),
-                    languages,
-                )
+                if kind == UnitKind.PREPARED_DOSE:
+                    label = _dose_label(unit, records, status, template, languages)
+                else:
+                    label = content._label(
+                        None,  # type: ignore[arg-type]  # read only for a prepared dose
+                        unit,
+                        records,
+                        templates,
+                        ZONE,
+                        IsbtSettings({}),
+                        languages,
+                    )
                 cut = lay_out(template, label.content).cut
                 if cut:
-                    problems.append(f"{kind}, {status.name}, {said}: {', '.join(cut)}")
+                    problems.append(Cut(kind, status, languages, cut))
     return problems
