@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
 
 from cellchain.core import record_state
 
@@ -30,6 +31,25 @@ def begin_before_savepoint(connection: Connection, name: str) -> None:
     driver_connection = connection.connection.dbapi_connection
     if driver_connection is not None and not driver_connection.in_transaction:
         driver_connection.execute("BEGIN")
+
+
+def write_lock_before_reading(session: Session) -> None:
+    """Take SQLite's write lock now, before a use case reads what it is about to change.
+
+    ``SELECT … FOR UPDATE`` is a no-op on SQLite and the driver leaves reads outside any
+    transaction until the first write, so two writers could both read the same figure (what
+    remains of a material lot) and both pass. With no transaction open yet, ``BEGIN IMMEDIATE``
+    takes the database's write lock: a second writer waits (the busy timeout) until the first
+    commits, then reads its result. A transaction already open has either written (it holds
+    the lock) or read under SQLite's shared lock (a competing writer then fails with "database
+    is locked" instead of both passing). PostgreSQL: nothing here; the caller's row lock does it.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    driver_connection = connection.connection.dbapi_connection
+    if driver_connection is not None and not driver_connection.in_transaction:
+        driver_connection.execute("BEGIN IMMEDIATE")
 
 
 def install() -> None:

@@ -14,6 +14,7 @@ from cellchain.core import audit
 from cellchain.core.i18n import _
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
+from cellchain.core.transactions import write_lock_before_reading
 from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.equipment import service as equipment_service
@@ -133,7 +134,9 @@ def usable_material_lots(
     # a lock on each lot's row (PostgreSQL), in the order of their ids so that two steps never
     # wait for each other: a recall of a lot being opened now finishes first and is seen here,
     # or waits until this step is recorded and then traces it; a step or an adjustment using
-    # the same lot waits, then counts this step's use in what remains (issue 22)
+    # the same lot waits, then counts this step's use in what remains (issue 22); on SQLite,
+    # where FOR UPDATE does nothing, the database's write lock is taken first instead
+    write_lock_before_reading(session)
     wanted = list(dict.fromkeys(lot_ids))
     locking = select(MaterialLot.id).where(MaterialLot.id.in_(wanted)).order_by(MaterialLot.id)
     session.execute(locking.with_for_update())

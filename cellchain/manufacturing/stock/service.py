@@ -46,6 +46,7 @@ from cellchain.core import audit, listing
 from cellchain.core.display import local_time
 from cellchain.core.i18n import _
 from cellchain.core.models import User
+from cellchain.core.transactions import write_lock_before_reading
 from cellchain.errors import Conflict, InvalidInput
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.models import (
@@ -450,7 +451,9 @@ def adjust_stock(
 
 
 def _locked(session: DbSession, lot: MaterialLot) -> None:
-    """Lock the lot's row (PostgreSQL): a step using it, or another adjustment, waits."""
+    """Lock the lot's row (PostgreSQL) or the database for writing (SQLite) before what remains
+    is read: a step using it, or another adjustment, waits."""
+    write_lock_before_reading(session)
     session.execute(select(MaterialLot.id).where(MaterialLot.id == lot.id).with_for_update())
 
 

@@ -1,12 +1,12 @@
-"""Two technicians taking the last of a lot at once on PostgreSQL (issue 22): the lot's row
-is locked, so the second sees the first one's use and is refused; what remains never goes
-below zero."""
+"""Two technicians taking the last of a lot at once (issue 22), on PostgreSQL and SQLite
+(review 2 item 6): the lot's row is locked (PostgreSQL) or the database's write lock is taken
+before what remains is read (SQLite), so the second sees the first one's use and is refused;
+what remains never goes below zero."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
 from cellchain.core.types import utcnow
@@ -18,7 +18,6 @@ from cellchain.manufacturing.stock import service as stock
 from tests.conftest import at_once
 
 
-@pytest.mark.postgres_only
 def test_two_uses_of_the_last_millilitres_one_refused(app: Any, stocked: Any, make_user: Any):
     medium = stocked.lots["medium"]
     stocked.isolate("medium", quantities={"medium": 900})  # 100 mL left
@@ -64,7 +63,6 @@ def test_two_uses_of_the_last_millilitres_one_refused(app: Any, stocked: Any, ma
     assert uses == 2  # the first isolation and one of the two
 
 
-@pytest.mark.postgres_only
 def test_a_write_off_racing_a_use_cannot_take_more_than_remains(app: Any, stocked: Any) -> None:
     medium = stocked.lots["medium"]
     donation = stocked.bench.lab.eligible_donation()
