@@ -17,11 +17,15 @@ transaction with the first statement.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session
 
 from cellchain.core import record_state
+
+if TYPE_CHECKING:
+    from cellchain.extensions import DbSession
 
 
 def begin_before_savepoint(connection: Connection, name: str) -> None:
@@ -33,7 +37,7 @@ def begin_before_savepoint(connection: Connection, name: str) -> None:
         driver_connection.execute("BEGIN")
 
 
-def write_lock_before_reading(session: Session) -> None:
+def write_lock_before_reading(session: DbSession) -> None:
     """Take SQLite's write lock now, before a use case reads what it is about to change.
 
     ``SELECT … FOR UPDATE`` is a no-op on SQLite and the driver leaves reads outside any
