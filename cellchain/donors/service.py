@@ -20,7 +20,7 @@ from cellchain.chain import service as chain
 from cellchain.chain.models import EventType, UnitKind, UnitStatus
 from cellchain.core import actions, audit, listing, numbering, record_state, signatures
 from cellchain.core.guarded import update_if
-from cellchain.core.i18n import _, document_text
+from cellchain.core.i18n import _, document_text, lazy
 from cellchain.core.models import IssuedIdentifier, User
 from cellchain.core.payload import read_scan
 from cellchain.core.records import get_or_404
@@ -83,13 +83,15 @@ def register_donation(
     """Register a consented donation: its donor, its DIN and one labelled container per tissue.
 
     The donation starts in quarantine (eligibility pending, 1271.60) and is held to the
-    product definition in force now. Refused: no tissue, a future birth or collection,
-    collection before birth, consent after collection, and a donor given both ways or neither.
+    product definition in force now. Refused: no tissue, not the tissue the product is made
+    from (its ``source``), a future birth or collection, collection before birth, consent
+    after collection, and a donor given both ways or neither.
     """
     errors = _registration_errors(registration, site_zone=site_zone, now=now)
     if errors:
         raise InvalidInput(_first_message(errors), errors=errors)
     product = PRODUCTS.in_force(session, registration.product_code, at=now)
+    _check_source_collected(product, registration)
     panel = panel_for_registration(session, product, at=now)
     donor = _donor_for(session, registration, actor=actor, now=now)
     issued = _din_for(session, registration, facility_code=facility_code, actor=actor, now=now)
@@ -149,6 +151,26 @@ def register_donation(
             at=donation.collected_at,
         )
     return donation
+
+
+#: A product definition's ``source`` (the tissue it is made from), as a refusal names it.
+_SOURCE_TISSUES = {"placenta": lazy("placenta"), "umbilical_cord": lazy("umbilical cord")}
+
+
+def _check_source_collected(product: ProductDefinition, registration: DonationRegistration) -> None:
+    """Refuse a donation for a product made from a tissue the registration does not collect
+    (review 2 item 11: a placenta product, PL-MSC, registered with umbilical cord only)."""
+    source = str(product.parameters.get("source") or "").strip().lower().replace(" ", "_")
+    collected = {"umbilical_cord": registration.umbilical_cord, "placenta": registration.placenta}
+    if source not in collected or collected[source]:
+        return
+    message = _(
+        "%(product)s is made from the %(tissue)s: tick %(tissue)s among the tissues collected, "
+        "or choose the product made from the tissue collected.",
+        product=product.code,
+        tissue=str(_SOURCE_TISSUES[source]),
+    )
+    raise InvalidInput(message, errors={"tissues": [message]})
 
 
 def _registration_errors(
