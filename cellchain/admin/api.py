@@ -32,6 +32,7 @@ from cellchain.core.roles import Permission
 from cellchain.core.schemas import IdentifierOut
 from cellchain.extensions import db
 from cellchain.http import acting_user, requires, unit_of_work
+from cellchain.sites import scope
 from cellchain.web.listing import PAGINATION_HEADERS, paged
 
 account_api = Blueprint("account_api", __name__, url_prefix="/api/v1", description="Your account")
@@ -198,7 +199,7 @@ def export_audit(args: dict[str, Any]) -> Any:
         lambda entry: blinding.shown_changes(entry, roles),
     )
     return Response(
-        stream_with_context(rows),
+        stream_with_context(scope.carried(rows)),
         mimetype="text/csv",
         headers={"Content-Disposition": "attachment; filename=cellchain-audit.csv"},
     )

@@ -40,6 +40,7 @@ from cellchain.core.roles import Permission, Role, conflict_explanation, role_co
 from cellchain.errors import DomainError, InvalidInput
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, unit_of_work
+from cellchain.sites import scope
 from cellchain.sites.service import list_sites, sites_of
 from cellchain.web.forms import load_form
 from cellchain.web.listing import page_query
@@ -167,7 +168,7 @@ def audit_export() -> ResponseReturnValue:
         lambda entry: blinding.shown_changes(entry, roles),
     )
     return Response(
-        stream_with_context(rows),
+        stream_with_context(scope.carried(rows)),
         mimetype="text/csv",
         headers={"Content-Disposition": "attachment; filename=cellchain-audit.csv"},
     )

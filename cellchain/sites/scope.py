@@ -16,14 +16,16 @@ randomization's free slots) reads inside ``unscoped()``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event, or_, select
+from sqlalchemy import event, or_, select, tuple_
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+
+T = TypeVar("T")
 
 #: the site ids whose records the acting user sees; None: every site (not restricted)
 VISIBLE_SITES: ContextVar[frozenset[int] | None] = ContextVar("visible_sites", default=None)
@@ -50,6 +52,25 @@ def unscoped() -> Iterator[None]:
     """Read every site's rows for the block (a rule that must be right across sites)."""
     with restricted_to(None):
         yield
+
+
+def carried(rows: Iterable[T]) -> Iterator[T]:
+    """``rows`` read under the sites filter in force now: a streamed answer (the audit CSV)
+    is read after its view returned, where the request's filter is no longer set. Set
+    around each row only, so that no token crosses a ``yield``."""
+    site_ids = VISIBLE_SITES.get()
+
+    def read() -> Iterator[T]:
+        iterator = iter(rows)
+        while True:
+            with restricted_to(site_ids):
+                try:
+                    row = next(iterator)
+                except StopIteration:
+                    return
+            yield row
+
+    return read()
 
 
 @cache
@@ -108,7 +129,7 @@ def _criteria(site_ids: frozenset[int]) -> list[Any]:
     from sqlalchemy import String, cast, union
 
     from cellchain.chain.models import UnitEvent
-    from cellchain.core.models import IssuedIdentifier
+    from cellchain.core.models import AuditEntry, IssuedIdentifier
     from cellchain.dosing.models import DoseBag
 
     patients_t, orders_t, bags_t = Patient.__table__, DoseOrder.__table__, DoseBag.__table__
@@ -121,6 +142,7 @@ def _criteria(site_ids: frozenset[int]) -> list[Any]:
         .join(orders_t, orders_t.c.id == bags_t.c.order_id)
         .where(orders_t.c.patient_id.in_(elsewhere)),
     ).scalar_subquery()
+    hidden_entries = _hidden_audit_entries(ids)
     hidden_patients = (
         select(cast(patients_t.c.id, String(80)))
         .where(patients_t.c.site_id.not_in(ids))
@@ -140,9 +162,54 @@ def _criteria(site_ids: frozenset[int]) -> list[Any]:
             include_aliases=True,
         ),
     ]
+    options.append(
+        with_loader_criteria(
+            AuditEntry,
+            lambda cls: tuple_(cls.entity_type, cls.entity_id).not_in(hidden_entries),
+            include_aliases=True,
+        )
+    )
     for cls, name, nullable in _linked():
         options.append(with_loader_criteria(cls, makers[(name, nullable)], include_aliases=True))
     return options
+
+
+#: the audit trail's record types that belong to a clinical site, and the column naming it
+#: (a patient's, through the record's patient, or a shipment's destination); their entries
+#: (with the ``records.state`` entries of the same acts) are hidden from another site's users
+AUDITED_SITE_RECORDS = (
+    ("patient", "patients", "id"),
+    ("dose_order", "dose_orders", "patient_id"),
+    ("adverse_event", "adverse_events", "patient_id"),
+    ("infusion", "infusions", "patient_id"),
+    ("bedside_check", "bedside_checks", "patient_id"),
+    ("shipment", "shipments", "destination_site_id"),
+)
+
+
+def _hidden_audit_entries(site_ids: list[int]) -> Any:
+    """(entity_type, entity_id) of the audit entries of other sites' records, read from the
+    tables (no criterion applies inside)."""
+    from sqlalchemy import String, cast, literal, union_all
+
+    from cellchain.extensions import db
+
+    tables = db.Model.metadata.tables
+    patients = tables["patients"]
+    elsewhere = select(patients.c.id).where(patients.c.site_id.not_in(site_ids))
+    parts = []
+    for entity_type, name, column in AUDITED_SITE_RECORDS:
+        table = tables[name]
+        if column == "destination_site_id":
+            outside = table.c[column].not_in(site_ids)
+        elif column == "id":
+            outside = table.c.id.in_(elsewhere)
+        else:
+            outside = table.c[column].in_(elsewhere)
+        parts.append(
+            select(literal(entity_type, String(60)), cast(table.c.id, String(80))).where(outside)
+        )
+    return union_all(*parts)
 
 
 def _filter(state: ORMExecuteState) -> None:

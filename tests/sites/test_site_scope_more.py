@@ -4,6 +4,7 @@ in the outbox."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import select
@@ -84,3 +85,42 @@ def test_a_shipment_to_site_a_tells_site_a_clinicians_not_site_b(ward: Any, make
     assert own[Role.CLINICIAN].id in told and own[Role.CLINICIAN].id in mailed
     assert other[Role.CLINICIAN].id not in told
     assert other[Role.CLINICIAN].id not in mailed
+
+
+# --- the audit trail ----------------------------------------------------------------------
+
+
+def _audit_total(client: Any, query: str) -> tuple[int, list[dict[str, Any]]]:
+    response = client.get(f"/api/v1/audit?{query}")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return json.loads(response.headers["X-Pagination"])["total"], response.get_json()
+
+
+def test_the_audit_trail_hides_other_sites_records_from_clinic_users(
+    clinic: Any, make_user: Any, clients: Any
+) -> None:
+    patient = back_date(clinic.enrol(), 10)  # at the first clinical site
+    adverse_events.record_adverse_event(
+        db.session, patient, report(), actor=clinic.clinician, now=utcnow()
+    )
+    db.session.commit()
+    own = _site_a_staff(make_user)
+    other = _site_b_staff(make_user)
+    query = f"entity_type=patient&entity_id={patient.id}"
+    for reader in (own[Role.INVESTIGATOR], own[Role.QA]):  # its site's, and facility-wide
+        total, entries = _audit_total(clients.api(reader), query)
+        assert total >= 1 and {e["entity_id"] for e in entries} == {str(patient.id)}
+    api = clients.api(other[Role.INVESTIGATOR])
+    assert _audit_total(api, query) == (0, [])
+    assert _audit_total(api, "entity_type=adverse_event") == (0, [])
+    # the whole list: paged in the database, the total counts only what the reader sees
+    total, entries = _audit_total(api, "page_size=5")
+    hidden = {("patient", str(patient.id))}
+    assert not hidden & {(e["entity_type"], e["entity_id"]) for e in entries}
+    everything, _ = _audit_total(clients.api(own[Role.QA]), "page_size=5")
+    assert total < everything
+    export = clients.web(other[Role.INVESTIGATOR]).get(f"/audit/export.csv?{query}")
+    assert export.status_code == 200
+    assert export.get_data(as_text=True).strip().count("\n") == 0  # the header only
+    page = clients.web(other[Role.INVESTIGATOR]).get(f"/audit?{query}")
+    assert page.status_code == 200
