@@ -17,7 +17,7 @@ from flask_smorest import Blueprint
 from cellchain.core.read_replica import reads
 from cellchain.core.roles import Permission
 from cellchain.extensions import db
-from cellchain.http import requires, unit_of_work
+from cellchain.http import acting_user, requires, unit_of_work
 from cellchain.trial_data import exports
 from cellchain.trial_data.commands import (
     download_as_user,
@@ -48,7 +48,7 @@ _FILE = {
 @trial_data_api.response(200, ExportOut(many=True))
 def list_exports() -> Any:
     """The latest exports, newest first, each with its status and progress."""
-    return exports.list_exports(db.session)
+    return exports.list_exports(db.session, reader=acting_user())
 
 
 @trial_data_api.post("/exports")
@@ -79,7 +79,7 @@ def run_export(export_id: int) -> Any:
 @trial_data_api.response(200, ExportOut)
 def export_status(export_id: int) -> Any:
     """An export's status and progress (percent, step), then its file's name, SHA-256 and size."""
-    return exports.get_export(db.session, export_id)
+    return exports.get_export(db.session, export_id, acting_user())
 
 
 @trial_data_api.get("/exports/<int:export_id>/file")

@@ -37,7 +37,7 @@ def request_export_as_user(
 def run_export_as_user(session: DbSession, export_id: int) -> TrialDataExport:
     """Generate the export, committing its progress as it goes; an unexpected error marks
     it failed (in a transaction of its own) before it propagates."""
-    export = exports.get_export(session, export_id)
+    export = exports.get_export(session, export_id, acting_user())
     try:
         return exports.run_export(
             session,
@@ -69,7 +69,7 @@ def export_now_as_user(
 
 
 def download_as_user(session: DbSession, export_id: int) -> tuple[TrialDataExport, bytes]:
-    export = exports.get_export(session, export_id)
+    export = exports.get_export(session, export_id, acting_user())
     return export, exports.download(session, export, actor=acting_user(), now=now())
 
 

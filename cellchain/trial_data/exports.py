@@ -38,12 +38,12 @@ from cellchain.core import audit
 from cellchain.core.audit_verification import one_snapshot
 from cellchain.core.display import UTC_ZONE
 from cellchain.core.guarded import update_if
-from cellchain.core.i18n import _
+from cellchain.core.i18n import _, document_text
 from cellchain.core.models import User
 from cellchain.core.records import get_or_404
 from cellchain.core.roles import Permission, require
 from cellchain.dosing.models import Protocol
-from cellchain.errors import Conflict, InvalidInput
+from cellchain.errors import Conflict, InvalidInput, NotFound
 from cellchain.extensions import DbSession
 from cellchain.trial_data import csv_bundle, dataset, odm
 from cellchain.trial_data.models import ExportFormat, ExportStatus, TrialDataExport
@@ -298,15 +298,37 @@ def download(
     return content
 
 
-def get_export(session: DbSession, export_id: int) -> TrialDataExport:
-    return get_or_404(session, TrialDataExport, export_id, "trial data export", id_prefix="")
+def _own_only(reader: User | None) -> bool:
+    """Whether ``reader`` reads only the exports they asked for: a clinic user of some sites
+    (an investigator, ``sites.service.site_restricted``), whose export holds only their
+    sites' patients (it is generated in their request, under the site filter), while another
+    investigator's or the statistician's holds other sites' (docs/sites.md)."""
+    from cellchain.sites.service import site_restricted
+
+    return reader is not None and site_restricted(reader.roles)
 
 
-def list_exports(session: DbSession, limit: int = 50) -> list[TrialDataExport]:
-    """The latest exports, newest first."""
-    return list(
-        session.scalars(select(TrialDataExport).order_by(TrialDataExport.id.desc()).limit(limit))
-    )
+def get_export(
+    session: DbSession, export_id: int, reader: User | None = None
+) -> TrialDataExport:
+    """The export ``export_id``; a 404 for a clinic user who did not ask for it."""
+    export = get_or_404(session, TrialDataExport, export_id, "trial data export", id_prefix="")
+    if _own_only(reader) and reader is not None and export.requested_by_id != reader.id:
+        # as if it did not exist, like another site's record
+        raise NotFound(
+            _("There is no %(what)s %(id)s.", what=document_text("trial data export"), id=export_id)
+        )
+    return export
+
+
+def list_exports(
+    session: DbSession, limit: int = 50, reader: User | None = None
+) -> list[TrialDataExport]:
+    """The latest exports ``reader`` may read (a clinic user: their own), newest first."""
+    query = select(TrialDataExport).order_by(TrialDataExport.id.desc()).limit(limit)
+    if _own_only(reader) and reader is not None:
+        query = query.where(TrialDataExport.requested_by_id == reader.id)
+    return list(session.scalars(query))
 
 
 def _progress(

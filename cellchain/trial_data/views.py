@@ -61,7 +61,7 @@ def _progress(export: TrialDataExport) -> dict[str, Any]:
 def exports_page() -> ResponseReturnValue:
     return render_template(
         "trial_data/exports.html",
-        exports=exports.list_exports(db.session),
+        exports=exports.list_exports(db.session, reader=acting_user()),
         formats=list(ExportFormat),
         trials=exports.trial_codes(db.session),
     )
@@ -101,13 +101,13 @@ def run(export_id: int) -> ResponseReturnValue:
 @requires(Permission.EXPORT_TRIAL_DATA)
 def progress(export_id: int) -> ResponseReturnValue:
     """How far the export is, as JSON, read fresh from the database."""
-    return jsonify(_progress(exports.get_export(db.session, export_id)))
+    return jsonify(_progress(exports.get_export(db.session, export_id, acting_user())))
 
 
 @blueprint.get("/trial-data/exports/<int:export_id>")
 @requires(Permission.EXPORT_TRIAL_DATA)
 def export_page(export_id: int) -> ResponseReturnValue:
-    export = exports.get_export(db.session, export_id)
+    export = exports.get_export(db.session, export_id, acting_user())
     return render_template("trial_data/export.html", export=export)
 
 

@@ -124,3 +124,35 @@ def test_the_audit_trail_hides_other_sites_records_from_clinic_users(
     assert export.get_data(as_text=True).strip().count("\n") == 0  # the header only
     page = clients.web(other[Role.INVESTIGATOR]).get(f"/audit?{query}")
     assert page.status_code == 200
+
+
+# --- stored trial-data exports --------------------------------------------------------------
+
+
+def _export(api: Any) -> int:
+    asked = api.post("/api/v1/trial-data/exports", json={"format": "csv"})
+    assert asked.status_code == 202, asked.get_json()
+    export_id: int = asked.get_json()["id"]
+    assert api.post(f"/api/v1/trial-data/exports/{export_id}/run").status_code == 200
+    return export_id
+
+
+def test_an_investigator_reads_only_the_exports_they_asked_for(
+    clinic: Any, make_user: Any, clients: Any
+) -> None:
+    back_date(clinic.enrol(), 10)
+    own = make_user("inv-a", Role.INVESTIGATOR)  # of the first clinical site
+    other = _site_b_staff(make_user)[Role.INVESTIGATOR]
+    statistician = make_user("stat", Role.STATISTICIAN)
+    theirs = _export(clients.api(statistician))  # the whole trial, every site
+    mine = _export(clients.api(own))
+    api = clients.api(own)
+    assert [e["id"] for e in api.get("/api/v1/trial-data/exports").get_json()] == [mine]
+    assert api.get(f"/api/v1/trial-data/exports/{mine}/file").status_code == 200
+    for path in ("", "/file"):
+        assert api.get(f"/api/v1/trial-data/exports/{theirs}{path}").status_code == 404
+    assert clients.web(own).get(f"/trial-data/exports/{theirs}").status_code == 404
+    assert clients.api(other).get("/api/v1/trial-data/exports").get_json() == []
+    # the statistician (facility/sponsor side) lists every export
+    listed = clients.api(statistician).get("/api/v1/trial-data/exports").get_json()
+    assert {e["id"] for e in listed} == {mine, theirs}
