@@ -214,6 +214,9 @@ def test_the_hooks_a_scan_ahead_skips_are_the_reviewed_ones(app):
 
     assert names(app.before_request_funcs) == {
         None: [
+            # the language, first of all (a refusal before any other hook reads in it): a
+            # scan asking for another than English is left to Flask
+            "init_language.<locals>.speak_the_request_language",
             "refuse_unreadable_request",
             "CSRFProtect.init_app.<locals>.csrf_protect",  # not for a GET
             "refuse_nul_characters",
@@ -221,18 +224,24 @@ def test_the_hooks_a_scan_ahead_skips_are_the_reviewed_ones(app):
             "enforce_csrf",
             "enforce_idle_timeout",
             "require_password_change",
+            # the sites: a clinic user of some sites and the monitor are left to Flask
+            # (scanning.scan_as_bearer); for everyone else it restricts nothing
+            "apply_sites.<locals>.restrict_to_sites",
             "pass_site_zone_to_schemas.<locals>.set_site_zone",
-            # the language: a scan asking for another than English is left to Flask
-            "init_language.<locals>.speak_the_request_language",
         ]
     }
     assert names(app.after_request_funcs) == {
-        None: ["LoginManager._update_remember_cookie", "set_security_headers"]
+        None: [
+            "LoginManager._update_remember_cookie",
+            "set_security_headers",
+            "apply_sites.<locals>.hide_names",  # the monitor's only: left to Flask
+        ]
     }
     assert names(app.teardown_request_funcs) == {
         None: [
-            "pass_site_zone_to_schemas.<locals>.reset_site_zone",
             "init_language.<locals>.forget_the_request_language",
+            "apply_sites.<locals>.reset_sites",
+            "pass_site_zone_to_schemas.<locals>.reset_site_zone",
         ]
     }
     assert not names(app.url_value_preprocessors) and not names(app.url_default_functions)
