@@ -53,23 +53,29 @@ def test_demo_builds_a_fresh_database_with_users_for_every_role(tmp_path: Path, 
     result = CliRunner().invoke(main, ["demo", "--no-serve", "--database", str(database)])
     assert result.exit_code == 0, result.output
     users = ("tech", "qc", "qa", "clinician", "nurse", "investigator", "statistician", "admin")
+    users += ("berlin", "monitor")  # the second clinical site's clinician; the sponsor's monitor
     for username in users:
         assert f"{username}-demo-pass" in result.output
     engine = create_engine(f"sqlite:///{database}")
     with engine.connect() as conn:
-        assert conn.scalar(text("SELECT count(*) FROM users")) == 8
-        assert conn.scalar(text("SELECT status FROM protocols")) == "effective"
-        assert conn.scalar(text("SELECT status FROM product_definitions")) == "effective"
+        assert conn.scalar(text("SELECT count(*) FROM users")) == 10
+        protocols = conn.execute(text("SELECT code, status FROM protocols ORDER BY id"))
+        assert protocols.all() == [("NCT01420432", "effective"), ("PL-MSC-OL-01", "effective")]
+        products = conn.execute(text("SELECT code, status FROM product_definitions ORDER BY id"))
+        assert products.all() == [("UC-MSC", "effective"), ("PL-MSC", "effective")]
         # protocol, product definition, specification, four eligible donations'
         # determinations, a release, a closed OOS investigation, a rejection, and the second
         # checks of the five MSC-arm patients' day-0 doses, and AS-003's bedside check signed by
         # two clinicians, the statistician's randomization list, and the investigator's
-        # signed protocol deviation of AS-010's day 0 moved beyond the protocol's 14 days
-        assert conn.scalar(text("SELECT count(*) FROM signatures")) == 19
+        # signed protocol deviation of AS-010's day 0 moved beyond the protocol's 14 days (19);
+        # the second protocol, the placenta product and its specification, the two donor test
+        # panels, the seven label templates, the placenta donation's determination, its lot's
+        # release and PL-001's second check (15, issue 22)
+        assert conn.scalar(text("SELECT count(*) FROM signatures")) == 34
         arms = conn.execute(text("SELECT arm, count(*) FROM patients GROUP BY 1 ORDER BY 1"))
-        assert dict(arms.all()) == {"CONTROL": 5, "MSC": 5}
+        assert dict(arms.all()) == {"CONTROL": 5, "MSC": 5, "OPEN": 1}
         doses = "SELECT visit, status, count(*) FROM dose_orders GROUP BY 1, 2 ORDER BY 2"
-        assert conn.execute(text(doses)).all() == [("D0", "infused", 1), ("D0", "prepared", 4)]
+        assert conn.execute(text(doses)).all() == [("D0", "infused", 1), ("D0", "prepared", 5)]
         shipped = "SELECT status, count(*) FROM shipments GROUP BY 1 ORDER BY 1"
         assert conn.execute(text(shipped)).all() == [
             ("held", 1),
@@ -81,24 +87,26 @@ def test_demo_builds_a_fresh_database_with_users_for_every_role(tmp_path: Path, 
         assert conn.execute(text(verdicts)).all() == [("go", 2), ("stop", 2)]
         assert conn.scalar(text("SELECT status FROM infusions")) == "completed"
         lots = conn.execute(text("SELECT status FROM lots ORDER BY id")).scalars().all()
-        assert lots == ["quarantine", "released", "quarantine", "rejected"]
+        assert lots == ["quarantine", "released", "quarantine", "rejected", "released"]
         oos = "SELECT count(*) FROM qc_results WHERE status = 'valid' AND NOT passes"
         assert conn.scalar(text(oos)) == 2
-        assert conn.scalar(text("SELECT status FROM specifications")) == "effective"
+        specifications = conn.execute(text("SELECT code, status FROM specifications ORDER BY id"))
+        assert specifications.all() == [("UC-MSC", "effective"), ("PL-MSC", "effective")]
         rows = conn.execute(text("SELECT eligibility, count(*) FROM donations GROUP BY 1"))
         stages = {eligibility: count for eligibility, count in rows}
-        assert stages == {"eligible": 4, "pending": 2}
-        # four expansions of 16 vessels and 10 bags each; one QC tube from each tested lot
-        assert conn.scalar(text("SELECT count(*) FROM units WHERE kind = 'culture_vessel'")) == 64
-        assert conn.scalar(text("SELECT count(*) FROM units WHERE kind = 'cryobag'")) == 40
-        assert conn.scalar(text("SELECT count(*) FROM units WHERE kind = 'sample_tube'")) == 3
+        assert stages == {"eligible": 5, "pending": 2}
+        # five expansions (the placenta lot's too) of 16 vessels and 10 bags each; one QC tube
+        # from each tested lot
+        assert conn.scalar(text("SELECT count(*) FROM units WHERE kind = 'culture_vessel'")) == 80
+        assert conn.scalar(text("SELECT count(*) FROM units WHERE kind = 'cryobag'")) == 50
+        assert conn.scalar(text("SELECT count(*) FROM units WHERE kind = 'sample_tube'")) == 4
     for stage in ("eligible", "quarantine", "awaiting receipt", "out of specification"):
         assert stage in result.output
     # Run again: the demo database is recreated, not added to.
     again = CliRunner().invoke(main, ["demo", "--no-serve", "--database", str(database)])
     assert again.exit_code == 0
     with engine.connect() as conn:
-        assert conn.scalar(text("SELECT count(*) FROM users")) == 8
+        assert conn.scalar(text("SELECT count(*) FROM users")) == 10
 
 
 def test_init_creates_the_first_admin_and_the_protocol_draft(run, monkeypatch):
