@@ -170,8 +170,13 @@ def holds_nul(args: Any) -> bool:
     """Whether a key or a value of ``args`` (a ``MultiDict``) holds a NUL character, which
     ``web/security.refuse_nul_characters`` refuses before any view."""
     return any(
-        "\x00" in key or any("\x00" in value for value in values) for key, values in args.lists()
+        _has_nul(key) or any(_has_nul(value) for value in values) for key, values in args.lists()
     )
+
+
+def _has_nul(text: Any) -> bool:
+    # a multipart part may come without a name (werkzeug's key is then None)
+    return isinstance(text, str) and "\x00" in text
 
 
 def without_body(environ: dict[str, Any]) -> bool:
