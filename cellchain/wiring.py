@@ -77,6 +77,10 @@ def apply_sites(app: Flask) -> None:
         g.visible_sites_token = scope.VISIBLE_SITES.set(visible)
         g.pseudonymise = monitor.is_monitor(roles)
 
+    # a bearer request whose view authenticates the token itself (``http.bearer_read``: the
+    # scan) had no user when the hook ran: ``web/security`` runs it again once authenticated
+    app.extensions["cellchain.restrict_to_sites"] = restrict_to_sites
+
     @app.after_request
     def hide_names(response: Any) -> Any:
         if not g.get("pseudonymise") or response.mimetype in monitor.STATIC_TYPES:

@@ -29,10 +29,12 @@ from cellchain.core.driver import DriverStatement
 from cellchain.core.identifiers import InvalidIdentifier, parse_identifier
 from cellchain.core.models import IssuedIdentifier, User
 from cellchain.core.payload import read_scan
-from cellchain.core.roles import Permission
+from cellchain.core.roles import Permission, Role, effective_roles
 from cellchain.core.schemas import SCANNED_CODE
 from cellchain.donors.models import Donation
 from cellchain.extensions import DbSession
+from cellchain.sites.scope import VISIBLE_SITES
+from cellchain.sites.service import site_restricted
 
 
 @functools.cache
@@ -123,6 +125,8 @@ def scan_as_bearer(
         row, now=now, method=method, permission=Permission.USE_APP
     ):
         return None
+    if not reads_every_site_plainly(row.user_roles):
+        return None  # the ordinary path filters by site and pseudonymises (review 2 items 1, 10)
     if accounts.token_use_due(row.token_last_used_at, now):
         accounts.record_token_use(connection, token_id=row.token_id, now=now)
     return row if row.code is not None else None
@@ -146,9 +150,23 @@ def display_of(code: str) -> str:
     return parse_identifier(code).display
 
 
+def reads_every_site_plainly(user_roles: str | None) -> bool:
+    """Whether the holder of ``user_roles`` (``bearer_statement``'s comma-joined roles) sees
+    every site's records as they are: not a clinician or investigator of their sites only
+    (``sites.service.site_restricted``), whose reads ``sites/scope.py`` filters through the
+    ORM, nor the monitor, whose answers ``sites/monitor.py`` pseudonymises after the request.
+    The Core reads here pass neither, so a scan of theirs takes the ordinary path."""
+    held = effective_roles(frozenset(Role(name) for name in (user_roles or "").split(",") if name))
+    return Role.MONITOR not in held and not site_restricted(held)
+
+
 def read_scanned(session: DbSession, code: str) -> Row[Any] | None:
     """The row of the scanned ``code`` (``InvalidIdentifier`` for a malformed one, as
-    ``numbering.lookup``), or None when this site never issued it."""
+    ``numbering.lookup``), or None when this site never issued it — or when the acting user
+    sees only some sites (``scope.VISIBLE_SITES``): this Core read is not filtered by site,
+    so their scan takes the ORM path (``numbering.lookup``), which is."""
+    if VISIBLE_SITES.get() is not None:
+        return None
     canonical = read_scan(code).canonical
     return session.execute(scan_statement(), {"code": canonical}).one_or_none()
 

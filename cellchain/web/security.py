@@ -145,6 +145,11 @@ def _authenticate_deferred() -> None:
 
     _authenticate_token()
     require_password_change()
+    # the site rules the request hooks would have applied to the token's user (``wiring.
+    # apply_sites``: a clinic user's sites, the monitor's pseudonyms; review 2 items 1, 10)
+    restrict = current_app.extensions.get("cellchain.restrict_to_sites")
+    if restrict is not None:
+        restrict()
 
 
 def _authenticate_token() -> None:

@@ -61,8 +61,11 @@ from cellchain.clinic.bedside.doses import (
     dose_read_among,
     dose_reads,
     doses_read,
+    issued_site_columns,
     lots_of_dose,
+    not_issued,
     scan_dose,
+    seen_by_actor,
     units_of_dose,
     units_read,
 )
@@ -866,7 +869,13 @@ def unreadable(problem: InvalidIdentifier, field: str) -> InvalidInput:
 
 
 def gather(
-    session: DbSession, wristband_scan: str, label_scan: str, *, now: dt.datetime, zone: ZoneInfo
+    session: DbSession,
+    wristband_scan: str,
+    label_scan: str,
+    *,
+    now: dt.datetime,
+    zone: ZoneInfo,
+    issued: dict[str, IssuedRead] | None = None,
 ) -> tuple[BedsideFacts, Patient | PatientRead | None, DoseOrder | DoseRow | None]:
     """The facts behind a verdict, and the records the scans resolved to: as plain rows
     where the scans resolve as a go needs (``_gather_read``), else as ORM objects.
@@ -875,12 +884,8 @@ def gather(
     its patient, protocol, shipment, infusion and the patient's latest weight in another
     (``dose_reads`` as plain rows; else ``doses_read`` through the ORM); a scan that fails
     is resolved again the usual way, for its error."""
-    # the reads on the driver's cursor (``_issued``, ``dose_reads``, ``units_read``) do not
-    # flush the session as the ORM's do: what is pending is flushed first, as the ORM's
-    # first read did
-    if session.autoflush:
-        session.flush()
-    issued = _issued(session, (wristband_scan, label_scan))
+    if issued is None:
+        issued = issued_seen(session, wristband_scan, label_scan)
     label = issued.get(label_scan)
     read: list[DoseRead] | None = None
     if label is not None and label.kind == "UNIT" and label.entity_type == "unit":
@@ -1049,21 +1054,46 @@ class IssuedRead(NamedTuple):
     kind: str
     entity_type: str | None
     entity_id: str | None
+    #: the lowest and highest clinical site of the patients the code names
+    #: (``doses.issued_site_columns``): the site invariant, read in the same statement
+    site_low: int | None = None
+    site_high: int | None = None
 
 
-#: The issued identifiers of the two scans' codes (``_issued``), on the driver's cursor.
+#: The issued identifiers of the two scans' codes (``_issued``), on the driver's cursor, with
+#: the sites of the patients they name (a code of a patient the actor does not see is refused
+#: as never issued: ``verify_with_facts``).
 _ISSUED = DriverStatement(
     select(
         IssuedIdentifier.code,
         IssuedIdentifier.kind,
         IssuedIdentifier.entity_type,
         IssuedIdentifier.entity_id,
+        *issued_site_columns(),
     ).where(
         IssuedIdentifier.code.in_(
             [bindparam("first", type_=String()), bindparam("second", type_=String())]
         )
     )
 )
+
+
+def issued_seen(session: DbSession, wristband_scan: str, label_scan: str) -> dict[str, IssuedRead]:
+    """``_issued`` of the two scans, refused (``NotFound``, as a code never issued) when
+    either names a patient, or a dose of a patient, of a site the acting user does not see
+    (``scope.VISIBLE_SITES``; review 2 item 8): these reads are on the driver's cursor,
+    where ``sites/scope.py``'s ORM filter does not reach. What is pending in the session is
+    flushed first, as the ORM's first read would have."""
+    # the reads on the driver's cursor (``_issued``, ``dose_reads``, ``units_read``) do not
+    # flush the session as the ORM's do
+    if session.autoflush:
+        session.flush()
+    issued = _issued(session, (wristband_scan, label_scan))
+    for scan in (wristband_scan, label_scan):
+        found = issued.get(scan)
+        if found is not None and not seen_by_actor(found.site_low, found.site_high):
+            raise not_issued(scan)
+    return issued
 
 
 def _issued(session: DbSession, scans: Sequence[str]) -> dict[str, IssuedRead]:
@@ -1375,9 +1405,13 @@ def verify_with_facts(
         )
     if not (label_scan or "").strip():
         raise InvalidInput(_("Scan the bag or dose label."), errors={"label": [_("Required.")]})
+    # a code of a patient the actor does not see is refused here, in the reader's language
+    issued = issued_seen(session, wristband_scan, label_scan)
     # the facts' texts (other packages' words among them) are stored with the check: English
     with using_language(SOURCE_LANGUAGE):
-        facts, patient, order = gather(session, wristband_scan, label_scan, now=now, zone=zone)
+        facts, patient, order = gather(
+            session, wristband_scan, label_scan, now=now, zone=zone, issued=issued
+        )
         results = evaluate(facts)
     verdict = verdict_of(results)
     # the row by its keys alone: the flush inserts it and visits no other object (set through

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     cast,
     exists,
     func,
@@ -51,7 +52,9 @@ from cellchain.clinic.models import (
 from cellchain.core import signatures
 from cellchain.core.driver import DriverStatement
 from cellchain.core.i18n import LazyText, _, lazy
-from cellchain.core.models import Signature, User
+from cellchain.core.identifiers import InvalidIdentifier
+from cellchain.core.models import IssuedIdentifier, Signature, User
+from cellchain.core.payload import read_scan
 from cellchain.core.types import UTCDateTime
 from cellchain.dosing.models import (
     DoseBag,
@@ -63,12 +66,13 @@ from cellchain.dosing.models import (
     needs_confirmation,
 )
 from cellchain.dosing.models import Protocol as TrialProtocol
-from cellchain.errors import InvalidInput
+from cellchain.errors import DomainError, InvalidInput, NotFound
 from cellchain.extensions import DbSession
 from cellchain.labels.models import LabelPrint
 from cellchain.labels.service import PrintRead
 from cellchain.manufacturing.models import CellRecord, Lot, ProductDefinition
 from cellchain.quality.models import QcSample
+from cellchain.sites.scope import VISIBLE_SITES
 
 
 @cache
@@ -1044,3 +1048,91 @@ def _dose_reads_statement() -> DriverStatement:
             )
         )
     )
+
+
+# --- the site invariant on the driver's reads (review 2 items 8, 13) ----------------------------
+
+
+def issued_site_columns() -> tuple[Any, Any]:
+    """Two columns beside an ``IssuedIdentifier`` row: the lowest and the highest clinical site
+    of the patients the code names — the patient of a wristband (COI), the patients of the
+    doses a unit is the prepared dose or a bag of — None for a code naming no patient. Read
+    from the tables, so that they hold whoever reads (``sites/scope.py`` filters ORM reads
+    only, and the bedside reads on the driver's cursor)."""
+    issued = IssuedIdentifier.__table__
+    patients_t, orders_t, bags_t = Patient.__table__, DoseOrder.__table__, DoseBag.__table__
+    of_unit = or_(
+        cast(orders_t.c.dose_unit_id, String()) == issued.c.entity_id,
+        orders_t.c.id.in_(
+            select(bags_t.c.order_id).where(
+                cast(bags_t.c.unit_id, String()) == issued.c.entity_id
+            )
+        ),
+    )
+
+    def site_of(pick: Any) -> Any:
+        return case(
+            (
+                issued.c.entity_type == "patient",
+                select(patients_t.c.site_id)
+                .where(cast(patients_t.c.id, String()) == issued.c.entity_id)
+                .scalar_subquery(),
+            ),
+            (
+                issued.c.entity_type == "unit",
+                select(pick(patients_t.c.site_id))
+                .join(orders_t, orders_t.c.patient_id == patients_t.c.id)
+                .where(of_unit)
+                .scalar_subquery(),
+            ),
+            else_=None,
+        )
+
+    return site_of(func.min).label("site_low"), site_of(func.max).label("site_high")
+
+
+@cache
+def _sites_of_code_statement() -> Any:
+    issued = IssuedIdentifier.__table__
+    return select(*issued_site_columns()).where(issued.c.code == bindparam("code"))
+
+
+def seen_by_actor(site_low: int | None, site_high: int | None) -> bool:
+    """Whether the patients of a code (``issued_site_columns``) are among the acting user's
+    sites (``scope.VISIBLE_SITES``, set per request for a clinician or investigator of
+    their sites only; unset, every site is seen, as every ORM read sees it)."""
+    visible = VISIBLE_SITES.get()
+    if visible is None:
+        return True
+    return all(site is None or site in visible for site in (site_low, site_high))
+
+
+def not_issued(scan: str) -> NotFound:
+    """The refusal of a code this site never issued (``numbering.lookup``'s words): what a
+    code of another site's patient is to a user who does not see that site."""
+    identifier = read_scan(scan)
+    return NotFound(
+        _(
+            "%(code)s is a valid %(kind)s of facility %(facility)s, but this site has not "
+            "issued it.",
+            code=identifier.display,
+            kind=identifier.kind,
+            facility=identifier.facility_code,
+        )
+    )
+
+
+def refuse_unseen(session: DbSession, scan: str) -> None:
+    """Refuse, as a code never issued, a scan naming another site's patient or their dose
+    when the acting user does not see that site; nothing is read for a user who sees every
+    site. An unreadable scan is left to the caller's own reading, which says what is
+    wrong."""
+    if VISIBLE_SITES.get() is None:
+        return
+    try:
+        code = read_scan(scan).canonical
+    except (InvalidIdentifier, DomainError, ValueError):
+        return
+    row = session.connection().execute(_sites_of_code_statement(), {"code": code}).one_or_none()
+    if row is not None and not seen_by_actor(row.site_low, row.site_high):
+        raise not_issued(scan)

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from cellchain.chain import service as chain
 from cellchain.chain.models import EventType, Unit, UnitKind, UnitStatus
 from cellchain.chain.service import CustodyInput
-from cellchain.clinic.bedside.doses import lots_of_dose, scan_dose
+from cellchain.clinic.bedside.doses import lots_of_dose, refuse_unseen, scan_dose
 from cellchain.clinic.models import ShipmentStatus, Thaw
 from cellchain.clinic.shipments.shipments import shipment_of
 from cellchain.core import audit
@@ -73,7 +73,9 @@ class ThawState:
 
 def scan_thaw(session: DbSession, code: str, *, actor: User, now: dt.datetime) -> ThawStep:
     """Start the thaw of the scanned bag (or of every bag of a scanned dose label), or
-    complete it if it was started; refused if the dose may not be thawed."""
+    complete it if it was started; refused if the dose may not be thawed, and as a code never
+    issued when it is a dose of a patient the acting user does not see (review 2 item 13)."""
+    refuse_unseen(session, code)
     scanned = scan_dose(session, code)
     order = scanned.order
     _require_thawable(session, order)
