@@ -97,7 +97,7 @@ from cellchain.dosing import patients
 from cellchain.dosing.models import DoseOrder, DoseStatus, Patient, PatientStatus, Weight
 from cellchain.dosing.orders import SECOND_CHECK_MEANING
 from cellchain.dosing.rechecks import rechecks
-from cellchain.errors import Conflict, DomainError, InvalidInput, PermissionDenied
+from cellchain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
 from cellchain.extensions import DbSession
 from cellchain.labels import service as labels
 from cellchain.manufacturing.models import LotStatus
@@ -869,13 +869,7 @@ def unreadable(problem: InvalidIdentifier, field: str) -> InvalidInput:
 
 
 def gather(
-    session: DbSession,
-    wristband_scan: str,
-    label_scan: str,
-    *,
-    now: dt.datetime,
-    zone: ZoneInfo,
-    issued: dict[str, IssuedRead] | None = None,
+    session: DbSession, wristband_scan: str, label_scan: str, *, now: dt.datetime, zone: ZoneInfo
 ) -> tuple[BedsideFacts, Patient | PatientRead | None, DoseOrder | DoseRow | None]:
     """The facts behind a verdict, and the records the scans resolved to: as plain rows
     where the scans resolve as a go needs (``_gather_read``), else as ORM objects.
@@ -884,8 +878,7 @@ def gather(
     its patient, protocol, shipment, infusion and the patient's latest weight in another
     (``dose_reads`` as plain rows; else ``doses_read`` through the ORM); a scan that fails
     is resolved again the usual way, for its error."""
-    if issued is None:
-        issued = issued_seen(session, wristband_scan, label_scan)
+    issued = issued_seen(session, wristband_scan, label_scan)
     label = issued.get(label_scan)
     read: list[DoseRead] | None = None
     if label is not None and label.kind == "UNIT" and label.entity_type == "unit":
@@ -1092,8 +1085,18 @@ def issued_seen(session: DbSession, wristband_scan: str, label_scan: str) -> dic
     for scan in (wristband_scan, label_scan):
         found = issued.get(scan)
         if found is not None and not seen_by_actor(found.site_low, found.site_high):
-            raise not_issued(scan)
+            raise UnseenCode(scan)
     return issued
+
+
+class UnseenCode(NotFound):
+    """A scan naming a patient (or their dose) the acting user does not see: refused as a
+    code never issued (``doses.not_issued``), the refusal made in the reader's language by
+    ``verify_with_facts`` (``gather`` runs in English, for what is stored)."""
+
+    def __init__(self, scan: str) -> None:
+        super().__init__(str(not_issued(scan).detail))
+        self.scan = scan
 
 
 def _issued(session: DbSession, scans: Sequence[str]) -> dict[str, IssuedRead]:
@@ -1405,14 +1408,13 @@ def verify_with_facts(
         )
     if not (label_scan or "").strip():
         raise InvalidInput(_("Scan the bag or dose label."), errors={"label": [_("Required.")]})
-    # a code of a patient the actor does not see is refused here, in the reader's language
-    issued = issued_seen(session, wristband_scan, label_scan)
     # the facts' texts (other packages' words among them) are stored with the check: English
-    with using_language(SOURCE_LANGUAGE):
-        facts, patient, order = gather(
-            session, wristband_scan, label_scan, now=now, zone=zone, issued=issued
-        )
-        results = evaluate(facts)
+    try:
+        with using_language(SOURCE_LANGUAGE):
+            facts, patient, order = gather(session, wristband_scan, label_scan, now=now, zone=zone)
+            results = evaluate(facts)
+    except UnseenCode as unseen:  # a code of a patient the actor does not see: never issued
+        raise not_issued(unseen.scan) from None  # in the reader's language
     verdict = verdict_of(results)
     # the row by its keys alone: the flush inserts it and visits no other object (set through
     # the relationships, the clinician, patient and unit were each visited by the flush)
