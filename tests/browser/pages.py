@@ -46,10 +46,13 @@ def main_nav(page: Page):  # -> Locator
 
 
 def scan(page: Page, code: str) -> None:
-    """Type into the scan box the way a keyboard-wedge scanner does, then Enter."""
+    """Enter a code into the scan box as a keyboard-wedge scanner does (the code at the
+    caret, then Enter). One insertion, not per-key emulation, which on a loaded CI machine
+    once doubled a keystroke (see test_manufacturing.scan_in)."""
     box = page.locator("#scan-box")
     box.fill("")
-    box.press_sequentially(code)
+    box.focus()
+    page.keyboard.insert_text(code)
     box.press("Enter")
 
 

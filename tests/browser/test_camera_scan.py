@@ -162,8 +162,8 @@ def test_cancel_stops_the_camera_and_leaves_the_box_as_it_was(
     page.get_by_role("button", name="Camera").click()
     dialog = page.get_by_role("dialog", name="Scan with the camera")
     expect(dialog.get_by_role("status")).to_have_text(
-        "Hold the label's QR code in front of the camera."
-    )  # the camera is on and frames are being read
+        "Hold the label's QR code in front of the camera.", timeout=30_000
+    )  # the camera is on and frames are being read (the .wasm compiled on first use)
     dialog.get_by_role("button", name="Cancel").click()
 
     expect(dialog).to_be_hidden()

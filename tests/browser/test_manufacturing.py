@@ -61,9 +61,13 @@ def outputs(page: Page, count: int) -> list[str]:
 
 
 def scan_in(vessels: Locator, *codes: str) -> None:
-    """Scan further labels into a step form's list: each code typed, then Enter."""
+    """Scan further labels into a step form's list: each code entered at the caret (where
+    the scanner's keystrokes land), then Enter. The code goes in as one insertion: per-key
+    emulation on a loaded CI machine once doubled a keystroke ('XX99…'), a flake of the
+    emulation, not of the page (its script never touches keystrokes)."""
     for code in codes:
-        vessels.press_sequentially(code)
+        expect(vessels).to_be_focused()
+        vessels.page.keyboard.insert_text(code)
         vessels.press("Enter")
 
 

@@ -224,9 +224,8 @@ def test_the_hooks_a_scan_ahead_skips_are_the_reviewed_ones(app):
             "enforce_csrf",
             "enforce_idle_timeout",
             "require_password_change",
-            # the sites: NOT applied by a scan ahead, so a clinic user of some sites scanning
-            # another site's code with a bearer token is answered (issue 22 review 2 item 1,
-            # open: the fix was reverted, it refused the bedside's own codes)
+            # the sites: a clinic user of some sites and the monitor are left to Flask
+            # (scanning.scan_as_bearer); for everyone else it restricts nothing
             "apply_sites.<locals>.restrict_to_sites",
             "pass_site_zone_to_schemas.<locals>.set_site_zone",
         ]
@@ -235,7 +234,7 @@ def test_the_hooks_a_scan_ahead_skips_are_the_reviewed_ones(app):
         None: [
             "LoginManager._update_remember_cookie",
             "set_security_headers",
-            "apply_sites.<locals>.hide_names",  # the monitor's: not applied either (item 10)
+            "apply_sites.<locals>.hide_names",  # the monitor's only: left to Flask
         ]
     }
     assert names(app.teardown_request_funcs) == {

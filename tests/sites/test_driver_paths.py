@@ -150,3 +150,34 @@ def test_a_thaw_of_another_sites_dose_is_not_found(
     )
     assert own.status_code in (200, 201), own.get_data(as_text=True)
     assert _count(Thaw) > before
+
+
+def test_each_code_names_its_own_patients_site_when_another_sites_dose_exists(
+    ward: Ward,
+) -> None:
+    """The sites of a unit code are those of its own dose's patient, not of every dose: two
+    patients at two sites, each dose's label and bag read their own site (the reverted fix
+    read every dose's bags, the subquery two levels down not correlated, and refused the
+    bedside's own codes)."""
+    from cellchain.clinic.bedside.doses import _sites_of_code_statement
+    from cellchain.core.types import utcnow
+    from cellchain.sites import service as sites
+
+    at_a = ward.prepared(None)
+    second = sites.create_site(
+        db.session,
+        sites.SiteForm(code="BER", name="Berlin", time_zone="Europe/Berlin"),
+        actor=None,
+        now=utcnow(),
+    )
+    patient_b = ward.patient()
+    patient_b.site_id = second.id  # enrolled at site B (its clinician's only site)
+    db.session.flush()
+    at_b = ward.prepared(patient_b)
+    db.session.commit()
+    assert at_a.patient.site_id != at_b.patient.site_id
+    for order in (at_a, at_b):
+        site = order.patient.site_id
+        for code in (order.dose_unit.code, order.bags[0].unit.code, order.patient.coi):
+            row = db.session.execute(_sites_of_code_statement(), {"code": code}).one()
+            assert (row.site_low, row.site_high) == (site, site), (code, row)

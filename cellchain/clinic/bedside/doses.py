@@ -1064,9 +1064,9 @@ def issued_site_columns() -> tuple[Any, Any]:
     of_unit = or_(
         cast(orders_t.c.dose_unit_id, String()) == issued.c.entity_id,
         orders_t.c.id.in_(
-            select(bags_t.c.order_id).where(
-                cast(bags_t.c.unit_id, String()) == issued.c.entity_id
-            )
+            select(bags_t.c.order_id)
+            .where(cast(bags_t.c.unit_id, String()) == issued.c.entity_id)
+            .correlate(issued)  # two levels down: not correlated by itself
         ),
     )
 
