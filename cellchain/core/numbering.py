@@ -249,16 +249,20 @@ def lookup(session: DbSession, code: str, *, options: Sequence[ORMOption] = ()) 
         .options(*options)
     ).scalar_one_or_none()
     if issued is None:
-        raise NotFound(
-            _(
-                "%(code)s is a valid %(kind)s of facility %(facility)s, but this site has not "
-                "issued it.",
-                code=identifier.display,
-                kind=identifier.kind,
-                facility=identifier.facility_code,
-            )
-        )
+        raise NotFound(never_issued(identifier))
     return issued
+
+
+def never_issued(identifier: Identifier) -> str:
+    """What a well-formed code this site never issued is, in the reader's language: also the
+    answer for a code of a record the reader does not see (another site's patient)."""
+    return _(
+        "%(code)s is a valid %(kind)s of facility %(facility)s, but this site has not "
+        "issued it.",
+        code=identifier.display,
+        kind=identifier.kind,
+        facility=identifier.facility_code,
+    )
 
 
 def recent_issued(session: DbSession, limit: int = 20) -> list[IssuedIdentifier]:

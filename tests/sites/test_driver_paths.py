@@ -121,20 +121,9 @@ def test_a_bedside_check_of_another_sites_patient_is_refused_on_the_page(
 def test_a_thaw_of_another_sites_dose_is_not_found(
     clients: Any, ward: Ward, make_user: Any
 ) -> None:
-    from cellchain.core.types import utcnow
-    from cellchain.sites import service as sites
-
     order = ward.prepared(None)
     ward.receive(ward.ship(order))
-    second = sites.create_site(
-        db.session,
-        sites.SiteForm(code="BER", name="Berlin", time_zone="Europe/Berlin"),
-        actor=None,
-        now=utcnow(),
-    )
-    bea = make_user("bea", Role.CLINICIAN)
-    sites.set_memberships(db.session, bea, [second.id], actor=bea, now=utcnow())
-    db.session.commit()
+    bea = test_site_scope.site_b_clinician(make_user)
     before = _count(Thaw)
     for code in (order.dose_unit.code, order.bags[0].unit.code):
         answer = clients.api(bea).post("/api/v1/thaw", json={"scan": payload(code)})
@@ -160,16 +149,9 @@ def test_each_code_names_its_own_patients_site_when_another_sites_dose_exists(
     read every dose's bags, the subquery two levels down not correlated, and refused the
     bedside's own codes)."""
     from cellchain.clinic.bedside.doses import _sites_of_code_statement
-    from cellchain.core.types import utcnow
-    from cellchain.sites import service as sites
 
     at_a = ward.prepared(None)
-    second = sites.create_site(
-        db.session,
-        sites.SiteForm(code="BER", name="Berlin", time_zone="Europe/Berlin"),
-        actor=None,
-        now=utcnow(),
-    )
+    second = test_site_scope.second_site()
     patient_b = ward.patient()
     patient_b.site_id = second.id  # enrolled at site B (its clinician's only site)
     db.session.flush()

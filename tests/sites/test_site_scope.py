@@ -41,16 +41,26 @@ def two_sites(ward: Ward, make_user: Any) -> dict[str, Any]:
         actor=ward.clinic.clinician,
         now=utcnow(),
     )
-    second = sites.create_site(
+    bea = site_b_clinician(make_user)
+    return {"patient": patient, "order": order, "bea": bea}
+
+
+def second_site() -> Any:
+    """A second clinical site, BER (Berlin)."""
+    return sites.create_site(
         db.session,
         sites.SiteForm(code="BER", name="Berlin", time_zone="Europe/Berlin"),
         actor=None,
         now=utcnow(),
     )
+
+
+def site_b_clinician(make_user: Any) -> Any:
+    """``bea``, a clinician of a second site BER only; committed."""
     bea = make_user("bea", Role.CLINICIAN)
-    sites.set_memberships(db.session, bea, [second.id], actor=bea, now=utcnow())
+    sites.set_memberships(db.session, bea, [second_site().id], actor=bea, now=utcnow())
     db.session.commit()
-    return {"patient": patient, "order": order, "bea": bea}
+    return bea
 
 
 def _secrets(patient: Any) -> tuple[str, ...]:

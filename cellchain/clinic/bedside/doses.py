@@ -49,7 +49,7 @@ from cellchain.clinic.models import (
     Thaw,
     VisitReschedule,
 )
-from cellchain.core import signatures
+from cellchain.core import numbering, signatures
 from cellchain.core.driver import DriverStatement
 from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.core.identifiers import InvalidIdentifier
@@ -1110,16 +1110,7 @@ def seen_by_actor(site_low: int | None, site_high: int | None) -> bool:
 def not_issued(scan: str) -> NotFound:
     """The refusal of a code this site never issued (``numbering.lookup``'s words): what a
     code of another site's patient is to a user who does not see that site."""
-    identifier = read_scan(scan)
-    return NotFound(
-        _(
-            "%(code)s is a valid %(kind)s of facility %(facility)s, but this site has not "
-            "issued it.",
-            code=identifier.display,
-            kind=identifier.kind,
-            facility=identifier.facility_code,
-        )
-    )
+    return NotFound(numbering.never_issued(read_scan(scan)))
 
 
 def refuse_unseen(session: DbSession, scan: str) -> None:
