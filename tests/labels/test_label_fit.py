@@ -18,84 +18,47 @@ field (``test_free_text_longer_than_its_box_is_cut_and_named``).
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import os
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from PIL import Image
 
 from cellchain.chain.models import UnitKind, UnitStatus
-from cellchain.core.identifiers import make_coi, make_din, make_unit_code
+from cellchain.core.identifiers import make_unit_code
 from cellchain.core.pdf import cjk_font_path
-from cellchain.donors.models import Eligibility
 from cellchain.extensions import db
 from cellchain.labels import content
 from cellchain.labels.content import IsbtSettings, label_for, wristband_for
 from cellchain.labels.layout import MIN_TEXT_MM, MONO_FIELDS, Drawing, lay_out, text_width_mm
 from cellchain.labels.output import render_pdf, render_png
+from cellchain.labels.template_documents import fit
+from cellchain.labels.template_documents.fit import (
+    BILINGUAL,
+    COI,
+    DIN,
+    ENGLISH,
+    LOT_NUMBER,
+    PROTOCOL_CODE,
+    STUDY_ID,
+    WHEN,
+    ZONE,
+)
 from cellchain.labels.templates import LabelTemplate, load_templates
 from cellchain.manufacturing.defaults import UC_MSC_TITLE
 
 zxingcpp = pytest.importorskip("zxingcpp")
 
 TEMPLATES = load_templates()
-ZONE = ZoneInfo("Asia/Shanghai")  # +08:00: as long as any offset
-ENGLISH = ("en",)
-BILINGUAL = ("en", "zh_Hans")
 LANGUAGES = {"en": ENGLISH, "en,zh_Hans": BILINGUAL}
 
-#: the longest values the records take: a six-digit donation sequence, unit 9999, lot 99,
-#: passage 12, two recalls
-DIN = make_din("X9999", 26, 123456)
-LOT_NUMBER = f"{DIN.canonical}-L99"
-COI = make_coi("X9999", 26, 123456)
-#: a study ID and a protocol code at their longest (30 and 40 characters)
-STUDY_ID = "NCT01420432-SHANGHAI-RJH-00127"
-PROTOCOL_CODE = "NCT01420432-UCMSC-GVHD-PHASE2-CHINA-2026"
-RECALLS = "RC-2026-0001, RC-2026-0012"
-WHEN = dt.datetime(2026, 12, 31, 23, 59, tzinfo=dt.UTC)
+#: the longest records (``fit``'s, which the template check lays out too) and every marking a
+#: unit can carry, each with the eligibility warning it goes with
+Status = fit._Status
+STATUSES = list(fit.STATUSES)
 
-
-@dataclass(frozen=True)
-class Status:
-    """A unit's status, what blocked it (recalls, an ineligible donor) and its donor's
-    eligibility: what its label's status marking and eligibility warning print."""
-
-    name: str
-    unit_status: str
-    eligibility: str
-    recalls: str = ""
-
-    def marking(self) -> Any:
-        """The marking ``content._status_markings`` decides for such a unit."""
-        ineligible = self.eligibility == Eligibility.INELIGIBLE
-        if self.unit_status == UnitStatus.BLOCKED:
-            if self.recalls:
-                first, others = content._RECALLED_INELIGIBLE if ineligible else content._RECALLED
-                return content._Marking(first, others, {"recalls": self.recalls})
-            text = content.INELIGIBLE_DONOR if ineligible else content.BLOCKED
-            return content._Marking(text, text, {})
-        text = content._STATUS_MARKING.get(self.unit_status, "")
-        return content._Marking(text, text, {})
-
-
-#: every marking a unit can carry, each with the eligibility warning it goes with (pending
-#: while the determination is open, refused with an ineligible donor's markings)
-STATUSES = [
-    Status("released", UnitStatus.AVAILABLE, Eligibility.ELIGIBLE),
-    Status("quarantine", UnitStatus.QUARANTINE, Eligibility.ELIGIBLE),
-    Status("quarantine, eligibility pending", UnitStatus.QUARANTINE, Eligibility.PENDING),
-    Status("rejected", UnitStatus.REJECTED, Eligibility.PENDING),
-    Status("blocked", UnitStatus.BLOCKED, Eligibility.PENDING),
-    Status("blocked, ineligible donor", UnitStatus.BLOCKED, Eligibility.INELIGIBLE),
-    Status("recalled", UnitStatus.BLOCKED, Eligibility.ELIGIBLE, RECALLS),
-    Status("recalled, ineligible donor", UnitStatus.BLOCKED, Eligibility.INELIGIBLE, RECALLS),
-]
 
 #: the label types of units, by the kind they label (the dose's is tested on the ward's dose)
 UNIT_TEMPLATES = {
@@ -219,7 +182,7 @@ def _assert_prints_whole(template: LabelTemplate, drawing: Drawing, payload: str
 
 
 @pytest.mark.parametrize("languages", sorted(LANGUAGES))
-@pytest.mark.parametrize("status", STATUSES, ids=[status.name for status in STATUSES])
+@pytest.mark.parametrize("status", STATUSES, ids=[str(status.name) for status in STATUSES])
 @pytest.mark.parametrize("label_type", sorted(UNIT_TEMPLATES))
 def test_a_units_label_prints_whole_whatever_its_status(
     label_type: str, status: Status, languages: str
