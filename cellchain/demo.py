@@ -43,6 +43,7 @@ from cellchain.labels import service as labels
 from cellchain.labels import template_documents
 from cellchain.labels.content import IsbtSettings
 from cellchain.manufacturing import service as products
+from cellchain.manufacturing.defaults import UC_MSC_CODE
 from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.equipment import service as equipment_service
 from cellchain.manufacturing.models import (
@@ -514,6 +515,101 @@ def _seed_expansion(
     return lot
 
 
+@dataclass(frozen=True)
+class _DonationDesk:
+    """Registers, receives and tests the demo's donations as the lab does: one wording of
+    each act for every donation the demo seeds (the UC-MSC ones and the placenta one)."""
+
+    session: DbSession
+    facility_code: str
+    site_zone: ZoneInfo
+    tech: User
+    qc: User
+    qa: tuple[User, str]
+    now: dt.datetime
+
+    def register(
+        self,
+        delivery: dt.datetime,
+        site: str,
+        *,
+        cord: bool = True,
+        product_code: str = UC_MSC_CODE,
+    ) -> Donation:
+        """A donation delivered at ``delivery`` (cord and placenta unless not ``cord``)."""
+        return donors.register_donation(
+            self.session,
+            donors.DonationRegistration(
+                umbilical_cord=cord,
+                placenta=True,
+                delivery_at=delivery,
+                collected_at=delivery + dt.timedelta(minutes=30),
+                collection_site=site,
+                collector="Midwife on duty (demo)",
+                transport_conditions="2–8 °C validated shipper",
+                product_code=product_code,
+                new_donor=donors.NewDonor(
+                    consent_date=(delivery - dt.timedelta(days=20)).date(),
+                    consent_form_version="ICF v3.1 (demo)",
+                    screening_outcome=ScreeningOutcome.ACCEPTABLE,
+                    screening_date=(delivery - dt.timedelta(days=1)).date(),
+                ),
+            ),
+            facility_code=self.facility_code,
+            site_zone=self.site_zone,
+            actor=self.tech,
+            now=self.now,
+        )
+
+    def receive(self, donation: Donation) -> None:
+        """Received intact at 5.2 °C three hours after its collection."""
+        donors.receive_donation(
+            self.session,
+            donation,
+            donors.Receipt(
+                received_at=donation.collected_at + dt.timedelta(hours=3),
+                temperature_c=5.2,
+                condition=ContainerCondition.INTACT,
+                accept=True,
+            ),
+            actor=self.tech,
+            now=self.now,
+        )
+
+    def record(self, donation: Donation, codes: list[str]) -> None:
+        """Non-reactive results of the tests ``codes``."""
+        for code in codes:
+            donors.record_test_result(
+                self.session,
+                donation,
+                donors.ResultEntry(
+                    test_code=code,
+                    specimen_date=donation.collected_at.astimezone(self.site_zone).date(),
+                    result=InfectiousResult.NON_REACTIVE,
+                    method="Central lab (demo)",
+                ),
+                site_zone=self.site_zone,
+                actor=self.qc,
+                now=self.now,
+            )
+
+    def eligible(self, donation: Donation) -> Donation:
+        """Received, every test of its panel non-reactive, determined eligible by QA."""
+        self.receive(donation)
+        self.record(donation, [test.code for test in donors.panel_of(donation)])
+        user, password = self.qa
+        donors.determine_eligibility(
+            self.session,
+            donation,
+            eligible=True,
+            reason=None,
+            user=user,
+            password=password,
+            now=self.now,
+        )
+        return donation
+
+
 def _seed_donations(
     session: DbSession,
     *,
@@ -524,71 +620,13 @@ def _seed_donations(
     qc: User,
     qa: tuple[User, str],
 ) -> tuple[dict[str, Donation], dict[str, Lot]]:
-    hours = dt.timedelta(hours=1)
+    desk = _DonationDesk(session, facility_code, site_zone, tech, qc, qa, now)
 
     def register(born_hours_ago: float, site: str) -> Donation:
-        delivery = now - born_hours_ago * hours
-        return donors.register_donation(
-            session,
-            donors.DonationRegistration(
-                umbilical_cord=True,
-                placenta=True,
-                delivery_at=delivery,
-                collected_at=delivery + 0.5 * hours,
-                collection_site=site,
-                collector="Midwife on duty (demo)",
-                transport_conditions="2–8 °C validated shipper",
-                new_donor=donors.NewDonor(
-                    consent_date=(delivery - dt.timedelta(days=20)).date(),
-                    consent_form_version="ICF v3.1 (demo)",
-                    screening_outcome=ScreeningOutcome.ACCEPTABLE,
-                    screening_date=(delivery - dt.timedelta(days=1)).date(),
-                ),
-            ),
-            facility_code=facility_code,
-            site_zone=site_zone,
-            actor=tech,
-            now=now,
-        )
-
-    def receive(donation: Donation) -> None:
-        donors.receive_donation(
-            session,
-            donation,
-            donors.Receipt(
-                received_at=donation.collected_at + 3 * hours,
-                temperature_c=5.2,
-                condition=ContainerCondition.INTACT,
-                accept=True,
-            ),
-            actor=tech,
-            now=now,
-        )
-
-    def record(donation: Donation, codes: list[str]) -> None:
-        for code in codes:
-            donors.record_test_result(
-                session,
-                donation,
-                donors.ResultEntry(
-                    test_code=code,
-                    specimen_date=donation.collected_at.astimezone(site_zone).date(),
-                    result=InfectiousResult.NON_REACTIVE,
-                    method="Central lab (demo)",
-                ),
-                site_zone=site_zone,
-                actor=qc,
-                now=now,
-            )
+        return desk.register(now - dt.timedelta(hours=born_hours_ago), site)
 
     def eligible_donation(days_ago: int, site: str) -> Donation:
-        donation = register(days_ago * 24, site)
-        receive(donation)
-        record(donation, [test.code for test in donors.panel_of(donation)])
-        donors.determine_eligibility(
-            session, donation, eligible=True, reason=None, user=qa[0], password=qa[1], now=now
-        )
-        return donation
+        return desk.eligible(register(days_ago * 24, site))
 
     kit = _seed_lab(session, now=now, tech=tech, qa=qa[0])
     eligible = eligible_donation(32, "Maternity ward A, City Hospital (demo)")
@@ -599,8 +637,8 @@ def _seed_donations(
     }
 
     quarantine = register(8, "Maternity ward B, City Hospital (demo)")
-    receive(quarantine)
-    record(quarantine, [test.code for test in donors.panel_of(quarantine)][:5])
+    desk.receive(quarantine)
+    desk.record(quarantine, [test.code for test in donors.panel_of(quarantine)][:5])
 
     awaiting = register(2, "Birth centre, Riverside (demo)")
     donations = {"eligible": eligible, "quarantine": quarantine, "awaiting_receipt": awaiting}
@@ -1334,58 +1372,16 @@ def _seed_second_protocol(
     )
     # a placenta donation 50 days ago (its lot filled 21 days ago, tested since), tested
     # against its own panel, eligible
-    delivery = setup - dt.timedelta(days=50)
-    donation = donors.register_donation(
-        session,
-        donors.DonationRegistration(
-            umbilical_cord=False,
-            placenta=True,
-            delivery_at=delivery,
-            collected_at=delivery + dt.timedelta(minutes=30),
-            collection_site="Maternity ward A, City Hospital (demo)",
-            collector="Midwife on duty (demo)",
-            transport_conditions="2–8 °C validated shipper",
+    desk = _DonationDesk(
+        session, facility_code, site_zone, tech, qc, (qa, passwords["qa"]), setup
+    )
+    donation = desk.eligible(
+        desk.register(
+            setup - dt.timedelta(days=50),
+            "Maternity ward A, City Hospital (demo)",
+            cord=False,
             product_code=PL_MSC_CODE,
-            new_donor=donors.NewDonor(
-                consent_date=(delivery - dt.timedelta(days=20)).date(),
-                consent_form_version="ICF v3.1 (demo)",
-                screening_outcome=ScreeningOutcome.ACCEPTABLE,
-                screening_date=(delivery - dt.timedelta(days=1)).date(),
-            ),
-        ),
-        facility_code=facility_code,
-        site_zone=site_zone,
-        actor=tech,
-        now=setup,
-    )
-    donors.receive_donation(
-        session,
-        donation,
-        donors.Receipt(
-            received_at=donation.collected_at + dt.timedelta(hours=3),
-            temperature_c=5.0,
-            condition=ContainerCondition.INTACT,
-            accept=True,
-        ),
-        actor=tech,
-        now=setup,
-    )
-    for test in donors.panel_of(donation):
-        donors.record_test_result(
-            session,
-            donation,
-            donors.ResultEntry(
-                test_code=test.code,
-                specimen_date=donation.collected_at.astimezone(site_zone).date(),
-                result=InfectiousResult.NON_REACTIVE,
-                method="Central lab (demo)",
-            ),
-            site_zone=site_zone,
-            actor=qc,
-            now=setup,
         )
-    donors.determine_eligibility(
-        session, donation, eligible=True, reason=None, user=qa, password=passwords["qa"], now=setup
     )
     # the lab's kit as _seed_lab registered it
     received = select(MaterialLot).where(MaterialLot.lot_number.like("%-24117"))
