@@ -22,7 +22,7 @@ from contextvars import ContextVar
 from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import event, or_, select, tuple_
+from sqlalchemy import and_, event, or_, select, tuple_
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
 T = TypeVar("T")
@@ -126,22 +126,14 @@ def _criteria(site_ids: frozenset[int]) -> list[Any]:
     # the custody events of the units given to another site's patients (their prepared dose
     # and its bags), whose notes name the patient (the units themselves are the lab's, seen
     # by all); read from the tables (not the ORM classes) so that no criterion applies inside
-    from sqlalchemy import String, cast, union
+    from sqlalchemy import String, cast
 
     from cellchain.chain.models import UnitEvent
     from cellchain.core.models import AuditEntry, IssuedIdentifier
-    from cellchain.dosing.models import DoseBag
+    from cellchain.core.record_state import STATE_ACTIONS
 
-    patients_t, orders_t, bags_t = Patient.__table__, DoseOrder.__table__, DoseBag.__table__
-    elsewhere = select(patients_t.c.id).where(patients_t.c.site_id.not_in(ids))
-    hidden_units = union(
-        select(orders_t.c.dose_unit_id).where(
-            orders_t.c.patient_id.in_(elsewhere), orders_t.c.dose_unit_id.is_not(None)
-        ),
-        select(bags_t.c.unit_id)
-        .join(orders_t, orders_t.c.id == bags_t.c.order_id)
-        .where(orders_t.c.patient_id.in_(elsewhere)),
-    ).scalar_subquery()
+    patients_t = Patient.__table__
+    hidden_units = _hidden_units(ids).scalar_subquery()
     hidden_entries = _hidden_audit_entries(ids)
     hidden_patients = (
         select(cast(patients_t.c.id, String(80)))
@@ -162,10 +154,16 @@ def _criteria(site_ids: frozenset[int]) -> list[Any]:
             include_aliases=True,
         ),
     ]
+    hidden_acts = _hidden_audit_acts(ids)
     options.append(
         with_loader_criteria(
             AuditEntry,
-            lambda cls: tuple_(cls.entity_type, cls.entity_id).not_in(hidden_entries),
+            lambda cls: and_(
+                # the record-state entries: the rows of every site a transaction wrote
+                cls.action.not_in(STATE_ACTIONS),
+                tuple_(cls.entity_type, cls.entity_id).not_in(hidden_entries),
+                tuple_(cls.action, cls.entity_id, cls.at).not_in(hidden_acts),
+            ),
             include_aliases=True,
         )
     )
@@ -176,7 +174,12 @@ def _criteria(site_ids: frozenset[int]) -> list[Any]:
 
 #: the audit trail's record types that belong to a clinical site, and the column naming it
 #: (a patient's, through the record's patient, or a shipment's destination); their entries
-#: (with the ``records.state`` entries of the same acts) are hidden from another site's users
+#: are hidden from another site's users, as are (``_hidden_audit_entries``) those of the
+#: units given to another site's patients (their prepared dose and its bags: their custody,
+#: thaw, labels), of the identifiers issued to those patients and units (a COI, a unit
+#: code), of the label prints of those patients and units, and of another user's trial-data
+#: export; the record-state entries (``records.state``, ``records.baseline``: every row a
+#: transaction wrote, of any site) are hidden from every site-restricted user
 AUDITED_SITE_RECORDS = (
     ("patient", "patients", "id"),
     ("dose_order", "dose_orders", "patient_id"),
@@ -184,7 +187,38 @@ AUDITED_SITE_RECORDS = (
     ("infusion", "infusions", "patient_id"),
     ("bedside_check", "bedside_checks", "patient_id"),
     ("shipment", "shipments", "destination_site_id"),
+    ("weight", "weights", "patient_id"),
+    ("label_print", "label_prints", "patient_id"),
 )
+
+
+def _hidden_units(site_ids: list[int]) -> Any:
+    """The ids of the units given to other sites' patients (their prepared dose and its
+    bags), read from the tables (no criterion applies inside)."""
+    from sqlalchemy import union
+
+    from cellchain.extensions import db
+
+    tables = db.Model.metadata.tables
+    patients, orders, bags = tables["patients"], tables["dose_orders"], tables["dose_bags"]
+    elsewhere = select(patients.c.id).where(patients.c.site_id.not_in(site_ids))
+    return union(
+        select(orders.c.dose_unit_id).where(
+            orders.c.patient_id.in_(elsewhere), orders.c.dose_unit_id.is_not(None)
+        ),
+        select(bags.c.unit_id)
+        .join(orders, orders.c.id == bags.c.order_id)
+        .where(orders.c.patient_id.in_(elsewhere)),
+    )
+
+
+def _viewer_id() -> int | None:
+    """The id of the user of the request, if any (the login read by ``wiring``)."""
+    from flask import g, has_request_context
+
+    if not has_request_context():
+        return None
+    return getattr(g.get("_login_user"), "id", None)
 
 
 def _hidden_audit_entries(site_ids: list[int]) -> Any:
@@ -197,6 +231,8 @@ def _hidden_audit_entries(site_ids: list[int]) -> Any:
     tables = db.Model.metadata.tables
     patients = tables["patients"]
     elsewhere = select(patients.c.id).where(patients.c.site_id.not_in(site_ids))
+    units = _hidden_units(site_ids).subquery()
+    unit_ids = select(units.c[0])
     parts = []
     for entity_type, name, column in AUDITED_SITE_RECORDS:
         table = tables[name]
@@ -206,10 +242,75 @@ def _hidden_audit_entries(site_ids: list[int]) -> Any:
             outside = table.c.id.in_(elsewhere)
         else:
             outside = table.c[column].in_(elsewhere)
+        if name == "label_prints":  # a bag's or a dose's label names the unit
+            outside = or_(outside, table.c.unit_id.in_(unit_ids))
         parts.append(
             select(literal(entity_type, String(60)), cast(table.c.id, String(80))).where(outside)
         )
+    parts.append(select(literal("unit", String(60)), cast(units.c[0], String(80))))
+    issued = tables["issued_identifiers"]
+    parts.append(
+        select(literal("identifier", String(60)), issued.c.code).where(
+            or_(
+                and_(
+                    issued.c.entity_type == "patient",
+                    issued.c.entity_id.in_(
+                        select(cast(patients.c.id, String(80))).where(patients.c.id.in_(elsewhere))
+                    ),
+                ),
+                and_(
+                    issued.c.entity_type == "unit",
+                    issued.c.entity_id.in_(select(cast(units.c[0], String(80)))),
+                ),
+            )
+        )
+    )
+    # a trial-data export is its requester's (an investigator's holds their sites' patients)
+    exports = tables["trial_data_exports"]
+    viewer = _viewer_id()
+    parts.append(
+        select(literal("trial_data_export", String(60)), cast(exports.c.id, String(80))).where(
+            exports.c.requested_by_id != viewer if viewer is not None else literal(True)
+        )
+    )
     return union_all(*parts)
+
+
+def _hidden_audit_acts(site_ids: list[int]) -> Any:
+    """(action, entity_id, at) of the entries that name another site's patient in a record
+    of the facility: a recall's opening (the patients it will notify, of every site) and
+    its notification of such a patient (one per patient, at the time it was recorded)."""
+    from sqlalchemy import String, cast, literal, union_all
+
+    from cellchain.extensions import db
+
+    tables = db.Model.metadata.tables
+    patients, notified = tables["patients"], tables["recall_notifications"]
+    doses, orders = tables["recall_doses"], tables["dose_orders"]
+    elsewhere = select(patients.c.id).where(patients.c.site_id.not_in(site_ids))
+    recalls = union_all(
+        select(notified.c.recall_id).where(notified.c.patient_id.in_(elsewhere)),
+        select(doses.c.recall_id)
+        .join(orders, orders.c.id == doses.c.dose_order_id)
+        .where(orders.c.patient_id.in_(elsewhere)),
+    ).subquery()
+    entries = tables["audit_entries"]
+    return union_all(
+        select(
+            literal("recall.opened", String(60)),
+            cast(entries.c.entity_id, String(80)),
+            entries.c.at,
+        ).where(
+            entries.c.action == "recall.opened",
+            entries.c.entity_type == "recall",
+            entries.c.entity_id.in_(select(cast(recalls.c[0], String(80)))),
+        ),
+        select(
+            literal("recall.patient_notified", String(60)),
+            cast(notified.c.recall_id, String(80)),
+            notified.c.recorded_at,
+        ).where(notified.c.patient_id.in_(elsewhere), notified.c.recorded_at.is_not(None)),
+    )
 
 
 def _filter(state: ORMExecuteState) -> None:
