@@ -22,7 +22,7 @@ from contextvars import ContextVar
 from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, event, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, event, or_, select, tuple_
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
 T = TypeVar("T")
@@ -236,6 +236,7 @@ def _hidden_audit_entries(site_ids: list[int]) -> Any:
     parts = []
     for entity_type, name, column in AUDITED_SITE_RECORDS:
         table = tables[name]
+        outside: ColumnElement[bool]
         if column == "destination_site_id":
             outside = table.c[column].not_in(site_ids)
         elif column == "id":
