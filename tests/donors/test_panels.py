@@ -239,6 +239,45 @@ def _insert(conn: Any, table: str, **values: Any) -> None:
     )
 
 
+def _insert_donor(conn: Any, when: dt.datetime) -> None:
+    """Donor 1, as a database at 0042 holds it."""
+    _insert(
+        conn,
+        "donors",
+        id=1,
+        code="DNR26-00001",
+        consent_date=when.date(),
+        consent_form_version="ICF v3.1",
+        consent_recorded_at=when,
+        screening_outcome="acceptable",
+        screening_date=when.date(),
+        created_at=when,
+    )
+
+
+def _insert_donation(conn: Any, when: dt.datetime, donation_id: int, product_id: int) -> None:
+    """Donation ``donation_id`` of donor 1 under product definition ``product_id``, registered,
+    as a database at 0042 holds it (no donor test panel yet)."""
+    _insert(
+        conn,
+        "donations",
+        id=donation_id,
+        din=f"X99992600000{donation_id}K",
+        donor_id=1,
+        product_definition_id=product_id,
+        umbilical_cord=True,
+        placenta=False,
+        delivery_at=when,
+        collected_at=when,
+        collection_site="Ward",
+        collector="Midwife",
+        transport_conditions="2-8 C",
+        registered_at=when,
+        status="registered",
+        eligibility="pending",
+    )
+
+
 def test_migration_0043_makes_panels_of_the_product_definitions_and_points_donations_at_them(
     databases, tmp_path
 ):
@@ -284,37 +323,9 @@ def test_migration_0043_makes_panels_of_the_product_definitions_and_points_donat
                         created_at=when + dt.timedelta(days=pid),
                         effective_at=when + dt.timedelta(days=pid, hours=1),
                     )
-                _insert(
-                    conn,
-                    "donors",
-                    id=1,
-                    code="DNR26-00001",
-                    consent_date=when.date(),
-                    consent_form_version="ICF v3.1",
-                    consent_recorded_at=when,
-                    screening_outcome="acceptable",
-                    screening_date=when.date(),
-                    created_at=when,
-                )
+                _insert_donor(conn, when)
                 for did, product_id in ((1, 1), (2, 3)):
-                    _insert(
-                        conn,
-                        "donations",
-                        id=did,
-                        din=f"X99992600000{did}K",
-                        donor_id=1,
-                        product_definition_id=product_id,
-                        umbilical_cord=True,
-                        placenta=False,
-                        delivery_at=when,
-                        collected_at=when,
-                        collection_site="Ward",
-                        collector="Midwife",
-                        transport_conditions="2-8 C",
-                        registered_at=when,
-                        status="registered",
-                        eligibility="pending",
-                    )
+                    _insert_donation(conn, when, did, product_id)
             upgrade(revision="0043")
             with engine.connect() as conn:
                 panels_found = conn.execute(
@@ -400,36 +411,8 @@ def test_migration_0043_puts_the_label_files_in_force_on_an_upgraded_site_and_li
                     created_at=when,
                     effective_at=when,
                 )
-                _insert(
-                    conn,
-                    "donors",
-                    id=1,
-                    code="DNR26-00001",
-                    consent_date=when.date(),
-                    consent_form_version="ICF v3.1",
-                    consent_recorded_at=when,
-                    screening_outcome="acceptable",
-                    screening_date=when.date(),
-                    created_at=when,
-                )
-                _insert(
-                    conn,
-                    "donations",
-                    id=1,
-                    din="X999926000001K",
-                    donor_id=1,
-                    product_definition_id=1,
-                    umbilical_cord=True,
-                    placenta=False,
-                    delivery_at=when,
-                    collected_at=when,
-                    collection_site="Ward",
-                    collector="Midwife",
-                    transport_conditions="2-8 C",
-                    registered_at=when,
-                    status="registered",
-                    eligibility="pending",
-                )
+                _insert_donor(conn, when)
+                _insert_donation(conn, when, 1, 1)
                 _insert(
                     conn,
                     "units",
