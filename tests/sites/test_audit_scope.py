@@ -1,11 +1,12 @@
 """The site invariant on the audit trail (docs/sites.md): an investigator of site B reads the
 whole trail — the review page with its record-state entries shown, the page's CSV, the API
 and the API's CSV, every page — and never reads site A's patient's study ID, chain of
-identity, nor the codes of the units of its dose (the dose unit and its bags), whatever the
-record type of the entry (patient, dose, unit, identifier, label print, thaw, bedside check,
-infusion, adverse event, shipment, the transaction's record states); nor the entries of a
-trial-data export of site A's investigator. A QA user (facility-wide) reads them all, so the
-check can fail."""
+identity, nor the code of its prepared dose, whatever the record type of the entry (patient,
+dose, unit, identifier, label print, thaw, bedside check, infusion, adverse event, shipment,
+the transaction's record states, a recall's opening and its notification of the patient);
+asked for by record, no entry of the dose's units (the dose unit and its bags), of their
+identifiers and label prints, nor of a trial-data export of site A's investigator. A QA
+user (facility-wide) reads them all, so the check can fail."""
 
 # ruff: noqa: F811  (the two_sites fixture, imported, is a parameter of the tests)
 from __future__ import annotations
@@ -24,9 +25,12 @@ from cellchain.extensions import db
 from cellchain.labels.models import LabelPrint
 from cellchain.sites import scope
 from cellchain.sites import service as sites
+from cellchain.traceability.models import RecallTarget
+from cellchain.traceability.recalls import recalls
 from cellchain.trial_data import exports
 from cellchain.trial_data.models import ExportFormat, TrialDataExport
 from tests.sites.test_site_scope import two_sites  # noqa: F401  (a fixture)
+from tests.support.recalls import open_recall
 from tests.support.ward import Ward
 
 PAGE_SIZE = 500
@@ -74,9 +78,10 @@ def _everything(clients: Any, user: Any) -> dict[str, str]:
     }
 
 
-def _site_a_flow(ward: Ward) -> int:
+def _site_a_flow(ward: Ward, patient: Any, lot: Any) -> None:
     """Site A's patient infused (the fixture: dose, labels, shipment, thaw, bedside check,
-    infusion, adverse event) and a trial-data export of site A's investigator."""
+    infusion, adverse event), a trial-data export of site A's investigator, and a recall of
+    the lot its dose came from (whose opening names the patient) with its notification."""
     investigator = ward.clinic.investigator
     export = exports.request_export(db.session, ExportFormat.CSV, actor=investigator, now=utcnow())
     db.session.commit()
@@ -89,7 +94,17 @@ def _site_a_flow(ward: Ward) -> int:
         site_name="Test site",
     )
     db.session.commit()
-    return export.id
+    opened = open_recall(ward, RecallTarget.LOT, lot.id)
+    recalls.record_notification(
+        db.session,
+        recalls.get_notification(db.session, opened.recall, patient.id),
+        notified_at=utcnow(),
+        method="phone",
+        note=None,
+        actor=investigator,
+        now=utcnow(),
+    )
+    db.session.commit()
 
 
 def _secrets(two: dict[str, Any]) -> dict[str, str]:
@@ -142,8 +157,9 @@ def test_an_investigator_of_another_site_never_reads_site_a_in_the_audit_trail(
     two_sites: dict[str, Any],
     ward: Ward,
     make_user: Any,
+    released: Any,
 ) -> None:
-    _site_a_flow(ward)
+    _site_a_flow(ward, two_sites["patient"], released)
     secrets = _secrets(two_sites)
     second = next(s for s in sites.list_sites(db.session) if s.code == "BER")
     vera = make_user("vera", Role.INVESTIGATOR)
@@ -172,7 +188,12 @@ def test_an_investigator_of_another_site_never_reads_site_a_in_the_audit_trail(
     for record in _records(two_sites):
         assert _entries_of(qa_api, record), record
         assert _entries_of(b_api, record) == [], record
-    for action in ("records.state", "trial_data.exported"):
+    for action in (
+        "records.state",
+        "trial_data.exported",
+        "recall.opened",
+        "recall.patient_notified",
+    ):
         asked = {"action": action}
         assert qa_api.get("/api/v1/audit", query_string=asked).get_json(), action
         assert b_api.get("/api/v1/audit", query_string=asked).get_json() == [], action
