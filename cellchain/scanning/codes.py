@@ -22,7 +22,10 @@ scan box reads.
 
 A kind the user may not see (``KINDS[kind].permission``, the permission of the page the code
 leads to) is never looked up: its codes answer exactly as unknown ones do, so the answer
-never tells whether such a record exists.
+never tells whether such a record exists. Likewise a record of a site the user does not see
+(docs/sites.md): every read here, the hints' included, is a statement of the ORM's classes,
+which the site filter (``sites/scope.py``) reaches, so another site's patient or shipment
+neither matches nor makes a hint.
 
 Everything here takes the session and the user's roles; no request, no URL (``web/resolve.py``
 turns a :class:`Match` into its page).
@@ -35,8 +38,9 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import SQLColumnExpression, func, select
 
 from cellchain.clinic.models import Shipment
 from cellchain.core.i18n import LazyText, _, lazy
@@ -367,12 +371,25 @@ def _lot(session: DbSession, lot_number: str, roles: frozenset[Role]) -> Match:
 #: what a study ID, shipper ID, material lot number or equipment ID may look like
 _SITE_CODE = re.compile(rf"[0-9A-Z][0-9A-Z ._/-]{{0,{MAX_CODE_LENGTH - 1}}}")
 
-#: kind → (the column holding the code, upper-cased as the scan box compares it)
-_SITE_COLUMNS: dict[CodeKind, ColumnElement[str]] = {
-    CodeKind.PATIENT: Patient.__table__.c.study_id,
-    CodeKind.SHIPPER: func.upper(Shipment.__table__.c.shipper_id),
-    CodeKind.MATERIAL_LOT: MaterialLot.__table__.c.lot_number,
-    CodeKind.EQUIPMENT: Equipment.__table__.c.code,
+#: kind → (the column holding the code, upper-cased as the scan box compares it). The ORM's
+#: attributes, never the tables' columns: a statement of the mapped classes is one the site
+#: filter (``sites/scope.py``) applies to, so that neither a match nor a hint ("this looks
+#: like a patient study ID") is read from another site's patients or shipments
+#: (docs/sites.md, "The site invariant"; ``tests/sites/test_scan_hints_scope.py``).
+_SITE_COLUMNS: dict[CodeKind, SQLColumnExpression[str]] = {
+    CodeKind.PATIENT: Patient.study_id,
+    CodeKind.SHIPPER: func.upper(Shipment.shipper_id),
+    CodeKind.MATERIAL_LOT: MaterialLot.lot_number,
+    CodeKind.EQUIPMENT: Equipment.code,
+}
+
+#: kind → the record whose rows a hint reads (its id, selected, makes the statement the
+#: ORM's: a bare ``select(1)`` over a column would be a Core statement, unfiltered by site)
+_SITE_RECORDS: dict[CodeKind, Any] = {
+    CodeKind.PATIENT: Patient.id,
+    CodeKind.SHIPPER: Shipment.id,
+    CodeKind.MATERIAL_LOT: MaterialLot.id,
+    CodeKind.EQUIPMENT: Equipment.id,
 }
 
 _NOT_ON_FILE: dict[CodeKind, LazyText] = {
@@ -459,7 +476,9 @@ def _meant_by_prefix(session: DbSession, upper: str, roles: frozenset[Role]) -> 
         kind
         for kind, column in _SITE_COLUMNS.items()
         if may_see(roles, kind)
-        and session.execute(select(1).where(column.like(pattern, escape="\\")).limit(1)).first()
+        and session.execute(
+            select(_SITE_RECORDS[kind]).where(column.like(pattern, escape="\\")).limit(1)
+        ).first()
         is not None
     ]
 
