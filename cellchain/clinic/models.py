@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     Boolean,
@@ -36,6 +36,9 @@ from cellchain.core.types import LabelledEnum, UTCDateTime, sql_values
 from cellchain.dosing.models import DoseOrder, Patient
 from cellchain.extensions import Model, Recorded
 from cellchain.sites.models import Site
+
+if TYPE_CHECKING:
+    from cellchain.manufacturing.models import Equipment
 
 
 class WordedEnum(LabelledEnum):
@@ -713,10 +716,14 @@ class PostThawCount(Recorded, Model):
     decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     deviation_id: Mapped[int | None] = mapped_column(ForeignKey("deviations.id"))
+    #: the registered cell counter the count was made on (issue 22, migration 0049); null on
+    #: a count recorded before it
+    equipment_id: Mapped[int | None] = mapped_column(ForeignKey("equipment.id"))
 
     dose_order: Mapped[DoseOrder] = relationship()
     counted_by: Mapped[User] = relationship(foreign_keys=[counted_by_id])
     decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+    counter: Mapped[Equipment | None] = relationship(foreign_keys=[equipment_id])
 
     @property
     def viable_per_ml(self) -> float:

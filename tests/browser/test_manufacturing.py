@@ -333,8 +333,22 @@ def test_refused_steps_keep_what_was_typed(
     expect(page.locator("#cells_harvested")).to_have_value("8e6")
     expect(page.locator("#viability_percent")).to_have_value("95")
 
-    # Corrected, it is recorded, from the codes kept in the list.
+    # Corrected, it is refused for want of its incubator (issue 22: a passage needs a
+    # biosafety cabinet and an incubator), the cabinet still ticked
     page.locator("#cells_per_vessel").fill("1e6")
+    expect(page.locator("#equipment-needed")).to_have_text(
+        "Needed: biosafety cabinet, incubator (one of each at least)."
+    )
+    page.get_by_role("button", name="Record passage").click()
+    expect(page.locator("#form-error")).to_have_text(
+        "Not recorded: Record the equipment this passage used: it needs biosafety cabinet, "
+        "incubator; missing: incubator."
+    )
+    expect(page.get_by_label(re.compile("^BSC-01"))).to_be_checked()
+    expect(page.locator("#cells_per_vessel")).to_have_value("1e6")
+
+    # With it, it is recorded, from the codes kept in the list.
+    tick(page, "INC-01")
     page.get_by_role("button", name="Record passage").click()
     expect(page).to_have_url(STEP_URL)
     expect(figure(page, "Population doublings")).to_have_text("2.00")
@@ -346,6 +360,7 @@ def test_refused_steps_keep_what_was_typed(
     scan_in(vessels, p0[0])
     fill_harvest(page, cells="4e6", viability="95")
     fill_new_vessels(page, count=2, vessel_format="T175", cells="1e6")
+    tick(page, "BSC-01", "INC-01")
     page.get_by_role("button", name="Record passage").click()
     error = page.locator("#form-error")
     expect(error).to_contain_text("consumed")

@@ -35,7 +35,7 @@ from tests.support import bedside_reference
 from tests.support.clinic import UTC
 from tests.support.labels import print_units
 from tests.support.recalls import open_recall
-from tests.support.ward import Ward, payload
+from tests.support.ward import WARD_COUNTER, Ward, payload
 
 #: (wristband scan, label scan, now, the checks the scenario must fail: None for "some")
 Scene = tuple[str, str, dt.datetime, set[str] | None]
@@ -179,7 +179,9 @@ def _counted(ward: Ward, total: float) -> tuple[Any, Any]:
     post_thaw.record_count(
         db.session,
         order,
-        post_thaw.CountInput(total, 90, "bedside", "haemocytometer, trypan blue"),
+        post_thaw.CountInput(
+            total, 90, "bedside", "haemocytometer, trypan blue", counter=WARD_COUNTER
+        ),
         actor=ward.clinic.clinician,
         now=utcnow(),
         zone=UTC,

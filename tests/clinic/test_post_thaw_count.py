@@ -22,7 +22,7 @@ from cellchain.extensions import db
 from cellchain.manufacturing.models import Deviation
 from tests.conftest import TEST_PASSWORD
 from tests.support.clinic import UTC
-from tests.support.ward import Ward, payload
+from tests.support.ward import WARD_COUNTER, Ward, payload
 
 #: The ward's lot: 5 × 10⁶ total cells/mL at a release viability of 93 %.
 RELEASE_VIABILITY = 93.0
@@ -34,6 +34,7 @@ def count_body(total: float, viability: float, **changes: Any) -> dict[str, Any]
         "viability_percent": viability,
         "place": "pharmacy",
         "method": "NucleoCounter NC-200, AO/DAPI",
+        "counter": WARD_COUNTER,
     }
     body.update(changes)
     return body
@@ -381,7 +382,9 @@ def test_service_facts_name_the_latest_count(ward: Ward) -> None:
     post_thaw.record_count(
         db.session,
         order,
-        post_thaw.CountInput(5.0e6, 90, "bedside", "haemocytometer, trypan blue"),
+        post_thaw.CountInput(
+            5.0e6, 90, "bedside", "haemocytometer, trypan blue", counter=WARD_COUNTER
+        ),
         actor=ward.clinic.clinician,
         now=utcnow(),
         zone=UTC,

@@ -18,7 +18,7 @@ from cellchain.extensions import db
 from tests.clinic.test_post_thaw_count import bedside_check, count_body, counts, dose_check
 from tests.conftest import TEST_PASSWORD, at_once
 from tests.support.clinic import UTC
-from tests.support.ward import Ward
+from tests.support.ward import WARD_COUNTER, Ward
 
 
 def test_a_dose_outside_tolerance_only_for_a_new_weight_asks_to_re_weigh_not_for_a_decision(
@@ -100,7 +100,9 @@ def test_two_first_counts_recorded_at_once_give_one_count(app: Any, ward: Ward) 
                 post_thaw.record_count(
                     db.session,
                     db.session.get(DoseOrder, order_id),  # type: ignore[arg-type]
-                    post_thaw.CountInput(total, 90.0, "bedside", "NucleoCounter NC-200"),
+                    post_thaw.CountInput(
+                        total, 90.0, "bedside", "NucleoCounter NC-200", counter=WARD_COUNTER
+                    ),
                     actor=db.session.get(User, nurse_id),  # type: ignore[arg-type]
                     now=utcnow(),
                     zone=UTC,

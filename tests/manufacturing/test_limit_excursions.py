@@ -268,9 +268,11 @@ def test_an_authorised_excursion_still_blocks_release(bench, make_user):
 # --- the API --------------------------------------------------------------------------------------
 
 
-def passage_body(vessels: list[Any], **extra: Any) -> dict[str, Any]:
+def passage_body(bench: Any, vessels: list[Any], **extra: Any) -> dict[str, Any]:
     return {
         "vessels_in": [v.code for v in vessels],
+        # a passage needs its biosafety cabinet and incubator (issue 22)
+        "equipment": [bench.equipment[code].id for code in ("BSC-01", "INC-01")],
         "cells_harvested": 4e5,
         "viability_percent": 95,
         "vessel_count": 1,
@@ -285,7 +287,7 @@ def test_the_api_refuses_p6_then_accepts_it_with_qa_s_authorisation(bench, clien
     tech, qa = clients.api(lab.tech), clients.api(lab.qa)
     donation = lab.eligible_donation()
     vessels = bench.p5(donation)
-    refused = tech.post("/api/v1/steps/passage", json=passage_body(vessels))
+    refused = tech.post("/api/v1/steps/passage", json=passage_body(bench, vessels))
     assert refused.status_code == 409 and refused.mimetype == "application/problem+json"
     body = refused.get_json()
     assert "passage P6 (maximum P5)" in body["detail"] and "deviation_id" in body["errors"]
@@ -297,7 +299,7 @@ def test_the_api_refuses_p6_then_accepts_it_with_qa_s_authorisation(bench, clien
     assert opened.status_code == 201 and opened.get_json()["donation_id"] == donation.id
     deviation_id = opened.get_json()["id"]
     unauthorised = tech.post(
-        "/api/v1/steps/passage", json=passage_body(vessels, deviation_id=deviation_id)
+        "/api/v1/steps/passage", json=passage_body(bench, vessels, deviation_id=deviation_id)
     )
     assert unauthorised.status_code == 409
     assert "QA has not authorised it" in unauthorised.get_json()["detail"]
@@ -312,7 +314,7 @@ def test_the_api_refuses_p6_then_accepts_it_with_qa_s_authorisation(bench, clien
     assert [s["meaning"] for s in authorisation["signatures"]] == [deviations.AUTHORISE_MEANING]
     assert authorisation["signatures"][0]["valid"] is True
 
-    done = tech.post("/api/v1/steps/passage", json=passage_body(vessels, deviation_id=deviation_id))
+    done = tech.post("/api/v1/steps/passage", json=passage_body(bench, vessels, deviation_id=deviation_id))
     assert done.status_code == 201 and done.get_json()["deviation_id"] == deviation_id
     p6 = [chain.resolve_unit(db.session, code) for code in done.get_json()["outputs"]]
     bench.age(p6)  # in culture before their harvest
@@ -344,6 +346,7 @@ def test_the_bench_page_refuses_p6_keeping_what_was_typed_and_the_lot_shows_the_
         "vessel_count": "1",
         "vessel_format": "T175",
         "cells_per_vessel": "1e5",
+        "equipment": [str(bench.equipment[code].id) for code in ("BSC-01", "INC-01")],
     }
     refused = web.post("/steps/passage", data=data)
     page = refused.get_data(as_text=True)

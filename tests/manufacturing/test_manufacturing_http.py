@@ -194,7 +194,7 @@ def test_the_bench_pages_record_a_passage_from_a_scanned_vessel(bench, clients):
         "vessel_format": "T175",
         "cells_per_vessel": "1e6",
         "materials": [str(bench.materials["medium"].id)],
-        "equipment": [str(bench.equipment["INC-01"].id)],
+        "equipment": [str(bench.equipment[code].id) for code in ("BSC-01", "INC-01")],
     }
     refused = web.post("/steps/passage", data={**data, "viability_percent": "101"})
     page = refused.get_data(as_text=True)
@@ -263,6 +263,7 @@ def test_a_working_cell_bank_is_frozen_and_thawed_through_the_api(bench, tech_ap
         "vial_count": 3,
         "cells_per_vial": 1e6,
         "volume_ml": 1.0,
+        "equipment": kit(bench, "BSC-01"),
     }
     missing = tech_api.post("/api/v1/steps/bank-freeze", json=body)
     assert missing.status_code == 422 and "bank" in missing.get_json()["errors"]
@@ -277,6 +278,7 @@ def test_a_working_cell_bank_is_frozen_and_thawed_through_the_api(bench, tech_ap
             "vessel_count": 1,
             "vessel_format": "T175",
             "cells_per_vessel": 8e5,
+            "equipment": kit(bench, "BSC-01", "INC-01"),
         },
     )
     assert thawed.status_code == 201 and thawed.get_json()["passage"] == 1

@@ -206,7 +206,7 @@ def test_the_service_still_refuses_what_the_form_marks(bench, clients, problem):
         "vessel_format": "T175",
         "cells_per_vessel": "1e6",
         "materials": [str(bench.materials["medium"].id)],
-        "equipment": [str(bench.equipment["BSC-01"].id)],
+        "equipment": [str(bench.equipment[code].id) for code in ("BSC-01", "INC-01")],
     }
     if problem == "equipment":
         form["equipment"].append(str(late.id))

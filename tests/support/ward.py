@@ -18,8 +18,10 @@ from cellchain.core.types import utcnow
 from cellchain.dosing import orders
 from cellchain.dosing.rechecks import rechecks
 from cellchain.extensions import db
+from cellchain.manufacturing.models import EquipmentKind
 from tests.conftest import TEST_PASSWORD
 from tests.support.clinic import UTC
+from tests.support.equipment import register_in_date
 from tests.support.labels import label
 from tests.support.scenes import scene
 
@@ -187,6 +189,19 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return clock
 
 
+#: the ward's cell counter (registered, in date): a post-thaw count names it (issue 22)
+WARD_COUNTER = "CNT-20"
+
+
 @scene
 def ward(clinic: Any, released: Any, make_user: Any) -> Ward:
+    register_in_date(
+        db.session,
+        code=WARD_COUNTER,
+        kind=EquipmentKind.CELL_COUNTER,
+        name="NucleoCounter NC-200 (ward)",
+        actor=clinic.lab.qa,
+        now=utcnow(),
+    )
+    db.session.commit()
     return Ward(clinic=clinic, nurse=make_user("nina", "clinician"))

@@ -6,10 +6,11 @@ whole dose, at the bedside and on every page that shows the dose:
 
 - **What is entered**: the TOTAL (nucleated, live and dead) cells per mL counted in the thawed
   product and the viability (%) of the same count, where (bedside or pharmacy), how (method and
-  instrument, in words), when and by whom. Viable cells per mL = total × this viability: the
-  viability is applied once, here, and the release viability is never applied on top. A
-  registered instrument named in the method (its asset ID, however spaced or hyphenated) must
-  be in date on the count's day on the site's calendar (issue 22).
+  instrument, in words), on which cell counter, when and by whom. Viable cells per mL = total
+  × this viability: the viability is applied once, here, and the release viability is never
+  applied on top. The cell counter is a field of its own (issue 22): a registered, active
+  cell counter, in date on the count's day on the site's calendar; a registered asset ID the
+  method's words name (however spaced or hyphenated) must be in date too.
 - **When**: on a prepared dose whose bags are all thawed, before its infusion starts; refused
   on an unthawed, infused or cancelled (destroyed) dose.
 - **Ranges**: viability 0–100 %; a total above 0, never more than twice the fill's total
@@ -53,7 +54,13 @@ from cellchain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from cellchain.extensions import DbSession
 from cellchain.manufacturing.deviations import deviations
 from cellchain.manufacturing.equipment import service as equipment_service
-from cellchain.manufacturing.models import CellRecord, DeviationCategory
+from cellchain.manufacturing.models import (
+    CellRecord,
+    DeviationCategory,
+    Equipment,
+    EquipmentKind,
+)
+from cellchain.manufacturing.storage.storage import EQUIPMENT_KIND_NAMES
 
 #: The meaning the investigator signs each decision with.
 DECISION_MEANINGS = {
@@ -88,6 +95,8 @@ class CountInput:
     method: str  #: method and instrument, in words
     counted_at: dt.datetime | None = None  #: when the sample was counted (now if not given)
     reason: str | None = None  #: why the dose is counted again (a repeat count only)
+    #: the registered cell counter's asset ID, however typed (issue 22): required
+    counter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -156,7 +165,23 @@ def record_count(
             title=_("Not to be infused"),
         )
     counted_at = data.counted_at or now
+    # the cell counter sets the dose's concentration (issue 22): a registered, active cell
+    # counter, named in its own field, in date on the count's day on the site's calendar, as
+    # for a QC result; a registered asset ID the method's words name must be in date too
+    counter, counter_problem = _counter(session, data.counter)
+    method = (data.method or "").strip()
+    used = list(
+        dict.fromkeys(
+            [*([counter] if counter else []), *equipment_service.named_in(session, method)]
+        )
+    )
+    on = counted_at.astimezone(zone).date()
+    if counter is not None:
+        equipment_service.require_in_date(session, [counter], on=on, field="counter")
+    equipment_service.require_in_date(session, used, on=on, field="method")
     problems: dict[str, list[str]] = {}
+    if counter_problem is not None:
+        problems["counter"] = [counter_problem]
     fill = _fill_total(session, order)
     total, viability = data.total_cells_per_ml, data.viability_percent
     if not total > 0:
@@ -185,7 +210,6 @@ def record_count(
         problems["viability_percent"] = [_("Viability is a percentage, 0 to 100.")]
     if data.place not in {place.value for place in CountPlace}:
         problems["place"] = [_("Bedside or pharmacy.")]
-    method = (data.method or "").strip()
     if not method:
         problems["method"] = [_("Say how it was counted (method and instrument).")]
     reason = (data.reason or "").strip() or None
@@ -223,13 +247,6 @@ def record_count(
             ),
             errors=problems,
         )
-    # a registered cell counter named in the method (its asset ID, however typed) sets the
-    # dose's concentration: it must be in date on the count's day on the site's calendar, as
-    # for a QC result (issue 22)
-    counters = equipment_service.named_in(session, method)
-    equipment_service.require_in_date(
-        session, counters, on=counted_at.astimezone(zone).date(), field="method"
-    )
     tolerance = float(order.protocol.parameters["dose_tolerance_percent"])
     result = calculation.recount(
         order.target_cells,
@@ -254,6 +271,7 @@ def record_count(
         deviation_percent=result.deviation_percent,
         within_tolerance=result.within_tolerance,
         working_json=json.dumps(list(result.working), ensure_ascii=False),
+        equipment_id=counter.id if counter else None,
     )
     try:
         # one count per (dose, sequence): of two counts recorded at once, each seeing the
@@ -288,7 +306,8 @@ def record_count(
             ),
             "deviation_percent": (None, round(count.deviation_percent, 4)),
             "within_tolerance": (None, count.within_tolerance),
-            "equipment": (None, ", ".join(item.code for item in counters) or None),
+            # the counter first, then any other registered equipment the method names
+            "equipment": (None, ", ".join(item.code for item in used) or None),
         },
         reason=reason,
     )
@@ -530,7 +549,47 @@ def count_source(counted_at: dt.datetime, who: str, place: str, zone: ZoneInfo) 
     return f"post-thaw count {local_time(counted_at, zone)} by {who} ({place_words})"
 
 
+@dataclass(frozen=True)
+class CounterOffer:
+    """A registered cell counter in service as the count form offers it: ``why`` a count
+    made now may not use it (the rule ``record_count`` applies), or None: usable."""
+
+    item: Equipment
+    why: str | None = None
+
+
+def counters_offered(session: DbSession, *, on: dt.date) -> list[CounterOffer]:
+    """The registered cell counters in service (``equipment.service.instruments``), each with
+    why a count on day ``on`` may not use it, in two statements."""
+    items = equipment_service.instruments(session)
+    found = equipment_service.standings(session, items, on)
+    return [CounterOffer(item, found[item.id].why) for item in items]
+
+
 # --- internals ----------------------------------------------------------------------------------
+
+
+def _counter(session: DbSession, typed: str | None) -> tuple[Equipment | None, str | None]:
+    """The registered cell counter ``typed`` names (its asset ID however typed), or why it
+    cannot count a dose: none named, not registered, another kind, out of service."""
+    code = (typed or "").strip()
+    if not code:
+        return None, _("Choose the cell counter used (a registered cell counter).")
+    item = equipment_service.by_code(session, code)
+    if item is None:
+        return None, _(
+            "%(code)s is not registered equipment; a count is made on a registered cell counter.",
+            code=code,
+        )
+    if item.kind != EquipmentKind.CELL_COUNTER.value:
+        return None, _(
+            "%(code)s is a %(kind)s, not a cell counter.",
+            code=item.code,
+            kind=str(EQUIPMENT_KIND_NAMES.get(item.kind, item.kind)),
+        )
+    if not item.active:
+        return None, _("%(code)s is out of service.", code=item.code)
+    return item, None
 
 
 def _require_open(session: DbSession, order: DoseOrder, what: str) -> None:

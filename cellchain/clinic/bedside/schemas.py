@@ -194,6 +194,16 @@ class PostThawCountIn(ma.Schema):
     reason = ma.fields.String(
         load_default=None, allow_none=True, metadata={"description": "Why counted again"}
     )
+    # required by the service, which says so in the reader's language (issue 22)
+    counter = ma.fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=ma.validate.Length(max=40),
+        metadata={
+            "description": "Required: the registered cell counter's asset ID (e.g. CNT-01, "
+            "any case or spacing): active, of kind cell_counter, in date on the count's day"
+        },
+    )
 
 
 class PostThawDecisionIn(ma.Schema):
@@ -223,6 +233,11 @@ class PostThawCountOut(ma.Schema):
     )
     place = ma.fields.String()
     method = ma.fields.String()
+    counter = ma.fields.Function(
+        lambda c: c.counter.code if c.counter else None,
+        allow_none=True,
+        metadata={"description": "The cell counter's asset ID (none before migration 0049)"},
+    )
     reason = ma.fields.String(allow_none=True)
     counted_at = ma.fields.AwareDateTime()
     counted_by = ma.fields.String(attribute="counted_by.username")

@@ -36,7 +36,7 @@ from cellchain.core.roles import Permission, Role, holds
 from cellchain.dosing import orders, patients
 from cellchain.errors import DomainError
 from cellchain.extensions import db
-from cellchain.http import AuditedRefusal, acting_user, now, requires, unit_of_work
+from cellchain.http import AuditedRefusal, acting_user, now, requires, site_zone, unit_of_work
 from cellchain.traceability.notices import recalls_naming
 from cellchain.web.forms import load_form, refusal_context
 from cellchain.web.resolve import register_record_page
@@ -352,6 +352,10 @@ def _count_page(order_id: int, error: DomainError | None = None) -> ResponseRetu
                 order=dose.order,
                 may_decide=holds(acting_user().roles, Role.INVESTIGATOR),
                 meanings=post_thaw.DECISION_MEANINGS,
+                # the registered cell counters, those a count made now may not use disabled
+                counters=post_thaw.counters_offered(
+                    db.session, on=now().astimezone(site_zone()).date()
+                ),
             ),
         ),
         error.status if error else 200,

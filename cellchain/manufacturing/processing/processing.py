@@ -47,7 +47,7 @@ from cellchain.manufacturing.models import (
     StepKind,
     StepUnit,
 )
-from cellchain.manufacturing.processing import resources
+from cellchain.manufacturing.processing import resources, step_equipment
 from cellchain.manufacturing.processing.doublings import (
     DEFAULT_MIN_DOUBLING_TIME_HOURS,
     culture_time_problem,
@@ -181,7 +181,7 @@ def isolate(
             _("Scan the tissue container(s) isolated from."), errors={"tissue": [_("Required.")]}
         )
     _check_vessels(donation, vessels, counted=method == "enzymatic")
-    done = _context(session, context, actor=actor, now=now, after=tissue)
+    done = _context(session, context, actor=actor, now=now, after=tissue, step=StepKind.ISOLATION)
     if DonationStatus(donation.status) == DonationStatus.RECEIVED:
         donors.start_processing(
             session, donation, actor=actor, now=now, started_at=done.performed_at
@@ -217,7 +217,7 @@ def passage(
     figures.passage += 1
     _check_vessels(donation, vessels_out, counted=True)
     _check_seeding(sum(v.cells or 0 for v in vessels_out), harvest.cells)
-    done = _context(session, context, actor=actor, now=now, after=vessels_in)
+    done = _context(session, context, actor=actor, now=now, after=vessels_in, step=StepKind.PASSAGE)
     figures.days_in_culture = _days_in_culture(session, vessels_in, done.performed_at, figures)
     return _record(
         session,
@@ -259,7 +259,14 @@ def bank_freeze(
     _positive(cells_per_vial, "cells_per_vial")
     _positive(volume_ml, "volume_ml")
     _check_seeding(vial_count * cells_per_vial, harvest.cells, frozen=True)
-    done = _context(session, context, actor=actor, now=now, after=vessels_in)
+    done = _context(
+        session,
+        context,
+        actor=actor,
+        now=now,
+        after=vessels_in,
+        step=StepKind.BANK_FREEZE,
+    )
     figures.days_in_culture = _days_in_culture(session, vessels_in, done.performed_at, figures)
     vial = _Filled(cells=cells_per_vial, volume_ml=volume_ml, viability=harvest.viability_percent)
     return _record(
@@ -301,7 +308,7 @@ def bank_thaw(
     record = _cell_record(session, vial)
     _check_vessels(donation, vessels_out, counted=True)
     _check_seeding(sum(v.cells or 0 for v in vessels_out), record.cells or 0)
-    done = _context(session, context, actor=actor, now=now, after=[vial])
+    done = _context(session, context, actor=actor, now=now, after=[vial], step=StepKind.BANK_THAW)
     if storage.position_of(session, vial) is not None:  # taken out of LN2 to be thawed
         storage.remove_unit(
             session,
@@ -356,7 +363,7 @@ def fill_lot(
         )
     total_per_bag = fill.volume_ml * fill.total_cells_per_ml
     _check_fill_count(fill.bag_count * total_per_bag, harvest)
-    done = _context(session, context, actor=actor, now=now, after=vessels_in)
+    done = _context(session, context, actor=actor, now=now, after=vessels_in, step=StepKind.FILL)
     figures.days_in_culture = _days_in_culture(session, vessels_in, done.performed_at, figures)
     _excursion(session, donation, figures, StepKind.FILL, done)  # refused before the lot is made
     product = donation.product_definition
@@ -441,12 +448,8 @@ def freeze_lot(
     if LotAction.FREEZE not in lot_actions(session, lot):
         raise Conflict(_("The bags of lot %(lot)s have already been frozen.", lot=lot.lot_number))
     bags = bags_of(session, lot)
-    done = _context(session, context, actor=actor, now=now, after=bags)
-    if not any(item.kind == EquipmentKind.CONTROLLED_RATE_FREEZER.value for item in done.equipment):
-        raise InvalidInput(
-            _("Record the controlled-rate freezer used."),
-            errors={"equipment": [_("A controlled-rate freezer is required.")]},
-        )
+    # the controlled-rate freezer is needed (``step_equipment.STEP_EQUIPMENT``)
+    done = _context(session, context, actor=actor, now=now, after=bags, step=StepKind.FREEZING)
     return _record(
         session,
         donation=lot_donation(session, lot),
@@ -815,7 +818,10 @@ def _context(
     actor: User,
     now: dt.datetime,
     after: Sequence[Unit],
+    step: StepKind,
 ) -> _Done:
+    """The step's time, material lots and equipment, checked; ``step``: its kind, whose
+    equipment it needs (``step_equipment.STEP_EQUIPMENT``)."""
     performed_at = context.performed_at or now
     if performed_at > now:
         raise InvalidInput(
@@ -827,16 +833,19 @@ def _context(
             _("A step cannot be earlier than the units it uses were made."),
             errors={"performed_at": [_("Before its input units existed.")]},
         )
+    # the day of use on the site's calendar, as for its material lots and a storage tank
+    equipment = resources.usable_equipment(
+        session, context.equipment_ids, on=performed_at.astimezone(context.zone).date()
+    )
+    # a step naming no equipment, or not the kinds it needs, would escape the check above
+    step_equipment.require_kinds(step, equipment)
     return _Done(
         context=context,
         performed_at=performed_at,
         materials=resources.usable_material_lots(
             session, context.material_lot_ids, at=performed_at, zone=context.zone
         ),
-        # the day of use on the site's calendar, as for its material lots and a storage tank
-        equipment=resources.usable_equipment(
-            session, context.equipment_ids, on=performed_at.astimezone(context.zone).date()
-        ),
+        equipment=equipment,
         actor=actor,
         now=now,
     )

@@ -25,7 +25,7 @@ from cellchain.errors import DomainError
 from cellchain.extensions import db
 from cellchain.http import acting_user, now, requires, site_zone, unit_of_work
 from cellchain.manufacturing.models import LotStatus, StepKind
-from cellchain.manufacturing.processing import processing, resources
+from cellchain.manufacturing.processing import processing, resources, step_equipment
 from cellchain.manufacturing.processing.batch_record import batch_record
 from cellchain.manufacturing.processing.batch_record_pdf import render_batch_record_pdf
 from cellchain.manufacturing.processing.commands import (
@@ -138,6 +138,8 @@ def _step_form(
         kind=kind,
         form=form,
         formats=_vessel_formats(session, form),
+        # the kinds of equipment the step needs (issue 22), said beside the choice
+        needed_equipment=step_equipment.needed_names(kind),
         **_offers(session),
         error=error.detail if error else None,
         errors=error.errors if error else {},
