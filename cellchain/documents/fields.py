@@ -6,7 +6,9 @@ drawn from.
 
 A field's name carries its path as JSON (``f:["tests",3,"criterion","min"]``), so any key
 survives the trip; its label is the path as a reader writes it (``tests[VIABILITY].
-criterion.min``: a row with a ``code`` is named by it).
+criterion.min``: a row with a ``code`` is named by it), shown small for the expert under its
+words and hint (``field_labels``: "Lowest accepted", "in the result's unit"), which the kind
+of document gives.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cellchain.core.i18n import _
+from cellchain.documents.field_labels import label_for
 from cellchain.errors import InvalidInput
 
 Path = tuple[str | int, ...]
@@ -84,37 +87,51 @@ class Item:
     #: (a list or table as JSON)
     value_type: str = ""
     value: str = ""
+    #: what the parameter is, in the reader's words ("" when the kind gives none)
+    title: str = ""
+    #: its unit or what it takes ("" when none)
+    hint: str = ""
 
 
 def _is_rows(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, Mapping) for v in value)
 
 
-def items(parameters: Mapping[str, Any]) -> list[Item]:
-    """Every line of the field editor of ``parameters``, in order."""
+def items(parameters: Mapping[str, Any], *, kind: str | None = None) -> list[Item]:
+    """Every line of the field editor of ``parameters``, in order; ``kind`` (the document's
+    signature type, ``protocol``) gives each its words and hint (``field_labels``)."""
     out: list[Item] = []
-    _walk(out, parameters, parameters, (), 0)
+    _walk(out, parameters, parameters, (), 0, kind)
     return out
 
 
-def _walk(out: list[Item], root: Any, node: Mapping[str, Any], path: Path, depth: int) -> None:
+def _walk(
+    out: list[Item],
+    root: Any,
+    node: Mapping[str, Any],
+    path: Path,
+    depth: int,
+    document_kind: str | None,
+) -> None:
     for key, value in node.items():
         here = (*path, key)
         label = label_of(root, here)
+        title, hint = label_for(document_kind, here)
         if isinstance(value, Mapping):
-            out.append(Item("group", label, depth))
-            _walk(out, root, value, here, depth + 1)
+            out.append(Item("group", label, depth, title=title, hint=hint))
+            _walk(out, root, value, here, depth + 1, document_kind)
         elif _is_rows(value):
-            out.append(Item("group", label, depth))
+            out.append(Item("group", label, depth, title=title, hint=hint))
             for index, row in enumerate(value):
                 row_path = (*here, index)
                 out.append(
                     Item("row", label_of(root, row_path), depth + 1, name=REMOVE + _key(row_path))
                 )
-                _walk(out, root, row, row_path, depth + 2)
-            out.append(Item("add", label, depth + 1, name=ADD + _key(here)))
+                _walk(out, root, row, row_path, depth + 2, document_kind)
+            out.append(Item("add", label, depth + 1, name=ADD + _key(here), title=title))
             for row_key, template in value[-1].items():  # the last row's values to start
                 kind = _kind(template)
+                new_title, new_hint = label_for(document_kind, (*here, 0, row_key))
                 out.append(
                     Item(
                         "new",
@@ -125,6 +142,8 @@ def _walk(out: list[Item], root: Any, node: Mapping[str, Any], path: Path, depth
                         value_type=kind,
                         # a row's code names it: a new row never starts with another's
                         value="" if row_key == CODE else _shown(template),
+                        title=new_title,
+                        hint=new_hint,
                     )
                 )
         else:
@@ -138,6 +157,8 @@ def _walk(out: list[Item], root: Any, node: Mapping[str, Any], path: Path, depth
                     type_name=TYPE + _key(here),
                     value_type=kind,
                     value=_shown(value),
+                    title=title,
+                    hint=hint,
                 )
             )
 

@@ -118,7 +118,11 @@ def add_document_pages(
                 what=str(what),
                 editing=editing,
                 editor=editor,
-                items=fields.items(document.parameters) if editor == "fields" else [],
+                items=(
+                    fields.items(document.parameters, kind=kind.model.signature_entity_type)
+                    if editor == "fields"
+                    else []
+                ),
                 posted=bool(typed),
                 form=form,
                 links=links(document.id),
