@@ -296,15 +296,31 @@ def record_event(
                 reason=item.calibration_exempt_reason,
             )
         )
+    if entry.kind == EquipmentEventKind.CALIBRATION and not item.active:
+        raise Conflict(
+            _(
+                "Equipment %(code)s is out of service; a calibration is recorded only for "
+                "equipment in service.",
+                code=item.code,
+            ),
+            errors={"kind": [_("Out of service.")]},
+        )
     certificate = None
     if entry.certificate is not None:
         try:
             certificate = checked_certificate(entry.certificate)
         except InvalidInput as refused:
             errors.update(refused.errors)
+    missing = _missing_evidence(entry, certificate)
+    for field, message in missing.items():
+        errors.setdefault(field, []).append(message)
     if errors:
         raise InvalidInput(
-            _("The %(kind)s cannot be recorded as entered.", kind=EVENT_KIND_NAMES[entry.kind]),
+            _evidence_needed()
+            if set(errors) <= set(missing)
+            else _(
+                "The %(kind)s cannot be recorded as entered.", kind=EVENT_KIND_NAMES[entry.kind]
+            ),
             errors=errors,
         )
     interval = _interval(item, entry.kind)
@@ -352,6 +368,42 @@ def record_event(
     )
     _refresh_due(session, item)
     return event
+
+
+#: What names no certificate where its reference is typed (compared by ``code_key``).
+_NO_REFERENCE = frozenset(
+    {"NA", "NONE", "NIL", "NULL", "TBA", "TBC", "TBD", "PENDING", "UNKNOWN", "无", "暂无", "待定"}
+)
+
+
+def names_a_certificate(reference: str | None) -> bool:
+    """Whether a typed certificate reference names one: at least a letter or a digit, and
+    not a placeholder (``-``, ``N/A``, ``TBD``, ``无`` …)."""
+    key = code_key(reference)
+    return bool(key) and key not in _NO_REFERENCE
+
+
+def _evidence_needed() -> str:
+    return _(
+        "A passing calibration needs its evidence: the certificate file (PDF, PNG or JPEG) "
+        "or the external certificate's reference number."
+    )
+
+
+def _missing_evidence(entry: EventInput, certificate: dict[str, object] | None) -> dict[str, str]:
+    """A passing calibration is the equipment's proof of being in date: it needs the
+    certificate file or the certificate's reference number (either). A failure (it only
+    takes equipment out of use) and a maintenance need neither."""
+    if entry.kind != EquipmentEventKind.CALIBRATION or not entry.passed:
+        return {}
+    if certificate is not None or names_a_certificate(entry.certificate_ref):
+        return {}
+    if entry.certificate is not None:  # a file that is refused: its own error says why
+        return {"certificate_ref": _("Or the certificate's reference number.")}
+    return {
+        "certificate": _("The certificate file, or its reference number."),
+        "certificate_ref": _("The certificate's reference number, or the file."),
+    }
 
 
 def checked_certificate(upload: CertificateFile) -> dict[str, object]:
@@ -705,10 +757,10 @@ def history(session: DbSession, item: Equipment) -> list[EquipmentEvent]:
 
 def equipment_actions(item: Equipment) -> frozenset[EquipmentAction]:
     """What may be done to ``item`` as it is: a calibration if it is subject to calibration
-    (``record_event`` refuses one otherwise); a maintenance and a change of intervals always
-    (also out of service: it is calibrated before it returns)."""
+    and in service (``record_event`` refuses one otherwise); a maintenance (a repair) and a
+    change of intervals always, also out of service."""
     acts = {EquipmentAction.CHANGE_INTERVALS, EquipmentAction.RECORD_MAINTENANCE}
-    if subject_to_calibration(item):
+    if subject_to_calibration(item) and item.active:
         acts.add(EquipmentAction.RECORD_CALIBRATION)
     return frozenset(acts)
 

@@ -91,7 +91,11 @@ def equipment_page(equipment_id: int) -> ResponseReturnValue:
 
 
 def _item_page(
-    equipment_id: int, error: DomainError | None = None, which: str | None = None
+    equipment_id: int,
+    error: DomainError | None = None,
+    which: str | None = None,
+    *,
+    file_dropped: bool = False,
 ) -> ResponseReturnValue:
     item = service.get_equipment(db.session, equipment_id)
     html = render_template(
@@ -112,6 +116,7 @@ def _item_page(
             ],
             which=which,
             today=today(),
+            file_dropped=file_dropped,
         ),
     )
     return (html, error.status) if error else html
@@ -129,7 +134,11 @@ def record_event(equipment_id: int) -> ResponseReturnValue:
             day = event.performed_on.isoformat()
     except DomainError as error:
         db.session.rollback()
-        return _item_page(equipment_id, error, "event")
+        # a browser never keeps a chosen file: the page says to choose it again
+        chosen = request.files.get("certificate")
+        return _item_page(
+            equipment_id, error, "event", file_dropped=bool(chosen and chosen.filename)
+        )
     flash(_("The %(kind)s of %(day)s is recorded.", kind=kind, day=day), "success")
     return redirect(url_for("equipment.equipment_page", equipment_id=equipment_id))
 

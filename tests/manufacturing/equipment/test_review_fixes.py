@@ -130,6 +130,7 @@ def _due_on_1_march_2026(bench: Any) -> Any:
             performed_on=dt.date(2025, 3, 1),
             performed_by="Calibration Services Ltd (test)",
             passed=True,
+            certificate_ref="CERT-CF-77-2025",
         ),
         actor=bench.lab.tech,
         now=dt.datetime(2025, 3, 1, 12, 0, tzinfo=UTC),
