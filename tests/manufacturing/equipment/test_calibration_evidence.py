@@ -29,6 +29,7 @@ from cellchain.manufacturing.models import (
 from cellchain.manufacturing.storage import storage
 from cellchain.quality.models import QcResult
 from tests.support.equipment import calibrate
+from tests.support.ward import WARD_COUNTER
 
 PDF = b"%PDF-1.4\n% certificate\n%%EOF\n"
 
@@ -375,12 +376,13 @@ def test_a_placement_in_a_failed_tank_is_refused_on_the_page_and_the_api(
     db.session.rollback()
 
 
-def _count_body(method: str) -> dict[str, Any]:
+def _count_body(method: str, counter: str) -> dict[str, Any]:
     return {
         "total_cells_per_ml": 5.0e6,
         "viability_percent": 90,
         "place": "pharmacy",
         "method": method,
+        "counter": counter,
     }
 
 
@@ -388,17 +390,27 @@ def _counts() -> int:
     return int(db.session.scalar(select(func.count()).select_from(PostThawCount)) or 0)
 
 
+@pytest.mark.parametrize(
+    ("field", "method", "counter"),
+    [
+        # the count's own cell counter failed its calibration
+        ("counter", "NucleoCounter NC-200, AO/DAPI", "cnt f5"),
+        # the counter is in date, but the method names a registered one that failed
+        ("method", "NucleoCounter CNT-F5, AO/DAPI", WARD_COUNTER),
+    ],
+)
 def test_a_post_thaw_count_on_a_failed_counter_is_refused_on_the_page_and_the_api(
-    ward: Any, clients: Any
+    ward: Any, clients: Any, field: str, method: str, counter: str
 ) -> None:
     _patient, order = ward.at_bedside()
     _failed(ward.lab.qa, "CNT-F5", EquipmentKind.CELL_COUNTER)
-    body = _count_body("NucleoCounter CNT-F5, AO/DAPI")
+    body = _count_body(method, counter)
     answer = clients.api(ward.clinic.clinician).post(
         f"/api/v1/doses/{order.id}/post-thaw-counts", json=body
     )
     assert answer.status_code == 409, answer.get_json()
     assert _failed_words() in answer.get_json()["detail"]
+    assert field in answer.get_json()["errors"]
     page = clients.web(ward.clinic.clinician).post(f"/doses/{order.id}/post-thaw-count", data=body)
     assert page.status_code == 409 and _failed_words() in page.get_data(as_text=True)
     assert _counts() == 0
