@@ -43,6 +43,7 @@ from typing import Any
 from sqlalchemy import SQLColumnExpression, func, select
 
 from cellchain.clinic.models import Shipment
+from cellchain.core import numbering
 from cellchain.core.i18n import LazyText, _, lazy
 from cellchain.core.identifiers import Identifier, InvalidIdentifier, parse_identifier
 from cellchain.core.models import IssuedIdentifier
@@ -287,15 +288,7 @@ def _issued(session: DbSession, identifier: Identifier, roles: frozenset[Role]) 
     ):
         issued = None  # a patient of a site the user does not see (docs/sites.md)
     if issued is None:
-        raise UnknownCode(
-            _(
-                "%(code)s is a valid %(kind)s of facility %(facility)s, but this site has not "
-                "issued it.",
-                code=identifier.display,
-                kind=identifier.kind,
-                facility=identifier.facility_code,
-            )
-        )
+        raise UnknownCode(numbering.never_issued(identifier))
     names = {"DIN": "DIN", "UNIT": _("Unit"), "COI": _("Chain of identity")}
     return Match(
         kind=kind,
