@@ -314,7 +314,9 @@ def test_the_api_refuses_p6_then_accepts_it_with_qa_s_authorisation(bench, clien
     assert [s["meaning"] for s in authorisation["signatures"]] == [deviations.AUTHORISE_MEANING]
     assert authorisation["signatures"][0]["valid"] is True
 
-    done = tech.post("/api/v1/steps/passage", json=passage_body(bench, vessels, deviation_id=deviation_id))
+    done = tech.post(
+        "/api/v1/steps/passage", json=passage_body(bench, vessels, deviation_id=deviation_id)
+    )
     assert done.status_code == 201 and done.get_json()["deviation_id"] == deviation_id
     p6 = [chain.resolve_unit(db.session, code) for code in done.get_json()["outputs"]]
     bench.age(p6)  # in culture before their harvest
