@@ -19,10 +19,11 @@ from cellchain.core.types import utcnow
 from cellchain.errors import Conflict
 from cellchain.extensions import db
 from cellchain.manufacturing.equipment import service as equipment
-from cellchain.manufacturing.models import Equipment, EquipmentEventKind, EquipmentKind
+from cellchain.manufacturing.models import Equipment, EquipmentEventKind, EquipmentKind, StepKind
 from cellchain.manufacturing.processing import processing
 from cellchain.quality.models import QcResult
 from tests.support.equipment import calibrate, register_in_date
+from tests.support.ward import WARD_COUNTER
 
 #: the ways a Chinese IME or a hurried hand types ``CNT-09``
 SPELLINGS = ("CNT 09", "CNT09", "CNT\u201109", "\uff23\uff2e\uff34-09", " cnt\u2010 09 ")
@@ -115,7 +116,8 @@ def _due_on_1_march_2026(bench: Any) -> Any:
         db.session,
         equipment.EquipmentInput(
             code="CF-77",
-            kind=EquipmentKind.CENTRIFUGE,
+            # a freezing needs its controlled-rate freezer and nothing else (issue 22)
+            kind=EquipmentKind.CONTROLLED_RATE_FREEZER,
             name="CF-77 (test)",
             calibration_interval_days=365,
         ),
@@ -148,6 +150,7 @@ def _step_at(bench: Any, item: Any, at: dt.datetime, zone: str) -> Any:
         actor=bench.lab.tech,
         now=at,
         after=(),
+        step=StepKind.FREEZING,
     )
 
 
@@ -175,12 +178,13 @@ def test_a_step_west_of_utc_judges_equipment_on_the_site_day(bench: Any) -> None
 # --- item 13: the post-thaw count's instrument --------------------------------------------------
 
 
-def _count_body(method: str) -> dict[str, Any]:
+def _count_body(method: str, counter: str = WARD_COUNTER) -> dict[str, Any]:
     return {
         "total_cells_per_ml": 5.0e6,
         "viability_percent": 90,
         "place": "pharmacy",
         "method": method,
+        "counter": counter,
     }
 
 
@@ -208,7 +212,7 @@ def test_a_post_thaw_count_on_an_overdue_counter_is_refused(ward: Any, clients: 
         now=utcnow(),
     )
     db.session.commit()
-    recorded = nurse.post(url, json=_count_body("NucleoCounter cnt32, AO/DAPI"))
+    recorded = nurse.post(url, json=_count_body("NucleoCounter cnt32, AO/DAPI", "cnt 32"))
     assert recorded.status_code == 201, recorded.get_json()
     assert _counts() == 1
     entry = db.session.execute(
