@@ -167,6 +167,6 @@ def receive_material_as_user(session: DbSession, entry: resources.MaterialLotInp
 def release_material_as_user(session: DbSession, lot_id: int) -> MaterialLot:
     """Release a material lot for use."""
     lot = resources.get_material_lot(session, lot_id)
-    resources.release_material_lot(session, lot, actor=acting_user(), now=now())
+    resources.release_material_lot(session, lot, actor=acting_user(), now=now(), zone=site_zone())
     return lot
 

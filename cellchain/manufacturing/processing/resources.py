@@ -98,12 +98,18 @@ def receive_material_lot(
 
 
 def release_material_lot(
-    session: DbSession, lot: MaterialLot, *, actor: User, now: dt.datetime
+    session: DbSession,
+    lot: MaterialLot,
+    *,
+    actor: User,
+    now: dt.datetime,
+    zone: ZoneInfo = _UTC,
 ) -> None:
-    """Release a received lot for use (incoming inspection passed). Once; never if expired."""
+    """Release a received lot for use (incoming inspection passed). Once; never if expired on
+    the site's calendar (``zone``) at ``now``, the day a step's use is read on too."""
     if lot.released:
         raise Conflict(_("%(lot)s was already released.", lot=lot.label))
-    if lot.expiry_date < now.date():
+    if lot.expiry_date < now.astimezone(zone).date():
         raise Conflict(
             _(
                 "%(lot)s expired on %(date)s; it cannot be released.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -12,6 +13,8 @@ from cellchain.core.types import utcnow
 from cellchain.extensions import db
 from cellchain.manufacturing.models import MaterialCategory, StockUnit
 from cellchain.manufacturing.processing import processing, resources
+
+UTC = ZoneInfo("UTC")
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Stocked:
         expiry: dt.date | None = None,
         released_at: dt.datetime | None = None,
         release: bool = True,
+        zone: ZoneInfo = UTC,
     ) -> Any:
         now = utcnow()
         lot = resources.receive_material_lot(
@@ -55,7 +59,7 @@ class Stocked:
         )
         if release:
             resources.release_material_lot(
-                db.session, lot, actor=self.bench.lab.qa, now=released_at or now
+                db.session, lot, actor=self.bench.lab.qa, now=released_at or now, zone=zone
             )
         db.session.commit()
         self.lots[key] = lot

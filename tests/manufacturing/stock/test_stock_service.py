@@ -272,9 +272,14 @@ def test_expiry_is_read_on_the_sites_calendar_at_the_steps_time(stocked: Any) ->
         500,
         StockUnit.ML,
         expiry=local_day - dt.timedelta(days=1),
+        released_at=now - dt.timedelta(days=2),  # released while in date, on any calendar
+        zone=zone,
     )
-    # expires on the site's day: still usable that day
-    stocked.receive("today", "α-MEM", MaterialCategory.MEDIUM, 500, StockUnit.ML, expiry=local_day)
+    # expires on the site's day: still usable that day (and released on it, whatever UTC's
+    # day says: before 10:00 UTC the site's day is UTC's yesterday)
+    stocked.receive(
+        "today", "α-MEM", MaterialCategory.MEDIUM, 500, StockUnit.ML, expiry=local_day, zone=zone
+    )
     with pytest.raises(Conflict, match="expired on") as refused:
         stocked.isolate("old", quantities={"old": 10}, zone=zone)
     assert refused.value.title == "Material expired"
@@ -369,3 +374,24 @@ def test_the_stock_list_pages_sorts_by_remaining_and_filters(stocked: Any) -> No
         db.session, PageRequest(), today=utcnow().date(), state=stock.StockState.LOW
     )
     assert {row.lot.material for row in low.items} == {"α-MEM"}
+
+
+def test_a_lot_is_released_on_the_sites_calendar(stocked: Any) -> None:
+    """At 00:30 UTC on 8 December it is still 7 December at a site on UTC−12: a lot expiring
+    on the 7th may be released there, and not at a site on UTC."""
+    lot = stocked.receive(
+        "edge",
+        "α-MEM",
+        MaterialCategory.MEDIUM,
+        500,
+        StockUnit.ML,
+        expiry=dt.date(2026, 12, 7),
+        release=False,
+    )
+    at = dt.datetime(2026, 12, 8, 0, 30, tzinfo=dt.UTC)
+    with pytest.raises(Conflict, match="expired on 2026-12-07"):
+        resources.release_material_lot(db.session, lot, actor=stocked.bench.lab.qa, now=at)
+    resources.release_material_lot(
+        db.session, lot, actor=stocked.bench.lab.qa, now=at, zone=ZoneInfo("Etc/GMT+12")
+    )
+    assert lot.released_at == at
