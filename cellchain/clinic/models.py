@@ -716,7 +716,7 @@ class PostThawCount(Recorded, Model):
     decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     deviation_id: Mapped[int | None] = mapped_column(ForeignKey("deviations.id"))
-    #: the registered cell counter the count was made on (issue 22, migration 0049); null on
+    #: the registered cell counter the count was made on (issue 22, migration 0048); null on
     #: a count recorded before it
     equipment_id: Mapped[int | None] = mapped_column(ForeignKey("equipment.id"))
 

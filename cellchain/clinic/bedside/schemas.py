@@ -236,7 +236,7 @@ class PostThawCountOut(ma.Schema):
     counter = ma.fields.Function(
         lambda c: c.counter.code if c.counter else None,
         allow_none=True,
-        metadata={"description": "The cell counter's asset ID (none before migration 0049)"},
+        metadata={"description": "The cell counter's asset ID (none before migration 0048)"},
     )
     reason = ma.fields.String(allow_none=True)
     counted_at = ma.fields.AwareDateTime()

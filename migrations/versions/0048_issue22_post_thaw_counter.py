@@ -4,8 +4,8 @@
 registered counters and checked in date on the count's day; null on a count recorded before
 (its counter, if any, is named only in its method's words).
 
-Revision ID: 0049
-Revises: 0048
+Revision ID: 0048
+Revises: 0047
 Create Date: 2026-12-07 23:30:00
 
 """
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0049"
-down_revision = "0048"
+revision = "0048"
+down_revision = "0047"
 branch_labels = None
 depends_on = None
 
