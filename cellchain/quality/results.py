@@ -342,16 +342,17 @@ def record_results(
             joined(messages, " ") if messages else _("Some results cannot be recorded as entered.")
         )
         raise InvalidInput(detail, errors=errors)
-    # an instrument that is registered equipment (its asset ID typed) must be in date on the
-    # day of the test (issue 22); the result names it
+    # registered equipment the instrument's words name (its asset ID, however typed, alone
+    # or beside a model's name) must be in service and in date on the day of the test
+    # (issue 22); the result names the first
     instruments: dict[str, int] = {}
     for entry, test, _value in readings:
-        item = equipment_service.by_code(session, entry.instrument)
-        if item is not None:
-            equipment_service.require_in_date(
-                session, [item], on=entry.tested_on, field=f"{test['code']}.instrument"
-            )
-            instruments[test["code"]] = item.id
+        named = equipment_service.named_in(session, entry.instrument)
+        equipment_service.require_in_date(
+            session, named, on=entry.tested_on, field=f"{test['code']}.instrument"
+        )
+        if named:
+            instruments[test["code"]] = named[0].id
     labelled = labelled_viable_cells_per_bag(session, sample)
     results = [
         _new_result(lot, sample, spec, test, entry, value, labelled, actor=actor, now=now)

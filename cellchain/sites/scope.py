@@ -154,6 +154,14 @@ def _criteria(site_ids: frozenset[int]) -> list[Any]:
             include_aliases=True,
         ),
     ]
+    from cellchain.manufacturing.models import Deviation
+
+    hidden_deviations = _hidden_deviations(ids).scalar_subquery()
+    options.append(
+        with_loader_criteria(
+            Deviation, lambda cls: cls.id.not_in(hidden_deviations), include_aliases=True
+        )
+    )
     hidden_acts = _hidden_audit_acts(ids)
     options.append(
         with_loader_criteria(
@@ -202,13 +210,46 @@ def _hidden_units(site_ids: list[int]) -> Any:
     tables = db.Model.metadata.tables
     patients, orders, bags = tables["patients"], tables["dose_orders"], tables["dose_bags"]
     elsewhere = select(patients.c.id).where(patients.c.site_id.not_in(site_ids))
+    live = orders.c.status != "cancelled"
+    # a bag of another site's cancelled dose went back to the lab: once in a dose of one of
+    # these sites' patients, it is theirs (its bedside codes must read as theirs)
+    given_here = (
+        select(bags.c.unit_id)
+        .join(orders, orders.c.id == bags.c.order_id)
+        .where(live, orders.c.patient_id.not_in(elsewhere))
+    )
     return union(
         select(orders.c.dose_unit_id).where(
             orders.c.patient_id.in_(elsewhere), orders.c.dose_unit_id.is_not(None)
         ),
         select(bags.c.unit_id)
         .join(orders, orders.c.id == bags.c.order_id)
-        .where(orders.c.patient_id.in_(elsewhere)),
+        .where(orders.c.patient_id.in_(elsewhere), or_(live, bags.c.unit_id.not_in(given_here))),
+    )
+
+
+def _hidden_deviations(site_ids: list[int]) -> Any:
+    """The ids of the deviations opened on another site's patient's dose (an investigator's
+    override of its calculated dose, a post-thaw count outside tolerance infused on their
+    decision): their description names the patient. Read from the tables."""
+    from sqlalchemy import union
+
+    from cellchain.extensions import db
+
+    tables = db.Model.metadata.tables
+    patients, orders, counts = (
+        tables["patients"],
+        tables["dose_orders"],
+        tables["post_thaw_counts"],
+    )
+    elsewhere = select(patients.c.id).where(patients.c.site_id.not_in(site_ids))
+    return union(
+        select(orders.c.deviation_id).where(
+            orders.c.patient_id.in_(elsewhere), orders.c.deviation_id.is_not(None)
+        ),
+        select(counts.c.deviation_id)
+        .join(orders, orders.c.id == counts.c.dose_order_id)
+        .where(orders.c.patient_id.in_(elsewhere), counts.c.deviation_id.is_not(None)),
     )
 
 
@@ -249,6 +290,8 @@ def _hidden_audit_entries(site_ids: list[int]) -> Any:
             select(literal(entity_type, String(60)), cast(table.c.id, String(80))).where(outside)
         )
     parts.append(select(literal("unit", String(60)), cast(units.c[0], String(80))))
+    deviations = _hidden_deviations(site_ids).subquery()
+    parts.append(select(literal("deviation", String(60)), cast(deviations.c[0], String(80))))
     issued = tables["issued_identifiers"]
     parts.append(
         select(literal("identifier", String(60)), issued.c.code).where(

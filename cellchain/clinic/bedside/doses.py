@@ -1056,17 +1056,22 @@ def _dose_reads_statement() -> DriverStatement:
 def issued_site_columns() -> tuple[Any, Any]:
     """Two columns beside an ``IssuedIdentifier`` row: the lowest and the highest clinical site
     of the patients the code names — the patient of a wristband (COI), the patients of the
-    doses a unit is the prepared dose or a bag of — None for a code naming no patient. Read
+    doses a unit is the prepared dose or a bag of (not a cancelled dose's bag: it went back to
+    the lab and may have been given to another since) — None for a code naming no patient. Read
     from the tables, so that they hold whoever reads (``sites/scope.py`` filters ORM reads
     only, and the bedside reads on the driver's cursor)."""
     issued = IssuedIdentifier.__table__
     patients_t, orders_t, bags_t = Patient.__table__, DoseOrder.__table__, DoseBag.__table__
     of_unit = or_(
         cast(orders_t.c.dose_unit_id, String()) == issued.c.entity_id,
-        orders_t.c.id.in_(
-            select(bags_t.c.order_id)
-            .where(cast(bags_t.c.unit_id, String()) == issued.c.entity_id)
-            .correlate(issued)  # two levels down: not correlated by itself
+        and_(
+            # a bag of a cancelled dose went back to the lab and may be another's now
+            orders_t.c.status != DoseStatus.CANCELLED.value,
+            orders_t.c.id.in_(
+                select(bags_t.c.order_id)
+                .where(cast(bags_t.c.unit_id, String()) == issued.c.entity_id)
+                .correlate(issued)  # two levels down: not correlated by itself
+            ),
         ),
     )
 

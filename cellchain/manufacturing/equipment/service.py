@@ -614,9 +614,16 @@ def _standing_from(
 def require_in_date(
     session: DbSession, items: Sequence[Equipment], *, on: dt.date, field: str = "equipment"
 ) -> None:
-    """Refuse the use on day ``on`` of any of ``items`` past its calibration or maintenance
-    due date, never calibrated, or whose last calibration failed (the first one found)."""
+    """Refuse the use on day ``on`` of any of ``items`` out of service, past its calibration
+    or maintenance due date, never calibrated, or whose last calibration failed (the first
+    one found): every use of equipment (a step, a QC result, a storage placement, a
+    post-thaw count, the equipment its words name included) passes here."""
     for item in items:
+        if not item.active:
+            raise Conflict(
+                _("Equipment %(code)s is out of service.", code=item.code),
+                errors={field: [_("%(code)s: out of service.", code=item.code)]},
+            )
         found = standing(session, item, on)
         if found.problem is not None:
             raise Conflict(

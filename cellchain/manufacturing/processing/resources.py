@@ -173,15 +173,7 @@ def list_material_lots(session: DbSession) -> list[MaterialLot]:
 def usable_equipment(session: DbSession, ids: Sequence[int], *, on: dt.date) -> list[Equipment]:
     """The equipment a step used, each refused if unknown, out of service, or not in date
     (calibration or maintenance) on day ``on`` (``equipment.service.require_in_date``)."""
-    items = []
-    for equipment_id in dict.fromkeys(ids):
-        item = get_equipment(session, equipment_id)
-        if not item.active:
-            raise Conflict(
-                _("Equipment %(code)s is out of service.", code=item.code),
-                errors={"equipment": [_("%(code)s: out of service.", code=item.code)]},
-            )
-        items.append(item)
+    items = [get_equipment(session, equipment_id) for equipment_id in dict.fromkeys(ids)]
     equipment_service.require_in_date(session, items, on=on)
     return items
 
