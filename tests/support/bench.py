@@ -36,6 +36,22 @@ class Bench:
         values.update(changes)
         return processing.StepContext(**values)
 
+    def isolation_body(self, donation: Any = None, **changes: Any) -> dict[str, Any]:
+        """The API's body of an isolation of ``donation``'s tissue (a new eligible donation's
+        by default): one T175 at 1e6, the medium, the biosafety cabinet and the incubator
+        (``changes`` replace)."""
+        donation = donation or self.lab.eligible_donation()
+        body: dict[str, Any] = {
+            "tissue": [donation.units[0].code],
+            "method": "enzymatic",
+            "vessel_count": 1,
+            "vessel_format": "T175",
+            "cells_per_vessel": 1e6,
+            "materials": [self.materials["medium"].id],
+            "equipment": [self.equipment["BSC-01"].id, self.equipment["INC-01"].id],
+        }
+        return {**body, **changes}
+
     def isolate(self, donation: Any, vessels: int = 3, cells: float | None = 1.0e6) -> Any:
         step = processing.isolate(
             db.session,

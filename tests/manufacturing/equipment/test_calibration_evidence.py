@@ -273,15 +273,7 @@ def test_a_step_on_failed_equipment_is_refused_on_the_page_and_the_api(
 ) -> None:
     failed = _failed(bench.lab.tech, "CF-F2")
     donation = bench.lab.eligible_donation()
-    body = {
-        "tissue": [donation.units[0].code],
-        "method": "enzymatic",
-        "vessel_count": 1,
-        "vessel_format": "T175",
-        "cells_per_vessel": 1e6,
-        "materials": [bench.materials["medium"].id],
-        "equipment": [failed.id],
-    }
+    body = bench.isolation_body(donation, equipment=[failed.id])
     answer = clients.api(bench.lab.tech).post("/api/v1/steps/isolation", json=body)
     assert answer.status_code == 409, answer.get_json()
     assert "CF-F2" in answer.get_json()["detail"]

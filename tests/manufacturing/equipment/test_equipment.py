@@ -233,15 +233,7 @@ def test_the_time_of_use_counts_not_now(bench: Any) -> None:
 def test_the_api_and_the_page_refuse_a_step_with_overdue_equipment(bench: Any, clients) -> None:
     late = _overdue(bench, "CF-22")
     donation = bench.lab.eligible_donation()
-    body = {
-        "tissue": [donation.units[0].code],
-        "method": "enzymatic",
-        "vessel_count": 1,
-        "vessel_format": "T175",
-        "cells_per_vessel": 1e6,
-        "materials": [bench.materials["medium"].id],
-        "equipment": [late.id],
-    }
+    body = bench.isolation_body(donation, equipment=[late.id])
     answer = clients.api(bench.lab.tech).post("/api/v1/steps/isolation", json=body)
     assert answer.status_code == 409, answer.get_json()
     assert "CF-22" in answer.get_json()["detail"] and _due_text(late) in answer.get_json()["detail"]
